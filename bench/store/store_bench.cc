@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <spdlog/spdlog.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -68,7 +69,7 @@ void BM_StoreTxn(benchmark::State& state) {
   state.counters["keys_per_s"] =
       benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_StoreTxn)->Arg(1)->Arg(16)->Arg(256)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_StoreTxn)->Arg(1)->Arg(16)->Arg(256)->UseRealTime()->MinTime(0.5);
 
 void BM_RawSqliteTxn(benchmark::State& state) {
   const auto batch = static_cast<int>(state.range(0));
@@ -111,7 +112,7 @@ void BM_RawSqliteTxn(benchmark::State& state) {
   state.counters["keys_per_s"] =
       benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_RawSqliteTxn)->Arg(1)->Arg(16)->Arg(256)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_RawSqliteTxn)->Arg(1)->Arg(16)->Arg(256)->UseRealTime()->MinTime(0.5);
 
 // Time from calling txn() to a watcher on another thread holding the event,
 // and (for comparison) from calling txn() to its return. Reported as medians.
@@ -165,8 +166,15 @@ void BM_WatchDelivery(benchmark::State& state) {
   state.counters["commit_p50_us"] = median(commit_us);
   state.counters["watch_p50_us"] = median(delivery_us);
 }
-BENCHMARK(BM_WatchDelivery)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_WatchDelivery)->UseRealTime()->MinTime(0.5);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  spdlog::set_level(spdlog::level::warn);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -234,9 +234,10 @@ struct Core {
          "SELECT key, value, create_rev, mod_rev, version FROM kv "
          "WHERE key >= ?1 AND (?2 IS NULL OR key < ?2) ORDER BY key"},
         {&upsert_kv,
-         "INSERT OR REPLACE INTO kv(key, value, create_rev, mod_rev, version) "
-         "VALUES (?1, ?2, ?3, ?4, ?5)"},
-        {&delete_kv, "DELETE FROM kv WHERE key = ?1"},
+         "INSERT INTO kv(key, value, create_rev, mod_rev, version) VALUES (?1, ?2, ?3, ?3, 1) "
+         "ON CONFLICT(key) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev, "
+         "version = version + 1 RETURNING create_rev, version"},
+        {&delete_kv, "DELETE FROM kv WHERE key = ?1 RETURNING 1"},
         {&insert_history,
          "INSERT INTO history(revision, seq, deleted, key, value, create_rev, version) "
          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
@@ -308,33 +309,43 @@ struct Core {
     return ok();
   }
 
-  Result<void> putKey(const std::string& key, const std::string& value, Revision rev, int64_t& seq)
-      CANOPY_REQUIRES(mu) {
-    auto prev = lookup(key);
-    if (!prev) return std::move(prev).error();
-    KeyValue kv{key, value, *prev ? (*prev)->create_revision : rev, rev,
-                *prev ? (*prev)->version + 1 : 1};
+  // One statement: insert or bump, returning the key's create revision and
+  // version, so a put costs one kv write and one history row.
+  Result<void> putKey(const std::string& key, const std::string& value, Revision rev,
+                      int64_t& seq) CANOPY_REQUIRES(mu) {
+    KeyValue kv{key, value, rev, rev, 1};
     {
       StatementScope scope(upsert_kv);
-      upsert_kv.bindBlob(1, kv.key);
-      upsert_kv.bindBlob(2, kv.value);
-      upsert_kv.bindInt(3, kv.create_revision);
-      upsert_kv.bindInt(4, kv.mod_revision);
-      upsert_kv.bindInt(5, kv.version);
-      auto r = upsert_kv.step();
-      if (!r) return std::move(r).error();
+      upsert_kv.bindBlob(1, key);
+      upsert_kv.bindBlob(2, value);
+      upsert_kv.bindInt(3, rev);
+      auto row = upsert_kv.step();
+      if (!row) return std::move(row).error();
+      if (!*row) return Error(Errc::Internal, "upsert returned no row");
+      kv.create_revision = upsert_kv.columnInt(0);
+      kv.version = upsert_kv.columnInt(1);
+      auto done = upsert_kv.step();  // RETURNING completes on the next step
+      if (!done) return std::move(done).error();
     }
     return record(rev, seq, false, kv);
   }
 
-  Result<void> deleteKey(const std::string& key, Revision rev, int64_t& seq) CANOPY_REQUIRES(mu) {
+  // Deletes `key` if present; true if it was.
+  Result<bool> deleteKey(const std::string& key, Revision rev, int64_t& seq)
+      CANOPY_REQUIRES(mu) {
     {
       StatementScope scope(delete_kv);
       delete_kv.bindBlob(1, key);
-      auto r = delete_kv.step();
-      if (!r) return std::move(r).error();
+      auto row = delete_kv.step();
+      if (!row) return std::move(row).error();
+      if (!*row) return false;
+      auto done = delete_kv.step();
+      if (!done) return std::move(done).error();
     }
-    return record(rev, seq, true, KeyValue{key, {}, 0, rev, 0});
+    if (auto r = record(rev, seq, true, KeyValue{key, {}, 0, rev, 0}); !r) {
+      return std::move(r).error();
+    }
+    return true;
   }
 
   Result<void> setMeta(std::string_view name, int64_t value) CANOPY_REQUIRES(mu) {
@@ -362,11 +373,9 @@ struct Core {
           break;
         }
         case Op::Type::Delete: {
-          auto prev = lookup(op.key);
-          if (!prev) return std::move(prev).error();
-          if (*prev) {
-            auto r = deleteKey(op.key, rev, seq);
-            if (!r) return std::move(r).error();
+          auto deleted = deleteKey(op.key, rev, seq);
+          if (!deleted) return std::move(deleted).error();
+          if (*deleted) {
             out.deleted = 1;
             changed = true;
           }
@@ -417,10 +426,6 @@ struct Core {
     auto results = apply(response.succeeded ? success : failure, rev, changed);
     if (!results) return std::move(results).error();
     response.results = std::move(*results);
-    if (changed) {
-      auto r = setMeta("revision", rev);
-      if (!r) return std::move(r).error();
-    }
     response.revision = changed ? rev : rev - 1;
     return response;
   }
@@ -587,6 +592,9 @@ class SqliteStoreImpl final : public Store {
         auto r = c.delete_history_before.step();
         if (!r) return std::move(r).error();
         if (auto m = c.setMeta("compacted", revision); !m) return m;
+        // History keeps the current revision's rows, but record it anyway so
+        // the revision never depends on what compaction left.
+        if (auto m = c.setMeta("revision", current); !m) return m;
         return c.run(c.commit);
       };
       if (auto r = body(); !r) {
@@ -694,7 +702,12 @@ Result<void> prepareFile(Core& c, const SqliteOptions& options) CANOPY_REQUIRES(
   }
 
   if (auto r = c.prepareAll(); !r) return r;
-  auto revision = pragmaInt(db, "SELECT value FROM meta WHERE name = 'revision'");
+  // The revision is the newest history row's: every changing transaction
+  // writes at least one, and compaction never removes the newest revision.
+  // meta.revision (written at compaction) covers a history emptied by hand.
+  auto revision = pragmaInt(db,
+                            "SELECT max((SELECT value FROM meta WHERE name = 'revision'), "
+                            "coalesce((SELECT max(revision) FROM history), 0))");
   if (!revision) return std::move(revision).error();
   auto compacted = pragmaInt(db, "SELECT value FROM meta WHERE name = 'compacted'");
   if (!compacted) return std::move(compacted).error();
