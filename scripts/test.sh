@@ -14,10 +14,26 @@ cd "$root"
 
 jobs=$(nproc)
 status=0
+passed=0
+failed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 stage() {
   echo
   echo "=== $* ==="
-  "$@" || { echo "=== FAILED: $* ==="; status=1; }
+  "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  # Add up ctest's "N% tests passed, F tests failed out of T".
+  local summary
+  summary=$(grep -Eo '[0-9]+ tests failed out of [0-9]+' "$log" | tail -n 1)
+  if [ -n "$summary" ]; then
+    local f t
+    read -r f _ _ _ _ t <<<"$summary"
+    failed=$((failed + f))
+    passed=$((passed + t - f))
+  fi
+  [ "$rc" -eq 0 ] || { echo "=== FAILED: $* ==="; status=1; }
+  return "$rc"
 }
 
 build() {
@@ -31,4 +47,6 @@ stage build fuzz && CANOPY_FUZZ_SECONDS=${CANOPY_FUZZ_SECONDS:-20} stage ctest -
 
 echo
 if [ "$status" -eq 0 ]; then echo "scripts/test.sh: all stages passed"; else echo "scripts/test.sh: FAILED"; fi
+[ "$status" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1  # a failed build counts too
+echo "tests: $passed passed, $failed failed"
 exit "$status"
