@@ -9,9 +9,9 @@ packages=(
   build-essential g++ cmake ninja-build ccache pkg-config git
   clang libclang-rt-14-dev clang-format clang-tidy
   # libraries
-  libsqlite3-dev sqlite3 libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
+  libsqlite3-dev sqlite3 libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libboost-dev
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev python3
+  libgtest-dev libgmock-dev libbenchmark-dev python3 curl
 )
 
 missing=()

@@ -4,6 +4,7 @@
 // over the bare database. bench/store/run.sh prints the ratios.
 
 #include <benchmark/benchmark.h>
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -12,7 +13,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <spdlog/spdlog.h>
 #include <string>
 #include <thread>
 #include <vector>

@@ -4,11 +4,12 @@
 #include "api/http_server.h"
 // clang-format on
 
+#include <spdlog/spdlog.h>
+
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <cctype>
 #include <exception>
-#include <spdlog/spdlog.h>
 #include <thread>
 
 namespace canopy::api {
@@ -118,8 +119,8 @@ class BeastServer final : public HttpServer {
       bool keep_alive = false;
       unsigned version = 11;
       if (ec == http::error::body_limit) {
-        out = plainError(413, "request body larger than " +
-                                  std::to_string(options_.max_body_bytes) + " bytes");
+        out = plainError(
+            413, "request body larger than " + std::to_string(options_.max_body_bytes) + " bytes");
       } else if (ec) {
         out = plainError(400, "malformed HTTP request: " + ec.message());
       } else {
@@ -144,7 +145,7 @@ class BeastServer final : public HttpServer {
   HttpResponse dispatch(http::request<http::string_body>& req, const std::string& remote) {
     HttpRequest in;
     in.method = std::string(req.method_string());
-    std::string_view target = req.target();
+    std::string_view target(req.target().data(), req.target().size());
     auto q = target.find('?');
     in.path = urlDecode(target.substr(0, q), false);
     if (q != std::string_view::npos) in.query = parseQuery(target.substr(q + 1));
@@ -196,6 +197,22 @@ std::string urlDecode(std::string_view text, bool plus_is_space) {
       }
     }
     out.push_back(plus_is_space && c == '+' ? ' ' : c);
+  }
+  return out;
+}
+
+std::string urlEncode(std::string_view text) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : text) {
+    auto u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(c);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 15]);
+    }
   }
   return out;
 }

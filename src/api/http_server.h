@@ -44,7 +44,7 @@ struct HttpResponse {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
-  std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<std::pair<std::string, std::string>> headers{};
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
@@ -71,6 +71,8 @@ class HttpServer {
 
 // Percent-decoding for paths and query strings ('+' is a space in queries).
 std::string urlDecode(std::string_view text, bool plus_is_space);
+// Percent-encodes everything but RFC 3986's unreserved characters.
+std::string urlEncode(std::string_view text);
 // Splits "a=1&b=&c" into decoded pairs.
 std::vector<std::pair<std::string, std::string>> parseQuery(std::string_view query);
 

@@ -51,6 +51,10 @@ std::string_view errcName(Errc code) noexcept {
       return "PreconditionFailed";
     case Errc::Compacted:
       return "Compacted";
+    case Errc::Unauthenticated:
+      return "Unauthenticated";
+    case Errc::PermissionDenied:
+      return "PermissionDenied";
     case Errc::Unavailable:
       return "Unavailable";
     case Errc::Internal:
@@ -70,7 +74,7 @@ Error Error::withContext(std::string_view context) const {
   std::string message(context);
   message += ": ";
   message += message_;
-  return Error(code_, std::move(message));
+  return Error(code_, std::move(message), reason_);
 }
 
 }  // namespace canopy

@@ -30,6 +30,8 @@ enum class Errc {
   Conflict,            // the request clashes with current state (in use, duplicate, lost race)
   PreconditionFailed,  // an explicit precondition (revision, If-Match) did not hold
   Compacted,           // the history asked for is gone; resync from current state
+  Unauthenticated,     // no valid credentials (HTTP 401)
+  PermissionDenied,    // valid credentials, but not allowed (HTTP 403)
   Unavailable,         // a dependency is down or busy; retrying later may work
   Internal,            // a bug or broken invariant on our side
 };
@@ -38,10 +40,14 @@ std::string_view errcName(Errc code) noexcept;
 
 class [[nodiscard]] Error {
  public:
-  Error(Errc code, std::string message) : code_(code), message_(std::move(message)) {}
+  // `reason` is a stable, machine-readable name for the specific failure
+  // (Neutron's error type, e.g. "NetworkInUse"); empty when the code says all.
+  Error(Errc code, std::string message, std::string reason = {})
+      : code_(code), message_(std::move(message)), reason_(std::move(reason)) {}
 
   Errc code() const noexcept { return code_; }
   const std::string& message() const noexcept { return message_; }
+  const std::string& reason() const noexcept { return reason_; }
 
   // "Conflict: key exists", for logs and command-line output.
   std::string toString() const;
@@ -54,6 +60,7 @@ class [[nodiscard]] Error {
  private:
   Errc code_;
   std::string message_;
+  std::string reason_;
 };
 
 template <typename T>

@@ -1,6 +1,6 @@
-// canopy-server: Canopy's control plane. Today it owns the store (opens,
-// verifies, migrates and serves it until stopped) and offers offline store
-// commands; the Neutron API and the southbound arrive with their issues.
+// canopy-server: Canopy's control plane. It opens the store, loads the model
+// and serves Neutron's API until stopped; offline subcommands check and dump
+// the store. The southbound to agents arrives with its issue.
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -10,7 +10,10 @@
 #include <filesystem>
 #include <string>
 
+#include "api/http_server.h"
+#include "api/neutron_api.h"
 #include "base/log.h"
+#include "state/model_state.h"
 #include "store/sqlite_store.h"
 #include "store/store.h"
 
@@ -21,8 +24,31 @@ constexpr const char* kDefaultStore = "sqlite:canopy-data/canopy.db";
 struct Options {
   std::string store = kDefaultStore;
   std::string log_level = "info";
+  std::string listen = "127.0.0.1:9696";
+  std::string auth = "noauth";
+  std::string overlay = "geneve";
+  int physical_mtu = 1500;
+  int api_threads = 2;
   std::string prefix;  // dump
 };
+
+// "HOST:PORT" or "[V6]:PORT".
+bool splitHostPort(const std::string& text, std::string& host, uint16_t& port) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon + 1 >= text.size()) return false;
+  host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  try {
+    unsigned long p = std::stoul(text.substr(colon + 1));
+    if (p > 65535) return false;
+    port = static_cast<uint16_t>(p);
+  } catch (...) {
+    return false;
+  }
+  return !host.empty();
+}
 
 // Makes the directory that will hold a sqlite store, so a first run just works.
 void ensureParentDir(const std::string& url) {
@@ -41,9 +67,35 @@ int run(const Options& options) {
   }
   spdlog::info("canopy-server: store {} open at revision {} (compacted {})", options.store,
                (*store)->revision(), (*store)->compactedRevision());
+
+  canopy::state::ModelState state(**store);
+  if (auto r = state.start(); !r) {
+    spdlog::error("canopy-server: loading the model: {}", r.error().message());
+    return 1;
+  }
+  canopy::SystemClock clock;
+  canopy::api::NeutronApi api(
+      state,
+      {.auth = canopy::api::AuthMode::NoAuth,
+       .network = {.overlay = options.overlay, .physical_mtu = options.physical_mtu}},
+      clock);
+  canopy::api::HttpServerOptions http;
+  if (!splitHostPort(options.listen, http.address, http.port)) {
+    spdlog::error("canopy-server: --listen '{}' is not HOST:PORT", options.listen);
+    return 2;
+  }
+  http.threads = options.api_threads;
+  auto server = canopy::api::HttpServer::start(
+      http, [&api](const canopy::api::HttpRequest& r) { return api.handle(r); });
+  if (!server) {
+    spdlog::error("canopy-server: {}", server.error().message());
+    return 1;
+  }
+  spdlog::info("canopy-server: Neutron API on http://{}:{}/v2.0/ (auth: {})", http.address,
+               (*server)->port(), options.auth);
   spdlog::warn(
-      "canopy-server: not built yet: the Neutron API (127.0.0.1:9696), Keystone auth and the "
-      "southbound to agents; this server holds the store until stopped (Ctrl-C)");
+      "canopy-server: not built yet: subnets, ports, routers, floating IPs, security groups, "
+      "quotas, Keystone auth and the southbound to agents (networks are served)");
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -51,7 +103,9 @@ int run(const Options& options) {
   sigaddset(&signals, SIGTERM);
   int signal = 0;
   if (sigwait(&signals, &signal) != 0) return 1;
-  spdlog::info("canopy-server: signal {} received, closing the store", signal);
+  spdlog::info("canopy-server: signal {} received, stopping", signal);
+  (*server)->stop();
+  state.stop();
   return 0;
 }
 
@@ -112,6 +166,26 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--log-level", options.log_level,
                  "Log verbosity: trace, debug, info, warn, error, critical or off")
+      ->capture_default_str();
+  app.add_option("--listen", options.listen,
+                 "Address and port of the Neutron API (HOST:PORT; port 0 picks a free one)")
+      ->capture_default_str();
+  app.add_option("--auth", options.auth,
+                 "How API callers are authenticated: noauth (project from the X-Project-Id "
+                 "header, admin from X-Roles: admin or no project; for tests and trusted "
+                 "set-ups). Keystone modes are not built yet.")
+      ->check(CLI::IsMember({"noauth"}))
+      ->capture_default_str();
+  app.add_option("--overlay", options.overlay,
+                 "Encapsulation of tenant networks, which sets their default MTU: geneve "
+                 "(physical MTU - 58) or vxlan (physical MTU - 50)")
+      ->check(CLI::IsMember({"geneve", "vxlan"}))
+      ->capture_default_str();
+  app.add_option("--physical-mtu", options.physical_mtu, "MTU of the hosts' underlay network")
+      ->check(CLI::Range(576, 9216))
+      ->capture_default_str();
+  app.add_option("--api-threads", options.api_threads, "Threads serving the API")
+      ->check(CLI::Range(1, 64))
       ->capture_default_str();
   app.set_version_flag("--version", "canopy-server 0.1.0");
 

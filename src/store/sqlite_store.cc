@@ -311,8 +311,8 @@ struct Core {
 
   // One statement: insert or bump, returning the key's create revision and
   // version, so a put costs one kv write and one history row.
-  Result<void> putKey(const std::string& key, const std::string& value, Revision rev,
-                      int64_t& seq) CANOPY_REQUIRES(mu) {
+  Result<void> putKey(const std::string& key, const std::string& value, Revision rev, int64_t& seq)
+      CANOPY_REQUIRES(mu) {
     KeyValue kv{key, value, rev, rev, 1};
     {
       StatementScope scope(upsert_kv);
@@ -331,8 +331,7 @@ struct Core {
   }
 
   // Deletes `key` if present; true if it was.
-  Result<bool> deleteKey(const std::string& key, Revision rev, int64_t& seq)
-      CANOPY_REQUIRES(mu) {
+  Result<bool> deleteKey(const std::string& key, Revision rev, int64_t& seq) CANOPY_REQUIRES(mu) {
     {
       StatementScope scope(delete_kv);
       delete_kv.bindBlob(1, key);

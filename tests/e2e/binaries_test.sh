@@ -51,6 +51,7 @@ expect_in "unknown log level 'loud'" "$out"
 cat >"$work/server.conf" <<CONF
 store = "sqlite:$work/run/canopy.db"
 log-level = "debug"
+listen = "127.0.0.1:0"
 CONF
 "$bin/canopy-server" --config "$work/server.conf" >"$work/server.log" 2>&1 &
 server_pid=$!
@@ -66,11 +67,37 @@ out=$("$bin/canopy-server" --store "sqlite:$work/run/canopy.db" check 2>&1); rc=
 set -e
 [ "$rc" -eq 1 ] || fail "second process was not refused: $out"
 expect_in "in use by another process (pid $server_pid)" "$out"
+
+# The API answers, and what it stored survives a restart.
+api_url() { grep -Eo 'Neutron API on http://[0-9.:]+' "$work/server.log" | tail -n 1 | sed 's/Neutron API on //'; }
+url=$(api_url)
+[ -n "$url" ] || fail "no API address in the log: $(cat "$work/server.log")"
+out=$(curl -sS -X POST "$url/v2.0/networks" -H 'X-Project-Id: p1' -d '{"network": {"name": "net-a"}}')
+expect_in '"name":"net-a"' "$out"
+net_id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["network"]["id"])' <<<"$out")
+out=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$url/v2.0/networks" -d '{"network": {"nmae": "typo"}}')
+[ "$out" = 400 ] || fail "unknown attribute gave $out"
+
 kill -TERM "$server_pid"
 wait "$server_pid" || fail "server exited with $? on SIGTERM"
 server_pid=
 out=$("$bin/canopy-server" --config "$work/server.conf" check)
-expect_in "store sqlite:$work/run/canopy.db: ok, schema version 1, revision 0" "$out"
+expect_in "store sqlite:$work/run/canopy.db: ok, schema version 1, revision 1" "$out"
+
+: >"$work/server.log"
+"$bin/canopy-server" --config "$work/server.conf" >"$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 100); do
+  grep -q "not built yet" "$work/server.log" && break
+  sleep 0.1
+done
+url=$(api_url)
+out=$(curl -sS "$url/v2.0/networks/$net_id" -H 'X-Project-Id: p1')
+expect_in "\"id\":\"$net_id\"" "$out"
+expect_in '"name":"net-a"' "$out"
+kill -TERM "$server_pid"
+wait "$server_pid" || fail "server exited with $? on SIGTERM"
+server_pid=
 
 # The agent says plainly that it is not built yet.
 set +e

@@ -64,7 +64,8 @@ TEST(Result, ValueOfErrorIsFatal) {
 
 TEST(Errc, EveryCodeHasAName) {
   for (Errc c : {Errc::InvalidArgument, Errc::NotFound, Errc::Conflict, Errc::PreconditionFailed,
-                 Errc::Compacted, Errc::Unavailable, Errc::Internal}) {
+                 Errc::Compacted, Errc::Unauthenticated, Errc::PermissionDenied, Errc::Unavailable,
+                 Errc::Internal}) {
     EXPECT_NE(errcName(c), "Unknown");
   }
 }

@@ -1,0 +1,518 @@
+#include "api/neutron_api.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <random>
+
+#include "model/query.h"
+
+namespace canopy::api {
+namespace {
+
+using model::Action;
+using model::Caller;
+using model::Json;
+using model::ResourceSpec;
+
+constexpr int kCommitAttempts = 8;
+
+int httpStatus(Errc code) {
+  switch (code) {
+    case Errc::InvalidArgument:
+      return 400;
+    case Errc::Unauthenticated:
+      return 401;
+    case Errc::PermissionDenied:
+      return 403;
+    case Errc::NotFound:
+      return 404;
+    case Errc::Conflict:
+      return 409;
+    case Errc::PreconditionFailed:
+      return 412;
+    case Errc::Unavailable:
+      return 503;
+    case Errc::Compacted:
+    case Errc::Internal:
+      return 500;
+  }
+  return 500;
+}
+
+std::string defaultReason(Errc code) {
+  switch (code) {
+    case Errc::InvalidArgument:
+      return "HTTPBadRequest";
+    case Errc::Unauthenticated:
+      return "HTTPUnauthorized";
+    case Errc::PermissionDenied:
+      return "PolicyNotAuthorized";
+    case Errc::NotFound:
+      return "HTTPNotFound";
+    case Errc::Conflict:
+      return "HTTPConflict";
+    case Errc::PreconditionFailed:
+      return "PreconditionFailed";
+    case Errc::Unavailable:
+      return "HTTPServiceUnavailable";
+    case Errc::Compacted:
+    case Errc::Internal:
+      return "HTTPInternalServerError";
+  }
+  return "HTTPInternalServerError";
+}
+
+HttpResponse json(int status, const Json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump();
+  return r;
+}
+
+std::string newUuid() {
+  thread_local std::mt19937_64 rng(std::random_device{}() ^
+                                   (static_cast<uint64_t>(std::random_device{}()) << 32));
+  uint64_t hi = rng(), lo = rng();
+  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
+  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // RFC 4122 variant
+  char buf[37];
+  std::snprintf(buf, sizeof(buf), "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
+                static_cast<unsigned>((hi >> 16) & 0xffff), static_cast<unsigned>(hi & 0xffff),
+                static_cast<unsigned>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xffffffffffffULL));
+  return buf;
+}
+
+std::string timestamp(WallTime t) {
+  std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+Error notFound(const ResourceSpec& spec, std::string_view id) {
+  return Error(Errc::NotFound, spec.type_name + " " + std::string(id) + " could not be found.",
+               spec.type_name + "NotFound");
+}
+
+// Splits "/v2.0/networks/abc" into ["v2.0", "networks", "abc"], dropping a
+// ".json" suffix on the last segment.
+std::vector<std::string> splitPath(std::string_view path) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    if (slash > start) out.emplace_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  if (!out.empty() && out.back().ends_with(".json")) out.back().resize(out.back().size() - 5);
+  return out;
+}
+
+struct Extension {
+  const char* alias;
+  const char* name;
+  const char* description;
+};
+
+// Exactly what is implemented; grows with the API.
+constexpr Extension kExtensions[] = {
+    {"external-net", "Neutron external network",
+     "Adds external network attribute to network resource."},
+    {"network-mtu", "Network MTU", "Provides MTU attribute for a network resource."},
+    {"network-mtu-writable", "Network MTU (writable)",
+     "Provides a writable MTU attribute for a network resource."},
+    {"pagination", "Pagination support", "Extension that indicates that pagination is enabled."},
+    {"port-security", "Port Security", "Provides port security"},
+    {"project-id", "project_id field enabled",
+     "Extension that indicates that project_id field is enabled."},
+    {"provider", "Provider Network", "Expose mapping of virtual networks to physical networks"},
+    {"sorting", "Sorting support", "Extension that indicates that sorting is enabled."},
+    {"standard-attr-description", "standard-attr-description",
+     "Extension to add descriptions to standard attributes"},
+    {"standard-attr-revisions", "Resource revision numbers",
+     "This extension will display the revision number of neutron resources."},
+    {"standard-attr-tag",
+     "Tag support for resources with standard attribute: subnet, trunk, network_segment_range, "
+     "router, network, policy, subnetpool, port, security_group, floatingip",
+     "Enables to set tag on resources with standard attribute."},
+    {"standard-attr-timestamp", "Resource timestamps",
+     "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard "
+     "attributes."},
+    {"filter-validation", "Filter parameters validation",
+     "Provides validation on filter parameters."},
+};
+
+Json extensionJson(const Extension& e) {
+  return Json{{"alias", e.alias},
+              {"name", e.name},
+              {"description", e.description},
+              {"updated", "2026-11-21T00:00:00-00:00"},
+              {"links", Json::array()}};
+}
+
+}  // namespace
+
+HttpResponse errorResponse(const Error& error) {
+  std::string type = error.reason().empty() ? defaultReason(error.code()) : error.reason();
+  return json(
+      httpStatus(error.code()),
+      Json{{"NeutronError", {{"type", type}, {"message", error.message()}, {"detail", ""}}}});
+}
+
+struct NeutronApi::Impl {
+  state::ModelState& state;
+  ApiConfig config;
+  const Clock& clock;
+
+  Result<Caller> authenticate(const HttpRequest& req) const {
+    Caller caller;
+    std::string_view project = req.header("x-project-id");
+    if (project.empty()) project = req.header("x-tenant-id");
+    std::string_view roles = req.header("x-roles");
+    caller.project_id = std::string(project);
+    caller.is_admin = project.empty() || roles.find("admin") != std::string_view::npos;
+    return caller;
+  }
+
+  // May this caller see this document? Own project, shared or external
+  // networks, or admin.
+  static bool canSee(const ResourceSpec& spec, const Json& doc, const Caller& caller) {
+    if (caller.is_admin) return true;
+    if (doc.value("project_id", "") == caller.project_id) return true;
+    if (spec.collection == "networks") {
+      return doc.value("shared", false) || doc.value("router:external", false);
+    }
+    return false;
+  }
+  static bool canChange(const Json& doc, const Caller& caller) {
+    return caller.is_admin || doc.value("project_id", "") == caller.project_id;
+  }
+
+  // The document as the API shows it: derived attributes filled in.
+  Json present(const ResourceSpec& spec, const Json& doc, const state::Tables& tables,
+               const Caller& caller) const {
+    Json view = model::visibleView(spec, doc, caller);
+    if (spec.collection == "networks") {
+      Json subnets = Json::array();
+      if (auto t = tables.find("subnets"); t != tables.end()) {
+        for (auto& [id, d] : t->second) {
+          if (d.doc.value("network_id", "") == doc.value("id", "")) subnets.push_back(id);
+        }
+      }
+      view["subnets"] = std::move(subnets);
+    }
+    return view;
+  }
+
+  HttpResponse list(const ResourceSpec& spec, const HttpRequest& req, const Caller& caller) {
+    auto query = model::ListQuery::parse(spec, req.query, caller);
+    if (!query) return errorResponse(query.error());
+    std::vector<Json> docs = state.read([&](const state::Tables& tables) {
+      std::vector<Json> out;
+      auto t = tables.find(spec.collection);
+      if (t == tables.end()) return out;
+      for (auto& [id, d] : t->second) {
+        if (canSee(spec, d.doc, caller)) out.push_back(present(spec, d.doc, tables, caller));
+      }
+      return out;
+    });
+    auto page = query->apply(std::move(docs));
+    Json body = {{spec.collection, std::move(page.items)}};
+    if (page.next_marker || page.previous_marker) {
+      Json links = Json::array();
+      auto link = [&](const std::string& marker, bool reverse, const char* rel) {
+        std::string href = "/v2.0/" + spec.collection + "?limit=" + std::to_string(*query->limit());
+        for (auto& [k, v] : query->linkParams()) href += "&" + urlEncode(k) + "=" + urlEncode(v);
+        href += "&marker=" + urlEncode(marker);
+        if (reverse) href += "&page_reverse=True";
+        links.push_back({{"href", hostPrefix(req) + href}, {"rel", rel}});
+      };
+      if (page.next_marker) link(*page.next_marker, false, "next");
+      if (page.previous_marker) link(*page.previous_marker, true, "previous");
+      body[spec.collection + "_links"] = std::move(links);
+    }
+    return json(200, body);
+  }
+
+  static std::string hostPrefix(const HttpRequest& req) {
+    std::string_view host = req.header("host");
+    return host.empty() ? std::string() : "http://" + std::string(host);
+  }
+
+  HttpResponse show(const ResourceSpec& spec, const std::string& id, const HttpRequest& req,
+                    const Caller& caller) {
+    auto fields = model::ListQuery::parse(spec, req.query, caller);
+    if (!fields) return errorResponse(fields.error());
+    std::optional<Json> view = state.read([&](const state::Tables& tables) -> std::optional<Json> {
+      auto t = tables.find(spec.collection);
+      if (t == tables.end()) return std::nullopt;
+      auto d = t->second.find(id);
+      if (d == t->second.end() || !canSee(spec, d->second.doc, caller)) return std::nullopt;
+      return present(spec, d->second.doc, tables, caller);
+    });
+    if (!view) return errorResponse(notFound(spec, id));
+    auto projected = fields->apply({std::move(*view)});
+    if (projected.items.empty()) return errorResponse(notFound(spec, id));
+    return json(200, {{spec.member, std::move(projected.items.front())}});
+  }
+
+  // Fills what the server decides on create.
+  Result<Json> prepareNew(const ResourceSpec& spec, Json doc, const Caller& caller) {
+    std::string project = doc.value("project_id", "");
+    std::string tenant = doc.value("tenant_id", "");
+    if (!project.empty() && !tenant.empty() && project != tenant) {
+      return model::badRequest("'project_id' and 'tenant_id' do not match");
+    }
+    if (project.empty()) project = tenant;
+    if (project.empty()) project = caller.project_id;
+    if (!caller.is_admin && project != caller.project_id) {
+      return model::policyRefused("(rule:create_" + spec.member +
+                                  ":tenant_id) is disallowed by policy");
+    }
+    if (project.empty()) {
+      return model::badRequest(
+          "Failed to parse request. Required attribute 'project_id' not specified");
+    }
+    doc["project_id"] = project;
+    doc["tenant_id"] = project;
+    doc["id"] = newUuid();
+    std::string now = timestamp(clock.wallNow());
+    doc["created_at"] = now;
+    doc["updated_at"] = now;
+    doc["revision_number"] = 1;
+    doc["tags"] = Json::array();
+    if (spec.collection == "networks") {
+      doc["status"] = "ACTIVE";
+      if (doc["mtu"].is_null()) doc["mtu"] = model::defaultMtu(config.network);
+    }
+    return doc;
+  }
+
+  HttpResponse create(const ResourceSpec& spec, const HttpRequest& req, const Caller& caller) {
+    bool bulk = false;
+    auto items = model::parseBody(spec, req.body, Action::Create, bulk);
+    if (!items) return errorResponse(items.error());
+    std::vector<Json> docs;
+    std::vector<store::Op> ops;
+    std::vector<store::Compare> compares;
+    for (auto& item : *items) {
+      auto validated = model::validateAttributes(spec, item, Action::Create, caller);
+      if (!validated) return errorResponse(validated.error());
+      auto doc = prepareNew(spec, std::move(*validated), caller);
+      if (!doc) return errorResponse(doc.error());
+      std::string key = state::documentKey(spec.collection, (*doc)["id"].get<std::string>());
+      compares.push_back(store::Compare::absent(key));
+      ops.push_back(store::Op::put(key, doc->dump()));
+      docs.push_back(std::move(*doc));
+    }
+    auto committed = state.commit(compares, ops);
+    if (!committed) return errorResponse(committed.error());
+    Json out = Json::array();
+    state.read([&](const state::Tables& tables) {
+      for (auto& d : docs) out.push_back(present(spec, d, tables, caller));
+      return 0;
+    });
+    if (bulk) return json(201, {{spec.collection, std::move(out)}});
+    return json(201, {{spec.member, std::move(out.front())}});
+  }
+
+  // If-Match: revision_number=N (several may be given, comma-separated).
+  static Result<void> checkIfMatch(const HttpRequest& req, const Json& doc) {
+    std::string_view header = req.header("if-match");
+    if (header.empty()) return ok();
+    int64_t current = doc.value("revision_number", int64_t{0});
+    for (auto& part : model::splitCommas(std::string(header))) {
+      std::string p = part;
+      p.erase(0, p.find_first_not_of(' '));
+      if (!p.starts_with("revision_number=")) {
+        return model::badRequest("Unrecognized If-Match header: " + std::string(header));
+      }
+      if (std::stoll(p.substr(16)) == current) return ok();
+    }
+    return Error(Errc::PreconditionFailed,
+                 "Constrained to " + std::string(header) + ", but current revision is " +
+                     std::to_string(current),
+                 "RevisionNumberConstraintFailed");
+  }
+
+  HttpResponse update(const ResourceSpec& spec, const std::string& id, const HttpRequest& req,
+                      const Caller& caller) {
+    bool bulk = false;
+    auto items = model::parseBody(spec, req.body, Action::Update, bulk);
+    if (!items) return errorResponse(items.error());
+    auto changes = model::validateAttributes(spec, items->front(), Action::Update, caller);
+    if (!changes) return errorResponse(changes.error());
+    for (int attempt = 0; attempt < kCommitAttempts; ++attempt) {
+      auto current = state.read([&](const state::Tables& tables) -> std::optional<state::Document> {
+        auto t = tables.find(spec.collection);
+        if (t == tables.end()) return std::nullopt;
+        auto d = t->second.find(id);
+        if (d == t->second.end() || !canSee(spec, d->second.doc, caller)) return std::nullopt;
+        return d->second;
+      });
+      if (!current) return errorResponse(notFound(spec, id));
+      if (!canChange(current->doc, caller)) {
+        return errorResponse(
+            model::policyRefused("(rule:update_" + spec.member + ") is disallowed by policy"));
+      }
+      if (auto m = checkIfMatch(req, current->doc); !m) return errorResponse(m.error());
+      Json doc = current->doc;
+      bool changed = false;
+      for (auto it = changes->begin(); it != changes->end(); ++it) {
+        if (doc[it.key()] != it.value()) changed = true;
+        doc[it.key()] = it.value();
+      }
+      if (spec.collection == "networks" && doc["mtu"].is_null()) {
+        doc["mtu"] = model::defaultMtu(config.network);
+      }
+      if (changed) {
+        doc["revision_number"] = doc.value("revision_number", int64_t{0}) + 1;
+        doc["updated_at"] = timestamp(clock.wallNow());
+        std::string key = state::documentKey(spec.collection, id);
+        const store::Compare compares[] = {
+            store::Compare::modRevisionIs(key, store::Compare::Op::Equal, current->mod_revision)};
+        const store::Op ops[] = {store::Op::put(key, doc.dump())};
+        auto committed = state.commit(compares, ops);
+        if (!committed) {
+          if (committed.error().code() == Errc::Conflict) continue;
+          return errorResponse(committed.error());
+        }
+      }
+      Json view = state.read(
+          [&](const state::Tables& tables) { return present(spec, doc, tables, caller); });
+      return json(200, {{spec.member, std::move(view)}});
+    }
+    return errorResponse(Error(Errc::Conflict, "too many concurrent updates of " + id));
+  }
+
+  HttpResponse remove(const ResourceSpec& spec, const std::string& id, const HttpRequest& req,
+                      const Caller& caller) {
+    for (int attempt = 0; attempt < kCommitAttempts; ++attempt) {
+      auto current = state.read([&](const state::Tables& tables) -> std::optional<state::Document> {
+        auto t = tables.find(spec.collection);
+        if (t == tables.end()) return std::nullopt;
+        auto d = t->second.find(id);
+        if (d == t->second.end() || !canSee(spec, d->second.doc, caller)) return std::nullopt;
+        return d->second;
+      });
+      if (!current) return errorResponse(notFound(spec, id));
+      if (!canChange(current->doc, caller)) {
+        return errorResponse(
+            model::policyRefused("(rule:delete_" + spec.member + ") is disallowed by policy"));
+      }
+      if (auto m = checkIfMatch(req, current->doc); !m) return errorResponse(m.error());
+      std::string key = state::documentKey(spec.collection, id);
+      const store::Compare compares[] = {
+          store::Compare::modRevisionIs(key, store::Compare::Op::Equal, current->mod_revision)};
+      const store::Op ops[] = {store::Op::del(key)};
+      auto committed = state.commit(compares, ops);
+      if (!committed) {
+        if (committed.error().code() == Errc::Conflict) continue;
+        return errorResponse(committed.error());
+      }
+      HttpResponse r;
+      r.status = 204;
+      return r;
+    }
+    return errorResponse(Error(Errc::Conflict, "too many concurrent updates of " + id));
+  }
+
+  HttpResponse versions(const HttpRequest& req) {
+    return json(200, {{"versions",
+                       {{{"id", "v2.0"},
+                         {"status", "CURRENT"},
+                         {"links", {{{"href", hostPrefix(req) + "/v2.0/"}, {"rel", "self"}}}}}}}});
+  }
+
+  HttpResponse resources(const HttpRequest& req) {
+    Json list = Json::array();
+    for (const ResourceSpec* spec : {&model::networkSpec()}) {
+      list.push_back(
+          {{"name", spec->member},
+           {"collection", spec->collection},
+           {"links",
+            {{{"href", hostPrefix(req) + "/v2.0/" + spec->collection}, {"rel", "self"}}}}});
+    }
+    return json(200, {{"resources", list}});
+  }
+
+  HttpResponse extensions(const std::vector<std::string>& parts) {
+    if (parts.size() == 2) {
+      Json list = Json::array();
+      for (const auto& e : kExtensions) list.push_back(extensionJson(e));
+      return json(200, {{"extensions", list}});
+    }
+    for (const auto& e : kExtensions) {
+      if (parts[2] == e.alias) return json(200, {{"extension", extensionJson(e)}});
+    }
+    return errorResponse(Error(
+        Errc::NotFound, "Extension with alias " + parts[2] + " does not exist", "HTTPNotFound"));
+  }
+
+  HttpResponse route(const HttpRequest& req) {
+    auto parts = splitPath(req.path);
+    if (parts.empty()) {
+      if (req.method == "GET") return versions(req);
+      return methodNotAllowed();
+    }
+    if (parts[0] != "v2.0") return unknownPath(req);
+    auto caller = authenticate(req);
+    if (!caller) return errorResponse(caller.error());
+    if (parts.size() == 1) {
+      if (req.method == "GET") return resources(req);
+      return methodNotAllowed();
+    }
+    if (parts[1] == "extensions" && parts.size() <= 3) {
+      if (req.method == "GET") return extensions(parts);
+      return methodNotAllowed();
+    }
+    const ResourceSpec* spec = nullptr;
+    for (const ResourceSpec* s : {&model::networkSpec()}) {
+      if (parts[1] == s->collection) spec = s;
+    }
+    if (spec == nullptr || parts.size() > 3) return unknownPath(req);
+    if (parts.size() == 2) {
+      if (req.method == "GET") return list(*spec, req, *caller);
+      if (req.method == "POST") return create(*spec, req, *caller);
+      return methodNotAllowed();
+    }
+    const std::string& id = parts[2];
+    if (req.method == "GET") return show(*spec, id, req, *caller);
+    if (req.method == "PUT") return update(*spec, id, req, *caller);
+    if (req.method == "DELETE") return remove(*spec, id, req, *caller);
+    return methodNotAllowed();
+  }
+
+  static HttpResponse unknownPath(const HttpRequest& req) {
+    spdlog::debug("api: no route for {} {}", req.method, req.path);
+    return errorResponse(Error(Errc::NotFound, "The resource could not be found.", "HTTPNotFound"));
+  }
+
+  static HttpResponse methodNotAllowed() {
+    HttpResponse r = errorResponse(Error(Errc::InvalidArgument,
+                                         "The method is not allowed for the requested URL.",
+                                         "HTTPMethodNotAllowed"));
+    r.status = 405;
+    return r;
+  }
+};
+
+NeutronApi::NeutronApi(state::ModelState& state, ApiConfig config, const Clock& clock)
+    : impl_(std::make_unique<Impl>(Impl{state, std::move(config), clock})) {}
+
+NeutronApi::~NeutronApi() = default;
+
+HttpResponse NeutronApi::handle(const HttpRequest& request) {
+  HttpResponse r = impl_->route(request);
+  spdlog::debug("api: {} {} -> {}", request.method, request.path, r.status);
+  return r;
+}
+
+}  // namespace canopy::api

@@ -1,0 +1,49 @@
+#pragma once
+// Neutron's v2.0 REST API over the in-memory model: routing, authentication
+// (noauth for now), policy, the generic create/list/show/update/delete of
+// resources, and Neutron's error bodies. Transport-free: it maps an
+// HttpRequest to an HttpResponse, so tests drive it with or without sockets.
+//
+//   NeutronApi api(state, {.auth = AuthMode::NoAuth});
+//   auto server = HttpServer::start(options, [&](const HttpRequest& r) { return api.handle(r); });
+//
+// Thread-safety: handle() may be called from many threads at once.
+
+#include <memory>
+#include <string>
+
+#include "api/http_server.h"
+#include "base/clock.h"
+#include "model/network.h"
+#include "state/model_state.h"
+
+namespace canopy::api {
+
+enum class AuthMode {
+  // No credentials: the project comes from the X-Project-Id header and the
+  // roles from X-Roles ("admin" makes an admin); without X-Project-Id the
+  // caller is an admin. For tests and trusted set-ups only.
+  NoAuth,
+};
+
+struct ApiConfig {
+  AuthMode auth = AuthMode::NoAuth;
+  model::NetworkConfig network;
+};
+
+class NeutronApi {
+ public:
+  NeutronApi(state::ModelState& state, ApiConfig config, const Clock& clock);
+  ~NeutronApi();
+
+  HttpResponse handle(const HttpRequest& request);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Neutron's error body and status for an Error.
+HttpResponse errorResponse(const Error& error);
+
+}  // namespace canopy::api

@@ -1,0 +1,104 @@
+#pragma once
+// Declarative attribute maps, in the manner of Neutron's RESOURCE_ATTRIBUTE_MAP:
+// each resource lists its attributes with type, defaults, whether they may be
+// set on create (POST) or update (PUT), who may see them; one generic
+// validator turns a request body into a checked, converted, defaulted
+// document and words every refusal as Neutron does.
+//
+//   const ResourceSpec& spec = networkSpec();
+//   auto doc = validateBody(spec, body, Action::Create, caller);
+//   if (!doc) return doc.error();      // 400 HTTPBadRequest / 403 PolicyNotAuthorized
+//
+// Thread-safety: specs are immutable after construction; functions are pure.
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+#include "model/json.h"
+
+namespace canopy::model {
+
+enum class AttrType {
+  String,  // max_len applies
+  Bool,    // also accepts "true"/"false" in any case, as Neutron's converter does
+  Int,     // also accepts decimal strings
+  Uuid,
+  List,
+  Dict,
+  Any,
+};
+
+enum class Action { Create, Update };
+
+struct AttrSpec {
+  std::string name;
+  AttrType type = AttrType::String;
+  bool allow_post = false;
+  bool allow_put = false;
+  bool visible = true;
+  // No default and allowed on POST: required.
+  std::optional<Json> default_value{};
+  bool nullable = false;
+  size_t max_len = 255;
+  // Only admins may set it or see it (provider:*, binding:*).
+  bool admin_only = false;
+  // Everyone sees it; only admins may set it (shared, router:external).
+  bool admin_set_only = false;
+  // Extra check after type conversion: the reason it is invalid, or nullopt.
+  std::function<std::optional<std::string>(const Json&)> check{};
+};
+
+struct ResourceSpec {
+  std::string collection;  // "networks"
+  std::string member;      // "network"
+  std::string type_name;   // "Network", for NotFound errors: "NetworkNotFound"
+  std::vector<AttrSpec> attrs{};
+  bool allow_bulk = true;
+
+  const AttrSpec* find(std::string_view name) const;
+};
+
+// Who is asking: enough for validation and policy.
+struct Caller {
+  std::string project_id;
+  bool is_admin = false;
+};
+
+// Checks one resource's attributes (the object inside {"network": {...}}) for
+// `action`: unknown attributes, attributes not allowed for the action,
+// admin-only ones, types (converting booleans and integers as Neutron does),
+// lengths and checks; on create, fills defaults and reports missing required
+// attributes. Errors: InvalidArgument (reason HTTPBadRequest) for bad input,
+// PermissionDenied (reason PolicyNotAuthorized) for admin-only attributes.
+Result<Json> validateAttributes(const ResourceSpec& spec, const Json& attributes, Action action,
+                                const Caller& caller);
+
+// Parses a request body and returns the list of resource objects it holds:
+// {"network": {...}} gives one; {"networks": [...]} (bulk, create only, where
+// allowed) gives several. Malformed JSON and wrong shapes are 400s.
+Result<std::vector<Json>> parseBody(const ResourceSpec& spec, std::string_view body, Action action,
+                                    bool& bulk);
+
+// What a caller sees of a stored document: hidden and (for non-admins)
+// admin-only attributes removed.
+Json visibleView(const ResourceSpec& spec, const Json& doc, const Caller& caller);
+
+// Converts a query-string value to the attribute's type for filtering.
+Result<Json> convertFilterValue(const AttrSpec& attr, std::string_view text);
+
+// Neutron's error for a bad request: Errc::InvalidArgument, reason HTTPBadRequest.
+Error badRequest(std::string message);
+// "Invalid input for <attr>. Reason: <reason>."
+Error invalidInput(std::string_view attr, std::string_view reason);
+// 403 PolicyNotAuthorized.
+Error policyRefused(std::string message);
+
+// id, name, description, project_id, tenant_id, created_at, updated_at,
+// revision_number, tags: Neutron's standard attributes.
+void addStandardAttributes(std::vector<AttrSpec>& attrs);
+
+}  // namespace canopy::model

@@ -1,0 +1,18 @@
+#pragma once
+// The JSON type of the control plane (nlohmann::json). Documents in the store
+// and bodies of the API are this type; parse errors are caught at the edge
+// (parseJson) and never cross a module boundary as exceptions.
+
+#include <nlohmann/json.hpp>
+#include <string_view>
+
+#include "base/result.h"
+
+namespace canopy::model {
+
+using Json = nlohmann::json;
+
+// Parses `text`; InvalidArgument with the parser's position on failure.
+Result<Json> parseJson(std::string_view text);
+
+}  // namespace canopy::model
