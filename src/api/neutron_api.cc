@@ -18,6 +18,8 @@ using model::Json;
 using model::ResourceSpec;
 
 constexpr int kCommitAttempts = 8;
+// The project of a noauth caller that names none (an admin).
+constexpr std::string_view kNoAuthAdminProject = "admin";
 
 int httpStatus(Errc code) {
   switch (code) {
@@ -176,7 +178,7 @@ struct NeutronApi::Impl {
     std::string_view project = req.header("x-project-id");
     if (project.empty()) project = req.header("x-tenant-id");
     std::string_view roles = req.header("x-roles");
-    caller.project_id = std::string(project);
+    caller.project_id = project.empty() ? std::string(kNoAuthAdminProject) : std::string(project);
     caller.is_admin = project.empty() || roles.find("admin") != std::string_view::npos;
     return caller;
   }

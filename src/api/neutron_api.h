@@ -22,7 +22,8 @@ namespace canopy::api {
 enum class AuthMode {
   // No credentials: the project comes from the X-Project-Id header and the
   // roles from X-Roles ("admin" makes an admin); without X-Project-Id the
-  // caller is an admin. For tests and trusted set-ups only.
+  // caller is an admin of project "admin" (what the openstack client gets
+  // with --os-auth-type none). For tests and trusted set-ups only.
   NoAuth,
 };
 

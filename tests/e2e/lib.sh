@@ -1,0 +1,39 @@
+# Helpers for end-to-end tests: source it. Each test gets a work dir removed
+# on exit and may start canopy-server processes that are stopped on exit.
+set -euo pipefail
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/canopy-e2e-XXXXXX")
+server_pids=()
+cleanup() {
+  for pid in "${server_pids[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then kill "$pid"; wait "$pid" 2>/dev/null || true; fi
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+expect_in() { grep -qF -- "$1" <<<"$2" || fail "expected '$1' in: $2"; }
+
+# start_server BIN LOG ARGS...: starts canopy-server, waits for its API, and
+# sets $server_pid and $api_url.
+start_server() {
+  local bin=$1 log=$2
+  shift 2
+  "$bin/canopy-server" "$@" >"$log" 2>&1 &
+  server_pid=$!
+  server_pids+=("$server_pid")
+  api_url=
+  for _ in $(seq 1 100); do
+    api_url=$(grep -Eo 'Neutron API on http://[0-9.:]+' "$log" | tail -n 1 | sed 's/Neutron API on //') || true
+    [ -n "$api_url" ] && return 0
+    kill -0 "$server_pid" 2>/dev/null || fail "canopy-server exited: $(cat "$log")"
+    sleep 0.1
+  done
+  fail "canopy-server did not start: $(cat "$log")"
+}
+
+stop_server() {
+  kill -TERM "$server_pid"
+  wait "$server_pid" || fail "canopy-server exited with $? on SIGTERM"
+}
