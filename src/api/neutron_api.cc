@@ -3,10 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 #include <random>
 
+#include "api/resources.h"
 #include "model/query.h"
 
 namespace canopy::api {
@@ -97,11 +99,6 @@ std::string timestamp(WallTime t) {
   return buf;
 }
 
-Error notFound(const ResourceSpec& spec, std::string_view id) {
-  return Error(Errc::NotFound, spec.type_name + " " + std::string(id) + " could not be found.",
-               spec.type_name + "NotFound");
-}
-
 // Splits "/v2.0/networks/abc" into ["v2.0", "networks", "abc"], dropping a
 // ".json" suffix on the last segment.
 std::vector<std::string> splitPath(std::string_view path) {
@@ -169,9 +166,20 @@ HttpResponse errorResponse(const Error& error) {
 }
 
 struct NeutronApi::Impl {
+  Impl(state::ModelState& s, ApiConfig c, const Clock& k)
+      : state(s), config(std::move(c)), clock(k), kinds(makeResourceKinds(config.network)) {}
+
   state::ModelState& state;
   ApiConfig config;
   const Clock& clock;
+  std::vector<std::unique_ptr<ResourceKind>> kinds;
+
+  const ResourceKind* kindFor(std::string_view collection) const {
+    for (const auto& k : kinds) {
+      if (k->spec().collection == collection) return k.get();
+    }
+    return nullptr;
+  }
 
   Result<Caller> authenticate(const HttpRequest& req) const {
     Caller caller;
@@ -183,37 +191,25 @@ struct NeutronApi::Impl {
     return caller;
   }
 
-  // May this caller see this document? Own project, shared or external
-  // networks, or admin.
-  static bool canSee(const ResourceSpec& spec, const Json& doc, const Caller& caller) {
-    if (caller.is_admin) return true;
-    if (doc.value("project_id", "") == caller.project_id) return true;
-    if (spec.collection == "networks") {
-      return doc.value("shared", false) || doc.value("router:external", false);
-    }
-    return false;
-  }
   static bool canChange(const Json& doc, const Caller& caller) {
     return caller.is_admin || doc.value("project_id", "") == caller.project_id;
   }
 
-  // The document as the API shows it: derived attributes filled in.
-  Json present(const ResourceSpec& spec, const Json& doc, const state::Tables& tables,
+  // The document as the API shows it to this caller.
+  Json present(const ResourceKind& kind, const Json& doc, const state::Tables& tables,
                const Caller& caller) const {
-    Json view = model::visibleView(spec, doc, caller);
-    if (spec.collection == "networks") {
-      Json subnets = Json::array();
-      if (auto t = tables.find("subnets"); t != tables.end()) {
-        for (auto& [id, d] : t->second) {
-          if (d.doc.value("network_id", "") == doc.value("id", "")) subnets.push_back(id);
-        }
-      }
-      view["subnets"] = std::move(subnets);
-    }
+    Json view = model::visibleView(kind.spec(), doc, caller);
+    kind.present(view, doc, tables);
     return view;
   }
 
-  HttpResponse list(const ResourceSpec& spec, const HttpRequest& req, const Caller& caller) {
+  static std::string hostPrefix(const HttpRequest& req) {
+    std::string_view host = req.header("host");
+    return host.empty() ? std::string() : "http://" + std::string(host);
+  }
+
+  HttpResponse list(const ResourceKind& kind, const HttpRequest& req, const Caller& caller) {
+    const ResourceSpec& spec = kind.spec();
     auto query = model::ListQuery::parse(spec, req.query, caller);
     if (!query) return errorResponse(query.error());
     std::vector<Json> docs = state.read([&](const state::Tables& tables) {
@@ -221,7 +217,7 @@ struct NeutronApi::Impl {
       auto t = tables.find(spec.collection);
       if (t == tables.end()) return out;
       for (auto& [id, d] : t->second) {
-        if (canSee(spec, d.doc, caller)) out.push_back(present(spec, d.doc, tables, caller));
+        if (kind.visible(d.doc, caller)) out.push_back(present(kind, d.doc, tables, caller));
       }
       return out;
     });
@@ -243,21 +239,29 @@ struct NeutronApi::Impl {
     return json(200, body);
   }
 
-  static std::string hostPrefix(const HttpRequest& req) {
-    std::string_view host = req.header("host");
-    return host.empty() ? std::string() : "http://" + std::string(host);
+  // The stored document if this caller may see it.
+  std::optional<state::Document> lookup(const ResourceKind& kind, const std::string& id,
+                                        const Caller& caller) const {
+    return state.read([&](const state::Tables& tables) -> std::optional<state::Document> {
+      auto t = tables.find(kind.spec().collection);
+      if (t == tables.end()) return std::nullopt;
+      auto d = t->second.find(id);
+      if (d == t->second.end() || !kind.visible(d->second.doc, caller)) return std::nullopt;
+      return d->second;
+    });
   }
 
-  HttpResponse show(const ResourceSpec& spec, const std::string& id, const HttpRequest& req,
+  HttpResponse show(const ResourceKind& kind, const std::string& id, const HttpRequest& req,
                     const Caller& caller) {
+    const ResourceSpec& spec = kind.spec();
     auto fields = model::ListQuery::parse(spec, req.query, caller);
     if (!fields) return errorResponse(fields.error());
     std::optional<Json> view = state.read([&](const state::Tables& tables) -> std::optional<Json> {
       auto t = tables.find(spec.collection);
       if (t == tables.end()) return std::nullopt;
       auto d = t->second.find(id);
-      if (d == t->second.end() || !canSee(spec, d->second.doc, caller)) return std::nullopt;
-      return present(spec, d->second.doc, tables, caller);
+      if (d == t->second.end() || !kind.visible(d->second.doc, caller)) return std::nullopt;
+      return present(kind, d->second.doc, tables, caller);
     });
     if (!view) return errorResponse(notFound(spec, id));
     auto projected = fields->apply({std::move(*view)});
@@ -265,8 +269,9 @@ struct NeutronApi::Impl {
     return json(200, {{spec.member, std::move(projected.items.front())}});
   }
 
-  // Fills what the server decides on create.
-  Result<Json> prepareNew(const ResourceSpec& spec, Json doc, const Caller& caller) {
+  // Stamps what the server decides for every new document.
+  Result<Json> stampNew(const ResourceSpec& spec, Json doc, const Caller& caller,
+                        const std::string& now) {
     std::string project = doc.value("project_id", "");
     std::string tenant = doc.value("tenant_id", "");
     if (!project.empty() && !tenant.empty() && project != tenant) {
@@ -278,47 +283,64 @@ struct NeutronApi::Impl {
       return model::policyRefused("(rule:create_" + spec.member +
                                   ":tenant_id) is disallowed by policy");
     }
-    if (project.empty()) {
-      return model::badRequest(
-          "Failed to parse request. Required attribute 'project_id' not specified");
-    }
     doc["project_id"] = project;
     doc["tenant_id"] = project;
     doc["id"] = newUuid();
-    std::string now = timestamp(clock.wallNow());
     doc["created_at"] = now;
     doc["updated_at"] = now;
     doc["revision_number"] = 1;
     doc["tags"] = Json::array();
-    if (spec.collection == "networks") {
-      doc["status"] = "ACTIVE";
-      if (doc["mtu"].is_null()) doc["mtu"] = model::defaultMtu(config.network);
-    }
     return doc;
   }
 
-  HttpResponse create(const ResourceSpec& spec, const HttpRequest& req, const Caller& caller) {
+  // Builds a transaction from the current model with `build`, commits it, and
+  // starts over from a fresh read when another writer got there first.
+  template <typename Build>
+  Result<void> writeWithRetry(const Caller& caller, Build&& build) {
+    for (int attempt = 0; attempt < kCommitAttempts; ++attempt) {
+      std::string now = timestamp(clock.wallNow());
+      auto txn = state.read([&](const state::Tables& tables) -> Result<WriteContext> {
+        WriteContext ctx(tables, caller, now);
+        if (auto r = build(ctx); !r) return std::move(r).error();
+        return ctx;
+      });
+      if (!txn) return std::move(txn).error();
+      auto committed = state.commit(txn->compares(), txn->ops());
+      if (committed) return ok();
+      if (committed.error().code() != Errc::Conflict) return std::move(committed).error();
+    }
+    return Error(Errc::Conflict, "too many concurrent updates; try again", "HTTPConflict");
+  }
+
+  HttpResponse create(const ResourceKind& kind, const HttpRequest& req, const Caller& caller) {
+    const ResourceSpec& spec = kind.spec();
     bool bulk = false;
     auto items = model::parseBody(spec, req.body, Action::Create, bulk);
     if (!items) return errorResponse(items.error());
-    std::vector<Json> docs;
-    std::vector<store::Op> ops;
-    std::vector<store::Compare> compares;
+    std::vector<Json> validated;
     for (auto& item : *items) {
-      auto validated = model::validateAttributes(spec, item, Action::Create, caller);
-      if (!validated) return errorResponse(validated.error());
-      auto doc = prepareNew(spec, std::move(*validated), caller);
-      if (!doc) return errorResponse(doc.error());
-      std::string key = state::documentKey(spec.collection, (*doc)["id"].get<std::string>());
-      compares.push_back(store::Compare::absent(key));
-      ops.push_back(store::Op::put(key, doc->dump()));
-      docs.push_back(std::move(*doc));
+      auto v = model::validateAttributes(spec, item, Action::Create, caller);
+      if (!v) return errorResponse(v.error());
+      validated.push_back(std::move(*v));
     }
-    auto committed = state.commit(compares, ops);
-    if (!committed) return errorResponse(committed.error());
+    std::vector<Json> created;
+    auto r = writeWithRetry(caller, [&](WriteContext& ctx) -> Result<void> {
+      created.clear();
+      for (const Json& v : validated) {
+        auto doc = stampNew(spec, v, caller, ctx.now());
+        if (!doc) return std::move(doc).error();
+        if (auto k = kind.create(*doc, ctx); !k) return k;
+        std::string id = (*doc)["id"];
+        ctx.guardAbsent(spec.collection, id);
+        ctx.put(spec.collection, id, *doc);
+        created.push_back(std::move(*doc));
+      }
+      return ok();
+    });
+    if (!r) return errorResponse(r.error());
     Json out = Json::array();
     state.read([&](const state::Tables& tables) {
-      for (auto& d : docs) out.push_back(present(spec, d, tables, caller));
+      for (auto& d : created) out.push_back(present(kind, d, tables, caller));
       return 0;
     });
     if (bulk) return json(201, {{spec.collection, std::move(out)}});
@@ -333,10 +355,16 @@ struct NeutronApi::Impl {
     for (auto& part : model::splitCommas(std::string(header))) {
       std::string p = part;
       p.erase(0, p.find_first_not_of(' '));
-      if (!p.starts_with("revision_number=")) {
+      int64_t wanted = -1;
+      if (p.starts_with("revision_number=")) {
+        auto digits = std::string_view(p).substr(16);
+        auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), wanted);
+        if (ec != std::errc() || end != digits.data() + digits.size()) wanted = -1;
+      }
+      if (wanted < 0) {
         return model::badRequest("Unrecognized If-Match header: " + std::string(header));
       }
-      if (std::stoll(p.substr(16)) == current) return ok();
+      if (wanted == current) return ok();
     }
     return Error(Errc::PreconditionFailed,
                  "Constrained to " + std::string(header) + ", but current revision is " +
@@ -344,86 +372,71 @@ struct NeutronApi::Impl {
                  "RevisionNumberConstraintFailed");
   }
 
-  HttpResponse update(const ResourceSpec& spec, const std::string& id, const HttpRequest& req,
+  // The visible, changeable document with this id, or the error to answer.
+  static Result<const state::Document*> target(const ResourceKind& kind, const std::string& id,
+                                               WriteContext& ctx, const HttpRequest& req,
+                                               const char* verb) {
+    const state::Document* d = ctx.find(kind.spec().collection, id);
+    if (d == nullptr || !kind.visible(d->doc, ctx.caller())) return notFound(kind.spec(), id);
+    if (!canChange(d->doc, ctx.caller())) {
+      return model::policyRefused("(rule:" + std::string(verb) + "_" + kind.spec().member +
+                                  ") is disallowed by policy");
+    }
+    if (auto m = checkIfMatch(req, d->doc); !m) return std::move(m).error();
+    return d;
+  }
+
+  HttpResponse update(const ResourceKind& kind, const std::string& id, const HttpRequest& req,
                       const Caller& caller) {
+    const ResourceSpec& spec = kind.spec();
     bool bulk = false;
     auto items = model::parseBody(spec, req.body, Action::Update, bulk);
     if (!items) return errorResponse(items.error());
     auto changes = model::validateAttributes(spec, items->front(), Action::Update, caller);
     if (!changes) return errorResponse(changes.error());
-    for (int attempt = 0; attempt < kCommitAttempts; ++attempt) {
-      auto current = state.read([&](const state::Tables& tables) -> std::optional<state::Document> {
-        auto t = tables.find(spec.collection);
-        if (t == tables.end()) return std::nullopt;
-        auto d = t->second.find(id);
-        if (d == t->second.end() || !canSee(spec, d->second.doc, caller)) return std::nullopt;
-        return d->second;
-      });
-      if (!current) return errorResponse(notFound(spec, id));
-      if (!canChange(current->doc, caller)) {
-        return errorResponse(
-            model::policyRefused("(rule:update_" + spec.member + ") is disallowed by policy"));
-      }
-      if (auto m = checkIfMatch(req, current->doc); !m) return errorResponse(m.error());
-      Json doc = current->doc;
+    Json result;
+    auto r = writeWithRetry(caller, [&](WriteContext& ctx) -> Result<void> {
+      auto current = target(kind, id, ctx, req, "update");
+      if (!current) return std::move(current).error();
+      Json doc = (*current)->doc;
       bool changed = false;
       for (auto it = changes->begin(); it != changes->end(); ++it) {
         if (doc[it.key()] != it.value()) changed = true;
         doc[it.key()] = it.value();
       }
-      if (spec.collection == "networks" && doc["mtu"].is_null()) {
-        doc["mtu"] = model::defaultMtu(config.network);
-      }
-      if (changed) {
-        doc["revision_number"] = doc.value("revision_number", int64_t{0}) + 1;
-        doc["updated_at"] = timestamp(clock.wallNow());
-        std::string key = state::documentKey(spec.collection, id);
-        const store::Compare compares[] = {
-            store::Compare::modRevisionIs(key, store::Compare::Op::Equal, current->mod_revision)};
-        const store::Op ops[] = {store::Op::put(key, doc.dump())};
-        auto committed = state.commit(compares, ops);
-        if (!committed) {
-          if (committed.error().code() == Errc::Conflict) continue;
-          return errorResponse(committed.error());
-        }
-      }
-      Json view = state.read(
-          [&](const state::Tables& tables) { return present(spec, doc, tables, caller); });
-      return json(200, {{spec.member, std::move(view)}});
-    }
-    return errorResponse(Error(Errc::Conflict, "too many concurrent updates of " + id));
+      result = doc;
+      if (!changed) return ok();  // nothing to write; the empty transaction commits
+      if (auto k = kind.update(doc, (*current)->doc, ctx); !k) return k;
+      doc["revision_number"] = doc.value("revision_number", int64_t{0}) + 1;
+      doc["updated_at"] = ctx.now();
+      ctx.guard(spec.collection, id, (*current)->mod_revision);
+      ctx.put(spec.collection, id, doc);
+      result = std::move(doc);
+      return ok();
+    });
+    if (!r) return errorResponse(r.error());
+    Json view = state.read(
+        [&](const state::Tables& tables) { return present(kind, result, tables, caller); });
+    return json(200, {{spec.member, std::move(view)}});
   }
 
-  HttpResponse remove(const ResourceSpec& spec, const std::string& id, const HttpRequest& req,
+  HttpResponse remove(const ResourceKind& kind, const std::string& id, const HttpRequest& req,
                       const Caller& caller) {
-    for (int attempt = 0; attempt < kCommitAttempts; ++attempt) {
-      auto current = state.read([&](const state::Tables& tables) -> std::optional<state::Document> {
-        auto t = tables.find(spec.collection);
-        if (t == tables.end()) return std::nullopt;
-        auto d = t->second.find(id);
-        if (d == t->second.end() || !canSee(spec, d->second.doc, caller)) return std::nullopt;
-        return d->second;
-      });
-      if (!current) return errorResponse(notFound(spec, id));
-      if (!canChange(current->doc, caller)) {
-        return errorResponse(
-            model::policyRefused("(rule:delete_" + spec.member + ") is disallowed by policy"));
-      }
-      if (auto m = checkIfMatch(req, current->doc); !m) return errorResponse(m.error());
-      std::string key = state::documentKey(spec.collection, id);
-      const store::Compare compares[] = {
-          store::Compare::modRevisionIs(key, store::Compare::Op::Equal, current->mod_revision)};
-      const store::Op ops[] = {store::Op::del(key)};
-      auto committed = state.commit(compares, ops);
-      if (!committed) {
-        if (committed.error().code() == Errc::Conflict) continue;
-        return errorResponse(committed.error());
-      }
-      HttpResponse r;
-      r.status = 204;
-      return r;
+    if (!req.body.empty()) {
+      return errorResponse(model::badRequest("Request body is not supported in DELETE."));
     }
-    return errorResponse(Error(Errc::Conflict, "too many concurrent updates of " + id));
+    auto r = writeWithRetry(caller, [&](WriteContext& ctx) -> Result<void> {
+      auto current = target(kind, id, ctx, req, "delete");
+      if (!current) return std::move(current).error();
+      if (auto k = kind.remove((*current)->doc, ctx); !k) return k;
+      ctx.guard(kind.spec().collection, id, (*current)->mod_revision);
+      ctx.remove(kind.spec().collection, id);
+      return ok();
+    });
+    if (!r) return errorResponse(r.error());
+    HttpResponse out;
+    out.status = 204;
+    return out;
   }
 
   HttpResponse versions(const HttpRequest& req) {
@@ -475,20 +488,17 @@ struct NeutronApi::Impl {
       if (req.method == "GET") return extensions(parts);
       return methodNotAllowed();
     }
-    const ResourceSpec* spec = nullptr;
-    for (const ResourceSpec* s : {&model::networkSpec()}) {
-      if (parts[1] == s->collection) spec = s;
-    }
-    if (spec == nullptr || parts.size() > 3) return unknownPath(req);
+    const ResourceKind* kind = kindFor(parts[1]);
+    if (kind == nullptr || parts.size() > 3) return unknownPath(req);
     if (parts.size() == 2) {
-      if (req.method == "GET") return list(*spec, req, *caller);
-      if (req.method == "POST") return create(*spec, req, *caller);
+      if (req.method == "GET") return list(*kind, req, *caller);
+      if (req.method == "POST") return create(*kind, req, *caller);
       return methodNotAllowed();
     }
     const std::string& id = parts[2];
-    if (req.method == "GET") return show(*spec, id, req, *caller);
-    if (req.method == "PUT") return update(*spec, id, req, *caller);
-    if (req.method == "DELETE") return remove(*spec, id, req, *caller);
+    if (req.method == "GET") return show(*kind, id, req, *caller);
+    if (req.method == "PUT") return update(*kind, id, req, *caller);
+    if (req.method == "DELETE") return remove(*kind, id, req, *caller);
     return methodNotAllowed();
   }
 
@@ -507,7 +517,7 @@ struct NeutronApi::Impl {
 };
 
 NeutronApi::NeutronApi(state::ModelState& state, ApiConfig config, const Clock& clock)
-    : impl_(std::make_unique<Impl>(Impl{state, std::move(config), clock})) {}
+    : impl_(std::make_unique<Impl>(state, std::move(config), clock)) {}
 
 NeutronApi::~NeutronApi() = default;
 

@@ -33,6 +33,24 @@ set -e
 [ "$rc" -ne 0 ] || fail "an invalid MTU was accepted"
 expect_in "Invalid input for mtu. Reason: '10' is not in range 68 through 65535." "$out"
 
+out=$(os subnet create --network sky --subnet-range 10.20.0.0/24 --dns-nameserver 10.20.0.53 s1 -f json)
+expect_in '"gateway_ip": "10.20.0.1"' "$out"
+expect_in '"cidr": "10.20.0.0/24"' "$out"
+expect_in "'start': '10.20.0.2'" "$(os subnet show s1 -f value -c allocation_pools)"
+os subnet create --network sky --subnet-range fd00:20::/64 --ip-version 6 \
+  --ipv6-ra-mode slaac --ipv6-address-mode slaac s6 >/dev/null
+out=$(os subnet list --network sky -f value -c Name | sort | tr '\n' ' ')
+[ "$out" = "s1 s6 " ] || fail "subnet list: '$out'"
+os subnet set s1 --no-dhcp --host-route destination=10.99.0.0/16,gateway=10.20.0.254
+out=$(os subnet show s1 -f json)
+expect_in '"enable_dhcp": false' "$out"
+expect_in '10.99.0.0/16' "$out"
+set +e
+out=$(os subnet create --network sky --subnet-range 10.20.0.128/25 overlap 2>&1); rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "an overlapping subnet was accepted"
+expect_in "overlaps with another subnet" "$out"
+
 os network delete sky green
 out=$(os network list -f value)
 [ -z "$out" ] || fail "networks left after delete: $out"

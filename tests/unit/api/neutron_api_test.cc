@@ -216,5 +216,72 @@ TEST_F(NeutronApiTest, VersionsResourcesAndExtensions) {
   EXPECT_EQ(call("GET", "/v2.0/extensions/external-gateway-multihoming").status, 404);
 }
 
+TEST_F(NeutronApiTest, SubnetsBelongToTheirNetwork) {
+  std::string net = createNetwork("n");
+  auto r = call("POST", "/v2.0/subnets",
+                R"({"subnet": {"network_id": ")" + net +
+                    R"(", "ip_version": 4, "cidr": "10.0.0.0/24", "name": "s1"}})");
+  ASSERT_EQ(r.status, 201) << r.body.dump();
+  const Json& s = r.body["subnet"];
+  EXPECT_EQ(s["gateway_ip"], "10.0.0.1");
+  EXPECT_EQ(s["allocation_pools"][0]["start"], "10.0.0.2");
+  EXPECT_EQ(s["project_id"], "p1");
+  std::string sid = s["id"];
+
+  auto n = call("GET", "/v2.0/networks/" + net);
+  EXPECT_EQ(n.body["network"]["subnets"], Json::array({sid}));
+  EXPECT_EQ(n.body["network"]["revision_number"], 2);  // a subnet change bumps its network
+
+  // Overlap within the network is refused; across networks it is fine.
+  expectError(call("POST", "/v2.0/subnets",
+                   R"({"subnet": {"network_id": ")" + net +
+                       R"(", "ip_version": 4, "cidr": "10.0.0.128/25"}})"),
+              400, "HTTPBadRequest");
+  std::string other = createNetwork("other");
+  EXPECT_EQ(call("POST", "/v2.0/subnets",
+                 R"({"subnet": {"network_id": ")" + other +
+                     R"(", "ip_version": 4, "cidr": "10.0.0.0/24"}})")
+                .status,
+            201);
+
+  // Another project cannot put a subnet on this network.
+  expectError(call("POST", "/v2.0/subnets",
+                   R"({"subnet": {"network_id": ")" + net +
+                       R"(", "ip_version": 4, "cidr": "10.1.0.0/24"}})",
+                   "p2"),
+              404, "NetworkNotFound");
+
+  auto upd = call("PUT", "/v2.0/subnets/" + sid,
+                  R"({"subnet": {"dns_nameservers": ["10.0.0.53"], "gateway_ip": "10.0.0.1"}})");
+  ASSERT_EQ(upd.status, 200) << upd.body.dump();
+  EXPECT_EQ(upd.body["subnet"]["dns_nameservers"], Json::array({"10.0.0.53"}));
+  expectError(call("PUT", "/v2.0/subnets/" + sid, R"({"subnet": {"cidr": "10.9.0.0/24"}})"), 400,
+              "HTTPBadRequest", "Cannot update read-only attribute cidr");
+  expectError(call("PUT", "/v2.0/subnets/" + sid, R"({"subnet": {"gateway_ip": "10.0.0.9"}})"), 409,
+              "GatewayConflictWithAllocationPools");
+
+  // Deleting the network takes its subnets with it.
+  EXPECT_EQ(call("DELETE", "/v2.0/networks/" + net).status, 204);
+  expectError(call("GET", "/v2.0/subnets/" + sid), 404, "SubnetNotFound");
+}
+
+TEST_F(NeutronApiTest, BulkSubnetsOnOneNetworkAreCheckedAgainstEachOther) {
+  std::string net = createNetwork("n");
+  auto r = call("POST", "/v2.0/subnets",
+                R"({"subnets": [{"network_id": ")" + net +
+                    R"(", "ip_version": 4, "cidr": "10.0.0.0/24"},
+                                  {"network_id": ")" +
+                    net + R"(", "ip_version": 4, "cidr": "10.0.0.0/24"}]})");
+  EXPECT_EQ(r.status, 400) << r.body.dump();
+  EXPECT_EQ(call("GET", "/v2.0/subnets").body["subnets"].size(), 0u);
+  auto ok = call("POST", "/v2.0/subnets",
+                 R"({"subnets": [{"network_id": ")" + net +
+                     R"(", "ip_version": 4, "cidr": "10.0.0.0/24"},
+                                   {"network_id": ")" +
+                     net + R"(", "ip_version": 6, "cidr": "fd00::/64"}]})");
+  ASSERT_EQ(ok.status, 201) << ok.body.dump();
+  EXPECT_EQ(call("GET", "/v2.0/networks/" + net).body["network"]["subnets"].size(), 2u);
+}
+
 }  // namespace
 }  // namespace canopy::api
