@@ -9,6 +9,7 @@
 #include <random>
 
 #include "api/resources.h"
+#include "base/mutex.h"
 #include "model/query.h"
 
 namespace canopy::api {
@@ -19,7 +20,7 @@ using model::Caller;
 using model::Json;
 using model::ResourceSpec;
 
-constexpr int kCommitAttempts = 8;
+constexpr int kCommitAttempts = 16;
 // The project of a noauth caller that names none (an admin).
 constexpr std::string_view kNoAuthAdminProject = "admin";
 
@@ -173,6 +174,7 @@ struct NeutronApi::Impl {
   ApiConfig config;
   const Clock& clock;
   std::vector<std::unique_ptr<ResourceKind>> kinds;
+  Mutex write_mu;
 
   const ResourceKind* kindFor(std::string_view collection) const {
     for (const auto& k : kinds) {
@@ -295,8 +297,12 @@ struct NeutronApi::Impl {
 
   // Builds a transaction from the current model with `build`, commits it, and
   // starts over from a fresh read when another writer got there first.
+  // Writers of this server take turns: the store commits one transaction at
+  // a time anyway (one fsync each), so this costs no throughput and leaves
+  // conflicts, and retries, to writers in other servers sharing the store.
   template <typename Build>
   Result<void> writeWithRetry(const Caller& caller, Build&& build) {
+    MutexLock lock(write_mu);
     for (int attempt = 0; attempt < kCommitAttempts; ++attempt) {
       std::string now = timestamp(clock.wallNow());
       auto txn = state.read([&](const state::Tables& tables) -> Result<WriteContext> {

@@ -1,7 +1,11 @@
 #include "api/resources.h"
 
 #include <algorithm>
+#include <random>
+#include <set>
 
+#include "model/ipam.h"
+#include "model/port.h"
 #include "model/subnet.h"
 
 namespace canopy::api {
@@ -44,6 +48,14 @@ class NetworkKind final : public ResourceKind {
   // Subnets go with their network (Neutron deletes them when no port uses them).
   Result<void> remove(const Json& doc, WriteContext& ctx) const override {
     std::string id = doc.value("id", "");
+    for (const Json* port : ctx.all("ports")) {
+      if (port->value("network_id", "") == id) {
+        return Error(Errc::Conflict,
+                     "Unable to complete operation on network " + id +
+                         ". There are one or more ports still in use on the network.",
+                     "NetworkInUse");
+      }
+    }
     if (auto t = ctx.tables().find("subnets"); t != ctx.tables().end()) {
       for (const auto& [sid, d] : t->second) {
         if (d.doc.value("network_id", "") != id) continue;
@@ -89,9 +101,252 @@ class SubnetKind final : public ResourceKind {
   }
 
   Result<void> remove(const Json& doc, WriteContext& ctx) const override {
+    std::string id = doc.value("id", "");
+    for (const Json* port : ctx.all("ports")) {
+      for (const auto& f : port->value("fixed_ips", Json::array())) {
+        if (f.value("subnet_id", "") == id) {
+          return Error(Errc::Conflict,
+                       "Unable to complete operation on subnet " + id +
+                           ": One or more ports have an IP allocation from this subnet.",
+                       "SubnetInUse");
+        }
+      }
+    }
     ctx.touch("networks", doc.value("network_id", ""));
     return ok();
   }
+};
+
+std::string ipKey(const std::string& network_id, const std::string& ip) {
+  return std::string(state::kPrefix) + "ips/" + network_id + "/" + ip;
+}
+std::string macKey(const std::string& network_id, const std::string& mac) {
+  return std::string(state::kPrefix) + "macs/" + network_id + "/" + mac;
+}
+
+class PortKind final : public ResourceKind {
+ public:
+  explicit PortKind(model::NetworkConfig config) : config_(std::move(config)) {}
+
+  const model::ResourceSpec& spec() const override { return model::portSpec(); }
+
+  Result<void> create(Json& doc, WriteContext& ctx) const override {
+    std::string network_id = doc.value("network_id", "");
+    const state::Document* network = ctx.find("networks", network_id);
+    if (network == nullptr || !(ctx.caller().is_admin ||
+                                network->doc.value("project_id", "") == ctx.caller().project_id ||
+                                network->doc.value("shared", false))) {
+      return notFound(model::networkSpec(), network_id);
+    }
+    std::string id = doc["id"];
+    // MAC: given and free, or generated.
+    std::set<std::string> macs;
+    for (const Json* p : ctx.all("ports")) {
+      if (p->value("network_id", "") == network_id) macs.insert(p->value("mac_address", ""));
+    }
+    if (doc["mac_address"].is_string()) {
+      std::string mac = *model::parseMac(doc["mac_address"].get<std::string>());
+      if (macs.count(mac)) {
+        return Error(Errc::Conflict,
+                     "Unable to complete operation for network " + network_id +
+                         ". The mac address " + mac + " is in use.",
+                     "MacAddressInUse");
+      }
+      doc["mac_address"] = mac;
+    } else {
+      std::string mac;
+      do {
+        mac = model::generateMac(config_.mac_base, rng());
+      } while (macs.count(mac));
+      doc["mac_address"] = mac;
+    }
+    ctx.claim(macKey(network_id, doc["mac_address"]), id);
+
+    if (doc["port_security_enabled"].is_null()) {
+      doc["port_security_enabled"] = network->doc.value("port_security_enabled", true);
+    }
+    if (auto r = checkSecurityGroups(doc); !r) return r;
+    auto ips = allocate(doc, Json::array(), ctx);
+    if (!ips) return std::move(ips).error();
+    doc["fixed_ips"] = std::move(*ips);
+    doc["status"] = "DOWN";
+    doc["binding:vif_type"] = "unbound";
+    doc["binding:vif_details"] = Json::object();
+    return ok();
+  }
+
+  Result<void> update(Json& doc, const Json& before, WriteContext& ctx) const override {
+    if (doc["port_security_enabled"].is_null()) {
+      doc["port_security_enabled"] = before["port_security_enabled"];
+    }
+    if (auto r = checkSecurityGroups(doc); !r) return r;
+    if (doc["fixed_ips"].is_null()) doc["fixed_ips"] = before["fixed_ips"];
+    if (doc["fixed_ips"] != before["fixed_ips"]) {
+      auto ips = allocate(doc, before["fixed_ips"], ctx);
+      if (!ips) return std::move(ips).error();
+      doc["fixed_ips"] = std::move(*ips);
+    }
+    return ok();
+  }
+
+  Result<void> remove(const Json& doc, WriteContext& ctx) const override {
+    std::string network_id = doc.value("network_id", "");
+    for (const auto& f : doc.value("fixed_ips", Json::array())) {
+      ctx.release(ipKey(network_id, f.value("ip_address", "")));
+    }
+    ctx.release(macKey(network_id, doc.value("mac_address", "")));
+    return ok();
+  }
+
+ private:
+  static std::mt19937_64& rng() {
+    thread_local std::mt19937_64 r(std::random_device{}());
+    return r;
+  }
+
+  static Result<void> checkSecurityGroups(const Json& doc) {
+    const Json& groups = doc["security_groups"];
+    if (!groups.empty() && doc["port_security_enabled"] == false) {
+      return Error(Errc::Conflict,
+                   "Port security must be enabled and port must have an IP address in order to "
+                   "use security groups.",
+                   "PortSecurityAndIPRequiredForSecurityGroups");
+    }
+    if (!groups.empty()) {
+      return Error(Errc::NotFound, "Security group " + groups[0].dump() + " does not exist",
+                   "SecurityGroupNotFound");
+    }
+    return ok();
+  }
+
+  // Turns the requested fixed_ips (or none: automatic) into allocations,
+  // claiming each new address in the store and releasing those given up.
+  Result<Json> allocate(const Json& doc, const Json& held, WriteContext& ctx) const {
+    std::string network_id = doc.value("network_id", "");
+    std::string port_id = doc.value("id", "");
+    bool router_port = doc.value("device_owner", "").starts_with("network:router");
+    std::vector<const Json*> subnets;
+    for (const Json* s : ctx.all("subnets")) {
+      if (s->value("network_id", "") == network_id) subnets.push_back(s);
+    }
+    std::set<model::IpAddress> used;
+    for (const Json* p : ctx.all("ports")) {
+      if (p->value("network_id", "") != network_id || p->value("id", "") == port_id) continue;
+      for (const auto& f : p->value("fixed_ips", Json::array())) {
+        if (auto ip = model::IpAddress::parse(f.value("ip_address", ""))) used.insert(*ip);
+      }
+    }
+    std::set<std::string> held_ips;
+    for (const auto& f : held) held_ips.insert(f.value("ip_address", ""));
+
+    auto subnetById = [&](const std::string& sid) -> const Json* {
+      for (const Json* s : subnets) {
+        if (s->value("id", "") == sid) return s;
+      }
+      return nullptr;
+    };
+    auto noMore = [&] {
+      return Error(Errc::Conflict, "No more IP addresses available on network " + network_id + ".",
+                   "IpAddressGenerationFailure");
+    };
+
+    Json out = Json::array();
+    auto take = [&](const Json& subnet, const model::IpAddress& ip) -> Result<void> {
+      std::string text = ip.toString();
+      std::string sid = subnet.value("id", "");
+      bool is_gateway = subnet["gateway_ip"].is_string() && subnet["gateway_ip"] == text;
+      if (used.count(ip) || (is_gateway && !router_port)) {
+        return Error(Errc::Conflict, "IP address " + text + " already allocated in subnet " + sid,
+                     "IpAddressAlreadyAllocated");
+      }
+      used.insert(ip);
+      out.push_back({{"subnet_id", sid}, {"ip_address", text}});
+      if (!held_ips.count(text)) ctx.claim(ipKey(network_id, text), port_id);
+      return ok();
+    };
+    auto takeAny = [&](const Json& subnet) -> Result<void> {
+      auto cidr = model::Cidr::parse(subnet.value("cidr", ""));
+      if (!cidr) return Error(Errc::Internal, "stored subnet has a bad cidr");
+      if (model::isSlaac(subnet)) {
+        return take(subnet, model::eui64(*cidr, doc.value("mac_address", "")));
+      }
+      std::set<model::IpAddress> blocked = used;
+      if (subnet["gateway_ip"].is_string()) {
+        if (auto gw = model::IpAddress::parse(subnet["gateway_ip"].get<std::string>())) {
+          blocked.insert(*gw);
+        }
+      }
+      auto ip = model::pickFreeAddress(subnet, blocked, rng());
+      if (!ip) return noMore();
+      return take(subnet, *ip);
+    };
+
+    if (doc["fixed_ips"].is_null()) {
+      // Neutron's default: one address from an IPv4 subnet with room, and
+      // one from each IPv6 subnet (SLAAC or the first stateful one).
+      bool v4_done = false, v4_any = false, v6_stateful_done = false;
+      for (const Json* s : subnets) {
+        int version = s->value("ip_version", 4);
+        if (version == 4) {
+          v4_any = true;
+          if (v4_done) continue;
+          if (takeAny(*s)) v4_done = true;
+        } else if (model::isSlaac(*s)) {
+          if (auto r = takeAny(*s); !r) return r.error();
+        } else if (!v6_stateful_done) {
+          if (takeAny(*s)) v6_stateful_done = true;
+        }
+      }
+      if (v4_any && !v4_done) return noMore();
+      return out;
+    }
+
+    for (const auto& f : doc["fixed_ips"]) {
+      std::string sid = f.value("subnet_id", "");
+      std::string ip_text = f.value("ip_address", "");
+      const Json* subnet = nullptr;
+      std::optional<model::IpAddress> ip;
+      if (!ip_text.empty()) ip = *model::IpAddress::parse(ip_text);
+      if (!sid.empty()) {
+        subnet = subnetById(sid);
+        if (subnet == nullptr) {
+          return model::badRequest(
+              "Invalid input for operation: Failed to create port on network " + network_id +
+              ", because fixed_ips included invalid subnet " + sid + ".");
+        }
+      } else {
+        for (const Json* s : subnets) {
+          if (auto c = model::Cidr::parse(s->value("cidr", "")); c && c->contains(*ip)) subnet = s;
+        }
+        if (subnet == nullptr) {
+          return Error(Errc::InvalidArgument,
+                       "IP address " + ip_text +
+                           " is not a valid IP for any of the subnets on the specified network.",
+                       "InvalidIpForNetwork");
+        }
+      }
+      if (ip) {
+        auto cidr = model::Cidr::parse(subnet->value("cidr", ""));
+        if (!cidr || !cidr->contains(*ip)) {
+          return Error(Errc::InvalidArgument,
+                       "IP address " + ip_text + " is not a valid IP for the specified subnet.",
+                       "InvalidIpForSubnet");
+        }
+        if (auto r = take(*subnet, *ip); !r) return r.error();
+      } else if (auto r = takeAny(*subnet); !r) {
+        return r.error();
+      }
+    }
+    // Addresses given up go back to the pool.
+    std::set<std::string> kept;
+    for (const auto& f : out) kept.insert(f.value("ip_address", ""));
+    for (const auto& ip : held_ips) {
+      if (!kept.count(ip)) ctx.release(ipKey(network_id, ip));
+    }
+    return out;
+  }
+
+  model::NetworkConfig config_;
 };
 
 }  // namespace
@@ -147,6 +402,15 @@ void WriteContext::remove(std::string_view collection, const std::string& id) {
   writes_.insert_or_assign(key, store::Op::del(key));
 }
 
+void WriteContext::claim(const std::string& key, const std::string& value) {
+  compares_.push_back(store::Compare::absent(key));
+  writes_.insert_or_assign(key, store::Op::put(key, value));
+}
+
+void WriteContext::release(const std::string& key) {
+  writes_.insert_or_assign(key, store::Op::del(key));
+}
+
 void WriteContext::touch(std::string_view collection, const std::string& id) {
   const state::Document* d = find(collection, id);
   if (d == nullptr) return;
@@ -170,6 +434,7 @@ std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::Networ
   std::vector<std::unique_ptr<ResourceKind>> kinds;
   kinds.push_back(std::make_unique<NetworkKind>(config));
   kinds.push_back(std::make_unique<SubnetKind>());
+  kinds.push_back(std::make_unique<PortKind>(config));
   return kinds;
 }
 

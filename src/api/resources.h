@@ -42,6 +42,10 @@ class WriteContext {
   // …and these are written (a later write of the same key replaces an earlier one).
   void put(std::string_view collection, const std::string& id, const Json& doc);
   void remove(std::string_view collection, const std::string& id);
+  // Raw keys beside the documents: uniqueness claims (an IP, a MAC).
+  void claim(const std::string& key, const std::string& value);
+  void release(const std::string& key);
+
   // Bumps a parent's revision_number and updated_at (Neutron does so when a
   // child such as a subnet changes), guarded by its revision.
   void touch(std::string_view collection, const std::string& id);

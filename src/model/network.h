@@ -15,6 +15,8 @@ struct NetworkConfig {
   int physical_mtu = 1500;
   int64_t vni_min = 1;
   int64_t vni_max = 65535;
+  // Ports' generated MACs: these three octets, then three random ones.
+  std::string mac_base = "fa:16:3e";
 };
 
 // The MTU a tenant network gets by default: the physical MTU less the overlay's

@@ -51,6 +51,27 @@ set -e
 [ "$rc" -ne 0 ] || fail "an overlapping subnet was accepted"
 expect_in "overlaps with another subnet" "$out"
 
+out=$(os port create --network sky --fixed-ip subnet=s1,ip-address=10.20.0.10 vm1-port -f json)
+expect_in '"ip_address": "10.20.0.10"' "$out"
+expect_in '"mac_address": "fa:16:3e:' "$out"
+expect_in '"status": "DOWN"' "$out"
+os port create --network sky vm2-port >/dev/null
+out=$(os port list --network sky -f value -c Name | sort | tr '\n' ' ')
+[ "$out" = "vm1-port vm2-port " ] || fail "port list: '$out'"
+os port set vm2-port --description "second VM"
+expect_in "second VM" "$(os port show vm2-port -f value -c description)"
+set +e
+out=$(os port create --network sky --fixed-ip subnet=s1,ip-address=10.20.0.10 dup 2>&1); rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "a duplicate address was accepted"
+expect_in "IP address 10.20.0.10 already allocated" "$out"
+set +e
+out=$(os network delete sky 2>&1); rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "a network with ports was deleted"
+expect_in "ports still in use" "$out"
+os port delete vm1-port vm2-port
+
 os network delete sky green
 out=$(os network list -f value)
 [ -z "$out" ] || fail "networks left after delete: $out"

@@ -283,5 +283,131 @@ TEST_F(NeutronApiTest, BulkSubnetsOnOneNetworkAreCheckedAgainstEachOther) {
   EXPECT_EQ(call("GET", "/v2.0/networks/" + net).body["network"]["subnets"].size(), 2u);
 }
 
+class PortTest : public NeutronApiTest {
+ protected:
+  void SetUp() override {
+    NeutronApiTest::SetUp();
+    net_ = createNetwork("n");
+    subnet_ = createSubnet(net_, "10.0.0.0/24");
+  }
+  std::string createSubnet(const std::string& net, const std::string& cidr,
+                           const std::string& extra = "", const std::string& project = "p1") {
+    auto r = call("POST", "/v2.0/subnets",
+                  R"({"subnet": {"network_id": ")" + net + R"(", "ip_version": )" +
+                      (cidr.find(':') == std::string::npos ? "4" : "6") + R"(, "cidr": ")" + cidr +
+                      "\"" + extra + "}}",
+                  project);
+    EXPECT_EQ(r.status, 201) << r.body.dump();
+    return r.body["subnet"].value("id", "");
+  }
+  Reply createPort(const std::string& extra = "", const std::string& project = "p1") {
+    return call("POST", "/v2.0/ports", R"({"port": {"network_id": ")" + net_ + "\"" + extra + "}}",
+                project);
+  }
+  std::string net_, subnet_;
+};
+
+TEST_F(PortTest, GetsAnAddressAMacAndNeutronsDefaults) {
+  auto r = createPort();
+  ASSERT_EQ(r.status, 201) << r.body.dump();
+  const Json& p = r.body["port"];
+  ASSERT_EQ(p["fixed_ips"].size(), 1u);
+  EXPECT_EQ(p["fixed_ips"][0]["subnet_id"], subnet_);
+  std::string ip = p["fixed_ips"][0]["ip_address"];
+  EXPECT_TRUE(ip.starts_with("10.0.0.")) << ip;
+  EXPECT_NE(ip, "10.0.0.1");  // the gateway is reserved
+  EXPECT_TRUE(p["mac_address"].get<std::string>().starts_with("fa:16:3e:"));
+  EXPECT_EQ(p["status"], "DOWN");
+  EXPECT_EQ(p["admin_state_up"], true);
+  EXPECT_EQ(p["port_security_enabled"], true);
+  EXPECT_EQ(p["device_owner"], "");
+  EXPECT_EQ(p["allowed_address_pairs"], Json::array());
+  EXPECT_EQ(p["binding:vnic_type"], "normal");
+  EXPECT_FALSE(p.contains("binding:host_id"));  // admin only
+  auto admin =
+      call("GET", "/v2.0/ports/" + p["id"].get<std::string>(), "", "admin", {{"x-roles", "admin"}});
+  EXPECT_EQ(admin.body["port"]["binding:vif_type"], "unbound");
+  EXPECT_EQ(admin.body["port"]["binding:host_id"], "");
+}
+
+TEST_F(PortTest, ExplicitAddressesAndTheirConflicts) {
+  auto a = createPort(R"(, "fixed_ips": [{"ip_address": "10.0.0.50"}])");
+  ASSERT_EQ(a.status, 201) << a.body.dump();
+  EXPECT_EQ(a.body["port"]["fixed_ips"][0]["subnet_id"], subnet_);
+  expectError(createPort(R"(, "fixed_ips": [{"ip_address": "10.0.0.50"}])"), 409,
+              "IpAddressAlreadyAllocated");
+  expectError(createPort(R"(, "fixed_ips": [{"ip_address": "10.0.0.1"}])"), 409,
+              "IpAddressAlreadyAllocated");
+  expectError(createPort(R"(, "fixed_ips": [{"ip_address": "10.9.0.5"}])"), 400,
+              "InvalidIpForNetwork");
+  expectError(createPort(R"(, "fixed_ips": [{"subnet_id": ")" + subnet_ +
+                         R"(", "ip_address": "10.1.0.5"}])"),
+              400, "InvalidIpForSubnet");
+  expectError(
+      createPort(R"(, "fixed_ips": [{"subnet_id": "6a5e2f55-0000-4000-8000-000000000000"}])"), 400,
+      "HTTPBadRequest");
+  auto mac = createPort(R"(, "mac_address": "FA:16:3E:AA:BB:CC")");
+  ASSERT_EQ(mac.status, 201);
+  EXPECT_EQ(mac.body["port"]["mac_address"], "fa:16:3e:aa:bb:cc");
+  expectError(createPort(R"(, "mac_address": "fa:16:3e:aa:bb:cc")"), 409, "MacAddressInUse");
+  expectError(createPort(R"(, "mac_address": "01:00:5e:00:00:01")"), 400, "HTTPBadRequest");
+}
+
+TEST_F(PortTest, AddressesComeBackWhenPortsGo) {
+  auto a = createPort(R"(, "fixed_ips": [{"ip_address": "10.0.0.77"}])");
+  std::string id = a.body["port"]["id"];
+  expectError(call("DELETE", "/v2.0/subnets/" + subnet_), 409, "SubnetInUse");
+  expectError(call("DELETE", "/v2.0/networks/" + net_), 409, "NetworkInUse");
+  // Move the port to another address: the old one is free again.
+  auto moved =
+      call("PUT", "/v2.0/ports/" + id, R"({"port": {"fixed_ips": [{"ip_address": "10.0.0.78"}]}})");
+  ASSERT_EQ(moved.status, 200) << moved.body.dump();
+  EXPECT_EQ(moved.body["port"]["fixed_ips"][0]["ip_address"], "10.0.0.78");
+  EXPECT_EQ(createPort(R"(, "fixed_ips": [{"ip_address": "10.0.0.77"}])").status, 201);
+  EXPECT_EQ(call("DELETE", "/v2.0/ports/" + id).status, 204);
+  EXPECT_EQ(createPort(R"(, "fixed_ips": [{"ip_address": "10.0.0.78"}])").status, 201);
+}
+
+TEST_F(PortTest, ExhaustionIsIpAddressGenerationFailure) {
+  std::string small_net = createNetwork("small");
+  createSubnet(small_net, "192.168.9.0/29");  // .2 - .6: five addresses
+  for (int i = 0; i < 5; ++i) {
+    auto r = call("POST", "/v2.0/ports", R"({"port": {"network_id": ")" + small_net + "\"}}");
+    ASSERT_EQ(r.status, 201) << r.body.dump();
+  }
+  expectError(call("POST", "/v2.0/ports", R"({"port": {"network_id": ")" + small_net + "\"}}"), 409,
+              "IpAddressGenerationFailure",
+              "No more IP addresses available on network " + small_net + ".");
+}
+
+TEST_F(PortTest, SlaacAddressesAreEui64) {
+  createSubnet(net_, "fd00:1::/64", R"(, "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac")");
+  auto r = createPort(R"(, "mac_address": "fa:16:3e:11:22:33")");
+  ASSERT_EQ(r.status, 201) << r.body.dump();
+  ASSERT_EQ(r.body["port"]["fixed_ips"].size(), 2u);
+  std::vector<std::string> ips;
+  for (auto& f : r.body["port"]["fixed_ips"]) ips.push_back(f["ip_address"]);
+  EXPECT_NE(std::find(ips.begin(), ips.end(), "fd00:1::f816:3eff:fe11:2233"), ips.end())
+      << r.body.dump();
+}
+
+TEST_F(PortTest, PortSecurityRules) {
+  auto r = createPort(R"(, "port_security_enabled": false, "security_groups": ["x"])");
+  expectError(r, 409, "PortSecurityAndIPRequiredForSecurityGroups");
+  std::string open_net = createNetwork("open", "p1", R"(, "port_security_enabled": false)");
+  auto p = call("POST", "/v2.0/ports", R"({"port": {"network_id": ")" + open_net + "\"}}");
+  ASSERT_EQ(p.status, 201);
+  EXPECT_EQ(p.body["port"]["port_security_enabled"], false);  // inherited from the network
+}
+
+TEST_F(PortTest, OtherProjectsPortsOnASharedNetwork) {
+  std::string shared = createNetwork("shared", "", R"(, "shared": true, "project_id": "ops")");
+  createSubnet(shared, "172.16.0.0/24", "", /*project=*/"");  // the admin
+  auto r = call("POST", "/v2.0/ports", R"({"port": {"network_id": ")" + shared + "\"}}", "p2");
+  ASSERT_EQ(r.status, 201) << r.body.dump();
+  EXPECT_EQ(r.body["port"]["project_id"], "p2");
+  expectError(createPort("", "p2"), 404, "NetworkNotFound");  // p1's private network
+}
+
 }  // namespace
 }  // namespace canopy::api
