@@ -12,5 +12,8 @@ cmake --build --preset release -j "$(nproc)"
 mkdir -p build/demo
 echo
 echo "Starting canopy-server on the embedded store build/demo/canopy.db (Ctrl-C stops it)."
-echo "Not built yet: the Neutron API, canopy-agent and the demo topology (VMs, router, floating IP)."
+echo "Neutron API: http://127.0.0.1:9696 (noauth). Try, in another terminal:"
+echo "  export OS_AUTH_TYPE=none OS_ENDPOINT=http://127.0.0.1:9696"
+echo "  openstack network create demo && openstack subnet create --network demo --subnet-range 10.0.0.0/24 demo-v4"
+echo "Not built yet: routers, floating IPs, security groups, Keystone auth, canopy-agent and the demo topology."
 exec build/release/bin/canopy-server --store "sqlite:build/demo/canopy.db" "$@"
