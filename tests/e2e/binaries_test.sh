@@ -2,18 +2,8 @@
 # The three programs as an operator meets them: --help for each, the server's
 # store commands on fresh, corrupt and busy stores, a config file, a clean stop
 # on SIGTERM. Usage: binaries_test.sh BIN_DIR
-set -euo pipefail
 bin=${1:?usage: binaries_test.sh BIN_DIR}
-work=$(mktemp -d "${TMPDIR:-/tmp}/canopy-e2e-XXXXXX")
-server_pid=
-cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill "$server_pid"; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect_in() { grep -qF -- "$1" <<<"$2" || fail "expected '$1' in: $2"; }
+source "$(dirname "$0")/lib.sh"
 
 # --help explains every option.
 help=$("$bin/canopy-server" --help)
@@ -53,15 +43,9 @@ store = "sqlite:$work/run/canopy.db"
 log-level = "debug"
 listen = "127.0.0.1:0"
 CONF
-"$bin/canopy-server" --config "$work/server.conf" >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 100); do
-  grep -q "not built yet" "$work/server.log" && break
-  sleep 0.1
-done
+start_server "$bin" "$work/server.log" --config "$work/server.conf"
 expect_in "open at revision 0" "$(cat "$work/server.log")"
 expect_in "debug store $work/run/canopy.db open" "$(cat "$work/server.log")"  # log-level from the file
-expect_in "not built yet" "$(cat "$work/server.log")"
 set +e
 out=$("$bin/canopy-server" --store "sqlite:$work/run/canopy.db" check 2>&1); rc=$?
 set -e
@@ -69,35 +53,24 @@ set -e
 expect_in "in use by another process (pid $server_pid)" "$out"
 
 # The API answers, and what it stored survives a restart.
-api_url() { grep -Eo 'Neutron API on http://[0-9.:]+' "$work/server.log" | tail -n 1 | sed 's/Neutron API on //'; }
-url=$(api_url)
-[ -n "$url" ] || fail "no API address in the log: $(cat "$work/server.log")"
+url=$api_url
 out=$(curl -sS -X POST "$url/v2.0/networks" -H 'X-Project-Id: p1' -d '{"network": {"name": "net-a"}}')
 expect_in '"name":"net-a"' "$out"
 net_id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["network"]["id"])' <<<"$out")
 out=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$url/v2.0/networks" -d '{"network": {"nmae": "typo"}}')
 [ "$out" = 400 ] || fail "unknown attribute gave $out"
+expect_in "not built yet" "$(cat "$work/server.log")"  # says what is missing
 
-kill -TERM "$server_pid"
-wait "$server_pid" || fail "server exited with $? on SIGTERM"
-server_pid=
+stop_server
 out=$("$bin/canopy-server" --config "$work/server.conf" check)
 expect_in "store sqlite:$work/run/canopy.db: ok, schema version 1, revision 1" "$out"
 
-: >"$work/server.log"
-"$bin/canopy-server" --config "$work/server.conf" >"$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 100); do
-  grep -q "not built yet" "$work/server.log" && break
-  sleep 0.1
-done
-url=$(api_url)
+start_server "$bin" "$work/server2.log" --config "$work/server.conf"
+url=$api_url
 out=$(curl -sS "$url/v2.0/networks/$net_id" -H 'X-Project-Id: p1')
 expect_in "\"id\":\"$net_id\"" "$out"
 expect_in '"name":"net-a"' "$out"
-kill -TERM "$server_pid"
-wait "$server_pid" || fail "server exited with $? on SIGTERM"
-server_pid=
+stop_server
 
 # The agent says plainly that it is not built yet.
 set +e
