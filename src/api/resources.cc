@@ -26,10 +26,8 @@ class NetworkKind final : public ResourceKind {
 
   void present(Json& view, const Json& doc, const state::Tables& tables) const override {
     Json subnets = Json::array();
-    if (auto t = tables.find("subnets"); t != tables.end()) {
-      for (const auto& [id, d] : t->second) {
-        if (d.doc.value("network_id", "") == doc.value("id", "")) subnets.push_back(id);
-      }
+    for (const auto& id : tables.lookup("subnets.network", doc.value("id", ""))) {
+      subnets.push_back(id);
     }
     view["subnets"] = std::move(subnets);
   }
@@ -48,20 +46,17 @@ class NetworkKind final : public ResourceKind {
   // Subnets go with their network (Neutron deletes them when no port uses them).
   Result<void> remove(const Json& doc, WriteContext& ctx) const override {
     std::string id = doc.value("id", "");
-    for (const Json* port : ctx.all("ports")) {
-      if (port->value("network_id", "") == id) {
-        return Error(Errc::Conflict,
-                     "Unable to complete operation on network " + id +
-                         ". There are one or more ports still in use on the network.",
-                     "NetworkInUse");
-      }
+    if (!ctx.indexed("ports.network", "ports", id).empty()) {
+      return Error(Errc::Conflict,
+                   "Unable to complete operation on network " + id +
+                       ". There are one or more ports still in use on the network.",
+                   "NetworkInUse");
     }
-    if (auto t = ctx.tables().find("subnets"); t != ctx.tables().end()) {
-      for (const auto& [sid, d] : t->second) {
-        if (d.doc.value("network_id", "") != id) continue;
-        ctx.guard("subnets", sid, d.mod_revision);
-        ctx.remove("subnets", sid);
-      }
+    for (const auto& sid : ctx.tables().lookup("subnets.network", id)) {
+      const state::Document* d = ctx.find("subnets", sid);
+      if (d == nullptr) continue;
+      ctx.guard("subnets", sid, d->mod_revision);
+      ctx.remove("subnets", sid);
     }
     return ok();
   }
@@ -83,8 +78,7 @@ class SubnetKind final : public ResourceKind {
       return notFound(model::networkSpec(), network_id);
     }
     std::vector<model::Cidr> siblings;
-    for (const Json* other : ctx.all("subnets")) {
-      if (other->value("network_id", "") != network_id) continue;
+    for (const Json* other : ctx.indexed("subnets.network", "subnets", network_id)) {
       if (auto c = model::Cidr::parse(other->value("cidr", ""))) siblings.push_back(*c);
     }
     if (auto r = model::completeNewSubnet(doc, siblings); !r) return r;
@@ -102,15 +96,11 @@ class SubnetKind final : public ResourceKind {
 
   Result<void> remove(const Json& doc, WriteContext& ctx) const override {
     std::string id = doc.value("id", "");
-    for (const Json* port : ctx.all("ports")) {
-      for (const auto& f : port->value("fixed_ips", Json::array())) {
-        if (f.value("subnet_id", "") == id) {
-          return Error(Errc::Conflict,
-                       "Unable to complete operation on subnet " + id +
-                           ": One or more ports have an IP allocation from this subnet.",
-                       "SubnetInUse");
-        }
-      }
+    if (!ctx.indexed("ports.subnet", "ports", id).empty()) {
+      return Error(Errc::Conflict,
+                   "Unable to complete operation on subnet " + id +
+                       ": One or more ports have an IP allocation from this subnet.",
+                   "SubnetInUse");
     }
     ctx.touch("networks", doc.value("network_id", ""));
     return ok();
@@ -140,13 +130,12 @@ class PortKind final : public ResourceKind {
     }
     std::string id = doc["id"];
     // MAC: given and free, or generated.
-    std::set<std::string> macs;
-    for (const Json* p : ctx.all("ports")) {
-      if (p->value("network_id", "") == network_id) macs.insert(p->value("mac_address", ""));
-    }
+    auto macUsed = [&](const std::string& mac) {
+      return !ctx.indexed("ports.mac", "ports", network_id + " " + mac).empty();
+    };
     if (doc["mac_address"].is_string()) {
       std::string mac = *model::parseMac(doc["mac_address"].get<std::string>());
-      if (macs.count(mac)) {
+      if (macUsed(mac)) {
         return Error(Errc::Conflict,
                      "Unable to complete operation for network " + network_id +
                          ". The mac address " + mac + " is in use.",
@@ -157,7 +146,7 @@ class PortKind final : public ResourceKind {
       std::string mac;
       do {
         mac = model::generateMac(config_.mac_base, rng());
-      } while (macs.count(mac));
+      } while (macUsed(mac));
       doc["mac_address"] = mac;
     }
     ctx.claim(macKey(network_id, doc["mac_address"]), id);
@@ -225,17 +214,17 @@ class PortKind final : public ResourceKind {
     std::string network_id = doc.value("network_id", "");
     std::string port_id = doc.value("id", "");
     bool router_port = doc.value("device_owner", "").starts_with("network:router");
-    std::vector<const Json*> subnets;
-    for (const Json* s : ctx.all("subnets")) {
-      if (s->value("network_id", "") == network_id) subnets.push_back(s);
-    }
-    std::set<model::IpAddress> used;
-    for (const Json* p : ctx.all("ports")) {
-      if (p->value("network_id", "") != network_id || p->value("id", "") == port_id) continue;
-      for (const auto& f : p->value("fixed_ips", Json::array())) {
-        if (auto ip = model::IpAddress::parse(f.value("ip_address", ""))) used.insert(*ip);
+    std::vector<const Json*> subnets = ctx.indexed("subnets.network", "subnets", network_id);
+    // In use: by another port (index), or already taken for this port here.
+    std::set<model::IpAddress> taken;
+    auto used = [&](const model::IpAddress& ip) {
+      if (taken.count(ip)) return true;
+      for (const Json* p :
+           ctx.indexed("ports.address", "ports", network_id + " " + ip.toString())) {
+        if (p->value("id", "") != port_id) return true;
       }
-    }
+      return false;
+    };
     std::set<std::string> held_ips;
     for (const auto& f : held) held_ips.insert(f.value("ip_address", ""));
 
@@ -255,11 +244,11 @@ class PortKind final : public ResourceKind {
       std::string text = ip.toString();
       std::string sid = subnet.value("id", "");
       bool is_gateway = subnet["gateway_ip"].is_string() && subnet["gateway_ip"] == text;
-      if (used.count(ip) || (is_gateway && !router_port)) {
+      if (used(ip) || (is_gateway && !router_port)) {
         return Error(Errc::Conflict, "IP address " + text + " already allocated in subnet " + sid,
                      "IpAddressAlreadyAllocated");
       }
-      used.insert(ip);
+      taken.insert(ip);
       out.push_back({{"subnet_id", sid}, {"ip_address", text}});
       if (!held_ips.count(text)) ctx.claim(ipKey(network_id, text), port_id);
       return ok();
@@ -270,13 +259,14 @@ class PortKind final : public ResourceKind {
       if (model::isSlaac(subnet)) {
         return take(subnet, model::eui64(*cidr, doc.value("mac_address", "")));
       }
-      std::set<model::IpAddress> blocked = used;
+      std::optional<model::IpAddress> gateway;
       if (subnet["gateway_ip"].is_string()) {
-        if (auto gw = model::IpAddress::parse(subnet["gateway_ip"].get<std::string>())) {
-          blocked.insert(*gw);
-        }
+        gateway = model::IpAddress::parse(subnet["gateway_ip"].get<std::string>())
+                      .value_or(model::IpAddress());
       }
-      auto ip = model::pickFreeAddress(subnet, blocked, rng());
+      auto ip = model::pickFreeAddress(
+          subnet, [&](const model::IpAddress& a) { return (gateway && a == *gateway) || used(a); },
+          rng());
       if (!ip) return noMore();
       return take(subnet, *ip);
     };
@@ -367,13 +357,24 @@ const state::Document* WriteContext::find(std::string_view collection, std::stri
   return d == t->second.end() ? nullptr : &d->second;
 }
 
-std::vector<const Json*> WriteContext::all(std::string_view collection) const {
+std::vector<const Json*> WriteContext::indexed(std::string_view index, std::string_view collection,
+                                               const std::string& key) const {
   std::vector<const Json*> out;
+  auto p = pending_.find(std::string(collection));
+  static const std::vector<state::IndexSpec> kSpecs = state::defaultIndexes();
+  auto spec = std::find_if(kSpecs.begin(), kSpecs.end(),
+                           [&](const state::IndexSpec& s) { return s.name == index; });
   if (auto t = tables_.find(collection); t != tables_.end()) {
-    for (const auto& [id, d] : t->second) out.push_back(&d.doc);
+    for (const auto& id : tables_.lookup(index, key)) {
+      if (p != pending_.end() && p->second.count(id)) continue;  // rewritten here
+      if (auto d = t->second.find(id); d != t->second.end()) out.push_back(&d->second.doc);
+    }
   }
-  if (auto p = pending_.find(std::string(collection)); p != pending_.end()) {
-    for (const auto& [id, doc] : p->second) out.push_back(&doc);
+  if (p != pending_.end() && spec != kSpecs.end()) {
+    for (const auto& [id, doc] : p->second) {
+      auto keys = spec->keys(doc);
+      if (std::find(keys.begin(), keys.end(), key) != keys.end()) out.push_back(&doc);
+    }
   }
   return out;
 }

@@ -33,8 +33,10 @@ class WriteContext {
 
   // A stored document (as of the read), or nullptr.
   const state::Document* find(std::string_view collection, std::string_view id) const;
-  // Every stored document of a collection, plus those this request creates.
-  std::vector<const Json*> all(std::string_view collection) const;
+  // The documents filed under `key` in a state index (see defaultIndexes()),
+  // plus those this request writes that would be (docs written here win).
+  std::vector<const Json*> indexed(std::string_view index, std::string_view collection,
+                                   const std::string& key) const;
 
   // The transaction: the document must still be at the revision we read…
   void guard(std::string_view collection, const std::string& id, store::Revision mod_revision);

@@ -5,15 +5,15 @@
 
 namespace canopy::model {
 
-std::optional<IpAddress> pickFreeAddress(const Json& subnet, const std::set<IpAddress>& used,
+std::optional<IpAddress> pickFreeAddress(const Json& subnet,
+                                         const std::function<bool(const IpAddress&)>& used,
                                          std::mt19937_64& rng) {
   auto pools = allocationPools(subnet);
   U128 total = 0;
   for (const auto& p : pools) total += p.last.value() - p.first.value() + 1;
   if (total == 0) return std::nullopt;
   U128 start = ((U128{rng()} << 64) | rng()) % total;
-  // Walk the pools as one sequence of `total` addresses, from `start`,
-  // wrapping; at most used.size() + 1 probes can fail before a free one.
+  // Walk the pools as one sequence of `total` addresses, from `start`, wrapping.
   auto at = [&](U128 offset) {
     for (const auto& p : pools) {
       U128 n = p.last.value() - p.first.value() + 1;
@@ -22,10 +22,10 @@ std::optional<IpAddress> pickFreeAddress(const Json& subnet, const std::set<IpAd
     }
     return pools.back().last;  // unreachable: offset < total
   };
-  U128 probes = std::min<U128>(total, U128{used.size()} + 1);
+  U128 probes = std::min<U128>(total, U128{kMaxProbes});
   for (U128 i = 0; i < probes; ++i) {
     IpAddress candidate = at((start + i) % total);
-    if (!used.count(candidate)) return candidate;
+    if (!used(candidate)) return candidate;
   }
   return std::nullopt;
 }

@@ -4,9 +4,9 @@
 // Uniqueness across concurrent writers is the store's job (a key per
 // allocated address, created only if absent); these functions only choose.
 
+#include <functional>
 #include <optional>
 #include <random>
-#include <set>
 #include <string>
 
 #include "model/json.h"
@@ -14,10 +14,13 @@
 
 namespace canopy::model {
 
-// A free address from the subnet's allocation pools, not in `used`, found by
-// scanning from a random point (so concurrent allocators rarely collide);
-// nullopt when the pools are full.
-std::optional<IpAddress> pickFreeAddress(const Json& subnet, const std::set<IpAddress>& used,
+// A free address from the subnet's allocation pools (one for which `used`
+// is false), found by scanning from a random point so that concurrent
+// allocators rarely collide; nullopt when the pools are full (or no free one
+// turned up within kMaxProbes, for huge pools that are nearly full).
+inline constexpr uint64_t kMaxProbes = uint64_t{1} << 22;
+std::optional<IpAddress> pickFreeAddress(const Json& subnet,
+                                         const std::function<bool(const IpAddress&)>& used,
                                          std::mt19937_64& rng);
 
 // True if the subnet hands out addresses by SLAAC (EUI-64 from the MAC).

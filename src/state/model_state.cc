@@ -18,6 +18,78 @@ bool splitKey(std::string_view key, std::string_view& collection, std::string_vi
 
 }  // namespace
 
+const std::set<std::string, std::less<>>& Tables::lookup(std::string_view index,
+                                                         std::string_view key) const {
+  static const std::set<std::string, std::less<>> kEmpty;
+  auto i = indexes_.find(index);
+  if (i == indexes_.end()) return kEmpty;
+  auto k = i->second.find(key);
+  return k == i->second.end() ? kEmpty : k->second;
+}
+
+void Tables::erase(const std::vector<IndexSpec>& specs, std::string_view collection,
+                   std::string_view id) {
+  auto t = find(collection);
+  if (t == end()) return;
+  auto d = t->second.find(id);
+  if (d == t->second.end()) return;
+  for (const auto& spec : specs) {
+    if (spec.collection != collection) continue;
+    auto& index = indexes_[spec.name];
+    for (const auto& key : spec.keys(d->second.doc)) {
+      auto k = index.find(key);
+      if (k == index.end()) continue;
+      k->second.erase(std::string(id));
+      if (k->second.empty()) index.erase(k);
+    }
+  }
+  t->second.erase(d);
+}
+
+void Tables::put(const std::vector<IndexSpec>& specs, std::string_view collection,
+                 std::string_view id, Document doc) {
+  erase(specs, collection, id);
+  for (const auto& spec : specs) {
+    if (spec.collection != collection) continue;
+    auto& index = indexes_[spec.name];
+    for (auto& key : spec.keys(doc.doc)) index[key].insert(std::string(id));
+  }
+  (*this)[std::string(collection)][std::string(id)] = std::move(doc);
+}
+
+std::vector<IndexSpec> defaultIndexes() {
+  auto field = [](const char* name) {
+    return [name](const Json& d) {
+      std::vector<std::string> keys;
+      if (auto it = d.find(name); it != d.end() && it->is_string()) keys.push_back(*it);
+      return keys;
+    };
+  };
+  auto fixedIps = [](const char* name, bool with_network) {
+    return [name, with_network](const Json& d) {
+      std::vector<std::string> keys;
+      auto ips = d.find("fixed_ips");
+      if (ips == d.end() || !ips->is_array()) return keys;
+      for (const auto& f : *ips) {
+        std::string v = f.value(name, "");
+        keys.push_back(with_network ? d.value("network_id", "") + " " + v : v);
+      }
+      return keys;
+    };
+  };
+  return {
+      {"subnets.network", "subnets", field("network_id")},
+      {"ports.network", "ports", field("network_id")},
+      {"ports.subnet", "ports", fixedIps("subnet_id", false)},
+      {"ports.address", "ports", fixedIps("ip_address", true)},
+      {"ports.mac", "ports",
+       [](const Json& d) {
+         return std::vector<std::string>{d.value("network_id", "") + " " +
+                                         d.value("mac_address", "")};
+       }},
+  };
+}
+
 std::string documentKey(std::string_view collection, std::string_view id) {
   std::string key(kPrefix);
   key += collection;
@@ -40,7 +112,7 @@ Result<void> ModelState::reload() {
       spdlog::error("model: {} holds invalid JSON; skipped", kv.key);
       continue;
     }
-    fresh[std::string(collection)][std::string(id)] = Document{std::move(*doc), kv.mod_revision};
+    fresh.put(index_specs_, collection, id, Document{std::move(*doc), kv.mod_revision});
   }
   auto watch = store_.watch(std::string(kPrefix), range->revision + 1);
   if (!watch) return std::move(watch).error();
@@ -97,9 +169,8 @@ void ModelState::apply(const std::vector<store::Event>& events) {
   for (const auto& e : events) {
     std::string_view collection, id;
     if (!splitKey(e.kv.key, collection, id)) continue;
-    auto& table = tables_[std::string(collection)];
     if (e.type == store::Event::Type::Delete) {
-      table.erase(std::string(id));
+      tables_.erase(index_specs_, collection, id);
       continue;
     }
     auto doc = model::parseJson(e.kv.value);
@@ -107,7 +178,7 @@ void ModelState::apply(const std::vector<store::Event>& events) {
       spdlog::error("model: {} holds invalid JSON; skipped", e.kv.key);
       continue;
     }
-    table[std::string(id)] = Document{std::move(*doc), e.kv.mod_revision};
+    tables_.put(index_specs_, collection, id, Document{std::move(*doc), e.kv.mod_revision});
   }
 }
 

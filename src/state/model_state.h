@@ -18,12 +18,15 @@
 // Thread-safety: read() and commit() from any thread; readers share a lock,
 // the watch thread takes it exclusively to apply a batch.
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <shared_mutex>
 #include <span>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "base/mutex.h"
 #include "model/json.h"
@@ -33,22 +36,60 @@ namespace canopy::state {
 
 using model::Json;
 
+struct IndexSpec;
+std::vector<IndexSpec> defaultIndexes();
+
 struct Document {
   Json doc;
   store::Revision mod_revision = 0;
 };
 
-// collection -> id -> document
+// id -> document
 using Collection = std::map<std::string, Document, std::less<>>;
-using Tables = std::map<std::string, Collection, std::less<>>;
+
+// A secondary index: every document of `collection` is filed under each key
+// that `keys` returns for it ("ports by network", "addresses in use").
+struct IndexSpec {
+  std::string name;
+  std::string collection;
+  std::function<std::vector<std::string>(const Json&)> keys;
+};
+
+// collection -> id -> document, plus the declared indexes, kept in step.
+class Tables : public std::map<std::string, Collection, std::less<>> {
+ public:
+  // The ids filed under `key` in index `index` (empty if none).
+  const std::set<std::string, std::less<>>& lookup(std::string_view index,
+                                                   std::string_view key) const;
+
+ private:
+  friend class ModelState;
+  void put(const std::vector<IndexSpec>& specs, std::string_view collection, std::string_view id,
+           Document doc);
+  void erase(const std::vector<IndexSpec>& specs, std::string_view collection, std::string_view id);
+
+  // index name -> key -> ids
+  std::map<std::string, std::map<std::string, std::set<std::string, std::less<>>, std::less<>>,
+           std::less<>>
+      indexes_;
+};
 
 inline constexpr std::string_view kPrefix = "/canopy/v1/";
+
+// The indexes the API and IPAM rely on:
+//   subnets.network  subnet  -> its network_id
+//   ports.network    port    -> its network_id
+//   ports.subnet     port    -> each subnet_id of its fixed_ips
+//   ports.address    port    -> "<network_id> <ip>" for each fixed IP
+//   ports.mac        port    -> "<network_id> <mac>"
+std::vector<IndexSpec> defaultIndexes();
 
 std::string documentKey(std::string_view collection, std::string_view id);
 
 class ModelState {
  public:
-  explicit ModelState(store::Store& store) : store_(store) {}
+  explicit ModelState(store::Store& store, std::vector<IndexSpec> indexes = defaultIndexes())
+      : store_(store), index_specs_(std::move(indexes)) {}
   ~ModelState();
   ModelState(const ModelState&) = delete;
   ModelState& operator=(const ModelState&) = delete;
@@ -77,6 +118,7 @@ class ModelState {
   Result<void> reload();
 
   store::Store& store_;
+  const std::vector<IndexSpec> index_specs_;
   mutable std::shared_mutex mu_;
   Tables tables_;
   store::Revision applied_ = 0;  // guarded by mu_
