@@ -184,6 +184,9 @@ struct NeutronApi::Impl {
   }
 
   Result<Caller> authenticate(const HttpRequest& req) const {
+    if (config.auth == AuthMode::Builtin) {
+      return config.identity->validate(req.header("x-auth-token"));
+    }
     Caller caller;
     std::string_view project = req.header("x-project-id");
     if (project.empty()) project = req.header("x-tenant-id");
@@ -483,9 +486,13 @@ struct NeutronApi::Impl {
       if (req.method == "GET") return versions(req);
       return methodNotAllowed();
     }
+    if (parts[0] == "v3" && config.auth == AuthMode::Builtin) return config.identity->handle(req);
     if (parts[0] != "v2.0") return unknownPath(req);
     auto caller = authenticate(req);
-    if (!caller) return errorResponse(caller.error());
+    if (!caller) {
+      if (caller.error().code() == Errc::Unauthenticated) return unauthorized(req);
+      return errorResponse(caller.error());
+    }
     if (parts.size() == 1) {
       if (req.method == "GET") return resources(req);
       return methodNotAllowed();
@@ -523,7 +530,10 @@ struct NeutronApi::Impl {
 };
 
 NeutronApi::NeutronApi(state::ModelState& state, ApiConfig config, const Clock& clock)
-    : impl_(std::make_unique<Impl>(state, std::move(config), clock)) {}
+    : impl_(std::make_unique<Impl>(state, std::move(config), clock)) {
+  CANOPY_CHECK_MSG(impl_->config.auth != AuthMode::Builtin || impl_->config.identity != nullptr,
+                   "builtin auth needs an identity service");
+}
 
 NeutronApi::~NeutronApi() = default;
 

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "api/http_server.h"
+#include "api/identity.h"
 #include "base/clock.h"
 #include "model/network.h"
 #include "state/model_state.h"
@@ -25,10 +26,14 @@ enum class AuthMode {
   // caller is an admin of project "admin" (what the openstack client gets
   // with --os-auth-type none). For tests and trusted set-ups only.
   NoAuth,
+  // X-Auth-Token issued by the builtin identity service (served under /v3).
+  Builtin,
 };
 
 struct ApiConfig {
   AuthMode auth = AuthMode::NoAuth;
+  // For AuthMode::Builtin: the identity service; it outlives the API.
+  BuiltinIdentity* identity = nullptr;
   model::NetworkConfig network;
 };
 

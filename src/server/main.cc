@@ -25,7 +25,10 @@ struct Options {
   std::string store = kDefaultStore;
   std::string log_level = "info";
   std::string listen = "127.0.0.1:9696";
-  std::string auth = "noauth";
+  std::string auth = "builtin";
+  std::string identity_file;
+  std::string admin_password;
+  int token_ttl = 3600;
   std::string overlay = "geneve";
   int physical_mtu = 1500;
   int api_threads = 2;
@@ -74,9 +77,30 @@ int run(const Options& options) {
     return 1;
   }
   canopy::SystemClock clock;
+  std::unique_ptr<canopy::api::BuiltinIdentity> identity;
+  if (options.auth == "builtin") {
+    canopy::api::IdentityOptions id_options{.token_ttl = std::chrono::seconds(options.token_ttl)};
+    if (!options.identity_file.empty()) {
+      auto loaded =
+          canopy::api::BuiltinIdentity::fromFile(options.identity_file, clock, id_options);
+      if (!loaded) {
+        spdlog::error("canopy-server: {}", loaded.error().message());
+        return 2;
+      }
+      identity = std::move(*loaded);
+    } else if (!options.admin_password.empty()) {
+      identity = canopy::api::BuiltinIdentity::bootstrap(options.admin_password, clock, id_options);
+    } else {
+      spdlog::error(
+          "canopy-server: builtin auth needs --identity-file or --admin-password (or --auth "
+          "noauth for tests)");
+      return 2;
+    }
+  }
   canopy::api::NeutronApi api(
       state,
-      {.auth = canopy::api::AuthMode::NoAuth,
+      {.auth = identity ? canopy::api::AuthMode::Builtin : canopy::api::AuthMode::NoAuth,
+       .identity = identity.get(),
        .network = {.overlay = options.overlay, .physical_mtu = options.physical_mtu}},
       clock);
   canopy::api::HttpServerOptions http;
@@ -94,8 +118,8 @@ int run(const Options& options) {
   spdlog::info("canopy-server: Neutron API on http://{}:{}/v2.0/ (auth: {})", http.address,
                (*server)->port(), options.auth);
   spdlog::warn(
-      "canopy-server: not built yet: subnets, ports, routers, floating IPs, security groups, "
-      "quotas, Keystone auth and the southbound to agents (networks are served)");
+      "canopy-server: not built yet: routers, floating IPs, security groups, quotas, an "
+      "external Keystone and the southbound to agents (networks, subnets and ports are served)");
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -171,10 +195,21 @@ int main(int argc, char** argv) {
                  "Address and port of the Neutron API (HOST:PORT; port 0 picks a free one)")
       ->capture_default_str();
   app.add_option("--auth", options.auth,
-                 "How API callers are authenticated: noauth (project from the X-Project-Id "
-                 "header, admin from X-Roles: admin or no project; for tests and trusted "
-                 "set-ups). Keystone modes are not built yet.")
-      ->check(CLI::IsMember({"noauth"}))
+                 "How API callers are authenticated: builtin (this server also answers "
+                 "Keystone v3 at /v3: OS_AUTH_URL=http://HOST:PORT/v3) or noauth (project from "
+                 "the X-Project-Id header, admin from X-Roles: admin or no project; for tests "
+                 "and trusted set-ups). An external Keystone is not supported yet.")
+      ->check(CLI::IsMember({"builtin", "noauth"}))
+      ->capture_default_str();
+  app.add_option("--identity-file", options.identity_file,
+                 "builtin auth: users, projects and roles, as JSON: {\"projects\": [{\"name\": "
+                 "\"demo\"}], \"users\": [{\"name\": \"alice\", \"password\": \"...\", "
+                 "\"project\": \"demo\", \"roles\": [\"member\"]}]}");
+  app.add_option("--admin-password", options.admin_password,
+                 "builtin auth without an identity file: the password of user 'admin' (project "
+                 "'admin', role admin)");
+  app.add_option("--token-ttl", options.token_ttl, "builtin auth: token lifetime in seconds")
+      ->check(CLI::Range(10, 7 * 24 * 3600))
       ->capture_default_str();
   app.add_option("--overlay", options.overlay,
                  "Encapsulation of tenant networks, which sets their default MTU: geneve "

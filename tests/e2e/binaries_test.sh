@@ -42,6 +42,7 @@ cat >"$work/server.conf" <<CONF
 store = "sqlite:$work/run/canopy.db"
 log-level = "debug"
 listen = "127.0.0.1:0"
+auth = "noauth"
 CONF
 start_server "$bin" "$work/server.log" --config "$work/server.conf"
 expect_in "open at revision 0" "$(cat "$work/server.log")"
