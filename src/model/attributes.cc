@@ -19,15 +19,6 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-bool isUuid(std::string_view s) {
-  if (s.size() != 36) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
-  }
-  return true;
-}
-
 // Converts and checks one value; the reason it is invalid, or the value.
 Result<Json> convert(const AttrSpec& attr, const Json& value) {
   if (value.is_null()) {
@@ -99,6 +90,15 @@ Result<Json> convert(const AttrSpec& attr, const Json& value) {
 }
 
 }  // namespace
+
+bool isUuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+  }
+  return true;
+}
 
 Result<Json> parseJson(std::string_view text) {
   Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);

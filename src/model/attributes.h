@@ -90,6 +90,9 @@ Json visibleView(const ResourceSpec& spec, const Json& doc, const Caller& caller
 // Converts a query-string value to the attribute's type for filtering.
 Result<Json> convertFilterValue(const AttrSpec& attr, std::string_view text);
 
+// "8-4-4-4-12" hexadecimal, as Neutron's UUID validator accepts.
+bool isUuid(std::string_view text);
+
 // Neutron's error for a bad request: Errc::InvalidArgument, reason HTTPBadRequest.
 Error badRequest(std::string message);
 // "Invalid input for <attr>. Reason: <reason>."

@@ -6,23 +6,13 @@
 namespace canopy::model {
 namespace {
 
-bool isUuidText(const Json& v) {
-  if (!v.is_string()) return false;
-  const auto& s = v.get_ref<const std::string&>();
-  if (s.size() != 36) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
-  }
-  return true;
-}
-
 std::optional<std::string> checkFixedIps(const Json& v) {
   for (const auto& f : v) {
     if (!f.is_object() || f.empty()) return "Invalid data format for fixed IP: '" + f.dump() + "'";
     for (auto it = f.begin(); it != f.end(); ++it) {
       if (it.key() == "subnet_id") {
-        if (!isUuidText(it.value())) return "'" + it.value().dump() + "' is not a valid UUID";
+        if (!it.value().is_string() || !isUuid(it.value().get<std::string>()))
+          return "'" + it.value().dump() + "' is not a valid UUID";
       } else if (it.key() == "ip_address") {
         if (!it.value().is_string() || !IpAddress::parse(it.value().get<std::string>())) {
           return "'" + it.value().dump() + "' is not a valid IP address";
