@@ -33,6 +33,6 @@ echo "  source build/demo/admin-openrc"
 echo "  openstack network create demo"
 echo "  openstack subnet create --network demo --subnet-range 10.0.0.0/24 demo-v4"
 echo "  openstack port create --network demo vm1"
-echo "Not built yet: routers, floating IPs, security groups, canopy-agent and the demo topology."
+echo "Not built yet: routers, floating IPs, quotas, canopy-agent and the demo topology."
 exec build/release/bin/canopy-server --store "sqlite:build/demo/canopy.db" \
   --auth builtin --admin-password "$password" "$@"

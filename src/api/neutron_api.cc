@@ -77,20 +77,6 @@ HttpResponse json(int status, const Json& body) {
   return r;
 }
 
-std::string newUuid() {
-  thread_local std::mt19937_64 rng(std::random_device{}() ^
-                                   (static_cast<uint64_t>(std::random_device{}()) << 32));
-  uint64_t hi = rng(), lo = rng();
-  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
-  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // RFC 4122 variant
-  char buf[37];
-  std::snprintf(buf, sizeof(buf), "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
-                static_cast<unsigned>((hi >> 16) & 0xffff), static_cast<unsigned>(hi & 0xffff),
-                static_cast<unsigned>(lo >> 48),
-                static_cast<unsigned long long>(lo & 0xffffffffffffULL));
-  return buf;
-}
-
 std::string timestamp(WallTime t) {
   std::time_t secs = std::chrono::system_clock::to_time_t(t);
   std::tm tm{};
@@ -133,6 +119,7 @@ constexpr Extension kExtensions[] = {
     {"project-id", "project_id field enabled",
      "Extension that indicates that project_id field is enabled."},
     {"provider", "Provider Network", "Expose mapping of virtual networks to physical networks"},
+    {"security-group", "security-group", "The security groups extension."},
     {"sorting", "Sorting support", "Extension that indicates that sorting is enabled."},
     {"standard-attr-description", "standard-attr-description",
      "Extension to add descriptions to standard attributes"},
@@ -217,6 +204,15 @@ struct NeutronApi::Impl {
     const ResourceSpec& spec = kind.spec();
     auto query = model::ListQuery::parse(spec, req.query, caller);
     if (!query) return errorResponse(query.error());
+    bool missing = state.read(
+        [&](const state::Tables& tables) { return kind.missingDefaults(tables, caller); });
+    if (missing) {
+      auto made = writeWithRetry(caller, [&](WriteContext& ctx) -> Result<void> {
+        if (!kind.missingDefaults(ctx.tables(), caller)) return ok();
+        return kind.createDefaults(ctx);
+      });
+      if (!made) return errorResponse(made.error());
+    }
     std::vector<Json> docs = state.read([&](const state::Tables& tables) {
       std::vector<Json> out;
       auto t = tables.find(spec.collection);
@@ -227,7 +223,7 @@ struct NeutronApi::Impl {
       return out;
     });
     auto page = query->apply(std::move(docs));
-    Json body = {{spec.collection, std::move(page.items)}};
+    Json body = {{spec.jsonPlural(), std::move(page.items)}};
     if (page.next_marker || page.previous_marker) {
       Json links = Json::array();
       auto link = [&](const std::string& marker, bool reverse, const char* rel) {
@@ -239,7 +235,7 @@ struct NeutronApi::Impl {
       };
       if (page.next_marker) link(*page.next_marker, false, "next");
       if (page.previous_marker) link(*page.previous_marker, true, "previous");
-      body[spec.collection + "_links"] = std::move(links);
+      body[spec.jsonPlural() + "_links"] = std::move(links);
     }
     return json(200, body);
   }
@@ -352,7 +348,7 @@ struct NeutronApi::Impl {
       for (auto& d : created) out.push_back(present(kind, d, tables, caller));
       return 0;
     });
-    if (bulk) return json(201, {{spec.collection, std::move(out)}});
+    if (bulk) return json(201, {{spec.jsonPlural(), std::move(out)}});
     return json(201, {{spec.member, std::move(out.front())}});
   }
 

@@ -1,11 +1,13 @@
 #include "api/resources.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <random>
 #include <set>
 
 #include "model/ipam.h"
 #include "model/port.h"
+#include "model/security_group.h"
 #include "model/subnet.h"
 
 namespace canopy::api {
@@ -107,11 +109,164 @@ class SubnetKind final : public ResourceKind {
   }
 };
 
+// Stamps of a document the server creates on its own (default groups).
+Json stamped(const WriteContext& ctx, const std::string& project) {
+  return {{"id", newUuid()},         {"project_id", project},   {"tenant_id", project},
+          {"created_at", ctx.now()}, {"updated_at", ctx.now()}, {"revision_number", 1}};
+}
+
+// The rules a new group starts with (ids, project and stamps added).
+void addRules(WriteContext& ctx, const std::string& project, const std::vector<Json>& rules) {
+  for (const Json& r : rules) {
+    Json doc = stamped(ctx, project);
+    doc.update(r);
+    std::string id = doc["id"];
+    ctx.guardAbsent("security-group-rules", id);
+    ctx.put("security-group-rules", id, doc);
+  }
+}
+
+std::string defaultGroupKey(const std::string& project) {
+  return std::string(state::kPrefix) + "claims/default-security-group/" + project;
+}
+
+// The project's default security group, created (with Neutron's default
+// rules) on first use.
+Result<std::string> ensureDefaultGroup(WriteContext& ctx, const std::string& project) {
+  auto existing = ctx.indexed("security-groups.default", "security-groups", project);
+  if (!existing.empty()) return existing.front()->value("id", "");
+  Json group = stamped(ctx, project);
+  group["name"] = "default";
+  group["description"] = "Default security group";
+  group["tags"] = Json::array();
+  group["canopy:default"] = true;
+  std::string id = group["id"];
+  ctx.claim(defaultGroupKey(project), id);
+  ctx.guardAbsent("security-groups", id);
+  ctx.put("security-groups", id, group);
+  addRules(ctx, project, model::defaultGroupRules(id));
+  return id;
+}
+
+class SecurityGroupKind final : public ResourceKind {
+ public:
+  const model::ResourceSpec& spec() const override { return model::securityGroupSpec(); }
+
+  void present(Json& view, const Json& doc, const state::Tables& tables) const override {
+    Json rules = Json::array();
+    auto t = tables.find("security-group-rules");
+    for (const auto& id : tables.lookup("security-group-rules.group", doc.value("id", ""))) {
+      if (t == tables.end()) break;
+      if (auto d = t->second.find(id); d != t->second.end()) {
+        rules.push_back(model::visibleView(model::securityGroupRuleSpec(), d->second.doc,
+                                           Caller{.project_id = {}, .is_admin = true}));
+      }
+    }
+    view["security_group_rules"] = std::move(rules);
+  }
+
+  bool missingDefaults(const state::Tables& tables, const Caller& caller) const override {
+    return tables.lookup("security-groups.default", caller.project_id).empty();
+  }
+
+  Result<void> createDefaults(WriteContext& ctx) const override {
+    auto r = ensureDefaultGroup(ctx, ctx.caller().project_id);
+    if (!r) return std::move(r).error();
+    return ok();
+  }
+
+  Result<void> create(Json& doc, WriteContext& ctx) const override {
+    std::string project = doc.value("project_id", "");
+    if (doc.value("name", "") == "default" &&
+        !ctx.indexed("security-groups.default", "security-groups", project).empty()) {
+      return Error(Errc::Conflict, "Default security group already exists.",
+                   "SecurityGroupDefaultAlreadyExists");
+    }
+    if (auto r = ensureDefaultGroup(ctx, project); !r) return std::move(r).error();
+    // Every new group may send anything; nothing may come in until a rule says so.
+    auto rules = model::defaultGroupRules(doc["id"]);
+    rules.resize(2);  // the two egress rules
+    addRules(ctx, project, rules);
+    return ok();
+  }
+
+  Result<void> update(Json& doc, const Json& before, WriteContext&) const override {
+    if (before.value("canopy:default", false) && doc["name"] != before["name"]) {
+      return Error(Errc::Conflict, "Updating default security group not allowed.",
+                   "SecurityGroupCannotUpdateDefault");
+    }
+    return ok();
+  }
+
+  Result<void> remove(const Json& doc, WriteContext& ctx) const override {
+    std::string id = doc.value("id", "");
+    if (!ctx.indexed("ports.security_group", "ports", id).empty()) {
+      return Error(Errc::Conflict, "Security Group " + id + " in use.", "SecurityGroupInUse");
+    }
+    if (doc.value("canopy:default", false)) {
+      if (!ctx.caller().is_admin) {
+        return Error(Errc::Conflict, "Insufficient rights for removing default security group.",
+                     "SecurityGroupCannotRemoveDefault");
+      }
+      ctx.release(defaultGroupKey(doc.value("project_id", "")));
+    }
+    // Its rules go with it, and so do other groups' rules that name it as remote.
+    for (const char* index : {"security-group-rules.group", "security-group-rules.remote_group"}) {
+      for (const auto& rid : ctx.tables().lookup(index, id)) {
+        const state::Document* d = ctx.find("security-group-rules", rid);
+        if (d == nullptr) continue;
+        ctx.guard("security-group-rules", rid, d->mod_revision);
+        ctx.remove("security-group-rules", rid);
+        if (d->doc.value("security_group_id", "") != id) {
+          ctx.touch("security-groups", d->doc.value("security_group_id", ""));
+        }
+      }
+    }
+    return ok();
+  }
+};
+
+class SecurityGroupRuleKind final : public ResourceKind {
+ public:
+  const model::ResourceSpec& spec() const override { return model::securityGroupRuleSpec(); }
+
+  Result<void> create(Json& doc, WriteContext& ctx) const override {
+    if (auto r = model::checkRule(doc); !r) return r;
+    auto groupVisible = [&](const std::string& gid) {
+      const state::Document* g = ctx.find("security-groups", gid);
+      return g != nullptr &&
+             (ctx.caller().is_admin || g->doc.value("project_id", "") == ctx.caller().project_id);
+    };
+    std::string group_id = doc.value("security_group_id", "");
+    if (!groupVisible(group_id)) return notFound(model::securityGroupSpec(), group_id);
+    if (doc["remote_group_id"].is_string() && !groupVisible(doc["remote_group_id"])) {
+      return notFound(model::securityGroupSpec(), doc["remote_group_id"].get<std::string>());
+    }
+    std::string identity = model::ruleIdentity(doc);
+    for (const Json* other :
+         ctx.indexed("security-group-rules.group", "security-group-rules", group_id)) {
+      if (model::ruleIdentity(*other) == identity) {
+        return Error(
+            Errc::Conflict,
+            "Security group rule already exists. Rule id is " + other->value("id", "") + ".",
+            "SecurityGroupRuleExists");
+      }
+    }
+    ctx.touch("security-groups", group_id);
+    return ok();
+  }
+
+  Result<void> remove(const Json& doc, WriteContext& ctx) const override {
+    ctx.touch("security-groups", doc.value("security_group_id", ""));
+    return ok();
+  }
+};
+
 std::string ipKey(const std::string& network_id, const std::string& ip) {
-  return std::string(state::kPrefix) + "ips/" + network_id + "/" + ip;
+  return std::string(state::kPrefix) + "claims/ip/" + network_id + "/" + ip;
 }
 std::string macKey(const std::string& network_id, const std::string& mac) {
-  return std::string(state::kPrefix) + "macs/" + network_id + "/" + mac;
+  return std::string(state::kPrefix) + "claims/mac/" + network_id + "/" + mac;
 }
 
 class PortKind final : public ResourceKind {
@@ -154,7 +309,15 @@ class PortKind final : public ResourceKind {
     if (doc["port_security_enabled"].is_null()) {
       doc["port_security_enabled"] = network->doc.value("port_security_enabled", true);
     }
-    if (auto r = checkSecurityGroups(doc); !r) return r;
+    if (doc["security_groups"].is_null()) {
+      doc["security_groups"] = Json::array();
+      if (doc["port_security_enabled"] == true) {
+        auto group = ensureDefaultGroup(ctx, doc.value("project_id", ""));
+        if (!group) return std::move(group).error();
+        doc["security_groups"].push_back(*group);
+      }
+    }
+    if (auto r = checkSecurityGroups(doc, ctx); !r) return r;
     auto ips = allocate(doc, Json::array(), ctx);
     if (!ips) return std::move(ips).error();
     doc["fixed_ips"] = std::move(*ips);
@@ -168,7 +331,8 @@ class PortKind final : public ResourceKind {
     if (doc["port_security_enabled"].is_null()) {
       doc["port_security_enabled"] = before["port_security_enabled"];
     }
-    if (auto r = checkSecurityGroups(doc); !r) return r;
+    if (doc["security_groups"].is_null()) doc["security_groups"] = before["security_groups"];
+    if (auto r = checkSecurityGroups(doc, ctx); !r) return r;
     if (doc["fixed_ips"].is_null()) doc["fixed_ips"] = before["fixed_ips"];
     if (doc["fixed_ips"] != before["fixed_ips"]) {
       auto ips = allocate(doc, before["fixed_ips"], ctx);
@@ -193,7 +357,7 @@ class PortKind final : public ResourceKind {
     return r;
   }
 
-  static Result<void> checkSecurityGroups(const Json& doc) {
+  static Result<void> checkSecurityGroups(const Json& doc, const WriteContext& ctx) {
     const Json& groups = doc["security_groups"];
     if (!groups.empty() && doc["port_security_enabled"] == false) {
       return Error(Errc::Conflict,
@@ -201,9 +365,16 @@ class PortKind final : public ResourceKind {
                    "use security groups.",
                    "PortSecurityAndIPRequiredForSecurityGroups");
     }
-    if (!groups.empty()) {
-      return Error(Errc::NotFound, "Security group " + groups[0].dump() + " does not exist",
-                   "SecurityGroupNotFound");
+    for (const auto& g : groups) {
+      std::string gid = g.get<std::string>();
+      auto pending =
+          ctx.indexed("security-groups.default", "security-groups", doc.value("project_id", ""));
+      bool just_made = !pending.empty() && pending.front()->value("id", "") == gid;
+      const state::Document* group = ctx.find("security-groups", gid);
+      bool visible =
+          group != nullptr &&
+          (ctx.caller().is_admin || group->doc.value("project_id", "") == ctx.caller().project_id);
+      if (!just_made && !visible) return notFound(model::securityGroupSpec(), gid);
     }
     return ok();
   }
@@ -342,8 +513,27 @@ class PortKind final : public ResourceKind {
 }  // namespace
 
 Error notFound(const model::ResourceSpec& spec, std::string_view id) {
-  return Error(Errc::NotFound, spec.type_name + " " + std::string(id) + " could not be found.",
-               spec.type_name + "NotFound");
+  std::string message = spec.type_name + " " + std::string(id) + " could not be found.";
+  if (spec.type_name == "SecurityGroup") {
+    message = "Security group " + std::string(id) + " does not exist";
+  } else if (spec.type_name == "SecurityGroupRule") {
+    message = "Security group rule " + std::string(id) + " does not exist";
+  }
+  return Error(Errc::NotFound, std::move(message), spec.type_name + "NotFound");
+}
+
+std::string newUuid() {
+  thread_local std::mt19937_64 rng(std::random_device{}() ^
+                                   (static_cast<uint64_t>(std::random_device{}()) << 32));
+  uint64_t hi = rng(), lo = rng();
+  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
+  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // RFC 4122 variant
+  char buf[37];
+  std::snprintf(buf, sizeof(buf), "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
+                static_cast<unsigned>((hi >> 16) & 0xffff), static_cast<unsigned>(hi & 0xffff),
+                static_cast<unsigned>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xffffffffffffULL));
+  return buf;
 }
 
 bool ResourceKind::visible(const Json& doc, const Caller& caller) const {
@@ -436,6 +626,8 @@ std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::Networ
   kinds.push_back(std::make_unique<NetworkKind>(config));
   kinds.push_back(std::make_unique<SubnetKind>());
   kinds.push_back(std::make_unique<PortKind>(config));
+  kinds.push_back(std::make_unique<SecurityGroupKind>());
+  kinds.push_back(std::make_unique<SecurityGroupRuleKind>());
   return kinds;
 }
 

@@ -82,10 +82,19 @@ class ResourceKind {
   }
   // Checks a deletion and adds what goes with it.
   virtual Result<void> remove(const Json& /*doc*/, WriteContext& /*ctx*/) const { return ok(); }
+  // Resources a caller gets on first use (a project's default security
+  // group): whether they are missing, and the writes that create them.
+  virtual bool missingDefaults(const state::Tables& /*tables*/, const Caller& /*caller*/) const {
+    return false;
+  }
+  virtual Result<void> createDefaults(WriteContext& /*ctx*/) const { return ok(); }
 };
 
 // Every resource the API serves, in the order /v2.0/ lists them.
 std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::NetworkConfig& config);
+
+// A random (version 4) UUID.
+std::string newUuid();
 
 // "<Type> <id> could not be found." with reason "<Type>NotFound".
 Error notFound(const model::ResourceSpec& spec, std::string_view id);

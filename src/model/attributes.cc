@@ -181,7 +181,7 @@ Result<std::vector<Json>> parseBody(const ResourceSpec& spec, std::string_view b
   if (auto one = parsed->find(spec.member); one != parsed->end()) {
     return std::vector<Json>{*one};
   }
-  if (auto many = parsed->find(spec.collection); many != parsed->end()) {
+  if (auto many = parsed->find(spec.jsonPlural()); many != parsed->end()) {
     if (action != Action::Create || !spec.allow_bulk) {
       return badRequest("Bulk operation not supported");
     }

@@ -53,9 +53,13 @@ struct AttrSpec {
 };
 
 struct ResourceSpec {
-  std::string collection;  // "networks"
+  std::string collection;  // "networks": in URLs and store keys
   std::string member;      // "network"
-  std::string type_name;   // "Network", for NotFound errors: "NetworkNotFound"
+  // The list's key in JSON bodies when it differs from `collection`
+  // ("security_groups" for /security-groups).
+  std::string plural{};
+  const std::string& jsonPlural() const { return plural.empty() ? collection : plural; }
+  std::string type_name;  // "Network", for NotFound errors: "NetworkNotFound"
   std::vector<AttrSpec> attrs{};
   bool allow_bulk = true;
 

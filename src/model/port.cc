@@ -115,10 +115,21 @@ const ResourceSpec& portSpec() {
                    return "'" + v.dump() + "' is not a valid boolean value";
                  }});
     a.push_back({.name = "security_groups",
-                 .type = AttrType::List,
+                 .type = AttrType::Any,
                  .allow_post = true,
                  .allow_put = true,
-                 .default_value = Json::array()});
+                 .default_value = Json(nullptr),  // the project's default group
+                 .nullable = true,
+                 .check = [](const Json& v) -> std::optional<std::string> {
+                   if (v.is_null()) return std::nullopt;
+                   if (!v.is_array()) return "'" + v.dump() + "' is not a list";
+                   for (const auto& g : v) {
+                     if (!g.is_string() || !isUuid(g.get<std::string>())) {
+                       return "'" + g.dump() + "' is not a valid UUID";
+                     }
+                   }
+                   return std::nullopt;
+                 }});
     a.push_back({.name = "binding:host_id",
                  .allow_post = true,
                  .allow_put = true,

@@ -118,8 +118,8 @@ int run(const Options& options) {
   spdlog::info("canopy-server: Neutron API on http://{}:{}/v2.0/ (auth: {})", http.address,
                (*server)->port(), options.auth);
   spdlog::warn(
-      "canopy-server: not built yet: routers, floating IPs, security groups, quotas, an "
-      "external Keystone and the southbound to agents (networks, subnets and ports are served)");
+      "canopy-server: not built yet: routers, floating IPs, quotas, an external Keystone and "
+      "the southbound to agents (networks, subnets, ports and security groups are served)");
 
   sigset_t signals;
   sigemptyset(&signals);

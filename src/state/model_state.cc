@@ -82,6 +82,24 @@ std::vector<IndexSpec> defaultIndexes() {
       {"ports.network", "ports", field("network_id")},
       {"ports.subnet", "ports", fixedIps("subnet_id", false)},
       {"ports.address", "ports", fixedIps("ip_address", true)},
+      {"security-group-rules.group", "security-group-rules", field("security_group_id")},
+      {"security-group-rules.remote_group", "security-group-rules", field("remote_group_id")},
+      {"security-groups.default", "security-groups",
+       [](const Json& d) {
+         std::vector<std::string> keys;
+         if (d.value("canopy:default", false)) keys.push_back(d.value("project_id", ""));
+         return keys;
+       }},
+      {"ports.security_group", "ports",
+       [](const Json& d) {
+         std::vector<std::string> keys;
+         auto groups = d.find("security_groups");
+         if (groups == d.end() || !groups->is_array()) return keys;
+         for (const auto& g : *groups) {
+           if (g.is_string()) keys.push_back(g);
+         }
+         return keys;
+       }},
       {"ports.mac", "ports",
        [](const Json& d) {
          return std::vector<std::string>{d.value("network_id", "") + " " +

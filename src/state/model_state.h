@@ -11,7 +11,8 @@
 //   state.read([](const Tables& t) { ... });
 //   auto rev = state.commit(compares, ops);     // Conflict if a compare failed
 //
-// Store layout: /canopy/v1/<collection>/<id> -> the resource's JSON document.
+// Store layout: /canopy/v1/<collection>/<id> -> the resource's JSON document;
+// /canopy/v1/claims/<what>/... -> uniqueness claims (an IP, a MAC), not loaded.
 // Other writers of the same store (another server, later) are seen through
 // the same watch, so nothing here assumes a single writer.
 //
@@ -82,6 +83,10 @@ inline constexpr std::string_view kPrefix = "/canopy/v1/";
 //   ports.subnet     port    -> each subnet_id of its fixed_ips
 //   ports.address    port    -> "<network_id> <ip>" for each fixed IP
 //   ports.mac        port    -> "<network_id> <mac>"
+//   ports.security_group               port -> each of its security groups
+//   security-groups.default            a project's default group -> project_id
+//   security-group-rules.group         rule -> security_group_id
+//   security-group-rules.remote_group  rule -> remote_group_id
 std::vector<IndexSpec> defaultIndexes();
 
 std::string documentKey(std::string_view collection, std::string_view id);

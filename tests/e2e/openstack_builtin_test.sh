@@ -54,6 +54,29 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$api_url/v2.0/networks")
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-Auth-Token: not-a-token' "$api_url/v2.0/networks")
 [ "$code" = 401 ] || fail "a bad token gave $code"
 
+# Security groups: the default one with Neutron's rules, a group with a rule,
+# a duplicate refused with the server's message, a group in use kept.
+out=$(as alice demo security group list -f value -c Name)
+[ "$out" = "default" ] || fail "security group list: '$out'"
+[ "$(as alice demo security group rule list default -f value -c ID | wc -l)" = 4 ] || fail "default rules"
+as alice demo security group create web >/dev/null
+out=$(as alice demo security group rule create --protocol tcp --dst-port 22 --remote-ip 10.0.0.0/8 web -f json)
+expect_in '"port_range_min": 22' "$out"
+set +e
+out=$(as alice demo security group rule create --protocol tcp --dst-port 22 --remote-ip 10.0.0.0/8 web 2>&1); rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "a duplicate rule was accepted"
+expect_in "Security group rule already exists" "$out"
+as alice demo port create --network alice-net --security-group web web-port >/dev/null
+set +e
+out=$(as alice demo security group delete web 2>&1); rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "a group in use was deleted"
+expect_in "in use" "$out"
+[ -z "$(as bob other security group list -f value -c Name | grep web)" ] || fail "bob sees alice's group"
+as alice demo port delete web-port
+as alice demo security group delete web
+
 as alice demo port delete alice-port
 as alice demo network delete alice-net
 stop_server

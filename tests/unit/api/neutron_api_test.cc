@@ -392,12 +392,16 @@ TEST_F(PortTest, SlaacAddressesAreEui64) {
 }
 
 TEST_F(PortTest, PortSecurityRules) {
-  auto r = createPort(R"(, "port_security_enabled": false, "security_groups": ["x"])");
+  expectError(createPort(R"(, "security_groups": ["x"])"), 400, "HTTPBadRequest");
+  auto groups = call("GET", "/v2.0/security-groups");
+  std::string sg = groups.body["security_groups"][0]["id"];
+  auto r = createPort(R"(, "port_security_enabled": false, "security_groups": [")" + sg + "\"]");
   expectError(r, 409, "PortSecurityAndIPRequiredForSecurityGroups");
   std::string open_net = createNetwork("open", "p1", R"(, "port_security_enabled": false)");
   auto p = call("POST", "/v2.0/ports", R"({"port": {"network_id": ")" + open_net + "\"}}");
   ASSERT_EQ(p.status, 201);
   EXPECT_EQ(p.body["port"]["port_security_enabled"], false);  // inherited from the network
+  EXPECT_EQ(p.body["port"]["security_groups"], Json::array());
 }
 
 TEST_F(PortTest, OtherProjectsPortsOnASharedNetwork) {
@@ -407,6 +411,117 @@ TEST_F(PortTest, OtherProjectsPortsOnASharedNetwork) {
   ASSERT_EQ(r.status, 201) << r.body.dump();
   EXPECT_EQ(r.body["port"]["project_id"], "p2");
   expectError(createPort("", "p2"), 404, "NetworkNotFound");  // p1's private network
+}
+
+class SecurityGroupTest : public PortTest {
+ protected:
+  Reply rule(const std::string& body, const std::string& project = "p1") {
+    return call("POST", "/v2.0/security-group-rules", R"({"security_group_rule": )" + body + "}",
+                project);
+  }
+  std::string group(const std::string& name, const std::string& project = "p1") {
+    auto r = call("POST", "/v2.0/security-groups",
+                  R"({"security_group": {"name": ")" + name + "\"}}", project);
+    EXPECT_EQ(r.status, 201) << r.body.dump();
+    return r.body["security_group"].value("id", "");
+  }
+};
+
+TEST_F(SecurityGroupTest, DefaultGroupOnFirstUseWithNeutronsRules) {
+  auto r = call("GET", "/v2.0/security-groups");
+  ASSERT_EQ(r.status, 200);
+  ASSERT_EQ(r.body["security_groups"].size(), 1u);
+  const Json& g = r.body["security_groups"][0];
+  EXPECT_EQ(g["name"], "default");
+  EXPECT_FALSE(g.contains("canopy:default"));
+  ASSERT_EQ(g["security_group_rules"].size(), 4u);
+  int ingress_from_self = 0, egress_any = 0;
+  for (auto& rl : g["security_group_rules"]) {
+    if (rl["direction"] == "ingress" && rl["remote_group_id"] == g["id"]) ++ingress_from_self;
+    if (rl["direction"] == "egress" && rl["remote_group_id"].is_null() &&
+        rl["protocol"].is_null()) {
+      ++egress_any;
+    }
+  }
+  EXPECT_EQ(ingress_from_self, 2);
+  EXPECT_EQ(egress_any, 2);
+  // Listing again does not make another; a port gets it when none is named.
+  EXPECT_EQ(call("GET", "/v2.0/security-groups").body["security_groups"].size(), 1u);
+  auto port = createPort();
+  EXPECT_EQ(port.body["port"]["security_groups"], Json::array({g["id"]}));
+  // Another project has a default of its own, made by its first port.
+  std::string shared = createNetwork("shared", "", R"(, "shared": true, "project_id": "ops")");
+  auto other = call("POST", "/v2.0/ports", R"({"port": {"network_id": ")" + shared + "\"}}", "p2");
+  ASSERT_EQ(other.status, 201) << other.body.dump();
+  EXPECT_NE(other.body["port"]["security_groups"][0], g["id"]);
+  EXPECT_EQ(call("GET", "/v2.0/security-groups", "", "p2").body["security_groups"].size(), 1u);
+}
+
+TEST_F(SecurityGroupTest, RulesAreCheckedAndDuplicatesRefused) {
+  std::string web = group("web");
+  auto created = call("GET", "/v2.0/security-groups/" + web);
+  EXPECT_EQ(created.body["security_group"]["security_group_rules"].size(), 2u);  // egress
+  std::string base = R"({"security_group_id": ")" + web + R"(", "direction": "ingress", )";
+  auto ok = rule(base + R"("protocol": "TCP", "port_range_min": 80, "port_range_max": 80,
+                          "remote_ip_prefix": "10.1.2.3/16"})");
+  ASSERT_EQ(ok.status, 201) << ok.body.dump();
+  EXPECT_EQ(ok.body["security_group_rule"]["protocol"], "tcp");
+  EXPECT_EQ(ok.body["security_group_rule"]["remote_ip_prefix"], "10.1.0.0/16");
+  expectError(rule(base + R"("protocol": "6", "port_range_min": 80, "port_range_max": 80,
+                             "remote_ip_prefix": "10.1.0.0/16"})"),
+              409, "SecurityGroupRuleExists");
+  expectError(rule(base + R"("protocol": "tcp", "port_range_min": 90, "port_range_max": 80})"), 400,
+              "SecurityGroupInvalidPortRange");
+  expectError(rule(base + R"("port_range_min": 22, "port_range_max": 22})"), 400,
+              "SecurityGroupProtocolRequiredWithPorts");
+  expectError(rule(base + R"("protocol": "icmp", "port_range_min": 300})"), 400,
+              "SecurityGroupInvalidIcmpValue");
+  expectError(rule(base + R"("remote_ip_prefix": "fd00::/64"})"), 400,
+              "SecurityGroupConflictingEthertypeAndCidr");
+  expectError(
+      rule(base + R"("remote_ip_prefix": "10.0.0.0/8", "remote_group_id": ")" + web + "\"}"), 400,
+      "SecurityGroupRemoteGroupAndRemoteIpPrefix");
+  expectError(rule(base + R"("protocol": "bogus"})"), 400, "HTTPBadRequest");
+  expectError(rule(R"({"security_group_id": "6a5e2f55-0000-4000-8000-000000000000",
+                       "direction": "ingress"})"),
+              404, "SecurityGroupNotFound",
+              "Security group 6a5e2f55-0000-4000-8000-000000000000 does not exist");
+  expectError(rule(base + R"("protocol": "udp"})", "p2"), 404, "SecurityGroupNotFound");
+  auto shown = call("GET", "/v2.0/security-groups/" + web);
+  EXPECT_EQ(shown.body["security_group"]["security_group_rules"].size(), 3u);
+  EXPECT_EQ(shown.body["security_group"]["revision_number"], 2);
+}
+
+TEST_F(SecurityGroupTest, InUseAndDefaultGroupsAreProtected) {
+  std::string web = group("web");
+  std::string db = group("db");
+  auto remote = rule(R"({"security_group_id": ")" + db +
+                     R"(", "direction": "ingress", "remote_group_id": ")" + web + "\"}");
+  ASSERT_EQ(remote.status, 201) << remote.body.dump();
+  auto port = createPort(R"(, "security_groups": [")" + web + "\"]");
+  ASSERT_EQ(port.status, 201) << port.body.dump();
+  expectError(call("DELETE", "/v2.0/security-groups/" + web), 409, "SecurityGroupInUse");
+  // Move the port off the group; then it can go, with the rules naming it.
+  auto moved = call("PUT", "/v2.0/ports/" + port.body["port"]["id"].get<std::string>(),
+                    R"({"port": {"security_groups": []}})");
+  ASSERT_EQ(moved.status, 200) << moved.body.dump();
+  EXPECT_EQ(call("DELETE", "/v2.0/security-groups/" + web).status, 204);
+  auto db_now = call("GET", "/v2.0/security-groups/" + db);
+  EXPECT_EQ(db_now.body["security_group"]["security_group_rules"].size(), 2u);  // egress only
+
+  std::string def;
+  auto all = call("GET", "/v2.0/security-groups");
+  for (auto& g : all.body["security_groups"]) {
+    if (g["name"] == "default") def = g["id"];
+  }
+  ASSERT_FALSE(def.empty()) << all.body.dump();
+  expectError(call("DELETE", "/v2.0/security-groups/" + def), 409,
+              "SecurityGroupCannotRemoveDefault");
+  expectError(
+      call("PUT", "/v2.0/security-groups/" + def, R"({"security_group": {"name": "renamed"}})"),
+      409, "SecurityGroupCannotUpdateDefault");
+  expectError(call("POST", "/v2.0/security-groups", R"({"security_group": {"name": "default"}})"),
+              409, "SecurityGroupDefaultAlreadyExists");
 }
 
 }  // namespace
