@@ -26,6 +26,10 @@ os network set blue --name sky --mtu 1400
 out=$(os network show sky -f value -c mtu -c revision_number | tr '\n' ' ')
 [ "$out" = "1400 2 " ] || fail "after set: '$out'"
 
+os network set sky --tag blue --tag prod
+[ "$(os network list --tags prod -f value -c Name)" = "sky" ] || fail "tag filter"
+expect_in "blue" "$(os network show sky -f value -c tags)"
+
 # The server's own message reaches the user.
 set +e
 out=$(os network set sky --mtu 10 2>&1); rc=$?

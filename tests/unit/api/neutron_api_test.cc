@@ -283,6 +283,28 @@ TEST_F(NeutronApiTest, BulkSubnetsOnOneNetworkAreCheckedAgainstEachOther) {
   EXPECT_EQ(call("GET", "/v2.0/networks/" + net).body["network"]["subnets"].size(), 2u);
 }
 
+TEST_F(NeutronApiTest, TagsAreSetAddedFilteredAndRemoved) {
+  std::string a = createNetwork("a");
+  std::string b = createNetwork("b");
+  auto set = call("PUT", "/v2.0/networks/" + a + "/tags", R"({"tags": ["red", "blue", "red"]})");
+  ASSERT_EQ(set.status, 200) << set.body.dump();
+  EXPECT_EQ(set.body["tags"], Json::array({"red", "blue"}));
+  EXPECT_EQ(call("PUT", "/v2.0/networks/" + b + "/tags/red").status, 201);
+  EXPECT_EQ(call("GET", "/v2.0/networks/" + a + "/tags/blue").status, 204);
+  expectError(call("GET", "/v2.0/networks/" + b + "/tags/blue"), 404, "TagNotFound");
+  EXPECT_EQ(call("GET", "/v2.0/networks?tags=red,blue").body["networks"].size(), 1u);
+  EXPECT_EQ(call("GET", "/v2.0/networks?tags-any=red").body["networks"].size(), 2u);
+  auto shown = call("GET", "/v2.0/networks/" + a);
+  EXPECT_EQ(shown.body["network"]["revision_number"], 2);
+  EXPECT_EQ(call("DELETE", "/v2.0/networks/" + a + "/tags/red").status, 204);
+  expectError(call("DELETE", "/v2.0/networks/" + a + "/tags/red"), 404, "TagNotFound");
+  EXPECT_EQ(call("DELETE", "/v2.0/networks/" + a + "/tags").status, 204);
+  EXPECT_EQ(call("GET", "/v2.0/networks/" + a + "/tags").body["tags"], Json::array());
+  expectError(call("PUT", "/v2.0/networks/" + a + "/tags", R"({"tags": ["a,b"]})"), 400,
+              "HTTPBadRequest");
+  expectError(call("PUT", "/v2.0/networks/" + a + "/tags/x", "", "p2"), 404, "NetworkNotFound");
+}
+
 class PortTest : public NeutronApiTest {
  protected:
   void SetUp() override {
