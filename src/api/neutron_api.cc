@@ -6,11 +6,13 @@
 #include <charconv>
 #include <cstdio>
 #include <ctime>
+#include <map>
 #include <random>
 
 #include "api/resources.h"
 #include "base/mutex.h"
 #include "model/query.h"
+#include "model/quota.h"
 
 namespace canopy::api {
 namespace {
@@ -109,6 +111,20 @@ struct Extension {
 
 // Exactly what is implemented; grows with the API.
 constexpr Extension kExtensions[] = {
+    {"allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"},
+    {"binding", "Port Binding", "Expose port bindings of a virtual port to external application"},
+    {"ext-gw-mode", "Neutron L3 Configurable external gateway mode",
+     "Extension of the router abstraction for specifying whether SNAT should occur on the "
+     "external gateway"},
+    {"extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"},
+    {"extraroute-atomic", "Atomically add/remove extra routes",
+     "Edit extra routes of a router on server side by atomically adding/removing extra routes"},
+    {"quotas", "Quota management support", "Expose functions for quotas management per project"},
+    {"quota_details", "Quota details management support",
+     "Expose functions for quotas usage statistics per project"},
+    {"router", "Neutron L3 Router",
+     "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to "
+     "external networks via a NAT gateway."},
     {"external-net", "Neutron external network",
      "Adds external network attribute to network resource."},
     {"network-mtu", "Network MTU", "Provides MTU attribute for a network resource."},
@@ -317,6 +333,20 @@ struct NeutronApi::Impl {
     return Error(Errc::Conflict, "too many concurrent updates; try again", "HTTPConflict");
   }
 
+  // Whether `adding` more documents of this kind fit the project's quota.
+  static Result<void> checkQuota(const ResourceSpec& spec, const std::string& project,
+                                 int64_t adding, const WriteContext& ctx) {
+    const model::QuotaResource* quota = model::quotaFor(spec.collection);
+    if (quota == nullptr) return ok();
+    const state::Document* stored = ctx.find("quotas", project);
+    int64_t limit = model::quotaLimits(stored ? &stored->doc : nullptr)[quota->name];
+    if (limit < 0) return ok();
+    auto used =
+        static_cast<int64_t>(ctx.tables().lookup(spec.collection + ".project", project).size());
+    if (used + adding > limit) return model::overQuota(quota->name);
+    return ok();
+  }
+
   HttpResponse create(const ResourceKind& kind, const HttpRequest& req, const Caller& caller) {
     const ResourceSpec& spec = kind.spec();
     bool bulk = false;
@@ -331,9 +361,14 @@ struct NeutronApi::Impl {
     std::vector<Json> created;
     auto r = writeWithRetry(caller, [&](WriteContext& ctx) -> Result<void> {
       created.clear();
+      std::map<std::string, int64_t> counted;  // project -> this request's new documents
       for (const Json& v : validated) {
         auto doc = stampNew(spec, v, caller, ctx.now());
         if (!doc) return std::move(doc).error();
+        if (auto q = checkQuota(spec, (*doc)["project_id"], ++counted[(*doc)["project_id"]], ctx);
+            !q) {
+          return q;
+        }
         if (auto k = kind.create(*doc, ctx); !k) return k;
         std::string id = (*doc)["id"];
         ctx.guardAbsent(spec.collection, id);
@@ -535,6 +570,112 @@ struct NeutronApi::Impl {
     return out;
   }
 
+  // PUT /v2.0/<collection>/<id>/<action>.
+  HttpResponse memberAction(const ResourceKind& kind, const std::string& id,
+                            const std::string& name, const HttpRequest& req, const Caller& caller) {
+    if (req.method != "PUT") return methodNotAllowed();
+    auto body = model::parseJson(req.body);
+    if (!body) return errorResponse(body.error());
+    Json result;
+    auto r = writeWithRetry(caller, [&](WriteContext& ctx) -> Result<void> {
+      auto current = target(kind, id, ctx, req, name.c_str());
+      if (!current) return std::move(current).error();
+      auto out = kind.action(name, *body, **current, ctx);
+      if (!out) return std::move(out).error();
+      result = std::move(*out);
+      return ok();
+    });
+    if (!r) return errorResponse(r.error());
+    return json(200, result);
+  }
+
+  // Quotas: /v2.0/quotas[/<project>[/default|/details]].
+  HttpResponse quotas(const std::vector<std::string>& parts, const HttpRequest& req,
+                      const Caller& caller) {
+    auto adminOnly = [] {
+      return errorResponse(
+          Error(Errc::PermissionDenied, "User does not have admin privileges", "AdminRequired"));
+    };
+    auto limitsOf = [&](const std::string& project) {
+      return state.read([&](const state::Tables& tables) {
+        auto t = tables.find("quotas");
+        const Json* stored = nullptr;
+        if (t != tables.end()) {
+          if (auto d = t->second.find(project); d != t->second.end()) stored = &d->second.doc;
+        }
+        return model::quotaLimits(stored);
+      });
+    };
+    if (parts.size() == 2) {
+      if (req.method != "GET") return methodNotAllowed();
+      if (!caller.is_admin) return adminOnly();
+      Json list = Json::array();
+      state.read([&](const state::Tables& tables) {
+        auto t = tables.find("quotas");
+        if (t == tables.end()) return 0;
+        for (auto& [project, d] : t->second) {
+          Json q = model::quotaLimits(&d.doc);
+          q["project_id"] = project;
+          q["tenant_id"] = project;
+          list.push_back(std::move(q));
+        }
+        return 0;
+      });
+      return json(200, {{"quotas", std::move(list)}});
+    }
+    const std::string& project = parts[2];
+    if (!caller.is_admin && project != caller.project_id) {
+      return errorResponse(Error(Errc::PermissionDenied, "Not authorized.", "NotAuthorized"));
+    }
+    if (parts.size() == 4) {
+      if (req.method != "GET") return methodNotAllowed();
+      if (parts[3] == "default") return json(200, {{"quota", model::quotaLimits(nullptr)}});
+      if (parts[3] != "details") return unknownPath(req);
+      Json limits = limitsOf(project);
+      Json details = Json::object();
+      state.read([&](const state::Tables& tables) {
+        for (const auto& r : model::quotaResources()) {
+          auto used =
+              static_cast<int64_t>(tables.lookup(r.collection + ".project", project).size());
+          details[r.name] = {{"limit", limits[r.name]}, {"used", used}, {"reserved", 0}};
+        }
+        return 0;
+      });
+      return json(200, {{"quota", std::move(details)}});
+    }
+    if (req.method == "GET") return json(200, {{"quota", limitsOf(project)}});
+    if (req.method != "PUT" && req.method != "DELETE") return methodNotAllowed();
+    if (!caller.is_admin) return adminOnly();
+    Json given;
+    if (req.method == "PUT") {
+      auto body = model::parseJson(req.body);
+      if (!body) return errorResponse(body.error());
+      auto checked = model::checkQuotaUpdate(*body);
+      if (!checked) return errorResponse(checked.error());
+      given = std::move(*checked);
+    }
+    auto r = writeWithRetry(caller, [&](WriteContext& ctx) -> Result<void> {
+      const state::Document* stored = ctx.find("quotas", project);
+      if (stored != nullptr) ctx.guard("quotas", project, stored->mod_revision);
+      if (req.method == "DELETE") {
+        if (stored != nullptr) ctx.remove("quotas", project);
+        return ok();
+      }
+      if (stored == nullptr) ctx.guardAbsent("quotas", project);
+      Json doc = stored != nullptr ? stored->doc : Json::object();
+      doc.update(given);
+      ctx.put("quotas", project, doc);
+      return ok();
+    });
+    if (!r) return errorResponse(r.error());
+    if (req.method == "DELETE") {
+      HttpResponse out;
+      out.status = 204;
+      return out;
+    }
+    return json(200, {{"quota", limitsOf(project)}});
+  }
+
   HttpResponse versions(const HttpRequest& req) {
     return json(200, {{"versions",
                        {{{"id", "v2.0"},
@@ -544,12 +685,12 @@ struct NeutronApi::Impl {
 
   HttpResponse resources(const HttpRequest& req) {
     Json list = Json::array();
-    for (const ResourceSpec* spec : {&model::networkSpec()}) {
+    for (const auto& kind : kinds) {
+      const ResourceSpec& spec = kind->spec();
       list.push_back(
-          {{"name", spec->member},
-           {"collection", spec->collection},
-           {"links",
-            {{{"href", hostPrefix(req) + "/v2.0/" + spec->collection}, {"rel", "self"}}}}});
+          {{"name", spec.member},
+           {"collection", spec.jsonPlural()},
+           {"links", {{{"href", hostPrefix(req) + "/v2.0/" + spec.collection}, {"rel", "self"}}}}});
     }
     return json(200, {{"resources", list}});
   }
@@ -588,7 +729,11 @@ struct NeutronApi::Impl {
       if (req.method == "GET") return extensions(parts);
       return methodNotAllowed();
     }
+    if (parts[1] == "quotas" && parts.size() <= 4) return quotas(parts, req, *caller);
     const ResourceKind* kind = kindFor(parts[1]);
+    if (kind != nullptr && parts.size() == 4 && kind->hasAction(parts[3])) {
+      return memberAction(*kind, parts[2], parts[3], req, *caller);
+    }
     if (kind != nullptr && parts.size() >= 4 && parts.size() <= 5 && parts[3] == "tags" &&
         kind->spec().find("tags") != nullptr) {
       return tags(*kind, parts[2], parts.size() == 5 ? &parts[4] : nullptr, req, *caller);

@@ -7,6 +7,7 @@
 
 #include "model/ipam.h"
 #include "model/port.h"
+#include "model/router.h"
 #include "model/security_group.h"
 #include "model/subnet.h"
 
@@ -14,6 +15,11 @@ namespace canopy::api {
 namespace {
 
 using model::badRequest;
+
+std::mt19937_64& rng() {
+  thread_local std::mt19937_64 r(std::random_device{}());
+  return r;
+}
 
 class NetworkKind final : public ResourceKind {
  public:
@@ -34,15 +40,14 @@ class NetworkKind final : public ResourceKind {
     view["subnets"] = std::move(subnets);
   }
 
-  Result<void> create(Json& doc, WriteContext&) const override {
+  Result<void> create(Json& doc, WriteContext& ctx) const override {
     doc["status"] = "ACTIVE";
-    if (doc["mtu"].is_null()) doc["mtu"] = model::defaultMtu(config_);
-    return ok();
+    if (auto r = assignSegment(doc, ctx); !r) return r;
+    return checkMtu(doc);
   }
 
   Result<void> update(Json& doc, const Json&, WriteContext&) const override {
-    if (doc["mtu"].is_null()) doc["mtu"] = model::defaultMtu(config_);
-    return ok();
+    return checkMtu(doc);
   }
 
   // Subnets go with their network (Neutron deletes them when no port uses them).
@@ -60,10 +65,110 @@ class NetworkKind final : public ResourceKind {
       ctx.guard("subnets", sid, d->mod_revision);
       ctx.remove("subnets", sid);
     }
+    ctx.release(segmentClaim(doc));
     return ok();
   }
 
  private:
+  Result<void> checkMtu(Json& doc) const {
+    int max = model::defaultMtu(config_, model::stringAt(doc, "provider:network_type"));
+    if (doc["mtu"].is_null()) doc["mtu"] = max;
+    if (doc["mtu"].get<int64_t>() > max) {
+      return model::badRequest(
+          "Invalid input for operation: Requested MTU is too big, maximum is " +
+          std::to_string(max) + ".");
+    }
+    return ok();
+  }
+
+  static std::string segmentClaim(const Json& doc) {
+    return std::string(state::kPrefix) + "claims/segment/" +
+           model::stringAt(doc, "provider:network_type") + "/" +
+           model::stringAt(doc, "provider:physical_network") + "/" +
+           std::to_string(doc["provider:segmentation_id"].is_number_integer()
+                              ? doc["provider:segmentation_id"].get<int64_t>()
+                              : 0);
+  }
+
+  // The network's segment: provider attributes an admin gave, checked and
+  // free, or a tunnel id allocated from the configured range.
+  Result<void> assignSegment(Json& doc, WriteContext& ctx) const {
+    auto invalid = [](const std::string& what) {
+      return model::badRequest("Invalid input for operation: " + what + ".");
+    };
+    std::string type = doc["provider:network_type"].is_string()
+                           ? doc["provider:network_type"].get<std::string>()
+                           : config_.overlay;
+    std::string physnet = doc["provider:physical_network"].is_string()
+                              ? doc["provider:physical_network"].get<std::string>()
+                              : std::string();
+    const Json& given = doc["provider:segmentation_id"];
+    bool tunnel = type == "geneve" || type == "vxlan";
+    auto used = [&](int64_t id) {
+      return !ctx.indexed("networks.segment", "networks", state::segmentKey(type, physnet, id))
+                  .empty();
+    };
+    std::string kind_name = type == "vlan" ? "VLAN" : type == "vxlan" ? "VXLAN" : "Geneve";
+    int64_t id = 0;
+    if (type == "flat") {
+      if (physnet.empty()) return invalid("physical_network required for flat provider network");
+      if (!given.is_null()) return invalid("segmentation_id specified for flat provider network");
+      if (used(0)) {
+        return Error(
+            Errc::Conflict,
+            "Unable to create the flat network. Physical network " + physnet + " is in use.",
+            "FlatNetworkInUse");
+      }
+    } else if (!tunnel && physnet.empty()) {
+      return invalid("physical_network required for VLAN provider network");
+    } else if (tunnel && !physnet.empty()) {
+      return invalid("provider:physical_network specified for " + kind_name + " network");
+    }
+    if (type != "flat" && !given.is_null()) {
+      id = given.get<int64_t>();
+      int64_t max = model::maxSegmentationId(type);
+      if (id < 1 || id > max) {
+        return invalid("segmentation_id out of range (1 through " + std::to_string(max) + ")");
+      }
+      if (used(id)) {
+        if (tunnel) {
+          return Error(
+              Errc::Conflict,
+              "Unable to create the network. The tunnel ID " + std::to_string(id) + " is in use.",
+              "TunnelIdInUse");
+        }
+        return Error(Errc::Conflict,
+                     "Unable to create the network. The VLAN " + std::to_string(id) +
+                         " on physical network " + physnet + " is in use.",
+                     "VlanIdInUse");
+      }
+    } else if (type != "flat") {
+      // Tunnel ids come from the configured range; there is no VLAN range.
+      int64_t lo = config_.vni_min, hi = config_.vni_max;
+      std::optional<int64_t> found;
+      if (tunnel && lo <= hi) {
+        auto span = static_cast<uint64_t>(hi - lo + 1);
+        uint64_t start = rng()() % span;
+        for (uint64_t i = 0; i < span && !found; ++i) {
+          auto candidate = lo + static_cast<int64_t>((start + i) % span);
+          if (!used(candidate)) found = candidate;
+        }
+      }
+      if (!found) {
+        return Error(Errc::Unavailable,
+                     "Unable to create the network. No tenant network is available for "
+                     "allocation.",
+                     "NoNetworkAvailable");
+      }
+      id = *found;
+    }
+    doc["provider:network_type"] = type;
+    doc["provider:physical_network"] = physnet.empty() ? Json(nullptr) : Json(physnet);
+    doc["provider:segmentation_id"] = type == "flat" ? Json(nullptr) : Json(id);
+    ctx.claim(segmentClaim(doc), doc.value("id", ""));
+    return ok();
+  }
+
   model::NetworkConfig config_;
 };
 
@@ -109,11 +214,15 @@ class SubnetKind final : public ResourceKind {
   }
 };
 
-// Stamps of a document the server creates on its own (default groups).
+}  // namespace
+
 Json stamped(const WriteContext& ctx, const std::string& project) {
   return {{"id", newUuid()},         {"project_id", project},   {"tenant_id", project},
-          {"created_at", ctx.now()}, {"updated_at", ctx.now()}, {"revision_number", 1}};
+          {"created_at", ctx.now()}, {"updated_at", ctx.now()}, {"revision_number", 1},
+          {"tags", Json::array()}};
 }
+
+namespace {
 
 // The rules a new group starts with (ids, project and stamps added).
 void addRules(WriteContext& ctx, const std::string& project, const std::vector<Json>& rules) {
@@ -269,6 +378,215 @@ std::string macKey(const std::string& network_id, const std::string& mac) {
   return std::string(state::kPrefix) + "claims/mac/" + network_id + "/" + mac;
 }
 
+Result<void> checkSecurityGroups(const Json& doc, const WriteContext& ctx) {
+  const Json& groups = doc["security_groups"];
+  if (!groups.empty() && doc["port_security_enabled"] == false) {
+    return Error(Errc::Conflict,
+                 "Port security must be enabled and port must have an IP address in order to "
+                 "use security groups.",
+                 "PortSecurityAndIPRequiredForSecurityGroups");
+  }
+  for (const auto& g : groups) {
+    std::string gid = g.get<std::string>();
+    auto pending =
+        ctx.indexed("security-groups.default", "security-groups", doc.value("project_id", ""));
+    bool just_made = !pending.empty() && pending.front()->value("id", "") == gid;
+    const state::Document* group = ctx.find("security-groups", gid);
+    bool visible =
+        group != nullptr &&
+        (ctx.caller().is_admin || group->doc.value("project_id", "") == ctx.caller().project_id);
+    if (!just_made && !visible) return notFound(model::securityGroupSpec(), gid);
+  }
+  return ok();
+}
+
+// Turns the requested fixed_ips (or none: automatic) into allocations,
+// claiming each new address in the store and releasing those given up.
+Result<Json> allocate(const Json& doc, const Json& held, WriteContext& ctx,
+                      bool ipv4_only = false) {
+  std::string network_id = doc.value("network_id", "");
+  std::string port_id = doc.value("id", "");
+  bool router_port = doc.value("device_owner", "").starts_with("network:router");
+  std::vector<const Json*> subnets = ctx.indexed("subnets.network", "subnets", network_id);
+  // In use: by another port (index), or already taken for this port here.
+  std::set<model::IpAddress> taken;
+  auto used = [&](const model::IpAddress& ip) {
+    if (taken.count(ip)) return true;
+    for (const Json* p : ctx.indexed("ports.address", "ports", network_id + " " + ip.toString())) {
+      if (p->value("id", "") != port_id) return true;
+    }
+    return false;
+  };
+  std::set<std::string> held_ips;
+  for (const auto& f : held) held_ips.insert(f.value("ip_address", ""));
+
+  auto subnetById = [&](const std::string& sid) -> const Json* {
+    for (const Json* s : subnets) {
+      if (s->value("id", "") == sid) return s;
+    }
+    return nullptr;
+  };
+  auto noMore = [&] {
+    return Error(Errc::Conflict, "No more IP addresses available on network " + network_id + ".",
+                 "IpAddressGenerationFailure");
+  };
+
+  Json out = Json::array();
+  auto take = [&](const Json& subnet, const model::IpAddress& ip) -> Result<void> {
+    std::string text = ip.toString();
+    std::string sid = subnet.value("id", "");
+    bool is_gateway = subnet["gateway_ip"].is_string() && subnet["gateway_ip"] == text;
+    if (used(ip) || (is_gateway && !router_port)) {
+      return Error(Errc::Conflict, "IP address " + text + " already allocated in subnet " + sid,
+                   "IpAddressAlreadyAllocated");
+    }
+    taken.insert(ip);
+    out.push_back({{"subnet_id", sid}, {"ip_address", text}});
+    if (!held_ips.count(text)) ctx.claim(ipKey(network_id, text), port_id);
+    return ok();
+  };
+  auto takeAny = [&](const Json& subnet) -> Result<void> {
+    auto cidr = model::Cidr::parse(subnet.value("cidr", ""));
+    if (!cidr) return Error(Errc::Internal, "stored subnet has a bad cidr");
+    if (model::isSlaac(subnet)) {
+      return take(subnet, model::eui64(*cidr, doc.value("mac_address", "")));
+    }
+    std::optional<model::IpAddress> gateway;
+    if (subnet["gateway_ip"].is_string()) {
+      gateway = model::IpAddress::parse(subnet["gateway_ip"].get<std::string>())
+                    .value_or(model::IpAddress());
+    }
+    auto ip = model::pickFreeAddress(
+        subnet, [&](const model::IpAddress& a) { return (gateway && a == *gateway) || used(a); },
+        rng());
+    if (!ip) return noMore();
+    return take(subnet, *ip);
+  };
+
+  if (doc["fixed_ips"].is_null()) {
+    // Neutron's default: one address from an IPv4 subnet with room, and
+    // one from each IPv6 subnet (SLAAC or the first stateful one).
+    bool v4_done = false, v4_any = false, v6_stateful_done = false;
+    for (const Json* s : subnets) {
+      int version = s->value("ip_version", 4);
+      if (version == 4) {
+        v4_any = true;
+        if (v4_done) continue;
+        if (takeAny(*s)) v4_done = true;
+      } else if (ipv4_only) {
+        continue;
+      } else if (model::isSlaac(*s)) {
+        if (auto r = takeAny(*s); !r) return r.error();
+      } else if (!v6_stateful_done) {
+        if (takeAny(*s)) v6_stateful_done = true;
+      }
+    }
+    if (v4_any && !v4_done) return noMore();
+    return out;
+  }
+
+  for (const auto& f : doc["fixed_ips"]) {
+    std::string sid = f.value("subnet_id", "");
+    std::string ip_text = f.value("ip_address", "");
+    const Json* subnet = nullptr;
+    std::optional<model::IpAddress> ip;
+    if (!ip_text.empty()) ip = *model::IpAddress::parse(ip_text);
+    if (!sid.empty()) {
+      subnet = subnetById(sid);
+      if (subnet == nullptr) {
+        return model::badRequest("Invalid input for operation: Failed to create port on network " +
+                                 network_id + ", because fixed_ips included invalid subnet " + sid +
+                                 ".");
+      }
+    } else {
+      for (const Json* s : subnets) {
+        if (auto c = model::Cidr::parse(s->value("cidr", "")); c && c->contains(*ip)) subnet = s;
+      }
+      if (subnet == nullptr) {
+        return Error(Errc::InvalidArgument,
+                     "IP address " + ip_text +
+                         " is not a valid IP for any of the subnets on the specified network.",
+                     "InvalidIpForNetwork");
+      }
+    }
+    if (ip) {
+      auto cidr = model::Cidr::parse(subnet->value("cidr", ""));
+      if (!cidr || !cidr->contains(*ip)) {
+        return Error(Errc::InvalidArgument,
+                     "IP address " + ip_text + " is not a valid IP for the specified subnet.",
+                     "InvalidIpForSubnet");
+      }
+      if (auto r = take(*subnet, *ip); !r) return r.error();
+    } else if (auto r = takeAny(*subnet); !r) {
+      return r.error();
+    }
+  }
+  // Addresses given up go back to the pool.
+  std::set<std::string> kept;
+  for (const auto& f : out) kept.insert(f.value("ip_address", ""));
+  for (const auto& ip : held_ips) {
+    if (!kept.count(ip)) ctx.release(ipKey(network_id, ip));
+  }
+  return out;
+}
+
+void releasePortClaims(const Json& port, WriteContext& ctx) {
+  std::string network_id = port.value("network_id", "");
+  for (const auto& f : port.value("fixed_ips", Json::array())) {
+    ctx.release(ipKey(network_id, f.value("ip_address", "")));
+  }
+  ctx.release(macKey(network_id, port.value("mac_address", "")));
+}
+
+// Completes a new port on `network`: MAC, port security, security groups,
+// addresses, with their claims.
+Result<void> completeNewPort(Json& doc, const Json& network, WriteContext& ctx,
+                             const model::NetworkConfig& config, bool ipv4_only) {
+  std::string network_id = doc.value("network_id", "");
+  std::string id = doc["id"];
+  // MAC: given and free, or generated.
+  auto macUsed = [&](const std::string& mac) {
+    return !ctx.indexed("ports.mac", "ports", network_id + " " + mac).empty();
+  };
+  if (doc["mac_address"].is_string()) {
+    std::string mac = *model::parseMac(doc["mac_address"].get<std::string>());
+    if (macUsed(mac)) {
+      return Error(Errc::Conflict,
+                   "Unable to complete operation for network " + network_id + ". The mac address " +
+                       mac + " is in use.",
+                   "MacAddressInUse");
+    }
+    doc["mac_address"] = mac;
+  } else {
+    std::string mac;
+    do {
+      mac = model::generateMac(config.mac_base, rng());
+    } while (macUsed(mac));
+    doc["mac_address"] = mac;
+  }
+  ctx.claim(macKey(network_id, doc["mac_address"]), id);
+
+  if (doc["port_security_enabled"].is_null()) {
+    doc["port_security_enabled"] = network.value("port_security_enabled", true);
+  }
+  if (doc["security_groups"].is_null()) {
+    doc["security_groups"] = Json::array();
+    if (doc["port_security_enabled"] == true) {
+      auto group = ensureDefaultGroup(ctx, doc.value("project_id", ""));
+      if (!group) return std::move(group).error();
+      doc["security_groups"].push_back(*group);
+    }
+  }
+  if (auto r = checkSecurityGroups(doc, ctx); !r) return r;
+  auto ips = allocate(doc, Json::array(), ctx, ipv4_only);
+  if (!ips) return std::move(ips).error();
+  doc["fixed_ips"] = std::move(*ips);
+  doc["status"] = "DOWN";
+  doc["binding:vif_type"] = "unbound";
+  doc["binding:vif_details"] = Json::object();
+  return ok();
+}
+
 class PortKind final : public ResourceKind {
  public:
   explicit PortKind(model::NetworkConfig config) : config_(std::move(config)) {}
@@ -283,48 +601,7 @@ class PortKind final : public ResourceKind {
                                 network->doc.value("shared", false))) {
       return notFound(model::networkSpec(), network_id);
     }
-    std::string id = doc["id"];
-    // MAC: given and free, or generated.
-    auto macUsed = [&](const std::string& mac) {
-      return !ctx.indexed("ports.mac", "ports", network_id + " " + mac).empty();
-    };
-    if (doc["mac_address"].is_string()) {
-      std::string mac = *model::parseMac(doc["mac_address"].get<std::string>());
-      if (macUsed(mac)) {
-        return Error(Errc::Conflict,
-                     "Unable to complete operation for network " + network_id +
-                         ". The mac address " + mac + " is in use.",
-                     "MacAddressInUse");
-      }
-      doc["mac_address"] = mac;
-    } else {
-      std::string mac;
-      do {
-        mac = model::generateMac(config_.mac_base, rng());
-      } while (macUsed(mac));
-      doc["mac_address"] = mac;
-    }
-    ctx.claim(macKey(network_id, doc["mac_address"]), id);
-
-    if (doc["port_security_enabled"].is_null()) {
-      doc["port_security_enabled"] = network->doc.value("port_security_enabled", true);
-    }
-    if (doc["security_groups"].is_null()) {
-      doc["security_groups"] = Json::array();
-      if (doc["port_security_enabled"] == true) {
-        auto group = ensureDefaultGroup(ctx, doc.value("project_id", ""));
-        if (!group) return std::move(group).error();
-        doc["security_groups"].push_back(*group);
-      }
-    }
-    if (auto r = checkSecurityGroups(doc, ctx); !r) return r;
-    auto ips = allocate(doc, Json::array(), ctx);
-    if (!ips) return std::move(ips).error();
-    doc["fixed_ips"] = std::move(*ips);
-    doc["status"] = "DOWN";
-    doc["binding:vif_type"] = "unbound";
-    doc["binding:vif_details"] = Json::object();
-    return ok();
+    return completeNewPort(doc, network->doc, ctx, config_, false);
   }
 
   Result<void> update(Json& doc, const Json& before, WriteContext& ctx) const override {
@@ -342,175 +619,63 @@ class PortKind final : public ResourceKind {
     return ok();
   }
 
+  // Ports of routers and floating IPs go with them, not through this API;
+  // a VM's port takes its floating IPs' associations with it.
   Result<void> remove(const Json& doc, WriteContext& ctx) const override {
-    std::string network_id = doc.value("network_id", "");
-    for (const auto& f : doc.value("fixed_ips", Json::array())) {
-      ctx.release(ipKey(network_id, f.value("ip_address", "")));
+    std::string owner = doc.value("device_owner", "");
+    std::string device = doc.value("device_id", "");
+    bool router_port = owner == model::kOwnerRouterInterface || owner == model::kOwnerRouterGateway;
+    if ((router_port && ctx.current("routers", device) != nullptr) ||
+        (owner == model::kOwnerFloatingIp && ctx.current("floatingips", device) != nullptr)) {
+      return Error(Errc::Conflict,
+                   "Port " + doc.value("id", "") +
+                       " cannot be deleted directly via the port API: has device owner " + owner +
+                       ".",
+                   "ServicePortInUse");
     }
-    ctx.release(macKey(network_id, doc.value("mac_address", "")));
+    disassociateFloatingIps(doc.value("id", ""), ctx);
+    releasePortClaims(doc, ctx);
     return ok();
   }
 
  private:
-  static std::mt19937_64& rng() {
-    thread_local std::mt19937_64 r(std::random_device{}());
-    return r;
-  }
-
-  static Result<void> checkSecurityGroups(const Json& doc, const WriteContext& ctx) {
-    const Json& groups = doc["security_groups"];
-    if (!groups.empty() && doc["port_security_enabled"] == false) {
-      return Error(Errc::Conflict,
-                   "Port security must be enabled and port must have an IP address in order to "
-                   "use security groups.",
-                   "PortSecurityAndIPRequiredForSecurityGroups");
-    }
-    for (const auto& g : groups) {
-      std::string gid = g.get<std::string>();
-      auto pending =
-          ctx.indexed("security-groups.default", "security-groups", doc.value("project_id", ""));
-      bool just_made = !pending.empty() && pending.front()->value("id", "") == gid;
-      const state::Document* group = ctx.find("security-groups", gid);
-      bool visible =
-          group != nullptr &&
-          (ctx.caller().is_admin || group->doc.value("project_id", "") == ctx.caller().project_id);
-      if (!just_made && !visible) return notFound(model::securityGroupSpec(), gid);
-    }
-    return ok();
-  }
-
-  // Turns the requested fixed_ips (or none: automatic) into allocations,
-  // claiming each new address in the store and releasing those given up.
-  Result<Json> allocate(const Json& doc, const Json& held, WriteContext& ctx) const {
-    std::string network_id = doc.value("network_id", "");
-    std::string port_id = doc.value("id", "");
-    bool router_port = doc.value("device_owner", "").starts_with("network:router");
-    std::vector<const Json*> subnets = ctx.indexed("subnets.network", "subnets", network_id);
-    // In use: by another port (index), or already taken for this port here.
-    std::set<model::IpAddress> taken;
-    auto used = [&](const model::IpAddress& ip) {
-      if (taken.count(ip)) return true;
-      for (const Json* p :
-           ctx.indexed("ports.address", "ports", network_id + " " + ip.toString())) {
-        if (p->value("id", "") != port_id) return true;
-      }
-      return false;
-    };
-    std::set<std::string> held_ips;
-    for (const auto& f : held) held_ips.insert(f.value("ip_address", ""));
-
-    auto subnetById = [&](const std::string& sid) -> const Json* {
-      for (const Json* s : subnets) {
-        if (s->value("id", "") == sid) return s;
-      }
-      return nullptr;
-    };
-    auto noMore = [&] {
-      return Error(Errc::Conflict, "No more IP addresses available on network " + network_id + ".",
-                   "IpAddressGenerationFailure");
-    };
-
-    Json out = Json::array();
-    auto take = [&](const Json& subnet, const model::IpAddress& ip) -> Result<void> {
-      std::string text = ip.toString();
-      std::string sid = subnet.value("id", "");
-      bool is_gateway = subnet["gateway_ip"].is_string() && subnet["gateway_ip"] == text;
-      if (used(ip) || (is_gateway && !router_port)) {
-        return Error(Errc::Conflict, "IP address " + text + " already allocated in subnet " + sid,
-                     "IpAddressAlreadyAllocated");
-      }
-      taken.insert(ip);
-      out.push_back({{"subnet_id", sid}, {"ip_address", text}});
-      if (!held_ips.count(text)) ctx.claim(ipKey(network_id, text), port_id);
-      return ok();
-    };
-    auto takeAny = [&](const Json& subnet) -> Result<void> {
-      auto cidr = model::Cidr::parse(subnet.value("cidr", ""));
-      if (!cidr) return Error(Errc::Internal, "stored subnet has a bad cidr");
-      if (model::isSlaac(subnet)) {
-        return take(subnet, model::eui64(*cidr, doc.value("mac_address", "")));
-      }
-      std::optional<model::IpAddress> gateway;
-      if (subnet["gateway_ip"].is_string()) {
-        gateway = model::IpAddress::parse(subnet["gateway_ip"].get<std::string>())
-                      .value_or(model::IpAddress());
-      }
-      auto ip = model::pickFreeAddress(
-          subnet, [&](const model::IpAddress& a) { return (gateway && a == *gateway) || used(a); },
-          rng());
-      if (!ip) return noMore();
-      return take(subnet, *ip);
-    };
-
-    if (doc["fixed_ips"].is_null()) {
-      // Neutron's default: one address from an IPv4 subnet with room, and
-      // one from each IPv6 subnet (SLAAC or the first stateful one).
-      bool v4_done = false, v4_any = false, v6_stateful_done = false;
-      for (const Json* s : subnets) {
-        int version = s->value("ip_version", 4);
-        if (version == 4) {
-          v4_any = true;
-          if (v4_done) continue;
-          if (takeAny(*s)) v4_done = true;
-        } else if (model::isSlaac(*s)) {
-          if (auto r = takeAny(*s); !r) return r.error();
-        } else if (!v6_stateful_done) {
-          if (takeAny(*s)) v6_stateful_done = true;
-        }
-      }
-      if (v4_any && !v4_done) return noMore();
-      return out;
-    }
-
-    for (const auto& f : doc["fixed_ips"]) {
-      std::string sid = f.value("subnet_id", "");
-      std::string ip_text = f.value("ip_address", "");
-      const Json* subnet = nullptr;
-      std::optional<model::IpAddress> ip;
-      if (!ip_text.empty()) ip = *model::IpAddress::parse(ip_text);
-      if (!sid.empty()) {
-        subnet = subnetById(sid);
-        if (subnet == nullptr) {
-          return model::badRequest(
-              "Invalid input for operation: Failed to create port on network " + network_id +
-              ", because fixed_ips included invalid subnet " + sid + ".");
-        }
-      } else {
-        for (const Json* s : subnets) {
-          if (auto c = model::Cidr::parse(s->value("cidr", "")); c && c->contains(*ip)) subnet = s;
-        }
-        if (subnet == nullptr) {
-          return Error(Errc::InvalidArgument,
-                       "IP address " + ip_text +
-                           " is not a valid IP for any of the subnets on the specified network.",
-                       "InvalidIpForNetwork");
-        }
-      }
-      if (ip) {
-        auto cidr = model::Cidr::parse(subnet->value("cidr", ""));
-        if (!cidr || !cidr->contains(*ip)) {
-          return Error(Errc::InvalidArgument,
-                       "IP address " + ip_text + " is not a valid IP for the specified subnet.",
-                       "InvalidIpForSubnet");
-        }
-        if (auto r = take(*subnet, *ip); !r) return r.error();
-      } else if (auto r = takeAny(*subnet); !r) {
-        return r.error();
-      }
-    }
-    // Addresses given up go back to the pool.
-    std::set<std::string> kept;
-    for (const auto& f : out) kept.insert(f.value("ip_address", ""));
-    for (const auto& ip : held_ips) {
-      if (!kept.count(ip)) ctx.release(ipKey(network_id, ip));
-    }
-    return out;
-  }
-
   model::NetworkConfig config_;
 };
 
 }  // namespace
+
+Result<Json> createServicePort(const ServicePort& port, WriteContext& ctx,
+                               const model::NetworkConfig& config) {
+  const Json* network = ctx.current("networks", port.network_id);
+  if (network == nullptr) return notFound(model::networkSpec(), port.network_id);
+  Json request = {{"network_id", port.network_id},
+                  {"device_owner", port.device_owner},
+                  {"device_id", port.device_id},
+                  {"fixed_ips", port.fixed_ips},
+                  {"security_groups", Json::array()}};
+  auto doc = model::validateAttributes(model::portSpec(), request, model::Action::Create,
+                                       Caller{.project_id = {}, .is_admin = true});
+  if (!doc) return std::move(doc).error();
+  doc->update(stamped(ctx, port.project_id));
+  if (auto r = completeNewPort(*doc, *network, ctx, config, port.ipv4_only); !r) {
+    return std::move(r).error();
+  }
+  std::string id = (*doc)["id"];
+  ctx.guardAbsent("ports", id);
+  ctx.put("ports", id, *doc);
+  return std::move(*doc);
+}
+
+void removePort(const Json& port, WriteContext& ctx) {
+  std::string id = port.value("id", "");
+  if (const state::Document* d = ctx.find("ports", id)) ctx.guard("ports", id, d->mod_revision);
+  ctx.remove("ports", id);
+  releasePortClaims(port, ctx);
+}
+
+Result<Json> reallocatePort(const Json& port, const Json& held, WriteContext& ctx) {
+  return allocate(port, held, ctx);
+}
 
 Error notFound(const model::ResourceSpec& spec, std::string_view id) {
   std::string message = spec.type_name + " " + std::string(id) + " could not be found.";
@@ -547,6 +712,16 @@ const state::Document* WriteContext::find(std::string_view collection, std::stri
   return d == t->second.end() ? nullptr : &d->second;
 }
 
+const Json* WriteContext::current(std::string_view collection, std::string_view id) const {
+  if (auto p = pending_.find(std::string(collection)); p != pending_.end()) {
+    if (auto d = p->second.find(std::string(id)); d != p->second.end()) {
+      return d->second ? &*d->second : nullptr;
+    }
+  }
+  const state::Document* d = find(collection, id);
+  return d == nullptr ? nullptr : &d->doc;
+}
+
 std::vector<const Json*> WriteContext::indexed(std::string_view index, std::string_view collection,
                                                const std::string& key) const {
   std::vector<const Json*> out;
@@ -562,8 +737,9 @@ std::vector<const Json*> WriteContext::indexed(std::string_view index, std::stri
   }
   if (p != pending_.end() && spec != kSpecs.end()) {
     for (const auto& [id, doc] : p->second) {
-      auto keys = spec->keys(doc);
-      if (std::find(keys.begin(), keys.end(), key) != keys.end()) out.push_back(&doc);
+      if (!doc) continue;
+      auto keys = spec->keys(*doc);
+      if (std::find(keys.begin(), keys.end(), key) != keys.end()) out.push_back(&*doc);
     }
   }
   return out;
@@ -591,6 +767,7 @@ void WriteContext::put(std::string_view collection, const std::string& id, const
 void WriteContext::remove(std::string_view collection, const std::string& id) {
   std::string key = state::documentKey(collection, id);
   writes_.insert_or_assign(key, store::Op::del(key));
+  pending_[std::string(collection)][id] = std::nullopt;
 }
 
 void WriteContext::claim(const std::string& key, const std::string& value) {
@@ -628,6 +805,8 @@ std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::Networ
   kinds.push_back(std::make_unique<PortKind>(config));
   kinds.push_back(std::make_unique<SecurityGroupKind>());
   kinds.push_back(std::make_unique<SecurityGroupRuleKind>());
+  kinds.push_back(makeRouterKind(config));
+  kinds.push_back(makeFloatingIpKind(config));
   return kinds;
 }
 

@@ -9,6 +9,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,9 @@ class WriteContext {
 
   // A stored document (as of the read), or nullptr.
   const state::Document* find(std::string_view collection, std::string_view id) const;
+  // The document as this request leaves it so far: written here, else
+  // stored; nullptr if absent or removed here.
+  const Json* current(std::string_view collection, std::string_view id) const;
   // The documents filed under `key` in a state index (see defaultIndexes()),
   // plus those this request writes that would be (docs written here win).
   std::vector<const Json*> indexed(std::string_view index, std::string_view collection,
@@ -60,8 +64,9 @@ class WriteContext {
   const Caller& caller_;
   std::string now_;
   std::vector<store::Compare> compares_;
-  std::map<std::string, store::Op> writes_;                     // by key
-  std::map<std::string, std::map<std::string, Json>> pending_;  // collection -> id -> doc
+  std::map<std::string, store::Op> writes_;  // by key
+  // collection -> id -> doc written here (nullopt: removed here)
+  std::map<std::string, std::map<std::string, std::optional<Json>>> pending_;
 };
 
 class ResourceKind {
@@ -88,10 +93,45 @@ class ResourceKind {
     return false;
   }
   virtual Result<void> createDefaults(WriteContext& /*ctx*/) const { return ok(); }
+  // PUT /v2.0/<collection>/<id>/<name> (a router's add_router_interface):
+  // whether the kind has the action, and running it on the visible,
+  // changeable document `doc`; the result is the response body.
+  virtual bool hasAction(std::string_view /*name*/) const { return false; }
+  virtual Result<Json> action(std::string_view /*name*/, const Json& /*body*/,
+                              const state::Document& /*doc*/, WriteContext& /*ctx*/) const {
+    return Error(Errc::NotFound, "The resource could not be found.", "HTTPNotFound");
+  }
 };
 
 // Every resource the API serves, in the order /v2.0/ lists them.
 std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::NetworkConfig& config);
+
+// Ports the server makes for other resources: router interfaces and
+// gateways, floating IPs.
+struct ServicePort {
+  std::string project_id;  // "" for gateway and floating IP ports, as Neutron has it
+  std::string network_id;
+  std::string device_owner;
+  std::string device_id;
+  Json fixed_ips = nullptr;  // as a port request has them; null: automatic
+  bool ipv4_only = false;    // automatic allocation from IPv4 subnets only
+};
+// Creates the port in `ctx` (MAC, addresses and their claims); the document.
+Result<Json> createServicePort(const ServicePort& port, WriteContext& ctx,
+                               const model::NetworkConfig& config);
+// Removes a port and gives back its addresses and MAC.
+void removePort(const Json& port, WriteContext& ctx);
+// Re-allocates a port's fixed_ips to those `port` asks for, keeping those it
+// already holds (`held`); the new list.
+Result<Json> reallocatePort(const Json& port, const Json& held, WriteContext& ctx);
+
+// Clears the floating IPs associated with a port that goes away.
+void disassociateFloatingIps(const std::string& port_id, WriteContext& ctx);
+// Stamps of a document the server creates on its own.
+Json stamped(const WriteContext& ctx, const std::string& project);
+
+std::unique_ptr<ResourceKind> makeRouterKind(const model::NetworkConfig& config);
+std::unique_ptr<ResourceKind> makeFloatingIpKind(const model::NetworkConfig& config);
 
 // A random (version 4) UUID.
 std::string newUuid();

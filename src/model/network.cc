@@ -2,8 +2,15 @@
 
 namespace canopy::model {
 
-int defaultMtu(const NetworkConfig& config) {
-  return config.physical_mtu - (config.overlay == "vxlan" ? 50 : 58);
+int defaultMtu(const NetworkConfig& config, std::string_view network_type) {
+  if (network_type.empty()) network_type = config.overlay;
+  if (network_type == "vxlan") return config.physical_mtu - 50;
+  if (network_type == "geneve") return config.physical_mtu - 58;
+  return config.physical_mtu;
+}
+
+int64_t maxSegmentationId(std::string_view network_type) {
+  return network_type == "vlan" ? 4094 : (int64_t{1} << 24) - 1;
 }
 
 namespace {

@@ -19,9 +19,14 @@ struct NetworkConfig {
   std::string mac_base = "fa:16:3e";
 };
 
-// The MTU a tenant network gets by default: the physical MTU less the overlay's
-// overhead (VXLAN 50 bytes; Geneve 58 with Canopy's 8-byte option).
-int defaultMtu(const NetworkConfig& config);
+// The MTU a network gets by default, which is also the largest it may have:
+// the physical MTU less the encapsulation's overhead (VXLAN 50 bytes; Geneve
+// 58 with Canopy's 8-byte option; none for flat and VLAN). An empty type is
+// the configured overlay.
+int defaultMtu(const NetworkConfig& config, std::string_view network_type = {});
+
+// The largest segmentation id of a network type (VLAN 4094, tunnels 2^24 - 1).
+int64_t maxSegmentationId(std::string_view network_type);
 
 const ResourceSpec& networkSpec();
 

@@ -77,8 +77,24 @@ std::vector<IndexSpec> defaultIndexes() {
       return keys;
     };
   };
-  return {
+  std::vector<IndexSpec> specs = {
       {"subnets.network", "subnets", field("network_id")},
+      {"ports.device", "ports", field("device_id")},
+      {"floatingips.port", "floatingips", field("port_id")},
+      {"floatingips.router", "floatingips", field("router_id")},
+      {"networks.segment", "networks",
+       [](const Json& d) {
+         std::vector<std::string> keys;
+         auto type = d.find("provider:network_type");
+         if (type == d.end() || !type->is_string()) return keys;
+         auto physnet = d.find("provider:physical_network");
+         auto id = d.find("provider:segmentation_id");
+         keys.push_back(
+             segmentKey(type->get_ref<const std::string&>(),
+                        physnet != d.end() && physnet->is_string() ? std::string(*physnet) : "",
+                        id != d.end() && id->is_number_integer() ? id->get<int64_t>() : 0));
+         return keys;
+       }},
       {"ports.network", "ports", field("network_id")},
       {"ports.subnet", "ports", fixedIps("subnet_id", false)},
       {"ports.address", "ports", fixedIps("ip_address", true)},
@@ -106,6 +122,22 @@ std::vector<IndexSpec> defaultIndexes() {
                                          d.value("mac_address", "")};
        }},
   };
+  // Resources counted against quotas, by project.
+  for (const char* collection : {"networks", "subnets", "ports", "routers", "floatingips",
+                                 "security-groups", "security-group-rules"}) {
+    specs.push_back({std::string(collection) + ".project", collection, field("project_id")});
+  }
+  return specs;
+}
+
+std::string segmentKey(std::string_view type, std::string_view physical_network,
+                       int64_t segmentation_id) {
+  std::string key(type);
+  key += ' ';
+  key += physical_network;
+  key += ' ';
+  key += std::to_string(segmentation_id);
+  return key;
 }
 
 std::string documentKey(std::string_view collection, std::string_view id) {

@@ -89,6 +89,10 @@ inline constexpr std::string_view kPrefix = "/canopy/v1/";
 //   security-group-rules.remote_group  rule -> remote_group_id
 std::vector<IndexSpec> defaultIndexes();
 
+// The "networks.segment" index's key: "<type> <physical network> <id>".
+std::string segmentKey(std::string_view type, std::string_view physical_network,
+                       int64_t segmentation_id);
+
 std::string documentKey(std::string_view collection, std::string_view id);
 
 class ModelState {

@@ -1,0 +1,671 @@
+// Routers and floating IPs: Neutron's L3 API over the model. A router's
+// interfaces and gateway are ports it owns (device_id = router id); a
+// floating IP owns a port on its external network holding the address.
+
+#include <algorithm>
+
+#include "api/resources.h"
+#include "model/ip.h"
+#include "model/port.h"
+#include "model/router.h"
+#include "model/subnet.h"
+
+namespace canopy::api {
+namespace {
+
+using model::badRequest;
+
+Error badRouter(const std::string& message) {
+  return badRequest("Bad router request: " + message + ".");
+}
+Error badFloatingIp(const std::string& message) {
+  return badRequest("Bad floatingip request: " + message + ".");
+}
+
+std::string str(const Json& doc, const char* key) { return model::stringAt(doc, key); }
+
+// The claim that keeps one floating IP per fixed IP and external network.
+std::string bindingKey(const std::string& network_id, const std::string& port_id,
+                       const std::string& fixed_ip) {
+  return std::string(state::kPrefix) + "claims/floatingip/" + network_id + "/" + port_id + "/" +
+         fixed_ip;
+}
+
+// The ports a router owns with this device owner.
+std::vector<const Json*> routerPorts(const WriteContext& ctx, const std::string& router_id,
+                                     std::string_view owner) {
+  std::vector<const Json*> out;
+  for (const Json* p : ctx.indexed("ports.device", "ports", router_id)) {
+    if (str(*p, "device_owner") == owner) out.push_back(p);
+  }
+  return out;
+}
+
+// Subnet ids of a port's fixed IPs.
+std::vector<std::string> portSubnets(const Json& port) {
+  std::vector<std::string> out;
+  for (const auto& f : port.value("fixed_ips", Json::array())) {
+    std::string sid = str(f, "subnet_id");
+    if (std::find(out.begin(), out.end(), sid) == out.end()) out.push_back(sid);
+  }
+  return out;
+}
+
+std::optional<model::Cidr> subnetCidr(const WriteContext& ctx, const std::string& subnet_id) {
+  const Json* s = ctx.current("subnets", subnet_id);
+  if (s == nullptr) return std::nullopt;
+  auto c = model::Cidr::parse(str(*s, "cidr"));
+  if (!c) return std::nullopt;
+  return *c;
+}
+
+bool mayUse(const Json& doc, const Caller& caller) {
+  return caller.is_admin || str(doc, "project_id") == caller.project_id;
+}
+
+class RouterKind final : public ResourceKind {
+ public:
+  explicit RouterKind(model::NetworkConfig config) : config_(std::move(config)) {}
+
+  const model::ResourceSpec& spec() const override { return model::routerSpec(); }
+
+  Result<void> create(Json& doc, WriteContext& ctx) const override {
+    doc["status"] = "ACTIVE";
+    doc["routes"] = Json::array();
+    Json wanted = doc["external_gateway_info"];
+    doc["external_gateway_info"] = nullptr;
+    return setGateway(doc, wanted, ctx, "create");
+  }
+
+  Result<void> update(Json& doc, const Json& before, WriteContext& ctx) const override {
+    if (doc["external_gateway_info"] != before["external_gateway_info"]) {
+      Json wanted = doc["external_gateway_info"];
+      doc["external_gateway_info"] = before["external_gateway_info"];
+      if (auto r = setGateway(doc, wanted, ctx, "update"); !r) return r;
+    }
+    if (doc["routes"] != before["routes"]) {
+      auto routes = checkRoutes(doc, doc["routes"], ctx);
+      if (!routes) return std::move(routes).error();
+      doc["routes"] = std::move(*routes);
+    }
+    return ok();
+  }
+
+  Result<void> remove(const Json& doc, WriteContext& ctx) const override {
+    std::string id = str(doc, "id");
+    if (!routerPorts(ctx, id, model::kOwnerRouterInterface).empty()) {
+      return Error(Errc::Conflict, "Router " + id + " still has ports", "RouterInUse");
+    }
+    Json copy = doc;
+    return setGateway(copy, nullptr, ctx, "delete");
+  }
+
+  bool hasAction(std::string_view name) const override {
+    return name == "add_router_interface" || name == "remove_router_interface" ||
+           name == "add_extraroutes" || name == "remove_extraroutes";
+  }
+
+  Result<Json> action(std::string_view name, const Json& body, const state::Document& stored,
+                      WriteContext& ctx) const override {
+    if (name == "add_extraroutes" || name == "remove_extraroutes") {
+      return changeRoutes(name == "add_extraroutes", body, stored, ctx);
+    }
+    if (!body.is_object()) return badRequest("Body contains invalid data");
+    std::string subnet_id = str(body, "subnet_id");
+    std::string port_id = str(body, "port_id");
+    for (auto it = body.begin(); it != body.end(); ++it) {
+      if (it.key() != "subnet_id" && it.key() != "port_id") {
+        return badRouter("Unrecognized attribute(s) '" + it.key() + "'");
+      }
+      if (!it.value().is_string() || !model::isUuid(it.value().get<std::string>())) {
+        return model::invalidInput(it.key(), "'" + it.value().dump() + "' is not a valid UUID");
+      }
+    }
+    if (name == "add_router_interface") {
+      if (subnet_id.empty() && port_id.empty()) {
+        return badRouter("Either subnet_id or port_id must be specified");
+      }
+      if (!subnet_id.empty() && !port_id.empty()) {
+        return badRouter("Cannot specify both subnet-id and port-id");
+      }
+      return port_id.empty() ? addInterfaceBySubnet(stored.doc, subnet_id, ctx)
+                             : addInterfaceByPort(stored.doc, port_id, ctx);
+    }
+    if (subnet_id.empty() && port_id.empty()) {
+      return badRouter("Either subnet_id or port_id must be specified");
+    }
+    return removeInterface(stored.doc, subnet_id, port_id, ctx);
+  }
+
+ private:
+  // What add/remove_router_interface answer.
+  static Json interfaceInfo(const Json& router, const Json& port, const std::string& subnet_id) {
+    Json subnet_ids = Json::array();
+    for (const auto& s : portSubnets(port)) subnet_ids.push_back(s);
+    return {{"id", str(router, "id")},
+            {"tenant_id", str(router, "project_id")},
+            {"project_id", str(router, "project_id")},
+            {"port_id", str(port, "id")},
+            {"network_id", str(port, "network_id")},
+            {"subnet_id", subnet_id},
+            {"subnet_ids", std::move(subnet_ids)}};
+  }
+
+  // A new interface's subnets may not overlap those the router already has.
+  static Result<void> checkNoOverlap(const Json& router, const std::vector<std::string>& subnets,
+                                     WriteContext& ctx) {
+    std::string router_id = str(router, "id");
+    for (const Json* p : ctx.indexed("ports.device", "ports", router_id)) {
+      for (const auto& existing : portSubnets(*p)) {
+        for (const auto& sid : subnets) {
+          if (sid == existing) {
+            return badRouter("Router already has a port on subnet " + sid);
+          }
+          auto a = subnetCidr(ctx, sid), b = subnetCidr(ctx, existing);
+          if (a && b && a->overlaps(*b)) {
+            return badRouter("Cidr " + a->toString() + " of subnet " + sid +
+                             " overlaps with cidr " + b->toString() + " of subnet " + existing);
+          }
+        }
+      }
+    }
+    return ok();
+  }
+
+  Result<Json> addInterfaceBySubnet(const Json& router, const std::string& subnet_id,
+                                    WriteContext& ctx) const {
+    const Json* subnet = ctx.current("subnets", subnet_id);
+    const Json* network = subnet ? ctx.current("networks", str(*subnet, "network_id")) : nullptr;
+    if (subnet == nullptr || network == nullptr ||
+        !(mayUse(*subnet, ctx.caller()) || network->value("shared", false))) {
+      return notFound(model::subnetSpec(), subnet_id);
+    }
+    if (!(*subnet)["gateway_ip"].is_string()) {
+      return badRouter("Subnet for router interface must have a gateway IP");
+    }
+    if (auto r = checkNoOverlap(router, {subnet_id}, ctx); !r) return std::move(r).error();
+    Json fixed = Json::array();
+    fixed.push_back({{"subnet_id", subnet_id}, {"ip_address", (*subnet)["gateway_ip"]}});
+    auto port = createServicePort({.project_id = str(router, "project_id"),
+                                   .network_id = str(*subnet, "network_id"),
+                                   .device_owner = std::string(model::kOwnerRouterInterface),
+                                   .device_id = str(router, "id"),
+                                   .fixed_ips = std::move(fixed)},
+                                  ctx, config_);
+    if (!port) return std::move(port).error();
+    ctx.touch("routers", str(router, "id"));
+    return interfaceInfo(router, *port, subnet_id);
+  }
+
+  Result<Json> addInterfaceByPort(const Json& router, const std::string& port_id,
+                                  WriteContext& ctx) const {
+    const state::Document* stored = ctx.find("ports", port_id);
+    if (stored == nullptr || !mayUse(stored->doc, ctx.caller())) {
+      return notFound(model::portSpec(), port_id);
+    }
+    Json port = stored->doc;
+    if (!str(port, "device_id").empty()) {
+      return Error(Errc::Conflict,
+                   "Unable to complete operation on port " + port_id + " for network " +
+                       str(port, "network_id") + ". Port already has an attached device " +
+                       str(port, "device_id") + ".",
+                   "PortInUse");
+    }
+    auto subnets = portSubnets(port);
+    if (subnets.empty()) return badRouter("Router port must have at least one fixed IP");
+    int v4 = 0;
+    for (const auto& sid : subnets) {
+      if (auto c = subnetCidr(ctx, sid); c && c->version() == 4) ++v4;
+    }
+    if (v4 > 1) return badRouter("Cannot have multiple IPv4 subnets on router port");
+    if (auto r = checkNoOverlap(router, subnets, ctx); !r) return std::move(r).error();
+    port["device_owner"] = model::kOwnerRouterInterface;
+    port["device_id"] = str(router, "id");
+    port["revision_number"] = port.value("revision_number", int64_t{0}) + 1;
+    port["updated_at"] = ctx.now();
+    ctx.guard("ports", port_id, stored->mod_revision);
+    ctx.put("ports", port_id, port);
+    ctx.touch("routers", str(router, "id"));
+    return interfaceInfo(router, port, subnets.front());
+  }
+
+  Result<Json> removeInterface(const Json& router, const std::string& subnet_id,
+                               const std::string& port_id, WriteContext& ctx) const {
+    std::string router_id = str(router, "id");
+    const Json* port = nullptr;
+    for (const Json* p : routerPorts(ctx, router_id, model::kOwnerRouterInterface)) {
+      auto subnets = portSubnets(*p);
+      bool on_subnet = std::find(subnets.begin(), subnets.end(), subnet_id) != subnets.end();
+      if (!port_id.empty() ? str(*p, "id") == port_id : on_subnet) port = p;
+    }
+    if (port == nullptr && !port_id.empty()) {
+      return Error(Errc::NotFound,
+                   "Router " + router_id + " does not have an interface with id " + port_id,
+                   "RouterInterfaceNotFound");
+    }
+    if (port == nullptr) {
+      return Error(Errc::NotFound,
+                   "Router " + router_id + " has no interface on subnet " + subnet_id,
+                   "RouterInterfaceNotFoundForSubnet");
+    }
+    auto subnets = portSubnets(*port);
+    if (!subnet_id.empty() &&
+        std::find(subnets.begin(), subnets.end(), subnet_id) == subnets.end()) {
+      return Error(Errc::Conflict,
+                   "Subnet " + subnet_id + " could not be found on port " + port_id + ".",
+                   "SubnetMismatchForPort");
+    }
+    // What still needs the interface: routes through it, floating IPs behind it.
+    for (const auto& sid : subnets) {
+      auto cidr = subnetCidr(ctx, sid);
+      if (!cidr) continue;
+      auto inUse = [&](const char* what, const char* reason) {
+        return Error(Errc::Conflict,
+                     "Router interface for subnet " + sid + " on router " + router_id +
+                         " cannot be deleted, as it is required by one or more " + what + ".",
+                     reason);
+      };
+      for (const auto& r : router.value("routes", Json::array())) {
+        auto hop = model::IpAddress::parse(str(r, "nexthop"));
+        if (hop && cidr->contains(*hop)) return inUse("routes", "RouterInterfaceInUseByRoute");
+      }
+      for (const Json* f : ctx.indexed("floatingips.router", "floatingips", router_id)) {
+        auto fixed = model::IpAddress::parse(str(*f, "fixed_ip_address"));
+        if (fixed && cidr->contains(*fixed) && isBehind(*f, sid, ctx)) {
+          return inUse("floating IPs", "RouterInterfaceInUseByFloatingIP");
+        }
+      }
+    }
+    Json info = interfaceInfo(router, *port, subnet_id.empty() ? subnets.front() : subnet_id);
+    removePort(Json(*port), ctx);
+    ctx.touch("routers", router_id);
+    return info;
+  }
+
+  // Whether a floating IP's port has its fixed IP on this subnet.
+  static bool isBehind(const Json& fip, const std::string& subnet_id, const WriteContext& ctx) {
+    const Json* port = ctx.current("ports", str(fip, "port_id"));
+    if (port == nullptr) return false;
+    for (const auto& f : port->value("fixed_ips", Json::array())) {
+      if (str(f, "subnet_id") == subnet_id &&
+          str(f, "ip_address") == str(fip, "fixed_ip_address")) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // extraroute: each next hop on a subnet the router is connected to, and
+  // not one of the router's own addresses.
+  static Result<Json> checkRoutes(const Json& router, const Json& wanted, WriteContext& ctx) {
+    auto routes = model::normaliseRoutes(wanted);
+    if (!routes) return std::move(routes).error();
+    std::string router_id = str(router, "id");
+    if (routes->size() > model::kMaxRoutes) {
+      return badRequest("Unable to complete operation for " + router_id +
+                        ". The number of routes exceeds the maximum " +
+                        std::to_string(model::kMaxRoutes) + ".");
+    }
+    std::vector<model::Cidr> connected;
+    std::vector<std::string> own;
+    for (const Json* p : ctx.indexed("ports.device", "ports", router_id)) {
+      for (const auto& f : p->value("fixed_ips", Json::array())) {
+        own.push_back(str(f, "ip_address"));
+        if (auto c = subnetCidr(ctx, str(f, "subnet_id"))) connected.push_back(*c);
+      }
+    }
+    for (const auto& r : *routes) {
+      auto invalid = [&](const std::string& reason) {
+        return Error(Errc::InvalidArgument,
+                     "Invalid format for routes: " + r.dump() + ", " + reason, "InvalidRoutes");
+      };
+      auto hop = model::IpAddress::parse(str(r, "nexthop"));
+      auto destination = model::Cidr::parse(str(r, "destination"));
+      if (destination->version() != hop->version()) {
+        return invalid("the nexthop and destination are not of the same IP version");
+      }
+      if (std::find(own.begin(), own.end(), hop->toString()) != own.end()) {
+        return invalid("the nexthop is used by router");
+      }
+      if (std::none_of(connected.begin(), connected.end(),
+                       [&](const model::Cidr& c) { return c.contains(*hop); })) {
+        return invalid("the nexthop is not connected with router");
+      }
+    }
+    return routes;
+  }
+
+  // extraroute-atomic: PUT add_extraroutes / remove_extraroutes.
+  Result<Json> changeRoutes(bool add, const Json& body, const state::Document& stored,
+                            WriteContext& ctx) const {
+    if (!body.is_object() || !body.contains("router") || !body["router"].is_object() ||
+        body["router"].size() != 1 || !body["router"].contains("routes")) {
+      return badRequest("Body must be {\"router\": {\"routes\": [...]}}");
+    }
+    auto given = model::normaliseRoutes(body["router"]["routes"]);
+    if (!given) return std::move(given).error();
+    Json doc = stored.doc;
+    Json routes = Json::array();
+    for (const auto& r : doc.value("routes", Json::array())) {
+      bool dropped = !add && std::find(given->begin(), given->end(), r) != given->end();
+      if (!dropped) routes.push_back(r);
+    }
+    if (add) {
+      for (const auto& r : *given) {
+        if (std::find(routes.begin(), routes.end(), r) == routes.end()) routes.push_back(r);
+      }
+    }
+    if (routes != doc["routes"]) {
+      auto checked = checkRoutes(doc, routes, ctx);
+      if (!checked) return std::move(checked).error();
+      doc["routes"] = std::move(*checked);
+      doc["revision_number"] = doc.value("revision_number", int64_t{0}) + 1;
+      doc["updated_at"] = ctx.now();
+      std::string id = str(doc, "id");
+      ctx.guard("routers", id, stored.mod_revision);
+      ctx.put("routers", id, doc);
+    }
+    return Json{{"router", model::visibleView(spec(), doc, ctx.caller())}};
+  }
+
+  // Sets, changes or clears (null or {}) the router's external gateway:
+  // its port on the external network and external_gateway_info.
+  Result<void> setGateway(Json& router, const Json& wanted, WriteContext& ctx,
+                          const char* verb) const {
+    std::string router_id = str(router, "id");
+    Json current = router["external_gateway_info"];
+    bool clear = wanted.is_null() || wanted.empty();
+    if (clear && current.is_null()) return ok();
+    if (!clear && !ctx.caller().is_admin) {
+      for (const char* attr : {"enable_snat", "external_fixed_ips"}) {
+        if (wanted.contains(attr)) {
+          return model::policyRefused("(rule:" + std::string(verb) +
+                                      "_router:external_gateway_info:" + attr +
+                                      ") is disallowed by policy");
+        }
+      }
+    }
+    std::string network_id = clear ? std::string() : str(wanted, "network_id");
+    if (!clear) {
+      const Json* network = ctx.current("networks", network_id);
+      if (network == nullptr ||
+          !(mayUse(*network, ctx.caller()) || network->value("router:external", false) ||
+            network->value("shared", false))) {
+        return notFound(model::networkSpec(), network_id);
+      }
+      if (!network->value("router:external", false)) {
+        return badRouter("Network " + network_id + " is not an external network");
+      }
+    }
+    auto gateways = routerPorts(ctx, router_id, model::kOwnerRouterGateway);
+    const Json* old_port = gateways.empty() ? nullptr : gateways.front();
+    bool same_network = !current.is_null() && str(current, "network_id") == network_id;
+    if (!current.is_null() && !same_network) {
+      // Floating IPs reach their ports through this gateway.
+      if (!ctx.indexed("floatingips.router", "floatingips", router_id).empty()) {
+        return Error(Errc::Conflict,
+                     "Gateway cannot be updated for router " + router_id +
+                         ", since a gateway to external network " + str(current, "network_id") +
+                         " is required by one or more floating IPs.",
+                     "RouterExternalGatewayInUseByFloatingIp");
+      }
+      if (old_port != nullptr) removePort(Json(*old_port), ctx);
+    }
+    if (clear) {
+      router["external_gateway_info"] = nullptr;
+      return ok();
+    }
+    bool enable_snat = wanted.contains("enable_snat") ? wanted["enable_snat"].get<bool>()
+                       : current.is_null()            ? true
+                                                      : current.value("enable_snat", true);
+    Json fixed_ips;
+    if (same_network && old_port != nullptr) {
+      fixed_ips = (*old_port)["fixed_ips"];
+      if (wanted.contains("external_fixed_ips")) {
+        Json port = *old_port;
+        port["fixed_ips"] = wanted["external_fixed_ips"];
+        auto ips = reallocatePort(port, (*old_port)["fixed_ips"], ctx);
+        if (!ips) return std::move(ips).error();
+        port["fixed_ips"] = *ips;
+        fixed_ips = std::move(*ips);
+        const state::Document* d = ctx.find("ports", str(port, "id"));
+        if (d != nullptr) ctx.guard("ports", str(port, "id"), d->mod_revision);
+        ctx.put("ports", str(port, "id"), port);
+      }
+    } else {
+      auto port = createServicePort(
+          {.project_id = {},
+           .network_id = network_id,
+           .device_owner = std::string(model::kOwnerRouterGateway),
+           .device_id = router_id,
+           .fixed_ips = wanted.contains("external_fixed_ips") ? wanted["external_fixed_ips"]
+                                                              : Json(nullptr)},
+          ctx, config_);
+      if (!port) return std::move(port).error();
+      fixed_ips = (*port)["fixed_ips"];
+    }
+    if (fixed_ips.empty()) {
+      return badRequest("Unable to find any IP address on external network " + network_id + ".");
+    }
+    router["external_gateway_info"] = {{"network_id", network_id},
+                                       {"enable_snat", enable_snat},
+                                       {"external_fixed_ips", fixed_ips}};
+    return ok();
+  }
+
+  model::NetworkConfig config_;
+};
+
+class FloatingIpKind final : public ResourceKind {
+ public:
+  explicit FloatingIpKind(model::NetworkConfig config) : config_(std::move(config)) {}
+
+  const model::ResourceSpec& spec() const override { return model::floatingIpSpec(); }
+
+  Result<void> create(Json& doc, WriteContext& ctx) const override {
+    std::string network_id = str(doc, "floating_network_id");
+    const Json* network = ctx.current("networks", network_id);
+    if (network == nullptr ||
+        !(mayUse(*network, ctx.caller()) || network->value("router:external", false) ||
+          network->value("shared", false))) {
+      return notFound(model::networkSpec(), network_id);
+    }
+    if (!network->value("router:external", false)) {
+      return badFloatingIp("Network " + network_id + " is not a valid external network");
+    }
+    if (!ctx.caller().is_admin && doc["floating_ip_address"].is_string()) {
+      return model::policyRefused(
+          "(rule:create_floatingip:floating_ip_address) is disallowed by policy");
+    }
+    // The address: given, or from the given subnet, or from any IPv4 subnet.
+    std::string subnet_id = str(doc, "subnet_id");
+    bool has_v4 = false;
+    for (const Json* s : ctx.indexed("subnets.network", "subnets", network_id)) {
+      if (s->value("ip_version", 4) == 4) has_v4 = true;
+    }
+    if (!has_v4) {
+      return badFloatingIp("Network " + network_id + " does not contain any IPv4 subnet");
+    }
+    Json fixed = nullptr;
+    if (!subnet_id.empty()) {
+      const Json* subnet = ctx.current("subnets", subnet_id);
+      if (subnet == nullptr || str(*subnet, "network_id") != network_id) {
+        return badFloatingIp("Subnet " + subnet_id + " is not on network " + network_id);
+      }
+      if (subnet->value("ip_version", 4) != 4) {
+        return badFloatingIp("Subnet " + subnet_id + " is not an IPv4 subnet");
+      }
+      fixed = Json::array({{{"subnet_id", subnet_id}}});
+    }
+    if (doc["floating_ip_address"].is_string()) {
+      Json entry = {{"ip_address", doc["floating_ip_address"]}};
+      if (!subnet_id.empty()) entry["subnet_id"] = subnet_id;
+      fixed = Json::array({entry});
+    }
+    auto port = createServicePort({.project_id = {},
+                                   .network_id = network_id,
+                                   .device_owner = std::string(model::kOwnerFloatingIp),
+                                   .device_id = str(doc, "id"),
+                                   .fixed_ips = std::move(fixed),
+                                   .ipv4_only = true},
+                                  ctx, config_);
+    if (!port) return std::move(port).error();
+    const Json& address = (*port)["fixed_ips"].front();
+    doc["floating_ip_address"] = address["ip_address"];
+    doc["subnet_id"] = address["subnet_id"];
+    doc["canopy:port_id"] = (*port)["id"];
+    return associate(doc, Json::object(), ctx);
+  }
+
+  Result<void> update(Json& doc, const Json& before, WriteContext& ctx) const override {
+    // A new port with no address named: the address is chosen again.
+    if (doc["port_id"] != before["port_id"] &&
+        doc["fixed_ip_address"] == before["fixed_ip_address"]) {
+      doc["fixed_ip_address"] = nullptr;
+    }
+    return associate(doc, before, ctx);
+  }
+
+  Result<void> remove(const Json& doc, WriteContext& ctx) const override {
+    releaseBinding(doc, ctx);
+    if (const Json* port = ctx.current("ports", str(doc, "canopy:port_id"))) {
+      removePort(Json(*port), ctx);
+    }
+    return ok();
+  }
+
+ private:
+  static void releaseBinding(const Json& fip, WriteContext& ctx) {
+    if (!fip.value("port_id", Json()).is_string()) return;
+    ctx.release(bindingKey(str(fip, "floating_network_id"), str(fip, "port_id"),
+                           str(fip, "fixed_ip_address")));
+  }
+
+  // Associates the floating IP with doc["port_id"] (or none): the fixed IP,
+  // the router that reaches it from the external network, the claim.
+  Result<void> associate(Json& doc, const Json& before, WriteContext& ctx) const {
+    std::string network_id = str(doc, "floating_network_id");
+    std::string port_id = str(doc, "port_id");
+    bool unchanged = before.value("port_id", Json()) == doc["port_id"] &&
+                     before.value("fixed_ip_address", Json()) == doc["fixed_ip_address"];
+    if (unchanged && !before.empty()) return ok();
+    releaseBinding(before, ctx);
+    if (port_id.empty()) {
+      if (doc["fixed_ip_address"].is_string()) {
+        return badFloatingIp("fixed_ip_address cannot be specified without a port_id");
+      }
+      doc["port_id"] = nullptr;
+      doc["router_id"] = nullptr;
+      doc["status"] = "DOWN";
+      return ok();
+    }
+    const Json* port = ctx.current("ports", port_id);
+    if (port == nullptr || !mayUse(*port, ctx.caller())) {
+      return notFound(model::portSpec(), port_id);
+    }
+    if (str(*port, "project_id") != str(doc, "project_id") && !ctx.caller().is_admin) {
+      return badFloatingIp("Cannot create floating IP and bind it to Port " + port_id +
+                           ", since that port is owned by a different tenant");
+    }
+    std::string owner = str(*port, "device_owner");
+    if (owner.starts_with("network:")) {
+      return badFloatingIp("Port " + port_id + " has owner " + owner +
+                           " and therefore cannot be assigned to a floating IP");
+    }
+    // The fixed IPv4 address behind the floating IP.
+    std::vector<Json> v4;
+    for (const auto& f : port->value("fixed_ips", Json::array())) {
+      auto ip = model::IpAddress::parse(str(f, "ip_address"));
+      if (ip && ip->version() == 4) v4.push_back(f);
+    }
+    const Json* fixed = nullptr;
+    if (doc["fixed_ip_address"].is_string()) {
+      for (const auto& f : v4) {
+        if (f["ip_address"] == doc["fixed_ip_address"]) fixed = &f;
+      }
+      if (fixed == nullptr) {
+        return badFloatingIp("Port " + port_id + " does not have fixed ip " +
+                             doc["fixed_ip_address"].get<std::string>());
+      }
+    } else if (v4.empty()) {
+      return badFloatingIp("Port " + port_id + " does not have any IPv4 address");
+    } else if (v4.size() > 1) {
+      return badFloatingIp("Port " + port_id +
+                           " has multiple fixed IPv4 addresses. Must provide a specific IPv4 "
+                           "address when assigning a floating IP");
+    } else {
+      fixed = &v4.front();
+    }
+    std::string fixed_ip = str(*fixed, "ip_address");
+    std::string subnet_id = str(*fixed, "subnet_id");
+    // Neutron's rule: a router with an interface on the port's subnet and
+    // its gateway on the floating IP's network.
+    std::string router_id;
+    for (const Json* p : ctx.indexed("ports.subnet", "ports", subnet_id)) {
+      if (str(*p, "device_owner") != model::kOwnerRouterInterface) continue;
+      const Json* router = ctx.current("routers", str(*p, "device_id"));
+      if (router == nullptr) continue;
+      const Json& gw = (*router)["external_gateway_info"];
+      if (gw.is_object() && str(gw, "network_id") == network_id) {
+        router_id = str(*router, "id");
+        break;
+      }
+    }
+    if (router_id.empty()) {
+      return Error(Errc::NotFound,
+                   "External network " + network_id + " is not reachable from subnet " + subnet_id +
+                       ".  Therefore, cannot associate Port " + port_id + " with a Floating IP.",
+                   "ExternalGatewayForFloatingIPNotFound");
+    }
+    for (const Json* other : ctx.indexed("floatingips.port", "floatingips", port_id)) {
+      if (str(*other, "id") != str(doc, "id") && str(*other, "fixed_ip_address") == fixed_ip &&
+          str(*other, "floating_network_id") == network_id) {
+        return Error(Errc::Conflict,
+                     "Cannot associate floating IP " + str(doc, "floating_ip_address") + " (" +
+                         str(doc, "id") + ") with port " + port_id + " using fixed IP " + fixed_ip +
+                         ", as that fixed IP already has a floating IP on external "
+                         "network " +
+                         network_id + ".",
+                     "FloatingIPPortAlreadyAssociated");
+      }
+    }
+    ctx.claim(bindingKey(network_id, port_id, fixed_ip), str(doc, "id"));
+    doc["fixed_ip_address"] = fixed_ip;
+    doc["router_id"] = router_id;
+    doc["status"] = "ACTIVE";
+    return ok();
+  }
+
+  model::NetworkConfig config_;
+};
+
+}  // namespace
+
+void disassociateFloatingIps(const std::string& port_id, WriteContext& ctx) {
+  std::vector<Json> fips;
+  for (const Json* f : ctx.indexed("floatingips.port", "floatingips", port_id)) fips.push_back(*f);
+  for (Json& fip : fips) {
+    std::string id = str(fip, "id");
+    ctx.release(bindingKey(str(fip, "floating_network_id"), port_id, str(fip, "fixed_ip_address")));
+    fip["port_id"] = nullptr;
+    fip["fixed_ip_address"] = nullptr;
+    fip["router_id"] = nullptr;
+    fip["status"] = "DOWN";
+    fip["revision_number"] = fip.value("revision_number", int64_t{0}) + 1;
+    fip["updated_at"] = ctx.now();
+    if (const state::Document* d = ctx.find("floatingips", id)) {
+      ctx.guard("floatingips", id, d->mod_revision);
+    }
+    ctx.put("floatingips", id, fip);
+  }
+}
+
+std::unique_ptr<ResourceKind> makeRouterKind(const model::NetworkConfig& config) {
+  return std::make_unique<RouterKind>(config);
+}
+
+std::unique_ptr<ResourceKind> makeFloatingIpKind(const model::NetworkConfig& config) {
+  return std::make_unique<FloatingIpKind>(config);
+}
+
+}  // namespace canopy::api
