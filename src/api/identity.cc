@@ -290,10 +290,58 @@ HttpResponse BuiltinIdentity::handle(const HttpRequest& request) {
     if (request.method == "GET") return check(request, base, false);
     if (request.method == "HEAD") return check(request, base, true);
     if (request.method == "DELETE") return revoke(request);
+  } else if (path == "/v3/projects" || path.starts_with("/v3/projects/")) {
+    if (request.method == "GET") return projects(request, base, path);
   } else {
     return keystoneError(404, "Not Found", "The resource could not be found.");
   }
   return keystoneError(405, "Method Not Allowed", "The method is not allowed for this URL.");
+}
+
+// GET /v3/projects[?name=] (admins) and /v3/projects/<id> (admins and members):
+// what clients use to turn a project name into an id.
+HttpResponse BuiltinIdentity::projects(const HttpRequest& request, const std::string& base,
+                                       const std::string& path) {
+  auto caller = validate(request.header("x-auth-token"));
+  if (!caller) return unauthorized(request);
+  auto project = [&](const std::string& id, const std::string& name) {
+    return Json{{"id", id},
+                {"name", name},
+                {"domain_id", "default"},
+                {"enabled", true},
+                {"is_domain", false},
+                {"parent_id", "default"},
+                {"description", ""},
+                {"tags", Json::array()},
+                {"links", {{"self", base + "/v3/projects/" + id}}}};
+  };
+  auto forbidden = [] {
+    return keystoneError(403, "Forbidden",
+                         "You are not authorized to perform the requested action: "
+                         "identity:list_projects.");
+  };
+  if (path == "/v3/projects") {
+    if (!caller->is_admin) return forbidden();
+    std::string wanted;
+    for (const auto& [key, value] : request.query) {
+      if (key == "name") wanted = value;
+    }
+    Json list = Json::array();
+    for (const auto& [id, name] : project_names_) {
+      if (wanted.empty() || wanted == name) list.push_back(project(id, name));
+    }
+    return jsonResponse(
+        200,
+        {{"projects", std::move(list)},
+         {"links", {{"self", base + "/v3/projects"}, {"next", nullptr}, {"previous", nullptr}}}});
+  }
+  std::string id = path.substr(std::string_view("/v3/projects/").size());
+  auto it = project_names_.find(id);
+  if (it == project_names_.end() || !(caller->is_admin || caller->project_id == id)) {
+    // Keystone answers 404 for a name given where an id is expected.
+    return keystoneError(404, "Not Found", "Could not find project: " + id + ".");
+  }
+  return jsonResponse(200, {{"project", project(it->first, it->second)}});
 }
 
 HttpResponse unauthorized(const HttpRequest& request) {

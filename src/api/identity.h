@@ -76,6 +76,8 @@ class BuiltinIdentity {
   HttpResponse issue(const HttpRequest& request, const std::string& base);
   HttpResponse check(const HttpRequest& request, const std::string& base, bool head);
   HttpResponse revoke(const HttpRequest& request);
+  HttpResponse projects(const HttpRequest& request, const std::string& base,
+                        const std::string& path);
   model::Json tokenBody(const Token& token, const std::string& base) const;
 
   const Clock& clock_;

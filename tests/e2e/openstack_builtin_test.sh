@@ -77,6 +77,58 @@ expect_in "in use" "$out"
 as alice demo port delete web-port
 as alice demo security group delete web
 
+# Routers and floating IPs: an external network made by the admin, alice's
+# router joining her subnet to it, a floating IP on her port.
+as admin admin network create --external public >/dev/null
+as admin admin subnet create --network public --subnet-range 203.0.113.0/24 --no-dhcp public-sub >/dev/null
+[ "$(as alice demo network list --external -f value -c Name)" = "public" ] || fail "alice does not see the external network"
+as alice demo router create r1 >/dev/null
+as alice demo router add subnet r1 alice-sub
+out=$(as alice demo port list --router r1 -f json)
+expect_in '"ip_address": "192.168.10.1"' "$out"
+as alice demo router set --external-gateway public r1
+out=$(as alice demo router show r1 -f json)
+expect_in '"enable_snat": true' "$out"
+expect_in '"ip_address": "203.0.113.' "$out"
+set +e
+out=$(as alice demo router delete r1 2>&1); rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "a router with interfaces was deleted"
+expect_in "still has ports" "$out"
+fip=$(as alice demo floating ip create public -f value -c floating_ip_address)
+expect_in "203.0.113." "$fip"
+as alice demo floating ip set --port alice-port "$fip"
+out=$(as alice demo floating ip show "$fip" -f json)
+expect_in '"fixed_ip_address": "192.168.10.' "$out"
+expect_in '"status": "ACTIVE"' "$out"
+[ "$(as bob other floating ip list -f value -c ID | wc -l)" = 0 ] || fail "bob sees alice's floating IP"
+as alice demo floating ip unset --port "$fip"
+out=$(as alice demo floating ip show "$fip" -f json)
+expect_in '"port_id": null' "$out"
+as alice demo floating ip delete "$fip"
+as alice demo router unset --external-gateway r1
+as alice demo router remove subnet r1 alice-sub
+as alice demo router delete r1
+
+# Quotas: the admin limits a project (with curl and a real token: the client's
+# "quota set" insists on a compute service), the client lists the limit and
+# the usage, and the project hits the limit and is told so.
+token=$(as admin admin token issue -f value -c id)
+demo_id=$(as admin admin project show demo -f value -c id)
+quota() { curl -sf -X "$1" -H "X-Auth-Token: $token" ${2:+-d "$2"} "$api_url/v2.0/quotas/$demo_id"; }
+expect_in '"network":1' "$(quota PUT '{"quota": {"network": 1}}')"
+out=$(as admin admin quota list --network -f json)
+expect_in '"Networks": 1' "$out"
+out=$(as admin admin quota list --network --detail --project demo -f json)
+expect_in '"Resource": "networks"' "$out"
+set +e
+out=$(as alice demo network create second 2>&1); rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "a network over quota was created"
+expect_in "Quota exceeded for resources: ['network']" "$out"
+quota DELETE
+expect_in '"network":100' "$(quota GET)"
+
 as alice demo port delete alice-port
 as alice demo network delete alice-net
 stop_server

@@ -74,6 +74,35 @@ TEST(BuiltinIdentity, RefusesBadCredentialsAndForeignProjects) {
   EXPECT_FALSE(id->validate(""));
 }
 
+TEST(BuiltinIdentity, ProjectsAreListedToAdminsAndShownToMembers) {
+  FakeClock clock;
+  auto id = std::move(*BuiltinIdentity::fromJson(kIdentity, clock));
+  std::string admin = subjectToken(id->handle(tokenRequest("admin", "s3cret", "admin")));
+  std::string alice = subjectToken(id->handle(tokenRequest("alice", "wonder", "demo")));
+  auto get = [&](const std::string& path, const std::string& token,
+                 std::vector<std::pair<std::string, std::string>> query = {}) {
+    HttpRequest r;
+    r.method = "GET";
+    r.path = path;
+    r.query = std::move(query);
+    r.headers["host"] = "127.0.0.1:9696";
+    if (!token.empty()) r.headers["x-auth-token"] = token;
+    return id->handle(r);
+  };
+  auto all = get("/v3/projects", admin);
+  ASSERT_EQ(all.status, 200) << all.body;
+  EXPECT_EQ(Json::parse(all.body)["projects"].size(), 2u);
+  auto named = get("/v3/projects", admin, {{"name", "demo"}});
+  ASSERT_EQ(Json::parse(named.body)["projects"].size(), 1u);
+  std::string demo = BuiltinIdentity::idFor("project", "demo");
+  EXPECT_EQ(Json::parse(named.body)["projects"][0]["id"], demo);
+  EXPECT_EQ(get("/v3/projects", alice).status, 403);
+  EXPECT_EQ(get("/v3/projects", "").status, 401);
+  EXPECT_EQ(get("/v3/projects/" + demo, alice).status, 200);
+  EXPECT_EQ(get("/v3/projects/" + BuiltinIdentity::idFor("project", "admin"), alice).status, 404);
+  EXPECT_EQ(get("/v3/projects/demo", admin).status, 404);
+}
+
 TEST(BuiltinIdentity, TokensExpireAndCanBeRevoked) {
   FakeClock clock;
   auto id = BuiltinIdentity::bootstrap("pw", clock, {.token_ttl = std::chrono::seconds(60)});
