@@ -345,9 +345,13 @@ HttpResponse BuiltinIdentity::projects(const HttpRequest& request, const std::st
 }
 
 HttpResponse unauthorized(const HttpRequest& request) {
+  return unauthorized(baseUrl(request) + "/v3");
+}
+
+HttpResponse unauthorized(const std::string& auth_uri) {
   HttpResponse r =
       keystoneError(401, "Unauthorized", "The request you have made requires authentication.");
-  r.headers.emplace_back("WWW-Authenticate", "Keystone uri=\"" + baseUrl(request) + "/v3\"");
+  r.headers.emplace_back("WWW-Authenticate", "Keystone uri=\"" + auth_uri + "\"");
   return r;
 }
 

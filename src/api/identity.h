@@ -90,5 +90,7 @@ class BuiltinIdentity {
 
 // Keystone's 401, as keystonemiddleware words it for services.
 HttpResponse unauthorized(const HttpRequest& request);
+// The same, naming the identity service at `auth_uri` (http://HOST:PORT/v3).
+HttpResponse unauthorized(const std::string& auth_uri);
 
 }  // namespace canopy::api

@@ -190,6 +190,9 @@ struct NeutronApi::Impl {
     if (config.auth == AuthMode::Builtin) {
       return config.identity->validate(req.header("x-auth-token"));
     }
+    if (config.auth == AuthMode::Keystone) {
+      return config.keystone->validate(req.header("x-auth-token"));
+    }
     Caller caller;
     std::string_view project = req.header("x-project-id");
     if (project.empty()) project = req.header("x-tenant-id");
@@ -718,7 +721,10 @@ struct NeutronApi::Impl {
     if (parts[0] != "v2.0") return unknownPath(req);
     auto caller = authenticate(req);
     if (!caller) {
-      if (caller.error().code() == Errc::Unauthenticated) return unauthorized(req);
+      if (caller.error().code() == Errc::Unauthenticated) {
+        return config.auth == AuthMode::Keystone ? unauthorized(config.keystone->authUrl())
+                                                 : unauthorized(req);
+      }
       return errorResponse(caller.error());
     }
     if (parts.size() == 1) {
@@ -769,6 +775,8 @@ NeutronApi::NeutronApi(state::ModelState& state, ApiConfig config, const Clock& 
     : impl_(std::make_unique<Impl>(state, std::move(config), clock)) {
   CANOPY_CHECK_MSG(impl_->config.auth != AuthMode::Builtin || impl_->config.identity != nullptr,
                    "builtin auth needs an identity service");
+  CANOPY_CHECK_MSG(impl_->config.auth != AuthMode::Keystone || impl_->config.keystone != nullptr,
+                   "keystone auth needs a validator");
 }
 
 NeutronApi::~NeutronApi() = default;

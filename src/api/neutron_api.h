@@ -14,6 +14,7 @@
 
 #include "api/http_server.h"
 #include "api/identity.h"
+#include "api/keystone_auth.h"
 #include "base/clock.h"
 #include "model/network.h"
 #include "state/model_state.h"
@@ -28,12 +29,16 @@ enum class AuthMode {
   NoAuth,
   // X-Auth-Token issued by the builtin identity service (served under /v3).
   Builtin,
+  // X-Auth-Token validated at an external Keystone.
+  Keystone,
 };
 
 struct ApiConfig {
   AuthMode auth = AuthMode::NoAuth;
   // For AuthMode::Builtin: the identity service; it outlives the API.
   BuiltinIdentity* identity = nullptr;
+  // For AuthMode::Keystone: the validator; it outlives the API.
+  KeystoneAuth* keystone = nullptr;
   model::NetworkConfig network;
 };
 

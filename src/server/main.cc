@@ -29,6 +29,14 @@ struct Options {
   std::string identity_file;
   std::string admin_password;
   int token_ttl = 3600;
+  std::string keystone_url;
+  std::string keystone_user = "canopy";
+  std::string keystone_password;
+  std::string keystone_project = "service";
+  int keystone_cache_ttl = 300;
+  int keystone_cache_size = 10000;
+  int64_t vni_min = 1;
+  int64_t vni_max = 65535;
   std::string overlay = "geneve";
   int physical_mtu = 1500;
   int api_threads = 2;
@@ -97,12 +105,44 @@ int run(const Options& options) {
       return 2;
     }
   }
-  canopy::api::NeutronApi api(
-      state,
-      {.auth = identity ? canopy::api::AuthMode::Builtin : canopy::api::AuthMode::NoAuth,
-       .identity = identity.get(),
-       .network = {.overlay = options.overlay, .physical_mtu = options.physical_mtu}},
-      clock);
+  std::unique_ptr<canopy::api::KeystoneAuth> keystone;
+  if (options.auth == "keystone") {
+    if (options.keystone_url.empty() || options.keystone_password.empty()) {
+      spdlog::error(
+          "canopy-server: keystone auth needs --keystone-url and --keystone-password (or "
+          "CANOPY_KEYSTONE_PASSWORD)");
+      return 2;
+    }
+    auto made = canopy::api::KeystoneAuth::create(
+        {.auth_url = options.keystone_url,
+         .username = options.keystone_user,
+         .password = options.keystone_password,
+         .project_name = options.keystone_project,
+         .cache_ttl = std::chrono::seconds(options.keystone_cache_ttl),
+         .cache_size = static_cast<size_t>(options.keystone_cache_size)},
+        clock);
+    if (!made) {
+      spdlog::error("canopy-server: {}", made.error().message());
+      return 2;
+    }
+    keystone = std::move(*made);
+  }
+  if (options.vni_min > options.vni_max) {
+    spdlog::error("canopy-server: --vni-min {} is above --vni-max {}", options.vni_min,
+                  options.vni_max);
+    return 2;
+  }
+  canopy::api::NeutronApi api(state,
+                              {.auth = identity   ? canopy::api::AuthMode::Builtin
+                                       : keystone ? canopy::api::AuthMode::Keystone
+                                                  : canopy::api::AuthMode::NoAuth,
+                               .identity = identity.get(),
+                               .keystone = keystone.get(),
+                               .network = {.overlay = options.overlay,
+                                           .physical_mtu = options.physical_mtu,
+                                           .vni_min = options.vni_min,
+                                           .vni_max = options.vni_max}},
+                              clock);
   canopy::api::HttpServerOptions http;
   if (!splitHostPort(options.listen, http.address, http.port)) {
     spdlog::error("canopy-server: --listen '{}' is not HOST:PORT", options.listen);
@@ -117,9 +157,7 @@ int run(const Options& options) {
   }
   spdlog::info("canopy-server: Neutron API on http://{}:{}/v2.0/ (auth: {})", http.address,
                (*server)->port(), options.auth);
-  spdlog::warn(
-      "canopy-server: not built yet: routers, floating IPs, quotas, an external Keystone and "
-      "the southbound to agents (networks, subnets, ports and security groups are served)");
+  spdlog::warn("canopy-server: not built yet: the southbound to agents (the API is served)");
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -198,8 +236,9 @@ int main(int argc, char** argv) {
                  "How API callers are authenticated: builtin (this server also answers "
                  "Keystone v3 at /v3: OS_AUTH_URL=http://HOST:PORT/v3) or noauth (project from "
                  "the X-Project-Id header, admin from X-Roles: admin or no project; for tests "
-                 "and trusted set-ups). An external Keystone is not supported yet.")
-      ->check(CLI::IsMember({"builtin", "noauth"}))
+                 "and trusted set-ups) or keystone (tokens validated at an external Keystone, "
+                 "see --keystone-*)")
+      ->check(CLI::IsMember({"builtin", "keystone", "noauth"}))
       ->capture_default_str();
   app.add_option("--identity-file", options.identity_file,
                  "builtin auth: users, projects and roles, as JSON: {\"projects\": [{\"name\": "
@@ -210,6 +249,32 @@ int main(int argc, char** argv) {
                  "'admin', role admin)");
   app.add_option("--token-ttl", options.token_ttl, "builtin auth: token lifetime in seconds")
       ->check(CLI::Range(10, 7 * 24 * 3600))
+      ->capture_default_str();
+  app.add_option("--keystone-url", options.keystone_url,
+                 "keystone auth: Keystone's v3 URL (http://HOST:PORT/v3)");
+  app.add_option("--keystone-user", options.keystone_user,
+                 "keystone auth: the service user that validates tokens (domain Default)")
+      ->capture_default_str();
+  app.add_option("--keystone-password", options.keystone_password,
+                 "keystone auth: the service user's password")
+      ->envname("CANOPY_KEYSTONE_PASSWORD");
+  app.add_option("--keystone-project", options.keystone_project,
+                 "keystone auth: the service user's project (domain Default)")
+      ->capture_default_str();
+  app.add_option("--keystone-cache-ttl", options.keystone_cache_ttl,
+                 "keystone auth: seconds a validated token is trusted without asking again "
+                 "(never past its expiry)")
+      ->check(CLI::Range(0, 3600))
+      ->capture_default_str();
+  app.add_option("--keystone-cache-size", options.keystone_cache_size,
+                 "keystone auth: validated tokens kept at most")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  app.add_option("--vni-min", options.vni_min, "First tunnel id (VNI) for tenant networks")
+      ->check(CLI::Range(int64_t{1}, (int64_t{1} << 24) - 1))
+      ->capture_default_str();
+  app.add_option("--vni-max", options.vni_max, "Last tunnel id (VNI) for tenant networks")
+      ->check(CLI::Range(int64_t{1}, (int64_t{1} << 24) - 1))
       ->capture_default_str();
   app.add_option("--overlay", options.overlay,
                  "Encapsulation of tenant networks, which sets their default MTU: geneve "
