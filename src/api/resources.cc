@@ -683,6 +683,10 @@ Error notFound(const model::ResourceSpec& spec, std::string_view id) {
     message = "Security group " + std::string(id) + " does not exist";
   } else if (spec.type_name == "SecurityGroupRule") {
     message = "Security group rule " + std::string(id) + " does not exist";
+  } else if (spec.type_name == "Router") {
+    message = "Router " + std::string(id) + " could not be found";
+  } else if (spec.type_name == "FloatingIP") {
+    message = "Floating IP " + std::string(id) + " could not be found";
   }
   return Error(Errc::NotFound, std::move(message), spec.type_name + "NotFound");
 }
