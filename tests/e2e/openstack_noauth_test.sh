@@ -79,5 +79,37 @@ os port delete vm1-port vm2-port
 os network delete sky green
 out=$(os network list -f value)
 [ -z "$out" ] || fail "networks left after delete: $out"
+
+# A restart serves exactly what was there: routers, gateways, interfaces and
+# floating IPs included.
+os network create --external --provider-network-type flat --provider-physical-network ext public >/dev/null
+os subnet create --network public --subnet-range 198.51.100.0/24 --no-dhcp public-sub >/dev/null
+os network create inside >/dev/null
+os subnet create --network inside --subnet-range 10.30.0.0/24 inside-sub >/dev/null
+os port create --network inside vm >/dev/null
+os router create --external-gateway public edge >/dev/null
+os router add subnet edge inside-sub
+os router set edge --route destination=172.16.0.0/12,gateway=10.30.0.9
+fip=$(os floating ip create public --port vm -f value -c id)
+snapshot() {
+  os router show edge -f json --max-width 0
+  os floating ip show "$fip" -f json
+  os port list --long -f json
+  os network show public -f json
+}
+before=$(snapshot)
+expect_in '"destination": "172.16.0.0/12"' "$before"
+expect_in '"provider:network_type": "flat"' "$before"
+stop_server
+start_server "$bin" "$work/server2.log" --store "sqlite:$work/canopy.db" --listen 127.0.0.1:0 --auth noauth
+after=$(snapshot)
+[ "$before" = "$after" ] || fail "after a restart: $(diff <(echo "$before") <(echo "$after"))"
+os floating ip delete "$fip"
+os router remove subnet edge inside-sub 2>/dev/null && fail "an interface carrying a route was removed"
+os router set edge --no-route
+os router remove subnet edge inside-sub
+os router delete edge
+os port delete vm
+os network delete inside public
 stop_server
 echo "e2e.openstack_noauth: all checks passed"
