@@ -232,17 +232,39 @@ struct NeutronApi::Impl {
       });
       if (!made) return errorResponse(made.error());
     }
-    std::vector<Json> docs = state.read([&](const state::Tables& tables) {
-      std::vector<Json> out;
+    // The page, serialised: views of kinds that derive nothing are cached
+    // with each document version; the others are built for each request.
+    std::string items;
+    model::ListSelection page;
+    state.read([&](const state::Tables& tables) {
       auto t = tables.find(spec.collection);
-      if (t == tables.end()) return out;
-      for (auto& [id, d] : t->second) {
-        if (kind.visible(d.doc, caller)) out.push_back(present(kind, d.doc, tables, caller));
+      if (t == tables.end()) return 0;
+      std::vector<const Json*> docs;
+      std::vector<Json> views;  // for kinds that derive attributes
+      if (kind.derivesViews()) {
+        for (auto& [id, d] : t->second) {
+          if (kind.visible(d.doc, caller)) views.push_back(present(kind, d.doc, tables, caller));
+        }
+        for (const auto& v : views) docs.push_back(&v);
+      } else {
+        for (auto& [id, d] : t->second) {
+          if (kind.visible(d.doc, caller)) docs.push_back(&d.doc);
+        }
       }
-      return out;
+      page = query->select(std::move(docs));
+      for (const Json* doc : page.items) {
+        if (!items.empty()) items += ',';
+        if (kind.derivesViews()) {
+          items += query->project(*doc).dump();
+        } else if (query->projects()) {
+          items += query->project(model::visibleView(spec, *doc, caller)).dump();
+        } else {
+          items += cachedView(kind, t->second.at(doc->value("id", "")), caller);
+        }
+      }
+      return 0;
     });
-    auto page = query->apply(std::move(docs));
-    Json body = {{spec.jsonPlural(), std::move(page.items)}};
+    std::string body = "{\"" + spec.jsonPlural() + "\":[" + items + "]";
     if (page.next_marker || page.previous_marker) {
       Json links = Json::array();
       auto link = [&](const std::string& marker, bool reverse, const char* rel) {
@@ -254,9 +276,25 @@ struct NeutronApi::Impl {
       };
       if (page.next_marker) link(*page.next_marker, false, "next");
       if (page.previous_marker) link(*page.previous_marker, true, "previous");
-      body[spec.jsonPlural() + "_links"] = std::move(links);
+      body += ",\"" + spec.jsonPlural() + "_links\":" + links.dump();
     }
-    return json(200, body);
+    body += "}";
+    HttpResponse r;
+    r.status = 200;
+    r.body = std::move(body);
+    return r;
+  }
+
+  // A document's view for this caller, serialised once per version.
+  static std::string cachedView(const ResourceKind& kind, const state::Document& d,
+                                const Caller& caller) {
+    int slot = caller.is_admin ? 1 : 0;
+    std::lock_guard lock(d.memo->mu);
+    if (!d.memo->ready[slot]) {
+      d.memo->text[slot] = model::visibleView(kind.spec(), d.doc, caller).dump();
+      d.memo->ready[slot] = true;
+    }
+    return d.memo->text[slot];
   }
 
   // The stored document if this caller may see it.

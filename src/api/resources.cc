@@ -39,6 +39,7 @@ class NetworkKind final : public ResourceKind {
     }
     view["subnets"] = std::move(subnets);
   }
+  bool derivesViews() const override { return true; }
 
   Result<void> create(Json& doc, WriteContext& ctx) const override {
     doc["status"] = "ACTIVE";
@@ -273,6 +274,7 @@ class SecurityGroupKind final : public ResourceKind {
     }
     view["security_group_rules"] = std::move(rules);
   }
+  bool derivesViews() const override { return true; }
 
   bool missingDefaults(const state::Tables& tables, const Caller& caller) const override {
     return tables.lookup("security-groups.default", caller.project_id).empty();

@@ -76,9 +76,11 @@ class ResourceKind {
 
   // Own project, or admin. Networks add shared and external ones.
   virtual bool visible(const Json& doc, const Caller& caller) const;
-  // Derived attributes for display (a network's subnets).
+  // Derived attributes for display (a network's subnets). Kinds that derive
+  // none have their views cached per document version.
   virtual void present(Json& /*view*/, const Json& /*doc*/, const state::Tables& /*tables*/) const {
   }
+  virtual bool derivesViews() const { return false; }
   // Completes and checks a new document; may add guards and writes.
   virtual Result<void> create(Json& /*doc*/, WriteContext& /*ctx*/) const { return ok(); }
   // Checks an updated document (`doc` has the changes merged into `before`).

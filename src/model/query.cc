@@ -141,27 +141,27 @@ bool ListQuery::matches(const Json& doc) const {
   return true;
 }
 
-ListResult ListQuery::apply(std::vector<Json> docs) const {
-  std::erase_if(docs, [&](const Json& d) { return !matches(d); });
+ListSelection ListQuery::select(std::vector<const Json*> docs) const {
+  std::erase_if(docs, [&](const Json* d) { return !matches(*d); });
   // Sort by the keys asked for, then by id so that markers are stable.
   auto sort = sort_;
   sort.push_back({"id", sort_.empty() ? true : sort_.back().ascending});
-  std::stable_sort(docs.begin(), docs.end(), [&](const Json& a, const Json& b) {
+  std::stable_sort(docs.begin(), docs.end(), [&](const Json* a, const Json* b) {
     for (const SortKey& k : sort) {
       static const Json kNull;
-      auto ia = a.find(k.attr);
-      auto ib = b.find(k.attr);
-      int c = compareValues(ia == a.end() ? kNull : *ia, ib == b.end() ? kNull : *ib);
+      auto ia = a->find(k.attr);
+      auto ib = b->find(k.attr);
+      int c = compareValues(ia == a->end() ? kNull : *ia, ib == b->end() ? kNull : *ib);
       if (c != 0) return k.ascending ? c < 0 : c > 0;
     }
     return false;
   });
 
-  ListResult out;
+  ListSelection out;
   size_t begin = 0, end = docs.size();
   if (marker_) {
     auto at = std::find_if(docs.begin(), docs.end(),
-                           [&](const Json& d) { return d.value("id", "") == *marker_; });
+                           [&](const Json* d) { return d->value("id", "") == *marker_; });
     size_t pos = at == docs.end() ? docs.size() : static_cast<size_t>(at - docs.begin());
     if (page_reverse_) {
       end = at == docs.end() ? docs.size() : pos;
@@ -180,22 +180,34 @@ ListResult ListQuery::apply(std::vector<Json> docs) const {
   // in its direction of travel; the link back is always there.
   if (limit_ && begin < end) {
     bool full = end - begin == *limit_;
-    if (!page_reverse_ || full) out.previous_marker = docs[begin].value("id", "");
-    if (page_reverse_ || full) out.next_marker = docs[end - 1].value("id", "");
+    if (!page_reverse_ || full) out.previous_marker = docs[begin]->value("id", "");
+    if (page_reverse_ || full) out.next_marker = docs[end - 1]->value("id", "");
     if (page_reverse_ && !full) out.previous_marker.reset();
     if (!page_reverse_ && !full) out.next_marker.reset();
   }
-  for (size_t i = begin; i < end; ++i) {
-    if (fields_.empty()) {
-      out.items.push_back(std::move(docs[i]));
-      continue;
-    }
-    Json projected = Json::object();
-    for (const auto& f : fields_) {
-      if (auto it = docs[i].find(f); it != docs[i].end()) projected[f] = *it;
-    }
-    out.items.push_back(std::move(projected));
+  out.items.assign(docs.begin() + static_cast<std::ptrdiff_t>(begin),
+                   docs.begin() + static_cast<std::ptrdiff_t>(end));
+  return out;
+}
+
+Json ListQuery::project(const Json& doc) const {
+  if (fields_.empty()) return doc;
+  Json projected = Json::object();
+  for (const auto& f : fields_) {
+    if (auto it = doc.find(f); it != doc.end()) projected[f] = *it;
   }
+  return projected;
+}
+
+ListResult ListQuery::apply(std::vector<Json> docs) const {
+  std::vector<const Json*> pointers;
+  pointers.reserve(docs.size());
+  for (const auto& d : docs) pointers.push_back(&d);
+  ListSelection selection = select(std::move(pointers));
+  ListResult out;
+  out.next_marker = std::move(selection.next_marker);
+  out.previous_marker = std::move(selection.previous_marker);
+  for (const Json* d : selection.items) out.items.push_back(project(*d));
   return out;
 }
 

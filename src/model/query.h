@@ -18,6 +18,13 @@
 
 namespace canopy::model {
 
+// A page chosen from documents: pointers into the caller's documents, in order.
+struct ListSelection {
+  std::vector<const Json*> items;
+  std::optional<std::string> next_marker;
+  std::optional<std::string> previous_marker;
+};
+
 struct ListResult {
   std::vector<Json> items;  // projected to the requested fields
   // Present when a page was cut: the markers for the next/previous links.
@@ -33,6 +40,11 @@ class ListQuery {
 
   // Filters, sorts, pages and projects `docs` (each a visible view).
   ListResult apply(std::vector<Json> docs) const;
+  // Filters, sorts and pages without copying or projecting.
+  ListSelection select(std::vector<const Json*> docs) const;
+  // A document cut to the requested fields.
+  Json project(const Json& doc) const;
+  bool projects() const { return !fields_.empty(); }
 
   std::optional<size_t> limit() const { return limit_; }
   bool pageReverse() const { return page_reverse_; }

@@ -22,6 +22,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <shared_mutex>
 #include <span>
@@ -40,9 +41,19 @@ using model::Json;
 struct IndexSpec;
 std::vector<IndexSpec> defaultIndexes();
 
+// What readers derive from one version of a document and keep beside it (the
+// API's serialised views), so that it is computed once per version. A new
+// version of the document starts with an empty memo.
+struct DocumentMemo {
+  std::mutex mu;
+  std::string text[2];  // by slot, e.g. [is_admin]
+  bool ready[2] = {false, false};
+};
+
 struct Document {
   Json doc;
   store::Revision mod_revision = 0;
+  std::shared_ptr<DocumentMemo> memo = std::make_shared<DocumentMemo>();
 };
 
 // id -> document
