@@ -501,3 +501,26 @@ TEST_F(L3Test, ResourcesAndExtensionsListWhatIsServed) {
 
 }  // namespace
 }  // namespace canopy::api
+
+namespace canopy::api {
+namespace {
+
+// Lists serve cached views: each caller still sees only what it may, and a
+// change shows at once.
+TEST_F(L3Test, ListedViewsFollowTheCallerAndTheVersion) {
+  auto [net, subnet] = tenantNetwork("10.5.0.0/24");
+  std::string port = createPort(net);
+  for (int round = 0; round < 2; ++round) {  // the second round is served from the cache
+    auto member = call("GET", "/v2.0/ports?id=" + port).body["ports"][0];
+    EXPECT_FALSE(member.contains("binding:host_id"));
+    auto admin = call("GET", "/v2.0/ports?id=" + port, "", kAdmin).body["ports"][0];
+    EXPECT_TRUE(admin.contains("binding:host_id"));
+  }
+  ASSERT_EQ(call("PUT", "/v2.0/ports/" + port, R"({"port": {"name": "renamed"}})").status, 200);
+  EXPECT_EQ(call("GET", "/v2.0/ports?id=" + port).body["ports"][0]["name"], "renamed");
+  auto fields = call("GET", "/v2.0/ports?id=" + port + "&fields=name&fields=id");
+  EXPECT_EQ(fields.body["ports"][0].size(), 2u);
+}
+
+}  // namespace
+}  // namespace canopy::api
