@@ -162,9 +162,9 @@ int main(int argc, char** argv) {
                   {"create_errors", errors}};
 
   // Listing: fill up to 1,000 and 10,000 ports (bounded by --max-list).
+  int have = ports;
   for (int target : {1000, 10000}) {
     if (target > max_list) break;
-    int have = ports;
     if (target > ports) {
       canopy::testing::HttpClient filler(host, port);
       std::string bulk;
