@@ -70,7 +70,7 @@ stop_canopy
 import json, sys
 c, n, big = (json.loads(a) for a in sys.argv[1:4])
 print()
-print(f"{c['clients']} clients, {c['ports']} port creates each; GET /v2.0/ports 20 times.")
+print(f"{c['clients']} clients, {c['ports']} port creates in all; GET /v2.0/ports 20 times.")
 print()
 print("| what | canopy-server | neutron-server | ratio |")
 print("|---|---:|---:|---:|")
