@@ -1,0 +1,54 @@
+#pragma once
+// Every reason the datapath drops a packet, from one list that makes the
+// enum, the names and the counter indexes at once. A drop is never silent:
+// it has one of these, and it is counted.
+//
+// Thread-safety: constants.
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace canopy::datapath {
+
+// X(Name, "what an operator reads")
+#define CANOPY_DROP_REASONS(X)                                                         \
+  X(EthernetTruncated, "Ethernet header truncated")                                    \
+  X(VlanTruncated, "802.1Q tag truncated")                                             \
+  X(StackedVlan, "stacked VLAN tags (QinQ) are not carried")                           \
+  X(ArpTruncated, "ARP packet truncated")                                              \
+  X(ArpNotEthernetIpv4, "ARP is not for IPv4 over Ethernet")                           \
+  X(Ipv4Truncated, "IPv4 header truncated")                                            \
+  X(Ipv4BadVersion, "IPv4 version is not 4")                                           \
+  X(Ipv4BadHeaderLength, "IPv4 header length below 20 or past the packet")             \
+  X(Ipv4BadTotalLength, "IPv4 total length shorter than its header or past the frame") \
+  X(Ipv6Truncated, "IPv6 header truncated")                                            \
+  X(Ipv6BadVersion, "IPv6 version is not 6")                                           \
+  X(Ipv6BadPayloadLength, "IPv6 payload length past the frame")                        \
+  X(Ipv6ExtensionTruncated, "IPv6 extension header truncated")                         \
+  X(Ipv6TooManyExtensions, "IPv6 extension header chain too long")                     \
+  X(TcpTruncated, "TCP header truncated")                                              \
+  X(TcpBadHeaderLength, "TCP data offset below 5 or past the packet")                  \
+  X(UdpTruncated, "UDP header truncated")                                              \
+  X(UdpBadLength, "UDP length shorter than its header or past the packet")             \
+  X(IcmpTruncated, "ICMP header truncated")                                            \
+  X(Icmpv6Truncated, "ICMPv6 header truncated")
+
+enum class DropReason : uint8_t {
+  None,  // not dropped
+#define CANOPY_DROP_ENUM(name, text) name,
+  CANOPY_DROP_REASONS(CANOPY_DROP_ENUM)
+#undef CANOPY_DROP_ENUM
+};
+
+inline constexpr size_t kDropReasonCount = 1
+#define CANOPY_DROP_COUNT(name, text) +1
+    CANOPY_DROP_REASONS(CANOPY_DROP_COUNT)
+#undef CANOPY_DROP_COUNT
+    ;
+
+// "ipv4_truncated"-style names for counters and logs, and the sentence.
+std::string_view dropReasonName(DropReason reason) noexcept;
+std::string_view dropReasonText(DropReason reason) noexcept;
+
+}  // namespace canopy::datapath
