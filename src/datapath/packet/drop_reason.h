@@ -32,7 +32,18 @@ namespace canopy::datapath {
   X(UdpTruncated, "UDP header truncated")                                              \
   X(UdpBadLength, "UDP length shorter than its header or past the packet")             \
   X(IcmpTruncated, "ICMP header truncated")                                            \
-  X(Icmpv6Truncated, "ICMPv6 header truncated")
+  X(Icmpv6Truncated, "ICMPv6 header truncated")                                        \
+  X(VxlanTruncated, "VXLAN header truncated")                                          \
+  X(VxlanNoVni, "VXLAN header without the VNI flag")                                   \
+  X(GeneveTruncated, "Geneve header truncated")                                        \
+  X(GeneveBadVersion, "Geneve version is not 0")                                       \
+  X(GeneveOptionsTruncated, "Geneve options past the packet")                          \
+  X(GeneveTooManyOptions, "more Geneve options than are read")                         \
+  X(GeneveNotEthernet, "Geneve payload is not Ethernet")                               \
+  X(DhcpTruncated, "DHCP message truncated")                                           \
+  X(DhcpBadMagic, "DHCP magic cookie missing")                                         \
+  X(DhcpNotEthernet, "DHCP hardware type is not Ethernet")                             \
+  X(DhcpBadOption, "DHCP option runs past the message")
 
 enum class DropReason : uint8_t {
   None,  // not dropped

@@ -1,0 +1,65 @@
+#pragma once
+// Tunnel headers inside UDP: VXLAN (RFC 7348) and Geneve (RFC 8926) with
+// its options. Parsing takes the UDP payload and yields the VNI, where the
+// inner Ethernet frame starts and (Geneve) the options, each bounds-checked;
+// encap() writes the outer headers in front of an inner frame.
+//
+//   TunnelInfo t;
+//   if (auto why = parseGeneve(udp_payload, t); why != DropReason::None) drop(why);
+//   for (const GeneveOptionView& o : t.options()) ...
+//
+// Thread-safety: pure functions; views live as long as the frame.
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "datapath/packet/drop_reason.h"
+#include "datapath/packet/wire.h"
+
+namespace canopy::datapath::packet {
+
+inline constexpr uint16_t kVxlanPort = 4789;
+inline constexpr uint16_t kGenevePort = 6081;
+inline constexpr uint16_t kGeneveProtocolEthernet = 0x6558;
+// Canopy's Geneve option class, from RFC 8926's experimental range.
+inline constexpr uint16_t kCanopyOptionClass = 0xfff0;
+
+struct GeneveOptionView {
+  uint16_t option_class = 0;
+  uint8_t type = 0;  // without the critical bit
+  bool critical = false;
+  std::span<const uint8_t> data;
+};
+
+struct TunnelInfo {
+  static constexpr size_t kMaxOptions = 8;
+
+  uint32_t vni = 0;
+  uint16_t inner_offset = 0;  // of the inner Ethernet header, in the UDP payload
+  bool control = false;       // Geneve O bit: a control message, not a data frame
+  std::array<GeneveOptionView, kMaxOptions> option_slots{};
+  size_t option_count = 0;
+
+  std::span<const GeneveOptionView> options() const { return {option_slots.data(), option_count}; }
+};
+
+DropReason parseVxlan(std::span<const uint8_t> udp_payload, TunnelInfo& out) noexcept;
+DropReason parseGeneve(std::span<const uint8_t> udp_payload, TunnelInfo& out) noexcept;
+
+// An option to write: class, type (bit 7 = critical) and data (a multiple
+// of 4 bytes, at most 124).
+struct GeneveOptionSpec {
+  uint16_t option_class;
+  uint8_t type;
+  std::vector<uint8_t> data;
+};
+
+// The UDP payload of a tunnel packet: the tunnel header (with options for
+// Geneve) followed by the inner frame.
+std::vector<uint8_t> vxlanPayload(uint32_t vni, std::span<const uint8_t> inner);
+std::vector<uint8_t> genevePayload(uint32_t vni, std::span<const GeneveOptionSpec> options,
+                                   std::span<const uint8_t> inner);
+
+}  // namespace canopy::datapath::packet
