@@ -43,7 +43,12 @@ namespace canopy::datapath {
   X(DhcpTruncated, "DHCP message truncated")                                           \
   X(DhcpBadMagic, "DHCP magic cookie missing")                                         \
   X(DhcpNotEthernet, "DHCP hardware type is not Ethernet")                             \
-  X(DhcpBadOption, "DHCP option runs past the message")
+  X(DhcpBadOption, "DHCP option runs past the message")                                \
+  X(ConntrackNotSyn, "TCP packet of no known connection that is not a SYN")            \
+  X(ConntrackRstOutOfWindow, "TCP RST outside its connection's window")                \
+  X(ConntrackClosed, "TCP packet on a connection that was reset")                      \
+  X(ConntrackUnrelatedIcmpError, "ICMP error about no known connection")               \
+  X(ConntrackFull, "connection table full: new connections refused")
 
 enum class DropReason : uint8_t {
   None,  // not dropped

@@ -1,0 +1,331 @@
+#include "datapath/conntrack/conntrack.h"
+
+#include <cstring>
+#include <optional>
+#include <vector>
+
+namespace canopy::datapath::conntrack {
+namespace {
+
+using packet::ipproto::kIcmp;
+using packet::ipproto::kIcmpv6;
+using packet::ipproto::kTcp;
+using packet::ipproto::kUdp;
+
+// How far from the sender's next sequence number a RST may land and still
+// be taken (window scaling is not read yet, so a generous fixed window).
+constexpr uint32_t kRstWindow = 1u << 22;
+
+bool isEcho(uint8_t protocol, uint16_t type) {
+  return protocol == kIcmp ? (type == 8 || type == 0) : (type == 128 || type == 129);
+}
+
+bool isIcmpError(uint8_t protocol, uint16_t type) {
+  if (protocol == kIcmp) return type == 3 || type == 4 || type == 5 || type == 11 || type == 12;
+  return type >= 1 && type <= 4;
+}
+
+// a <= b in sequence-number arithmetic.
+bool seqBefore(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) <= 0; }
+
+// The tuple of the packet an ICMP error quotes: its IP header, then at
+// least 8 bytes of its L4 header (ports, or an echo's identifier).
+std::optional<ConnKey> quotedKey(std::span<const uint8_t> quote, uint16_t eth_type, uint16_t zone) {
+  ConnKey k;
+  k.zone = zone;
+  size_t l4 = 0;
+  if (eth_type == packet::ethertype::kIpv4) {
+    packet::Ipv4Header ip;
+    if (!packet::load(quote, 0, ip) || ip.version() != 4 || ip.headerBytes() < 20) {
+      return std::nullopt;
+    }
+    std::memcpy(k.src.data(), &ip.src, 4);
+    std::memcpy(k.dst.data(), &ip.dst, 4);
+    k.protocol = ip.protocol;
+    k.family = 4;
+    l4 = ip.headerBytes();
+  } else if (eth_type == packet::ethertype::kIpv6) {
+    packet::Ipv6Header ip;
+    if (!packet::load(quote, 0, ip)) return std::nullopt;
+    k.src = ip.src.bytes;
+    k.dst = ip.dst.bytes;
+    k.protocol = ip.next_header;
+    k.family = 6;
+    l4 = sizeof(packet::Ipv6Header);
+  } else {
+    return std::nullopt;
+  }
+  packet::UdpHeader ports;  // the first 8 bytes of TCP, UDP or ICMP
+  if (!packet::load(quote, l4, ports)) return std::nullopt;
+  if (k.protocol == kTcp || k.protocol == kUdp) {
+    k.src_port = ports.src_port.host();
+    k.dst_port = ports.dst_port.host();
+  } else if (k.protocol == kIcmp || k.protocol == kIcmpv6) {
+    uint8_t type = static_cast<uint8_t>(ports.src_port.host() >> 8);
+    if (!isEcho(k.protocol, type)) return std::nullopt;
+    k.src_port = ports.length.host();  // the echo identifier sits where UDP's length does
+    k.dst_port = k.src_port;
+  }
+  return k;
+}
+
+}  // namespace
+
+ConnKey ConnKey::reversed() const {
+  ConnKey r = *this;
+  r.src = dst;
+  r.dst = src;
+  r.src_port = dst_port;
+  r.dst_port = src_port;
+  return r;
+}
+
+size_t ConnKeyHash::operator()(const ConnKey& k) const noexcept {
+  uint64_t words[sizeof(ConnKey) / 8];
+  std::memcpy(words, &k, sizeof(ConnKey));
+  uint64_t h = 0x9e3779b97f4a7c15ULL;
+  for (uint64_t w : words) {
+    h ^= w + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+  }
+  return static_cast<size_t>(h);
+}
+
+ConnKey connKey(const packet::ParsedPacket& p, uint16_t zone) noexcept {
+  ConnKey k;
+  const packet::FlowKey& f = p.key;
+  bool v4 = f.eth_type == packet::ethertype::kIpv4;
+  bool v6 = f.eth_type == packet::ethertype::kIpv6;
+  if ((!v4 && !v6) || f.ip_frag == packet::Fragment::Later) return k;  // untracked
+  k.zone = zone;
+  k.protocol = f.ip_proto;
+  k.src = f.ip_src;
+  k.dst = f.ip_dst;
+  switch (f.ip_proto) {
+    case kTcp:
+    case kUdp:
+      if (p.l4_offset == 0) return ConnKey{};
+      k.src_port = f.tp_src;
+      k.dst_port = f.tp_dst;
+      break;
+    case kIcmp:
+    case kIcmpv6:
+      if (p.l4_offset == 0 || !isEcho(f.ip_proto, f.tp_src)) return ConnKey{};
+      // The identifier on both sides, so that the reply's tuple is the
+      // request's reversed.
+      k.src_port = f.icmp_id;
+      k.dst_port = f.icmp_id;
+      break;
+    default:
+      break;  // other protocols: by addresses
+  }
+  k.family = v4 ? 4 : 6;
+  return k;
+}
+
+std::shared_ptr<Connection> ConnTrack::live(const ConnKey& key) noexcept {
+  auto it = table_.find(key);
+  if (it == table_.end()) return nullptr;
+  if (clock_.now() >= it->second->expires) {
+    std::shared_ptr<Connection> dead = it->second;
+    erase(*dead);
+    return nullptr;
+  }
+  return it->second;
+}
+
+void ConnTrack::erase(const Connection& c) noexcept {
+  ConnKey original = c.original;
+  table_.erase(original.reversed());
+  table_.erase(original);
+  --connections_;
+}
+
+const Connection* ConnTrack::find(const ConnKey& key) const noexcept {
+  auto it = table_.find(key);
+  if (it == table_.end() || clock_.now() >= it->second->expires) return nullptr;
+  return it->second.get();
+}
+
+Lookup ConnTrack::lookup(const packet::ParsedPacket& p, std::span<const uint8_t> frame,
+                         uint16_t zone) noexcept {
+  Lookup out;
+  const packet::FlowKey& f = p.key;
+  bool icmp = f.ip_proto == kIcmp || f.ip_proto == kIcmpv6;
+  if (icmp && p.l4_offset != 0 && isIcmpError(f.ip_proto, f.tp_src)) {
+    // The quoted packet (its IP header and first L4 bytes) names the
+    // connection; the quote may be cut anywhere after 8 bytes of L4.
+    std::optional<ConnKey> k =
+        quotedKey(frame.subspan(p.payload_offset, p.l3_end - p.payload_offset), f.eth_type, zone);
+    bool found = k && live(*k) != nullptr;
+    out.state = found ? CtState::Related : CtState::Invalid;
+    if (!found) out.invalid_reason = DropReason::ConntrackUnrelatedIcmpError;
+    return out;
+  }
+  ConnKey k = connKey(p, zone);
+  if (k.family == 0) return out;  // Untracked
+  std::shared_ptr<Connection> c = live(k);
+  if (c == nullptr) {
+    if (k.protocol == kTcp) {
+      uint8_t flags = f.tcp_flags;
+      bool syn = (flags & packet::TcpHeader::kSyn) != 0;
+      bool other =
+          (flags & (packet::TcpHeader::kAck | packet::TcpHeader::kRst | packet::TcpHeader::kFin)) !=
+          0;
+      if (!syn || other) {
+        out.state = CtState::Invalid;
+        out.invalid_reason = DropReason::ConntrackNotSyn;
+        return out;
+      }
+    }
+    out.state = CtState::New;
+    return out;
+  }
+  out.reply = !(c->original == k);
+  out.state = CtState::Established;
+  SteadyTime now = clock_.now();
+  const Timeouts& t = limits_.timeouts;
+  if (k.protocol == kTcp) {
+    advanceTcp(*c, p, frame, out.reply, out);
+    if (out.state == CtState::New) {
+      erase(*c);  // a new SYN on a finished connection: the port is reused
+    }
+    return out;
+  }
+  if (out.reply) c->replied = true;
+  if (k.protocol == kIcmp || k.protocol == kIcmpv6) {
+    c->expires = now + t.icmp;
+  } else {
+    c->expires = now + (c->replied ? t.udp_replied : t.udp_unreplied);
+  }
+  return out;
+}
+
+void ConnTrack::advanceTcp(Connection& c, const packet::ParsedPacket& p,
+                           std::span<const uint8_t> frame, bool reply, Lookup& out) noexcept {
+  packet::TcpHeader h;
+  if (!packet::load(frame, p.l4_offset, h)) {
+    out.state = CtState::Invalid;
+    out.invalid_reason = DropReason::TcpTruncated;
+    return;
+  }
+  const Timeouts& t = limits_.timeouts;
+  SteadyTime now = clock_.now();
+  uint8_t flags = h.flags;
+  bool syn = flags & packet::TcpHeader::kSyn;
+  bool ack = flags & packet::TcpHeader::kAck;
+  bool fin = flags & packet::TcpHeader::kFin;
+  bool rst = flags & packet::TcpHeader::kRst;
+  uint32_t seq = h.sequence.host();
+  int dir = reply ? 1 : 0;
+
+  if ((c.tcp == TcpState::TimeWait || c.tcp == TcpState::Closed) && syn && !ack && !reply) {
+    out.state = CtState::New;
+    return;
+  }
+  if (c.tcp == TcpState::Closed) {
+    out.state = CtState::Invalid;
+    out.invalid_reason = DropReason::ConntrackClosed;
+    return;
+  }
+  if (rst) {
+    // A blind RST must land near where the sender's stream is.
+    uint32_t expected = c.next_seq[dir];
+    bool known = expected != 0;
+    uint32_t distance = seq - expected;
+    if (known && distance > kRstWindow && (0u - distance) > kRstWindow) {
+      out.state = CtState::Invalid;
+      out.invalid_reason = DropReason::ConntrackRstOutOfWindow;
+      return;
+    }
+    c.tcp = TcpState::Closed;
+    c.expires = now + t.tcp_closed;
+    return;
+  }
+  if (reply) c.replied = true;
+  size_t payload = p.l3_end > p.payload_offset ? p.l3_end - p.payload_offset : 0;
+  uint32_t end = seq + static_cast<uint32_t>(payload) + (syn ? 1 : 0) + (fin ? 1 : 0);
+  if (c.next_seq[dir] == 0 || seqBefore(c.next_seq[dir], end)) c.next_seq[dir] = end;
+
+  switch (c.tcp) {
+    case TcpState::SynSent:
+      if (reply && syn && ack) c.tcp = TcpState::SynReceived;
+      break;
+    case TcpState::SynReceived:
+      if (!reply && ack && !syn) c.tcp = TcpState::Established;
+      break;
+    default:
+      break;
+  }
+  if (fin) {
+    c.fin_seen[dir] = true;
+    c.tcp = c.fin_seen[0] && c.fin_seen[1] ? TcpState::Closing : TcpState::FinWait;
+  } else if (c.tcp == TcpState::Closing && ack) {
+    c.tcp = TcpState::TimeWait;
+  }
+  switch (c.tcp) {
+    case TcpState::SynSent:
+    case TcpState::SynReceived:
+      c.expires = now + t.tcp_syn;
+      break;
+    case TcpState::Established:
+      c.expires = now + t.tcp_established;
+      break;
+    case TcpState::FinWait:
+    case TcpState::Closing:
+      c.expires = now + t.tcp_closing;
+      break;
+    case TcpState::TimeWait:
+      c.expires = now + t.tcp_time_wait;
+      break;
+    case TcpState::Closed:
+      c.expires = now + t.tcp_closed;
+      break;
+  }
+}
+
+DropReason ConnTrack::commit(const packet::ParsedPacket& p, std::span<const uint8_t> frame,
+                             uint16_t zone) noexcept {
+  ConnKey k = connKey(p, zone);
+  if (k.family == 0 || live(k) != nullptr) return DropReason::None;
+  if (connections_ >= limits_.max_connections) {
+    sweep();
+    if (connections_ >= limits_.max_connections) return DropReason::ConntrackFull;
+  }
+  auto c = std::make_shared<Connection>();
+  c->original = k;
+  c->protocol = k.protocol;
+  const Timeouts& t = limits_.timeouts;
+  SteadyTime now = clock_.now();
+  if (k.protocol == kTcp) {
+    c->tcp = TcpState::SynSent;
+    packet::TcpHeader h;
+    if (packet::load(frame, p.l4_offset, h)) {
+      size_t payload = p.l3_end > p.payload_offset ? p.l3_end - p.payload_offset : 0;
+      c->next_seq[0] = h.sequence.host() + 1 + static_cast<uint32_t>(payload);
+    }
+    c->expires = now + t.tcp_syn;
+  } else if (k.protocol == kIcmp || k.protocol == kIcmpv6) {
+    c->expires = now + t.icmp;
+  } else {
+    c->expires = now + t.udp_unreplied;
+  }
+  table_[k] = c;
+  table_[k.reversed()] = c;
+  ++connections_;
+  return DropReason::None;
+}
+
+size_t ConnTrack::sweep(size_t budget) noexcept {
+  // Chosen first, erased after: erasing a connection removes two entries,
+  // and the other one may be the iterator's next.
+  SteadyTime now = clock_.now();
+  std::vector<std::shared_ptr<Connection>> dead;
+  for (const auto& [key, c] : table_) {
+    if (dead.size() >= budget) break;
+    if (now >= c->expires && key == c->original) dead.push_back(c);
+  }
+  for (const auto& c : dead) erase(*c);
+  return dead.size();
+}
+
+}  // namespace canopy::datapath::conntrack

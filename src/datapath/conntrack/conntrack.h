@@ -1,0 +1,136 @@
+#pragma once
+// Connection tracking for stateful security groups (and, later, NAT): TCP
+// tracked through its handshake, data and closing (with a sequence check on
+// RST), UDP and ICMP echo by their tuples, ICMP errors related to the
+// connection they quote; entries per zone (one zone per logical port), with
+// timeouts and a size limit.
+//
+// As OVS's ct(): lookup() tells a packet's state without creating anything;
+// the security-group decision then commit()s a new connection it allows.
+//
+//   auto s = table.lookup(parsed, frame, zone);
+//   if (s.state == CtState::New && allowedByRules) {
+//     if (auto why = table.commit(parsed, frame, zone); why != DropReason::None) drop(why);
+//   }
+//
+// Thread-safety: none yet; a table belongs to one thread (the design's
+// shared table with per-connection locks comes with multi-worker I/O).
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <unordered_map>
+
+#include "base/clock.h"
+#include "datapath/packet/drop_reason.h"
+#include "datapath/packet/parser.h"
+
+namespace canopy::datapath::conntrack {
+
+enum class CtState : uint8_t {
+  New,          // no connection yet; may be committed
+  Established,  // part of a committed connection (either direction)
+  Related,      // an ICMP error about a committed connection
+  Invalid,      // does not fit: TCP without SYN and no connection, RST out of window...
+  Untracked,    // not IP, or a protocol that is not tracked (still forwarded by rules)
+};
+
+enum class TcpState : uint8_t {
+  SynSent,
+  SynReceived,
+  Established,
+  FinWait,   // one side sent FIN
+  Closing,   // both sides sent FIN
+  TimeWait,  // the last FIN was acknowledged
+  Closed,    // reset
+};
+
+struct Timeouts {
+  std::chrono::seconds tcp_syn{60};
+  std::chrono::seconds tcp_established{24 * 3600};
+  std::chrono::seconds tcp_closing{120};
+  std::chrono::seconds tcp_time_wait{120};
+  std::chrono::seconds tcp_closed{10};
+  std::chrono::seconds udp_unreplied{30};
+  std::chrono::seconds udp_replied{180};
+  std::chrono::seconds icmp{30};
+};
+
+struct Limits {
+  size_t max_connections = 1 << 20;
+  Timeouts timeouts{};
+};
+
+// One direction of a connection: its tuple in a zone. Fixed layout, no
+// padding, compared and hashed as bytes (change connKey() with it).
+struct ConnKey {
+  std::array<uint8_t, 16> src{};
+  std::array<uint8_t, 16> dst{};
+  uint16_t src_port = 0;  // ICMP echo: the identifier
+  uint16_t dst_port = 0;
+  uint16_t zone = 0;
+  uint8_t protocol = 0;
+  uint8_t family = 0;  // 4 or 6
+
+  friend bool operator==(const ConnKey&, const ConnKey&) = default;
+  ConnKey reversed() const;
+};
+static_assert(sizeof(ConnKey) == 40);
+
+struct ConnKeyHash {
+  size_t operator()(const ConnKey& k) const noexcept;
+};
+
+struct Lookup {
+  CtState state = CtState::Untracked;
+  bool reply = false;  // the packet goes in the connection's reply direction
+  DropReason invalid_reason = DropReason::None;  // why, when Invalid
+};
+
+struct Connection {
+  ConnKey original;
+  uint8_t protocol = 0;
+  TcpState tcp = TcpState::SynSent;
+  bool replied = false;
+  bool fin_seen[2] = {false, false};  // [reply]
+  uint32_t next_seq[2] = {0, 0};      // highest seq + length seen, per direction
+  SteadyTime expires{};
+};
+
+class ConnTrack {
+ public:
+  ConnTrack(const Clock& clock, Limits limits) : clock_(clock), limits_(limits) {}
+
+  // The packet's state; advances the TCP state and timeouts of an existing
+  // connection. Creates nothing.
+  Lookup lookup(const packet::ParsedPacket& p, std::span<const uint8_t> frame,
+                uint16_t zone) noexcept;
+  // Creates the connection a New packet starts. ConntrackFull when the table
+  // is at its limit (existing connections are not disturbed).
+  DropReason commit(const packet::ParsedPacket& p, std::span<const uint8_t> frame,
+                    uint16_t zone) noexcept;
+
+  // Frees expired connections; at most `budget` of them per call.
+  size_t sweep(size_t budget = 1024) noexcept;
+
+  size_t size() const noexcept { return connections_; }
+  const Connection* find(const ConnKey& key) const noexcept;
+
+ private:
+  std::shared_ptr<Connection> live(const ConnKey& key) noexcept;
+  void advanceTcp(Connection& c, const packet::ParsedPacket& p, std::span<const uint8_t> frame,
+                  bool reply, Lookup& out) noexcept;
+  void erase(const Connection& c) noexcept;
+
+  const Clock& clock_;
+  const Limits limits_;
+  // Both directions' keys lead to the same connection.
+  std::unordered_map<ConnKey, std::shared_ptr<Connection>, ConnKeyHash> table_;
+  size_t connections_ = 0;
+};
+
+// The tuple of a parsed packet (nullopt-like: family 0 when untracked).
+ConnKey connKey(const packet::ParsedPacket& p, uint16_t zone) noexcept;
+
+}  // namespace canopy::datapath::conntrack
