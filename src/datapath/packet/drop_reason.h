@@ -48,7 +48,9 @@ namespace canopy::datapath {
   X(ConntrackRstOutOfWindow, "TCP RST outside its connection's window")                \
   X(ConntrackClosed, "TCP packet on a connection that was reset")                      \
   X(ConntrackUnrelatedIcmpError, "ICMP error about no known connection")               \
-  X(ConntrackFull, "connection table full: new connections refused")
+  X(ConntrackFull, "connection table full: new connections refused")                   \
+  X(NatNotIpv4, "NAT asked of a packet that is not IPv4")                              \
+  X(NatPortsExhausted, "no SNAT port left on the external address")
 
 enum class DropReason : uint8_t {
   None,  // not dropped
