@@ -1,0 +1,224 @@
+#include "datapath/topology/topology.h"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+
+namespace canopy::datapath::topology {
+namespace {
+
+Error invalid(std::string message) { return Error(Errc::InvalidArgument, std::move(message)); }
+
+template <typename T>
+const T* findIn(const std::map<uint32_t, T>& m, uint32_t key) {
+  auto it = m.find(key);
+  return it == m.end() ? nullptr : &it->second;
+}
+
+}  // namespace
+
+std::optional<IpAddr> IpAddr::parse(std::string_view text) {
+  std::string s(text);
+  IpAddr ip;
+  if (inet_pton(AF_INET, s.c_str(), ip.bytes.data()) == 1) {
+    ip.family = 4;
+    return ip;
+  }
+  if (inet_pton(AF_INET6, s.c_str(), ip.bytes.data()) == 1) {
+    ip.family = 6;
+    return ip;
+  }
+  return std::nullopt;
+}
+
+std::string IpAddr::toString() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (family == 4) {
+    inet_ntop(AF_INET, bytes.data(), buf, sizeof(buf));
+  } else if (family == 6) {
+    inet_ntop(AF_INET6, bytes.data(), buf, sizeof(buf));
+  } else {
+    return "-";
+  }
+  return buf;
+}
+
+std::optional<IpPrefix> IpPrefix::parse(std::string_view text) {
+  auto slash = text.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  auto ip = IpAddr::parse(text.substr(0, slash));
+  if (!ip) return std::nullopt;
+  unsigned length = 0;
+  auto digits = text.substr(slash + 1);
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), length);
+  if (ec != std::errc() || end != digits.data() + digits.size() ||
+      length > (ip->family == 4 ? 32u : 128u)) {
+    return std::nullopt;
+  }
+  return IpPrefix{*ip, static_cast<uint8_t>(length)};
+}
+
+bool IpPrefix::contains(const IpAddr& ip) const {
+  if (ip.family != address.family) return false;
+  unsigned full = length / 8, rest = length % 8;
+  for (unsigned i = 0; i < full; ++i) {
+    if (ip.bytes[i] != address.bytes[i]) return false;
+  }
+  if (rest == 0) return true;
+  auto mask = static_cast<uint8_t>(0xff << (8 - rest));
+  return (ip.bytes[full] & mask) == (address.bytes[full] & mask);
+}
+
+std::string IpPrefix::toString() const { return address.toString() + "/" + std::to_string(length); }
+
+const Switch* Topology::findSwitch(uint32_t key) const { return findIn(switches_, key); }
+const Port* Topology::findPort(uint32_t key) const { return findIn(ports_, key); }
+const Router* Topology::findRouter(uint32_t key) const { return findIn(routers_, key); }
+const SecurityGroup* Topology::findGroup(uint32_t key) const { return findIn(groups_, key); }
+const Host* Topology::findHost(uint32_t key) const { return findIn(hosts_, key); }
+
+const Port* Topology::portByMac(uint32_t switch_key, const MacAddress& mac) const {
+  auto it = port_by_mac_.find({switch_key, mac});
+  return it == port_by_mac_.end() ? nullptr : findPort(it->second);
+}
+
+const Port* Topology::portByIp(uint32_t switch_key, const IpAddr& ip) const {
+  auto it = port_by_ip_.find({switch_key, ip});
+  return it == port_by_ip_.end() ? nullptr : findPort(it->second);
+}
+
+const RouterInterface* Topology::routerInterfaceOn(uint32_t switch_key, const IpAddr& ip,
+                                                   const Router** router) const {
+  for (const auto& [key, r] : routers_) {
+    for (const auto& i : r.interfaces) {
+      if (i.switch_key == switch_key && i.ip == ip) {
+        if (router != nullptr) *router = &r;
+        return &i;
+      }
+    }
+  }
+  return nullptr;
+}
+
+const FloatingIp* Topology::floatingIpFor(uint32_t port_key, const IpAddr& fixed) const {
+  for (const auto& f : floating_ips_) {
+    if (f.port_key == port_key && f.fixed == fixed) return &f;
+  }
+  return nullptr;
+}
+
+const FloatingIp* Topology::floatingIpAt(const IpAddr& external) const {
+  for (const auto& f : floating_ips_) {
+    if (f.external == external) return &f;
+  }
+  return nullptr;
+}
+
+const std::vector<uint32_t>& Topology::groupMembers(uint32_t group_key) const {
+  static const std::vector<uint32_t> kNone;
+  auto it = group_members_.find(group_key);
+  return it == group_members_.end() ? kNone : it->second;
+}
+
+TopologyBuilder& TopologyBuilder::addSwitch(Switch s) {
+  switches_.push_back(std::move(s));
+  return *this;
+}
+TopologyBuilder& TopologyBuilder::addPort(Port p) {
+  ports_.push_back(std::move(p));
+  return *this;
+}
+TopologyBuilder& TopologyBuilder::addRouter(Router r) {
+  routers_.push_back(std::move(r));
+  return *this;
+}
+TopologyBuilder& TopologyBuilder::addGroup(SecurityGroup g) {
+  groups_.push_back(std::move(g));
+  return *this;
+}
+TopologyBuilder& TopologyBuilder::addHost(Host h) {
+  hosts_.push_back(std::move(h));
+  return *this;
+}
+TopologyBuilder& TopologyBuilder::addFloatingIp(FloatingIp f) {
+  floating_ips_.push_back(std::move(f));
+  return *this;
+}
+
+Result<std::shared_ptr<const Topology>> TopologyBuilder::build(uint64_t version) const {
+  auto t = std::make_shared<Topology>();
+  t->version_ = version;
+  auto keyed = [](auto& into, const auto& items, const char* what) -> Result<void> {
+    for (const auto& item : items) {
+      if (item.key == 0) return invalid(std::string(what) + " " + item.id + " has key 0");
+      if (!into.emplace(item.key, item).second) {
+        return invalid(std::string("two ") + what + "s have key " + std::to_string(item.key));
+      }
+    }
+    return ok();
+  };
+  if (auto r = keyed(t->switches_, switches_, "switch"); !r) return std::move(r).error();
+  if (auto r = keyed(t->ports_, ports_, "port"); !r) return std::move(r).error();
+  if (auto r = keyed(t->routers_, routers_, "router"); !r) return std::move(r).error();
+  if (auto r = keyed(t->groups_, groups_, "security group"); !r) return std::move(r).error();
+  for (const auto& h : hosts_) {
+    if (h.key == 0 || !t->hosts_.emplace(h.key, h).second) {
+      return invalid("host " + h.name + ": key " + std::to_string(h.key) + " is 0 or taken");
+    }
+  }
+  for (const auto& [key, p] : t->ports_) {
+    if (!t->switches_.count(p.switch_key)) {
+      return invalid("port " + p.id + " is on unknown switch " + std::to_string(p.switch_key));
+    }
+    if (p.host != 0 && !t->hosts_.count(p.host)) {
+      return invalid("port " + p.id + " is on unknown host " + std::to_string(p.host));
+    }
+    for (uint32_t g : p.groups) {
+      if (!t->groups_.count(g)) {
+        return invalid("port " + p.id + " names unknown security group " + std::to_string(g));
+      }
+      t->group_members_[g].push_back(key);
+    }
+    if (!t->port_by_mac_.emplace(std::pair{p.switch_key, p.mac}, key).second) {
+      return invalid("port " + p.id + ": MAC " + p.mac.toString() + " is taken on its switch");
+    }
+    for (const auto& ip : p.ips) {
+      if (!t->port_by_ip_.emplace(std::pair{p.switch_key, ip}, key).second) {
+        return invalid("port " + p.id + ": address " + ip.toString() + " is taken on its switch");
+      }
+    }
+  }
+  for (const auto& [key, g] : t->groups_) {
+    for (const auto& rule : g.rules) {
+      if (rule.remote_group && !t->groups_.count(*rule.remote_group)) {
+        return invalid("rule " + rule.id + " names unknown remote group " +
+                       std::to_string(*rule.remote_group));
+      }
+    }
+  }
+  for (const auto& [key, r] : t->routers_) {
+    for (const auto& i : r.interfaces) {
+      if (!t->switches_.count(i.switch_key)) {
+        return invalid("router " + r.id + " has an interface on unknown switch " +
+                       std::to_string(i.switch_key));
+      }
+    }
+    if (r.gateway && !t->switches_.count(r.gateway->switch_key)) {
+      return invalid("router " + r.id + " has its gateway on unknown switch " +
+                     std::to_string(r.gateway->switch_key));
+    }
+  }
+  for (const auto& f : floating_ips_) {
+    if (!t->ports_.count(f.port_key) && f.port_key != 0) {
+      return invalid("floating IP " + f.id + " is on unknown port " + std::to_string(f.port_key));
+    }
+    if (f.router_key != 0 && !t->routers_.count(f.router_key)) {
+      return invalid("floating IP " + f.id + " names unknown router " +
+                     std::to_string(f.router_key));
+    }
+    t->floating_ips_.push_back(f);
+  }
+  return std::shared_ptr<const Topology>(std::move(t));
+}
+
+}  // namespace canopy::datapath::topology

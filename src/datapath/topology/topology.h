@@ -1,0 +1,238 @@
+#pragma once
+// What an agent knows about its part of the world (the southbound view), as
+// an immutable snapshot: logical switches with their subnets and DHCP
+// settings, logical ports (MAC, addresses, allowed pairs, port security,
+// security groups, host), routers (interfaces, static routes, external
+// gateway with SNAT and its host), floating IPs, security groups with their
+// rules and members, and hosts (tunnel endpoints).
+//
+// Objects are named by small integer keys the server assigns (like OVN's
+// tunnel keys) and keep their Neutron id for traces. A TopologyBuilder
+// collects them and build() checks every reference, so a bad view is a
+// clear error, never a dangling lookup in the datapath.
+//
+//   TopologyBuilder b;
+//   b.addSwitch({.key = 1, .id = net_id, .vni = 100, .mtu = 1442});
+//   b.addPort({.key = 10, .switch_key = 1, .mac = mac, .ips = {ip}});
+//   auto topology = b.build(version);        // Result<shared_ptr<const Topology>>
+//   const Port* p = (*topology)->portByMac(1, mac);
+//
+// Thread-safety: a built Topology is immutable and shared by workers (swapped
+// whole, see base/snapshot_cell.h); a builder belongs to one thread.
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "datapath/packet/wire.h"
+
+namespace canopy::datapath::topology {
+
+using packet::MacAddress;
+
+// An IPv4 or IPv6 address; IPv4 in the first four bytes, as in FlowKey.
+struct IpAddr {
+  uint8_t family = 0;  // 4 or 6
+  std::array<uint8_t, 16> bytes{};
+
+  static IpAddr v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
+    return {4, {a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}};
+  }
+  static std::optional<IpAddr> parse(std::string_view text);
+  std::string toString() const;
+  friend auto operator<=>(const IpAddr&, const IpAddr&) = default;
+};
+
+struct IpPrefix {
+  IpAddr address{};
+  uint8_t length = 0;
+
+  static std::optional<IpPrefix> parse(std::string_view text);  // "10.0.0.0/24"
+  bool contains(const IpAddr& ip) const;
+  std::string toString() const;
+  friend auto operator<=>(const IpPrefix&, const IpPrefix&) = default;
+};
+
+struct HostRoute {
+  IpPrefix destination{};
+  IpAddr nexthop{};
+};
+
+struct Subnet {
+  std::string id{};
+  IpPrefix cidr{};
+  std::optional<IpAddr> gateway{};
+  bool dhcp = true;
+  std::vector<IpAddr> dns_servers{};
+  std::vector<HostRoute> host_routes{};
+};
+
+struct Switch {
+  uint32_t key = 0;
+  std::string id{};
+  std::string name{};
+  uint32_t vni = 0;
+  uint16_t mtu = 1500;
+  std::vector<Subnet> subnets{};
+  bool external = false;           // router:external
+  std::string physical_network{};  // flat/VLAN: the uplink it leaves by
+  uint16_t vlan = 0;
+};
+
+struct AddressPair {
+  MacAddress mac{};
+  IpPrefix prefix{};
+};
+
+struct Port {
+  uint32_t key = 0;
+  std::string id{};
+  uint32_t switch_key = 0;
+  MacAddress mac{};
+  std::vector<IpAddr> ips{};
+  std::vector<AddressPair> allowed_pairs{};
+  bool port_security = true;
+  bool admin_up = true;
+  std::vector<uint32_t> groups{};  // security group keys
+  uint32_t host = 0;               // host key; 0: not bound
+  std::string device_owner{};
+  std::string name{};
+};
+
+enum class Direction : uint8_t { Ingress, Egress };
+
+// A security-group rule as Neutron has it: for ICMP, port_min/port_max hold
+// the type and code.
+struct Rule {
+  std::string id{};
+  Direction direction = Direction::Ingress;
+  uint8_t family = 4;
+  std::optional<uint8_t> protocol{};  // none: any
+  std::optional<uint16_t> port_min{};
+  std::optional<uint16_t> port_max{};
+  std::optional<IpPrefix> remote_prefix{};
+  std::optional<uint32_t> remote_group{};  // group key
+};
+
+struct SecurityGroup {
+  uint32_t key = 0;
+  std::string id{};
+  std::string name{};
+  std::vector<Rule> rules{};
+};
+
+struct Route {
+  IpPrefix destination{};
+  IpAddr nexthop{};
+};
+
+struct RouterInterface {
+  uint32_t port_key = 0;  // the port that owns the interface's MAC and address
+  uint32_t switch_key = 0;
+  MacAddress mac{};
+  IpAddr ip{};
+  IpPrefix subnet{};
+};
+
+struct Gateway {
+  uint32_t port_key = 0;
+  uint32_t switch_key = 0;  // the external network
+  MacAddress mac{};
+  std::vector<IpAddr> ips{};
+  bool snat = true;
+  uint32_t host = 0;                // the gateway host that holds the SNAT
+  std::optional<IpAddr> nexthop{};  // the external subnet's gateway
+};
+
+struct Router {
+  uint32_t key = 0;
+  std::string id{};
+  std::string name{};
+  std::vector<RouterInterface> interfaces{};
+  std::vector<Route> routes{};
+  std::optional<Gateway> gateway{};
+};
+
+struct FloatingIp {
+  std::string id{};
+  IpAddr external{};
+  IpAddr fixed{};
+  uint32_t port_key = 0;
+  uint32_t router_key = 0;
+};
+
+struct Host {
+  uint32_t key = 0;
+  std::string name{};
+  IpAddr tunnel_ip{};
+};
+
+class Topology {
+ public:
+  uint64_t version() const { return version_; }
+
+  const Switch* findSwitch(uint32_t key) const;
+  const Port* findPort(uint32_t key) const;
+  const Router* findRouter(uint32_t key) const;
+  const SecurityGroup* findGroup(uint32_t key) const;
+  const Host* findHost(uint32_t key) const;
+
+  // The port on a switch with this MAC, or with this address (allowed pairs
+  // not included), or nullptr.
+  const Port* portByMac(uint32_t switch_key, const MacAddress& mac) const;
+  const Port* portByIp(uint32_t switch_key, const IpAddr& ip) const;
+  // The router interface on a switch (its gateway address), or nullptr.
+  const RouterInterface* routerInterfaceOn(uint32_t switch_key, const IpAddr& ip,
+                                           const Router** router = nullptr) const;
+  // Floating IPs by the port and fixed address behind them, or by address.
+  const FloatingIp* floatingIpFor(uint32_t port_key, const IpAddr& fixed) const;
+  const FloatingIp* floatingIpAt(const IpAddr& external) const;
+  // The ports in a security group (for remote-group rules).
+  const std::vector<uint32_t>& groupMembers(uint32_t group_key) const;
+
+  const std::map<uint32_t, Switch>& switches() const { return switches_; }
+  const std::map<uint32_t, Port>& ports() const { return ports_; }
+  const std::map<uint32_t, Router>& routers() const { return routers_; }
+
+ private:
+  friend class TopologyBuilder;
+  uint64_t version_ = 0;
+  std::map<uint32_t, Switch> switches_{};
+  std::map<uint32_t, Port> ports_{};
+  std::map<uint32_t, Router> routers_{};
+  std::map<uint32_t, SecurityGroup> groups_{};
+  std::map<uint32_t, Host> hosts_{};
+  std::vector<FloatingIp> floating_ips_{};
+  std::map<std::pair<uint32_t, MacAddress>, uint32_t> port_by_mac_{};
+  std::map<std::pair<uint32_t, IpAddr>, uint32_t> port_by_ip_{};
+  std::map<uint32_t, std::vector<uint32_t>> group_members_{};
+};
+
+class TopologyBuilder {
+ public:
+  TopologyBuilder& addSwitch(Switch s);
+  TopologyBuilder& addPort(Port p);
+  TopologyBuilder& addRouter(Router r);
+  TopologyBuilder& addGroup(SecurityGroup g);
+  TopologyBuilder& addHost(Host h);
+  TopologyBuilder& addFloatingIp(FloatingIp f);
+
+  // Checks every reference and builds the indexes. InvalidArgument names
+  // the first bad reference or duplicate.
+  Result<std::shared_ptr<const Topology>> build(uint64_t version) const;
+
+ private:
+  std::vector<Switch> switches_{};
+  std::vector<Port> ports_{};
+  std::vector<Router> routers_{};
+  std::vector<SecurityGroup> groups_{};
+  std::vector<Host> hosts_{};
+  std::vector<FloatingIp> floating_ips_{};
+};
+
+}  // namespace canopy::datapath::topology
