@@ -63,6 +63,17 @@ bool mayUse(const Json& doc, const Caller& caller) {
   return caller.is_admin || str(doc, "project_id") == caller.project_id;
 }
 
+// A network the caller may see (its own, shared or external), or NotFound.
+Result<const Json*> visibleNetwork(const WriteContext& ctx, const std::string& id) {
+  const Json* network = ctx.current("networks", id);
+  if (network == nullptr ||
+      !(mayUse(*network, ctx.caller()) || network->value("router:external", false) ||
+        network->value("shared", false))) {
+    return notFound(model::networkSpec(), id);
+  }
+  return network;
+}
+
 class RouterKind final : public ResourceKind {
  public:
   explicit RouterKind(model::NetworkConfig config) : config_(std::move(config)) {}
@@ -387,13 +398,9 @@ class RouterKind final : public ResourceKind {
     }
     std::string network_id = clear ? std::string() : str(wanted, "network_id");
     if (!clear) {
-      const Json* network = ctx.current("networks", network_id);
-      if (network == nullptr ||
-          !(mayUse(*network, ctx.caller()) || network->value("router:external", false) ||
-            network->value("shared", false))) {
-        return notFound(model::networkSpec(), network_id);
-      }
-      if (!network->value("router:external", false)) {
+      auto network = visibleNetwork(ctx, network_id);
+      if (!network) return std::move(network).error();
+      if (!(*network)->value("router:external", false)) {
         return badRouter("Network " + network_id + " is not an external network");
       }
     }
@@ -464,13 +471,9 @@ class FloatingIpKind final : public ResourceKind {
 
   Result<void> create(Json& doc, WriteContext& ctx) const override {
     std::string network_id = str(doc, "floating_network_id");
-    const Json* network = ctx.current("networks", network_id);
-    if (network == nullptr ||
-        !(mayUse(*network, ctx.caller()) || network->value("router:external", false) ||
-          network->value("shared", false))) {
-      return notFound(model::networkSpec(), network_id);
-    }
-    if (!network->value("router:external", false)) {
+    auto network = visibleNetwork(ctx, network_id);
+    if (!network) return std::move(network).error();
+    if (!(*network)->value("router:external", false)) {
       return badFloatingIp("Network " + network_id + " is not a valid external network");
     }
     if (!ctx.caller().is_admin && doc["floating_ip_address"].is_string()) {
