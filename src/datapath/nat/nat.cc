@@ -7,6 +7,9 @@ namespace {
 
 using packet::checksumUpdate16;
 using packet::checksumUpdate32;
+using packet::ipproto::kIcmp;
+using packet::ipproto::kTcp;
+using packet::ipproto::kUdp;
 
 uint16_t read16(std::span<const uint8_t> f, size_t at) {
   return static_cast<uint16_t>(f[at] << 8 | f[at + 1]);
@@ -16,51 +19,139 @@ void write16(std::span<uint8_t> f, size_t at, uint16_t v) {
   f[at + 1] = static_cast<uint8_t>(v);
 }
 
-}  // namespace
+// Writes 16-bit fields of a frame. Inside an ICMP error's quote it also
+// keeps the outer ICMP checksum right: that checksum covers the quote, and
+// every field written there is 16-bit aligned from the ICMP header's start
+// (the quote begins 8 bytes in, its IPv4 header is a multiple of 4 long).
+class FieldWriter {
+ public:
+  FieldWriter(std::span<uint8_t> frame, uint16_t* covering_checksum)
+      : frame_(frame), covering_(covering_checksum) {}
 
-DropReason rewriteIpv4(std::span<uint8_t> frame, const packet::ParsedPacket& p, Side side,
-                       packet::Ipv4Address address, std::optional<uint16_t> port) noexcept {
-  if (p.key.eth_type != packet::ethertype::kIpv4) return DropReason::NatNotIpv4;
-  size_t ip = p.l3_offset;
-  size_t addr_at = ip + (side == Side::Source ? 12 : 16);
-  if (frame.size() < ip + 20) return DropReason::Ipv4Truncated;
-  uint32_t old_addr =
-      static_cast<uint32_t>(read16(frame, addr_at)) << 16 | read16(frame, addr_at + 2);
-  uint32_t new_addr = address.host();
-  write16(frame, addr_at, static_cast<uint16_t>(new_addr >> 16));
-  write16(frame, addr_at + 2, static_cast<uint16_t>(new_addr));
-  write16(frame, ip + 10, checksumUpdate32(read16(frame, ip + 10), old_addr, new_addr));
-  if (p.l4_offset == 0) return DropReason::None;  // later fragment, or no L4 view
+  uint16_t get(size_t at) const { return read16(frame_, at); }
+  uint32_t get32(size_t at) const { return static_cast<uint32_t>(get(at)) << 16 | get(at + 2); }
+  uint8_t byte(size_t at) const { return frame_[at]; }
+  void put(size_t at, uint16_t v) {
+    if (covering_ != nullptr) *covering_ = checksumUpdate16(*covering_, get(at), v);
+    write16(frame_, at, v);
+  }
+  void put32(size_t at, uint32_t v) {
+    put(at, static_cast<uint16_t>(v >> 16));
+    put(at + 2, static_cast<uint16_t>(v));
+  }
 
-  size_t l4 = p.l4_offset;
-  switch (p.key.ip_proto) {
-    case packet::ipproto::kTcp:
-    case packet::ipproto::kUdp: {
-      bool udp = p.key.ip_proto == packet::ipproto::kUdp;
+ private:
+  std::span<uint8_t> frame_;
+  uint16_t* covering_;
+};
+
+Side opposite(Side side) { return side == Side::Source ? Side::Destination : Side::Source; }
+
+bool isEcho(uint8_t type) { return type == 8 || type == 0; }
+
+// Sets one address of the IPv4 header at `ip` and updates its checksum;
+// returns the address it replaced.
+uint32_t rewriteAddress(FieldWriter& w, size_t ip, Side side, uint32_t to) {
+  size_t at = ip + (side == Side::Source ? 12 : 16);
+  uint32_t from = w.get32(at);
+  w.put32(at, to);
+  w.put(ip + 10, checksumUpdate32(w.get(ip + 10), from, to));
+  return from;
+}
+
+// Follows an address change from `from` to `to` in the L4 header at `l4`:
+// the TCP/UDP pseudo-header, and the port (or echo identifier) if given.
+// The TCP checksum is left alone when it lies past `end` (a short quote).
+void rewriteL4(FieldWriter& w, size_t l4, size_t end, uint8_t protocol, Side side, uint32_t from,
+               uint32_t to, std::optional<uint16_t> port) {
+  switch (protocol) {
+    case kTcp:
+    case kUdp: {
+      bool udp = protocol == kUdp;
       size_t sum_at = l4 + (udp ? 6 : 16);
-      uint16_t sum = read16(frame, sum_at);
-      bool has_sum = !udp || sum != 0;  // UDP over IPv4 may carry no checksum
-      if (has_sum) sum = checksumUpdate32(sum, old_addr, new_addr);  // pseudo-header
+      bool has_sum = udp ? w.get(sum_at) != 0  // UDP over IPv4 may carry no checksum
+                         : sum_at + 2 <= end;
+      uint16_t sum = has_sum ? checksumUpdate32(w.get(sum_at), from, to) : 0;
       if (port) {
         size_t port_at = l4 + (side == Side::Source ? 0 : 2);
-        uint16_t old_port = read16(frame, port_at);
-        write16(frame, port_at, *port);
-        if (has_sum) sum = checksumUpdate16(sum, old_port, *port);
+        if (has_sum) sum = checksumUpdate16(sum, w.get(port_at), *port);
+        w.put(port_at, *port);
       }
-      if (has_sum) write16(frame, sum_at, udp && sum == 0 ? 0xffff : sum);
+      if (has_sum) w.put(sum_at, udp && sum == 0 ? 0xffff : sum);
       break;
     }
-    case packet::ipproto::kIcmp:
-      // No pseudo-header; the echo identifier stands for the port.
-      if (port && (p.key.tp_src == 8 || p.key.tp_src == 0)) {
-        uint16_t old_id = read16(frame, l4 + 4);
-        write16(frame, l4 + 4, *port);
-        write16(frame, l4 + 2, checksumUpdate16(read16(frame, l4 + 2), old_id, *port));
+    case kIcmp:
+      // No pseudo-header; the echo identifier stands for the port on
+      // either side.
+      if (port && isEcho(w.byte(l4))) {
+        w.put(l4 + 2, checksumUpdate16(w.get(l4 + 2), w.get(l4 + 4), *port));
+        w.put(l4 + 4, *port);
       }
       break;
     default:
       break;
   }
+}
+
+}  // namespace
+
+DropReason icmpQuote(std::span<const uint8_t> frame, const packet::ParsedPacket& p,
+                     IcmpQuote& out) noexcept {
+  const packet::FlowKey& k = p.key;
+  if (k.eth_type != packet::ethertype::kIpv4 || k.ip_proto != kIcmp || p.l4_offset == 0 ||
+      !isIcmpv4Error(k.tp_src) || p.payload_offset == 0 || p.l3_end > frame.size() ||
+      p.payload_offset > p.l3_end) {
+    return DropReason::NatBadIcmpQuote;
+  }
+  auto packet = frame.first(p.l3_end);
+  packet::Ipv4Header ip;
+  if (!packet::load(packet, p.payload_offset, ip) || ip.version() != 4 ||
+      ip.headerBytes() < sizeof(packet::Ipv4Header)) {
+    return DropReason::NatBadIcmpQuote;
+  }
+  size_t l4 = p.payload_offset + ip.headerBytes();
+  if (l4 + 8 > p.l3_end) return DropReason::NatBadIcmpQuote;
+  out.ip_offset = p.payload_offset;
+  out.l4_offset = static_cast<uint16_t>(l4);
+  out.end = p.l3_end;
+  out.protocol = ip.protocol;
+  out.later_fragment = (ip.flags_fragment.host() & packet::Ipv4Header::kOffsetMask) != 0;
+  return DropReason::None;
+}
+
+DropReason rewriteIpv4(std::span<uint8_t> frame, const packet::ParsedPacket& p, Side side,
+                       packet::Ipv4Address address, std::optional<uint16_t> port) noexcept {
+  if (p.key.eth_type != packet::ethertype::kIpv4) return DropReason::NatNotIpv4;
+  size_t ip = p.l3_offset;
+  if (frame.size() < ip + sizeof(packet::Ipv4Header)) return DropReason::Ipv4Truncated;
+  bool icmp_error = p.key.ip_proto == kIcmp && p.l4_offset != 0 && isIcmpv4Error(p.key.tp_src);
+  IcmpQuote quote;
+  if (icmp_error) {
+    // Checked before anything is written: a refused packet stays as it was.
+    if (DropReason why = icmpQuote(frame, p, quote); why != DropReason::None) return why;
+  }
+
+  uint32_t to = address.host();
+  FieldWriter outer(frame, nullptr);
+  uint32_t from = rewriteAddress(outer, ip, side, to);
+  if (p.l4_offset == 0) return DropReason::None;  // later fragment, or no L4 view
+  if (!icmp_error) {
+    rewriteL4(outer, p.l4_offset, p.l3_end, p.key.ip_proto, side, from, to, port);
+    return DropReason::None;
+  }
+
+  // The quote is the reported packet as its sender sent it: the outer
+  // packet's destination was its source, and the reverse.
+  size_t icmp_sum_at = p.l4_offset + 2;
+  uint16_t icmp_sum = outer.get(icmp_sum_at);
+  FieldWriter inner(frame, &icmp_sum);
+  Side quoted_side = opposite(side);
+  uint32_t quoted_from = rewriteAddress(inner, quote.ip_offset, quoted_side, to);
+  if (!quote.later_fragment) {
+    rewriteL4(inner, quote.l4_offset, quote.end, quote.protocol, quoted_side, quoted_from, to,
+              port);
+  }
+  outer.put(icmp_sum_at, icmp_sum);
   return DropReason::None;
 }
 
@@ -89,9 +180,22 @@ std::optional<uint16_t> PortAllocator::allocate(packet::Ipv4Address external, ui
   return std::nullopt;  // not reached: count said there was room
 }
 
-void PortAllocator::release(packet::Ipv4Address external, uint8_t protocol, uint16_t port) {
-  if (port < first_ || port > last_) return;
+bool PortAllocator::claim(packet::Ipv4Address external, uint8_t protocol, uint16_t port) {
+  if (port < first_ || port > last_) return false;
   Pool& p = pool(external, protocol);
+  size_t at = port - first_;
+  if (p.used[at]) return false;
+  p.used[at] = true;
+  ++p.count;
+  return true;
+}
+
+void PortAllocator::release(packet::Ipv4Address external, uint8_t protocol,
+                            uint16_t port) noexcept {
+  if (port < first_ || port > last_) return;
+  auto it = pools_.find({external.host(), protocol});
+  if (it == pools_.end()) return;  // never allocated from
+  Pool& p = it->second;
   size_t at = port - first_;
   if (p.used[at]) {
     p.used[at] = false;

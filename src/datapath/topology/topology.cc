@@ -101,17 +101,55 @@ const RouterInterface* Topology::routerInterfaceOn(uint32_t switch_key, const Ip
 }
 
 const FloatingIp* Topology::floatingIpFor(uint32_t port_key, const IpAddr& fixed) const {
-  for (const auto& f : floating_ips_) {
-    if (f.port_key == port_key && f.fixed == fixed) return &f;
-  }
-  return nullptr;
+  auto it = floating_by_fixed_.find({port_key, fixed});
+  return it == floating_by_fixed_.end() ? nullptr : &floating_ips_[it->second];
 }
 
 const FloatingIp* Topology::floatingIpAt(const IpAddr& external) const {
-  for (const auto& f : floating_ips_) {
-    if (f.external == external) return &f;
-  }
-  return nullptr;
+  auto it = floating_by_external_.find(external);
+  return it == floating_by_external_.end() ? nullptr : &floating_ips_[it->second];
+}
+
+namespace {
+
+// Index entries name a router and one of its interfaces, or -1: its gateway.
+std::optional<Topology::RouterPort> routerPortOf(const Topology& t,
+                                                 std::pair<uint32_t, int> entry) {
+  const Router* r = t.findRouter(entry.first);
+  if (r == nullptr) return std::nullopt;
+  return Topology::RouterPort{
+      r, entry.second < 0 ? nullptr : &r->interfaces[static_cast<size_t>(entry.second)]};
+}
+
+}  // namespace
+
+std::optional<Topology::RouterPort> Topology::routerPortByMac(uint32_t switch_key,
+                                                              const MacAddress& mac) const {
+  auto it = router_by_mac_.find({switch_key, mac});
+  if (it == router_by_mac_.end()) return std::nullopt;
+  return routerPortOf(*this, it->second);
+}
+
+std::optional<Topology::RouterPort> Topology::routerPortByIp(uint32_t switch_key,
+                                                             const IpAddr& ip) const {
+  auto it = router_by_ip_.find({switch_key, ip});
+  if (it == router_by_ip_.end()) return std::nullopt;
+  return routerPortOf(*this, it->second);
+}
+
+const Switch* Topology::switchByVni(uint32_t vni) const {
+  auto it = switch_by_vni_.find(vni);
+  return it == switch_by_vni_.end() ? nullptr : findSwitch(it->second);
+}
+
+const std::vector<uint32_t>& Topology::portsOn(uint32_t switch_key) const {
+  static const std::vector<uint32_t> kNone;
+  auto it = ports_on_.find(switch_key);
+  return it == ports_on_.end() ? kNone : it->second;
+}
+
+bool Topology::groupHasAddress(uint32_t group_key, const IpAddr& ip) const {
+  return group_addresses_.count({group_key, ip}) != 0;
 }
 
 const std::vector<uint32_t>& Topology::groupMembers(uint32_t group_key) const {
@@ -186,6 +224,13 @@ Result<std::shared_ptr<const Topology>> TopologyBuilder::build(uint64_t version)
       if (!t->port_by_ip_.emplace(std::pair{p.switch_key, ip}, key).second) {
         return invalid("port " + p.id + ": address " + ip.toString() + " is taken on its switch");
       }
+      for (uint32_t g : p.groups) t->group_addresses_[{g, ip}] = true;
+    }
+    t->ports_on_[p.switch_key].push_back(key);
+  }
+  for (const auto& [key, s] : t->switches_) {
+    if (s.vni != 0 && !t->switch_by_vni_.emplace(s.vni, key).second) {
+      return invalid("two switches have VNI " + std::to_string(s.vni));
     }
   }
   for (const auto& [key, g] : t->groups_) {
@@ -197,15 +242,41 @@ Result<std::shared_ptr<const Topology>> TopologyBuilder::build(uint64_t version)
     }
   }
   for (const auto& [key, r] : t->routers_) {
-    for (const auto& i : r.interfaces) {
+    auto claim = [&, key = key](uint32_t sw, const MacAddress& mac, const std::vector<IpAddr>& ips,
+                                int index) -> Result<void> {
+      if (!t->router_by_mac_.emplace(std::pair{sw, mac}, std::pair{key, index}).second) {
+        return invalid("router " + r.id + ": MAC " + mac.toString() + " is taken on its switch");
+      }
+      for (const auto& ip : ips) {
+        if (!t->router_by_ip_.emplace(std::pair{sw, ip}, std::pair{key, index}).second) {
+          return invalid("router " + r.id + ": address " + ip.toString() +
+                         " is taken on its switch");
+        }
+      }
+      return ok();
+    };
+    for (size_t n = 0; n < r.interfaces.size(); ++n) {
+      const auto& i = r.interfaces[n];
       if (!t->switches_.count(i.switch_key)) {
         return invalid("router " + r.id + " has an interface on unknown switch " +
                        std::to_string(i.switch_key));
       }
+      if (auto c = claim(i.switch_key, i.mac, {i.ip}, static_cast<int>(n)); !c) {
+        return std::move(c).error();
+      }
     }
-    if (r.gateway && !t->switches_.count(r.gateway->switch_key)) {
-      return invalid("router " + r.id + " has its gateway on unknown switch " +
-                     std::to_string(r.gateway->switch_key));
+    if (r.gateway) {
+      if (!t->switches_.count(r.gateway->switch_key)) {
+        return invalid("router " + r.id + " has its gateway on unknown switch " +
+                       std::to_string(r.gateway->switch_key));
+      }
+      if (r.gateway->host != 0 && !t->hosts_.count(r.gateway->host)) {
+        return invalid("router " + r.id + " has its gateway on unknown host " +
+                       std::to_string(r.gateway->host));
+      }
+      if (auto c = claim(r.gateway->switch_key, r.gateway->mac, r.gateway->ips, -1); !c) {
+        return std::move(c).error();
+      }
     }
   }
   for (const auto& f : floating_ips_) {
@@ -216,6 +287,13 @@ Result<std::shared_ptr<const Topology>> TopologyBuilder::build(uint64_t version)
       return invalid("floating IP " + f.id + " names unknown router " +
                      std::to_string(f.router_key));
     }
+    if (f.external.family != 4 || f.fixed.family != 4) {
+      return invalid("floating IP " + f.id + " is not IPv4 to IPv4");
+    }
+    if (!t->floating_by_external_.emplace(f.external, t->floating_ips_.size()).second) {
+      return invalid("floating IP " + f.id + ": address " + f.external.toString() + " is taken");
+    }
+    if (f.port_key != 0) t->floating_by_fixed_[{f.port_key, f.fixed}] = t->floating_ips_.size();
     t->floating_ips_.push_back(f);
   }
   return std::shared_ptr<const Topology>(std::move(t));

@@ -61,6 +61,8 @@ struct IpPrefix {
 struct HostRoute {
   IpPrefix destination{};
   IpAddr nexthop{};
+
+  friend bool operator==(const HostRoute&, const HostRoute&) = default;
 };
 
 struct Subnet {
@@ -70,6 +72,8 @@ struct Subnet {
   bool dhcp = true;
   std::vector<IpAddr> dns_servers{};
   std::vector<HostRoute> host_routes{};
+
+  friend bool operator==(const Subnet&, const Subnet&) = default;
 };
 
 struct Switch {
@@ -82,11 +86,16 @@ struct Switch {
   bool external = false;           // router:external
   std::string physical_network{};  // flat/VLAN: the uplink it leaves by
   uint16_t vlan = 0;
+  std::string dns_domain{};  // DHCP option 15 when set
+
+  friend bool operator==(const Switch&, const Switch&) = default;
 };
 
 struct AddressPair {
   MacAddress mac{};
   IpPrefix prefix{};
+
+  friend bool operator==(const AddressPair&, const AddressPair&) = default;
 };
 
 struct Port {
@@ -102,6 +111,8 @@ struct Port {
   uint32_t host = 0;               // host key; 0: not bound
   std::string device_owner{};
   std::string name{};
+
+  friend bool operator==(const Port&, const Port&) = default;
 };
 
 enum class Direction : uint8_t { Ingress, Egress };
@@ -117,6 +128,8 @@ struct Rule {
   std::optional<uint16_t> port_max{};
   std::optional<IpPrefix> remote_prefix{};
   std::optional<uint32_t> remote_group{};  // group key
+
+  friend bool operator==(const Rule&, const Rule&) = default;
 };
 
 struct SecurityGroup {
@@ -124,11 +137,15 @@ struct SecurityGroup {
   std::string id{};
   std::string name{};
   std::vector<Rule> rules{};
+
+  friend bool operator==(const SecurityGroup&, const SecurityGroup&) = default;
 };
 
 struct Route {
   IpPrefix destination{};
   IpAddr nexthop{};
+
+  friend bool operator==(const Route&, const Route&) = default;
 };
 
 struct RouterInterface {
@@ -137,6 +154,8 @@ struct RouterInterface {
   MacAddress mac{};
   IpAddr ip{};
   IpPrefix subnet{};
+
+  friend bool operator==(const RouterInterface&, const RouterInterface&) = default;
 };
 
 struct Gateway {
@@ -147,6 +166,8 @@ struct Gateway {
   bool snat = true;
   uint32_t host = 0;                // the gateway host that holds the SNAT
   std::optional<IpAddr> nexthop{};  // the external subnet's gateway
+
+  friend bool operator==(const Gateway&, const Gateway&) = default;
 };
 
 struct Router {
@@ -156,6 +177,8 @@ struct Router {
   std::vector<RouterInterface> interfaces{};
   std::vector<Route> routes{};
   std::optional<Gateway> gateway{};
+
+  friend bool operator==(const Router&, const Router&) = default;
 };
 
 struct FloatingIp {
@@ -164,12 +187,16 @@ struct FloatingIp {
   IpAddr fixed{};
   uint32_t port_key = 0;
   uint32_t router_key = 0;
+
+  friend bool operator==(const FloatingIp&, const FloatingIp&) = default;
 };
 
 struct Host {
   uint32_t key = 0;
   std::string name{};
   IpAddr tunnel_ip{};
+
+  friend bool operator==(const Host&, const Host&) = default;
 };
 
 class Topology {
@@ -189,6 +216,21 @@ class Topology {
   // The router interface on a switch (its gateway address), or nullptr.
   const RouterInterface* routerInterfaceOn(uint32_t switch_key, const IpAddr& ip,
                                            const Router** router = nullptr) const;
+  // The router that owns a MAC on a switch: one of its interfaces, or (when
+  // `interface` is null) its external gateway.
+  struct RouterPort {
+    const Router* router = nullptr;
+    const RouterInterface* interface = nullptr;
+  };
+  std::optional<RouterPort> routerPortByMac(uint32_t switch_key, const MacAddress& mac) const;
+  // The router that answers to an address on a switch (interface or gateway).
+  std::optional<RouterPort> routerPortByIp(uint32_t switch_key, const IpAddr& ip) const;
+  const Switch* switchByVni(uint32_t vni) const;
+  // The ports on a switch, in key order.
+  const std::vector<uint32_t>& portsOn(uint32_t switch_key) const;
+  // Whether one of a group's ports has this fixed address (remote-group
+  // rules matched by address, when no group tags came with a packet).
+  bool groupHasAddress(uint32_t group_key, const IpAddr& ip) const;
   // Floating IPs by the port and fixed address behind them, or by address.
   const FloatingIp* floatingIpFor(uint32_t port_key, const IpAddr& fixed) const;
   const FloatingIp* floatingIpAt(const IpAddr& external) const;
@@ -198,6 +240,9 @@ class Topology {
   const std::map<uint32_t, Switch>& switches() const { return switches_; }
   const std::map<uint32_t, Port>& ports() const { return ports_; }
   const std::map<uint32_t, Router>& routers() const { return routers_; }
+  const std::map<uint32_t, SecurityGroup>& groups() const { return groups_; }
+  const std::map<uint32_t, Host>& hosts() const { return hosts_; }
+  const std::vector<FloatingIp>& floatingIps() const { return floating_ips_; }
 
  private:
   friend class TopologyBuilder;
@@ -211,6 +256,13 @@ class Topology {
   std::map<std::pair<uint32_t, MacAddress>, uint32_t> port_by_mac_{};
   std::map<std::pair<uint32_t, IpAddr>, uint32_t> port_by_ip_{};
   std::map<uint32_t, std::vector<uint32_t>> group_members_{};
+  std::map<std::pair<uint32_t, MacAddress>, std::pair<uint32_t, int>> router_by_mac_{};
+  std::map<std::pair<uint32_t, IpAddr>, std::pair<uint32_t, int>> router_by_ip_{};
+  std::map<uint32_t, uint32_t> switch_by_vni_{};
+  std::map<uint32_t, std::vector<uint32_t>> ports_on_{};
+  std::map<std::pair<uint32_t, IpAddr>, bool> group_addresses_{};
+  std::map<std::pair<uint32_t, IpAddr>, size_t> floating_by_fixed_{};
+  std::map<IpAddr, size_t> floating_by_external_{};
 };
 
 class TopologyBuilder {

@@ -1,0 +1,274 @@
+#include "datapath/nat/snat_table.h"
+
+#include <cstring>
+#include <new>
+
+namespace canopy::datapath::nat {
+namespace {
+
+using packet::ipproto::kIcmp;
+using packet::ipproto::kTcp;
+using packet::ipproto::kUdp;
+
+bool isEcho(uint16_t type) { return type == 8 || type == 0; }
+
+uint32_t hostAddress(const std::array<uint8_t, 16>& key_address) {
+  packet::Ipv4Address a;
+  std::memcpy(&a, key_address.data(), sizeof(a));
+  return a.host();
+}
+
+packet::Ipv4Address wireAddress(uint32_t host) { return {packet::Be32::of(host)}; }
+
+uint64_t mix(uint64_t x) {  // splitmix64's finalizer
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+
+}  // namespace
+
+SnatTable::Key SnatTable::Key::reversed() const noexcept {
+  Key r = *this;
+  r.src = dst;
+  r.dst = src;
+  r.src_port = dst_port;
+  r.dst_port = src_port;
+  return r;
+}
+
+size_t SnatTable::KeyHash::operator()(const Key& k) const noexcept {
+  uint64_t words[sizeof(Key) / 8];
+  std::memcpy(words, &k, sizeof(Key));
+  return static_cast<size_t>(mix(words[0] ^ mix(words[1])));
+}
+
+SnatTable::SnatTable(const Clock& clock, SnatTimeouts timeouts, size_t max_entries,
+                     uint16_t first_port, uint16_t last_port)
+    : clock_(clock),
+      timeouts_(timeouts),
+      max_entries_(max_entries),
+      ports_(first_port, last_port) {}
+
+std::optional<SnatTable::Key> SnatTable::packetKey(const packet::ParsedPacket& p) noexcept {
+  const packet::FlowKey& f = p.key;
+  if (p.l4_offset == 0) return std::nullopt;
+  Key k;
+  k.protocol = f.ip_proto;
+  k.src = hostAddress(f.ip_src);
+  k.dst = hostAddress(f.ip_dst);
+  switch (f.ip_proto) {
+    case kTcp:
+    case kUdp:
+      k.src_port = f.tp_src;
+      k.dst_port = f.tp_dst;
+      return k;
+    case kIcmp:
+      if (!isEcho(f.tp_src)) return std::nullopt;
+      k.src_port = f.icmp_id;
+      k.dst_port = f.icmp_id;
+      return k;
+    default:
+      return std::nullopt;
+  }
+}
+
+std::optional<SnatTable::Key> SnatTable::quotedKey(std::span<const uint8_t> frame,
+                                                   const IcmpQuote& quote) noexcept {
+  if (quote.later_fragment) return std::nullopt;
+  packet::Ipv4Header ip;
+  packet::UdpHeader ports;  // the first 8 bytes of TCP, UDP or ICMP
+  if (!packet::load(frame, quote.ip_offset, ip) || !packet::load(frame, quote.l4_offset, ports)) {
+    return std::nullopt;  // not reached: icmpQuote() checked both
+  }
+  Key k;
+  k.protocol = ip.protocol;
+  k.src = ip.src.host();
+  k.dst = ip.dst.host();
+  switch (ip.protocol) {
+    case kTcp:
+    case kUdp:
+      k.src_port = ports.src_port.host();
+      k.dst_port = ports.dst_port.host();
+      return k;
+    case kIcmp:
+      if (!isEcho(static_cast<uint16_t>(ports.src_port.host() >> 8))) return std::nullopt;
+      k.src_port = ports.length.host();  // the echo identifier sits where UDP's length does
+      k.dst_port = k.src_port;
+      return k;
+    default:
+      return std::nullopt;
+  }
+}
+
+SnatTable::Mapping* SnatTable::expireIfDue(Mapping* m) noexcept {
+  if (m != nullptr && clock_.now() >= m->expires) {
+    erase(*m);
+    return nullptr;
+  }
+  return m;
+}
+
+SnatTable::Mapping* SnatTable::liveOutbound(const Key& key) noexcept {
+  auto it = by_outbound_.find(key);
+  return expireIfDue(it == by_outbound_.end() ? nullptr : &it->second);
+}
+
+SnatTable::Mapping* SnatTable::liveInbound(const Key& key) noexcept {
+  auto it = by_inbound_.find(key);
+  return expireIfDue(it == by_inbound_.end() ? nullptr : it->second);
+}
+
+void SnatTable::erase(const Mapping& m) noexcept {
+  Key outbound = m.outbound;  // m dies with its by_outbound_ entry
+  Key inbound = m.inbound;
+  ports_.release(wireAddress(inbound.dst), inbound.protocol, inbound.dst_port);
+  by_inbound_.erase(inbound);
+  by_outbound_.erase(outbound);
+}
+
+DropReason SnatTable::create(const Key& outbound, packet::Ipv4Address external,
+                             Mapping*& out) noexcept {
+  if (by_outbound_.size() >= max_entries_) {
+    sweep();
+    if (by_outbound_.size() >= max_entries_) return DropReason::NatTableFull;
+  }
+  // Out of memory refuses the new mapping as a full table would; the
+  // allocator's pools and the maps' nodes are the only allocations.
+  std::optional<uint16_t> port;
+  try {
+    port = ports_.claim(external, outbound.protocol, outbound.src_port)
+               ? std::optional<uint16_t>(outbound.src_port)
+               : ports_.allocate(external, outbound.protocol);
+  } catch (const std::bad_alloc&) {
+    return DropReason::NatTableFull;
+  }
+  if (!port) return DropReason::NatPortsExhausted;
+
+  Key inbound;
+  inbound.protocol = outbound.protocol;
+  inbound.src = outbound.dst;
+  inbound.dst = external.host();
+  inbound.src_port = outbound.protocol == kIcmp ? *port : outbound.dst_port;
+  inbound.dst_port = *port;
+  try {
+    auto [it, inserted] = by_outbound_.try_emplace(outbound);
+    it->second = Mapping{.outbound = outbound, .inbound = inbound, .expires = {}, .closing = false};
+    by_inbound_.emplace(inbound, &it->second);
+    out = &it->second;
+  } catch (const std::bad_alloc&) {
+    by_outbound_.erase(outbound);
+    ports_.release(external, outbound.protocol, *port);
+    return DropReason::NatTableFull;
+  }
+  return DropReason::None;
+}
+
+void SnatTable::refresh(Mapping& m, const packet::FlowKey& f, bool outbound) noexcept {
+  SteadyTime now = clock_.now();
+  switch (m.outbound.protocol) {
+    case kTcp: {
+      uint8_t flags = f.tcp_flags;
+      if ((flags & (packet::TcpHeader::kFin | packet::TcpHeader::kRst)) != 0) {
+        m.closing = true;
+      } else if (outbound && (flags & (packet::TcpHeader::kSyn | packet::TcpHeader::kAck)) ==
+                                 packet::TcpHeader::kSyn) {
+        m.closing = false;  // the internal host opens the tuple anew
+      }
+      m.expires = now + (m.closing ? timeouts_.tcp_closing : timeouts_.tcp);
+      break;
+    }
+    case kUdp:
+      m.expires = now + timeouts_.udp;
+      break;
+    default:
+      m.expires = now + timeouts_.icmp;
+      break;
+  }
+}
+
+DropReason SnatTable::translateError(std::span<uint8_t> frame, const packet::ParsedPacket& p,
+                                     bool outbound) noexcept {
+  IcmpQuote quote;
+  if (DropReason why = icmpQuote(frame, p, quote); why != DropReason::None) return why;
+  // The quote is the reported packet as it was sent: outbound, the reply the
+  // internal host got; inbound, the translated packet that left. Reversed,
+  // it is the mapping's key in the error's own direction.
+  std::optional<Key> quoted = quotedKey(frame, quote);
+  if (!quoted) return DropReason::NatNoMapping;
+  Key key = quoted->reversed();
+  if (outbound) {
+    Mapping* m = liveOutbound(key);
+    if (m == nullptr) return DropReason::NatNoMapping;
+    return rewriteIpv4(frame, p, Side::Source, wireAddress(m->inbound.dst), m->inbound.dst_port);
+  }
+  Mapping* m = liveInbound(key);
+  if (m == nullptr || hostAddress(p.key.ip_dst) != m->inbound.dst) return DropReason::NatNoMapping;
+  return rewriteIpv4(frame, p, Side::Destination, wireAddress(m->outbound.src),
+                     m->outbound.src_port);
+}
+
+DropReason SnatTable::translateOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
+                                        packet::Ipv4Address external) noexcept {
+  const packet::FlowKey& f = p.key;
+  if (f.eth_type != packet::ethertype::kIpv4) return DropReason::NatNotIpv4;
+  if (f.ip_frag == packet::Fragment::Later) return DropReason::NatLaterFragment;
+  if (f.ip_proto == kIcmp && p.l4_offset != 0 && isIcmpv4Error(f.tp_src)) {
+    return translateError(frame, p, true);
+  }
+  std::optional<Key> key = packetKey(p);
+  if (!key) return DropReason::NatProtocolUnsupported;
+  Mapping* m = liveOutbound(*key);
+  if (m != nullptr && m->inbound.dst != external.host()) {
+    erase(*m);  // the router's gateway address changed: start over from it
+    m = nullptr;
+  }
+  if (m == nullptr) {
+    if (DropReason why = create(*key, external, m); why != DropReason::None) return why;
+  }
+  DropReason why = rewriteIpv4(frame, p, Side::Source, external, m->inbound.dst_port);
+  if (why != DropReason::None) return why;
+  refresh(*m, f, true);
+  return DropReason::None;
+}
+
+DropReason SnatTable::translateInbound(std::span<uint8_t> frame,
+                                       const packet::ParsedPacket& p) noexcept {
+  const packet::FlowKey& f = p.key;
+  if (f.eth_type != packet::ethertype::kIpv4) return DropReason::NatNotIpv4;
+  if (f.ip_frag == packet::Fragment::Later) return DropReason::NatLaterFragment;
+  if (f.ip_proto == kIcmp && p.l4_offset != 0 && isIcmpv4Error(f.tp_src)) {
+    return translateError(frame, p, false);
+  }
+  std::optional<Key> key = packetKey(p);
+  if (!key) return DropReason::NatNoMapping;
+  Mapping* m = liveInbound(*key);
+  if (m == nullptr) return DropReason::NatNoMapping;
+  DropReason why =
+      rewriteIpv4(frame, p, Side::Destination, wireAddress(m->outbound.src), m->outbound.src_port);
+  if (why != DropReason::None) return why;
+  refresh(*m, f, false);
+  return DropReason::None;
+}
+
+size_t SnatTable::sweep(size_t budget) noexcept {
+  SteadyTime now = clock_.now();
+  size_t freed = 0;
+  for (auto it = by_outbound_.begin(); it != by_outbound_.end() && freed < budget;) {
+    const Mapping& m = it->second;
+    if (now < m.expires) {
+      ++it;
+      continue;
+    }
+    ports_.release(wireAddress(m.inbound.dst), m.inbound.protocol, m.inbound.dst_port);
+    by_inbound_.erase(m.inbound);
+    it = by_outbound_.erase(it);
+    ++freed;
+  }
+  return freed;
+}
+
+}  // namespace canopy::datapath::nat

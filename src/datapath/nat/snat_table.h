@@ -1,0 +1,129 @@
+#pragma once
+// Router SNAT (port masquerading) on the gateway host: the translations of
+// internal (address, port) pairs to ports of an external address, made by
+// outbound packets, found again by their replies, and forgotten after a
+// timeout.
+//
+//   SnatTable snat(clock);
+//   // leaving the router's internal networks through its gateway:
+//   DropReason why = snat.translateOutbound(frame, parsed, gateway_ip);
+//   // arriving for the gateway address:
+//   DropReason why = snat.translateInbound(frame, parsed);
+//   snat.sweep();  // now and then, on the same thread
+//
+// TCP and UDP map by ports, ICMP echo by its identifier (standing for both
+// ports, as in conntrack). A mapping keeps the connection's source port when
+// that port of the external address is free, and holds its external port
+// alone until it expires. ICMP errors about a mapped flow are translated in
+// both directions, quote included (RFC 5508); they refresh nothing. Other
+// protocols, and later fragments, whose ports are unknown, are refused.
+//
+// Thread-safety: none; a table belongs to one thread. The clock is borrowed
+// and must outlive the table.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <type_traits>
+#include <unordered_map>
+
+#include "base/clock.h"
+#include "datapath/nat/nat.h"
+#include "datapath/packet/drop_reason.h"
+#include "datapath/packet/parser.h"
+
+namespace canopy::datapath::nat {
+
+struct SnatTimeouts {
+  std::chrono::seconds tcp{86400};
+  std::chrono::seconds tcp_closing{120};  // once a FIN or RST has been seen
+  std::chrono::seconds udp{180};
+  std::chrono::seconds icmp{30};
+};
+
+class SnatTable {
+ public:
+  explicit SnatTable(const Clock& clock, SnatTimeouts timeouts = {}, size_t max_entries = 1 << 18,
+                     uint16_t first_port = 1024, uint16_t last_port = 65535);
+
+  // An outbound packet from an internal source, leaving as `external`: finds
+  // or makes the mapping of its tuple, rewrites its source address and port
+  // (or echo identifier) in place and refreshes the mapping's timeout. An
+  // ICMP error that an internal host sends about a mapped flow's reply is
+  // translated with its quote, through the flow's own external address.
+  // Returns None, or why not (the frame is then unchanged): NatNotIpv4,
+  // NatLaterFragment, NatProtocolUnsupported, NatPortsExhausted (counted in
+  // exhausted()), NatTableFull, NatNoMapping (an ICMP error about no flow),
+  // NatBadIcmpQuote.
+  DropReason translateOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
+                               packet::Ipv4Address external) noexcept;
+
+  // An inbound packet for an external address: a mapping's reply (from its
+  // remote end to its external address and port) gets the internal
+  // destination back, and refreshes the timeout; an ICMP error quoting a
+  // translated outbound packet gets its outer destination and the quote's
+  // source translated back. Returns None, or why not (the frame is then
+  // unchanged): NatNoMapping, NatNotIpv4, NatLaterFragment, NatBadIcmpQuote.
+  DropReason translateInbound(std::span<uint8_t> frame, const packet::ParsedPacket& p) noexcept;
+
+  // Frees expired mappings and their ports; at most `budget` of them.
+  size_t sweep(size_t budget = 1024) noexcept;
+
+  size_t size() const noexcept { return by_outbound_.size(); }
+  // How many new mappings found no free port.
+  uint64_t exhausted() const noexcept { return ports_.exhausted(); }
+
+ private:
+  // One direction's tuple, addresses in host order. Fixed layout with no
+  // padding, hashed as bytes: change packetKey(), quotedKey() and KeyHash in
+  // snat_table.cc with it.
+  struct Key {
+    uint32_t src = 0;
+    uint32_t dst = 0;
+    uint16_t src_port = 0;  // ICMP echo: the identifier, on both ports
+    uint16_t dst_port = 0;
+    uint8_t protocol = 0;
+    uint8_t reserved[3] = {0, 0, 0};
+
+    friend bool operator==(const Key&, const Key&) = default;
+    Key reversed() const noexcept;
+  };
+  static_assert(sizeof(Key) == 16);
+  static_assert(std::has_unique_object_representations_v<Key>, "no padding bytes");
+
+  struct KeyHash {
+    size_t operator()(const Key& k) const noexcept;
+  };
+
+  struct Mapping {
+    Key outbound;  // as the internal host sends: internal -> remote
+    Key inbound;   // the reply as it arrives: remote -> external address and port
+    SteadyTime expires{};
+    bool closing = false;  // TCP: a FIN or RST was seen
+  };
+
+  static std::optional<Key> packetKey(const packet::ParsedPacket& p) noexcept;
+  static std::optional<Key> quotedKey(std::span<const uint8_t> frame,
+                                      const IcmpQuote& quote) noexcept;
+
+  Mapping* liveOutbound(const Key& key) noexcept;
+  Mapping* liveInbound(const Key& key) noexcept;
+  Mapping* expireIfDue(Mapping* m) noexcept;
+  DropReason create(const Key& outbound, packet::Ipv4Address external, Mapping*& out) noexcept;
+  void refresh(Mapping& m, const packet::FlowKey& f, bool outbound) noexcept;
+  void erase(const Mapping& m) noexcept;
+  DropReason translateError(std::span<uint8_t> frame, const packet::ParsedPacket& p,
+                            bool outbound) noexcept;
+
+  const Clock& clock_;
+  const SnatTimeouts timeouts_;
+  const size_t max_entries_;
+  PortAllocator ports_;
+  std::unordered_map<Key, Mapping, KeyHash> by_outbound_;
+  // Points into by_outbound_ (its nodes do not move).
+  std::unordered_map<Key, Mapping*, KeyHash> by_inbound_;
+};
+
+}  // namespace canopy::datapath::nat

@@ -1,0 +1,480 @@
+#include "datapath/pipeline/datapath.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "datapath/nat/nat.h"
+#include "datapath/packet/checksum.h"
+#include "datapath/packet/parser.h"
+#include "datapath/packet/tunnel.h"
+#include "datapath/simulator/replies.h"
+
+namespace canopy::datapath::pipeline {
+namespace {
+
+using simulator::Action;
+using simulator::ActionKind;
+using simulator::Context;
+using simulator::Stage;
+namespace ethertype = packet::ethertype;
+
+constexpr int kMaxDepth = 4;
+constexpr size_t kMaxGroupSets = 1 << 16;
+constexpr size_t kMaxNeighbors = 1 << 16;
+// Canopy's Geneve options (class kCanopyOptionClass).
+constexpr uint8_t kOptionDestination = 0x01;   // critical: u32 port, u32 router
+constexpr uint8_t kOptionSenderGroups = 0x02;  // u32 group keys, sorted
+constexpr size_t kMaxTaggedGroups = 31;        // 124 bytes of option data
+
+bool isIp(const packet::FlowKey& k) {
+  return k.eth_type == ethertype::kIpv4 || k.eth_type == ethertype::kIpv6;
+}
+
+uint32_t contextBits(const Context& c) {
+  return static_cast<uint32_t>(c.stage) | static_cast<uint32_t>(c.ct) << 2 |
+         static_cast<uint32_t>(c.ct_reply) << 5 | static_cast<uint32_t>(c.ct_invalid) << 8;
+}
+
+void put32(uint8_t* at, uint32_t v) {
+  at[0] = static_cast<uint8_t>(v >> 24);
+  at[1] = static_cast<uint8_t>(v >> 16);
+  at[2] = static_cast<uint8_t>(v >> 8);
+  at[3] = static_cast<uint8_t>(v);
+}
+uint32_t get32(const uint8_t* at) {
+  return static_cast<uint32_t>(at[0]) << 24 | static_cast<uint32_t>(at[1]) << 16 |
+         static_cast<uint32_t>(at[2]) << 8 | at[3];
+}
+
+}  // namespace
+
+// A frame in a stage: its working bytes, as parsed, and where it came in.
+struct Datapath::Packet {
+  std::vector<uint8_t>* bytes = nullptr;
+  packet::ParsedPacket parsed{};
+  Ingress in{};
+};
+
+std::optional<packet::MacAddress> Datapath::NeighborTable::find(uint32_t switch_key,
+                                                                const IpAddr& ip) const {
+  auto it = entries.find({switch_key, ip});
+  if (it == entries.end()) return std::nullopt;
+  return it->second;
+}
+
+Datapath::Datapath(const Clock& clock, Config config)
+    : clock_(clock),
+      config_(std::move(config)),
+      conntrack_(clock, config_.conntrack),
+      snat_(clock, config_.snat),
+      cache_(config_.flow_cache_entries),
+      scratch_(kMaxDepth) {}
+
+void Datapath::setTopology(std::shared_ptr<const topology::Topology> next) {
+  if (topology_ != nullptr && next != nullptr) {
+    for (auto tag : simulator::changedTags(*topology_, *next)) cache_.invalidate(tag);
+  } else {
+    cache_.clear();
+  }
+  topology_ = std::move(next);
+  uplink_switches_.clear();
+  local_gateways_.clear();
+  hosts_by_address_.clear();
+  if (topology_ == nullptr) return;
+  const auto& uplinks = config_.host.uplinks;
+  for (const auto& [key, sw] : topology_->switches()) {
+    auto it = std::find(uplinks.begin(), uplinks.end(), sw.physical_network);
+    if (sw.physical_network.empty() || it == uplinks.end()) continue;
+    uplink_switches_[{static_cast<uint32_t>(it - uplinks.begin()), sw.vlan}] = key;
+  }
+  for (const auto& [key, r] : topology_->routers()) {
+    if (!r.gateway || r.gateway->host != config_.host.host) continue;
+    for (const auto& ip : r.gateway->ips) local_gateways_[{r.gateway->switch_key, ip}] = key;
+  }
+  for (const auto& [key, h] : topology_->hosts()) hosts_by_address_[h.tunnel_ip] = key;
+}
+
+void Datapath::learnNeighbor(uint32_t switch_key, const IpAddr& ip, const packet::MacAddress& mac) {
+  auto [it, inserted] = neighbors_.entries.try_emplace({switch_key, ip}, mac);
+  if (!inserted && it->second == mac) return;
+  if (inserted && neighbors_.entries.size() > kMaxNeighbors) {
+    neighbors_.entries.erase(it);
+    return;
+  }
+  it->second = mac;
+  cache_.invalidate(simulator::neighborTag(switch_key, ip));
+}
+
+void Datapath::sweep() {
+  conntrack_.sweep();
+  snat_.sweep();
+}
+
+void Datapath::drop(DropReason why, Trace* trace) {
+  ++counters_.drops[static_cast<size_t>(why)];
+  if (trace != nullptr) {
+    trace->push_back("drop: " + std::string(dropReasonText(why)));
+  }
+}
+
+uint16_t Datapath::zoneOf(uint32_t port) {
+  auto [it, inserted] = zones_.try_emplace(port, next_zone_);
+  if (inserted) {
+    // Zone 0 stays unused; after 65535 ports the numbers come round again.
+    next_zone_ = static_cast<uint16_t>(next_zone_ == 0xffff ? 1 : next_zone_ + 1);
+  }
+  return it->second;
+}
+
+uint32_t Datapath::groupSetId(const simulator::Sender& sender) {
+  if (!sender.known) return 0;
+  auto it = group_sets_.find(sender.groups);
+  if (it != group_sets_.end()) return it->second;
+  if (group_sets_.size() >= kMaxGroupSets) return UINT32_MAX;  // not cached
+  auto id = static_cast<uint32_t>(group_sets_.size() + 1);
+  group_sets_.emplace(sender.groups, id);
+  return id;
+}
+
+void Datapath::process(const Ingress& in, std::span<const uint8_t> frame, Outputs& out,
+                       Trace* trace) {
+  ++counters_.packets;
+  if (topology_ == nullptr) return drop(DropReason::NoTopology, trace);
+  switch (in.kind) {
+    case Ingress::Kind::Tunnel:
+      return fromTunnel(in, frame, out, trace);
+    case Ingress::Kind::Uplink:
+      return fromUplink(in, frame, out, trace);
+    case Ingress::Kind::Port:
+      break;
+  }
+  Packet pkt;
+  pkt.bytes = &scratch_[0];
+  pkt.bytes->assign(frame.begin(), frame.end());
+  pkt.in = in;
+  if (auto why = packet::parse(*pkt.bytes, pkt.parsed); why != DropReason::None) {
+    return drop(why, trace);
+  }
+  runStage({.stage = Stage::FromPort, .key = in.port}, pkt, out, trace, 0);
+}
+
+void Datapath::fromUplink(const Ingress& in, std::span<const uint8_t> frame, Outputs& out,
+                          Trace* trace) {
+  Packet pkt;
+  pkt.bytes = &scratch_[0];
+  pkt.in = in;
+  if (auto why = packet::parse(frame, pkt.parsed); why != DropReason::None) {
+    return drop(why, trace);
+  }
+  auto vid = static_cast<uint16_t>(pkt.parsed.key.vlan_tci & 0x0fff);
+  auto sw = uplink_switches_.find({in.uplink, vid});
+  if (sw == uplink_switches_.end()) return drop(DropReason::UnknownUplink, trace);
+  auto& bytes = *pkt.bytes;
+  if (pkt.parsed.key.vlan_tci != 0) {
+    // The switch is known by its tag: carry the frame untagged.
+    bytes.assign(frame.begin(), frame.begin() + 12);
+    bytes.insert(bytes.end(), frame.begin() + 16, frame.end());
+    packet::parse(bytes, pkt.parsed);
+  } else {
+    bytes.assign(frame.begin(), frame.end());
+  }
+  const auto& k = pkt.parsed.key;
+  if (k.eth_type == ethertype::kArp) {
+    packet::ArpPacket arp;
+    if (packet::load(bytes, pkt.parsed.l3_offset, arp) && arp.sender_ip.host() != 0 &&
+        !arp.sender_mac.isMulticast()) {
+      const auto& b = arp.sender_ip.value.b;
+      learnNeighbor(sw->second, IpAddr::v4(b[0], b[1], b[2], b[3]), arp.sender_mac);
+    }
+  } else if (k.eth_type == ethertype::kIpv4) {
+    IpAddr to = IpAddr::v4(k.ip_dst[0], k.ip_dst[1], k.ip_dst[2], k.ip_dst[3]);
+    if (local_gateways_.count({sw->second, to})) {
+      // Replies to router SNAT find their connection's inside address;
+      // what matches none is for the router itself.
+      if (snat_.translateInbound(bytes, pkt.parsed) == DropReason::None) {
+        packet::parse(bytes, pkt.parsed);
+        if (trace != nullptr) trace->push_back("SNAT: reply translated back to the inside");
+      }
+    }
+  }
+  runStage({.stage = Stage::FromUplink, .key = sw->second}, pkt, out, trace, 0);
+}
+
+void Datapath::fromTunnel(const Ingress& in, std::span<const uint8_t> payload, Outputs& out,
+                          Trace* trace) {
+  if (!hosts_by_address_.count(in.source)) return drop(DropReason::TunnelUnknownSource, trace);
+  packet::TunnelInfo t;
+  DropReason why = in.encapsulation == Encapsulation::Geneve ? packet::parseGeneve(payload, t)
+                                                             : packet::parseVxlan(payload, t);
+  if (why != DropReason::None) return drop(why, trace);
+  if (t.control) return drop(DropReason::TunnelBadOption, trace);
+  uint32_t dest_port = 0, dest_router = 0;
+  bool has_destination = false;
+  simulator::Sender sender;
+  for (const auto& o : t.options()) {
+    if (o.option_class != packet::kCanopyOptionClass) {
+      if (o.critical) return drop(DropReason::TunnelBadOption, trace);
+      continue;
+    }
+    if (o.type == kOptionDestination && o.data.size() == 8) {
+      dest_port = get32(o.data.data());
+      dest_router = get32(o.data.data() + 4);
+      has_destination = true;
+    } else if (o.type == (kOptionSenderGroups) && o.data.size() % 4 == 0) {
+      sender.known = true;
+      for (size_t i = 0; i < o.data.size(); i += 4) sender.groups.push_back(get32(&o.data[i]));
+      std::sort(sender.groups.begin(), sender.groups.end());
+    } else if (o.critical) {
+      return drop(DropReason::TunnelBadOption, trace);
+    }
+  }
+  const topology::Switch* sw = topology_->switchByVni(t.vni);
+  if (sw == nullptr) return drop(DropReason::UnknownVni, trace);
+
+  Packet pkt;
+  pkt.bytes = &scratch_[0];
+  pkt.in = in;
+  pkt.bytes->assign(payload.begin() + t.inner_offset, payload.end());
+  if (auto w = packet::parse(*pkt.bytes, pkt.parsed); w != DropReason::None) {
+    return drop(w, trace);
+  }
+  const auto& k = pkt.parsed.key;
+  if (!has_destination) {
+    // VXLAN: the destination by MAC.
+    if (auto rp = topology_->routerPortByMac(sw->key, k.eth_dst); rp && rp->interface == nullptr) {
+      dest_router = rp->router->key;
+    } else if (const auto* p = topology_->portByMac(sw->key, k.eth_dst)) {
+      dest_port = p->key;
+    }
+  }
+  if (trace != nullptr) {
+    trace->push_back("tunnel in: VNI " + std::to_string(t.vni) + " (network " + sw->id + ")" +
+                     (sender.known ? ", sender groups tagged" : ", sender groups by address"));
+  }
+  if (dest_router != 0) {
+    return runStage({.stage = Stage::ToGateway, .key = dest_router}, pkt, out, trace, 0);
+  }
+  if (dest_port != 0) {
+    return runStage({.stage = Stage::ToPort, .key = dest_port, .sender = std::move(sender)}, pkt,
+                    out, trace, 0);
+  }
+  if (!has_destination && !k.eth_dst.isMulticast()) {
+    return drop(DropReason::TunnelNotForHost, trace);
+  }
+  // A flood from another host (broadcast, or unknown unicast that each
+  // port's security then refuses): every local port on the switch, never
+  // back into a tunnel.
+  for (uint32_t pk : topology_->portsOn(sw->key)) {
+    const topology::Port* p = topology_->findPort(pk);
+    if (p->host != config_.host.host || !p->admin_up) continue;
+    Packet copy = pkt;
+    runStage({.stage = Stage::ToPort, .key = pk, .sender = sender}, copy, out, trace, 0);
+  }
+}
+
+void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, int depth) {
+  auto& p = pkt.parsed;
+  p.key.in_port = ctx.key;
+  if ((ctx.stage == Stage::FromPort || ctx.stage == Stage::ToPort) && isIp(p.key)) {
+    auto l = conntrack_.lookup(p, *pkt.bytes, zoneOf(ctx.key));
+    ctx.ct = l.state;
+    ctx.ct_reply = l.reply;
+    ctx.ct_invalid = l.invalid_reason;
+  }
+  flowcache::CacheKey key{p.key, contextBits(ctx), 0};
+  if (ctx.stage == Stage::ToPort) key.reserved = groupSetId(ctx.sender);
+
+  CachedDecision d;
+  if (trace == nullptr) {
+    if (const CachedDecision* hit = cache_.find(key)) d = *hit;
+  }
+  if (d == nullptr) {
+    ++counters_.simulations;
+    simulator::Simulator sim(*topology_, config_.host, neighbors_);
+    auto s = sim.run(ctx, *pkt.bytes, p, trace);
+    d = std::make_shared<const simulator::Decision>(std::move(s.decision));
+    if (trace == nullptr && d->cacheable && key.reserved != UINT32_MAX) {
+      cache_.insert(key, d, s.tags);
+    }
+  }
+  execute(*d, ctx, pkt, out, trace, depth);
+}
+
+void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet& pkt, Outputs& out,
+                       Trace* trace, int depth) {
+  auto& bytes = *pkt.bytes;
+  const auto& p = pkt.parsed;
+  auto fail = [&](DropReason why) { drop(why, trace); };
+  for (const Action& a : d.actions) {
+    switch (a.kind) {
+      case ActionKind::CtCommit:
+        if (auto why = conntrack_.commit(p, bytes, zoneOf(a.port)); why != DropReason::None) {
+          return fail(why);
+        }
+        break;
+      case ActionKind::SetEth:
+        std::copy(a.eth_dst.bytes.begin(), a.eth_dst.bytes.end(), bytes.begin());
+        std::copy(a.eth_src.bytes.begin(), a.eth_src.bytes.end(), bytes.begin() + 6);
+        break;
+      case ActionKind::DecrementTtl:
+        if (p.key.eth_type == ethertype::kIpv4) {
+          size_t ip = p.l3_offset;
+          uint16_t old_word = static_cast<uint16_t>(bytes[ip + 8] << 8 | bytes[ip + 9]);
+          --bytes[ip + 8];
+          uint16_t new_word = static_cast<uint16_t>(bytes[ip + 8] << 8 | bytes[ip + 9]);
+          uint16_t sum = static_cast<uint16_t>(bytes[ip + 10] << 8 | bytes[ip + 11]);
+          sum = packet::checksumUpdate16(sum, old_word, new_word);
+          bytes[ip + 10] = static_cast<uint8_t>(sum >> 8);
+          bytes[ip + 11] = static_cast<uint8_t>(sum);
+        } else if (p.key.eth_type == ethertype::kIpv6) {
+          --bytes[p.l3_offset + 7];
+        }
+        break;
+      case ActionKind::CheckMtu: {
+        if (static_cast<size_t>(p.l3_end - p.l3_offset) <= a.mtu) break;
+        packet::Ipv4Header ip{};
+        bool df = p.key.eth_type == ethertype::kIpv4 && packet::load(bytes, p.l3_offset, ip) &&
+                  (ip.flags_fragment.host() & packet::Ipv4Header::kDontFragment) != 0;
+        if (!df) return fail(DropReason::TooBigToForward);
+        if (trace != nullptr) {
+          trace->push_back("larger than the MTU " + std::to_string(a.mtu) +
+                           " with DF: ICMP fragmentation needed");
+        }
+        auto reply = simulator::icmpError(bytes, p, a.eth_src, a.address, 3, 4, a.mtu);
+        Action back{.kind = ActionKind::Emit};
+        back.frame = std::move(reply);
+        execute(simulator::Decision{.actions = {std::move(back)}}, ctx, pkt, out, nullptr, depth);
+        return fail(DropReason::FragmentationNeeded);
+      }
+      case ActionKind::Nat:
+        if (auto why = nat::rewriteIpv4(bytes, p,
+                                        a.source_side ? nat::Side::Source : nat::Side::Destination,
+                                        a.address, std::nullopt);
+            why != DropReason::None) {
+          return fail(why);
+        }
+        break;
+      case ActionKind::Snat:
+        if (auto why = snat_.translateOutbound(bytes, p, a.address); why != DropReason::None) {
+          return fail(why);
+        }
+        break;
+      case ActionKind::Deliver: {
+        if (depth + 1 >= kMaxDepth) return fail(DropReason::TooManyHops);
+        Packet next;
+        next.bytes = &scratch_[static_cast<size_t>(depth + 1)];
+        next.bytes->assign(bytes.begin(), bytes.end());
+        next.in = pkt.in;
+        if (auto why = packet::parse(*next.bytes, next.parsed); why != DropReason::None) {
+          return fail(why);
+        }
+        runStage({.stage = Stage::ToPort,
+                  .key = a.port,
+                  .sender = {.known = a.source_side, .groups = a.groups}},
+                 next, out, trace, depth + 1);
+        break;
+      }
+      case ActionKind::Output: {
+        auto room = out.add({.kind = Outputs::Kind::Port, .port = a.port}, bytes.size());
+        std::copy(bytes.begin(), bytes.end(), room.begin());
+        ++counters_.outputs;
+        break;
+      }
+      case ActionKind::Tunnel:
+        emitTunnel(a, pkt, out);
+        break;
+      case ActionKind::Uplink:
+        emitUplink(a.switch_key, bytes, out);
+        break;
+      case ActionKind::Emit: {
+        ++counters_.answered;
+        if (a.switch_key != 0) {
+          emitUplink(a.switch_key, a.frame, out);
+        } else if (pkt.in.kind == Ingress::Kind::Port) {
+          auto room = out.add({.kind = Outputs::Kind::Port, .port = pkt.in.port}, a.frame.size());
+          std::copy(a.frame.begin(), a.frame.end(), room.begin());
+        } else if (pkt.in.kind == Ingress::Kind::Uplink) {
+          auto room =
+              out.add({.kind = Outputs::Kind::Uplink, .uplink = pkt.in.uplink}, a.frame.size());
+          std::copy(a.frame.begin(), a.frame.end(), room.begin());
+        }
+        break;
+      }
+    }
+  }
+  if (d.drop != DropReason::None) ++counters_.drops[static_cast<size_t>(d.drop)];
+}
+
+void Datapath::emitTunnel(const Action& a, const Packet& pkt, Outputs& out) {
+  const topology::Host* host = topology_->findHost(a.host);
+  if (host == nullptr) return drop(DropReason::DestinationUnbound, nullptr);
+  const auto& frame = *pkt.bytes;
+  Outputs::Item item{.kind = Outputs::Kind::Tunnel, .host = a.host, .remote = host->tunnel_ip};
+  item.udp_source = static_cast<uint16_t>(0xc000 | (packet::flowKeyHash(pkt.parsed.key) & 0x3fff));
+  ++counters_.outputs;
+  if (config_.encapsulation == Encapsulation::Vxlan) {
+    auto room = out.add(item, sizeof(packet::VxlanHeader) + frame.size());
+    packet::VxlanHeader h{};
+    h.flags = 0x08;
+    h.vni[0] = static_cast<uint8_t>(a.vni >> 16);
+    h.vni[1] = static_cast<uint8_t>(a.vni >> 8);
+    h.vni[2] = static_cast<uint8_t>(a.vni);
+    packet::store(room, 0, h);
+    std::copy(frame.begin(), frame.end(), room.begin() + sizeof(h));
+    return;
+  }
+  bool tag_groups = a.source_side && a.groups.size() <= kMaxTaggedGroups;
+  size_t options = 4 + 8 + (tag_groups ? 4 + 4 * a.groups.size() : 0);
+  auto room = out.add(item, sizeof(packet::GeneveHeader) + options + frame.size());
+  packet::GeneveHeader h{};
+  h.version_option_length = static_cast<uint8_t>(options / 4);
+  h.flags = 0x40;  // C: a critical option is present
+  h.protocol = packet::Be16::of(packet::kGeneveProtocolEthernet);
+  h.vni[0] = static_cast<uint8_t>(a.vni >> 16);
+  h.vni[1] = static_cast<uint8_t>(a.vni >> 8);
+  h.vni[2] = static_cast<uint8_t>(a.vni);
+  packet::store(room, 0, h);
+  size_t at = sizeof(h);
+  packet::GeneveOption dest{.option_class = packet::Be16::of(packet::kCanopyOptionClass),
+                            .type = static_cast<uint8_t>(0x80 | kOptionDestination),
+                            .length = 2};
+  packet::store(room, at, dest);
+  put32(&room[at + 4], a.port);
+  put32(&room[at + 8], a.router);
+  at += 12;
+  if (tag_groups) {
+    packet::GeneveOption groups{.option_class = packet::Be16::of(packet::kCanopyOptionClass),
+                                .type = kOptionSenderGroups,
+                                .length = static_cast<uint8_t>(a.groups.size())};
+    packet::store(room, at, groups);
+    at += 4;
+    for (uint32_t g : a.groups) {
+      put32(&room[at], g);
+      at += 4;
+    }
+  }
+  std::copy(frame.begin(), frame.end(), room.begin() + static_cast<std::ptrdiff_t>(at));
+}
+
+void Datapath::emitUplink(uint32_t switch_key, std::span<const uint8_t> frame, Outputs& out) {
+  const topology::Switch* sw = topology_->findSwitch(switch_key);
+  const auto& uplinks = config_.host.uplinks;
+  auto it = sw == nullptr ? uplinks.end()
+                          : std::find(uplinks.begin(), uplinks.end(), sw->physical_network);
+  if (it == uplinks.end()) return drop(DropReason::NoUplink, nullptr);
+  Outputs::Item item{.kind = Outputs::Kind::Uplink,
+                     .uplink = static_cast<uint32_t>(it - uplinks.begin())};
+  ++counters_.outputs;
+  if (sw->vlan == 0) {
+    auto room = out.add(item, frame.size());
+    std::copy(frame.begin(), frame.end(), room.begin());
+    return;
+  }
+  auto room = out.add(item, frame.size() + 4);
+  std::copy(frame.begin(), frame.begin() + 12, room.begin());
+  packet::store(room, 12, packet::Be16::of(ethertype::kVlan));
+  packet::store(room, 14, packet::Be16::of(sw->vlan));
+  std::copy(frame.begin() + 12, frame.end(), room.begin() + 16);
+}
+
+}  // namespace canopy::datapath::pipeline

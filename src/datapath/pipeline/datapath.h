@@ -1,0 +1,186 @@
+#pragma once
+// One host's datapath, with no I/O: frames in (from a VM port, a tunnel or
+// an uplink), frames out, as ARCHITECTURE.md draws it:
+//
+//   parse -> conntrack lookup -> flow cache
+//      hit:  execute the cached actions
+//      miss: simulate -> cache (tagged) -> execute
+//
+// It owns the host's stateful parts: conntrack (a zone per local port), the
+// SNAT table of the gateways it holds, the neighbours learned on its
+// uplinks, the flow cache and the counters. Topology snapshots are replaced
+// whole; the cache loses only the entries tagged with what changed.
+//
+//   Datapath dp(clock, {.host = {.host = 1, .uplinks = {"physnet1"}}});
+//   dp.setTopology(snapshot);
+//   Outputs out;
+//   dp.process(Ingress::port(port_key), frame, out);
+//   for (const auto& o : out.items()) send(o, out.bytes(o));
+//
+// Tunnel frames come and go as UDP payloads (the Geneve or VXLAN header and
+// the inner frame): the agent's UDP sockets add the outer headers.
+//
+// Thread-safety: none; one Datapath per worker thread.
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "datapath/conntrack/conntrack.h"
+#include "datapath/flowcache/flow_cache.h"
+#include "datapath/nat/snat_table.h"
+#include "datapath/packet/drop_reason.h"
+#include "datapath/simulator/simulator.h"
+#include "datapath/topology/topology.h"
+
+namespace canopy::datapath::pipeline {
+
+using simulator::Trace;
+using topology::IpAddr;
+
+enum class Encapsulation : uint8_t { Geneve, Vxlan };
+
+// Where a frame came in.
+struct Ingress {
+  enum class Kind : uint8_t { Port, Tunnel, Uplink };
+  Kind kind = Kind::Port;
+  uint32_t port = 0;                                    // Port: the logical port bound here
+  Encapsulation encapsulation = Encapsulation::Geneve;  // Tunnel
+  uint32_t uplink = 0;                                  // Uplink: index into the host's uplinks
+  IpAddr source{};                                      // Tunnel: the sending host's tunnel address
+
+  static Ingress fromPort(uint32_t port) { return {Kind::Port, port, {}, 0, {}}; }
+  static Ingress fromTunnel(Encapsulation e, const IpAddr& source) {
+    return {Kind::Tunnel, 0, e, 0, source};
+  }
+  static Ingress fromUplink(uint32_t index) { return {Kind::Uplink, 0, {}, index, {}}; }
+};
+
+// Where frames go, written into one arena per batch.
+class Outputs {
+ public:
+  enum class Kind : uint8_t { Port, Tunnel, Uplink };
+  struct Item {
+    Kind kind = Kind::Port;
+    uint32_t port = 0;  // Port
+    uint32_t host = 0;  // Tunnel: the remote host and its tunnel address
+    IpAddr remote{};
+    uint16_t udp_source = 0;  // Tunnel: flow entropy for the outer UDP source port
+    uint32_t uplink = 0;      // Uplink: index into the host's uplinks
+    size_t offset = 0;
+    size_t length = 0;
+  };
+
+  void clear() {
+    items_.clear();
+    arena_.clear();
+  }
+  const std::vector<Item>& items() const { return items_; }
+  std::span<const uint8_t> bytes(const Item& i) const {
+    return {arena_.data() + i.offset, i.length};
+  }
+
+  // Room for one output's bytes; valid until the next add().
+  std::span<uint8_t> add(Item item, size_t length) {
+    item.offset = arena_.size();
+    item.length = length;
+    arena_.resize(arena_.size() + length);
+    items_.push_back(item);
+    return {arena_.data() + item.offset, length};
+  }
+
+ private:
+  std::vector<Item> items_;
+  std::vector<uint8_t> arena_;
+};
+
+struct Config {
+  simulator::HostContext host{};
+  Encapsulation encapsulation = Encapsulation::Geneve;  // of the tunnels it sends
+  conntrack::Limits conntrack{};
+  nat::SnatTimeouts snat{};
+  size_t flow_cache_entries = 1 << 16;
+};
+
+struct Counters {
+  uint64_t packets = 0;
+  uint64_t outputs = 0;
+  uint64_t answered = 0;  // generated replies (ARP, DHCP, ICMP)
+  uint64_t simulations = 0;
+  std::array<uint64_t, kDropReasonCount> drops{};
+
+  uint64_t dropped(DropReason r) const { return drops[static_cast<size_t>(r)]; }
+};
+
+class Datapath {
+ public:
+  Datapath(const Clock& clock, Config config);
+
+  // Replaces the topology; invalidates the cached decisions of what changed.
+  void setTopology(std::shared_ptr<const topology::Topology> topology);
+  const topology::Topology* topology() const { return topology_.get(); }
+
+  // Runs one frame; appends what it sends to `out`. With a trace, the flow
+  // cache is bypassed and every stage's steps are recorded.
+  void process(const Ingress& in, std::span<const uint8_t> frame, Outputs& out,
+               Trace* trace = nullptr);
+
+  // Frees expired connections and SNAT mappings (a bounded amount of work).
+  void sweep();
+
+  const Counters& counters() const { return counters_; }
+  const flowcache::CacheStats& cacheStats() const { return cache_.stats(); }
+  size_t cacheSize() const { return cache_.size(); }
+  const conntrack::ConnTrack& connections() const { return conntrack_; }
+  const nat::SnatTable& snat() const { return snat_; }
+
+  // Learns (or confirms) an external neighbour; the agent also calls this
+  // for static bindings. Invalidates what depended on it.
+  void learnNeighbor(uint32_t switch_key, const IpAddr& ip, const packet::MacAddress& mac);
+
+ private:
+  class NeighborTable final : public simulator::Neighbors {
+   public:
+    std::optional<packet::MacAddress> find(uint32_t switch_key, const IpAddr& ip) const override;
+    std::map<std::pair<uint32_t, IpAddr>, packet::MacAddress> entries;
+  };
+  using CachedDecision = std::shared_ptr<const simulator::Decision>;
+
+  struct Packet;
+  void runStage(simulator::Context ctx, Packet& pkt, Outputs& out, Trace* trace, int depth);
+  void execute(const simulator::Decision& d, const simulator::Context& ctx, Packet& pkt,
+               Outputs& out, Trace* trace, int depth);
+  void fromTunnel(const Ingress& in, std::span<const uint8_t> udp_payload, Outputs& out,
+                  Trace* trace);
+  void fromUplink(const Ingress& in, std::span<const uint8_t> frame, Outputs& out, Trace* trace);
+  void emitTunnel(const simulator::Action& a, const Packet& pkt, Outputs& out);
+  void emitUplink(uint32_t switch_key, std::span<const uint8_t> frame, Outputs& out);
+  void drop(DropReason why, Trace* trace);
+  uint16_t zoneOf(uint32_t port);
+  uint32_t groupSetId(const simulator::Sender& sender);
+
+  const Clock& clock_;
+  const Config config_;
+  std::shared_ptr<const topology::Topology> topology_;
+  conntrack::ConnTrack conntrack_;
+  nat::SnatTable snat_;
+  NeighborTable neighbors_;
+  flowcache::FlowCache<CachedDecision> cache_;
+  Counters counters_;
+  std::map<uint32_t, uint16_t> zones_;
+  uint16_t next_zone_ = 1;
+  std::map<std::vector<uint32_t>, uint32_t> group_sets_;
+  // (uplink index, VLAN) -> switch; gateway address -> router, for this host.
+  std::map<std::pair<uint32_t, uint16_t>, uint32_t> uplink_switches_;
+  std::map<std::pair<uint32_t, IpAddr>, uint32_t> local_gateways_;
+  std::map<IpAddr, uint32_t> hosts_by_address_;
+  // Per-depth working copies of the frame (Deliver runs a nested stage).
+  std::vector<std::vector<uint8_t>> scratch_;
+};
+
+}  // namespace canopy::datapath::pipeline

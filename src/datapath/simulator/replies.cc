@@ -1,0 +1,194 @@
+#include "datapath/simulator/replies.h"
+
+#include <algorithm>
+
+#include "datapath/packet/builder.h"
+
+namespace canopy::datapath::simulator {
+namespace {
+
+using packet::Ipv4Address;
+using packet::MacAddress;
+using packet::PacketBuilder;
+namespace dhcp = packet::dhcp;
+
+// RFC 1812 4.3.2.3: an ICMP error carries as much of the offending packet
+// as fits in 576 bytes.
+constexpr size_t kMaxQuote = 576 - 20 - 8;
+
+Ipv4Address v4(const topology::IpAddr& ip) {
+  return Ipv4Address::of(ip.bytes[0], ip.bytes[1], ip.bytes[2], ip.bytes[3]);
+}
+
+packet::Ipv4Header ipHeader(std::span<const uint8_t> frame, const packet::ParsedPacket& p) {
+  packet::Ipv4Header ip{};
+  static_cast<void>(packet::load(frame, p.l3_offset, ip));  // parse() saw it whole
+  return ip;
+}
+
+}  // namespace
+
+std::vector<uint8_t> arpReply(std::span<const uint8_t> request, const packet::ParsedPacket& p,
+                              MacAddress mac) {
+  packet::ArpPacket arp{};
+  static_cast<void>(packet::load(request, p.l3_offset, arp));  // parse() saw it whole
+  return PacketBuilder()
+      .eth(mac, arp.sender_mac)
+      .arp(2, mac, arp.target_ip, arp.sender_mac, arp.sender_ip)
+      .build();
+}
+
+std::vector<uint8_t> arpRequest(MacAddress from_mac, Ipv4Address from_ip, Ipv4Address target) {
+  return PacketBuilder()
+      .eth(from_mac, MacAddress::broadcast())
+      .arp(1, from_mac, from_ip, MacAddress{}, target)
+      .build();
+}
+
+std::vector<uint8_t> icmpError(std::span<const uint8_t> frame, const packet::ParsedPacket& p,
+                               MacAddress router_mac, Ipv4Address router_ip, uint8_t type,
+                               uint8_t code, uint16_t mtu) {
+  auto ip = ipHeader(frame, p);
+  size_t quoted = std::min<size_t>(p.l3_end - p.l3_offset, kMaxQuote);
+  return PacketBuilder()
+      .eth(router_mac, p.key.eth_src)
+      .ipv4(router_ip, ip.src)
+      .icmp(type, code, 0, mtu)
+      .payload(frame.subspan(p.l3_offset, quoted))
+      .build();
+}
+
+std::vector<uint8_t> echoReply(std::span<const uint8_t> frame, const packet::ParsedPacket& p,
+                               MacAddress router_mac) {
+  auto ip = ipHeader(frame, p);
+  packet::IcmpHeader icmp{};
+  static_cast<void>(packet::load(frame, p.l4_offset, icmp));  // parse() saw it whole
+  size_t data = p.l4_offset + sizeof(icmp);
+  return PacketBuilder()
+      .eth(router_mac, p.key.eth_src)
+      .ipv4(ip.dst, ip.src)
+      .icmp(0, 0, icmp.id.host(), icmp.sequence.host())
+      .payload(frame.subspan(data, p.l3_end - data))
+      .build();
+}
+
+std::vector<uint8_t> tcpReset(std::span<const uint8_t> frame, const packet::ParsedPacket& p,
+                              MacAddress router_mac) {
+  auto ip = ipHeader(frame, p);
+  packet::TcpHeader tcp{};
+  static_cast<void>(packet::load(frame, p.l4_offset, tcp));  // parse() saw it whole
+  PacketBuilder b;
+  b.eth(router_mac, p.key.eth_src).ipv4(ip.dst, ip.src);
+  if ((tcp.flags & packet::TcpHeader::kAck) != 0) {
+    // RFC 9293 3.10.7.1: take the sequence number from the ACK field.
+    b.tcp(p.key.tp_dst, p.key.tp_src, packet::TcpHeader::kRst, tcp.acknowledgment.host(), 0);
+  } else {
+    uint32_t length = static_cast<uint32_t>(p.l3_end - p.payload_offset);
+    if ((tcp.flags & packet::TcpHeader::kSyn) != 0) ++length;
+    if ((tcp.flags & packet::TcpHeader::kFin) != 0) ++length;
+    b.tcp(p.key.tp_dst, p.key.tp_src, packet::TcpHeader::kRst | packet::TcpHeader::kAck, 0,
+          tcp.sequence.host() + length);
+  }
+  return b.build();
+}
+
+DhcpAnswer dhcpAnswer(const packet::DhcpMessage& m, const topology::Switch& sw,
+                      const topology::Subnet& subnet, const topology::IpAddr& address,
+                      uint32_t lease_seconds, const DhcpServerId& server) {
+  const Ipv4Address mine = v4(address);
+  const Ipv4Address zero{};
+  uint8_t reply = 0;
+  Ipv4Address yiaddr = mine;
+  std::string summary;
+  switch (m.message_type) {
+    case dhcp::kDiscover:
+      reply = dhcp::kOffer;
+      summary = "DISCOVER -> OFFER " + address.toString();
+      break;
+    case dhcp::kRequest: {
+      if (m.server_id && !(*m.server_id == server.address)) {
+        return {{}, "REQUEST for another server, not answered"};
+      }
+      Ipv4Address wanted = m.requested_address.value_or(m.header.ciaddr);
+      if (wanted == mine) {
+        reply = dhcp::kAck;
+        summary = "REQUEST " + address.toString() + " -> ACK";
+      } else {
+        reply = dhcp::kNak;
+        yiaddr = zero;
+        summary = "REQUEST " + wanted.toString() + " is not the port's address -> NAK";
+      }
+      break;
+    }
+    case dhcp::kInform:
+      reply = dhcp::kAck;
+      yiaddr = zero;
+      summary = "INFORM -> ACK";
+      break;
+    case dhcp::kRelease:
+      return {{}, "RELEASE of " + m.header.ciaddr.toString()};
+    case dhcp::kDecline:
+      return {{}, "DECLINE: the client found its address in use"};
+    default:
+      return {{}, "message type " + std::to_string(m.message_type) + " not answered"};
+  }
+
+  packet::DhcpOptions o;
+  o.addByte(dhcp::kMessageType, reply).addAddress(dhcp::kServerId, server.address);
+  if (reply != dhcp::kNak) {
+    if (m.message_type != dhcp::kInform) {
+      o.addU32(dhcp::kLeaseTime, lease_seconds)
+          .addU32(dhcp::kRenewalTime, lease_seconds / 2)
+          .addU32(dhcp::kRebindingTime, lease_seconds / 8 * 7);
+    }
+    uint32_t mask = subnet.cidr.length == 0 ? 0 : ~uint32_t{0} << (32 - subnet.cidr.length);
+    uint32_t broadcast = (mine.host() & mask) | ~mask;
+    o.addAddress(dhcp::kSubnetMask, Ipv4Address{packet::Be32::of(mask)})
+        .addAddress(dhcp::kBroadcastAddress, Ipv4Address{packet::Be32::of(broadcast)});
+    if (subnet.gateway) o.addAddress(dhcp::kRouter, v4(*subnet.gateway));
+    if (!subnet.dns_servers.empty()) {
+      std::vector<Ipv4Address> dns;
+      for (const auto& d : subnet.dns_servers) {
+        if (d.family == 4) dns.push_back(v4(d));
+      }
+      if (!dns.empty()) o.addAddresses(dhcp::kDnsServers, dns);
+    }
+    std::string host = "host-" + address.toString();
+    std::replace(host.begin(), host.end(), '.', '-');
+    o.addText(dhcp::kHostName, host);
+    if (!sw.dns_domain.empty()) o.addText(dhcp::kDomainName, sw.dns_domain);
+    o.addU16(dhcp::kInterfaceMtu, sw.mtu);
+    if (!subnet.host_routes.empty()) {
+      // With option 121 a client ignores option 3 (RFC 3442), so the
+      // default route goes in it too.
+      std::vector<packet::ClasslessRoute> routes;
+      for (const auto& r : subnet.host_routes) {
+        if (r.destination.address.family == 4 && r.nexthop.family == 4) {
+          routes.push_back({v4(r.destination.address), r.destination.length, v4(r.nexthop)});
+        }
+      }
+      if (subnet.gateway) routes.push_back({zero, 0, v4(*subnet.gateway)});
+      o.addClasslessRoutes(routes);
+    }
+  }
+
+  // RFC 2131 4.1: where the reply goes.
+  MacAddress to_mac = m.client_mac;
+  Ipv4Address to_ip = yiaddr;
+  if (reply == dhcp::kNak || (m.header.flags.host() & 0x8000) != 0) {
+    to_mac = MacAddress::broadcast();
+    to_ip = Ipv4Address::of(255, 255, 255, 255);
+  } else if (!(m.header.ciaddr == zero)) {
+    to_ip = m.header.ciaddr;
+  }
+  auto payload = packet::dhcpReply(m, yiaddr, server.address, o);
+  return {PacketBuilder()
+              .eth(server.mac, to_mac)
+              .ipv4(server.address, to_ip)
+              .udp(dhcp::kServerPort, dhcp::kClientPort)
+              .payload(payload)
+              .build(),
+          summary};
+}
+
+}  // namespace canopy::datapath::simulator

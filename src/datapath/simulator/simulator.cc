@@ -1,0 +1,1025 @@
+#include "datapath/simulator/simulator.h"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "datapath/packet/builder.h"
+#include "datapath/packet/dhcp.h"
+#include "datapath/simulator/replies.h"
+
+namespace canopy::datapath::simulator {
+namespace {
+
+using conntrack::CtState;
+using packet::FlowKey;
+using topology::Direction;
+using topology::Port;
+using topology::Router;
+using topology::RouterInterface;
+using topology::Rule;
+using topology::SecurityGroup;
+using topology::Switch;
+namespace ethertype = packet::ethertype;
+namespace ipproto = packet::ipproto;
+
+constexpr int kMaxRouterHops = 8;
+
+bool isIp(const FlowKey& k) {
+  return k.eth_type == ethertype::kIpv4 || k.eth_type == ethertype::kIpv6;
+}
+
+IpAddr addressOf(const FlowKey& k, const std::array<uint8_t, 16>& bytes) {
+  IpAddr ip;
+  if (k.eth_type == ethertype::kIpv6) {
+    ip.family = 6;
+    ip.bytes = bytes;
+  } else {
+    ip.family = 4;
+    std::copy_n(bytes.begin(), 4, ip.bytes.begin());
+  }
+  return ip;
+}
+
+Ipv4Address toV4(const IpAddr& ip) {
+  return Ipv4Address::of(ip.bytes[0], ip.bytes[1], ip.bytes[2], ip.bytes[3]);
+}
+
+std::string named(const std::string& name, const std::string& id) {
+  return name.empty() ? id : name + " (" + id + ")";
+}
+
+std::string protocolName(uint8_t proto) {
+  switch (proto) {
+    case ipproto::kTcp:
+      return "tcp";
+    case ipproto::kUdp:
+      return "udp";
+    case ipproto::kIcmp:
+      return "icmp";
+    case ipproto::kIcmpv6:
+      return "ipv6-icmp";
+    default:
+      return "protocol " + std::to_string(proto);
+  }
+}
+
+bool hasPorts(uint8_t proto) {
+  return proto == ipproto::kTcp || proto == ipproto::kUdp || proto == 132;  // SCTP
+}
+
+std::string ruleText(const Rule& r, const topology::Topology& t) {
+  std::string s = r.direction == Direction::Ingress ? "ingress" : "egress";
+  s += r.family == 6 ? " IPv6" : " IPv4";
+  s += r.protocol ? " " + protocolName(*r.protocol) : " any protocol";
+  if (r.protocol && hasPorts(*r.protocol) && r.port_min) {
+    s += " port " + std::to_string(*r.port_min);
+    if (r.port_max && *r.port_max != *r.port_min) s += "-" + std::to_string(*r.port_max);
+  } else if (r.port_min) {
+    s += " type " + std::to_string(*r.port_min);
+    if (r.port_max) s += " code " + std::to_string(*r.port_max);
+  }
+  const char* way = r.direction == Direction::Ingress ? " from " : " to ";
+  if (r.remote_prefix) s += way + r.remote_prefix->toString();
+  if (r.remote_group) {
+    const SecurityGroup* g = t.findGroup(*r.remote_group);
+    s += std::string(way) + "group " + (g != nullptr ? named(g->name, g->id) : "?");
+  }
+  return s;
+}
+
+std::string flowText(const FlowKey& k) {
+  IpAddr src = addressOf(k, k.ip_src), dst = addressOf(k, k.ip_dst);
+  std::string s = protocolName(k.ip_proto) + " " + src.toString();
+  if (hasPorts(k.ip_proto)) s += ":" + std::to_string(k.tp_src);
+  s += " -> " + dst.toString();
+  if (hasPorts(k.ip_proto)) s += ":" + std::to_string(k.tp_dst);
+  if (k.ip_proto == ipproto::kIcmp || k.ip_proto == ipproto::kIcmpv6) {
+    s += " type " + std::to_string(k.tp_src) + " code " + std::to_string(k.tp_dst);
+  }
+  return s;
+}
+
+std::string ctText(CtState s, bool reply) {
+  switch (s) {
+    case CtState::New:
+      return "new connection";
+    case CtState::Established:
+      return reply ? "reply of an established connection" : "established connection";
+    case CtState::Related:
+      return "related to a connection (ICMP error)";
+    case CtState::Invalid:
+      return "invalid for conntrack";
+    case CtState::Untracked:
+      return "untracked";
+  }
+  return "?";
+}
+
+// One simulation: the packet's working key, the decision being built, the
+// tags and the trace.
+class Walk {
+ public:
+  Walk(const topology::Topology& t, const HostContext& host, const Neighbors& neighbors,
+       const Context& ctx, std::span<const uint8_t> frame, const packet::ParsedPacket& parsed,
+       Trace* trace)
+      : t_(t),
+        host_(host),
+        neighbors_(neighbors),
+        ctx_(ctx),
+        frame_(frame),
+        parsed_(parsed),
+        key_(parsed.key),
+        trace_(trace) {}
+
+  Simulation run() {
+    switch (ctx_.stage) {
+      case Stage::FromPort:
+        fromPort();
+        break;
+      case Stage::FromUplink:
+        fromUplink();
+        break;
+      case Stage::ToPort:
+        toPort();
+        break;
+      case Stage::ToGateway:
+        toGateway();
+        break;
+    }
+    std::sort(tags_.begin(), tags_.end());
+    tags_.erase(std::unique(tags_.begin(), tags_.end()), tags_.end());
+    if (trace_ != nullptr) trace_->push_back("verdict: " + verdict());
+    return {std::move(d_), std::move(tags_)};
+  }
+
+ private:
+  // --- bookkeeping ---
+
+  void tag(TagKind kind, uint64_t key) { tags_.push_back(tagOf(kind, key)); }
+  template <typename F>
+  void note(F&& line) {
+    if (trace_ != nullptr) trace_->push_back(line());
+  }
+  void drop(DropReason why) {
+    d_.drop = why;
+    note([&] { return std::string("drop: ") + std::string(dropReasonText(why)); });
+  }
+  void noCache() { d_.cacheable = false; }
+  Action& act(ActionKind kind) { return d_.actions.emplace_back(Action{.kind = kind}); }
+  void emit(std::vector<uint8_t> frame) {
+    noCache();
+    act(ActionKind::Emit).frame = std::move(frame);
+  }
+
+  std::string verdict() const {
+    if (d_.drop != DropReason::None) {
+      return "dropped (" + std::string(dropReasonName(d_.drop)) + ")";
+    }
+    int delivered = 0, answered = 0;
+    for (const auto& a : d_.actions) {
+      if (a.kind == ActionKind::Emit) ++answered;
+      if (a.kind == ActionKind::Deliver || a.kind == ActionKind::Output ||
+          a.kind == ActionKind::Tunnel || a.kind == ActionKind::Uplink) {
+        ++delivered;
+      }
+    }
+    if (delivered > 1) return "forwarded to " + std::to_string(delivered) + " destinations";
+    if (delivered == 1) return "forwarded";
+    if (answered > 0) return "answered";
+    return "consumed";
+  }
+
+  std::string portText(const Port& p) const { return "port " + named(p.name, p.id); }
+  std::string switchText(const Switch& s) const { return "network " + named(s.name, s.id); }
+  std::string routerText(const Router& r) const { return "router " + named(r.name, r.id); }
+  std::string hostText(uint32_t key) const {
+    const topology::Host* h = t_.findHost(key);
+    return h == nullptr ? "host " + std::to_string(key)
+                        : "host " + h->name + " (" + h->tunnel_ip.toString() + ")";
+  }
+
+  IpAddr src() const { return addressOf(key_, key_.ip_src); }
+  IpAddr dst() const { return addressOf(key_, key_.ip_dst); }
+  bool isDhcpRequest() const {
+    return key_.eth_type == ethertype::kIpv4 && key_.ip_proto == ipproto::kUdp &&
+           key_.tp_src == packet::dhcp::kClientPort && key_.tp_dst == packet::dhcp::kServerPort;
+  }
+
+  // --- stages ---
+
+  void fromPort() {
+    const Port* p = t_.findPort(ctx_.key);
+    tag(TagKind::Port, ctx_.key);
+    if (p == nullptr || p->host != host_.host) return drop(DropReason::UnknownPort);
+    const Switch* sw = t_.findSwitch(p->switch_key);
+    tag(TagKind::Switch, p->switch_key);
+    note([&] { return "ingress: " + portText(*p) + " on " + switchText(*sw); });
+    if (!p->admin_up) return drop(DropReason::PortDown);
+    if (p->port_security && !portSecurity(*p)) return;
+    if (key_.eth_type == ethertype::kArp) return arpFromPort(*sw, *p);
+    if (isDhcpRequest() && dhcpServer(*sw, *p)) return;
+    if (p->port_security && isIp(key_) && !securityGroups(*p, Direction::Egress)) return;
+    sender_ = Sender{true, p->groups};
+    std::sort(sender_.groups.begin(), sender_.groups.end());
+    switchFrame(*sw, p->key);
+  }
+
+  void fromUplink() {
+    const Switch* sw = t_.findSwitch(ctx_.key);
+    tag(TagKind::Switch, ctx_.key);
+    if (sw == nullptr || sw->physical_network.empty()) return drop(DropReason::UnknownUplink);
+    note([&] { return "ingress: uplink " + sw->physical_network + " on " + switchText(*sw); });
+    if (key_.eth_type == ethertype::kArp) return arpFromUplink(*sw);
+
+    if (auto rp = t_.routerPortByMac(sw->key, key_.eth_dst); rp && rp->interface == nullptr) {
+      tag(TagKind::Router, rp->router->key);
+      const auto& gw = *rp->router->gateway;
+      if (gw.host != host_.host) return drop(DropReason::NotGatewayHost);
+      note([&] { return "gateway of " + routerText(*rp->router) + " receives it"; });
+      return route(*rp->router, nullptr, nullptr);
+    }
+    if (key_.eth_type == ethertype::kIpv4) {
+      IpAddr to = dst();
+      tags_.push_back(floatingTag(to));
+      if (const topology::FloatingIp* f = t_.floatingIpAt(to)) {
+        const Port* vm = t_.findPort(f->port_key);
+        const Router* r = t_.findRouter(f->router_key);
+        if (vm != nullptr && r != nullptr && vm->host == host_.host && key_.eth_dst == vm->mac) {
+          tag(TagKind::Port, vm->key);
+          tag(TagKind::Router, r->key);
+          note([&] {
+            return "floating IP " + to.toString() + " -> " + f->fixed.toString() +
+                   " (DNAT, on the VM's host)";
+          });
+          Action& a = act(ActionKind::Nat);
+          a.source_side = false;
+          a.address = toV4(f->fixed);
+          std::copy_n(f->fixed.bytes.begin(), 4, key_.ip_dst.begin());
+          return route(*r, nullptr, nullptr);
+        }
+      }
+    }
+    // A provider network's own ports on this host.
+    if (key_.eth_dst.isMulticast()) return flood(*sw, 0, /*remote=*/false);
+    const Port* d = t_.portByMac(sw->key, key_.eth_dst);
+    if (d != nullptr && d->host == host_.host) return deliver(*sw, *d);
+    drop(DropReason::UplinkNotForHost);
+  }
+
+  void toPort() {
+    const Port* p = t_.findPort(ctx_.key);
+    tag(TagKind::Port, ctx_.key);
+    if (p == nullptr || p->host != host_.host) return drop(DropReason::TunnelNotForHost);
+    note([&] { return "egress: to " + portText(*p); });
+    if (!p->admin_up) return drop(DropReason::DestinationDown);
+    if (p->port_security) {
+      if (!key_.eth_dst.isMulticast() && key_.eth_dst != p->mac &&
+          std::none_of(p->allowed_pairs.begin(), p->allowed_pairs.end(),
+                       [&](const auto& pair) { return pair.mac == key_.eth_dst; })) {
+        return drop(DropReason::PortSecurityDestination);
+      }
+      sender_ = ctx_.sender;
+      if (isIp(key_) && !securityGroups(*p, Direction::Ingress)) return;
+    }
+    act(ActionKind::Output).port = p->key;
+  }
+
+  void toGateway() {
+    const Router* r = t_.findRouter(ctx_.key);
+    tag(TagKind::Router, ctx_.key);
+    if (r == nullptr || !r->gateway) return drop(DropReason::GatewayUnscheduled);
+    if (r->gateway->host != host_.host) return drop(DropReason::NotGatewayHost);
+    note([&] { return "gateway of " + routerText(*r) + " on this host takes it out"; });
+    auto choice = lookupRoute(*r, dst());
+    if (!choice || choice->interface != nullptr) return drop(DropReason::NoRoute);
+    gatewayOut(*r, *choice, /*local_snat=*/true);
+  }
+
+  // --- port security and security groups ---
+
+  bool ownsMac(const Port& p, const MacAddress& mac) const {
+    return mac == p.mac || std::any_of(p.allowed_pairs.begin(), p.allowed_pairs.end(),
+                                       [&](const auto& pair) { return pair.mac == mac; });
+  }
+  bool ownsIp(const Port& p, const MacAddress& mac, const IpAddr& ip) const {
+    if (mac == p.mac && std::find(p.ips.begin(), p.ips.end(), ip) != p.ips.end()) return true;
+    return std::any_of(p.allowed_pairs.begin(), p.allowed_pairs.end(), [&](const auto& pair) {
+      return pair.mac == mac && pair.prefix.contains(ip);
+    });
+  }
+
+  bool portSecurity(const Port& p) {
+    if (!ownsMac(p, key_.eth_src)) {
+      note([&] {
+        return "port security: source MAC " + key_.eth_src.toString() + " is not the port's";
+      });
+      drop(DropReason::PortSecurityMac);
+      return false;
+    }
+    if (key_.eth_type == ethertype::kArp) {
+      packet::ArpPacket arp;
+      if (!packet::load(frame_, parsed_.l3_offset, arp)) {
+        drop(DropReason::ArpTruncated);
+        return false;
+      }
+      IpAddr spa = IpAddr::v4(arp.sender_ip.value.b[0], arp.sender_ip.value.b[1],
+                              arp.sender_ip.value.b[2], arp.sender_ip.value.b[3]);
+      bool probe = spa == IpAddr::v4(0, 0, 0, 0);
+      if (arp.sender_mac != key_.eth_src || (!probe && !ownsIp(p, arp.sender_mac, spa))) {
+        note([&] {
+          return "port security: ARP sender " + arp.sender_mac.toString() + " " + spa.toString() +
+                 " is not the port's";
+        });
+        drop(DropReason::PortSecurityArp);
+        return false;
+      }
+      note([] { return std::string("port security: ARP sender belongs to the port"); });
+      return true;
+    }
+    if (!isIp(key_)) {
+      drop(DropReason::PortSecurityEthertype);
+      return false;
+    }
+    IpAddr s = src();
+    bool allowed = ownsIp(p, key_.eth_src, s);
+    if (!allowed && isDhcpRequest() && s == IpAddr::v4(0, 0, 0, 0)) allowed = true;
+    if (!allowed && s.family == 6) {
+      // Link-local (fe80::/10) and the unspecified address of duplicate
+      // address detection.
+      allowed = (s.bytes[0] == 0xfe && (s.bytes[1] & 0xc0) == 0x80) ||
+                s.bytes == std::array<uint8_t, 16>{};
+    }
+    if (!allowed) {
+      note([&] { return "port security: source " + s.toString() + " is not the port's"; });
+      drop(DropReason::PortSecurityIp);
+      return false;
+    }
+    note([&] {
+      return "port security: source " + key_.eth_src.toString() + " " + s.toString() +
+             " belongs to the port";
+    });
+    return true;
+  }
+
+  bool ruleMatches(const Rule& r, Direction dir, const IpAddr& remote) {
+    if (r.direction != dir) return false;
+    if (r.family != (key_.eth_type == ethertype::kIpv6 ? 6 : 4)) return false;
+    if (r.protocol && *r.protocol != key_.ip_proto) return false;
+    if (r.protocol && hasPorts(*r.protocol) && key_.ip_frag != packet::Fragment::Later) {
+      if (r.port_min && key_.tp_dst < *r.port_min) return false;
+      if (r.port_max && key_.tp_dst > *r.port_max) return false;
+    }
+    if (r.protocol && (*r.protocol == ipproto::kIcmp || *r.protocol == ipproto::kIcmpv6)) {
+      if (r.port_min && key_.tp_src != *r.port_min) return false;
+      if (r.port_max && key_.tp_dst != *r.port_max) return false;
+    }
+    if (r.remote_prefix && !r.remote_prefix->contains(remote)) return false;
+    if (r.remote_group) {
+      tag(TagKind::Group, *r.remote_group);
+      if (dir == Direction::Ingress && sender_.known) {
+        return std::binary_search(sender_.groups.begin(), sender_.groups.end(), *r.remote_group);
+      }
+      return t_.groupHasAddress(*r.remote_group, remote);
+    }
+    return true;
+  }
+
+  bool securityGroups(const Port& p, Direction dir) {
+    const char* way = dir == Direction::Ingress ? "ingress" : "egress";
+    CtState ct = ctx_.ct;
+    if (ct == CtState::Established || ct == CtState::Related) {
+      note([&] {
+        return std::string("security groups (") + way + "): " + ctText(ct, ctx_.ct_reply) +
+               ", allowed";
+      });
+      return true;
+    }
+    if (ct == CtState::Invalid) {
+      note([&] { return std::string("security groups (") + way + "): invalid for conntrack"; });
+      drop(ctx_.ct_invalid != DropReason::None ? ctx_.ct_invalid : DropReason::ConntrackNotSyn);
+      return false;
+    }
+    IpAddr remote = dir == Direction::Ingress ? src() : dst();
+    for (uint32_t gk : p.groups) {
+      tag(TagKind::Group, gk);
+      const SecurityGroup* g = t_.findGroup(gk);
+      if (g == nullptr) continue;
+      for (const Rule& r : g->rules) {
+        if (!ruleMatches(r, dir, remote)) continue;
+        note([&] {
+          return "security group " + named(g->name, g->id) + ": rule " + r.id + " (" +
+                 ruleText(r, t_) + ") allows " + flowText(key_) + ", " + ctText(ct, false);
+        });
+        if (ct == CtState::New) act(ActionKind::CtCommit).port = p.key;
+        return true;
+      }
+    }
+    note([&] {
+      std::string groups;
+      for (uint32_t gk : p.groups) {
+        const SecurityGroup* g = t_.findGroup(gk);
+        groups += (groups.empty() ? "" : ", ") + (g != nullptr ? named(g->name, g->id) : "?");
+      }
+      if (groups.empty()) groups = "none (port security drops all IP)";
+      return std::string("security groups ") + groups + ": no " + way + " rule allows " +
+             flowText(key_);
+    });
+    drop(dir == Direction::Ingress ? DropReason::SecurityGroupIngress
+                                   : DropReason::SecurityGroupEgress);
+    return false;
+  }
+
+  // --- the logical switch ---
+
+  // Forwards the working frame on a switch by its destination MAC.
+  void switchFrame(const Switch& sw, uint32_t from_port) {
+    if (key_.eth_dst.isMulticast()) return flood(sw, from_port, /*remote=*/true);
+    if (auto rp = t_.routerPortByMac(sw.key, key_.eth_dst)) {
+      tag(TagKind::Router, rp->router->key);
+      note([&] {
+        return switchText(sw) + ": " + key_.eth_dst.toString() + " is " + routerText(*rp->router) +
+               (rp->interface != nullptr ? " interface " + rp->interface->ip.toString()
+                                         : std::string(" gateway"));
+      });
+      if (rp->interface == nullptr) return drop(DropReason::UplinkNotForHost);
+      return route(*rp->router, rp->interface, &sw);
+    }
+    const Port* d = t_.portByMac(sw.key, key_.eth_dst);
+    if (d == nullptr) {
+      note([&] { return switchText(sw) + ": " + key_.eth_dst.toString() + " is unknown"; });
+      if (!sw.physical_network.empty()) return uplink(sw);
+      return flood(sw, from_port, /*remote=*/true);
+    }
+    note([&] { return switchText(sw) + ": " + key_.eth_dst.toString() + " is " + portText(*d); });
+    deliver(sw, *d);
+  }
+
+  // To one port: locally, over the provider network, or through a tunnel.
+  void deliver(const Switch& sw, const Port& d) {
+    tag(TagKind::Port, d.key);
+    if (!d.admin_up) return drop(DropReason::DestinationDown);
+    if (d.host == 0) return drop(DropReason::DestinationUnbound);
+    if (d.host == host_.host) {
+      note([&] { return "deliver to " + portText(d) + " on this host"; });
+      Action& a = act(ActionKind::Deliver);
+      a.port = d.key;
+      a.source_side = sender_.known;
+      a.groups = sender_.groups;
+      return;
+    }
+    if (!sw.physical_network.empty()) return uplink(sw);
+    tunnel(sw, d.host, d.key);
+  }
+
+  void tunnel(const Switch& sw, uint32_t host, uint32_t port, uint32_t router = 0) {
+    tag(TagKind::Host, host);
+    note([&] {
+      std::string what = port != 0     ? ", logical port " + std::to_string(port)
+                         : router != 0 ? ", to the router's gateway"
+                                       : ", flood";
+      return "tunnel to " + hostText(host) + ", VNI " + std::to_string(sw.vni) + what;
+    });
+    Action& a = act(ActionKind::Tunnel);
+    a.router = router;
+    a.host = host;
+    a.vni = sw.vni;
+    a.port = port;
+    a.source_side = sender_.known;
+    a.groups = sender_.groups;
+    a.switch_key = sw.key;
+  }
+
+  void uplink(const Switch& sw) {
+    if (!host_.hasUplink(sw.physical_network)) return drop(DropReason::NoUplink);
+    note([&] {
+      return "out of uplink " + sw.physical_network +
+             (sw.vlan != 0 ? " VLAN " + std::to_string(sw.vlan) : std::string());
+    });
+    act(ActionKind::Uplink).switch_key = sw.key;
+  }
+
+  // Broadcast and unknown unicast: every other local port on the switch
+  // and, once each, every other host with ports there (or the uplink).
+  void flood(const Switch& sw, uint32_t from_port, bool remote) {
+    std::set<uint32_t> hosts;
+    size_t local = 0;
+    for (uint32_t pk : t_.portsOn(sw.key)) {
+      const Port* p = t_.findPort(pk);
+      if (pk == from_port || p->host == 0 || !p->admin_up) continue;
+      if (p->host == host_.host) {
+        Action& a = act(ActionKind::Deliver);
+        a.port = pk;
+        a.source_side = sender_.known;
+        a.groups = sender_.groups;
+        ++local;
+      } else {
+        hosts.insert(p->host);
+      }
+    }
+    note([&] {
+      return switchText(sw) + ": flood to " + std::to_string(local) + " local port(s)" +
+             (remote ? (sw.physical_network.empty()
+                            ? " and " + std::to_string(hosts.size()) + " host(s)"
+                            : std::string(" and the uplink"))
+                     : std::string());
+    });
+    if (!remote) return;
+    if (!sw.physical_network.empty()) {
+      if (host_.hasUplink(sw.physical_network)) act(ActionKind::Uplink).switch_key = sw.key;
+      return;
+    }
+    for (uint32_t h : hosts) {
+      tag(TagKind::Host, h);
+      Action& a = act(ActionKind::Tunnel);
+      a.host = h;
+      a.vni = sw.vni;
+      a.switch_key = sw.key;
+      a.source_side = sender_.known;
+      a.groups = sender_.groups;
+    }
+  }
+
+  // --- ARP ---
+
+  void arpFromPort(const Switch& sw, const Port& p) {
+    noCache();
+    packet::ArpPacket arp;
+    if (!packet::load(frame_, parsed_.l3_offset, arp)) return drop(DropReason::ArpTruncated);
+    IpAddr tpa = IpAddr::v4(arp.target_ip.value.b[0], arp.target_ip.value.b[1],
+                            arp.target_ip.value.b[2], arp.target_ip.value.b[3]);
+    if (arp.operation.host() == 1 && arp.sender_ip != arp.target_ip) {
+      std::optional<MacAddress> answer;
+      std::string owner;
+      if (const Port* o = t_.portByIp(sw.key, tpa); o != nullptr && o->key != p.key) {
+        tag(TagKind::Port, o->key);
+        answer = o->mac;
+        owner = portText(*o);
+      } else if (auto rp = t_.routerPortByIp(sw.key, tpa)) {
+        tag(TagKind::Router, rp->router->key);
+        answer = rp->interface != nullptr ? rp->interface->mac : rp->router->gateway->mac;
+        owner = routerText(*rp->router);
+      }
+      if (answer) {
+        note([&] {
+          return "ARP responder: " + tpa.toString() + " is at " + answer->toString() + " (" +
+                 owner + ")";
+        });
+        return emit(arpReply(frame_, parsed_, *answer));
+      }
+    }
+    switchFrame(sw, p.key);
+  }
+
+  void arpFromUplink(const Switch& sw) {
+    noCache();
+    packet::ArpPacket arp;
+    if (!packet::load(frame_, parsed_.l3_offset, arp)) return drop(DropReason::ArpTruncated);
+    IpAddr tpa = IpAddr::v4(arp.target_ip.value.b[0], arp.target_ip.value.b[1],
+                            arp.target_ip.value.b[2], arp.target_ip.value.b[3]);
+    if (arp.operation.host() == 1) {
+      if (auto rp = t_.routerPortByIp(sw.key, tpa); rp && rp->interface == nullptr) {
+        tag(TagKind::Router, rp->router->key);
+        if (rp->router->gateway->host == host_.host) {
+          note([&] {
+            return "ARP responder: " + tpa.toString() + " is the gateway of " +
+                   routerText(*rp->router);
+          });
+          return emit(arpReply(frame_, parsed_, rp->router->gateway->mac));
+        }
+      }
+      tags_.push_back(floatingTag(tpa));
+      if (const topology::FloatingIp* f = t_.floatingIpAt(tpa)) {
+        const Port* vm = t_.findPort(f->port_key);
+        if (vm != nullptr && vm->host == host_.host) {
+          tag(TagKind::Port, vm->key);
+          note([&] {
+            return "ARP responder: floating IP " + tpa.toString() + " is at " + vm->mac.toString() +
+                   " (" + portText(*vm) + " on this host)";
+          });
+          return emit(arpReply(frame_, parsed_, vm->mac));
+        }
+      }
+    }
+    // Provider networks: the local ports answer for themselves.
+    if (key_.eth_dst.isMulticast()) return flood(sw, 0, /*remote=*/false);
+    const Port* d = t_.portByMac(sw.key, key_.eth_dst);
+    if (d != nullptr && d->host == host_.host) return deliver(sw, *d);
+    note([] { return std::string("ARP for no address this host serves"); });
+  }
+
+  // --- DHCP ---
+
+  // Answers a client's DHCP message when the port has an address in a
+  // DHCP-enabled IPv4 subnet; false when another server must answer.
+  bool dhcpServer(const Switch& sw, const Port& p) {
+    const topology::Subnet* subnet = nullptr;
+    IpAddr address;
+    for (const auto& ip : p.ips) {
+      for (const auto& s : sw.subnets) {
+        if (ip.family == 4 && s.dhcp && s.cidr.contains(ip)) {
+          subnet = &s;
+          address = ip;
+          break;
+        }
+      }
+      if (subnet != nullptr) break;
+    }
+    if (subnet == nullptr) return false;
+    noCache();
+    packet::DhcpMessage m;
+    auto udp = frame_.subspan(parsed_.payload_offset, parsed_.l3_end - parsed_.payload_offset);
+    if (auto why = packet::parseDhcp(udp, m); why != DropReason::None) {
+      drop(why);
+      return true;
+    }
+    DhcpAnswer answer =
+        dhcpAnswer(m, sw, *subnet, address, host_.dhcp_lease_seconds, server(sw, *subnet));
+    note([&] { return "DHCP server: " + answer.summary; });
+    if (!answer.frame.empty()) emit(std::move(answer.frame));
+    return true;
+  }
+
+  // The DHCP server's identity on a subnet: its router interface (whose
+  // address also answers ARP), or a fixed local MAC with the gateway address.
+  DhcpServerId server(const Switch& sw, const topology::Subnet& s) {
+    DhcpServerId id{MacAddress{{0x02, 0x00, 0x5e, 0x00, 0x00, 0x01}}, Ipv4Address{}};
+    if (s.gateway) {
+      id.address = toV4(*s.gateway);
+      if (auto rp = t_.routerPortByIp(sw.key, *s.gateway); rp && rp->interface != nullptr) {
+        tag(TagKind::Router, rp->router->key);
+        id.mac = rp->interface->mac;
+      }
+    } else {
+      IpAddr first = s.cidr.address;
+      first.bytes[3] = static_cast<uint8_t>(first.bytes[3] | 1);
+      id.address = toV4(first);
+    }
+    return id;
+  }
+
+  // --- the logical router ---
+
+  struct RouteChoice {
+    const RouterInterface* interface = nullptr;  // null: the external gateway
+    IpAddr nexthop{};
+    int length = -1;
+    std::string what;
+  };
+
+  std::optional<RouteChoice> lookupRoute(const Router& r, const IpAddr& to) const {
+    std::optional<RouteChoice> best;
+    auto consider = [&](RouteChoice c) {
+      if (!best || c.length > best->length) best = std::move(c);
+    };
+    // The external subnets the gateway has an address in.
+    std::vector<topology::IpPrefix> external;
+    if (r.gateway) {
+      if (const Switch* ext = t_.findSwitch(r.gateway->switch_key)) {
+        for (const auto& s : ext->subnets) {
+          for (const auto& ip : r.gateway->ips) {
+            if (s.cidr.contains(ip)) external.push_back(s.cidr);
+          }
+        }
+      }
+    }
+    auto connected = [&](const IpAddr& ip, RouteChoice& c) {
+      for (const auto& i : r.interfaces) {
+        if (i.subnet.contains(ip)) {
+          c.interface = &i;
+          return true;
+        }
+      }
+      return std::any_of(external.begin(), external.end(),
+                         [&](const auto& p) { return p.contains(ip); });
+    };
+    for (const auto& i : r.interfaces) {
+      if (i.subnet.contains(to)) {
+        consider({&i, to, i.subnet.length, "connected " + i.subnet.toString()});
+      }
+    }
+    for (const auto& p : external) {
+      if (p.contains(to))
+        consider({nullptr, to, p.length, "connected " + p.toString() + " (external)"});
+    }
+    for (const auto& route : r.routes) {
+      if (!route.destination.contains(to)) continue;
+      RouteChoice c{
+          nullptr, route.nexthop, route.destination.length,
+          "static route " + route.destination.toString() + " via " + route.nexthop.toString()};
+      if (connected(route.nexthop, c)) consider(std::move(c));
+    }
+    if (r.gateway && r.gateway->nexthop && to.family == 4 && r.gateway->nexthop->family == 4) {
+      consider({nullptr, *r.gateway->nexthop, 0,
+                "default route via " + r.gateway->nexthop->toString() + " (external gateway)"});
+    }
+    return best;
+  }
+
+  bool isRouterAddress(const Router& r, const IpAddr& ip) const {
+    for (const auto& i : r.interfaces) {
+      if (i.ip == ip) return true;
+    }
+    return r.gateway &&
+           std::find(r.gateway->ips.begin(), r.gateway->ips.end(), ip) != r.gateway->ips.end();
+  }
+
+  // Routes the working packet, which entered `r` by `in` (null: by its
+  // gateway; `in_switch` null too then).
+  void route(const Router& r, const RouterInterface* in, const Switch* in_switch) {
+    tag(TagKind::Router, r.key);
+    if (++hops_ > kMaxRouterHops) return drop(DropReason::TooManyHops);
+    if (!isIp(key_)) return drop(DropReason::RouterNotIp);
+    const MacAddress in_mac = in != nullptr ? in->mac : r.gateway->mac;
+    IpAddr to = dst();
+    if (isRouterAddress(r, to)) return routerAddress(r, in_mac, to);
+    IpAddr in_ip =
+        in != nullptr ? in->ip : (r.gateway->ips.empty() ? IpAddr{} : r.gateway->ips.front());
+    if (key_.ip_ttl <= 1) {
+      note([&] {
+        return routerText(r) + ": TTL expired, ICMP time exceeded from " + in_ip.toString();
+      });
+      if (key_.eth_type == ethertype::kIpv4 && in_ip.family == 4) {
+        emit(icmpError(frame_, parsed_, in_mac, toV4(in_ip), 11, 0, 0));
+      }
+      noCache();
+      return drop(DropReason::TtlExceeded);
+    }
+    auto choice = lookupRoute(r, to);
+    if (!choice) {
+      note([&] { return routerText(r) + ": no route to " + to.toString(); });
+      if (key_.eth_type == ethertype::kIpv4 && in_ip.family == 4) {
+        emit(icmpError(frame_, parsed_, in_mac, toV4(in_ip), 3, 0, 0));
+      }
+      noCache();
+      return drop(DropReason::NoRoute);
+    }
+    note([&] { return routerText(r) + ": " + to.toString() + " by " + choice->what; });
+    if (choice->interface == nullptr) {
+      if (in == nullptr) return drop(DropReason::RouteHairpin);
+      return leaveByGateway(r, *choice, in_mac, in_ip);
+    }
+    const RouterInterface& out = *choice->interface;
+    const Switch* sw = t_.findSwitch(out.switch_key);
+    tag(TagKind::Switch, out.switch_key);
+    if (auto next = t_.routerPortByIp(sw->key, choice->nexthop);
+        next && next->router->key != r.key && next->interface != nullptr) {
+      // Another router on a shared network.
+      checkMtu(*sw, in_mac, in_ip);
+      decrementTtl();
+      setEth(out.mac, next->interface->mac);
+      return route(*next->router, next->interface, sw);
+    }
+    const Port* d = t_.portByIp(sw->key, choice->nexthop);
+    if (d == nullptr) {
+      note([&] { return switchText(*sw) + ": no port has " + choice->nexthop.toString(); });
+      if (key_.eth_type == ethertype::kIpv4 && in_ip.family == 4) {
+        emit(icmpError(frame_, parsed_, in_mac, toV4(in_ip), 3, 1, 0));
+      }
+      noCache();
+      return drop(DropReason::HostUnreachable);
+    }
+    checkMtu(*sw, in_mac, in_ip);
+    decrementTtl();
+    setEth(out.mac, d->mac);
+    note([&] {
+      return switchText(*sw) + ": " + choice->nexthop.toString() + " is " + portText(*d);
+    });
+    (void)in_switch;
+    deliver(*sw, *d);
+  }
+
+  void leaveByGateway(const Router& r, const RouteChoice& choice, const MacAddress& in_mac,
+                      const IpAddr& in_ip) {
+    const auto& gw = *r.gateway;
+    const Switch* ext = t_.findSwitch(gw.switch_key);
+    tag(TagKind::Switch, gw.switch_key);
+    checkMtu(*ext, in_mac, in_ip);
+    decrementTtl();
+    // A floating IP is served by the VM's own host, through its uplink.
+    if (ctx_.stage == Stage::FromPort && key_.eth_type == ethertype::kIpv4) {
+      const Port* vm = t_.findPort(ctx_.key);
+      if (const topology::FloatingIp* f = t_.floatingIpFor(ctx_.key, src());
+          f != nullptr && f->router_key == r.key && vm != nullptr) {
+        note([&] {
+          return "floating IP: " + f->fixed.toString() + " -> " + f->external.toString() +
+                 " (SNAT, on the VM's host)";
+        });
+        Action& a = act(ActionKind::Nat);
+        a.source_side = true;
+        a.address = toV4(f->external);
+        std::copy_n(f->external.bytes.begin(), 4, key_.ip_src.begin());
+        auto mac = resolve(*ext, choice.nexthop, vm->mac, f->external);
+        if (!mac) return;
+        setEth(vm->mac, *mac);
+        return uplink(*ext);
+      }
+    }
+    if (gw.host == 0) return drop(DropReason::GatewayUnscheduled);
+    if (gw.host != host_.host) {
+      note([&] { return "to the gateway of " + routerText(r) + " on " + hostText(gw.host); });
+      setEth(gw.mac, gw.mac);
+      return tunnel(*ext, gw.host, 0, r.key);
+    }
+    gatewayOut(r, choice, /*local_snat=*/true);
+  }
+
+  // On the gateway host: the next hop's MAC, SNAT, the uplink.
+  void gatewayOut(const Router& r, const RouteChoice& choice, bool snat_here) {
+    const auto& gw = *r.gateway;
+    const Switch* ext = t_.findSwitch(gw.switch_key);
+    tag(TagKind::Switch, gw.switch_key);
+    if (gw.ips.empty()) return drop(DropReason::NoRoute);
+    auto mac = resolve(*ext, choice.nexthop, gw.mac, gw.ips.front());
+    if (!mac) return;
+    setEth(gw.mac, *mac);
+    if (gw.snat && snat_here && key_.eth_type == ethertype::kIpv4 && !isRouterAddress(r, src())) {
+      note([&] {
+        return "SNAT: " + src().toString() + " masqueraded as " + gw.ips.front().toString();
+      });
+      act(ActionKind::Snat).address = toV4(gw.ips.front());
+    }
+    uplink(*ext);
+  }
+
+  // The MAC of an external next hop, learned from ARP; when unknown, an ARP
+  // request goes out of the uplink and the packet is dropped.
+  std::optional<MacAddress> resolve(const Switch& ext, const IpAddr& nexthop,
+                                    const MacAddress& from_mac, const IpAddr& from_ip) {
+    tags_.push_back(neighborTag(ext.key, nexthop));
+    if (auto mac = neighbors_.find(ext.key, nexthop)) {
+      note([&] { return "next hop " + nexthop.toString() + " is at " + mac->toString(); });
+      return mac;
+    }
+    note([&] { return "next hop " + nexthop.toString() + " unknown: ARP request sent"; });
+    d_.actions.clear();
+    if (nexthop.family == 4 && from_ip.family == 4 && host_.hasUplink(ext.physical_network)) {
+      noCache();
+      Action& a = act(ActionKind::Emit);
+      a.frame = arpRequest(from_mac, toV4(from_ip), toV4(nexthop));
+      a.switch_key = ext.key;  // out of this switch's uplink
+    }
+    noCache();
+    drop(DropReason::NeighborUnresolved);
+    return std::nullopt;
+  }
+
+  // A packet for the router itself: echo replies, unreachable ports.
+  void routerAddress(const Router& r, const MacAddress& in_mac, const IpAddr& to) {
+    noCache();
+    if (key_.eth_type == ethertype::kIpv4 && key_.ip_proto == ipproto::kIcmp && key_.tp_src == 8) {
+      note([&] { return routerText(r) + ": echo reply from " + to.toString(); });
+      return emit(echoReply(frame_, parsed_, in_mac));
+    }
+    if (key_.eth_type == ethertype::kIpv4 && key_.ip_proto == ipproto::kUdp) {
+      note([&] { return routerText(r) + ": no service on udp " + std::to_string(key_.tp_dst); });
+      emit(icmpError(frame_, parsed_, in_mac, toV4(to), 3, 3, 0));
+      return drop(DropReason::RouterAddressNotServed);
+    }
+    if (key_.eth_type == ethertype::kIpv4 && key_.ip_proto == ipproto::kTcp &&
+        (key_.tcp_flags & packet::TcpHeader::kRst) == 0) {
+      note([&] {
+        return routerText(r) + ": no service on tcp " + std::to_string(key_.tp_dst) + ", reset";
+      });
+      emit(tcpReset(frame_, parsed_, in_mac));
+      return drop(DropReason::RouterAddressNotServed);
+    }
+    note([&] { return routerText(r) + ": " + to.toString() + " is the router's own address"; });
+    drop(DropReason::RouterAddressNotServed);
+  }
+
+  void checkMtu(const Switch& out, const MacAddress& in_mac, const IpAddr& in_ip) {
+    note([&] {
+      return switchText(out) + ": MTU " + std::to_string(out.mtu) + ", checked per packet";
+    });
+    Action& a = act(ActionKind::CheckMtu);
+    a.mtu = out.mtu;
+    a.eth_src = in_mac;
+    if (in_ip.family == 4) a.address = toV4(in_ip);
+  }
+  void decrementTtl() {
+    act(ActionKind::DecrementTtl);
+    --key_.ip_ttl;
+  }
+  void setEth(const MacAddress& s, const MacAddress& d) {
+    Action& a = act(ActionKind::SetEth);
+    a.eth_src = s;
+    a.eth_dst = d;
+    key_.eth_src = s;
+    key_.eth_dst = d;
+  }
+
+  const topology::Topology& t_;
+  const HostContext& host_;
+  const Neighbors& neighbors_;
+  const Context& ctx_;
+  std::span<const uint8_t> frame_;
+  const packet::ParsedPacket& parsed_;
+  FlowKey key_;  // as rewritten so far
+  Trace* trace_;
+  Decision d_{};
+  std::vector<Tag> tags_{};
+  Sender sender_{};
+  int hops_ = 0;
+};
+
+}  // namespace
+
+bool HostContext::hasUplink(const std::string& physical_network) const {
+  return !physical_network.empty() &&
+         std::find(uplinks.begin(), uplinks.end(), physical_network) != uplinks.end();
+}
+
+Tag tagOf(TagKind kind, uint64_t key) noexcept {
+  // splitmix64 of the kind in the top byte and the key below.
+  uint64_t x = (static_cast<uint64_t>(kind) << 56) ^ key;
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+namespace {
+uint64_t addressKey(const IpAddr& ip) {
+  uint64_t h = 1469598103934665603ULL ^ ip.family;
+  for (uint8_t b : ip.bytes) h = (h ^ b) * 1099511628211ULL;
+  return h;
+}
+}  // namespace
+
+Tag neighborTag(uint32_t switch_key, const IpAddr& ip) noexcept {
+  return tagOf(TagKind::Neighbor, addressKey(ip) ^ (uint64_t{switch_key} << 20));
+}
+
+Tag floatingTag(const IpAddr& external) noexcept {
+  return tagOf(TagKind::FloatingAddress, addressKey(external));
+}
+
+std::vector<Tag> changedTags(const topology::Topology& before, const topology::Topology& after) {
+  std::vector<Tag> tags;
+  auto diff = [](const auto& a, const auto& b, auto&& changed) {
+    for (const auto& [k, v] : a) {
+      auto it = b.find(k);
+      if (it == b.end()) {
+        changed(&v, nullptr);
+      } else if (!(it->second == v)) {
+        changed(&v, &it->second);
+      }
+    }
+    for (const auto& [k, v] : b) {
+      if (!a.count(k)) changed(nullptr, &v);
+    }
+  };
+  diff(before.switches(), after.switches(), [&](const Switch* a, const Switch* b) {
+    tags.push_back(tagOf(TagKind::Switch, a != nullptr ? a->key : b->key));
+  });
+  diff(before.ports(), after.ports(), [&](const Port* a, const Port* b) {
+    for (const Port* p : {a, b}) {
+      if (p == nullptr) continue;
+      tags.push_back(tagOf(TagKind::Port, p->key));
+      tags.push_back(tagOf(TagKind::Switch, p->switch_key));
+      for (uint32_t g : p->groups) tags.push_back(tagOf(TagKind::Group, g));
+    }
+  });
+  diff(before.routers(), after.routers(), [&](const Router* a, const Router* b) {
+    for (const Router* r : {a, b}) {
+      if (r == nullptr) continue;
+      tags.push_back(tagOf(TagKind::Router, r->key));
+      for (const auto& i : r->interfaces) tags.push_back(tagOf(TagKind::Switch, i.switch_key));
+      if (r->gateway) tags.push_back(tagOf(TagKind::Switch, r->gateway->switch_key));
+    }
+  });
+  diff(before.groups(), after.groups(), [&](const SecurityGroup* a, const SecurityGroup* b) {
+    tags.push_back(tagOf(TagKind::Group, a != nullptr ? a->key : b->key));
+  });
+  diff(before.hosts(), after.hosts(), [&](const topology::Host* a, const topology::Host* b) {
+    tags.push_back(tagOf(TagKind::Host, a != nullptr ? a->key : b->key));
+  });
+  std::map<IpAddr, const topology::FloatingIp*> fa, fb;
+  for (const auto& f : before.floatingIps()) fa[f.external] = &f;
+  for (const auto& f : after.floatingIps()) fb[f.external] = &f;
+  auto fip = [&](const topology::FloatingIp* f) {
+    tags.push_back(floatingTag(f->external));
+    tags.push_back(tagOf(TagKind::Port, f->port_key));
+  };
+  for (const auto& [ext, f] : fa) {
+    auto it = fb.find(ext);
+    if (it == fb.end() || !(*it->second == *f)) {
+      fip(f);
+      if (it != fb.end()) fip(it->second);
+    }
+  }
+  for (const auto& [ext, f] : fb) {
+    if (!fa.count(ext)) fip(f);
+  }
+  std::sort(tags.begin(), tags.end());
+  tags.erase(std::unique(tags.begin(), tags.end()), tags.end());
+  return tags;
+}
+
+Simulation Simulator::run(const Context& ctx, std::span<const uint8_t> frame,
+                          const packet::ParsedPacket& parsed, Trace* trace) const {
+  return Walk(topology_, host_, neighbors_, ctx, frame, parsed, trace).run();
+}
+
+}  // namespace canopy::datapath::simulator

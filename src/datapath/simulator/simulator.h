@@ -1,0 +1,174 @@
+#pragma once
+// The slow path: walks one packet through the tenant's virtual devices, as
+// MidoNet's simulation does, and returns what to do with it: a list of
+// actions (rewrites, conntrack commits, NAT, deliveries, tunnels, uplinks,
+// generated replies) plus the topology objects the decision depended on,
+// whose tags invalidate it in the flow cache when they change.
+//
+// A packet is simulated in one of four stages, each on the host that holds
+// the state it needs:
+//
+//   FromPort    a local VM port sent it: port security, egress security
+//               group, the logical switch (ARP responder, DHCP server, L2,
+//               flooding), routers (TTL, longest-prefix match, ICMP, NAT),
+//               up to the destination port, tunnel, uplink or gateway host;
+//   FromUplink  it arrived on an uplink (external or provider network):
+//               ARP for the addresses this host serves, floating-IP DNAT,
+//               routing in from the gateway;
+//   ToPort      delivery to a local port (after a tunnel, or on the same
+//               host): its ingress security group, with the sender's
+//               groups known by tag or matched by address;
+//   ToGateway   on the host that holds a router's gateway: next hop, SNAT,
+//               out the uplink.
+//
+// Everything the decision depends on besides the topology is an input: the
+// flow key (with the conntrack state, as in Context) and, for ARP and DHCP,
+// the frame. Decisions that answer with generated frames (ARP, DHCP, ICMP)
+// are marked not cacheable; all others are a pure function of the cache key.
+//
+//   Simulator sim(*topology, host, neighbors);
+//   Trace trace;                                    // optional
+//   Simulation s = sim.run(ctx, frame, parsed, &trace);
+//   if (s.decision.cacheable) cache.insert(key, s.decision, s.tags);
+//
+// Thread-safety: a Simulator reads an immutable Topology and a neighbour
+// table the caller does not change during run(); one per worker.
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "datapath/conntrack/conntrack.h"
+#include "datapath/flowcache/flow_cache.h"
+#include "datapath/packet/parser.h"
+#include "datapath/packet/wire.h"
+#include "datapath/topology/topology.h"
+
+namespace canopy::datapath::simulator {
+
+using flowcache::Tag;
+using packet::Ipv4Address;
+using packet::MacAddress;
+using topology::IpAddr;
+
+// What a tag names. A tag is the hash of its kind and the object's key.
+enum class TagKind : uint8_t {
+  Switch = 1,       // a switch's settings and which ports it has
+  Port,             // a port's settings
+  Router,           // a router's interfaces, routes and gateway
+  Group,            // a security group's rules and members
+  FloatingAddress,  // the floating IP at an external address
+  Neighbor,         // a learned external MAC binding (switch, address)
+  Host,             // a host's tunnel endpoint
+};
+Tag tagOf(TagKind kind, uint64_t key) noexcept;
+Tag neighborTag(uint32_t switch_key, const IpAddr& ip) noexcept;
+Tag floatingTag(const IpAddr& external) noexcept;
+
+// The tags of every object that differs between two snapshots: what a
+// topology update must invalidate in the flow cache.
+std::vector<Tag> changedTags(const topology::Topology& before, const topology::Topology& after);
+
+// The host a simulation runs on.
+struct HostContext {
+  uint32_t host = 0;                   // this host's key
+  std::vector<std::string> uplinks{};  // the physical networks it reaches
+  uint32_t dhcp_lease_seconds = 86400;
+
+  bool hasUplink(const std::string& physical_network) const;
+};
+
+// External MAC bindings, learned from ARP on uplinks (OVN's MAC_Binding).
+class Neighbors {
+ public:
+  virtual ~Neighbors() = default;
+  virtual std::optional<MacAddress> find(uint32_t switch_key, const IpAddr& ip) const = 0;
+};
+
+enum class Stage : uint8_t { FromPort, FromUplink, ToPort, ToGateway };
+
+// The sender's security groups, for remote-group rules at ToPort: known
+// (from the local source port or a Geneve option) or unknown (VXLAN, an
+// uplink), in which case remote groups are matched by source address.
+struct Sender {
+  bool known = false;
+  std::vector<uint32_t> groups{};  // sorted
+};
+
+// What the decision depends on besides the packet's flow key.
+struct Context {
+  Stage stage = Stage::FromPort;
+  uint32_t key = 0;  // port (FromPort, ToPort), switch (FromUplink), router (ToGateway)
+  conntrack::CtState ct = conntrack::CtState::Untracked;
+  bool ct_reply = false;
+  DropReason ct_invalid = DropReason::None;  // why, when ct is Invalid
+  Sender sender{};                           // ToPort only
+};
+
+enum class ActionKind : uint8_t {
+  CtCommit,      // commit the connection in the stage port's zone
+  SetEth,        // source and destination MAC
+  DecrementTtl,  // IPv4 TTL (with checksum) or IPv6 hop limit
+  CheckMtu,      // too big with DF: ICMP fragmentation needed from `address`, back to the sender
+  Nat,           // stateless: `side` address becomes `address` (floating IPs)
+  Snat,          // stateful masquerade as `address` (router SNAT on the gateway host)
+  Deliver,       // to local port `port`: run its ToPort stage
+  Output,        // out of local port `port` (the end of ToPort)
+  Tunnel,        // to host `host` with VNI `vni`: logical port `port`, router `router`'s
+                 // gateway, or (both 0) a flood
+  Uplink,        // out of the uplink of switch `switch_key` (VLAN tag added if it has one)
+  Emit,          // send the generated `frame` back where the packet came from, or out of
+                 // the uplink of `switch_key` when set
+};
+
+struct Action {
+  ActionKind kind = ActionKind::Output;
+  bool source_side = true;  // Nat: rewrite the source (else the destination); see groups
+  MacAddress eth_src{};
+  MacAddress eth_dst{};
+  Ipv4Address address{};
+  uint16_t mtu = 0;
+  uint32_t port = 0;
+  uint32_t host = 0;
+  uint32_t vni = 0;
+  uint32_t switch_key = 0;
+  uint32_t router = 0;
+  // Deliver and Tunnel: the sender's groups, when `source_side` (known).
+  std::vector<uint32_t> groups{};
+  std::vector<uint8_t> frame{};  // Emit
+};
+
+struct Decision {
+  std::vector<Action> actions{};
+  // Why nothing (more) is sent, when the packet is dropped; None when it is
+  // delivered or answered.
+  DropReason drop = DropReason::None;
+  bool cacheable = true;
+};
+
+// Human-readable steps in Neutron's terms, for `canopy trace` and tests.
+using Trace = std::vector<std::string>;
+
+struct Simulation {
+  Decision decision{};
+  std::vector<Tag> tags{};  // sorted, unique
+};
+
+class Simulator {
+ public:
+  Simulator(const topology::Topology& topology, const HostContext& host, const Neighbors& neighbors)
+      : topology_(topology), host_(host), neighbors_(neighbors) {}
+
+  // Simulates one parsed frame. `trace` may be null (the fast case).
+  Simulation run(const Context& ctx, std::span<const uint8_t> frame,
+                 const packet::ParsedPacket& parsed, Trace* trace = nullptr) const;
+
+ private:
+  const topology::Topology& topology_;
+  const HostContext& host_;
+  const Neighbors& neighbors_;
+};
+
+}  // namespace canopy::datapath::simulator
