@@ -122,15 +122,15 @@ ConnKey connKey(const packet::ParsedPacket& p, uint16_t zone) noexcept {
   return k;
 }
 
-std::shared_ptr<Connection> ConnTrack::live(const ConnKey& key) noexcept {
+Connection* ConnTrack::live(const ConnKey& key) noexcept {
   auto it = table_.find(key);
   if (it == table_.end()) return nullptr;
-  if (clock_.now() >= it->second->expires) {
-    std::shared_ptr<Connection> dead = it->second;
-    erase(*dead);
+  Connection* c = it->second.get();
+  if (clock_.now() >= c->expires) {
+    erase(*c);  // copies the key it needs before the entries go
     return nullptr;
   }
-  return it->second;
+  return c;
 }
 
 void ConnTrack::erase(const Connection& c) noexcept {
@@ -163,7 +163,7 @@ Lookup ConnTrack::lookup(const packet::ParsedPacket& p, std::span<const uint8_t>
   }
   ConnKey k = connKey(p, zone);
   if (k.family == 0) return out;  // Untracked
-  std::shared_ptr<Connection> c = live(k);
+  Connection* c = live(k);
   if (c == nullptr) {
     if (k.protocol == kTcp) {
       uint8_t flags = f.tcp_flags;

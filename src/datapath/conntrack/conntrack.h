@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <type_traits>
 #include <unordered_map>
 
 #include "base/clock.h"
@@ -73,10 +74,11 @@ struct ConnKey {
   uint8_t protocol = 0;
   uint8_t family = 0;  // 4 or 6
 
-  friend bool operator==(const ConnKey&, const ConnKey&) = default;
+  friend bool operator==(const ConnKey& a, const ConnKey& b) { return packet::sameBytes(a, b); }
   ConnKey reversed() const;
 };
 static_assert(sizeof(ConnKey) == 40);
+static_assert(std::has_unique_object_representations_v<ConnKey>, "no padding bytes");
 
 struct ConnKeyHash {
   size_t operator()(const ConnKey& k) const noexcept;
@@ -118,7 +120,7 @@ class ConnTrack {
   const Connection* find(const ConnKey& key) const noexcept;
 
  private:
-  std::shared_ptr<Connection> live(const ConnKey& key) noexcept;
+  Connection* live(const ConnKey& key) noexcept;
   void advanceTcp(Connection& c, const packet::ParsedPacket& p, std::span<const uint8_t> frame,
                   bool reply, Lookup& out) noexcept;
   void erase(const Connection& c) noexcept;

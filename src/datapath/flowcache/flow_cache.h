@@ -19,7 +19,6 @@
 #include <list>
 #include <span>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -37,7 +36,7 @@ struct CacheKey {
   uint32_t context = 0;
   uint32_t reserved = 0;
 
-  friend bool operator==(const CacheKey&, const CacheKey&) = default;
+  friend bool operator==(const CacheKey& a, const CacheKey& b) { return packet::sameBytes(a, b); }
 };
 static_assert(sizeof(CacheKey) == 72);
 static_assert(std::has_unique_object_representations_v<CacheKey>);
@@ -83,9 +82,15 @@ class FlowCache {
       ++stats_.evictions;
     }
     lru_.push_front(key);
-    Entry e{std::move(decision), std::vector<Tag>(tags.begin(), tags.end()), lru_.begin()};
-    for (Tag t : e.tags) by_tag_[t].insert(key);
-    entries_.emplace(key, std::move(e));
+    uint64_t id = ++next_id_;
+    auto [it, inserted] = entries_.emplace(key, Entry{std::move(decision), id, lru_.begin()});
+    by_id_.emplace(id, &it->first);
+    for (Tag t : tags) {
+      auto& ids = by_tag_[t];
+      ids.push_back(id);
+      // Ids of entries gone by eviction stay until the list doubles.
+      if (ids.size() >= 64 && (ids.size() & (ids.size() - 1)) == 0) compact(ids);
+    }
     ++stats_.inserts;
   }
 
@@ -93,15 +98,15 @@ class FlowCache {
   size_t invalidate(Tag tag) {
     auto t = by_tag_.find(tag);
     if (t == by_tag_.end()) return 0;
-    std::vector<CacheKey> keys(t->second.begin(), t->second.end());
+    std::vector<uint64_t> ids = std::move(t->second);
+    by_tag_.erase(t);
     size_t n = 0;
-    for (const auto& k : keys) {
-      if (auto it = entries_.find(k); it != entries_.end()) {
-        remove(it);
-        ++n;
-      }
+    for (uint64_t id : ids) {
+      auto k = by_id_.find(id);
+      if (k == by_id_.end()) continue;  // already gone
+      remove(entries_.find(*k->second));
+      ++n;
     }
-    by_tag_.erase(tag);
     stats_.invalidated += n;
     return n;
   }
@@ -110,6 +115,7 @@ class FlowCache {
     entries_.clear();
     lru_.clear();
     by_tag_.clear();
+    by_id_.clear();
   }
 
   size_t size() const noexcept { return entries_.size(); }
@@ -119,26 +125,29 @@ class FlowCache {
  private:
   struct Entry {
     Decision decision;
-    std::vector<Tag> tags;
+    uint64_t id;  // never reused: what the tag lists hold
     typename std::list<CacheKey>::iterator lru;
   };
   using Map = std::unordered_map<CacheKey, Entry, CacheKeyHash>;
 
   void remove(typename Map::iterator it) {
-    for (Tag t : it->second.tags) {
-      if (auto s = by_tag_.find(t); s != by_tag_.end()) {
-        s->second.erase(it->first);
-        if (s->second.empty()) by_tag_.erase(s);
-      }
-    }
+    by_id_.erase(it->second.id);
     lru_.erase(it->second.lru);
     entries_.erase(it);
+  }
+  void compact(std::vector<uint64_t>& ids) {
+    std::erase_if(ids, [&](uint64_t id) { return !by_id_.count(id); });
   }
 
   const size_t capacity_;
   Map entries_;
   std::list<CacheKey> lru_;  // most recent first
-  std::unordered_map<Tag, std::unordered_set<CacheKey, CacheKeyHash>> by_tag_;
+  // A tag's entries by id (possibly some that are gone), and each live
+  // entry's key by id: an insert appends to a few vectors instead of
+  // hashing its key into a set per tag.
+  std::unordered_map<Tag, std::vector<uint64_t>> by_tag_;
+  std::unordered_map<uint64_t, const CacheKey*> by_id_;
+  uint64_t next_id_ = 0;
   CacheStats stats_;
 };
 

@@ -48,7 +48,7 @@ struct FlowKey {
   uint8_t reserved = 0;
   uint16_t icmp_id = 0;  // ICMP/ICMPv6 echo identifier
 
-  friend bool operator==(const FlowKey&, const FlowKey&) = default;
+  friend bool operator==(const FlowKey& a, const FlowKey& b) { return sameBytes(a, b); }
 };
 static_assert(sizeof(FlowKey) == 64);
 static_assert(std::has_unique_object_representations_v<FlowKey>, "no padding bytes");

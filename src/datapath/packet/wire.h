@@ -259,4 +259,19 @@ void store(std::span<uint8_t> bytes, size_t offset, const T& value) noexcept {
   std::memcpy(bytes.data() + offset, &value, sizeof(T));
 }
 
+// Whether two objects of a padding-free type hold the same bytes, compared a
+// word at a time (inlined, no call): for keys hashed and compared as bytes.
+template <typename T>
+constexpr bool sameBytes(const T& a, const T& b) noexcept {
+  static_assert(sizeof(T) % 8 == 0, "whole 64-bit words");
+  uint64_t diff = 0;
+  for (size_t i = 0; i < sizeof(T); i += 8) {
+    uint64_t x, y;
+    std::memcpy(&x, reinterpret_cast<const uint8_t*>(&a) + i, 8);
+    std::memcpy(&y, reinterpret_cast<const uint8_t*>(&b) + i, 8);
+    diff |= x ^ y;
+  }
+  return diff == 0;
+}
+
 }  // namespace canopy::datapath::packet

@@ -65,8 +65,8 @@ std::optional<packet::MacAddress> Datapath::NeighborTable::find(uint32_t switch_
 Datapath::Datapath(const Clock& clock, Config config)
     : clock_(clock),
       config_(std::move(config)),
-      conntrack_(clock, config_.conntrack),
-      snat_(clock, config_.snat),
+      conntrack_(clock_, config_.conntrack),
+      snat_(clock_, config_.snat),
       cache_(config_.flow_cache_entries),
       scratch_(kMaxDepth) {}
 
@@ -138,6 +138,17 @@ uint32_t Datapath::groupSetId(const simulator::Sender& sender) {
 
 void Datapath::process(const Ingress& in, std::span<const uint8_t> frame, Outputs& out,
                        Trace* trace) {
+  clock_.refresh();
+  processOne(in, frame, out, trace);
+}
+
+void Datapath::processBatch(std::span<const Input> batch, Outputs& out) {
+  clock_.refresh();
+  for (const Input& i : batch) processOne(i.in, i.frame, out, nullptr);
+}
+
+void Datapath::processOne(const Ingress& in, std::span<const uint8_t> frame, Outputs& out,
+                          Trace* trace) {
   ++counters_.packets;
   if (topology_ == nullptr) return drop(DropReason::NoTopology, trace);
   switch (in.kind) {
@@ -406,11 +417,16 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
 }
 
 void Datapath::emitTunnel(const Action& a, const Packet& pkt, Outputs& out) {
-  const topology::Host* host = topology_->findHost(a.host);
-  if (host == nullptr) return drop(DropReason::DestinationUnbound, nullptr);
   const auto& frame = *pkt.bytes;
-  Outputs::Item item{.kind = Outputs::Kind::Tunnel, .host = a.host, .remote = host->tunnel_ip};
-  item.udp_source = static_cast<uint16_t>(0xc000 | (packet::flowKeyHash(pkt.parsed.key) & 0x3fff));
+  Outputs::Item item{.kind = Outputs::Kind::Tunnel, .host = a.host, .remote = a.remote};
+  // Flow entropy for the outer UDP source port (RFC 7348 5, RFC 8926 3.3):
+  // the same for every packet of a connection, spread across connections.
+  const auto& k = pkt.parsed.key;
+  uint32_t s = 0, d = 0;
+  std::memcpy(&s, k.ip_src.data(), 4);
+  std::memcpy(&d, k.ip_dst.data(), 4);
+  uint32_t mix = (s ^ d ^ (uint32_t{k.tp_src} << 16 | k.tp_dst) ^ k.ip_proto) * 0x9e3779b1u;
+  item.udp_source = static_cast<uint16_t>(0xc000 | (mix >> 18));
   ++counters_.outputs;
   if (config_.encapsulation == Encapsulation::Vxlan) {
     auto room = out.add(item, sizeof(packet::VxlanHeader) + frame.size());

@@ -22,12 +22,15 @@
 //
 // Thread-safety: none; one Datapath per worker thread.
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "base/clock.h"
@@ -78,25 +81,37 @@ class Outputs {
 
   void clear() {
     items_.clear();
-    arena_.clear();
+    used_ = 0;
   }
   const std::vector<Item>& items() const { return items_; }
   std::span<const uint8_t> bytes(const Item& i) const {
-    return {arena_.data() + i.offset, i.length};
+    return {arena_.get() + i.offset, i.length};
   }
 
-  // Room for one output's bytes; valid until the next add().
+  // Room for one output's bytes (not zeroed: the caller writes all of
+  // them); valid until the next add().
   std::span<uint8_t> add(Item item, size_t length) {
-    item.offset = arena_.size();
+    if (capacity_ - used_ < length) grow(length);
+    item.offset = used_;
     item.length = length;
-    arena_.resize(arena_.size() + length);
+    used_ += length;
     items_.push_back(item);
-    return {arena_.data() + item.offset, length};
+    return {arena_.get() + item.offset, length};
   }
 
  private:
+  void grow(size_t length) {
+    size_t capacity = std::max(capacity_ * 2, used_ + length + 4096);
+    auto bigger = std::make_unique_for_overwrite<uint8_t[]>(capacity);
+    if (used_ != 0) std::memcpy(bigger.get(), arena_.get(), used_);
+    arena_ = std::move(bigger);
+    capacity_ = capacity;
+  }
+
   std::vector<Item> items_;
-  std::vector<uint8_t> arena_;
+  std::unique_ptr<uint8_t[]> arena_;
+  size_t used_ = 0;
+  size_t capacity_ = 0;
 };
 
 struct Config {
@@ -130,6 +145,13 @@ class Datapath {
   void process(const Ingress& in, std::span<const uint8_t> frame, Outputs& out,
                Trace* trace = nullptr);
 
+  // Runs a batch: the clock is read once for all of it.
+  struct Input {
+    Ingress in{};
+    std::span<const uint8_t> frame{};
+  };
+  void processBatch(std::span<const Input> batch, Outputs& out);
+
   // Frees expired connections and SNAT mappings (a bounded amount of work).
   void sweep();
 
@@ -151,7 +173,21 @@ class Datapath {
   };
   using CachedDecision = std::shared_ptr<const simulator::Decision>;
 
+  // The time conntrack and SNAT see: read once per process() call or batch.
+  class BatchClock final : public Clock {
+   public:
+    explicit BatchClock(const Clock& real) : real_(real), now_(real.now()) {}
+    SteadyTime now() const noexcept override { return now_; }
+    WallTime wallNow() const noexcept override { return real_.wallNow(); }
+    void refresh() noexcept { now_ = real_.now(); }
+
+   private:
+    const Clock& real_;
+    SteadyTime now_;
+  };
+
   struct Packet;
+  void processOne(const Ingress& in, std::span<const uint8_t> frame, Outputs& out, Trace* trace);
   void runStage(simulator::Context ctx, Packet& pkt, Outputs& out, Trace* trace, int depth);
   void execute(const simulator::Decision& d, const simulator::Context& ctx, Packet& pkt,
                Outputs& out, Trace* trace, int depth);
@@ -164,7 +200,7 @@ class Datapath {
   uint16_t zoneOf(uint32_t port);
   uint32_t groupSetId(const simulator::Sender& sender);
 
-  const Clock& clock_;
+  BatchClock clock_;
   const Config config_;
   std::shared_ptr<const topology::Topology> topology_;
   conntrack::ConnTrack conntrack_;
@@ -172,7 +208,7 @@ class Datapath {
   NeighborTable neighbors_;
   flowcache::FlowCache<CachedDecision> cache_;
   Counters counters_;
-  std::map<uint32_t, uint16_t> zones_;
+  std::unordered_map<uint32_t, uint16_t> zones_;
   uint16_t next_zone_ = 1;
   std::map<std::vector<uint32_t>, uint32_t> group_sets_;
   // (uplink index, VLAN) -> switch; gateway address -> router, for this host.

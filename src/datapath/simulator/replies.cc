@@ -181,6 +181,10 @@ DhcpAnswer dhcpAnswer(const packet::DhcpMessage& m, const topology::Switch& sw,
   } else if (!(m.header.ciaddr == zero)) {
     to_ip = m.header.ciaddr;
   }
+  if (to_ip == zero) {  // e.g. an INFORM without ciaddr: nowhere else to send it
+    to_mac = MacAddress::broadcast();
+    to_ip = Ipv4Address::of(255, 255, 255, 255);
+  }
   auto payload = packet::dhcpReply(m, yiaddr, server.address, o);
   return {PacketBuilder()
               .eth(server.mac, to_mac)

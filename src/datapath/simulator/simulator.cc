@@ -243,11 +243,15 @@ class Walk {
       IpAddr to = dst();
       tags_.push_back(floatingTag(to));
       if (const topology::FloatingIp* f = t_.floatingIpAt(to)) {
+        // Whether it is served here depends on the VM's port and the
+        // router, whichever way it goes.
+        tag(TagKind::Port, f->port_key);
+        tag(TagKind::Router, f->router_key);
         const Port* vm = t_.findPort(f->port_key);
         const Router* r = t_.findRouter(f->router_key);
-        if (vm != nullptr && r != nullptr && vm->host == host_.host && key_.eth_dst == vm->mac) {
-          tag(TagKind::Port, vm->key);
-          tag(TagKind::Router, r->key);
+        // Routed in as by the gateway, so the router must have one.
+        if (vm != nullptr && r != nullptr && r->gateway && vm->host == host_.host &&
+            key_.eth_dst == vm->mac) {
           note([&] {
             return "floating IP " + to.toString() + " -> " + f->fixed.toString() +
                    " (DNAT, on the VM's host)";
@@ -318,6 +322,9 @@ class Walk {
       return false;
     }
     if (key_.eth_type == ethertype::kArp) {
+      // The ARP sender's MAC is not in the flow key: a refusal of one
+      // frame says nothing of the next with the same key.
+      noCache();
       packet::ArpPacket arp;
       if (!packet::load(frame_, parsed_.l3_offset, arp)) {
         drop(DropReason::ArpTruncated);
@@ -480,7 +487,10 @@ class Walk {
                                        : ", flood";
       return "tunnel to " + hostText(host) + ", VNI " + std::to_string(sw.vni) + what;
     });
+    const topology::Host* h = t_.findHost(host);
+    if (h == nullptr) return drop(DropReason::DestinationUnbound);
     Action& a = act(ActionKind::Tunnel);
+    a.remote = h->tunnel_ip;
     a.router = router;
     a.host = host;
     a.vni = sw.vni;
@@ -531,7 +541,10 @@ class Walk {
     }
     for (uint32_t h : hosts) {
       tag(TagKind::Host, h);
+      const topology::Host* host = t_.findHost(h);
+      if (host == nullptr) continue;
       Action& a = act(ActionKind::Tunnel);
+      a.remote = host->tunnel_ip;
       a.host = h;
       a.vni = sw.vni;
       a.switch_key = sw.key;
@@ -661,20 +674,39 @@ class Walk {
   // --- the logical router ---
 
   struct RouteChoice {
+    enum class Kind : uint8_t { Connected, External, Static, Default };
     const RouterInterface* interface = nullptr;  // null: the external gateway
     IpAddr nexthop{};
     int length = -1;
-    std::string what;
+    Kind kind = Kind::Connected;
+    topology::IpPrefix prefix{};
+
+    std::string text() const {
+      switch (kind) {
+        case Kind::Connected:
+          return "connected " + prefix.toString();
+        case Kind::External:
+          return "connected " + prefix.toString() + " (external)";
+        case Kind::Static:
+          return "static route " + prefix.toString() + " via " + nexthop.toString();
+        case Kind::Default:
+          return "default route via " + nexthop.toString() + " (external gateway)";
+      }
+      return "?";
+    }
   };
 
-  std::optional<RouteChoice> lookupRoute(const Router& r, const IpAddr& to) const {
+  std::optional<RouteChoice> lookupRoute(const Router& r, const IpAddr& to) {
+    using Kind = RouteChoice::Kind;
     std::optional<RouteChoice> best;
-    auto consider = [&](RouteChoice c) {
-      if (!best || c.length > best->length) best = std::move(c);
+    auto consider = [&](const RouteChoice& c) {
+      if (!best || c.length > best->length) best = c;
     };
     // The external subnets the gateway has an address in.
     std::vector<topology::IpPrefix> external;
     if (r.gateway) {
+      // Its subnets decide which next hops are connected, whichever route wins.
+      tag(TagKind::Switch, r.gateway->switch_key);
       if (const Switch* ext = t_.findSwitch(r.gateway->switch_key)) {
         for (const auto& s : ext->subnets) {
           for (const auto& ip : r.gateway->ips) {
@@ -694,24 +726,19 @@ class Walk {
                          [&](const auto& p) { return p.contains(ip); });
     };
     for (const auto& i : r.interfaces) {
-      if (i.subnet.contains(to)) {
-        consider({&i, to, i.subnet.length, "connected " + i.subnet.toString()});
-      }
+      if (i.subnet.contains(to)) consider({&i, to, i.subnet.length, Kind::Connected, i.subnet});
     }
     for (const auto& p : external) {
-      if (p.contains(to))
-        consider({nullptr, to, p.length, "connected " + p.toString() + " (external)"});
+      if (p.contains(to)) consider({nullptr, to, p.length, Kind::External, p});
     }
     for (const auto& route : r.routes) {
       if (!route.destination.contains(to)) continue;
-      RouteChoice c{
-          nullptr, route.nexthop, route.destination.length,
-          "static route " + route.destination.toString() + " via " + route.nexthop.toString()};
-      if (connected(route.nexthop, c)) consider(std::move(c));
+      RouteChoice c{nullptr, route.nexthop, route.destination.length, Kind::Static,
+                    route.destination};
+      if (connected(route.nexthop, c)) consider(c);
     }
     if (r.gateway && r.gateway->nexthop && to.family == 4 && r.gateway->nexthop->family == 4) {
-      consider({nullptr, *r.gateway->nexthop, 0,
-                "default route via " + r.gateway->nexthop->toString() + " (external gateway)"});
+      consider({nullptr, *r.gateway->nexthop, 0, Kind::Default, {}});
     }
     return best;
   }
@@ -754,7 +781,7 @@ class Walk {
       noCache();
       return drop(DropReason::NoRoute);
     }
-    note([&] { return routerText(r) + ": " + to.toString() + " by " + choice->what; });
+    note([&] { return routerText(r) + ": " + to.toString() + " by " + choice->text(); });
     if (choice->interface == nullptr) {
       if (in == nullptr) return drop(DropReason::RouteHairpin);
       return leaveByGateway(r, *choice, in_mac, in_ip);

@@ -242,8 +242,8 @@ Result<std::shared_ptr<const Topology>> TopologyBuilder::build(uint64_t version)
     }
   }
   for (const auto& [key, r] : t->routers_) {
-    auto claim = [&, key = key](uint32_t sw, const MacAddress& mac, const std::vector<IpAddr>& ips,
-                                int index) -> Result<void> {
+    auto claim = [&, key = key, &r = r](uint32_t sw, const MacAddress& mac,
+                                        const std::vector<IpAddr>& ips, int index) -> Result<void> {
       if (!t->router_by_mac_.emplace(std::pair{sw, mac}, std::pair{key, index}).second) {
         return invalid("router " + r.id + ": MAC " + mac.toString() + " is taken on its switch");
       }

@@ -7,7 +7,6 @@
 namespace canopy::datapath::testing {
 
 using namespace world;
-using topology::Direction;
 
 namespace {
 
@@ -70,121 +69,6 @@ std::string describeFrame(std::span<const uint8_t> frame) {
     default:
       return s + " proto " + std::to_string(k.ip_proto);
   }
-}
-
-topology::TopologyBuilder scenario() {
-  topology::TopologyBuilder b;
-  b.addHost({.key = kH1, .name = "h1", .tunnel_ip = ip("192.168.100.1")})
-      .addHost({.key = kH2, .name = "h2", .tunnel_ip = ip("192.168.100.2")})
-      .addHost({.key = kH3, .name = "h3", .tunnel_ip = ip("192.168.100.3")});
-  b.addSwitch({.key = kNet1,
-               .id = "net1-id",
-               .name = "net1",
-               .vni = 101,
-               .mtu = 1442,
-               .subnets = {{.id = "subnet1-id",
-                            .cidr = prefix("10.0.0.0/24"),
-                            .gateway = ip("10.0.0.1"),
-                            .dns_servers = {ip("192.0.2.53")},
-                            .host_routes = {{prefix("192.168.50.0/24"), ip("10.0.0.254")}}}},
-               .dns_domain = "openstacklocal"});
-  b.addSwitch(
-      {.key = kNet2,
-       .id = "net2-id",
-       .name = "net2",
-       .vni = 102,
-       .mtu = 1400,
-       .subnets = {
-           {.id = "subnet2-id", .cidr = prefix("10.0.1.0/24"), .gateway = ip("10.0.1.1")}}});
-  b.addSwitch(
-      {.key = kNetB,
-       .id = "netb-id",
-       .name = "net-b",
-       .vni = 201,
-       .mtu = 1442,
-       .subnets = {
-           {.id = "subnetb-id", .cidr = prefix("10.0.0.0/24"), .gateway = ip("10.0.0.1")}}});
-  b.addSwitch({.key = kPublic,
-               .id = "public-id",
-               .name = "public",
-               .vni = 1000,
-               .mtu = 1500,
-               .subnets = {{.id = "public-subnet-id",
-                            .cidr = prefix("203.0.113.0/24"),
-                            .gateway = ip("203.0.113.1"),
-                            .dhcp = false}},
-               .external = true,
-               .physical_network = "physnet1"});
-  using topology::Rule;
-  b.addGroup({.key = kDefault,
-              .id = "sg-default-id",
-              .name = "default",
-              .rules = {Rule{.id = "rule-default-egress", .direction = Direction::Egress},
-                        Rule{.id = "rule-default-ingress",
-                             .direction = Direction::Ingress,
-                             .remote_group = kDefault}}});
-  b.addGroup({.key = kWeb,
-              .id = "sg-web-id",
-              .name = "web",
-              .rules = {Rule{.id = "rule-web-http",
-                             .direction = Direction::Ingress,
-                             .protocol = 6,
-                             .port_min = 80,
-                             .port_max = 80,
-                             .remote_prefix = prefix("0.0.0.0/0")},
-                        Rule{.id = "rule-web-icmp", .direction = Direction::Ingress, .protocol = 1},
-                        Rule{.id = "rule-web-egress", .direction = Direction::Egress}}});
-  b.addGroup({.key = kDefaultB,
-              .id = "sg-default-b-id",
-              .name = "default",
-              .rules = {Rule{.id = "rule-b-egress", .direction = Direction::Egress},
-                        Rule{.id = "rule-b-ingress",
-                             .direction = Direction::Ingress,
-                             .remote_group = kDefaultB}}});
-  auto vm = [&](uint32_t key, const char* name, uint32_t sw, uint8_t m, const char* address,
-                uint32_t host, std::vector<uint32_t> groups) {
-    b.addPort({.key = key,
-               .id = std::string("port-") + name,
-               .switch_key = sw,
-               .mac = mac(0, m),
-               .ips = {ip(address)},
-               .groups = std::move(groups),
-               .host = host,
-               .device_owner = "compute:nova",
-               .name = name});
-  };
-  vm(kVm1, "vm1", kNet1, 1, "10.0.0.5", kH1, {kDefault});
-  vm(kVm2, "vm2", kNet1, 2, "10.0.0.6", kH2, {kDefault});
-  vm(kVm5, "vm5", kNet1, 5, "10.0.0.8", kH1, {kDefault});
-  vm(kVm6, "vm6", kNet1, 6, "10.0.0.9", kH3, {kDefault});
-  vm(kVm3, "vm3", kNet2, 3, "10.0.1.5", kH1, {kWeb});
-  vm(kVmB, "vmb", kNetB, 0x21, "10.0.0.5", kH1, {kDefaultB});
-  b.addRouter({.key = kRouter,
-               .id = "router1-id",
-               .name = "r1",
-               .interfaces = {{.port_key = 901,
-                               .switch_key = kNet1,
-                               .mac = kRouterNet1Mac,
-                               .ip = ip("10.0.0.1"),
-                               .subnet = prefix("10.0.0.0/24")},
-                              {.port_key = 902,
-                               .switch_key = kNet2,
-                               .mac = kRouterNet2Mac,
-                               .ip = ip("10.0.1.1"),
-                               .subnet = prefix("10.0.1.0/24")}},
-               .gateway = topology::Gateway{.port_key = 903,
-                                            .switch_key = kPublic,
-                                            .mac = kGatewayMac,
-                                            .ips = {ip("203.0.113.10")},
-                                            .snat = true,
-                                            .host = kH2,
-                                            .nexthop = ip("203.0.113.1")}});
-  b.addFloatingIp({.id = "fip1-id",
-                   .external = ip("203.0.113.50"),
-                   .fixed = ip("10.0.1.5"),
-                   .port_key = kVm3,
-                   .router_key = kRouter});
-  return b;
 }
 
 World::World(Encapsulation encapsulation) : encapsulation_(encapsulation) {

@@ -1,0 +1,151 @@
+// Fuzzes one host's whole datapath (parser, tunnels, conntrack, flow cache,
+// simulator, NAT, generated replies) on the test scenario's topology
+// (testing/datapath_scenario.h). An input is up to four segments separated
+// by the bytes ff fe; a segment's first byte says where the rest comes in:
+//
+//   bit 7      the host: h1 (vm1, vm3, vm5, vmb; vm3's floating IP) or h2
+//              (vm2; the router's gateway, with SNAT)
+//   bit 6      (first segment) whether the hosts know the external next hop
+//   bits 0-2   0-3 a port bound on the host, 4 its uplink, 5 a Geneve and
+//              6 a VXLAN tunnel from the other host (the rest is the UDP
+//              payload), 7 a port bound on another host
+//
+// The segments run twice, in order, through two datapaths per host side by
+// side: one with the flow cache, one traced (every packet simulated
+// afresh). Besides crashes (ASan, UBSan), any difference in what they send
+// or count aborts: a cached decision that a fresh simulation would not make.
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "base/clock.h"
+#include "datapath/pipeline/datapath.h"
+#include "testing/datapath_scenario.h"
+
+namespace {
+
+namespace dp = canopy::datapath;
+using dp::pipeline::Datapath;
+using dp::pipeline::Encapsulation;
+using dp::pipeline::Ingress;
+using dp::pipeline::Outputs;
+using namespace dp::testing::world;
+
+constexpr size_t kMaxSegments = 4;
+
+const std::shared_ptr<const dp::topology::Topology>& scenarioTopology() {
+  static const auto topology = *dp::testing::scenario().build(1);
+  return topology;
+}
+
+struct Segment {
+  uint8_t selector = 0;
+  std::span<const uint8_t> bytes;
+};
+
+std::vector<Segment> split(std::span<const uint8_t> data) {
+  std::vector<Segment> segments;
+  while (!data.empty() && segments.size() < kMaxSegments) {
+    size_t cut = data.size();
+    for (size_t i = 0; i + 1 < data.size(); ++i) {
+      if (data[i] == 0xff && data[i + 1] == 0xfe) {
+        cut = i;
+        break;
+      }
+    }
+    if (cut > 0) segments.push_back({data[0], data.subspan(1, cut - 1)});
+    data = data.subspan(cut == data.size() ? cut : cut + 2);
+  }
+  return segments;
+}
+
+// Where a segment comes in.
+Ingress ingressOf(uint8_t selector, uint32_t host) {
+  static const std::vector<uint32_t> kH1Ports = {kVm1, kVm3, kVm5, kVmB};
+  static const std::vector<uint32_t> kH2Ports = {kVm2};
+  const auto& ports = host == kH1 ? kH1Ports : kH2Ports;
+  uint32_t other = host == kH1 ? kH2 : kH1;
+  const auto& peer = scenarioTopology()->findHost(other)->tunnel_ip;
+  unsigned which = selector & 0x07u;
+  switch (which) {
+    case 4:
+      return Ingress::fromUplink(0);
+    case 5:
+      return Ingress::fromTunnel(Encapsulation::Geneve, peer);
+    case 6:
+      return Ingress::fromTunnel(Encapsulation::Vxlan, peer);
+    case 7:
+      return Ingress::fromPort(host == kH1 ? kVm2 : kVm1);
+    default:
+      return Ingress::fromPort(ports[which % ports.size()]);
+  }
+}
+
+bool sameOutputs(const Outputs& a, const Outputs& b) {
+  if (a.items().size() != b.items().size()) return false;
+  for (size_t n = 0; n < a.items().size(); ++n) {
+    const auto& x = a.items()[n];
+    const auto& y = b.items()[n];
+    auto xb = a.bytes(x), yb = b.bytes(y);
+    if (x.kind != y.kind || x.port != y.port || x.host != y.host || !(x.remote == y.remote) ||
+        x.udp_source != y.udp_source || x.uplink != y.uplink ||
+        !std::equal(xb.begin(), xb.end(), yb.begin(), yb.end())) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool sameCounters(const dp::pipeline::Counters& a, const dp::pipeline::Counters& b) {
+  return a.packets == b.packets && a.outputs == b.outputs && a.answered == b.answered &&
+         a.drops == b.drops;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  auto segments = split({data, size});
+  if (segments.empty()) return 0;
+  canopy::FakeClock clock;
+  // [host index][0: cached, 1: fresh]
+  std::unique_ptr<Datapath> paths[2][2];
+  for (uint32_t h : {kH1, kH2}) {
+    dp::pipeline::Config config;
+    config.host.host = h;
+    config.host.uplinks = {"physnet1"};
+    config.flow_cache_entries = 64;
+    for (auto& path : paths[h - 1]) {
+      path = std::make_unique<Datapath>(clock, config);
+      path->setTopology(scenarioTopology());
+      if ((segments[0].selector & 0x40) != 0) {
+        path->learnNeighbor(kPublic, dp::testing::ip("203.0.113.1"), kOutsideMac);
+      }
+    }
+  }
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const Segment& s : segments) {
+      uint32_t host = (s.selector & 0x80) != 0 ? kH2 : kH1;
+      Ingress in = ingressOf(s.selector, host);
+      Datapath& cached = *paths[host - 1][0];
+      Datapath& fresh = *paths[host - 1][1];
+      Outputs a, b;
+      dp::pipeline::Trace trace;
+      cached.process(in, s.bytes, a);
+      fresh.process(in, s.bytes, b, &trace);
+      if (!sameOutputs(a, b) || !sameCounters(cached.counters(), fresh.counters())) {
+        std::fprintf(stderr, "cached and fresh decisions differ (pass %d); fresh trace:\n", pass);
+        for (const auto& line : trace) std::fprintf(stderr, "  %s\n", line.c_str());
+        std::abort();
+      }
+    }
+    clock.advance(std::chrono::seconds(1));
+  }
+  return 0;
+}

@@ -1,0 +1,405 @@
+// One host's datapath beyond the golden traces: what it caches and
+// invalidates, what it learns, how it meets full tables, provider VLANs,
+// router answers, ICMP errors through SNAT, bad tunnel packets and DHCP
+// INFORM. Each case runs in the test world (hosts h1..h3, scenario()).
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "datapath/packet/dhcp.h"
+#include "datapath/packet/tunnel.h"
+#include "datapath/simulator/replies.h"
+#include "world.h"
+
+namespace canopy::datapath::testing {
+namespace {
+
+using namespace world;
+using packet::PacketBuilder;
+using packet::TcpHeader;
+using Received = World::Received;
+
+std::vector<uint8_t> tcp(MacAddress from, MacAddress to, const char* src, const char* dst,
+                         uint16_t sport, uint16_t dport, uint8_t flags) {
+  return PacketBuilder()
+      .eth(from, to)
+      .ipv4(v4(src), v4(dst))
+      .tcp(sport, dport, flags, 1000)
+      .build();
+}
+std::vector<uint8_t> udp(MacAddress from, MacAddress to, const char* src, const char* dst,
+                         uint16_t sport, uint16_t dport) {
+  return PacketBuilder()
+      .eth(from, to)
+      .ipv4(v4(src), v4(dst))
+      .udp(sport, dport)
+      .payload("data")
+      .build();
+}
+std::vector<uint8_t> ping(MacAddress from, MacAddress to, const char* src, const char* dst,
+                          uint8_t type = 8) {
+  return PacketBuilder()
+      .eth(from, to)
+      .ipv4(v4(src), v4(dst))
+      .icmp(type, 0, 77, 1)
+      .payload("abcdefgh")
+      .build();
+}
+
+bool only(const std::vector<Received>& r, uint32_t host, uint32_t port) {
+  return r.size() == 1 && r[0].host == host && r[0].kind == Outputs::Kind::Port &&
+         r[0].port == port;
+}
+bool has(const Received& r, const std::string& text) {
+  return describeFrame(r.bytes).find(text) != std::string::npos;
+}
+packet::ParsedPacket parsed(std::span<const uint8_t> frame) {
+  packet::ParsedPacket p;
+  EXPECT_EQ(packet::parse(frame, p), DropReason::None) << describeFrame(frame);
+  return p;
+}
+
+class Pipeline : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    world_.setTopology(scenario(), 1);
+    for (uint32_t h : {kH1, kH2})
+      world_.host(h).learnNeighbor(kPublic, ip("203.0.113.1"), kOutsideMac);
+  }
+  static TopologyParts parts() { return TopologyParts::of(**scenario().build(1)); }
+
+  World world_;
+};
+
+TEST_F(Pipeline, RepeatedFlowIsSimulatedOnceThenServedFromTheCache) {
+  Datapath& h1 = world_.host(kH1);
+  auto frame = udp(mac(0, 1), mac(0, 5), "10.0.0.5", "10.0.0.8", 5000, 6000);
+  // vm1's egress and vm5's ingress are simulated for the first packet (new
+  // in conntrack) and again for the second (established): two states.
+  uint64_t simulations = h1.counters().simulations;
+  ASSERT_TRUE(only(world_.fromPort(kH1, kVm1, frame), kH1, kVm5));
+  EXPECT_EQ(h1.counters().simulations, simulations + 2);
+  ASSERT_TRUE(only(world_.fromPort(kH1, kVm1, frame), kH1, kVm5));
+  EXPECT_EQ(h1.counters().simulations, simulations + 4);
+
+  simulations = h1.counters().simulations;
+  uint64_t hits = h1.cacheStats().hits;
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(only(world_.fromPort(kH1, kVm1, frame), kH1, kVm5));
+  EXPECT_EQ(h1.counters().simulations, simulations);
+  EXPECT_EQ(h1.cacheStats().hits, hits + 20);  // both stages of each packet
+}
+
+TEST_F(Pipeline, RemovingARuleStopsNewConnectionsAndInvalidatesOnlyWhatReadIt) {
+  Datapath& h1 = world_.host(kH1);
+  // An established connection to vm3:80 (web), and a cached ping to vm5.
+  ASSERT_TRUE(only(world_.fromPort(kH1, kVm1,
+                                   tcp(mac(0, 1), kRouterNet1Mac, "10.0.0.5", "10.0.1.5", 40000, 80,
+                                       TcpHeader::kSyn)),
+                   kH1, kVm3));
+  ASSERT_TRUE(only(world_.fromPort(kH1, kVm3,
+                                   tcp(mac(0, 3), kRouterNet2Mac, "10.0.1.5", "10.0.0.5", 80, 40000,
+                                       TcpHeader::kSyn | TcpHeader::kAck)),
+                   kH1, kVm1));
+  auto data = tcp(mac(0, 1), kRouterNet1Mac, "10.0.0.5", "10.0.1.5", 40000, 80,
+                  TcpHeader::kPsh | TcpHeader::kAck);
+  ASSERT_TRUE(only(world_.fromPort(kH1, kVm1, data), kH1, kVm3));
+  auto to_vm5 = ping(mac(0, 1), mac(0, 5), "10.0.0.5", "10.0.0.8");
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(only(world_.fromPort(kH1, kVm1, to_vm5), kH1, kVm5));
+
+  auto changed = parts();
+  auto& rules = changed.groups.at(kWeb).rules;
+  std::erase_if(rules, [](const topology::Rule& r) { return r.id == "rule-web-http"; });
+  uint64_t invalidated = h1.cacheStats().invalidated;
+  size_t cached = h1.cacheSize();
+  world_.setTopology(changed.builder(), 2);
+  // The only decision that read web's rules: vm3's ingress check of the
+  // SYN (established packets are allowed before any rule is read).
+  EXPECT_EQ(h1.cacheStats().invalidated, invalidated + 1);
+  EXPECT_EQ(h1.cacheSize(), cached - 1);
+
+  uint64_t simulations = h1.counters().simulations;
+  EXPECT_TRUE(only(world_.fromPort(kH1, kVm1, to_vm5), kH1, kVm5));
+  EXPECT_TRUE(only(world_.fromPort(kH1, kVm1, data), kH1, kVm3));
+  EXPECT_EQ(h1.counters().simulations, simulations) << "other cached flows still hit";
+
+  uint64_t refused = h1.counters().dropped(DropReason::SecurityGroupIngress);
+  EXPECT_TRUE(world_
+                  .fromPort(kH1, kVm1,
+                            tcp(mac(0, 1), kRouterNet1Mac, "10.0.0.5", "10.0.1.5", 40001, 80,
+                                TcpHeader::kSyn))
+                  .empty());
+  EXPECT_EQ(h1.counters().dropped(DropReason::SecurityGroupIngress), refused + 1);
+}
+
+TEST(PipelineNeighbors, UnknownNextHopIsAskedForThenUsed) {
+  World w;  // no neighbour learned on any host
+  w.setTopology(scenario(), 1);
+  auto out =
+      tcp(mac(0, 1), kRouterNet1Mac, "10.0.0.5", "198.51.100.7", 41000, 443, TcpHeader::kSyn);
+  auto r = w.fromPort(kH1, kVm1, out);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].host, kH2);  // the gateway host
+  EXPECT_EQ(r[0].kind, Outputs::Kind::Uplink);
+  EXPECT_TRUE(has(r[0],
+                  "fa:16:3e:00:01:00 > ff:ff:ff:ff:ff:ff arp who-has 203.0.113.1 tell "
+                  "203.0.113.10"))
+      << describeFrame(r[0].bytes);
+  EXPECT_EQ(w.host(kH2).counters().dropped(DropReason::NeighborUnresolved), 1u);
+
+  r = w.fromOutside(kH2,
+                    PacketBuilder()
+                        .eth(kOutsideMac, kGatewayMac)
+                        .arp(2, kOutsideMac, v4("203.0.113.1"), kGatewayMac, v4("203.0.113.10"))
+                        .build());
+  EXPECT_TRUE(r.empty());
+
+  r = w.fromPort(kH1, kVm1, out);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].host, kH2);
+  EXPECT_EQ(r[0].kind, Outputs::Kind::Uplink);
+  EXPECT_TRUE(has(r[0], "fa:16:3e:00:01:00 > 52:54:00:00:00:01 ip 203.0.113.10 > 198.51.100.7"))
+      << describeFrame(r[0].bytes);
+  EXPECT_EQ(w.host(kH2).counters().dropped(DropReason::NeighborUnresolved), 1u);
+}
+
+TEST_F(Pipeline, VlanProviderNetworkTagsOnTheWayOutAndUntagsOnTheWayIn) {
+  constexpr uint32_t kProvider = 50, kPv1 = 31, kPv2 = 32;
+  auto p = parts();
+  p.switches[kProvider] = {.key = kProvider,
+                           .id = "provider-id",
+                           .name = "provider",
+                           .subnets = {{.id = "provider-subnet-id",
+                                        .cidr = prefix("172.16.0.0/24"),
+                                        .gateway = ip("172.16.0.1"),
+                                        .dhcp = false}},
+                           .physical_network = "physnet1",
+                           .vlan = 42};
+  p.ports[kPv1] = {.key = kPv1,
+                   .id = "port-pv1",
+                   .switch_key = kProvider,
+                   .mac = mac(0, 0x31),
+                   .ips = {ip("172.16.0.5")},
+                   .groups = {kWeb},
+                   .host = kH1,
+                   .name = "pv1"};
+  p.ports[kPv2] = {.key = kPv2,
+                   .id = "port-pv2",
+                   .switch_key = kProvider,
+                   .mac = mac(0, 0x32),
+                   .ips = {ip("172.16.0.6")},
+                   .groups = {kWeb},
+                   .host = kH2,
+                   .name = "pv2"};
+  world_.setTopology(p.builder(), 2);
+
+  // pv1 on h1 pings pv2 on h2: out of h1's uplink, tagged.
+  auto r = world_.fromPort(kH1, kPv1, ping(mac(0, 0x31), mac(0, 0x32), "172.16.0.5", "172.16.0.6"));
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].host, kH1);
+  EXPECT_EQ(r[0].kind, Outputs::Kind::Uplink);
+  auto out = parsed(r[0].bytes);
+  EXPECT_EQ(out.key.vlan_tci & 0x0fff, 42);
+  EXPECT_EQ(out.key.eth_type, packet::ethertype::kIpv4);
+
+  // The physical network brings it, tagged, to h2: pv2 gets it untagged.
+  r = world_.fromOutside(kH2, r[0].bytes);
+  ASSERT_TRUE(only(r, kH2, kPv2));
+  auto in = parsed(r[0].bytes);
+  EXPECT_EQ(in.key.vlan_tci, 0);
+  EXPECT_EQ(r[0].bytes[12], 0x08);
+  EXPECT_EQ(r[0].bytes[13], 0x00);
+  EXPECT_TRUE(has(r[0], "ip 172.16.0.5 > 172.16.0.6"));
+
+  // Another VLAN on the same uplink is no network of this host's.
+  auto other = PacketBuilder()
+                   .eth(kOutsideMac, mac(0, 0x32))
+                   .vlan(43)
+                   .ipv4(v4("172.16.0.9"), v4("172.16.0.6"))
+                   .icmp(8, 0, 1, 1)
+                   .build();
+  EXPECT_TRUE(world_.fromOutside(kH2, other).empty());
+  EXPECT_EQ(world_.host(kH2).counters().dropped(DropReason::UnknownUplink), 1u);
+}
+
+TEST(PipelineConntrack, FullTableRefusesNewConnectionsButNotExistingOnes) {
+  FakeClock clock;
+  pipeline::Config config;
+  config.host.host = kH1;
+  config.conntrack.max_connections = 2;
+  Datapath dp(clock, config);
+  dp.setTopology(*scenario().build(1));
+  auto send = [&](uint32_t port, const std::vector<uint8_t>& frame) {
+    Outputs out;
+    dp.process(Ingress::fromPort(port), frame, out);
+    return out.items().size() == 1 && out.items()[0].kind == Outputs::Kind::Port
+               ? out.items()[0].port
+               : 0;
+  };
+  // One connection vm1 -> vm5, tracked in both ports' zones: the table is full.
+  EXPECT_EQ(
+      send(kVm1, tcp(mac(0, 1), mac(0, 5), "10.0.0.5", "10.0.0.8", 40000, 22, TcpHeader::kSyn)),
+      kVm5);
+  EXPECT_EQ(dp.connections().size(), 2u);
+
+  EXPECT_EQ(
+      send(kVm1, tcp(mac(0, 1), mac(0, 5), "10.0.0.5", "10.0.0.8", 40001, 22, TcpHeader::kSyn)),
+      0u);
+  EXPECT_EQ(dp.counters().dropped(DropReason::ConntrackFull), 1u);
+
+  EXPECT_EQ(send(kVm5, tcp(mac(0, 5), mac(0, 1), "10.0.0.8", "10.0.0.5", 22, 40000,
+                           TcpHeader::kSyn | TcpHeader::kAck)),
+            kVm1);
+  EXPECT_EQ(
+      send(kVm1, tcp(mac(0, 1), mac(0, 5), "10.0.0.5", "10.0.0.8", 40000, 22, TcpHeader::kAck)),
+      kVm5);
+  EXPECT_EQ(dp.counters().dropped(DropReason::ConntrackFull), 1u);
+  EXPECT_EQ(dp.connections().size(), 2u);
+}
+
+TEST_F(Pipeline, RouterWithoutRouteAnswersNetworkUnreachable) {
+  auto p = parts();
+  p.routers.at(kRouter).gateway.reset();
+  p.floating_ips.clear();
+  world_.setTopology(p.builder(), 2);
+  auto r = world_.fromPort(kH1, kVm1,
+                           udp(mac(0, 1), kRouterNet1Mac, "10.0.0.5", "198.51.100.7", 5000, 53));
+  ASSERT_TRUE(only(r, kH1, kVm1));
+  EXPECT_TRUE(has(r[0], "fa:16:3e:00:01:01 > fa:16:3e:00:00:01 ip 10.0.0.1 > 10.0.0.5"))
+      << describeFrame(r[0].bytes);
+  EXPECT_TRUE(has(r[0], "icmp 3/0")) << describeFrame(r[0].bytes);
+  EXPECT_EQ(world_.host(kH1).counters().dropped(DropReason::NoRoute), 1u);
+}
+
+TEST_F(Pipeline, RouterAddressAnswersUdpWithPortUnreachableAndTcpWithReset) {
+  auto r =
+      world_.fromPort(kH1, kVm1, udp(mac(0, 1), kRouterNet1Mac, "10.0.0.5", "10.0.0.1", 5000, 53));
+  ASSERT_TRUE(only(r, kH1, kVm1));
+  EXPECT_TRUE(has(r[0], "ip 10.0.0.1 > 10.0.0.5")) << describeFrame(r[0].bytes);
+  EXPECT_TRUE(has(r[0], "icmp 3/3")) << describeFrame(r[0].bytes);
+
+  r = world_.fromPort(
+      kH1, kVm1,
+      tcp(mac(0, 1), kRouterNet1Mac, "10.0.0.5", "10.0.0.1", 41000, 22, TcpHeader::kSyn));
+  ASSERT_TRUE(only(r, kH1, kVm1));
+  EXPECT_TRUE(has(r[0], "ip 10.0.0.1 > 10.0.0.5")) << describeFrame(r[0].bytes);
+  EXPECT_TRUE(has(r[0], "tcp 22 > 41000 [R")) << describeFrame(r[0].bytes);
+  EXPECT_EQ(world_.host(kH1).counters().dropped(DropReason::RouterAddressNotServed), 2u);
+}
+
+TEST_F(Pipeline, IcmpErrorAboutSnatFlowReachesTheVmTranslatedBack) {
+  auto r = world_.fromPort(kH1, kVm1,
+                           udp(mac(0, 1), kRouterNet1Mac, "10.0.0.5", "198.51.100.7", 41000, 53));
+  ASSERT_EQ(r.size(), 1u);
+  ASSERT_EQ(r[0].host, kH2);
+  ASSERT_EQ(r[0].kind, Outputs::Kind::Uplink);
+  auto left = parsed(r[0].bytes);
+  ASSERT_TRUE(has(r[0], "ip 203.0.113.10 > 198.51.100.7")) << describeFrame(r[0].bytes);
+
+  // 198.51.100.7 has nothing on port 53: its error quotes the translated packet.
+  auto error = simulator::icmpError(r[0].bytes, left, kOutsideMac, v4("198.51.100.7"), 3, 3, 0);
+  r = world_.fromOutside(kH2, error);
+  ASSERT_TRUE(only(r, kH1, kVm1));
+  EXPECT_TRUE(has(r[0], "ip 198.51.100.7 > 10.0.0.5")) << describeFrame(r[0].bytes);
+  EXPECT_TRUE(has(r[0], "icmp 3/3")) << describeFrame(r[0].bytes);
+  auto p = parsed(r[0].bytes);
+  const auto& b = r[0].bytes;
+  size_t quote = p.payload_offset;  // the quoted IPv4 header, then 8 bytes of UDP
+  ASSERT_GE(b.size(), quote + 28);
+  EXPECT_EQ(std::vector<uint8_t>(b.begin() + static_cast<long>(quote + 12),
+                                 b.begin() + static_cast<long>(quote + 16)),
+            (std::vector<uint8_t>{10, 0, 0, 5}));
+  EXPECT_EQ(b[quote + 20] << 8 | b[quote + 21], 41000);
+}
+
+TEST_F(Pipeline, BadTunnelPacketsAreDroppedWithTheirReasons) {
+  Datapath& h1 = world_.host(kH1);
+  auto inner = ping(mac(0, 2), mac(0, 1), "10.0.0.6", "10.0.0.5");
+  const IpAddr h2 = ip("192.168.100.2");
+  auto geneve = [&](uint32_t vni, std::vector<packet::GeneveOptionSpec> options) {
+    return packet::genevePayload(vni, options, inner);
+  };
+
+  EXPECT_TRUE(world_
+                  .send(kH1, Ingress::fromTunnel(Encapsulation::Geneve, ip("192.168.100.99")),
+                        geneve(101, {}))
+                  .empty());
+  EXPECT_EQ(h1.counters().dropped(DropReason::TunnelUnknownSource), 1u);
+
+  auto unknown_critical =
+      geneve(101, {{.option_class = 0x0102, .type = 0x80 | 0x05, .data = {0, 0, 0, 0}}});
+  EXPECT_TRUE(
+      world_.send(kH1, Ingress::fromTunnel(Encapsulation::Geneve, h2), unknown_critical).empty());
+  EXPECT_EQ(h1.counters().dropped(DropReason::TunnelBadOption), 1u);
+
+  EXPECT_TRUE(
+      world_.send(kH1, Ingress::fromTunnel(Encapsulation::Geneve, h2), geneve(999, {})).empty());
+  EXPECT_EQ(h1.counters().dropped(DropReason::UnknownVni), 1u);
+  EXPECT_TRUE(world_
+                  .send(kH1, Ingress::fromTunnel(Encapsulation::Vxlan, h2),
+                        packet::vxlanPayload(999, inner))
+                  .empty());
+  EXPECT_EQ(h1.counters().dropped(DropReason::UnknownVni), 2u);
+
+  // The same frame with an option that is not critical is carried (vm2 is
+  // then matched into vm1's default group by its address).
+  auto unknown_optional =
+      geneve(101, {{.option_class = 0x0102, .type = 0x05, .data = {0, 0, 0, 0}}});
+  EXPECT_TRUE(
+      only(world_.send(kH1, Ingress::fromTunnel(Encapsulation::Geneve, h2), unknown_optional), kH1,
+           kVm1));
+}
+
+// The options of a DHCP reply, by code.
+std::map<uint8_t, std::vector<uint8_t>> dhcpOptions(std::span<const uint8_t> frame) {
+  packet::ParsedPacket p = parsed(frame);
+  auto udp_payload = frame.subspan(p.payload_offset, p.l3_end - p.payload_offset);
+  std::map<uint8_t, std::vector<uint8_t>> options;
+  for (size_t at = sizeof(packet::BootpHeader) + 4; at < udp_payload.size();) {
+    uint8_t code = udp_payload[at];
+    if (code == packet::dhcp::kPad) {
+      ++at;
+      continue;
+    }
+    if (code == packet::dhcp::kEnd || at + 1 >= udp_payload.size()) break;
+    size_t length = udp_payload[at + 1];
+    if (at + 2 + length > udp_payload.size()) break;
+    options[code].assign(udp_payload.begin() + static_cast<long>(at + 2),
+                         udp_payload.begin() + static_cast<long>(at + 2 + length));
+    at += 2 + length;
+  }
+  return options;
+}
+
+TEST_F(Pipeline, DhcpInformIsAcknowledgedWithoutALease) {
+  using namespace packet::dhcp;
+  packet::DhcpOptions o;
+  o.addByte(kMessageType, kInform);
+  auto message = packet::dhcpRequest(mac(0, 1), 0x4321, o);
+  // An INFORM client has its address already, in ciaddr (RFC 2131 4.4.3).
+  const uint8_t ciaddr[] = {10, 0, 0, 5};
+  std::copy(std::begin(ciaddr), std::end(ciaddr), message.begin() + 12);
+  auto r = world_.fromPort(kH1, kVm1,
+                           PacketBuilder()
+                               .eth(mac(0, 1), MacAddress::broadcast())
+                               .ipv4(v4("10.0.0.5"), v4("255.255.255.255"))
+                               .udp(kClientPort, kServerPort)
+                               .payload(message)
+                               .build());
+  ASSERT_TRUE(only(r, kH1, kVm1));
+  EXPECT_TRUE(has(r[0], "ip 10.0.0.1 > 10.0.0.5")) << describeFrame(r[0].bytes);
+  EXPECT_TRUE(has(r[0], "dhcp ACK yiaddr 0.0.0.0")) << describeFrame(r[0].bytes);
+  auto options = dhcpOptions(r[0].bytes);
+  EXPECT_EQ(options[kMessageType], std::vector<uint8_t>{kAck});
+  EXPECT_EQ(options[kSubnetMask], (std::vector<uint8_t>{255, 255, 255, 0}));
+  EXPECT_EQ(options[packet::dhcp::kRouter], (std::vector<uint8_t>{10, 0, 0, 1}));
+  EXPECT_EQ(options.count(kLeaseTime), 0u);
+  EXPECT_EQ(options.count(kRenewalTime), 0u);
+  EXPECT_EQ(options.count(kRebindingTime), 0u);
+}
+
+}  // namespace
+}  // namespace canopy::datapath::testing
