@@ -80,6 +80,7 @@ std::vector<IndexSpec> defaultIndexes() {
   std::vector<IndexSpec> specs = {
       {"subnets.network", "subnets", field("network_id")},
       {"ports.device", "ports", field("device_id")},
+      {"ports.host", "ports", field("binding:host_id")},
       {"floatingips.port", "floatingips", field("port_id")},
       {"floatingips.router", "floatingips", field("router_id")},
       {"networks.segment", "networks",

@@ -91,6 +91,8 @@ inline constexpr std::string_view kPrefix = "/canopy/v1/";
 // The indexes the API and IPAM rely on:
 //   subnets.network  subnet  -> its network_id
 //   ports.network    port    -> its network_id
+//   ports.device     port    -> its device_id
+//   ports.host       port    -> its binding:host_id
 //   ports.subnet     port    -> each subnet_id of its fixed_ips
 //   ports.address    port    -> "<network_id> <ip>" for each fixed IP
 //   ports.mac        port    -> "<network_id> <mac>"

@@ -1,0 +1,377 @@
+#include "southbound/convert.h"
+
+namespace canopy::southbound {
+namespace {
+
+using topology::IpAddr;
+using topology::IpPrefix;
+using topology::MacAddress;
+
+Error bad(const std::string& what) { return Error(Errc::InvalidArgument, "view refused: " + what); }
+
+// --- to the wire ---
+
+std::string bytesOf(const IpAddr& ip) {
+  return ip.family == 4   ? std::string(reinterpret_cast<const char*>(ip.bytes.data()), 4)
+         : ip.family == 6 ? std::string(reinterpret_cast<const char*>(ip.bytes.data()), 16)
+                          : std::string();
+}
+std::string bytesOf(const MacAddress& mac) {
+  return std::string(reinterpret_cast<const char*>(mac.bytes.data()), 6);
+}
+void put(pb::Prefix* out, const IpPrefix& p) {
+  out->set_address(bytesOf(p.address));
+  out->set_length(p.length);
+}
+
+void put(pb::Switch* o, const topology::Switch& s) {
+  o->set_key(s.key);
+  o->set_id(s.id);
+  o->set_name(s.name);
+  o->set_vni(s.vni);
+  o->set_mtu(s.mtu);
+  for (const auto& sub : s.subnets) {
+    auto* x = o->add_subnets();
+    x->set_id(sub.id);
+    put(x->mutable_cidr(), sub.cidr);
+    if (sub.gateway) x->set_gateway(bytesOf(*sub.gateway));
+    x->set_dhcp(sub.dhcp);
+    for (const auto& d : sub.dns_servers) x->add_dns_servers(bytesOf(d));
+    for (const auto& r : sub.host_routes) {
+      auto* h = x->add_host_routes();
+      put(h->mutable_destination(), r.destination);
+      h->set_nexthop(bytesOf(r.nexthop));
+    }
+  }
+  o->set_external(s.external);
+  o->set_physical_network(s.physical_network);
+  o->set_vlan(s.vlan);
+  o->set_dns_domain(s.dns_domain);
+}
+
+void put(pb::Port* o, const topology::Port& p) {
+  o->set_key(p.key);
+  o->set_id(p.id);
+  o->set_switch_key(p.switch_key);
+  o->set_mac(bytesOf(p.mac));
+  for (const auto& ip : p.ips) o->add_ips(bytesOf(ip));
+  for (const auto& pair : p.allowed_pairs) {
+    auto* x = o->add_allowed_pairs();
+    x->set_mac(bytesOf(pair.mac));
+    put(x->mutable_prefix(), pair.prefix);
+  }
+  o->set_port_security(p.port_security);
+  o->set_admin_up(p.admin_up);
+  for (uint32_t g : p.groups) o->add_groups(g);
+  o->set_host(p.host);
+  o->set_device_owner(p.device_owner);
+  o->set_name(p.name);
+}
+
+void put(pb::SecurityGroup* o, const topology::SecurityGroup& g) {
+  o->set_key(g.key);
+  o->set_id(g.id);
+  o->set_name(g.name);
+  for (const auto& r : g.rules) {
+    auto* x = o->add_rules();
+    x->set_id(r.id);
+    x->set_ingress(r.direction == topology::Direction::Ingress);
+    x->set_family(r.family);
+    if (r.protocol) x->set_protocol(*r.protocol);
+    if (r.port_min) x->set_port_min(*r.port_min);
+    if (r.port_max) x->set_port_max(*r.port_max);
+    if (r.remote_prefix) put(x->mutable_remote_prefix(), *r.remote_prefix);
+    if (r.remote_group) x->set_remote_group(*r.remote_group);
+  }
+}
+
+void put(pb::Router* o, const topology::Router& r) {
+  o->set_key(r.key);
+  o->set_id(r.id);
+  o->set_name(r.name);
+  for (const auto& i : r.interfaces) {
+    auto* x = o->add_interfaces();
+    x->set_port_key(i.port_key);
+    x->set_switch_key(i.switch_key);
+    x->set_mac(bytesOf(i.mac));
+    x->set_ip(bytesOf(i.ip));
+    put(x->mutable_subnet(), i.subnet);
+  }
+  for (const auto& route : r.routes) {
+    auto* x = o->add_routes();
+    put(x->mutable_destination(), route.destination);
+    x->set_nexthop(bytesOf(route.nexthop));
+  }
+  if (r.gateway) {
+    auto* g = o->mutable_gateway();
+    g->set_port_key(r.gateway->port_key);
+    g->set_switch_key(r.gateway->switch_key);
+    g->set_mac(bytesOf(r.gateway->mac));
+    for (const auto& ip : r.gateway->ips) g->add_ips(bytesOf(ip));
+    g->set_snat(r.gateway->snat);
+    g->set_host(r.gateway->host);
+    if (r.gateway->nexthop) g->set_nexthop(bytesOf(*r.gateway->nexthop));
+  }
+}
+
+void put(pb::Host* o, const topology::Host& h) {
+  o->set_key(h.key);
+  o->set_name(h.name);
+  o->set_tunnel_ip(bytesOf(h.tunnel_ip));
+}
+
+void put(pb::FloatingIp* o, const topology::FloatingIp& f) {
+  o->set_id(f.id);
+  o->set_external(bytesOf(f.external));
+  o->set_fixed(bytesOf(f.fixed));
+  o->set_port_key(f.port_key);
+  o->set_router_key(f.router_key);
+}
+
+// --- from the wire ---
+
+Result<IpAddr> ip(const std::string& b, const char* what) {
+  IpAddr a;
+  if (b.size() == 4) {
+    a.family = 4;
+  } else if (b.size() == 16) {
+    a.family = 6;
+  } else {
+    return bad(std::string(what) + ": an address of " + std::to_string(b.size()) + " bytes");
+  }
+  std::copy(b.begin(), b.end(), a.bytes.begin());
+  return a;
+}
+Result<MacAddress> mac(const std::string& b, const char* what) {
+  if (b.size() != 6)
+    return bad(std::string(what) + ": a MAC of " + std::to_string(b.size()) + " bytes");
+  MacAddress m;
+  std::copy(b.begin(), b.end(), m.bytes.begin());
+  return m;
+}
+Result<IpPrefix> prefix(const pb::Prefix& p, const char* what) {
+  auto a = ip(p.address(), what);
+  if (!a) return std::move(a).error();
+  if (p.length() > (a->family == 4 ? 32u : 128u))
+    return bad(std::string(what) + ": prefix too long");
+  return IpPrefix{*a, static_cast<uint8_t>(p.length())};
+}
+
+#define CANOPY_TRY(var, expr)                      \
+  auto var##_r = (expr);                           \
+  if (!var##_r) return std::move(var##_r).error(); \
+  auto var = *std::move(var##_r)
+
+Result<topology::Switch> from(const pb::Switch& o) {
+  topology::Switch s{.key = o.key(), .id = o.id(), .name = o.name(), .vni = o.vni()};
+  if (o.mtu() > 65535 || o.vlan() > 4094)
+    return bad("switch " + o.id() + ": MTU or VLAN out of range");
+  s.mtu = static_cast<uint16_t>(o.mtu());
+  for (const auto& x : o.subnets()) {
+    CANOPY_TRY(cidr, prefix(x.cidr(), "subnet"));
+    topology::Subnet sub{.id = x.id(), .cidr = cidr, .dhcp = x.dhcp()};
+    if (!x.gateway().empty()) {
+      CANOPY_TRY(gw, ip(x.gateway(), "subnet gateway"));
+      sub.gateway = gw;
+    }
+    for (const auto& d : x.dns_servers()) {
+      CANOPY_TRY(dns, ip(d, "DNS server"));
+      sub.dns_servers.push_back(dns);
+    }
+    for (const auto& h : x.host_routes()) {
+      CANOPY_TRY(dest, prefix(h.destination(), "host route"));
+      CANOPY_TRY(hop, ip(h.nexthop(), "host route next hop"));
+      sub.host_routes.push_back({dest, hop});
+    }
+    s.subnets.push_back(std::move(sub));
+  }
+  s.external = o.external();
+  s.physical_network = o.physical_network();
+  s.vlan = static_cast<uint16_t>(o.vlan());
+  s.dns_domain = o.dns_domain();
+  return s;
+}
+
+Result<topology::Port> from(const pb::Port& o) {
+  CANOPY_TRY(m, mac(o.mac(), "port"));
+  topology::Port p{.key = o.key(), .id = o.id(), .switch_key = o.switch_key(), .mac = m};
+  for (const auto& b : o.ips()) {
+    CANOPY_TRY(a, ip(b, "port address"));
+    p.ips.push_back(a);
+  }
+  for (const auto& x : o.allowed_pairs()) {
+    CANOPY_TRY(pm, mac(x.mac(), "allowed pair"));
+    CANOPY_TRY(pp, prefix(x.prefix(), "allowed pair"));
+    p.allowed_pairs.push_back({pm, pp});
+  }
+  p.port_security = o.port_security();
+  p.admin_up = o.admin_up();
+  p.groups.assign(o.groups().begin(), o.groups().end());
+  p.host = o.host();
+  p.device_owner = o.device_owner();
+  p.name = o.name();
+  return p;
+}
+
+Result<topology::SecurityGroup> from(const pb::SecurityGroup& o) {
+  topology::SecurityGroup g{.key = o.key(), .id = o.id(), .name = o.name()};
+  for (const auto& x : o.rules()) {
+    topology::Rule r{.id = x.id()};
+    r.direction = x.ingress() ? topology::Direction::Ingress : topology::Direction::Egress;
+    if (x.family() != 4 && x.family() != 6) return bad("rule " + x.id() + ": family");
+    r.family = static_cast<uint8_t>(x.family());
+    if (x.has_protocol()) {
+      if (x.protocol() > 255) return bad("rule " + x.id() + ": protocol");
+      r.protocol = static_cast<uint8_t>(x.protocol());
+    }
+    if (x.has_port_min()) {
+      if (x.port_min() > 65535) return bad("rule " + x.id() + ": port");
+      r.port_min = static_cast<uint16_t>(x.port_min());
+    }
+    if (x.has_port_max()) {
+      if (x.port_max() > 65535) return bad("rule " + x.id() + ": port");
+      r.port_max = static_cast<uint16_t>(x.port_max());
+    }
+    if (x.has_remote_prefix()) {
+      CANOPY_TRY(rp, prefix(x.remote_prefix(), "rule remote prefix"));
+      r.remote_prefix = rp;
+    }
+    if (x.has_remote_group()) r.remote_group = x.remote_group();
+    g.rules.push_back(std::move(r));
+  }
+  return g;
+}
+
+Result<topology::Router> from(const pb::Router& o) {
+  topology::Router r{.key = o.key(), .id = o.id(), .name = o.name()};
+  for (const auto& x : o.interfaces()) {
+    CANOPY_TRY(m, mac(x.mac(), "router interface"));
+    CANOPY_TRY(a, ip(x.ip(), "router interface"));
+    CANOPY_TRY(s, prefix(x.subnet(), "router interface subnet"));
+    r.interfaces.push_back(
+        {.port_key = x.port_key(), .switch_key = x.switch_key(), .mac = m, .ip = a, .subnet = s});
+  }
+  for (const auto& x : o.routes()) {
+    CANOPY_TRY(d, prefix(x.destination(), "route"));
+    CANOPY_TRY(h, ip(x.nexthop(), "route next hop"));
+    r.routes.push_back({d, h});
+  }
+  if (o.has_gateway()) {
+    const auto& x = o.gateway();
+    CANOPY_TRY(m, mac(x.mac(), "gateway"));
+    topology::Gateway g{.port_key = x.port_key(), .switch_key = x.switch_key(), .mac = m};
+    for (const auto& b : x.ips()) {
+      CANOPY_TRY(a, ip(b, "gateway address"));
+      g.ips.push_back(a);
+    }
+    g.snat = x.snat();
+    g.host = x.host();
+    if (!x.nexthop().empty()) {
+      CANOPY_TRY(h, ip(x.nexthop(), "gateway next hop"));
+      g.nexthop = h;
+    }
+    r.gateway = std::move(g);
+  }
+  return r;
+}
+
+Result<topology::Host> from(const pb::Host& o) {
+  CANOPY_TRY(a, ip(o.tunnel_ip(), "host tunnel address"));
+  return topology::Host{.key = o.key(), .name = o.name(), .tunnel_ip = a};
+}
+
+Result<topology::FloatingIp> from(const pb::FloatingIp& o) {
+  CANOPY_TRY(e, ip(o.external(), "floating IP"));
+  CANOPY_TRY(f, ip(o.fixed(), "floating IP fixed address"));
+  return topology::FloatingIp{.id = o.id(),
+                              .external = e,
+                              .fixed = f,
+                              .port_key = o.port_key(),
+                              .router_key = o.router_key()};
+}
+
+#undef CANOPY_TRY
+
+// Applies upserts and removals of one kind onto `into`.
+template <typename Map, typename Items, typename Removed>
+Result<void> merge(Map& into, const Items& items, const Removed& removed) {
+  for (const auto& k : removed) into.erase(k);
+  for (const auto& item : items) {
+    auto value = from(item);
+    if (!value) return std::move(value).error();
+    if constexpr (std::is_same_v<typename Map::key_type, std::string>) {
+      into[value->id] = *std::move(value);
+    } else {
+      if (value->key == 0) return bad("an object with key 0");
+      into[value->key] = *std::move(value);
+    }
+  }
+  return ok();
+}
+
+template <typename Map, typename Add, typename Remove>
+void diff(const Map& before, const Map& after, Add&& add, Remove&& remove) {
+  for (const auto& [k, v] : after) {
+    auto it = before.find(k);
+    if (it == before.end() || !(it->second == v)) add(v);
+  }
+  for (const auto& [k, v] : before) {
+    if (!after.count(k)) remove(k);
+  }
+}
+
+}  // namespace
+
+pb::View toSnapshot(const HostView& view, uint64_t version) {
+  return toDelta(HostView{}, view, version, 0);
+}
+
+pb::View toDelta(const HostView& before, const HostView& after, uint64_t version,
+                 uint64_t base_version) {
+  pb::View m;
+  m.set_version(version);
+  m.set_base_version(base_version);
+  m.set_local_host(after.local_host);
+  diff(
+      before.switches, after.switches, [&](const auto& v) { put(m.add_switches(), v); },
+      [&](uint32_t k) { m.add_removed_switches(k); });
+  diff(
+      before.ports, after.ports, [&](const auto& v) { put(m.add_ports(), v); },
+      [&](uint32_t k) { m.add_removed_ports(k); });
+  diff(
+      before.routers, after.routers, [&](const auto& v) { put(m.add_routers(), v); },
+      [&](uint32_t k) { m.add_removed_routers(k); });
+  diff(
+      before.groups, after.groups, [&](const auto& v) { put(m.add_groups(), v); },
+      [&](uint32_t k) { m.add_removed_groups(k); });
+  diff(
+      before.hosts, after.hosts, [&](const auto& v) { put(m.add_hosts(), v); },
+      [&](uint32_t k) { m.add_removed_hosts(k); });
+  diff(
+      before.floating_ips, after.floating_ips, [&](const auto& v) { put(m.add_floating_ips(), v); },
+      [&](const std::string& k) { m.add_removed_floating_ips(k); });
+  return m;
+}
+
+bool isEmptyDelta(const pb::View& d) {
+  return d.switches_size() + d.ports_size() + d.routers_size() + d.groups_size() + d.hosts_size() +
+             d.floating_ips_size() + d.removed_switches_size() + d.removed_ports_size() +
+             d.removed_routers_size() + d.removed_groups_size() + d.removed_hosts_size() +
+             d.removed_floating_ips_size() ==
+         0;
+}
+
+Result<void> apply(HostView& view, const pb::View& m) {
+  HostView next = m.base_version() == 0 ? HostView{} : view;
+  next.local_host = m.local_host();
+  if (auto r = merge(next.switches, m.switches(), m.removed_switches()); !r) return r;
+  if (auto r = merge(next.ports, m.ports(), m.removed_ports()); !r) return r;
+  if (auto r = merge(next.routers, m.routers(), m.removed_routers()); !r) return r;
+  if (auto r = merge(next.groups, m.groups(), m.removed_groups()); !r) return r;
+  if (auto r = merge(next.hosts, m.hosts(), m.removed_hosts()); !r) return r;
+  if (auto r = merge(next.floating_ips, m.floating_ips(), m.removed_floating_ips()); !r) return r;
+  view = std::move(next);
+  return ok();
+}
+
+}  // namespace canopy::southbound

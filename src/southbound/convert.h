@@ -1,0 +1,33 @@
+#pragma once
+// Host views on the wire: a whole snapshot, the changes between two views,
+// and applying what arrives to the view an agent holds. Applying checks
+// every address's length and every key, so a bad message is refused with a
+// reason (the agent's NACK), never half-applied.
+//
+//   pb::View full = toSnapshot(view, version);
+//   pb::View delta = toDelta(before, after, version, before_version);
+//   if (auto r = apply(held, message); !r) nack(r.error().message());
+//
+// Thread-safety: pure functions.
+
+#include <cstdint>
+
+#include "base/result.h"
+#include "proto/southbound.pb.h"
+#include "southbound/host_view.h"
+
+namespace canopy::southbound {
+
+namespace pb = ::canopy::southbound::v1;
+
+pb::View toSnapshot(const HostView& view, uint64_t version);
+// What turns `before` into `after`; base_version names the view it applies to.
+pb::View toDelta(const HostView& before, const HostView& after, uint64_t version,
+                 uint64_t base_version);
+bool isEmptyDelta(const pb::View& delta);
+
+// Applies a snapshot (replacing `view`) or a delta (on top of it). On error
+// `view` is unchanged.
+Result<void> apply(HostView& view, const pb::View& message);
+
+}  // namespace canopy::southbound

@@ -1,0 +1,16 @@
+#include "southbound/host_view.h"
+
+namespace canopy::southbound {
+
+topology::TopologyBuilder HostView::builder() const {
+  topology::TopologyBuilder b;
+  for (const auto& [k, s] : switches) b.addSwitch(s);
+  for (const auto& [k, p] : ports) b.addPort(p);
+  for (const auto& [k, r] : routers) b.addRouter(r);
+  for (const auto& [k, g] : groups) b.addGroup(g);
+  for (const auto& [k, h] : hosts) b.addHost(h);
+  for (const auto& [k, f] : floating_ips) b.addFloatingIp(f);
+  return b;
+}
+
+}  // namespace canopy::southbound

@@ -1,0 +1,80 @@
+// Views on the wire: a snapshot applied gives the view back; a delta turns
+// the old view into the new; a message with a bad address is refused and
+// leaves the held view as it was.
+
+#include "southbound/convert.h"
+
+#include <gtest/gtest.h>
+
+#include "testing/datapath_scenario.h"
+
+namespace canopy::southbound {
+namespace {
+
+HostView fromScenario() {
+  auto built = datapath::testing::scenario().build(1);
+  EXPECT_TRUE(built);
+  const auto& t = **built;
+  HostView v;
+  v.local_host = 1;
+  for (const auto& [k, s] : t.switches()) v.switches[k] = s;
+  for (const auto& [k, p] : t.ports()) v.ports[k] = p;
+  for (const auto& [k, r] : t.routers()) v.routers[k] = r;
+  for (const auto& [k, g] : t.groups()) v.groups[k] = g;
+  for (const auto& [k, h] : t.hosts()) v.hosts[k] = h;
+  for (const auto& f : t.floatingIps()) v.floating_ips[f.id] = f;
+  return v;
+}
+
+TEST(Convert, SnapshotRoundTrips) {
+  HostView v = fromScenario();
+  ASSERT_GT(v.objects(), 10u);
+  pb::View wire = toSnapshot(v, 7);
+  // Through bytes, as the stream carries it.
+  pb::View parsed;
+  ASSERT_TRUE(parsed.ParseFromString(wire.SerializeAsString()));
+  HostView back;
+  ASSERT_TRUE(apply(back, parsed));
+  EXPECT_EQ(back, v);
+  EXPECT_TRUE(back.builder().build(7));
+}
+
+TEST(Convert, DeltaTurnsTheOldViewIntoTheNew) {
+  HostView before = fromScenario();
+  HostView after = before;
+  after.ports.erase(datapath::testing::world::kVm6);
+  after.ports.at(datapath::testing::world::kVm1).admin_up = false;
+  after.floating_ips.clear();
+  after.groups.at(datapath::testing::world::kWeb).rules.pop_back();
+  pb::View d = toDelta(before, after, 8, 7);
+  EXPECT_EQ(d.ports_size(), 1);
+  EXPECT_EQ(d.removed_ports_size(), 1);
+  EXPECT_EQ(d.removed_floating_ips_size(), 1);
+  EXPECT_EQ(d.groups_size(), 1);
+  HostView held = before;
+  ASSERT_TRUE(apply(held, d));
+  EXPECT_EQ(held, after);
+  EXPECT_TRUE(isEmptyDelta(toDelta(after, after, 9, 8)));
+}
+
+TEST(Convert, ABadMessageIsRefusedAndChangesNothing) {
+  HostView held = fromScenario();
+  HostView before = held;
+  pb::View d;
+  d.set_version(9);
+  d.set_base_version(8);
+  auto* p = d.add_ports();
+  p->set_key(99);
+  p->set_mac("abc");  // not 6 bytes
+  auto r = apply(held, d);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("MAC of 3 bytes"), std::string::npos);
+  EXPECT_EQ(held, before);
+  pb::View zero;
+  zero.set_version(1);
+  zero.add_hosts()->set_tunnel_ip(std::string(4, '\1'));  // key 0
+  EXPECT_FALSE(apply(held, zero));
+}
+
+}  // namespace
+}  // namespace canopy::southbound

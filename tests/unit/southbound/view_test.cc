@@ -1,0 +1,210 @@
+// Host views computed from the model the Neutron API wrote: each host sees
+// the closure of its ports (networks, routers and the networks behind them,
+// ports, groups, floating IPs, hosts) and nothing of other tenants; keys are
+// assigned once and kept; a view builds into a topology the datapath runs.
+
+#include "southbound/view.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "api_fixture.h"
+#include "datapath/packet/builder.h"
+#include "datapath/pipeline/datapath.h"
+#include "southbound/agents.h"
+#include "southbound/keys.h"
+
+namespace canopy::southbound {
+namespace {
+
+using api::Json;
+
+class ViewTest : public api::ApiFixture {
+ protected:
+  void SetUp() override {
+    ApiFixture::SetUp();
+    ASSERT_TRUE(putAgent(*state_, {.host = "compute-1", .tunnel_ip = "10.9.0.1"}));
+    ASSERT_TRUE(putAgent(*state_, {.host = "compute-2", .tunnel_ip = "10.9.0.2"}));
+    ASSERT_TRUE(putAgent(*state_, {.host = "gw-1",
+                                   .tunnel_ip = "10.9.0.3",
+                                   .gateway_capable = true,
+                                   .physical_networks = {"physnet1"}}));
+    auto pub = call("POST", "/v2.0/networks",
+                    R"({"network": {"name": "public", "router:external": true,
+                        "provider:network_type": "flat",
+                        "provider:physical_network": "physnet1"}})",
+                    "");
+    ASSERT_EQ(pub.status, 201) << pub.body.dump();
+    public_ = pub.body["network"]["id"];
+    subnet(public_, "203.0.113.0/24", "");
+    net_a_ = createNetwork("a");
+    subnet_a_ = subnet(net_a_, "10.0.0.0/24", "p1");
+    net_b_ = createNetwork("b");
+    subnet_b_ = subnet(net_b_, "10.0.1.0/24", "p1");
+    net_c_ = createNetwork("c", "p2");
+    subnet(net_c_, "10.0.0.0/24", "p2");
+    auto r = call("POST", "/v2.0/routers",
+                  R"({"router": {"name": "r1", "external_gateway_info": {"network_id": ")" +
+                      public_ + "\"}}}");
+    ASSERT_EQ(r.status, 201) << r.body.dump();
+    router_ = r.body["router"]["id"];
+    for (const auto& s : {subnet_a_, subnet_b_}) {
+      auto i = call("PUT", "/v2.0/routers/" + router_ + "/add_router_interface",
+                    R"({"subnet_id": ")" + s + "\"}");
+      ASSERT_EQ(i.status, 200) << i.body.dump();
+    }
+    vm1_ = port(net_a_, "vm1", "compute-1", "p1");
+    vm2_ = port(net_b_, "vm2", "compute-2", "p1");
+    vm3_ = port(net_c_, "vm3", "compute-1", "p2");
+    // The gateway is scheduled to gw-1.
+    auto gw = call("GET", "/v2.0/ports?device_owner=network:router_gateway", "", "");
+    ASSERT_EQ(gw.body["ports"].size(), 1u);
+    auto bound = call("PUT", "/v2.0/ports/" + gw.body["ports"][0]["id"].get<std::string>(),
+                      R"({"port": {"binding:host_id": "gw-1"}})", "");
+    ASSERT_EQ(bound.status, 200) << bound.body.dump();
+    auto fip = call("POST", "/v2.0/floatingips",
+                    R"({"floatingip": {"floating_network_id": ")" + public_ + R"(", "port_id": ")" +
+                        vm1_ + "\"}}");
+    ASSERT_EQ(fip.status, 201) << fip.body.dump();
+    assign();
+  }
+
+  std::string subnet(const std::string& net, const std::string& cidr, const std::string& project) {
+    auto s = call(
+        "POST", "/v2.0/subnets",
+        R"({"subnet": {"network_id": ")" + net + R"(", "ip_version": 4, "cidr": ")" + cidr + "\"}}",
+        project);
+    EXPECT_EQ(s.status, 201) << s.body.dump();
+    return s.body["subnet"].value("id", "");
+  }
+  // A VM port made by the project, bound to a host by the admin (as Nova
+  // does with binding:host_id).
+  std::string port(const std::string& net, const std::string& name, const std::string& host,
+                   const std::string& project) {
+    auto p =
+        call("POST", "/v2.0/ports",
+             R"({"port": {"network_id": ")" + net + R"(", "name": ")" + name + "\"}}", project);
+    EXPECT_EQ(p.status, 201) << p.body.dump();
+    std::string id = p.body["port"].value("id", "");
+    auto b =
+        call("PUT", "/v2.0/ports/" + id, R"({"port": {"binding:host_id": ")" + host + "\"}}", "");
+    EXPECT_EQ(b.status, 200) << b.body.dump();
+    return id;
+  }
+  void assign() {
+    auto missing = state_->read([](const state::Tables& t) { return missingKeys(t); });
+    ASSERT_TRUE(assignKeys(*state_, missing));
+    EXPECT_TRUE(state_->read([](const state::Tables& t) { return missingKeys(t); }).empty());
+  }
+  HostView view(const std::string& host) {
+    return state_->read([&](const state::Tables& t) { return computeView(t, host); });
+  }
+  uint32_t key(KeyKind kind, const std::string& id) {
+    return state_->read([&](const state::Tables& t) { return keyOf(t, kind, id); });
+  }
+  static std::set<std::string> portIds(const HostView& v) {
+    std::set<std::string> ids;
+    for (const auto& [k, p] : v.ports) ids.insert(p.id);
+    return ids;
+  }
+  static std::set<std::string> switchIds(const HostView& v) {
+    std::set<std::string> ids;
+    for (const auto& [k, s] : v.switches) ids.insert(s.id);
+    return ids;
+  }
+
+  std::string public_, net_a_, net_b_, net_c_, subnet_a_, subnet_b_, router_, vm1_, vm2_, vm3_;
+};
+
+TEST_F(ViewTest, AHostSeesTheClosureOfItsPorts) {
+  HostView v = view("compute-1");
+  EXPECT_EQ(v.local_host, key(KeyKind::Host, "compute-1"));
+  EXPECT_EQ(switchIds(v), (std::set<std::string>{net_a_, net_b_, net_c_, public_}));
+  EXPECT_EQ(portIds(v), (std::set<std::string>{vm1_, vm2_, vm3_}));
+  ASSERT_EQ(v.routers.size(), 1u);
+  const auto& r = v.routers.begin()->second;
+  EXPECT_EQ(r.id, router_);
+  EXPECT_EQ(r.interfaces.size(), 2u);
+  ASSERT_TRUE(r.gateway.has_value());
+  EXPECT_EQ(r.gateway->host, key(KeyKind::Host, "gw-1"));
+  EXPECT_EQ(r.gateway->nexthop, topology::IpAddr::parse("203.0.113.1"));
+  EXPECT_EQ(v.floating_ips.size(), 1u);
+  EXPECT_EQ(v.hosts.size(), 3u);  // itself, compute-2 (vm2), gw-1 (the gateway)
+  // Each project's default group, whose ingress rule names itself.
+  EXPECT_EQ(v.groups.size(), 2u);
+  const auto& sw_public = v.switches.at(key(KeyKind::Network, public_));
+  EXPECT_EQ(sw_public.physical_network, "physnet1");
+  EXPECT_GE(sw_public.vni, kInternalVniBase);
+  EXPECT_TRUE(v.builder().build(1)) << v.builder().build(1).error().message();
+}
+
+TEST_F(ViewTest, OtherTenantsStayOutOfAHostWithoutTheirPorts) {
+  HostView v = view("compute-2");
+  EXPECT_EQ(switchIds(v), (std::set<std::string>{net_a_, net_b_, public_}));
+  EXPECT_EQ(portIds(v), (std::set<std::string>{vm1_, vm2_}));
+  EXPECT_EQ(v.groups.size(), 1u);
+  EXPECT_TRUE(v.builder().build(1));
+}
+
+TEST_F(ViewTest, TheGatewayHostSeesTheRouterAndTheNetworksBehindIt) {
+  HostView v = view("gw-1");
+  EXPECT_EQ(switchIds(v), (std::set<std::string>{net_a_, net_b_, public_}));
+  EXPECT_EQ(portIds(v), (std::set<std::string>{vm1_, vm2_}));
+  EXPECT_EQ(v.routers.size(), 1u);
+  EXPECT_TRUE(v.builder().build(1));
+  EXPECT_TRUE(view("nobody").ports.empty());
+}
+
+TEST_F(ViewTest, KeysAreAssignedOnceAndUnique) {
+  uint32_t vm1 = key(KeyKind::Port, vm1_);
+  EXPECT_NE(vm1, 0u);
+  std::string vm4 = port(net_a_, "vm4", "compute-2", "p1");
+  EXPECT_EQ(key(KeyKind::Port, vm4), 0u);
+  assign();
+  EXPECT_EQ(key(KeyKind::Port, vm1_), vm1);
+  std::set<uint32_t> seen;
+  state_->read([&](const state::Tables& t) {
+    for (const auto& [id, d] : t.at(std::string(kKeysCollection))) {
+      EXPECT_TRUE(seen.insert(d.doc["key"].get<uint32_t>()).second) << id;
+    }
+  });
+  EXPECT_GE(seen.size(), 14u);
+}
+
+TEST_F(ViewTest, AViewRunsInTheDatapath) {
+  HostView v = view("compute-1");
+  auto topology = v.builder().build(1);
+  ASSERT_TRUE(topology);
+  datapath::pipeline::Config c;
+  c.host.host = v.local_host;
+  FakeClock clock;
+  datapath::pipeline::Datapath dp(clock, std::move(c));
+  dp.setTopology(*topology);
+  const auto& vm1 = v.ports.at(key(KeyKind::Port, vm1_));
+  const auto& vm2 = v.ports.at(key(KeyKind::Port, vm2_));
+  const auto& router = v.routers.begin()->second;
+  const topology::RouterInterface* on_a = nullptr;
+  for (const auto& i : router.interfaces) {
+    if (i.switch_key == vm1.switch_key) on_a = &i;
+  }
+  ASSERT_NE(on_a, nullptr);
+  auto v4 = [](const topology::IpAddr& ip) {
+    return datapath::packet::Ipv4Address::of(ip.bytes[0], ip.bytes[1], ip.bytes[2], ip.bytes[3]);
+  };
+  auto frame = datapath::packet::PacketBuilder()
+                   .eth(vm1.mac, on_a->mac)
+                   .ipv4(v4(vm1.ips[0]), v4(vm2.ips[0]))
+                   .icmp(8, 0, 1, 1)
+                   .build();
+  datapath::pipeline::Outputs out;
+  datapath::simulator::Trace trace;
+  dp.process(datapath::pipeline::Ingress::fromPort(vm1.key), frame, out, &trace);
+  ASSERT_EQ(out.items().size(), 1u) << ::testing::PrintToString(trace);
+  EXPECT_EQ(out.items()[0].kind, datapath::pipeline::Outputs::Kind::Tunnel);
+  EXPECT_EQ(out.items()[0].host, key(KeyKind::Host, "compute-2"));
+  EXPECT_EQ(out.items()[0].remote, topology::IpAddr::parse("10.9.0.2"));
+}
+
+}  // namespace
+}  // namespace canopy::southbound
