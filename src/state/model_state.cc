@@ -186,6 +186,10 @@ Result<void> ModelState::start() {
 
 void ModelState::stop() {
   if (stopping_.exchange(true)) return;
+  {
+    MutexLock lock(wait_mu_);
+  }
+  applied_cv_.notify_all();
   if (watch_) watch_->cancel();
   if (thread_.joinable()) thread_.join();
 }
@@ -231,6 +235,15 @@ void ModelState::apply(const std::vector<store::Event>& events) {
     }
     tables_.put(index_specs_, collection, id, Document{std::move(*doc), e.kv.mod_revision});
   }
+}
+
+store::Revision ModelState::waitPast(store::Revision seen, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  MutexLock lock(wait_mu_);
+  while (appliedRevision() <= seen && !stopping_.load()) {
+    if (applied_cv_.wait_until(wait_mu_, deadline) == std::cv_status::timeout) break;
+  }
+  return appliedRevision();
 }
 
 store::Revision ModelState::appliedRevision() const {

@@ -134,6 +134,10 @@ class ModelState {
   // The revision the in-memory model reflects.
   store::Revision appliedRevision() const;
 
+  // Waits until the model moves past `seen` (or `timeout` passes, or stop());
+  // the revision it reflects then.
+  store::Revision waitPast(store::Revision seen, std::chrono::milliseconds timeout);
+
  private:
   void follow();
   void apply(const std::vector<store::Event>& events);

@@ -1,0 +1,140 @@
+#include "agent/southbound_client.h"
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+namespace canopy::agent {
+
+SouthboundClient::SouthboundClient(Options options, OnView on_view)
+    : options_(std::move(options)), on_view_(std::move(on_view)) {
+  grpc::ChannelArguments args;
+  // Notice a vanished server within seconds, also when the stream is idle.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 3000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  channel_ = grpc::CreateCustomChannel(options_.server, grpc::InsecureChannelCredentials(), args);
+  stub_ = pb::Southbound::NewStub(channel_);
+}
+
+SouthboundClient::~SouthboundClient() { stop(); }
+
+void SouthboundClient::start() {
+  if (thread_.joinable()) return;
+  thread_ = std::thread([this] { run(); });
+}
+
+void SouthboundClient::stop() {
+  stopping_ = true;
+  {
+    MutexLock lock(mu_);
+    if (context_ != nullptr) context_->TryCancel();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void SouthboundClient::reportPort(const std::string& port_id, bool up) {
+  MutexLock lock(mu_);
+  port_state_[port_id] = up;
+  pb::PortStatus s;
+  s.set_port_id(port_id);
+  s.set_up(up);
+  reports_.push_back(std::move(s));
+  if (stream_ == nullptr) return;
+  while (!reports_.empty()) {
+    pb::AgentMessage m;
+    *m.mutable_port_status() = reports_.front();
+    if (!stream_->Write(m)) return;  // kept for the next stream
+    reports_.pop_front();
+  }
+}
+
+void SouthboundClient::run() {
+  auto backoff = std::chrono::milliseconds(100);
+  while (!stopping_.load()) {
+    auto began = std::chrono::steady_clock::now();
+    if (!session()) return;
+    if (std::chrono::steady_clock::now() - began > std::chrono::seconds(5)) {
+      backoff = std::chrono::milliseconds(100);  // it was up for a while
+    }
+    for (auto slept = std::chrono::milliseconds(0); slept < backoff && !stopping_.load();
+         slept += std::chrono::milliseconds(20)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+bool SouthboundClient::session() {
+  grpc::ClientContext context;
+  auto stream = stub_->Connect(&context);
+  {
+    MutexLock lock(mu_);
+    if (stopping_.load()) return false;
+    context_ = &context;
+  }
+  pb::AgentMessage hello;
+  *hello.mutable_hello() = options_.hello;
+  hello.mutable_hello()->set_applied_version(applied_version_.load());
+  if (stream->Write(hello)) {
+    {
+      MutexLock lock(mu_);
+      stream_ = stream.get();
+      // The server learns every port's state again: reports made while
+      // disconnected, and the current state of all.
+      reports_.clear();
+      for (const auto& [id, up] : port_state_) {
+        pb::PortStatus s;
+        s.set_port_id(id);
+        s.set_up(up);
+        reports_.push_back(std::move(s));
+      }
+      while (!reports_.empty()) {
+        pb::AgentMessage m;
+        *m.mutable_port_status() = reports_.front();
+        if (!stream_->Write(m)) break;
+        reports_.pop_front();
+      }
+    }
+    pb::ServerMessage m;
+    while (stream->Read(&m)) {
+      if (!m.has_view()) continue;
+      if (!connected_.exchange(true)) {
+        spdlog::info("southbound: connected to {}", options_.server);
+      }
+      const pb::View& v = m.view();
+      HostView next = view_;
+      Result<void> r = ok();
+      if (v.base_version() != 0 && v.base_version() != applied_version_.load()) {
+        r = Error(Errc::InvalidArgument, "changes since version " +
+                                             std::to_string(v.base_version()) + ", but version " +
+                                             std::to_string(applied_version_.load()) + " is held");
+      } else {
+        r = southbound::apply(next, v);
+      }
+      if (r) r = on_view_(next, v.version());
+      pb::AgentMessage ack;
+      ack.mutable_ack()->set_version(v.version());
+      ack.mutable_ack()->set_accepted(static_cast<bool>(r));
+      if (r) {
+        view_ = std::move(next);
+        applied_version_ = v.version();
+      } else {
+        ack.mutable_ack()->set_reason(r.error().message());
+        spdlog::warn("southbound: version {} refused: {}", v.version(), r.error().message());
+      }
+      MutexLock lock(mu_);
+      if (!stream_->Write(ack)) break;
+    }
+  }
+  {
+    MutexLock lock(mu_);
+    context_ = nullptr;
+    stream_ = nullptr;
+  }
+  if (connected_.exchange(false)) spdlog::warn("southbound: lost {}", options_.server);
+  context.TryCancel();
+  stream->Finish();
+  return !stopping_.load();
+}
+
+}  // namespace canopy::agent

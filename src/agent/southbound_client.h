@@ -1,0 +1,81 @@
+#pragma once
+// The agent's end of the southbound: keeps one stream to canopy-server open
+// (reconnecting with backoff), says hello with the version it has applied,
+// applies each view it receives to the view it holds, hands the result to
+// `on_view` and acknowledges it — or refuses it with the reason when it does
+// not apply or `on_view` rejects it, after which the server sends a whole
+// snapshot. Port up/down reports are queued and sent in order.
+//
+//   SouthboundClient client({.server = "127.0.0.1:9697", .hello = hello},
+//                           [&](const HostView& v, uint64_t version) { return install(v); });
+//   client.start();
+//   client.reportPort(port_id, true);
+//
+// With the server gone the agent keeps its last view (headless); on return
+// it resumes from the version it applied.
+//
+// Thread-safety: start/stop/reportPort from any thread; on_view runs on the
+// client's thread.
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "base/mutex.h"
+#include "base/result.h"
+#include "proto/southbound.grpc.pb.h"
+#include "southbound/convert.h"
+#include "southbound/host_view.h"
+
+namespace canopy::agent {
+
+namespace pb = ::canopy::southbound::v1;
+using southbound::HostView;
+
+class SouthboundClient {
+ public:
+  struct Options {
+    std::string server;  // host:port
+    pb::Hello hello;
+    std::chrono::milliseconds max_backoff{2000};
+  };
+  using OnView = std::function<Result<void>(const HostView& view, uint64_t version)>;
+
+  SouthboundClient(Options options, OnView on_view);
+  ~SouthboundClient();
+
+  void start();
+  void stop();
+  void reportPort(const std::string& port_id, bool up);
+
+  bool connected() const { return connected_.load(); }
+  uint64_t appliedVersion() const { return applied_version_.load(); }
+
+ private:
+  void run();
+  bool session();  // one stream; false when stopping
+  void flushReports();
+
+  Options options_;
+  OnView on_view_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<pb::Southbound::Stub> stub_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> connected_{false};
+  std::atomic<uint64_t> applied_version_{0};
+  HostView view_;  // the client thread's
+
+  Mutex mu_;
+  grpc::ClientContext* context_ CANOPY_GUARDED_BY(mu_) = nullptr;
+  grpc::ClientReaderWriter<pb::AgentMessage, pb::ServerMessage>* stream_ CANOPY_GUARDED_BY(mu_) =
+      nullptr;
+  std::deque<pb::PortStatus> reports_ CANOPY_GUARDED_BY(mu_);
+  std::map<std::string, bool> port_state_ CANOPY_GUARDED_BY(mu_);  // resent on reconnect
+};
+
+}  // namespace canopy::agent

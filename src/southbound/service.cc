@@ -1,0 +1,327 @@
+#include "southbound/service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <functional>
+
+#include "model/json.h"
+#include "southbound/keys.h"
+
+namespace canopy::southbound {
+namespace {
+
+using model::Json;
+using model::stringAt;
+
+constexpr auto kIdleWait = std::chrono::milliseconds(500);
+
+const state::Document* find(const state::Tables& t, std::string_view collection,
+                            std::string_view id) {
+  auto c = t.find(collection);
+  if (c == t.end()) return nullptr;
+  auto d = c->second.find(id);
+  return d == c->second.end() ? nullptr : &d->second;
+}
+
+// Changes one port document with `change` (false: nothing to do), retried
+// while other writers move it.
+Result<void> updatePort(state::ModelState& state, const std::string& port_id,
+                        const std::function<bool(Json&)>& change) {
+  const std::string key = state::documentKey("ports", port_id);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    Json doc;
+    store::Revision revision = 0;
+    bool found = state.read([&](const state::Tables& t) {
+      const state::Document* d = find(t, "ports", port_id);
+      if (d == nullptr) return false;
+      doc = d->doc;
+      revision = d->mod_revision;
+      return true;
+    });
+    if (!found) return Error(Errc::NotFound, "port " + port_id + " not found");
+    if (!change(doc)) return ok();
+    std::vector<store::Compare> compares = {
+        store::Compare::modRevisionIs(key, store::Compare::Op::Equal, revision)};
+    std::vector<store::Op> ops = {store::Op::put(key, doc.dump())};
+    auto r = state.commit(compares, ops);
+    if (r) return ok();
+    if (r.error().code() != Errc::Conflict) return std::move(r).error();
+  }
+  return Error(Errc::Unavailable, "port " + port_id + " kept changing; try again");
+}
+
+std::string addressText(const std::string& bytes) {
+  topology::IpAddr a;
+  if (bytes.size() != 4 && bytes.size() != 16) return {};
+  a.family = bytes.size() == 4 ? 4 : 6;
+  std::copy(bytes.begin(), bytes.end(), a.bytes.begin());
+  return a.toString();
+}
+
+}  // namespace
+
+struct SouthboundService::Session {
+  std::string host;
+  grpc::ServerContext* context = nullptr;
+  grpc::ServerReaderWriter<pb::ServerMessage, pb::AgentMessage>* stream = nullptr;
+  uint64_t resume_from = 0;
+  std::atomic<bool> closed{false};
+  std::atomic<bool> resync{false};
+  Mutex mu;
+  HostView sent CANOPY_GUARDED_BY(mu);
+  uint64_t sent_version CANOPY_GUARDED_BY(mu) = 0;
+  bool sent_any CANOPY_GUARDED_BY(mu) = false;
+};
+
+SouthboundService::SouthboundService(state::ModelState& state) : state_(state) {
+  reconciler_ = std::thread([this] {
+    while (!stopping_.load()) {
+      store::Revision seen = state_.appliedRevision();
+      if (auto r = reconcile(); !r) {
+        spdlog::warn("southbound: reconcile: {}", r.error().message());
+      }
+      state_.waitPast(seen, std::chrono::milliseconds(200));
+    }
+  });
+}
+
+SouthboundService::~SouthboundService() { stop(); }
+
+void SouthboundService::stop() {
+  if (stopping_.exchange(true)) return;
+  {
+    MutexLock lock(mu_);
+    for (auto& [host, s] : sessions_) {
+      s->closed = true;
+      s->context->TryCancel();
+    }
+  }
+  if (reconciler_.joinable()) reconciler_.join();
+}
+
+size_t SouthboundService::connected() const {
+  MutexLock lock(mu_);
+  return sessions_.size();
+}
+
+grpc::Status SouthboundService::Connect(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<pb::ServerMessage, pb::AgentMessage>* stream) {
+  pb::AgentMessage m;
+  if (!stream->Read(&m) || !m.has_hello()) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "the first message must be a hello"};
+  }
+  const pb::Hello& hello = m.hello();
+  std::string tunnel_ip = addressText(hello.tunnel_ip());
+  if (hello.host_name().empty() || hello.host_name().size() > 255 || tunnel_ip.empty()) {
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "hello needs a host name (at most 255 bytes) and a 4- or 16-byte tunnel address"};
+  }
+  AgentInfo info{
+      .host = hello.host_name(),
+      .tunnel_ip = tunnel_ip,
+      .encapsulations = {hello.encapsulations().begin(), hello.encapsulations().end()},
+      .gateway_capable = hello.gateway_capable(),
+      .physical_networks = {hello.physical_networks().begin(), hello.physical_networks().end()},
+      .version = hello.agent_version()};
+  if (auto r = putAgent(state_, info); !r) {
+    return {grpc::StatusCode::UNAVAILABLE, r.error().message()};
+  }
+  if (auto r = reconcile(); !r) return {grpc::StatusCode::UNAVAILABLE, r.error().message()};
+
+  Session s;
+  s.host = info.host;
+  s.context = context;
+  s.stream = stream;
+  s.resume_from = hello.applied_version();
+  {
+    MutexLock lock(mu_);
+    if (stopping_.load()) return {grpc::StatusCode::UNAVAILABLE, "the server is stopping"};
+    if (auto old = sessions_.find(s.host); old != sessions_.end()) {
+      // A newer connection from the same host replaces the old one.
+      old->second->closed = true;
+      old->second->context->TryCancel();
+    }
+    sessions_[s.host] = &s;
+  }
+  spdlog::info("southbound: agent {} connected (tunnel {}, resuming from {})", s.host, tunnel_ip,
+               s.resume_from);
+
+  std::thread writer([&] { writeLoop(s); });
+  while (!s.closed.load() && stream->Read(&m)) {
+    if (m.has_ack()) {
+      const pb::Ack& ack = m.ack();
+      if (!ack.accepted()) {
+        spdlog::warn("southbound: agent {} refused version {}: {}", s.host, ack.version(),
+                     ack.reason());
+        s.resync = true;
+        continue;
+      }
+      MutexLock lock(s.mu);
+      if (ack.version() == s.sent_version) {
+        MutexLock shared(mu_);
+        acked_[s.host] = {ack.version(), s.sent};
+      }
+    } else if (m.has_port_status()) {
+      if (auto r = setPortStatus(s.host, m.port_status().port_id(), m.port_status().up()); !r) {
+        spdlog::warn("southbound: agent {}: port {}: {}", s.host, m.port_status().port_id(),
+                     r.error().message());
+      }
+    }
+  }
+  s.closed = true;
+  writer.join();
+  bool last = false;
+  {
+    MutexLock lock(mu_);
+    if (auto it = sessions_.find(s.host); it != sessions_.end() && it->second == &s) {
+      sessions_.erase(it);
+      last = true;
+    }
+  }
+  if (last && !stopping_.load()) {
+    info.alive = false;
+    if (auto r = putAgent(state_, info); !r) {
+      spdlog::warn("southbound: agent {}: {}", s.host, r.error().message());
+    }
+  }
+  spdlog::info("southbound: agent {} disconnected", s.host);
+  return grpc::Status::OK;
+}
+
+void SouthboundService::writeLoop(Session& s) {
+  while (!s.closed.load() && !stopping_.load()) {
+    store::Revision seen = state_.appliedRevision();
+    auto revision = static_cast<uint64_t>(seen);
+    HostView view = state_.read([&](const state::Tables& t) { return computeView(t, s.host); });
+    pb::ServerMessage message;
+    bool send = false;
+    {
+      MutexLock lock(s.mu);
+      if (!s.sent_any || s.resync.exchange(false)) {
+        HostView base;
+        uint64_t base_version = 0;
+        if (!s.sent_any && s.resume_from != 0) {
+          MutexLock shared(mu_);
+          if (auto it = acked_.find(s.host);
+              it != acked_.end() && it->second.version == s.resume_from) {
+            base = it->second.view;
+            base_version = s.resume_from;
+          }
+        }
+        *message.mutable_view() = base_version != 0 ? toDelta(base, view, revision, base_version)
+                                                    : toSnapshot(view, revision);
+        send = true;
+      } else if (!(view == s.sent)) {
+        *message.mutable_view() = toDelta(s.sent, view, revision, s.sent_version);
+        send = true;
+      }
+      if (send) {
+        s.sent = std::move(view);
+        s.sent_version = revision;
+        s.sent_any = true;
+      }
+    }
+    if (send && !s.stream->Write(message)) {
+      s.closed = true;
+      s.context->TryCancel();
+      return;
+    }
+    state_.waitPast(seen, kIdleWait);
+  }
+}
+
+Result<void> SouthboundService::setPortStatus(const std::string& host, const std::string& port_id,
+                                              bool up) {
+  return updatePort(state_, port_id, [&](Json& doc) {
+    std::string bound = stringAt(doc, "binding:host_id");
+    if (!bound.empty() && bound != host) return false;  // another host's port
+    bool changed = false;
+    std::string status = up ? "ACTIVE" : "DOWN";
+    if (stringAt(doc, "status") != status) {
+      doc["status"] = status;
+      changed = true;
+    }
+    if (up && bound.empty()) {
+      doc["binding:host_id"] = host;
+      doc["binding:vif_type"] = "ovs";
+      changed = true;
+    }
+    return changed;
+  });
+}
+
+Result<void> SouthboundService::reconcile() {
+  auto missing = state_.read([](const state::Tables& t) { return missingKeys(t); });
+  if (!missing.empty()) {
+    if (auto r = assignKeys(state_, missing); !r) return r;
+  }
+  // Gateways on hosts that cannot hold them move to one that can: alive,
+  // gateway-capable, with an uplink to the external network (any, for an
+  // overlay external network), the least loaded first.
+  std::vector<std::pair<std::string, std::string>> moves;  // gateway port -> host
+  state_.read([&](const state::Tables& t) {
+    struct Candidate {
+      std::vector<std::string> physnets;
+      int load = 0;
+    };
+    std::map<std::string, Candidate> hosts;
+    if (auto agents = t.find(kAgentsCollection); agents != t.end()) {
+      for (const auto& [name, d] : agents->second) {
+        if (!d.doc.value("alive", false) || !d.doc.value("gateway_capable", false)) continue;
+        Candidate c;
+        for (const auto& p : d.doc.value("physical_networks", Json::array())) {
+          if (p.is_string()) c.physnets.push_back(p.get<std::string>());
+        }
+        hosts[name] = std::move(c);
+      }
+    }
+    auto routers = t.find("routers");
+    if (routers == t.end()) return;
+    std::vector<std::pair<const Json*, std::string>> gateways;  // port, physnet
+    for (const auto& [id, r] : routers->second) {
+      for (const auto& port_id : t.lookup("ports.device", id)) {
+        const state::Document* p = find(t, "ports", port_id);
+        if (p == nullptr || stringAt(p->doc, "device_owner") != "network:router_gateway") continue;
+        const state::Document* n = find(t, "networks", stringAt(p->doc, "network_id"));
+        gateways.emplace_back(&p->doc,
+                              n == nullptr ? "" : stringAt(n->doc, "provider:physical_network"));
+      }
+    }
+    auto reaches = [](const Candidate& c, const std::string& physnet) {
+      return physnet.empty() ||
+             std::find(c.physnets.begin(), c.physnets.end(), physnet) != c.physnets.end();
+    };
+    for (const auto& [port, physnet] : gateways) {
+      auto it = hosts.find(stringAt(*port, "binding:host_id"));
+      if (it != hosts.end() && reaches(it->second, physnet)) ++it->second.load;
+    }
+    for (const auto& [port, physnet] : gateways) {
+      auto it = hosts.find(stringAt(*port, "binding:host_id"));
+      if (it != hosts.end() && reaches(it->second, physnet)) continue;
+      Candidate* best = nullptr;
+      std::string best_name;
+      for (auto& [name, c] : hosts) {
+        if (reaches(c, physnet) && (best == nullptr || c.load < best->load)) {
+          best = &c;
+          best_name = name;
+        }
+      }
+      if (best == nullptr) continue;  // none can hold it yet
+      ++best->load;
+      moves.emplace_back(stringAt(*port, "id"), best_name);
+    }
+  });
+  for (const auto& [port, host] : moves) {
+    spdlog::info("southbound: gateway port {} scheduled to {}", port, host);
+    auto r = updatePort(state_, port, [&](Json& doc) {
+      doc["binding:host_id"] = host;
+      return true;
+    });
+    if (!r && r.error().code() != Errc::NotFound) return r;
+  }
+  return ok();
+}
+
+}  // namespace canopy::southbound

@@ -1,0 +1,78 @@
+#pragma once
+// The server's end of the southbound: one gRPC stream per agent.
+//
+//   agent -> Hello (host, tunnel address, uplinks, gateway capability, the
+//            version it has applied)
+//   server -> View: a snapshot, or the changes since the version the agent
+//            last acknowledged (when it resumes with that version)
+//   agent -> Ack per version (accepted, or refused with a reason: the next
+//            view is then a whole snapshot), PortStatus up/down
+//
+// After each change of the model, every connected host's view is computed
+// again and only what changed is sent; hosts whose view did not change get
+// nothing. A reconciler gives new objects their keys and schedules each
+// router's gateway to a live gateway-capable agent that has an uplink to
+// its external network. Port reports set the port's status and, for a port
+// bound to no host yet, its binding:host_id.
+//
+//   SouthboundService service(state);
+//   grpc::ServerBuilder b; b.RegisterService(&service); ...
+//   service.stop();   // before the gRPC server shuts down
+//
+// Thread-safety: gRPC calls Connect() on its threads; one reader and one
+// writer thread per stream; the shared maps are guarded by mu_.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "base/mutex.h"
+#include "proto/southbound.grpc.pb.h"
+#include "southbound/agents.h"
+#include "southbound/convert.h"
+#include "southbound/view.h"
+#include "state/model_state.h"
+
+namespace canopy::southbound {
+
+class SouthboundService final : public pb::Southbound::Service {
+ public:
+  explicit SouthboundService(state::ModelState& state);
+  ~SouthboundService() override;
+
+  grpc::Status Connect(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<pb::ServerMessage, pb::AgentMessage>* stream) override;
+
+  // Ends every stream and the reconciler.
+  void stop();
+
+  // Gives keys to new objects and schedules unscheduled gateways, once.
+  Result<void> reconcile();
+
+  // How many agents are connected now.
+  size_t connected() const;
+
+ private:
+  struct Session;
+  void writeLoop(Session& s);
+  Result<void> setPortStatus(const std::string& host, const std::string& port_id, bool up);
+
+  state::ModelState& state_;
+  std::atomic<bool> stopping_{false};
+  std::thread reconciler_;
+  mutable Mutex mu_;
+  std::map<std::string, Session*> sessions_ CANOPY_GUARDED_BY(mu_);
+  // What each host last acknowledged, to resume from it after a reconnect.
+  struct Acked {
+    uint64_t version = 0;
+    HostView view;
+  };
+  std::map<std::string, Acked> acked_ CANOPY_GUARDED_BY(mu_);
+};
+
+}  // namespace canopy::southbound

@@ -1,0 +1,217 @@
+// The southbound over a real gRPC stream on loopback: agents get their
+// host's view as a snapshot and then only what changed, hosts a change does
+// not concern get nothing, port reports set status and binding, gateways are
+// scheduled to a capable agent, and a refused version is followed by a
+// whole snapshot.
+
+#include "southbound/service.h"
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "agent/southbound_client.h"
+#include "api_fixture.h"
+#include "southbound/keys.h"
+
+namespace canopy::southbound {
+namespace {
+
+using agent::SouthboundClient;
+using api::Json;
+
+template <typename Pred>
+bool waitFor(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return pred();
+}
+
+// An agent's end that records what it was given.
+struct Agent {
+  Agent(const std::string& server, const std::string& host, const std::string& tunnel,
+        bool gateway = false) {
+    pb::Hello hello;
+    hello.set_host_name(host);
+    uint8_t ip[4] = {10, 9, 0, static_cast<uint8_t>(std::stoi(tunnel))};
+    hello.set_tunnel_ip(std::string(reinterpret_cast<const char*>(ip), 4));
+    hello.set_gateway_capable(gateway);
+    if (gateway) hello.add_physical_networks("physnet1");
+    client = std::make_unique<SouthboundClient>(
+        SouthboundClient::Options{.server = server, .hello = hello},
+        [this](const HostView& v, uint64_t version) -> Result<void> {
+          if (refuse.exchange(false)) return Error(Errc::InvalidArgument, "refused for the test");
+          MutexLock lock(mu);
+          view = v;
+          versions.push_back(version);
+          return ok();
+        });
+    client->start();
+  }
+  size_t received() {
+    MutexLock lock(mu);
+    return versions.size();
+  }
+  HostView current() {
+    MutexLock lock(mu);
+    return view;
+  }
+  Mutex mu;
+  HostView view;
+  std::vector<uint64_t> versions;
+  std::atomic<bool> refuse{false};
+  std::unique_ptr<SouthboundClient> client;
+};
+
+class ServiceTest : public api::ApiFixture {
+ protected:
+  void SetUp() override {
+    ApiFixture::SetUp();
+    service_ = std::make_unique<SouthboundService>(*state_);
+    grpc::ServerBuilder b;
+    int port = 0;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    b.RegisterService(service_.get());
+    server_ = b.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    address_ = "127.0.0.1:" + std::to_string(port);
+    net_ = createNetwork("a");
+    auto s = call(
+        "POST", "/v2.0/subnets",
+        R"({"subnet": {"network_id": ")" + net_ + R"(", "ip_version": 4, "cidr": "10.0.0.0/24"}})");
+    ASSERT_EQ(s.status, 201);
+  }
+  void TearDown() override {
+    agents_.clear();
+    service_->stop();
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    server_.reset();
+    service_.reset();
+    ApiFixture::TearDown();
+  }
+  std::string boundPort(const std::string& net, const std::string& host) {
+    auto p = call("POST", "/v2.0/ports", R"({"port": {"network_id": ")" + net + "\"}}");
+    EXPECT_EQ(p.status, 201);
+    std::string id = p.body["port"].value("id", "");
+    if (!host.empty()) {
+      auto b =
+          call("PUT", "/v2.0/ports/" + id, R"({"port": {"binding:host_id": ")" + host + "\"}}", "");
+      EXPECT_EQ(b.status, 200);
+    }
+    return id;
+  }
+  Agent& agent(const std::string& host, const std::string& tunnel, bool gateway = false) {
+    agents_.push_back(std::make_unique<Agent>(address_, host, tunnel, gateway));
+    return *agents_.back();
+  }
+  static bool hasPort(const HostView& v, const std::string& id) {
+    return std::any_of(v.ports.begin(), v.ports.end(),
+                       [&](const auto& p) { return p.second.id == id; });
+  }
+
+  std::unique_ptr<SouthboundService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+  std::string net_;
+  std::vector<std::unique_ptr<Agent>> agents_;
+};
+
+TEST_F(ServiceTest, SnapshotThenOnlyChangesToTheHostsConcerned) {
+  std::string vm1 = boundPort(net_, "h1");
+  Agent& h1 = agent("h1", "1");
+  Agent& h2 = agent("h2", "2");
+  ASSERT_TRUE(waitFor([&] { return hasPort(h1.current(), vm1); }));
+  ASSERT_TRUE(waitFor([&] { return h2.received() >= 1; }));  // its empty view
+  EXPECT_TRUE(h2.current().ports.empty());
+  EXPECT_NE(h1.current().local_host, 0u);
+  ASSERT_TRUE(waitFor([&] { return service_->connected() == 2; }));
+
+  size_t h2_before = h2.received();
+  std::string vm2 = boundPort(net_, "h1");
+  ASSERT_TRUE(waitFor([&] { return hasPort(h1.current(), vm2); }));
+  // Another network's port on a third host changes nothing for h2.
+  std::string other = createNetwork("b");
+  boundPort(other, "h3");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(h2.received(), h2_before);
+
+  // vm3 bound to h2 on h1's network: both views change.
+  std::string vm3 = boundPort(net_, "h2");
+  ASSERT_TRUE(waitFor([&] { return hasPort(h1.current(), vm3) && hasPort(h2.current(), vm1); }));
+  EXPECT_TRUE(h1.current().builder().build(1));
+}
+
+TEST_F(ServiceTest, PortReportsSetStatusAndBinding) {
+  std::string vm = boundPort(net_, "");
+  Agent& h1 = agent("h1", "1");
+  ASSERT_TRUE(waitFor([&] { return h1.received() >= 1; }));
+  h1.client->reportPort(vm, true);
+  ASSERT_TRUE(waitFor([&] {
+    auto p = call("GET", "/v2.0/ports/" + vm, "", "");
+    return p.body["port"]["status"] == "ACTIVE" && p.body["port"]["binding:host_id"] == "h1";
+  }));
+  ASSERT_TRUE(waitFor([&] { return hasPort(h1.current(), vm); }));
+  h1.client->reportPort(vm, false);
+  ASSERT_TRUE(waitFor(
+      [&] { return call("GET", "/v2.0/ports/" + vm, "", "").body["port"]["status"] == "DOWN"; }));
+}
+
+TEST_F(ServiceTest, GatewaysAreScheduledToACapableAgent) {
+  auto pub = call("POST", "/v2.0/networks",
+                  R"({"network": {"name": "public", "router:external": true,
+                      "provider:network_type": "flat", "provider:physical_network": "physnet1"}})",
+                  "");
+  ASSERT_EQ(pub.status, 201);
+  std::string public_id = pub.body["network"]["id"];
+  ASSERT_EQ(call("POST", "/v2.0/subnets",
+                 R"({"subnet": {"network_id": ")" + public_id +
+                     R"(", "ip_version": 4, "cidr": "203.0.113.0/24"}})",
+                 "")
+                .status,
+            201);
+  auto r = call("POST", "/v2.0/routers",
+                R"({"router": {"name": "r", "external_gateway_info": {"network_id": ")" +
+                    public_id + "\"}}}");
+  ASSERT_EQ(r.status, 201);
+  agent("compute", "1");
+  Agent& gw = agent("gateway", "3", /*gateway=*/true);
+  auto gateway_host = [&] {
+    auto p = call("GET", "/v2.0/ports?device_owner=network:router_gateway", "", "");
+    return p.body["ports"].empty() ? std::string()
+                                   : p.body["ports"][0].value("binding:host_id", "");
+  };
+  ASSERT_TRUE(waitFor([&] { return gateway_host() == "gateway"; })) << gateway_host();
+  ASSERT_TRUE(waitFor([&] { return gw.current().routers.size() == 1; }));
+}
+
+TEST_F(ServiceTest, ARefusedVersionIsFollowedByASnapshot) {
+  boundPort(net_, "h1");
+  Agent& h1 = agent("h1", "1");
+  ASSERT_TRUE(waitFor([&] { return h1.received() >= 1; }));
+  h1.refuse = true;
+  std::string vm2 = boundPort(net_, "h1");
+  // Refused once; the server sends the whole view again, which is taken.
+  ASSERT_TRUE(waitFor([&] { return hasPort(h1.current(), vm2); }));
+  EXPECT_FALSE(h1.refuse.load());
+}
+
+TEST_F(ServiceTest, AgentsThatLeaveAreMarkedDead) {
+  agent("h1", "1");
+  ASSERT_TRUE(waitFor([&] { return service_->connected() == 1; }));
+  agents_.clear();
+  ASSERT_TRUE(waitFor([&] {
+    return state_->read([](const state::Tables& t) {
+      auto a = t.find(std::string(kAgentsCollection));
+      return a != t.end() && a->second.count("h1") &&
+             a->second.at("h1").doc.value("alive", true) == false;
+    });
+  }));
+}
+
+}  // namespace
+}  // namespace canopy::southbound
