@@ -3,6 +3,7 @@
 // the store. The southbound to agents arrives with its issue.
 
 #include <signal.h>
+#include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -12,6 +13,7 @@
 
 #include "api/http_server.h"
 #include "api/neutron_api.h"
+#include "southbound/service.h"
 #include "base/log.h"
 #include "state/model_state.h"
 #include "store/sqlite_store.h"
@@ -40,6 +42,9 @@ struct Options {
   std::string overlay = "geneve";
   int physical_mtu = 1500;
   int api_threads = 2;
+  // gRPC address: HOST:PORT or unix:PATH (agents in other network
+  // namespaces reach a unix socket through the shared file system).
+  std::string southbound_listen = "127.0.0.1:6642";
   std::string prefix;  // dump
 };
 
@@ -157,7 +162,27 @@ int run(const Options& options) {
   }
   spdlog::info("canopy-server: Neutron API on http://{}:{}/v2.0/ (auth: {})", http.address,
                (*server)->port(), options.auth);
-  spdlog::warn("canopy-server: not built yet: the southbound to agents (the API is served)");
+  canopy::southbound::SouthboundService southbound(state);
+  std::unique_ptr<grpc::Server> grpc_server;
+  if (!options.southbound_listen.empty()) {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort(options.southbound_listen, grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&southbound);
+    // Notice agents that vanished without closing their stream.
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 5000);
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 3000);
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    grpc_server = builder.BuildAndStart();
+    if (grpc_server == nullptr || port == 0) {
+      spdlog::error("canopy-server: cannot listen for agents on {}", options.southbound_listen);
+      (*server)->stop();
+      return 1;
+    }
+    spdlog::info("canopy-server: southbound for agents on {} (port {})",
+                 options.southbound_listen, port);
+  }
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -166,6 +191,8 @@ int run(const Options& options) {
   int signal = 0;
   if (sigwait(&signals, &signal) != 0) return 1;
   spdlog::info("canopy-server: signal {} received, stopping", signal);
+  southbound.stop();
+  if (grpc_server) grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   (*server)->stop();
   state.stop();
   return 0;
@@ -283,6 +310,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--physical-mtu", options.physical_mtu, "MTU of the hosts' underlay network")
       ->check(CLI::Range(576, 9216))
+      ->capture_default_str();
+  app.add_option("--southbound-listen", options.southbound_listen,
+                 "Where agents connect (gRPC): HOST:PORT or unix:PATH; empty: no southbound")
       ->capture_default_str();
   app.add_option("--api-threads", options.api_threads, "Threads serving the API")
       ->check(CLI::Range(1, 64))
