@@ -1,16 +1,44 @@
-// canopy-agent: the per-host data plane. Its options are fixed here so that
-// deployments and the demo can be written against them; the datapath and the
-// southbound connection arrive with their issues.
+// canopy-agent: the per-host data plane. Without a subcommand it runs: it
+// connects to canopy-server's southbound, serves the local API on
+// <run-dir>/agent.sock and forwards packets. The subcommands talk to a
+// running agent through that socket.
+//
+//   canopy-agent --host-name hv1 --tunnel-ip 192.168.0.1 --server unix:/run/canopy/sb.sock
+//   canopy-agent --run-dir /run/canopy-hv1 bind tap1234abcd-ef <port id>
 
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <climits>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
+#include "agent/agent.h"
+#include "agent/local_api.h"
 #include "base/log.h"
+
+namespace {
+
+using canopy::model::Json;
+
+int callAgent(const std::string& socket, const Json& request, bool raw) {
+  auto reply = canopy::agent::callLocalApi(socket, request);
+  if (!reply) {
+    std::fprintf(stderr, "canopy-agent: %s\n", reply.error().message().c_str());
+    return 1;
+  }
+  if (!reply->value("ok", false)) {
+    std::fprintf(stderr, "canopy-agent: %s\n", reply->value("error", "failed").c_str());
+    return 1;
+  }
+  if (raw) std::printf("%s\n", (*reply)["result"].dump(2).c_str());
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   std::string host_name;
@@ -19,6 +47,12 @@ int main(int argc, char** argv) {
     if (gethostname(buf, sizeof(buf) - 1) == 0) host_name = buf;
   }
   std::string log_level = "info";
+  std::string tunnel_ip;
+  std::string server = "127.0.0.1:6642";
+  std::string run_dir = "/run/canopy";
+  std::vector<std::string> uplinks;
+  bool gateway = false;
+  std::string encapsulation = "geneve";
 
   CLI::App app{
       "canopy-agent: Canopy's per-host data plane (binds VM interfaces to logical ports, "
@@ -29,19 +63,110 @@ int main(int argc, char** argv) {
                  "The name this host is known by in binding:host_id (default: the system "
                  "host name)")
       ->capture_default_str();
+  app.add_option("--tunnel-ip", tunnel_ip, "This host's address on the underlay (tunnel endpoint)");
+  app.add_option("--server", server, "canopy-server's southbound: HOST:PORT or unix:PATH")
+      ->capture_default_str();
+  app.add_option("--run-dir", run_dir, "Where the local API socket (agent.sock) lives")
+      ->capture_default_str();
+  app.add_option("--uplink", uplinks,
+                 "PHYSNET=INTERFACE: the interface that reaches a physical network (repeatable)");
+  app.add_flag("--gateway", gateway, "This host may hold routers' external gateways");
+  app.add_option("--encapsulation", encapsulation, "Tunnels this host sends: geneve or vxlan")
+      ->check(CLI::IsMember({"geneve", "vxlan"}))
+      ->capture_default_str();
   app.add_option("--log-level", log_level,
                  "Log verbosity: trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
   app.set_version_flag("--version", "canopy-agent 0.1.0");
+
+  std::string interface, port_id;
+  auto* bind_cmd = app.add_subcommand("bind", "Bind an interface to a logical port");
+  bind_cmd
+      ->add_option("interface", interface,
+                   "The interface (e.g. tap + 11 characters of the port id)")
+      ->required();
+  bind_cmd->add_option("port", port_id, "The Neutron port id")->required();
+  auto* unbind_cmd = app.add_subcommand("unbind", "Unbind an interface");
+  unbind_cmd->add_option("interface", interface, "The interface")->required();
+  auto* list_cmd = app.add_subcommand("list", "List the bindings (JSON)");
+  auto* status_cmd = app.add_subcommand("status", "Show the agent's status and counters (JSON)");
   CLI11_PARSE(app, argc, argv);
 
   if (auto r = canopy::setupLogging(log_level); !r) {
     std::fprintf(stderr, "canopy-agent: %s\n", r.error().message().c_str());
     return 2;
   }
-  spdlog::error(
-      "canopy-agent on host '{}': not built yet: the datapath, packet I/O and the southbound "
-      "connection to canopy-server are still to come; exiting",
-      host_name);
-  return 1;
+  const std::string socket = run_dir + "/agent.sock";
+  if (*bind_cmd) {
+    return callAgent(socket, {{"op", "bind"}, {"interface", interface}, {"port_id", port_id}},
+                     false);
+  }
+  if (*unbind_cmd) return callAgent(socket, {{"op", "unbind"}, {"interface", interface}}, false);
+  if (*list_cmd) return callAgent(socket, {{"op", "list"}}, true);
+  if (*status_cmd) return callAgent(socket, {{"op", "status"}}, true);
+
+  canopy::agent::AgentConfig config;
+  config.host_name = host_name;
+  config.server = server;
+  config.gateway_capable = gateway;
+  config.encapsulation = encapsulation == "vxlan"
+                             ? canopy::datapath::pipeline::Encapsulation::Vxlan
+                             : canopy::datapath::pipeline::Encapsulation::Geneve;
+  auto ip = canopy::datapath::topology::IpAddr::parse(tunnel_ip);
+  if (!ip) {
+    spdlog::error("canopy-agent: --tunnel-ip '{}' is not an IP address", tunnel_ip);
+    return 2;
+  }
+  config.tunnel_ip = *ip;
+  for (const auto& u : uplinks) {
+    auto eq = u.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == u.size()) {
+      spdlog::error("canopy-agent: --uplink '{}' is not PHYSNET=INTERFACE", u);
+      return 2;
+    }
+    config.uplinks.emplace_back(u.substr(0, eq), u.substr(eq + 1));
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(run_dir, ec);
+
+  // Signals are taken by sigwait below, on this thread only.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  canopy::SystemClock clock;
+  auto agent = canopy::agent::Agent::start(clock, config);
+  if (!agent) {
+    spdlog::error("canopy-agent: {}", agent.error().message());
+    return 1;
+  }
+  canopy::agent::Agent& a = **agent;
+  auto api = canopy::agent::LocalApi::start(socket, [&a](const Json& req) -> Json {
+    std::string op = canopy::model::stringAt(req, "op");
+    auto answer = [](const canopy::Result<void>& r) {
+      return r ? Json{{"ok", true}} : Json{{"ok", false}, {"error", r.error().message()}};
+    };
+    if (op == "bind") {
+      return answer(a.bind(canopy::model::stringAt(req, "interface"),
+                           canopy::model::stringAt(req, "port_id")));
+    }
+    if (op == "unbind") return answer(a.unbind(canopy::model::stringAt(req, "interface")));
+    if (op == "list") return {{"ok", true}, {"result", a.bindings()}};
+    if (op == "status") return {{"ok", true}, {"result", a.status()}};
+    return {{"ok", false}, {"error", "unknown op '" + op + "'"}};
+  });
+  if (!api) {
+    spdlog::error("canopy-agent: {}", api.error().message());
+    return 1;
+  }
+  spdlog::info("canopy-agent on host '{}': tunnel {}, server {}, local API {}", host_name,
+               tunnel_ip, server, socket);
+  int signal = 0;
+  sigwait(&signals, &signal);
+  spdlog::info("canopy-agent: signal {} received, stopping", signal);
+  (*api)->stop();
+  a.stop();
+  return 0;
 }

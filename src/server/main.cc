@@ -2,8 +2,8 @@
 // and serves Neutron's API until stopped; offline subcommands check and dump
 // the store. The southbound to agents arrives with its issue.
 
-#include <signal.h>
 #include <grpcpp/grpcpp.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -13,8 +13,8 @@
 
 #include "api/http_server.h"
 #include "api/neutron_api.h"
-#include "southbound/service.h"
 #include "base/log.h"
+#include "southbound/service.h"
 #include "state/model_state.h"
 #include "store/sqlite_store.h"
 #include "store/store.h"
@@ -180,8 +180,8 @@ int run(const Options& options) {
       (*server)->stop();
       return 1;
     }
-    spdlog::info("canopy-server: southbound for agents on {} (port {})",
-                 options.southbound_listen, port);
+    spdlog::info("canopy-server: southbound for agents on {} (port {})", options.southbound_listen,
+                 port);
   }
 
   sigset_t signals;
@@ -192,7 +192,8 @@ int run(const Options& options) {
   if (sigwait(&signals, &signal) != 0) return 1;
   spdlog::info("canopy-server: signal {} received, stopping", signal);
   southbound.stop();
-  if (grpc_server) grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (grpc_server)
+    grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   (*server)->stop();
   state.stop();
   return 0;

@@ -74,11 +74,17 @@ expect_in "\"id\":\"$net_id\"" "$out"
 expect_in '"name":"net-a"' "$out"
 stop_server
 
-# The agent says plainly that it is not built yet.
+# The agent refuses bad configuration with a clear message, and its
+# subcommands say when no agent runs.
 set +e
-out=$("$bin/canopy-agent" --host-name hv1 2>&1); rc=$?
+out=$("$bin/canopy-agent" --host-name hv1 --tunnel-ip not-an-address 2>&1); rc=$?
 set -e
-[ "$rc" -eq 1 ] || fail "agent exit $rc"
-expect_in "not built yet" "$out"
+[ "$rc" -eq 2 ] || fail "agent exit $rc"
+expect_in "--tunnel-ip 'not-an-address' is not an IP address" "$out"
+set +e
+out=$("$bin/canopy-agent" --run-dir "$work/no-agent" status 2>&1); rc=$?
+set -e
+[ "$rc" -eq 1 ] || fail "agent status exit $rc"
+expect_in "no agent on $work/no-agent/agent.sock" "$out"
 
 echo "e2e.binaries: all checks passed"

@@ -1,0 +1,353 @@
+#include "agent/agent.h"
+
+#include <net/if.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace canopy::agent {
+namespace {
+
+using datapath::pipeline::Datapath;
+using datapath::pipeline::Encapsulation;
+using datapath::pipeline::Ingress;
+using datapath::pipeline::Outputs;
+using model::Json;
+
+}  // namespace
+
+Agent::Agent(const Clock& clock, AgentConfig config) : clock_(clock), config_(std::move(config)) {}
+
+Agent::~Agent() { stop(); }
+
+Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig config) {
+  if (config.host_name.empty()) return Error(Errc::InvalidArgument, "the agent needs a host name");
+  if (config.tunnel_ip.family == 0) {
+    return Error(Errc::InvalidArgument, "the agent needs a tunnel address (--tunnel-ip)");
+  }
+  std::unique_ptr<Agent> a(new Agent(clock, std::move(config)));
+  a->wake_fd_ = Fd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (a->wake_fd_.get() < 0)
+    return Error(Errc::Internal, std::string("eventfd: ") + std::strerror(errno));
+  const auto& c = a->config_;
+  uint16_t first = c.encapsulation == Encapsulation::Geneve ? c.geneve_port : c.vxlan_port;
+  uint16_t second = c.encapsulation == Encapsulation::Geneve ? c.vxlan_port : c.geneve_port;
+  for (uint16_t port : {first, second}) {
+    auto t = TunnelSocket::open(c.tunnel_ip, port);
+    if (!t) return std::move(t).error();
+    a->tunnels_.push_back(std::move(*t));
+  }
+  for (const auto& [physnet, interface] : c.uplinks) {
+    auto u = FrameSocket::open(interface);
+    if (!u) return std::move(u).error();
+    a->uplinks_.push_back(std::move(*u));
+  }
+  pb::Hello hello;
+  hello.set_host_name(c.host_name);
+  hello.set_tunnel_ip(std::string(reinterpret_cast<const char*>(c.tunnel_ip.bytes.data()),
+                                  c.tunnel_ip.family == 4 ? 4 : 16));
+  hello.add_encapsulations("geneve");
+  hello.add_encapsulations("vxlan");
+  hello.set_gateway_capable(c.gateway_capable);
+  for (const auto& [physnet, interface] : c.uplinks) hello.add_physical_networks(physnet);
+  hello.set_agent_version("canopy-agent 0.1.0");
+  Agent* self = a.get();
+  a->southbound_ = std::make_unique<SouthboundClient>(
+      SouthboundClient::Options{.server = c.server, .hello = hello},
+      [self](const HostView& v, uint64_t version) { return self->onView(v, version); });
+  a->worker_ = std::thread([self] { self->workerLoop(); });
+  a->southbound_->start();
+  return a;
+}
+
+void Agent::stop() {
+  if (stopping_.exchange(true)) return;
+  if (southbound_) southbound_->stop();
+  wake();
+  if (worker_.joinable()) worker_.join();
+}
+
+void Agent::wake() {
+  uint64_t one = 1;
+  if (wake_fd_.get() >= 0) (void)!::write(wake_fd_.get(), &one, sizeof(one));
+}
+
+Result<void> Agent::onView(const HostView& view, uint64_t version) {
+  auto built = view.builder().build(version);
+  if (!built) return std::move(built).error();
+  {
+    MutexLock lock(mu_);
+    pending_topology_ = *built;
+    port_keys_.clear();
+    for (const auto& [key, p] : view.ports) port_keys_[p.id] = key;
+    view_version_ = version;
+    bindings_changed_ = true;  // keys may have arrived for bound ports
+  }
+  wake();
+  spdlog::debug("agent: view version {} ({} objects)", version, view.objects());
+  return ok();
+}
+
+Result<void> Agent::bind(const std::string& interface, const std::string& port_id) {
+  if (interface.empty() || interface.size() >= IFNAMSIZ) {
+    return Error(Errc::InvalidArgument, "interface name '" + interface + "' is not valid");
+  }
+  if (port_id.empty()) return Error(Errc::InvalidArgument, "a port id is needed");
+  if (if_nametoindex(interface.c_str()) == 0) {
+    return Error(Errc::NotFound, "interface " + interface + " does not exist");
+  }
+  {
+    MutexLock lock(mu_);
+    for (const auto& [i, p] : bindings_) {
+      if (p == port_id && i != interface) {
+        return Error(Errc::Conflict, "port " + port_id + " is already bound to " + i);
+      }
+    }
+    bindings_[interface] = port_id;
+    bindings_changed_ = true;
+  }
+  southbound_->reportPort(port_id, true);
+  wake();
+  spdlog::info("agent: {} bound to port {}", interface, port_id);
+  return ok();
+}
+
+Result<void> Agent::unbind(const std::string& interface) {
+  std::string port_id;
+  {
+    MutexLock lock(mu_);
+    auto it = bindings_.find(interface);
+    if (it == bindings_.end()) return Error(Errc::NotFound, interface + " is not bound");
+    port_id = it->second;
+    bindings_.erase(it);
+    bindings_changed_ = true;
+  }
+  southbound_->reportPort(port_id, false);
+  wake();
+  return ok();
+}
+
+Json Agent::bindings() const {
+  MutexLock lock(mu_);
+  Json out = Json::array();
+  for (const auto& [i, p] : bindings_) {
+    auto k = port_keys_.find(p);
+    out.push_back({{"interface", i},
+                   {"port_id", p},
+                   {"in_view", k != port_keys_.end()},
+                   {"exists", if_nametoindex(i.c_str()) != 0}});
+  }
+  return out;
+}
+
+Json Agent::status() const {
+  Json out = {{"host", config_.host_name},
+              {"tunnel_ip", config_.tunnel_ip.toString()},
+              {"server", config_.server},
+              {"connected", southbound_->connected()},
+              {"view_version", southbound_->appliedVersion()}};
+  out["bindings"] = bindings();
+  MutexLock lock(mu_);
+  out["datapath"] = worker_status_;
+  return out;
+}
+
+void Agent::applyPending() {
+  std::shared_ptr<const datapath::topology::Topology> topology;
+  std::map<std::string, std::string> bindings;
+  std::map<std::string, uint32_t> keys;
+  bool rebind = false;
+  {
+    MutexLock lock(mu_);
+    topology = std::move(pending_topology_);
+    pending_topology_ = nullptr;
+    if (bindings_changed_) {
+      bindings = bindings_;
+      keys = port_keys_;
+      rebind = true;
+      bindings_changed_ = false;
+    }
+  }
+  if (topology != nullptr) {
+    // The datapath learns its host key from the first view.
+    const datapath::topology::Host* self = nullptr;
+    for (const auto& [k, h] : topology->hosts()) {
+      if (h.name == config_.host_name) self = &h;
+    }
+    uint32_t host_key = self != nullptr ? self->key : 0;
+    if (datapath_ == nullptr || host_key != datapath_config_host_) {
+      datapath::pipeline::Config c;
+      c.host.host = host_key;
+      for (const auto& [physnet, interface] : config_.uplinks) c.host.uplinks.push_back(physnet);
+      c.encapsulation = config_.encapsulation;
+      datapath_ = std::make_unique<Datapath>(clock_, std::move(c));
+      datapath_config_host_ = host_key;
+    }
+    datapath_->setTopology(std::move(topology));
+  }
+  if (!rebind) return;
+  for (auto it = ports_.begin(); it != ports_.end();) {
+    auto b = bindings.find(it->first);
+    if (b == bindings.end() || b->second != it->second.port_id) {
+      it = ports_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& [interface, port_id] : bindings) {
+    Bound& b = ports_[interface];
+    b.port_id = port_id;
+    auto k = keys.find(port_id);
+    b.key = k == keys.end() ? 0 : k->second;
+    if (b.socket == nullptr) {
+      auto s = FrameSocket::open(interface);
+      if (!s) {
+        spdlog::warn("agent: {}: {}", interface, s.error().message());
+        continue;
+      }
+      b.socket = std::make_unique<FrameSocket>(std::move(*s));
+    }
+  }
+  by_key_.clear();
+  for (auto& [interface, b] : ports_) {
+    if (b.key != 0 && b.socket != nullptr) by_key_[b.key] = b.socket.get();
+  }
+}
+
+void Agent::checkInterfaces() {
+  std::vector<std::string> gone;
+  for (const auto& [interface, b] : ports_) {
+    if (b.socket != nullptr && if_nametoindex(interface.c_str()) == 0) gone.push_back(interface);
+  }
+  for (const auto& interface : gone) {
+    spdlog::warn("agent: interface {} disappeared; port {} is down", interface,
+                 ports_[interface].port_id);
+    southbound_->reportPort(ports_[interface].port_id, false);
+    ports_[interface].socket.reset();
+    {
+      MutexLock lock(mu_);
+      bindings_changed_ = true;  // reopened if it comes back
+    }
+  }
+}
+
+void Agent::forward(const Outputs& out) {
+  for (const auto& item : out.items()) {
+    auto bytes = out.bytes(item);
+    switch (item.kind) {
+      case Outputs::Kind::Port:
+        if (auto it = by_key_.find(item.port); it != by_key_.end()) it->second->send(bytes);
+        break;
+      case Outputs::Kind::Tunnel:
+        tunnels_[0].send(item.remote, bytes);
+        break;
+      case Outputs::Kind::Uplink:
+        if (item.uplink < uplinks_.size()) uplinks_[item.uplink].send(bytes);
+        break;
+    }
+  }
+}
+
+void Agent::workerLoop() {
+  Batch batch;
+  Outputs out;
+  std::vector<Datapath::Input> inputs;
+  auto last_tick = std::chrono::steady_clock::now();
+  while (!stopping_.load()) {
+    // What to poll: wake-up, tunnels, uplinks, ports.
+    std::vector<pollfd> fds;
+    fds.push_back({wake_fd_.get(), POLLIN, 0});
+    for (const auto& t : tunnels_) fds.push_back({t.fd(), POLLIN, 0});
+    for (const auto& u : uplinks_) fds.push_back({u.fd(), POLLIN, 0});
+    std::vector<Bound*> polled;
+    for (auto& [interface, b] : ports_) {
+      if (b.socket == nullptr) continue;
+      fds.push_back({b.socket->fd(), POLLIN, 0});
+      polled.push_back(&b);
+    }
+    int n = ::poll(fds.data(), fds.size(), 200);
+    if (n < 0 && errno != EINTR) {
+      spdlog::error("agent: poll: {}", std::strerror(errno));
+      return;
+    }
+    size_t at = 0;
+    if (fds[at++].revents != 0) {
+      uint64_t drained;
+      while (::read(wake_fd_.get(), &drained, sizeof(drained)) > 0) {
+      }
+      applyPending();
+      continue;  // the socket set may have changed
+    }
+    auto run = [&](auto& socket, auto make_ingress) {
+      while (socket.receive(batch) > 0) {
+        if (datapath_ == nullptr) continue;  // no view yet
+        inputs.clear();
+        for (size_t i = 0; i < batch.size(); ++i) {
+          inputs.push_back({make_ingress(i), batch.frame(i)});
+        }
+        out.clear();
+        datapath_->processBatch(inputs, out);
+        forward(out);
+        if (batch.size() < Batch::kFrames) break;
+      }
+    };
+    for (size_t t = 0; t < tunnels_.size(); ++t, ++at) {
+      if (fds[at].revents == 0) continue;
+      Encapsulation e = (t == 0) == (config_.encapsulation == Encapsulation::Geneve)
+                            ? Encapsulation::Geneve
+                            : Encapsulation::Vxlan;
+      run(tunnels_[t], [&](size_t i) { return Ingress::fromTunnel(e, batch.source(i)); });
+    }
+    for (size_t u = 0; u < uplinks_.size(); ++u, ++at) {
+      if (fds[at].revents == 0) continue;
+      run(uplinks_[u], [&](size_t) { return Ingress::fromUplink(static_cast<uint32_t>(u)); });
+    }
+    for (Bound* b : polled) {
+      if (fds[at++].revents == 0 || b->socket == nullptr) continue;
+      uint32_t key = b->key;
+      if (key == 0) {
+        while (b->socket->receive(batch) > 0) {
+        }  // not in the view yet: nowhere to send it
+        continue;
+      }
+      run(*b->socket, [&](size_t) { return Ingress::fromPort(key); });
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_tick >= std::chrono::seconds(1)) {
+      last_tick = now;
+      if (datapath_ != nullptr) datapath_->sweep();
+      checkInterfaces();
+      Json s = Json::object();
+      if (datapath_ != nullptr) {
+        const auto& c = datapath_->counters();
+        Json drops = Json::object();
+        for (size_t r = 1; r < datapath::kDropReasonCount; ++r) {
+          if (c.drops[r] != 0) {
+            drops[std::string(datapath::dropReasonName(static_cast<datapath::DropReason>(r)))] =
+                c.drops[r];
+          }
+        }
+        const auto& cs = datapath_->cacheStats();
+        s = {{"packets", c.packets},
+             {"outputs", c.outputs},
+             {"answered", c.answered},
+             {"simulations", c.simulations},
+             {"drops", drops},
+             {"flow_cache",
+              {{"entries", datapath_->cacheSize()},
+               {"hits", cs.hits},
+               {"misses", cs.misses},
+               {"invalidated", cs.invalidated}}},
+             {"connections", datapath_->connections().size()}};
+      }
+      MutexLock lock(mu_);
+      worker_status_ = std::move(s);
+    }
+  }
+}
+
+}  // namespace canopy::agent

@@ -1,0 +1,97 @@
+#pragma once
+// canopy-agent's core: the southbound client, the bindings of interfaces to
+// logical ports, and one datapath worker that polls every socket (VM
+// interfaces, the tunnel, the uplinks), runs the frames through the
+// datapath core in batches and sends what comes out.
+//
+//   auto agent = Agent::start(clock, config);     // Result<unique_ptr<Agent>>
+//   (*agent)->bind("tap1234abcd-ef", port_id);
+//   (*agent)->status();                             // JSON for the local API
+//
+// The worker owns the Datapath; new topologies and binding changes are
+// handed to it through a queue and an eventfd, so it never waits on the
+// control side. With the server gone it keeps forwarding on the last view.
+//
+// Thread-safety: bind/unbind/status from any thread.
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/packet_io.h"
+#include "agent/southbound_client.h"
+#include "base/clock.h"
+#include "base/mutex.h"
+#include "datapath/pipeline/datapath.h"
+#include "model/json.h"
+
+namespace canopy::agent {
+
+struct AgentConfig {
+  std::string host_name{};
+  datapath::topology::IpAddr tunnel_ip{};
+  std::string server = "127.0.0.1:6642";
+  // physical network -> interface, in the order given
+  std::vector<std::pair<std::string, std::string>> uplinks{};
+  bool gateway_capable = false;
+  datapath::pipeline::Encapsulation encapsulation = datapath::pipeline::Encapsulation::Geneve;
+  uint16_t geneve_port = 6081;
+  uint16_t vxlan_port = 4789;
+};
+
+class Agent {
+ public:
+  static Result<std::unique_ptr<Agent>> start(const Clock& clock, AgentConfig config);
+  ~Agent();
+  void stop();
+
+  // Binds an interface to a logical port (the agent reports it up; the
+  // server binds the port to this host).
+  Result<void> bind(const std::string& interface, const std::string& port_id);
+  Result<void> unbind(const std::string& interface);
+  model::Json bindings() const;
+  model::Json status() const;
+
+ private:
+  Agent(const Clock& clock, AgentConfig config);
+  Result<void> onView(const HostView& view, uint64_t version);
+  void workerLoop();
+  void wake();
+  void applyPending();
+  void checkInterfaces();
+  void forward(const datapath::pipeline::Outputs& out);
+
+  const Clock& clock_;
+  const AgentConfig config_;
+  std::unique_ptr<SouthboundClient> southbound_;
+  Fd wake_fd_;
+  std::atomic<bool> stopping_{false};
+  std::thread worker_;
+
+  // Shared with the worker.
+  mutable Mutex mu_;
+  std::shared_ptr<const datapath::topology::Topology> pending_topology_ CANOPY_GUARDED_BY(mu_);
+  std::map<std::string, std::string> bindings_ CANOPY_GUARDED_BY(mu_);  // interface -> port id
+  bool bindings_changed_ CANOPY_GUARDED_BY(mu_) = false;
+  std::map<std::string, uint32_t> port_keys_ CANOPY_GUARDED_BY(mu_);  // port id -> key
+  uint64_t view_version_ CANOPY_GUARDED_BY(mu_) = 0;
+  model::Json worker_status_ CANOPY_GUARDED_BY(mu_);  // published by the worker
+
+  // The worker's own.
+  std::unique_ptr<datapath::pipeline::Datapath> datapath_;
+  uint32_t datapath_config_host_ = 0;
+  std::vector<TunnelSocket> tunnels_;  // [0] the configured encapsulation's port
+  std::vector<FrameSocket> uplinks_;
+  struct Bound {
+    std::string port_id;
+    uint32_t key = 0;
+    std::unique_ptr<FrameSocket> socket;
+  };
+  std::map<std::string, Bound> ports_;       // by interface
+  std::map<uint32_t, FrameSocket*> by_key_;  // port key -> socket
+};
+
+}  // namespace canopy::agent

@@ -1,0 +1,88 @@
+# Network-namespace worlds for end-to-end tests (source after lib.sh): hosts
+# and VMs are namespaces this test creates, joined by an underlay bridge in
+# its own namespace; nothing touches the root namespace's links or routes.
+# Everything made here is removed on exit, also on failure.
+
+[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root for network namespaces"; exit 77; }
+
+tag="cn$$"  # a prefix unique to this test run
+namespaces=()
+agent_pids=()
+
+netns_cleanup() {
+  for pid in "${agent_pids[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then kill "$pid"; wait "$pid" 2>/dev/null || true; fi
+  done
+  for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+  cleanup
+}
+trap netns_cleanup EXIT
+
+in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+new_ns() {
+  ip netns add "$1"
+  namespaces+=("$1")
+  in_ns "$1" ip link set lo up
+}
+
+# underlay: a namespace with a bridge that host namespaces plug into.
+make_underlay() {
+  underlay="$tag-ul"
+  new_ns "$underlay"
+  in_ns "$underlay" ip link add br0 type bridge
+  in_ns "$underlay" ip link set br0 up
+}
+
+# add_host NAME ADDRESS: a host namespace with ADDRESS/24 on the underlay.
+add_host() {
+  local name=$1 address=$2 ns="$tag-$1"
+  new_ns "$ns"
+  ip link add "$tag$name" type veth peer name ul0 netns "$ns"
+  ip link set "$tag$name" netns "$underlay"
+  in_ns "$underlay" ip link set "$tag$name" master br0 up
+  in_ns "$ns" ip addr add "$address/24" dev ul0
+  in_ns "$ns" ip link set ul0 up
+}
+
+# start_agent HOST ADDRESS [ARGS...]: canopy-agent in the host's namespace.
+start_agent() {
+  local name=$1 address=$2 ns="$tag-$1"
+  shift 2
+  mkdir -p "$work/$name"
+  # Not through a shell function: $! must be the agent itself.
+  ip netns exec "$ns" "$bin/canopy-agent" --host-name "$name" --tunnel-ip "$address" \
+    --server "unix:$work/southbound-0.sock" --run-dir "$work/$name" "$@" \
+    >"$work/$name/agent.log" 2>&1 &
+  agent_pids+=("$!")
+  for _ in $(seq 1 100); do
+    [ -S "$work/$name/agent.sock" ] && return 0
+    sleep 0.1
+  done
+  fail "agent $name did not start: $(cat "$work/$name/agent.log")"
+}
+
+# add_vm VM HOST PORT_ID MAC: a VM namespace whose eth0 is one end of a veth
+# whose other end (tap + 11 characters of the port id) is in the host's
+# namespace, bound to the port through the agent's local API.
+add_vm() {
+  local vm=$1 host=$2 port=$3 mac=$4 ns="$tag-$1" tap="tap${3:0:11}"
+  new_ns "$ns"
+  ip link add "$tap" type veth peer name eth0 netns "$ns"
+  ip link set "$tap" netns "$tag-$host"
+  in_ns "$tag-$host" ip link set "$tap" up
+  in_ns "$ns" ip link set eth0 address "$mac"
+  # No checksum offload on the guest's side: frames leave it complete.
+  in_ns "$ns" ethtool -K eth0 tx off >/dev/null
+  in_ns "$ns" ip link set eth0 up
+  "$bin/canopy-agent" --run-dir "$work/$host" bind "$tap" "$port" || fail "bind $tap"
+}
+
+# dhcp VM: runs udhcpc in the VM; the lease lands in $work/VM.lease.
+dhcp() {
+  local vm=$1
+  LEASE_FILE="$work/$vm.lease" in_ns "$tag-$vm" busybox udhcpc -i eth0 -n -q -t 5 -T 1 \
+    -s "$here/udhcpc.script" >"$work/$vm.udhcpc.log" 2>&1 ||
+    fail "udhcpc in $vm: $(cat "$work/$vm.udhcpc.log")"
+  cat "$work/$vm.lease"
+}

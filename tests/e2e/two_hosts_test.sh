@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Two hosts (namespaces with canopy-agent), two VMs (namespaces) on one
+# tenant network over Geneve, everything made through the API: each VM gets
+# its port's address, gateway and MTU from DHCP (busybox udhcpc), the VMs
+# ping each other across the hosts, and the ports become ACTIVE on their
+# hosts.
+here=$(cd "$(dirname "$0")" && pwd)
+bin=$1
+source "$here/lib.sh"
+source "$here/netns.sh"
+
+start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen 127.0.0.1:0 \
+  --auth noauth
+api() {
+  curl -sS -X "$1" "$api_url$2" -H 'X-Project-Id: demo' -H 'Content-Type: application/json' \
+    ${3:+-d "$3"}
+}
+# The admin (noauth: no project) sees binding:host_id.
+admin_get() { curl -sS "$api_url$1"; }
+field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+make_underlay
+add_host h1 192.168.77.1
+add_host h2 192.168.77.2
+start_agent h1 192.168.77.1
+start_agent h2 192.168.77.2
+
+net=$(api POST /v2.0/networks '{"network": {"name": "net1"}}' | field 'd["network"]["id"]')
+mtu=$(api GET "/v2.0/networks/$net" | field 'd["network"]["mtu"]')
+api POST /v2.0/subnets '{"subnet": {"network_id": "'"$net"'", "ip_version": 4,
+  "cidr": "10.0.0.0/24"}}' >/dev/null
+port() {
+  api POST /v2.0/ports '{"port": {"network_id": "'"$net"'", "name": "'"$1"'"}}' >"$work/$1.port"
+  port_id=$(field 'd["port"]["id"]' <"$work/$1.port")
+  port_mac=$(field 'd["port"]["mac_address"]' <"$work/$1.port")
+  port_ip=$(field 'd["port"]["fixed_ips"][0]["ip_address"]' <"$work/$1.port")
+}
+port vm1; vm1_id=$port_id; vm1_ip=$port_ip; vm1_mac=$port_mac
+port vm2; vm2_id=$port_id; vm2_ip=$port_ip; vm2_mac=$port_mac
+
+add_vm vm1 h1 "$vm1_id" "$vm1_mac"
+add_vm vm2 h2 "$vm2_id" "$vm2_mac"
+
+# The ports are bound to their hosts and ACTIVE once the agents report them.
+for p in "$vm1_id h1" "$vm2_id h2"; do
+  set -- $p
+  for _ in $(seq 1 100); do
+    shown=$(admin_get "/v2.0/ports/$1")
+    [ "$(field 'd["port"]["status"]' <<<"$shown")" = ACTIVE ] &&
+      [ "$(field 'd["port"]["binding:host_id"]' <<<"$shown")" = "$2" ] && break
+    sleep 0.1
+  done
+  expect_in '"status":"ACTIVE"' "$shown"
+  expect_in "\"binding:host_id\":\"$2\"" "$shown"
+done
+
+# DHCP: each VM gets its port's address, the gateway and the MTU.
+lease=$(dhcp vm1)
+expect_in "ip=$vm1_ip mask=24 router=10.0.0.1 mtu=$mtu" "$lease"
+expect_in "hostname=host-${vm1_ip//./-}" "$lease"
+lease=$(dhcp vm2)
+expect_in "ip=$vm2_ip mask=24 router=10.0.0.1 mtu=$mtu" "$lease"
+
+# Ping across the hosts, both ways.
+in_ns "$tag-vm1" ping -c 3 -i 0.2 -W 2 "$vm2_ip" >"$work/ping1" || fail "vm1 -> vm2: $(cat "$work/ping1")"
+in_ns "$tag-vm2" ping -c 3 -i 0.2 -W 2 "$vm1_ip" >"$work/ping2" || fail "vm2 -> vm1: $(cat "$work/ping2")"
+expect_in "3 received" "$(cat "$work/ping1")"
+
+# The agents count what they forwarded.
+status=$("$bin/canopy-agent" --run-dir "$work/h1" status)
+expect_in '"connected": true' "$status"
+packets=$(field 'd["datapath"]["packets"]' <<<"$status")
+[ "$packets" -gt 6 ] || fail "h1 forwarded only $packets packets: $status"
+
+echo "e2e.two_hosts: all checks passed"
