@@ -86,3 +86,43 @@ dhcp() {
     fail "udhcpc in $vm: $(cat "$work/$vm.udhcpc.log")"
   cat "$work/$vm.lease"
 }
+
+# external: a namespace with the bridge that hosts' uplinks and the outside
+# namespace plug into (the "physical" external network, physnet1).
+make_external() {
+  external="$tag-ex"
+  new_ns "$external"
+  in_ns "$external" ip link add br0 type bridge
+  in_ns "$external" ip link set br0 up
+}
+
+# add_uplink HOST: the host's ext0, plugged into the external bridge.
+add_uplink() {
+  local name=$1 ns="$tag-$1"
+  ip link add "${tag}x$name" type veth peer name ext0 netns "$ns"
+  ip link set "${tag}x$name" netns "$external"
+  in_ns "$external" ip link set "${tag}x$name" master br0 up
+  in_ns "$ns" sysctl -qw net.ipv6.conf.ext0.disable_ipv6=1
+  in_ns "$ns" ip link set ext0 up
+}
+
+# add_outside ADDRESS/LEN: the outside world, one namespace on the external
+# network (the external subnet's gateway, a server to reach).
+add_outside() {
+  outside="$tag-out"
+  new_ns "$outside"
+  ip link add "${tag}out" type veth peer name eth0 netns "$outside"
+  ip link set "${tag}out" netns "$external"
+  in_ns "$external" ip link set "${tag}out" master br0 up
+  in_ns "$outside" ethtool -K eth0 tx off >/dev/null
+  in_ns "$outside" ip addr add "$1" dev eth0
+  in_ns "$outside" ip link set eth0 up
+}
+
+# bg NS COMMAND...: a background process in a namespace, ended on exit.
+bg() {
+  local ns=$1
+  shift
+  ip netns exec "$ns" "$@" &
+  agent_pids+=("$!")
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Routers, security groups, floating IPs and SNAT with real guests: two
+# hosts (h2 holds the router's gateway), VMs on two networks behind one
+# router, an external network (a bridge) with an outside namespace. Checks:
+# a routed ping across hosts; a TCP port blocked until a rule allows it and
+# blocked again for new connections once the rule goes; the floating IP
+# reachable from outside and the VM's outbound connections seen from it;
+# a VM without floating IP reaching outside as the router's gateway address.
+here=$(cd "$(dirname "$0")" && pwd)
+bin=$1
+source "$here/lib.sh"
+source "$here/netns.sh"
+
+start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen 127.0.0.1:0 \
+  --auth noauth
+api() {
+  curl -sS -X "$1" "$api_url$2" -H 'X-Project-Id: demo' -H 'Content-Type: application/json' \
+    ${3:+-d "$3"}
+}
+admin() { curl -sS -X "$1" "$api_url$2" -H 'Content-Type: application/json' ${3:+-d "$3"}; }
+field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+# retry SECONDS COMMAND...: until it succeeds.
+retry() {
+  local end=$((SECONDS + $1))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $end ] || return 1
+    sleep 0.3
+  done
+}
+
+make_underlay
+make_external
+add_host h1 192.168.77.1
+add_host h2 192.168.77.2
+add_uplink h1
+add_uplink h2
+add_outside 203.0.113.1/24
+start_agent h1 192.168.77.1 --uplink physnet1=ext0
+start_agent h2 192.168.77.2 --uplink physnet1=ext0 --gateway
+
+public=$(admin POST /v2.0/networks '{"network": {"name": "public", "router:external": true,
+  "provider:network_type": "flat", "provider:physical_network": "physnet1"}}' |
+  field 'd["network"]["id"]')
+admin POST /v2.0/subnets '{"subnet": {"network_id": "'"$public"'", "ip_version": 4,
+  "cidr": "203.0.113.0/24", "gateway_ip": "203.0.113.1", "enable_dhcp": false,
+  "allocation_pools": [{"start": "203.0.113.10", "end": "203.0.113.100"}]}}' >/dev/null
+net() {
+  local id
+  id=$(api POST /v2.0/networks '{"network": {"name": "'"$1"'"}}' | field 'd["network"]["id"]')
+  api POST /v2.0/subnets '{"subnet": {"network_id": "'"$id"'", "ip_version": 4,
+    "cidr": "'"$2"'"}}' | field 'd["subnet"]["id"]'
+}
+sub1=$(net net1 10.0.0.0/24)
+sub2=$(net net2 10.0.1.0/24)
+net1=$(api GET "/v2.0/subnets/$sub1" | field 'd["subnet"]["network_id"]')
+net2=$(api GET "/v2.0/subnets/$sub2" | field 'd["subnet"]["network_id"]')
+router=$(api POST /v2.0/routers '{"router": {"name": "r1",
+  "external_gateway_info": {"network_id": "'"$public"'"}}}' | field 'd["router"]["id"]')
+gateway_ip=$(api GET "/v2.0/routers/$router" |
+  field 'd["router"]["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]')
+for s in "$sub1" "$sub2"; do
+  api PUT "/v2.0/routers/$router/add_router_interface" '{"subnet_id": "'"$s"'"}' >/dev/null
+done
+
+# vm1 (net1, h1) in the default group, which also admits ICMP from anywhere;
+# vm2 (net2, h2) in "web", which admits nothing yet.
+default_sg=$(api GET "/v2.0/security-groups?name=default" | field 'd["security_groups"][0]["id"]')
+api POST /v2.0/security-group-rules '{"security_group_rule": {"security_group_id":
+  "'"$default_sg"'", "direction": "ingress", "ethertype": "IPv4", "protocol": "icmp"}}' >/dev/null
+web=$(api POST /v2.0/security-groups '{"security_group": {"name": "web"}}' |
+  field 'd["security_group"]["id"]')
+port() {
+  api POST /v2.0/ports '{"port": {"network_id": "'"$2"'", "name": "'"$1"'"'"${3:+, \"security_groups\": [\"$3\"]}"'}}' \
+    >"$work/$1.port"
+  port_id=$(field 'd["port"]["id"]' <"$work/$1.port")
+  port_mac=$(field 'd["port"]["mac_address"]' <"$work/$1.port")
+  port_ip=$(field 'd["port"]["fixed_ips"][0]["ip_address"]' <"$work/$1.port")
+}
+port vm1 "$net1"; vm1_id=$port_id; vm1_ip=$port_ip; add_vm vm1 h1 "$vm1_id" "$port_mac"
+port vm2 "$net2" "$web"; vm2_id=$port_id; vm2_ip=$port_ip; add_vm vm2 h2 "$vm2_id" "$port_mac"
+dhcp vm1 >/dev/null
+dhcp vm2 >/dev/null
+
+# Routed, across the hosts: vm2 pings vm1 (allowed by vm1's ICMP rule).
+retry 10 in_ns "$tag-vm2" ping -c 1 -W 1 "$vm1_ip" || fail "vm2 cannot ping vm1 through r1"
+in_ns "$tag-vm2" ping -c 3 -i 0.2 -W 2 "$vm1_ip" >"$work/ping" || fail "routed ping: $(cat "$work/ping")"
+expect_in "ttl=63" "$(cat "$work/ping")"
+
+# Security groups: tcp 8080 on vm2 is blocked until a rule allows it.
+bg "$tag-vm2" nc -lk 8080
+sleep 0.3
+if in_ns "$tag-vm1" nc -z -w 2 "$vm2_ip" 8080; then fail "tcp 8080 open without a rule"; fi
+rule=$(api POST /v2.0/security-group-rules '{"security_group_rule": {"security_group_id":
+  "'"$web"'", "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+  "port_range_min": 8080, "port_range_max": 8080}}' | field 'd["security_group_rule"]["id"]')
+retry 10 in_ns "$tag-vm1" nc -z -w 1 "$vm2_ip" 8080 || fail "tcp 8080 still blocked with the rule"
+api DELETE "/v2.0/security-group-rules/$rule" >/dev/null
+sleep 1
+if in_ns "$tag-vm1" nc -z -w 2 "$vm2_ip" 8080; then fail "tcp 8080 open after the rule went"; fi
+
+# Floating IP: reachable from outside; vm1's outbound connections come from it.
+fip=$(api POST /v2.0/floatingips '{"floatingip": {"floating_network_id": "'"$public"'",
+  "port_id": "'"$vm1_id"'"}}' | field 'd["floatingip"]["floating_ip_address"]')
+retry 10 in_ns "$outside" ping -c 1 -W 1 "$fip" || fail "outside cannot ping the floating IP $fip"
+bg "$outside" sh -c "nc -lknv 9000 >'$work/seen' 2>&1"
+sleep 0.3
+retry 10 sh -c "echo hello | ip netns exec '$tag-vm1' nc -N -w 2 203.0.113.1 9000" ||
+  fail "vm1 cannot reach outside"
+expect_in "$fip" "$(cat "$work/seen")"
+
+# SNAT: vm2 has no floating IP and comes out as the router's gateway address.
+retry 10 sh -c "echo hello | ip netns exec '$tag-vm2' nc -N -w 2 203.0.113.1 9000" ||
+  fail "vm2 cannot reach outside through SNAT"
+expect_in "$gateway_ip" "$(cat "$work/seen")"
+
+echo "e2e.l3: all checks passed"
