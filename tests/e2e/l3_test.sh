@@ -103,7 +103,7 @@ if in_ns "$tag-vm1" nc -z -w 2 "$vm2_ip" 8080; then fail "tcp 8080 open after th
 fip=$(api POST /v2.0/floatingips '{"floatingip": {"floating_network_id": "'"$public"'",
   "port_id": "'"$vm1_id"'"}}' | field 'd["floatingip"]["floating_ip_address"]')
 retry 10 in_ns "$outside" ping -c 1 -W 1 "$fip" || fail "outside cannot ping the floating IP $fip"
-bg "$outside" sh -c "nc -lknv 9000 >'$work/seen' 2>&1"
+bg "$outside" sh -c "exec nc -lknv 9000 >'$work/seen' 2>&1"
 sleep 0.3
 retry 10 sh -c "echo hello | ip netns exec '$tag-vm1' nc -N -w 2 203.0.113.1 9000" ||
   fail "vm1 cannot reach outside"
