@@ -8,6 +8,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 namespace canopy::agent {
 namespace {
@@ -59,6 +62,20 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
   a->southbound_ = std::make_unique<SouthboundClient>(
       SouthboundClient::Options{.server = c.server, .hello = hello},
       [self](const HostView& v, uint64_t version) { return self->onView(v, version); });
+  // Bindings of an earlier run come back (and are reported up again).
+  if (!c.bindings_file.empty()) {
+    std::ifstream in(c.bindings_file);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (auto saved = model::parseJson(text.str()); saved && saved->is_object()) {
+      for (const auto& [interface, port] : saved->items()) {
+        if (!port.is_string()) continue;
+        if (auto r = a->bind(interface, port.get<std::string>()); !r) {
+          spdlog::warn("agent: saved binding {}: {}", interface, r.error().message());
+        }
+      }
+    }
+  }
   a->worker_ = std::thread([self] { self->workerLoop(); });
   a->southbound_->start();
   return a;
@@ -109,6 +126,7 @@ Result<void> Agent::bind(const std::string& interface, const std::string& port_i
     }
     bindings_[interface] = port_id;
     bindings_changed_ = true;
+    saveBindings();
   }
   southbound_->reportPort(port_id, true);
   wake();
@@ -125,10 +143,30 @@ Result<void> Agent::unbind(const std::string& interface) {
     port_id = it->second;
     bindings_.erase(it);
     bindings_changed_ = true;
+    saveBindings();
   }
   southbound_->reportPort(port_id, false);
   wake();
   return ok();
+}
+
+void Agent::saveBindings() const {
+  if (config_.bindings_file.empty()) return;
+  Json out = Json::object();
+  for (const auto& [i, p] : bindings_) out[i] = p;
+  // Written whole, then renamed: a crash leaves the old file or the new.
+  std::string tmp = config_.bindings_file + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << out.dump(2) << "\n";
+    if (!f) {
+      spdlog::warn("agent: cannot write {}", tmp);
+      return;
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, config_.bindings_file, ec);
+  if (ec) spdlog::warn("agent: cannot write {}: {}", config_.bindings_file, ec.message());
 }
 
 Json Agent::bindings() const {

@@ -40,6 +40,8 @@ struct AgentConfig {
   datapath::pipeline::Encapsulation encapsulation = datapath::pipeline::Encapsulation::Geneve;
   uint16_t geneve_port = 6081;
   uint16_t vxlan_port = 4789;
+  // Where the bindings are kept across restarts ("": not kept).
+  std::string bindings_file{};
 };
 
 class Agent {
@@ -63,6 +65,7 @@ class Agent {
   void applyPending();
   void checkInterfaces();
   void forward(const datapath::pipeline::Outputs& out);
+  void saveBindings() const;  // with mu_ held
 
   const Clock& clock_;
   const AgentConfig config_;

@@ -107,6 +107,7 @@ int main(int argc, char** argv) {
 
   canopy::agent::AgentConfig config;
   config.host_name = host_name;
+  config.bindings_file = run_dir + "/bindings.json";
   config.server = server;
   config.gateway_capable = gateway;
   config.encapsulation = encapsulation == "vxlan"

@@ -20,9 +20,11 @@ expect_in() { grep -qF -- "$1" <<<"$2" || fail "expected '$1' in: $2"; }
 start_server() {
   local bin=$1 log=$2
   shift 2
-  # Each server its own southbound socket: tests may run side by side.
-  "$bin/canopy-server" --southbound-listen "unix:$work/southbound-${#server_pids[@]}.sock" "$@" \
-    >"$log" 2>&1 &
+  # Each server its own southbound socket (tests may run side by side),
+  # unless the test names one.
+  local southbound=(--southbound-listen "unix:$work/southbound-${#server_pids[@]}.sock")
+  case " $* " in *" --southbound-listen "*) southbound=() ;; esac
+  "$bin/canopy-server" "${southbound[@]}" "$@" >"$log" 2>&1 &
   server_pid=$!
   server_pids+=("$server_pid")
   api_url=
