@@ -281,7 +281,8 @@ void Agent::forward(const Outputs& out) {
         if (auto it = by_key_.find(item.port); it != by_key_.end()) it->second->send(bytes);
         break;
       case Outputs::Kind::Tunnel:
-        tunnels_[0].send(item.remote, bytes);
+        // [0] is the configured encapsulation's socket, [1] the other's.
+        tunnels_[item.encapsulation == config_.encapsulation ? 0 : 1].send(item.remote, bytes);
         break;
       case Outputs::Kind::Uplink:
         if (item.uplink < uplinks_.size()) uplinks_[item.uplink].send(bytes);

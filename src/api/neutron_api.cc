@@ -11,6 +11,7 @@
 
 #include "api/resources.h"
 #include "base/mutex.h"
+#include "model/ip.h"
 #include "model/query.h"
 #include "model/quota.h"
 
@@ -630,6 +631,105 @@ struct NeutronApi::Impl {
     return json(200, result);
   }
 
+  // Agents: /v2.0/agents[/<host>], admin only, in Neutron's shape. Agents
+  // register themselves over the southbound; POST registers a static VTEP
+  // (a host without a canopy-agent, such as a hardware or Linux kernel VXLAN
+  // endpoint: {"agent": {"host": ..., "configurations": {"tunnel_ip": ...,
+  // "encapsulations": ["vxlan"]}}}), which only DELETE removes.
+  HttpResponse agents(const std::vector<std::string>& parts, const HttpRequest& req,
+                      const Caller& caller) {
+    if (!caller.is_admin) {
+      return errorResponse(
+          Error(Errc::PermissionDenied, "User does not have admin privileges", "AdminRequired"));
+    }
+    auto view = [](const Json& d) {
+      bool is_static = d.value("static", false);
+      return Json{{"id", d.value("id", "")},
+                  {"host", d.value("host", "")},
+                  {"agent_type", is_static ? "Static VTEP" : "Canopy agent"},
+                  {"binary", is_static ? "" : "canopy-agent"},
+                  {"topic", "N/A"},
+                  {"alive", d.value("alive", false)},
+                  {"admin_state_up", true},
+                  {"availability_zone", nullptr},
+                  {"description", ""},
+                  {"configurations",
+                   {{"tunnel_ip", d.value("tunnel_ip", "")},
+                    {"encapsulations", d.value("encapsulations", Json::array())},
+                    {"gateway_capable", d.value("gateway_capable", false)},
+                    {"physical_networks", d.value("physical_networks", Json::array())},
+                    {"version", d.value("version", "")}}}};
+    };
+    auto notFound = [](const std::string& id) {
+      return errorResponse(
+          Error(Errc::NotFound, "Agent " + id + " could not be found.", "AgentNotFound"));
+    };
+    auto find = [&](const std::string& id) -> std::optional<Json> {
+      return state.read([&](const state::Tables& t) -> std::optional<Json> {
+        auto c = t.find("agents");
+        if (c == t.end()) return std::nullopt;
+        auto d = c->second.find(id);
+        if (d == c->second.end()) return std::nullopt;
+        return d->second.doc;
+      });
+    };
+    if (parts.size() == 2 && req.method == "GET") {
+      Json list = Json::array();
+      state.read([&](const state::Tables& t) {
+        if (auto c = t.find("agents"); c != t.end()) {
+          for (const auto& [id, d] : c->second) list.push_back(view(d.doc));
+        }
+        return 0;
+      });
+      return json(200, {{"agents", std::move(list)}});
+    }
+    if (parts.size() == 2 && req.method == "POST") {
+      auto body = model::parseJson(req.body);
+      if (!body)
+        return errorResponse(Error(Errc::InvalidArgument, body.error().message(), "BadRequest"));
+      const Json& a = (*body).value("agent", Json());
+      std::string host = a.is_object() ? model::stringAt(a, "host") : "";
+      const Json& conf = a.is_object() ? a.value("configurations", Json()) : Json();
+      std::string tunnel = conf.is_object() ? model::stringAt(conf, "tunnel_ip") : "";
+      if (host.empty() || host.size() > 255 || !model::IpAddress::parse(tunnel)) {
+        return errorResponse(Error(Errc::InvalidArgument,
+                                   "a static VTEP needs agent.host and a valid "
+                                   "agent.configurations.tunnel_ip",
+                                   "BadRequest"));
+      }
+      Json encaps = conf.value("encapsulations", Json::array({"vxlan"}));
+      if (!encaps.is_array()) encaps = Json::array({"vxlan"});
+      if (auto existing = find(host); existing && !existing->value("static", false)) {
+        return errorResponse(Error(Errc::Conflict,
+                                   "Host " + host + " has a canopy-agent; it registers itself",
+                                   "AgentConflict"));
+      }
+      Json doc = {{"id", host},          {"host", host},
+                  {"tunnel_ip", tunnel}, {"encapsulations", encaps},
+                  {"alive", true},       {"static", true}};
+      std::vector<store::Op> ops = {store::Op::put(state::documentKey("agents", host), doc.dump())};
+      if (auto r = state.commit({}, ops); !r) return errorResponse(r.error());
+      return json(201, {{"agent", view(doc)}});
+    }
+    if (parts.size() != 3) return methodNotAllowed();
+    const std::string& id = parts[2];
+    auto doc = find(id);
+    if (!doc) return notFound(id);
+    if (req.method == "GET") return json(200, {{"agent", view(*doc)}});
+    if (req.method == "DELETE") {
+      if (doc->value("alive", false) && !doc->value("static", false)) {
+        return errorResponse(
+            Error(Errc::Conflict, "Agent " + id + " is alive; stop it first", "AgentInUse"));
+      }
+      std::vector<store::Op> ops = {store::Op::del(state::documentKey("agents", id))};
+      if (auto r = state.commit({}, ops); !r) return errorResponse(r.error());
+      HttpResponse r;
+      r.status = 204;
+      return r;
+    }
+    return methodNotAllowed();
+  }
+
   // Quotas: /v2.0/quotas[/<project>[/default|/details]].
   HttpResponse quotas(const std::vector<std::string>& parts, const HttpRequest& req,
                       const Caller& caller) {
@@ -774,6 +874,7 @@ struct NeutronApi::Impl {
       return methodNotAllowed();
     }
     if (parts[1] == "quotas" && parts.size() <= 4) return quotas(parts, req, *caller);
+    if (parts[1] == "agents" && parts.size() <= 3) return agents(parts, req, *caller);
     const ResourceKind* kind = kindFor(parts[1]);
     if (kind != nullptr && parts.size() == 4 && kind->hasAction(parts[3])) {
       return memberAction(*kind, parts[2], parts[3], req, *caller);

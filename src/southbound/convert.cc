@@ -118,6 +118,7 @@ void put(pb::Host* o, const topology::Host& h) {
   o->set_key(h.key);
   o->set_name(h.name);
   o->set_tunnel_ip(bytesOf(h.tunnel_ip));
+  o->set_vxlan_only(!h.geneve);
 }
 
 void put(pb::FloatingIp* o, const topology::FloatingIp& f) {
@@ -277,7 +278,8 @@ Result<topology::Router> from(const pb::Router& o) {
 
 Result<topology::Host> from(const pb::Host& o) {
   CANOPY_TRY(a, ip(o.tunnel_ip(), "host tunnel address"));
-  return topology::Host{.key = o.key(), .name = o.name(), .tunnel_ip = a};
+  return topology::Host{
+      .key = o.key(), .name = o.name(), .tunnel_ip = a, .geneve = !o.vxlan_only()};
 }
 
 Result<topology::FloatingIp> from(const pb::FloatingIp& o) {

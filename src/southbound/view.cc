@@ -160,7 +160,12 @@ class Builder {
     if (a == nullptr || key == 0) return 0;
     if (!view_.hosts.count(key)) {
       auto ip = IpAddr::parse(stringAt(*a, "tunnel_ip"));
-      view_.hosts[key] = {.key = key, .name = name, .tunnel_ip = ip.value_or(IpAddr{})};
+      bool geneve = true;
+      if (auto e = a->find("encapsulations"); e != a->end() && e->is_array() && !e->empty()) {
+        geneve = std::find(e->begin(), e->end(), Json("geneve")) != e->end();
+      }
+      view_.hosts[key] = {
+          .key = key, .name = name, .tunnel_ip = ip.value_or(IpAddr{}), .geneve = geneve};
     }
     return key;
   }

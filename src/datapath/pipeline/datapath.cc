@@ -428,7 +428,8 @@ void Datapath::emitTunnel(const Action& a, const Packet& pkt, Outputs& out) {
   uint32_t mix = (s ^ d ^ (uint32_t{k.tp_src} << 16 | k.tp_dst) ^ k.ip_proto) * 0x9e3779b1u;
   item.udp_source = static_cast<uint16_t>(0xc000 | (mix >> 18));
   ++counters_.outputs;
-  if (config_.encapsulation == Encapsulation::Vxlan) {
+  if (config_.encapsulation == Encapsulation::Vxlan || a.vxlan) {
+    item.encapsulation = Encapsulation::Vxlan;
     auto room = out.add(item, sizeof(packet::VxlanHeader) + frame.size());
     packet::VxlanHeader h{};
     h.flags = 0x08;

@@ -74,7 +74,8 @@ class Outputs {
     uint32_t host = 0;  // Tunnel: the remote host and its tunnel address
     IpAddr remote{};
     uint16_t udp_source = 0;  // Tunnel: flow entropy for the outer UDP source port
-    uint32_t uplink = 0;      // Uplink: index into the host's uplinks
+    Encapsulation encapsulation = Encapsulation::Geneve;  // Tunnel
+    uint32_t uplink = 0;                                  // Uplink: index into the host's uplinks
     size_t offset = 0;
     size_t length = 0;
   };

@@ -491,6 +491,7 @@ class Walk {
     if (h == nullptr) return drop(DropReason::DestinationUnbound);
     Action& a = act(ActionKind::Tunnel);
     a.remote = h->tunnel_ip;
+    a.vxlan = !h->geneve;
     a.router = router;
     a.host = host;
     a.vni = sw.vni;
@@ -545,6 +546,7 @@ class Walk {
       if (host == nullptr) continue;
       Action& a = act(ActionKind::Tunnel);
       a.remote = host->tunnel_ip;
+      a.vxlan = !host->geneve;
       a.host = h;
       a.vni = sw.vni;
       a.switch_key = sw.key;

@@ -135,7 +135,8 @@ struct Action {
   uint32_t vni = 0;
   uint32_t switch_key = 0;
   uint32_t router = 0;
-  IpAddr remote{};  // Tunnel: the host's tunnel address
+  IpAddr remote{};     // Tunnel: the host's tunnel address
+  bool vxlan = false;  // Tunnel: the host takes VXLAN only
   // Deliver and Tunnel: the sender's groups, when `source_side` (known).
   std::vector<uint32_t> groups{};
   std::vector<uint8_t> frame{};  // Emit

@@ -195,6 +195,7 @@ struct Host {
   uint32_t key = 0;
   std::string name{};
   IpAddr tunnel_ip{};
+  bool geneve = true;  // takes Geneve; else VXLAN (a hardware or kernel VTEP)
 
   friend bool operator==(const Host&, const Host&) = default;
 };
