@@ -70,7 +70,7 @@ set +a
 if ! openstack router show demo-router >/dev/null 2>&1; then
   echo "Creating the demo topology through the API..."
   openstack network create --external --provider-network-type flat \
-    --provider-physical-network physnet1 public >/dev/null
+    --provider-physical-network external public >/dev/null
   openstack subnet create --network public --subnet-range 203.0.113.0/24 --no-dhcp \
     --allocation-pool start=203.0.113.100,end=203.0.113.200 public-v4 >/dev/null
   openstack network create demo-net >/dev/null
@@ -81,7 +81,9 @@ if ! openstack router show demo-router >/dev/null 2>&1; then
   openstack port create --network demo-net vm1 >/dev/null
   openstack port create --network demo-net vm2 >/dev/null
   openstack floating ip create public --port vm1 >/dev/null
-  # Pings to the VMs from anywhere.
+fi
+# Pings to the VMs from anywhere (the default group admits only its members).
+if [ -z "$(openstack security group rule list default --protocol icmp -f value -c ID)" ]; then
   openstack security group rule create --protocol icmp default >/dev/null
 fi
 
@@ -93,8 +95,8 @@ add_host h2 192.168.77.2
 add_uplink h1
 add_uplink h2
 add_outside 203.0.113.1/24
-start_agent h1 192.168.77.1 --uplink physnet1=ext0
-start_agent h2 192.168.77.2 --uplink physnet1=ext0 --gateway
+start_agent h1 192.168.77.1 --uplink external=ext0
+start_agent h2 192.168.77.2 --uplink external=ext0 --gateway
 for vm in "vm1 h1" "vm2 h2"; do
   set -- $vm
   add_vm "$1" "$2" "$(openstack port show "$1" -f value -c id)" \
@@ -108,11 +110,11 @@ vm2_ip=$(openstack port show vm2 -f json -c fixed_ips | python3 -c \
 fip=$(openstack floating ip list --port vm1 -f value -c "Floating IP Address")
 echo
 echo "vm1 (on h1) pings vm2 (on h2) over Geneve:"
-in_ns "$tag-vm1" ping -c 3 -i 0.3 "$vm2_ip" | sed 's/^/  /'
+in_ns "$tag-vm1" ping -c 3 -i 0.3 "$vm2_ip" | sed 's/^/  /' || true
 echo
 echo "outside pings vm1's floating IP $fip:"
 for _ in $(seq 1 20); do in_ns "$outside" ping -c 1 -W 1 "$fip" >/dev/null 2>&1 && break; done
-in_ns "$outside" ping -c 3 -i 0.3 "$fip" | sed 's/^/  /'
+in_ns "$outside" ping -c 3 -i 0.3 "$fip" | sed 's/^/  /' || true
 echo
 openstack router show demo-router -c name -c status -c external_gateway_info
 openstack port list --network demo-net -c Name -c "Fixed IP Addresses" -c Status
