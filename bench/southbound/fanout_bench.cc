@@ -43,8 +43,8 @@ int main(int argc, char** argv) {
     if (a == "--agents") agents = std::stoi(argv[i + 1]);
     if (a == "--rounds") rounds = std::stoi(argv[i + 1]);
   }
-  auto dir = std::filesystem::temp_directory_path() /
-             ("canopy-fanout-" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("canopy-fanout-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   auto store = store::SqliteStore::open({.path = (dir / "canopy.db").string()});
   if (!store) {
@@ -75,14 +75,14 @@ int main(int argc, char** argv) {
   b.RegisterService(&service);
   auto server = b.BuildAndStart();
 
-  std::string net = call("POST", "/v2.0/networks", R"({"network": {"name": "shared"}})", "p")
-                        ["network"]["id"];
+  std::string net =
+      call("POST", "/v2.0/networks", R"({"network": {"name": "shared"}})", "p")["network"]["id"];
   call("POST", "/v2.0/subnets",
        R"({"subnet": {"network_id": ")" + net + R"(", "ip_version": 4, "cidr": "10.0.0.0/16"}})",
        "p");
   auto boundPort = [&](const std::string& host) {
-    std::string id = call("POST", "/v2.0/ports",
-                          R"({"port": {"network_id": ")" + net + "\"}}", "p")["port"]["id"];
+    std::string id = call("POST", "/v2.0/ports", R"({"port": {"network_id": ")" + net + "\"}}",
+                          "p")["port"]["id"];
     call("PUT", "/v2.0/ports/" + id, R"({"port": {"binding:host_id": ")" + host + "\"}}", "");
     return id;
   };
@@ -120,7 +120,8 @@ int main(int argc, char** argv) {
   // Everyone connected and holding the others' ports.
   std::string warm = boundPort("host-0");
   auto deadline = Clock_::now() + std::chrono::seconds(60);
-  while (!allHave(warm) && Clock_::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  while (!allHave(warm) && Clock_::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   if (!allHave(warm)) {
     std::fprintf(stderr, "agents did not converge\n");
     return 1;
@@ -133,9 +134,12 @@ int main(int argc, char** argv) {
     ms.push_back(std::chrono::duration<double, std::milli>(Clock_::now() - begin).count());
   }
   std::sort(ms.begin(), ms.end());
-  auto at = [&](double q) { return ms[std::min(ms.size() - 1, static_cast<size_t>(q * static_cast<double>(ms.size())))]; };
-  std::printf("{\"agents\": %d, \"rounds\": %d, \"p50_ms\": %.1f, \"p90_ms\": %.1f, \"max_ms\": %.1f}\n",
-              agents, rounds, at(0.5), at(0.9), ms.back());
+  auto at = [&](double q) {
+    return ms[std::min(ms.size() - 1, static_cast<size_t>(q * static_cast<double>(ms.size())))];
+  };
+  std::printf(
+      "{\"agents\": %d, \"rounds\": %d, \"p50_ms\": %.1f, \"p90_ms\": %.1f, \"max_ms\": %.1f}\n",
+      agents, rounds, at(0.5), at(0.9), ms.back());
   for (auto& a : fleet) a->client->stop();
   service.stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));

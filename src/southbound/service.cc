@@ -75,6 +75,10 @@ struct SouthboundService::Session {
 };
 
 SouthboundService::SouthboundService(state::ModelState& state) : state_(state) {
+  state_.observe(
+      [tracker = tracker_](const std::vector<state::Change>& changes, const state::Tables& tables) {
+        tracker->onChanges(changes, tables);
+      });
   reconciler_ = std::thread([this] {
     while (!stopping_.load()) {
       store::Revision seen = state_.appliedRevision();
@@ -180,6 +184,7 @@ grpc::Status SouthboundService::Connect(
       last = true;
     }
   }
+  if (last) tracker_->forget(s.host);
   if (last && !stopping_.load()) {
     info.alive = false;
     if (auto r = putAgent(state_, info); !r) {
@@ -194,7 +199,9 @@ void SouthboundService::writeLoop(Session& s) {
   while (!s.closed.load() && !stopping_.load()) {
     store::Revision seen = state_.appliedRevision();
     auto revision = static_cast<uint64_t>(seen);
-    HostView view = state_.read([&](const state::Tables& t) { return computeView(t, s.host); });
+    bool recomputed = false;
+    HostView view =
+        state_.read([&](const state::Tables& t) { return tracker_->view(t, s.host, &recomputed); });
     pb::ServerMessage message;
     bool send = false;
     {
@@ -213,7 +220,7 @@ void SouthboundService::writeLoop(Session& s) {
         *message.mutable_view() = base_version != 0 ? toDelta(base, view, revision, base_version)
                                                     : toSnapshot(view, revision);
         send = true;
-      } else if (!(view == s.sent)) {
+      } else if (recomputed && !(view == s.sent)) {
         *message.mutable_view() = toDelta(s.sent, view, revision, s.sent_version);
         send = true;
       }

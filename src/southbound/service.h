@@ -34,6 +34,7 @@
 #include "proto/southbound.grpc.pb.h"
 #include "southbound/agents.h"
 #include "southbound/convert.h"
+#include "southbound/tracker.h"
 #include "southbound/view.h"
 #include "state/model_state.h"
 
@@ -56,6 +57,9 @@ class SouthboundService final : public pb::Southbound::Service {
 
   // How many agents are connected now.
   size_t connected() const;
+  // How many host views were computed (a change recomputes only the views
+  // it concerns).
+  uint64_t recomputations() const { return tracker_->recomputations(); }
 
  private:
   struct Session;
@@ -63,6 +67,8 @@ class SouthboundService final : public pb::Southbound::Service {
   Result<void> setPortStatus(const std::string& host, const std::string& port_id, bool up);
 
   state::ModelState& state_;
+  // Shared with the model's observer, which may outlive the service.
+  std::shared_ptr<ViewTracker> tracker_ = std::make_shared<ViewTracker>();
   std::atomic<bool> stopping_{false};
   std::thread reconciler_;
   mutable Mutex mu_;

@@ -87,9 +87,11 @@ bool isRouterPort(const std::string& owner) { return owner.rfind("network:router
 
 class Builder {
  public:
-  Builder(const state::Tables& t, std::string_view host) : t_(t), host_(host) {}
+  Builder(const state::Tables& t, std::string_view host, ViewDeps* deps)
+      : t_(t), host_(host), deps_(deps) {}
 
   HostView run() {
+    if (deps_ != nullptr) deps_->hosts.insert(host_);
     view_.local_host = hostKey(host_);
     std::deque<std::string> networks;
     auto addNetwork = [&](const std::string& id) {
@@ -131,6 +133,11 @@ class Builder {
       }
     }
     for (const auto& r : routers_) buildRouter(r);
+    if (deps_ != nullptr) {
+      deps_->networks.insert(networks_.begin(), networks_.end());
+      deps_->routers.insert(routers_.begin(), routers_.end());
+      deps_->groups.insert(group_ids_.begin(), group_ids_.end());
+    }
     // Security groups: the ports' and, transitively, those their rules name.
     std::deque<std::string> groups(group_ids_.begin(), group_ids_.end());
     while (!groups.empty()) {
@@ -155,6 +162,7 @@ class Builder {
 
   uint32_t hostKey(const std::string& name) {
     if (name.empty()) return 0;
+    if (deps_ != nullptr) deps_->hosts.insert(name);
     const Json* a = doc(t_, kAgentsCollection, name);
     uint32_t key = keyOf(t_, KeyKind::Host, name);
     if (a == nullptr || key == 0) return 0;
@@ -216,6 +224,7 @@ class Builder {
 
   void addPort(const Json& p) {
     std::string id = stringAt(p, "id");
+    if (deps_ != nullptr) deps_->ports.insert(id);
     uint32_t key = keyOf(t_, KeyKind::Port, id);
     uint32_t sw = keyOf(t_, KeyKind::Network, stringAt(p, "network_id"));
     auto mac = parseMac(stringAt(p, "mac_address"));
@@ -233,6 +242,7 @@ class Builder {
     out.admin_up = boolAt(p, "admin_state_up", true);
     for (const auto& g : p.value("security_groups", Json::array())) {
       if (!g.is_string()) continue;
+      if (deps_ != nullptr) deps_->groups.insert(g.get<std::string>());
       if (uint32_t gk = keyOf(t_, KeyKind::Group, g.get<std::string>())) {
         out.groups.push_back(gk);
         group_ids_.insert(g.get<std::string>());
@@ -311,6 +321,7 @@ class Builder {
   }
 
   void addGroup(const std::string& id, std::deque<std::string>& more) {
+    if (deps_ != nullptr) deps_->groups.insert(id);
     const Json* g = doc(t_, "security-groups", id);
     uint32_t key = keyOf(t_, KeyKind::Group, id);
     if (g == nullptr || key == 0 || view_.groups.count(key)) return;
@@ -344,6 +355,7 @@ class Builder {
 
   const state::Tables& t_;
   const std::string host_;
+  ViewDeps* deps_;
   HostView view_;
   std::set<std::string> networks_;
   std::set<std::string> routers_;
@@ -352,8 +364,8 @@ class Builder {
 
 }  // namespace
 
-HostView computeView(const state::Tables& tables, std::string_view host) {
-  return Builder(tables, host).run();
+HostView computeView(const state::Tables& tables, std::string_view host, ViewDeps* deps) {
+  return Builder(tables, host, deps).run();
 }
 
 }  // namespace canopy::southbound

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -27,9 +28,17 @@
 
 namespace canopy::southbound {
 
+// What a view was computed from, by id: a change to none of these leaves
+// the view as it is (tracker.h). Objects that were looked at but left out
+// (no key yet) are included.
+struct ViewDeps {
+  std::set<std::string, std::less<>> networks, routers, groups, ports, hosts;
+};
+
 // The view of the host named `host` (binding:host_id). Objects that have no
-// key yet (keys.h assigns them) are left out.
-HostView computeView(const state::Tables& tables, std::string_view host);
+// key yet (keys.h assigns them) are left out. `deps`, if given, receives
+// what the view depends on.
+HostView computeView(const state::Tables& tables, std::string_view host, ViewDeps* deps = nullptr);
 
 // VNIs of networks that are not overlays (flat, VLAN): still named by a VNI
 // inside Canopy's own tunnels (to a gateway host), from a range tenant

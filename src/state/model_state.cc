@@ -171,6 +171,8 @@ Result<void> ModelState::reload() {
     std::unique_lock lock(mu_);
     tables_ = std::move(fresh);
     applied_ = range->revision;
+    const std::vector<Change> everything = {Change{}};  // empty collection: all of it
+    for (const auto& o : observers_) o(everything, tables_);
   }
   watch_ = std::move(*watch);
   { MutexLock lock(wait_mu_); }
@@ -186,9 +188,7 @@ Result<void> ModelState::start() {
 
 void ModelState::stop() {
   if (stopping_.exchange(true)) return;
-  {
-    MutexLock lock(wait_mu_);
-  }
+  { MutexLock lock(wait_mu_); }
   applied_cv_.notify_all();
   if (watch_) watch_->cancel();
   if (thread_.joinable()) thread_.join();
@@ -219,12 +219,29 @@ void ModelState::follow() {
   }
 }
 
+void ModelState::observe(Observer observer) {
+  std::unique_lock lock(mu_);
+  observers_.push_back(std::move(observer));
+}
+
 void ModelState::apply(const std::vector<store::Event>& events) {
   std::unique_lock lock(mu_);
+  std::vector<Change> changes;
+  auto current = [&](std::string_view collection, std::string_view id) -> std::optional<Json> {
+    auto c = tables_.find(collection);
+    if (c == tables_.end()) return std::nullopt;
+    auto d = c->second.find(id);
+    if (d == c->second.end()) return std::nullopt;
+    return d->second.doc;
+  };
   for (const auto& e : events) {
     std::string_view collection, id;
     if (!splitKey(e.kv.key, collection, id)) continue;
     if (e.type == store::Event::Type::Delete) {
+      if (!observers_.empty()) {
+        changes.push_back(
+            {std::string(collection), std::string(id), current(collection, id), std::nullopt});
+      }
       tables_.erase(index_specs_, collection, id);
       continue;
     }
@@ -233,8 +250,12 @@ void ModelState::apply(const std::vector<store::Event>& events) {
       spdlog::error("model: {} holds invalid JSON; skipped", e.kv.key);
       continue;
     }
+    if (!observers_.empty()) {
+      changes.push_back({std::string(collection), std::string(id), current(collection, id), *doc});
+    }
     tables_.put(index_specs_, collection, id, Document{std::move(*doc), e.kv.mod_revision});
   }
+  for (const auto& o : observers_) o(changes, tables_);
 }
 
 store::Revision ModelState::waitPast(store::Revision seen, std::chrono::milliseconds timeout) {

@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <shared_mutex>
 #include <span>
@@ -88,6 +89,16 @@ class Tables : public std::map<std::string, Collection, std::less<>> {
 
 inline constexpr std::string_view kPrefix = "/canopy/v1/";
 
+// One document's change, as applied from the watch: its content before and
+// after (absent: it did not exist). A change with an empty collection means
+// the whole model was reloaded (after compaction): everything may differ.
+struct Change {
+  std::string collection;
+  std::string id;
+  std::optional<Json> before;
+  std::optional<Json> after;
+};
+
 // The indexes the API and IPAM rely on:
 //   subnets.network  subnet  -> its network_id
 //   ports.network    port    -> its network_id
@@ -134,6 +145,12 @@ class ModelState {
   // The revision the in-memory model reflects.
   store::Revision appliedRevision() const;
 
+  // Calls `observer` on the watch thread after each applied batch, with the
+  // batch's changes and the tables as they are now (read-only, under the
+  // model's lock: it must be quick and must not call read() or commit()).
+  using Observer = std::function<void(const std::vector<Change>&, const Tables&)>;
+  void observe(Observer observer);
+
   // Waits until the model moves past `seen` (or `timeout` passes, or stop());
   // the revision it reflects then.
   store::Revision waitPast(store::Revision seen, std::chrono::milliseconds timeout);
@@ -147,7 +164,8 @@ class ModelState {
   const std::vector<IndexSpec> index_specs_;
   mutable std::shared_mutex mu_;
   Tables tables_;
-  store::Revision applied_ = 0;  // guarded by mu_
+  store::Revision applied_ = 0;      // guarded by mu_
+  std::vector<Observer> observers_;  // guarded by mu_
 
   Mutex wait_mu_;
   CondVar applied_cv_;
