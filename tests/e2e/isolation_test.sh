@@ -11,12 +11,12 @@ source "$here/netns.sh"
 
 start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen 127.0.0.1:0 \
   --auth noauth
-api() {
+# api_as PROJECT METHOD PATH [BODY]
+api_as() {
   local project=$1 method=$2 path=$3
   curl -sS -X "$method" "$api_url$path" -H "X-Project-Id: $project" \
     -H 'Content-Type: application/json' ${4:+-d "$4"}
 }
-field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 make_underlay
 add_host h1 192.168.77.1
@@ -25,12 +25,12 @@ start_agent h1 192.168.77.1
 start_agent h2 192.168.77.2
 
 for t in a b; do
-  net=$(api "tenant-$t" POST /v2.0/networks '{"network": {"name": "net"}}' | field 'd["network"]["id"]')
-  api "tenant-$t" POST /v2.0/subnets '{"subnet": {"network_id": "'"$net"'", "ip_version": 4,
+  net=$(api_as "tenant-$t" POST /v2.0/networks '{"network": {"name": "net"}}' | field 'd["network"]["id"]')
+  api_as "tenant-$t" POST /v2.0/subnets '{"subnet": {"network_id": "'"$net"'", "ip_version": 4,
     "cidr": "10.0.0.0/24"}}' >/dev/null
   for vm in "1 h1 10.0.0.10" "2 h2 10.0.0.20"; do
     set -- $vm
-    api "tenant-$t" POST /v2.0/ports '{"port": {"network_id": "'"$net"'", "name": "'"$t$1"'",
+    api_as "tenant-$t" POST /v2.0/ports '{"port": {"network_id": "'"$net"'", "name": "'"$t$1"'",
       "fixed_ips": [{"ip_address": "'"$3"'"}]}}' >"$work/$t$1.port"
     id=$(field 'd["port"]["id"]' <"$work/$t$1.port")
     mac=$(field 'd["port"]["mac_address"]' <"$work/$t$1.port")

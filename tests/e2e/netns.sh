@@ -20,6 +20,25 @@ trap netns_cleanup EXIT
 
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
+# The API of the server start_server started (noauth): api as project
+# "demo", admin without a project (which sees binding:host_id).
+api() {
+  curl -sS -X "$1" "$api_url$2" -H 'X-Project-Id: demo' -H 'Content-Type: application/json' \
+    ${3:+-d "$3"}
+}
+admin() { curl -sS -X "$1" "$api_url$2" -H 'Content-Type: application/json' ${3:+-d "$3"}; }
+# field EXPR: a value of the JSON on stdin (d is the document).
+field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+# retry SECONDS COMMAND...: runs it until it succeeds, or fails after SECONDS.
+retry() {
+  local end=$((SECONDS + $1))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $end ] || return 1
+    sleep 0.3
+  done
+}
+
 new_ns() {
   ip netns add "$1"
   namespaces+=("$1")

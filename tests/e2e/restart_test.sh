@@ -12,11 +12,6 @@ source "$here/netns.sh"
 server_args=(--store "sqlite:$work/canopy.db" --listen 127.0.0.1:0 --auth noauth
   --southbound-listen "unix:$work/southbound-0.sock")
 start_server "$bin" "$work/server.log" "${server_args[@]}"
-api() {
-  curl -sS -X "$1" "$api_url$2" -H 'X-Project-Id: demo' -H 'Content-Type: application/json' \
-    ${3:+-d "$3"}
-}
-field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 make_underlay
 add_host h1 192.168.77.1

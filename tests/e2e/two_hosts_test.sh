@@ -11,13 +11,6 @@ source "$here/netns.sh"
 
 start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen 127.0.0.1:0 \
   --auth noauth
-api() {
-  curl -sS -X "$1" "$api_url$2" -H 'X-Project-Id: demo' -H 'Content-Type: application/json' \
-    ${3:+-d "$3"}
-}
-# The admin (noauth: no project) sees binding:host_id.
-admin_get() { curl -sS "$api_url$1"; }
-field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 make_underlay
 add_host h1 192.168.77.1
@@ -45,7 +38,7 @@ add_vm vm2 h2 "$vm2_id" "$vm2_mac"
 for p in "$vm1_id h1" "$vm2_id h2"; do
   set -- $p
   for _ in $(seq 1 100); do
-    shown=$(admin_get "/v2.0/ports/$1")
+    shown=$(admin GET "/v2.0/ports/$1")
     [ "$(field 'd["port"]["status"]' <<<"$shown")" = ACTIVE ] &&
       [ "$(field 'd["port"]["binding:host_id"]' <<<"$shown")" = "$2" ] && break
     sleep 0.1
