@@ -12,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "datapath/packet/builder.h"
+
 namespace canopy::agent {
 namespace {
 
@@ -225,6 +227,7 @@ void Agent::applyPending() {
       datapath_ = std::make_unique<Datapath>(clock_, std::move(c));
       datapath_config_host_ = host_key;
     }
+    announce(*topology, host_key);
     datapath_->setTopology(std::move(topology));
   }
   if (!rebind) return;
@@ -254,6 +257,48 @@ void Agent::applyPending() {
   for (auto& [interface, b] : ports_) {
     if (b.key != 0 && b.socket != nullptr) by_key_[b.key] = b.socket.get();
   }
+}
+
+void Agent::announce(const datapath::topology::Topology& t, uint32_t host_key) {
+  using datapath::topology::IpAddr;
+  struct Served {
+    IpAddr ip;
+    datapath::packet::MacAddress mac;
+    const datapath::topology::Switch* sw;
+  };
+  std::vector<Served> served;
+  for (const auto& f : t.floatingIps()) {
+    const auto* port = t.findPort(f.port_key);
+    const auto* router = t.findRouter(f.router_key);
+    if (port == nullptr || port->host != host_key || router == nullptr || !router->gateway)
+      continue;
+    served.push_back({f.external, port->mac, t.findSwitch(router->gateway->switch_key)});
+  }
+  for (const auto& [key, r] : t.routers()) {
+    if (!r.gateway || r.gateway->host != host_key) continue;
+    for (const auto& ip : r.gateway->ips) {
+      served.push_back({ip, r.gateway->mac, t.findSwitch(r.gateway->switch_key)});
+    }
+  }
+  std::set<std::pair<IpAddr, datapath::packet::MacAddress>> now;
+  for (const auto& s : served) {
+    if (s.sw == nullptr || s.ip.family != 4) continue;
+    now.insert({s.ip, s.mac});
+    if (announced_.count({s.ip, s.mac})) continue;
+    for (size_t u = 0; u < config_.uplinks.size(); ++u) {
+      if (config_.uplinks[u].first != s.sw->physical_network) continue;
+      auto a = datapath::packet::Ipv4Address::of(s.ip.bytes[0], s.ip.bytes[1], s.ip.bytes[2],
+                                                 s.ip.bytes[3]);
+      datapath::packet::PacketBuilder b;
+      b.eth(s.mac, datapath::packet::MacAddress::broadcast());
+      if (s.sw->vlan != 0) b.vlan(s.sw->vlan);
+      auto frame = b.arp(1, s.mac, a, datapath::packet::MacAddress{}, a).build();
+      uplinks_[u].send(frame);
+      spdlog::info("agent: announced {} at {} on {}", s.ip.toString(), s.mac.toString(),
+                   config_.uplinks[u].second);
+    }
+  }
+  announced_ = std::move(now);
 }
 
 void Agent::checkInterfaces() {

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -64,6 +65,9 @@ class Agent {
   void wake();
   void applyPending();
   void checkInterfaces();
+  // Gratuitous ARP out of the uplinks for the addresses this host newly
+  // serves there: its VMs' floating IPs, the gateways it holds.
+  void announce(const datapath::topology::Topology& t, uint32_t host_key);
   void forward(const datapath::pipeline::Outputs& out);
   void saveBindings() const;  // with mu_ held
 
@@ -95,6 +99,7 @@ class Agent {
   };
   std::map<std::string, Bound> ports_;       // by interface
   std::map<uint32_t, FrameSocket*> by_key_;  // port key -> socket
+  std::set<std::pair<datapath::topology::IpAddr, datapath::packet::MacAddress>> announced_;
 };
 
 }  // namespace canopy::agent

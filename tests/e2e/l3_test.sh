@@ -84,9 +84,13 @@ api DELETE "/v2.0/security-group-rules/$rule" >/dev/null
 sleep 1
 if in_ns "$tag-vm1" nc -z -w 2 "$vm2_ip" 8080; then fail "tcp 8080 open after the rule went"; fi
 
-# Floating IP: reachable from outside; vm1's outbound connections come from it.
+# Floating IP: announced by gratuitous ARP from vm1's host, reachable from
+# outside; vm1's outbound connections come from it.
+bg "$outside" sh -c "exec timeout 20 tcpdump -l -n -i eth0 arp >'$work/arp' 2>/dev/null"
+sleep 0.5
 fip=$(api POST /v2.0/floatingips '{"floatingip": {"floating_network_id": "'"$public"'",
   "port_id": "'"$vm1_id"'"}}' | field 'd["floatingip"]["floating_ip_address"]')
+retry 10 grep -q "who-has $fip tell $fip" "$work/arp" || fail "no gratuitous ARP for $fip: $(cat "$work/arp")"
 retry 10 in_ns "$outside" ping -c 1 -W 1 "$fip" || fail "outside cannot ping the floating IP $fip"
 bg "$outside" sh -c "exec nc -lknv 9000 >'$work/seen' 2>&1"
 sleep 0.3
