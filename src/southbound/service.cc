@@ -320,6 +320,37 @@ Result<void> SouthboundService::reconcile() {
       moves.emplace_back(stringAt(*port, "id"), best_name);
     }
   });
+  // Router ports' status: interfaces are served on every host (ACTIVE); a
+  // gateway is ACTIVE while a live agent holds it.
+  std::vector<std::pair<std::string, std::string>> statuses;  // port -> status
+  state_.read([&](const state::Tables& t) {
+    auto ports = t.find("ports");
+    auto agents = t.find(kAgentsCollection);
+    if (ports == t.end()) return;
+    for (const auto& [id, d] : ports->second) {
+      std::string owner = stringAt(d.doc, "device_owner");
+      std::string want;
+      if (owner == "network:router_interface") {
+        want = "ACTIVE";
+      } else if (owner == "network:router_gateway") {
+        std::string host = stringAt(d.doc, "binding:host_id");
+        bool live = agents != t.end() && agents->second.count(host) &&
+                    agents->second.at(host).doc.value("alive", false);
+        want = live ? "ACTIVE" : "DOWN";
+      } else {
+        continue;
+      }
+      if (stringAt(d.doc, "status") != want) statuses.emplace_back(id, want);
+    }
+  });
+  for (const auto& [port, status] : statuses) {
+    auto r = updatePort(state_, port, [&, want = status](Json& doc) {
+      if (stringAt(doc, "status") == want) return false;
+      doc["status"] = want;
+      return true;
+    });
+    if (!r && r.error().code() != Errc::NotFound) return r;
+  }
   for (const auto& [port, host] : moves) {
     spdlog::info("southbound: gateway port {} scheduled to {}", port, host);
     auto r = updatePort(state_, port, [&](Json& doc) {

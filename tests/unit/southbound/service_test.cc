@@ -186,6 +186,10 @@ TEST_F(ServiceTest, GatewaysAreScheduledToACapableAgent) {
                                    : p.body["ports"][0].value("binding:host_id", "");
   };
   ASSERT_TRUE(waitFor([&] { return gateway_host() == "gateway"; })) << gateway_host();
+  ASSERT_TRUE(waitFor([&] {
+    auto p = call("GET", "/v2.0/ports?device_owner=network:router_gateway", "", "");
+    return p.body["ports"][0].value("status", "") == "ACTIVE";
+  }));
   ASSERT_TRUE(waitFor([&] { return gw.current().routers.size() == 1; }));
 }
 
