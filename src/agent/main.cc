@@ -18,6 +18,7 @@
 
 #include "agent/agent.h"
 #include "agent/local_api.h"
+#include "agent/metrics.h"
 #include "base/log.h"
 
 namespace {
@@ -53,6 +54,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> uplinks;
   bool gateway = false;
   std::string encapsulation = "geneve";
+  std::string metrics_listen;
 
   CLI::App app{
       "canopy-agent: Canopy's per-host data plane (binds VM interfaces to logical ports, "
@@ -74,6 +76,8 @@ int main(int argc, char** argv) {
   app.add_option("--encapsulation", encapsulation, "Tunnels this host sends: geneve or vxlan")
       ->check(CLI::IsMember({"geneve", "vxlan"}))
       ->capture_default_str();
+  app.add_option("--metrics-listen", metrics_listen,
+                 "IPv4:PORT for Prometheus metrics (GET /metrics); empty: none");
   app.add_option("--log-level", log_level,
                  "Log verbosity: trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
@@ -162,11 +166,29 @@ int main(int argc, char** argv) {
     spdlog::error("canopy-agent: {}", api.error().message());
     return 1;
   }
+  std::unique_ptr<canopy::agent::MetricsServer> metrics;
+  if (!metrics_listen.empty()) {
+    auto colon = metrics_listen.rfind(':');
+    int mport = colon == std::string::npos ? -1 : std::atoi(metrics_listen.c_str() + colon + 1);
+    if (mport < 0 || mport > 65535) {
+      spdlog::error("canopy-agent: --metrics-listen '{}' is not IPv4:PORT", metrics_listen);
+      return 2;
+    }
+    auto started = canopy::agent::MetricsServer::start(
+        metrics_listen.substr(0, colon), static_cast<uint16_t>(mport),
+        [&a] { return canopy::agent::prometheusText(a.status()); });
+    if (!started) {
+      spdlog::error("canopy-agent: {}", started.error().message());
+      return 1;
+    }
+    metrics = std::move(*started);
+  }
   spdlog::info("canopy-agent on host '{}': tunnel {}, server {}, local API {}", host_name,
                tunnel_ip, server, socket);
   int signal = 0;
   sigwait(&signals, &signal);
   spdlog::info("canopy-agent: signal {} received, stopping", signal);
+  if (metrics) metrics->stop();
   (*api)->stop();
   a.stop();
   return 0;

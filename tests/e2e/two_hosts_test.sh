@@ -17,7 +17,7 @@ make_underlay
 add_host h1 192.168.77.1
 add_host h2 192.168.77.2
 encapsulation=${CANOPY_ENCAPSULATION:-geneve}
-start_agent h1 192.168.77.1 --encapsulation "$encapsulation"
+start_agent h1 192.168.77.1 --encapsulation "$encapsulation" --metrics-listen 127.0.0.1:9100
 start_agent h2 192.168.77.2 --encapsulation "$encapsulation"
 
 net=$(api POST /v2.0/networks '{"network": {"name": "net1"}}' | field 'd["network"]["id"]')
@@ -74,5 +74,10 @@ status=$("$bin/canopy-agent" --run-dir "$work/h1" status)
 expect_in '"connected": true' "$status"
 packets=$(field 'd["datapath"]["packets"]' <<<"$status")
 [ "$packets" -gt 6 ] || fail "h1 forwarded only $packets packets: $status"
+
+# The same counters for Prometheus, on the host's own loopback.
+metrics=$(in_ns "$tag-h1" curl -sS http://127.0.0.1:9100/metrics)
+expect_in "canopy_southbound_connected 1" "$metrics"
+expect_in "# TYPE canopy_packets_total counter" "$metrics"
 
 echo "e2e.two_hosts ($encapsulation): all checks passed"

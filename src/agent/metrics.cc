@@ -1,0 +1,123 @@
+#include "agent/metrics.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace canopy::agent {
+namespace {
+
+void metric(std::string& out, const char* name, const char* type, const char* help,
+            const model::Json& value, const std::string& labels = "") {
+  if (!value.is_number() && !value.is_boolean()) return;
+  out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  out += name + labels + " " +
+         (value.is_boolean() ? (value.get<bool>() ? "1" : "0") : value.dump()) + "\n";
+}
+
+}  // namespace
+
+std::string prometheusText(const model::Json& status) {
+  std::string out;
+  metric(out, "canopy_southbound_connected", "gauge", "1 while the server's stream is up.",
+         status.value("connected", false));
+  metric(out, "canopy_view_version", "gauge", "The view version applied.",
+         status.value("view_version", model::Json(0)));
+  const model::Json d = status.value("datapath", model::Json::object());
+  metric(out, "canopy_packets_total", "counter", "Frames the datapath took in.",
+         d.value("packets", model::Json(0)));
+  metric(out, "canopy_outputs_total", "counter", "Frames the datapath sent.",
+         d.value("outputs", model::Json(0)));
+  metric(out, "canopy_answered_total", "counter", "Frames answered (ARP, DHCP, ICMP).",
+         d.value("answered", model::Json(0)));
+  metric(out, "canopy_simulations_total", "counter", "Flow setups: packets simulated.",
+         d.value("simulations", model::Json(0)));
+  metric(out, "canopy_connections", "gauge", "Tracked connections.",
+         d.value("connections", model::Json(0)));
+  const model::Json cache = d.value("flow_cache", model::Json::object());
+  metric(out, "canopy_flow_cache_entries", "gauge", "Cached decisions.",
+         cache.value("entries", model::Json(0)));
+  metric(out, "canopy_flow_cache_hits_total", "counter", "Flow cache hits.",
+         cache.value("hits", model::Json(0)));
+  metric(out, "canopy_flow_cache_misses_total", "counter", "Flow cache misses.",
+         cache.value("misses", model::Json(0)));
+  const model::Json drops = d.value("drops", model::Json::object());
+  if (!drops.empty()) {
+    out +=
+        "# HELP canopy_drops_total Frames dropped, by reason.\n# TYPE canopy_drops_total counter\n";
+    for (const auto& [reason, n] : drops.items()) {
+      out += "canopy_drops_total{reason=\"" + reason + "\"} " + n.dump() + "\n";
+    }
+  }
+  return out;
+}
+
+Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const std::string& address,
+                                                            uint16_t port, Render render) {
+  std::unique_ptr<MetricsServer> m(new MetricsServer(std::move(render)));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  if (inet_pton(AF_INET, address.c_str(), &a.sin_addr) != 1) {
+    return Error(Errc::InvalidArgument, "metrics address '" + address + "' is not IPv4");
+  }
+  m->fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(m->fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (m->fd_ < 0 || ::bind(m->fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      ::listen(m->fd_, 16) != 0) {
+    return Error(Errc::Unavailable, "metrics on " + address + ":" + std::to_string(port) + ": " +
+                                        std::strerror(errno));
+  }
+  socklen_t len = sizeof(a);
+  getsockname(m->fd_, reinterpret_cast<sockaddr*>(&a), &len);
+  m->port_ = ntohs(a.sin_port);
+  MetricsServer* self = m.get();
+  m->thread_ = std::thread([self] { self->serve(); });
+  return m;
+}
+
+MetricsServer::~MetricsServer() { stop(); }
+
+void MetricsServer::stop() {
+  if (stopping_.exchange(true)) return;
+  if (thread_.joinable()) thread_.join();
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void MetricsServer::serve() {
+  while (!stopping_.load()) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) continue;
+    std::string head;
+    char buf[2048];
+    while (head.find("\r\n\r\n") == std::string::npos && head.size() < 8192) {
+      pollfd q{c, POLLIN, 0};
+      if (::poll(&q, 1, 1000) <= 0) break;
+      ssize_t n = ::read(c, buf, sizeof(buf));
+      if (n <= 0) break;
+      head.append(buf, static_cast<size_t>(n));
+    }
+    bool metrics = head.rfind("GET /metrics ", 0) == 0 || head.rfind("GET /metrics?", 0) == 0;
+    std::string body = metrics ? render_() : "not found\n";
+    std::string reply = std::string("HTTP/1.1 ") + (metrics ? "200 OK" : "404 Not Found") +
+                        "\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
+                        std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    size_t done = 0;
+    while (done < reply.size()) {
+      ssize_t n = ::write(c, reply.data() + done, reply.size() - done);
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    ::close(c);
+  }
+}
+
+}  // namespace canopy::agent
