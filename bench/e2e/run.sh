@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# VM-to-VM TCP throughput (iperf3) and ping RTT through Canopy, with the same
+# namespaces joined by the kernel in the same run as peers: one host (two VMs
+# behind one canopy-agent) against a Linux bridge, two hosts (Geneve between
+# two agents) against kernel VXLAN devices. Guests run with tx checksum
+# offload off on both sides (Canopy's ports do not carry the virtio-net
+# header yet), so the comparison is like for like. Needs root.
+# Usage: bench/e2e/run.sh [seconds per iperf3 run, default 5]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+seconds=${1:-5}
+scripts/install-deps.sh >/dev/null
+cmake --preset release >/dev/null
+cmake --build --preset release --target canopy-server canopy-agent >/dev/null
+bin="$root/build/release/bin"
+here="$root/tests/e2e"
+source "$here/lib.sh"
+source "$here/netns.sh"
+
+# iperf3 from namespace $1 to address $3 served in namespace $2: Gbit/s.
+throughput() {
+  bg "$2" sh -c "exec iperf3 -s -1 -p 5201 >/dev/null 2>&1"
+  sleep 0.5
+  in_ns "$1" iperf3 -c "$3" -p 5201 -t "$seconds" -J | python3 -c \
+    'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'
+}
+rtt() {
+  in_ns "$1" ping -c 20 -i 0.05 -q "$2" | sed -n 's/.* = [0-9.]*\/\([0-9.]*\)\/.*/\1/p'
+}
+guest() {  # guest NS ADDRESS: eth0 as the guests have it here
+  in_ns "$1" ethtool -K eth0 tx off >/dev/null
+  in_ns "$1" ip addr add "$2/24" dev eth0
+  in_ns "$1" ip link set eth0 up
+}
+
+# --- peers: a Linux bridge (one host), kernel VXLAN (two hosts) ---
+new_ns "$tag-br"
+in_ns "$tag-br" ip link add br0 type bridge
+in_ns "$tag-br" ip link set br0 up
+for i in 1 2; do
+  new_ns "$tag-p$i"
+  ip link add "${tag}p$i" type veth peer name eth0 netns "$tag-p$i"
+  ip link set "${tag}p$i" netns "$tag-br"
+  in_ns "$tag-br" ip link set "${tag}p$i" master br0 up
+  guest "$tag-p$i" "10.9.0.$i"
+done
+bridge_tput=$(throughput "$tag-p1" "$tag-p2" 10.9.0.2)
+bridge_rtt=$(rtt "$tag-p1" 10.9.0.2)
+
+make_underlay
+for i in 1 2; do
+  add_host "k$i" "192.168.78.$i"
+  ns="$tag-k$i"
+  in_ns "$ns" ip link add vx0 type vxlan id 42 local "192.168.78.$i" remote "192.168.78.$((3 - i))" \
+    dstport 4789
+  in_ns "$ns" ip link set vx0 mtu 1450 up
+  in_ns "$ns" ip link add br0 type bridge
+  in_ns "$ns" ip link set vx0 master br0
+  in_ns "$ns" ip link set br0 up
+  new_ns "$tag-kv$i"
+  ip link add "${tag}kv$i" type veth peer name eth0 netns "$tag-kv$i"
+  ip link set "${tag}kv$i" netns "$ns"
+  in_ns "$ns" ip link set "${tag}kv$i" master br0 up
+  guest "$tag-kv$i" "10.8.0.$i"
+  in_ns "$tag-kv$i" ip link set eth0 mtu 1450
+done
+vxlan_tput=$(throughput "$tag-kv1" "$tag-kv2" 10.8.0.2)
+vxlan_rtt=$(rtt "$tag-kv1" 10.8.0.2)
+
+# --- Canopy: one network, vm1 and vm2 on h1, vm3 on h2 ---
+start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen 127.0.0.1:0 \
+  --auth noauth
+add_host h1 192.168.77.1
+add_host h2 192.168.77.2
+start_agent h1 192.168.77.1 --log-level warn
+start_agent h2 192.168.77.2 --log-level warn
+net=$(api POST /v2.0/networks '{"network": {"name": "bench"}}' | field 'd["network"]["id"]')
+api POST /v2.0/subnets '{"subnet": {"network_id": "'"$net"'", "ip_version": 4,
+  "cidr": "10.0.0.0/24"}}' >/dev/null
+for vm in "vm1 h1" "vm2 h1" "vm3 h2"; do
+  set -- $vm
+  api POST /v2.0/ports '{"port": {"network_id": "'"$net"'", "name": "'"$1"'",
+    "port_security_enabled": false, "security_groups": []}}' >"$work/$1.port"
+  add_vm "$1" "$2" "$(field 'd["port"]["id"]' <"$work/$1.port")" \
+    "$(field 'd["port"]["mac_address"]' <"$work/$1.port")"
+  dhcp "$1" >/dev/null
+done
+ip_of() { field 'd["port"]["fixed_ips"][0]["ip_address"]' <"$work/$1.port"; }
+retry 10 in_ns "$tag-vm1" ping -c 1 -W 1 "$(ip_of vm3)" || fail "canopy VMs cannot reach each other"
+one_tput=$(throughput "$tag-vm1" "$tag-vm2" "$(ip_of vm2)")
+one_rtt=$(rtt "$tag-vm1" "$(ip_of vm2)")
+two_tput=$(throughput "$tag-vm1" "$tag-vm3" "$(ip_of vm3)")
+two_rtt=$(rtt "$tag-vm1" "$(ip_of vm3)")
+
+ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
+echo
+echo "iperf3 ${seconds} s, one TCP stream; ping RTT average of 20."
+echo
+echo "| path | Canopy Gbit/s | peer | peer Gbit/s | ratio | Canopy RTT ms | peer RTT ms |"
+echo "|---|---:|---|---:|---:|---:|---:|"
+echo "| one host | $one_tput | Linux bridge | $bridge_tput | $(ratio "$one_tput" "$bridge_tput") | $one_rtt | $bridge_rtt |"
+echo "| two hosts | $two_tput | kernel VXLAN | $vxlan_tput | $(ratio "$two_tput" "$vxlan_tput") | $two_rtt | $vxlan_rtt |"
