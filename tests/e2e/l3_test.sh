@@ -84,6 +84,20 @@ api DELETE "/v2.0/security-group-rules/$rule" >/dev/null
 sleep 1
 if in_ns "$tag-vm1" nc -z -w 2 "$vm2_ip" 8080; then fail "tcp 8080 open after the rule went"; fi
 
+# A remote-group rule admits members only: "members" opens tcp 9090 to its
+# own members; vm1 gets through once it joins the group.
+members=$(api POST /v2.0/security-groups '{"security_group": {"name": "members"}}' |
+  field 'd["security_group"]["id"]')
+api POST /v2.0/security-group-rules '{"security_group_rule": {"security_group_id":
+  "'"$members"'", "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+  "port_range_min": 9090, "port_range_max": 9090, "remote_group_id": "'"$members"'"}}' >/dev/null
+api PUT "/v2.0/ports/$vm2_id" '{"port": {"security_groups": ["'"$web"'", "'"$members"'"]}}' >/dev/null
+bg "$tag-vm2" nc -lk 9090
+sleep 1
+if in_ns "$tag-vm1" nc -z -w 2 "$vm2_ip" 9090; then fail "tcp 9090 open to a non-member"; fi
+api PUT "/v2.0/ports/$vm1_id" '{"port": {"security_groups": ["'"$default_sg"'", "'"$members"'"]}}' >/dev/null
+retry 10 in_ns "$tag-vm1" nc -z -w 1 "$vm2_ip" 9090 || fail "tcp 9090 closed to a member"
+
 # Floating IP: announced by gratuitous ARP from vm1's host, reachable from
 # outside; vm1's outbound connections come from it.
 bg "$outside" sh -c "exec timeout 20 tcpdump -l -n -i eth0 arp >'$work/arp' 2>/dev/null"

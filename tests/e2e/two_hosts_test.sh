@@ -80,4 +80,12 @@ metrics=$(in_ns "$tag-h1" curl -sS http://127.0.0.1:9100/metrics)
 expect_in "canopy_southbound_connected 1" "$metrics"
 expect_in "# TYPE canopy_packets_total counter" "$metrics"
 
+# An interface that disappears is noticed: its port goes DOWN.
+ip -n "$tag-h2" link del "tap${vm2_id:0:11}"
+for _ in $(seq 1 50); do
+  [ "$(admin GET "/v2.0/ports/$vm2_id" | field 'd["port"]["status"]')" = DOWN ] && break
+  sleep 0.1
+done
+expect_in '"status":"DOWN"' "$(admin GET "/v2.0/ports/$vm2_id")"
+
 echo "e2e.two_hosts ($encapsulation): all checks passed"
