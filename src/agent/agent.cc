@@ -255,7 +255,7 @@ void Agent::applyPending() {
   }
   by_key_.clear();
   for (auto& [interface, b] : ports_) {
-    if (b.key != 0 && b.socket != nullptr) by_key_[b.key] = b.socket.get();
+    if (b.key != 0 && b.socket != nullptr) by_key_[b.key] = &b;
   }
 }
 
@@ -323,7 +323,9 @@ void Agent::forward(const Outputs& out) {
     auto bytes = out.bytes(item);
     switch (item.kind) {
       case Outputs::Kind::Port:
-        if (auto it = by_key_.find(item.port); it != by_key_.end()) it->second->send(bytes);
+        if (auto it = by_key_.find(item.port); it != by_key_.end() && it->second->socket) {
+          if (it->second->socket->send(bytes)) ++it->second->tx;
+        }
         break;
       case Outputs::Kind::Tunnel:
         // [0] is the configured encapsulation's socket, [1] the other's.
@@ -398,7 +400,11 @@ void Agent::workerLoop() {
         }  // not in the view yet: nowhere to send it
         continue;
       }
-      run(*b->socket, [&](size_t) { return Ingress::fromPort(key); });
+      Bound* bound = b;
+      run(*b->socket, [&, bound](size_t i) {
+        if (i == 0) bound->rx += batch.size();
+        return Ingress::fromPort(key);
+      });
     }
     auto now = std::chrono::steady_clock::now();
     if (now - last_tick >= std::chrono::seconds(1)) {
@@ -428,6 +434,12 @@ void Agent::workerLoop() {
                {"invalidated", cs.invalidated}}},
              {"connections", datapath_->connections().size()}};
       }
+      Json ports = Json::array();
+      for (const auto& [interface, b] : ports_) {
+        ports.push_back(
+            {{"interface", interface}, {"port_id", b.port_id}, {"rx", b.rx}, {"tx", b.tx}});
+      }
+      s["ports"] = std::move(ports);
       MutexLock lock(mu_);
       worker_status_ = std::move(s);
     }

@@ -96,9 +96,11 @@ class Agent {
     std::string port_id;
     uint32_t key = 0;
     std::unique_ptr<FrameSocket> socket;
+    uint64_t rx = 0;  // frames from the VM
+    uint64_t tx = 0;  // frames to it
   };
-  std::map<std::string, Bound> ports_;       // by interface
-  std::map<uint32_t, FrameSocket*> by_key_;  // port key -> socket
+  std::map<std::string, Bound> ports_;  // by interface
+  std::map<uint32_t, Bound*> by_key_;   // port key -> binding
   std::set<std::pair<datapath::topology::IpAddr, datapath::packet::MacAddress>> announced_;
 };
 

@@ -46,6 +46,20 @@ std::string prometheusText(const model::Json& status) {
          cache.value("hits", model::Json(0)));
   metric(out, "canopy_flow_cache_misses_total", "counter", "Flow cache misses.",
          cache.value("misses", model::Json(0)));
+  const model::Json ports = d.value("ports", model::Json::array());
+  if (!ports.empty()) {
+    out +=
+        "# HELP canopy_port_frames_total Frames through each bound port, by direction.\n"
+        "# TYPE canopy_port_frames_total counter\n";
+    for (const auto& p : ports) {
+      std::string labels = "{port=\"" + model::stringAt(p, "port_id") + "\",interface=\"" +
+                           model::stringAt(p, "interface") + "\",direction=\"";
+      out += "canopy_port_frames_total" + labels + "rx\"} " + p.value("rx", model::Json(0)).dump() +
+             "\n";
+      out += "canopy_port_frames_total" + labels + "tx\"} " + p.value("tx", model::Json(0)).dump() +
+             "\n";
+    }
+  }
   const model::Json drops = d.value("drops", model::Json::object());
   if (!drops.empty()) {
     out +=

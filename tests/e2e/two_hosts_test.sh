@@ -79,6 +79,7 @@ packets=$(field 'd["datapath"]["packets"]' <<<"$status")
 metrics=$(in_ns "$tag-h1" curl -sS http://127.0.0.1:9100/metrics)
 expect_in "canopy_southbound_connected 1" "$metrics"
 expect_in "# TYPE canopy_packets_total counter" "$metrics"
+expect_in "canopy_port_frames_total{port=\"$vm1_id\",interface=\"tap${vm1_id:0:11}\",direction=\"rx\"}" "$metrics"
 
 # An interface that disappears is noticed: its port goes DOWN.
 ip -n "$tag-h2" link del "tap${vm2_id:0:11}"
