@@ -23,6 +23,9 @@ using datapath::pipeline::Ingress;
 using datapath::pipeline::Outputs;
 using model::Json;
 
+// The datapath's counters go to the server every this many one-second ticks.
+constexpr uint64_t kStatsEveryTicks = 2;
+
 }  // namespace
 
 Agent::Agent(const Clock& clock, AgentConfig config) : clock_(clock), config_(std::move(config)) {}
@@ -343,6 +346,7 @@ void Agent::workerLoop() {
   Outputs out;
   std::vector<Datapath::Input> inputs;
   auto last_tick = std::chrono::steady_clock::now();
+  uint64_t ticks = 0;
   while (!stopping_.load()) {
     // What to poll: wake-up, tunnels, uplinks, ports.
     std::vector<pollfd> fds;
@@ -440,6 +444,16 @@ void Agent::workerLoop() {
             {{"interface", interface}, {"port_id", b.port_id}, {"rx", b.rx}, {"tx", b.tx}});
       }
       s["ports"] = std::move(ports);
+      if (++ticks % kStatsEveryTicks == 0 && datapath_ != nullptr) {
+        pb::Stats stats;
+        stats.set_packets(datapath_->counters().packets);
+        stats.set_outputs(datapath_->counters().outputs);
+        for (const auto& [reason, count] : s["drops"].items()) {
+          (*stats.mutable_drops())[reason] = count.get<uint64_t>();
+        }
+        stats.set_bound_ports(static_cast<uint32_t>(ports_.size()));
+        southbound_->reportStats(stats);
+      }
       MutexLock lock(mu_);
       worker_status_ = std::move(s);
     }

@@ -48,6 +48,14 @@ void SouthboundClient::reportPort(const std::string& port_id, bool up) {
   }
 }
 
+void SouthboundClient::reportStats(const pb::Stats& stats) {
+  MutexLock lock(mu_);
+  if (stream_ == nullptr) return;
+  pb::AgentMessage m;
+  *m.mutable_stats() = stats;
+  stream_->Write(m);  // a failed write ends the session; the next one resends
+}
+
 void SouthboundClient::run() {
   auto backoff = std::chrono::milliseconds(100);
   while (!stopping_.load()) {

@@ -14,7 +14,7 @@
 // With the server gone the agent keeps its last view (headless); on return
 // it resumes from the version it applied.
 //
-// Thread-safety: start/stop/reportPort from any thread; on_view runs on the
+// Thread-safety: start/stop/reportPort/reportStats from any thread; on_view runs on the
 // client's thread.
 
 #include <atomic>
@@ -51,6 +51,9 @@ class SouthboundClient {
   void start();
   void stop();
   void reportPort(const std::string& port_id, bool up);
+  // The datapath's counters; sent now if connected, else dropped (the next
+  // report supersedes it).
+  void reportStats(const pb::Stats& stats);
 
   bool connected() const { return connected_.load(); }
   uint64_t appliedVersion() const { return applied_version_.load(); }

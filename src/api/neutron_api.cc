@@ -856,7 +856,8 @@ struct NeutronApi::Impl {
       return methodNotAllowed();
     }
     if (parts[0] == "v3" && config.auth == AuthMode::Builtin) return config.identity->handle(req);
-    if (parts[0] != "v2.0") return unknownPath(req);
+    bool canopy = parts[0] == "canopy" && parts.size() >= 2 && parts[1] == "v1" && config.canopy;
+    if (parts[0] != "v2.0" && !canopy) return unknownPath(req);
     auto caller = authenticate(req);
     if (!caller) {
       if (caller.error().code() == Errc::Unauthenticated) {
@@ -865,6 +866,7 @@ struct NeutronApi::Impl {
       }
       return errorResponse(caller.error());
     }
+    if (canopy) return config.canopy(req, *caller);
     if (parts.size() == 1) {
       if (req.method == "GET") return resources(req);
       return methodNotAllowed();

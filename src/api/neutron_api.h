@@ -9,6 +9,7 @@
 //
 // Thread-safety: handle() may be called from many threads at once.
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -16,6 +17,7 @@
 #include "api/identity.h"
 #include "api/keystone_auth.h"
 #include "base/clock.h"
+#include "model/attributes.h"
 #include "model/network.h"
 #include "state/model_state.h"
 
@@ -40,6 +42,9 @@ struct ApiConfig {
   // For AuthMode::Keystone: the validator; it outlives the API.
   KeystoneAuth* keystone = nullptr;
   model::NetworkConfig network;
+  // Canopy's own endpoints under /canopy/v1/ (trace, status), called once
+  // the caller is authenticated; unset: those paths are not found.
+  std::function<HttpResponse(const HttpRequest&, const model::Caller&)> canopy{};
 };
 
 class NeutronApi {

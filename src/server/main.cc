@@ -1,6 +1,6 @@
 // canopy-server: Canopy's control plane. It opens the store, loads the model
 // and serves Neutron's API until stopped; offline subcommands check and dump
-// the store. The southbound to agents arrives with its issue.
+// the store. Agents connect to its southbound; operators also get /canopy/v1 (trace, status).
 
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
@@ -18,6 +18,7 @@
 #include "state/model_state.h"
 #include "store/sqlite_store.h"
 #include "store/store.h"
+#include "trace/operations.h"
 
 namespace {
 
@@ -137,17 +138,22 @@ int run(const Options& options) {
                   options.vni_max);
     return 2;
   }
-  canopy::api::NeutronApi api(state,
-                              {.auth = identity   ? canopy::api::AuthMode::Builtin
-                                       : keystone ? canopy::api::AuthMode::Keystone
-                                                  : canopy::api::AuthMode::NoAuth,
-                               .identity = identity.get(),
-                               .keystone = keystone.get(),
-                               .network = {.overlay = options.overlay,
-                                           .physical_mtu = options.physical_mtu,
-                                           .vni_min = options.vni_min,
-                                           .vni_max = options.vni_max}},
-                              clock);
+  canopy::southbound::SouthboundService southbound(state);
+  canopy::trace::Operations operations(state, &southbound);
+  canopy::api::NeutronApi api(
+      state,
+      {.auth = identity   ? canopy::api::AuthMode::Builtin
+               : keystone ? canopy::api::AuthMode::Keystone
+                          : canopy::api::AuthMode::NoAuth,
+       .identity = identity.get(),
+       .keystone = keystone.get(),
+       .network = {.overlay = options.overlay,
+                   .physical_mtu = options.physical_mtu,
+                   .vni_min = options.vni_min,
+                   .vni_max = options.vni_max},
+       .canopy = [&operations](const canopy::api::HttpRequest& r,
+                               const canopy::model::Caller& c) { return operations.handle(r, c); }},
+      clock);
   canopy::api::HttpServerOptions http;
   if (!splitHostPort(options.listen, http.address, http.port)) {
     spdlog::error("canopy-server: --listen '{}' is not HOST:PORT", options.listen);
@@ -162,7 +168,6 @@ int run(const Options& options) {
   }
   spdlog::info("canopy-server: Neutron API on http://{}:{}/v2.0/ (auth: {})", http.address,
                (*server)->port(), options.auth);
-  canopy::southbound::SouthboundService southbound(state);
   std::unique_ptr<grpc::Server> grpc_server;
   if (!options.southbound_listen.empty()) {
     grpc::ServerBuilder builder;

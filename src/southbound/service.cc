@@ -109,6 +109,17 @@ size_t SouthboundService::connected() const {
   return sessions_.size();
 }
 
+std::vector<SouthboundService::SessionInfo> SouthboundService::sessions() const {
+  std::vector<SessionInfo> out;
+  MutexLock lock(mu_);
+  for (const auto& [host, s] : sessions_) {
+    SessionInfo i = info_.count(host) ? info_.at(host) : SessionInfo{};
+    i.host = host;
+    out.push_back(std::move(i));
+  }
+  return out;
+}
+
 grpc::Status SouthboundService::Connect(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<pb::ServerMessage, pb::AgentMessage>* stream) {
@@ -162,11 +173,18 @@ grpc::Status SouthboundService::Connect(
         s.resync = true;
         continue;
       }
+      {
+        MutexLock shared(mu_);
+        info_[s.host].applied_version = ack.version();
+      }
       MutexLock lock(s.mu);
       if (ack.version() == s.sent_version) {
         MutexLock shared(mu_);
         acked_[s.host] = {ack.version(), s.sent};
       }
+    } else if (m.has_stats()) {
+      MutexLock lock(mu_);
+      info_[s.host].stats = m.stats();
     } else if (m.has_port_status()) {
       if (auto r = setPortStatus(s.host, m.port_status().port_id(), m.port_status().up()); !r) {
         spdlog::warn("southbound: agent {}: port {}: {}", s.host, m.port_status().port_id(),
@@ -181,6 +199,7 @@ grpc::Status SouthboundService::Connect(
     MutexLock lock(mu_);
     if (auto it = sessions_.find(s.host); it != sessions_.end() && it->second == &s) {
       sessions_.erase(it);
+      info_.erase(s.host);
       last = true;
     }
   }
@@ -229,6 +248,10 @@ void SouthboundService::writeLoop(Session& s) {
         s.sent_version = revision;
         s.sent_any = true;
       }
+    }
+    if (send) {
+      MutexLock lock(mu_);
+      info_[s.host].latest_version = revision;
     }
     if (send && !s.stream->Write(message)) {
       s.closed = true;

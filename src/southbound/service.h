@@ -29,6 +29,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "base/mutex.h"
 #include "proto/southbound.grpc.pb.h"
@@ -57,6 +58,16 @@ class SouthboundService final : public pb::Southbound::Service {
 
   // How many agents are connected now.
   size_t connected() const;
+
+  // The agents connected now: the latest view version sent to each, the
+  // last it applied, and the datapath counters it last reported.
+  struct SessionInfo {
+    std::string host;
+    uint64_t latest_version = 0;
+    uint64_t applied_version = 0;
+    pb::Stats stats;
+  };
+  std::vector<SessionInfo> sessions() const;
   // How many host views were computed (a change recomputes only the views
   // it concerns).
   uint64_t recomputations() const { return tracker_->recomputations(); }
@@ -79,6 +90,7 @@ class SouthboundService final : public pb::Southbound::Service {
     HostView view;
   };
   std::map<std::string, Acked> acked_ CANOPY_GUARDED_BY(mu_);
+  std::map<std::string, SessionInfo> info_ CANOPY_GUARDED_BY(mu_);  // of the sessions_
 };
 
 }  // namespace canopy::southbound

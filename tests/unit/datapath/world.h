@@ -12,6 +12,7 @@
 
 #include "base/clock.h"
 #include "datapath/packet/builder.h"
+#include "datapath/packet/describe.h"
 #include "datapath/packet/parser.h"
 #include "datapath/pipeline/datapath.h"
 #include "datapath/topology/topology.h"
@@ -28,8 +29,7 @@ using pipeline::Outputs;
 using topology::IpAddr;
 using topology::IpPrefix;
 
-// One line for a frame: Ethernet, then ARP or IP and its transport.
-std::string describeFrame(std::span<const uint8_t> frame);
+using packet::describeFrame;
 
 class World {
  public:

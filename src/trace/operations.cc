@@ -1,0 +1,138 @@
+#include "trace/operations.h"
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "api/neutron_api.h"
+#include "model/json.h"
+#include "southbound/keys.h"
+#include "trace/trace.h"
+
+namespace canopy::trace {
+namespace {
+
+using model::stringAt;
+
+api::HttpResponse json(int status, const Json& body) {
+  api::HttpResponse r;
+  r.status = status;
+  r.body = body.dump();
+  return r;
+}
+
+std::vector<std::string> splitPath(std::string_view path) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    if (j > i) parts.emplace_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return parts;
+}
+
+// Ports that a host serves: VM ports and the router gateways it holds
+// (router interfaces and floating IPs live on every host or none).
+bool countsOnHost(const std::string& owner) {
+  return owner != "network:router_interface" && owner != "network:floatingip";
+}
+
+}  // namespace
+
+api::HttpResponse Operations::handle(const api::HttpRequest& request, const model::Caller& caller) {
+  auto parts = splitPath(request.path);  // "canopy", "v1", ...
+  if (!caller.is_admin) {
+    return api::errorResponse(
+        Error(Errc::PermissionDenied, "User does not have admin privileges", "AdminRequired"));
+  }
+  if (parts.size() == 3 && parts[2] == "trace") {
+    if (request.method == "POST") return trace(request);
+  } else if (parts.size() == 3 && parts[2] == "status") {
+    if (request.method == "GET") return status();
+  } else {
+    return api::errorResponse(
+        Error(Errc::NotFound, "The resource could not be found.", "HTTPNotFound"));
+  }
+  api::HttpResponse r = api::errorResponse(Error(Errc::InvalidArgument,
+                                                 "The method is not allowed for the requested URL.",
+                                                 "HTTPMethodNotAllowed"));
+  r.status = 405;
+  return r;
+}
+
+api::HttpResponse Operations::trace(const api::HttpRequest& request) {
+  auto body = model::parseJson(request.body);
+  if (!body) {
+    return api::errorResponse(
+        Error(Errc::InvalidArgument, body.error().message(), "HTTPBadRequest"));
+  }
+  auto parsed = parseRequest(*body);
+  if (!parsed) return api::errorResponse(parsed.error());
+  auto result = state_.read([&](const state::Tables& t) { return run(t, *parsed); });
+  if (!result) return api::errorResponse(result.error());
+  return json(200, {{"trace", std::move(*result)}});
+}
+
+api::HttpResponse Operations::status() {
+  std::map<std::string, southbound::SouthboundService::SessionInfo> sessions;
+  if (southbound_ != nullptr) {
+    for (auto& s : southbound_->sessions()) sessions[s.host] = std::move(s);
+  }
+  Json agents = Json::array();
+  Json per_host = Json::object();
+  std::map<std::string, uint64_t> drops;
+  uint64_t revision = 0;
+  state_.read([&](const state::Tables& t) {
+    revision = static_cast<uint64_t>(state_.appliedRevision());
+    if (auto ports = t.find("ports"); ports != t.end()) {
+      for (const auto& [id, d] : ports->second) {
+        if (!countsOnHost(stringAt(d.doc, "device_owner"))) continue;
+        std::string host = stringAt(d.doc, "binding:host_id");
+        per_host[host] = per_host.value(host, 0) + 1;
+      }
+    }
+    auto collection = t.find(southbound::kAgentsCollection);
+    if (collection == t.end()) return 0;
+    for (const auto& [host, d] : collection->second) {
+      Json a = {{"host", host},
+                {"tunnel_ip", stringAt(d.doc, "tunnel_ip")},
+                {"alive", d.doc.value("alive", false)},
+                {"static", d.doc.value("static", false)},
+                {"gateway_capable", d.doc.value("gateway_capable", false)},
+                {"physical_networks", d.doc.value("physical_networks", Json::array())},
+                {"ports", per_host.value(host, 0)},
+                {"connected", false},
+                {"applied_version", nullptr},
+                {"latest_version", nullptr},
+                {"drops", Json::object()}};
+      if (auto s = sessions.find(host); s != sessions.end()) {
+        a["connected"] = true;
+        a["applied_version"] = s->second.applied_version;
+        a["latest_version"] = s->second.latest_version;
+        a["packets"] = s->second.stats.packets();
+        a["outputs"] = s->second.stats.outputs();
+        for (const auto& [reason, count] : s->second.stats.drops()) {
+          a["drops"][reason] = count;
+          drops[reason] += count;
+        }
+      }
+      agents.push_back(std::move(a));
+    }
+    return 0;
+  });
+  std::vector<std::pair<std::string, uint64_t>> sorted(drops.begin(), drops.end());
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  Json top = Json::array();
+  for (const auto& [reason, count] : sorted) top.push_back({{"reason", reason}, {"count", count}});
+  return json(200, {{"status",
+                     {{"model_revision", revision},
+                      {"agents", std::move(agents)},
+                      {"ports_per_host", std::move(per_host)},
+                      {"drops", std::move(top)}}}});
+}
+
+}  // namespace canopy::trace

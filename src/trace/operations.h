@@ -1,0 +1,39 @@
+#pragma once
+// Canopy's own API for operators, beside Neutron's (served under the same
+// authentication, admin only):
+//
+//   POST /canopy/v1/trace    a probe through the datapath (trace.h)
+//   GET  /canopy/v1/status   agents (alive, connected, view version applied
+//                            against the latest), ports per host, and the
+//                            drop reasons agents report, most frequent first
+//
+//   Operations ops(state, &southbound);
+//   NeutronApi api(state, {.canopy = [&](auto& r, auto& c) { return ops.handle(r, c); }}, clock);
+//
+// Thread-safety: handle() may be called from many threads at once.
+
+#include "api/http_server.h"
+#include "model/attributes.h"
+#include "southbound/service.h"
+#include "state/model_state.h"
+
+namespace canopy::trace {
+
+class Operations {
+ public:
+  // `southbound` may be null (a server without agents): status then shows
+  // no connected agents.
+  Operations(state::ModelState& state, const southbound::SouthboundService* southbound)
+      : state_(state), southbound_(southbound) {}
+
+  api::HttpResponse handle(const api::HttpRequest& request, const model::Caller& caller);
+
+ private:
+  api::HttpResponse trace(const api::HttpRequest& request);
+  api::HttpResponse status();
+
+  state::ModelState& state_;
+  const southbound::SouthboundService* southbound_;
+};
+
+}  // namespace canopy::trace
