@@ -1,19 +1,26 @@
-// canopy: the operator's command-line client. It will speak to canopy-server's
-// API with the openstack client's credentials (OS_* variables); this first
-// version only knows who it is.
+// canopy: the operator's command-line client. It speaks to canopy-server's
+// API with the openstack client's credentials; everything but reading the
+// process's environment lives in cli.h's run().
 
-#include <CLI/CLI.hpp>
-#include <cstdio>
+#include <chrono>
+#include <iostream>
+
+#include "cli/cli.h"
+
+extern char** environ;
 
 int main(int argc, char** argv) {
-  CLI::App app{
-      "canopy: the command-line client for Canopy (networks, subnets, ports, routers, "
-      "floating IPs, security groups; trace and status).\n"
-      "Not built yet: every API command. They arrive with canopy-server's Neutron API."};
-  app.set_version_flag("--version", "canopy 0.1.0");
-  CLI11_PARSE(app, argc, argv);
-  std::fprintf(stderr,
-               "canopy: no commands are built yet; the API client arrives with the API server. "
-               "See --help.\n");
-  return 1;
+  canopy::cli::Runtime runtime;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry(*e);
+    size_t eq = entry.find('=');
+    if (eq != std::string::npos) runtime.env[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  std::unique_ptr<canopy::cli::HttpTransport> transport;
+  runtime.transport = [&](std::chrono::milliseconds timeout) -> canopy::cli::Transport& {
+    transport = std::make_unique<canopy::cli::HttpTransport>(timeout);
+    return *transport;
+  };
+  std::vector<std::string> args(argv + 1, argv + argc);
+  return canopy::cli::run(args, runtime, std::cout, std::cerr);
 }

@@ -5,11 +5,9 @@
 // also checks its outcome directly, so a wrong golden file cannot hide a
 // wrong result.
 
-#include <gtest/gtest.h>
+#include "testing/golden.h"
 
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
+#include <gtest/gtest.h>
 
 #include "datapath/packet/dhcp.h"
 #include "world.h"
@@ -23,16 +21,7 @@ using packet::TcpHeader;
 using Received = World::Received;
 
 void expectGolden(const std::string& name, const std::string& actual) {
-  std::string path = std::string(CANOPY_GOLDEN_DIR) + "/datapath/" + name + ".txt";
-  if (std::getenv("CANOPY_UPDATE_GOLDEN") != nullptr) {
-    std::ofstream(path) << actual;
-    return;
-  }
-  std::ifstream in(path);
-  std::stringstream expected;
-  expected << in.rdbuf();
-  EXPECT_EQ(expected.str(), actual)
-      << "golden file " << path << " (CANOPY_UPDATE_GOLDEN=1 rewrites it)";
+  canopy::testing::expectGolden("datapath/" + name + ".txt", actual);
 }
 
 class Golden : public ::testing::Test {

@@ -1,7 +1,7 @@
 // `POST /canopy/v1/trace` over a model the Neutron API wrote: three hosts
 // (two computes, one gateway), a router between two tenant networks with a
 // gateway to a flat external network, a web security group and a floating
-// IP. Each scenario's result is compared with tests/golden/trace/<name>.txt
+// IP. Each scenario's result is compared with tests/golden/trace/<name>.json
 // (ids and MACs replaced by names, so the files stay stable);
 // CANOPY_UPDATE_GOLDEN=1 rewrites them. Each test also checks its verdict
 // directly, so a wrong golden file cannot hide a wrong answer.
@@ -9,35 +9,20 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <fstream>
 #include <map>
 #include <random>
 #include <regex>
-#include <sstream>
 
 #include "api_fixture.h"
 #include "southbound/agents.h"
 #include "southbound/keys.h"
+#include "testing/golden.h"
 #include "trace/operations.h"
 
 namespace canopy::trace {
 namespace {
 
 using api::Json;
-
-void expectGolden(const std::string& name, const std::string& actual) {
-  std::string path = std::string(CANOPY_GOLDEN_DIR) + "/trace/" + name + ".txt";
-  if (std::getenv("CANOPY_UPDATE_GOLDEN") != nullptr) {
-    std::ofstream(path) << actual;
-    return;
-  }
-  std::ifstream in(path);
-  std::stringstream expected;
-  expected << in.rdbuf();
-  EXPECT_EQ(expected.str(), actual)
-      << "golden file " << path << " (CANOPY_UPDATE_GOLDEN=1 rewrites it)";
-}
 
 class TraceTest : public api::ApiFixture {
  protected:
@@ -210,25 +195,12 @@ class TraceTest : public api::ApiFixture {
     return r.body.value("trace", Json::object());
   }
 
-  std::string render(const Json& t) const {
-    std::string s = "request: " + t.value("request", "") + "\n";
-    for (const auto& step : t["steps"]) {
-      s += "  " + step["host"].get<std::string>() + ": " + step["text"].get<std::string>() + "\n";
-    }
-    for (const auto& o : t["outputs"]) {
-      s += "  out: " + o["host"].get<std::string>() + " " + o["kind"].get<std::string>();
-      if (o.contains("uplink")) s += " " + o["uplink"].get<std::string>();
-      if (o.contains("port_name")) s += " " + o["port_name"].get<std::string>();
-      s += ": " + o["frame"].get<std::string>() + "\n";
-    }
-    s += "verdict: " + t.value("verdict", "") +
-         (t.contains("drop_reason") ? " (" + t["drop_reason"].get<std::string>() + ")" : "") +
-         "\nsummary: " + t.value("summary", "") + "\n";
-    if (t.contains("reply")) s += "\nreply:\n" + render(t["reply"]);
-    return s;
+  // The answer as the API gives it, with names for ids: the CLI's tests
+  // render these files (tests/unit/cli), so its output is checked on what
+  // the server really answers.
+  void golden(const std::string& name, const Json& t) {
+    canopy::testing::expectGolden("trace/" + name + ".json", named(t.dump(2)) + "\n");
   }
-
-  void golden(const std::string& name, const Json& t) { expectGolden(name, named(render(t))); }
 
   Json from(const std::string& vm) const { return {{"port_id", ports_.at(vm)}}; }
 
@@ -374,8 +346,7 @@ TEST_F(TraceTest, RandomBodiesGetAnswersOrErrors) {
       if (rng() % 3 == 0) source[k] = value();
     }
     Json packet = Json::object();
-    for (const char* k :
-         {"protocol", "destination_ip", "destination_port", "source_port", "ttl"}) {
+    for (const char* k : {"protocol", "destination_ip", "destination_port", "source_port", "ttl"}) {
       if (rng() % 2 == 0) packet[k] = value();
     }
     Json trace = {{"source", rng() % 8 == 0 ? value() : source},
