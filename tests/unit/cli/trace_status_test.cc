@@ -144,7 +144,8 @@ TEST(TraceRender, ServerAnswersGolden) {
     Json answer = Json::parse(in);
     std::string text = renderTrace(answer);
     EXPECT_NE(text.find("verdict: " + answer["summary"].get<std::string>()), std::string::npos)
-        << name << "\n" << text;
+        << name << "\n"
+        << text;
     expectGolden(std::string("server_trace_") + name + ".txt", text);
   }
 }
