@@ -65,7 +65,8 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
   hello.set_agent_version("canopy-agent 0.1.0");
   Agent* self = a.get();
   a->southbound_ = std::make_unique<SouthboundClient>(
-      SouthboundClient::Options{.server = c.server, .hello = hello},
+      SouthboundClient::Options{
+          .server = c.server, .hello = hello, .credentials = c.server_credentials},
       [self](const HostView& v, uint64_t version) { return self->onView(v, version); });
   // Bindings of an earlier run come back (and are reported up again).
   if (!c.bindings_file.empty()) {

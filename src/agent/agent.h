@@ -35,6 +35,7 @@ struct AgentConfig {
   std::string host_name{};
   datapath::topology::IpAddr tunnel_ip{};
   std::string server = "127.0.0.1:6642";
+  std::shared_ptr<grpc::ChannelCredentials> server_credentials{};  // null: plain gRPC
   // physical network -> interface, in the order given
   std::vector<std::pair<std::string, std::string>> uplinks{};
   bool gateway_capable = false;

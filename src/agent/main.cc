@@ -20,6 +20,7 @@
 #include "agent/local_api.h"
 #include "agent/metrics.h"
 #include "base/log.h"
+#include "southbound/tls.h"
 
 namespace {
 
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
   bool gateway = false;
   std::string encapsulation = "geneve";
   std::string metrics_listen;
+  canopy::southbound::TlsFiles tls;
 
   CLI::App app{
       "canopy-agent: Canopy's per-host data plane (binds VM interfaces to logical ports, "
@@ -68,6 +70,13 @@ int main(int argc, char** argv) {
   app.add_option("--tunnel-ip", tunnel_ip, "This host's address on the underlay (tunnel endpoint)");
   app.add_option("--server", server, "canopy-server's southbound: HOST:PORT or unix:PATH")
       ->capture_default_str();
+  app.add_option("--tls-ca", tls.ca,
+                 "PEM CA that signed canopy-server's southbound certificate (turns on TLS)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-cert", tls.cert,
+                 "PEM client certificate naming this host (when the server requires one)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", tls.key, "Its PEM private key")->check(CLI::ExistingFile);
   app.add_option("--run-dir", run_dir, "Where the local API socket (agent.sock) lives")
       ->capture_default_str();
   app.add_option("--uplink", uplinks,
@@ -113,6 +122,14 @@ int main(int argc, char** argv) {
   config.host_name = host_name;
   config.bindings_file = run_dir + "/bindings.json";
   config.server = server;
+  if (tls.enabled()) {
+    auto credentials = canopy::southbound::channelCredentials(tls);
+    if (!credentials) {
+      spdlog::error("canopy-agent: {}", credentials.error().message());
+      return 2;
+    }
+    config.server_credentials = *credentials;
+  }
   config.gateway_capable = gateway;
   config.encapsulation = encapsulation == "vxlan"
                              ? canopy::datapath::pipeline::Encapsulation::Vxlan

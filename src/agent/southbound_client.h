@@ -17,6 +17,8 @@
 // Thread-safety: start/stop/reportPort/reportStats from any thread; on_view runs on the
 // client's thread.
 
+#include <grpcpp/security/credentials.h>
+
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -42,6 +44,8 @@ class SouthboundClient {
     std::string server;  // host:port
     pb::Hello hello;
     std::chrono::milliseconds max_backoff{2000};
+    // Plain gRPC when null (a unix socket or loopback); see southbound/tls.h.
+    std::shared_ptr<grpc::ChannelCredentials> credentials{};
   };
   using OnView = std::function<Result<void>(const HostView& view, uint64_t version)>;
 

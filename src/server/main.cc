@@ -15,6 +15,7 @@
 #include "api/neutron_api.h"
 #include "base/log.h"
 #include "southbound/service.h"
+#include "southbound/tls.h"
 #include "state/model_state.h"
 #include "store/sqlite_store.h"
 #include "store/store.h"
@@ -46,6 +47,7 @@ struct Options {
   // gRPC address: HOST:PORT or unix:PATH (agents in other network
   // namespaces reach a unix socket through the shared file system).
   std::string southbound_listen = "127.0.0.1:6642";
+  canopy::southbound::TlsFiles southbound_tls;
   std::string prefix;  // dump
 };
 
@@ -172,7 +174,17 @@ int run(const Options& options) {
   if (!options.southbound_listen.empty()) {
     grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort(options.southbound_listen, grpc::InsecureServerCredentials(), &port);
+    std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+    if (options.southbound_tls.enabled()) {
+      auto tls = canopy::southbound::serverCredentials(options.southbound_tls);
+      if (!tls) {
+        spdlog::error("canopy-server: {}", tls.error().message());
+        (*server)->stop();
+        return 2;
+      }
+      credentials = *tls;
+    }
+    builder.AddListeningPort(options.southbound_listen, credentials, &port);
     builder.RegisterService(&southbound);
     // Notice agents that vanished without closing their stream.
     builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 5000);
@@ -320,6 +332,15 @@ int main(int argc, char** argv) {
   app.add_option("--southbound-listen", options.southbound_listen,
                  "Where agents connect (gRPC): HOST:PORT or unix:PATH; empty: no southbound")
       ->capture_default_str();
+  app.add_option("--southbound-tls-cert", options.southbound_tls.cert,
+                 "PEM certificate the southbound presents to agents (turns on TLS)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--southbound-tls-key", options.southbound_tls.key, "Its PEM private key")
+      ->check(CLI::ExistingFile);
+  app.add_option("--southbound-tls-ca", options.southbound_tls.ca,
+                 "PEM CA that signs agents' client certificates: each agent must present one "
+                 "naming its host")
+      ->check(CLI::ExistingFile);
   app.add_option("--api-threads", options.api_threads, "Threads serving the API")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();

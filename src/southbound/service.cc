@@ -7,6 +7,7 @@
 
 #include "model/json.h"
 #include "southbound/keys.h"
+#include "southbound/tls.h"
 
 namespace canopy::southbound {
 namespace {
@@ -132,6 +133,12 @@ grpc::Status SouthboundService::Connect(
   if (hello.host_name().empty() || hello.host_name().size() > 255 || tunnel_ip.empty()) {
     return {grpc::StatusCode::INVALID_ARGUMENT,
             "hello needs a host name (at most 255 bytes) and a 4- or 16-byte tunnel address"};
+  }
+  if (!peerMayBe(*context, hello.host_name())) {
+    spdlog::warn("southbound: refused hello as '{}' from {}: its certificate names another host",
+                 hello.host_name(), context->peer());
+    return {grpc::StatusCode::PERMISSION_DENIED,
+            "the client certificate does not name host " + hello.host_name()};
   }
   AgentInfo info{
       .host = hello.host_name(),
