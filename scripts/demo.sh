@@ -8,8 +8,10 @@
 # openstack client) it creates an external network, a tenant network, a
 # router between them, two VMs (namespaces) on different hosts and a
 # floating IP; then shows the VMs' DHCP leases, a ping between them over
-# Geneve and a ping from outside to the floating IP, and keeps running until
-# Ctrl-C, which tears every namespace and process down.
+# Geneve and a ping from outside to the floating IP, and the operator's view
+# (`canopy topology`, `canopy status`, `canopy trace` of ssh from outside
+# to the floating IP, which vm1's security group drops), and keeps running until Ctrl-C, which tears every namespace
+# and process down.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -116,12 +118,20 @@ echo "outside pings vm1's floating IP $fip:"
 for _ in $(seq 1 20); do in_ns "$outside" ping -c 1 -W 1 "$fip" >/dev/null 2>&1 && break; done
 in_ns "$outside" ping -c 3 -i 0.3 "$fip" | sed 's/^/  /' || true
 echo
-openstack router show demo-router -c name -c status -c external_gateway_info
-openstack port list --network demo-net -c Name -c "Fixed IP Addresses" -c Status
+canopy=build/release/bin/canopy
+echo "canopy topology (the same credentials as the openstack client):"
+"$canopy" topology | sed 's/^/  /' || true
+echo
+echo "canopy status:"
+"$canopy" status | sed 's/^/  /' || true
+echo
+echo "canopy trace: where does ssh from the outside to vm1's floating IP go, and why?"
+"$canopy" trace --ip 203.0.113.1 --network public --tcp 22 --to "$fip" | sed 's/^/  /' || true
 echo
 echo "Running. Neutron API and a builtin Keystone on http://127.0.0.1:9696; in another terminal:"
 echo "  source build/demo/admin-openrc; openstack port list"
 echo "  ip netns exec $tag-vm1 ping $vm2_ip          # a VM's shell: ip netns exec $tag-vm1 sh"
 echo "  build/release/bin/canopy-agent --run-dir $work/h1 status"
+echo "  build/release/bin/canopy trace --port vm1 --icmp --to 203.0.113.1 --reply"
 echo "Ctrl-C tears it all down."
 wait "$server"
