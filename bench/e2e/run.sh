@@ -2,9 +2,10 @@
 # VM-to-VM TCP throughput (iperf3) and ping RTT through Canopy, with the same
 # namespaces joined by the kernel in the same run as peers: one host (two VMs
 # behind one canopy-agent) against a Linux bridge, two hosts (Geneve between
-# two agents) against kernel VXLAN devices. Guests run with tx checksum
-# offload off on both sides (Canopy's ports do not carry the virtio-net
-# header yet), so the comparison is like for like. Needs root.
+# two agents) against kernel VXLAN devices. Guests keep their offloads (TSO,
+# GSO, tx checksum) on both sides, as virtio guests have them; with
+# CANOPY_GUEST_OFFLOADS=off every guest, Canopy's and the peers', has its tx
+# offloads off. Needs root.
 # Usage: bench/e2e/run.sh [seconds per iperf3 run, default 5]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -19,8 +20,10 @@ source "$here/lib.sh"
 source "$here/netns.sh"
 
 # iperf3 from namespace $1 to address $3 served in namespace $2: Gbit/s.
+# The server is bounded in time: run in a command substitution, it is not
+# among the processes the exit trap ends.
 throughput() {
-  bg "$2" sh -c "exec iperf3 -s -1 -p 5201 >/dev/null 2>&1"
+  bg "$2" sh -c "exec timeout $((seconds + 20)) iperf3 -s -1 -p 5201 >/dev/null 2>&1"
   sleep 0.5
   in_ns "$1" iperf3 -c "$3" -p 5201 -t "$seconds" -J | python3 -c \
     'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'
@@ -28,8 +31,8 @@ throughput() {
 rtt() {
   in_ns "$1" ping -c 20 -i 0.05 -q "$2" | sed -n 's/.* = [0-9.]*\/\([0-9.]*\)\/.*/\1/p'
 }
-guest() {  # guest NS ADDRESS: eth0 as the guests have it here
-  in_ns "$1" ethtool -K eth0 tx off >/dev/null
+guest() {  # guest NS ADDRESS: eth0 as Canopy's guests have it (add_vm)
+  guest_offloads "$1" eth0
   in_ns "$1" ip addr add "$2/24" dev eth0
   in_ns "$1" ip link set eth0 up
 }
@@ -95,7 +98,8 @@ two_rtt=$(rtt "$tag-vm1" "$(ip_of vm3)")
 
 ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
 echo
-echo "iperf3 ${seconds} s, one TCP stream; ping RTT average of 20."
+echo "iperf3 ${seconds} s, one TCP stream; ping RTT average of 20; guest tx offloads" \
+  "${CANOPY_GUEST_OFFLOADS:-on}."
 echo
 echo "| path | Canopy Gbit/s | peer | peer Gbit/s | ratio | Canopy RTT ms | peer RTT ms |"
 echo "|---|---:|---|---:|---:|---:|---:|"

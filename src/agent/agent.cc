@@ -17,6 +17,8 @@
 namespace canopy::agent {
 namespace {
 
+using datapath::DropReason;
+using datapath::packet::Offload;
 using datapath::pipeline::Datapath;
 using datapath::pipeline::Encapsulation;
 using datapath::pipeline::Ingress;
@@ -322,30 +324,125 @@ void Agent::checkInterfaces() {
   }
 }
 
-void Agent::forward(const Outputs& out) {
+void Agent::forward(Outputs& out, std::span<const Offload> offloads) {
+  // Complete TCP segments for one port (a tunnel brings them one by one)
+  // are joined into super-frames on their way, as GRO would: one send and
+  // one pass through the guest's stack instead of dozens.
+  FrameSocket* run_socket = nullptr;
+  Bound* run_bound = nullptr;
+  auto flush = [&] {
+    if (coalescer_.empty()) return;
+    Offload joined;
+    auto frame = coalescer_.finish(joined);
+    if (coalescer_.segments() > 1) ++coalesced_;
+    sendFrame(*run_socket, run_bound, frame, joined);
+    coalescer_.clear();
+  };
   for (const auto& item : out.items()) {
-    auto bytes = out.bytes(item);
-    switch (item.kind) {
-      case Outputs::Kind::Port:
-        if (auto it = by_key_.find(item.port); it != by_key_.end() && it->second->socket) {
-          if (it->second->socket->send(bytes)) ++it->second->tx;
-        }
-        break;
-      case Outputs::Kind::Tunnel:
-        // [0] is the configured encapsulation's socket, [1] the other's.
-        tunnels_[item.encapsulation == config_.encapsulation ? 0 : 1].send(item.remote, bytes);
-        break;
-      case Outputs::Kind::Uplink:
-        if (item.uplink < uplinks_.size()) uplinks_[item.uplink].send(bytes);
-        break;
+    auto bytes = out.mutableBytes(item);
+    // A forwarded frame leaves with its input's request, fixed up for its
+    // final headers; what the datapath made is complete as it is.
+    Offload offload{};
+    if (!item.generated && item.input < offloads.size()) offload = offloads[item.input];
+    FrameSocket* socket = nullptr;
+    Bound* bound = nullptr;
+    if (item.kind == Outputs::Kind::Port) {
+      if (auto it = by_key_.find(item.port); it != by_key_.end() && it->second->socket) {
+        bound = it->second;
+        socket = bound->socket.get();
+      }
+    } else if (item.kind == Outputs::Kind::Uplink && item.uplink < uplinks_.size()) {
+      socket = &uplinks_[item.uplink];
+    }
+    if (item.kind == Outputs::Kind::Port && socket != nullptr && offload.none()) {
+      if (run_socket == socket && coalescer_.add(bytes)) continue;
+      flush();
+      if (coalescer_.add(bytes)) {
+        run_socket = socket;
+        run_bound = bound;
+        continue;
+      }
+    } else {
+      flush();  // what goes out keeps the batch's order
+    }
+    if (item.kind == Outputs::Kind::Tunnel) {
+      sendTunnel(item, bytes, offload);
+      continue;
+    }
+    if (socket == nullptr) continue;
+    if (!offload.none()) {
+      // NAT, a TTL or a VLAN tag may have changed what the partial
+      // checksum covers and where it lies: rewritten from the final headers.
+      if (auto why = datapath::packet::setPartialChecksum(bytes, offload);
+          why != DropReason::None) {
+        ioDrop(why);
+        continue;
+      }
+    }
+    sendFrame(*socket, bound, bytes, offload);
+  }
+  flush();
+}
+
+void Agent::sendFrame(FrameSocket& socket, Bound* bound, std::span<const uint8_t> frame,
+                      const Offload& offload) {
+  if (!socket.send(frame, offload)) {
+    ++send_failed_;
+  } else if (bound != nullptr) {
+    ++bound->tx;
+  }
+}
+
+void Agent::sendTunnel(const Outputs::Item& item, std::span<uint8_t> bytes, Offload offload) {
+  // [0] is the configured encapsulation's socket, [1] the other's.
+  TunnelSocket& tunnel = tunnels_[item.encapsulation == config_.encapsulation ? 0 : 1];
+  auto inner = bytes.subspan(item.inner_offset);
+  if (offload.gso()) {
+    // Nobody segments a super-frame inside a datagram: cut here into
+    // complete segments, each behind the same tunnel header and small
+    // enough that its datagram needs no IP fragmentation, and send the run
+    // in UDP_SEGMENT calls.
+    datapath::packet::ParsedPacket p;
+    if (auto why = datapath::packet::parse(inner, p); why != DropReason::None) {
+      ioDrop(why);
+      return;
+    }
+    size_t mss = offload.gso_size;
+    size_t overhead = item.inner_offset + p.payload_offset;
+    if (tunnel.maxPayload() > overhead + 64) mss = std::min(mss, tunnel.maxPayload() - overhead);
+    if (auto why = datapath::packet::segment(inner, offload, mss, bytes.first(item.inner_offset),
+                                             segments_);
+        why != DropReason::None) {
+      ioDrop(why);
+      return;
+    }
+    ++segmented_;
+    if (tunnel.sendSegments(item.remote, segments_.bytes, segments_.stride) < segments_.count) {
+      ++send_failed_;
+    }
+    return;
+  }
+  if (offload.partial()) {
+    // Nobody finishes a checksum inside a datagram either.
+    if (auto why = datapath::packet::setPartialChecksum(inner, offload); why != DropReason::None) {
+      ioDrop(why);
+      return;
+    }
+    if (auto why =
+            datapath::packet::completeChecksum(inner, offload.csum_start, offload.csum_offset);
+        why != DropReason::None) {
+      ioDrop(why);
+      return;
     }
   }
+  if (!tunnel.send(item.remote, bytes)) ++send_failed_;
 }
 
 void Agent::workerLoop() {
   Batch batch;
   Outputs out;
   std::vector<Datapath::Input> inputs;
+  std::vector<Offload> offloads;  // by input, for frames from ports and uplinks
   auto last_tick = std::chrono::steady_clock::now();
   uint64_t ticks = 0;
   while (!stopping_.load()) {
@@ -373,16 +470,39 @@ void Agent::workerLoop() {
       applyPending();
       continue;  // the socket set may have changed
     }
-    auto run = [&](auto& socket, auto make_ingress) {
+    // Frames of a port or an uplink, each with its offload request:
+    // kept for the way out if the datapath can carry it.
+    auto add_frame = [&](size_t i, const Ingress& ingress) {
+      auto frame = batch.mutableFrame(i);
+      if (frame.empty()) return;  // cut short on receive
+      Offload offload = batch.offload(i);
+      if (auto why = datapath::packet::acceptOffload(frame, offload); why != DropReason::None) {
+        ioDrop(why);
+        return;
+      }
+      if (offload.gso()) ++super_frames_;
+      inputs.push_back({ingress, frame, offload.segmentSize()});
+      offloads.push_back(offload);
+    };
+    // Tunnel datagrams, a coalesced run cut back into its datagrams.
+    auto add_datagrams = [&](size_t i, const Ingress& ingress) {
+      auto buffer = batch.frame(i);
+      size_t size = batch.segmentSize(i);
+      if (size == 0) size = buffer.size();
+      for (size_t from = 0; from < buffer.size(); from += size) {
+        inputs.push_back({ingress, buffer.subspan(from, std::min(size, buffer.size() - from))});
+        offloads.push_back({});
+      }
+    };
+    auto run = [&](auto& socket, auto add_inputs) {
       while (socket.receive(batch) > 0) {
         if (datapath_ == nullptr) continue;  // no view yet
         inputs.clear();
-        for (size_t i = 0; i < batch.size(); ++i) {
-          inputs.push_back({make_ingress(i), batch.frame(i)});
-        }
+        offloads.clear();
+        for (size_t i = 0; i < batch.size(); ++i) add_inputs(i);
         out.clear();
         datapath_->processBatch(inputs, out);
-        forward(out);
+        forward(out, offloads);
         if (batch.size() < Batch::kFrames) break;
       }
     };
@@ -391,11 +511,13 @@ void Agent::workerLoop() {
       Encapsulation e = (t == 0) == (config_.encapsulation == Encapsulation::Geneve)
                             ? Encapsulation::Geneve
                             : Encapsulation::Vxlan;
-      run(tunnels_[t], [&](size_t i) { return Ingress::fromTunnel(e, batch.source(i)); });
+      run(tunnels_[t],
+          [&](size_t i) { add_datagrams(i, Ingress::fromTunnel(e, batch.source(i))); });
     }
     for (size_t u = 0; u < uplinks_.size(); ++u, ++at) {
       if (fds[at].revents == 0) continue;
-      run(uplinks_[u], [&](size_t) { return Ingress::fromUplink(static_cast<uint32_t>(u)); });
+      run(uplinks_[u],
+          [&](size_t i) { add_frame(i, Ingress::fromUplink(static_cast<uint32_t>(u))); });
     }
     for (Bound* b : polled) {
       if (fds[at++].revents == 0 || b->socket == nullptr) continue;
@@ -408,7 +530,7 @@ void Agent::workerLoop() {
       Bound* bound = b;
       run(*b->socket, [&, bound](size_t i) {
         if (i == 0) bound->rx += batch.size();
-        return Ingress::fromPort(key);
+        add_frame(i, Ingress::fromPort(key));
       });
     }
     auto now = std::chrono::steady_clock::now();
@@ -421,9 +543,9 @@ void Agent::workerLoop() {
         const auto& c = datapath_->counters();
         Json drops = Json::object();
         for (size_t r = 1; r < datapath::kDropReasonCount; ++r) {
-          if (c.drops[r] != 0) {
+          if (uint64_t count = c.drops[r] + io_drops_[r]; count != 0) {
             drops[std::string(datapath::dropReasonName(static_cast<datapath::DropReason>(r)))] =
-                c.drops[r];
+                count;
           }
         }
         const auto& cs = datapath_->cacheStats();
@@ -437,7 +559,19 @@ void Agent::workerLoop() {
                {"hits", cs.hits},
                {"misses", cs.misses},
                {"invalidated", cs.invalidated}}},
-             {"connections", datapath_->connections().size()}};
+             {"connections", datapath_->connections().size()},
+             {"offload",
+              {{"super_frames", super_frames_},
+               {"segmented", segmented_},
+               {"coalesced", coalesced_}}},
+             {"send_failed", send_failed_}};
+        // Frames larger than a receive slot (over 64 KiB: BIG TCP), left out.
+        uint64_t truncated = 0;
+        for (const auto& u : uplinks_) truncated += u.truncated();
+        for (const auto& [interface, b] : ports_) {
+          if (b.socket != nullptr) truncated += b.socket->truncated();
+        }
+        s["receive_truncated"] = truncated;
       }
       Json ports = Json::array();
       for (const auto& [interface, b] : ports_) {

@@ -2,7 +2,8 @@
 // canopy-agent's core: the southbound client, the bindings of interfaces to
 // logical ports, and one datapath worker that polls every socket (VM
 // interfaces, the tunnel, the uplinks), runs the frames through the
-// datapath core in batches and sends what comes out.
+// datapath core in batches and sends what comes out, keeping the guests'
+// segmentation and checksum offloads (packet_io.h, src/agent/README.md).
 //
 //   auto agent = Agent::start(clock, config);     // Result<unique_ptr<Agent>>
 //   (*agent)->bind("tap1234abcd-ef", port_id);
@@ -14,10 +15,12 @@
 //
 // Thread-safety: bind/unbind/status from any thread.
 
+#include <array>
 #include <atomic>
 #include <map>
 #include <memory>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -69,7 +72,16 @@ class Agent {
   // Gratuitous ARP out of the uplinks for the addresses this host newly
   // serves there: its VMs' floating IPs, the gateways it holds.
   void announce(const datapath::topology::Topology& t, uint32_t host_key);
-  void forward(const datapath::pipeline::Outputs& out);
+  // Sends a batch's outputs; `offloads` are its inputs' offload requests,
+  // by input index (packet/offload.h).
+  void forward(datapath::pipeline::Outputs& out,
+               std::span<const datapath::packet::Offload> offloads);
+  void sendTunnel(const datapath::pipeline::Outputs::Item& item, std::span<uint8_t> bytes,
+                  datapath::packet::Offload offload);
+  struct Bound;
+  void sendFrame(FrameSocket& socket, Bound* bound, std::span<const uint8_t> frame,
+                 const datapath::packet::Offload& offload);
+  void ioDrop(datapath::DropReason why) { ++io_drops_[static_cast<size_t>(why)]; }
   void saveBindings() const;  // with mu_ held
 
   const Clock& clock_;
@@ -103,6 +115,17 @@ class Agent {
   std::map<std::string, Bound> ports_;  // by interface
   std::map<uint32_t, Bound*> by_key_;   // port key -> binding
   std::set<std::pair<datapath::topology::IpAddr, datapath::packet::MacAddress>> announced_;
+  // Frames the I/O refused before or after the datapath (offload requests
+  // it cannot carry), and sends the kernel refused.
+  std::array<uint64_t, datapath::kDropReasonCount> io_drops_{};
+  uint64_t send_failed_ = 0;
+  // Offloads seen: super-frames received from ports and uplinks, those cut
+  // into segments for a tunnel, and those joined from segments for a port.
+  uint64_t super_frames_ = 0;
+  uint64_t segmented_ = 0;
+  uint64_t coalesced_ = 0;
+  datapath::packet::TcpCoalescer coalescer_;
+  datapath::packet::Segments segments_;  // a super-frame cut for a tunnel
 };
 
 }  // namespace canopy::agent

@@ -1,23 +1,106 @@
 #include "agent/packet_io.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
+#include <netinet/udp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 namespace canopy::agent {
 namespace {
 
+using datapath::packet::Offload;
+using datapath::topology::IpAddr;
+
+// The most a UDP datagram over IPv4 can carry; a UDP_SEGMENT send is one
+// such datagram before the kernel cuts it.
+constexpr size_t kMaxUdpPayload = 65535 - 20 - 8;
+// Room for one UDP_GRO control message.
+constexpr size_t kControlBytes = 64;
+
 Error sysError(const std::string& what) {
   return Error(Errc::Unavailable, what + ": " + std::strerror(errno));
 }
 
+// A socket buffer of `bytes`, past the system's limit where the agent may
+// (it runs with CAP_NET_ADMIN), within it otherwise.
+void setBuffer(int fd, int option, int force_option, int bytes) {
+  if (setsockopt(fd, SOL_SOCKET, force_option, &bytes, sizeof(bytes)) != 0) {
+    setsockopt(fd, SOL_SOCKET, option, &bytes, sizeof(bytes));
+  }
+}
+
+socklen_t toSockaddr(const IpAddr& ip, uint16_t port, sockaddr_storage& out) {
+  out = {};
+  if (ip.family == 4) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&out);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    std::memcpy(&a->sin_addr, ip.bytes.data(), 4);
+    return sizeof(sockaddr_in);
+  }
+  auto* a = reinterpret_cast<sockaddr_in6*>(&out);
+  a->sin6_family = AF_INET6;
+  a->sin6_port = htons(port);
+  std::memcpy(&a->sin6_addr, ip.bytes.data(), 16);
+  return sizeof(sockaddr_in6);
+}
+
+// The MTU of the interface that holds `local`, 0 if none does.
+size_t interfaceMtu(int fd, const IpAddr& local) {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return 0;
+  std::string name;
+  for (const ifaddrs* a = list; a != nullptr && name.empty(); a = a->ifa_next) {
+    if (a->ifa_addr == nullptr) continue;
+    if (local.family == 4 && a->ifa_addr->sa_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(a->ifa_addr);
+      if (std::memcmp(&in->sin_addr, local.bytes.data(), 4) == 0) name = a->ifa_name;
+    } else if (local.family == 6 && a->ifa_addr->sa_family == AF_INET6) {
+      const auto* in = reinterpret_cast<const sockaddr_in6*>(a->ifa_addr);
+      if (std::memcmp(&in->sin6_addr, local.bytes.data(), 16) == 0) name = a->ifa_name;
+    }
+  }
+  freeifaddrs(list);
+  if (name.empty() || name.size() >= IFNAMSIZ) return 0;
+  ifreq request{};
+  std::memcpy(request.ifr_name, name.data(), name.size());
+  if (ioctl(fd, SIOCGIFMTU, &request) != 0 || request.ifr_mtu <= 0) return 0;
+  return static_cast<size_t>(request.ifr_mtu);
+}
+
+VirtioNetHeader toVirtio(const Offload& o) {
+  VirtioNetHeader h{};
+  h.flags = o.flags;
+  h.gso_type = o.gso_type;
+  h.hdr_len = o.hdr_len;
+  h.gso_size = o.gso_size;
+  h.csum_start = o.csum_start;
+  h.csum_offset = o.csum_offset;
+  return h;
+}
+
 }  // namespace
+
+// AF_PACKET's virtio-net header is in the host's byte order (on the
+// little-endian hosts Canopy runs on, virtio's legacy order).
+Offload Batch::offload(size_t i) const {
+  const VirtioNetHeader& h = vnet_[i];
+  return {.flags = h.flags,
+          .gso_type = h.gso_type,
+          .hdr_len = h.hdr_len,
+          .gso_size = h.gso_size,
+          .csum_start = h.csum_start,
+          .csum_offset = h.csum_offset};
+}
 
 Fd& Fd::operator=(Fd&& o) noexcept {
   if (this != &o) {
@@ -43,6 +126,13 @@ Result<FrameSocket> FrameSocket::open(const std::string& interface) {
   if (setsockopt(s.fd_.get(), SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one)) != 0) {
     return sysError("PACKET_IGNORE_OUTGOING on " + interface);
   }
+  // Every frame in and out behind a virtio-net header: super-frames and
+  // partial checksums pass instead of being cut and summed by the kernel
+  // (or, on a send, refused as too big). Set before bind, so that no frame
+  // is queued without one.
+  if (setsockopt(s.fd_.get(), SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) != 0) {
+    return sysError("PACKET_VNET_HDR on " + interface);
+  }
   sockaddr_ll addr{};
   addr.sll_family = AF_PACKET;
   addr.sll_protocol = htons(ETH_P_ALL);
@@ -50,55 +140,70 @@ Result<FrameSocket> FrameSocket::open(const std::string& interface) {
   if (bind(s.fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     return sysError("bind to " + interface);
   }
-  int size = 4 << 20;
-  setsockopt(s.fd_.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+  // Room for a few dozen super-frames each way.
+  setBuffer(s.fd_.get(), SO_RCVBUF, SO_RCVBUFFORCE, 8 << 20);
+  setBuffer(s.fd_.get(), SO_SNDBUF, SO_SNDBUFFORCE, 4 << 20);
   return s;
 }
 
 size_t FrameSocket::receive(Batch& batch) {
   std::array<mmsghdr, Batch::kFrames> msgs{};
-  std::array<iovec, Batch::kFrames> iov{};
+  std::array<std::array<iovec, 2>, Batch::kFrames> iov{};
   for (size_t i = 0; i < Batch::kFrames; ++i) {
-    iov[i] = {batch.data_.data() + i * Batch::kFrameBytes, Batch::kFrameBytes};
-    msgs[i].msg_hdr.msg_iov = &iov[i];
-    msgs[i].msg_hdr.msg_iovlen = 1;
+    iov[i][0] = {&batch.vnet_[i], sizeof(VirtioNetHeader)};
+    iov[i][1] = {batch.data_.data() + i * Batch::kFrameBytes, Batch::kFrameBytes};
+    msgs[i].msg_hdr.msg_iov = iov[i].data();
+    msgs[i].msg_hdr.msg_iovlen = 2;
   }
   int n = recvmmsg(fd_.get(), msgs.data(), Batch::kFrames, MSG_DONTWAIT, nullptr);
   batch.count_ = n > 0 ? static_cast<size_t>(n) : 0;
-  for (size_t i = 0; i < batch.count_; ++i) batch.length_[i] = msgs[i].msg_len;
+  for (size_t i = 0; i < batch.count_; ++i) {
+    size_t length = msgs[i].msg_len;
+    batch.segment_[i] = 0;
+    if ((msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0 || length < sizeof(VirtioNetHeader)) {
+      // Cut short: nothing to forward. An empty frame is skipped.
+      ++truncated_;
+      batch.length_[i] = 0;
+      batch.vnet_[i] = {};
+      continue;
+    }
+    batch.length_[i] = length - sizeof(VirtioNetHeader);
+  }
   return batch.count_;
 }
 
-bool FrameSocket::send(std::span<const uint8_t> frame) {
-  return ::send(fd_.get(), frame.data(), frame.size(), MSG_DONTWAIT) ==
-         static_cast<ssize_t>(frame.size());
+bool FrameSocket::send(std::span<const uint8_t> frame, const Offload& offload) {
+  VirtioNetHeader header = toVirtio(offload);
+  std::array<iovec, 2> iov{
+      {{&header, sizeof(header)}, {const_cast<uint8_t*>(frame.data()), frame.size()}}};
+  msghdr m{};
+  m.msg_iov = iov.data();
+  m.msg_iovlen = iov.size();
+  return ::sendmsg(fd_.get(), &m, MSG_DONTWAIT) ==
+         static_cast<ssize_t>(sizeof(header) + frame.size());
 }
 
-Result<TunnelSocket> TunnelSocket::open(const datapath::topology::IpAddr& local, uint16_t port) {
+Result<TunnelSocket> TunnelSocket::open(const IpAddr& local, uint16_t port) {
   TunnelSocket s;
   s.port_ = port;
   s.family_ = local.family;
   int domain = local.family == 6 ? AF_INET6 : AF_INET;
   s.fd_ = Fd(::socket(domain, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (s.fd_.get() < 0) return sysError("UDP socket");
-  int size = 8 << 20;
-  setsockopt(s.fd_.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-  setsockopt(s.fd_.get(), SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-  int rc;
-  if (domain == AF_INET) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    std::memcpy(&a.sin_addr, local.bytes.data(), 4);
-    rc = bind(s.fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  } else {
-    sockaddr_in6 a{};
-    a.sin6_family = AF_INET6;
-    a.sin6_port = htons(port);
-    std::memcpy(&a.sin6_addr, local.bytes.data(), 16);
-    rc = bind(s.fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  setBuffer(s.fd_.get(), SO_RCVBUF, SO_RCVBUFFORCE, 8 << 20);
+  setBuffer(s.fd_.get(), SO_SNDBUF, SO_SNDBUFFORCE, 8 << 20);
+  sockaddr_storage a;
+  socklen_t a_length = toSockaddr(local, port, a);
+  if (bind(s.fd_.get(), reinterpret_cast<sockaddr*>(&a), a_length) != 0) {
+    return sysError("bind UDP " + local.toString() + ":" + std::to_string(port));
   }
-  if (rc != 0) return sysError("bind UDP " + local.toString() + ":" + std::to_string(port));
+  // Runs of datagrams of one flow arrive as one buffer (Linux 5.0 and
+  // later); without it, one by one.
+  int one = 1;
+  setsockopt(s.fd_.get(), SOL_UDP, UDP_GRO, &one, sizeof(one));
+  size_t mtu = interfaceMtu(s.fd_.get(), local);
+  size_t headers = (local.family == 6 ? 40 : 20) + 8;
+  if (mtu > headers + 68) s.max_payload_ = mtu - headers;
   return s;
 }
 
@@ -106,18 +211,35 @@ size_t TunnelSocket::receive(Batch& batch) {
   std::array<mmsghdr, Batch::kFrames> msgs{};
   std::array<iovec, Batch::kFrames> iov{};
   std::array<sockaddr_storage, Batch::kFrames> from{};
+  struct Control {
+    alignas(cmsghdr) uint8_t bytes[kControlBytes];
+  };
+  std::array<Control, Batch::kFrames> control;
   for (size_t i = 0; i < Batch::kFrames; ++i) {
     iov[i] = {batch.data_.data() + i * Batch::kFrameBytes, Batch::kFrameBytes};
     msgs[i].msg_hdr.msg_iov = &iov[i];
     msgs[i].msg_hdr.msg_iovlen = 1;
     msgs[i].msg_hdr.msg_name = &from[i];
     msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+    msgs[i].msg_hdr.msg_control = control[i].bytes;
+    msgs[i].msg_hdr.msg_controllen = kControlBytes;
   }
   int n = recvmmsg(fd_.get(), msgs.data(), Batch::kFrames, MSG_DONTWAIT, nullptr);
   batch.count_ = n > 0 ? static_cast<size_t>(n) : 0;
   for (size_t i = 0; i < batch.count_; ++i) {
     batch.length_[i] = msgs[i].msg_len;
-    datapath::topology::IpAddr& src = batch.source_[i];
+    batch.vnet_[i] = {};
+    batch.segment_[i] = 0;
+    msghdr& h = msgs[i].msg_hdr;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(&h, c)) {
+      if (c->cmsg_level != SOL_UDP || c->cmsg_type != UDP_GRO) continue;
+      int size = 0;
+      std::memcpy(&size, CMSG_DATA(c), sizeof(size));
+      if (size > 0 && static_cast<size_t>(size) < batch.length_[i]) {
+        batch.segment_[i] = static_cast<size_t>(size);
+      }
+    }
+    IpAddr& src = batch.source_[i];
     src = {};
     if (from[i].ss_family == AF_INET) {
       const auto* a = reinterpret_cast<const sockaddr_in*>(&from[i]);
@@ -132,25 +254,83 @@ size_t TunnelSocket::receive(Batch& batch) {
   return batch.count_;
 }
 
-bool TunnelSocket::send(const datapath::topology::IpAddr& remote,
-                        std::span<const uint8_t> payload) {
-  ssize_t n;
-  if (remote.family == 4) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port_);
-    std::memcpy(&a.sin_addr, remote.bytes.data(), 4);
-    n = sendto(fd_.get(), payload.data(), payload.size(), MSG_DONTWAIT,
-               reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  } else {
-    sockaddr_in6 a{};
-    a.sin6_family = AF_INET6;
-    a.sin6_port = htons(port_);
-    std::memcpy(&a.sin6_addr, remote.bytes.data(), 16);
-    n = sendto(fd_.get(), payload.data(), payload.size(), MSG_DONTWAIT,
-               reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  }
+bool TunnelSocket::send(const IpAddr& remote, std::span<const uint8_t> payload) {
+  sockaddr_storage a;
+  socklen_t length = toSockaddr(remote, port_, a);
+  ssize_t n = sendto(fd_.get(), payload.data(), payload.size(), MSG_DONTWAIT,
+                     reinterpret_cast<sockaddr*>(&a), length);
   return n == static_cast<ssize_t>(payload.size());
+}
+
+size_t TunnelSocket::sendSegments(const IpAddr& remote, std::span<const uint8_t> payloads,
+                                  size_t size) {
+  if (size == 0 || payloads.empty()) return 0;
+  size_t per_call = std::min(kMaxSegmentsPerSend, kMaxUdpPayload / size);
+  if (per_call < 2 || size > UINT16_MAX) return sendOneByOne(remote, payloads, size);
+  sockaddr_storage to;
+  socklen_t to_length = toSockaddr(remote, port_, to);
+  size_t sent = 0;
+  for (size_t at = 0; at < payloads.size();) {
+    size_t length = std::min(per_call * size, payloads.size() - at);
+    size_t datagrams = (length + size - 1) / size;
+    iovec iov{const_cast<uint8_t*>(payloads.data() + at), length};
+    struct {
+      alignas(cmsghdr) uint8_t bytes[kControlBytes];
+    } control{};
+    msghdr m{};
+    m.msg_name = &to;
+    m.msg_namelen = to_length;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    if (datagrams > 1) {
+      m.msg_control = control.bytes;
+      m.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+      cmsghdr* c = CMSG_FIRSTHDR(&m);
+      c->cmsg_level = SOL_UDP;
+      c->cmsg_type = UDP_SEGMENT;
+      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      auto segment = static_cast<uint16_t>(size);
+      std::memcpy(CMSG_DATA(c), &segment, sizeof(segment));
+    }
+    if (::sendmsg(fd_.get(), &m, MSG_DONTWAIT) < 0) {
+      // EINVAL, EMSGSIZE or EIO: the path's MTU is below a datagram, or
+      // the route cannot segment; the kernel fragments them one by one.
+      if (datagrams > 1 && (errno == EINVAL || errno == EMSGSIZE || errno == EIO)) {
+        return sent + sendOneByOne(remote, payloads.subspan(at), size);
+      }
+      return sent;  // a full send buffer: the rest is lost, as on a wire
+    }
+    sent += datagrams;
+    at += length;
+  }
+  return sent;
+}
+
+size_t TunnelSocket::sendOneByOne(const IpAddr& remote, std::span<const uint8_t> payloads,
+                                  size_t size) {
+  sockaddr_storage to;
+  socklen_t to_length = toSockaddr(remote, port_, to);
+  std::array<mmsghdr, kMaxSegmentsPerSend> msgs{};
+  std::array<iovec, kMaxSegmentsPerSend> iov{};
+  size_t sent = 0;
+  for (size_t at = 0; at < payloads.size();) {
+    size_t n = 0;
+    for (; n < msgs.size() && at < payloads.size(); ++n) {
+      size_t length = std::min(size, payloads.size() - at);
+      iov[n] = {const_cast<uint8_t*>(payloads.data() + at), length};
+      msgs[n].msg_hdr = {};
+      msgs[n].msg_hdr.msg_name = &to;
+      msgs[n].msg_hdr.msg_namelen = to_length;
+      msgs[n].msg_hdr.msg_iov = &iov[n];
+      msgs[n].msg_hdr.msg_iovlen = 1;
+      at += length;
+    }
+    int r = sendmmsg(fd_.get(), msgs.data(), static_cast<unsigned>(n), MSG_DONTWAIT);
+    if (r <= 0) return sent;
+    sent += static_cast<size_t>(r);
+    if (static_cast<size_t>(r) < n) return sent;
+  }
+  return sent;
 }
 
 }  // namespace canopy::agent

@@ -2,11 +2,19 @@
 // The agent's sockets: a VM interface or an uplink as an AF_PACKET socket
 // bound to it (frames in and out, not our own sends), and the tunnel as UDP
 // sockets (Geneve 6081, VXLAN 4789 by default) whose payloads are the tunnel
-// header and the inner frame. Batches go through recvmmsg/sendmmsg.
+// header and the inner frame. Batches come in through recvmmsg.
+//
+// Offloads are kept end to end. Frame sockets carry the virtio-net header
+// (PACKET_VNET_HDR): a guest's TCP super-frames (GSO, up to 64 KiB) and
+// partial checksums come in with their request and leave with one, for the
+// kernel to finish (packet/offload.h). Tunnel sockets send runs of
+// equal-sized datagrams in one call (UDP_SEGMENT) and receive them
+// coalesced (UDP_GRO); a coalesced buffer's segment size comes with it.
 //
 //   auto port = FrameSocket::open("tap1234");      // Result<FrameSocket>
 //   size_t n = port->receive(batch);               // up to batch.capacity()
-//   port->send(frame);
+//   port->send(batch.frame(0), batch.offload(0));  // as it came
+//   tunnel.sendSegments(remote, datagrams, size);  // n datagrams of `size`
 //
 // Thread-safety: a socket belongs to the worker that polls it.
 
@@ -20,11 +28,26 @@
 #include <vector>
 
 #include "base/result.h"
+#include "datapath/packet/offload.h"
 #include "datapath/topology/topology.h"
 
 namespace canopy::agent {
 
-// Received frames (or datagrams) in one buffer.
+// struct virtio_net_hdr (virtio 1.2 section 5.1.6, linux/virtio_net.h, whose
+// header does not compile as C++): AF_PACKET's, in host byte order.
+struct VirtioNetHeader {
+  uint8_t flags;
+  uint8_t gso_type;
+  uint16_t hdr_len;
+  uint16_t gso_size;
+  uint16_t csum_start;
+  uint16_t csum_offset;
+};
+static_assert(sizeof(VirtioNetHeader) == 10);
+
+// Received frames (or datagrams) in one buffer, each slot room for a GSO
+// super-frame (an IPv4 packet of 64 KiB, its Ethernet header and a VLAN
+// tag) or a UDP_GRO buffer of coalesced datagrams.
 class Batch {
  public:
   static constexpr size_t kFrames = 32;
@@ -35,6 +58,13 @@ class Batch {
   std::span<const uint8_t> frame(size_t i) const {
     return {data_.data() + i * kFrameBytes, length_[i]};
   }
+  // For completing a checksum in place.
+  std::span<uint8_t> mutableFrame(size_t i) { return {data_.data() + i * kFrameBytes, length_[i]}; }
+  // FrameSocket: the offload request of frame i's virtio-net header.
+  datapath::packet::Offload offload(size_t i) const;
+  // TunnelSocket: frame i holds datagrams of this many bytes back to back,
+  // the last one maybe shorter (UDP_GRO); 0: one datagram.
+  size_t segmentSize(size_t i) const { return segment_[i]; }
   const datapath::topology::IpAddr& source(size_t i) const { return source_[i]; }
 
  private:
@@ -42,6 +72,8 @@ class Batch {
   friend class TunnelSocket;
   std::vector<uint8_t> data_;
   std::array<size_t, kFrames> length_{};
+  std::array<VirtioNetHeader, kFrames> vnet_{};
+  std::array<size_t, kFrames> segment_{};
   std::array<datapath::topology::IpAddr, kFrames> source_{};
   size_t count_ = 0;
 };
@@ -64,7 +96,7 @@ class Fd {
   int fd_ = -1;
 };
 
-// Frames of one network interface.
+// Frames of one network interface, each with its virtio-net header.
 class FrameSocket {
  public:
   static Result<FrameSocket> open(const std::string& interface);
@@ -72,14 +104,18 @@ class FrameSocket {
   int fd() const { return fd_.get(); }
   int ifindex() const { return ifindex_; }
   const std::string& interface() const { return interface_; }
-  // Non-blocking: what is waiting, up to a batch.
+  // Non-blocking: what is waiting, up to a batch. A frame that does not
+  // fit its slot is left out (counted in truncated()).
   size_t receive(Batch& batch);
-  bool send(std::span<const uint8_t> frame);
+  // One frame with its offload request (none: the frame is complete).
+  bool send(std::span<const uint8_t> frame, const datapath::packet::Offload& offload = {});
+  uint64_t truncated() const { return truncated_; }
 
  private:
   Fd fd_;
   int ifindex_ = 0;
   std::string interface_;
+  uint64_t truncated_ = 0;
 };
 
 // Tunnel datagrams on one UDP port of the tunnel address.
@@ -88,13 +124,32 @@ class TunnelSocket {
   static Result<TunnelSocket> open(const datapath::topology::IpAddr& local, uint16_t port);
 
   int fd() const { return fd_.get(); }
+  // Non-blocking: up to a batch of buffers, each one datagram or a run of
+  // coalesced ones (Batch::segmentSize()).
   size_t receive(Batch& batch);
   bool send(const datapath::topology::IpAddr& remote, std::span<const uint8_t> payload);
+  // `payloads` holds datagrams of `size` bytes back to back (the last one
+  // may be shorter), all to `remote`: sent in UDP_SEGMENT calls of at most
+  // kMaxSegmentsPerSend datagrams and 64 KiB, or one by one where the
+  // kernel refuses that (a path MTU below maxPayload()). Returns how many
+  // datagrams were sent.
+  size_t sendSegments(const datapath::topology::IpAddr& remote, std::span<const uint8_t> payloads,
+                      size_t size);
+  // The largest datagram payload that leaves without IP fragmentation: the
+  // MTU of the interface holding the tunnel address, less the IP and UDP
+  // headers.
+  size_t maxPayload() const { return max_payload_; }
+
+  static constexpr size_t kMaxSegmentsPerSend = 64;
 
  private:
+  size_t sendOneByOne(const datapath::topology::IpAddr& remote, std::span<const uint8_t> payloads,
+                      size_t size);
+
   Fd fd_;
   uint16_t port_ = 0;
   uint8_t family_ = 4;
+  size_t max_payload_ = 1500 - 20 - 8;
 };
 
 }  // namespace canopy::agent

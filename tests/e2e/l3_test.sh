@@ -5,7 +5,9 @@
 # a routed ping across hosts; a TCP port blocked until a rule allows it and
 # blocked again for new connections once the rule goes; the floating IP
 # reachable from outside and the VM's outbound connections seen from it;
-# a VM without floating IP reaching outside as the router's gateway address.
+# a VM without floating IP reaching outside as the router's gateway address;
+# 4 MiB over TCP each way through the floating IP and out through SNAT, with
+# the guests' offloads on (NAT rewrites what their partial checksums cover).
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$1
 source "$here/lib.sh"
@@ -112,9 +114,17 @@ retry 10 sh -c "echo hello | ip netns exec '$tag-vm1' nc -N -w 2 203.0.113.1 900
   fail "vm1 cannot reach outside"
 expect_in "$fip" "$(cat "$work/seen")"
 
+# Bulk TCP through the floating IP, both ways, arrives whole.
+api POST /v2.0/security-group-rules '{"security_group_rule": {"security_group_id":
+  "'"$default_sg"'", "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+  "port_range_min": 9002, "port_range_max": 9002}}' >/dev/null
+send_blob "$tag-vm1" "$outside" 203.0.113.1 9001
+send_blob "$outside" "$tag-vm1" "$fip" 9002
+
 # SNAT: vm2 has no floating IP and comes out as the router's gateway address.
 retry 10 sh -c "echo hello | ip netns exec '$tag-vm2' nc -N -w 2 203.0.113.1 9000" ||
   fail "vm2 cannot reach outside through SNAT"
 expect_in "$gateway_ip" "$(cat "$work/seen")"
+send_blob "$tag-vm2" "$outside" 203.0.113.1 9003
 
 echo "e2e.l3: all checks passed"

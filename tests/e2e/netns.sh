@@ -81,6 +81,17 @@ start_agent() {
   fail "agent $name did not start: $(cat "$work/$name/agent.log")"
 }
 
+# Guests keep the offloads a virtio guest has (TSO, GSO, tx checksum): what
+# leaves them are TCP super-frames with partial checksums, which canopy-agent
+# carries with their virtio-net header. CANOPY_GUEST_OFFLOADS=off turns tx
+# offloads off in every guest, so that frames leave them complete.
+guest_offloads() {
+  local ns=$1 dev=$2
+  if [ "${CANOPY_GUEST_OFFLOADS:-on}" = off ]; then
+    in_ns "$ns" ethtool -K "$dev" tx off >/dev/null
+  fi
+}
+
 # add_vm VM HOST PORT_ID MAC: a VM namespace whose eth0 is one end of a veth
 # whose other end (tap + 11 characters of the port id) is in the host's
 # namespace, bound to the port through the agent's local API.
@@ -91,8 +102,7 @@ add_vm() {
   ip link set "$tap" netns "$tag-$host"
   in_ns "$tag-$host" ip link set "$tap" up
   in_ns "$ns" ip link set eth0 address "$mac"
-  # No checksum offload on the guest's side: frames leave it complete.
-  in_ns "$ns" ethtool -K eth0 tx off >/dev/null
+  guest_offloads "$ns" eth0
   in_ns "$ns" ip link set eth0 up
   "$bin/canopy-agent" --run-dir "$work/$host" bind "$tap" "$port" || fail "bind $tap"
 }
@@ -133,7 +143,7 @@ add_outside() {
   ip link add "${tag}out" type veth peer name eth0 netns "$outside"
   ip link set "${tag}out" netns "$external"
   in_ns "$external" ip link set "${tag}out" master br0 up
-  in_ns "$outside" ethtool -K eth0 tx off >/dev/null
+  guest_offloads "$outside" eth0
   in_ns "$outside" ip addr add "$1" dev eth0
   in_ns "$outside" ip link set eth0 up
 }
@@ -144,4 +154,25 @@ bg() {
   shift
   ip netns exec "$ns" "$@" &
   agent_pids+=("$!")
+}
+
+# send_blob FROM_NS TO_NS ADDRESS PORT [BYTES]: random bytes (4 MiB by
+# default) over one TCP connection (nc) from FROM_NS to a listener in TO_NS
+# reached at ADDRESS:PORT; fails unless they all arrive unchanged (sha256).
+send_blob() {
+  local from=$1 to=$2 address=$3 port=$4 bytes=${5:-4194304}
+  local blob="$work/blob-$from-$port"
+  head -c "$bytes" /dev/urandom >"$blob"
+  bg "$to" sh -c "exec nc -l -N $port >'$blob.received'"
+  sleep 0.3
+  in_ns "$from" nc -N -w 10 "$address" "$port" <"$blob" ||
+    fail "TCP $from -> $address:$port: the transfer failed"
+  local want got
+  want=$(sha256sum <"$blob")
+  for _ in $(seq 1 50); do
+    got=$(sha256sum <"$blob.received")
+    [ "$got" = "$want" ] && return 0
+    sleep 0.1
+  done
+  fail "TCP $from -> $address:$port: $(stat -c %s "$blob.received") of $bytes bytes arrived, not all unchanged"
 }

@@ -86,7 +86,10 @@ namespace canopy::datapath {
   X(NatNoMapping, "packet to an SNAT address matches no translation")                   \
   X(NatTableFull, "SNAT table full: new translations refused")                          \
   X(NatProtocolUnsupported, "SNAT of a protocol without ports")                         \
-  X(NatLaterFragment, "SNAT of a later fragment, whose ports are unknown")
+  X(NatLaterFragment, "SNAT of a later fragment, whose ports are unknown")              \
+  X(OffloadUnsupported, "segmentation offload of a frame not TCP/UDP of its kind")      \
+  X(OffloadBadSegmentSize, "segmentation offload with a segment size of 0 or tiny")     \
+  X(OffloadBadChecksumOffset, "checksum offload with the checksum outside the frame")
 
 enum class DropReason : uint8_t {
   None,  // not dropped

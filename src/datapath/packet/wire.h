@@ -215,6 +215,7 @@ struct TcpHeader {
   static constexpr uint8_t kRst = 0x04;
   static constexpr uint8_t kPsh = 0x08;
   static constexpr uint8_t kAck = 0x10;
+  static constexpr uint8_t kCwr = 0x80;
   constexpr unsigned headerBytes() const { return (data_offset >> 4) * 4u; }
 };
 static_assert(sizeof(TcpHeader) == 20);

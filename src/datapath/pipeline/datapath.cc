@@ -139,12 +139,23 @@ uint32_t Datapath::groupSetId(const simulator::Sender& sender) {
 void Datapath::process(const Ingress& in, std::span<const uint8_t> frame, Outputs& out,
                        Trace* trace) {
   clock_.refresh();
+  input_index_ = 0;
+  segment_size_ = 0;
   processOne(in, frame, out, trace);
 }
 
 void Datapath::processBatch(std::span<const Input> batch, Outputs& out) {
   clock_.refresh();
-  for (const Input& i : batch) processOne(i.in, i.frame, out, nullptr);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    input_index_ = static_cast<uint32_t>(i);
+    segment_size_ = batch[i].segment_size;
+    processOne(batch[i].in, batch[i].frame, out, nullptr);
+  }
+}
+
+std::span<uint8_t> Datapath::addOutput(Outputs& out, Outputs::Item item, size_t length) {
+  item.input = input_index_;
+  return out.add(item, length);
 }
 
 void Datapath::processOne(const Ingress& in, std::span<const uint8_t> frame, Outputs& out,
@@ -342,7 +353,13 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         }
         break;
       case ActionKind::CheckMtu: {
-        if (static_cast<size_t>(p.l3_end - p.l3_offset) <= a.mtu) break;
+        size_t length = static_cast<size_t>(p.l3_end - p.l3_offset);
+        if (segment_size_ != 0 && p.payload_offset != 0) {
+          // A super-frame leaves as segments: the largest is what must fit.
+          length =
+              std::min(length, static_cast<size_t>(p.payload_offset - p.l3_offset) + segment_size_);
+        }
+        if (length <= a.mtu) break;
         packet::Ipv4Header ip{};
         bool df = p.key.eth_type == ethertype::kIpv4 && packet::load(bytes, p.l3_offset, ip) &&
                   (ip.flags_fragment.host() & packet::Ipv4Header::kDontFragment) != 0;
@@ -386,7 +403,7 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         break;
       }
       case ActionKind::Output: {
-        auto room = out.add({.kind = Outputs::Kind::Port, .port = a.port}, bytes.size());
+        auto room = addOutput(out, {.kind = Outputs::Kind::Port, .port = a.port}, bytes.size());
         std::copy(bytes.begin(), bytes.end(), room.begin());
         ++counters_.outputs;
         break;
@@ -400,13 +417,16 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
       case ActionKind::Emit: {
         ++counters_.answered;
         if (a.switch_key != 0) {
-          emitUplink(a.switch_key, a.frame, out);
+          emitUplink(a.switch_key, a.frame, out, /*generated=*/true);
         } else if (pkt.in.kind == Ingress::Kind::Port) {
-          auto room = out.add({.kind = Outputs::Kind::Port, .port = pkt.in.port}, a.frame.size());
+          auto room =
+              addOutput(out, {.kind = Outputs::Kind::Port, .port = pkt.in.port, .generated = true},
+                        a.frame.size());
           std::copy(a.frame.begin(), a.frame.end(), room.begin());
         } else if (pkt.in.kind == Ingress::Kind::Uplink) {
-          auto room =
-              out.add({.kind = Outputs::Kind::Uplink, .uplink = pkt.in.uplink}, a.frame.size());
+          auto room = addOutput(
+              out, {.kind = Outputs::Kind::Uplink, .uplink = pkt.in.uplink, .generated = true},
+              a.frame.size());
           std::copy(a.frame.begin(), a.frame.end(), room.begin());
         }
         break;
@@ -430,7 +450,8 @@ void Datapath::emitTunnel(const Action& a, const Packet& pkt, Outputs& out) {
   ++counters_.outputs;
   if (config_.encapsulation == Encapsulation::Vxlan || a.vxlan) {
     item.encapsulation = Encapsulation::Vxlan;
-    auto room = out.add(item, sizeof(packet::VxlanHeader) + frame.size());
+    item.inner_offset = sizeof(packet::VxlanHeader);
+    auto room = addOutput(out, item, sizeof(packet::VxlanHeader) + frame.size());
     packet::VxlanHeader h{};
     h.flags = 0x08;
     h.vni[0] = static_cast<uint8_t>(a.vni >> 16);
@@ -442,7 +463,8 @@ void Datapath::emitTunnel(const Action& a, const Packet& pkt, Outputs& out) {
   }
   bool tag_groups = a.source_side && a.groups.size() <= kMaxTaggedGroups;
   size_t options = 4 + 8 + (tag_groups ? 4 + 4 * a.groups.size() : 0);
-  auto room = out.add(item, sizeof(packet::GeneveHeader) + options + frame.size());
+  item.inner_offset = static_cast<uint16_t>(sizeof(packet::GeneveHeader) + options);
+  auto room = addOutput(out, item, sizeof(packet::GeneveHeader) + options + frame.size());
   packet::GeneveHeader h{};
   h.version_option_length = static_cast<uint8_t>(options / 4);
   h.flags = 0x40;  // C: a critical option is present
@@ -473,21 +495,23 @@ void Datapath::emitTunnel(const Action& a, const Packet& pkt, Outputs& out) {
   std::copy(frame.begin(), frame.end(), room.begin() + static_cast<std::ptrdiff_t>(at));
 }
 
-void Datapath::emitUplink(uint32_t switch_key, std::span<const uint8_t> frame, Outputs& out) {
+void Datapath::emitUplink(uint32_t switch_key, std::span<const uint8_t> frame, Outputs& out,
+                          bool generated) {
   const topology::Switch* sw = topology_->findSwitch(switch_key);
   const auto& uplinks = config_.host.uplinks;
   auto it = sw == nullptr ? uplinks.end()
                           : std::find(uplinks.begin(), uplinks.end(), sw->physical_network);
   if (it == uplinks.end()) return drop(DropReason::NoUplink, nullptr);
   Outputs::Item item{.kind = Outputs::Kind::Uplink,
-                     .uplink = static_cast<uint32_t>(it - uplinks.begin())};
+                     .uplink = static_cast<uint32_t>(it - uplinks.begin()),
+                     .generated = generated};
   ++counters_.outputs;
   if (sw->vlan == 0) {
-    auto room = out.add(item, frame.size());
+    auto room = addOutput(out, item, frame.size());
     std::copy(frame.begin(), frame.end(), room.begin());
     return;
   }
-  auto room = out.add(item, frame.size() + 4);
+  auto room = addOutput(out, item, frame.size() + 4);
   std::copy(frame.begin(), frame.begin() + 12, room.begin());
   packet::store(room, 12, packet::Be16::of(ethertype::kVlan));
   packet::store(room, 14, packet::Be16::of(sw->vlan));

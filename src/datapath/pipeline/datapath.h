@@ -76,6 +76,12 @@ class Outputs {
     uint16_t udp_source = 0;  // Tunnel: flow entropy for the outer UDP source port
     Encapsulation encapsulation = Encapsulation::Geneve;  // Tunnel
     uint32_t uplink = 0;                                  // Uplink: index into the host's uplinks
+    uint16_t inner_offset = 0;  // Tunnel: where the inner frame starts (after Geneve/VXLAN)
+    // Made by the datapath (ARP, DHCP, ICMP answers, ARP requests) rather
+    // than forwarded from the input: no offload request of the input's
+    // applies to it.
+    bool generated = false;
+    uint32_t input = 0;  // the index in processBatch()'s batch of the frame it came from
     size_t offset = 0;
     size_t length = 0;
   };
@@ -88,6 +94,8 @@ class Outputs {
   std::span<const uint8_t> bytes(const Item& i) const {
     return {arena_.get() + i.offset, i.length};
   }
+  // For the sender's last touches (checksum offload), before it sends.
+  std::span<uint8_t> mutableBytes(const Item& i) { return {arena_.get() + i.offset, i.length}; }
 
   // Room for one output's bytes (not zeroed: the caller writes all of
   // them); valid until the next add().
@@ -146,10 +154,15 @@ class Datapath {
   void process(const Ingress& in, std::span<const uint8_t> frame, Outputs& out,
                Trace* trace = nullptr);
 
-  // Runs a batch: the clock is read once for all of it.
+  // Runs a batch: the clock is read once for all of it. A GSO super-frame
+  // (the virtio-net header's gso_size, packet/offload.h) stands for
+  // segments of `segment_size` payload bytes each: MTUs are checked
+  // against one segment, not the whole frame. Outputs name their input by
+  // its index in the batch.
   struct Input {
     Ingress in{};
     std::span<const uint8_t> frame{};
+    uint16_t segment_size = 0;  // 0: a plain frame
   };
   void processBatch(std::span<const Input> batch, Outputs& out);
 
@@ -189,6 +202,8 @@ class Datapath {
 
   struct Packet;
   void processOne(const Ingress& in, std::span<const uint8_t> frame, Outputs& out, Trace* trace);
+  // Room for an output of the frame being processed.
+  std::span<uint8_t> addOutput(Outputs& out, Outputs::Item item, size_t length);
   void runStage(simulator::Context ctx, Packet& pkt, Outputs& out, Trace* trace, int depth);
   void execute(const simulator::Decision& d, const simulator::Context& ctx, Packet& pkt,
                Outputs& out, Trace* trace, int depth);
@@ -196,7 +211,8 @@ class Datapath {
                   Trace* trace);
   void fromUplink(const Ingress& in, std::span<const uint8_t> frame, Outputs& out, Trace* trace);
   void emitTunnel(const simulator::Action& a, const Packet& pkt, Outputs& out);
-  void emitUplink(uint32_t switch_key, std::span<const uint8_t> frame, Outputs& out);
+  void emitUplink(uint32_t switch_key, std::span<const uint8_t> frame, Outputs& out,
+                  bool generated = false);
   void drop(DropReason why, Trace* trace);
   uint16_t zoneOf(uint32_t port);
   uint32_t groupSetId(const simulator::Sender& sender);
@@ -218,6 +234,9 @@ class Datapath {
   std::map<IpAddr, uint32_t> hosts_by_address_;
   // Per-depth working copies of the frame (Deliver runs a nested stage).
   std::vector<std::vector<uint8_t>> scratch_;
+  // The frame being processed: its index in the batch and GSO segment size.
+  uint32_t input_index_ = 0;
+  uint16_t segment_size_ = 0;
 };
 
 }  // namespace canopy::datapath::pipeline

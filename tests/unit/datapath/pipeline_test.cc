@@ -401,5 +401,98 @@ TEST_F(Pipeline, DhcpInformIsAcknowledgedWithoutALease) {
   EXPECT_EQ(options.count(kRebindingTime), 0u);
 }
 
+// A guest's TCP with segmentation offload hands over super-frames that
+// stand for MSS-sized segments: the MTU of the way out (here the public
+// network's 1500, through vm3's floating IP) is checked against one
+// segment. The same frame without its segment size is too big, with DF:
+// answered with fragmentation needed. The segment size is no part of the
+// cache key: both are served by one cached decision.
+TEST_F(Pipeline, SuperFrameIsCheckedAgainstTheMtuBySegment) {
+  Datapath& h1 = world_.host(kH1);
+  auto syn = tcp(mac(0, 3), kRouterNet2Mac, "10.0.1.5", "203.0.113.1", 40000, 443, TcpHeader::kSyn);
+  auto r = world_.fromPort(kH1, kVm3, syn);
+  ASSERT_EQ(r.size(), 1u);
+  ASSERT_EQ(r[0].kind, Outputs::Kind::Uplink);
+  std::vector<uint8_t> data(30000);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 13);
+  auto super_frame = PacketBuilder()
+                         .eth(mac(0, 3), kRouterNet2Mac)
+                         .ipv4(v4("10.0.1.5"), v4("203.0.113.1"))
+                         .dontFragment()
+                         .tcp(40000, 443, TcpHeader::kAck | TcpHeader::kPsh, 1, 1)
+                         .payload(data)
+                         .build();
+
+  Outputs out;
+  const Datapath::Input gso[] = {
+      {.in = Ingress::fromPort(kVm3), .frame = super_frame, .segment_size = 1400}};
+  h1.processBatch(gso, out);
+  ASSERT_EQ(out.items().size(), 1u);
+  const auto& item = out.items()[0];
+  EXPECT_EQ(item.kind, Outputs::Kind::Uplink);
+  EXPECT_FALSE(item.generated);
+  EXPECT_EQ(item.input, 0u);
+  ASSERT_EQ(item.length, super_frame.size()) << "forwarded whole, for the kernel to segment";
+  auto left = parsed(out.bytes(item));
+  EXPECT_EQ(left.key.ip_src[0], 203);
+  EXPECT_EQ(left.key.ip_src[3], 50) << "through the floating IP";
+  EXPECT_EQ(left.l3_end - left.payload_offset, 30000);
+
+  uint64_t simulations = h1.counters().simulations;
+  uint64_t too_big = h1.counters().dropped(DropReason::FragmentationNeeded);
+  out.clear();
+  const Datapath::Input plain[] = {{.in = Ingress::fromPort(kVm3), .frame = super_frame}};
+  h1.processBatch(plain, out);
+  ASSERT_EQ(out.items().size(), 1u);
+  const auto& answer = out.items()[0];
+  EXPECT_EQ(answer.kind, Outputs::Kind::Port);
+  EXPECT_EQ(answer.port, kVm3);
+  EXPECT_TRUE(answer.generated);
+  auto bytes = out.bytes(answer);
+  EXPECT_NE(describeFrame(bytes).find("icmp 3/4"), std::string::npos) << describeFrame(bytes);
+  auto icmp = parsed(bytes);
+  EXPECT_EQ(bytes[icmp.l4_offset + 6] << 8 | bytes[icmp.l4_offset + 7], 1500);
+  EXPECT_EQ(h1.counters().dropped(DropReason::FragmentationNeeded), too_big + 1);
+  EXPECT_EQ(h1.counters().simulations, simulations) << "one cached decision for both";
+
+  // Segments of 1480 bytes would not fit either.
+  out.clear();
+  const Datapath::Input large[] = {
+      {.in = Ingress::fromPort(kVm3), .frame = super_frame, .segment_size = 1480}};
+  h1.processBatch(large, out);
+  ASSERT_EQ(out.items().size(), 1u);
+  EXPECT_TRUE(out.items()[0].generated);
+  EXPECT_EQ(h1.counters().dropped(DropReason::FragmentationNeeded), too_big + 2);
+}
+
+// Each output names the input it came from, and says whether the datapath
+// made it (an answer) or forwarded the input.
+TEST_F(Pipeline, OutputsNameTheirInputAndWhetherTheDatapathMadeThem) {
+  auto arp = PacketBuilder()
+                 .eth(mac(0, 1), MacAddress::broadcast())
+                 .arp(1, mac(0, 1), v4("10.0.0.5"), MacAddress{}, v4("10.0.0.1"))
+                 .build();
+  auto to_vm5 = udp(mac(0, 1), mac(0, 5), "10.0.0.5", "10.0.0.8", 5000, 6000);
+  auto to_vm2 = udp(mac(0, 1), mac(0, 2), "10.0.0.5", "10.0.0.6", 5000, 6000);
+  const Datapath::Input batch[] = {{.in = Ingress::fromPort(kVm1), .frame = to_vm5},
+                                   {.in = Ingress::fromPort(kVm1), .frame = arp},
+                                   {.in = Ingress::fromPort(kVm1), .frame = to_vm2}};
+  Outputs out;
+  world_.host(kH1).processBatch(batch, out);
+  ASSERT_EQ(out.items().size(), 3u);
+  EXPECT_EQ(out.items()[0].input, 0u);
+  EXPECT_EQ(out.items()[0].kind, Outputs::Kind::Port);
+  EXPECT_FALSE(out.items()[0].generated);
+  EXPECT_EQ(out.items()[1].input, 1u);
+  EXPECT_TRUE(out.items()[1].generated) << "the router's ARP reply";
+  EXPECT_EQ(out.items()[2].input, 2u);
+  EXPECT_EQ(out.items()[2].kind, Outputs::Kind::Tunnel);
+  EXPECT_FALSE(out.items()[2].generated);
+  // A tunnel output's inner frame starts after the Geneve header and options.
+  auto tunnelled = out.bytes(out.items()[2]);
+  auto inner = tunnelled.subspan(out.items()[2].inner_offset);
+  EXPECT_TRUE(std::equal(inner.begin(), inner.end(), to_vm2.begin(), to_vm2.end()));
+}
+
 }  // namespace
 }  // namespace canopy::datapath::testing
