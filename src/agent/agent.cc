@@ -575,8 +575,21 @@ void Agent::workerLoop() {
       }
       Json ports = Json::array();
       for (const auto& [interface, b] : ports_) {
-        ports.push_back(
-            {{"interface", interface}, {"port_id", b.port_id}, {"rx", b.rx}, {"tx", b.tx}});
+        Json port_drops = Json::object();
+        if (datapath_ != nullptr) {
+          if (auto d = datapath_->portDrops().find(b.key); d != datapath_->portDrops().end()) {
+            for (size_t r = 1; r < datapath::kDropReasonCount; ++r) {
+              if (d->second[r] == 0) continue;
+              port_drops[std::string(
+                  datapath::dropReasonName(static_cast<datapath::DropReason>(r)))] = d->second[r];
+            }
+          }
+        }
+        ports.push_back({{"interface", interface},
+                         {"port_id", b.port_id},
+                         {"rx", b.rx},
+                         {"tx", b.tx},
+                         {"drops", std::move(port_drops)}});
       }
       s["ports"] = std::move(ports);
       if (++ticks % kStatsEveryTicks == 0 && datapath_ != nullptr) {

@@ -59,6 +59,21 @@ std::string prometheusText(const model::Json& status) {
       out += "canopy_port_frames_total" + labels + "tx\"} " + p.value("tx", model::Json(0)).dump() +
              "\n";
     }
+    std::string port_drops;
+    for (const auto& p : ports) {
+      const model::Json drops = p.value("drops", model::Json::object());
+      for (const auto& [reason, n] : drops.items()) {
+        port_drops += "canopy_port_drops_total{port=\"" + model::stringAt(p, "port_id") +
+                      "\",interface=\"" + model::stringAt(p, "interface") + "\",reason=\"" +
+                      reason + "\"} " + n.dump() + "\n";
+      }
+    }
+    if (!port_drops.empty()) {
+      out +=
+          "# HELP canopy_port_drops_total Frames a bound port sent, or was to receive, that were "
+          "dropped, by reason.\n# TYPE canopy_port_drops_total counter\n" +
+          port_drops;
+    }
   }
   const model::Json drops = d.value("drops", model::Json::object());
   if (!drops.empty()) {

@@ -3,7 +3,7 @@
 # same 10.0.0.0/24 and the same addresses on the same two hosts. Each
 # tenant's VMs reach each other; a capture on the other tenant's VM sees
 # none of it. A VM that spoofs its MAC, its IP or ARP gets nothing through,
-# and the agent counts why.
+# and the agent counts why, per reason and per port.
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$1
 source "$here/lib.sh"
@@ -21,7 +21,7 @@ api_as() {
 make_underlay
 add_host h1 192.168.77.1
 add_host h2 192.168.77.2
-start_agent h1 192.168.77.1
+start_agent h1 192.168.77.1 --metrics-listen 127.0.0.1:9100
 start_agent h2 192.168.77.2
 
 for t in a b; do
@@ -70,6 +70,14 @@ status=$("$bin/canopy-agent" --run-dir "$work/h1" status)
 for reason in port_security_mac port_security_ip port_security_arp; do
   n=$(field "d['datapath']['drops'].get('$reason', 0)" <<<"$status")
   [ "$n" -gt 0 ] || fail "no $reason drops counted: $status"
+  # ... and charged to a1's port, not to its neighbour b1 on the same host.
+  a1_id=$(field 'd["port"]["id"]' <"$work/a1.port")
+  n=$(field "sum(p['drops'].get('$reason', 0) for p in d['datapath']['ports'] if p['port_id'] == '$a1_id')" <<<"$status")
+  [ "$n" -gt 0 ] || fail "no $reason drops charged to a1's port: $status"
+  n=$(field "sum(p['drops'].get('$reason', 0) for p in d['datapath']['ports'] if p['port_id'] != '$a1_id')" <<<"$status")
+  [ "$n" -eq 0 ] || fail "$reason drops charged to another port: $status"
 done
+metrics=$(in_ns "$tag-h1" curl -sS http://127.0.0.1:9100/metrics)
+expect_in "canopy_port_drops_total{port=\"$a1_id\",interface=\"tap${a1_id:0:11}\",reason=\"port_security_mac\"}" "$metrics"
 
 echo "e2e.isolation: all checks passed"

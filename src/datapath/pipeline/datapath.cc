@@ -77,6 +77,9 @@ void Datapath::setTopology(std::shared_ptr<const topology::Topology> next) {
     cache_.clear();
   }
   topology_ = std::move(next);
+  std::erase_if(port_drops_, [&](const auto& entry) {
+    return topology_ == nullptr || topology_->findPort(entry.first) == nullptr;
+  });
   uplink_switches_.clear();
   local_gateways_.clear();
   hosts_by_address_.clear();
@@ -110,8 +113,9 @@ void Datapath::sweep() {
   snat_.sweep();
 }
 
-void Datapath::drop(DropReason why, Trace* trace) {
+void Datapath::drop(DropReason why, Trace* trace, uint32_t port) {
   ++counters_.drops[static_cast<size_t>(why)];
+  if (port != 0) ++port_drops_[port][static_cast<size_t>(why)];
   if (trace != nullptr) {
     trace->push_back("drop: " + std::string(dropReasonText(why)));
   }
@@ -175,7 +179,7 @@ void Datapath::processOne(const Ingress& in, std::span<const uint8_t> frame, Out
   pkt.bytes->assign(frame.begin(), frame.end());
   pkt.in = in;
   if (auto why = packet::parse(*pkt.bytes, pkt.parsed); why != DropReason::None) {
-    return drop(why, trace);
+    return drop(why, trace, in.port);
   }
   runStage({.stage = Stage::FromPort, .key = in.port}, pkt, out, trace, 0);
 }
@@ -326,7 +330,9 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
                        Trace* trace, int depth) {
   auto& bytes = *pkt.bytes;
   const auto& p = pkt.parsed;
-  auto fail = [&](DropReason why) { drop(why, trace); };
+  // Drops in a port's stages are charged to that port.
+  const uint32_t charged = ctx.stage == Stage::FromPort || ctx.stage == Stage::ToPort ? ctx.key : 0;
+  auto fail = [&](DropReason why) { drop(why, trace, charged); };
   for (const Action& a : d.actions) {
     switch (a.kind) {
       case ActionKind::CtCommit:
@@ -433,7 +439,10 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
       }
     }
   }
-  if (d.drop != DropReason::None) ++counters_.drops[static_cast<size_t>(d.drop)];
+  if (d.drop != DropReason::None) {
+    ++counters_.drops[static_cast<size_t>(d.drop)];
+    if (charged != 0) ++port_drops_[charged][static_cast<size_t>(d.drop)];
+  }
 }
 
 void Datapath::emitTunnel(const Action& a, const Packet& pkt, Outputs& out) {

@@ -170,6 +170,11 @@ class Datapath {
   void sweep();
 
   const Counters& counters() const { return counters_; }
+  // Drops by logical port and reason: what a local port sent (FromPort) or
+  // was to receive (ToPort) that the datapath dropped. Ports that leave the
+  // topology are forgotten.
+  using PortDrops = std::array<uint64_t, kDropReasonCount>;
+  const std::unordered_map<uint32_t, PortDrops>& portDrops() const { return port_drops_; }
   const flowcache::CacheStats& cacheStats() const { return cache_.stats(); }
   size_t cacheSize() const { return cache_.size(); }
   const conntrack::ConnTrack& connections() const { return conntrack_; }
@@ -213,7 +218,8 @@ class Datapath {
   void emitTunnel(const simulator::Action& a, const Packet& pkt, Outputs& out);
   void emitUplink(uint32_t switch_key, std::span<const uint8_t> frame, Outputs& out,
                   bool generated = false);
-  void drop(DropReason why, Trace* trace);
+  // Counts a drop; `port` (0: none) is the local port it is charged to.
+  void drop(DropReason why, Trace* trace, uint32_t port = 0);
   uint16_t zoneOf(uint32_t port);
   uint32_t groupSetId(const simulator::Sender& sender);
 
@@ -225,6 +231,7 @@ class Datapath {
   NeighborTable neighbors_;
   flowcache::FlowCache<CachedDecision> cache_;
   Counters counters_;
+  std::unordered_map<uint32_t, PortDrops> port_drops_;
   std::unordered_map<uint32_t, uint16_t> zones_;
   uint16_t next_zone_ = 1;
   std::map<std::vector<uint32_t>, uint32_t> group_sets_;

@@ -135,6 +135,29 @@ TEST_F(Pipeline, RemovingARuleStopsNewConnectionsAndInvalidatesOnlyWhatReadIt) {
   EXPECT_EQ(h1.counters().dropped(DropReason::SecurityGroupIngress), refused + 1);
 }
 
+// Drops are also counted per local port: what a port sent (spoofing,
+// egress) on the sender, what it was to receive (ingress) on the receiver,
+// cached decisions included; a port that leaves the topology is forgotten.
+TEST_F(Pipeline, DropsAreChargedToThePortTheyConcern) {
+  Datapath& h1 = world_.host(kH1);
+  auto spoofed = ping(mac(0, 1), mac(0, 5), "10.0.0.99", "10.0.0.8");
+  EXPECT_TRUE(world_.fromPort(kH1, kVm1, spoofed).empty());
+  auto blocked = tcp(mac(0, 1), kRouterNet1Mac, "10.0.0.5", "10.0.1.5", 40000, 22, TcpHeader::kSyn);
+  for (int i = 0; i < 2; ++i) EXPECT_TRUE(world_.fromPort(kH1, kVm1, blocked).empty());
+  auto drops = [&](uint32_t port, DropReason why) -> uint64_t {
+    auto it = h1.portDrops().find(port);
+    return it == h1.portDrops().end() ? 0 : it->second[static_cast<size_t>(why)];
+  };
+  EXPECT_EQ(drops(kVm1, DropReason::PortSecurityIp), 1u);
+  EXPECT_EQ(drops(kVm3, DropReason::SecurityGroupIngress), 2u) << "the second from the cache";
+  EXPECT_EQ(drops(kVm1, DropReason::SecurityGroupIngress), 0u);
+  auto changed = parts();
+  changed.ports.erase(kVm1);
+  world_.setTopology(changed.builder(), 2);
+  EXPECT_FALSE(h1.portDrops().contains(kVm1));
+  EXPECT_TRUE(h1.portDrops().contains(kVm3));
+}
+
 TEST(PipelineNeighbors, UnknownNextHopIsAskedForThenUsed) {
   World w;  // no neighbour learned on any host
   w.setTopology(scenario(), 1);
