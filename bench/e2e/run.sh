@@ -5,7 +5,8 @@
 # two agents) against kernel VXLAN devices. Guests keep their offloads (TSO,
 # GSO, tx checksum) on both sides, as virtio guests have them; with
 # CANOPY_GUEST_OFFLOADS=off every guest, Canopy's and the peers', has its tx
-# offloads off. Needs root.
+# offloads off. Open vSwitch's userspace datapath (from Debian, installed
+# if missing) joins two VMs on one host as a second peer. Needs root.
 # Usage: bench/e2e/run.sh [seconds per iperf3 run, default 5]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -71,6 +72,42 @@ done
 vxlan_tput=$(throughput "$tag-kv1" "$tag-kv2" 10.8.0.2)
 vxlan_rtt=$(rtt "$tag-kv1" 10.8.0.2)
 
+# --- peer: Open vSwitch's userspace (netdev) datapath, two VMs on one
+# bridge (NORMAL), userspace TSO on; its daemons run in a namespace of their
+# own, with their files in the work dir. CANOPY_OVS_PEER=off skips it.
+ovs_tput=- ovs_rtt=-
+if [ "${CANOPY_OVS_PEER:-on}" != off ]; then
+  if ! command -v ovs-vswitchd >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openvswitch-switch >/dev/null
+  fi
+  ovs=$work/ovs
+  mkdir -p "$ovs"
+  export OVS_RUNDIR=$ovs OVS_LOGDIR=$ovs OVS_DBDIR=$ovs OVS_SYSCONFDIR=$ovs
+  new_ns "$tag-ovs"
+  ovsdb-tool create "$ovs/conf.db" /usr/share/openvswitch/vswitch.ovsschema
+  ovsdb-server "$ovs/conf.db" --remote="punix:$ovs/db.sock" --pidfile="$ovs/ovsdb-server.pid" \
+    --log-file="$ovs/ovsdb-server.log" --detach --no-chdir 2>/dev/null
+  agent_pids+=("$(cat "$ovs/ovsdb-server.pid")")  # ended with the agents, by PID
+  vsctl() { ovs-vsctl --db="unix:$ovs/db.sock" "$@"; }
+  vsctl --no-wait init
+  vsctl --no-wait set open_vswitch . other_config:userspace-tso-enable=true
+  in_ns "$tag-ovs" ovs-vswitchd "unix:$ovs/db.sock" --pidfile="$ovs/ovs-vswitchd.pid" \
+    --log-file="$ovs/ovs-vswitchd.log" --detach --no-chdir 2>/dev/null
+  agent_pids+=("$(cat "$ovs/ovs-vswitchd.pid")")
+  vsctl add-br br0 -- set bridge br0 datapath_type=netdev
+  for i in 1 2; do
+    new_ns "$tag-o$i"
+    ip link add "${tag}o$i" type veth peer name eth0 netns "$tag-o$i"
+    ip link set "${tag}o$i" netns "$tag-ovs"
+    in_ns "$tag-ovs" ip link set "${tag}o$i" up
+    vsctl add-port br0 "${tag}o$i"
+    guest "$tag-o$i" "10.7.0.$i"
+  done
+  retry 10 in_ns "$tag-o1" ping -c 1 -W 1 10.7.0.2 || fail "the OVS peer's VMs cannot reach each other"
+  ovs_tput=$(throughput "$tag-o1" "$tag-o2" 10.7.0.2)
+  ovs_rtt=$(rtt "$tag-o1" 10.7.0.2)
+fi
+
 # --- Canopy: one network, vm1 and vm2 on h1, vm3 on h2 ---
 start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen 127.0.0.1:0 \
   --auth noauth
@@ -105,3 +142,6 @@ echo "| path | Canopy Gbit/s | peer | peer Gbit/s | ratio | Canopy RTT ms | peer
 echo "|---|---:|---|---:|---:|---:|---:|"
 echo "| one host | $one_tput | Linux bridge | $bridge_tput | $(ratio "$one_tput" "$bridge_tput") | $one_rtt | $bridge_rtt |"
 echo "| two hosts | $two_tput | kernel VXLAN | $vxlan_tput | $(ratio "$two_tput" "$vxlan_tput") | $two_rtt | $vxlan_rtt |"
+if [ "$ovs_tput" != - ]; then
+  echo "| one host | $one_tput | OVS userspace (netdev, TSO) | $ovs_tput | $(ratio "$one_tput" "$ovs_tput") | $one_rtt | $ovs_rtt |"
+fi
