@@ -57,13 +57,7 @@ api POST /v2.0/security-group-rules '{"security_group_rule": {"security_group_id
   "'"$default_sg"'", "direction": "ingress", "ethertype": "IPv4", "protocol": "icmp"}}' >/dev/null
 web=$(api POST /v2.0/security-groups '{"security_group": {"name": "web"}}' |
   field 'd["security_group"]["id"]')
-port() {
-  api POST /v2.0/ports '{"port": {"network_id": "'"$2"'", "name": "'"$1"'"'"${3:+, \"security_groups\": [\"$3\"]}"'}}' \
-    >"$work/$1.port"
-  port_id=$(field 'd["port"]["id"]' <"$work/$1.port")
-  port_mac=$(field 'd["port"]["mac_address"]' <"$work/$1.port")
-  port_ip=$(field 'd["port"]["fixed_ips"][0]["ip_address"]' <"$work/$1.port")
-}
+port() { new_port "$@"; }
 port vm1 "$net1"; vm1_id=$port_id; vm1_ip=$port_ip; add_vm vm1 h1 "$vm1_id" "$port_mac"
 port vm2 "$net2" "$web"; vm2_id=$port_id; vm2_ip=$port_ip; add_vm vm2 h2 "$vm2_id" "$port_mac"
 dhcp vm1 >/dev/null

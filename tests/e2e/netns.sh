@@ -92,6 +92,16 @@ guest_offloads() {
   fi
 }
 
+# new_port NAME NETWORK [SECURITY_GROUP]: a port made by project "demo",
+# kept in $work/NAME.port; sets $port_id, $port_mac and $port_ip.
+new_port() {
+  api POST /v2.0/ports '{"port": {"network_id": "'"$2"'", "name": "'"$1"'"'"${3:+, \"security_groups\": [\"$3\"]}"'}}' \
+    >"$work/$1.port"
+  port_id=$(field 'd["port"]["id"]' <"$work/$1.port")
+  port_mac=$(field 'd["port"]["mac_address"]' <"$work/$1.port")
+  port_ip=$(field 'd["port"]["fixed_ips"][0]["ip_address"]' <"$work/$1.port")
+}
+
 # add_vm VM HOST PORT_ID MAC: a VM namespace whose eth0 is one end of a veth
 # whose other end (tap + 11 characters of the port id) is in the host's
 # namespace, bound to the port through the agent's local API.

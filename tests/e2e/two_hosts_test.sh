@@ -24,12 +24,7 @@ net=$(api POST /v2.0/networks '{"network": {"name": "net1"}}' | field 'd["networ
 mtu=$(api GET "/v2.0/networks/$net" | field 'd["network"]["mtu"]')
 api POST /v2.0/subnets '{"subnet": {"network_id": "'"$net"'", "ip_version": 4,
   "cidr": "10.0.0.0/24"}}' >/dev/null
-port() {
-  api POST /v2.0/ports '{"port": {"network_id": "'"$net"'", "name": "'"$1"'"}}' >"$work/$1.port"
-  port_id=$(field 'd["port"]["id"]' <"$work/$1.port")
-  port_mac=$(field 'd["port"]["mac_address"]' <"$work/$1.port")
-  port_ip=$(field 'd["port"]["fixed_ips"][0]["ip_address"]' <"$work/$1.port")
-}
+port() { new_port "$1" "$net"; }
 port vm1; vm1_id=$port_id; vm1_ip=$port_ip; vm1_mac=$port_mac
 port vm2; vm2_id=$port_id; vm2_ip=$port_ip; vm2_mac=$port_mac
 
