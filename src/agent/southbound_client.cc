@@ -113,21 +113,23 @@ bool SouthboundClient::session() {
         spdlog::info("southbound: connected to {}", options_.server);
       }
       const pb::View& v = m.view();
-      HostView next = view_;
       Result<void> r = ok();
       if (v.base_version() != 0 && v.base_version() != applied_version_.load()) {
         r = Error(Errc::InvalidArgument, "changes since version " +
                                              std::to_string(v.base_version()) + ", but version " +
                                              std::to_string(applied_version_.load()) + " is held");
       } else {
-        r = southbound::apply(next, v);
+        r = southbound::apply(view_, v);  // in place; a bad message changes nothing
+        if (r) {
+          r = on_view_(view_, v.version());
+          // Refused after all: what is held is no version; a snapshot follows.
+          if (!r) applied_version_ = 0;
+        }
       }
-      if (r) r = on_view_(next, v.version());
       pb::AgentMessage ack;
       ack.mutable_ack()->set_version(v.version());
       ack.mutable_ack()->set_accepted(static_cast<bool>(r));
       if (r) {
-        view_ = std::move(next);
         applied_version_ = v.version();
       } else {
         ack.mutable_ack()->set_reason(r.error().message());

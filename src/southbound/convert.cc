@@ -294,21 +294,33 @@ Result<topology::FloatingIp> from(const pb::FloatingIp& o) {
 
 #undef CANOPY_TRY
 
-// Applies upserts and removals of one kind onto `into`.
-template <typename Map, typename Items, typename Removed>
-Result<void> merge(Map& into, const Items& items, const Removed& removed) {
-  for (const auto& k : removed) into.erase(k);
+// Every item of one kind, converted (the first bad one fails them all).
+template <typename Value, typename Items>
+Result<std::vector<Value>> fromAll(const Items& items) {
+  std::vector<Value> out;
+  out.reserve(static_cast<size_t>(items.size()));
   for (const auto& item : items) {
     auto value = from(item);
     if (!value) return std::move(value).error();
-    if constexpr (std::is_same_v<typename Map::key_type, std::string>) {
-      into[value->id] = *std::move(value);
-    } else {
+    if constexpr (!std::is_same_v<Value, topology::FloatingIp>) {
       if (value->key == 0) return bad("an object with key 0");
-      into[value->key] = *std::move(value);
+    }
+    out.push_back(*std::move(value));
+  }
+  return out;
+}
+
+// Applies removals and upserts of one kind onto `into`.
+template <typename Map, typename Removed>
+void merge(Map& into, std::vector<typename Map::mapped_type>& values, const Removed& removed) {
+  for (const auto& k : removed) into.erase(k);
+  for (auto& v : values) {
+    if constexpr (std::is_same_v<typename Map::key_type, std::string>) {
+      into[v.id] = std::move(v);
+    } else {
+      into[v.key] = std::move(v);
     }
   }
-  return ok();
 }
 
 template <typename Map, typename Add, typename Remove>
@@ -355,6 +367,43 @@ pb::View toDelta(const HostView& before, const HostView& after, uint64_t version
   return m;
 }
 
+pb::View toDelta(const HostView& view, const ViewKeys& changed, uint64_t version,
+                 uint64_t base_version) {
+  pb::View m;
+  m.set_version(version);
+  m.set_base_version(base_version);
+  m.set_local_host(view.local_host);
+  auto each = [](const auto& keys, const auto& objects, auto&& add, auto&& remove) {
+    for (const auto& k : keys) {
+      auto it = objects.find(k);
+      if (it != objects.end()) {
+        add(it->second);
+      } else {
+        remove(k);
+      }
+    }
+  };
+  each(
+      changed.switches, view.switches, [&](const auto& v) { put(m.add_switches(), v); },
+      [&](uint32_t k) { m.add_removed_switches(k); });
+  each(
+      changed.ports, view.ports, [&](const auto& v) { put(m.add_ports(), v); },
+      [&](uint32_t k) { m.add_removed_ports(k); });
+  each(
+      changed.routers, view.routers, [&](const auto& v) { put(m.add_routers(), v); },
+      [&](uint32_t k) { m.add_removed_routers(k); });
+  each(
+      changed.groups, view.groups, [&](const auto& v) { put(m.add_groups(), v); },
+      [&](uint32_t k) { m.add_removed_groups(k); });
+  each(
+      changed.hosts, view.hosts, [&](const auto& v) { put(m.add_hosts(), v); },
+      [&](uint32_t k) { m.add_removed_hosts(k); });
+  each(
+      changed.floating_ips, view.floating_ips, [&](const auto& v) { put(m.add_floating_ips(), v); },
+      [&](const std::string& k) { m.add_removed_floating_ips(k); });
+  return m;
+}
+
 bool isEmptyDelta(const pb::View& d) {
   return d.switches_size() + d.ports_size() + d.routers_size() + d.groups_size() + d.hosts_size() +
              d.floating_ips_size() + d.removed_switches_size() + d.removed_ports_size() +
@@ -364,15 +413,28 @@ bool isEmptyDelta(const pb::View& d) {
 }
 
 Result<void> apply(HostView& view, const pb::View& m) {
-  HostView next = m.base_version() == 0 ? HostView{} : view;
-  next.local_host = m.local_host();
-  if (auto r = merge(next.switches, m.switches(), m.removed_switches()); !r) return r;
-  if (auto r = merge(next.ports, m.ports(), m.removed_ports()); !r) return r;
-  if (auto r = merge(next.routers, m.routers(), m.removed_routers()); !r) return r;
-  if (auto r = merge(next.groups, m.groups(), m.removed_groups()); !r) return r;
-  if (auto r = merge(next.hosts, m.hosts(), m.removed_hosts()); !r) return r;
-  if (auto r = merge(next.floating_ips, m.floating_ips(), m.removed_floating_ips()); !r) return r;
-  view = std::move(next);
+  // Everything is converted and checked first, so that a bad message
+  // changes nothing; then applied in place.
+  auto switches = fromAll<topology::Switch>(m.switches());
+  if (!switches) return std::move(switches).error();
+  auto ports = fromAll<topology::Port>(m.ports());
+  if (!ports) return std::move(ports).error();
+  auto routers = fromAll<topology::Router>(m.routers());
+  if (!routers) return std::move(routers).error();
+  auto groups = fromAll<topology::SecurityGroup>(m.groups());
+  if (!groups) return std::move(groups).error();
+  auto hosts = fromAll<topology::Host>(m.hosts());
+  if (!hosts) return std::move(hosts).error();
+  auto floating_ips = fromAll<topology::FloatingIp>(m.floating_ips());
+  if (!floating_ips) return std::move(floating_ips).error();
+  if (m.base_version() == 0) view = HostView{};
+  view.local_host = m.local_host();
+  merge(view.switches, *switches, m.removed_switches());
+  merge(view.ports, *ports, m.removed_ports());
+  merge(view.routers, *routers, m.removed_routers());
+  merge(view.groups, *groups, m.removed_groups());
+  merge(view.hosts, *hosts, m.removed_hosts());
+  merge(view.floating_ips, *floating_ips, m.removed_floating_ips());
   return ok();
 }
 

@@ -6,6 +6,7 @@
 //
 //   pb::View full = toSnapshot(view, version);
 //   pb::View delta = toDelta(before, after, version, before_version);
+//   pb::View delta = toDelta(view, changed_keys, version, base_version);
 //   if (auto r = apply(held, message); !r) nack(r.error().message());
 //
 // Thread-safety: pure functions.
@@ -23,6 +24,9 @@ namespace pb = ::canopy::southbound::v1;
 pb::View toSnapshot(const HostView& view, uint64_t version);
 // What turns `before` into `after`; base_version names the view it applies to.
 pb::View toDelta(const HostView& before, const HostView& after, uint64_t version,
+                 uint64_t base_version);
+// The objects `changed` names, as `view` holds them now (or removed).
+pb::View toDelta(const HostView& view, const ViewKeys& changed, uint64_t version,
                  uint64_t base_version);
 bool isEmptyDelta(const pb::View& delta);
 

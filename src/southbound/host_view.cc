@@ -13,4 +13,13 @@ topology::TopologyBuilder HostView::builder() const {
   return b;
 }
 
+void ViewKeys::merge(const ViewKeys& o) {
+  switches.insert(o.switches.begin(), o.switches.end());
+  ports.insert(o.ports.begin(), o.ports.end());
+  routers.insert(o.routers.begin(), o.routers.end());
+  groups.insert(o.groups.begin(), o.groups.end());
+  hosts.insert(o.hosts.begin(), o.hosts.end());
+  floating_ips.insert(o.floating_ips.begin(), o.floating_ips.end());
+}
+
 }  // namespace canopy::southbound

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 
 #include "datapath/topology/topology.h"
@@ -31,6 +32,19 @@ struct HostView {
     return switches.size() + ports.size() + routers.size() + groups.size() + hosts.size() +
            floating_ips.size();
   }
+};
+
+// Which objects of a view changed (were added, changed or removed), by key.
+struct ViewKeys {
+  std::set<uint32_t> switches, ports, routers, groups, hosts;
+  std::set<std::string> floating_ips;
+
+  bool empty() const { return size() == 0; }
+  size_t size() const {
+    return switches.size() + ports.size() + routers.size() + groups.size() + hosts.size() +
+           floating_ips.size();
+  }
+  void merge(const ViewKeys& o);
 };
 
 }  // namespace canopy::southbound

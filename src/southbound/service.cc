@@ -69,10 +69,6 @@ struct SouthboundService::Session {
   uint64_t resume_from = 0;
   std::atomic<bool> closed{false};
   std::atomic<bool> resync{false};
-  Mutex mu;
-  HostView sent CANOPY_GUARDED_BY(mu);
-  uint64_t sent_version CANOPY_GUARDED_BY(mu) = 0;
-  bool sent_any CANOPY_GUARDED_BY(mu) = false;
 };
 
 SouthboundService::SouthboundService(state::ModelState& state) : state_(state) {
@@ -180,15 +176,8 @@ grpc::Status SouthboundService::Connect(
         s.resync = true;
         continue;
       }
-      {
-        MutexLock shared(mu_);
-        info_[s.host].applied_version = ack.version();
-      }
-      MutexLock lock(s.mu);
-      if (ack.version() == s.sent_version) {
-        MutexLock shared(mu_);
-        acked_[s.host] = {ack.version(), s.sent};
-      }
+      MutexLock lock(mu_);
+      info_[s.host].applied_version = ack.version();
     } else if (m.has_stats()) {
       MutexLock lock(mu_);
       info_[s.host].stats = m.stats();
@@ -210,7 +199,7 @@ grpc::Status SouthboundService::Connect(
       last = true;
     }
   }
-  if (last) tracker_->forget(s.host);
+  if (last) tracker_->disconnected(s.host);
   if (last && !stopping_.load()) {
     info.alive = false;
     if (auto r = putAgent(state_, info); !r) {
@@ -222,48 +211,27 @@ grpc::Status SouthboundService::Connect(
 }
 
 void SouthboundService::writeLoop(Session& s) {
+  ViewTracker::Cursor cursor;
+  cursor.resume_from = s.resume_from;
   while (!s.closed.load() && !stopping_.load()) {
     store::Revision seen = state_.appliedRevision();
-    auto revision = static_cast<uint64_t>(seen);
-    bool recomputed = false;
-    HostView view =
-        state_.read([&](const state::Tables& t) { return tracker_->view(t, s.host, &recomputed); });
-    pb::ServerMessage message;
-    bool send = false;
-    {
-      MutexLock lock(s.mu);
-      if (!s.sent_any || s.resync.exchange(false)) {
-        HostView base;
-        uint64_t base_version = 0;
-        if (!s.sent_any && s.resume_from != 0) {
-          MutexLock shared(mu_);
-          if (auto it = acked_.find(s.host);
-              it != acked_.end() && it->second.version == s.resume_from) {
-            base = it->second.view;
-            base_version = s.resume_from;
-          }
-        }
-        *message.mutable_view() = base_version != 0 ? toDelta(base, view, revision, base_version)
-                                                    : toSnapshot(view, revision);
-        send = true;
-      } else if (recomputed && !(view == s.sent)) {
-        *message.mutable_view() = toDelta(s.sent, view, revision, s.sent_version);
-        send = true;
+    if (s.resync.exchange(false)) cursor.resync = true;
+    std::optional<pb::View> view =
+        state_.readAt([&](const state::Tables& t, store::Revision revision) {
+          return tracker_->next(t, static_cast<uint64_t>(revision), s.host, cursor);
+        });
+    if (view) {
+      {
+        MutexLock lock(mu_);
+        info_[s.host].latest_version = view->version();
       }
-      if (send) {
-        s.sent = std::move(view);
-        s.sent_version = revision;
-        s.sent_any = true;
+      pb::ServerMessage message;
+      *message.mutable_view() = *std::move(view);
+      if (!s.stream->Write(message)) {
+        s.closed = true;
+        s.context->TryCancel();
+        return;
       }
-    }
-    if (send) {
-      MutexLock lock(mu_);
-      info_[s.host].latest_version = revision;
-    }
-    if (send && !s.stream->Write(message)) {
-      s.closed = true;
-      s.context->TryCancel();
-      return;
     }
     state_.waitPast(seen, kIdleWait);
   }

@@ -8,12 +8,13 @@
 //   agent -> Ack per version (accepted, or refused with a reason: the next
 //            view is then a whole snapshot), PortStatus up/down
 //
-// After each change of the model, every connected host's view is computed
-// again and only what changed is sent; hosts whose view did not change get
-// nothing. A reconciler gives new objects their keys and schedules each
-// router's gateway to a live gateway-capable agent that has an uplink to
-// its external network. Port reports set the port's status and, for a port
-// bound to no host yet, its binding:host_id.
+// After each change of the model, the views it concerns are brought up to
+// date incrementally (tracker.h) and only the objects that changed are
+// sent; hosts whose view did not change get nothing. An agent that resumes
+// from a version the host's log still covers gets only the changes since. A reconciler gives new
+// objects their keys and schedules each router's gateway to a live gateway-capable agent that has
+// an uplink to its external network. Port reports set the port's status and, for a port bound to no
+// host yet, its binding:host_id.
 //
 //   SouthboundService service(state);
 //   grpc::ServerBuilder b; b.RegisterService(&service); ...
@@ -68,8 +69,8 @@ class SouthboundService final : public pb::Southbound::Service {
     pb::Stats stats;
   };
   std::vector<SessionInfo> sessions() const;
-  // How many host views were computed (a change recomputes only the views
-  // it concerns).
+  // How many times host views were brought up to date (a change touches
+  // only the views it concerns).
   uint64_t recomputations() const { return tracker_->recomputations(); }
 
  private:
@@ -84,12 +85,6 @@ class SouthboundService final : public pb::Southbound::Service {
   std::thread reconciler_;
   mutable Mutex mu_;
   std::map<std::string, Session*> sessions_ CANOPY_GUARDED_BY(mu_);
-  // What each host last acknowledged, to resume from it after a reconnect.
-  struct Acked {
-    uint64_t version = 0;
-    HostView view;
-  };
-  std::map<std::string, Acked> acked_ CANOPY_GUARDED_BY(mu_);
   std::map<std::string, SessionInfo> info_ CANOPY_GUARDED_BY(mu_);  // of the sessions_
 };
 

@@ -1,47 +1,90 @@
 #include "southbound/tracker.h"
 
+#include <algorithm>
+
 #include "model/json.h"
+#include "southbound/keys.h"
+#include "southbound/objects.h"
 
 namespace canopy::southbound {
 namespace {
 
 using model::Json;
 using model::stringAt;
+using Ids = std::set<std::string, std::less<>>;
+using SteadyClock = std::chrono::steady_clock;
 
-bool intersects(const std::set<std::string, std::less<>>& a,
-                const std::set<std::string, std::less<>>& b) {
-  const auto& small = a.size() < b.size() ? a : b;
-  const auto& large = a.size() < b.size() ? b : a;
-  for (const auto& x : small) {
-    if (large.count(x)) return true;
-  }
-  return false;
-}
+// How many versions a host's log keeps, and how many keys in all.
+constexpr size_t kLogVersions = 256;
+constexpr size_t kLogKeys = 16384;
 
-void addPort(ViewDeps& t, const Json& p) {
+void addPort(Touched& t, const Json& p) {
   t.ports.insert(stringAt(p, "id"));
   t.networks.insert(stringAt(p, "network_id"));
   if (auto h = stringAt(p, "binding:host_id"); !h.empty()) t.hosts.insert(h);
-  if (stringAt(p, "device_owner").rfind("network:router_", 0) == 0) {
-    t.routers.insert(stringAt(p, "device_id"));
-  }
+  if (isRouterPort(stringAt(p, "device_owner"))) t.routers.insert(stringAt(p, "device_id"));
   for (const auto& g : p.value("security_groups", Json::array())) {
     if (g.is_string()) t.groups.insert(g.get<std::string>());
   }
 }
 
-const Json* find(const state::Tables& t, std::string_view collection, std::string_view id) {
-  auto c = t.find(collection);
-  if (c == t.end()) return nullptr;
-  auto d = c->second.find(id);
-  return d == c->second.end() ? nullptr : &d->second.doc;
+template <typename A, typename B>
+bool intersects(const A& a, const B& b) {
+  if (a.size() <= b.size()) {
+    return std::any_of(a.begin(), a.end(), [&](const auto& x) { return b.count(x) > 0; });
+  }
+  return std::any_of(b.begin(), b.end(), [&](const auto& x) { return a.count(x) > 0; });
+}
+
+template <typename K>
+bool mapIntersects(const Ids& ids, const std::map<std::string, K>& m) {
+  return std::any_of(ids.begin(), ids.end(), [&](const auto& x) { return m.count(x) > 0; });
+}
+
+template <typename Map, typename Key>
+auto valueOr(const Map& m, const Key& k, typename Map::mapped_type fallback) {
+  auto it = m.find(k);
+  return it == m.end() ? fallback : it->second;
+}
+
+// Puts `value` (or nothing) at `key` of `objects`, where `old` held the
+// object before; records the keys that changed.
+template <typename Map, typename Key>
+void place(Map& objects, const Key& old, const Key& key,
+           std::optional<typename Map::mapped_type> value, std::set<Key>& changed) {
+  if (old != Key{} && (!value || old != key)) {
+    objects.erase(old);
+    changed.insert(old);
+  }
+  if (!value) return;
+  auto [it, fresh] = objects.try_emplace(key, *value);
+  if (fresh || !(it->second == *value)) {
+    it->second = *std::move(value);
+    changed.insert(key);
+  }
 }
 
 }  // namespace
 
-ViewDeps touchedBy(const std::vector<state::Change>& changes, const state::Tables& tables) {
-  ViewDeps t;
+bool Touched::empty() const {
+  return !everything && networks.empty() && routers.empty() && groups.empty() && ports.empty() &&
+         hosts.empty() && floating_ips.empty();
+}
+
+void Touched::merge(const Touched& o) {
+  networks.insert(o.networks.begin(), o.networks.end());
+  routers.insert(o.routers.begin(), o.routers.end());
+  groups.insert(o.groups.begin(), o.groups.end());
+  ports.insert(o.ports.begin(), o.ports.end());
+  hosts.insert(o.hosts.begin(), o.hosts.end());
+  floating_ips.insert(o.floating_ips.begin(), o.floating_ips.end());
+  everything = everything || o.everything;
+}
+
+Touched touchedBy(const std::vector<state::Change>& changes, const state::Tables& tables) {
+  Touched t;
   for (const auto& c : changes) {
+    if (c.collection.empty()) t.everything = true;
     for (const std::optional<Json>* side : {&c.before, &c.after}) {
       if (!side->has_value()) continue;
       const Json& d = **side;
@@ -54,6 +97,7 @@ ViewDeps touchedBy(const std::vector<state::Change>& changes, const state::Table
       } else if (c.collection == "routers") {
         t.routers.insert(c.id);
       } else if (c.collection == "floatingips") {
+        t.floating_ips.insert(c.id);
         t.routers.insert(stringAt(d, "router_id"));
         t.ports.insert(stringAt(d, "port_id"));
       } else if (c.collection == "security-groups") {
@@ -61,11 +105,11 @@ ViewDeps touchedBy(const std::vector<state::Change>& changes, const state::Table
       } else if (c.collection == "security-group-rules") {
         t.groups.insert(stringAt(d, "security_group_id"));
         t.groups.insert(stringAt(d, "remote_group_id"));
-      } else if (c.collection == "agents") {
+      } else if (c.collection == kAgentsCollection) {
         t.hosts.insert(c.id);
       }
     }
-    if (c.collection == "southbound-keys") {
+    if (c.collection == kKeysCollection) {
       // "<kind>:<id>": the object that got its key.
       auto colon = c.id.find(':');
       if (colon == std::string::npos) continue;
@@ -76,45 +120,449 @@ ViewDeps touchedBy(const std::vector<state::Change>& changes, const state::Table
       if (kind == "host") t.hosts.insert(id);
       if (kind == "port") {
         t.ports.insert(id);
-        if (const Json* p = find(tables, "ports", id)) addPort(t, *p);
+        if (const Json* p = docOf(tables, "ports", id)) addPort(t, *p);
       }
     }
   }
+  // A group's rules carry a rule naming another only while that one exists
+  // with a key: a group that comes, goes or gets its key touches the groups
+  // whose rules name it.
+  std::vector<std::string> named;
+  for (const auto& g : t.groups) {
+    for (const auto& rule : tables.lookup("security-group-rules.remote_group", g)) {
+      if (const Json* r = docOf(tables, "security-group-rules", rule)) {
+        named.push_back(stringAt(*r, "security_group_id"));
+      }
+    }
+  }
+  t.groups.insert(named.begin(), named.end());
   return t;
 }
 
-void ViewTracker::onChanges(const std::vector<state::Change>& changes,
-                            const state::Tables& tables) {
-  bool reload = std::any_of(changes.begin(), changes.end(),
-                            [](const state::Change& c) { return c.collection.empty(); });
-  ViewDeps t = reload ? ViewDeps{} : touchedBy(changes, tables);
-  MutexLock lock(mu_);
-  for (auto& [host, e] : hosts_) {
-    if (e.dirty) continue;
-    if (reload || intersects(t.hosts, e.deps.hosts) || intersects(t.networks, e.deps.networks) ||
-        intersects(t.routers, e.deps.routers) || intersects(t.groups, e.deps.groups) ||
-        intersects(t.ports, e.deps.ports)) {
-      e.dirty = true;
+// A host's view and what it was built from, by id.
+struct ViewTracker::Entry {
+  HostView view;
+  bool built = false;
+  Touched pending;
+
+  // The closure's skeleton.
+  std::set<std::string> networks, routers;
+  std::map<std::string, std::set<std::string>> router_networks;
+  std::set<std::string> external_networks;  // of `networks`
+  std::map<std::string, uint32_t> switch_key;
+
+  // Ports in the view.
+  struct PortRef {
+    uint32_t key = 0;
+    std::string network, host;
+    std::vector<std::string> groups{};        // every group it names
+    std::vector<std::string> keyed_groups{};  // those that have keys
+  };
+  std::map<std::string, PortRef> ports;
+  std::map<std::string, std::set<std::string>> network_ports;
+
+  // Security groups: those ports name (with whether they had a key), the
+  // roots (named and keyed), and the closure through remote groups (ids
+  // looked at, with the key of those in the view).
+  std::map<std::string, int> group_refs;
+  std::map<std::string, uint32_t> group_ref_key;
+  std::map<std::string, int> group_roots;
+  std::map<std::string, uint32_t> group_key;
+  std::map<std::string, std::vector<std::string>> group_remotes;
+
+  // Routers in the view, and the hosts of their gateways.
+  std::map<std::string, uint32_t> router_key;
+  std::map<std::string, std::string> router_host;
+
+  // Hosts named by the view (the local one, ports', gateways'), with the
+  // key each had when last looked at (0: none, or no agent).
+  std::map<std::string, int> host_refs;
+  std::map<std::string, uint32_t> host_key;
+
+  // Versions: the view's, and the keys each recent one changed.
+  uint64_t version = 0;
+  uint64_t log_base = 0;  // the version before the log's first
+  std::deque<std::pair<uint64_t, ViewKeys>> log;
+  size_t log_keys = 0;
+
+  std::optional<SteadyClock::time_point> left;
+
+  bool concernedBy(const Touched& t) const {
+    return t.everything || intersects(t.networks, networks) || intersects(t.routers, routers) ||
+           mapIntersects(t.groups, group_refs) || mapIntersects(t.groups, group_key) ||
+           mapIntersects(t.hosts, host_refs);
+  }
+
+  // The changes since `from`, if the log still covers it; nullopt if not.
+  std::optional<ViewKeys> since(uint64_t from) const {
+    if (from == version) return ViewKeys{};
+    bool covered = from == log_base && built;
+    ViewKeys keys;
+    for (const auto& [v, k] : log) {
+      if (v == from) covered = true;
+      if (v > from) keys.merge(k);
+    }
+    if (!covered || from > version) return std::nullopt;
+    return keys;
+  }
+
+  void record(uint64_t at, ViewKeys keys) {
+    log_keys += keys.size();
+    log.emplace_back(at, std::move(keys));
+    version = at;
+    while (!log.empty() && (log.size() > kLogVersions || log_keys > kLogKeys)) {
+      log_keys -= log.front().second.size();
+      log_base = log.front().first;
+      log.pop_front();
     }
   }
+
+  void update(const state::Tables& t, const std::string& host, const Touched& touched,
+              ViewKeys& changed);
+};
+
+void ViewTracker::Entry::update(const state::Tables& t, const std::string& host,
+                                const Touched& touched, ViewKeys& changed) {
+  std::set<std::string> dirty_nets, dirty_ports, dirty_routers, dirty_hosts, dirty_fips;
+  const Ids& dirty_groups = touched.groups;
+  bool regroup = false;
+  if (host_refs.empty()) {
+    host_refs[host] = 1;  // the local host is always named
+    dirty_hosts.insert(host);
+  }
+
+  // The skeleton: networks and routers that enter, leave, or were touched.
+  ViewClosure c = closureOf(t, host);
+  for (const auto& n : c.networks) {
+    if (!networks.count(n) || touched.networks.count(n)) dirty_nets.insert(n);
+  }
+  for (const auto& n : networks) {
+    if (!c.networks.count(n)) dirty_nets.insert(n);
+  }
+  for (const auto& r : c.routers) {
+    if (!routers.count(r) || touched.routers.count(r)) dirty_routers.insert(r);
+  }
+  for (const auto& r : routers) {
+    if (!c.routers.count(r)) dirty_routers.insert(r);
+  }
+  networks = std::move(c.networks);
+  routers = std::move(c.routers);
+  router_networks = std::move(c.router_networks);
+
+  // Switches. A network that comes, goes, gets its key or changes whether
+  // it is external re-evaluates its ports; a changed switch its routers.
+  std::set<std::string> changed_switches;
+  for (const auto& n : dirty_nets) {
+    bool in = networks.count(n) > 0;
+    uint32_t old = valueOr(switch_key, n, 0u);
+    auto s = in ? switchOf(t, n) : std::nullopt;
+    uint32_t now = s ? s->key : 0;
+    size_t before = changed.switches.size();
+    place(view.switches, old, now, std::move(s), changed.switches);
+    if (now != 0) {
+      switch_key[n] = now;
+    } else {
+      switch_key.erase(n);
+    }
+    bool external = in && isExternalNetwork(t, n);
+    bool was_external = external_networks.count(n) > 0;
+    if (external) {
+      external_networks.insert(n);
+    } else {
+      external_networks.erase(n);
+    }
+    if (changed.switches.size() != before) changed_switches.insert(n);
+    if (old != now || external != was_external || !in) {
+      for (const auto& id : t.lookup("ports.network", n)) dirty_ports.insert(id);
+      if (auto it = network_ports.find(n); it != network_ports.end()) {
+        dirty_ports.insert(it->second.begin(), it->second.end());
+      }
+    }
+  }
+  if (!changed_switches.empty()) {
+    for (const auto& [r, nets] : router_networks) {
+      if (intersects(nets, changed_switches)) dirty_routers.insert(r);
+    }
+  }
+
+  // Hosts that got or lost their key (or agent): the ports and gateways
+  // bound to them name them again.
+  for (const auto& h : touched.hosts) {
+    dirty_hosts.insert(h);
+    auto known = host_key.find(h);
+    if (known == host_key.end() || known->second == hostKeyOf(t, h)) continue;
+    for (const auto& id : t.lookup("ports.host", h)) dirty_ports.insert(id);
+    for (const auto& [r, gw] : router_host) {
+      if (gw == h) dirty_routers.insert(r);
+    }
+  }
+  // Groups that got or lost their key: the ports that name them.
+  for (const auto& g : touched.groups) {
+    auto known = group_ref_key.find(g);
+    if (known == group_ref_key.end()) continue;
+    uint32_t now = keyOf(t, KeyKind::Group, g);
+    if (known->second == now) continue;
+    known->second = now;
+    for (const auto& id : t.lookup("ports.security_group", g)) dirty_ports.insert(id);
+  }
+  dirty_ports.insert(touched.ports.begin(), touched.ports.end());
+  dirty_fips.insert(touched.floating_ips.begin(), touched.floating_ips.end());
+
+  auto refHost = [&](const std::string& h, int by) {
+    if (h.empty()) return;
+    int& n = host_refs[h];
+    n += by;
+    if (n == 0 || n == by) dirty_hosts.insert(h);
+    if (n == 0) host_refs.erase(h);
+  };
+  auto refGroups = [&](const PortRef& p, int by) {
+    for (const auto& g : p.groups) {
+      int& n = group_refs[g];
+      n += by;
+      if (n == by) group_ref_key[g] = keyOf(t, KeyKind::Group, g);
+      if (n == 0) {
+        group_refs.erase(g);
+        group_ref_key.erase(g);
+      }
+    }
+    for (const auto& g : p.keyed_groups) {
+      int& n = group_roots[g];
+      n += by;
+      if (n == 0 || n == by) regroup = true;
+      if (n == 0) group_roots.erase(g);
+    }
+  };
+
+  // Ports.
+  auto hasSwitch = [&](uint32_t sw) { return view.switches.count(sw) > 0; };
+  for (const auto& id : dirty_ports) {
+    std::optional<PortRef> now;
+    std::optional<topology::Port> port;
+    if (const Json* d = docOf(t, "ports", id)) {
+      std::string net = stringAt(*d, "network_id");
+      if (networks.count(net) && inView(*d, external_networks.count(net) > 0, host)) {
+        PortRef ref{.network = net, .host = stringAt(*d, "binding:host_id")};
+        port = portOf(t, *d, hasSwitch, &ref.keyed_groups);
+        if (port) {
+          ref.key = port->key;
+          for (const auto& g : d->value("security_groups", Json::array())) {
+            if (g.is_string()) ref.groups.push_back(g.get<std::string>());
+          }
+          now = std::move(ref);
+        }
+      }
+    }
+    auto old = ports.find(id);
+    uint32_t old_key = old == ports.end() ? 0 : old->second.key;
+    if (old != ports.end()) {
+      refGroups(old->second, -1);
+      refHost(old->second.host, -1);
+      network_ports[old->second.network].erase(id);
+      if (network_ports[old->second.network].empty()) network_ports.erase(old->second.network);
+    }
+    place(view.ports, old_key, now ? now->key : 0, std::move(port), changed.ports);
+    if ((old_key != 0) != now.has_value()) {
+      for (const auto& f : t.lookup("floatingips.port", id)) dirty_fips.insert(f);
+    }
+    if (now) {
+      refGroups(*now, 1);
+      refHost(now->host, 1);
+      network_ports[now->network].insert(id);
+      ports[id] = *std::move(now);
+    } else if (old != ports.end()) {
+      ports.erase(old);
+    }
+  }
+
+  // Security groups: the closure from the roots through the groups rules
+  // name; touched groups are converted again.
+  if (regroup || mapIntersects(dirty_groups, group_key)) {
+    std::map<std::string, uint32_t> next_key;
+    std::deque<std::string> queue;
+    for (const auto& [g, n] : group_roots) queue.push_back(g);
+    while (!queue.empty()) {
+      std::string g = queue.front();
+      queue.pop_front();
+      if (next_key.count(g)) continue;
+      auto known = group_key.find(g);
+      if (known == group_key.end() || dirty_groups.count(g)) {
+        std::vector<std::string> remotes;
+        auto group = groupOf(t, g, &remotes);
+        uint32_t key = group ? group->key : 0;
+        place(view.groups, known == group_key.end() ? 0u : known->second, key, std::move(group),
+              changed.groups);
+        group_remotes[g] = std::move(remotes);
+        next_key[g] = key;
+      } else {
+        next_key[g] = known->second;
+      }
+      for (const auto& r : group_remotes[g]) {
+        if (!next_key.count(r)) queue.push_back(r);
+      }
+    }
+    for (const auto& [g, key] : group_key) {
+      if (next_key.count(g)) continue;
+      if (key != 0) {
+        view.groups.erase(key);
+        changed.groups.insert(key);
+      }
+      group_remotes.erase(g);
+    }
+    group_key = std::move(next_key);
+  }
+
+  // Routers.
+  auto switchAt = [&](uint32_t sw) -> const topology::Switch* {
+    auto it = view.switches.find(sw);
+    return it == view.switches.end() ? nullptr : &it->second;
+  };
+  for (const auto& r : dirty_routers) {
+    uint32_t old = valueOr(router_key, r, 0u);
+    auto router = routers.count(r) ? routerOf(t, r, switchAt) : std::nullopt;
+    uint32_t now = router ? router->key : 0;
+    std::string gateway_host = router && router->gateway ? gatewayHostOf(t, r) : "";
+    place(view.routers, old, now, std::move(router), changed.routers);
+    refHost(valueOr(router_host, r, std::string()), -1);
+    refHost(gateway_host, 1);
+    if (gateway_host.empty()) {
+      router_host.erase(r);
+    } else {
+      router_host[r] = gateway_host;
+    }
+    if (now != 0) {
+      router_key[r] = now;
+    } else {
+      router_key.erase(r);
+    }
+    if (old != now) {
+      for (const auto& f : t.lookup("floatingips.router", r)) dirty_fips.insert(f);
+    }
+  }
+
+  // Hosts.
+  view.local_host = hostKeyOf(t, host);
+  for (const auto& h : dirty_hosts) {
+    uint32_t old = valueOr(host_key, h, 0u);
+    auto entry = host_refs.count(h) ? hostOf(t, h) : std::nullopt;
+    uint32_t now = entry ? entry->key : 0;
+    place(view.hosts, old, now, std::move(entry), changed.hosts);
+    if (host_refs.count(h)) {
+      host_key[h] = now;
+    } else {
+      host_key.erase(h);
+    }
+  }
+
+  // Floating IPs of the routers in the view, on ports in the view.
+  auto hasPort = [&](uint32_t port) { return view.ports.count(port) > 0; };
+  for (const auto& f : dirty_fips) {
+    std::optional<topology::FloatingIp> fip;
+    if (const Json* d = docOf(t, "floatingips", f)) {
+      auto router = router_key.find(stringAt(*d, "router_id"));
+      if (router != router_key.end()) fip = floatingIpOf(t, *d, router->second, hasPort);
+    }
+    bool had = view.floating_ips.count(f) > 0;
+    place(view.floating_ips, had ? f : std::string(), fip ? f : std::string(), std::move(fip),
+          changed.floating_ips);
+  }
 }
 
-HostView ViewTracker::view(const state::Tables& tables, const std::string& host, bool* recomputed) {
+ViewTracker::ViewTracker() = default;
+ViewTracker::~ViewTracker() = default;
+
+void ViewTracker::onChanges(const std::vector<state::Change>& changes,
+                            const state::Tables& tables) {
+  Touched t = touchedBy(changes, tables);
+  if (t.empty()) return;
   MutexLock lock(mu_);
-  Entry& e = hosts_[host];
-  if (recomputed != nullptr) *recomputed = e.dirty;
-  if (e.dirty) {
-    e.deps = ViewDeps{};
-    e.view = computeView(tables, host, &e.deps);
-    e.dirty = false;
+  auto now = SteadyClock::now();
+  for (auto it = hosts_.begin(); it != hosts_.end();) {
+    Entry& e = *it->second;
+    if (e.left && now - *e.left > kKeepDisconnected) {
+      it = hosts_.erase(it);
+      continue;
+    }
+    if (e.built && e.concernedBy(t)) e.pending.merge(t);
+    ++it;
+  }
+}
+
+ViewTracker::Entry& ViewTracker::upToDate(const state::Tables& tables, uint64_t revision,
+                                          const std::string& host) {
+  auto& slot = hosts_[host];
+  if (!slot) slot = std::make_unique<Entry>();
+  Entry& e = *slot;
+  if (!e.built) {
+    ViewKeys ignored;
+    e.update(tables, host, Touched{}, ignored);
+    e.built = true;
+    e.version = e.log_base = revision;
+    ++recomputations_;
+  } else if (e.pending.everything) {
+    // The model was reloaded: built again from nothing, and compared.
+    Entry fresh;
+    ViewKeys ignored;
+    fresh.update(tables, host, Touched{}, ignored);
+    ViewKeys changed;
+    auto compare = [](const auto& before, const auto& after, auto& keys) {
+      for (const auto& [k, v] : after) {
+        auto it = before.find(k);
+        if (it == before.end() || !(it->second == v)) keys.insert(k);
+      }
+      for (const auto& [k, v] : before) {
+        if (!after.count(k)) keys.insert(k);
+      }
+    };
+    compare(e.view.switches, fresh.view.switches, changed.switches);
+    compare(e.view.ports, fresh.view.ports, changed.ports);
+    compare(e.view.routers, fresh.view.routers, changed.routers);
+    compare(e.view.groups, fresh.view.groups, changed.groups);
+    compare(e.view.hosts, fresh.view.hosts, changed.hosts);
+    compare(e.view.floating_ips, fresh.view.floating_ips, changed.floating_ips);
+    fresh.version = e.version;
+    fresh.log_base = e.log_base;
+    fresh.log = std::move(e.log);
+    fresh.log_keys = e.log_keys;
+    fresh.built = true;
+    fresh.left = e.left;
+    e = std::move(fresh);
+    if (!changed.empty() && revision > e.version) e.record(revision, std::move(changed));
+    ++recomputations_;
+  } else if (!e.pending.empty()) {
+    Touched pending = std::move(e.pending);
+    e.pending = Touched{};
+    ViewKeys changed;
+    e.update(tables, host, pending, changed);
+    if (!changed.empty()) e.record(std::max(revision, e.version + 1), std::move(changed));
     ++recomputations_;
   }
-  return e.view;
+  return e;
 }
 
-void ViewTracker::forget(const std::string& host) {
+std::optional<pb::View> ViewTracker::next(const state::Tables& tables, uint64_t revision,
+                                          const std::string& host, Cursor& cursor) {
   MutexLock lock(mu_);
-  hosts_.erase(host);
+  Entry& e = upToDate(tables, revision, host);
+  e.left.reset();
+  std::optional<ViewKeys> keys;
+  uint64_t base = cursor.sent ? cursor.version : cursor.resume_from;
+  if (!std::exchange(cursor.resync, false) && base != 0) keys = e.since(base);
+  if (cursor.sent && keys && keys->empty()) return std::nullopt;
+  cursor.sent = true;
+  cursor.version = e.version;
+  if (!keys) return toSnapshot(e.view, e.version);
+  return toDelta(e.view, *keys, e.version, base);
+}
+
+HostView ViewTracker::view(const state::Tables& tables, uint64_t revision,
+                           const std::string& host) {
+  MutexLock lock(mu_);
+  return upToDate(tables, revision, host).view;
+}
+
+void ViewTracker::disconnected(const std::string& host) {
+  MutexLock lock(mu_);
+  if (auto it = hosts_.find(host); it != hosts_.end()) it->second->left = SteadyClock::now();
 }
 
 uint64_t ViewTracker::recomputations() const {

@@ -1,50 +1,103 @@
 #pragma once
-// Keeps each connected host's view and recomputes it only when a change
-// touches something it was computed from (view.h's ViewDeps): a change
-// concerns only the hosts whose view it can change, and the others do no
-// work at all.
+// Keeps each host's view up to date incrementally, and what changed in it
+// version by version, so that an agent gets only the objects that changed.
+//
+// A batch of model changes is reduced to the ids it touches (touchedBy);
+// a host whose view was built from none of them does no work at all. A
+// concerned host re-evaluates only the touched objects and those that
+// depend on them: a network that enters or leaves its closure brings or
+// takes its ports, a switch that changes its routers, a port that comes or
+// goes its floating IPs and its security groups' closure, an object that
+// gets its key those that name it. The work is the change's size, not the
+// view's; the result equals computeView (view.h), which tests check after
+// random API changes.
+//
+// Versions are the model's revisions. Each host keeps a short log of the
+// keys each version changed; an agent that resumes from a version the log
+// still covers gets only the changes since (also after a reconnect).
 //
 //   state.observe([&](const auto& changes, const auto& t) { tracker.onChanges(changes, t); });
-//   HostView v = state.read([&](const auto& t) { return tracker.view(t, "compute-1"); });
+//   ViewTracker::Cursor cursor{.resume_from = hello.applied_version()};
+//   auto message = state.readAt([&](const auto& t, auto revision) {
+//     return tracker.next(t, revision, "compute-1", cursor);   // nullopt: nothing new
+//   });
 //
-// What a change touches: a port its id, its networks, hosts, router and
-// groups (before and after); a subnet its network; a floating IP its router
-// and port; a rule its group and remote group; a key the object it names
-// (and, for a port, where the port is); an agent its host.
-//
-// Thread-safety: all methods from any thread (one mutex).
+// Thread-safety: all methods from any thread (one mutex); next() and view()
+// with the model read-locked at `revision` (ModelState::readAt).
 
+#include <chrono>
+#include <cstdint>
+#include <deque>
 #include <map>
+#include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "base/mutex.h"
+#include "southbound/convert.h"
 #include "southbound/view.h"
 #include "state/model_state.h"
 
 namespace canopy::southbound {
 
+// What a batch of changes touches, by id: a port its id, its networks,
+// hosts, router and groups (before and after); a subnet its network; a
+// floating IP its id, router and port; a rule its group and remote group; a
+// key the object it names (and, for a port, where the port is); an agent
+// its host.
+struct Touched {
+  std::set<std::string, std::less<>> networks, routers, groups, ports, hosts, floating_ips;
+  bool everything = false;  // the model was reloaded
+
+  bool empty() const;
+  void merge(const Touched& other);
+};
+Touched touchedBy(const std::vector<state::Change>& changes, const state::Tables& tables);
+
 class ViewTracker {
  public:
+  // One session's place: what it was last sent.
+  struct Cursor {
+    uint64_t resume_from = 0;  // the version the agent says it holds
+    bool resync = false;       // set to send a whole snapshot next
+    bool sent = false;
+    uint64_t version = 0;
+  };
+
+  ViewTracker();
+  ~ViewTracker();
+
   void onChanges(const std::vector<state::Change>& changes, const state::Tables& tables);
-  // The host's view, recomputed if it is new or something it depends on
-  // changed (`recomputed` tells which).
-  HostView view(const state::Tables& tables, const std::string& host, bool* recomputed = nullptr);
-  void forget(const std::string& host);
+
+  // Brings the host's view to `revision` and returns what the session has
+  // not had yet: a snapshot, or the changes since its version; nullopt when
+  // it is up to date.
+  std::optional<pb::View> next(const state::Tables& tables, uint64_t revision,
+                               const std::string& host, Cursor& cursor);
+
+  // The host's view at `revision` (a copy; for tests and tools).
+  HostView view(const state::Tables& tables, uint64_t revision, const std::string& host);
+
+  // The host's agent left: its view is kept (and kept up to date, at the
+  // cost of the changes) for a while, so that a reconnect resumes.
+  void disconnected(const std::string& host);
+
+  // How many times a host's view was brought up to date.
   uint64_t recomputations() const;
 
+  // How long a disconnected host's view is kept.
+  static constexpr std::chrono::minutes kKeepDisconnected{10};
+
  private:
-  struct Entry {
-    HostView view;
-    ViewDeps deps;
-    bool dirty = true;
-  };
+  struct Entry;
+  Entry& upToDate(const state::Tables& tables, uint64_t revision, const std::string& host)
+      CANOPY_REQUIRES(mu_);
+
   mutable Mutex mu_;
-  std::map<std::string, Entry> hosts_ CANOPY_GUARDED_BY(mu_);
+  std::map<std::string, std::unique_ptr<Entry>> hosts_ CANOPY_GUARDED_BY(mu_);
   uint64_t recomputations_ CANOPY_GUARDED_BY(mu_) = 0;
 };
-
-// What a batch of changes touches, in ViewDeps' terms (exposed for tests).
-ViewDeps touchedBy(const std::vector<state::Change>& changes, const state::Tables& tables);
 
 }  // namespace canopy::southbound

@@ -23,22 +23,29 @@
 #include <string>
 #include <string_view>
 
+#include "model/json.h"
 #include "southbound/host_view.h"
 #include "state/model_state.h"
 
 namespace canopy::southbound {
 
-// What a view was computed from, by id: a change to none of these leaves
-// the view as it is (tracker.h). Objects that were looked at but left out
-// (no key yet) are included.
-struct ViewDeps {
-  std::set<std::string, std::less<>> networks, routers, groups, ports, hosts;
+// The closure's skeleton: the networks and routers a host sees, and each
+// router's networks (interfaces and gateway).
+struct ViewClosure {
+  std::set<std::string> networks, routers;
+  std::map<std::string, std::set<std::string>> router_networks;
 };
+ViewClosure closureOf(const state::Tables& tables, std::string_view host);
+
+// Whether a port on one of the closure's networks is in the host's view:
+// not a router's or floating IP's port, and on an external network only
+// the host's own.
+bool inView(const model::Json& port, bool external_network, std::string_view host);
 
 // The view of the host named `host` (binding:host_id). Objects that have no
-// key yet (keys.h assigns them) are left out. `deps`, if given, receives
-// what the view depends on.
-HostView computeView(const state::Tables& tables, std::string_view host, ViewDeps* deps = nullptr);
+// key yet (keys.h assigns them) are left out. The tracker (tracker.h) keeps
+// the same view up to date incrementally.
+HostView computeView(const state::Tables& tables, std::string_view host);
 
 // VNIs of networks that are not overlays (flat, VLAN): still named by a VNI
 // inside Canopy's own tunnels (to a gateway host), from a range tenant

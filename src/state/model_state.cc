@@ -97,6 +97,18 @@ std::vector<IndexSpec> defaultIndexes() {
          return keys;
        }},
       {"ports.network", "ports", field("network_id")},
+      {"ports.router_network", "ports",
+       [](const Json& d) {
+         std::vector<std::string> keys;
+         auto owner = d.find("device_owner");
+         auto net = d.find("network_id");
+         if (owner != d.end() && owner->is_string() &&
+             owner->get_ref<const std::string&>().rfind("network:router_", 0) == 0 &&
+             net != d.end() && net->is_string()) {
+           keys.push_back(*net);
+         }
+         return keys;
+       }},
       {"ports.subnet", "ports", fixedIps("subnet_id", false)},
       {"ports.address", "ports", fixedIps("ip_address", true)},
       {"security-group-rules.group", "security-group-rules", field("security_group_id")},
@@ -207,10 +219,11 @@ void ModelState::follow() {
       spdlog::error("model: watch failed: {}", events.error().message());
       return;
     }
-    if (!events->empty()) apply(*events);
     // A watch batch may cover revisions with no events of ours; track them too.
     store::Revision upto = watch_->nextRevision() - 1;
-    {
+    if (!events->empty()) {
+      apply(*events, upto);
+    } else {
       std::unique_lock lock(mu_);
       if (upto > applied_) applied_ = upto;
     }
@@ -224,7 +237,7 @@ void ModelState::observe(Observer observer) {
   observers_.push_back(std::move(observer));
 }
 
-void ModelState::apply(const std::vector<store::Event>& events) {
+void ModelState::apply(const std::vector<store::Event>& events, store::Revision upto) {
   std::unique_lock lock(mu_);
   std::vector<Change> changes;
   auto current = [&](std::string_view collection, std::string_view id) -> std::optional<Json> {
@@ -255,6 +268,8 @@ void ModelState::apply(const std::vector<store::Event>& events) {
     }
     tables_.put(index_specs_, collection, id, Document{std::move(*doc), e.kv.mod_revision});
   }
+  // The tables and the revision they reflect move together (readAt).
+  if (upto > applied_) applied_ = upto;
   for (const auto& o : observers_) o(changes, tables_);
 }
 

@@ -102,6 +102,7 @@ struct Change {
 // The indexes the API and IPAM rely on:
 //   subnets.network  subnet  -> its network_id
 //   ports.network    port    -> its network_id
+//   ports.router_network  a router's port -> its network_id
 //   ports.device     port    -> its device_id
 //   ports.host       port    -> its binding:host_id
 //   ports.subnet     port    -> each subnet_id of its fixed_ips
@@ -137,6 +138,13 @@ class ModelState {
     return f(static_cast<const Tables&>(tables_));
   }
 
+  // Like read(), with the revision the tables reflect: f(tables, revision).
+  template <typename F>
+  auto readAt(F&& f) const {
+    std::shared_lock lock(mu_);
+    return f(static_cast<const Tables&>(tables_), applied_);
+  }
+
   // Runs the transaction; if the compares fail, Conflict (the caller
   // re-reads and retries). Waits until the watch has applied the revision.
   Result<store::Revision> commit(std::span<const store::Compare> compares,
@@ -157,7 +165,7 @@ class ModelState {
 
  private:
   void follow();
-  void apply(const std::vector<store::Event>& events);
+  void apply(const std::vector<store::Event>& events, store::Revision upto);
   Result<void> reload();
 
   store::Store& store_;

@@ -1,0 +1,300 @@
+#include "southbound/objects.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "southbound/keys.h"
+#include "southbound/view.h"
+
+namespace canopy::southbound {
+namespace {
+
+using model::Json;
+using model::stringAt;
+using topology::IpAddr;
+using topology::IpPrefix;
+
+std::optional<topology::MacAddress> parseMac(const std::string& text) {
+  unsigned b[6];
+  char tail;
+  if (std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4],
+                  &b[5], &tail) != 6) {
+    return std::nullopt;
+  }
+  topology::MacAddress m;
+  for (size_t i = 0; i < 6; ++i) m.bytes[i] = static_cast<uint8_t>(b[i]);
+  return m;
+}
+
+std::optional<IpPrefix> parsePrefix(const std::string& text) {
+  if (text.find('/') != std::string::npos) return IpPrefix::parse(text);
+  auto ip = IpAddr::parse(text);
+  if (!ip) return std::nullopt;
+  return IpPrefix{*ip, static_cast<uint8_t>(ip->family == 4 ? 32 : 128)};
+}
+
+bool boolAt(const Json& d, const char* key, bool fallback) {
+  auto it = d.find(key);
+  return it != d.end() && it->is_boolean() ? it->get<bool>() : fallback;
+}
+
+std::optional<uint8_t> protocolNumber(const Json& rule) {
+  auto it = rule.find("protocol");
+  if (it == rule.end() || it->is_null()) return std::nullopt;
+  std::string p = it->is_string() ? it->get<std::string>() : it->dump();
+  bool v6 = stringAt(rule, "ethertype") == "IPv6";
+  if (p == "tcp") return 6;
+  if (p == "udp") return 17;
+  if (p == "icmp") return v6 ? 58 : 1;
+  if (p == "ipv6-icmp" || p == "icmpv6") return 58;
+  if (p == "sctp") return 132;
+  if (p == "any" || p.empty()) return std::nullopt;
+  if (std::all_of(p.begin(), p.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+      p.size() <= 3) {
+    int n = std::stoi(p);
+    if (n <= 255) return static_cast<uint8_t>(n);
+  }
+  return std::nullopt;
+}
+
+std::optional<uint16_t> u16At(const Json& d, const char* key) {
+  auto it = d.find(key);
+  if (it == d.end() || !it->is_number_integer()) return std::nullopt;
+  auto v = it->get<int64_t>();
+  if (v < 0 || v > 65535) return std::nullopt;
+  return static_cast<uint16_t>(v);
+}
+
+}  // namespace
+
+const Json* docOf(const state::Tables& t, std::string_view collection, std::string_view id) {
+  auto c = t.find(collection);
+  if (c == t.end()) return nullptr;
+  auto d = c->second.find(id);
+  return d == c->second.end() ? nullptr : &d->second.doc;
+}
+
+std::vector<const Json*> indexedDocs(const state::Tables& t, std::string_view index,
+                                     std::string_view collection, std::string_view key) {
+  std::vector<const Json*> out;
+  for (const auto& id : t.lookup(index, key)) {
+    if (const Json* d = docOf(t, collection, id)) out.push_back(d);
+  }
+  return out;
+}
+
+bool isRouterPort(std::string_view owner) { return owner.rfind("network:router_", 0) == 0; }
+
+bool isExternalNetwork(const state::Tables& t, std::string_view network_id) {
+  const Json* n = docOf(t, "networks", network_id);
+  return n != nullptr && boolAt(*n, "router:external", false);
+}
+
+uint32_t hostKeyOf(const state::Tables& t, std::string_view host) {
+  if (host.empty() || docOf(t, kAgentsCollection, host) == nullptr) return 0;
+  return keyOf(t, KeyKind::Host, host);
+}
+
+std::optional<topology::Host> hostOf(const state::Tables& t, std::string_view host) {
+  const Json* a = docOf(t, kAgentsCollection, host);
+  uint32_t key = host.empty() ? 0 : keyOf(t, KeyKind::Host, host);
+  if (a == nullptr || key == 0) return std::nullopt;
+  auto ip = IpAddr::parse(stringAt(*a, "tunnel_ip"));
+  bool geneve = true;
+  if (auto e = a->find("encapsulations"); e != a->end() && e->is_array() && !e->empty()) {
+    geneve = std::find(e->begin(), e->end(), Json("geneve")) != e->end();
+  }
+  return topology::Host{
+      .key = key, .name = std::string(host), .tunnel_ip = ip.value_or(IpAddr{}), .geneve = geneve};
+}
+
+std::optional<topology::Switch> switchOf(const state::Tables& t, std::string_view id) {
+  const Json* n = docOf(t, "networks", id);
+  uint32_t key = keyOf(t, KeyKind::Network, id);
+  if (n == nullptr || key == 0) return std::nullopt;
+  topology::Switch s{.key = key, .id = std::string(id), .name = stringAt(*n, "name")};
+  std::string type = stringAt(*n, "provider:network_type");
+  auto seg = n->find("provider:segmentation_id");
+  int64_t segment = seg != n->end() && seg->is_number_integer() ? seg->get<int64_t>() : 0;
+  if ((type == "geneve" || type == "vxlan") && segment > 0 && segment < (1 << 24)) {
+    s.vni = static_cast<uint32_t>(segment);
+  } else {
+    s.vni = kInternalVniBase + (key & 0xfffff);
+  }
+  if (type == "flat" || type == "vlan") {
+    s.physical_network = stringAt(*n, "provider:physical_network");
+    if (type == "vlan" && segment > 0 && segment < 4095) s.vlan = static_cast<uint16_t>(segment);
+  }
+  if (auto mtu = u16At(*n, "mtu")) s.mtu = *mtu;
+  s.external = boolAt(*n, "router:external", false);
+  s.dns_domain = stringAt(*n, "dns_domain");
+  for (const Json* sub : indexedDocs(t, "subnets.network", "subnets", id)) {
+    auto cidr = IpPrefix::parse(stringAt(*sub, "cidr"));
+    if (!cidr) continue;
+    topology::Subnet out{.id = stringAt(*sub, "id"), .cidr = *cidr};
+    if (auto gw = IpAddr::parse(stringAt(*sub, "gateway_ip"))) out.gateway = *gw;
+    out.dhcp = boolAt(*sub, "enable_dhcp", true);
+    for (const auto& d : sub->value("dns_nameservers", Json::array())) {
+      if (auto ip = d.is_string() ? IpAddr::parse(d.get<std::string>()) : std::nullopt) {
+        out.dns_servers.push_back(*ip);
+      }
+    }
+    for (const auto& r : sub->value("host_routes", Json::array())) {
+      auto dest = IpPrefix::parse(stringAt(r, "destination"));
+      auto hop = IpAddr::parse(stringAt(r, "nexthop"));
+      if (dest && hop) out.host_routes.push_back({*dest, *hop});
+    }
+    s.subnets.push_back(std::move(out));
+  }
+  std::sort(s.subnets.begin(), s.subnets.end(),
+            [](const auto& a, const auto& b) { return a.id < b.id; });
+  return s;
+}
+
+std::optional<topology::Port> portOf(const state::Tables& t, const Json& p,
+                                     const HasSwitch& has_switch,
+                                     std::vector<std::string>* groups) {
+  std::string id = stringAt(p, "id");
+  uint32_t key = keyOf(t, KeyKind::Port, id);
+  uint32_t sw = keyOf(t, KeyKind::Network, stringAt(p, "network_id"));
+  auto mac = parseMac(stringAt(p, "mac_address"));
+  if (key == 0 || sw == 0 || !has_switch(sw) || !mac) return std::nullopt;
+  topology::Port out{.key = key, .id = id, .switch_key = sw, .mac = *mac};
+  for (const auto& f : p.value("fixed_ips", Json::array())) {
+    if (auto ip = IpAddr::parse(stringAt(f, "ip_address"))) out.ips.push_back(*ip);
+  }
+  for (const auto& pair : p.value("allowed_address_pairs", Json::array())) {
+    auto prefix = parsePrefix(stringAt(pair, "ip_address"));
+    auto pair_mac = pair.contains("mac_address") ? parseMac(stringAt(pair, "mac_address")) : mac;
+    if (prefix && pair_mac) out.allowed_pairs.push_back({*pair_mac, *prefix});
+  }
+  out.port_security = boolAt(p, "port_security_enabled", true);
+  out.admin_up = boolAt(p, "admin_state_up", true);
+  for (const auto& g : p.value("security_groups", Json::array())) {
+    if (!g.is_string()) continue;
+    if (uint32_t gk = keyOf(t, KeyKind::Group, g.get<std::string>())) {
+      out.groups.push_back(gk);
+      if (groups != nullptr) groups->push_back(g.get<std::string>());
+    }
+  }
+  std::sort(out.groups.begin(), out.groups.end());
+  out.host = hostKeyOf(t, stringAt(p, "binding:host_id"));
+  out.device_owner = stringAt(p, "device_owner");
+  out.name = stringAt(p, "name");
+  return out;
+}
+
+std::optional<topology::Router> routerOf(const state::Tables& t, std::string_view id,
+                                         const SwitchAt& switches) {
+  const Json* r = docOf(t, "routers", id);
+  uint32_t key = keyOf(t, KeyKind::Router, id);
+  if (r == nullptr || key == 0) return std::nullopt;
+  topology::Router out{.key = key, .id = std::string(id), .name = stringAt(*r, "name")};
+  std::vector<const Json*> ports = indexedDocs(t, "ports.device", "ports", id);
+  std::sort(ports.begin(), ports.end(),
+            [](const Json* a, const Json* b) { return stringAt(*a, "id") < stringAt(*b, "id"); });
+  for (const Json* p : ports) {
+    std::string owner = stringAt(*p, "device_owner");
+    uint32_t port_key = keyOf(t, KeyKind::Port, stringAt(*p, "id"));
+    uint32_t sw = keyOf(t, KeyKind::Network, stringAt(*p, "network_id"));
+    auto mac = parseMac(stringAt(*p, "mac_address"));
+    const topology::Switch* s = sw == 0 ? nullptr : switches(sw);
+    if (port_key == 0 || s == nullptr || !mac) continue;
+    if (owner == "network:router_interface") {
+      for (const auto& f : p->value("fixed_ips", Json::array())) {
+        auto ip = IpAddr::parse(stringAt(f, "ip_address"));
+        if (!ip) continue;
+        for (const auto& sub : s->subnets) {
+          if (sub.id == stringAt(f, "subnet_id")) {
+            out.interfaces.push_back({.port_key = port_key,
+                                      .switch_key = sw,
+                                      .mac = *mac,
+                                      .ip = *ip,
+                                      .subnet = sub.cidr});
+          }
+        }
+      }
+    } else if (owner == "network:router_gateway") {
+      topology::Gateway gw{.port_key = port_key, .switch_key = sw, .mac = *mac};
+      for (const auto& f : p->value("fixed_ips", Json::array())) {
+        auto ip = IpAddr::parse(stringAt(f, "ip_address"));
+        if (!ip) continue;
+        gw.ips.push_back(*ip);
+        for (const auto& sub : s->subnets) {
+          if (!gw.nexthop && sub.id == stringAt(f, "subnet_id") && sub.gateway && ip->family == 4) {
+            gw.nexthop = sub.gateway;
+          }
+        }
+      }
+      auto info = r->find("external_gateway_info");
+      gw.snat = info != r->end() && info->is_object() ? boolAt(*info, "enable_snat", true) : true;
+      gw.host = hostKeyOf(t, stringAt(*p, "binding:host_id"));
+      out.gateway = std::move(gw);
+    }
+  }
+  for (const auto& route : r->value("routes", Json::array())) {
+    auto dest = IpPrefix::parse(stringAt(route, "destination"));
+    auto hop = IpAddr::parse(stringAt(route, "nexthop"));
+    if (dest && hop) out.routes.push_back({*dest, *hop});
+  }
+  return out;
+}
+
+std::string gatewayHostOf(const state::Tables& t, std::string_view router_id) {
+  std::string host;
+  for (const Json* p : indexedDocs(t, "ports.device", "ports", router_id)) {
+    if (stringAt(*p, "device_owner") == "network:router_gateway") {
+      host = stringAt(*p, "binding:host_id");
+    }
+  }
+  return host;
+}
+
+std::optional<topology::SecurityGroup> groupOf(const state::Tables& t, std::string_view id,
+                                               std::vector<std::string>* remotes) {
+  const Json* g = docOf(t, "security-groups", id);
+  uint32_t key = keyOf(t, KeyKind::Group, id);
+  if (g == nullptr || key == 0) return std::nullopt;
+  topology::SecurityGroup out{.key = key, .id = std::string(id), .name = stringAt(*g, "name")};
+  std::vector<const Json*> rules =
+      indexedDocs(t, "security-group-rules.group", "security-group-rules", id);
+  std::sort(rules.begin(), rules.end(),
+            [](const Json* a, const Json* b) { return stringAt(*a, "id") < stringAt(*b, "id"); });
+  for (const Json* r : rules) {
+    topology::Rule rule{.id = stringAt(*r, "id")};
+    rule.direction = stringAt(*r, "direction") == "egress" ? topology::Direction::Egress
+                                                           : topology::Direction::Ingress;
+    rule.family = stringAt(*r, "ethertype") == "IPv6" ? 6 : 4;
+    rule.protocol = protocolNumber(*r);
+    rule.port_min = u16At(*r, "port_range_min");
+    rule.port_max = u16At(*r, "port_range_max");
+    if (auto prefix = IpPrefix::parse(stringAt(*r, "remote_ip_prefix"))) {
+      rule.remote_prefix = *prefix;
+    }
+    std::string remote = stringAt(*r, "remote_group_id");
+    if (!remote.empty()) {
+      uint32_t rk = keyOf(t, KeyKind::Group, remote);
+      if (rk == 0 || docOf(t, "security-groups", remote) == nullptr) continue;
+      rule.remote_group = rk;
+      if (remotes != nullptr) remotes->push_back(remote);
+    }
+    out.rules.push_back(std::move(rule));
+  }
+  return out;
+}
+
+std::optional<topology::FloatingIp> floatingIpOf(const state::Tables& t, const Json& f,
+                                                 uint32_t router_key,
+                                                 const std::function<bool(uint32_t)>& has_port) {
+  uint32_t port = keyOf(t, KeyKind::Port, stringAt(f, "port_id"));
+  auto external = IpAddr::parse(stringAt(f, "floating_ip_address"));
+  auto fixed = IpAddr::parse(stringAt(f, "fixed_ip_address"));
+  if (port == 0 || !has_port(port) || !external || !fixed) return std::nullopt;
+  return topology::FloatingIp{.id = stringAt(f, "id"),
+                              .external = *external,
+                              .fixed = *fixed,
+                              .port_key = port,
+                              .router_key = router_key};
+}
+
+}  // namespace canopy::southbound
