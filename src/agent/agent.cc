@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "datapath/packet/builder.h"
+#include "datapath/packet/tunnel.h"
 
 namespace canopy::agent {
 namespace {
@@ -481,24 +482,67 @@ void Agent::workerLoop() {
         return;
       }
       if (offload.gso()) ++super_frames_;
-      inputs.push_back({ingress, frame, offload.segmentSize()});
+      inputs.push_back({ingress, frame, offload.segmentSize(), frame});
       offloads.push_back(offload);
     };
-    // Tunnel datagrams, a coalesced run cut back into its datagrams.
-    auto add_datagrams = [&](size_t i, const Ingress& ingress) {
-      auto buffer = batch.frame(i);
+    // Tunnel datagrams, a coalesced run cut back into its datagrams. As GRO
+    // would, consecutive TCP segments of one flow behind the same tunnel
+    // header are joined first into one super-frame (behind that header),
+    // which passes the datapath once instead of once per segment.
+    auto add_datagrams = [&](size_t i, const Ingress& ingress, Encapsulation e) {
+      auto buffer = batch.mutableFrame(i);
       size_t size = batch.segmentSize(i);
       if (size == 0) size = buffer.size();
+      datapath::packet::TcpCoalescer* joining = nullptr;
+      std::span<uint8_t> first;  // the run's first datagram
+      auto end_run = [&] {
+        if (joining == nullptr) return;
+        if (joining->segments() > 1) {
+          Offload o;
+          auto joined = joining->finish(o);
+          inputs.push_back({ingress, joined, o.gso_size, joined});
+          offloads.push_back(o);
+          ++joined_;
+        } else {
+          inputs.push_back({ingress, first, 0, first});
+          offloads.push_back({});
+        }
+        joining = nullptr;
+      };
       for (size_t from = 0; from < buffer.size(); from += size) {
-        inputs.push_back({ingress, buffer.subspan(from, std::min(size, buffer.size() - from))});
+        auto datagram = buffer.subspan(from, std::min(size, buffer.size() - from));
+        datapath::packet::TunnelInfo tunnel;
+        auto why = e == Encapsulation::Geneve ? datapath::packet::parseGeneve(datagram, tunnel)
+                                              : datapath::packet::parseVxlan(datagram, tunnel);
+        bool joinable = why == DropReason::None && !tunnel.control && size < buffer.size();
+        auto header = datagram.first(joinable ? tunnel.inner_offset : 0);
+        auto inner = datagram.subspan(header.size());
+        if (joinable && joining != nullptr && joining->add(inner, header)) continue;
+        end_run();
+        if (joinable) {
+          if (rx_runs_used_ == rx_runs_.size()) {
+            rx_runs_.push_back(std::make_unique<datapath::packet::TcpCoalescer>());
+          }
+          auto& run = *rx_runs_[rx_runs_used_];
+          run.clear();
+          if (run.add(inner, header)) {
+            ++rx_runs_used_;
+            joining = &run;
+            first = datagram;
+            continue;
+          }
+        }
+        inputs.push_back({ingress, datagram, 0, datagram});
         offloads.push_back({});
       }
+      end_run();
     };
     auto run = [&](auto& socket, auto add_inputs) {
       while (socket.receive(batch) > 0) {
         if (datapath_ == nullptr) continue;  // no view yet
         inputs.clear();
         offloads.clear();
+        rx_runs_used_ = 0;
         for (size_t i = 0; i < batch.size(); ++i) add_inputs(i);
         out.clear();
         datapath_->processBatch(inputs, out);
@@ -512,7 +556,7 @@ void Agent::workerLoop() {
                             ? Encapsulation::Geneve
                             : Encapsulation::Vxlan;
       run(tunnels_[t],
-          [&](size_t i) { add_datagrams(i, Ingress::fromTunnel(e, batch.source(i))); });
+          [&](size_t i) { add_datagrams(i, Ingress::fromTunnel(e, batch.source(i)), e); });
     }
     for (size_t u = 0; u < uplinks_.size(); ++u, ++at) {
       if (fds[at].revents == 0) continue;
@@ -563,6 +607,7 @@ void Agent::workerLoop() {
              {"offload",
               {{"super_frames", super_frames_},
                {"segmented", segmented_},
+               {"joined", joined_},
                {"coalesced", coalesced_}}},
              {"send_failed", send_failed_}};
         // Frames larger than a receive slot (over 64 KiB: BIG TCP), left out.

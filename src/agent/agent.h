@@ -120,11 +120,16 @@ class Agent {
   std::array<uint64_t, datapath::kDropReasonCount> io_drops_{};
   uint64_t send_failed_ = 0;
   // Offloads seen: super-frames received from ports and uplinks, those cut
-  // into segments for a tunnel, and those joined from segments for a port.
+  // into segments for a tunnel, those joined from a tunnel's segments before
+  // the datapath, and those joined from segments on the way to a port.
   uint64_t super_frames_ = 0;
   uint64_t segmented_ = 0;
+  uint64_t joined_ = 0;
   uint64_t coalesced_ = 0;
   datapath::packet::TcpCoalescer coalescer_;
+  // Runs of tunnel segments being joined, one per run of a batch.
+  std::vector<std::unique_ptr<datapath::packet::TcpCoalescer>> rx_runs_;
+  size_t rx_runs_used_ = 0;
   datapath::packet::Segments segments_;  // a super-frame cut for a tunnel
 };
 

@@ -67,18 +67,18 @@ expect_in '"connected": true' "$status"
 packets=$(field 'd["datapath"]["packets"]' <<<"$status")
 [ "$packets" -gt 6 ] || fail "h1 forwarded only $packets packets: $status"
 # The guests' offloads were carried: super-frames came in and were cut for
-# the tunnel, segments from the tunnel were joined again for the VM, and no
-# request was refused (the status is published every second).
+# the tunnel, segments from the tunnel were joined again before the datapath,
+# and no request was refused (the status is published every second).
 for h in h1 h2; do
   for _ in $(seq 1 30); do
     status=$("$bin/canopy-agent" --run-dir "$work/$h" status)
     segmented=$(field 'd["datapath"]["offload"]["segmented"]' <<<"$status")
-    coalesced=$(field 'd["datapath"]["offload"]["coalesced"]' <<<"$status")
-    [ "$segmented" -gt 0 ] && [ "$coalesced" -gt 0 ] && break
+    joined=$(field 'd["datapath"]["offload"]["joined"]' <<<"$status")
+    [ "$segmented" -gt 0 ] && [ "$joined" -gt 0 ] && break
     sleep 0.1
   done
   [ "$segmented" -gt 0 ] || fail "$h cut no super-frame for the tunnel: $status"
-  [ "$coalesced" -gt 0 ] || fail "$h joined no segments for its VM: $status"
+  [ "$joined" -gt 0 ] || fail "$h joined no tunnel segments before its datapath: $status"
   drops=$(field 'd["datapath"]["drops"]' <<<"$status")
   [[ "$drops" != *offload* ]] || fail "$h refused offload requests: $drops"
 done

@@ -231,7 +231,7 @@ bool sameBytes(std::span<const uint8_t> a, std::span<const uint8_t> b, size_t fr
 
 }  // namespace
 
-bool TcpCoalescer::add(std::span<const uint8_t> frame) {
+bool TcpCoalescer::add(std::span<const uint8_t> frame, std::span<const uint8_t> prefix) {
   if (closed_ && segments_ != 0) return false;
   ParsedPacket p;
   if (parse(frame, p) != DropReason::None || !coalescable(frame, p)) return false;
@@ -241,7 +241,9 @@ bool TcpCoalescer::add(std::span<const uint8_t> frame) {
   const bool push = (tcp.flags & TcpHeader::kPsh) != 0;
   if (segments_ == 0) {
     if (push) return false;
-    frame_.assign(frame.begin(), frame.end());
+    frame_.assign(prefix.begin(), prefix.end());
+    frame_.insert(frame_.end(), frame.begin(), frame.end());
+    prefix_ = prefix.size();
     l3_ = p.l3_offset;
     l4_ = p.l4_offset;
     payload_ = p.payload_offset;
@@ -252,18 +254,20 @@ bool TcpCoalescer::add(std::span<const uint8_t> frame) {
     segments_ = 1;
     return true;
   }
-  std::span<const uint8_t> run(frame_);
-  // The same flow and headers: Ethernet; IPv4 version, TOS, flags, TTL,
-  // protocol and addresses; TCP ports, acknowledgment, data offset and
+  std::span<const uint8_t> whole(frame_);
+  std::span<const uint8_t> run = whole.subspan(prefix_);
+  // The same prefix, flow and headers: Ethernet; IPv4 version, TOS, flags,
+  // TTL, protocol and addresses; TCP ports, acknowledgment, data offset and
   // options.
-  if (p.payload_offset != payload_ || !sameBytes(run, frame, 0, l3_ + 2u) ||
+  if (prefix.size() != prefix_ || !std::equal(prefix.begin(), prefix.end(), whole.begin()) ||
+      p.payload_offset != payload_ || !sameBytes(run, frame, 0, l3_ + 2u) ||
       !sameBytes(run, frame, l3_ + 6u, l3_ + 10u) || !sameBytes(run, frame, l3_ + 12u, l4_) ||
       !sameBytes(run, frame, l4_, l4_ + 4u) || !sameBytes(run, frame, l4_ + 8u, l4_ + 13u) ||
       !sameBytes(run, frame, l4_ + 20u, payload_)) {
     return false;
   }
   if (tcp.sequence.host() != next_sequence_ || payload > mss_ ||
-      frame_.size() - l3_ + payload > UINT16_MAX) {
+      run.size() - l3_ + payload > UINT16_MAX) {
     return false;
   }
   frame_.insert(frame_.end(), frame.begin() + payload_, frame.end());
@@ -274,19 +278,19 @@ bool TcpCoalescer::add(std::span<const uint8_t> frame) {
   return true;
 }
 
-std::span<const uint8_t> TcpCoalescer::finish(Offload& o) {
+std::span<uint8_t> TcpCoalescer::finish(Offload& o) {
   o = {};
   if (segments_ <= 1) return frame_;
-  std::span<uint8_t> f(frame_);
+  std::span<uint8_t> f = std::span<uint8_t>(frame_).subspan(prefix_);
   Ipv4Header ip{};
   static_cast<void>(load(f, l3_, ip));
-  ip.total_length = Be16::of(static_cast<uint16_t>(frame_.size() - l3_));
+  ip.total_length = Be16::of(static_cast<uint16_t>(f.size() - l3_));
   ip.checksum = {};
   store(f, l3_, ip);
   ip.checksum = Be16::of(checksum(f.subspan(l3_, sizeof(Ipv4Header))));
   store(f, l3_, ip);
   if (push_) f[l4_ + 13u] |= TcpHeader::kPsh;
-  auto length = static_cast<uint32_t>(frame_.size() - l4_);
+  auto length = static_cast<uint32_t>(f.size() - l4_);
   store(f, l4_ + 16u, Be16::of(fold(pseudoHeaderSum(ip.src, ip.dst, ipproto::kTcp, length))));
   o = {.flags = Offload::kNeedsChecksum,
        .gso_type = Offload::kGsoTcpv4,

@@ -146,7 +146,10 @@ class TcpCoalescer {
   // no larger than the first's, and at most 64 KiB in all. A shorter
   // segment or PSH ends the run. False, with nothing changed, for anything
   // else; a run never starts with PSH (nothing would join it).
-  bool add(std::span<const uint8_t> frame);
+  //
+  // With a `prefix` (a tunnel header), the run is kept behind the first
+  // segment's prefix, and only segments behind the same prefix join.
+  bool add(std::span<const uint8_t> frame, std::span<const uint8_t> prefix = {});
 
   bool empty() const { return segments_ == 0; }
   size_t segments() const { return segments_; }
@@ -155,14 +158,17 @@ class TcpCoalescer {
   // one segment a super-frame (IPv4 length and checksum set, PSH if any
   // segment had it, a partial TCP checksum) with a TCPv4 GSO request of
   // the first segment's payload size; for one, that segment as it came,
-  // none(). Valid until the next add() or clear().
-  std::span<const uint8_t> finish(Offload& o);
+  // none(). With a prefix, the frame follows it (and the request's offsets
+  // count from the frame, not the prefix). Valid until the next add() or
+  // clear().
+  std::span<uint8_t> finish(Offload& o);
   void clear() { segments_ = 0; }
 
  private:
   std::vector<uint8_t> frame_;
   size_t segments_ = 0;
-  uint16_t l3_ = 0, l4_ = 0, payload_ = 0;  // offsets into frame_
+  size_t prefix_ = 0;                       // bytes of frame_ before the run's frame
+  uint16_t l3_ = 0, l4_ = 0, payload_ = 0;  // offsets into the run's frame
   uint16_t mss_ = 0;                        // the first segment's payload bytes
   uint32_t next_sequence_ = 0;
   bool push_ = false;

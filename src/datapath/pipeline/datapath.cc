@@ -50,10 +50,19 @@ uint32_t get32(const uint8_t* at) {
 
 // A frame in a stage: its working bytes, as parsed, and where it came in.
 struct Datapath::Packet {
-  std::vector<uint8_t>* bytes = nullptr;
+  std::span<uint8_t> bytes{};  // the frame as it is now
   packet::ParsedPacket parsed{};
   Ingress in{};
+  // The bytes are the input's own buffer (Input::writable): an output that
+  // is the last thing done with them may refer to them instead of a copy.
+  bool in_input = false;
 };
+
+std::span<uint8_t> Datapath::scratch(size_t depth, std::span<const uint8_t> from) {
+  auto& v = scratch_[depth];
+  v.assign(from.begin(), from.end());
+  return v;
+}
 
 std::optional<packet::MacAddress> Datapath::NeighborTable::find(uint32_t switch_key,
                                                                 const IpAddr& ip) const {
@@ -145,7 +154,7 @@ void Datapath::process(const Ingress& in, std::span<const uint8_t> frame, Output
   clock_.refresh();
   input_index_ = 0;
   segment_size_ = 0;
-  processOne(in, frame, out, trace);
+  processOne(in, frame, {}, out, trace);
 }
 
 void Datapath::processBatch(std::span<const Input> batch, Outputs& out) {
@@ -153,7 +162,9 @@ void Datapath::processBatch(std::span<const Input> batch, Outputs& out) {
   for (size_t i = 0; i < batch.size(); ++i) {
     input_index_ = static_cast<uint32_t>(i);
     segment_size_ = batch[i].segment_size;
-    processOne(batch[i].in, batch[i].frame, out, nullptr);
+    const Input& input = batch[i];
+    processOne(input.in, input.writable.empty() ? input.frame : input.writable, input.writable, out,
+               nullptr);
   }
 }
 
@@ -162,32 +173,31 @@ std::span<uint8_t> Datapath::addOutput(Outputs& out, Outputs::Item item, size_t 
   return out.add(item, length);
 }
 
-void Datapath::processOne(const Ingress& in, std::span<const uint8_t> frame, Outputs& out,
-                          Trace* trace) {
+void Datapath::processOne(const Ingress& in, std::span<const uint8_t> frame,
+                          std::span<uint8_t> writable, Outputs& out, Trace* trace) {
   ++counters_.packets;
   if (topology_ == nullptr) return drop(DropReason::NoTopology, trace);
   switch (in.kind) {
     case Ingress::Kind::Tunnel:
-      return fromTunnel(in, frame, out, trace);
+      return fromTunnel(in, frame, writable, out, trace);
     case Ingress::Kind::Uplink:
-      return fromUplink(in, frame, out, trace);
+      return fromUplink(in, frame, writable, out, trace);
     case Ingress::Kind::Port:
       break;
   }
   Packet pkt;
-  pkt.bytes = &scratch_[0];
-  pkt.bytes->assign(frame.begin(), frame.end());
+  pkt.bytes = writable.empty() ? scratch(0, frame) : writable;
+  pkt.in_input = !writable.empty();
   pkt.in = in;
-  if (auto why = packet::parse(*pkt.bytes, pkt.parsed); why != DropReason::None) {
+  if (auto why = packet::parse(pkt.bytes, pkt.parsed); why != DropReason::None) {
     return drop(why, trace, in.port);
   }
   runStage({.stage = Stage::FromPort, .key = in.port}, pkt, out, trace, 0);
 }
 
-void Datapath::fromUplink(const Ingress& in, std::span<const uint8_t> frame, Outputs& out,
-                          Trace* trace) {
+void Datapath::fromUplink(const Ingress& in, std::span<const uint8_t> frame,
+                          std::span<uint8_t> writable, Outputs& out, Trace* trace) {
   Packet pkt;
-  pkt.bytes = &scratch_[0];
   pkt.in = in;
   if (auto why = packet::parse(frame, pkt.parsed); why != DropReason::None) {
     return drop(why, trace);
@@ -195,15 +205,18 @@ void Datapath::fromUplink(const Ingress& in, std::span<const uint8_t> frame, Out
   auto vid = static_cast<uint16_t>(pkt.parsed.key.vlan_tci & 0x0fff);
   auto sw = uplink_switches_.find({in.uplink, vid});
   if (sw == uplink_switches_.end()) return drop(DropReason::UnknownUplink, trace);
-  auto& bytes = *pkt.bytes;
   if (pkt.parsed.key.vlan_tci != 0) {
     // The switch is known by its tag: carry the frame untagged.
-    bytes.assign(frame.begin(), frame.begin() + 12);
-    bytes.insert(bytes.end(), frame.begin() + 16, frame.end());
-    packet::parse(bytes, pkt.parsed);
+    auto& untagged = scratch_[0];
+    untagged.assign(frame.begin(), frame.begin() + 12);
+    untagged.insert(untagged.end(), frame.begin() + 16, frame.end());
+    pkt.bytes = untagged;
+    packet::parse(pkt.bytes, pkt.parsed);
   } else {
-    bytes.assign(frame.begin(), frame.end());
+    pkt.bytes = writable.empty() ? scratch(0, frame) : writable;
+    pkt.in_input = !writable.empty();
   }
+  auto bytes = pkt.bytes;
   const auto& k = pkt.parsed.key;
   if (k.eth_type == ethertype::kArp) {
     packet::ArpPacket arp;
@@ -226,8 +239,8 @@ void Datapath::fromUplink(const Ingress& in, std::span<const uint8_t> frame, Out
   runStage({.stage = Stage::FromUplink, .key = sw->second}, pkt, out, trace, 0);
 }
 
-void Datapath::fromTunnel(const Ingress& in, std::span<const uint8_t> payload, Outputs& out,
-                          Trace* trace) {
+void Datapath::fromTunnel(const Ingress& in, std::span<const uint8_t> payload,
+                          std::span<uint8_t> writable, Outputs& out, Trace* trace) {
   if (!hosts_by_address_.count(in.source)) return drop(DropReason::TunnelUnknownSource, trace);
   packet::TunnelInfo t;
   DropReason why = in.encapsulation == Encapsulation::Geneve ? packet::parseGeneve(payload, t)
@@ -258,10 +271,11 @@ void Datapath::fromTunnel(const Ingress& in, std::span<const uint8_t> payload, O
   if (sw == nullptr) return drop(DropReason::UnknownVni, trace);
 
   Packet pkt;
-  pkt.bytes = &scratch_[0];
   pkt.in = in;
-  pkt.bytes->assign(payload.begin() + t.inner_offset, payload.end());
-  if (auto w = packet::parse(*pkt.bytes, pkt.parsed); w != DropReason::None) {
+  pkt.bytes = writable.empty() ? scratch(0, payload.subspan(t.inner_offset))
+                               : writable.subspan(t.inner_offset);
+  pkt.in_input = !writable.empty();
+  if (auto w = packet::parse(pkt.bytes, pkt.parsed); w != DropReason::None) {
     return drop(w, trace);
   }
   const auto& k = pkt.parsed.key;
@@ -294,6 +308,7 @@ void Datapath::fromTunnel(const Ingress& in, std::span<const uint8_t> payload, O
     const topology::Port* p = topology_->findPort(pk);
     if (p->host != config_.host.host || !p->admin_up) continue;
     Packet copy = pkt;
+    copy.in_input = false;  // the ports share the bytes: each output is a copy
     runStage({.stage = Stage::ToPort, .key = pk, .sender = sender}, copy, out, trace, 0);
   }
 }
@@ -302,7 +317,7 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
   auto& p = pkt.parsed;
   p.key.in_port = ctx.key;
   if ((ctx.stage == Stage::FromPort || ctx.stage == Stage::ToPort) && isIp(p.key)) {
-    auto l = conntrack_.lookup(p, *pkt.bytes, zoneOf(ctx.key));
+    auto l = conntrack_.lookup(p, pkt.bytes, zoneOf(ctx.key));
     ctx.ct = l.state;
     ctx.ct_reply = l.reply;
     ctx.ct_invalid = l.invalid_reason;
@@ -317,7 +332,7 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
   if (d == nullptr) {
     ++counters_.simulations;
     simulator::Simulator sim(*topology_, config_.host, neighbors_);
-    auto s = sim.run(ctx, *pkt.bytes, p, trace);
+    auto s = sim.run(ctx, pkt.bytes, p, trace);
     d = std::make_shared<const simulator::Decision>(std::move(s.decision));
     if (trace == nullptr && d->cacheable && key.reserved != UINT32_MAX) {
       cache_.insert(key, d, s.tags);
@@ -328,12 +343,14 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
 
 void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet& pkt, Outputs& out,
                        Trace* trace, int depth) {
-  auto& bytes = *pkt.bytes;
+  auto bytes = pkt.bytes;
   const auto& p = pkt.parsed;
   // Drops in a port's stages are charged to that port.
   const uint32_t charged = ctx.stage == Stage::FromPort || ctx.stage == Stage::ToPort ? ctx.key : 0;
   auto fail = [&](DropReason why) { drop(why, trace, charged); };
   for (const Action& a : d.actions) {
+    // Nothing is done with the bytes after the decision's last action.
+    const bool last = &a == &d.actions.back();
     switch (a.kind) {
       case ActionKind::CtCommit:
         if (auto why = conntrack_.commit(p, bytes, zoneOf(a.port)); why != DropReason::None) {
@@ -396,10 +413,12 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
       case ActionKind::Deliver: {
         if (depth + 1 >= kMaxDepth) return fail(DropReason::TooManyHops);
         Packet next;
-        next.bytes = &scratch_[static_cast<size_t>(depth + 1)];
-        next.bytes->assign(bytes.begin(), bytes.end());
+        // The last action hands the bytes on; otherwise the next stage gets
+        // its own copy.
+        next.bytes = last ? bytes : scratch(static_cast<size_t>(depth + 1), bytes);
+        next.in_input = last && pkt.in_input;
         next.in = pkt.in;
-        if (auto why = packet::parse(*next.bytes, next.parsed); why != DropReason::None) {
+        if (auto why = packet::parse(next.bytes, next.parsed); why != DropReason::None) {
           return fail(why);
         }
         runStage({.stage = Stage::ToPort,
@@ -409,8 +428,14 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         break;
       }
       case ActionKind::Output: {
-        auto room = addOutput(out, {.kind = Outputs::Kind::Port, .port = a.port}, bytes.size());
-        std::copy(bytes.begin(), bytes.end(), room.begin());
+        Outputs::Item item{.kind = Outputs::Kind::Port, .port = a.port};
+        if (last && pkt.in_input) {
+          item.input = input_index_;
+          out.addRef(item, bytes);  // the input's buffer, as it is now: no copy
+        } else {
+          auto room = addOutput(out, item, bytes.size());
+          std::copy(bytes.begin(), bytes.end(), room.begin());
+        }
         ++counters_.outputs;
         break;
       }
@@ -446,7 +471,7 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
 }
 
 void Datapath::emitTunnel(const Action& a, const Packet& pkt, Outputs& out) {
-  const auto& frame = *pkt.bytes;
+  std::span<const uint8_t> frame = pkt.bytes;
   Outputs::Item item{.kind = Outputs::Kind::Tunnel, .host = a.host, .remote = a.remote};
   // Flow entropy for the outer UDP source port (RFC 7348 5, RFC 8926 3.3):
   // the same for every packet of a connection, spread across connections.

@@ -84,6 +84,7 @@ class Outputs {
     uint32_t input = 0;  // the index in processBatch()'s batch of the frame it came from
     size_t offset = 0;
     size_t length = 0;
+    uint8_t* external = nullptr;  // the bytes, when they are not in the arena (addRef)
   };
 
   void clear() {
@@ -92,13 +93,23 @@ class Outputs {
   }
   const std::vector<Item>& items() const { return items_; }
   std::span<const uint8_t> bytes(const Item& i) const {
-    return {arena_.get() + i.offset, i.length};
+    return {i.external != nullptr ? i.external : arena_.get() + i.offset, i.length};
   }
   // For the sender's last touches (checksum offload), before it sends.
-  std::span<uint8_t> mutableBytes(const Item& i) { return {arena_.get() + i.offset, i.length}; }
+  std::span<uint8_t> mutableBytes(const Item& i) {
+    return {i.external != nullptr ? i.external : arena_.get() + i.offset, i.length};
+  }
 
   // Room for one output's bytes (not zeroed: the caller writes all of
   // them); valid until the next add().
+  // An output whose bytes stay where they are (an input's buffer that
+  // outlives this batch's outputs).
+  void addRef(Item item, std::span<uint8_t> bytes) {
+    item.external = bytes.data();
+    item.length = bytes.size();
+    items_.push_back(item);
+  }
+
   std::span<uint8_t> add(Item item, size_t length) {
     if (capacity_ - used_ < length) grow(length);
     item.offset = used_;
@@ -163,6 +174,10 @@ class Datapath {
     Ingress in{};
     std::span<const uint8_t> frame{};
     uint16_t segment_size = 0;  // 0: a plain frame
+    // The same frame, writable: the datapath rewrites it in place instead
+    // of copying it, and outputs may refer to it (Outputs::addRef), so it
+    // must outlive them. Empty: `frame` is copied.
+    std::span<uint8_t> writable{};
   };
   void processBatch(std::span<const Input> batch, Outputs& out);
 
@@ -206,15 +221,19 @@ class Datapath {
   };
 
   struct Packet;
-  void processOne(const Ingress& in, std::span<const uint8_t> frame, Outputs& out, Trace* trace);
+  void processOne(const Ingress& in, std::span<const uint8_t> frame, std::span<uint8_t> writable,
+                  Outputs& out, Trace* trace);
+  // A copy of `from` in scratch_[depth].
+  std::span<uint8_t> scratch(size_t depth, std::span<const uint8_t> from);
   // Room for an output of the frame being processed.
   std::span<uint8_t> addOutput(Outputs& out, Outputs::Item item, size_t length);
   void runStage(simulator::Context ctx, Packet& pkt, Outputs& out, Trace* trace, int depth);
   void execute(const simulator::Decision& d, const simulator::Context& ctx, Packet& pkt,
                Outputs& out, Trace* trace, int depth);
-  void fromTunnel(const Ingress& in, std::span<const uint8_t> udp_payload, Outputs& out,
-                  Trace* trace);
-  void fromUplink(const Ingress& in, std::span<const uint8_t> frame, Outputs& out, Trace* trace);
+  void fromTunnel(const Ingress& in, std::span<const uint8_t> udp_payload,
+                  std::span<uint8_t> writable, Outputs& out, Trace* trace);
+  void fromUplink(const Ingress& in, std::span<const uint8_t> frame, std::span<uint8_t> writable,
+                  Outputs& out, Trace* trace);
   void emitTunnel(const simulator::Action& a, const Packet& pkt, Outputs& out);
   void emitUplink(uint32_t switch_key, std::span<const uint8_t> frame, Outputs& out,
                   bool generated = false);

@@ -2,7 +2,8 @@
 // random traffic, every host runs two datapaths side by side, one as in
 // production (decisions cached, invalidated by tag when the topology
 // changes) and one that simulates every packet afresh (a trace bypasses the
-// cache). After every packet both must have sent the same frames and
+// cache), the first also rewriting each frame in place as the agent lets
+// it. After every packet both must have sent the same frames and
 // counted the same drops, through random topology changes every few dozen
 // packets. A disagreement is a decision that read something it did not tag,
 // or a change that changedTags() does not name.
@@ -383,7 +384,11 @@ class Twins {
       queue.pop_front();
       Outputs a, b;
       Trace trace;
-      cached_[p.host]->process(p.in, p.bytes, a);
+      // The production side also works as the agent does: in place, in a
+      // buffer of its own that its outputs may refer to.
+      std::vector<uint8_t> writable = p.bytes;
+      Datapath::Input input{.in = p.in, .frame = writable, .writable = writable};
+      cached_[p.host]->processBatch({&input, 1}, a);
       fresh_[p.host]->process(p.in, p.bytes, b, &trace);
       ++processed_;
       if (!sameOutputs(a, b) ||

@@ -506,6 +506,39 @@ TEST(Coalesce, WhatDoesNotContinueTheRunIsLeftOut) {
   EXPECT_FALSE(f.add(lower_ttl));
 }
 
+// Behind a tunnel header: segments join while their headers are the same,
+// and the joined frame follows the first one's header.
+TEST(Coalesce, BehindATunnelHeader) {
+  auto frame = tcpFrame(5000, TcpHeader::kAck, 1);
+  Offload o = makePartial(frame, Offload::kGsoTcpv4, 1000);
+  Segments s;
+  ASSERT_EQ(segment(frame, o, 0, {}, s), DropReason::None);
+  ASSERT_EQ(s.count, 5u);
+  const std::vector<uint8_t> header = {0x00, 0x00, 0x65, 0x58, 0x00, 0x00, 0x2a, 0x00};
+  std::vector<uint8_t> other_vni = header;
+  other_vni[6] = 0x2b;
+
+  TcpCoalescer c;
+  ASSERT_TRUE(c.add(s.at(0), header));
+  EXPECT_FALSE(c.add(s.at(1), other_vni)) << "another header";
+  EXPECT_FALSE(c.add(s.at(1))) << "no header";
+  for (size_t i = 1; i < s.count; ++i) ASSERT_TRUE(c.add(s.at(i), header)) << "segment " << i;
+  Offload joined_offload;
+  auto joined = c.finish(joined_offload);
+  ASSERT_EQ(joined.size(), header.size() + frame.size());
+  EXPECT_TRUE(std::equal(header.begin(), header.end(), joined.begin()));
+  auto inner = joined.subspan(header.size());
+  ParsedPacket p = parsed(inner);
+  EXPECT_EQ(joined_offload.csum_start, p.l4_offset) << "counted from the frame";
+  EXPECT_EQ(joined_offload.gso_size, 1000);
+  std::vector<uint8_t> complete(inner.begin(), inner.end());
+  ASSERT_EQ(completeChecksum(complete, joined_offload.csum_start, joined_offload.csum_offset),
+            DropReason::None);
+  EXPECT_TRUE(checksumsValid(complete));
+  EXPECT_TRUE(std::equal(complete.begin() + p.payload_offset, complete.end(),
+                         frame.begin() + p.payload_offset));
+}
+
 TEST(Coalesce, StopsAt64KiB) {
   TcpCoalescer c;
   uint32_t seq = 1;
