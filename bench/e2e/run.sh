@@ -29,6 +29,14 @@ throughput() {
   in_ns "$1" iperf3 -c "$3" -p 5201 -t "$seconds" -J | python3 -c \
     'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'
 }
+# CANOPY_BENCH_PERF=DIR: a perf profile of the agents during each of
+# Canopy's throughput runs (DIR/one_host.data, DIR/two_hosts.data).
+profile() {
+  [ -n "${CANOPY_BENCH_PERF:-}" ] || return 0
+  mkdir -p "$CANOPY_BENCH_PERF"
+  (sleep 1 && exec perf record -o "$CANOPY_BENCH_PERF/$1.data" \
+    -p "$(IFS=,; echo "${agent_pids[*]}")" -- sleep $((seconds - 2))) >/dev/null 2>&1 &
+}
 rtt() {
   in_ns "$1" ping -c 20 -i 0.05 -q "$2" | sed -n 's/.* = [0-9.]*\/\([0-9.]*\)\/.*/\1/p'
 }
@@ -128,8 +136,10 @@ for vm in "vm1 h1" "vm2 h1" "vm3 h2"; do
 done
 ip_of() { field 'd["port"]["fixed_ips"][0]["ip_address"]' <"$work/$1.port"; }
 retry 10 in_ns "$tag-vm1" ping -c 1 -W 1 "$(ip_of vm3)" || fail "canopy VMs cannot reach each other"
+profile one_host
 one_tput=$(throughput "$tag-vm1" "$tag-vm2" "$(ip_of vm2)")
 one_rtt=$(rtt "$tag-vm1" "$(ip_of vm2)")
+profile two_hosts
 two_tput=$(throughput "$tag-vm1" "$tag-vm3" "$(ip_of vm3)")
 two_rtt=$(rtt "$tag-vm1" "$(ip_of vm3)")
 

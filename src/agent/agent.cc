@@ -509,15 +509,20 @@ void Agent::workerLoop() {
         }
         joining = nullptr;
       };
+      size_t header_length = 0;  // the run's tunnel header
       for (size_t from = 0; from < buffer.size(); from += size) {
         auto datagram = buffer.subspan(from, std::min(size, buffer.size() - from));
+        // Behind the same header bytes as the run's: no need to parse it again.
+        if (joining != nullptr && datagram.size() > header_length &&
+            joining->add(datagram.subspan(header_length), datagram.first(header_length))) {
+          continue;
+        }
         datapath::packet::TunnelInfo tunnel;
         auto why = e == Encapsulation::Geneve ? datapath::packet::parseGeneve(datagram, tunnel)
                                               : datapath::packet::parseVxlan(datagram, tunnel);
         bool joinable = why == DropReason::None && !tunnel.control && size < buffer.size();
         auto header = datagram.first(joinable ? tunnel.inner_offset : 0);
         auto inner = datagram.subspan(header.size());
-        if (joinable && joining != nullptr && joining->add(inner, header)) continue;
         end_run();
         if (joinable) {
           if (rx_runs_used_ == rx_runs_.size()) {
@@ -529,6 +534,7 @@ void Agent::workerLoop() {
             ++rx_runs_used_;
             joining = &run;
             first = datagram;
+            header_length = header.size();
             continue;
           }
         }
