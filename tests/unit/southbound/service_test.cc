@@ -1,8 +1,9 @@
 // The southbound over a real gRPC stream on loopback: agents get their
 // host's view as a snapshot and then only what changed, hosts a change does
 // not concern get nothing, port reports set status and binding, gateways are
-// scheduled to a capable agent, and a refused version is followed by a
-// whole snapshot.
+// scheduled to a capable agent, a refused version is followed by a whole
+// snapshot, and a reconnecting agent gets only the changes since the version
+// it holds.
 
 #include "southbound/service.h"
 
@@ -202,6 +203,77 @@ TEST_F(ServiceTest, ARefusedVersionIsFollowedByASnapshot) {
   // Refused once; the server sends the whole view again, which is taken.
   ASSERT_TRUE(waitFor([&] { return hasPort(h1.current(), vm2); }));
   EXPECT_FALSE(h1.refuse.load());
+}
+
+// A stream of one's own, to say hello with any version.
+struct RawStream {
+  RawStream(const std::string& server, const std::string& host, uint64_t applied) {
+    channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
+    stub = pb::Southbound::NewStub(channel);
+    stream = stub->Connect(&context);
+    pb::AgentMessage hello;
+    hello.mutable_hello()->set_host_name(host);
+    uint8_t ip[4] = {10, 9, 0, 7};
+    hello.mutable_hello()->set_tunnel_ip(std::string(reinterpret_cast<const char*>(ip), 4));
+    hello.mutable_hello()->set_applied_version(applied);
+    stream->Write(hello);
+  }
+  ~RawStream() {
+    context.TryCancel();
+    stream->Finish();
+  }
+  pb::View next() {
+    pb::ServerMessage m;
+    while (stream->Read(&m)) {
+      if (m.has_view()) return m.view();
+    }
+    return {};
+  }
+  void ack(uint64_t version) {
+    pb::AgentMessage a;
+    a.mutable_ack()->set_version(version);
+    a.mutable_ack()->set_accepted(true);
+    stream->Write(a);
+  }
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<pb::Southbound::Stub> stub;
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReaderWriter<pb::AgentMessage, pb::ServerMessage>> stream;
+};
+
+// An agent that comes back with the version it holds gets only what changed
+// since (the host's log), not its whole view again.
+TEST_F(ServiceTest, AReconnectingAgentResumesWithTheChangesSince) {
+  auto keyed = [&](const std::string& port) {
+    return waitFor([&] {
+      return state_->read(
+          [&](const state::Tables& t) { return keyOf(t, KeyKind::Port, port) != 0; });
+    });
+  };
+  std::string vm1 = boundPort(net_, "h1");
+  ASSERT_TRUE(keyed(vm1));
+  HostView held;
+  uint64_t applied = 0;
+  {
+    RawStream first(address_, "h1", 0);
+    pb::View snapshot = first.next();
+    EXPECT_EQ(snapshot.base_version(), 0u);
+    ASSERT_TRUE(apply(held, snapshot));
+    ASSERT_TRUE(hasPort(held, vm1));
+    applied = snapshot.version();
+    first.ack(applied);
+  }
+  std::string vm2 = boundPort(net_, "h2");  // a change while h1 is away
+  ASSERT_TRUE(keyed(vm2));
+  RawStream resumed(address_, "h1", applied);
+  pb::View delta = resumed.next();
+  EXPECT_EQ(delta.base_version(), applied) << "changes since the held version, not a snapshot";
+  EXPECT_EQ(delta.ports_size(), 1) << "only the new port";
+  EXPECT_EQ(delta.switches_size(), 0);
+  ASSERT_TRUE(apply(held, delta));
+  HostView full = state_->read([](const state::Tables& t) { return computeView(t, "h1"); });
+  EXPECT_TRUE(held == full);
+  EXPECT_TRUE(hasPort(held, vm2));
 }
 
 TEST_F(ServiceTest, AgentsThatLeaveAreMarkedDead) {
