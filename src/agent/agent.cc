@@ -77,9 +77,18 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
     std::stringstream text;
     text << in.rdbuf();
     if (auto saved = model::parseJson(text.str()); saved && saved->is_object()) {
-      for (const auto& [interface, port] : saved->items()) {
-        if (!port.is_string()) continue;
-        if (auto r = a->bind(interface, port.get<std::string>()); !r) {
+      for (const auto& [interface, saved_binding] : saved->items()) {
+        // A port id, or {"port_id", "tap", "netns"} for an owned tap.
+        std::string port_id;
+        Attach attach;
+        if (saved_binding.is_string()) {
+          port_id = saved_binding.get<std::string>();
+        } else if (saved_binding.is_object()) {
+          port_id = model::stringAt(saved_binding, "port_id");
+          attach.tap = saved_binding.value("tap", false);
+          attach.netns = model::stringAt(saved_binding, "netns");
+        }
+        if (auto r = a->bind(interface, port_id, attach); !r) {
           spdlog::warn("agent: saved binding {}: {}", interface, r.error().message());
         }
       }
@@ -118,22 +127,42 @@ Result<void> Agent::onView(const HostView& view, uint64_t version) {
   return ok();
 }
 
-Result<void> Agent::bind(const std::string& interface, const std::string& port_id) {
+Result<void> Agent::bind(const std::string& interface, const std::string& port_id,
+                         const Attach& attach) {
   if (interface.empty() || interface.size() >= IFNAMSIZ) {
     return Error(Errc::InvalidArgument, "interface name '" + interface + "' is not valid");
   }
   if (port_id.empty()) return Error(Errc::InvalidArgument, "a port id is needed");
-  if (if_nametoindex(interface.c_str()) == 0) {
+  if (!attach.netns.empty() && !attach.tap) {
+    return Error(Errc::InvalidArgument, "a network namespace is only for a tap");
+  }
+  std::unique_ptr<FrameSocket> tap;
+  {
+    MutexLock lock(mu_);
+    for (const auto& [i, b] : bindings_) {
+      if (b.port_id == port_id && i != interface) {
+        return Error(Errc::Conflict, "port " + port_id + " is already bound to " + i);
+      }
+    }
+    if (auto old = bindings_.find(interface);
+        old != bindings_.end() && old->second.attach.tap != attach.tap) {
+      return Error(Errc::Conflict, interface + " is bound as " +
+                                       (old->second.attach.tap ? "a tap" : "an interface") +
+                                       "; unbind it first");
+    }
+  }
+  if (attach.tap) {
+    // Created (or attached to) now, so that a failure is the caller's answer.
+    auto s = FrameSocket::openTap(interface, attach.netns);
+    if (!s) return std::move(s).error();
+    tap = std::make_unique<FrameSocket>(std::move(*s));
+  } else if (if_nametoindex(interface.c_str()) == 0) {
     return Error(Errc::NotFound, "interface " + interface + " does not exist");
   }
   {
     MutexLock lock(mu_);
-    for (const auto& [i, p] : bindings_) {
-      if (p == port_id && i != interface) {
-        return Error(Errc::Conflict, "port " + port_id + " is already bound to " + i);
-      }
-    }
-    bindings_[interface] = port_id;
+    bindings_[interface] = {port_id, attach};
+    if (tap != nullptr) opened_taps_[interface] = std::move(tap);
     bindings_changed_ = true;
     saveBindings();
   }
@@ -149,7 +178,11 @@ Result<void> Agent::unbind(const std::string& interface) {
     MutexLock lock(mu_);
     auto it = bindings_.find(interface);
     if (it == bindings_.end()) return Error(Errc::NotFound, interface + " is not bound");
-    port_id = it->second;
+    port_id = it->second.port_id;
+    if (it->second.attach.tap) {
+      removed_taps_.push_back(interface);
+      opened_taps_.erase(interface);
+    }
     bindings_.erase(it);
     bindings_changed_ = true;
     saveBindings();
@@ -162,7 +195,13 @@ Result<void> Agent::unbind(const std::string& interface) {
 void Agent::saveBindings() const {
   if (config_.bindings_file.empty()) return;
   Json out = Json::object();
-  for (const auto& [i, p] : bindings_) out[i] = p;
+  for (const auto& [i, b] : bindings_) {
+    if (b.attach.tap) {
+      out[i] = {{"port_id", b.port_id}, {"tap", true}, {"netns", b.attach.netns}};
+    } else {
+      out[i] = b.port_id;
+    }
+  }
   // Written whole, then renamed: a crash leaves the old file or the new.
   std::string tmp = config_.bindings_file + ".tmp";
   {
@@ -181,12 +220,18 @@ void Agent::saveBindings() const {
 Json Agent::bindings() const {
   MutexLock lock(mu_);
   Json out = Json::array();
-  for (const auto& [i, p] : bindings_) {
-    auto k = port_keys_.find(p);
-    out.push_back({{"interface", i},
-                   {"port_id", p},
-                   {"in_view", k != port_keys_.end()},
-                   {"exists", if_nametoindex(i.c_str()) != 0}});
+  for (const auto& [i, b] : bindings_) {
+    auto k = port_keys_.find(b.port_id);
+    Json entry = {{"interface", i},
+                  {"port_id", b.port_id},
+                  {"in_view", k != port_keys_.end()},
+                  // A tap the agent owns exists while it is bound (wherever it is).
+                  {"exists", b.attach.tap || if_nametoindex(i.c_str()) != 0}};
+    if (b.attach.tap) {
+      entry["tap"] = true;
+      if (!b.attach.netns.empty()) entry["netns"] = b.attach.netns;
+    }
+    out.push_back(std::move(entry));
   }
   return out;
 }
@@ -205,8 +250,10 @@ Json Agent::status() const {
 
 void Agent::applyPending() {
   std::shared_ptr<const datapath::topology::Topology> topology;
-  std::map<std::string, std::string> bindings;
+  std::map<std::string, Binding> bindings;
   std::map<std::string, uint32_t> keys;
+  std::map<std::string, std::unique_ptr<FrameSocket>> taps;
+  std::vector<std::string> removed;
   bool rebind = false;
   {
     MutexLock lock(mu_);
@@ -215,6 +262,10 @@ void Agent::applyPending() {
     if (bindings_changed_) {
       bindings = bindings_;
       keys = port_keys_;
+      taps = std::move(opened_taps_);
+      opened_taps_.clear();
+      removed = std::move(removed_taps_);
+      removed_taps_.clear();
       rebind = true;
       bindings_changed_ = false;
     }
@@ -238,21 +289,35 @@ void Agent::applyPending() {
     datapath_->setTopology(std::move(topology));
   }
   if (!rebind) return;
+  for (const auto& interface : removed) {
+    // An owned tap unbound (and not bound again meanwhile) goes away.
+    auto it = ports_.find(interface);
+    if (it == ports_.end() || it->second.socket == nullptr || !it->second.socket->tap()) continue;
+    if (bindings.count(interface) && bindings.at(interface).attach.tap) continue;
+    if (auto r = it->second.socket->removeTap(); !r) {
+      spdlog::warn("agent: {}: {}", interface, r.error().message());
+    }
+    it->second.socket.reset();
+  }
   for (auto it = ports_.begin(); it != ports_.end();) {
     auto b = bindings.find(it->first);
-    if (b == bindings.end() || b->second != it->second.port_id) {
+    if (b == bindings.end() || b->second.port_id != it->second.port_id) {
       it = ports_.erase(it);
     } else {
       ++it;
     }
   }
-  for (const auto& [interface, port_id] : bindings) {
+  for (auto& [interface, binding] : bindings) {
     Bound& b = ports_[interface];
-    b.port_id = port_id;
-    auto k = keys.find(port_id);
+    b.port_id = binding.port_id;
+    auto k = keys.find(binding.port_id);
     b.key = k == keys.end() ? 0 : k->second;
+    if (auto t = taps.find(interface); t != taps.end()) {
+      b.socket = std::move(t->second);  // bound again: the new file
+    }
     if (b.socket == nullptr) {
-      auto s = FrameSocket::open(interface);
+      auto s = binding.attach.tap ? FrameSocket::openTap(interface, binding.attach.netns)
+                                  : FrameSocket::open(interface);
       if (!s) {
         spdlog::warn("agent: {}: {}", interface, s.error().message());
         continue;
@@ -311,7 +376,10 @@ void Agent::announce(const datapath::topology::Topology& t, uint32_t host_key) {
 void Agent::checkInterfaces() {
   std::vector<std::string> gone;
   for (const auto& [interface, b] : ports_) {
-    if (b.socket != nullptr && if_nametoindex(interface.c_str()) == 0) gone.push_back(interface);
+    // An owned tap stays while the agent holds it, wherever its interface is.
+    if (b.socket != nullptr && !b.socket->tap() && if_nametoindex(interface.c_str()) == 0) {
+      gone.push_back(interface);
+    }
   }
   for (const auto& interface : gone) {
     spdlog::warn("agent: interface {} disappeared; port {} is down", interface,

@@ -49,6 +49,14 @@ struct AgentConfig {
   std::string bindings_file{};
 };
 
+// How an interface is attached: an existing interface through an AF_PACKET
+// socket, or a tap the agent owns (created, in the network namespace at
+// `netns` or the agent's own, and removed when unbound).
+struct Attach {
+  bool tap = false;
+  std::string netns{};
+};
+
 class Agent {
  public:
   static Result<std::unique_ptr<Agent>> start(const Clock& clock, AgentConfig config);
@@ -57,7 +65,8 @@ class Agent {
 
   // Binds an interface to a logical port (the agent reports it up; the
   // server binds the port to this host).
-  Result<void> bind(const std::string& interface, const std::string& port_id);
+  Result<void> bind(const std::string& interface, const std::string& port_id,
+                    const Attach& attach = {});
   Result<void> unbind(const std::string& interface);
   model::Json bindings() const;
   model::Json status() const;
@@ -94,7 +103,15 @@ class Agent {
   // Shared with the worker.
   mutable Mutex mu_;
   std::shared_ptr<const datapath::topology::Topology> pending_topology_ CANOPY_GUARDED_BY(mu_);
-  std::map<std::string, std::string> bindings_ CANOPY_GUARDED_BY(mu_);  // interface -> port id
+  struct Binding {
+    std::string port_id;
+    Attach attach{};
+  };
+  std::map<std::string, Binding> bindings_ CANOPY_GUARDED_BY(mu_);  // by interface
+  // Taps opened by bind(), for the worker to take.
+  std::map<std::string, std::unique_ptr<FrameSocket>> opened_taps_ CANOPY_GUARDED_BY(mu_);
+  // Taps unbound, for the worker to remove.
+  std::vector<std::string> removed_taps_ CANOPY_GUARDED_BY(mu_);
   bool bindings_changed_ CANOPY_GUARDED_BY(mu_) = false;
   std::map<std::string, uint32_t> port_keys_ CANOPY_GUARDED_BY(mu_);  // port id -> key
   uint64_t view_version_ CANOPY_GUARDED_BY(mu_) = 0;

@@ -3,6 +3,7 @@
 // but a request): one JSON request per line, one JSON reply per line.
 //
 //   {"op": "bind", "interface": "tap1234abcd-ef", "port_id": "..."}
+//   {"op": "bind", ..., "tap": true, "netns": "/run/netns/vm1"}   (a tap it owns)
 //   {"op": "unbind", "interface": "..."}   {"op": "list"}   {"op": "status"}
 //   -> {"ok": true, ...} or {"ok": false, "error": "what went wrong"}
 //

@@ -99,6 +99,13 @@ int main(int argc, char** argv) {
                    "The interface (e.g. tap + 11 characters of the port id)")
       ->required();
   bind_cmd->add_option("port", port_id, "The Neutron port id")->required();
+  bool tap = false;
+  std::string netns;
+  bind_cmd->add_flag("--tap", tap,
+                     "Own the interface as a tap (created if missing, with offloads and a "
+                     "virtio-net header; removed when unbound)");
+  bind_cmd->add_option("--netns", netns,
+                       "Create the tap in this network namespace (a path, e.g. /run/netns/vm1)");
   auto* unbind_cmd = app.add_subcommand("unbind", "Unbind an interface");
   unbind_cmd->add_option("interface", interface, "The interface")->required();
   auto* list_cmd = app.add_subcommand("list", "List the bindings (JSON)");
@@ -111,8 +118,10 @@ int main(int argc, char** argv) {
   }
   const std::string socket = run_dir + "/agent.sock";
   if (*bind_cmd) {
-    return callAgent(socket, {{"op", "bind"}, {"interface", interface}, {"port_id", port_id}},
-                     false);
+    Json request = {{"op", "bind"}, {"interface", interface}, {"port_id", port_id}};
+    if (tap) request["tap"] = true;
+    if (!netns.empty()) request["netns"] = netns;
+    return callAgent(socket, request, false);
   }
   if (*unbind_cmd) return callAgent(socket, {{"op", "unbind"}, {"interface", interface}}, false);
   if (*list_cmd) return callAgent(socket, {{"op", "list"}}, true);
@@ -171,8 +180,11 @@ int main(int argc, char** argv) {
       return r ? Json{{"ok", true}} : Json{{"ok", false}, {"error", r.error().message()}};
     };
     if (op == "bind") {
+      canopy::agent::Attach attach;
+      attach.tap = req.value("tap", false);
+      attach.netns = canopy::model::stringAt(req, "netns");
       return answer(a.bind(canopy::model::stringAt(req, "interface"),
-                           canopy::model::stringAt(req, "port_id")));
+                           canopy::model::stringAt(req, "port_id"), attach));
     }
     if (op == "unbind") return answer(a.unbind(canopy::model::stringAt(req, "interface")));
     if (op == "list") return {{"ok", true}, {"result", a.bindings()}};

@@ -1,18 +1,23 @@
 #include "agent/packet_io.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
 #include <linux/if_packet.h>
+#include <linux/if_tun.h>
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <netinet/udp.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 namespace canopy::agent {
 namespace {
@@ -146,7 +151,76 @@ Result<FrameSocket> FrameSocket::open(const std::string& interface) {
   return s;
 }
 
+Result<FrameSocket> FrameSocket::openTap(const std::string& interface, const std::string& netns) {
+  if (interface.empty() || interface.size() >= IFNAMSIZ) {
+    return Error(Errc::InvalidArgument, "interface name '" + interface + "' is not valid");
+  }
+  // A tap belongs to the namespace of the thread that opens /dev/net/tun:
+  // for another namespace, a thread of its own enters it first.
+  int fd = -1;
+  std::string failed;
+  auto attach = [&] {
+    if (!netns.empty()) {
+      Fd ns(::open(netns.c_str(), O_RDONLY | O_CLOEXEC));
+      if (ns.get() < 0 || ::setns(ns.get(), CLONE_NEWNET) != 0) {
+        failed = "network namespace " + netns + ": " + std::strerror(errno);
+        return;
+      }
+    }
+    fd = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) failed = std::string("/dev/net/tun: ") + std::strerror(errno);
+  };
+  if (netns.empty()) {
+    attach();
+  } else {
+    std::thread(attach).join();
+  }
+  if (fd < 0) return Error(Errc::Unavailable, failed);
+  FrameSocket s;
+  s.fd_ = Fd(fd);
+  s.interface_ = interface;
+  s.tap_ = true;
+  // The tap with a virtio-net header on every frame, created if it does not
+  // exist, and kept when the agent closes it (a restart attaches again).
+  ifreq ifr{};
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  std::memcpy(ifr.ifr_name, interface.data(), interface.size());
+  if (::ioctl(fd, TUNSETIFF, &ifr) != 0) return sysError("tap " + interface);
+  int header_size = sizeof(VirtioNetHeader);
+  if (::ioctl(fd, TUNSETVNETHDRSZ, &header_size) != 0) {
+    return sysError("virtio-net header on tap " + interface);
+  }
+  // What this end takes: partial checksums and TCP super-frames, which the
+  // guest's side may then send (its tx offloads).
+  unsigned offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+  if (::ioctl(fd, TUNSETOFFLOAD, offloads) != 0) return sysError("offloads on tap " + interface);
+  if (::ioctl(fd, TUNSETPERSIST, 1) != 0) return sysError("persist tap " + interface);
+  return s;
+}
+
+Result<void> FrameSocket::removeTap() {
+  if (!tap_) return ok();
+  if (::ioctl(fd_.get(), TUNSETPERSIST, 0) != 0) return sysError("tap " + interface_);
+  fd_ = Fd();  // the last file closed: the device goes
+  return ok();
+}
+
 size_t FrameSocket::receive(Batch& batch) {
+  if (tap_) {
+    // A tap gives one frame per read.
+    batch.count_ = 0;
+    while (batch.count_ < Batch::kFrames) {
+      size_t i = batch.count_;
+      std::array<iovec, 2> iov{{{&batch.vnet_[i], sizeof(VirtioNetHeader)},
+                                {batch.data_.data() + i * Batch::kFrameBytes, Batch::kFrameBytes}}};
+      ssize_t n = ::readv(fd_.get(), iov.data(), static_cast<int>(iov.size()));
+      if (n < static_cast<ssize_t>(sizeof(VirtioNetHeader))) break;
+      batch.segment_[i] = 0;
+      batch.length_[i] = static_cast<size_t>(n) - sizeof(VirtioNetHeader);
+      ++batch.count_;
+    }
+    return batch.count_;
+  }
   std::array<mmsghdr, Batch::kFrames> msgs{};
   std::array<std::array<iovec, 2>, Batch::kFrames> iov{};
   for (size_t i = 0; i < Batch::kFrames; ++i) {
@@ -176,6 +250,10 @@ bool FrameSocket::send(std::span<const uint8_t> frame, const Offload& offload) {
   VirtioNetHeader header = toVirtio(offload);
   std::array<iovec, 2> iov{
       {{&header, sizeof(header)}, {const_cast<uint8_t*>(frame.data()), frame.size()}}};
+  if (tap_) {
+    return ::writev(fd_.get(), iov.data(), static_cast<int>(iov.size())) ==
+           static_cast<ssize_t>(sizeof(header) + frame.size());
+  }
   msghdr m{};
   m.msg_iov = iov.data();
   m.msg_iovlen = iov.size();

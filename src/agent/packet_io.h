@@ -12,6 +12,7 @@
 // coalesced (UDP_GRO); a coalesced buffer's segment size comes with it.
 //
 //   auto port = FrameSocket::open("tap1234");      // Result<FrameSocket>
+//   auto tap = FrameSocket::openTap("tap5678", "/run/netns/vm1");
 //   size_t n = port->receive(batch);               // up to batch.capacity()
 //   port->send(batch.frame(0), batch.offload(0));  // as it came
 //   tunnel.sendSegments(remote, datagrams, size);  // n datagrams of `size`
@@ -96,10 +97,19 @@ class Fd {
   int fd_ = -1;
 };
 
-// Frames of one network interface, each with its virtio-net header.
+// Frames of one network interface, each with its virtio-net header: an
+// AF_PACKET socket bound to an interface (a veth's host end, an uplink), or
+// a tap the agent owns (the guest's side is the tap's interface).
 class FrameSocket {
  public:
   static Result<FrameSocket> open(const std::string& interface);
+  // The tap `interface` (IFF_VNET_HDR, offloads on, persistent), created if
+  // it does not exist, in the network namespace at path `netns` ("": the
+  // agent's own). A tap outlives the agent: a restart attaches again.
+  static Result<FrameSocket> openTap(const std::string& interface, const std::string& netns);
+  // For a tap: removes the device (unbind).
+  Result<void> removeTap();
+  bool tap() const { return tap_; }
 
   int fd() const { return fd_.get(); }
   int ifindex() const { return ifindex_; }
@@ -115,6 +125,7 @@ class FrameSocket {
   Fd fd_;
   int ifindex_ = 0;
   std::string interface_;
+  bool tap_ = false;
   uint64_t truncated_ = 0;
 };
 

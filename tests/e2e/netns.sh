@@ -118,9 +118,9 @@ add_vm() {
 }
 
 # dhcp VM: runs udhcpc in the VM; the lease lands in $work/VM.lease.
-dhcp() {
-  local vm=$1
-  LEASE_FILE="$work/$vm.lease" in_ns "$tag-$vm" busybox udhcpc -i eth0 -n -q -t 5 -T 1 \
+dhcp() {  # dhcp VM [INTERFACE, default eth0]
+  local vm=$1 dev=${2:-eth0}
+  LEASE_FILE="$work/$vm.lease" in_ns "$tag-$vm" busybox udhcpc -i "$dev" -n -q -t 5 -T 1 \
     -s "$here/udhcpc.script" >"$work/$vm.udhcpc.log" 2>&1 ||
     fail "udhcpc in $vm: $(cat "$work/$vm.udhcpc.log")"
   cat "$work/$vm.lease"
