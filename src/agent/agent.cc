@@ -479,16 +479,15 @@ void Agent::sendTunnel(const Outputs::Item& item, std::span<uint8_t> bytes, Offl
     size_t mss = offload.gso_size;
     size_t overhead = item.inner_offset + p.payload_offset;
     if (tunnel.maxPayload() > overhead + 64) mss = std::min(mss, tunnel.maxPayload() - overhead);
-    if (auto why = datapath::packet::segment(inner, offload, mss, bytes.first(item.inner_offset),
-                                             segments_);
+    if (auto why = datapath::packet::segmentHeaders(inner, offload, mss,
+                                                    bytes.first(item.inner_offset), segments_);
         why != DropReason::None) {
       ioDrop(why);
       return;
     }
     ++segmented_;
-    if (tunnel.sendSegments(item.remote, segments_.bytes, segments_.stride) < segments_.count) {
-      ++send_failed_;
-    }
+    // Each datagram gathered from its headers and its payload where it lies.
+    if (tunnel.sendGather(item.remote, segments_, inner) < segments_.count) ++send_failed_;
     return;
   }
   if (offload.partial()) {

@@ -147,7 +147,7 @@ class Agent {
   // Runs of tunnel segments being joined, one per run of a batch.
   std::vector<std::unique_ptr<datapath::packet::TcpCoalescer>> rx_runs_;
   size_t rx_runs_used_ = 0;
-  datapath::packet::Segments segments_;  // a super-frame cut for a tunnel
+  datapath::packet::SegmentHeaders segments_;  // a super-frame cut for a tunnel
 };
 
 }  // namespace canopy::agent

@@ -340,26 +340,34 @@ bool TunnelSocket::send(const IpAddr& remote, std::span<const uint8_t> payload) 
   return n == static_cast<ssize_t>(payload.size());
 }
 
-size_t TunnelSocket::sendSegments(const IpAddr& remote, std::span<const uint8_t> payloads,
-                                  size_t size) {
-  if (size == 0 || payloads.empty()) return 0;
-  size_t per_call = std::min(kMaxSegmentsPerSend, kMaxUdpPayload / size);
-  if (per_call < 2 || size > UINT16_MAX) return sendOneByOne(remote, payloads, size);
+size_t TunnelSocket::sendGather(const IpAddr& remote, const datapath::packet::SegmentHeaders& h,
+                                std::span<const uint8_t> frame) {
+  if (h.count == 0) return 0;
+  const size_t size = h.header_length + std::min(h.mss, h.payload);  // all but the last
   sockaddr_storage to;
   socklen_t to_length = toSockaddr(remote, port_, to);
+  // Datagram i: its headers, then its payload where it lies in the frame.
+  auto fill = [&](size_t i, iovec* iov) {
+    auto header = h.header(i);
+    auto payload = h.payloadOf(frame, i);
+    iov[0] = {const_cast<uint8_t*>(header.data()), header.size()};
+    iov[1] = {const_cast<uint8_t*>(payload.data()), payload.size()};
+  };
+  size_t per_call = std::min(kMaxSegmentsPerSend, kMaxUdpPayload / size);
+  bool gso = per_call >= 2 && size <= UINT16_MAX;
+  std::array<iovec, 2 * kMaxSegmentsPerSend> iov{};
   size_t sent = 0;
-  for (size_t at = 0; at < payloads.size();) {
-    size_t length = std::min(per_call * size, payloads.size() - at);
-    size_t datagrams = (length + size - 1) / size;
-    iovec iov{const_cast<uint8_t*>(payloads.data() + at), length};
+  while (gso && sent < h.count) {
+    size_t datagrams = std::min(per_call, h.count - sent);
+    for (size_t d = 0; d < datagrams; ++d) fill(sent + d, &iov[2 * d]);
     struct {
       alignas(cmsghdr) uint8_t bytes[kControlBytes];
     } control{};
     msghdr m{};
     m.msg_name = &to;
     m.msg_namelen = to_length;
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
+    m.msg_iov = iov.data();
+    m.msg_iovlen = 2 * datagrams;
     if (datagrams > 1) {
       m.msg_control = control.bytes;
       m.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
@@ -371,37 +379,23 @@ size_t TunnelSocket::sendSegments(const IpAddr& remote, std::span<const uint8_t>
       std::memcpy(CMSG_DATA(c), &segment, sizeof(segment));
     }
     if (::sendmsg(fd_.get(), &m, MSG_DONTWAIT) < 0) {
-      // EINVAL, EMSGSIZE or EIO: the path's MTU is below a datagram, or
-      // the route cannot segment; the kernel fragments them one by one.
-      if (datagrams > 1 && (errno == EINVAL || errno == EMSGSIZE || errno == EIO)) {
-        return sent + sendOneByOne(remote, payloads.subspan(at), size);
-      }
-      return sent;  // a full send buffer: the rest is lost, as on a wire
+      // As in sendSegments(): the rest one by one where the kernel cannot
+      // segment; a full send buffer loses the rest.
+      if (datagrams > 1 && (errno == EINVAL || errno == EMSGSIZE || errno == EIO)) break;
+      return sent;
     }
     sent += datagrams;
-    at += length;
   }
-  return sent;
-}
-
-size_t TunnelSocket::sendOneByOne(const IpAddr& remote, std::span<const uint8_t> payloads,
-                                  size_t size) {
-  sockaddr_storage to;
-  socklen_t to_length = toSockaddr(remote, port_, to);
   std::array<mmsghdr, kMaxSegmentsPerSend> msgs{};
-  std::array<iovec, kMaxSegmentsPerSend> iov{};
-  size_t sent = 0;
-  for (size_t at = 0; at < payloads.size();) {
-    size_t n = 0;
-    for (; n < msgs.size() && at < payloads.size(); ++n) {
-      size_t length = std::min(size, payloads.size() - at);
-      iov[n] = {const_cast<uint8_t*>(payloads.data() + at), length};
-      msgs[n].msg_hdr = {};
-      msgs[n].msg_hdr.msg_name = &to;
-      msgs[n].msg_hdr.msg_namelen = to_length;
-      msgs[n].msg_hdr.msg_iov = &iov[n];
-      msgs[n].msg_hdr.msg_iovlen = 1;
-      at += length;
+  while (sent < h.count) {
+    size_t n = std::min(msgs.size(), h.count - sent);
+    for (size_t d = 0; d < n; ++d) {
+      fill(sent + d, &iov[2 * d]);
+      msgs[d].msg_hdr = {};
+      msgs[d].msg_hdr.msg_name = &to;
+      msgs[d].msg_hdr.msg_namelen = to_length;
+      msgs[d].msg_hdr.msg_iov = &iov[2 * d];
+      msgs[d].msg_hdr.msg_iovlen = 2;
     }
     int r = sendmmsg(fd_.get(), msgs.data(), static_cast<unsigned>(n), MSG_DONTWAIT);
     if (r <= 0) return sent;

@@ -15,7 +15,7 @@
 //   auto tap = FrameSocket::openTap("tap5678", "/run/netns/vm1");
 //   size_t n = port->receive(batch);               // up to batch.capacity()
 //   port->send(batch.frame(0), batch.offload(0));  // as it came
-//   tunnel.sendSegments(remote, datagrams, size);  // n datagrams of `size`
+//   tunnel.sendGather(remote, segments, frame);    // a super-frame's segments
 //
 // Thread-safety: a socket belongs to the worker that polls it.
 
@@ -139,13 +139,14 @@ class TunnelSocket {
   // coalesced ones (Batch::segmentSize()).
   size_t receive(Batch& batch);
   bool send(const datapath::topology::IpAddr& remote, std::span<const uint8_t> payload);
-  // `payloads` holds datagrams of `size` bytes back to back (the last one
-  // may be shorter), all to `remote`: sent in UDP_SEGMENT calls of at most
-  // kMaxSegmentsPerSend datagrams and 64 KiB, or one by one where the
-  // kernel refuses that (a path MTU below maxPayload()). Returns how many
-  // datagrams were sent.
-  size_t sendSegments(const datapath::topology::IpAddr& remote, std::span<const uint8_t> payloads,
-                      size_t size);
+  // A super-frame cut into segments (packet/offload.h), all to `remote`:
+  // each datagram gathered from its headers and its payload in `frame`,
+  // sent in UDP_SEGMENT calls of at most kMaxSegmentsPerSend datagrams and
+  // 64 KiB, or one by one where the kernel refuses that (a path MTU below
+  // maxPayload()). Returns how many datagrams were sent.
+  size_t sendGather(const datapath::topology::IpAddr& remote,
+                    const datapath::packet::SegmentHeaders& segments,
+                    std::span<const uint8_t> frame);
   // The largest datagram payload that leaves without IP fragmentation: the
   // MTU of the interface holding the tunnel address, less the IP and UDP
   // headers.
@@ -154,9 +155,6 @@ class TunnelSocket {
   static constexpr size_t kMaxSegmentsPerSend = 64;
 
  private:
-  size_t sendOneByOne(const datapath::topology::IpAddr& remote, std::span<const uint8_t> payloads,
-                      size_t size);
-
   Fd fd_;
   uint16_t port_ = 0;
   uint8_t family_ = 4;

@@ -117,11 +117,10 @@ DropReason completeChecksum(std::span<uint8_t> frame, uint16_t csum_start,
   return DropReason::None;
 }
 
-DropReason segment(std::span<const uint8_t> frame, const Offload& o, size_t mss,
-                   std::span<const uint8_t> prefix, Segments& out) {
-  out.bytes.clear();
-  out.stride = 0;
-  out.count = 0;
+DropReason segmentHeaders(std::span<const uint8_t> frame, const Offload& o, size_t mss,
+                          std::span<const uint8_t> prefix, SegmentHeaders& out) {
+  out = SegmentHeaders{.headers = std::move(out.headers)};
+  out.headers.clear();
   ParsedPacket p;
   if (auto why = parse(frame, p); why != DropReason::None) return why;
   uint8_t protocol = carriedProtocol(p);
@@ -149,18 +148,18 @@ DropReason segment(std::span<const uint8_t> frame, const Offload& o, size_t mss,
   if (tcp) static_cast<void>(load(frame, l4, th));
 
   out.count = count;
-  out.stride = prefix.size() + headers + std::min(mss, payload);
-  out.bytes.resize(count * (prefix.size() + headers) + payload);
-  size_t at = 0;
+  out.mss = mss;
+  out.payload = payload;
+  out.payload_offset = headers;
+  out.header_length = prefix.size() + headers;
+  out.headers.resize(count * out.header_length);
   for (size_t i = 0; i < count; ++i) {
     const size_t from = i * mss;
     const size_t chunk = std::min(mss, payload - from);
-    std::span<uint8_t> datagram(out.bytes.data() + at, prefix.size() + headers + chunk);
-    at += datagram.size();
-    std::copy(prefix.begin(), prefix.end(), datagram.begin());
-    std::span<uint8_t> f = datagram.subspan(prefix.size());
+    std::span<uint8_t> block(out.headers.data() + i * out.header_length, out.header_length);
+    std::copy(prefix.begin(), prefix.end(), block.begin());
+    std::span<uint8_t> f = block.subspan(prefix.size());
     std::memcpy(f.data(), frame.data(), headers);
-    std::memcpy(f.data() + headers, frame.data() + headers + from, chunk);
 
     const size_t l4_length = l4_headers + chunk;
     if (v4) {
@@ -191,12 +190,36 @@ DropReason segment(std::span<const uint8_t> frame, const Offload& o, size_t mss,
       u.checksum = {};
       store(f, l4, u);
     }
+    // The L4 header's length is a multiple of 4: its sum and the payload's
+    // add up as if they were one run of bytes.
     auto length = static_cast<uint32_t>(l4_length);
     uint32_t pseudo = v4 ? pseudoHeaderSum(ip4.src, ip4.dst, protocol, length)
                          : pseudoHeaderSum(ip6.src, ip6.dst, protocol, length);
-    uint16_t sum = finish(sumWords(f.subspan(l4, l4_length), pseudo));
-    if (!tcp && sum == 0) sum = 0xffff;  // 0 would mean "no checksum"
-    store(f, l4 + checksumOffset(protocol), Be16::of(sum));
+    uint32_t sum = sumWords(f.subspan(l4, l4_headers), pseudo);
+    uint16_t folded = finish(sumWords(frame.subspan(headers + from, chunk), sum));
+    if (!tcp && folded == 0) folded = 0xffff;  // 0 would mean "no checksum"
+    store(f, l4 + checksumOffset(protocol), Be16::of(folded));
+  }
+  return DropReason::None;
+}
+
+DropReason segment(std::span<const uint8_t> frame, const Offload& o, size_t mss,
+                   std::span<const uint8_t> prefix, Segments& out) {
+  out.bytes.clear();
+  out.stride = 0;
+  out.count = 0;
+  SegmentHeaders h;
+  if (auto why = segmentHeaders(frame, o, mss, prefix, h); why != DropReason::None) return why;
+  out.count = h.count;
+  out.stride = h.header_length + std::min(h.mss, h.payload);
+  out.bytes.resize(h.count * h.header_length + h.payload);
+  uint8_t* at = out.bytes.data();
+  for (size_t i = 0; i < h.count; ++i) {
+    auto header = h.header(i);
+    auto payload = h.payloadOf(frame, i);
+    std::memcpy(at, header.data(), header.size());
+    if (!payload.empty()) std::memcpy(at + header.size(), payload.data(), payload.size());
+    at += header.size() + payload.size();
   }
   return DropReason::None;
 }

@@ -110,6 +110,28 @@ struct Segments {
   }
 };
 
+// The same cut without copying payloads: each segment's headers (after the
+// prefix) are `header_length` bytes of `headers`, its payload a slice of the
+// frame (for a scatter-gather send). Valid as long as the frame.
+struct SegmentHeaders {
+  std::vector<uint8_t> headers{};
+  size_t header_length = 0;   // the prefix and the frame's L2 to L4 headers
+  size_t payload_offset = 0;  // where the frame's payload starts
+  size_t mss = 0;
+  size_t payload = 0;  // payload bytes in all
+  size_t count = 0;
+
+  std::span<const uint8_t> header(size_t i) const {
+    return std::span<const uint8_t>(headers).subspan(i * header_length, header_length);
+  }
+  std::span<const uint8_t> payloadOf(std::span<const uint8_t> frame, size_t i) const {
+    size_t from = i * mss;
+    return frame.subspan(payload_offset + from, std::min(mss, payload - from));
+  }
+};
+DropReason segmentHeaders(std::span<const uint8_t> frame, const Offload& o, size_t mss,
+                          std::span<const uint8_t> prefix, SegmentHeaders& out);
+
 // Cuts a TCP frame (or a UDP one whose request is kGsoUdpL4) into complete
 // segments of at most `mss` payload bytes (0: o.gso_size), each after
 // `prefix`: L2 to L4 headers copied; IPv4 total length, identification
