@@ -314,8 +314,9 @@ void Agent::applyPending() {
     b.key = k == keys.end() ? 0 : k->second;
     if (auto t = taps.find(interface); t != taps.end()) {
       b.socket = std::move(t->second);  // bound again: the new file
+      b.tap_gone = false;
     }
-    if (b.socket == nullptr) {
+    if (b.socket == nullptr && !b.tap_gone) {
       auto s = binding.attach.tap ? FrameSocket::openTap(interface, binding.attach.netns)
                                   : FrameSocket::open(interface);
       if (!s) {
@@ -376,8 +377,10 @@ void Agent::announce(const datapath::topology::Topology& t, uint32_t host_key) {
 void Agent::checkInterfaces() {
   std::vector<std::string> gone;
   for (const auto& [interface, b] : ports_) {
-    // An owned tap stays while the agent holds it, wherever its interface is.
-    if (b.socket != nullptr && !b.socket->tap() && if_nametoindex(interface.c_str()) == 0) {
+    if (b.socket == nullptr) continue;
+    // An owned tap is looked at through its file: its interface is wherever
+    // the VM's namespace is, and goes with it.
+    if (b.socket->tap() ? !b.socket->attached() : if_nametoindex(interface.c_str()) == 0) {
       gone.push_back(interface);
     }
   }
@@ -385,7 +388,9 @@ void Agent::checkInterfaces() {
     spdlog::warn("agent: interface {} disappeared; port {} is down", interface,
                  ports_[interface].port_id);
     southbound_->reportPort(ports_[interface].port_id, false);
-    ports_[interface].socket.reset();
+    Bound& b = ports_[interface];
+    b.tap_gone = b.socket->tap();
+    b.socket.reset();
     {
       MutexLock lock(mu_);
       bindings_changed_ = true;  // reopened if it comes back

@@ -128,6 +128,8 @@ class Agent {
     std::unique_ptr<FrameSocket> socket;
     uint64_t rx = 0;  // frames from the VM
     uint64_t tx = 0;  // frames to it
+    bool tap_gone =
+        false;  // an owned tap deleted under the agent: not made again until bound again
   };
   std::map<std::string, Bound> ports_;  // by interface
   std::map<uint32_t, Bound*> by_key_;   // port key -> binding

@@ -198,6 +198,12 @@ Result<FrameSocket> FrameSocket::openTap(const std::string& interface, const std
   return s;
 }
 
+bool FrameSocket::attached() const {
+  if (!tap_) return true;
+  ifreq ifr{};
+  return ::ioctl(fd_.get(), TUNGETIFF, &ifr) == 0;  // EBADFD once the device is gone
+}
+
 Result<void> FrameSocket::removeTap() {
   if (!tap_) return ok();
   if (::ioctl(fd_.get(), TUNSETPERSIST, 0) != 0) return sysError("tap " + interface_);

@@ -109,6 +109,8 @@ class FrameSocket {
   static Result<FrameSocket> openTap(const std::string& interface, const std::string& netns);
   // For a tap: removes the device (unbind).
   Result<void> removeTap();
+  // For a tap: whether its device still exists (its namespace may be gone).
+  bool attached() const;
   bool tap() const { return tap_; }
 
   int fd() const { return fd_.get(); }

@@ -5,7 +5,8 @@
 # over TCP each way with its offloads on, to a veth VM on the same host and
 # to a tap VM across a Geneve tunnel; the guest's super-frames reach the
 # agent whole. After an agent restart the agent attaches to the same tap
-# again and traffic resumes; unbinding removes the tap.
+# again and traffic resumes; unbinding removes the tap, and a tap deleted
+# under the agent is noticed and its port reported DOWN.
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$1
 source "$here/lib.sh"
@@ -106,5 +107,16 @@ for _ in $(seq 1 50); do
 done
 [ "$(admin GET "/v2.0/ports/$vm1_id" | field 'd["port"]["status"]')" = DOWN ] ||
   fail "the unbound port is not DOWN"
+
+# vm3's tap is deleted in its namespace: the agent notices and reports the
+# port DOWN.
+in_ns "$tag-vm3" ip link del "tap${vm3_id:0:11}"
+for _ in $(seq 1 50); do
+  [ "$(admin GET "/v2.0/ports/$vm3_id" | field 'd["port"]["status"]')" = DOWN ] && break
+  sleep 0.1
+done
+[ "$(admin GET "/v2.0/ports/$vm3_id" | field 'd["port"]["status"]')" = DOWN ] ||
+  fail "the port of the deleted tap is not DOWN"
+grep -q "disappeared" "$work/h2/agent.log" || fail "h2's agent did not say the tap went"
 
 echo "e2e.tap_ports: all checks passed"
