@@ -101,22 +101,13 @@ send_blob "$tag-vm2" "$tag-vm1" "$vm1_ip" 5005
 "$bin/canopy-agent" --run-dir "$work/h1" unbind "$vm1_dev" || fail "unbind $vm1_dev"
 retry 5 sh -c "! ip netns exec '$tag-vm1' ip link show '$vm1_dev' >/dev/null 2>&1" ||
   fail "the tap is still there after unbind"
-for _ in $(seq 1 50); do
-  [ "$(admin GET "/v2.0/ports/$vm1_id" | field 'd["port"]["status"]')" = DOWN ] && break
-  sleep 0.1
-done
-[ "$(admin GET "/v2.0/ports/$vm1_id" | field 'd["port"]["status"]')" = DOWN ] ||
-  fail "the unbound port is not DOWN"
+status_is() { [ "$(admin GET "/v2.0/ports/$1" | field 'd["port"]["status"]')" = "$2" ]; }
+retry 5 status_is "$vm1_id" DOWN || fail "the unbound port is not DOWN"
 
 # vm3's tap is deleted in its namespace: the agent notices and reports the
 # port DOWN.
 in_ns "$tag-vm3" ip link del "tap${vm3_id:0:11}"
-for _ in $(seq 1 50); do
-  [ "$(admin GET "/v2.0/ports/$vm3_id" | field 'd["port"]["status"]')" = DOWN ] && break
-  sleep 0.1
-done
-[ "$(admin GET "/v2.0/ports/$vm3_id" | field 'd["port"]["status"]')" = DOWN ] ||
-  fail "the port of the deleted tap is not DOWN"
+retry 5 status_is "$vm3_id" DOWN || fail "the port of the deleted tap is not DOWN"
 grep -q "disappeared" "$work/h2/agent.log" || fail "h2's agent did not say the tap went"
 
 echo "e2e.tap_ports: all checks passed"
