@@ -641,8 +641,11 @@ void Agent::workerLoop() {
       run(uplinks_[u],
           [&](size_t i) { add_frame(i, Ingress::fromUplink(static_cast<uint32_t>(u))); });
     }
+    bool port_error = false;  // a port's device may be gone: looked at now, not in a second
     for (Bound* b : polled) {
-      if (fds[at++].revents == 0 || b->socket == nullptr) continue;
+      short revents = fds[at++].revents;
+      if (revents == 0 || b->socket == nullptr) continue;
+      if ((revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) port_error = true;
       uint32_t key = b->key;
       if (key == 0) {
         while (b->socket->receive(batch) > 0) {
@@ -655,6 +658,7 @@ void Agent::workerLoop() {
         add_frame(i, Ingress::fromPort(key));
       });
     }
+    if (port_error) checkInterfaces();
     auto now = std::chrono::steady_clock::now();
     if (now - last_tick >= std::chrono::seconds(1)) {
       last_tick = now;

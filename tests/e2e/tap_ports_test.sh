@@ -109,5 +109,11 @@ retry 5 status_is "$vm1_id" DOWN || fail "the unbound port is not DOWN"
 in_ns "$tag-vm3" ip link del "tap${vm3_id:0:11}"
 retry 5 status_is "$vm3_id" DOWN || fail "the port of the deleted tap is not DOWN"
 grep -q "disappeared" "$work/h2/agent.log" || fail "h2's agent did not say the tap went"
+# ...and does not spin on the dead file: under a fifth of a core over 2 s.
+cpu() { awk '{ print $14 + $15 }' "/proc/${agent_pids[1]}/stat"; }
+before=$(cpu)
+sleep 2
+used=$(($(cpu) - before))
+[ "$used" -lt $((2 * $(getconf CLK_TCK) / 5)) ] || fail "h2's agent used $used ticks in 2 s"
 
 echo "e2e.tap_ports: all checks passed"
