@@ -53,7 +53,7 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
     a->tunnels_.push_back(std::move(*t));
   }
   for (const auto& [physnet, interface] : c.uplinks) {
-    auto u = FrameSocket::open(interface);
+    auto u = FrameSocket::open(interface, c.rx_ring);
     if (!u) return std::move(u).error();
     a->uplinks_.push_back(std::move(*u));
   }
@@ -318,7 +318,7 @@ void Agent::applyPending() {
     }
     if (b.socket == nullptr && !b.tap_gone) {
       auto s = binding.attach.tap ? FrameSocket::openTap(interface, binding.attach.netns)
-                                  : FrameSocket::open(interface);
+                                  : FrameSocket::open(interface, config_.rx_ring);
       if (!s) {
         spdlog::warn("agent: {}: {}", interface, s.error().message());
         continue;
@@ -410,6 +410,7 @@ void Agent::forward(Outputs& out, std::span<const Offload> offloads) {
     auto frame = coalescer_.finish(joined);
     if (coalescer_.segments() > 1) ++coalesced_;
     sendFrame(*run_socket, run_bound, frame, joined);
+    flushSocket(*run_socket, run_bound);  // before the coalescer's bytes are reused
     coalescer_.clear();
   };
   for (const auto& item : out.items()) {
@@ -456,15 +457,31 @@ void Agent::forward(Outputs& out, std::span<const Offload> offloads) {
     sendFrame(*socket, bound, bytes, offload);
   }
   flush();
+  flushSends();
 }
 
 void Agent::sendFrame(FrameSocket& socket, Bound* bound, std::span<const uint8_t> frame,
                       const Offload& offload) {
-  if (!socket.send(frame, offload)) {
-    ++send_failed_;
-  } else if (bound != nullptr) {
-    ++bound->tx;
+  if (socket.queued() == 0) {
+    sending_.emplace_back(&socket, bound);
+  } else if (socket.queued() == FrameSocket::kSendBatch) {
+    flushSocket(socket, bound);  // and stays among sending_
   }
+  socket.queue(frame, offload);
+}
+
+void Agent::flushSocket(FrameSocket& socket, Bound* bound) {
+  size_t queued = socket.queued();
+  size_t sent = socket.flush();
+  send_failed_ += queued - sent;
+  if (bound != nullptr) bound->tx += sent;
+}
+
+void Agent::flushSends() {
+  for (auto [socket, bound] : sending_) {
+    if (socket->queued() != 0) flushSocket(*socket, bound);
+  }
+  sending_.clear();
 }
 
 void Agent::sendTunnel(const Outputs::Item& item, std::span<uint8_t> bytes, Offload offload) {
@@ -625,6 +642,7 @@ void Agent::workerLoop() {
         out.clear();
         datapath_->processBatch(inputs, out);
         forward(out, offloads);
+        socket.release();
         if (batch.size() < Batch::kFrames) break;
       }
     };
@@ -650,6 +668,7 @@ void Agent::workerLoop() {
       if (key == 0) {
         while (b->socket->receive(batch) > 0) {
         }  // not in the view yet: nowhere to send it
+        b->socket->release();
         continue;
       }
       Bound* bound = b;

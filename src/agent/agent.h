@@ -47,6 +47,9 @@ struct AgentConfig {
   uint16_t vxlan_port = 4789;
   // Where the bindings are kept across restarts ("": not kept).
   std::string bindings_file{};
+  // Ports and uplinks received through a ring shared with the kernel
+  // (packet_io.h); off, through recvmmsg.
+  bool rx_ring = true;
 };
 
 // How an interface is attached: an existing interface through an AF_PACKET
@@ -88,8 +91,12 @@ class Agent {
   void sendTunnel(const datapath::pipeline::Outputs::Item& item, std::span<uint8_t> bytes,
                   datapath::packet::Offload offload);
   struct Bound;
+  // Queues a frame on a port's or an uplink's socket; flushSends() sends
+  // every socket's queue, each in one call where it can.
   void sendFrame(FrameSocket& socket, Bound* bound, std::span<const uint8_t> frame,
                  const datapath::packet::Offload& offload);
+  void flushSocket(FrameSocket& socket, Bound* bound);
+  void flushSends();
   void ioDrop(datapath::DropReason why) { ++io_drops_[static_cast<size_t>(why)]; }
   void saveBindings() const;  // with mu_ held
 
@@ -138,6 +145,8 @@ class Agent {
   // it cannot carry), and sends the kernel refused.
   std::array<uint64_t, datapath::kDropReasonCount> io_drops_{};
   uint64_t send_failed_ = 0;
+  // Sockets with frames queued by sendFrame() (and their bindings).
+  std::vector<std::pair<FrameSocket*, Bound*>> sending_;
   // Offloads seen: super-frames received from ports and uplinks, those cut
   // into segments for a tunnel, those joined from a tunnel's segments before
   // the datapath, and those joined from segments on the way to a port.

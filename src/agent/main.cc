@@ -85,6 +85,12 @@ int main(int argc, char** argv) {
   app.add_option("--encapsulation", encapsulation, "Tunnels this host sends: geneve or vxlan")
       ->check(CLI::IsMember({"geneve", "vxlan"}))
       ->capture_default_str();
+  std::string rx_ring = "on";
+  app.add_option("--rx-ring", rx_ring,
+                 "Receive ports' and uplinks' frames through a ring shared with the kernel "
+                 "(on) or with recvmmsg (off)")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   app.add_option("--metrics-listen", metrics_listen,
                  "IPv4:PORT for Prometheus metrics (GET /metrics); empty: none");
   app.add_option("--log-level", log_level,
@@ -140,6 +146,7 @@ int main(int argc, char** argv) {
     config.server_credentials = *credentials;
   }
   config.gateway_capable = gateway;
+  config.rx_ring = rx_ring == "on";
   config.encapsulation = encapsulation == "vxlan"
                              ? canopy::datapath::pipeline::Encapsulation::Vxlan
                              : canopy::datapath::pipeline::Encapsulation::Geneve;

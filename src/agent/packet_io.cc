@@ -10,14 +10,17 @@
 #include <netinet/udp.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <thread>
+#include <utility>
 
 namespace canopy::agent {
 namespace {
@@ -107,6 +110,20 @@ Offload Batch::offload(size_t i) const {
           .csum_offset = h.csum_offset};
 }
 
+Mapping& Mapping::operator=(Mapping&& o) noexcept {
+  if (this != &o) {
+    if (at_ != nullptr) ::munmap(at_, bytes_);
+    at_ = o.at_;
+    bytes_ = o.bytes_;
+    o.at_ = nullptr;
+  }
+  return *this;
+}
+
+Mapping::~Mapping() {
+  if (at_ != nullptr) ::munmap(at_, bytes_);
+}
+
 Fd& Fd::operator=(Fd&& o) noexcept {
   if (this != &o) {
     if (fd_ >= 0) ::close(fd_);
@@ -119,7 +136,7 @@ Fd::~Fd() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Result<FrameSocket> FrameSocket::open(const std::string& interface) {
+Result<FrameSocket> FrameSocket::open(const std::string& interface, bool rx_ring) {
   FrameSocket s;
   s.interface_ = interface;
   s.ifindex_ = static_cast<int>(if_nametoindex(interface.c_str()));
@@ -137,6 +154,10 @@ Result<FrameSocket> FrameSocket::open(const std::string& interface) {
   // is queued without one.
   if (setsockopt(s.fd_.get(), SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) != 0) {
     return sysError("PACKET_VNET_HDR on " + interface);
+  }
+  // The ring, also before bind: no frame is queued where it is not read.
+  if (rx_ring) {
+    if (auto mapped = s.mapRing(); !mapped) return mapped.error();
   }
   sockaddr_ll addr{};
   addr.sll_family = AF_PACKET;
@@ -211,16 +232,113 @@ Result<void> FrameSocket::removeTap() {
   return ok();
 }
 
+Result<void> FrameSocket::mapRing() {
+  int version = TPACKET_V2;
+  if (setsockopt(fd_.get(), SOL_PACKET, PACKET_VERSION, &version, sizeof(version)) != 0) {
+    return sysError("TPACKET_V2 on " + interface_);
+  }
+  // A frame too big for its slot goes to the socket's queue whole, its slot
+  // marked TP_STATUS_COPY, instead of being cut.
+  int copy = 1;
+  if (setsockopt(fd_.get(), SOL_PACKET, PACKET_COPY_THRESH, &copy, sizeof(copy)) != 0) {
+    return sysError("PACKET_COPY_THRESH on " + interface_);
+  }
+  tpacket_req request{};
+  request.tp_block_size = kRingBlockBytes;
+  request.tp_block_nr = kRingBlocks;
+  request.tp_frame_size = kRingFrameBytes;
+  request.tp_frame_nr = kRingBlocks * (kRingBlockBytes / kRingFrameBytes);
+  if (setsockopt(fd_.get(), SOL_PACKET, PACKET_RX_RING, &request, sizeof(request)) != 0) {
+    return sysError("receive ring on " + interface_);
+  }
+  size_t bytes = size_t{kRingBlocks} * kRingBlockBytes;
+  void* at = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd_.get(), 0);
+  if (at == MAP_FAILED) return sysError("mapping the receive ring of " + interface_);
+  ring_ = Mapping(static_cast<uint8_t*>(at), bytes);
+  ring_frames_ = request.tp_frame_nr;
+  held_.reserve(Batch::kFrames);
+  return ok();
+}
+
+namespace {
+
+// A ring slot's status word: the kernel's until it sets TP_STATUS_USER,
+// ours until we set TP_STATUS_KERNEL back. What it covers is ordered by
+// acquiring and releasing it.
+std::atomic_ref<uint32_t> slotStatus(tpacket2_hdr* h) { return std::atomic_ref(h->tp_status); }
+
+}  // namespace
+
+void FrameSocket::release() {
+  for (size_t slot : held_) {
+    auto* h = reinterpret_cast<tpacket2_hdr*>(ring_.get() + slot * kRingFrameBytes);
+    slotStatus(h).store(TP_STATUS_KERNEL, std::memory_order_release);
+  }
+  held_.clear();
+}
+
+size_t FrameSocket::receiveRing(Batch& batch) {
+  release();
+  batch.count_ = 0;
+  while (batch.count_ < Batch::kFrames) {
+    auto* h = reinterpret_cast<tpacket2_hdr*>(ring_.get() + ring_next_ * kRingFrameBytes);
+    uint32_t status = slotStatus(h).load(std::memory_order_acquire);
+    if ((status & TP_STATUS_USER) == 0) break;
+    size_t i = batch.count_++;
+    batch.segment_[i] = 0;
+    held_.push_back(ring_next_);
+    ring_next_ = (ring_next_ + 1) % ring_frames_;
+    if ((status & TP_STATUS_COPY) != 0) {
+      // The frame itself is next in the socket's queue.
+      receiveQueued(batch, i);
+      continue;
+    }
+    if (h->tp_snaplen != h->tp_len || h->tp_mac < sizeof(tpacket2_hdr) + sizeof(VirtioNetHeader) ||
+        h->tp_mac + h->tp_snaplen > kRingFrameBytes) {
+      // Cut short (the queue was full): nothing to forward.
+      ++truncated_;
+      batch.length_[i] = 0;
+      batch.vnet_[i] = {};
+      continue;
+    }
+    // The kernel writes the virtio-net header right before the frame.
+    uint8_t* frame = reinterpret_cast<uint8_t*>(h) + h->tp_mac;
+    std::memcpy(&batch.vnet_[i], frame - sizeof(VirtioNetHeader), sizeof(VirtioNetHeader));
+    batch.at_[i] = frame;
+    batch.length_[i] = h->tp_snaplen;
+  }
+  return batch.count_;
+}
+
+void FrameSocket::receiveQueued(Batch& batch, size_t i) {
+  std::array<iovec, 2> iov{
+      {{&batch.vnet_[i], sizeof(VirtioNetHeader)}, {batch.slot(i), Batch::kFrameBytes}}};
+  msghdr m{};
+  m.msg_iov = iov.data();
+  m.msg_iovlen = iov.size();
+  ssize_t n = ::recvmsg(fd_.get(), &m, MSG_DONTWAIT);
+  batch.at_[i] = batch.slot(i);
+  if (n < static_cast<ssize_t>(sizeof(VirtioNetHeader)) || (m.msg_flags & MSG_TRUNC) != 0) {
+    ++truncated_;
+    batch.length_[i] = 0;
+    batch.vnet_[i] = {};
+    return;
+  }
+  batch.length_[i] = static_cast<size_t>(n) - sizeof(VirtioNetHeader);
+}
+
 size_t FrameSocket::receive(Batch& batch) {
+  if (ring_) return receiveRing(batch);
   if (tap_) {
     // A tap gives one frame per read.
     batch.count_ = 0;
     while (batch.count_ < Batch::kFrames) {
       size_t i = batch.count_;
-      std::array<iovec, 2> iov{{{&batch.vnet_[i], sizeof(VirtioNetHeader)},
-                                {batch.data_.data() + i * Batch::kFrameBytes, Batch::kFrameBytes}}};
+      std::array<iovec, 2> iov{
+          {{&batch.vnet_[i], sizeof(VirtioNetHeader)}, {batch.slot(i), Batch::kFrameBytes}}};
       ssize_t n = ::readv(fd_.get(), iov.data(), static_cast<int>(iov.size()));
       if (n < static_cast<ssize_t>(sizeof(VirtioNetHeader))) break;
+      batch.at_[i] = batch.slot(i);
       batch.segment_[i] = 0;
       batch.length_[i] = static_cast<size_t>(n) - sizeof(VirtioNetHeader);
       ++batch.count_;
@@ -231,7 +349,7 @@ size_t FrameSocket::receive(Batch& batch) {
   std::array<std::array<iovec, 2>, Batch::kFrames> iov{};
   for (size_t i = 0; i < Batch::kFrames; ++i) {
     iov[i][0] = {&batch.vnet_[i], sizeof(VirtioNetHeader)};
-    iov[i][1] = {batch.data_.data() + i * Batch::kFrameBytes, Batch::kFrameBytes};
+    iov[i][1] = {batch.slot(i), Batch::kFrameBytes};
     msgs[i].msg_hdr.msg_iov = iov[i].data();
     msgs[i].msg_hdr.msg_iovlen = 2;
   }
@@ -239,6 +357,7 @@ size_t FrameSocket::receive(Batch& batch) {
   batch.count_ = n > 0 ? static_cast<size_t>(n) : 0;
   for (size_t i = 0; i < batch.count_; ++i) {
     size_t length = msgs[i].msg_len;
+    batch.at_[i] = batch.slot(i);
     batch.segment_[i] = 0;
     if ((msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0 || length < sizeof(VirtioNetHeader)) {
       // Cut short: nothing to forward. An empty frame is skipped.
@@ -265,6 +384,50 @@ bool FrameSocket::send(std::span<const uint8_t> frame, const Offload& offload) {
   m.msg_iovlen = iov.size();
   return ::sendmsg(fd_.get(), &m, MSG_DONTWAIT) ==
          static_cast<ssize_t>(sizeof(header) + frame.size());
+}
+
+void FrameSocket::queue(std::span<const uint8_t> frame, const Offload& offload) {
+  if (queued_ == kSendBatch) flush();
+  queue_frames_[queued_] = frame;
+  queue_headers_[queued_] = toVirtio(offload);
+  ++queued_;
+}
+
+size_t FrameSocket::flush() {
+  size_t count = std::exchange(queued_, 0);
+  std::array<std::array<iovec, 2>, kSendBatch> iov{};
+  for (size_t i = 0; i < count; ++i) {
+    iov[i] = {{{&queue_headers_[i], sizeof(VirtioNetHeader)},
+               {const_cast<uint8_t*>(queue_frames_[i].data()), queue_frames_[i].size()}}};
+  }
+  if (tap_) {
+    // A tap takes one frame per write.
+    size_t sent = 0;
+    for (size_t i = 0; i < count; ++i) {
+      ssize_t n = ::writev(fd_.get(), iov[i].data(), static_cast<int>(iov[i].size()));
+      if (n == static_cast<ssize_t>(sizeof(VirtioNetHeader) + queue_frames_[i].size())) ++sent;
+    }
+    return sent;
+  }
+  std::array<mmsghdr, kSendBatch> msgs{};
+  for (size_t i = 0; i < count; ++i) {
+    msgs[i].msg_hdr.msg_iov = iov[i].data();
+    msgs[i].msg_hdr.msg_iovlen = iov[i].size();
+  }
+  // sendmmsg stops at the first frame it cannot send: the rest are tried
+  // after it, each frame once.
+  size_t sent = 0;
+  for (size_t at = 0; at < count;) {
+    int n =
+        ::sendmmsg(fd_.get(), msgs.data() + at, static_cast<unsigned>(count - at), MSG_DONTWAIT);
+    if (n <= 0) {
+      ++at;  // this one is lost
+      continue;
+    }
+    sent += static_cast<size_t>(n);
+    at += static_cast<size_t>(n);
+  }
+  return sent;
 }
 
 Result<TunnelSocket> TunnelSocket::open(const IpAddr& local, uint16_t port) {
@@ -300,7 +463,7 @@ size_t TunnelSocket::receive(Batch& batch) {
   };
   std::array<Control, Batch::kFrames> control;
   for (size_t i = 0; i < Batch::kFrames; ++i) {
-    iov[i] = {batch.data_.data() + i * Batch::kFrameBytes, Batch::kFrameBytes};
+    iov[i] = {batch.slot(i), Batch::kFrameBytes};
     msgs[i].msg_hdr.msg_iov = &iov[i];
     msgs[i].msg_hdr.msg_iovlen = 1;
     msgs[i].msg_hdr.msg_name = &from[i];
@@ -311,6 +474,7 @@ size_t TunnelSocket::receive(Batch& batch) {
   int n = recvmmsg(fd_.get(), msgs.data(), Batch::kFrames, MSG_DONTWAIT, nullptr);
   batch.count_ = n > 0 ? static_cast<size_t>(n) : 0;
   for (size_t i = 0; i < batch.count_; ++i) {
+    batch.at_[i] = batch.slot(i);
     batch.length_[i] = msgs[i].msg_len;
     batch.vnet_[i] = {};
     batch.segment_[i] = 0;

@@ -2,7 +2,17 @@
 // The agent's sockets: a VM interface or an uplink as an AF_PACKET socket
 // bound to it (frames in and out, not our own sends), and the tunnel as UDP
 // sockets (Geneve 6081, VXLAN 4789 by default) whose payloads are the tunnel
-// header and the inner frame. Batches come in through recvmmsg.
+// header and the inner frame.
+//
+// A frame socket receives through a ring it shares with the kernel
+// (PACKET_RX_RING, TPACKET_V2): frames of up to about 2 KiB are read where
+// the kernel wrote them, without a system call while they keep coming, and
+// handed back once forwarded. A frame too big for a slot (a super-frame)
+// waits in the socket's queue and is read from there (PACKET_COPY_THRESH).
+// Version 2, not 3: a version 3 block is handed over only when it is full or
+// its timer (at least a millisecond) expires, which at low rates would add up
+// to that to every packet; version 2 hands over each frame as it lands.
+// Tunnel sockets and taps read batches with recvmmsg and readv.
 //
 // Offloads are kept end to end. Frame sockets carry the virtio-net header
 // (PACKET_VNET_HDR): a guest's TCP super-frames (GSO, up to 64 KiB) and
@@ -56,11 +66,11 @@ class Batch {
 
   Batch() : data_(kFrames * kFrameBytes) {}
   size_t size() const { return count_; }
-  std::span<const uint8_t> frame(size_t i) const {
-    return {data_.data() + i * kFrameBytes, length_[i]};
-  }
-  // For completing a checksum in place.
-  std::span<uint8_t> mutableFrame(size_t i) { return {data_.data() + i * kFrameBytes, length_[i]}; }
+  // Frame i, in its slot or in a receive ring, until the socket's next
+  // receive() or release().
+  std::span<const uint8_t> frame(size_t i) const { return {at_[i], length_[i]}; }
+  // For rewriting in place.
+  std::span<uint8_t> mutableFrame(size_t i) { return {at_[i], length_[i]}; }
   // FrameSocket: the offload request of frame i's virtio-net header.
   datapath::packet::Offload offload(size_t i) const;
   // TunnelSocket: frame i holds datagrams of this many bytes back to back,
@@ -71,7 +81,9 @@ class Batch {
  private:
   friend class FrameSocket;
   friend class TunnelSocket;
+  uint8_t* slot(size_t i) { return data_.data() + i * kFrameBytes; }
   std::vector<uint8_t> data_;
+  std::array<uint8_t*, kFrames> at_{};
   std::array<size_t, kFrames> length_{};
   std::array<VirtioNetHeader, kFrames> vnet_{};
   std::array<size_t, kFrames> segment_{};
@@ -97,12 +109,29 @@ class Fd {
   int fd_ = -1;
 };
 
+// Memory shared with the kernel (a packet ring), unmapped with its owner.
+class Mapping {
+ public:
+  Mapping() = default;
+  Mapping(uint8_t* at, size_t bytes) : at_(at), bytes_(bytes) {}
+  Mapping(Mapping&& o) noexcept : at_(o.at_), bytes_(o.bytes_) { o.at_ = nullptr; }
+  Mapping& operator=(Mapping&& o) noexcept;
+  ~Mapping();
+  uint8_t* get() const { return at_; }
+  explicit operator bool() const { return at_ != nullptr; }
+
+ private:
+  uint8_t* at_ = nullptr;
+  size_t bytes_ = 0;
+};
+
 // Frames of one network interface, each with its virtio-net header: an
 // AF_PACKET socket bound to an interface (a veth's host end, an uplink), or
 // a tap the agent owns (the guest's side is the tap's interface).
 class FrameSocket {
  public:
-  static Result<FrameSocket> open(const std::string& interface);
+  // `rx_ring`: receive through a ring (above); off, through recvmmsg.
+  static Result<FrameSocket> open(const std::string& interface, bool rx_ring = true);
   // The tap `interface` (IFF_VNET_HDR, offloads on, persistent), created if
   // it does not exist, in the network namespace at path `netns` ("": the
   // agent's own). A tap outlives the agent: a restart attaches again.
@@ -117,18 +146,46 @@ class FrameSocket {
   int ifindex() const { return ifindex_; }
   const std::string& interface() const { return interface_; }
   // Non-blocking: what is waiting, up to a batch. A frame that does not
-  // fit its slot is left out (counted in truncated()).
+  // fit its slot is left out (counted in truncated()). Releases what the
+  // previous call received.
   size_t receive(Batch& batch);
+  // Hands the ring's slots of the last batch back to the kernel: its frames
+  // are not to be used after this.
+  void release();
   // One frame with its offload request (none: the frame is complete).
   bool send(std::span<const uint8_t> frame, const datapath::packet::Offload& offload = {});
+  // The same, sent by the next flush(): up to kSendBatch frames in one
+  // sendmmsg. The frame's bytes must stay where they are until then.
+  void queue(std::span<const uint8_t> frame, const datapath::packet::Offload& offload);
+  size_t queued() const { return queued_; }
+  // Sends what is queued, in order. Returns how many frames were sent.
+  size_t flush();
+  static constexpr size_t kSendBatch = 32;
   uint64_t truncated() const { return truncated_; }
 
  private:
+  // The receive ring: `ring_frames_` slots of kRingFrameBytes, the next one
+  // the kernel fills after ours at `ring_next_`, the last batch's `held_`.
+  static constexpr size_t kRingFrameBytes = 2048;
+  static constexpr size_t kRingBlockBytes = 128 * 1024;
+  static constexpr size_t kRingBlocks = 16;
+  Result<void> mapRing();
+  size_t receiveRing(Batch& batch);
+  void receiveQueued(Batch& batch, size_t i);
+
   Fd fd_;
   int ifindex_ = 0;
   std::string interface_;
   bool tap_ = false;
   uint64_t truncated_ = 0;
+  Mapping ring_;
+  size_t ring_frames_ = 0;
+  size_t ring_next_ = 0;
+  std::vector<size_t> held_;
+  // What queue() gathered.
+  std::array<std::span<const uint8_t>, kSendBatch> queue_frames_{};
+  std::array<VirtioNetHeader, kSendBatch> queue_headers_{};
+  size_t queued_ = 0;
 };
 
 // Tunnel datagrams on one UDP port of the tunnel address.
@@ -140,6 +197,7 @@ class TunnelSocket {
   // Non-blocking: up to a batch of buffers, each one datagram or a run of
   // coalesced ones (Batch::segmentSize()).
   size_t receive(Batch& batch);
+  void release() {}  // the batch holds its own copies
   bool send(const datapath::topology::IpAddr& remote, std::span<const uint8_t> payload);
   // A super-frame cut into segments (packet/offload.h), all to `remote`:
   // each datagram gathered from its headers and its payload in `frame`,
