@@ -7,7 +7,11 @@
 # CANOPY_GUEST_OFFLOADS=off every guest, Canopy's and the peers', has its tx
 # offloads off. Open vSwitch's userspace datapath (from Debian, installed
 # if missing) is a second peer: two VMs on one host, and two hosts joined by
-# a userspace Geneve tunnel. Needs root.
+# a userspace Geneve tunnel. Small-packet forwarding rate too: 64-byte UDP
+# frames from frame_flood (bench/e2e/frame_flood.cc) for
+# CANOPY_BENCH_RATE_SECONDS (default 3), Mpps delivered to the receiving VM,
+# against the Linux bridge and kernel VXLAN peers. CANOPY_BENCH_AGENT_ARGS:
+# extra arguments (space-separated) for both canopy-agents. Needs root.
 # Usage: bench/e2e/run.sh [seconds per iperf3 run, default 5]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -15,7 +19,7 @@ cd "$root"
 seconds=${1:-5}
 scripts/install-deps.sh >/dev/null
 cmake --preset release >/dev/null
-cmake --build --preset release --target canopy-server canopy-agent >/dev/null
+cmake --build --preset release --target canopy-server canopy-agent frame_flood -j2 >/dev/null
 bin="$root/build/release/bin"
 here="$root/tests/e2e"
 source "$here/lib.sh"
@@ -47,6 +51,23 @@ crosses() {
   sleep 0.3
   head -c 4194304 /dev/zero | in_ns "$1" timeout 5 nc -N -w 3 "$3" 5202 >/dev/null 2>&1
 }
+# rate FROM SINK DST_IP DST_MAC SRC_IP: 64-byte UDP frames from FROM's eth0
+# to DST_MAC and DST_IP (port 9, nothing listens; the ICMP errors back are
+# rate-limited to a handful) for rate_seconds; prints "DELIVERED OFFERED" in
+# Mpps: frames SINK's eth0 received, frames the generator sent, over the
+# generator's time. frame_flood is bounded in time itself and by timeout.
+rate_seconds=${CANOPY_BENCH_RATE_SECONDS:-3}
+rate() {
+  local rx=/sys/class/net/eth0/statistics/rx_packets before after out
+  before=$(in_ns "$2" cat "$rx")
+  out=$(in_ns "$1" timeout $((${rate_seconds%.*} + 10)) "$bin/frame_flood" eth0 "$4" "$5" "$3" \
+    --seconds "$rate_seconds") || fail "frame_flood in $1"
+  sleep 0.3  # what is still queued on the way
+  after=$(in_ns "$2" cat "$rx")
+  set -- $out
+  python3 -c "print('%.3f %.3f' % (($after - $before) / $4 / 1e6, $2 / $4 / 1e6))"
+}
+mac_of() { in_ns "$1" cat /sys/class/net/eth0/address; }
 rtt() {
   in_ns "$1" ping -c 20 -i 0.05 -q "$2" | sed -n 's/.* = [0-9.]*\/\([0-9.]*\)\/.*/\1/p'
 }
@@ -69,6 +90,7 @@ for i in 1 2; do
 done
 bridge_tput=$(throughput "$tag-p1" "$tag-p2" 10.9.0.2)
 bridge_rtt=$(rtt "$tag-p1" 10.9.0.2)
+bridge_rate=$(rate "$tag-p1" "$tag-p2" 10.9.0.2 "$(mac_of "$tag-p2")" 10.9.0.1)
 
 make_underlay
 for i in 1 2; do
@@ -89,6 +111,7 @@ for i in 1 2; do
 done
 vxlan_tput=$(throughput "$tag-kv1" "$tag-kv2" 10.8.0.2)
 vxlan_rtt=$(rtt "$tag-kv1" 10.8.0.2)
+vxlan_rate=$(rate "$tag-kv1" "$tag-kv2" 10.8.0.2 "$(mac_of "$tag-kv2")" 10.8.0.1)
 
 # --- peers: Open vSwitch's userspace (netdev) datapath, userspace TSO on.
 # Each OVS "host" is a namespace with an ovsdb-server and an ovs-vswitchd of
@@ -196,8 +219,9 @@ start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen
   --auth noauth
 add_host h1 192.168.77.1
 add_host h2 192.168.77.2
-start_agent h1 192.168.77.1 --log-level warn
-start_agent h2 192.168.77.2 --log-level warn
+read -ra agent_args <<<"${CANOPY_BENCH_AGENT_ARGS:-}"
+start_agent h1 192.168.77.1 --log-level warn "${agent_args[@]}"
+start_agent h2 192.168.77.2 --log-level warn "${agent_args[@]}"
 canopy_agents=("${agent_pids[@]: -2}")  # the last two: h1's and h2's agents
 net=$(api POST /v2.0/networks '{"network": {"name": "bench"}}' | field 'd["network"]["id"]')
 api POST /v2.0/subnets '{"subnet": {"network_id": "'"$net"'", "ip_version": 4,
@@ -211,6 +235,7 @@ for vm in "vm1 h1" "vm2 h1" "vm3 h2"; do
   dhcp "$1" >/dev/null
 done
 ip_of() { field 'd["port"]["fixed_ips"][0]["ip_address"]' <"$work/$1.port"; }
+mac_port() { field 'd["port"]["mac_address"]' <"$work/$1.port"; }
 retry 10 in_ns "$tag-vm1" ping -c 1 -W 1 "$(ip_of vm3)" || fail "canopy VMs cannot reach each other"
 profile one_host
 one_tput=$(throughput "$tag-vm1" "$tag-vm2" "$(ip_of vm2)")
@@ -218,8 +243,10 @@ one_rtt=$(rtt "$tag-vm1" "$(ip_of vm2)")
 profile two_hosts
 two_tput=$(throughput "$tag-vm1" "$tag-vm3" "$(ip_of vm3)")
 two_rtt=$(rtt "$tag-vm1" "$(ip_of vm3)")
+one_rate=$(rate "$tag-vm1" "$tag-vm2" "$(ip_of vm2)" "$(mac_port vm2)" "$(ip_of vm1)")
+two_rate=$(rate "$tag-vm1" "$tag-vm3" "$(ip_of vm3)" "$(mac_port vm3)" "$(ip_of vm1)")
 
-ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
+ratio() { python3 -c "print('%.2f' % ($1 / $2) if $2 > 0 else '-')"; }
 echo
 echo "iperf3 ${seconds} s, one TCP stream; ping RTT average of 20; guest tx offloads" \
   "${CANOPY_GUEST_OFFLOADS:-on}."
@@ -237,3 +264,16 @@ if [ "$ovs_tput" != - ]; then
   echo "| two hosts | $two_tput | OVS userspace, Geneve | $ovs2_tput | $ovs2_ratio | $two_rtt | $ovs2_rtt |"
   if [ -n "$ovs2_note" ]; then echo; echo "$ovs2_note"; fi
 fi
+
+read -r bridge_mpps bridge_offered <<<"$bridge_rate"
+read -r vxlan_mpps vxlan_offered <<<"$vxlan_rate"
+read -r one_mpps one_offered <<<"$one_rate"
+read -r two_mpps two_offered <<<"$two_rate"
+echo
+echo "64-byte UDP frames, one flow, ${rate_seconds} s from frame_flood (AF_PACKET, qdisc bypass);"
+echo "Mpps received by the destination VM's eth0; offered: what the generator sent."
+echo
+echo "| path | Canopy Mpps | peer | peer Mpps | ratio | offered Mpps (Canopy / peer) |"
+echo "|---|---:|---|---:|---:|---:|"
+echo "| one host | $one_mpps | Linux bridge | $bridge_mpps | $(ratio "$one_mpps" "$bridge_mpps") | $one_offered / $bridge_offered |"
+echo "| two hosts | $two_mpps | kernel VXLAN | $vxlan_mpps | $(ratio "$two_mpps" "$vxlan_mpps") | $two_offered / $vxlan_offered |"
