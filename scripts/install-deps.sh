@@ -16,7 +16,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev python3 curl python3-openstackclient
   python3-keystone
   # end-to-end worlds: namespaces and the guests' tools
-  iproute2 iputils-ping busybox ethtool tcpdump iperf3 netcat-openbsd
+  iproute2 iputils-ping busybox ethtool tcpdump iperf3 netcat-openbsd nftables
 )
 
 missing=()

@@ -534,6 +534,7 @@ void Agent::workerLoop() {
   std::vector<Datapath::Input> inputs;
   std::vector<Offload> offloads;  // by input, for frames from ports and uplinks
   auto last_tick = std::chrono::steady_clock::now();
+  auto busy_poll_until = last_tick;
   uint64_t ticks = 0;
   while (!stopping_.load()) {
     // What to poll: wake-up, tunnels, uplinks, ports.
@@ -547,7 +548,8 @@ void Agent::workerLoop() {
       fds.push_back({b.socket->fd(), POLLIN, 0});
       polled.push_back(&b);
     }
-    int n = ::poll(fds.data(), fds.size(), 200);
+    bool spinning = busy_poll_until > std::chrono::steady_clock::now();
+    int n = ::poll(fds.data(), fds.size(), spinning ? 0 : 200);
     if (n < 0 && errno != EINTR) {
       spdlog::error("agent: poll: {}", std::strerror(errno));
       return;
@@ -632,6 +634,7 @@ void Agent::workerLoop() {
       }
       end_run();
     };
+    bool received = false;
     auto run = [&](auto& socket, auto add_inputs) {
       while (socket.receive(batch) > 0) {
         if (datapath_ == nullptr) continue;  // no view yet
@@ -643,6 +646,7 @@ void Agent::workerLoop() {
         datapath_->processBatch(inputs, out);
         forward(out, offloads);
         socket.release();
+        received = true;
         if (batch.size() < Batch::kFrames) break;
       }
     };
@@ -679,6 +683,7 @@ void Agent::workerLoop() {
     }
     if (port_error) checkInterfaces();
     auto now = std::chrono::steady_clock::now();
+    if (received) busy_poll_until = now + config_.busy_poll;
     if (now - last_tick >= std::chrono::seconds(1)) {
       last_tick = now;
       if (datapath_ != nullptr) datapath_->sweep();

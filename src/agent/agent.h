@@ -17,6 +17,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <set>
@@ -50,6 +51,11 @@ struct AgentConfig {
   // Ports and uplinks received through a ring shared with the kernel
   // (packet_io.h); off, through recvmmsg.
   bool rx_ring = true;
+  // After frames came, how long the worker keeps polling without sleeping:
+  // under steady traffic it is not woken per batch, which costs little
+  // where wake-ups are fast and saves much where they are slow (a busy
+  // virtual machine's idle CPU). 0: it sleeps whenever nothing waits.
+  std::chrono::microseconds busy_poll{0};
 };
 
 // How an interface is attached: an existing interface through an AF_PACKET

@@ -91,6 +91,12 @@ int main(int argc, char** argv) {
                  "(on) or with recvmmsg (off)")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
+  unsigned busy_poll_us = 0;
+  app.add_option("--busy-poll-us", busy_poll_us,
+                 "After frames came, keep polling this many microseconds before sleeping "
+                 "(0: sleep whenever nothing waits)")
+      ->check(CLI::Range(0u, 1000000u))
+      ->capture_default_str();
   app.add_option("--metrics-listen", metrics_listen,
                  "IPv4:PORT for Prometheus metrics (GET /metrics); empty: none");
   app.add_option("--log-level", log_level,
@@ -147,6 +153,7 @@ int main(int argc, char** argv) {
   }
   config.gateway_capable = gateway;
   config.rx_ring = rx_ring == "on";
+  config.busy_poll = std::chrono::microseconds(busy_poll_us);
   config.encapsulation = encapsulation == "vxlan"
                              ? canopy::datapath::pipeline::Encapsulation::Vxlan
                              : canopy::datapath::pipeline::Encapsulation::Geneve;
