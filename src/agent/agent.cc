@@ -477,11 +477,17 @@ void Agent::flushSocket(FrameSocket& socket, Bound* bound) {
   if (bound != nullptr) bound->tx += sent;
 }
 
+void Agent::flushTunnel(TunnelSocket& tunnel) {
+  size_t queued = tunnel.queued();
+  if (queued != 0) send_failed_ += queued - tunnel.flush();
+}
+
 void Agent::flushSends() {
   for (auto [socket, bound] : sending_) {
     if (socket->queued() != 0) flushSocket(*socket, bound);
   }
   sending_.clear();
+  for (auto& tunnel : tunnels_) flushTunnel(tunnel);
 }
 
 void Agent::sendTunnel(const Outputs::Item& item, std::span<uint8_t> bytes, Offload offload) {
@@ -508,6 +514,7 @@ void Agent::sendTunnel(const Outputs::Item& item, std::span<uint8_t> bytes, Offl
       return;
     }
     ++segmented_;
+    flushTunnel(tunnel);  // what was queued before it leaves before it
     // Each datagram gathered from its headers and its payload where it lies.
     if (tunnel.sendGather(item.remote, segments_, inner) < segments_.count) ++send_failed_;
     return;
@@ -525,7 +532,8 @@ void Agent::sendTunnel(const Outputs::Item& item, std::span<uint8_t> bytes, Offl
       return;
     }
   }
-  if (!tunnel.send(item.remote, bytes)) ++send_failed_;
+  if (tunnel.queued() == TunnelSocket::kMaxSegmentsPerSend) flushTunnel(tunnel);
+  tunnel.queue(item.remote, bytes);
 }
 
 void Agent::workerLoop() {

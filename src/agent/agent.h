@@ -102,6 +102,7 @@ class Agent {
   void sendFrame(FrameSocket& socket, Bound* bound, std::span<const uint8_t> frame,
                  const datapath::packet::Offload& offload);
   void flushSocket(FrameSocket& socket, Bound* bound);
+  void flushTunnel(TunnelSocket& tunnel);
   void flushSends();
   void ioDrop(datapath::DropReason why) { ++io_drops_[static_cast<size_t>(why)]; }
   void saveBindings() const;  // with mu_ held

@@ -510,6 +510,90 @@ bool TunnelSocket::send(const IpAddr& remote, std::span<const uint8_t> payload) 
   return n == static_cast<ssize_t>(payload.size());
 }
 
+void TunnelSocket::queue(const IpAddr& remote, std::span<const uint8_t> payload) {
+  if (queued_ == kMaxSegmentsPerSend) flush();
+  queue_remotes_[queued_] = remote;
+  queue_payloads_[queued_] = payload;
+  ++queued_;
+}
+
+size_t TunnelSocket::flush() {
+  const size_t count = std::exchange(queued_, 0);
+  if (count == 0) return 0;
+  // Messages: a run of datagrams [first, end) to one remote, cut by the
+  // kernel at the run's first size when there are two or more.
+  struct Message {
+    size_t first = 0;
+    size_t end = 0;
+  };
+  std::array<Message, kMaxSegmentsPerSend> runs{};
+  size_t messages = 0;
+  for (size_t i = 0; i < count;) {
+    const size_t size = queue_payloads_[i].size();
+    size_t end = i + 1;
+    size_t total = size;
+    // Equal sizes only after the first; a shorter one closes the run.
+    bool open = size <= max_payload_ && size <= UINT16_MAX;
+    while (open && end < count && queue_remotes_[end] == queue_remotes_[i] &&
+           queue_payloads_[end].size() <= size &&
+           total + queue_payloads_[end].size() <= kMaxUdpPayload) {
+      total += queue_payloads_[end].size();
+      open = queue_payloads_[end].size() == size;
+      ++end;
+    }
+    runs[messages++] = {i, end};
+    i = end;
+  }
+  std::array<iovec, kMaxSegmentsPerSend> iov{};
+  std::array<sockaddr_storage, kMaxSegmentsPerSend> to{};
+  struct Control {
+    alignas(cmsghdr) uint8_t bytes[kControlBytes];
+  };
+  std::array<Control, kMaxSegmentsPerSend> control{};
+  std::array<mmsghdr, kMaxSegmentsPerSend> msgs{};
+  for (size_t d = 0; d < count; ++d) {
+    iov[d] = {const_cast<uint8_t*>(queue_payloads_[d].data()), queue_payloads_[d].size()};
+  }
+  for (size_t m = 0; m < messages; ++m) {
+    const Message& run = runs[m];
+    msghdr& h = msgs[m].msg_hdr;
+    h.msg_name = &to[m];
+    h.msg_namelen = toSockaddr(queue_remotes_[run.first], port_, to[m]);
+    h.msg_iov = &iov[run.first];
+    h.msg_iovlen = run.end - run.first;
+    if (run.end - run.first > 1) {
+      h.msg_control = control[m].bytes;
+      h.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+      cmsghdr* c = CMSG_FIRSTHDR(&h);
+      c->cmsg_level = SOL_UDP;
+      c->cmsg_type = UDP_SEGMENT;
+      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      auto segment = static_cast<uint16_t>(queue_payloads_[run.first].size());
+      std::memcpy(CMSG_DATA(c), &segment, sizeof(segment));
+    }
+  }
+  size_t sent = 0;
+  for (size_t m = 0; m < messages;) {
+    int n = ::sendmmsg(fd_.get(), &msgs[m], static_cast<unsigned>(messages - m), MSG_DONTWAIT);
+    if (n > 0) {
+      for (size_t k = m; k < m + static_cast<size_t>(n); ++k) sent += runs[k].end - runs[k].first;
+      m += static_cast<size_t>(n);
+      continue;
+    }
+    // Message m was refused. A run the kernel cannot segment (a path MTU
+    // below maxPayload()) goes one datagram at a time; anything else
+    // (a full send buffer) is lost.
+    const Message& run = runs[m];
+    if (run.end - run.first > 1 && (errno == EINVAL || errno == EMSGSIZE || errno == EIO)) {
+      for (size_t d = run.first; d < run.end; ++d) {
+        if (send(queue_remotes_[d], queue_payloads_[d])) ++sent;
+      }
+    }
+    ++m;
+  }
+  return sent;
+}
+
 size_t TunnelSocket::sendGather(const IpAddr& remote, const datapath::packet::SegmentHeaders& h,
                                 std::span<const uint8_t> frame) {
   if (h.count == 0) return 0;

@@ -199,6 +199,15 @@ class TunnelSocket {
   size_t receive(Batch& batch);
   void release() {}  // the batch holds its own copies
   bool send(const datapath::topology::IpAddr& remote, std::span<const uint8_t> payload);
+  // The same, sent by the next flush(), which sends what is queued in one
+  // sendmmsg: consecutive datagrams to one remote of one size (the last
+  // maybe shorter) as one UDP_SEGMENT message, which also reaches the far
+  // end's UDP_GRO socket as one buffer. The payload's bytes must stay where
+  // they are until then.
+  void queue(const datapath::topology::IpAddr& remote, std::span<const uint8_t> payload);
+  size_t queued() const { return queued_; }
+  // Returns how many datagrams were sent.
+  size_t flush();
   // A super-frame cut into segments (packet/offload.h), all to `remote`:
   // each datagram gathered from its headers and its payload in `frame`,
   // sent in UDP_SEGMENT calls of at most kMaxSegmentsPerSend datagrams and
@@ -219,6 +228,10 @@ class TunnelSocket {
   uint16_t port_ = 0;
   uint8_t family_ = 4;
   size_t max_payload_ = 1500 - 20 - 8;
+  // What queue() gathered.
+  std::array<std::span<const uint8_t>, kMaxSegmentsPerSend> queue_payloads_{};
+  std::array<datapath::topology::IpAddr, kMaxSegmentsPerSend> queue_remotes_{};
+  size_t queued_ = 0;
 };
 
 }  // namespace canopy::agent

@@ -246,5 +246,64 @@ TEST_P(FrameSocketTest, QueuedFramesLeaveInOrder) {
 INSTANTIATE_TEST_SUITE_P(Receive, FrameSocketTest, ::testing::Values(true, false),
                          [](const auto& p) { return p.param ? "Ring" : "Recvmmsg"; });
 
+// Queued tunnel datagrams leave in order, runs of one size as one
+// UDP_SEGMENT message each, and arrive whole (coalesced by UDP_GRO or not).
+TEST(TunnelSocketTest, QueuedDatagramsArriveInOrder) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for a network namespace";
+  withVethPair([&] {
+    ASSERT_EQ(std::system("ip link set dev lo up"), 0);
+    using datapath::topology::IpAddr;
+    auto local = IpAddr::parse("127.0.0.1");
+    auto remote = IpAddr::parse("127.0.0.2");
+    auto elsewhere = IpAddr::parse("127.0.0.3");
+    ASSERT_TRUE(local && remote && elsewhere);
+    auto sender = TunnelSocket::open(*local, 6081);
+    ASSERT_TRUE(sender) << sender.error().message();
+    auto receiver = TunnelSocket::open(*remote, 6081);
+    ASSERT_TRUE(receiver) << receiver.error().message();
+    // Runs of one size, a shorter one closing a run, another remote in
+    // between, and more than one flush's worth.
+    std::vector<size_t> sizes;
+    for (int i = 0; i < 10; ++i) sizes.push_back(100);
+    sizes.push_back(50);
+    for (int i = 0; i < 5; ++i) sizes.push_back(200);
+    sizes.push_back(0);  // to elsewhere
+    for (int i = 0; i < 70; ++i) sizes.push_back(60 + static_cast<size_t>(i / 20));
+    std::vector<std::vector<uint8_t>> payloads;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      payloads.push_back(testFrame(std::max<size_t>(sizes[i], 18), static_cast<uint32_t>(i)));
+    }
+    size_t sent = 0;
+    for (size_t i = 0; i < payloads.size(); ++i) {
+      if (sender->queued() == TunnelSocket::kMaxSegmentsPerSend) sent += sender->flush();
+      sender->queue(sizes[i] == 0 ? *elsewhere : *remote, payloads[i]);
+    }
+    sent += sender->flush();
+    EXPECT_EQ(sent, payloads.size());
+    std::vector<std::vector<uint8_t>> got;
+    Batch batch;
+    for (int waits = 0; got.size() < payloads.size() - 1 && waits < 300; ++waits) {
+      size_t n = receiver->receive(batch);
+      for (size_t i = 0; i < n; ++i) {
+        auto buffer = batch.frame(i);
+        size_t size = batch.segmentSize(i) != 0 ? batch.segmentSize(i) : buffer.size();
+        for (size_t at = 0; at < buffer.size(); at += size) {
+          auto d = buffer.subspan(at, std::min(size, buffer.size() - at));
+          got.emplace_back(d.begin(), d.end());
+        }
+      }
+      if (n == 0) {
+        pollfd p{receiver->fd(), POLLIN, 0};
+        ::poll(&p, 1, 10);
+      }
+    }
+    std::vector<std::vector<uint8_t>> want;
+    for (size_t i = 0; i < payloads.size(); ++i) {
+      if (sizes[i] != 0) want.push_back(payloads[i]);
+    }
+    EXPECT_EQ(got, want);
+  });
+}
+
 }  // namespace
 }  // namespace canopy::agent
