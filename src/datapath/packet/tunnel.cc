@@ -62,9 +62,9 @@ std::vector<uint8_t> vxlanPayload(uint32_t vni, std::span<const uint8_t> inner) 
   VxlanHeader h{};
   h.flags = 0x08;
   setVni24(h.vni, vni);
-  std::vector<uint8_t> out(sizeof(h));
+  std::vector<uint8_t> out(sizeof(h) + inner.size());
   store(std::span<uint8_t>(out), 0, h);
-  out.insert(out.end(), inner.begin(), inner.end());
+  std::copy(inner.begin(), inner.end(), out.begin() + sizeof(h));
   return out;
 }
 
@@ -85,10 +85,11 @@ std::vector<uint8_t> genevePayload(uint32_t vni, std::span<const GeneveOptionSpe
   h.version_option_length = static_cast<uint8_t>((opts.size() / 4) & 0x3f);
   h.protocol = Be16::of(kGeneveProtocolEthernet);
   setVni24(h.vni, vni);
-  std::vector<uint8_t> out(sizeof(h));
+  std::vector<uint8_t> out(sizeof(h) + opts.size() + inner.size());
   store(std::span<uint8_t>(out), 0, h);
-  out.insert(out.end(), opts.begin(), opts.end());
-  out.insert(out.end(), inner.begin(), inner.end());
+  std::copy(opts.begin(), opts.end(), out.begin() + sizeof(h));
+  std::copy(inner.begin(), inner.end(),
+            out.begin() + static_cast<std::ptrdiff_t>(sizeof(h) + opts.size()));
   return out;
 }
 
