@@ -490,22 +490,6 @@ void Agent::flushSends() {
   for (auto& tunnel : tunnels_) flushTunnel(tunnel);
 }
 
-bool Agent::withPartialChecksumOption(std::span<const uint8_t> header) {
-  datapath::packet::GeneveHeader h;
-  if (!datapath::packet::load(header, 0, h) || (h.version_option_length & 0x3f) == 0x3f) {
-    return false;  // no room for one more option word
-  }
-  // The header, then the option: class, type (critical), no data.
-  tunnel_header_.assign(header.begin(), header.end());
-  const uint8_t option[4] = {static_cast<uint8_t>(datapath::packet::kCanopyOptionClass >> 8),
-                             static_cast<uint8_t>(datapath::packet::kCanopyOptionClass & 0xff),
-                             0x80 | datapath::packet::kOptionChecksumPartial, 0};
-  tunnel_header_.insert(tunnel_header_.end(), std::begin(option), std::end(option));
-  tunnel_header_[0] = static_cast<uint8_t>(h.version_option_length + 1);
-  tunnel_header_[1] |= 0x40;  // C: a critical option is present
-  return true;
-}
-
 void Agent::sendTunnel(const Outputs::Item& item, std::span<uint8_t> bytes, Offload offload) {
   // [0] is the configured encapsulation's socket, [1] the other's.
   TunnelSocket& tunnel = tunnels_[item.encapsulation == config_.encapsulation ? 0 : 1];
@@ -520,18 +504,11 @@ void Agent::sendTunnel(const Outputs::Item& item, std::span<uint8_t> bytes, Offl
       ioDrop(why);
       return;
     }
-    // Between agents over Geneve, TCP segments leave with partial checksums
-    // and say so (kOptionChecksumPartial): neither end sums their payloads.
-    std::span<const uint8_t> header = bytes.first(item.inner_offset);
-    bool partial = item.encapsulation == Encapsulation::Geneve &&
-                   p.key.ip_proto == datapath::packet::ipproto::kTcp &&
-                   withPartialChecksumOption(header);
-    if (partial) header = tunnel_header_;
     size_t mss = offload.gso_size;
-    size_t overhead = header.size() + p.payload_offset;
+    size_t overhead = item.inner_offset + p.payload_offset;
     if (tunnel.maxPayload() > overhead + 64) mss = std::min(mss, tunnel.maxPayload() - overhead);
-    if (auto why =
-            datapath::packet::segmentHeaders(inner, offload, mss, header, segments_, partial);
+    if (auto why = datapath::packet::segmentHeaders(inner, offload, mss,
+                                                    bytes.first(item.inner_offset), segments_);
         why != DropReason::None) {
       ioDrop(why);
       return;
@@ -617,10 +594,6 @@ void Agent::workerLoop() {
       if (size == 0) size = buffer.size();
       datapath::packet::TcpCoalescer* joining = nullptr;
       std::span<uint8_t> first;  // the run's first datagram
-      bool run_partial = false;  // its segments' checksums are partial
-      // A segment whose TCP checksum the sending agent left partial goes on
-      // with a request to finish it (setPartialChecksum() places it).
-      const Offload needs_checksum{.flags = Offload::kNeedsChecksum};
       auto end_run = [&] {
         if (joining == nullptr) return;
         if (joining->segments() > 1) {
@@ -631,7 +604,7 @@ void Agent::workerLoop() {
           ++joined_;
         } else {
           inputs.push_back({ingress, first, 0, first});
-          offloads.push_back(run_partial ? needs_checksum : Offload{});
+          offloads.push_back({});
         }
         joining = nullptr;
       };
@@ -640,19 +613,13 @@ void Agent::workerLoop() {
         auto datagram = buffer.subspan(from, std::min(size, buffer.size() - from));
         // Behind the same header bytes as the run's: no need to parse it again.
         if (joining != nullptr && datagram.size() > header_length &&
-            joining->add(datagram.subspan(header_length), datagram.first(header_length),
-                         run_partial)) {
+            joining->add(datagram.subspan(header_length), datagram.first(header_length))) {
           continue;
         }
         datapath::packet::TunnelInfo tunnel;
         auto why = e == Encapsulation::Geneve ? datapath::packet::parseGeneve(datagram, tunnel)
                                               : datapath::packet::parseVxlan(datagram, tunnel);
         bool joinable = why == DropReason::None && !tunnel.control && size < buffer.size();
-        bool partial = false;
-        for (const auto& o : tunnel.options()) {
-          partial |= o.option_class == datapath::packet::kCanopyOptionClass &&
-                     o.type == datapath::packet::kOptionChecksumPartial;
-        }
         auto header = datagram.first(joinable ? tunnel.inner_offset : 0);
         auto inner = datagram.subspan(header.size());
         end_run();
@@ -662,17 +629,16 @@ void Agent::workerLoop() {
           }
           auto& run = *rx_runs_[rx_runs_used_];
           run.clear();
-          if (run.add(inner, header, partial)) {
+          if (run.add(inner, header)) {
             ++rx_runs_used_;
             joining = &run;
             first = datagram;
             header_length = header.size();
-            run_partial = partial;
             continue;
           }
         }
         inputs.push_back({ingress, datagram, 0, datagram});
-        offloads.push_back(partial ? needs_checksum : Offload{});
+        offloads.push_back({});
       }
       end_run();
     };

@@ -96,9 +96,6 @@ class Agent {
                std::span<const datapath::packet::Offload> offloads);
   void sendTunnel(const datapath::pipeline::Outputs::Item& item, std::span<uint8_t> bytes,
                   datapath::packet::Offload offload);
-  // The Geneve `header` with kOptionChecksumPartial added, in
-  // tunnel_header_; false if it has no room for it.
-  bool withPartialChecksumOption(std::span<const uint8_t> header);
   struct Bound;
   // Queues a frame on a port's or an uplink's socket; flushSends() sends
   // every socket's queue, each in one call where it can.
@@ -169,7 +166,6 @@ class Agent {
   std::vector<std::unique_ptr<datapath::packet::TcpCoalescer>> rx_runs_;
   size_t rx_runs_used_ = 0;
   datapath::packet::SegmentHeaders segments_;  // a super-frame cut for a tunnel
-  std::vector<uint8_t> tunnel_header_;         // its tunnel header, with an option added
 };
 
 }  // namespace canopy::agent

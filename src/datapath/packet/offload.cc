@@ -118,8 +118,7 @@ DropReason completeChecksum(std::span<uint8_t> frame, uint16_t csum_start,
 }
 
 DropReason segmentHeaders(std::span<const uint8_t> frame, const Offload& o, size_t mss,
-                          std::span<const uint8_t> prefix, SegmentHeaders& out,
-                          bool partial_checksum) {
+                          std::span<const uint8_t> prefix, SegmentHeaders& out) {
   out = SegmentHeaders{.headers = std::move(out.headers)};
   out.headers.clear();
   ParsedPacket p;
@@ -196,10 +195,6 @@ DropReason segmentHeaders(std::span<const uint8_t> frame, const Offload& o, size
     auto length = static_cast<uint32_t>(l4_length);
     uint32_t pseudo = v4 ? pseudoHeaderSum(ip4.src, ip4.dst, protocol, length)
                          : pseudoHeaderSum(ip6.src, ip6.dst, protocol, length);
-    if (tcp && partial_checksum) {
-      store(f, l4 + checksumOffset(protocol), Be16::of(fold(pseudo)));
-      continue;
-    }
     uint32_t sum = sumWords(f.subspan(l4, l4_headers), pseudo);
     uint16_t folded = finish(sumWords(frame.subspan(headers + from, chunk), sum));
     if (!tcp && folded == 0) folded = 0xffff;  // 0 would mean "no checksum"
@@ -232,8 +227,7 @@ DropReason segment(std::span<const uint8_t> frame, const Offload& o, size_t mss,
 namespace {
 
 // Whether a parsed frame is a segment a run can hold (TcpCoalescer::add()).
-bool coalescable(std::span<const uint8_t> frame, const ParsedPacket& p,
-                 bool partial_checksum) noexcept {
+bool coalescable(std::span<const uint8_t> frame, const ParsedPacket& p) noexcept {
   const FlowKey& k = p.key;
   if (k.eth_type != ethertype::kIpv4 || k.vlan_tci != 0 || k.ip_proto != ipproto::kTcp ||
       k.ip_frag != Fragment::None || p.l4_offset == 0 || p.payload_offset == 0) {
@@ -247,7 +241,6 @@ bool coalescable(std::span<const uint8_t> frame, const ParsedPacket& p,
     return false;
   }
   if (checksum(frame.subspan(p.l3_offset, sizeof(Ipv4Header))) != 0) return false;
-  if (partial_checksum) return true;
   auto length = static_cast<uint32_t>(p.l3_end - p.l4_offset);
   return finish(sumWords(frame.subspan(p.l4_offset, length),
                          pseudoSum(frame, p, ipproto::kTcp, length))) == 0;
@@ -261,13 +254,10 @@ bool sameBytes(std::span<const uint8_t> a, std::span<const uint8_t> b, size_t fr
 
 }  // namespace
 
-bool TcpCoalescer::add(std::span<const uint8_t> frame, std::span<const uint8_t> prefix,
-                       bool partial_checksum) {
+bool TcpCoalescer::add(std::span<const uint8_t> frame, std::span<const uint8_t> prefix) {
   if (closed_ && segments_ != 0) return false;
   ParsedPacket p;
-  if (parse(frame, p) != DropReason::None || !coalescable(frame, p, partial_checksum)) {
-    return false;
-  }
+  if (parse(frame, p) != DropReason::None || !coalescable(frame, p)) return false;
   TcpHeader tcp{};
   static_cast<void>(load(frame, p.l4_offset, tcp));
   const size_t payload = p.l3_end - p.payload_offset;

@@ -129,12 +129,8 @@ struct SegmentHeaders {
     return frame.subspan(payload_offset + from, std::min(mss, payload - from));
   }
 };
-// With `partial_checksum`, TCP segments carry partial checksums (the
-// pseudo-header's sum, not their bytes'): for a receiver that completes or
-// trusts them (tunnel.h, kOptionChecksumPartial).
 DropReason segmentHeaders(std::span<const uint8_t> frame, const Offload& o, size_t mss,
-                          std::span<const uint8_t> prefix, SegmentHeaders& out,
-                          bool partial_checksum = false);
+                          std::span<const uint8_t> prefix, SegmentHeaders& out);
 
 // Cuts a TCP frame (or a UDP one whose request is kGsoUdpL4) into complete
 // segments of at most `mss` payload bytes (0: o.gso_size), each after
@@ -175,10 +171,7 @@ class TcpCoalescer {
   //
   // With a `prefix` (a tunnel header), the run is kept behind the first
   // segment's prefix, and only segments behind the same prefix join.
-  // `partial_checksum`: the TCP checksums are partial (tunnel.h,
-  // kOptionChecksumPartial), not verified; the run's is made partial anyway.
-  bool add(std::span<const uint8_t> frame, std::span<const uint8_t> prefix = {},
-           bool partial_checksum = false);
+  bool add(std::span<const uint8_t> frame, std::span<const uint8_t> prefix = {});
 
   bool empty() const { return segments_ == 0; }
   size_t segments() const { return segments_; }

@@ -25,13 +25,6 @@ inline constexpr uint16_t kGenevePort = 6081;
 inline constexpr uint16_t kGeneveProtocolEthernet = 0x6558;
 // Canopy's Geneve option class, from RFC 8926's experimental range.
 inline constexpr uint16_t kCanopyOptionClass = 0xfff0;
-// Canopy's option (critical, no data) on the segments of a TCP super-frame
-// cut by the sending agent: their TCP checksums are partial (the
-// pseudo-header's sum in the field, as a virtio-net NEEDS_CSUM frame has
-// it); the datagram's own UDP checksum covers the bytes on the way. The
-// receiving agent joins them without verifying, or hands them on with a
-// NEEDS_CSUM request; a receiver that does not know it must drop them.
-inline constexpr uint8_t kOptionChecksumPartial = 0x03;
 
 struct GeneveOptionView {
   uint16_t option_class = 0;

@@ -263,8 +263,6 @@ void Datapath::fromTunnel(const Ingress& in, std::span<const uint8_t> payload,
       sender.known = true;
       for (size_t i = 0; i < o.data.size(); i += 4) sender.groups.push_back(get32(&o.data[i]));
       std::sort(sender.groups.begin(), sender.groups.end());
-    } else if (o.type == packet::kOptionChecksumPartial && o.data.empty()) {
-      // The agent has seen it: the frame comes with a NEEDS_CSUM request.
     } else if (o.critical) {
       return drop(DropReason::TunnelBadOption, trace);
     }

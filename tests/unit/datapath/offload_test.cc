@@ -539,55 +539,6 @@ TEST(Coalesce, BehindATunnelHeader) {
                          frame.begin() + p.payload_offset));
 }
 
-// Segments cut with partial checksums (between agents, kOptionChecksumPartial)
-// carry the pseudo-header's sum; completed, each is the segment a complete
-// cut makes. They join only when said to be partial, into the same run.
-TEST(Segment, PartialChecksumsCompleteToTheSameSegments) {
-  auto frame = tcpFrame(20000, TcpHeader::kAck | TcpHeader::kPsh, 77);
-  Offload o = makePartial(frame, Offload::kGsoTcpv4, 1400);
-  const std::vector<uint8_t> header = {0x00, 0x00, 0x65, 0x58, 0x00, 0x00, 0x2a, 0x00};
-  SegmentHeaders complete, partial;
-  ASSERT_EQ(segmentHeaders(frame, o, 0, header, complete), DropReason::None);
-  ASSERT_EQ(segmentHeaders(frame, o, 0, header, partial, /*partial_checksum=*/true),
-            DropReason::None);
-  ASSERT_EQ(partial.count, complete.count);
-  ASSERT_EQ(partial.header_length, complete.header_length);
-  TcpCoalescer trusted, verifying;
-  for (size_t i = 0; i < partial.count; ++i) {
-    SCOPED_TRACE("segment " + std::to_string(i));
-    auto payload = partial.payloadOf(frame, i);
-    auto partial_headers = partial.header(i).subspan(header.size());
-    std::vector<uint8_t> seg(partial_headers.begin(), partial_headers.end());
-    seg.insert(seg.end(), payload.begin(), payload.end());
-    auto complete_headers = complete.header(i).subspan(header.size());
-    std::vector<uint8_t> want(complete_headers.begin(), complete_headers.end());
-    want.insert(want.end(), payload.begin(), payload.end());
-    ParsedPacket p = parsed(seg);
-    EXPECT_EQ(field(seg, p.l4_offset + 16), [&] {
-      uint32_t sum = pseudo(seg, p);
-      while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-      return static_cast<uint16_t>(sum);
-    }()) << "the pseudo-header's sum";
-    if (i == 0) {
-      EXPECT_FALSE(verifying.add(seg, header)) << "not a complete checksum";
-    }
-    EXPECT_TRUE(trusted.add(seg, header, /*partial_checksum=*/true));
-    ASSERT_EQ(completeChecksum(seg, static_cast<uint16_t>(p.l4_offset), 16), DropReason::None);
-    EXPECT_EQ(seg, want);
-  }
-  Offload joined_offload;
-  auto joined = trusted.finish(joined_offload);
-  std::vector<uint8_t> inner(joined.begin() + static_cast<std::ptrdiff_t>(header.size()),
-                             joined.end());
-  ASSERT_EQ(completeChecksum(inner, joined_offload.csum_start, joined_offload.csum_offset),
-            DropReason::None);
-  EXPECT_TRUE(checksumsValid(inner));
-  ParsedPacket p = parsed(inner);
-  EXPECT_TRUE(std::equal(inner.begin() + static_cast<std::ptrdiff_t>(p.payload_offset), inner.end(),
-                         frame.begin() + static_cast<std::ptrdiff_t>(p.payload_offset),
-                         frame.end()));
-}
-
 TEST(Coalesce, StopsAt64KiB) {
   TcpCoalescer c;
   uint32_t seq = 1;
