@@ -62,14 +62,14 @@ crosses() {
 rate_seconds=${CANOPY_BENCH_RATE_SECONDS:-3}
 rate() {
   local rx=/sys/class/net/eth0/statistics/rx_packets before after out
-  in_ns "$2" nft 'add table netdev sink; add chain netdev sink in
-    { type filter hook ingress device eth0 priority 0; policy drop; }'
+  in_ns "$2" nft "add table netdev sink; add chain netdev sink in {" \
+    "type filter hook ingress device eth0 priority 0; policy drop; }" || fail "nft in $2"
   before=$(in_ns "$2" cat "$rx")
   out=$(in_ns "$1" timeout $((${rate_seconds%.*} + 10)) "$bin/frame_flood" eth0 "$4" "$5" "$3" \
     --seconds "$rate_seconds") || fail "frame_flood in $1"
   sleep 0.3  # what is still queued on the way
   after=$(in_ns "$2" cat "$rx")
-  in_ns "$2" nft delete table netdev sink
+  in_ns "$2" nft delete table netdev sink || fail "nft in $2"
   set -- $out
   python3 -c "print('%.3f %.3f' % (($after - $before) / $4 / 1e6, $2 / $4 / 1e6))"
 }
