@@ -5,7 +5,7 @@ namespace canopy::model {
 int defaultMtu(const NetworkConfig& config, std::string_view network_type) {
   if (network_type.empty()) network_type = config.overlay;
   if (network_type == "vxlan") return config.physical_mtu - 50;
-  if (network_type == "geneve") return config.physical_mtu - 58;
+  if (network_type == "geneve") return config.physical_mtu - 82;
   return config.physical_mtu;
 }
 

@@ -11,7 +11,7 @@ os() { openstack --os-auth-type none --os-endpoint "$api_url" "$@"; }
 
 out=$(os network create blue -f json)
 expect_in '"name": "blue"' "$out"
-expect_in '"mtu": 1442' "$out"
+expect_in '"mtu": 1418' "$out"
 expect_in '"status": "ACTIVE"' "$out"
 os network create green --description "the green one" --disable-port-security >/dev/null
 

@@ -56,6 +56,21 @@ in_ns "$tag-vm1" ping -c 3 -i 0.2 -W 2 "$vm2_ip" >"$work/ping1" || fail "vm1 -> 
 in_ns "$tag-vm2" ping -c 3 -i 0.2 -W 2 "$vm1_ip" >"$work/ping2" || fail "vm2 -> vm1: $(cat "$work/ping2")"
 expect_in "3 received" "$(cat "$work/ping1")"
 
+# A frame of the network's full MTU crosses in one tunnel datagram: the
+# network's MTU leaves room for the encapsulation and its options, so the
+# hosts fragment nothing on the underlay (IP FragCreates stays put).
+frag_creates() {
+  in_ns "$tag-$1" awk '/^Ip:/ && !f { for (i = 1; i <= NF; i++) if ($i == "FragCreates") c = i; f = 1; next }
+    /^Ip:/ { print $c }' /proc/net/snmp
+}
+frags_before="$(frag_creates h1) $(frag_creates h2)"
+in_ns "$tag-vm1" ping -c 3 -i 0.2 -W 2 -M do -s $((mtu - 28)) "$vm2_ip" >"$work/ping3" ||
+  fail "vm1 -> vm2 at MTU $mtu: $(cat "$work/ping3")"
+expect_in "3 received" "$(cat "$work/ping3")"
+frags_after="$(frag_creates h1) $(frag_creates h2)"
+[ "$frags_after" = "$frags_before" ] ||
+  fail "the hosts fragmented tunnel datagrams (FragCreates h1 h2: $frags_before -> $frags_after)"
+
 # TCP across the hosts, each way: the guests hand over super-frames with
 # partial checksums, cut into segments for the tunnel; 4 MiB arrive whole.
 send_blob "$tag-vm1" "$tag-vm2" "$vm2_ip" 5001

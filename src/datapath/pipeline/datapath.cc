@@ -24,7 +24,9 @@ constexpr size_t kMaxNeighbors = 1 << 16;
 // Canopy's Geneve options (class kCanopyOptionClass).
 constexpr uint8_t kOptionDestination = 0x01;   // critical: u32 port, u32 router
 constexpr uint8_t kOptionSenderGroups = 0x02;  // u32 group keys, sorted
-constexpr size_t kMaxTaggedGroups = 31;        // 124 bytes of option data
+// As many as the Geneve networks' MTU leaves room for (model/network.h):
+// with more, the receiver matches the sender's address instead.
+constexpr size_t kMaxTaggedGroups = 4;
 
 bool isIp(const packet::FlowKey& k) {
   return k.eth_type == ethertype::kIpv4 || k.eth_type == ethertype::kIpv6;

@@ -22,7 +22,7 @@ TEST_F(NeutronApiTest, CreateShowsNeutronsDefaults) {
   EXPECT_EQ(n["admin_state_up"], true);
   EXPECT_EQ(n["shared"], false);
   EXPECT_EQ(n["router:external"], false);
-  EXPECT_EQ(n["mtu"], 1442);
+  EXPECT_EQ(n["mtu"], 1418);
   EXPECT_EQ(n["port_security_enabled"], true);
   EXPECT_EQ(n["status"], "ACTIVE");
   EXPECT_EQ(n["subnets"], Json::array());

@@ -197,7 +197,7 @@ TEST(ListQuery, BadLimitAndSortAreRefused) {
 }
 
 TEST(NetworkConfig, DefaultMtuFollowsTheOverlay) {
-  EXPECT_EQ(defaultMtu({.overlay = "geneve"}), 1442);
+  EXPECT_EQ(defaultMtu({.overlay = "geneve"}), 1418);
   EXPECT_EQ(defaultMtu({.overlay = "vxlan"}), 1450);
   EXPECT_EQ(defaultMtu({.overlay = "vxlan", .physical_mtu = 9000}), 8950);
 }
