@@ -22,9 +22,9 @@
 #include <thread>
 #include <vector>
 
-#include "api/http_client.h"
-#include "api/http_server.h"
 #include "api/neutron_api.h"
+#include "http/client.h"
+#include "http/server.h"
 #include "store/sqlite_store.h"
 #include "testing/http_client.h"
 
@@ -76,11 +76,11 @@ int main(int argc, char** argv) {
   std::unique_ptr<canopy::state::ModelState> state;
   canopy::SystemClock clock;
   std::unique_ptr<canopy::api::NeutronApi> api;
-  std::unique_ptr<canopy::api::HttpServer> server;
+  std::unique_ptr<canopy::http::HttpServer> server;
   std::string host = "127.0.0.1";
   uint16_t port = 0;
   if (!url.empty()) {
-    auto parsed = canopy::api::HttpUrl::parse(url);
+    auto parsed = canopy::http::HttpUrl::parse(url);
     if (!parsed || parsed->host != "127.0.0.1") {
       std::fprintf(stderr, "api_bench: --url must be http://127.0.0.1:PORT\n");
       return 2;
@@ -93,9 +93,9 @@ int main(int argc, char** argv) {
     state = std::make_unique<canopy::state::ModelState>(*store);
     if (!state->start()) return 1;
     api = std::make_unique<canopy::api::NeutronApi>(*state, canopy::api::ApiConfig{}, clock);
-    auto started = canopy::api::HttpServer::start(
+    auto started = canopy::http::HttpServer::start(
         {.address = "127.0.0.1", .port = 0, .threads = 2},
-        [&](const canopy::api::HttpRequest& r) { return api->handle(r); });
+        [&](const canopy::http::HttpRequest& r) { return api->handle(r); });
     if (!started) return 1;
     server = std::move(*started);
     port = server->port();

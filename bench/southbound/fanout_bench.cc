@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
   api::NeutronApi neutron(state, std::move(config), clock);
   auto call = [&](const std::string& method, const std::string& path, const std::string& body,
                   const std::string& project) {
-    api::HttpRequest r;
+    http::HttpRequest r;
     r.method = method;
     r.path = path;
     r.body = body;

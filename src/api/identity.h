@@ -24,12 +24,15 @@
 #include <string>
 #include <vector>
 
-#include "api/http_server.h"
 #include "base/clock.h"
 #include "base/mutex.h"
+#include "http/message.h"
 #include "model/attributes.h"
 
 namespace canopy::api {
+
+using http::HttpRequest;
+using http::HttpResponse;
 
 struct IdentityOptions {
   std::chrono::seconds token_ttl{3600};

@@ -16,12 +16,15 @@
 #include <string>
 #include <unordered_map>
 
-#include "api/http_client.h"
 #include "base/clock.h"
 #include "base/mutex.h"
+#include "http/client.h"
 #include "model/attributes.h"
 
 namespace canopy::api {
+
+using http::HttpReply;
+using http::HttpUrl;
 
 struct KeystoneOptions {
   std::string auth_url{};  // http://HOST:PORT/v3

@@ -32,7 +32,7 @@ std::string bindingKey(const std::string& network_id, const std::string& port_id
 }
 
 // The ports a router owns with this device owner.
-std::vector<const Json*> routerPorts(const WriteContext& ctx, const std::string& router_id,
+std::vector<const Json*> routerPorts(const Transaction& ctx, const std::string& router_id,
                                      std::string_view owner) {
   std::vector<const Json*> out;
   for (const Json* p : ctx.indexed("ports.device", "ports", router_id)) {
@@ -51,7 +51,7 @@ std::vector<std::string> portSubnets(const Json& port) {
   return out;
 }
 
-std::optional<model::Cidr> subnetCidr(const WriteContext& ctx, const std::string& subnet_id) {
+std::optional<model::Cidr> subnetCidr(const Transaction& ctx, const std::string& subnet_id) {
   const Json* s = ctx.current("subnets", subnet_id);
   if (s == nullptr) return std::nullopt;
   auto c = model::Cidr::parse(str(*s, "cidr"));
@@ -64,7 +64,7 @@ bool mayUse(const Json& doc, const Caller& caller) {
 }
 
 // A network the caller may see (its own, shared or external), or NotFound.
-Result<const Json*> visibleNetwork(const WriteContext& ctx, const std::string& id) {
+Result<const Json*> visibleNetwork(const Transaction& ctx, const std::string& id) {
   const Json* network = ctx.current("networks", id);
   if (network == nullptr ||
       !(mayUse(*network, ctx.caller()) || network->value("router:external", false) ||
@@ -80,7 +80,7 @@ class RouterKind final : public ResourceKind {
 
   const model::ResourceSpec& spec() const override { return model::routerSpec(); }
 
-  Result<void> create(Json& doc, WriteContext& ctx) const override {
+  Result<void> create(Json& doc, Transaction& ctx) const override {
     doc["status"] = "ACTIVE";
     doc["routes"] = Json::array();
     Json wanted = doc["external_gateway_info"];
@@ -88,7 +88,7 @@ class RouterKind final : public ResourceKind {
     return setGateway(doc, wanted, ctx, "create");
   }
 
-  Result<void> update(Json& doc, const Json& before, WriteContext& ctx) const override {
+  Result<void> update(Json& doc, const Json& before, Transaction& ctx) const override {
     if (doc["external_gateway_info"] != before["external_gateway_info"]) {
       Json wanted = doc["external_gateway_info"];
       doc["external_gateway_info"] = before["external_gateway_info"];
@@ -102,7 +102,7 @@ class RouterKind final : public ResourceKind {
     return ok();
   }
 
-  Result<void> remove(const Json& doc, WriteContext& ctx) const override {
+  Result<void> remove(const Json& doc, Transaction& ctx) const override {
     std::string id = str(doc, "id");
     if (!routerPorts(ctx, id, model::kOwnerRouterInterface).empty()) {
       return Error(Errc::Conflict, "Router " + id + " still has ports", "RouterInUse");
@@ -117,7 +117,7 @@ class RouterKind final : public ResourceKind {
   }
 
   Result<Json> action(std::string_view name, const Json& body, const state::Document& stored,
-                      WriteContext& ctx) const override {
+                      Transaction& ctx) const override {
     if (name == "add_extraroutes" || name == "remove_extraroutes") {
       return changeRoutes(name == "add_extraroutes", body, stored, ctx);
     }
@@ -164,7 +164,7 @@ class RouterKind final : public ResourceKind {
 
   // A new interface's subnets may not overlap those the router already has.
   static Result<void> checkNoOverlap(const Json& router, const std::vector<std::string>& subnets,
-                                     WriteContext& ctx) {
+                                     Transaction& ctx) {
     std::string router_id = str(router, "id");
     for (const Json* p : ctx.indexed("ports.device", "ports", router_id)) {
       for (const auto& existing : portSubnets(*p)) {
@@ -184,7 +184,7 @@ class RouterKind final : public ResourceKind {
   }
 
   Result<Json> addInterfaceBySubnet(const Json& router, const std::string& subnet_id,
-                                    WriteContext& ctx) const {
+                                    Transaction& ctx) const {
     const Json* subnet = ctx.current("subnets", subnet_id);
     const Json* network = subnet ? ctx.current("networks", str(*subnet, "network_id")) : nullptr;
     if (subnet == nullptr || network == nullptr ||
@@ -209,7 +209,7 @@ class RouterKind final : public ResourceKind {
   }
 
   Result<Json> addInterfaceByPort(const Json& router, const std::string& port_id,
-                                  WriteContext& ctx) const {
+                                  Transaction& ctx) const {
     const state::Document* stored = ctx.find("ports", port_id);
     if (stored == nullptr || !mayUse(stored->doc, ctx.caller())) {
       return notFound(model::portSpec(), port_id);
@@ -241,7 +241,7 @@ class RouterKind final : public ResourceKind {
   }
 
   Result<Json> removeInterface(const Json& router, const std::string& subnet_id,
-                               const std::string& port_id, WriteContext& ctx) const {
+                               const std::string& port_id, Transaction& ctx) const {
     std::string router_id = str(router, "id");
     const Json* port = nullptr;
     for (const Json* p : routerPorts(ctx, router_id, model::kOwnerRouterInterface)) {
@@ -294,7 +294,7 @@ class RouterKind final : public ResourceKind {
   }
 
   // Whether a floating IP's port has its fixed IP on this subnet.
-  static bool isBehind(const Json& fip, const std::string& subnet_id, const WriteContext& ctx) {
+  static bool isBehind(const Json& fip, const std::string& subnet_id, const Transaction& ctx) {
     const Json* port = ctx.current("ports", str(fip, "port_id"));
     if (port == nullptr) return false;
     for (const auto& f : port->value("fixed_ips", Json::array())) {
@@ -308,7 +308,7 @@ class RouterKind final : public ResourceKind {
 
   // extraroute: each next hop on a subnet the router is connected to, and
   // not one of the router's own addresses.
-  static Result<Json> checkRoutes(const Json& router, const Json& wanted, WriteContext& ctx) {
+  static Result<Json> checkRoutes(const Json& router, const Json& wanted, Transaction& ctx) {
     auto routes = model::normaliseRoutes(wanted);
     if (!routes) return std::move(routes).error();
     std::string router_id = str(router, "id");
@@ -348,7 +348,7 @@ class RouterKind final : public ResourceKind {
 
   // extraroute-atomic: PUT add_extraroutes / remove_extraroutes.
   Result<Json> changeRoutes(bool add, const Json& body, const state::Document& stored,
-                            WriteContext& ctx) const {
+                            Transaction& ctx) const {
     if (!body.is_object() || !body.contains("router") || !body["router"].is_object() ||
         body["router"].size() != 1 || !body["router"].contains("routes")) {
       return badRequest("Body must be {\"router\": {\"routes\": [...]}}");
@@ -381,7 +381,7 @@ class RouterKind final : public ResourceKind {
 
   // Sets, changes or clears (null or {}) the router's external gateway:
   // its port on the external network and external_gateway_info.
-  Result<void> setGateway(Json& router, const Json& wanted, WriteContext& ctx,
+  Result<void> setGateway(Json& router, const Json& wanted, Transaction& ctx,
                           const char* verb) const {
     std::string router_id = str(router, "id");
     Json current = router["external_gateway_info"];
@@ -469,7 +469,7 @@ class FloatingIpKind final : public ResourceKind {
 
   const model::ResourceSpec& spec() const override { return model::floatingIpSpec(); }
 
-  Result<void> create(Json& doc, WriteContext& ctx) const override {
+  Result<void> create(Json& doc, Transaction& ctx) const override {
     std::string network_id = str(doc, "floating_network_id");
     auto network = visibleNetwork(ctx, network_id);
     if (!network) return std::move(network).error();
@@ -520,7 +520,7 @@ class FloatingIpKind final : public ResourceKind {
     return associate(doc, Json::object(), ctx);
   }
 
-  Result<void> update(Json& doc, const Json& before, WriteContext& ctx) const override {
+  Result<void> update(Json& doc, const Json& before, Transaction& ctx) const override {
     // A new port with no address named: the address is chosen again.
     if (doc["port_id"] != before["port_id"] &&
         doc["fixed_ip_address"] == before["fixed_ip_address"]) {
@@ -529,7 +529,7 @@ class FloatingIpKind final : public ResourceKind {
     return associate(doc, before, ctx);
   }
 
-  Result<void> remove(const Json& doc, WriteContext& ctx) const override {
+  Result<void> remove(const Json& doc, Transaction& ctx) const override {
     releaseBinding(doc, ctx);
     if (const Json* port = ctx.current("ports", str(doc, "canopy:port_id"))) {
       removePort(Json(*port), ctx);
@@ -538,7 +538,7 @@ class FloatingIpKind final : public ResourceKind {
   }
 
  private:
-  static void releaseBinding(const Json& fip, WriteContext& ctx) {
+  static void releaseBinding(const Json& fip, Transaction& ctx) {
     if (!fip.value("port_id", Json()).is_string()) return;
     ctx.release(bindingKey(str(fip, "floating_network_id"), str(fip, "port_id"),
                            str(fip, "fixed_ip_address")));
@@ -546,7 +546,7 @@ class FloatingIpKind final : public ResourceKind {
 
   // Associates the floating IP with doc["port_id"] (or none): the fixed IP,
   // the router that reaches it from the external network, the claim.
-  Result<void> associate(Json& doc, const Json& before, WriteContext& ctx) const {
+  Result<void> associate(Json& doc, const Json& before, Transaction& ctx) const {
     std::string network_id = str(doc, "floating_network_id");
     std::string port_id = str(doc, "port_id");
     bool unchanged = before.value("port_id", Json()) == doc["port_id"] &&
@@ -644,7 +644,7 @@ class FloatingIpKind final : public ResourceKind {
 
 }  // namespace
 
-void disassociateFloatingIps(const std::string& port_id, WriteContext& ctx) {
+void disassociateFloatingIps(const std::string& port_id, Transaction& ctx) {
   std::vector<Json> fips;
   for (const Json* f : ctx.indexed("floatingips.port", "floatingips", port_id)) fips.push_back(*f);
   for (Json& fip : fips) {

@@ -23,7 +23,6 @@ using model::Caller;
 using model::Json;
 using model::ResourceSpec;
 
-constexpr int kCommitAttempts = 16;
 // The project of a noauth caller that names none (an admin).
 constexpr std::string_view kNoAuthAdminProject = "admin";
 
@@ -78,15 +77,6 @@ HttpResponse json(int status, const Json& body) {
   r.status = status;
   r.body = body.dump();
   return r;
-}
-
-std::string timestamp(WallTime t) {
-  std::time_t secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 // Splits "/v2.0/networks/abc" into ["v2.0", "networks", "abc"], dropping a
@@ -170,6 +160,15 @@ HttpResponse errorResponse(const Error& error) {
       Json{{"NeutronError", {{"type", type}, {"message", error.message()}, {"detail", ""}}}});
 }
 
+HttpResponse transportError(int status, std::string message) {
+  std::string type = status == 413   ? "HTTPRequestEntityTooLarge"
+                     : status == 400 ? "HTTPBadRequest"
+                     : status == 500 ? "HTTPInternalServerError"
+                                     : "HTTPError";
+  return json(status,
+              Json{{"NeutronError", {{"type", type}, {"message", message}, {"detail", ""}}}});
+}
+
 struct NeutronApi::Impl {
   Impl(state::ModelState& s, ApiConfig c, const Clock& k)
       : state(s), config(std::move(c)), clock(k), kinds(makeResourceKinds(config.network)) {}
@@ -178,7 +177,6 @@ struct NeutronApi::Impl {
   ApiConfig config;
   const Clock& clock;
   std::vector<std::unique_ptr<ResourceKind>> kinds;
-  Mutex write_mu;
 
   const ResourceKind* kindFor(std::string_view collection) const {
     for (const auto& k : kinds) {
@@ -227,7 +225,7 @@ struct NeutronApi::Impl {
     bool missing = state.read(
         [&](const state::Tables& tables) { return kind.missingDefaults(tables, caller); });
     if (missing) {
-      auto made = writeWithRetry(caller, [&](WriteContext& ctx) -> Result<void> {
+      auto made = writeWithRetry(caller, [&](Transaction& ctx) -> Result<void> {
         if (!kind.missingDefaults(ctx.tables(), caller)) return ok();
         return kind.createDefaults(ctx);
       });
@@ -238,17 +236,16 @@ struct NeutronApi::Impl {
     std::string items;
     model::ListSelection page;
     state.read([&](const state::Tables& tables) {
-      auto t = tables.find(spec.collection);
-      if (t == tables.end()) return 0;
+      const state::Collection& collection = tables.collection(spec.collection);
       std::vector<const Json*> docs;
       std::vector<Json> views;  // for kinds that derive attributes
       if (kind.derivesViews()) {
-        for (auto& [id, d] : t->second) {
+        for (auto& [id, d] : collection) {
           if (kind.visible(d.doc, caller)) views.push_back(present(kind, d.doc, tables, caller));
         }
         for (const auto& v : views) docs.push_back(&v);
       } else {
-        for (auto& [id, d] : t->second) {
+        for (auto& [id, d] : collection) {
           if (kind.visible(d.doc, caller)) docs.push_back(&d.doc);
         }
       }
@@ -260,7 +257,7 @@ struct NeutronApi::Impl {
         } else if (query->projects()) {
           items += query->project(model::visibleView(spec, *doc, caller)).dump();
         } else {
-          items += cachedView(kind, t->second.at(doc->value("id", "")), caller);
+          items += cachedView(kind, collection.at(doc->value("id", "")), caller);
         }
       }
       return 0;
@@ -270,8 +267,9 @@ struct NeutronApi::Impl {
       Json links = Json::array();
       auto link = [&](const std::string& marker, bool reverse, const char* rel) {
         std::string href = "/v2.0/" + spec.collection + "?limit=" + std::to_string(*query->limit());
-        for (auto& [k, v] : query->linkParams()) href += "&" + urlEncode(k) + "=" + urlEncode(v);
-        href += "&marker=" + urlEncode(marker);
+        for (auto& [k, v] : query->linkParams())
+          href += "&" + http::urlEncode(k) + "=" + http::urlEncode(v);
+        href += "&marker=" + http::urlEncode(marker);
         if (reverse) href += "&page_reverse=True";
         links.push_back({{"href", hostPrefix(req) + href}, {"rel", rel}});
       };
@@ -302,11 +300,9 @@ struct NeutronApi::Impl {
   std::optional<state::Document> lookup(const ResourceKind& kind, const std::string& id,
                                         const Caller& caller) const {
     return state.read([&](const state::Tables& tables) -> std::optional<state::Document> {
-      auto t = tables.find(kind.spec().collection);
-      if (t == tables.end()) return std::nullopt;
-      auto d = t->second.find(id);
-      if (d == t->second.end() || !kind.visible(d->second.doc, caller)) return std::nullopt;
-      return d->second;
+      const state::Document* d = tables.find(kind.spec().collection, id);
+      if (d == nullptr || !kind.visible(d->doc, caller)) return std::nullopt;
+      return *d;
     });
   }
 
@@ -316,11 +312,9 @@ struct NeutronApi::Impl {
     auto fields = model::ListQuery::parse(spec, req.query, caller);
     if (!fields) return errorResponse(fields.error());
     std::optional<Json> view = state.read([&](const state::Tables& tables) -> std::optional<Json> {
-      auto t = tables.find(spec.collection);
-      if (t == tables.end()) return std::nullopt;
-      auto d = t->second.find(id);
-      if (d == t->second.end() || !kind.visible(d->second.doc, caller)) return std::nullopt;
-      return present(kind, d->second.doc, tables, caller);
+      const state::Document* d = tables.find(spec.collection, id);
+      if (d == nullptr || !kind.visible(d->doc, caller)) return std::nullopt;
+      return present(kind, d->doc, tables, caller);
     });
     if (!view) return errorResponse(notFound(spec, id));
     auto projected = fields->apply({std::move(*view)});
@@ -352,32 +346,18 @@ struct NeutronApi::Impl {
     return doc;
   }
 
-  // Builds a transaction from the current model with `build`, commits it, and
-  // starts over from a fresh read when another writer got there first.
-  // Writers of this server take turns: the store commits one transaction at
-  // a time anyway (one fsync each), so this costs no throughput and leaves
-  // conflicts, and retries, to writers in other servers sharing the store.
+  // One write through the model's writer path, stamped with this server's clock.
   template <typename Build>
   Result<void> writeWithRetry(const Caller& caller, Build&& build) {
-    MutexLock lock(write_mu);
-    for (int attempt = 0; attempt < kCommitAttempts; ++attempt) {
-      std::string now = timestamp(clock.wallNow());
-      auto txn = state.read([&](const state::Tables& tables) -> Result<WriteContext> {
-        WriteContext ctx(tables, caller, now);
-        if (auto r = build(ctx); !r) return std::move(r).error();
-        return ctx;
-      });
-      if (!txn) return std::move(txn).error();
-      auto committed = state.commit(txn->compares(), txn->ops());
-      if (committed) return ok();
-      if (committed.error().code() != Errc::Conflict) return std::move(committed).error();
-    }
-    return Error(Errc::Conflict, "too many concurrent updates; try again", "HTTPConflict");
+    auto r = state.write({.caller = caller, .now = state::timestamp(clock.wallNow())},
+                         std::forward<Build>(build));
+    if (!r) return std::move(r).error();
+    return ok();
   }
 
   // Whether `adding` more documents of this kind fit the project's quota.
   static Result<void> checkQuota(const ResourceSpec& spec, const std::string& project,
-                                 int64_t adding, const WriteContext& ctx) {
+                                 int64_t adding, const Transaction& ctx) {
     const model::QuotaResource* quota = model::quotaFor(spec.collection);
     if (quota == nullptr) return ok();
     const state::Document* stored = ctx.find("quotas", project);
@@ -401,7 +381,7 @@ struct NeutronApi::Impl {
       validated.push_back(std::move(*v));
     }
     std::vector<Json> created;
-    auto r = writeWithRetry(caller, [&](WriteContext& ctx) -> Result<void> {
+    auto r = writeWithRetry(caller, [&](Transaction& ctx) -> Result<void> {
       created.clear();
       std::map<std::string, int64_t> counted;  // project -> this request's new documents
       for (const Json& v : validated) {
@@ -456,7 +436,7 @@ struct NeutronApi::Impl {
 
   // The visible, changeable document with this id, or the error to answer.
   static Result<const state::Document*> target(const ResourceKind& kind, const std::string& id,
-                                               WriteContext& ctx, const HttpRequest& req,
+                                               Transaction& ctx, const HttpRequest& req,
                                                const char* verb) {
     const state::Document* d = ctx.find(kind.spec().collection, id);
     if (d == nullptr || !kind.visible(d->doc, ctx.caller())) return notFound(kind.spec(), id);
@@ -477,7 +457,7 @@ struct NeutronApi::Impl {
     auto changes = model::validateAttributes(spec, items->front(), Action::Update, caller);
     if (!changes) return errorResponse(changes.error());
     Json result;
-    auto r = writeWithRetry(caller, [&](WriteContext& ctx) -> Result<void> {
+    auto r = writeWithRetry(caller, [&](Transaction& ctx) -> Result<void> {
       auto current = target(kind, id, ctx, req, "update");
       if (!current) return std::move(current).error();
       Json doc = (*current)->doc;
@@ -507,7 +487,7 @@ struct NeutronApi::Impl {
     if (!req.body.empty()) {
       return errorResponse(model::badRequest("Request body is not supported in DELETE."));
     }
-    auto r = writeWithRetry(caller, [&](WriteContext& ctx) -> Result<void> {
+    auto r = writeWithRetry(caller, [&](Transaction& ctx) -> Result<void> {
       auto current = target(kind, id, ctx, req, "delete");
       if (!current) return std::move(current).error();
       if (auto k = kind.remove((*current)->doc, ctx); !k) return k;
@@ -567,7 +547,7 @@ struct NeutronApi::Impl {
     }
     bool missing_tag = false;
     Json result;
-    auto r = writeWithRetry(caller, [&](WriteContext& ctx) -> Result<void> {
+    auto r = writeWithRetry(caller, [&](Transaction& ctx) -> Result<void> {
       auto current = target(kind, id, ctx, req, "update");
       if (!current) return std::move(current).error();
       Json doc = (*current)->doc;
@@ -619,7 +599,7 @@ struct NeutronApi::Impl {
     auto body = model::parseJson(req.body);
     if (!body) return errorResponse(body.error());
     Json result;
-    auto r = writeWithRetry(caller, [&](WriteContext& ctx) -> Result<void> {
+    auto r = writeWithRetry(caller, [&](Transaction& ctx) -> Result<void> {
       auto current = target(kind, id, ctx, req, name.c_str());
       if (!current) return std::move(current).error();
       auto out = kind.action(name, *body, **current, ctx);
@@ -666,19 +646,15 @@ struct NeutronApi::Impl {
     };
     auto find = [&](const std::string& id) -> std::optional<Json> {
       return state.read([&](const state::Tables& t) -> std::optional<Json> {
-        auto c = t.find("agents");
-        if (c == t.end()) return std::nullopt;
-        auto d = c->second.find(id);
-        if (d == c->second.end()) return std::nullopt;
-        return d->second.doc;
+        const state::Document* d = t.find("agents", id);
+        if (d == nullptr) return std::nullopt;
+        return d->doc;
       });
     };
     if (parts.size() == 2 && req.method == "GET") {
       Json list = Json::array();
       state.read([&](const state::Tables& t) {
-        if (auto c = t.find("agents"); c != t.end()) {
-          for (const auto& [id, d] : c->second) list.push_back(view(d.doc));
-        }
+        for (const auto& [id, d] : t.collection("agents")) list.push_back(view(d.doc));
         return 0;
       });
       return json(200, {{"agents", std::move(list)}});
@@ -699,16 +675,19 @@ struct NeutronApi::Impl {
       }
       Json encaps = conf.value("encapsulations", Json::array({"vxlan"}));
       if (!encaps.is_array()) encaps = Json::array({"vxlan"});
-      if (auto existing = find(host); existing && !existing->value("static", false)) {
-        return errorResponse(Error(Errc::Conflict,
-                                   "Host " + host + " has a canopy-agent; it registers itself",
-                                   "AgentConflict"));
-      }
       Json doc = {{"id", host},          {"host", host},
                   {"tunnel_ip", tunnel}, {"encapsulations", encaps},
                   {"alive", true},       {"static", true}};
-      std::vector<store::Op> ops = {store::Op::put(state::documentKey("agents", host), doc.dump())};
-      if (auto r = state.commit({}, ops); !r) return errorResponse(r.error());
+      auto r = writeWithRetry(caller, [&](Transaction& txn) -> Result<void> {
+        const state::Document* existing = txn.find("agents", host);
+        if (existing != nullptr && !existing->doc.value("static", false)) {
+          return Error(Errc::Conflict, "Host " + host + " has a canopy-agent; it registers itself",
+                       "AgentConflict");
+        }
+        txn.update("agents", host, doc);
+        return ok();
+      });
+      if (!r) return errorResponse(r.error());
       return json(201, {{"agent", view(doc)}});
     }
     if (parts.size() != 3) return methodNotAllowed();
@@ -717,15 +696,21 @@ struct NeutronApi::Impl {
     if (!doc) return notFound(id);
     if (req.method == "GET") return json(200, {{"agent", view(*doc)}});
     if (req.method == "DELETE") {
-      if (doc->value("alive", false) && !doc->value("static", false)) {
-        return errorResponse(
-            Error(Errc::Conflict, "Agent " + id + " is alive; stop it first", "AgentInUse"));
-      }
-      std::vector<store::Op> ops = {store::Op::del(state::documentKey("agents", id))};
-      if (auto r = state.commit({}, ops); !r) return errorResponse(r.error());
-      HttpResponse r;
-      r.status = 204;
-      return r;
+      auto r = writeWithRetry(caller, [&](Transaction& txn) -> Result<void> {
+        const state::Document* d = txn.find("agents", id);
+        if (d == nullptr) {
+          return Error(Errc::NotFound, "Agent " + id + " could not be found.", "AgentNotFound");
+        }
+        if (d->doc.value("alive", false) && !d->doc.value("static", false)) {
+          return Error(Errc::Conflict, "Agent " + id + " is alive; stop it first", "AgentInUse");
+        }
+        txn.erase("agents", id);
+        return ok();
+      });
+      if (!r) return errorResponse(r.error());
+      HttpResponse out;
+      out.status = 204;
+      return out;
     }
     return methodNotAllowed();
   }
@@ -739,12 +724,8 @@ struct NeutronApi::Impl {
     };
     auto limitsOf = [&](const std::string& project) {
       return state.read([&](const state::Tables& tables) {
-        auto t = tables.find("quotas");
-        const Json* stored = nullptr;
-        if (t != tables.end()) {
-          if (auto d = t->second.find(project); d != t->second.end()) stored = &d->second.doc;
-        }
-        return model::quotaLimits(stored);
+        const state::Document* d = tables.find("quotas", project);
+        return model::quotaLimits(d != nullptr ? &d->doc : nullptr);
       });
     };
     if (parts.size() == 2) {
@@ -752,9 +733,7 @@ struct NeutronApi::Impl {
       if (!caller.is_admin) return adminOnly();
       Json list = Json::array();
       state.read([&](const state::Tables& tables) {
-        auto t = tables.find("quotas");
-        if (t == tables.end()) return 0;
-        for (auto& [project, d] : t->second) {
+        for (auto& [project, d] : tables.collection("quotas")) {
           Json q = model::quotaLimits(&d.doc);
           q["project_id"] = project;
           q["tenant_id"] = project;
@@ -795,7 +774,7 @@ struct NeutronApi::Impl {
       if (!checked) return errorResponse(checked.error());
       given = std::move(*checked);
     }
-    auto r = writeWithRetry(caller, [&](WriteContext& ctx) -> Result<void> {
+    auto r = writeWithRetry(caller, [&](Transaction& ctx) -> Result<void> {
       const state::Document* stored = ctx.find("quotas", project);
       if (stored != nullptr) ctx.guard("quotas", project, stored->mod_revision);
       if (req.method == "DELETE") {

@@ -13,15 +13,18 @@
 #include <memory>
 #include <string>
 
-#include "api/http_server.h"
 #include "api/identity.h"
 #include "api/keystone_auth.h"
 #include "base/clock.h"
+#include "http/message.h"
 #include "model/attributes.h"
 #include "model/network.h"
 #include "state/model_state.h"
 
 namespace canopy::api {
+
+using http::HttpRequest;
+using http::HttpResponse;
 
 enum class AuthMode {
   // No credentials: the project comes from the X-Project-Id header and the
@@ -61,5 +64,8 @@ class NeutronApi {
 
 // Neutron's error body and status for an Error.
 HttpResponse errorResponse(const Error& error);
+// The same for what the HTTP server answers itself (a malformed request, a
+// body over the limit, a failed handler): http::HttpServerOptions::error_response.
+HttpResponse transportError(int status, std::string message);
 
 }  // namespace canopy::api

@@ -41,18 +41,16 @@ class NetworkKind final : public ResourceKind {
   }
   bool derivesViews() const override { return true; }
 
-  Result<void> create(Json& doc, WriteContext& ctx) const override {
+  Result<void> create(Json& doc, Transaction& ctx) const override {
     doc["status"] = "ACTIVE";
     if (auto r = assignSegment(doc, ctx); !r) return r;
     return checkMtu(doc);
   }
 
-  Result<void> update(Json& doc, const Json&, WriteContext&) const override {
-    return checkMtu(doc);
-  }
+  Result<void> update(Json& doc, const Json&, Transaction&) const override { return checkMtu(doc); }
 
   // Subnets go with their network (Neutron deletes them when no port uses them).
-  Result<void> remove(const Json& doc, WriteContext& ctx) const override {
+  Result<void> remove(const Json& doc, Transaction& ctx) const override {
     std::string id = doc.value("id", "");
     if (!ctx.indexed("ports.network", "ports", id).empty()) {
       return Error(Errc::Conflict,
@@ -93,7 +91,7 @@ class NetworkKind final : public ResourceKind {
 
   // The network's segment: provider attributes an admin gave, checked and
   // free, or a tunnel id allocated from the configured range.
-  Result<void> assignSegment(Json& doc, WriteContext& ctx) const {
+  Result<void> assignSegment(Json& doc, Transaction& ctx) const {
     auto invalid = [](const std::string& what) {
       return model::badRequest("Invalid input for operation: " + what + ".");
     };
@@ -177,7 +175,7 @@ class SubnetKind final : public ResourceKind {
  public:
   const model::ResourceSpec& spec() const override { return model::subnetSpec(); }
 
-  Result<void> create(Json& doc, WriteContext& ctx) const override {
+  Result<void> create(Json& doc, Transaction& ctx) const override {
     std::string network_id = doc.value("network_id", "");
     const state::Document* network = ctx.find("networks", network_id);
     // Neutron: a subnet goes on a network the caller owns (or any, for an admin).
@@ -194,7 +192,7 @@ class SubnetKind final : public ResourceKind {
     return ok();
   }
 
-  Result<void> update(Json& doc, const Json& before, WriteContext& ctx) const override {
+  Result<void> update(Json& doc, const Json& before, Transaction& ctx) const override {
     if (doc["gateway_ip"] == "auto") doc["gateway_ip"] = before["gateway_ip"];
     if (doc["allocation_pools"].is_null()) doc["allocation_pools"] = before["allocation_pools"];
     if (auto r = model::checkSubnetAddressing(doc); !r) return r;
@@ -202,7 +200,7 @@ class SubnetKind final : public ResourceKind {
     return ok();
   }
 
-  Result<void> remove(const Json& doc, WriteContext& ctx) const override {
+  Result<void> remove(const Json& doc, Transaction& ctx) const override {
     std::string id = doc.value("id", "");
     if (!ctx.indexed("ports.subnet", "ports", id).empty()) {
       return Error(Errc::Conflict,
@@ -217,7 +215,7 @@ class SubnetKind final : public ResourceKind {
 
 }  // namespace
 
-Json stamped(const WriteContext& ctx, const std::string& project) {
+Json stamped(const Transaction& ctx, const std::string& project) {
   return {{"id", newUuid()},         {"project_id", project},   {"tenant_id", project},
           {"created_at", ctx.now()}, {"updated_at", ctx.now()}, {"revision_number", 1},
           {"tags", Json::array()}};
@@ -226,7 +224,7 @@ Json stamped(const WriteContext& ctx, const std::string& project) {
 namespace {
 
 // The rules a new group starts with (ids, project and stamps added).
-void addRules(WriteContext& ctx, const std::string& project, const std::vector<Json>& rules) {
+void addRules(Transaction& ctx, const std::string& project, const std::vector<Json>& rules) {
   for (const Json& r : rules) {
     Json doc = stamped(ctx, project);
     doc.update(r);
@@ -242,7 +240,7 @@ std::string defaultGroupKey(const std::string& project) {
 
 // The project's default security group, created (with Neutron's default
 // rules) on first use.
-Result<std::string> ensureDefaultGroup(WriteContext& ctx, const std::string& project) {
+Result<std::string> ensureDefaultGroup(Transaction& ctx, const std::string& project) {
   auto existing = ctx.indexed("security-groups.default", "security-groups", project);
   if (!existing.empty()) return existing.front()->value("id", "");
   Json group = stamped(ctx, project);
@@ -264,11 +262,9 @@ class SecurityGroupKind final : public ResourceKind {
 
   void present(Json& view, const Json& doc, const state::Tables& tables) const override {
     Json rules = Json::array();
-    auto t = tables.find("security-group-rules");
     for (const auto& id : tables.lookup("security-group-rules.group", doc.value("id", ""))) {
-      if (t == tables.end()) break;
-      if (auto d = t->second.find(id); d != t->second.end()) {
-        rules.push_back(model::visibleView(model::securityGroupRuleSpec(), d->second.doc,
+      if (const state::Document* d = tables.find("security-group-rules", id)) {
+        rules.push_back(model::visibleView(model::securityGroupRuleSpec(), d->doc,
                                            Caller{.project_id = {}, .is_admin = true}));
       }
     }
@@ -280,13 +276,13 @@ class SecurityGroupKind final : public ResourceKind {
     return tables.lookup("security-groups.default", caller.project_id).empty();
   }
 
-  Result<void> createDefaults(WriteContext& ctx) const override {
+  Result<void> createDefaults(Transaction& ctx) const override {
     auto r = ensureDefaultGroup(ctx, ctx.caller().project_id);
     if (!r) return std::move(r).error();
     return ok();
   }
 
-  Result<void> create(Json& doc, WriteContext& ctx) const override {
+  Result<void> create(Json& doc, Transaction& ctx) const override {
     std::string project = doc.value("project_id", "");
     if (doc.value("name", "") == "default" &&
         !ctx.indexed("security-groups.default", "security-groups", project).empty()) {
@@ -301,7 +297,7 @@ class SecurityGroupKind final : public ResourceKind {
     return ok();
   }
 
-  Result<void> update(Json& doc, const Json& before, WriteContext&) const override {
+  Result<void> update(Json& doc, const Json& before, Transaction&) const override {
     if (before.value("canopy:default", false) && doc["name"] != before["name"]) {
       return Error(Errc::Conflict, "Updating default security group not allowed.",
                    "SecurityGroupCannotUpdateDefault");
@@ -309,7 +305,7 @@ class SecurityGroupKind final : public ResourceKind {
     return ok();
   }
 
-  Result<void> remove(const Json& doc, WriteContext& ctx) const override {
+  Result<void> remove(const Json& doc, Transaction& ctx) const override {
     std::string id = doc.value("id", "");
     if (!ctx.indexed("ports.security_group", "ports", id).empty()) {
       return Error(Errc::Conflict, "Security Group " + id + " in use.", "SecurityGroupInUse");
@@ -341,7 +337,7 @@ class SecurityGroupRuleKind final : public ResourceKind {
  public:
   const model::ResourceSpec& spec() const override { return model::securityGroupRuleSpec(); }
 
-  Result<void> create(Json& doc, WriteContext& ctx) const override {
+  Result<void> create(Json& doc, Transaction& ctx) const override {
     if (auto r = model::checkRule(doc); !r) return r;
     auto groupVisible = [&](const std::string& gid) {
       const state::Document* g = ctx.find("security-groups", gid);
@@ -367,7 +363,7 @@ class SecurityGroupRuleKind final : public ResourceKind {
     return ok();
   }
 
-  Result<void> remove(const Json& doc, WriteContext& ctx) const override {
+  Result<void> remove(const Json& doc, Transaction& ctx) const override {
     ctx.touch("security-groups", doc.value("security_group_id", ""));
     return ok();
   }
@@ -380,7 +376,7 @@ std::string macKey(const std::string& network_id, const std::string& mac) {
   return std::string(state::kPrefix) + "claims/mac/" + network_id + "/" + mac;
 }
 
-Result<void> checkSecurityGroups(const Json& doc, const WriteContext& ctx) {
+Result<void> checkSecurityGroups(const Json& doc, const Transaction& ctx) {
   const Json& groups = doc["security_groups"];
   if (!groups.empty() && doc["port_security_enabled"] == false) {
     return Error(Errc::Conflict,
@@ -404,8 +400,7 @@ Result<void> checkSecurityGroups(const Json& doc, const WriteContext& ctx) {
 
 // Turns the requested fixed_ips (or none: automatic) into allocations,
 // claiming each new address in the store and releasing those given up.
-Result<Json> allocate(const Json& doc, const Json& held, WriteContext& ctx,
-                      bool ipv4_only = false) {
+Result<Json> allocate(const Json& doc, const Json& held, Transaction& ctx, bool ipv4_only = false) {
   std::string network_id = doc.value("network_id", "");
   std::string port_id = doc.value("id", "");
   bool router_port = doc.value("device_owner", "").starts_with("network:router");
@@ -532,7 +527,7 @@ Result<Json> allocate(const Json& doc, const Json& held, WriteContext& ctx,
   return out;
 }
 
-void releasePortClaims(const Json& port, WriteContext& ctx) {
+void releasePortClaims(const Json& port, Transaction& ctx) {
   std::string network_id = port.value("network_id", "");
   for (const auto& f : port.value("fixed_ips", Json::array())) {
     ctx.release(ipKey(network_id, f.value("ip_address", "")));
@@ -542,7 +537,7 @@ void releasePortClaims(const Json& port, WriteContext& ctx) {
 
 // Completes a new port on `network`: MAC, port security, security groups,
 // addresses, with their claims.
-Result<void> completeNewPort(Json& doc, const Json& network, WriteContext& ctx,
+Result<void> completeNewPort(Json& doc, const Json& network, Transaction& ctx,
                              const model::NetworkConfig& config, bool ipv4_only) {
   std::string network_id = doc.value("network_id", "");
   std::string id = doc["id"];
@@ -595,7 +590,7 @@ class PortKind final : public ResourceKind {
 
   const model::ResourceSpec& spec() const override { return model::portSpec(); }
 
-  Result<void> create(Json& doc, WriteContext& ctx) const override {
+  Result<void> create(Json& doc, Transaction& ctx) const override {
     std::string network_id = doc.value("network_id", "");
     const state::Document* network = ctx.find("networks", network_id);
     if (network == nullptr || !(ctx.caller().is_admin ||
@@ -606,7 +601,7 @@ class PortKind final : public ResourceKind {
     return completeNewPort(doc, network->doc, ctx, config_, false);
   }
 
-  Result<void> update(Json& doc, const Json& before, WriteContext& ctx) const override {
+  Result<void> update(Json& doc, const Json& before, Transaction& ctx) const override {
     if (doc["port_security_enabled"].is_null()) {
       doc["port_security_enabled"] = before["port_security_enabled"];
     }
@@ -623,7 +618,7 @@ class PortKind final : public ResourceKind {
 
   // Ports of routers and floating IPs go with them, not through this API;
   // a VM's port takes its floating IPs' associations with it.
-  Result<void> remove(const Json& doc, WriteContext& ctx) const override {
+  Result<void> remove(const Json& doc, Transaction& ctx) const override {
     std::string owner = doc.value("device_owner", "");
     std::string device = doc.value("device_id", "");
     bool router_port = owner == model::kOwnerRouterInterface || owner == model::kOwnerRouterGateway;
@@ -646,7 +641,7 @@ class PortKind final : public ResourceKind {
 
 }  // namespace
 
-Result<Json> createServicePort(const ServicePort& port, WriteContext& ctx,
+Result<Json> createServicePort(const ServicePort& port, Transaction& ctx,
                                const model::NetworkConfig& config) {
   const Json* network = ctx.current("networks", port.network_id);
   if (network == nullptr) return notFound(model::networkSpec(), port.network_id);
@@ -668,14 +663,14 @@ Result<Json> createServicePort(const ServicePort& port, WriteContext& ctx,
   return std::move(*doc);
 }
 
-void removePort(const Json& port, WriteContext& ctx) {
+void removePort(const Json& port, Transaction& ctx) {
   std::string id = port.value("id", "");
   if (const state::Document* d = ctx.find("ports", id)) ctx.guard("ports", id, d->mod_revision);
   ctx.remove("ports", id);
   releasePortClaims(port, ctx);
 }
 
-Result<Json> reallocatePort(const Json& port, const Json& held, WriteContext& ctx) {
+Result<Json> reallocatePort(const Json& port, const Json& held, Transaction& ctx) {
   return allocate(port, held, ctx);
 }
 
@@ -709,99 +704,6 @@ std::string newUuid() {
 
 bool ResourceKind::visible(const Json& doc, const Caller& caller) const {
   return caller.is_admin || doc.value("project_id", "") == caller.project_id;
-}
-
-const state::Document* WriteContext::find(std::string_view collection, std::string_view id) const {
-  auto t = tables_.find(collection);
-  if (t == tables_.end()) return nullptr;
-  auto d = t->second.find(id);
-  return d == t->second.end() ? nullptr : &d->second;
-}
-
-const Json* WriteContext::current(std::string_view collection, std::string_view id) const {
-  if (auto p = pending_.find(std::string(collection)); p != pending_.end()) {
-    if (auto d = p->second.find(std::string(id)); d != p->second.end()) {
-      return d->second ? &*d->second : nullptr;
-    }
-  }
-  const state::Document* d = find(collection, id);
-  return d == nullptr ? nullptr : &d->doc;
-}
-
-std::vector<const Json*> WriteContext::indexed(std::string_view index, std::string_view collection,
-                                               const std::string& key) const {
-  std::vector<const Json*> out;
-  auto p = pending_.find(std::string(collection));
-  static const std::vector<state::IndexSpec> kSpecs = state::defaultIndexes();
-  auto spec = std::find_if(kSpecs.begin(), kSpecs.end(),
-                           [&](const state::IndexSpec& s) { return s.name == index; });
-  if (auto t = tables_.find(collection); t != tables_.end()) {
-    for (const auto& id : tables_.lookup(index, key)) {
-      if (p != pending_.end() && p->second.count(id)) continue;  // rewritten here
-      if (auto d = t->second.find(id); d != t->second.end()) out.push_back(&d->second.doc);
-    }
-  }
-  if (p != pending_.end() && spec != kSpecs.end()) {
-    for (const auto& [id, doc] : p->second) {
-      if (!doc) continue;
-      auto keys = spec->keys(*doc);
-      if (std::find(keys.begin(), keys.end(), key) != keys.end()) out.push_back(&*doc);
-    }
-  }
-  return out;
-}
-
-void WriteContext::guard(std::string_view collection, const std::string& id,
-                         store::Revision mod_revision) {
-  std::string key = state::documentKey(collection, id);
-  for (const auto& c : compares_) {
-    if (c.key == key) return;
-  }
-  compares_.push_back(store::Compare::modRevisionIs(key, store::Compare::Op::Equal, mod_revision));
-}
-
-void WriteContext::guardAbsent(std::string_view collection, const std::string& id) {
-  compares_.push_back(store::Compare::absent(state::documentKey(collection, id)));
-}
-
-void WriteContext::put(std::string_view collection, const std::string& id, const Json& doc) {
-  std::string key = state::documentKey(collection, id);
-  writes_.insert_or_assign(key, store::Op::put(key, doc.dump()));
-  pending_[std::string(collection)][id] = doc;
-}
-
-void WriteContext::remove(std::string_view collection, const std::string& id) {
-  std::string key = state::documentKey(collection, id);
-  writes_.insert_or_assign(key, store::Op::del(key));
-  pending_[std::string(collection)][id] = std::nullopt;
-}
-
-void WriteContext::claim(const std::string& key, const std::string& value) {
-  compares_.push_back(store::Compare::absent(key));
-  writes_.insert_or_assign(key, store::Op::put(key, value));
-}
-
-void WriteContext::release(const std::string& key) {
-  writes_.insert_or_assign(key, store::Op::del(key));
-}
-
-void WriteContext::touch(std::string_view collection, const std::string& id) {
-  const state::Document* d = find(collection, id);
-  if (d == nullptr) return;
-  std::string key = state::documentKey(collection, id);
-  if (writes_.count(key) != 0) return;  // already written by this request
-  guard(collection, id, d->mod_revision);
-  Json doc = d->doc;
-  doc["revision_number"] = doc.value("revision_number", int64_t{0}) + 1;
-  doc["updated_at"] = now_;
-  writes_.insert_or_assign(key, store::Op::put(key, doc.dump()));
-}
-
-std::vector<store::Op> WriteContext::ops() const {
-  std::vector<store::Op> out;
-  out.reserve(writes_.size());
-  for (const auto& [key, op] : writes_) out.push_back(op);
-  return out;
 }
 
 std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::NetworkConfig& config) {

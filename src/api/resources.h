@@ -5,7 +5,7 @@
 // revisions, cascades, uniqueness keys). The generic CRUD in neutron_api.cc
 // calls these inside one optimistic transaction, retried on conflict.
 //
-// Thread-safety: kinds are stateless; a WriteContext belongs to one request.
+// Thread-safety: kinds are stateless; a Transaction belongs to one request.
 
 #include <map>
 #include <memory>
@@ -16,58 +16,16 @@
 #include "model/attributes.h"
 #include "model/network.h"
 #include "state/model_state.h"
+#include "state/transaction.h"
 
 namespace canopy::api {
 
 using model::Caller;
 using model::Json;
 
-// What one write request reads and the transaction it builds.
-class WriteContext {
- public:
-  WriteContext(const state::Tables& tables, const Caller& caller, std::string now)
-      : tables_(tables), caller_(caller), now_(std::move(now)) {}
-
-  const Caller& caller() const { return caller_; }
-  const std::string& now() const { return now_; }
-  const state::Tables& tables() const { return tables_; }
-
-  // A stored document (as of the read), or nullptr.
-  const state::Document* find(std::string_view collection, std::string_view id) const;
-  // The document as this request leaves it so far: written here, else
-  // stored; nullptr if absent or removed here.
-  const Json* current(std::string_view collection, std::string_view id) const;
-  // The documents filed under `key` in a state index (see defaultIndexes()),
-  // plus those this request writes that would be (docs written here win).
-  std::vector<const Json*> indexed(std::string_view index, std::string_view collection,
-                                   const std::string& key) const;
-
-  // The transaction: the document must still be at the revision we read…
-  void guard(std::string_view collection, const std::string& id, store::Revision mod_revision);
-  void guardAbsent(std::string_view collection, const std::string& id);
-  // …and these are written (a later write of the same key replaces an earlier one).
-  void put(std::string_view collection, const std::string& id, const Json& doc);
-  void remove(std::string_view collection, const std::string& id);
-  // Raw keys beside the documents: uniqueness claims (an IP, a MAC).
-  void claim(const std::string& key, const std::string& value);
-  void release(const std::string& key);
-
-  // Bumps a parent's revision_number and updated_at (Neutron does so when a
-  // child such as a subnet changes), guarded by its revision.
-  void touch(std::string_view collection, const std::string& id);
-
-  const std::vector<store::Compare>& compares() const { return compares_; }
-  std::vector<store::Op> ops() const;
-
- private:
-  const state::Tables& tables_;
-  const Caller& caller_;
-  std::string now_;
-  std::vector<store::Compare> compares_;
-  std::map<std::string, store::Op> writes_;  // by key
-  // collection -> id -> doc written here (nullopt: removed here)
-  std::map<std::string, std::map<std::string, std::optional<Json>>> pending_;
-};
+// What one write request reads and the transaction it builds (state's one
+// writer path, retried on conflict by ModelState::write).
+using state::Transaction;
 
 class ResourceKind {
  public:
@@ -82,25 +40,25 @@ class ResourceKind {
   }
   virtual bool derivesViews() const { return false; }
   // Completes and checks a new document; may add guards and writes.
-  virtual Result<void> create(Json& /*doc*/, WriteContext& /*ctx*/) const { return ok(); }
+  virtual Result<void> create(Json& /*doc*/, Transaction& /*ctx*/) const { return ok(); }
   // Checks an updated document (`doc` has the changes merged into `before`).
-  virtual Result<void> update(Json& /*doc*/, const Json& /*before*/, WriteContext& /*ctx*/) const {
+  virtual Result<void> update(Json& /*doc*/, const Json& /*before*/, Transaction& /*ctx*/) const {
     return ok();
   }
   // Checks a deletion and adds what goes with it.
-  virtual Result<void> remove(const Json& /*doc*/, WriteContext& /*ctx*/) const { return ok(); }
+  virtual Result<void> remove(const Json& /*doc*/, Transaction& /*ctx*/) const { return ok(); }
   // Resources a caller gets on first use (a project's default security
   // group): whether they are missing, and the writes that create them.
   virtual bool missingDefaults(const state::Tables& /*tables*/, const Caller& /*caller*/) const {
     return false;
   }
-  virtual Result<void> createDefaults(WriteContext& /*ctx*/) const { return ok(); }
+  virtual Result<void> createDefaults(Transaction& /*ctx*/) const { return ok(); }
   // PUT /v2.0/<collection>/<id>/<name> (a router's add_router_interface):
   // whether the kind has the action, and running it on the visible,
   // changeable document `doc`; the result is the response body.
   virtual bool hasAction(std::string_view /*name*/) const { return false; }
   virtual Result<Json> action(std::string_view /*name*/, const Json& /*body*/,
-                              const state::Document& /*doc*/, WriteContext& /*ctx*/) const {
+                              const state::Document& /*doc*/, Transaction& /*ctx*/) const {
     return Error(Errc::NotFound, "The resource could not be found.", "HTTPNotFound");
   }
 };
@@ -119,18 +77,18 @@ struct ServicePort {
   bool ipv4_only = false;    // automatic allocation from IPv4 subnets only
 };
 // Creates the port in `ctx` (MAC, addresses and their claims); the document.
-Result<Json> createServicePort(const ServicePort& port, WriteContext& ctx,
+Result<Json> createServicePort(const ServicePort& port, Transaction& ctx,
                                const model::NetworkConfig& config);
 // Removes a port and gives back its addresses and MAC.
-void removePort(const Json& port, WriteContext& ctx);
+void removePort(const Json& port, Transaction& ctx);
 // Re-allocates a port's fixed_ips to those `port` asks for, keeping those it
 // already holds (`held`); the new list.
-Result<Json> reallocatePort(const Json& port, const Json& held, WriteContext& ctx);
+Result<Json> reallocatePort(const Json& port, const Json& held, Transaction& ctx);
 
 // Clears the floating IPs associated with a port that goes away.
-void disassociateFloatingIps(const std::string& port_id, WriteContext& ctx);
+void disassociateFloatingIps(const std::string& port_id, Transaction& ctx);
 // Stamps of a document the server creates on its own.
-Json stamped(const WriteContext& ctx, const std::string& project);
+Json stamped(const Transaction& ctx, const std::string& project);
 
 std::unique_ptr<ResourceKind> makeRouterKind(const model::NetworkConfig& config);
 std::unique_ptr<ResourceKind> makeFloatingIpKind(const model::NetworkConfig& config);

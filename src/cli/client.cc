@@ -5,10 +5,10 @@
 
 namespace canopy::cli {
 
-Result<api::HttpReply> HttpTransport::send(const api::HttpUrl& url, const std::string& method,
-                                           const std::string& target, const std::string& body,
-                                           const Headers& headers) {
-  return api::httpRequest(url, method, target, body, headers, timeout_);
+Result<http::HttpReply> HttpTransport::send(const http::HttpUrl& url, const std::string& method,
+                                            const std::string& target, const std::string& body,
+                                            const Headers& headers) {
+  return http::httpRequest(url, method, target, body, headers, timeout_);
 }
 
 namespace {
@@ -51,7 +51,7 @@ bool looksLikeUuid(std::string_view s) {
 
 }  // namespace
 
-Error errorFromReply(const api::HttpReply& reply) {
+Error errorFromReply(const http::HttpReply& reply) {
   std::string message;
   std::string reason;
   auto body = model::parseJson(reply.body);
@@ -107,9 +107,9 @@ std::string withQuery(std::string path, const Query& query) {
 
 Result<std::unique_ptr<Client>> Client::connect(const Credentials& credentials,
                                                 Transport& transport) {
-  api::HttpUrl endpoint;
+  http::HttpUrl endpoint;
   if (!credentials.endpoint.empty()) {
-    auto url = api::HttpUrl::parse(credentials.endpoint);
+    auto url = http::HttpUrl::parse(credentials.endpoint);
     if (!url) return url.error();
     endpoint = *url;
   }
@@ -124,7 +124,7 @@ Result<std::unique_ptr<Client>> Client::connect(const Credentials& credentials,
 }
 
 Result<void> Client::authenticate(const Credentials& c) {
-  auto url = api::HttpUrl::parse(c.auth_url);
+  auto url = http::HttpUrl::parse(c.auth_url);
   if (!url) return url.error();
   if (!url->path.ends_with("/v3")) url->path += "/v3";
   identity_ = *url;
@@ -164,7 +164,7 @@ Result<void> Client::authenticate(const Credentials& c) {
           model::stringAt(e, "region_id") != c.region_name) {
         continue;
       }
-      auto endpoint = api::HttpUrl::parse(model::stringAt(e, "url"));
+      auto endpoint = http::HttpUrl::parse(model::stringAt(e, "url"));
       if (!endpoint) return endpoint.error().withContext("the catalog's network endpoint");
       endpoint_ = *endpoint;
       return ok();
@@ -174,7 +174,7 @@ Result<void> Client::authenticate(const Credentials& c) {
                                    (c.region_name.empty() ? "" : " in region " + c.region_name));
 }
 
-Result<Json> Client::exchange(const api::HttpUrl& base, const std::string& method,
+Result<Json> Client::exchange(const http::HttpUrl& base, const std::string& method,
                               const std::string& path, const Json* body) {
   Headers headers;
   if (!token_.empty()) headers.emplace_back("X-Auth-Token", token_);

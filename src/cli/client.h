@@ -22,8 +22,8 @@
 #include <utility>
 #include <vector>
 
-#include "api/http_client.h"
 #include "cli/credentials.h"
+#include "http/client.h"
 #include "model/json.h"
 
 namespace canopy::cli {
@@ -32,21 +32,21 @@ using model::Json;
 using Headers = std::vector<std::pair<std::string, std::string>>;
 using Query = std::vector<std::pair<std::string, std::string>>;
 
-// One HTTP exchange. The real one is api::httpRequest.
+// One HTTP exchange. The real one is http::httpRequest.
 class Transport {
  public:
   virtual ~Transport() = default;
-  virtual Result<api::HttpReply> send(const api::HttpUrl& url, const std::string& method,
-                                      const std::string& target, const std::string& body,
-                                      const Headers& headers) = 0;
+  virtual Result<http::HttpReply> send(const http::HttpUrl& url, const std::string& method,
+                                       const std::string& target, const std::string& body,
+                                       const Headers& headers) = 0;
 };
 
 class HttpTransport final : public Transport {
  public:
   explicit HttpTransport(std::chrono::milliseconds timeout) : timeout_(timeout) {}
-  Result<api::HttpReply> send(const api::HttpUrl& url, const std::string& method,
-                              const std::string& target, const std::string& body,
-                              const Headers& headers) override;
+  Result<http::HttpReply> send(const http::HttpUrl& url, const std::string& method,
+                               const std::string& target, const std::string& body,
+                               const Headers& headers) override;
 
  private:
   std::chrono::milliseconds timeout_;
@@ -77,7 +77,7 @@ inline constexpr Collection kSecurityGroupRules{"security-group-rules", "securit
 // else the body's first line, followed by " (HTTP <status>)". The code
 // follows the status (404 NotFound, 409 Conflict, 401 Unauthenticated, ...)
 // and the reason is Neutron's error type when there is one.
-Error errorFromReply(const api::HttpReply& reply);
+Error errorFromReply(const http::HttpReply& reply);
 
 // answer[key] of a successful answer; Internal when the server's JSON has
 // no such member, the answer's own error otherwise.
@@ -116,22 +116,22 @@ class Client {
   // (admins of the builtin Keystone); empty otherwise.
   std::vector<std::pair<std::string, std::string>> projectNames();
 
-  const api::HttpUrl& endpoint() const { return endpoint_; }
+  const http::HttpUrl& endpoint() const { return endpoint_; }
 
  private:
-  Client(Transport& transport, api::HttpUrl endpoint)
+  Client(Transport& transport, http::HttpUrl endpoint)
       : transport_(transport), endpoint_(endpoint) {}
 
-  Result<Json> exchange(const api::HttpUrl& base, const std::string& method,
+  Result<Json> exchange(const http::HttpUrl& base, const std::string& method,
                         const std::string& path, const Json* body);
   Result<void> authenticate(const Credentials& credentials);
 
   Transport& transport_;
-  api::HttpUrl endpoint_;
+  http::HttpUrl endpoint_;
   std::string token_;
   std::string project_id_;
-  std::optional<api::HttpUrl> identity_;  // with a password: Keystone's /v3
-  bool noauth_project_ = false;           // auth none with a project id: send X-Project-Id
+  std::optional<http::HttpUrl> identity_;  // with a password: Keystone's /v3
+  bool noauth_project_ = false;            // auth none with a project id: send X-Project-Id
 };
 
 }  // namespace canopy::cli

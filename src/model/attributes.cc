@@ -100,7 +100,48 @@ bool isUuid(std::string_view s) {
   return true;
 }
 
+size_t jsonDepth(std::string_view text) {
+  size_t depth = 0;
+  size_t deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character, whatever it is
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        in_string = true;
+        break;
+      case '[':
+      case '{':
+        deepest = std::max(deepest, ++depth);
+        break;
+      case ']':
+      case '}':
+        if (depth > 0) --depth;
+        break;
+      default:
+        break;
+    }
+  }
+  return deepest;
+}
+
 Result<Json> parseJson(std::string_view text) {
+  // Checked before parsing: copying and comparing a value recurse once per
+  // level, so a deep enough body would exhaust the stack later.
+  if (jsonDepth(text) > kMaxJsonDepth) {
+    return Error(
+        Errc::InvalidArgument,
+        "Malformed request body: nested deeper than " + std::to_string(kMaxJsonDepth) + " levels",
+        "MalformedRequestBody");
+  }
   Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     return Error(Errc::InvalidArgument, "Malformed request body", "MalformedRequestBody");

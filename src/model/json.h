@@ -13,8 +13,18 @@ namespace canopy::model {
 
 using Json = nlohmann::json;
 
-// Parses `text`; InvalidArgument with the parser's position on failure.
+// The deepest nesting of arrays and objects `parseJson` accepts: far more
+// than any Neutron or Keystone body has, far less than what exhausts a
+// thread's stack when a value is copied (each level recurses).
+inline constexpr size_t kMaxJsonDepth = 64;
+
+// Parses `text`; InvalidArgument (reason MalformedRequestBody) when it is not
+// JSON or nests deeper than kMaxJsonDepth.
 Result<Json> parseJson(std::string_view text);
+
+// How deeply arrays and objects nest in `text` (JSON or not), by a linear
+// scan that skips strings.
+size_t jsonDepth(std::string_view text);
 
 // A string member, or "" when it is absent, null or not a string (where
 // Json::value would throw).

@@ -11,9 +11,9 @@
 #include <filesystem>
 #include <string>
 
-#include "api/http_server.h"
 #include "api/neutron_api.h"
 #include "base/log.h"
+#include "http/server.h"
 #include "southbound/service.h"
 #include "southbound/tls.h"
 #include "state/model_state.h"
@@ -153,17 +153,18 @@ int run(const Options& options) {
                    .physical_mtu = options.physical_mtu,
                    .vni_min = options.vni_min,
                    .vni_max = options.vni_max},
-       .canopy = [&operations](const canopy::api::HttpRequest& r,
+       .canopy = [&operations](const canopy::http::HttpRequest& r,
                                const canopy::model::Caller& c) { return operations.handle(r, c); }},
       clock);
-  canopy::api::HttpServerOptions http;
+  canopy::http::HttpServerOptions http;
   if (!splitHostPort(options.listen, http.address, http.port)) {
     spdlog::error("canopy-server: --listen '{}' is not HOST:PORT", options.listen);
     return 2;
   }
   http.threads = options.api_threads;
-  auto server = canopy::api::HttpServer::start(
-      http, [&api](const canopy::api::HttpRequest& r) { return api.handle(r); });
+  http.error_response = canopy::api::transportError;
+  auto server = canopy::http::HttpServer::start(
+      http, [&api](const canopy::http::HttpRequest& r) { return api.handle(r); });
   if (!server) {
     spdlog::error("canopy-server: {}", server.error().message());
     return 1;

@@ -5,7 +5,8 @@
 
 namespace canopy::southbound {
 
-Result<void> putAgent(state::ModelState& state, const AgentInfo& agent) {
+Result<void> putAgent(state::ModelState& state, const AgentInfo& agent,
+                      const std::function<bool()>& still_wanted) {
   model::Json doc = {{"id", agent.host},
                      {"host", agent.host},
                      {"tunnel_ip", agent.tunnel_ip},
@@ -14,9 +15,13 @@ Result<void> putAgent(state::ModelState& state, const AgentInfo& agent) {
                      {"physical_networks", agent.physical_networks},
                      {"version", agent.version},
                      {"alive", agent.alive}};
-  std::vector<store::Op> ops = {
-      store::Op::put(state::documentKey(kAgentsCollection, agent.host), doc.dump())};
-  auto r = state.commit({}, ops);
+  auto r = state.write({}, [&](state::Transaction& txn) -> Result<void> {
+    if (still_wanted && !still_wanted()) return ok();
+    const state::Document* current = txn.find(kAgentsCollection, agent.host);
+    if (current != nullptr && current->doc == doc) return ok();  // nothing changes
+    txn.update(kAgentsCollection, agent.host, doc);
+    return ok();
+  });
   if (!r) return std::move(r).error();
   return ok();
 }

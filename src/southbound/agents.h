@@ -7,6 +7,7 @@
 //
 // Thread-safety: through ModelState (any thread).
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,10 @@ struct AgentInfo {
   bool alive = true;
 };
 
-// Creates or replaces the host's agent document.
-Result<void> putAgent(state::ModelState& state, const AgentInfo& agent);
+// Creates or replaces the host's agent document. `still_wanted`, if given,
+// is asked inside the write (serialised with every other writer of this
+// server): false leaves the document as it is.
+Result<void> putAgent(state::ModelState& state, const AgentInfo& agent,
+                      const std::function<bool()>& still_wanted = {});
 
 }  // namespace canopy::southbound

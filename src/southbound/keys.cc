@@ -25,18 +25,10 @@ std::string keyId(KeyKind kind, std::string_view id) {
   return std::string(kindName(kind)) + ":" + std::string(id);
 }
 
-const state::Document* find(const state::Tables& t, std::string_view collection,
-                            std::string_view id) {
-  auto c = t.find(collection);
-  if (c == t.end()) return nullptr;
-  auto d = c->second.find(id);
-  return d == c->second.end() ? nullptr : &d->second;
-}
-
 }  // namespace
 
 uint32_t keyOf(const state::Tables& tables, KeyKind kind, std::string_view id) {
-  const state::Document* d = find(tables, kKeysCollection, keyId(kind, id));
+  const state::Document* d = tables.find(kKeysCollection, keyId(kind, id));
   if (d == nullptr || !d->doc.is_object()) return 0;
   auto it = d->doc.find("key");
   return it != d->doc.end() && it->is_number_unsigned() ? it->get<uint32_t>() : 0;
@@ -45,9 +37,7 @@ uint32_t keyOf(const state::Tables& tables, KeyKind kind, std::string_view id) {
 std::vector<std::pair<KeyKind, std::string>> missingKeys(const state::Tables& tables) {
   std::vector<std::pair<KeyKind, std::string>> missing;
   auto scan = [&](std::string_view collection, KeyKind kind) {
-    auto c = tables.find(collection);
-    if (c == tables.end()) return;
-    for (const auto& [id, doc] : c->second) {
+    for (const auto& [id, doc] : tables.collection(collection)) {
       if (keyOf(tables, kind, id) == 0) missing.emplace_back(kind, id);
     }
   };
@@ -61,34 +51,21 @@ std::vector<std::pair<KeyKind, std::string>> missingKeys(const state::Tables& ta
 
 Result<void> assignKeys(state::ModelState& state,
                         std::span<const std::pair<KeyKind, std::string>> objects) {
-  const std::string counter = state::documentKey(kCountersCollection, "keys");
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    std::vector<store::Compare> compares;
-    std::vector<store::Op> ops;
-    state.read([&](const state::Tables& t) {
-      uint64_t next = 1;
-      const state::Document* c = find(t, kCountersCollection, "keys");
-      if (c != nullptr) {
-        next = c->doc.value("next", uint64_t{1});
-        compares.push_back(
-            store::Compare::modRevisionIs(counter, store::Compare::Op::Equal, c->mod_revision));
-      } else {
-        compares.push_back(store::Compare::absent(counter));
-      }
-      for (const auto& [kind, id] : objects) {
-        if (keyOf(t, kind, id) != 0) continue;
-        std::string key = state::documentKey(kKeysCollection, keyId(kind, id));
-        compares.push_back(store::Compare::absent(key));
-        ops.push_back(store::Op::put(key, model::Json{{"key", next++}}.dump()));
-      }
-      ops.push_back(store::Op::put(counter, model::Json{{"next", next}}.dump()));
-    });
-    if (ops.size() == 1) return ok();  // every one got a key meanwhile
-    auto r = state.commit(compares, ops);
-    if (r) return ok();
-    if (r.error().code() != Errc::Conflict) return std::move(r).error();
-  }
-  return Error(Errc::Unavailable, "southbound keys: the counter kept moving; try again");
+  auto r = state.write({}, [&](state::Transaction& txn) -> Result<void> {
+    const state::Document* counter = txn.find(kCountersCollection, "keys");
+    uint64_t next = counter != nullptr ? counter->doc.value("next", uint64_t{1}) : 1;
+    uint64_t first = next;
+    for (const auto& [kind, id] : objects) {
+      if (keyOf(txn.tables(), kind, id) != 0) continue;  // got one meanwhile
+      std::string key_id = keyId(kind, id);
+      txn.guardAbsent(kKeysCollection, key_id);
+      txn.put(kKeysCollection, key_id, model::Json{{"key", next++}});
+    }
+    if (next != first) txn.update(kCountersCollection, "keys", model::Json{{"next", next}});
+    return ok();
+  });
+  if (!r) return std::move(r).error();
+  return ok();
 }
 
 }  // namespace canopy::southbound

@@ -68,10 +68,8 @@ std::optional<uint16_t> u16At(const Json& d, const char* key) {
 }  // namespace
 
 const Json* docOf(const state::Tables& t, std::string_view collection, std::string_view id) {
-  auto c = t.find(collection);
-  if (c == t.end()) return nullptr;
-  auto d = c->second.find(id);
-  return d == c->second.end() ? nullptr : &d->second.doc;
+  const state::Document* d = t.find(collection, id);
+  return d == nullptr ? nullptr : &d->doc;
 }
 
 std::vector<const Json*> indexedDocs(const state::Tables& t, std::string_view index,

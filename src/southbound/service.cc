@@ -17,39 +17,20 @@ using model::stringAt;
 
 constexpr auto kIdleWait = std::chrono::milliseconds(500);
 
-const state::Document* find(const state::Tables& t, std::string_view collection,
-                            std::string_view id) {
-  auto c = t.find(collection);
-  if (c == t.end()) return nullptr;
-  auto d = c->second.find(id);
-  return d == c->second.end() ? nullptr : &d->second;
-}
-
-// Changes one port document with `change` (false: nothing to do), retried
-// while other writers move it.
+// Changes one port document with `change` (false: nothing to do), through
+// the model's writer path.
 Result<void> updatePort(state::ModelState& state, const std::string& port_id,
                         const std::function<bool(Json&)>& change) {
-  const std::string key = state::documentKey("ports", port_id);
-  for (int attempt = 0; attempt < 10; ++attempt) {
-    Json doc;
-    store::Revision revision = 0;
-    bool found = state.read([&](const state::Tables& t) {
-      const state::Document* d = find(t, "ports", port_id);
-      if (d == nullptr) return false;
-      doc = d->doc;
-      revision = d->mod_revision;
-      return true;
-    });
-    if (!found) return Error(Errc::NotFound, "port " + port_id + " not found");
+  auto r = state.write({}, [&](state::Transaction& txn) -> Result<void> {
+    const state::Document* d = txn.find("ports", port_id);
+    if (d == nullptr) return Error(Errc::NotFound, "port " + port_id + " not found");
+    Json doc = d->doc;
     if (!change(doc)) return ok();
-    std::vector<store::Compare> compares = {
-        store::Compare::modRevisionIs(key, store::Compare::Op::Equal, revision)};
-    std::vector<store::Op> ops = {store::Op::put(key, doc.dump())};
-    auto r = state.commit(compares, ops);
-    if (r) return ok();
-    if (r.error().code() != Errc::Conflict) return std::move(r).error();
-  }
-  return Error(Errc::Unavailable, "port " + port_id + " kept changing; try again");
+    txn.update("ports", port_id, doc);
+    return ok();
+  });
+  if (!r) return std::move(r).error();
+  return ok();
 }
 
 std::string addressText(const std::string& bytes) {
@@ -143,16 +124,14 @@ grpc::Status SouthboundService::Connect(
       .gateway_capable = hello.gateway_capable(),
       .physical_networks = {hello.physical_networks().begin(), hello.physical_networks().end()},
       .version = hello.agent_version()};
-  if (auto r = putAgent(state_, info); !r) {
-    return {grpc::StatusCode::UNAVAILABLE, r.error().message()};
-  }
-  if (auto r = reconcile(); !r) return {grpc::StatusCode::UNAVAILABLE, r.error().message()};
-
   Session s;
   s.host = info.host;
   s.context = context;
   s.stream = stream;
   s.resume_from = hello.applied_version();
+  // Registered before the agent is written alive: an older session of the
+  // same host that is still ending then sees this one and does not write
+  // the host dead after it (the end of Connect).
   {
     MutexLock lock(mu_);
     if (stopping_.load()) return {grpc::StatusCode::UNAVAILABLE, "the server is stopping"};
@@ -162,6 +141,20 @@ grpc::Status SouthboundService::Connect(
       old->second->context->TryCancel();
     }
     sessions_[s.host] = &s;
+  }
+  auto unregister = [&] {
+    MutexLock lock(mu_);
+    if (auto it = sessions_.find(s.host); it != sessions_.end() && it->second == &s) {
+      sessions_.erase(it);
+    }
+  };
+  if (auto r = putAgent(state_, info); !r) {
+    unregister();
+    return {grpc::StatusCode::UNAVAILABLE, r.error().message()};
+  }
+  if (auto r = reconcile(); !r) {
+    unregister();
+    return {grpc::StatusCode::UNAVAILABLE, r.error().message()};
   }
   spdlog::info("southbound: agent {} connected (tunnel {}, resuming from {})", s.host, tunnel_ip,
                s.resume_from);
@@ -202,9 +195,13 @@ grpc::Status SouthboundService::Connect(
   if (last) tracker_->disconnected(s.host);
   if (last && !stopping_.load()) {
     info.alive = false;
-    if (auto r = putAgent(state_, info); !r) {
-      spdlog::warn("southbound: agent {}: {}", s.host, r.error().message());
-    }
+    // Unless a new session of the host registered meanwhile: checked inside
+    // the write, which the new session's own write (alive) follows.
+    auto r = putAgent(state_, info, [&] {
+      MutexLock lock(mu_);
+      return sessions_.count(s.host) == 0;
+    });
+    if (!r) spdlog::warn("southbound: agent {}: {}", s.host, r.error().message());
   }
   spdlog::info("southbound: agent {} disconnected", s.host);
   return grpc::Status::OK;
@@ -216,15 +213,18 @@ void SouthboundService::writeLoop(Session& s) {
   while (!s.closed.load() && !stopping_.load()) {
     store::Revision seen = state_.appliedRevision();
     if (s.resync.exchange(false)) cursor.resync = true;
+    uint64_t considered = 0;
     std::optional<pb::View> view =
         state_.readAt([&](const state::Tables& t, store::Revision revision) {
-          return tracker_->next(t, static_cast<uint64_t>(revision), s.host, cursor);
+          considered = static_cast<uint64_t>(revision);
+          return tracker_->next(t, considered, s.host, cursor);
         });
+    {
+      MutexLock lock(mu_);
+      info_[s.host].considered_revision = considered;
+      if (view) info_[s.host].latest_version = view->version();
+    }
     if (view) {
-      {
-        MutexLock lock(mu_);
-        info_[s.host].latest_version = view->version();
-      }
       pb::ServerMessage message;
       *message.mutable_view() = *std::move(view);
       if (!s.stream->Write(message)) {
@@ -272,24 +272,20 @@ Result<void> SouthboundService::reconcile() {
       int load = 0;
     };
     std::map<std::string, Candidate> hosts;
-    if (auto agents = t.find(kAgentsCollection); agents != t.end()) {
-      for (const auto& [name, d] : agents->second) {
-        if (!d.doc.value("alive", false) || !d.doc.value("gateway_capable", false)) continue;
-        Candidate c;
-        for (const auto& p : d.doc.value("physical_networks", Json::array())) {
-          if (p.is_string()) c.physnets.push_back(p.get<std::string>());
-        }
-        hosts[name] = std::move(c);
+    for (const auto& [name, d] : t.collection(kAgentsCollection)) {
+      if (!d.doc.value("alive", false) || !d.doc.value("gateway_capable", false)) continue;
+      Candidate c;
+      for (const auto& p : d.doc.value("physical_networks", Json::array())) {
+        if (p.is_string()) c.physnets.push_back(p.get<std::string>());
       }
+      hosts[name] = std::move(c);
     }
-    auto routers = t.find("routers");
-    if (routers == t.end()) return;
     std::vector<std::pair<const Json*, std::string>> gateways;  // port, physnet
-    for (const auto& [id, r] : routers->second) {
+    for (const auto& [id, r] : t.collection("routers")) {
       for (const auto& port_id : t.lookup("ports.device", id)) {
-        const state::Document* p = find(t, "ports", port_id);
+        const state::Document* p = t.find("ports", port_id);
         if (p == nullptr || stringAt(p->doc, "device_owner") != "network:router_gateway") continue;
-        const state::Document* n = find(t, "networks", stringAt(p->doc, "network_id"));
+        const state::Document* n = t.find("networks", stringAt(p->doc, "network_id"));
         gateways.emplace_back(&p->doc,
                               n == nullptr ? "" : stringAt(n->doc, "provider:physical_network"));
       }
@@ -322,18 +318,15 @@ Result<void> SouthboundService::reconcile() {
   // gateway is ACTIVE while a live agent holds it.
   std::vector<std::pair<std::string, std::string>> statuses;  // port -> status
   state_.read([&](const state::Tables& t) {
-    auto ports = t.find("ports");
-    auto agents = t.find(kAgentsCollection);
-    if (ports == t.end()) return;
-    for (const auto& [id, d] : ports->second) {
+    for (const auto& [id, d] : t.collection("ports")) {
       std::string owner = stringAt(d.doc, "device_owner");
       std::string want;
       if (owner == "network:router_interface") {
         want = "ACTIVE";
       } else if (owner == "network:router_gateway") {
         std::string host = stringAt(d.doc, "binding:host_id");
-        bool live = agents != t.end() && agents->second.count(host) &&
-                    agents->second.at(host).doc.value("alive", false);
+        const state::Document* agent = t.find(kAgentsCollection, host);
+        bool live = agent != nullptr && agent->doc.value("alive", false);
         want = live ? "ACTIVE" : "DOWN";
       } else {
         continue;
@@ -351,8 +344,8 @@ Result<void> SouthboundService::reconcile() {
   }
   for (const auto& [port, host] : moves) {
     spdlog::info("southbound: gateway port {} scheduled to {}", port, host);
-    auto r = updatePort(state_, port, [&](Json& doc) {
-      doc["binding:host_id"] = host;
+    auto r = updatePort(state_, port, [&, to = host](Json& doc) {
+      doc["binding:host_id"] = to;
       return true;
     });
     if (!r && r.error().code() != Errc::NotFound) return r;

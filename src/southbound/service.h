@@ -66,6 +66,9 @@ class SouthboundService final : public pb::Southbound::Service {
     std::string host;
     uint64_t latest_version = 0;
     uint64_t applied_version = 0;
+    // The model revision the host's view was last brought up to (whether
+    // or not that sent anything).
+    uint64_t considered_revision = 0;
     pb::Stats stats;
   };
   std::vector<SessionInfo> sessions() const;

@@ -18,155 +18,12 @@ bool splitKey(std::string_view key, std::string_view& collection, std::string_vi
 
 }  // namespace
 
-const std::set<std::string, std::less<>>& Tables::lookup(std::string_view index,
-                                                         std::string_view key) const {
-  static const std::set<std::string, std::less<>> kEmpty;
-  auto i = indexes_.find(index);
-  if (i == indexes_.end()) return kEmpty;
-  auto k = i->second.find(key);
-  return k == i->second.end() ? kEmpty : k->second;
-}
-
-void Tables::erase(const std::vector<IndexSpec>& specs, std::string_view collection,
-                   std::string_view id) {
-  auto t = find(collection);
-  if (t == end()) return;
-  auto d = t->second.find(id);
-  if (d == t->second.end()) return;
-  for (const auto& spec : specs) {
-    if (spec.collection != collection) continue;
-    auto& index = indexes_[spec.name];
-    for (const auto& key : spec.keys(d->second.doc)) {
-      auto k = index.find(key);
-      if (k == index.end()) continue;
-      k->second.erase(std::string(id));
-      if (k->second.empty()) index.erase(k);
-    }
-  }
-  t->second.erase(d);
-}
-
-void Tables::put(const std::vector<IndexSpec>& specs, std::string_view collection,
-                 std::string_view id, Document doc) {
-  erase(specs, collection, id);
-  for (const auto& spec : specs) {
-    if (spec.collection != collection) continue;
-    auto& index = indexes_[spec.name];
-    for (auto& key : spec.keys(doc.doc)) index[key].insert(std::string(id));
-  }
-  (*this)[std::string(collection)][std::string(id)] = std::move(doc);
-}
-
-std::vector<IndexSpec> defaultIndexes() {
-  auto field = [](const char* name) {
-    return [name](const Json& d) {
-      std::vector<std::string> keys;
-      if (auto it = d.find(name); it != d.end() && it->is_string()) keys.push_back(*it);
-      return keys;
-    };
-  };
-  auto fixedIps = [](const char* name, bool with_network) {
-    return [name, with_network](const Json& d) {
-      std::vector<std::string> keys;
-      auto ips = d.find("fixed_ips");
-      if (ips == d.end() || !ips->is_array()) return keys;
-      for (const auto& f : *ips) {
-        std::string v = f.value(name, "");
-        keys.push_back(with_network ? d.value("network_id", "") + " " + v : v);
-      }
-      return keys;
-    };
-  };
-  std::vector<IndexSpec> specs = {
-      {"subnets.network", "subnets", field("network_id")},
-      {"ports.device", "ports", field("device_id")},
-      {"ports.host", "ports", field("binding:host_id")},
-      {"floatingips.port", "floatingips", field("port_id")},
-      {"floatingips.router", "floatingips", field("router_id")},
-      {"networks.segment", "networks",
-       [](const Json& d) {
-         std::vector<std::string> keys;
-         auto type = d.find("provider:network_type");
-         if (type == d.end() || !type->is_string()) return keys;
-         auto physnet = d.find("provider:physical_network");
-         auto id = d.find("provider:segmentation_id");
-         keys.push_back(
-             segmentKey(type->get_ref<const std::string&>(),
-                        physnet != d.end() && physnet->is_string() ? std::string(*physnet) : "",
-                        id != d.end() && id->is_number_integer() ? id->get<int64_t>() : 0));
-         return keys;
-       }},
-      {"ports.network", "ports", field("network_id")},
-      {"ports.router_network", "ports",
-       [](const Json& d) {
-         std::vector<std::string> keys;
-         auto owner = d.find("device_owner");
-         auto net = d.find("network_id");
-         if (owner != d.end() && owner->is_string() &&
-             owner->get_ref<const std::string&>().rfind("network:router_", 0) == 0 &&
-             net != d.end() && net->is_string()) {
-           keys.push_back(*net);
-         }
-         return keys;
-       }},
-      {"ports.subnet", "ports", fixedIps("subnet_id", false)},
-      {"ports.address", "ports", fixedIps("ip_address", true)},
-      {"security-group-rules.group", "security-group-rules", field("security_group_id")},
-      {"security-group-rules.remote_group", "security-group-rules", field("remote_group_id")},
-      {"security-groups.default", "security-groups",
-       [](const Json& d) {
-         std::vector<std::string> keys;
-         if (d.value("canopy:default", false)) keys.push_back(d.value("project_id", ""));
-         return keys;
-       }},
-      {"ports.security_group", "ports",
-       [](const Json& d) {
-         std::vector<std::string> keys;
-         auto groups = d.find("security_groups");
-         if (groups == d.end() || !groups->is_array()) return keys;
-         for (const auto& g : *groups) {
-           if (g.is_string()) keys.push_back(g);
-         }
-         return keys;
-       }},
-      {"ports.mac", "ports",
-       [](const Json& d) {
-         return std::vector<std::string>{d.value("network_id", "") + " " +
-                                         d.value("mac_address", "")};
-       }},
-  };
-  // Resources counted against quotas, by project.
-  for (const char* collection : {"networks", "subnets", "ports", "routers", "floatingips",
-                                 "security-groups", "security-group-rules"}) {
-    specs.push_back({std::string(collection) + ".project", collection, field("project_id")});
-  }
-  return specs;
-}
-
-std::string segmentKey(std::string_view type, std::string_view physical_network,
-                       int64_t segmentation_id) {
-  std::string key(type);
-  key += ' ';
-  key += physical_network;
-  key += ' ';
-  key += std::to_string(segmentation_id);
-  return key;
-}
-
-std::string documentKey(std::string_view collection, std::string_view id) {
-  std::string key(kPrefix);
-  key += collection;
-  key += '/';
-  key += id;
-  return key;
-}
-
 ModelState::~ModelState() { stop(); }
 
 Result<void> ModelState::reload() {
   auto range = store_.range(kPrefix);
   if (!range) return std::move(range).error();
-  Tables fresh;
+  Tables fresh(index_specs_);
   for (auto& kv : range->kvs) {
     std::string_view collection, id;
     if (!splitKey(kv.key, collection, id)) continue;  // uniqueness keys and the like
@@ -175,7 +32,7 @@ Result<void> ModelState::reload() {
       spdlog::error("model: {} holds invalid JSON; skipped", kv.key);
       continue;
     }
-    fresh.put(index_specs_, collection, id, Document{std::move(*doc), kv.mod_revision});
+    fresh.put(collection, id, Document{std::move(*doc), kv.mod_revision});
   }
   auto watch = store_.watch(std::string(kPrefix), range->revision + 1);
   if (!watch) return std::move(watch).error();
@@ -241,11 +98,9 @@ void ModelState::apply(const std::vector<store::Event>& events, store::Revision 
   std::unique_lock lock(mu_);
   std::vector<Change> changes;
   auto current = [&](std::string_view collection, std::string_view id) -> std::optional<Json> {
-    auto c = tables_.find(collection);
-    if (c == tables_.end()) return std::nullopt;
-    auto d = c->second.find(id);
-    if (d == c->second.end()) return std::nullopt;
-    return d->second.doc;
+    const Document* d = tables_.find(collection, id);
+    if (d == nullptr) return std::nullopt;
+    return d->doc;
   };
   for (const auto& e : events) {
     std::string_view collection, id;
@@ -255,7 +110,7 @@ void ModelState::apply(const std::vector<store::Event>& events, store::Revision 
         changes.push_back(
             {std::string(collection), std::string(id), current(collection, id), std::nullopt});
       }
-      tables_.erase(index_specs_, collection, id);
+      tables_.erase(collection, id);
       continue;
     }
     auto doc = model::parseJson(e.kv.value);
@@ -266,7 +121,7 @@ void ModelState::apply(const std::vector<store::Event>& events, store::Revision 
     if (!observers_.empty()) {
       changes.push_back({std::string(collection), std::string(id), current(collection, id), *doc});
     }
-    tables_.put(index_specs_, collection, id, Document{std::move(*doc), e.kv.mod_revision});
+    tables_.put(collection, id, Document{std::move(*doc), e.kv.mod_revision});
   }
   // The tables and the revision they reflect move together (readAt).
   if (upto > applied_) applied_ = upto;
@@ -304,6 +159,24 @@ Result<store::Revision> ModelState::commit(std::span<const store::Compare> compa
     }
   }
   return want;
+}
+
+Result<store::Revision> ModelState::write(const WriteOptions& options, const Build& build) {
+  MutexLock lock(write_mu_);
+  for (int attempt = 0; attempt < options.attempts; ++attempt) {
+    auto built = readAt([&](const Tables& tables,
+                            store::Revision at) -> Result<std::pair<Transaction, store::Revision>> {
+      Transaction txn(tables, options.caller, options.now);
+      if (auto r = build(txn); !r) return std::move(r).error();
+      return std::pair<Transaction, store::Revision>(std::move(txn), at);
+    });
+    if (!built) return std::move(built).error();
+    auto& [txn, read_at] = *built;
+    if (txn.empty()) return read_at;  // nothing to compare, nothing to write
+    auto committed = commit(txn.compares(), txn.ops());
+    if (committed || committed.error().code() != Errc::Conflict) return committed;
+  }
+  return Error(Errc::Conflict, "too many concurrent updates; try again", "HTTPConflict");
 }
 
 }  // namespace canopy::state

@@ -15,8 +15,8 @@ namespace {
 
 using model::stringAt;
 
-api::HttpResponse json(int status, const Json& body) {
-  api::HttpResponse r;
+http::HttpResponse json(int status, const Json& body) {
+  http::HttpResponse r;
   r.status = status;
   r.body = body.dump();
   return r;
@@ -42,7 +42,8 @@ bool countsOnHost(const std::string& owner) {
 
 }  // namespace
 
-api::HttpResponse Operations::handle(const api::HttpRequest& request, const model::Caller& caller) {
+http::HttpResponse Operations::handle(const http::HttpRequest& request,
+                                      const model::Caller& caller) {
   auto parts = splitPath(request.path);  // "canopy", "v1", ...
   if (!caller.is_admin) {
     return api::errorResponse(
@@ -56,14 +57,14 @@ api::HttpResponse Operations::handle(const api::HttpRequest& request, const mode
     return api::errorResponse(
         Error(Errc::NotFound, "The resource could not be found.", "HTTPNotFound"));
   }
-  api::HttpResponse r = api::errorResponse(Error(Errc::InvalidArgument,
-                                                 "The method is not allowed for the requested URL.",
-                                                 "HTTPMethodNotAllowed"));
+  http::HttpResponse r = api::errorResponse(
+      Error(Errc::InvalidArgument, "The method is not allowed for the requested URL.",
+            "HTTPMethodNotAllowed"));
   r.status = 405;
   return r;
 }
 
-api::HttpResponse Operations::trace(const api::HttpRequest& request) {
+http::HttpResponse Operations::trace(const http::HttpRequest& request) {
   auto body = model::parseJson(request.body);
   if (!body) {
     return api::errorResponse(
@@ -76,7 +77,7 @@ api::HttpResponse Operations::trace(const api::HttpRequest& request) {
   return json(200, {{"trace", std::move(*result)}});
 }
 
-api::HttpResponse Operations::status() {
+http::HttpResponse Operations::status() {
   std::map<std::string, southbound::SouthboundService::SessionInfo> sessions;
   if (southbound_ != nullptr) {
     for (auto& s : southbound_->sessions()) sessions[s.host] = std::move(s);
@@ -87,16 +88,12 @@ api::HttpResponse Operations::status() {
   uint64_t revision = 0;
   state_.read([&](const state::Tables& t) {
     revision = static_cast<uint64_t>(state_.appliedRevision());
-    if (auto ports = t.find("ports"); ports != t.end()) {
-      for (const auto& [id, d] : ports->second) {
-        if (!countsOnHost(stringAt(d.doc, "device_owner"))) continue;
-        std::string host = stringAt(d.doc, "binding:host_id");
-        per_host[host] = per_host.value(host, 0) + 1;
-      }
+    for (const auto& [id, d] : t.collection("ports")) {
+      if (!countsOnHost(stringAt(d.doc, "device_owner"))) continue;
+      std::string host = stringAt(d.doc, "binding:host_id");
+      per_host[host] = per_host.value(host, 0) + 1;
     }
-    auto collection = t.find(southbound::kAgentsCollection);
-    if (collection == t.end()) return 0;
-    for (const auto& [host, d] : collection->second) {
+    for (const auto& [host, d] : t.collection(southbound::kAgentsCollection)) {
       Json a = {{"host", host},
                 {"tunnel_ip", stringAt(d.doc, "tunnel_ip")},
                 {"alive", d.doc.value("alive", false)},

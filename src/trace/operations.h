@@ -12,7 +12,7 @@
 //
 // Thread-safety: handle() may be called from many threads at once.
 
-#include "api/http_server.h"
+#include "http/message.h"
 #include "model/attributes.h"
 #include "southbound/service.h"
 #include "state/model_state.h"
@@ -26,11 +26,11 @@ class Operations {
   Operations(state::ModelState& state, const southbound::SouthboundService* southbound)
       : state_(state), southbound_(southbound) {}
 
-  api::HttpResponse handle(const api::HttpRequest& request, const model::Caller& caller);
+  http::HttpResponse handle(const http::HttpRequest& request, const model::Caller& caller);
 
  private:
-  api::HttpResponse trace(const api::HttpRequest& request);
-  api::HttpResponse status();
+  http::HttpResponse trace(const http::HttpRequest& request);
+  http::HttpResponse status();
 
   state::ModelState& state_;
   const southbound::SouthboundService* southbound_;

@@ -45,14 +45,6 @@ Ipv4Address v4(const IpAddr& a) {
   return Ipv4Address::of(a.bytes[0], a.bytes[1], a.bytes[2], a.bytes[3]);
 }
 
-const state::Document* findDoc(const state::Tables& t, std::string_view collection,
-                               std::string_view id) {
-  auto c = t.find(collection);
-  if (c == t.end()) return nullptr;
-  auto d = c->second.find(id);
-  return d == c->second.end() ? nullptr : &d->second;
-}
-
 std::string protocolName(Protocol p) {
   switch (p) {
     case Protocol::Tcp:
@@ -108,9 +100,7 @@ struct Walk {
 class Cloud {
  public:
   explicit Cloud(const state::Tables& tables) : tables_(tables) {
-    auto agents = tables.find(southbound::kAgentsCollection);
-    if (agents == tables.end()) return;
-    for (const auto& [name, d] : agents->second) {
+    for (const auto& [name, d] : tables.collection(southbound::kAgentsCollection)) {
       uint32_t key = southbound::keyOf(tables, southbound::KeyKind::Host, name);
       if (key != 0) names_[key] = name;
     }
@@ -130,7 +120,7 @@ class Cloud {
     auto h = std::make_unique<Host>();
     h->name = name->second;
     h->key = key;
-    const state::Document* agent = findDoc(tables_, southbound::kAgentsCollection, h->name);
+    const state::Document* agent = tables_.find(southbound::kAgentsCollection, h->name);
     for (const auto& p : agent->doc.value("physical_networks", Json::array())) {
       if (p.is_string()) h->uplinks.push_back(p.get<std::string>());
     }
@@ -480,7 +470,7 @@ Result<Origin> findOrigin(const state::Tables& t, Cloud& cloud, const Request& r
   if (!s.device_id.empty()) {
     std::vector<std::string> ports;
     for (const auto& id : t.lookup("ports.device", s.device_id)) {
-      const state::Document* d = findDoc(t, "ports", id);
+      const state::Document* d = t.find("ports", id);
       if (d != nullptr && stringAt(d->doc, "device_owner").rfind("network:", 0) != 0) {
         ports.push_back(id);
       }
@@ -500,13 +490,13 @@ Result<Origin> findOrigin(const state::Tables& t, Cloud& cloud, const Request& r
   if (port_id.empty()) {
     // An address on a network: a port's, or an outside host's on an
     // external network.
-    const state::Document* net = findDoc(t, "networks", s.network_id);
+    const state::Document* net = t.find("networks", s.network_id);
     if (net == nullptr) {
       return Error(Errc::NotFound, "Network " + s.network_id + " could not be found.",
                    "NetworkNotFound");
     }
     for (const auto& id : t.lookup("ports.network", s.network_id)) {
-      const state::Document* d = findDoc(t, "ports", id);
+      const state::Document* d = t.find("ports", id);
       if (d == nullptr) continue;
       for (const auto& f : d->doc.value("fixed_ips", Json::array())) {
         if (stringAt(f, "ip_address") == s.ip_address) port_id = id;
@@ -520,7 +510,7 @@ Result<Origin> findOrigin(const state::Tables& t, Cloud& cloud, const Request& r
       return Origin{};  // an outside host: the caller finds where it enters
     }
   }
-  const state::Document* port = findDoc(t, "ports", port_id);
+  const state::Document* port = t.find("ports", port_id);
   if (port == nullptr) {
     return Error(Errc::NotFound, "Port " + port_id + " could not be found.", "PortNotFound");
   }
@@ -568,7 +558,7 @@ Result<Origin> findOrigin(const state::Tables& t, Cloud& cloud, const Request& r
 // the uplink of whichever host answers its ARP for the destination.
 std::optional<Origin> findOutside(const state::Tables& t, Cloud& cloud, const Request& r,
                                   std::string& why) {
-  const state::Document* net = findDoc(t, "networks", r.source.network_id);
+  const state::Document* net = t.find("networks", r.source.network_id);
   std::string physnet = stringAt(net->doc, "provider:physical_network");
   uint32_t sw = southbound::keyOf(t, southbound::KeyKind::Network, r.source.network_id);
   auto ip = IpAddr::parse(r.source.ip_address);

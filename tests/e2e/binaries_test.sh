@@ -62,6 +62,22 @@ out=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$url/v2.0/networks" -d '{
 [ "$out" = 400 ] || fail "unknown attribute gave $out"
 expect_in "southbound for agents on unix:" "$(cat "$work/server.log")"
 
+# Bad bodies, as any logged-in member could send them: a body over the
+# limit is answered 413 with Neutron's error body (after curl has sent all
+# of it: no broken pipe), one nested 60,000 deep 400; the server lives on.
+head -c 10000000 /dev/zero | tr '\0' 'a' >"$work/big-body"
+out=$(curl -sS -w ' %{http_code}' -X POST "$url/v2.0/networks" -H 'X-Project-Id: p1' \
+  -H 'Expect:' --data-binary "@$work/big-body") || fail "10 MB body: curl failed: $out"
+expect_in '"type":"HTTPRequestEntityTooLarge"' "$out"
+expect_in " 413" "$out"
+python3 -c 'print("{\"network\": {\"name\": " + "[" * 60000 + "]" * 60000 + "}}")' >"$work/deep-body"
+out=$(curl -sS -w ' %{http_code}' -X POST "$url/v2.0/networks" -H 'X-Project-Id: p1' \
+  --data-binary "@$work/deep-body")
+expect_in '"type":"MalformedRequestBody"' "$out"
+expect_in " 400" "$out"
+out=$(curl -sS "$url/v2.0/networks/$net_id" -H 'X-Project-Id: p1')
+expect_in "\"id\":\"$net_id\"" "$out"
+
 stop_server
 out=$("$bin/canopy-server" --config "$work/server.conf" check)
 # The network, then (unless the server stopped first) its southbound key.

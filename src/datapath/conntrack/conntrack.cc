@@ -122,32 +122,40 @@ ConnKey connKey(const packet::ParsedPacket& p, uint16_t zone) noexcept {
   return k;
 }
 
-Connection* ConnTrack::live(const ConnKey& key) noexcept {
-  auto it = table_.find(key);
-  if (it == table_.end()) return nullptr;
+size_t ConnTrack::shardOf(const ConnKey& key) noexcept {
+  // The same for a tuple and its reverse: both directions in one shard.
+  ConnKeyHash hash;
+  return (hash(key) ^ hash(key.reversed())) % kShards;
+}
+
+Connection* ConnTrack::live(Shard& shard, const ConnKey& key, SteadyTime now) noexcept {
+  auto it = shard.table.find(key);
+  if (it == shard.table.end()) return nullptr;
   Connection* c = it->second.get();
-  if (clock_.now() >= c->expires) {
-    erase(*c);  // copies the key it needs before the entries go
+  if (now >= c->expires) {
+    erase(shard, *c);  // copies the key it needs before the entries go
     return nullptr;
   }
   return c;
 }
 
-void ConnTrack::erase(const Connection& c) noexcept {
+void ConnTrack::erase(Shard& shard, const Connection& c) noexcept {
   ConnKey original = c.original;
-  table_.erase(original.reversed());
-  table_.erase(original);
-  --connections_;
+  shard.table.erase(original.reversed());
+  shard.table.erase(original);
+  connections_.fetch_sub(1, std::memory_order_relaxed);
 }
 
-const Connection* ConnTrack::find(const ConnKey& key) const noexcept {
-  auto it = table_.find(key);
-  if (it == table_.end() || clock_.now() >= it->second->expires) return nullptr;
-  return it->second.get();
+std::optional<Connection> ConnTrack::find(const ConnKey& key) const noexcept {
+  const Shard& shard = shards_[shardOf(key)];
+  MutexLock lock(shard.mu);
+  auto it = shard.table.find(key);
+  if (it == shard.table.end() || clock_.now() >= it->second->expires) return std::nullopt;
+  return *it->second;
 }
 
 Lookup ConnTrack::lookup(const packet::ParsedPacket& p, std::span<const uint8_t> frame,
-                         uint16_t zone) noexcept {
+                         uint16_t zone, SteadyTime now) noexcept {
   Lookup out;
   const packet::FlowKey& f = p.key;
   bool icmp = f.ip_proto == kIcmp || f.ip_proto == kIcmpv6;
@@ -156,14 +164,21 @@ Lookup ConnTrack::lookup(const packet::ParsedPacket& p, std::span<const uint8_t>
     // connection; the quote may be cut anywhere after 8 bytes of L4.
     std::optional<ConnKey> k =
         quotedKey(frame.subspan(p.payload_offset, p.l3_end - p.payload_offset), f.eth_type, zone);
-    bool found = k && live(*k) != nullptr;
+    bool found = false;
+    if (k) {
+      Shard& shard = shards_[shardOf(*k)];
+      MutexLock lock(shard.mu);
+      found = live(shard, *k, now) != nullptr;
+    }
     out.state = found ? CtState::Related : CtState::Invalid;
     if (!found) out.invalid_reason = DropReason::ConntrackUnrelatedIcmpError;
     return out;
   }
   ConnKey k = connKey(p, zone);
   if (k.family == 0) return out;  // Untracked
-  Connection* c = live(k);
+  Shard& shard = shards_[shardOf(k)];
+  MutexLock lock(shard.mu);
+  Connection* c = live(shard, k, now);
   if (c == nullptr) {
     if (k.protocol == kTcp) {
       uint8_t flags = f.tcp_flags;
@@ -182,12 +197,11 @@ Lookup ConnTrack::lookup(const packet::ParsedPacket& p, std::span<const uint8_t>
   }
   out.reply = !(c->original == k);
   out.state = CtState::Established;
-  SteadyTime now = clock_.now();
   const Timeouts& t = limits_.timeouts;
   if (k.protocol == kTcp) {
-    advanceTcp(*c, p, frame, out.reply, out);
+    advanceTcp(*c, p, frame, out.reply, now, out);
     if (out.state == CtState::New) {
-      erase(*c);  // a new SYN on a finished connection: the port is reused
+      erase(shard, *c);  // a new SYN on a finished connection: the port is reused
     }
     return out;
   }
@@ -201,7 +215,8 @@ Lookup ConnTrack::lookup(const packet::ParsedPacket& p, std::span<const uint8_t>
 }
 
 void ConnTrack::advanceTcp(Connection& c, const packet::ParsedPacket& p,
-                           std::span<const uint8_t> frame, bool reply, Lookup& out) noexcept {
+                           std::span<const uint8_t> frame, bool reply, SteadyTime now,
+                           Lookup& out) noexcept {
   packet::TcpHeader h;
   if (!packet::load(frame, p.l4_offset, h)) {
     out.state = CtState::Invalid;
@@ -209,7 +224,6 @@ void ConnTrack::advanceTcp(Connection& c, const packet::ParsedPacket& p,
     return;
   }
   const Timeouts& t = limits_.timeouts;
-  SteadyTime now = clock_.now();
   uint8_t flags = h.flags;
   bool syn = flags & packet::TcpHeader::kSyn;
   bool ack = flags & packet::TcpHeader::kAck;
@@ -284,18 +298,20 @@ void ConnTrack::advanceTcp(Connection& c, const packet::ParsedPacket& p,
 }
 
 DropReason ConnTrack::commit(const packet::ParsedPacket& p, std::span<const uint8_t> frame,
-                             uint16_t zone) noexcept {
+                             uint16_t zone, SteadyTime now) noexcept {
   ConnKey k = connKey(p, zone);
-  if (k.family == 0 || live(k) != nullptr) return DropReason::None;
-  if (connections_ >= limits_.max_connections) {
+  if (k.family == 0) return DropReason::None;
+  if (size() >= limits_.max_connections) {
     sweep();
-    if (connections_ >= limits_.max_connections) return DropReason::ConntrackFull;
+    if (size() >= limits_.max_connections) return DropReason::ConntrackFull;
   }
+  Shard& shard = shards_[shardOf(k)];
+  MutexLock lock(shard.mu);
+  if (live(shard, k, now) != nullptr) return DropReason::None;  // committed meanwhile
   auto c = std::make_shared<Connection>();
   c->original = k;
   c->protocol = k.protocol;
   const Timeouts& t = limits_.timeouts;
-  SteadyTime now = clock_.now();
   if (k.protocol == kTcp) {
     c->tcp = TcpState::SynSent;
     packet::TcpHeader h;
@@ -309,23 +325,33 @@ DropReason ConnTrack::commit(const packet::ParsedPacket& p, std::span<const uint
   } else {
     c->expires = now + t.udp_unreplied;
   }
-  table_[k] = c;
-  table_[k.reversed()] = c;
-  ++connections_;
+  shard.table[k] = c;
+  shard.table[k.reversed()] = c;
+  connections_.fetch_add(1, std::memory_order_relaxed);
   return DropReason::None;
 }
 
 size_t ConnTrack::sweep(size_t budget) noexcept {
-  // Chosen first, erased after: erasing a connection removes two entries,
-  // and the other one may be the iterator's next.
+  // Shard by shard, from where the last sweep stopped; in each, chosen
+  // first, erased after: erasing a connection removes two entries, and the
+  // other one may be the iterator's next.
   SteadyTime now = clock_.now();
-  std::vector<std::shared_ptr<Connection>> dead;
-  for (const auto& [key, c] : table_) {
-    if (dead.size() >= budget) break;
-    if (now >= c->expires && key == c->original) dead.push_back(c);
+  size_t freed = 0;
+  size_t start = sweep_from_.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < kShards && freed < budget; ++i) {
+    size_t at = (start + i) % kShards;
+    Shard& shard = shards_[at];
+    MutexLock lock(shard.mu);
+    std::vector<std::shared_ptr<Connection>> dead;
+    for (const auto& [key, c] : shard.table) {
+      if (freed + dead.size() >= budget) break;
+      if (now >= c->expires && key == c->original) dead.push_back(c);
+    }
+    for (const auto& c : dead) erase(shard, *c);
+    freed += dead.size();
+    if (freed >= budget) sweep_from_.store(at, std::memory_order_relaxed);
   }
-  for (const auto& c : dead) erase(*c);
-  return dead.size();
+  return freed;
 }
 
 }  // namespace canopy::datapath::conntrack

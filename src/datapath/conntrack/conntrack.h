@@ -13,17 +13,23 @@
 //     if (auto why = table.commit(parsed, frame, zone); why != DropReason::None) drop(why);
 //   }
 //
-// Thread-safety: none yet; a table belongs to one thread (the design's
-// shared table with per-connection locks comes with multi-worker I/O).
+// Thread-safety: lookup(), commit(), sweep() and find() from any thread:
+// the table is split into shards, each with its lock, and both directions
+// of a connection live in the same shard (chosen by a hash that is the same
+// for a tuple and its reverse), so the workers of one host share it and a
+// connection's two directions may run on different workers.
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <type_traits>
 #include <unordered_map>
 
 #include "base/clock.h"
+#include "base/mutex.h"
 #include "datapath/packet/drop_reason.h"
 #include "datapath/packet/parser.h"
 
@@ -105,31 +111,51 @@ class ConnTrack {
   ConnTrack(const Clock& clock, Limits limits) : clock_(clock), limits_(limits) {}
 
   // The packet's state; advances the TCP state and timeouts of an existing
-  // connection. Creates nothing.
+  // connection. Creates nothing. `now`: the caller's time (a batch's), else
+  // the clock's.
+  Lookup lookup(const packet::ParsedPacket& p, std::span<const uint8_t> frame, uint16_t zone,
+                SteadyTime now) noexcept;
   Lookup lookup(const packet::ParsedPacket& p, std::span<const uint8_t> frame,
-                uint16_t zone) noexcept;
+                uint16_t zone) noexcept {
+    return lookup(p, frame, zone, clock_.now());
+  }
   // Creates the connection a New packet starts. ConntrackFull when the table
   // is at its limit (existing connections are not disturbed).
+  DropReason commit(const packet::ParsedPacket& p, std::span<const uint8_t> frame, uint16_t zone,
+                    SteadyTime now) noexcept;
   DropReason commit(const packet::ParsedPacket& p, std::span<const uint8_t> frame,
-                    uint16_t zone) noexcept;
+                    uint16_t zone) noexcept {
+    return commit(p, frame, zone, clock_.now());
+  }
 
   // Frees expired connections; at most `budget` of them per call.
   size_t sweep(size_t budget = 1024) noexcept;
 
-  size_t size() const noexcept { return connections_; }
-  const Connection* find(const ConnKey& key) const noexcept;
+  size_t size() const noexcept { return connections_.load(std::memory_order_relaxed); }
+  // A copy of the live connection `key` names (either direction).
+  std::optional<Connection> find(const ConnKey& key) const noexcept;
+
+  static constexpr size_t kShards = 64;
 
  private:
-  Connection* live(const ConnKey& key) noexcept;
+  struct Shard {
+    mutable Mutex mu;
+    // Both directions' keys lead to the same connection.
+    std::unordered_map<ConnKey, std::shared_ptr<Connection>, ConnKeyHash> table
+        CANOPY_GUARDED_BY(mu);
+  };
+  static size_t shardOf(const ConnKey& key) noexcept;
+  Connection* live(Shard& shard, const ConnKey& key, SteadyTime now) noexcept
+      CANOPY_REQUIRES(shard.mu);
   void advanceTcp(Connection& c, const packet::ParsedPacket& p, std::span<const uint8_t> frame,
-                  bool reply, Lookup& out) noexcept;
-  void erase(const Connection& c) noexcept;
+                  bool reply, SteadyTime now, Lookup& out) noexcept;
+  void erase(Shard& shard, const Connection& c) noexcept CANOPY_REQUIRES(shard.mu);
 
   const Clock& clock_;
   const Limits limits_;
-  // Both directions' keys lead to the same connection.
-  std::unordered_map<ConnKey, std::shared_ptr<Connection>, ConnKeyHash> table_;
-  size_t connections_ = 0;
+  std::array<Shard, kShards> shards_;
+  std::atomic<size_t> connections_{0};
+  std::atomic<size_t> sweep_from_{0};  // the shard the next sweep starts at
 };
 
 // The tuple of a parsed packet (nullopt-like: family 0 when untracked).

@@ -21,6 +21,9 @@ namespace ethertype = packet::ethertype;
 constexpr int kMaxDepth = 4;
 constexpr size_t kMaxGroupSets = 1 << 16;
 constexpr size_t kMaxNeighbors = 1 << 16;
+// Neighbour changes kept for workers that have not caught up yet; one that
+// fell further behind clears its cache.
+constexpr size_t kNeighborLog = 1024;
 // Canopy's Geneve options (class kCanopyOptionClass).
 constexpr uint8_t kOptionDestination = 0x01;   // critical: u32 port, u32 router
 constexpr uint8_t kOptionSenderGroups = 0x02;  // u32 group keys, sorted
@@ -66,19 +69,93 @@ std::span<uint8_t> Datapath::scratch(size_t depth, std::span<const uint8_t> from
   return v;
 }
 
-std::optional<packet::MacAddress> Datapath::NeighborTable::find(uint32_t switch_key,
-                                                                const IpAddr& ip) const {
+SharedState::SharedState(const Clock& clock, const Config& config)
+    : conntrack_(clock, config.conntrack), snat_(clock, config.snat) {}
+
+DropReason SharedState::snatOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
+                                     packet::Ipv4Address external) noexcept {
+  MutexLock lock(snat_mu_);
+  return snat_.translateOutbound(frame, p, external);
+}
+
+DropReason SharedState::snatInbound(std::span<uint8_t> frame,
+                                    const packet::ParsedPacket& p) noexcept {
+  MutexLock lock(snat_mu_);
+  return snat_.translateInbound(frame, p);
+}
+
+size_t SharedState::snatSize() const {
+  MutexLock lock(snat_mu_);
+  return snat_.size();
+}
+
+std::optional<packet::MacAddress> SharedState::NeighborTable::find(uint32_t switch_key,
+                                                                   const IpAddr& ip) const {
+  std::shared_lock lock(mu);
   auto it = entries.find({switch_key, ip});
   if (it == entries.end()) return std::nullopt;
   return it->second;
 }
 
-Datapath::Datapath(const Clock& clock, Config config)
+bool SharedState::learnNeighbor(uint32_t switch_key, const IpAddr& ip,
+                                const packet::MacAddress& mac) {
+  {
+    std::shared_lock lock(neighbors_.mu);
+    auto it = neighbors_.entries.find({switch_key, ip});
+    if (it != neighbors_.entries.end() && it->second == mac) return false;  // the usual case
+  }
+  std::unique_lock lock(neighbors_.mu);
+  auto [it, inserted] = neighbors_.entries.try_emplace({switch_key, ip}, mac);
+  if (!inserted && it->second == mac) return false;
+  if (inserted && neighbors_.entries.size() > kMaxNeighbors) {
+    neighbors_.entries.erase(it);
+    return false;
+  }
+  it->second = mac;
+  uint64_t epoch = neighbor_epoch_.load(std::memory_order_relaxed) + 1;
+  neighbors_.log.emplace_back(epoch, simulator::neighborTag(switch_key, ip));
+  while (neighbors_.log.size() > kNeighborLog) neighbors_.log.pop_front();
+  neighbor_epoch_.store(epoch, std::memory_order_release);
+  return true;
+}
+
+bool SharedState::neighborChangesSince(uint64_t& epoch, std::vector<flowcache::Tag>& tags) const {
+  std::shared_lock lock(neighbors_.mu);
+  uint64_t latest = neighbor_epoch_.load(std::memory_order_acquire);
+  bool complete =
+      epoch == latest || (!neighbors_.log.empty() && neighbors_.log.front().first <= epoch + 1);
+  if (complete) {
+    for (const auto& [e, tag] : neighbors_.log) {
+      if (e > epoch) tags.push_back(tag);
+    }
+  }
+  epoch = latest;
+  return complete;
+}
+
+uint16_t SharedState::zoneOf(uint32_t port) {
+  MutexLock lock(zones_mu_);
+  auto [it, inserted] = zones_.try_emplace(port, next_zone_);
+  if (inserted) {
+    // Zone 0 stays unused; after 65535 ports the numbers come round again.
+    next_zone_ = static_cast<uint16_t>(next_zone_ == 0xffff ? 1 : next_zone_ + 1);
+  }
+  return it->second;
+}
+
+void SharedState::sweep() {
+  conntrack_.sweep();
+  MutexLock lock(snat_mu_);
+  snat_.sweep();
+}
+
+Datapath::Datapath(const Clock& clock, Config config, std::shared_ptr<SharedState> shared)
     : clock_(clock),
       config_(std::move(config)),
-      conntrack_(clock_, config_.conntrack),
-      snat_(clock_, config_.snat),
+      shared_(shared != nullptr ? std::move(shared)
+                                : std::make_shared<SharedState>(clock, config_)),
       cache_(config_.flow_cache_entries),
+      neighbor_epoch_(shared_->neighborEpoch()),
       scratch_(kMaxDepth) {}
 
 void Datapath::setTopology(std::shared_ptr<const topology::Topology> next) {
@@ -109,23 +186,24 @@ void Datapath::setTopology(std::shared_ptr<const topology::Topology> next) {
 }
 
 void Datapath::learnNeighbor(uint32_t switch_key, const IpAddr& ip, const packet::MacAddress& mac) {
-  auto [it, inserted] = neighbors_.entries.try_emplace({switch_key, ip}, mac);
-  if (!inserted && it->second == mac) return;
-  if (inserted && neighbors_.entries.size() > kMaxNeighbors) {
-    neighbors_.entries.erase(it);
-    return;
-  }
-  it->second = mac;
-  cache_.invalidate(simulator::neighborTag(switch_key, ip));
+  if (shared_->learnNeighbor(switch_key, ip, mac)) catchUpNeighbors();
 }
 
-void Datapath::sweep() {
-  conntrack_.sweep();
-  snat_.sweep();
+void Datapath::catchUpNeighbors() {
+  if (shared_->neighborEpoch() == neighbor_epoch_) return;
+  neighbor_tags_.clear();
+  if (!shared_->neighborChangesSince(neighbor_epoch_, neighbor_tags_)) {
+    cache_.clear();
+    return;
+  }
+  for (auto tag : neighbor_tags_) cache_.invalidate(tag);
 }
+
+void Datapath::sweep() { shared_->sweep(); }
 
 void Datapath::drop(DropReason why, Trace* trace, uint32_t port) {
   ++counters_.drops[static_cast<size_t>(why)];
+  verdict_.drop = why;
   if (port != 0) ++port_drops_[port][static_cast<size_t>(why)];
   if (trace != nullptr) {
     trace->push_back("drop: " + std::string(dropReasonText(why)));
@@ -133,12 +211,11 @@ void Datapath::drop(DropReason why, Trace* trace, uint32_t port) {
 }
 
 uint16_t Datapath::zoneOf(uint32_t port) {
-  auto [it, inserted] = zones_.try_emplace(port, next_zone_);
-  if (inserted) {
-    // Zone 0 stays unused; after 65535 ports the numbers come round again.
-    next_zone_ = static_cast<uint16_t>(next_zone_ == 0xffff ? 1 : next_zone_ + 1);
-  }
-  return it->second;
+  auto it = zones_.find(port);
+  if (it != zones_.end()) return it->second;
+  uint16_t zone = shared_->zoneOf(port);
+  zones_.emplace(port, zone);
+  return zone;
 }
 
 uint32_t Datapath::groupSetId(const simulator::Sender& sender) {
@@ -151,16 +228,22 @@ uint32_t Datapath::groupSetId(const simulator::Sender& sender) {
   return id;
 }
 
-void Datapath::process(const Ingress& in, std::span<const uint8_t> frame, Outputs& out,
-                       Trace* trace) {
+Verdict Datapath::process(const Ingress& in, std::span<const uint8_t> frame, Outputs& out,
+                          Trace* trace) {
   clock_.refresh();
+  catchUpNeighbors();
   input_index_ = 0;
   segment_size_ = 0;
+  verdict_ = {};
+  size_t before = out.items().size();
   processOne(in, frame, {}, out, trace);
+  verdict_.outputs = out.items().size() - before;
+  return verdict_;
 }
 
 void Datapath::processBatch(std::span<const Input> batch, Outputs& out) {
   clock_.refresh();
+  catchUpNeighbors();
   for (size_t i = 0; i < batch.size(); ++i) {
     input_index_ = static_cast<uint32_t>(i);
     segment_size_ = batch[i].segment_size;
@@ -232,7 +315,7 @@ void Datapath::fromUplink(const Ingress& in, std::span<const uint8_t> frame,
     if (local_gateways_.count({sw->second, to})) {
       // Replies to router SNAT find their connection's inside address;
       // what matches none is for the router itself.
-      if (snat_.translateInbound(bytes, pkt.parsed) == DropReason::None) {
+      if (shared_->snatInbound(bytes, pkt.parsed) == DropReason::None) {
         packet::parse(bytes, pkt.parsed);
         if (trace != nullptr) trace->push_back("SNAT: reply translated back to the inside");
       }
@@ -319,7 +402,7 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
   auto& p = pkt.parsed;
   p.key.in_port = ctx.key;
   if ((ctx.stage == Stage::FromPort || ctx.stage == Stage::ToPort) && isIp(p.key)) {
-    auto l = conntrack_.lookup(p, pkt.bytes, zoneOf(ctx.key));
+    auto l = shared_->conntrack().lookup(p, pkt.bytes, zoneOf(ctx.key), clock_.now());
     ctx.ct = l.state;
     ctx.ct_reply = l.reply;
     ctx.ct_invalid = l.invalid_reason;
@@ -333,7 +416,7 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
   }
   if (d == nullptr) {
     ++counters_.simulations;
-    simulator::Simulator sim(*topology_, config_.host, neighbors_);
+    simulator::Simulator sim(*topology_, config_.host, shared_->neighbors());
     auto s = sim.run(ctx, pkt.bytes, p, trace);
     d = std::make_shared<const simulator::Decision>(std::move(s.decision));
     if (trace == nullptr && d->cacheable && key.reserved != UINT32_MAX) {
@@ -355,7 +438,8 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
     const bool last = &a == &d.actions.back();
     switch (a.kind) {
       case ActionKind::CtCommit:
-        if (auto why = conntrack_.commit(p, bytes, zoneOf(a.port)); why != DropReason::None) {
+        if (auto why = shared_->conntrack().commit(p, bytes, zoneOf(a.port), clock_.now());
+            why != DropReason::None) {
           return fail(why);
         }
         break;
@@ -408,7 +492,7 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         }
         break;
       case ActionKind::Snat:
-        if (auto why = snat_.translateOutbound(bytes, p, a.address); why != DropReason::None) {
+        if (auto why = shared_->snatOutbound(bytes, p, a.address); why != DropReason::None) {
           return fail(why);
         }
         break;
@@ -468,6 +552,7 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
   }
   if (d.drop != DropReason::None) {
     ++counters_.drops[static_cast<size_t>(d.drop)];
+    verdict_.drop = d.drop;
     if (charged != 0) ++port_drops_[charged][static_cast<size_t>(d.drop)];
   }
 }

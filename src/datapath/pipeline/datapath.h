@@ -20,20 +20,24 @@
 // Tunnel frames come and go as UDP payloads (the Geneve or VXLAN header and
 // the inner frame): the agent's UDP sockets add the outer headers.
 //
-// Thread-safety: none; one Datapath per worker thread.
+// Thread-safety: a Datapath belongs to one worker thread; the workers of a
+// host share one SharedState (conntrack, SNAT, neighbours, zones).
 
 #include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "base/clock.h"
+#include "base/mutex.h"
 #include "datapath/conntrack/conntrack.h"
 #include "datapath/flowcache/flow_cache.h"
 #include "datapath/nat/snat_table.h"
@@ -142,6 +146,73 @@ struct Config {
   size_t flow_cache_entries = 1 << 16;
 };
 
+// What a packet came to in process(): how many outputs it made and, if
+// anything was dropped on its way (a flood may drop for one port and
+// deliver to another), the last reason.
+struct Verdict {
+  size_t outputs = 0;
+  DropReason drop = DropReason::None;
+
+  bool dropped() const { return drop != DropReason::None; }
+};
+
+// What the datapaths of one host's workers share, so that each sees the
+// same: connection tracking (both directions of a connection may run on
+// different workers), the SNAT table of the gateways the host holds, the
+// neighbours learned on its uplinks and each local port's conntrack zone.
+// A Datapath made without one has its own.
+//
+// Thread-safety: every member function from any thread (conntrack is
+// sharded, the rest behind locks taken on the slow path or for SNAT).
+class SharedState {
+ public:
+  SharedState(const Clock& clock, const Config& config);
+
+  conntrack::ConnTrack& conntrack() { return conntrack_; }
+  const conntrack::ConnTrack& conntrack() const { return conntrack_; }
+
+  DropReason snatOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
+                          packet::Ipv4Address external) noexcept;
+  DropReason snatInbound(std::span<uint8_t> frame, const packet::ParsedPacket& p) noexcept;
+  size_t snatSize() const;
+
+  // The neighbours, as the simulator looks them up.
+  const simulator::Neighbors& neighbors() const { return neighbors_; }
+  // Learns (or confirms) one; true if that changed something (logged, for
+  // every worker's cache).
+  bool learnNeighbor(uint32_t switch_key, const IpAddr& ip, const packet::MacAddress& mac);
+  // How many neighbour changes were ever logged.
+  uint64_t neighborEpoch() const { return neighbor_epoch_.load(std::memory_order_acquire); }
+  // The cache tags of the changes after `epoch`, which moves to the latest;
+  // false if the log no longer reaches back that far (the caller's cache
+  // must be cleared instead).
+  bool neighborChangesSince(uint64_t& epoch, std::vector<flowcache::Tag>& tags) const;
+
+  // The conntrack zone of a local port: given on first use, kept.
+  uint16_t zoneOf(uint32_t port);
+
+  // Frees expired connections and SNAT mappings (a bounded amount of work).
+  void sweep();
+
+ private:
+  class NeighborTable final : public simulator::Neighbors {
+   public:
+    std::optional<packet::MacAddress> find(uint32_t switch_key, const IpAddr& ip) const override;
+    mutable std::shared_mutex mu;
+    std::map<std::pair<uint32_t, IpAddr>, packet::MacAddress> entries;  // guarded by mu
+    std::deque<std::pair<uint64_t, flowcache::Tag>> log;                // guarded by mu
+  };
+
+  conntrack::ConnTrack conntrack_;
+  mutable Mutex snat_mu_;
+  nat::SnatTable snat_ CANOPY_GUARDED_BY(snat_mu_);
+  NeighborTable neighbors_;
+  std::atomic<uint64_t> neighbor_epoch_{0};
+  Mutex zones_mu_;
+  std::unordered_map<uint32_t, uint16_t> zones_ CANOPY_GUARDED_BY(zones_mu_);
+  uint16_t next_zone_ CANOPY_GUARDED_BY(zones_mu_) = 1;
+};
+
 struct Counters {
   uint64_t packets = 0;
   uint64_t outputs = 0;
@@ -154,7 +225,9 @@ struct Counters {
 
 class Datapath {
  public:
-  Datapath(const Clock& clock, Config config);
+  // `shared`: what this host's other workers' datapaths share with it;
+  // null for a datapath of its own.
+  Datapath(const Clock& clock, Config config, std::shared_ptr<SharedState> shared = nullptr);
 
   // Replaces the topology; invalidates the cached decisions of what changed.
   void setTopology(std::shared_ptr<const topology::Topology> topology);
@@ -162,8 +235,8 @@ class Datapath {
 
   // Runs one frame; appends what it sends to `out`. With a trace, the flow
   // cache is bypassed and every stage's steps are recorded.
-  void process(const Ingress& in, std::span<const uint8_t> frame, Outputs& out,
-               Trace* trace = nullptr);
+  Verdict process(const Ingress& in, std::span<const uint8_t> frame, Outputs& out,
+                  Trace* trace = nullptr);
 
   // Runs a batch: the clock is read once for all of it. A GSO super-frame
   // (the virtio-net header's gso_size, packet/offload.h) stands for
@@ -185,6 +258,7 @@ class Datapath {
   void sweep();
 
   const Counters& counters() const { return counters_; }
+  SharedState& shared() { return *shared_; }
   // Drops by logical port and reason: what a local port sent (FromPort) or
   // was to receive (ToPort) that the datapath dropped. Ports that leave the
   // topology are forgotten.
@@ -192,19 +266,13 @@ class Datapath {
   const std::unordered_map<uint32_t, PortDrops>& portDrops() const { return port_drops_; }
   const flowcache::CacheStats& cacheStats() const { return cache_.stats(); }
   size_t cacheSize() const { return cache_.size(); }
-  const conntrack::ConnTrack& connections() const { return conntrack_; }
-  const nat::SnatTable& snat() const { return snat_; }
+  const conntrack::ConnTrack& connections() const { return shared_->conntrack(); }
 
   // Learns (or confirms) an external neighbour; the agent also calls this
   // for static bindings. Invalidates what depended on it.
   void learnNeighbor(uint32_t switch_key, const IpAddr& ip, const packet::MacAddress& mac);
 
  private:
-  class NeighborTable final : public simulator::Neighbors {
-   public:
-    std::optional<packet::MacAddress> find(uint32_t switch_key, const IpAddr& ip) const override;
-    std::map<std::pair<uint32_t, IpAddr>, packet::MacAddress> entries;
-  };
   using CachedDecision = std::shared_ptr<const simulator::Decision>;
 
   // The time conntrack and SNAT see: read once per process() call or batch.
@@ -239,20 +307,23 @@ class Datapath {
                   bool generated = false);
   // Counts a drop; `port` (0: none) is the local port it is charged to.
   void drop(DropReason why, Trace* trace, uint32_t port = 0);
+  // The shared zone of a port, remembered here.
   uint16_t zoneOf(uint32_t port);
   uint32_t groupSetId(const simulator::Sender& sender);
+  // Invalidates what neighbours other workers learned since the last call.
+  void catchUpNeighbors();
 
   BatchClock clock_;
   const Config config_;
+  std::shared_ptr<SharedState> shared_;
   std::shared_ptr<const topology::Topology> topology_;
-  conntrack::ConnTrack conntrack_;
-  nat::SnatTable snat_;
-  NeighborTable neighbors_;
   flowcache::FlowCache<CachedDecision> cache_;
+  uint64_t neighbor_epoch_ = 0;
+  std::vector<flowcache::Tag> neighbor_tags_;
   Counters counters_;
+  Verdict verdict_;  // of the packet being processed
   std::unordered_map<uint32_t, PortDrops> port_drops_;
   std::unordered_map<uint32_t, uint16_t> zones_;
-  uint16_t next_zone_ = 1;
   std::map<std::vector<uint32_t>, uint32_t> group_sets_;
   // (uplink index, VLAN) -> switch; gateway address -> router, for this host.
   std::map<std::pair<uint32_t, uint16_t>, uint32_t> uplink_switches_;

@@ -44,7 +44,7 @@ class ApiFixture : public ::testing::Test {
     r.method = method;
     auto q = path.find('?');
     r.path = path.substr(0, q);
-    if (q != std::string::npos) r.query = parseQuery(path.substr(q + 1));
+    if (q != std::string::npos) r.query = http::parseQuery(path.substr(q + 1));
     r.body = body;
     if (!project.empty()) r.headers["x-project-id"] = project;
     for (auto& [k, v] : headers) r.headers[k] = v;

@@ -9,8 +9,8 @@
 #include <set>
 #include <thread>
 
-#include "api/http_server.h"
 #include "api/neutron_api.h"
+#include "http/server.h"
 #include "store/sqlite_store.h"
 #include "testing/http_client.h"
 #include "testing/temp_dir.h"
@@ -31,12 +31,12 @@ void runPortStorm(int frontends) {
   ASSERT_TRUE(state.start());
   SystemClock clock;
   std::vector<std::unique_ptr<NeutronApi>> apis;
-  std::vector<std::unique_ptr<HttpServer>> servers;
+  std::vector<std::unique_ptr<http::HttpServer>> servers;
   for (int i = 0; i < frontends; ++i) {
     apis.push_back(std::make_unique<NeutronApi>(state, ApiConfig{}, clock));
     NeutronApi* api = apis.back().get();
-    auto server = HttpServer::start({.address = "127.0.0.1", .port = 0, .threads = 4},
-                                    [api](const HttpRequest& r) { return api->handle(r); });
+    auto server = http::HttpServer::start({.address = "127.0.0.1", .port = 0, .threads = 4},
+                                          [api](const HttpRequest& r) { return api->handle(r); });
     ASSERT_TRUE(server) << server.error().toString();
     servers.push_back(std::move(*server));
   }

@@ -8,19 +8,21 @@
 
 #include <atomic>
 
-#include "api/http_server.h"
+#include "http/server.h"
 
 namespace canopy::api {
 namespace {
 
+using http::HttpRequest;
+using http::HttpResponse;
 using model::Json;
 
 // Keystone's answers for GET /v3/auth/tokens, driven by the test.
 class FakeKeystone {
  public:
   FakeKeystone() {
-    auto s = HttpServer::start({.address = "127.0.0.1", .port = 0, .threads = 1},
-                               [this](const HttpRequest& r) { return handle(r); });
+    auto s = http::HttpServer::start({.address = "127.0.0.1", .port = 0, .threads = 1},
+                                     [this](const HttpRequest& r) { return handle(r); });
     EXPECT_TRUE(s);
     server_ = std::move(*s);
   }
@@ -73,7 +75,7 @@ class FakeKeystone {
     return out;
   }
 
-  std::unique_ptr<HttpServer> server_;
+  std::unique_ptr<http::HttpServer> server_;
 };
 
 KeystoneOptions options(const std::string& url) {

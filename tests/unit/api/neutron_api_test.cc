@@ -78,6 +78,16 @@ TEST_F(NeutronApiTest, BadRequestsGetNeutronErrors) {
   expectError(call("GET", "/v2.0/networks?colour=red"), 400, "HTTPBadRequest");
   expectError(call("GET", "/v2.0/nothing-here"), 404, "HTTPNotFound");
   EXPECT_EQ(call("PATCH", "/v2.0/networks").status, 405);
+  // Nested far deeper than any Neutron body (copying such a value once took
+  // the server's stack): refused before it is parsed.
+  std::string deep =
+      R"({"network": {"name": )" + std::string(60000, '[') + std::string(60000, ']') + "}}";
+  expectError(call("POST", "/v2.0/networks", deep), 400, "MalformedRequestBody",
+              "Malformed request body: nested deeper than 64 levels");
+  std::string fine =
+      R"({"network": {"name": "x", "description": ")" + std::string(100, '[') + "\"}}";
+  EXPECT_EQ(call("POST", "/v2.0/networks", fine, "p2").status, 201)
+      << "brackets in strings count not";
   // Nothing was stored by any of them.
   EXPECT_EQ(call("GET", "/v2.0/networks").body["networks"].size(), 0u);
 }

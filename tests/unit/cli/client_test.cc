@@ -29,7 +29,7 @@ Json catalog(const std::string& region = "RegionOne") {
 }
 
 // Keystone on keystone:5000 that issues "tok-1" for alice/pw in project demo.
-Result<api::HttpReply> keystone(const SentRequest& r) {
+Result<http::HttpReply> keystone(const SentRequest& r) {
   if (r.method == "POST" && r.target == "/v3/auth/tokens") {
     Json auth = r.json()["auth"];
     if (auth["identity"]["password"]["user"]["password"] != "pw") {
@@ -131,7 +131,7 @@ TEST(Client, NoAuthSendsNoTokenAndAProjectWhenGiven) {
 }
 
 TEST(Client, UnreachableServerIsSaidPlainly) {
-  FakeTransport t([](const SentRequest&) -> Result<api::HttpReply> {
+  FakeTransport t([](const SentRequest&) -> Result<http::HttpReply> {
     return Error(Errc::Unavailable, "GET 127.0.0.1:9/v2.0/networks: Connection refused");
   });
   auto client = Client::connect({.auth_type = "none", .endpoint = "http://127.0.0.1:9"}, t);
@@ -170,7 +170,7 @@ TEST(Client, ErrorBodiesGiveTheServersMessage) {
 }
 
 // A server with networks "blue" (once) and "twin" (twice).
-Result<api::HttpReply> networks(const SentRequest& r) {
+Result<http::HttpReply> networks(const SentRequest& r) {
   Json blue = {{"id", kNetId}, {"name", "blue"}};
   if (r.target == std::string("/v2.0/networks/") + kNetId) return reply(200, {{"network", blue}});
   if (r.target == "/v2.0/networks?name=blue") return reply(200, {{"networks", {blue}}});

@@ -62,8 +62,8 @@ class Server {
   }
 
  private:
-  std::map<std::string, api::HttpReply> answers_;
-  FakeTransport transport_{[this](const SentRequest& r) -> Result<api::HttpReply> {
+  std::map<std::string, http::HttpReply> answers_;
+  FakeTransport transport_{[this](const SentRequest& r) -> Result<http::HttpReply> {
     auto it = answers_.find(r.method + " " + r.target);
     if (it != answers_.end()) return it->second;
     if (r.method == "POST" || r.method == "PUT") {

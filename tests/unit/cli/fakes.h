@@ -30,7 +30,7 @@ struct SentRequest {
   Json json() const { return body.empty() ? Json() : Json::parse(body); }
 };
 
-inline api::HttpReply reply(int status, const Json& body, Headers headers = {}) {
+inline http::HttpReply reply(int status, const Json& body, Headers headers = {}) {
   return {
       .status = status, .body = body.is_null() ? "" : body.dump(), .headers = std::move(headers)};
 }
@@ -38,12 +38,12 @@ inline api::HttpReply reply(int status, const Json& body, Headers headers = {}) 
 // Answers each request with `answer` (a 404 Neutron error by default).
 class FakeTransport final : public Transport {
  public:
-  using Answer = std::function<Result<api::HttpReply>(const SentRequest&)>;
+  using Answer = std::function<Result<http::HttpReply>(const SentRequest&)>;
   explicit FakeTransport(Answer answer = nullptr) : answer_(std::move(answer)) {}
 
-  Result<api::HttpReply> send(const api::HttpUrl& url, const std::string& method,
-                              const std::string& target, const std::string& body,
-                              const Headers& headers) override {
+  Result<http::HttpReply> send(const http::HttpUrl& url, const std::string& method,
+                               const std::string& target, const std::string& body,
+                               const Headers& headers) override {
     sent.push_back({url.host, url.port, method, target, body, headers});
     if (answer_) return answer_(sent.back());
     return reply(404, {{"NeutronError",

@@ -86,7 +86,7 @@ TEST_F(ConntrackTest, TcpHandshakeDataAndClose) {
         return p;
       }(),
       1);
-  ASSERT_NE(ct.find(key), nullptr);
+  ASSERT_TRUE(ct.find(key));
   EXPECT_EQ(ct.find(key)->tcp, TcpState::Established);
   see(tcp(true, kFin | kAck, 1006, 5001));
   EXPECT_EQ(ct.find(key)->tcp, TcpState::FinWait);

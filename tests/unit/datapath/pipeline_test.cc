@@ -517,5 +517,77 @@ TEST_F(Pipeline, OutputsNameTheirInputAndWhetherTheDatapathMadeThem) {
   EXPECT_TRUE(std::equal(inner.begin(), inner.end(), to_vm2.begin(), to_vm2.end()));
 }
 
+// Two workers of one host: each its own Datapath (cache, counters), one
+// SharedState. A connection's reply may come in on the other worker.
+class TwoWorkers : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pipeline::Config c;
+    c.host.host = kH1;
+    c.host.uplinks = {"physnet1"};
+    shared_ = std::make_shared<pipeline::SharedState>(clock_, c);
+    for (auto& w : workers_) {
+      w = std::make_unique<Datapath>(clock_, c, shared_);
+      w->setTopology(*scenario().build(1));
+    }
+  }
+  FakeClock clock_;
+  std::shared_ptr<pipeline::SharedState> shared_;
+  std::unique_ptr<Datapath> workers_[2];
+};
+
+TEST_F(TwoWorkers, AConnectionCommittedOnOneIsEstablishedOnTheOther) {
+  Outputs out;
+  auto syn = tcp(mac(0, 1), kRouterNet1Mac, "10.0.0.5", "10.0.1.5", 40000, 80, TcpHeader::kSyn);
+  auto v = workers_[0]->process(Ingress::fromPort(kVm1), syn, out);
+  EXPECT_EQ(v.outputs, 1u);
+  EXPECT_FALSE(v.dropped());
+  auto syn_ack = tcp(mac(0, 3), kRouterNet2Mac, "10.0.1.5", "10.0.0.5", 80, 40000,
+                     TcpHeader::kSyn | TcpHeader::kAck);
+  out.clear();
+  v = workers_[1]->process(Ingress::fromPort(kVm3), syn_ack, out);
+  EXPECT_EQ(v.outputs, 1u) << dropReasonName(v.drop);
+  EXPECT_EQ(workers_[0]->connections().size(), 2u);  // vm1's zone and vm3's
+  EXPECT_EQ(&workers_[0]->connections(), &workers_[1]->connections());
+
+  // A worker with a table of its own has never seen the connection.
+  pipeline::Config c;
+  c.host.host = kH1;
+  Datapath alone(clock_, c);
+  alone.setTopology(*scenario().build(1));
+  auto data = tcp(mac(0, 3), kRouterNet2Mac, "10.0.1.5", "10.0.0.5", 80, 40000, TcpHeader::kAck);
+  out.clear();
+  v = alone.process(Ingress::fromPort(kVm3), data, out);
+  EXPECT_EQ(v.outputs, 0u);
+  EXPECT_EQ(v.drop, DropReason::ConntrackNotSyn);
+}
+
+TEST_F(TwoWorkers, ANeighbourLearnedOnOneInvalidatesTheOthersCachedDecision) {
+  // vm3's floating IP to the outside, through the external next hop: the
+  // decision (with the next hop's MAC) is cached on worker 1.
+  workers_[0]->learnNeighbor(kPublic, ip("203.0.113.1"), kOutsideMac);
+  auto out_bound = udp(mac(0, 3), kRouterNet2Mac, "10.0.1.5", "203.0.113.1", 5000, 53);
+  auto destination = [&] {
+    Outputs out;
+    auto v = workers_[1]->process(Ingress::fromPort(kVm3), out_bound, out);
+    EXPECT_EQ(v.outputs, 1u) << dropReasonName(v.drop);
+    if (out.items().empty()) return MacAddress{};
+    auto bytes = out.bytes(out.items()[0]);
+    MacAddress m;
+    std::copy(bytes.begin(), bytes.begin() + 6, m.bytes.begin());
+    return m;
+  };
+  EXPECT_EQ(destination(), kOutsideMac);  // new in conntrack
+  EXPECT_EQ(destination(), kOutsideMac);  // established
+  uint64_t simulations = workers_[1]->counters().simulations;
+  EXPECT_EQ(destination(), kOutsideMac);
+  EXPECT_EQ(workers_[1]->counters().simulations, simulations) << "served from the cache";
+  // The next hop moves to another MAC, learned by worker 0: worker 1's next
+  // packet goes to it.
+  const MacAddress moved = mac(9, 9);
+  workers_[0]->learnNeighbor(kPublic, ip("203.0.113.1"), moved);
+  EXPECT_EQ(destination(), moved);
+}
+
 }  // namespace
 }  // namespace canopy::datapath::testing

@@ -202,5 +202,16 @@ TEST(NetworkConfig, DefaultMtuFollowsTheOverlay) {
   EXPECT_EQ(defaultMtu({.overlay = "vxlan", .physical_mtu = 9000}), 8950);
 }
 
+TEST(ParseJson, CountsNestingOutsideStringsAndRefusesTooDeep) {
+  EXPECT_EQ(jsonDepth(R"({"a": [1, {"b": []}]})"), 4u);
+  EXPECT_EQ(jsonDepth(R"({"a": "[[[[{{{{", "b": "\"[[["})"), 1u);
+  EXPECT_EQ(jsonDepth("]]]}}}"), 0u);
+  std::string at_limit = std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']');
+  EXPECT_TRUE(parseJson(at_limit));
+  auto over = parseJson("[" + at_limit + "]");
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.error().reason(), "MalformedRequestBody");
+}
+
 }  // namespace
 }  // namespace canopy::model

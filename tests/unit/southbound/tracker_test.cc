@@ -224,8 +224,10 @@ TEST_F(TrackerTest, IncrementalViewsEqualFullRecomputation) {
     } else if (op == 17) {
       std::string h = pick(rng, hosts_);
       if (rng() % 3 == 0) {
-        std::vector<store::Op> ops = {store::Op::del(state::documentKey(kAgentsCollection, h))};
-        ASSERT_TRUE(state_->commit({}, ops));
+        ASSERT_TRUE(state_->write({}, [&](state::Transaction& txn) -> Result<void> {
+          txn.erase(kAgentsCollection, h);
+          return ok();
+        }));
         what = "agent " + h + " gone";
       } else {
         ASSERT_TRUE(putAgent(*state_, {.host = h,

@@ -165,7 +165,7 @@ TEST_F(ViewTest, KeysAreAssignedOnceAndUnique) {
   EXPECT_EQ(key(KeyKind::Port, vm1_), vm1);
   std::set<uint32_t> seen;
   state_->read([&](const state::Tables& t) {
-    for (const auto& [id, d] : t.at(std::string(kKeysCollection))) {
+    for (const auto& [id, d] : t.collection(kKeysCollection)) {
       EXPECT_TRUE(seen.insert(d.doc["key"].get<uint32_t>()).second) << id;
     }
   });

@@ -18,9 +18,7 @@ std::map<std::string, std::map<std::string, std::set<std::string, std::less<>>>>
     const Tables& tables) {
   std::map<std::string, std::map<std::string, std::set<std::string, std::less<>>>> out;
   for (const auto& spec : defaultIndexes()) {
-    auto t = tables.find(spec.collection);
-    if (t == tables.end()) continue;
-    for (const auto& [id, d] : t->second) {
+    for (const auto& [id, d] : tables.collection(spec.collection)) {
       for (const auto& key : spec.keys(d.doc)) out[spec.name][key].insert(id);
     }
   }
@@ -40,10 +38,11 @@ TEST(ModelState, IndexesMatchARecomputationAfterRandomChanges) {
   const char* nets[] = {"n1", "n2", "n3"};
   for (int step = 0; step < 200; ++step) {
     std::string id = "p" + std::to_string(rng() % 12);
-    std::string key = documentKey("ports", id);
     if (rng() % 4 == 0) {
-      const store::Op ops[] = {store::Op::del(key)};
-      ASSERT_TRUE(state.commit({}, ops));
+      ASSERT_TRUE(state.write({}, [&](Transaction& txn) -> Result<void> {
+        txn.erase("ports", id);
+        return ok();
+      }));
       continue;
     }
     Json doc = {{"id", id},
@@ -54,8 +53,10 @@ TEST(ModelState, IndexesMatchARecomputationAfterRandomChanges) {
       doc["fixed_ips"].push_back({{"subnet_id", "s" + std::to_string(rng() % 3)},
                                   {"ip_address", "10.0.0." + std::to_string(rng() % 8)}});
     }
-    const store::Op ops[] = {store::Op::put(key, doc.dump())};
-    ASSERT_TRUE(state.commit({}, ops));
+    ASSERT_TRUE(state.write({}, [&](Transaction& txn) -> Result<void> {
+      txn.update("ports", id, doc);
+      return ok();
+    }));
   }
   state.read([&](const Tables& tables) {
     auto want = recompute(tables);

@@ -29,7 +29,7 @@ class TraceTest : public api::ApiFixture {
   void SetUp() override {
     // The handler is called only after operations_ exists.
     api::ApiConfig config;
-    config.canopy = [this](const api::HttpRequest& r, const model::Caller& c) {
+    config.canopy = [this](const http::HttpRequest& r, const model::Caller& c) {
       return operations_->handle(r, c);
     };
     boot(std::move(config));

@@ -1,4 +1,4 @@
-#include "api/http_server.h"
+#include "http/server.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 
 #include "testing/http_client.h"
 
-namespace canopy::api {
+namespace canopy::http {
 namespace {
 
 using canopy::testing::HttpClient;
@@ -16,18 +16,22 @@ struct EchoServer {
   std::atomic<int> calls{0};
   std::unique_ptr<HttpServer> server;
 
-  explicit EchoServer(size_t max_body = 1 << 20) {
-    auto s = HttpServer::start(
-        {.address = "127.0.0.1", .port = 0, .threads = 2, .max_body_bytes = max_body},
-        [this](const HttpRequest& r) {
-          calls.fetch_add(1);
-          if (r.path == "/throw") throw std::runtime_error("boom");
-          std::string q;
-          for (auto& [k, v] : r.query) q += k + "=" + v + ";";
-          return HttpResponse{.status = 200,
-                              .body = r.method + " " + r.path + " " + q + " " +
-                                      std::string(r.header("x-test")) + " " + r.body};
-        });
+  explicit EchoServer(size_t max_body = 1 << 20, HttpErrorFormatter errors = {}) {
+    auto s = HttpServer::start({.address = "127.0.0.1",
+                                .port = 0,
+                                .threads = 2,
+                                .max_body_bytes = max_body,
+                                .error_response = std::move(errors)},
+                               [this](const HttpRequest& r) {
+                                 calls.fetch_add(1);
+                                 if (r.path == "/throw") throw std::runtime_error("boom");
+                                 std::string q;
+                                 for (auto& [k, v] : r.query) q += k + "=" + v + ";";
+                                 return HttpResponse{.status = 200,
+                                                     .body = r.method + " " + r.path + " " + q +
+                                                             " " + std::string(r.header("x-test")) +
+                                                             " " + r.body};
+                               });
     EXPECT_TRUE(s) << s.error().toString();
     server = std::move(*s);
   }
@@ -70,6 +74,24 @@ TEST(HttpServer, OversizedBodyGets413) {
   EXPECT_EQ(echo.calls.load(), 0);
 }
 
+// A client that sends a body far over the limit, all of it before reading
+// (as most do), gets the answer, in the owner's error format, instead of a
+// connection reset under its write.
+TEST(HttpServer, AHugeBodyIsReadAndAnsweredInTheOwnersFormat) {
+  EchoServer echo(/*max_body=*/1 << 20, [](int status, std::string message) {
+    return HttpResponse{.status = status, .body = "{\"error\": \"" + message + "\"}"};
+  });
+  HttpClient client("127.0.0.1", echo.server->port());
+  auto r = client.request("POST", "/x", std::string(10 << 20, 'a'));
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(r.headers["Content-Type"], "application/json");
+  EXPECT_EQ(r.body, "{\"error\": \"Request body larger than 1048576 bytes\"}");
+  EXPECT_FALSE(r.keep_alive);
+  EXPECT_EQ(echo.calls.load(), 0);
+  // The server serves the next connection as ever.
+  EXPECT_EQ(HttpClient("127.0.0.1", echo.server->port()).request("GET", "/y").status, 200);
+}
+
 TEST(HttpServer, MalformedRequestGets400AndHandlerExceptionGets500) {
   EchoServer echo;
   HttpClient client("127.0.0.1", echo.server->port());
@@ -103,4 +125,4 @@ TEST(UrlDecode, HandlesPercentPlusAndBrokenEscapes) {
 }
 
 }  // namespace
-}  // namespace canopy::api
+}  // namespace canopy::http

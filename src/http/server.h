@@ -23,38 +23,29 @@
 #include <vector>
 
 #include "base/result.h"
+#include "http/message.h"
 
-namespace canopy::api {
-
-struct HttpRequest {
-  std::string method;  // "GET", "POST", ...
-  std::string path;    // decoded path, without the query
-  // Query parameters in order, decoded; a key may repeat (?name=a&name=b).
-  std::vector<std::pair<std::string, std::string>> query;
-  // Header names lower-cased.
-  std::map<std::string, std::string> headers;
-  std::string body;
-  std::string remote;  // "127.0.0.1:40312"
-
-  // The header's value, or "" if absent. `name` in lower case.
-  std::string_view header(std::string_view name) const;
-};
-
-struct HttpResponse {
-  int status = 200;
-  std::string body;
-  std::string content_type = "application/json";
-  std::vector<std::pair<std::string, std::string>> headers{};
-};
+namespace canopy::http {
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+// The answer to a request that never reached the handler (400 for a
+// malformed request, 413 for a body over the limit) or that it failed on
+// (500): the status and a message, formatted as the API's errors are.
+using HttpErrorFormatter = std::function<HttpResponse(int status, std::string message)>;
 
 struct HttpServerOptions {
   std::string address = "127.0.0.1";
   uint16_t port = 9696;  // 0: any free port (tests)
   int threads = 2;
+  // A larger body is answered 413 (and read to its end, up to
+  // max_drain_bytes, so that the client, still sending, sees the answer
+  // instead of a reset connection).
   size_t max_body_bytes = 1 << 20;
+  size_t max_drain_bytes = 64 << 20;
   int idle_timeout_seconds = 60;
+  // Unset: text/plain bodies.
+  HttpErrorFormatter error_response{};
 };
 
 class HttpServer {
@@ -69,11 +60,4 @@ class HttpServer {
   virtual void stop() = 0;
 };
 
-// Percent-decoding for paths and query strings ('+' is a space in queries).
-std::string urlDecode(std::string_view text, bool plus_is_space);
-// Percent-encodes everything but RFC 3986's unreserved characters.
-std::string urlEncode(std::string_view text);
-// Splits "a=1&b=&c" into decoded pairs.
-std::vector<std::pair<std::string, std::string>> parseQuery(std::string_view query);
-
-}  // namespace canopy::api
+}  // namespace canopy::http

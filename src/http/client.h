@@ -16,7 +16,7 @@
 
 #include "base/result.h"
 
-namespace canopy::api {
+namespace canopy::http {
 
 struct HttpUrl {
   std::string host;
@@ -43,4 +43,4 @@ Result<HttpReply> httpRequest(const HttpUrl& url, const std::string& method,
                               const std::vector<std::pair<std::string, std::string>>& headers,
                               std::chrono::milliseconds timeout);
 
-}  // namespace canopy::api
+}  // namespace canopy::http

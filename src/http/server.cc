@@ -1,31 +1,24 @@
 // Boost 1.74's awaitable.hpp uses std::exchange without including <utility>.
 #include <utility>
 // clang-format off
-#include "api/http_server.h"
+#include "http/server.h"
 // clang-format on
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
-#include <cctype>
 #include <exception>
 #include <thread>
 
-namespace canopy::api {
+namespace canopy::http {
 namespace {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 HttpResponse plainError(int status, std::string message) {
   HttpResponse r;
@@ -34,6 +27,10 @@ HttpResponse plainError(int status, std::string message) {
   r.body = std::move(message) + "\n";
   return r;
 }
+
+// How long a client that sent too much gets to finish sending before the
+// connection is closed under it.
+constexpr auto kDrainTime = std::chrono::seconds(10);
 
 class BeastServer final : public HttpServer {
  public:
@@ -117,12 +114,15 @@ class BeastServer final : public HttpServer {
       }
       HttpResponse out;
       bool keep_alive = false;
+      bool drain = false;  // what the client still sends is read and dropped
       unsigned version = 11;
       if (ec == http::error::body_limit) {
-        out = plainError(
-            413, "request body larger than " + std::to_string(options_.max_body_bytes) + " bytes");
+        out = error(
+            413, "Request body larger than " + std::to_string(options_.max_body_bytes) + " bytes");
+        drain = true;
       } else if (ec) {
-        out = plainError(400, "malformed HTTP request: " + ec.message());
+        out = error(400, "Malformed HTTP request: " + ec.message());
+        drain = true;
       } else {
         auto& req = parser.get();
         keep_alive = req.keep_alive();
@@ -137,9 +137,35 @@ class BeastServer final : public HttpServer {
       res.keep_alive(keep_alive);
       res.prepare_payload();
       co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+      if (!ec && drain) {
+        // The answer is out; the request's rest is read and dropped until the
+        // client closes, so that closing does not reset the connection
+        // (losing the answer) while the client is still sending.
+        stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+        co_await drainRequest(stream, buffer.size());
+        co_return;
+      }
       if (ec || !keep_alive) break;
     }
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  asio::awaitable<void> drainRequest(beast::tcp_stream& stream, size_t already) {
+    std::array<char, 16384> sink;
+    size_t drained = already;
+    stream.expires_after(kDrainTime);
+    while (drained < options_.max_drain_bytes) {
+      beast::error_code ec;
+      size_t n = co_await stream.async_read_some(asio::buffer(sink),
+                                                 asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;  // the client closed, or the time is up
+      drained += n;
+    }
+  }
+
+  HttpResponse error(int status, std::string message) const {
+    if (options_.error_response) return options_.error_response(status, std::move(message));
+    return plainError(status, std::move(message));
   }
 
   HttpResponse dispatch(http::request<http::string_body>& req, const std::string& remote) {
@@ -163,7 +189,7 @@ class BeastServer final : public HttpServer {
     } catch (...) {
       spdlog::error("http: handler threw on {} {}", in.method, in.path);
     }
-    return plainError(500, "internal error");
+    return error(500, "Request Failed: internal server error while processing your request.");
   }
 
   HttpServerOptions options_;
@@ -177,61 +203,6 @@ class BeastServer final : public HttpServer {
 
 }  // namespace
 
-std::string_view HttpRequest::header(std::string_view name) const {
-  auto it = headers.find(std::string(name));
-  return it == headers.end() ? std::string_view() : std::string_view(it->second);
-}
-
-std::string urlDecode(std::string_view text, bool plus_is_space) {
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (c == '%' && i + 2 < text.size()) {
-      int hi = hexValue(text[i + 1]);
-      int lo = hexValue(text[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-        continue;
-      }
-    }
-    out.push_back(plus_is_space && c == '+' ? ' ' : c);
-  }
-  return out;
-}
-
-std::string urlEncode(std::string_view text) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char c : text) {
-    auto u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(c);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[u >> 4]);
-      out.push_back(kHex[u & 15]);
-    }
-  }
-  return out;
-}
-
-std::vector<std::pair<std::string, std::string>> parseQuery(std::string_view query) {
-  std::vector<std::pair<std::string, std::string>> out;
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    std::string_view part = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    if (part.empty()) continue;
-    auto eq = part.find('=');
-    std::string key = urlDecode(part.substr(0, eq), true);
-    std::string value = eq == std::string_view::npos ? "" : urlDecode(part.substr(eq + 1), true);
-    out.emplace_back(std::move(key), std::move(value));
-  }
-  return out;
-}
-
 Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerOptions& options,
                                                       HttpHandler handler) {
   auto server = std::make_unique<BeastServer>(options, std::move(handler));
@@ -240,4 +211,4 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerOptions& o
   return std::unique_ptr<HttpServer>(std::move(server));
 }
 
-}  // namespace canopy::api
+}  // namespace canopy::http

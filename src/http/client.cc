@@ -1,4 +1,4 @@
-#include "api/http_client.h"
+#include "http/client.h"
 
 #include <utility>
 // (Boost 1.74's asio needs <utility> first.)
@@ -8,7 +8,7 @@
 #include <boost/beast.hpp>
 #include <charconv>
 
-namespace canopy::api {
+namespace canopy::http {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -107,4 +107,4 @@ Result<HttpReply> httpRequest(const HttpUrl& url, const std::string& method,
   return out;
 }
 
-}  // namespace canopy::api
+}  // namespace canopy::http

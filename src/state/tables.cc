@@ -1,0 +1,176 @@
+#include "state/tables.h"
+
+namespace canopy::state {
+
+Tables::Tables(std::shared_ptr<const std::vector<IndexSpec>> specs) : specs_(std::move(specs)) {}
+
+const Document* Tables::find(std::string_view collection, std::string_view id) const {
+  auto c = collections_.find(collection);
+  if (c == collections_.end()) return nullptr;
+  auto d = c->second.find(id);
+  return d == c->second.end() ? nullptr : &d->second;
+}
+
+const Collection& Tables::collection(std::string_view name) const {
+  static const Collection kEmpty;
+  auto c = collections_.find(name);
+  return c == collections_.end() ? kEmpty : c->second;
+}
+
+const Tables::Ids& Tables::lookup(std::string_view index, std::string_view key) const {
+  static const Ids kEmpty;
+  auto i = indexes_.find(index);
+  if (i == indexes_.end()) return kEmpty;
+  auto k = i->second.find(key);
+  return k == i->second.end() ? kEmpty : k->second;
+}
+
+const IndexSpec* Tables::indexSpec(std::string_view name) const {
+  if (specs_ == nullptr) return nullptr;
+  for (const auto& spec : *specs_) {
+    if (spec.name == name) return &spec;
+  }
+  return nullptr;
+}
+
+void Tables::erase(std::string_view collection, std::string_view id) {
+  auto t = collections_.find(collection);
+  if (t == collections_.end()) return;
+  auto d = t->second.find(id);
+  if (d == t->second.end()) return;
+  if (specs_ != nullptr) {
+    for (const auto& spec : *specs_) {
+      if (spec.collection != collection) continue;
+      auto& index = indexes_[spec.name];
+      for (const auto& key : spec.keys(d->second.doc)) {
+        auto k = index.find(key);
+        if (k == index.end()) continue;
+        k->second.erase(std::string(id));
+        if (k->second.empty()) index.erase(k);
+      }
+    }
+  }
+  t->second.erase(d);
+  if (t->second.empty()) collections_.erase(t);
+}
+
+void Tables::put(std::string_view collection, std::string_view id, Document doc) {
+  erase(collection, id);
+  if (specs_ != nullptr) {
+    for (const auto& spec : *specs_) {
+      if (spec.collection != collection) continue;
+      auto& index = indexes_[spec.name];
+      for (auto& key : spec.keys(doc.doc)) index[key].insert(std::string(id));
+    }
+  }
+  auto c = collections_.find(collection);
+  if (c == collections_.end())
+    c = collections_.emplace(std::string(collection), Collection{}).first;
+  c->second.insert_or_assign(std::string(id), std::move(doc));
+}
+
+std::vector<IndexSpec> defaultIndexes() {
+  auto field = [](const char* name) {
+    return [name](const Json& d) {
+      std::vector<std::string> keys;
+      if (auto it = d.find(name); it != d.end() && it->is_string()) keys.push_back(*it);
+      return keys;
+    };
+  };
+  auto fixedIps = [](const char* name, bool with_network) {
+    return [name, with_network](const Json& d) {
+      std::vector<std::string> keys;
+      auto ips = d.find("fixed_ips");
+      if (ips == d.end() || !ips->is_array()) return keys;
+      for (const auto& f : *ips) {
+        std::string v = f.value(name, "");
+        keys.push_back(with_network ? d.value("network_id", "") + " " + v : v);
+      }
+      return keys;
+    };
+  };
+  std::vector<IndexSpec> specs = {
+      {"subnets.network", "subnets", field("network_id")},
+      {"ports.device", "ports", field("device_id")},
+      {"ports.host", "ports", field("binding:host_id")},
+      {"floatingips.port", "floatingips", field("port_id")},
+      {"floatingips.router", "floatingips", field("router_id")},
+      {"networks.segment", "networks",
+       [](const Json& d) {
+         std::vector<std::string> keys;
+         auto type = d.find("provider:network_type");
+         if (type == d.end() || !type->is_string()) return keys;
+         auto physnet = d.find("provider:physical_network");
+         auto id = d.find("provider:segmentation_id");
+         keys.push_back(
+             segmentKey(type->get_ref<const std::string&>(),
+                        physnet != d.end() && physnet->is_string() ? std::string(*physnet) : "",
+                        id != d.end() && id->is_number_integer() ? id->get<int64_t>() : 0));
+         return keys;
+       }},
+      {"ports.network", "ports", field("network_id")},
+      {"ports.router_network", "ports",
+       [](const Json& d) {
+         std::vector<std::string> keys;
+         auto owner = d.find("device_owner");
+         auto net = d.find("network_id");
+         if (owner != d.end() && owner->is_string() &&
+             owner->get_ref<const std::string&>().rfind("network:router_", 0) == 0 &&
+             net != d.end() && net->is_string()) {
+           keys.push_back(*net);
+         }
+         return keys;
+       }},
+      {"ports.subnet", "ports", fixedIps("subnet_id", false)},
+      {"ports.address", "ports", fixedIps("ip_address", true)},
+      {"security-group-rules.group", "security-group-rules", field("security_group_id")},
+      {"security-group-rules.remote_group", "security-group-rules", field("remote_group_id")},
+      {"security-groups.default", "security-groups",
+       [](const Json& d) {
+         std::vector<std::string> keys;
+         if (d.value("canopy:default", false)) keys.push_back(d.value("project_id", ""));
+         return keys;
+       }},
+      {"ports.security_group", "ports",
+       [](const Json& d) {
+         std::vector<std::string> keys;
+         auto groups = d.find("security_groups");
+         if (groups == d.end() || !groups->is_array()) return keys;
+         for (const auto& g : *groups) {
+           if (g.is_string()) keys.push_back(g);
+         }
+         return keys;
+       }},
+      {"ports.mac", "ports",
+       [](const Json& d) {
+         return std::vector<std::string>{d.value("network_id", "") + " " +
+                                         d.value("mac_address", "")};
+       }},
+  };
+  // Resources counted against quotas, by project.
+  for (const char* collection : {"networks", "subnets", "ports", "routers", "floatingips",
+                                 "security-groups", "security-group-rules"}) {
+    specs.push_back({std::string(collection) + ".project", collection, field("project_id")});
+  }
+  return specs;
+}
+
+std::string segmentKey(std::string_view type, std::string_view physical_network,
+                       int64_t segmentation_id) {
+  std::string key(type);
+  key += ' ';
+  key += physical_network;
+  key += ' ';
+  key += std::to_string(segmentation_id);
+  return key;
+}
+
+std::string documentKey(std::string_view collection, std::string_view id) {
+  std::string key(kPrefix);
+  key += collection;
+  key += '/';
+  key += id;
+  return key;
+}
+
+}  // namespace canopy::state
