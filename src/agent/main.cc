@@ -91,6 +91,11 @@ int main(int argc, char** argv) {
                  "(on) or with recvmmsg (off)")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
+  size_t workers = 1;
+  app.add_option("--workers", workers,
+                 "Datapath workers, each a thread with its share of every interface and tunnel "
+                 "port (the kernel spreads flows over them; conntrack and NAT are shared)")
+      ->check(CLI::Range(1, 64));
   unsigned busy_poll_us = 0;
   app.add_option("--busy-poll-us", busy_poll_us,
                  "After frames came, keep polling this many microseconds before sleeping "
@@ -154,6 +159,7 @@ int main(int argc, char** argv) {
   config.gateway_capable = gateway;
   config.rx_ring = rx_ring == "on";
   config.busy_poll = std::chrono::microseconds(busy_poll_us);
+  config.workers = workers;
   config.encapsulation = encapsulation == "vxlan"
                              ? canopy::datapath::pipeline::Encapsulation::Vxlan
                              : canopy::datapath::pipeline::Encapsulation::Geneve;

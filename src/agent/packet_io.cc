@@ -85,6 +85,8 @@ size_t interfaceMtu(int fd, const IpAddr& local) {
   return static_cast<size_t>(request.ifr_mtu);
 }
 
+}  // namespace
+
 VirtioNetHeader toVirtio(const Offload& o) {
   VirtioNetHeader h{};
   h.flags = o.flags;
@@ -95,8 +97,6 @@ VirtioNetHeader toVirtio(const Offload& o) {
   h.csum_offset = o.csum_offset;
   return h;
 }
-
-}  // namespace
 
 // AF_PACKET's virtio-net header is in the host's byte order (on the
 // little-endian hosts Canopy runs on, virtio's legacy order).
@@ -136,7 +136,8 @@ Fd::~Fd() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Result<FrameSocket> FrameSocket::open(const std::string& interface, bool rx_ring) {
+Result<FrameSocket> FrameSocket::open(const std::string& interface, bool rx_ring,
+                                      uint16_t fanout_group) {
   FrameSocket s;
   s.interface_ = interface;
   s.ifindex_ = static_cast<int>(if_nametoindex(interface.c_str()));
@@ -165,6 +166,12 @@ Result<FrameSocket> FrameSocket::open(const std::string& interface, bool rx_ring
   addr.sll_ifindex = s.ifindex_;
   if (bind(s.fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     return sysError("bind to " + interface);
+  }
+  if (fanout_group != 0) {
+    int fanout = fanout_group | (PACKET_FANOUT_HASH << 16);
+    if (setsockopt(s.fd_.get(), SOL_PACKET, PACKET_FANOUT, &fanout, sizeof(fanout)) != 0) {
+      return sysError("PACKET_FANOUT on " + interface);
+    }
   }
   // Room for a few dozen super-frames each way.
   setBuffer(s.fd_.get(), SO_RCVBUF, SO_RCVBUFFORCE, 8 << 20);
@@ -216,6 +223,16 @@ Result<FrameSocket> FrameSocket::openTap(const std::string& interface, const std
   unsigned offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
   if (::ioctl(fd, TUNSETOFFLOAD, offloads) != 0) return sysError("offloads on tap " + interface);
   if (::ioctl(fd, TUNSETPERSIST, 1) != 0) return sysError("persist tap " + interface);
+  return s;
+}
+
+Result<FrameSocket> FrameSocket::share() const {
+  FrameSocket s;
+  s.fd_ = Fd(::fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0));
+  if (s.fd_.get() < 0) return sysError("dup of " + interface_);
+  s.interface_ = interface_;
+  s.ifindex_ = ifindex_;
+  s.tap_ = tap_;
   return s;
 }
 
@@ -386,18 +403,13 @@ bool FrameSocket::send(std::span<const uint8_t> frame, const Offload& offload) {
          static_cast<ssize_t>(sizeof(header) + frame.size());
 }
 
-void FrameSocket::queue(std::span<const uint8_t> frame, const Offload& offload) {
-  if (queued_ == kSendBatch) flush();
-  queue_frames_[queued_] = frame;
-  queue_headers_[queued_] = toVirtio(offload);
-  ++queued_;
-}
-
 size_t FrameSocket::flush() {
   size_t count = std::exchange(queued_, 0);
+  std::array<VirtioNetHeader, kSendBatch> headers;
   std::array<std::array<iovec, 2>, kSendBatch> iov{};
   for (size_t i = 0; i < count; ++i) {
-    iov[i] = {{{&queue_headers_[i], sizeof(VirtioNetHeader)},
+    headers[i] = toVirtio(queue_offloads_[i]);
+    iov[i] = {{{&headers[i], sizeof(VirtioNetHeader)},
                {const_cast<uint8_t*>(queue_frames_[i].data()), queue_frames_[i].size()}}};
   }
   if (tap_) {
@@ -430,7 +442,7 @@ size_t FrameSocket::flush() {
   return sent;
 }
 
-Result<TunnelSocket> TunnelSocket::open(const IpAddr& local, uint16_t port) {
+Result<TunnelSocket> TunnelSocket::open(const IpAddr& local, uint16_t port, bool reuse_port) {
   TunnelSocket s;
   s.port_ = port;
   s.family_ = local.family;
@@ -439,6 +451,10 @@ Result<TunnelSocket> TunnelSocket::open(const IpAddr& local, uint16_t port) {
   if (s.fd_.get() < 0) return sysError("UDP socket");
   setBuffer(s.fd_.get(), SO_RCVBUF, SO_RCVBUFFORCE, 8 << 20);
   setBuffer(s.fd_.get(), SO_SNDBUF, SO_SNDBUFFORCE, 8 << 20);
+  int reuse = 1;
+  if (reuse_port && setsockopt(s.fd_.get(), SOL_SOCKET, SO_REUSEPORT, &reuse, sizeof(reuse)) != 0) {
+    return sysError("SO_REUSEPORT");
+  }
   sockaddr_storage a;
   socklen_t a_length = toSockaddr(local, port, a);
   if (bind(s.fd_.get(), reinterpret_cast<sockaddr*>(&a), a_length) != 0) {
@@ -508,13 +524,6 @@ bool TunnelSocket::send(const IpAddr& remote, std::span<const uint8_t> payload) 
   ssize_t n = sendto(fd_.get(), payload.data(), payload.size(), MSG_DONTWAIT,
                      reinterpret_cast<sockaddr*>(&a), length);
   return n == static_cast<ssize_t>(payload.size());
-}
-
-void TunnelSocket::queue(const IpAddr& remote, std::span<const uint8_t> payload) {
-  if (queued_ == kMaxSegmentsPerSend) flush();
-  queue_remotes_[queued_] = remote;
-  queue_payloads_[queued_] = payload;
-  ++queued_;
 }
 
 size_t TunnelSocket::flush() {
@@ -657,6 +666,55 @@ size_t TunnelSocket::sendGather(const IpAddr& remote, const datapath::packet::Se
     if (static_cast<size_t>(r) < n) return sent;
   }
   return sent;
+}
+
+namespace {
+
+class SocketIo final : public IoFactory {
+ public:
+  explicit SocketIo(SocketIoOptions options) : options_(options) {}
+
+  bool exists(const std::string& interface) override {
+    return if_nametoindex(interface.c_str()) != 0;
+  }
+
+  Result<std::unique_ptr<PortIo>> openInterface(const std::string& interface, size_t /*worker*/,
+                                                size_t workers) override {
+    // One fanout group per interface (its index is unique in the namespace).
+    uint16_t group = 0;
+    if (workers > 1) group = static_cast<uint16_t>(if_nametoindex(interface.c_str()) & 0xffff);
+    auto s = FrameSocket::open(interface, options_.rx_ring, group);
+    if (!s) return std::move(s).error();
+    return std::unique_ptr<PortIo>(std::make_unique<FrameSocket>(std::move(*s)));
+  }
+  Result<std::unique_ptr<PortIo>> openTap(const std::string& interface,
+                                          const std::string& netns) override {
+    auto s = FrameSocket::openTap(interface, netns);
+    if (!s) return std::move(s).error();
+    return std::unique_ptr<PortIo>(std::make_unique<FrameSocket>(std::move(*s)));
+  }
+  Result<std::unique_ptr<PortIo>> shareTap(PortIo& tap) override {
+    auto* socket = dynamic_cast<FrameSocket*>(&tap);
+    if (socket == nullptr) return Error(Errc::Internal, "not a socket of this factory");
+    auto s = socket->share();
+    if (!s) return std::move(s).error();
+    return std::unique_ptr<PortIo>(std::make_unique<FrameSocket>(std::move(*s)));
+  }
+  Result<std::unique_ptr<TunnelIo>> openTunnel(const IpAddr& local, uint16_t port,
+                                               size_t /*worker*/, size_t workers) override {
+    auto s = TunnelSocket::open(local, port, workers > 1);
+    if (!s) return std::move(s).error();
+    return std::unique_ptr<TunnelIo>(std::make_unique<TunnelSocket>(std::move(*s)));
+  }
+
+ private:
+  SocketIoOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<IoFactory> socketIo(SocketIoOptions options) {
+  return std::make_unique<SocketIo>(options);
 }
 
 }  // namespace canopy::agent

@@ -21,6 +21,8 @@
 // equal-sized datagrams in one call (UDP_SEGMENT) and receive them
 // coalesced (UDP_GRO); a coalesced buffer's segment size comes with it.
 //
+// Both implement port_io.h's interfaces; socketIo() opens them for the agent.
+//
 //   auto port = FrameSocket::open("tap1234");      // Result<FrameSocket>
 //   auto tap = FrameSocket::openTap("tap5678", "/run/netns/vm1");
 //   size_t n = port->receive(batch);               // up to batch.capacity()
@@ -38,76 +40,12 @@
 #include <string>
 #include <vector>
 
+#include "agent/port_io.h"
 #include "base/result.h"
 #include "datapath/packet/offload.h"
 #include "datapath/topology/topology.h"
 
 namespace canopy::agent {
-
-// struct virtio_net_hdr (virtio 1.2 section 5.1.6, linux/virtio_net.h, whose
-// header does not compile as C++): AF_PACKET's, in host byte order.
-struct VirtioNetHeader {
-  uint8_t flags;
-  uint8_t gso_type;
-  uint16_t hdr_len;
-  uint16_t gso_size;
-  uint16_t csum_start;
-  uint16_t csum_offset;
-};
-static_assert(sizeof(VirtioNetHeader) == 10);
-
-// Received frames (or datagrams) in one buffer, each slot room for a GSO
-// super-frame (an IPv4 packet of 64 KiB, its Ethernet header and a VLAN
-// tag) or a UDP_GRO buffer of coalesced datagrams.
-class Batch {
- public:
-  static constexpr size_t kFrames = 32;
-  static constexpr size_t kFrameBytes = 65536 + 64;
-
-  Batch() : data_(kFrames * kFrameBytes) {}
-  size_t size() const { return count_; }
-  // Frame i, in its slot or in a receive ring, until the socket's next
-  // receive() or release().
-  std::span<const uint8_t> frame(size_t i) const { return {at_[i], length_[i]}; }
-  // For rewriting in place.
-  std::span<uint8_t> mutableFrame(size_t i) { return {at_[i], length_[i]}; }
-  // FrameSocket: the offload request of frame i's virtio-net header.
-  datapath::packet::Offload offload(size_t i) const;
-  // TunnelSocket: frame i holds datagrams of this many bytes back to back,
-  // the last one maybe shorter (UDP_GRO); 0: one datagram.
-  size_t segmentSize(size_t i) const { return segment_[i]; }
-  const datapath::topology::IpAddr& source(size_t i) const { return source_[i]; }
-
- private:
-  friend class FrameSocket;
-  friend class TunnelSocket;
-  uint8_t* slot(size_t i) { return data_.data() + i * kFrameBytes; }
-  std::vector<uint8_t> data_;
-  std::array<uint8_t*, kFrames> at_{};
-  std::array<size_t, kFrames> length_{};
-  std::array<VirtioNetHeader, kFrames> vnet_{};
-  std::array<size_t, kFrames> segment_{};
-  std::array<datapath::topology::IpAddr, kFrames> source_{};
-  size_t count_ = 0;
-};
-
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.release()) {}
-  Fd& operator=(Fd&& o) noexcept;
-  ~Fd();
-  int get() const { return fd_; }
-  int release() {
-    int f = fd_;
-    fd_ = -1;
-    return f;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 // Memory shared with the kernel (a packet ring), unmapped with its owner.
 class Mapping {
@@ -128,42 +66,47 @@ class Mapping {
 // Frames of one network interface, each with its virtio-net header: an
 // AF_PACKET socket bound to an interface (a veth's host end, an uplink), or
 // a tap the agent owns (the guest's side is the tap's interface).
-class FrameSocket {
+class FrameSocket final : public PortIo {
  public:
   // `rx_ring`: receive through a ring (above); off, through recvmmsg.
-  static Result<FrameSocket> open(const std::string& interface, bool rx_ring = true);
+  // `fanout_group` (non-zero): joins the interface's other sockets of that
+  // group, which share its frames by flow hash (PACKET_FANOUT_HASH).
+  static Result<FrameSocket> open(const std::string& interface, bool rx_ring = true,
+                                  uint16_t fanout_group = 0);
   // The tap `interface` (IFF_VNET_HDR, offloads on, persistent), created if
   // it does not exist, in the network namespace at path `netns` ("": the
   // agent's own). A tap outlives the agent: a restart attaches again.
   static Result<FrameSocket> openTap(const std::string& interface, const std::string& netns);
-  // For a tap: removes the device (unbind).
-  Result<void> removeTap();
-  // For a tap: whether its device still exists (its namespace may be gone).
-  bool attached() const;
-  bool tap() const { return tap_; }
+  // Another file on the same tap (dup), to send through from elsewhere.
+  Result<FrameSocket> share() const;
+  FrameSocket(FrameSocket&&) noexcept = default;
+  FrameSocket& operator=(FrameSocket&&) noexcept = default;
 
-  int fd() const { return fd_.get(); }
+  // For a tap: removes the device (unbind).
+  Result<void> removeTap() override;
+  // For a tap: whether its device still exists (its namespace may be gone).
+  bool attached() const override;
+  bool tap() const override { return tap_; }
+
+  int fd() const override { return fd_.get(); }
   int ifindex() const { return ifindex_; }
   const std::string& interface() const { return interface_; }
   // Non-blocking: what is waiting, up to a batch. A frame that does not
   // fit its slot is left out (counted in truncated()). Releases what the
   // previous call received.
-  size_t receive(Batch& batch);
+  size_t receive(Batch& batch) override;
   // Hands the ring's slots of the last batch back to the kernel: its frames
   // are not to be used after this.
-  void release();
+  void release() override;
   // One frame with its offload request (none: the frame is complete).
-  bool send(std::span<const uint8_t> frame, const datapath::packet::Offload& offload = {});
-  // The same, sent by the next flush(): up to kSendBatch frames in one
-  // sendmmsg. The frame's bytes must stay where they are until then.
-  void queue(std::span<const uint8_t> frame, const datapath::packet::Offload& offload);
-  size_t queued() const { return queued_; }
-  // Sends what is queued, in order. Returns how many frames were sent.
-  size_t flush();
-  static constexpr size_t kSendBatch = 32;
-  uint64_t truncated() const { return truncated_; }
+  bool send(std::span<const uint8_t> frame, const datapath::packet::Offload& offload = {}) override;
+  // Sends what queue() gathered, in order: up to kSendBatch frames in one
+  // sendmmsg. Returns how many frames were sent.
+  size_t flush() override;
+  uint64_t truncated() const override { return truncated_; }
 
  private:
+  FrameSocket() = default;
   // The receive ring: `ring_frames_` slots of kRingFrameBytes, the next one
   // the kernel fills after ours at `ring_next_`, the last batch's `held_`.
   static constexpr size_t kRingFrameBytes = 2048;
@@ -182,32 +125,29 @@ class FrameSocket {
   size_t ring_frames_ = 0;
   size_t ring_next_ = 0;
   std::vector<size_t> held_;
-  // What queue() gathered.
-  std::array<std::span<const uint8_t>, kSendBatch> queue_frames_{};
-  std::array<VirtioNetHeader, kSendBatch> queue_headers_{};
-  size_t queued_ = 0;
 };
 
 // Tunnel datagrams on one UDP port of the tunnel address.
-class TunnelSocket {
+class TunnelSocket final : public TunnelIo {
  public:
-  static Result<TunnelSocket> open(const datapath::topology::IpAddr& local, uint16_t port);
+  // `reuse_port`: other sockets may bind the same port, the kernel giving
+  // each flow (outer 4-tuple) to one of them (SO_REUSEPORT).
+  static Result<TunnelSocket> open(const datapath::topology::IpAddr& local, uint16_t port,
+                                   bool reuse_port = false);
+  TunnelSocket(TunnelSocket&&) noexcept = default;
+  TunnelSocket& operator=(TunnelSocket&&) noexcept = default;
 
-  int fd() const { return fd_.get(); }
+  int fd() const override { return fd_.get(); }
   // Non-blocking: up to a batch of buffers, each one datagram or a run of
   // coalesced ones (Batch::segmentSize()).
-  size_t receive(Batch& batch);
-  void release() {}  // the batch holds its own copies
+  size_t receive(Batch& batch) override;
+  void release() override {}  // the batch holds its own copies
   bool send(const datapath::topology::IpAddr& remote, std::span<const uint8_t> payload);
-  // The same, sent by the next flush(), which sends what is queued in one
-  // sendmmsg: consecutive datagrams to one remote of one size (the last
-  // maybe shorter) as one UDP_SEGMENT message, which also reaches the far
-  // end's UDP_GRO socket as one buffer. The payload's bytes must stay where
-  // they are until then.
-  void queue(const datapath::topology::IpAddr& remote, std::span<const uint8_t> payload);
-  size_t queued() const { return queued_; }
+  // Sends what queue() gathered in one sendmmsg: consecutive datagrams to
+  // one remote of one size (the last maybe shorter) as one UDP_SEGMENT
+  // message, which also reaches the far end's UDP_GRO socket as one buffer.
   // Returns how many datagrams were sent.
-  size_t flush();
+  size_t flush() override;
   // A super-frame cut into segments (packet/offload.h), all to `remote`:
   // each datagram gathered from its headers and its payload in `frame`,
   // sent in UDP_SEGMENT calls of at most kMaxSegmentsPerSend datagrams and
@@ -215,23 +155,18 @@ class TunnelSocket {
   // maxPayload()). Returns how many datagrams were sent.
   size_t sendGather(const datapath::topology::IpAddr& remote,
                     const datapath::packet::SegmentHeaders& segments,
-                    std::span<const uint8_t> frame);
+                    std::span<const uint8_t> frame) override;
   // The largest datagram payload that leaves without IP fragmentation: the
   // MTU of the interface holding the tunnel address, less the IP and UDP
   // headers.
-  size_t maxPayload() const { return max_payload_; }
-
-  static constexpr size_t kMaxSegmentsPerSend = 64;
+  size_t maxPayload() const override { return max_payload_; }
 
  private:
+  TunnelSocket() = default;
   Fd fd_;
   uint16_t port_ = 0;
   uint8_t family_ = 4;
   size_t max_payload_ = 1500 - 20 - 8;
-  // What queue() gathered.
-  std::array<std::span<const uint8_t>, kMaxSegmentsPerSend> queue_payloads_{};
-  std::array<datapath::topology::IpAddr, kMaxSegmentsPerSend> queue_remotes_{};
-  size_t queued_ = 0;
 };
 
 }  // namespace canopy::agent

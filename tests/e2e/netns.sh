@@ -64,14 +64,16 @@ add_host() {
   in_ns "$ns" ip link set ul0 up
 }
 
-# start_agent HOST ADDRESS [ARGS...]: canopy-agent in the host's namespace.
+# start_agent HOST ADDRESS [ARGS...]: canopy-agent in the host's namespace,
+# with $CANOPY_AGENT_WORKERS datapath workers (default 1).
 start_agent() {
   local name=$1 address=$2 ns="$tag-$1"
   shift 2
   mkdir -p "$work/$name"
   # Not through a shell function: $! must be the agent itself.
   ip netns exec "$ns" "$bin/canopy-agent" --host-name "$name" --tunnel-ip "$address" \
-    --server "unix:$work/southbound-0.sock" --run-dir "$work/$name" "$@" \
+    --server "unix:$work/southbound-0.sock" --run-dir "$work/$name" \
+    --workers "${CANOPY_AGENT_WORKERS:-1}" "$@" \
     >"$work/$name/agent.log" 2>&1 &
   agent_pids+=("$!")
   for _ in $(seq 1 100); do

@@ -1,0 +1,524 @@
+#include "agent/worker.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "datapath/packet/parser.h"
+#include "datapath/packet/tunnel.h"
+
+namespace canopy::agent {
+namespace {
+
+using datapath::DropReason;
+using datapath::packet::Offload;
+using datapath::pipeline::Datapath;
+using datapath::pipeline::Encapsulation;
+using datapath::pipeline::Ingress;
+using datapath::pipeline::Outputs;
+
+// How long poll() waits when nothing comes (ticks and commands wake it).
+constexpr int kIdlePollMs = 200;
+
+}  // namespace
+
+struct Worker::Command {
+  enum class Kind : uint8_t { Adopt, Drop, SetPorts, Send };
+  Kind kind = Kind::Adopt;
+  std::string interface {};
+  std::unique_ptr<PortIo> io{};
+  bool flag = false;  // Adopt: receive; Drop: remove the tap
+  std::map<std::string, PortBinding> ports{};
+  size_t uplink = 0;
+  std::vector<uint8_t> frame{};
+};
+
+Worker::Worker(const Clock& clock, Options options, const SnapshotCell<WorkerPlan>& plan,
+               std::vector<std::unique_ptr<TunnelIo>> tunnels,
+               std::vector<std::unique_ptr<PortIo>> uplinks)
+    : clock_(clock),
+      options_(options),
+      plan_(plan),
+      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
+      tunnels_(std::move(tunnels)),
+      uplinks_(std::move(uplinks)) {
+  CANOPY_CHECK_MSG(wake_fd_.get() >= 0, "eventfd for a worker");
+}
+
+Worker::~Worker() { stop(); }
+
+void Worker::start() {
+  thread_ = std::thread([this] { loop(); });
+}
+
+void Worker::stop() {
+  if (stopping_.exchange(true)) return;
+  wake();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::wake() {
+  uint64_t one = 1;
+  (void)!::write(wake_fd_.get(), &one, sizeof(one));
+}
+
+void Worker::push(Command command) {
+  {
+    MutexLock lock(mu_);
+    commands_.push_back(std::move(command));
+  }
+  has_commands_.store(true, std::memory_order_release);
+  wake();
+}
+
+void Worker::adopt(const std::string& interface, std::unique_ptr<PortIo> io, bool receive) {
+  push(
+      {.kind = Command::Kind::Adopt, .interface = interface, .io = std::move(io), .flag = receive});
+}
+
+void Worker::drop(const std::string& interface, bool remove) {
+  push({.kind = Command::Kind::Drop, .interface = interface, .flag = remove});
+}
+
+void Worker::setPorts(std::map<std::string, PortBinding> ports) {
+  push({.kind = Command::Kind::SetPorts, .ports = std::move(ports)});
+}
+
+void Worker::sendOnUplink(size_t uplink, std::vector<uint8_t> frame) {
+  push({.kind = Command::Kind::Send, .uplink = uplink, .frame = std::move(frame)});
+}
+
+WorkerStats Worker::stats() const {
+  MutexLock lock(mu_);
+  return published_;
+}
+
+std::vector<std::string> Worker::takeGone() {
+  MutexLock lock(mu_);
+  return std::exchange(gone_, {});
+}
+
+void Worker::applyCommands() {
+  if (!has_commands_.exchange(false, std::memory_order_acquire)) return;
+  std::vector<Command> commands;
+  {
+    MutexLock lock(mu_);
+    commands.swap(commands_);
+  }
+  for (auto& c : commands) {
+    switch (c.kind) {
+      case Command::Kind::Adopt: {
+        Bound& b = ports_[c.interface];
+        b.io = std::move(c.io);
+        b.receive = c.flag;
+        break;
+      }
+      case Command::Kind::Drop: {
+        auto it = ports_.find(c.interface);
+        if (it == ports_.end() || it->second.io == nullptr) break;
+        if (c.flag) {
+          if (auto r = it->second.io->removeTap(); !r) {
+            spdlog::warn("agent: {}: {}", c.interface, r.error().message());
+          }
+        }
+        it->second.io.reset();
+        break;
+      }
+      case Command::Kind::SetPorts: {
+        for (auto it = ports_.begin(); it != ports_.end();) {
+          it = c.ports.count(it->first) ? std::next(it) : ports_.erase(it);
+        }
+        for (auto& [interface, binding] : c.ports) {
+          Bound& b = ports_[interface];
+          if (b.binding.port_id != binding.port_id) b.rx = b.tx = 0;
+          b.binding = binding;
+        }
+        break;
+      }
+      case Command::Kind::Send:
+        if (c.uplink < uplinks_.size()) uplinks_[c.uplink]->send(c.frame);
+        break;
+    }
+  }
+  index();
+}
+
+void Worker::index() {
+  by_key_.clear();
+  for (auto& [interface, b] : ports_) {
+    if (b.binding.key != 0 && b.io != nullptr) by_key_[b.binding.key] = &b;
+  }
+}
+
+void Worker::followPlan() {
+  auto plan = plan_.load();
+  if (plan == nullptr || plan->generation == generation_) return;
+  generation_ = plan->generation;
+  if (plan->shared != shared_ || datapath_ == nullptr) {
+    shared_ = plan->shared;
+    if (shared_ == nullptr) return;
+    datapath_ = std::make_unique<Datapath>(clock_, plan->config, shared_);
+  }
+  if (plan->topology != nullptr && plan->topology.get() != datapath_->topology()) {
+    datapath_->setTopology(plan->topology);
+  }
+}
+
+void Worker::loop() {
+  std::vector<pollfd> fds;
+  std::vector<Bound*> polled;
+  auto last_tick = std::chrono::steady_clock::now();
+  auto busy_poll_until = last_tick;
+  while (!stopping_.load()) {
+    applyCommands();
+    followPlan();
+    // What to poll: wake-up, tunnels, uplinks, the ports it receives from.
+    fds.clear();
+    polled.clear();
+    fds.push_back({wake_fd_.get(), POLLIN, 0});
+    for (const auto& t : tunnels_) fds.push_back({t->fd(), POLLIN, 0});
+    for (const auto& u : uplinks_) fds.push_back({u->fd(), POLLIN, 0});
+    for (auto& [interface, b] : ports_) {
+      if (b.io == nullptr || !b.receive || b.io->fd() < 0) continue;
+      fds.push_back({b.io->fd(), POLLIN, 0});
+      polled.push_back(&b);
+    }
+    bool spinning = busy_poll_until > std::chrono::steady_clock::now();
+    int n = ::poll(fds.data(), fds.size(), spinning ? 0 : kIdlePollMs);
+    if (n < 0 && errno != EINTR) {
+      spdlog::error("agent: worker {}: poll: {}", options_.index, std::strerror(errno));
+      return;
+    }
+    size_t at = 0;
+    if (fds[at++].revents != 0) {
+      uint64_t drained;
+      while (::read(wake_fd_.get(), &drained, sizeof(drained)) > 0) {
+      }
+      continue;  // commands, the plan: the I/O set may have changed
+    }
+    received_ = false;
+    for (size_t t = 0; t < tunnels_.size(); ++t, ++at) {
+      if (fds[at].revents != 0) receiveTunnel(t);
+    }
+    for (size_t u = 0; u < uplinks_.size(); ++u, ++at) {
+      if (fds[at].revents != 0) {
+        receive(*uplinks_[u], nullptr, Ingress::fromUplink(static_cast<uint32_t>(u)));
+      }
+    }
+    for (Bound* b : polled) {
+      short revents = fds[at++].revents;
+      if (revents == 0 || b->io == nullptr) continue;
+      if ((revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) port_error_ = true;
+      if (b->binding.key == 0) {
+        while (b->io->receive(batch_) > 0) {
+        }  // not in the view yet: nowhere to send it
+        b->io->release();
+        continue;
+      }
+      receive(*b->io, b, Ingress::fromPort(b->binding.key));
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (received_) busy_poll_until = now + options_.busy_poll;
+    if (port_error_ || now - last_tick >= options_.tick) {
+      if (now - last_tick >= options_.tick) last_tick = now;
+      port_error_ = false;
+      tick();
+    }
+  }
+}
+
+// Frames of a port or an uplink, each with its offload request: kept for
+// the way out if the datapath can carry it.
+void Worker::receive(PortIo& io, Bound* bound, const Ingress& ingress) {
+  while (io.receive(batch_) > 0) {
+    if (datapath_ == nullptr) continue;  // no view yet
+    if (bound != nullptr) bound->rx += batch_.size();
+    inputs_.clear();
+    offloads_.clear();
+    rx_runs_used_ = 0;
+    for (size_t i = 0; i < batch_.size(); ++i) {
+      auto frame = batch_.mutableFrame(i);
+      if (frame.empty()) continue;  // cut short on receive
+      Offload offload = batch_.offload(i);
+      if (auto why = datapath::packet::acceptOffload(frame, offload); why != DropReason::None) {
+        ioDrop(why);
+        continue;
+      }
+      if (offload.gso()) ++super_frames_;
+      inputs_.push_back({ingress, frame, offload.segmentSize(), frame});
+      offloads_.push_back(offload);
+    }
+    runBatch();
+    io.release();
+    received_ = true;
+    if (batch_.size() < Batch::kFrames) break;
+  }
+}
+
+// Tunnel datagrams, a coalesced run cut back into its datagrams. As GRO
+// would, consecutive TCP segments of one flow behind the same tunnel header
+// are joined first into one super-frame (behind that header), which passes
+// the datapath once instead of once per segment.
+void Worker::receiveTunnel(size_t t) {
+  TunnelIo& io = *tunnels_[t];
+  Encapsulation e = (t == 0) == (options_.encapsulation == Encapsulation::Geneve)
+                        ? Encapsulation::Geneve
+                        : Encapsulation::Vxlan;
+  while (io.receive(batch_) > 0) {
+    if (datapath_ == nullptr) continue;  // no view yet
+    inputs_.clear();
+    offloads_.clear();
+    rx_runs_used_ = 0;
+    for (size_t i = 0; i < batch_.size(); ++i) {
+      Ingress ingress = Ingress::fromTunnel(e, batch_.source(i));
+      auto buffer = batch_.mutableFrame(i);
+      size_t size = batch_.segmentSize(i);
+      if (size == 0) size = buffer.size();
+      datapath::packet::TcpCoalescer* joining = nullptr;
+      std::span<uint8_t> first;  // the run's first datagram
+      auto end_run = [&] {
+        if (joining == nullptr) return;
+        if (joining->segments() > 1) {
+          Offload o;
+          auto joined = joining->finish(o);
+          inputs_.push_back({ingress, joined, o.gso_size, joined});
+          offloads_.push_back(o);
+          ++joined_;
+        } else {
+          inputs_.push_back({ingress, first, 0, first});
+          offloads_.push_back({});
+        }
+        joining = nullptr;
+      };
+      size_t header_length = 0;  // the run's tunnel header
+      for (size_t from = 0; from < buffer.size(); from += size) {
+        auto datagram = buffer.subspan(from, std::min(size, buffer.size() - from));
+        // Behind the same header bytes as the run's: no need to parse it again.
+        if (joining != nullptr && datagram.size() > header_length &&
+            joining->add(datagram.subspan(header_length), datagram.first(header_length))) {
+          continue;
+        }
+        datapath::packet::TunnelInfo tunnel;
+        auto why = e == Encapsulation::Geneve ? datapath::packet::parseGeneve(datagram, tunnel)
+                                              : datapath::packet::parseVxlan(datagram, tunnel);
+        bool joinable = why == DropReason::None && !tunnel.control && size < buffer.size();
+        auto header = datagram.first(joinable ? tunnel.inner_offset : 0);
+        auto inner = datagram.subspan(header.size());
+        end_run();
+        if (joinable) {
+          if (rx_runs_used_ == rx_runs_.size()) {
+            rx_runs_.push_back(std::make_unique<datapath::packet::TcpCoalescer>());
+          }
+          auto& run = *rx_runs_[rx_runs_used_];
+          run.clear();
+          if (run.add(inner, header)) {
+            ++rx_runs_used_;
+            joining = &run;
+            first = datagram;
+            header_length = header.size();
+            continue;
+          }
+        }
+        inputs_.push_back({ingress, datagram, 0, datagram});
+        offloads_.push_back({});
+      }
+      end_run();
+    }
+    runBatch();
+    io.release();
+    received_ = true;
+    if (batch_.size() < Batch::kFrames) break;
+  }
+}
+
+void Worker::runBatch() {
+  out_.clear();
+  datapath_->processBatch(inputs_, out_);
+  forward(out_, offloads_);
+}
+
+void Worker::forward(Outputs& out, std::span<const Offload> offloads) {
+  // Complete TCP segments for one port (a tunnel brings them one by one)
+  // are joined into super-frames on their way, as GRO would: one send and
+  // one pass through the guest's stack instead of dozens.
+  PortIo* run_io = nullptr;
+  Bound* run_bound = nullptr;
+  auto flush = [&] {
+    if (coalescer_.empty()) return;
+    Offload joined;
+    auto frame = coalescer_.finish(joined);
+    if (coalescer_.segments() > 1) ++coalesced_;
+    sendFrame(*run_io, run_bound, frame, joined);
+    flushPort(*run_io, run_bound);  // before the coalescer's bytes are reused
+    coalescer_.clear();
+  };
+  for (const auto& item : out.items()) {
+    auto bytes = out.mutableBytes(item);
+    // A forwarded frame leaves with its input's request, fixed up for its
+    // final headers; what the datapath made is complete as it is.
+    Offload offload{};
+    if (!item.generated && item.input < offloads.size()) offload = offloads[item.input];
+    PortIo* io = nullptr;
+    Bound* bound = nullptr;
+    if (item.kind == Outputs::Kind::Port) {
+      if (auto it = by_key_.find(item.port); it != by_key_.end() && it->second->io) {
+        bound = it->second;
+        io = bound->io.get();
+      }
+    } else if (item.kind == Outputs::Kind::Uplink && item.uplink < uplinks_.size()) {
+      io = uplinks_[item.uplink].get();
+    }
+    if (item.kind == Outputs::Kind::Port && io != nullptr && offload.none()) {
+      if (run_io == io && coalescer_.add(bytes)) continue;
+      flush();
+      if (coalescer_.add(bytes)) {
+        run_io = io;
+        run_bound = bound;
+        continue;
+      }
+    } else {
+      flush();  // what goes out keeps the batch's order
+    }
+    if (item.kind == Outputs::Kind::Tunnel) {
+      sendTunnel(item, bytes, offload);
+      continue;
+    }
+    if (io == nullptr) continue;
+    if (!offload.none()) {
+      // NAT, a TTL or a VLAN tag may have changed what the partial
+      // checksum covers and where it lies: rewritten from the final headers.
+      if (auto why = datapath::packet::setPartialChecksum(bytes, offload);
+          why != DropReason::None) {
+        ioDrop(why);
+        continue;
+      }
+    }
+    sendFrame(*io, bound, bytes, offload);
+  }
+  flush();
+  flushSends();
+}
+
+void Worker::sendFrame(PortIo& io, Bound* bound, std::span<const uint8_t> frame,
+                       const Offload& offload) {
+  if (io.queued() == 0) {
+    sending_.emplace_back(&io, bound);
+  } else if (io.queued() == PortIo::kSendBatch) {
+    flushPort(io, bound);  // and stays among sending_
+  }
+  io.queue(frame, offload);
+}
+
+void Worker::flushPort(PortIo& io, Bound* bound) {
+  size_t queued = io.queued();
+  size_t sent = io.flush();
+  send_failed_ += queued - sent;
+  if (bound != nullptr) bound->tx += sent;
+}
+
+void Worker::flushTunnel(TunnelIo& tunnel) {
+  size_t queued = tunnel.queued();
+  if (queued != 0) send_failed_ += queued - tunnel.flush();
+}
+
+void Worker::flushSends() {
+  for (auto [io, bound] : sending_) {
+    if (io->queued() != 0) flushPort(*io, bound);
+  }
+  sending_.clear();
+  for (auto& tunnel : tunnels_) flushTunnel(*tunnel);
+}
+
+void Worker::sendTunnel(const Outputs::Item& item, std::span<uint8_t> bytes, Offload offload) {
+  // [0] is the configured encapsulation's socket, [1] the other's.
+  TunnelIo& tunnel = *tunnels_[item.encapsulation == options_.encapsulation ? 0 : 1];
+  auto inner = bytes.subspan(item.inner_offset);
+  if (offload.gso()) {
+    // Nobody segments a super-frame inside a datagram: cut here into
+    // complete segments, each behind the same tunnel header and small
+    // enough that its datagram needs no IP fragmentation, and send the run
+    // in UDP_SEGMENT calls.
+    datapath::packet::ParsedPacket p;
+    if (auto why = datapath::packet::parse(inner, p); why != DropReason::None) {
+      ioDrop(why);
+      return;
+    }
+    size_t mss = offload.gso_size;
+    size_t overhead = item.inner_offset + p.payload_offset;
+    if (tunnel.maxPayload() > overhead + 64) mss = std::min(mss, tunnel.maxPayload() - overhead);
+    if (auto why = datapath::packet::segmentHeaders(inner, offload, mss,
+                                                    bytes.first(item.inner_offset), segments_);
+        why != DropReason::None) {
+      ioDrop(why);
+      return;
+    }
+    ++segmented_;
+    flushTunnel(tunnel);  // what was queued before it leaves before it
+    // Each datagram gathered from its headers and its payload where it lies.
+    if (tunnel.sendGather(item.remote, segments_, inner) < segments_.count) ++send_failed_;
+    return;
+  }
+  if (offload.partial()) {
+    // Nobody finishes a checksum inside a datagram either.
+    if (auto why = datapath::packet::setPartialChecksum(inner, offload); why != DropReason::None) {
+      ioDrop(why);
+      return;
+    }
+    if (auto why =
+            datapath::packet::completeChecksum(inner, offload.csum_start, offload.csum_offset);
+        why != DropReason::None) {
+      ioDrop(why);
+      return;
+    }
+  }
+  if (tunnel.queued() == TunnelIo::kMaxSegmentsPerSend) flushTunnel(tunnel);
+  tunnel.queue(item.remote, bytes);
+}
+
+void Worker::tick() {
+  // An owned tap deleted under the agent: reported once, its I/O let go.
+  std::vector<std::string> gone;
+  for (auto& [interface, b] : ports_) {
+    if (b.io != nullptr && b.io->tap() && !b.io->attached()) {
+      gone.push_back(interface);
+      b.io.reset();
+    }
+  }
+  if (!gone.empty()) index();
+  WorkerStats s;
+  if (datapath_ != nullptr) {
+    s.datapath = datapath_->counters();
+    s.cache = datapath_->cacheStats();
+    s.cache_entries = datapath_->cacheSize();
+  }
+  s.io_drops = io_drops_;
+  s.send_failed = send_failed_;
+  s.super_frames = super_frames_;
+  s.segmented = segmented_;
+  s.joined = joined_;
+  s.coalesced = coalesced_;
+  for (const auto& u : uplinks_) s.receive_truncated += u->truncated();
+  for (const auto& [interface, b] : ports_) {
+    if (b.io != nullptr) s.receive_truncated += b.io->truncated();
+    WorkerStats::Port& p = s.ports[interface];
+    p.port_id = b.binding.port_id;
+    p.key = b.binding.key;
+    p.rx = b.rx;
+    p.tx = b.tx;
+    if (datapath_ != nullptr && b.binding.key != 0) {
+      if (auto d = datapath_->portDrops().find(b.binding.key); d != datapath_->portDrops().end()) {
+        p.drops = d->second;
+      }
+    }
+  }
+  MutexLock lock(mu_);
+  gone_.insert(gone_.end(), gone.begin(), gone.end());
+  published_ = std::move(s);
+}
+
+}  // namespace canopy::agent
