@@ -351,9 +351,11 @@ BENCHMARK(BM_ConntrackLookup);
 // makes it, the last one to finish lets it go.
 class SharedForRun {
  public:
-  std::shared_ptr<pipeline::SharedState> join() {
+  std::shared_ptr<pipeline::SharedState> join(size_t threads) {
     std::lock_guard lock(mu_);
-    if (users_++ == 0) current_ = std::make_shared<pipeline::SharedState>(clock_, hostConfig());
+    if (users_++ == 0) {
+      current_ = std::make_shared<pipeline::SharedState>(clock_, hostConfig(), threads);
+    }
     return current_;
   }
   void leave() {
@@ -371,7 +373,7 @@ class SharedForRun {
 SharedForRun g_shared;
 
 void BM_WorkersCachedRouted(benchmark::State& state) {
-  Fixture fx(g_shared.join());
+  Fixture fx(g_shared.join(static_cast<size_t>(state.threads())));
   // Each thread its own 1,024 flows (other networks, other source ports).
   auto t = static_cast<uint32_t>(state.thread_index());
   auto v = flows([t](uint32_t n) {
@@ -388,7 +390,7 @@ void BM_WorkersCachedRouted(benchmark::State& state) {
 BENCHMARK(BM_WorkersCachedRouted)->Threads(1)->Threads(2)->UseRealTime();
 
 void BM_WorkersFlowSetup(benchmark::State& state) {
-  auto shared = g_shared.join();
+  auto shared = g_shared.join(static_cast<size_t>(state.threads()));
   auto t = static_cast<uint32_t>(state.thread_index());
   // Round r's flows differ from earlier rounds' by their source ports, so
   // that each is new to the shared table too.

@@ -63,7 +63,6 @@ int main(int argc, char** argv) {
   if (!state.start()) return 1;
   SystemClock clock;
   api::ApiConfig config;
-  config.auth = api::AuthMode::NoAuth;
   api::NeutronApi neutron(state, std::move(config), clock);
   auto call = [&](const std::string& method, const std::string& path, const std::string& body,
                   const std::string& project) {

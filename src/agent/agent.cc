@@ -140,7 +140,7 @@ Result<void> Agent::applyView(const HostView& view, uint64_t version) {
     for (const auto& [physnet, interface] : config_.uplinks) c.host.uplinks.push_back(physnet);
     c.encapsulation = config_.encapsulation;
     if (shared_ == nullptr || host_key != host_key_) {
-      shared_ = std::make_shared<datapath::pipeline::SharedState>(clock_, c);
+      shared_ = std::make_shared<datapath::pipeline::SharedState>(clock_, c, workers_.size());
       host_key_ = host_key;
     }
     plan_.store(std::make_shared<const WorkerPlan>(WorkerPlan{

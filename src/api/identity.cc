@@ -248,7 +248,7 @@ Result<model::Caller> BuiltinIdentity::validate(std::string_view token) {
 
 HttpResponse BuiltinIdentity::check(const HttpRequest& request, const std::string& base,
                                     bool head) {
-  if (!validate(request.header("x-auth-token"))) return unauthorized(request);
+  if (!validate(request.header("x-auth-token"))) return keystoneUnauthorized(request);
   std::string subject(request.header("x-subject-token"));
   std::optional<Token> token;
   {
@@ -268,7 +268,7 @@ HttpResponse BuiltinIdentity::check(const HttpRequest& request, const std::strin
 }
 
 HttpResponse BuiltinIdentity::revoke(const HttpRequest& request) {
-  if (!validate(request.header("x-auth-token"))) return unauthorized(request);
+  if (!validate(request.header("x-auth-token"))) return keystoneUnauthorized(request);
   std::string subject(request.header("x-subject-token"));
   MutexLock lock(mu_);
   if (tokens_.erase(subject) == 0) {
@@ -303,7 +303,7 @@ HttpResponse BuiltinIdentity::handle(const HttpRequest& request) {
 HttpResponse BuiltinIdentity::projects(const HttpRequest& request, const std::string& base,
                                        const std::string& path) {
   auto caller = validate(request.header("x-auth-token"));
-  if (!caller) return unauthorized(request);
+  if (!caller) return keystoneUnauthorized(request);
   auto project = [&](const std::string& id, const std::string& name) {
     return Json{{"id", id},
                 {"name", name},
@@ -344,15 +344,46 @@ HttpResponse BuiltinIdentity::projects(const HttpRequest& request, const std::st
   return jsonResponse(200, {{"project", project(it->first, it->second)}});
 }
 
-HttpResponse unauthorized(const HttpRequest& request) {
-  return unauthorized(baseUrl(request) + "/v3");
+HttpResponse keystoneUnauthorized(const HttpRequest& request) {
+  return keystoneUnauthorized(baseUrl(request) + "/v3");
 }
 
-HttpResponse unauthorized(const std::string& auth_uri) {
+HttpResponse keystoneUnauthorized(const std::string& auth_uri) {
   HttpResponse r =
       keystoneError(401, "Unauthorized", "The request you have made requires authentication.");
   r.headers.emplace_back("WWW-Authenticate", "Keystone uri=\"" + auth_uri + "\"");
   return r;
 }
+
+HttpResponse BuiltinIdentity::unauthorized(const HttpRequest& request) {
+  return keystoneUnauthorized(request);
+}
+
+std::optional<HttpResponse> BuiltinIdentity::serve(const HttpRequest& request) {
+  if (request.path != "/v3" && !request.path.starts_with("/v3/")) return std::nullopt;
+  return handle(request);
+}
+
+namespace {
+
+class NoAuth final : public Authenticator {
+ public:
+  Result<model::Caller> authenticate(const HttpRequest& req) override {
+    model::Caller caller;
+    std::string_view project = req.header("x-project-id");
+    if (project.empty()) project = req.header("x-tenant-id");
+    std::string_view roles = req.header("x-roles");
+    caller.project_id = project.empty() ? std::string("admin") : std::string(project);
+    caller.is_admin = project.empty() || roles.find("admin") != std::string_view::npos;
+    return caller;
+  }
+  HttpResponse unauthorized(const HttpRequest& request) override {
+    return keystoneUnauthorized(request);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Authenticator> noAuth() { return std::make_unique<NoAuth>(); }
 
 }  // namespace canopy::api

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "api/authenticator.h"
 #include "base/clock.h"
 #include "base/mutex.h"
 #include "http/message.h"
@@ -39,7 +40,7 @@ struct IdentityOptions {
   std::string region = "RegionOne";
 };
 
-class BuiltinIdentity {
+class BuiltinIdentity final : public Authenticator {
  public:
   static Result<std::unique_ptr<BuiltinIdentity>> fromFile(const std::string& path,
                                                            const Clock& clock,
@@ -56,6 +57,13 @@ class BuiltinIdentity {
   HttpResponse handle(const HttpRequest& request);
   // The caller a token stands for; Unauthenticated if unknown or expired.
   Result<model::Caller> validate(std::string_view token);
+
+  // Authenticator: X-Auth-Token, validated here; /v3 served here.
+  Result<model::Caller> authenticate(const HttpRequest& request) override {
+    return validate(request.header("x-auth-token"));
+  }
+  HttpResponse unauthorized(const HttpRequest& request) override;
+  std::optional<HttpResponse> serve(const HttpRequest& request) override;
 
   // Keystone's stable id for a name (32 hex digits).
   static std::string idFor(std::string_view kind, std::string_view name);
@@ -92,8 +100,8 @@ class BuiltinIdentity {
 };
 
 // Keystone's 401, as keystonemiddleware words it for services.
-HttpResponse unauthorized(const HttpRequest& request);
+HttpResponse keystoneUnauthorized(const HttpRequest& request);
 // The same, naming the identity service at `auth_uri` (http://HOST:PORT/v3).
-HttpResponse unauthorized(const std::string& auth_uri);
+HttpResponse keystoneUnauthorized(const std::string& auth_uri);
 
 }  // namespace canopy::api

@@ -6,6 +6,8 @@
 #include <charconv>
 #include <ctime>
 
+#include "api/identity.h"
+
 namespace canopy::api {
 namespace {
 
@@ -178,6 +180,10 @@ Result<model::Caller> KeystoneAuth::validate(std::string_view token_view) {
   lru_.push_front(token);
   cache_.emplace(token, Entry{.caller = caller, .until = until, .lru = lru_.begin()});
   return caller;
+}
+
+http::HttpResponse KeystoneAuth::unauthorized(const http::HttpRequest&) {
+  return keystoneUnauthorized(options_.auth_url);
 }
 
 }  // namespace canopy::api

@@ -16,6 +16,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "api/authenticator.h"
 #include "base/clock.h"
 #include "base/mutex.h"
 #include "http/client.h"
@@ -38,11 +39,17 @@ struct KeystoneOptions {
   std::chrono::milliseconds timeout{5000};
 };
 
-class KeystoneAuth {
+class KeystoneAuth final : public Authenticator {
  public:
   static Result<std::unique_ptr<KeystoneAuth>> create(KeystoneOptions options, const Clock& clock);
 
   Result<model::Caller> validate(std::string_view token);
+
+  // Authenticator: X-Auth-Token, validated at Keystone (cached).
+  Result<model::Caller> authenticate(const http::HttpRequest& request) override {
+    return validate(request.header("x-auth-token"));
+  }
+  http::HttpResponse unauthorized(const http::HttpRequest& request) override;
 
   // Where clients authenticate (for WWW-Authenticate).
   const std::string& authUrl() const { return options_.auth_url; }

@@ -23,9 +23,6 @@ using model::Caller;
 using model::Json;
 using model::ResourceSpec;
 
-// The project of a noauth caller that names none (an admin).
-constexpr std::string_view kNoAuthAdminProject = "admin";
-
 int httpStatus(Errc code) {
   switch (code) {
     case Errc::InvalidArgument:
@@ -171,10 +168,17 @@ HttpResponse transportError(int status, std::string message) {
 
 struct NeutronApi::Impl {
   Impl(state::ModelState& s, ApiConfig c, const Clock& k)
-      : state(s), config(std::move(c)), clock(k), kinds(makeResourceKinds(config.network)) {}
+      : state(s),
+        config(std::move(c)),
+        own_auth(config.auth == nullptr ? noAuth() : nullptr),
+        auth(config.auth != nullptr ? *config.auth : *own_auth),
+        clock(k),
+        kinds(makeResourceKinds(config.network)) {}
 
   state::ModelState& state;
   ApiConfig config;
+  std::unique_ptr<Authenticator> own_auth;
+  Authenticator& auth;
   const Clock& clock;
   std::vector<std::unique_ptr<ResourceKind>> kinds;
 
@@ -183,22 +187,6 @@ struct NeutronApi::Impl {
       if (k->spec().collection == collection) return k.get();
     }
     return nullptr;
-  }
-
-  Result<Caller> authenticate(const HttpRequest& req) const {
-    if (config.auth == AuthMode::Builtin) {
-      return config.identity->validate(req.header("x-auth-token"));
-    }
-    if (config.auth == AuthMode::Keystone) {
-      return config.keystone->validate(req.header("x-auth-token"));
-    }
-    Caller caller;
-    std::string_view project = req.header("x-project-id");
-    if (project.empty()) project = req.header("x-tenant-id");
-    std::string_view roles = req.header("x-roles");
-    caller.project_id = project.empty() ? std::string(kNoAuthAdminProject) : std::string(project);
-    caller.is_admin = project.empty() || roles.find("admin") != std::string_view::npos;
-    return caller;
   }
 
   static bool canChange(const Json& doc, const Caller& caller) {
@@ -834,15 +822,12 @@ struct NeutronApi::Impl {
       if (req.method == "GET") return versions(req);
       return methodNotAllowed();
     }
-    if (parts[0] == "v3" && config.auth == AuthMode::Builtin) return config.identity->handle(req);
+    if (auto served = auth.serve(req)) return *served;
     bool canopy = parts[0] == "canopy" && parts.size() >= 2 && parts[1] == "v1" && config.canopy;
     if (parts[0] != "v2.0" && !canopy) return unknownPath(req);
-    auto caller = authenticate(req);
+    auto caller = auth.authenticate(req);
     if (!caller) {
-      if (caller.error().code() == Errc::Unauthenticated) {
-        return config.auth == AuthMode::Keystone ? unauthorized(config.keystone->authUrl())
-                                                 : unauthorized(req);
-      }
+      if (caller.error().code() == Errc::Unauthenticated) return auth.unauthorized(req);
       return errorResponse(caller.error());
     }
     if (canopy) return config.canopy(req, *caller);
@@ -892,12 +877,7 @@ struct NeutronApi::Impl {
 };
 
 NeutronApi::NeutronApi(state::ModelState& state, ApiConfig config, const Clock& clock)
-    : impl_(std::make_unique<Impl>(state, std::move(config), clock)) {
-  CANOPY_CHECK_MSG(impl_->config.auth != AuthMode::Builtin || impl_->config.identity != nullptr,
-                   "builtin auth needs an identity service");
-  CANOPY_CHECK_MSG(impl_->config.auth != AuthMode::Keystone || impl_->config.keystone != nullptr,
-                   "keystone auth needs a validator");
-}
+    : impl_(std::make_unique<Impl>(state, std::move(config), clock)) {}
 
 NeutronApi::~NeutronApi() = default;
 

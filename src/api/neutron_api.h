@@ -1,10 +1,10 @@
 #pragma once
 // Neutron's v2.0 REST API over the in-memory model: routing, authentication
-// (noauth for now), policy, the generic create/list/show/update/delete of
+// (an Authenticator), policy, the generic create/list/show/update/delete of
 // resources, and Neutron's error bodies. Transport-free: it maps an
 // HttpRequest to an HttpResponse, so tests drive it with or without sockets.
 //
-//   NeutronApi api(state, {.auth = AuthMode::NoAuth});
+//   NeutronApi api(state, {.auth = identity.get()}, clock);
 //   auto server = HttpServer::start(options, [&](const HttpRequest& r) { return api.handle(r); });
 //
 // Thread-safety: handle() may be called from many threads at once.
@@ -13,8 +13,7 @@
 #include <memory>
 #include <string>
 
-#include "api/identity.h"
-#include "api/keystone_auth.h"
+#include "api/authenticator.h"
 #include "base/clock.h"
 #include "http/message.h"
 #include "model/attributes.h"
@@ -26,24 +25,10 @@ namespace canopy::api {
 using http::HttpRequest;
 using http::HttpResponse;
 
-enum class AuthMode {
-  // No credentials: the project comes from the X-Project-Id header and the
-  // roles from X-Roles ("admin" makes an admin); without X-Project-Id the
-  // caller is an admin of project "admin" (what the openstack client gets
-  // with --os-auth-type none). For tests and trusted set-ups only.
-  NoAuth,
-  // X-Auth-Token issued by the builtin identity service (served under /v3).
-  Builtin,
-  // X-Auth-Token validated at an external Keystone.
-  Keystone,
-};
-
 struct ApiConfig {
-  AuthMode auth = AuthMode::NoAuth;
-  // For AuthMode::Builtin: the identity service; it outlives the API.
-  BuiltinIdentity* identity = nullptr;
-  // For AuthMode::Keystone: the validator; it outlives the API.
-  KeystoneAuth* keystone = nullptr;
+  // Who calls (authenticator.h); it outlives the API. Null: no credentials
+  // (noAuth(): the X-Project-Id header names the project).
+  Authenticator* auth = nullptr;
   model::NetworkConfig network;
   // Canopy's own endpoints under /canopy/v1/ (trace, status), called once
   // the caller is authenticated; unset: those paths are not found.

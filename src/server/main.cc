@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <string>
 
+#include "api/identity.h"
+#include "api/keystone_auth.h"
 #include "api/neutron_api.h"
 #include "base/log.h"
 #include "http/server.h"
@@ -144,11 +146,9 @@ int run(const Options& options) {
   canopy::trace::Operations operations(state, &southbound);
   canopy::api::NeutronApi api(
       state,
-      {.auth = identity   ? canopy::api::AuthMode::Builtin
-               : keystone ? canopy::api::AuthMode::Keystone
-                          : canopy::api::AuthMode::NoAuth,
-       .identity = identity.get(),
-       .keystone = keystone.get(),
+      {.auth = identity   ? static_cast<canopy::api::Authenticator*>(identity.get())
+               : keystone ? static_cast<canopy::api::Authenticator*>(keystone.get())
+                          : nullptr,
        .network = {.overlay = options.overlay,
                    .physical_mtu = options.physical_mtu,
                    .vni_min = options.vni_min,

@@ -104,11 +104,13 @@ http::HttpResponse Operations::status() {
                 {"connected", false},
                 {"applied_version", nullptr},
                 {"latest_version", nullptr},
+                {"considered_revision", nullptr},
                 {"drops", Json::object()}};
       if (auto s = sessions.find(host); s != sessions.end()) {
         a["connected"] = true;
         a["applied_version"] = s->second.applied_version;
         a["latest_version"] = s->second.latest_version;
+        a["considered_revision"] = s->second.considered_revision;
         a["packets"] = s->second.stats.packets();
         a["outputs"] = s->second.stats.outputs();
         for (const auto& [reason, count] : s->second.stats.drops()) {

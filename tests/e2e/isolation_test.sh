@@ -41,9 +41,9 @@ done
 
 # Each tenant's VMs reach each other; a capture on tenant b's VM with the
 # same address sees nothing of tenant a's ping.
-in_ns "$tag-b2" timeout 6 tcpdump -l -n -i eth0 icmp >"$work/b2.pcap.txt" 2>/dev/null &
+in_ns "$tag-b2" timeout 6 tcpdump -l -n -i eth0 icmp >"$work/b2.pcap.txt" 2>"$work/b2.pcap.err" &
 capture=$!
-sleep 1
+wait_capture "$work/b2.pcap.err"
 in_ns "$tag-a1" ping -c 5 -i 0.2 -W 2 10.0.0.20 >"$work/ping-a" || fail "a1 -> a2: $(cat "$work/ping-a")"
 in_ns "$tag-b1" ping -c 2 -i 0.2 -W 2 10.0.0.20 >"$work/ping-b" || fail "b1 -> b2: $(cat "$work/ping-b")"
 wait "$capture" || true
@@ -65,7 +65,14 @@ fi
 # ARP spoofing: a1 claims a2's address.
 in_ns "$tag-a1" ip addr add 10.0.0.20/32 dev eth0
 in_ns "$tag-a1" busybox arping -c 2 -U -s 10.0.0.20 -I eth0 10.0.0.20 >/dev/null 2>&1 || true
-sleep 1.5  # the agent publishes its counters every second
+# The agent publishes its counters every second: waited for.
+counted() {
+  status=$("$bin/canopy-agent" --run-dir "$work/h1" status)
+  for reason in port_security_mac port_security_ip port_security_arp; do
+    [ "$(field "d['datapath']['drops'].get('$reason', 0)" <<<"$status")" -gt 0 ] || return 1
+  done
+}
+for _ in $(seq 1 50); do counted && break; sleep 0.1; done
 status=$("$bin/canopy-agent" --run-dir "$work/h1" status)
 for reason in port_security_mac port_security_ip port_security_arp; do
   n=$(field "d['datapath']['drops'].get('$reason', 0)" <<<"$status")

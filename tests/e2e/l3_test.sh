@@ -70,14 +70,14 @@ expect_in "ttl=63" "$(cat "$work/ping")"
 
 # Security groups: tcp 8080 on vm2 is blocked until a rule allows it.
 bg "$tag-vm2" nc -lk 8080
-sleep 0.3
+wait_listen "$tag-vm2" 8080
 if in_ns "$tag-vm1" nc -z -w 2 "$vm2_ip" 8080; then fail "tcp 8080 open without a rule"; fi
 rule=$(api POST /v2.0/security-group-rules '{"security_group_rule": {"security_group_id":
   "'"$web"'", "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
   "port_range_min": 8080, "port_range_max": 8080}}' | field 'd["security_group_rule"]["id"]')
 retry 10 in_ns "$tag-vm1" nc -z -w 1 "$vm2_ip" 8080 || fail "tcp 8080 still blocked with the rule"
 api DELETE "/v2.0/security-group-rules/$rule" >/dev/null
-sleep 1
+wait_applied h2
 if in_ns "$tag-vm1" nc -z -w 2 "$vm2_ip" 8080; then fail "tcp 8080 open after the rule went"; fi
 
 # A remote-group rule admits members only: "members" opens tcp 9090 to its
@@ -89,21 +89,22 @@ api POST /v2.0/security-group-rules '{"security_group_rule": {"security_group_id
   "port_range_min": 9090, "port_range_max": 9090, "remote_group_id": "'"$members"'"}}' >/dev/null
 api PUT "/v2.0/ports/$vm2_id" '{"port": {"security_groups": ["'"$web"'", "'"$members"'"]}}' >/dev/null
 bg "$tag-vm2" nc -lk 9090
-sleep 1
+wait_listen "$tag-vm2" 9090
+wait_applied h2
 if in_ns "$tag-vm1" nc -z -w 2 "$vm2_ip" 9090; then fail "tcp 9090 open to a non-member"; fi
 api PUT "/v2.0/ports/$vm1_id" '{"port": {"security_groups": ["'"$default_sg"'", "'"$members"'"]}}' >/dev/null
 retry 10 in_ns "$tag-vm1" nc -z -w 1 "$vm2_ip" 9090 || fail "tcp 9090 closed to a member"
 
 # Floating IP: announced by gratuitous ARP from vm1's host, reachable from
 # outside; vm1's outbound connections come from it.
-bg "$outside" sh -c "exec timeout 20 tcpdump -l -n -i eth0 arp >'$work/arp' 2>/dev/null"
-sleep 0.5
+bg "$outside" sh -c "exec timeout 20 tcpdump -l -n -i eth0 arp >'$work/arp' 2>'$work/arp.err'"
+wait_capture "$work/arp.err"
 fip=$(api POST /v2.0/floatingips '{"floatingip": {"floating_network_id": "'"$public"'",
   "port_id": "'"$vm1_id"'"}}' | field 'd["floatingip"]["floating_ip_address"]')
 retry 10 grep -q "who-has $fip tell $fip" "$work/arp" || fail "no gratuitous ARP for $fip: $(cat "$work/arp")"
 retry 10 in_ns "$outside" ping -c 1 -W 1 "$fip" || fail "outside cannot ping the floating IP $fip"
 bg "$outside" sh -c "exec nc -lknv 9000 >'$work/seen' 2>&1"
-sleep 0.3
+wait_listen "$outside" 9000
 retry 10 sh -c "echo hello | ip netns exec '$tag-vm1' nc -N -w 2 203.0.113.1 9000" ||
   fail "vm1 cannot reach outside"
 expect_in "$fip" "$(cat "$work/seen")"

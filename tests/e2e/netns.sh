@@ -29,6 +29,41 @@ api() {
 admin() { curl -sS -X "$1" "$api_url$2" -H 'Content-Type: application/json' ${3:+-d "$3"}; }
 # field EXPR: a value of the JSON on stdin (d is the document).
 field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+# wait_listen NS PORT: waits until something in NS listens on TCP PORT.
+wait_listen() {
+  local ns=$1 port=$2
+  for _ in $(seq 1 100); do
+    in_ns "$ns" ss -Hltn "sport = :$port" | grep -q . && return 0
+    sleep 0.1
+  done
+  fail "nothing listens on tcp $port in $ns"
+}
+# wait_capture FILE: waits until the tcpdump whose stderr goes to FILE captures.
+wait_capture() {
+  for _ in $(seq 1 100); do
+    grep -q "listening on" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  fail "tcpdump did not start: $(cat "$1")"
+}
+# wait_applied HOST: waits until HOST's agent runs the model as it is now:
+# the server has brought the host's view up to the current revision and the
+# agent has applied everything it was sent.
+wait_applied() {
+  local host=$1 revision
+  revision=$(admin GET /canopy/v1/status | field 'd["status"]["model_revision"]')
+  for _ in $(seq 1 100); do
+    admin GET /canopy/v1/status | python3 -c "
+import json, sys
+agents = [a for a in json.load(sys.stdin)['status']['agents'] if a['host'] == '$host']
+ok = agents and agents[0]['connected'] and (agents[0]['considered_revision'] or 0) >= $revision \
+    and agents[0]['applied_version'] == agents[0]['latest_version']
+sys.exit(0 if ok else 1)" && return 0
+    sleep 0.1
+  done
+  fail "agent $host did not apply the model at revision $revision"
+}
+
 # retry SECONDS COMMAND...: runs it until it succeeds, or fails after SECONDS.
 retry() {
   local end=$((SECONDS + $1))
@@ -176,7 +211,7 @@ send_blob() {
   local blob="$work/blob-$from-$port"
   head -c "$bytes" /dev/urandom >"$blob"
   bg "$to" sh -c "exec nc -l -N $port >'$blob.received'"
-  sleep 0.3
+  wait_listen "$to" "$port"
   in_ns "$from" nc -N -w 10 "$address" "$port" <"$blob" ||
     fail "TCP $from -> $address:$port: the transfer failed"
   local want got

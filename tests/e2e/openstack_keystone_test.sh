@@ -99,16 +99,23 @@ status() { curl -s -o /dev/null -w '%{http_code}' ${1:+-H "X-Auth-Token: $1"} "$
 [ "$(status not-a-token)" = 401 ] || fail "an invalid token was accepted"
 token=$(alice token issue -f value -c id)
 [ "$(status "$token")" = 200 ] || fail "a fresh token was refused"
+# refused_within SECONDS TOKEN: the token is refused before SECONDS pass.
+refused_within() {
+  local end=$((SECONDS + $1))
+  while [ $SECONDS -lt $end ]; do
+    [ "$(status "$2")" = 401 ] && return 0
+    sleep 0.2
+  done
+  return 1
+}
 # Revoked: refused once the cache (2 s here) has let it go.
 alice token revoke "$token"
-sleep 2.5
-[ "$(status "$token")" = 401 ] || fail "a revoked token was accepted"
+refused_within 5 "$token" || fail "a revoked token was accepted"
 # Expired: refused once Keystone's lifetime ($token_seconds s here) is over,
 # though the server saw it valid before.
 token=$(alice token issue -f value -c id)
 [ "$(status "$token")" = 200 ] || fail "a fresh token was refused"
-sleep $((token_seconds + 1))
-[ "$(status "$token")" = 401 ] || fail "an expired token was accepted"
+refused_within $((token_seconds + 3)) "$token" || fail "an expired token was accepted"
 # Keystone gone: the server says so (503) rather than letting anyone in.
 kill "${server_pids[0]}"
 wait "${server_pids[0]}" 2>/dev/null || true

@@ -32,13 +32,23 @@ done
 vm2_ip=$(field 'd["port"]["fixed_ips"][0]["ip_address"]' <"$work/vm2.port")
 in_ns "$tag-vm1" ping -c 2 -W 2 "$vm2_ip" >/dev/null || fail "no ping before the restarts"
 
-# The server dies during a continuous ping: nothing is lost.
+# replies FILE N: waits until the ping writing FILE has had N replies.
+replies() {
+  for _ in $(seq 1 100); do
+    [ "$(grep -c "bytes from" "$1" 2>/dev/null)" -ge "$2" ] && return 0
+    sleep 0.1
+  done
+  fail "ping got fewer than $2 replies: $(cat "$1")"
+}
+
+# The server dies during a continuous ping: nothing is lost, and pings go on
+# while it is down (the agents forward headless).
 in_ns "$tag-vm1" ping -c 25 -i 0.2 -W 1 "$vm2_ip" >"$work/ping-server" &
 pinger=$!
-sleep 1
+replies "$work/ping-server" 5
 kill -KILL "$server_pid"
 wait "$server_pid" 2>/dev/null || true
-sleep 1.5
+replies "$work/ping-server" 12
 start_server "$bin" "$work/server2.log" "${server_args[@]}"
 wait "$pinger" || true
 expect_in "25 received, 0% packet loss" "$(cat "$work/ping-server")"
@@ -54,7 +64,7 @@ done
 # its run directory and the ping resumes.
 in_ns "$tag-vm1" ping -c 40 -i 0.2 -W 1 "$vm2_ip" >"$work/ping-agent" &
 pinger=$!
-sleep 1
+replies "$work/ping-agent" 5
 h2_agent=${agent_pids[1]}
 kill -TERM "$h2_agent"
 wait "$h2_agent" 2>/dev/null || true

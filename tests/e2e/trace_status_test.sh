@@ -48,7 +48,7 @@ trace=$(canopy trace --port vm1 --tcp 8080 --to "$vm2_ip" -f json)
 web_id=$(canopy security group show web -f json | field 'd["id"]')
 expect_in "$web_id" "$trace"
 bg "$tag-vm2" nc -lk 8080
-sleep 0.3
+wait_listen "$tag-vm2" 8080
 if in_ns "$tag-vm1" nc -z -w 2 "$vm2_ip" 8080; then fail "tcp 8080 open without a rule"; fi
 
 # Allowed once a rule admits it: the trace names the rule, the reply passes

@@ -25,6 +25,16 @@ bool isIcmpError(uint8_t protocol, uint16_t type) {
   return type >= 1 && type <= 4;
 }
 
+// An expiry moves later only in steps of this much: a connection's line is
+// not written by every packet (it may be read by another worker's), at the
+// price of expiring up to this much early.
+constexpr auto kExpiryStep = std::chrono::seconds(1);
+
+// The connection lives until `until`: later by at least a step, or earlier.
+void expireAt(Connection& c, SteadyTime until) {
+  if (until < c.expires || until - c.expires >= kExpiryStep) c.expires = until;
+}
+
 // a <= b in sequence-number arithmetic.
 bool seqBefore(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) <= 0; }
 
@@ -123,9 +133,15 @@ ConnKey connKey(const packet::ParsedPacket& p, uint16_t zone) noexcept {
 }
 
 size_t ConnTrack::shardOf(const ConnKey& key) noexcept {
-  // The same for a tuple and its reverse: both directions in one shard.
-  ConnKeyHash hash;
-  return (hash(key) ^ hash(key.reversed())) % kShards;
+  // The same for a tuple and its reverse (both directions in one shard):
+  // the two ends XORed, which is symmetric, then mixed.
+  uint64_t src[2], dst[2];
+  std::memcpy(src, key.src.data(), 16);
+  std::memcpy(dst, key.dst.data(), 16);
+  uint64_t h = src[0] ^ dst[0] ^ src[1] ^ dst[1] ^ (key.src_port ^ key.dst_port) ^
+               (uint64_t{key.zone} << 32) ^ (uint64_t{key.protocol} << 48);
+  h *= 0x9e3779b97f4a7c15ULL;
+  return static_cast<size_t>(h >> 58) % kShards;  // the top 6 bits
 }
 
 Connection* ConnTrack::live(Shard& shard, const ConnKey& key, SteadyTime now) noexcept {
@@ -148,7 +164,7 @@ void ConnTrack::erase(Shard& shard, const Connection& c) noexcept {
 
 std::optional<Connection> ConnTrack::find(const ConnKey& key) const noexcept {
   const Shard& shard = shards_[shardOf(key)];
-  MutexLock lock(shard.mu);
+  MaybeLock lock(shard.mu, limits_.shared);
   auto it = shard.table.find(key);
   if (it == shard.table.end() || clock_.now() >= it->second->expires) return std::nullopt;
   return *it->second;
@@ -167,7 +183,7 @@ Lookup ConnTrack::lookup(const packet::ParsedPacket& p, std::span<const uint8_t>
     bool found = false;
     if (k) {
       Shard& shard = shards_[shardOf(*k)];
-      MutexLock lock(shard.mu);
+      MaybeLock lock(shard.mu, limits_.shared);
       found = live(shard, *k, now) != nullptr;
     }
     out.state = found ? CtState::Related : CtState::Invalid;
@@ -177,7 +193,7 @@ Lookup ConnTrack::lookup(const packet::ParsedPacket& p, std::span<const uint8_t>
   ConnKey k = connKey(p, zone);
   if (k.family == 0) return out;  // Untracked
   Shard& shard = shards_[shardOf(k)];
-  MutexLock lock(shard.mu);
+  MaybeLock lock(shard.mu, limits_.shared);
   Connection* c = live(shard, k, now);
   if (c == nullptr) {
     if (k.protocol == kTcp) {
@@ -205,11 +221,11 @@ Lookup ConnTrack::lookup(const packet::ParsedPacket& p, std::span<const uint8_t>
     }
     return out;
   }
-  if (out.reply) c->replied = true;
+  if (out.reply && !c->replied) c->replied = true;
   if (k.protocol == kIcmp || k.protocol == kIcmpv6) {
-    c->expires = now + t.icmp;
+    expireAt(*c, now + t.icmp);
   } else {
-    c->expires = now + (c->replied ? t.udp_replied : t.udp_unreplied);
+    expireAt(*c, now + (c->replied ? t.udp_replied : t.udp_unreplied));
   }
   return out;
 }
@@ -252,10 +268,10 @@ void ConnTrack::advanceTcp(Connection& c, const packet::ParsedPacket& p,
       return;
     }
     c.tcp = TcpState::Closed;
-    c.expires = now + t.tcp_closed;
+    expireAt(c, now + t.tcp_closed);
     return;
   }
-  if (reply) c.replied = true;
+  if (reply && !c.replied) c.replied = true;
   size_t payload = p.l3_end > p.payload_offset ? p.l3_end - p.payload_offset : 0;
   uint32_t end = seq + static_cast<uint32_t>(payload) + (syn ? 1 : 0) + (fin ? 1 : 0);
   if (c.next_seq[dir] == 0 || seqBefore(c.next_seq[dir], end)) c.next_seq[dir] = end;
@@ -279,20 +295,20 @@ void ConnTrack::advanceTcp(Connection& c, const packet::ParsedPacket& p,
   switch (c.tcp) {
     case TcpState::SynSent:
     case TcpState::SynReceived:
-      c.expires = now + t.tcp_syn;
+      expireAt(c, now + t.tcp_syn);
       break;
     case TcpState::Established:
-      c.expires = now + t.tcp_established;
+      expireAt(c, now + t.tcp_established);
       break;
     case TcpState::FinWait:
     case TcpState::Closing:
-      c.expires = now + t.tcp_closing;
+      expireAt(c, now + t.tcp_closing);
       break;
     case TcpState::TimeWait:
-      c.expires = now + t.tcp_time_wait;
+      expireAt(c, now + t.tcp_time_wait);
       break;
     case TcpState::Closed:
-      c.expires = now + t.tcp_closed;
+      expireAt(c, now + t.tcp_closed);
       break;
   }
 }
@@ -306,7 +322,7 @@ DropReason ConnTrack::commit(const packet::ParsedPacket& p, std::span<const uint
     if (size() >= limits_.max_connections) return DropReason::ConntrackFull;
   }
   Shard& shard = shards_[shardOf(k)];
-  MutexLock lock(shard.mu);
+  MaybeLock lock(shard.mu, limits_.shared);
   if (live(shard, k, now) != nullptr) return DropReason::None;  // committed meanwhile
   auto c = std::make_shared<Connection>();
   c->original = k;
@@ -341,7 +357,7 @@ size_t ConnTrack::sweep(size_t budget) noexcept {
   for (size_t i = 0; i < kShards && freed < budget; ++i) {
     size_t at = (start + i) % kShards;
     Shard& shard = shards_[at];
-    MutexLock lock(shard.mu);
+    MaybeLock lock(shard.mu, limits_.shared);
     std::vector<std::shared_ptr<Connection>> dead;
     for (const auto& [key, c] : shard.table) {
       if (freed + dead.size() >= budget) break;

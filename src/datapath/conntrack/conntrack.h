@@ -13,11 +13,12 @@
 //     if (auto why = table.commit(parsed, frame, zone); why != DropReason::None) drop(why);
 //   }
 //
-// Thread-safety: lookup(), commit(), sweep() and find() from any thread:
-// the table is split into shards, each with its lock, and both directions
-// of a connection live in the same shard (chosen by a hash that is the same
-// for a tuple and its reverse), so the workers of one host share it and a
-// connection's two directions may run on different workers.
+// Thread-safety: with Limits::shared, lookup(), commit(), sweep() and
+// find() from any thread: the table is split into shards, each with its
+// lock, and both directions of a connection live in the same shard (chosen
+// by a hash that is the same for a tuple and its reverse), so the workers
+// of one host share it and a connection's two directions may run on
+// different workers. Without, one thread owns it and takes no lock.
 
 #include <array>
 #include <atomic>
@@ -67,6 +68,9 @@ struct Timeouts {
 struct Limits {
   size_t max_connections = 1 << 20;
   Timeouts timeouts{};
+  // Used from several threads at once (a host's datapath workers): each
+  // shard is locked; otherwise one thread owns the table and nothing is.
+  bool shared = false;
 };
 
 // One direction of a connection: its tuple in a zone. Fixed layout, no
@@ -96,7 +100,9 @@ struct Lookup {
   DropReason invalid_reason = DropReason::None;  // why, when Invalid
 };
 
-struct Connection {
+// A cache line each: the workers that run a host's other connections do
+// not write this one's line.
+struct alignas(64) Connection {
   ConnKey original;
   uint8_t protocol = 0;
   TcpState tcp = TcpState::SynSent;
@@ -138,7 +144,9 @@ class ConnTrack {
   static constexpr size_t kShards = 64;
 
  private:
-  struct Shard {
+  // A cache line (or two) each: workers locking neighbouring shards do not
+  // take each other's lines.
+  struct alignas(64) Shard {
     mutable Mutex mu;
     // Both directions' keys lead to the same connection.
     std::unordered_map<ConnKey, std::shared_ptr<Connection>, ConnKeyHash> table

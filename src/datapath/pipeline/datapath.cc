@@ -69,18 +69,29 @@ std::span<uint8_t> Datapath::scratch(size_t depth, std::span<const uint8_t> from
   return v;
 }
 
-SharedState::SharedState(const Clock& clock, const Config& config)
-    : conntrack_(clock, config.conntrack), snat_(clock, config.snat) {}
+namespace {
+
+conntrack::Limits sharedLimits(conntrack::Limits limits, bool shared) {
+  limits.shared = shared;
+  return limits;
+}
+
+}  // namespace
+
+SharedState::SharedState(const Clock& clock, const Config& config, size_t workers)
+    : shared_(workers > 1),
+      conntrack_(clock, sharedLimits(config.conntrack, shared_)),
+      snat_(clock, config.snat) {}
 
 DropReason SharedState::snatOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                                      packet::Ipv4Address external) noexcept {
-  MutexLock lock(snat_mu_);
+  MaybeLock lock(snat_mu_, shared_);
   return snat_.translateOutbound(frame, p, external);
 }
 
 DropReason SharedState::snatInbound(std::span<uint8_t> frame,
                                     const packet::ParsedPacket& p) noexcept {
-  MutexLock lock(snat_mu_);
+  MaybeLock lock(snat_mu_, shared_);
   return snat_.translateInbound(frame, p);
 }
 

@@ -162,11 +162,13 @@ struct Verdict {
 // neighbours learned on its uplinks and each local port's conntrack zone.
 // A Datapath made without one has its own.
 //
-// Thread-safety: every member function from any thread (conntrack is
-// sharded, the rest behind locks taken on the slow path or for SNAT).
+// Thread-safety: every member function from any thread when made for
+// several workers (conntrack is sharded, the rest behind locks taken on the
+// slow path or for SNAT); made for one, conntrack and SNAT take no lock.
 class SharedState {
  public:
-  SharedState(const Clock& clock, const Config& config);
+  // `workers`: how many datapaths use it; with one, nothing is locked.
+  SharedState(const Clock& clock, const Config& config, size_t workers = 1);
 
   conntrack::ConnTrack& conntrack() { return conntrack_; }
   const conntrack::ConnTrack& conntrack() const { return conntrack_; }
@@ -203,6 +205,7 @@ class SharedState {
     std::deque<std::pair<uint64_t, flowcache::Tag>> log;                // guarded by mu
   };
 
+  const bool shared_;
   conntrack::ConnTrack conntrack_;
   mutable Mutex snat_mu_;
   nat::SnatTable snat_ CANOPY_GUARDED_BY(snat_mu_);

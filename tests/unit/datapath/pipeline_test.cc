@@ -525,7 +525,7 @@ class TwoWorkers : public ::testing::Test {
     pipeline::Config c;
     c.host.host = kH1;
     c.host.uplinks = {"physnet1"};
-    shared_ = std::make_shared<pipeline::SharedState>(clock_, c);
+    shared_ = std::make_shared<pipeline::SharedState>(clock_, c, /*workers=*/2);
     for (auto& w : workers_) {
       w = std::make_unique<Datapath>(clock_, c, shared_);
       w->setTopology(*scenario().build(1));
