@@ -39,4 +39,16 @@ for name in ("BM_Floor", "BM_CachedL2", "BM_CachedRouted", "BM_CachedFloatingIp"
         continue
     shown = f"{r / 1e6:.2f} M/s" if r >= 1e6 else f"{r / 1e3:.0f} k/s"
     print(f"| {name[3:]} | {shown} | {r / floor:.3f} |")
+print()
+print("Workers over one SharedState (rates of all threads together):")
+print()
+print("| benchmark | 1 worker | 2 workers | scaling |")
+print("|---|---:|---:|---:|")
+for name in ("BM_WorkersCachedRouted", "BM_WorkersFlowSetup"):
+    one = next((b["items_per_second"] for k, b in runs.items()
+                if k.startswith(name) and k.endswith("threads:1")), None)
+    two = next((b["items_per_second"] for k, b in runs.items()
+                if k.startswith(name) and k.endswith("threads:2")), None)
+    if one and two:
+        print(f"| {name[3:]} | {one / 1e6:.2f} M/s | {two / 1e6:.2f} M/s | {two / one:.2f}x |")
 PY

@@ -390,7 +390,6 @@ void Agent::tick(uint64_t ticks) {
   std::vector<std::pair<std::string, bool>> reports;  // port id, up
   {
     MutexLock lock(mu_);
-    if (shared_ != nullptr) shared_->sweep();
     // Interfaces gone (an owned tap deleted, a veth removed): their port is
     // down; an interface that comes back is opened again, a tap only when
     // bound again.

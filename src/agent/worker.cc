@@ -481,6 +481,9 @@ void Worker::sendTunnel(const Outputs::Item& item, std::span<uint8_t> bytes, Off
 }
 
 void Worker::tick() {
+  // Expired connections and SNAT mappings go (a bounded amount of work; with
+  // one worker the shared state is this worker's alone, so it is done here).
+  if (datapath_ != nullptr) datapath_->sweep();
   // An owned tap deleted under the agent: reported once, its I/O let go.
   std::vector<std::string> gone;
   for (auto& [interface, b] : ports_) {

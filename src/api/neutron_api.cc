@@ -9,13 +9,17 @@
 #include <map>
 #include <random>
 
-#include "api/resources.h"
+#include "api/detail/endpoint.h"
+#include "api/kind.h"
 #include "base/mutex.h"
 #include "model/ip.h"
 #include "model/query.h"
 #include "model/quota.h"
 
 namespace canopy::api {
+
+using detail::json;
+
 namespace {
 
 using model::Action;
@@ -67,13 +71,6 @@ std::string defaultReason(Errc code) {
       return "HTTPInternalServerError";
   }
   return "HTTPInternalServerError";
-}
-
-HttpResponse json(int status, const Json& body) {
-  HttpResponse r;
-  r.status = status;
-  r.body = body.dump();
-  return r;
 }
 
 // Splits "/v2.0/networks/abc" into ["v2.0", "networks", "abc"], dropping a
@@ -166,6 +163,77 @@ HttpResponse transportError(int status, std::string message) {
               Json{{"NeutronError", {{"type", type}, {"message", message}, {"detail", ""}}}});
 }
 
+namespace detail {
+
+HttpResponse json(int status, const Json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump();
+  return r;
+}
+
+bool canChange(const Json& doc, const Caller& caller) {
+  return caller.is_admin || doc.value("project_id", "") == caller.project_id;
+}
+
+// If-Match: revision_number=N (several may be given, comma-separated).
+Result<void> checkIfMatch(const HttpRequest& req, const Json& doc) {
+  std::string_view header = req.header("if-match");
+  if (header.empty()) return ok();
+  int64_t current = doc.value("revision_number", int64_t{0});
+  for (auto& part : model::splitCommas(std::string(header))) {
+    std::string p = part;
+    p.erase(0, p.find_first_not_of(' '));
+    int64_t wanted = -1;
+    if (p.starts_with("revision_number=")) {
+      auto digits = std::string_view(p).substr(16);
+      auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), wanted);
+      if (ec != std::errc() || end != digits.data() + digits.size()) wanted = -1;
+    }
+    if (wanted < 0) {
+      return model::badRequest("Unrecognized If-Match header: " + std::string(header));
+    }
+    if (wanted == current) return ok();
+  }
+  return Error(Errc::PreconditionFailed,
+               "Constrained to " + std::string(header) + ", but current revision is " +
+                   std::to_string(current),
+               "RevisionNumberConstraintFailed");
+}
+
+// The visible, changeable document with this id, or the error to answer.
+Result<const state::Document*> target(const ResourceKind& kind, const std::string& id,
+                                      Transaction& ctx, const HttpRequest& req, const char* verb) {
+  const state::Document* d = ctx.find(kind.spec().collection, id);
+  if (d == nullptr || !kind.visible(d->doc, ctx.caller())) return notFound(kind.spec(), id);
+  if (!canChange(d->doc, ctx.caller())) {
+    return model::policyRefused("(rule:" + std::string(verb) + "_" + kind.spec().member +
+                                ") is disallowed by policy");
+  }
+  if (auto m = checkIfMatch(req, d->doc); !m) return std::move(m).error();
+  return d;
+}
+
+HttpResponse unknownPath(const HttpRequest& req) {
+  spdlog::debug("api: no route for {} {}", req.method, req.path);
+  return errorResponse(Error(Errc::NotFound, "The resource could not be found.", "HTTPNotFound"));
+}
+
+HttpResponse methodNotAllowed() {
+  HttpResponse r =
+      errorResponse(Error(Errc::InvalidArgument, "The method is not allowed for the requested URL.",
+                          "HTTPMethodNotAllowed"));
+  r.status = 405;
+  return r;
+}
+
+}  // namespace detail
+
+using detail::canChange;
+using detail::methodNotAllowed;
+using detail::target;
+using detail::unknownPath;
+
 struct NeutronApi::Impl {
   Impl(state::ModelState& s, ApiConfig c, const Clock& k)
       : state(s),
@@ -173,6 +241,7 @@ struct NeutronApi::Impl {
         own_auth(config.auth == nullptr ? noAuth() : nullptr),
         auth(config.auth != nullptr ? *config.auth : *own_auth),
         clock(k),
+        writer{s, k},
         kinds(makeResourceKinds(config.network)) {}
 
   state::ModelState& state;
@@ -180,6 +249,7 @@ struct NeutronApi::Impl {
   std::unique_ptr<Authenticator> own_auth;
   Authenticator& auth;
   const Clock& clock;
+  detail::ApiWriter writer;
   std::vector<std::unique_ptr<ResourceKind>> kinds;
 
   const ResourceKind* kindFor(std::string_view collection) const {
@@ -187,10 +257,6 @@ struct NeutronApi::Impl {
       if (k->spec().collection == collection) return k.get();
     }
     return nullptr;
-  }
-
-  static bool canChange(const Json& doc, const Caller& caller) {
-    return caller.is_admin || doc.value("project_id", "") == caller.project_id;
   }
 
   // The document as the API shows it to this caller.
@@ -284,16 +350,6 @@ struct NeutronApi::Impl {
     return d.memo->text[slot];
   }
 
-  // The stored document if this caller may see it.
-  std::optional<state::Document> lookup(const ResourceKind& kind, const std::string& id,
-                                        const Caller& caller) const {
-    return state.read([&](const state::Tables& tables) -> std::optional<state::Document> {
-      const state::Document* d = tables.find(kind.spec().collection, id);
-      if (d == nullptr || !kind.visible(d->doc, caller)) return std::nullopt;
-      return *d;
-    });
-  }
-
   HttpResponse show(const ResourceKind& kind, const std::string& id, const HttpRequest& req,
                     const Caller& caller) {
     const ResourceSpec& spec = kind.spec();
@@ -334,13 +390,8 @@ struct NeutronApi::Impl {
     return doc;
   }
 
-  // One write through the model's writer path, stamped with this server's clock.
-  template <typename Build>
-  Result<void> writeWithRetry(const Caller& caller, Build&& build) {
-    auto r = state.write({.caller = caller, .now = state::timestamp(clock.wallNow())},
-                         std::forward<Build>(build));
-    if (!r) return std::move(r).error();
-    return ok();
+  Result<void> writeWithRetry(const Caller& caller, const state::ModelState::Build& build) {
+    return writer.write(caller, build);
   }
 
   // Whether `adding` more documents of this kind fit the project's quota.
@@ -397,45 +448,6 @@ struct NeutronApi::Impl {
     return json(201, {{spec.member, std::move(out.front())}});
   }
 
-  // If-Match: revision_number=N (several may be given, comma-separated).
-  static Result<void> checkIfMatch(const HttpRequest& req, const Json& doc) {
-    std::string_view header = req.header("if-match");
-    if (header.empty()) return ok();
-    int64_t current = doc.value("revision_number", int64_t{0});
-    for (auto& part : model::splitCommas(std::string(header))) {
-      std::string p = part;
-      p.erase(0, p.find_first_not_of(' '));
-      int64_t wanted = -1;
-      if (p.starts_with("revision_number=")) {
-        auto digits = std::string_view(p).substr(16);
-        auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), wanted);
-        if (ec != std::errc() || end != digits.data() + digits.size()) wanted = -1;
-      }
-      if (wanted < 0) {
-        return model::badRequest("Unrecognized If-Match header: " + std::string(header));
-      }
-      if (wanted == current) return ok();
-    }
-    return Error(Errc::PreconditionFailed,
-                 "Constrained to " + std::string(header) + ", but current revision is " +
-                     std::to_string(current),
-                 "RevisionNumberConstraintFailed");
-  }
-
-  // The visible, changeable document with this id, or the error to answer.
-  static Result<const state::Document*> target(const ResourceKind& kind, const std::string& id,
-                                               Transaction& ctx, const HttpRequest& req,
-                                               const char* verb) {
-    const state::Document* d = ctx.find(kind.spec().collection, id);
-    if (d == nullptr || !kind.visible(d->doc, ctx.caller())) return notFound(kind.spec(), id);
-    if (!canChange(d->doc, ctx.caller())) {
-      return model::policyRefused("(rule:" + std::string(verb) + "_" + kind.spec().member +
-                                  ") is disallowed by policy");
-    }
-    if (auto m = checkIfMatch(req, d->doc); !m) return std::move(m).error();
-    return d;
-  }
-
   HttpResponse update(const ResourceKind& kind, const std::string& id, const HttpRequest& req,
                       const Caller& caller) {
     const ResourceSpec& spec = kind.spec();
@@ -489,97 +501,6 @@ struct NeutronApi::Impl {
     return out;
   }
 
-  // standard-attr-tag: /v2.0/<collection>/<id>/tags[/<tag>].
-  HttpResponse tags(const ResourceKind& kind, const std::string& id, const std::string* tag,
-                    const HttpRequest& req, const Caller& caller) {
-    auto checkTag = [](const Json& t) -> Result<void> {
-      if (!t.is_string() || t.get_ref<const std::string&>().empty() ||
-          t.get_ref<const std::string&>().size() > 255 ||
-          t.get_ref<const std::string&>().find(',') != std::string::npos) {
-        return model::badRequest("Invalid tag: '" +
-                                 (t.is_string() ? t.get<std::string>() : t.dump()) +
-                                 "'. Tags are 1 to 255 characters without a comma.");
-      }
-      return ok();
-    };
-    if (req.method == "GET") {
-      auto current = lookup(kind, id, caller);
-      if (!current) return errorResponse(notFound(kind.spec(), id));
-      Json list = current->doc.value("tags", Json::array());
-      if (tag == nullptr) return json(200, {{"tags", list}});
-      if (std::find(list.begin(), list.end(), Json(*tag)) == list.end()) {
-        return errorResponse(Error(Errc::NotFound,
-                                   "Tag " + *tag + " could not be found for resource " + id + ".",
-                                   "TagNotFound"));
-      }
-      HttpResponse r;
-      r.status = 204;
-      return r;
-    }
-    // The new tag list for PUT/DELETE, from the request and the current list.
-    std::optional<Json> wanted;
-    if (req.method == "PUT" && tag == nullptr) {
-      auto body = model::parseJson(req.body);
-      if (!body) return errorResponse(body.error());
-      if (!body->is_object() || !body->contains("tags") || !(*body)["tags"].is_array()) {
-        return errorResponse(model::badRequest("Invalid tags body: expected {\"tags\": [...]}"));
-      }
-      for (const auto& t : (*body)["tags"]) {
-        if (auto r = checkTag(t); !r) return errorResponse(r.error());
-      }
-      wanted = (*body)["tags"];
-    } else if (req.method == "PUT") {
-      if (auto r = checkTag(Json(*tag)); !r) return errorResponse(r.error());
-    } else if (req.method != "DELETE") {
-      return methodNotAllowed();
-    }
-    bool missing_tag = false;
-    Json result;
-    auto r = writeWithRetry(caller, [&](Transaction& ctx) -> Result<void> {
-      auto current = target(kind, id, ctx, req, "update");
-      if (!current) return std::move(current).error();
-      Json doc = (*current)->doc;
-      Json list = doc.value("tags", Json::array());
-      Json next;
-      if (wanted) {
-        next = Json::array();
-        for (const auto& t : *wanted) {
-          if (std::find(next.begin(), next.end(), t) == next.end()) next.push_back(t);
-        }
-      } else if (req.method == "PUT") {
-        next = list;
-        if (std::find(next.begin(), next.end(), Json(*tag)) == next.end()) next.push_back(*tag);
-      } else if (tag == nullptr) {
-        next = Json::array();
-      } else {
-        next = Json::array();
-        for (const auto& t : list) {
-          if (t != *tag) next.push_back(t);
-        }
-        missing_tag = next.size() == list.size();
-        if (missing_tag) return ok();
-      }
-      result = next;
-      if (next == list) return ok();
-      doc["tags"] = next;
-      doc["revision_number"] = doc.value("revision_number", int64_t{0}) + 1;
-      doc["updated_at"] = ctx.now();
-      ctx.guard(kind.spec().collection, id, (*current)->mod_revision);
-      ctx.put(kind.spec().collection, id, doc);
-      return ok();
-    });
-    if (!r) return errorResponse(r.error());
-    if (missing_tag) {
-      return errorResponse(Error(Errc::NotFound,
-                                 "Tag " + *tag + " could not be found for resource " + id + ".",
-                                 "TagNotFound"));
-    }
-    if (wanted) return json(200, {{"tags", result}});
-    HttpResponse out;
-    out.status = req.method == "PUT" ? 201 : 204;
-    return out;
-  }
-
   // PUT /v2.0/<collection>/<id>/<action>.
   HttpResponse memberAction(const ResourceKind& kind, const std::string& id,
                             const std::string& name, const HttpRequest& req, const Caller& caller) {
@@ -597,191 +518,6 @@ struct NeutronApi::Impl {
     });
     if (!r) return errorResponse(r.error());
     return json(200, result);
-  }
-
-  // Agents: /v2.0/agents[/<host>], admin only, in Neutron's shape. Agents
-  // register themselves over the southbound; POST registers a static VTEP
-  // (a host without a canopy-agent, such as a hardware or Linux kernel VXLAN
-  // endpoint: {"agent": {"host": ..., "configurations": {"tunnel_ip": ...,
-  // "encapsulations": ["vxlan"]}}}), which only DELETE removes.
-  HttpResponse agents(const std::vector<std::string>& parts, const HttpRequest& req,
-                      const Caller& caller) {
-    if (!caller.is_admin) {
-      return errorResponse(
-          Error(Errc::PermissionDenied, "User does not have admin privileges", "AdminRequired"));
-    }
-    auto view = [](const Json& d) {
-      bool is_static = d.value("static", false);
-      return Json{{"id", d.value("id", "")},
-                  {"host", d.value("host", "")},
-                  {"agent_type", is_static ? "Static VTEP" : "Canopy agent"},
-                  {"binary", is_static ? "" : "canopy-agent"},
-                  {"topic", "N/A"},
-                  {"alive", d.value("alive", false)},
-                  {"admin_state_up", true},
-                  {"availability_zone", nullptr},
-                  {"description", ""},
-                  {"configurations",
-                   {{"tunnel_ip", d.value("tunnel_ip", "")},
-                    {"encapsulations", d.value("encapsulations", Json::array())},
-                    {"gateway_capable", d.value("gateway_capable", false)},
-                    {"physical_networks", d.value("physical_networks", Json::array())},
-                    {"version", d.value("version", "")}}}};
-    };
-    auto notFound = [](const std::string& id) {
-      return errorResponse(
-          Error(Errc::NotFound, "Agent " + id + " could not be found.", "AgentNotFound"));
-    };
-    auto find = [&](const std::string& id) -> std::optional<Json> {
-      return state.read([&](const state::Tables& t) -> std::optional<Json> {
-        const state::Document* d = t.find("agents", id);
-        if (d == nullptr) return std::nullopt;
-        return d->doc;
-      });
-    };
-    if (parts.size() == 2 && req.method == "GET") {
-      Json list = Json::array();
-      state.read([&](const state::Tables& t) {
-        for (const auto& [id, d] : t.collection("agents")) list.push_back(view(d.doc));
-        return 0;
-      });
-      return json(200, {{"agents", std::move(list)}});
-    }
-    if (parts.size() == 2 && req.method == "POST") {
-      auto body = model::parseJson(req.body);
-      if (!body)
-        return errorResponse(Error(Errc::InvalidArgument, body.error().message(), "BadRequest"));
-      const Json& a = (*body).value("agent", Json());
-      std::string host = a.is_object() ? model::stringAt(a, "host") : "";
-      const Json& conf = a.is_object() ? a.value("configurations", Json()) : Json();
-      std::string tunnel = conf.is_object() ? model::stringAt(conf, "tunnel_ip") : "";
-      if (host.empty() || host.size() > 255 || !model::IpAddress::parse(tunnel)) {
-        return errorResponse(Error(Errc::InvalidArgument,
-                                   "a static VTEP needs agent.host and a valid "
-                                   "agent.configurations.tunnel_ip",
-                                   "BadRequest"));
-      }
-      Json encaps = conf.value("encapsulations", Json::array({"vxlan"}));
-      if (!encaps.is_array()) encaps = Json::array({"vxlan"});
-      Json doc = {{"id", host},          {"host", host},
-                  {"tunnel_ip", tunnel}, {"encapsulations", encaps},
-                  {"alive", true},       {"static", true}};
-      auto r = writeWithRetry(caller, [&](Transaction& txn) -> Result<void> {
-        const state::Document* existing = txn.find("agents", host);
-        if (existing != nullptr && !existing->doc.value("static", false)) {
-          return Error(Errc::Conflict, "Host " + host + " has a canopy-agent; it registers itself",
-                       "AgentConflict");
-        }
-        txn.update("agents", host, doc);
-        return ok();
-      });
-      if (!r) return errorResponse(r.error());
-      return json(201, {{"agent", view(doc)}});
-    }
-    if (parts.size() != 3) return methodNotAllowed();
-    const std::string& id = parts[2];
-    auto doc = find(id);
-    if (!doc) return notFound(id);
-    if (req.method == "GET") return json(200, {{"agent", view(*doc)}});
-    if (req.method == "DELETE") {
-      auto r = writeWithRetry(caller, [&](Transaction& txn) -> Result<void> {
-        const state::Document* d = txn.find("agents", id);
-        if (d == nullptr) {
-          return Error(Errc::NotFound, "Agent " + id + " could not be found.", "AgentNotFound");
-        }
-        if (d->doc.value("alive", false) && !d->doc.value("static", false)) {
-          return Error(Errc::Conflict, "Agent " + id + " is alive; stop it first", "AgentInUse");
-        }
-        txn.erase("agents", id);
-        return ok();
-      });
-      if (!r) return errorResponse(r.error());
-      HttpResponse out;
-      out.status = 204;
-      return out;
-    }
-    return methodNotAllowed();
-  }
-
-  // Quotas: /v2.0/quotas[/<project>[/default|/details]].
-  HttpResponse quotas(const std::vector<std::string>& parts, const HttpRequest& req,
-                      const Caller& caller) {
-    auto adminOnly = [] {
-      return errorResponse(
-          Error(Errc::PermissionDenied, "User does not have admin privileges", "AdminRequired"));
-    };
-    auto limitsOf = [&](const std::string& project) {
-      return state.read([&](const state::Tables& tables) {
-        const state::Document* d = tables.find("quotas", project);
-        return model::quotaLimits(d != nullptr ? &d->doc : nullptr);
-      });
-    };
-    if (parts.size() == 2) {
-      if (req.method != "GET") return methodNotAllowed();
-      if (!caller.is_admin) return adminOnly();
-      Json list = Json::array();
-      state.read([&](const state::Tables& tables) {
-        for (auto& [project, d] : tables.collection("quotas")) {
-          Json q = model::quotaLimits(&d.doc);
-          q["project_id"] = project;
-          q["tenant_id"] = project;
-          list.push_back(std::move(q));
-        }
-        return 0;
-      });
-      return json(200, {{"quotas", std::move(list)}});
-    }
-    const std::string& project = parts[2];
-    if (!caller.is_admin && project != caller.project_id) {
-      return errorResponse(Error(Errc::PermissionDenied, "Not authorized.", "NotAuthorized"));
-    }
-    if (parts.size() == 4) {
-      if (req.method != "GET") return methodNotAllowed();
-      if (parts[3] == "default") return json(200, {{"quota", model::quotaLimits(nullptr)}});
-      if (parts[3] != "details") return unknownPath(req);
-      Json limits = limitsOf(project);
-      Json details = Json::object();
-      state.read([&](const state::Tables& tables) {
-        for (const auto& r : model::quotaResources()) {
-          auto used =
-              static_cast<int64_t>(tables.lookup(r.collection + ".project", project).size());
-          details[r.name] = {{"limit", limits[r.name]}, {"used", used}, {"reserved", 0}};
-        }
-        return 0;
-      });
-      return json(200, {{"quota", std::move(details)}});
-    }
-    if (req.method == "GET") return json(200, {{"quota", limitsOf(project)}});
-    if (req.method != "PUT" && req.method != "DELETE") return methodNotAllowed();
-    if (!caller.is_admin) return adminOnly();
-    Json given;
-    if (req.method == "PUT") {
-      auto body = model::parseJson(req.body);
-      if (!body) return errorResponse(body.error());
-      auto checked = model::checkQuotaUpdate(*body);
-      if (!checked) return errorResponse(checked.error());
-      given = std::move(*checked);
-    }
-    auto r = writeWithRetry(caller, [&](Transaction& ctx) -> Result<void> {
-      const state::Document* stored = ctx.find("quotas", project);
-      if (stored != nullptr) ctx.guard("quotas", project, stored->mod_revision);
-      if (req.method == "DELETE") {
-        if (stored != nullptr) ctx.remove("quotas", project);
-        return ok();
-      }
-      if (stored == nullptr) ctx.guardAbsent("quotas", project);
-      Json doc = stored != nullptr ? stored->doc : Json::object();
-      doc.update(given);
-      ctx.put("quotas", project, doc);
-      return ok();
-    });
-    if (!r) return errorResponse(r.error());
-    if (req.method == "DELETE") {
-      HttpResponse out;
-      out.status = 204;
-      return out;
-    }
-    return json(200, {{"quota", limitsOf(project)}});
   }
 
   HttpResponse versions(const HttpRequest& req) {
@@ -839,15 +575,20 @@ struct NeutronApi::Impl {
       if (req.method == "GET") return extensions(parts);
       return methodNotAllowed();
     }
-    if (parts[1] == "quotas" && parts.size() <= 4) return quotas(parts, req, *caller);
-    if (parts[1] == "agents" && parts.size() <= 3) return agents(parts, req, *caller);
+    if (parts[1] == "quotas" && parts.size() <= 4) {
+      return detail::serveQuotas(writer, parts, req, *caller);
+    }
+    if (parts[1] == "agents" && parts.size() <= 3) {
+      return detail::serveAgents(writer, parts, req, *caller);
+    }
     const ResourceKind* kind = kindFor(parts[1]);
     if (kind != nullptr && parts.size() == 4 && kind->hasAction(parts[3])) {
       return memberAction(*kind, parts[2], parts[3], req, *caller);
     }
     if (kind != nullptr && parts.size() >= 4 && parts.size() <= 5 && parts[3] == "tags" &&
         kind->spec().find("tags") != nullptr) {
-      return tags(*kind, parts[2], parts.size() == 5 ? &parts[4] : nullptr, req, *caller);
+      return detail::serveTags(writer, *kind, parts[2], parts.size() == 5 ? &parts[4] : nullptr,
+                               req, *caller);
     }
     if (kind == nullptr || parts.size() > 3) return unknownPath(req);
     if (parts.size() == 2) {
@@ -860,19 +601,6 @@ struct NeutronApi::Impl {
     if (req.method == "PUT") return update(*kind, id, req, *caller);
     if (req.method == "DELETE") return remove(*kind, id, req, *caller);
     return methodNotAllowed();
-  }
-
-  static HttpResponse unknownPath(const HttpRequest& req) {
-    spdlog::debug("api: no route for {} {}", req.method, req.path);
-    return errorResponse(Error(Errc::NotFound, "The resource could not be found.", "HTTPNotFound"));
-  }
-
-  static HttpResponse methodNotAllowed() {
-    HttpResponse r = errorResponse(Error(Errc::InvalidArgument,
-                                         "The method is not allowed for the requested URL.",
-                                         "HTTPMethodNotAllowed"));
-    r.status = 405;
-    return r;
   }
 };
 

@@ -6,14 +6,18 @@
 // lets go, which is the quiescent point.
 //
 //   SnapshotCell<Topology> cell(std::make_shared<const Topology>());
-//   auto view = cell.load();          // reader: lock-free on the fast path in practice
+//   auto view = cell.load();          // reader: once per batch, not per packet
 //   cell.store(std::move(next));      // writer
 //
-// Thread-safety: load() and store() may race freely.
+// Thread-safety: load() and store() may race freely. A short lock guards
+// the pointer (libstdc++ 12's atomic<shared_ptr> hides its lock from
+// ThreadSanitizer); readers take it once per batch, and the snapshot itself
+// is read without one.
 
-#include <atomic>
 #include <memory>
 #include <utility>
+
+#include "base/mutex.h"
 
 namespace canopy {
 
@@ -22,13 +26,18 @@ class SnapshotCell {
  public:
   explicit SnapshotCell(std::shared_ptr<const T> initial) : ptr_(std::move(initial)) {}
 
-  std::shared_ptr<const T> load() const noexcept { return ptr_.load(std::memory_order_acquire); }
-  void store(std::shared_ptr<const T> next) noexcept {
-    ptr_.store(std::move(next), std::memory_order_release);
+  std::shared_ptr<const T> load() const {
+    MutexLock lock(mu_);
+    return ptr_;
+  }
+  void store(std::shared_ptr<const T> next) {
+    MutexLock lock(mu_);
+    ptr_.swap(next);  // `next` now holds the old snapshot, let go after the lock
   }
 
  private:
-  std::atomic<std::shared_ptr<const T>> ptr_;
+  mutable Mutex mu_;
+  std::shared_ptr<const T> ptr_ CANOPY_GUARDED_BY(mu_);
 };
 
 }  // namespace canopy

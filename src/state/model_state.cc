@@ -147,6 +147,9 @@ Result<store::Revision> ModelState::commit(std::span<const store::Compare> compa
   auto r = store_.txn(compares, ops, {});
   if (!r) return std::move(r).error();
   if (!r->succeeded) {
+    // Another writer (another replica) got there first: what it wrote is
+    // in the model before the caller reads again.
+    waitPast(r->revision - 1, std::chrono::seconds(10));
     return Error(Errc::Conflict, "concurrent update; try again", "ConcurrentUpdate");
   }
   store::Revision want = r->revision;

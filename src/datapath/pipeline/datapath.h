@@ -194,6 +194,7 @@ class SharedState {
   uint16_t zoneOf(uint32_t port);
 
   // Frees expired connections and SNAT mappings (a bounded amount of work).
+  // Made for one worker: from that worker's thread only.
   void sweep();
 
  private:

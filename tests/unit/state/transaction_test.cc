@@ -79,7 +79,7 @@ TEST_F(TransactionTest, CreatingWhatAnotherWriterCreatedMeanwhileConflicts) {
   });
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), Errc::Conflict);
-  EXPECT_EQ(get(*mine_, "p2"), (Json{{"who", "theirs"}}));
+  EXPECT_EQ(get(*theirs_, "p2"), (Json{{"who", "theirs"}}));
 }
 
 TEST_F(TransactionTest, AWriterThatKeepsLosingGetsConflict) {
@@ -94,7 +94,7 @@ TEST_F(TransactionTest, AWriterThatKeepsLosingGetsConflict) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), Errc::Conflict);
   EXPECT_EQ(builds, 3);
-  EXPECT_EQ(get(*mine_, "p3"), (Json{{"n", 3}})) << "the loser removed nothing";
+  EXPECT_EQ(get(*theirs_, "p3"), (Json{{"n", 3}})) << "the loser removed nothing";
 }
 
 TEST_F(TransactionTest, AnErrorFromTheBuildWritesNothing) {

@@ -1,13 +1,12 @@
-// Routers and floating IPs: Neutron's L3 API over the model. A router's
-// interfaces and gateway are ports it owns (device_id = router id); a
-// floating IP owns a port on its external network holding the address.
+// Routers: interfaces and the gateway as ports the router owns, extra routes.
+
+#include "model/router.h"
 
 #include <algorithm>
 
-#include "api/resources.h"
-#include "model/ip.h"
+#include "api/detail/l3.h"
+#include "api/kind.h"
 #include "model/port.h"
-#include "model/router.h"
 #include "model/subnet.h"
 
 namespace canopy::api {
@@ -15,64 +14,7 @@ namespace {
 
 using model::badRequest;
 
-Error badRouter(const std::string& message) {
-  return badRequest("Bad router request: " + message + ".");
-}
-Error badFloatingIp(const std::string& message) {
-  return badRequest("Bad floatingip request: " + message + ".");
-}
-
-std::string str(const Json& doc, const char* key) { return model::stringAt(doc, key); }
-
-// The claim that keeps one floating IP per fixed IP and external network.
-std::string bindingKey(const std::string& network_id, const std::string& port_id,
-                       const std::string& fixed_ip) {
-  return std::string(state::kPrefix) + "claims/floatingip/" + network_id + "/" + port_id + "/" +
-         fixed_ip;
-}
-
-// The ports a router owns with this device owner.
-std::vector<const Json*> routerPorts(const Transaction& ctx, const std::string& router_id,
-                                     std::string_view owner) {
-  std::vector<const Json*> out;
-  for (const Json* p : ctx.indexed("ports.device", "ports", router_id)) {
-    if (str(*p, "device_owner") == owner) out.push_back(p);
-  }
-  return out;
-}
-
-// Subnet ids of a port's fixed IPs.
-std::vector<std::string> portSubnets(const Json& port) {
-  std::vector<std::string> out;
-  for (const auto& f : port.value("fixed_ips", Json::array())) {
-    std::string sid = str(f, "subnet_id");
-    if (std::find(out.begin(), out.end(), sid) == out.end()) out.push_back(sid);
-  }
-  return out;
-}
-
-std::optional<model::Cidr> subnetCidr(const Transaction& ctx, const std::string& subnet_id) {
-  const Json* s = ctx.current("subnets", subnet_id);
-  if (s == nullptr) return std::nullopt;
-  auto c = model::Cidr::parse(str(*s, "cidr"));
-  if (!c) return std::nullopt;
-  return *c;
-}
-
-bool mayUse(const Json& doc, const Caller& caller) {
-  return caller.is_admin || str(doc, "project_id") == caller.project_id;
-}
-
-// A network the caller may see (its own, shared or external), or NotFound.
-Result<const Json*> visibleNetwork(const Transaction& ctx, const std::string& id) {
-  const Json* network = ctx.current("networks", id);
-  if (network == nullptr ||
-      !(mayUse(*network, ctx.caller()) || network->value("router:external", false) ||
-        network->value("shared", false))) {
-    return notFound(model::networkSpec(), id);
-  }
-  return network;
-}
+using namespace detail;
 
 class RouterKind final : public ResourceKind {
  public:
@@ -463,212 +405,10 @@ class RouterKind final : public ResourceKind {
   model::NetworkConfig config_;
 };
 
-class FloatingIpKind final : public ResourceKind {
- public:
-  explicit FloatingIpKind(model::NetworkConfig config) : config_(std::move(config)) {}
-
-  const model::ResourceSpec& spec() const override { return model::floatingIpSpec(); }
-
-  Result<void> create(Json& doc, Transaction& ctx) const override {
-    std::string network_id = str(doc, "floating_network_id");
-    auto network = visibleNetwork(ctx, network_id);
-    if (!network) return std::move(network).error();
-    if (!(*network)->value("router:external", false)) {
-      return badFloatingIp("Network " + network_id + " is not a valid external network");
-    }
-    if (!ctx.caller().is_admin && doc["floating_ip_address"].is_string()) {
-      return model::policyRefused(
-          "(rule:create_floatingip:floating_ip_address) is disallowed by policy");
-    }
-    // The address: given, or from the given subnet, or from any IPv4 subnet.
-    std::string subnet_id = str(doc, "subnet_id");
-    bool has_v4 = false;
-    for (const Json* s : ctx.indexed("subnets.network", "subnets", network_id)) {
-      if (s->value("ip_version", 4) == 4) has_v4 = true;
-    }
-    if (!has_v4) {
-      return badFloatingIp("Network " + network_id + " does not contain any IPv4 subnet");
-    }
-    Json fixed = nullptr;
-    if (!subnet_id.empty()) {
-      const Json* subnet = ctx.current("subnets", subnet_id);
-      if (subnet == nullptr || str(*subnet, "network_id") != network_id) {
-        return badFloatingIp("Subnet " + subnet_id + " is not on network " + network_id);
-      }
-      if (subnet->value("ip_version", 4) != 4) {
-        return badFloatingIp("Subnet " + subnet_id + " is not an IPv4 subnet");
-      }
-      fixed = Json::array({{{"subnet_id", subnet_id}}});
-    }
-    if (doc["floating_ip_address"].is_string()) {
-      Json entry = {{"ip_address", doc["floating_ip_address"]}};
-      if (!subnet_id.empty()) entry["subnet_id"] = subnet_id;
-      fixed = Json::array({entry});
-    }
-    auto port = createServicePort({.project_id = {},
-                                   .network_id = network_id,
-                                   .device_owner = std::string(model::kOwnerFloatingIp),
-                                   .device_id = str(doc, "id"),
-                                   .fixed_ips = std::move(fixed),
-                                   .ipv4_only = true},
-                                  ctx, config_);
-    if (!port) return std::move(port).error();
-    const Json& address = (*port)["fixed_ips"].front();
-    doc["floating_ip_address"] = address["ip_address"];
-    doc["subnet_id"] = address["subnet_id"];
-    doc["canopy:port_id"] = (*port)["id"];
-    return associate(doc, Json::object(), ctx);
-  }
-
-  Result<void> update(Json& doc, const Json& before, Transaction& ctx) const override {
-    // A new port with no address named: the address is chosen again.
-    if (doc["port_id"] != before["port_id"] &&
-        doc["fixed_ip_address"] == before["fixed_ip_address"]) {
-      doc["fixed_ip_address"] = nullptr;
-    }
-    return associate(doc, before, ctx);
-  }
-
-  Result<void> remove(const Json& doc, Transaction& ctx) const override {
-    releaseBinding(doc, ctx);
-    if (const Json* port = ctx.current("ports", str(doc, "canopy:port_id"))) {
-      removePort(Json(*port), ctx);
-    }
-    return ok();
-  }
-
- private:
-  static void releaseBinding(const Json& fip, Transaction& ctx) {
-    if (!fip.value("port_id", Json()).is_string()) return;
-    ctx.release(bindingKey(str(fip, "floating_network_id"), str(fip, "port_id"),
-                           str(fip, "fixed_ip_address")));
-  }
-
-  // Associates the floating IP with doc["port_id"] (or none): the fixed IP,
-  // the router that reaches it from the external network, the claim.
-  Result<void> associate(Json& doc, const Json& before, Transaction& ctx) const {
-    std::string network_id = str(doc, "floating_network_id");
-    std::string port_id = str(doc, "port_id");
-    bool unchanged = before.value("port_id", Json()) == doc["port_id"] &&
-                     before.value("fixed_ip_address", Json()) == doc["fixed_ip_address"];
-    if (unchanged && !before.empty()) return ok();
-    releaseBinding(before, ctx);
-    if (port_id.empty()) {
-      if (doc["fixed_ip_address"].is_string()) {
-        return badFloatingIp("fixed_ip_address cannot be specified without a port_id");
-      }
-      doc["port_id"] = nullptr;
-      doc["router_id"] = nullptr;
-      doc["status"] = "DOWN";
-      return ok();
-    }
-    const Json* port = ctx.current("ports", port_id);
-    if (port == nullptr || !mayUse(*port, ctx.caller())) {
-      return notFound(model::portSpec(), port_id);
-    }
-    if (str(*port, "project_id") != str(doc, "project_id") && !ctx.caller().is_admin) {
-      return badFloatingIp("Cannot create floating IP and bind it to Port " + port_id +
-                           ", since that port is owned by a different tenant");
-    }
-    std::string owner = str(*port, "device_owner");
-    if (owner.starts_with("network:")) {
-      return badFloatingIp("Port " + port_id + " has owner " + owner +
-                           " and therefore cannot be assigned to a floating IP");
-    }
-    // The fixed IPv4 address behind the floating IP.
-    std::vector<Json> v4;
-    for (const auto& f : port->value("fixed_ips", Json::array())) {
-      auto ip = model::IpAddress::parse(str(f, "ip_address"));
-      if (ip && ip->version() == 4) v4.push_back(f);
-    }
-    const Json* fixed = nullptr;
-    if (doc["fixed_ip_address"].is_string()) {
-      for (const auto& f : v4) {
-        if (f["ip_address"] == doc["fixed_ip_address"]) fixed = &f;
-      }
-      if (fixed == nullptr) {
-        return badFloatingIp("Port " + port_id + " does not have fixed ip " +
-                             doc["fixed_ip_address"].get<std::string>());
-      }
-    } else if (v4.empty()) {
-      return badFloatingIp("Port " + port_id + " does not have any IPv4 address");
-    } else if (v4.size() > 1) {
-      return badFloatingIp("Port " + port_id +
-                           " has multiple fixed IPv4 addresses. Must provide a specific IPv4 "
-                           "address when assigning a floating IP");
-    } else {
-      fixed = &v4.front();
-    }
-    std::string fixed_ip = str(*fixed, "ip_address");
-    std::string subnet_id = str(*fixed, "subnet_id");
-    // Neutron's rule: a router with an interface on the port's subnet and
-    // its gateway on the floating IP's network.
-    std::string router_id;
-    for (const Json* p : ctx.indexed("ports.subnet", "ports", subnet_id)) {
-      if (str(*p, "device_owner") != model::kOwnerRouterInterface) continue;
-      const Json* router = ctx.current("routers", str(*p, "device_id"));
-      if (router == nullptr) continue;
-      const Json& gw = (*router)["external_gateway_info"];
-      if (gw.is_object() && str(gw, "network_id") == network_id) {
-        router_id = str(*router, "id");
-        break;
-      }
-    }
-    if (router_id.empty()) {
-      return Error(Errc::NotFound,
-                   "External network " + network_id + " is not reachable from subnet " + subnet_id +
-                       ".  Therefore, cannot associate Port " + port_id + " with a Floating IP.",
-                   "ExternalGatewayForFloatingIPNotFound");
-    }
-    for (const Json* other : ctx.indexed("floatingips.port", "floatingips", port_id)) {
-      if (str(*other, "id") != str(doc, "id") && str(*other, "fixed_ip_address") == fixed_ip &&
-          str(*other, "floating_network_id") == network_id) {
-        return Error(Errc::Conflict,
-                     "Cannot associate floating IP " + str(doc, "floating_ip_address") + " (" +
-                         str(doc, "id") + ") with port " + port_id + " using fixed IP " + fixed_ip +
-                         ", as that fixed IP already has a floating IP on external "
-                         "network " +
-                         network_id + ".",
-                     "FloatingIPPortAlreadyAssociated");
-      }
-    }
-    ctx.claim(bindingKey(network_id, port_id, fixed_ip), str(doc, "id"));
-    doc["fixed_ip_address"] = fixed_ip;
-    doc["router_id"] = router_id;
-    doc["status"] = "ACTIVE";
-    return ok();
-  }
-
-  model::NetworkConfig config_;
-};
-
 }  // namespace
-
-void disassociateFloatingIps(const std::string& port_id, Transaction& ctx) {
-  std::vector<Json> fips;
-  for (const Json* f : ctx.indexed("floatingips.port", "floatingips", port_id)) fips.push_back(*f);
-  for (Json& fip : fips) {
-    std::string id = str(fip, "id");
-    ctx.release(bindingKey(str(fip, "floating_network_id"), port_id, str(fip, "fixed_ip_address")));
-    fip["port_id"] = nullptr;
-    fip["fixed_ip_address"] = nullptr;
-    fip["router_id"] = nullptr;
-    fip["status"] = "DOWN";
-    fip["revision_number"] = fip.value("revision_number", int64_t{0}) + 1;
-    fip["updated_at"] = ctx.now();
-    if (const state::Document* d = ctx.find("floatingips", id)) {
-      ctx.guard("floatingips", id, d->mod_revision);
-    }
-    ctx.put("floatingips", id, fip);
-  }
-}
 
 std::unique_ptr<ResourceKind> makeRouterKind(const model::NetworkConfig& config) {
   return std::make_unique<RouterKind>(config);
-}
-
-std::unique_ptr<ResourceKind> makeFloatingIpKind(const model::NetworkConfig& config) {
-  return std::make_unique<FloatingIpKind>(config);
 }
 
 }  // namespace canopy::api

@@ -1,15 +1,19 @@
 #pragma once
-// The behaviour of each Neutron resource beyond its attribute map: who may
-// see it, what the API derives when showing it, and what creating, updating
-// or deleting it checks and writes besides its own document (parent
-// revisions, cascades, uniqueness keys). The generic CRUD in neutron_api.cc
-// calls these inside one optimistic transaction, retried on conflict.
+// A kind of resource the API serves, beyond its attribute map: who may see
+// it, what the API derives when showing it, and what creating, updating or
+// deleting it checks and writes besides its own document (parent revisions,
+// cascades, uniqueness keys). The generic CRUD in neutron_api.cc calls these
+// inside one optimistic transaction (state::Transaction), retried on
+// conflict. Each kind is a file in kinds/ and one line of the registry
+// (kinds.cc), so that a new kind (a QoS policy, a trunk, a load balancer)
+// is a new file and one line; helpers several kinds share are declared here.
 //
 // Thread-safety: kinds are stateless; a Transaction belongs to one request.
 
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -63,7 +67,7 @@ class ResourceKind {
   }
 };
 
-// Every resource the API serves, in the order /v2.0/ lists them.
+// Every resource the API serves, in the order /v2.0/ lists them (kinds.cc).
 std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::NetworkConfig& config);
 
 // Ports the server makes for other resources: router interfaces and
@@ -90,11 +94,14 @@ void disassociateFloatingIps(const std::string& port_id, Transaction& ctx);
 // Stamps of a document the server creates on its own.
 Json stamped(const Transaction& ctx, const std::string& project);
 
-std::unique_ptr<ResourceKind> makeRouterKind(const model::NetworkConfig& config);
-std::unique_ptr<ResourceKind> makeFloatingIpKind(const model::NetworkConfig& config);
+// The project's default security group, created (with Neutron's default
+// rules) on first use; its id (kinds/security_group.cc).
+Result<std::string> ensureDefaultGroup(Transaction& ctx, const std::string& project);
 
 // A random (version 4) UUID.
 std::string newUuid();
+// Randomness for MACs, UUIDs and segment ids: one engine per thread.
+std::mt19937_64& randomEngine();
 
 // "<Type> <id> could not be found." with reason "<Type>NotFound".
 Error notFound(const model::ResourceSpec& spec, std::string_view id);

@@ -1,0 +1,52 @@
+#pragma once
+// What the API's handlers share beyond the kinds: responses in Neutron's
+// shape, the checks before a write to a document (visible, changeable,
+// If-Match), the writer (the model's writer path stamped with the server's
+// clock), and the endpoints that are not a kind's CRUD: tags (tags.cc),
+// quotas (quotas.cc) and agents (agents.cc).
+//
+// Thread-safety: the functions may be called from many threads at once.
+
+#include <string>
+#include <vector>
+
+#include "api/kind.h"
+#include "api/neutron_api.h"
+#include "base/clock.h"
+
+namespace canopy::api::detail {
+
+// One write through the model's writer path, stamped with the server's clock.
+struct ApiWriter {
+  state::ModelState& state;
+  const Clock& clock;
+
+  Result<void> write(const Caller& caller, const state::ModelState::Build& build) const {
+    auto r = state.write({.caller = caller, .now = state::timestamp(clock.wallNow())}, build);
+    if (!r) return std::move(r).error();
+    return ok();
+  }
+};
+
+HttpResponse json(int status, const Json& body);
+HttpResponse unknownPath(const HttpRequest& req);
+HttpResponse methodNotAllowed();
+// Own project, or admin.
+bool canChange(const Json& doc, const Caller& caller);
+// If-Match: revision_number=N (several may be given, comma-separated).
+Result<void> checkIfMatch(const HttpRequest& req, const Json& doc);
+// The visible, changeable document with this id, or the error to answer.
+Result<const state::Document*> target(const ResourceKind& kind, const std::string& id,
+                                      Transaction& ctx, const HttpRequest& req, const char* verb);
+
+// standard-attr-tag: /v2.0/<collection>/<id>/tags[/<tag>].
+HttpResponse serveTags(const ApiWriter& w, const ResourceKind& kind, const std::string& id,
+                       const std::string* tag, const HttpRequest& req, const Caller& caller);
+// /v2.0/agents[/<host>], admin only.
+HttpResponse serveAgents(const ApiWriter& w, const std::vector<std::string>& parts,
+                         const HttpRequest& req, const Caller& caller);
+// /v2.0/quotas[/<project>[/default|/details]].
+HttpResponse serveQuotas(const ApiWriter& w, const std::vector<std::string>& parts,
+                         const HttpRequest& req, const Caller& caller);
+
+}  // namespace canopy::api::detail

@@ -1,0 +1,30 @@
+// The registry of the kinds the API serves: a new kind is a file in kinds/
+// and one line in each list below.
+
+#include "api/kind.h"
+
+namespace canopy::api {
+
+using MakeKind = std::unique_ptr<ResourceKind> (*)(const model::NetworkConfig&);
+
+std::unique_ptr<ResourceKind> makeNetworkKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeSubnetKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makePortKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeSecurityGroupKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeSecurityGroupRuleKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeRouterKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeFloatingIpKind(const model::NetworkConfig&);
+
+// In the order /v2.0/ lists them.
+constexpr MakeKind kKinds[] = {
+    makeNetworkKind,           makeSubnetKind, makePortKind,       makeSecurityGroupKind,
+    makeSecurityGroupRuleKind, makeRouterKind, makeFloatingIpKind,
+};
+
+std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::NetworkConfig& config) {
+  std::vector<std::unique_ptr<ResourceKind>> kinds;
+  for (MakeKind make : kKinds) kinds.push_back(make(config));
+  return kinds;
+}
+
+}  // namespace canopy::api

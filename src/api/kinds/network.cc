@@ -1,0 +1,170 @@
+// Networks: segments (provider attributes or a tunnel id from the range),
+// MTUs, the subnets that go with them.
+
+#include "model/network.h"
+
+#include "api/kind.h"
+#include "model/subnet.h"
+
+namespace canopy::api {
+namespace {
+
+using model::badRequest;
+
+class NetworkKind final : public ResourceKind {
+ public:
+  explicit NetworkKind(model::NetworkConfig config) : config_(std::move(config)) {}
+
+  const model::ResourceSpec& spec() const override { return model::networkSpec(); }
+
+  bool visible(const Json& doc, const Caller& caller) const override {
+    return ResourceKind::visible(doc, caller) || doc.value("shared", false) ||
+           doc.value("router:external", false);
+  }
+
+  void present(Json& view, const Json& doc, const state::Tables& tables) const override {
+    Json subnets = Json::array();
+    for (const auto& id : tables.lookup("subnets.network", doc.value("id", ""))) {
+      subnets.push_back(id);
+    }
+    view["subnets"] = std::move(subnets);
+  }
+  bool derivesViews() const override { return true; }
+
+  Result<void> create(Json& doc, Transaction& ctx) const override {
+    doc["status"] = "ACTIVE";
+    if (auto r = assignSegment(doc, ctx); !r) return r;
+    return checkMtu(doc);
+  }
+
+  Result<void> update(Json& doc, const Json&, Transaction&) const override { return checkMtu(doc); }
+
+  // Subnets go with their network (Neutron deletes them when no port uses them).
+  Result<void> remove(const Json& doc, Transaction& ctx) const override {
+    std::string id = doc.value("id", "");
+    if (!ctx.indexed("ports.network", "ports", id).empty()) {
+      return Error(Errc::Conflict,
+                   "Unable to complete operation on network " + id +
+                       ". There are one or more ports still in use on the network.",
+                   "NetworkInUse");
+    }
+    for (const auto& sid : ctx.tables().lookup("subnets.network", id)) {
+      const state::Document* d = ctx.find("subnets", sid);
+      if (d == nullptr) continue;
+      ctx.guard("subnets", sid, d->mod_revision);
+      ctx.remove("subnets", sid);
+    }
+    ctx.release(segmentClaim(doc));
+    return ok();
+  }
+
+ private:
+  Result<void> checkMtu(Json& doc) const {
+    int max = model::defaultMtu(config_, model::stringAt(doc, "provider:network_type"));
+    if (doc["mtu"].is_null()) doc["mtu"] = max;
+    if (doc["mtu"].get<int64_t>() > max) {
+      return model::badRequest(
+          "Invalid input for operation: Requested MTU is too big, maximum is " +
+          std::to_string(max) + ".");
+    }
+    return ok();
+  }
+
+  static std::string segmentClaim(const Json& doc) {
+    return std::string(state::kPrefix) + "claims/segment/" +
+           model::stringAt(doc, "provider:network_type") + "/" +
+           model::stringAt(doc, "provider:physical_network") + "/" +
+           std::to_string(doc["provider:segmentation_id"].is_number_integer()
+                              ? doc["provider:segmentation_id"].get<int64_t>()
+                              : 0);
+  }
+
+  // The network's segment: provider attributes an admin gave, checked and
+  // free, or a tunnel id allocated from the configured range.
+  Result<void> assignSegment(Json& doc, Transaction& ctx) const {
+    auto invalid = [](const std::string& what) {
+      return model::badRequest("Invalid input for operation: " + what + ".");
+    };
+    std::string type = doc["provider:network_type"].is_string()
+                           ? doc["provider:network_type"].get<std::string>()
+                           : config_.overlay;
+    std::string physnet = doc["provider:physical_network"].is_string()
+                              ? doc["provider:physical_network"].get<std::string>()
+                              : std::string();
+    const Json& given = doc["provider:segmentation_id"];
+    bool tunnel = type == "geneve" || type == "vxlan";
+    auto used = [&](int64_t id) {
+      return !ctx.indexed("networks.segment", "networks", state::segmentKey(type, physnet, id))
+                  .empty();
+    };
+    std::string kind_name = type == "vlan" ? "VLAN" : type == "vxlan" ? "VXLAN" : "Geneve";
+    int64_t id = 0;
+    if (type == "flat") {
+      if (physnet.empty()) return invalid("physical_network required for flat provider network");
+      if (!given.is_null()) return invalid("segmentation_id specified for flat provider network");
+      if (used(0)) {
+        return Error(
+            Errc::Conflict,
+            "Unable to create the flat network. Physical network " + physnet + " is in use.",
+            "FlatNetworkInUse");
+      }
+    } else if (!tunnel && physnet.empty()) {
+      return invalid("physical_network required for VLAN provider network");
+    } else if (tunnel && !physnet.empty()) {
+      return invalid("provider:physical_network specified for " + kind_name + " network");
+    }
+    if (type != "flat" && !given.is_null()) {
+      id = given.get<int64_t>();
+      int64_t max = model::maxSegmentationId(type);
+      if (id < 1 || id > max) {
+        return invalid("segmentation_id out of range (1 through " + std::to_string(max) + ")");
+      }
+      if (used(id)) {
+        if (tunnel) {
+          return Error(
+              Errc::Conflict,
+              "Unable to create the network. The tunnel ID " + std::to_string(id) + " is in use.",
+              "TunnelIdInUse");
+        }
+        return Error(Errc::Conflict,
+                     "Unable to create the network. The VLAN " + std::to_string(id) +
+                         " on physical network " + physnet + " is in use.",
+                     "VlanIdInUse");
+      }
+    } else if (type != "flat") {
+      // Tunnel ids come from the configured range; there is no VLAN range.
+      int64_t lo = config_.vni_min, hi = config_.vni_max;
+      std::optional<int64_t> found;
+      if (tunnel && lo <= hi) {
+        auto span = static_cast<uint64_t>(hi - lo + 1);
+        uint64_t start = randomEngine()() % span;
+        for (uint64_t i = 0; i < span && !found; ++i) {
+          auto candidate = lo + static_cast<int64_t>((start + i) % span);
+          if (!used(candidate)) found = candidate;
+        }
+      }
+      if (!found) {
+        return Error(Errc::Unavailable,
+                     "Unable to create the network. No tenant network is available for "
+                     "allocation.",
+                     "NoNetworkAvailable");
+      }
+      id = *found;
+    }
+    doc["provider:network_type"] = type;
+    doc["provider:physical_network"] = physnet.empty() ? Json(nullptr) : Json(physnet);
+    doc["provider:segmentation_id"] = type == "flat" ? Json(nullptr) : Json(id);
+    ctx.claim(segmentClaim(doc), doc.value("id", ""));
+    return ok();
+  }
+
+  model::NetworkConfig config_;
+};
+
+}  // namespace
+
+std::unique_ptr<ResourceKind> makeNetworkKind(const model::NetworkConfig& config) {
+  return std::make_unique<NetworkKind>(config);
+}
+
+}  // namespace canopy::api

@@ -1,0 +1,53 @@
+// Security group rules: checked against their group and each other.
+
+#include "api/kind.h"
+#include "model/security_group.h"
+
+namespace canopy::api {
+namespace {
+
+using model::badRequest;
+
+class SecurityGroupRuleKind final : public ResourceKind {
+ public:
+  const model::ResourceSpec& spec() const override { return model::securityGroupRuleSpec(); }
+
+  Result<void> create(Json& doc, Transaction& ctx) const override {
+    if (auto r = model::checkRule(doc); !r) return r;
+    auto groupVisible = [&](const std::string& gid) {
+      const state::Document* g = ctx.find("security-groups", gid);
+      return g != nullptr &&
+             (ctx.caller().is_admin || g->doc.value("project_id", "") == ctx.caller().project_id);
+    };
+    std::string group_id = doc.value("security_group_id", "");
+    if (!groupVisible(group_id)) return notFound(model::securityGroupSpec(), group_id);
+    if (doc["remote_group_id"].is_string() && !groupVisible(doc["remote_group_id"])) {
+      return notFound(model::securityGroupSpec(), doc["remote_group_id"].get<std::string>());
+    }
+    std::string identity = model::ruleIdentity(doc);
+    for (const Json* other :
+         ctx.indexed("security-group-rules.group", "security-group-rules", group_id)) {
+      if (model::ruleIdentity(*other) == identity) {
+        return Error(
+            Errc::Conflict,
+            "Security group rule already exists. Rule id is " + other->value("id", "") + ".",
+            "SecurityGroupRuleExists");
+      }
+    }
+    ctx.touch("security-groups", group_id);
+    return ok();
+  }
+
+  Result<void> remove(const Json& doc, Transaction& ctx) const override {
+    ctx.touch("security-groups", doc.value("security_group_id", ""));
+    return ok();
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<ResourceKind> makeSecurityGroupRuleKind(const model::NetworkConfig&) {
+  return std::make_unique<SecurityGroupRuleKind>();
+}
+
+}  // namespace canopy::api
