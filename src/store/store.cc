@@ -1,7 +1,5 @@
 #include "store/store.h"
 
-#include "store/sqlite_store.h"
-
 namespace canopy::store {
 
 std::string prefixEnd(std::string_view prefix) {
@@ -38,19 +36,6 @@ Result<int64_t> Store::del(std::string key) {
   auto r = txn({}, ops, {});
   if (!r) return std::move(r).error();
   return r->results.at(0).deleted;
-}
-
-Result<std::unique_ptr<Store>> open(std::string_view url, bool create_if_missing) {
-  constexpr std::string_view kSqlite = "sqlite:";
-  if (url.starts_with(kSqlite)) url.remove_prefix(kSqlite.size());
-  auto colon = url.find(':');
-  auto slash = url.find('/');
-  if (colon != std::string_view::npos && (slash == std::string_view::npos || colon < slash)) {
-    return Error(Errc::InvalidArgument,
-                 "unknown store URL '" + std::string(url) +
-                     "': expected sqlite:PATH (the etcd backend is not built yet)");
-  }
-  return SqliteStore::open({.path = std::string(url), .create_if_missing = create_if_missing});
 }
 
 }  // namespace canopy::store

@@ -173,5 +173,24 @@ TEST_F(StoreTest, SecondProcessIsRefusedWhileTheFirstHoldsTheStore) {
   EXPECT_EQ(must(store().get("/a"))->value, "1");
 }
 
+// store::open() picks the backend by the URL's scheme; a bare path is the
+// embedded store; an unknown scheme is refused, naming the known ones.
+TEST(StoreOpen, TheUrlsSchemeChoosesTheBackend) {
+  canopy::testing::TempDir dir;
+  auto by_scheme = open("sqlite:" + dir.file("a.db"));
+  ASSERT_TRUE(by_scheme) << by_scheme.error().toString();
+  ASSERT_TRUE((*by_scheme)->put("/k", "v"));
+  auto bare = open(dir.file("b.db"));
+  ASSERT_TRUE(bare) << bare.error().toString();
+  auto missing = open("sqlite:" + dir.file("c.db"), /*create_if_missing=*/false);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code(), Errc::NotFound);
+  auto unknown = open("etcd://127.0.0.1:2379");
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code(), Errc::InvalidArgument);
+  EXPECT_NE(unknown.error().message().find("'etcd' is not one of sqlite"), std::string::npos)
+      << unknown.error().message();
+}
+
 }  // namespace
 }  // namespace canopy::store
