@@ -5,6 +5,8 @@
 //   BM_Floor               parse + copy into the output batch: what any
 //                          datapath pays per frame, the in-run reference
 //   BM_CachedL2            port -> port on another host, same network, Geneve
+//   BM_FabricL2            BM_CachedL2's frames through both hosts on a Fabric
+//                          (sender, tunnel, receiver), one frame at a time
 //   BM_CachedRouted        port -> router -> port on another host, Geneve
 //   BM_CachedFloatingIp    port with a floating IP -> outside: route, NAT, uplink
 //   BM_CachedSnatRedirect  port -> outside through the gateway host, Geneve
@@ -27,6 +29,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "datapath/fabric/fabric.h"
 #include "datapath/packet/builder.h"
 #include "datapath/pipeline/datapath.h"
 
@@ -39,8 +42,6 @@ using packet::PacketBuilder;
 using pipeline::Datapath;
 using pipeline::Ingress;
 using pipeline::Outputs;
-using topology::IpAddr;
-using topology::IpPrefix;
 
 constexpr uint32_t kSwitches = 100;
 constexpr uint32_t kPortsPerSwitch = 100;  // 10,000 ports
@@ -61,16 +62,14 @@ Ipv4Address portIp(uint32_t sw, uint32_t i) {
   return Ipv4Address::of(10, static_cast<uint8_t>(sw), static_cast<uint8_t>(i / 200),
                          static_cast<uint8_t>(i % 200 + 2));
 }
-IpAddr addr(Ipv4Address a) {
-  return IpAddr::v4(a.value.b[0], a.value.b[1], a.value.b[2], a.value.b[3]);
-}
+IpAddress addr(Ipv4Address a) { return a.ip(); }
 // Even ports are on host 1 (where the benchmark runs), odd ones on host 2.
 uint32_t hostOf(uint32_t i) { return i % 2 == 0 ? 1 : 2; }
 
 std::shared_ptr<const topology::Topology> bigTopology() {
   topology::TopologyBuilder b;
-  b.addHost({.key = 1, .name = "h1", .tunnel_ip = IpAddr::v4(192, 168, 0, 1)});
-  b.addHost({.key = 2, .name = "h2", .tunnel_ip = IpAddr::v4(192, 168, 0, 2)});
+  b.addHost({.key = 1, .name = "h1", .tunnel_ip = IpAddress::v4(192, 168, 0, 1)});
+  b.addHost({.key = 2, .name = "h2", .tunnel_ip = IpAddress::v4(192, 168, 0, 2)});
   for (uint32_t g = 1; g <= kGroups; ++g) {
     topology::SecurityGroup group{.key = g, .id = "sg" + std::to_string(g)};
     // Rules that do not match the benchmark's UDP first, the one that
@@ -81,20 +80,20 @@ std::shared_ptr<const topology::Topology> bigTopology() {
                              .protocol = 6,
                              .port_min = static_cast<uint16_t>(1000 + r),
                              .port_max = static_cast<uint16_t>(1000 + r),
-                             .remote_prefix = IpPrefix::parse("172.16.0.0/12")});
+                             .remote_prefix = *IpPrefix::parse("172.16.0.0/12")});
     }
     group.rules.push_back(
         {.id = "egress" + std::to_string(g), .direction = topology::Direction::Egress});
     group.rules.push_back({.id = "udp" + std::to_string(g),
                            .direction = topology::Direction::Ingress,
                            .protocol = 17,
-                           .remote_prefix = IpPrefix::parse("0.0.0.0/0")});
+                           .remote_prefix = *IpPrefix::parse("0.0.0.0/0")});
     b.addGroup(std::move(group));
   }
   topology::Router router{.key = 1, .id = "router"};
   for (uint32_t s = 1; s <= kSwitches; ++s) {
     auto cidr = *IpPrefix::parse("10." + std::to_string(s) + ".0.0/16");
-    auto gw = IpAddr::v4(10, static_cast<uint8_t>(s), 0, 1);
+    auto gw = IpAddress::v4(10, static_cast<uint8_t>(s), 0, 1);
     b.addSwitch({.key = s,
                  .id = "net" + std::to_string(s),
                  .vni = 1000 + s,
@@ -117,20 +116,20 @@ std::shared_ptr<const topology::Topology> bigTopology() {
                .vni = 5000,
                .subnets = {{.id = "public-sub",
                             .cidr = *IpPrefix::parse("203.0.113.0/24"),
-                            .gateway = IpAddr::v4(203, 0, 113, 1),
+                            .gateway = IpAddress::v4(203, 0, 113, 1),
                             .dhcp = false}},
                .external = true,
                .physical_network = "physnet1"});
   router.gateway = topology::Gateway{.port_key = 999999,
                                      .switch_key = kExternal,
                                      .mac = {{0xfa, 0x16, 0x3e, 0xee, 0, 1}},
-                                     .ips = {IpAddr::v4(203, 0, 113, 10)},
+                                     .ips = {IpAddress::v4(203, 0, 113, 10)},
                                      .host = 2,
-                                     .nexthop = IpAddr::v4(203, 0, 113, 1)};
+                                     .nexthop = IpAddress::v4(203, 0, 113, 1)};
   b.addRouter(std::move(router));
   for (uint32_t i = 0; i < 64; i += 2) {
     b.addFloatingIp({.id = "fip" + std::to_string(i),
-                     .external = IpAddr::v4(203, 0, 113, static_cast<uint8_t>(100 + i)),
+                     .external = IpAddress::v4(203, 0, 113, static_cast<uint8_t>(100 + i)),
                      .fixed = addr(portIp(1, i)),
                      .port_key = portKey(1, i),
                      .router_key = 1});
@@ -166,7 +165,7 @@ class Fixture {
   explicit Fixture(std::shared_ptr<pipeline::SharedState> shared = nullptr) {
     dp = std::make_unique<Datapath>(clock, hostConfig(), std::move(shared));
     dp->setTopology(topology);
-    dp->learnNeighbor(kExternal, IpAddr::v4(203, 0, 113, 1), {{0x52, 0x54, 0, 0, 0, 1}});
+    dp->learnNeighbor(kExternal, IpAddress::v4(203, 0, 113, 1), {{0x52, 0x54, 0, 0, 0, 1}});
   }
 
   // Runs every flow until its decision is cached (new, then established).
@@ -247,6 +246,37 @@ void BM_CachedL2(benchmark::State& state) {
   runBatches(state, fx, v);
 }
 BENCHMARK(BM_CachedL2);
+
+// The same frames as BM_CachedL2 on both of their hosts, on a Fabric (as
+// trace and the tests wire hosts): the sender's datapath, the tunnel, the
+// receiver's. Includes the fabric's copy of each frame between hosts.
+void BM_FabricL2(benchmark::State& state) {
+  SystemClock clock;
+  fabric::Fabric fabric(clock);
+  for (uint32_t h : {1u, 2u}) {
+    pipeline::Config c = hostConfig();
+    c.host.host = h;
+    fabric.addHost(h, "h" + std::to_string(h), std::move(c), Fixture::topology);
+  }
+  auto v = flows([](uint32_t n) {
+    uint32_t sw = 1 + n % 8, src = (n % 50) * 2, dst = (n % 50) * 2 + 1;
+    return Flow{portKey(sw, src), udpFrame(portMac(sw, src), portMac(sw, dst), portIp(sw, src),
+                                           portIp(sw, dst), static_cast<uint16_t>(1000 + n))};
+  });
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& f : v) fabric.send(1, Ingress::fromPort(f.in_port), f.frame);
+  }
+  size_t next = 0, delivered = 0;
+  for (auto _ : state) {
+    const Flow& f = v[next];
+    next = (next + 1) % v.size();
+    delivered += fabric.send(1, Ingress::fromPort(f.in_port), f.frame).outputs.size();
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["delivered_per_frame"] =
+      static_cast<double>(delivered) / static_cast<double>(state.iterations());
+}
+BENCHMARK(BM_FabricL2);
 
 void BM_CachedRouted(benchmark::State& state) {
   Fixture fx;

@@ -32,7 +32,7 @@ print("Medians of 5 interleaved repetitions, frames (or lookups) per second on o
 print()
 print("| benchmark | rate | ratio to the floor |")
 print("|---|---:|---:|")
-for name in ("BM_Floor", "BM_CachedL2", "BM_CachedRouted", "BM_CachedFloatingIp",
+for name in ("BM_Floor", "BM_CachedL2", "BM_FabricL2", "BM_CachedRouted", "BM_CachedFloatingIp",
              "BM_CachedSnatRedirect", "BM_FlowSetup", "BM_ConntrackLookup"):
     r = rate(name)
     if r is None:

@@ -327,9 +327,8 @@ Json Agent::status() const {
 }
 
 void Agent::announce(const datapath::topology::Topology& t, uint32_t host_key) {
-  using datapath::topology::IpAddr;
   struct Served {
-    IpAddr ip;
+    IpAddress ip;
     datapath::packet::MacAddress mac;
     const datapath::topology::Switch* sw;
   };
@@ -347,15 +346,14 @@ void Agent::announce(const datapath::topology::Topology& t, uint32_t host_key) {
       served.push_back({ip, r.gateway->mac, t.findSwitch(r.gateway->switch_key)});
     }
   }
-  std::set<std::pair<IpAddr, datapath::packet::MacAddress>> now;
+  std::set<std::pair<IpAddress, datapath::packet::MacAddress>> now;
   for (const auto& s : served) {
     if (s.sw == nullptr || s.ip.family != 4) continue;
     now.insert({s.ip, s.mac});
     if (announced_.count({s.ip, s.mac})) continue;
     for (size_t u = 0; u < config_.uplinks.size(); ++u) {
       if (config_.uplinks[u].first != s.sw->physical_network) continue;
-      auto a = datapath::packet::Ipv4Address::of(s.ip.bytes[0], s.ip.bytes[1], s.ip.bytes[2],
-                                                 s.ip.bytes[3]);
+      auto a = datapath::packet::Ipv4Address::of(s.ip);
       datapath::packet::PacketBuilder b;
       b.eth(s.mac, datapath::packet::MacAddress::broadcast());
       if (s.sw->vlan != 0) b.vlan(s.sw->vlan);

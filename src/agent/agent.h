@@ -41,7 +41,7 @@ namespace canopy::agent {
 
 struct AgentConfig {
   std::string host_name{};
-  datapath::topology::IpAddr tunnel_ip{};
+  IpAddress tunnel_ip{};
   // "": no server (views come through applyView()).
   std::string server = "127.0.0.1:6642";
   std::shared_ptr<grpc::ChannelCredentials> server_credentials{};  // null: plain gRPC
@@ -138,8 +138,7 @@ class Agent {
   uint64_t plan_generation_ CANOPY_GUARDED_BY(mu_) = 0;
   uint32_t host_key_ CANOPY_GUARDED_BY(mu_) = 0;
   std::shared_ptr<datapath::pipeline::SharedState> shared_ CANOPY_GUARDED_BY(mu_);
-  std::set<std::pair<datapath::topology::IpAddr, datapath::packet::MacAddress>> announced_
-      CANOPY_GUARDED_BY(mu_);
+  std::set<std::pair<IpAddress, datapath::packet::MacAddress>> announced_ CANOPY_GUARDED_BY(mu_);
 };
 
 }  // namespace canopy::agent

@@ -163,7 +163,7 @@ int main(int argc, char** argv) {
   config.encapsulation = encapsulation == "vxlan"
                              ? canopy::datapath::pipeline::Encapsulation::Vxlan
                              : canopy::datapath::pipeline::Encapsulation::Geneve;
-  auto ip = canopy::datapath::topology::IpAddr::parse(tunnel_ip);
+  auto ip = canopy::IpAddress::parse(tunnel_ip);
   if (!ip) {
     spdlog::error("canopy-agent: --tunnel-ip '{}' is not an IP address", tunnel_ip);
     return 2;

@@ -26,7 +26,6 @@ namespace canopy::agent {
 namespace {
 
 using datapath::packet::Offload;
-using datapath::topology::IpAddr;
 
 // The most a UDP datagram over IPv4 can carry; a UDP_SEGMENT send is one
 // such datagram before the kernel cuts it.
@@ -46,7 +45,7 @@ void setBuffer(int fd, int option, int force_option, int bytes) {
   }
 }
 
-socklen_t toSockaddr(const IpAddr& ip, uint16_t port, sockaddr_storage& out) {
+socklen_t toSockaddr(const IpAddress& ip, uint16_t port, sockaddr_storage& out) {
   out = {};
   if (ip.family == 4) {
     auto* a = reinterpret_cast<sockaddr_in*>(&out);
@@ -63,7 +62,7 @@ socklen_t toSockaddr(const IpAddr& ip, uint16_t port, sockaddr_storage& out) {
 }
 
 // The MTU of the interface that holds `local`, 0 if none does.
-size_t interfaceMtu(int fd, const IpAddr& local) {
+size_t interfaceMtu(int fd, const IpAddress& local) {
   ifaddrs* list = nullptr;
   if (getifaddrs(&list) != 0) return 0;
   std::string name;
@@ -442,7 +441,7 @@ size_t FrameSocket::flush() {
   return sent;
 }
 
-Result<TunnelSocket> TunnelSocket::open(const IpAddr& local, uint16_t port, bool reuse_port) {
+Result<TunnelSocket> TunnelSocket::open(const IpAddress& local, uint16_t port, bool reuse_port) {
   TunnelSocket s;
   s.port_ = port;
   s.family_ = local.family;
@@ -503,7 +502,7 @@ size_t TunnelSocket::receive(Batch& batch) {
         batch.segment_[i] = static_cast<size_t>(size);
       }
     }
-    IpAddr& src = batch.source_[i];
+    IpAddress& src = batch.source_[i];
     src = {};
     if (from[i].ss_family == AF_INET) {
       const auto* a = reinterpret_cast<const sockaddr_in*>(&from[i]);
@@ -518,7 +517,7 @@ size_t TunnelSocket::receive(Batch& batch) {
   return batch.count_;
 }
 
-bool TunnelSocket::send(const IpAddr& remote, std::span<const uint8_t> payload) {
+bool TunnelSocket::send(const IpAddress& remote, std::span<const uint8_t> payload) {
   sockaddr_storage a;
   socklen_t length = toSockaddr(remote, port_, a);
   ssize_t n = sendto(fd_.get(), payload.data(), payload.size(), MSG_DONTWAIT,
@@ -603,7 +602,7 @@ size_t TunnelSocket::flush() {
   return sent;
 }
 
-size_t TunnelSocket::sendGather(const IpAddr& remote, const datapath::packet::SegmentHeaders& h,
+size_t TunnelSocket::sendGather(const IpAddress& remote, const datapath::packet::SegmentHeaders& h,
                                 std::span<const uint8_t> frame) {
   if (h.count == 0) return 0;
   const size_t size = h.header_length + std::min(h.mss, h.payload);  // all but the last
@@ -700,7 +699,7 @@ class SocketIo final : public IoFactory {
     if (!s) return std::move(s).error();
     return std::unique_ptr<PortIo>(std::make_unique<FrameSocket>(std::move(*s)));
   }
-  Result<std::unique_ptr<TunnelIo>> openTunnel(const IpAddr& local, uint16_t port,
+  Result<std::unique_ptr<TunnelIo>> openTunnel(const IpAddress& local, uint16_t port,
                                                size_t /*worker*/, size_t workers) override {
     auto s = TunnelSocket::open(local, port, workers > 1);
     if (!s) return std::move(s).error();

@@ -132,8 +132,7 @@ class TunnelSocket final : public TunnelIo {
  public:
   // `reuse_port`: other sockets may bind the same port, the kernel giving
   // each flow (outer 4-tuple) to one of them (SO_REUSEPORT).
-  static Result<TunnelSocket> open(const datapath::topology::IpAddr& local, uint16_t port,
-                                   bool reuse_port = false);
+  static Result<TunnelSocket> open(const IpAddress& local, uint16_t port, bool reuse_port = false);
   TunnelSocket(TunnelSocket&&) noexcept = default;
   TunnelSocket& operator=(TunnelSocket&&) noexcept = default;
 
@@ -142,7 +141,7 @@ class TunnelSocket final : public TunnelIo {
   // coalesced ones (Batch::segmentSize()).
   size_t receive(Batch& batch) override;
   void release() override {}  // the batch holds its own copies
-  bool send(const datapath::topology::IpAddr& remote, std::span<const uint8_t> payload);
+  bool send(const IpAddress& remote, std::span<const uint8_t> payload);
   // Sends what queue() gathered in one sendmmsg: consecutive datagrams to
   // one remote of one size (the last maybe shorter) as one UDP_SEGMENT
   // message, which also reaches the far end's UDP_GRO socket as one buffer.
@@ -153,8 +152,7 @@ class TunnelSocket final : public TunnelIo {
   // sent in UDP_SEGMENT calls of at most kMaxSegmentsPerSend datagrams and
   // 64 KiB, or one by one where the kernel refuses that (a path MTU below
   // maxPayload()). Returns how many datagrams were sent.
-  size_t sendGather(const datapath::topology::IpAddr& remote,
-                    const datapath::packet::SegmentHeaders& segments,
+  size_t sendGather(const IpAddress& remote, const datapath::packet::SegmentHeaders& segments,
                     std::span<const uint8_t> frame) override;
   // The largest datagram payload that leaves without IP fragmentation: the
   // MTU of the interface holding the tunnel address, less the IP and UDP

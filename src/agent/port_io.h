@@ -83,13 +83,13 @@ class Batch {
   // From a TunnelIo: frame i holds datagrams of this many bytes back to
   // back, the last one maybe shorter (UDP_GRO); 0: one datagram.
   size_t segmentSize(size_t i) const { return segment_[i]; }
-  const datapath::topology::IpAddr& source(size_t i) const { return source_[i]; }
+  const IpAddress& source(size_t i) const { return source_[i]; }
 
   // For implementations: slot i's own room, and frame i as received.
   uint8_t* slot(size_t i) { return data_.data() + i * kFrameBytes; }
   void resize(size_t count) { count_ = count; }
   void set(size_t i, uint8_t* at, size_t length, const VirtioNetHeader& vnet = {},
-           size_t segment = 0, const datapath::topology::IpAddr& source = {}) {
+           size_t segment = 0, const IpAddress& source = {}) {
     at_[i] = at;
     length_[i] = length;
     vnet_[i] = vnet;
@@ -105,7 +105,7 @@ class Batch {
   std::array<size_t, kFrames> length_{};
   std::array<VirtioNetHeader, kFrames> vnet_{};
   std::array<size_t, kFrames> segment_{};
-  std::array<datapath::topology::IpAddr, kFrames> source_{};
+  std::array<IpAddress, kFrames> source_{};
   size_t count_ = 0;
 };
 
@@ -167,14 +167,14 @@ class TunnelIo {
   virtual size_t flush() = 0;
   // A super-frame's segments (packet/offload.h), all to `remote`, each
   // gathered from its headers and its payload in `frame`; how many left.
-  virtual size_t sendGather(const datapath::topology::IpAddr& remote,
+  virtual size_t sendGather(const IpAddress& remote,
                             const datapath::packet::SegmentHeaders& segments,
                             std::span<const uint8_t> frame) = 0;
   // The largest payload that leaves without IP fragmentation.
   virtual size_t maxPayload() const = 0;
 
   // Sent by the next flush(); the bytes must stay where they are until then.
-  void queue(const datapath::topology::IpAddr& remote, std::span<const uint8_t> payload) {
+  void queue(const IpAddress& remote, std::span<const uint8_t> payload) {
     if (queued_ == kMaxSegmentsPerSend) flush();
     queue_remotes_[queued_] = remote;
     queue_payloads_[queued_] = payload;
@@ -184,7 +184,7 @@ class TunnelIo {
 
  protected:
   std::array<std::span<const uint8_t>, kMaxSegmentsPerSend> queue_payloads_{};
-  std::array<datapath::topology::IpAddr, kMaxSegmentsPerSend> queue_remotes_{};
+  std::array<IpAddress, kMaxSegmentsPerSend> queue_remotes_{};
   size_t queued_ = 0;
 };
 
@@ -209,9 +209,8 @@ class IoFactory {
   // Another handle on the same tap, for another worker to send through.
   virtual Result<std::unique_ptr<PortIo>> shareTap(PortIo& tap) = 0;
   // Worker `worker`'s socket on a tunnel port of the tunnel address.
-  virtual Result<std::unique_ptr<TunnelIo>> openTunnel(const datapath::topology::IpAddr& local,
-                                                       uint16_t port, size_t worker,
-                                                       size_t workers) = 0;
+  virtual Result<std::unique_ptr<TunnelIo>> openTunnel(const IpAddress& local, uint16_t port,
+                                                       size_t worker, size_t workers) = 0;
 };
 
 struct SocketIoOptions {

@@ -2,7 +2,8 @@
 // static VTEP (a host without a canopy-agent).
 
 #include "api/detail/endpoint.h"
-#include "model/ip.h"
+#include "base/ip.h"
+#include "model/agent.h"
 
 namespace canopy::api::detail {
 
@@ -18,22 +19,22 @@ HttpResponse serveAgents(const ApiWriter& w, const std::vector<std::string>& par
         Error(Errc::PermissionDenied, "User does not have admin privileges", "AdminRequired"));
   }
   auto view = [](const Json& d) {
-    bool is_static = d.value("static", false);
-    return Json{{"id", d.value("id", "")},
-                {"host", d.value("host", "")},
-                {"agent_type", is_static ? "Static VTEP" : "Canopy agent"},
-                {"binary", is_static ? "" : "canopy-agent"},
+    model::Agent a = model::Agent::fromJson(d);
+    return Json{{"id", a.host},
+                {"host", a.host},
+                {"agent_type", a.is_static ? "Static VTEP" : "Canopy agent"},
+                {"binary", a.is_static ? "" : "canopy-agent"},
                 {"topic", "N/A"},
-                {"alive", d.value("alive", false)},
+                {"alive", a.alive},
                 {"admin_state_up", true},
                 {"availability_zone", nullptr},
                 {"description", ""},
                 {"configurations",
-                 {{"tunnel_ip", d.value("tunnel_ip", "")},
-                  {"encapsulations", d.value("encapsulations", Json::array())},
-                  {"gateway_capable", d.value("gateway_capable", false)},
-                  {"physical_networks", d.value("physical_networks", Json::array())},
-                  {"version", d.value("version", "")}}}};
+                 {{"tunnel_ip", a.tunnel_ip},
+                  {"encapsulations", a.encapsulations},
+                  {"gateway_capable", a.gateway_capable},
+                  {"physical_networks", a.physical_networks},
+                  {"version", a.version}}}};
   };
   auto notFound = [](const std::string& id) {
     return errorResponse(
@@ -62,19 +63,27 @@ HttpResponse serveAgents(const ApiWriter& w, const std::vector<std::string>& par
     std::string host = a.is_object() ? model::stringAt(a, "host") : "";
     const Json& conf = a.is_object() ? a.value("configurations", Json()) : Json();
     std::string tunnel = conf.is_object() ? model::stringAt(conf, "tunnel_ip") : "";
-    if (host.empty() || host.size() > 255 || !model::IpAddress::parse(tunnel)) {
+    if (host.empty() || host.size() > 255 || !IpAddress::parse(tunnel)) {
       return errorResponse(Error(Errc::InvalidArgument,
                                  "a static VTEP needs agent.host and a valid "
                                  "agent.configurations.tunnel_ip",
                                  "BadRequest"));
     }
-    Json encaps = conf.value("encapsulations", Json::array({"vxlan"}));
-    if (!encaps.is_array()) encaps = Json::array({"vxlan"});
-    Json doc = {{"id", host},    {"host", host},  {"tunnel_ip", tunnel}, {"encapsulations", encaps},
-                {"alive", true}, {"static", true}};
+    model::Agent vtep{.host = host, .tunnel_ip = tunnel, .alive = true, .is_static = true};
+    for (const auto& e : conf.value("encapsulations", Json::array({"vxlan"}))) {
+      if (e != "vxlan" && e != "geneve") {
+        return errorResponse(Error(Errc::InvalidArgument,
+                                   "agent.configurations.encapsulations takes \"vxlan\" and "
+                                   "\"geneve\"",
+                                   "BadRequest"));
+      }
+      vtep.encapsulations.push_back(e.get<std::string>());
+    }
+    if (vtep.encapsulations.empty()) vtep.encapsulations = {"vxlan"};
+    Json doc = vtep.toJson();
     auto r = w.write(caller, [&](Transaction& txn) -> Result<void> {
       const state::Document* existing = txn.find("agents", host);
-      if (existing != nullptr && !existing->doc.value("static", false)) {
+      if (existing != nullptr && !model::Agent::fromJson(existing->doc).is_static) {
         return Error(Errc::Conflict, "Host " + host + " has a canopy-agent; it registers itself",
                      "AgentConflict");
       }
@@ -95,7 +104,8 @@ HttpResponse serveAgents(const ApiWriter& w, const std::vector<std::string>& par
       if (d == nullptr) {
         return Error(Errc::NotFound, "Agent " + id + " could not be found.", "AgentNotFound");
       }
-      if (d->doc.value("alive", false) && !d->doc.value("static", false)) {
+      model::Agent a = model::Agent::fromJson(d->doc);
+      if (a.alive && !a.is_static) {
         return Error(Errc::Conflict, "Agent " + id + " is alive; stop it first", "AgentInUse");
       }
       txn.erase("agents", id);

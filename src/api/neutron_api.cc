@@ -11,8 +11,8 @@
 
 #include "api/detail/endpoint.h"
 #include "api/kind.h"
+#include "base/ip.h"
 #include "base/mutex.h"
-#include "model/ip.h"
 #include "model/query.h"
 #include "model/quota.h"
 

@@ -36,7 +36,7 @@ bool isSlaac(const Json& subnet) {
          (mode == "slaac" || mode == "dhcpv6-stateless");
 }
 
-IpAddress eui64(const Cidr& prefix, const std::string& mac) {
+IpAddress eui64(const IpPrefix& prefix, const std::string& mac) {
   unsigned b[6] = {};
   std::sscanf(mac.c_str(), "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]);
   uint64_t iid = (uint64_t{b[0] ^ 0x02u} << 56) | (uint64_t{b[1]} << 48) | (uint64_t{b[2]} << 40) |

@@ -26,7 +26,7 @@ std::optional<IpAddress> pickFreeAddress(const Json& subnet,
 // True if the subnet hands out addresses by SLAAC (EUI-64 from the MAC).
 bool isSlaac(const Json& subnet);
 // The EUI-64 address of `mac` in a /64 (RFC 4291 appendix A).
-IpAddress eui64(const Cidr& prefix, const std::string& mac);
+IpAddress eui64(const IpPrefix& prefix, const std::string& mac);
 
 // "fa:16:3e:12:34:56" normalised to lower case; InvalidArgument if not a
 // unicast MAC in that form (dashes accepted).

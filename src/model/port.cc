@@ -1,6 +1,6 @@
 #include "model/port.h"
 
-#include "model/ip.h"
+#include "base/ip.h"
 #include "model/ipam.h"
 
 namespace canopy::model {
@@ -33,7 +33,7 @@ std::optional<std::string> checkAddressPairs(const Json& v) {
     for (auto it = p.begin(); it != p.end(); ++it) {
       if (it.key() == "ip_address") {
         const std::string s = it.value().is_string() ? it.value().get<std::string>() : "";
-        if (!IpAddress::parse(s) && !Cidr::parse(s)) {
+        if (!IpAddress::parse(s) && !IpPrefix::parseNetwork(s)) {
           return "'" + it.value().dump() + "' is not a valid IP address";
         }
       } else if (it.key() == "mac_address") {

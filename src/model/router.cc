@@ -2,7 +2,7 @@
 
 #include <set>
 
-#include "model/ip.h"
+#include "base/ip.h"
 
 namespace canopy::model {
 namespace {
@@ -69,7 +69,7 @@ Result<Json> normaliseRoutes(const Json& routes) {
         !r["destination"].is_string() || !r["nexthop"].is_string()) {
       return badRequest("Invalid data format for hostroute: '" + r.dump() + "'");
     }
-    auto destination = Cidr::parse(r["destination"].get<std::string>());
+    auto destination = IpPrefix::parseNetwork(r["destination"].get<std::string>());
     if (!destination) return badRequest(destination.error().message());
     auto nexthop = IpAddress::parse(r["nexthop"].get<std::string>());
     if (!nexthop) return badRequest(nexthop.error().message());

@@ -3,7 +3,7 @@
 #include <charconv>
 #include <map>
 
-#include "model/ip.h"
+#include "base/ip.h"
 
 namespace canopy::model {
 namespace {
@@ -185,7 +185,7 @@ Result<void> checkRule(Json& rule) {
     auto slash = text.find('/');
     auto ip = IpAddress::parse(text.substr(0, slash));
     if (!ip) return invalidInput("remote_ip_prefix", "'" + text + "' is not a valid IP subnet");
-    auto cidr = Cidr::parse(text);
+    auto cidr = IpPrefix::parseNetwork(text);
     if (!cidr) {
       // Neutron keeps the network of a prefix given with host bits set.
       int len = std::atoi(text.substr(slash + 1).c_str());
@@ -195,8 +195,9 @@ Result<void> checkRule(Json& rule) {
       }
       U128 host = len == 0 ? (ip->version() == 4 ? U128{0xffffffffu} : ~U128{0})
                            : ((U128{1} << (bits - len)) - 1);
-      cidr = Cidr::parse(IpAddress::fromValue(ip->version(), ip->value() & ~host).toString() + "/" +
-                         std::to_string(len));
+      cidr = IpPrefix::parseNetwork(
+          IpAddress::fromValue(ip->version(), ip->value() & ~host).toString() + "/" +
+          std::to_string(len));
     }
     if ((cidr->version() == 4) != (rule["ethertype"] == "IPv4")) {
       return ruleError("Conflicting value ethertype " + rule["ethertype"].get<std::string>() +

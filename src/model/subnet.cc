@@ -69,7 +69,8 @@ std::optional<std::string> checkHostRoutes(const Json& v) {
         !r["destination"].is_string() || !r["nexthop"].is_string()) {
       return "Invalid data format for hostroute: '" + r.dump() + "'";
     }
-    if (auto c = Cidr::parse(r["destination"].get<std::string>()); !c) return c.error().message();
+    if (auto c = IpPrefix::parseNetwork(r["destination"].get<std::string>()); !c)
+      return c.error().message();
     if (!IpAddress::parse(r["nexthop"].get<std::string>())) {
       return "'" + r["nexthop"].get<std::string>() + "' is not a valid IP address";
     }
@@ -156,7 +157,7 @@ std::vector<IpRange> allocationPools(const Json& subnet) {
 }
 
 Result<void> checkSubnetAddressing(const Json& subnet) {
-  auto cidr = Cidr::parse(subnet.value("cidr", ""));
+  auto cidr = IpPrefix::parseNetwork(subnet.value("cidr", ""));
   if (!cidr) return invalidInput("cidr", cidr.error().message());
   std::optional<IpAddress> gateway;
   if (subnet["gateway_ip"].is_string()) {
@@ -171,7 +172,7 @@ Result<void> checkSubnetAddressing(const Json& subnet) {
   auto pools = allocationPools(subnet);
   std::sort(pools.begin(), pools.end(),
             [](const IpRange& a, const IpRange& b) { return a.first < b.first; });
-  bool v4 = cidr->version() == 4 && cidr->prefix() < 31;
+  bool v4 = cidr->version() == 4 && cidr->length < 31;
   for (size_t i = 0; i < pools.size(); ++i) {
     const IpRange& p = pools[i];
     if (p.first.version() != cidr->version() || p.last.version() != cidr->version() ||
@@ -200,8 +201,8 @@ Result<void> checkSubnetAddressing(const Json& subnet) {
   return ok();
 }
 
-Result<void> completeNewSubnet(Json& subnet, const std::vector<Cidr>& siblings) {
-  auto cidr = Cidr::parse(subnet.value("cidr", ""));
+Result<void> completeNewSubnet(Json& subnet, const std::vector<IpPrefix>& siblings) {
+  auto cidr = IpPrefix::parseNetwork(subnet.value("cidr", ""));
   if (!cidr) return invalidInput("cidr", cidr.error().message());
   int version = static_cast<int>(subnet.value("ip_version", int64_t{0}));
   if (version != cidr->version()) {
@@ -213,7 +214,7 @@ Result<void> completeNewSubnet(Json& subnet, const std::vector<Cidr>& siblings) 
     return badRequest("Invalid input for operation: cidr " + cidr->toString() +
                       " is too small for a subnet; give allocation_pools explicitly.");
   }
-  for (const Cidr& other : siblings) {
+  for (const IpPrefix& other : siblings) {
     if (other.overlaps(*cidr)) {
       return badRequest(
           "Invalid input for operation: Requested subnet with cidr: " + cidr->toString() +

@@ -5,8 +5,8 @@
 
 #include <vector>
 
+#include "base/ip.h"
 #include "model/attributes.h"
-#include "model/ip.h"
 
 namespace canopy::model {
 
@@ -16,7 +16,7 @@ const ResourceSpec& subnetSpec();
 // fills what Neutron derives: cidr normalised, gateway_ip (first host unless
 // given or null), allocation_pools (the CIDR less network, broadcast and
 // gateway, unless given). `siblings` are the network's other subnets' CIDRs.
-Result<void> completeNewSubnet(Json& subnet, const std::vector<Cidr>& siblings);
+Result<void> completeNewSubnet(Json& subnet, const std::vector<IpPrefix>& siblings);
 
 // Checks a subnet after an update was merged into it (gateway and pools may
 // have changed; cidr cannot).

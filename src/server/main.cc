@@ -143,7 +143,7 @@ int run(const Options& options) {
     return 2;
   }
   canopy::southbound::SouthboundService southbound(state);
-  canopy::trace::Operations operations(state, &southbound);
+  canopy::trace::Operations operations(state, &southbound, clock);
   canopy::api::NeutronApi api(
       state,
       {.auth = identity   ? static_cast<canopy::api::Authenticator*>(identity.get())

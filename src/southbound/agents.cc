@@ -5,16 +5,9 @@
 
 namespace canopy::southbound {
 
-Result<void> putAgent(state::ModelState& state, const AgentInfo& agent,
+Result<void> putAgent(state::ModelState& state, const Agent& agent,
                       const std::function<bool()>& still_wanted) {
-  model::Json doc = {{"id", agent.host},
-                     {"host", agent.host},
-                     {"tunnel_ip", agent.tunnel_ip},
-                     {"encapsulations", agent.encapsulations},
-                     {"gateway_capable", agent.gateway_capable},
-                     {"physical_networks", agent.physical_networks},
-                     {"version", agent.version},
-                     {"alive", agent.alive}};
+  model::Json doc = agent.toJson();
   auto r = state.write({}, [&](state::Transaction& txn) -> Result<void> {
     if (still_wanted && !still_wanted()) return ok();
     const state::Document* current = txn.find(kAgentsCollection, agent.host);

@@ -3,15 +3,13 @@
 namespace canopy::southbound {
 namespace {
 
-using topology::IpAddr;
-using topology::IpPrefix;
 using topology::MacAddress;
 
 Error bad(const std::string& what) { return Error(Errc::InvalidArgument, "view refused: " + what); }
 
 // --- to the wire ---
 
-std::string bytesOf(const IpAddr& ip) {
+std::string bytesOf(const IpAddress& ip) {
   return ip.family == 4   ? std::string(reinterpret_cast<const char*>(ip.bytes.data()), 4)
          : ip.family == 6 ? std::string(reinterpret_cast<const char*>(ip.bytes.data()), 16)
                           : std::string();
@@ -131,8 +129,8 @@ void put(pb::FloatingIp* o, const topology::FloatingIp& f) {
 
 // --- from the wire ---
 
-Result<IpAddr> ip(const std::string& b, const char* what) {
-  IpAddr a;
+Result<IpAddress> ip(const std::string& b, const char* what) {
+  IpAddress a;
   if (b.size() == 4) {
     a.family = 4;
   } else if (b.size() == 16) {

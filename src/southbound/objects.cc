@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "model/agent.h"
 #include "southbound/keys.h"
 #include "southbound/view.h"
 
@@ -11,8 +12,6 @@ namespace {
 
 using model::Json;
 using model::stringAt;
-using topology::IpAddr;
-using topology::IpPrefix;
 
 std::optional<topology::MacAddress> parseMac(const std::string& text) {
   unsigned b[6];
@@ -27,8 +26,11 @@ std::optional<topology::MacAddress> parseMac(const std::string& text) {
 }
 
 std::optional<IpPrefix> parsePrefix(const std::string& text) {
-  if (text.find('/') != std::string::npos) return IpPrefix::parse(text);
-  auto ip = IpAddr::parse(text);
+  if (text.find('/') != std::string::npos) {
+    auto p = IpPrefix::parse(text);
+    return p ? std::optional(*p) : std::nullopt;
+  }
+  auto ip = IpAddress::parse(text);
   if (!ip) return std::nullopt;
   return IpPrefix{*ip, static_cast<uint8_t>(ip->family == 4 ? 32 : 128)};
 }
@@ -97,13 +99,12 @@ std::optional<topology::Host> hostOf(const state::Tables& t, std::string_view ho
   const Json* a = docOf(t, kAgentsCollection, host);
   uint32_t key = host.empty() ? 0 : keyOf(t, KeyKind::Host, host);
   if (a == nullptr || key == 0) return std::nullopt;
-  auto ip = IpAddr::parse(stringAt(*a, "tunnel_ip"));
-  bool geneve = true;
-  if (auto e = a->find("encapsulations"); e != a->end() && e->is_array() && !e->empty()) {
-    geneve = std::find(e->begin(), e->end(), Json("geneve")) != e->end();
-  }
-  return topology::Host{
-      .key = key, .name = std::string(host), .tunnel_ip = ip.value_or(IpAddr{}), .geneve = geneve};
+  model::Agent agent = model::Agent::fromJson(*a);
+  auto ip = IpAddress::parse(agent.tunnel_ip);
+  return topology::Host{.key = key,
+                        .name = std::string(host),
+                        .tunnel_ip = ip.value_or(IpAddress{}),
+                        .geneve = agent.takesGeneve()};
 }
 
 std::optional<topology::Switch> switchOf(const state::Tables& t, std::string_view id) {
@@ -130,16 +131,15 @@ std::optional<topology::Switch> switchOf(const state::Tables& t, std::string_vie
     auto cidr = IpPrefix::parse(stringAt(*sub, "cidr"));
     if (!cidr) continue;
     topology::Subnet out{.id = stringAt(*sub, "id"), .cidr = *cidr};
-    if (auto gw = IpAddr::parse(stringAt(*sub, "gateway_ip"))) out.gateway = *gw;
+    if (auto gw = IpAddress::parse(stringAt(*sub, "gateway_ip"))) out.gateway = *gw;
     out.dhcp = boolAt(*sub, "enable_dhcp", true);
     for (const auto& d : sub->value("dns_nameservers", Json::array())) {
-      if (auto ip = d.is_string() ? IpAddr::parse(d.get<std::string>()) : std::nullopt) {
-        out.dns_servers.push_back(*ip);
-      }
+      if (!d.is_string()) continue;
+      if (auto ip = IpAddress::parse(d.get<std::string>())) out.dns_servers.push_back(*ip);
     }
     for (const auto& r : sub->value("host_routes", Json::array())) {
       auto dest = IpPrefix::parse(stringAt(r, "destination"));
-      auto hop = IpAddr::parse(stringAt(r, "nexthop"));
+      auto hop = IpAddress::parse(stringAt(r, "nexthop"));
       if (dest && hop) out.host_routes.push_back({*dest, *hop});
     }
     s.subnets.push_back(std::move(out));
@@ -159,7 +159,7 @@ std::optional<topology::Port> portOf(const state::Tables& t, const Json& p,
   if (key == 0 || sw == 0 || !has_switch(sw) || !mac) return std::nullopt;
   topology::Port out{.key = key, .id = id, .switch_key = sw, .mac = *mac};
   for (const auto& f : p.value("fixed_ips", Json::array())) {
-    if (auto ip = IpAddr::parse(stringAt(f, "ip_address"))) out.ips.push_back(*ip);
+    if (auto ip = IpAddress::parse(stringAt(f, "ip_address"))) out.ips.push_back(*ip);
   }
   for (const auto& pair : p.value("allowed_address_pairs", Json::array())) {
     auto prefix = parsePrefix(stringAt(pair, "ip_address"));
@@ -200,7 +200,7 @@ std::optional<topology::Router> routerOf(const state::Tables& t, std::string_vie
     if (port_key == 0 || s == nullptr || !mac) continue;
     if (owner == "network:router_interface") {
       for (const auto& f : p->value("fixed_ips", Json::array())) {
-        auto ip = IpAddr::parse(stringAt(f, "ip_address"));
+        auto ip = IpAddress::parse(stringAt(f, "ip_address"));
         if (!ip) continue;
         for (const auto& sub : s->subnets) {
           if (sub.id == stringAt(f, "subnet_id")) {
@@ -215,7 +215,7 @@ std::optional<topology::Router> routerOf(const state::Tables& t, std::string_vie
     } else if (owner == "network:router_gateway") {
       topology::Gateway gw{.port_key = port_key, .switch_key = sw, .mac = *mac};
       for (const auto& f : p->value("fixed_ips", Json::array())) {
-        auto ip = IpAddr::parse(stringAt(f, "ip_address"));
+        auto ip = IpAddress::parse(stringAt(f, "ip_address"));
         if (!ip) continue;
         gw.ips.push_back(*ip);
         for (const auto& sub : s->subnets) {
@@ -232,7 +232,7 @@ std::optional<topology::Router> routerOf(const state::Tables& t, std::string_vie
   }
   for (const auto& route : r->value("routes", Json::array())) {
     auto dest = IpPrefix::parse(stringAt(route, "destination"));
-    auto hop = IpAddr::parse(stringAt(route, "nexthop"));
+    auto hop = IpAddress::parse(stringAt(route, "nexthop"));
     if (dest && hop) out.routes.push_back({*dest, *hop});
   }
   return out;
@@ -285,8 +285,8 @@ std::optional<topology::FloatingIp> floatingIpOf(const state::Tables& t, const J
                                                  uint32_t router_key,
                                                  const std::function<bool(uint32_t)>& has_port) {
   uint32_t port = keyOf(t, KeyKind::Port, stringAt(f, "port_id"));
-  auto external = IpAddr::parse(stringAt(f, "floating_ip_address"));
-  auto fixed = IpAddr::parse(stringAt(f, "fixed_ip_address"));
+  auto external = IpAddress::parse(stringAt(f, "floating_ip_address"));
+  auto fixed = IpAddress::parse(stringAt(f, "fixed_ip_address"));
   if (port == 0 || !has_port(port) || !external || !fixed) return std::nullopt;
   return topology::FloatingIp{.id = stringAt(f, "id"),
                               .external = *external,

@@ -34,7 +34,7 @@ Result<void> updatePort(state::ModelState& state, const std::string& port_id,
 }
 
 std::string addressText(const std::string& bytes) {
-  topology::IpAddr a;
+  IpAddress a;
   if (bytes.size() != 4 && bytes.size() != 16) return {};
   a.family = bytes.size() == 4 ? 4 : 6;
   std::copy(bytes.begin(), bytes.end(), a.bytes.begin());
@@ -117,7 +117,7 @@ grpc::Status SouthboundService::Connect(
     return {grpc::StatusCode::PERMISSION_DENIED,
             "the client certificate does not name host " + hello.host_name()};
   }
-  AgentInfo info{
+  Agent info{
       .host = hello.host_name(),
       .tunnel_ip = tunnel_ip,
       .encapsulations = {hello.encapsulations().begin(), hello.encapsulations().end()},
@@ -273,12 +273,9 @@ Result<void> SouthboundService::reconcile() {
     };
     std::map<std::string, Candidate> hosts;
     for (const auto& [name, d] : t.collection(kAgentsCollection)) {
-      if (!d.doc.value("alive", false) || !d.doc.value("gateway_capable", false)) continue;
-      Candidate c;
-      for (const auto& p : d.doc.value("physical_networks", Json::array())) {
-        if (p.is_string()) c.physnets.push_back(p.get<std::string>());
-      }
-      hosts[name] = std::move(c);
+      Agent a = Agent::fromJson(d.doc);
+      if (!a.alive || !a.gateway_capable) continue;
+      hosts[name] = Candidate{.physnets = std::move(a.physical_networks)};
     }
     std::vector<std::pair<const Json*, std::string>> gateways;  // port, physnet
     for (const auto& [id, r] : t.collection("routers")) {

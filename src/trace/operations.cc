@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "api/neutron_api.h"
+#include "model/agent.h"
 #include "model/json.h"
 #include "southbound/keys.h"
 #include "trace/trace.h"
@@ -72,7 +73,10 @@ http::HttpResponse Operations::trace(const http::HttpRequest& request) {
   }
   auto parsed = parseRequest(*body);
   if (!parsed) return api::errorResponse(parsed.error());
-  auto result = state_.read([&](const state::Tables& t) { return run(t, *parsed); });
+  // Only the copy is made under the model's lock; the datapaths run outside.
+  auto captured = state_.read([&](const state::Tables& t) { return capture(t, *parsed); });
+  if (!captured) return api::errorResponse(captured.error());
+  auto result = run(clock_, *captured, *parsed);
   if (!result) return api::errorResponse(result.error());
   return json(200, {{"trace", std::move(*result)}});
 }
@@ -94,12 +98,13 @@ http::HttpResponse Operations::status() {
       per_host[host] = per_host.value(host, 0) + 1;
     }
     for (const auto& [host, d] : t.collection(southbound::kAgentsCollection)) {
+      model::Agent agent = model::Agent::fromJson(d.doc);
       Json a = {{"host", host},
-                {"tunnel_ip", stringAt(d.doc, "tunnel_ip")},
-                {"alive", d.doc.value("alive", false)},
-                {"static", d.doc.value("static", false)},
-                {"gateway_capable", d.doc.value("gateway_capable", false)},
-                {"physical_networks", d.doc.value("physical_networks", Json::array())},
+                {"tunnel_ip", agent.tunnel_ip},
+                {"alive", agent.alive},
+                {"static", agent.is_static},
+                {"gateway_capable", agent.gateway_capable},
+                {"physical_networks", agent.physical_networks},
                 {"ports", per_host.value(host, 0)},
                 {"connected", false},
                 {"applied_version", nullptr},

@@ -7,11 +7,12 @@
 //                            against the latest), ports per host, and the
 //                            drop reasons agents report, most frequent first
 //
-//   Operations ops(state, &southbound);
+//   Operations ops(state, &southbound, clock);
 //   NeutronApi api(state, {.canopy = [&](auto& r, auto& c) { return ops.handle(r, c); }}, clock);
 //
 // Thread-safety: handle() may be called from many threads at once.
 
+#include "base/clock.h"
 #include "http/message.h"
 #include "model/attributes.h"
 #include "southbound/service.h"
@@ -23,8 +24,9 @@ class Operations {
  public:
   // `southbound` may be null (a server without agents): status then shows
   // no connected agents.
-  Operations(state::ModelState& state, const southbound::SouthboundService* southbound)
-      : state_(state), southbound_(southbound) {}
+  Operations(state::ModelState& state, const southbound::SouthboundService* southbound,
+             const Clock& clock)
+      : state_(state), southbound_(southbound), clock_(clock) {}
 
   http::HttpResponse handle(const http::HttpRequest& request, const model::Caller& caller);
 
@@ -34,6 +36,7 @@ class Operations {
 
   state::ModelState& state_;
   const southbound::SouthboundService* southbound_;
+  const Clock& clock_;
 };
 
 }  // namespace canopy::trace

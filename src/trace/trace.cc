@@ -5,9 +5,11 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "base/clock.h"
+#include "datapath/fabric/fabric.h"
 #include "datapath/packet/builder.h"
 #include "datapath/packet/describe.h"
 #include "datapath/packet/dhcp.h"
@@ -28,7 +30,6 @@ using packet::Ipv4Address;
 using packet::MacAddress;
 using pipeline::Ingress;
 using pipeline::Outputs;
-using topology::IpAddr;
 
 // Stands in for external neighbours, whose MACs only agents learn (by
 // ARP): RFC 7042's documentation range.
@@ -41,9 +42,7 @@ Error badRequest(std::string message) {
   return Error(Errc::InvalidArgument, std::move(message), "HTTPBadRequest");
 }
 
-Ipv4Address v4(const IpAddr& a) {
-  return Ipv4Address::of(a.bytes[0], a.bytes[1], a.bytes[2], a.bytes[3]);
-}
+Ipv4Address v4(const IpAddress& a) { return Ipv4Address::of(a); }
 
 std::string protocolName(Protocol p) {
   switch (p) {
@@ -66,14 +65,13 @@ std::string portLabel(const topology::Port& p) {
   return p.name.empty() ? p.id : p.name + " (" + p.id + ")";
 }
 
-// One host as the trace runs it: its own view and its own Datapath.
+// One host as the trace runs it: its uplinks and the topology its datapath
+// runs (on the cloud's fabric).
 struct Host {
   std::string name;
   uint32_t key = 0;
   std::vector<std::string> uplinks;
-  pipeline::Encapsulation encapsulation = pipeline::Encapsulation::Geneve;
-  std::shared_ptr<const topology::Topology> topology;
-  std::unique_ptr<pipeline::Datapath> datapath;
+  const topology::Topology* topology = nullptr;
 };
 
 struct Step {
@@ -96,123 +94,65 @@ struct Walk {
   std::string drop_host;
 };
 
-// The hosts of the cloud, each built when a packet first reaches it.
+// The captured hosts, each with its own datapath on one fabric.
 class Cloud {
  public:
-  explicit Cloud(const state::Tables& tables) : tables_(tables) {
-    for (const auto& [name, d] : tables.collection(southbound::kAgentsCollection)) {
-      uint32_t key = southbound::keyOf(tables, southbound::KeyKind::Host, name);
-      if (key != 0) names_[key] = name;
+  Cloud(const Clock& clock, const Capture& captured) : fabric_(clock, kMaxHops) {
+    for (const auto& c : captured.hosts) {
+      auto built = c.view.builder().build(1);
+      if (!built) continue;  // the agent would refuse this view too
+      pipeline::Config config;
+      config.host.host = c.key;
+      config.host.uplinks = c.agent.physical_networks;
+      config.encapsulation =
+          c.agent.takesGeneve() ? pipeline::Encapsulation::Geneve : pipeline::Encapsulation::Vxlan;
+      pipeline::Datapath& dp = fabric_.addHost(c.key, c.agent.host, std::move(config), *built);
+      // External next hops: agents learn them by ARP; the trace puts a
+      // placeholder in their place.
+      for (const auto& [rk, r] : (*built)->routers()) {
+        if (r.gateway && r.gateway->nexthop) {
+          dp.learnNeighbor(r.gateway->switch_key, *r.gateway->nexthop, kPlaceholderMac);
+        }
+      }
+      hosts_[c.key] = Host{.name = c.agent.host,
+                           .key = c.key,
+                           .uplinks = c.agent.physical_networks,
+                           .topology = fabric_.topology(c.key)};
     }
   }
 
   Host* byName(const std::string& name) {
-    for (const auto& [key, n] : names_) {
-      if (n == name) return byKey(key);
+    for (auto& [key, h] : hosts_) {
+      if (h.name == name) return &h;
     }
     return nullptr;
   }
 
-  Host* byKey(uint32_t key) {
-    if (auto it = hosts_.find(key); it != hosts_.end()) return it->second.get();
-    auto name = names_.find(key);
-    if (name == names_.end()) return nullptr;
-    auto h = std::make_unique<Host>();
-    h->name = name->second;
-    h->key = key;
-    const state::Document* agent = tables_.find(southbound::kAgentsCollection, h->name);
-    for (const auto& p : agent->doc.value("physical_networks", Json::array())) {
-      if (p.is_string()) h->uplinks.push_back(p.get<std::string>());
-    }
-    const Json encaps = agent->doc.value("encapsulations", Json::array());
-    if (!encaps.empty() &&
-        std::find(encaps.begin(), encaps.end(), Json("geneve")) == encaps.end()) {
-      h->encapsulation = pipeline::Encapsulation::Vxlan;
-    }
-    southbound::HostView view = southbound::computeView(tables_, h->name);
-    auto built = view.builder().build(1);
-    if (!built) return nullptr;  // the agent would refuse this view too
-    h->topology = std::move(*built);
-    pipeline::Config config;
-    config.host.host = key;
-    config.host.uplinks = h->uplinks;
-    config.encapsulation = h->encapsulation;
-    h->datapath = std::make_unique<pipeline::Datapath>(clock_, std::move(config));
-    h->datapath->setTopology(h->topology);
-    // External next hops: agents learn them by ARP; the trace puts a
-    // placeholder in their place.
-    for (const auto& [rk, r] : h->topology->routers()) {
-      if (r.gateway && r.gateway->nexthop) {
-        h->datapath->learnNeighbor(r.gateway->switch_key, *r.gateway->nexthop, kPlaceholderMac);
-      }
-    }
-    Host* raw = h.get();
-    hosts_[key] = std::move(h);
-    return raw;
-  }
-
-  const std::map<uint32_t, std::string>& names() const { return names_; }
+  std::map<uint32_t, Host>& hosts() { return hosts_; }
 
   // Sends a frame in on a host and follows it through every tunnel.
   Walk send(Host& host, const Ingress& in, std::span<const uint8_t> frame, bool trace) {
-    struct Pending {
-      Host* host;
-      Ingress in;
-      std::vector<uint8_t> bytes;
-    };
-    std::deque<Pending> queue;
-    queue.push_back({&host, in, {frame.begin(), frame.end()}});
+    datapath::fabric::Walk w = fabric_.send(host.key, in, frame, trace);
     Walk walk;
-    for (int hops = 0; !queue.empty() && hops < kMaxHops; ++hops) {
-      Pending p = std::move(queue.front());
-      queue.pop_front();
-      Outputs out;
-      datapath::simulator::Trace lines;
-      auto before = p.host->datapath->counters().drops;
-      p.host->datapath->process(p.in, p.bytes, out, trace ? &lines : nullptr);
-      const auto& after = p.host->datapath->counters().drops;
-      for (size_t r = 0; r < after.size(); ++r) {
-        if (after[r] != before[r]) {
-          walk.last_drop = static_cast<DropReason>(r);
-          walk.drop_host = p.host->name;
-        }
+    for (auto& s : w.steps) {
+      if (s.text.find(kPlaceholderMac.toString()) != std::string::npos) {
+        s.text += " (a placeholder: the agent learns the real MAC by ARP)";
       }
-      for (auto& l : lines) {
-        if (l.find(kPlaceholderMac.toString()) != std::string::npos) {
-          l += " (a placeholder: the agent learns the real MAC by ARP)";
-        }
-        walk.steps.push_back({p.host->name, std::move(l)});
-      }
-      for (const auto& item : out.items()) {
-        auto bytes = out.bytes(item);
-        if (item.kind == Outputs::Kind::Tunnel) {
-          Host* next = byKey(item.host);
-          if (next == nullptr) {
-            walk.steps.push_back({p.host->name, "tunnel to host " + item.remote.toString() +
-                                                    ": no agent there to follow it (a static "
-                                                    "VTEP or an unknown host)"});
-            walk.outputs.push_back({p.host, item.kind, 0, 0, {bytes.begin(), bytes.end()}});
-            continue;
-          }
-          const topology::Host* sender = p.host->topology->findHost(p.host->key);
-          queue.push_back({next,
-                           Ingress::fromTunnel(item.encapsulation,
-                                               sender != nullptr ? sender->tunnel_ip : IpAddr{}),
-                           {bytes.begin(), bytes.end()}});
-          continue;
-        }
-        walk.outputs.push_back(
-            {p.host, item.kind, item.port, item.uplink, {bytes.begin(), bytes.end()}});
-      }
+      walk.steps.push_back({fabric_.name(s.host), std::move(s.text)});
+    }
+    for (auto& o : w.outputs) {
+      walk.outputs.push_back({&hosts_.at(o.host), o.kind, o.port, o.uplink, std::move(o.bytes)});
+    }
+    if (w.drop != DropReason::None) {
+      walk.last_drop = w.drop;
+      walk.drop_host = fabric_.name(w.drop_host);
     }
     return walk;
   }
 
  private:
-  const state::Tables& tables_;
-  SystemClock clock_;
-  std::map<uint32_t, std::string> names_;
-  std::map<uint32_t, std::unique_ptr<Host>> hosts_;
+  datapath::fabric::Fabric fabric_;
+  std::map<uint32_t, Host> hosts_;
 };
 
 // Where a probe starts.
@@ -220,7 +160,7 @@ struct Origin {
   Host* host = nullptr;
   Ingress in{};
   MacAddress mac{};
-  IpAddr ip{};
+  IpAddress ip{};
   const topology::Port* port = nullptr;  // a VM port; null for an outside host
   uint32_t switch_key = 0;
   std::string label;  // "port vm1 (id) on compute-1"
@@ -239,7 +179,7 @@ bool isArp(std::span<const uint8_t> frame, uint16_t operation, packet::ArpPacket
 
 // Resolves `target` by ARP from the origin, through the datapath, as the
 // guest (or the outside host) would.
-std::optional<MacAddress> resolve(Cloud& cloud, const Origin& o, const IpAddr& target) {
+std::optional<MacAddress> resolve(Cloud& cloud, const Origin& o, const IpAddress& target) {
   auto frame = packet::PacketBuilder()
                    .eth(o.mac, MacAddress::broadcast())
                    .arp(1, o.mac, v4(o.ip), MacAddress{}, v4(target))
@@ -261,7 +201,8 @@ struct Built {
   std::string reason;                  // and its drop reason
 };
 
-std::optional<IpAddr> nextHop(const topology::Topology& t, const Origin& o, const IpAddr& dst) {
+std::optional<IpAddress> nextHop(const topology::Topology& t, const Origin& o,
+                                 const IpAddress& dst) {
   const topology::Switch* sw = t.findSwitch(o.switch_key);
   if (sw == nullptr) return std::nullopt;
   for (const auto& s : sw->subnets) {
@@ -292,7 +233,7 @@ Built buildProbe(Cloud& cloud, const Origin& o, const Probe& probe) {
     b.description = "dhcp discover from " + o.mac.toString();
     return b;
   }
-  auto dst = IpAddr::parse(probe.destination_ip);
+  auto dst = IpAddress::parse(probe.destination_ip);
   if (probe.protocol == Protocol::Arp) {
     b.frame = packet::PacketBuilder()
                   .eth(o.mac, MacAddress::broadcast())
@@ -315,7 +256,7 @@ Built buildProbe(Cloud& cloud, const Origin& o, const Probe& probe) {
       b.description = "icmp echo request " + o.ip.toString() + " -> " + dst->toString();
   }
   // The next hop's MAC, as the sender's ARP would learn it.
-  std::optional<IpAddr> hop = *dst;
+  std::optional<IpAddress> hop = *dst;
   if (o.port != nullptr) {
     hop = nextHop(*o.host->topology, o, *dst);
     if (!hop) {
@@ -461,10 +402,8 @@ Json refused(const std::string& request, const std::string& why, const std::stri
           {"verdict", "dropped"}, {"drop_reason", reason},  {"summary", why}};
 }
 
-// Finds the probe's origin, or a finding (a trace that ends before it
-// starts) in `finding`, or an error for a source that does not exist.
-Result<Origin> findOrigin(const state::Tables& t, Cloud& cloud, const Request& r,
-                          std::optional<Json>& finding) {
+// Where the probe starts, as the model names it (capture's first half).
+Result<void> findSource(const state::Tables& t, const Request& r, Capture& c) {
   const Source& s = r.source;
   std::string port_id = s.port_id;
   if (!s.device_id.empty()) {
@@ -486,7 +425,6 @@ Result<Origin> findOrigin(const state::Tables& t, Cloud& cloud, const Request& r
     }
     port_id = ports.front();
   }
-  Origin o;
   if (port_id.empty()) {
     // An address on a network: a port's, or an outside host's on an
     // external network.
@@ -507,35 +445,53 @@ Result<Origin> findOrigin(const state::Tables& t, Cloud& cloud, const Request& r
         return badRequest("No port on network " + s.network_id + " has address " + s.ip_address +
                           "; only an external network has outside hosts to trace from.");
       }
-      return Origin{};  // an outside host: the caller finds where it enters
+      c.outside = true;
+      c.physical_network = stringAt(net->doc, "provider:physical_network");
+      c.switch_key = southbound::keyOf(t, southbound::KeyKind::Network, s.network_id);
+      if (c.physical_network.empty()) {
+        c.finding =
+            refused("outside host " + s.ip_address,
+                    "network " + s.network_id + " has no physical network: no uplink leads to it",
+                    "no_entry");
+      }
+      return ok();
     }
   }
   const state::Document* port = t.find("ports", port_id);
   if (port == nullptr) {
     return Error(Errc::NotFound, "Port " + port_id + " could not be found.", "PortNotFound");
   }
-  std::string host_name = stringAt(port->doc, "binding:host_id");
-  std::string label = "port " + (stringAt(port->doc, "name").empty()
-                                     ? port_id
-                                     : stringAt(port->doc, "name") + " (" + port_id + ")");
-  if (host_name.empty()) {
-    finding =
-        refused(label, label + " is bound to no host: no agent sends its packets", "port_unbound");
-    return o;
+  c.port_id = port_id;
+  c.host = stringAt(port->doc, "binding:host_id");
+  c.port_key = southbound::keyOf(t, southbound::KeyKind::Port, port_id);
+  std::string name = stringAt(port->doc, "name");
+  c.port_label = "port " + (name.empty() ? port_id : name + " (" + port_id + ")");
+  if (c.host.empty()) {
+    c.finding =
+        refused(c.port_label, c.port_label + " is bound to no host: no agent sends its packets",
+                "port_unbound");
+  } else if (t.find(southbound::kAgentsCollection, c.host) == nullptr ||
+             southbound::keyOf(t, southbound::KeyKind::Host, c.host) == 0) {
+    c.finding = refused(c.port_label + " on " + c.host,
+                        "host " + c.host + " has no registered agent: nothing forwards " +
+                            c.port_label + "'s packets",
+                        "host_unknown");
   }
-  o.host = cloud.byName(host_name);
+  return ok();
+}
+
+// The probe's origin on the cloud's hosts.
+Result<Origin> findOrigin(Cloud& cloud, const Capture& c, const Request& r) {
+  Origin o;
+  o.host = cloud.byName(c.host);
   if (o.host == nullptr) {
-    finding = refused(
-        label + " on " + host_name,
-        "host " + host_name + " has no registered agent: nothing forwards " + label + "'s packets",
-        "host_unknown");
-    return o;
+    return Error(Errc::Unavailable, "Host " + c.host + "'s view cannot be built; try again.",
+                 "ServiceUnavailable");
   }
-  uint32_t key = southbound::keyOf(t, southbound::KeyKind::Port, port_id);
-  o.port = o.host->topology->findPort(key);
+  o.port = o.host->topology->findPort(c.port_key);
   if (o.port == nullptr) {
     return Error(Errc::Unavailable,
-                 "Port " + port_id + " is not in its host's view yet; try again.",
+                 "Port " + c.port_id + " is not in its host's view yet; try again.",
                  "ServiceUnavailable");
   }
   o.in = Ingress::fromPort(o.port->key);
@@ -549,45 +505,37 @@ Result<Origin> findOrigin(const state::Tables& t, Cloud& cloud, const Request& r
     }
   }
   if (r.probe.protocol != Protocol::Dhcp && o.ip.family != 4) {
-    return badRequest("Port " + port_id + " has no IPv4 address to send from.");
+    return badRequest("Port " + c.port_id + " has no IPv4 address to send from.");
   }
   return o;
 }
 
-// An outside host at `ip` on external network `network_id`: it enters by
-// the uplink of whichever host answers its ARP for the destination.
-std::optional<Origin> findOutside(const state::Tables& t, Cloud& cloud, const Request& r,
+// An outside host at the source's address on an external network: it
+// enters by the uplink of whichever host answers its ARP for the
+// destination.
+std::optional<Origin> findOutside(Cloud& cloud, const Capture& c, const Request& r,
                                   std::string& why) {
-  const state::Document* net = t.find("networks", r.source.network_id);
-  std::string physnet = stringAt(net->doc, "provider:physical_network");
-  uint32_t sw = southbound::keyOf(t, southbound::KeyKind::Network, r.source.network_id);
-  auto ip = IpAddr::parse(r.source.ip_address);
-  auto dst = IpAddr::parse(r.probe.destination_ip);
-  if (physnet.empty()) {
-    why = "network " + r.source.network_id + " has no physical network: no uplink leads to it";
-    return std::nullopt;
-  }
-  std::vector<uint32_t> keys;
-  for (const auto& [key, name] : cloud.names()) keys.push_back(key);
+  auto ip = IpAddress::parse(r.source.ip_address);
+  auto dst = IpAddress::parse(r.probe.destination_ip);
   bool any = false;
-  for (uint32_t key : keys) {
-    Host* h = cloud.byKey(key);
-    if (h == nullptr) continue;
-    auto up = std::find(h->uplinks.begin(), h->uplinks.end(), physnet);
-    if (up == h->uplinks.end() || h->topology->findSwitch(sw) == nullptr) continue;
+  for (auto& [key, h] : cloud.hosts()) {
+    auto up = std::find(h.uplinks.begin(), h.uplinks.end(), c.physical_network);
+    if (up == h.uplinks.end() || h.topology->findSwitch(c.switch_key) == nullptr) continue;
     any = true;
     Origin o;
-    o.host = h;
-    o.in = Ingress::fromUplink(static_cast<uint32_t>(up - h->uplinks.begin()));
+    o.host = &h;
+    o.in = Ingress::fromUplink(static_cast<uint32_t>(up - h.uplinks.begin()));
     o.mac = kPlaceholderMac;
     o.ip = *ip;
-    o.switch_key = sw;
-    o.label = "outside host " + ip->toString() + " on uplink " + physnet + " of " + h->name;
+    o.switch_key = c.switch_key;
+    o.label =
+        "outside host " + ip->toString() + " on uplink " + c.physical_network + " of " + h.name;
     if (r.probe.protocol == Protocol::Arp || r.probe.protocol == Protocol::Dhcp) return o;
     if (resolve(cloud, o, *dst)) return o;
   }
-  why = any ? "no host answers ARP for " + dst->toString() + " on physical network " + physnet
-            : "no host has an uplink to physical network " + physnet;
+  why = any ? "no host answers ARP for " + dst->toString() + " on physical network " +
+                  c.physical_network
+            : "no host has an uplink to physical network " + c.physical_network;
   return std::nullopt;
 }
 
@@ -612,7 +560,7 @@ Result<Request> parseRequest(const Json& body) {
         "trace.source needs exactly one of port_id, device_id, or ip_address with network_id.");
   }
   if (!r.source.ip_address.empty() || !r.source.network_id.empty()) {
-    auto ip = IpAddr::parse(r.source.ip_address);
+    auto ip = IpAddress::parse(r.source.ip_address);
     if (!ip || ip->family != 4 || r.source.network_id.empty()) {
       return badRequest("trace.source needs an IPv4 ip_address and a network_id together.");
     }
@@ -651,7 +599,7 @@ Result<Request> parseRequest(const Json& body) {
   r.probe.ttl = static_cast<uint8_t>(*ttl);
   r.probe.destination_ip = stringAt(packet, "destination_ip");
   if (r.probe.protocol != Protocol::Dhcp) {
-    auto dst = IpAddr::parse(r.probe.destination_ip);
+    auto dst = IpAddress::parse(r.probe.destination_ip);
     if (!dst || dst->family != 4) {
       return badRequest("trace.packet.destination_ip must be an IPv4 address.");
     }
@@ -667,19 +615,56 @@ Result<Request> parseRequest(const Json& body) {
   return r;
 }
 
-Result<Json> run(const state::Tables& tables, const Request& request) {
-  Cloud cloud(tables);
-  std::optional<Json> finding;
-  auto found = findOrigin(tables, cloud, request, finding);
-  if (!found) return std::move(found).error();
-  if (finding) return *finding;
-  Origin origin = *found;
-  if (origin.host == nullptr) {
+Result<Capture> capture(const state::Tables& tables, const Request& request) {
+  Capture c;
+  if (auto found = findSource(tables, request, c); !found) return std::move(found).error();
+  if (c.finding) return c;
+  // The hosts the probe can reach: from where it starts, every host of the
+  // views met on the way (a reply, and any tunnel, leads only to those).
+  std::map<uint32_t, std::string> names;  // every agent's host, by key
+  for (const auto& [name, d] : tables.collection(southbound::kAgentsCollection)) {
+    if (uint32_t key = southbound::keyOf(tables, southbound::KeyKind::Host, name); key != 0) {
+      names[key] = name;
+    }
+  }
+  std::vector<uint32_t> pending;
+  for (const auto& [key, name] : names) {
+    if (c.outside ? model::Agent::fromJson(tables.find(southbound::kAgentsCollection, name)->doc)
+                        .hasPhysicalNetwork(c.physical_network)
+                  : name == c.host) {
+      pending.push_back(key);
+    }
+  }
+  std::set<uint32_t> seen(pending.begin(), pending.end());
+  while (!pending.empty()) {
+    uint32_t key = pending.back();
+    pending.pop_back();
+    const std::string& name = names.at(key);
+    CapturedHost h{
+        .key = key,
+        .agent = model::Agent::fromJson(tables.find(southbound::kAgentsCollection, name)->doc),
+        .view = southbound::computeView(tables, name)};
+    for (const auto& [other, host] : h.view.hosts) {
+      if (names.contains(other) && seen.insert(other).second) pending.push_back(other);
+    }
+    c.hosts.push_back(std::move(h));
+  }
+  return c;
+}
+
+Result<Json> run(const Clock& clock, const Capture& captured, const Request& request) {
+  if (captured.finding) return *captured.finding;
+  Cloud cloud(clock, captured);
+  Origin origin;
+  if (captured.outside) {
     std::string why;
-    auto outside = findOutside(tables, cloud, request, why);
-    std::string label = "outside host " + request.source.ip_address;
-    if (!outside) return refused(label, why, "no_entry");
+    auto outside = findOutside(cloud, captured, request, why);
+    if (!outside) return refused("outside host " + request.source.ip_address, why, "no_entry");
     origin = *outside;
+  } else {
+    auto found = findOrigin(cloud, captured, request);
+    if (!found) return std::move(found).error();
+    origin = *found;
   }
   Built probe = buildProbe(cloud, origin, request.probe);
   std::string described = protocolName(request.probe.protocol) == "dhcp"

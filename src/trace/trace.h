@@ -16,20 +16,33 @@
 // connection-tracking state, which shows stateful behaviour (an allowed
 // reply, NAT undone).
 //
+// The model's lock is held only to copy what the trace needs (capture: the
+// views of the hosts the probe can reach, and where it starts); the hosts'
+// datapaths, on a datapath::fabric::Fabric, run outside it, so that a long
+// trace never holds up the watch and the writers behind it.
+//
 //   auto request = parseRequest(body);              // {"trace": {...}}
 //   if (!request) return errorResponse(request.error());
-//   auto result = state.read([&](const state::Tables& t) { return run(t, *request); });
+//   auto captured = state.read([&](const state::Tables& t) { return capture(t, *request); });
+//   if (!captured) return errorResponse(captured.error());
+//   auto result = run(clock, *captured, *request);
 //
 // What the trace cannot know: external neighbours' MAC addresses (agents
 // learn them by ARP); a placeholder stands in for them, and the step says so.
 //
-// Thread-safety: pure functions over a Tables the caller holds read-locked.
+// Thread-safety: capture() reads a Tables the caller holds read-locked; a
+// Capture is a value; run() touches nothing shared.
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "base/clock.h"
 #include "base/result.h"
+#include "model/agent.h"
 #include "model/json.h"
+#include "southbound/host_view.h"
 #include "state/model_state.h"
 
 namespace canopy::trace {
@@ -63,10 +76,40 @@ struct Request {
 // "reply": false}}. InvalidArgument (HTTPBadRequest) names what is wrong.
 Result<Request> parseRequest(const Json& body);
 
+// A host with its agent's document and its view, as the model had them.
+struct CapturedHost {
+  uint32_t key = 0;
+  model::Agent agent{};
+  southbound::HostView view{};
+};
+
+// What a trace needs from the model.
+struct Capture {
+  std::vector<CapturedHost> hosts;
+  // Where the probe starts: a VM port on a host...
+  std::string port_id{};
+  std::string port_label{};  // "port vm1 (id)"
+  std::string host{};        // its binding
+  uint32_t port_key = 0;
+  // ...or an outside host, by an uplink to this network's physical network.
+  bool outside = false;
+  std::string physical_network{};
+  uint32_t switch_key = 0;
+  // A trace that ends before it starts (an unbound port, a network without
+  // uplinks): the result as is.
+  std::optional<Json> finding{};
+};
+
+// Finds where the probe starts and copies the views of every host it may
+// reach (the closure over the views' hosts). NotFound for a source that
+// does not exist, InvalidArgument for one that cannot send this probe.
+Result<Capture> capture(const state::Tables& tables, const Request& request);
+
 // Runs a trace: {"request": ..., "steps": [{"host", "text"}], "outputs":
 // [...], "verdict": "delivered" | "answered" | "dropped", "drop_reason",
-// "summary", "reply": {...}}. NotFound for a source that does not exist,
-// InvalidArgument for one that cannot send this probe.
-Result<Json> run(const state::Tables& tables, const Request& request);
+// "summary", "reply": {...}}. Unavailable if the port is not in its host's
+// view yet.
+// The hosts' datapaths read `clock` (connection tracking's timeouts).
+Result<Json> run(const Clock& clock, const Capture& captured, const Request& request);
 
 }  // namespace canopy::trace

@@ -39,9 +39,7 @@ void runFrames(const dp::topology::Topology& topology, const sb::HostView& view)
       dp::packet::PacketBuilder b;
       if (other.ips.empty() || port.ips.empty()) continue;
       if (port.ips[0].family != 4 || other.ips[0].family != 4) continue;
-      auto v4 = [](const dp::topology::IpAddr& a) {
-        return dp::packet::Ipv4Address::of(a.bytes[0], a.bytes[1], a.bytes[2], a.bytes[3]);
-      };
+      auto v4 = [](const canopy::IpAddress& a) { return dp::packet::Ipv4Address::of(a); };
       auto frame = b.eth(port.mac, other.mac)
                        .ipv4(v4(port.ips[0]), v4(other.ips[0]))
                        .icmp(8, 0, 1, 1)

@@ -23,15 +23,13 @@ namespace canopy::datapath::testing {
 
 using packet::Ipv4Address;
 using packet::MacAddress;
-using topology::IpAddr;
-using topology::IpPrefix;
 
 inline MacAddress mac(uint8_t a, uint8_t b) { return {{0xfa, 0x16, 0x3e, 0x00, a, b}}; }
 inline IpPrefix prefix(const char* text) { return *IpPrefix::parse(text); }
-inline IpAddr ip(const char* text) { return *IpAddr::parse(text); }
+inline IpAddress ip(const char* text) { return *IpAddress::parse(text); }
 inline Ipv4Address v4(const char* text) {
-  IpAddr a = ip(text);
-  return Ipv4Address::of(a.bytes[0], a.bytes[1], a.bytes[2], a.bytes[3]);
+  IpAddress a = ip(text);
+  return Ipv4Address::of(a);
 }
 
 // The scenario's names, to keep tests readable.

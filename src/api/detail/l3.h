@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "api/kind.h"
-#include "model/ip.h"
+#include "base/ip.h"
 
 namespace canopy::api::detail {
 
@@ -26,7 +26,7 @@ std::vector<const Json*> routerPorts(const Transaction& ctx, const std::string& 
                                      std::string_view owner);
 // Subnet ids of a port's fixed IPs.
 std::vector<std::string> portSubnets(const Json& port);
-std::optional<model::Cidr> subnetCidr(const Transaction& ctx, const std::string& subnet_id);
+std::optional<IpPrefix> subnetCidr(const Transaction& ctx, const std::string& subnet_id);
 bool mayUse(const Json& doc, const Caller& caller);
 // A network the caller may see (its own, shared or external), or NotFound.
 Result<const Json*> visibleNetwork(const Transaction& ctx, const std::string& id);

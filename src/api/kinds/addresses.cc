@@ -54,8 +54,8 @@ Result<Json> allocate(const Json& doc, const Json& held, Transaction& ctx, bool 
   bool router_port = doc.value("device_owner", "").starts_with("network:router");
   std::vector<const Json*> subnets = ctx.indexed("subnets.network", "subnets", network_id);
   // In use: by another port (index), or already taken for this port here.
-  std::set<model::IpAddress> taken;
-  auto used = [&](const model::IpAddress& ip) {
+  std::set<IpAddress> taken;
+  auto used = [&](const IpAddress& ip) {
     if (taken.count(ip)) return true;
     for (const Json* p : ctx.indexed("ports.address", "ports", network_id + " " + ip.toString())) {
       if (p->value("id", "") != port_id) return true;
@@ -77,7 +77,7 @@ Result<Json> allocate(const Json& doc, const Json& held, Transaction& ctx, bool 
   };
 
   Json out = Json::array();
-  auto take = [&](const Json& subnet, const model::IpAddress& ip) -> Result<void> {
+  auto take = [&](const Json& subnet, const IpAddress& ip) -> Result<void> {
     std::string text = ip.toString();
     std::string sid = subnet.value("id", "");
     bool is_gateway = subnet["gateway_ip"].is_string() && subnet["gateway_ip"] == text;
@@ -91,18 +91,17 @@ Result<Json> allocate(const Json& doc, const Json& held, Transaction& ctx, bool 
     return ok();
   };
   auto takeAny = [&](const Json& subnet) -> Result<void> {
-    auto cidr = model::Cidr::parse(subnet.value("cidr", ""));
+    auto cidr = IpPrefix::parse(subnet.value("cidr", ""));
     if (!cidr) return Error(Errc::Internal, "stored subnet has a bad cidr");
     if (model::isSlaac(subnet)) {
       return take(subnet, model::eui64(*cidr, doc.value("mac_address", "")));
     }
-    std::optional<model::IpAddress> gateway;
+    std::optional<IpAddress> gateway;
     if (subnet["gateway_ip"].is_string()) {
-      gateway = model::IpAddress::parse(subnet["gateway_ip"].get<std::string>())
-                    .value_or(model::IpAddress());
+      gateway = IpAddress::parse(subnet["gateway_ip"].get<std::string>()).value_or(IpAddress());
     }
     auto ip = model::pickFreeAddress(
-        subnet, [&](const model::IpAddress& a) { return (gateway && a == *gateway) || used(a); },
+        subnet, [&](const IpAddress& a) { return (gateway && a == *gateway) || used(a); },
         randomEngine());
     if (!ip) return noMore();
     return take(subnet, *ip);
@@ -134,8 +133,8 @@ Result<Json> allocate(const Json& doc, const Json& held, Transaction& ctx, bool 
     std::string sid = f.value("subnet_id", "");
     std::string ip_text = f.value("ip_address", "");
     const Json* subnet = nullptr;
-    std::optional<model::IpAddress> ip;
-    if (!ip_text.empty()) ip = *model::IpAddress::parse(ip_text);
+    std::optional<IpAddress> ip;
+    if (!ip_text.empty()) ip = *IpAddress::parse(ip_text);
     if (!sid.empty()) {
       subnet = subnetById(sid);
       if (subnet == nullptr) {
@@ -145,7 +144,7 @@ Result<Json> allocate(const Json& doc, const Json& held, Transaction& ctx, bool 
       }
     } else {
       for (const Json* s : subnets) {
-        if (auto c = model::Cidr::parse(s->value("cidr", "")); c && c->contains(*ip)) subnet = s;
+        if (auto c = IpPrefix::parse(s->value("cidr", "")); c && c->contains(*ip)) subnet = s;
       }
       if (subnet == nullptr) {
         return Error(Errc::InvalidArgument,
@@ -155,7 +154,7 @@ Result<Json> allocate(const Json& doc, const Json& held, Transaction& ctx, bool 
       }
     }
     if (ip) {
-      auto cidr = model::Cidr::parse(subnet->value("cidr", ""));
+      auto cidr = IpPrefix::parse(subnet->value("cidr", ""));
       if (!cidr || !cidr->contains(*ip)) {
         return Error(Errc::InvalidArgument,
                      "IP address " + ip_text + " is not a valid IP for the specified subnet.",

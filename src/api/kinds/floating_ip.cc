@@ -130,7 +130,7 @@ class FloatingIpKind final : public ResourceKind {
     // The fixed IPv4 address behind the floating IP.
     std::vector<Json> v4;
     for (const auto& f : port->value("fixed_ips", Json::array())) {
-      auto ip = model::IpAddress::parse(str(f, "ip_address"));
+      auto ip = IpAddress::parse(str(f, "ip_address"));
       if (ip && ip->version() == 4) v4.push_back(f);
     }
     const Json* fixed = nullptr;

@@ -46,10 +46,10 @@ std::vector<std::string> portSubnets(const Json& port) {
   return out;
 }
 
-std::optional<model::Cidr> subnetCidr(const Transaction& ctx, const std::string& subnet_id) {
+std::optional<IpPrefix> subnetCidr(const Transaction& ctx, const std::string& subnet_id) {
   const Json* s = ctx.current("subnets", subnet_id);
   if (s == nullptr) return std::nullopt;
-  auto c = model::Cidr::parse(str(*s, "cidr"));
+  auto c = IpPrefix::parse(str(*s, "cidr"));
   if (!c) return std::nullopt;
   return *c;
 }

@@ -116,7 +116,7 @@ class RouterKind final : public ResourceKind {
           }
           auto a = subnetCidr(ctx, sid), b = subnetCidr(ctx, existing);
           if (a && b && a->overlaps(*b)) {
-            return badRouter("Cidr " + a->toString() + " of subnet " + sid +
+            return badRouter("IpPrefix " + a->toString() + " of subnet " + sid +
                              " overlaps with cidr " + b->toString() + " of subnet " + existing);
           }
         }
@@ -219,11 +219,11 @@ class RouterKind final : public ResourceKind {
                      reason);
       };
       for (const auto& r : router.value("routes", Json::array())) {
-        auto hop = model::IpAddress::parse(str(r, "nexthop"));
+        auto hop = IpAddress::parse(str(r, "nexthop"));
         if (hop && cidr->contains(*hop)) return inUse("routes", "RouterInterfaceInUseByRoute");
       }
       for (const Json* f : ctx.indexed("floatingips.router", "floatingips", router_id)) {
-        auto fixed = model::IpAddress::parse(str(*f, "fixed_ip_address"));
+        auto fixed = IpAddress::parse(str(*f, "fixed_ip_address"));
         if (fixed && cidr->contains(*fixed) && isBehind(*f, sid, ctx)) {
           return inUse("floating IPs", "RouterInterfaceInUseByFloatingIP");
         }
@@ -259,7 +259,7 @@ class RouterKind final : public ResourceKind {
                         ". The number of routes exceeds the maximum " +
                         std::to_string(model::kMaxRoutes) + ".");
     }
-    std::vector<model::Cidr> connected;
+    std::vector<IpPrefix> connected;
     std::vector<std::string> own;
     for (const Json* p : ctx.indexed("ports.device", "ports", router_id)) {
       for (const auto& f : p->value("fixed_ips", Json::array())) {
@@ -272,8 +272,8 @@ class RouterKind final : public ResourceKind {
         return Error(Errc::InvalidArgument,
                      "Invalid format for routes: " + r.dump() + ", " + reason, "InvalidRoutes");
       };
-      auto hop = model::IpAddress::parse(str(r, "nexthop"));
-      auto destination = model::Cidr::parse(str(r, "destination"));
+      auto hop = IpAddress::parse(str(r, "nexthop"));
+      auto destination = IpPrefix::parse(str(r, "destination"));
       if (destination->version() != hop->version()) {
         return invalid("the nexthop and destination are not of the same IP version");
       }
@@ -281,7 +281,7 @@ class RouterKind final : public ResourceKind {
         return invalid("the nexthop is used by router");
       }
       if (std::none_of(connected.begin(), connected.end(),
-                       [&](const model::Cidr& c) { return c.contains(*hop); })) {
+                       [&](const IpPrefix& c) { return c.contains(*hop); })) {
         return invalid("the nexthop is not connected with router");
       }
     }

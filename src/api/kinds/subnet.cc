@@ -22,9 +22,9 @@ class SubnetKind final : public ResourceKind {
                                 network->doc.value("project_id", "") == ctx.caller().project_id)) {
       return notFound(model::networkSpec(), network_id);
     }
-    std::vector<model::Cidr> siblings;
+    std::vector<IpPrefix> siblings;
     for (const Json* other : ctx.indexed("subnets.network", "subnets", network_id)) {
-      if (auto c = model::Cidr::parse(other->value("cidr", ""))) siblings.push_back(*c);
+      if (auto c = IpPrefix::parse(other->value("cidr", ""))) siblings.push_back(*c);
     }
     if (auto r = model::completeNewSubnet(doc, siblings); !r) return r;
     ctx.touch("networks", network_id);

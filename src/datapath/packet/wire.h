@@ -22,6 +22,8 @@
 #include <span>
 #include <string>
 
+#include "base/ip.h"
+
 namespace canopy::datapath::packet {
 
 // A 16-bit big-endian field.
@@ -70,7 +72,14 @@ struct Ipv4Address {
   static constexpr Ipv4Address of(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
     return {Be32{{a, b, c, d}}};
   }
+  // An IPv4 IpAddress's four bytes (the first four of any other).
+  static constexpr Ipv4Address of(const IpAddress& a) {
+    return {Be32{{a.bytes[0], a.bytes[1], a.bytes[2], a.bytes[3]}}};
+  }
   constexpr uint32_t host() const { return value.host(); }
+  constexpr IpAddress ip() const {
+    return IpAddress::v4(value.b[0], value.b[1], value.b[2], value.b[3]);
+  }
   std::string toString() const;
   friend constexpr bool operator==(const Ipv4Address&, const Ipv4Address&) = default;
 };
@@ -78,6 +87,8 @@ static_assert(sizeof(Ipv4Address) == 4);
 
 struct Ipv6Address {
   std::array<uint8_t, 16> bytes{};
+  static constexpr Ipv6Address of(const IpAddress& a) { return {a.bytes}; }
+  constexpr IpAddress ip() const { return {6, bytes}; }
   std::string toString() const;
   friend constexpr auto operator<=>(const Ipv6Address&, const Ipv6Address&) = default;
 };

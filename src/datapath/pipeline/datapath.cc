@@ -101,14 +101,14 @@ size_t SharedState::snatSize() const {
 }
 
 std::optional<packet::MacAddress> SharedState::NeighborTable::find(uint32_t switch_key,
-                                                                   const IpAddr& ip) const {
+                                                                   const IpAddress& ip) const {
   std::shared_lock lock(mu);
   auto it = entries.find({switch_key, ip});
   if (it == entries.end()) return std::nullopt;
   return it->second;
 }
 
-bool SharedState::learnNeighbor(uint32_t switch_key, const IpAddr& ip,
+bool SharedState::learnNeighbor(uint32_t switch_key, const IpAddress& ip,
                                 const packet::MacAddress& mac) {
   {
     std::shared_lock lock(neighbors_.mu);
@@ -196,7 +196,8 @@ void Datapath::setTopology(std::shared_ptr<const topology::Topology> next) {
   for (const auto& [key, h] : topology_->hosts()) hosts_by_address_[h.tunnel_ip] = key;
 }
 
-void Datapath::learnNeighbor(uint32_t switch_key, const IpAddr& ip, const packet::MacAddress& mac) {
+void Datapath::learnNeighbor(uint32_t switch_key, const IpAddress& ip,
+                             const packet::MacAddress& mac) {
   if (shared_->learnNeighbor(switch_key, ip, mac)) catchUpNeighbors();
 }
 
@@ -319,10 +320,10 @@ void Datapath::fromUplink(const Ingress& in, std::span<const uint8_t> frame,
     if (packet::load(bytes, pkt.parsed.l3_offset, arp) && arp.sender_ip.host() != 0 &&
         !arp.sender_mac.isMulticast()) {
       const auto& b = arp.sender_ip.value.b;
-      learnNeighbor(sw->second, IpAddr::v4(b[0], b[1], b[2], b[3]), arp.sender_mac);
+      learnNeighbor(sw->second, IpAddress::v4(b[0], b[1], b[2], b[3]), arp.sender_mac);
     }
   } else if (k.eth_type == ethertype::kIpv4) {
-    IpAddr to = IpAddr::v4(k.ip_dst[0], k.ip_dst[1], k.ip_dst[2], k.ip_dst[3]);
+    IpAddress to = IpAddress::v4(k.ip_dst[0], k.ip_dst[1], k.ip_dst[2], k.ip_dst[3]);
     if (local_gateways_.count({sw->second, to})) {
       // Replies to router SNAT find their connection's inside address;
       // what matches none is for the router itself.

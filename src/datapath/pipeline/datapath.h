@@ -48,7 +48,6 @@
 namespace canopy::datapath::pipeline {
 
 using simulator::Trace;
-using topology::IpAddr;
 
 enum class Encapsulation : uint8_t { Geneve, Vxlan };
 
@@ -59,10 +58,10 @@ struct Ingress {
   uint32_t port = 0;                                    // Port: the logical port bound here
   Encapsulation encapsulation = Encapsulation::Geneve;  // Tunnel
   uint32_t uplink = 0;                                  // Uplink: index into the host's uplinks
-  IpAddr source{};                                      // Tunnel: the sending host's tunnel address
+  IpAddress source{};                                   // Tunnel: the sending host's tunnel address
 
   static Ingress fromPort(uint32_t port) { return {Kind::Port, port, {}, 0, {}}; }
-  static Ingress fromTunnel(Encapsulation e, const IpAddr& source) {
+  static Ingress fromTunnel(Encapsulation e, const IpAddress& source) {
     return {Kind::Tunnel, 0, e, 0, source};
   }
   static Ingress fromUplink(uint32_t index) { return {Kind::Uplink, 0, {}, index, {}}; }
@@ -76,7 +75,7 @@ class Outputs {
     Kind kind = Kind::Port;
     uint32_t port = 0;  // Port
     uint32_t host = 0;  // Tunnel: the remote host and its tunnel address
-    IpAddr remote{};
+    IpAddress remote{};
     uint16_t udp_source = 0;  // Tunnel: flow entropy for the outer UDP source port
     Encapsulation encapsulation = Encapsulation::Geneve;  // Tunnel
     uint32_t uplink = 0;                                  // Uplink: index into the host's uplinks
@@ -182,7 +181,7 @@ class SharedState {
   const simulator::Neighbors& neighbors() const { return neighbors_; }
   // Learns (or confirms) one; true if that changed something (logged, for
   // every worker's cache).
-  bool learnNeighbor(uint32_t switch_key, const IpAddr& ip, const packet::MacAddress& mac);
+  bool learnNeighbor(uint32_t switch_key, const IpAddress& ip, const packet::MacAddress& mac);
   // How many neighbour changes were ever logged.
   uint64_t neighborEpoch() const { return neighbor_epoch_.load(std::memory_order_acquire); }
   // The cache tags of the changes after `epoch`, which moves to the latest;
@@ -200,10 +199,10 @@ class SharedState {
  private:
   class NeighborTable final : public simulator::Neighbors {
    public:
-    std::optional<packet::MacAddress> find(uint32_t switch_key, const IpAddr& ip) const override;
+    std::optional<packet::MacAddress> find(uint32_t switch_key, const IpAddress& ip) const override;
     mutable std::shared_mutex mu;
-    std::map<std::pair<uint32_t, IpAddr>, packet::MacAddress> entries;  // guarded by mu
-    std::deque<std::pair<uint64_t, flowcache::Tag>> log;                // guarded by mu
+    std::map<std::pair<uint32_t, IpAddress>, packet::MacAddress> entries;  // guarded by mu
+    std::deque<std::pair<uint64_t, flowcache::Tag>> log;                   // guarded by mu
   };
 
   const bool shared_;
@@ -274,7 +273,7 @@ class Datapath {
 
   // Learns (or confirms) an external neighbour; the agent also calls this
   // for static bindings. Invalidates what depended on it.
-  void learnNeighbor(uint32_t switch_key, const IpAddr& ip, const packet::MacAddress& mac);
+  void learnNeighbor(uint32_t switch_key, const IpAddress& ip, const packet::MacAddress& mac);
 
  private:
   using CachedDecision = std::shared_ptr<const simulator::Decision>;
@@ -331,8 +330,8 @@ class Datapath {
   std::map<std::vector<uint32_t>, uint32_t> group_sets_;
   // (uplink index, VLAN) -> switch; gateway address -> router, for this host.
   std::map<std::pair<uint32_t, uint16_t>, uint32_t> uplink_switches_;
-  std::map<std::pair<uint32_t, IpAddr>, uint32_t> local_gateways_;
-  std::map<IpAddr, uint32_t> hosts_by_address_;
+  std::map<std::pair<uint32_t, IpAddress>, uint32_t> local_gateways_;
+  std::map<IpAddress, uint32_t> hosts_by_address_;
   // Per-depth working copies of the frame (Deliver runs a nested stage).
   std::vector<std::vector<uint8_t>> scratch_;
   // The frame being processed: its index in the batch and GSO segment size.

@@ -16,9 +16,7 @@ namespace dhcp = packet::dhcp;
 // as fits in 576 bytes.
 constexpr size_t kMaxQuote = 576 - 20 - 8;
 
-Ipv4Address v4(const topology::IpAddr& ip) {
-  return Ipv4Address::of(ip.bytes[0], ip.bytes[1], ip.bytes[2], ip.bytes[3]);
-}
+Ipv4Address v4(const IpAddress& ip) { return Ipv4Address::of(ip); }
 
 packet::Ipv4Header ipHeader(std::span<const uint8_t> frame, const packet::ParsedPacket& p) {
   packet::Ipv4Header ip{};
@@ -93,7 +91,7 @@ std::vector<uint8_t> tcpReset(std::span<const uint8_t> frame, const packet::Pars
 }
 
 DhcpAnswer dhcpAnswer(const packet::DhcpMessage& m, const topology::Switch& sw,
-                      const topology::Subnet& subnet, const topology::IpAddr& address,
+                      const topology::Subnet& subnet, const IpAddress& address,
                       uint32_t lease_seconds, const DhcpServerId& server) {
   const Ipv4Address mine = v4(address);
   const Ipv4Address zero{};

@@ -52,7 +52,7 @@ struct DhcpAnswer {
 // DHCP-enabled subnet is `address`: OFFER to DISCOVER; ACK to a REQUEST for
 // that address (NAK otherwise); ACK without lease to INFORM.
 DhcpAnswer dhcpAnswer(const packet::DhcpMessage& m, const topology::Switch& sw,
-                      const topology::Subnet& subnet, const topology::IpAddr& address,
+                      const topology::Subnet& subnet, const IpAddress& address,
                       uint32_t lease_seconds, const DhcpServerId& server);
 
 }  // namespace canopy::datapath::simulator

@@ -29,8 +29,8 @@ bool isIp(const FlowKey& k) {
   return k.eth_type == ethertype::kIpv4 || k.eth_type == ethertype::kIpv6;
 }
 
-IpAddr addressOf(const FlowKey& k, const std::array<uint8_t, 16>& bytes) {
-  IpAddr ip;
+IpAddress addressOf(const FlowKey& k, const std::array<uint8_t, 16>& bytes) {
+  IpAddress ip;
   if (k.eth_type == ethertype::kIpv6) {
     ip.family = 6;
     ip.bytes = bytes;
@@ -41,9 +41,7 @@ IpAddr addressOf(const FlowKey& k, const std::array<uint8_t, 16>& bytes) {
   return ip;
 }
 
-Ipv4Address toV4(const IpAddr& ip) {
-  return Ipv4Address::of(ip.bytes[0], ip.bytes[1], ip.bytes[2], ip.bytes[3]);
-}
+Ipv4Address toV4(const IpAddress& ip) { return Ipv4Address::of(ip); }
 
 std::string named(const std::string& name, const std::string& id) {
   return name.empty() ? id : name + " (" + id + ")";
@@ -89,7 +87,7 @@ std::string ruleText(const Rule& r, const topology::Topology& t) {
 }
 
 std::string flowText(const FlowKey& k) {
-  IpAddr src = addressOf(k, k.ip_src), dst = addressOf(k, k.ip_dst);
+  IpAddress src = addressOf(k, k.ip_src), dst = addressOf(k, k.ip_dst);
   std::string s = protocolName(k.ip_proto) + " " + src.toString();
   if (hasPorts(k.ip_proto)) s += ":" + std::to_string(k.tp_src);
   s += " -> " + dst.toString();
@@ -199,8 +197,8 @@ class Walk {
                         : "host " + h->name + " (" + h->tunnel_ip.toString() + ")";
   }
 
-  IpAddr src() const { return addressOf(key_, key_.ip_src); }
-  IpAddr dst() const { return addressOf(key_, key_.ip_dst); }
+  IpAddress src() const { return addressOf(key_, key_.ip_src); }
+  IpAddress dst() const { return addressOf(key_, key_.ip_dst); }
   bool isDhcpRequest() const {
     return key_.eth_type == ethertype::kIpv4 && key_.ip_proto == ipproto::kUdp &&
            key_.tp_src == packet::dhcp::kClientPort && key_.tp_dst == packet::dhcp::kServerPort;
@@ -240,7 +238,7 @@ class Walk {
       return route(*rp->router, nullptr, nullptr);
     }
     if (key_.eth_type == ethertype::kIpv4) {
-      IpAddr to = dst();
+      IpAddress to = dst();
       tags_.push_back(floatingTag(to));
       if (const topology::FloatingIp* f = t_.floatingIpAt(to)) {
         // Whether it is served here depends on the VM's port and the
@@ -306,7 +304,7 @@ class Walk {
     return mac == p.mac || std::any_of(p.allowed_pairs.begin(), p.allowed_pairs.end(),
                                        [&](const auto& pair) { return pair.mac == mac; });
   }
-  bool ownsIp(const Port& p, const MacAddress& mac, const IpAddr& ip) const {
+  bool ownsIp(const Port& p, const MacAddress& mac, const IpAddress& ip) const {
     if (mac == p.mac && std::find(p.ips.begin(), p.ips.end(), ip) != p.ips.end()) return true;
     return std::any_of(p.allowed_pairs.begin(), p.allowed_pairs.end(), [&](const auto& pair) {
       return pair.mac == mac && pair.prefix.contains(ip);
@@ -330,9 +328,8 @@ class Walk {
         drop(DropReason::ArpTruncated);
         return false;
       }
-      IpAddr spa = IpAddr::v4(arp.sender_ip.value.b[0], arp.sender_ip.value.b[1],
-                              arp.sender_ip.value.b[2], arp.sender_ip.value.b[3]);
-      bool probe = spa == IpAddr::v4(0, 0, 0, 0);
+      IpAddress spa = arp.sender_ip.ip();
+      bool probe = spa == IpAddress::v4(0, 0, 0, 0);
       if (arp.sender_mac != key_.eth_src || (!probe && !ownsIp(p, arp.sender_mac, spa))) {
         note([&] {
           return "port security: ARP sender " + arp.sender_mac.toString() + " " + spa.toString() +
@@ -348,9 +345,9 @@ class Walk {
       drop(DropReason::PortSecurityEthertype);
       return false;
     }
-    IpAddr s = src();
+    IpAddress s = src();
     bool allowed = ownsIp(p, key_.eth_src, s);
-    if (!allowed && isDhcpRequest() && s == IpAddr::v4(0, 0, 0, 0)) allowed = true;
+    if (!allowed && isDhcpRequest() && s == IpAddress::v4(0, 0, 0, 0)) allowed = true;
     if (!allowed && s.family == 6) {
       // Link-local (fe80::/10) and the unspecified address of duplicate
       // address detection.
@@ -369,7 +366,7 @@ class Walk {
     return true;
   }
 
-  bool ruleMatches(const Rule& r, Direction dir, const IpAddr& remote) {
+  bool ruleMatches(const Rule& r, Direction dir, const IpAddress& remote) {
     if (r.direction != dir) return false;
     if (r.family != (key_.eth_type == ethertype::kIpv6 ? 6 : 4)) return false;
     if (r.protocol && *r.protocol != key_.ip_proto) return false;
@@ -407,7 +404,7 @@ class Walk {
       drop(ctx_.ct_invalid != DropReason::None ? ctx_.ct_invalid : DropReason::ConntrackNotSyn);
       return false;
     }
-    IpAddr remote = dir == Direction::Ingress ? src() : dst();
+    IpAddress remote = dir == Direction::Ingress ? src() : dst();
     for (uint32_t gk : p.groups) {
       tag(TagKind::Group, gk);
       const SecurityGroup* g = t_.findGroup(gk);
@@ -561,8 +558,7 @@ class Walk {
     noCache();
     packet::ArpPacket arp;
     if (!packet::load(frame_, parsed_.l3_offset, arp)) return drop(DropReason::ArpTruncated);
-    IpAddr tpa = IpAddr::v4(arp.target_ip.value.b[0], arp.target_ip.value.b[1],
-                            arp.target_ip.value.b[2], arp.target_ip.value.b[3]);
+    IpAddress tpa = arp.target_ip.ip();
     if (arp.operation.host() == 1 && arp.sender_ip != arp.target_ip) {
       std::optional<MacAddress> answer;
       std::string owner;
@@ -590,8 +586,7 @@ class Walk {
     noCache();
     packet::ArpPacket arp;
     if (!packet::load(frame_, parsed_.l3_offset, arp)) return drop(DropReason::ArpTruncated);
-    IpAddr tpa = IpAddr::v4(arp.target_ip.value.b[0], arp.target_ip.value.b[1],
-                            arp.target_ip.value.b[2], arp.target_ip.value.b[3]);
+    IpAddress tpa = arp.target_ip.ip();
     if (arp.operation.host() == 1) {
       if (auto rp = t_.routerPortByIp(sw.key, tpa); rp && rp->interface == nullptr) {
         tag(TagKind::Router, rp->router->key);
@@ -629,7 +624,7 @@ class Walk {
   // DHCP-enabled IPv4 subnet; false when another server must answer.
   bool dhcpServer(const Switch& sw, const Port& p) {
     const topology::Subnet* subnet = nullptr;
-    IpAddr address;
+    IpAddress address;
     for (const auto& ip : p.ips) {
       for (const auto& s : sw.subnets) {
         if (ip.family == 4 && s.dhcp && s.cidr.contains(ip)) {
@@ -666,7 +661,7 @@ class Walk {
         id.mac = rp->interface->mac;
       }
     } else {
-      IpAddr first = s.cidr.address;
+      IpAddress first = s.cidr.address;
       first.bytes[3] = static_cast<uint8_t>(first.bytes[3] | 1);
       id.address = toV4(first);
     }
@@ -678,10 +673,10 @@ class Walk {
   struct RouteChoice {
     enum class Kind : uint8_t { Connected, External, Static, Default };
     const RouterInterface* interface = nullptr;  // null: the external gateway
-    IpAddr nexthop{};
+    IpAddress nexthop{};
     int length = -1;
     Kind kind = Kind::Connected;
-    topology::IpPrefix prefix{};
+    IpPrefix prefix{};
 
     std::string text() const {
       switch (kind) {
@@ -698,14 +693,14 @@ class Walk {
     }
   };
 
-  std::optional<RouteChoice> lookupRoute(const Router& r, const IpAddr& to) {
+  std::optional<RouteChoice> lookupRoute(const Router& r, const IpAddress& to) {
     using Kind = RouteChoice::Kind;
     std::optional<RouteChoice> best;
     auto consider = [&](const RouteChoice& c) {
       if (!best || c.length > best->length) best = c;
     };
     // The external subnets the gateway has an address in.
-    std::vector<topology::IpPrefix> external;
+    std::vector<IpPrefix> external;
     if (r.gateway) {
       // Its subnets decide which next hops are connected, whichever route wins.
       tag(TagKind::Switch, r.gateway->switch_key);
@@ -717,7 +712,7 @@ class Walk {
         }
       }
     }
-    auto connected = [&](const IpAddr& ip, RouteChoice& c) {
+    auto connected = [&](const IpAddress& ip, RouteChoice& c) {
       for (const auto& i : r.interfaces) {
         if (i.subnet.contains(ip)) {
           c.interface = &i;
@@ -745,7 +740,7 @@ class Walk {
     return best;
   }
 
-  bool isRouterAddress(const Router& r, const IpAddr& ip) const {
+  bool isRouterAddress(const Router& r, const IpAddress& ip) const {
     for (const auto& i : r.interfaces) {
       if (i.ip == ip) return true;
     }
@@ -760,10 +755,10 @@ class Walk {
     if (++hops_ > kMaxRouterHops) return drop(DropReason::TooManyHops);
     if (!isIp(key_)) return drop(DropReason::RouterNotIp);
     const MacAddress in_mac = in != nullptr ? in->mac : r.gateway->mac;
-    IpAddr to = dst();
+    IpAddress to = dst();
     if (isRouterAddress(r, to)) return routerAddress(r, in_mac, to);
-    IpAddr in_ip =
-        in != nullptr ? in->ip : (r.gateway->ips.empty() ? IpAddr{} : r.gateway->ips.front());
+    IpAddress in_ip =
+        in != nullptr ? in->ip : (r.gateway->ips.empty() ? IpAddress{} : r.gateway->ips.front());
     if (key_.ip_ttl <= 1) {
       note([&] {
         return routerText(r) + ": TTL expired, ICMP time exceeded from " + in_ip.toString();
@@ -819,7 +814,7 @@ class Walk {
   }
 
   void leaveByGateway(const Router& r, const RouteChoice& choice, const MacAddress& in_mac,
-                      const IpAddr& in_ip) {
+                      const IpAddress& in_ip) {
     const auto& gw = *r.gateway;
     const Switch* ext = t_.findSwitch(gw.switch_key);
     tag(TagKind::Switch, gw.switch_key);
@@ -873,8 +868,8 @@ class Walk {
 
   // The MAC of an external next hop, learned from ARP; when unknown, an ARP
   // request goes out of the uplink and the packet is dropped.
-  std::optional<MacAddress> resolve(const Switch& ext, const IpAddr& nexthop,
-                                    const MacAddress& from_mac, const IpAddr& from_ip) {
+  std::optional<MacAddress> resolve(const Switch& ext, const IpAddress& nexthop,
+                                    const MacAddress& from_mac, const IpAddress& from_ip) {
     tags_.push_back(neighborTag(ext.key, nexthop));
     if (auto mac = neighbors_.find(ext.key, nexthop)) {
       note([&] { return "next hop " + nexthop.toString() + " is at " + mac->toString(); });
@@ -894,7 +889,7 @@ class Walk {
   }
 
   // A packet for the router itself: echo replies, unreachable ports.
-  void routerAddress(const Router& r, const MacAddress& in_mac, const IpAddr& to) {
+  void routerAddress(const Router& r, const MacAddress& in_mac, const IpAddress& to) {
     noCache();
     if (key_.eth_type == ethertype::kIpv4 && key_.ip_proto == ipproto::kIcmp && key_.tp_src == 8) {
       note([&] { return routerText(r) + ": echo reply from " + to.toString(); });
@@ -917,7 +912,7 @@ class Walk {
     drop(DropReason::RouterAddressNotServed);
   }
 
-  void checkMtu(const Switch& out, const MacAddress& in_mac, const IpAddr& in_ip) {
+  void checkMtu(const Switch& out, const MacAddress& in_mac, const IpAddress& in_ip) {
     note([&] {
       return switchText(out) + ": MTU " + std::to_string(out.mtu) + ", checked per packet";
     });
@@ -969,18 +964,18 @@ Tag tagOf(TagKind kind, uint64_t key) noexcept {
 }
 
 namespace {
-uint64_t addressKey(const IpAddr& ip) {
+uint64_t addressKey(const IpAddress& ip) {
   uint64_t h = 1469598103934665603ULL ^ ip.family;
   for (uint8_t b : ip.bytes) h = (h ^ b) * 1099511628211ULL;
   return h;
 }
 }  // namespace
 
-Tag neighborTag(uint32_t switch_key, const IpAddr& ip) noexcept {
+Tag neighborTag(uint32_t switch_key, const IpAddress& ip) noexcept {
   return tagOf(TagKind::Neighbor, addressKey(ip) ^ (uint64_t{switch_key} << 20));
 }
 
-Tag floatingTag(const IpAddr& external) noexcept {
+Tag floatingTag(const IpAddress& external) noexcept {
   return tagOf(TagKind::FloatingAddress, addressKey(external));
 }
 
@@ -1024,7 +1019,7 @@ std::vector<Tag> changedTags(const topology::Topology& before, const topology::T
   diff(before.hosts(), after.hosts(), [&](const topology::Host* a, const topology::Host* b) {
     tags.push_back(tagOf(TagKind::Host, a != nullptr ? a->key : b->key));
   });
-  std::map<IpAddr, const topology::FloatingIp*> fa, fb;
+  std::map<IpAddress, const topology::FloatingIp*> fa, fb;
   for (const auto& f : before.floatingIps()) fa[f.external] = &f;
   for (const auto& f : after.floatingIps()) fb[f.external] = &f;
   auto fip = [&](const topology::FloatingIp* f) {

@@ -51,7 +51,6 @@ namespace canopy::datapath::simulator {
 using flowcache::Tag;
 using packet::Ipv4Address;
 using packet::MacAddress;
-using topology::IpAddr;
 
 // What a tag names. A tag is the hash of its kind and the object's key.
 enum class TagKind : uint8_t {
@@ -64,8 +63,8 @@ enum class TagKind : uint8_t {
   Host,             // a host's tunnel endpoint
 };
 Tag tagOf(TagKind kind, uint64_t key) noexcept;
-Tag neighborTag(uint32_t switch_key, const IpAddr& ip) noexcept;
-Tag floatingTag(const IpAddr& external) noexcept;
+Tag neighborTag(uint32_t switch_key, const IpAddress& ip) noexcept;
+Tag floatingTag(const IpAddress& external) noexcept;
 
 // The tags of every object that differs between two snapshots: what a
 // topology update must invalidate in the flow cache.
@@ -84,7 +83,7 @@ struct HostContext {
 class Neighbors {
  public:
   virtual ~Neighbors() = default;
-  virtual std::optional<MacAddress> find(uint32_t switch_key, const IpAddr& ip) const = 0;
+  virtual std::optional<MacAddress> find(uint32_t switch_key, const IpAddress& ip) const = 0;
 };
 
 enum class Stage : uint8_t { FromPort, FromUplink, ToPort, ToGateway };
@@ -135,7 +134,7 @@ struct Action {
   uint32_t vni = 0;
   uint32_t switch_key = 0;
   uint32_t router = 0;
-  IpAddr remote{};     // Tunnel: the host's tunnel address
+  IpAddress remote{};  // Tunnel: the host's tunnel address
   bool vxlan = false;  // Tunnel: the host takes VXLAN only
   // Deliver and Tunnel: the sender's groups, when `source_side` (known).
   std::vector<uint32_t> groups{};

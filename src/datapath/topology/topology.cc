@@ -17,60 +17,6 @@ const T* findIn(const std::map<uint32_t, T>& m, uint32_t key) {
 
 }  // namespace
 
-std::optional<IpAddr> IpAddr::parse(std::string_view text) {
-  std::string s(text);
-  IpAddr ip;
-  if (inet_pton(AF_INET, s.c_str(), ip.bytes.data()) == 1) {
-    ip.family = 4;
-    return ip;
-  }
-  if (inet_pton(AF_INET6, s.c_str(), ip.bytes.data()) == 1) {
-    ip.family = 6;
-    return ip;
-  }
-  return std::nullopt;
-}
-
-std::string IpAddr::toString() const {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (family == 4) {
-    inet_ntop(AF_INET, bytes.data(), buf, sizeof(buf));
-  } else if (family == 6) {
-    inet_ntop(AF_INET6, bytes.data(), buf, sizeof(buf));
-  } else {
-    return "-";
-  }
-  return buf;
-}
-
-std::optional<IpPrefix> IpPrefix::parse(std::string_view text) {
-  auto slash = text.find('/');
-  if (slash == std::string_view::npos) return std::nullopt;
-  auto ip = IpAddr::parse(text.substr(0, slash));
-  if (!ip) return std::nullopt;
-  unsigned length = 0;
-  auto digits = text.substr(slash + 1);
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), length);
-  if (ec != std::errc() || end != digits.data() + digits.size() ||
-      length > (ip->family == 4 ? 32u : 128u)) {
-    return std::nullopt;
-  }
-  return IpPrefix{*ip, static_cast<uint8_t>(length)};
-}
-
-bool IpPrefix::contains(const IpAddr& ip) const {
-  if (ip.family != address.family) return false;
-  unsigned full = length / 8, rest = length % 8;
-  for (unsigned i = 0; i < full; ++i) {
-    if (ip.bytes[i] != address.bytes[i]) return false;
-  }
-  if (rest == 0) return true;
-  auto mask = static_cast<uint8_t>(0xff << (8 - rest));
-  return (ip.bytes[full] & mask) == (address.bytes[full] & mask);
-}
-
-std::string IpPrefix::toString() const { return address.toString() + "/" + std::to_string(length); }
-
 const Switch* Topology::findSwitch(uint32_t key) const { return findIn(switches_, key); }
 const Port* Topology::findPort(uint32_t key) const { return findIn(ports_, key); }
 const Router* Topology::findRouter(uint32_t key) const { return findIn(routers_, key); }
@@ -82,12 +28,12 @@ const Port* Topology::portByMac(uint32_t switch_key, const MacAddress& mac) cons
   return it == port_by_mac_.end() ? nullptr : findPort(it->second);
 }
 
-const Port* Topology::portByIp(uint32_t switch_key, const IpAddr& ip) const {
+const Port* Topology::portByIp(uint32_t switch_key, const IpAddress& ip) const {
   auto it = port_by_ip_.find({switch_key, ip});
   return it == port_by_ip_.end() ? nullptr : findPort(it->second);
 }
 
-const RouterInterface* Topology::routerInterfaceOn(uint32_t switch_key, const IpAddr& ip,
+const RouterInterface* Topology::routerInterfaceOn(uint32_t switch_key, const IpAddress& ip,
                                                    const Router** router) const {
   for (const auto& [key, r] : routers_) {
     for (const auto& i : r.interfaces) {
@@ -100,12 +46,12 @@ const RouterInterface* Topology::routerInterfaceOn(uint32_t switch_key, const Ip
   return nullptr;
 }
 
-const FloatingIp* Topology::floatingIpFor(uint32_t port_key, const IpAddr& fixed) const {
+const FloatingIp* Topology::floatingIpFor(uint32_t port_key, const IpAddress& fixed) const {
   auto it = floating_by_fixed_.find({port_key, fixed});
   return it == floating_by_fixed_.end() ? nullptr : &floating_ips_[it->second];
 }
 
-const FloatingIp* Topology::floatingIpAt(const IpAddr& external) const {
+const FloatingIp* Topology::floatingIpAt(const IpAddress& external) const {
   auto it = floating_by_external_.find(external);
   return it == floating_by_external_.end() ? nullptr : &floating_ips_[it->second];
 }
@@ -131,7 +77,7 @@ std::optional<Topology::RouterPort> Topology::routerPortByMac(uint32_t switch_ke
 }
 
 std::optional<Topology::RouterPort> Topology::routerPortByIp(uint32_t switch_key,
-                                                             const IpAddr& ip) const {
+                                                             const IpAddress& ip) const {
   auto it = router_by_ip_.find({switch_key, ip});
   if (it == router_by_ip_.end()) return std::nullopt;
   return routerPortOf(*this, it->second);
@@ -148,7 +94,7 @@ const std::vector<uint32_t>& Topology::portsOn(uint32_t switch_key) const {
   return it == ports_on_.end() ? kNone : it->second;
 }
 
-bool Topology::groupHasAddress(uint32_t group_key, const IpAddr& ip) const {
+bool Topology::groupHasAddress(uint32_t group_key, const IpAddress& ip) const {
   return group_addresses_.count({group_key, ip}) != 0;
 }
 
@@ -243,7 +189,8 @@ Result<std::shared_ptr<const Topology>> TopologyBuilder::build(uint64_t version)
   }
   for (const auto& [key, r] : t->routers_) {
     auto claim = [&, key = key, &r = r](uint32_t sw, const MacAddress& mac,
-                                        const std::vector<IpAddr>& ips, int index) -> Result<void> {
+                                        const std::vector<IpAddress>& ips,
+                                        int index) -> Result<void> {
       if (!t->router_by_mac_.emplace(std::pair{sw, mac}, std::pair{key, index}).second) {
         return invalid("router " + r.id + ": MAC " + mac.toString() + " is taken on its switch");
       }

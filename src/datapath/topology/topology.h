@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "base/ip.h"
 #include "base/result.h"
 #include "datapath/packet/wire.h"
 
@@ -35,32 +36,12 @@ namespace canopy::datapath::topology {
 
 using packet::MacAddress;
 
-// An IPv4 or IPv6 address; IPv4 in the first four bytes, as in FlowKey.
-struct IpAddr {
-  uint8_t family = 0;  // 4 or 6
-  std::array<uint8_t, 16> bytes{};
-
-  static IpAddr v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
-    return {4, {a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}};
-  }
-  static std::optional<IpAddr> parse(std::string_view text);
-  std::string toString() const;
-  friend auto operator<=>(const IpAddr&, const IpAddr&) = default;
-};
-
-struct IpPrefix {
-  IpAddr address{};
-  uint8_t length = 0;
-
-  static std::optional<IpPrefix> parse(std::string_view text);  // "10.0.0.0/24"
-  bool contains(const IpAddr& ip) const;
-  std::string toString() const;
-  friend auto operator<=>(const IpPrefix&, const IpPrefix&) = default;
-};
+using canopy::IpAddress;
+using canopy::IpPrefix;
 
 struct HostRoute {
   IpPrefix destination{};
-  IpAddr nexthop{};
+  IpAddress nexthop{};
 
   friend bool operator==(const HostRoute&, const HostRoute&) = default;
 };
@@ -68,9 +49,9 @@ struct HostRoute {
 struct Subnet {
   std::string id{};
   IpPrefix cidr{};
-  std::optional<IpAddr> gateway{};
+  std::optional<IpAddress> gateway{};
   bool dhcp = true;
-  std::vector<IpAddr> dns_servers{};
+  std::vector<IpAddress> dns_servers{};
   std::vector<HostRoute> host_routes{};
 
   friend bool operator==(const Subnet&, const Subnet&) = default;
@@ -103,7 +84,7 @@ struct Port {
   std::string id{};
   uint32_t switch_key = 0;
   MacAddress mac{};
-  std::vector<IpAddr> ips{};
+  std::vector<IpAddress> ips{};
   std::vector<AddressPair> allowed_pairs{};
   bool port_security = true;
   bool admin_up = true;
@@ -143,7 +124,7 @@ struct SecurityGroup {
 
 struct Route {
   IpPrefix destination{};
-  IpAddr nexthop{};
+  IpAddress nexthop{};
 
   friend bool operator==(const Route&, const Route&) = default;
 };
@@ -152,7 +133,7 @@ struct RouterInterface {
   uint32_t port_key = 0;  // the port that owns the interface's MAC and address
   uint32_t switch_key = 0;
   MacAddress mac{};
-  IpAddr ip{};
+  IpAddress ip{};
   IpPrefix subnet{};
 
   friend bool operator==(const RouterInterface&, const RouterInterface&) = default;
@@ -162,10 +143,10 @@ struct Gateway {
   uint32_t port_key = 0;
   uint32_t switch_key = 0;  // the external network
   MacAddress mac{};
-  std::vector<IpAddr> ips{};
+  std::vector<IpAddress> ips{};
   bool snat = true;
-  uint32_t host = 0;                // the gateway host that holds the SNAT
-  std::optional<IpAddr> nexthop{};  // the external subnet's gateway
+  uint32_t host = 0;                   // the gateway host that holds the SNAT
+  std::optional<IpAddress> nexthop{};  // the external subnet's gateway
 
   friend bool operator==(const Gateway&, const Gateway&) = default;
 };
@@ -183,8 +164,8 @@ struct Router {
 
 struct FloatingIp {
   std::string id{};
-  IpAddr external{};
-  IpAddr fixed{};
+  IpAddress external{};
+  IpAddress fixed{};
   uint32_t port_key = 0;
   uint32_t router_key = 0;
 
@@ -194,7 +175,7 @@ struct FloatingIp {
 struct Host {
   uint32_t key = 0;
   std::string name{};
-  IpAddr tunnel_ip{};
+  IpAddress tunnel_ip{};
   bool geneve = true;  // takes Geneve; else VXLAN (a hardware or kernel VTEP)
 
   friend bool operator==(const Host&, const Host&) = default;
@@ -213,9 +194,9 @@ class Topology {
   // The port on a switch with this MAC, or with this address (allowed pairs
   // not included), or nullptr.
   const Port* portByMac(uint32_t switch_key, const MacAddress& mac) const;
-  const Port* portByIp(uint32_t switch_key, const IpAddr& ip) const;
+  const Port* portByIp(uint32_t switch_key, const IpAddress& ip) const;
   // The router interface on a switch (its gateway address), or nullptr.
-  const RouterInterface* routerInterfaceOn(uint32_t switch_key, const IpAddr& ip,
+  const RouterInterface* routerInterfaceOn(uint32_t switch_key, const IpAddress& ip,
                                            const Router** router = nullptr) const;
   // The router that owns a MAC on a switch: one of its interfaces, or (when
   // `interface` is null) its external gateway.
@@ -225,16 +206,16 @@ class Topology {
   };
   std::optional<RouterPort> routerPortByMac(uint32_t switch_key, const MacAddress& mac) const;
   // The router that answers to an address on a switch (interface or gateway).
-  std::optional<RouterPort> routerPortByIp(uint32_t switch_key, const IpAddr& ip) const;
+  std::optional<RouterPort> routerPortByIp(uint32_t switch_key, const IpAddress& ip) const;
   const Switch* switchByVni(uint32_t vni) const;
   // The ports on a switch, in key order.
   const std::vector<uint32_t>& portsOn(uint32_t switch_key) const;
   // Whether one of a group's ports has this fixed address (remote-group
   // rules matched by address, when no group tags came with a packet).
-  bool groupHasAddress(uint32_t group_key, const IpAddr& ip) const;
+  bool groupHasAddress(uint32_t group_key, const IpAddress& ip) const;
   // Floating IPs by the port and fixed address behind them, or by address.
-  const FloatingIp* floatingIpFor(uint32_t port_key, const IpAddr& fixed) const;
-  const FloatingIp* floatingIpAt(const IpAddr& external) const;
+  const FloatingIp* floatingIpFor(uint32_t port_key, const IpAddress& fixed) const;
+  const FloatingIp* floatingIpAt(const IpAddress& external) const;
   // The ports in a security group (for remote-group rules).
   const std::vector<uint32_t>& groupMembers(uint32_t group_key) const;
 
@@ -255,15 +236,15 @@ class Topology {
   std::map<uint32_t, Host> hosts_{};
   std::vector<FloatingIp> floating_ips_{};
   std::map<std::pair<uint32_t, MacAddress>, uint32_t> port_by_mac_{};
-  std::map<std::pair<uint32_t, IpAddr>, uint32_t> port_by_ip_{};
+  std::map<std::pair<uint32_t, IpAddress>, uint32_t> port_by_ip_{};
   std::map<uint32_t, std::vector<uint32_t>> group_members_{};
   std::map<std::pair<uint32_t, MacAddress>, std::pair<uint32_t, int>> router_by_mac_{};
-  std::map<std::pair<uint32_t, IpAddr>, std::pair<uint32_t, int>> router_by_ip_{};
+  std::map<std::pair<uint32_t, IpAddress>, std::pair<uint32_t, int>> router_by_ip_{};
   std::map<uint32_t, uint32_t> switch_by_vni_{};
   std::map<uint32_t, std::vector<uint32_t>> ports_on_{};
-  std::map<std::pair<uint32_t, IpAddr>, bool> group_addresses_{};
-  std::map<std::pair<uint32_t, IpAddr>, size_t> floating_by_fixed_{};
-  std::map<IpAddr, size_t> floating_by_external_{};
+  std::map<std::pair<uint32_t, IpAddress>, bool> group_addresses_{};
+  std::map<std::pair<uint32_t, IpAddress>, size_t> floating_by_fixed_{};
+  std::map<IpAddress, size_t> floating_by_external_{};
 };
 
 class TopologyBuilder {

@@ -38,7 +38,7 @@ class FakeQueue {
   FakeQueue() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
   int fd() const { return fd_.get(); }
 
-  void inject(Bytes frame, datapath::topology::IpAddr source = {}) {
+  void inject(Bytes frame, IpAddress source = {}) {
     std::lock_guard lock(mu_);
     in_.push_back({std::move(frame), source});
     uint64_t one = 1;
@@ -62,7 +62,7 @@ class FakeQueue {
     }
     return n;
   }
-  void sent(Bytes frame, datapath::topology::IpAddr remote = {}) {
+  void sent(Bytes frame, IpAddress remote = {}) {
     {
       std::lock_guard lock(mu_);
       out_.push_back({std::move(frame), remote});
@@ -70,7 +70,7 @@ class FakeQueue {
     cv_.notify_all();
   }
   // What was sent so far, once there are at least `count` (or the time is up).
-  std::vector<std::pair<Bytes, datapath::topology::IpAddr>> waitSent(
+  std::vector<std::pair<Bytes, IpAddress>> waitSent(
       size_t count, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, timeout, [&] { return out_.size() >= count; });
@@ -85,8 +85,8 @@ class FakeQueue {
   Fd fd_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::pair<Bytes, datapath::topology::IpAddr>> in_;
-  std::vector<std::pair<Bytes, datapath::topology::IpAddr>> out_;
+  std::deque<std::pair<Bytes, IpAddress>> in_;
+  std::vector<std::pair<Bytes, IpAddress>> out_;
 };
 
 class FakePort final : public PortIo {
@@ -126,8 +126,7 @@ class FakeTunnel final : public TunnelIo {
     }
     return n;
   }
-  size_t sendGather(const datapath::topology::IpAddr& remote,
-                    const datapath::packet::SegmentHeaders& h,
+  size_t sendGather(const IpAddress& remote, const datapath::packet::SegmentHeaders& h,
                     std::span<const uint8_t> frame) override {
     for (size_t i = 0; i < h.count; ++i) {
       auto header = h.header(i);
@@ -200,8 +199,8 @@ class FakeIo final : public IoFactory {
     }
     return Error(Errc::NotFound, "unknown tap");
   }
-  Result<std::unique_ptr<TunnelIo>> openTunnel(const datapath::topology::IpAddr&, uint16_t port,
-                                               size_t worker, size_t) override {
+  Result<std::unique_ptr<TunnelIo>> openTunnel(const IpAddress&, uint16_t port, size_t worker,
+                                               size_t) override {
     return std::unique_ptr<TunnelIo>(std::make_unique<FakeTunnel>(tunnel(port, worker)));
   }
   std::shared_ptr<FakeQueue> tapQueue(const std::string& name) {

@@ -252,10 +252,9 @@ TEST(TunnelSocketTest, QueuedDatagramsArriveInOrder) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root for a network namespace";
   withVethPair([&] {
     ASSERT_EQ(std::system("ip link set dev lo up"), 0);
-    using datapath::topology::IpAddr;
-    auto local = IpAddr::parse("127.0.0.1");
-    auto remote = IpAddr::parse("127.0.0.2");
-    auto elsewhere = IpAddr::parse("127.0.0.3");
+    auto local = IpAddress::parse("127.0.0.1");
+    auto remote = IpAddress::parse("127.0.0.2");
+    auto elsewhere = IpAddress::parse("127.0.0.3");
     ASSERT_TRUE(local && remote && elsewhere);
     auto sender = TunnelSocket::open(*local, 6081);
     ASSERT_TRUE(sender) << sender.error().message();

@@ -7,7 +7,7 @@
 #include <set>
 
 #include "api_fixture.h"
-#include "model/ip.h"
+#include "base/ip.h"
 
 namespace canopy::api {
 namespace {
@@ -82,9 +82,9 @@ TEST_F(L3Test, RouterGatewayTakesAnAddressOnTheExternalNetwork) {
   EXPECT_EQ(gw["network_id"], pub);
   EXPECT_EQ(gw["enable_snat"], true);
   ASSERT_EQ(gw["external_fixed_ips"].size(), 1u);
-  auto ip = model::IpAddress::parse(gw["external_fixed_ips"][0]["ip_address"].get<std::string>());
+  auto ip = IpAddress::parse(gw["external_fixed_ips"][0]["ip_address"].get<std::string>());
   ASSERT_TRUE(ip);
-  EXPECT_TRUE(model::Cidr::parse("203.0.113.0/28")->contains(*ip));
+  EXPECT_TRUE(IpPrefix::parse("203.0.113.0/28")->contains(*ip));
   // The gateway port belongs to no project: the tenant does not see it.
   EXPECT_EQ(portCount("device_owner=network:router_gateway&device_id=" + router), 1);
   EXPECT_EQ(call("GET", "/v2.0/ports?device_id=" + router).body["ports"].size(), 0u);
@@ -143,7 +143,7 @@ TEST_F(L3Test, InterfaceBySubnetTakesTheGatewayAddress) {
   expectError(
       routerAction(router, "add_router_interface", R"({"subnet_id": ")" + overlapping + "\"}"), 400,
       "HTTPBadRequest",
-      "Bad router request: Cidr 10.0.0.128/25 of subnet " + overlapping +
+      "Bad router request: IpPrefix 10.0.0.128/25 of subnet " + overlapping +
           " overlaps with cidr 10.0.0.0/24 of subnet " + subnet + ".");
   expectError(routerAction(router, "add_router_interface", "{}"), 400, "HTTPBadRequest",
               "Bad router request: Either subnet_id or port_id must be specified.");
@@ -277,9 +277,9 @@ TEST_F(L3Test, FloatingIpIsAllocatedAssociatedAndGivenBack) {
   EXPECT_TRUE(fip["port_id"].is_null());
   EXPECT_TRUE(fip["router_id"].is_null());
   EXPECT_FALSE(fip.contains("name"));
-  auto address = model::IpAddress::parse(fip["floating_ip_address"].get<std::string>());
+  auto address = IpAddress::parse(fip["floating_ip_address"].get<std::string>());
   ASSERT_TRUE(address);
-  EXPECT_TRUE(model::Cidr::parse("203.0.113.0/28")->contains(*address));
+  EXPECT_TRUE(IpPrefix::parse("203.0.113.0/28")->contains(*address));
   EXPECT_EQ(portCount("device_owner=network:floatingip&device_id=" + fip_id), 1);
 
   // Not reachable: no router joins the port's subnet to the external network.
@@ -300,7 +300,7 @@ TEST_F(L3Test, FloatingIpIsAllocatedAssociatedAndGivenBack) {
   EXPECT_EQ(bound.body["floatingip"]["router_id"], router);
   EXPECT_EQ(bound.body["floatingip"]["status"], "ACTIVE");
   std::string fixed = bound.body["floatingip"]["fixed_ip_address"];
-  EXPECT_TRUE(model::Cidr::parse("10.4.0.0/24")->contains(*model::IpAddress::parse(fixed)));
+  EXPECT_TRUE(IpPrefix::parse("10.4.0.0/24")->contains(*IpAddress::parse(fixed)));
 
   // One floating IP per fixed IP and external network.
   auto second = call(

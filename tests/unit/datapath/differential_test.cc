@@ -69,13 +69,11 @@ class Random {
   std::mt19937_64 rng_;
 };
 
-IpAddr address(size_t a, size_t b, size_t c, size_t d) {
-  return IpAddr::v4(static_cast<uint8_t>(a), static_cast<uint8_t>(b), static_cast<uint8_t>(c),
-                    static_cast<uint8_t>(d));
+IpAddress address(size_t a, size_t b, size_t c, size_t d) {
+  return IpAddress::v4(static_cast<uint8_t>(a), static_cast<uint8_t>(b), static_cast<uint8_t>(c),
+                       static_cast<uint8_t>(d));
 }
-Ipv4Address toV4(const IpAddr& ip) {
-  return Ipv4Address::of(ip.bytes[0], ip.bytes[1], ip.bytes[2], ip.bytes[3]);
-}
+Ipv4Address toV4(const IpAddress& ip) { return Ipv4Address::of(ip); }
 MacAddress portMac(uint32_t index) { return mac(0, static_cast<uint8_t>(index)); }
 
 // --- random topologies ---
@@ -147,8 +145,8 @@ Port randomPort(Random& r, const TopologyParts& t, uint32_t index) {
 
 void randomRoutes(Random& r, TopologyParts& t, Router& router) {
   router.routes.clear();
-  std::vector<IpAddr> nexthops = {address(203, 0, 113, 1), address(203, 0, 113, 200),
-                                  address(10, 0, 1, 77)};
+  std::vector<IpAddress> nexthops = {address(203, 0, 113, 1), address(203, 0, 113, 200),
+                                     address(10, 0, 1, 77)};
   for (const auto& i : router.interfaces) {
     for (const auto& [key, p] : t.ports) {
       if (p.switch_key == i.switch_key) nexthops.push_back(p.ips[0]);
@@ -357,7 +355,7 @@ class Twins {
       fresh_[h]->setTopology(topology_);
     }
   }
-  void learnNeighbor(uint32_t host, uint32_t sw, const IpAddr& ip, const MacAddress& m) {
+  void learnNeighbor(uint32_t host, uint32_t sw, const IpAddress& ip, const MacAddress& m) {
     cached_[host]->learnNeighbor(sw, ip, m);
     fresh_[host]->learnNeighbor(sw, ip, m);
   }
@@ -474,13 +472,13 @@ class Traffic {
   // addresses, sometimes through a router, sometimes spoofed or odd.
   std::vector<uint8_t> fromPort(const Port& p) {
     MacAddress src_mac = r_.chance(92) ? p.mac : randomKnownMac();
-    IpAddr src_ip = r_.chance(92) ? p.ips[0] : address(10, 0, r_.below(5), 10 + r_.below(20));
+    IpAddress src_ip = r_.chance(92) ? p.ips[0] : address(10, 0, r_.below(5), 10 + r_.below(20));
     if (!p.allowed_pairs.empty() && r_.chance(20)) {
       src_mac = p.allowed_pairs[0].mac;
       src_ip = address(10, 0, p.switch_key, 201);
     }
     MacAddress dst_mac;
-    IpAddr dst_ip;
+    IpAddress dst_ip;
     size_t way = r_.below(100);
     const Port* peer = randomPortOn(p.switch_key);
     auto router_mac = routerMacOn(p.switch_key);
@@ -534,7 +532,7 @@ class Traffic {
         if (s.physical_network != physnet || s.vlan == 0) continue;
         const Port* d = randomPortOn(key);
         MacAddress to = d != nullptr && r_.chance(80) ? d->mac : MacAddress::broadcast();
-        IpAddr dst = d != nullptr ? d->ips[0] : address(10, 0, key, 99);
+        IpAddress dst = d != nullptr ? d->ips[0] : address(10, 0, key, 99);
         auto frame = PacketBuilder()
                          .eth(kOutside, to)
                          .vlan(r_.chance(90) ? s.vlan : 99)
@@ -546,7 +544,7 @@ class Traffic {
       }
     }
     // IP for a gateway or a floating IP.
-    IpAddr to = externalAddress();
+    IpAddress to = externalAddress();
     MacAddress to_mac = gatewayMac().value_or(kOutsideOther);
     for (const auto& f : t_.floating_ips) {
       if (f.external == to && r_.chance(85)) {
@@ -629,15 +627,15 @@ class Traffic {
     if (macs.empty()) return std::nullopt;
     return r_.pick(macs);
   }
-  IpAddr externalAddress() {
-    std::vector<IpAddr> all = {address(203, 0, 113, 99)};
+  IpAddress externalAddress() {
+    std::vector<IpAddress> all = {address(203, 0, 113, 99)};
     for (const auto& [key, r] : t_.routers) {
       if (r.gateway) all.insert(all.end(), r.gateway->ips.begin(), r.gateway->ips.end());
     }
     for (const auto& f : t_.floating_ips) all.push_back(f.external);
     return r_.pick(all);
   }
-  IpAddr routedDestination() {
+  IpAddress routedDestination() {
     size_t n = r_.below(100);
     if (n < 35 && !t_.ports.empty()) return randomPort().ips[0];
     if (n < 45) return address(10, 0, 1 + r_.below(4), r_.pick<uint32_t>({1, 2}));  // routers
@@ -647,7 +645,8 @@ class Traffic {
                     address(203, 0, 113, 200)});
   }
 
-  std::vector<uint8_t> arp(MacAddress src_mac, IpAddr src_ip, MacAddress dst_mac, IpAddr target) {
+  std::vector<uint8_t> arp(MacAddress src_mac, IpAddress src_ip, MacAddress dst_mac,
+                           IpAddress target) {
     uint16_t op = r_.chance(80) ? 1 : 2;
     MacAddress sender = r_.chance(85) ? src_mac : randomKnownMac();
     Ipv4Address spa = r_.chance(10) ? Ipv4Address{} : toV4(src_ip);
@@ -693,7 +692,7 @@ class Traffic {
     return f;
   }
 
-  std::vector<uint8_t> ip(MacAddress src_mac, MacAddress dst_mac, IpAddr src, IpAddr dst) {
+  std::vector<uint8_t> ip(MacAddress src_mac, MacAddress dst_mac, IpAddress src, IpAddress dst) {
     PacketBuilder b;
     b.eth(src_mac, dst_mac).ipv4(toV4(src), toV4(dst), ttl());
     bool large = r_.chance(5);

@@ -341,7 +341,7 @@ TEST_F(Pipeline, IcmpErrorAboutSnatFlowReachesTheVmTranslatedBack) {
 TEST_F(Pipeline, BadTunnelPacketsAreDroppedWithTheirReasons) {
   Datapath& h1 = world_.host(kH1);
   auto inner = ping(mac(0, 2), mac(0, 1), "10.0.0.6", "10.0.0.5");
-  const IpAddr h2 = ip("192.168.100.2");
+  const IpAddress h2 = ip("192.168.100.2");
   auto geneve = [&](uint32_t vni, std::vector<packet::GeneveOptionSpec> options) {
     return packet::genevePayload(vni, options, inner);
   };

@@ -14,38 +14,38 @@ const MacAddress kRouterMac{{0xfa, 0x16, 0x3e, 0, 0, 0xfe}};
 
 TopologyBuilder twoPortsAndARouter() {
   TopologyBuilder b;
-  b.addHost({.key = 1, .name = "host-a", .tunnel_ip = IpAddr::v4(192, 168, 0, 1)});
+  b.addHost({.key = 1, .name = "host-a", .tunnel_ip = IpAddress::v4(192, 168, 0, 1)});
   b.addSwitch({.key = 1,
                .id = "net",
                .vni = 100,
                .mtu = 1442,
                .subnets = {{.id = "sub",
                             .cidr = *IpPrefix::parse("10.0.0.0/24"),
-                            .gateway = IpAddr::v4(10, 0, 0, 1)}}});
+                            .gateway = IpAddress::v4(10, 0, 0, 1)}}});
   b.addGroup({.key = 5, .id = "sg", .rules = {{.id = "r1", .remote_group = 5}}});
   b.addPort({.key = 10,
              .id = "vm1",
              .switch_key = 1,
              .mac = kMac1,
-             .ips = {IpAddr::v4(10, 0, 0, 5)},
+             .ips = {IpAddress::v4(10, 0, 0, 5)},
              .groups = {5},
              .host = 1});
   b.addPort({.key = 11,
              .id = "vm2",
              .switch_key = 1,
              .mac = kMac2,
-             .ips = {IpAddr::v4(10, 0, 0, 6)},
+             .ips = {IpAddress::v4(10, 0, 0, 6)},
              .groups = {5}});
   b.addRouter({.key = 20,
                .id = "router",
                .interfaces = {{.port_key = 12,
                                .switch_key = 1,
                                .mac = kRouterMac,
-                               .ip = IpAddr::v4(10, 0, 0, 1),
+                               .ip = IpAddress::v4(10, 0, 0, 1),
                                .subnet = *IpPrefix::parse("10.0.0.0/24")}}});
   b.addFloatingIp({.id = "fip",
-                   .external = IpAddr::v4(203, 0, 113, 10),
-                   .fixed = IpAddr::v4(10, 0, 0, 5),
+                   .external = IpAddress::v4(203, 0, 113, 10),
+                   .fixed = IpAddress::v4(10, 0, 0, 5),
                    .port_key = 10,
                    .router_key = 20});
   return b;
@@ -59,15 +59,15 @@ TEST(Topology, LookupsTheSimulatorMakes) {
   ASSERT_NE(topo.portByMac(1, kMac2), nullptr);
   EXPECT_EQ(topo.portByMac(1, kMac2)->id, "vm2");
   EXPECT_EQ(topo.portByMac(2, kMac2), nullptr);
-  EXPECT_EQ(topo.portByIp(1, IpAddr::v4(10, 0, 0, 5))->id, "vm1");
+  EXPECT_EQ(topo.portByIp(1, IpAddress::v4(10, 0, 0, 5))->id, "vm1");
   const Router* router = nullptr;
-  ASSERT_NE(topo.routerInterfaceOn(1, IpAddr::v4(10, 0, 0, 1), &router), nullptr);
+  ASSERT_NE(topo.routerInterfaceOn(1, IpAddress::v4(10, 0, 0, 1), &router), nullptr);
   EXPECT_EQ(router->id, "router");
-  EXPECT_EQ(topo.floatingIpFor(10, IpAddr::v4(10, 0, 0, 5))->id, "fip");
-  EXPECT_EQ(topo.floatingIpAt(IpAddr::v4(203, 0, 113, 10))->port_key, 10u);
+  EXPECT_EQ(topo.floatingIpFor(10, IpAddress::v4(10, 0, 0, 5))->id, "fip");
+  EXPECT_EQ(topo.floatingIpAt(IpAddress::v4(203, 0, 113, 10))->port_key, 10u);
   EXPECT_EQ(topo.groupMembers(5), (std::vector<uint32_t>{10, 11}));
-  EXPECT_TRUE(topo.findSwitch(1)->subnets[0].cidr.contains(IpAddr::v4(10, 0, 0, 200)));
-  EXPECT_FALSE(topo.findSwitch(1)->subnets[0].cidr.contains(IpAddr::v4(10, 0, 1, 1)));
+  EXPECT_TRUE(topo.findSwitch(1)->subnets[0].cidr.contains(IpAddress::v4(10, 0, 0, 200)));
+  EXPECT_FALSE(topo.findSwitch(1)->subnets[0].cidr.contains(IpAddress::v4(10, 0, 1, 1)));
 }
 
 TEST(Topology, BadReferencesAreClearErrors) {
@@ -94,14 +94,14 @@ TEST(Topology, BadReferencesAreClearErrors) {
 TEST(IpPrefix, ParsesAndContains) {
   auto p = IpPrefix::parse("fd00:20::/64");
   ASSERT_TRUE(p);
-  EXPECT_TRUE(p->contains(*IpAddr::parse("fd00:20::1234")));
-  EXPECT_FALSE(p->contains(*IpAddr::parse("fd00:21::1")));
-  EXPECT_FALSE(p->contains(IpAddr::v4(10, 0, 0, 1)));
+  EXPECT_TRUE(p->contains(*IpAddress::parse("fd00:20::1234")));
+  EXPECT_FALSE(p->contains(*IpAddress::parse("fd00:21::1")));
+  EXPECT_FALSE(p->contains(IpAddress::v4(10, 0, 0, 1)));
   EXPECT_EQ(IpPrefix::parse("10.1.2.0/23")->toString(), "10.1.2.0/23");
-  EXPECT_TRUE(IpPrefix::parse("10.1.2.0/23")->contains(IpAddr::v4(10, 1, 3, 255)));
+  EXPECT_TRUE(IpPrefix::parse("10.1.2.0/23")->contains(IpAddress::v4(10, 1, 3, 255)));
   EXPECT_FALSE(IpPrefix::parse("10.0.0.0/33"));
   EXPECT_FALSE(IpPrefix::parse("nonsense/8"));
-  EXPECT_TRUE(IpPrefix::parse("0.0.0.0/0")->contains(IpAddr::v4(1, 2, 3, 4)));
+  EXPECT_TRUE(IpPrefix::parse("0.0.0.0/0")->contains(IpAddress::v4(1, 2, 3, 4)));
 }
 
 }  // namespace

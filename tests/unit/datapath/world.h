@@ -1,7 +1,7 @@
 #pragma once
-// A small cloud for datapath tests: hosts, each with its own Datapath, wired
-// together as the agents will be: tunnel outputs become the tunnel input of
-// the host they name, uplink and port outputs are collected; and one-line
+// A small cloud for datapath tests: three hosts on a Fabric (the same wiring
+// trace and the bench use: tunnel outputs become the tunnel input of the
+// host they name, uplink and port outputs are collected); and one-line
 // descriptions of frames for traces and failure messages. The topology they
 // usually run, scenario(), is in testing/datapath_scenario.h.
 
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "datapath/fabric/fabric.h"
 #include "datapath/packet/builder.h"
 #include "datapath/packet/describe.h"
 #include "datapath/packet/parser.h"
@@ -26,8 +27,6 @@ using pipeline::Datapath;
 using pipeline::Encapsulation;
 using pipeline::Ingress;
 using pipeline::Outputs;
-using topology::IpAddr;
-using topology::IpPrefix;
 
 using packet::describeFrame;
 
@@ -36,7 +35,7 @@ class World {
   explicit World(Encapsulation encapsulation = Encapsulation::Geneve);
 
   void setTopology(const topology::TopologyBuilder& b, uint64_t version);
-  Datapath& host(uint32_t key) { return *hosts_.at(key); }
+  Datapath& host(uint32_t key) { return *fabric_.datapath(key); }
 
   struct Received {
     uint32_t host = 0;
@@ -62,9 +61,7 @@ class World {
   FakeClock clock;
 
  private:
-  Encapsulation encapsulation_;
-  std::map<uint32_t, std::unique_ptr<Datapath>> hosts_;
-  std::shared_ptr<const topology::Topology> topology_;
+  fabric::Fabric fabric_{clock};
 };
 
 // Every line of a result, for golden files: the trace and where each

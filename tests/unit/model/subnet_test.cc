@@ -11,8 +11,8 @@ const Caller kUser{.project_id = "p1", .is_admin = false};
 Result<Json> newSubnet(const std::string& body, const std::vector<std::string>& siblings = {}) {
   auto doc = validateAttributes(subnetSpec(), Json::parse(body), Action::Create, kUser);
   if (!doc) return doc.error();
-  std::vector<Cidr> cidrs;
-  for (auto& s : siblings) cidrs.push_back(*Cidr::parse(s));
+  std::vector<IpPrefix> cidrs;
+  for (auto& s : siblings) cidrs.push_back(*IpPrefix::parseNetwork(s));
   if (auto r = completeNewSubnet(*doc, cidrs); !r) return r.error();
   return doc;
 }

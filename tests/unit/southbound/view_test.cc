@@ -128,7 +128,7 @@ TEST_F(ViewTest, AHostSeesTheClosureOfItsPorts) {
   EXPECT_EQ(r.interfaces.size(), 2u);
   ASSERT_TRUE(r.gateway.has_value());
   EXPECT_EQ(r.gateway->host, key(KeyKind::Host, "gw-1"));
-  EXPECT_EQ(r.gateway->nexthop, topology::IpAddr::parse("203.0.113.1"));
+  EXPECT_EQ(r.gateway->nexthop, *IpAddress::parse("203.0.113.1"));
   EXPECT_EQ(v.floating_ips.size(), 1u);
   EXPECT_EQ(v.hosts.size(), 3u);  // itself, compute-2 (vm2), gw-1 (the gateway)
   // Each project's default group, whose ingress rule names itself.
@@ -189,9 +189,7 @@ TEST_F(ViewTest, AViewRunsInTheDatapath) {
     if (i.switch_key == vm1.switch_key) on_a = &i;
   }
   ASSERT_NE(on_a, nullptr);
-  auto v4 = [](const topology::IpAddr& ip) {
-    return datapath::packet::Ipv4Address::of(ip.bytes[0], ip.bytes[1], ip.bytes[2], ip.bytes[3]);
-  };
+  auto v4 = [](const IpAddress& ip) { return datapath::packet::Ipv4Address::of(ip); };
   auto frame = datapath::packet::PacketBuilder()
                    .eth(vm1.mac, on_a->mac)
                    .ipv4(v4(vm1.ips[0]), v4(vm2.ips[0]))
@@ -203,7 +201,7 @@ TEST_F(ViewTest, AViewRunsInTheDatapath) {
   ASSERT_EQ(out.items().size(), 1u) << ::testing::PrintToString(trace);
   EXPECT_EQ(out.items()[0].kind, datapath::pipeline::Outputs::Kind::Tunnel);
   EXPECT_EQ(out.items()[0].host, key(KeyKind::Host, "compute-2"));
-  EXPECT_EQ(out.items()[0].remote, topology::IpAddr::parse("10.9.0.2"));
+  EXPECT_EQ(out.items()[0].remote, *IpAddress::parse("10.9.0.2"));
 }
 
 }  // namespace

@@ -6,12 +6,15 @@
 // CANOPY_UPDATE_GOLDEN=1 rewrites them. Each test also checks its verdict
 // directly, so a wrong golden file cannot hide a wrong answer.
 
+#include "trace/trace.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <map>
 #include <random>
 #include <regex>
+#include <set>
 
 #include "api_fixture.h"
 #include "southbound/agents.h"
@@ -33,7 +36,7 @@ class TraceTest : public api::ApiFixture {
       return operations_->handle(r, c);
     };
     boot(std::move(config));
-    operations_ = std::make_unique<Operations>(*state_, nullptr);
+    operations_ = std::make_unique<Operations>(*state_, nullptr, clock_);
     using southbound::putAgent;
     ASSERT_TRUE(putAgent(
         *state_,
@@ -228,6 +231,28 @@ TEST_F(TraceTest, PingOnOneNetworkAcrossHostsAndItsReply) {
   EXPECT_EQ(t["outputs"][0]["port_id"], ports_["vm2"]);
   EXPECT_EQ(t["reply"]["verdict"], "delivered");
   EXPECT_EQ(t["reply"]["outputs"][0]["port_id"], ports_["vm1"]);
+}
+
+// The simulation runs on the copy capture() made under the model's lock:
+// the model may change (here, the destination goes away) while it runs.
+TEST_F(TraceTest, RunsOnTheCopyMadeUnderTheLock) {
+  auto request =
+      parseRequest({{"trace", {{"source", from("vm1")}, {"packet", icmp("10.0.0.12")}}}});
+  ASSERT_TRUE(request);
+  auto captured = state_->read([&](const state::Tables& t) { return capture(t, *request); });
+  ASSERT_TRUE(captured);
+  // compute-1 reaches compute-2 (vm2) and gw-1 (the router's gateway), and
+  // nothing else is copied.
+  std::set<std::string> hosts;
+  for (const auto& h : captured->hosts) hosts.insert(h.agent.host);
+  EXPECT_EQ(hosts, (std::set<std::string>{"compute-1", "compute-2", "gw-1"}));
+  ASSERT_EQ(call("DELETE", "/v2.0/ports/" + ports_["vm2"], "", "").status, 204);
+  auto t = run(clock_, *captured, *request);
+  ASSERT_TRUE(t);
+  EXPECT_EQ((*t)["verdict"], "delivered");
+  EXPECT_EQ((*t)["outputs"][0]["port_id"], ports_["vm2"]);
+  // A trace made now sees the model without vm2.
+  EXPECT_EQ(trace(from("vm1"), icmp("10.0.0.12"))["verdict"], "dropped");
 }
 
 TEST_F(TraceTest, RoutedTcpAllowedByANamedRule) {
