@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
     auto out = neutron.handle(r);
     return model::Json::parse(out.body.empty() ? "{}" : out.body);
   };
-  southbound::SouthboundService service(state);
+  southbound::SouthboundService service(state, clock);
   grpc::ServerBuilder b;
   int port = 0;
   b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);

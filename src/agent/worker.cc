@@ -172,7 +172,7 @@ void Worker::followPlan() {
 void Worker::loop() {
   std::vector<pollfd> fds;
   std::vector<Bound*> polled;
-  auto last_tick = std::chrono::steady_clock::now();
+  auto last_tick = clock_.now();
   auto busy_poll_until = last_tick;
   while (!stopping_.load()) {
     applyCommands();
@@ -188,7 +188,7 @@ void Worker::loop() {
       fds.push_back({b.io->fd(), POLLIN, 0});
       polled.push_back(&b);
     }
-    bool spinning = busy_poll_until > std::chrono::steady_clock::now();
+    bool spinning = busy_poll_until > clock_.now();
     int n = ::poll(fds.data(), fds.size(), spinning ? 0 : kIdlePollMs);
     if (n < 0 && errno != EINTR) {
       spdlog::error("agent: worker {}: poll: {}", options_.index, std::strerror(errno));
@@ -222,7 +222,7 @@ void Worker::loop() {
       }
       receive(*b->io, b, Ingress::fromPort(b->binding.key));
     }
-    auto now = std::chrono::steady_clock::now();
+    auto now = clock_.now();
     if (received_) busy_poll_until = now + options_.busy_poll;
     if (port_error_ || now - last_tick >= options_.tick) {
       if (now - last_tick >= options_.tick) last_tick = now;

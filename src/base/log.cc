@@ -23,6 +23,11 @@ Result<void> setupLogging(std::string_view level) {
   return ok();
 }
 
+std::string RateLimit::suppressedNote() const {
+  if (reported_suppressed_ == 0) return "";
+  return " (" + std::to_string(reported_suppressed_) + " similar lines suppressed)";
+}
+
 bool RateLimit::allow() noexcept {
   auto now = clock_.now();
   if (now - window_start_ >= period_) {

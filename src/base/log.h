@@ -7,6 +7,7 @@
 // RateLimit::allow() from one thread per instance.
 
 #include <chrono>
+#include <string>
 #include <string_view>
 
 #include "base/clock.h"
@@ -29,6 +30,8 @@ class RateLimit {
   // How many were refused just before the most recent allowed event, for its
   // log line: "... (37 similar lines suppressed)".
   uint64_t suppressedBeforeLast() const noexcept { return reported_suppressed_; }
+  // " (N similar lines suppressed)", or "" when none were.
+  std::string suppressedNote() const;
 
  private:
   const Clock& clock_;

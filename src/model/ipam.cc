@@ -3,6 +3,8 @@
 #include <cctype>
 #include <cstdio>
 
+#include "base/assert.h"
+
 namespace canopy::model {
 
 std::optional<IpAddress> pickFreeAddress(const Json& subnet,
@@ -20,7 +22,8 @@ std::optional<IpAddress> pickFreeAddress(const Json& subnet,
       if (offset < n) return p.first.plus(offset);
       offset -= n;
     }
-    return pools.back().last;  // unreachable: offset < total
+    CANOPY_BUG("IPAM: an offset beyond the pools' total");
+    return pools.back().last;
   };
   U128 probes = std::min<U128>(total, U128{kMaxProbes});
   for (U128 i = 0; i < probes; ++i) {

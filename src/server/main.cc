@@ -142,7 +142,7 @@ int run(const Options& options) {
                   options.vni_max);
     return 2;
   }
-  canopy::southbound::SouthboundService southbound(state);
+  canopy::southbound::SouthboundService southbound(state, clock);
   canopy::trace::Operations operations(state, &southbound, clock);
   canopy::api::NeutronApi api(
       state,

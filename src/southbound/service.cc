@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <functional>
 
+#include "base/log.h"
 #include "model/json.h"
 #include "southbound/keys.h"
 #include "southbound/tls.h"
@@ -16,6 +17,8 @@ using model::Json;
 using model::stringAt;
 
 constexpr auto kIdleWait = std::chrono::milliseconds(500);
+constexpr auto kComplaintPeriod = std::chrono::seconds(10);
+constexpr int kComplaints = 10;
 
 // Changes one port document with `change` (false: nothing to do), through
 // the model's writer path.
@@ -52,7 +55,8 @@ struct SouthboundService::Session {
   std::atomic<bool> resync{false};
 };
 
-SouthboundService::SouthboundService(state::ModelState& state) : state_(state) {
+SouthboundService::SouthboundService(state::ModelState& state, const Clock& clock)
+    : state_(state), clock_(clock), tracker_(std::make_shared<ViewTracker>(clock)) {
   state_.observe(
       [tracker = tracker_](const std::vector<state::Change>& changes, const state::Tables& tables) {
         tracker->onChanges(changes, tables);
@@ -159,13 +163,18 @@ grpc::Status SouthboundService::Connect(
   spdlog::info("southbound: agent {} connected (tunnel {}, resuming from {})", s.host, tunnel_ip,
                s.resume_from);
 
+  // What an agent says that the server cannot take is logged, at most
+  // kComplaints lines per period: a misbehaving agent cannot flood the log.
+  RateLimit complaints(clock_, kComplaintPeriod, kComplaints);
   std::thread writer([&] { writeLoop(s); });
   while (!s.closed.load() && stream->Read(&m)) {
     if (m.has_ack()) {
       const pb::Ack& ack = m.ack();
       if (!ack.accepted()) {
-        spdlog::warn("southbound: agent {} refused version {}: {}", s.host, ack.version(),
-                     ack.reason());
+        if (complaints.allow()) {
+          spdlog::warn("southbound: agent {} refused version {}: {}{}", s.host, ack.version(),
+                       ack.reason(), complaints.suppressedNote());
+        }
         s.resync = true;
         continue;
       }
@@ -175,9 +184,10 @@ grpc::Status SouthboundService::Connect(
       MutexLock lock(mu_);
       info_[s.host].stats = m.stats();
     } else if (m.has_port_status()) {
-      if (auto r = setPortStatus(s.host, m.port_status().port_id(), m.port_status().up()); !r) {
-        spdlog::warn("southbound: agent {}: port {}: {}", s.host, m.port_status().port_id(),
-                     r.error().message());
+      auto r = setPortStatus(s.host, m.port_status().port_id(), m.port_status().up());
+      if (!r && complaints.allow()) {
+        spdlog::warn("southbound: agent {}: port {}: {}{}", s.host, m.port_status().port_id(),
+                     r.error().message(), complaints.suppressedNote());
       }
     }
   }

@@ -16,7 +16,7 @@
 // an uplink to its external network. Port reports set the port's status and, for a port bound to no
 // host yet, its binding:host_id.
 //
-//   SouthboundService service(state);
+//   SouthboundService service(state, clock);
 //   grpc::ServerBuilder b; b.RegisterService(&service); ...
 //   service.stop();   // before the gRPC server shuts down
 //
@@ -44,7 +44,7 @@ namespace canopy::southbound {
 
 class SouthboundService final : public pb::Southbound::Service {
  public:
-  explicit SouthboundService(state::ModelState& state);
+  SouthboundService(state::ModelState& state, const Clock& clock);
   ~SouthboundService() override;
 
   grpc::Status Connect(
@@ -83,7 +83,8 @@ class SouthboundService final : public pb::Southbound::Service {
 
   state::ModelState& state_;
   // Shared with the model's observer, which may outlive the service.
-  std::shared_ptr<ViewTracker> tracker_ = std::make_shared<ViewTracker>();
+  const Clock& clock_;
+  std::shared_ptr<ViewTracker> tracker_;
   std::atomic<bool> stopping_{false};
   std::thread reconciler_;
   mutable Mutex mu_;

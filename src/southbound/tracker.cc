@@ -12,7 +12,6 @@ namespace {
 using model::Json;
 using model::stringAt;
 using Ids = std::set<std::string, std::less<>>;
-using SteadyClock = std::chrono::steady_clock;
 
 // How many versions a host's log keeps, and how many keys in all.
 constexpr size_t kLogVersions = 256;
@@ -185,7 +184,7 @@ struct ViewTracker::Entry {
   std::deque<std::pair<uint64_t, ViewKeys>> log;
   size_t log_keys = 0;
 
-  std::optional<SteadyClock::time_point> left;
+  std::optional<SteadyTime> left;
 
   bool concernedBy(const Touched& t) const {
     return t.everything || intersects(t.networks, networks) || intersects(t.routers, routers) ||
@@ -467,7 +466,7 @@ void ViewTracker::Entry::update(const state::Tables& t, const std::string& host,
   }
 }
 
-ViewTracker::ViewTracker() = default;
+ViewTracker::ViewTracker(const Clock& clock) : clock_(clock) {}
 ViewTracker::~ViewTracker() = default;
 
 void ViewTracker::onChanges(const std::vector<state::Change>& changes,
@@ -475,7 +474,7 @@ void ViewTracker::onChanges(const std::vector<state::Change>& changes,
   Touched t = touchedBy(changes, tables);
   if (t.empty()) return;
   MutexLock lock(mu_);
-  auto now = SteadyClock::now();
+  auto now = clock_.now();
   for (auto it = hosts_.begin(); it != hosts_.end();) {
     Entry& e = *it->second;
     if (e.left && now - *e.left > kKeepDisconnected) {
@@ -562,7 +561,7 @@ HostView ViewTracker::view(const state::Tables& tables, uint64_t revision,
 
 void ViewTracker::disconnected(const std::string& host) {
   MutexLock lock(mu_);
-  if (auto it = hosts_.find(host); it != hosts_.end()) it->second->left = SteadyClock::now();
+  if (auto it = hosts_.find(host); it != hosts_.end()) it->second->left = clock_.now();
 }
 
 uint64_t ViewTracker::recomputations() const {

@@ -35,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/mutex.h"
 #include "southbound/convert.h"
 #include "southbound/view.h"
@@ -66,7 +67,8 @@ class ViewTracker {
     uint64_t version = 0;
   };
 
-  ViewTracker();
+  // `clock` times how long a disconnected host's view is kept.
+  explicit ViewTracker(const Clock& clock);
   ~ViewTracker();
 
   void onChanges(const std::vector<state::Change>& changes, const state::Tables& tables);
@@ -95,6 +97,7 @@ class ViewTracker {
   Entry& upToDate(const state::Tables& tables, uint64_t revision, const std::string& host)
       CANOPY_REQUIRES(mu_);
 
+  const Clock& clock_;
   mutable Mutex mu_;
   std::map<std::string, std::unique_ptr<Entry>> hosts_ CANOPY_GUARDED_BY(mu_);
   uint64_t recomputations_ CANOPY_GUARDED_BY(mu_) = 0;

@@ -1,5 +1,6 @@
 #include "datapath/nat/nat.h"
 
+#include "base/assert.h"
 #include "datapath/packet/checksum.h"
 
 namespace canopy::datapath::nat {
@@ -177,7 +178,8 @@ std::optional<uint16_t> PortAllocator::allocate(packet::Ipv4Address external, ui
       return static_cast<uint16_t>(first_ + at);
     }
   }
-  return std::nullopt;  // not reached: count said there was room
+  CANOPY_BUG("NAT: no free port although the count said there was room");
+  return std::nullopt;
 }
 
 bool PortAllocator::claim(packet::Ipv4Address external, uint8_t protocol, uint16_t port) {

@@ -3,6 +3,8 @@
 #include <cstring>
 #include <new>
 
+#include "base/assert.h"
+
 namespace canopy::datapath::nat {
 namespace {
 
@@ -82,7 +84,8 @@ std::optional<SnatTable::Key> SnatTable::quotedKey(std::span<const uint8_t> fram
   packet::Ipv4Header ip;
   packet::UdpHeader ports;  // the first 8 bytes of TCP, UDP or ICMP
   if (!packet::load(frame, quote.ip_offset, ip) || !packet::load(frame, quote.l4_offset, ports)) {
-    return std::nullopt;  // not reached: icmpQuote() checked both
+    CANOPY_BUG("SNAT: a quote that icmpQuote() accepted does not load");
+    return std::nullopt;
   }
   Key k;
   k.protocol = ip.protocol;

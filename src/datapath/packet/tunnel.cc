@@ -93,4 +93,75 @@ std::vector<uint8_t> genevePayload(uint32_t vni, std::span<const GeneveOptionSpe
   return out;
 }
 
+uint32_t CanopyOptions::group(size_t i) const {
+  Be32 v;
+  (void)load(group_bytes, i * 4, v);
+  return v.host();
+}
+
+DropReason decodeCanopyOptions(const TunnelInfo& t, CanopyOptions& out) noexcept {
+  out = {};
+  for (const auto& o : t.options()) {
+    if (o.option_class != kCanopyOptionClass) {
+      if (o.critical) return DropReason::TunnelBadOption;
+      continue;
+    }
+    if (o.type == CanopyOptions::kDestination && o.data.size() == 8) {
+      Be32 port, router;
+      (void)load(o.data, 0, port);
+      (void)load(o.data, 4, router);
+      out.has_destination = true;
+      out.port = port.host();
+      out.router = router.host();
+    } else if (o.type == CanopyOptions::kSenderGroups && o.data.size() % 4 == 0) {
+      out.groups_known = true;
+      out.group_bytes = o.data;
+    } else if (o.critical) {
+      return DropReason::TunnelBadOption;
+    }
+  }
+  return DropReason::None;
+}
+
+size_t geneveHeaderSize(const CanopyOptions& o) noexcept {
+  size_t options = sizeof(GeneveOption) + 8;
+  if (o.groups_known) options += sizeof(GeneveOption) + 4 * o.groups_to_send.size();
+  return sizeof(GeneveHeader) + options;
+}
+
+void encodeGeneve(std::span<uint8_t> out, uint32_t vni, const CanopyOptions& o) noexcept {
+  size_t options = geneveHeaderSize(o) - sizeof(GeneveHeader);
+  GeneveHeader h{};
+  h.version_option_length = static_cast<uint8_t>(options / 4);
+  h.flags = 0x40;  // C: a critical option is present
+  h.protocol = Be16::of(kGeneveProtocolEthernet);
+  setVni24(h.vni, vni);
+  store(out, 0, h);
+  size_t at = sizeof(h);
+  store(out, at,
+        GeneveOption{.option_class = Be16::of(kCanopyOptionClass),
+                     .type = static_cast<uint8_t>(0x80 | CanopyOptions::kDestination),
+                     .length = 2});
+  store(out, at + 4, Be32::of(o.port));
+  store(out, at + 8, Be32::of(o.router));
+  at += 12;
+  if (!o.groups_known) return;
+  store(out, at,
+        GeneveOption{.option_class = Be16::of(kCanopyOptionClass),
+                     .type = CanopyOptions::kSenderGroups,
+                     .length = static_cast<uint8_t>(o.groups_to_send.size() & 0x1f)});
+  at += 4;
+  for (uint32_t g : o.groups_to_send) {
+    store(out, at, Be32::of(g));
+    at += 4;
+  }
+}
+
+void encodeVxlan(std::span<uint8_t> out, uint32_t vni) noexcept {
+  VxlanHeader h{};
+  h.flags = 0x08;
+  setVni24(h.vni, vni);
+  store(out, 0, h);
+}
+
 }  // namespace canopy::datapath::packet

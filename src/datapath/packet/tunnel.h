@@ -56,6 +56,46 @@ struct GeneveOptionSpec {
   std::vector<uint8_t> data;
 };
 
+// Canopy's own Geneve options (class kCanopyOptionClass), what a sending
+// host tells the receiving one:
+//   destination    type 0x01, critical: u32 logical port, u32 router (0
+//                  when none): where the sender's pipeline delivered the
+//                  frame, so that the receiver does not look it up again
+//   sender groups  type 0x02: the u32 keys of the sending port's security
+//                  groups, sorted (at most kMaxSenderGroups are sent), so
+//                  that the receiver's remote-group rules need no address
+//                  lookup
+struct CanopyOptions {
+  static constexpr uint8_t kDestination = 0x01;
+  static constexpr uint8_t kSenderGroups = 0x02;
+  static constexpr size_t kMaxSenderGroups = 4;
+
+  bool has_destination = false;
+  uint32_t port = 0;
+  uint32_t router = 0;
+  bool groups_known = false;
+  // Decoded: a view of the option's data, 4 bytes per key; encoded from
+  // `groups_to_send`.
+  std::span<const uint8_t> group_bytes{};
+  std::span<const uint32_t> groups_to_send{};
+
+  size_t groupCount() const { return group_bytes.size() / 4; }
+  uint32_t group(size_t i) const;
+};
+
+// Reads Canopy's options off a parsed Geneve header. TunnelBadOption for a
+// critical option it does not know (of any class) or a known one whose
+// size is wrong; other classes' non-critical options are skipped.
+DropReason decodeCanopyOptions(const TunnelInfo& t, CanopyOptions& out) noexcept;
+
+// The Geneve header (with Canopy's options: the destination, and the
+// sender's groups when `o.groups_known`) that encodeGeneve() writes.
+size_t geneveHeaderSize(const CanopyOptions& o) noexcept;
+// Writes it at the start of `out` (at least geneveHeaderSize() bytes).
+void encodeGeneve(std::span<uint8_t> out, uint32_t vni, const CanopyOptions& o) noexcept;
+// The VXLAN header.
+void encodeVxlan(std::span<uint8_t> out, uint32_t vni) noexcept;
+
 // The UDP payload of a tunnel packet: the tunnel header (with options for
 // Geneve) followed by the inner frame.
 std::vector<uint8_t> vxlanPayload(uint32_t vni, std::span<const uint8_t> inner);

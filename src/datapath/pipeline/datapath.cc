@@ -24,12 +24,10 @@ constexpr size_t kMaxNeighbors = 1 << 16;
 // Neighbour changes kept for workers that have not caught up yet; one that
 // fell further behind clears its cache.
 constexpr size_t kNeighborLog = 1024;
-// Canopy's Geneve options (class kCanopyOptionClass).
-constexpr uint8_t kOptionDestination = 0x01;   // critical: u32 port, u32 router
-constexpr uint8_t kOptionSenderGroups = 0x02;  // u32 group keys, sorted
-// As many as the Geneve networks' MTU leaves room for (model/network.h):
-// with more, the receiver matches the sender's address instead.
-constexpr size_t kMaxTaggedGroups = 4;
+// Sender groups are tagged up to as many as the Geneve networks' MTU leaves
+// room for (model/network.h): with more, the receiver matches the sender's
+// address instead.
+constexpr size_t kMaxTaggedGroups = packet::CanopyOptions::kMaxSenderGroups;
 
 bool isIp(const packet::FlowKey& k) {
   return k.eth_type == ethertype::kIpv4 || k.eth_type == ethertype::kIpv6;
@@ -38,17 +36,6 @@ bool isIp(const packet::FlowKey& k) {
 uint32_t contextBits(const Context& c) {
   return static_cast<uint32_t>(c.stage) | static_cast<uint32_t>(c.ct) << 2 |
          static_cast<uint32_t>(c.ct_reply) << 5 | static_cast<uint32_t>(c.ct_invalid) << 8;
-}
-
-void put32(uint8_t* at, uint32_t v) {
-  at[0] = static_cast<uint8_t>(v >> 24);
-  at[1] = static_cast<uint8_t>(v >> 16);
-  at[2] = static_cast<uint8_t>(v >> 8);
-  at[3] = static_cast<uint8_t>(v);
-}
-uint32_t get32(const uint8_t* at) {
-  return static_cast<uint32_t>(at[0]) << 24 | static_cast<uint32_t>(at[1]) << 16 |
-         static_cast<uint32_t>(at[2]) << 8 | at[3];
 }
 
 }  // namespace
@@ -344,25 +331,17 @@ void Datapath::fromTunnel(const Ingress& in, std::span<const uint8_t> payload,
                                                              : packet::parseVxlan(payload, t);
   if (why != DropReason::None) return drop(why, trace);
   if (t.control) return drop(DropReason::TunnelBadOption, trace);
-  uint32_t dest_port = 0, dest_router = 0;
-  bool has_destination = false;
+  packet::CanopyOptions options;
+  if (auto bad = packet::decodeCanopyOptions(t, options); bad != DropReason::None) {
+    return drop(bad, trace);
+  }
+  uint32_t dest_port = options.port, dest_router = options.router;
+  bool has_destination = options.has_destination;
   simulator::Sender sender;
-  for (const auto& o : t.options()) {
-    if (o.option_class != packet::kCanopyOptionClass) {
-      if (o.critical) return drop(DropReason::TunnelBadOption, trace);
-      continue;
-    }
-    if (o.type == kOptionDestination && o.data.size() == 8) {
-      dest_port = get32(o.data.data());
-      dest_router = get32(o.data.data() + 4);
-      has_destination = true;
-    } else if (o.type == (kOptionSenderGroups) && o.data.size() % 4 == 0) {
-      sender.known = true;
-      for (size_t i = 0; i < o.data.size(); i += 4) sender.groups.push_back(get32(&o.data[i]));
-      std::sort(sender.groups.begin(), sender.groups.end());
-    } else if (o.critical) {
-      return drop(DropReason::TunnelBadOption, trace);
-    }
+  if (options.groups_known) {
+    sender.known = true;
+    for (size_t i = 0; i < options.groupCount(); ++i) sender.groups.push_back(options.group(i));
+    std::sort(sender.groups.begin(), sender.groups.end());
   }
   const topology::Switch* sw = topology_->switchByVni(t.vni);
   if (sw == nullptr) return drop(DropReason::UnknownVni, trace);
@@ -585,47 +564,20 @@ void Datapath::emitTunnel(const Action& a, const Packet& pkt, Outputs& out) {
     item.encapsulation = Encapsulation::Vxlan;
     item.inner_offset = sizeof(packet::VxlanHeader);
     auto room = addOutput(out, item, sizeof(packet::VxlanHeader) + frame.size());
-    packet::VxlanHeader h{};
-    h.flags = 0x08;
-    h.vni[0] = static_cast<uint8_t>(a.vni >> 16);
-    h.vni[1] = static_cast<uint8_t>(a.vni >> 8);
-    h.vni[2] = static_cast<uint8_t>(a.vni);
-    packet::store(room, 0, h);
-    std::copy(frame.begin(), frame.end(), room.begin() + sizeof(h));
+    packet::encodeVxlan(room, a.vni);
+    std::copy(frame.begin(), frame.end(), room.begin() + sizeof(packet::VxlanHeader));
     return;
   }
-  bool tag_groups = a.source_side && a.groups.size() <= kMaxTaggedGroups;
-  size_t options = 4 + 8 + (tag_groups ? 4 + 4 * a.groups.size() : 0);
-  item.inner_offset = static_cast<uint16_t>(sizeof(packet::GeneveHeader) + options);
-  auto room = addOutput(out, item, sizeof(packet::GeneveHeader) + options + frame.size());
-  packet::GeneveHeader h{};
-  h.version_option_length = static_cast<uint8_t>(options / 4);
-  h.flags = 0x40;  // C: a critical option is present
-  h.protocol = packet::Be16::of(packet::kGeneveProtocolEthernet);
-  h.vni[0] = static_cast<uint8_t>(a.vni >> 16);
-  h.vni[1] = static_cast<uint8_t>(a.vni >> 8);
-  h.vni[2] = static_cast<uint8_t>(a.vni);
-  packet::store(room, 0, h);
-  size_t at = sizeof(h);
-  packet::GeneveOption dest{.option_class = packet::Be16::of(packet::kCanopyOptionClass),
-                            .type = static_cast<uint8_t>(0x80 | kOptionDestination),
-                            .length = 2};
-  packet::store(room, at, dest);
-  put32(&room[at + 4], a.port);
-  put32(&room[at + 8], a.router);
-  at += 12;
-  if (tag_groups) {
-    packet::GeneveOption groups{.option_class = packet::Be16::of(packet::kCanopyOptionClass),
-                                .type = kOptionSenderGroups,
-                                .length = static_cast<uint8_t>(a.groups.size())};
-    packet::store(room, at, groups);
-    at += 4;
-    for (uint32_t g : a.groups) {
-      put32(&room[at], g);
-      at += 4;
-    }
+  packet::CanopyOptions options{.port = a.port, .router = a.router};
+  if (a.source_side && a.groups.size() <= kMaxTaggedGroups) {
+    options.groups_known = true;
+    options.groups_to_send = a.groups;
   }
-  std::copy(frame.begin(), frame.end(), room.begin() + static_cast<std::ptrdiff_t>(at));
+  size_t header = packet::geneveHeaderSize(options);
+  item.inner_offset = static_cast<uint16_t>(header);
+  auto room = addOutput(out, item, header + frame.size());
+  packet::encodeGeneve(room, a.vni, options);
+  std::copy(frame.begin(), frame.end(), room.begin() + static_cast<std::ptrdiff_t>(header));
 }
 
 void Datapath::emitUplink(uint32_t switch_key, std::span<const uint8_t> frame, Outputs& out,

@@ -29,16 +29,6 @@ using datapath::testing::TopologyParts;
 using datapath::testing::v4;
 using testing::FakeIo;
 
-template <typename Pred>
-bool waitFor(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
-
 HostView scenarioView() {
   auto parts = TopologyParts::of(**datapath::testing::scenario().build(1));
   HostView v;
@@ -73,6 +63,19 @@ class AgentTest : public ::testing::Test {
   static std::vector<uint8_t> tcp(MacAddress from, MacAddress to, const char* src, const char* dst,
                                   uint16_t sport, uint16_t dport, uint8_t flags) {
     return PacketBuilder().eth(from, to).ipv4(v4(src), v4(dst)).tcp(sport, dport, flags, 1).build();
+  }
+
+  // Waits for `pred`, moving the agent's clock a tick at a time: the
+  // workers count and sweep on their ticks of that clock.
+  template <typename Pred>
+  bool waitFor(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!pred()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      clock_.advance(std::chrono::milliseconds(10));
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
   }
 
   FakeClock clock_;

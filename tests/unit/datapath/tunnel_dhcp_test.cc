@@ -76,6 +76,53 @@ TEST(Tunnel, GeneveWithOptions) {
   EXPECT_EQ(parseGeneve(genevePayload(1, many, inner), t), DropReason::GeneveTooManyOptions);
 }
 
+TEST(Tunnel, CanopyOptionsRoundTrip) {
+  const uint32_t groups[] = {3, 7, 0x01020304};
+  CanopyOptions sent{
+      .port = 42, .router = 0x0a0b0c0d, .groups_known = true, .groups_to_send = groups};
+  std::vector<uint8_t> payload(geneveHeaderSize(sent) + 14, 0xee);
+  EXPECT_EQ(geneveHeaderSize(sent), 8u + 12u + 4u + 12u);
+  encodeGeneve(payload, 5001, sent);
+  TunnelInfo t;
+  ASSERT_EQ(parseGeneve(payload, t), DropReason::None);
+  EXPECT_EQ(t.vni, 5001u);
+  EXPECT_EQ(t.inner_offset, geneveHeaderSize(sent));
+  CanopyOptions got;
+  ASSERT_EQ(decodeCanopyOptions(t, got), DropReason::None);
+  EXPECT_TRUE(got.has_destination);
+  EXPECT_EQ(got.port, 42u);
+  EXPECT_EQ(got.router, 0x0a0b0c0du);
+  ASSERT_TRUE(got.groups_known);
+  ASSERT_EQ(got.groupCount(), 3u);
+  EXPECT_EQ(got.group(2), 0x01020304u);
+  // Without groups: the destination alone.
+  CanopyOptions plain{.port = 1};
+  std::vector<uint8_t> small(geneveHeaderSize(plain));
+  encodeGeneve(small, 7, plain);
+  ASSERT_EQ(parseGeneve(small, t), DropReason::None);
+  ASSERT_EQ(decodeCanopyOptions(t, got), DropReason::None);
+  EXPECT_FALSE(got.groups_known);
+  EXPECT_EQ(got.port, 1u);
+}
+
+TEST(Tunnel, CanopyOptionsRefuseWhatTheyCannotHonour) {
+  auto decode = [](std::vector<GeneveOptionSpec> options) {
+    auto payload = genevePayload(9, options, std::vector<uint8_t>(14, 0));
+    TunnelInfo t;
+    EXPECT_EQ(parseGeneve(payload, t), DropReason::None);
+    CanopyOptions o;
+    return decodeCanopyOptions(t, o);
+  };
+  // Another class's critical option; a critical one of ours we do not know;
+  // a destination of the wrong size.
+  EXPECT_EQ(decode({{0x0102, 0x81, {0, 0, 0, 0}}}), DropReason::TunnelBadOption);
+  EXPECT_EQ(decode({{kCanopyOptionClass, 0x85, {0, 0, 0, 0}}}), DropReason::TunnelBadOption);
+  EXPECT_EQ(decode({{kCanopyOptionClass, 0x81, {0, 0, 0, 1}}}), DropReason::TunnelBadOption);
+  // Another class's or our unknown non-critical options are skipped.
+  EXPECT_EQ(decode({{0x0102, 0x01, {0, 0, 0, 0}}, {kCanopyOptionClass, 0x05, {}}}),
+            DropReason::None);
+}
+
 TEST(Dhcp, DiscoverParsesAndReplyCarriesOptions) {
   DhcpOptions ask;
   ask.addByte(dhcp::kMessageType, dhcp::kDiscover)

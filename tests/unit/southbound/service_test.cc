@@ -73,7 +73,7 @@ class ServiceTest : public api::ApiFixture {
  protected:
   void SetUp() override {
     ApiFixture::SetUp();
-    service_ = std::make_unique<SouthboundService>(*state_);
+    service_ = std::make_unique<SouthboundService>(*state_, clock_);
     grpc::ServerBuilder b;
     int port = 0;
     b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -115,6 +115,7 @@ class ServiceTest : public api::ApiFixture {
                        [&](const auto& p) { return p.second.id == id; });
   }
 
+  SystemClock clock_;  // the tracker keeps a gone host's view for minutes
   std::unique_ptr<SouthboundService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;

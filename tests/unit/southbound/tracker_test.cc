@@ -88,7 +88,8 @@ class TrackerTest : public api::ApiFixture {
     return v.empty() ? "" : v[rng() % v.size()];
   }
 
-  ViewTracker tracker_;
+  FakeClock clock_;
+  ViewTracker tracker_{clock_};
   std::vector<std::string> hosts_ = {"h1", "h2", "h3", "h4", "h5"};
   std::map<std::string, Agent> agents_;
   int resumed_ = 0;
