@@ -1,5 +1,7 @@
 #include "datapath/conntrack/conntrack.h"
 
+#include <algorithm>
+#include <bit>
 #include <cstring>
 #include <optional>
 #include <vector>
@@ -132,7 +134,13 @@ ConnKey connKey(const packet::ParsedPacket& p, uint16_t zone) noexcept {
   return k;
 }
 
-size_t ConnTrack::shardOf(const ConnKey& key) noexcept {
+ConnTrack::ConnTrack(const Clock& clock, Limits limits)
+    : clock_(clock),
+      limits_(limits),
+      shard_mask_(limits.shared ? kSharedShards - 1 : 0),
+      shards_(std::make_unique<Shard[]>(shard_mask_ + 1)) {}
+
+size_t ConnTrack::shardOf(const ConnKey& key) const noexcept {
   // The same for a tuple and its reverse (both directions in one shard):
   // the two ends XORed, which is symmetric, then mixed.
   uint64_t src[2], dst[2];
@@ -141,22 +149,32 @@ size_t ConnTrack::shardOf(const ConnKey& key) noexcept {
   uint64_t h = src[0] ^ dst[0] ^ src[1] ^ dst[1] ^ (key.src_port ^ key.dst_port) ^
                (uint64_t{key.zone} << 32) ^ (uint64_t{key.protocol} << 48);
   h *= 0x9e3779b97f4a7c15ULL;
-  return static_cast<size_t>(h >> 58) % kShards;  // the top 6 bits
+  return static_cast<size_t>(h >> 40) & shard_mask_;  // well-mixed high bits
 }
 
-Connection* ConnTrack::live(Shard& shard, const ConnKey& key, SteadyTime now) noexcept {
+ConnCache::ConnCache(size_t slots) : slots_(std::bit_ceil(std::max<size_t>(slots, 1))) {}
+
+ConnCache::Slot& ConnCache::slot(const ConnKey& key) noexcept {
+  return slots_[ConnKeyHash()(key) & (slots_.size() - 1)];
+}
+
+const std::shared_ptr<ConnEntry>* ConnTrack::live(Shard& shard, const ConnKey& key,
+                                                  SteadyTime now) noexcept {
   auto it = shard.table.find(key);
   if (it == shard.table.end()) return nullptr;
-  Connection* c = it->second.get();
-  if (now >= c->expires) {
-    erase(shard, *c);  // copies the key it needs before the entries go
-    return nullptr;
+  ConnEntry& e = *it->second;
+  ConnKey original;
+  {
+    MaybeLock lock(e.lock, limits_.shared);
+    if (now < e.c.expires) return &it->second;
+    original = e.c.original;
   }
-  return c;
+  erase(shard, e, original);
+  return nullptr;
 }
 
-void ConnTrack::erase(Shard& shard, const Connection& c) noexcept {
-  ConnKey original = c.original;
+void ConnTrack::erase(Shard& shard, ConnEntry& e, const ConnKey& original) noexcept {
+  e.dead.store(true, std::memory_order_release);
   shard.table.erase(original.reversed());
   shard.table.erase(original);
   connections_.fetch_sub(1, std::memory_order_relaxed);
@@ -166,12 +184,15 @@ std::optional<Connection> ConnTrack::find(const ConnKey& key) const noexcept {
   const Shard& shard = shards_[shardOf(key)];
   MaybeLock lock(shard.mu, limits_.shared);
   auto it = shard.table.find(key);
-  if (it == shard.table.end() || clock_.now() >= it->second->expires) return std::nullopt;
-  return *it->second;
+  if (it == shard.table.end()) return std::nullopt;
+  ConnEntry& e = *it->second;
+  MaybeLock entry(e.lock, limits_.shared);
+  if (clock_.now() >= e.c.expires) return std::nullopt;
+  return e.c;
 }
 
 Lookup ConnTrack::lookup(const packet::ParsedPacket& p, std::span<const uint8_t> frame,
-                         uint16_t zone, SteadyTime now) noexcept {
+                         uint16_t zone, SteadyTime now, ConnCache* cache) noexcept {
   Lookup out;
   const packet::FlowKey& f = p.key;
   bool icmp = f.ip_proto == kIcmp || f.ip_proto == kIcmpv6;
@@ -192,10 +213,22 @@ Lookup ConnTrack::lookup(const packet::ParsedPacket& p, std::span<const uint8_t>
   }
   ConnKey k = connKey(p, zone);
   if (k.family == 0) return out;  // Untracked
+  ConnCache::Slot* slot = cache != nullptr && limits_.shared ? &cache->slot(k) : nullptr;
+  if (slot != nullptr && slot->entry != nullptr && slot->key == k) {
+    // A connection this worker has seen: its own lock only.
+    ConnEntry& e = *slot->entry;
+    MaybeLock entry_lock(e.lock, true);
+    if (!e.dead.load(std::memory_order_acquire) && now < e.c.expires) {
+      Lookup fast = established(e.c, k, p, frame, now);
+      // A new SYN on a finished connection erases it: in the table, below.
+      if (fast.state != CtState::New) return fast;
+    }
+  }
   Shard& shard = shards_[shardOf(k)];
   MaybeLock lock(shard.mu, limits_.shared);
-  Connection* c = live(shard, k, now);
-  if (c == nullptr) {
+  const std::shared_ptr<ConnEntry>* found = live(shard, k, now);
+  if (found == nullptr) {
+    if (slot != nullptr) slot->entry.reset();
     if (k.protocol == kTcp) {
       uint8_t flags = f.tcp_flags;
       bool syn = (flags & packet::TcpHeader::kSyn) != 0;
@@ -211,21 +244,38 @@ Lookup ConnTrack::lookup(const packet::ParsedPacket& p, std::span<const uint8_t>
     out.state = CtState::New;
     return out;
   }
-  out.reply = !(c->original == k);
+  std::shared_ptr<ConnEntry> entry = *found;
+  ConnKey original;
+  {
+    MaybeLock lock_entry(entry->lock, limits_.shared);
+    out = established(entry->c, k, p, frame, now);
+    original = entry->c.original;
+  }
+  if (out.state == CtState::New) {
+    erase(shard, *entry, original);  // a new SYN on a finished connection: the port is reused
+    if (slot != nullptr) slot->entry.reset();
+  } else if (slot != nullptr) {
+    slot->key = k;
+    slot->entry = std::move(entry);
+  }
+  return out;
+}
+
+Lookup ConnTrack::established(Connection& c, const ConnKey& k, const packet::ParsedPacket& p,
+                              std::span<const uint8_t> frame, SteadyTime now) noexcept {
+  Lookup out;
+  out.reply = !(c.original == k);
   out.state = CtState::Established;
   const Timeouts& t = limits_.timeouts;
   if (k.protocol == kTcp) {
-    advanceTcp(*c, p, frame, out.reply, now, out);
-    if (out.state == CtState::New) {
-      erase(shard, *c);  // a new SYN on a finished connection: the port is reused
-    }
+    advanceTcp(c, p, frame, out.reply, now, out);
     return out;
   }
-  if (out.reply && !c->replied) c->replied = true;
+  if (out.reply && !c.replied) c.replied = true;
   if (k.protocol == kIcmp || k.protocol == kIcmpv6) {
-    expireAt(*c, now + t.icmp);
+    expireAt(c, now + t.icmp);
   } else {
-    expireAt(*c, now + (c->replied ? t.udp_replied : t.udp_unreplied));
+    expireAt(c, now + (c.replied ? t.udp_replied : t.udp_unreplied));
   }
   return out;
 }
@@ -324,25 +374,30 @@ DropReason ConnTrack::commit(const packet::ParsedPacket& p, std::span<const uint
   Shard& shard = shards_[shardOf(k)];
   MaybeLock lock(shard.mu, limits_.shared);
   if (live(shard, k, now) != nullptr) return DropReason::None;  // committed meanwhile
-  auto c = std::make_shared<Connection>();
-  c->original = k;
-  c->protocol = k.protocol;
-  const Timeouts& t = limits_.timeouts;
-  if (k.protocol == kTcp) {
-    c->tcp = TcpState::SynSent;
-    packet::TcpHeader h;
-    if (packet::load(frame, p.l4_offset, h)) {
-      size_t payload = p.l3_end > p.payload_offset ? p.l3_end - p.payload_offset : 0;
-      c->next_seq[0] = h.sequence.host() + 1 + static_cast<uint32_t>(payload);
+  auto e = std::make_shared<ConnEntry>();
+  {
+    // Not yet seen by any other thread; the lock is for the analysis.
+    MaybeLock entry(e->lock, limits_.shared);
+    Connection& c = e->c;
+    c.original = k;
+    c.protocol = k.protocol;
+    const Timeouts& t = limits_.timeouts;
+    if (k.protocol == kTcp) {
+      c.tcp = TcpState::SynSent;
+      packet::TcpHeader h;
+      if (packet::load(frame, p.l4_offset, h)) {
+        size_t payload = p.l3_end > p.payload_offset ? p.l3_end - p.payload_offset : 0;
+        c.next_seq[0] = h.sequence.host() + 1 + static_cast<uint32_t>(payload);
+      }
+      c.expires = now + t.tcp_syn;
+    } else if (k.protocol == kIcmp || k.protocol == kIcmpv6) {
+      c.expires = now + t.icmp;
+    } else {
+      c.expires = now + t.udp_unreplied;
     }
-    c->expires = now + t.tcp_syn;
-  } else if (k.protocol == kIcmp || k.protocol == kIcmpv6) {
-    c->expires = now + t.icmp;
-  } else {
-    c->expires = now + t.udp_unreplied;
   }
-  shard.table[k] = c;
-  shard.table[k.reversed()] = c;
+  shard.table[k] = e;
+  shard.table[k.reversed()] = std::move(e);
   connections_.fetch_add(1, std::memory_order_relaxed);
   return DropReason::None;
 }
@@ -354,16 +409,17 @@ size_t ConnTrack::sweep(size_t budget) noexcept {
   SteadyTime now = clock_.now();
   size_t freed = 0;
   size_t start = sweep_from_.load(std::memory_order_relaxed);
-  for (size_t i = 0; i < kShards && freed < budget; ++i) {
-    size_t at = (start + i) % kShards;
+  for (size_t i = 0; i < shards() && freed < budget; ++i) {
+    size_t at = (start + i) & shard_mask_;
     Shard& shard = shards_[at];
     MaybeLock lock(shard.mu, limits_.shared);
-    std::vector<std::shared_ptr<Connection>> dead;
-    for (const auto& [key, c] : shard.table) {
+    std::vector<std::pair<std::shared_ptr<ConnEntry>, ConnKey>> dead;
+    for (const auto& [key, e] : shard.table) {
       if (freed + dead.size() >= budget) break;
-      if (now >= c->expires && key == c->original) dead.push_back(c);
+      MaybeLock entry(e->lock, limits_.shared);
+      if (now >= e->c.expires && key == e->c.original) dead.emplace_back(e, key);
     }
-    for (const auto& c : dead) erase(shard, *c);
+    for (const auto& [e, original] : dead) erase(shard, *e, original);
     freed += dead.size();
     if (freed >= budget) sweep_from_.store(at, std::memory_order_relaxed);
   }

@@ -28,6 +28,7 @@
 #include <span>
 #include <type_traits>
 #include <unordered_map>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/mutex.h"
@@ -100,9 +101,8 @@ struct Lookup {
   DropReason invalid_reason = DropReason::None;  // why, when Invalid
 };
 
-// A cache line each: the workers that run a host's other connections do
-// not write this one's line.
-struct alignas(64) Connection {
+// A connection's state (find() returns a copy).
+struct Connection {
   ConnKey original;
   uint8_t protocol = 0;
   TcpState tcp = TcpState::SynSent;
@@ -112,15 +112,45 @@ struct alignas(64) Connection {
   SteadyTime expires{};
 };
 
+// A connection in a shared table: its state behind its own lock, in a line
+// of its own, so that the workers that run a host's other connections
+// never write this one's line. `dead` once it has left the table.
+struct alignas(64) ConnEntry {
+  SpinLock lock;
+  std::atomic<bool> dead{false};
+  Connection c CANOPY_GUARDED_BY(lock);
+};
+
+// A worker's index of the connections it has looked up in a shared table:
+// the next packet of one takes that connection's lock alone, not its
+// shard's (whose line the other workers' packets would move between
+// cores). Entries are checked (dead, expired) before use, so a stale one
+// only costs a look in the table.
+class ConnCache {
+ public:
+  explicit ConnCache(size_t slots = 4096);  // rounded up to a power of two
+
+ private:
+  friend class ConnTrack;
+  struct Slot {
+    ConnKey key;
+    std::shared_ptr<ConnEntry> entry;
+  };
+  Slot& slot(const ConnKey& key) noexcept;
+  std::vector<Slot> slots_;
+};
+
 class ConnTrack {
  public:
-  ConnTrack(const Clock& clock, Limits limits) : clock_(clock), limits_(limits) {}
+  ConnTrack(const Clock& clock, Limits limits);
 
   // The packet's state; advances the TCP state and timeouts of an existing
   // connection. Creates nothing. `now`: the caller's time (a batch's), else
   // the clock's.
+  // `cache`, the calling worker's (a shared table only), is consulted and
+  // filled.
   Lookup lookup(const packet::ParsedPacket& p, std::span<const uint8_t> frame, uint16_t zone,
-                SteadyTime now) noexcept;
+                SteadyTime now, ConnCache* cache = nullptr) noexcept;
   Lookup lookup(const packet::ParsedPacket& p, std::span<const uint8_t> frame,
                 uint16_t zone) noexcept {
     return lookup(p, frame, zone, clock_.now());
@@ -138,10 +168,15 @@ class ConnTrack {
   size_t sweep(size_t budget = 1024) noexcept;
 
   size_t size() const noexcept { return connections_.load(std::memory_order_relaxed); }
+  bool shared() const noexcept { return limits_.shared; }
   // A copy of the live connection `key` names (either direction).
   std::optional<Connection> find(const ConnKey& key) const noexcept;
 
-  static constexpr size_t kShards = 64;
+  // Shards of a shared table: enough that two workers' connections seldom
+  // share one, so that a lock's line rarely moves between cores. A table
+  // one thread owns has one.
+  static constexpr size_t kSharedShards = 4096;
+  size_t shards() const noexcept { return shard_mask_ + 1; }
 
  private:
   // A cache line (or two) each: workers locking neighbouring shards do not
@@ -149,19 +184,26 @@ class ConnTrack {
   struct alignas(64) Shard {
     mutable Mutex mu;
     // Both directions' keys lead to the same connection.
-    std::unordered_map<ConnKey, std::shared_ptr<Connection>, ConnKeyHash> table
+    std::unordered_map<ConnKey, std::shared_ptr<ConnEntry>, ConnKeyHash> table
         CANOPY_GUARDED_BY(mu);
   };
-  static size_t shardOf(const ConnKey& key) noexcept;
-  Connection* live(Shard& shard, const ConnKey& key, SteadyTime now) noexcept
+  // What a packet of live connection `c` (found by `k`) is, advancing it.
+  Lookup established(Connection& c, const ConnKey& k, const packet::ParsedPacket& p,
+                     std::span<const uint8_t> frame, SteadyTime now) noexcept;
+  size_t shardOf(const ConnKey& key) const noexcept;
+  // The live entry `key` names (an expired one is erased), or nullptr.
+  const std::shared_ptr<ConnEntry>* live(Shard& shard, const ConnKey& key, SteadyTime now) noexcept
       CANOPY_REQUIRES(shard.mu);
   void advanceTcp(Connection& c, const packet::ParsedPacket& p, std::span<const uint8_t> frame,
                   bool reply, SteadyTime now, Lookup& out) noexcept;
-  void erase(Shard& shard, const Connection& c) noexcept CANOPY_REQUIRES(shard.mu);
+  // Takes the entry out of the table (both directions) and marks it dead.
+  void erase(Shard& shard, ConnEntry& e, const ConnKey& original) noexcept
+      CANOPY_REQUIRES(shard.mu);
 
   const Clock& clock_;
   const Limits limits_;
-  std::array<Shard, kShards> shards_;
+  const size_t shard_mask_;
+  std::unique_ptr<Shard[]> shards_;
   std::atomic<size_t> connections_{0};
   std::atomic<size_t> sweep_from_{0};  // the shard the next sweep starts at
 };

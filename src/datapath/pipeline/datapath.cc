@@ -153,6 +153,7 @@ Datapath::Datapath(const Clock& clock, Config config, std::shared_ptr<SharedStat
       shared_(shared != nullptr ? std::move(shared)
                                 : std::make_shared<SharedState>(clock, config_)),
       cache_(config_.flow_cache_entries),
+      ct_cache_(shared_->conntrack().shared() ? std::make_unique<conntrack::ConnCache>() : nullptr),
       neighbor_epoch_(shared_->neighborEpoch()),
       scratch_(kMaxDepth) {}
 
@@ -393,7 +394,8 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
   auto& p = pkt.parsed;
   p.key.in_port = ctx.key;
   if ((ctx.stage == Stage::FromPort || ctx.stage == Stage::ToPort) && isIp(p.key)) {
-    auto l = shared_->conntrack().lookup(p, pkt.bytes, zoneOf(ctx.key), clock_.now());
+    auto l =
+        shared_->conntrack().lookup(p, pkt.bytes, zoneOf(ctx.key), clock_.now(), ct_cache_.get());
     ctx.ct = l.state;
     ctx.ct_reply = l.reply;
     ctx.ct_invalid = l.invalid_reason;

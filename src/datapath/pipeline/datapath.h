@@ -321,6 +321,8 @@ class Datapath {
   std::shared_ptr<SharedState> shared_;
   std::shared_ptr<const topology::Topology> topology_;
   flowcache::FlowCache<CachedDecision> cache_;
+  // This worker's index into a shared conntrack (null when not shared).
+  std::unique_ptr<conntrack::ConnCache> ct_cache_;
   uint64_t neighbor_epoch_ = 0;
   std::vector<flowcache::Tag> neighbor_tags_;
   Counters counters_;

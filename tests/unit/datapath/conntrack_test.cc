@@ -223,6 +223,7 @@ TEST(SharedConntrack, TwoThreadsCommitAndAnswerEachOthersConnections) {
   };
   std::atomic<int> replies_found{0};
   auto run = [&](int thread) {
+    ConnCache cache;  // each worker's own
     for (uint16_t n = 0; n < kPerThread; ++n) {
       auto out = frame(true, thread, n);
       packet::ParsedPacket p;
@@ -231,14 +232,17 @@ TEST(SharedConntrack, TwoThreadsCommitAndAnswerEachOthersConnections) {
       // The other thread's connection of the same number, if it is there yet.
       auto back = frame(false, 1 - thread, n);
       ASSERT_EQ(packet::parse(back, p), DropReason::None);
-      ct.lookup(p, back, 1);
+      ct.lookup(p, back, 1, clock.now(), &cache);
     }
     for (uint16_t n = 0; n < kPerThread; ++n) {
       auto back = frame(false, thread, n);
       packet::ParsedPacket p;
       ASSERT_EQ(packet::parse(back, p), DropReason::None);
-      auto l = ct.lookup(p, back, 1);
+      auto l = ct.lookup(p, back, 1, clock.now(), &cache);
       if (l.state == CtState::Established && l.reply) ++replies_found;
+      // Again, from this worker's cache.
+      l = ct.lookup(p, back, 1, clock.now(), &cache);
+      EXPECT_TRUE(l.state == CtState::Established && l.reply);
     }
   };
   std::thread a(run, 0);
@@ -247,6 +251,66 @@ TEST(SharedConntrack, TwoThreadsCommitAndAnswerEachOthersConnections) {
   b.join();
   EXPECT_EQ(replies_found.load(), 2 * kPerThread);
   EXPECT_EQ(ct.size(), size_t{2 * kPerThread});
+}
+
+// A worker's cache never answers for a connection the table no longer has:
+// expired, swept or finished and reused, each is seen through it as the
+// table sees it.
+class SharedConntrackCache : public ConntrackTest {
+ protected:
+  Lookup seeCached(const std::vector<uint8_t>& frame) {
+    packet::ParsedPacket p;
+    EXPECT_EQ(packet::parse(frame, p), DropReason::None);
+    return shared.lookup(p, frame, 1, clock.now(), &cache);
+  }
+  CtState passCached(const std::vector<uint8_t>& frame) {
+    Lookup l = seeCached(frame);
+    if (l.state == CtState::New) {
+      packet::ParsedPacket p;
+      EXPECT_EQ(packet::parse(frame, p), DropReason::None);
+      EXPECT_EQ(shared.commit(p, frame, 1, clock.now()), DropReason::None);
+    }
+    return l.state;
+  }
+  ConnTrack shared{clock, Limits{.shared = true}};
+  ConnCache cache{16};
+};
+
+TEST_F(SharedConntrackCache, AnExpiredConnectionIsNewAgain) {
+  EXPECT_EQ(passCached(udp(true)), CtState::New);
+  EXPECT_EQ(seeCached(udp(true)).state, CtState::Established);  // now in the cache
+  EXPECT_EQ(seeCached(udp(true)).state, CtState::Established);  // from it
+  clock.advance(std::chrono::seconds(31));                      // unreplied UDP: 30 s
+  EXPECT_EQ(seeCached(udp(true)).state, CtState::New);
+  EXPECT_EQ(shared.size(), 0u);
+}
+
+TEST_F(SharedConntrackCache, ASweptConnectionIsNotAnsweredFromTheCache) {
+  EXPECT_EQ(passCached(udp(true)), CtState::New);
+  EXPECT_EQ(seeCached(udp(false)).state, CtState::Established);  // replied, cached
+  clock.advance(std::chrono::seconds(181));
+  EXPECT_EQ(shared.sweep(), 1u);
+  EXPECT_EQ(seeCached(udp(false)).state, CtState::New);
+}
+
+TEST_F(SharedConntrackCache, AFinishedConnectionsPortIsReusedThroughTheCache) {
+  EXPECT_EQ(passCached(tcp(true, kSyn, 1000)), CtState::New);
+  EXPECT_EQ(seeCached(tcp(false, kSyn | kAck, 5000, 1001)).state, CtState::Established);
+  EXPECT_EQ(seeCached(tcp(true, kAck, 1001, 5001)).state, CtState::Established);
+  EXPECT_EQ(seeCached(tcp(true, kRst, 1001)).state, CtState::Established);  // closed
+  // A new SYN from the same port: a new connection, the old one gone.
+  EXPECT_EQ(passCached(tcp(true, kSyn, 90000)), CtState::New);
+  EXPECT_EQ(shared.size(), 1u);
+  auto c = shared.find(connKey(
+      [&] {
+        packet::ParsedPacket p;
+        auto f = tcp(true, kSyn, 90000);
+        EXPECT_EQ(packet::parse(f, p), DropReason::None);
+        return p;
+      }(),
+      1));
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->tcp, TcpState::SynSent);
 }
 
 }  // namespace
