@@ -33,7 +33,7 @@ bool isIcmpError(uint8_t protocol, uint16_t type) {
 constexpr auto kExpiryStep = std::chrono::seconds(1);
 
 // The connection lives until `until`: later by at least a step, or earlier.
-void expireAt(Connection& c, SteadyTime until) {
+void expireAt(ConnEntry& c, SteadyTime until) CANOPY_REQUIRES(c.lock) {
   if (until < c.expires || until - c.expires >= kExpiryStep) c.expires = until;
 }
 
@@ -141,6 +141,7 @@ ConnTrack::ConnTrack(const Clock& clock, Limits limits)
       shards_(std::make_unique<Shard[]>(shard_mask_ + 1)) {}
 
 size_t ConnTrack::shardOf(const ConnKey& key) const noexcept {
+  if (shard_mask_ == 0) return 0;  // a table one thread owns
   // The same for a tuple and its reverse (both directions in one shard):
   // the two ends XORed, which is symmetric, then mixed.
   uint64_t src[2], dst[2];
@@ -152,10 +153,18 @@ size_t ConnTrack::shardOf(const ConnKey& key) const noexcept {
   return static_cast<size_t>(h >> 40) & shard_mask_;  // well-mixed high bits
 }
 
-ConnCache::ConnCache(size_t slots) : slots_(std::bit_ceil(std::max<size_t>(slots, 1))) {}
+ConnCache::ConnCache(size_t slots) : slots_(std::bit_ceil(std::max<size_t>(slots, 2))) {}
 
 ConnCache::Slot& ConnCache::slot(const ConnKey& key) noexcept {
-  return slots_[ConnKeyHash()(key) & (slots_.size() - 1)];
+  // Two ways per set: the newest in the first, the one before in the second,
+  // so that two connections whose keys share a set do not evict each other.
+  size_t set = ConnKeyHash()(key) & (slots_.size() - 2);
+  Slot& first = slots_[set];
+  Slot& second = slots_[set + 1];
+  if (first.entry != nullptr && first.key == key) return first;
+  if (second.entry != nullptr && second.key == key) return second;
+  if (first.entry != nullptr) second = std::move(first);
+  return first;
 }
 
 const std::shared_ptr<ConnEntry>* ConnTrack::live(Shard& shard, const ConnKey& key,
@@ -163,18 +172,17 @@ const std::shared_ptr<ConnEntry>* ConnTrack::live(Shard& shard, const ConnKey& k
   auto it = shard.table.find(key);
   if (it == shard.table.end()) return nullptr;
   ConnEntry& e = *it->second;
-  ConnKey original;
   {
     MaybeLock lock(e.lock, limits_.shared);
-    if (now < e.c.expires) return &it->second;
-    original = e.c.original;
+    if (now < e.expires) return &it->second;
   }
-  erase(shard, e, original);
+  erase(shard, e);
   return nullptr;
 }
 
-void ConnTrack::erase(Shard& shard, ConnEntry& e, const ConnKey& original) noexcept {
+void ConnTrack::erase(Shard& shard, ConnEntry& e) noexcept {
   e.dead.store(true, std::memory_order_release);
+  ConnKey original = e.original;  // the entries may hold the last references to `e`
   shard.table.erase(original.reversed());
   shard.table.erase(original);
   connections_.fetch_sub(1, std::memory_order_relaxed);
@@ -187,8 +195,32 @@ std::optional<Connection> ConnTrack::find(const ConnKey& key) const noexcept {
   if (it == shard.table.end()) return std::nullopt;
   ConnEntry& e = *it->second;
   MaybeLock entry(e.lock, limits_.shared);
-  if (clock_.now() >= e.c.expires) return std::nullopt;
-  return e.c;
+  if (clock_.now() >= e.expires) return std::nullopt;
+  return Connection{.original = e.original,
+                    .tcp = e.tcp,
+                    .replied = e.replied,
+                    .fin_seen = {e.fin_seen[0], e.fin_seen[1]},
+                    .next_seq = {e.next_seq[0], e.next_seq[1]},
+                    .expires = e.expires};
+}
+
+inline Lookup ConnTrack::established(ConnEntry& c, const ConnKey& k, const packet::ParsedPacket& p,
+                                     std::span<const uint8_t> frame, SteadyTime now) noexcept {
+  Lookup out;
+  out.reply = !(c.original == k);
+  out.state = CtState::Established;
+  const Timeouts& t = limits_.timeouts;
+  if (k.protocol == kTcp) {
+    advanceTcp(c, p, frame, out.reply, now, out);
+    return out;
+  }
+  if (out.reply && !c.replied) c.replied = true;
+  if (k.protocol == kIcmp || k.protocol == kIcmpv6) {
+    expireAt(c, now + t.icmp);
+  } else {
+    expireAt(c, now + (c.replied ? t.udp_replied : t.udp_unreplied));
+  }
+  return out;
 }
 
 Lookup ConnTrack::lookup(const packet::ParsedPacket& p, std::span<const uint8_t> frame,
@@ -218,8 +250,8 @@ Lookup ConnTrack::lookup(const packet::ParsedPacket& p, std::span<const uint8_t>
     // A connection this worker has seen: its own lock only.
     ConnEntry& e = *slot->entry;
     MaybeLock entry_lock(e.lock, true);
-    if (!e.dead.load(std::memory_order_acquire) && now < e.c.expires) {
-      Lookup fast = established(e.c, k, p, frame, now);
+    if (!e.dead.load(std::memory_order_acquire) && now < e.expires) {
+      Lookup fast = established(e, k, p, frame, now);
       // A new SYN on a finished connection erases it: in the table, below.
       if (fast.state != CtState::New) return fast;
     }
@@ -244,43 +276,23 @@ Lookup ConnTrack::lookup(const packet::ParsedPacket& p, std::span<const uint8_t>
     out.state = CtState::New;
     return out;
   }
-  std::shared_ptr<ConnEntry> entry = *found;
-  ConnKey original;
+  ConnEntry& entry = **found;
   {
-    MaybeLock lock_entry(entry->lock, limits_.shared);
-    out = established(entry->c, k, p, frame, now);
-    original = entry->c.original;
+    MaybeLock lock_entry(entry.lock, limits_.shared);
+    out = established(entry, k, p, frame, now);
   }
   if (out.state == CtState::New) {
-    erase(shard, *entry, original);  // a new SYN on a finished connection: the port is reused
     if (slot != nullptr) slot->entry.reset();
+    // A new SYN on a finished connection: the port is reused.
+    erase(shard, entry);
   } else if (slot != nullptr) {
     slot->key = k;
-    slot->entry = std::move(entry);
+    slot->entry = *found;
   }
   return out;
 }
 
-Lookup ConnTrack::established(Connection& c, const ConnKey& k, const packet::ParsedPacket& p,
-                              std::span<const uint8_t> frame, SteadyTime now) noexcept {
-  Lookup out;
-  out.reply = !(c.original == k);
-  out.state = CtState::Established;
-  const Timeouts& t = limits_.timeouts;
-  if (k.protocol == kTcp) {
-    advanceTcp(c, p, frame, out.reply, now, out);
-    return out;
-  }
-  if (out.reply && !c.replied) c.replied = true;
-  if (k.protocol == kIcmp || k.protocol == kIcmpv6) {
-    expireAt(c, now + t.icmp);
-  } else {
-    expireAt(c, now + (c.replied ? t.udp_replied : t.udp_unreplied));
-  }
-  return out;
-}
-
-void ConnTrack::advanceTcp(Connection& c, const packet::ParsedPacket& p,
+void ConnTrack::advanceTcp(ConnEntry& c, const packet::ParsedPacket& p,
                            std::span<const uint8_t> frame, bool reply, SteadyTime now,
                            Lookup& out) noexcept {
   packet::TcpHeader h;
@@ -375,12 +387,11 @@ DropReason ConnTrack::commit(const packet::ParsedPacket& p, std::span<const uint
   MaybeLock lock(shard.mu, limits_.shared);
   if (live(shard, k, now) != nullptr) return DropReason::None;  // committed meanwhile
   auto e = std::make_shared<ConnEntry>();
+  e->original = k;
   {
     // Not yet seen by any other thread; the lock is for the analysis.
     MaybeLock entry(e->lock, limits_.shared);
-    Connection& c = e->c;
-    c.original = k;
-    c.protocol = k.protocol;
+    ConnEntry& c = *e;
     const Timeouts& t = limits_.timeouts;
     if (k.protocol == kTcp) {
       c.tcp = TcpState::SynSent;
@@ -413,13 +424,13 @@ size_t ConnTrack::sweep(size_t budget) noexcept {
     size_t at = (start + i) & shard_mask_;
     Shard& shard = shards_[at];
     MaybeLock lock(shard.mu, limits_.shared);
-    std::vector<std::pair<std::shared_ptr<ConnEntry>, ConnKey>> dead;
+    std::vector<std::shared_ptr<ConnEntry>> dead;
     for (const auto& [key, e] : shard.table) {
       if (freed + dead.size() >= budget) break;
       MaybeLock entry(e->lock, limits_.shared);
-      if (now >= e->c.expires && key == e->c.original) dead.emplace_back(e, key);
+      if (now >= e->expires && key == e->original) dead.push_back(e);
     }
-    for (const auto& [e, original] : dead) erase(shard, *e, original);
+    for (const auto& e : dead) erase(shard, *e);
     freed += dead.size();
     if (freed >= budget) sweep_from_.store(at, std::memory_order_relaxed);
   }

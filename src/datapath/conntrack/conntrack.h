@@ -103,8 +103,7 @@ struct Lookup {
 
 // A connection's state (find() returns a copy).
 struct Connection {
-  ConnKey original;
-  uint8_t protocol = 0;
+  ConnKey original;  // its protocol is the connection's
   TcpState tcp = TcpState::SynSent;
   bool replied = false;
   bool fin_seen[2] = {false, false};  // [reply]
@@ -112,14 +111,21 @@ struct Connection {
   SteadyTime expires{};
 };
 
-// A connection in a shared table: its state behind its own lock, in a line
-// of its own, so that the workers that run a host's other connections
-// never write this one's line. `dead` once it has left the table.
+// A connection in the table: its state behind its own lock, all in one
+// cache line of its own, so that the workers that run a host's other
+// connections never write this one's line. `dead` once it has left the
+// table.
 struct alignas(64) ConnEntry {
+  ConnKey original;  // set before the entry is shared, then read-only
+  uint32_t next_seq[2] CANOPY_GUARDED_BY(lock) = {0, 0};
+  TcpState tcp CANOPY_GUARDED_BY(lock) = TcpState::SynSent;
+  bool replied CANOPY_GUARDED_BY(lock) = false;
+  bool fin_seen[2] CANOPY_GUARDED_BY(lock) = {false, false};
   SpinLock lock;
   std::atomic<bool> dead{false};
-  Connection c CANOPY_GUARDED_BY(lock);
+  SteadyTime expires CANOPY_GUARDED_BY(lock){};
 };
+static_assert(sizeof(ConnEntry) == 64, "a connection fills one cache line");
 
 // A worker's index of the connections it has looked up in a shared table:
 // the next packet of one takes that connection's lock alone, not its
@@ -128,7 +134,8 @@ struct alignas(64) ConnEntry {
 // only costs a look in the table.
 class ConnCache {
  public:
-  explicit ConnCache(size_t slots = 4096);  // rounded up to a power of two
+  explicit ConnCache(
+      size_t slots = 8192);  // a power of two, in sets of two  // rounded up to a power of two
 
  private:
   friend class ConnTrack;
@@ -188,17 +195,18 @@ class ConnTrack {
         CANOPY_GUARDED_BY(mu);
   };
   // What a packet of live connection `c` (found by `k`) is, advancing it.
-  Lookup established(Connection& c, const ConnKey& k, const packet::ParsedPacket& p,
-                     std::span<const uint8_t> frame, SteadyTime now) noexcept;
+  [[gnu::always_inline]] inline Lookup established(ConnEntry& c, const ConnKey& k,
+                                                   const packet::ParsedPacket& p,
+                                                   std::span<const uint8_t> frame,
+                                                   SteadyTime now) noexcept;
   size_t shardOf(const ConnKey& key) const noexcept;
   // The live entry `key` names (an expired one is erased), or nullptr.
   const std::shared_ptr<ConnEntry>* live(Shard& shard, const ConnKey& key, SteadyTime now) noexcept
       CANOPY_REQUIRES(shard.mu);
-  void advanceTcp(Connection& c, const packet::ParsedPacket& p, std::span<const uint8_t> frame,
+  void advanceTcp(ConnEntry& c, const packet::ParsedPacket& p, std::span<const uint8_t> frame,
                   bool reply, SteadyTime now, Lookup& out) noexcept;
   // Takes the entry out of the table (both directions) and marks it dead.
-  void erase(Shard& shard, ConnEntry& e, const ConnKey& original) noexcept
-      CANOPY_REQUIRES(shard.mu);
+  void erase(Shard& shard, ConnEntry& e) noexcept CANOPY_REQUIRES(shard.mu);
 
   const Clock& clock_;
   const Limits limits_;

@@ -123,45 +123,4 @@ DropReason decodeCanopyOptions(const TunnelInfo& t, CanopyOptions& out) noexcept
   return DropReason::None;
 }
 
-size_t geneveHeaderSize(const CanopyOptions& o) noexcept {
-  size_t options = sizeof(GeneveOption) + 8;
-  if (o.groups_known) options += sizeof(GeneveOption) + 4 * o.groups_to_send.size();
-  return sizeof(GeneveHeader) + options;
-}
-
-void encodeGeneve(std::span<uint8_t> out, uint32_t vni, const CanopyOptions& o) noexcept {
-  size_t options = geneveHeaderSize(o) - sizeof(GeneveHeader);
-  GeneveHeader h{};
-  h.version_option_length = static_cast<uint8_t>(options / 4);
-  h.flags = 0x40;  // C: a critical option is present
-  h.protocol = Be16::of(kGeneveProtocolEthernet);
-  setVni24(h.vni, vni);
-  store(out, 0, h);
-  size_t at = sizeof(h);
-  store(out, at,
-        GeneveOption{.option_class = Be16::of(kCanopyOptionClass),
-                     .type = static_cast<uint8_t>(0x80 | CanopyOptions::kDestination),
-                     .length = 2});
-  store(out, at + 4, Be32::of(o.port));
-  store(out, at + 8, Be32::of(o.router));
-  at += 12;
-  if (!o.groups_known) return;
-  store(out, at,
-        GeneveOption{.option_class = Be16::of(kCanopyOptionClass),
-                     .type = CanopyOptions::kSenderGroups,
-                     .length = static_cast<uint8_t>(o.groups_to_send.size() & 0x1f)});
-  at += 4;
-  for (uint32_t g : o.groups_to_send) {
-    store(out, at, Be32::of(g));
-    at += 4;
-  }
-}
-
-void encodeVxlan(std::span<uint8_t> out, uint32_t vni) noexcept {
-  VxlanHeader h{};
-  h.flags = 0x08;
-  setVni24(h.vni, vni);
-  store(out, 0, h);
-}
-
 }  // namespace canopy::datapath::packet

@@ -90,11 +90,52 @@ DropReason decodeCanopyOptions(const TunnelInfo& t, CanopyOptions& out) noexcept
 
 // The Geneve header (with Canopy's options: the destination, and the
 // sender's groups when `o.groups_known`) that encodeGeneve() writes.
-size_t geneveHeaderSize(const CanopyOptions& o) noexcept;
+inline size_t geneveHeaderSize(const CanopyOptions& o) noexcept {
+  size_t options = sizeof(GeneveOption) + 8;
+  if (o.groups_known) options += sizeof(GeneveOption) + 4 * o.groups_to_send.size();
+  return sizeof(GeneveHeader) + options;
+}
 // Writes it at the start of `out` (at least geneveHeaderSize() bytes).
-void encodeGeneve(std::span<uint8_t> out, uint32_t vni, const CanopyOptions& o) noexcept;
+// Inline, as the send path of every tunnelled frame.
+inline void encodeGeneve(std::span<uint8_t> out, uint32_t vni, const CanopyOptions& o) noexcept {
+  size_t options = geneveHeaderSize(o) - sizeof(GeneveHeader);
+  GeneveHeader h{};
+  h.version_option_length = static_cast<uint8_t>(options / 4);
+  h.flags = 0x40;  // C: a critical option is present
+  h.protocol = Be16::of(kGeneveProtocolEthernet);
+  h.vni[0] = static_cast<uint8_t>(vni >> 16);
+  h.vni[1] = static_cast<uint8_t>(vni >> 8);
+  h.vni[2] = static_cast<uint8_t>(vni);
+  store(out, 0, h);
+  size_t at = sizeof(h);
+  store(out, at,
+        GeneveOption{.option_class = Be16::of(kCanopyOptionClass),
+                     .type = static_cast<uint8_t>(0x80 | CanopyOptions::kDestination),
+                     .length = 2});
+  store(out, at + 4, Be32::of(o.port));
+  store(out, at + 8, Be32::of(o.router));
+  at += 12;
+  if (!o.groups_known) return;
+  store(out, at,
+        GeneveOption{.option_class = Be16::of(kCanopyOptionClass),
+                     .type = CanopyOptions::kSenderGroups,
+                     .length = static_cast<uint8_t>(o.groups_to_send.size() & 0x1f)});
+  at += 4;
+  for (uint32_t g : o.groups_to_send) {
+    store(out, at, Be32::of(g));
+    at += 4;
+  }
+}
+
 // The VXLAN header.
-void encodeVxlan(std::span<uint8_t> out, uint32_t vni) noexcept;
+inline void encodeVxlan(std::span<uint8_t> out, uint32_t vni) noexcept {
+  VxlanHeader h{};
+  h.flags = 0x08;
+  h.vni[0] = static_cast<uint8_t>(vni >> 16);
+  h.vni[1] = static_cast<uint8_t>(vni >> 8);
+  h.vni[2] = static_cast<uint8_t>(vni);
+  store(out, 0, h);
+}
 
 // The UDP payload of a tunnel packet: the tunnel header (with options for
 // Geneve) followed by the inner frame.
