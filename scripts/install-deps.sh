@@ -15,6 +15,8 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 curl python3-openstackclient
   python3-keystone
+  # compatibility: tempest's Neutron suites against Keystone (tests/compat)
+  tempest neutron-tempest-plugin subunit postgresql python3-psycopg2 uwsgi uwsgi-plugin-python3
   # end-to-end worlds: namespaces and the guests' tools
   iproute2 iputils-ping busybox ethtool tcpdump iperf3 netcat-openbsd nftables
 )

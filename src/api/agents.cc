@@ -15,6 +15,13 @@ namespace canopy::api::detail {
 HttpResponse serveAgents(const ApiWriter& w, const std::vector<std::string>& parts,
                          const HttpRequest& req, const Caller& caller) {
   if (!caller.is_admin) {
+    // As Neutron's policy: agents are the admin's; a list shows a member
+    // none of them, a GET of one finds nothing, anything else is refused.
+    if (req.method == "GET" && parts.size() == 2) return json(200, {{"agents", Json::array()}});
+    if (req.method == "GET" && parts.size() == 3) {
+      return errorResponse(
+          Error(Errc::NotFound, "Agent " + parts[2] + " could not be found.", "AgentNotFound"));
+    }
     return errorResponse(
         Error(Errc::PermissionDenied, "User does not have admin privileges", "AdminRequired"));
   }

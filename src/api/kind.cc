@@ -4,6 +4,8 @@
 
 #include <cstdio>
 
+#include "model/quota.h"
+
 namespace canopy::api {
 
 std::mt19937_64& randomEngine() {
@@ -45,8 +47,21 @@ std::string newUuid() {
   return buf;
 }
 
-bool ResourceKind::visible(const Json& doc, const Caller& caller) const {
+bool ResourceKind::visible(const Json& doc, const Caller& caller,
+                           const state::Tables& /*tables*/) const {
   return caller.is_admin || doc.value("project_id", "") == caller.project_id;
+}
+
+Result<void> checkQuota(const std::string& collection, const std::string& project, int64_t adding,
+                        const Transaction& ctx) {
+  const model::QuotaResource* quota = model::quotaFor(collection);
+  if (quota == nullptr) return ok();
+  const state::Document* stored = ctx.find("quotas", project);
+  int64_t limit = model::quotaLimits(stored ? &stored->doc : nullptr)[quota->name];
+  if (limit < 0) return ok();
+  auto used = static_cast<int64_t>(ctx.tables().lookup(collection + ".project", project).size());
+  if (used + adding > limit) return model::overQuota(quota->name);
+  return ok();
 }
 
 }  // namespace canopy::api

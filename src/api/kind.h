@@ -36,15 +36,24 @@ class ResourceKind {
   virtual ~ResourceKind() = default;
   virtual const model::ResourceSpec& spec() const = 0;
 
-  // Own project, or admin. Networks add shared and external ones.
-  virtual bool visible(const Json& doc, const Caller& caller) const;
+  // Own project, or admin. Networks add shared and external ones, rules
+  // those in the caller's groups.
+  virtual bool visible(const Json& doc, const Caller& caller, const state::Tables& tables) const;
   // Derived attributes for display (a network's subnets). Kinds that derive
   // none have their views cached per document version.
   virtual void present(Json& /*view*/, const Json& /*doc*/, const state::Tables& /*tables*/) const {
   }
   virtual bool derivesViews() const { return false; }
+  // A filter_only attribute's value for `doc` (a subnet's "shared").
+  virtual Json hiddenValue(const Json& /*doc*/, const std::string& /*attr*/,
+                           const state::Tables& /*tables*/) const {
+    return nullptr;
+  }
   // Completes and checks a new document; may add guards and writes.
   virtual Result<void> create(Json& /*doc*/, Transaction& /*ctx*/) const { return ok(); }
+  // What a PUT's validated attributes mean before they are merged (a
+  // floating IP: an empty body disassociates it).
+  virtual void prepareUpdate(Json& /*changes*/, const Json& /*before*/) const {}
   // Checks an updated document (`doc` has the changes merged into `before`).
   virtual Result<void> update(Json& /*doc*/, const Json& /*before*/, Transaction& /*ctx*/) const {
     return ok();
@@ -85,6 +94,11 @@ Result<Json> createServicePort(const ServicePort& port, Transaction& ctx,
                                const model::NetworkConfig& config);
 // Removes a port and gives back its addresses and MAC.
 void removePort(const Json& port, Transaction& ctx);
+
+// Whether `adding` more documents of `collection` fit the project's quota
+// (OverQuota, 409, if not).
+Result<void> checkQuota(const std::string& collection, const std::string& project, int64_t adding,
+                        const Transaction& ctx);
 // Re-allocates a port's fixed_ips to those `port` asks for, keeping those it
 // already holds (`held`); the new list.
 Result<Json> reallocatePort(const Json& port, const Json& held, Transaction& ctx);

@@ -112,8 +112,8 @@ constexpr Extension kExtensions[] = {
      "external networks via a NAT gateway."},
     {"external-net", "Neutron external network",
      "Adds external network attribute to network resource."},
-    {"network-mtu", "Network MTU", "Provides MTU attribute for a network resource."},
-    {"network-mtu-writable", "Network MTU (writable)",
+    {"net-mtu", "Network MTU", "Provides MTU attribute for a network resource."},
+    {"net-mtu-writable", "Network MTU (writable)",
      "Provides a writable MTU attribute for a network resource."},
     {"pagination", "Pagination support", "Extension that indicates that pagination is enabled."},
     {"port-security", "Port Security", "Provides port security"},
@@ -135,6 +135,16 @@ constexpr Extension kExtensions[] = {
      "attributes."},
     {"filter-validation", "Filter parameters validation",
      "Provides validation on filter parameters."},
+    {"floatingip-pools", "Floating IP Pools", "Provides a floating IP pools API."},
+    {"fip-port-details", "Floating IP Port Details Extension",
+     "Add port_details attribute to Floating IP resource"},
+    {"tag-ports-during-bulk-creation", "Tag Ports During Bulk Creation",
+     "Allow to tag ports during bulk creation"},
+    {"dvr", "Distributed Virtual Router",
+     "Enables configuration of Distributed Virtual Routers (every Canopy router is one)."},
+    {"l3-ha", "HA Router extension",
+     "Adds HA capability to routers (a Canopy router's gateway fails over between gateway "
+     "hosts)."},
 };
 
 Json extensionJson(const Extension& e) {
@@ -205,7 +215,9 @@ Result<void> checkIfMatch(const HttpRequest& req, const Json& doc) {
 Result<const state::Document*> target(const ResourceKind& kind, const std::string& id,
                                       Transaction& ctx, const HttpRequest& req, const char* verb) {
   const state::Document* d = ctx.find(kind.spec().collection, id);
-  if (d == nullptr || !kind.visible(d->doc, ctx.caller())) return notFound(kind.spec(), id);
+  if (d == nullptr || !kind.visible(d->doc, ctx.caller(), ctx.tables())) {
+    return notFound(kind.spec(), id);
+  }
   if (!canChange(d->doc, ctx.caller())) {
     return model::policyRefused("(rule:" + std::string(verb) + "_" + kind.spec().member +
                                 ") is disallowed by policy");
@@ -295,15 +307,19 @@ struct NeutronApi::Impl {
       std::vector<Json> views;  // for kinds that derive attributes
       if (kind.derivesViews()) {
         for (auto& [id, d] : collection) {
-          if (kind.visible(d.doc, caller)) views.push_back(present(kind, d.doc, tables, caller));
+          if (kind.visible(d.doc, caller, tables)) {
+            views.push_back(present(kind, d.doc, tables, caller));
+          }
         }
         for (const auto& v : views) docs.push_back(&v);
       } else {
         for (auto& [id, d] : collection) {
-          if (kind.visible(d.doc, caller)) docs.push_back(&d.doc);
+          if (kind.visible(d.doc, caller, tables)) docs.push_back(&d.doc);
         }
       }
-      page = query->select(std::move(docs));
+      page = query->select(std::move(docs), [&](const Json& doc, const std::string& attr) {
+        return kind.hiddenValue(doc, attr, tables);
+      });
       for (const Json* doc : page.items) {
         if (!items.empty()) items += ',';
         if (kind.derivesViews()) {
@@ -323,7 +339,7 @@ struct NeutronApi::Impl {
         std::string href = "/v2.0/" + spec.collection + "?limit=" + std::to_string(*query->limit());
         for (auto& [k, v] : query->linkParams())
           href += "&" + http::urlEncode(k) + "=" + http::urlEncode(v);
-        href += "&marker=" + http::urlEncode(marker);
+        if (!marker.empty()) href += "&marker=" + http::urlEncode(marker);
         if (reverse) href += "&page_reverse=True";
         links.push_back({{"href", hostPrefix(req) + href}, {"rel", rel}});
       };
@@ -357,7 +373,7 @@ struct NeutronApi::Impl {
     if (!fields) return errorResponse(fields.error());
     std::optional<Json> view = state.read([&](const state::Tables& tables) -> std::optional<Json> {
       const state::Document* d = tables.find(spec.collection, id);
-      if (d == nullptr || !kind.visible(d->doc, caller)) return std::nullopt;
+      if (d == nullptr || !kind.visible(d->doc, caller, tables)) return std::nullopt;
       return present(kind, d->doc, tables, caller);
     });
     if (!view) return errorResponse(notFound(spec, id));
@@ -367,8 +383,7 @@ struct NeutronApi::Impl {
   }
 
   // Stamps what the server decides for every new document.
-  Result<Json> stampNew(const ResourceSpec& spec, Json doc, const Caller& caller,
-                        const std::string& now) {
+  Result<Json> stampNew(Json doc, const Caller& caller, const std::string& now) {
     std::string project = doc.value("project_id", "");
     std::string tenant = doc.value("tenant_id", "");
     if (!project.empty() && !tenant.empty() && project != tenant) {
@@ -377,8 +392,9 @@ struct NeutronApi::Impl {
     if (project.empty()) project = tenant;
     if (project.empty()) project = caller.project_id;
     if (!caller.is_admin && project != caller.project_id) {
-      return model::policyRefused("(rule:create_" + spec.member +
-                                  ":tenant_id) is disallowed by policy");
+      return model::badRequest(
+          "Specifying 'project_id' or 'tenant_id' other than the authenticated project in "
+          "request requires admin privileges");
     }
     doc["project_id"] = project;
     doc["tenant_id"] = project;
@@ -386,26 +402,12 @@ struct NeutronApi::Impl {
     doc["created_at"] = now;
     doc["updated_at"] = now;
     doc["revision_number"] = 1;
-    doc["tags"] = Json::array();
+    if (!doc["tags"].is_array()) doc["tags"] = Json::array();
     return doc;
   }
 
   Result<void> writeWithRetry(const Caller& caller, const state::ModelState::Build& build) {
     return writer.write(caller, build);
-  }
-
-  // Whether `adding` more documents of this kind fit the project's quota.
-  static Result<void> checkQuota(const ResourceSpec& spec, const std::string& project,
-                                 int64_t adding, const Transaction& ctx) {
-    const model::QuotaResource* quota = model::quotaFor(spec.collection);
-    if (quota == nullptr) return ok();
-    const state::Document* stored = ctx.find("quotas", project);
-    int64_t limit = model::quotaLimits(stored ? &stored->doc : nullptr)[quota->name];
-    if (limit < 0) return ok();
-    auto used =
-        static_cast<int64_t>(ctx.tables().lookup(spec.collection + ".project", project).size());
-    if (used + adding > limit) return model::overQuota(quota->name);
-    return ok();
   }
 
   HttpResponse create(const ResourceKind& kind, const HttpRequest& req, const Caller& caller) {
@@ -424,9 +426,10 @@ struct NeutronApi::Impl {
       created.clear();
       std::map<std::string, int64_t> counted;  // project -> this request's new documents
       for (const Json& v : validated) {
-        auto doc = stampNew(spec, v, caller, ctx.now());
+        auto doc = stampNew(v, caller, ctx.now());
         if (!doc) return std::move(doc).error();
-        if (auto q = checkQuota(spec, (*doc)["project_id"], ++counted[(*doc)["project_id"]], ctx);
+        if (auto q = checkQuota(spec.collection, (*doc)["project_id"],
+                                ++counted[(*doc)["project_id"]], ctx);
             !q) {
           return q;
         }
@@ -461,6 +464,7 @@ struct NeutronApi::Impl {
       auto current = target(kind, id, ctx, req, "update");
       if (!current) return std::move(current).error();
       Json doc = (*current)->doc;
+      kind.prepareUpdate(*changes, doc);
       bool changed = false;
       for (auto it = changes->begin(); it != changes->end(); ++it) {
         if (doc[it.key()] != it.value()) changed = true;
@@ -578,6 +582,7 @@ struct NeutronApi::Impl {
     if (parts[1] == "quotas" && parts.size() <= 4) {
       return detail::serveQuotas(writer, parts, req, *caller);
     }
+    if (parts[1] == "floatingip-pools") return detail::serveFloatingIpPools(writer, parts, req);
     if (parts[1] == "agents" && parts.size() <= 3) {
       return detail::serveAgents(writer, parts, req, *caller);
     }

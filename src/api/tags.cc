@@ -22,7 +22,7 @@ HttpResponse serveTags(const ApiWriter& w, const ResourceKind& kind, const std::
   if (req.method == "GET") {
     auto current = w.state.read([&](const state::Tables& tables) -> std::optional<state::Document> {
       const state::Document* d = tables.find(kind.spec().collection, id);
-      if (d == nullptr || !kind.visible(d->doc, caller)) return std::nullopt;
+      if (d == nullptr || !kind.visible(d->doc, caller, tables)) return std::nullopt;
       return *d;
     });
     if (!current) return errorResponse(notFound(kind.spec(), id));

@@ -201,12 +201,14 @@ Result<Json> validateAttributes(const ResourceSpec& spec, const Json& attributes
     if (action == Action::Update && !attr.allow_put) {
       return badRequest("Cannot update read-only attribute " + attr.name);
     }
-    if ((attr.admin_only || attr.admin_set_only) && !caller.is_admin) {
+    Json given = it->is_null() && attr.null_is_empty_list ? Json::array() : *it;
+    auto value = convert(attr, given);
+    if (!value) return std::move(value).error();
+    if ((attr.admin_only || attr.admin_set_only) && !caller.is_admin &&
+        !(action == Action::Create && attr.default_value && *value == *attr.default_value)) {
       return policyRefused("(rule:" + std::string(verb) + "_" + spec.member + ":" + attr.name +
                            ") is disallowed by policy");
     }
-    auto value = convert(attr, *it);
-    if (!value) return std::move(value).error();
     out[attr.name] = std::move(*value);
   }
   return out;

@@ -36,17 +36,26 @@ enum class Action { Create, Update };
 
 struct AttrSpec {
   std::string name;
+  // null stands for [] (Neutron's convert_none_to_empty_list: routes,
+  // host_routes, dns_nameservers, allowed_address_pairs, security_groups).
+  bool null_is_empty_list = false;
   AttrType type = AttrType::String;
   bool allow_post = false;
   bool allow_put = false;
   bool visible = true;
+  // Not shown, but lists filter on it (Neutron's is_visible False with
+  // is_filter: a subnet's "shared", its network's). Its value comes from
+  // the kind, not the document (ListQuery::select's `hidden`).
+  bool filter_only = false;
   // No default and allowed on POST: required.
   std::optional<Json> default_value{};
   bool nullable = false;
   size_t max_len = 255;
   // Only admins may set it or see it (provider:*, binding:*).
   bool admin_only = false;
-  // Everyone sees it; only admins may set it (shared, router:external).
+  // Everyone sees it; only admins may set it (shared, router:external). As
+  // Neutron's policy engine, a create that gives it its default value is
+  // not a setting.
   bool admin_set_only = false;
   // Extra check after type conversion: the reason it is invalid, or nullopt.
   std::function<std::optional<std::string>(const Json&)> check{};

@@ -1,5 +1,7 @@
 #include "model/network.h"
 
+#include <charconv>
+
 namespace canopy::model {
 
 int defaultMtu(const NetworkConfig& config, std::string_view network_type) {
@@ -7,6 +9,40 @@ int defaultMtu(const NetworkConfig& config, std::string_view network_type) {
   if (network_type == "vxlan") return config.physical_mtu - 50;
   if (network_type == "geneve") return config.physical_mtu - 82;
   return config.physical_mtu;
+}
+
+Result<std::map<std::string, std::vector<std::pair<int64_t, int64_t>>>> parseVlanRanges(
+    std::string_view text) {
+  std::map<std::string, std::vector<std::pair<int64_t, int64_t>>> out;
+  size_t at = 0;
+  while (at <= text.size() && !text.empty()) {
+    size_t comma = text.find(',', at);
+    std::string_view item =
+        text.substr(at, comma == std::string_view::npos ? text.npos : comma - at);
+    at = comma == std::string_view::npos ? text.size() + 1 : comma + 1;
+    auto bad = [&] {
+      return Error(Errc::InvalidArgument, "'" + std::string(item) +
+                                              "' is not PHYSNET or PHYSNET:FIRST:LAST (VLAN ids 1 "
+                                              "to 4094, FIRST <= LAST)");
+    };
+    size_t c1 = item.find(':');
+    std::string physnet(item.substr(0, c1));
+    if (physnet.empty()) return bad();
+    auto& ranges = out[physnet];
+    if (c1 == std::string_view::npos) continue;
+    size_t c2 = item.find(':', c1 + 1);
+    if (c2 == std::string_view::npos) return bad();
+    int64_t lo = 0, hi = 0;
+    auto first = item.substr(c1 + 1, c2 - c1 - 1), last = item.substr(c2 + 1);
+    auto [p1, e1] = std::from_chars(first.data(), first.data() + first.size(), lo);
+    auto [p2, e2] = std::from_chars(last.data(), last.data() + last.size(), hi);
+    if (e1 != std::errc() || e2 != std::errc() || p1 != first.data() + first.size() ||
+        p2 != last.data() + last.size() || lo < 1 || hi > 4094 || lo > hi) {
+      return bad();
+    }
+    ranges.emplace_back(lo, hi);
+  }
+  return out;
 }
 
 int64_t maxSegmentationId(std::string_view network_type) {
@@ -43,7 +79,28 @@ void addStandardAttributes(std::vector<AttrSpec>& attrs) {
   attrs.push_back({.name = "created_at"});
   attrs.push_back({.name = "updated_at"});
   attrs.push_back({.name = "revision_number", .type = AttrType::Int});
-  attrs.push_back({.name = "tags", .type = AttrType::List});
+  // Set on create too (Neutron's tag-ports-during-bulk-creation and
+  // standard-attr-tag), changed through /tags afterwards.
+  attrs.push_back({.name = "tags",
+                   .type = AttrType::List,
+                   .allow_post = true,
+                   .default_value = Json::array(),
+                   .check = [](const Json& tags) -> std::optional<std::string> {
+                     for (size_t i = 0; i < tags.size(); ++i) {
+                       const Json& t = tags[i];
+                       if (!t.is_string() || t.get_ref<const std::string&>().empty() ||
+                           t.get_ref<const std::string&>().size() > 255 ||
+                           t.get_ref<const std::string&>().find(',') != std::string::npos) {
+                         return "'" + t.dump() + "' is not a valid tag";
+                       }
+                       for (size_t j = 0; j < i; ++j) {
+                         if (tags[j] == t) {
+                           return "Duplicate items in the list: '" + t.get<std::string>() + "'";
+                         }
+                       }
+                     }
+                     return std::nullopt;
+                   }});
 }
 
 const ResourceSpec& networkSpec() {

@@ -3,7 +3,11 @@
 // lifecycle that need no I/O (defaults derived from configuration).
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "model/attributes.h"
 
@@ -17,7 +21,15 @@ struct NetworkConfig {
   int64_t vni_max = 65535;
   // Ports' generated MACs: these three octets, then three random ones.
   std::string mac_base = "fa:16:3e";
+  // Neutron's network_vlan_ranges: the physical networks that take VLAN
+  // networks, each with the VLAN ids tenant networks get (none: ids must be
+  // given). Empty: any physical network, ids always given.
+  std::map<std::string, std::vector<std::pair<int64_t, int64_t>>> vlan_ranges{};
 };
+
+// "public,physnet1:100:200,physnet1:300:399": Neutron's network_vlan_ranges.
+Result<std::map<std::string, std::vector<std::pair<int64_t, int64_t>>>> parseVlanRanges(
+    std::string_view text);
 
 // The MTU a network gets by default, which is also the largest it may have:
 // the physical MTU less the encapsulation's overhead (none for flat and

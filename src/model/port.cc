@@ -76,9 +76,12 @@ const ResourceSpec& portSpec() {
                  .allow_post = true,
                  .allow_put = true,
                  .default_value = Json(true)});
+    // Neutron's policy: anyone may choose it on create, only an admin may
+    // change it (and not on a bound port).
     a.push_back({.name = "mac_address",
                  .type = AttrType::Any,
                  .allow_post = true,
+                 .allow_put = true,
                  .default_value = Json(nullptr),
                  .nullable = true,
                  .check = [](const Json& v) -> std::optional<std::string> {
@@ -99,6 +102,7 @@ const ResourceSpec& portSpec() {
         {.name = "device_owner", .allow_post = true, .allow_put = true, .default_value = Json("")});
     a.push_back({.name = "status"});
     a.push_back({.name = "allowed_address_pairs",
+                 .null_is_empty_list = true,
                  .type = AttrType::List,
                  .allow_post = true,
                  .allow_put = true,
@@ -115,6 +119,7 @@ const ResourceSpec& portSpec() {
                    return "'" + v.dump() + "' is not a valid boolean value";
                  }});
     a.push_back({.name = "security_groups",
+                 .null_is_empty_list = true,
                  .type = AttrType::Any,
                  .allow_post = true,
                  .allow_put = true,
@@ -123,9 +128,15 @@ const ResourceSpec& portSpec() {
                  .check = [](const Json& v) -> std::optional<std::string> {
                    if (v.is_null()) return std::nullopt;
                    if (!v.is_array()) return "'" + v.dump() + "' is not a list";
-                   for (const auto& g : v) {
+                   for (size_t i = 0; i < v.size(); ++i) {
+                     const Json& g = v[i];
                      if (!g.is_string() || !isUuid(g.get<std::string>())) {
                        return "'" + g.dump() + "' is not a valid UUID";
+                     }
+                     for (size_t j = 0; j < i; ++j) {
+                       if (v[j] == g) {
+                         return "Duplicate items in the list: '" + g.get<std::string>() + "'";
+                       }
                      }
                    }
                    return std::nullopt;

@@ -78,9 +78,26 @@ Result<ListQuery> ListQuery::parse(const ResourceSpec& spec,
       for (auto& t : splitCommas(value)) q.not_tags_all_.push_back(t);
     } else if (key == "not-tags-any") {
       for (auto& t : splitCommas(value)) q.not_tags_any_.push_back(t);
+    } else if (key == "fixed_ips" && spec.find("fixed_ips") != nullptr) {
+      // ?fixed_ips=ip_address=10.0.0.3&fixed_ips=subnet_id=<id>: ports with
+      // one address that has every kind of property named (any of its values).
+      auto eq = value.find('=');
+      std::string what = eq == std::string::npos ? "" : value.substr(0, eq);
+      std::string wanted = eq == std::string::npos ? "" : value.substr(eq + 1);
+      if (what == "ip_address") {
+        q.fixed_ips_.ip_addresses.push_back(wanted);
+      } else if (what == "subnet_id") {
+        q.fixed_ips_.subnet_ids.push_back(wanted);
+      } else if (what == "ip_address_substr") {
+        q.fixed_ips_.substrings.push_back(wanted);
+      } else {
+        return badRequest("Invalid input for fixed_ips. Reason: '" + value +
+                          "' is not of the form ip_address=, subnet_id= or ip_address_substr=.");
+      }
     } else {
       const AttrSpec* attr = spec.find(key);
-      if (attr == nullptr || !attr->visible || (attr->admin_only && !caller.is_admin)) {
+      if (attr == nullptr || (!attr->visible && !attr->filter_only) ||
+          (attr->admin_only && !caller.is_admin)) {
         return badRequest("[" + key + "] is invalid attribute for filtering");
       }
       auto converted = convertFilterValue(*attr, value);
@@ -89,7 +106,7 @@ Result<ListQuery> ListQuery::parse(const ResourceSpec& spec,
       auto existing = std::find_if(q.filters_.begin(), q.filters_.end(),
                                    [&](const Filter& f) { return f.attr == name; });
       if (existing == q.filters_.end()) {
-        q.filters_.push_back({name, {std::move(*converted)}});
+        q.filters_.push_back({name, {std::move(*converted)}, attr->filter_only});
       } else {
         existing->values.push_back(std::move(*converted));
       }
@@ -109,10 +126,33 @@ Result<ListQuery> ListQuery::parse(const ResourceSpec& spec,
   return q;
 }
 
-bool ListQuery::matches(const Json& doc) const {
+bool ListQuery::FixedIps::matches(const Json& doc) const {
+  auto in = [](const std::vector<std::string>& any, const std::string& v) {
+    return any.empty() || std::find(any.begin(), any.end(), v) != any.end();
+  };
+  auto it = doc.find("fixed_ips");
+  if (it == doc.end() || !it->is_array()) return false;
+  for (const auto& f : *it) {
+    std::string ip = f.value("ip_address", ""), subnet = f.value("subnet_id", "");
+    bool substring = substrings.empty() ||
+                     std::any_of(substrings.begin(), substrings.end(),
+                                 [&](const auto& s) { return ip.find(s) != std::string::npos; });
+    if (in(ip_addresses, ip) && in(subnet_ids, subnet) && substring) return true;
+  }
+  return false;
+}
+
+bool ListQuery::matches(const Json& doc, const HiddenValue& hidden) const {
+  if (!fixed_ips_.empty() && !fixed_ips_.matches(doc)) return false;
   for (const Filter& f : filters_) {
-    auto it = doc.find(f.attr);
-    if (it == doc.end()) return false;
+    Json derived;
+    if (f.hidden) {
+      if (!hidden) return false;
+      derived = Json::object({{f.attr, hidden(doc, f.attr)}});
+    }
+    const Json& source = f.hidden ? derived : doc;
+    auto it = source.find(f.attr);
+    if (it == source.end()) return false;
     bool any = false;
     for (const Json& v : f.values) {
       // Lists match when they contain the value; nulls match "" or "None".
@@ -141,8 +181,8 @@ bool ListQuery::matches(const Json& doc) const {
   return true;
 }
 
-ListSelection ListQuery::select(std::vector<const Json*> docs) const {
-  std::erase_if(docs, [&](const Json* d) { return !matches(*d); });
+ListSelection ListQuery::select(std::vector<const Json*> docs, const HiddenValue& hidden) const {
+  std::erase_if(docs, [&](const Json* d) { return !matches(*d, hidden); });
   // Sort by the keys asked for, then by id so that markers are stable.
   auto sort = sort_;
   sort.push_back({"id", sort_.empty() ? true : sort_.back().ascending});
@@ -184,6 +224,9 @@ ListSelection ListQuery::select(std::vector<const Json*> docs) const {
     if (page_reverse_ || full) out.next_marker = docs[end - 1]->value("id", "");
     if (page_reverse_ && !full) out.previous_marker.reset();
     if (!page_reverse_ && !full) out.next_marker.reset();
+  } else if (limit_ && marker_ && !page_reverse_) {
+    // Past the last page: still a way back, to the end (no marker).
+    out.previous_marker = "";
   }
   out.items.assign(docs.begin() + static_cast<std::ptrdiff_t>(begin),
                    docs.begin() + static_cast<std::ptrdiff_t>(end));

@@ -9,6 +9,7 @@
 //
 // Thread-safety: value types; apply() is pure.
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -22,7 +23,7 @@ namespace canopy::model {
 struct ListSelection {
   std::vector<const Json*> items;
   std::optional<std::string> next_marker;
-  std::optional<std::string> previous_marker;
+  std::optional<std::string> previous_marker;  // "": a link without a marker
 };
 
 struct ListResult {
@@ -40,8 +41,10 @@ class ListQuery {
 
   // Filters, sorts, pages and projects `docs` (each a visible view).
   ListResult apply(std::vector<Json> docs) const;
+  // A document's value of a filter_only attribute.
+  using HiddenValue = std::function<Json(const Json& doc, const std::string& attr)>;
   // Filters, sorts and pages without copying or projecting.
-  ListSelection select(std::vector<const Json*> docs) const;
+  ListSelection select(std::vector<const Json*> docs, const HiddenValue& hidden = {}) const;
   // A document cut to the requested fields.
   Json project(const Json& doc) const;
   bool projects() const { return !fields_.empty(); }
@@ -57,15 +60,24 @@ class ListQuery {
   struct Filter {
     std::string attr;
     std::vector<Json> values;  // any of them matches
+    bool hidden = false;       // a filter_only attribute
   };
   struct SortKey {
     std::string attr;
     bool ascending = true;
   };
 
-  bool matches(const Json& doc) const;
+  // Ports' ?fixed_ips=ip_address=...|subnet_id=...|ip_address_substr=...
+  struct FixedIps {
+    std::vector<std::string> ip_addresses, subnet_ids, substrings;
+    bool empty() const { return ip_addresses.empty() && subnet_ids.empty() && substrings.empty(); }
+    bool matches(const Json& doc) const;
+  };
+
+  bool matches(const Json& doc, const HiddenValue& hidden) const;
 
   std::vector<Filter> filters_;
+  FixedIps fixed_ips_;
   std::vector<std::string> tags_all_, tags_any_, not_tags_all_, not_tags_any_;
   std::vector<std::string> fields_;
   std::vector<SortKey> sort_;

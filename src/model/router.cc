@@ -100,7 +100,25 @@ const ResourceSpec& routerSpec() {
                  .default_value = Json(nullptr),
                  .nullable = true,
                  .check = checkGatewayInfo});
+    // dvr and l3-ha, with Canopy's meaning: every router is distributed
+    // (each host routes for its own ports), and its gateway fails over
+    // between the gateway hosts of its physical network. Admin-only, as in
+    // Neutron's policy; unspecified means true, and false is refused.
+    for (const char* name : {"distributed", "ha"}) {
+      a.push_back({.name = name,
+                   .type = AttrType::Any,
+                   .allow_post = true,
+                   .allow_put = true,
+                   .default_value = Json(nullptr),
+                   .nullable = true,
+                   .admin_only = true,
+                   .check = [](const Json& v) -> std::optional<std::string> {
+                     if (v.is_null() || v.is_boolean()) return std::nullopt;
+                     return "'" + v.dump() + "' is not a valid boolean value";
+                   }});
+    }
     a.push_back({.name = "routes",
+                 .null_is_empty_list = true,
                  .type = AttrType::Any,
                  .allow_put = true,
                  .default_value = Json::array(),

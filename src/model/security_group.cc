@@ -144,6 +144,13 @@ Result<void> checkRule(Json& rule) {
     rule["protocol"] = std::to_string(rule["protocol"].get<int64_t>());
   }
   int proto = *protocolNumber(rule["protocol"]);
+  // IPv6's own protocols (and their numbers) have no IPv4 rule.
+  if (rule["ethertype"] == "IPv4" &&
+      (proto == 41 || proto == 43 || proto == 44 || proto == 58 || proto == 59 || proto == 60)) {
+    return ruleError(
+        "Invalid ethertype IPv4 for protocol " + rule["protocol"].get<std::string>() + ".",
+        "SecurityGroupEthertypeConflictWithProtocol");
+  }
   const Json& lo = rule["port_range_min"];
   const Json& hi = rule["port_range_max"];
   bool ranged = !lo.is_null() || !hi.is_null();

@@ -89,6 +89,8 @@ const ResourceSpec& subnetSpec() {
     addStandardAttributes(s.attrs);
     auto& a = s.attrs;
     a.push_back({.name = "network_id", .type = AttrType::Uuid, .allow_post = true});
+    // Its network's, for ?shared= (not shown).
+    a.push_back({.name = "shared", .type = AttrType::Bool, .visible = false, .filter_only = true});
     a.push_back(
         {.name = "ip_version", .type = AttrType::Int, .allow_post = true, .check = checkIpVersion});
     a.push_back({.name = "cidr", .allow_post = true});
@@ -110,12 +112,14 @@ const ResourceSpec& subnetSpec() {
                  .nullable = true,
                  .check = checkPools});
     a.push_back({.name = "dns_nameservers",
+                 .null_is_empty_list = true,
                  .type = AttrType::List,
                  .allow_post = true,
                  .allow_put = true,
                  .default_value = Json::array(),
                  .check = checkNameservers});
     a.push_back({.name = "host_routes",
+                 .null_is_empty_list = true,
                  .type = AttrType::List,
                  .allow_post = true,
                  .allow_put = true,

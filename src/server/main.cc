@@ -16,6 +16,7 @@
 #include "api/neutron_api.h"
 #include "base/log.h"
 #include "http/server.h"
+#include "model/network.h"
 #include "southbound/service.h"
 #include "southbound/tls.h"
 #include "state/model_state.h"
@@ -43,6 +44,7 @@ struct Options {
   int keystone_cache_size = 10000;
   int64_t vni_min = 1;
   int64_t vni_max = 65535;
+  std::string vlan_ranges;
   std::string overlay = "geneve";
   int physical_mtu = 1500;
   int api_threads = 2;
@@ -142,6 +144,11 @@ int run(const Options& options) {
                   options.vni_max);
     return 2;
   }
+  auto vlan_ranges = canopy::model::parseVlanRanges(options.vlan_ranges);
+  if (!vlan_ranges) {
+    spdlog::error("canopy-server: --vlan-ranges: {}", vlan_ranges.error().message());
+    return 2;
+  }
   canopy::southbound::SouthboundService southbound(state, clock);
   canopy::trace::Operations operations(state, &southbound, clock);
   canopy::api::NeutronApi api(
@@ -152,7 +159,8 @@ int run(const Options& options) {
        .network = {.overlay = options.overlay,
                    .physical_mtu = options.physical_mtu,
                    .vni_min = options.vni_min,
-                   .vni_max = options.vni_max},
+                   .vni_max = options.vni_max,
+                   .vlan_ranges = std::move(*vlan_ranges)},
        .canopy = [&operations](const canopy::http::HttpRequest& r,
                                const canopy::model::Caller& c) { return operations.handle(r, c); }},
       clock);
@@ -322,6 +330,9 @@ int main(int argc, char** argv) {
   app.add_option("--vni-max", options.vni_max, "Last tunnel id (VNI) for tenant networks")
       ->check(CLI::Range(int64_t{1}, (int64_t{1} << 24) - 1))
       ->capture_default_str();
+  app.add_option("--vlan-ranges", options.vlan_ranges,
+                 "Physical networks that take VLAN networks, with the VLAN ids tenant networks "
+                 "get: PHYSNET[:FIRST:LAST],... (Neutron's network_vlan_ranges)");
   app.add_option("--overlay", options.overlay,
                  "Encapsulation of tenant networks, which sets their default MTU: geneve "
                  "(physical MTU - 58) or vxlan (physical MTU - 50)")

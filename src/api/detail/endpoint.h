@@ -45,6 +45,9 @@ HttpResponse serveTags(const ApiWriter& w, const ResourceKind& kind, const std::
 // /v2.0/agents[/<host>], admin only.
 HttpResponse serveAgents(const ApiWriter& w, const std::vector<std::string>& parts,
                          const HttpRequest& req, const Caller& caller);
+// /v2.0/floatingip-pools: the subnets floating IPs come from.
+HttpResponse serveFloatingIpPools(const ApiWriter& w, const std::vector<std::string>& parts,
+                                  const HttpRequest& req);
 // /v2.0/quotas[/<project>[/default|/details]].
 HttpResponse serveQuotas(const ApiWriter& w, const std::vector<std::string>& parts,
                          const HttpRequest& req, const Caller& caller);

@@ -21,6 +21,21 @@ class FloatingIpKind final : public ResourceKind {
 
   const model::ResourceSpec& spec() const override { return model::floatingIpSpec(); }
 
+  // fip-port-details: the associated port as its owner sees it.
+  void present(Json& view, const Json& doc, const state::Tables& tables) const override {
+    view["port_details"] = nullptr;
+    if (!doc.value("port_id", Json()).is_string()) return;
+    const state::Document* port = tables.find("ports", doc["port_id"].get<std::string>());
+    if (port == nullptr) return;
+    Json details = Json::object();
+    for (const char* key : {"name", "network_id", "mac_address", "admin_state_up", "status",
+                            "device_id", "device_owner"}) {
+      details[key] = port->doc.value(key, Json());
+    }
+    view["port_details"] = std::move(details);
+  }
+  bool derivesViews() const override { return true; }
+
   Result<void> create(Json& doc, Transaction& ctx) const override {
     std::string network_id = str(doc, "floating_network_id");
     auto network = visibleNetwork(ctx, network_id);
@@ -70,6 +85,12 @@ class FloatingIpKind final : public ResourceKind {
     doc["subnet_id"] = address["subnet_id"];
     doc["canopy:port_id"] = (*port)["id"];
     return associate(doc, Json::object(), ctx);
+  }
+
+  // As Neutron: a body without port_id keeps the association, unless it is
+  // empty, which disassociates.
+  void prepareUpdate(Json& changes, const Json& /*before*/) const override {
+    if (changes.empty()) changes["port_id"] = nullptr;
   }
 
   Result<void> update(Json& doc, const Json& before, Transaction& ctx) const override {

@@ -3,7 +3,10 @@
 
 #include "model/network.h"
 
+#include <algorithm>
+
 #include "api/kind.h"
+#include "model/router.h"
 #include "model/subnet.h"
 
 namespace canopy::api {
@@ -17,8 +20,8 @@ class NetworkKind final : public ResourceKind {
 
   const model::ResourceSpec& spec() const override { return model::networkSpec(); }
 
-  bool visible(const Json& doc, const Caller& caller) const override {
-    return ResourceKind::visible(doc, caller) || doc.value("shared", false) ||
+  bool visible(const Json& doc, const Caller& caller, const state::Tables& tables) const override {
+    return ResourceKind::visible(doc, caller, tables) || doc.value("shared", false) ||
            doc.value("router:external", false);
   }
 
@@ -42,7 +45,29 @@ class NetworkKind final : public ResourceKind {
   // Subnets go with their network (Neutron deletes them when no port uses them).
   Result<void> remove(const Json& doc, Transaction& ctx) const override {
     std::string id = doc.value("id", "");
-    if (!ctx.indexed("ports.network", "ports", id).empty()) {
+    // As Neutron: an external network's floating IPs that no port uses go
+    // with it; an associated one keeps it.
+    std::vector<Json> free_ports;
+    for (const Json* port : ctx.indexed("ports.network", "ports", id)) {
+      if (port->value("device_owner", "") != model::kOwnerFloatingIp) continue;
+      const Json* fip = ctx.current("floatingips", port->value("device_id", ""));
+      if (fip != nullptr && !fip->value("port_id", Json()).is_null()) continue;
+      free_ports.push_back(*port);
+    }
+    for (const Json& port : free_ports) {
+      std::string fip_id = port.value("device_id", "");
+      if (const state::Document* f = ctx.find("floatingips", fip_id)) {
+        ctx.guard("floatingips", fip_id, f->mod_revision);
+        ctx.remove("floatingips", fip_id);
+      }
+      removePort(port, ctx);
+    }
+    auto in_use = ctx.indexed("ports.network", "ports", id);
+    std::erase_if(in_use, [&](const Json* p) {
+      return std::any_of(free_ports.begin(), free_ports.end(),
+                         [&](const Json& f) { return f["id"] == (*p)["id"]; });
+    });
+    if (!in_use.empty()) {
       return Error(Errc::Conflict,
                    "Unable to complete operation on network " + id +
                        ". There are one or more ports still in use on the network.",
@@ -108,8 +133,11 @@ class NetworkKind final : public ResourceKind {
             "Unable to create the flat network. Physical network " + physnet + " is in use.",
             "FlatNetworkInUse");
       }
-    } else if (!tunnel && physnet.empty()) {
+    } else if (!tunnel && physnet.empty() && !given.is_null()) {
       return invalid("physical_network required for VLAN provider network");
+    } else if (!tunnel && !physnet.empty() && !config_.vlan_ranges.empty() &&
+               !config_.vlan_ranges.contains(physnet)) {
+      return invalid("physical_network '" + physnet + "' unknown for VLAN provider network");
     } else if (tunnel && !physnet.empty()) {
       return invalid("provider:physical_network specified for " + kind_name + " network");
     }
@@ -132,15 +160,28 @@ class NetworkKind final : public ResourceKind {
                      "VlanIdInUse");
       }
     } else if (type != "flat") {
-      // Tunnel ids come from the configured range; there is no VLAN range.
-      int64_t lo = config_.vni_min, hi = config_.vni_max;
+      // Tunnel ids come from the configured range, VLAN ids from the
+      // physical network's ranges (any physical network's, if none is named).
       std::optional<int64_t> found;
-      if (tunnel && lo <= hi) {
+      auto pick = [&](int64_t lo, int64_t hi) {
+        if (found || lo > hi) return;
         auto span = static_cast<uint64_t>(hi - lo + 1);
         uint64_t start = randomEngine()() % span;
         for (uint64_t i = 0; i < span && !found; ++i) {
           auto candidate = lo + static_cast<int64_t>((start + i) % span);
           if (!used(candidate)) found = candidate;
+        }
+      };
+      if (tunnel) {
+        pick(config_.vni_min, config_.vni_max);
+      } else {
+        for (const auto& [name, ranges] : config_.vlan_ranges) {
+          if (!physnet.empty() && name != physnet) continue;
+          std::string chosen = physnet;
+          physnet = name;  // used() reads it
+          for (const auto& [lo, hi] : ranges) pick(lo, hi);
+          if (found) break;
+          physnet = chosen;
         }
       }
       if (!found) {

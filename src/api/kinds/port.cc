@@ -4,6 +4,7 @@
 
 #include "api/detail/addresses.h"
 #include "api/kind.h"
+#include "model/ipam.h"
 #include "model/router.h"
 
 namespace canopy::api {
@@ -14,6 +15,7 @@ using model::badRequest;
 using detail::allocate;
 using detail::checkSecurityGroups;
 using detail::completeNewPort;
+using detail::macKey;
 using detail::releasePortClaims;
 
 class PortKind final : public ResourceKind {
@@ -34,6 +36,7 @@ class PortKind final : public ResourceKind {
   }
 
   Result<void> update(Json& doc, const Json& before, Transaction& ctx) const override {
+    if (auto r = changeMac(doc, before, ctx); !r) return r;
     if (doc["port_security_enabled"].is_null()) {
       doc["port_security_enabled"] = before["port_security_enabled"];
     }
@@ -68,6 +71,35 @@ class PortKind final : public ResourceKind {
   }
 
  private:
+  static Result<void> changeMac(Json& doc, const Json& before, Transaction& ctx) {
+    if (doc["mac_address"].is_null()) doc["mac_address"] = before["mac_address"];
+    auto mac = model::parseMac(doc["mac_address"].get<std::string>());
+    doc["mac_address"] = *mac;
+    if (doc["mac_address"] == before["mac_address"]) return ok();
+    std::string id = doc.value("id", ""), network_id = doc.value("network_id", "");
+    if (!ctx.caller().is_admin) {
+      return model::policyRefused("(rule:update_port:mac_address) is disallowed by policy");
+    }
+    if (!doc.value("binding:host_id", "").empty()) {
+      return Error(Errc::Conflict,
+                   "Unable to complete operation on port " + id +
+                       ", port is already bound, port type: ovs, old_mac " +
+                       before.value("mac_address", "") + ", new_mac " +
+                       doc.value("mac_address", "") + ".",
+                   "PortBound");
+    }
+    if (!ctx.indexed("ports.mac", "ports", network_id + " " + doc.value("mac_address", ""))
+             .empty()) {
+      return Error(Errc::Conflict,
+                   "Unable to complete operation for network " + network_id + ". The mac address " +
+                       doc.value("mac_address", "") + " is in use.",
+                   "MacAddressInUse");
+    }
+    ctx.release(macKey(network_id, before.value("mac_address", "")));
+    ctx.claim(macKey(network_id, doc["mac_address"]), id);
+    return ok();
+  }
+
   model::NetworkConfig config_;
 };
 

@@ -23,6 +23,7 @@ class RouterKind final : public ResourceKind {
   const model::ResourceSpec& spec() const override { return model::routerSpec(); }
 
   Result<void> create(Json& doc, Transaction& ctx) const override {
+    if (auto r = canopyMeaning(doc); !r) return r;
     doc["status"] = "ACTIVE";
     doc["routes"] = Json::array();
     Json wanted = doc["external_gateway_info"];
@@ -31,6 +32,7 @@ class RouterKind final : public ResourceKind {
   }
 
   Result<void> update(Json& doc, const Json& before, Transaction& ctx) const override {
+    if (auto r = canopyMeaning(doc); !r) return r;
     if (doc["external_gateway_info"] != before["external_gateway_info"]) {
       Json wanted = doc["external_gateway_info"];
       doc["external_gateway_info"] = before["external_gateway_info"];
@@ -91,6 +93,21 @@ class RouterKind final : public ResourceKind {
   }
 
  private:
+  // distributed and ha are always true on Canopy (model/router.cc).
+  static Result<void> canopyMeaning(Json& doc) {
+    for (const char* name : {"distributed", "ha"}) {
+      if (doc[name].is_null()) doc[name] = true;
+      if (doc[name] == false) {
+        return model::badRequest(std::string(name) == "ha"
+                                     ? "Canopy routers' gateways always fail over between the "
+                                       "gateway hosts: ha cannot be false."
+                                     : "Canopy routers are always distributed (each host routes "
+                                       "for its own ports): distributed cannot be false.");
+      }
+    }
+    return ok();
+  }
+
   // What add/remove_router_interface answer.
   static Json interfaceInfo(const Json& router, const Json& port, const std::string& subnet_id) {
     Json subnet_ids = Json::array();

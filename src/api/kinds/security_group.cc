@@ -3,6 +3,9 @@
 
 #include "model/security_group.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include "api/kind.h"
 
 namespace canopy::api {
@@ -53,15 +56,13 @@ class SecurityGroupKind final : public ResourceKind {
 
   Result<void> create(Json& doc, Transaction& ctx) const override {
     std::string project = doc.value("project_id", "");
-    if (doc.value("name", "") == "default" &&
-        !ctx.indexed("security-groups.default", "security-groups", project).empty()) {
-      return Error(Errc::Conflict, "Default security group already exists.",
-                   "SecurityGroupDefaultAlreadyExists");
-    }
+    // "default" is the name of the group Canopy makes; no other may take it.
+    if (namedDefault(doc)) return defaultExists();
     if (auto r = ensureDefaultGroup(ctx, project); !r) return std::move(r).error();
     // Every new group may send anything; nothing may come in until a rule says so.
     auto rules = model::defaultGroupRules(doc["id"]);
     rules.resize(2);  // the two egress rules
+    if (auto q = checkQuota("security-group-rules", project, 2, ctx); !q) return q;
     addRules(ctx, project, rules);
     return ok();
   }
@@ -71,9 +72,23 @@ class SecurityGroupKind final : public ResourceKind {
       return Error(Errc::Conflict, "Updating default security group not allowed.",
                    "SecurityGroupCannotUpdateDefault");
     }
+    if (doc["name"] != before["name"] && namedDefault(doc)) return defaultExists();
     return ok();
   }
 
+ private:
+  static bool namedDefault(const Json& doc) {
+    std::string name = doc.value("name", "");
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return name == "default";
+  }
+  static Error defaultExists() {
+    return Error(Errc::Conflict, "Default security group already exists.",
+                 "SecurityGroupDefaultAlreadyExists");
+  }
+
+ public:
   Result<void> remove(const Json& doc, Transaction& ctx) const override {
     std::string id = doc.value("id", "");
     if (!ctx.indexed("ports.security_group", "ports", id).empty()) {

@@ -12,6 +12,15 @@ class SecurityGroupRuleKind final : public ResourceKind {
  public:
   const model::ResourceSpec& spec() const override { return model::securityGroupRuleSpec(); }
 
+  // As Neutron: the caller's own rules, and every rule of the caller's
+  // groups (an admin may add one to them).
+  bool visible(const Json& doc, const Caller& caller, const state::Tables& tables) const override {
+    if (ResourceKind::visible(doc, caller, tables)) return true;
+    const state::Document* group =
+        tables.find("security-groups", doc.value("security_group_id", ""));
+    return group != nullptr && group->doc.value("project_id", "") == caller.project_id;
+  }
+
   Result<void> create(Json& doc, Transaction& ctx) const override {
     if (auto r = model::checkRule(doc); !r) return r;
     auto groupVisible = [&](const std::string& gid) {

@@ -3,7 +3,9 @@
 
 #include "model/subnet.h"
 
+#include "api/detail/addresses.h"
 #include "api/kind.h"
+#include "model/router.h"
 
 namespace canopy::api {
 namespace {
@@ -13,6 +15,14 @@ using model::badRequest;
 class SubnetKind final : public ResourceKind {
  public:
   const model::ResourceSpec& spec() const override { return model::subnetSpec(); }
+
+  // ?shared=: its network's.
+  Json hiddenValue(const Json& doc, const std::string& attr,
+                   const state::Tables& tables) const override {
+    if (attr != "shared") return nullptr;
+    const state::Document* n = tables.find("networks", doc.value("network_id", ""));
+    return n != nullptr && n->doc.value("shared", false);
+  }
 
   Result<void> create(Json& doc, Transaction& ctx) const override {
     std::string network_id = doc.value("network_id", "");
@@ -39,13 +49,42 @@ class SubnetKind final : public ResourceKind {
     return ok();
   }
 
+  // As Neutron: a subnet whose addresses ports chose themselves (IPv6
+  // SLAAC or DHCPv6-stateless) goes with those addresses, unless a router
+  // has an interface on it; any other allocation keeps it.
   Result<void> remove(const Json& doc, Transaction& ctx) const override {
     std::string id = doc.value("id", "");
-    if (!ctx.indexed("ports.subnet", "ports", id).empty()) {
-      return Error(Errc::Conflict,
-                   "Unable to complete operation on subnet " + id +
-                       ": One or more ports have an IP allocation from this subnet.",
-                   "SubnetInUse");
+    std::string mode = doc.value("ipv6_address_mode", Json()).is_string()
+                           ? doc["ipv6_address_mode"].get<std::string>()
+                           : "";
+    bool auto_addressed = mode == "slaac" || mode == "dhcpv6-stateless";
+    std::vector<Json> ports;
+    for (const Json* p : ctx.indexed("ports.subnet", "ports", id)) {
+      if (!auto_addressed || p->value("device_owner", "") == model::kOwnerRouterInterface) {
+        return Error(Errc::Conflict,
+                     "Unable to complete operation on subnet " + id +
+                         ": One or more ports have an IP allocation from this subnet.",
+                     "SubnetInUse");
+      }
+      ports.push_back(*p);
+    }
+    for (Json& port : ports) {
+      Json kept = Json::array();
+      for (const auto& f : port["fixed_ips"]) {
+        if (f.value("subnet_id", "") == id) {
+          ctx.release(detail::ipKey(port.value("network_id", ""), f.value("ip_address", "")));
+        } else {
+          kept.push_back(f);
+        }
+      }
+      port["fixed_ips"] = std::move(kept);
+      port["revision_number"] = port.value("revision_number", int64_t{0}) + 1;
+      port["updated_at"] = ctx.now();
+      std::string port_id = port.value("id", "");
+      if (const state::Document* d = ctx.find("ports", port_id)) {
+        ctx.guard("ports", port_id, d->mod_revision);
+      }
+      ctx.put("ports", port_id, port);
     }
     ctx.touch("networks", doc.value("network_id", ""));
     return ok();

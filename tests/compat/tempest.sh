@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Tempest's Neutron API tests against canopy-server, run as a cloud runs
+# them: Debian's Keystone (uwsgi, PostgreSQL) with canopy-server
+# (--auth keystone) as the catalog's network endpoint, tempest 33 and
+# neutron-tempest-plugin 2.0, and the extension list that neutron-server 21
+# advertises (neutron-extensions.txt), so that what Canopy lacks shows as
+# failures, not skips. Everything runs on loopback in a work dir and is
+# stopped and removed at the end.
+#
+#   tests/compat/tempest.sh [BIN_DIR]                the core subset (CI)
+#   CANOPY_TEMPEST=plugin tests/compat/tempest.sh    every neutron_tempest_plugin.api test
+#   CANOPY_TEMPEST=tempest tests/compat/tempest.sh   tempest.api.network
+#   CANOPY_TEMPEST='REGEX' tests/compat/tempest.sh   any selection
+#
+# Prints "N passed, N failed (N expected), N skipped" and exits non-zero if
+# a test fails that expected-failures.txt does not list, or one it lists
+# passes (the list may only shrink: take the line out). Env:
+# CANOPY_TEMPEST_CONCURRENCY (2), CANOPY_TEMPEST_RESULTS=DIR (keep the
+# results: subunit, CSV, logs).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+bin=${1:-$root/build/dev/bin}
+[ "$(id -u)" -eq 0 ] || { echo "tempest.sh: needs root (its PostgreSQL runs as postgres)"; exit 77; }
+"$root/scripts/install-deps.sh" >/dev/null
+source "$root/tests/e2e/lib.sh"
+export PATH="/usr/bin:/usr/sbin:/bin:/sbin:$PATH"  # Debian's python for Debian's OpenStack
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+
+core='^neutron_tempest_plugin\.api\.(test_networks|test_networks_negative|test_subnets|test_ports|test_ports_negative|test_routers|test_routers_negative|test_floating_ips|test_floating_ips_negative|test_security_groups|test_security_groups_negative)\.'
+case "${CANOPY_TEMPEST:-core}" in
+  core) regex=$core ;;
+  plugin) regex='^neutron_tempest_plugin\.api\.' ;;
+  tempest) regex='^tempest\.api\.network\.' ;;
+  *) regex=$CANOPY_TEMPEST ;;
+esac
+concurrency=${CANOPY_TEMPEST_CONCURRENCY:-2}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+chmod 755 "$work"  # PostgreSQL runs as its own user
+compat_cleanup() {
+  [ -f "$work/keystone.pid" ] && kill -TERM "$(cat "$work/keystone.pid")" 2>/dev/null || true
+  [ -d "$work/pg" ] && runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1 || true
+  if [ -n "${CANOPY_TEMPEST_RESULTS:-}" ] && [ -d "$work/results" ]; then
+    mkdir -p "$CANOPY_TEMPEST_RESULTS" && cp -r "$work/results/." "$CANOPY_TEMPEST_RESULTS/"
+  fi
+  cleanup
+}
+trap compat_cleanup EXIT
+mkdir -p "$work/results"
+
+# PostgreSQL for Keystone: a private cluster on a free loopback port.
+pg_port=$(free_port)
+install -d -o postgres -m 700 "$work/pg"
+runuser -u postgres -- "$pgbin/initdb" -D "$work/pg" --auth=trust -U postgres >"$work/results/pg-init.log" 2>&1 ||
+  fail "initdb: $(tail -n 20 "$work/results/pg-init.log")"
+runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -w -l "$work/pg/server.log" \
+  -o "-p $pg_port -k $work/pg -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null ||
+  fail "PostgreSQL did not start: $(tail -n 20 "$work/pg/server.log")"
+psql=(psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -v ON_ERROR_STOP=1)
+"${psql[@]}" -c "CREATE ROLE keystone LOGIN PASSWORD 'keystone'" -c "CREATE DATABASE keystone OWNER keystone" >/dev/null
+
+# Keystone under uwsgi, its users and projects as a cloud has them.
+ks_port=$(free_port)
+ks_url="http://127.0.0.1:$ks_port/v3"
+admin_password=admin
+cat >"$work/keystone.conf" <<CONF
+[DEFAULT]
+log_file = $work/results/keystone.log
+[database]
+connection = postgresql+psycopg2://keystone:keystone@127.0.0.1:$pg_port/keystone
+[identity]
+password_hash_rounds = 4
+[token]
+provider = fernet
+[fernet_tokens]
+key_repository = $work/fernet-keys
+[fernet_receipts]
+key_repository = $work/fernet-receipts
+[credential]
+key_repository = $work/credential-keys
+CONF
+manage() { keystone-manage --config-file "$work/keystone.conf" "$@" >>"$work/results/keystone-manage.log" 2>&1 ||
+  fail "keystone-manage $1: $(tail -n 20 "$work/results/keystone-manage.log")"; }
+manage db_sync
+manage fernet_setup --keystone-user root --keystone-group root
+manage credential_setup --keystone-user root --keystone-group root
+manage bootstrap --bootstrap-password "$admin_password" --bootstrap-public-url "$ks_url" \
+  --bootstrap-internal-url "$ks_url" --bootstrap-admin-url "$ks_url" --bootstrap-region-id RegionOne
+uwsgi --plugin python3 --http-socket "127.0.0.1:$ks_port" --wsgi-file /usr/bin/keystone-wsgi-public \
+  --master --processes 2 --threads 2 --enable-threads --lazy-apps --die-on-term \
+  --buffer-size 65535 --add-header "Connection: close" \
+  --env "OS_KEYSTONE_CONFIG_FILES=$work/keystone.conf" \
+  --pidfile "$work/keystone.pid" --daemonize "$work/results/keystone-uwsgi.log"
+for _ in $(seq 1 150); do
+  curl -sf -o /dev/null "$ks_url" && break
+  sleep 0.2
+done
+curl -sf -o /dev/null "$ks_url" || fail "Keystone did not start: $(tail -n 30 "$work/results/keystone-uwsgi.log")"
+
+export OS_AUTH_URL=$ks_url OS_IDENTITY_API_VERSION=3 OS_REGION_NAME=RegionOne OS_INTERFACE=public \
+  OS_USERNAME=admin OS_PASSWORD=$admin_password OS_PROJECT_NAME=admin \
+  OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default
+unset OS_AUTH_TYPE OS_ENDPOINT OS_TOKEN OS_CLOUD
+openstack -q project create service >/dev/null
+openstack -q project create demo >/dev/null
+openstack -q user create --password demo demo >/dev/null
+openstack -q role add --project demo --user demo member
+openstack -q user create --password canopy-pw canopy >/dev/null
+openstack -q role add --project service --user canopy admin
+
+CANOPY_KEYSTONE_PASSWORD=canopy-pw start_server "$bin" "$work/results/canopy-server.log" \
+  --store "sqlite:$work/canopy.db" --listen 127.0.0.1:0 --auth keystone \
+  --keystone-url "$ks_url" --keystone-user canopy --keystone-project service \
+  --vlan-ranges public,physnet1:100:200
+openstack -q service create --name neutron network >/dev/null
+for interface in public internal admin; do
+  openstack -q endpoint create --region RegionOne network "$interface" "$api_url" >/dev/null
+done
+
+# The external network tempest's router and floating-IP tests use.
+public_id=$(openstack network create --external --provider-network-type flat \
+  --provider-physical-network public public -f value -c id)
+openstack -q subnet create --network public --subnet-range 172.24.4.0/24 --gateway 172.24.4.1 \
+  --allocation-pool start=172.24.4.10,end=172.24.4.250 --no-dhcp public-subnet >/dev/null
+
+# tempest's workspace (it writes a tempest.log where it runs).
+(cd "$work" && tempest init --workspace-path "$work/workspace.yaml" --name canopy "$work/tempest" >/dev/null)
+extensions=$(grep -v '^#' "$here/neutron-extensions.txt" | paste -sd, -)
+sed -e "s#@WORK@#$work#g" -e "s#@KEYSTONE_URL@#$ks_url#g" -e "s#@ADMIN_PASSWORD@#$admin_password#g" \
+  -e "s#@PUBLIC_NETWORK_ID@#$public_id#g" -e "s#@API_EXTENSIONS@#$extensions#g" \
+  "$here/tempest.conf.in" >"$work/tempest/etc/tempest.conf"
+cp "$work/tempest/etc/tempest.conf" "$work/results/tempest.conf"
+
+start=$(date +%s)
+set +e
+(cd "$work/tempest" && tempest run --regex "$regex" --concurrency "$concurrency") \
+  >"$work/results/tempest-run.log" 2>&1
+set -e
+seconds=$(($(date +%s) - start))
+(cd "$work/tempest" && stestr last --subunit) >"$work/results/last.subunit" 2>/dev/null || true
+# (subunit2csv's status says whether tests failed: the CSV is what counts.)
+subunit2csv <"$work/results/last.subunit" >"$work/results/results.csv" 2>/dev/null || true
+[ "$(wc -l <"$work/results/results.csv")" -gt 1 ] ||
+  fail "no results: $(tail -n 30 "$work/results/tempest-run.log")"
+
+python3 "$here/verdict.py" "$work/results/results.csv" "$here/expected-failures.txt" "${CANOPY_TEMPEST:-core}" "$seconds"

@@ -1,0 +1,254 @@
+// What tempest's Neutron suites check and Canopy once did differently:
+// each case is Neutron's behaviour, found by running the suites against
+// both servers.
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "api_fixture.h"
+
+namespace canopy::api {
+namespace {
+
+using model::Json;
+
+constexpr const char* kAdmin = "";  // no project header: the noauth admin
+
+class CompatTest : public ApiFixture {
+ protected:
+  std::string subnet(const std::string& net, const std::string& cidr, const std::string& extra = "",
+                     const std::string& project = "p1") {
+    auto r = call("POST", "/v2.0/subnets",
+                  R"({"subnet": {"network_id": ")" + net + R"(", "ip_version": )" +
+                      (cidr.find(':') == std::string::npos ? "4" : "6") + R"(, "cidr": ")" + cidr +
+                      "\"" + extra + "}}",
+                  project);
+    EXPECT_EQ(r.status, 201) << r.body.dump();
+    return r.body["subnet"].value("id", "");
+  }
+  Reply port(const std::string& net, const std::string& extra = "",
+             const std::string& project = "p1") {
+    return call("POST", "/v2.0/ports", R"({"port": {"network_id": ")" + net + "\"" + extra + "}}",
+                project);
+  }
+};
+
+// Horizon sends admin-only attributes at their defaults; Neutron's policy
+// checks them only when they differ.
+TEST_F(CompatTest, AMemberMayGiveAdminOnlyAttributesTheirDefaults) {
+  auto r = call("POST", "/v2.0/networks",
+                R"({"network": {"name": "n", "shared": false, "router:external": false}})");
+  EXPECT_EQ(r.status, 201) << r.body.dump();
+  expectError(call("POST", "/v2.0/networks", R"({"network": {"name": "n", "shared": true}})"), 403,
+              "PolicyNotAuthorized");
+  // An update names what it changes: checked whatever the value.
+  std::string id = r.body["network"]["id"];
+  expectError(call("PUT", "/v2.0/networks/" + id, R"({"network": {"shared": false}})"), 403,
+              "PolicyNotAuthorized");
+}
+
+TEST_F(CompatTest, NullListsAreEmptyLists) {
+  auto router = call("POST", "/v2.0/routers", R"({"router": {"name": "r"}})");
+  ASSERT_EQ(router.status, 201) << router.body.dump();
+  std::string id = router.body["router"]["id"];
+  auto r = call("PUT", "/v2.0/routers/" + id, R"({"router": {"routes": null}})");
+  ASSERT_EQ(r.status, 200) << r.body.dump();
+  EXPECT_EQ(r.body["router"]["routes"], Json::array());
+  std::string net = createNetwork("n");
+  std::string s = subnet(net, "10.0.0.0/24");
+  auto sub = call("PUT", "/v2.0/subnets/" + s,
+                  R"({"subnet": {"dns_nameservers": null, "host_routes": null}})");
+  ASSERT_EQ(sub.status, 200) << sub.body.dump();
+  EXPECT_EQ(sub.body["subnet"]["dns_nameservers"], Json::array());
+  // A port's explicit null: no security groups (absent: the default group).
+  auto p = port(net, R"(, "security_groups": null, "port_security_enabled": false)");
+  ASSERT_EQ(p.status, 201) << p.body.dump();
+  EXPECT_EQ(p.body["port"]["security_groups"], Json::array());
+}
+
+TEST_F(CompatTest, PortsFilterByTheirFixedIps) {
+  std::string net = createNetwork("n");
+  std::string a = subnet(net, "10.0.0.0/24");
+  std::string b = subnet(net, "10.0.1.0/24");
+  auto p1 =
+      port(net, R"(, "fixed_ips": [{"subnet_id": ")" + a + R"(", "ip_address": "10.0.0.5"}])");
+  auto p2 =
+      port(net, R"(, "fixed_ips": [{"subnet_id": ")" + b + R"(", "ip_address": "10.0.1.5"}])");
+  ASSERT_EQ(p1.status, 201) << p1.body.dump();
+  ASSERT_EQ(p2.status, 201) << p2.body.dump();
+  auto by_ip = call("GET", "/v2.0/ports?fixed_ips=ip_address%3D10.0.0.5");
+  ASSERT_EQ(by_ip.status, 200) << by_ip.body.dump();
+  ASSERT_EQ(by_ip.body["ports"].size(), 1u);
+  EXPECT_EQ(by_ip.body["ports"][0]["id"], p1.body["port"]["id"]);
+  auto by_subnet = call("GET", "/v2.0/ports?fixed_ips=subnet_id%3D" + b);
+  ASSERT_EQ(by_subnet.body["ports"].size(), 1u);
+  EXPECT_EQ(by_subnet.body["ports"][0]["id"], p2.body["port"]["id"]);
+  // Both on one address: the address must be on that subnet.
+  auto both =
+      call("GET", "/v2.0/ports?fixed_ips=subnet_id%3D" + b + "&fixed_ips=ip_address%3D10.0.0.5");
+  EXPECT_EQ(both.body["ports"].size(), 0u);
+  auto substring = call("GET", "/v2.0/ports?fixed_ips=ip_address_substr%3D0.1.");
+  EXPECT_EQ(substring.body["ports"].size(), 1u);
+  expectError(call("GET", "/v2.0/ports?fixed_ips=mac%3Dx"), 400, "HTTPBadRequest");
+}
+
+TEST_F(CompatTest, ThePageAfterTheLastLinksBack) {
+  std::string a = createNetwork("a");
+  std::string b = createNetwork("b");
+  std::string last = std::max(a, b);
+  auto r = call("GET", "/v2.0/networks?limit=2&sort_key=id&sort_dir=asc&marker=" + last);
+  ASSERT_EQ(r.status, 200) << r.body.dump();
+  EXPECT_EQ(r.body["networks"].size(), 0u);
+  ASSERT_EQ(r.body["networks_links"].size(), 1u) << r.body.dump();
+  EXPECT_EQ(r.body["networks_links"][0]["rel"], "previous");
+  std::string href = r.body["networks_links"][0]["href"];
+  EXPECT_EQ(href.find("marker="), std::string::npos) << href;
+  EXPECT_NE(href.find("page_reverse=True"), std::string::npos) << href;
+}
+
+TEST_F(CompatTest, TheDefaultGroupsNameIsTaken) {
+  expectError(call("POST", "/v2.0/security-groups", R"({"security_group": {"name": "default"}})"),
+              409, "SecurityGroupDefaultAlreadyExists");
+  expectError(call("POST", "/v2.0/security-groups", R"({"security_group": {"name": "DEFAULT"}})"),
+              409, "SecurityGroupDefaultAlreadyExists");
+  auto g = call("POST", "/v2.0/security-groups", R"({"security_group": {"name": "web"}})");
+  ASSERT_EQ(g.status, 201) << g.body.dump();
+  std::string id = g.body["security_group"]["id"];
+  expectError(
+      call("PUT", "/v2.0/security-groups/" + id, R"({"security_group": {"name": "default"}})"), 409,
+      "SecurityGroupDefaultAlreadyExists");
+  auto groups = call("GET", "/v2.0/security-groups?name=default");
+  EXPECT_EQ(groups.body["security_groups"].size(), 1u) << groups.body.dump();
+}
+
+TEST_F(CompatTest, SecurityGroupRulesAndPortsAsNeutronChecksThem) {
+  auto g = call("POST", "/v2.0/security-groups", R"({"security_group": {"name": "web"}})");
+  std::string id = g.body["security_group"]["id"];
+  for (const char* proto : {"icmpv6", "ipv6-icmp", "58", "ipv6-frag"}) {
+    expectError(call("POST", "/v2.0/security-group-rules",
+                     R"({"security_group_rule": {"security_group_id": ")" + id +
+                         R"(", "direction": "ingress", "ethertype": "IPv4", "protocol": ")" +
+                         proto + "\"}}"),
+                400, "SecurityGroupEthertypeConflictWithProtocol");
+  }
+  std::string net = createNetwork("n");
+  subnet(net, "10.0.0.0/24");
+  auto dup = port(net, R"(, "security_groups": [")" + id + R"(", ")" + id + "\"]");
+  expectError(dup, 400, "HTTPBadRequest");
+}
+
+TEST_F(CompatTest, FloatingIpBodiesWithoutPortIdKeepOrDropTheAssociation) {
+  std::string ext = createNetwork("public", kAdmin, R"(, "router:external": true)");
+  subnet(ext, "203.0.113.0/24", R"(, "enable_dhcp": false)", kAdmin);
+  std::string net = createNetwork("n");
+  std::string s = subnet(net, "10.0.0.0/24");
+  auto router = call("POST", "/v2.0/routers",
+                     R"({"router": {"external_gateway_info": {"network_id": ")" + ext + "\"}}}");
+  ASSERT_EQ(router.status, 201) << router.body.dump();
+  std::string rid = router.body["router"]["id"];
+  ASSERT_EQ(call("PUT", "/v2.0/routers/" + rid + "/add_router_interface",
+                 R"({"subnet_id": ")" + s + "\"}")
+                .status,
+            200);
+  auto p = port(net);
+  std::string pid = p.body["port"]["id"];
+  auto fip = call(
+      "POST", "/v2.0/floatingips",
+      R"({"floatingip": {"floating_network_id": ")" + ext + R"(", "port_id": ")" + pid + "\"}}");
+  ASSERT_EQ(fip.status, 201) << fip.body.dump();
+  std::string fid = fip.body["floatingip"]["id"];
+  auto described =
+      call("PUT", "/v2.0/floatingips/" + fid, R"({"floatingip": {"description": "d2"}})");
+  ASSERT_EQ(described.status, 200) << described.body.dump();
+  EXPECT_EQ(described.body["floatingip"]["port_id"], pid);
+  auto emptied = call("PUT", "/v2.0/floatingips/" + fid, R"({"floatingip": {}})");
+  ASSERT_EQ(emptied.status, 200) << emptied.body.dump();
+  EXPECT_TRUE(emptied.body["floatingip"]["port_id"].is_null()) << emptied.body.dump();
+}
+
+TEST_F(CompatTest, AnAdminChangesAnUnboundPortsMac) {
+  std::string net = createNetwork("n");
+  subnet(net, "10.0.0.0/24");
+  auto p = port(net);
+  std::string id = p.body["port"]["id"];
+  expectError(call("PUT", "/v2.0/ports/" + id, R"({"port": {"mac_address": "fa:16:3e:00:00:01"}})"),
+              403, "PolicyNotAuthorized");
+  auto r =
+      call("PUT", "/v2.0/ports/" + id, R"({"port": {"mac_address": "FA:16:3E:00:00:01"}})", kAdmin);
+  ASSERT_EQ(r.status, 200) << r.body.dump();
+  EXPECT_EQ(r.body["port"]["mac_address"], "fa:16:3e:00:00:01");
+  auto other = port(net, R"(, "mac_address": "fa:16:3e:00:00:01")");
+  expectError(other, 409, "MacAddressInUse");
+  ASSERT_EQ(
+      call("PUT", "/v2.0/ports/" + id, R"({"port": {"binding:host_id": "h1"}})", kAdmin).status,
+      200);
+  expectError(
+      call("PUT", "/v2.0/ports/" + id, R"({"port": {"mac_address": "fa:16:3e:00:00:02"}})", kAdmin),
+      409, "PortBound");
+}
+
+TEST_F(CompatTest, AnAutoAddressedSubnetGoesWithItsAddresses) {
+  std::string net = createNetwork("n");
+  std::string v4 = subnet(net, "10.0.0.0/24");
+  std::string v6 =
+      subnet(net, "fd00::/64", R"(, "ipv6_address_mode": "slaac", "ipv6_ra_mode": "slaac")");
+  auto p = port(net);
+  ASSERT_EQ(p.status, 201) << p.body.dump();
+  ASSERT_EQ(p.body["port"]["fixed_ips"].size(), 2u) << p.body.dump();
+  EXPECT_EQ(call("DELETE", "/v2.0/subnets/" + v6).status, 204);
+  auto after = call("GET", "/v2.0/ports/" + p.body["port"]["id"].get<std::string>());
+  ASSERT_EQ(after.body["port"]["fixed_ips"].size(), 1u) << after.body.dump();
+  EXPECT_EQ(after.body["port"]["fixed_ips"][0]["subnet_id"], v4);
+  expectError(call("DELETE", "/v2.0/subnets/" + v4), 409, "SubnetInUse");
+}
+
+TEST_F(CompatTest, AnExternalNetworkGoesWithItsFreeFloatingIps) {
+  std::string ext = createNetwork("public", kAdmin, R"(, "router:external": true)");
+  subnet(ext, "203.0.113.0/24", R"(, "enable_dhcp": false)", kAdmin);
+  auto fip = call("POST", "/v2.0/floatingips",
+                  R"({"floatingip": {"floating_network_id": ")" + ext + "\"}}");
+  ASSERT_EQ(fip.status, 201) << fip.body.dump();
+  EXPECT_EQ(call("DELETE", "/v2.0/networks/" + ext, "", kAdmin).status, 204);
+  expectError(call("GET", "/v2.0/floatingips/" + fip.body["floatingip"]["id"].get<std::string>()),
+              404, "FloatingIPNotFound");
+}
+
+TEST_F(CompatTest, AMembersAgentListIsEmpty) {
+  auto r = call("GET", "/v2.0/agents");
+  ASSERT_EQ(r.status, 200) << r.body.dump();
+  EXPECT_EQ(r.body["agents"], Json::array());
+  expectError(call("GET", "/v2.0/agents/h1"), 404, "AgentNotFound");
+}
+
+// Neutron's network_vlan_ranges: VLAN ids for networks that name none.
+TEST_F(CompatTest, VlanNetworksTakeIdsFromTheirPhysicalNetworksRanges) {
+  shutdown();
+  ApiConfig config;
+  config.network.vlan_ranges = {{"physnet1", {{100, 101}}}, {"public", {}}};
+  boot(std::move(config));
+  auto vlan = [&](const std::string& physnet) {
+    std::string extra = R"({"network": {"name": "v", "provider:network_type": "vlan")";
+    if (!physnet.empty()) extra += R"(, "provider:physical_network": ")" + physnet + "\"";
+    return call("POST", "/v2.0/networks", extra + "}}", kAdmin);
+  };
+  auto a = vlan("physnet1");
+  ASSERT_EQ(a.status, 201) << a.body.dump();
+  auto b = vlan("");  // any physical network with a range
+  ASSERT_EQ(b.status, 201) << b.body.dump();
+  EXPECT_EQ(b.body["network"]["provider:physical_network"], "physnet1");
+  std::set<int64_t> ids = {a.body["network"]["provider:segmentation_id"].get<int64_t>(),
+                           b.body["network"]["provider:segmentation_id"].get<int64_t>()};
+  EXPECT_EQ(ids, (std::set<int64_t>{100, 101}));
+  expectError(vlan("physnet1"), 503, "NoNetworkAvailable");
+  expectError(vlan("public"), 503, "NoNetworkAvailable");  // ids must be given there
+  expectError(vlan("nowhere"), 400, "HTTPBadRequest");
+  auto given = call("POST", "/v2.0/networks",
+                    R"({"network": {"provider:network_type": "vlan",
+                        "provider:physical_network": "public", "provider:segmentation_id": 7}})",
+                    kAdmin);
+  EXPECT_EQ(given.status, 201) << given.body.dump();
+}
+
+}  // namespace
+}  // namespace canopy::api
