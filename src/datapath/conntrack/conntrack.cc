@@ -387,11 +387,11 @@ DropReason ConnTrack::commit(const packet::ParsedPacket& p, std::span<const uint
   MaybeLock lock(shard.mu, limits_.shared);
   if (live(shard, k, now) != nullptr) return DropReason::None;  // committed meanwhile
   auto e = std::make_shared<ConnEntry>();
-  e->original = k;
+  ConnEntry& c = *e;
+  c.original = k;
   {
     // Not yet seen by any other thread; the lock is for the analysis.
-    MaybeLock entry(e->lock, limits_.shared);
-    ConnEntry& c = *e;
+    MaybeLock entry(c.lock, limits_.shared);
     const Timeouts& t = limits_.timeouts;
     if (k.protocol == kTcp) {
       c.tcp = TcpState::SynSent;

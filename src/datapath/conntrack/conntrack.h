@@ -198,13 +198,13 @@ class ConnTrack {
   [[gnu::always_inline]] inline Lookup established(ConnEntry& c, const ConnKey& k,
                                                    const packet::ParsedPacket& p,
                                                    std::span<const uint8_t> frame,
-                                                   SteadyTime now) noexcept;
+                                                   SteadyTime now) noexcept CANOPY_REQUIRES(c.lock);
   size_t shardOf(const ConnKey& key) const noexcept;
   // The live entry `key` names (an expired one is erased), or nullptr.
   const std::shared_ptr<ConnEntry>* live(Shard& shard, const ConnKey& key, SteadyTime now) noexcept
       CANOPY_REQUIRES(shard.mu);
   void advanceTcp(ConnEntry& c, const packet::ParsedPacket& p, std::span<const uint8_t> frame,
-                  bool reply, SteadyTime now, Lookup& out) noexcept;
+                  bool reply, SteadyTime now, Lookup& out) noexcept CANOPY_REQUIRES(c.lock);
   // Takes the entry out of the table (both directions) and marks it dead.
   void erase(Shard& shard, ConnEntry& e) noexcept CANOPY_REQUIRES(shard.mu);
 
