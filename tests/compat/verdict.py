@@ -22,7 +22,7 @@ def covers(entry, test_id):
 
 
 results, expected = {}, {}
-with open(sys.argv[1], newline="") as f:
+with open(sys.argv[1], newline="", errors="replace") as f:
     for row in csv.DictReader(f):
         test_id = normalize(row["test"])
         status = row["status"]
