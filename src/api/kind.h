@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -31,10 +32,20 @@ using model::Json;
 // writer path, retried on conflict by ModelState::write).
 using state::Transaction;
 
+// An API extension as GET /v2.0/extensions shows it. A kind lists those
+// it implements, so that an alias is advertised exactly when the code that
+// honours it is registered.
+struct Extension {
+  std::string_view alias;
+  std::string_view name;
+  std::string_view description;
+};
+
 class ResourceKind {
  public:
   virtual ~ResourceKind() = default;
   virtual const model::ResourceSpec& spec() const = 0;
+  virtual std::span<const Extension> extensions() const { return {}; }
 
   // Own project, or admin. Networks add shared and external ones, rules
   // those in the caller's groups.

@@ -88,39 +88,14 @@ std::vector<std::string> splitPath(std::string_view path) {
   return out;
 }
 
-struct Extension {
-  const char* alias;
-  const char* name;
-  const char* description;
-};
-
-// Exactly what is implemented; grows with the API.
-constexpr Extension kExtensions[] = {
-    {"allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"},
-    {"binding", "Port Binding", "Expose port bindings of a virtual port to external application"},
-    {"ext-gw-mode", "Neutron L3 Configurable external gateway mode",
-     "Extension of the router abstraction for specifying whether SNAT should occur on the "
-     "external gateway"},
-    {"extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"},
-    {"extraroute-atomic", "Atomically add/remove extra routes",
-     "Edit extra routes of a router on server side by atomically adding/removing extra routes"},
+// What the API itself implements, beyond what each kind lists.
+constexpr Extension kApiExtensions[] = {
     {"quotas", "Quota management support", "Expose functions for quotas management per project"},
     {"quota_details", "Quota details management support",
      "Expose functions for quotas usage statistics per project"},
-    {"router", "Neutron L3 Router",
-     "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to "
-     "external networks via a NAT gateway."},
-    {"external-net", "Neutron external network",
-     "Adds external network attribute to network resource."},
-    {"net-mtu", "Network MTU", "Provides MTU attribute for a network resource."},
-    {"net-mtu-writable", "Network MTU (writable)",
-     "Provides a writable MTU attribute for a network resource."},
     {"pagination", "Pagination support", "Extension that indicates that pagination is enabled."},
-    {"port-security", "Port Security", "Provides port security"},
     {"project-id", "project_id field enabled",
      "Extension that indicates that project_id field is enabled."},
-    {"provider", "Provider Network", "Expose mapping of virtual networks to physical networks"},
-    {"security-group", "security-group", "The security groups extension."},
     {"sorting", "Sorting support", "Extension that indicates that sorting is enabled."},
     {"standard-attr-description", "standard-attr-description",
      "Extension to add descriptions to standard attributes"},
@@ -136,15 +111,6 @@ constexpr Extension kExtensions[] = {
     {"filter-validation", "Filter parameters validation",
      "Provides validation on filter parameters."},
     {"floatingip-pools", "Floating IP Pools", "Provides a floating IP pools API."},
-    {"fip-port-details", "Floating IP Port Details Extension",
-     "Add port_details attribute to Floating IP resource"},
-    {"tag-ports-during-bulk-creation", "Tag Ports During Bulk Creation",
-     "Allow to tag ports during bulk creation"},
-    {"dvr", "Distributed Virtual Router",
-     "Enables configuration of Distributed Virtual Routers (every Canopy router is one)."},
-    {"l3-ha", "HA Router extension",
-     "Adds HA capability to routers (a Canopy router's gateway fails over between gateway "
-     "hosts)."},
 };
 
 Json extensionJson(const Extension& e) {
@@ -543,13 +509,23 @@ struct NeutronApi::Impl {
     return json(200, {{"resources", list}});
   }
 
+  // The API's own extensions, then each kind's.
+  std::vector<Extension> allExtensions() const {
+    std::vector<Extension> all(std::begin(kApiExtensions), std::end(kApiExtensions));
+    for (const auto& kind : kinds) {
+      auto own = kind->extensions();
+      all.insert(all.end(), own.begin(), own.end());
+    }
+    return all;
+  }
+
   HttpResponse extensions(const std::vector<std::string>& parts) {
     if (parts.size() == 2) {
       Json list = Json::array();
-      for (const auto& e : kExtensions) list.push_back(extensionJson(e));
+      for (const auto& e : allExtensions()) list.push_back(extensionJson(e));
       return json(200, {{"extensions", list}});
     }
-    for (const auto& e : kExtensions) {
+    for (const auto& e : allExtensions()) {
       if (parts[2] == e.alias) return json(200, {{"extension", extensionJson(e)}});
     }
     return errorResponse(Error(

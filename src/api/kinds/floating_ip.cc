@@ -15,8 +15,14 @@ using model::badRequest;
 
 using namespace detail;
 
+constexpr Extension kFloatingIpExtensions[] = {
+    {"fip-port-details", "Floating IP Port Details Extension",
+     "Add port_details attribute to Floating IP resource"},
+};
+
 class FloatingIpKind final : public ResourceKind {
  public:
+  std::span<const Extension> extensions() const override { return kFloatingIpExtensions; }
   explicit FloatingIpKind(model::NetworkConfig config) : config_(std::move(config)) {}
 
   const model::ResourceSpec& spec() const override { return model::floatingIpSpec(); }

@@ -14,8 +14,18 @@ namespace {
 
 using model::badRequest;
 
+constexpr Extension kNetworkExtensions[] = {
+    {"external-net", "Neutron external network",
+     "Adds external network attribute to network resource."},
+    {"net-mtu", "Network MTU", "Provides MTU attribute for a network resource."},
+    {"net-mtu-writable", "Network MTU (writable)",
+     "Provides a writable MTU attribute for a network resource."},
+    {"provider", "Provider Network", "Expose mapping of virtual networks to physical networks"},
+};
+
 class NetworkKind final : public ResourceKind {
  public:
+  std::span<const Extension> extensions() const override { return kNetworkExtensions; }
   explicit NetworkKind(model::NetworkConfig config) : config_(std::move(config)) {}
 
   const model::ResourceSpec& spec() const override { return model::networkSpec(); }

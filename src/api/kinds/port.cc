@@ -18,8 +18,17 @@ using detail::completeNewPort;
 using detail::macKey;
 using detail::releasePortClaims;
 
+constexpr Extension kPortExtensions[] = {
+    {"allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"},
+    {"binding", "Port Binding", "Expose port bindings of a virtual port to external application"},
+    {"port-security", "Port Security", "Provides port security"},
+    {"tag-ports-during-bulk-creation", "Tag Ports During Bulk Creation",
+     "Allow to tag ports during bulk creation"},
+};
+
 class PortKind final : public ResourceKind {
  public:
+  std::span<const Extension> extensions() const override { return kPortExtensions; }
   explicit PortKind(model::NetworkConfig config) : config_(std::move(config)) {}
 
   const model::ResourceSpec& spec() const override { return model::portSpec(); }

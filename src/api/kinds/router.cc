@@ -16,8 +16,26 @@ using model::badRequest;
 
 using namespace detail;
 
+constexpr Extension kRouterExtensions[] = {
+    {"router", "Neutron L3 Router",
+     "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to "
+     "external networks via a NAT gateway."},
+    {"ext-gw-mode", "Neutron L3 Configurable external gateway mode",
+     "Extension of the router abstraction for specifying whether SNAT should occur on the "
+     "external gateway"},
+    {"extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"},
+    {"extraroute-atomic", "Atomically add/remove extra routes",
+     "Edit extra routes of a router on server side by atomically adding/removing extra routes"},
+    {"dvr", "Distributed Virtual Router",
+     "Enables configuration of Distributed Virtual Routers (every Canopy router is one)."},
+    {"l3-ha", "HA Router extension",
+     "Adds HA capability to routers (a Canopy router's gateway fails over between gateway "
+     "hosts)."},
+};
+
 class RouterKind final : public ResourceKind {
  public:
+  std::span<const Extension> extensions() const override { return kRouterExtensions; }
   explicit RouterKind(model::NetworkConfig config) : config_(std::move(config)) {}
 
   const model::ResourceSpec& spec() const override { return model::routerSpec(); }

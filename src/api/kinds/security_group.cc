@@ -28,8 +28,13 @@ std::string defaultGroupKey(const std::string& project) {
   return std::string(state::kPrefix) + "claims/default-security-group/" + project;
 }
 
+constexpr Extension kSecurityGroupExtensions[] = {
+    {"security-group", "security-group", "The security groups extension."},
+};
+
 class SecurityGroupKind final : public ResourceKind {
  public:
+  std::span<const Extension> extensions() const override { return kSecurityGroupExtensions; }
   const model::ResourceSpec& spec() const override { return model::securityGroupSpec(); }
 
   void present(Json& view, const Json& doc, const state::Tables& tables) const override {
