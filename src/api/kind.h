@@ -55,6 +55,11 @@ class ResourceKind {
   virtual void present(Json& /*view*/, const Json& /*doc*/, const state::Tables& /*tables*/) const {
   }
   virtual bool derivesViews() const { return false; }
+  // A kind whose documents the API derives from others' (network IP
+  // availability) is read-only: lists and shows use deriveAll, whose
+  // documents carry an "id" (the spec may hide it) for markers and shows.
+  virtual bool derived() const { return false; }
+  virtual std::vector<Json> deriveAll(const state::Tables& /*tables*/) const { return {}; }
   // A filter_only attribute's value for `doc` (a subnet's "shared").
   virtual Json hiddenValue(const Json& /*doc*/, const std::string& /*attr*/,
                            const state::Tables& /*tables*/) const {

@@ -14,11 +14,12 @@ std::unique_ptr<ResourceKind> makeSecurityGroupKind(const model::NetworkConfig&)
 std::unique_ptr<ResourceKind> makeSecurityGroupRuleKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeRouterKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeFloatingIpKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeIpAvailabilityKind(const model::NetworkConfig&);
 
 // In the order /v2.0/ lists them.
 constexpr MakeKind kKinds[] = {
     makeNetworkKind,           makeSubnetKind, makePortKind,       makeSecurityGroupKind,
-    makeSecurityGroupRuleKind, makeRouterKind, makeFloatingIpKind,
+    makeSecurityGroupRuleKind, makeRouterKind, makeFloatingIpKind, makeIpAvailabilityKind,
 };
 
 std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::NetworkConfig& config) {

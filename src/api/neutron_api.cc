@@ -271,7 +271,12 @@ struct NeutronApi::Impl {
       const state::Collection& collection = tables.collection(spec.collection);
       std::vector<const Json*> docs;
       std::vector<Json> views;  // for kinds that derive attributes
-      if (kind.derivesViews()) {
+      if (kind.derived()) {
+        for (Json& d : kind.deriveAll(tables)) {
+          if (kind.visible(d, caller, tables)) views.push_back(std::move(d));
+        }
+        for (const auto& v : views) docs.push_back(&v);
+      } else if (kind.derivesViews()) {
         for (auto& [id, d] : collection) {
           if (kind.visible(d.doc, caller, tables)) {
             views.push_back(present(kind, d.doc, tables, caller));
@@ -288,7 +293,9 @@ struct NeutronApi::Impl {
       });
       for (const Json* doc : page.items) {
         if (!items.empty()) items += ',';
-        if (kind.derivesViews()) {
+        if (kind.derived()) {
+          items += query->project(model::visibleView(spec, *doc, caller)).dump();
+        } else if (kind.derivesViews()) {
           items += query->project(*doc).dump();
         } else if (query->projects()) {
           items += query->project(model::visibleView(spec, *doc, caller)).dump();
@@ -338,6 +345,14 @@ struct NeutronApi::Impl {
     auto fields = model::ListQuery::parse(spec, req.query, caller);
     if (!fields) return errorResponse(fields.error());
     std::optional<Json> view = state.read([&](const state::Tables& tables) -> std::optional<Json> {
+      if (kind.derived()) {
+        for (Json& d : kind.deriveAll(tables)) {
+          if (d.value("id", "") == id && kind.visible(d, caller, tables)) {
+            return model::visibleView(spec, d, caller);
+          }
+        }
+        return std::nullopt;
+      }
       const state::Document* d = tables.find(spec.collection, id);
       if (d == nullptr || !kind.visible(d->doc, caller, tables)) return std::nullopt;
       return present(kind, d->doc, tables, caller);
@@ -572,6 +587,7 @@ struct NeutronApi::Impl {
                                req, *caller);
     }
     if (kind == nullptr || parts.size() > 3) return unknownPath(req);
+    if (kind->derived() && req.method != "GET") return methodNotAllowed();
     if (parts.size() == 2) {
       if (req.method == "GET") return list(*kind, req, *caller);
       if (req.method == "POST") return create(*kind, req, *caller);

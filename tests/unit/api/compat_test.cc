@@ -250,5 +250,38 @@ TEST_F(CompatTest, VlanNetworksTakeIdsFromTheirPhysicalNetworksRanges) {
   EXPECT_EQ(given.status, 201) << given.body.dump();
 }
 
+TEST_F(CompatTest, NetworkIpAvailabilityCountsPoolsAndPorts) {
+  std::string net = createNetwork("n");
+  auto empty = call("GET", "/v2.0/network-ip-availabilities/" + net, "", kAdmin);
+  ASSERT_EQ(empty.status, 200) << empty.body.dump();
+  EXPECT_EQ(empty.body["network_ip_availability"]["total_ips"], 0);
+  EXPECT_FALSE(empty.body["network_ip_availability"].contains("id"));
+  subnet(net, "10.0.0.0/28", R"(, "enable_dhcp": false)");
+  std::string net6 = createNetwork("n6");
+  subnet(net6, "2001:db8::/64");
+  ASSERT_EQ(port(net).status, 201);
+  ASSERT_EQ(port(net6).status, 201);
+  auto r = call("GET", "/v2.0/network-ip-availabilities?network_id=" + net, "", kAdmin);
+  ASSERT_EQ(r.status, 200) << r.body.dump();
+  ASSERT_EQ(r.body["network_ip_availabilities"].size(), 1u);
+  const Json& a = r.body["network_ip_availabilities"][0];
+  EXPECT_EQ(a["total_ips"], 13);  // 16 less network, broadcast, gateway
+  EXPECT_EQ(a["used_ips"], 1);
+  EXPECT_EQ(a["subnet_ip_availability"].size(), 1u);
+  auto r6 = call("GET", "/v2.0/network-ip-availabilities/" + net6, "", kAdmin);
+  // 2^64 less the subnet-router anycast address and the gateway.
+  EXPECT_EQ(r6.body["network_ip_availability"]["total_ips"].get<uint64_t>(), ~uint64_t{0} - 1);
+  EXPECT_EQ(r6.body["network_ip_availability"]["used_ips"], 1);
+  auto v4 = call("GET", "/v2.0/network-ip-availabilities?ip_version=4", "", kAdmin);
+  EXPECT_EQ(v4.body["network_ip_availabilities"].size(), 1u);
+  auto none = call("GET", "/v2.0/network-ip-availabilities?ip_version=6&network_id=x", "", kAdmin);
+  EXPECT_EQ(none.body["network_ip_availabilities"].size(), 0u);
+  // Admin only; unknown networks are Neutron's NetworkNotFound.
+  EXPECT_EQ(call("GET", "/v2.0/network-ip-availabilities/" + net).status, 404);
+  expectError(call("GET", "/v2.0/network-ip-availabilities/" + std::string(36, 'a'), "", kAdmin),
+              404, "NetworkNotFound");
+  EXPECT_EQ(call("POST", "/v2.0/network-ip-availabilities", "{}", kAdmin).status, 405);
+}
+
 }  // namespace
 }  // namespace canopy::api
