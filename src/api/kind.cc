@@ -27,6 +27,8 @@ Error notFound(const model::ResourceSpec& spec, std::string_view id) {
     message = "Security group rule " + std::string(id) + " does not exist";
   } else if (spec.type_name == "Router") {
     message = "Router " + std::string(id) + " could not be found";
+  } else if (spec.type_name == "RbacPolicy") {
+    message = "RBAC policy of type unknown with ID " + std::string(id) + " not found";
   } else if (spec.type_name == "FloatingIP") {
     message = "Floating IP " + std::string(id) + " could not be found";
   }

@@ -50,10 +50,11 @@ class ResourceKind {
   // Own project, or admin. Networks add shared and external ones, rules
   // those in the caller's groups.
   virtual bool visible(const Json& doc, const Caller& caller, const state::Tables& tables) const;
-  // Derived attributes for display (a network's subnets). Kinds that derive
-  // none have their views cached per document version.
-  virtual void present(Json& /*view*/, const Json& /*doc*/, const state::Tables& /*tables*/) const {
-  }
+  // Derived attributes for display (a network's subnets; whether it is
+  // shared with the caller). Kinds that derive none have their views
+  // cached per document version.
+  virtual void present(Json& /*view*/, const Json& /*doc*/, const state::Tables& /*tables*/,
+                       const Caller& /*caller*/) const {}
   virtual bool derivesViews() const { return false; }
   // A kind whose documents the API derives from others' (network IP
   // availability) is read-only: lists and shows use deriveAll, whose
@@ -62,7 +63,7 @@ class ResourceKind {
   virtual std::vector<Json> deriveAll(const state::Tables& /*tables*/) const { return {}; }
   // A filter_only attribute's value for `doc` (a subnet's "shared").
   virtual Json hiddenValue(const Json& /*doc*/, const std::string& /*attr*/,
-                           const state::Tables& /*tables*/) const {
+                           const state::Tables& /*tables*/, const Caller& /*caller*/) const {
     return nullptr;
   }
   // Completes and checks a new document; may add guards and writes.

@@ -15,11 +15,15 @@ std::unique_ptr<ResourceKind> makeSecurityGroupRuleKind(const model::NetworkConf
 std::unique_ptr<ResourceKind> makeRouterKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeFloatingIpKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeIpAvailabilityKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeAddressScopeKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeSubnetPoolKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeRbacPolicyKind(const model::NetworkConfig&);
 
 // In the order /v2.0/ lists them.
 constexpr MakeKind kKinds[] = {
-    makeNetworkKind,           makeSubnetKind, makePortKind,       makeSecurityGroupKind,
-    makeSecurityGroupRuleKind, makeRouterKind, makeFloatingIpKind, makeIpAvailabilityKind,
+    makeNetworkKind,           makeSubnetKind,     makePortKind,       makeSecurityGroupKind,
+    makeSecurityGroupRuleKind, makeRouterKind,     makeFloatingIpKind, makeIpAvailabilityKind,
+    makeAddressScopeKind,      makeSubnetPoolKind, makeRbacPolicyKind,
 };
 
 std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::NetworkConfig& config) {

@@ -241,7 +241,7 @@ struct NeutronApi::Impl {
   Json present(const ResourceKind& kind, const Json& doc, const state::Tables& tables,
                const Caller& caller) const {
     Json view = model::visibleView(kind.spec(), doc, caller);
-    kind.present(view, doc, tables);
+    kind.present(view, doc, tables, caller);
     return view;
   }
 
@@ -289,7 +289,7 @@ struct NeutronApi::Impl {
         }
       }
       page = query->select(std::move(docs), [&](const Json& doc, const std::string& attr) {
-        return kind.hiddenValue(doc, attr, tables);
+        return kind.hiddenValue(doc, attr, tables, caller);
       });
       for (const Json* doc : page.items) {
         if (!items.empty()) items += ',';

@@ -115,6 +115,9 @@ const ResourceSpec& networkSpec() {
                  .default_value = Json(true)});
     a.push_back({.name = "status"});
     a.push_back({.name = "subnets", .type = AttrType::List});
+    // The address scope of its subnets' pools, per IP version (derived).
+    a.push_back({.name = "ipv4_address_scope", .type = AttrType::Any});
+    a.push_back({.name = "ipv6_address_scope", .type = AttrType::Any});
     a.push_back({.name = "shared",
                  .type = AttrType::Bool,
                  .allow_post = true,

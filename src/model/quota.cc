@@ -11,10 +11,12 @@ const std::vector<QuotaResource>& quotaResources() {
       {"floatingip", "floatingips", 50},
       {"network", "networks", 100},
       {"port", "ports", 500},
+      {"rbac_policy", "rbac-policies", 10},
       {"router", "routers", 10},
       {"security_group", "security-groups", 10},
       {"security_group_rule", "security-group-rules", 100},
       {"subnet", "subnets", 100},
+      {"subnetpool", "subnetpools", -1},
   };
   return resources;
 }

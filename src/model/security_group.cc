@@ -67,6 +67,8 @@ const ResourceSpec& securityGroupSpec() {
                    .type_name = "SecurityGroup"};
     addStandardAttributes(s.attrs);
     s.attrs.push_back({.name = "security_group_rules", .type = AttrType::List});
+    // Whether an RBAC policy shares it with the caller (derived).
+    s.attrs.push_back({.name = "shared", .type = AttrType::Bool});
     return s;
   }();
   return spec;

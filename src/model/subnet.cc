@@ -93,7 +93,31 @@ const ResourceSpec& subnetSpec() {
     a.push_back({.name = "shared", .type = AttrType::Bool, .visible = false, .filter_only = true});
     a.push_back(
         {.name = "ip_version", .type = AttrType::Int, .allow_post = true, .check = checkIpVersion});
-    a.push_back({.name = "cidr", .allow_post = true});
+    // Absent when a pool gives the subnet its CIDR.
+    a.push_back({.name = "cidr",
+                 .type = AttrType::Any,
+                 .allow_post = true,
+                 .default_value = Json(nullptr),
+                 .nullable = true,
+                 .check = [](const Json& v) -> std::optional<std::string> {
+                   if (v.is_null() || v.is_string()) return std::nullopt;
+                   return "'" + v.dump() + "' is not a valid IP subnet";
+                 }});
+    a.push_back({.name = "prefixlen",
+                 .type = AttrType::Int,
+                 .allow_post = true,
+                 .visible = false,
+                 .default_value = Json(nullptr),
+                 .nullable = true,
+                 .check = [](const Json& v) -> std::optional<std::string> {
+                   if (v.is_null() || v.get<int64_t>() >= 0) return std::nullopt;
+                   return "'" + v.dump() + "' should be non-negative";
+                 }});
+    a.push_back({.name = "use_default_subnetpool",
+                 .type = AttrType::Bool,
+                 .allow_post = true,
+                 .visible = false,
+                 .default_value = Json(false)});
     a.push_back({.name = "gateway_ip",
                  .type = AttrType::Any,
                  .allow_post = true,
@@ -142,7 +166,18 @@ const ResourceSpec& subnetSpec() {
                  .default_value = Json(nullptr),
                  .nullable = true,
                  .check = checkIpv6Mode});
-    a.push_back({.name = "subnetpool_id", .type = AttrType::Any});
+    a.push_back({.name = "subnetpool_id",
+                 .type = AttrType::Any,
+                 .allow_post = true,
+                 .default_value = Json(nullptr),
+                 .nullable = true,
+                 .check = [](const Json& v) -> std::optional<std::string> {
+                   if (v.is_null() || (v.is_string() && isUuid(v.get<std::string>()))) {
+                     return std::nullopt;
+                   }
+                   return "'" + (v.is_string() ? v.get<std::string>() : v.dump()) +
+                          "' is not a valid UUID";
+                 }});
     return s;
   }();
   return spec;
@@ -206,7 +241,12 @@ Result<void> checkSubnetAddressing(const Json& subnet) {
 }
 
 Result<void> completeNewSubnet(Json& subnet, const std::vector<IpPrefix>& siblings) {
-  auto cidr = IpPrefix::parseNetwork(subnet.value("cidr", ""));
+  if (!subnet["cidr"].is_string()) {
+    return Error(Errc::InvalidArgument,
+                 "Bad subnets request: a subnetpool must be specified in the absence of a cidr.",
+                 "BadRequest");
+  }
+  auto cidr = IpPrefix::parseNetwork(subnet["cidr"].get<std::string>());
   if (!cidr) return invalidInput("cidr", cidr.error().message());
   int version = static_cast<int>(subnet.value("ip_version", int64_t{0}));
   if (version != cidr->version()) {

@@ -91,6 +91,9 @@ std::vector<IndexSpec> defaultIndexes() {
   };
   std::vector<IndexSpec> specs = {
       {"subnets.network", "subnets", field("network_id")},
+      {"subnets.subnetpool", "subnets", field("subnetpool_id")},
+      {"subnetpools.address_scope", "subnetpools", field("address_scope_id")},
+      {"rbac-policies.object", "rbac-policies", field("object_id")},
       {"ports.device", "ports", field("device_id")},
       {"ports.host", "ports", field("binding:host_id")},
       {"floatingips.port", "floatingips", field("port_id")},

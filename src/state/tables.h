@@ -56,6 +56,9 @@ struct IndexSpec {
 
 // The indexes the API and IPAM rely on:
 //   subnets.network  subnet  -> its network_id
+//   subnets.subnetpool          subnet -> the pool it was allocated from
+//   subnetpools.address_scope   pool -> its address scope
+//   rbac-policies.object        policy -> the object it shares
 //   ports.network    port    -> its network_id
 //   ports.router_network  a router's port -> its network_id
 //   ports.device     port    -> its device_id

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <set>
 
+#include "api/detail/rbac.h"
 #include "model/ipam.h"
 #include "model/network.h"
 #include "model/port.h"
@@ -38,9 +39,11 @@ Result<void> checkSecurityGroups(const Json& doc, const Transaction& ctx) {
         ctx.indexed("security-groups.default", "security-groups", doc.value("project_id", ""));
     bool just_made = !pending.empty() && pending.front()->value("id", "") == gid;
     const state::Document* group = ctx.find("security-groups", gid);
+    // The port's project may use its own groups and those shared with it.
     bool visible =
         group != nullptr &&
-        (ctx.caller().is_admin || group->doc.value("project_id", "") == ctx.caller().project_id);
+        (ctx.caller().is_admin || group->doc.value("project_id", "") == ctx.caller().project_id ||
+         detail::sharedWith(group->doc, doc.value("project_id", ""), ctx.tables()));
     if (!just_made && !visible) return notFound(model::securityGroupSpec(), gid);
   }
   return ok();

@@ -28,7 +28,8 @@ class FloatingIpKind final : public ResourceKind {
   const model::ResourceSpec& spec() const override { return model::floatingIpSpec(); }
 
   // fip-port-details: the associated port as its owner sees it.
-  void present(Json& view, const Json& doc, const state::Tables& tables) const override {
+  void present(Json& view, const Json& doc, const state::Tables& tables,
+               const Caller& /*caller*/) const override {
     view["port_details"] = nullptr;
     if (!doc.value("port_id", Json()).is_string()) return;
     const state::Document* port = tables.find("ports", doc["port_id"].get<std::string>());

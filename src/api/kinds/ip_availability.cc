@@ -104,7 +104,8 @@ class IpAvailabilityKind final : public ResourceKind {
     return out;
   }
 
-  Json hiddenValue(const Json& doc, const std::string& attr, const state::Tables&) const override {
+  Json hiddenValue(const Json& doc, const std::string& attr, const state::Tables&,
+                   const Caller&) const override {
     return doc.value(attr, Json());
   }
 };

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "api/detail/rbac.h"
 #include "model/network.h"
 
 namespace canopy::api {
@@ -61,9 +62,8 @@ bool mayUse(const Json& doc, const Caller& caller) {
 // A network the caller may see (its own, shared or external), or NotFound.
 Result<const Json*> visibleNetwork(const Transaction& ctx, const std::string& id) {
   const Json* network = ctx.current("networks", id);
-  if (network == nullptr ||
-      !(mayUse(*network, ctx.caller()) || network->value("router:external", false) ||
-        network->value("shared", false))) {
+  if (network == nullptr || !(ownedOrShared(*network, ctx.caller(), ctx.tables()) ||
+                              externalTo(*network, ctx.caller().project_id, ctx.tables()))) {
     return notFound(model::networkSpec(), id);
   }
   return network;

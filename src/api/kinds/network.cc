@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "api/detail/rbac.h"
+#include "api/detail/subnet_pools.h"
 #include "api/kind.h"
 #include "model/router.h"
 #include "model/subnet.h"
@@ -30,27 +32,63 @@ class NetworkKind final : public ResourceKind {
 
   const model::ResourceSpec& spec() const override { return model::networkSpec(); }
 
+  // Its own, shared with the caller's project or everyone, or external to it.
   bool visible(const Json& doc, const Caller& caller, const state::Tables& tables) const override {
-    return ResourceKind::visible(doc, caller, tables) || doc.value("shared", false) ||
-           doc.value("router:external", false);
+    return detail::ownedOrShared(doc, caller, tables) ||
+           detail::externalTo(doc, caller.project_id, tables);
   }
 
-  void present(Json& view, const Json& doc, const state::Tables& tables) const override {
+  void present(Json& view, const Json& doc, const state::Tables& tables,
+               const Caller& caller) const override {
+    std::string id = doc.value("id", "");
     Json subnets = Json::array();
-    for (const auto& id : tables.lookup("subnets.network", doc.value("id", ""))) {
-      subnets.push_back(id);
-    }
+    for (const auto& sid : tables.lookup("subnets.network", id)) subnets.push_back(sid);
     view["subnets"] = std::move(subnets);
+    view["shared"] = detail::sharedWith(doc, caller.project_id, tables);
+    view["ipv4_address_scope"] = detail::networkAddressScope(tables, id, 4);
+    view["ipv6_address_scope"] = detail::networkAddressScope(tables, id, 6);
   }
   bool derivesViews() const override { return true; }
 
   Result<void> create(Json& doc, Transaction& ctx) const override {
     doc["status"] = "ACTIVE";
     if (auto r = assignSegment(doc, ctx); !r) return r;
+    if (doc.value("shared", false)) {
+      detail::addWildcardPolicy(ctx, "network", doc, detail::kAccessShared);
+    }
+    if (doc.value("router:external", false)) {
+      detail::addWildcardPolicy(ctx, "network", doc, detail::kAccessExternal);
+    }
     return checkMtu(doc);
   }
 
-  Result<void> update(Json& doc, const Json&, Transaction&) const override { return checkMtu(doc); }
+  Result<void> update(Json& doc, const Json& before, Transaction& ctx) const override {
+    bool shared = doc.value("shared", false), external = doc.value("router:external", false);
+    if (shared && !before.value("shared", false)) {
+      detail::addWildcardPolicy(ctx, "network", doc, detail::kAccessShared);
+    } else if (!shared && before.value("shared", false)) {
+      if (auto r = checkUnshare(doc, ctx); !r) return r;
+      detail::removeWildcardPolicy(ctx, doc, detail::kAccessShared);
+    }
+    if (external && !before.value("router:external", false)) {
+      detail::addWildcardPolicy(ctx, "network", doc, detail::kAccessExternal);
+    } else if (!external && before.value("router:external", false)) {
+      std::string id = doc.value("id", "");
+      for (const Json* p : ctx.indexed("ports.network", "ports", id)) {
+        if (p->value("device_owner", "") == model::kOwnerRouterGateway) {
+          return Error(Errc::Conflict,
+                       "External network " + id +
+                           " cannot be updated to be made non-external, since it has existing "
+                           "gateway ports.",
+                       "ExternalNetworkInUse");
+        }
+      }
+      for (const Json* p : detail::rbacPolicies(ctx.tables(), id)) {
+        if (p->value("action", "") == detail::kAccessExternal) detail::removePolicy(ctx, *p);
+      }
+    }
+    return checkMtu(doc);
+  }
 
   // Subnets go with their network (Neutron deletes them when no port uses them).
   Result<void> remove(const Json& doc, Transaction& ctx) const override {
@@ -90,10 +128,40 @@ class NetworkKind final : public ResourceKind {
       ctx.remove("subnets", sid);
     }
     ctx.release(segmentClaim(doc));
+    detail::removePolicies(ctx, id);
     return ok();
   }
 
  private:
+  // Unsharing: every project but the owner with ports (other than the
+  // network's own) or subnets on it needs a policy of its own.
+  static Result<void> checkUnshare(const Json& doc, const Transaction& ctx) {
+    std::string id = doc.value("id", ""), owner = doc.value("project_id", "");
+    auto covered = [&](const std::string& project) {
+      if (project == owner) return true;
+      for (const Json* p : detail::rbacPolicies(ctx.tables(), id)) {
+        if (p->value("action", "") == detail::kAccessShared &&
+            p->value("target_tenant", "") == project) {
+          return true;
+        }
+      }
+      return false;
+    };
+    std::vector<const Json*> users = ctx.indexed("subnets.network", "subnets", id);
+    for (const Json* p : ctx.indexed("ports.network", "ports", id)) {
+      if (!p->value("device_owner", "").starts_with("network:")) users.push_back(p);
+    }
+    for (const Json* u : users) {
+      if (!covered(u->value("project_id", ""))) {
+        return Error(Errc::Conflict,
+                     "Unable to reconfigure sharing settings for network " + doc.value("name", "") +
+                         ". Multiple tenants are using it.",
+                     "InvalidSharedSetting");
+      }
+    }
+    return ok();
+  }
+
   Result<void> checkMtu(Json& doc) const {
     int max = model::defaultMtu(config_, model::stringAt(doc, "provider:network_type"));
     if (doc["mtu"].is_null()) doc["mtu"] = max;

@@ -3,6 +3,7 @@
 #include "model/port.h"
 
 #include "api/detail/addresses.h"
+#include "api/detail/rbac.h"
 #include "api/kind.h"
 #include "model/ipam.h"
 #include "model/router.h"
@@ -36,9 +37,7 @@ class PortKind final : public ResourceKind {
   Result<void> create(Json& doc, Transaction& ctx) const override {
     std::string network_id = doc.value("network_id", "");
     const state::Document* network = ctx.find("networks", network_id);
-    if (network == nullptr || !(ctx.caller().is_admin ||
-                                network->doc.value("project_id", "") == ctx.caller().project_id ||
-                                network->doc.value("shared", false))) {
+    if (network == nullptr || !detail::ownedOrShared(network->doc, ctx.caller(), ctx.tables())) {
       return notFound(model::networkSpec(), network_id);
     }
     return completeNewPort(doc, network->doc, ctx, config_, false);

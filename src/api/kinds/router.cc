@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "api/detail/l3.h"
+#include "api/detail/rbac.h"
 #include "api/kind.h"
 #include "model/port.h"
 #include "model/subnet.h"
@@ -165,7 +166,8 @@ class RouterKind final : public ResourceKind {
     const Json* subnet = ctx.current("subnets", subnet_id);
     const Json* network = subnet ? ctx.current("networks", str(*subnet, "network_id")) : nullptr;
     if (subnet == nullptr || network == nullptr ||
-        !(mayUse(*subnet, ctx.caller()) || network->value("shared", false))) {
+        !(mayUse(*subnet, ctx.caller()) ||
+          detail::sharedWith(*network, ctx.caller().project_id, ctx.tables()))) {
       return notFound(model::subnetSpec(), subnet_id);
     }
     if (!(*subnet)["gateway_ip"].is_string()) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "api/detail/rbac.h"
 #include "api/kind.h"
 
 namespace canopy::api {
@@ -30,6 +31,8 @@ std::string defaultGroupKey(const std::string& project) {
 
 constexpr Extension kSecurityGroupExtensions[] = {
     {"security-group", "security-group", "The security groups extension."},
+    {"security-groups-shared-filtering", "Security group filtering on the shared field",
+     "Support filtering security groups on the shared field"},
 };
 
 class SecurityGroupKind final : public ResourceKind {
@@ -37,7 +40,13 @@ class SecurityGroupKind final : public ResourceKind {
   std::span<const Extension> extensions() const override { return kSecurityGroupExtensions; }
   const model::ResourceSpec& spec() const override { return model::securityGroupSpec(); }
 
-  void present(Json& view, const Json& doc, const state::Tables& tables) const override {
+  bool visible(const Json& doc, const Caller& caller, const state::Tables& tables) const override {
+    return detail::ownedOrShared(doc, caller, tables);
+  }
+
+  void present(Json& view, const Json& doc, const state::Tables& tables,
+               const Caller& caller) const override {
+    view["shared"] = detail::sharedWith(doc, caller.project_id, tables);
     Json rules = Json::array();
     for (const auto& id : tables.lookup("security-group-rules.group", doc.value("id", ""))) {
       if (const state::Document* d = tables.find("security-group-rules", id)) {
@@ -106,6 +115,7 @@ class SecurityGroupKind final : public ResourceKind {
       }
       ctx.release(defaultGroupKey(doc.value("project_id", "")));
     }
+    detail::removePolicies(ctx, id);
     // Its rules go with it, and so do other groups' rules that name it as remote.
     for (const char* index : {"security-group-rules.group", "security-group-rules.remote_group"}) {
       for (const auto& rid : ctx.tables().lookup(index, id)) {

@@ -1,5 +1,6 @@
 // Security group rules: checked against their group and each other.
 
+#include "api/detail/rbac.h"
 #include "api/kind.h"
 #include "model/security_group.h"
 
@@ -18,15 +19,15 @@ class SecurityGroupRuleKind final : public ResourceKind {
     if (ResourceKind::visible(doc, caller, tables)) return true;
     const state::Document* group =
         tables.find("security-groups", doc.value("security_group_id", ""));
-    return group != nullptr && group->doc.value("project_id", "") == caller.project_id;
+    return group != nullptr && (group->doc.value("project_id", "") == caller.project_id ||
+                                detail::sharedWith(group->doc, caller.project_id, tables));
   }
 
   Result<void> create(Json& doc, Transaction& ctx) const override {
     if (auto r = model::checkRule(doc); !r) return r;
     auto groupVisible = [&](const std::string& gid) {
       const state::Document* g = ctx.find("security-groups", gid);
-      return g != nullptr &&
-             (ctx.caller().is_admin || g->doc.value("project_id", "") == ctx.caller().project_id);
+      return g != nullptr && detail::ownedOrShared(g->doc, ctx.caller(), ctx.tables());
     };
     std::string group_id = doc.value("security_group_id", "");
     if (!groupVisible(group_id)) return notFound(model::securityGroupSpec(), group_id);

@@ -4,6 +4,8 @@
 #include "model/subnet.h"
 
 #include "api/detail/addresses.h"
+#include "api/detail/rbac.h"
+#include "api/detail/subnet_pools.h"
 #include "api/kind.h"
 #include "model/router.h"
 
@@ -16,27 +18,36 @@ class SubnetKind final : public ResourceKind {
  public:
   const model::ResourceSpec& spec() const override { return model::subnetSpec(); }
 
-  // ?shared=: its network's.
-  Json hiddenValue(const Json& doc, const std::string& attr,
-                   const state::Tables& tables) const override {
+  // Its own, or on a network shared with the caller.
+  bool visible(const Json& doc, const Caller& caller, const state::Tables& tables) const override {
+    if (ResourceKind::visible(doc, caller, tables)) return true;
+    const state::Document* n = tables.find("networks", doc.value("network_id", ""));
+    return n != nullptr && detail::sharedWith(n->doc, caller.project_id, tables);
+  }
+
+  // ?shared=: its network's, as the caller sees it.
+  Json hiddenValue(const Json& doc, const std::string& attr, const state::Tables& tables,
+                   const Caller& caller) const override {
     if (attr != "shared") return nullptr;
     const state::Document* n = tables.find("networks", doc.value("network_id", ""));
-    return n != nullptr && n->doc.value("shared", false);
+    return n != nullptr && detail::sharedWith(n->doc, caller.project_id, tables);
   }
 
   Result<void> create(Json& doc, Transaction& ctx) const override {
     std::string network_id = doc.value("network_id", "");
     const state::Document* network = ctx.find("networks", network_id);
-    // Neutron: a subnet goes on a network the caller owns (or any, for an admin).
-    if (network == nullptr || !(ctx.caller().is_admin ||
-                                network->doc.value("project_id", "") == ctx.caller().project_id)) {
+    // Neutron: a subnet goes on a network the caller owns or that is
+    // shared with it (or any, for an admin).
+    if (network == nullptr || !detail::ownedOrShared(network->doc, ctx.caller(), ctx.tables())) {
       return notFound(model::networkSpec(), network_id);
     }
+    if (auto r = detail::allocateFromPool(doc, ctx); !r) return r;
     std::vector<IpPrefix> siblings;
     for (const Json* other : ctx.indexed("subnets.network", "subnets", network_id)) {
       if (auto c = IpPrefix::parse(other->value("cidr", ""))) siblings.push_back(*c);
     }
     if (auto r = model::completeNewSubnet(doc, siblings); !r) return r;
+    if (auto r = detail::checkNetworkPools(doc, ctx); !r) return r;
     ctx.touch("networks", network_id);
     return ok();
   }
