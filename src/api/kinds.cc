@@ -18,12 +18,13 @@ std::unique_ptr<ResourceKind> makeIpAvailabilityKind(const model::NetworkConfig&
 std::unique_ptr<ResourceKind> makeAddressScopeKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeSubnetPoolKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeRbacPolicyKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeAddressGroupKind(const model::NetworkConfig&);
 
 // In the order /v2.0/ lists them.
 constexpr MakeKind kKinds[] = {
     makeNetworkKind,           makeSubnetKind,     makePortKind,       makeSecurityGroupKind,
     makeSecurityGroupRuleKind, makeRouterKind,     makeFloatingIpKind, makeIpAvailabilityKind,
-    makeAddressScopeKind,      makeSubnetPoolKind, makeRbacPolicyKind,
+    makeAddressScopeKind,      makeSubnetPoolKind, makeRbacPolicyKind, makeAddressGroupKind,
 };
 
 std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::NetworkConfig& config) {

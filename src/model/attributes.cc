@@ -4,6 +4,8 @@
 #include <cctype>
 #include <charconv>
 
+#include "base/ip.h"
+
 namespace canopy::model {
 namespace {
 
@@ -245,6 +247,25 @@ Result<std::vector<Json>> parseBody(const ResourceSpec& spec, std::string_view b
     return out;
   }
   return badRequest("Unable to find '" + spec.member + "' in request body");
+}
+
+std::optional<std::string> checkSubnetList(const Json& list) {
+  for (size_t i = 0; i < list.size(); ++i) {
+    const Json& v = list[i];
+    std::string text = v.is_string() ? v.get<std::string>() : v.dump();
+    auto p = v.is_string() ? IpPrefix::parse(text) : Result<IpPrefix>(badRequest(""));
+    if (!p) return "'" + text + "' is not a valid IP subnet";
+    if (text.find('/') == std::string::npos ||
+        (p->version() == 4 && p->address.toString() + "/" + std::to_string(p->length) != text)) {
+      IpPrefix network{p->first(), p->length};
+      return "'" + text + "' isn't a recognized IP subnet cidr, '" + network.toString() +
+             "' is recommended";
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (list[j] == v) return "Duplicate items in the list: '" + text + "'";
+    }
+  }
+  return std::nullopt;
 }
 
 Json visibleView(const ResourceSpec& spec, const Json& doc, const Caller& caller) {

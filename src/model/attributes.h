@@ -103,6 +103,11 @@ Json visibleView(const ResourceSpec& spec, const Json& doc, const Caller& caller
 // Converts a query-string value to the attribute's type for filtering.
 Result<Json> convertFilterValue(const AttrSpec& attr, std::string_view text);
 
+// Neutron's type:subnet_list: CIDRs with their slash, host bits allowed
+// (an IPv4 one written as netaddr writes it), no duplicates; the reason a
+// list is invalid, or nullopt.
+std::optional<std::string> checkSubnetList(const Json& list);
+
 // "8-4-4-4-12" hexadecimal, as Neutron's UUID validator accepts.
 bool isUuid(std::string_view text);
 

@@ -1,5 +1,6 @@
 #include "model/security_group.h"
 
+#include <algorithm>
 #include <charconv>
 #include <map>
 
@@ -128,15 +129,61 @@ const ResourceSpec& securityGroupRuleSpec() {
                  .default_value = Json(nullptr),
                  .nullable = true,
                  .check = optionalUuid});
+    a.push_back({.name = "remote_address_group_id",
+                 .type = AttrType::Any,
+                 .allow_post = true,
+                 .default_value = Json(nullptr),
+                 .nullable = true,
+                 .check = optionalUuid});
     return s;
   }();
   return spec;
 }
 
+const ResourceSpec& addressGroupSpec() {
+  static const ResourceSpec spec = [] {
+    ResourceSpec s{.collection = "address-groups",
+                   .member = "address_group",
+                   .plural = "address_groups",
+                   .type_name = "AddressGroup"};
+    addStandardAttributes(s.attrs);
+    std::erase_if(s.attrs, [](const AttrSpec& a) { return a.name == "tags"; });
+    s.attrs.push_back({.name = "addresses",
+                       .null_is_empty_list = true,
+                       .type = AttrType::List,
+                       .allow_post = true,
+                       .default_value = Json::array(),
+                       .check = checkSubnetList});
+    return s;
+  }();
+  return spec;
+}
+
+Json normalizeAddresses(const Json& addresses) {
+  Json out = Json::array();
+  for (const auto& a : addresses) {
+    auto p = IpPrefix::parse(a.is_string() ? a.get<std::string>() : "");
+    if (!p) continue;
+    std::string text = IpPrefix{p->first(), p->length}.toString();
+    if (std::find(out.begin(), out.end(), Json(text)) == out.end()) out.push_back(text);
+  }
+  return out;
+}
+
 Result<void> checkRule(Json& rule) {
-  if (!rule["remote_ip_prefix"].is_null() && !rule["remote_group_id"].is_null()) {
-    return ruleError("Only remote_ip_prefix or remote_group_id may be provided.",
-                     "SecurityGroupRemoteGroupAndRemoteIpPrefix");
+  int remotes = 0;
+  for (const char* k : {"remote_ip_prefix", "remote_group_id", "remote_address_group_id"}) {
+    if (rule.contains(k) && !rule[k].is_null()) ++remotes;
+  }
+  if (remotes > 1) {
+    if (rule.value("remote_address_group_id", Json()).is_null()) {
+      return ruleError("Only remote_ip_prefix or remote_group_id may be provided.",
+                       "SecurityGroupRemoteGroupAndRemoteIpPrefix");
+    }
+    return ruleError(
+        "Invalid input for operation: Only one of remote_ip_prefix or remote_group_id or "
+        "remote_address_group_id may be provided.",
+        "SecurityGroupMultipleRemoteEntites");
   }
   if (rule["protocol"].is_string()) {
     std::string p = rule["protocol"];
@@ -226,7 +273,7 @@ std::string ruleIdentity(const Json& rule) {
   return rule.value("security_group_id", "") + "|" + s("direction") + "|" + s("ethertype") + "|" +
          std::to_string(*protocolNumber(rule.value("protocol", Json(nullptr)))) + "|" +
          s("port_range_min") + "|" + s("port_range_max") + "|" + s("remote_ip_prefix") + "|" +
-         s("remote_group_id");
+         s("remote_group_id") + "|" + s("remote_address_group_id");
 }
 
 std::vector<Json> defaultGroupRules(const std::string& group_id) {
@@ -242,6 +289,7 @@ std::vector<Json> defaultGroupRules(const std::string& group_id) {
                        {"remote_ip_prefix", nullptr},
                        {"remote_group_id",
                         std::string(direction) == "ingress" ? Json(group_id) : Json(nullptr)},
+                       {"remote_address_group_id", nullptr},
                        {"description", ""}});
     }
   }

@@ -13,6 +13,11 @@ namespace canopy::model {
 
 const ResourceSpec& securityGroupSpec();
 const ResourceSpec& securityGroupRuleSpec();
+// Address groups: sets of CIDRs a rule names as remote_address_group_id.
+const ResourceSpec& addressGroupSpec();
+// An address group's addresses as Neutron stores them: each CIDR's
+// network, no duplicates, in the given order.
+Json normalizeAddresses(const Json& addresses);
 
 // Checks a validated rule and normalises it (protocol names lower case,
 // remote_ip_prefix to its network).

@@ -3,31 +3,6 @@
 namespace canopy::model {
 namespace {
 
-// Neutron's validate_subnet: a CIDR with its slash; host bits may be set,
-// but an IPv4 one must be written as netaddr writes it.
-std::optional<std::string> checkPrefix(const Json& v) {
-  std::string text = v.is_string() ? v.get<std::string>() : v.dump();
-  auto p = v.is_string() ? IpPrefix::parse(text) : Result<IpPrefix>(badRequest(""));
-  if (!p) return "'" + text + "' is not a valid IP subnet";
-  if (text.find('/') == std::string::npos ||
-      (p->version() == 4 && p->address.toString() + "/" + std::to_string(p->length) != text)) {
-    IpPrefix network{p->first(), p->length};
-    return "'" + text + "' isn't a recognized IP subnet cidr, '" + network.toString() +
-           "' is recommended";
-  }
-  return std::nullopt;
-}
-
-std::optional<std::string> checkPrefixes(const Json& v) {
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (auto bad = checkPrefix(v[i])) return bad;
-    for (size_t j = 0; j < i; ++j) {
-      if (v[j] == v[i]) return "Duplicate items in the list: '" + v[i].get<std::string>() + "'";
-    }
-  }
-  return std::nullopt;
-}
-
 std::optional<std::string> checkNonNegative(const Json& v) {
   if (v.is_null()) return std::nullopt;
   if (v.get<int64_t>() < 0) return "'" + v.dump() + "' should be non-negative";
@@ -106,7 +81,7 @@ const ResourceSpec& subnetPoolSpec() {
                  .type = AttrType::List,
                  .allow_post = true,
                  .allow_put = true,
-                 .check = checkPrefixes});
+                 .check = checkSubnetList});
     a.push_back({.name = "ip_version", .type = AttrType::Int});
     a.push_back(prefixLength("default_prefixlen"));
     a.push_back(prefixLength("min_prefixlen"));

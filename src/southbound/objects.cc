@@ -276,6 +276,21 @@ std::optional<topology::SecurityGroup> groupOf(const state::Tables& t, std::stri
       rule.remote_group = rk;
       if (remotes != nullptr) remotes->push_back(remote);
     }
+    // A remote address group: one rule per address of the rule's family
+    // (none: the rule admits nothing).
+    std::string address_group = stringAt(*r, "remote_address_group_id");
+    if (!address_group.empty()) {
+      const Json* ag = docOf(t, "address-groups", address_group);
+      if (ag == nullptr) continue;
+      for (const auto& a : ag->value("addresses", Json::array())) {
+        auto prefix = IpPrefix::parse(a.is_string() ? a.get<std::string>() : "");
+        if (!prefix || prefix->version() != rule.family) continue;
+        topology::Rule expanded = rule;
+        expanded.remote_prefix = IpPrefix{prefix->first(), prefix->length};
+        out.rules.push_back(std::move(expanded));
+      }
+      continue;
+    }
     out.rules.push_back(std::move(rule));
   }
   return out;

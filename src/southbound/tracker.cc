@@ -104,6 +104,13 @@ Touched touchedBy(const std::vector<state::Change>& changes, const state::Tables
       } else if (c.collection == "security-group-rules") {
         t.groups.insert(stringAt(d, "security_group_id"));
         t.groups.insert(stringAt(d, "remote_group_id"));
+      } else if (c.collection == "address-groups") {
+        // The groups whose rules name it expand its addresses.
+        for (const auto& rule : tables.lookup("security-group-rules.remote_address_group", c.id)) {
+          if (const Json* r = docOf(tables, "security-group-rules", rule)) {
+            t.groups.insert(stringAt(*r, "security_group_id"));
+          }
+        }
       } else if (c.collection == kAgentsCollection) {
         t.hosts.insert(c.id);
       }

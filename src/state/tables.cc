@@ -128,6 +128,8 @@ std::vector<IndexSpec> defaultIndexes() {
       {"ports.address", "ports", fixedIps("ip_address", true)},
       {"security-group-rules.group", "security-group-rules", field("security_group_id")},
       {"security-group-rules.remote_group", "security-group-rules", field("remote_group_id")},
+      {"security-group-rules.remote_address_group", "security-group-rules",
+       field("remote_address_group_id")},
       {"security-groups.default", "security-groups",
        [](const Json& d) {
          std::vector<std::string> keys;

@@ -70,6 +70,7 @@ struct IndexSpec {
 //   security-groups.default            a project's default group -> project_id
 //   security-group-rules.group         rule -> security_group_id
 //   security-group-rules.remote_group  rule -> remote_group_id
+//   security-group-rules.remote_address_group  rule -> remote_address_group_id
 //   <collection>.project               a quota-counted document -> project_id
 std::vector<IndexSpec> defaultIndexes();
 

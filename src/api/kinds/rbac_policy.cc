@@ -59,6 +59,7 @@ constexpr ObjectType kObjectTypes[] = {
     {"security_group", "security-groups", "('access_as_shared',)", false},
     {"address_scope", "address-scopes", "('access_as_shared',)", false},
     {"subnetpool", "subnetpools", "('access_as_shared',)", false},
+    {"address_group", "address-groups", "('access_as_shared',)", false},
 };
 
 const ObjectType* objectType(std::string_view name) {
@@ -235,6 +236,11 @@ class RbacPolicyKind final : public ResourceKind {
         for (const Json* pool :
              ctx.indexed("subnetpools.address_scope", "subnetpools", object_id)) {
           users.push_back(pool->value("project_id", ""));
+        }
+      } else if (type.name == "address_group") {
+        for (const Json* r : ctx.indexed("security-group-rules.remote_address_group",
+                                         "security-group-rules", object_id)) {
+          users.push_back(r->value("project_id", ""));
         }
       } else if (type.name == "subnetpool") {
         for (const Json* s : ctx.indexed("subnets.subnetpool", "subnets", object_id)) {

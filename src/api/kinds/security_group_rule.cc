@@ -34,6 +34,14 @@ class SecurityGroupRuleKind final : public ResourceKind {
     if (doc["remote_group_id"].is_string() && !groupVisible(doc["remote_group_id"])) {
       return notFound(model::securityGroupSpec(), doc["remote_group_id"].get<std::string>());
     }
+    if (doc["remote_address_group_id"].is_string()) {
+      std::string ag = doc["remote_address_group_id"];
+      const Json* group = ctx.current("address-groups", ag);
+      if (group == nullptr || !detail::ownedOrShared(*group, ctx.caller(), ctx.tables())) {
+        return Error(Errc::NotFound, "Address group " + ag + " could not be found.",
+                     "AddressGroupNotFound");
+      }
+    }
     std::string identity = model::ruleIdentity(doc);
     for (const Json* other :
          ctx.indexed("security-group-rules.group", "security-group-rules", group_id)) {

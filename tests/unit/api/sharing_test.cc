@@ -265,5 +265,57 @@ TEST_F(SharingTest, SharedSecurityGroupsAndPools) {
   EXPECT_EQ(made.status, 201) << made.body.dump();
 }
 
+TEST_F(SharingTest, AddressGroupsNormaliseAndEditTheirAddresses) {
+  auto r = call("POST", "/v2.0/address-groups",
+                R"({"address_group": {"name": "a", "description": "d",
+                    "addresses": ["10.10.10.3/32", "192.168.0.10/24", "2001:db8::f00/64"]}})");
+  ASSERT_EQ(r.status, 201) << r.body.dump();
+  std::string id = r.body["address_group"]["id"];
+  EXPECT_EQ(r.body["address_group"]["addresses"],
+            Json({"10.10.10.3/32", "192.168.0.0/24", "2001:db8::/64"}));
+  EXPECT_FALSE(r.body["address_group"].contains("shared"));
+  for (const char* bad : {R"(["10.20.30.40"])", R"(["this is bad"])"}) {
+    expectError(call("POST", "/v2.0/address-groups",
+                     std::string(R"({"address_group": {"addresses": )") + bad + "}}"),
+                400, "HTTPBadRequest");
+  }
+  expectError(call("PUT", "/v2.0/address-groups/" + id + "/add_addresses",
+                   R"({"addresses": ["10.10.10.3/32"]})"),
+              400, "AddressesAlreadyExist");
+  expectError(call("PUT", "/v2.0/address-groups/" + id + "/remove_addresses",
+                   R"({"addresses": ["10.200.200.200/32"]})"),
+              404, "AddressesNotFound");
+  auto renamed =
+      call("PUT", "/v2.0/address-groups/" + id, R"({"address_group": {"description": "new"}})");
+  ASSERT_EQ(renamed.status, 200) << renamed.body.dump();
+  EXPECT_EQ(renamed.body["address_group"]["addresses"].size(), 3u);
+  // Rules name it; one remote only.
+  std::string group = create("security-groups", "security_group", R"({"name": "g"})");
+  expectError(call("POST", "/v2.0/security-group-rules",
+                   R"({"security_group_rule": {"security_group_id": ")" + group +
+                       R"(", "direction": "ingress", "remote_ip_prefix": "10.0.0.0/8",
+                       "remote_address_group_id": ")" +
+                       id + "\"}}"),
+              400, "SecurityGroupMultipleRemoteEntites");
+  expectError(call("POST", "/v2.0/security-group-rules",
+                   R"({"security_group_rule": {"security_group_id": ")" + group +
+                       R"(", "direction": "ingress", "remote_address_group_id": ")" + id + "\"}}",
+                   "p2"),
+              404, "SecurityGroupNotFound");
+  // Shared with p2, p2's rules may name it, and the policy stays while they do.
+  auto policy = share("address_group", id, "p2");
+  ASSERT_EQ(policy.status, 201) << policy.body.dump();
+  std::string theirs = create("security-groups", "security_group", R"({"name": "t"})", "p2");
+  auto rule = call("POST", "/v2.0/security-group-rules",
+                   R"({"security_group_rule": {"security_group_id": ")" + theirs +
+                       R"(", "direction": "ingress", "remote_address_group_id": ")" + id + "\"}}",
+                   "p2");
+  ASSERT_EQ(rule.status, 201) << rule.body.dump();
+  expectError(
+      call("DELETE", "/v2.0/rbac-policies/" + policy.body["rbac_policy"]["id"].get<std::string>()),
+      409, "RbacPolicyInUse");
+  expectError(call("DELETE", "/v2.0/address-groups/" + id), 409, "AddressGroupInUse");
+}
+
 }  // namespace
 }  // namespace canopy::api

@@ -206,3 +206,74 @@ TEST_F(ViewTest, AViewRunsInTheDatapath) {
 
 }  // namespace
 }  // namespace canopy::southbound
+
+namespace canopy::southbound {
+namespace {
+
+// A rule naming an address group admits the group's addresses, as the
+// datapath enforces it; a change of the addresses changes what it admits.
+TEST_F(ViewTest, AddressGroupsBecomeRulesTheDatapathEnforces) {
+  auto ag = call("POST", "/v2.0/address-groups",
+                 R"({"address_group": {"name": "admins", "addresses": ["10.0.0.0/24"]}})");
+  ASSERT_EQ(ag.status, 201) << ag.body.dump();
+  std::string ag_id = ag.body["address_group"]["id"];
+  auto sg = call("POST", "/v2.0/security-groups", R"({"security_group": {"name": "ssh"}})");
+  ASSERT_EQ(sg.status, 201);
+  std::string sg_id = sg.body["security_group"]["id"];
+  auto rule = call("POST", "/v2.0/security-group-rules",
+                   R"({"security_group_rule": {"security_group_id": ")" + sg_id +
+                       R"(", "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+                       "port_range_min": 22, "port_range_max": 22,
+                       "remote_address_group_id": ")" +
+                       ag_id + "\"}}");
+  ASSERT_EQ(rule.status, 201) << rule.body.dump();
+  auto p = call("POST", "/v2.0/ports",
+                R"({"port": {"network_id": ")" + net_a_ + R"(", "name": "vm4",
+                    "security_groups": [")" +
+                    sg_id + "\"]}}");
+  ASSERT_EQ(p.status, 201) << p.body.dump();
+  std::string vm4 = p.body["port"]["id"];
+  ASSERT_EQ(
+      call("PUT", "/v2.0/ports/" + vm4, R"({"port": {"binding:host_id": "compute-1"}})", "").status,
+      200);
+  assign();
+
+  auto ssh = [&]() {
+    HostView v = view("compute-1");
+    auto topology = v.builder().build(1);
+    EXPECT_TRUE(topology);
+    datapath::pipeline::Config c;
+    c.host.host = v.local_host;
+    FakeClock clock;
+    datapath::pipeline::Datapath dp(clock, std::move(c));
+    dp.setTopology(*topology);
+    const auto& from = v.ports.at(key(KeyKind::Port, vm1_));
+    const auto& to = v.ports.at(key(KeyKind::Port, vm4));
+    auto v4 = [](const IpAddress& ip) { return datapath::packet::Ipv4Address::of(ip); };
+    auto frame = datapath::packet::PacketBuilder()
+                     .eth(from.mac, to.mac)
+                     .ipv4(v4(from.ips[0]), v4(to.ips[0]))
+                     .tcp(40000, 22, 0x02)
+                     .build();
+    datapath::pipeline::Outputs out;
+    dp.process(datapath::pipeline::Ingress::fromPort(from.key), frame, out, nullptr);
+    return out.items().size() == 1 && out.items()[0].port == to.key;
+  };
+  EXPECT_TRUE(ssh());
+  auto removed = call("PUT", "/v2.0/address-groups/" + ag_id + "/remove_addresses",
+                      R"({"addresses": ["10.0.0.0/24"]})");
+  ASSERT_EQ(removed.status, 200) << removed.body.dump();
+  EXPECT_EQ(removed.body["address_group"]["addresses"], Json::array());
+  EXPECT_FALSE(ssh());
+  ASSERT_EQ(call("PUT", "/v2.0/address-groups/" + ag_id + "/add_addresses",
+                 R"({"addresses": ["10.0.0.0/28"]})")
+                .status,
+            200);
+  EXPECT_EQ(ssh(), view("compute-1").ports.at(key(KeyKind::Port, vm1_)).ips[0] <
+                       *IpAddress::parse("10.0.0.16"));
+  // A group in use stays.
+  EXPECT_EQ(call("DELETE", "/v2.0/address-groups/" + ag_id).status, 409);
+}
+
+}  // namespace
+}  // namespace canopy::southbound
