@@ -46,12 +46,27 @@ std::optional<std::string> optionalUuid(const Json& v) {
   return "'" + (v.is_string() ? v.get<std::string>() : v.dump()) + "' is not a valid UUID";
 }
 
-std::optional<std::string> optionalPort(const Json& v) {
-  if (v.is_null()) return std::nullopt;
-  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 65535) {
-    return "'" + v.dump() + "' is not a valid port number";
+// Neutron's convert_validate_port_value: an integer (or its decimal
+// string) in 0..65535, or the rule is refused as a whole.
+Result<void> convertPort(Json& v) {
+  if (v.is_null()) return ok();
+  std::optional<int64_t> n;
+  if (v.is_number_integer()) {
+    n = v.get<int64_t>();
+  } else if (v.is_string()) {
+    const std::string& text = v.get_ref<const std::string&>();
+    int64_t parsed = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), parsed);
+    if (ec == std::errc() && end == text.data() + text.size()) n = parsed;
   }
-  return std::nullopt;
+  if (!n || *n < 0 || *n > 65535) {
+    return Error(
+        Errc::InvalidArgument,
+        "Invalid value for port " + (v.is_string() ? v.get<std::string>() : v.dump()) + ".",
+        "SecurityGroupInvalidPortValue");
+  }
+  v = *n;
+  return ok();
 }
 
 Error ruleError(std::string message, std::string reason) {
@@ -111,24 +126,29 @@ const ResourceSpec& securityGroupRuleSpec() {
                           "and integer representations [0 to 255] are supported.";
                  }});
     for (const char* name : {"port_range_min", "port_range_max"}) {
-      a.push_back({.name = name,
-                   .type = AttrType::Any,
-                   .allow_post = true,
-                   .default_value = Json(nullptr),
-                   .nullable = true,
-                   .check = optionalPort});
+      a.push_back({
+          .name = name,
+          .type = AttrType::Any,
+          .allow_post = true,
+          .default_value = Json(nullptr),
+          .nullable = true,
+      });
     }
     a.push_back({.name = "remote_ip_prefix",
                  .type = AttrType::Any,
                  .allow_post = true,
                  .default_value = Json(nullptr),
                  .nullable = true});
+    // Not checked as a UUID (Neutron's is not): an unknown group is not found.
     a.push_back({.name = "remote_group_id",
                  .type = AttrType::Any,
                  .allow_post = true,
                  .default_value = Json(nullptr),
                  .nullable = true,
-                 .check = optionalUuid});
+                 .check = [](const Json& v) -> std::optional<std::string> {
+                   if (v.is_null() || v.is_string()) return std::nullopt;
+                   return "'" + v.dump() + "' is not a valid string";
+                 }});
     a.push_back({.name = "remote_address_group_id",
                  .type = AttrType::Any,
                  .allow_post = true,
@@ -199,6 +219,9 @@ Result<void> checkRule(Json& rule) {
     return ruleError(
         "Invalid ethertype IPv4 for protocol " + rule["protocol"].get<std::string>() + ".",
         "SecurityGroupEthertypeConflictWithProtocol");
+  }
+  for (const char* k : {"port_range_min", "port_range_max"}) {
+    if (auto r = convertPort(rule[k]); !r) return r;
   }
   const Json& lo = rule["port_range_min"];
   const Json& hi = rule["port_range_max"];

@@ -44,6 +44,7 @@ compat_cleanup() {
   [ -d "$work/pg" ] && runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1 || true
   if [ -n "${CANOPY_TEMPEST_RESULTS:-}" ] && [ -d "$work/results" ]; then
     mkdir -p "$CANOPY_TEMPEST_RESULTS" && cp -r "$work/results/." "$CANOPY_TEMPEST_RESULTS/"
+    cp "$work/tempest/tempest.log" "$CANOPY_TEMPEST_RESULTS/" 2>/dev/null || true
   fi
   cleanup
 }
