@@ -54,6 +54,13 @@ bool ResourceKind::visible(const Json& doc, const Caller& caller,
   return caller.is_admin || doc.value("project_id", "") == caller.project_id;
 }
 
+ResourceKind::Access ResourceKind::access(const Json& doc, const Caller& caller,
+                                          const state::Tables& /*tables*/,
+                                          std::string_view /*verb*/) const {
+  if (caller.is_admin || doc.value("project_id", "") == caller.project_id) return Access::Allowed;
+  return Access::Refused;
+}
+
 Result<void> checkQuota(const std::string& collection, const std::string& project, int64_t adding,
                         const Transaction& ctx) {
   const model::QuotaResource* quota = model::quotaFor(collection);

@@ -50,6 +50,16 @@ class ResourceKind {
   // Own project, or admin. Networks add shared and external ones, rules
   // those in the caller's groups.
   virtual bool visible(const Json& doc, const Caller& caller, const state::Tables& tables) const;
+  // Whether the caller may change (update, delete, act on) a document it
+  // sees: Allowed; Refused (403); Hidden (404, where Neutron's policy does
+  // not let the caller read what it would change: a shared address group).
+  // The default: own project, or admin.
+  enum class Access { Allowed, Refused, Hidden };
+  virtual Access access(const Json& doc, const Caller& caller, const state::Tables& tables,
+                        std::string_view verb) const;
+  // Attributes derived from the document alone (a port's dns_assignment):
+  // cached with each version of it, as the rest of its view.
+  virtual void presentOwn(Json& /*view*/, const Json& /*doc*/) const {}
   // Derived attributes for display (a network's subnets; whether it is
   // shared with the caller). Kinds that derive none have their views
   // cached per document version.

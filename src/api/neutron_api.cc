@@ -184,9 +184,14 @@ Result<const state::Document*> target(const ResourceKind& kind, const std::strin
   if (d == nullptr || !kind.visible(d->doc, ctx.caller(), ctx.tables())) {
     return notFound(kind.spec(), id);
   }
-  if (!canChange(d->doc, ctx.caller())) {
-    return model::policyRefused("(rule:" + std::string(verb) + "_" + kind.spec().member +
-                                ") is disallowed by policy");
+  switch (kind.access(d->doc, ctx.caller(), ctx.tables(), verb)) {
+    case ResourceKind::Access::Allowed:
+      break;
+    case ResourceKind::Access::Hidden:
+      return notFound(kind.spec(), id);
+    case ResourceKind::Access::Refused:
+      return model::policyRefused("(rule:" + std::string(verb) + "_" + kind.spec().member +
+                                  ") is disallowed by policy");
   }
   if (auto m = checkIfMatch(req, d->doc); !m) return std::move(m).error();
   return d;
@@ -241,6 +246,7 @@ struct NeutronApi::Impl {
   Json present(const ResourceKind& kind, const Json& doc, const state::Tables& tables,
                const Caller& caller) const {
     Json view = model::visibleView(kind.spec(), doc, caller);
+    kind.presentOwn(view, doc);
     kind.present(view, doc, tables, caller);
     return view;
   }
@@ -298,7 +304,9 @@ struct NeutronApi::Impl {
         } else if (kind.derivesViews()) {
           items += query->project(*doc).dump();
         } else if (query->projects()) {
-          items += query->project(model::visibleView(spec, *doc, caller)).dump();
+          Json view = model::visibleView(spec, *doc, caller);
+          kind.presentOwn(view, *doc);
+          items += query->project(view).dump();
         } else {
           items += cachedView(kind, collection.at(doc->value("id", "")), caller);
         }
@@ -333,7 +341,9 @@ struct NeutronApi::Impl {
     int slot = caller.is_admin ? 1 : 0;
     std::lock_guard lock(d.memo->mu);
     if (!d.memo->ready[slot]) {
-      d.memo->text[slot] = model::visibleView(kind.spec(), d.doc, caller).dump();
+      Json view = model::visibleView(kind.spec(), d.doc, caller);
+      kind.presentOwn(view, d.doc);
+      d.memo->text[slot] = view.dump();
       d.memo->ready[slot] = true;
     }
     return d.memo->text[slot];

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "model/dhcp_options.h"
+
 namespace canopy::model {
 
 int defaultMtu(const NetworkConfig& config, std::string_view network_type) {
@@ -137,6 +139,20 @@ const ResourceSpec& networkSpec() {
                  .default_value = Json(nullptr),
                  .nullable = true,
                  .check = checkMtu});
+    // An external network that is the default one (Neutron's
+    // auto-allocated-topology attribute): its '*' external policy stays.
+    a.push_back({.name = "is_default",
+                 .type = AttrType::Bool,
+                 .allow_post = true,
+                 .allow_put = true,
+                 .default_value = Json(false),
+                 .admin_set_only = true});
+    // dns-integration: the domain of its ports' names (DHCP option 15).
+    a.push_back({.name = "dns_domain",
+                 .allow_post = true,
+                 .allow_put = true,
+                 .default_value = Json(""),
+                 .check = checkDnsDomain});
     a.push_back({.name = "port_security_enabled",
                  .type = AttrType::Bool,
                  .allow_post = true,

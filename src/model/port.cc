@@ -1,6 +1,7 @@
 #include "model/port.h"
 
 #include "base/ip.h"
+#include "model/dhcp_options.h"
 #include "model/ipam.h"
 
 namespace canopy::model {
@@ -141,6 +142,27 @@ const ResourceSpec& portSpec() {
                    }
                    return std::nullopt;
                  }});
+    // dns-integration and dns-domain-ports: the name and domain the DHCP
+    // server gives the port (options 12 and 15); dns_assignment is derived.
+    a.push_back({.name = "dns_name",
+                 .allow_post = true,
+                 .allow_put = true,
+                 .default_value = Json(""),
+                 .check = checkDnsName});
+    a.push_back({.name = "dns_domain",
+                 .allow_post = true,
+                 .allow_put = true,
+                 .default_value = Json(""),
+                 .check = checkDnsDomain});
+    a.push_back({.name = "dns_assignment", .type = AttrType::List});
+    // extra_dhcp_opt: options the DHCP server adds for this port.
+    a.push_back({.name = "extra_dhcp_opts",
+                 .null_is_empty_list = true,
+                 .type = AttrType::Any,
+                 .allow_post = true,
+                 .allow_put = true,
+                 .default_value = Json::array(),
+                 .check = checkExtraDhcpOpts});
     a.push_back({.name = "binding:host_id",
                  .allow_post = true,
                  .allow_put = true,

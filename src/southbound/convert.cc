@@ -64,6 +64,14 @@ void put(pb::Port* o, const topology::Port& p) {
   o->set_host(p.host);
   o->set_device_owner(p.device_owner);
   o->set_name(p.name);
+  o->set_dhcp_host_name(p.dhcp_host_name);
+  o->set_dhcp_domain(p.dhcp_domain);
+  if (p.dhcp_next_server) o->set_dhcp_next_server(bytesOf(*p.dhcp_next_server));
+  for (const auto& option : p.dhcp_options) {
+    auto* x = o->add_dhcp_options();
+    x->set_code(option.code);
+    x->set_value(std::string(option.value.begin(), option.value.end()));
+  }
 }
 
 void put(pb::SecurityGroup* o, const topology::SecurityGroup& g) {
@@ -209,6 +217,21 @@ Result<topology::Port> from(const pb::Port& o) {
   p.host = o.host();
   p.device_owner = o.device_owner();
   p.name = o.name();
+  p.dhcp_host_name = o.dhcp_host_name();
+  p.dhcp_domain = o.dhcp_domain();
+  if (!o.dhcp_next_server().empty()) {
+    CANOPY_TRY(next, ip(o.dhcp_next_server(), "DHCP next server"));
+    p.dhcp_next_server = next;
+  }
+  for (const auto& x : o.dhcp_options()) {
+    if (x.code() < 1 || x.code() > 254 || x.value().empty() || x.value().size() > 255) {
+      return Error(Errc::InvalidArgument, "port " + o.id() + ": DHCP option " +
+                                              std::to_string(x.code()) + " out of range or with " +
+                                              std::to_string(x.value().size()) + " bytes");
+    }
+    p.dhcp_options.push_back(
+        {static_cast<uint8_t>(x.code()), std::vector<uint8_t>(x.value().begin(), x.value().end())});
+  }
   return p;
 }
 

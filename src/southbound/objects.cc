@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "model/agent.h"
+#include "model/dhcp_options.h"
 #include "southbound/keys.h"
 #include "southbound/view.h"
 
@@ -179,6 +180,21 @@ std::optional<topology::Port> portOf(const state::Tables& t, const Json& p,
   out.host = hostKeyOf(t, stringAt(p, "binding:host_id"));
   out.device_owner = stringAt(p, "device_owner");
   out.name = stringAt(p, "name");
+  out.dhcp_host_name = stringAt(p, "dns_name");
+  out.dhcp_domain = stringAt(p, "dns_domain");
+  for (const auto& o : p.value("extra_dhcp_opts", Json::array())) {
+    if (o.value("ip_version", 4) != 4) continue;  // DHCPv6 options: not served yet
+    auto encoded = model::encodeDhcpOption(stringAt(o, "opt_name"), stringAt(o, "opt_value"));
+    if (!encoded) continue;  // checked by the API; a bad stored value is skipped
+    if (encoded->code == 0) {
+      IpAddress next{};
+      next.family = 4;
+      std::copy(encoded->value.begin(), encoded->value.end(), next.bytes.begin());
+      out.dhcp_next_server = next;
+    } else {
+      out.dhcp_options.push_back({encoded->code, std::move(encoded->value)});
+    }
+  }
   return out;
 }
 
@@ -227,7 +243,9 @@ std::optional<topology::Router> routerOf(const state::Tables& t, std::string_vie
       auto info = r->find("external_gateway_info");
       gw.snat = info != r->end() && info->is_object() ? boolAt(*info, "enable_snat", true) : true;
       gw.host = hostKeyOf(t, stringAt(*p, "binding:host_id"));
-      out.gateway = std::move(gw);
+      // A gateway on an external network without subnets has no address
+      // to route or translate with: the router has no way out yet.
+      if (!gw.ips.empty()) out.gateway = std::move(gw);
     }
   }
   for (const auto& route : r->value("routes", Json::array())) {

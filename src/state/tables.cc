@@ -1,5 +1,7 @@
 #include "state/tables.h"
 
+#include "model/quota.h"
+
 namespace canopy::state {
 
 Tables::Tables(std::shared_ptr<const std::vector<IndexSpec>> specs) : specs_(std::move(specs)) {}
@@ -153,9 +155,8 @@ std::vector<IndexSpec> defaultIndexes() {
        }},
   };
   // Resources counted against quotas, by project.
-  for (const char* collection : {"networks", "subnets", "ports", "routers", "floatingips",
-                                 "security-groups", "security-group-rules"}) {
-    specs.push_back({std::string(collection) + ".project", collection, field("project_id")});
+  for (const auto& quota : model::quotaResources()) {
+    specs.push_back({quota.collection + ".project", quota.collection, field("project_id")});
   }
   return specs;
 }

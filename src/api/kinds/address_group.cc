@@ -5,6 +5,7 @@
 
 #include "api/detail/rbac.h"
 #include "api/kind.h"
+#include "base/ip.h"
 #include "model/security_group.h"
 
 namespace canopy::api {
@@ -37,6 +38,14 @@ class AddressGroupKind final : public ResourceKind {
     return detail::ownedOrShared(doc, caller, tables);
   }
 
+  // Neutron does not show "shared" on an address group, so a project it is
+  // shared with cannot read what it would change: not found.
+  Access access(const Json& doc, const Caller& caller, const state::Tables& tables,
+                std::string_view verb) const override {
+    auto a = ResourceKind::access(doc, caller, tables, verb);
+    return a == Access::Refused ? Access::Hidden : a;
+  }
+
   Result<void> create(Json& doc, Transaction&) const override {
     doc["addresses"] = model::normalizeAddresses(doc["addresses"]);
     return ok();
@@ -66,10 +75,19 @@ class AddressGroupKind final : public ResourceKind {
     if (given == nullptr || !given->is_array()) {
       return model::badRequest("Request body contains invalid data");
     }
-    if (auto bad = model::checkSubnetList(*given)) {
-      return model::invalidInput("addresses", *bad);
+    // As Neutron reads them here: an address alone is its /32 or /128.
+    Json requested = Json::array();
+    for (const auto& a : *given) {
+      std::string text = a.is_string() ? a.get<std::string>() : a.dump();
+      Result<IpPrefix> prefix = IpPrefix::parse(text);
+      if (!prefix) {
+        auto ip = IpAddress::parse(text);
+        if (!ip) return model::invalidInput("addresses", "'" + text + "' is not a valid IP subnet");
+        prefix = IpPrefix{*ip, static_cast<uint8_t>(ip->isV4() ? 32 : 128)};
+      }
+      requested.push_back(prefix->toString());
     }
-    Json requested = model::normalizeAddresses(*given);
+    requested = model::normalizeAddresses(requested);
     Json doc = current.doc;
     std::string id = doc.value("id", "");
     Json present = Json::array(), absent = Json::array();

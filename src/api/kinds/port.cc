@@ -5,6 +5,7 @@
 #include "api/detail/addresses.h"
 #include "api/detail/rbac.h"
 #include "api/kind.h"
+#include "model/dhcp_options.h"
 #include "model/ipam.h"
 #include "model/router.h"
 
@@ -25,6 +26,13 @@ constexpr Extension kPortExtensions[] = {
     {"port-security", "Port Security", "Provides port security"},
     {"tag-ports-during-bulk-creation", "Tag Ports During Bulk Creation",
      "Allow to tag ports during bulk creation"},
+    {"extra_dhcp_opt", "Neutron Extra DHCP options",
+     "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be "
+     "specified (e.g. tftp-server, server-ip-address, bootfile-name)"},
+    {"dns-integration", "DNS Integration",
+     "Provides integration with DNS (Canopy's DHCP server gives each port its dns_name)."},
+    {"dns-domain-ports", "dns_domain for ports",
+     "Allows the DNS domain to be specified for a network port."},
 };
 
 class PortKind final : public ResourceKind {
@@ -34,16 +42,48 @@ class PortKind final : public ResourceKind {
 
   const model::ResourceSpec& spec() const override { return model::portSpec(); }
 
+  // As Neutron's policy: a port is seen (and deleted) by its project and by
+  // its network's owner; changed by its project.
+  bool visible(const Json& doc, const Caller& caller, const state::Tables& tables) const override {
+    return ResourceKind::visible(doc, caller, tables) || networkOwner(doc, caller, tables);
+  }
+
+  Access access(const Json& doc, const Caller& caller, const state::Tables& tables,
+                std::string_view verb) const override {
+    auto a = ResourceKind::access(doc, caller, tables, verb);
+    if (a == Access::Refused && verb == "delete" && networkOwner(doc, caller, tables)) {
+      return Access::Allowed;
+    }
+    return a;
+  }
+
+  void presentOwn(Json& view, const Json& doc) const override {
+    std::string domain = doc.value("dns_domain", "");
+    view["dns_assignment"] =
+        model::dnsAssignment(doc, domain.empty() ? model::kDefaultDnsDomain : domain);
+  }
+
+  // New extra DHCP options merge into the port's (a null value removes one).
+  void prepareUpdate(Json& changes, const Json& before) const override {
+    if (changes.contains("extra_dhcp_opts")) {
+      changes["extra_dhcp_opts"] = model::mergeExtraDhcpOpts(
+          before.value("extra_dhcp_opts", Json::array()), changes["extra_dhcp_opts"]);
+    }
+  }
+
   Result<void> create(Json& doc, Transaction& ctx) const override {
+    doc["extra_dhcp_opts"] = model::normalizeExtraDhcpOpts(doc["extra_dhcp_opts"]);
     std::string network_id = doc.value("network_id", "");
     const state::Document* network = ctx.find("networks", network_id);
     if (network == nullptr || !detail::ownedOrShared(network->doc, ctx.caller(), ctx.tables())) {
       return notFound(model::networkSpec(), network_id);
     }
+    if (auto r = checkOwnerOnly(doc, nullptr, ctx); !r) return r;
     return completeNewPort(doc, network->doc, ctx, config_, false);
   }
 
   Result<void> update(Json& doc, const Json& before, Transaction& ctx) const override {
+    if (auto r = checkOwnerOnly(doc, &before, ctx); !r) return r;
     if (auto r = changeMac(doc, before, ctx); !r) return r;
     if (doc["port_security_enabled"].is_null()) {
       doc["port_security_enabled"] = before["port_security_enabled"];
@@ -79,6 +119,45 @@ class PortKind final : public ResourceKind {
   }
 
  private:
+  static bool networkOwner(const Json& port, const Caller& caller, const state::Tables& tables) {
+    const state::Document* n = tables.find("networks", port.value("network_id", ""));
+    return n != nullptr && n->doc.value("project_id", "") == caller.project_id;
+  }
+
+  // What only an admin or the network's owner may set on a port (Neutron's
+  // create_port:<attr> and update_port:<attr> rules): its MAC, chosen
+  // addresses, allowed address pairs and port security. `before` is null on
+  // create, where only what the request gave counts.
+  static Result<void> checkOwnerOnly(const Json& doc, const Json* before, const Transaction& ctx) {
+    if (ctx.caller().is_admin || networkOwner(doc, ctx.caller(), ctx.tables())) return ok();
+    const char* verb = before == nullptr ? "create_port" : "update_port";
+    auto refuse = [&](const char* attr) {
+      return model::policyRefused("(rule:" + std::string(verb) + " and rule:" + verb + ":" + attr +
+                                  ") is disallowed by policy");
+    };
+    auto changed = [&](const char* attr) {
+      return before != nullptr && doc.contains(attr) && (*before)[attr] != doc[attr];
+    };
+    if (before == nullptr ? !doc["allowed_address_pairs"].empty()
+                          : changed("allowed_address_pairs")) {
+      return refuse("allowed_address_pairs");
+    }
+    if (before == nullptr ? doc["mac_address"].is_string() : changed("mac_address")) {
+      return refuse("mac_address");
+    }
+    if (before == nullptr
+            ? doc["port_security_enabled"].is_boolean()
+            : changed("port_security_enabled") && !doc["port_security_enabled"].is_null()) {
+      return refuse("port_security_enabled");
+    }
+    if (before == nullptr || changed("fixed_ips")) {
+      for (const auto& f : doc.value("fixed_ips", Json::array())) {
+        if (f.is_object() && f.contains("ip_address")) return refuse("fixed_ips:ip_address");
+      }
+    }
+    return ok();
+  }
+
   static Result<void> changeMac(Json& doc, const Json& before, Transaction& ctx) {
     if (doc["mac_address"].is_null()) doc["mac_address"] = before["mac_address"];
     auto mac = model::parseMac(doc["mac_address"].get<std::string>());

@@ -212,6 +212,10 @@ class RbacPolicyKind final : public ResourceKind {
     // The projects that use the object.
     std::vector<std::string> users;
     std::string details;
+    if (type.name == "network" && action == kAccessExternal && target == kEveryProject &&
+        object.value("is_default", false)) {
+      return inUse(policy, "Default external networks must be shared to everyone.");
+    }
     if (type.name == "network" && action == kAccessExternal) {
       for (const Json* port : ctx.indexed("ports.network", "ports", object_id)) {
         if (port->value("device_owner", "") != model::kOwnerRouterGateway) continue;

@@ -430,7 +430,9 @@ class RouterKind final : public ResourceKind {
       if (!port) return std::move(port).error();
       fixed_ips = (*port)["fixed_ips"];
     }
-    if (fixed_ips.empty()) {
+    // As Neutron: a gateway on an external network without subnets has no
+    // address (and no way out until one comes).
+    if (fixed_ips.empty() && !ctx.indexed("subnets.network", "subnets", network_id).empty()) {
       return badRequest("Unable to find any IP address on external network " + network_id + ".");
     }
     router["external_gateway_info"] = {{"network_id", network_id},

@@ -127,7 +127,8 @@ std::vector<uint8_t> message(const BootpHeader& header, const DhcpOptions& optio
 }  // namespace
 
 std::vector<uint8_t> dhcpReply(const DhcpMessage& request, Ipv4Address your_address,
-                               Ipv4Address server_address, const DhcpOptions& options) {
+                               Ipv4Address server_address, const DhcpOptions& options,
+                               std::optional<Ipv4Address> next_server) {
   BootpHeader h{};
   h.op = 2;
   h.htype = 1;
@@ -136,7 +137,7 @@ std::vector<uint8_t> dhcpReply(const DhcpMessage& request, Ipv4Address your_addr
   h.flags = request.header.flags;
   h.ciaddr = request.header.ciaddr;
   h.yiaddr = your_address;
-  h.siaddr = server_address;
+  h.siaddr = next_server.value_or(server_address);
   h.giaddr = request.header.giaddr;
   std::copy_n(request.header.chaddr, sizeof(h.chaddr), h.chaddr);
   return message(h, options);

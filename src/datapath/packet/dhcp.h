@@ -113,9 +113,11 @@ class DhcpOptions {
 };
 
 // A server reply to `request` (BOOTREPLY, same xid, flags and client
-// hardware address): the UDP payload.
+// hardware address): the UDP payload. siaddr is `next_server` if given (a
+// boot server), else the server itself.
 std::vector<uint8_t> dhcpReply(const DhcpMessage& request, Ipv4Address your_address,
-                               Ipv4Address server_address, const DhcpOptions& options);
+                               Ipv4Address server_address, const DhcpOptions& options,
+                               std::optional<Ipv4Address> next_server = std::nullopt);
 // A client message (for tests and health checks): the UDP payload.
 std::vector<uint8_t> dhcpRequest(MacAddress client, uint32_t xid, const DhcpOptions& options);
 

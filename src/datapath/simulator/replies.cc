@@ -91,8 +91,9 @@ std::vector<uint8_t> tcpReset(std::span<const uint8_t> frame, const packet::Pars
 }
 
 DhcpAnswer dhcpAnswer(const packet::DhcpMessage& m, const topology::Switch& sw,
-                      const topology::Subnet& subnet, const IpAddress& address,
-                      uint32_t lease_seconds, const DhcpServerId& server) {
+                      const topology::Port& port, const topology::Subnet& subnet,
+                      const IpAddress& address, uint32_t lease_seconds,
+                      const DhcpServerId& server) {
   const Ipv4Address mine = v4(address);
   const Ipv4Address zero{};
   uint8_t reply = 0;
@@ -133,6 +134,15 @@ DhcpAnswer dhcpAnswer(const packet::DhcpMessage& m, const topology::Switch& sw,
 
   packet::DhcpOptions o;
   o.addByte(dhcp::kMessageType, reply).addAddress(dhcp::kServerId, server.address);
+  // The port's extra options replace the server's own of the same code.
+  auto given = [&](uint8_t code) {
+    return std::any_of(port.dhcp_options.begin(), port.dhcp_options.end(),
+                       [&](const topology::DhcpOption& x) { return x.code == code; });
+  };
+  std::optional<Ipv4Address> next_server;
+  if (port.dhcp_next_server && port.dhcp_next_server->isV4()) {
+    next_server = v4(*port.dhcp_next_server);
+  }
   if (reply != dhcp::kNak) {
     if (m.message_type != dhcp::kInform) {
       o.addU32(dhcp::kLeaseTime, lease_seconds)
@@ -143,19 +153,24 @@ DhcpAnswer dhcpAnswer(const packet::DhcpMessage& m, const topology::Switch& sw,
     uint32_t broadcast = (mine.host() & mask) | ~mask;
     o.addAddress(dhcp::kSubnetMask, Ipv4Address{packet::Be32::of(mask)})
         .addAddress(dhcp::kBroadcastAddress, Ipv4Address{packet::Be32::of(broadcast)});
-    if (subnet.gateway) o.addAddress(dhcp::kRouter, v4(*subnet.gateway));
-    if (!subnet.dns_servers.empty()) {
+    if (subnet.gateway && !given(dhcp::kRouter)) o.addAddress(dhcp::kRouter, v4(*subnet.gateway));
+    if (!subnet.dns_servers.empty() && !given(dhcp::kDnsServers)) {
       std::vector<Ipv4Address> dns;
       for (const auto& d : subnet.dns_servers) {
         if (d.family == 4) dns.push_back(v4(d));
       }
       if (!dns.empty()) o.addAddresses(dhcp::kDnsServers, dns);
     }
-    std::string host = "host-" + address.toString();
-    std::replace(host.begin(), host.end(), '.', '-');
-    o.addText(dhcp::kHostName, host);
-    if (!sw.dns_domain.empty()) o.addText(dhcp::kDomainName, sw.dns_domain);
-    o.addU16(dhcp::kInterfaceMtu, sw.mtu);
+    std::string host = port.dhcp_host_name;
+    if (host.empty()) {
+      host = "host-" + address.toString();
+      std::replace(host.begin(), host.end(), '.', '-');
+    }
+    if (!given(dhcp::kHostName)) o.addText(dhcp::kHostName, host);
+    std::string domain = port.dhcp_domain.empty() ? sw.dns_domain : port.dhcp_domain;
+    if (!domain.empty() && domain.back() == '.') domain.pop_back();
+    if (!domain.empty() && !given(dhcp::kDomainName)) o.addText(dhcp::kDomainName, domain);
+    if (!given(dhcp::kInterfaceMtu)) o.addU16(dhcp::kInterfaceMtu, sw.mtu);
     if (!subnet.host_routes.empty()) {
       // With option 121 a client ignores option 3 (RFC 3442), so the
       // default route goes in it too.
@@ -166,8 +181,9 @@ DhcpAnswer dhcpAnswer(const packet::DhcpMessage& m, const topology::Switch& sw,
         }
       }
       if (subnet.gateway) routes.push_back({zero, 0, v4(*subnet.gateway)});
-      o.addClasslessRoutes(routes);
+      if (!given(dhcp::kClasslessRoutes)) o.addClasslessRoutes(routes);
     }
+    for (const auto& x : port.dhcp_options) o.add(x.code, x.value);
   }
 
   // RFC 2131 4.1: where the reply goes.
@@ -183,7 +199,7 @@ DhcpAnswer dhcpAnswer(const packet::DhcpMessage& m, const topology::Switch& sw,
     to_mac = MacAddress::broadcast();
     to_ip = Ipv4Address::of(255, 255, 255, 255);
   }
-  auto payload = packet::dhcpReply(m, yiaddr, server.address, o);
+  auto payload = packet::dhcpReply(m, yiaddr, server.address, o, next_server);
   return {PacketBuilder()
               .eth(server.mac, to_mac)
               .ipv4(server.address, to_ip)

@@ -50,9 +50,10 @@ struct DhcpAnswer {
 
 // The server's answer to a client message on a port whose address in a
 // DHCP-enabled subnet is `address`: OFFER to DISCOVER; ACK to a REQUEST for
-// that address (NAK otherwise); ACK without lease to INFORM.
+// that address (NAK otherwise); ACK without lease to INFORM. The port's
+// own DHCP settings (host name, domain, next server, extra options) go in.
 DhcpAnswer dhcpAnswer(const packet::DhcpMessage& m, const topology::Switch& sw,
-                      const topology::Subnet& subnet, const IpAddress& address,
-                      uint32_t lease_seconds, const DhcpServerId& server);
+                      const topology::Port& port, const topology::Subnet& subnet,
+                      const IpAddress& address, uint32_t lease_seconds, const DhcpServerId& server);
 
 }  // namespace canopy::datapath::simulator

@@ -644,7 +644,7 @@ class Walk {
       return true;
     }
     DhcpAnswer answer =
-        dhcpAnswer(m, sw, *subnet, address, host_.dhcp_lease_seconds, server(sw, *subnet));
+        dhcpAnswer(m, sw, p, *subnet, address, host_.dhcp_lease_seconds, server(sw, *subnet));
     note([&] { return "DHCP server: " + answer.summary; });
     if (!answer.frame.empty()) emit(std::move(answer.frame));
     return true;

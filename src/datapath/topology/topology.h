@@ -79,6 +79,14 @@ struct AddressPair {
   friend bool operator==(const AddressPair&, const AddressPair&) = default;
 };
 
+// A DHCPv4 option as the server sends it (RFC 2132 code and value bytes).
+struct DhcpOption {
+  uint8_t code = 0;
+  std::vector<uint8_t> value{};
+
+  friend bool operator==(const DhcpOption&, const DhcpOption&) = default;
+};
+
 struct Port {
   uint32_t key = 0;
   std::string id{};
@@ -92,6 +100,15 @@ struct Port {
   uint32_t host = 0;               // host key; 0: not bound
   std::string device_owner{};
   std::string name{};
+  // What the DHCP server tells this port beyond its subnet's answer: the
+  // host name (Neutron's dns_name; "" for host-<address>), the domain
+  // (dns_domain; "" for the network's), BOOTP's next server (siaddr), and
+  // extra options already encoded (extra_dhcp_opts), which replace the
+  // server's own options of the same code.
+  std::string dhcp_host_name{};
+  std::string dhcp_domain{};
+  std::optional<IpAddress> dhcp_next_server{};
+  std::vector<DhcpOption> dhcp_options{};
 
   friend bool operator==(const Port&, const Port&) = default;
 };

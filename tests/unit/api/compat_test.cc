@@ -283,5 +283,64 @@ TEST_F(CompatTest, NetworkIpAvailabilityCountsPoolsAndPorts) {
   EXPECT_EQ(call("POST", "/v2.0/network-ip-availabilities", "{}", kAdmin).status, 405);
 }
 
+TEST_F(CompatTest, ExtraDhcpOptionsMergeAndAreChecked) {
+  std::string net = createNetwork("n");
+  subnet(net, "10.0.0.0/24");
+  auto r = port(net, R"(, "dns_name": "web-1", "extra_dhcp_opts": [
+      {"opt_name": "bootfile-name", "opt_value": "pxelinux.0"},
+      {"opt_name": "tftp-server", "opt_value": "2015::dead", "ip_version": 6},
+      {"opt_name": "server-ip-address", "opt_value": "10.0.0.9"}])");
+  ASSERT_EQ(r.status, 201) << r.body.dump();
+  const Json& p = r.body["port"];
+  EXPECT_EQ(p["extra_dhcp_opts"].size(), 3u);
+  EXPECT_EQ(p["extra_dhcp_opts"][0]["ip_version"], 4);
+  EXPECT_EQ(p["dns_assignment"][0]["hostname"], "web-1");
+  EXPECT_EQ(p["dns_assignment"][0]["fqdn"], "web-1.openstacklocal.");
+  std::string id = p["id"];
+  // An update replaces the option of that name, removes one given null.
+  auto u = call("PUT", "/v2.0/ports/" + id, R"({"port": {"extra_dhcp_opts": [
+      {"opt_name": "bootfile-name", "opt_value": "grub.efi"},
+      {"opt_name": "server-ip-address", "opt_value": null}]}})");
+  ASSERT_EQ(u.status, 200) << u.body.dump();
+  const Json& opts = u.body["port"]["extra_dhcp_opts"];
+  ASSERT_EQ(opts.size(), 2u);
+  EXPECT_EQ(opts[0]["opt_value"], "grub.efi");
+  EXPECT_EQ(opts[1]["opt_name"], "tftp-server");
+  // Options the server cannot send are refused, not stored.
+  expectError(port(net, R"(, "extra_dhcp_opts": [{"opt_name": "router", "opt_value": "x"}])"), 400,
+              "HTTPBadRequest");
+  expectError(port(net, R"(, "extra_dhcp_opts": [{"opt_name": "no-such", "opt_value": "1"}])"), 400,
+              "HTTPBadRequest");
+  expectError(port(net, R"(, "dns_name": "-bad-")"), 400, "HTTPBadRequest");
+  auto shown = call("GET", "/v2.0/ports?fields=dns_assignment&id=" + id);
+  EXPECT_EQ(shown.body["ports"][0]["dns_assignment"][0]["hostname"], "web-1");
+}
+
+// On another project's shared network a port's addresses, MAC, pairs and
+// port security are the network owner's to set; its owner may delete it.
+TEST_F(CompatTest, PortsOnASharedNetwork) {
+  std::string net = createNetwork("n", "p1");
+  subnet(net, "10.0.0.0/24");
+  ASSERT_EQ(call("POST", "/v2.0/rbac-policies",
+                 R"({"rbac_policy": {"object_type": "network", "object_id": ")" + net +
+                     R"(", "target_tenant": "p2", "action": "access_as_shared"}})")
+                .status,
+            201);
+  expectError(port(net, R"(, "allowed_address_pairs": [{"ip_address": "10.0.0.99"}])", "p2"), 403,
+              "PolicyNotAuthorized");
+  expectError(port(net, R"(, "fixed_ips": [{"ip_address": "10.0.0.50"}])", "p2"), 403,
+              "PolicyNotAuthorized");
+  auto theirs = port(net, "", "p2");
+  ASSERT_EQ(theirs.status, 201) << theirs.body.dump();
+  std::string id = theirs.body["port"]["id"];
+  expectError(call("PUT", "/v2.0/ports/" + id,
+                   R"({"port": {"allowed_address_pairs": [{"ip_address": "10.0.0.99"}]}})", "p2"),
+              403, "PolicyNotAuthorized");
+  EXPECT_EQ(call("GET", "/v2.0/ports/" + id, "", "p1").status, 200);
+  expectError(call("PUT", "/v2.0/ports/" + id, R"({"port": {"name": "x"}})", "p1"), 403,
+              "PolicyNotAuthorized");
+  EXPECT_EQ(call("DELETE", "/v2.0/ports/" + id, "", "p1").status, 204);
+}
+
 }  // namespace
 }  // namespace canopy::api

@@ -424,6 +424,51 @@ TEST_F(Pipeline, DhcpInformIsAcknowledgedWithoutALease) {
   EXPECT_EQ(options.count(kRebindingTime), 0u);
 }
 
+// A port's own DHCP settings (Neutron's dns_name, dns_domain and
+// extra_dhcp_opts) go in its answer; an extra option replaces the
+// server's own of the same code, and a next server is BOOTP's siaddr.
+TEST_F(Pipeline, DhcpCarriesThePortsOwnSettings) {
+  using namespace packet::dhcp;
+  auto p = parts();
+  auto& vm1 = p.ports.at(kVm1);
+  vm1.dhcp_host_name = "web-1";
+  vm1.dhcp_domain = "example.org.";
+  vm1.dhcp_next_server = ip("10.0.0.99");
+  vm1.dhcp_options = {{66, {'t', 'f', 't', 'p'}}, {kInterfaceMtu, {0x05, 0x00}}};
+  world_.setTopology(p.builder(), 2);
+  packet::DhcpOptions o;
+  o.addByte(kMessageType, kDiscover);
+  auto r = world_.fromPort(kH1, kVm1,
+                           PacketBuilder()
+                               .eth(mac(0, 1), MacAddress::broadcast())
+                               .ipv4(v4("0.0.0.0"), v4("255.255.255.255"))
+                               .udp(kClientPort, kServerPort)
+                               .payload(packet::dhcpRequest(mac(0, 1), 0x99, o))
+                               .build());
+  ASSERT_TRUE(only(r, kH1, kVm1));
+  auto options = dhcpOptions(r[0].bytes);
+  EXPECT_EQ(options[kMessageType], std::vector<uint8_t>{kOffer});
+  EXPECT_EQ(std::string(options[kHostName].begin(), options[kHostName].end()), "web-1");
+  EXPECT_EQ(std::string(options[kDomainName].begin(), options[kDomainName].end()), "example.org");
+  EXPECT_EQ(options[66], (std::vector<uint8_t>{'t', 'f', 't', 'p'}));
+  EXPECT_EQ(options[kInterfaceMtu], (std::vector<uint8_t>{0x05, 0x00}));
+  int mtus = 0;  // the port's MTU option, not the server's as well
+  packet::ParsedPacket pp = parsed(r[0].bytes);
+  auto payload = std::span<const uint8_t>(r[0].bytes).subspan(pp.payload_offset);
+  for (size_t at = sizeof(packet::BootpHeader) + 4; at + 1 < payload.size();) {
+    if (payload[at] == kPad) {
+      ++at;
+      continue;
+    }
+    if (payload[at] == kEnd) break;
+    if (payload[at] == kInterfaceMtu) ++mtus;
+    at += size_t{2} + payload[at + 1];
+  }
+  EXPECT_EQ(mtus, 1);
+  EXPECT_EQ(payload[20], 10);  // siaddr, 10.0.0.99
+  EXPECT_EQ(payload[23], 99);
+}
+
 // A guest's TCP with segmentation offload hands over super-frames that
 // stand for MSS-sized segments: the MTU of the way out (here the public
 // network's 1500, through vm3's floating IP) is checked against one
