@@ -48,6 +48,7 @@ struct AgentConfig {
   // physical network -> interface, in the order given
   std::vector<std::pair<std::string, std::string>> uplinks{};
   bool gateway_capable = false;
+  std::string availability_zone;  // "": the default zone
   datapath::pipeline::Encapsulation encapsulation = datapath::pipeline::Encapsulation::Geneve;
   uint16_t geneve_port = 6081;
   uint16_t vxlan_port = 4789;

@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   std::string run_dir = "/run/canopy";
   std::vector<std::string> uplinks;
   bool gateway = false;
+  std::string availability_zone;
   std::string encapsulation = "geneve";
   std::string metrics_listen;
   canopy::southbound::TlsFiles tls;
@@ -82,6 +83,8 @@ int main(int argc, char** argv) {
   app.add_option("--uplink", uplinks,
                  "PHYSNET=INTERFACE: the interface that reaches a physical network (repeatable)");
   app.add_flag("--gateway", gateway, "This host may hold routers' external gateways");
+  app.add_option("--availability-zone", availability_zone,
+                 "The zone this host is in (Neutron's availability zones; default \"nova\")");
   app.add_option("--encapsulation", encapsulation, "Tunnels this host sends: geneve or vxlan")
       ->check(CLI::IsMember({"geneve", "vxlan"}))
       ->capture_default_str();
@@ -157,6 +160,7 @@ int main(int argc, char** argv) {
     config.server_credentials = *credentials;
   }
   config.gateway_capable = gateway;
+  config.availability_zone = availability_zone;
   config.rx_ring = rx_ring == "on";
   config.busy_poll = std::chrono::microseconds(busy_poll_us);
   config.workers = workers;

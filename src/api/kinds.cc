@@ -19,12 +19,14 @@ std::unique_ptr<ResourceKind> makeAddressScopeKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeSubnetPoolKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeRbacPolicyKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeAddressGroupKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeServiceProviderKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeAvailabilityZoneKind(const model::NetworkConfig&);
 
 // In the order /v2.0/ lists them.
 constexpr MakeKind kKinds[] = {
     makeNetworkKind,           makeSubnetKind,     makePortKind,       makeSecurityGroupKind,
     makeSecurityGroupRuleKind, makeRouterKind,     makeFloatingIpKind, makeIpAvailabilityKind,
-    makeAddressScopeKind,      makeSubnetPoolKind, makeRbacPolicyKind, makeAddressGroupKind,
+    makeAddressScopeKind,      makeSubnetPoolKind, makeRbacPolicyKind, makeAddressGroupKind, makeServiceProviderKind, makeAvailabilityZoneKind,
 };
 
 std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::NetworkConfig& config) {

@@ -34,6 +34,8 @@ Agent Agent::fromJson(const Json& doc) {
   a.version = stringAt(doc, "version");
   a.alive = flag(doc, "alive", false);
   a.is_static = flag(doc, "static", false);
+  a.availability_zone = stringAt(doc, "availability_zone");
+  if (a.availability_zone.empty()) a.availability_zone = kDefaultZone;
   return a;
 }
 
@@ -45,7 +47,8 @@ Json Agent::toJson() const {
               {"gateway_capable", gateway_capable},
               {"physical_networks", physical_networks},
               {"version", version},
-              {"alive", alive}};
+              {"alive", alive},
+              {"availability_zone", availability_zone}};
   if (is_static) doc["static"] = true;
   return doc;
 }

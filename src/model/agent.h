@@ -19,6 +19,9 @@
 
 namespace canopy::model {
 
+// Neutron's default availability zone.
+inline constexpr std::string_view kDefaultZone = "nova";
+
 struct Agent {
   std::string host{};
   std::string tunnel_ip{};
@@ -29,6 +32,7 @@ struct Agent {
   std::string version{};
   bool alive = true;
   bool is_static = false;  // a static VTEP, registered through the API
+  std::string availability_zone{kDefaultZone};
 
   // A document as stored; a field that is missing or of the wrong type
   // takes its default (the store may hold documents of older versions).

@@ -249,6 +249,24 @@ Result<std::vector<Json>> parseBody(const ResourceSpec& spec, std::string_view b
   return badRequest("Unable to find '" + spec.member + "' in request body");
 }
 
+void addAvailabilityZoneAttributes(std::vector<AttrSpec>& attrs) {
+  attrs.push_back({.name = "availability_zone_hints",
+                   .null_is_empty_list = true,
+                   .type = AttrType::List,
+                   .allow_post = true,
+                   .default_value = Json::array(),
+                   .check = [](const Json& hints) -> std::optional<std::string> {
+                     for (const auto& h : hints) {
+                       if (!h.is_string() || h.get_ref<const std::string&>().empty() ||
+                           h.get_ref<const std::string&>().size() > 255) {
+                         return "'" + h.dump() + "' is not a valid availability zone name";
+                       }
+                     }
+                     return std::nullopt;
+                   }});
+  attrs.push_back({.name = "availability_zones", .type = AttrType::List});
+}
+
 std::optional<std::string> checkSubnetList(const Json& list) {
   for (size_t i = 0; i < list.size(); ++i) {
     const Json& v = list[i];

@@ -118,6 +118,10 @@ Error invalidInput(std::string_view attr, std::string_view reason);
 // 403 PolicyNotAuthorized.
 Error policyRefused(std::string message);
 
+// availability_zone_hints (given on create: zone names) and
+// availability_zones (derived), as networks and routers have them.
+void addAvailabilityZoneAttributes(std::vector<AttrSpec>& attrs);
+
 // id, name, description, project_id, tenant_id, created_at, updated_at,
 // revision_number, tags: Neutron's standard attributes.
 void addStandardAttributes(std::vector<AttrSpec>& attrs);

@@ -139,6 +139,7 @@ const ResourceSpec& networkSpec() {
                  .default_value = Json(nullptr),
                  .nullable = true,
                  .check = checkMtu});
+    addAvailabilityZoneAttributes(a);
     // An external network that is the default one (Neutron's
     // auto-allocated-topology attribute): its '*' external policy stays.
     a.push_back({.name = "is_default",

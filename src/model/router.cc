@@ -101,9 +101,10 @@ const ResourceSpec& routerSpec() {
                  .nullable = true,
                  .check = checkGatewayInfo});
     // dvr and l3-ha, with Canopy's meaning: every router is distributed
-    // (each host routes for its own ports), and its gateway fails over
-    // between the gateway hosts of its physical network. Admin-only, as in
-    // Neutron's policy; unspecified means true, and false is refused.
+    // (each host routes for its own ports; false is refused), and with ha
+    // (the default) its gateway fails over between the gateway hosts of its
+    // physical network, without it stays where it was put. Admin-only, as
+    // in Neutron's policy.
     for (const char* name : {"distributed", "ha"}) {
       a.push_back({.name = name,
                    .type = AttrType::Any,
@@ -117,6 +118,7 @@ const ResourceSpec& routerSpec() {
                      return "'" + v.dump() + "' is not a valid boolean value";
                    }});
     }
+    addAvailabilityZoneAttributes(a);
     a.push_back({.name = "routes",
                  .null_is_empty_list = true,
                  .type = AttrType::Any,

@@ -127,7 +127,9 @@ grpc::Status SouthboundService::Connect(
       .encapsulations = {hello.encapsulations().begin(), hello.encapsulations().end()},
       .gateway_capable = hello.gateway_capable(),
       .physical_networks = {hello.physical_networks().begin(), hello.physical_networks().end()},
-      .version = hello.agent_version()};
+      .version = hello.agent_version(),
+      .availability_zone = hello.availability_zone().empty() ? std::string(model::kDefaultZone)
+                                                             : hello.availability_zone()};
   Session s;
   s.host = info.host;
   s.context = context;
@@ -274,51 +276,70 @@ Result<void> SouthboundService::reconcile() {
   }
   // Gateways on hosts that cannot hold them move to one that can: alive,
   // gateway-capable, with an uplink to the external network (any, for an
-  // overlay external network), the least loaded first.
+  // overlay external network), in one of the router's availability zone
+  // hints (if it has any), the least loaded first.
   std::vector<std::pair<std::string, std::string>> moves;  // gateway port -> host
   state_.read([&](const state::Tables& t) {
     struct Candidate {
       std::vector<std::string> physnets;
+      std::string zone;
       int load = 0;
     };
     std::map<std::string, Candidate> hosts;
     for (const auto& [name, d] : t.collection(kAgentsCollection)) {
       Agent a = Agent::fromJson(d.doc);
       if (!a.alive || !a.gateway_capable) continue;
-      hosts[name] = Candidate{.physnets = std::move(a.physical_networks)};
+      hosts[name] =
+          Candidate{.physnets = std::move(a.physical_networks), .zone = a.availability_zone};
     }
-    std::vector<std::pair<const Json*, std::string>> gateways;  // port, physnet
+    struct Gateway {
+      const Json* port;
+      std::string physnet;
+      std::vector<std::string> zones;  // the router's hints; none: any
+      bool ha = true;                  // false: it stays on the host it has
+    };
+    std::vector<Gateway> gateways;
     for (const auto& [id, r] : t.collection("routers")) {
       for (const auto& port_id : t.lookup("ports.device", id)) {
         const state::Document* p = t.find("ports", port_id);
         if (p == nullptr || stringAt(p->doc, "device_owner") != "network:router_gateway") continue;
         const state::Document* n = t.find("networks", stringAt(p->doc, "network_id"));
-        gateways.emplace_back(&p->doc,
-                              n == nullptr ? "" : stringAt(n->doc, "provider:physical_network"));
+        Gateway g{.port = &p->doc,
+                  .physnet = n == nullptr ? "" : stringAt(n->doc, "provider:physical_network"),
+                  .zones = {},
+                  .ha = r.doc.value("ha", true)};
+        for (const auto& z : r.doc.value("availability_zone_hints", Json::array())) {
+          if (z.is_string()) g.zones.push_back(z.get<std::string>());
+        }
+        gateways.push_back(std::move(g));
       }
     }
-    auto reaches = [](const Candidate& c, const std::string& physnet) {
-      return physnet.empty() ||
-             std::find(c.physnets.begin(), c.physnets.end(), physnet) != c.physnets.end();
+    auto fits = [](const Candidate& c, const Gateway& g) {
+      bool reaches = g.physnet.empty() ||
+                     std::find(c.physnets.begin(), c.physnets.end(), g.physnet) != c.physnets.end();
+      bool zoned =
+          g.zones.empty() || std::find(g.zones.begin(), g.zones.end(), c.zone) != g.zones.end();
+      return reaches && zoned;
     };
-    for (const auto& [port, physnet] : gateways) {
-      auto it = hosts.find(stringAt(*port, "binding:host_id"));
-      if (it != hosts.end() && reaches(it->second, physnet)) ++it->second.load;
+    for (const auto& g : gateways) {
+      auto it = hosts.find(stringAt(*g.port, "binding:host_id"));
+      if (it != hosts.end() && fits(it->second, g)) ++it->second.load;
     }
-    for (const auto& [port, physnet] : gateways) {
-      auto it = hosts.find(stringAt(*port, "binding:host_id"));
-      if (it != hosts.end() && reaches(it->second, physnet)) continue;
+    for (const auto& g : gateways) {
+      auto it = hosts.find(stringAt(*g.port, "binding:host_id"));
+      if (it != hosts.end() && fits(it->second, g)) continue;
+      if (!g.ha && !stringAt(*g.port, "binding:host_id").empty()) continue;
       Candidate* best = nullptr;
       std::string best_name;
       for (auto& [name, c] : hosts) {
-        if (reaches(c, physnet) && (best == nullptr || c.load < best->load)) {
+        if (fits(c, g) && (best == nullptr || c.load < best->load)) {
           best = &c;
           best_name = name;
         }
       }
       if (best == nullptr) continue;  // none can hold it yet
       ++best->load;
-      moves.emplace_back(stringAt(*port, "id"), best_name);
+      moves.emplace_back(stringAt(*g.port, "id"), best_name);
     }
   });
   // Router ports' status: interfaces are served on every host (ACTIVE); a

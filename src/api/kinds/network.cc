@@ -7,6 +7,7 @@
 
 #include "api/detail/rbac.h"
 #include "api/detail/subnet_pools.h"
+#include "api/detail/zones.h"
 #include "api/kind.h"
 #include "model/router.h"
 #include "model/subnet.h"
@@ -47,11 +48,21 @@ class NetworkKind final : public ResourceKind {
     view["shared"] = detail::sharedWith(doc, caller.project_id, tables);
     view["ipv4_address_scope"] = detail::networkAddressScope(tables, id, 4);
     view["ipv6_address_scope"] = detail::networkAddressScope(tables, id, 6);
+    // Its zones: those of the hosts its ports are bound to.
+    std::vector<std::string> hosts;
+    for (const auto& port_id : tables.lookup("ports.network", id)) {
+      if (const state::Document* p = tables.find("ports", port_id)) {
+        std::string host = p->doc.value("binding:host_id", "");
+        if (!host.empty()) hosts.push_back(std::move(host));
+      }
+    }
+    view["availability_zones"] = detail::hostZones(tables, hosts);
   }
   bool derivesViews() const override { return true; }
 
   Result<void> create(Json& doc, Transaction& ctx) const override {
     doc["status"] = "ACTIVE";
+    if (auto r = detail::checkZoneHints(doc["availability_zone_hints"], ctx); !r) return r;
     if (auto r = assignSegment(doc, ctx); !r) return r;
     if (doc.value("shared", false)) {
       detail::addWildcardPolicy(ctx, "network", doc, detail::kAccessShared);

@@ -6,6 +6,7 @@
 
 #include "api/detail/l3.h"
 #include "api/detail/rbac.h"
+#include "api/detail/zones.h"
 #include "api/kind.h"
 #include "model/port.h"
 #include "model/subnet.h"
@@ -41,8 +42,23 @@ class RouterKind final : public ResourceKind {
 
   const model::ResourceSpec& spec() const override { return model::routerSpec(); }
 
+  // Its zones: its gateway host's.
+  void present(Json& view, const Json& doc, const state::Tables& tables,
+               const Caller& /*caller*/) const override {
+    std::vector<std::string> hosts;
+    for (const auto& port_id : tables.lookup("ports.device", doc.value("id", ""))) {
+      const state::Document* p = tables.find("ports", port_id);
+      if (p != nullptr && p->doc.value("device_owner", "") == model::kOwnerRouterGateway) {
+        hosts.push_back(p->doc.value("binding:host_id", ""));
+      }
+    }
+    view["availability_zones"] = detail::hostZones(tables, hosts);
+  }
+  bool derivesViews() const override { return true; }
+
   Result<void> create(Json& doc, Transaction& ctx) const override {
     if (auto r = canopyMeaning(doc); !r) return r;
+    if (auto r = detail::checkZoneHints(doc["availability_zone_hints"], ctx); !r) return r;
     doc["status"] = "ACTIVE";
     doc["routes"] = Json::array();
     Json wanted = doc["external_gateway_info"];
@@ -51,7 +67,7 @@ class RouterKind final : public ResourceKind {
   }
 
   Result<void> update(Json& doc, const Json& before, Transaction& ctx) const override {
-    if (auto r = canopyMeaning(doc); !r) return r;
+    if (auto r = canopyMeaning(doc, &before); !r) return r;
     if (doc["external_gateway_info"] != before["external_gateway_info"]) {
       Json wanted = doc["external_gateway_info"];
       doc["external_gateway_info"] = before["external_gateway_info"];
@@ -112,17 +128,23 @@ class RouterKind final : public ResourceKind {
   }
 
  private:
-  // distributed and ha are always true on Canopy (model/router.cc).
-  static Result<void> canopyMeaning(Json& doc) {
-    for (const char* name : {"distributed", "ha"}) {
-      if (doc[name].is_null()) doc[name] = true;
-      if (doc[name] == false) {
-        return model::badRequest(std::string(name) == "ha"
-                                     ? "Canopy routers' gateways always fail over between the "
-                                       "gateway hosts: ha cannot be false."
-                                     : "Canopy routers are always distributed (each host routes "
-                                       "for its own ports): distributed cannot be false.");
-      }
+  // Canopy's meaning of distributed and ha (model/router.cc): every router
+  // is distributed; ha (the default) lets the gateway fail over to another
+  // gateway host, ha false keeps it on the host it was given (a single
+  // failure router, down while that host is). As Neutron, ha changes only
+  // on a router that is administratively down.
+  static Result<void> canopyMeaning(Json& doc, const Json* before = nullptr) {
+    if (doc["distributed"].is_null()) doc["distributed"] = true;
+    if (doc["distributed"] == false) {
+      return model::badRequest(
+          "Canopy routers are always distributed (each host routes for its own ports): "
+          "distributed cannot be false.");
+    }
+    if (doc["ha"].is_null()) doc["ha"] = before != nullptr ? (*before)["ha"] : Json(true);
+    if (before != nullptr && doc["ha"] != (*before)["ha"] && doc.value("admin_state_up", true)) {
+      return badRouter(
+          "Cannot change HA attribute of active routers. Please set router admin_state_up to "
+          "False prior to upgrade");
     }
     return ok();
   }

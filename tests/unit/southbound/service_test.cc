@@ -36,13 +36,14 @@ bool waitFor(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds
 // An agent's end that records what it was given.
 struct Agent {
   Agent(const std::string& server, const std::string& host, const std::string& tunnel,
-        bool gateway = false) {
+        bool gateway = false, const std::string& zone = "") {
     pb::Hello hello;
     hello.set_host_name(host);
     uint8_t ip[4] = {10, 9, 0, static_cast<uint8_t>(std::stoi(tunnel))};
     hello.set_tunnel_ip(std::string(reinterpret_cast<const char*>(ip), 4));
     hello.set_gateway_capable(gateway);
     if (gateway) hello.add_physical_networks("physnet1");
+    hello.set_availability_zone(zone);
     client = std::make_unique<SouthboundClient>(
         SouthboundClient::Options{.server = server, .hello = hello},
         [this](const HostView& v, uint64_t version) -> Result<void> {
@@ -106,8 +107,9 @@ class ServiceTest : public api::ApiFixture {
     }
     return id;
   }
-  Agent& agent(const std::string& host, const std::string& tunnel, bool gateway = false) {
-    agents_.push_back(std::make_unique<Agent>(address_, host, tunnel, gateway));
+  Agent& agent(const std::string& host, const std::string& tunnel, bool gateway = false,
+               const std::string& zone = "") {
+    agents_.push_back(std::make_unique<Agent>(address_, host, tunnel, gateway, zone));
     return *agents_.back();
   }
   static bool hasPort(const HostView& v, const std::string& id) {
@@ -311,6 +313,57 @@ TEST_F(ServiceTest, AgentsThatLeaveAreMarkedDead) {
       return a != nullptr && a->doc.value("alive", true) == false;
     });
   }));
+}
+
+// A router's zone hints choose its gateway's host; without ha the gateway
+// stays on its host when that host's agent goes, with ha it moves.
+TEST_F(ServiceTest, GatewaysFollowZoneHintsAndHa) {
+  auto pub = call("POST", "/v2.0/networks",
+                  R"({"network": {"name": "public", "router:external": true,
+                      "provider:network_type": "flat", "provider:physical_network": "physnet1"}})",
+                  "");
+  ASSERT_EQ(pub.status, 201);
+  std::string public_id = pub.body["network"]["id"];
+  ASSERT_EQ(call("POST", "/v2.0/subnets",
+                 R"({"subnet": {"network_id": ")" + public_id +
+                     R"(", "ip_version": 4, "cidr": "203.0.113.0/24"}})",
+                 "")
+                .status,
+            201);
+  agent("gw-a", "3", /*gateway=*/true, "az1");
+  agent("gw-b", "4", /*gateway=*/true, "az2");
+  ASSERT_TRUE(waitFor([&] { return service_->connected() == 2; }));
+  auto zones = call("GET", "/v2.0/availability_zones?resource=router");
+  ASSERT_EQ(zones.status, 200) << zones.body.dump();
+  ASSERT_EQ(zones.body["availability_zones"].size(), 2u) << zones.body.dump();
+  EXPECT_EQ(zones.body["availability_zones"][0]["state"], "available");
+  expectError(call("POST", "/v2.0/routers",
+                   R"({"router": {"name": "r", "availability_zone_hints": ["az9"]}})"),
+              404, "AvailabilityZoneNotFound");
+  auto router = [&](const std::string& name, const std::string& extra) {
+    auto r = call("POST", "/v2.0/routers",
+                  R"({"router": {"name": ")" + name + R"(", "external_gateway_info":
+                      {"network_id": ")" +
+                      public_id + "\"}" + extra + "}}",
+                  "");
+    EXPECT_EQ(r.status, 201) << r.body.dump();
+    return r.body["router"].value("id", "");
+  };
+  std::string pinned = router("pinned", R"(, "availability_zone_hints": ["az2"], "ha": false)");
+  std::string mobile = router("mobile", R"(, "availability_zone_hints": ["az2", "az1"])");
+  auto host = [&](const std::string& id) {
+    auto p = call("GET", "/v2.0/ports?device_owner=network:router_gateway&device_id=" + id, "", "");
+    return p.body["ports"].empty() ? std::string()
+                                   : p.body["ports"][0].value("binding:host_id", "");
+  };
+  ASSERT_TRUE(waitFor([&] { return host(pinned) == "gw-b" && !host(mobile).empty(); }));
+  EXPECT_EQ(call("GET", "/v2.0/routers/" + pinned, "", "").body["router"]["availability_zones"],
+            Json({"az2"}));
+  // gw-b goes: the HA router's gateway moves to az1, the other stays.
+  std::string before = host(mobile);
+  agents_.erase(agents_.begin() + 1);
+  ASSERT_TRUE(waitFor([&] { return host(mobile) == "gw-a"; })) << before;
+  EXPECT_EQ(host(pinned), "gw-b");
 }
 
 }  // namespace
