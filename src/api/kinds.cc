@@ -21,12 +21,13 @@ std::unique_ptr<ResourceKind> makeRbacPolicyKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeAddressGroupKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeServiceProviderKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeAvailabilityZoneKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeSegmentRangeKind(const model::NetworkConfig&);
 
 // In the order /v2.0/ lists them.
 constexpr MakeKind kKinds[] = {
     makeNetworkKind,           makeSubnetKind,     makePortKind,       makeSecurityGroupKind,
     makeSecurityGroupRuleKind, makeRouterKind,     makeFloatingIpKind, makeIpAvailabilityKind,
-    makeAddressScopeKind,      makeSubnetPoolKind, makeRbacPolicyKind, makeAddressGroupKind, makeServiceProviderKind, makeAvailabilityZoneKind,
+    makeAddressScopeKind,      makeSubnetPoolKind, makeRbacPolicyKind, makeAddressGroupKind, makeServiceProviderKind, makeAvailabilityZoneKind, makeSegmentRangeKind,
 };
 
 std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::NetworkConfig& config) {

@@ -114,7 +114,7 @@ openstack -q role add --project service --user canopy admin
 CANOPY_KEYSTONE_PASSWORD=canopy-pw start_server "$bin" "$work/results/canopy-server.log" \
   --store "sqlite:$work/canopy.db" --listen 127.0.0.1:0 --auth keystone \
   --keystone-url "$ks_url" --keystone-user canopy --keystone-project service \
-  --vlan-ranges public,physnet1:100:200
+  --vlan-ranges public,physnet1:100:200 --overlay vxlan --vni-min 1 --vni-max 2000
 openstack -q service create --name neutron network >/dev/null
 for interface in public internal admin; do
   openstack -q endpoint create --region RegionOne network "$interface" "$api_url" >/dev/null

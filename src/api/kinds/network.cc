@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "api/detail/rbac.h"
+#include "api/detail/segment_ranges.h"
 #include "api/detail/subnet_pools.h"
 #include "api/detail/zones.h"
 #include "api/kind.h"
@@ -261,18 +262,16 @@ class NetworkKind final : public ResourceKind {
           if (!used(candidate)) found = candidate;
         }
       };
-      if (tunnel) {
-        pick(config_.vni_min, config_.vni_max);
-      } else {
-        for (const auto& [name, ranges] : config_.vlan_ranges) {
-          if (!physnet.empty() && name != physnet) continue;
-          std::string chosen = physnet;
-          physnet = name;  // used() reads it
-          for (const auto& [lo, hi] : ranges) pick(lo, hi);
-          if (found) break;
-          physnet = chosen;
-        }
+      // The project's own segment ranges first, then the shared ones
+      // (the configured defaults among them).
+      std::string chosen = physnet;
+      for (const auto& range : detail::segmentRangesFor(
+               ctx.tables(), config_, doc.value("project_id", ""), type, physnet)) {
+        physnet = tunnel ? chosen : range.physical_network;  // used() reads it
+        pick(range.minimum, range.maximum);
+        if (found) break;
       }
+      if (!found) physnet = chosen;
       if (!found) {
         return Error(Errc::Unavailable,
                      "Unable to create the network. No tenant network is available for "

@@ -495,7 +495,7 @@ TEST_F(L3Test, ResourcesAndExtensionsListWhatIsServed) {
                                           "security_group_rule", "router", "floatingip",
                                           "network_ip_availability", "address_scope", "subnetpool",
                                           "rbac_policy", "address_group", "service_provider",
-                                   "availability_zone"}));
+                                   "availability_zone", "network_segment_range"}));
   for (const char* alias : {"router", "extraroute", "extraroute-atomic", "ext-gw-mode", "quotas",
                             "quota_details", "binding", "allowed-address-pairs"}) {
     EXPECT_EQ(call("GET", std::string("/v2.0/extensions/") + alias).status, 200) << alias;

@@ -319,3 +319,57 @@ TEST_F(SharingTest, AddressGroupsNormaliseAndEditTheirAddresses) {
 
 }  // namespace
 }  // namespace canopy::api
+
+namespace canopy::api {
+namespace {
+
+// Segment ranges: the configured ones are read-only defaults; a project's
+// own range gives its networks their ids first, and while a network holds
+// one the range may not shrink or go.
+TEST_F(SharingTest, SegmentRangesGiveProjectsTheirIds) {
+  auto list = call("GET", "/v2.0/network_segment_ranges", "", kAdmin);
+  EXPECT_EQ(list.status, 404);  // Neutron's collection is network-segment-ranges
+  list = call("GET", "/v2.0/network-segment-ranges", "", kAdmin);
+  ASSERT_EQ(list.status, 200) << list.body.dump();
+  ASSERT_EQ(list.body["network_segment_ranges"].size(), 1u);
+  const Json& def = list.body["network_segment_ranges"][0];
+  EXPECT_EQ(def["default"], true);
+  EXPECT_EQ(def["network_type"], "geneve");
+  expectError(
+      call("DELETE", "/v2.0/network-segment-ranges/" + def["id"].get<std::string>(), "", kAdmin),
+      400, "NetworkSegmentRangeDefaultReadOnly");
+  EXPECT_EQ(call("GET", "/v2.0/network-segment-ranges").body["network_segment_ranges"].size(),
+            0u);  // a member sees none
+  auto r = call("POST", "/v2.0/network-segment-ranges",
+                R"({"network_segment_range": {"name": "p7", "network_type": "geneve",
+                    "minimum": 5000, "maximum": 5001, "shared": false, "project_id": "p7"}})",
+                kAdmin);
+  ASSERT_EQ(r.status, 201) << r.body.dump();
+  std::string id = r.body["network_segment_range"]["id"];
+  expectError(call("POST", "/v2.0/network-segment-ranges",
+                   R"({"network_segment_range": {"network_type": "geneve", "minimum": 5001,
+                       "maximum": 5010}})",
+                   kAdmin),
+              409, "NetworkSegmentRangeOverlaps");
+  expectError(call("POST", "/v2.0/network-segment-ranges",
+                   R"({"network_segment_range": {"network_type": "gre", "minimum": 1,
+                       "maximum": 10}})",
+                   kAdmin),
+              400, "HTTPBadRequest");
+  std::string net = createNetwork("n", "p7");
+  auto shown = call("GET", "/v2.0/networks/" + net, "", kAdmin);
+  int64_t segment = shown.body["network"]["provider:segmentation_id"];
+  EXPECT_TRUE(segment == 5000 || segment == 5001) << segment;
+  expectError(call("PUT", "/v2.0/network-segment-ranges/" + id,
+                   R"({"network_segment_range": {"maximum": 5050, "minimum": )" +
+                       std::to_string(segment) + "}}",
+                   kAdmin),
+              409, "NetworkSegmentRangeReferencedByProject");
+  expectError(call("DELETE", "/v2.0/network-segment-ranges/" + id, "", kAdmin), 409,
+              "NetworkSegmentRangeReferencedByProject");
+  ASSERT_EQ(call("DELETE", "/v2.0/networks/" + net, "", "p7").status, 204);
+  EXPECT_EQ(call("DELETE", "/v2.0/network-segment-ranges/" + id, "", kAdmin).status, 204);
+}
+
+}  // namespace
+}  // namespace canopy::api
