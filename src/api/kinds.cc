@@ -25,9 +25,21 @@ std::unique_ptr<ResourceKind> makeSegmentRangeKind(const model::NetworkConfig&);
 
 // In the order /v2.0/ lists them.
 constexpr MakeKind kKinds[] = {
-    makeNetworkKind,           makeSubnetKind,     makePortKind,       makeSecurityGroupKind,
-    makeSecurityGroupRuleKind, makeRouterKind,     makeFloatingIpKind, makeIpAvailabilityKind,
-    makeAddressScopeKind,      makeSubnetPoolKind, makeRbacPolicyKind, makeAddressGroupKind, makeServiceProviderKind, makeAvailabilityZoneKind, makeSegmentRangeKind,
+    makeNetworkKind,
+    makeSubnetKind,
+    makePortKind,
+    makeSecurityGroupKind,
+    makeSecurityGroupRuleKind,
+    makeRouterKind,
+    makeFloatingIpKind,
+    makeIpAvailabilityKind,
+    makeAddressScopeKind,
+    makeSubnetPoolKind,
+    makeRbacPolicyKind,
+    makeAddressGroupKind,
+    makeServiceProviderKind,
+    makeAvailabilityZoneKind,
+    makeSegmentRangeKind,
 };
 
 std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::NetworkConfig& config) {

@@ -21,8 +21,10 @@ Error affinityError() {
                "NetworkAddressScopeAffinityError");
 }
 
+// Neutron answers 500 here; a pool without room is the pool's state, not a
+// server fault: 409.
 Error allocationError(const std::string& reason) {
-  return Error(Errc::Internal, "Failed to allocate subnet: " + reason, "SubnetAllocationError");
+  return Error(Errc::Conflict, "Failed to allocate subnet: " + reason, "SubnetAllocationError");
 }
 
 std::string text(const Json& v) { return v.is_string() ? v.get<std::string>() : std::string(); }
@@ -35,7 +37,7 @@ double quotaUnits(int version, int length) {
 }  // namespace
 
 Result<void> checkPoolScope(const Json& pool, const Transaction& ctx) {
-  const Json& scope_id = pool["address_scope_id"];
+  const Json& scope_id = model::memberAt(pool, "address_scope_id");
   if (!scope_id.is_string()) return ok();
   const Json* scope = ctx.current("address-scopes", scope_id.get<std::string>());
   if (scope == nullptr || !ownedOrShared(*scope, ctx.caller(), ctx.tables())) {
@@ -56,8 +58,8 @@ Result<void> checkPoolScope(const Json& pool, const Transaction& ctx) {
   for (const Json* s : ctx.indexed("subnets.subnetpool", "subnets", pool_id)) {
     for (const Json* sibling :
          ctx.indexed("subnets.network", "subnets", s->value("network_id", ""))) {
-      if ((*sibling)["ip_version"] == pool["ip_version"] &&
-          text((*sibling)["subnetpool_id"]) != pool_id) {
+      if (model::memberAt(*sibling, "ip_version") == model::memberAt(pool, "ip_version") &&
+          text(model::memberAt(*sibling, "subnetpool_id")) != pool_id) {
         return affinityError();
       }
     }
@@ -166,8 +168,8 @@ Result<void> allocateFromPool(Json& subnet, const Transaction& ctx) {
       used += quotaUnits(version, c->length);
     }
   }
-  if (pool->value("default_quota", Json()).is_number_integer()) {
-    auto quota = (*pool)["default_quota"].get<int64_t>();
+  if (model::memberAt(*pool, "default_quota").is_number_integer()) {
+    auto quota = model::memberAt(*pool, "default_quota").get<int64_t>();
     if (quota > 0 && used + quotaUnits(version, length) > static_cast<double>(quota)) {
       return Error(Errc::Conflict, "Per-tenant subnet pool prefix quota exceeded.",
                    "SubnetPoolQuotaExceeded");
@@ -201,9 +203,10 @@ Json networkAddressScope(const state::Tables& tables, const std::string& network
   for (const auto& sid : tables.lookup("subnets.network", network_id)) {
     const state::Document* s = tables.find("subnets", sid);
     if (s == nullptr || s->doc.value("ip_version", int64_t{0}) != version) continue;
-    const state::Document* pool = tables.find("subnetpools", text(s->doc["subnetpool_id"]));
-    if (pool != nullptr && pool->doc["address_scope_id"].is_string()) {
-      return pool->doc["address_scope_id"];
+    const state::Document* pool =
+        tables.find("subnetpools", text(model::memberAt(s->doc, "subnetpool_id")));
+    if (pool != nullptr && model::memberAt(pool->doc, "address_scope_id").is_string()) {
+      return model::memberAt(pool->doc, "address_scope_id");
     }
   }
   return nullptr;
@@ -215,7 +218,8 @@ Result<void> checkNetworkPools(const Json& subnet, const Transaction& ctx) {
   std::string pool_id = text(subnet["subnetpool_id"]);
   Json network_scope = networkAddressScope(ctx.tables(), network_id, version);
   const Json* pool = pool_id.empty() ? nullptr : ctx.current("subnetpools", pool_id);
-  if (pool != nullptr && !network_scope.is_null() && (*pool)["address_scope_id"] != network_scope) {
+  if (pool != nullptr && !network_scope.is_null() &&
+      model::memberAt(*pool, "address_scope_id") != network_scope) {
     return affinityError();
   }
   for (const Json* sibling : ctx.indexed("subnets.network", "subnets", network_id)) {
@@ -223,7 +227,7 @@ Result<void> checkNetworkPools(const Json& subnet, const Transaction& ctx) {
         sibling->value("ip_version", int64_t{0}) != version) {
       continue;
     }
-    std::string other = text((*sibling)["subnetpool_id"]);
+    std::string other = text(model::memberAt(*sibling, "subnetpool_id"));
     bool mixed = pool != nullptr ? other != pool_id && network_scope.is_null() : !other.empty();
     if (mixed) {
       return Error(Errc::InvalidArgument,

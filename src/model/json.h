@@ -34,4 +34,14 @@ inline std::string stringAt(const Json& doc, std::string_view key) {
   return it != doc.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+// A member, or null when it is absent or `doc` is not an object (where a
+// const operator[] is undefined behaviour): for stored documents, which
+// may come from an older version without the member.
+inline const Json& memberAt(const Json& doc, std::string_view key) {
+  static const Json kNull;
+  if (!doc.is_object()) return kNull;
+  auto it = doc.find(key);
+  return it != doc.end() ? *it : kNull;
+}
+
 }  // namespace canopy::model

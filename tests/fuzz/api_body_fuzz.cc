@@ -3,7 +3,8 @@
 // network, a subnet, a port, a router and a security group made once. An
 // input's first byte picks the request (method, collection, which existing
 // object), the rest is its body; a bodies' second byte picks the caller (an
-// admin or a member of one of two projects).
+// admin or a member of one of two projects) and, for member actions, which
+// action.
 //
 // Besides crashes (ASan, UBSan), these abort: a 5xx answer (bad input must
 // get a 4xx), an error answer without Neutron's error body, a success
@@ -102,14 +103,32 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
       made("security-groups", "security_group", R"({"security_group": {"name": "g"}})");
   ids["floatingips"] = "";
   ids["security-group-rules"] = "";
+  ids["address-scopes"] =
+      made("address-scopes", "address_scope", R"({"address_scope": {"name": "s", "ip_version": 4}})");
+  ids["subnetpools"] = made("subnetpools", "subnetpool",
+                            R"({"subnetpool": {"name": "p", "prefixes": ["10.80.0.0/16"],
+                                "default_prefixlen": 24, "address_scope_id": ")" +
+                                ids["address-scopes"] + "\"}}");
+  ids["address-groups"] = made("address-groups", "address_group",
+                               R"({"address_group": {"addresses": ["10.9.0.0/24"]}})");
+  ids["rbac-policies"] = made("rbac-policies", "rbac_policy",
+                              R"({"rbac_policy": {"object_type": "network", "object_id": ")" +
+                                  ids["networks"] +
+                                  R"(", "target_tenant": "p2", "action": "access_as_shared"}})");
+  ids["network-segment-ranges"] =
+      made("network-segment-ranges", "network_segment_range",
+           R"({"network_segment_range": {"network_type": "geneve", "minimum": 9000,
+               "maximum": 9100}})");
   return 0;
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
   static const char* const kCollections[] = {
-      "networks",    "subnets", "ports", "routers", "security-groups", "security-group-rules",
-      "floatingips", "quotas"};
+      "networks",       "subnets",     "ports",          "routers",
+      "security-groups", "security-group-rules", "floatingips", "quotas",
+      "subnetpools",    "address-scopes", "address-groups", "rbac-policies",
+      "network-segment-ranges"};
   constexpr size_t kKinds = std::size(kCollections);
   uint8_t pick = data[0];
   uint8_t who = data[1];
@@ -128,12 +147,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       method = "PUT";
       path += "/" + (collection == "quotas" ? project : g_world->ids[collection]);
       break;
-    case 2:
-      // A member action: a router's interfaces and routes.
+    case 2: {
+      // A member action: a router's interfaces and routes, a pool's
+      // prefixes, an address group's addresses.
       method = "PUT";
-      path = "/v2.0/routers/" + g_world->ids["routers"] +
-             ((pick & 1) != 0 ? "/add_router_interface" : "/add_extraroutes");
+      static const char* const kActions[][2] = {
+          {"routers", "/add_router_interface"}, {"routers", "/add_extraroutes"},
+          {"subnetpools", "/add_prefixes"},     {"subnetpools", "/remove_prefixes"},
+          {"address-groups", "/add_addresses"}, {"address-groups", "/remove_addresses"}};
+      const auto& action = kActions[(who >> 2) % std::size(kActions)];
+      path = std::string("/v2.0/") + action[0] + "/" + g_world->ids[action[0]] + action[1];
       break;
+    }
     default:
       method = "PUT";
       path += "/" + g_world->ids[collection] + "/tags";

@@ -102,8 +102,8 @@ class FloatingIpKind final : public ResourceKind {
 
   Result<void> update(Json& doc, const Json& before, Transaction& ctx) const override {
     // A new port with no address named: the address is chosen again.
-    if (doc["port_id"] != before["port_id"] &&
-        doc["fixed_ip_address"] == before["fixed_ip_address"]) {
+    if (doc["port_id"] != model::memberAt(before, "port_id") &&
+        doc["fixed_ip_address"] == model::memberAt(before, "fixed_ip_address")) {
       doc["fixed_ip_address"] = nullptr;
     }
     return associate(doc, before, ctx);
@@ -142,8 +142,13 @@ class FloatingIpKind final : public ResourceKind {
       doc["status"] = "DOWN";
       return ok();
     }
+    // A port the caller sees: its own, or one on its network (which is
+    // then refused below as another project's).
     const Json* port = ctx.current("ports", port_id);
-    if (port == nullptr || !mayUse(*port, ctx.caller())) {
+    const Json* port_network = port ? ctx.current("networks", str(*port, "network_id")) : nullptr;
+    if (port == nullptr || !(mayUse(*port, ctx.caller()) ||
+                             (port_network != nullptr &&
+                              str(*port_network, "project_id") == ctx.caller().project_id))) {
       return notFound(model::portSpec(), port_id);
     }
     if (str(*port, "project_id") != str(doc, "project_id") && !ctx.caller().is_admin) {

@@ -33,6 +33,8 @@ constexpr Extension kPortExtensions[] = {
      "Provides integration with DNS (Canopy's DHCP server gives each port its dns_name)."},
     {"dns-domain-ports", "dns_domain for ports",
      "Allows the DNS domain to be specified for a network port."},
+    {"port-mac-address-regenerate", "Neutron Port MAC address regenerate",
+     "Network port MAC address regenerate"},
 };
 
 class PortKind final : public ResourceKind {
@@ -79,20 +81,23 @@ class PortKind final : public ResourceKind {
       return notFound(model::networkSpec(), network_id);
     }
     if (auto r = checkOwnerOnly(doc, nullptr, ctx); !r) return r;
+    if (auto r = checkPairsNeedSecurity(doc, nullptr); !r) return r;
     return completeNewPort(doc, network->doc, ctx, config_, false);
   }
 
   Result<void> update(Json& doc, const Json& before, Transaction& ctx) const override {
     if (auto r = checkOwnerOnly(doc, &before, ctx); !r) return r;
     if (auto r = changeMac(doc, before, ctx); !r) return r;
+    if (auto r = checkPairsNeedSecurity(doc, &before); !r) return r;
     if (doc["port_security_enabled"].is_null()) {
-      doc["port_security_enabled"] = before["port_security_enabled"];
+      doc["port_security_enabled"] = model::memberAt(before, "port_security_enabled");
     }
-    if (doc["security_groups"].is_null()) doc["security_groups"] = before["security_groups"];
+    if (doc["security_groups"].is_null())
+      doc["security_groups"] = model::memberAt(before, "security_groups");
     if (auto r = checkSecurityGroups(doc, ctx); !r) return r;
-    if (doc["fixed_ips"].is_null()) doc["fixed_ips"] = before["fixed_ips"];
-    if (doc["fixed_ips"] != before["fixed_ips"]) {
-      auto ips = allocate(doc, before["fixed_ips"], ctx);
+    if (doc["fixed_ips"].is_null()) doc["fixed_ips"] = model::memberAt(before, "fixed_ips");
+    if (doc["fixed_ips"] != model::memberAt(before, "fixed_ips")) {
+      auto ips = allocate(doc, model::memberAt(before, "fixed_ips"), ctx);
       if (!ips) return std::move(ips).error();
       doc["fixed_ips"] = std::move(*ips);
     }
@@ -119,6 +124,20 @@ class PortKind final : public ResourceKind {
   }
 
  private:
+  // Allowed address pairs relax port security: a port without it has none.
+  static Result<void> checkPairsNeedSecurity(const Json& doc, const Json* before) {
+    const Json& security = doc["port_security_enabled"].is_null() && before != nullptr
+                               ? model::memberAt(*before, "port_security_enabled")
+                               : doc["port_security_enabled"];
+    if (security == false && !doc.value("allowed_address_pairs", Json::array()).empty()) {
+      return Error(Errc::Conflict,
+                   "Port Security must be enabled in order to have allowed address pairs on a "
+                   "port.",
+                   "AddressPairAndPortSecurityRequired");
+    }
+    return ok();
+  }
+
   static bool networkOwner(const Json& port, const Caller& caller, const state::Tables& tables) {
     const state::Document* n = tables.find("networks", port.value("network_id", ""));
     return n != nullptr && n->doc.value("project_id", "") == caller.project_id;
@@ -136,7 +155,7 @@ class PortKind final : public ResourceKind {
                                   ") is disallowed by policy");
     };
     auto changed = [&](const char* attr) {
-      return before != nullptr && doc.contains(attr) && (*before)[attr] != doc[attr];
+      return before != nullptr && doc.contains(attr) && model::memberAt(*before, attr) != doc[attr];
     };
     if (before == nullptr ? !doc["allowed_address_pairs"].empty()
                           : changed("allowed_address_pairs")) {
@@ -158,11 +177,27 @@ class PortKind final : public ResourceKind {
     return ok();
   }
 
-  static Result<void> changeMac(Json& doc, const Json& before, Transaction& ctx) {
-    if (doc["mac_address"].is_null()) doc["mac_address"] = before["mac_address"];
+  // A MAC given null is regenerated (port-mac-address-regenerate).
+  Result<void> changeMac(Json& doc, const Json& before, Transaction& ctx) const {
+    if (doc["mac_address"].is_null()) {
+      if (!ctx.caller().is_admin) {
+        return model::policyRefused("(rule:update_port:mac_address) is disallowed by policy");
+      }
+      std::string network_id = doc.value("network_id", "");
+      for (int attempt = 0; attempt < 16 && doc["mac_address"].is_null(); ++attempt) {
+        std::string mac = model::generateMac(config_.mac_base, randomEngine());
+        if (ctx.indexed("ports.mac", "ports", network_id + " " + mac).empty()) {
+          doc["mac_address"] = mac;
+        }
+      }
+      if (doc["mac_address"].is_null()) {
+        return Error(Errc::Conflict, "Unable to generate a unique MAC address.",
+                     "MacAddressGenerationFailure");
+      }
+    }
     auto mac = model::parseMac(doc["mac_address"].get<std::string>());
     doc["mac_address"] = *mac;
-    if (doc["mac_address"] == before["mac_address"]) return ok();
+    if (doc["mac_address"] == model::memberAt(before, "mac_address")) return ok();
     std::string id = doc.value("id", ""), network_id = doc.value("network_id", "");
     if (!ctx.caller().is_admin) {
       return model::policyRefused("(rule:update_port:mac_address) is disallowed by policy");

@@ -126,8 +126,8 @@ class RbacPolicyKind final : public ResourceKind {
                        "'. Valid actions: " + std::string(type->actions),
                    "InvalidActionForType");
     }
-    if (type->name == "subnetpool" && (*object)["address_scope_id"].is_string() &&
-        !detail::rbacGrants(ctx.tables(), (*object)["address_scope_id"].get<std::string>(),
+    if (type->name == "subnetpool" && model::memberAt(*object, "address_scope_id").is_string() &&
+        !detail::rbacGrants(ctx.tables(), model::stringAt(*object, "address_scope_id"),
                             kAccessShared, target)) {
       return invalidInput("Failed to create RBAC policy on object " + object_id +
                           " because target project doesn't have access to associated address "

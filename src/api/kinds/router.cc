@@ -68,12 +68,12 @@ class RouterKind final : public ResourceKind {
 
   Result<void> update(Json& doc, const Json& before, Transaction& ctx) const override {
     if (auto r = canopyMeaning(doc, &before); !r) return r;
-    if (doc["external_gateway_info"] != before["external_gateway_info"]) {
+    if (doc["external_gateway_info"] != model::memberAt(before, "external_gateway_info")) {
       Json wanted = doc["external_gateway_info"];
-      doc["external_gateway_info"] = before["external_gateway_info"];
+      doc["external_gateway_info"] = model::memberAt(before, "external_gateway_info");
       if (auto r = setGateway(doc, wanted, ctx, "update"); !r) return r;
     }
-    if (doc["routes"] != before["routes"]) {
+    if (doc["routes"] != model::memberAt(before, "routes")) {
       auto routes = checkRoutes(doc, doc["routes"], ctx);
       if (!routes) return std::move(routes).error();
       doc["routes"] = std::move(*routes);
@@ -140,8 +140,10 @@ class RouterKind final : public ResourceKind {
           "Canopy routers are always distributed (each host routes for its own ports): "
           "distributed cannot be false.");
     }
-    if (doc["ha"].is_null()) doc["ha"] = before != nullptr ? (*before)["ha"] : Json(true);
-    if (before != nullptr && doc["ha"] != (*before)["ha"] && doc.value("admin_state_up", true)) {
+    if (doc["ha"].is_null())
+      doc["ha"] = before != nullptr ? model::memberAt(*before, "ha") : Json(true);
+    if (before != nullptr && doc["ha"] != model::memberAt(*before, "ha") &&
+        doc.value("admin_state_up", true)) {
       return badRouter(
           "Cannot change HA attribute of active routers. Please set router admin_state_up to "
           "False prior to upgrade");

@@ -82,11 +82,11 @@ class SecurityGroupKind final : public ResourceKind {
   }
 
   Result<void> update(Json& doc, const Json& before, Transaction&) const override {
-    if (before.value("canopy:default", false) && doc["name"] != before["name"]) {
+    if (before.value("canopy:default", false) && doc["name"] != model::memberAt(before, "name")) {
       return Error(Errc::Conflict, "Updating default security group not allowed.",
                    "SecurityGroupCannotUpdateDefault");
     }
-    if (doc["name"] != before["name"] && namedDefault(doc)) return defaultExists();
+    if (doc["name"] != model::memberAt(before, "name") && namedDefault(doc)) return defaultExists();
     return ok();
   }
 

@@ -53,8 +53,9 @@ class SubnetKind final : public ResourceKind {
   }
 
   Result<void> update(Json& doc, const Json& before, Transaction& ctx) const override {
-    if (doc["gateway_ip"] == "auto") doc["gateway_ip"] = before["gateway_ip"];
-    if (doc["allocation_pools"].is_null()) doc["allocation_pools"] = before["allocation_pools"];
+    if (doc["gateway_ip"] == "auto") doc["gateway_ip"] = model::memberAt(before, "gateway_ip");
+    if (doc["allocation_pools"].is_null())
+      doc["allocation_pools"] = model::memberAt(before, "allocation_pools");
     if (auto r = model::checkSubnetAddressing(doc); !r) return r;
     ctx.touch("networks", doc.value("network_id", ""));
     return ok();

@@ -84,7 +84,8 @@ class SubnetPoolKind final : public ResourceKind {
   // answered with the pool's prefixes after the change.
   Result<Json> action(std::string_view name, const Json& body, const state::Document& current,
                       Transaction& ctx) const override {
-    const Json* given = body.is_object() ? &body["prefixes"] : nullptr;
+    auto it = body.is_object() ? body.find("prefixes") : body.end();
+    const Json* given = body.is_object() && it != body.end() ? &*it : nullptr;
     if (given == nullptr || !given->is_array() || given->empty()) {
       return model::badRequest("Request body contains invalid data");
     }
@@ -110,7 +111,7 @@ class SubnetPoolKind final : public ResourceKind {
         removed.add(IpPrefix{prefix.first(), prefix.length});
       }
       IpSet left = model::poolPrefixes(before);
-      if (!left.intersects(removed)) return Json{{"prefixes", before["prefixes"]}};
+      if (!left.intersects(removed)) return Json{{"prefixes", model::memberAt(before, "prefixes")}};
       for (const Json* s : ctx.indexed("subnets.subnetpool", "subnets", id)) {
         auto cidr = IpPrefix::parse(s->value("cidr", ""));
         if (cidr && removed.intersects(*cidr)) {
@@ -152,7 +153,7 @@ class SubnetPoolKind final : public ResourceKind {
       if (auto r = checkOneDefault(doc, ctx); !r) return r;
     }
     // A member may not change a pool in another project's address scope.
-    const Json& scope_id = before["address_scope_id"];
+    const Json& scope_id = model::memberAt(before, "address_scope_id");
     if (scope_id.is_string() && !ctx.caller().is_admin) {
       const Json* scope = ctx.current("address-scopes", scope_id.get<std::string>());
       if (scope == nullptr || scope->value("project_id", "") != ctx.caller().project_id) {

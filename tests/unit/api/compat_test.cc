@@ -342,5 +342,23 @@ TEST_F(CompatTest, PortsOnASharedNetwork) {
   EXPECT_EQ(call("DELETE", "/v2.0/ports/" + id, "", "p1").status, 204);
 }
 
+TEST_F(CompatTest, MacRegenerationAndPairsWithoutPortSecurity) {
+  std::string net = createNetwork("n");
+  subnet(net, "10.0.0.0/24");
+  auto p = port(net);
+  ASSERT_EQ(p.status, 201);
+  std::string id = p.body["port"]["id"], mac = p.body["port"]["mac_address"];
+  expectError(call("PUT", "/v2.0/ports/" + id, R"({"port": {"mac_address": null}})"), 403,
+              "PolicyNotAuthorized");
+  auto regenerated = call("PUT", "/v2.0/ports/" + id, R"({"port": {"mac_address": null}})", kAdmin);
+  ASSERT_EQ(regenerated.status, 200) << regenerated.body.dump();
+  EXPECT_NE(regenerated.body["port"]["mac_address"], mac);
+  auto open = port(net, R"(, "port_security_enabled": false)");
+  ASSERT_EQ(open.status, 201);
+  expectError(call("PUT", "/v2.0/ports/" + open.body["port"]["id"].get<std::string>(),
+                   R"({"port": {"allowed_address_pairs": [{"ip_address": "10.0.0.1"}]}})"),
+              409, "AddressPairAndPortSecurityRequired");
+}
+
 }  // namespace
 }  // namespace canopy::api

@@ -94,7 +94,7 @@ TEST_F(SharingTest, SubnetsComeFromThePoolsFreeSpace) {
               "BadRequest",
               "Bad subnets request: cidr and prefixlen must not be supplied together.");
   auto taken = subnetFrom(net, p, R"(, "cidr": "10.11.12.0/29", "prefixlen": null)");
-  EXPECT_EQ(taken.status, 500) << taken.body.dump();
+  EXPECT_EQ(taken.status, 409) << taken.body.dump();
   EXPECT_EQ(taken.body["NeutronError"]["type"], "SubnetAllocationError");
   // A pool with subnets stays; without, it goes.
   expectError(call("DELETE", "/v2.0/subnetpools/" + p), 400, "SubnetPoolDeleteError");
