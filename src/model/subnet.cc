@@ -149,6 +149,28 @@ const ResourceSpec& subnetSpec() {
                  .allow_put = true,
                  .default_value = Json::array(),
                  .check = checkHostRoutes});
+    // subnet-service-types: the device owners whose ports take addresses
+    // from it (none: every port's).
+    a.push_back({.name = "service_types",
+                 .null_is_empty_list = true,
+                 .type = AttrType::List,
+                 .allow_post = true,
+                 .allow_put = true,
+                 .default_value = Json::array(),
+                 .check = [](const Json& types) -> std::optional<std::string> {
+                   for (const auto& t : types) {
+                     if (!t.is_string()) {
+                       return "Subnet service type " + t.dump() + " is not a string.";
+                     }
+                     const auto& type = t.get_ref<const std::string&>();
+                     auto colon = type.find(':');
+                     if (colon == 0 || colon == std::string::npos || type.size() > 255) {
+                       return "Subnet service type " + type +
+                              " does not correspond to a valid device owner.";
+                     }
+                   }
+                   return std::nullopt;
+                 }});
     a.push_back({.name = "enable_dhcp",
                  .type = AttrType::Bool,
                  .allow_post = true,

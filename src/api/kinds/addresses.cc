@@ -54,8 +54,19 @@ Result<void> checkSecurityGroups(const Json& doc, const Transaction& ctx) {
 Result<Json> allocate(const Json& doc, const Json& held, Transaction& ctx, bool ipv4_only) {
   std::string network_id = doc.value("network_id", "");
   std::string port_id = doc.value("id", "");
-  bool router_port = doc.value("device_owner", "").starts_with("network:router");
+  std::string owner = doc.value("device_owner", "");
+  bool router_port = owner.starts_with("network:router");
   std::vector<const Json*> subnets = ctx.indexed("subnets.network", "subnets", network_id);
+  // subnet-service-types: automatic addresses come from subnets that list
+  // no service types or this port's device owner (or, for DHCP ports, any
+  // with DHCP on).
+  std::vector<const Json*> serving = subnets;
+  std::erase_if(serving, [&](const Json* s) {
+    const Json& types = model::memberAt(*s, "service_types");
+    return !(!types.is_array() || types.empty() ||
+             std::find(types.begin(), types.end(), Json(owner)) != types.end() ||
+             (owner == "network:dhcp" && s->value("enable_dhcp", false)));
+  });
   // In use: by another port (index), or already taken for this port here.
   std::set<IpAddress> taken;
   auto used = [&](const IpAddress& ip) {
@@ -113,8 +124,14 @@ Result<Json> allocate(const Json& doc, const Json& held, Transaction& ctx, bool 
   if (doc["fixed_ips"].is_null()) {
     // Neutron's default: one address from an IPv4 subnet with room, and
     // one from each IPv6 subnet (SLAAC or the first stateful one).
+    if (serving.empty() && !subnets.empty()) {
+      return Error(Errc::InvalidArgument,
+                   "No valid service subnet for the given device owner, network " + network_id +
+                       ", device owner " + owner + ".",
+                   "IpAddressGenerationFailureNoMatchingSubnet");
+    }
     bool v4_done = false, v4_any = false, v6_stateful_done = false;
-    for (const Json* s : subnets) {
+    for (const Json* s : serving) {
       int version = s->value("ip_version", 4);
       if (version == 4) {
         v4_any = true;

@@ -14,8 +14,14 @@ namespace {
 
 using model::badRequest;
 
+constexpr Extension kSubnetExtensions[] = {
+    {"subnet-service-types", "Subnet service types",
+     "Provides ability to set the subnet service_types field"},
+};
+
 class SubnetKind final : public ResourceKind {
  public:
+  std::span<const Extension> extensions() const override { return kSubnetExtensions; }
   const model::ResourceSpec& spec() const override { return model::subnetSpec(); }
 
   // Its own, or on a network shared with the caller.

@@ -360,5 +360,28 @@ TEST_F(CompatTest, MacRegenerationAndPairsWithoutPortSecurity) {
               409, "AddressPairAndPortSecurityRequired");
 }
 
+// subnet-service-types: automatic addresses come from the subnets that
+// serve the port's device owner.
+TEST_F(CompatTest, SubnetServiceTypesChooseWhereAddressesComeFrom) {
+  std::string net = createNetwork("n");
+  subnet(net, "192.168.1.0/24", R"(, "service_types": ["test:type_1"])");
+  subnet(net, "192.168.2.0/24", R"(, "service_types": ["test:type_2", "compute:nova"])");
+  auto one = port(net, R"(, "device_owner": "test:type_1")");
+  ASSERT_EQ(one.status, 201) << one.body.dump();
+  EXPECT_EQ(one.body["port"]["fixed_ips"].size(), 1u);
+  EXPECT_TRUE(
+      one.body["port"]["fixed_ips"][0]["ip_address"].get<std::string>().starts_with("192.168.1."));
+  auto vm = port(net, R"(, "device_owner": "compute:nova")");
+  ASSERT_EQ(vm.status, 201) << vm.body.dump();
+  EXPECT_TRUE(
+      vm.body["port"]["fixed_ips"][0]["ip_address"].get<std::string>().starts_with("192.168.2."));
+  expectError(port(net, R"(, "device_owner": "other:thing")"), 400,
+              "IpAddressGenerationFailureNoMatchingSubnet");
+  expectError(call("POST", "/v2.0/subnets",
+                   R"({"subnet": {"network_id": ")" + net +
+                       R"(", "ip_version": 4, "cidr": "192.168.3.0/24", "service_types": ["x"]}})"),
+              400, "HTTPBadRequest");
+}
+
 }  // namespace
 }  // namespace canopy::api
