@@ -48,8 +48,18 @@ done
 lease=$(dhcp vm1)
 expect_in "ip=$vm1_ip mask=24 router=10.0.0.1 mtu=$mtu" "$lease"
 expect_in "hostname=host-${vm1_ip//./-}" "$lease"
-lease=$(dhcp vm2)
+# vm2's port names its host and adds boot options (dns_name, dns_domain,
+# extra_dhcp_opts): its answer carries them once h2 has the change.
+api PUT "/v2.0/ports/$vm2_id" '{"port": {"dns_name": "web-2", "dns_domain": "example.org.",
+  "extra_dhcp_opts": [{"opt_name": "tftp-server", "opt_value": "192.0.2.10"},
+                      {"opt_name": "server-ip-address", "opt_value": "192.0.2.10"}]}}' >/dev/null
+for _ in $(seq 1 50); do
+  lease=$(dhcp vm2)
+  [[ $lease == *hostname=web-2* ]] && break
+done
 expect_in "ip=$vm2_ip mask=24 router=10.0.0.1 mtu=$mtu" "$lease"
+expect_in "domain=example.org hostname=web-2" "$lease"
+expect_in "tftp=192.0.2.10 siaddr=192.0.2.10" "$lease"
 
 # Ping across the hosts, both ways.
 in_ns "$tag-vm1" ping -c 3 -i 0.2 -W 2 "$vm2_ip" >"$work/ping1" || fail "vm1 -> vm2: $(cat "$work/ping1")"
