@@ -95,6 +95,20 @@ if in_ns "$tag-vm1" nc -z -w 2 "$vm2_ip" 9090; then fail "tcp 9090 open to a non
 api PUT "/v2.0/ports/$vm1_id" '{"port": {"security_groups": ["'"$default_sg"'", "'"$members"'"]}}' >/dev/null
 retry 10 in_ns "$tag-vm1" nc -z -w 1 "$vm2_ip" 9090 || fail "tcp 9090 closed to a member"
 
+# An address-group rule admits the group's addresses: tcp 7070 opens to vm1
+# once its address joins the group.
+admins=$(api POST /v2.0/address-groups '{"address_group": {"name": "admins",
+  "addresses": ["10.99.0.0/24"]}}' | field 'd["address_group"]["id"]')
+api POST /v2.0/security-group-rules '{"security_group_rule": {"security_group_id":
+  "'"$web"'", "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+  "port_range_min": 7070, "port_range_max": 7070, "remote_address_group_id": "'"$admins"'"}}' >/dev/null
+bg "$tag-vm2" nc -lk 7070
+wait_listen "$tag-vm2" 7070
+wait_applied h2
+if in_ns "$tag-vm1" nc -z -w 2 "$vm2_ip" 7070; then fail "tcp 7070 open to an address outside the group"; fi
+api PUT "/v2.0/address-groups/$admins/add_addresses" '{"addresses": ["'"$vm1_ip"'/32"]}' >/dev/null
+retry 10 in_ns "$tag-vm1" nc -z -w 1 "$vm2_ip" 7070 || fail "tcp 7070 closed to an address in the group"
+
 # Floating IP: announced by gratuitous ARP from vm1's host, reachable from
 # outside; vm1's outbound connections come from it.
 bg "$outside" sh -c "exec timeout 20 tcpdump -l -n -i eth0 arp >'$work/arp' 2>'$work/arp.err'"
