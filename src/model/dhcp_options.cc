@@ -57,9 +57,10 @@ bool oneLine(std::string_view s) {
   return !s.empty() && s.find_first_of("\r\n") == std::string_view::npos;
 }
 
+// The reason, as a validator gives it (the API words the rest).
 Error badValue(std::string_view name, std::string_view value, std::string_view why) {
-  return badRequest("Invalid input for extra_dhcp_opts. Reason: value '" + std::string(value) +
-                    "' of option " + std::string(name) + " " + std::string(why) + ".");
+  return badRequest("value '" + std::string(value) + "' of option " + std::string(name) + " " +
+                    std::string(why));
 }
 
 }  // namespace
@@ -101,7 +102,12 @@ std::optional<std::string> checkExtraDhcpOpts(const Json& list) {
       if (n != 4 && n != 6) return "'" + text(v) + "' is not in [4, 6]";
     }
     // IPv4 options are checked as the server will send them.
+    // (An IPv6 address is for DHCPv6 clients, whatever ip_version says, as
+    // Neutron takes it.)
     bool v4 = !o.contains("ip_version") || o["ip_version"] == 4 || o["ip_version"] == "4";
+    auto address = value.is_string() ? IpAddress::parse(value.get<std::string>())
+                                     : Result<IpAddress>(badRequest(""));
+    if (address && address->isV6()) v4 = false;
     if (v4 && value.is_string() && !value.get<std::string>().empty()) {
       auto encoded = encodeDhcpOption(name.get<std::string>(), value.get<std::string>());
       if (!encoded) return encoded.error().message();
@@ -178,9 +184,9 @@ Result<DhcpOptionBytes> encodeDhcpOption(std::string_view name, std::string_view
     unsigned code = 0;
     auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), code);
     if (ec != std::errc() || end != name.data() + name.size() || code < 1 || code > 254) {
-      return badRequest("Invalid input for extra_dhcp_opts. Reason: option '" + std::string(name) +
+      return badRequest("option '" + std::string(name) +
                         "' is not served: give a number (1-254, sent as text) or one of " +
-                        allNames() + ".");
+                        allNames());
     }
     out.code = static_cast<uint8_t>(code);
   }

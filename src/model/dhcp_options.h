@@ -36,6 +36,7 @@ struct DhcpOptionBytes {
   uint8_t code = 0;
   std::vector<uint8_t> value;
 };
+// Errors give the reason alone ("value ... of option ... is not ...").
 Result<DhcpOptionBytes> encodeDhcpOption(std::string_view name, std::string_view value);
 
 // Neutron's dns_name: a host name (labels of letters, digits and hyphens,

@@ -312,6 +312,11 @@ TEST_F(CompatTest, ExtraDhcpOptionsMergeAndAreChecked) {
   expectError(port(net, R"(, "extra_dhcp_opts": [{"opt_name": "no-such", "opt_value": "1"}])"), 400,
               "HTTPBadRequest");
   expectError(port(net, R"(, "dns_name": "-bad-")"), 400, "HTTPBadRequest");
+  // An IPv6 value is for DHCPv6 clients, whatever ip_version says.
+  EXPECT_EQ(port(net, R"(, "extra_dhcp_opts": [
+      {"opt_name": "server-ip-address", "opt_value": "2015::badd"}])")
+                .status,
+            201);
   auto shown = call("GET", "/v2.0/ports?fields=dns_assignment&id=" + id);
   EXPECT_EQ(shown.body["ports"][0]["dns_assignment"][0]["hostname"], "web-1");
 }
