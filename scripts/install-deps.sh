@@ -17,6 +17,8 @@ packages=(
   python3-keystone
   # compatibility: tempest's Neutron suites against Keystone (tests/compat)
   tempest neutron-tempest-plugin subunit postgresql python3-psycopg2 uwsgi uwsgi-plugin-python3
+  # Horizon driven by headless Chromium (tests/e2e/horizon_test.sh)
+  openstack-dashboard chromium chromium-driver python3-selenium
   # end-to-end worlds: namespaces and the guests' tools
   iproute2 iputils-ping busybox ethtool tcpdump iperf3 netcat-openbsd nftables
 )
