@@ -22,6 +22,7 @@ std::unique_ptr<ResourceKind> makeAddressGroupKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeServiceProviderKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeAvailabilityZoneKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeSegmentRangeKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeSegmentKind(const model::NetworkConfig&);
 
 // In the order /v2.0/ lists them.
 constexpr MakeKind kKinds[] = {
@@ -40,6 +41,7 @@ constexpr MakeKind kKinds[] = {
     makeServiceProviderKind,
     makeAvailabilityZoneKind,
     makeSegmentRangeKind,
+    makeSegmentKind,
 };
 
 std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::NetworkConfig& config) {

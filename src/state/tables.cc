@@ -93,6 +93,7 @@ std::vector<IndexSpec> defaultIndexes() {
   };
   std::vector<IndexSpec> specs = {
       {"subnets.network", "subnets", field("network_id")},
+      {"segments.network", "segments", field("network_id")},
       {"subnets.subnetpool", "subnets", field("subnetpool_id")},
       {"subnetpools.address_scope", "subnetpools", field("address_scope_id")},
       {"rbac-policies.object", "rbac-policies", field("object_id")},

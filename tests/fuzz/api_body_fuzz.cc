@@ -103,32 +103,44 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
       made("security-groups", "security_group", R"({"security_group": {"name": "g"}})");
   ids["floatingips"] = "";
   ids["security-group-rules"] = "";
-  ids["address-scopes"] =
-      made("address-scopes", "address_scope", R"({"address_scope": {"name": "s", "ip_version": 4}})");
+  ids["address-scopes"] = made("address-scopes", "address_scope",
+                               R"({"address_scope": {"name": "s", "ip_version": 4}})");
   ids["subnetpools"] = made("subnetpools", "subnetpool",
                             R"({"subnetpool": {"name": "p", "prefixes": ["10.80.0.0/16"],
                                 "default_prefixlen": 24, "address_scope_id": ")" +
                                 ids["address-scopes"] + "\"}}");
   ids["address-groups"] = made("address-groups", "address_group",
                                R"({"address_group": {"addresses": ["10.9.0.0/24"]}})");
-  ids["rbac-policies"] = made("rbac-policies", "rbac_policy",
-                              R"({"rbac_policy": {"object_type": "network", "object_id": ")" +
-                                  ids["networks"] +
-                                  R"(", "target_tenant": "p2", "action": "access_as_shared"}})");
+  ids["rbac-policies"] =
+      made("rbac-policies", "rbac_policy",
+           R"({"rbac_policy": {"object_type": "network", "object_id": ")" + ids["networks"] +
+               R"(", "target_tenant": "p2", "action": "access_as_shared"}})");
   ids["network-segment-ranges"] =
       made("network-segment-ranges", "network_segment_range",
            R"({"network_segment_range": {"network_type": "geneve", "minimum": 9000,
                "maximum": 9100}})");
+  // The network's segment, made with it.
+  HttpResponse segments = call("GET", "/v2.0/segments", "", "p1", true);
+  ids["segments"] = Json::parse(segments.body)["segments"][0]["id"];
   return 0;
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
-  static const char* const kCollections[] = {
-      "networks",       "subnets",     "ports",          "routers",
-      "security-groups", "security-group-rules", "floatingips", "quotas",
-      "subnetpools",    "address-scopes", "address-groups", "rbac-policies",
-      "network-segment-ranges"};
+  static const char* const kCollections[] = {"networks",
+                                             "subnets",
+                                             "ports",
+                                             "routers",
+                                             "security-groups",
+                                             "security-group-rules",
+                                             "floatingips",
+                                             "quotas",
+                                             "subnetpools",
+                                             "address-scopes",
+                                             "address-groups",
+                                             "rbac-policies",
+                                             "network-segment-ranges",
+                                             "segments"};
   constexpr size_t kKinds = std::size(kCollections);
   uint8_t pick = data[0];
   uint8_t who = data[1];

@@ -7,6 +7,7 @@
 
 #include "api/detail/rbac.h"
 #include "api/detail/segment_ranges.h"
+#include "api/detail/segments.h"
 #include "api/detail/subnet_pools.h"
 #include "api/detail/zones.h"
 #include "api/kind.h"
@@ -65,6 +66,7 @@ class NetworkKind final : public ResourceKind {
     doc["status"] = "ACTIVE";
     if (auto r = detail::checkZoneHints(doc["availability_zone_hints"], ctx); !r) return r;
     if (auto r = assignSegment(doc, ctx); !r) return r;
+    detail::addSegment(ctx, doc);
     if (doc.value("shared", false)) {
       detail::addWildcardPolicy(ctx, "network", doc, detail::kAccessShared);
     }
@@ -140,6 +142,7 @@ class NetworkKind final : public ResourceKind {
       ctx.remove("subnets", sid);
     }
     ctx.release(segmentClaim(doc));
+    detail::removeSegments(ctx, id);
     detail::removePolicies(ctx, id);
     return ok();
   }

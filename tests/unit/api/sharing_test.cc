@@ -371,5 +371,36 @@ TEST_F(SharingTest, SegmentRangesGiveProjectsTheirIds) {
   EXPECT_EQ(call("DELETE", "/v2.0/network-segment-ranges/" + id, "", kAdmin).status, 204);
 }
 
+// Segments: each network's, made and removed with it; an admin names it.
+TEST_F(SharingTest, EachNetworkHasItsSegment) {
+  std::string net = createNetwork("n", "p1");
+  auto list = call("GET", "/v2.0/segments?network_id=" + net, "", kAdmin);
+  ASSERT_EQ(list.status, 200) << list.body.dump();
+  ASSERT_EQ(list.body["segments"].size(), 1u);
+  Json segment = list.body["segments"][0];
+  auto network = call("GET", "/v2.0/networks/" + net, "", kAdmin).body["network"];
+  EXPECT_EQ(segment["network_type"], network["provider:network_type"]);
+  EXPECT_EQ(segment["segmentation_id"], network["provider:segmentation_id"]);
+  EXPECT_TRUE(segment["name"].is_null());
+  EXPECT_FALSE(segment.contains("project_id"));
+  std::string id = segment["id"];
+  EXPECT_EQ(call("GET", "/v2.0/segments").body["segments"].size(), 0u);  // admin only
+  expectError(call("GET", "/v2.0/segments/" + id), 404, "SegmentNotFound");
+  auto named = call("PUT", "/v2.0/segments/" + id, R"({"segment": {"name": "rack-1"}})", kAdmin);
+  ASSERT_EQ(named.status, 200) << named.body.dump();
+  EXPECT_EQ(named.body["segment"]["name"], "rack-1");
+  EXPECT_EQ(named.body["segment"]["revision_number"], 2);
+  EXPECT_EQ(named.body["segment"]["created_at"], segment["created_at"]);
+  expectError(call("PUT", "/v2.0/segments/" + id, R"({"segment": {"segmentation_id": 7}})", kAdmin),
+              400, "HTTPBadRequest");
+  expectError(
+      call("POST", "/v2.0/segments",
+           R"({"segment": {"network_id": ")" + net + R"(", "network_type": "vlan"}})", kAdmin),
+      400, "HTTPBadRequest");
+  expectError(call("DELETE", "/v2.0/segments/" + id, "", kAdmin), 409, "SegmentInUse");
+  ASSERT_EQ(call("DELETE", "/v2.0/networks/" + net, "", "p1").status, 204);
+  EXPECT_EQ(call("GET", "/v2.0/segments", "", kAdmin).body["segments"].size(), 0u);
+}
+
 }  // namespace
 }  // namespace canopy::api
