@@ -111,6 +111,7 @@ constexpr Extension kApiExtensions[] = {
     {"filter-validation", "Filter parameters validation",
      "Provides validation on filter parameters."},
     {"floatingip-pools", "Floating IP Pools", "Provides a floating IP pools API."},
+    {"agent", "agent", "The agent management extension."},
 };
 
 Json extensionJson(const Extension& e) {
@@ -586,6 +587,9 @@ struct NeutronApi::Impl {
     if (parts[1] == "floatingip-pools") return detail::serveFloatingIpPools(writer, parts, req);
     if (parts[1] == "agents" && parts.size() <= 3) {
       return detail::serveAgents(writer, parts, req, *caller);
+    }
+    if (parts[1] == "networks" && parts.size() == 4 && parts[3] == "dhcp-agents") {
+      return detail::serveNetworkDhcpAgents(writer, parts[2], req, *caller);
     }
     const ResourceKind* kind = kindFor(parts[1]);
     if (kind != nullptr && parts.size() == 4 && kind->hasAction(parts[3])) {

@@ -36,6 +36,8 @@ Agent Agent::fromJson(const Json& doc) {
   a.is_static = flag(doc, "static", false);
   a.availability_zone = stringAt(doc, "availability_zone");
   if (a.availability_zone.empty()) a.availability_zone = kDefaultZone;
+  a.description = stringAt(doc, "description");
+  a.admin_state_up = flag(doc, "admin_state_up", true);
   return a;
 }
 
@@ -50,6 +52,8 @@ Json Agent::toJson() const {
               {"alive", alive},
               {"availability_zone", availability_zone}};
   if (is_static) doc["static"] = true;
+  if (!description.empty()) doc["description"] = description;
+  if (!admin_state_up) doc["admin_state_up"] = false;
   return doc;
 }
 

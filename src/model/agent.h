@@ -33,6 +33,11 @@ struct Agent {
   bool alive = true;
   bool is_static = false;  // a static VTEP, registered through the API
   std::string availability_zone{kDefaultZone};
+  // What an admin says of the agent (PUT /v2.0/agents/<host>); the agent's
+  // own hello keeps them. An agent that is administratively down keeps
+  // the gateways it holds but is given no new ones.
+  std::string description{};
+  bool admin_state_up = true;
 
   // A document as stored; a field that is missing or of the wrong type
   // takes its default (the store may hold documents of older versions).

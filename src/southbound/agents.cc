@@ -7,10 +7,17 @@ namespace canopy::southbound {
 
 Result<void> putAgent(state::ModelState& state, const Agent& agent,
                       const std::function<bool()>& still_wanted) {
-  model::Json doc = agent.toJson();
   auto r = state.write({}, [&](state::Transaction& txn) -> Result<void> {
     if (still_wanted && !still_wanted()) return ok();
     const state::Document* current = txn.find(kAgentsCollection, agent.host);
+    // What an admin said of the agent stays.
+    Agent merged = agent;
+    if (current != nullptr) {
+      Agent before = Agent::fromJson(current->doc);
+      merged.description = before.description;
+      merged.admin_state_up = before.admin_state_up;
+    }
+    model::Json doc = merged.toJson();
     if (current != nullptr && current->doc == doc) return ok();  // nothing changes
     txn.update(kAgentsCollection, agent.host, doc);
     return ok();

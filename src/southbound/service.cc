@@ -275,22 +275,25 @@ Result<void> SouthboundService::reconcile() {
     if (auto r = assignKeys(state_, missing); !r) return r;
   }
   // Gateways on hosts that cannot hold them move to one that can: alive,
-  // gateway-capable, with an uplink to the external network (any, for an
-  // overlay external network), in one of the router's availability zone
-  // hints (if it has any), the least loaded first.
+  // gateway-capable, administratively up, with an uplink to the external
+  // network (any, for an overlay external network), in one of the router's
+  // availability zone hints (if it has any), the least loaded first. A host
+  // set administratively down keeps what it holds, as Neutron's L3 agents.
   std::vector<std::pair<std::string, std::string>> moves;  // gateway port -> host
   state_.read([&](const state::Tables& t) {
     struct Candidate {
       std::vector<std::string> physnets;
       std::string zone;
+      bool takes_new = true;  // administratively up
       int load = 0;
     };
     std::map<std::string, Candidate> hosts;
     for (const auto& [name, d] : t.collection(kAgentsCollection)) {
       Agent a = Agent::fromJson(d.doc);
       if (!a.alive || !a.gateway_capable) continue;
-      hosts[name] =
-          Candidate{.physnets = std::move(a.physical_networks), .zone = a.availability_zone};
+      hosts[name] = Candidate{.physnets = std::move(a.physical_networks),
+                              .zone = a.availability_zone,
+                              .takes_new = a.admin_state_up};
     }
     struct Gateway {
       const Json* port;
@@ -332,7 +335,7 @@ Result<void> SouthboundService::reconcile() {
       Candidate* best = nullptr;
       std::string best_name;
       for (auto& [name, c] : hosts) {
-        if (fits(c, g) && (best == nullptr || c.load < best->load)) {
+        if (c.takes_new && fits(c, g) && (best == nullptr || c.load < best->load)) {
           best = &c;
           best_name = name;
         }

@@ -45,6 +45,10 @@ HttpResponse serveTags(const ApiWriter& w, const ResourceKind& kind, const std::
 // /v2.0/agents[/<host>], admin only.
 HttpResponse serveAgents(const ApiWriter& w, const std::vector<std::string>& parts,
                          const HttpRequest& req, const Caller& caller);
+// /v2.0/networks/<id>/dhcp-agents (admin): the agents answering its DHCP,
+// those of the hosts its ports are bound to.
+HttpResponse serveNetworkDhcpAgents(const ApiWriter& w, const std::string& network,
+                                    const HttpRequest& req, const Caller& caller);
 // /v2.0/floatingip-pools: the subnets floating IPs come from.
 HttpResponse serveFloatingIpPools(const ApiWriter& w, const std::vector<std::string>& parts,
                                   const HttpRequest& req);

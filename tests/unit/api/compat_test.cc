@@ -221,6 +221,20 @@ TEST_F(CompatTest, AMembersAgentListIsEmpty) {
   expectError(call("GET", "/v2.0/agents/h1"), 404, "AgentNotFound");
 }
 
+// DHCP is answered by the agent of each port's host: a network's DHCP
+// agents are those with its ports bound (none here).
+TEST_F(CompatTest, ANetworksDhcpAgentsAreItsPortsHosts) {
+  std::string net = createNetwork("n");
+  auto r = call("GET", "/v2.0/networks/" + net + "/dhcp-agents", "", kAdmin);
+  ASSERT_EQ(r.status, 200) << r.body.dump();
+  EXPECT_EQ(r.body["agents"], Json::array());
+  expectError(call("GET", "/v2.0/networks/" + net + "/dhcp-agents"), 403, "PolicyNotAuthorized");
+  expectError(
+      call("GET", "/v2.0/networks/2f1b8d6c-0000-4000-8000-000000000001/dhcp-agents", "", kAdmin),
+      404, "NetworkNotFound");
+  EXPECT_EQ(call("GET", "/v2.0/extensions/agent").status, 200);
+}
+
 // Neutron's network_vlan_ranges: VLAN ids for networks that name none.
 TEST_F(CompatTest, VlanNetworksTakeIdsFromTheirPhysicalNetworksRanges) {
   shutdown();

@@ -368,5 +368,70 @@ TEST_F(ServiceTest, GatewaysFollowZoneHintsAndHa) {
   EXPECT_EQ(host(pinned), "gw-b");
 }
 
+// An agent an admin sets down keeps its gateways but takes no new ones; what
+// the admin said of it outlives the agent's own reconnection.
+TEST_F(ServiceTest, AnAgentSetDownTakesNoNewGateways) {
+  auto pub = call("POST", "/v2.0/networks",
+                  R"({"network": {"name": "public", "router:external": true,
+                      "provider:network_type": "flat", "provider:physical_network": "physnet1"}})",
+                  "");
+  ASSERT_EQ(pub.status, 201);
+  std::string public_id = pub.body["network"]["id"];
+  ASSERT_EQ(call("POST", "/v2.0/subnets",
+                 R"({"subnet": {"network_id": ")" + public_id +
+                     R"(", "ip_version": 4, "cidr": "203.0.113.0/24"}})",
+                 "")
+                .status,
+            201);
+  agent("gw-a", "3", /*gateway=*/true);
+  Reply agents;
+  ASSERT_TRUE(waitFor([&] {
+    agents = call("GET", "/v2.0/agents", "", "");
+    return agents.body["agents"].size() == 1;
+  })) << agents.body.dump();
+  auto router = [&](const std::string& name) {
+    auto r = call("POST", "/v2.0/routers",
+                  R"({"router": {"name": ")" + name +
+                      R"(", "external_gateway_info": {"network_id": ")" + public_id + "\"}}}",
+                  "");
+    EXPECT_EQ(r.status, 201) << r.body.dump();
+    return r.body["router"].value("id", "");
+  };
+  auto host = [&](const std::string& id) {
+    auto p = call("GET", "/v2.0/ports?device_owner=network:router_gateway&device_id=" + id, "", "");
+    return p.body["ports"].empty() ? std::string()
+                                   : p.body["ports"][0].value("binding:host_id", "");
+  };
+  std::string first = router("first");
+  ASSERT_TRUE(waitFor([&] { return host(first) == "gw-a"; }));
+  auto down = call("PUT", "/v2.0/agents/gw-a",
+                   R"({"agent": {"admin_state_up": false, "description": "draining"}})", "");
+  ASSERT_EQ(down.status, 200) << down.body.dump();
+  EXPECT_EQ(down.body["agent"]["admin_state_up"], false);
+  EXPECT_EQ(down.body["agent"]["description"], "draining");
+  expectError(call("PUT", "/v2.0/agents/gw-a", R"({"agent": {"host": "x"}})", ""), 400,
+              "HTTPBadRequest", "Cannot update read-only attribute host");
+  expectError(call("PUT", "/v2.0/agents/gw-a", R"({"agent": {"admin_state_up": "no"}})", ""), 400,
+              "HTTPBadRequest");
+  expectError(call("PUT", "/v2.0/agents/gw-a", R"({"agent": {"description": "x"}})"), 403,
+              "AdminRequired");
+  agent("gw-b", "4", /*gateway=*/true);
+  std::string second = router("second");
+  ASSERT_TRUE(waitFor([&] { return host(second) == "gw-b"; }));
+  EXPECT_EQ(host(first), "gw-a");  // kept
+  // gw-a reconnects: the admin's word stays.
+  agents_.erase(agents_.begin());
+  ASSERT_TRUE(waitFor([&] {
+    return !call("GET", "/v2.0/agents/gw-a", "", "").body["agent"].value("alive", true);
+  }));
+  agent("gw-a", "3", /*gateway=*/true);
+  ASSERT_TRUE(waitFor([&] {
+    agents = call("GET", "/v2.0/agents/gw-a", "", "");
+    return agents.body["agent"].value("alive", false);
+  }));
+  EXPECT_EQ(agents.body["agent"]["admin_state_up"], false);
+  EXPECT_EQ(agents.body["agent"]["description"], "draining");
+}
+
 }  // namespace
 }  // namespace canopy::southbound
