@@ -42,7 +42,10 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 chmod 755 "$work"  # PostgreSQL runs as its own user
 server_kind=${CANOPY_TEMPEST_SERVER:-canopy}
+agent_pids=() agent_namespaces=()
 compat_cleanup() {
+  for pid in "${agent_pids[@]}"; do kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+  for ns in "${agent_namespaces[@]}"; do ip netns delete "$ns" 2>/dev/null || true; done
   [ -f "$work/keystone.pid" ] && kill -TERM "$(cat "$work/keystone.pid")" 2>/dev/null || true
   # neutron-server and its API workers: the process group it leads.
   [ -f "$work/neutron.pid" ] && kill -TERM -- "-$(cat "$work/neutron.pid")" 2>/dev/null || true
@@ -205,11 +208,36 @@ else
     --store "sqlite:$work/canopy.db" --listen 127.0.0.1:0 --auth keystone \
     --keystone-url "$ks_url" --keystone-user canopy --keystone-project service \
     --vlan-ranges public,physnet1:100:200 --overlay vxlan --vni-min 1 --vni-max 2000
+  # Two canopy-agents, each in a network namespace of its own (no traffic
+  # leaves it), so that the agent tests list, show and update real agents.
+  for host in compute-1 compute-2; do
+    ns="canopy-compat-$$-$host"
+    ip netns add "$ns" || fail "ip netns add $ns (the agents need root)"
+    agent_namespaces+=("$ns")
+    ip -n "$ns" link set lo up
+    mkdir -p "$work/$host"
+    ip netns exec "$ns" "$bin/canopy-agent" --host-name "$host" --tunnel-ip 127.0.0.1 \
+      --encapsulation vxlan --server "unix:$work/southbound-0.sock" --run-dir "$work/$host" \
+      >"$work/results/agent-$host.log" 2>&1 &
+    agent_pids+=($!)
+  done
 fi
 openstack -q service create --name neutron network >/dev/null
 for interface in public internal admin; do
   openstack -q endpoint create --region RegionOne network "$interface" "$api_url" >/dev/null
 done
+alive_agents() {
+  openstack network agent list -f json |
+    python3 -c 'import json, sys; print(sum(a["Alive"] is True for a in json.load(sys.stdin)))'
+}
+if [ ${#agent_pids[@]} -gt 0 ]; then
+  for _ in $(seq 1 100); do
+    [ "$(alive_agents)" = 2 ] && break
+    sleep 0.2
+  done
+  [ "$(alive_agents)" = 2 ] ||
+    fail "the agents did not register: $(tail -n 5 "$work/results"/agent-*.log)"
+fi
 
 # The external network tempest's router and floating-IP tests use.
 public_id=$(openstack network create --external --provider-network-type flat \
