@@ -127,6 +127,14 @@ def row_id(table, name):
     return rows[0].get_attribute("data-object-id")
 
 
+def row_showing(table, text, what):
+    """The id of the first row of TABLE whose text has TEXT as a word."""
+    for row in driver.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr[data-object-id]"):
+        if f" {text} " in f" {row.text} ".replace("\n", " "):
+            return row.get_attribute("data-object-id")
+    fail(f"{what} is not listed")
+
+
 def row_action(table, object_id, action, success):
     """Runs a row's action (from its menu) and confirms it."""
     row = driver.find_element(By.CSS_SELECTOR, f"#{table} tr[data-object-id='{object_id}']")
@@ -226,10 +234,7 @@ try:
 
     step = "delete security group rule"
     open_page(f"/project/security_groups/{group}/")
-    rule = [r for r in driver.find_elements(By.CSS_SELECTOR, "#rules tbody tr[data-object-id]") if " 22 " in f" {r.text} "]
-    if not rule:
-        fail("the SSH rule is not listed")
-    row_action("rules", rule[0].get_attribute("data-object-id"), "delete", "Deleted Rule")
+    row_action("rules", row_showing("rules", "22", "the SSH rule"), "delete", "Deleted Rule")
 
     step = "delete security group"
     open_page("/project/security_groups/")
@@ -241,10 +246,8 @@ try:
 
     step = "remove router interface"
     open_page(f"/project/routers/{router}/?tab=router_details__interfaces")
-    interface = [r for r in driver.find_elements(By.CSS_SELECTOR, "#interfaces tbody tr[data-object-id]") if "10.77.0.1" in r.text]
-    if not interface:
-        fail("the router's interface is not listed")
-    row_action("interfaces", interface[0].get_attribute("data-object-id"), "delete", "Deleted Interface")
+    row_action("interfaces", row_showing("interfaces", "10.77.0.1", "the router's interface"), "delete",
+               "Deleted Interface")
 
     step = "delete router"
     open_page("/project/routers/")

@@ -112,6 +112,21 @@ class ServiceTest : public api::ApiFixture {
     agents_.push_back(std::make_unique<Agent>(address_, host, tunnel, gateway, zone));
     return *agents_.back();
   }
+  // The external network "public" (flat on physnet1) with a subnet; its id.
+  std::string publicNetwork() {
+    auto pub = call("POST", "/v2.0/networks",
+                    R"({"network": {"name": "public", "router:external": true,
+                        "provider:network_type": "flat", "provider:physical_network": "physnet1"}})",
+                    "");
+    EXPECT_EQ(pub.status, 201) << pub.body.dump();
+    std::string id = pub.body["network"].value("id", "");
+    auto subnet = call(
+        "POST", "/v2.0/subnets",
+        R"({"subnet": {"network_id": ")" + id + R"(", "ip_version": 4, "cidr": "203.0.113.0/24"}})",
+        "");
+    EXPECT_EQ(subnet.status, 201) << subnet.body.dump();
+    return id;
+  }
   static bool hasPort(const HostView& v, const std::string& id) {
     return std::any_of(v.ports.begin(), v.ports.end(),
                        [&](const auto& p) { return p.second.id == id; });
@@ -177,18 +192,8 @@ TEST_F(ServiceTest, PortReportsSetStatusAndBinding) {
 }
 
 TEST_F(ServiceTest, GatewaysAreScheduledToACapableAgent) {
-  auto pub = call("POST", "/v2.0/networks",
-                  R"({"network": {"name": "public", "router:external": true,
-                      "provider:network_type": "flat", "provider:physical_network": "physnet1"}})",
-                  "");
-  ASSERT_EQ(pub.status, 201);
-  std::string public_id = pub.body["network"]["id"];
-  ASSERT_EQ(call("POST", "/v2.0/subnets",
-                 R"({"subnet": {"network_id": ")" + public_id +
-                     R"(", "ip_version": 4, "cidr": "203.0.113.0/24"}})",
-                 "")
-                .status,
-            201);
+  std::string public_id = publicNetwork();
+  ASSERT_FALSE(public_id.empty());
   auto r = call("POST", "/v2.0/routers",
                 R"({"router": {"name": "r", "external_gateway_info": {"network_id": ")" +
                     public_id + "\"}}}");
@@ -318,18 +323,8 @@ TEST_F(ServiceTest, AgentsThatLeaveAreMarkedDead) {
 // A router's zone hints choose its gateway's host; without ha the gateway
 // stays on its host when that host's agent goes, with ha it moves.
 TEST_F(ServiceTest, GatewaysFollowZoneHintsAndHa) {
-  auto pub = call("POST", "/v2.0/networks",
-                  R"({"network": {"name": "public", "router:external": true,
-                      "provider:network_type": "flat", "provider:physical_network": "physnet1"}})",
-                  "");
-  ASSERT_EQ(pub.status, 201);
-  std::string public_id = pub.body["network"]["id"];
-  ASSERT_EQ(call("POST", "/v2.0/subnets",
-                 R"({"subnet": {"network_id": ")" + public_id +
-                     R"(", "ip_version": 4, "cidr": "203.0.113.0/24"}})",
-                 "")
-                .status,
-            201);
+  std::string public_id = publicNetwork();
+  ASSERT_FALSE(public_id.empty());
   agent("gw-a", "3", /*gateway=*/true, "az1");
   agent("gw-b", "4", /*gateway=*/true, "az2");
   // The zones are there once both agents' registrations are stored.
@@ -371,18 +366,8 @@ TEST_F(ServiceTest, GatewaysFollowZoneHintsAndHa) {
 // An agent an admin sets down keeps its gateways but takes no new ones; what
 // the admin said of it outlives the agent's own reconnection.
 TEST_F(ServiceTest, AnAgentSetDownTakesNoNewGateways) {
-  auto pub = call("POST", "/v2.0/networks",
-                  R"({"network": {"name": "public", "router:external": true,
-                      "provider:network_type": "flat", "provider:physical_network": "physnet1"}})",
-                  "");
-  ASSERT_EQ(pub.status, 201);
-  std::string public_id = pub.body["network"]["id"];
-  ASSERT_EQ(call("POST", "/v2.0/subnets",
-                 R"({"subnet": {"network_id": ")" + public_id +
-                     R"(", "ip_version": 4, "cidr": "203.0.113.0/24"}})",
-                 "")
-                .status,
-            201);
+  std::string public_id = publicNetwork();
+  ASSERT_FALSE(public_id.empty());
   agent("gw-a", "3", /*gateway=*/true);
   Reply agents;
   ASSERT_TRUE(waitFor([&] {
