@@ -23,6 +23,8 @@ std::unique_ptr<ResourceKind> makeServiceProviderKind(const model::NetworkConfig
 std::unique_ptr<ResourceKind> makeAvailabilityZoneKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeSegmentRangeKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeSegmentKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeFlavorKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeServiceProfileKind(const model::NetworkConfig&);
 
 // In the order /v2.0/ lists them.
 constexpr MakeKind kKinds[] = {
@@ -42,6 +44,8 @@ constexpr MakeKind kKinds[] = {
     makeAvailabilityZoneKind,
     makeSegmentRangeKind,
     makeSegmentKind,
+    makeFlavorKind,
+    makeServiceProfileKind,
 };
 
 std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::NetworkConfig& config) {

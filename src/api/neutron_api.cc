@@ -600,6 +600,10 @@ struct NeutronApi::Impl {
       return detail::serveTags(writer, *kind, parts[2], parts.size() == 5 ? &parts[4] : nullptr,
                                req, *caller);
     }
+    if (kind != nullptr && kind->spec().collection == "flavors" && parts.size() >= 4 &&
+        parts.size() <= 5 && parts[3] == "service_profiles") {
+      return detail::serveFlavorProfiles(writer, *kind, parts, req, *caller);
+    }
     if (kind == nullptr || parts.size() > 3) return unknownPath(req);
     if (kind->derived() && req.method != "GET") return methodNotAllowed();
     if (parts.size() == 2) {

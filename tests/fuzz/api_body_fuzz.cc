@@ -122,6 +122,9 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   // The network's segment, made with it.
   HttpResponse segments = call("GET", "/v2.0/segments", "", "p1", true);
   ids["segments"] = Json::parse(segments.body)["segments"][0]["id"];
+  ids["flavors"] = made("flavors", "flavor", R"({"flavor": {"service_type": "L3_ROUTER_NAT"}})");
+  ids["service_profiles"] =
+      made("service_profiles", "service_profile", R"({"service_profile": {"metainfo": "{}"}})");
   return 0;
 }
 
@@ -140,7 +143,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                              "address-groups",
                                              "rbac-policies",
                                              "network-segment-ranges",
-                                             "segments"};
+                                             "segments",
+                                             "flavors",
+                                             "service_profiles"};
   constexpr size_t kKinds = std::size(kCollections);
   uint8_t pick = data[0];
   uint8_t who = data[1];

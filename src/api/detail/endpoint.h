@@ -49,6 +49,11 @@ HttpResponse serveAgents(const ApiWriter& w, const std::vector<std::string>& par
 // those of the hosts its ports are bound to.
 HttpResponse serveNetworkDhcpAgents(const ApiWriter& w, const std::string& network,
                                     const HttpRequest& req, const Caller& caller);
+// /v2.0/flavors/<id>/service_profiles[/<profile>] (admin): a flavor's
+// profiles, bound (POST), shown and unbound (DELETE) (kinds/flavor.cc).
+HttpResponse serveFlavorProfiles(const ApiWriter& w, const ResourceKind& flavors,
+                                 const std::vector<std::string>& parts, const HttpRequest& req,
+                                 const Caller& caller);
 // /v2.0/floatingip-pools: the subnets floating IPs come from.
 HttpResponse serveFloatingIpPools(const ApiWriter& w, const std::vector<std::string>& parts,
                                   const HttpRequest& req);

@@ -221,6 +221,51 @@ TEST_F(CompatTest, AMembersAgentListIsEmpty) {
   expectError(call("GET", "/v2.0/agents/h1"), 404, "AgentNotFound");
 }
 
+// Flavors and service profiles: the admin's catalog; everyone reads the
+// flavors, only admins the profiles; a profile names one of Canopy's
+// drivers or carries metainfo, and is bound to flavors through the
+// flavor's sub-collection.
+TEST_F(CompatTest, FlavorsAreTheAdminsCatalog) {
+  auto made = call("POST", "/v2.0/flavors",
+                   R"({"flavor": {"name": "gold", "service_type": "L3_ROUTER_NAT"}})", kAdmin);
+  ASSERT_EQ(made.status, 201) << made.body.dump();
+  std::string flavor = made.body["flavor"]["id"];
+  EXPECT_EQ(made.body["flavor"]["enabled"], true);
+  EXPECT_FALSE(made.body["flavor"].contains("project_id"));
+  expectError(call("POST", "/v2.0/flavors", R"({"flavor": {"service_type": "QOS"}})", kAdmin), 400,
+              "InvalidFlavorServiceType", "Invalid service type QOS.");
+  expectError(call("POST", "/v2.0/flavors", R"({"flavor": {"service_type": "FLAVORS"}})"), 403,
+              "PolicyNotAuthorized");
+  EXPECT_EQ(call("GET", "/v2.0/flavors/" + flavor).status, 200);  // members read it
+  expectError(call("PUT", "/v2.0/flavors/" + flavor, R"({"flavor": {"enabled": false}})"), 403,
+              "PolicyNotAuthorized");
+  expectError(call("POST", "/v2.0/service_profiles", R"({"service_profile": {}})", kAdmin), 400,
+              "ServiceProfileEmpty");
+  expectError(call("POST", "/v2.0/service_profiles",
+                   R"({"service_profile": {"driver": "neutron.SingleNodeDriver"}})", kAdmin),
+              404, "ServiceProfileDriverNotFound");
+  auto profile = call("POST", "/v2.0/service_profiles",
+                      R"({"service_profile": {"driver": "canopy", "metainfo": "{}"}})", kAdmin);
+  ASSERT_EQ(profile.status, 201) << profile.body.dump();
+  std::string sp = profile.body["service_profile"]["id"];
+  EXPECT_EQ(call("GET", "/v2.0/service_profiles").body["service_profiles"].size(), 0u);
+  std::string bind = R"({"service_profile": {"id": ")" + sp + "\"}}";
+  auto bound = call("POST", "/v2.0/flavors/" + flavor + "/service_profiles", bind, kAdmin);
+  ASSERT_EQ(bound.status, 201) << bound.body.dump();
+  EXPECT_EQ(bound.body["service_profile"]["id"], sp);
+  expectError(call("POST", "/v2.0/flavors/" + flavor + "/service_profiles", bind, kAdmin), 409,
+              "FlavorServiceProfileBindingExists");
+  EXPECT_EQ(call("GET", "/v2.0/flavors/" + flavor, "", kAdmin).body["flavor"]["service_profiles"],
+            Json({sp}));
+  expectError(call("DELETE", "/v2.0/service_profiles/" + sp, "", kAdmin), 409,
+              "ServiceProfileInUse");
+  std::string binding = "/v2.0/flavors/" + flavor + "/service_profiles/" + sp;
+  EXPECT_EQ(call("DELETE", binding, "", kAdmin).status, 204);
+  expectError(call("DELETE", binding, "", kAdmin), 404, "FlavorServiceProfileBindingNotFound");
+  EXPECT_EQ(call("DELETE", "/v2.0/service_profiles/" + sp, "", kAdmin).status, 204);
+  EXPECT_EQ(call("DELETE", "/v2.0/flavors/" + flavor, "", kAdmin).status, 204);
+}
+
 // DHCP is answered by the agent of each port's host: a network's DHCP
 // agents are those with its ports bound (none here).
 TEST_F(CompatTest, ANetworksDhcpAgentsAreItsPortsHosts) {
