@@ -25,6 +25,7 @@ std::unique_ptr<ResourceKind> makeSegmentRangeKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeSegmentKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeFlavorKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeServiceProfileKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeLocalIpKind(const model::NetworkConfig&);
 
 // In the order /v2.0/ lists them.
 constexpr MakeKind kKinds[] = {
@@ -46,6 +47,7 @@ constexpr MakeKind kKinds[] = {
     makeSegmentKind,
     makeFlavorKind,
     makeServiceProfileKind,
+    makeLocalIpKind,
 };
 
 std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::NetworkConfig& config) {

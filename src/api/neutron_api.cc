@@ -236,9 +236,16 @@ struct NeutronApi::Impl {
   detail::ApiWriter writer;
   std::vector<std::unique_ptr<ResourceKind>> kinds;
 
+  // As Neutron, a collection's dashes may be written as underscores
+  // (/v2.0/local_ips for local-ips).
   const ResourceKind* kindFor(std::string_view collection) const {
     for (const auto& k : kinds) {
       if (k->spec().collection == collection) return k.get();
+    }
+    std::string dashed(collection);
+    std::replace(dashed.begin(), dashed.end(), '_', '-');
+    for (const auto& k : kinds) {
+      if (k->spec().collection == dashed) return k.get();
     }
     return nullptr;
   }
@@ -603,6 +610,10 @@ struct NeutronApi::Impl {
     if (kind != nullptr && kind->spec().collection == "flavors" && parts.size() >= 4 &&
         parts.size() <= 5 && parts[3] == "service_profiles") {
       return detail::serveFlavorProfiles(writer, *kind, parts, req, *caller);
+    }
+    if (kind != nullptr && kind->spec().collection == "local-ips" && parts.size() >= 4 &&
+        parts.size() <= 5 && parts[3] == "port_associations") {
+      return detail::serveLocalIpAssociations(writer, *kind, parts, req, *caller);
     }
     if (kind == nullptr || parts.size() > 3) return unknownPath(req);
     if (kind->derived() && req.method != "GET") return methodNotAllowed();

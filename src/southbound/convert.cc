@@ -72,6 +72,11 @@ void put(pb::Port* o, const topology::Port& p) {
     x->set_code(option.code);
     x->set_value(std::string(option.value.begin(), option.value.end()));
   }
+  for (const auto& l : p.local_ips) {
+    auto* x = o->add_local_ips();
+    x->set_local(bytesOf(l.local));
+    x->set_fixed(bytesOf(l.fixed));
+  }
 }
 
 void put(pb::SecurityGroup* o, const topology::SecurityGroup& g) {
@@ -231,6 +236,11 @@ Result<topology::Port> from(const pb::Port& o) {
     }
     p.dhcp_options.push_back(
         {static_cast<uint8_t>(x.code()), std::vector<uint8_t>(x.value().begin(), x.value().end())});
+  }
+  for (const auto& x : o.local_ips()) {
+    CANOPY_TRY(local, ip(x.local(), "local IP"));
+    CANOPY_TRY(fixed, ip(x.fixed(), "local IP's fixed address"));
+    p.local_ips.push_back({local, fixed});
   }
   return p;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <tuple>
 
 #include "model/agent.h"
 #include "model/dhcp_options.h"
@@ -195,6 +196,22 @@ std::optional<topology::Port> portOf(const state::Tables& t, const Json& p,
       out.dhcp_options.push_back({encoded->code, std::move(encoded->value)});
     }
   }
+  // Its local IP associations, IPv4 to one of its addresses (the API's
+  // checks; a stored value that is not is skipped).
+  for (const auto& a : t.lookup("local-ip-associations.port", id)) {
+    const Json* doc = docOf(t, "local-ip-associations", a);
+    if (doc == nullptr) continue;
+    auto local = IpAddress::parse(stringAt(*doc, "local_ip_address"));
+    auto fixed = IpAddress::parse(stringAt(*doc, "fixed_ip"));
+    if (!local || !fixed || local->family != 4 ||
+        std::find(out.ips.begin(), out.ips.end(), *fixed) == out.ips.end()) {
+      continue;
+    }
+    out.local_ips.push_back({*local, *fixed});
+  }
+  std::sort(out.local_ips.begin(), out.local_ips.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.local, a.fixed) < std::tie(b.local, b.fixed);
+  });
   return out;
 }
 

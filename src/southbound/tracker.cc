@@ -111,6 +111,13 @@ Touched touchedBy(const std::vector<state::Change>& changes, const state::Tables
             t.groups.insert(stringAt(*r, "security_group_id"));
           }
         }
+      } else if (c.collection == "local-ip-associations") {
+        // The port carries it; views that hold the port's network hold it.
+        std::string port = stringAt(d, "fixed_port_id");
+        t.ports.insert(port);
+        if (const Json* p = docOf(tables, "ports", port)) {
+          t.networks.insert(stringAt(*p, "network_id"));
+        }
       } else if (c.collection == kAgentsCollection) {
         t.hosts.insert(c.id);
       }

@@ -94,6 +94,9 @@ std::vector<IndexSpec> defaultIndexes() {
   std::vector<IndexSpec> specs = {
       {"subnets.network", "subnets", field("network_id")},
       {"segments.network", "segments", field("network_id")},
+      {"local-ips.port", "local-ips", field("local_port_id")},
+      {"local-ip-associations.local_ip", "local-ip-associations", field("local_ip_id")},
+      {"local-ip-associations.port", "local-ip-associations", field("fixed_port_id")},
       {"subnets.subnetpool", "subnets", field("subnetpool_id")},
       {"subnetpools.address_scope", "subnetpools", field("address_scope_id")},
       {"rbac-policies.object", "rbac-policies", field("object_id")},

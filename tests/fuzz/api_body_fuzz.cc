@@ -125,6 +125,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   ids["flavors"] = made("flavors", "flavor", R"({"flavor": {"service_type": "L3_ROUTER_NAT"}})");
   ids["service_profiles"] =
       made("service_profiles", "service_profile", R"({"service_profile": {"metainfo": "{}"}})");
+  ids["local-ips"] =
+      made("local-ips", "local_ip", R"({"local_ip": {"network_id": ")" + ids["networks"] + "\"}}");
   return 0;
 }
 
@@ -145,7 +147,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                              "network-segment-ranges",
                                              "segments",
                                              "flavors",
-                                             "service_profiles"};
+                                             "service_profiles",
+                                             "local-ips"};
   constexpr size_t kKinds = std::size(kCollections);
   uint8_t pick = data[0];
   uint8_t who = data[1];

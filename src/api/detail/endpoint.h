@@ -54,6 +54,11 @@ HttpResponse serveNetworkDhcpAgents(const ApiWriter& w, const std::string& netwo
 HttpResponse serveFlavorProfiles(const ApiWriter& w, const ResourceKind& flavors,
                                  const std::vector<std::string>& parts, const HttpRequest& req,
                                  const Caller& caller);
+// /v2.0/local_ips/<id>/port_associations[/<port>]: a local IP's ports
+// (kinds/local_ip.cc).
+HttpResponse serveLocalIpAssociations(const ApiWriter& w, const ResourceKind& local_ips,
+                                      const std::vector<std::string>& parts, const HttpRequest& req,
+                                      const Caller& caller);
 // /v2.0/floatingip-pools: the subnets floating IPs come from.
 HttpResponse serveFloatingIpPools(const ApiWriter& w, const std::vector<std::string>& parts,
                                   const HttpRequest& req);

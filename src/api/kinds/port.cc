@@ -3,6 +3,7 @@
 #include "model/port.h"
 
 #include "api/detail/addresses.h"
+#include "api/detail/local_ips.h"
 #include "api/detail/rbac.h"
 #include "api/kind.h"
 #include "model/dhcp_options.h"
@@ -118,7 +119,9 @@ class PortKind final : public ResourceKind {
                        ".",
                    "ServicePortInUse");
     }
+    if (auto r = detail::checkLocalIpPort(doc, ctx); !r) return r;
     disassociateFloatingIps(doc.value("id", ""), ctx);
+    detail::removeLocalIpAssociations(doc.value("id", ""), ctx);
     releasePortClaims(doc, ctx);
     return ok();
   }

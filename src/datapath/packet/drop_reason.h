@@ -87,6 +87,7 @@ namespace canopy::datapath {
   X(NatTableFull, "SNAT table full: new translations refused")                          \
   X(NatProtocolUnsupported, "SNAT of a protocol without ports")                         \
   X(NatLaterFragment, "SNAT of a later fragment, whose ports are unknown")              \
+  X(LocalIpTableFull, "local IP translation table full: new connections refused")       \
   X(OffloadUnsupported, "segmentation offload of a frame not TCP/UDP of its kind")      \
   X(OffloadBadSegmentSize, "segmentation offload with a segment size of 0 or tiny")     \
   X(OffloadBadChecksumOffset, "checksum offload with the checksum outside the frame")

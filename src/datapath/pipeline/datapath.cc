@@ -68,7 +68,8 @@ conntrack::Limits sharedLimits(conntrack::Limits limits, bool shared) {
 SharedState::SharedState(const Clock& clock, const Config& config, size_t workers)
     : shared_(workers > 1),
       conntrack_(clock, sharedLimits(config.conntrack, shared_)),
-      snat_(clock, config.snat) {}
+      snat_(clock, config.snat),
+      dnat_(clock) {}
 
 DropReason SharedState::snatOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                                      packet::Ipv4Address external) noexcept {
@@ -80,6 +81,17 @@ DropReason SharedState::snatInbound(std::span<uint8_t> frame,
                                     const packet::ParsedPacket& p) noexcept {
   MaybeLock lock(snat_mu_, shared_);
   return snat_.translateInbound(frame, p);
+}
+
+DropReason SharedState::localIpForward(std::span<uint8_t> frame, const packet::ParsedPacket& p,
+                                       packet::Ipv4Address target) noexcept {
+  MaybeLock lock(dnat_mu_, shared_);
+  return dnat_.translate(frame, p, target);
+}
+
+bool SharedState::localIpReply(std::span<uint8_t> frame, const packet::ParsedPacket& p) noexcept {
+  MaybeLock lock(dnat_mu_, shared_);
+  return dnat_.translateReply(frame, p);
 }
 
 size_t SharedState::snatSize() const {
@@ -143,8 +155,12 @@ uint16_t SharedState::zoneOf(uint32_t port) {
 
 void SharedState::sweep() {
   conntrack_.sweep();
-  MutexLock lock(snat_mu_);
-  snat_.sweep();
+  {
+    MutexLock lock(snat_mu_);
+    snat_.sweep();
+  }
+  MutexLock lock(dnat_mu_);
+  dnat_.sweep();
 }
 
 Datapath::Datapath(const Clock& clock, Config config, std::shared_ptr<SharedState> shared)
@@ -483,6 +499,14 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
             why != DropReason::None) {
           return fail(why);
         }
+        break;
+      case ActionKind::LocalIpDnat:
+        if (auto why = shared_->localIpForward(bytes, p, a.address); why != DropReason::None) {
+          return fail(why);
+        }
+        break;
+      case ActionKind::LocalIpReply:
+        shared_->localIpReply(bytes, p);
         break;
       case ActionKind::Snat:
         if (auto why = shared_->snatOutbound(bytes, p, a.address); why != DropReason::None) {

@@ -40,6 +40,7 @@
 #include "base/mutex.h"
 #include "datapath/conntrack/conntrack.h"
 #include "datapath/flowcache/flow_cache.h"
+#include "datapath/nat/dnat_table.h"
 #include "datapath/nat/snat_table.h"
 #include "datapath/packet/drop_reason.h"
 #include "datapath/simulator/simulator.h"
@@ -176,6 +177,12 @@ class SharedState {
                           packet::Ipv4Address external) noexcept;
   DropReason snatInbound(std::span<uint8_t> frame, const packet::ParsedPacket& p) noexcept;
   size_t snatSize() const;
+  // Local IPs on this host: a client's packet goes on to `target` (the
+  // associated port's address); a reply of such a connection gets the local
+  // IP back as its source (true if the packet was one).
+  DropReason localIpForward(std::span<uint8_t> frame, const packet::ParsedPacket& p,
+                            packet::Ipv4Address target) noexcept;
+  bool localIpReply(std::span<uint8_t> frame, const packet::ParsedPacket& p) noexcept;
 
   // The neighbours, as the simulator looks them up.
   const simulator::Neighbors& neighbors() const { return neighbors_; }
@@ -209,6 +216,8 @@ class SharedState {
   conntrack::ConnTrack conntrack_;
   mutable Mutex snat_mu_;
   nat::SnatTable snat_ CANOPY_GUARDED_BY(snat_mu_);
+  mutable Mutex dnat_mu_;
+  nat::DnatTable dnat_ CANOPY_GUARDED_BY(dnat_mu_);
   NeighborTable neighbors_;
   std::atomic<uint64_t> neighbor_epoch_{0};
   Mutex zones_mu_;

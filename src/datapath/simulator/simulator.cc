@@ -220,7 +220,63 @@ class Walk {
     if (p->port_security && isIp(key_) && !securityGroups(*p, Direction::Egress)) return;
     sender_ = Sender{true, p->groups};
     std::sort(sender_.groups.begin(), sender_.groups.end());
+    if (key_.eth_type == ethertype::kIpv4) {
+      if (localIpClient(*sw, *p)) return;
+      localIpServer(*p);
+    }
     switchFrame(*sw, p->key);
+  }
+
+  // --- local IPs ---
+
+  // The port on this host that answers local IP `ip` on a switch, and its
+  // association; nullptr if none.
+  const Port* localIpPort(const Switch& sw, const IpAddress& ip,
+                          const topology::LocalIp** association) const {
+    for (uint32_t key : t_.localIpPorts(sw.key, ip)) {
+      const Port* f = t_.findPort(key);
+      if (f == nullptr || f->host != host_.host) continue;
+      for (const auto& l : f->local_ips) {
+        if (l.local == ip) {
+          *association = &l;
+          return f;
+        }
+      }
+    }
+    return nullptr;
+  }
+
+  // A packet to a local IP this host answers goes on to the associated
+  // port's address (the port itself reaches the address's own port).
+  bool localIpClient(const Switch& sw, const Port& from) {
+    const topology::LocalIp* l = nullptr;
+    const Port* f = localIpPort(sw, dst(), &l);
+    if (f == nullptr || f->key == from.key) return false;
+    tag(TagKind::Port, f->key);
+    note([&] {
+      return "local IP " + l->local.toString() + " -> " + l->fixed.toString() + " (" +
+             portText(*f) + ", on this host)";
+    });
+    act(ActionKind::LocalIpDnat).address = toV4(l->fixed);
+    std::copy_n(l->fixed.bytes.begin(), 4, key_.ip_dst.begin());
+    setEth(key_.eth_src, f->mac);
+    deliver(sw, *f);
+    return true;
+  }
+
+  // What a port that answers local IPs sends from the associated address
+  // may be a reply to a client that spoke to the local IP.
+  void localIpServer(const Port& p) {
+    IpAddress from = src();
+    for (const auto& l : p.local_ips) {
+      if (l.fixed != from) continue;
+      note([&] {
+        return "local IP: a reply from " + from.toString() + " comes from " + l.local.toString() +
+               " if it was spoken to there";
+      });
+      act(ActionKind::LocalIpReply);
+      return;
+    }
   }
 
   void fromUplink() {
@@ -562,7 +618,12 @@ class Walk {
     if (arp.operation.host() == 1 && arp.sender_ip != arp.target_ip) {
       std::optional<MacAddress> answer;
       std::string owner;
-      if (const Port* o = t_.portByIp(sw.key, tpa); o != nullptr && o->key != p.key) {
+      const topology::LocalIp* local = nullptr;
+      if (const Port* f = localIpPort(sw, tpa, &local); f != nullptr && f->key != p.key) {
+        // A local IP this host answers: with the associated port's MAC.
+        answer = f->mac;
+        owner = "local IP of " + portText(*f);
+      } else if (const Port* o = t_.portByIp(sw.key, tpa); o != nullptr && o->key != p.key) {
         tag(TagKind::Port, o->key);
         answer = o->mac;
         owner = portText(*o);

@@ -113,6 +113,8 @@ enum class ActionKind : uint8_t {
   CheckMtu,      // too big with DF: ICMP fragmentation needed from `address`, back to the sender
   Nat,           // stateless: `side` address becomes `address` (floating IPs)
   Snat,          // stateful masquerade as `address` (router SNAT on the gateway host)
+  LocalIpDnat,   // stateful: the destination (a local IP) becomes `address`, replies remembered
+  LocalIpReply,  // a local IP connection's reply gets the local IP back as its source
   Deliver,       // to local port `port`: run its ToPort stage
   Output,        // out of local port `port` (the end of ToPort)
   Tunnel,        // to host `host` with VNI `vni`: logical port `port`, router `router`'s

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 
 namespace canopy::datapath::topology {
@@ -98,6 +99,13 @@ bool Topology::groupHasAddress(uint32_t group_key, const IpAddress& ip) const {
   return group_addresses_.count({group_key, ip}) != 0;
 }
 
+const std::vector<uint32_t>& Topology::localIpPorts(uint32_t switch_key,
+                                                    const IpAddress& local) const {
+  static const std::vector<uint32_t> kNone;
+  auto it = local_ip_ports_.find({switch_key, local});
+  return it == local_ip_ports_.end() ? kNone : it->second;
+}
+
 const std::vector<uint32_t>& Topology::groupMembers(uint32_t group_key) const {
   static const std::vector<uint32_t> kNone;
   auto it = group_members_.find(group_key);
@@ -171,6 +179,14 @@ Result<std::shared_ptr<const Topology>> TopologyBuilder::build(uint64_t version)
         return invalid("port " + p.id + ": address " + ip.toString() + " is taken on its switch");
       }
       for (uint32_t g : p.groups) t->group_addresses_[{g, ip}] = true;
+    }
+    for (const auto& l : p.local_ips) {
+      if (l.local.family != 4 || l.fixed.family != 4 ||
+          std::find(p.ips.begin(), p.ips.end(), l.fixed) == p.ips.end()) {
+        return invalid("port " + p.id + ": local IP " + l.local.toString() + " -> " +
+                       l.fixed.toString() + " is not IPv4 to one of its addresses");
+      }
+      t->local_ip_ports_[{p.switch_key, l.local}].push_back(key);
     }
     t->ports_on_[p.switch_key].push_back(key);
   }

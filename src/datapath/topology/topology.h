@@ -87,6 +87,17 @@ struct DhcpOption {
   friend bool operator==(const DhcpOption&, const DhcpOption&) = default;
 };
 
+// A local IP a port answers on its host (Neutron's local IP association):
+// what the port's network's other ports on that host send to `local` goes
+// to `fixed`, one of the port's addresses, and the replies come from
+// `local`. IPv4.
+struct LocalIp {
+  IpAddress local{};
+  IpAddress fixed{};
+
+  friend bool operator==(const LocalIp&, const LocalIp&) = default;
+};
+
 struct Port {
   uint32_t key = 0;
   std::string id{};
@@ -109,6 +120,7 @@ struct Port {
   std::string dhcp_domain{};
   std::optional<IpAddress> dhcp_next_server{};
   std::vector<DhcpOption> dhcp_options{};
+  std::vector<LocalIp> local_ips{};
 
   friend bool operator==(const Port&, const Port&) = default;
 };
@@ -233,6 +245,9 @@ class Topology {
   // Floating IPs by the port and fixed address behind them, or by address.
   const FloatingIp* floatingIpFor(uint32_t port_key, const IpAddress& fixed) const;
   const FloatingIp* floatingIpAt(const IpAddress& external) const;
+  // The ports that answer a local IP on a switch, in key order (the
+  // datapath takes the one on its host).
+  const std::vector<uint32_t>& localIpPorts(uint32_t switch_key, const IpAddress& local) const;
   // The ports in a security group (for remote-group rules).
   const std::vector<uint32_t>& groupMembers(uint32_t group_key) const;
 
@@ -262,6 +277,7 @@ class Topology {
   std::map<std::pair<uint32_t, IpAddress>, bool> group_addresses_{};
   std::map<std::pair<uint32_t, IpAddress>, size_t> floating_by_fixed_{};
   std::map<IpAddress, size_t> floating_by_external_{};
+  std::map<std::pair<uint32_t, IpAddress>, std::vector<uint32_t>> local_ip_ports_{};
 };
 
 class TopologyBuilder {

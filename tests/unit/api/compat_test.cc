@@ -266,6 +266,76 @@ TEST_F(CompatTest, FlavorsAreTheAdminsCatalog) {
   EXPECT_EQ(call("DELETE", "/v2.0/flavors/" + flavor, "", kAdmin).status, 204);
 }
 
+// Local IPs: on a port (its address) or on a network (a port of its own
+// holds the address); ports associate with it, each answering it on its
+// host; what is in use stays.
+TEST_F(CompatTest, LocalIpsAndTheirPortAssociations) {
+  std::string net = createNetwork("n");
+  subnet(net, "10.30.0.0/24");
+  auto on_net = call("POST", "/v2.0/local_ips",
+                     R"({"local_ip": {"network_id": ")" + net +
+                         R"(", "local_ip_address": "10.30.0.50", "name": "dns"}})");
+  ASSERT_EQ(on_net.status, 201) << on_net.body.dump();
+  const Json& lip = on_net.body["local_ip"];
+  EXPECT_EQ(lip["local_ip_address"], "10.30.0.50");
+  EXPECT_EQ(lip["ip_mode"], "translate");
+  std::string id = lip["id"], holder = lip["local_port_id"];
+  EXPECT_EQ(call("GET", "/v2.0/ports/" + holder).body["port"]["device_owner"], "network:local_ip");
+  expectError(call("DELETE", "/v2.0/ports/" + holder), 409, "ServicePortInUse");
+
+  auto vm =
+      port(net, R"(, "fixed_ips": [{"ip_address": "10.30.0.8"}, {"ip_address": "10.30.0.9"}])");
+  ASSERT_EQ(vm.status, 201) << vm.body.dump();
+  std::string vm_id = vm.body["port"]["id"];
+  std::string assoc = "/v2.0/local_ips/" + id + "/port_associations";
+  expectError(call("POST", assoc, R"({"port_association": {"fixed_port_id": ")" + vm_id + "\"}}"),
+              400, "LocalIPNoRequestedIP");
+  expectError(call("POST", assoc,
+                   R"({"port_association": {"fixed_port_id": ")" + vm_id +
+                       R"(", "fixed_ip": "10.30.0.7"}})"),
+              400, "LocalIPRequestedIPNotFound");
+  auto a = call(
+      "POST", assoc,
+      R"({"port_association": {"fixed_port_id": ")" + vm_id + R"(", "fixed_ip": "10.30.0.9"}})");
+  ASSERT_EQ(a.status, 201) << a.body.dump();
+  EXPECT_EQ(a.body["port_association"]["fixed_ip"], "10.30.0.9");
+  EXPECT_EQ(a.body["port_association"]["local_ip_address"], "10.30.0.50");
+  EXPECT_EQ(a.body["port_association"]["host"], "");
+  expectError(call("POST", assoc,
+                   R"({"port_association": {"fixed_port_id": ")" + vm_id +
+                       R"(", "fixed_ip": "10.30.0.9"}})"),
+              409, "LocalIPAssociationExists");
+  EXPECT_EQ(call("GET", assoc).body["port_associations"].size(), 1u);
+  EXPECT_EQ(call("GET", assoc + "/" + vm_id).body["port_association"]["fixed_port_id"], vm_id);
+  expectError(call("GET", assoc, "", "p2"), 404, "LocalIPNotFound");
+  expectError(call("DELETE", "/v2.0/local-ips/" + id), 409, "LocalIPInUse");
+  // The port goes, and its association with it.
+  ASSERT_EQ(call("DELETE", "/v2.0/ports/" + vm_id).status, 204);
+  EXPECT_EQ(call("GET", assoc).body["port_associations"].size(), 0u);
+  expectError(call("DELETE", assoc + "/" + vm_id), 404, "LocalIPAssociationNotFound");
+  ASSERT_EQ(call("DELETE", "/v2.0/local_ips/" + id).status, 204);
+  expectError(call("GET", "/v2.0/ports/" + holder), 404, "PortNotFound");
+
+  // On a port: its address, its network.
+  auto p1 = port(net);
+  std::string p1_id = p1.body["port"]["id"];
+  auto on_port =
+      call("POST", "/v2.0/local_ips", R"({"local_ip": {"local_port_id": ")" + p1_id + "\"}}");
+  ASSERT_EQ(on_port.status, 201) << on_port.body.dump();
+  EXPECT_EQ(on_port.body["local_ip"]["network_id"], net);
+  EXPECT_EQ(on_port.body["local_ip"]["local_ip_address"],
+            p1.body["port"]["fixed_ips"][0]["ip_address"]);
+  expectError(call("DELETE", "/v2.0/ports/" + p1_id), 409, "ServicePortInUse");
+  expectError(call("POST", "/v2.0/local_ips", R"({"local_ip": {"name": "x"}})"), 400,
+              "LocalIPPortOrNetworkRequired");
+  expectError(call("POST", "/v2.0/local_ips",
+                   R"({"local_ip": {"network_id": ")" + net + R"(", "ip_mode": "passthrough"}})"),
+              400, "HTTPBadRequest");
+  expectError(
+      call("POST", "/v2.0/local_ips", R"({"local_ip": {"local_port_id": ")" + p1_id + "\"}}", "p2"),
+      400, "HTTPBadRequest");  // another project's port is not found
+}
+
 // DHCP is answered by the agent of each port's host: a network's DHCP
 // agents are those with its ports bound (none here).
 TEST_F(CompatTest, ANetworksDhcpAgentsAreItsPortsHosts) {

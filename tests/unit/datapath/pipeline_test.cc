@@ -469,6 +469,50 @@ TEST_F(Pipeline, DhcpCarriesThePortsOwnSettings) {
   EXPECT_EQ(payload[23], 99);
 }
 
+// A local IP (10.0.0.50) associated with vm5 on h1: vm1, on the same host
+// and network, finds it at vm5's MAC and reaches vm5 through it, and vm5's
+// replies come back from the local IP; what vm5 sends on its own keeps its
+// address; a host without an association does not translate.
+TEST_F(Pipeline, ALocalIpIsAnsweredByItsPortOnTheSameHost) {
+  auto p = parts();
+  p.ports.at(kVm5).local_ips = {{ip("10.0.0.50"), ip("10.0.0.8")}};
+  world_.setTopology(p.builder(), 2);
+  auto arp = world_.fromPort(kH1, kVm1,
+                             PacketBuilder()
+                                 .eth(mac(0, 1), MacAddress::broadcast())
+                                 .arp(1, mac(0, 1), v4("10.0.0.5"), MacAddress{}, v4("10.0.0.50"))
+                                 .build());
+  ASSERT_TRUE(only(arp, kH1, kVm1));
+  EXPECT_TRUE(has(arp[0], "arp reply 10.0.0.50 is-at fa:16:3e:00:00:05"))
+      << describeFrame(arp[0].bytes);
+
+  auto in = world_.fromPort(kH1, kVm1, ping(mac(0, 1), mac(0, 5), "10.0.0.5", "10.0.0.50"));
+  ASSERT_TRUE(only(in, kH1, kVm5)) << (in.empty() ? "" : describeFrame(in[0].bytes));
+  EXPECT_TRUE(has(in[0], "ip 10.0.0.5 > 10.0.0.8")) << describeFrame(in[0].bytes);
+  EXPECT_EQ(parsed(in[0].bytes).key.ip_dst[3], 8);
+
+  auto out = world_.fromPort(kH1, kVm5, ping(mac(0, 5), mac(0, 1), "10.0.0.8", "10.0.0.5", 0));
+  ASSERT_TRUE(only(out, kH1, kVm1));
+  EXPECT_TRUE(has(out[0], "ip 10.0.0.50 > 10.0.0.5")) << describeFrame(out[0].bytes);
+
+  // vm5's own traffic (another echo identifier) is its own.
+  auto own = PacketBuilder()
+                 .eth(mac(0, 5), mac(0, 1))
+                 .ipv4(v4("10.0.0.8"), v4("10.0.0.5"))
+                 .icmp(8, 0, 78, 1)
+                 .payload("abcdefgh")
+                 .build();
+  auto mine = world_.fromPort(kH1, kVm5, own);
+  ASSERT_TRUE(only(mine, kH1, kVm1));
+  EXPECT_TRUE(has(mine[0], "ip 10.0.0.8 > 10.0.0.5")) << describeFrame(mine[0].bytes);
+
+  // h2 has no association: vm2's packet is not sent to vm5's address.
+  auto far = world_.fromPort(kH2, kVm2, udp(mac(0, 2), mac(0, 5), "10.0.0.6", "10.0.0.50", 1, 53));
+  for (const auto& r : far) {
+    EXPECT_FALSE(has(r, "10.0.0.8")) << describeFrame(r.bytes);
+  }
+}
+
 // A guest's TCP with segmentation offload hands over super-frames that
 // stand for MSS-sized segments: the MTU of the way out (here the public
 // network's 1500, through vm3's floating IP) is checked against one

@@ -275,5 +275,26 @@ TEST_F(ViewTest, AddressGroupsBecomeRulesTheDatapathEnforces) {
   EXPECT_EQ(call("DELETE", "/v2.0/address-groups/" + ag_id).status, 409);
 }
 
+// A local IP association travels with its port: the port's host answers
+// the local IP with it.
+TEST_F(ViewTest, APortCarriesItsLocalIps) {
+  auto lip =
+      call("POST", "/v2.0/local_ips",
+           R"({"local_ip": {"network_id": ")" + net_a_ + R"(", "local_ip_address": "10.0.0.50"}})",
+           "p1");
+  ASSERT_EQ(lip.status, 201) << lip.body.dump();
+  auto a = call(
+      "POST",
+      "/v2.0/local_ips/" + lip.body["local_ip"]["id"].get<std::string>() + "/port_associations",
+      R"({"port_association": {"fixed_port_id": ")" + vm1_ + "\"}}", "p1");
+  ASSERT_EQ(a.status, 201) << a.body.dump();
+  assign();
+  HostView v = view("compute-1");
+  const auto& port = v.ports.at(key(KeyKind::Port, vm1_));
+  ASSERT_EQ(port.local_ips.size(), 1u);
+  EXPECT_EQ(port.local_ips[0].local, *IpAddress::parse("10.0.0.50"));
+  EXPECT_EQ(port.local_ips[0].fixed.toString(), a.body["port_association"]["fixed_ip"]);
+}
+
 }  // namespace
 }  // namespace canopy::southbound
