@@ -21,6 +21,8 @@ packages=(
   openstack-dashboard chromium chromium-driver python3-selenium
   # end-to-end worlds: namespaces and the guests' tools
   iproute2 iputils-ping busybox ethtool tcpdump iperf3 netcat-openbsd nftables
+  # an FTP server for the conntrack helpers (tests/e2e/conntrack_helper_test.sh)
+  python3-pyftpdlib
 )
 
 missing=()

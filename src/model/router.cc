@@ -119,6 +119,9 @@ const ResourceSpec& routerSpec() {
                    }});
     }
     addAvailabilityZoneAttributes(a);
+    // expose-l3-conntrack-helper: set through
+    // /v2.0/routers/<id>/conntrack_helpers only.
+    a.push_back({.name = "conntrack_helpers", .type = AttrType::Any});
     a.push_back({.name = "routes",
                  .null_is_empty_list = true,
                  .type = AttrType::Any,

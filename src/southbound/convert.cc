@@ -113,6 +113,12 @@ void put(pb::Router* o, const topology::Router& r) {
     put(x->mutable_destination(), route.destination);
     x->set_nexthop(bytesOf(route.nexthop));
   }
+  for (const auto& h : r.helpers) {
+    auto* x = o->add_helpers();
+    x->set_protocol(h.protocol);
+    x->set_port(h.port);
+    x->set_kind(h.kind == topology::NatHelperKind::Ftp ? pb::NAT_HELPER_FTP : pb::NAT_HELPER_TFTP);
+  }
   if (r.gateway) {
     auto* g = o->mutable_gateway();
     g->set_port_key(r.gateway->port_key);
@@ -287,6 +293,21 @@ Result<topology::Router> from(const pb::Router& o) {
     CANOPY_TRY(d, prefix(x.destination(), "route"));
     CANOPY_TRY(h, ip(x.nexthop(), "route next hop"));
     r.routes.push_back({d, h});
+  }
+  for (const auto& x : o.helpers()) {
+    if (x.protocol() > 255 || x.port() == 0 || x.port() > 65535) {
+      return Error(Errc::InvalidArgument, "router " + o.id() + ": bad NAT helper protocol or port");
+    }
+    topology::NatHelper h{.protocol = static_cast<uint8_t>(x.protocol()),
+                          .port = static_cast<uint16_t>(x.port())};
+    if (x.kind() == pb::NAT_HELPER_FTP) {
+      h.kind = topology::NatHelperKind::Ftp;
+    } else if (x.kind() == pb::NAT_HELPER_TFTP) {
+      h.kind = topology::NatHelperKind::Tftp;
+    } else {
+      continue;  // a kind this agent does not know
+    }
+    r.helpers.push_back(h);
   }
   if (o.has_gateway()) {
     const auto& x = o.gateway();

@@ -270,6 +270,23 @@ std::optional<topology::Router> routerOf(const state::Tables& t, std::string_vie
     auto hop = IpAddress::parse(stringAt(route, "nexthop"));
     if (dest && hop) out.routes.push_back({*dest, *hop});
   }
+  // Conntrack helpers: those the API allows (ftp over TCP, tftp over UDP).
+  for (const auto& h : r->value("conntrack_helpers", Json::array())) {
+    if (!h.is_object()) continue;
+    std::string helper = stringAt(h, "helper"), protocol = stringAt(h, "protocol");
+    auto at = h.find("port");
+    int64_t port = at != h.end() && at->is_number_integer() ? at->get<int64_t>() : 0;
+    if (port < 1 || port > 65535) continue;
+    if (helper == "ftp" && protocol == "tcp") {
+      out.helpers.push_back({.protocol = 6,
+                             .port = static_cast<uint16_t>(port),
+                             .kind = topology::NatHelperKind::Ftp});
+    } else if (helper == "tftp" && protocol == "udp") {
+      out.helpers.push_back({.protocol = 17,
+                             .port = static_cast<uint16_t>(port),
+                             .kind = topology::NatHelperKind::Tftp});
+    }
+  }
   return out;
 }
 

@@ -127,6 +127,12 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
       made("service_profiles", "service_profile", R"({"service_profile": {"metainfo": "{}"}})");
   ids["local-ips"] =
       made("local-ips", "local_ip", R"({"local_ip": {"network_id": ")" + ids["networks"] + "\"}}");
+  // A router's conntrack helper, for PUTs on the sub-resource.
+  HttpResponse helper =
+      call("POST", "/v2.0/routers/" + ids["routers"] + "/conntrack_helpers",
+           R"({"conntrack_helper": {"helper": "ftp", "protocol": "tcp", "port": 21}})", "p1", true);
+  if (helper.status != 201) std::abort();
+  ids["conntrack_helpers"] = Json::parse(helper.body)["conntrack_helper"]["id"];
   return 0;
 }
 
@@ -169,14 +175,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     case 2: {
       // A member action: a router's interfaces and routes, a pool's
-      // prefixes, an address group's addresses.
-      method = "PUT";
-      static const char* const kActions[][2] = {
-          {"routers", "/add_router_interface"}, {"routers", "/add_extraroutes"},
-          {"subnetpools", "/add_prefixes"},     {"subnetpools", "/remove_prefixes"},
-          {"address-groups", "/add_addresses"}, {"address-groups", "/remove_addresses"}};
+      // prefixes, an address group's addresses; or a sub-resource: a
+      // router's conntrack helpers, a local IP's port associations.
+      static const char* const kActions[][3] = {{"PUT", "routers", "/add_router_interface"},
+                                                {"PUT", "routers", "/add_extraroutes"},
+                                                {"PUT", "subnetpools", "/add_prefixes"},
+                                                {"PUT", "subnetpools", "/remove_prefixes"},
+                                                {"PUT", "address-groups", "/add_addresses"},
+                                                {"PUT", "address-groups", "/remove_addresses"},
+                                                {"POST", "routers", "/conntrack_helpers"},
+                                                {"PUT", "routers", "/conntrack_helpers/"},
+                                                {"POST", "local-ips", "/port_associations"}};
       const auto& action = kActions[(who >> 2) % std::size(kActions)];
-      path = std::string("/v2.0/") + action[0] + "/" + g_world->ids[action[0]] + action[1];
+      method = action[0];
+      path = std::string("/v2.0/") + action[1] + "/" + g_world->ids[action[1]] + action[2];
+      if (path.ends_with("/")) path += g_world->ids["conntrack_helpers"];
       break;
     }
     default:
@@ -215,7 +228,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       for (const auto& m : value) made_ids.push_back(canopy::model::stringAt(m, "id"));
     }
     for (const auto& id : made_ids) {
-      auto d = call("DELETE", "/v2.0/" + collection + "/" + id, "", "p1", true);
+      if (id.empty()) continue;  // a port association: named by its port
+      auto d = call("DELETE", path + "/" + id, "", "p1", true);
       if (d.status != 204 && d.status != 404 && d.status != 409) {
         std::fprintf(stderr, "DELETE %s/%s -> %d %s\n", collection.c_str(), id.c_str(), d.status,
                      d.body.c_str());

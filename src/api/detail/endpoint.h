@@ -59,6 +59,13 @@ HttpResponse serveFlavorProfiles(const ApiWriter& w, const ResourceKind& flavors
 HttpResponse serveLocalIpAssociations(const ApiWriter& w, const ResourceKind& local_ips,
                                       const std::vector<std::string>& parts, const HttpRequest& req,
                                       const Caller& caller);
+// /v2.0/routers/<id>/conntrack_helpers[/<helper>]: a router's NAT
+// helpers, kept in its document (kinds/conntrack_helper.cc).
+HttpResponse serveConntrackHelpers(const ApiWriter& w, const ResourceKind& routers,
+                                   const std::vector<std::string>& parts, const HttpRequest& req,
+                                   const Caller& caller);
+// A router's conntrack_helpers as its view shows them (no ids).
+Json routerHelpersView(const Json& router);
 // /v2.0/floatingip-pools: the subnets floating IPs come from.
 HttpResponse serveFloatingIpPools(const ApiWriter& w, const std::vector<std::string>& parts,
                                   const HttpRequest& req);

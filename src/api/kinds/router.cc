@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "api/detail/endpoint.h"
 #include "api/detail/l3.h"
 #include "api/detail/rbac.h"
 #include "api/detail/zones.h"
@@ -33,6 +34,10 @@ constexpr Extension kRouterExtensions[] = {
     {"l3-ha", "HA Router extension",
      "Adds HA capability to routers (a Canopy router's gateway fails over between gateway "
      "hosts)."},
+    {"l3-conntrack-helper", "L3 Conntrack helper",
+     "Allow adding CT target rules for conntrack helper (Canopy's datapath: ftp and tftp)"},
+    {"expose-l3-conntrack-helper", "Expose CT target rules for conntrack helper",
+     "Expose the conntrack helper in the router's details"},
 };
 
 class RouterKind final : public ResourceKind {
@@ -53,6 +58,7 @@ class RouterKind final : public ResourceKind {
       }
     }
     view["availability_zones"] = detail::hostZones(tables, hosts);
+    view["conntrack_helpers"] = routerHelpersView(doc);
   }
   bool derivesViews() const override { return true; }
 
@@ -61,6 +67,7 @@ class RouterKind final : public ResourceKind {
     if (auto r = detail::checkZoneHints(doc["availability_zone_hints"], ctx); !r) return r;
     doc["status"] = "ACTIVE";
     doc["routes"] = Json::array();
+    doc["conntrack_helpers"] = Json::array();
     Json wanted = doc["external_gateway_info"];
     doc["external_gateway_info"] = nullptr;
     return setGateway(doc, wanted, ctx, "create");
@@ -379,7 +386,9 @@ class RouterKind final : public ResourceKind {
       ctx.guard("routers", id, stored.mod_revision);
       ctx.put("routers", id, doc);
     }
-    return Json{{"router", model::visibleView(spec(), doc, ctx.caller())}};
+    Json view = model::visibleView(spec(), doc, ctx.caller());
+    view["conntrack_helpers"] = routerHelpersView(doc);
+    return Json{{"router", std::move(view)}};
   }
 
   // Sets, changes or clears (null or {}) the router's external gateway:

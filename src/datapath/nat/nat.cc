@@ -158,7 +158,7 @@ DropReason rewriteIpv4(std::span<uint8_t> frame, const packet::ParsedPacket& p, 
 
 PortAllocator::Pool& PortAllocator::pool(packet::Ipv4Address external, uint8_t protocol) {
   Pool& p = pools_[{external.host(), protocol}];
-  if (p.used.empty()) p.used.assign(static_cast<size_t>(last_ - first_) + 1, false);
+  if (p.used.empty()) p.used.assign(static_cast<size_t>(last_ - first_) + 1, 0);
   return p;
 }
 
@@ -171,8 +171,8 @@ std::optional<uint16_t> PortAllocator::allocate(packet::Ipv4Address external, ui
   }
   for (size_t i = 0; i < n; ++i) {
     size_t at = (p.next + i) % n;
-    if (!p.used[at]) {
-      p.used[at] = true;
+    if (p.used[at] == 0) {
+      p.used[at] = 1;
       ++p.count;
       p.next = (at + 1) % n;
       return static_cast<uint16_t>(first_ + at);
@@ -186,9 +186,19 @@ bool PortAllocator::claim(packet::Ipv4Address external, uint8_t protocol, uint16
   if (port < first_ || port > last_) return false;
   Pool& p = pool(external, protocol);
   size_t at = port - first_;
-  if (p.used[at]) return false;
-  p.used[at] = true;
+  if (p.used[at] != 0) return false;
+  p.used[at] = 1;
   ++p.count;
+  return true;
+}
+
+bool PortAllocator::retain(packet::Ipv4Address external, uint8_t protocol, uint16_t port) {
+  if (port < first_ || port > last_) return false;
+  auto it = pools_.find({external.host(), protocol});
+  if (it == pools_.end()) return false;
+  uint8_t& holders = it->second.used[port - first_];
+  if (holders == 0 || holders == UINT8_MAX) return false;
+  ++holders;
   return true;
 }
 
@@ -199,10 +209,7 @@ void PortAllocator::release(packet::Ipv4Address external, uint8_t protocol,
   if (it == pools_.end()) return;  // never allocated from
   Pool& p = it->second;
   size_t at = port - first_;
-  if (p.used[at]) {
-    p.used[at] = false;
-    --p.count;
-  }
+  if (p.used[at] != 0 && --p.used[at] == 0) --p.count;
 }
 
 size_t PortAllocator::inUse(packet::Ipv4Address external, uint8_t protocol) const {

@@ -83,13 +83,17 @@ class PortAllocator {
   // Takes `port` itself if it is in the range and free (SNAT keeps a
   // connection's source port when it can); false otherwise, not counted.
   bool claim(packet::Ipv4Address external, uint8_t protocol, uint16_t port);
+  // One more holder of a taken `port` (a helper's expected connection shares
+  // its master's port); false if it is not taken or has too many holders.
+  bool retain(packet::Ipv4Address external, uint8_t protocol, uint16_t port);
+  // One holder fewer: the port is free when it has none.
   void release(packet::Ipv4Address external, uint8_t protocol, uint16_t port) noexcept;
   size_t inUse(packet::Ipv4Address external, uint8_t protocol) const;
   uint64_t exhausted() const noexcept { return exhausted_; }
 
  private:
   struct Pool {
-    std::vector<bool> used;
+    std::vector<uint8_t> used;  // holders per port
     size_t count = 0;
     size_t next = 0;  // where the search resumes
   };

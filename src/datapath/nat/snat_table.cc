@@ -1,5 +1,6 @@
 #include "datapath/nat/snat_table.h"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -214,8 +215,107 @@ DropReason SnatTable::translateError(std::span<uint8_t> frame, const packet::Par
                      m->outbound.src_port);
 }
 
+bool SnatTable::expect(const Expectation& e) noexcept {
+  SteadyTime now = clock_.now();
+  std::erase_if(expected_, [&](const Expectation& x) {
+    bool gone = now >= x.expires ||
+                (x.remote == e.remote && x.external == e.external &&
+                 x.external_port == e.external_port && x.protocol == e.protocol);  // renewed below
+    if (gone) ports_.release(wireAddress(x.external), x.protocol, x.external_port);
+    return gone;
+  });
+  if (expected_.size() >= kMaxExpectations) return false;
+  try {
+    expected_.push_back(e);
+  } catch (const std::bad_alloc&) {
+    return false;
+  }
+  return true;
+}
+
+void SnatTable::forget(std::vector<Expectation>::iterator e) noexcept {
+  ports_.release(wireAddress(e->external), e->protocol, e->external_port);
+  expected_.erase(e);
+}
+
+SnatTable::Mapping* SnatTable::fromExpectation(const Key& inbound) noexcept {
+  auto e = std::find_if(expected_.begin(), expected_.end(), [&](const Expectation& x) {
+    return x.protocol == inbound.protocol && x.remote == inbound.src && x.external == inbound.dst &&
+           x.external_port == inbound.dst_port;
+  });
+  if (e == expected_.end()) return nullptr;
+  if (clock_.now() >= e->expires) {
+    forget(e);
+    return nullptr;
+  }
+  Key outbound;
+  outbound.protocol = inbound.protocol;
+  outbound.src = e->internal;
+  outbound.src_port = e->internal_port;
+  outbound.dst = inbound.src;
+  outbound.dst_port = inbound.src_port;
+  if (by_outbound_.size() >= max_entries_ || by_outbound_.count(outbound) != 0) return nullptr;
+  // The mapping holds the port as well; the expectation's hold goes with it.
+  if (!ports_.retain(wireAddress(inbound.dst), inbound.protocol, inbound.dst_port)) return nullptr;
+  Mapping* m = nullptr;
+  try {
+    auto [it, inserted] = by_outbound_.try_emplace(outbound);
+    it->second = Mapping{.outbound = outbound, .inbound = inbound, .expires = {}, .closing = false};
+    by_inbound_.emplace(inbound, &it->second);
+    m = &it->second;
+  } catch (const std::bad_alloc&) {
+    by_outbound_.erase(outbound);
+    ports_.release(wireAddress(inbound.dst), inbound.protocol, inbound.dst_port);
+    return nullptr;
+  }
+  forget(e);
+  return m;
+}
+
+// FTP's control connection, outbound: the sequence number shifted by the
+// earlier edits, and a PORT or EPRT that names the internal host rewritten
+// to the external address and a port that expects the data connection.
+DropReason SnatTable::ftpOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
+                                  Mapping& m, const Key& key, PayloadEdit* edit) noexcept {
+  if (p.payload_offset == 0 || p.l4_offset == 0) return DropReason::None;
+  size_t tcp = p.l4_offset;
+  uint32_t seq = uint32_t{frame[tcp + 4]} << 24 | uint32_t{frame[tcp + 5]} << 16 |
+                 uint32_t{frame[tcp + 6]} << 8 | frame[tcp + 7];
+  auto payload =
+      std::span<const uint8_t>(frame).subspan(p.payload_offset, p.l3_end - p.payload_offset);
+  std::optional<FtpEndpoint> e;
+  if (edit != nullptr) e = findFtpEndpoint(payload);
+  if (e && e->form != FtpForm::Passive && e->address.host() == key.src) {
+    packet::Ipv4Address external = wireAddress(m.inbound.dst);
+    std::optional<uint16_t> port;
+    try {
+      port = ports_.allocate(external, kTcp);
+    } catch (const std::bad_alloc&) {
+      return DropReason::NatTableFull;
+    }
+    if (!port) return DropReason::NatPortsExhausted;
+    Expectation x{.remote = key.dst,
+                  .external = m.inbound.dst,
+                  .internal = key.src,
+                  .external_port = *port,
+                  .internal_port = e->port,
+                  .protocol = kTcp,
+                  .expires = clock_.now() + timeouts_.expected};
+    if (!expect(x)) {
+      ports_.release(external, kTcp, *port);
+      return DropReason::NatTableFull;
+    }
+    *edit = e->replacedBy(external, *port);
+    m.adjust.record(seq, edit->delta());
+  }
+  adjustSeq(frame, p, m.adjust);
+  return DropReason::None;
+}
+
 DropReason SnatTable::translateOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
-                                        packet::Ipv4Address external) noexcept {
+                                        packet::Ipv4Address external, SnatHelper helper,
+                                        PayloadEdit* edit) noexcept {
+  if (edit != nullptr) *edit = PayloadEdit{};
   const packet::FlowKey& f = p.key;
   if (f.eth_type != packet::ethertype::kIpv4) return DropReason::NatNotIpv4;
   if (f.ip_frag == packet::Fragment::Later) return DropReason::NatLaterFragment;
@@ -232,9 +332,29 @@ DropReason SnatTable::translateOutbound(std::span<uint8_t> frame, const packet::
   if (m == nullptr) {
     if (DropReason why = create(*key, external, m); why != DropReason::None) return why;
   }
+  if (helper == SnatHelper::Ftp && key->protocol == kTcp) {
+    if (DropReason why = ftpOutbound(frame, p, *m, *key, edit); why != DropReason::None) {
+      return why;
+    }
+  }
   DropReason why = rewriteIpv4(frame, p, Side::Source, external, m->inbound.dst_port);
   if (why != DropReason::None) return why;
   refresh(*m, f, true);
+  if (helper == SnatHelper::Tftp && key->protocol == kUdp && p.payload_offset + 2 <= p.l3_end &&
+      frame[p.payload_offset] == 0 &&
+      (frame[p.payload_offset + 1] == 1 || frame[p.payload_offset + 1] == 2)) {
+    // A read or write request: the server answers from a port of its own.
+    if (ports_.retain(external, kUdp, m->inbound.dst_port)) {
+      Expectation x{.remote = key->dst,
+                    .external = external.host(),
+                    .internal = key->src,
+                    .external_port = m->inbound.dst_port,
+                    .internal_port = key->src_port,
+                    .protocol = kUdp,
+                    .expires = clock_.now() + timeouts_.expected};
+      if (!expect(x)) ports_.release(external, kUdp, m->inbound.dst_port);
+    }
+  }
   return DropReason::None;
 }
 
@@ -249,10 +369,12 @@ DropReason SnatTable::translateInbound(std::span<uint8_t> frame,
   std::optional<Key> key = packetKey(p);
   if (!key) return DropReason::NatNoMapping;
   Mapping* m = liveInbound(*key);
+  if (m == nullptr && !expected_.empty()) m = fromExpectation(*key);
   if (m == nullptr) return DropReason::NatNoMapping;
   DropReason why =
       rewriteIpv4(frame, p, Side::Destination, wireAddress(m->outbound.src), m->outbound.src_port);
   if (why != DropReason::None) return why;
+  adjustAck(frame, p, m->adjust);
   refresh(*m, f, false);
   return DropReason::None;
 }
@@ -260,6 +382,11 @@ DropReason SnatTable::translateInbound(std::span<uint8_t> frame,
 size_t SnatTable::sweep(size_t budget) noexcept {
   SteadyTime now = clock_.now();
   size_t freed = 0;
+  std::erase_if(expected_, [&](const Expectation& x) {
+    if (now < x.expires) return false;
+    ports_.release(wireAddress(x.external), x.protocol, x.external_port);
+    return true;
+  });
   for (auto it = by_outbound_.begin(); it != by_outbound_.end() && freed < budget;) {
     const Mapping& m = it->second;
     if (now < m.expires) {

@@ -12,11 +12,18 @@
 //   snat.sweep();  // now and then, on the same thread
 //
 // TCP and UDP map by ports, ICMP echo by its identifier (standing for both
-// ports, as in conntrack). A mapping keeps the connection's source port when
-// that port of the external address is free, and holds its external port
-// alone until it expires. ICMP errors about a mapped flow are translated in
-// both directions, quote included (RFC 5508); they refresh nothing. Other
-// protocols, and later fragments, whose ports are unknown, are refused.
+// ports, as in conntrack). With a helper (the router's conntrack helper for
+// the packet's port, helpers.h), a mapping also expects a related
+// connection from its remote end: TFTP's answer from the server's new
+// port, FTP's active-mode data connection to the port an outbound PORT or
+// EPRT names (rewritten to the external address and a port of its own,
+// the length change carried through the control connection's sequence
+// numbers). The first packet of an expected connection makes its mapping;
+// an expectation is used once, or forgotten after a timeout. A mapping keeps the connection's
+// source port when that port of the external address is free, and holds its external port alone
+// until it expires. ICMP errors about a mapped flow are translated in both directions, quote
+// included (RFC 5508); they refresh nothing. Other protocols, and later fragments, whose ports are
+// unknown, are refused.
 //
 // Thread-safety: none; a table belongs to one thread. The clock is borrowed
 // and must outlive the table.
@@ -30,6 +37,7 @@
 #include <unordered_map>
 
 #include "base/clock.h"
+#include "datapath/nat/helpers.h"
 #include "datapath/nat/nat.h"
 #include "datapath/packet/drop_reason.h"
 #include "datapath/packet/parser.h"
@@ -41,7 +49,11 @@ struct SnatTimeouts {
   std::chrono::seconds tcp_closing{120};  // once a FIN or RST has been seen
   std::chrono::seconds udp{180};
   std::chrono::seconds icmp{30};
+  std::chrono::seconds expected{300};  // a helper's expected connection (Linux's)
 };
+
+// The router's helper for a packet's connection, if any.
+enum class SnatHelper : uint8_t { None, Ftp, Tftp };
 
 class SnatTable {
  public:
@@ -57,8 +69,17 @@ class SnatTable {
   // NatLaterFragment, NatProtocolUnsupported, NatPortsExhausted (counted in
   // exhausted()), NatTableFull, NatNoMapping (an ICMP error about no flow),
   // NatBadIcmpQuote.
+  //
+  // `helper`: Tftp expects the server's answer to a read or write request;
+  // Ftp shifts the control connection's sequence numbers and, when the
+  // segment starts with PORT or EPRT naming the internal host, expects the
+  // data connection on a new external port and fills `edit` with the
+  // payload change the caller makes (applyEdit) after this call (the
+  // sequence number already accounts for it). NatPortsExhausted when no
+  // port is left for the data connection.
   DropReason translateOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
-                               packet::Ipv4Address external) noexcept;
+                               packet::Ipv4Address external, SnatHelper helper = SnatHelper::None,
+                               PayloadEdit* edit = nullptr) noexcept;
 
   // An inbound packet for an external address: a mapping's reply (from its
   // remote end to its external address and port) gets the internal
@@ -66,12 +87,15 @@ class SnatTable {
   // translated outbound packet gets its outer destination and the quote's
   // source translated back. Returns None, or why not (the frame is then
   // unchanged): NatNoMapping, NatNotIpv4, NatLaterFragment, NatBadIcmpQuote.
+  // An expected connection's first packet makes its mapping; an FTP control
+  // connection's acknowledgments are shifted back.
   DropReason translateInbound(std::span<uint8_t> frame, const packet::ParsedPacket& p) noexcept;
 
   // Frees expired mappings and their ports; at most `budget` of them.
   size_t sweep(size_t budget = 1024) noexcept;
 
   size_t size() const noexcept { return by_outbound_.size(); }
+  size_t expectations() const noexcept { return expected_.size(); }
   // How many new mappings found no free port.
   uint64_t exhausted() const noexcept { return ports_.exhausted(); }
 
@@ -102,7 +126,22 @@ class SnatTable {
     Key inbound;   // the reply as it arrives: remote -> external address and port
     SteadyTime expires{};
     bool closing = false;  // TCP: a FIN or RST was seen
+    SeqAdjust adjust{};    // FTP: what the outbound payload edits shifted
   };
+
+  // A connection a helper expects from `remote` (any port) to the external
+  // address and port, for the internal address and port. It holds its
+  // external port (PortAllocator::retain) until used or expired.
+  struct Expectation {
+    uint32_t remote = 0;
+    uint32_t external = 0;
+    uint32_t internal = 0;
+    uint16_t external_port = 0;
+    uint16_t internal_port = 0;
+    uint8_t protocol = 0;
+    SteadyTime expires{};
+  };
+  static constexpr size_t kMaxExpectations = 4096;
 
   static std::optional<Key> packetKey(const packet::ParsedPacket& p) noexcept;
   static std::optional<Key> quotedKey(std::span<const uint8_t> frame,
@@ -116,6 +155,14 @@ class SnatTable {
   void erase(const Mapping& m) noexcept;
   DropReason translateError(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                             bool outbound) noexcept;
+  // Expects a connection (the port already held by the caller, which this
+  // takes over); false when the table of expectations is full.
+  bool expect(const Expectation& e) noexcept;
+  // The mapping for the expected connection `inbound` starts, or nullptr.
+  Mapping* fromExpectation(const Key& inbound) noexcept;
+  void forget(std::vector<Expectation>::iterator e) noexcept;
+  DropReason ftpOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p, Mapping& m,
+                         const Key& key, PayloadEdit* edit) noexcept;
 
   const Clock& clock_;
   const SnatTimeouts timeouts_;
@@ -124,6 +171,7 @@ class SnatTable {
   std::unordered_map<Key, Mapping, KeyHash> by_outbound_;
   // Points into by_outbound_ (its nodes do not move).
   std::unordered_map<Key, Mapping*, KeyHash> by_inbound_;
+  std::vector<Expectation> expected_;  // few: searched in order
 };
 
 }  // namespace canopy::datapath::nat

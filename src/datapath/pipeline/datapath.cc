@@ -50,6 +50,18 @@ struct Datapath::Packet {
   bool in_input = false;
 };
 
+// The frame with a helper's payload edit, in a buffer of its own (the
+// packet's length changes), parsed again.
+DropReason Datapath::applyPayloadEdit(Packet& pkt, const nat::PayloadEdit& edit, int depth) {
+  auto& grown = grown_[static_cast<size_t>(depth)];
+  std::vector<uint8_t> copy(pkt.bytes.begin(), pkt.bytes.end());
+  if (auto why = nat::applyEdit(copy, pkt.parsed, edit); why != DropReason::None) return why;
+  grown = std::move(copy);
+  pkt.bytes = grown;
+  pkt.in_input = false;
+  return packet::parse(pkt.bytes, pkt.parsed);
+}
+
 std::span<uint8_t> Datapath::scratch(size_t depth, std::span<const uint8_t> from) {
   auto& v = scratch_[depth];
   v.assign(from.begin(), from.end());
@@ -69,12 +81,27 @@ SharedState::SharedState(const Clock& clock, const Config& config, size_t worker
     : shared_(workers > 1),
       conntrack_(clock, sharedLimits(config.conntrack, shared_)),
       snat_(clock, config.snat),
-      dnat_(clock) {}
+      dnat_(clock),
+      ftp_(clock) {}
 
 DropReason SharedState::snatOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
-                                     packet::Ipv4Address external) noexcept {
+                                     packet::Ipv4Address external, nat::SnatHelper helper,
+                                     nat::PayloadEdit* edit) noexcept {
   MaybeLock lock(snat_mu_, shared_);
-  return snat_.translateOutbound(frame, p, external);
+  return snat_.translateOutbound(frame, p, external, helper, edit);
+}
+
+DropReason SharedState::ftpFloatingOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
+                                            packet::Ipv4Address inside, packet::Ipv4Address outside,
+                                            nat::PayloadEdit& edit) noexcept {
+  MaybeLock lock(ftp_mu_, shared_);
+  return ftp_.outbound(frame, p, inside, outside, edit);
+}
+
+void SharedState::ftpFloatingInbound(std::span<uint8_t> frame,
+                                     const packet::ParsedPacket& p) noexcept {
+  MaybeLock lock(ftp_mu_, shared_);
+  ftp_.inbound(frame, p);
 }
 
 DropReason SharedState::snatInbound(std::span<uint8_t> frame,
@@ -159,6 +186,10 @@ void SharedState::sweep() {
     MutexLock lock(snat_mu_);
     snat_.sweep();
   }
+  {
+    MutexLock lock(ftp_mu_);
+    ftp_.sweep();
+  }
   MutexLock lock(dnat_mu_);
   dnat_.sweep();
 }
@@ -171,7 +202,8 @@ Datapath::Datapath(const Clock& clock, Config config, std::shared_ptr<SharedStat
       cache_(config_.flow_cache_entries),
       ct_cache_(shared_->conntrack().shared() ? std::make_unique<conntrack::ConnCache>() : nullptr),
       neighbor_epoch_(shared_->neighborEpoch()),
-      scratch_(kMaxDepth) {}
+      scratch_(kMaxDepth),
+      grown_(kMaxDepth) {}
 
 void Datapath::setTopology(std::shared_ptr<const topology::Topology> next) {
   if (topology_ != nullptr && next != nullptr) {
@@ -492,14 +524,36 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         execute(simulator::Decision{.actions = {std::move(back)}}, ctx, pkt, out, nullptr, depth);
         return fail(DropReason::FragmentationNeeded);
       }
-      case ActionKind::Nat:
+      case ActionKind::Nat: {
+        const bool ftp = a.helper == topology::NatHelperKind::Ftp;
+        packet::Ipv4Address inside{};
+        if (ftp && a.source_side) std::memcpy(&inside, p.key.ip_src.data(), sizeof(inside));
+        // Inbound, the control connection's acknowledgments are shifted
+        // back before the translation, by its outside tuple.
+        if (ftp && !a.source_side) shared_->ftpFloatingInbound(bytes, p);
         if (auto why = nat::rewriteIpv4(bytes, p,
                                         a.source_side ? nat::Side::Source : nat::Side::Destination,
                                         a.address, std::nullopt);
             why != DropReason::None) {
           return fail(why);
         }
+        if (ftp && a.source_side) {
+          nat::PayloadEdit edit;
+          if (auto why = shared_->ftpFloatingOutbound(bytes, p, inside, a.address, edit);
+              why != DropReason::None) {
+            return fail(why);
+          }
+          if (!edit.text.empty()) {
+            if (auto why = applyPayloadEdit(pkt, edit, depth); why != DropReason::None) {
+              return fail(why);
+            }
+            bytes = pkt.bytes;
+            if (trace != nullptr)
+              trace->push_back("FTP helper: the address follows the floating IP");
+          }
+        }
         break;
+      }
       case ActionKind::LocalIpDnat:
         if (auto why = shared_->localIpForward(bytes, p, a.address); why != DropReason::None) {
           return fail(why);
@@ -508,11 +562,25 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
       case ActionKind::LocalIpReply:
         shared_->localIpReply(bytes, p);
         break;
-      case ActionKind::Snat:
-        if (auto why = shared_->snatOutbound(bytes, p, a.address); why != DropReason::None) {
+      case ActionKind::Snat: {
+        nat::SnatHelper helper = !a.helper ? nat::SnatHelper::None
+                                 : *a.helper == topology::NatHelperKind::Ftp
+                                     ? nat::SnatHelper::Ftp
+                                     : nat::SnatHelper::Tftp;
+        nat::PayloadEdit edit;
+        if (auto why = shared_->snatOutbound(bytes, p, a.address, helper, &edit);
+            why != DropReason::None) {
           return fail(why);
         }
+        if (!edit.text.empty()) {
+          if (auto why = applyPayloadEdit(pkt, edit, depth); why != DropReason::None) {
+            return fail(why);
+          }
+          bytes = pkt.bytes;
+          if (trace != nullptr) trace->push_back("FTP helper: the data connection is expected");
+        }
         break;
+      }
       case ActionKind::Deliver: {
         if (depth + 1 >= kMaxDepth) return fail(DropReason::TooManyHops);
         Packet next;

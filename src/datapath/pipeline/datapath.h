@@ -41,6 +41,7 @@
 #include "datapath/conntrack/conntrack.h"
 #include "datapath/flowcache/flow_cache.h"
 #include "datapath/nat/dnat_table.h"
+#include "datapath/nat/helpers.h"
 #include "datapath/nat/snat_table.h"
 #include "datapath/packet/drop_reason.h"
 #include "datapath/simulator/simulator.h"
@@ -173,8 +174,11 @@ class SharedState {
   conntrack::ConnTrack& conntrack() { return conntrack_; }
   const conntrack::ConnTrack& conntrack() const { return conntrack_; }
 
+  // `helper` and `edit`: SnatTable::translateOutbound's.
   DropReason snatOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
-                          packet::Ipv4Address external) noexcept;
+                          packet::Ipv4Address external,
+                          nat::SnatHelper helper = nat::SnatHelper::None,
+                          nat::PayloadEdit* edit = nullptr) noexcept;
   DropReason snatInbound(std::span<uint8_t> frame, const packet::ParsedPacket& p) noexcept;
   size_t snatSize() const;
   // Local IPs on this host: a client's packet goes on to `target` (the
@@ -183,6 +187,11 @@ class SharedState {
   DropReason localIpForward(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                             packet::Ipv4Address target) noexcept;
   bool localIpReply(std::span<uint8_t> frame, const packet::ParsedPacket& p) noexcept;
+  // FTP control connections through floating IPs (nat::FtpFloatingTable).
+  DropReason ftpFloatingOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
+                                 packet::Ipv4Address inside, packet::Ipv4Address outside,
+                                 nat::PayloadEdit& edit) noexcept;
+  void ftpFloatingInbound(std::span<uint8_t> frame, const packet::ParsedPacket& p) noexcept;
 
   // The neighbours, as the simulator looks them up.
   const simulator::Neighbors& neighbors() const { return neighbors_; }
@@ -218,6 +227,8 @@ class SharedState {
   nat::SnatTable snat_ CANOPY_GUARDED_BY(snat_mu_);
   mutable Mutex dnat_mu_;
   nat::DnatTable dnat_ CANOPY_GUARDED_BY(dnat_mu_);
+  mutable Mutex ftp_mu_;
+  nat::FtpFloatingTable ftp_ CANOPY_GUARDED_BY(ftp_mu_);
   NeighborTable neighbors_;
   std::atomic<uint64_t> neighbor_epoch_{0};
   Mutex zones_mu_;
@@ -303,6 +314,7 @@ class Datapath {
   struct Packet;
   void processOne(const Ingress& in, std::span<const uint8_t> frame, std::span<uint8_t> writable,
                   Outputs& out, Trace* trace);
+  DropReason applyPayloadEdit(Packet& pkt, const nat::PayloadEdit& edit, int depth);
   // A copy of `from` in scratch_[depth].
   std::span<uint8_t> scratch(size_t depth, std::span<const uint8_t> from);
   // Room for an output of the frame being processed.
@@ -345,6 +357,7 @@ class Datapath {
   std::map<IpAddress, uint32_t> hosts_by_address_;
   // Per-depth working copies of the frame (Deliver runs a nested stage).
   std::vector<std::vector<uint8_t>> scratch_;
+  std::vector<std::vector<uint8_t>> grown_;  // frames a helper's edit resized, per depth
   // The frame being processed: its index in the batch and GSO segment size.
   uint32_t input_index_ = 0;
   uint16_t segment_size_ = 0;

@@ -313,6 +313,7 @@ class Walk {
           Action& a = act(ActionKind::Nat);
           a.source_side = false;
           a.address = toV4(f->fixed);
+          a.helper = ftpHelper(*r);
           std::copy_n(f->fixed.bytes.begin(), 4, key_.ip_dst.begin());
           return route(*r, nullptr, nullptr);
         }
@@ -893,6 +894,7 @@ class Walk {
         Action& a = act(ActionKind::Nat);
         a.source_side = true;
         a.address = toV4(f->external);
+        a.helper = ftpHelper(r);
         std::copy_n(f->external.bytes.begin(), 4, key_.ip_src.begin());
         auto mac = resolve(*ext, choice.nexthop, vm->mac, f->external);
         if (!mac) return;
@@ -922,9 +924,41 @@ class Walk {
       note([&] {
         return "SNAT: " + src().toString() + " masqueraded as " + gw.ips.front().toString();
       });
-      act(ActionKind::Snat).address = toV4(gw.ips.front());
+      Action& a = act(ActionKind::Snat);
+      a.address = toV4(gw.ips.front());
+      // The inside host opens the connection: its destination port names
+      // the helper.
+      if (const auto* h = r.helperFor(key_.ip_proto, key_.tp_dst); h != nullptr && isL4()) {
+        a.helper = h->kind;
+        note([&] { return "conntrack helper " + helperText(*h) + " of " + routerText(r); });
+      }
     }
     uplink(*ext);
+  }
+
+  bool isL4() const {
+    return key_.ip_proto == packet::ipproto::kTcp || key_.ip_proto == packet::ipproto::kUdp;
+  }
+
+  static std::string helperText(const topology::NatHelper& h) {
+    return std::string(h.kind == topology::NatHelperKind::Ftp ? "ftp" : "tftp") + " (" +
+           (h.protocol == packet::ipproto::kTcp ? "tcp" : "udp") + "/" + std::to_string(h.port) +
+           ")";
+  }
+
+  // A floating IP's FTP control connection, either way and whichever end
+  // is the VM (client or server): its addresses in the payload follow the
+  // translation. TFTP needs nothing of a 1:1 translation.
+  std::optional<topology::NatHelperKind> ftpHelper(const Router& r) {
+    if (key_.ip_proto != packet::ipproto::kTcp) return std::nullopt;
+    for (uint16_t port : {key_.tp_dst, key_.tp_src}) {
+      const auto* h = r.helperFor(key_.ip_proto, port);
+      if (h != nullptr && h->kind == topology::NatHelperKind::Ftp) {
+        note([&] { return "conntrack helper " + helperText(*h) + " of " + routerText(r); });
+        return h->kind;
+      }
+    }
+    return std::nullopt;
   }
 
   // The MAC of an external next hop, learned from ARP; when unknown, an ARP

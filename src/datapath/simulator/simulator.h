@@ -138,6 +138,8 @@ struct Action {
   uint32_t router = 0;
   IpAddress remote{};  // Tunnel: the host's tunnel address
   bool vxlan = false;  // Tunnel: the host takes VXLAN only
+  // Nat and Snat: the router's conntrack helper for the connection.
+  std::optional<topology::NatHelperKind> helper{};
   // Deliver and Tunnel: the sender's groups, when `source_side` (known).
   std::vector<uint32_t> groups{};
   std::vector<uint8_t> frame{};  // Emit

@@ -180,6 +180,19 @@ struct Gateway {
   friend bool operator==(const Gateway&, const Gateway&) = default;
 };
 
+// An application-level gateway that a router's NAT (SNAT and floating
+// IPs) runs for connections to `port` of `protocol`: Neutron's conntrack
+// helpers, as nat/helpers.h implements them.
+enum class NatHelperKind : uint8_t { Ftp, Tftp };
+
+struct NatHelper {
+  uint8_t protocol = 0;
+  uint16_t port = 0;
+  NatHelperKind kind = NatHelperKind::Ftp;
+
+  friend bool operator==(const NatHelper&, const NatHelper&) = default;
+};
+
 struct Router {
   uint32_t key = 0;
   std::string id{};
@@ -187,6 +200,15 @@ struct Router {
   std::vector<RouterInterface> interfaces{};
   std::vector<Route> routes{};
   std::optional<Gateway> gateway{};
+  std::vector<NatHelper> helpers{};
+
+  // The helper for connections to `port` of `protocol`, or nullptr.
+  const NatHelper* helperFor(uint8_t protocol, uint16_t port) const noexcept {
+    for (const auto& h : helpers) {
+      if (h.protocol == protocol && h.port == port) return &h;
+    }
+    return nullptr;
+  }
 
   friend bool operator==(const Router&, const Router&) = default;
 };

@@ -269,6 +269,86 @@ TEST_F(CompatTest, FlavorsAreTheAdminsCatalog) {
 // Local IPs: on a port (its address) or on a network (a port of its own
 // holds the address); ports associate with it, each answering it on its
 // host; what is in use stays.
+// l3-conntrack-helper: a router's helpers, those the datapath implements
+// only, in its view without their ids; Neutron's errors.
+TEST_F(CompatTest, ConntrackHelpersOfARouter) {
+  auto router = call("POST", "/v2.0/routers", R"({"router": {"name": "r"}})");
+  ASSERT_EQ(router.status, 201) << router.body.dump();
+  std::string id = router.body["router"]["id"];
+  EXPECT_EQ(router.body["router"]["conntrack_helpers"], Json::array());
+  std::string base = "/v2.0/routers/" + id + "/conntrack_helpers";
+  auto tftp = call("POST", base,
+                   R"({"conntrack_helper": {"helper": "tftp", "protocol": "udp", "port": 69}})");
+  ASSERT_EQ(tftp.status, 201) << tftp.body.dump();
+  EXPECT_EQ(tftp.body["conntrack_helper"]["helper"], "tftp");
+  EXPECT_EQ(tftp.body["conntrack_helper"]["protocol"], "udp");
+  EXPECT_EQ(tftp.body["conntrack_helper"]["port"], 69);
+  std::string tftp_id = tftp.body["conntrack_helper"]["id"];
+  // Protocol by number or in capitals, port as text: converted as Neutron does.
+  auto ftp = call("POST", base,
+                  R"({"conntrack_helper": {"helper": "ftp", "protocol": "TCP", "port": "21"}})");
+  ASSERT_EQ(ftp.status, 201) << ftp.body.dump();
+  EXPECT_EQ(ftp.body["conntrack_helper"]["protocol"], "tcp");
+  EXPECT_EQ(ftp.body["conntrack_helper"]["port"], 21);
+
+  auto shown = call("GET", "/v2.0/routers/" + id).body["router"]["conntrack_helpers"];
+  ASSERT_EQ(shown.size(), 2u);
+  EXPECT_EQ(shown[0], Json({{"helper", "tftp"}, {"protocol", "udp"}, {"port", 69}}));
+  EXPECT_EQ(call("GET", base).body["conntrack_helpers"].size(), 2u);
+  EXPECT_EQ(call("GET", base + "?helper=ftp").body["conntrack_helpers"].size(), 1u);
+  EXPECT_EQ(call("GET", base + "/" + tftp_id + "?fields=port").body["conntrack_helper"],
+            Json({{"port", 69}}));
+
+  auto moved = call("PUT", base + "/" + tftp_id, R"({"conntrack_helper": {"port": 6969}})");
+  ASSERT_EQ(moved.status, 200) << moved.body.dump();
+  EXPECT_EQ(moved.body["conntrack_helper"]["port"], 6969);
+  EXPECT_EQ(moved.body["conntrack_helper"]["helper"], "tftp");
+
+  // Errors.
+  expectError(call("POST", base,
+                   R"({"conntrack_helper": {"helper": "sip", "protocol": "udp", "port": 5060}})"),
+              400, "ConntrackHelperNotAllowed");
+  expectError(call("POST", base,
+                   R"({"conntrack_helper": {"helper": "ftp", "protocol": "udp", "port": 21}})"),
+              400, "InvalidProtocolForHelper");
+  expectError(call("POST", base,
+                   R"({"conntrack_helper": {"helper": "ftp", "protocol": "tcp", "port": 21}})"),
+              400, "BadRequest");
+  expectError(call("POST", base,
+                   R"({"conntrack_helper": {"helper": "ftp", "protocol": "tcp", "port": 0}})"),
+              400, "HTTPBadRequest");
+  expectError(call("POST", base,
+                   R"({"conntrack_helper": {"helper": "ftp", "protocol": "bogus", "port": 2}})"),
+              400, "HTTPBadRequest");
+  expectError(call("POST", base, R"({"conntrack_helper": {"helper": "ftp", "port": 2}})"), 400,
+              "HTTPBadRequest");
+  expectError(call("POST", base,
+                   R"({"conntrack_helper": {"helper": "ftp", "protocol": "tcp", "port": 2,
+                       "x": 1}})"),
+              400, "HTTPBadRequest");
+  expectError(call("POST", base, R"({"conntrack_helper": 7})"), 400, "HTTPBadRequest");
+  expectError(call("PUT", base + "/" + tftp_id, R"({"conntrack_helper": {"port": 21,
+                   "protocol": "tcp", "helper": "ftp"}})"),
+              400, "BadRequest");
+  expectError(call("GET", base + "/0b5a6e2c-52f9-4d4e-8f7a-0d3c8c1e9a11"), 404,
+              "ConntrackHelperNotFound");
+  // Another project sees no router.
+  expectError(call("GET", base, "", "p2"), 404, "RouterNotFound");
+  expectError(
+      call("POST", base,
+           R"({"conntrack_helper": {"helper": "ftp", "protocol": "tcp", "port": 2121}})", "p2"),
+      404, "RouterNotFound");
+  // A router PUT leaves them alone and may not set them.
+  ASSERT_EQ(call("PUT", "/v2.0/routers/" + id, R"({"router": {"name": "r2"}})").status, 200);
+  EXPECT_EQ(call("GET", base).body["conntrack_helpers"].size(), 2u);
+  expectError(call("PUT", "/v2.0/routers/" + id, R"({"router": {"conntrack_helpers": []}})"), 400,
+              "HTTPBadRequest");
+
+  ASSERT_EQ(call("DELETE", base + "/" + tftp_id).status, 204);
+  expectError(call("DELETE", base + "/" + tftp_id), 404, "ConntrackHelperNotFound");
+  EXPECT_EQ(call("GET", "/v2.0/routers/" + id).body["router"]["conntrack_helpers"].size(), 1u);
+}
+
 TEST_F(CompatTest, LocalIpsAndTheirPortAssociations) {
   std::string net = createNetwork("n");
   subnet(net, "10.30.0.0/24");

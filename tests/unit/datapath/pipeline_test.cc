@@ -10,6 +10,7 @@
 #include <optional>
 #include <vector>
 
+#include "datapath/nat/helpers.h"
 #include "datapath/packet/dhcp.h"
 #include "datapath/packet/tunnel.h"
 #include "datapath/simulator/replies.h"
@@ -336,6 +337,158 @@ TEST_F(Pipeline, IcmpErrorAboutSnatFlowReachesTheVmTranslatedBack) {
                                  b.begin() + static_cast<long>(quote + 16)),
             (std::vector<uint8_t>{10, 0, 0, 5}));
   EXPECT_EQ(b[quote + 20] << 8 | b[quote + 21], 41000);
+}
+
+std::vector<uint8_t> tcpData(MacAddress from, MacAddress to, const char* src, const char* dst,
+                             uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+                             std::string_view data,
+                             uint8_t flags = TcpHeader::kAck | TcpHeader::kPsh, uint8_t ttl = 64) {
+  return PacketBuilder()
+      .eth(from, to)
+      .ipv4(v4(src), v4(dst), ttl)
+      .tcp(sport, dport, flags, seq, ack)
+      .payload(data)
+      .build();
+}
+
+std::string payloadOf(const Received& r) {
+  auto p = parsed(r.bytes);
+  return std::string(r.bytes.begin() + p.payload_offset, r.bytes.begin() + p.l3_end);
+}
+
+// The router's ftp helper (tcp/21): vm1, behind SNAT on h2, opens an FTP
+// control connection and sends PORT; the gateway host rewrites it to the
+// gateway address and a port of its own, and the server's data connection
+// to that port reaches vm1 (its group admits it, as Neutron needs too).
+TEST_F(Pipeline, FtpHelperRewritesPortThroughSnatAndExpectsTheDataConnection) {
+  auto p = parts();
+  p.routers.at(kRouter).helpers = {
+      {.protocol = 6, .port = 21, .kind = topology::NatHelperKind::Ftp}};
+  p.groups.at(kDefault).rules.push_back({.id = "rule-ftp-data",
+                                         .direction = topology::Direction::Ingress,
+                                         .protocol = 6,
+                                         .remote_prefix = prefix("198.51.100.0/24")});
+  world_.setTopology(p.builder(), 2);
+  auto r = world_.fromPort(kH1, kVm1,
+                           tcpData(mac(0, 1), kRouterNet1Mac, "10.0.0.5", "198.51.100.7", 40000, 21,
+                                   999, 0, "", TcpHeader::kSyn));
+  ASSERT_EQ(r.size(), 1u);
+  ASSERT_EQ(r[0].kind, Outputs::Kind::Uplink);
+  EXPECT_TRUE(has(r[0], "ip 203.0.113.10 > 198.51.100.7")) << describeFrame(r[0].bytes);
+  r = world_.fromOutside(kH2, tcpData(kOutsideMac, kGatewayMac, "198.51.100.7", "203.0.113.10", 21,
+                                      40000, 7000, 1000, "", TcpHeader::kSyn | TcpHeader::kAck));
+  ASSERT_TRUE(only(r, kH1, kVm1));
+
+  std::string command = "PORT 10,0,0,5,195,80\r\n";
+  r = world_.fromPort(kH1, kVm1,
+                      tcpData(mac(0, 1), kRouterNet1Mac, "10.0.0.5", "198.51.100.7", 40000, 21,
+                              1000, 7001, command));
+  ASSERT_EQ(r.size(), 1u);
+  ASSERT_EQ(r[0].kind, Outputs::Kind::Uplink);
+  std::string sent = payloadOf(r[0]);
+  ASSERT_TRUE(sent.starts_with("PORT 203,0,113,10,")) << sent;
+  auto endpoint = nat::findFtpEndpoint(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(sent.data()), sent.size()));
+  ASSERT_TRUE(endpoint);
+  // Every checksum as a frame built with that text has it.
+  auto out = parsed(r[0].bytes);
+  EXPECT_EQ(r[0].bytes,
+            tcpData(out.key.eth_src, out.key.eth_dst, "203.0.113.10", "198.51.100.7", 40000, 21,
+                    1000, 7001, sent, TcpHeader::kAck | TcpHeader::kPsh, 63));
+
+  r = world_.fromOutside(kH2, tcpData(kOutsideMac, kGatewayMac, "198.51.100.7", "203.0.113.10", 20,
+                                      endpoint->port, 1, 0, "", TcpHeader::kSyn));
+  ASSERT_TRUE(only(r, kH1, kVm1)) << r.size();
+  EXPECT_TRUE(has(r[0], "ip 198.51.100.7 > 10.0.0.5")) << describeFrame(r[0].bytes);
+  EXPECT_TRUE(has(r[0], "tcp 20 > 50000")) << describeFrame(r[0].bytes);
+
+  // Without the helper, PORT leaves as it was.
+  p.routers.at(kRouter).helpers.clear();
+  world_.setTopology(p.builder(), 3);
+  r = world_.fromPort(kH1, kVm1,
+                      tcpData(mac(0, 1), kRouterNet1Mac, "10.0.0.5", "198.51.100.7", 40001, 21, 999,
+                              0, "", TcpHeader::kSyn));
+  ASSERT_EQ(r.size(), 1u);
+  r = world_.fromPort(kH1, kVm1,
+                      tcpData(mac(0, 1), kRouterNet1Mac, "10.0.0.5", "198.51.100.7", 40001, 21,
+                              1000, 7001, command));
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(payloadOf(r[0]), command);
+}
+
+// The router's tftp helper (udp/69): the server's answer from a port of
+// its own reaches vm1 through SNAT.
+TEST_F(Pipeline, TftpHelperExpectsTheServersAnswerThroughSnat) {
+  auto p = parts();
+  p.routers.at(kRouter).helpers = {
+      {.protocol = 17, .port = 69, .kind = topology::NatHelperKind::Tftp}};
+  p.groups.at(kDefault).rules.push_back({.id = "rule-tftp-data",
+                                         .direction = topology::Direction::Ingress,
+                                         .protocol = 17,
+                                         .remote_prefix = prefix("198.51.100.0/24")});
+  world_.setTopology(p.builder(), 2);
+  auto request = PacketBuilder()
+                     .eth(mac(0, 1), kRouterNet1Mac)
+                     .ipv4(v4("10.0.0.5"), v4("198.51.100.7"))
+                     .udp(40000, 69)
+                     .payload(std::string("\0\1boot\0octet\0", 13))
+                     .build();
+  auto r = world_.fromPort(kH1, kVm1, request);
+  ASSERT_EQ(r.size(), 1u);
+  ASSERT_EQ(r[0].kind, Outputs::Kind::Uplink);
+  auto left = parsed(r[0].bytes);
+  auto answer = PacketBuilder()
+                    .eth(kOutsideMac, kGatewayMac)
+                    .ipv4(v4("198.51.100.7"), v4("203.0.113.10"))
+                    .udp(50123, left.key.tp_src)
+                    .payload(std::string("\0\3\0\1data", 8))
+                    .build();
+  r = world_.fromOutside(kH2, answer);
+  ASSERT_TRUE(only(r, kH1, kVm1)) << r.size();
+  EXPECT_TRUE(has(r[0], "ip 198.51.100.7 > 10.0.0.5")) << describeFrame(r[0].bytes);
+  EXPECT_TRUE(has(r[0], "udp 50123 > 40000")) << describeFrame(r[0].bytes);
+}
+
+// A server behind a floating IP answers PASV: the 227 names the floating
+// IP, translated on the VM's host; the control connection's later
+// segments carry the length change.
+TEST_F(Pipeline, FtpHelperRewritesPassiveReplyOfAServerBehindAFloatingIp) {
+  auto p = parts();
+  p.routers.at(kRouter).helpers = {
+      {.protocol = 6, .port = 21, .kind = topology::NatHelperKind::Ftp}};
+  p.groups.at(kWeb).rules.push_back({.id = "rule-ftp",
+                                     .direction = topology::Direction::Ingress,
+                                     .protocol = 6,
+                                     .port_min = 21,
+                                     .port_max = 21});
+  world_.setTopology(p.builder(), 2);
+  auto r = world_.fromOutside(kH1, tcpData(kOutsideMac, mac(0, 3), "198.51.100.7", "203.0.113.50",
+                                           40000, 21, 8999, 0, "", TcpHeader::kSyn));
+  ASSERT_TRUE(only(r, kH1, kVm3)) << r.size();
+  std::string reply = "227 Entering Passive Mode (10,0,1,5,234,97).\r\n";
+  r = world_.fromPort(kH1, kVm3,
+                      tcpData(mac(0, 3), kRouterNet2Mac, "10.0.1.5", "198.51.100.7", 21, 40000, 499,
+                              9000, "", TcpHeader::kSyn | TcpHeader::kAck));
+  ASSERT_EQ(r.size(), 1u);
+  r = world_.fromOutside(kH1, tcpData(kOutsideMac, mac(0, 3), "198.51.100.7", "203.0.113.50", 40000,
+                                      21, 9000, 500, "", TcpHeader::kAck));
+  ASSERT_TRUE(only(r, kH1, kVm3)) << r.size();
+  r = world_.fromPort(
+      kH1, kVm3,
+      tcpData(mac(0, 3), kRouterNet2Mac, "10.0.1.5", "198.51.100.7", 21, 40000, 500, 9000, reply));
+  ASSERT_EQ(r.size(), 1u);
+  ASSERT_EQ(r[0].kind, Outputs::Kind::Uplink);
+  EXPECT_EQ(payloadOf(r[0]), "227 Entering Passive Mode (203,0,113,50,234,97).\r\n");
+  auto next =
+      world_.fromPort(kH1, kVm3,
+                      tcpData(mac(0, 3), kRouterNet2Mac, "10.0.1.5", "198.51.100.7", 21, 40000,
+                              500 + static_cast<uint32_t>(reply.size()), 9000, "150 ok\r\n"));
+  ASSERT_EQ(next.size(), 1u);
+  auto q = parsed(next[0].bytes);
+  uint32_t seq = uint32_t{next[0].bytes[q.l4_offset + 4]} << 24 |
+                 uint32_t{next[0].bytes[q.l4_offset + 5]} << 16 |
+                 uint32_t{next[0].bytes[q.l4_offset + 6]} << 8 | next[0].bytes[q.l4_offset + 7];
+  EXPECT_EQ(seq, 500 + reply.size() + 4);  // "203,0,113,50" is 4 longer than "10,0,1,5"
 }
 
 TEST_F(Pipeline, BadTunnelPacketsAreDroppedWithTheirReasons) {

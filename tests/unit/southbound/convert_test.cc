@@ -28,6 +28,9 @@ HostView fromScenario() {
 
 TEST(Convert, SnapshotRoundTrips) {
   HostView v = fromScenario();
+  v.routers.at(datapath::testing::world::kRouter).helpers = {
+      {.protocol = 6, .port = 21, .kind = datapath::topology::NatHelperKind::Ftp},
+      {.protocol = 17, .port = 69, .kind = datapath::topology::NatHelperKind::Tftp}};
   ASSERT_GT(v.objects(), 10u);
   pb::View wire = toSnapshot(v, 7);
   // Through bytes, as the stream carries it.

@@ -275,6 +275,20 @@ TEST_F(ViewTest, AddressGroupsBecomeRulesTheDatapathEnforces) {
   EXPECT_EQ(call("DELETE", "/v2.0/address-groups/" + ag_id).status, 409);
 }
 
+// A router's conntrack helpers reach the hosts that route for it.
+TEST_F(ViewTest, ARouterCarriesItsConntrackHelpers) {
+  auto h = call("POST", "/v2.0/routers/" + router_ + "/conntrack_helpers",
+                R"({"conntrack_helper": {"helper": "tftp", "protocol": "udp", "port": 69}})", "p1");
+  ASSERT_EQ(h.status, 201) << h.body.dump();
+  HostView v = view("compute-1");
+  ASSERT_EQ(v.routers.size(), 1u);
+  const auto& helpers = v.routers.begin()->second.helpers;
+  ASSERT_EQ(helpers.size(), 1u);
+  EXPECT_EQ(helpers[0].protocol, 17);
+  EXPECT_EQ(helpers[0].port, 69);
+  EXPECT_EQ(helpers[0].kind, topology::NatHelperKind::Tftp);
+}
+
 // A local IP association travels with its port: the port's host answers
 // the local IP with it.
 TEST_F(ViewTest, APortCarriesItsLocalIps) {
