@@ -98,14 +98,20 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
           port_id = saved_binding.get<std::string>();
         } else if (saved_binding.is_object()) {
           port_id = model::stringAt(saved_binding, "port_id");
-          attach.tap = saved_binding.value("tap", false);
+          attach.tap = saved_binding.value("tap", false) == true;
           attach.netns = model::stringAt(saved_binding, "netns");
+          attach.automatic = saved_binding.value("automatic", false) == true;
         }
         if (auto r = a->bind(interface, port_id, attach); !r) {
           spdlog::warn("agent: saved binding {}: {}", interface, r.error().message());
         }
       }
     }
+  }
+  if (c.watch_links) {
+    auto links = LinkWatcher::start([self](const std::string& name) { self->linkChanged(name); });
+    if (!links) return std::move(links).error();
+    a->links_ = std::move(*links);
   }
   a->control_ = std::thread([self] { self->controlLoop(); });
   if (a->southbound_) a->southbound_->start();
@@ -119,6 +125,7 @@ void Agent::stop() {
     stopping_ = true;
   }
   stop_cv_.notify_all();
+  links_.reset();
   if (southbound_) southbound_->stop();
   if (control_.joinable()) control_.join();
   for (auto& w : workers_) w->stop();
@@ -128,6 +135,7 @@ Result<void> Agent::applyView(const HostView& view, uint64_t version) {
   auto built = view.builder().build(version);
   if (!built) return std::move(built).error();
   std::shared_ptr<const datapath::topology::Topology> topology = *built;
+  std::vector<std::string> arrived;  // bound ports that are newly this host's
   {
     MutexLock lock(mu_);
     // The datapaths learn the host's key from the view; a new key (the
@@ -148,13 +156,83 @@ Result<void> Agent::applyView(const HostView& view, uint64_t version) {
         .generation = ++plan_generation_, .topology = topology, .shared = shared_, .config = c}));
     port_keys_.clear();
     for (const auto& [key, p] : view.ports) port_keys_[p.id] = key;
+    // Ports bound here: their taps are attached when they appear; a port
+    // that newly arrives here (a migration's target) while its interface
+    // is bound already is up again.
+    std::map<std::string, std::string> expected;
+    port_hosts_.clear();
+    for (const auto& [key, p] : view.ports) {
+      auto h = topology->hosts().find(p.host);
+      if (h == topology->hosts().end()) continue;
+      port_hosts_[p.id] = h->second.name;
+      if (p.host == host_key) expected[tapNameOf(p.id)] = p.id;
+    }
+    for (const auto& [interface, b] : bindings_) {
+      bool here_now =
+          port_hosts_.count(b.port_id) != 0 && port_hosts_[b.port_id] == config_.host_name;
+      bool here_before = false;
+      for (const auto& [i, port] : expected_) here_before = here_before || port == b.port_id;
+      if (here_now && !here_before && b.open) arrived.push_back(b.port_id);
+    }
+    expected_ = std::move(expected);
     view_version_ = version;
     publishPorts();  // keys may have arrived for bound ports
     announce(*topology, host_key);
   }
   for (auto& w : workers_) w->wake();
   spdlog::debug("agent: view version {} ({} objects)", version, view.objects());
+  if (southbound_) {
+    for (const auto& port : arrived) southbound_->reportPort(port, true);
+  }
+  autoBind();
   return ok();
+}
+
+std::string tapNameOf(const std::string& port_id) { return "tap" + port_id.substr(0, 11); }
+
+void Agent::linkChanged(const std::string& interface) {
+  {
+    MutexLock lock(mu_);
+    // Only a tap this host waits for, or one it has bound, matters.
+    if (!interface.empty() && expected_.count(interface) == 0 && bindings_.count(interface) == 0) {
+      return;
+    }
+  }
+  {
+    MutexLock lock(stop_mu_);
+    links_changed_ = true;
+  }
+  stop_cv_.notify_all();
+}
+
+void Agent::autoBind() {
+  std::vector<std::pair<std::string, std::string>> to_bind;  // interface, port
+  std::vector<std::string> to_unbind;
+  {
+    MutexLock lock(mu_);
+    std::set<std::string> bound_ports;
+    for (const auto& [i, b] : bindings_) bound_ports.insert(b.port_id);
+    for (const auto& [interface, port] : expected_) {
+      // Bound already, by hand under this name or another: left as it is.
+      if (bindings_.count(interface) != 0 || bound_ports.count(port) != 0) continue;
+      if (io_.exists(interface)) to_bind.emplace_back(interface, port);
+    }
+    for (const auto& [interface, b] : bindings_) {
+      auto e = expected_.find(interface);
+      if (b.attach.automatic && (e == expected_.end() || e->second != b.port_id)) {
+        to_unbind.push_back(interface);
+      }
+    }
+  }
+  for (const auto& interface : to_unbind) {
+    spdlog::info("agent: {}: its port left this host", interface);
+    if (auto r = unbind(interface); !r) spdlog::warn("agent: {}", r.error().message());
+  }
+  for (const auto& [interface, port] : to_bind) {
+    if (auto r = bind(interface, port, Attach{.automatic = true}); !r) {
+      spdlog::warn("agent: {}: {}", interface, r.error().message());
+    }
+  }
 }
 
 bool Agent::openFor(const std::string& interface, Binding& b, std::unique_ptr<PortIo> tap) {
@@ -209,6 +287,12 @@ Result<void> Agent::bind(const std::string& interface, const std::string& port_i
       if (b.port_id == port_id && i != interface) {
         return Error(Errc::Conflict, "port " + port_id + " is already bound to " + i);
       }
+    }
+    if (auto h = port_hosts_.find(port_id);
+        h != port_hosts_.end() && h->second != config_.host_name) {
+      return Error(Errc::Conflict, "port " + port_id + " is bound to host " + h->second +
+                                       " (its binding:host_id): its traffic would not come "
+                                       "here; bind it there, or clear its binding:host_id first");
     }
     if (auto old = bindings_.find(interface);
         old != bindings_.end() && old->second.attach.tap != attach.tap) {
@@ -268,6 +352,8 @@ void Agent::saveBindings() const {
   for (const auto& [i, b] : bindings_) {
     if (b.attach.tap) {
       out[i] = {{"port_id", b.port_id}, {"tap", true}, {"netns", b.attach.netns}};
+    } else if (b.attach.automatic) {
+      out[i] = {{"port_id", b.port_id}, {"automatic", true}};
     } else {
       out[i] = b.port_id;
     }
@@ -303,6 +389,7 @@ Json Agent::bindings() const {
       entry["tap"] = true;
       if (!b.attach.netns.empty()) entry["netns"] = b.attach.netns;
     }
+    if (b.attach.automatic) entry["automatic"] = true;
     out.push_back(std::move(entry));
   }
   return out;
@@ -368,13 +455,22 @@ void Agent::announce(const datapath::topology::Topology& t, uint32_t host_key) {
 
 void Agent::controlLoop() {
   uint64_t ticks = 0;
+  // Real time, as the wait is (the agent's clock may be a test's).
+  auto next = std::chrono::steady_clock::now() + config_.tick;
   for (;;) {
+    bool links = false;
     {
       MutexLock lock(stop_mu_);
-      stop_cv_.wait_for(stop_mu_, config_.tick, [&] { return stopping_; });
+      stop_cv_.wait_for(stop_mu_, config_.tick, [&] { return stopping_ || links_changed_; });
       if (stopping_) return;
+      links = links_changed_;
+      links_changed_ = false;
     }
-    tick(++ticks);
+    if (links) autoBind();
+    if (auto now = std::chrono::steady_clock::now(); now >= next) {
+      next = now + config_.tick;
+      tick(++ticks);
+    }
   }
 }
 
@@ -407,6 +503,7 @@ void Agent::tick(uint64_t ticks) {
       }
     }
   }
+  autoBind();
   if (southbound_ == nullptr) return;
   for (const auto& [port, up] : reports) southbound_->reportPort(port, up);
   if (ticks % kStatsEveryTicks != 0) return;

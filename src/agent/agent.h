@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/link_watcher.h"
 #include "agent/port_io.h"
 #include "agent/southbound_client.h"
 #include "agent/worker.h"
@@ -68,6 +69,9 @@ struct AgentConfig {
   // How often the control side adds up the workers' stats and looks at the
   // bound interfaces.
   std::chrono::milliseconds tick{1000};
+  // Follow the kernel's link events (link_watcher.h), so that a VM's tap
+  // is attached as soon as it appears rather than at the next tick.
+  bool watch_links = false;
 };
 
 // How an interface is attached: an existing interface through an AF_PACKET
@@ -76,7 +80,14 @@ struct AgentConfig {
 struct Attach {
   bool tap = false;
   std::string netns{};
+  // Made by the agent itself: the tap "tap" + the first 11 characters of a
+  // port bound to this host (its binding:vif_type "tap", which Nova's
+  // libvirt driver creates), unbound when the port leaves the host.
+  bool automatic = false;
 };
+
+// The interface name of a port's tap, as Nova's libvirt driver makes it.
+std::string tapNameOf(const std::string& port_id);
 
 class Agent {
  public:
@@ -88,7 +99,8 @@ class Agent {
   void stop();
 
   // Binds an interface to a logical port (the agent reports it up; the
-  // server binds the port to this host).
+  // server binds the port to this host). Conflict if the view has the port
+  // bound to another host (its traffic would be dropped here).
   Result<void> bind(const std::string& interface, const std::string& port_id,
                     const Attach& attach = {});
   Result<void> unbind(const std::string& interface);
@@ -96,6 +108,9 @@ class Agent {
   model::Json status() const;
   // Installs a host view, as the southbound client does with each one.
   Result<void> applyView(const HostView& view, uint64_t version);
+  // An interface appeared, changed or went ("": any may have): its port is
+  // attached or detached now rather than at the next tick.
+  void linkChanged(const std::string& interface);
   size_t workers() const { return workers_.size(); }
 
  private:
@@ -118,6 +133,9 @@ class Agent {
   void announce(const datapath::topology::Topology& t, uint32_t host_key) CANOPY_REQUIRES(mu_);
   void controlLoop();
   void tick(uint64_t ticks);
+  // Attaches the taps of ports bound to this host that exist and are not
+  // bound yet; detaches the automatic bindings of ports that left.
+  void autoBind();
   void saveBindings() const CANOPY_REQUIRES(mu_);
 
   const Clock& clock_;
@@ -131,10 +149,16 @@ class Agent {
   Mutex stop_mu_;
   CondVar stop_cv_;
   bool stopping_ CANOPY_GUARDED_BY(stop_mu_) = false;
+  bool links_changed_ CANOPY_GUARDED_BY(stop_mu_) = false;
+  std::unique_ptr<LinkWatcher> links_;
 
   mutable Mutex mu_;
   std::map<std::string, Binding> bindings_ CANOPY_GUARDED_BY(mu_);    // by interface
   std::map<std::string, uint32_t> port_keys_ CANOPY_GUARDED_BY(mu_);  // port id -> key
+  // The view's ports bound to hosts: port id -> host name.
+  std::map<std::string, std::string> port_hosts_ CANOPY_GUARDED_BY(mu_);
+  // The taps of the ports bound to this host: interface -> port id.
+  std::map<std::string, std::string> expected_ CANOPY_GUARDED_BY(mu_);
   uint64_t view_version_ CANOPY_GUARDED_BY(mu_) = 0;
   uint64_t plan_generation_ CANOPY_GUARDED_BY(mu_) = 0;
   uint32_t host_key_ CANOPY_GUARDED_BY(mu_) = 0;

@@ -164,6 +164,7 @@ int main(int argc, char** argv) {
   config.rx_ring = rx_ring == "on";
   config.busy_poll = std::chrono::microseconds(busy_poll_us);
   config.workers = workers;
+  config.watch_links = true;
   config.encapsulation = encapsulation == "vxlan"
                              ? canopy::datapath::pipeline::Encapsulation::Vxlan
                              : canopy::datapath::pipeline::Encapsulation::Geneve;

@@ -262,7 +262,8 @@ Result<void> SouthboundService::setPortStatus(const std::string& host, const std
     }
     if (up && bound.empty()) {
       doc["binding:host_id"] = host;
-      doc["binding:vif_type"] = "ovs";
+      doc["binding:vif_type"] = "tap";
+      doc["binding:vif_details"] = {{"port_filter", true}, {"connectivity", "l2"}};
       changed = true;
     }
     return changed;

@@ -6,6 +6,7 @@
 #include "api/detail/local_ips.h"
 #include "api/detail/rbac.h"
 #include "api/kind.h"
+#include "model/agent.h"
 #include "model/dhcp_options.h"
 #include "model/ipam.h"
 #include "model/router.h"
@@ -83,7 +84,9 @@ class PortKind final : public ResourceKind {
     }
     if (auto r = checkOwnerOnly(doc, nullptr, ctx); !r) return r;
     if (auto r = checkPairsNeedSecurity(doc, nullptr); !r) return r;
-    return completeNewPort(doc, network->doc, ctx, config_, false);
+    if (auto r = completeNewPort(doc, network->doc, ctx, config_, false); !r) return r;
+    bindTo(doc, ctx);
+    return ok();
   }
 
   Result<void> update(Json& doc, const Json& before, Transaction& ctx) const override {
@@ -101,6 +104,14 @@ class PortKind final : public ResourceKind {
       auto ips = allocate(doc, model::memberAt(before, "fixed_ips"), ctx);
       if (!ips) return std::move(ips).error();
       doc["fixed_ips"] = std::move(*ips);
+    }
+    if (doc["binding:host_id"] != model::memberAt(before, "binding:host_id") ||
+        doc["binding:vnic_type"] != model::memberAt(before, "binding:vnic_type")) {
+      bindTo(doc, ctx);
+      // Down until the new host's agent says its datapath forwards for it.
+      if (doc["binding:host_id"] != model::memberAt(before, "binding:host_id")) {
+        doc["status"] = "DOWN";
+      }
     }
     return ok();
   }
@@ -127,6 +138,31 @@ class PortKind final : public ResourceKind {
   }
 
  private:
+  // The binding Nova's libvirt driver plugs with no Canopy code on the
+  // compute host: vif_type "tap", a libvirt ethernet interface on the tap
+  // "tap" + the port id's first 11 characters, which nova-compute creates
+  // and the host's canopy-agent attaches to when it appears (as Calico's
+  // binding). A host without a Canopy agent (none, or a static VTEP), or a
+  // vnic type other than normal, cannot be bound (binding_failed, as ML2
+  // says it).
+  static void bindTo(Json& doc, const Transaction& ctx) {
+    std::string host = doc.value("binding:host_id", "");
+    if (host.empty()) {
+      doc["binding:vif_type"] = "unbound";
+      doc["binding:vif_details"] = Json::object();
+      return;
+    }
+    bool normal = doc.value("binding:vnic_type", "normal") == "normal";
+    const state::Document* agent = ctx.find("agents", host);
+    if (!normal || agent == nullptr || model::Agent::fromJson(agent->doc).is_static) {
+      doc["binding:vif_type"] = "binding_failed";
+      doc["binding:vif_details"] = Json::object();
+      return;
+    }
+    doc["binding:vif_type"] = "tap";
+    doc["binding:vif_details"] = {{"port_filter", true}, {"connectivity", "l2"}};
+  }
+
   // Allowed address pairs relax port security: a port without it has none.
   static Result<void> checkPairsNeedSecurity(const Json& doc, const Json* before) {
     const Json& security = doc["port_security_enabled"].is_null() && before != nullptr
@@ -206,12 +242,12 @@ class PortKind final : public ResourceKind {
       return model::policyRefused("(rule:update_port:mac_address) is disallowed by policy");
     }
     if (!doc.value("binding:host_id", "").empty()) {
-      return Error(Errc::Conflict,
-                   "Unable to complete operation on port " + id +
-                       ", port is already bound, port type: ovs, old_mac " +
-                       before.value("mac_address", "") + ", new_mac " +
-                       doc.value("mac_address", "") + ".",
-                   "PortBound");
+      return Error(
+          Errc::Conflict,
+          "Unable to complete operation on port " + id + ", port is already bound, port type: " +
+              doc.value("binding:vif_type", "tap") + ", old_mac " +
+              before.value("mac_address", "") + ", new_mac " + doc.value("mac_address", "") + ".",
+          "PortBound");
     }
     if (!ctx.indexed("ports.mac", "ports", network_id + " " + doc.value("mac_address", ""))
              .empty()) {

@@ -192,5 +192,44 @@ TEST_F(AgentTest, BadBindingsAreRefusedWithAReason) {
   EXPECT_TRUE(agent->bindings().empty());
 }
 
+// Nova's libvirt driver creates the tap of a port bound to this host
+// ("tap" + the port id's first 11 characters): the agent attaches to it
+// when it appears, and lets it go when the port leaves the host.
+TEST_F(AgentTest, APortBoundHereIsAttachedWhenItsTapAppearsAndLetGoWhenItLeaves) {
+  auto agent = start(1);
+  ASSERT_TRUE(agent->applyView(scenarioView(), 1));
+  EXPECT_TRUE(agent->bindings().empty());
+  const std::string tap = tapNameOf("port-vm1");
+  EXPECT_EQ(tap, "tapport-vm1");
+  io_.addInterface(tap);
+  ASSERT_TRUE(waitFor([&] { return agent->bindings().size() == 1; }));
+  model::Json b = agent->bindings()[0];
+  EXPECT_EQ(b["interface"], tap);
+  EXPECT_EQ(b["port_id"], "port-vm1");
+  EXPECT_EQ(b["automatic"], true);
+  EXPECT_EQ(b["attached"], true);
+  // It forwards: vm1's ping reaches vm5.
+  ASSERT_TRUE(agent->bind("vm5if", "port-vm5"));
+  io_.port(tap, 0)->inject(PacketBuilder()
+                               .eth(mac(0, 1), mac(0, 5))
+                               .ipv4(v4("10.0.0.5"), v4("10.0.0.8"))
+                               .icmp(8, 0, 7, 1)
+                               .build());
+  EXPECT_EQ(io_.port("vm5if", 0)->waitSent(1).size(), 1u);
+
+  // vm1's port moves to h2: its tap here is let go; vm5's binding by hand stays.
+  HostView moved = scenarioView();
+  moved.ports.at(datapath::testing::world::kVm1).host = datapath::testing::world::kH2;
+  ASSERT_TRUE(agent->applyView(moved, 2));
+  ASSERT_EQ(agent->bindings().size(), 1u);
+  EXPECT_EQ(agent->bindings()[0]["interface"], "vm5if");
+  // A port bound to another host is refused here, with the host's name.
+  auto elsewhere = agent->bind(tap, "port-vm1");
+  ASSERT_FALSE(elsewhere);
+  EXPECT_EQ(elsewhere.error().code(), Errc::Conflict);
+  EXPECT_NE(elsewhere.error().message().find("bound to host h2"), std::string::npos)
+      << elsewhere.error().message();
+}
+
 }  // namespace
 }  // namespace canopy::agent

@@ -275,6 +275,30 @@ TEST_F(ViewTest, AddressGroupsBecomeRulesTheDatapathEnforces) {
   EXPECT_EQ(call("DELETE", "/v2.0/address-groups/" + ag_id).status, 409);
 }
 
+// Nova binds a port by its host: on a host with a Canopy agent it gets the
+// tap binding that Nova's libvirt driver plugs; DOWN until that host's
+// agent reports it, also after it moves.
+TEST_F(ViewTest, APortBoundByNovaGetsTheTapBinding) {
+  auto p = call("POST", "/v2.0/ports",
+                R"({"port": {"network_id": ")" + net_a_ +
+                    R"(", "binding:host_id": "compute-1", "device_owner": "compute:nova"}})",
+                "");
+  ASSERT_EQ(p.status, 201) << p.body.dump();
+  EXPECT_EQ(p.body["port"]["binding:vif_type"], "tap");
+  EXPECT_EQ(p.body["port"]["binding:vif_details"]["port_filter"], true);
+  EXPECT_EQ(p.body["port"]["status"], "DOWN");
+  std::string id = p.body["port"]["id"];
+  auto moved = call("PUT", "/v2.0/ports/" + id, R"({"port": {"binding:host_id": "nowhere"}})", "");
+  ASSERT_EQ(moved.status, 200) << moved.body.dump();
+  EXPECT_EQ(moved.body["port"]["binding:vif_type"], "binding_failed");
+  auto cleared = call("PUT", "/v2.0/ports/" + id, R"({"port": {"binding:host_id": ""}})", "");
+  EXPECT_EQ(cleared.body["port"]["binding:vif_type"], "unbound");
+  auto direct =
+      call("PUT", "/v2.0/ports/" + id,
+           R"({"port": {"binding:host_id": "compute-2", "binding:vnic_type": "direct"}})", "");
+  EXPECT_EQ(direct.body["port"]["binding:vif_type"], "binding_failed");
+}
+
 // A router's conntrack helpers reach the hosts that route for it.
 TEST_F(ViewTest, ARouterCarriesItsConntrackHelpers) {
   auto h = call("POST", "/v2.0/routers/" + router_ + "/conntrack_helpers",
