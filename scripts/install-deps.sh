@@ -23,6 +23,8 @@ packages=(
   iproute2 iputils-ping busybox ethtool tcpdump iperf3 netcat-openbsd nftables
   # an FTP server for the conntrack helpers (tests/e2e/conntrack_helper_test.sh)
   python3-pyftpdlib
+  # QEMU guests (tests/e2e/guest.sh): TCG, Debian's cloud kernel, a busybox initramfs
+  qemu-system-x86 linux-image-cloud-amd64 cpio
 )
 
 missing=()
