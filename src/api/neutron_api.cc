@@ -615,6 +615,10 @@ struct NeutronApi::Impl {
         parts.size() <= 5 && parts[3] == "port_associations") {
       return detail::serveLocalIpAssociations(writer, *kind, parts, req, *caller);
     }
+    if (kind != nullptr && kind->spec().collection == "ports" && parts.size() >= 4 &&
+        parts.size() <= 6 && parts[3] == "bindings") {
+      return detail::servePortBindings(writer, *kind, parts, req, *caller);
+    }
     if (kind != nullptr && kind->spec().collection == "routers" && parts.size() >= 4 &&
         parts.size() <= 5 && parts[3] == "conntrack_helpers") {
       return detail::serveConntrackHelpers(writer, *kind, parts, req, *caller);

@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "http/server.h"
 #include "model/network.h"
+#include "notify/nova_notifier.h"
 #include "southbound/service.h"
 #include "southbound/tls.h"
 #include "state/model_state.h"
@@ -42,6 +43,15 @@ struct Options {
   std::string keystone_project = "service";
   int keystone_cache_ttl = 300;
   int keystone_cache_size = 10000;
+  // Nova's external events (notify/nova_notifier.h).
+  bool nova_events = false;
+  std::string nova_url;
+  std::string nova_auth_url;  // "": --keystone-url
+  std::string nova_user;      // "": --keystone-user
+  std::string nova_password;  // "": --keystone-password
+  std::string nova_project;   // "": --keystone-project
+  std::string nova_region;
+  std::string nova_endpoint_type = "public";
   int64_t vni_min = 1;
   int64_t vni_max = 65535;
   std::string vlan_ranges;
@@ -149,6 +159,27 @@ int run(const Options& options) {
     spdlog::error("canopy-server: --vlan-ranges: {}", vlan_ranges.error().message());
     return 2;
   }
+  std::unique_ptr<canopy::notify::NovaNotifier> nova;
+  if (options.nova_events) {
+    auto pick = [](const std::string& a, const std::string& b) { return a.empty() ? b : a; };
+    auto made = canopy::notify::NovaNotifier::start(
+        state,
+        {.url = options.nova_url,
+         .auth_url = pick(options.nova_auth_url, options.keystone_url),
+         .username = pick(options.nova_user, options.keystone_user),
+         .password = pick(options.nova_password, options.keystone_password),
+         .project_name = pick(options.nova_project, options.keystone_project),
+         .region = options.nova_region,
+         .endpoint_type = options.nova_endpoint_type},
+        clock);
+    if (!made) {
+      spdlog::error("canopy-server: --nova-events: {}", made.error().message());
+      return 2;
+    }
+    nova = std::move(*made);
+    spdlog::info("canopy-server: Nova's external events on ({})",
+                 options.nova_url.empty() ? "endpoint from Keystone's catalog" : options.nova_url);
+  }
   canopy::southbound::SouthboundService southbound(state, clock);
   canopy::trace::Operations operations(state, &southbound, clock);
   canopy::api::NeutronApi api(
@@ -218,6 +249,7 @@ int run(const Options& options) {
   if (sigwait(&signals, &signal) != 0) return 1;
   spdlog::info("canopy-server: signal {} received, stopping", signal);
   southbound.stop();
+  nova.reset();
   if (grpc_server)
     grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   (*server)->stop();
@@ -323,6 +355,27 @@ int main(int argc, char** argv) {
   app.add_option("--keystone-cache-size", options.keystone_cache_size,
                  "keystone auth: validated tokens kept at most")
       ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  app.add_option("--nova-events", options.nova_events,
+                 "Send Nova its instances' port events (network-vif-plugged when a port turns "
+                 "ACTIVE, unplugged, deleted, changed), as Neutron's [nova] notifier")
+      ->capture_default_str();
+  app.add_option("--nova-url", options.nova_url,
+                 "Nova's compute endpoint (http://HOST:8774/v2.1); default: from Keystone's "
+                 "catalog");
+  app.add_option("--nova-auth-url", options.nova_auth_url,
+                 "Keystone for the Nova events' token (default: --keystone-url; none: no token)");
+  app.add_option("--nova-user", options.nova_user,
+                 "The user whose token goes with Nova's events (default: --keystone-user)");
+  app.add_option("--nova-password", options.nova_password,
+                 "Its password (default: --keystone-password)")
+      ->envname("CANOPY_NOVA_PASSWORD");
+  app.add_option("--nova-project", options.nova_project,
+                 "Its project, domain Default (default: --keystone-project)");
+  app.add_option("--nova-region", options.nova_region, "The catalog's region for Nova");
+  app.add_option("--nova-endpoint-type", options.nova_endpoint_type,
+                 "The catalog's interface for Nova: public, internal or admin")
+      ->check(CLI::IsMember({"public", "internal", "admin"}))
       ->capture_default_str();
   app.add_option("--vni-min", options.vni_min, "First tunnel id (VNI) for tenant networks")
       ->check(CLI::Range(int64_t{1}, (int64_t{1} << 24) - 1))

@@ -64,6 +64,11 @@ HttpResponse serveLocalIpAssociations(const ApiWriter& w, const ResourceKind& lo
 HttpResponse serveConntrackHelpers(const ApiWriter& w, const ResourceKind& routers,
                                    const std::vector<std::string>& parts, const HttpRequest& req,
                                    const Caller& caller);
+// binding-extended: /v2.0/ports/<id>/bindings[/<host>[/activate]] (admin;
+// kinds/port_bindings.cc).
+HttpResponse servePortBindings(const ApiWriter& w, const ResourceKind& ports,
+                               const std::vector<std::string>& parts, const HttpRequest& req,
+                               const Caller& caller);
 // A router's conntrack_helpers as its view shows them (no ids).
 Json routerHelpersView(const Json& router);
 // /v2.0/floatingip-pools: the subnets floating IPs come from.

@@ -3,10 +3,10 @@
 #include "model/port.h"
 
 #include "api/detail/addresses.h"
+#include "api/detail/bindings.h"
 #include "api/detail/local_ips.h"
 #include "api/detail/rbac.h"
 #include "api/kind.h"
-#include "model/agent.h"
 #include "model/dhcp_options.h"
 #include "model/ipam.h"
 #include "model/router.h"
@@ -25,6 +25,9 @@ using detail::releasePortClaims;
 constexpr Extension kPortExtensions[] = {
     {"allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"},
     {"binding", "Port Binding", "Expose port bindings of a virtual port to external application"},
+    {"binding-extended", "Port Bindings Extended",
+     "Expose port bindings of a virtual port to external application (active and inactive, for "
+     "live migration)"},
     {"port-security", "Port Security", "Provides port security"},
     {"tag-ports-during-bulk-creation", "Tag Ports During Bulk Creation",
      "Allow to tag ports during bulk creation"},
@@ -138,29 +141,12 @@ class PortKind final : public ResourceKind {
   }
 
  private:
-  // The binding Nova's libvirt driver plugs with no Canopy code on the
-  // compute host: vif_type "tap", a libvirt ethernet interface on the tap
-  // "tap" + the port id's first 11 characters, which nova-compute creates
-  // and the host's canopy-agent attaches to when it appears (as Calico's
-  // binding). A host without a Canopy agent (none, or a static VTEP), or a
-  // vnic type other than normal, cannot be bound (binding_failed, as ML2
-  // says it).
+  // The active binding's type and details follow its host (detail/bindings.h).
   static void bindTo(Json& doc, const Transaction& ctx) {
-    std::string host = doc.value("binding:host_id", "");
-    if (host.empty()) {
-      doc["binding:vif_type"] = "unbound";
-      doc["binding:vif_details"] = Json::object();
-      return;
-    }
-    bool normal = doc.value("binding:vnic_type", "normal") == "normal";
-    const state::Document* agent = ctx.find("agents", host);
-    if (!normal || agent == nullptr || model::Agent::fromJson(agent->doc).is_static) {
-      doc["binding:vif_type"] = "binding_failed";
-      doc["binding:vif_details"] = Json::object();
-      return;
-    }
-    doc["binding:vif_type"] = "tap";
-    doc["binding:vif_details"] = {{"port_filter", true}, {"connectivity", "l2"}};
+    auto b = detail::bindingFor(doc.value("binding:host_id", ""),
+                                doc.value("binding:vnic_type", "normal"), ctx);
+    doc["binding:vif_type"] = b.vif_type;
+    doc["binding:vif_details"] = b.vif_details;
   }
 
   // Allowed address pairs relax port security: a port without it has none.

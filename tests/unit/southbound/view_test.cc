@@ -299,6 +299,64 @@ TEST_F(ViewTest, APortBoundByNovaGetsTheTapBinding) {
   EXPECT_EQ(direct.body["port"]["binding:vif_type"], "binding_failed");
 }
 
+// binding-extended, as Nova live-migrates: an inactive binding on the
+// target host, activated (the old one turns inactive, the port DOWN until
+// the new host's agent says so), then the old one deleted.
+TEST_F(ViewTest, ALiveMigrationMovesTheActiveBinding) {
+  auto p = call("POST", "/v2.0/ports",
+                R"({"port": {"network_id": ")" + net_a_ +
+                    R"(", "binding:host_id": "compute-1", "device_owner": "compute:nova"}})",
+                "");
+  ASSERT_EQ(p.status, 201) << p.body.dump();
+  std::string id = p.body["port"]["id"];
+  std::string base = "/v2.0/ports/" + id + "/bindings";
+  auto list = call("GET", base, "", "");
+  ASSERT_EQ(list.status, 200) << list.body.dump();
+  ASSERT_EQ(list.body["bindings"].size(), 1u);
+  EXPECT_EQ(list.body["bindings"][0]["host"], "compute-1");
+  EXPECT_EQ(list.body["bindings"][0]["status"], "ACTIVE");
+  EXPECT_EQ(list.body["bindings"][0]["vif_type"], "tap");
+
+  auto made = call("POST", base, R"({"binding": {"host": "compute-2"}})", "");
+  ASSERT_EQ(made.status, 201) << made.body.dump();
+  EXPECT_EQ(made.body["binding"]["status"], "INACTIVE");
+  EXPECT_EQ(made.body["binding"]["vif_type"], "tap");
+  EXPECT_EQ(call("POST", base, R"({"binding": {"host": "compute-2"}})", "").status, 409);
+  EXPECT_EQ(
+      call("POST", base, R"({"binding": {"host": "nowhere"}})", "").body["NeutronError"]["type"],
+      "PortBindingError");
+  // The port is still compute-1's until the activation.
+  EXPECT_EQ(call("GET", "/v2.0/ports/" + id, "", "").body["port"]["binding:host_id"], "compute-1");
+  auto on = call("PUT", base + "/compute-2/activate", "", "");
+  ASSERT_EQ(on.status, 200) << on.body.dump();
+  EXPECT_EQ(on.body["binding"]["status"], "ACTIVE");
+  auto port = call("GET", "/v2.0/ports/" + id, "", "").body["port"];
+  EXPECT_EQ(port["binding:host_id"], "compute-2");
+  EXPECT_EQ(port["status"], "DOWN");
+  EXPECT_FALSE(port.contains("inactive_bindings"));
+  EXPECT_EQ(call("PUT", base + "/compute-2/activate", "", "").body["NeutronError"]["type"],
+            "PortBindingAlreadyActive");
+  EXPECT_EQ(call("GET", base + "/compute-1", "", "").body["binding"]["status"], "INACTIVE");
+  // compute-2's view now has the port as its own.
+  assign();
+  HostView v = view("compute-2");
+  bool here = false;
+  for (const auto& [key, vp] : v.ports) here = here || (vp.id == id && vp.host == v.local_host);
+  EXPECT_TRUE(here);
+  EXPECT_EQ(call("DELETE", base + "/compute-1", "", "").status, 204);
+  EXPECT_EQ(call("GET", base + "/compute-1", "", "").body["NeutronError"]["type"],
+            "PortBindingNotFound");
+  EXPECT_EQ(call("GET", base, "", "").body["bindings"].size(), 1u);
+  // The network's owner sees the port but not its bindings (admin only); a
+  // port that is no instance's has no bindings.
+  EXPECT_EQ(call("GET", base, "", "p1").status, 403);
+  EXPECT_EQ(call("GET", base, "", "p2").status, 404);
+  auto dhcp_like =
+      call("POST", "/v2.0/ports", R"({"port": {"network_id": ")" + net_a_ + "\"}}", "");
+  std::string other = dhcp_like.body["port"]["id"];
+  EXPECT_EQ(call("GET", "/v2.0/ports/" + other + "/bindings", "", "").status, 400);
+}
+
 // A router's conntrack helpers reach the hosts that route for it.
 TEST_F(ViewTest, ARouterCarriesItsConntrackHelpers) {
   auto h = call("POST", "/v2.0/routers/" + router_ + "/conntrack_helpers",
