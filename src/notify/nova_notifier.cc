@@ -140,9 +140,11 @@ void NovaNotifier::run() {
     {
       MutexLock lock(queue_->mu);
       // Events gather for an interval (Neutron's batching), then go together.
-      queue_->cv.wait(queue_->mu, [&] { return queue_->stopping || !queue_->pending.empty(); });
-      if (queue_->stopping) return;
-      queue_->cv.wait_for(queue_->mu, options_.interval, [&] { return queue_->stopping; });
+      while (!queue_->stopping && queue_->pending.empty()) queue_->cv.wait(queue_->mu);
+      auto until = std::chrono::steady_clock::now() + options_.interval;
+      while (!queue_->stopping &&
+             queue_->cv.wait_until(queue_->mu, until) != std::cv_status::timeout) {
+      }
       if (queue_->stopping) return;
       batch.assign(queue_->pending.begin(), queue_->pending.end());
       queue_->pending.clear();

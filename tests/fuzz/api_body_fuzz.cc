@@ -97,7 +97,9 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   ids["subnets"] = made("subnets", "subnet",
                         R"({"subnet": {"network_id": ")" + ids["networks"] +
                             R"(", "ip_version": 4, "cidr": "10.0.0.0/24"}})");
-  ids["ports"] = made("ports", "port", R"({"port": {"network_id": ")" + ids["networks"] + "\"}}");
+  ids["ports"] = made("ports", "port",
+                      R"({"port": {"network_id": ")" + ids["networks"] +
+                          R"(", "device_owner": "compute:nova", "device_id": "vm-1"}})");
   ids["routers"] = made("routers", "router", R"({"router": {"name": "r"}})");
   ids["security-groups"] =
       made("security-groups", "security_group", R"({"security_group": {"name": "g"}})");
@@ -185,7 +187,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                                 {"PUT", "address-groups", "/remove_addresses"},
                                                 {"POST", "routers", "/conntrack_helpers"},
                                                 {"PUT", "routers", "/conntrack_helpers/"},
-                                                {"POST", "local-ips", "/port_associations"}};
+                                                {"POST", "local-ips", "/port_associations"},
+          {"POST", "ports", "/bindings"},
+          {"PUT", "ports", "/bindings/compute-1"}};
       const auto& action = kActions[(who >> 2) % std::size(kActions)];
       method = action[0];
       path = std::string("/v2.0/") + action[1] + "/" + g_world->ids[action[1]] + action[2];
