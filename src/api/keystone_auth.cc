@@ -93,18 +93,8 @@ Result<std::string> KeystoneAuth::serviceToken(bool renew) {
       return service_token_;
     }
   }
-  Json body = {
-      {"auth",
-       {{"identity",
-         {{"methods", {"password"}},
-          {"password",
-           {{"user",
-             {{"name", options_.username},
-              {"domain", {{"name", options_.user_domain}}},
-              {"password", options_.password}}}}}}},
-        {"scope",
-         {{"project",
-           {{"name", options_.project_name}, {"domain", {{"name", options_.project_domain}}}}}}}}}};
+  Json body = passwordAuthBody(options_.username, options_.password, options_.project_name,
+                               options_.user_domain, options_.project_domain);
   auto r = call("POST", "/auth/tokens", body.dump(), {});
   if (!r) return std::move(r).error();
   if (r->status != 201) {
@@ -122,6 +112,18 @@ Result<std::string> KeystoneAuth::serviceToken(bool renew) {
   service_token_ = token;
   service_expires_ = expires.value_or(clock_.wallNow() + std::chrono::minutes(5));
   return token;
+}
+
+Json passwordAuthBody(std::string_view user, std::string_view password, std::string_view project,
+                      std::string_view user_domain, std::string_view project_domain) {
+  return {
+      {"auth",
+       {{"identity",
+         {{"methods", {"password"}},
+          {"password",
+           {{"user",
+             {{"name", user}, {"domain", {{"name", user_domain}}}, {"password", password}}}}}}},
+        {"scope", {{"project", {{"name", project}, {"domain", {{"name", project_domain}}}}}}}}}};
 }
 
 Result<model::Caller> KeystoneAuth::validate(std::string_view token_view) {

@@ -84,5 +84,10 @@ class KeystoneAuth final : public Authenticator {
 
 // Keystone's ISO 8601 time ("2026-11-21T19:20:53.000000Z"), or nullopt.
 std::optional<WallTime> parseKeystoneTime(std::string_view text);
+// The body of a password authentication scoped to a project
+// (POST /v3/auth/tokens).
+model::Json passwordAuthBody(std::string_view user, std::string_view password,
+                             std::string_view project, std::string_view user_domain,
+                             std::string_view project_domain);
 
 }  // namespace canopy::api

@@ -173,18 +173,8 @@ Result<void> NovaNotifier::authenticate(bool renew) {
   }
   auto url = http::HttpUrl::parse(options_.auth_url);
   if (!url) return std::move(url).error();
-  Json body = {
-      {"auth",
-       {{"identity",
-         {{"methods", {"password"}},
-          {"password",
-           {{"user",
-             {{"name", options_.username},
-              {"domain", {{"name", options_.user_domain}}},
-              {"password", options_.password}}}}}}},
-        {"scope",
-         {{"project",
-           {{"name", options_.project_name}, {"domain", {{"name", options_.project_domain}}}}}}}}}};
+  Json body = api::passwordAuthBody(options_.username, options_.password, options_.project_name,
+                                    options_.user_domain, options_.project_domain);
   auto r = http::httpRequest(*url, "POST", url->path + "/auth/tokens", body.dump(),
                              {{"Content-Type", "application/json"}}, options_.timeout);
   if (!r) return std::move(r).error();
