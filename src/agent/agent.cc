@@ -3,6 +3,7 @@
 #include <net/if.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -84,6 +85,7 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
         [self](const HostView& v, uint64_t version) { return self->applyView(v, version); });
   }
   for (auto& w : a->workers_) w->start();
+  if (c.metadata.enabled) a->metadata_ready_ = a->startMetadata();
   // Bindings of an earlier run come back (and are reported up again).
   if (!c.bindings_file.empty()) {
     std::ifstream in(c.bindings_file);
@@ -126,9 +128,68 @@ void Agent::stop() {
   }
   stop_cv_.notify_all();
   links_.reset();
+  metadata_.reset();  // before the southbound it asks
   if (southbound_) southbound_->stop();
   if (control_.joinable()) control_.join();
   for (auto& w : workers_) w->stop();
+}
+
+bool Agent::startMetadata() {
+  const MetadataOptions& o = config_.metadata;
+  metadata_handler_ = std::make_unique<MetadataHandler>(
+      clock_, o,
+      [this](datapath::simulator::MetadataPeer peer) -> std::optional<MetadataRequester> {
+        auto plan = plan_.load();
+        if (plan == nullptr || plan->topology == nullptr) return std::nullopt;
+        const auto* p = plan->topology->findPort(peer.port);
+        if (p == nullptr || p->host == 0 || p->host != plan->config.host.host) return std::nullopt;
+        uint8_t index = 0;
+        for (const auto& ip : p->ips) {
+          if (ip.family != 4) continue;
+          if (index++ == peer.index) return MetadataRequester{p->id, ip.toString()};
+        }
+        return std::nullopt;
+      },
+      [this](const std::string& port_id) -> Result<pb::Instance> {
+        if (!southbound_) return Error(Errc::Unavailable, "no server to ask");
+        return southbound_->getInstance(port_id, std::chrono::seconds(5));
+      });
+  auto service = MetadataService::start(o, *metadata_handler_);
+  if (!service) {
+    spdlog::warn("agent: no metadata service: {}", service.error().message());
+    return false;
+  }
+  auto tap = io_.openTap(o.interface, (*service)->netnsPath());
+  if (!tap) {
+    spdlog::warn("agent: no metadata service: {}", tap.error().message());
+    return false;
+  }
+  if (auto r = (*service)->configureInterface(); !r) {
+    spdlog::warn("agent: no metadata service: {}", r.error().message());
+    return false;
+  }
+  const size_t n = workers_.size();
+  size_t reader = std::hash<std::string>{}(o.interface) % n;
+  std::vector<std::unique_ptr<PortIo>> ios(n);
+  for (size_t w = 0; w < n; ++w) {
+    if (w == reader) continue;
+    auto io = io_.shareTap(**tap);
+    if (!io) {
+      spdlog::warn("agent: no metadata service: {}", io.error().message());
+      return false;
+    }
+    ios[w] = std::move(*io);
+  }
+  ios[reader] = std::move(*tap);
+  for (size_t w = 0; w < n; ++w) workers_[w]->adopt(o.interface, std::move(ios[w]), w == reader);
+  metadata_ = std::move(*service);
+  {
+    MutexLock lock(mu_);
+    publishPorts();
+  }
+  spdlog::info("agent: metadata service at 169.254.169.254:80 ({})",
+               o.nova_url.empty() ? "answered from the ports" : "proxied to Nova at " + o.nova_url);
+  return true;
 }
 
 Result<void> Agent::applyView(const HostView& view, uint64_t version) {
@@ -148,6 +209,7 @@ Result<void> Agent::applyView(const HostView& view, uint64_t version) {
     c.host.host = host_key;
     for (const auto& [physnet, interface] : config_.uplinks) c.host.uplinks.push_back(physnet);
     c.encapsulation = config_.encapsulation;
+    c.host.metadata = metadata_ready_;
     if (shared_ == nullptr || host_key != host_key_) {
       shared_ = std::make_shared<datapath::pipeline::SharedState>(clock_, c, workers_.size());
       host_key_ = host_key;
@@ -269,6 +331,7 @@ void Agent::publishPorts() {
     auto k = port_keys_.find(b.port_id);
     ports[interface] = {b.port_id, k == port_keys_.end() ? 0 : k->second};
   }
+  if (metadata_ != nullptr) ports[config_.metadata.interface] = {.metadata = true};
   for (auto& w : workers_) w->setPorts(ports);
 }
 
@@ -411,6 +474,7 @@ Json Agent::status() const {
               {"workers", workers_.size()}};
   out["bindings"] = bindings();
   out["datapath"] = renderDatapathStatus(sumStats(stats), connections);
+  if (metadata_ready_) out["metadata"] = metadata_handler_->statusJson();
   return out;
 }
 
@@ -517,7 +581,9 @@ void Agent::tick(uint64_t ticks) {
           datapath::dropReasonName(static_cast<datapath::DropReason>(r)))] = count;
     }
   }
-  s.set_bound_ports(static_cast<uint32_t>(total.ports.size()));
+  s.set_bound_ports(static_cast<uint32_t>(
+      std::count_if(total.ports.begin(), total.ports.end(),
+                    [](const auto& p) { return !p.second.port_id.empty(); })));
   southbound_->reportStats(s);
 }
 

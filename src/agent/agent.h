@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "agent/link_watcher.h"
+#include "agent/metadata_service.h"
 #include "agent/port_io.h"
 #include "agent/southbound_client.h"
 #include "agent/worker.h"
@@ -72,6 +73,9 @@ struct AgentConfig {
   // Follow the kernel's link events (link_watcher.h), so that a VM's tap
   // is attached as soon as it appears rather than at the next tick.
   bool watch_links = false;
+  // The metadata service on this host (metadata_service.h); off in the
+  // agent's unit tests, on by default in canopy-agent.
+  MetadataOptions metadata{.enabled = false};
 };
 
 // How an interface is attached: an existing interface through an AF_PACKET
@@ -151,6 +155,13 @@ class Agent {
   bool stopping_ CANOPY_GUARDED_BY(stop_mu_) = false;
   bool links_changed_ CANOPY_GUARDED_BY(stop_mu_) = false;
   std::unique_ptr<LinkWatcher> links_;
+  // The metadata service, when it could be set up (then the datapaths
+  // serve it).
+  std::unique_ptr<MetadataHandler> metadata_handler_;
+  std::unique_ptr<MetadataService> metadata_;
+  bool metadata_ready_ = false;  // set before the first view, then read only
+  // Sets up the service, its namespace and its tap; false (logged) if it cannot.
+  bool startMetadata();
 
   mutable Mutex mu_;
   std::map<std::string, Binding> bindings_ CANOPY_GUARDED_BY(mu_);    // by interface

@@ -14,12 +14,14 @@
 #include <climits>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "agent/agent.h"
 #include "agent/local_api.h"
 #include "agent/metrics.h"
 #include "base/log.h"
+#include "http/client.h"
 #include "southbound/tls.h"
 
 namespace {
@@ -110,6 +112,25 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level,
                  "Log verbosity: trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
+  std::string metadata = "on";
+  app.add_option("--metadata", metadata,
+                 "Answer VMs' requests to 169.254.169.254:80 on this host: on or off")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
+  std::string nova_metadata_url;
+  app.add_option("--nova-metadata-url", nova_metadata_url,
+                 "Proxy metadata requests to Nova's metadata API at this URL "
+                 "(http://HOST:8775); empty: answer them from the ports");
+  std::string metadata_secret_file;
+  app.add_option("--metadata-secret-file", metadata_secret_file,
+                 "A file holding the secret shared with Nova (metadata_proxy_shared_secret) "
+                 "that signs X-Instance-ID")
+      ->check(CLI::ExistingFile);
+  double metadata_rate = 10;
+  app.add_option("--metadata-rate", metadata_rate,
+                 "Metadata requests per second a port may make (bursts of five times as many)")
+      ->check(CLI::Range(0.1, 100000.0))
+      ->capture_default_str();
   app.set_version_flag("--version", "canopy-agent 0.1.0");
 
   std::string interface, port_id;
@@ -165,6 +186,26 @@ int main(int argc, char** argv) {
   config.busy_poll = std::chrono::microseconds(busy_poll_us);
   config.workers = workers;
   config.watch_links = true;
+  config.metadata.enabled = metadata == "on";
+  config.metadata.nova_url = nova_metadata_url;
+  config.metadata.rate = metadata_rate;
+  config.metadata.burst = metadata_rate * 5;
+  if (!availability_zone.empty()) config.metadata.availability_zone = availability_zone;
+  if (!metadata_secret_file.empty()) {
+    std::ifstream in(metadata_secret_file);
+    std::getline(in, config.metadata.shared_secret);
+    if (config.metadata.shared_secret.empty()) {
+      spdlog::error("canopy-agent: --metadata-secret-file {} holds no secret",
+                    metadata_secret_file);
+      return 2;
+    }
+  }
+  if (!nova_metadata_url.empty()) {
+    if (auto url = canopy::http::HttpUrl::parse(nova_metadata_url); !url) {
+      spdlog::error("canopy-agent: --nova-metadata-url: {}", url.error().message());
+      return 2;
+    }
+  }
   config.encapsulation = encapsulation == "vxlan"
                              ? canopy::datapath::pipeline::Encapsulation::Vxlan
                              : canopy::datapath::pipeline::Encapsulation::Geneve;

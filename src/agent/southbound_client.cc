@@ -51,6 +51,22 @@ void SouthboundClient::reportPort(const std::string& port_id, bool up) {
   }
 }
 
+Result<pb::Instance> SouthboundClient::getInstance(const std::string& port_id,
+                                                   std::chrono::milliseconds timeout) const {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+  pb::InstanceRequest request;
+  request.set_host_name(options_.hello.host_name());
+  request.set_port_id(port_id);
+  pb::Instance reply;
+  grpc::Status status = stub_->GetInstance(&context, request, &reply);
+  if (status.ok()) return reply;
+  Errc code = status.error_code() == grpc::StatusCode::NOT_FOUND           ? Errc::NotFound
+              : status.error_code() == grpc::StatusCode::PERMISSION_DENIED ? Errc::PermissionDenied
+                                                                           : Errc::Unavailable;
+  return Error(code, "server: " + status.error_message());
+}
+
 void SouthboundClient::reportStats(const pb::Stats& stats) {
   MutexLock lock(mu_);
   if (stream_ == nullptr) return;

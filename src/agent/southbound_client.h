@@ -59,6 +59,11 @@ class SouthboundClient {
   // report supersedes it).
   void reportStats(const pb::Stats& stats);
 
+  // What the metadata service answers for a port bound to this host (a
+  // unary call of its own, with a deadline); any thread.
+  Result<pb::Instance> getInstance(const std::string& port_id,
+                                   std::chrono::milliseconds timeout) const;
+
   bool connected() const { return connected_.load(); }
   uint64_t appliedVersion() const { return applied_version_.load(); }
 

@@ -150,8 +150,11 @@ void Worker::applyCommands() {
 
 void Worker::index() {
   by_key_.clear();
+  metadata_ = nullptr;
   for (auto& [interface, b] : ports_) {
-    if (b.binding.key != 0 && b.io != nullptr) by_key_[b.binding.key] = &b;
+    if (b.io == nullptr) continue;
+    if (b.binding.metadata) metadata_ = &b;
+    if (b.binding.key != 0) by_key_[b.binding.key] = &b;
   }
 }
 
@@ -214,6 +217,10 @@ void Worker::loop() {
       short revents = fds[at++].revents;
       if (revents == 0 || b->io == nullptr) continue;
       if ((revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) port_error_ = true;
+      if (b->binding.metadata) {
+        receive(*b->io, b, Ingress::fromMetadata());
+        continue;
+      }
       if (b->binding.key == 0) {
         while (b->io->receive(batch_) > 0) {
         }  // not in the view yet: nowhere to send it
@@ -372,6 +379,9 @@ void Worker::forward(Outputs& out, std::span<const Offload> offloads) {
       }
     } else if (item.kind == Outputs::Kind::Uplink && item.uplink < uplinks_.size()) {
       io = uplinks_[item.uplink].get();
+    } else if (item.kind == Outputs::Kind::Metadata && metadata_ != nullptr) {
+      bound = metadata_;
+      io = bound->io.get();
     }
     if (item.kind == Outputs::Kind::Port && io != nullptr && offload.none()) {
       if (run_io == io && coalescer_.add(bytes)) continue;

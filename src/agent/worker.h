@@ -50,10 +50,12 @@ struct WorkerPlan {
 };
 
 // A bound port as workers know it: its logical port and key (0 while the
-// view has none: frames from it are dropped).
+// view has none: frames from it are dropped); or the host's metadata
+// interface (no port: what comes from it is the metadata service's).
 struct PortBinding {
-  std::string port_id;
+  std::string port_id{};
   uint32_t key = 0;
+  bool metadata = false;
 };
 
 // What a worker has done, published each second (and summed over workers
@@ -172,6 +174,7 @@ class Worker {
   };
   std::map<std::string, Bound> ports_;  // by interface
   std::map<uint32_t, Bound*> by_key_;   // port key -> binding with I/O
+  Bound* metadata_ = nullptr;           // the metadata interface, with I/O
   void index();
 
   // The batch being run: frames in, their offload requests, frames out.

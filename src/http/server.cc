@@ -5,6 +5,7 @@
 // clang-format on
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <array>
 #include <boost/asio.hpp>
@@ -41,6 +42,15 @@ class BeastServer final : public HttpServer {
 
   Result<void> bind() {
     beast::error_code ec;
+    if (options_.listen_fd >= 0) {
+      acceptor_.assign(tcp::v4(), options_.listen_fd, ec);
+      if (ec) {
+        ::close(options_.listen_fd);
+        return Error(Errc::Unavailable, "cannot serve the socket given: " + ec.message());
+      }
+      port_ = acceptor_.local_endpoint().port();
+      return ok();
+    }
     auto address = asio::ip::make_address(options_.address, ec);
     if (ec) {
       return Error(Errc::InvalidArgument,

@@ -44,6 +44,9 @@ struct HttpServerOptions {
   size_t max_body_bytes = 1 << 20;
   size_t max_drain_bytes = 64 << 20;
   int idle_timeout_seconds = 60;
+  // A listening IPv4 TCP socket to serve instead of binding address and
+  // port (one made in another network namespace); the server owns it.
+  int listen_fd = -1;
   // Unset: text/plain bodies.
   HttpErrorFormatter error_response{};
 };

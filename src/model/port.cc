@@ -1,5 +1,7 @@
 #include "model/port.h"
 
+#include <cctype>
+
 #include "base/ip.h"
 #include "model/dhcp_options.h"
 #include "model/ipam.h"
@@ -62,6 +64,69 @@ std::optional<std::string> checkVnicType(const Json& v) {
     if (s == t) return std::nullopt;
   }
   return "'" + s + "' is not a valid vnic_type";
+}
+
+// Base64 (RFC 4648, padded): the length of what it decodes to, or nullopt.
+std::optional<size_t> base64Length(std::string_view text) {
+  if (text.size() % 4 != 0) return std::nullopt;
+  size_t padding = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '=') {
+      if (i + 2 < text.size()) return std::nullopt;  // only the last two
+      ++padding;
+      continue;
+    }
+    if (padding != 0) return std::nullopt;
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/') return std::nullopt;
+  }
+  return text.size() / 4 * 3 - padding;
+}
+
+// canopy-instance-metadata: what the metadata service answers for the
+// port's instance when there is no Nova.
+std::optional<std::string> checkInstanceMetadata(const Json& v) {
+  constexpr size_t kMaxUserData = 65535;  // Nova's limit
+  constexpr size_t kMaxKeys = 16;
+  constexpr size_t kMaxKeyLength = 16384;
+  for (const auto& [name, value] : v.items()) {
+    if (name == "name") {
+      if (!value.is_string() || value.get<std::string>().size() > 255) {
+        return "instance_metadata name must be a string of at most 255 characters";
+      }
+    } else if (name == "user_data") {
+      if (!value.is_string()) return "instance_metadata user_data must be a base64 string";
+      auto length = base64Length(value.get<std::string>());
+      if (!length) return "instance_metadata user_data is not valid base64";
+      if (*length > kMaxUserData) {
+        return "instance_metadata user_data decodes to " + std::to_string(*length) +
+               " bytes, more than " + std::to_string(kMaxUserData);
+      }
+    } else if (name == "public_keys") {
+      if (!value.is_object()) {
+        return "instance_metadata public_keys must be an object of key names to keys";
+      }
+      if (value.size() > kMaxKeys) {
+        return "instance_metadata has more than " + std::to_string(kMaxKeys) + " public_keys";
+      }
+      for (const auto& [key_name, key] : value.items()) {
+        if (key_name.empty() || key_name.size() > 255 ||
+            key_name.find_first_of("/\n\r") != std::string::npos) {
+          return "instance_metadata public key name '" + key_name + "' is not valid";
+        }
+        if (!key.is_string() || key.get<std::string>().empty() ||
+            key.get<std::string>().size() > kMaxKeyLength ||
+            key.get<std::string>().find_first_of("\n\r") != std::string::npos) {
+          return "instance_metadata public key '" + key_name + "' must be one line of at most " +
+                 std::to_string(kMaxKeyLength) + " characters";
+        }
+      }
+    } else {
+      return "Unrecognized attribute 'instance_metadata." + name +
+             "' (known: name, public_keys, user_data)";
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -163,6 +228,12 @@ const ResourceSpec& portSpec() {
                  .allow_put = true,
                  .default_value = Json::array(),
                  .check = checkExtraDhcpOpts});
+    a.push_back({.name = "instance_metadata",
+                 .type = AttrType::Dict,
+                 .allow_post = true,
+                 .allow_put = true,
+                 .default_value = Json::object(),
+                 .check = checkInstanceMetadata});
     a.push_back({.name = "binding:host_id",
                  .allow_post = true,
                  .allow_put = true,

@@ -249,6 +249,61 @@ void SouthboundService::writeLoop(Session& s) {
   }
 }
 
+grpc::Status SouthboundService::GetInstance(grpc::ServerContext* context,
+                                            const pb::InstanceRequest* request,
+                                            pb::Instance* reply) {
+  if (!peerMayBe(*context, request->host_name())) {
+    return {grpc::StatusCode::PERMISSION_DENIED,
+            "the client certificate does not name host " + request->host_name()};
+  }
+  return state_.read([&](const state::Tables& t) -> grpc::Status {
+    const state::Document* port = t.find("ports", request->port_id());
+    if (port == nullptr) return {grpc::StatusCode::NOT_FOUND, "no port " + request->port_id()};
+    const Json& doc = port->doc;
+    if (stringAt(doc, "binding:host_id") != request->host_name()) {
+      return {grpc::StatusCode::PERMISSION_DENIED,
+              "port " + request->port_id() + " is not bound to host " + request->host_name()};
+    }
+    Json extra = model::memberAt(doc, "instance_metadata");
+    if (!extra.is_object()) extra = Json::object();
+    reply->set_instance_id(stringAt(doc, "device_id"));
+    reply->set_project_id(stringAt(doc, "project_id"));
+    std::string hostname = stringAt(doc, "dns_name");
+    if (hostname.empty()) hostname = extra.value("name", "");
+    if (hostname.empty()) hostname = stringAt(doc, "name");
+    if (hostname.empty()) {
+      // As the DHCP server names it: host-<its first address, dashed>.
+      Json ips = model::memberAt(doc, "fixed_ips");
+      if (ips.is_array() && !ips.empty()) {
+        hostname = "host-" + stringAt(ips[0], "ip_address");
+        std::replace(hostname.begin(), hostname.end(), '.', '-');
+        std::replace(hostname.begin(), hostname.end(), ':', '-');
+      }
+    }
+    reply->set_hostname(hostname);
+    std::string name = extra.value("name", "");
+    reply->set_name(name.empty() ? hostname : name);
+    for (const auto& [id, f] : t.collection("floatingips")) {
+      if (stringAt(f.doc, "port_id") == request->port_id()) {
+        reply->set_public_ipv4(stringAt(f.doc, "floating_ip_address"));
+        break;
+      }
+    }
+    if (auto keys = extra.find("public_keys"); keys != extra.end() && keys->is_object()) {
+      for (const auto& [key_name, key] : keys->items()) {
+        if (!key.is_string()) continue;
+        auto* k = reply->add_public_keys();
+        k->set_name(key_name);
+        k->set_key(key.get<std::string>());
+      }
+    }
+    if (auto data = extra.find("user_data"); data != extra.end() && data->is_string()) {
+      reply->set_user_data(data->get<std::string>());
+    }
+    return grpc::Status::OK;
+  });
+}
+
 Result<void> SouthboundService::setPortStatus(const std::string& host, const std::string& port_id,
                                               bool up) {
   return updatePort(state_, port_id, [&](Json& doc) {

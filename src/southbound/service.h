@@ -50,6 +50,11 @@ class SouthboundService final : public pb::Southbound::Service {
   grpc::Status Connect(
       grpc::ServerContext* context,
       grpc::ServerReaderWriter<pb::ServerMessage, pb::AgentMessage>* stream) override;
+  // What a port's metadata service answers (the port's device_id, project,
+  // names, floating IP, and the keys and user data of its
+  // instance_metadata): only to the agent of the host it is bound to.
+  grpc::Status GetInstance(grpc::ServerContext* context, const pb::InstanceRequest* request,
+                           pb::Instance* reply) override;
 
   // Ends every stream and the reconciler.
   void stop();

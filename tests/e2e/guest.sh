@@ -45,10 +45,17 @@ make_guest() {
 case "$1" in
   deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
   bound|renew)
+    net=
     ip addr flush dev "$interface"
     ip addr add "$ip/$mask" dev "$interface"
     [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
     [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
+    for r in $staticroutes; do  # option 121: "net/len gateway" pairs
+      if [ -z "$net" ]; then net=$r; continue; fi
+      if [ "$r" = 0.0.0.0 ]; then ip route replace "$net" dev "$interface"
+      else ip route replace "$net" via "$r" dev "$interface"; fi
+      net=
+    done
     echo "GUEST-LEASE ip=$ip router=$router mtu=$mtu hostname=$hostname" ;;
 esac
 exit 0

@@ -40,6 +40,9 @@ constexpr Extension kPortExtensions[] = {
      "Allows the DNS domain to be specified for a network port."},
     {"port-mac-address-regenerate", "Neutron Port MAC address regenerate",
      "Network port MAC address regenerate"},
+    {"canopy-instance-metadata", "Instance metadata on ports",
+     "What the metadata service at 169.254.169.254 answers for the port's instance without Nova: "
+     "its name, public keys and user data (instance_metadata)"},
 };
 
 class PortKind final : public ResourceKind {

@@ -89,6 +89,7 @@ namespace canopy::datapath {
   X(NatLaterFragment, "SNAT of a later fragment, whose ports are unknown")               \
   X(LocalIpTableFull, "local IP translation table full: new connections refused")        \
   X(NatHelperEdit, "FTP helper: the rewritten segment would not fit or its text is off") \
+  X(MetadataUnserved, "metadata request or answer for no port this host can serve")      \
   X(OffloadUnsupported, "segmentation offload of a frame not TCP/UDP of its kind")       \
   X(OffloadBadSegmentSize, "segmentation offload with a segment size of 0 or tiny")      \
   X(OffloadBadChecksumOffset, "checksum offload with the checksum outside the frame")

@@ -34,8 +34,8 @@ bool isIp(const packet::FlowKey& k) {
 }
 
 uint32_t contextBits(const Context& c) {
-  return static_cast<uint32_t>(c.stage) | static_cast<uint32_t>(c.ct) << 2 |
-         static_cast<uint32_t>(c.ct_reply) << 5 | static_cast<uint32_t>(c.ct_invalid) << 8;
+  return static_cast<uint32_t>(c.stage) | static_cast<uint32_t>(c.ct) << 3 |
+         static_cast<uint32_t>(c.ct_reply) << 6 | static_cast<uint32_t>(c.ct_invalid) << 8;
 }
 
 }  // namespace
@@ -316,6 +316,7 @@ void Datapath::processOne(const Ingress& in, std::span<const uint8_t> frame,
     case Ingress::Kind::Uplink:
       return fromUplink(in, frame, writable, out, trace);
     case Ingress::Kind::Port:
+    case Ingress::Kind::Metadata:
       break;
   }
   Packet pkt;
@@ -324,6 +325,9 @@ void Datapath::processOne(const Ingress& in, std::span<const uint8_t> frame,
   pkt.in = in;
   if (auto why = packet::parse(pkt.bytes, pkt.parsed); why != DropReason::None) {
     return drop(why, trace, in.port);
+  }
+  if (in.kind == Ingress::Kind::Metadata) {
+    return runStage({.stage = Stage::FromMetadata}, pkt, out, trace, 0);
   }
   runStage({.stage = Stage::FromPort, .key = in.port}, pkt, out, trace, 0);
 }
@@ -598,8 +602,11 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
                  next, out, trace, depth + 1);
         break;
       }
-      case ActionKind::Output: {
-        Outputs::Item item{.kind = Outputs::Kind::Port, .port = a.port};
+      case ActionKind::Output:
+      case ActionKind::ToMetadata: {
+        Outputs::Item item{
+            .kind = a.kind == ActionKind::Output ? Outputs::Kind::Port : Outputs::Kind::Metadata,
+            .port = a.port};
         if (last && pkt.in_input) {
           item.input = input_index_;
           out.addRef(item, bytes);  // the input's buffer, as it is now: no copy

@@ -55,7 +55,8 @@ enum class Encapsulation : uint8_t { Geneve, Vxlan };
 
 // Where a frame came in.
 struct Ingress {
-  enum class Kind : uint8_t { Port, Tunnel, Uplink };
+  // Metadata: the host's metadata interface (its service's answers).
+  enum class Kind : uint8_t { Port, Tunnel, Uplink, Metadata };
   Kind kind = Kind::Port;
   uint32_t port = 0;                                    // Port: the logical port bound here
   Encapsulation encapsulation = Encapsulation::Geneve;  // Tunnel
@@ -67,12 +68,13 @@ struct Ingress {
     return {Kind::Tunnel, 0, e, 0, source};
   }
   static Ingress fromUplink(uint32_t index) { return {Kind::Uplink, 0, {}, index, {}}; }
+  static Ingress fromMetadata() { return {Kind::Metadata, 0, {}, 0, {}}; }
 };
 
 // Where frames go, written into one arena per batch.
 class Outputs {
  public:
-  enum class Kind : uint8_t { Port, Tunnel, Uplink };
+  enum class Kind : uint8_t { Port, Tunnel, Uplink, Metadata };
   struct Item {
     Kind kind = Kind::Port;
     uint32_t port = 0;  // Port

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "datapath/packet/builder.h"
+#include "datapath/simulator/simulator.h"
 
 namespace canopy::datapath::simulator {
 namespace {
@@ -92,8 +93,8 @@ std::vector<uint8_t> tcpReset(std::span<const uint8_t> frame, const packet::Pars
 
 DhcpAnswer dhcpAnswer(const packet::DhcpMessage& m, const topology::Switch& sw,
                       const topology::Port& port, const topology::Subnet& subnet,
-                      const IpAddress& address, uint32_t lease_seconds,
-                      const DhcpServerId& server) {
+                      const IpAddress& address, uint32_t lease_seconds, const DhcpServerId& server,
+                      bool metadata_route) {
   const Ipv4Address mine = v4(address);
   const Ipv4Address zero{};
   uint8_t reply = 0;
@@ -171,7 +172,7 @@ DhcpAnswer dhcpAnswer(const packet::DhcpMessage& m, const topology::Switch& sw,
     if (!domain.empty() && domain.back() == '.') domain.pop_back();
     if (!domain.empty() && !given(dhcp::kDomainName)) o.addText(dhcp::kDomainName, domain);
     if (!given(dhcp::kInterfaceMtu)) o.addU16(dhcp::kInterfaceMtu, sw.mtu);
-    if (!subnet.host_routes.empty()) {
+    if (!subnet.host_routes.empty() || metadata_route) {
       // With option 121 a client ignores option 3 (RFC 3442), so the
       // default route goes in it too.
       std::vector<packet::ClasslessRoute> routes;
@@ -180,6 +181,8 @@ DhcpAnswer dhcpAnswer(const packet::DhcpMessage& m, const topology::Switch& sw,
           routes.push_back({v4(r.destination.address), r.destination.length, v4(r.nexthop)});
         }
       }
+      // On the link (router 0.0.0.0): ARP for it is answered on this host.
+      if (metadata_route) routes.push_back({kMetadataAddress, 32, zero});
       if (subnet.gateway) routes.push_back({zero, 0, v4(*subnet.gateway)});
       if (!given(dhcp::kClasslessRoutes)) o.addClasslessRoutes(routes);
     }

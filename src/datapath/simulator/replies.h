@@ -52,8 +52,10 @@ struct DhcpAnswer {
 // DHCP-enabled subnet is `address`: OFFER to DISCOVER; ACK to a REQUEST for
 // that address (NAK otherwise); ACK without lease to INFORM. The port's
 // own DHCP settings (host name, domain, next server, extra options) go in.
+// `metadata_route`: a classless route to the metadata service on the link.
 DhcpAnswer dhcpAnswer(const packet::DhcpMessage& m, const topology::Switch& sw,
                       const topology::Port& port, const topology::Subnet& subnet,
-                      const IpAddress& address, uint32_t lease_seconds, const DhcpServerId& server);
+                      const IpAddress& address, uint32_t lease_seconds, const DhcpServerId& server,
+                      bool metadata_route = false);
 
 }  // namespace canopy::datapath::simulator

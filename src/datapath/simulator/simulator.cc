@@ -144,6 +144,9 @@ class Walk {
       case Stage::ToGateway:
         toGateway();
         break;
+      case Stage::FromMetadata:
+        fromMetadata();
+        break;
     }
     std::sort(tags_.begin(), tags_.end());
     tags_.erase(std::unique(tags_.begin(), tags_.end()), tags_.end());
@@ -217,6 +220,7 @@ class Walk {
     if (p->port_security && !portSecurity(*p)) return;
     if (key_.eth_type == ethertype::kArp) return arpFromPort(*sw, *p);
     if (isDhcpRequest() && dhcpServer(*sw, *p)) return;
+    if (isMetadataRequest()) return toMetadata(*p);
     if (p->port_security && isIp(key_) && !securityGroups(*p, Direction::Egress)) return;
     sender_ = Sender{true, p->groups};
     std::sort(sender_.groups.begin(), sender_.groups.end());
@@ -225,6 +229,73 @@ class Walk {
       localIpServer(*p);
     }
     switchFrame(*sw, p->key);
+  }
+
+  // --- the metadata service ---
+
+  bool isMetadataRequest() const {
+    return host_.metadata && key_.eth_type == ethertype::kIpv4 && key_.ip_proto == ipproto::kTcp &&
+           key_.tp_dst == kMetadataPort && Ipv4Address::of(dst()) == kMetadataAddress;
+  }
+
+  // A VM's request to the metadata service, to this host's: its source
+  // names the port and which of its addresses it came from.
+  void toMetadata(const Port& p) {
+    IpAddress from = src();
+    uint8_t index = 0;
+    std::optional<Ipv4Address> peer;
+    for (const auto& ip : p.ips) {
+      if (ip.family != 4) continue;
+      if (ip == from) {
+        peer = metadataAddressOf({p.key, index});
+        break;
+      }
+      ++index;
+    }
+    if (!peer) {
+      // An allowed address pair's, a fifth address's, or a port key out of
+      // the range addresses can name.
+      note([&] { return "metadata: " + from.toString() + " cannot be answered for this port"; });
+      return drop(DropReason::MetadataUnserved);
+    }
+    note([&] {
+      return "metadata service: request of " + portText(p) + " from " + from.toString() +
+             ", to this host's (as " + peer->ip().toString() + ")";
+    });
+    Action& a = act(ActionKind::Nat);
+    a.source_side = true;
+    a.address = *peer;
+    // To the service's interface, whatever next hop the VM sent it to (the
+    // service's address on the link, or its router).
+    setEth(key_.eth_src, kMetadataMac);
+    act(ActionKind::ToMetadata);
+  }
+
+  // The metadata service's answer, back to the port and address its
+  // destination names.
+  void fromMetadata() {
+    auto peer =
+        key_.eth_type == ethertype::kIpv4 ? metadataPeerOf(Ipv4Address::of(dst())) : std::nullopt;
+    if (!peer) return drop(DropReason::MetadataUnserved);
+    const Port* p = t_.findPort(peer->port);
+    tag(TagKind::Port, peer->port);
+    if (p == nullptr || p->host != host_.host) return drop(DropReason::MetadataUnserved);
+    const IpAddress* to = nullptr;
+    uint8_t index = 0;
+    for (const auto& ip : p->ips) {
+      if (ip.family != 4) continue;
+      if (index++ == peer->index) {
+        to = &ip;
+        break;
+      }
+    }
+    if (to == nullptr) return drop(DropReason::MetadataUnserved);
+    note([&] { return "metadata service: answer to " + portText(*p) + " at " + to->toString(); });
+    Action& a = act(ActionKind::Nat);
+    a.source_side = false;
+    a.address = toV4(*to);
+    setEth(kMetadataMac, p->mac);
+    act(ActionKind::Output).port = p->key;
   }
 
   // --- local IPs ---
@@ -632,6 +703,9 @@ class Walk {
         tag(TagKind::Router, rp->router->key);
         answer = rp->interface != nullptr ? rp->interface->mac : rp->router->gateway->mac;
         owner = routerText(*rp->router);
+      } else if (host_.metadata && tpa == kMetadataAddress.ip()) {
+        answer = kMetadataMac;
+        owner = "the metadata service on this host";
       }
       if (answer) {
         note([&] {
@@ -705,8 +779,15 @@ class Walk {
       drop(why);
       return true;
     }
-    DhcpAnswer answer =
-        dhcpAnswer(m, sw, p, *subnet, address, host_.dhcp_lease_seconds, server(sw, *subnet));
+    // Without a router, the metadata service is reached on the link, by a
+    // route DHCP gives (as Neutron's isolated metadata does).
+    bool routed = false;
+    if (subnet->gateway) {
+      auto rp = t_.routerPortByIp(sw.key, *subnet->gateway);
+      routed = rp && rp->interface != nullptr;
+    }
+    DhcpAnswer answer = dhcpAnswer(m, sw, p, *subnet, address, host_.dhcp_lease_seconds,
+                                   server(sw, *subnet), host_.metadata && !routed);
     note([&] { return "DHCP server: " + answer.summary; });
     if (!answer.frame.empty()) emit(std::move(answer.frame));
     return true;
@@ -1047,6 +1128,19 @@ class Walk {
 bool HostContext::hasUplink(const std::string& physical_network) const {
   return !physical_network.empty() &&
          std::find(uplinks.begin(), uplinks.end(), physical_network) != uplinks.end();
+}
+
+std::optional<Ipv4Address> metadataAddressOf(MetadataPeer peer) {
+  if (peer.port == 0 || peer.port >= kMetadataMaxPorts || peer.index > 3) return std::nullopt;
+  return Ipv4Address{packet::Be32::of(10u << 24 | peer.port << 2 | peer.index)};
+}
+
+std::optional<MetadataPeer> metadataPeerOf(Ipv4Address address) {
+  uint32_t a = address.host();
+  if (a >> 24 != 10) return std::nullopt;
+  MetadataPeer peer{(a & 0x00ffffff) >> 2, static_cast<uint8_t>(a & 3)};
+  if (peer.port == 0) return std::nullopt;
+  return peer;
 }
 
 Tag tagOf(TagKind kind, uint64_t key) noexcept {

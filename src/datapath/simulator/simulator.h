@@ -5,7 +5,7 @@
 // generated replies) plus the topology objects the decision depended on,
 // whose tags invalidate it in the flow cache when they change.
 //
-// A packet is simulated in one of four stages, each on the host that holds
+// A packet is simulated in one of five stages, each on the host that holds
 // the state it needs:
 //
 //   FromPort    a local VM port sent it: port security, egress security
@@ -19,7 +19,17 @@
 //               host): its ingress security group, with the sender's
 //               groups known by tag or matched by address;
 //   ToGateway   on the host that holds a router's gateway: next hop, SNAT,
-//               out the uplink.
+//               out the uplink;
+//   FromMetadata the host's metadata service answered a VM (see below):
+//               back to the VM's port.
+//
+// The metadata service (169.254.169.254:80) is answered on the VM's own
+// host: a VM's TCP to it leaves its port with its source rewritten to an
+// address that names the port (metadataPeer()), for the agent's HTTP
+// server behind the metadata interface; the server's answers come back
+// from that interface and go to the port the address names. Neither
+// direction passes the security groups or conntrack (as DHCP does not): the
+// port, not the packet, says whose metadata it is.
 //
 // Everything the decision depends on besides the topology is an input: the
 // flow key (with the conntrack state, as in Context) and, for ARP and DHCP,
@@ -70,11 +80,35 @@ Tag floatingTag(const IpAddress& external) noexcept;
 // topology update must invalidate in the flow cache.
 std::vector<Tag> changedTags(const topology::Topology& before, const topology::Topology& after);
 
+// The metadata service's address and port, the MAC that answers ARP for it
+// and that its answers come from.
+inline constexpr Ipv4Address kMetadataAddress = Ipv4Address::of(169, 254, 169, 254);
+inline constexpr uint16_t kMetadataPort = 80;
+inline constexpr MacAddress kMetadataMac{{0x02, 0x00, 0x5e, 0xa9, 0xfe, 0xfe}};
+
+// Which port's request a metadata connection carries, by its rewritten
+// source address: 10.0.0.0/8 holding the port's key and which of its IPv4
+// addresses the VM used (the answer goes back to it). Ports whose key is
+// 2^22 or more, and addresses after a port's fourth, are not served.
+struct MetadataPeer {
+  uint32_t port = 0;
+  uint8_t index = 0;  // among the port's IPv4 addresses
+
+  friend bool operator==(const MetadataPeer&, const MetadataPeer&) = default;
+};
+inline constexpr uint32_t kMetadataMaxPorts = 1u << 22;
+std::optional<Ipv4Address> metadataAddressOf(MetadataPeer peer);
+std::optional<MetadataPeer> metadataPeerOf(Ipv4Address address);
+
 // The host a simulation runs on.
 struct HostContext {
   uint32_t host = 0;                   // this host's key
   std::vector<std::string> uplinks{};  // the physical networks it reaches
   uint32_t dhcp_lease_seconds = 86400;
+  // Whether this host serves the metadata service (its agent has the
+  // interface behind it): ARP for the address, the requests, the route by
+  // DHCP on subnets without a router.
+  bool metadata = false;
 
   bool hasUplink(const std::string& physical_network) const;
 };
@@ -86,7 +120,7 @@ class Neighbors {
   virtual std::optional<MacAddress> find(uint32_t switch_key, const IpAddress& ip) const = 0;
 };
 
-enum class Stage : uint8_t { FromPort, FromUplink, ToPort, ToGateway };
+enum class Stage : uint8_t { FromPort, FromUplink, ToPort, ToGateway, FromMetadata };
 
 // The sender's security groups, for remote-group rules at ToPort: known
 // (from the local source port or a Geneve option) or unknown (VXLAN, an
@@ -122,6 +156,7 @@ enum class ActionKind : uint8_t {
   Uplink,        // out of the uplink of switch `switch_key` (VLAN tag added if it has one)
   Emit,          // send the generated `frame` back where the packet came from, or out of
                  // the uplink of `switch_key` when set
+  ToMetadata,    // out of the metadata interface, to the host's metadata service
 };
 
 struct Action {

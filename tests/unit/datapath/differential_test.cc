@@ -289,6 +289,9 @@ std::string describeOutputs(const Outputs& out) {
       case Outputs::Kind::Uplink:
         s += "uplink " + std::to_string(i.uplink);
         break;
+      case Outputs::Kind::Metadata:
+        s += "metadata";
+        break;
     }
     s += " " + std::to_string(i.length) + "B";
     if (i.kind != Outputs::Kind::Tunnel) s += ": " + describeFrame(out.bytes(i));
