@@ -1,11 +1,13 @@
 // Fuzzes one host's whole datapath (parser, tunnels, conntrack, flow cache,
-// simulator, NAT, generated replies) on the test scenario's topology
+// simulator, NAT, generated replies, the metadata service's path) on the test scenario's topology
 // (testing/datapath_scenario.h). An input is up to four segments separated
 // by the bytes ff fe; a segment's first byte says where the rest comes in:
 //
 //   bit 7      the host: h1 (vm1, vm3, vm5, vmb; vm3's floating IP) or h2
 //              (vm2; the router's gateway, with SNAT)
 //   bit 6      (first segment) whether the hosts know the external next hop
+//   bit 5      h1's metadata interface (its metadata service's answers),
+//              whatever bits 0-2 say
 //   bits 0-2   0-3 a port bound on the host, 4 its uplink, 5 a Geneve and
 //              6 a VXLAN tunnel from the other host (the rest is the UDP
 //              payload), 7 a port bound on another host
@@ -73,6 +75,7 @@ Ingress ingressOf(uint8_t selector, uint32_t host) {
   const auto& ports = host == kH1 ? kH1Ports : kH2Ports;
   uint32_t other = host == kH1 ? kH2 : kH1;
   const auto& peer = scenarioTopology()->findHost(other)->tunnel_ip;
+  if ((selector & 0x20) != 0 && host == kH1) return Ingress::fromMetadata();
   unsigned which = selector & 0x07u;
   switch (which) {
     case 4:
@@ -120,6 +123,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     dp::pipeline::Config config;
     config.host.host = h;
     config.host.uplinks = {"physnet1"};
+    config.host.metadata = h == kH1;  // h1 serves the metadata service
     config.flow_cache_entries = 64;
     for (auto& path : paths[h - 1]) {
       path = std::make_unique<Datapath>(clock, config);

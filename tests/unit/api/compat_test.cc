@@ -530,6 +530,36 @@ TEST_F(CompatTest, ExtraDhcpOptionsMergeAndAreChecked) {
   EXPECT_EQ(shown.body["ports"][0]["dns_assignment"][0]["hostname"], "web-1");
 }
 
+// canopy-instance-metadata: what the metadata service answers without
+// Nova, checked and kept whole or refused whole.
+TEST_F(CompatTest, InstanceMetadataIsCheckedAndKept) {
+  std::string net = createNetwork("n");
+  subnet(net, "10.0.0.0/24");
+  auto r = port(net, R"(, "instance_metadata": {"name": "web-1",
+      "public_keys": {"k1": "ssh-ed25519 AAAA a@b"}, "user_data": "aGVsbG8K"})");
+  ASSERT_EQ(r.status, 201) << r.body.dump();
+  EXPECT_EQ(r.body["port"]["instance_metadata"]["public_keys"]["k1"], "ssh-ed25519 AAAA a@b");
+  std::string id = r.body["port"]["id"];
+  EXPECT_EQ(port(net, "").body["port"]["instance_metadata"], Json::object());
+  for (const char* bad : {R"({"user_data": "not base64"})", R"({"user_data": "aGVsbG8"})",
+                          R"({"user_data": 5})", R"({"colour": "red"})",
+                          R"({"public_keys": {"k": "two\nlines"}})", R"({"public_keys": ["k"]})",
+                          R"({"name": 7})", R"("text")"}) {
+    SCOPED_TRACE(bad);
+    expectError(call("PUT", "/v2.0/ports/" + id,
+                     std::string(R"({"port": {"instance_metadata": )") + bad + "}}"),
+                400, "HTTPBadRequest");
+  }
+  // Nova's limit on user data: 65535 bytes once decoded.
+  std::string big(87384, 'A');  // 65538 bytes
+  expectError(call("PUT", "/v2.0/ports/" + id,
+                   R"({"port": {"instance_metadata": {"user_data": ")" + big + R"("}}})"),
+              400, "HTTPBadRequest");
+  auto shown = call("GET", "/v2.0/ports/" + id);
+  EXPECT_EQ(shown.body["port"]["instance_metadata"]["name"], "web-1");
+  EXPECT_EQ(shown.body["port"]["instance_metadata"]["user_data"], "aGVsbG8K");
+}
+
 // On another project's shared network a port's addresses, MAC, pairs and
 // port security are the network owner's to set; its owner may delete it.
 TEST_F(CompatTest, PortsOnASharedNetwork) {
