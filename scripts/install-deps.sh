@@ -25,6 +25,10 @@ packages=(
   python3-pyftpdlib
   # QEMU guests (tests/e2e/guest.sh): TCG, Debian's cloud kernel, a busybox initramfs
   qemu-system-x86 linux-image-cloud-amd64 cpio
+  # OpenStack compute on Canopy (tests/nova): Nova with libvirt, Placement,
+  # Glance, RabbitMQ
+  nova-api nova-conductor nova-scheduler nova-compute nova-compute-qemu placement-api glance-api
+  rabbitmq-server libvirt-daemon-system libvirt-clients python3-glanceclient
 )
 
 missing=()
@@ -43,5 +47,12 @@ sudo=()
 if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# The services these packages bring (RabbitMQ, libvirtd...) are started by
+# the tests that need them, never at install time.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+  "${sudo[@]}" chmod +x /usr/sbin/policy-rc.d
+  trap '"${sudo[@]}" rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "agent/status.h"
+#include "model/port.h"
 #include "datapath/packet/builder.h"
 
 namespace canopy::agent {
@@ -269,7 +270,7 @@ void Agent::linkChanged(const std::string& interface) {
 
 void Agent::autoBind() {
   std::vector<std::pair<std::string, std::string>> to_bind;  // interface, port
-  std::vector<std::string> to_unbind;
+  std::vector<std::pair<std::string, std::string>> to_unbind;  // interface, port
   {
     MutexLock lock(mu_);
     std::set<std::string> bound_ports;
@@ -282,13 +283,17 @@ void Agent::autoBind() {
     for (const auto& [interface, b] : bindings_) {
       auto e = expected_.find(interface);
       if (b.attach.automatic && (e == expected_.end() || e->second != b.port_id)) {
-        to_unbind.push_back(interface);
+        to_unbind.emplace_back(interface, b.port_id);
       }
     }
   }
-  for (const auto& interface : to_unbind) {
+  for (const auto& [interface, port] : to_unbind) {
     spdlog::info("agent: {}: its port left this host", interface);
     if (auto r = unbind(interface); !r) spdlog::warn("agent: {}", r.error().message());
+    // The port's own bridge, which os-vif made for it and leaves behind.
+    if (std::string bridge = model::bridgeNameOf(port); io_.exists(bridge)) {
+      if (auto r = io_.removeBridge(bridge); !r) spdlog::warn("agent: {}", r.error().message());
+    }
   }
   for (const auto& [interface, port] : to_bind) {
     if (auto r = bind(interface, port, Attach{.automatic = true}); !r) {

@@ -5,6 +5,7 @@
 #include <ifaddrs.h>
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
+#include <linux/sockios.h>
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <netinet/udp.h>
@@ -675,6 +676,25 @@ class SocketIo final : public IoFactory {
 
   bool exists(const std::string& interface) override {
     return if_nametoindex(interface.c_str()) != 0;
+  }
+
+  Result<void> removeBridge(const std::string& bridge) override {
+    if (bridge.empty() || bridge.size() >= IFNAMSIZ) {
+      return Error(Errc::InvalidArgument, "bridge name '" + bridge + "' is not valid");
+    }
+    Fd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (s.get() < 0) return sysError("socket");
+    ifreq ifr{};
+    std::memcpy(ifr.ifr_name, bridge.data(), bridge.size());
+    // Down first: the kernel refuses to delete a bridge that is up.
+    if (::ioctl(s.get(), SIOCGIFFLAGS, &ifr) == 0) {
+      ifr.ifr_flags = static_cast<short>(ifr.ifr_flags & ~IFF_UP);
+      (void)::ioctl(s.get(), SIOCSIFFLAGS, &ifr);
+    }
+    char name[IFNAMSIZ] = {};
+    std::memcpy(name, bridge.data(), bridge.size());
+    if (::ioctl(s.get(), SIOCBRDELBR, name) != 0) return sysError("removing bridge " + bridge);
+    return ok();
   }
 
   Result<std::unique_ptr<PortIo>> openInterface(const std::string& interface, size_t /*worker*/,

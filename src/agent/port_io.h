@@ -197,6 +197,9 @@ class IoFactory {
   virtual ~IoFactory() = default;
   // Whether a network interface of that name exists (in the agent's namespace).
   virtual bool exists(const std::string& interface) = 0;
+  // Removes a Linux bridge (a port's, model/port.h's bridgeNameOf, which
+  // Nova's os-vif makes and leaves behind).
+  virtual Result<void> removeBridge(const std::string& /*bridge*/) { return ok(); }
   // Worker `worker`'s share of an existing interface (a veth's host end, an
   // uplink).
   virtual Result<std::unique_ptr<PortIo>> openInterface(const std::string& interface, size_t worker,

@@ -257,4 +257,10 @@ const ResourceSpec& portSpec() {
   return spec;
 }
 
+std::string bridgeNameOf(const std::string& port_id) { return "cbr" + port_id.substr(0, 11); }
+
+Json vifDetails(const std::string& port_id) {
+  return {{"port_filter", true}, {"connectivity", "l2"}, {"bridge_name", bridgeNameOf(port_id)}};
+}
+
 }  // namespace canopy::model

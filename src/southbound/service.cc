@@ -7,6 +7,7 @@
 
 #include "base/log.h"
 #include "model/json.h"
+#include "model/port.h"
 #include "southbound/keys.h"
 #include "southbound/tls.h"
 
@@ -317,8 +318,8 @@ Result<void> SouthboundService::setPortStatus(const std::string& host, const std
     }
     if (up && bound.empty()) {
       doc["binding:host_id"] = host;
-      doc["binding:vif_type"] = "tap";
-      doc["binding:vif_details"] = {{"port_filter", true}, {"connectivity", "l2"}};
+      doc["binding:vif_type"] = model::kVifType;
+      doc["binding:vif_details"] = model::vifDetails(port_id);
       changed = true;
     }
     return changed;

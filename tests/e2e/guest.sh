@@ -83,12 +83,15 @@ SCRIPT
   (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/$name.cpio.gz"
 }
 
-# boot_guest NAME HOST TAP MAC: creates TAP in HOST's namespace (as the
-# hypervisor does) and boots the guest on it in the background.
+# boot_guest NAME HOST TAP MAC: creates TAP in HOST's namespace on the
+# port's own bridge (as Nova's os-vif and libvirt do for binding:vif_type
+# bridge) and boots the guest on it in the background.
 boot_guest() {
-  local name=$1 host=$2 tap=$3 mac=$4
+  local name=$1 host=$2 tap=$3 mac=$4 bridge="cbr${3#tap}"
+  in_ns "$tag-$host" ip link add "$bridge" type bridge 2>/dev/null || true
+  in_ns "$tag-$host" ip link set "$bridge" up
   in_ns "$tag-$host" ip tuntap add dev "$tap" mode tap vnet_hdr
-  in_ns "$tag-$host" ip link set "$tap" up
+  in_ns "$tag-$host" ip link set "$tap" master "$bridge" up
   bg "$tag-$host" qemu-system-x86_64 -machine q35,accel=tcg -cpu max -m 192 -nodefaults \
     -no-reboot -display none -kernel "$guest_kernel" -initrd "$work/$name.cpio.gz" \
     -append "console=ttyS0 panic=-1 quiet" -serial "file:$work/$name.console" \

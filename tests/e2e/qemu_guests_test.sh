@@ -2,8 +2,8 @@
 # Real virtual machines on Canopy, bound as Nova binds them: two QEMU
 # guests (Debian's cloud kernel, a busybox initramfs, virtio-net on a tap)
 # on two hosts. Each port is bound to its host by the admin (as Nova does:
-# binding:host_id, device_owner compute:nova) and gets the tap binding; the
-# tap "tap" + 11 characters of the port id is made in the host's namespace
+# binding:host_id, device_owner compute:nova) and gets its bridge binding; the
+# tap "tap" + 11 characters of the port id is made on that bridge in the host's namespace
 # as nova-compute makes it, and QEMU opens it. The agent attaches to it by
 # itself when it appears; the port turns ACTIVE. The guests' own kernels
 # and udhcpc take their addresses, and one pings the other across the
@@ -36,8 +36,8 @@ bind_to() {
   admin PUT "/v2.0/ports/${ids[$1]}" '{"port": {"binding:host_id": "'"$2"'",
     "device_owner": "compute:nova", "device_id": "'"$(cat /proc/sys/kernel/random/uuid)"'"}}'
 }
-expect_in '"binding:vif_type":"tap"' "$(bind_to vm1 h1)"
-expect_in '"binding:vif_type":"tap"' "$(bind_to vm2 h2)"
+expect_in '"binding:vif_type":"bridge"' "$(bind_to vm1 h1)"
+expect_in '"bridge_name":"cbr'"${ids[vm2]:0:11}"'"' "$(bind_to vm2 h2)"
 status_of() { admin GET "/v2.0/ports/${ids[$1]}" | field 'd["port"]["status"]'; }
 [ "$(status_of vm1)" = DOWN ] || fail "vm1's port is $(status_of vm1) before its VM exists"
 
@@ -81,4 +81,7 @@ retry 20 down || fail "vm1's port is $(status_of vm1) after its tap went"
 admin PUT "/v2.0/ports/${ids[vm1]}" '{"port": {"binding:host_id": ""}}' >/dev/null
 unbound() { ! "$bin/canopy-agent" --run-dir "$work/h1" list | grep -q "${taps[vm1]}"; }
 retry 20 unbound || fail "h1 still holds ${taps[vm1]} after its port left the host"
+# ...and the port's bridge, which os-vif leaves behind, is gone with it.
+no_bridge() { ! in_ns "$tag-h1" ip link show "cbr${ids[vm1]:0:11}" >/dev/null 2>&1; }
+retry 20 no_bridge || fail "h1 still has vm1's bridge"
 echo "e2e.qemu_guests: all checks passed"

@@ -9,15 +9,14 @@
 namespace canopy::api::detail {
 
 struct VifBinding {
-  std::string vif_type;  // "tap", "binding_failed" or "unbound"
+  std::string vif_type;  // "bridge", "binding_failed" or "unbound"
   Json vif_details = Json::object();
 };
 
-// The binding of a port to `host` (empty: unbound) with `vnic_type`: "tap"
-// (a libvirt ethernet interface on "tap" + 11 characters of the port id,
-// which nova-compute creates and the host's canopy-agent attaches to) on a
-// host with a canopy-agent and a normal vnic; else binding_failed.
-VifBinding bindingFor(const std::string& host, const std::string& vnic_type,
-                      const Transaction& ctx);
+// The binding of port `port_id` to `host` (empty: unbound) with
+// `vnic_type`: model::kVifType with its bridge (model/port.h) on a host
+// with a canopy-agent and a normal vnic; else binding_failed.
+VifBinding bindingFor(const std::string& port_id, const std::string& host,
+                      const std::string& vnic_type, const Transaction& ctx);
 
 }  // namespace canopy::api::detail

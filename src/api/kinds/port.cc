@@ -146,7 +146,7 @@ class PortKind final : public ResourceKind {
  private:
   // The active binding's type and details follow its host (detail/bindings.h).
   static void bindTo(Json& doc, const Transaction& ctx) {
-    auto b = detail::bindingFor(doc.value("binding:host_id", ""),
+    auto b = detail::bindingFor(doc.value("id", ""), doc.value("binding:host_id", ""),
                                 doc.value("binding:vnic_type", "normal"), ctx);
     doc["binding:vif_type"] = b.vif_type;
     doc["binding:vif_details"] = b.vif_details;
@@ -234,7 +234,7 @@ class PortKind final : public ResourceKind {
       return Error(
           Errc::Conflict,
           "Unable to complete operation on port " + id + ", port is already bound, port type: " +
-              doc.value("binding:vif_type", "tap") + ", old_mac " +
+              doc.value("binding:vif_type", model::kVifType) + ", old_mac " +
               before.value("mac_address", "") + ", new_mac " + doc.value("mac_address", "") + ".",
           "PortBound");
     }

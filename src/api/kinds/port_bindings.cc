@@ -13,18 +13,19 @@
 #include "api/detail/bindings.h"
 #include "api/detail/endpoint.h"
 #include "model/agent.h"
+#include "model/port.h"
 
 namespace canopy::api {
 namespace detail {
 
-VifBinding bindingFor(const std::string& host, const std::string& vnic_type,
-                      const Transaction& ctx) {
+VifBinding bindingFor(const std::string& port_id, const std::string& host,
+                      const std::string& vnic_type, const Transaction& ctx) {
   if (host.empty()) return {"unbound", Json::object()};
   const state::Document* agent = ctx.find("agents", host);
   if (vnic_type != "normal" || agent == nullptr || model::Agent::fromJson(agent->doc).is_static) {
     return {"binding_failed", Json::object()};
   }
-  return {"tap", {{"port_filter", true}, {"connectivity", "l2"}}};
+  return {model::kVifType, model::vifDetails(port_id)};
 }
 
 namespace {
@@ -187,7 +188,7 @@ HttpResponse servePortBindings(const ApiWriter& w, const ResourceKind& ports,
       doc["binding:host_id"] = h;
       doc["binding:vnic_type"] = vnic;
       doc["binding:profile"] = profile;
-      auto vif = bindingFor(h, vnic, ctx);
+      auto vif = bindingFor(port_id, h, vnic, ctx);
       doc["binding:vif_type"] = vif.vif_type;
       doc["binding:vif_details"] = vif.vif_details;
       doc["status"] = "DOWN";  // until the host's agent forwards for it
@@ -201,7 +202,7 @@ HttpResponse servePortBindings(const ApiWriter& w, const ResourceKind& ports,
       }
       std::string vnic = request.value("vnic_type", "normal");
       Json profile = request.value("profile", Json::object());
-      auto vif = bindingFor(h, vnic, ctx);
+      auto vif = bindingFor(port_id, h, vnic, ctx);
       if (vif.vif_type == "binding_failed") {
         return Error(
             Errc::InvalidArgument,
@@ -229,7 +230,7 @@ HttpResponse servePortBindings(const ApiWriter& w, const ResourceKind& ports,
         auto it = find(*host);
         if (it == inactive.end()) return bindingNotFound(port_id, *host);
         std::string vnic = request.value("vnic_type", it->value("vnic_type", "normal"));
-        auto vif = bindingFor(*host, vnic, ctx);
+        auto vif = bindingFor(port_id, *host, vnic, ctx);
         (*it)["vnic_type"] = vnic;
         (*it)["profile"] = request.value("profile", it->value("profile", Json::object()));
         (*it)["vif_type"] = vif.vif_type;

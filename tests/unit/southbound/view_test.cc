@@ -278,16 +278,17 @@ TEST_F(ViewTest, AddressGroupsBecomeRulesTheDatapathEnforces) {
 // Nova binds a port by its host: on a host with a Canopy agent it gets the
 // tap binding that Nova's libvirt driver plugs; DOWN until that host's
 // agent reports it, also after it moves.
-TEST_F(ViewTest, APortBoundByNovaGetsTheTapBinding) {
+TEST_F(ViewTest, APortBoundByNovaGetsItsBridgeBinding) {
   auto p = call("POST", "/v2.0/ports",
                 R"({"port": {"network_id": ")" + net_a_ +
                     R"(", "binding:host_id": "compute-1", "device_owner": "compute:nova"}})",
                 "");
   ASSERT_EQ(p.status, 201) << p.body.dump();
-  EXPECT_EQ(p.body["port"]["binding:vif_type"], "tap");
+  EXPECT_EQ(p.body["port"]["binding:vif_type"], "bridge");
   EXPECT_EQ(p.body["port"]["binding:vif_details"]["port_filter"], true);
   EXPECT_EQ(p.body["port"]["status"], "DOWN");
   std::string id = p.body["port"]["id"];
+  EXPECT_EQ(p.body["port"]["binding:vif_details"]["bridge_name"], "cbr" + id.substr(0, 11));
   auto moved = call("PUT", "/v2.0/ports/" + id, R"({"port": {"binding:host_id": "nowhere"}})", "");
   ASSERT_EQ(moved.status, 200) << moved.body.dump();
   EXPECT_EQ(moved.body["port"]["binding:vif_type"], "binding_failed");
@@ -315,12 +316,12 @@ TEST_F(ViewTest, ALiveMigrationMovesTheActiveBinding) {
   ASSERT_EQ(list.body["bindings"].size(), 1u);
   EXPECT_EQ(list.body["bindings"][0]["host"], "compute-1");
   EXPECT_EQ(list.body["bindings"][0]["status"], "ACTIVE");
-  EXPECT_EQ(list.body["bindings"][0]["vif_type"], "tap");
+  EXPECT_EQ(list.body["bindings"][0]["vif_type"], "bridge");
 
   auto made = call("POST", base, R"({"binding": {"host": "compute-2"}})", "");
   ASSERT_EQ(made.status, 201) << made.body.dump();
   EXPECT_EQ(made.body["binding"]["status"], "INACTIVE");
-  EXPECT_EQ(made.body["binding"]["vif_type"], "tap");
+  EXPECT_EQ(made.body["binding"]["vif_type"], "bridge");
   EXPECT_EQ(call("POST", base, R"({"binding": {"host": "compute-2"}})", "").status, 409);
   EXPECT_EQ(
       call("POST", base, R"({"binding": {"host": "nowhere"}})", "").body["NeutronError"]["type"],
