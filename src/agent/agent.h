@@ -85,8 +85,8 @@ struct Attach {
   bool tap = false;
   std::string netns{};
   // Made by the agent itself: the tap "tap" + the first 11 characters of a
-  // port bound to this host (its binding:vif_type "tap", which Nova's
-  // libvirt driver creates), unbound when the port leaves the host.
+  // port bound to this host (binding:vif_type "bridge": libvirt makes the
+  // tap on the port's bridge), unbound when the port leaves the host.
   bool automatic = false;
 };
 
