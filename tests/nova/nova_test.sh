@@ -453,5 +453,16 @@ demo server delete --wait vm2
 gone() { ! in_cloud "$bin/canopy-agent" --run-dir "$work/agent" list | grep -q "tap${ports:0:11}"; }
 retry() { local n=$1; shift; for _ in $(seq "$n"); do "$@" && return 0; sleep 0.5; done; return 1; }
 retry 40 gone || fail "the agent still holds vm2's tap"
+# A second address on vm1's port: Nova hears network-changed and shows it.
+vm1_port=$(admin port list --device-id "$vm1" -f value -c ID)
+demo port set --fixed-ip subnet=private-subnet "$vm1_port"
+changed() { grep -q "Creating event network-changed:$vm1_port" "$work/nova-api.log"; }
+retry 40 changed || fail "Nova heard no network-changed for vm1's port"
+two_addresses() { [ "$(demo server show vm1 -f json -c addresses | "$py" -c \
+  'import json,sys; print(len(json.load(sys.stdin)["addresses"]["private"]))')" = 2 ]; }
+retry 40 two_addresses || fail "Nova does not show vm1's second address"
 demo server delete --wait vm1
+# What Nova heard of the deletions, as Neutron tells it.
+expect_in "Creating event network-vif-unplugged:$ports" "$(cat "$work/nova-api.log")"
+expect_in "Creating event network-vif-deleted:$ports" "$(cat "$work/nova-api.log")"
 echo "nova: all checks passed (vm1 ACTIVE ${vm1_active}s; vm2 ACTIVE ${active_seconds}s, first ping ${ping_seconds}s)"
