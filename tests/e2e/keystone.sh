@@ -9,12 +9,11 @@ py=/usr/bin/python3
 
 free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# start_keystone TOKEN_SECONDS: starts Keystone, creates the service user and
-# the tenant; sets $ks_url and $keystone_pid.
-start_keystone() {
-  local token_seconds=$1 ks_port
-  ks_port=$(free_port)
-  ks_url="http://127.0.0.1:$ks_port/v3"
+# prepare_keystone URL TOKEN_SECONDS: Keystone's config ($work/keystone.conf)
+# and SQLite database in $work, its keys, and admin/admin-pw with URL as the
+# identity endpoint.
+prepare_keystone() {
+  local url=$1 token_seconds=$2
   cat >"$work/keystone.conf" <<CONF
 [DEFAULT]
 use_stderr = true
@@ -42,8 +41,17 @@ CONF
   me=$(id -un) group=$(id -gn)
   manage fernet_setup --keystone-user "$me" --keystone-group "$group"
   manage credential_setup --keystone-user "$me" --keystone-group "$group"
-  manage bootstrap --bootstrap-password admin-pw --bootstrap-public-url "$ks_url" \
+  manage bootstrap --bootstrap-password admin-pw --bootstrap-public-url "$url" \
     --bootstrap-region-id RegionOne
+}
+
+# start_keystone TOKEN_SECONDS: starts Keystone, creates the service user and
+# the tenant; sets $ks_url and $keystone_pid.
+start_keystone() {
+  local token_seconds=$1 ks_port
+  ks_port=$(free_port)
+  ks_url="http://127.0.0.1:$ks_port/v3"
+  prepare_keystone "$ks_url" "$token_seconds"
 
   "$py" /usr/bin/keystone-wsgi-public --host 127.0.0.1 --port "$ks_port" -- \
     --config-file "$work/keystone.conf" >"$work/keystone.log" 2>&1 &

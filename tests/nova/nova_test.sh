@@ -28,6 +28,7 @@ for program in nova-api nova-conductor nova-scheduler nova-compute placement-api
     { echo "SKIP: $program is not installed (scripts/install-deps.sh)"; exit 77; }
 done
 source "$e2e/guest.sh"
+source "$e2e/keystone.sh"
 py=/usr/bin/python3
 export PATH="/usr/bin:/usr/sbin:/bin:/sbin:$PATH"
 
@@ -91,30 +92,7 @@ in_cloud ip link set lo up
 
 # --- Keystone, the catalog and the service users ---
 ks_url="http://127.0.0.1:$ks_port/v3"
-cat >"$work/keystone.conf" <<CONF
-[DEFAULT]
-use_stderr = true
-[database]
-connection = sqlite:///$work/keystone.db
-[identity]
-password_hash_rounds = 4
-[token]
-provider = fernet
-[fernet_tokens]
-key_repository = $work/fernet-keys
-[fernet_receipts]
-key_repository = $work/fernet-receipts
-[credential]
-key_repository = $work/credential-keys
-CONF
-manage() { keystone-manage --config-file "$work/keystone.conf" "$@" >>"$work/keystone-manage.log" 2>&1 ||
-  fail "keystone-manage $1: $(tail -n 20 "$work/keystone-manage.log")"; }
-manage db_sync
-sqlite3 "$work/keystone.db" 'PRAGMA journal_mode=WAL;' >/dev/null
-manage fernet_setup --keystone-user root --keystone-group root
-manage credential_setup --keystone-user root --keystone-group root
-manage bootstrap --bootstrap-password admin-pw --bootstrap-public-url "$ks_url" \
-  --bootstrap-region-id RegionOne
+prepare_keystone "$ks_url" 3600
 start keystone "$py" /usr/bin/keystone-wsgi-public --host 127.0.0.1 --port "$ks_port" -- \
   --config-file "$work/keystone.conf"
 wait_http "$ks_url" keystone
@@ -186,22 +164,31 @@ start rabbitmq env HOME="$work/rabbit" RABBITMQ_NODENAME=rabbit@localhost \
   RABBITMQ_ENABLED_PLUGINS_FILE="$work/rabbit/plugins" rabbitmq-server
 transport="rabbit://guest:guest@127.0.0.1:$rabbit_port/"
 
+# The [keystone_authtoken] or client section of a service user.
+auth_section() {  # auth_section USER
+  cat <<CONF
+auth_type = password
+auth_url = $ks_url
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+username = $1
+password = $1-pw
+region_name = RegionOne
+CONF
+}
+authtoken() {  # authtoken USER: keystonemiddleware's section
+  printf '[keystone_authtoken]\nwww_authenticate_uri = %s\ninterface = public\n' "$ks_url"
+  auth_section "$1"
+}
+
 # --- Placement ---
 cat >"$work/placement.conf" <<CONF
 [placement_database]
 connection = $(pg placement)
 [api]
 auth_strategy = keystone
-[keystone_authtoken]
-www_authenticate_uri = $ks_url
-auth_url = $ks_url
-auth_type = password
-project_domain_name = Default
-user_domain_name = Default
-project_name = service
-username = placement
-password = placement-pw
-interface = public
+$(authtoken placement)
 CONF
 in_cloud placement-manage --config-file "$work/placement.conf" db sync >"$work/placement-manage.log" 2>&1 ||
   fail "placement db sync: $(tail "$work/placement-manage.log")"
@@ -227,16 +214,7 @@ filesystem_store_datadir = $work/images
 filesystem_store_datadir = $work/glance-staging
 [os_glance_tasks_store]
 filesystem_store_datadir = $work/glance-tasks
-[keystone_authtoken]
-www_authenticate_uri = $ks_url
-auth_url = $ks_url
-auth_type = password
-project_domain_name = Default
-user_domain_name = Default
-project_name = service
-username = glance
-password = glance-pw
-interface = public
+$(authtoken glance)
 [paste_deploy]
 flavor = keystone
 config_file = /etc/glance/glance-api-paste.ini
@@ -258,18 +236,6 @@ endpoint network canopy "$canopy_url"
 secret="$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 echo "$secret" >"$work/metadata-secret"
 mkdir -p "$work/nova/instances" "$work/nova/lock"
-auth_section() {  # auth_section USER
-  cat <<CONF
-auth_type = password
-auth_url = $ks_url
-project_domain_name = Default
-user_domain_name = Default
-project_name = service
-username = $1
-password = $1-pw
-region_name = RegionOne
-CONF
-}
 cat >"$work/nova.conf" <<CONF
 [DEFAULT]
 host = compute1
@@ -296,10 +262,7 @@ api_paste_config = /etc/nova/api-paste.ini
 connection = $(pg nova_api)
 [database]
 connection = $(pg nova)
-[keystone_authtoken]
-www_authenticate_uri = $ks_url
-interface = public
-$(auth_section nova)
+$(authtoken nova)
 [placement]
 $(auth_section placement)
 valid_interfaces = public
