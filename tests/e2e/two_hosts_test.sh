@@ -86,6 +86,25 @@ frags_after="$(frag_creates h1) $(frag_creates h2)"
 send_blob "$tag-vm1" "$tag-vm2" "$vm2_ip" 5001
 send_blob "$tag-vm2" "$tag-vm1" "$vm1_ip" 5002
 
+# A UDP datagram larger than the MTU, fragmented by the guest's kernel:
+# the first fragment (whose UDP length is the whole datagram's) and the
+# later ones cross, and the receiving guest reassembles all 4000 bytes.
+in_ns "$tag-vm2" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 6000)); s.settimeout(15)
+print(len(s.recvfrom(65535)[0]))' >"$work/udp-big" 2>&1 &
+receiver=$!
+ready() { in_ns "$tag-vm2" ss -lun | grep -q ':6000 '; }
+retry 50 ready || fail "vm2's UDP receiver did not start"
+for _ in 1 2 3; do  # datagrams are not retried: send a few, one is enough
+  in_ns "$tag-vm1" python3 -c '
+import socket, sys
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x" * 4000, (sys.argv[1], 6000))' "$vm2_ip"
+done
+wait "$receiver" || fail "vm2 received no 4000-byte datagram: $(cat "$work/udp-big")"
+[ "$(cat "$work/udp-big")" = 4000 ] || fail "vm2 received $(cat "$work/udp-big") bytes, not 4000"
+
 # The agents count what they forwarded.
 status=$("$bin/canopy-agent" --run-dir "$work/h1" status)
 expect_in '"connected": true' "$status"

@@ -28,8 +28,12 @@ DropReason parseL4(std::span<const uint8_t> frame, ParsedPacket& p, uint8_t prot
     case ipproto::kUdp: {
       UdpHeader udp;
       if (!load(packet, offset, udp)) return DropReason::UdpTruncated;
+      // A first fragment's UDP length is the whole datagram's: at least
+      // what this fragment carries, more than it holds.
       size_t length = udp.length.host();
-      if (length < sizeof(UdpHeader) || packet.size() - offset < length) {
+      size_t here = packet.size() - offset;
+      if (length < sizeof(UdpHeader) ||
+          (k.ip_frag == Fragment::First ? length < here : length > here)) {
         return DropReason::UdpBadLength;
       }
       k.tp_src = udp.src_port.host();

@@ -116,6 +116,36 @@ TEST(PacketParser, FragmentsAreRecognised) {
   EXPECT_EQ(p.l4_offset, 0);
 }
 
+// A guest's 4000-byte datagram over a 1500-byte MTU: its first fragment's
+// UDP length is the whole datagram's, more than the fragment holds.
+TEST(PacketParser, AFirstFragmentsUdpLengthIsTheDatagrams) {
+  std::string data(1472, 'x');
+  auto first = PacketBuilder()
+                   .eth(kVm, kRouter)
+                   .ipv4(kVmIp, kOtherIp)
+                   .udp(4000, 5000)
+                   .payload(data)
+                   .fragment(0, true)
+                   .build();
+  auto with_length = [&](uint16_t length) {
+    auto f = first;
+    f[38] = static_cast<uint8_t>(length >> 8);  // UDP length, after Ethernet and IPv4
+    f[39] = static_cast<uint8_t>(length);
+    return f;
+  };
+  ParsedPacket p;
+  ASSERT_EQ(parseFrame(with_length(4008), p), DropReason::None);
+  EXPECT_EQ(p.key.ip_frag, Fragment::First);
+  EXPECT_EQ(p.key.tp_src, 4000);
+  EXPECT_EQ(p.key.tp_dst, 5000);
+  // Shorter than what the first fragment already carries: not a datagram.
+  EXPECT_EQ(parseFrame(with_length(100), p), DropReason::UdpBadLength);
+  // Unfragmented, the length must fit the packet as before.
+  auto whole = PacketBuilder().eth(kVm, kRouter).ipv4(kVmIp, kOtherIp).udp(1, 2).build();
+  whole[38] = 0x0f;
+  EXPECT_EQ(parseFrame(whole, p), DropReason::UdpBadLength);
+}
+
 TEST(PacketParser, Ipv6ExtensionHeadersAreWalked) {
   // Hop-by-hop (8 bytes) then UDP.
   auto frame = PacketBuilder().eth(kVm, kRouter).ipv6(v6(1), v6(2)).udp(5, 6).build();
