@@ -91,6 +91,30 @@ std::vector<uint8_t> tcpReset(std::span<const uint8_t> frame, const packet::Pars
   return b.build();
 }
 
+std::vector<uint8_t> neighborAdvertisement(const packet::ParsedPacket& p, const IpAddress& target,
+                                           MacAddress mac, bool router) {
+  const auto& k = p.key;
+  IpAddress asker{6, k.ip_src};
+  bool dad = asker.bytes == std::array<uint8_t, 16>{};
+  // ff02::1 and its MAC (RFC 2464) when the asker has no address yet.
+  IpAddress to = asker;
+  MacAddress to_mac = k.eth_src;
+  if (dad) {
+    to = IpAddress{6, {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}};
+    to_mac = MacAddress{{0x33, 0x33, 0, 0, 0, 1}};
+  }
+  uint16_t flags = static_cast<uint16_t>((router ? 0x8000 : 0) | (dad ? 0 : 0x4000) | 0x2000);
+  std::vector<uint8_t> body(target.bytes.begin(), target.bytes.end());
+  body.insert(body.end(), {2, 1});  // target link-layer address, 8 bytes
+  body.insert(body.end(), mac.bytes.begin(), mac.bytes.end());
+  return PacketBuilder()
+      .eth(mac, to_mac)
+      .ipv6(packet::Ipv6Address::of(target), packet::Ipv6Address::of(to), 255)
+      .icmp(136, 0, flags, 0)
+      .payload(body)
+      .build();
+}
+
 DhcpAnswer dhcpAnswer(const packet::DhcpMessage& m, const topology::Switch& sw,
                       const topology::Port& port, const topology::Subnet& subnet,
                       const IpAddress& address, uint32_t lease_seconds, const DhcpServerId& server,

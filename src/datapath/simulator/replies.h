@@ -22,6 +22,12 @@ namespace canopy::datapath::simulator {
 // An ARP reply to `request` saying its target address is at `mac`.
 std::vector<uint8_t> arpReply(std::span<const uint8_t> request, const packet::ParsedPacket& p,
                               packet::MacAddress mac);
+// The neighbour advertisement (RFC 4861 4.4) answering a neighbour
+// solicitation for `target`: `mac` in its target link-layer address option,
+// solicited and to the asker, or to all nodes when the asker had no address
+// yet (duplicate address detection); `router` sets the R flag.
+std::vector<uint8_t> neighborAdvertisement(const packet::ParsedPacket& p, const IpAddress& target,
+                                           packet::MacAddress mac, bool router);
 // A broadcast ARP request for `target`.
 std::vector<uint8_t> arpRequest(packet::MacAddress from_mac, packet::Ipv4Address from_ip,
                                 packet::Ipv4Address target);

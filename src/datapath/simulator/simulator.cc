@@ -219,6 +219,7 @@ class Walk {
     if (!p->admin_up) return drop(DropReason::PortDown);
     if (p->port_security && !portSecurity(*p)) return;
     if (key_.eth_type == ethertype::kArp) return arpFromPort(*sw, *p);
+    if (isNeighborSolicitation() && ndFromPort(*sw, *p)) return;
     if (isDhcpRequest() && dhcpServer(*sw, *p)) return;
     if (isMetadataRequest()) return toMetadata(*p);
     if (p->port_security && isIp(key_) && !securityGroups(*p, Direction::Egress)) return;
@@ -716,6 +717,51 @@ class Walk {
       }
     }
     switchFrame(sw, p.key);
+  }
+
+  // --- neighbour discovery (IPv6's ARP) ---
+
+  bool isNeighborSolicitation() const {
+    return key_.eth_type == ethertype::kIpv6 && key_.ip_proto == ipproto::kIcmpv6 &&
+           key_.tp_src == 135 && key_.tp_dst == 0;
+  }
+
+  // Answers a solicitation for an address this switch knows (another
+  // port's, a router interface's) as the ARP responder does; false when
+  // the solicitation goes on to the switch (an address it does not know,
+  // or the asker's own: duplicate address detection).
+  bool ndFromPort(const Switch& sw, const Port& p) {
+    noCache();
+    // RFC 4861 7.1.1: hop limit 255, and the target after the ICMPv6
+    // header's reserved word.
+    if (key_.ip_ttl != 255) return false;
+    if (parsed_.payload_offset + 16 > parsed_.l3_end) {
+      drop(DropReason::Icmpv6Truncated);
+      return true;
+    }
+    IpAddress target{6, {}};
+    std::copy_n(frame_.begin() + parsed_.payload_offset, 16, target.bytes.begin());
+    std::optional<MacAddress> answer;
+    bool router = false;
+    std::string owner;
+    if (const Port* o = t_.portByIp(sw.key, target); o != nullptr) {
+      if (o->key == p.key) return false;
+      tag(TagKind::Port, o->key);
+      answer = o->mac;
+      owner = portText(*o);
+    } else if (auto rp = t_.routerPortByIp(sw.key, target); rp && rp->interface != nullptr) {
+      tag(TagKind::Router, rp->router->key);
+      answer = rp->interface->mac;
+      router = true;
+      owner = routerText(*rp->router);
+    }
+    if (!answer) return false;
+    note([&] {
+      return "ND responder: " + target.toString() + " is at " + answer->toString() + " (" + owner +
+             ")";
+    });
+    emit(neighborAdvertisement(parsed_, target, *answer, router));
+    return true;
   }
 
   void arpFromUplink(const Switch& sw) {

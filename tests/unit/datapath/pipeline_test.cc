@@ -831,5 +831,65 @@ TEST_F(TwoWorkers, ANeighbourLearnedOnOneInvalidatesTheOthersCachedDecision) {
   EXPECT_EQ(destination(), moved);
 }
 
+// Neighbour discovery answered at the edge, as ARP is: a solicitation for
+// another port's address or the router's gets an advertisement from the
+// VM's own host (solicited, to the asker; R for the router); one for the
+// asker's own address (duplicate address detection) goes on unanswered.
+TEST_F(Pipeline, NeighborSolicitationsAreAnsweredAtTheEdge) {
+  auto p = parts();
+  p.ports.at(kVm1).ips.push_back(ip("fd00::5"));
+  p.ports.at(kVm2).ips.push_back(ip("fd00::6"));
+  p.routers.at(kRouter).interfaces.push_back({.port_key = 904,
+                                              .switch_key = kNet1,
+                                              .mac = mac(1, 3),
+                                              .ip = ip("fd00::1"),
+                                              .subnet = prefix("fd00::/64")});
+  world_.setTopology(p.builder(), 2);
+  auto solicit = [&](const char* from, const char* target, uint8_t hop_limit = 255) {
+    auto t = packet::Ipv6Address::of(ip(target));
+    std::vector<uint8_t> body(t.bytes.begin(), t.bytes.end());
+    body.insert(body.end(), {1, 1, 0xfa, 0x16, 0x3e, 0x00, 0x00, 0x01});  // source link-layer
+    auto solicited = ip("ff02::1:ff00:0");
+    std::copy_n(t.bytes.begin() + 13, 3, solicited.bytes.begin() + 13);
+    return PacketBuilder()
+        .eth(mac(0, 1), MacAddress{{0x33, 0x33, 0xff, t.bytes[13], t.bytes[14], t.bytes[15]}})
+        .ipv6(packet::Ipv6Address::of(ip(from)), packet::Ipv6Address::of(solicited), hop_limit)
+        .icmp(135, 0)
+        .payload(body)
+        .build();
+  };
+  auto port = world_.fromPort(kH1, kVm1, solicit("fd00::5", "fd00::6"));
+  ASSERT_TRUE(only(port, kH1, kVm1)) << (port.empty() ? "" : describeFrame(port[0].bytes));
+  auto na = parsed(port[0].bytes);
+  EXPECT_EQ(na.key.tp_src, 136);
+  EXPECT_EQ(na.key.eth_src, mac(0, 2));
+  EXPECT_EQ(na.key.eth_dst, mac(0, 1));
+  EXPECT_EQ(na.key.ip_ttl, 255);
+  EXPECT_EQ(IpAddress(6, na.key.ip_dst), ip("fd00::5"));
+  const auto& b = port[0].bytes;
+  EXPECT_EQ(b[na.l4_offset + 4], 0x60);  // solicited, override; not a router
+  EXPECT_TRUE(std::equal(b.end() - 6, b.end(), mac(0, 2).bytes.begin()));  // its MAC option
+
+  auto router = world_.fromPort(kH1, kVm1, solicit("fd00::5", "fd00::1"));
+  ASSERT_TRUE(only(router, kH1, kVm1));
+  EXPECT_EQ(router[0].bytes[parsed(router[0].bytes).l4_offset + 4], 0xe0);  // and R
+  EXPECT_EQ(parsed(router[0].bytes).key.eth_src, mac(1, 3));
+
+  // Duplicate address detection of another port's address: the answer goes
+  // to all nodes, unsolicited, and tells the guest its address is taken.
+  auto dad = world_.fromPort(kH1, kVm1, solicit("::", "fd00::6"));
+  ASSERT_TRUE(only(dad, kH1, kVm1));
+  EXPECT_EQ(IpAddress(6, parsed(dad[0].bytes).key.ip_dst), ip("ff02::1"));
+  EXPECT_EQ(dad[0].bytes[parsed(dad[0].bytes).l4_offset + 4], 0x20);
+  // Its own address: nothing answers at the edge; the solicitation floods.
+  for (const auto& r : world_.fromPort(kH1, kVm1, solicit("::", "fd00::5"))) {
+    EXPECT_NE(parsed(r.bytes).key.tp_src, 136) << describeFrame(r.bytes);
+  }
+  // Not a valid solicitation (hop limit not 255): not answered.
+  for (const auto& r : world_.fromPort(kH1, kVm1, solicit("fd00::5", "fd00::6", 64))) {
+    EXPECT_NE(parsed(r.bytes).key.tp_src, 136) << describeFrame(r.bytes);
+  }
+}
+
 }  // namespace
 }  // namespace canopy::datapath::testing
