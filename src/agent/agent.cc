@@ -10,8 +10,8 @@
 #include <sstream>
 
 #include "agent/status.h"
-#include "model/port.h"
 #include "datapath/packet/builder.h"
+#include "model/port.h"
 
 namespace canopy::agent {
 namespace {
@@ -269,7 +269,7 @@ void Agent::linkChanged(const std::string& interface) {
 }
 
 void Agent::autoBind() {
-  std::vector<std::pair<std::string, std::string>> to_bind;  // interface, port
+  std::vector<std::pair<std::string, std::string>> to_bind;    // interface, port
   std::vector<std::pair<std::string, std::string>> to_unbind;  // interface, port
   {
     MutexLock lock(mu_);

@@ -122,14 +122,13 @@ TEST_F(Handler, WhatTheServerSaysIsCachedForAWhile) {
 TEST_F(Handler, ProxiesToNovaWithTheHeadersNovaChecks) {
   std::mutex mu;
   HttpRequest seen;
-  auto nova = http::HttpServer::start({.address = "127.0.0.1", .port = 0},
-                                      [&](const HttpRequest& r) {
-                                        std::lock_guard lock(mu);
-                                        seen = r;
-                                        return HttpResponse{.status = 200,
-                                                            .body = "{\"from\": \"nova\"}",
-                                                            .content_type = "application/json"};
-                                      });
+  auto nova =
+      http::HttpServer::start({.address = "127.0.0.1", .port = 0}, [&](const HttpRequest& r) {
+        std::lock_guard lock(mu);
+        seen = r;
+        return HttpResponse{
+            .status = 200, .body = "{\"from\": \"nova\"}", .content_type = "application/json"};
+      });
   ASSERT_TRUE(nova);
   std::string url = "http://127.0.0.1:" + std::to_string((*nova)->port());
   auto h = make({.nova_url = url, .shared_secret = "s3cret"});

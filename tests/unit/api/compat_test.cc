@@ -541,10 +541,10 @@ TEST_F(CompatTest, InstanceMetadataIsCheckedAndKept) {
   EXPECT_EQ(r.body["port"]["instance_metadata"]["public_keys"]["k1"], "ssh-ed25519 AAAA a@b");
   std::string id = r.body["port"]["id"];
   EXPECT_EQ(port(net, "").body["port"]["instance_metadata"], Json::object());
-  for (const char* bad : {R"({"user_data": "not base64"})", R"({"user_data": "aGVsbG8"})",
-                          R"({"user_data": 5})", R"({"colour": "red"})",
-                          R"({"public_keys": {"k": "two\nlines"}})", R"({"public_keys": ["k"]})",
-                          R"({"name": 7})", R"("text")"}) {
+  for (const char* bad :
+       {R"({"user_data": "not base64"})", R"({"user_data": "aGVsbG8"})", R"({"user_data": 5})",
+        R"({"colour": "red"})", R"({"public_keys": {"k": "two\nlines"}})",
+        R"({"public_keys": ["k"]})", R"({"name": 7})", R"("text")"}) {
     SCOPED_TRACE(bad);
     expectError(call("PUT", "/v2.0/ports/" + id,
                      std::string(R"({"port": {"instance_metadata": )") + bad + "}}"),

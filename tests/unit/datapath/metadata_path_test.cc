@@ -25,8 +25,8 @@ using pipeline::Ingress;
 using pipeline::Outputs;
 using simulator::kMetadataAddress;
 using simulator::kMetadataMac;
-using simulator::MetadataPeer;
 using simulator::metadataAddressOf;
+using simulator::MetadataPeer;
 using simulator::metadataPeerOf;
 
 TEST(MetadataPeer, NamesAPortAndOneOfItsAddresses) {
@@ -47,7 +47,9 @@ TEST(MetadataPeer, NamesAPortAndOneOfItsAddresses) {
   EXPECT_FALSE(metadataPeerOf(kMetadataAddress));
 }
 
-Ipv4Address v4of(const std::array<uint8_t, 16>& a) { return Ipv4Address::of(a[0], a[1], a[2], a[3]); }
+Ipv4Address v4of(const std::array<uint8_t, 16>& a) {
+  return Ipv4Address::of(a[0], a[1], a[2], a[3]);
+}
 
 class MetadataPath : public ::testing::Test {
  protected:
@@ -129,8 +131,8 @@ TEST_F(MetadataPath, ARequestLeavesByTheMetadataInterfaceNamingItsPort) {
   }
   // A host without the service routes it like any other packet: never to a
   // metadata interface.
-  for (const auto& o : run(off_, Ingress::fromPort(kVm1),
-                           request(mac(0, 1), kRouterNet1Mac, "10.0.0.5"))) {
+  for (const auto& o :
+       run(off_, Ingress::fromPort(kVm1), request(mac(0, 1), kRouterNet1Mac, "10.0.0.5"))) {
     EXPECT_NE(o.kind, Outputs::Kind::Metadata);
   }
 }
@@ -158,16 +160,16 @@ TEST_F(MetadataPath, TheAnswerGoesToThePortAndAddressItsDestinationNames) {
 
 TEST_F(MetadataPath, OnlyThePortsOwnAddressesAreServed) {
   // Port security drops a spoofed source before the service sees it...
-  EXPECT_TRUE(run(dp_, Ingress::fromPort(kVm1), request(mac(0, 1), kMetadataMac, "10.0.0.6"))
-                  .empty());
+  EXPECT_TRUE(
+      run(dp_, Ingress::fromPort(kVm1), request(mac(0, 1), kMetadataMac, "10.0.0.6")).empty());
   EXPECT_EQ(last_.drop, DropReason::PortSecurityIp);
   // ...and without port security the service answers only the port's own
   // addresses, never another port's name.
   auto parts = TopologyParts::of(*dp_.topology());
   parts.ports.at(kVm1).port_security = false;
   dp_.setTopology(*parts.builder().build(2));
-  EXPECT_TRUE(run(dp_, Ingress::fromPort(kVm1), request(mac(0, 1), kMetadataMac, "10.0.0.6"))
-                  .empty());
+  EXPECT_TRUE(
+      run(dp_, Ingress::fromPort(kVm1), request(mac(0, 1), kMetadataMac, "10.0.0.6")).empty());
   EXPECT_EQ(last_.drop, DropReason::MetadataUnserved);
 }
 
@@ -202,8 +204,8 @@ TEST_F(MetadataPath, DhcpGivesTheRouteOnlyWithoutARouter) {
     return std::search(out[0].bytes.begin(), out[0].bytes.end(), route.begin(), route.end()) !=
            out[0].bytes.end();
   };
-  EXPECT_TRUE(has_route(dp_, kVmB, mac(0, 0x21)));   // net-b: no router
-  EXPECT_FALSE(has_route(dp_, kVm1, mac(0, 1)));     // net1: through its router
+  EXPECT_TRUE(has_route(dp_, kVmB, mac(0, 0x21)));    // net-b: no router
+  EXPECT_FALSE(has_route(dp_, kVm1, mac(0, 1)));      // net1: through its router
   EXPECT_FALSE(has_route(off_, kVmB, mac(0, 0x21)));  // no service on the host
 }
 
