@@ -207,7 +207,14 @@ Result<std::shared_ptr<const Topology>> TopologyBuilder::build(uint64_t version)
     auto claim = [&, key = key, &r = r](uint32_t sw, const MacAddress& mac,
                                         const std::vector<IpAddress>& ips,
                                         int index) -> Result<void> {
-      if (!t->router_by_mac_.emplace(std::pair{sw, mac}, std::pair{key, index}).second) {
+      auto [at, fresh] = t->router_by_mac_.emplace(std::pair{sw, mac}, std::pair{key, index});
+      // One router port with several addresses (two IPv6 subnets, or IPv4
+      // and IPv6 on one port) is one interface per address, one MAC: the
+      // first one answers for the MAC.
+      bool same_port = !fresh && at->second.first == key && index >= 0 && at->second.second >= 0 &&
+                       r.interfaces[static_cast<size_t>(at->second.second)].port_key ==
+                           r.interfaces[static_cast<size_t>(index)].port_key;
+      if (!fresh && !same_port) {
         return invalid("router " + r.id + ": MAC " + mac.toString() + " is taken on its switch");
       }
       for (const auto& ip : ips) {

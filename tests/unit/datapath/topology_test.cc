@@ -91,6 +91,37 @@ TEST(Topology, BadReferencesAreClearErrors) {
               "floating IP f2 is on unknown port 77");
 }
 
+// A router port with two addresses (IPv4 and IPv6 subnets on one port, as
+// Neutron makes them) is two interfaces with one MAC; two ports with one
+// MAC are refused.
+TEST(Topology, ARouterPortWithTwoAddressesIsTwoInterfacesWithOneMac) {
+  auto two = [](uint32_t second_port) {
+    TopologyBuilder b;
+    b.addSwitch({.key = 1, .id = "net"});
+    b.addRouter({.key = 20,
+                 .id = "router",
+                 .interfaces = {{.port_key = 12,
+                                 .switch_key = 1,
+                                 .mac = kRouterMac,
+                                 .ip = IpAddress::v4(10, 0, 0, 1),
+                                 .subnet = *IpPrefix::parse("10.0.0.0/24")},
+                                {.port_key = second_port,
+                                 .switch_key = 1,
+                                 .mac = kRouterMac,
+                                 .ip = *IpAddress::parse("fd00::1"),
+                                 .subnet = *IpPrefix::parse("fd00::/64")}}});
+    return b.build(1);
+  };
+  auto t = two(12);
+  ASSERT_TRUE(t) << t.error().toString();
+  const Router* router = nullptr;
+  EXPECT_NE((*t)->routerInterfaceOn(1, *IpAddress::parse("fd00::1"), &router), nullptr);
+  EXPECT_NE((*t)->routerInterfaceOn(1, IpAddress::v4(10, 0, 0, 1), &router), nullptr);
+  auto clash = two(13);
+  ASSERT_FALSE(clash);
+  EXPECT_NE(clash.error().message().find("is taken on its switch"), std::string::npos);
+}
+
 TEST(IpPrefix, ParsesAndContains) {
   auto p = IpPrefix::parse("fd00:20::/64");
   ASSERT_TRUE(p);
