@@ -21,6 +21,8 @@ packages=(
   openstack-dashboard chromium chromium-driver python3-selenium
   # end-to-end worlds: namespaces and the guests' tools
   iproute2 iputils-ping busybox ethtool tcpdump iperf3 netcat-openbsd nftables
+  # IPv6 guests: a DHCPv6 client and a router-solicitation tool (rdisc6)
+  isc-dhcp-client ndisc6
   # an FTP server for the conntrack helpers (tests/e2e/conntrack_helper_test.sh)
   python3-pyftpdlib
   # QEMU guests (tests/e2e/guest.sh): TCG, Debian's cloud kernel, a busybox initramfs

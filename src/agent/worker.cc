@@ -490,10 +490,23 @@ void Worker::sendTunnel(const Outputs::Item& item, std::span<uint8_t> bytes, Off
   tunnel.queue(item.remote, bytes);
 }
 
+void Worker::advertise() {
+  const auto* topology = datapath_ == nullptr ? nullptr : datapath_->topology();
+  if (options_.index != 0 || topology == nullptr) return;
+  std::vector<uint32_t> keys;
+  for (const auto& [key, b] : by_key_) keys.push_back(key);
+  for (const auto& due : advertisements_.due(*topology, keys, clock_.now())) {
+    Bound* b = by_key_.at(due.port);
+    sendFrame(*b->io, b, due.frame, Offload{});
+  }
+  flushSends();
+}
+
 void Worker::tick() {
   // Expired connections and SNAT mappings go (a bounded amount of work; with
   // one worker the shared state is this worker's alone, so it is done here).
   if (datapath_ != nullptr) datapath_->sweep();
+  advertise();
   // An owned tap deleted under the agent: reported once, its I/O let go.
   std::vector<std::string> gone;
   for (auto& [interface, b] : ports_) {

@@ -11,7 +11,8 @@
 //     batch;
 //   - commands (adopt an interface's I/O, drop one, the bound ports' keys,
 //     a frame to send out of an uplink), queued and read once per batch;
-//   - its stats, which it publishes every second.
+//   - its stats, which it publishes every second (when the first worker
+//     also sends the routers' periodic advertisements to the ports).
 //
 //   Worker w({.index = 0, ...}, plan, std::move(tunnels), std::move(uplinks));
 //   w.start();
@@ -36,6 +37,7 @@
 #include "base/mutex.h"
 #include "base/snapshot_cell.h"
 #include "datapath/pipeline/datapath.h"
+#include "datapath/simulator/advertisements.h"
 
 namespace canopy::agent {
 
@@ -163,6 +165,10 @@ class Worker {
   uint64_t generation_ = 0;
   std::shared_ptr<datapath::pipeline::SharedState> shared_;
   std::unique_ptr<datapath::pipeline::Datapath> datapath_;
+  // The routers' unsolicited advertisements to the bound ports (the first
+  // worker sends them).
+  datapath::simulator::AdvertisementSchedule advertisements_;
+  void advertise();
   std::vector<std::unique_ptr<TunnelIo>> tunnels_;
   std::vector<std::unique_ptr<PortIo>> uplinks_;
   struct Bound {

@@ -35,6 +35,8 @@ void put(pb::Switch* o, const topology::Switch& s) {
     if (sub.gateway) x->set_gateway(bytesOf(*sub.gateway));
     x->set_dhcp(sub.dhcp);
     for (const auto& d : sub.dns_servers) x->add_dns_servers(bytesOf(d));
+    x->set_ra_mode(static_cast<uint32_t>(sub.ra_mode));
+    x->set_address_mode(static_cast<uint32_t>(sub.address_mode));
     for (const auto& r : sub.host_routes) {
       auto* h = x->add_host_routes();
       put(h->mutable_destination(), r.destination);
@@ -188,6 +190,12 @@ Result<topology::Switch> from(const pb::Switch& o) {
   for (const auto& x : o.subnets()) {
     CANOPY_TRY(cidr, prefix(x.cidr(), "subnet"));
     topology::Subnet sub{.id = x.id(), .cidr = cidr, .dhcp = x.dhcp()};
+    constexpr auto kLastMode = static_cast<uint32_t>(topology::Ipv6Mode::Dhcpv6Stateful);
+    if (x.ra_mode() > kLastMode || x.address_mode() > kLastMode) {
+      return bad("subnet " + x.id() + ": unknown IPv6 mode");
+    }
+    sub.ra_mode = static_cast<topology::Ipv6Mode>(x.ra_mode());
+    sub.address_mode = static_cast<topology::Ipv6Mode>(x.address_mode());
     if (!x.gateway().empty()) {
       CANOPY_TRY(gw, ip(x.gateway(), "subnet gateway"));
       sub.gateway = gw;

@@ -37,6 +37,13 @@ std::optional<IpPrefix> parsePrefix(const std::string& text) {
   return IpPrefix{*ip, static_cast<uint8_t>(ip->family == 4 ? 32 : 128)};
 }
 
+topology::Ipv6Mode ipv6ModeOf(const std::string& mode) {
+  if (mode == "slaac") return topology::Ipv6Mode::Slaac;
+  if (mode == "dhcpv6-stateless") return topology::Ipv6Mode::Dhcpv6Stateless;
+  if (mode == "dhcpv6-stateful") return topology::Ipv6Mode::Dhcpv6Stateful;
+  return topology::Ipv6Mode::None;
+}
+
 bool boolAt(const Json& d, const char* key, bool fallback) {
   auto it = d.find(key);
   return it != d.end() && it->is_boolean() ? it->get<bool>() : fallback;
@@ -135,6 +142,10 @@ std::optional<topology::Switch> switchOf(const state::Tables& t, std::string_vie
     topology::Subnet out{.id = stringAt(*sub, "id"), .cidr = *cidr};
     if (auto gw = IpAddress::parse(stringAt(*sub, "gateway_ip"))) out.gateway = *gw;
     out.dhcp = boolAt(*sub, "enable_dhcp", true);
+    if (out.cidr.address.family == 6) {
+      out.ra_mode = ipv6ModeOf(stringAt(*sub, "ipv6_ra_mode"));
+      out.address_mode = ipv6ModeOf(stringAt(*sub, "ipv6_address_mode"));
+    }
     for (const auto& d : sub->value("dns_nameservers", Json::array())) {
       if (!d.is_string()) continue;
       if (auto ip = IpAddress::parse(d.get<std::string>())) out.dns_servers.push_back(*ip);

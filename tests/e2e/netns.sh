@@ -210,7 +210,9 @@ send_blob() {
   local from=$1 to=$2 address=$3 port=$4 bytes=${5:-4194304}
   local blob="$work/blob-$from-$port"
   head -c "$bytes" /dev/urandom >"$blob"
-  bg "$to" sh -c "exec nc -l -N $port >'$blob.received'"
+  local family=
+  case "$address" in *:*) family=-6 ;; esac
+  bg "$to" sh -c "exec nc $family -l -N $port >'$blob.received'"
   wait_listen "$to" "$port"
   in_ns "$from" nc -N -w 10 "$address" "$port" <"$blob" ||
     fail "TCP $from -> $address:$port: the transfer failed"

@@ -514,15 +514,22 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
               std::min(length, static_cast<size_t>(p.payload_offset - p.l3_offset) + segment_size_);
         }
         if (length <= a.mtu) break;
+        // IPv6 routers never fragment (RFC 8200 5): always "packet too big".
+        const bool v6 = p.key.eth_type == ethertype::kIpv6;
         packet::Ipv4Header ip{};
-        bool df = p.key.eth_type == ethertype::kIpv4 && packet::load(bytes, p.l3_offset, ip) &&
-                  (ip.flags_fragment.host() & packet::Ipv4Header::kDontFragment) != 0;
+        bool df =
+            v6 || (p.key.eth_type == ethertype::kIpv4 && packet::load(bytes, p.l3_offset, ip) &&
+                   (ip.flags_fragment.host() & packet::Ipv4Header::kDontFragment) != 0);
         if (!df) return fail(DropReason::TooBigToForward);
         if (trace != nullptr) {
-          trace->push_back("larger than the MTU " + std::to_string(a.mtu) +
-                           " with DF: ICMP fragmentation needed");
+          trace->push_back(
+              "larger than the MTU " + std::to_string(a.mtu) +
+              (v6 ? ": ICMPv6 packet too big" : " with DF: ICMP fragmentation needed"));
         }
-        auto reply = simulator::icmpError(bytes, p, a.eth_src, a.address, 3, 4, a.mtu);
+        if (a.from.family != (v6 ? 6 : 4)) return fail(DropReason::FragmentationNeeded);
+        auto reply = v6 ? simulator::icmpv6Error(bytes, p, a.eth_src, a.from, 2, 0, a.mtu)
+                        : simulator::icmpError(bytes, p, a.eth_src, packet::Ipv4Address::of(a.from),
+                                               3, 4, a.mtu);
         Action back{.kind = ActionKind::Emit};
         back.frame = std::move(reply);
         execute(simulator::Decision{.actions = {std::move(back)}}, ctx, pkt, out, nullptr, depth);

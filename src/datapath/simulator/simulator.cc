@@ -6,6 +6,7 @@
 
 #include "datapath/packet/builder.h"
 #include "datapath/packet/dhcp.h"
+#include "datapath/packet/dhcpv6.h"
 #include "datapath/simulator/replies.h"
 
 namespace canopy::datapath::simulator {
@@ -24,6 +25,8 @@ namespace ethertype = packet::ethertype;
 namespace ipproto = packet::ipproto;
 
 constexpr int kMaxRouterHops = 8;
+const IpAddress kAllNodes{6, {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}};
+const MacAddress kAllNodesMac{{0x33, 0x33, 0, 0, 0, 1}};
 
 bool isIp(const FlowKey& k) {
   return k.eth_type == ethertype::kIpv4 || k.eth_type == ethertype::kIpv6;
@@ -206,6 +209,27 @@ class Walk {
     return key_.eth_type == ethertype::kIpv4 && key_.ip_proto == ipproto::kUdp &&
            key_.tp_src == packet::dhcp::kClientPort && key_.tp_dst == packet::dhcp::kServerPort;
   }
+  bool isDhcpv6Request() const {
+    return key_.eth_type == ethertype::kIpv6 && key_.ip_proto == ipproto::kUdp &&
+           key_.tp_src == packet::dhcpv6::kClientPort && key_.tp_dst == packet::dhcpv6::kServerPort;
+  }
+  // A DHCP server's message (v4 or v6), which no port with port security sends.
+  bool isDhcpServerMessage() const {
+    if (key_.ip_proto != ipproto::kUdp) return false;
+    if (key_.eth_type == ethertype::kIpv4) {
+      return key_.tp_src == packet::dhcp::kServerPort && key_.tp_dst == packet::dhcp::kClientPort;
+    }
+    return key_.tp_src == packet::dhcpv6::kServerPort && key_.tp_dst == packet::dhcpv6::kClientPort;
+  }
+  bool isIcmpv6(uint16_t type) const {
+    return key_.eth_type == ethertype::kIpv6 && key_.ip_proto == ipproto::kIcmpv6 &&
+           key_.tp_src == type;
+  }
+  // Router and neighbour solicitations and advertisements, redirects.
+  bool isNeighborDiscovery() const {
+    return key_.eth_type == ethertype::kIpv6 && key_.ip_proto == ipproto::kIcmpv6 &&
+           key_.tp_src >= 133 && key_.tp_src <= 137;
+  }
 
   // --- stages ---
 
@@ -219,8 +243,14 @@ class Walk {
     if (!p->admin_up) return drop(DropReason::PortDown);
     if (p->port_security && !portSecurity(*p)) return;
     if (key_.eth_type == ethertype::kArp) return arpFromPort(*sw, *p);
+    if (isNeighborDiscovery() && key_.ip_ttl != 255) {
+      // RFC 4861 6.1, 7.1: not from a neighbour on the link.
+      return drop(DropReason::NdBadHopLimit);
+    }
     if (isNeighborSolicitation() && ndFromPort(*sw, *p)) return;
+    if (isRouterSolicitation() && routerSolicitation(*sw)) return;
     if (isDhcpRequest() && dhcpServer(*sw, *p)) return;
+    if (isDhcpv6Request() && dhcpv6Server(*sw, *p)) return;
     if (isMetadataRequest()) return toMetadata(*p);
     if (p->port_security && isIp(key_) && !securityGroups(*p, Direction::Egress)) return;
     sender_ = Sender{true, p->groups};
@@ -478,10 +508,10 @@ class Walk {
     bool allowed = ownsIp(p, key_.eth_src, s);
     if (!allowed && isDhcpRequest() && s == IpAddress::v4(0, 0, 0, 0)) allowed = true;
     if (!allowed && s.family == 6) {
-      // Link-local (fe80::/10) and the unspecified address of duplicate
-      // address detection.
-      allowed = (s.bytes[0] == 0xfe && (s.bytes[1] & 0xc0) == 0x80) ||
-                s.bytes == std::array<uint8_t, 16>{};
+      // The link-local address of the MAC (as Neutron), and the
+      // unspecified address of duplicate address detection and MLD.
+      allowed = s == linkLocalOf(key_.eth_src) ||
+                (s.bytes == std::array<uint8_t, 16>{} && key_.ip_proto == ipproto::kIcmpv6);
     }
     if (!allowed) {
       note([&] { return "port security: source " + s.toString() + " is not the port's"; });
@@ -492,7 +522,65 @@ class Walk {
       return "port security: source " + key_.eth_src.toString() + " " + s.toString() +
              " belongs to the port";
     });
+    // Only the routers and the DHCP servers of the network speak as such.
+    if (isIcmpv6(134)) {
+      note([] { return std::string("port security: a port does not advertise routes"); });
+      drop(DropReason::PortSecurityRouterAdvertisement);
+      return false;
+    }
+    if (isDhcpServerMessage()) {
+      note([] { return std::string("port security: a port is no DHCP server"); });
+      drop(DropReason::PortSecurityDhcpServer);
+      return false;
+    }
+    if (isIcmpv6(136)) return ownsAdvertisedTarget(p);
     return true;
+  }
+
+  // A neighbour advertisement speaks for its target: one of the port's
+  // addresses (or the link-local one of its MAC).
+  bool ownsAdvertisedTarget(const Port& p) {
+    noCache();  // the target is not in the flow key
+    if (parsed_.payload_offset == 0 || parsed_.payload_offset + 16 > parsed_.l3_end) {
+      drop(DropReason::Icmpv6Truncated);
+      return false;
+    }
+    IpAddress target{6, {}};
+    std::copy_n(frame_.begin() + parsed_.payload_offset, 16, target.bytes.begin());
+    if (ownsIp(p, key_.eth_src, target) || target == linkLocalOf(key_.eth_src)) return true;
+    note([&] { return "port security: advertises " + target.toString() + ", not the port's"; });
+    drop(DropReason::PortSecurityNeighborAdvertisement);
+    return false;
+  }
+
+  // Neutron's firewall lets these pass whatever the groups say: neighbour
+  // discovery and MLD (the link does not work without them), a router's
+  // advertisements, and DHCP between a port and its servers.
+  bool alwaysAllowed(Direction dir) const {
+    const bool in = dir == Direction::Ingress;
+    if (key_.eth_type == ethertype::kIpv6 && key_.ip_proto == ipproto::kIcmpv6) {
+      switch (key_.tp_src) {
+        case 130:  // MLD query
+        case 134:  // router advertisement
+          return in;
+        case 131:  // MLD report
+        case 133:  // router solicitation
+        case 143:  // MLDv2 report
+          return !in;
+        case 135:  // neighbour solicitation
+        case 136:  // neighbour advertisement
+          return true;
+        default:
+          return false;
+      }
+    }
+    if (key_.ip_proto != ipproto::kUdp) return false;
+    if (key_.eth_type == ethertype::kIpv4) {
+      return in ? key_.tp_src == packet::dhcp::kServerPort &&
+                      key_.tp_dst == packet::dhcp::kClientPort
+                : isDhcpRequest();
+    }
+    return in ? isDhcpServerMessage() : isDhcpv6Request();
   }
 
   bool ruleMatches(const Rule& r, Direction dir, const IpAddress& remote) {
@@ -532,6 +620,13 @@ class Walk {
       note([&] { return std::string("security groups (") + way + "): invalid for conntrack"; });
       drop(ctx_.ct_invalid != DropReason::None ? ctx_.ct_invalid : DropReason::ConntrackNotSyn);
       return false;
+    }
+    if (alwaysAllowed(dir)) {
+      note([&] {
+        return std::string("security groups (") + way + "): " + flowText(key_) +
+               " is always allowed (neighbour discovery, MLD, DHCP)";
+      });
+      return true;
     }
     IpAddress remote = dir == Direction::Ingress ? src() : dst();
     for (uint32_t gk : p.groups) {
@@ -732,10 +827,8 @@ class Walk {
   // or the asker's own: duplicate address detection).
   bool ndFromPort(const Switch& sw, const Port& p) {
     noCache();
-    // RFC 4861 7.1.1: hop limit 255, and the target after the ICMPv6
-    // header's reserved word.
-    if (key_.ip_ttl != 255) return false;
-    if (parsed_.payload_offset + 16 > parsed_.l3_end) {
+    // RFC 4861 4.3: the target after the ICMPv6 header's reserved word.
+    if (parsed_.payload_offset == 0 || parsed_.payload_offset + 16 > parsed_.l3_end) {
       drop(DropReason::Icmpv6Truncated);
       return true;
     }
@@ -754,6 +847,18 @@ class Walk {
       answer = rp->interface->mac;
       router = true;
       owner = routerText(*rp->router);
+    } else if (isLinkLocal(target)) {
+      // A router interface's link-local address (the next hop its
+      // advertisements give).
+      for (const auto& [rk, r] : t_.routers()) {
+        for (const auto& i : r.interfaces) {
+          if (i.switch_key != sw.key || linkLocalOf(i.mac) != target) continue;
+          tag(TagKind::Router, rk);
+          answer = i.mac;
+          router = true;
+          owner = routerText(r);
+        }
+      }
     }
     if (!answer) return false;
     note([&] {
@@ -761,6 +866,30 @@ class Walk {
              ")";
     });
     emit(neighborAdvertisement(parsed_, target, *answer, router));
+    return true;
+  }
+
+  bool isRouterSolicitation() const { return isIcmpv6(133); }
+
+  // The advertisements of the routers on this switch, to the soliciting
+  // port (RFC 4861 6.2.6); false when none advertises here, so that the
+  // solicitation goes on to the switch (a router among the ports).
+  bool routerSolicitation(const Switch& sw) {
+    noCache();
+    auto advertisers = advertisersOn(t_, sw);
+    if (advertisers.empty()) return false;
+    IpAddress from = src();
+    bool unspecified = from.bytes == std::array<uint8_t, 16>{};
+    for (const auto& a : advertisers) {
+      tag(TagKind::Router, a.router);
+      note([&] {
+        std::string prefixes;
+        for (const auto* s : a.subnets) prefixes += " " + s->cidr.toString();
+        return "router advertisement from " + linkLocalOf(a.mac).toString() + ":" + prefixes;
+      });
+      emit(routerAdvertisement(sw, a.mac, a.subnets, unspecified ? kAllNodesMac : key_.eth_src,
+                               unspecified ? kAllNodes : from));
+    }
     return true;
   }
 
@@ -839,16 +968,64 @@ class Walk {
     return true;
   }
 
+  // Answers a client's DHCPv6 message when the port has an address in a
+  // DHCP-enabled IPv6 subnet whose address mode is DHCPv6 (stateful: the
+  // address is served; stateless: the rest); false otherwise.
+  bool dhcpv6Server(const Switch& sw, const Port& p) {
+    using topology::Ipv6Mode;
+    const topology::Subnet* served = nullptr;
+    std::vector<IpAddress> addresses, dns;
+    for (const auto& s : sw.subnets) {
+      if (s.cidr.address.family != 6 || !s.dhcp ||
+          (s.address_mode != Ipv6Mode::Dhcpv6Stateful &&
+           s.address_mode != Ipv6Mode::Dhcpv6Stateless)) {
+        continue;
+      }
+      bool mine = false;
+      for (const auto& ip : p.ips) {
+        if (!s.cidr.contains(ip)) continue;
+        mine = true;
+        if (s.address_mode == Ipv6Mode::Dhcpv6Stateful) addresses.push_back(ip);
+      }
+      if (!mine) continue;
+      if (served == nullptr) served = &s;
+      for (const auto& d : s.dns_servers) {
+        if (std::find(dns.begin(), dns.end(), d) == dns.end()) dns.push_back(d);
+      }
+    }
+    if (served == nullptr) return false;
+    noCache();
+    packet::Dhcpv6Message m;
+    auto udp = frame_.subspan(parsed_.payload_offset, parsed_.l3_end - parsed_.payload_offset);
+    if (auto why = packet::parseDhcpv6(udp, m); why != DropReason::None) {
+      drop(why);
+      return true;
+    }
+    MacAddress mac = serverMac(sw, *served);
+    const std::string& domain = p.dhcp_domain.empty() ? sw.dns_domain : p.dhcp_domain;
+    Dhcpv6Answer answer =
+        dhcpv6Answer(m, parsed_, mac, addresses, dns, domain, host_.dhcp_lease_seconds);
+    note([&] { return "DHCPv6 server: " + answer.summary; });
+    if (!answer.frame.empty()) emit(std::move(answer.frame));
+    return true;
+  }
+
+  MacAddress serverMac(const Switch& sw, const topology::Subnet& s) {
+    if (s.gateway) {
+      if (auto rp = t_.routerPortByIp(sw.key, *s.gateway); rp && rp->interface != nullptr) {
+        tag(TagKind::Router, rp->router->key);
+        return rp->interface->mac;
+      }
+    }
+    return MacAddress{{0x02, 0x00, 0x5e, 0x00, 0x00, 0x01}};
+  }
+
   // The DHCP server's identity on a subnet: its router interface (whose
   // address also answers ARP), or a fixed local MAC with the gateway address.
   DhcpServerId server(const Switch& sw, const topology::Subnet& s) {
-    DhcpServerId id{MacAddress{{0x02, 0x00, 0x5e, 0x00, 0x00, 0x01}}, Ipv4Address{}};
+    DhcpServerId id{serverMac(sw, s), Ipv4Address{}};
     if (s.gateway) {
       id.address = toV4(*s.gateway);
-      if (auto rp = t_.routerPortByIp(sw.key, *s.gateway); rp && rp->interface != nullptr) {
-        tag(TagKind::Router, rp->router->key);
-        id.mac = rp->interface->mac;
-      }
     } else {
       IpAddress first = s.cidr.address;
       first.bytes[3] = static_cast<uint8_t>(first.bytes[3] | 1);
@@ -929,6 +1106,39 @@ class Walk {
     return best;
   }
 
+  // The router's address that errors about a packet come from: its
+  // address of the packet's family on the interface it came in by (or the
+  // gateway); for IPv6 without one, the interface's link-local address.
+  IpAddress routerSource(const Router& r, const RouterInterface* in, const MacAddress& in_mac) {
+    const uint8_t family = key_.eth_type == ethertype::kIpv6 ? 6 : 4;
+    if (in != nullptr) {
+      for (const auto& i : r.interfaces) {
+        if (i.port_key == in->port_key && i.ip.family == family) return i.ip;
+      }
+    } else if (r.gateway) {
+      for (const auto& ip : r.gateway->ips) {
+        if (ip.family == family) return ip;
+      }
+    }
+    return family == 6 ? linkLocalOf(in_mac) : IpAddress{};
+  }
+
+  // An ICMP error back to the sender: `v4` (type, code) for IPv4, `v6` for
+  // IPv6, never about an ICMP error (RFC 1812 4.3.2.7, RFC 4443 2.4 (e)).
+  struct IcmpKind {
+    uint8_t type;
+    uint8_t code;
+  };
+  void icmpBack(const MacAddress& in_mac, const IpAddress& from, IcmpKind v4, IcmpKind v6) {
+    if (key_.eth_type == ethertype::kIpv4 && from.family == 4) {
+      if (key_.ip_proto == ipproto::kIcmp && key_.tp_src != 0 && key_.tp_src != 8) return;
+      emit(icmpError(frame_, parsed_, in_mac, toV4(from), v4.type, v4.code, 0));
+    } else if (key_.eth_type == ethertype::kIpv6 && from.family == 6) {
+      if (key_.ip_proto == ipproto::kIcmpv6 && key_.tp_src < 128) return;
+      emit(icmpv6Error(frame_, parsed_, in_mac, from, v6.type, v6.code, 0));
+    }
+  }
+
   bool isRouterAddress(const Router& r, const IpAddress& ip) const {
     for (const auto& i : r.interfaces) {
       if (i.ip == ip) return true;
@@ -945,25 +1155,27 @@ class Walk {
     if (!isIp(key_)) return drop(DropReason::RouterNotIp);
     const MacAddress in_mac = in != nullptr ? in->mac : r.gateway->mac;
     IpAddress to = dst();
-    if (isRouterAddress(r, to)) return routerAddress(r, in_mac, to);
-    IpAddress in_ip =
-        in != nullptr ? in->ip : (r.gateway->ips.empty() ? IpAddress{} : r.gateway->ips.front());
+    if (isRouterAddress(r, to) || (in != nullptr && to == linkLocalOf(in_mac))) {
+      return routerAddress(r, in_mac, to);
+    }
+    const IpAddress in_ip = routerSource(r, in, in_mac);
+    if (isLinkLocal(to) || isLinkLocal(src())) {
+      // RFC 4291 2.5.6: not beyond the link.
+      note([&] { return routerText(r) + ": link-local addresses are not routed"; });
+      return drop(DropReason::NoRoute);
+    }
     if (key_.ip_ttl <= 1) {
       note([&] {
         return routerText(r) + ": TTL expired, ICMP time exceeded from " + in_ip.toString();
       });
-      if (key_.eth_type == ethertype::kIpv4 && in_ip.family == 4) {
-        emit(icmpError(frame_, parsed_, in_mac, toV4(in_ip), 11, 0, 0));
-      }
+      icmpBack(in_mac, in_ip, {11, 0}, {3, 0});
       noCache();
       return drop(DropReason::TtlExceeded);
     }
     auto choice = lookupRoute(r, to);
     if (!choice) {
       note([&] { return routerText(r) + ": no route to " + to.toString(); });
-      if (key_.eth_type == ethertype::kIpv4 && in_ip.family == 4) {
-        emit(icmpError(frame_, parsed_, in_mac, toV4(in_ip), 3, 0, 0));
-      }
+      icmpBack(in_mac, in_ip, {3, 0}, {1, 0});
       noCache();
       return drop(DropReason::NoRoute);
     }
@@ -986,9 +1198,7 @@ class Walk {
     const Port* d = t_.portByIp(sw->key, choice->nexthop);
     if (d == nullptr) {
       note([&] { return switchText(*sw) + ": no port has " + choice->nexthop.toString(); });
-      if (key_.eth_type == ethertype::kIpv4 && in_ip.family == 4) {
-        emit(icmpError(frame_, parsed_, in_mac, toV4(in_ip), 3, 1, 0));
-      }
+      icmpBack(in_mac, in_ip, {3, 1}, {1, 3});
       noCache();
       return drop(DropReason::HostUnreachable);
     }
@@ -1113,17 +1323,16 @@ class Walk {
   // A packet for the router itself: echo replies, unreachable ports.
   void routerAddress(const Router& r, const MacAddress& in_mac, const IpAddress& to) {
     noCache();
-    if (key_.eth_type == ethertype::kIpv4 && key_.ip_proto == ipproto::kIcmp && key_.tp_src == 8) {
+    if ((key_.ip_proto == ipproto::kIcmp && key_.tp_src == 8) || isIcmpv6(128)) {
       note([&] { return routerText(r) + ": echo reply from " + to.toString(); });
       return emit(echoReply(frame_, parsed_, in_mac));
     }
-    if (key_.eth_type == ethertype::kIpv4 && key_.ip_proto == ipproto::kUdp) {
+    if (key_.ip_proto == ipproto::kUdp) {
       note([&] { return routerText(r) + ": no service on udp " + std::to_string(key_.tp_dst); });
-      emit(icmpError(frame_, parsed_, in_mac, toV4(to), 3, 3, 0));
+      icmpBack(in_mac, to, {3, 3}, {1, 4});
       return drop(DropReason::RouterAddressNotServed);
     }
-    if (key_.eth_type == ethertype::kIpv4 && key_.ip_proto == ipproto::kTcp &&
-        (key_.tcp_flags & packet::TcpHeader::kRst) == 0) {
+    if (key_.ip_proto == ipproto::kTcp && (key_.tcp_flags & packet::TcpHeader::kRst) == 0) {
       note([&] {
         return routerText(r) + ": no service on tcp " + std::to_string(key_.tp_dst) + ", reset";
       });
@@ -1141,7 +1350,7 @@ class Walk {
     Action& a = act(ActionKind::CheckMtu);
     a.mtu = out.mtu;
     a.eth_src = in_mac;
-    if (in_ip.family == 4) a.address = toV4(in_ip);
+    a.from = in_ip;
   }
   void decrementTtl() {
     act(ActionKind::DecrementTtl);

@@ -144,7 +144,8 @@ enum class ActionKind : uint8_t {
   CtCommit,      // commit the connection in the stage port's zone
   SetEth,        // source and destination MAC
   DecrementTtl,  // IPv4 TTL (with checksum) or IPv6 hop limit
-  CheckMtu,      // too big with DF: ICMP fragmentation needed from `address`, back to the sender
+  CheckMtu,      // too big (IPv4 with DF, any IPv6): ICMP fragmentation needed or packet
+                 // too big from `from`, back to the sender
   Nat,           // stateless: `side` address becomes `address` (floating IPs)
   Snat,          // stateful masquerade as `address` (router SNAT on the gateway host)
   LocalIpDnat,   // stateful: the destination (a local IP) becomes `address`, replies remembered
@@ -165,6 +166,7 @@ struct Action {
   MacAddress eth_src{};
   MacAddress eth_dst{};
   Ipv4Address address{};
+  IpAddress from{};  // CheckMtu: the router's address that the error comes from
   uint16_t mtu = 0;
   uint32_t port = 0;
   uint32_t host = 0;

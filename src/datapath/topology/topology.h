@@ -46,6 +46,11 @@ struct HostRoute {
   friend bool operator==(const HostRoute&, const HostRoute&) = default;
 };
 
+// How an IPv6 subnet's hosts configure themselves (Neutron's ipv6_ra_mode
+// and ipv6_address_mode): by router advertisements alone (SLAAC), SLAAC and
+// DHCPv6 for the rest (stateless), or their address by DHCPv6 (stateful).
+enum class Ipv6Mode : uint8_t { None, Slaac, Dhcpv6Stateless, Dhcpv6Stateful };
+
 struct Subnet {
   std::string id{};
   IpPrefix cidr{};
@@ -53,6 +58,10 @@ struct Subnet {
   bool dhcp = true;
   std::vector<IpAddress> dns_servers{};
   std::vector<HostRoute> host_routes{};
+  // Router advertisements from the subnet's router interface (None: none,
+  // another router advertises); how DHCPv6 serves it (None or Slaac: not).
+  Ipv6Mode ra_mode = Ipv6Mode::None;
+  Ipv6Mode address_mode = Ipv6Mode::None;
 
   friend bool operator==(const Subnet&, const Subnet&) = default;
 };
