@@ -1,7 +1,8 @@
 // Fuzzes one host's whole datapath (parser, tunnels, conntrack, flow cache,
-// simulator, NAT, generated replies, the metadata service's path) on the test scenario's topology
-// (testing/datapath_scenario.h). An input is up to four segments separated
-// by the bytes ff fe; a segment's first byte says where the rest comes in:
+// simulator, NAT, generated replies, the metadata service's path, IPv6's
+// neighbour discovery, router advertisements and DHCPv6) on the test
+// scenario's topology with IPv6 (testing/datapath_scenario.h). An input is up to four segments
+// separated by the bytes ff fe; a segment's first byte says where the rest comes in:
 //
 //   bit 7      the host: h1 (vm1, vm3, vm5, vmb; vm3's floating IP) or h2
 //              (vm2; the router's gateway, with SNAT)
@@ -42,8 +43,14 @@ using namespace dp::testing::world;
 
 constexpr size_t kMaxSegments = 4;
 
+// The scenario with its IPv6 subnets (router advertisements, DHCPv6,
+// neighbour discovery, ICMPv6 from the router).
 const std::shared_ptr<const dp::topology::Topology>& scenarioTopology() {
-  static const auto topology = *dp::testing::scenario().build(1);
+  static const auto topology = [] {
+    auto parts = dp::testing::TopologyParts::of(**dp::testing::scenario().build(1));
+    dp::testing::addIpv6(parts);
+    return *parts.builder().build(1);
+  }();
   return topology;
 }
 

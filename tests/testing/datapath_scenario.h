@@ -197,4 +197,47 @@ struct TopologyParts {
   }
 };
 
+// IPv6 beside the scenario's IPv4: net1 gets fd00:1::/64 (SLAAC, a DNS
+// server), net2 fd00:2::/64 (DHCPv6-stateful, same server); r1 an
+// interface on each, on its IPv4 ports (one MAC); vm1, vm2 fd00:1::5, ::6,
+// vm3 fd00:2::5; the default group IPv6 rules as Neutron's, web ICMPv6 in.
+inline void addIpv6(TopologyParts& p) {
+  using namespace world;
+  using topology::Ipv6Mode;
+  p.switches.at(kNet1).subnets.push_back({.id = "subnet1-v6",
+                                          .cidr = prefix("fd00:1::/64"),
+                                          .gateway = ip("fd00:1::1"),
+                                          .dns_servers = {ip("fd00::53")},
+                                          .ra_mode = Ipv6Mode::Slaac,
+                                          .address_mode = Ipv6Mode::Slaac});
+  p.switches.at(kNet2).subnets.push_back({.id = "subnet2-v6",
+                                          .cidr = prefix("fd00:2::/64"),
+                                          .gateway = ip("fd00:2::1"),
+                                          .dns_servers = {ip("fd00::53")},
+                                          .ra_mode = Ipv6Mode::Dhcpv6Stateful,
+                                          .address_mode = Ipv6Mode::Dhcpv6Stateful});
+  p.routers.at(kRouter).interfaces.push_back({.port_key = 901,
+                                              .switch_key = kNet1,
+                                              .mac = kRouterNet1Mac,
+                                              .ip = ip("fd00:1::1"),
+                                              .subnet = prefix("fd00:1::/64")});
+  p.routers.at(kRouter).interfaces.push_back({.port_key = 902,
+                                              .switch_key = kNet2,
+                                              .mac = kRouterNet2Mac,
+                                              .ip = ip("fd00:2::1"),
+                                              .subnet = prefix("fd00:2::/64")});
+  p.ports.at(kVm1).ips.push_back(ip("fd00:1::5"));
+  p.ports.at(kVm2).ips.push_back(ip("fd00:1::6"));
+  p.ports.at(kVm3).ips.push_back(ip("fd00:2::5"));
+  using topology::Direction;
+  using topology::Rule;
+  auto& def = p.groups.at(kDefault).rules;
+  def.push_back({.id = "v6-egress", .direction = Direction::Egress, .family = 6});
+  def.push_back(
+      {.id = "v6-ingress", .direction = Direction::Ingress, .family = 6, .remote_group = kDefault});
+  auto& web = p.groups.at(kWeb).rules;
+  web.push_back({.id = "v6-icmp", .direction = Direction::Ingress, .family = 6, .protocol = 58});
+  web.push_back({.id = "v6-web-egress", .direction = Direction::Egress, .family = 6});
+}
+
 }  // namespace canopy::datapath::testing

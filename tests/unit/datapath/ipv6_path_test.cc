@@ -51,46 +51,10 @@ std::vector<std::vector<uint8_t>> raOptions(const std::vector<uint8_t>& frame, u
 
 class Ipv6Path : public ::testing::Test {
  protected:
-  // net1 gets fd00:1::/64 (SLAAC, a DNS server), net2 fd00:2::/64
-  // (DHCPv6-stateful); r1 has an interface on each, on its IPv4 ports.
+  // The scenario with IPv6 (testing/datapath_scenario.h, addIpv6).
   void SetUp() override {
     auto p = TopologyParts::of(**scenario().build(1));
-    p.switches.at(kNet1).subnets.push_back({.id = "subnet1-v6",
-                                            .cidr = prefix("fd00:1::/64"),
-                                            .gateway = ip("fd00:1::1"),
-                                            .dns_servers = {ip("fd00::53")},
-                                            .ra_mode = Ipv6Mode::Slaac,
-                                            .address_mode = Ipv6Mode::Slaac});
-    p.switches.at(kNet2).subnets.push_back({.id = "subnet2-v6",
-                                            .cidr = prefix("fd00:2::/64"),
-                                            .gateway = ip("fd00:2::1"),
-                                            .dns_servers = {ip("fd00::53")},
-                                            .ra_mode = Ipv6Mode::Dhcpv6Stateful,
-                                            .address_mode = Ipv6Mode::Dhcpv6Stateful});
-    p.routers.at(kRouter).interfaces.push_back({.port_key = 901,
-                                                .switch_key = kNet1,
-                                                .mac = kRouterNet1Mac,
-                                                .ip = ip("fd00:1::1"),
-                                                .subnet = prefix("fd00:1::/64")});
-    p.routers.at(kRouter).interfaces.push_back({.port_key = 902,
-                                                .switch_key = kNet2,
-                                                .mac = kRouterNet2Mac,
-                                                .ip = ip("fd00:2::1"),
-                                                .subnet = prefix("fd00:2::/64")});
-    p.ports.at(kVm1).ips.push_back(ip("fd00:1::5"));
-    p.ports.at(kVm2).ips.push_back(ip("fd00:1::6"));
-    p.ports.at(kVm3).ips.push_back(ip("fd00:2::5"));
-    using topology::Direction;
-    using topology::Rule;
-    auto& def = p.groups.at(kDefault).rules;
-    def.push_back({.id = "v6-egress", .direction = Direction::Egress, .family = 6});
-    def.push_back({.id = "v6-ingress",
-                   .direction = Direction::Ingress,
-                   .family = 6,
-                   .remote_group = kDefault});
-    auto& web = p.groups.at(kWeb).rules;
-    web.push_back({.id = "v6-icmp", .direction = Direction::Ingress, .family = 6, .protocol = 58});
-    web.push_back({.id = "v6-web-egress", .direction = Direction::Egress, .family = 6});
+    addIpv6(p);
     world_.setTopology(p.builder(), 2);
   }
 
