@@ -130,6 +130,7 @@ void put(pb::Router* o, const topology::Router& r) {
     g->set_snat(r.gateway->snat);
     g->set_host(r.gateway->host);
     if (r.gateway->nexthop) g->set_nexthop(bytesOf(*r.gateway->nexthop));
+    if (r.gateway->nexthop6) g->set_nexthop6(bytesOf(*r.gateway->nexthop6));
   }
 }
 
@@ -330,6 +331,10 @@ Result<topology::Router> from(const pb::Router& o) {
     if (!x.nexthop().empty()) {
       CANOPY_TRY(h, ip(x.nexthop(), "gateway next hop"));
       g.nexthop = h;
+    }
+    if (!x.nexthop6().empty()) {
+      CANOPY_TRY(h, ip(x.nexthop6(), "gateway IPv6 next hop"));
+      g.nexthop6 = h;
     }
     r.gateway = std::move(g);
   }

@@ -263,9 +263,9 @@ std::optional<topology::Router> routerOf(const state::Tables& t, std::string_vie
         if (!ip) continue;
         gw.ips.push_back(*ip);
         for (const auto& sub : s->subnets) {
-          if (!gw.nexthop && sub.id == stringAt(f, "subnet_id") && sub.gateway && ip->family == 4) {
-            gw.nexthop = sub.gateway;
-          }
+          if (sub.id != stringAt(f, "subnet_id") || !sub.gateway) continue;
+          auto& hop = ip->family == 6 ? gw.nexthop6 : gw.nexthop;
+          if (!hop) hop = sub.gateway;
         }
       }
       auto info = r->find("external_gateway_info");

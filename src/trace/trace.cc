@@ -110,8 +110,9 @@ class Cloud {
       // External next hops: agents learn them by ARP; the trace puts a
       // placeholder in their place.
       for (const auto& [rk, r] : (*built)->routers()) {
-        if (r.gateway && r.gateway->nexthop) {
-          dp.learnNeighbor(r.gateway->switch_key, *r.gateway->nexthop, kPlaceholderMac);
+        if (!r.gateway) continue;
+        for (const auto& hop : {r.gateway->nexthop, r.gateway->nexthop6}) {
+          if (hop) dp.learnNeighbor(r.gateway->switch_key, *hop, kPlaceholderMac);
         }
       }
       hosts_[c.key] = Host{.name = c.agent.host,

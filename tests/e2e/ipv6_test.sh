@@ -12,6 +12,9 @@
 #    address and link-local one answering, hop limit expiry answered with
 #    time exceeded, a guest with a larger MTU told "packet too big" and
 #    then its TCP crossing by path MTU discovery;
+#  - an external IPv6 network through the router's gateway (on h2), not
+#    translated: VMs on both hosts reach a server outside and are reached
+#    from it; the next hop's MAC learned by neighbour discovery;
 #  - port security: a spoofed source address and a rogue router
 #    advertisement are dropped and counted.
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,8 +29,12 @@ start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen
 make_underlay
 add_host h1 192.168.77.1
 add_host h2 192.168.77.2
-start_agent h1 192.168.77.1
-start_agent h2 192.168.77.2
+make_external
+add_uplink h1
+add_uplink h2
+add_outside 2001:db8:1::1/64
+start_agent h1 192.168.77.1 --uplink physnet1=ext0
+start_agent h2 192.168.77.2 --uplink physnet1=ext0 --gateway
 
 router=$(api POST /v2.0/routers '{"router": {"name": "r6"}}' | field 'd["router"]["id"]')
 declare -A nets subnets
@@ -152,6 +159,34 @@ in_ns "$tag-vm1" ping -6 -c 1 -W 2 -s 1440 "${ips[vm2]}" >"$work/ping" ||
 # A fresh TCP connection sized by the link's 1500 until told otherwise.
 in_ns "$tag-vm1" ip -6 route flush cache
 send_blob "$tag-vm1" "$tag-vm2" "${ips[vm2]}" 5002 1048576
+
+# --- the external network, routed ---
+public=$(admin POST /v2.0/networks '{"network": {"name": "public6", "router:external": true,
+  "provider:network_type": "flat", "provider:physical_network": "physnet1"}}' |
+  field 'd["network"]["id"]')
+admin POST /v2.0/subnets '{"subnet": {"network_id": "'"$public"'", "ip_version": 6,
+  "cidr": "2001:db8:1::/64", "gateway_ip": "2001:db8:1::1", "enable_dhcp": false}}' >/dev/null
+gw6=$(api PUT "/v2.0/routers/$router" '{"router": {"external_gateway_info":
+  {"network_id": "'"$public"'"}}}' |
+  field 'd["router"]["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]')
+in_ns "$outside" ip -6 route add fd00::/16 via "$gw6"
+sg=$(api GET "/v2.0/security-groups?name=default" | field 'd["security_groups"][0]["id"]')
+api POST /v2.0/security-group-rules '{"security_group_rule": {"security_group_id": "'"$sg"'",
+  "direction": "ingress", "ethertype": "IPv6", "protocol": "ipv6-icmp"}}' >/dev/null
+for v in vm1 vm2; do
+  retry 10 in_ns "$tag-$v" ping -6 -c 1 -W 1 2001:db8:1::1 ||
+    fail "$v cannot reach outside: $(in_ns "$tag-$v" ping -6 -c 1 -W 1 2001:db8:1::1)"
+  retry 10 in_ns "$outside" ping -6 -c 1 -W 1 "${ips[$v]}" ||
+    fail "outside cannot reach $v (${ips[$v]})"
+done
+bg "$outside" sh -c "exec nc -6 -lknv 9000 >'$work/seen' 2>&1"
+wait_listen "$outside" 9000
+in_ns "$tag-vm2" sh -c "echo hello | nc -6 -N -w 2 2001:db8:1::1 9000" || fail "vm2: tcp to outside"
+seen() { grep -q "Connection received on ${ips[vm2]} " "$work/seen"; }
+retry 5 seen || fail "outside saw another source than vm2's own address: $(cat "$work/seen")"
+send_blob "$tag-vm1" "$outside" 2001:db8:1::1 9001 1048576
+in_ns "$outside" ip -6 neigh show "$gw6" | grep -q lladdr ||
+  fail "outside did not resolve the gateway: $(in_ns "$outside" ip -6 neigh)"
 
 # --- port security ---
 in_ns "$tag-vm1" ip -6 addr add fd00:a::99/64 dev eth0 nodad

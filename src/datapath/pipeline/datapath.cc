@@ -33,6 +33,24 @@ bool isIp(const packet::FlowKey& k) {
   return k.eth_type == ethertype::kIpv4 || k.eth_type == ethertype::kIpv6;
 }
 
+// Whose MAC a neighbour discovery message from outside says: a
+// solicitation's sender, an advertisement's target (RFC 4861 7.2.5); none
+// for anything else or an unspecified address.
+std::optional<IpAddress> ndSpeaker(std::span<const uint8_t> bytes, const packet::ParsedPacket& p) {
+  const auto& k = p.key;
+  if (k.eth_type != ethertype::kIpv6 || k.ip_proto != packet::ipproto::kIcmpv6 || k.ip_ttl != 255 ||
+      (k.tp_src != 135 && k.tp_src != 136)) {
+    return std::nullopt;
+  }
+  IpAddress who{6, k.ip_src};
+  if (k.tp_src == 136) {
+    if (p.payload_offset == 0 || p.payload_offset + 16 > p.l3_end) return std::nullopt;
+    std::copy_n(bytes.begin() + p.payload_offset, 16, who.bytes.begin());
+  }
+  if (who.bytes == std::array<uint8_t, 16>{} || who.bytes[0] == 0xff) return std::nullopt;
+  return who;
+}
+
 uint32_t contextBits(const Context& c) {
   return static_cast<uint32_t>(c.stage) | static_cast<uint32_t>(c.ct) << 3 |
          static_cast<uint32_t>(c.ct_reply) << 6 | static_cast<uint32_t>(c.ct_invalid) << 8;
@@ -362,6 +380,8 @@ void Datapath::fromUplink(const Ingress& in, std::span<const uint8_t> frame,
       const auto& b = arp.sender_ip.value.b;
       learnNeighbor(sw->second, IpAddress::v4(b[0], b[1], b[2], b[3]), arp.sender_mac);
     }
+  } else if (auto who = ndSpeaker(bytes, pkt.parsed); who && !k.eth_src.isMulticast()) {
+    learnNeighbor(sw->second, *who, k.eth_src);
   } else if (k.eth_type == ethertype::kIpv4) {
     IpAddress to = IpAddress::v4(k.ip_dst[0], k.ip_dst[1], k.ip_dst[2], k.ip_dst[3]);
     if (local_gateways_.count({sw->second, to})) {

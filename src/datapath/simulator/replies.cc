@@ -69,6 +69,22 @@ std::vector<uint8_t> arpRequest(MacAddress from_mac, Ipv4Address from_ip, Ipv4Ad
       .build();
 }
 
+std::vector<uint8_t> neighborSolicitation(MacAddress from_mac, const IpAddress& from_ip,
+                                          const IpAddress& target) {
+  IpAddress to{6, {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff}};
+  std::copy_n(target.bytes.begin() + 13, 3, to.bytes.begin() + 13);
+  MacAddress to_mac{{0x33, 0x33, 0xff, target.bytes[13], target.bytes[14], target.bytes[15]}};
+  std::vector<uint8_t> body(target.bytes.begin(), target.bytes.end());
+  body.insert(body.end(), {1, 1});  // source link-layer address
+  body.insert(body.end(), from_mac.bytes.begin(), from_mac.bytes.end());
+  return PacketBuilder()
+      .eth(from_mac, to_mac)
+      .ipv6(packet::Ipv6Address::of(from_ip), packet::Ipv6Address::of(to), 255)
+      .icmp(135, 0)
+      .payload(body)
+      .build();
+}
+
 std::vector<uint8_t> icmpError(std::span<const uint8_t> frame, const packet::ParsedPacket& p,
                                MacAddress router_mac, Ipv4Address router_ip, uint8_t type,
                                uint8_t code, uint16_t mtu) {

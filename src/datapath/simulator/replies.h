@@ -61,6 +61,10 @@ inline constexpr uint32_t kMinAdvertisementInterval = 30;
 // A broadcast ARP request for `target`.
 std::vector<uint8_t> arpRequest(packet::MacAddress from_mac, packet::Ipv4Address from_ip,
                                 packet::Ipv4Address target);
+// A neighbour solicitation (RFC 4861 4.3) for `target`, to its
+// solicited-node multicast address, with the source link-layer address.
+std::vector<uint8_t> neighborSolicitation(packet::MacAddress from_mac, const IpAddress& from_ip,
+                                          const IpAddress& target);
 
 // An ICMPv4 error about `frame` from `router_ip`, back to its sender:
 // `mtu` is the next-hop MTU of "fragmentation needed" (type 3 code 4).

@@ -387,6 +387,8 @@ class Walk {
     if (sw == nullptr || sw->physical_network.empty()) return drop(DropReason::UnknownUplink);
     note([&] { return "ingress: uplink " + sw->physical_network + " on " + switchText(*sw); });
     if (key_.eth_type == ethertype::kArp) return arpFromUplink(*sw);
+    if (isNeighborDiscovery() && key_.ip_ttl != 255) return drop(DropReason::NdBadHopLimit);
+    if (isNeighborSolicitation() && ndFromUplink(*sw)) return;
 
     if (auto rp = t_.routerPortByMac(sw->key, key_.eth_dst); rp && rp->interface == nullptr) {
       tag(TagKind::Router, rp->router->key);
@@ -893,6 +895,27 @@ class Walk {
     return true;
   }
 
+  // A solicitation on an uplink for a router gateway's IPv6 address held
+  // here: answered (as ARP for its IPv4 one); false for any other.
+  bool ndFromUplink(const Switch& sw) {
+    noCache();
+    if (parsed_.payload_offset == 0 || parsed_.payload_offset + 16 > parsed_.l3_end) {
+      drop(DropReason::Icmpv6Truncated);
+      return true;
+    }
+    IpAddress target{6, {}};
+    std::copy_n(frame_.begin() + parsed_.payload_offset, 16, target.bytes.begin());
+    auto rp = t_.routerPortByIp(sw.key, target);
+    if (!rp || rp->interface != nullptr) return false;
+    tag(TagKind::Router, rp->router->key);
+    if (rp->router->gateway->host != host_.host) return false;
+    note([&] {
+      return "ND responder: " + target.toString() + " is the gateway of " + routerText(*rp->router);
+    });
+    emit(neighborAdvertisement(parsed_, target, rp->router->gateway->mac, /*router=*/true));
+    return true;
+  }
+
   void arpFromUplink(const Switch& sw) {
     noCache();
     packet::ArpPacket arp;
@@ -1100,8 +1123,10 @@ class Walk {
                     route.destination};
       if (connected(route.nexthop, c)) consider(c);
     }
-    if (r.gateway && r.gateway->nexthop && to.family == 4 && r.gateway->nexthop->family == 4) {
-      consider({nullptr, *r.gateway->nexthop, 0, Kind::Default, {}});
+    if (r.gateway) {
+      if (const auto& hop = r.gateway->nexthopFor(to.family); hop && hop->family == to.family) {
+        consider({nullptr, *hop, 0, Kind::Default, {}});
+      }
     }
     return best;
   }
@@ -1253,8 +1278,15 @@ class Walk {
     const auto& gw = *r.gateway;
     const Switch* ext = t_.findSwitch(gw.switch_key);
     tag(TagKind::Switch, gw.switch_key);
-    if (gw.ips.empty()) return drop(DropReason::NoRoute);
-    auto mac = resolve(*ext, choice.nexthop, gw.mac, gw.ips.front());
+    const IpAddress* from = nullptr;
+    for (const auto& ip : gw.ips) {
+      if (ip.family == choice.nexthop.family) {
+        from = &ip;
+        break;
+      }
+    }
+    if (from == nullptr) return drop(DropReason::NoRoute);
+    auto mac = resolve(*ext, choice.nexthop, gw.mac, *from);
     if (!mac) return;
     setEth(gw.mac, *mac);
     if (gw.snat && snat_here && key_.eth_type == ethertype::kIpv4 && !isRouterAddress(r, src())) {
@@ -1307,12 +1339,17 @@ class Walk {
       note([&] { return "next hop " + nexthop.toString() + " is at " + mac->toString(); });
       return mac;
     }
-    note([&] { return "next hop " + nexthop.toString() + " unknown: ARP request sent"; });
+    note([&] {
+      return "next hop " + nexthop.toString() +
+             " unknown: " + (nexthop.family == 4 ? "ARP request" : "neighbour solicitation") +
+             " sent";
+    });
     d_.actions.clear();
-    if (nexthop.family == 4 && from_ip.family == 4 && host_.hasUplink(ext.physical_network)) {
+    if (nexthop.family == from_ip.family && host_.hasUplink(ext.physical_network)) {
       noCache();
       Action& a = act(ActionKind::Emit);
-      a.frame = arpRequest(from_mac, toV4(from_ip), toV4(nexthop));
+      a.frame = nexthop.family == 4 ? arpRequest(from_mac, toV4(from_ip), toV4(nexthop))
+                                    : neighborSolicitation(from_mac, from_ip, nexthop);
       a.switch_key = ext.key;  // out of this switch's uplink
     }
     noCache();

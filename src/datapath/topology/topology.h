@@ -183,8 +183,14 @@ struct Gateway {
   MacAddress mac{};
   std::vector<IpAddress> ips{};
   bool snat = true;
-  uint32_t host = 0;                   // the gateway host that holds the SNAT
-  std::optional<IpAddress> nexthop{};  // the external subnet's gateway
+  uint32_t host = 0;                    // the gateway host that holds the SNAT
+  std::optional<IpAddress> nexthop{};   // the external IPv4 subnet's gateway
+  std::optional<IpAddress> nexthop6{};  // the external IPv6 subnet's (routed, never NATed)
+
+  // The default route's next hop for addresses of `family`.
+  const std::optional<IpAddress>& nexthopFor(uint8_t family) const {
+    return family == 6 ? nexthop6 : nexthop;
+  }
 
   friend bool operator==(const Gateway&, const Gateway&) = default;
 };

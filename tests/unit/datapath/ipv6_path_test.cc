@@ -379,5 +379,90 @@ TEST_F(Ipv6Path, PeriodicAdvertisementsFollowTheSchedule) {
   ASSERT_EQ(again.size(), 1u);
 }
 
+// To and from an external IPv6 network through the router's gateway, not
+// translated (as Neutron): the next hop's MAC asked for by a neighbour
+// solicitation out of the gateway host's uplink and learned from the
+// advertisement; the gateway's address answered there.
+TEST_F(Ipv6Path, RoutedToTheExternalNetworkWithoutTranslation) {
+  auto p = TopologyParts::of(*world_.host(kH1).topology());
+  p.switches.at(kPublic).subnets.push_back({.id = "public-v6",
+                                            .cidr = prefix("2001:db8:1::/64"),
+                                            .gateway = ip("2001:db8:1::1"),
+                                            .dhcp = false});
+  p.routers.at(kRouter).gateway->ips.push_back(ip("2001:db8:1::10"));
+  p.routers.at(kRouter).gateway->nexthop6 = ip("2001:db8:1::1");
+  world_.setTopology(p.builder(), 3);
+  const MacAddress outside_mac{{0x52, 0x54, 0, 0, 0, 6}};
+
+  auto out = PacketBuilder()
+                 .eth(mac(0, 1), kRouterNet1Mac)
+                 .ipv6(v6("fd00:1::5"), v6("2001:db8:99::7"), 64)
+                 .udp(4000, 53)
+                 .payload("query")
+                 .build();
+  // The next hop unknown: a solicitation for it out of h2's uplink.
+  auto asked = world_.fromPort(kH1, kVm1, out);
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0].host, kH2);
+  EXPECT_EQ(asked[0].kind, Outputs::Kind::Uplink);
+  auto ns = parsed(asked[0].bytes);
+  EXPECT_EQ(ns.key.tp_src, 135);
+  EXPECT_EQ(IpAddress(6, ns.key.ip_src), ip("2001:db8:1::10"));
+  EXPECT_EQ(IpAddress(6, ns.key.ip_dst), ip("ff02::1:ff00:1"));
+  EXPECT_EQ(drops(kH2, DropReason::NeighborUnresolved), 1u);
+  // The advertisement teaches it.
+  auto target = v6("2001:db8:1::1");
+  std::vector<uint8_t> body(target.bytes.begin(), target.bytes.end());
+  body.insert(body.end(), {2, 1});
+  body.insert(body.end(), outside_mac.bytes.begin(), outside_mac.bytes.end());
+  auto na = PacketBuilder()
+                .eth(outside_mac, kGatewayMac)
+                .ipv6(v6("2001:db8:1::1"), v6("2001:db8:1::10"), 255)
+                .icmp(136, 0, 0x6000, 0)
+                .payload(body)
+                .build();
+  world_.fromOutside(kH2, na);
+  auto sent = world_.fromPort(kH1, kVm1, out);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].host, kH2);
+  EXPECT_EQ(sent[0].kind, Outputs::Kind::Uplink);
+  auto o = parsed(sent[0].bytes);
+  EXPECT_EQ(IpAddress(6, o.key.ip_src), ip("fd00:1::5")) << "not translated";
+  EXPECT_EQ(o.key.eth_src, kGatewayMac);
+  EXPECT_EQ(o.key.eth_dst, outside_mac);
+  EXPECT_EQ(o.key.ip_ttl, 63);
+
+  // The gateway's address is answered on its host only.
+  auto gw = v6("2001:db8:1::10");
+  std::vector<uint8_t> solicit(gw.bytes.begin(), gw.bytes.end());
+  auto who = PacketBuilder()
+                 .eth(outside_mac, {{0x33, 0x33, 0xff, 0, 0, 0x10}})
+                 .ipv6(v6("2001:db8:1::1"), v6("ff02::1:ff00:10"), 255)
+                 .icmp(135, 0)
+                 .payload(solicit)
+                 .build();
+  auto answer = world_.fromOutside(kH2, who);
+  ASSERT_EQ(answer.size(), 1u);
+  EXPECT_EQ(answer[0].kind, Outputs::Kind::Uplink);
+  EXPECT_EQ(parsed(answer[0].bytes).key.tp_src, 136);
+  EXPECT_EQ(parsed(answer[0].bytes).key.eth_src, kGatewayMac);
+  for (const auto& r : world_.fromOutside(kH1, who)) {
+    EXPECT_NE(parsed(r.bytes).key.tp_src, 136) << "h1 does not hold the gateway";
+  }
+
+  // In: to the VM, its source kept.
+  auto in = PacketBuilder()
+                .eth(outside_mac, kGatewayMac)
+                .ipv6(v6("2001:db8:99::7"), v6("fd00:1::5"), 64)
+                .udp(53, 4000)
+                .payload("answer")
+                .build();
+  auto delivered = world_.fromOutside(kH2, in);
+  ASSERT_EQ(delivered.size(), 1u);
+  EXPECT_EQ(delivered[0].host, kH1);
+  EXPECT_EQ(delivered[0].port, kVm1);
+  EXPECT_EQ(IpAddress(6, parsed(delivered[0].bytes).key.ip_src), ip("2001:db8:99::7"));
+}
+
 }  // namespace
 }  // namespace canopy::datapath::testing
