@@ -98,6 +98,56 @@ VirtioNetHeader toVirtio(const Offload& o) {
   return h;
 }
 
+namespace {
+
+// The kernel takes a received frame's 802.1Q tag out of it into the
+// packet's metadata (skb_vlan_untag) and tells it beside the frame (the
+// ring's header, PACKET_AUXDATA): put back, the datapath sees the frame as
+// it was on the wire (a provider network's VLAN, a guest's tagged frames).
+// `headroom`: bytes free before the frame; with fewer than 4 the frame
+// moves within its slot of `capacity` bytes. Returns where it now starts,
+// or nullptr if there is no room.
+uint8_t* restoreVlanTag(uint8_t* frame, size_t& length, size_t headroom, size_t capacity,
+                        uint16_t tpid, uint16_t tci, VirtioNetHeader& vnet) {
+  if (length < 12 || (headroom < 4 && length + 4 > capacity)) return nullptr;
+  uint8_t* at = frame;
+  if (headroom >= 4) {
+    at = frame - 4;
+    std::memmove(at, frame, 12);
+  } else {
+    std::memmove(frame + 16, frame + 12, length - 12);
+  }
+  const uint8_t tag[4] = {static_cast<uint8_t>(tpid >> 8), static_cast<uint8_t>(tpid),
+                          static_cast<uint8_t>(tci >> 8), static_cast<uint8_t>(tci)};
+  std::memcpy(at + 12, tag, sizeof(tag));
+  length += 4;
+  // The offload request's offsets count from the frame's start.
+  if ((vnet.flags & Offload::kNeedsChecksum) != 0) vnet.csum_start += 4;
+  if (vnet.gso_type != Offload::kGsoNone) vnet.hdr_len += 4;
+  return at;
+}
+
+// The tag in a received packet's auxiliary data, if the kernel took one out.
+bool auxTag(const msghdr& m, uint16_t& tpid, uint16_t& tci) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(const_cast<msghdr*>(&m), c)) {
+    if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA ||
+        c->cmsg_len < CMSG_LEN(sizeof(tpacket_auxdata))) {
+      continue;
+    }
+    tpacket_auxdata aux;
+    std::memcpy(&aux, CMSG_DATA(c), sizeof(aux));
+    if ((aux.tp_status & TP_STATUS_VLAN_VALID) == 0 && aux.tp_vlan_tci == 0) return false;
+    tci = aux.tp_vlan_tci;
+    tpid = (aux.tp_status & TP_STATUS_VLAN_TPID_VALID) != 0 ? aux.tp_vlan_tpid : ETH_P_8021Q;
+    return true;
+  }
+  return false;
+}
+
+constexpr size_t kAuxSpace = CMSG_SPACE(sizeof(tpacket_auxdata));
+
+}  // namespace
+
 // AF_PACKET's virtio-net header is in the host's byte order (on the
 // little-endian hosts Canopy runs on, virtio's legacy order).
 Offload Batch::offload(size_t i) const {
@@ -155,6 +205,10 @@ Result<FrameSocket> FrameSocket::open(const std::string& interface, bool rx_ring
   // is queued without one.
   if (setsockopt(s.fd_.get(), SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) != 0) {
     return sysError("PACKET_VNET_HDR on " + interface);
+  }
+  // The 802.1Q tag the kernel takes out of a received frame, told beside it.
+  if (setsockopt(s.fd_.get(), SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) != 0) {
+    return sysError("PACKET_AUXDATA on " + interface);
   }
   // The ring, also before bind: no frame is queued where it is not read.
   if (rx_ring) {
@@ -323,16 +377,30 @@ size_t FrameSocket::receiveRing(Batch& batch) {
     std::memcpy(&batch.vnet_[i], frame - sizeof(VirtioNetHeader), sizeof(VirtioNetHeader));
     batch.at_[i] = frame;
     batch.length_[i] = h->tp_snaplen;
+    if ((status & TP_STATUS_VLAN_VALID) != 0 || h->tp_vlan_tci != 0) {
+      // The header's room (already copied out) takes the frame's start.
+      uint16_t tpid = (status & TP_STATUS_VLAN_TPID_VALID) != 0 ? h->tp_vlan_tpid : ETH_P_8021Q;
+      batch.at_[i] = restoreVlanTag(frame, batch.length_[i], sizeof(VirtioNetHeader),
+                                    batch.length_[i], tpid, h->tp_vlan_tci, batch.vnet_[i]);
+      if (batch.at_[i] == nullptr) {
+        ++truncated_;
+        batch.at_[i] = frame;
+        batch.length_[i] = 0;
+      }
+    }
   }
   return batch.count_;
 }
 
 void FrameSocket::receiveQueued(Batch& batch, size_t i) {
   std::array<iovec, 2> iov{
-      {{&batch.vnet_[i], sizeof(VirtioNetHeader)}, {batch.slot(i), Batch::kFrameBytes}}};
+      {{&batch.vnet_[i], sizeof(VirtioNetHeader)}, {batch.slot(i), Batch::kFrameBytes - 4}}};
+  alignas(cmsghdr) std::array<uint8_t, kAuxSpace> control{};
   msghdr m{};
   m.msg_iov = iov.data();
   m.msg_iovlen = iov.size();
+  m.msg_control = control.data();
+  m.msg_controllen = control.size();
   ssize_t n = ::recvmsg(fd_.get(), &m, MSG_DONTWAIT);
   batch.at_[i] = batch.slot(i);
   if (n < static_cast<ssize_t>(sizeof(VirtioNetHeader)) || (m.msg_flags & MSG_TRUNC) != 0) {
@@ -342,6 +410,18 @@ void FrameSocket::receiveQueued(Batch& batch, size_t i) {
     return;
   }
   batch.length_[i] = static_cast<size_t>(n) - sizeof(VirtioNetHeader);
+  restoreTag(batch, i, m);
+}
+
+void FrameSocket::restoreTag(Batch& batch, size_t i, const msghdr& m) {
+  uint16_t tpid = 0, tci = 0;
+  if (!auxTag(m, tpid, tci)) return;
+  uint8_t* at = restoreVlanTag(batch.at_[i], batch.length_[i], 0, Batch::kFrameBytes, tpid, tci,
+                               batch.vnet_[i]);
+  if (at == nullptr) {
+    ++truncated_;
+    batch.length_[i] = 0;
+  }
 }
 
 size_t FrameSocket::receive(Batch& batch) {
@@ -364,11 +444,14 @@ size_t FrameSocket::receive(Batch& batch) {
   }
   std::array<mmsghdr, Batch::kFrames> msgs{};
   std::array<std::array<iovec, 2>, Batch::kFrames> iov{};
+  alignas(cmsghdr) std::array<std::array<uint8_t, kAuxSpace>, Batch::kFrames> control{};
   for (size_t i = 0; i < Batch::kFrames; ++i) {
     iov[i][0] = {&batch.vnet_[i], sizeof(VirtioNetHeader)};
-    iov[i][1] = {batch.slot(i), Batch::kFrameBytes};
+    iov[i][1] = {batch.slot(i), Batch::kFrameBytes - 4};  // room for a tag put back
     msgs[i].msg_hdr.msg_iov = iov[i].data();
     msgs[i].msg_hdr.msg_iovlen = 2;
+    msgs[i].msg_hdr.msg_control = control[i].data();
+    msgs[i].msg_hdr.msg_controllen = control[i].size();
   }
   int n = recvmmsg(fd_.get(), msgs.data(), Batch::kFrames, MSG_DONTWAIT, nullptr);
   batch.count_ = n > 0 ? static_cast<size_t>(n) : 0;
@@ -384,6 +467,7 @@ size_t FrameSocket::receive(Batch& batch) {
       continue;
     }
     batch.length_[i] = length - sizeof(VirtioNetHeader);
+    restoreTag(batch, i, msgs[i].msg_hdr);
   }
   return batch.count_;
 }

@@ -115,6 +115,8 @@ class FrameSocket final : public PortIo {
   Result<void> mapRing();
   size_t receiveRing(Batch& batch);
   void receiveQueued(Batch& batch, size_t i);
+  // Puts back the 802.1Q tag the kernel took out of frame i, if it did.
+  void restoreTag(Batch& batch, size_t i, const msghdr& m);
 
   Fd fd_;
   int ifindex_ = 0;

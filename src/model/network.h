@@ -16,6 +16,9 @@ namespace canopy::model {
 // Deployment settings that decide network defaults.
 struct NetworkConfig {
   std::string overlay = "geneve";  // "geneve" or "vxlan": tenant networks' encapsulation
+  // Neutron's tenant_network_types: what a network gets when its creator
+  // names no type; "vlan" takes an id from vlan_ranges. Empty: the overlay.
+  std::string tenant_network_type{};
   int physical_mtu = 1500;
   int64_t vni_min = 1;
   int64_t vni_max = 65535;

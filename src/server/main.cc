@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -56,6 +57,7 @@ struct Options {
   int64_t vni_max = 65535;
   std::string vlan_ranges;
   std::string overlay = "geneve";
+  std::string tenant_network_type;
   int physical_mtu = 1500;
   int api_threads = 2;
   // gRPC address: HOST:PORT or unix:PATH (agents in other network
@@ -159,6 +161,14 @@ int run(const Options& options) {
     spdlog::error("canopy-server: --vlan-ranges: {}", vlan_ranges.error().message());
     return 2;
   }
+  if (options.tenant_network_type == "vlan" &&
+      std::none_of(vlan_ranges->begin(), vlan_ranges->end(),
+                   [](const auto& r) { return !r.second.empty(); })) {
+    spdlog::error(
+        "canopy-server: --tenant-network-type vlan needs --vlan-ranges with ids "
+        "(PHYSNET:FIRST:LAST)");
+    return 2;
+  }
   std::unique_ptr<canopy::notify::NovaNotifier> nova;
   if (options.nova_events) {
     auto pick = [](const std::string& a, const std::string& b) { return a.empty() ? b : a; };
@@ -188,6 +198,7 @@ int run(const Options& options) {
                : keystone ? static_cast<canopy::api::Authenticator*>(keystone.get())
                           : nullptr,
        .network = {.overlay = options.overlay,
+                   .tenant_network_type = options.tenant_network_type,
                    .physical_mtu = options.physical_mtu,
                    .vni_min = options.vni_min,
                    .vni_max = options.vni_max,
@@ -388,9 +399,14 @@ int main(int argc, char** argv) {
                  "get: PHYSNET[:FIRST:LAST],... (Neutron's network_vlan_ranges)");
   app.add_option("--overlay", options.overlay,
                  "Encapsulation of tenant networks, which sets their default MTU: geneve "
-                 "(physical MTU - 58) or vxlan (physical MTU - 50)")
+                 "(physical MTU - 82) or vxlan (physical MTU - 50)")
       ->check(CLI::IsMember({"geneve", "vxlan"}))
       ->capture_default_str();
+  app.add_option("--tenant-network-type", options.tenant_network_type,
+                 "Type of the networks whose creator names none (Neutron's "
+                 "tenant_network_types): geneve, vxlan or vlan (an id from --vlan-ranges); "
+                 "default: the overlay")
+      ->check(CLI::IsMember({"geneve", "vxlan", "vlan"}));
   app.add_option("--physical-mtu", options.physical_mtu, "MTU of the hosts' underlay network")
       ->check(CLI::Range(576, 9216))
       ->capture_default_str();

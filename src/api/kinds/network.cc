@@ -205,7 +205,8 @@ class NetworkKind final : public ResourceKind {
     };
     std::string type = doc["provider:network_type"].is_string()
                            ? doc["provider:network_type"].get<std::string>()
-                           : config_.overlay;
+                       : !config_.tenant_network_type.empty() ? config_.tenant_network_type
+                                                              : config_.overlay;
     std::string physnet = doc["provider:physical_network"].is_string()
                               ? doc["provider:physical_network"].get<std::string>()
                               : std::string();

@@ -63,6 +63,9 @@ struct Datapath::Packet {
   std::span<uint8_t> bytes{};  // the frame as it is now
   packet::ParsedPacket parsed{};
   Ingress in{};
+  // From an uplink: the switch whose tag (or none) it came with; answers go
+  // back with it.
+  uint32_t uplink_switch = 0;
   // The bytes are the input's own buffer (Input::writable): an output that
   // is the last thing done with them may refer to them instead of a copy.
   bool in_input = false;
@@ -393,6 +396,7 @@ void Datapath::fromUplink(const Ingress& in, std::span<const uint8_t> frame,
       }
     }
   }
+  pkt.uplink_switch = sw->second;
   runStage({.stage = Stage::FromUplink, .key = sw->second}, pkt, out, trace, 0);
 }
 
@@ -659,11 +663,9 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
               addOutput(out, {.kind = Outputs::Kind::Port, .port = pkt.in.port, .generated = true},
                         a.frame.size());
           std::copy(a.frame.begin(), a.frame.end(), room.begin());
-        } else if (pkt.in.kind == Ingress::Kind::Uplink) {
-          auto room = addOutput(
-              out, {.kind = Outputs::Kind::Uplink, .uplink = pkt.in.uplink, .generated = true},
-              a.frame.size());
-          std::copy(a.frame.begin(), a.frame.end(), room.begin());
+        } else if (pkt.in.kind == Ingress::Kind::Uplink && pkt.uplink_switch != 0) {
+          // Back out of the uplink, on the VLAN it came from.
+          emitUplink(pkt.uplink_switch, a.frame, out, /*generated=*/true);
         }
         break;
       }

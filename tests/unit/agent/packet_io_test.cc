@@ -149,6 +149,48 @@ TEST_P(FrameSocketTest, FramesOfEverySizeArriveWholeAndInOrder) {
   });
 }
 
+// The kernel takes a received frame's 802.1Q tag out into the packet's
+// metadata: the socket puts it back, in the ring's slots and through the
+// queue alike (a provider network's VLAN on an uplink).
+TEST_P(FrameSocketTest, AVlanTagArrivesWhereItWasOnTheWire) {
+  withVethPair([&] {
+    auto socket = FrameSocket::open("a", GetParam());
+    ASSERT_TRUE(socket) << socket.error().message();
+    Sender sender;
+    const std::vector<size_t> sizes = {64, 1518, 4000};
+    auto tagged = [&](uint32_t sequence) {
+      auto f = testFrame(sizes[sequence % sizes.size()], sequence);
+      const uint8_t tag[4] = {0x81, 0x00, 0x20, 0x64};  // priority 1, VLAN 100
+      f.insert(f.begin() + 12, tag, tag + 4);
+      return f;
+    };
+    for (uint32_t n = 0; n < 30; ++n) ASSERT_TRUE(sender.send(tagged(n)));
+    Batch batch;
+    size_t got = 0;
+    for (int waits = 0; got < 30 && waits < 500; ++waits) {
+      size_t n = socket->receive(batch);
+      if (n == 0) {
+        pollfd p{socket->fd(), POLLIN, 0};
+        ::poll(&p, 1, 10);
+        continue;
+      }
+      for (size_t i = 0; i < n; ++i) {
+        auto frame = batch.frame(i);
+        if (frame.size() < 22 || frame[16] != (kTestEtherType >> 8)) continue;
+        uint32_t sequence = 0;
+        std::memcpy(&sequence, frame.data() + 18, sizeof(sequence));
+        auto want = tagged(sequence);
+        EXPECT_TRUE(std::equal(frame.begin(), frame.end(), want.begin(), want.end()))
+            << "frame " << sequence << " of " << frame.size() << " bytes";
+        ++got;
+      }
+      socket->release();
+    }
+    EXPECT_EQ(got, 30u);
+    EXPECT_EQ(socket->truncated(), 0u);
+  });
+}
+
 TEST_P(FrameSocketTest, ASuperFrameKeepsItsOffloadRequest) {
   withVethPair([&] {
     auto socket = FrameSocket::open("a", GetParam());

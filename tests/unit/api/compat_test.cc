@@ -459,6 +459,26 @@ TEST_F(CompatTest, VlanNetworksTakeIdsFromTheirPhysicalNetworksRanges) {
   EXPECT_EQ(given.status, 201) << given.body.dump();
 }
 
+// tenant_network_types = vlan: a project's network, naming no type, gets a
+// VLAN of a configured range; the MTU is the physical network's.
+TEST_F(CompatTest, TenantNetworksCanBeVlans) {
+  shutdown();
+  ApiConfig config;
+  config.network.vlan_ranges = {{"physnet1", {{200, 200}}}};
+  config.network.tenant_network_type = "vlan";
+  boot(std::move(config));
+  auto a = call("POST", "/v2.0/networks", R"({"network": {"name": "t"}})");
+  ASSERT_EQ(a.status, 201) << a.body.dump();
+  auto shown = call("GET", "/v2.0/networks/" + a.body["network"]["id"].get<std::string>(), "",
+                    kAdmin);
+  EXPECT_EQ(shown.body["network"]["provider:network_type"], "vlan");
+  EXPECT_EQ(shown.body["network"]["provider:physical_network"], "physnet1");
+  EXPECT_EQ(shown.body["network"]["provider:segmentation_id"], 200);
+  EXPECT_EQ(shown.body["network"]["mtu"], 1500);
+  expectError(call("POST", "/v2.0/networks", R"({"network": {"name": "u"}})"), 503,
+              "NoNetworkAvailable");
+}
+
 TEST_F(CompatTest, NetworkIpAvailabilityCountsPoolsAndPorts) {
   std::string net = createNetwork("n");
   auto empty = call("GET", "/v2.0/network-ip-availabilities/" + net, "", kAdmin);

@@ -249,6 +249,27 @@ TEST_F(Pipeline, VlanProviderNetworkTagsOnTheWayOutAndUntagsOnTheWayIn) {
   EXPECT_EQ(world_.host(kH2).counters().dropped(DropReason::UnknownUplink), 1u);
 }
 
+// What a host answers to a frame of a VLAN network's uplink goes back on
+// that VLAN: an ARP request for a floating IP on an external network that
+// is a VLAN gets its reply tagged.
+TEST_F(Pipeline, AnswersOnAnUplinkKeepTheVlanTheQuestionCameOn) {
+  auto p = parts();
+  p.switches.at(kPublic).vlan = 300;
+  world_.setTopology(p.builder(), 2);
+  auto request = PacketBuilder()
+                     .eth(kOutsideMac, MacAddress::broadcast())
+                     .vlan(300)
+                     .arp(1, kOutsideMac, v4("203.0.113.1"), MacAddress{}, v4("203.0.113.50"))
+                     .build();
+  auto r = world_.fromOutside(kH1, request);  // vm3's floating IP, vm3 on h1
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].kind, Outputs::Kind::Uplink);
+  auto reply = parsed(r[0].bytes);
+  EXPECT_EQ(reply.key.vlan_tci & 0x0fff, 300);
+  EXPECT_EQ(reply.key.eth_type, packet::ethertype::kArp);
+  EXPECT_EQ(reply.key.eth_dst, kOutsideMac);
+}
+
 TEST(PipelineConntrack, FullTableRefusesNewConnectionsButNotExistingOnes) {
   FakeClock clock;
   pipeline::Config config;
