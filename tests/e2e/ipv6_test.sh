@@ -117,9 +117,9 @@ leased() { grep -q "^$1 " "$work/$2.dhcp6"; }
 retry 30 leased BOUND6 vm2 || fail "vm2: no DHCPv6 lease: $(cat "$work/vm2.dhcp6")"
 expect_in "address=${ips[vm2]}" "$(cat "$work/vm2.dhcp6")"
 expect_in "dns=fd00::53" "$(cat "$work/vm2.dhcp6")"
-retry 10 slaac_done vm2 "${ips[vm2]}" 2>/dev/null ||
-  in_ns "$tag-vm2" ip -6 addr show dev eth0 | grep -q "inet6 ${ips[vm2]}/" ||
-  fail "vm2 did not take its address: $(in_ns "$tag-vm2" ip -6 addr)"
+has_address() { in_ns "$tag-$1" ip -6 addr show dev eth0 | grep -q "inet6 $2/"; }
+retry 10 has_address vm2 "${ips[vm2]}" ||
+  fail "vm2 did not take its address: $(in_ns "$tag-vm2" ip -6 addr) $(cat "$work/vm2.dhcp6")"
 retry 10 routed vm2 || fail "vm2: no default route: $(in_ns "$tag-vm2" ip -6 route)"
 dhcp6 vm3 -S
 retry 30 leased "[A-Z0-9]*" vm3 || fail "vm3: no DHCPv6 information: $(cat "$work/vm3.dhcp6")"
@@ -138,6 +138,8 @@ gw_ll=$(in_ns "$tag-vm1" ip -6 route show default | grep -o 'fe80::[0-9a-f:]*')
 in_ns "$tag-vm1" ping -6 -c 1 -W 2 "$gw_ll%eth0" >"$work/ping" ||
   fail "the router's link-local address: $(cat "$work/ping")"
 send_blob "$tag-vm1" "$tag-vm2" "${ips[vm2]}" 5001 1048576
+# Fragmented datagrams (the kernels' fragment headers), both ways.
+udp_big "$tag-vm1" "$tag-vm2" "${ips[vm2]}" 9100
 # Hop limit 1: time exceeded from the router's address on vm1's subnet.
 out=$(in_ns "$tag-vm1" ping -6 -c 1 -W 2 -t 1 "${ips[vm2]}" 2>&1 || true)
 expect_in "From fd00:a::1 icmp_seq=1 Time exceeded" "$out"
@@ -185,6 +187,7 @@ in_ns "$tag-vm2" sh -c "echo hello | nc -6 -N -w 2 2001:db8:1::1 9000" || fail "
 seen() { grep -q "Connection received on ${ips[vm2]} " "$work/seen"; }
 retry 5 seen || fail "outside saw another source than vm2's own address: $(cat "$work/seen")"
 send_blob "$tag-vm1" "$outside" 2001:db8:1::1 9001 1048576
+udp_big "$tag-vm2" "$outside" 2001:db8:1::1 9101
 in_ns "$outside" ip -6 neigh show "$gw6" | grep -q lladdr ||
   fail "outside did not resolve the gateway: $(in_ns "$outside" ip -6 neigh)"
 

@@ -136,4 +136,15 @@ retry 10 sh -c "echo hello | ip netns exec '$tag-vm2' nc -N -w 2 203.0.113.1 900
 expect_in "$gateway_ip" "$(cat "$work/seen")"
 send_blob "$tag-vm2" "$outside" 203.0.113.1 9003
 
+# Datagrams larger than the MTU, fragmented by the guests' and the
+# outside's kernels: through SNAT, and to the floating IP (a rule admits
+# the port; the answer's later fragments follow their first through
+# conntrack and the translations).
+udp_big "$tag-vm2" "$outside" 203.0.113.1 9100
+api POST /v2.0/security-group-rules '{"security_group_rule": {"security_group_id":
+  "'"$default_sg"'", "direction": "ingress", "ethertype": "IPv4", "protocol": "udp",
+  "port_range_min": 9101, "port_range_max": 9101}}' >/dev/null
+wait_applied h1
+udp_big "$outside" "$tag-vm1" "$fip" 9101
+
 echo "e2e.l3: all checks passed"

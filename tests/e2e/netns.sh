@@ -203,6 +203,26 @@ bg() {
   agent_pids+=("$!")
 }
 
+# udp_big FROM_NS TO_NS ADDRESS PORT: a 4000-byte UDP datagram (fragmented
+# by the sender's kernel) from FROM_NS to a server in TO_NS at
+# ADDRESS:PORT, answered with 4000 bytes (fragmented by the server's):
+# fails unless both arrive whole (IPv4 or IPv6, by the address).
+udp_big() {
+  local from=$1 to=$2 address=$3 port=$4 serve=serve
+  case "$address" in *:*) serve=serve6 ;; esac
+  in_ns "$to" python3 "$here/udp_big.py" "$serve" "$port" >"$work/udp-$port" 2>&1 &
+  local server=$!
+  agent_pids+=("$server")
+  ready() { in_ns "$to" ss -Hlun "sport = :$1" | grep -q .; }
+  retry 10 ready "$port" || fail "no UDP server on $port in $to"
+  local got
+  got=$(in_ns "$from" python3 "$here/udp_big.py" ask "$address" "$port")
+  wait "$server" || true
+  [ "$(head -1 "$work/udp-$port")" = 4000 ] ||
+    fail "UDP $from -> $address:$port: the server got $(cat "$work/udp-$port")"
+  [ "$got" = 4000 ] || fail "UDP $from -> $address:$port: the answer: $got"
+}
+
 # send_blob FROM_NS TO_NS ADDRESS PORT [BYTES]: random bytes (4 MiB by
 # default) over one TCP connection (nc) from FROM_NS to a listener in TO_NS
 # reached at ADDRESS:PORT; fails unless they all arrive unchanged (sha256).

@@ -107,7 +107,10 @@ ConnKey connKey(const packet::ParsedPacket& p, uint16_t zone) noexcept {
   const packet::FlowKey& f = p.key;
   bool v4 = f.eth_type == packet::ethertype::kIpv4;
   bool v6 = f.eth_type == packet::ethertype::kIpv6;
-  if ((!v4 && !v6) || f.ip_frag == packet::Fragment::Later) return k;  // untracked
+  // A later fragment is tracked with its first fragment's flow fields.
+  const bool later = f.ip_frag == packet::Fragment::Later;
+  if ((!v4 && !v6) || (later && !p.fragment_ports)) return k;  // untracked
+  const bool l4 = p.l4_offset != 0 || later;
   k.zone = zone;
   k.protocol = f.ip_proto;
   k.src = f.ip_src;
@@ -115,13 +118,13 @@ ConnKey connKey(const packet::ParsedPacket& p, uint16_t zone) noexcept {
   switch (f.ip_proto) {
     case kTcp:
     case kUdp:
-      if (p.l4_offset == 0) return ConnKey{};
+      if (!l4) return ConnKey{};
       k.src_port = f.tp_src;
       k.dst_port = f.tp_dst;
       break;
     case kIcmp:
     case kIcmpv6:
-      if (p.l4_offset == 0 || !isEcho(f.ip_proto, f.tp_src)) return ConnKey{};
+      if (!l4 || !isEcho(f.ip_proto, f.tp_src)) return ConnKey{};
       // The identifier on both sides, so that the reply's tuple is the
       // request's reversed.
       k.src_port = f.icmp_id;
@@ -211,7 +214,8 @@ inline Lookup ConnTrack::established(ConnEntry& c, const ConnKey& k, const packe
   out.state = CtState::Established;
   const Timeouts& t = limits_.timeouts;
   if (k.protocol == kTcp) {
-    advanceTcp(c, p, frame, out.reply, now, out);
+    // A later fragment has no TCP header to follow the connection by.
+    if (p.key.ip_frag != packet::Fragment::Later) advanceTcp(c, p, frame, out.reply, now, out);
     return out;
   }
   if (out.reply && !c.replied) c.replied = true;

@@ -58,7 +58,7 @@ SnatTable::SnatTable(const Clock& clock, SnatTimeouts timeouts, size_t max_entri
 
 std::optional<SnatTable::Key> SnatTable::packetKey(const packet::ParsedPacket& p) noexcept {
   const packet::FlowKey& f = p.key;
-  if (p.l4_offset == 0) return std::nullopt;
+  if (p.l4_offset == 0 && !p.fragment_ports) return std::nullopt;
   Key k;
   k.protocol = f.ip_proto;
   k.src = hostAddress(f.ip_src);
@@ -318,7 +318,10 @@ DropReason SnatTable::translateOutbound(std::span<uint8_t> frame, const packet::
   if (edit != nullptr) *edit = PayloadEdit{};
   const packet::FlowKey& f = p.key;
   if (f.eth_type != packet::ethertype::kIpv4) return DropReason::NatNotIpv4;
-  if (f.ip_frag == packet::Fragment::Later) return DropReason::NatLaterFragment;
+  // A later fragment follows its first fragment's mapping (its address
+  // only: the ports and the L4 checksum are in the first).
+  const bool later = f.ip_frag == packet::Fragment::Later;
+  if (later && !p.fragment_ports) return DropReason::NatLaterFragment;
   if (f.ip_proto == kIcmp && p.l4_offset != 0 && isIcmpv4Error(f.tp_src)) {
     return translateError(frame, p, true);
   }
@@ -328,6 +331,15 @@ DropReason SnatTable::translateOutbound(std::span<uint8_t> frame, const packet::
   if (m != nullptr && m->inbound.dst != external.host()) {
     erase(*m);  // the router's gateway address changed: start over from it
     m = nullptr;
+  }
+  if (later) {
+    if (m == nullptr) return DropReason::NatLaterFragment;
+    if (DropReason why = rewriteIpv4(frame, p, Side::Source, external, std::nullopt);
+        why != DropReason::None) {
+      return why;
+    }
+    refresh(*m, f, true);
+    return DropReason::None;
   }
   if (m == nullptr) {
     if (DropReason why = create(*key, external, m); why != DropReason::None) return why;
@@ -362,7 +374,9 @@ DropReason SnatTable::translateInbound(std::span<uint8_t> frame,
                                        const packet::ParsedPacket& p) noexcept {
   const packet::FlowKey& f = p.key;
   if (f.eth_type != packet::ethertype::kIpv4) return DropReason::NatNotIpv4;
-  if (f.ip_frag == packet::Fragment::Later) return DropReason::NatLaterFragment;
+  if (f.ip_frag == packet::Fragment::Later && !p.fragment_ports) {
+    return DropReason::NatLaterFragment;
+  }
   if (f.ip_proto == kIcmp && p.l4_offset != 0 && isIcmpv4Error(f.tp_src)) {
     return translateError(frame, p, false);
   }

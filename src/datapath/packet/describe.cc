@@ -45,6 +45,11 @@ std::string describeFrame(std::span<const uint8_t> frame) {
   if (k.eth_type != ethertype::kIpv4) return s + " ethertype " + std::to_string(k.eth_type);
   s += " ip " + v4Text(k.ip_src) + " > " + v4Text(k.ip_dst) + " ttl " + std::to_string(k.ip_ttl) +
        " len " + std::to_string(p.l3_end - p.l3_offset);
+  if (k.ip_frag == Fragment::Later) {
+    return s + " later fragment of proto " + std::to_string(k.ip_proto) + " id " +
+           std::to_string(p.fragment_id);
+  }
+  if (k.ip_frag == Fragment::First) s += " first fragment id " + std::to_string(p.fragment_id);
   switch (k.ip_proto) {
     case ipproto::kTcp:
       return s + " tcp " + std::to_string(k.tp_src) + " > " + std::to_string(k.tp_dst) + " [" +

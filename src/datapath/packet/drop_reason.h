@@ -27,6 +27,7 @@ namespace canopy::datapath {
   X(Ipv6BadPayloadLength, "IPv6 payload length past the frame")                             \
   X(Ipv6ExtensionTruncated, "IPv6 extension header truncated")                              \
   X(Ipv6TooManyExtensions, "IPv6 extension header chain too long")                          \
+  X(FragmentUnknown, "later fragment of a datagram whose first fragment was not seen")      \
   X(TcpTruncated, "TCP header truncated")                                                   \
   X(TcpBadHeaderLength, "TCP data offset below 5 or past the packet")                       \
   X(UdpTruncated, "UDP header truncated")                                                   \

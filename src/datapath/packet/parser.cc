@@ -79,6 +79,7 @@ DropReason parseIpv4(std::span<const uint8_t> frame, ParsedPacket& p) noexcept {
   std::memcpy(k.ip_src.data(), &ip.src, 4);
   std::memcpy(k.ip_dst.data(), &ip.dst, 4);
   uint16_t frag = ip.flags_fragment.host();
+  p.fragment_id = ip.id.host();
   if ((frag & Ipv4Header::kOffsetMask) != 0) {
     k.ip_frag = Fragment::Later;
     return DropReason::None;
@@ -114,6 +115,7 @@ DropReason parseIpv6(std::span<const uint8_t> frame, ParsedPacket& p) noexcept {
       Ipv6FragmentHeader fragment;
       if (!load(packet, offset, fragment)) return DropReason::Ipv6ExtensionTruncated;
       uint16_t bits = fragment.offset_flags.host();
+      p.fragment_id = fragment.id.host();
       next = fragment.next_header;
       offset += sizeof(Ipv6FragmentHeader);
       if ((bits & 0xfff8) != 0) {

@@ -59,6 +59,11 @@ struct ParsedPacket {
   uint16_t l3_end = 0;          // end of the IP packet (Ethernet padding excluded)
   uint16_t l4_offset = 0;       // 0: no L4 header (ARP, later fragments, unknown)
   uint16_t payload_offset = 0;  // after the L4 header; 0 if none
+  // A fragment's datagram identification (IPv4's 16 bits, IPv6's 32).
+  uint32_t fragment_id = 0;
+  // A later fragment whose flow fields (ports, ICMP type and identifier)
+  // are its first fragment's (conntrack/fragments.h), not its own.
+  bool fragment_ports = false;
 };
 
 // Parses `frame` (Ethernet first). Unknown ethertypes and IP protocols are

@@ -5,6 +5,7 @@
 
 #include "datapath/nat/nat.h"
 #include "datapath/packet/checksum.h"
+#include "datapath/packet/fragment.h"
 #include "datapath/packet/parser.h"
 #include "datapath/packet/tunnel.h"
 #include "datapath/simulator/replies.h"
@@ -123,6 +124,16 @@ void SharedState::ftpFloatingInbound(std::span<uint8_t> frame,
                                      const packet::ParsedPacket& p) noexcept {
   MaybeLock lock(ftp_mu_, shared_);
   ftp_.inbound(frame, p);
+}
+
+bool SharedState::fragmentFlow(packet::ParsedPacket& p, SteadyTime now) {
+  if (p.key.ip_frag == packet::Fragment::None || p.fragment_ports) return true;
+  MaybeLock lock(fragments_mu_, shared_);
+  if (p.key.ip_frag == packet::Fragment::First) {
+    fragments_.remember(p, now);
+    return true;
+  }
+  return fragments_.fill(p, now);
 }
 
 DropReason SharedState::snatInbound(std::span<uint8_t> frame,
@@ -389,7 +400,11 @@ void Datapath::fromUplink(const Ingress& in, std::span<const uint8_t> frame,
     IpAddress to = IpAddress::v4(k.ip_dst[0], k.ip_dst[1], k.ip_dst[2], k.ip_dst[3]);
     if (local_gateways_.count({sw->second, to})) {
       // Replies to router SNAT find their connection's inside address;
-      // what matches none is for the router itself.
+      // what matches none is for the router itself. A later fragment by
+      // its first fragment's ports.
+      if (!shared_->fragmentFlow(pkt.parsed, clock_.now())) {
+        return drop(DropReason::FragmentUnknown, trace);
+      }
       if (shared_->snatInbound(bytes, pkt.parsed) == DropReason::None) {
         packet::parse(bytes, pkt.parsed);
         if (trace != nullptr) trace->push_back("SNAT: reply translated back to the inside");
@@ -469,6 +484,10 @@ void Datapath::fromTunnel(const Ingress& in, std::span<const uint8_t> payload,
 void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, int depth) {
   auto& p = pkt.parsed;
   p.key.in_port = ctx.key;
+  if (isIp(p.key) && !shared_->fragmentFlow(p, clock_.now())) {
+    const bool port = ctx.stage == Stage::FromPort || ctx.stage == Stage::ToPort;
+    return drop(DropReason::FragmentUnknown, trace, port ? ctx.key : 0);
+  }
   if ((ctx.stage == Stage::FromPort || ctx.stage == Stage::ToPort) && isIp(p.key)) {
     auto l =
         shared_->conntrack().lookup(p, pkt.bytes, zoneOf(ctx.key), clock_.now(), ct_cache_.get());
@@ -493,6 +512,39 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
     }
   }
   execute(*d, ctx, pkt, out, trace, depth);
+}
+
+void Datapath::fragmentAndGoOn(const simulator::Decision& d, size_t next, const Context& ctx,
+                               Packet& pkt, Outputs& out, Trace* trace, int depth, uint16_t mtu) {
+  const uint32_t charged = ctx.stage == Stage::FromPort || ctx.stage == Stage::ToPort ? ctx.key : 0;
+  if (depth + 1 >= kMaxDepth) return drop(DropReason::TooManyHops, trace, charged);
+  auto pieces = packet::fragmentIpv4(pkt.bytes, pkt.parsed, mtu);
+  if (pieces.empty()) return drop(DropReason::TooBigToForward, trace, charged);
+  if (trace != nullptr) {
+    trace->push_back("larger than the MTU " + std::to_string(mtu) + " without DF: cut into " +
+                     std::to_string(pieces.size()) + " fragments");
+  }
+  simulator::Decision rest{
+      .actions = {d.actions.begin() + static_cast<std::ptrdiff_t>(next), d.actions.end()},
+      .drop = DropReason::None,
+      .cacheable = false};
+  for (auto& f : pieces) {
+    Packet piece;
+    piece.bytes = f;
+    piece.in = pkt.in;
+    piece.uplink_switch = pkt.uplink_switch;
+    if (auto why = packet::parse(piece.bytes, piece.parsed); why != DropReason::None) {
+      drop(why, trace, charged);
+      continue;
+    }
+    // Later pieces by the first one's flow (NAT further on needs its ports).
+    piece.parsed.key.in_port = pkt.parsed.key.in_port;
+    if (!shared_->fragmentFlow(piece.parsed, clock_.now())) {
+      drop(DropReason::FragmentUnknown, trace, charged);
+      continue;
+    }
+    execute(rest, ctx, piece, out, trace, depth + 1);
+  }
 }
 
 void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet& pkt, Outputs& out,
@@ -544,7 +596,13 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         bool df =
             v6 || (p.key.eth_type == ethertype::kIpv4 && packet::load(bytes, p.l3_offset, ip) &&
                    (ip.flags_fragment.host() & packet::Ipv4Header::kDontFragment) != 0);
-        if (!df) return fail(DropReason::TooBigToForward);
+        if (!df) {
+          // RFC 1812 5.2.6: an IPv4 router cuts what it may; the rest of
+          // the decision runs on each fragment.
+          if (segment_size_ != 0) return fail(DropReason::TooBigToForward);
+          auto next = static_cast<size_t>(&a - d.actions.data()) + 1;
+          return fragmentAndGoOn(d, next, ctx, pkt, out, trace, depth, a.mtu);
+        }
         if (trace != nullptr) {
           trace->push_back(
               "larger than the MTU " + std::to_string(a.mtu) +

@@ -39,6 +39,7 @@
 #include "base/clock.h"
 #include "base/mutex.h"
 #include "datapath/conntrack/conntrack.h"
+#include "datapath/conntrack/fragments.h"
 #include "datapath/flowcache/flow_cache.h"
 #include "datapath/nat/dnat_table.h"
 #include "datapath/nat/helpers.h"
@@ -176,6 +177,10 @@ class SharedState {
   conntrack::ConnTrack& conntrack() { return conntrack_; }
   const conntrack::ConnTrack& conntrack() const { return conntrack_; }
 
+  // Fragments (conntrack/fragments.h): a first fragment's flow remembered,
+  // a later one's filled in; false for a later fragment of no known datagram.
+  bool fragmentFlow(packet::ParsedPacket& p, SteadyTime now);
+
   // `helper` and `edit`: SnatTable::translateOutbound's.
   DropReason snatOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                           packet::Ipv4Address external,
@@ -225,6 +230,8 @@ class SharedState {
 
   const bool shared_;
   conntrack::ConnTrack conntrack_;
+  mutable Mutex fragments_mu_;
+  conntrack::FragmentTable fragments_ CANOPY_GUARDED_BY(fragments_mu_);
   mutable Mutex snat_mu_;
   nat::SnatTable snat_ CANOPY_GUARDED_BY(snat_mu_);
   mutable Mutex dnat_mu_;
@@ -324,6 +331,10 @@ class Datapath {
   void runStage(simulator::Context ctx, Packet& pkt, Outputs& out, Trace* trace, int depth);
   void execute(const simulator::Decision& d, const simulator::Context& ctx, Packet& pkt,
                Outputs& out, Trace* trace, int depth);
+  // Cuts the packet to `mtu` (IPv4 without DF) and runs the decision's
+  // actions from `next` on each fragment.
+  void fragmentAndGoOn(const simulator::Decision& d, size_t next, const simulator::Context& ctx,
+                       Packet& pkt, Outputs& out, Trace* trace, int depth, uint16_t mtu);
   void fromTunnel(const Ingress& in, std::span<const uint8_t> udp_payload,
                   std::span<uint8_t> writable, Outputs& out, Trace* trace);
   void fromUplink(const Ingress& in, std::span<const uint8_t> frame, std::span<uint8_t> writable,

@@ -589,7 +589,9 @@ class Walk {
     if (r.direction != dir) return false;
     if (r.family != (key_.eth_type == ethertype::kIpv6 ? 6 : 4)) return false;
     if (r.protocol && *r.protocol != key_.ip_proto) return false;
-    if (r.protocol && hasPorts(*r.protocol) && key_.ip_frag != packet::Fragment::Later) {
+    // A later fragment's ports are its first fragment's (conntrack/fragments.h).
+    if (r.protocol && hasPorts(*r.protocol) &&
+        (key_.ip_frag != packet::Fragment::Later || parsed_.fragment_ports)) {
       if (r.port_min && key_.tp_dst < *r.port_min) return false;
       if (r.port_max && key_.tp_dst > *r.port_max) return false;
     }
