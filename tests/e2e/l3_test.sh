@@ -136,6 +136,31 @@ retry 10 sh -c "echo hello | ip netns exec '$tag-vm2' nc -N -w 2 203.0.113.1 900
 expect_in "$gateway_ip" "$(cat "$work/seen")"
 send_blob "$tag-vm2" "$outside" 203.0.113.1 9003
 
+# Path MTU discovery through the translations: guests whose interfaces
+# take 1500 bytes, more than their networks' MTU, announce a larger MSS;
+# the outside's full-sized segments get "fragmentation needed" from the
+# router, quoting them as sent (to the floating IP, to the gateway's
+# address and port), and the transfers complete.
+for v in vm1 vm2; do in_ns "$tag-$v" ip link set eth0 mtu 1500; done
+send_blob "$outside" "$tag-vm1" "$fip" 9002
+head -c 1048576 /dev/urandom >"$work/download"
+bg "$outside" sh -c "exec nc -l -N 9005 <'$work/download'"
+wait_listen "$outside" 9005
+# (No -N here: vm2 sends nothing, and reads until the outside is done.)
+in_ns "$tag-vm2" timeout 30 nc -w 10 203.0.113.1 9005 </dev/null >"$work/download.received" ||
+  fail "vm2's download through SNAT failed"
+cmp -s "$work/download" "$work/download.received" ||
+  fail "vm2's download through SNAT: $(stat -c %s "$work/download.received") of 1048576 bytes"
+# Both hosts told (h1 for the floating IP, h2 for SNAT); the counters are
+# published every second.
+told() {
+  local n
+  n=$("$bin/canopy-agent" --run-dir "$work/$1" status |
+    field "d['datapath']['drops'].get('fragmentation_needed', 0)")
+  [ "$n" -gt 0 ]
+}
+for h in h1 h2; do retry 5 told $h || fail "$h sent no fragmentation needed: not tested"; done
+
 # Datagrams larger than the MTU, fragmented by the guests' and the
 # outside's kernels: through SNAT, and to the floating IP (a rule admits
 # the port; the answer's later fragments follow their first through

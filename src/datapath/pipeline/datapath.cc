@@ -67,6 +67,11 @@ struct Datapath::Packet {
   // From an uplink: the switch whose tag (or none) it came with; answers go
   // back with it.
   uint32_t uplink_switch = 0;
+  // The destination its sender used, when a translation on the way in
+  // changed it: a floating IP (dnat_from), or router SNAT's external
+  // address (snat_external). An ICMP error about it quotes it as sent.
+  std::optional<packet::Ipv4Address> dnat_from{};
+  std::optional<packet::Ipv4Address> snat_external{};
   // The bytes are the input's own buffer (Input::writable): an output that
   // is the last thing done with them may refer to them instead of a copy.
   bool in_input = false;
@@ -406,6 +411,7 @@ void Datapath::fromUplink(const Ingress& in, std::span<const uint8_t> frame,
         return drop(DropReason::FragmentUnknown, trace);
       }
       if (shared_->snatInbound(bytes, pkt.parsed) == DropReason::None) {
+        pkt.snat_external = packet::Ipv4Address::of(to);
         packet::parse(bytes, pkt.parsed);
         if (trace != nullptr) trace->push_back("SNAT: reply translated back to the inside");
       }
@@ -514,6 +520,22 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
   execute(*d, ctx, pkt, out, trace, depth);
 }
 
+// An ICMP error about a packet that a translation on the way in changed
+// quotes it as its sender sent it, or the sender's path MTU discovery does
+// not know what it is about: back through the floating IP (the quote's
+// destination and the error's source become the floating IP) or router
+// SNAT's mapping (the external address and port).
+void Datapath::untranslateError(const Packet& pkt, std::vector<uint8_t>& error) {
+  if (!pkt.dnat_from && !pkt.snat_external) return;
+  packet::ParsedPacket e;
+  if (packet::parse(error, e) != DropReason::None) return;
+  if (pkt.dnat_from) {
+    static_cast<void>(nat::rewriteIpv4(error, e, nat::Side::Source, *pkt.dnat_from, std::nullopt));
+  } else {
+    static_cast<void>(shared_->snatOutbound(error, e, *pkt.snat_external));
+  }
+}
+
 void Datapath::fragmentAndGoOn(const simulator::Decision& d, size_t next, const Context& ctx,
                                Packet& pkt, Outputs& out, Trace* trace, int depth, uint16_t mtu) {
   const uint32_t charged = ctx.stage == Stage::FromPort || ctx.stage == Stage::ToPort ? ctx.key : 0;
@@ -533,6 +555,8 @@ void Datapath::fragmentAndGoOn(const simulator::Decision& d, size_t next, const 
     piece.bytes = f;
     piece.in = pkt.in;
     piece.uplink_switch = pkt.uplink_switch;
+    piece.dnat_from = pkt.dnat_from;
+    piece.snat_external = pkt.snat_external;
     if (auto why = packet::parse(piece.bytes, piece.parsed); why != DropReason::None) {
       drop(why, trace, charged);
       continue;
@@ -612,6 +636,7 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         auto reply = v6 ? simulator::icmpv6Error(bytes, p, a.eth_src, a.from, 2, 0, a.mtu)
                         : simulator::icmpError(bytes, p, a.eth_src, packet::Ipv4Address::of(a.from),
                                                3, 4, a.mtu);
+        if (!v6) untranslateError(pkt, reply);
         Action back{.kind = ActionKind::Emit};
         back.frame = std::move(reply);
         execute(simulator::Decision{.actions = {std::move(back)}}, ctx, pkt, out, nullptr, depth);
@@ -624,6 +649,10 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         // Inbound, the control connection's acknowledgments are shifted
         // back before the translation, by its outside tuple.
         if (ftp && !a.source_side) shared_->ftpFloatingInbound(bytes, p);
+        if (!a.source_side && p.key.eth_type == ethertype::kIpv4) {
+          pkt.dnat_from = packet::Ipv4Address::of(
+              IpAddress::v4(p.key.ip_dst[0], p.key.ip_dst[1], p.key.ip_dst[2], p.key.ip_dst[3]));
+        }
         if (auto why = nat::rewriteIpv4(bytes, p,
                                         a.source_side ? nat::Side::Source : nat::Side::Destination,
                                         a.address, std::nullopt);

@@ -331,6 +331,7 @@ class Datapath {
   void runStage(simulator::Context ctx, Packet& pkt, Outputs& out, Trace* trace, int depth);
   void execute(const simulator::Decision& d, const simulator::Context& ctx, Packet& pkt,
                Outputs& out, Trace* trace, int depth);
+  void untranslateError(const Packet& pkt, std::vector<uint8_t>& error);
   // Cuts the packet to `mtu` (IPv4 without DF) and runs the decision's
   // actions from `next` on each fragment.
   void fragmentAndGoOn(const simulator::Decision& d, size_t next, const simulator::Context& ctx,

@@ -201,5 +201,67 @@ TEST_F(FragmentPath, Ipv6LaterFragmentsFollowTheirFirst) {
   EXPECT_EQ(r[0].port, kVm2);
 }
 
+// Path MTU discovery through translations: "fragmentation needed" about a
+// packet that came in through a floating IP or router SNAT quotes it as the
+// outside sender sent it (to the floating IP, to the gateway's address and
+// port), or the sender would not know which connection it is about.
+TEST_F(FragmentPath, NeedFragQuotesThePacketAsTheOutsideSentIt) {
+  std::string big(1500 - 20 - 8, 'x');
+  // The quoted packet's destination address and port (its IPv4 header
+  // without options, then UDP).
+  struct Quote {
+    Ipv4Address dst;
+    uint16_t port;
+  };
+  auto quoteOf = [](const std::vector<uint8_t>& error) {
+    packet::ParsedPacket e = parsed(error);
+    EXPECT_EQ(e.key.tp_src, 3);
+    EXPECT_EQ(e.key.tp_dst, 4);
+    size_t at = e.payload_offset;
+    IpAddress dst = IpAddress::v4(error[at + 16], error[at + 17], error[at + 18], error[at + 19]);
+    return Quote{Ipv4Address::of(dst), static_cast<uint16_t>(error[at + 22] << 8 | error[at + 23])};
+  };
+  // To vm3's floating IP (vm3 on h1, net2's MTU 1400).
+  auto to_fip = PacketBuilder()
+                    .eth(kOutsideMac, mac(0, 3))
+                    .ipv4(v4("203.0.113.1"), v4("203.0.113.50"))
+                    .dontFragment()
+                    .udp(53, 4000)
+                    .payload(big)
+                    .build();
+  auto r = world_.fromOutside(kH1, to_fip);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].kind, Outputs::Kind::Uplink);
+  auto q = quoteOf(r[0].bytes);
+  EXPECT_EQ(q.dst, v4("203.0.113.50")) << "not 10.0.1.5";
+  EXPECT_EQ(Ipv4Address::of(IpAddress(4, parsed(r[0].bytes).key.ip_dst)), v4("203.0.113.1"));
+
+  // Through SNAT: vm1 (net1, MTU 1442) asks outside; the big answer comes
+  // back to the gateway's address and port.
+  auto ask = PacketBuilder()
+                 .eth(mac(0, 1), kRouterNet1Mac)
+                 .ipv4(v4("10.0.0.5"), v4("203.0.113.1"))
+                 .udp(4001, 53)
+                 .payload("q")
+                 .build();
+  auto asked = world_.fromPort(kH1, kVm1, ask);
+  ASSERT_EQ(asked.size(), 1u);
+  auto a = parsed(asked[0].bytes);
+  uint16_t port = a.key.tp_src;
+  auto answer = PacketBuilder()
+                    .eth(kOutsideMac, kGatewayMac)
+                    .ipv4(v4("203.0.113.1"), v4("203.0.113.10"))
+                    .dontFragment()
+                    .udp(53, port)
+                    .payload(big)
+                    .build();
+  r = world_.fromOutside(kH2, answer);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].kind, Outputs::Kind::Uplink);
+  q = quoteOf(r[0].bytes);
+  EXPECT_EQ(q.dst, v4("203.0.113.10")) << "not 10.0.0.5";
+  EXPECT_EQ(q.port, port);
+}
+
 }  // namespace
 }  // namespace canopy::datapath::testing
