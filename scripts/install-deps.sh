@@ -23,6 +23,8 @@ packages=(
   iproute2 iputils-ping busybox ethtool tcpdump iperf3 netcat-openbsd nftables
   # IPv6 guests: a DHCPv6 client and a router-solicitation tool (rdisc6)
   isc-dhcp-client ndisc6
+  # guests sharing a virtual IP by VRRP (allowed address pairs)
+  keepalived
   # an FTP server for the conntrack helpers (tests/e2e/conntrack_helper_test.sh)
   python3-pyftpdlib
   # QEMU guests (tests/e2e/guest.sh): TCG, Debian's cloud kernel, a busybox initramfs

@@ -253,8 +253,13 @@ class Walk {
     if (isDhcpv6Request() && dhcpv6Server(*sw, *p)) return;
     if (isMetadataRequest()) return toMetadata(*p);
     if (p->port_security && isIp(key_) && !securityGroups(*p, Direction::Egress)) return;
-    sender_ = Sender{true, p->groups};
-    std::sort(sender_.groups.begin(), sender_.groups.end());
+    // Remote-group rules match the sender's groups, which vouch for its
+    // source address only when port security holds it to its own (a port
+    // without it may forward for others: matched by address, as Neutron).
+    if (p->port_security) {
+      sender_ = Sender{true, p->groups};
+      std::sort(sender_.groups.begin(), sender_.groups.end());
+    }
     if (key_.eth_type == ethertype::kIpv4) {
       if (localIpClient(*sw, *p)) return;
       localIpServer(*p);

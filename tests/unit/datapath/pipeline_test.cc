@@ -270,6 +270,30 @@ TEST_F(Pipeline, AnswersOnAnUplinkKeepTheVlanTheQuestionCameOn) {
   EXPECT_EQ(reply.key.eth_dst, kOutsideMac);
 }
 
+// A port without port security may send for others (a guest router): the
+// groups it is in say nothing of the source, so remote-group rules match
+// the source address, as Neutron's do.
+TEST_F(Pipeline, RemoteGroupsMatchTheAddressOfWhatAPortWithoutSecuritySends) {
+  auto p = parts();
+  p.ports.at(kVm5).port_security = false;
+  world_.setTopology(p.builder(), 2);
+  auto from = [&](const char* source) {
+    return PacketBuilder()
+        .eth(mac(0, 5), mac(0, 2))
+        .ipv4(v4(source), v4("10.0.0.6"))
+        .udp(7000, 7001)
+        .payload("forwarded")
+        .build();
+  };
+  // vm2's group admits the default group: 10.0.0.99 is no member's address.
+  EXPECT_TRUE(world_.fromPort(kH1, kVm5, from("10.0.0.99")).empty());
+  EXPECT_EQ(world_.host(kH2).counters().dropped(DropReason::SecurityGroupIngress), 1u);
+  // 10.0.0.9 is vm6's, a member.
+  auto r = world_.fromPort(kH1, kVm5, from("10.0.0.9"));
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].port, kVm2);
+}
+
 TEST(PipelineConntrack, FullTableRefusesNewConnectionsButNotExistingOnes) {
   FakeClock clock;
   pipeline::Config config;
