@@ -543,6 +543,11 @@ void Agent::controlLoop() {
   }
 }
 
+namespace {
+// The learned neighbours an agent reports (for `canopy trace`), at most.
+constexpr size_t kReportedNeighbors = 256;
+}  // namespace
+
 void Agent::tick(uint64_t ticks) {
   std::vector<WorkerStats> stats;
   for (const auto& w : workers_) stats.push_back(w->stats());
@@ -589,6 +594,19 @@ void Agent::tick(uint64_t ticks) {
   s.set_bound_ports(static_cast<uint32_t>(
       std::count_if(total.ports.begin(), total.ports.end(),
                     [](const auto& p) { return !p.second.port_id.empty(); })));
+  std::shared_ptr<datapath::pipeline::SharedState> shared;
+  {
+    MutexLock lock(mu_);
+    shared = shared_;
+  }
+  if (shared != nullptr) {
+    for (const auto& n : shared->neighborList(kReportedNeighbors)) {
+      pb::Neighbor* x = s.add_neighbors();
+      x->set_switch_key(n.switch_key);
+      x->set_ip(std::string(n.ip.bytes.begin(), n.ip.bytes.begin() + (n.ip.family == 4 ? 4 : 16)));
+      x->set_mac(std::string(n.mac.bytes.begin(), n.mac.bytes.end()));
+    }
+  }
   southbound_->reportStats(s);
 }
 

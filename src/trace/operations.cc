@@ -76,9 +76,30 @@ http::HttpResponse Operations::trace(const http::HttpRequest& request) {
   // Only the copy is made under the model's lock; the datapaths run outside.
   auto captured = state_.read([&](const state::Tables& t) { return capture(t, *parsed); });
   if (!captured) return api::errorResponse(captured.error());
+  if (southbound_ != nullptr) addNeighbors(*captured, southbound_->sessions());
   auto result = run(clock_, *captured, *parsed);
   if (!result) return api::errorResponse(result.error());
   return json(200, {{"trace", std::move(*result)}});
+}
+
+// The external next hops each host's agent last reported learning.
+void Operations::addNeighbors(Capture& captured,
+                              const std::vector<southbound::SouthboundService::SessionInfo>& all) {
+  for (auto& h : captured.hosts) {
+    for (const auto& s : all) {
+      if (s.host != h.agent.host) continue;
+      for (const auto& n : s.stats.neighbors()) {
+        const std::string& ip = n.ip();
+        const std::string& mac = n.mac();
+        if ((ip.size() != 4 && ip.size() != 16) || mac.size() != 6) continue;
+        CapturedHost::Neighbor out{.switch_key = n.switch_key()};
+        out.ip.family = ip.size() == 4 ? 4 : 6;
+        std::copy(ip.begin(), ip.end(), out.ip.bytes.begin());
+        std::copy(mac.begin(), mac.end(), out.mac.bytes.begin());
+        h.neighbors.push_back(out);
+      }
+    }
+  }
 }
 
 http::HttpResponse Operations::status() {

@@ -17,6 +17,7 @@
 #include "model/attributes.h"
 #include "southbound/service.h"
 #include "state/model_state.h"
+#include "trace/trace.h"
 
 namespace canopy::trace {
 
@@ -33,6 +34,8 @@ class Operations {
  private:
   http::HttpResponse trace(const http::HttpRequest& request);
   http::HttpResponse status();
+  static void addNeighbors(Capture& captured,
+                           const std::vector<southbound::SouthboundService::SessionInfo>& all);
 
   state::ModelState& state_;
   const southbound::SouthboundService* southbound_;

@@ -109,10 +109,15 @@ class Cloud {
       pipeline::Datapath& dp = fabric_.addHost(c.key, c.agent.host, std::move(config), *built);
       // External next hops: agents learn them by ARP; the trace puts a
       // placeholder in their place.
+      for (const auto& n : c.neighbors) dp.learnNeighbor(n.switch_key, n.ip, n.mac);
       for (const auto& [rk, r] : (*built)->routers()) {
         if (!r.gateway) continue;
         for (const auto& hop : {r.gateway->nexthop, r.gateway->nexthop6}) {
-          if (hop) dp.learnNeighbor(r.gateway->switch_key, *hop, kPlaceholderMac);
+          if (!hop) continue;
+          bool learned = std::any_of(c.neighbors.begin(), c.neighbors.end(), [&](const auto& n) {
+            return n.switch_key == r.gateway->switch_key && n.ip == *hop;
+          });
+          if (!learned) dp.learnNeighbor(r.gateway->switch_key, *hop, kPlaceholderMac);
         }
       }
       hosts_[c.key] = Host{.name = c.agent.host,

@@ -81,6 +81,15 @@ struct CapturedHost {
   uint32_t key = 0;
   model::Agent agent{};
   southbound::HostView view{};
+  // External next hops its agent learned (by ARP and neighbour
+  // discovery), as it last reported them: shown as they are, not as
+  // placeholders.
+  struct Neighbor {
+    uint32_t switch_key = 0;
+    IpAddress ip{};
+    datapath::packet::MacAddress mac{};
+  };
+  std::vector<Neighbor> neighbors{};
 };
 
 // What a trace needs from the model.

@@ -135,6 +135,14 @@ retry 10 sh -c "echo hello | ip netns exec '$tag-vm2' nc -N -w 2 203.0.113.1 900
   fail "vm2 cannot reach outside through SNAT"
 expect_in "$gateway_ip" "$(cat "$work/seen")"
 send_blob "$tag-vm2" "$outside" 203.0.113.1 9003
+# The trace shows the outside's real MAC, which h2 learned by ARP, not a
+# placeholder (the agents report what they learn every few seconds).
+outside_mac=$(in_ns "$outside" cat /sys/class/net/eth0/address)
+traced() {
+  OS_AUTH_TYPE=none OS_ENDPOINT=$api_url "$bin/canopy" trace --port "$vm2_id" --udp 9000 \
+    --to 203.0.113.1 -f json >"$work/trace.json" && grep -q "$outside_mac" "$work/trace.json"
+}
+retry 15 traced || fail "the trace does not show the outside's MAC $outside_mac: $(cat "$work/trace.json")"
 
 # Path MTU discovery through the translations: guests whose interfaces
 # take 1500 bytes, more than their networks' MTU, announce a larger MSS;

@@ -141,6 +141,16 @@ bool SharedState::fragmentFlow(packet::ParsedPacket& p, SteadyTime now) {
   return fragments_.fill(p, now);
 }
 
+std::vector<SharedState::Neighbor> SharedState::neighborList(size_t limit) const {
+  std::shared_lock lock(neighbors_.mu);
+  std::vector<Neighbor> out;
+  for (const auto& [where, mac] : neighbors_.entries) {
+    if (out.size() == limit) break;
+    out.push_back({where.first, where.second, mac});
+  }
+  return out;
+}
+
 DropReason SharedState::snatInbound(std::span<uint8_t> frame,
                                     const packet::ParsedPacket& p) noexcept {
   MaybeLock lock(snat_mu_, shared_);

@@ -205,6 +205,13 @@ class SharedState {
   // Learns (or confirms) one; true if that changed something (logged, for
   // every worker's cache).
   bool learnNeighbor(uint32_t switch_key, const IpAddress& ip, const packet::MacAddress& mac);
+  // The learned neighbours, up to `limit`, in (switch, address) order.
+  struct Neighbor {
+    uint32_t switch_key = 0;
+    IpAddress ip{};
+    packet::MacAddress mac{};
+  };
+  std::vector<Neighbor> neighborList(size_t limit) const;
   // How many neighbour changes were ever logged.
   uint64_t neighborEpoch() const { return neighbor_epoch_.load(std::memory_order_acquire); }
   // The cache tags of the changes after `epoch`, which moves to the latest;
