@@ -1,6 +1,8 @@
 // frame_flood: a small-packet generator for bench/e2e/run.sh. Sends complete
 // 60-byte Ethernet + IPv4 + UDP frames (64 on the wire with the FCS; UDP to
-// port 9, UDP checksum 0) out of one interface through an AF_PACKET socket
+// port 9, UDP checksum 0), or with IPv6 addresses the smallest IPv6 ones (64
+// bytes: 2 bytes of UDP payload, the checksum IPv6 requires), out of one
+// interface through an AF_PACKET socket
 // that bypasses the qdisc, 64 frames a sendmmsg, until it has sent --count
 // frames or --seconds have passed, whichever comes first. The source MAC is
 // the interface's own, the destination MAC the one given: no ARP is needed.
@@ -42,16 +44,18 @@
 namespace canopy::bench {
 namespace {
 
-constexpr size_t kFrameBytes = 60;  // the smallest Ethernet frame, without its FCS
+constexpr size_t kFrameBytes = 60;   // the smallest Ethernet frame, without its FCS
+constexpr size_t kFrameBytes6 = 64;  // the smallest IPv6 UDP frame, rounded up to even
 constexpr size_t kIpOffset = 14;
 constexpr size_t kUdpOffset = kIpOffset + 20;
+constexpr size_t kUdpOffset6 = kIpOffset + 40;
 constexpr unsigned kBatch = 64;
 constexpr uint16_t kFirstSourcePort = 10000;
 constexpr uint16_t kDiscardPort = 9;
 constexpr double kMaxSeconds = 60;
 constexpr uint64_t kMaxFlows = 10000;
 
-using Frame = std::array<uint8_t, kFrameBytes>;
+using Frame = std::array<uint8_t, kFrameBytes6>;
 using Mac = std::array<uint8_t, ETH_ALEN>;
 
 struct Options {
@@ -59,6 +63,9 @@ struct Options {
   Mac destination_mac{};
   in_addr source_ip{};
   in_addr destination_ip{};
+  bool v6 = false;
+  in6_addr source_ip6{};
+  in6_addr destination_ip6{};
   double seconds = 5;
   uint64_t count = 50'000'000;
   uint64_t flows = 1;
@@ -135,8 +142,17 @@ Options parseOptions(int argc, char** argv) {
   if (o.flows == 0 || o.flows > kMaxFlows) fail("--flows: 1 to 10000");
   o.interface = std::string(positional[0]);
   o.destination_mac = parseMac(positional[1]);
-  o.source_ip = parseIp(std::string(positional[2]).c_str());
-  o.destination_ip = parseIp(std::string(positional[3]).c_str());
+  std::string source(positional[2]), destination(positional[3]);
+  o.v6 = source.find(':') != std::string::npos;
+  if (o.v6) {
+    if (inet_pton(AF_INET6, source.c_str(), &o.source_ip6) != 1 ||
+        inet_pton(AF_INET6, destination.c_str(), &o.destination_ip6) != 1) {
+      fail("not IPv6 addresses: " + source + " " + destination);
+    }
+  } else {
+    o.source_ip = parseIp(source.c_str());
+    o.destination_ip = parseIp(destination.c_str());
+  }
   return o;
 }
 
@@ -180,6 +196,34 @@ Frame buildFrame(const Options& o, const Mac& source_mac, uint16_t flow) {
   return f;
 }
 
+// The same with IPv6: a 40-byte header, UDP with a 2-byte payload and its
+// checksum (RFC 8200 8.1).
+Frame buildFrame6(const Options& o, const Mac& source_mac, uint16_t flow) {
+  Frame f{};
+  std::memcpy(f.data(), o.destination_mac.data(), ETH_ALEN);
+  std::memcpy(f.data() + ETH_ALEN, source_mac.data(), ETH_ALEN);
+  put16(f.data() + 12, ETHERTYPE_IPV6);
+  uint8_t* ip = f.data() + kIpOffset;
+  ip[0] = 0x60;
+  const auto udp_bytes = static_cast<uint16_t>(kFrameBytes6 - kUdpOffset6);
+  put16(ip + 4, udp_bytes);  // payload length
+  ip[6] = IPPROTO_UDP;
+  ip[7] = 64;  // hop limit
+  std::memcpy(ip + 8, &o.source_ip6, 16);
+  std::memcpy(ip + 24, &o.destination_ip6, 16);
+  uint8_t* udp = f.data() + kUdpOffset6;
+  put16(udp, static_cast<uint16_t>(kFirstSourcePort + flow));
+  put16(udp + 2, kDiscardPort);
+  put16(udp + 4, udp_bytes);
+  uint32_t sum = udp_bytes + IPPROTO_UDP;
+  for (size_t i = 8; i < 40; i += 2) sum += static_cast<uint32_t>(ip[i] << 8 | ip[i + 1]);
+  for (size_t i = 0; i < udp_bytes; i += 2) sum += static_cast<uint32_t>(udp[i] << 8 | udp[i + 1]);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >> 16);
+  auto checksum = static_cast<uint16_t>(~sum);
+  put16(udp + 6, checksum == 0 ? 0xffff : checksum);
+  return f;
+}
+
 int run(const Options& o) {
   if (o.interface.empty() || o.interface.size() >= IFNAMSIZ) fail("no interface " + o.interface);
   int ifindex = static_cast<int>(if_nametoindex(o.interface.c_str()));
@@ -215,17 +259,19 @@ int run(const Options& o) {
   std::vector<Frame> frames;
   frames.reserve(o.flows);
   for (uint64_t flow = 0; flow < o.flows; ++flow) {
-    frames.push_back(buildFrame(o, source_mac, static_cast<uint16_t>(flow)));
+    auto f = static_cast<uint16_t>(flow);
+    frames.push_back(o.v6 ? buildFrame6(o, source_mac, f) : buildFrame(o, source_mac, f));
   }
-  // Every frame to the bound interface as IPv4.
+  // Every frame to the bound interface as IPv4 (or IPv6).
   sockaddr_ll destination = address;
-  destination.sll_protocol = htons(ETH_P_IP);
+  destination.sll_protocol = htons(o.v6 ? ETH_P_IPV6 : ETH_P_IP);
+  const size_t frame_bytes = o.v6 ? kFrameBytes6 : kFrameBytes;
   destination.sll_halen = ETH_ALEN;
   std::memcpy(destination.sll_addr, o.destination_mac.data(), ETH_ALEN);
   std::array<iovec, kBatch> iov{};
   std::array<mmsghdr, kBatch> messages{};
   for (unsigned i = 0; i < kBatch; ++i) {
-    iov[i].iov_len = kFrameBytes;
+    iov[i].iov_len = frame_bytes;
     messages[i].msg_hdr.msg_name = &destination;
     messages[i].msg_hdr.msg_namelen = sizeof(destination);
     messages[i].msg_hdr.msg_iov = &iov[i];

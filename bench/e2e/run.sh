@@ -10,7 +10,9 @@
 # a userspace Geneve tunnel. Small-packet forwarding rate too: 64-byte UDP
 # frames from frame_flood (bench/e2e/frame_flood.cc) for
 # CANOPY_BENCH_RATE_SECONDS (default 3), Mpps delivered to the receiving VM,
-# against the Linux bridge and kernel VXLAN peers. CANOPY_BENCH_AGENT_ARGS:
+# against the Linux bridge and kernel VXLAN peers. The same TCP, RTT and
+# 64-byte figures over IPv6 between the same guests (CANOPY_BENCH_IPV6=off
+# skips them). CANOPY_BENCH_AGENT_ARGS:
 # extra arguments (space-separated) for both canopy-agents. Needs root.
 # Usage: bench/e2e/run.sh [seconds per iperf3 run, default 5]
 set -euo pipefail
@@ -97,6 +99,16 @@ done
 bridge_tput=$(throughput "$tag-p1" "$tag-p2" 10.9.0.2)
 bridge_rtt=$(rtt "$tag-p1" 10.9.0.2)
 bridge_rate=$(rate "$tag-p1" "$tag-p2" 10.9.0.2 "$(mac_of "$tag-p2")" 10.9.0.1)
+ipv6=${CANOPY_BENCH_IPV6:-on}
+# v6 NS ADDRESS: an IPv6 address on the guest's eth0 beside its IPv4 one.
+v6() { in_ns "$1" ip -6 addr add "$2/64" dev eth0 nodad; }
+if [ "$ipv6" = on ]; then
+  v6 "$tag-p1" fd09::1
+  v6 "$tag-p2" fd09::2
+  bridge_tput6=$(throughput "$tag-p1" "$tag-p2" fd09::2)
+  bridge_rtt6=$(rtt "$tag-p1" fd09::2)
+  bridge_rate6=$(rate "$tag-p1" "$tag-p2" fd09::2 "$(mac_of "$tag-p2")" fd09::1)
+fi
 
 make_underlay
 for i in 1 2; do
@@ -118,6 +130,13 @@ done
 vxlan_tput=$(throughput "$tag-kv1" "$tag-kv2" 10.8.0.2)
 vxlan_rtt=$(rtt "$tag-kv1" 10.8.0.2)
 vxlan_rate=$(rate "$tag-kv1" "$tag-kv2" 10.8.0.2 "$(mac_of "$tag-kv2")" 10.8.0.1)
+if [ "$ipv6" = on ]; then
+  v6 "$tag-kv1" fd08::1
+  v6 "$tag-kv2" fd08::2
+  vxlan_tput6=$(throughput "$tag-kv1" "$tag-kv2" fd08::2)
+  vxlan_rtt6=$(rtt "$tag-kv1" fd08::2)
+  vxlan_rate6=$(rate "$tag-kv1" "$tag-kv2" fd08::2 "$(mac_of "$tag-kv2")" fd08::1)
+fi
 
 # --- peers: Open vSwitch's userspace (netdev) datapath, userspace TSO on.
 # Each OVS "host" is a namespace with an ovsdb-server and an ovs-vswitchd of
@@ -232,6 +251,9 @@ canopy_agents=("${agent_pids[@]: -2}")  # the last two: h1's and h2's agents
 net=$(api POST /v2.0/networks '{"network": {"name": "bench"}}' | field 'd["network"]["id"]')
 api POST /v2.0/subnets '{"subnet": {"network_id": "'"$net"'", "ip_version": 4,
   "cidr": "10.0.0.0/24"}}' >/dev/null
+# Before the ports: each gets an IPv6 address too (SLAAC, from its MAC).
+api POST /v2.0/subnets '{"subnet": {"network_id": "'"$net"'", "ip_version": 6,
+  "cidr": "fd00::/64", "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"}}' >/dev/null
 for vm in "vm1 h1" "vm2 h1" "vm3 h2"; do
   set -- $vm
   api POST /v2.0/ports '{"port": {"network_id": "'"$net"'", "name": "'"$1"'",
@@ -251,6 +273,17 @@ two_tput=$(throughput "$tag-vm1" "$tag-vm3" "$(ip_of vm3)")
 two_rtt=$(rtt "$tag-vm1" "$(ip_of vm3)")
 one_rate=$(rate "$tag-vm1" "$tag-vm2" "$(ip_of vm2)" "$(mac_port vm2)" "$(ip_of vm1)")
 two_rate=$(rate "$tag-vm1" "$tag-vm3" "$(ip_of vm3)" "$(mac_port vm3)" "$(ip_of vm1)")
+if [ "$ipv6" = on ]; then
+  ip6_of() { field 'd["port"]["fixed_ips"][1]["ip_address"]' <"$work/$1.port"; }
+  for vm in vm1 vm2 vm3; do v6 "$tag-$vm" "$(ip6_of $vm)"; done
+  retry 10 in_ns "$tag-vm1" ping -6 -c 1 -W 1 "$(ip6_of vm3)" || fail "no IPv6 between Canopy's VMs"
+  one_tput6=$(throughput "$tag-vm1" "$tag-vm2" "$(ip6_of vm2)")
+  one_rtt6=$(rtt "$tag-vm1" "$(ip6_of vm2)")
+  two_tput6=$(throughput "$tag-vm1" "$tag-vm3" "$(ip6_of vm3)")
+  two_rtt6=$(rtt "$tag-vm1" "$(ip6_of vm3)")
+  one_rate6=$(rate "$tag-vm1" "$tag-vm2" "$(ip6_of vm2)" "$(mac_port vm2)" "$(ip6_of vm1)")
+  two_rate6=$(rate "$tag-vm1" "$tag-vm3" "$(ip6_of vm3)" "$(mac_port vm3)" "$(ip6_of vm1)")
+fi
 
 ratio() { python3 -c "print('%.2f' % ($1 / $2) if $2 > 0 else '-')"; }
 echo
@@ -283,3 +316,16 @@ echo "| path | Canopy Mpps | peer | peer Mpps | ratio | offered Mpps (Canopy / p
 echo "|---|---:|---|---:|---:|---:|"
 echo "| one host | $one_mpps | Linux bridge | $bridge_mpps | $(ratio "$one_mpps" "$bridge_mpps") | $one_offered / $bridge_offered |"
 echo "| two hosts | $two_mpps | kernel VXLAN | $vxlan_mpps | $(ratio "$two_mpps" "$vxlan_mpps") | $two_offered / $vxlan_offered |"
+if [ "$ipv6" = on ]; then
+  read -r bridge_mpps6 _ <<<"$bridge_rate6"
+  read -r vxlan_mpps6 _ <<<"$vxlan_rate6"
+  read -r one_mpps6 _ <<<"$one_rate6"
+  read -r two_mpps6 _ <<<"$two_rate6"
+  echo
+  echo "IPv6, the same guests: TCP (iperf3 ${seconds} s), ping RTT, 64-byte UDP frames."
+  echo
+  echo "| path | Canopy Gbit/s | peer | peer Gbit/s | ratio | Canopy RTT ms | peer RTT ms | Canopy Mpps | peer Mpps | ratio |"
+  echo "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| one host | $one_tput6 | Linux bridge | $bridge_tput6 | $(ratio "$one_tput6" "$bridge_tput6") | $one_rtt6 | $bridge_rtt6 | $one_mpps6 | $bridge_mpps6 | $(ratio "$one_mpps6" "$bridge_mpps6") |"
+  echo "| two hosts | $two_tput6 | kernel VXLAN | $vxlan_tput6 | $(ratio "$two_tput6" "$vxlan_tput6") | $two_rtt6 | $vxlan_rtt6 | $two_mpps6 | $vxlan_mpps6 | $(ratio "$two_mpps6" "$vxlan_mpps6") |"
+fi

@@ -318,4 +318,113 @@ Json dnsAssignment(const Json& port, std::string_view domain) {
   return out;
 }
 
+Result<Dhcpv6OptionBytes> encodeDhcpv6Option(std::string_view name, std::string_view value) {
+  if (name.starts_with("option6:")) name.remove_prefix(8);
+  enum class V6 { Text, Addresses, Domains, U32, Ntp, Param };
+  struct Named6 {
+    std::string_view name;
+    uint16_t code;
+    V6 kind;
+  };
+  static constexpr Named6 kNamed6[] = {
+      {"sip-server-domain", 21, V6::Domains},
+      {"sip-server", 22, V6::Addresses},
+      {"dns-server", 23, V6::Addresses},
+      {"domain-search", 24, V6::Domains},
+      {"nis-server", 27, V6::Addresses},
+      {"nis+-server", 28, V6::Addresses},
+      {"nis-domain", 29, V6::Domains},
+      {"nis+-domain", 30, V6::Domains},
+      {"sntp-server", 31, V6::Addresses},
+      {"information-refresh-time", 32, V6::U32},
+      {"ntp-server", 56, V6::Ntp},
+      {"bootfile-url", 59, V6::Text},
+      {"bootfile-param", 60, V6::Param},
+  };
+  Dhcpv6OptionBytes out;
+  V6 kind = V6::Text;
+  bool known = false;
+  for (const auto& n : kNamed6) {
+    if (n.name == name) {
+      out.code = n.code;
+      kind = n.kind;
+      known = true;
+    }
+  }
+  if (!known) {
+    unsigned code = 0;
+    auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), code);
+    if (ec != std::errc() || end != name.data() + name.size() || code < 1 || code > 65535) {
+      return badRequest("DHCPv6 option '" + std::string(name) + "' is not served");
+    }
+    out.code = static_cast<uint16_t>(code);
+  }
+  auto each = [&](auto&& f) {
+    size_t start = 0;
+    while (start <= value.size()) {
+      size_t comma = value.find(',', start);
+      if (comma == std::string_view::npos) comma = value.size();
+      if (!f(value.substr(start, comma - start))) return false;
+      start = comma + 1;
+    }
+    return true;
+  };
+  auto address = [&](std::string_view text, bool ntp) {
+    auto ip = IpAddress::parse(text);
+    if (!ip || ip->family != 6) return false;
+    // NTP (RFC 5908): each server as a server-address suboption.
+    if (ntp) out.value.insert(out.value.end(), {0, 1, 0, 16});
+    out.value.insert(out.value.end(), ip->bytes.begin(), ip->bytes.end());
+    return true;
+  };
+  switch (kind) {
+    case V6::Text:
+      out.value.assign(value.begin(), value.end());
+      break;
+    case V6::Param:  // RFC 5970: each parameter with its length
+      out.value.push_back(static_cast<uint8_t>(value.size() >> 8));
+      out.value.push_back(static_cast<uint8_t>(value.size()));
+      out.value.insert(out.value.end(), value.begin(), value.end());
+      break;
+    case V6::Addresses:
+    case V6::Ntp:
+      if (!each([&](std::string_view a) { return address(a, kind == V6::Ntp); })) {
+        return badValue(name, value, "is not a list of IPv6 addresses");
+      }
+      break;
+    case V6::Domains:
+      if (!each([&](std::string_view domain) {
+            if (domain.ends_with('.')) domain.remove_suffix(1);
+            if (domain.empty() || checkDnsName(Json(std::string(domain)))) return false;
+            size_t label = 0;
+            while (label < domain.size()) {
+              size_t dot = std::min(domain.find('.', label), domain.size());
+              out.value.push_back(static_cast<uint8_t>(dot - label));
+              out.value.insert(out.value.end(), domain.begin() + static_cast<std::ptrdiff_t>(label),
+                               domain.begin() + static_cast<std::ptrdiff_t>(dot));
+              label = dot + 1;
+            }
+            out.value.push_back(0);
+            return true;
+          })) {
+        return badValue(name, value, "is not a list of domain names");
+      }
+      break;
+    case V6::U32: {
+      uint32_t n = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (ec != std::errc() || end != value.data() + value.size()) {
+        return badValue(name, value, "is not a number");
+      }
+      for (int shift = 24; shift >= 0; shift -= 8)
+        out.value.push_back(static_cast<uint8_t>(n >> shift));
+      break;
+    }
+  }
+  if (out.value.empty() || out.value.size() > 1024) {
+    return badValue(name, value, "is empty or longer than 1024 bytes");
+  }
+  return out;
+}
+
 }  // namespace canopy::model

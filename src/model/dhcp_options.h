@@ -39,6 +39,18 @@ struct DhcpOptionBytes {
 // Errors give the reason alone ("value ... of option ... is not ...").
 Result<DhcpOptionBytes> encodeDhcpOption(std::string_view name, std::string_view value);
 
+// One DHCPv6 option as sent (RFC 8415 21 and the options' own RFCs), for
+// an extra_dhcp_opts entry of ip_version 6, by dnsmasq's DHCPv6 names
+// (dns-server, domain-search, sip-server, sip-server-domain, nis-server,
+// nis+-server, nis-domain, nis+-domain, sntp-server, ntp-server,
+// information-refresh-time, bootfile-url, bootfile-param; "option6:" may
+// precede them) or a number (1-65535, sent as text).
+struct Dhcpv6OptionBytes {
+  uint16_t code = 0;
+  std::vector<uint8_t> value;
+};
+Result<Dhcpv6OptionBytes> encodeDhcpv6Option(std::string_view name, std::string_view value);
+
 // Neutron's dns_name: a host name (labels of letters, digits and hyphens,
 // at most 63 each) or ""; the reason it is invalid, or nullopt.
 std::optional<std::string> checkDnsName(const Json& value);

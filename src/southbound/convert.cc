@@ -74,6 +74,11 @@ void put(pb::Port* o, const topology::Port& p) {
     x->set_code(option.code);
     x->set_value(std::string(option.value.begin(), option.value.end()));
   }
+  for (const auto& option : p.dhcpv6_options) {
+    auto* x = o->add_dhcpv6_options();
+    x->set_code(option.code);
+    x->set_value(std::string(option.value.begin(), option.value.end()));
+  }
   for (const auto& l : p.local_ips) {
     auto* x = o->add_local_ips();
     x->set_local(bytesOf(l.local));
@@ -251,6 +256,15 @@ Result<topology::Port> from(const pb::Port& o) {
     }
     p.dhcp_options.push_back(
         {static_cast<uint8_t>(x.code()), std::vector<uint8_t>(x.value().begin(), x.value().end())});
+  }
+  for (const auto& x : o.dhcpv6_options()) {
+    if (x.code() < 1 || x.code() > 65535 || x.value().empty() || x.value().size() > 1024) {
+      return Error(Errc::InvalidArgument, "port " + o.id() + ": DHCPv6 option " +
+                                              std::to_string(x.code()) + " out of range or with " +
+                                              std::to_string(x.value().size()) + " bytes");
+    }
+    p.dhcpv6_options.push_back({static_cast<uint16_t>(x.code()),
+                                std::vector<uint8_t>(x.value().begin(), x.value().end())});
   }
   for (const auto& x : o.local_ips()) {
     CANOPY_TRY(local, ip(x.local(), "local IP"));

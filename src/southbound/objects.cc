@@ -195,7 +195,14 @@ std::optional<topology::Port> portOf(const state::Tables& t, const Json& p,
   out.dhcp_host_name = stringAt(p, "dns_name");
   out.dhcp_domain = stringAt(p, "dns_domain");
   for (const auto& o : p.value("extra_dhcp_opts", Json::array())) {
-    if (o.value("ip_version", 4) != 4) continue;  // DHCPv6 options: not served yet
+    if (o.value("ip_version", 4) == 6) {
+      // DHCPv6's: those it knows (an unknown name is skipped, as stored).
+      if (auto v6 = model::encodeDhcpv6Option(stringAt(o, "opt_name"), stringAt(o, "opt_value"))) {
+        out.dhcpv6_options.push_back({v6->code, std::move(v6->value)});
+      }
+      continue;
+    }
+    if (o.value("ip_version", 4) != 4) continue;
     auto encoded = model::encodeDhcpOption(stringAt(o, "opt_name"), stringAt(o, "opt_value"));
     if (!encoded) continue;  // checked by the API; a bad stored value is skipped
     if (encoded->code == 0) {

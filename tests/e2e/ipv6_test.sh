@@ -6,8 +6,9 @@
 #    lifetime, prefix, MTU, DNS), answered to solicitations and sent
 #    unsolicited; the kernels take their SLAAC addresses (the ports' fixed
 #    IPv6 addresses) and default routes from them;
-#  - DHCPv6 (dhclient -6): the stateful port's fixed address; DNS servers
-#    and domain on the stateless network;
+#  - DHCPv6 (dhclient -6): the stateful port's fixed address and its own
+#    options (extra_dhcp_opts); DNS servers and domain on the stateless
+#    network;
 #  - routing across subnets and hosts (ping, TCP), the router's own
 #    address and link-local one answering, hop limit expiry answered with
 #    time exceeded, a guest with a larger MTU told "packet too big" and
@@ -112,11 +113,18 @@ dhcp6() {
   bg "$tag-$v" dhclient -6 -d -1 "$@" -sf "$work/$v.dhclient.sh" \
     -lf "$work/$v.leases" -pf "$work/$v.dhclient.pid" eth0 2>"$work/$v.dhclient.log"
 }
+# vm2's port has DHCPv6 options of its own (extra_dhcp_opts, ip_version 6):
+# they replace the subnet's DNS server and the network's domain.
+api PUT "/v2.0/ports/${ids[vm2]}" '{"port": {"extra_dhcp_opts": [
+  {"opt_name": "dns-server", "opt_value": "fd00::99", "ip_version": 6},
+  {"opt_name": "domain-search", "opt_value": "extra.example", "ip_version": 6}]}}' >/dev/null
+wait_applied h2
 dhcp6 vm2
 leased() { grep -q "^$1 " "$work/$2.dhcp6"; }
 retry 30 leased BOUND6 vm2 || fail "vm2: no DHCPv6 lease: $(cat "$work/vm2.dhcp6")"
 expect_in "address=${ips[vm2]}" "$(cat "$work/vm2.dhcp6")"
-expect_in "dns=fd00::53" "$(cat "$work/vm2.dhcp6")"
+expect_in "dns=fd00::99" "$(cat "$work/vm2.dhcp6")"
+expect_in "domain=extra.example." "$(cat "$work/vm2.dhcp6")"
 has_address() { in_ns "$tag-$1" ip -6 addr show dev eth0 | grep -q "inet6 $2/"; }
 retry 10 has_address vm2 "${ips[vm2]}" ||
   fail "vm2 did not take its address: $(in_ns "$tag-vm2" ip -6 addr) $(cat "$work/vm2.dhcp6")"

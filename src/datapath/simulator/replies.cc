@@ -372,7 +372,7 @@ DhcpAnswer dhcpAnswer(const packet::DhcpMessage& m, const topology::Switch& sw,
 Dhcpv6Answer dhcpv6Answer(const packet::Dhcpv6Message& m, const packet::ParsedPacket& p,
                           MacAddress server_mac, std::span<const IpAddress> addresses,
                           std::span<const IpAddress> dns_servers, const std::string& domain,
-                          uint32_t lease_seconds) {
+                          uint32_t lease_seconds, std::span<const topology::Dhcpv6Option> extra) {
   namespace d6 = packet::dhcpv6;
   using Lease = packet::Dhcpv6Options::Lease;
   const std::vector<uint8_t> duid = packet::duidOf(server_mac);
@@ -452,14 +452,20 @@ Dhcpv6Answer dhcpv6Answer(const packet::Dhcpv6Message& m, const packet::ParsedPa
     if (reply == d6::kReply && m.type == d6::kSolicit) o.add(d6::kRapidCommit, {});
     for (const auto& a : addresses) summary += " " + a.toString();
   }
+  auto given = [&](uint16_t code) {
+    return std::any_of(extra.begin(), extra.end(), [&](const auto& x) { return x.code == code; });
+  };
   std::vector<packet::Ipv6Address> dns;
   for (const auto& a : dns_servers) {
     if (a.family == 6) dns.push_back(packet::Ipv6Address::of(a));
   }
-  if (!dns.empty()) o.addAddresses(d6::kDnsServers, dns);
+  if (!dns.empty() && !given(d6::kDnsServers)) o.addAddresses(d6::kDnsServers, dns);
   std::string_view name = domain;
   if (!name.empty() && name.back() == '.') name.remove_suffix(1);
-  if (!name.empty()) o.addDomains(d6::kDomainList, std::span<const std::string_view>(&name, 1));
+  if (!name.empty() && !given(d6::kDomainList)) {
+    o.addDomains(d6::kDomainList, std::span<const std::string_view>(&name, 1));
+  }
+  for (const auto& x : extra) o.add(x.code, x.value);
 
   return {
       PacketBuilder()

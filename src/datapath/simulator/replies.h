@@ -113,9 +113,12 @@ struct Dhcpv6Answer {
   std::vector<uint8_t> frame{};  // empty: nothing to send
   std::string summary{};
 };
+// `extra`: the port's own options (extra_dhcp_opts), which replace the
+// server's of the same code.
 Dhcpv6Answer dhcpv6Answer(const packet::Dhcpv6Message& m, const packet::ParsedPacket& p,
                           packet::MacAddress server_mac, std::span<const IpAddress> addresses,
                           std::span<const IpAddress> dns_servers, const std::string& domain,
-                          uint32_t lease_seconds);
+                          uint32_t lease_seconds,
+                          std::span<const topology::Dhcpv6Option> extra = {});
 
 }  // namespace canopy::datapath::simulator

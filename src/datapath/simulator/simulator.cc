@@ -1033,8 +1033,8 @@ class Walk {
     }
     MacAddress mac = serverMac(sw, *served);
     const std::string& domain = p.dhcp_domain.empty() ? sw.dns_domain : p.dhcp_domain;
-    Dhcpv6Answer answer =
-        dhcpv6Answer(m, parsed_, mac, addresses, dns, domain, host_.dhcp_lease_seconds);
+    Dhcpv6Answer answer = dhcpv6Answer(m, parsed_, mac, addresses, dns, domain,
+                                       host_.dhcp_lease_seconds, p.dhcpv6_options);
     note([&] { return "DHCPv6 server: " + answer.summary; });
     if (!answer.frame.empty()) emit(std::move(answer.frame));
     return true;

@@ -96,6 +96,14 @@ struct DhcpOption {
   friend bool operator==(const DhcpOption&, const DhcpOption&) = default;
 };
 
+// A DHCPv6 option as the server sends it (code, value bytes).
+struct Dhcpv6Option {
+  uint16_t code = 0;
+  std::vector<uint8_t> value{};
+
+  friend bool operator==(const Dhcpv6Option&, const Dhcpv6Option&) = default;
+};
+
 // A local IP a port answers on its host (Neutron's local IP association):
 // what the port's network's other ports on that host send to `local` goes
 // to `fixed`, one of the port's addresses, and the replies come from
@@ -129,6 +137,7 @@ struct Port {
   std::string dhcp_domain{};
   std::optional<IpAddress> dhcp_next_server{};
   std::vector<DhcpOption> dhcp_options{};
+  std::vector<Dhcpv6Option> dhcpv6_options{};  // extra_dhcp_opts of ip_version 6
   std::vector<LocalIp> local_ips{};
 
   friend bool operator==(const Port&, const Port&) = default;
