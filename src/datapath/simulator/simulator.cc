@@ -548,12 +548,9 @@ class Walk {
   // addresses (or the link-local one of its MAC).
   bool ownsAdvertisedTarget(const Port& p) {
     noCache();  // the target is not in the flow key
-    if (parsed_.payload_offset == 0 || parsed_.payload_offset + 16 > parsed_.l3_end) {
-      drop(DropReason::Icmpv6Truncated);
-      return false;
-    }
-    IpAddress target{6, {}};
-    std::copy_n(frame_.begin() + parsed_.payload_offset, 16, target.bytes.begin());
+    auto t = ndTarget();
+    if (!t) return false;
+    const IpAddress& target = *t;
     if (ownsIp(p, key_.eth_src, target) || target == linkLocalOf(key_.eth_src)) return true;
     note([&] { return "port security: advertises " + target.toString() + ", not the port's"; });
     drop(DropReason::PortSecurityNeighborAdvertisement);
@@ -830,19 +827,28 @@ class Walk {
            key_.tp_src == 135 && key_.tp_dst == 0;
   }
 
+  // A neighbour solicitation's or advertisement's target (RFC 4861 4.3,
+  // 4.4: after the ICMPv6 header's reserved word); none, and the packet
+  // dropped, when it is cut short.
+  std::optional<IpAddress> ndTarget() {
+    if (parsed_.payload_offset == 0 || parsed_.payload_offset + 16 > parsed_.l3_end) {
+      drop(DropReason::Icmpv6Truncated);
+      return std::nullopt;
+    }
+    IpAddress target{6, {}};
+    std::copy_n(frame_.begin() + parsed_.payload_offset, 16, target.bytes.begin());
+    return target;
+  }
+
   // Answers a solicitation for an address this switch knows (another
   // port's, a router interface's) as the ARP responder does; false when
   // the solicitation goes on to the switch (an address it does not know,
   // or the asker's own: duplicate address detection).
   bool ndFromPort(const Switch& sw, const Port& p) {
     noCache();
-    // RFC 4861 4.3: the target after the ICMPv6 header's reserved word.
-    if (parsed_.payload_offset == 0 || parsed_.payload_offset + 16 > parsed_.l3_end) {
-      drop(DropReason::Icmpv6Truncated);
-      return true;
-    }
-    IpAddress target{6, {}};
-    std::copy_n(frame_.begin() + parsed_.payload_offset, 16, target.bytes.begin());
+    auto t = ndTarget();
+    if (!t) return true;
+    const IpAddress& target = *t;
     std::optional<MacAddress> answer;
     bool router = false;
     std::string owner;
@@ -906,12 +912,9 @@ class Walk {
   // here: answered (as ARP for its IPv4 one); false for any other.
   bool ndFromUplink(const Switch& sw) {
     noCache();
-    if (parsed_.payload_offset == 0 || parsed_.payload_offset + 16 > parsed_.l3_end) {
-      drop(DropReason::Icmpv6Truncated);
-      return true;
-    }
-    IpAddress target{6, {}};
-    std::copy_n(frame_.begin() + parsed_.payload_offset, 16, target.bytes.begin());
+    auto t = ndTarget();
+    if (!t) return true;
+    const IpAddress& target = *t;
     auto rp = t_.routerPortByIp(sw.key, target);
     if (!rp || rp->interface != nullptr) return false;
     tag(TagKind::Router, rp->router->key);
