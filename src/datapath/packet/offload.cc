@@ -229,18 +229,21 @@ namespace {
 // Whether a parsed frame is a segment a run can hold (TcpCoalescer::add()).
 bool coalescable(std::span<const uint8_t> frame, const ParsedPacket& p) noexcept {
   const FlowKey& k = p.key;
-  if (k.eth_type != ethertype::kIpv4 || k.vlan_tci != 0 || k.ip_proto != ipproto::kTcp ||
+  const bool v4 = k.eth_type == ethertype::kIpv4;
+  if ((!v4 && k.eth_type != ethertype::kIpv6) || k.vlan_tci != 0 || k.ip_proto != ipproto::kTcp ||
       k.ip_frag != Fragment::None || p.l4_offset == 0 || p.payload_offset == 0) {
     return false;
   }
-  if (p.l4_offset - p.l3_offset != sizeof(Ipv4Header) || p.l3_end != frame.size() ||
+  // IPv4 without options, IPv6 without extension headers.
+  const size_t header = v4 ? sizeof(Ipv4Header) : sizeof(Ipv6Header);
+  if (static_cast<size_t>(p.l4_offset - p.l3_offset) != header || p.l3_end != frame.size() ||
       p.l3_end == p.payload_offset) {
     return false;
   }
   if (k.tcp_flags != TcpHeader::kAck && k.tcp_flags != (TcpHeader::kAck | TcpHeader::kPsh)) {
     return false;
   }
-  if (checksum(frame.subspan(p.l3_offset, sizeof(Ipv4Header))) != 0) return false;
+  if (v4 && checksum(frame.subspan(p.l3_offset, sizeof(Ipv4Header))) != 0) return false;
   auto length = static_cast<uint32_t>(p.l3_end - p.l4_offset);
   return finish(sumWords(frame.subspan(p.l4_offset, length),
                          pseudoSum(frame, p, ipproto::kTcp, length))) == 0;
@@ -269,6 +272,7 @@ bool TcpCoalescer::add(std::span<const uint8_t> frame, std::span<const uint8_t> 
     prefix_ = prefix.size();
     l3_ = p.l3_offset;
     l4_ = p.l4_offset;
+    v6_ = p.key.eth_type == ethertype::kIpv6;
     payload_ = p.payload_offset;
     mss_ = static_cast<uint16_t>(payload);
     next_sequence_ = static_cast<uint32_t>(tcp.sequence.host() + payload);
@@ -280,13 +284,16 @@ bool TcpCoalescer::add(std::span<const uint8_t> frame, std::span<const uint8_t> 
   std::span<const uint8_t> whole(frame_);
   std::span<const uint8_t> run = whole.subspan(prefix_);
   // The same prefix, flow and headers: Ethernet; IPv4 version, TOS, flags,
-  // TTL, protocol and addresses; TCP ports, acknowledgment, data offset and
-  // options.
+  // TTL, protocol and addresses (IPv6: all but the payload length); TCP
+  // ports, acknowledgment, data offset and options.
+  const bool same_ip =
+      (p.key.eth_type == ethertype::kIpv6) == v6_ &&
+      (v6_ ? sameBytes(run, frame, 0, l3_ + 4u) && sameBytes(run, frame, l3_ + 6u, l4_)
+           : sameBytes(run, frame, 0, l3_ + 2u) && sameBytes(run, frame, l3_ + 6u, l3_ + 10u) &&
+                 sameBytes(run, frame, l3_ + 12u, l4_));
   if (prefix.size() != prefix_ || !std::equal(prefix.begin(), prefix.end(), whole.begin()) ||
-      p.payload_offset != payload_ || !sameBytes(run, frame, 0, l3_ + 2u) ||
-      !sameBytes(run, frame, l3_ + 6u, l3_ + 10u) || !sameBytes(run, frame, l3_ + 12u, l4_) ||
-      !sameBytes(run, frame, l4_, l4_ + 4u) || !sameBytes(run, frame, l4_ + 8u, l4_ + 13u) ||
-      !sameBytes(run, frame, l4_ + 20u, payload_)) {
+      p.payload_offset != payload_ || !same_ip || !sameBytes(run, frame, l4_, l4_ + 4u) ||
+      !sameBytes(run, frame, l4_ + 8u, l4_ + 13u) || !sameBytes(run, frame, l4_ + 20u, payload_)) {
     return false;
   }
   if (tcp.sequence.host() != next_sequence_ || payload > mss_ ||
@@ -305,18 +312,28 @@ std::span<uint8_t> TcpCoalescer::finish(Offload& o) {
   o = {};
   if (segments_ <= 1) return frame_;
   std::span<uint8_t> f = std::span<uint8_t>(frame_).subspan(prefix_);
-  Ipv4Header ip{};
-  static_cast<void>(load(f, l3_, ip));
-  ip.total_length = Be16::of(static_cast<uint16_t>(f.size() - l3_));
-  ip.checksum = {};
-  store(f, l3_, ip);
-  ip.checksum = Be16::of(checksum(f.subspan(l3_, sizeof(Ipv4Header))));
-  store(f, l3_, ip);
   if (push_) f[l4_ + 13u] |= TcpHeader::kPsh;
   auto length = static_cast<uint32_t>(f.size() - l4_);
-  store(f, l4_ + 16u, Be16::of(fold(pseudoHeaderSum(ip.src, ip.dst, ipproto::kTcp, length))));
+  uint32_t pseudo = 0;
+  if (v6_) {
+    Ipv6Header ip{};
+    static_cast<void>(load(f, l3_, ip));
+    ip.payload_length = Be16::of(static_cast<uint16_t>(length));
+    store(f, l3_, ip);
+    pseudo = pseudoHeaderSum(ip.src, ip.dst, ipproto::kTcp, length);
+  } else {
+    Ipv4Header ip{};
+    static_cast<void>(load(f, l3_, ip));
+    ip.total_length = Be16::of(static_cast<uint16_t>(f.size() - l3_));
+    ip.checksum = {};
+    store(f, l3_, ip);
+    ip.checksum = Be16::of(checksum(f.subspan(l3_, sizeof(Ipv4Header))));
+    store(f, l3_, ip);
+    pseudo = pseudoHeaderSum(ip.src, ip.dst, ipproto::kTcp, length);
+  }
+  store(f, l4_ + 16u, Be16::of(fold(pseudo)));
   o = {.flags = Offload::kNeedsChecksum,
-       .gso_type = Offload::kGsoTcpv4,
+       .gso_type = v6_ ? Offload::kGsoTcpv6 : Offload::kGsoTcpv4,
        .hdr_len = payload_,
        .gso_size = mss_,
        .csum_start = l4_,

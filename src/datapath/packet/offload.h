@@ -161,9 +161,10 @@ class TcpCoalescer {
  public:
   // Takes a segment into the run: as its first if the run is empty, or
   // appended if it continues it. What joins: TCP over IPv4 without options
-  // or fragmentation, untagged, flags ACK or ACK|PSH, payload not empty,
-  // IPv4 and TCP checksums verified; appended, also the run's Ethernet,
-  // IPv4 and TCP headers (but for lengths, identification, checksums,
+  // or fragmentation, or over IPv6 without extension headers, untagged,
+  // flags ACK or ACK|PSH, payload not empty, IPv4 and TCP checksums
+  // verified; appended, also the run's Ethernet,
+  // IP and TCP headers (but for lengths, identification, checksums,
   // sequence number, window and PSH), the next sequence number, a payload
   // no larger than the first's, and at most 64 KiB in all. A shorter
   // segment or PSH ends the run. False, with nothing changed, for anything
@@ -177,8 +178,8 @@ class TcpCoalescer {
   size_t segments() const { return segments_; }
 
   // The run as one frame, and its offload request in `o`: for more than
-  // one segment a super-frame (IPv4 length and checksum set, PSH if any
-  // segment had it, a partial TCP checksum) with a TCPv4 GSO request of
+  // one segment a super-frame (IP length and IPv4 checksum set, PSH if any
+  // segment had it, a partial TCP checksum) with a TCPv4 or TCPv6 GSO request of
   // the first segment's payload size; for one, that segment as it came,
   // none(). With a prefix, the frame follows it (and the request's offsets
   // count from the frame, not the prefix). Valid until the next add() or
@@ -195,6 +196,7 @@ class TcpCoalescer {
   uint32_t next_sequence_ = 0;
   bool push_ = false;
   bool closed_ = false;  // a shorter segment or PSH came: nothing more joins
+  bool v6_ = false;
 };
 
 }  // namespace canopy::datapath::packet

@@ -449,6 +449,42 @@ TEST(Coalesce, SegmentsJoinBackIntoTheSuperFrame) {
   EXPECT_TRUE(std::equal(one.begin(), one.end(), s.at(0).begin(), s.at(0).end()));
 }
 
+// IPv6 segments join the same way: the payload length set, a TCPv6 request.
+TEST(Coalesce, Ipv6SegmentsJoinBackIntoTheSuperFrame) {
+  auto frame = PacketBuilder()
+                   .eth(kVm, kRouter)
+                   .ipv6(v6(1), v6(2))
+                   .tcp(1000, 2000, TcpHeader::kAck, 99)
+                   .payload(pattern(9000, 3))
+                   .build();
+  Offload o = makePartial(frame, Offload::kGsoTcpv6, 1380);
+  Segments s;
+  ASSERT_EQ(segment(frame, o, 0, {}, s), DropReason::None);
+  TcpCoalescer c;
+  for (size_t i = 0; i < s.count; ++i) ASSERT_TRUE(c.add(s.at(i))) << "segment " << i;
+  Offload joined_offload;
+  auto joined = c.finish(joined_offload);
+  EXPECT_EQ(joined_offload.gso_type, Offload::kGsoTcpv6);
+  EXPECT_EQ(joined_offload.gso_size, 1380);
+  ASSERT_EQ(joined.size(), frame.size());
+  std::vector<uint8_t> complete(joined.begin(), joined.end());
+  ASSERT_EQ(completeChecksum(complete, joined_offload.csum_start, joined_offload.csum_offset),
+            DropReason::None);
+  EXPECT_TRUE(checksumsValid(complete));
+  Segments again;
+  ASSERT_EQ(segment(joined, joined_offload, 0, {}, again), DropReason::None);
+  ASSERT_EQ(again.count, s.count);
+  for (size_t i = 0; i < s.count; ++i) {
+    auto a = s.at(i), b = again.at(i);
+    EXPECT_TRUE(std::equal(a.begin(), a.end(), b.begin(), b.end())) << "segment " << i;
+  }
+  // An IPv4 segment does not join an IPv6 run.
+  c.clear();
+  ASSERT_TRUE(c.add(s.at(0)));
+  auto v4 = tcpFrame(1380, TcpHeader::kAck, 99 + 1380);
+  EXPECT_FALSE(c.add(v4));
+}
+
 TEST(Coalesce, WhatDoesNotContinueTheRunIsLeftOut) {
   auto frame = tcpFrame(6000, TcpHeader::kAck, 1000);
   Offload o = makePartial(frame, Offload::kGsoTcpv4, 1000);
