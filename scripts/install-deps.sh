@@ -25,6 +25,9 @@ packages=(
   isc-dhcp-client ndisc6
   # guests sharing a virtual IP by VRRP (allowed address pairs)
   keepalived
+  # the clustered control plane (--store etcd://...): etcd's server and client, and its
+  # .proto files, from which the store's etcd client is generated at build time
+  etcd-server etcd-client golang-etcd-server-dev
   # an FTP server for the conntrack helpers (tests/e2e/conntrack_helper_test.sh)
   python3-pyftpdlib
   # QEMU guests (tests/e2e/guest.sh): TCG, Debian's cloud kernel, a busybox initramfs

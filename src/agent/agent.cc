@@ -473,7 +473,7 @@ Json Agent::status() const {
   }
   Json out = {{"host", config_.host_name},
               {"tunnel_ip", config_.tunnel_ip.toString()},
-              {"server", config_.server},
+              {"server", southbound_ != nullptr ? southbound_->server() : config_.server},
               {"connected", southbound_ != nullptr && southbound_->connected()},
               {"view_version", southbound_ != nullptr ? southbound_->appliedVersion() : 0},
               {"workers", workers_.size()}};

@@ -71,7 +71,9 @@ int main(int argc, char** argv) {
                  "host name)")
       ->capture_default_str();
   app.add_option("--tunnel-ip", tunnel_ip, "This host's address on the underlay (tunnel endpoint)");
-  app.add_option("--server", server, "canopy-server's southbound: HOST:PORT or unix:PATH")
+  app.add_option("--server", server,
+                 "canopy-server's southbound: HOST:PORT or unix:PATH; several replicas "
+                 "separated by commas, tried in turn when one fails")
       ->capture_default_str();
   app.add_option("--tls-ca", tls.ca,
                  "PEM CA that signed canopy-server's southbound certificate (turns on TLS)")

@@ -12,12 +12,30 @@ SouthboundClient::SouthboundClient(Options options, OnView on_view)
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 5000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 3000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  channel_ = grpc::CreateCustomChannel(
-      options_.server,
-      options_.credentials != nullptr ? options_.credentials : grpc::InsecureChannelCredentials(),
-      args);
-  stub_ = pb::Southbound::NewStub(channel_);
+  auto credentials =
+      options_.credentials != nullptr ? options_.credentials : grpc::InsecureChannelCredentials();
+  std::string_view list = options_.server;
+  for (size_t start = 0; start <= list.size();) {
+    size_t comma = std::min(list.find(',', start), list.size());
+    std::string address(list.substr(start, comma - start));
+    start = comma + 1;
+    if (address.empty()) continue;
+    Target t{.address = address,
+             .channel = grpc::CreateCustomChannel(address, credentials, args),
+             .stub = nullptr};
+    t.stub = pb::Southbound::NewStub(t.channel);
+    targets_.push_back(std::move(t));
+  }
+  if (targets_.empty()) {
+    Target t{.address = options_.server,
+             .channel = grpc::CreateCustomChannel(options_.server, credentials, args),
+             .stub = nullptr};
+    t.stub = pb::Southbound::NewStub(t.channel);
+    targets_.push_back(std::move(t));
+  }
 }
+
+std::string SouthboundClient::server() const { return target().address; }
 
 SouthboundClient::~SouthboundClient() { stop(); }
 
@@ -59,7 +77,7 @@ Result<pb::Instance> SouthboundClient::getInstance(const std::string& port_id,
   request.set_host_name(options_.hello.host_name());
   request.set_port_id(port_id);
   pb::Instance reply;
-  grpc::Status status = stub_->GetInstance(&context, request, &reply);
+  grpc::Status status = target().stub->GetInstance(&context, request, &reply);
   if (status.ok()) return reply;
   Errc code = status.error_code() == grpc::StatusCode::NOT_FOUND           ? Errc::NotFound
               : status.error_code() == grpc::StatusCode::PERMISSION_DENIED ? Errc::PermissionDenied
@@ -77,11 +95,22 @@ void SouthboundClient::reportStats(const pb::Stats& stats) {
 
 void SouthboundClient::run() {
   auto backoff = std::chrono::milliseconds(100);
+  size_t failed_in_a_row = 0;  // replicas tried since one last served a view
   while (!stopping_.load()) {
     auto began = std::chrono::steady_clock::now();
-    if (!session()) return;
+    bool served = false;
+    if (!session(served)) return;
+    if (served) failed_in_a_row = 0;
+    ++failed_in_a_row;
     if (std::chrono::steady_clock::now() - began > std::chrono::seconds(5)) {
       backoff = std::chrono::milliseconds(100);  // it was up for a while
+    }
+    // The next replica, at once while some of the list is untried; once
+    // every one failed, with backoff.
+    if (targets_.size() > 1) {
+      size_t next = (current_.load() + 1) % targets_.size();
+      current_.store(next);
+      if (failed_in_a_row < targets_.size()) continue;
     }
     for (auto slept = std::chrono::milliseconds(0); slept < backoff && !stopping_.load();
          slept += std::chrono::milliseconds(20)) {
@@ -91,9 +120,10 @@ void SouthboundClient::run() {
   }
 }
 
-bool SouthboundClient::session() {
+bool SouthboundClient::session(bool& served) {
   grpc::ClientContext context;
-  auto stream = stub_->Connect(&context);
+  const Target& t = target();
+  auto stream = t.stub->Connect(&context);
   {
     MutexLock lock(mu_);
     if (stopping_.load()) return false;
@@ -102,6 +132,8 @@ bool SouthboundClient::session() {
   pb::AgentMessage hello;
   *hello.mutable_hello() = options_.hello;
   hello.mutable_hello()->set_applied_version(applied_version_.load());
+  if (applied_version_.load() != 0)
+    *hello.mutable_hello()->mutable_held() = southbound::digest(view_);
   if (stream->Write(hello)) {
     {
       MutexLock lock(mu_);
@@ -126,8 +158,10 @@ bool SouthboundClient::session() {
     while (stream->Read(&m)) {
       if (!m.has_view()) continue;
       if (!connected_.exchange(true)) {
-        spdlog::info("southbound: connected to {}", options_.server);
+        spdlog::info("southbound: connected to {} (resumed from version {})", t.address,
+                     applied_version_.load());
       }
+      served = true;
       const pb::View& v = m.view();
       Result<void> r = ok();
       if (v.base_version() != 0 && v.base_version() != applied_version_.load()) {
@@ -160,7 +194,7 @@ bool SouthboundClient::session() {
     context_ = nullptr;
     stream_ = nullptr;
   }
-  if (connected_.exchange(false)) spdlog::warn("southbound: lost {}", options_.server);
+  if (connected_.exchange(false)) spdlog::warn("southbound: lost {}", t.address);
   context.TryCancel();
   stream->Finish();
   return !stopping_.load();

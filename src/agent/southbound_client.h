@@ -1,6 +1,9 @@
 #pragma once
 // The agent's end of the southbound: keeps one stream to canopy-server open
-// (reconnecting with backoff), says hello with the version it has applied,
+// (reconnecting with backoff; with several replicas listed, to the next one
+// at once when a stream dies), says hello with the version it has applied
+// and a digest of what it holds (so that another replica sends only what
+// differs),
 // applies each view it receives to the view it holds, hands the result to
 // `on_view` and acknowledges it — or refuses it with the reason when it does
 // not apply or `on_view` rejects it, after which the server sends a whole
@@ -23,9 +26,11 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "base/mutex.h"
 #include "base/result.h"
@@ -41,7 +46,9 @@ using southbound::HostView;
 class SouthboundClient {
  public:
   struct Options {
-    std::string server;  // host:port
+    // HOST:PORT or unix:PATH; several replicas separated by commas, tried in
+    // turn (a DNS name with several addresses works too: dns:///NAME:PORT).
+    std::string server;
     pb::Hello hello;
     std::chrono::milliseconds max_backoff{2000};
     // Plain gRPC when null (a unix socket or loopback); see southbound/tls.h.
@@ -65,17 +72,27 @@ class SouthboundClient {
                                    std::chrono::milliseconds timeout) const;
 
   bool connected() const { return connected_.load(); }
+  // The replica the stream goes (or will go) to.
+  std::string server() const;
   uint64_t appliedVersion() const { return applied_version_.load(); }
 
  private:
   void run();
-  bool session();  // one stream; false when stopping
+  // One stream; false when stopping. `served`: a view arrived on it.
+  bool session(bool& served);
   void flushReports();
+
+  struct Target {
+    std::string address;
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<pb::Southbound::Stub> stub;
+  };
+  const Target& target() const { return targets_[current_.load() % targets_.size()]; }
 
   Options options_;
   OnView on_view_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<pb::Southbound::Stub> stub_;
+  std::vector<Target> targets_;
+  std::atomic<size_t> current_{0};
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> connected_{false};

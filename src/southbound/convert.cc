@@ -1,5 +1,8 @@
 #include "southbound/convert.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 namespace canopy::southbound {
 namespace {
 
@@ -414,6 +417,76 @@ void diff(const Map& before, const Map& after, Add&& add, Remove&& remove) {
 }
 
 }  // namespace
+
+namespace {
+
+// FNV-1a of a message's deterministic serialization: the same object gives
+// the same digest in every process.
+uint64_t digestOf(const google::protobuf::Message& m) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream out(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&out);
+    coded.SetSerializationDeterministic(true);
+    m.SerializeToCodedStream(&coded);
+  }
+  uint64_t h = 14695981039346656037ull;
+  for (char c : bytes) {
+    h ^= static_cast<uint8_t>(c);
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+template <typename Map, typename Digests, typename Put>
+void digestAll(const Map& objects, Digests* out, Put&& put_one) {
+  for (const auto& [k, v] : objects) (*out)[k] = digestOf(put_one(v));
+}
+
+template <typename Map, typename Digests, typename Keys, typename Put>
+void differ(const Map& objects, const Digests& held, Keys& keys, Put&& put_one) {
+  for (const auto& [k, v] : objects) {
+    auto it = held.find(k);
+    if (it == held.end() || it->second != digestOf(put_one(v))) keys.insert(k);
+  }
+  for (const auto& [k, d] : held) {
+    if (!objects.count(k)) keys.insert(k);
+  }
+}
+
+template <typename T, typename V>
+T wire(const V& v) {
+  T m;
+  put(&m, v);
+  return m;
+}
+
+}  // namespace
+
+pb::ViewDigest digest(const HostView& view) {
+  pb::ViewDigest d;
+  d.set_local_host(view.local_host);
+  digestAll(view.switches, d.mutable_switches(), wire<pb::Switch, topology::Switch>);
+  digestAll(view.ports, d.mutable_ports(), wire<pb::Port, topology::Port>);
+  digestAll(view.routers, d.mutable_routers(), wire<pb::Router, topology::Router>);
+  digestAll(view.groups, d.mutable_groups(), wire<pb::SecurityGroup, topology::SecurityGroup>);
+  digestAll(view.hosts, d.mutable_hosts(), wire<pb::Host, topology::Host>);
+  digestAll(view.floating_ips, d.mutable_floating_ips(),
+            wire<pb::FloatingIp, topology::FloatingIp>);
+  return d;
+}
+
+ViewKeys differences(const HostView& view, const pb::ViewDigest& held) {
+  ViewKeys keys;
+  differ(view.switches, held.switches(), keys.switches, wire<pb::Switch, topology::Switch>);
+  differ(view.ports, held.ports(), keys.ports, wire<pb::Port, topology::Port>);
+  differ(view.routers, held.routers(), keys.routers, wire<pb::Router, topology::Router>);
+  differ(view.groups, held.groups(), keys.groups, wire<pb::SecurityGroup, topology::SecurityGroup>);
+  differ(view.hosts, held.hosts(), keys.hosts, wire<pb::Host, topology::Host>);
+  differ(view.floating_ips, held.floating_ips(), keys.floating_ips,
+         wire<pb::FloatingIp, topology::FloatingIp>);
+  return keys;
+}
 
 pb::View toSnapshot(const HostView& view, uint64_t version) {
   return toDelta(HostView{}, view, version, 0);

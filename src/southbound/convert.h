@@ -7,6 +7,7 @@
 //   pb::View full = toSnapshot(view, version);
 //   pb::View delta = toDelta(before, after, version, before_version);
 //   pb::View delta = toDelta(view, changed_keys, version, base_version);
+//   ViewKeys keys = differences(view, hello.held());   // what an agent lacks
 //   if (auto r = apply(held, message); !r) nack(r.error().message());
 //
 // Thread-safety: pure functions.
@@ -29,6 +30,13 @@ pb::View toDelta(const HostView& before, const HostView& after, uint64_t version
 pb::View toDelta(const HostView& view, const ViewKeys& changed, uint64_t version,
                  uint64_t base_version);
 bool isEmptyDelta(const pb::View& delta);
+
+// Each object of `view` by a 64-bit digest of its wire form: what an agent
+// says it holds when it resumes (Hello.held).
+pb::ViewDigest digest(const HostView& view);
+// The objects in which `view` and what `held` describes differ (changed,
+// added, or held but no longer in `view`).
+ViewKeys differences(const HostView& view, const pb::ViewDigest& held);
 
 // Applies a snapshot (replacing `view`) or a delta (on top of it). On error
 // `view` is unchanged.

@@ -52,6 +52,7 @@ struct SouthboundService::Session {
   grpc::ServerContext* context = nullptr;
   grpc::ServerReaderWriter<pb::ServerMessage, pb::AgentMessage>* stream = nullptr;
   uint64_t resume_from = 0;
+  std::optional<pb::ViewDigest> held;
   std::atomic<bool> closed{false};
   std::atomic<bool> resync{false};
 };
@@ -136,6 +137,7 @@ grpc::Status SouthboundService::Connect(
   s.context = context;
   s.stream = stream;
   s.resume_from = hello.applied_version();
+  if (hello.has_held() && s.resume_from != 0) s.held = hello.held();
   // Registered before the agent is written alive: an older session of the
   // same host that is still ending then sees this one and does not write
   // the host dead after it (the end of Connect).
@@ -223,6 +225,7 @@ grpc::Status SouthboundService::Connect(
 void SouthboundService::writeLoop(Session& s) {
   ViewTracker::Cursor cursor;
   cursor.resume_from = s.resume_from;
+  cursor.held = std::move(s.held);
   while (!s.closed.load() && !stopping_.load()) {
     store::Revision seen = state_.appliedRevision();
     if (s.resync.exchange(false)) cursor.resync = true;

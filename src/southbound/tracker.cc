@@ -559,7 +559,11 @@ std::optional<pb::View> ViewTracker::next(const state::Tables& tables, uint64_t 
   e.left.reset();
   std::optional<ViewKeys> keys;
   uint64_t base = cursor.sent ? cursor.version : cursor.resume_from;
-  if (!std::exchange(cursor.resync, false) && base != 0) keys = e.since(base);
+  if (!std::exchange(cursor.resync, false) && base != 0) {
+    keys = e.since(base);
+    if (!keys && !cursor.sent && cursor.held) keys = differences(e.view, *cursor.held);
+  }
+  cursor.held.reset();
   if (cursor.sent && keys && keys->empty()) return std::nullopt;
   cursor.sent = true;
   cursor.version = e.version;

@@ -14,7 +14,10 @@
 //
 // Versions are the model's revisions. Each host keeps a short log of the
 // keys each version changed; an agent that resumes from a version the log
-// still covers gets only the changes since (also after a reconnect).
+// still covers gets only the changes since (also after a reconnect). One
+// that resumes where the log does not reach (it comes from another replica,
+// or this one restarted) gets the objects that differ from the digest of
+// what it holds: nothing at all when it is current.
 //
 //   state.observe([&](const auto& changes, const auto& t) { tracker.onChanges(changes, t); });
 //   ViewTracker::Cursor cursor{.resume_from = hello.applied_version()};
@@ -62,7 +65,11 @@ class ViewTracker {
   // One session's place: what it was last sent.
   struct Cursor {
     uint64_t resume_from = 0;  // the version the agent says it holds
-    bool resync = false;       // set to send a whole snapshot next
+    // What it holds, object by object (Hello.held): when this server has no
+    // log back to resume_from (another replica served the agent, or this
+    // one restarted), only the objects that differ are sent.
+    std::optional<pb::ViewDigest> held;
+    bool resync = false;  // set to send a whole snapshot next
     bool sent = false;
     uint64_t version = 0;
   };

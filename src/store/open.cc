@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "store/etcd_store.h"
 #include "store/sqlite_store.h"
 #include "store/store.h"
 
@@ -15,14 +16,21 @@ Result<std::unique_ptr<Store>> openSqlite(std::string_view path, bool create_if_
   return SqliteStore::open({.path = std::string(path), .create_if_missing = create_if_missing});
 }
 
+Result<std::unique_ptr<Store>> openEtcd(std::string_view endpoints, bool /*create_if_missing*/) {
+  auto options = EtcdStore::parse(endpoints);
+  if (!options) return std::move(options).error();
+  return EtcdStore::open(*options);
+}
+
 struct Backend {
   std::string_view scheme;
   Opener open;
 };
 
-// The backends this build has, by scheme ("sqlite:PATH").
+// The backends this build has, by scheme ("sqlite:PATH", "etcd://HOST:PORT,...").
 constexpr Backend kBackends[] = {
     {"sqlite", openSqlite},
+    {"etcd", openEtcd},
 };
 
 }  // namespace
@@ -42,7 +50,7 @@ Result<std::unique_ptr<Store>> open(std::string_view url, bool create_if_missing
   for (const Backend& b : kBackends) known += (known.empty() ? "" : ", ") + std::string(b.scheme);
   return Error(Errc::InvalidArgument, "unknown store URL '" + std::string(url) + "': the scheme '" +
                                           std::string(scheme) + "' is not one of " + known +
-                                          " (sqlite:PATH)");
+                                          " (sqlite:PATH, etcd://HOST:PORT[,HOST:PORT...])");
 }
 
 }  // namespace canopy::store

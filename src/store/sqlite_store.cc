@@ -53,6 +53,11 @@ CREATE TABLE history(
   version INTEGER NOT NULL,
   PRIMARY KEY(revision, seq)) WITHOUT ROWID;
 )sql",
+    // 1 -> 2: leases. A key's lease (0: none); every leased key of a
+    // previous process is deleted when the store opens.
+    R"sql(
+ALTER TABLE kv ADD COLUMN lease INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion);
 
@@ -143,47 +148,6 @@ bool compareHolds(const Compare& c, const std::optional<KeyValue>& kv) {
   return false;
 }
 
-// etcd's rules for a branch: point ops need a key, and no key is written twice.
-Result<void> validateBranch(std::span<const Op> ops) {
-  std::set<std::string_view> written;
-  std::vector<std::string_view> prefixes;
-  for (const Op& op : ops) {
-    switch (op.type) {
-      case Op::Type::Put:
-      case Op::Type::Delete:
-        if (op.key.empty()) return Error(Errc::InvalidArgument, "empty key in transaction");
-        if (!written.insert(op.key).second) {
-          return Error(Errc::InvalidArgument,
-                       "key '" + op.key + "' is written twice in one transaction branch");
-        }
-        break;
-      case Op::Type::DeletePrefix:
-        prefixes.push_back(op.key);
-        break;
-      case Op::Type::Get:
-        if (op.key.empty()) return Error(Errc::InvalidArgument, "empty key in transaction");
-        break;
-      case Op::Type::GetPrefix:
-        break;
-    }
-  }
-  for (size_t i = 0; i < prefixes.size(); ++i) {
-    for (std::string_view key : written) {
-      if (key.starts_with(prefixes[i])) {
-        return Error(Errc::InvalidArgument, "key '" + std::string(key) +
-                                                "' is also deleted by prefix '" +
-                                                std::string(prefixes[i]) + "' in one branch");
-      }
-    }
-    for (size_t j = i + 1; j < prefixes.size(); ++j) {
-      if (prefixes[i].starts_with(prefixes[j]) || prefixes[j].starts_with(prefixes[i])) {
-        return Error(Errc::InvalidArgument, "overlapping delete prefixes in one branch");
-      }
-    }
-  }
-  return ok();
-}
-
 // Everything a SqliteStore and its watches share. Watches hold it by
 // shared_ptr, so they outlive the store safely and then see `closed`.
 struct Core {
@@ -202,7 +166,10 @@ struct Core {
   Statement begin, commit, rollback;
   Statement select_kv, select_range, upsert_kv, delete_kv;
   Statement insert_history, select_history, delete_history_before;
-  Statement set_meta;
+  Statement set_meta, select_leased;
+  // The leases granted by this process (the only one that may hold any).
+  std::set<LeaseId> leases CANOPY_GUARDED_BY(mu);
+  LeaseId next_lease CANOPY_GUARDED_BY(mu) = 1;
 
   ~Core() { closeDb(); }
 
@@ -210,7 +177,7 @@ struct Core {
     // Statements must go before the connection.
     for (Statement* s :
          {&begin, &commit, &rollback, &select_kv, &select_range, &upsert_kv, &delete_kv,
-          &insert_history, &select_history, &delete_history_before, &set_meta}) {
+          &insert_history, &select_history, &delete_history_before, &set_meta, &select_leased}) {
       *s = Statement();
     }
     if (db != nullptr) {
@@ -234,9 +201,10 @@ struct Core {
          "SELECT key, value, create_rev, mod_rev, version FROM kv "
          "WHERE key >= ?1 AND (?2 IS NULL OR key < ?2) ORDER BY key"},
         {&upsert_kv,
-         "INSERT INTO kv(key, value, create_rev, mod_rev, version) VALUES (?1, ?2, ?3, ?3, 1) "
+         "INSERT INTO kv(key, value, create_rev, mod_rev, version, lease) "
+         "VALUES (?1, ?2, ?3, ?3, 1, ?4) "
          "ON CONFLICT(key) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev, "
-         "version = version + 1 RETURNING create_rev, version"},
+         "version = version + 1, lease = excluded.lease RETURNING create_rev, version"},
         {&delete_kv, "DELETE FROM kv WHERE key = ?1 RETURNING 1"},
         {&insert_history,
          "INSERT INTO history(revision, seq, deleted, key, value, create_rev, version) "
@@ -247,6 +215,9 @@ struct Core {
          "ORDER BY revision, seq"},
         {&delete_history_before, "DELETE FROM history WHERE revision < ?1"},
         {&set_meta, "UPDATE meta SET value = ?2 WHERE name = ?1"},
+        // ?1 NULL: every leased key.
+        {&select_leased,
+         "SELECT key FROM kv WHERE (?1 IS NULL AND lease != 0) OR lease = ?1 ORDER BY key"},
     };
     for (const Entry& e : entries) {
       auto s = Statement::prepare(db, e.sql);
@@ -311,14 +282,15 @@ struct Core {
 
   // One statement: insert or bump, returning the key's create revision and
   // version, so a put costs one kv write and one history row.
-  Result<void> putKey(const std::string& key, const std::string& value, Revision rev, int64_t& seq)
-      CANOPY_REQUIRES(mu) {
+  Result<void> putKey(const std::string& key, const std::string& value, LeaseId lease, Revision rev,
+                      int64_t& seq) CANOPY_REQUIRES(mu) {
     KeyValue kv{key, value, rev, rev, 1};
     {
       StatementScope scope(upsert_kv);
       upsert_kv.bindBlob(1, key);
       upsert_kv.bindBlob(2, value);
       upsert_kv.bindInt(3, rev);
+      upsert_kv.bindInt(4, lease);
       auto row = upsert_kv.step();
       if (!row) return std::move(row).error();
       if (!*row) return Error(Errc::Internal, "upsert returned no row");
@@ -366,7 +338,10 @@ struct Core {
       OpResult& out = results[i];
       switch (op.type) {
         case Op::Type::Put: {
-          auto r = putKey(op.key, op.value, rev, seq);
+          if (op.lease != 0 && !leases.contains(op.lease)) {
+            return Error(Errc::NotFound, "lease " + std::to_string(op.lease) + " not found");
+          }
+          auto r = putKey(op.key, op.value, op.lease, rev, seq);
           if (!r) return std::move(r).error();
           changed = true;
           break;
@@ -427,6 +402,42 @@ struct Core {
     response.results = std::move(*results);
     response.revision = changed ? rev : rev - 1;
     return response;
+  }
+
+  // Deletes the keys of `lease` (nullopt: of every lease) in one revision,
+  // as etcd does when a lease ends.
+  Result<void> deleteLeased(std::optional<LeaseId> lease) CANOPY_REQUIRES(mu) {
+    std::vector<std::string> keys;
+    {
+      StatementScope scope(select_leased);
+      if (lease) {
+        select_leased.bindInt(1, *lease);
+      } else {
+        select_leased.bindNull(1);
+      }
+      for (;;) {
+        auto row = select_leased.step();
+        if (!row) return std::move(row).error();
+        if (!*row) break;
+        keys.push_back(select_leased.columnBlob(0));
+      }
+    }
+    if (keys.empty()) return ok();
+    Revision rev = revision.load(std::memory_order_relaxed) + 1;
+    if (auto r = run(begin); !r) return r;
+    auto body = [&]() CANOPY_REQUIRES(mu) -> Result<void> {
+      int64_t seq = 0;
+      for (const auto& key : keys) {
+        if (auto d = deleteKey(key, rev, seq); !d) return std::move(d).error();
+      }
+      return run(commit);
+    };
+    if (auto r = body(); !r) {
+      (void)run(rollback);
+      return r;
+    }
+    revision.store(rev, std::memory_order_release);
+    return ok();
   }
 };
 
@@ -607,6 +618,36 @@ class SqliteStoreImpl final : public Store {
     return ok();
   }
 
+  Result<LeaseId> grantLease(std::chrono::seconds ttl) override {
+    if (ttl.count() <= 0) return Error(Errc::InvalidArgument, "a lease needs a positive TTL");
+    MutexLock lock(core_->mu);
+    if (core_->closed) return Error(Errc::Unavailable, "store is closed");
+    LeaseId id = core_->next_lease++;
+    core_->leases.insert(id);
+    return id;
+  }
+
+  Result<void> keepAlive(LeaseId lease) override {
+    MutexLock lock(core_->mu);
+    if (core_->closed) return Error(Errc::Unavailable, "store is closed");
+    if (!core_->leases.contains(lease)) {
+      return Error(Errc::NotFound, "lease " + std::to_string(lease) + " not found");
+    }
+    return ok();
+  }
+
+  Result<void> revokeLease(LeaseId lease) override {
+    Core& c = *core_;
+    {
+      MutexLock lock(c.mu);
+      if (c.closed) return Error(Errc::Unavailable, "store is closed");
+      if (c.leases.erase(lease) == 0) return ok();
+      if (auto r = c.deleteLeased(lease); !r) return r;
+    }
+    c.cv.notify_all();
+    return ok();
+  }
+
   Result<std::unique_ptr<Watch>> watch(std::string prefix, Revision from) override {
     Core& c = *core_;
     MutexLock lock(c.mu);
@@ -713,6 +754,8 @@ Result<void> prepareFile(Core& c, const SqliteOptions& options) CANOPY_REQUIRES(
   c.revision.store(*revision);
   c.compacted = *compacted;
   c.compacted_view.store(*compacted);
+  // No lease outlives the process that held it.
+  if (auto r = c.deleteLeased(std::nullopt); !r) return r.error().withContext("ending old leases");
   return ok();
 }
 

@@ -34,7 +34,7 @@ struct SqliteOptions {
 class SqliteStore {
  public:
   // The schema version this build writes; older files are migrated on open.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   // PRAGMA application_id of a Canopy store ("CNPY").
   static constexpr int32_t kApplicationId = 0x434E5059;
 

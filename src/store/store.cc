@@ -1,5 +1,7 @@
 #include "store/store.h"
 
+#include <set>
+
 namespace canopy::store {
 
 std::string prefixEnd(std::string_view prefix) {
@@ -13,6 +15,46 @@ std::string prefixEnd(std::string_view prefix) {
     end.pop_back();
   }
   return end;
+}
+
+Result<void> validateBranch(std::span<const Op> ops) {
+  std::set<std::string_view> written;
+  std::vector<std::string_view> prefixes;
+  for (const Op& op : ops) {
+    switch (op.type) {
+      case Op::Type::Put:
+      case Op::Type::Delete:
+        if (op.key.empty()) return Error(Errc::InvalidArgument, "empty key in transaction");
+        if (!written.insert(op.key).second) {
+          return Error(Errc::InvalidArgument,
+                       "key '" + op.key + "' is written twice in one transaction branch");
+        }
+        break;
+      case Op::Type::DeletePrefix:
+        prefixes.push_back(op.key);
+        break;
+      case Op::Type::Get:
+        if (op.key.empty()) return Error(Errc::InvalidArgument, "empty key in transaction");
+        break;
+      case Op::Type::GetPrefix:
+        break;
+    }
+  }
+  for (size_t i = 0; i < prefixes.size(); ++i) {
+    for (std::string_view key : written) {
+      if (key.starts_with(prefixes[i])) {
+        return Error(Errc::InvalidArgument, "key '" + std::string(key) +
+                                                "' is also deleted by prefix '" +
+                                                std::string(prefixes[i]) + "' in one branch");
+      }
+    }
+    for (size_t j = i + 1; j < prefixes.size(); ++j) {
+      if (prefixes[i].starts_with(prefixes[j]) || prefixes[j].starts_with(prefixes[i])) {
+        return Error(Errc::InvalidArgument, "overlapping delete prefixes in one branch");
+      }
+    }
+  }
+  return ok();
 }
 
 Result<std::optional<KeyValue>> Store::get(std::string key) {

@@ -1,7 +1,7 @@
 #pragma once
 // The revisioned key/value store that holds Canopy's logical model, with
-// etcd v3's data model so the embedded SQLite backend and an etcd backend are
-// interchangeable behind this interface.
+// etcd v3's data model so the embedded SQLite backend and the etcd backend
+// are interchangeable behind this interface.
 //
 // - Keys and values are bytes (std::string holds any byte, NUL included).
 // - Every transaction that changes something gets the next global revision;
@@ -14,6 +14,12 @@
 //   at a time, also across restarts of the process; compact() drops history
 //   before a revision, and a watch that needs dropped history fails with
 //   Errc::Compacted so that its caller reads the current state and resumes.
+// - Leases (etcd's): a key put with a lease is deleted, as by a transaction,
+//   when its lease ends: revoked, or not kept alive for its TTL. What a
+//   process keeps alive dies with it: the embedded backend ends every lease
+//   of a previous process when it opens the file (only one process holds a
+//   lease there, so a lease never times out while its process lives); etcd
+//   ends them after their TTL. Replicas hold their liveness this way.
 //
 //   auto store = store::open("sqlite:/var/lib/canopy/canopy.db");
 //   auto r = (*store)->txn({Compare::absent("/ips/net1/10.0.0.5")},
@@ -37,6 +43,7 @@
 namespace canopy::store {
 
 using Revision = int64_t;
+using LeaseId = int64_t;  // 0: none
 
 struct KeyValue {
   std::string key;
@@ -86,9 +93,10 @@ struct Op {
   Type type = Type::Get;
   std::string key;  // the key, or the prefix for *Prefix ("" = every key)
   std::string value;
+  LeaseId lease = 0;  // Put: the key goes when the lease ends (0: it stays)
 
-  static Op put(std::string key, std::string value) {
-    return {Type::Put, std::move(key), std::move(value)};
+  static Op put(std::string key, std::string value, LeaseId lease = 0) {
+    return {Type::Put, std::move(key), std::move(value), lease};
   }
   static Op del(std::string key) { return {Type::Delete, std::move(key), {}}; }
   static Op deletePrefix(std::string prefix) { return {Type::DeletePrefix, std::move(prefix), {}}; }
@@ -163,6 +171,16 @@ class Store {
   // revision). Fails with Compacted if `from` is before compactedRevision().
   virtual Result<std::unique_ptr<Watch>> watch(std::string prefix, Revision from) = 0;
 
+  // A lease of `ttl` (etcd may round it up to its minimum). Keys put with
+  // it are deleted when it ends.
+  virtual Result<LeaseId> grantLease(std::chrono::seconds ttl) = 0;
+  // Renews the lease for its whole TTL; NotFound once it has ended (its
+  // keys are gone: grant a new one and put them again).
+  virtual Result<void> keepAlive(LeaseId lease) = 0;
+  // Ends the lease now, deleting its keys in one revision. An unknown or
+  // ended lease is not an error.
+  virtual Result<void> revokeLease(LeaseId lease) = 0;
+
   // Conveniences over txn().
   Result<std::optional<KeyValue>> get(std::string key);
   Result<Revision> put(std::string key, std::string value);
@@ -170,9 +188,16 @@ class Store {
 };
 
 // Opens a store by URL: "sqlite:PATH" (or a bare PATH) for the embedded
-// backend. Returns InvalidArgument for an unknown scheme, NotFound for a
-// missing store when `create_if_missing` is false.
+// backend, "etcd://HOST:PORT[,HOST:PORT...]" for an etcd cluster. Returns
+// InvalidArgument for an unknown scheme or a malformed URL, NotFound for a
+// missing store when `create_if_missing` is false, Unavailable when no etcd
+// endpoint answers.
 Result<std::unique_ptr<Store>> open(std::string_view url, bool create_if_missing = true);
+
+// etcd's rules for a transaction's branch, which every backend checks before
+// it runs anything: point operations need a key, and no key is written twice
+// (puts, deletes and delete-prefixes must not overlap).
+Result<void> validateBranch(std::span<const Op> ops);
 
 // The first key after every key that starts with `prefix` ("" if none, as
 // for the empty prefix or one of all 0xff bytes): ranges are [prefix, end).

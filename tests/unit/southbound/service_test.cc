@@ -226,7 +226,8 @@ TEST_F(ServiceTest, ARefusedVersionIsFollowedByASnapshot) {
 
 // A stream of one's own, to say hello with any version.
 struct RawStream {
-  RawStream(const std::string& server, const std::string& host, uint64_t applied) {
+  RawStream(const std::string& server, const std::string& host, uint64_t applied,
+            const HostView* held = nullptr) {
     // next() waits for a view at most this long (a view that never comes
     // fails the test instead of hanging it).
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
@@ -238,6 +239,7 @@ struct RawStream {
     uint8_t ip[4] = {10, 9, 0, 7};
     hello.mutable_hello()->set_tunnel_ip(std::string(reinterpret_cast<const char*>(ip), 4));
     hello.mutable_hello()->set_applied_version(applied);
+    if (held != nullptr) *hello.mutable_hello()->mutable_held() = digest(*held);
     stream->Write(hello);
   }
   ~RawStream() {
@@ -306,6 +308,64 @@ TEST_F(ServiceTest, AReconnectingAgentResumesWithTheChangesSince) {
     ASSERT_TRUE(apply(held, more));
     delta = std::move(more);
   }
+}
+
+// Another replica (a second service on the same model, its own tracker)
+// never served h1: given the digest of what h1 holds, it sends nothing for an
+// agent that is current and only what changed for one that is behind.
+TEST_F(ServiceTest, AnAgentMovingToAnotherReplicaGetsNoSnapshot) {
+  SouthboundService other(*state_, clock_);
+  grpc::ServerBuilder b;
+  int port = 0;
+  b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  b.RegisterService(&other);
+  auto other_server = b.BuildAndStart();
+  ASSERT_NE(other_server, nullptr);
+  std::string replica2 = "127.0.0.1:" + std::to_string(port);
+  auto keyed = [&](const std::string& id) {
+    return waitFor([&] {
+      return state_->read([&](const state::Tables& t) { return keyOf(t, KeyKind::Port, id) != 0; });
+    });
+  };
+  auto full = [&] {
+    return state_->read([](const state::Tables& t) { return computeView(t, "h1"); });
+  };
+  std::string vm1 = boundPort(net_, "h1");
+  ASSERT_TRUE(keyed(vm1));
+  HostView held;
+  uint64_t applied = 0;
+  {
+    RawStream first(address_, "h1", 0);
+    while (applied == 0 || !(held == full())) {
+      pb::View v = first.next();
+      ASSERT_NE(v.version(), 0u);
+      ASSERT_TRUE(apply(held, v));
+      applied = v.version();
+      first.ack(applied);
+    }
+  }
+  {
+    RawStream moved(replica2, "h1", applied, &held);
+    pb::View v = moved.next();
+    EXPECT_EQ(v.base_version(), applied) << "a delta on what h1 holds, not a snapshot";
+    EXPECT_EQ(v.ports_size() + v.switches_size() + v.routers_size() + v.groups_size(), 0)
+        << "h1 is current: nothing to send";
+    ASSERT_TRUE(apply(held, v));
+    applied = v.version();
+    moved.ack(applied);
+    EXPECT_TRUE(held == full());
+  }
+  std::string vm2 = boundPort(net_, "h2");  // a change while h1 is away
+  ASSERT_TRUE(keyed(vm2));
+  RawStream back(replica2, "h1", applied, &held);
+  pb::View v = back.next();
+  EXPECT_EQ(v.base_version(), applied);
+  EXPECT_EQ(v.ports_size(), 1) << "only the new port";
+  EXPECT_EQ(v.switches_size(), 0);
+  ASSERT_TRUE(apply(held, v));
+  EXPECT_TRUE(hasPort(held, vm2));
+  other.stop();
+  other_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
 }
 
 TEST_F(ServiceTest, AgentsThatLeaveAreMarkedDead) {

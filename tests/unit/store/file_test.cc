@@ -144,7 +144,7 @@ TEST(StoreFile, FreshStoreIsStampedWithSchemaAndApplicationId) {
   sqlite3_close(db);
 }
 
-TEST_F(StoreTest, SecondOpenInTheSameProcessIsRefused) {
+TEST_F(SqliteStoreTest, SecondOpenInTheSameProcessIsRefused) {
   auto second = SqliteStore::open({.path = path()});
   ASSERT_FALSE(second);
   EXPECT_EQ(second.error().code(), Errc::Unavailable);
@@ -156,7 +156,7 @@ TEST_F(StoreTest, SecondOpenInTheSameProcessIsRefused) {
   EXPECT_TRUE(SqliteStore::open({.path = path()}));
 }
 
-TEST_F(StoreTest, SecondProcessIsRefusedWhileTheFirstHoldsTheStore) {
+TEST_F(SqliteStoreTest, SecondProcessIsRefusedWhileTheFirstHoldsTheStore) {
   must(store().put("/a", "1"));
   pid_t child = ::fork();
   ASSERT_GE(child, 0);
@@ -185,10 +185,11 @@ TEST(StoreOpen, TheUrlsSchemeChoosesTheBackend) {
   auto missing = open("sqlite:" + dir.file("c.db"), /*create_if_missing=*/false);
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code(), Errc::NotFound);
-  auto unknown = open("etcd://127.0.0.1:2379");
+  auto unknown = open("zookeeper://127.0.0.1:2181");
   ASSERT_FALSE(unknown);
   EXPECT_EQ(unknown.error().code(), Errc::InvalidArgument);
-  EXPECT_NE(unknown.error().message().find("'etcd' is not one of sqlite"), std::string::npos)
+  EXPECT_NE(unknown.error().message().find("'zookeeper' is not one of sqlite, etcd"),
+            std::string::npos)
       << unknown.error().message();
 }
 
