@@ -100,15 +100,16 @@ Result<std::unique_ptr<NovaNotifier>> NovaNotifier::start(state::ModelState& sta
     if (auto u = http::HttpUrl::parse(options.auth_url); !u) return std::move(u).error();
   }
   std::unique_ptr<NovaNotifier> n(new NovaNotifier(std::move(options), clock));
-  state.observe(
-      [queue = n->queue_](const std::vector<state::Change>& changes, const state::Tables& tables) {
-        std::vector<NovaEvent> events;
-        for (const auto& c : changes) {
-          auto more = novaEventsFor(c, tables);
-          events.insert(events.end(), more.begin(), more.end());
-        }
-        queue->add(std::move(events));
-      });
+  state.observe([queue = n->queue_, active = n->options_.active](
+                    const std::vector<state::Change>& changes, const state::Tables& tables) {
+    if (active && !active()) return;
+    std::vector<NovaEvent> events;
+    for (const auto& c : changes) {
+      auto more = novaEventsFor(c, tables);
+      events.insert(events.end(), more.begin(), more.end());
+    }
+    queue->add(std::move(events));
+  });
   n->thread_ = std::thread([self = n.get()] { self->run(); });
   return n;
 }

@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -57,6 +58,9 @@ struct NovaOptions {
   std::chrono::milliseconds timeout{10000};
   size_t max_pending = 10000;
   int attempts = 5;
+  // Whether this server sends events now: with several replicas, only the
+  // leader does (each sees every change). None: always.
+  std::function<bool()> active{};
 };
 
 struct NovaEvent {

@@ -5,17 +5,21 @@
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include "api/identity.h"
 #include "api/keystone_auth.h"
 #include "api/neutron_api.h"
 #include "base/log.h"
+#include "cluster/replica.h"
 #include "http/server.h"
 #include "model/network.h"
 #include "notify/nova_notifier.h"
@@ -65,7 +69,38 @@ struct Options {
   std::string southbound_listen = "127.0.0.1:6642";
   canopy::southbound::TlsFiles southbound_tls;
   std::string prefix;  // dump
+  // The cluster of replicas on one store (cluster/replica.h).
+  std::string replica_id;     // "": HOSTNAME:API-PORT
+  std::string advertise_api;  // "": http://<--listen>
+  int lease_ttl = 5;
+  int64_t keep_revisions = 100000;  // history the leader keeps when it compacts
 };
+
+std::string hostName() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof(name) - 1) != 0) return "canopy";
+  return name;
+}
+
+// The leader compacts the store's history to the last `keep` revisions,
+// once a minute: watches that fell further behind resynchronise.
+void compactLoop(canopy::store::Store& store, const canopy::cluster::Replica& replica, int64_t keep,
+                 const std::atomic<bool>& stopping) {
+  auto next = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!stopping.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (std::chrono::steady_clock::now() < next) continue;
+    next = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    if (!replica.leading()) continue;
+    canopy::store::Revision target = store.revision() - keep;
+    if (target <= store.compactedRevision()) continue;
+    if (auto r = store.compact(target); !r) {
+      spdlog::warn("canopy-server: compacting to revision {}: {}", target, r.error().message());
+    } else {
+      spdlog::info("canopy-server: store history compacted to revision {}", target);
+    }
+  }
+}
 
 // "HOST:PORT" or "[V6]:PORT".
 bool splitHostPort(const std::string& text, std::string& host, uint16_t& port) {
@@ -108,6 +143,25 @@ int run(const Options& options) {
     spdlog::error("canopy-server: loading the model: {}", r.error().message());
     return 1;
   }
+  canopy::http::HttpServerOptions http;
+  if (!splitHostPort(options.listen, http.address, http.port)) {
+    spdlog::error("canopy-server: --listen '{}' is not HOST:PORT", options.listen);
+    return 2;
+  }
+  auto replica = canopy::cluster::Replica::start(
+      **store,
+      {.id = options.replica_id.empty() ? hostName() + ":" + std::to_string(http.port)
+                                        : options.replica_id,
+       .api = options.advertise_api.empty() ? "http://" + options.listen : options.advertise_api,
+       .southbound = options.southbound_listen,
+       .ttl = std::chrono::seconds(options.lease_ttl)});
+  if (!replica) {
+    spdlog::error("canopy-server: joining the cluster: {}", replica.error().message());
+    return 1;
+  }
+  spdlog::info("canopy-server: replica {} ({}; leader: {})", (*replica)->id(),
+               (*replica)->leading() ? "leading" : "following",
+               (*replica)->leader().empty() ? "none yet" : (*replica)->leader());
   canopy::SystemClock clock;
   std::unique_ptr<canopy::api::BuiltinIdentity> identity;
   if (options.auth == "builtin") {
@@ -180,7 +234,8 @@ int run(const Options& options) {
          .password = pick(options.nova_password, options.keystone_password),
          .project_name = pick(options.nova_project, options.keystone_project),
          .region = options.nova_region,
-         .endpoint_type = options.nova_endpoint_type},
+         .endpoint_type = options.nova_endpoint_type,
+         .active = [r = replica->get()] { return r->leading(); }},
         clock);
     if (!made) {
       spdlog::error("canopy-server: --nova-events: {}", made.error().message());
@@ -190,8 +245,8 @@ int run(const Options& options) {
     spdlog::info("canopy-server: Nova's external events on ({})",
                  options.nova_url.empty() ? "endpoint from Keystone's catalog" : options.nova_url);
   }
-  canopy::southbound::SouthboundService southbound(state, clock);
-  canopy::trace::Operations operations(state, &southbound, clock);
+  canopy::southbound::SouthboundService southbound(state, clock, replica->get());
+  canopy::trace::Operations operations(state, &southbound, clock, replica->get());
   canopy::api::NeutronApi api(
       state,
       {.auth = identity   ? static_cast<canopy::api::Authenticator*>(identity.get())
@@ -206,11 +261,6 @@ int run(const Options& options) {
        .canopy = [&operations](const canopy::http::HttpRequest& r,
                                const canopy::model::Caller& c) { return operations.handle(r, c); }},
       clock);
-  canopy::http::HttpServerOptions http;
-  if (!splitHostPort(options.listen, http.address, http.port)) {
-    spdlog::error("canopy-server: --listen '{}' is not HOST:PORT", options.listen);
-    return 2;
-  }
   http.threads = options.api_threads;
   http.error_response = canopy::api::transportError;
   auto server = canopy::http::HttpServer::start(
@@ -221,6 +271,12 @@ int run(const Options& options) {
   }
   spdlog::info("canopy-server: Neutron API on http://{}:{}/v2.0/ (auth: {})", http.address,
                (*server)->port(), options.auth);
+  if (options.advertise_api.empty()) {
+    std::string host =
+        http.address.find(':') != std::string::npos ? "[" + http.address + "]" : http.address;
+    auto r = (*replica)->advertise("http://" + host + ":" + std::to_string((*server)->port()));
+    if (!r) spdlog::warn("canopy-server: advertising the API: {}", r.error().message());
+  }
   std::unique_ptr<grpc::Server> grpc_server;
   if (!options.southbound_listen.empty()) {
     grpc::ServerBuilder builder;
@@ -252,6 +308,8 @@ int run(const Options& options) {
                  port);
   }
 
+  std::atomic<bool> stopping{false};
+  std::thread compactor([&] { compactLoop(**store, **replica, options.keep_revisions, stopping); });
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
@@ -259,11 +317,15 @@ int run(const Options& options) {
   int signal = 0;
   if (sigwait(&signals, &signal) != 0) return 1;
   spdlog::info("canopy-server: signal {} received, stopping", signal);
+  stopping = true;
+  compactor.join();
   southbound.stop();
   nova.reset();
   if (grpc_server)
     grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   (*server)->stop();
+  // Hands leadership over now rather than after the lease's TTL.
+  (*replica)->stop();
   state.stop();
   return 0;
 }
@@ -321,7 +383,25 @@ int main(int argc, char** argv) {
   app.set_config("--config", "", "Read options from this file (e.g. store = \"sqlite:/x.db\")");
   app.add_option("--store", options.store,
                  "Where the logical model lives: sqlite:PATH for the embedded store (one file; "
-                 "created on first use; only one process may open it)")
+                 "created on first use; only one process may open it), or "
+                 "etcd://HOST:PORT[,HOST:PORT...] for an etcd cluster that several replicas "
+                 "share (docs/CLUSTER.md)")
+      ->capture_default_str();
+  app.add_option("--replica-id", options.replica_id,
+                 "This replica's name in the cluster, unique among the replicas sharing the "
+                 "store (default: HOSTNAME:API-PORT)");
+  app.add_option("--advertise-api", options.advertise_api,
+                 "The URL other replicas reach this one's API at, for merged status (default: "
+                 "http://<--listen>)");
+  app.add_option("--lease-ttl", options.lease_ttl,
+                 "Seconds a replica that stopped answering keeps its leadership and its agents' "
+                 "sessions before another replica takes over")
+      ->check(CLI::Range(2, 60))
+      ->capture_default_str();
+  app.add_option("--keep-revisions", options.keep_revisions,
+                 "Store history the leader keeps when it compacts (once a minute); watchers "
+                 "further behind resynchronise")
+      ->check(CLI::Range(int64_t{1000}, int64_t{1} << 40))
       ->capture_default_str();
   app.add_option("--log-level", options.log_level,
                  "Log verbosity: trace, debug, info, warn, error, critical or off")

@@ -50,8 +50,9 @@ std::vector<std::pair<KeyKind, std::string>> missingKeys(const state::Tables& ta
 }
 
 Result<void> assignKeys(state::ModelState& state,
-                        std::span<const std::pair<KeyKind, std::string>> objects) {
-  auto r = state.write({}, [&](state::Transaction& txn) -> Result<void> {
+                        std::span<const std::pair<KeyKind, std::string>> objects,
+                        const state::WriteOptions& options) {
+  auto r = state.write(options, [&](state::Transaction& txn) -> Result<void> {
     const state::Document* counter = txn.find(kCountersCollection, "keys");
     uint64_t next = counter != nullptr ? counter->doc.value("next", uint64_t{1}) : 1;
     uint64_t first = next;

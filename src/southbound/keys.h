@@ -32,6 +32,9 @@ enum class KeyKind : uint8_t { Network, Port, Router, Group, Host };
 inline constexpr std::string_view kKeysCollection = "southbound-keys";
 inline constexpr std::string_view kCountersCollection = "southbound-counters";
 inline constexpr std::string_view kAgentsCollection = "agents";
+// Which replica serves each connected agent now: {"replica", "session",
+// "since"}, held by the replica's lease (it goes when the replica dies).
+inline constexpr std::string_view kSessionsCollection = "agent-sessions";
 
 uint32_t keyOf(const state::Tables& tables, KeyKind kind, std::string_view id);
 
@@ -42,6 +45,7 @@ std::vector<std::pair<KeyKind, std::string>> missingKeys(const state::Tables& ta
 // Gives each a key, in one transaction with the counter (retried when
 // another writer moved it). Objects that got a key meanwhile keep theirs.
 Result<void> assignKeys(state::ModelState& state,
-                        std::span<const std::pair<KeyKind, std::string>> objects);
+                        std::span<const std::pair<KeyKind, std::string>> objects,
+                        const state::WriteOptions& options = {});
 
 }  // namespace canopy::southbound

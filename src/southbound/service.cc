@@ -23,9 +23,9 @@ constexpr int kComplaints = 10;
 
 // Changes one port document with `change` (false: nothing to do), through
 // the model's writer path.
-Result<void> updatePort(state::ModelState& state, const std::string& port_id,
-                        const std::function<bool(Json&)>& change) {
-  auto r = state.write({}, [&](state::Transaction& txn) -> Result<void> {
+Result<void> updatePort(state::ModelState& state, const state::WriteOptions& options,
+                        const std::string& port_id, const std::function<bool(Json&)>& change) {
+  auto r = state.write(options, [&](state::Transaction& txn) -> Result<void> {
     const state::Document* d = txn.find("ports", port_id);
     if (d == nullptr) return Error(Errc::NotFound, "port " + port_id + " not found");
     Json doc = d->doc;
@@ -49,6 +49,7 @@ std::string addressText(const std::string& bytes) {
 
 struct SouthboundService::Session {
   std::string host;
+  std::string session_id;
   grpc::ServerContext* context = nullptr;
   grpc::ServerReaderWriter<pb::ServerMessage, pb::AgentMessage>* stream = nullptr;
   uint64_t resume_from = 0;
@@ -57,8 +58,22 @@ struct SouthboundService::Session {
   std::atomic<bool> resync{false};
 };
 
-SouthboundService::SouthboundService(state::ModelState& state, const Clock& clock)
-    : state_(state), clock_(clock), tracker_(std::make_shared<ViewTracker>(clock)) {
+SouthboundService::SouthboundService(state::ModelState& state, const Clock& clock,
+                                     cluster::Replica* replica)
+    : state_(state),
+      clock_(clock),
+      replica_(replica),
+      tracker_(std::make_shared<ViewTracker>(clock)) {
+  {
+    MutexLock lock(link_->mu);
+    link_->service = this;
+  }
+  if (replica_ != nullptr) {
+    replica_->onNewLease([link = link_](store::LeaseId lease) {
+      MutexLock lock(link->mu);
+      if (link->service != nullptr) link->service->renewSessions(lease);
+    });
+  }
   state_.observe(
       [tracker = tracker_](const std::vector<state::Change>& changes, const state::Tables& tables) {
         tracker->onChanges(changes, tables);
@@ -66,15 +81,94 @@ SouthboundService::SouthboundService(state::ModelState& state, const Clock& cloc
   reconciler_ = std::thread([this] {
     while (!stopping_.load()) {
       store::Revision seen = state_.appliedRevision();
-      if (auto r = reconcile(); !r) {
-        spdlog::warn("southbound: reconcile: {}", r.error().message());
+      if (leads()) {
+        if (auto r = reconcile(); !r) {
+          spdlog::warn("southbound: reconcile: {}", r.error().message());
+        }
+        if (auto r = reapOrphans(); !r) {
+          spdlog::warn("southbound: agents' liveness: {}", r.error().message());
+        }
       }
       state_.waitPast(seen, std::chrono::milliseconds(200));
     }
   });
 }
 
-SouthboundService::~SouthboundService() { stop(); }
+SouthboundService::~SouthboundService() {
+  {
+    MutexLock lock(link_->mu);
+    link_->service = nullptr;
+  }
+  stop();
+}
+
+state::WriteOptions SouthboundService::leaderWrites() const {
+  state::WriteOptions o;
+  if (replica_ != nullptr) o.fence = replica_->fence();
+  return o;
+}
+
+AgentSession SouthboundService::sessionOf(const std::string& host, const std::string& id) const {
+  (void)host;
+  return AgentSession{.replica = replica_ != nullptr ? replica_->id() : "",
+                      .id = id,
+                      .lease = replica_ != nullptr ? replica_->lease() : 0};
+}
+
+void SouthboundService::renewSessions(store::LeaseId lease) {
+  std::vector<std::pair<std::string, std::string>> local;  // host, session
+  {
+    MutexLock lock(mu_);
+    for (const auto& [host, s] : sessions_) local.emplace_back(host, s->session_id);
+  }
+  for (const auto& [host, id] : local) {
+    AgentSession session = sessionOf(host, id);
+    session.lease = lease;
+    if (auto r = renewSession(state_, host, session); !r) {
+      spdlog::warn("southbound: agent {}: renewing its session: {}", host, r.error().message());
+    }
+  }
+}
+
+Result<void> SouthboundService::reapOrphans() {
+  std::vector<std::string> orphans;
+  state_.read([&](const state::Tables& t) {
+    for (const auto& [host, d] : t.collection(kAgentsCollection)) {
+      Agent a = Agent::fromJson(d.doc);
+      if (a.alive && !a.is_static && t.find(kSessionsCollection, host) == nullptr) {
+        orphans.push_back(host);
+      }
+    }
+  });
+  std::vector<std::string> due;
+  {
+    MutexLock lock(orphans_mu_);
+    std::map<std::string, SteadyTime> still;
+    for (const auto& host : orphans) {
+      auto it = orphans_.find(host);
+      SteadyTime since = it != orphans_.end() ? it->second : clock_.now();
+      still[host] = since;
+      if (clock_.now() - since >= kSessionGrace) due.push_back(host);
+    }
+    orphans_ = std::move(still);
+  }
+  for (const auto& host : due) {
+    spdlog::info("southbound: agent {} has had no session for {} s: dead", host,
+                 kSessionGrace.count());
+    auto r = state_.write(leaderWrites(), [&](state::Transaction& txn) -> Result<void> {
+      const state::Document* d = txn.find(kAgentsCollection, host);
+      if (d == nullptr || txn.find(kSessionsCollection, host) != nullptr) return ok();
+      Agent a = Agent::fromJson(d->doc);
+      if (!a.alive) return ok();
+      a.alive = false;
+      txn.guardAbsent(kSessionsCollection, host);
+      txn.update(kAgentsCollection, host, a.toJson());
+      return ok();
+    });
+    if (!r) return std::move(r).error();
+  }
+  return ok();
+}
 
 void SouthboundService::stop() {
   if (stopping_.exchange(true)) return;
@@ -134,6 +228,8 @@ grpc::Status SouthboundService::Connect(
                                                              : hello.availability_zone()};
   Session s;
   s.host = info.host;
+  s.session_id = (replica_ != nullptr ? replica_->id() : std::string("local")) + "/" +
+                 std::to_string(next_session_.fetch_add(1));
   s.context = context;
   s.stream = stream;
   s.resume_from = hello.applied_version();
@@ -157,13 +253,15 @@ grpc::Status SouthboundService::Connect(
       sessions_.erase(it);
     }
   };
-  if (auto r = putAgent(state_, info); !r) {
+  if (auto r = putAgent(state_, info, sessionOf(s.host, s.session_id)); !r) {
     unregister();
     return {grpc::StatusCode::UNAVAILABLE, r.error().message()};
   }
-  if (auto r = reconcile(); !r) {
-    unregister();
-    return {grpc::StatusCode::UNAVAILABLE, r.error().message()};
+  if (leads()) {
+    if (auto r = reconcile(); !r) {
+      unregister();
+      return {grpc::StatusCode::UNAVAILABLE, r.error().message()};
+    }
   }
   spdlog::info("southbound: agent {} connected (tunnel {}, resuming from {})", s.host, tunnel_ip,
                s.resume_from);
@@ -208,14 +306,10 @@ grpc::Status SouthboundService::Connect(
     }
   }
   if (last) tracker_->disconnected(s.host);
-  if (last && !stopping_.load()) {
-    info.alive = false;
-    // Unless a new session of the host registered meanwhile: checked inside
-    // the write, which the new session's own write (alive) follows.
-    auto r = putAgent(state_, info, [&] {
-      MutexLock lock(mu_);
-      return sessions_.count(s.host) == 0;
-    });
+  if (!stopping_.load()) {
+    // Unless another session (here or at another replica) holds the host
+    // now: guarded by the session document inside the write.
+    auto r = endSession(state_, s.host, s.session_id);
     if (!r) spdlog::warn("southbound: agent {}: {}", s.host, r.error().message());
   }
   spdlog::info("southbound: agent {} disconnected", s.host);
@@ -310,7 +404,7 @@ grpc::Status SouthboundService::GetInstance(grpc::ServerContext* context,
 
 Result<void> SouthboundService::setPortStatus(const std::string& host, const std::string& port_id,
                                               bool up) {
-  return updatePort(state_, port_id, [&](Json& doc) {
+  return updatePort(state_, {}, port_id, [&](Json& doc) {
     std::string bound = stringAt(doc, "binding:host_id");
     if (!bound.empty() && bound != host) return false;  // another host's port
     bool changed = false;
@@ -332,7 +426,7 @@ Result<void> SouthboundService::setPortStatus(const std::string& host, const std
 Result<void> SouthboundService::reconcile() {
   auto missing = state_.read([](const state::Tables& t) { return missingKeys(t); });
   if (!missing.empty()) {
-    if (auto r = assignKeys(state_, missing); !r) return r;
+    if (auto r = assignKeys(state_, missing, leaderWrites()); !r) return r;
   }
   // Gateways on hosts that cannot hold them move to one that can: alive,
   // gateway-capable, administratively up, with an uplink to the external
@@ -426,7 +520,7 @@ Result<void> SouthboundService::reconcile() {
     }
   });
   for (const auto& [port, status] : statuses) {
-    auto r = updatePort(state_, port, [&, want = status](Json& doc) {
+    auto r = updatePort(state_, leaderWrites(), port, [&, want = status](Json& doc) {
       if (stringAt(doc, "status") == want) return false;
       doc["status"] = want;
       return true;
@@ -435,7 +529,7 @@ Result<void> SouthboundService::reconcile() {
   }
   for (const auto& [port, host] : moves) {
     spdlog::info("southbound: gateway port {} scheduled to {}", port, host);
-    auto r = updatePort(state_, port, [&, to = host](Json& doc) {
+    auto r = updatePort(state_, leaderWrites(), port, [&, to = host](Json& doc) {
       doc["binding:host_id"] = to;
       return true;
     });

@@ -16,6 +16,12 @@
 // an uplink to its external network. Port reports set the port's status and, for a port bound to no
 // host yet, its binding:host_id.
 //
+// With several replicas (cluster/replica.h) any replica serves any agent;
+// the reconciler runs on the leader only, its writes fenced by the leader's
+// term. Each connected agent has a session document held by its replica's
+// lease (agents.h): an agent whose replica died without it reconnecting
+// elsewhere is written dead by the leader after kSessionGrace.
+//
 //   SouthboundService service(state, clock);
 //   grpc::ServerBuilder b; b.RegisterService(&service); ...
 //   service.stop();   // before the gRPC server shuts down
@@ -33,6 +39,7 @@
 #include <vector>
 
 #include "base/mutex.h"
+#include "cluster/replica.h"
 #include "proto/southbound.grpc.pb.h"
 #include "southbound/agents.h"
 #include "southbound/convert.h"
@@ -44,7 +51,10 @@ namespace canopy::southbound {
 
 class SouthboundService final : public pb::Southbound::Service {
  public:
-  SouthboundService(state::ModelState& state, const Clock& clock);
+  // `replica` (may be null: a single server that always leads) outlives
+  // the service.
+  SouthboundService(state::ModelState& state, const Clock& clock,
+                    cluster::Replica* replica = nullptr);
   ~SouthboundService() override;
 
   grpc::Status Connect(
@@ -64,6 +74,11 @@ class SouthboundService final : public pb::Southbound::Service {
 
   // How many agents are connected now.
   size_t connected() const;
+
+  // How long an agent marked alive may have no session (its replica died,
+  // or the server restarted) before the leader writes it dead: time to
+  // reconnect to another replica.
+  static constexpr std::chrono::seconds kSessionGrace{10};
 
   // The agents connected now: the latest view version sent to each, the
   // last it applied, and the datapath counters it last reported.
@@ -85,10 +100,26 @@ class SouthboundService final : public pb::Southbound::Service {
   struct Session;
   void writeLoop(Session& s);
   Result<void> setPortStatus(const std::string& host, const std::string& port_id, bool up);
+  bool leads() const { return replica_ == nullptr || replica_->leading(); }
+  state::WriteOptions leaderWrites() const;
+  AgentSession sessionOf(const std::string& host, const std::string& id) const;
+  // Agents alive without a session for kSessionGrace are written dead.
+  Result<void> reapOrphans();
+  void renewSessions(store::LeaseId lease);
 
   state::ModelState& state_;
   // Shared with the model's observer, which may outlive the service.
   const Clock& clock_;
+  cluster::Replica* replica_;
+  // What the replica's listener reaches: nulled when the service goes.
+  struct Link {
+    Mutex mu;
+    SouthboundService* service CANOPY_GUARDED_BY(mu) = nullptr;
+  };
+  std::shared_ptr<Link> link_ = std::make_shared<Link>();
+  std::atomic<uint64_t> next_session_{1};
+  Mutex orphans_mu_;
+  std::map<std::string, SteadyTime> orphans_ CANOPY_GUARDED_BY(orphans_mu_);  // since when
   std::shared_ptr<ViewTracker> tracker_;
   std::atomic<bool> stopping_{false};
   std::thread reconciler_;

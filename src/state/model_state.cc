@@ -176,7 +176,9 @@ Result<store::Revision> ModelState::write(const WriteOptions& options, const Bui
     if (!built) return std::move(built).error();
     auto& [txn, read_at] = *built;
     if (txn.empty()) return read_at;  // nothing to compare, nothing to write
-    auto committed = commit(txn.compares(), txn.ops());
+    std::vector<store::Compare> compares = txn.compares();
+    if (options.fence) compares.push_back(*options.fence);
+    auto committed = commit(compares, txn.ops());
     if (committed || committed.error().code() != Errc::Conflict) return committed;
   }
   return Error(Errc::Conflict, "too many concurrent updates; try again", "HTTPConflict");

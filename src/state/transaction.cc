@@ -60,9 +60,10 @@ void Transaction::guardRead(std::string_view collection, const std::string& id) 
   }
 }
 
-void Transaction::put(std::string_view collection, const std::string& id, const Json& doc) {
+void Transaction::put(std::string_view collection, const std::string& id, const Json& doc,
+                      store::LeaseId lease) {
   std::string key = documentKey(collection, id);
-  writes_.insert_or_assign(key, store::Op::put(key, doc.dump()));
+  writes_.insert_or_assign(key, store::Op::put(key, doc.dump(), lease));
   pending_[std::string(collection)][id] = doc;
 }
 

@@ -63,7 +63,9 @@ class Transaction {
   void guardAbsent(std::string_view collection, const std::string& id);
   // …and these are written (a later write of the same key replaces an
   // earlier one). The caller guards first.
-  void put(std::string_view collection, const std::string& id, const Json& doc);
+  // With a lease, the document goes when the lease ends (store.h).
+  void put(std::string_view collection, const std::string& id, const Json& doc,
+           store::LeaseId lease = 0);
   void remove(std::string_view collection, const std::string& id);
   // put() and remove() guarded by the document as read: its revision, or
   // its absence if it was not there.
@@ -103,6 +105,9 @@ struct WriteOptions {
   std::string now{};
   // Attempts, each from a fresh read, before giving up with Conflict.
   int attempts = 16;
+  // One more compare every attempt must hold: a leader's fence
+  // (cluster/replica.h), so that only the current leader's writes land.
+  std::optional<store::Compare> fence{};
 };
 
 // Neutron's timestamp format for `t`: "2026-01-02T03:04:05Z".

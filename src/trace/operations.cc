@@ -1,11 +1,14 @@
 #include "trace/operations.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "api/neutron_api.h"
+#include "http/client.h"
 #include "model/agent.h"
 #include "model/json.h"
 #include "southbound/keys.h"
@@ -53,7 +56,7 @@ http::HttpResponse Operations::handle(const http::HttpRequest& request,
   if (parts.size() == 3 && parts[2] == "trace") {
     if (request.method == "POST") return trace(request);
   } else if (parts.size() == 3 && parts[2] == "status") {
-    if (request.method == "GET") return status();
+    if (request.method == "GET") return status(request);
   } else {
     return api::errorResponse(
         Error(Errc::NotFound, "The resource could not be found.", "HTTPNotFound"));
@@ -102,7 +105,57 @@ void Operations::addNeighbors(Capture& captured,
   }
 }
 
-http::HttpResponse Operations::status() {
+void Operations::mergeReplicas(const http::HttpRequest& request, Json& agents,
+                               std::map<std::string, uint64_t>& drops) const {
+  auto replicas = replica_->replicas();
+  if (!replicas) {
+    spdlog::warn("status: the replicas: {}", replicas.error().message());
+    return;
+  }
+  // The caller's credentials go along: every replica checks them as its own.
+  std::vector<std::pair<std::string, std::string>> headers;
+  for (const char* h : {"x-auth-token", "x-project-id", "x-roles"}) {
+    if (!request.header(h).empty()) headers.emplace_back(h, std::string(request.header(h)));
+  }
+  for (const auto& r : *replicas) {
+    if (r.id == replica_->id()) continue;
+    auto url = http::HttpUrl::parse(r.api);
+    if (!url) continue;
+    auto reply = http::httpRequest(*url, "GET", url->path + "/canopy/v1/status?scope=replica", "",
+                                   headers, std::chrono::seconds(3));
+    if (!reply || reply->status != 200) {
+      spdlog::warn("status: replica {} at {} did not answer: {}", r.id, r.api,
+                   reply ? std::to_string(reply->status) : reply.error().message());
+      continue;
+    }
+    auto body = model::parseJson(reply->body);
+    if (!body) continue;
+    Json theirs = model::memberAt(model::memberAt(*body, "status"), "agents");
+    if (!theirs.is_array()) continue;
+    for (const auto& a : theirs) {
+      if (!a.is_object() || !a.value("connected", false)) continue;
+      std::string host = model::stringAt(a, "host");
+      for (auto& mine : agents) {
+        if (model::stringAt(mine, "host") != host || mine.value("connected", false)) continue;
+        for (const char* field : {"connected", "applied_version", "latest_version",
+                                  "considered_revision", "packets", "outputs", "drops"}) {
+          if (a.contains(field)) mine[field] = a[field];
+        }
+        if (auto d = a.find("drops"); d != a.end() && d->is_object()) {
+          for (const auto& [reason, count] : d->items()) {
+            if (count.is_number_unsigned()) drops[reason] += count.get<uint64_t>();
+          }
+        }
+      }
+    }
+  }
+}
+
+http::HttpResponse Operations::status(const http::HttpRequest& request) {
+  bool replica_only = false;  // another replica asks for this one's sessions
+  for (const auto& [k, v] : request.query) {
+    replica_only = replica_only || (k == "scope" && v == "replica");
+  }
   std::map<std::string, southbound::SouthboundService::SessionInfo> sessions;
   if (southbound_ != nullptr) {
     for (auto& s : southbound_->sessions()) sessions[s.host] = std::move(s);
@@ -128,10 +181,14 @@ http::HttpResponse Operations::status() {
                 {"physical_networks", agent.physical_networks},
                 {"ports", per_host.value(host, 0)},
                 {"connected", false},
+                {"replica", nullptr},
                 {"applied_version", nullptr},
                 {"latest_version", nullptr},
                 {"considered_revision", nullptr},
                 {"drops", Json::object()}};
+      if (const state::Document* s = t.find(southbound::kSessionsCollection, host)) {
+        a["replica"] = stringAt(s->doc, "replica");
+      }
       if (auto s = sessions.find(host); s != sessions.end()) {
         a["connected"] = true;
         a["applied_version"] = s->second.applied_version;
@@ -148,6 +205,19 @@ http::HttpResponse Operations::status() {
     }
     return 0;
   });
+  Json replicas = Json::array();
+  if (replica_ != nullptr && !replica_only) {
+    mergeReplicas(request, agents, drops);
+    if (auto all = replica_->replicas()) {
+      for (const auto& r : *all) {
+        replicas.push_back({{"id", r.id},
+                            {"api", r.api},
+                            {"southbound", r.southbound},
+                            {"started", r.started},
+                            {"leader", r.leader}});
+      }
+    }
+  }
   std::vector<std::pair<std::string, uint64_t>> sorted(drops.begin(), drops.end());
   std::stable_sort(sorted.begin(), sorted.end(),
                    [](const auto& a, const auto& b) { return a.second > b.second; });
@@ -155,6 +225,8 @@ http::HttpResponse Operations::status() {
   for (const auto& [reason, count] : sorted) top.push_back({{"reason", reason}, {"count", count}});
   return json(200, {{"status",
                      {{"model_revision", revision},
+                      {"replica", replica_ != nullptr ? Json(replica_->id()) : Json(nullptr)},
+                      {"replicas", std::move(replicas)},
                       {"agents", std::move(agents)},
                       {"ports_per_host", std::move(per_host)},
                       {"drops", std::move(top)}}}});

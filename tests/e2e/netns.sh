@@ -100,14 +100,15 @@ add_host() {
 }
 
 # start_agent HOST ADDRESS [ARGS...]: canopy-agent in the host's namespace,
-# with $CANOPY_AGENT_WORKERS datapath workers (default 1).
+# with $CANOPY_AGENT_WORKERS datapath workers (default 1), served by
+# $agent_server (default: the first server's socket).
 start_agent() {
   local name=$1 address=$2 ns="$tag-$1"
   shift 2
   mkdir -p "$work/$name"
   # Not through a shell function: $! must be the agent itself.
   ip netns exec "$ns" "$bin/canopy-agent" --host-name "$name" --tunnel-ip "$address" \
-    --server "unix:$work/southbound-0.sock" --run-dir "$work/$name" \
+    --server "${agent_server:-unix:$work/southbound-0.sock}" --run-dir "$work/$name" \
     --workers "${CANOPY_AGENT_WORKERS:-1}" "$@" \
     >"$work/$name/agent.log" 2>&1 &
   agent_pids+=("$!")
