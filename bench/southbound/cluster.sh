@@ -34,7 +34,7 @@ cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset" --target canopy-server southbound_fleet cluster_bench >/dev/null
 bin=$root/build/$preset/bin
 # One connection per agent, on both sides.
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"  # the hard limit: enough for thousands of streams
 
 source "$root/tests/e2e/lib.sh"
 source "$root/tests/e2e/etcd.sh"
@@ -53,8 +53,7 @@ for replicas in $replica_counts; do
   for ((i = 0; i < replicas; i++)); do
     sb=127.0.0.1:$(free_port)
     start_server "$bin" "$work/replica$replicas-$i.log" --store "$etcd_url" --listen 127.0.0.1:0 \
-      --auth noauth --replica-id "r$i" --southbound-listen "$sb" --log-level warn
-    grep -q "Neutron API" "$work/replica$replicas-$i.log" || true
+      --auth noauth --replica-id "r$i" --southbound-listen "$sb"
     apis+=("$api_url")
     southbounds+=("$sb")
     pids+=("$server_pid")

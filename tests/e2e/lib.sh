@@ -13,6 +13,15 @@ cleanup() {
 trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# retry SECONDS COMMAND...: runs it until it succeeds, or fails after SECONDS.
+retry() {
+  local end=$((SECONDS + $1))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $end ] || return 1
+    sleep 0.3
+  done
+}
 expect_in() { grep -qF -- "$1" <<<"$2" || fail "expected '$1' in: $2"; }
 
 # start_server BIN LOG ARGS...: starts canopy-server, waits for its API, and

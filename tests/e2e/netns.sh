@@ -64,16 +64,6 @@ sys.exit(0 if ok else 1)" && return 0
   fail "agent $host did not apply the model at revision $revision"
 }
 
-# retry SECONDS COMMAND...: runs it until it succeeds, or fails after SECONDS.
-retry() {
-  local end=$((SECONDS + $1))
-  shift
-  until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $end ] || return 1
-    sleep 0.3
-  done
-}
-
 new_ns() {
   ip netns add "$1"
   namespaces+=("$1")
