@@ -6,7 +6,9 @@
 # API write to every agent having applied it (p50, p99, max), and the
 # servers' memory per idle agent (cluster_bench.cc). Then OVN in the same
 # run with as many chassis as it holds here (ovn_peer.sh; CANOPY_OVN_PEER=off
-# skips it), and the ratio of its p50 to Canopy's.
+# skips it), and the ratio of its p50 to Canopy's. CANOPY_FLEET_LAYOUT=separate
+# puts each agent's port on a network of its own instead (memory per agent
+# when views are small; no rounds).
 #
 # Usage: bench/southbound/cluster.sh [--agents 1000] [--rounds 30] [--replicas "1 2 3"]
 #                                    [--ovn-chassis 100] [--build release|dev]
@@ -61,7 +63,7 @@ for replicas in $replica_counts; do
   join() { local IFS=,; echo "$*"; }
   line=$("$bin/cluster_bench" --api "$(join "${apis[@]}")" --southbound "$(join "${southbounds[@]}")" \
     --pids "$(join "${pids[@]}")" --agents "$agents" --fleets 4 --rounds "$rounds" \
-    --fleet-bin "$bin/southbound_fleet")
+    --fleet-bin "$bin/southbound_fleet" --layout "${CANOPY_FLEET_LAYOUT:-shared}")
   echo "$line"
   results+=("$line")
   for pid in "${pids[@]}" "${etcd_pids[@]}"; do

@@ -8,6 +8,8 @@
 //   southbound_fleet --servers 127.0.0.1:7001,127.0.0.1:7002 --first 0 --count 250
 //                    --slots /dev/shm/canopy-fleet --agents 1000
 
+#include "fleet.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -21,7 +23,6 @@
 #include <vector>
 
 #include "agent/southbound_client.h"
-#include "fleet.h"
 
 using namespace canopy;
 
@@ -60,8 +61,9 @@ int main(int argc, char** argv) {
   }
   auto list = split(servers);
   if (list.empty() || slots_path.empty() || count <= 0 || agents < first + count) {
-    std::fprintf(stderr, "usage: southbound_fleet --servers LIST --slots FILE --first N "
-                         "--count K --agents TOTAL\n");
+    std::fprintf(stderr,
+                 "usage: southbound_fleet --servers LIST --slots FILE --first N "
+                 "--count K --agents TOTAL\n");
     return 2;
   }
   int fd = ::open(slots_path.c_str(), O_RDWR);

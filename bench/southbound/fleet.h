@@ -11,7 +11,7 @@ namespace canopy::bench {
 
 struct FleetSlot {
   std::atomic<uint32_t> ports{0};
-  std::atomic<uint32_t> views{0};     // views applied
+  std::atomic<uint32_t> views{0};      // views applied
   std::atomic<int64_t> changed_ns{0};  // CLOCK_MONOTONIC when `ports` last changed
   std::atomic<uint32_t> connected{0};
   uint32_t pad = 0;
