@@ -106,6 +106,10 @@ class ResourceKind {
 // Every resource the API serves, in the order /v2.0/ lists them (kinds.cc).
 std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::NetworkConfig& config);
 
+// What the model admits into the API's stored collections: a document of
+// the kind's spec (model::checkStored) under its id. Others pass.
+state::ModelState::DocumentCheck storedDocumentCheck();
+
 // Ports the server makes for other resources: router interfaces and
 // gateways, floating IPs.
 struct ServicePort {

@@ -3,6 +3,9 @@
 
 #include "api/kind.h"
 
+#include <map>
+#include <memory>
+
 namespace canopy::api {
 
 using MakeKind = std::unique_ptr<ResourceKind> (*)(const model::NetworkConfig&);
@@ -54,6 +57,25 @@ std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::Networ
   std::vector<std::unique_ptr<ResourceKind>> kinds;
   for (MakeKind make : kKinds) kinds.push_back(make(config));
   return kinds;
+}
+
+}  // namespace canopy::api
+
+namespace canopy::api {
+
+state::ModelState::DocumentCheck storedDocumentCheck() {
+  auto kinds = std::make_shared<std::vector<std::unique_ptr<ResourceKind>>>(
+      makeResourceKinds(model::NetworkConfig{}));
+  auto specs = std::make_shared<std::map<std::string, const model::ResourceSpec*, std::less<>>>();
+  for (const auto& k : *kinds) {
+    if (!k->derived()) specs->emplace(k->spec().collection, &k->spec());
+  }
+  return [kinds, specs](std::string_view collection, std::string_view id,
+                        const Json& doc) -> Result<void> {
+    auto it = specs->find(collection);
+    if (it == specs->end()) return ok();
+    return model::checkStored(*it->second, id, doc);
+  };
 }
 
 }  // namespace canopy::api

@@ -286,6 +286,43 @@ std::optional<std::string> checkSubnetList(const Json& list) {
   return std::nullopt;
 }
 
+Result<void> checkStored(const ResourceSpec& spec, std::string_view id, const Json& doc) {
+  if (!doc.is_object()) return Error(Errc::InvalidArgument, "not a JSON object");
+  if (spec.find("id") != nullptr) {
+    auto it = doc.find("id");
+    if (it == doc.end() || !it->is_string() || it->get_ref<const std::string&>() != id) {
+      return Error(Errc::InvalidArgument, "its \"id\" is not its key's id");
+    }
+  }
+  for (const AttrSpec& a : spec.attrs) {
+    auto it = doc.find(a.name);
+    if (it == doc.end() || it->is_null()) continue;
+    bool fits = true;
+    switch (a.type) {
+      case AttrType::String:
+      case AttrType::Uuid:
+        fits = it->is_string();
+        break;
+      case AttrType::Bool:
+        fits = it->is_boolean();
+        break;
+      case AttrType::Int:
+        fits = it->is_number();
+        break;
+      case AttrType::List:
+        fits = it->is_array();
+        break;
+      case AttrType::Dict:
+        fits = it->is_object();
+        break;
+      case AttrType::Any:
+        break;
+    }
+    if (!fits) return Error(Errc::InvalidArgument, "\"" + a.name + "\" has the wrong type");
+  }
+  return ok();
+}
+
 Json visibleView(const ResourceSpec& spec, const Json& doc, const Caller& caller) {
   Json out = Json::object();
   for (const AttrSpec& attr : spec.attrs) {

@@ -100,6 +100,12 @@ Result<std::vector<Json>> parseBody(const ResourceSpec& spec, std::string_view b
 // admin-only attributes removed.
 Json visibleView(const ResourceSpec& spec, const Json& doc, const Caller& caller);
 
+// Whether a stored document can be what the API wrote for `spec` under `id`:
+// an object whose "id" is `id` and whose attributes have their types (or
+// null). What another application or a damaged store left is refused with
+// the first reason, before anything reads it.
+Result<void> checkStored(const ResourceSpec& spec, std::string_view id, const Json& doc);
+
 // Converts a query-string value to the attribute's type for filtering.
 Result<Json> convertFilterValue(const AttrSpec& attr, std::string_view text);
 

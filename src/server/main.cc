@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "api/identity.h"
+#include "api/kind.h"
 #include "api/keystone_auth.h"
 #include "api/neutron_api.h"
 #include "base/log.h"
@@ -23,6 +24,7 @@
 #include "http/server.h"
 #include "model/network.h"
 #include "notify/nova_notifier.h"
+#include "southbound/keys.h"
 #include "southbound/service.h"
 #include "southbound/tls.h"
 #include "state/model_state.h"
@@ -139,6 +141,12 @@ int run(const Options& options) {
                (*store)->revision(), (*store)->compactedRevision());
 
   canopy::state::ModelState state(**store);
+  state.setDocumentCheck([api = canopy::api::storedDocumentCheck()](
+                             std::string_view collection, std::string_view id,
+                             const canopy::model::Json& doc) -> canopy::Result<void> {
+    if (auto r = api(collection, id, doc); !r) return r;
+    return canopy::southbound::checkStoredDocument(collection, id, doc);
+  });
   if (auto r = state.start(); !r) {
     spdlog::error("canopy-server: loading the model: {}", r.error().message());
     return 1;

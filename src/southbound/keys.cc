@@ -49,6 +49,20 @@ std::vector<std::pair<KeyKind, std::string>> missingKeys(const state::Tables& ta
   return missing;
 }
 
+Result<void> checkStoredDocument(std::string_view collection, std::string_view /*id*/,
+                                 const model::Json& doc) {
+  auto number = [&](const char* field) -> Result<void> {
+    auto it = doc.find(field);
+    if (it == doc.end() || !it->is_number_unsigned()) {
+      return Error(Errc::InvalidArgument, std::string("\"") + field + "\" is not a number");
+    }
+    return ok();
+  };
+  if (collection == kKeysCollection) return number("key");
+  if (collection == kCountersCollection) return number("next");
+  return ok();
+}
+
 Result<void> assignKeys(state::ModelState& state,
                         std::span<const std::pair<KeyKind, std::string>> objects,
                         const state::WriteOptions& options) {

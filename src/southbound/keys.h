@@ -38,6 +38,11 @@ inline constexpr std::string_view kSessionsCollection = "agent-sessions";
 
 uint32_t keyOf(const state::Tables& tables, KeyKind kind, std::string_view id);
 
+// What the model admits into the southbound's collections: keys and
+// counters with their numbers. Others pass.
+Result<void> checkStoredDocument(std::string_view collection, std::string_view id,
+                                 const model::Json& doc);
+
 // The objects (ports, networks, routers, security groups, agents) that have
 // no key yet.
 std::vector<std::pair<KeyKind, std::string>> missingKeys(const state::Tables& tables);

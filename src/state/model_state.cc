@@ -20,6 +20,25 @@ bool splitKey(std::string_view key, std::string_view& collection, std::string_vi
 
 ModelState::~ModelState() { stop(); }
 
+std::optional<Json> ModelState::admit(const store::KeyValue& kv, std::string_view collection,
+                                      std::string_view id) const {
+  auto doc = model::parseJson(kv.value);
+  if (!doc) {
+    spdlog::error("model: {} holds a value that is not JSON ({}); left out", kv.key,
+                  doc.error().message());
+    return std::nullopt;
+  }
+  Result<void> fits = doc->is_object() ? ok() : Result<void>(Error(Errc::InvalidArgument,
+                                                                   "not a JSON object"));
+  if (fits && check_) fits = check_(collection, id, *doc);
+  if (!fits) {
+    spdlog::error("model: {} is not a document Canopy wrote ({}); left out", kv.key,
+                  fits.error().message());
+    return std::nullopt;
+  }
+  return std::move(*doc);
+}
+
 Result<void> ModelState::reload() {
   auto range = store_.range(kPrefix);
   if (!range) return std::move(range).error();
@@ -27,11 +46,8 @@ Result<void> ModelState::reload() {
   for (auto& kv : range->kvs) {
     std::string_view collection, id;
     if (!splitKey(kv.key, collection, id)) continue;  // uniqueness keys and the like
-    auto doc = model::parseJson(kv.value);
-    if (!doc) {
-      spdlog::error("model: {} holds invalid JSON; skipped", kv.key);
-      continue;
-    }
+    auto doc = admit(kv, collection, id);
+    if (!doc) continue;
     fresh.put(collection, id, Document{std::move(*doc), kv.mod_revision});
   }
   auto watch = store_.watch(std::string(kPrefix), range->revision + 1);
@@ -113,9 +129,16 @@ void ModelState::apply(const std::vector<store::Event>& events, store::Revision 
       tables_.erase(collection, id);
       continue;
     }
-    auto doc = model::parseJson(e.kv.value);
+    auto doc = admit(e.kv, collection, id);
     if (!doc) {
-      spdlog::error("model: {} holds invalid JSON; skipped", e.kv.key);
+      // What was there (if anything) is no longer a document: gone.
+      if (tables_.find(collection, id) != nullptr) {
+        if (!observers_.empty()) {
+          changes.push_back(
+              {std::string(collection), std::string(id), current(collection, id), std::nullopt});
+        }
+        tables_.erase(collection, id);
+      }
       continue;
     }
     if (!observers_.empty()) {

@@ -60,6 +60,14 @@ class ModelState {
   ModelState(const ModelState&) = delete;
   ModelState& operator=(const ModelState&) = delete;
 
+  // Whether a stored document may enter the model: what the store holds
+  // that Canopy did not write (another application, a newer or damaged
+  // version) is logged with its key and left out, so nothing above sees it.
+  // The default takes any JSON object.
+  using DocumentCheck =
+      std::function<Result<void>(std::string_view collection, std::string_view id, const Json&)>;
+  void setDocumentCheck(DocumentCheck check) { check_ = std::move(check); }  // before start()
+
   // Loads everything under kPrefix and starts following the watch.
   Result<void> start();
   void stop();
@@ -108,7 +116,12 @@ class ModelState {
   void apply(const std::vector<store::Event>& events, store::Revision upto);
   Result<void> reload();
 
+  // The document of `key` if it may enter the model; logs why not.
+  std::optional<Json> admit(const store::KeyValue& kv, std::string_view collection,
+                            std::string_view id) const;
+
   store::Store& store_;
+  DocumentCheck check_;
   const std::shared_ptr<const std::vector<IndexSpec>> index_specs_;
   mutable std::shared_mutex mu_;
   Tables tables_;

@@ -22,6 +22,8 @@ retry() {
     sleep 0.3
   done
 }
+# field EXPR: a value of the JSON on stdin (d is the document).
+field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 expect_in() { grep -qF -- "$1" <<<"$2" || fail "expected '$1' in: $2"; }
 
 # start_server BIN LOG ARGS...: starts canopy-server, waits for its API, and

@@ -27,8 +27,6 @@ api() {
     ${3:+-d "$3"}
 }
 admin() { curl -sS -X "$1" "$api_url$2" -H 'Content-Type: application/json' ${3:+-d "$3"}; }
-# field EXPR: a value of the JSON on stdin (d is the document).
-field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 # wait_listen NS PORT: waits until something in NS listens on TCP PORT.
 wait_listen() {
   local ns=$1 port=$2
