@@ -28,6 +28,7 @@
 #include "southbound/service.h"
 #include "southbound/tls.h"
 #include "state/model_state.h"
+#include "store/etcd_store.h"
 #include "store/sqlite_store.h"
 #include "store/store.h"
 #include "trace/operations.h"
@@ -344,8 +345,11 @@ int check(const Options& options) {
     std::fprintf(stderr, "canopy-server: %s\n", store.error().message().c_str());
     return 1;
   }
-  std::printf("store %s: ok, schema version %d, revision %lld, compacted %lld\n",
-              options.store.c_str(), canopy::store::SqliteStore::kSchemaVersion,
+  bool etcd = options.store.starts_with("etcd:");
+  std::printf("store %s: ok, %s version %d, revision %lld, compacted %lld\n",
+              options.store.c_str(), etcd ? "layout" : "schema",
+              etcd ? canopy::store::EtcdStore::kLayoutVersion
+                   : canopy::store::SqliteStore::kSchemaVersion,
               static_cast<long long>((*store)->revision()),
               static_cast<long long>((*store)->compactedRevision()));
   return 0;

@@ -81,7 +81,7 @@ expect_in "\"id\":\"$net_id\"" "$out"
 stop_server
 out=$("$bin/canopy-server" --config "$work/server.conf" check)
 # The network, then (unless the server stopped first) its southbound key.
-expect_in "store sqlite:$work/run/canopy.db: ok, schema version 1, revision " "$out"
+expect_in "store sqlite:$work/run/canopy.db: ok, schema version 2, revision " "$out"
 
 start_server "$bin" "$work/server2.log" --config "$work/server.conf"
 url=$api_url
