@@ -480,6 +480,11 @@ void ViewTracker::Entry::update(const state::Tables& t, const std::string& host,
   }
 }
 
+struct ViewTracker::Slot {
+  Mutex mu;
+  Entry entry;  // guarded by mu
+};
+
 ViewTracker::ViewTracker(const Clock& clock) : clock_(clock) {}
 ViewTracker::~ViewTracker() = default;
 
@@ -490,7 +495,8 @@ void ViewTracker::onChanges(const std::vector<state::Change>& changes,
   MutexLock lock(mu_);
   auto now = clock_.now();
   for (auto it = hosts_.begin(); it != hosts_.end();) {
-    Entry& e = *it->second;
+    MutexLock entry_lock(it->second->mu);
+    Entry& e = it->second->entry;
     if (e.left && now - *e.left > kKeepDisconnected) {
       it = hosts_.erase(it);
       continue;
@@ -500,11 +506,16 @@ void ViewTracker::onChanges(const std::vector<state::Change>& changes,
   }
 }
 
-ViewTracker::Entry& ViewTracker::upToDate(const state::Tables& tables, uint64_t revision,
-                                          const std::string& host) {
+std::shared_ptr<ViewTracker::Slot> ViewTracker::slotOf(const std::string& host) {
+  MutexLock lock(mu_);
   auto& slot = hosts_[host];
-  if (!slot) slot = std::make_unique<Entry>();
-  Entry& e = *slot;
+  if (!slot) slot = std::make_shared<Slot>();
+  return slot;
+}
+
+ViewTracker::Entry& ViewTracker::upToDate(Slot& slot, const state::Tables& tables,
+                                          uint64_t revision, const std::string& host) {
+  Entry& e = slot.entry;  // the caller holds slot.mu
   if (!e.built) {
     ViewKeys ignored;
     e.update(tables, host, Touched{}, ignored);
@@ -554,8 +565,9 @@ ViewTracker::Entry& ViewTracker::upToDate(const state::Tables& tables, uint64_t 
 
 std::optional<pb::View> ViewTracker::next(const state::Tables& tables, uint64_t revision,
                                           const std::string& host, Cursor& cursor) {
-  MutexLock lock(mu_);
-  Entry& e = upToDate(tables, revision, host);
+  auto slot = slotOf(host);
+  MutexLock lock(slot->mu);
+  Entry& e = upToDate(*slot, tables, revision, host);
   e.left.reset();
   std::optional<ViewKeys> keys;
   uint64_t base = cursor.sent ? cursor.version : cursor.resume_from;
@@ -573,18 +585,22 @@ std::optional<pb::View> ViewTracker::next(const state::Tables& tables, uint64_t 
 
 HostView ViewTracker::view(const state::Tables& tables, uint64_t revision,
                            const std::string& host) {
-  MutexLock lock(mu_);
-  return upToDate(tables, revision, host).view;
+  auto slot = slotOf(host);
+  MutexLock lock(slot->mu);
+  return upToDate(*slot, tables, revision, host).view;
 }
 
 void ViewTracker::disconnected(const std::string& host) {
-  MutexLock lock(mu_);
-  if (auto it = hosts_.find(host); it != hosts_.end()) it->second->left = clock_.now();
+  std::shared_ptr<Slot> slot;
+  {
+    MutexLock lock(mu_);
+    if (auto it = hosts_.find(host); it != hosts_.end()) slot = it->second;
+  }
+  if (slot == nullptr) return;
+  MutexLock lock(slot->mu);
+  slot->entry.left = clock_.now();
 }
 
-uint64_t ViewTracker::recomputations() const {
-  MutexLock lock(mu_);
-  return recomputations_;
-}
+uint64_t ViewTracker::recomputations() const { return recomputations_.load(); }
 
 }  // namespace canopy::southbound

@@ -25,8 +25,11 @@
 //     return tracker.next(t, revision, "compute-1", cursor);   // nullopt: nothing new
 //   });
 //
-// Thread-safety: all methods from any thread (one mutex); next() and view()
-// with the model read-locked at `revision` (ModelState::readAt).
+// Thread-safety: all methods from any thread; next() and view() with the
+// model read-locked at `revision` (ModelState::readAt). Each host's entry
+// has its own lock, so the sessions of different hosts bring their views up
+// to date in parallel; onChanges() runs with the model write-locked, when
+// no next() can.
 
 #include <chrono>
 #include <cstdint>
@@ -101,13 +104,15 @@ class ViewTracker {
 
  private:
   struct Entry;
-  Entry& upToDate(const state::Tables& tables, uint64_t revision, const std::string& host)
-      CANOPY_REQUIRES(mu_);
+  struct Slot;  // an entry and its lock
+  std::shared_ptr<Slot> slotOf(const std::string& host);
+  Entry& upToDate(Slot& slot, const state::Tables& tables, uint64_t revision,
+                  const std::string& host);
 
   const Clock& clock_;
-  mutable Mutex mu_;
-  std::map<std::string, std::unique_ptr<Entry>> hosts_ CANOPY_GUARDED_BY(mu_);
-  uint64_t recomputations_ CANOPY_GUARDED_BY(mu_) = 0;
+  mutable Mutex mu_;  // the map; each slot locks its entry
+  std::map<std::string, std::shared_ptr<Slot>> hosts_ CANOPY_GUARDED_BY(mu_);
+  std::atomic<uint64_t> recomputations_{0};
 };
 
 }  // namespace canopy::southbound
