@@ -81,7 +81,7 @@ o = json.loads(sys.argv[1])
 for line in sys.argv[2:]:
     c = json.loads(line)
     print(f"{c['replicas']} replica(s), {c['agents']} agents: p50 {c['all_p50_ms']:.1f} ms; "
-          f"OVN with {o.get('chassis', '?')} chassis p50 {o['p50_ms']:.1f} ms: "
+          f"OVN with {o.get('agents', '?')} chassis p50 {o['p50_ms']:.1f} ms: "
           f"{o['p50_ms'] / c['all_p50_ms']:.1f}x")
 PY
 fi
