@@ -41,23 +41,6 @@ using namespace canopy;
 
 namespace {
 
-int64_t monotonicNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
-std::vector<std::string> split(const std::string& list) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= list.size()) {
-    size_t comma = std::min(list.find(',', start), list.size());
-    if (comma > start) out.push_back(list.substr(start, comma - start));
-    start = comma + 1;
-  }
-  return out;
-}
-
 // Resident memory of a process, KiB.
 long rssKiB(int pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/status");
@@ -113,7 +96,7 @@ int main(int argc, char** argv) {
     if (a == "--clients") clients = std::stoi(argv[i + 1]);
   }
   Api api;
-  for (const auto& u : split(api_list)) {
+  for (const auto& u : bench::splitList(api_list)) {
     auto url = http::HttpUrl::parse(u);
     if (!url) {
       std::fprintf(stderr, "%s\n", url.error().message().c_str());
@@ -122,7 +105,7 @@ int main(int argc, char** argv) {
     api.urls.push_back(*url);
   }
   std::vector<int> pids;
-  for (const auto& p : split(pids_list)) pids.push_back(std::stoi(p));
+  for (const auto& p : bench::splitList(pids_list)) pids.push_back(std::stoi(p));
   if (api.urls.empty() || southbound.empty() || fleet_bin.empty() || agents <= 0) {
     std::fprintf(stderr,
                  "usage: cluster_bench --api URLS --southbound LIST --pids PIDS "
@@ -154,7 +137,7 @@ int main(int argc, char** argv) {
   };
   std::atomic<int> next{0};
   std::atomic<int> failures{0};
-  auto began = monotonicNs();
+  auto began = bench::monotonicNs();
   std::vector<std::thread> writers;
   for (int c = 0; c < clients; ++c) {
     writers.emplace_back([&, c] {
@@ -181,7 +164,7 @@ int main(int argc, char** argv) {
     });
   }
   for (auto& w : writers) w.join();
-  double create_s = static_cast<double>(monotonicNs() - began) / 1e9;
+  double create_s = static_cast<double>(bench::monotonicNs() - began) / 1e9;
   if (failures.load() > 0) {
     std::fprintf(stderr, "cluster_bench: %d port creations failed\n", failures.load());
     return 1;
@@ -227,7 +210,7 @@ int main(int argc, char** argv) {
     }
     return true;
   };
-  auto connect_began = monotonicNs();
+  auto connect_began = bench::monotonicNs();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(600);
   const uint32_t whole = separate ? 1 : static_cast<uint32_t>(agents);
   while (!everyoneHas(whole) && std::chrono::steady_clock::now() < deadline) {
@@ -240,7 +223,7 @@ int main(int argc, char** argv) {
     stopFleet();
     return 1;
   }
-  double converge_s = static_cast<double>(monotonicNs() - connect_began) / 1e9;
+  double converge_s = static_cast<double>(bench::monotonicNs() - connect_began) / 1e9;
   std::this_thread::sleep_for(std::chrono::seconds(3));  // idle
   long rss_idle = 0;
   for (int p : pids) rss_idle += rssKiB(p);
@@ -251,7 +234,7 @@ int main(int argc, char** argv) {
   uint32_t expect = static_cast<uint32_t>(agents);
   for (int r = 0; r < rounds; ++r) {
     ++expect;
-    int64_t t0 = monotonicNs();
+    int64_t t0 = bench::monotonicNs();
     auto made =
         api.call(static_cast<size_t>(r), "POST", "/v2.0/ports", portBody(r % agents, net_id), 201);
     if (!made) {

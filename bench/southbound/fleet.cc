@@ -26,27 +26,6 @@
 
 using namespace canopy;
 
-namespace {
-
-int64_t monotonicNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
-std::vector<std::string> split(const std::string& list) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= list.size()) {
-    size_t comma = std::min(list.find(',', start), list.size());
-    if (comma > start) out.push_back(list.substr(start, comma - start));
-    start = comma + 1;
-  }
-  return out;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::err);
   std::string servers, slots_path;
@@ -59,7 +38,7 @@ int main(int argc, char** argv) {
     if (a == "--count") count = std::stoi(argv[i + 1]);
     if (a == "--agents") agents = std::stoi(argv[i + 1]);
   }
-  auto list = split(servers);
+  auto list = bench::splitList(servers);
   if (list.empty() || slots_path.empty() || count <= 0 || agents < first + count) {
     std::fprintf(stderr,
                  "usage: southbound_fleet --servers LIST --slots FILE --first N "
@@ -102,7 +81,7 @@ int main(int argc, char** argv) {
           auto ports = static_cast<uint32_t>(v.ports.size());
           slot->views.fetch_add(1);
           slot->connected.store(1);
-          if (slot->ports.exchange(ports) != ports) slot->changed_ns.store(monotonicNs());
+          if (slot->ports.exchange(ports) != ports) slot->changed_ns.store(bench::monotonicNs());
           return ok();
         });
     client->start();

@@ -1,10 +1,10 @@
 // The registry of the kinds the API serves: a new kind is a file in kinds/
 // and one line in each list below.
 
-#include "api/kind.h"
-
 #include <map>
 #include <memory>
+
+#include "api/kind.h"
 
 namespace canopy::api {
 

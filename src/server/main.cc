@@ -16,8 +16,8 @@
 #include <thread>
 
 #include "api/identity.h"
-#include "api/kind.h"
 #include "api/keystone_auth.h"
+#include "api/kind.h"
 #include "api/neutron_api.h"
 #include "base/log.h"
 #include "cluster/replica.h"
@@ -346,12 +346,12 @@ int check(const Options& options) {
     return 1;
   }
   bool etcd = options.store.starts_with("etcd:");
-  std::printf("store %s: ok, %s version %d, revision %lld, compacted %lld\n",
-              options.store.c_str(), etcd ? "layout" : "schema",
-              etcd ? canopy::store::EtcdStore::kLayoutVersion
-                   : canopy::store::SqliteStore::kSchemaVersion,
-              static_cast<long long>((*store)->revision()),
-              static_cast<long long>((*store)->compactedRevision()));
+  std::printf(
+      "store %s: ok, %s version %d, revision %lld, compacted %lld\n", options.store.c_str(),
+      etcd ? "layout" : "schema",
+      etcd ? canopy::store::EtcdStore::kLayoutVersion : canopy::store::SqliteStore::kSchemaVersion,
+      static_cast<long long>((*store)->revision()),
+      static_cast<long long>((*store)->compactedRevision()));
   return 0;
 }
 

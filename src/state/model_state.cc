@@ -28,8 +28,8 @@ std::optional<Json> ModelState::admit(const store::KeyValue& kv, std::string_vie
                   doc.error().message());
     return std::nullopt;
   }
-  Result<void> fits = doc->is_object() ? ok() : Result<void>(Error(Errc::InvalidArgument,
-                                                                   "not a JSON object"));
+  Result<void> fits =
+      doc->is_object() ? ok() : Result<void>(Error(Errc::InvalidArgument, "not a JSON object"));
   if (fits && check_) fits = check_(collection, id, *doc);
   if (!fits) {
     spdlog::error("model: {} is not a document Canopy wrote ({}); left out", kv.key,
