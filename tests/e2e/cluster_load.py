@@ -9,9 +9,10 @@ Threads, one per URL to start with, create ports on NETWORK_ID (admin,
 noauth), delete some of those they created, and now and then create a
 network (its VNI must be unique). A request that fails goes to the next
 replica. Every request has a timeout; the run is bounded by SECONDS and
-MAX_OPS. OUT.json gets: created ports {id, ip, mac}, deleted port ids,
-networks {id, vni}, and "unknown" (requests whose outcome was not seen: a
-timeout or a dropped connection after sending), and the errors counted.
+MAX_OPS. OUT.json gets: created ports {id, ip, mac}, deleted port ids, ports whose
+delete has an unknown outcome (maybe_deleted), networks {id, vni}, and
+"unknown" (requests whose outcome was not seen: a timeout or a dropped
+connection after sending, or a 503), and the errors counted.
 """
 import json
 import random
@@ -26,7 +27,8 @@ urls = sys.argv[5:]
 deadline = time.monotonic() + seconds
 lock = threading.Lock()
 ops = 0
-result = {"created": [], "deleted": [], "networks": [], "unknown": 0, "errors": {},
+result = {"created": [], "deleted": [], "maybe_deleted": [], "networks": [], "unknown": 0,
+          "errors": {},
           "by_replica": {u: 0 for u in urls}}
 
 
@@ -56,8 +58,9 @@ def worker(first):
             ops += 1
         url = urls[index % len(urls)]
         roll = rng.random()
+        deleting = None  # a port whose delete is in flight
         try:
-            if roll < 0.05:
+            if roll < 0.03:
                 status, body = call(url, "POST", "/v2.0/networks", {"network": {"name": "load"}})
                 if status == 201:
                     n = body["network"]
@@ -67,6 +70,7 @@ def worker(first):
                         result["by_replica"][url] += 1
             elif (roll < 0.30 or len(mine) > 100) and mine:  # within the project's quota
                 port = mine.pop(rng.randrange(len(mine)))
+                deleting = port
                 status, _ = call(url, "DELETE", "/v2.0/ports/" + port)
                 if status == 204:
                     with lock:
@@ -89,6 +93,9 @@ def worker(first):
                     samples.append(e.read().decode(errors="replace")[:300])
             if e.code >= 500:
                 index += 1  # this replica is in trouble: the next one
+                if deleting:  # 503: the store did not say whether it happened
+                    with lock:
+                        result["maybe_deleted"].append(deleting)
             time.sleep(0.05)
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
             # Refused: nothing was sent. Anything else may have been applied.
@@ -99,6 +106,10 @@ def worker(first):
                 note_error("unknown outcome")
                 with lock:
                     result["unknown"] += 1
+                    result.setdefault("unknown_ops", []).append(
+                        {"delete": deleting} if deleting else {"write": url, "error": str(reason)})
+                    if deleting:
+                        result["maybe_deleted"].append(deleting)
             index += 1
             time.sleep(0.05)
 

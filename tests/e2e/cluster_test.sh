@@ -129,7 +129,9 @@ ports = json.load(open(sys.argv[2]))["ports"]
 networks = json.load(open(sys.argv[3]))["networks"]
 by_id = {p["id"]: p for p in ports}
 deleted = set(load["deleted"])
-lost = [c["id"] for c in load["created"] if c["id"] not in deleted and c["id"] not in by_id]
+maybe = set(load["maybe_deleted"])  # deletes whose outcome nobody saw: either way is right
+lost = [c["id"] for c in load["created"]
+        if c["id"] not in deleted and c["id"] not in maybe and c["id"] not in by_id]
 resurrected = [d for d in deleted if d in by_id]
 changed = [c["id"] for c in load["created"] if c["id"] in by_id and
            (by_id[c["id"]]["mac_address"] != c["mac"] or
@@ -143,10 +145,10 @@ twice = {"ip": [k for k, v in ips.items() if v > 1], "mac": [k for k, v in macs.
 missing_nets = [n["id"] for n in load["networks"] if n["id"] not in {x["id"] for x in networks}]
 print(f"acknowledged: {len(load['created'])} ports created, {len(deleted)} deleted, "
       f"{len(load['networks'])} networks; {len(ports)} ports on the network now; "
-      f"{load['unknown']} outcomes unknown; errors {load['errors']}")
+      f"{load['unknown']} outcomes unknown ({len(maybe)} deletes); errors {load['errors']}")
 bad = lost or resurrected or changed or missing_nets or any(twice.values())
 if bad:
-    print(f"error samples {load.get('samples')}")
+    print(f"error samples {load.get('samples')}; unknown outcomes {load.get('unknown_ops')}")
     print(f"lost {lost} resurrected {resurrected} changed {changed} "
           f"missing networks {missing_nets} given twice {twice}")
     sys.exit(1)
