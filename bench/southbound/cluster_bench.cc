@@ -241,6 +241,7 @@ int main(int argc, char** argv) {
       stopFleet();
       return die(made.error());
     }
+    int64_t posted = bench::monotonicNs();
     auto round_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (!everyoneHas(expect) && std::chrono::steady_clock::now() < round_deadline) {
       std::this_thread::sleep_for(std::chrono::microseconds(200));
@@ -257,6 +258,14 @@ int main(int argc, char** argv) {
       agent_ms.push_back(static_cast<double>(at - t0) / 1e6);
     }
     all_ms.push_back(static_cast<double>(last - t0) / 1e6);
+    if (std::getenv("CANOPY_BENCH_VERBOSE") && all_ms.back() > 500) {
+      int late = 0;
+      for (int i = 0; i < agents; ++i) late += (slots[i].changed_ns.load() - t0) > 300'000'000;
+      std::fprintf(stderr, "round %d: %d agents later than 300 ms; the API took %.1f ms\n", r, late,
+                   static_cast<double>(posted - t0) / 1e6);
+    }
+    if (std::getenv("CANOPY_BENCH_VERBOSE"))
+      std::fprintf(stderr, "round %d: %.1f ms\n", r, all_ms.back());
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   stopFleet();

@@ -1,8 +1,12 @@
 #include "southbound/service.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <functional>
 
 #include "base/log.h"
@@ -18,6 +22,17 @@ using model::Json;
 using model::stringAt;
 
 constexpr auto kIdleWait = std::chrono::milliseconds(500);
+// Workers for every session's work: views are computed on them, and store
+// writes (hellos, port reports) wait on them.
+constexpr size_t kWorkers = 8;
+// After this much in snapshots, the memory they took is given back to the
+// system once none has been sent for a while (malloc keeps freed memory
+// otherwise: a reconnect storm of 1,000 agents would leave the server at
+// its peak).
+constexpr uint64_t kTrimAfterBytes = 16u << 20;
+constexpr auto kTrimQuiet = std::chrono::milliseconds(500);
+// How long the service waits for its streams to end when it goes.
+constexpr auto kStreamsEnd = std::chrono::seconds(10);
 constexpr auto kComplaintPeriod = std::chrono::seconds(10);
 constexpr int kComplaints = 10;
 
@@ -47,15 +62,102 @@ std::string addressText(const std::string& bytes) {
 
 }  // namespace
 
-struct SouthboundService::Session {
-  std::string host;
-  std::string session_id;
-  grpc::ServerContext* context = nullptr;
-  grpc::ServerReaderWriter<pb::ServerMessage, pb::AgentMessage>* stream = nullptr;
-  uint64_t resume_from = 0;
-  std::optional<pb::ViewDigest> held;
-  std::atomic<bool> closed{false};
-  std::atomic<bool> resync{false};
+struct SouthboundService::Workers {
+  boost::asio::thread_pool pool{kWorkers};
+};
+
+// One agent's stream. The reactions (gRPC's threads) hand everything to the
+// session's strand, so its work runs in order, one step at a time, on the
+// workers: the members below are the strand's unless they say otherwise.
+class SouthboundService::Session final
+    : public grpc::ServerBidiReactor<pb::AgentMessage, pb::ServerMessage>,
+      public std::enable_shared_from_this<Session> {
+ public:
+  Session(const Clock& clock, grpc::CallbackServerContext* ctx, boost::asio::thread_pool& pool)
+      : context(ctx),
+        complaints(clock, kComplaintPeriod, kComplaints),
+        strand_(boost::asio::make_strand(pool)) {}
+
+  // Holds itself until gRPC is done with it; then `farewell` runs.
+  void start(std::shared_ptr<Session> self,
+             std::function<void(std::shared_ptr<Session>)> farewell) {
+    self_ = std::move(self);
+    farewell_ = std::move(farewell);
+    StartRead(&in_);
+  }
+  // Runs `work` after the session's earlier work.
+  template <typename F>
+  void post(F&& work) {
+    boost::asio::post(strand_, std::forward<F>(work));
+  }
+  // From any thread: the stream ends with `status` (once).
+  void close(grpc::Status status) {
+    post([self = shared_from_this(), status = std::move(status)] { self->finish(status); });
+  }
+
+  // On the strand.
+  void finish(const grpc::Status& status) {
+    if (finished) return;
+    finished = true;
+    Finish(status);
+  }
+  void read() {
+    if (!finished) StartRead(&in_);
+  }
+  void write(pb::ServerMessage message) {
+    out_ = std::move(message);
+    writing = true;
+    StartWrite(&out_);
+  }
+
+  grpc::CallbackServerContext* const context;  // until the stream is done
+  std::string host, session_id;
+  bool welcomed = false;
+  bool finished = false;
+  bool writing = false;
+  ViewTracker::Cursor cursor;
+  // What an agent says that the server cannot take is logged, at most
+  // kComplaints lines per period: a misbehaving agent cannot flood the log.
+  RateLimit complaints;
+  // Any thread: whether a pump is queued on the strand already.
+  std::atomic<bool> pump_queued{false};
+
+  // The function that receives what was read (set once, before the first
+  // read completes).
+  std::function<void(const std::shared_ptr<Session>&, pb::AgentMessage)> on_message;
+  std::function<void(const std::shared_ptr<Session>&)> on_written;
+
+ private:
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      close(grpc::Status::OK);
+      return;
+    }
+    post([self = shared_from_this(), m = std::move(in_)]() mutable {
+      self->on_message(self, std::move(m));
+    });
+  }
+  void OnWriteDone(bool ok) override {
+    post([self = shared_from_this(), ok] {
+      self->writing = false;
+      self->out_ = pb::ServerMessage();  // a snapshot is big: not kept after it went
+      if (!ok) {
+        self->finish(grpc::Status::OK);
+      } else {
+        self->on_written(self);
+      }
+    });
+  }
+  void OnCancel() override { close(grpc::Status::CANCELLED); }
+  void OnDone() override {
+    post([self = std::move(self_), farewell = std::move(farewell_)] { farewell(self); });
+  }
+
+  boost::asio::strand<boost::asio::thread_pool::executor_type> strand_;
+  pb::AgentMessage in_;
+  pb::ServerMessage out_;
+  std::shared_ptr<Session> self_;  // until OnDone
+  std::function<void(std::shared_ptr<Session>)> farewell_;
 };
 
 SouthboundService::SouthboundService(state::ModelState& state, const Clock& clock,
@@ -63,7 +165,8 @@ SouthboundService::SouthboundService(state::ModelState& state, const Clock& cloc
     : state_(state),
       clock_(clock),
       replica_(replica),
-      tracker_(std::make_shared<ViewTracker>(clock)) {
+      tracker_(std::make_shared<ViewTracker>(clock)),
+      workers_(std::make_unique<Workers>()) {
   {
     MutexLock lock(link_->mu);
     link_->service = this;
@@ -92,6 +195,32 @@ SouthboundService::SouthboundService(state::ModelState& state, const Clock& cloc
       state_.waitPast(seen, std::chrono::milliseconds(200));
     }
   });
+  notifier_ = std::thread([this] {
+    store::Revision woken = state_.appliedRevision();
+    while (!stopping_.load()) {
+      state_.waitPast(woken, kIdleWait);
+      if (snapshot_bytes_.load() > kTrimAfterBytes &&
+          clock_.now() - SteadyTime(SteadyTime::duration(last_snapshot_.load())) > kTrimQuiet) {
+        snapshot_bytes_ = 0;
+        ::malloc_trim(0);
+      }
+      store::Revision now = state_.appliedRevision();
+      if (now == woken) continue;
+      woken = now;
+      std::vector<std::shared_ptr<Session>> all;
+      {
+        MutexLock lock(mu_);
+        for (const auto& [host, s] : sessions_) all.push_back(s);
+      }
+      for (auto& s : all) {
+        if (s->pump_queued.exchange(true)) continue;  // it will see this change
+        s->post([this, s] {
+          s->pump_queued = false;
+          pump(s);
+        });
+      }
+    }
+  });
 }
 
 SouthboundService::~SouthboundService() {
@@ -100,6 +229,13 @@ SouthboundService::~SouthboundService() {
     link_->service = nullptr;
   }
   stop();
+  {
+    MutexLock lock(mu_);
+    if (!streams_done_.wait_for(mu_, kStreamsEnd, [&] { return streams_ == 0; })) {
+      spdlog::warn("southbound: {} streams did not end", streams_);
+    }
+  }
+  workers_->pool.join();
 }
 
 state::WriteOptions SouthboundService::leaderWrites() const {
@@ -174,12 +310,11 @@ void SouthboundService::stop() {
   if (stopping_.exchange(true)) return;
   {
     MutexLock lock(mu_);
-    for (auto& [host, s] : sessions_) {
-      s->closed = true;
-      s->context->TryCancel();
-    }
+    for (auto& [host, s] : sessions_)
+      s->close({grpc::StatusCode::UNAVAILABLE, "the server is stopping"});
   }
   if (reconciler_.joinable()) reconciler_.join();
+  if (notifier_.joinable()) notifier_.join();
 }
 
 size_t SouthboundService::connected() const {
@@ -198,24 +333,34 @@ std::vector<SouthboundService::SessionInfo> SouthboundService::sessions() const 
   return out;
 }
 
-grpc::Status SouthboundService::Connect(
-    grpc::ServerContext* context,
-    grpc::ServerReaderWriter<pb::ServerMessage, pb::AgentMessage>* stream) {
-  pb::AgentMessage m;
-  if (!stream->Read(&m) || !m.has_hello()) {
-    return {grpc::StatusCode::INVALID_ARGUMENT, "the first message must be a hello"};
+grpc::ServerBidiReactor<pb::AgentMessage, pb::ServerMessage>* SouthboundService::Connect(
+    grpc::CallbackServerContext* context) {
+  auto s = std::make_shared<Session>(clock_, context, workers_->pool);
+  s->on_message = [this](const std::shared_ptr<Session>& session, pb::AgentMessage m) {
+    receive(session, m);
+  };
+  s->on_written = [this](const std::shared_ptr<Session>& session) { pump(session); };
+  {
+    MutexLock lock(mu_);
+    ++streams_;
   }
-  const pb::Hello& hello = m.hello();
+  s->start(s, [this](std::shared_ptr<Session> session) { farewell(session); });
+  return s.get();
+}
+
+bool SouthboundService::welcome(const std::shared_ptr<Session>& s, const pb::Hello& hello) {
   std::string tunnel_ip = addressText(hello.tunnel_ip());
   if (hello.host_name().empty() || hello.host_name().size() > 255 || tunnel_ip.empty()) {
-    return {grpc::StatusCode::INVALID_ARGUMENT,
-            "hello needs a host name (at most 255 bytes) and a 4- or 16-byte tunnel address"};
+    s->finish({grpc::StatusCode::INVALID_ARGUMENT,
+               "hello needs a host name (at most 255 bytes) and a 4- or 16-byte tunnel address"});
+    return false;
   }
-  if (!peerMayBe(*context, hello.host_name())) {
+  if (!peerMayBe(*s->context, hello.host_name())) {
     spdlog::warn("southbound: refused hello as '{}' from {}: its certificate names another host",
-                 hello.host_name(), context->peer());
-    return {grpc::StatusCode::PERMISSION_DENIED,
-            "the client certificate does not name host " + hello.host_name()};
+                 hello.host_name(), s->context->peer());
+    s->finish({grpc::StatusCode::PERMISSION_DENIED,
+               "the client certificate does not name host " + hello.host_name()});
+    return false;
   }
   Agent info{
       .host = hello.host_name(),
@@ -226,125 +371,139 @@ grpc::Status SouthboundService::Connect(
       .version = hello.agent_version(),
       .availability_zone = hello.availability_zone().empty() ? std::string(model::kDefaultZone)
                                                              : hello.availability_zone()};
-  Session s;
-  s.host = info.host;
-  s.session_id = (replica_ != nullptr ? replica_->id() : std::string("local")) + "/" +
-                 std::to_string(next_session_.fetch_add(1));
-  s.context = context;
-  s.stream = stream;
-  s.resume_from = hello.applied_version();
-  if (hello.has_held() && s.resume_from != 0) s.held = hello.held();
+  s->host = info.host;
+  s->session_id = (replica_ != nullptr ? replica_->id() : std::string("local")) + "/" +
+                  std::to_string(next_session_.fetch_add(1));
+  s->cursor.resume_from = hello.applied_version();
+  if (hello.has_held() && s->cursor.resume_from != 0) s->cursor.held = hello.held();
   // Registered before the agent is written alive: an older session of the
   // same host that is still ending then sees this one and does not write
-  // the host dead after it (the end of Connect).
+  // the host dead after it (farewell).
   {
     MutexLock lock(mu_);
-    if (stopping_.load()) return {grpc::StatusCode::UNAVAILABLE, "the server is stopping"};
-    if (auto old = sessions_.find(s.host); old != sessions_.end()) {
+    if (stopping_.load()) {
+      s->finish({grpc::StatusCode::UNAVAILABLE, "the server is stopping"});
+      return false;
+    }
+    if (auto old = sessions_.find(s->host); old != sessions_.end()) {
       // A newer connection from the same host replaces the old one.
-      old->second->closed = true;
-      old->second->context->TryCancel();
+      old->second->close({grpc::StatusCode::ABORTED, "a newer connection of this host took over"});
     }
-    sessions_[s.host] = &s;
+    sessions_[s->host] = s;
   }
-  auto unregister = [&] {
-    MutexLock lock(mu_);
-    if (auto it = sessions_.find(s.host); it != sessions_.end() && it->second == &s) {
-      sessions_.erase(it);
-    }
-  };
-  if (auto r = putAgent(state_, info, sessionOf(s.host, s.session_id)); !r) {
-    unregister();
-    return {grpc::StatusCode::UNAVAILABLE, r.error().message()};
-  }
-  if (leads()) {
-    if (auto r = reconcile(); !r) {
-      unregister();
-      return {grpc::StatusCode::UNAVAILABLE, r.error().message()};
-    }
-  }
-  spdlog::info("southbound: agent {} connected (tunnel {}, resuming from {})", s.host, tunnel_ip,
-               s.resume_from);
-
-  // What an agent says that the server cannot take is logged, at most
-  // kComplaints lines per period: a misbehaving agent cannot flood the log.
-  RateLimit complaints(clock_, kComplaintPeriod, kComplaints);
-  std::thread writer([&] { writeLoop(s); });
-  while (!s.closed.load() && stream->Read(&m)) {
-    if (m.has_ack()) {
-      const pb::Ack& ack = m.ack();
-      if (!ack.accepted()) {
-        if (complaints.allow()) {
-          spdlog::warn("southbound: agent {} refused version {}: {}{}", s.host, ack.version(),
-                       ack.reason(), complaints.suppressedNote());
-        }
-        s.resync = true;
-        continue;
-      }
-      MutexLock lock(mu_);
-      info_[s.host].applied_version = ack.version();
-    } else if (m.has_stats()) {
-      MutexLock lock(mu_);
-      info_[s.host].stats = m.stats();
-    } else if (m.has_port_status()) {
-      auto r = setPortStatus(s.host, m.port_status().port_id(), m.port_status().up());
-      if (!r && complaints.allow()) {
-        spdlog::warn("southbound: agent {}: port {}: {}{}", s.host, m.port_status().port_id(),
-                     r.error().message(), complaints.suppressedNote());
-      }
-    }
-  }
-  s.closed = true;
-  writer.join();
-  bool last = false;
-  {
-    MutexLock lock(mu_);
-    if (auto it = sessions_.find(s.host); it != sessions_.end() && it->second == &s) {
-      sessions_.erase(it);
-      info_.erase(s.host);
-      last = true;
-    }
-  }
-  if (last) tracker_->disconnected(s.host);
-  if (!stopping_.load()) {
-    // Unless another session (here or at another replica) holds the host
-    // now: guarded by the session document inside the write.
-    auto r = endSession(state_, s.host, s.session_id);
-    if (!r) spdlog::warn("southbound: agent {}: {}", s.host, r.error().message());
-  }
-  spdlog::info("southbound: agent {} disconnected", s.host);
-  return grpc::Status::OK;
-}
-
-void SouthboundService::writeLoop(Session& s) {
-  ViewTracker::Cursor cursor;
-  cursor.resume_from = s.resume_from;
-  cursor.held = std::move(s.held);
-  while (!s.closed.load() && !stopping_.load()) {
-    store::Revision seen = state_.appliedRevision();
-    if (s.resync.exchange(false)) cursor.resync = true;
-    uint64_t considered = 0;
-    std::optional<pb::View> view =
-        state_.readAt([&](const state::Tables& t, store::Revision revision) {
-          considered = static_cast<uint64_t>(revision);
-          return tracker_->next(t, considered, s.host, cursor);
-        });
+  s->welcomed = true;
+  auto refuse = [&](const Error& e) {
     {
       MutexLock lock(mu_);
-      info_[s.host].considered_revision = considered;
-      if (view) info_[s.host].latest_version = view->version();
-    }
-    if (view) {
-      pb::ServerMessage message;
-      *message.mutable_view() = *std::move(view);
-      if (!s.stream->Write(message)) {
-        s.closed = true;
-        s.context->TryCancel();
-        return;
+      if (auto it = sessions_.find(s->host); it != sessions_.end() && it->second == s) {
+        sessions_.erase(it);
       }
     }
-    state_.waitPast(seen, kIdleWait);
+    s->welcomed = false;
+    s->finish({grpc::StatusCode::UNAVAILABLE, e.message()});
+    return false;
+  };
+  if (auto r = putAgent(state_, info, sessionOf(s->host, s->session_id)); !r) {
+    return refuse(r.error());
   }
+  if (leads()) {
+    if (auto r = reconcile(); !r) return refuse(r.error());
+  }
+  spdlog::info("southbound: agent {} connected (tunnel {}, resuming from {})", s->host, tunnel_ip,
+               s->cursor.resume_from);
+  return true;
+}
+
+void SouthboundService::receive(const std::shared_ptr<Session>& s, const pb::AgentMessage& m) {
+  if (s->finished) return;
+  if (!s->welcomed) {
+    if (!m.has_hello()) {
+      s->finish({grpc::StatusCode::INVALID_ARGUMENT, "the first message must be a hello"});
+      return;
+    }
+    if (!welcome(s, m.hello())) return;
+    s->read();
+    pump(s);
+    return;
+  }
+  if (m.has_ack()) {
+    const pb::Ack& ack = m.ack();
+    if (!ack.accepted()) {
+      if (s->complaints.allow()) {
+        spdlog::warn("southbound: agent {} refused version {}: {}{}", s->host, ack.version(),
+                     ack.reason(), s->complaints.suppressedNote());
+      }
+      s->cursor.resync = true;
+      pump(s);
+    } else {
+      MutexLock lock(mu_);
+      info_[s->host].applied_version = ack.version();
+    }
+  } else if (m.has_stats()) {
+    MutexLock lock(mu_);
+    info_[s->host].stats = m.stats();
+  } else if (m.has_port_status()) {
+    auto r = setPortStatus(s->host, m.port_status().port_id(), m.port_status().up());
+    if (!r && s->complaints.allow()) {
+      spdlog::warn("southbound: agent {}: port {}: {}{}", s->host, m.port_status().port_id(),
+                   r.error().message(), s->complaints.suppressedNote());
+    }
+  }
+  s->read();
+}
+
+void SouthboundService::pump(const std::shared_ptr<Session>& s) {
+  // One write at a time: the end of this one pumps again.
+  if (s->finished || !s->welcomed || s->writing || stopping_.load()) return;
+  uint64_t considered = 0;
+  std::optional<pb::View> view =
+      state_.readAt([&](const state::Tables& t, store::Revision revision) {
+        considered = static_cast<uint64_t>(revision);
+        return tracker_->next(t, considered, s->host, s->cursor);
+      });
+  {
+    MutexLock lock(mu_);
+    auto it = sessions_.find(s->host);
+    if (it == sessions_.end() || it->second != s) return;  // replaced
+    info_[s->host].considered_revision = considered;
+    if (view) info_[s->host].latest_version = view->version();
+  }
+  if (view) {
+    if (view->base_version() == 0) {
+      snapshot_bytes_ += view->ByteSizeLong();
+      last_snapshot_ = clock_.now().time_since_epoch().count();
+    }
+    pb::ServerMessage message;
+    *message.mutable_view() = *std::move(view);
+    s->write(std::move(message));
+  }
+}
+
+void SouthboundService::farewell(const std::shared_ptr<Session>& s) {
+  if (s->welcomed) {
+    bool last = false;
+    {
+      MutexLock lock(mu_);
+      if (auto it = sessions_.find(s->host); it != sessions_.end() && it->second == s) {
+        sessions_.erase(it);
+        info_.erase(s->host);
+        last = true;
+      }
+    }
+    if (last) tracker_->disconnected(s->host);
+    if (!stopping_.load()) {
+      // Unless another session (here or at another replica) holds the host
+      // now: guarded by the session document inside the write.
+      auto r = endSession(state_, s->host, s->session_id);
+      if (!r) spdlog::warn("southbound: agent {}: {}", s->host, r.error().message());
+    }
+    spdlog::info("southbound: agent {} disconnected", s->host);
+  }
+  {
+    MutexLock lock(mu_);
+    --streams_;
+  }
+  streams_done_.notify_all();
 }
 
 grpc::Status SouthboundService::GetInstance(grpc::ServerContext* context,

@@ -26,8 +26,13 @@
 //   grpc::ServerBuilder b; b.RegisterService(&service); ...
 //   service.stop();   // before the gRPC server shuts down
 //
-// Thread-safety: gRPC calls Connect() on its threads; one reader and one
-// writer thread per stream; the shared maps are guarded by mu_.
+// Streams cost no thread of their own: each is a gRPC reactor whose work
+// (the hello, port reports, bringing its view up to date and writing it)
+// runs in order on a small pool of workers, and one thread wakes every
+// session's writer after each change of the model.
+//
+// Thread-safety: gRPC calls Connect() and the reactions on its threads;
+// everything else on the workers; the shared maps are guarded by mu_.
 
 #include <atomic>
 #include <chrono>
@@ -49,7 +54,8 @@
 
 namespace canopy::southbound {
 
-class SouthboundService final : public pb::Southbound::Service {
+class SouthboundService final
+    : public pb::Southbound::WithCallbackMethod_Connect<pb::Southbound::Service> {
  public:
   // `replica` (may be null: a single server that always leads) outlives
   // the service.
@@ -57,16 +63,15 @@ class SouthboundService final : public pb::Southbound::Service {
                     cluster::Replica* replica = nullptr);
   ~SouthboundService() override;
 
-  grpc::Status Connect(
-      grpc::ServerContext* context,
-      grpc::ServerReaderWriter<pb::ServerMessage, pb::AgentMessage>* stream) override;
+  grpc::ServerBidiReactor<pb::AgentMessage, pb::ServerMessage>* Connect(
+      grpc::CallbackServerContext* context) override;
   // What a port's metadata service answers (the port's device_id, project,
   // names, floating IP, and the keys and user data of its
   // instance_metadata): only to the agent of the host it is bound to.
   grpc::Status GetInstance(grpc::ServerContext* context, const pb::InstanceRequest* request,
                            pb::Instance* reply) override;
 
-  // Ends every stream and the reconciler.
+  // Ends every stream, the reconciler and the notifier.
   void stop();
 
   // Gives keys to new objects and schedules unscheduled gateways, once.
@@ -97,8 +102,17 @@ class SouthboundService final : public pb::Southbound::Service {
   uint64_t recomputations() const { return tracker_->recomputations(); }
 
  private:
-  struct Session;
-  void writeLoop(Session& s);
+  class Session;
+  struct Workers;
+  // The hello: the agent written alive, the session registered. False:
+  // the stream was finished with the reason.
+  bool welcome(const std::shared_ptr<Session>& s, const pb::Hello& hello);
+  void receive(const std::shared_ptr<Session>& s, const pb::AgentMessage& m);
+  // Brings the session's view up to date and writes what it lacks.
+  void pump(const std::shared_ptr<Session>& s);
+  // After the stream's end: the session unregistered, the agent's session
+  // document ended.
+  void farewell(const std::shared_ptr<Session>& s);
   Result<void> setPortStatus(const std::string& host, const std::string& port_id, bool up);
   bool leads() const { return replica_ == nullptr || replica_->leading(); }
   state::WriteOptions leaderWrites() const;
@@ -122,10 +136,17 @@ class SouthboundService final : public pb::Southbound::Service {
   std::map<std::string, SteadyTime> orphans_ CANOPY_GUARDED_BY(orphans_mu_);  // since when
   std::shared_ptr<ViewTracker> tracker_;
   std::atomic<bool> stopping_{false};
+  std::unique_ptr<Workers> workers_;
   std::thread reconciler_;
+  std::thread notifier_;                           // wakes every session after each change
+  std::atomic<uint64_t> snapshot_bytes_{0};        // sent since memory was last trimmed
+  std::atomic<SteadyTime::rep> last_snapshot_{0};  // when the last was sent
   mutable Mutex mu_;
-  std::map<std::string, Session*> sessions_ CANOPY_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<Session>> sessions_ CANOPY_GUARDED_BY(mu_);
   std::map<std::string, SessionInfo> info_ CANOPY_GUARDED_BY(mu_);  // of the sessions_
+  // Streams not done yet (registered or not): the service waits for them.
+  size_t streams_ CANOPY_GUARDED_BY(mu_) = 0;
+  CondVar streams_done_;
 };
 
 }  // namespace canopy::southbound

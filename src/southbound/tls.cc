@@ -61,7 +61,7 @@ Result<std::shared_ptr<grpc::ChannelCredentials>> channelCredentials(const TlsFi
   return grpc::SslCredentials(options);
 }
 
-bool peerMayBe(const grpc::ServerContext& context, const std::string& host) {
+bool peerMayBe(const grpc::ServerContextBase& context, const std::string& host) {
   auto auth = context.auth_context();
   // Without TLS, or without client certificates, there is nothing to check.
   if (auth == nullptr || !auth->IsPeerAuthenticated()) return true;

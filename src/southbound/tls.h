@@ -38,6 +38,6 @@ Result<std::shared_ptr<grpc::ChannelCredentials>> channelCredentials(const TlsFi
 
 // Whether the peer may speak for `host`: true on a connection without TLS;
 // with TLS, the verified client certificate must name the host.
-bool peerMayBe(const grpc::ServerContext& context, const std::string& host);
+bool peerMayBe(const grpc::ServerContextBase& context, const std::string& host);
 
 }  // namespace canopy::southbound

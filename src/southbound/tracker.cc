@@ -152,8 +152,12 @@ Touched touchedBy(const std::vector<state::Change>& changes, const state::Tables
   return t;
 }
 
-// A host's view and what it was built from, by id.
+// A view and what it was built from, by id: one host's own, or shared by
+// the hosts whose closure is `seed_networks` and `seed_routers`.
 struct ViewTracker::Entry {
+  std::optional<std::string> own;  // the host, for a view of its own
+  std::set<std::string> seed_networks, seed_routers;
+
   HostView view;
   bool built = false;
   Touched pending;
@@ -198,8 +202,6 @@ struct ViewTracker::Entry {
   std::deque<std::pair<uint64_t, ViewKeys>> log;
   size_t log_keys = 0;
 
-  std::optional<SteadyTime> left;
-
   bool concernedBy(const Touched& t) const {
     return t.everything || intersects(t.networks, networks) || intersects(t.routers, routers) ||
            mapIntersects(t.groups, group_refs) || mapIntersects(t.groups, group_key) ||
@@ -230,22 +232,36 @@ struct ViewTracker::Entry {
     }
   }
 
-  void update(const state::Tables& t, const std::string& host, const Touched& touched,
-              ViewKeys& changed);
+  // Whether a port on one of the closure's networks is in this view: on an
+  // external network only the own host's, and none in a shared view.
+  bool visible(const Json& port, bool external_network) const {
+    if (own) return inView(port, external_network, *own);
+    return !external_network && inView(port, false, "");
+  }
+
+  void update(const state::Tables& t, const Touched& touched, ViewKeys& changed);
 };
 
-void ViewTracker::Entry::update(const state::Tables& t, const std::string& host,
-                                const Touched& touched, ViewKeys& changed) {
+void ViewTracker::Entry::update(const state::Tables& t, const Touched& touched, ViewKeys& changed) {
   std::set<std::string> dirty_nets, dirty_ports, dirty_routers, dirty_hosts, dirty_fips;
   const Ids& dirty_groups = touched.groups;
   bool regroup = false;
-  if (host_refs.empty()) {
-    host_refs[host] = 1;  // the local host is always named
-    dirty_hosts.insert(host);
+  if (own && host_refs.empty()) {
+    host_refs[*own] = 1;  // the local host is always named
+    dirty_hosts.insert(*own);
   }
 
   // The skeleton: networks and routers that enter, leave, or were touched.
-  ViewClosure c = closureOf(t, host);
+  ViewClosure c;
+  if (own) {
+    c = closureOf(t, *own);
+  } else {
+    c.networks = seed_networks;
+    c.routers = seed_routers;
+    for (const auto& r : seed_routers) {
+      if (auto nets = routerNetworks(t, r); !nets.empty()) c.router_networks[r] = std::move(nets);
+    }
+  }
   for (const auto& n : c.networks) {
     if (!networks.count(n) || touched.networks.count(n)) dirty_nets.insert(n);
   }
@@ -353,7 +369,7 @@ void ViewTracker::Entry::update(const state::Tables& t, const std::string& host,
     std::optional<topology::Port> port;
     if (const Json* d = docOf(t, "ports", id)) {
       std::string net = stringAt(*d, "network_id");
-      if (networks.count(net) && inView(*d, external_networks.count(net) > 0, host)) {
+      if (networks.count(net) && visible(*d, external_networks.count(net) > 0)) {
         PortRef ref{.network = net, .host = stringAt(*d, "binding:host_id")};
         port = portOf(t, *d, hasSwitch, &ref.keyed_groups);
         if (port) {
@@ -453,7 +469,7 @@ void ViewTracker::Entry::update(const state::Tables& t, const std::string& host,
   }
 
   // Hosts.
-  view.local_host = hostKeyOf(t, host);
+  if (own) view.local_host = hostKeyOf(t, *own);
   for (const auto& h : dirty_hosts) {
     uint32_t old = valueOr(host_key, h, 0u);
     auto entry = host_refs.count(h) ? hostOf(t, h) : std::nullopt;
@@ -480,10 +496,48 @@ void ViewTracker::Entry::update(const state::Tables& t, const std::string& host,
   }
 }
 
-struct ViewTracker::Slot {
+struct ViewTracker::View {
   Mutex mu;
-  Entry entry;  // guarded by mu
+  Entry entry CANOPY_GUARDED_BY(mu);
 };
+
+struct ViewTracker::Host {
+  Mutex mu;
+  std::shared_ptr<View> view CANOPY_GUARDED_BY(mu);  // the one it is in
+  bool recheck CANOPY_GUARDED_BY(mu) = true;         // its closure may have changed
+  std::optional<SteadyTime> left CANOPY_GUARDED_BY(mu);
+  // The last versions sent to it: from which view, at which of its versions.
+  struct Sent {
+    uint64_t version, from_version;
+    std::weak_ptr<View> from;
+  };
+  std::deque<Sent> sent CANOPY_GUARDED_BY(mu);
+};
+
+namespace {
+
+// How many of the versions sent to a host are remembered, to resume from.
+constexpr size_t kSentKept = 16;
+
+std::string signatureOf(const ViewClosure& c) {
+  std::string s = "n:";
+  for (const auto& n : c.networks) s += n + ",";
+  s += ";r:";
+  for (const auto& r : c.routers) s += r + ",";
+  return s;
+}
+
+// Whether `host` has a port of its own on an external network of its
+// closure: only its view shows it.
+bool ownsExternalPort(const state::Tables& t, const std::string& host, const ViewClosure& c) {
+  for (const Json* p : indexedDocs(t, "ports.host", "ports", host)) {
+    std::string net = stringAt(*p, "network_id");
+    if (c.networks.count(net) && isExternalNetwork(t, net) && inView(*p, true, host)) return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 ViewTracker::ViewTracker(const Clock& clock) : clock_(clock) {}
 ViewTracker::~ViewTracker() = default;
@@ -492,48 +546,108 @@ void ViewTracker::onChanges(const std::vector<state::Change>& changes,
                             const state::Tables& tables) {
   Touched t = touchedBy(changes, tables);
   if (t.empty()) return;
-  MutexLock lock(mu_);
+  std::set<const View*> concerned;
+  {
+    MutexLock lock(views_mu_);
+    for (auto it = views_.begin(); it != views_.end();) {
+      auto v = it->second.lock();
+      if (v == nullptr) {
+        it = views_.erase(it);
+        continue;
+      }
+      MutexLock view_lock(v->mu);
+      if (v->entry.built && v->entry.concernedBy(t)) {
+        v->entry.pending.merge(t);
+        concerned.insert(v.get());
+      }
+      ++it;
+    }
+  }
+  MutexLock lock(hosts_mu_);
   auto now = clock_.now();
   for (auto it = hosts_.begin(); it != hosts_.end();) {
-    MutexLock entry_lock(it->second->mu);
-    Entry& e = it->second->entry;
-    if (e.left && now - *e.left > kKeepDisconnected) {
+    MutexLock host_lock(it->second->mu);
+    Host& h = *it->second;
+    if (h.left && now - *h.left > kKeepDisconnected) {
       it = hosts_.erase(it);
       continue;
     }
-    if (e.built && e.concernedBy(t)) e.pending.merge(t);
+    if (t.everything || t.hosts.count(it->first) || concerned.count(h.view.get())) {
+      h.recheck = true;
+    }
     ++it;
   }
 }
 
-std::shared_ptr<ViewTracker::Slot> ViewTracker::slotOf(const std::string& host) {
-  MutexLock lock(mu_);
-  auto& slot = hosts_[host];
-  if (!slot) slot = std::make_shared<Slot>();
-  return slot;
+std::shared_ptr<ViewTracker::Host> ViewTracker::placeOf(const std::string& host) {
+  MutexLock lock(hosts_mu_);
+  auto& h = hosts_[host];
+  if (!h) h = std::make_shared<Host>();
+  return h;
 }
 
-ViewTracker::Entry& ViewTracker::upToDate(Slot& slot, const state::Tables& tables,
-                                          uint64_t revision, const std::string& host) {
-  Entry& e = slot.entry;  // the caller holds slot.mu
+std::shared_ptr<ViewTracker::View> ViewTracker::viewNamed(const std::string& signature,
+                                                          const std::string* own,
+                                                          const ViewClosure* closure) {
+  MutexLock lock(views_mu_);
+  auto& weak = views_[signature];
+  auto v = weak.lock();
+  if (v == nullptr) {
+    v = std::make_shared<View>();
+    MutexLock view_lock(v->mu);
+    if (own != nullptr) {
+      v->entry.own = *own;
+    } else {
+      v->entry.seed_networks = closure->networks;
+      v->entry.seed_routers = closure->routers;
+    }
+    weak = v;
+  }
+  return v;
+}
+
+std::shared_ptr<ViewTracker::View> ViewTracker::placed(Host& h, const state::Tables& tables,
+                                                       uint64_t revision, const std::string& host) {
+  if (!h.recheck && h.view != nullptr) return h.view;
+  h.recheck = false;
+  ViewClosure c = closureOf(tables, host);
+  std::shared_ptr<View> v;
+  if (!ownsExternalPort(tables, host, c)) {
+    v = viewNamed(signatureOf(c), nullptr, &c);
+    MutexLock lock(v->mu);
+    upToDate(*v, tables, revision);
+    // A host named by nothing in it but itself needs its own view, which
+    // names it.
+    if (!v->entry.host_refs.count(host)) v = nullptr;
+  }
+  if (v == nullptr) v = viewNamed("h:" + host, &host, nullptr);
+  h.view = v;
+  return v;
+}
+
+void ViewTracker::upToDate(View& v, const state::Tables& tables, uint64_t revision) {
+  Entry& e = v.entry;  // the caller holds v.mu
   if (!e.built) {
     ViewKeys ignored;
-    e.update(tables, host, Touched{}, ignored);
+    e.update(tables, Touched{}, ignored);
     e.built = true;
     e.version = e.log_base = revision;
     ++recomputations_;
   } else if (e.pending.everything) {
     // The model was reloaded: built again from nothing, and compared.
     Entry fresh;
+    fresh.own = e.own;
+    fresh.seed_networks = e.seed_networks;
+    fresh.seed_routers = e.seed_routers;
     ViewKeys ignored;
-    fresh.update(tables, host, Touched{}, ignored);
+    fresh.update(tables, Touched{}, ignored);
     ViewKeys changed;
     auto compare = [](const auto& before, const auto& after, auto& keys) {
-      for (const auto& [k, v] : after) {
+      for (const auto& [k, x] : after) {
         auto it = before.find(k);
-        if (it == before.end() || !(it->second == v)) keys.insert(k);
+        if (it == before.end() || !(it->second == x)) keys.insert(k);
       }
-      for (const auto& [k, v] : before) {
+      for (const auto& [k, x] : before) {
         if (!after.count(k)) keys.insert(k);
       }
     };
@@ -548,7 +662,6 @@ ViewTracker::Entry& ViewTracker::upToDate(Slot& slot, const state::Tables& table
     fresh.log = std::move(e.log);
     fresh.log_keys = e.log_keys;
     fresh.built = true;
-    fresh.left = e.left;
     e = std::move(fresh);
     if (!changed.empty() && revision > e.version) e.record(revision, std::move(changed));
     ++recomputations_;
@@ -556,51 +669,122 @@ ViewTracker::Entry& ViewTracker::upToDate(Slot& slot, const state::Tables& table
     Touched pending = std::move(e.pending);
     e.pending = Touched{};
     ViewKeys changed;
-    e.update(tables, host, pending, changed);
+    e.update(tables, pending, changed);
     if (!changed.empty()) e.record(std::max(revision, e.version + 1), std::move(changed));
     ++recomputations_;
   }
-  return e;
 }
 
 std::optional<pb::View> ViewTracker::next(const state::Tables& tables, uint64_t revision,
                                           const std::string& host, Cursor& cursor) {
-  auto slot = slotOf(host);
-  MutexLock lock(slot->mu);
-  Entry& e = upToDate(*slot, tables, revision, host);
-  e.left.reset();
-  std::optional<ViewKeys> keys;
+  auto h = placeOf(host);
+  MutexLock host_lock(h->mu);
+  h->left.reset();
+  std::shared_ptr<View> v = placed(*h, tables, revision, host);
+  uint32_t local_host = hostKeyOf(tables, host);
+
+  // What the agent holds: the version last sent in this session, or the
+  // one it resumes from, and the view that version came from if known.
   uint64_t base = cursor.sent ? cursor.version : cursor.resume_from;
-  if (!std::exchange(cursor.resync, false) && base != 0) {
-    keys = e.since(base);
-    if (!keys && !cursor.sent && cursor.held) keys = differences(e.view, *cursor.held);
+  std::shared_ptr<View> from;
+  uint64_t from_version = base;
+  if (cursor.sent) {
+    from = cursor.from;
+    from_version = cursor.from_version;
+  } else {
+    for (const auto& s : h->sent) {
+      if (s.version == base) {
+        from = s.from.lock();
+        from_version = s.from_version;
+      }
+    }
   }
+  std::optional<pb::ViewDigest> held = std::move(cursor.held);
   cursor.held.reset();
-  if (cursor.sent && keys && keys->empty()) return std::nullopt;
+  bool resync = std::exchange(cursor.resync, false) || base == 0;
+
+  // The keys in which what it holds may differ from the view now.
+  std::optional<ViewKeys> keys;
+  bool moved = false;
+  if (!resync && from != nullptr && from != v) {
+    // It comes from another view: what changed there since, and where the
+    // two differ now.
+    MutexLock lock(from->mu);
+    upToDate(*from, tables, revision);
+    keys = from->entry.since(from_version);
+    if (keys) held = digest(from->entry.view);
+    moved = true;
+  }
+  MutexLock view_lock(v->mu);
+  upToDate(*v, tables, revision);
+  Entry& e = v->entry;
+  if (!resync) {
+    if (moved) {
+      if (keys) keys->merge(differences(e.view, *held));
+    } else if (from != nullptr || e.own) {
+      // The same view (any version of a host's own view is the host's).
+      keys = e.since(from_version);
+    }
+    if (!keys && !cursor.sent && held) {
+      keys = differences(e.view, *held);
+      moved = true;  // the version it holds may be none of this view's
+    }
+  }
+  if (cursor.sent && keys && keys->empty() && local_host == cursor.local_host) {
+    if (moved) {
+      // It holds this view as it is now, with the version it has.
+      for (auto& s : h->sent) {
+        if (s.version == cursor.version) s = {s.version, e.version, v};
+      }
+      cursor.from = v;
+      cursor.from_version = e.version;
+    }
+    return std::nullopt;
+  }
+  // A host that moved gets the revision now as its version: its view is
+  // the host's at this revision, which may be none of this view's versions.
+  uint64_t version = moved ? std::max(e.version, revision) : e.version;
+  pb::View message = keys ? toDelta(e.view, *keys, version, base) : toSnapshot(e.view, version);
+  message.set_local_host(local_host);
   cursor.sent = true;
-  cursor.version = e.version;
-  if (!keys) return toSnapshot(e.view, e.version);
-  return toDelta(e.view, *keys, e.version, base);
+  cursor.version = version;
+  cursor.local_host = local_host;
+  cursor.from = v;
+  cursor.from_version = e.version;
+  h->sent.push_back({version, e.version, v});
+  if (h->sent.size() > kSentKept) h->sent.pop_front();
+  return message;
 }
 
 HostView ViewTracker::view(const state::Tables& tables, uint64_t revision,
                            const std::string& host) {
-  auto slot = slotOf(host);
-  MutexLock lock(slot->mu);
-  return upToDate(*slot, tables, revision, host).view;
+  auto h = placeOf(host);
+  MutexLock host_lock(h->mu);
+  auto v = placed(*h, tables, revision, host);
+  MutexLock lock(v->mu);
+  upToDate(*v, tables, revision);
+  HostView copy = v->entry.view;
+  copy.local_host = hostKeyOf(tables, host);
+  return copy;
 }
 
 void ViewTracker::disconnected(const std::string& host) {
-  std::shared_ptr<Slot> slot;
+  std::shared_ptr<Host> h;
   {
-    MutexLock lock(mu_);
-    if (auto it = hosts_.find(host); it != hosts_.end()) slot = it->second;
+    MutexLock lock(hosts_mu_);
+    if (auto it = hosts_.find(host); it != hosts_.end()) h = it->second;
   }
-  if (slot == nullptr) return;
-  MutexLock lock(slot->mu);
-  slot->entry.left = clock_.now();
+  if (h == nullptr) return;
+  MutexLock lock(h->mu);
+  h->left = clock_.now();
 }
 
 uint64_t ViewTracker::recomputations() const { return recomputations_.load(); }
+
+size_t ViewTracker::views() const {
+  MutexLock lock(views_mu_);
+  return static_cast<size_t>(std::count_if(views_.begin(), views_.end(),
+                                           [](const auto& v) { return !v.second.expired(); }));
+}
 
 }  // namespace canopy::southbound

@@ -12,7 +12,16 @@
 // view's; the result equals computeView (view.h), which tests check after
 // random API changes.
 //
-// Versions are the model's revisions. Each host keeps a short log of the
+// Hosts whose closure is the same (the same networks and routers: on a big
+// flat network, every host) share one view, kept once and brought up to
+// date once per change, as ovsdb-server shares one monitor among clients
+// with the same conditions: a host costs its place, not a copy of its view.
+// A host that sees something no other can (its own ports on an external
+// network, or a host named by nothing but itself) has a view of its own.
+// A host whose closure changes moves to another view; what it is sent is
+// then the difference between the two.
+//
+// Versions are the model's revisions. Each view keeps a short log of the
 // keys each version changed; an agent that resumes from a version the log
 // still covers gets only the changes since (also after a reconnect). One
 // that resumes where the log does not reach (it comes from another replica,
@@ -26,10 +35,11 @@
 //   });
 //
 // Thread-safety: all methods from any thread; next() and view() with the
-// model read-locked at `revision` (ModelState::readAt). Each host's entry
-// has its own lock, so the sessions of different hosts bring their views up
-// to date in parallel; onChanges() runs with the model write-locked, when
-// no next() can.
+// model read-locked at `revision` (ModelState::readAt). Each host and each
+// view has its own lock, so the sessions of different hosts bring their
+// views up to date in parallel; onChanges() runs with the model
+// write-locked, when no next() can. Locks are taken in the order hosts_mu_,
+// a host's, views_mu_, a view's.
 
 #include <chrono>
 #include <cstdint>
@@ -64,6 +74,8 @@ struct Touched {
 Touched touchedBy(const std::vector<state::Change>& changes, const state::Tables& tables);
 
 class ViewTracker {
+  struct View;  // a view, shared or a host's own, and its lock
+
  public:
   // One session's place: what it was last sent.
   struct Cursor {
@@ -74,7 +86,11 @@ class ViewTracker {
     std::optional<pb::ViewDigest> held;
     bool resync = false;  // set to send a whole snapshot next
     bool sent = false;
-    uint64_t version = 0;
+    uint64_t version = 0;  // the last sent
+    uint32_t local_host = 0;
+    // The view it came from, and that view's version then.
+    std::shared_ptr<View> from;
+    uint64_t from_version = 0;
   };
 
   // `clock` times how long a disconnected host's view is kept.
@@ -96,22 +112,32 @@ class ViewTracker {
   // cost of the changes) for a while, so that a reconnect resumes.
   void disconnected(const std::string& host);
 
-  // How many times a host's view was brought up to date.
+  // How many times a view was brought up to date.
   uint64_t recomputations() const;
+  // How many views are kept (hosts that share one count once).
+  size_t views() const;
 
   // How long a disconnected host's view is kept.
   static constexpr std::chrono::minutes kKeepDisconnected{10};
 
  private:
   struct Entry;
-  struct Slot;  // an entry and its lock
-  std::shared_ptr<Slot> slotOf(const std::string& host);
-  Entry& upToDate(Slot& slot, const state::Tables& tables, uint64_t revision,
-                  const std::string& host);
+  struct Host;  // where a host is, and its lock
+  std::shared_ptr<Host> placeOf(const std::string& host);
+  std::shared_ptr<View> viewNamed(const std::string& signature, const std::string* own,
+                                  const ViewClosure* closure);
+  // The view the host is in at `revision` (up to date; the caller holds the
+  // host's lock).
+  std::shared_ptr<View> placed(Host& h, const state::Tables& tables, uint64_t revision,
+                               const std::string& host);
+  void upToDate(View& v, const state::Tables& tables, uint64_t revision);
 
   const Clock& clock_;
-  mutable Mutex mu_;  // the map; each slot locks its entry
-  std::map<std::string, std::shared_ptr<Slot>> hosts_ CANOPY_GUARDED_BY(mu_);
+  mutable Mutex hosts_mu_;  // the map; each host has its lock
+  std::map<std::string, std::shared_ptr<Host>> hosts_ CANOPY_GUARDED_BY(hosts_mu_);
+  mutable Mutex views_mu_;  // the map; each view has its lock
+  // By signature: shared views by their closure, own views by their host.
+  std::map<std::string, std::weak_ptr<View>> views_ CANOPY_GUARDED_BY(views_mu_);
   std::atomic<uint64_t> recomputations_{0};
 };
 

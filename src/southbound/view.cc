@@ -92,6 +92,17 @@ bool inView(const Json& port, bool external_network, std::string_view host) {
   return !external_network || stringAt(port, "binding:host_id") == host;
 }
 
+std::set<std::string> routerNetworks(const state::Tables& t, std::string_view router) {
+  std::set<std::string> nets;
+  for (const Json* p : indexedDocs(t, "ports.device", "ports", router)) {
+    std::string owner = stringAt(*p, "device_owner");
+    if (owner == "network:router_interface" || owner == "network:router_gateway") {
+      nets.insert(stringAt(*p, "network_id"));
+    }
+  }
+  return nets;
+}
+
 ViewClosure closureOf(const state::Tables& t, std::string_view host) {
   ViewClosure c;
   std::deque<std::string> queue;
@@ -100,13 +111,9 @@ ViewClosure closureOf(const state::Tables& t, std::string_view host) {
   };
   auto addRouter = [&](const std::string& id) {
     if (id.empty() || !c.routers.insert(id).second) return;
-    for (const Json* p : indexedDocs(t, "ports.device", "ports", id)) {
-      std::string owner = stringAt(*p, "device_owner");
-      if (owner == "network:router_interface" || owner == "network:router_gateway") {
-        c.router_networks[id].insert(stringAt(*p, "network_id"));
-        addNetwork(stringAt(*p, "network_id"));
-      }
-    }
+    auto nets = routerNetworks(t, id);
+    for (const auto& n : nets) addNetwork(n);
+    if (!nets.empty()) c.router_networks[id] = std::move(nets);
   };
   std::vector<const Json*> own = indexedDocs(t, "ports.host", "ports", host);
   for (const Json* p : own) {

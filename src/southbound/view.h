@@ -36,6 +36,8 @@ struct ViewClosure {
   std::map<std::string, std::set<std::string>> router_networks;
 };
 ViewClosure closureOf(const state::Tables& tables, std::string_view host);
+// The networks a router is on: its interfaces' and its gateway's.
+std::set<std::string> routerNetworks(const state::Tables& tables, std::string_view router);
 
 // Whether a port on one of the closure's networks is in the host's view:
 // not a router's or floating IP's port, and on an external network only

@@ -284,5 +284,71 @@ TEST_F(TrackerTest, IncrementalViewsEqualFullRecomputation) {
   EXPECT_EQ(tracker_.recomputations(), before);
 }
 
+TEST_F(TrackerTest, HostsWithTheSameClosureShareOneView) {
+  auto bind = [&](const std::string& net, const std::string& host) {
+    auto p = call("POST", "/v2.0/ports", R"({"port": {"network_id": ")" + net + "\"}}", "");
+    std::string id = model::stringAt(p.body["port"], "id");
+    // Binding is an administrator's.
+    call("PUT", "/v2.0/ports/" + id, R"({"port": {"binding:host_id": ")" + host + "\"}}", "");
+    return id;
+  };
+  std::string n1 = createNetwork("n1");
+  call("POST", "/v2.0/subnets",
+       R"({"subnet": {"network_id": ")" + n1 + R"(", "ip_version": 4, "cidr": "10.1.0.0/24"}})");
+  for (const auto& h : hosts_) bind(n1, h);
+  assign();
+  check("every host on n1");
+  EXPECT_EQ(tracker_.views(), 1u);
+
+  // A change is brought into the shared view once, not once per host.
+  uint64_t before = tracker_.recomputations();
+  bind(n1, "h1");
+  assign();
+  check("another port on n1");
+  EXPECT_EQ(tracker_.recomputations(), before + 1);
+
+  // A host that joins another network moves to a view of its own closure
+  // and is sent only the difference.
+  std::string n2 = createNetwork("n2");
+  call("POST", "/v2.0/subnets",
+       R"({"subnet": {"network_id": ")" + n2 + R"(", "ip_version": 4, "cidr": "10.2.0.0/24"}})");
+  bind(n2, "h2");
+  assign();
+  uint64_t held = agents_["h2"].version;
+  state_->readAt([&](const state::Tables& t, store::Revision revision) {
+    auto m = tracker_.next(t, static_cast<uint64_t>(revision), "h2", agents_["h2"].cursor);
+    EXPECT_TRUE(m.has_value());
+    if (m) {
+      EXPECT_EQ(m->base_version(), held) << "a snapshot instead of the difference";
+      EXPECT_TRUE(apply(agents_["h2"].held, *m));
+      agents_["h2"].version = m->version();
+    }
+    return 0;
+  });
+  check("h2 on n2 too");
+  EXPECT_EQ(tracker_.views(), 2u);
+
+  // An agent that comes back with the version it was sent last resumes.
+  Agent stale = agents_["h3"];
+  bind(n1, "h4");
+  assign();
+  check("a port for h4");
+  resume(stale, "h3");
+  EXPECT_EQ(resumed_, 1);
+
+  // A port of its own on an external network: only its view shows it.
+  auto pub = call("POST", "/v2.0/networks",
+                  R"({"network": {"name": "public", "router:external": true}})", "");
+  std::string public_id = pub.body["network"]["id"];
+  call("POST", "/v2.0/subnets",
+       R"({"subnet": {"network_id": ")" + public_id +
+           R"(", "ip_version": 4, "cidr": "203.0.113.0/24"}})",
+       "");
+  bind(public_id, "h3");
+  assign();
+  check("h3 on the external network");
+  EXPECT_EQ(tracker_.views(), 3u);
+}
+
 }  // namespace
 }  // namespace canopy::southbound
