@@ -226,7 +226,11 @@ int main(int argc, char** argv) {
   double converge_s = static_cast<double>(bench::monotonicNs() - connect_began) / 1e9;
   std::this_thread::sleep_for(std::chrono::seconds(3));  // idle
   long rss_idle = 0;
-  for (int p : pids) rss_idle += rssKiB(p);
+  for (int p : pids) {
+    rss_idle += rssKiB(p);
+    if (std::getenv("CANOPY_BENCH_VERBOSE"))
+      std::fprintf(stderr, "pid %d: %ld KiB\n", p, rssKiB(p));
+  }
 
   // Rounds.
   std::vector<double> all_ms, agent_ms;

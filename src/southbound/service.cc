@@ -25,11 +25,12 @@ constexpr auto kIdleWait = std::chrono::milliseconds(500);
 // Workers for every session's work: views are computed on them, and store
 // writes (hellos, port reports) wait on them.
 constexpr size_t kWorkers = 8;
-// After this much in snapshots, the memory they took is given back to the
-// system once none has been sent for a while (malloc keeps freed memory
-// otherwise: a reconnect storm of 1,000 agents would leave the server at
-// its peak).
+// After this much in views written, the memory they took is given back to
+// the system once no big one (a snapshot, a large delta) has been written
+// for a while: malloc keeps freed memory otherwise, and a reconnect storm
+// of 1,000 agents would leave the server at its peak.
 constexpr uint64_t kTrimAfterBytes = 16u << 20;
+constexpr size_t kBigView = 4096;
 constexpr auto kTrimQuiet = std::chrono::milliseconds(500);
 // How long the service waits for its streams to end when it goes.
 constexpr auto kStreamsEnd = std::chrono::seconds(10);
@@ -199,9 +200,9 @@ SouthboundService::SouthboundService(state::ModelState& state, const Clock& cloc
     store::Revision woken = state_.appliedRevision();
     while (!stopping_.load()) {
       state_.waitPast(woken, kIdleWait);
-      if (snapshot_bytes_.load() > kTrimAfterBytes &&
-          clock_.now() - SteadyTime(SteadyTime::duration(last_snapshot_.load())) > kTrimQuiet) {
-        snapshot_bytes_ = 0;
+      if (sent_bytes_.load() > kTrimAfterBytes &&
+          clock_.now() - SteadyTime(SteadyTime::duration(last_big_.load())) > kTrimQuiet) {
+        sent_bytes_ = 0;
         ::malloc_trim(0);
       }
       store::Revision now = state_.appliedRevision();
@@ -469,10 +470,9 @@ void SouthboundService::pump(const std::shared_ptr<Session>& s) {
     if (view) info_[s->host].latest_version = view->version();
   }
   if (view) {
-    if (view->base_version() == 0) {
-      snapshot_bytes_ += view->ByteSizeLong();
-      last_snapshot_ = clock_.now().time_since_epoch().count();
-    }
+    size_t bytes = view->ByteSizeLong();
+    sent_bytes_ += bytes;
+    if (bytes > kBigView) last_big_ = clock_.now().time_since_epoch().count();
     pb::ServerMessage message;
     *message.mutable_view() = *std::move(view);
     s->write(std::move(message));

@@ -138,9 +138,9 @@ class SouthboundService final
   std::atomic<bool> stopping_{false};
   std::unique_ptr<Workers> workers_;
   std::thread reconciler_;
-  std::thread notifier_;                           // wakes every session after each change
-  std::atomic<uint64_t> snapshot_bytes_{0};        // sent since memory was last trimmed
-  std::atomic<SteadyTime::rep> last_snapshot_{0};  // when the last was sent
+  std::thread notifier_;                      // wakes every session after each change
+  std::atomic<uint64_t> sent_bytes_{0};       // views written since memory was last trimmed
+  std::atomic<SteadyTime::rep> last_big_{0};  // when the last big one was written
   mutable Mutex mu_;
   std::map<std::string, std::shared_ptr<Session>> sessions_ CANOPY_GUARDED_BY(mu_);
   std::map<std::string, SessionInfo> info_ CANOPY_GUARDED_BY(mu_);  // of the sessions_
