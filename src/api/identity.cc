@@ -163,6 +163,21 @@ Json BuiltinIdentity::tokenBody(const Token& token, const std::string& base) con
     }
     return list;
   };
+  Json catalog = {{{"type", "network"},
+                   {"name", "neutron"},
+                   {"id", idFor("service", "network")},
+                   {"endpoints", endpoints("network", base)}},
+                  {{"type", "identity"},
+                   {"name", "keystone"},
+                   {"id", idFor("service", "identity")},
+                   {"endpoints", endpoints("identity", base + "/v3/")}}};
+  if (!options_.load_balancer_path.empty()) {
+    catalog.push_back(
+        {{"type", "load-balancer"},
+         {"name", "octavia"},
+         {"id", idFor("service", "load-balancer")},
+         {"endpoints", endpoints("load-balancer", base + options_.load_balancer_path)}});
+  }
   return {
       {"token",
        {{"methods", {"password"}},
@@ -174,15 +189,7 @@ Json BuiltinIdentity::tokenBody(const Token& token, const std::string& base) con
         {"project", {{"id", u.project_id}, {"name", u.project_name}, {"domain", domain()}}},
         {"is_domain", false},
         {"roles", roles},
-        {"catalog",
-         {{{"type", "network"},
-           {"name", "neutron"},
-           {"id", idFor("service", "network")},
-           {"endpoints", endpoints("network", base)}},
-          {{"type", "identity"},
-           {"name", "keystone"},
-           {"id", idFor("service", "identity")},
-           {"endpoints", endpoints("identity", base + "/v3/")}}}}}}};
+        {"catalog", std::move(catalog)}}}};
 }
 
 HttpResponse BuiltinIdentity::issue(const HttpRequest& request, const std::string& base) {

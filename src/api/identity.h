@@ -38,6 +38,9 @@ using http::HttpResponse;
 struct IdentityOptions {
   std::chrono::seconds token_ttl{3600};
   std::string region = "RegionOne";
+  // The catalog also lists Octavia's load-balancer service, under this path
+  // of the server ("/load-balancer"); empty: not listed.
+  std::string load_balancer_path{};
 };
 
 class BuiltinIdentity final : public Authenticator {

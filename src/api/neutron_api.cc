@@ -20,13 +20,6 @@ namespace canopy::api {
 
 using detail::json;
 
-namespace {
-
-using model::Action;
-using model::Caller;
-using model::Json;
-using model::ResourceSpec;
-
 int httpStatus(Errc code) {
   switch (code) {
     case Errc::InvalidArgument:
@@ -50,6 +43,28 @@ int httpStatus(Errc code) {
   return 500;
 }
 
+// Splits "/v2.0/networks/abc" into ["v2.0", "networks", "abc"], dropping a
+// ".json" suffix on the last segment.
+std::vector<std::string> splitPath(std::string_view path) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    if (slash > start) out.emplace_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  if (!out.empty() && out.back().ends_with(".json")) out.back().resize(out.back().size() - 5);
+  return out;
+}
+
+namespace {
+
+using model::Action;
+using model::Caller;
+using model::Json;
+using model::ResourceSpec;
+
 std::string defaultReason(Errc code) {
   switch (code) {
     case Errc::InvalidArgument:
@@ -71,21 +86,6 @@ std::string defaultReason(Errc code) {
       return "HTTPInternalServerError";
   }
   return "HTTPInternalServerError";
-}
-
-// Splits "/v2.0/networks/abc" into ["v2.0", "networks", "abc"], dropping a
-// ".json" suffix on the last segment.
-std::vector<std::string> splitPath(std::string_view path) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start < path.size()) {
-    size_t slash = path.find('/', start);
-    if (slash == std::string_view::npos) slash = path.size();
-    if (slash > start) out.emplace_back(path.substr(start, slash - start));
-    start = slash + 1;
-  }
-  if (!out.empty() && out.back().ends_with(".json")) out.back().resize(out.back().size() - 5);
-  return out;
 }
 
 // What the API itself implements, beyond what each kind lists.

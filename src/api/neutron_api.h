@@ -12,6 +12,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "api/authenticator.h"
 #include "base/clock.h"
@@ -46,6 +48,13 @@ class NeutronApi {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The HTTP status of an error's code (400 for InvalidArgument, 404 for
+// NotFound, ...), shared with Octavia's API.
+int httpStatus(Errc code);
+// Splits "/v2.0/networks/abc" into ["v2.0", "networks", "abc"], dropping a
+// ".json" suffix on the last segment.
+std::vector<std::string> splitPath(std::string_view path);
 
 // Neutron's error body and status for an Error.
 HttpResponse errorResponse(const Error& error);

@@ -24,6 +24,7 @@
 #include "http/server.h"
 #include "model/network.h"
 #include "notify/nova_notifier.h"
+#include "octavia/octavia_api.h"
 #include "southbound/keys.h"
 #include "southbound/service.h"
 #include "southbound/tls.h"
@@ -36,6 +37,8 @@
 namespace {
 
 constexpr const char* kDefaultStore = "sqlite:canopy-data/canopy.db";
+
+constexpr std::string_view kLoadBalancerPath = "/load-balancer";
 
 struct Options {
   std::string store = kDefaultStore;
@@ -67,6 +70,8 @@ struct Options {
   std::string tenant_network_type;
   int physical_mtu = 1500;
   int api_threads = 2;
+  // Octavia's API under /load-balancer (docs/LOADBALANCING.md).
+  bool load_balancer = false;
   // gRPC address: HOST:PORT or unix:PATH (agents in other network
   // namespaces reach a unix socket through the shared file system).
   std::string southbound_listen = "127.0.0.1:6642";
@@ -174,7 +179,9 @@ int run(const Options& options) {
   canopy::SystemClock clock;
   std::unique_ptr<canopy::api::BuiltinIdentity> identity;
   if (options.auth == "builtin") {
-    canopy::api::IdentityOptions id_options{.token_ttl = std::chrono::seconds(options.token_ttl)};
+    canopy::api::IdentityOptions id_options{
+        .token_ttl = std::chrono::seconds(options.token_ttl),
+        .load_balancer_path = options.load_balancer ? std::string(kLoadBalancerPath) : ""};
     if (!options.identity_file.empty()) {
       auto loaded =
           canopy::api::BuiltinIdentity::fromFile(options.identity_file, clock, id_options);
@@ -256,24 +263,48 @@ int run(const Options& options) {
   }
   canopy::southbound::SouthboundService southbound(state, clock, replica->get());
   canopy::trace::Operations operations(state, &southbound, clock, replica->get());
+  const canopy::model::NetworkConfig network_config{
+      .overlay = options.overlay,
+      .tenant_network_type = options.tenant_network_type,
+      .physical_mtu = options.physical_mtu,
+      .vni_min = options.vni_min,
+      .vni_max = options.vni_max,
+      .vlan_ranges = std::move(*vlan_ranges)};
   canopy::api::NeutronApi api(
       state,
       {.auth = identity   ? static_cast<canopy::api::Authenticator*>(identity.get())
                : keystone ? static_cast<canopy::api::Authenticator*>(keystone.get())
                           : nullptr,
-       .network = {.overlay = options.overlay,
-                   .tenant_network_type = options.tenant_network_type,
-                   .physical_mtu = options.physical_mtu,
-                   .vni_min = options.vni_min,
-                   .vni_max = options.vni_max,
-                   .vlan_ranges = std::move(*vlan_ranges)},
+       .network = network_config,
        .canopy = [&operations](const canopy::http::HttpRequest& r,
                                const canopy::model::Caller& c) { return operations.handle(r, c); }},
       clock);
+  std::unique_ptr<canopy::octavia::OctaviaApi> octavia;
+  if (options.load_balancer) {
+    octavia = std::make_unique<canopy::octavia::OctaviaApi>(
+        state,
+        canopy::octavia::OctaviaConfig{
+            .auth = identity   ? static_cast<canopy::api::Authenticator*>(identity.get())
+                    : keystone ? static_cast<canopy::api::Authenticator*>(keystone.get())
+                               : nullptr,
+            .network = network_config},
+        clock);
+    spdlog::info("canopy-server: Octavia's load-balancer API under {}", kLoadBalancerPath);
+  }
   http.threads = options.api_threads;
   http.error_response = canopy::api::transportError;
-  auto server = canopy::http::HttpServer::start(
-      http, [&api](const canopy::http::HttpRequest& r) { return api.handle(r); });
+  auto server =
+      canopy::http::HttpServer::start(http, [&api, &octavia](const canopy::http::HttpRequest& r) {
+        std::string_view path = r.path;
+        if (octavia && path.starts_with(kLoadBalancerPath) &&
+            (path.size() == kLoadBalancerPath.size() || path[kLoadBalancerPath.size()] == '/')) {
+          canopy::http::HttpRequest below = r;
+          below.path = std::string(path.substr(kLoadBalancerPath.size()));
+          below.headers["x-canopy-mount"] = std::string(kLoadBalancerPath);
+          return octavia->handle(below);
+        }
+        return api.handle(r);
+      });
   if (!server) {
     spdlog::error("canopy-server: {}", server.error().message());
     return 1;
@@ -514,6 +545,9 @@ int main(int argc, char** argv) {
                  "PEM CA that signs agents' client certificates: each agent must present one "
                  "naming its host")
       ->check(CLI::ExistingFile);
+  app.add_flag("--load-balancer", options.load_balancer,
+               "Serve Octavia's load-balancer API under /load-balancer (in development: the "
+               "datapath does not balance yet; docs/LOADBALANCING.md)");
   app.add_option("--api-threads", options.api_threads, "Threads serving the API")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();

@@ -52,3 +52,26 @@ stop_server() {
   kill -TERM "$server_pid"
   wait "$server_pid" || fail "canopy-server exited with $? on SIGTERM"
 }
+
+# builtin_identity FILE: an --identity-file with projects admin, demo and
+# other, and their users admin (role admin), alice and bob; each password is
+# the user's name followed by "-pw".
+builtin_identity() {
+  cat >"$1" <<'JSON'
+{"projects": [{"name": "admin"}, {"name": "demo"}, {"name": "other"}],
+ "users": [{"name": "admin", "password": "admin-pw", "project": "admin", "roles": ["admin"]},
+           {"name": "alice", "password": "alice-pw", "project": "demo"},
+           {"name": "bob", "password": "bob-pw", "project": "other"}]}
+JSON
+}
+
+# as USER PROJECT ARGS...: the openstack client as USER (password $PW, or
+# USER-pw) in PROJECT, at the builtin Keystone of the server at $api_url.
+as() {
+  local user=$1 project=$2
+  shift 2
+  env -u OS_AUTH_TYPE -u OS_ENDPOINT OS_AUTH_URL="$api_url/v3" OS_IDENTITY_API_VERSION=3 \
+    OS_USERNAME="$user" OS_PASSWORD="${PW:-$user-pw}" OS_PROJECT_NAME="$project" \
+    OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default OS_REGION_NAME=RegionOne \
+    openstack "$@"
+}

@@ -7,23 +7,10 @@ bin=${1:?usage: openstack_builtin_test.sh BIN_DIR}
 source "$(dirname "$0")/lib.sh"
 command -v openstack >/dev/null || fail "the openstack client is not installed (scripts/install-deps.sh)"
 
-cat >"$work/identity.json" <<'JSON'
-{"projects": [{"name": "admin"}, {"name": "demo"}, {"name": "other"}],
- "users": [{"name": "admin", "password": "admin-pw", "project": "admin", "roles": ["admin"]},
-           {"name": "alice", "password": "alice-pw", "project": "demo"},
-           {"name": "bob", "password": "bob-pw", "project": "other"}]}
-JSON
+builtin_identity "$work/identity.json"
 start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen 127.0.0.1:0 \
   --auth builtin --identity-file "$work/identity.json"
 
-as() {
-  local user=$1 project=$2
-  shift 2
-  env -u OS_AUTH_TYPE -u OS_ENDPOINT OS_AUTH_URL="$api_url/v3" OS_IDENTITY_API_VERSION=3 \
-    OS_USERNAME="$user" OS_PASSWORD="${PW:-$user-pw}" OS_PROJECT_NAME="$project" \
-    OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default OS_REGION_NAME=RegionOne \
-    openstack "$@"
-}
 
 out=$(as alice demo network create alice-net -f json)
 expect_in '"name": "alice-net"' "$out"
