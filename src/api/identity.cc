@@ -6,6 +6,8 @@
 #include <random>
 #include <sstream>
 
+#include "model/query.h"
+
 namespace canopy::api {
 namespace {
 
@@ -250,6 +252,7 @@ Result<model::Caller> BuiltinIdentity::validate(std::string_view token) {
   model::Caller caller;
   caller.project_id = u.project_id;
   caller.is_admin = std::find(u.roles.begin(), u.roles.end(), "admin") != u.roles.end();
+  caller.roles = u.roles;
   return caller;
 }
 
@@ -382,6 +385,8 @@ class NoAuth final : public Authenticator {
     std::string_view roles = req.header("x-roles");
     caller.project_id = project.empty() ? std::string("admin") : std::string(project);
     caller.is_admin = project.empty() || roles.find("admin") != std::string_view::npos;
+    for (auto& role : model::splitCommas(std::string(roles)))
+      caller.roles.push_back(std::move(role));
     return caller;
   }
   HttpResponse unauthorized(const HttpRequest& request) override {

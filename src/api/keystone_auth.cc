@@ -166,7 +166,9 @@ Result<model::Caller> KeystoneAuth::validate(std::string_view token_view) {
   model::Caller caller{.project_id = project, .is_admin = false};
   if (body.contains("roles") && body["roles"].is_array()) {
     for (const auto& role : body["roles"]) {
-      if (model::stringAt(role, "name") == "admin") caller.is_admin = true;
+      std::string name = model::stringAt(role, "name");
+      if (name == "admin") caller.is_admin = true;
+      caller.roles.push_back(std::move(name));
     }
   }
   MutexLock lock(mu_);

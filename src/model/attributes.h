@@ -79,6 +79,9 @@ struct ResourceSpec {
 struct Caller {
   std::string project_id;
   bool is_admin = false;
+  // Every role of the token (Octavia's policy names its own: a
+  // load-balancer_admin administers load balancers only).
+  std::vector<std::string> roles{};
 };
 
 // Checks one resource's attributes (the object inside {"network": {...}}) for

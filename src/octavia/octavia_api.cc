@@ -134,6 +134,8 @@ struct OctaviaApi::Impl {
   }
   static std::string poolStatus(const state::Tables& t, const Json& p) {
     if (!p.value("admin_state_up", true)) return "OFFLINE";
+    // A pool no listener uses serves nothing.
+    if (whereIs(t, kListeners, "default_pool_id", stringAt(p, "id")).empty()) return "OFFLINE";
     int members = 0, down = 0;
     for (const Json* m : whereIs(t, kMembers, "pool_id", stringAt(p, "id"))) {
       if (!m->value("admin_state_up", true)) continue;
@@ -984,11 +986,21 @@ struct OctaviaApi::Impl {
       std::string subnet_id = doc["subnet_id"];
       const Json* subnet = ctx.current("subnets", subnet_id);
       if (subnet == nullptr) return badRequest("Subnet " + subnet_id + " not found.");
+      // The subnet is where the member is reached from (Octavia's meaning):
+      // the member is on one of its network's subnets of its family, or
+      // behind one's gateway.
       auto ip = IpAddress::parse(address);
-      auto cidr = IpPrefix::parse(stringAt(*subnet, "cidr"));
-      if (!ip || !cidr || !cidr->contains(*ip)) {
-        return badRequest("Member address " + address + " is not in subnet " + subnet_id + " (" +
-                          stringAt(*subnet, "cidr") + ").");
+      bool reachable = false;
+      for (const Json* s :
+           ctx.indexed("subnets.network", "subnets", stringAt(*subnet, "network_id"))) {
+        auto cidr = IpPrefix::parse(stringAt(*s, "cidr"));
+        if (!ip || !cidr || cidr->address.family != ip->family) continue;
+        if (cidr->contains(*ip) || !stringAt(*s, "gateway_ip").empty()) reachable = true;
+      }
+      if (!reachable) {
+        return badRequest("Member address " + address + " is not reachable from subnet " +
+                          subnet_id + " (" + stringAt(*subnet, "cidr") +
+                          "): no subnet of its network holds it or has a gateway to it.");
       }
     }
     if (auto why = unsupportedMember(doc)) return unsupported(*why);
@@ -1173,6 +1185,12 @@ struct OctaviaApi::Impl {
       if (caller.error().code() == Errc::Unauthenticated) return auth.unauthorized(req);
       return fault(caller.error());
     }
+    // Octavia's own administrator role administers load balancers (and
+    // only them: the caller stays as it is for Neutron's ports).
+    if (std::find(caller->roles.begin(), caller->roles.end(), "load-balancer_admin") !=
+        caller->roles.end()) {
+      caller->is_admin = true;
+    }
     parts.erase(parts.begin());
     if (parts.empty()) return reply(200, Json("v2"));
     if (parts[0] == "lbaas" || parts[0] == "octavia") parts.erase(parts.begin());
@@ -1181,11 +1199,14 @@ struct OctaviaApi::Impl {
     const std::string& what = parts[0];
     if (what == "providers") {
       if (parts.size() == 1 && m == "GET") {
-        return reply(200, {{"providers",
-                            {{{"name", kProvider},
-                              {"description",
-                               "Canopy: distributed layer-4 load balancing in each host's "
-                               "datapath."}}}}});
+        Json provider = {
+            {"name", kProvider},
+            {"description", "Canopy distributed layer-4 load balancing in each host's datapath"}};
+        Json shown = Json::object();
+        for (const auto& [k, v] : req.query) {
+          if (k == "fields" && provider.contains(v)) shown[v] = provider[v];
+        }
+        return reply(200, {{"providers", {shown.empty() ? provider : shown}}});
       }
       if (parts.size() == 3) {
         return fault(Error(

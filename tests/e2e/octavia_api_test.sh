@@ -52,8 +52,11 @@ for i in 11 12 13; do
 done
 refused "already using ip 192.168.20.11 on protocol_port 8080" alice demo \
   loadbalancer member create --address 192.168.20.11 --protocol-port 8080 web-pool
-refused "not in subnet" alice demo \
-  loadbalancer member create --address 10.9.9.9 --protocol-port 8080 --subnet-id web-sub web-pool
+as alice demo network create closed >/dev/null
+as alice demo subnet create --network closed --subnet-range 192.168.30.0/24 --gateway none \
+  closed-sub >/dev/null
+refused "not reachable from subnet" alice demo \
+  loadbalancer member create --address 10.9.9.9 --protocol-port 8080 --subnet-id closed-sub web-pool
 as alice demo loadbalancer healthmonitor create --name check --delay 2 --timeout 1 \
   --max-retries 2 --type HTTP --url-path /healthz --expected-codes 200-204 web-pool --wait >/dev/null
 refused "does not support a requested option" alice demo \

@@ -180,10 +180,19 @@ TEST_F(OctaviaApiTest, BadInputGetsOctaviasCodesAndFaultstrings) {
        {{"address", "10.0.0.10"}, {"protocol_port", 53}, {"subnet_id", subnet_}});
   expectFault(lb("POST", members, {{"member", {{"address", "10.0.0.10"}, {"protocol_port", 53}}}}),
               409, "Another member on this pool is already using ip 10.0.0.10 on protocol_port 53");
-  expectFault(
-      lb("POST", members,
-         {{"member", {{"address", "192.168.9.9"}, {"protocol_port", 53}, {"subnet_id", subnet_}}}}),
-      400);
+  // Behind the subnet's gateway is reachable; with no gateway, it is not.
+  make(members, "member",
+       {{"address", "192.168.9.9"}, {"protocol_port", 53}, {"subnet_id", subnet_}});
+  auto closed = call("POST", "/v2.0/subnets",
+                     R"({"subnet": {"network_id": ")" + createNetwork("isolated") +
+                         R"(", "ip_version": 4, "cidr": "10.7.0.0/24", "gateway_ip": null}})");
+  ASSERT_EQ(closed.status, 201) << closed.body.dump();
+  expectFault(lb("POST", members,
+                 {{"member",
+                   {{"address", "192.168.9.10"},
+                    {"protocol_port", 53},
+                    {"subnet_id", closed.body["subnet"]["id"]}}}}),
+              400);
   expectFault(lb("POST", members,
                  {{"member", {{"address", "10.0.0.11"}, {"protocol_port", 53}, {"weight", 300}}}}),
               400);
@@ -294,6 +303,18 @@ TEST_F(OctaviaApiTest, ListsFilterAndProjectsSeeTheirOwn) {
   EXPECT_EQ(page.body["loadbalancers_links"][0]["rel"], "next");
   auto admin = lb("GET", "/v2/lbaas/loadbalancers", nullptr, "");
   (void)admin;
+}
+
+TEST_F(OctaviaApiTest, OctaviasAdministratorRoleSeesEveryProject) {
+  std::string id = makeLoadBalancer("p1");
+  http::HttpRequest r;
+  r.method = "GET";
+  r.path = "/v2/lbaas/loadbalancers/" + id;
+  r.headers["x-project-id"] = "p3";
+  r.headers["x-roles"] = "member";
+  EXPECT_EQ(lb_api_->handle(r).status, 403);
+  r.headers["x-roles"] = "member,load-balancer_admin";
+  EXPECT_EQ(lb_api_->handle(r).status, 200);
 }
 
 TEST_F(OctaviaApiTest, DeletingCascadesOnlyWhenAsked) {
