@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "api/detail/rbac.h"
 #include "api/kind.h"
@@ -71,12 +72,17 @@ bool truthy(std::string_view v) {
 }
 
 // The versions GET / lists: Octavia's, up to the one whose features Canopy
-// serves (2.13: SOURCE_IP_PORT; flavors and availability zones, 2.6 and
-// 2.14, are not served).
+// serves (2.11: batch member updates that only add; 2.12: listeners'
+// allowed_cidrs; 2.13: SOURCE_IP_PORT). Flavors (2.6) are not served, nor
+// availability zones (2.14): their paths are not found.
 constexpr std::pair<const char*, const char*> kVersions[] = {
-    {"v2.0", "2016-12-11T00:00:00Z"}, {"v2.1", "2018-04-20T00:00:00Z"},
-    {"v2.2", "2018-07-31T00:00:00Z"}, {"v2.3", "2018-12-18T00:00:00Z"},
-    {"v2.4", "2018-12-19T00:00:00Z"}, {"v2.5", "2019-01-21T00:00:00Z"}};
+    {"v2.0", "2016-12-11T00:00:00Z"},  {"v2.1", "2018-04-20T00:00:00Z"},
+    {"v2.2", "2018-07-31T00:00:00Z"},  {"v2.3", "2018-12-18T00:00:00Z"},
+    {"v2.4", "2018-12-19T00:00:00Z"},  {"v2.5", "2019-01-21T00:00:00Z"},
+    {"v2.6", "2019-01-25T00:00:00Z"},  {"v2.7", "2018-01-25T12:00:00Z"},
+    {"v2.8", "2019-02-12T00:00:00Z"},  {"v2.9", "2019-03-04T00:00:00Z"},
+    {"v2.10", "2019-03-05T00:00:00Z"}, {"v2.11", "2019-06-24T00:00:00Z"},
+    {"v2.12", "2019-09-11T00:00:00Z"}, {"v2.13", "2019-09-13T00:00:00Z"}};
 
 std::vector<const Json*> docsOf(const state::Tables& t, std::string_view collection) {
   std::vector<const Json*> out;
@@ -849,6 +855,7 @@ struct OctaviaApi::Impl {
     if (owner == nullptr) return notFound("Load Balancer", lb);
     if (auto r = adopt(doc, *owner, ctx); !r) return r;
     if (auto r = checkListenerOptions(doc); !r) return r;
+    if (auto r = checkAllowedCidrs(doc, *owner); !r) return r;
     if (auto r = touchLoadBalancer(lb, ctx); !r) return r;
     for (const Json* other : whereIs(ctx.tables(), kListeners, "loadbalancer_id", lb)) {
       if (other->value("protocol_port", 0) == doc.value("protocol_port", 0) &&
@@ -866,8 +873,28 @@ struct OctaviaApi::Impl {
       doc["connection_limit"] = -1;
     }
     if (auto r = checkListenerOptions(doc); !r) return r;
+    if (const Json* owner = ctx.current(kLoadBalancers, stringAt(doc, "loadbalancer_id"))) {
+      if (auto r = checkAllowedCidrs(doc, *owner); !r) return r;
+    }
     if (auto r = touchLoadBalancer(stringAt(doc, "loadbalancer_id"), ctx); !r) return r;
     return checkDefaultPool(doc, ctx);
+  }
+
+  // Each allowed CIDR of the VIP's family: another could never match.
+  static Result<void> checkAllowedCidrs(const Json& listener, const Json& lb) {
+    const Json& cidrs = listener["allowed_cidrs"];
+    if (!cidrs.is_array()) return ok();
+    auto vip = IpAddress::parse(stringAt(lb, "vip_address"));
+    if (!vip) return ok();
+    for (const auto& c : cidrs) {
+      auto prefix = IpPrefix::parse(c.is_string() ? c.get<std::string>() : "");
+      if (prefix && prefix->address.family != vip->family) {
+        return validation("CIDR " + c.get<std::string>() +
+                          " IP version incompatible with all VIPs ['" +
+                          stringAt(lb, "vip_address") + "'] IP version.");
+      }
+    }
+    return ok();
   }
 
   static Result<void> checkPersistence(const Json& pool) {
@@ -1087,6 +1114,77 @@ struct OctaviaApi::Impl {
     return touchLoadBalancer(stringAt(*pool, "loadbalancer_id"), ctx);
   }
 
+  // PUT /pools/<id>/members: the pool's members become those listed,
+  // matched by address and port: matched ones are updated, new ones
+  // created, the others deleted (unless additive_only).
+  HttpResponse batchMembers(const std::string& pool, const HttpRequest& req, const Caller& caller) {
+    bool additive = false;
+    for (const auto& [k, v] : req.query) {
+      if (k == "additive_only") additive = truthy(v);
+    }
+    Json body = Json::parse(req.body, nullptr, false);
+    if (body.is_discarded()) return fault(badRequest("Request is not in valid JSON format"));
+    if (!body.is_object() || !body.contains("members") || !body["members"].is_array()) {
+      return fault(badRequest("Invalid input for members: a list under \"members\" is required"));
+    }
+    const Resource& r = memberResource();
+    Caller as_admin = caller;
+    as_admin.is_admin = true;
+    std::vector<std::pair<Json, Json>> wanted;  // validated, as given
+    std::set<std::pair<std::string, int64_t>> keys;
+    for (const auto& item : body["members"]) {
+      if (!item.is_object()) return fault(badRequest("Invalid input for members: objects only"));
+      Json given = item;
+      given.erase("tenant_id");
+      given.erase("project_id");
+      auto v = model::validateAttributes(r.spec, given, model::Action::Create, as_admin);
+      if (!v) return fault(Error(Errc::InvalidArgument, v.error().message()));
+      auto key = std::make_pair(stringAt(*v, "address"), v->value("protocol_port", int64_t{0}));
+      if (!keys.insert(key).second) {
+        return fault(validation("Member must be updated only once in the same request."));
+      }
+      wanted.emplace_back(std::move(*v), std::move(given));
+    }
+    auto w = write(caller, [&](Transaction& ctx) -> Result<void> {
+      const Json* p = ctx.current(kPools, pool);
+      if (p == nullptr) return notFound("Pool", pool);
+      if (!visible(*p, caller)) return forbidden();
+      std::map<std::pair<std::string, int64_t>, const Json*> existing;
+      for (const Json* m : whereIs(ctx.tables(), kMembers, "pool_id", pool)) {
+        existing[{stringAt(*m, "address"), m->value("protocol_port", int64_t{0})}] = m;
+      }
+      for (auto& [doc, given] : wanted) {
+        auto key = std::make_pair(stringAt(doc, "address"), doc.value("protocol_port", int64_t{0}));
+        if (auto it = existing.find(key); it != existing.end()) {
+          Json changed = *it->second;
+          for (const auto& [k, v] : given.items()) {
+            if (const model::AttrSpec* a = r.spec.find(k); a != nullptr && a->allow_put) {
+              changed[k] = doc[k];
+            }
+          }
+          stamp(changed, ctx, false);
+          if (auto u = updateMember(changed, ctx); !u) return u;
+          ctx.update(kMembers, stringAt(changed, "id"), changed);
+          existing.erase(it);
+          continue;
+        }
+        Json fresh = doc;
+        fresh["project_id"] = stringAt(*p, "project_id");
+        stamp(fresh, ctx, true);
+        fresh["pool_id"] = pool;
+        if (auto c = createMember(fresh, ctx); !c) return c;
+        ctx.guardAbsent(kMembers, stringAt(fresh, "id"));
+        ctx.put(kMembers, stringAt(fresh, "id"), fresh);
+      }
+      if (!additive) {
+        for (const auto& [key, m] : existing) ctx.erase(kMembers, stringAt(*m, "id"));
+      }
+      return touchLoadBalancer(stringAt(*p, "loadbalancer_id"), ctx);
+    });
+    if (!w) return fault(w.error());
+    return reply(202, nullptr);
+  }
+
   // --- the status tree and statistics --------------------------------------------
 
   HttpResponse statusTree(const std::string& id, const Caller& caller) {
@@ -1236,7 +1334,7 @@ struct OctaviaApi::Impl {
       if (parts.size() == 3) {
         if (m == "GET") return list(member, req, *caller, pool);
         if (m == "POST") return create(member, req, *caller, pool);
-        if (m == "PUT") return unsupportedAction("updating members in a batch");
+        if (m == "PUT") return batchMembers(pool, req, *caller);
       } else if (parts.size() == 4) {
         if (m == "GET") return show(member, parts[3], req, *caller, pool);
         if (m == "PUT") return update(member, parts[3], req, *caller, pool);

@@ -175,8 +175,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (r.method == "POST") {
     std::string id = body[member].value("id", "");
-    std::string at = collection == "members" ? path + "/" + id : "/v2/lbaas/" + collection + "/" + id;
-    HttpResponse gone = g_world->api->handle(request("DELETE", at + "?cascade=true", "", "p1", true));
+    std::string at =
+        collection == "members" ? path + "/" + id : "/v2/lbaas/" + collection + "/" + id;
+    HttpRequest remove = request("DELETE", at, "", "p1", true);
+    remove.query = {{"cascade", "true"}};
+    HttpResponse gone = g_world->api->handle(remove);
     if (gone.status != 204) {
       std::fprintf(stderr, "DELETE %s -> %d %s\n", at.c_str(), gone.status, gone.body.c_str());
       std::abort();

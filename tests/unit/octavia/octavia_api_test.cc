@@ -141,6 +141,14 @@ TEST_F(OctaviaApiTest, BadInputGetsOctaviasCodesAndFaultstrings) {
       409,
       "Another Listener on this Load Balancer is already using protocol TCP and "
       "protocol_port 80");
+  // An allowed CIDR of another family than the VIP's could never match.
+  expectFault(lb("POST", "/v2/lbaas/listeners",
+                 {{"listener",
+                   {{"loadbalancer_id", lbid},
+                    {"protocol", "TCP"},
+                    {"protocol_port", 81},
+                    {"allowed_cidrs", {"10.0.0.0/8", "2001:db8::/64"}}}}}),
+              400);
   std::string udp = make("/v2/lbaas/listeners", "listener",
                          {{"loadbalancer_id", lbid}, {"protocol", "UDP"}, {"protocol_port", 80}});
   // What needs a proxy is the provider's 501.
@@ -315,6 +323,36 @@ TEST_F(OctaviaApiTest, OctaviasAdministratorRoleSeesEveryProject) {
   EXPECT_EQ(lb_api_->handle(r).status, 403);
   r.headers["x-roles"] = "member,load-balancer_admin";
   EXPECT_EQ(lb_api_->handle(r).status, 200);
+}
+
+TEST_F(OctaviaApiTest, ABatchMakesThePoolsMembersThoseListed) {
+  std::string lbid = makeLoadBalancer();
+  std::string pool =
+      make("/v2/lbaas/pools", "pool",
+           {{"loadbalancer_id", lbid}, {"protocol", "TCP"}, {"lb_algorithm", "ROUND_ROBIN"}});
+  std::string members = "/v2/lbaas/pools/" + pool + "/members";
+  std::string kept = make(members, "member", {{"address", "10.0.0.1"}, {"protocol_port", 80}});
+  make(members, "member", {{"address", "10.0.0.2"}, {"protocol_port", 80}});
+  Json batch = {{"members",
+                 {{{"address", "10.0.0.1"}, {"protocol_port", 80}, {"weight", 7}},
+                  {{"address", "10.0.0.3"}, {"protocol_port", 80}}}}};
+  auto r = lb("PUT", members, batch);
+  EXPECT_EQ(r.status, 202) << r.body.dump();
+  auto listed = lb("GET", members + "?sort=address");
+  ASSERT_EQ(listed.body["members"].size(), 2u) << listed.body.dump();
+  EXPECT_EQ(listed.body["members"][0]["id"], kept);
+  EXPECT_EQ(listed.body["members"][0]["weight"], 7);
+  EXPECT_EQ(listed.body["members"][1]["address"], "10.0.0.3");
+  // Adding only keeps the others; one member twice is refused.
+  r = lb("PUT", members + "?additive_only=true",
+         {{"members", {{{"address", "10.0.0.4"}, {"protocol_port", 80}}}}});
+  EXPECT_EQ(r.status, 202) << r.body.dump();
+  EXPECT_EQ(lb("GET", members).body["members"].size(), 3u);
+  expectFault(lb("PUT", members,
+                 {{"members",
+                   {{{"address", "10.0.0.5"}, {"protocol_port", 80}},
+                    {{"address", "10.0.0.5"}, {"protocol_port", 80}}}}}),
+              400, "Validation failure: Member must be updated only once in the same request.");
 }
 
 TEST_F(OctaviaApiTest, DeletingCascadesOnlyWhenAsked) {
