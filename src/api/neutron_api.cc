@@ -145,7 +145,8 @@ namespace detail {
 HttpResponse json(int status, const Json& body) {
   HttpResponse r;
   r.status = status;
-  r.body = body.dump();
+  // Messages may quote what the caller sent, which need not be UTF-8.
+  r.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
   return r;
 }
 

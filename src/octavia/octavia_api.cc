@@ -54,7 +54,8 @@ int statusOf(const Error& e) {
 HttpResponse reply(int status, const Json& body) {
   HttpResponse r;
   r.status = status;
-  if (!body.is_null()) r.body = body.dump();
+  // Messages may quote what the caller sent, which need not be UTF-8.
+  if (!body.is_null()) r.body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
   return r;
 }
 
