@@ -4,29 +4,16 @@
 #include <limits>
 
 #include "base/assert.h"
+#include "base/hash.h"
 
 namespace canopy::datapath::nat {
-namespace {
-
-// A 64-bit finaliser (splitmix64's), for well-mixed low bits.
-uint64_t mix(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
-
-}  // namespace
-
 uint64_t stableHash(std::string_view bytes, uint64_t seed) {
-  uint64_t h = 0xcbf29ce484222325ULL ^ mix(seed);
+  uint64_t h = 0xcbf29ce484222325ULL ^ mix64(seed);
   for (char c : bytes) {
     h ^= static_cast<uint8_t>(c);
     h *= 0x100000001b3ULL;
   }
-  return mix(h);
+  return mix64(h);
 }
 
 MaglevTable::MaglevTable(std::span<const MaglevMember> members, uint32_t size) {

@@ -5,6 +5,7 @@
 #include <new>
 
 #include "base/assert.h"
+#include "base/hash.h"
 
 namespace canopy::datapath::nat {
 namespace {
@@ -23,15 +24,6 @@ uint32_t hostAddress(const std::array<uint8_t, 16>& key_address) {
 
 packet::Ipv4Address wireAddress(uint32_t host) { return {packet::Be32::of(host)}; }
 
-uint64_t mix(uint64_t x) {  // splitmix64's finalizer
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
-
 }  // namespace
 
 SnatTable::Key SnatTable::Key::reversed() const noexcept {
@@ -46,7 +38,7 @@ SnatTable::Key SnatTable::Key::reversed() const noexcept {
 size_t SnatTable::KeyHash::operator()(const Key& k) const noexcept {
   uint64_t words[sizeof(Key) / 8];
   std::memcpy(words, &k, sizeof(Key));
-  return static_cast<size_t>(mix(words[0] ^ mix(words[1])));
+  return static_cast<size_t>(mix64(words[0] ^ mix64(words[1])));
 }
 
 SnatTable::SnatTable(const Clock& clock, SnatTimeouts timeouts, size_t max_entries,
