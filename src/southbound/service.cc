@@ -232,7 +232,8 @@ SouthboundService::~SouthboundService() {
   stop();
   {
     MutexLock lock(mu_);
-    if (!streams_done_.wait_for(mu_, kStreamsEnd, [&] { return streams_ == 0; })) {
+    if (!streams_done_.wait_for(mu_, kStreamsEnd,
+                                [&]() CANOPY_REQUIRES(mu_) { return streams_ == 0; })) {
       spdlog::warn("southbound: {} streams did not end", streams_);
     }
   }

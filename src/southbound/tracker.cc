@@ -499,6 +499,8 @@ void ViewTracker::Entry::update(const state::Tables& t, const Touched& touched, 
 struct ViewTracker::View {
   Mutex mu;
   Entry entry CANOPY_GUARDED_BY(mu);
+  // Brings the entry to `revision`: 1 if it was computed again, else 0.
+  uint64_t upToDate(const state::Tables& tables, uint64_t revision) CANOPY_REQUIRES(mu);
 };
 
 struct ViewTracker::Host {
@@ -512,6 +514,9 @@ struct ViewTracker::Host {
     std::weak_ptr<View> from;
   };
   std::deque<Sent> sent CANOPY_GUARDED_BY(mu);
+  // The view it is in at `revision`, up to date.
+  std::shared_ptr<View> placed(ViewTracker& tracker, const state::Tables& tables, uint64_t revision,
+                               const std::string& host) CANOPY_REQUIRES(mu);
 };
 
 namespace {
@@ -566,8 +571,8 @@ void ViewTracker::onChanges(const std::vector<state::Change>& changes,
   MutexLock lock(hosts_mu_);
   auto now = clock_.now();
   for (auto it = hosts_.begin(); it != hosts_.end();) {
-    MutexLock host_lock(it->second->mu);
     Host& h = *it->second;
+    MutexLock host_lock(h.mu);
     if (h.left && now - *h.left > kKeepDisconnected) {
       it = hosts_.erase(it);
       continue;
@@ -606,33 +611,35 @@ std::shared_ptr<ViewTracker::View> ViewTracker::viewNamed(const std::string& sig
   return v;
 }
 
-std::shared_ptr<ViewTracker::View> ViewTracker::placed(Host& h, const state::Tables& tables,
-                                                       uint64_t revision, const std::string& host) {
-  if (!h.recheck && h.view != nullptr) return h.view;
-  h.recheck = false;
+std::shared_ptr<ViewTracker::View> ViewTracker::Host::placed(ViewTracker& tracker,
+                                                             const state::Tables& tables,
+                                                             uint64_t revision,
+                                                             const std::string& host) {
+  if (!recheck && view != nullptr) return view;
+  recheck = false;
   ViewClosure c = closureOf(tables, host);
   std::shared_ptr<View> v;
   if (!ownsExternalPort(tables, host, c)) {
-    v = viewNamed(signatureOf(c), nullptr, &c);
+    v = tracker.viewNamed(signatureOf(c), nullptr, &c);
     MutexLock lock(v->mu);
-    upToDate(*v, tables, revision);
+    tracker.recomputations_ += v->upToDate(tables, revision);
     // A host named by nothing in it but itself needs its own view, which
     // names it.
     if (!v->entry.host_refs.count(host)) v = nullptr;
   }
-  if (v == nullptr) v = viewNamed("h:" + host, &host, nullptr);
-  h.view = v;
+  if (v == nullptr) v = tracker.viewNamed("h:" + host, &host, nullptr);
+  view = v;
   return v;
 }
 
-void ViewTracker::upToDate(View& v, const state::Tables& tables, uint64_t revision) {
-  Entry& e = v.entry;  // the caller holds v.mu
+uint64_t ViewTracker::View::upToDate(const state::Tables& tables, uint64_t revision) {
+  Entry& e = entry;
   if (!e.built) {
     ViewKeys ignored;
     e.update(tables, Touched{}, ignored);
     e.built = true;
     e.version = e.log_base = revision;
-    ++recomputations_;
+    return 1;
   } else if (e.pending.everything) {
     // The model was reloaded: built again from nothing, and compared.
     Entry fresh;
@@ -664,15 +671,16 @@ void ViewTracker::upToDate(View& v, const state::Tables& tables, uint64_t revisi
     fresh.built = true;
     e = std::move(fresh);
     if (!changed.empty() && revision > e.version) e.record(revision, std::move(changed));
-    ++recomputations_;
+    return 1;
   } else if (!e.pending.empty()) {
     Touched pending = std::move(e.pending);
     e.pending = Touched{};
     ViewKeys changed;
     e.update(tables, pending, changed);
     if (!changed.empty()) e.record(std::max(revision, e.version + 1), std::move(changed));
-    ++recomputations_;
+    return 1;
   }
+  return 0;
 }
 
 std::optional<pb::View> ViewTracker::next(const state::Tables& tables, uint64_t revision,
@@ -680,7 +688,7 @@ std::optional<pb::View> ViewTracker::next(const state::Tables& tables, uint64_t 
   auto h = placeOf(host);
   MutexLock host_lock(h->mu);
   h->left.reset();
-  std::shared_ptr<View> v = placed(*h, tables, revision, host);
+  std::shared_ptr<View> v = h->placed(*this, tables, revision, host);
   uint32_t local_host = hostKeyOf(tables, host);
 
   // What the agent holds: the version last sent in this session, or the
@@ -710,13 +718,13 @@ std::optional<pb::View> ViewTracker::next(const state::Tables& tables, uint64_t 
     // It comes from another view: what changed there since, and where the
     // two differ now.
     MutexLock lock(from->mu);
-    upToDate(*from, tables, revision);
+    recomputations_ += from->upToDate(tables, revision);
     keys = from->entry.since(from_version);
     if (keys) held = digest(from->entry.view);
     moved = true;
   }
   MutexLock view_lock(v->mu);
-  upToDate(*v, tables, revision);
+  recomputations_ += v->upToDate(tables, revision);
   Entry& e = v->entry;
   if (!resync) {
     if (moved) {
@@ -760,9 +768,9 @@ HostView ViewTracker::view(const state::Tables& tables, uint64_t revision,
                            const std::string& host) {
   auto h = placeOf(host);
   MutexLock host_lock(h->mu);
-  auto v = placed(*h, tables, revision, host);
+  auto v = h->placed(*this, tables, revision, host);
   MutexLock lock(v->mu);
-  upToDate(*v, tables, revision);
+  recomputations_ += v->upToDate(tables, revision);
   HostView copy = v->entry.view;
   copy.local_host = hostKeyOf(tables, host);
   return copy;

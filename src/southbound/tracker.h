@@ -126,11 +126,6 @@ class ViewTracker {
   std::shared_ptr<Host> placeOf(const std::string& host);
   std::shared_ptr<View> viewNamed(const std::string& signature, const std::string* own,
                                   const ViewClosure* closure);
-  // The view the host is in at `revision` (up to date; the caller holds the
-  // host's lock).
-  std::shared_ptr<View> placed(Host& h, const state::Tables& tables, uint64_t revision,
-                               const std::string& host);
-  void upToDate(View& v, const state::Tables& tables, uint64_t revision);
 
   const Clock& clock_;
   mutable Mutex hosts_mu_;  // the map; each host has its lock
