@@ -87,6 +87,23 @@ void put(pb::Port* o, const topology::Port& p) {
     x->set_local(bytesOf(l.local));
     x->set_fixed(bytesOf(l.fixed));
   }
+  for (const auto& l : p.listeners) {
+    auto* x = o->add_listeners();
+    x->set_id(l.id);
+    x->set_protocol(l.protocol);
+    x->set_port(l.port);
+    x->set_algorithm(static_cast<pb::LbAlgorithm>(l.algorithm));
+    x->set_source_ip_persistence(l.source_ip_persistence);
+    for (const auto& c : l.allowed_cidrs) put(x->add_allowed_cidrs(), c);
+    for (const auto& m : l.members) {
+      auto* y = x->add_members();
+      y->set_address(bytesOf(m.address));
+      y->set_port(m.port);
+      y->set_weight(m.weight);
+      y->set_backup(m.backup);
+      y->set_up(m.up);
+    }
+  }
 }
 
 void put(pb::SecurityGroup* o, const topology::SecurityGroup& g) {
@@ -273,6 +290,34 @@ Result<topology::Port> from(const pb::Port& o) {
     CANOPY_TRY(local, ip(x.local(), "local IP"));
     CANOPY_TRY(fixed, ip(x.fixed(), "local IP's fixed address"));
     p.local_ips.push_back({local, fixed});
+  }
+  for (const auto& x : o.listeners()) {
+    const std::string what = "port " + o.id() + ": listener " + x.id();
+    if ((x.protocol() != 6 && x.protocol() != 17) || x.port() < 1 || x.port() > 65535 ||
+        x.algorithm() < pb::LB_ROUND_ROBIN || x.algorithm() > pb::LB_SOURCE_IP_PORT) {
+      return bad(what + ": protocol, port or algorithm");
+    }
+    topology::LbListener l{.id = x.id(),
+                           .protocol = static_cast<uint8_t>(x.protocol()),
+                           .port = static_cast<uint16_t>(x.port()),
+                           .algorithm = static_cast<topology::LbAlgorithm>(x.algorithm()),
+                           .source_ip_persistence = x.source_ip_persistence()};
+    for (const auto& c : x.allowed_cidrs()) {
+      CANOPY_TRY(cidr, prefix(c, "listener allowed CIDR"));
+      l.allowed_cidrs.push_back(cidr);
+    }
+    for (const auto& y : x.members()) {
+      CANOPY_TRY(address, ip(y.address(), "listener member"));
+      if (y.port() < 1 || y.port() > 65535 || y.weight() > 256) {
+        return bad(what + ": member port or weight");
+      }
+      l.members.push_back({.address = address,
+                           .port = static_cast<uint16_t>(y.port()),
+                           .weight = static_cast<uint16_t>(y.weight()),
+                           .backup = y.backup(),
+                           .up = y.up()});
+    }
+    p.listeners.push_back(std::move(l));
   }
   return p;
 }

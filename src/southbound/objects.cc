@@ -162,6 +162,82 @@ std::optional<topology::Switch> switchOf(const state::Tables& t, std::string_vie
   return s;
 }
 
+namespace {
+
+// What a load balancer's VIP port balances: its enabled listeners of TCP,
+// UDP and HTTP (balanced as TCP) with their default pools' members. A
+// member is up when enabled and not found down by an enabled health
+// monitor; its weight is Octavia's (0 to 256). Stored values the API would
+// refuse are skipped.
+std::vector<topology::LbListener> listenersOf(const state::Tables& t, std::string_view device) {
+  std::vector<topology::LbListener> out;
+  if (device.substr(0, 3) != "lb-") return out;
+  const Json* lb = docOf(t, "lbaas-loadbalancers", device.substr(3));
+  if (lb == nullptr || !boolAt(*lb, "admin_state_up", true)) return out;
+  for (const auto& id : t.lookup("lbaas-listeners.loadbalancer", stringAt(*lb, "id"))) {
+    const Json* l = docOf(t, "lbaas-listeners", id);
+    if (l == nullptr || !boolAt(*l, "admin_state_up", true)) continue;
+    std::string protocol = stringAt(*l, "protocol");
+    int64_t port = l->value("protocol_port", int64_t{0});
+    if ((protocol != "TCP" && protocol != "UDP" && protocol != "HTTP") || port < 1 ||
+        port > 65535) {
+      continue;
+    }
+    topology::LbListener listener{.id = id,
+                                  .protocol = protocol == "UDP" ? uint8_t{17} : uint8_t{6},
+                                  .port = static_cast<uint16_t>(port)};
+    for (const auto& c : l->value("allowed_cidrs", Json::array())) {
+      if (auto prefix = c.is_string() ? parsePrefix(c.get<std::string>()) : std::nullopt) {
+        listener.allowed_cidrs.push_back(*prefix);
+      }
+    }
+    std::sort(listener.allowed_cidrs.begin(), listener.allowed_cidrs.end());
+    const Json* pool = docOf(t, "lbaas-pools", stringAt(*l, "default_pool_id"));
+    if (pool != nullptr && boolAt(*pool, "admin_state_up", true)) {
+      std::string algorithm = stringAt(*pool, "lb_algorithm");
+      listener.algorithm = algorithm == "LEAST_CONNECTIONS"
+                               ? topology::LbAlgorithm::LeastConnections
+                           : algorithm == "SOURCE_IP"      ? topology::LbAlgorithm::SourceIp
+                           : algorithm == "SOURCE_IP_PORT" ? topology::LbAlgorithm::SourceIpPort
+                                                           : topology::LbAlgorithm::RoundRobin;
+      auto persistence = pool->find("session_persistence");
+      listener.source_ip_persistence = persistence != pool->end() && persistence->is_object() &&
+                                       stringAt(*persistence, "type") == "SOURCE_IP";
+      bool monitored = false;
+      for (const auto& hm : t.lookup("lbaas-healthmonitors.pool", stringAt(*pool, "id"))) {
+        const Json* doc = docOf(t, "lbaas-healthmonitors", hm);
+        if (doc != nullptr && boolAt(*doc, "admin_state_up", true)) monitored = true;
+      }
+      for (const auto& mid : t.lookup("lbaas-members.pool", stringAt(*pool, "id"))) {
+        const Json* m = docOf(t, "lbaas-members", mid);
+        if (m == nullptr) continue;
+        auto address = IpAddress::parse(stringAt(*m, "address"));
+        int64_t member_port = m->value("protocol_port", int64_t{0});
+        int64_t weight = m->value("weight", int64_t{1});
+        if (!address || member_port < 1 || member_port > 65535 || weight < 0 || weight > 256) {
+          continue;
+        }
+        listener.members.push_back({.address = *address,
+                                    .port = static_cast<uint16_t>(member_port),
+                                    .weight = static_cast<uint16_t>(weight),
+                                    .backup = boolAt(*m, "backup", false),
+                                    .up = boolAt(*m, "admin_state_up", true) &&
+                                          !(monitored && stringAt(*m, "health") == "ERROR")});
+      }
+      std::sort(listener.members.begin(), listener.members.end(), [](const auto& a, const auto& b) {
+        return std::tie(a.address, a.port) < std::tie(b.address, b.port);
+      });
+    }
+    out.push_back(std::move(listener));
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.protocol, a.port, a.id) < std::tie(b.protocol, b.port, b.id);
+  });
+  return out;
+}
+
+}  // namespace
+
 std::optional<topology::Port> portOf(const state::Tables& t, const Json& p,
                                      const HasSwitch& has_switch,
                                      std::vector<std::string>* groups) {
@@ -230,6 +306,7 @@ std::optional<topology::Port> portOf(const state::Tables& t, const Json& p,
   std::sort(out.local_ips.begin(), out.local_ips.end(), [](const auto& a, const auto& b) {
     return std::tie(a.local, a.fixed) < std::tie(b.local, b.fixed);
   });
+  if (out.device_owner == "Octavia") out.listeners = listenersOf(t, stringAt(p, "device_id"));
   return out;
 }
 

@@ -80,6 +80,31 @@ void Touched::merge(const Touched& o) {
   everything = everything || o.everything;
 }
 
+namespace {
+
+// A load balancer's object changed: its VIP port carries its listeners
+// (objects.cc), so the port is touched. From a member or monitor to its
+// pool, from a pool or listener to the load balancer, to its VIP port.
+void addLoadBalancer(Touched& t, const state::Tables& tables, const std::string& collection,
+                     const Json& d) {
+  const Json* lb = &d;
+  std::string lb_id;
+  if (collection == "lbaas-members" || collection == "lbaas-healthmonitors") {
+    const Json* pool = docOf(tables, "lbaas-pools", stringAt(d, "pool_id"));
+    if (pool == nullptr) return;  // gone too: its own change touches the port
+    lb_id = stringAt(*pool, "loadbalancer_id");
+  } else if (collection == "lbaas-listeners" || collection == "lbaas-pools") {
+    lb_id = stringAt(d, "loadbalancer_id");
+  }
+  if (!lb_id.empty()) lb = docOf(tables, "lbaas-loadbalancers", lb_id);
+  if (lb == nullptr) return;
+  std::string port = stringAt(*lb, "vip_port_id");
+  t.ports.insert(port);
+  if (const Json* p = docOf(tables, "ports", port)) t.networks.insert(stringAt(*p, "network_id"));
+}
+
+}  // namespace
+
 Touched touchedBy(const std::vector<state::Change>& changes, const state::Tables& tables) {
   Touched t;
   for (const auto& c : changes) {
@@ -120,6 +145,8 @@ Touched touchedBy(const std::vector<state::Change>& changes, const state::Tables
         }
       } else if (c.collection == kAgentsCollection) {
         t.hosts.insert(c.id);
+      } else if (c.collection.rfind("lbaas-", 0) == 0) {
+        addLoadBalancer(t, tables, c.collection, d);
       }
     }
     if (c.collection == kKeysCollection) {

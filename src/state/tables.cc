@@ -104,6 +104,10 @@ std::vector<IndexSpec> defaultIndexes() {
       {"ports.host", "ports", field("binding:host_id")},
       {"floatingips.port", "floatingips", field("port_id")},
       {"floatingips.router", "floatingips", field("router_id")},
+      {"lbaas-listeners.loadbalancer", "lbaas-listeners", field("loadbalancer_id")},
+      {"lbaas-pools.loadbalancer", "lbaas-pools", field("loadbalancer_id")},
+      {"lbaas-members.pool", "lbaas-members", field("pool_id")},
+      {"lbaas-healthmonitors.pool", "lbaas-healthmonitors", field("pool_id")},
       {"networks.segment", "networks",
        [](const Json& d) {
          std::vector<std::string> keys;

@@ -101,7 +101,12 @@ namespace canopy::datapath {
   X(MetadataUnserved, "metadata request or answer for no port this host can serve")         \
   X(OffloadUnsupported, "segmentation offload of a frame not TCP/UDP of its kind")          \
   X(OffloadBadSegmentSize, "segmentation offload with a segment size of 0 or tiny")         \
-  X(OffloadBadChecksumOffset, "checksum offload with the checksum outside the frame")
+  X(OffloadBadChecksumOffset, "checksum offload with the checksum outside the frame")       \
+  X(LbNoListener, "to a load balancer's VIP on a protocol and port no listener has")        \
+  X(LbNoMember, "to a load balancer's listener with no member up")                          \
+  X(LbSourceNotAllowed, "to a load balancer's listener from outside its allowed CIDRs")     \
+  X(LbNotTcpOrUdp, "load balancing of a packet that is not TCP or UDP")                     \
+  X(LbTableFull, "load balancer connection table full: new connections refused")
 
 enum class DropReason : uint8_t {
   None,  // not dropped

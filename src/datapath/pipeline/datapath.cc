@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/hash.h"
+#include "datapath/nat/maglev.h"
 #include "datapath/nat/nat.h"
 #include "datapath/packet/checksum.h"
 #include "datapath/packet/fragment.h"
@@ -50,6 +52,19 @@ std::optional<IpAddress> ndSpeaker(std::span<const uint8_t> bytes, const packet:
   }
   if (who.bytes == std::array<uint8_t, 16>{} || who.bytes[0] == 0xff) return std::nullopt;
   return who;
+}
+
+IpAddress dstOf(const packet::FlowKey& k) {
+  if (k.eth_type == ethertype::kIpv6) return IpAddress{6, k.ip_dst};
+  return IpAddress::v4(k.ip_dst[0], k.ip_dst[1], k.ip_dst[2], k.ip_dst[3]);
+}
+
+// A pinned member in the cache key: a hash, odd (0 is no pin) and never
+// UINT32_MAX (not cached).
+uint32_t pinId(const nat::LbTarget& member) {
+  uint64_t h = mix64(member.port);
+  for (uint8_t b : member.address.bytes) h = mix64(h ^ b);
+  return (static_cast<uint32_t>(h) & 0x7fffffffu) | 1u;
 }
 
 uint32_t contextBits(const Context& c) {
@@ -109,6 +124,7 @@ SharedState::SharedState(const Clock& clock, const Config& config, size_t worker
       conntrack_(clock, sharedLimits(config.conntrack, shared_)),
       snat_(clock, config.snat),
       dnat_(clock),
+      lb_(clock),
       ftp_(clock) {}
 
 DropReason SharedState::snatOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
@@ -166,6 +182,43 @@ DropReason SharedState::localIpForward(std::span<uint8_t> frame, const packet::P
 bool SharedState::localIpReply(std::span<uint8_t> frame, const packet::ParsedPacket& p) noexcept {
   MaybeLock lock(dnat_mu_, shared_);
   return dnat_.translateReply(frame, p);
+}
+
+std::optional<nat::LbTarget> SharedState::lbPinned(const packet::ParsedPacket& p,
+                                                   uint16_t zone) const {
+  MaybeLock lock(lb_mu_, shared_);
+  return lb_.pinned(p, zone);
+}
+
+DropReason SharedState::lbPin(const packet::ParsedPacket& p, uint16_t zone, nat::LbTarget member,
+                              uint64_t listener) noexcept {
+  MaybeLock lock(lb_mu_, shared_);
+  return lb_.pin(p, zone, member, listener);
+}
+
+DropReason SharedState::lbForward(std::span<uint8_t> frame, const packet::ParsedPacket& p,
+                                  uint16_t zone, nat::LbTarget member, bool hairpin,
+                                  uint64_t listener) noexcept {
+  MaybeLock lock(lb_mu_, shared_);
+  auto why = lb_.translate(frame, p, zone, member, hairpin, listener);
+  lb_active_.store(!lb_.empty(), std::memory_order_relaxed);
+  return why;
+}
+
+bool SharedState::lbReply(std::span<uint8_t> frame, const packet::ParsedPacket& p,
+                          uint16_t zone) noexcept {
+  MaybeLock lock(lb_mu_, shared_);
+  return lb_.translateReply(frame, p, zone);
+}
+
+size_t SharedState::lbConnections(uint64_t listener, const nat::LbTarget& member) const {
+  MaybeLock lock(lb_mu_, shared_);
+  return lb_.connections(listener, member);
+}
+
+size_t SharedState::lbSize() const {
+  MutexLock lock(lb_mu_);
+  return lb_.size();
 }
 
 size_t SharedState::snatSize() const {
@@ -229,6 +282,11 @@ uint16_t SharedState::zoneOf(uint32_t port) {
 
 void SharedState::sweep() {
   conntrack_.sweep();
+  {
+    MutexLock lock(lb_mu_);
+    lb_.sweep();
+    lb_active_.store(!lb_.empty(), std::memory_order_relaxed);
+  }
   {
     MutexLock lock(snat_mu_);
     snat_.sweep();
@@ -504,6 +562,14 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
     const bool port = ctx.stage == Stage::FromPort || ctx.stage == Stage::ToPort;
     return drop(DropReason::FragmentUnknown, trace, port ? ctx.key : 0);
   }
+  if (ctx.stage == Stage::ToPort && shared_->lbActive() && isIp(p.key) &&
+      shared_->lbReply(pkt.bytes, p, zoneOf(ctx.key))) {
+    // A reply from a load balancer's member: from the VIP again, before
+    // the client's conntrack sees it.
+    packet::parse(pkt.bytes, p);
+    p.key.in_port = ctx.key;
+    if (trace != nullptr) trace->push_back("load balancer: reply translated back to the VIP");
+  }
   if ((ctx.stage == Stage::FromPort || ctx.stage == Stage::ToPort) && isIp(p.key)) {
     auto l =
         shared_->conntrack().lookup(p, pkt.bytes, zoneOf(ctx.key), clock_.now(), ct_cache_.get());
@@ -513,6 +579,14 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
   }
   flowcache::CacheKey key{p.key, contextBits(ctx), 0};
   if (ctx.stage == Stage::ToPort) key.reserved = groupSetId(ctx.sender);
+  if (ctx.stage == Stage::FromPort && isIp(p.key) && topology_->isVip(dstOf(p.key))) {
+    if (balancedElsewhere(ctx, pkt, out, trace, depth)) return;
+    if (auto pin = shared_->lbPinned(p, zoneOf(ctx.key))) {
+      ctx.lb_member = pin->address;
+      ctx.lb_member_port = pin->port;
+      key.reserved = pinId(*pin);
+    }
+  }
 
   CachedDecision d;
   if (trace == nullptr) {
@@ -528,6 +602,79 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
     }
   }
   execute(*d, ctx, pkt, out, trace, depth);
+}
+
+// What a hairpin's member sends back to the VIP is its client's reply:
+// translated back, it goes to the same port as a packet from the VIP. The
+// member's side of the connection has seen its reply in the conntrack
+// lookup before; the client's side sees it in ToPort.
+bool Datapath::balancedElsewhere(const Context& ctx, Packet& pkt, Outputs& out, Trace* trace,
+                                 int depth) {
+  if (!shared_->lbActive() || !shared_->lbReply(pkt.bytes, pkt.parsed, zoneOf(ctx.key))) {
+    return false;
+  }
+  const topology::Port* port = topology_->findPort(ctx.key);
+  if (port == nullptr || depth + 1 >= kMaxDepth) {
+    drop(DropReason::TooManyHops, trace, ctx.key);
+    return true;
+  }
+  if (trace != nullptr) {
+    trace->push_back("load balancer: a hairpin's reply, from the VIP back to its client");
+  }
+  // From the VIP's MAC (the destination the member used) to the port's own.
+  auto bytes = pkt.bytes;
+  std::array<uint8_t, 6> vip_mac{};
+  std::copy_n(bytes.begin(), 6, vip_mac.begin());
+  std::copy(port->mac.bytes.begin(), port->mac.bytes.end(), bytes.begin());
+  std::copy(vip_mac.begin(), vip_mac.end(), bytes.begin() + 6);
+  if (auto why = packet::parse(bytes, pkt.parsed); why != DropReason::None) {
+    drop(why, trace, ctx.key);
+    return true;
+  }
+  simulator::Sender sender{.known = port->port_security, .groups = port->groups};
+  std::sort(sender.groups.begin(), sender.groups.end());
+  runStage({.stage = Stage::ToPort, .key = ctx.key, .sender = std::move(sender)}, pkt, out, trace,
+           depth + 1);
+  return true;
+}
+
+// Least connections: the member of the listener with the fewest
+// connections from this host for its weight, counted from an offset the
+// flow chooses so that ties spread; the connection is pinned to it and the
+// stage runs again.
+void Datapath::chooseLeastConnected(const Action& a, const Context& ctx, Packet& pkt, Outputs& out,
+                                    Trace* trace, int depth) {
+  const auto& k = pkt.parsed.key;
+  const topology::Balancer* b = topology_->balancerAt(a.switch_key, a.to, k.ip_proto, k.tp_dst);
+  const auto* members = b == nullptr            ? nullptr
+                        : b->primary != nullptr ? &b->primary_members
+                                                : &b->backup_members;
+  if (members == nullptr || members->empty()) return drop(DropReason::LbNoMember, trace, ctx.key);
+  if (depth + 1 >= kMaxDepth) return drop(DropReason::TooManyHops, trace, ctx.key);
+  const auto& l = topology_->listenerOf(*b);
+  const uint64_t listener = nat::stableHash(l.id);
+  const size_t start = (k.tp_src ^ k.ip_src[3]) % members->size();
+  const topology::LbMember* best = nullptr;
+  size_t best_count = 0;
+  for (size_t n = 0; n < members->size(); ++n) {
+    const auto& m = l.members[(*members)[(start + n) % members->size()]];
+    size_t count = shared_->lbConnections(listener, {m.address, m.port});
+    // count / weight < best_count / best weight, without division.
+    if (best == nullptr || count * best->weight < best_count * m.weight) {
+      best = &m;
+      best_count = count;
+    }
+  }
+  if (auto why = shared_->lbPin(pkt.parsed, zoneOf(ctx.key), {best->address, best->port}, listener);
+      why != DropReason::None) {
+    return drop(why, trace, ctx.key);
+  }
+  if (trace != nullptr) {
+    trace->push_back("least connections: member " + best->address.toString() + ":" +
+                     std::to_string(best->port) + " has " + std::to_string(best_count) +
+                     " from this host; pinned");
+  }
+  runStage(ctx, pkt, out, trace, depth + 1);
 }
 
 // An ICMP error about a packet that a translation on the way in changed
@@ -694,6 +841,19 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
       case ActionKind::LocalIpReply:
         shared_->localIpReply(bytes, p);
         break;
+      case ActionKind::LbDnat: {
+        auto vip = packet::Ipv4Address::of(dstOf(p.key));
+        if (auto why = shared_->lbForward(bytes, p, zoneOf(ctx.key), {a.to, a.to_port}, a.hairpin,
+                                          a.listener);
+            why != DropReason::None) {
+          return fail(why);
+        }
+        pkt.dnat_from = vip;
+        packet::parse(bytes, pkt.parsed);
+        break;
+      }
+      case ActionKind::LbChoose:
+        return chooseLeastConnected(a, ctx, pkt, out, trace, depth);
       case ActionKind::Snat: {
         nat::SnatHelper helper = !a.helper ? nat::SnatHelper::None
                                  : *a.helper == topology::NatHelperKind::Ftp

@@ -43,6 +43,7 @@
 #include "datapath/flowcache/flow_cache.h"
 #include "datapath/nat/dnat_table.h"
 #include "datapath/nat/helpers.h"
+#include "datapath/nat/lb_table.h"
 #include "datapath/nat/snat_table.h"
 #include "datapath/packet/drop_reason.h"
 #include "datapath/simulator/simulator.h"
@@ -194,6 +195,17 @@ class SharedState {
   DropReason localIpForward(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                             packet::Ipv4Address target) noexcept;
   bool localIpReply(std::span<uint8_t> frame, const packet::ParsedPacket& p) noexcept;
+  // Load balancers' connections on this host (nat::LbTable); lbActive()
+  // tells, without a lock, whether any reply may need translating back.
+  std::optional<nat::LbTarget> lbPinned(const packet::ParsedPacket& p, uint16_t zone) const;
+  DropReason lbPin(const packet::ParsedPacket& p, uint16_t zone, nat::LbTarget member,
+                   uint64_t listener) noexcept;
+  DropReason lbForward(std::span<uint8_t> frame, const packet::ParsedPacket& p, uint16_t zone,
+                       nat::LbTarget member, bool hairpin, uint64_t listener) noexcept;
+  bool lbReply(std::span<uint8_t> frame, const packet::ParsedPacket& p, uint16_t zone) noexcept;
+  size_t lbConnections(uint64_t listener, const nat::LbTarget& member) const;
+  bool lbActive() const noexcept { return lb_active_.load(std::memory_order_relaxed); }
+  size_t lbSize() const;
   // FTP control connections through floating IPs (nat::FtpFloatingTable).
   DropReason ftpFloatingOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                                  packet::Ipv4Address inside, packet::Ipv4Address outside,
@@ -243,6 +255,9 @@ class SharedState {
   nat::SnatTable snat_ CANOPY_GUARDED_BY(snat_mu_);
   mutable Mutex dnat_mu_;
   nat::DnatTable dnat_ CANOPY_GUARDED_BY(dnat_mu_);
+  mutable Mutex lb_mu_;
+  nat::LbTable lb_ CANOPY_GUARDED_BY(lb_mu_);
+  std::atomic<bool> lb_active_{false};
   mutable Mutex ftp_mu_;
   nat::FtpFloatingTable ftp_ CANOPY_GUARDED_BY(ftp_mu_);
   NeighborTable neighbors_;
@@ -339,6 +354,12 @@ class Datapath {
   void execute(const simulator::Decision& d, const simulator::Context& ctx, Packet& pkt,
                Outputs& out, Trace* trace, int depth);
   void untranslateError(const Packet& pkt, std::vector<uint8_t>& error);
+  // Load balancers: a hairpin's reply turned back to its client (true if
+  // the packet was one), and least connections' choice.
+  bool balancedElsewhere(const simulator::Context& ctx, Packet& pkt, Outputs& out, Trace* trace,
+                         int depth);
+  void chooseLeastConnected(const simulator::Action& a, const simulator::Context& ctx, Packet& pkt,
+                            Outputs& out, Trace* trace, int depth);
   // Cuts the packet to `mtu` (IPv4 without DF) and runs the decision's
   // actions from `next` on each fragment.
   void fragmentAndGoOn(const simulator::Decision& d, size_t next, const simulator::Context& ctx,

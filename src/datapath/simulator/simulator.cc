@@ -4,6 +4,7 @@
 #include <cstring>
 #include <set>
 
+#include "datapath/nat/maglev.h"
 #include "datapath/packet/builder.h"
 #include "datapath/packet/dhcp.h"
 #include "datapath/packet/dhcpv6.h"
@@ -264,7 +265,157 @@ class Walk {
       if (localIpClient(*sw, *p)) return;
       localIpServer(*p);
     }
+    if (isIp(key_) && !key_.eth_dst.isMulticast()) {
+      if (auto balanced = balance(*sw, key_.eth_dst)) {
+        if (*balanced) toMember(*sw);
+        return;
+      }
+    }
     switchFrame(*sw, p->key);
+  }
+
+  // --- load balancers ---
+
+  // A connection to a listener of a load balancer's VIP on `sw`: chooses
+  // the member (the pinned one, least connections, or by Maglev hashing),
+  // translates to it (LbDnat) and leaves the packet, now to the member, to
+  // the caller to forward. nullopt: the destination is no VIP there; false:
+  // it was answered or dropped. `reply_mac` answers pings and refusals.
+  std::optional<bool> balance(const Switch& sw, const MacAddress& reply_mac) {
+    IpAddress vip = dst();
+    if (!t_.isVip(vip)) return std::nullopt;
+    const Port* v = t_.portByIp(sw.key, vip);
+    if (v == nullptr || v->listeners.empty()) return std::nullopt;
+    tag(TagKind::Port, v->key);
+    const topology::Balancer* b =
+        hasPorts(key_.ip_proto) ? t_.balancerAt(sw.key, vip, key_.ip_proto, key_.tp_dst) : nullptr;
+    if (b == nullptr) {
+      if ((key_.ip_proto == ipproto::kIcmp && key_.tp_src == 8) || isIcmpv6(128)) {
+        note([&] { return "load balancer VIP " + vip.toString() + ": echo reply"; });
+        emit(echoReply(frame_, parsed_, reply_mac));
+        return false;
+      }
+      note([&] {
+        return "load balancer VIP " + vip.toString() + ": no listener on " + flowText(key_);
+      });
+      refuse(reply_mac, vip);
+      drop(DropReason::LbNoListener);
+      return false;
+    }
+    const topology::LbListener& l = t_.listenerOf(*b);
+    if (!l.allowed_cidrs.empty() &&
+        std::none_of(l.allowed_cidrs.begin(), l.allowed_cidrs.end(),
+                     [&](const IpPrefix& c) { return c.contains(src()); })) {
+      note([&] { return "listener " + l.id + ": " + src().toString() + " is not allowed"; });
+      drop(DropReason::LbSourceNotAllowed);
+      return false;
+    }
+    const topology::LbMember* m = nullptr;
+    if (ctx_.lb_member_port != 0) {
+      for (const auto& c : l.members) {
+        if (c.address == ctx_.lb_member && c.port == ctx_.lb_member_port && c.up) m = &c;
+      }
+      note([&] {
+        return "listener " + l.id + ": connection pinned to " + ctx_.lb_member.toString() + ":" +
+               std::to_string(ctx_.lb_member_port) +
+               (m != nullptr ? "" : ", which is gone or down");
+      });
+    }
+    if (m == nullptr) {
+      bool backup = b->primary == nullptr;
+      const auto& table = backup ? b->backup : b->primary;
+      if (table == nullptr) {
+        note([&] { return "listener " + l.id + ": no member is up"; });
+        refuse(reply_mac, vip);
+        drop(DropReason::LbNoMember);
+        return false;
+      }
+      if (l.algorithm == topology::LbAlgorithm::LeastConnections && ctx_.stage == Stage::FromPort) {
+        note([&] { return "listener " + l.id + ": the member with the fewest connections here"; });
+        d_.actions.clear();
+        Action& a = act(ActionKind::LbChoose);
+        a.switch_key = sw.key;
+        a.to = vip;
+        return false;
+      }
+      auto index = table->pick(flowHash(l));
+      const auto& members = backup ? b->backup_members : b->primary_members;
+      m = &l.members[members[*index]];
+      note([&] {
+        return "listener " + l.id + ": Maglev hash of the " +
+               (hashesSourceOnly(l) ? std::string("source address") : std::string("5-tuple")) +
+               " chooses " + (backup ? "backup " : "") + "member " + m->address.toString() + ":" +
+               std::to_string(m->port);
+      });
+    }
+    const bool hairpin = m->address == src();
+    Action& a = act(ActionKind::LbDnat);
+    a.to = m->address;
+    a.to_port = m->port;
+    a.listener = nat::stableHash(l.id);
+    a.hairpin = hairpin;
+    a.eth_src = v->mac;
+    if (hairpin) {
+      note([&] { return "the member is the client: its source becomes the VIP (hairpin)"; });
+      key_.ip_src = key_.ip_dst;
+    }
+    std::copy_n(m->address.bytes.begin(), 16, key_.ip_dst.begin());
+    key_.tp_dst = m->port;
+    return true;
+  }
+
+  bool hashesSourceOnly(const topology::LbListener& l) const {
+    return l.source_ip_persistence || l.algorithm == topology::LbAlgorithm::SourceIp;
+  }
+
+  // What a listener's Maglev table is looked up by: the source address, or
+  // the 5-tuple; never what changes along a connection (flags, TTL).
+  uint64_t flowHash(const topology::LbListener& l) const {
+    const size_t width = key_.eth_type == ethertype::kIpv6 ? 16 : 4;
+    std::string bytes(reinterpret_cast<const char*>(key_.ip_src.data()), width);
+    if (!hashesSourceOnly(l)) {
+      bytes.append(reinterpret_cast<const char*>(key_.ip_dst.data()), width);
+      const uint8_t rest[5] = {
+          key_.ip_proto, static_cast<uint8_t>(key_.tp_src >> 8), static_cast<uint8_t>(key_.tp_src),
+          static_cast<uint8_t>(key_.tp_dst >> 8), static_cast<uint8_t>(key_.tp_dst)};
+      bytes.append(reinterpret_cast<const char*>(rest), sizeof(rest));
+    }
+    return nat::stableHash(bytes);
+  }
+
+  // No listener or no member: TCP is reset, UDP told the port is
+  // unreachable, as a host with nothing listening would.
+  void refuse(const MacAddress& reply_mac, const IpAddress& vip) {
+    noCache();
+    if (key_.ip_proto == ipproto::kTcp && (key_.tcp_flags & packet::TcpHeader::kRst) == 0) {
+      emit(tcpReset(frame_, parsed_, reply_mac));
+    } else if (key_.ip_proto == ipproto::kUdp) {
+      icmpBack(reply_mac, vip, {3, 3}, {1, 4});
+    }
+  }
+
+  // After LbDnat on the VIP's switch: to the member, on the switch or
+  // through its router.
+  void toMember(const Switch& sw) {
+    IpAddress to = dst();
+    if (const Port* d = t_.portByIp(sw.key, to)) {
+      // A hairpin comes from the VIP's MAC, as from the VIP.
+      const Action& dnat = d_.actions.back();
+      const MacAddress from = dnat.hairpin ? dnat.eth_src : key_.eth_src;
+      note([&] { return switchText(sw) + ": member " + to.toString() + " is " + portText(*d); });
+      setEth(from, d->mac);
+      return deliver(sw, *d);
+    }
+    for (const auto& subnet : sw.subnets) {
+      if (!subnet.gateway || subnet.gateway->family != to.family) continue;
+      const Router* r = nullptr;
+      if (const RouterInterface* i = t_.routerInterfaceOn(sw.key, *subnet.gateway, &r)) {
+        note([&] { return "member " + to.toString() + " is behind " + routerText(*r); });
+        return route(*r, i, &sw);
+      }
+    }
+    note([&] { return switchText(sw) + ": member " + to.toString() + " is not reachable"; });
+    drop(DropReason::NoRoute);
   }
 
   // --- the metadata service ---
@@ -1192,6 +1343,19 @@ class Walk {
     IpAddress to = dst();
     if (isRouterAddress(r, to) || (in != nullptr && to == linkLocalOf(in_mac))) {
       return routerAddress(r, in_mac, to);
+    }
+    if (t_.isVip(to)) {
+      // A VIP on one of the router's networks: balanced here, then routed
+      // to the member.
+      for (const auto& i : r.interfaces) {
+        if (i.ip.family != to.family || !i.subnet.contains(to)) continue;
+        const Switch* vip_sw = t_.findSwitch(i.switch_key);
+        tag(TagKind::Switch, i.switch_key);
+        if (auto balanced = balance(*vip_sw, in_mac)) {
+          if (*balanced) route(r, in, in_switch);
+          return;
+        }
+      }
     }
     const IpAddress in_ip = routerSource(r, in, in_mac);
     if (isLinkLocal(to) || isLinkLocal(src())) {

@@ -138,6 +138,10 @@ struct Context {
   bool ct_reply = false;
   DropReason ct_invalid = DropReason::None;  // why, when ct is Invalid
   Sender sender{};                           // ToPort only
+  // FromPort: the member a connection to a load balancer's VIP is pinned
+  // to (port 0: none); it stands in the cache key as a hash.
+  IpAddress lb_member{};
+  uint16_t lb_member_port = 0;
 };
 
 enum class ActionKind : uint8_t {
@@ -150,6 +154,11 @@ enum class ActionKind : uint8_t {
   Snat,          // stateful masquerade as `address` (router SNAT on the gateway host)
   LocalIpDnat,   // stateful: the destination (a local IP) becomes `address`, replies remembered
   LocalIpReply,  // a local IP connection's reply gets the local IP back as its source
+  LbDnat,        // stateful: a connection to a VIP goes to member `to`:`to_port` of
+                 // `listener`, pinned, its replies remembered; `hairpin`: the source
+                 // becomes the VIP too (the member is the client)
+  LbChoose,      // least connections: pin the connection to the member of the VIP
+                 // `to` on `switch_key` with the fewest, then run the stage again
   Deliver,       // to local port `port`: run its ToPort stage
   Output,        // out of local port `port` (the end of ToPort)
   Tunnel,        // to host `host` with VNI `vni`: logical port `port`, router `router`'s
@@ -174,6 +183,10 @@ struct Action {
   uint32_t switch_key = 0;
   uint32_t router = 0;
   IpAddress remote{};  // Tunnel: the host's tunnel address
+  IpAddress to{};      // LbDnat: the member; LbChoose: the VIP
+  uint16_t to_port = 0;
+  uint64_t listener = 0;  // LbDnat: the listener's id, hashed
+  bool hairpin = false;
   bool vxlan = false;  // Tunnel: the host takes VXLAN only
   // Nat and Snat: the router's conntrack helper for the connection.
   std::optional<topology::NatHelperKind> helper{};

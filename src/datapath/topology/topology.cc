@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <mutex>
 
 namespace canopy::datapath::topology {
 namespace {
@@ -16,7 +17,67 @@ const T* findIn(const std::map<uint32_t, T>& m, uint32_t key) {
   return it == m.end() ? nullptr : &it->second;
 }
 
+// Maglev tables by their members: a topology is built again on every
+// change of the view, and most changes leave the members alone.
+std::shared_ptr<const nat::MaglevTable> maglevOf(const std::vector<nat::MaglevMember>& members) {
+  static std::mutex mu;
+  static std::map<std::string, std::weak_ptr<const nat::MaglevTable>> tables;
+  std::string signature;
+  for (const auto& m : members) signature += m.name + "/" + std::to_string(m.weight) + " ";
+  // The smallest of these primes with 100 entries per member (or the
+  // largest), so that shares follow weights within about 1%.
+  uint32_t size = 65521;
+  for (uint32_t prime : {1021u, 4093u, 16381u}) {
+    if (prime >= 100 * members.size()) {
+      size = prime;
+      break;
+    }
+  }
+  std::lock_guard lock(mu);
+  if (auto t = tables[signature].lock()) return t;
+  std::erase_if(tables, [](const auto& e) { return e.second.expired(); });
+  auto t = std::make_shared<const nat::MaglevTable>(members, size);
+  tables[signature] = t;
+  return t;
+}
+
+std::string memberName(const LbMember& m) {
+  return m.address.toString() + "/" + std::to_string(m.port);
+}
+
+// The balancer of a VIP port's listener at an address of `family`: the
+// members of that family that take new connections, in the same order on
+// every host.
+Balancer balancerOf(const Port& p, size_t index, uint8_t family) {
+  const auto& l = p.listeners[index];
+  Balancer b{.vip_port = p.key, .listener = index};
+  std::vector<size_t> order(l.members.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t c) {
+    const auto& x = l.members[a];
+    const auto& y = l.members[c];
+    return std::tie(x.address, x.port) < std::tie(y.address, y.port);
+  });
+  std::vector<nat::MaglevMember> primary, backup;
+  for (size_t i : order) {
+    const auto& m = l.members[i];
+    if (!m.up || m.weight == 0 || m.address.family != family) continue;
+    (m.backup ? backup : primary).push_back({.name = memberName(m), .weight = m.weight});
+    (m.backup ? b.backup_members : b.primary_members).push_back(static_cast<uint16_t>(i));
+  }
+  if (!primary.empty()) b.primary = maglevOf(primary);
+  if (!backup.empty()) b.backup = maglevOf(backup);
+  return b;
+}
+
 }  // namespace
+
+const Balancer* Topology::balancerAt(uint32_t switch_key, const IpAddress& vip, uint8_t protocol,
+                                     uint16_t port) const {
+  if (balancers_.empty()) return nullptr;
+  auto it = balancers_.find({switch_key, vip, protocol, port});
+  return it == balancers_.end() ? nullptr : &it->second;
+}
 
 const Switch* Topology::findSwitch(uint32_t key) const { return findIn(switches_, key); }
 const Port* Topology::findPort(uint32_t key) const { return findIn(ports_, key); }
@@ -187,6 +248,31 @@ Result<std::shared_ptr<const Topology>> TopologyBuilder::build(uint64_t version)
                        l.fixed.toString() + " is not IPv4 to one of its addresses");
       }
       t->local_ip_ports_[{p.switch_key, l.local}].push_back(key);
+    }
+    for (size_t n = 0; n < p.listeners.size(); ++n) {
+      const auto& l = p.listeners[n];
+      if ((l.protocol != 6 && l.protocol != 17) || l.port == 0) {
+        return invalid("port " + p.id + ": listener " + l.id + " is not TCP or UDP to a port");
+      }
+      if (l.members.size() >= 1u << 15) {
+        return invalid("port " + p.id + ": listener " + l.id + " has too many members");
+      }
+      for (const auto& m : l.members) {
+        if (m.port == 0) {
+          return invalid("port " + p.id + ": listener " + l.id + " has member " +
+                         m.address.toString() + " on port 0");
+        }
+      }
+      for (const auto& ip : p.ips) {
+        if (!t->balancers_
+                 .emplace(std::tuple{p.switch_key, ip, l.protocol, l.port},
+                          balancerOf(p, n, ip.family))
+                 .second) {
+          return invalid("port " + p.id + ": two listeners on " + ip.toString() + " port " +
+                         std::to_string(l.port));
+        }
+        ++t->vips_[ip];
+      }
     }
     t->ports_on_[p.switch_key].push_back(key);
   }

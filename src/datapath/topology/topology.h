@@ -26,10 +26,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "base/ip.h"
 #include "base/result.h"
+#include "datapath/nat/maglev.h"
 #include "datapath/packet/wire.h"
 
 namespace canopy::datapath::topology {
@@ -115,6 +117,39 @@ struct LocalIp {
   friend bool operator==(const LocalIp&, const LocalIp&) = default;
 };
 
+// How a listener spreads new connections over its members. Every host
+// chooses by Maglev hashing (nat/maglev.h) so that all agree without
+// asking: the connection's 5-tuple (RoundRobin, SourceIpPort) or its source
+// address alone (SourceIp, and session persistence by source IP).
+// LeastConnections takes the member with the fewest connections that this
+// host has open through the listener.
+enum class LbAlgorithm : uint8_t { RoundRobin, LeastConnections, SourceIp, SourceIpPort };
+
+struct LbMember {
+  IpAddress address{};
+  uint16_t port = 0;
+  uint16_t weight = 1;  // 0: no new connections
+  bool backup = false;  // only while no other member is up
+  bool up = true;       // enabled and not found down by its health monitor
+
+  friend bool operator==(const LbMember&, const LbMember&) = default;
+};
+
+// A load balancer's listener, carried by its VIP port: connections to the
+// port's address and `port` (of `protocol`) go to the default pool's
+// members.
+struct LbListener {
+  std::string id{};
+  uint8_t protocol = 6;  // TCP or UDP
+  uint16_t port = 0;
+  LbAlgorithm algorithm = LbAlgorithm::RoundRobin;
+  bool source_ip_persistence = false;
+  std::vector<IpPrefix> allowed_cidrs{};  // empty: any source
+  std::vector<LbMember> members{};
+
+  friend bool operator==(const LbListener&, const LbListener&) = default;
+};
+
 struct Port {
   uint32_t key = 0;
   std::string id{};
@@ -139,6 +174,8 @@ struct Port {
   std::vector<DhcpOption> dhcp_options{};
   std::vector<Dhcpv6Option> dhcpv6_options{};  // extra_dhcp_opts of ip_version 6
   std::vector<LocalIp> local_ips{};
+  // A load balancer's VIP port: what it balances.
+  std::vector<LbListener> listeners{};
 
   friend bool operator==(const Port&, const Port&) = default;
 };
@@ -256,6 +293,16 @@ struct Host {
   friend bool operator==(const Host&, const Host&) = default;
 };
 
+// A listener as the datapath balances it: the VIP port and the listener
+// (by index), and the Maglev tables over the members that take new
+// connections, primary and backup, with which member each table index is.
+struct Balancer {
+  uint32_t vip_port = 0;
+  size_t listener = 0;
+  std::shared_ptr<const nat::MaglevTable> primary{}, backup{};
+  std::vector<uint16_t> primary_members{}, backup_members{};  // indexes into members
+};
+
 class Topology {
  public:
   uint64_t version() const { return version_; }
@@ -296,6 +343,15 @@ class Topology {
   const std::vector<uint32_t>& localIpPorts(uint32_t switch_key, const IpAddress& local) const;
   // The ports in a security group (for remote-group rules).
   const std::vector<uint32_t>& groupMembers(uint32_t group_key) const;
+  // The listener of a VIP on a switch for connections of `protocol` to
+  // `port`, or nullptr; whether any listener has the address (on any switch).
+  const Balancer* balancerAt(uint32_t switch_key, const IpAddress& vip, uint8_t protocol,
+                             uint16_t port) const;
+  bool isVip(const IpAddress& ip) const { return vips_.count(ip) > 0; }
+  // The listener a balancer serves.
+  const LbListener& listenerOf(const Balancer& b) const {
+    return ports_.at(b.vip_port).listeners[b.listener];
+  }
 
   const std::map<uint32_t, Switch>& switches() const { return switches_; }
   const std::map<uint32_t, Port>& ports() const { return ports_; }
@@ -324,6 +380,8 @@ class Topology {
   std::map<std::pair<uint32_t, IpAddress>, size_t> floating_by_fixed_{};
   std::map<IpAddress, size_t> floating_by_external_{};
   std::map<std::pair<uint32_t, IpAddress>, std::vector<uint32_t>> local_ip_ports_{};
+  std::map<std::tuple<uint32_t, IpAddress, uint8_t, uint16_t>, Balancer> balancers_{};
+  std::map<IpAddress, size_t> vips_{};  // how many listeners
 };
 
 class TopologyBuilder {

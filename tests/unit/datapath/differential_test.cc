@@ -734,10 +734,12 @@ class Mutator {
 
   // One change, named for failure messages.
   std::string mutate() {
-    switch (r_.below(15)) {
+    switch (r_.below(16)) {
       case 0:
       case 1:
         return changeRule();
+      case 15:
+        return withPort([&](Port& p) { return changeListeners(p); });
       case 14:
         return withPort([&](Port& p) {
           p.host = r_.chance(90) ? static_cast<uint32_t>(1 + r_.below(kHosts)) : 0;
@@ -831,6 +833,42 @@ class Mutator {
     }
     rules.push_back(fresh);
     return what + "rule added";
+  }
+
+  // A port becomes a load balancer's VIP (or stops being one): listeners
+  // on ports the traffic uses, members among the ports' addresses.
+  std::string changeListeners(Port& p) {
+    std::string what = "port " + std::to_string(p.key) + " ";
+    if (!p.listeners.empty() && r_.chance(30)) {
+      p.listeners.clear();
+      return what + "is no VIP";
+    }
+    p.listeners.clear();
+    std::vector<uint16_t> used;
+    for (int n = 0, count = 1 + static_cast<int>(r_.below(2)); n < count; ++n) {
+      uint16_t port = r_.pick<uint16_t>({22, 80, 443, 53});
+      if (std::find(used.begin(), used.end(), port) != used.end()) continue;
+      used.push_back(port);
+      topology::LbListener l{
+          .id = "listener-" + std::to_string(++rule_serial_),
+          .protocol = port == 53 ? uint8_t{17} : uint8_t{6},
+          .port = port,
+          .algorithm = r_.pick({topology::LbAlgorithm::RoundRobin,
+                                topology::LbAlgorithm::LeastConnections,
+                                topology::LbAlgorithm::SourceIp}),
+          .source_ip_persistence = r_.chance(20)};
+      if (r_.chance(15)) l.allowed_cidrs.push_back({address(10, 0, 1, 0), 24});
+      for (const auto& [key, other] : t_.ports) {
+        if (!r_.chance(40)) continue;
+        l.members.push_back({.address = other.ips[0],
+                             .port = r_.pick<uint16_t>({80, 1000, 5000}),
+                             .weight = r_.pick<uint16_t>({1, 1, 3, 0}),
+                             .backup = r_.chance(15),
+                             .up = r_.chance(85)});
+      }
+      p.listeners.push_back(std::move(l));
+    }
+    return what + "is a VIP with " + std::to_string(p.listeners.size()) + " listener(s)";
   }
 
   std::string changeFloatingIp() {

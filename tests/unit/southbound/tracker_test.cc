@@ -112,9 +112,10 @@ TEST_F(TrackerTest, IncrementalViewsEqualFullRecomputation) {
                             "");
   std::string public_subnet_id = model::stringAt(public_subnet.body["subnet"], "id");
   std::vector<std::string> nets, subnets, ports, routers, fips, groups, rules;
-  std::map<std::string, Agent> left;  // agents that went away, by host
+  std::vector<std::string> pools, members;  // of load balancers (written as Octavia does)
+  std::map<std::string, Agent> left;        // agents that went away, by host
   for (int step = 0; step < 300; ++step) {
-    int op = static_cast<int>(rng() % 22);
+    int op = static_cast<int>(rng() % 24);
     std::string what;
     if (op == 0 || nets.size() < 2) {
       std::string n = createNetwork("n" + std::to_string(step));
@@ -252,6 +253,63 @@ TEST_F(TrackerTest, IncrementalViewsEqualFullRecomputation) {
           R"({"subnet": {"gateway_ip": "203.0.113.)" + std::to_string(200 + step % 50) + "\"}}",
           "");
       what = "external gateway IP " + std::to_string(r.status);
+    } else if (op == 21 && !nets.empty()) {
+      // A load balancer: its VIP port, a listener, a pool, a member.
+      std::string n = std::to_string(step);
+      std::string lb = "lb-" + n, listener = "listener-" + n, pool = "pool-" + n;
+      auto vip = call("POST", "/v2.0/ports",
+                      R"({"port": {"network_id": ")" + pick(rng, nets) +
+                          R"(", "device_owner": "Octavia", "device_id": "lb-)" + lb + "\"}}",
+                      "");
+      std::string vip_id = model::stringAt(vip.body["port"], "id");
+      ASSERT_TRUE(state_->write({}, [&](state::Transaction& txn) -> Result<void> {
+        txn.put("lbaas-loadbalancers", lb, Json{{"id", lb}, {"vip_port_id", vip_id}});
+        txn.put("lbaas-pools", pool,
+                Json{{"id", pool}, {"loadbalancer_id", lb}, {"lb_algorithm", "ROUND_ROBIN"}});
+        txn.put("lbaas-listeners", listener,
+                Json{{"id", listener},
+                     {"loadbalancer_id", lb},
+                     {"protocol", "TCP"},
+                     {"protocol_port", 80},
+                     {"default_pool_id", pool}});
+        return ok();
+      }));
+      pools.push_back(pool);
+      what = "load balancer";
+    } else if (op == 22 && !pools.empty()) {
+      // A member comes, changes or goes; or a pool's monitor.
+      std::string pool = pick(rng, pools);
+      int kind = static_cast<int>(rng() % 4);
+      ASSERT_TRUE(state_->write({}, [&](state::Transaction& txn) -> Result<void> {
+        if (kind == 0 || members.empty()) {
+          std::string m = "member-" + std::to_string(step);
+          txn.put("lbaas-members", m,
+                  Json{{"id", m},
+                       {"pool_id", pool},
+                       {"address", "10.1.0." + std::to_string(2 + step % 200)},
+                       {"protocol_port", 8080}});
+          members.push_back(m);
+        } else if (kind == 1) {
+          std::string m = pick(rng, members);
+          if (const Json* d = txn.current("lbaas-members", m)) {
+            Json changed = *d;
+            changed["health"] = rng() % 2 ? "ERROR" : "ONLINE";
+            changed["weight"] = static_cast<int>(rng() % 4);
+            txn.update("lbaas-members", m, changed);
+          }
+        } else if (kind == 2) {
+          txn.erase("lbaas-members", pick(rng, members));
+        } else {
+          std::string hm = "hm-" + pool;
+          if (txn.current("lbaas-healthmonitors", hm) != nullptr) {
+            txn.erase("lbaas-healthmonitors", hm);
+          } else {
+            txn.put("lbaas-healthmonitors", hm, Json{{"id", hm}, {"pool_id", pool}});
+          }
+        }
+        return ok();
+      }));
+      what = "load balancer member";
     } else if (op == 18 && !nets.empty()) {
       call("PUT", "/v2.0/networks/" + pick(rng, nets),
            R"({"network": {"name": "renamed", "mtu": )" + std::to_string(1300 + step) + "}}");
@@ -282,6 +340,96 @@ TEST_F(TrackerTest, IncrementalViewsEqualFullRecomputation) {
   createNetwork("lonely");
   check("a network nobody uses");
   EXPECT_EQ(tracker_.recomputations(), before);
+}
+
+// A load balancer's VIP port carries its enabled listeners with their
+// pools' members: up unless disabled or found down by an enabled monitor.
+TEST_F(TrackerTest, AVipPortCarriesItsListenersAndMembers) {
+  std::string net = createNetwork("n");
+  call("POST", "/v2.0/subnets",
+       R"({"subnet": {"network_id": ")" + net + R"(", "ip_version": 4, "cidr": "10.1.0.0/24"}})");
+  auto client = call("POST", "/v2.0/ports", R"({"port": {"network_id": ")" + net + "\"}}");
+  call("PUT", "/v2.0/ports/" + model::stringAt(client.body["port"], "id"),
+       R"({"port": {"binding:host_id": "h1"}})", "");
+  auto vip = call("POST", "/v2.0/ports",
+                  R"({"port": {"network_id": ")" + net +
+                      R"(", "device_owner": "Octavia", "device_id": "lb-lb1"}})",
+                  "");
+  std::string vip_id = model::stringAt(vip.body["port"], "id");
+  ASSERT_TRUE(state_->write({}, [&](state::Transaction& txn) -> Result<void> {
+    txn.put("lbaas-loadbalancers", "lb1", Json{{"id", "lb1"}, {"vip_port_id", vip_id}});
+    txn.put("lbaas-pools", "p1",
+            Json{{"id", "p1"},
+                 {"loadbalancer_id", "lb1"},
+                 {"lb_algorithm", "SOURCE_IP_PORT"},
+                 {"session_persistence", {{"type", "SOURCE_IP"}}}});
+    txn.put("lbaas-listeners", "l1",
+            Json{{"id", "l1"},
+                 {"loadbalancer_id", "lb1"},
+                 {"protocol", "HTTP"},
+                 {"protocol_port", 80},
+                 {"allowed_cidrs", {"10.1.0.0/24"}},
+                 {"default_pool_id", "p1"}});
+    txn.put("lbaas-listeners", "l2",
+            Json{{"id", "l2"},
+                 {"loadbalancer_id", "lb1"},
+                 {"protocol", "UDP"},
+                 {"protocol_port", 53},
+                 {"admin_state_up", false}});
+    txn.put("lbaas-members", "m1",
+            Json{{"id", "m1"},
+                 {"pool_id", "p1"},
+                 {"address", "10.1.0.20"},
+                 {"protocol_port", 8080},
+                 {"weight", 3},
+                 {"health", "ERROR"}});
+    txn.put("lbaas-members", "m2",
+            Json{{"id", "m2"},
+                 {"pool_id", "p1"},
+                 {"address", "10.1.0.10"},
+                 {"protocol_port", 8080},
+                 {"backup", true},
+                 {"admin_state_up", false}});
+    return ok();
+  }));
+  assign();
+  check("load balancer");
+  auto listeners = [&] {
+    return state_->read([&](const state::Tables& t) {
+      HostView v = computeView(t, "h1");
+      for (const auto& [key, p] : v.ports) {
+        if (p.id == vip_id) return p.listeners;
+      }
+      return std::vector<topology::LbListener>{};
+    });
+  };
+  auto l = listeners();
+  ASSERT_EQ(l.size(), 1u) << "the disabled listener is left out";
+  EXPECT_EQ(l[0].id, "l1");
+  EXPECT_EQ(l[0].protocol, 6) << "HTTP is balanced as TCP";
+  EXPECT_EQ(l[0].port, 80);
+  EXPECT_EQ(l[0].algorithm, topology::LbAlgorithm::SourceIpPort);
+  EXPECT_TRUE(l[0].source_ip_persistence);
+  ASSERT_EQ(l[0].allowed_cidrs.size(), 1u);
+  ASSERT_EQ(l[0].members.size(), 2u);
+  EXPECT_EQ(l[0].members[0].address.toString(), "10.1.0.10") << "in address order";
+  EXPECT_TRUE(l[0].members[0].backup);
+  EXPECT_FALSE(l[0].members[0].up) << "disabled";
+  EXPECT_EQ(l[0].members[1].weight, 3);
+  EXPECT_TRUE(l[0].members[1].up) << "no monitor: its health is not looked at";
+
+  ASSERT_TRUE(state_->write({}, [&](state::Transaction& txn) -> Result<void> {
+    txn.put("lbaas-healthmonitors", "hm1", Json{{"id", "hm1"}, {"pool_id", "p1"}});
+    return ok();
+  }));
+  check("monitor");
+  EXPECT_FALSE(listeners()[0].members[1].up) << "found down by its monitor";
+  ASSERT_TRUE(state_->write({}, [&](state::Transaction& txn) -> Result<void> {
+    txn.erase("lbaas-members", "m2");
+    return ok();
+  }));
+  check("member deleted");
+  EXPECT_EQ(listeners()[0].members.size(), 1u);
 }
 
 TEST_F(TrackerTest, HostsWithTheSameClosureShareOneView) {

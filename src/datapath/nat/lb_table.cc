@@ -1,0 +1,242 @@
+#include "datapath/nat/lb_table.h"
+
+#include <cstring>
+
+#include "base/hash.h"
+#include "datapath/nat/nat.h"
+
+namespace canopy::datapath::nat {
+namespace {
+
+using packet::ipproto::kIcmp;
+using packet::ipproto::kTcp;
+using packet::ipproto::kUdp;
+
+constexpr std::chrono::seconds kTcpIdle{3600};
+constexpr std::chrono::seconds kUdpIdle{60};
+constexpr std::chrono::seconds kClosing{10};
+
+uint32_t hostAddress(const std::array<uint8_t, 16>& key_address) {
+  packet::Ipv4Address a;
+  std::memcpy(&a, key_address.data(), sizeof(a));
+  return a.host();
+}
+
+uint32_t hostAddress(const IpAddress& ip) { return packet::Ipv4Address::of(ip).host(); }
+
+packet::Ipv4Address wire(uint32_t host) { return packet::Ipv4Address{packet::Be32::of(host)}; }
+
+}  // namespace
+
+size_t LbTable::KeyHash::operator()(const Key& k) const noexcept {
+  uint64_t words[2];
+  std::memcpy(words, &k, sizeof(Key));
+  return static_cast<size_t>(mix64(words[0] ^ mix64(words[1])));
+}
+
+LbTable::LbTable(const Clock& clock, size_t max_entries)
+    : clock_(clock), max_entries_(max_entries) {}
+
+std::optional<LbTable::Key> LbTable::forwardKey(const packet::ParsedPacket& p,
+                                                uint16_t zone) noexcept {
+  const auto& k = p.key;
+  if (k.eth_type != packet::ethertype::kIpv4 || (k.ip_proto != kTcp && k.ip_proto != kUdp) ||
+      p.l4_offset == 0) {
+    return std::nullopt;
+  }
+  return Key{.src = hostAddress(k.ip_src),
+             .dst = hostAddress(k.ip_dst),
+             .src_port = k.tp_src,
+             .dst_port = k.tp_dst,
+             .zone = zone,
+             .protocol = k.ip_proto};
+}
+
+LbTable::Key LbTable::replyKey(const Key& forward, const Pin& pin) const noexcept {
+  // From the member, to the client (or, after a hairpin, to the VIP), ports
+  // swapped.
+  return Key{.src = pin.member,
+             .dst = pin.hairpin ? forward.dst : forward.src,
+             .src_port = pin.member_port,
+             .dst_port = forward.src_port,
+             .zone = forward.zone,
+             .protocol = forward.protocol};
+}
+
+std::chrono::seconds LbTable::idleTimeout(uint8_t protocol) const noexcept {
+  return protocol == kTcp ? kTcpIdle : kUdpIdle;
+}
+
+std::optional<LbTarget> LbTable::pinned(const packet::ParsedPacket& p,
+                                        uint16_t zone) const noexcept {
+  if (pins_.empty()) return std::nullopt;
+  auto key = forwardKey(p, zone);
+  if (!key) return std::nullopt;
+  auto it = pins_.find(*key);
+  if (it == pins_.end() || it->second.expires <= clock_.now()) return std::nullopt;
+  return LbTarget{wire(it->second.member).ip(), it->second.member_port};
+}
+
+bool LbTable::room() noexcept {
+  if (pins_.size() + replies_.size() < max_entries_) return true;
+  sweep(pins_.size());
+  return pins_.size() + replies_.size() < max_entries_;
+}
+
+void LbTable::count(const Pin& pin, int delta) noexcept {
+  auto key = std::tuple{pin.listener, pin.member, pin.member_port};
+  if (delta > 0) {
+    ++open_[key];
+    return;
+  }
+  auto it = open_.find(key);
+  if (it == open_.end()) return;
+  if (--it->second == 0) open_.erase(it);
+}
+
+void LbTable::erase(std::unordered_map<Key, Pin, KeyHash>::iterator it) noexcept {
+  if (!it->second.closing) count(it->second, -1);
+  if (it->second.translated) replies_.erase(replyKey(it->first, it->second));
+  pins_.erase(it);
+}
+
+DropReason LbTable::pin(const packet::ParsedPacket& p, uint16_t zone, LbTarget member,
+                        uint64_t listener) noexcept {
+  if (member.address.family != 4) return DropReason::NatNotIpv4;
+  auto key = forwardKey(p, zone);
+  if (!key) return DropReason::LbNotTcpOrUdp;
+  auto it = pins_.find(*key);
+  if (it != pins_.end()) erase(it);
+  if (!room()) return DropReason::LbTableFull;
+  Pin pin{.member = hostAddress(member.address),
+          .member_port = member.port,
+          .listener = listener,
+          .expires = clock_.now() + idleTimeout(key->protocol)};
+  count(pin, +1);
+  pins_.emplace(*key, pin);
+  return DropReason::None;
+}
+
+DropReason LbTable::translate(std::span<uint8_t> frame, const packet::ParsedPacket& p,
+                              uint16_t zone, LbTarget member, bool hairpin,
+                              uint64_t listener) noexcept {
+  if (p.key.eth_type != packet::ethertype::kIpv4 || member.address.family != 4) {
+    return DropReason::NatNotIpv4;
+  }
+  auto key = forwardKey(p, zone);
+  if (!key) return DropReason::LbNotTcpOrUdp;
+  SteadyTime now = clock_.now();
+  uint32_t address = hostAddress(member.address);
+  auto it = pins_.find(*key);
+  if (it != pins_.end() && (it->second.member != address || it->second.member_port != member.port ||
+                            it->second.hairpin != hairpin || it->second.listener != listener ||
+                            it->second.expires <= now)) {
+    erase(it);
+    it = pins_.end();
+  }
+  if (it == pins_.end()) {
+    if (!room()) return DropReason::LbTableFull;
+    Pin pin{
+        .member = address, .member_port = member.port, .hairpin = hairpin, .listener = listener};
+    count(pin, +1);
+    it = pins_.emplace(*key, pin).first;
+  }
+  Pin& pin = it->second;
+  Key reply = replyKey(*key, pin);
+  if (!pin.translated) {
+    if (replies_.size() + pins_.size() > max_entries_) {
+      erase(it);
+      return DropReason::LbTableFull;
+    }
+    replies_[reply] = Reply{.vip = key->dst,
+                            .vip_port = key->dst_port,
+                            .client = key->src,
+                            .client_port = key->src_port};
+    pin.translated = true;
+  }
+  const bool ends = key->protocol == kTcp &&
+                    (p.key.tcp_flags & (packet::TcpHeader::kFin | packet::TcpHeader::kRst)) != 0;
+  if (ends && !pin.closing) {
+    count(pin, -1);
+    pin.closing = true;
+  }
+  pin.expires = now + (pin.closing ? kClosing : idleTimeout(key->protocol));
+  replies_[reply].expires = pin.expires;
+
+  if (hairpin) {
+    if (auto why = rewriteIpv4(frame, p, Side::Source, wire(key->dst), std::nullopt);
+        why != DropReason::None) {
+      return why;
+    }
+  }
+  return rewriteIpv4(frame, p, Side::Destination, wire(address), member.port);
+}
+
+bool LbTable::translateReply(std::span<uint8_t> frame, const packet::ParsedPacket& p,
+                             uint16_t zone) noexcept {
+  if (replies_.empty() || p.key.eth_type != packet::ethertype::kIpv4) return false;
+  Key key{.zone = zone};
+  if ((p.key.ip_proto == kTcp || p.key.ip_proto == kUdp) && p.l4_offset != 0) {
+    key.src = hostAddress(p.key.ip_src);
+    key.dst = hostAddress(p.key.ip_dst);
+    key.src_port = p.key.tp_src;
+    key.dst_port = p.key.tp_dst;
+    key.protocol = p.key.ip_proto;
+  } else if (p.key.ip_proto == kIcmp && isIcmpv4Error(p.key.tp_src)) {
+    // An error about the forward packet as translated: the quote's
+    // destination is the member.
+    IcmpQuote q;
+    if (icmpQuote(frame, p, q) != DropReason::None || q.later_fragment ||
+        (q.protocol != kTcp && q.protocol != kUdp)) {
+      return false;
+    }
+    packet::Ipv4Header ip;
+    if (!packet::load(frame, q.ip_offset, ip)) return false;
+    key.src = ip.dst.host();
+    key.dst = ip.src.host();
+    key.src_port = static_cast<uint16_t>(frame[q.l4_offset + 2] << 8 | frame[q.l4_offset + 3]);
+    key.dst_port = static_cast<uint16_t>(frame[q.l4_offset] << 8 | frame[q.l4_offset + 1]);
+    key.protocol = q.protocol;
+  } else {
+    return false;
+  }
+  auto it = replies_.find(key);
+  if (it == replies_.end()) return false;
+  SteadyTime now = clock_.now();
+  if (it->second.expires <= now) return false;  // swept with its pin
+  const Reply r = it->second;
+  // The source becomes the VIP with the listener's port (for an error,
+  // the quote's destination); after a hairpin, the destination the client.
+  // rewriteIpv4 reads the addresses it replaces from the frame, so the
+  // first rewrite leaves `p` good for the second.
+  if (rewriteIpv4(frame, p, Side::Source, wire(r.vip), r.vip_port) != DropReason::None) {
+    return false;
+  }
+  if (key.dst == r.vip &&
+      rewriteIpv4(frame, p, Side::Destination, wire(r.client), r.client_port) != DropReason::None) {
+    return false;
+  }
+  return true;
+}
+
+size_t LbTable::connections(uint64_t listener, const LbTarget& member) const noexcept {
+  if (member.address.family != 4) return 0;
+  auto it = open_.find({listener, hostAddress(member.address), member.port});
+  return it == open_.end() ? 0 : it->second;
+}
+
+size_t LbTable::sweep(size_t budget) noexcept {
+  SteadyTime now = clock_.now();
+  size_t freed = 0;
+  for (auto it = pins_.begin(); it != pins_.end() && freed < budget;) {
+    auto next = std::next(it);
+    if (it->second.expires <= now) {
+      erase(it);
+      ++freed;
+    }
+    it = next;
+  }
+  return freed;
+}
+
+}  // namespace canopy::datapath::nat

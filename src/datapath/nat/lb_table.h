@@ -1,0 +1,139 @@
+#pragma once
+// The connections of load balancers' listeners on a client's host
+// (docs/LOADBALANCING.md): which member each connection to a VIP is pinned
+// to, and how its replies get the VIP back as their source.
+//
+// A connection from a client to VIP:port, in the client port's conntrack
+// zone, is pinned to a member when its first packet is balanced; later
+// packets go to the same member even after the listener's members change
+// (a new member takes only new connections). The forward packet's
+// destination becomes the member's address and port. When the member is
+// the client itself (a hairpin), the source becomes the VIP too, so that
+// the reply comes back through the datapath. A reply from the member gets
+// the VIP's address and port back as its source (and, after a hairpin, the
+// client's address and port as its destination), as do ICMP errors about
+// the connection.
+//
+//   LbTable lb(clock);
+//   auto pin = lb.pinned(parsed, zone);                       // client -> VIP
+//   DropReason why = lb.translate(frame, parsed, zone, member, hairpin, listener);
+//   bool undone = lb.translateReply(frame, parsed, zone);      // member -> client
+//   lb.sweep();                                                // now and then
+//
+// IPv4 TCP and UDP. A connection lives while its packets flow, up to an
+// idle timeout (an hour for TCP, a minute for UDP), and ten seconds after a
+// TCP FIN or RST.
+//
+// Thread-safety: none; a table belongs to one thread (or one lock). The
+// clock is borrowed and must outlive the table.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <type_traits>
+#include <unordered_map>
+
+#include "base/clock.h"
+#include "base/ip.h"
+#include "datapath/packet/drop_reason.h"
+#include "datapath/packet/parser.h"
+
+namespace canopy::datapath::nat {
+
+// A member: its address and port.
+struct LbTarget {
+  IpAddress address{};
+  uint16_t port = 0;
+
+  friend bool operator==(const LbTarget&, const LbTarget&) = default;
+};
+
+class LbTable {
+ public:
+  explicit LbTable(const Clock& clock, size_t max_entries = 1 << 18);
+
+  // The member the connection of a packet to a VIP is pinned to, if any.
+  std::optional<LbTarget> pinned(const packet::ParsedPacket& p, uint16_t zone) const noexcept;
+
+  // Pins a connection to a member without translating it (a choice made
+  // before the packet is forwarded). LbTableFull when the table is full.
+  DropReason pin(const packet::ParsedPacket& p, uint16_t zone, LbTarget member,
+                 uint64_t listener) noexcept;
+
+  // A packet of a connection to a VIP goes to `member`: pinned (or its pin
+  // refreshed), its destination rewritten (and its source, for a hairpin),
+  // its reply remembered. Returns None or why not, the frame then
+  // unchanged: NatNotIpv4, LbNotTcpOrUdp, LbTableFull, Ipv4Truncated.
+  DropReason translate(std::span<uint8_t> frame, const packet::ParsedPacket& p, uint16_t zone,
+                       LbTarget member, bool hairpin, uint64_t listener) noexcept;
+
+  // A packet (or an ICMP error) that may be a balanced connection's reply,
+  // arriving in the client port's zone: translated back and true if it is.
+  bool translateReply(std::span<uint8_t> frame, const packet::ParsedPacket& p,
+                      uint16_t zone) noexcept;
+
+  // How many connections through `listener` this host has open to a member
+  // (least connections' measure): pinned and not closing.
+  size_t connections(uint64_t listener, const LbTarget& member) const noexcept;
+
+  // Forgets expired connections; at most `budget` of them.
+  size_t sweep(size_t budget = 1024) noexcept;
+  size_t size() const noexcept { return pins_.size(); }
+  bool empty() const noexcept { return pins_.empty() && replies_.empty(); }
+
+ private:
+  // A tuple in a zone, addresses in host order. Fixed layout with no
+  // padding, hashed as bytes.
+  struct Key {
+    uint32_t src = 0;
+    uint32_t dst = 0;
+    uint16_t src_port = 0;
+    uint16_t dst_port = 0;
+    uint16_t zone = 0;
+    uint8_t protocol = 0;
+    uint8_t reserved = 0;
+
+    friend bool operator==(const Key&, const Key&) = default;
+  };
+  static_assert(sizeof(Key) == 16);
+  static_assert(std::has_unique_object_representations_v<Key>, "no padding bytes");
+  struct KeyHash {
+    size_t operator()(const Key& k) const noexcept;
+  };
+  struct Pin {
+    uint32_t member = 0;
+    uint16_t member_port = 0;
+    bool hairpin = false;
+    bool closing = false;
+    bool translated = false;  // a reply is remembered
+    uint64_t listener = 0;
+    SteadyTime expires{};
+  };
+  struct Reply {
+    uint32_t vip = 0;
+    uint16_t vip_port = 0;
+    uint32_t client = 0;  // a hairpin's destination back
+    uint16_t client_port = 0;
+    SteadyTime expires{};
+  };
+
+  static std::optional<Key> forwardKey(const packet::ParsedPacket& p, uint16_t zone) noexcept;
+  Key replyKey(const Key& forward, const Pin& pin) const noexcept;
+  // Makes room for one more entry; false if there is none.
+  bool room() noexcept;
+  void count(const Pin& pin, int delta) noexcept;
+  void erase(std::unordered_map<Key, Pin, KeyHash>::iterator it) noexcept;
+  std::chrono::seconds idleTimeout(uint8_t protocol) const noexcept;
+
+  const Clock& clock_;
+  const size_t max_entries_;
+  std::unordered_map<Key, Pin, KeyHash> pins_;
+  std::unordered_map<Key, Reply, KeyHash> replies_;
+  // Open connections by (listener, member address, member port).
+  std::map<std::tuple<uint64_t, uint32_t, uint16_t>, size_t> open_;
+};
+
+}  // namespace canopy::datapath::nat

@@ -1,0 +1,305 @@
+// Load balancers in the datapath (docs/LOADBALANCING.md), in the test world:
+// a VIP on net1 balanced on the client's own host by Maglev hashing, its
+// connections pinned, replies translated back, hairpins, members behind the
+// router, least connections, and what happens with no listener or member.
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <vector>
+
+#include "world.h"
+
+namespace canopy::datapath::testing {
+namespace {
+
+using namespace world;
+using packet::PacketBuilder;
+using packet::TcpHeader;
+using Received = World::Received;
+using topology::LbAlgorithm;
+using topology::LbListener;
+using topology::LbMember;
+
+constexpr uint32_t kVip = 50;
+const MacAddress kVipMac = mac(0, 0x50);
+
+std::vector<uint8_t> tcp(MacAddress from, MacAddress to, const char* src, const char* dst,
+                         uint16_t sport, uint16_t dport, uint8_t flags) {
+  return PacketBuilder()
+      .eth(from, to)
+      .ipv4(v4(src), v4(dst))
+      .tcp(sport, dport, flags, 1000)
+      .build();
+}
+
+packet::ParsedPacket parsed(std::span<const uint8_t> frame) {
+  packet::ParsedPacket p;
+  EXPECT_EQ(packet::parse(frame, p), DropReason::None) << describeFrame(frame);
+  return p;
+}
+
+std::string text(const std::vector<Received>& r) {
+  std::string s;
+  for (const auto& x : r) {
+    s += "h" + std::to_string(x.host) + " port " + std::to_string(x.port) + ": " +
+         describeFrame(x.bytes) + "\n";
+  }
+  return s;
+}
+
+// Which member (by its port key) a connection reached, or 0.
+uint32_t reached(const std::vector<Received>& r) {
+  return r.size() == 1 && r[0].kind == Outputs::Kind::Port ? r[0].port : 0;
+}
+
+class LoadBalancer : public ::testing::Test {
+ protected:
+  // VIP 10.0.0.100 on net1 (an unbound port, as Octavia's), TCP 80 to vm2
+  // (h2), vm6 (h3) and vm3 (net2, behind the router, on h1).
+  static LbListener web() {
+    return LbListener{.id = "listener-web",
+                      .protocol = 6,
+                      .port = 80,
+                      .members = {{.address = ip("10.0.0.6"), .port = 80},
+                                  {.address = ip("10.0.0.9"), .port = 80},
+                                  {.address = ip("10.0.1.5"), .port = 80}}};
+  }
+  void setListeners(std::vector<LbListener> listeners, uint64_t version = 2) {
+    auto p = TopologyParts::of(**scenario().build(1));
+    p.ports[kVip] = topology::Port{.key = kVip,
+                                   .id = "vip-port",
+                                   .switch_key = kNet1,
+                                   .mac = kVipMac,
+                                   .ips = {ip("10.0.0.100")},
+                                   .device_owner = "Octavia",
+                                   .listeners = std::move(listeners)};
+    // Members admit web clients from anywhere, as in the guides.
+    p.groups.at(kDefault).rules.push_back({.id = "web-in",
+                                           .direction = topology::Direction::Ingress,
+                                           .protocol = 6,
+                                           .port_min = 80,
+                                           .port_max = 80});
+    world_.setTopology(p.builder(), version);
+  }
+  std::vector<Received> connect(uint32_t client, uint16_t sport, uint8_t flags = TcpHeader::kSyn) {
+    const char* from = client == kVm1 ? "10.0.0.5" : client == kVm5 ? "10.0.0.8" : "10.0.1.5";
+    MacAddress to = client == kVm3 ? kRouterNet2Mac : kVipMac;
+    uint8_t m = client == kVm1 ? 1 : client == kVm5 ? 5 : 3;
+    std::vector<std::string> trace;
+    auto r = world_.fromPort(kH1, client, tcp(mac(0, m), to, from, "10.0.0.100", sport, 80, flags),
+                             &trace);
+    last_trace_.clear();
+    for (auto& t : trace) last_trace_ += t + "\n";
+    return r;
+  }
+
+  World world_;
+  std::string last_trace_;
+};
+
+TEST_F(LoadBalancer, ConnectionsSpreadOverEveryMemberAndKeepTheirMember) {
+  setListeners({web()});
+  std::map<uint32_t, int> seen;
+  std::map<uint16_t, uint32_t> member_of;
+  for (uint16_t sport = 20000; sport < 20300; ++sport) {
+    auto r = connect(kVm1, sport);
+    uint32_t m = reached(r);
+    ASSERT_NE(m, 0u) << text(r);
+    auto p = parsed(r[0].bytes);
+    EXPECT_EQ(p.key.tp_dst, 80);
+    EXPECT_EQ(p.key.ip_src[3], 5) << "the client's own address is kept";
+    ++seen[m];
+    member_of[sport] = m;
+  }
+  ASSERT_EQ(seen.size(), 3u);
+  for (auto [m, n] : seen) EXPECT_GT(n, 60) << "member " << m;
+  // Later packets of each connection reach the same member.
+  for (uint16_t sport = 20000; sport < 20300; sport += 7) {
+    EXPECT_EQ(reached(connect(kVm1, sport, TcpHeader::kAck)), member_of[sport]);
+  }
+}
+
+TEST_F(LoadBalancer, RepliesComeFromTheVip) {
+  setListeners({{.id = "l",
+                 .protocol = 6,
+                 .port = 80,
+                 .members = {{.address = ip("10.0.0.6"), .port = 8080}}}});
+  auto r = connect(kVm1, 33000);
+  ASSERT_EQ(reached(r), kVm2) << text(r);
+  auto p = parsed(r[0].bytes);
+  EXPECT_EQ(p.key.ip_dst[3], 6);
+  EXPECT_EQ(p.key.tp_dst, 8080);
+  auto back = world_.fromPort(kH2, kVm2,
+                              tcp(mac(0, 2), mac(0, 1), "10.0.0.6", "10.0.0.5", 8080, 33000,
+                                  TcpHeader::kSyn | TcpHeader::kAck));
+  ASSERT_EQ(reached(back), kVm1) << text(back);
+  auto q = parsed(back[0].bytes);
+  EXPECT_EQ(q.key.ip_src[3], 100) << describeFrame(back[0].bytes);
+  EXPECT_EQ(q.key.tp_src, 80);
+  EXPECT_EQ(q.key.tp_dst, 33000);
+  // The connection goes on, both ways.
+  ASSERT_EQ(reached(connect(kVm1, 33000, TcpHeader::kAck)), kVm2);
+}
+
+TEST_F(LoadBalancer, ANewMemberTakesNewConnectionsOnly) {
+  setListeners({web()}, 2);
+  std::map<uint16_t, uint32_t> before;
+  for (uint16_t sport = 40000; sport < 40200; ++sport)
+    before[sport] = reached(connect(kVm1, sport));
+  auto more = web();
+  more.members.push_back({.address = ip("10.0.0.8"), .port = 80});  // vm5, on h1
+  setListeners({more}, 3);
+  int moved_new = 0;
+  for (auto [sport, m] : before) {
+    EXPECT_EQ(reached(connect(kVm1, sport, TcpHeader::kAck)), m) << "pinned, port " << sport;
+  }
+  for (uint16_t sport = 50000; sport < 50200; ++sport) {
+    if (reached(connect(kVm1, sport)) == kVm5) ++moved_new;
+  }
+  EXPECT_GT(moved_new, 20) << "the new member takes about a quarter of new connections";
+}
+
+TEST_F(LoadBalancer, AMemberBehindTheRouterAndAClientBehindIt) {
+  setListeners({{.id = "l",
+                 .protocol = 6,
+                 .port = 80,
+                 .members = {{.address = ip("10.0.1.5"), .port = 80}}}});
+  auto r = connect(kVm1, 1234);
+  ASSERT_EQ(reached(r), kVm3) << text(r);
+  auto p = parsed(r[0].bytes);
+  EXPECT_EQ(p.key.ip_ttl, 63) << "routed once";
+  // vm3's reply is routed back and comes from the VIP.
+  auto back = world_.fromPort(kH1, kVm3,
+                              tcp(mac(0, 3), kRouterNet2Mac, "10.0.1.5", "10.0.0.5", 80, 1234,
+                                  TcpHeader::kSyn | TcpHeader::kAck));
+  ASSERT_EQ(reached(back), kVm1) << text(back);
+  EXPECT_EQ(parsed(back[0].bytes).key.ip_src[3], 100);
+
+  // A client on net2 reaches the VIP through the router.
+  setListeners({{.id = "l",
+                 .protocol = 6,
+                 .port = 80,
+                 .members = {{.address = ip("10.0.0.6"), .port = 80}}}},
+               3);
+  auto routed = connect(kVm3, 2345);
+  ASSERT_EQ(reached(routed), kVm2) << text(routed) << last_trace_;
+  auto rb = world_.fromPort(kH2, kVm2,
+                            tcp(mac(0, 2), kRouterNet1Mac, "10.0.0.6", "10.0.1.5", 80, 2345,
+                                TcpHeader::kSyn | TcpHeader::kAck));
+  ASSERT_EQ(reached(rb), kVm3) << text(rb);
+  EXPECT_EQ(parsed(rb[0].bytes).key.ip_src[3], 100);
+}
+
+TEST_F(LoadBalancer, AMemberReachesItsOwnVip) {
+  setListeners({{.id = "l",
+                 .protocol = 6,
+                 .port = 80,
+                 .members = {{.address = ip("10.0.0.8"), .port = 8080}}}});
+  auto r = connect(kVm5, 5555);
+  ASSERT_EQ(reached(r), kVm5) << text(r);
+  auto p = parsed(r[0].bytes);
+  EXPECT_EQ(p.key.ip_src[3], 100) << "from the VIP, so that the reply comes back";
+  EXPECT_EQ(p.key.ip_dst[3], 8);
+  EXPECT_EQ(p.key.tp_dst, 8080);
+  EXPECT_EQ(p.key.eth_dst, mac(0, 5));
+  // vm5 answers the VIP, and gets its answer as the VIP's.
+  auto back = world_.fromPort(kH1, kVm5,
+                              tcp(mac(0, 5), kVipMac, "10.0.0.8", "10.0.0.100", 8080, 5555,
+                                  TcpHeader::kSyn | TcpHeader::kAck));
+  ASSERT_EQ(reached(back), kVm5) << text(back);
+  auto q = parsed(back[0].bytes);
+  EXPECT_EQ(q.key.ip_src[3], 100);
+  EXPECT_EQ(q.key.tp_src, 80);
+  EXPECT_EQ(q.key.ip_dst[3], 8);
+  EXPECT_EQ(q.key.tp_dst, 5555);
+  EXPECT_EQ(q.key.eth_src, kVipMac);
+  // And the client side goes on.
+  ASSERT_EQ(reached(connect(kVm5, 5555, TcpHeader::kAck)), kVm5);
+}
+
+TEST_F(LoadBalancer, NoMemberUpResetsAndBackupsStandIn) {
+  auto l = web();
+  for (auto& m : l.members) m.up = false;
+  setListeners({l});
+  auto r = connect(kVm1, 7000);
+  ASSERT_EQ(reached(r), kVm1) << text(r);
+  EXPECT_NE(parsed(r[0].bytes).key.tcp_flags & TcpHeader::kRst, 0) << describeFrame(r[0].bytes);
+  EXPECT_EQ(world_.host(kH1).counters().dropped(DropReason::LbNoMember), 1u);
+
+  l.members.push_back({.address = ip("10.0.0.9"), .port = 81, .backup = true});
+  setListeners({l}, 3);
+  auto b = connect(kVm1, 7001);
+  ASSERT_EQ(reached(b), kVm6) << text(b);
+  EXPECT_EQ(parsed(b[0].bytes).key.tp_dst, 81);
+  // A primary back up takes new connections from the backup.
+  l.members[0].up = true;
+  setListeners({l}, 4);
+  EXPECT_EQ(reached(connect(kVm1, 7002)), kVm2);
+}
+
+TEST_F(LoadBalancer, OtherPortsPingsAndSourcesOutsideTheAllowedCidrs) {
+  auto l = web();
+  setListeners({l});
+  auto other = connect(kVm1, 7100);  // to port 80: balanced
+  ASSERT_NE(reached(other), kVm1);
+  auto closed = world_.fromPort(
+      kH1, kVm1, tcp(mac(0, 1), kVipMac, "10.0.0.5", "10.0.0.100", 7101, 443, TcpHeader::kSyn));
+  ASSERT_EQ(reached(closed), kVm1) << text(closed);
+  EXPECT_NE(parsed(closed[0].bytes).key.tcp_flags & TcpHeader::kRst, 0);
+  EXPECT_EQ(world_.host(kH1).counters().dropped(DropReason::LbNoListener), 1u);
+  auto echo = world_.fromPort(kH1, kVm1,
+                              PacketBuilder()
+                                  .eth(mac(0, 1), kVipMac)
+                                  .ipv4(v4("10.0.0.5"), v4("10.0.0.100"))
+                                  .icmp(8, 0, 9, 1)
+                                  .payload("ping")
+                                  .build());
+  ASSERT_EQ(reached(echo), kVm1) << text(echo);
+  EXPECT_EQ(parsed(echo[0].bytes).key.tp_src, 0) << "an echo reply";
+
+  l.allowed_cidrs = {prefix("10.0.1.0/24")};
+  setListeners({l}, 3);
+  EXPECT_TRUE(connect(kVm1, 7102).empty());
+  EXPECT_EQ(world_.host(kH1).counters().dropped(DropReason::LbSourceNotAllowed), 1u);
+  EXPECT_NE(reached(connect(kVm3, 7103)), 0u) << "from net2, allowed" << last_trace_;
+}
+
+TEST_F(LoadBalancer, SourceIpPersistenceKeepsAClientOnOneMember) {
+  auto l = web();
+  l.source_ip_persistence = true;
+  setListeners({l});
+  std::set<uint32_t> members;
+  for (uint16_t sport = 1000; sport < 1100; ++sport) members.insert(reached(connect(kVm1, sport)));
+  EXPECT_EQ(members.size(), 1u);
+}
+
+TEST_F(LoadBalancer, LeastConnectionsTakesTheMemberWithFewest) {
+  auto l = web();
+  l.algorithm = LbAlgorithm::LeastConnections;
+  l.members.pop_back();  // vm2 and vm6
+  setListeners({l});
+  std::map<uint32_t, int> seen;
+  std::map<uint16_t, uint32_t> member_of;
+  for (uint16_t sport = 3000; sport < 3010; ++sport) {
+    member_of[sport] = reached(connect(kVm1, sport));
+    ++seen[member_of[sport]];
+  }
+  EXPECT_EQ(seen[kVm2], 5);
+  EXPECT_EQ(seen[kVm6], 5);
+  // Closed connections no longer count: end three of vm2's.
+  int closed = 0;
+  for (auto [sport, m] : member_of) {
+    if (m != kVm2 || closed == 3) continue;
+    ASSERT_EQ(reached(connect(kVm1, sport, TcpHeader::kAck | TcpHeader::kFin)), kVm2);
+    ++closed;
+  }
+  ASSERT_EQ(closed, 3);
+  std::map<uint32_t, int> next;
+  for (uint16_t sport = 3100; sport < 3104; ++sport) ++next[reached(connect(kVm1, sport))];
+  EXPECT_GE(next[kVm2], 3) << "vm2 had 2 open against vm6's 5";
+}
+
+}  // namespace
+}  // namespace canopy::datapath::testing
