@@ -20,7 +20,7 @@ packages=(
   # Horizon driven by headless Chromium (tests/e2e/horizon_test.sh)
   openstack-dashboard chromium chromium-driver python3-selenium
   # end-to-end worlds: namespaces and the guests' tools
-  iproute2 iputils-ping busybox ethtool tcpdump iperf3 netcat-openbsd nftables
+  iproute2 iputils-ping busybox ethtool tcpdump iperf3 netcat-openbsd nftables socat
   # IPv6 guests: a DHCPv6 client and a router-solicitation tool (rdisc6)
   isc-dhcp-client ndisc6
   # guests sharing a virtual IP by VRRP (allowed address pairs)

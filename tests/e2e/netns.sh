@@ -13,6 +13,14 @@ netns_cleanup() {
   for pid in "${agent_pids[@]}"; do
     if kill -0 "$pid" 2>/dev/null; then kill "$pid"; wait "$pid" 2>/dev/null || true; fi
   done
+  # What still runs in the namespaces this test made was started by it:
+  # a server's child serving a connection whose peer is gone would
+  # otherwise outlive the namespace (and hold the test's output open).
+  local pids
+  for ns in "${namespaces[@]}"; do
+    pids=$(ip netns pids "$ns" 2>/dev/null) || continue
+    [ -z "$pids" ] || kill $pids 2>/dev/null || true
+  done
   for ns in "${namespaces[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
   cleanup
 }
