@@ -129,6 +129,7 @@ void Agent::stop() {
   }
   stop_cv_.notify_all();
   links_.reset();
+  health_.reset();
   metadata_.reset();  // before the southbound it asks
   if (southbound_) southbound_->stop();
   if (control_.joinable()) control_.join();
@@ -183,6 +184,11 @@ bool Agent::startMetadata() {
   }
   ios[reader] = std::move(*tap);
   for (size_t w = 0; w < n; ++w) workers_[w]->adopt(o.interface, std::move(ios[w]), w == reader);
+  health_ = std::make_unique<HealthChecker>((*service)->netnsPath(),
+                                            [this](const std::string& member, bool up) {
+                                              if (southbound_)
+                                                southbound_->reportMemberHealth(member, up);
+                                            });
   metadata_ = std::move(*service);
   {
     MutexLock lock(mu_);
@@ -198,6 +204,7 @@ Result<void> Agent::applyView(const HostView& view, uint64_t version) {
   if (!built) return std::move(built).error();
   std::shared_ptr<const datapath::topology::Topology> topology = *built;
   std::vector<std::string> arrived;  // bound ports that are newly this host's
+  uint32_t here = 0;                  // this host's key
   {
     MutexLock lock(mu_);
     // The datapaths learn the host's key from the view; a new key (the
@@ -211,6 +218,7 @@ Result<void> Agent::applyView(const HostView& view, uint64_t version) {
     for (const auto& [physnet, interface] : config_.uplinks) c.host.uplinks.push_back(physnet);
     c.encapsulation = config_.encapsulation;
     c.host.metadata = metadata_ready_;
+    here = host_key;
     if (shared_ == nullptr || host_key != host_key_) {
       shared_ = std::make_shared<datapath::pipeline::SharedState>(clock_, c, workers_.size());
       host_key_ = host_key;
@@ -243,6 +251,7 @@ Result<void> Agent::applyView(const HostView& view, uint64_t version) {
     announce(*topology, host_key);
   }
   for (auto& w : workers_) w->wake();
+  if (health_ != nullptr) health_->setChecks(healthChecksOf(*topology, here));
   spdlog::debug("agent: view version {} ({} objects)", version, view.objects());
   if (southbound_) {
     for (const auto& port : arrived) southbound_->reportPort(port, true);
@@ -252,6 +261,35 @@ Result<void> Agent::applyView(const HostView& view, uint64_t version) {
 }
 
 std::string tapNameOf(const std::string& port_id) { return "tap" + port_id.substr(0, 11); }
+
+std::vector<HealthCheck> healthChecksOf(const datapath::topology::Topology& t, uint32_t host) {
+  std::vector<HealthCheck> checks;
+  std::set<std::string> seen;
+  for (const auto& [key, vip] : t.ports()) {
+    for (const auto& l : vip.listeners) {
+      if (!l.monitor) continue;
+      for (const auto& m : l.members) {
+        const auto* p = t.findPort(m.port_key);
+        if (p == nullptr || p->host != host || host == 0 || m.address.family != 4 ||
+            !seen.insert(m.id).second) {
+          continue;
+        }
+        // Its port's address as the metadata namespace names it.
+        uint8_t index = 0;
+        std::optional<datapath::packet::Ipv4Address> target;
+        for (const auto& ip : p->ips) {
+          if (ip.family != 4) continue;
+          if (ip == m.address) target = datapath::simulator::metadataAddressOf({p->key, index});
+          ++index;
+        }
+        if (!target) continue;
+        checks.push_back(
+            {.member_id = m.id, .target = *target, .port = m.port, .monitor = *l.monitor});
+      }
+    }
+  }
+  return checks;
+}
 
 void Agent::linkChanged(const std::string& interface) {
   {
@@ -480,6 +518,7 @@ Json Agent::status() const {
   out["bindings"] = bindings();
   out["datapath"] = renderDatapathStatus(sumStats(stats), connections);
   if (metadata_ready_) out["metadata"] = metadata_handler_->statusJson();
+  if (health_ != nullptr) out["health_checks"] = health_->statusJson();
   return out;
 }
 

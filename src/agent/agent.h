@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/health_checker.h"
 #include "agent/link_watcher.h"
 #include "agent/metadata_service.h"
 #include "agent/port_io.h"
@@ -92,6 +93,10 @@ struct Attach {
 
 // The interface name of a port's tap, as Nova's libvirt driver makes it.
 std::string tapNameOf(const std::string& port_id);
+
+// The health checks this host runs: the members (of listeners with a
+// monitor) whose ports are bound to it, IPv4.
+std::vector<HealthCheck> healthChecksOf(const datapath::topology::Topology& t, uint32_t host);
 
 class Agent {
  public:
@@ -160,6 +165,9 @@ class Agent {
   std::unique_ptr<MetadataHandler> metadata_handler_;
   std::unique_ptr<MetadataService> metadata_;
   bool metadata_ready_ = false;  // set before the first view, then read only
+  // Load balancers' health checks of the members on this host, in the
+  // metadata service's namespace (null without it).
+  std::unique_ptr<HealthChecker> health_;
   // Sets up the service, its namespace and its tap; false (logged) if it cannot.
   bool startMetadata();
 

@@ -56,15 +56,25 @@ void SouthboundClient::stop() {
 void SouthboundClient::reportPort(const std::string& port_id, bool up) {
   MutexLock lock(mu_);
   port_state_[port_id] = up;
-  pb::PortStatus s;
-  s.set_port_id(port_id);
-  s.set_up(up);
-  reports_.push_back(std::move(s));
+  auto* s = reports_.emplace_back().mutable_port_status();
+  s->set_port_id(port_id);
+  s->set_up(up);
+  flushReports();
+}
+
+void SouthboundClient::reportMemberHealth(const std::string& member_id, bool up) {
+  MutexLock lock(mu_);
+  member_health_[member_id] = up;
+  auto* h = reports_.emplace_back().mutable_member_health();
+  h->set_member_id(member_id);
+  h->set_up(up);
+  flushReports();
+}
+
+void SouthboundClient::flushReports() {
   if (stream_ == nullptr) return;
   while (!reports_.empty()) {
-    pb::AgentMessage m;
-    *m.mutable_port_status() = reports_.front();
-    if (!stream_->Write(m)) return;  // kept for the next stream
+    if (!stream_->Write(reports_.front())) return;  // kept for the next stream
     reports_.pop_front();
   }
 }
@@ -142,17 +152,16 @@ bool SouthboundClient::session(bool& served) {
       // disconnected, and the current state of all.
       reports_.clear();
       for (const auto& [id, up] : port_state_) {
-        pb::PortStatus s;
-        s.set_port_id(id);
-        s.set_up(up);
-        reports_.push_back(std::move(s));
+        auto* s = reports_.emplace_back().mutable_port_status();
+        s->set_port_id(id);
+        s->set_up(up);
       }
-      while (!reports_.empty()) {
-        pb::AgentMessage m;
-        *m.mutable_port_status() = reports_.front();
-        if (!stream_->Write(m)) break;
-        reports_.pop_front();
+      for (const auto& [id, up] : member_health_) {
+        auto* h = reports_.emplace_back().mutable_member_health();
+        h->set_member_id(id);
+        h->set_up(up);
       }
+      flushReports();
     }
     pb::ServerMessage m;
     while (stream->Read(&m)) {

@@ -62,6 +62,9 @@ class SouthboundClient {
   void start();
   void stop();
   void reportPort(const std::string& port_id, bool up);
+  // What a load balancer member's health monitor found (kept, and sent
+  // again on every new stream, as port states are).
+  void reportMemberHealth(const std::string& member_id, bool up);
   // The datapath's counters; sent now if connected, else dropped (the next
   // report supersedes it).
   void reportStats(const pb::Stats& stats);
@@ -80,7 +83,8 @@ class SouthboundClient {
   void run();
   // One stream; false when stopping. `served`: a view arrived on it.
   bool session(bool& served);
-  void flushReports();
+  // Writes the queued reports while the stream takes them.
+  void flushReports() CANOPY_REQUIRES(mu_);
 
   struct Target {
     std::string address;
@@ -103,8 +107,9 @@ class SouthboundClient {
   grpc::ClientContext* context_ CANOPY_GUARDED_BY(mu_) = nullptr;
   grpc::ClientReaderWriter<pb::AgentMessage, pb::ServerMessage>* stream_ CANOPY_GUARDED_BY(mu_) =
       nullptr;
-  std::deque<pb::PortStatus> reports_ CANOPY_GUARDED_BY(mu_);
-  std::map<std::string, bool> port_state_ CANOPY_GUARDED_BY(mu_);  // resent on reconnect
+  std::deque<pb::AgentMessage> reports_ CANOPY_GUARDED_BY(mu_);
+  std::map<std::string, bool> member_health_ CANOPY_GUARDED_BY(mu_);  // resent on reconnect
+  std::map<std::string, bool> port_state_ CANOPY_GUARDED_BY(mu_);     // resent on reconnect
 };
 
 }  // namespace canopy::agent

@@ -95,8 +95,21 @@ void put(pb::Port* o, const topology::Port& p) {
     x->set_algorithm(static_cast<pb::LbAlgorithm>(l.algorithm));
     x->set_source_ip_persistence(l.source_ip_persistence);
     for (const auto& c : l.allowed_cidrs) put(x->add_allowed_cidrs(), c);
+    if (l.monitor) {
+      auto* y = x->mutable_monitor();
+      y->set_type(static_cast<pb::LbMonitorType>(l.monitor->type));
+      y->set_delay(l.monitor->delay);
+      y->set_timeout(l.monitor->timeout);
+      y->set_max_retries(l.monitor->max_retries);
+      y->set_max_retries_down(l.monitor->max_retries_down);
+      y->set_http_method(l.monitor->http_method);
+      y->set_url_path(l.monitor->url_path);
+      y->set_expected_codes(l.monitor->expected_codes);
+    }
     for (const auto& m : l.members) {
       auto* y = x->add_members();
+      y->set_id(m.id);
+      y->set_port_key(m.port_key);
       y->set_address(bytesOf(m.address));
       y->set_port(m.port);
       y->set_weight(m.weight);
@@ -306,12 +319,32 @@ Result<topology::Port> from(const pb::Port& o) {
       CANOPY_TRY(cidr, prefix(c, "listener allowed CIDR"));
       l.allowed_cidrs.push_back(cidr);
     }
+    if (x.has_monitor()) {
+      const auto& y = x.monitor();
+      if (y.type() < pb::LB_MONITOR_PING || y.type() > pb::LB_MONITOR_UDP_CONNECT ||
+          y.delay() < 1 || y.delay() > 86400 || y.timeout() < 1 || y.timeout() > 86400 ||
+          y.max_retries() < 1 || y.max_retries() > 10 || y.max_retries_down() < 1 ||
+          y.max_retries_down() > 10 || y.http_method().size() > 16 || y.url_path().size() > 2048 ||
+          y.expected_codes().size() > 64) {
+        return bad(what + ": health monitor out of range");
+      }
+      l.monitor = topology::LbMonitor{.type = static_cast<topology::LbMonitorType>(y.type()),
+                                      .delay = y.delay(),
+                                      .timeout = y.timeout(),
+                                      .max_retries = y.max_retries(),
+                                      .max_retries_down = y.max_retries_down(),
+                                      .http_method = y.http_method(),
+                                      .url_path = y.url_path(),
+                                      .expected_codes = y.expected_codes()};
+    }
     for (const auto& y : x.members()) {
       CANOPY_TRY(address, ip(y.address(), "listener member"));
       if (y.port() < 1 || y.port() > 65535 || y.weight() > 256) {
         return bad(what + ": member port or weight");
       }
-      l.members.push_back({.address = address,
+      l.members.push_back({.id = y.id(),
+                           .port_key = y.port_key(),
+                           .address = address,
                            .port = static_cast<uint16_t>(y.port()),
                            .weight = static_cast<uint16_t>(y.weight()),
                            .backup = y.backup(),

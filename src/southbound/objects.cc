@@ -164,6 +164,40 @@ std::optional<topology::Switch> switchOf(const state::Tables& t, std::string_vie
 
 namespace {
 
+int64_t intAt(const Json& d, const char* key, int64_t fallback) {
+  auto it = d.find(key);
+  return it != d.end() && it->is_number_integer() ? it->get<int64_t>() : fallback;
+}
+
+// A pool's enabled health monitor as the datapath's agents run it (the
+// API's defaults for what is not stored; nullopt for a type it refuses).
+std::optional<topology::LbMonitor> monitorOf(const Json& hm) {
+  std::string type = stringAt(hm, "type");
+  topology::LbMonitor m;
+  if (type == "PING") {
+    m.type = topology::LbMonitorType::Ping;
+  } else if (type == "TCP") {
+    m.type = topology::LbMonitorType::Tcp;
+  } else if (type == "HTTP") {
+    m.type = topology::LbMonitorType::Http;
+  } else if (type == "UDP-CONNECT") {
+    m.type = topology::LbMonitorType::UdpConnect;
+  } else {
+    return std::nullopt;
+  }
+  auto clamp = [](int64_t v, int64_t low, int64_t high) {
+    return static_cast<uint32_t>(std::clamp(v, low, high));
+  };
+  m.delay = clamp(intAt(hm, "delay", 5), 1, 86400);
+  m.timeout = clamp(intAt(hm, "timeout", 5), 1, 86400);
+  m.max_retries = clamp(intAt(hm, "max_retries", 3), 1, 10);
+  m.max_retries_down = clamp(intAt(hm, "max_retries_down", 3), 1, 10);
+  if (auto v = stringAt(hm, "http_method"); !v.empty() && v.size() <= 16) m.http_method = v;
+  if (auto v = stringAt(hm, "url_path"); !v.empty() && v.size() <= 2048) m.url_path = v;
+  if (auto v = stringAt(hm, "expected_codes"); !v.empty() && v.size() <= 64) m.expected_codes = v;
+  return m;
+}
+
 // What a load balancer's VIP port balances: its enabled listeners of TCP,
 // UDP and HTTP (balanced as TCP) with their default pools' members. A
 // member is up when enabled and not found down by an enabled health
@@ -206,7 +240,10 @@ std::vector<topology::LbListener> listenersOf(const state::Tables& t, std::strin
       bool monitored = false;
       for (const auto& hm : t.lookup("lbaas-healthmonitors.pool", stringAt(*pool, "id"))) {
         const Json* doc = docOf(t, "lbaas-healthmonitors", hm);
-        if (doc != nullptr && boolAt(*doc, "admin_state_up", true)) monitored = true;
+        if (doc != nullptr && boolAt(*doc, "admin_state_up", true)) {
+          monitored = true;
+          listener.monitor = monitorOf(*doc);
+        }
       }
       for (const auto& mid : t.lookup("lbaas-members.pool", stringAt(*pool, "id"))) {
         const Json* m = docOf(t, "lbaas-members", mid);
@@ -217,12 +254,16 @@ std::vector<topology::LbListener> listenersOf(const state::Tables& t, std::strin
         if (!address || member_port < 1 || member_port > 65535 || weight < 0 || weight > 256) {
           continue;
         }
-        listener.members.push_back({.address = *address,
-                                    .port = static_cast<uint16_t>(member_port),
-                                    .weight = static_cast<uint16_t>(weight),
-                                    .backup = boolAt(*m, "backup", false),
-                                    .up = boolAt(*m, "admin_state_up", true) &&
-                                          !(monitored && stringAt(*m, "health") == "ERROR")});
+        std::string member_port_id = memberPortOf(t, *m);
+        listener.members.push_back(
+            {.id = mid,
+             .port_key = member_port_id.empty() ? 0 : keyOf(t, KeyKind::Port, member_port_id),
+             .address = *address,
+             .port = static_cast<uint16_t>(member_port),
+             .weight = static_cast<uint16_t>(weight),
+             .backup = boolAt(*m, "backup", false),
+             .up = boolAt(*m, "admin_state_up", true) &&
+                   !(monitored && stringAt(*m, "health") == "ERROR")});
       }
       std::sort(listener.members.begin(), listener.members.end(), [](const auto& a, const auto& b) {
         return std::tie(a.address, a.port) < std::tie(b.address, b.port);
@@ -237,6 +278,35 @@ std::vector<topology::LbListener> listenersOf(const state::Tables& t, std::strin
 }
 
 }  // namespace
+
+std::string memberPortOf(const state::Tables& t, const Json& member) {
+  std::string address = stringAt(member, "address");
+  auto on = [&](const std::string& network) -> std::string {
+    const auto& ids = t.lookup("ports.address", network + " " + address);
+    return ids.empty() ? std::string() : *ids.begin();
+  };
+  if (const Json* subnet = docOf(t, "subnets", stringAt(member, "subnet_id"))) {
+    return on(stringAt(*subnet, "network_id"));
+  }
+  const Json* pool = docOf(t, "lbaas-pools", stringAt(member, "pool_id"));
+  const Json* lb = pool == nullptr
+                       ? nullptr
+                       : docOf(t, "lbaas-loadbalancers", stringAt(*pool, "loadbalancer_id"));
+  const Json* vip = lb == nullptr ? nullptr : docOf(t, "ports", stringAt(*lb, "vip_port_id"));
+  if (vip == nullptr) return {};
+  std::string vip_network = stringAt(*vip, "network_id");
+  if (auto port = on(vip_network); !port.empty()) return port;
+  for (const auto& router_port : t.lookup("ports.router_network", vip_network)) {
+    const Json* rp = docOf(t, "ports", router_port);
+    if (rp == nullptr) continue;
+    for (const auto& interface : t.lookup("ports.device", stringAt(*rp, "device_id"))) {
+      const Json* i = docOf(t, "ports", interface);
+      if (i == nullptr) continue;
+      if (auto port = on(stringAt(*i, "network_id")); !port.empty()) return port;
+    }
+  }
+  return {};
+}
 
 std::optional<topology::Port> portOf(const state::Tables& t, const Json& p,
                                      const HasSwitch& has_switch,

@@ -50,6 +50,11 @@ using HasSwitch = std::function<bool(uint32_t switch_key)>;
 
 // A VM's (or DHCP's) port. `groups` receives the ids of its security groups
 // that have keys.
+// The port that has a load balancer's member's address (a Neutron port
+// id), or "": on the member's subnet's network, or without one, on the
+// VIP's network or a network of a router on it.
+std::string memberPortOf(const state::Tables& tables, const model::Json& member);
+
 std::optional<topology::Port> portOf(const state::Tables& tables, const model::Json& port,
                                      const HasSwitch& has_switch,
                                      std::vector<std::string>* groups = nullptr);

@@ -13,6 +13,7 @@
 #include "model/json.h"
 #include "model/port.h"
 #include "southbound/keys.h"
+#include "southbound/objects.h"
 #include "southbound/tls.h"
 
 namespace canopy::southbound {
@@ -450,6 +451,13 @@ void SouthboundService::receive(const std::shared_ptr<Session>& s, const pb::Age
       spdlog::warn("southbound: agent {}: port {}: {}{}", s->host, m.port_status().port_id(),
                    r.error().message(), s->complaints.suppressedNote());
     }
+  } else if (m.has_member_health()) {
+    auto r = setMemberHealth(s->host, m.member_health().member_id(), m.member_health().up());
+    if (!r && s->complaints.allow()) {
+      spdlog::warn("southbound: agent {}: load balancer member {}: {}{}", s->host,
+                   m.member_health().member_id(), r.error().message(),
+                   s->complaints.suppressedNote());
+    }
   }
   s->read();
 }
@@ -581,6 +589,28 @@ Result<void> SouthboundService::setPortStatus(const std::string& host, const std
     }
     return changed;
   });
+}
+
+// A member's health, from the agent of the host its port is bound to (the
+// only one that checks it); written when it changes.
+Result<void> SouthboundService::setMemberHealth(const std::string& host,
+                                                const std::string& member_id, bool up) {
+  auto r = state_.write({}, [&](state::Transaction& txn) -> Result<void> {
+    const Json* m = txn.current("lbaas-members", member_id);
+    if (m == nullptr) return Error(Errc::NotFound, "member " + member_id + " not found");
+    const Json* port = txn.current("ports", memberPortOf(txn.tables(), *m));
+    if (port == nullptr || stringAt(*port, "binding:host_id") != host) {
+      return Error(Errc::PermissionDenied, "its port is not bound to this host");
+    }
+    std::string health = up ? "ONLINE" : "ERROR";
+    if (stringAt(*m, "health") == health) return ok();
+    Json changed = *m;
+    changed["health"] = health;
+    txn.update("lbaas-members", member_id, changed);
+    return ok();
+  });
+  if (!r) return std::move(r).error();
+  return ok();
 }
 
 Result<void> SouthboundService::reconcile() {

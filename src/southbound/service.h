@@ -114,6 +114,7 @@ class SouthboundService final
   // document ended.
   void farewell(const std::shared_ptr<Session>& s);
   Result<void> setPortStatus(const std::string& host, const std::string& port_id, bool up);
+  Result<void> setMemberHealth(const std::string& host, const std::string& member_id, bool up);
   bool leads() const { return replica_ == nullptr || replica_->leading(); }
   state::WriteOptions leaderWrites() const;
   AgentSession sessionOf(const std::string& host, const std::string& id) const;

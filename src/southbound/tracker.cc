@@ -103,6 +103,18 @@ void addLoadBalancer(Touched& t, const state::Tables& tables, const std::string&
   if (const Json* p = docOf(tables, "ports", port)) t.networks.insert(stringAt(*p, "network_id"));
 }
 
+// A port came, went or changed: members at its addresses name it (their
+// port key, for their host's health checks).
+void addMembersAt(Touched& t, const state::Tables& tables, const Json& port) {
+  for (const auto& f : port.value("fixed_ips", Json::array())) {
+    for (const auto& m : tables.lookup("lbaas-members.address", stringAt(f, "ip_address"))) {
+      if (const Json* doc = docOf(tables, "lbaas-members", m)) {
+        addLoadBalancer(t, tables, "lbaas-members", *doc);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 Touched touchedBy(const std::vector<state::Change>& changes, const state::Tables& tables) {
@@ -114,6 +126,7 @@ Touched touchedBy(const std::vector<state::Change>& changes, const state::Tables
       const Json& d = **side;
       if (c.collection == "ports") {
         addPort(t, d);
+        addMembersAt(t, tables, d);
       } else if (c.collection == "networks") {
         t.networks.insert(c.id);
       } else if (c.collection == "subnets") {
@@ -160,7 +173,10 @@ Touched touchedBy(const std::vector<state::Change>& changes, const state::Tables
       if (kind == "host") t.hosts.insert(id);
       if (kind == "port") {
         t.ports.insert(id);
-        if (const Json* p = docOf(tables, "ports", id)) addPort(t, *p);
+        if (const Json* p = docOf(tables, "ports", id)) {
+          addPort(t, *p);
+          addMembersAt(t, tables, *p);
+        }
       }
     }
   }

@@ -107,6 +107,7 @@ std::vector<IndexSpec> defaultIndexes() {
       {"lbaas-listeners.loadbalancer", "lbaas-listeners", field("loadbalancer_id")},
       {"lbaas-pools.loadbalancer", "lbaas-pools", field("loadbalancer_id")},
       {"lbaas-members.pool", "lbaas-members", field("pool_id")},
+      {"lbaas-members.address", "lbaas-members", field("address")},
       {"lbaas-healthmonitors.pool", "lbaas-healthmonitors", field("pool_id")},
       {"networks.segment", "networks",
        [](const Json& d) {

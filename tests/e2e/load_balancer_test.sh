@@ -9,7 +9,9 @@
 # answers pings, resets a port no listener has; a connection keeps its
 # backend while another backend is added; a disabled member takes no new
 # connections; weights spread connections; SOURCE_IP keeps a client on one
-# backend; the UDP listener; the drops are counted by name.
+# backend; the UDP listener; health checks (TCP and UDP-CONNECT) take a
+# stopped backend out within the monitor's window and back; the drops are
+# counted by name.
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$1
 source "$here/lib.sh"
@@ -59,11 +61,20 @@ for vm in "vm1 h1 $net1" "vm3 h1 $net2" "be1 h2 $net1" "be2 h3 $net1" "be3 h4 $n
   add_vm "$1" "$2" "$port_id" "$port_mac"
 done
 for vm in vm1 vm3 be1 be2 be3 be4; do dhcp "$vm" >/dev/null; done
+declare -A tcp_server udp_server
+# Says its name, then echoes what it is sent until the client is done.
+serve_tcp() {
+  bg "$tag-$1" busybox nc -ll -p 80 -e sh -c "echo $1; exec cat 2>/dev/null"
+  tcp_server[$1]=${agent_pids[-1]}
+  wait_listen "$tag-$1" 80
+}
+serve_udp() {
+  bg "$tag-$1" socat -lf /dev/null UDP4-RECVFROM:53,fork SYSTEM:"echo $1"
+  udp_server[$1]=${agent_pids[-1]}
+}
 for be in be1 be2 be3 be4; do
-  # Says its name, then echoes what it is sent until the client is done.
-  bg "$tag-$be" busybox nc -ll -p 80 -e sh -c "echo $be; exec cat"
-  bg "$tag-$be" socat UDP4-RECVFROM:53,fork SYSTEM:"echo $be"
-  wait_listen "$tag-$be" 80
+  serve_tcp "$be"
+  serve_udp "$be"
 done
 
 out=$(lb POST /loadbalancers '{"loadbalancer": {"name": "web", "vip_subnet_id": "'"$sub1"'"}}')
@@ -154,6 +165,55 @@ udp_both() {
   [ "$(grep -c 'be[12]$' "$work/udp")" = 2 ]
 }
 retry 10 udp_both || fail "UDP $vip:53 answered by: $(cat "$work/udp")"
+
+# Health checks by each member's own host: TCP every second, down after two
+# failures in a row, up again after two good ones. A stopped backend is
+# found down within the monitor's window (2 x 1 s, plus a 1 s timeout) and
+# no request fails after; started again, it comes back.
+lb PUT "/pools/$pool" '{"pool": {"lb_algorithm": "ROUND_ROBIN"}}' >/dev/null
+for be in be1 be3; do
+  lb PUT "/pools/$pool/members/${member_of[$be]}" '{"member": {"weight": 1}}' >/dev/null
+done
+lb POST /healthmonitors '{"healthmonitor": {"pool_id": "'"$pool"'", "type": "TCP", "delay": 1,
+  "timeout": 1, "max_retries": 2, "max_retries_down": 2}}' | grep -q '"healthmonitor"' ||
+  fail "no health monitor"
+status() { lb GET "/pools/$1/members/$2" | field 'd["member"]["operating_status"]'; }
+is() { [ "$(status "$pool" "${member_of[$1]}")" = "$2" ]; }
+all_online() { is be1 ONLINE && is be2 ONLINE && is be3 ONLINE; }
+retry 15 all_online || fail "members not ONLINE: $(lb GET "/pools/$pool/members")"
+kill "${tcp_server[be3]}"
+stopped=$(date +%s%N)
+retry 15 is be3 ERROR || fail "be3 stopped but not ERROR: $(status "$pool" "${member_of[be3]}")"
+found=$((($(date +%s%N) - stopped) / 1000000))
+echo "be3 found down in $found ms (monitor window 3000 ms)"
+[ "$found" -le 8000 ] || fail "be3 found down after $found ms"
+lb_status=$(lb GET "/loadbalancers/$lb_id" | field 'd["loadbalancer"]["operating_status"]')
+[ "$lb_status" = DEGRADED ] || fail "the load balancer is $lb_status with a member down"
+# The datapath follows the store: once be3 is ERROR, no request fails.
+settled() { ! answered_by vm1 20 | grep -q 'be3$'; }
+for h in h1 h2 h3 h4; do wait_applied "$h"; done
+for i in $(seq 1 40); do
+  got=$(ask vm1)
+  case $got in be1 | be2) ;; *) fail "request $i after be3 went down got '$got'" ;; esac
+done
+serve_tcp be3
+retry 15 is be3 ONLINE || fail "be3 started again but not ONLINE"
+retry 10 all_three vm1 || fail "be3 is back ONLINE but takes nothing: $(answered_by vm1 40)"
+
+# UDP-CONNECT (every 3 s at least, as Octavia has it): a backend whose DNS
+# server stops is refused, hence ERROR.
+lb POST /healthmonitors '{"healthmonitor": {"pool_id": "'"$udp_pool"'", "type": "UDP-CONNECT",
+  "delay": 3, "timeout": 1, "max_retries": 1, "max_retries_down": 2}}' | grep -q '"healthmonitor"' ||
+  fail "no UDP-CONNECT health monitor"
+udp_members=$(lb GET "/pools/$udp_pool/members")
+be2_udp=$(field '[m["id"] for m in d["members"] if m["address"] == "'"${ip_of[be2]}"'"][0]' \
+  <<<"$udp_members")
+udp_is() { [ "$(status "$udp_pool" "$be2_udp")" = "$1" ]; }
+retry 15 udp_is ONLINE || fail "be2's UDP member is not ONLINE: $(lb GET "/pools/$udp_pool/members") $("$bin/canopy-agent" --run-dir "$work/h3" status | grep -A8 health_checks)"
+kill "${udp_server[be2]}"
+retry 20 udp_is ERROR || fail "be2's DNS stopped but its member is not ERROR"
+only_be1() { [ "$(for _ in $(seq 1 10); do udp_ask; done | sort -u)" = be1 ]; }
+retry 10 only_be1 || fail "UDP still reaches be2"
 
 drops=$("$bin/canopy-agent" --run-dir "$work/h1" status)
 expect_in "lb_no_listener" "$drops"

@@ -420,9 +420,14 @@ class Walk {
 
   // --- the metadata service ---
 
+  // To the metadata service's address: a request to its HTTP server, or
+  // an answer to the host's load-balancer health checks, which come from
+  // that address (agent/health_checker.h): TCP, UDP or ICMP.
   bool isMetadataRequest() const {
-    return host_.metadata && key_.eth_type == ethertype::kIpv4 && key_.ip_proto == ipproto::kTcp &&
-           key_.tp_dst == kMetadataPort && Ipv4Address::of(dst()) == kMetadataAddress;
+    return host_.metadata && key_.eth_type == ethertype::kIpv4 &&
+           (key_.ip_proto == ipproto::kTcp || key_.ip_proto == ipproto::kUdp ||
+            key_.ip_proto == ipproto::kIcmp) &&
+           Ipv4Address::of(dst()) == kMetadataAddress;
   }
 
   // A VM's request to the metadata service, to this host's: its source

@@ -125,7 +125,30 @@ struct LocalIp {
 // host has open through the listener.
 enum class LbAlgorithm : uint8_t { RoundRobin, LeastConnections, SourceIp, SourceIpPort };
 
+// How a pool's members are checked (Octavia's health monitor), by the
+// agent of each member's own host: an echo (Ping), a connection (Tcp), an
+// HTTP request whose status must be one of `expected_codes` ("200",
+// "200,202", "200-204"), or a datagram that must not be refused
+// (UdpConnect). A member is found down after `max_retries_down` failed
+// checks in a row, and up again after `max_retries` good ones.
+enum class LbMonitorType : uint8_t { Ping, Tcp, Http, UdpConnect };
+
+struct LbMonitor {
+  LbMonitorType type = LbMonitorType::Tcp;
+  uint32_t delay = 5;    // seconds between checks
+  uint32_t timeout = 5;  // seconds a check may take
+  uint32_t max_retries = 3;
+  uint32_t max_retries_down = 3;
+  std::string http_method = "GET";
+  std::string url_path = "/";
+  std::string expected_codes = "200";
+
+  friend bool operator==(const LbMonitor&, const LbMonitor&) = default;
+};
+
 struct LbMember {
+  std::string id{};
+  uint32_t port_key = 0;  // the port that has the address; 0: none known
   IpAddress address{};
   uint16_t port = 0;
   uint16_t weight = 1;  // 0: no new connections
@@ -146,6 +169,7 @@ struct LbListener {
   bool source_ip_persistence = false;
   std::vector<IpPrefix> allowed_cidrs{};  // empty: any source
   std::vector<LbMember> members{};
+  std::optional<LbMonitor> monitor{};  // enabled
 
   friend bool operator==(const LbListener&, const LbListener&) = default;
 };

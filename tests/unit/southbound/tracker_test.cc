@@ -286,7 +286,7 @@ TEST_F(TrackerTest, IncrementalViewsEqualFullRecomputation) {
           txn.put("lbaas-members", m,
                   Json{{"id", m},
                        {"pool_id", pool},
-                       {"address", "10.1.0." + std::to_string(2 + step % 200)},
+                       {"address", "10.1.0." + std::to_string(2 + step % 6)},
                        {"protocol_port", 8080}});
           members.push_back(m);
         } else if (kind == 1) {
