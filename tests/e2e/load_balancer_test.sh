@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A load balancer in the datapath, with real sockets in namespaces: four
-# hosts; backends be1 (h2) and be2 (h3) on net1, be3 (h4) on net2 behind the
+# hosts (h1 holds the router's gateway, with an outside client); backends be1 (h2) and be2 (h3) on net1, be3 (h4) on net2 behind the
 # router; clients vm1 (h1, net1) and vm3 (h1, net2). The load balancer is made
 # through Octavia's API: a VIP on net1, a TCP listener on 80 and a UDP one on
 # 53, a ROUND_ROBIN pool of the three. Checks: every backend answers the
@@ -9,7 +9,7 @@
 # answers pings, resets a port no listener has; a connection keeps its
 # backend while another backend is added; a disabled member takes no new
 # connections; weights spread connections; SOURCE_IP keeps a client on one
-# backend; the UDP listener; health checks (TCP and UDP-CONNECT) take a
+# backend; the UDP listener; a floating IP on the VIP from outside; health checks (TCP and UDP-CONNECT) take a
 # stopped backend out within the monitor's window and back; the drops are
 # counted by name.
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,10 +25,19 @@ lb() {
     -H 'Content-Type: application/json' ${3:+-d "$3"}
 }
 make_underlay
-for h in 1 2 3 4; do
-  add_host "h$h" "192.168.77.$h"
-  start_agent "h$h" "192.168.77.$h"
-done
+make_external
+for h in 1 2 3 4; do add_host "h$h" "192.168.77.$h"; done
+# h1 holds the router's gateway (and the floating IP on the VIP).
+add_uplink h1
+add_outside 203.0.113.1/24
+start_agent h1 192.168.77.1 --uplink physnet1=ext0 --gateway
+for h in 2 3 4; do start_agent "h$h" "192.168.77.$h"; done
+public=$(admin POST /v2.0/networks '{"network": {"name": "public", "router:external": true,
+  "provider:network_type": "flat", "provider:physical_network": "physnet1"}}' |
+  field 'd["network"]["id"]')
+admin POST /v2.0/subnets '{"subnet": {"network_id": "'"$public"'", "ip_version": 4,
+  "cidr": "203.0.113.0/24", "gateway_ip": "203.0.113.1", "enable_dhcp": false,
+  "allocation_pools": [{"start": "203.0.113.10", "end": "203.0.113.100"}]}}' >/dev/null
 
 net() {
   local id
@@ -40,7 +49,8 @@ sub1=$(net net1 10.0.0.0/24)
 sub2=$(net net2 10.0.1.0/24)
 net1=$(api GET "/v2.0/subnets/$sub1" | field 'd["subnet"]["network_id"]')
 net2=$(api GET "/v2.0/subnets/$sub2" | field 'd["subnet"]["network_id"]')
-router=$(api POST /v2.0/routers '{"router": {"name": "r1"}}' | field 'd["router"]["id"]')
+router=$(api POST /v2.0/routers '{"router": {"name": "r1",
+  "external_gateway_info": {"network_id": "'"$public"'"}}}' | field 'd["router"]["id"]')
 for s in "$sub1" "$sub2"; do
   api PUT "/v2.0/routers/$router/add_router_interface" '{"subnet_id": "'"$s"'"}' >/dev/null
 done
@@ -108,6 +118,18 @@ retry 10 all_three vm3 || fail "vm3 (behind the router) -> $vip: $(answered_by v
 retry 10 all_three be1 || fail "be1 -> its own VIP: $(answered_by be1 40)"
 
 in_ns "$tag-vm1" ping -c 2 -i 0.2 -W 2 "$vip" >"$work/ping" || fail "ping $vip: $(cat "$work/ping")"
+
+# A floating IP on the VIP serves a client outside, through the gateway host.
+vip_port=$(lb GET "/loadbalancers/$lb_id" | field 'd["loadbalancer"]["vip_port_id"]')
+fip=$(api POST /v2.0/floatingips '{"floatingip": {"floating_network_id": "'"$public"'",
+  "port_id": "'"$vip_port"'"}}' | field 'd["floatingip"]["floating_ip_address"]')
+[ -n "$fip" ] || fail "no floating IP for the VIP"
+wait_applied h1
+outside_ask() { in_ns "$outside" nc -N -w 2 "$fip" 80 </dev/null 2>/dev/null || true; }
+from_outside() {
+  [ "$(for _ in $(seq 1 40); do outside_ask; done | sort -u | grep -c 'be[123]$')" = 3 ]
+}
+retry 10 from_outside || fail "outside -> $fip: $(for _ in 1 2 3; do outside_ask; done)"
 out=$(in_ns "$tag-vm1" nc -w 2 -z "$vip" 443 2>&1) && fail "port 443 of the VIP is open: $out"
 
 # A connection keeps its backend while a member is added: what it sends

@@ -323,6 +323,7 @@ void Datapath::setTopology(std::shared_ptr<const topology::Topology> next) {
   uplink_switches_.clear();
   local_gateways_.clear();
   hosts_by_address_.clear();
+  lb_floating_.clear();
   if (topology_ == nullptr) return;
   const auto& uplinks = config_.host.uplinks;
   for (const auto& [key, sw] : topology_->switches()) {
@@ -335,6 +336,14 @@ void Datapath::setTopology(std::shared_ptr<const topology::Topology> next) {
     for (const auto& ip : r.gateway->ips) local_gateways_[{r.gateway->switch_key, ip}] = key;
   }
   for (const auto& [key, h] : topology_->hosts()) hosts_by_address_[h.tunnel_ip] = key;
+  for (const auto& f : topology_->floatingIps()) {
+    const topology::Port* vip = topology_->findPort(f.port_key);
+    const topology::Router* r = topology_->findRouter(f.router_key);
+    if (vip != nullptr && !vip->listeners.empty() && r != nullptr && r->gateway &&
+        r->gateway->host == config_.host.host) {
+      lb_floating_[f.external] = f.router_key;
+    }
+  }
 }
 
 void Datapath::learnNeighbor(uint32_t switch_key, const IpAddress& ip,
@@ -361,6 +370,14 @@ void Datapath::drop(DropReason why, Trace* trace, uint32_t port) {
   if (trace != nullptr) {
     trace->push_back("drop: " + std::string(dropReasonText(why)));
   }
+}
+
+// A load balancer's connections are tracked in the client port's zone; on
+// the gateway host (clients outside, through a floating IP), in a zone of
+// the router's, apart from every port's.
+uint16_t Datapath::lbZone(const Context& ctx, uint32_t router) {
+  if (ctx.stage == Stage::FromPort || ctx.stage == Stage::ToPort) return zoneOf(ctx.key);
+  return zoneOf(0x80000000u | router);
 }
 
 uint16_t Datapath::zoneOf(uint32_t port) {
@@ -562,8 +579,8 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
     const bool port = ctx.stage == Stage::FromPort || ctx.stage == Stage::ToPort;
     return drop(DropReason::FragmentUnknown, trace, port ? ctx.key : 0);
   }
-  if (ctx.stage == Stage::ToPort && shared_->lbActive() && isIp(p.key) &&
-      shared_->lbReply(pkt.bytes, p, zoneOf(ctx.key))) {
+  if ((ctx.stage == Stage::ToPort || ctx.stage == Stage::ToGateway) && shared_->lbActive() &&
+      isIp(p.key) && shared_->lbReply(pkt.bytes, p, lbZone(ctx, ctx.key))) {
     // A reply from a load balancer's member: from the VIP again, before
     // the client's conntrack sees it.
     packet::parse(pkt.bytes, p);
@@ -579,9 +596,19 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
   }
   flowcache::CacheKey key{p.key, contextBits(ctx), 0};
   if (ctx.stage == Stage::ToPort) key.reserved = groupSetId(ctx.sender);
-  if (ctx.stage == Stage::FromPort && isIp(p.key) && topology_->isVip(dstOf(p.key))) {
-    if (balancedElsewhere(ctx, pkt, out, trace, depth)) return;
-    if (auto pin = shared_->lbPinned(p, zoneOf(ctx.key))) {
+  if (isIp(p.key) && (topology_->isVip(dstOf(p.key)) || !lb_floating_.empty())) {
+    // A connection to a VIP (or, on the gateway host, to a floating IP on
+    // one) may be pinned to a member already.
+    std::optional<uint16_t> zone;
+    if (ctx.stage == Stage::FromPort && topology_->isVip(dstOf(p.key))) {
+      if (balancedElsewhere(ctx, pkt, out, trace, depth)) return;
+      zone = zoneOf(ctx.key);
+    } else if (ctx.stage == Stage::FromUplink) {
+      if (auto f = lb_floating_.find(dstOf(p.key)); f != lb_floating_.end()) {
+        zone = lbZone(ctx, f->second);
+      }
+    }
+    if (auto pin = zone ? shared_->lbPinned(p, *zone) : std::nullopt) {
       ctx.lb_member = pin->address;
       ctx.lb_member_port = pin->port;
       key.reserved = pinId(*pin);
@@ -665,7 +692,8 @@ void Datapath::chooseLeastConnected(const Action& a, const Context& ctx, Packet&
       best_count = count;
     }
   }
-  if (auto why = shared_->lbPin(pkt.parsed, zoneOf(ctx.key), {best->address, best->port}, listener);
+  if (auto why =
+          shared_->lbPin(pkt.parsed, lbZone(ctx, a.router), {best->address, best->port}, listener);
       why != DropReason::None) {
     return drop(why, trace, ctx.key);
   }
@@ -843,8 +871,8 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         break;
       case ActionKind::LbDnat: {
         auto vip = packet::Ipv4Address::of(dstOf(p.key));
-        if (auto why = shared_->lbForward(bytes, p, zoneOf(ctx.key), {a.to, a.to_port}, a.hairpin,
-                                          a.listener);
+        if (auto why = shared_->lbForward(bytes, p, lbZone(ctx, a.router), {a.to, a.to_port},
+                                          a.hairpin, a.listener);
             why != DropReason::None) {
           return fail(why);
         }

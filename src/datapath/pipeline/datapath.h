@@ -375,6 +375,7 @@ class Datapath {
   void drop(DropReason why, Trace* trace, uint32_t port = 0);
   // The shared zone of a port, remembered here.
   uint16_t zoneOf(uint32_t port);
+  uint16_t lbZone(const simulator::Context& ctx, uint32_t router);
   uint32_t groupSetId(const simulator::Sender& sender);
   // Invalidates what neighbours other workers learned since the last call.
   void catchUpNeighbors();
@@ -397,6 +398,9 @@ class Datapath {
   std::map<std::pair<uint32_t, uint16_t>, uint32_t> uplink_switches_;
   std::map<std::pair<uint32_t, IpAddress>, uint32_t> local_gateways_;
   std::map<IpAddress, uint32_t> hosts_by_address_;
+  // Floating IPs on load balancers' VIPs served here (this host holds the
+  // router's gateway) -> the router.
+  std::map<IpAddress, uint32_t> lb_floating_;
   // Per-depth working copies of the frame (Deliver runs a nested stage).
   std::vector<std::vector<uint8_t>> scratch_;
   std::vector<std::vector<uint8_t>> grown_;  // frames a helper's edit resized, per depth

@@ -276,6 +276,20 @@ class Walk {
 
   // --- load balancers ---
 
+  // The router whose gateway, held by this host, serves a floating IP on
+  // a load balancer's VIP (a port bound nowhere); nullptr if it is not one.
+  const Router* vipFloatingIpHere(const topology::FloatingIp& f) {
+    const Port* vip = t_.findPort(f.port_key);
+    const Router* r = t_.findRouter(f.router_key);
+    tag(TagKind::Port, f.port_key);
+    tag(TagKind::Router, f.router_key);
+    if (vip == nullptr || vip->listeners.empty() || r == nullptr || !r->gateway ||
+        r->gateway->host != host_.host) {
+      return nullptr;
+    }
+    return r;
+  }
+
   // A connection to a listener of a load balancer's VIP on `sw`: chooses
   // the member (the pinned one, least connections, or by Maglev hashing),
   // translates to it (LbDnat) and leaves the packet, now to the member, to
@@ -556,6 +570,21 @@ class Walk {
       const auto& gw = *rp->router->gateway;
       if (gw.host != host_.host) return drop(DropReason::NotGatewayHost);
       note([&] { return "gateway of " + routerText(*rp->router) + " receives it"; });
+      if (key_.eth_type == ethertype::kIpv4) {
+        IpAddress to = dst();
+        tags_.push_back(floatingTag(to));
+        const topology::FloatingIp* f = t_.floatingIpAt(to);
+        if (f != nullptr && vipFloatingIpHere(*f) == rp->router) {
+          // To the VIP, balanced in the router: the translation goes
+          // straight from the floating IP to the member (LbDnat), and the
+          // replies come back from the floating IP.
+          note([&] {
+            return "floating IP " + to.toString() + " -> " + f->fixed.toString() +
+                   " (a load balancer's VIP, on the gateway host)";
+          });
+          std::copy_n(f->fixed.bytes.begin(), 4, key_.ip_dst.begin());
+        }
+      }
       return route(*rp->router, nullptr, nullptr);
     }
     if (key_.eth_type == ethertype::kIpv4) {
@@ -1109,6 +1138,13 @@ class Walk {
           });
           return emit(arpReply(frame_, parsed_, vm->mac));
         }
+        if (const Router* r = vipFloatingIpHere(*f)) {
+          note([&] {
+            return "ARP responder: floating IP " + tpa.toString() +
+                   " of a load balancer's VIP is at the gateway of " + routerText(*r);
+          });
+          return emit(arpReply(frame_, parsed_, r->gateway->mac));
+        }
       }
     }
     // Provider networks: the local ports answer for themselves.
@@ -1357,6 +1393,10 @@ class Walk {
         const Switch* vip_sw = t_.findSwitch(i.switch_key);
         tag(TagKind::Switch, i.switch_key);
         if (auto balanced = balance(*vip_sw, in_mac)) {
+          if (!d_.actions.empty() && (d_.actions.back().kind == ActionKind::LbDnat ||
+                                      d_.actions.back().kind == ActionKind::LbChoose)) {
+            d_.actions.back().router = r.key;
+          }
           if (*balanced) route(r, in, in_switch);
           return;
         }
@@ -1468,7 +1508,16 @@ class Walk {
     auto mac = resolve(*ext, choice.nexthop, gw.mac, *from);
     if (!mac) return;
     setEth(gw.mac, *mac);
-    if (gw.snat && snat_here && key_.eth_type == ethertype::kIpv4 && !isRouterAddress(r, src())) {
+    // A load balancer's reply translated back to its floating IP on this
+    // host leaves as it is.
+    const topology::FloatingIp* from_floating =
+        key_.eth_type == ethertype::kIpv4 ? t_.floatingIpAt(src()) : nullptr;
+    if (key_.eth_type == ethertype::kIpv4) tags_.push_back(floatingTag(src()));
+    if (from_floating != nullptr && from_floating->router_key == r.key) {
+      note(
+          [&] { return src().toString() + " is a floating IP of " + routerText(r) + ": no SNAT"; });
+    } else if (gw.snat && snat_here && key_.eth_type == ethertype::kIpv4 &&
+               !isRouterAddress(r, src())) {
       note([&] {
         return "SNAT: " + src().toString() + " masqueraded as " + gw.ips.front().toString();
       });

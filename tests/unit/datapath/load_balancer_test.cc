@@ -66,7 +66,8 @@ class LoadBalancer : public ::testing::Test {
                                   {.address = ip("10.0.0.9"), .port = 80},
                                   {.address = ip("10.0.1.5"), .port = 80}}};
   }
-  void setListeners(std::vector<LbListener> listeners, uint64_t version = 2) {
+  void setListeners(std::vector<LbListener> listeners, uint64_t version = 2,
+                    bool floating = false) {
     auto p = TopologyParts::of(**scenario().build(1));
     p.ports[kVip] = topology::Port{.key = kVip,
                                    .id = "vip-port",
@@ -81,7 +82,17 @@ class LoadBalancer : public ::testing::Test {
                                            .protocol = 6,
                                            .port_min = 80,
                                            .port_max = 80});
+    if (floating) {
+      p.floating_ips.push_back({.id = "fip-vip",
+                                .external = ip("203.0.113.60"),
+                                .fixed = ip("10.0.0.100"),
+                                .port_key = kVip,
+                                .router_key = kRouter});
+    }
     world_.setTopology(p.builder(), version);
+    for (uint32_t h : {kH1, kH2, kH3}) {
+      world_.host(h).learnNeighbor(kPublic, ip("203.0.113.1"), kOutsideMac);
+    }
   }
   std::vector<Received> connect(uint32_t client, uint16_t sport, uint8_t flags = TcpHeader::kSyn) {
     const char* from = client == kVm1 ? "10.0.0.5" : client == kVm5 ? "10.0.0.8" : "10.0.1.5";
@@ -264,6 +275,59 @@ TEST_F(LoadBalancer, OtherPortsPingsAndSourcesOutsideTheAllowedCidrs) {
   EXPECT_TRUE(connect(kVm1, 7102).empty());
   EXPECT_EQ(world_.host(kH1).counters().dropped(DropReason::LbSourceNotAllowed), 1u);
   EXPECT_NE(reached(connect(kVm3, 7103)), 0u) << "from net2, allowed" << last_trace_;
+}
+
+// A floating IP on the VIP serves clients outside: answered and balanced
+// by the host that holds the router's gateway (h2); the member's replies
+// come back through it from the floating IP.
+TEST_F(LoadBalancer, AFloatingIpOnTheVipServesClientsOutside) {
+  setListeners({{.id = "l",
+                 .protocol = 6,
+                 .port = 80,
+                 .members = {{.address = ip("10.0.0.9"), .port = 80}}}},
+               2, /*floating=*/true);
+  auto arp = world_.fromOutside(
+      kH2, PacketBuilder()
+               .eth(kOutsideMac, MacAddress::broadcast())
+               .arp(1, kOutsideMac, v4("203.0.113.1"), MacAddress{}, v4("203.0.113.60"))
+               .build());
+  ASSERT_EQ(arp.size(), 1u) << text(arp);
+  EXPECT_NE(describeFrame(arp[0].bytes).find("is-at " + kGatewayMac.toString()), std::string::npos)
+      << describeFrame(arp[0].bytes);
+  EXPECT_TRUE(world_
+                  .fromOutside(kH1, PacketBuilder()
+                                        .eth(kOutsideMac, MacAddress::broadcast())
+                                        .arp(1, kOutsideMac, v4("203.0.113.1"), MacAddress{},
+                                             v4("203.0.113.60"))
+                                        .build())
+                  .empty())
+      << "only the gateway host answers";
+
+  std::vector<std::string> trace;
+  auto in = world_.fromOutside(
+      kH2, tcp(kOutsideMac, kGatewayMac, "203.0.113.1", "203.0.113.60", 6000, 80, TcpHeader::kSyn),
+      &trace);
+  std::string steps;
+  for (const auto& t : trace) steps += t + "\n";
+  ASSERT_EQ(reached(in), kVm6) << text(in) << steps;
+  auto p = parsed(in[0].bytes);
+  EXPECT_EQ(p.key.ip_dst[3], 9);
+  EXPECT_EQ(p.key.tp_dst, 80);
+  EXPECT_EQ(p.key.ip_src[0], 203) << "the client's own address";
+
+  auto back = world_.fromPort(kH3, kVm6,
+                              tcp(mac(0, 6), kRouterNet1Mac, "10.0.0.9", "203.0.113.1", 80, 6000,
+                                  TcpHeader::kSyn | TcpHeader::kAck));
+  ASSERT_EQ(back.size(), 1u) << text(back);
+  ASSERT_EQ(back[0].kind, Outputs::Kind::Uplink) << text(back);
+  EXPECT_EQ(back[0].host, kH2);
+  auto q = parsed(back[0].bytes);
+  EXPECT_EQ(q.key.ip_src[3], 60) << describeFrame(back[0].bytes);
+  EXPECT_EQ(q.key.tp_src, 80);
+  // The connection goes on, pinned.
+  auto more = world_.fromOutside(
+      kH2, tcp(kOutsideMac, kGatewayMac, "203.0.113.1", "203.0.113.60", 6000, 80, TcpHeader::kAck));
+  EXPECT_EQ(reached(more), kVm6) << text(more);
 }
 
 TEST_F(LoadBalancer, SourceIpPersistenceKeepsAClientOnOneMember) {
