@@ -21,6 +21,8 @@ packages=(
   openstack-dashboard chromium chromium-driver python3-selenium
   # end-to-end worlds: namespaces and the guests' tools
   iproute2 iputils-ping busybox ethtool tcpdump iperf3 netcat-openbsd nftables socat
+  # the central balancer bench/lb/run.sh measures Canopy's load balancing against
+  haproxy
   # IPv6 guests: a DHCPv6 client and a router-solicitation tool (rdisc6)
   isc-dhcp-client ndisc6
   # guests sharing a virtual IP by VRRP (allowed address pairs)

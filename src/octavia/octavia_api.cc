@@ -542,12 +542,140 @@ struct OctaviaApi::Impl {
         checked = createMonitor(doc, ctx);
       }
       if (!checked) return checked;
+      if (auto q = withinQuota(r, doc, ctx); !q) return q;
       ctx.guardAbsent(r.store, id);
       ctx.put(r.store, id, doc);
       return ok();
     });
     if (!w) return fault(w.error());
     return written(r, id, 201, "PENDING_CREATE");
+  }
+
+  // --- quotas ---------------------------------------------------------------
+  // Octavia's per-project quotas (-1: unlimited, the default), enforced on
+  // create: 403 "Quota has been met for resources: ...".
+
+  struct QuotaItem {
+    const char* name;        // in the quota body
+    const char* deprecated;  // the older name Octavia still accepts
+    std::string_view store;
+    const char* shown;  // in the error
+  };
+  static const std::vector<QuotaItem>& quotaItems() {
+    static const std::vector<QuotaItem> items = {
+        {"load_balancer", "loadbalancer", kLoadBalancers, "Load Balancer"},
+        {"listener", nullptr, kListeners, "Listener"},
+        {"pool", nullptr, kPools, "Pool"},
+        {"health_monitor", "healthmonitor", kHealthMonitors, "Health Monitor"},
+        {"member", nullptr, kMembers, "Member"},
+        {"l7policy", nullptr, {}, nullptr},
+        {"l7rule", nullptr, {}, nullptr}};
+    return items;
+  }
+  static constexpr std::string_view kQuotas = "lbaas-quotas";
+
+  static Json quotaOf(const state::Tables& t, const std::string& project) {
+    Json q = Json::object();
+    const state::Document* d = t.find(kQuotas, project);
+    for (const auto& item : quotaItems()) {
+      q[item.name] = d != nullptr && d->doc.contains(item.name) ? d->doc[item.name] : Json(-1);
+    }
+    return q;
+  }
+
+  static Result<void> withinQuota(const Resource& r, const Json& doc, Transaction& ctx) {
+    std::string project = stringAt(doc, "project_id");
+    for (const auto& item : quotaItems()) {
+      if (item.store != r.store) continue;
+      const state::Document* q = ctx.find(kQuotas, project);
+      if (q == nullptr) return ok();
+      int64_t limit = q->doc.value(item.name, int64_t{-1});
+      if (limit < 0) return ok();
+      ctx.guard(kQuotas, project, q->mod_revision);
+      int64_t used = 0;
+      for (const auto& [id, d] : ctx.tables().collection(r.store)) {
+        if (stringAt(d.doc, "project_id") == project) ++used;
+      }
+      if (used >= limit) {
+        return Error(Errc::PermissionDenied,
+                     std::string("Quota has been met for resources: ") + item.shown);
+      }
+    }
+    return ok();
+  }
+
+  HttpResponse quotas(const std::vector<std::string>& parts, const HttpRequest& req,
+                      const Caller& caller) {
+    const std::string& m = req.method;
+    if (parts.size() == 1 && m == "GET") {
+      Json list = Json::array();
+      state.read([&](const state::Tables& t) {
+        for (const auto& [project, d] : t.collection(kQuotas)) {
+          if (!caller.is_admin && project != caller.project_id) continue;
+          Json q = quotaOf(t, project);
+          q["project_id"] = project;
+          list.push_back(std::move(q));
+        }
+      });
+      return reply(200, {{"quotas", list}});
+    }
+    if (parts.size() != 2) return fault(Error(Errc::NotFound, "The resource could not be found."));
+    if (parts[1] == "defaults" && m == "GET") {
+      return reply(200, {{"quota", quotaOf(state::Tables(nullptr), "")}});
+    }
+    const std::string& project = parts[1];
+    if (m == "GET") {
+      if (!caller.is_admin && project != caller.project_id) return fault(forbidden());
+      return reply(
+          200,
+          {{"quota", state.read([&](const state::Tables& t) { return quotaOf(t, project); })}});
+    }
+    if (!caller.is_admin) return fault(forbidden());
+    if (m == "DELETE") {
+      auto w = write(caller, [&](Transaction& ctx) -> Result<void> {
+        if (ctx.find(kQuotas, project) == nullptr) return notFound("Quota", project);
+        ctx.erase(kQuotas, project);
+        return ok();
+      });
+      if (!w) return fault(w.error());
+      return reply(202, nullptr);
+    }
+    if (m != "PUT") return fault(Error(Errc::InvalidArgument, "Method not allowed."));
+    Json body = Json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object() || !body.contains("quota") ||
+        !body["quota"].is_object()) {
+      return fault(badRequest("Invalid input for field/attribute quota."));
+    }
+    Json wanted = Json::object();
+    for (const auto& [k, v] : body["quota"].items()) {
+      const QuotaItem* item = nullptr;
+      for (const auto& i : quotaItems()) {
+        if (k == i.name || (i.deprecated != nullptr && k == i.deprecated)) item = &i;
+      }
+      if (item == nullptr) {
+        return fault(badRequest("Invalid input for field/attribute quota. Value: '" + k +
+                                "'. Unknown attribute for argument quota: " + k));
+      }
+      if (v.is_null()) continue;  // the default
+      if (!v.is_number_integer() || v.get<int64_t>() < -1 || v.get<int64_t>() > 2000000000) {
+        return fault(badRequest("Invalid input for field/attribute " + k + ". Value: '" +
+                                v.dump(-1, ' ', false, Json::error_handler_t::replace) +
+                                "'. Value should be greater or equal to -1"));
+      }
+      wanted[item->name] = v;
+    }
+    Json shown;
+    auto w = write(caller, [&](Transaction& ctx) -> Result<void> {
+      Json doc = Json::object();
+      if (const state::Document* d = ctx.find(kQuotas, project)) doc = d->doc;
+      for (const auto& [k, v] : wanted.items()) doc[k] = v;
+      doc["project_id"] = project;
+      ctx.update(kQuotas, project, doc);
+      return ok();
+    });
+    if (!w) return fault(w.error());
+    state.read([&](const state::Tables& t) { shown = quotaOf(t, project); });
+    return reply(202, {{"quota", shown}});
   }
 
   HttpResponse update(const Resource& r, const std::string& id, const HttpRequest& req,
@@ -1317,6 +1445,7 @@ struct OctaviaApi::Impl {
             std::string(kNotImplemented)));
       }
     }
+    if (what == "quotas") return quotas(parts, req, *caller);
     const Resource* r = nullptr;
     if (what == "loadbalancers") r = &loadBalancerResource();
     if (what == "listeners") r = &listenerResource();

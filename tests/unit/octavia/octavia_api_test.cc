@@ -32,7 +32,7 @@ class OctaviaApiTest : public api::ApiFixture {
   }
 
   Reply lb(const std::string& method, const std::string& path, const Json& body = nullptr,
-           const std::string& project = "p1") {
+           const std::string& project = "p1", const std::string& roles = "") {
     http::HttpRequest r;
     r.method = method;
     auto q = path.find('?');
@@ -40,6 +40,7 @@ class OctaviaApiTest : public api::ApiFixture {
     if (q != std::string::npos) r.query = http::parseQuery(path.substr(q + 1));
     if (!body.is_null()) r.body = body.dump();
     if (!project.empty()) r.headers["x-project-id"] = project;
+    if (!roles.empty()) r.headers["x-roles"] = roles;
     r.headers["host"] = "canopy.test:9696";
     auto out = lb_api_->handle(r);
     return {out.status, out.body.empty() ? Json() : Json::parse(out.body)};
@@ -403,6 +404,47 @@ TEST_F(OctaviaApiTest, UpdatesKeepWhatIsNotSent) {
   ASSERT_EQ(off.status, 200) << off.body.dump();
   EXPECT_EQ(lb("GET", "/v2/lbaas/loadbalancers/" + lbid).body["loadbalancer"]["operating_status"],
             "OFFLINE");
+}
+
+// Octavia's quotas: unlimited by default, set by an admin per project,
+// enforced on create with a 403 naming the resource, reset by DELETE.
+TEST_F(OctaviaApiTest, QuotasLimitAProjectsObjects) {
+  auto defaults = lb("GET", "/v2/lbaas/quotas/defaults");
+  ASSERT_EQ(defaults.status, 200) << defaults.body.dump();
+  EXPECT_EQ(defaults.body["quota"]["load_balancer"], -1);
+  expectFault(lb("PUT", "/v2/lbaas/quotas/p1", {{"quota", {{"load_balancer", 1}}}}), 403);
+  auto set = lb("PUT", "/v2/lbaas/quotas/p1", {{"quota", {{"loadbalancer", 1}, {"member", 1}}}},
+                "admin", "admin");
+  ASSERT_EQ(set.status, 202) << set.body.dump();
+  EXPECT_EQ(set.body["quota"]["load_balancer"], 1);
+  EXPECT_EQ(set.body["quota"]["listener"], -1);
+  expectFault(lb("PUT", "/v2/lbaas/quotas/p1", {{"quota", {{"pool", -2}}}}, "admin", "admin"), 400);
+  expectFault(lb("PUT", "/v2/lbaas/quotas/p1", {{"quota", {{"bogus", 1}}}}, "admin", "admin"), 400);
+  EXPECT_EQ(lb("GET", "/v2/lbaas/quotas/p1").body["quota"]["member"], 1);
+  expectFault(lb("GET", "/v2/lbaas/quotas/p1", nullptr, "p2"), 403);
+
+  std::string id = makeLoadBalancer();
+  expectFault(lb("POST", "/v2/lbaas/loadbalancers",
+                 {{"loadbalancer", {{"name", "second"}, {"vip_subnet_id", subnet_}}}}),
+              403, "Quota has been met for resources: Load Balancer");
+  std::string listener =
+      make("/v2/lbaas/listeners", "listener",
+           {{"protocol", "TCP"}, {"protocol_port", 80}, {"loadbalancer_id", id}});
+  std::string pool =
+      make("/v2/lbaas/pools", "pool",
+           {{"protocol", "TCP"}, {"lb_algorithm", "ROUND_ROBIN"}, {"listener_id", listener}});
+  make("/v2/lbaas/pools/" + pool + "/members", "member",
+       {{"address", "10.0.0.11"}, {"protocol_port", 80}});
+  expectFault(lb("POST", "/v2/lbaas/pools/" + pool + "/members",
+                 {{"member", {{"address", "10.0.0.12"}, {"protocol_port", 80}}}}),
+              403, "Quota has been met for resources: Member");
+
+  auto all = lb("GET", "/v2/lbaas/quotas", nullptr, "admin", "admin");
+  ASSERT_EQ(all.body["quotas"].size(), 1u) << all.body.dump();
+  EXPECT_EQ(all.body["quotas"][0]["project_id"], "p1");
+  EXPECT_EQ(lb("DELETE", "/v2/lbaas/quotas/p1", nullptr, "admin", "admin").status, 202);
+  EXPECT_EQ(lb("GET", "/v2/lbaas/quotas/p1").body["quota"]["load_balancer"], -1);
+  EXPECT_FALSE(makeLoadBalancer().empty());
 }
 
 }  // namespace
