@@ -94,6 +94,7 @@ void put(pb::Port* o, const topology::Port& p) {
     x->set_port(l.port);
     x->set_algorithm(static_cast<pb::LbAlgorithm>(l.algorithm));
     x->set_source_ip_persistence(l.source_ip_persistence);
+    x->set_connection_limit(l.connection_limit);
     for (const auto& c : l.allowed_cidrs) put(x->add_allowed_cidrs(), c);
     if (l.monitor) {
       auto* y = x->mutable_monitor();
@@ -314,7 +315,8 @@ Result<topology::Port> from(const pb::Port& o) {
                            .protocol = static_cast<uint8_t>(x.protocol()),
                            .port = static_cast<uint16_t>(x.port()),
                            .algorithm = static_cast<topology::LbAlgorithm>(x.algorithm()),
-                           .source_ip_persistence = x.source_ip_persistence()};
+                           .source_ip_persistence = x.source_ip_persistence(),
+                           .connection_limit = x.connection_limit()};
     for (const auto& c : x.allowed_cidrs()) {
       CANOPY_TRY(cidr, prefix(c, "listener allowed CIDR"));
       l.allowed_cidrs.push_back(cidr);

@@ -217,9 +217,13 @@ std::vector<topology::LbListener> listenersOf(const state::Tables& t, std::strin
         port > 65535) {
       continue;
     }
-    topology::LbListener listener{.id = id,
-                                  .protocol = protocol == "UDP" ? uint8_t{17} : uint8_t{6},
-                                  .port = static_cast<uint16_t>(port)};
+    int64_t limit = intAt(*l, "connection_limit", -1);
+    topology::LbListener listener{
+        .id = id,
+        .protocol = protocol == "UDP" ? uint8_t{17} : uint8_t{6},
+        .port = static_cast<uint16_t>(port),
+        .connection_limit =
+            limit > 0 ? static_cast<uint32_t>(std::min<int64_t>(limit, INT32_MAX)) : 0};
     for (const auto& c : l->value("allowed_cidrs", Json::array())) {
       if (auto prefix = c.is_string() ? parsePrefix(c.get<std::string>()) : std::nullopt) {
         listener.allowed_cidrs.push_back(*prefix);

@@ -87,11 +87,14 @@ void LbTable::count(const Pin& pin, int delta) noexcept {
   auto key = std::tuple{pin.listener, pin.member, pin.member_port};
   if (delta > 0) {
     ++open_[key];
+    ++open_by_listener_[pin.listener];
     return;
   }
   auto it = open_.find(key);
   if (it == open_.end()) return;
   if (--it->second == 0) open_.erase(it);
+  auto l = open_by_listener_.find(pin.listener);
+  if (l != open_by_listener_.end() && --l->second == 0) open_by_listener_.erase(l);
 }
 
 void LbTable::erase(std::unordered_map<Key, Pin, KeyHash>::iterator it) noexcept {
@@ -118,8 +121,8 @@ DropReason LbTable::pin(const packet::ParsedPacket& p, uint16_t zone, LbTarget m
 }
 
 DropReason LbTable::translate(std::span<uint8_t> frame, const packet::ParsedPacket& p,
-                              uint16_t zone, LbTarget member, bool hairpin,
-                              uint64_t listener) noexcept {
+                              uint16_t zone, LbTarget member, bool hairpin, uint64_t listener,
+                              uint32_t limit) noexcept {
   if (p.key.eth_type != packet::ethertype::kIpv4 || member.address.family != 4) {
     return DropReason::NatNotIpv4;
   }
@@ -136,6 +139,12 @@ DropReason LbTable::translate(std::span<uint8_t> frame, const packet::ParsedPack
   }
   if (it == pins_.end()) {
     if (!room()) return DropReason::LbTableFull;
+    if (limit != 0) {
+      auto open = open_by_listener_.find(listener);
+      if (open != open_by_listener_.end() && open->second >= limit) {
+        return DropReason::LbConnectionLimit;
+      }
+    }
     Pin pin{
         .member = address, .member_port = member.port, .hairpin = hairpin, .listener = listener};
     count(pin, +1);

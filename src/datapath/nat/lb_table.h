@@ -66,9 +66,12 @@ class LbTable {
   // A packet of a connection to a VIP goes to `member`: pinned (or its pin
   // refreshed), its destination rewritten (and its source, for a hairpin),
   // its reply remembered. Returns None or why not, the frame then
-  // unchanged: NatNotIpv4, LbNotTcpOrUdp, LbTableFull, Ipv4Truncated.
+  // unchanged: NatNotIpv4, LbNotTcpOrUdp, LbTableFull, LbConnectionLimit
+  // (a new connection while the listener has `limit` open here; 0: none),
+  // Ipv4Truncated.
   DropReason translate(std::span<uint8_t> frame, const packet::ParsedPacket& p, uint16_t zone,
-                       LbTarget member, bool hairpin, uint64_t listener) noexcept;
+                       LbTarget member, bool hairpin, uint64_t listener,
+                       uint32_t limit = 0) noexcept;
 
   // A packet (or an ICMP error) that may be a balanced connection's reply,
   // arriving in the client port's zone: translated back and true if it is.
@@ -134,6 +137,7 @@ class LbTable {
   std::unordered_map<Key, Reply, KeyHash> replies_;
   // Open connections by (listener, member address, member port).
   std::map<std::tuple<uint64_t, uint32_t, uint16_t>, size_t> open_;
+  std::unordered_map<uint64_t, size_t> open_by_listener_;
 };
 
 }  // namespace canopy::datapath::nat

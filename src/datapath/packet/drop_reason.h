@@ -106,7 +106,8 @@ namespace canopy::datapath {
   X(LbNoMember, "to a load balancer's listener with no member up")                          \
   X(LbSourceNotAllowed, "to a load balancer's listener from outside its allowed CIDRs")     \
   X(LbNotTcpOrUdp, "load balancing of a packet that is not TCP or UDP")                     \
-  X(LbTableFull, "load balancer connection table full: new connections refused")
+  X(LbTableFull, "load balancer connection table full: new connections refused")            \
+  X(LbConnectionLimit, "load balancer listener at its connection limit on this host")
 
 enum class DropReason : uint8_t {
   None,  // not dropped

@@ -198,9 +198,9 @@ DropReason SharedState::lbPin(const packet::ParsedPacket& p, uint16_t zone, nat:
 
 DropReason SharedState::lbForward(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                                   uint16_t zone, nat::LbTarget member, bool hairpin,
-                                  uint64_t listener) noexcept {
+                                  uint64_t listener, uint32_t limit) noexcept {
   MaybeLock lock(lb_mu_, shared_);
-  auto why = lb_.translate(frame, p, zone, member, hairpin, listener);
+  auto why = lb_.translate(frame, p, zone, member, hairpin, listener, limit);
   lb_active_.store(!lb_.empty(), std::memory_order_relaxed);
   return why;
 }
@@ -872,7 +872,7 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
       case ActionKind::LbDnat: {
         auto vip = packet::Ipv4Address::of(dstOf(p.key));
         if (auto why = shared_->lbForward(bytes, p, lbZone(ctx, a.router), {a.to, a.to_port},
-                                          a.hairpin, a.listener);
+                                          a.hairpin, a.listener, a.limit);
             why != DropReason::None) {
           return fail(why);
         }

@@ -201,7 +201,8 @@ class SharedState {
   DropReason lbPin(const packet::ParsedPacket& p, uint16_t zone, nat::LbTarget member,
                    uint64_t listener) noexcept;
   DropReason lbForward(std::span<uint8_t> frame, const packet::ParsedPacket& p, uint16_t zone,
-                       nat::LbTarget member, bool hairpin, uint64_t listener) noexcept;
+                       nat::LbTarget member, bool hairpin, uint64_t listener,
+                       uint32_t limit) noexcept;
   bool lbReply(std::span<uint8_t> frame, const packet::ParsedPacket& p, uint16_t zone) noexcept;
   size_t lbConnections(uint64_t listener, const nat::LbTarget& member) const;
   bool lbActive() const noexcept { return lb_active_.load(std::memory_order_relaxed); }

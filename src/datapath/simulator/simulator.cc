@@ -367,6 +367,7 @@ class Walk {
     a.to = m->address;
     a.to_port = m->port;
     a.listener = nat::stableHash(l.id);
+    a.limit = l.connection_limit;
     a.hairpin = hairpin;
     a.eth_src = v->mac;
     if (hairpin) {

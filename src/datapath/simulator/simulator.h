@@ -186,6 +186,7 @@ struct Action {
   IpAddress to{};      // LbDnat: the member; LbChoose: the VIP
   uint16_t to_port = 0;
   uint64_t listener = 0;  // LbDnat: the listener's id, hashed
+  uint32_t limit = 0;     // LbDnat: the listener's connections on this host at most (0: none)
   bool hairpin = false;
   bool vxlan = false;  // Tunnel: the host takes VXLAN only
   // Nat and Snat: the router's conntrack helper for the connection.

@@ -167,6 +167,10 @@ struct LbListener {
   uint16_t port = 0;
   LbAlgorithm algorithm = LbAlgorithm::RoundRobin;
   bool source_ip_persistence = false;
+  // Open connections each host admits through the listener from its own
+  // clients (Octavia's is the load balancer's; a host knows its own). 0:
+  // no limit.
+  uint32_t connection_limit = 0;
   std::vector<IpPrefix> allowed_cidrs{};  // empty: any source
   std::vector<LbMember> members{};
   std::optional<LbMonitor> monitor{};  // enabled

@@ -330,6 +330,22 @@ TEST_F(LoadBalancer, AFloatingIpOnTheVipServesClientsOutside) {
   EXPECT_EQ(reached(more), kVm6) << text(more);
 }
 
+// A listener's connection limit holds on each host for its own clients:
+// a new connection beyond it is dropped (the client's SYN is retried, as
+// against a full backlog) until one closes.
+TEST_F(LoadBalancer, TheConnectionLimitHoldsOnEachHost) {
+  auto l = web();
+  l.connection_limit = 2;
+  setListeners({l});
+  EXPECT_NE(reached(connect(kVm1, 100)), 0u);
+  EXPECT_NE(reached(connect(kVm1, 101)), 0u);
+  EXPECT_TRUE(connect(kVm1, 102).empty());
+  EXPECT_EQ(world_.host(kH1).counters().dropped(DropReason::LbConnectionLimit), 1u);
+  EXPECT_NE(reached(connect(kVm1, 100, TcpHeader::kAck)), 0u) << "open ones go on";
+  EXPECT_NE(reached(connect(kVm1, 100, TcpHeader::kAck | TcpHeader::kFin)), 0u);
+  EXPECT_NE(reached(connect(kVm1, 102)), 0u) << "one closed: room for another";
+}
+
 TEST_F(LoadBalancer, SourceIpPersistenceKeepsAClientOnOneMember) {
   auto l = web();
   l.source_ip_persistence = true;
