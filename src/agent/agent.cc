@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "agent/status.h"
+#include "datapath/nat/maglev.h"
 #include "datapath/packet/builder.h"
 #include "model/port.h"
 
@@ -204,7 +205,7 @@ Result<void> Agent::applyView(const HostView& view, uint64_t version) {
   if (!built) return std::move(built).error();
   std::shared_ptr<const datapath::topology::Topology> topology = *built;
   std::vector<std::string> arrived;  // bound ports that are newly this host's
-  uint32_t here = 0;                  // this host's key
+  uint32_t here = 0;                 // this host's key
   {
     MutexLock lock(mu_);
     // The datapaths learn the host's key from the view; a new key (the
@@ -639,6 +640,25 @@ void Agent::tick(uint64_t ticks) {
     shared = shared_;
   }
   if (shared != nullptr) {
+    if (auto counters = shared->lbCounters(); !counters.empty()) {
+      auto plan = plan_.load();
+      std::map<uint64_t, std::string> ids;  // the listeners it knows, by hash
+      if (plan != nullptr && plan->topology != nullptr) {
+        for (const auto& [key, p] : plan->topology->ports()) {
+          for (const auto& l : p.listeners) ids[datapath::nat::stableHash(l.id)] = l.id;
+        }
+      }
+      for (const auto& [hash, c] : counters) {
+        auto id = ids.find(hash);
+        if (id == ids.end()) continue;  // a listener gone
+        pb::ListenerStats* x = s.add_listeners();
+        x->set_listener_id(id->second);
+        x->set_active_connections(c.active);
+        x->set_total_connections(c.total);
+        x->set_bytes_in(c.bytes_in);
+        x->set_bytes_out(c.bytes_out);
+      }
+    }
     for (const auto& n : shared->neighborList(kReportedNeighbors)) {
       pb::Neighbor* x = s.add_neighbors();
       x->set_switch_key(n.switch_key);

@@ -1364,21 +1364,44 @@ struct OctaviaApi::Impl {
 
   HttpResponse stats(const Resource& r, const std::string& id, const Caller& caller) {
     bool found = false, hidden = false;
+    Json totals = {{"bytes_in", 0},
+                   {"bytes_out", 0},
+                   {"active_connections", 0},
+                   {"total_connections", 0},
+                   {"request_errors", 0}};
     state.read([&](const state::Tables& t) {
       const state::Document* d = t.find(r.store, id);
       found = d != nullptr;
       hidden = found && !visible(d->doc, caller);
+      if (!found || hidden) return;
+      std::set<std::string> listeners;
+      if (&r == &listenerResource()) {
+        listeners.insert(id);
+      } else {
+        for (const Json* l : whereIs(t, kListeners, "loadbalancer_id", id)) {
+          listeners.insert(stringAt(*l, "id"));
+        }
+      }
+      // What each host's agent carried through them (written by the
+      // southbound, southbound/service.h's kListenerStatsCollection).
+      for (const auto& [host, doc] : t.collection("lbaas-listener-stats")) {
+        auto carried = doc.doc.find("listeners");
+        if (carried == doc.doc.end() || !carried->is_object()) continue;
+        for (const auto& [listener, c] : carried->items()) {
+          if (!listeners.count(listener) || !c.is_object()) continue;
+          for (const char* k :
+               {"bytes_in", "bytes_out", "active_connections", "total_connections"}) {
+            auto v = c.find(k);
+            if (v != c.end() && v->is_number_unsigned()) {
+              totals[k] = totals[k].get<uint64_t>() + v->get<uint64_t>();
+            }
+          }
+        }
+      }
     });
     if (!found) return fault(notFound(r.name, id));
     if (hidden) return fault(forbidden());
-    // Counters come from the agents' datapath (docs/LOADBALANCING.md): none
-    // are reported yet.
-    return reply(200, {{"stats",
-                        {{"bytes_in", 0},
-                         {"bytes_out", 0},
-                         {"active_connections", 0},
-                         {"total_connections", 0},
-                         {"request_errors", 0}}}});
+    return reply(200, {{"stats", totals}});
   }
 
   // --- routing ------------------------------------------------------------------

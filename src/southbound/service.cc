@@ -37,6 +37,8 @@ constexpr auto kTrimQuiet = std::chrono::milliseconds(500);
 constexpr auto kStreamsEnd = std::chrono::seconds(10);
 constexpr auto kComplaintPeriod = std::chrono::seconds(10);
 constexpr int kComplaints = 10;
+// Load balancers' statistics: written per host at most this often.
+constexpr auto kListenerStatsEvery = std::chrono::seconds(5);
 
 // Changes one port document with `change` (false: nothing to do), through
 // the model's writer path.
@@ -121,6 +123,9 @@ class SouthboundService::Session final
   // What an agent says that the server cannot take is logged, at most
   // kComplaints lines per period: a misbehaving agent cannot flood the log.
   RateLimit complaints;
+  // The load balancers' statistics last written for the host, and when.
+  std::string listener_stats;
+  std::optional<SteadyTime> listener_stats_at;
   // Any thread: whether a pump is queued on the strand already.
   std::atomic<bool> pump_queued{false};
 
@@ -443,6 +448,7 @@ void SouthboundService::receive(const std::shared_ptr<Session>& s, const pb::Age
       info_[s->host].applied_version = ack.version();
     }
   } else if (m.has_stats()) {
+    writeListenerStats(*s, m.stats());
     MutexLock lock(mu_);
     info_[s->host].stats = m.stats();
   } else if (m.has_port_status()) {
@@ -589,6 +595,38 @@ Result<void> SouthboundService::setPortStatus(const std::string& host, const std
     }
     return changed;
   });
+}
+
+// What the host carried through load balancers' listeners, for Octavia's
+// statistics (summed over hosts by the API): into the model, when it
+// changed, at most every kListenerStatsEvery per host.
+void SouthboundService::writeListenerStats(Session& s, const pb::Stats& stats) {
+  if (stats.listeners().empty() && s.listener_stats.empty()) return;
+  Json doc = Json::object();
+  for (const auto& l : stats.listeners()) {
+    doc[l.listener_id()] = {{"active_connections", l.active_connections()},
+                            {"total_connections", l.total_connections()},
+                            {"bytes_in", l.bytes_in()},
+                            {"bytes_out", l.bytes_out()}};
+  }
+  std::string text = doc.dump();
+  auto now = clock_.now();
+  if (text == s.listener_stats ||
+      (s.listener_stats_at && now - *s.listener_stats_at < kListenerStatsEvery)) {
+    return;
+  }
+  auto r = state_.write({}, [&](state::Transaction& txn) -> Result<void> {
+    txn.put(kListenerStatsCollection, s.host, Json{{"host", s.host}, {"listeners", doc}});
+    return ok();
+  });
+  if (!r) {
+    if (s.complaints.allow()) {
+      spdlog::warn("southbound: agent {}: listener statistics: {}", s.host, r.error().message());
+    }
+    return;
+  }
+  s.listener_stats = std::move(text);
+  s.listener_stats_at = now;
 }
 
 // A member's health, from the agent of the host its port is bound to (the

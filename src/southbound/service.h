@@ -54,6 +54,10 @@
 
 namespace canopy::southbound {
 
+// What each host carried through load balancers' listeners (one document
+// per host: {"host", "listeners": {id: counters}}), for Octavia's statistics.
+inline constexpr std::string_view kListenerStatsCollection = "lbaas-listener-stats";
+
 class SouthboundService final
     : public pb::Southbound::WithCallbackMethod_Connect<pb::Southbound::Service> {
  public:
@@ -115,6 +119,7 @@ class SouthboundService final
   void farewell(const std::shared_ptr<Session>& s);
   Result<void> setPortStatus(const std::string& host, const std::string& port_id, bool up);
   Result<void> setMemberHealth(const std::string& host, const std::string& member_id, bool up);
+  void writeListenerStats(Session& s, const pb::Stats& stats);
   bool leads() const { return replica_ == nullptr || replica_->leading(); }
   state::WriteOptions leaderWrites() const;
   AgentSession sessionOf(const std::string& host, const std::string& id) const;

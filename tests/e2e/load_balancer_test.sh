@@ -9,7 +9,7 @@
 # answers pings, resets a port no listener has; a connection keeps its
 # backend while another backend is added; a disabled member takes no new
 # connections; weights spread connections; SOURCE_IP keeps a client on one
-# backend; the UDP listener; a floating IP on the VIP from outside; health checks (TCP and UDP-CONNECT) take a
+# backend; the UDP listener; a floating IP on the VIP from outside; statistics; health checks (TCP and UDP-CONNECT) take a
 # stopped backend out within the monitor's window and back; the drops are
 # counted by name.
 here=$(cd "$(dirname "$0")" && pwd)
@@ -166,6 +166,15 @@ weighted() {
   [ -z "$three" ] && [ "${one:-0}" -ge 72 ] && [ "${one:-0}" -le 108 ]
 }
 retry 10 weighted || fail "weights 3:1:0 spread as $(cat "$work/weights")"
+
+# Octavia's statistics: what the clients' hosts carried (reported by their
+# agents every few seconds).
+counted() {
+  lb GET "/loadbalancers/$lb_id/stats" >"$work/stats"
+  field 'd["stats"]["total_connections"] >= 100 and d["stats"]["bytes_out"] > 0' \
+    <"$work/stats" | grep -q True
+}
+retry 20 counted || fail "statistics: $(cat "$work/stats")"
 
 # SOURCE_IP: a client stays on one backend.
 lb PUT "/pools/$pool" '{"pool": {"lb_algorithm": "SOURCE_IP"}}' >/dev/null

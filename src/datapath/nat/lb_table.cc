@@ -88,6 +88,7 @@ void LbTable::count(const Pin& pin, int delta) noexcept {
   if (delta > 0) {
     ++open_[key];
     ++open_by_listener_[pin.listener];
+    ++counters_[pin.listener].total;
     return;
   }
   auto it = open_.find(key);
@@ -157,7 +158,8 @@ DropReason LbTable::translate(std::span<uint8_t> frame, const packet::ParsedPack
       erase(it);
       return DropReason::LbTableFull;
     }
-    replies_[reply] = Reply{.vip = key->dst,
+    replies_[reply] = Reply{.listener = listener,
+                            .vip = key->dst,
                             .vip_port = key->dst_port,
                             .client = key->src,
                             .client_port = key->src_port};
@@ -171,6 +173,7 @@ DropReason LbTable::translate(std::span<uint8_t> frame, const packet::ParsedPack
   }
   pin.expires = now + (pin.closing ? kClosing : idleTimeout(key->protocol));
   replies_[reply].expires = pin.expires;
+  counters_[listener].bytes_in += p.l3_end - p.l3_offset;
 
   if (hairpin) {
     if (auto why = rewriteIpv4(frame, p, Side::Source, wire(key->dst), std::nullopt);
@@ -214,6 +217,7 @@ bool LbTable::translateReply(std::span<uint8_t> frame, const packet::ParsedPacke
   SteadyTime now = clock_.now();
   if (it->second.expires <= now) return false;  // swept with its pin
   const Reply r = it->second;
+  counters_[r.listener].bytes_out += p.l3_end - p.l3_offset;
   // The source becomes the VIP with the listener's port (for an error,
   // the quote's destination); after a hairpin, the destination the client.
   // rewriteIpv4 reads the addresses it replaces from the frame, so the
@@ -232,6 +236,13 @@ size_t LbTable::connections(uint64_t listener, const LbTarget& member) const noe
   if (member.address.family != 4) return 0;
   auto it = open_.find({listener, hostAddress(member.address), member.port});
   return it == open_.end() ? 0 : it->second;
+}
+
+std::map<uint64_t, LbTable::Counters> LbTable::counters() const {
+  std::map<uint64_t, Counters> out;
+  for (const auto& [listener, c] : counters_) out[listener] = c;
+  for (const auto& [listener, open] : open_by_listener_) out[listener].active = open;
+  return out;
 }
 
 size_t LbTable::sweep(size_t budget) noexcept {

@@ -82,6 +82,16 @@ class LbTable {
   // (least connections' measure): pinned and not closing.
   size_t connections(uint64_t listener, const LbTarget& member) const noexcept;
 
+  // What each listener (by its id's hash) carried on this host: Octavia's
+  // statistics. Bytes in: from clients, as they sent them; out: to them.
+  struct Counters {
+    uint64_t active = 0;
+    uint64_t total = 0;
+    uint64_t bytes_in = 0;
+    uint64_t bytes_out = 0;
+  };
+  std::map<uint64_t, Counters> counters() const;
+
   // Forgets expired connections; at most `budget` of them.
   size_t sweep(size_t budget = 1024) noexcept;
   size_t size() const noexcept { return pins_.size(); }
@@ -116,6 +126,7 @@ class LbTable {
     SteadyTime expires{};
   };
   struct Reply {
+    uint64_t listener = 0;
     uint32_t vip = 0;
     uint16_t vip_port = 0;
     uint32_t client = 0;  // a hairpin's destination back
@@ -138,6 +149,7 @@ class LbTable {
   // Open connections by (listener, member address, member port).
   std::map<std::tuple<uint64_t, uint32_t, uint16_t>, size_t> open_;
   std::unordered_map<uint64_t, size_t> open_by_listener_;
+  std::unordered_map<uint64_t, Counters> counters_;  // total and bytes
 };
 
 }  // namespace canopy::datapath::nat

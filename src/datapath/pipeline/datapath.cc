@@ -216,6 +216,11 @@ size_t SharedState::lbConnections(uint64_t listener, const nat::LbTarget& member
   return lb_.connections(listener, member);
 }
 
+std::map<uint64_t, nat::LbTable::Counters> SharedState::lbCounters() const {
+  MutexLock lock(lb_mu_);
+  return lb_.counters();
+}
+
 size_t SharedState::lbSize() const {
   MutexLock lock(lb_mu_);
   return lb_.size();

@@ -207,6 +207,7 @@ class SharedState {
   size_t lbConnections(uint64_t listener, const nat::LbTarget& member) const;
   bool lbActive() const noexcept { return lb_active_.load(std::memory_order_relaxed); }
   size_t lbSize() const;
+  std::map<uint64_t, nat::LbTable::Counters> lbCounters() const;
   // FTP control connections through floating IPs (nat::FtpFloatingTable).
   DropReason ftpFloatingOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                                  packet::Ipv4Address inside, packet::Ipv4Address outside,

@@ -126,6 +126,12 @@ TEST_F(LoadBalancer, ConnectionsSpreadOverEveryMemberAndKeepTheirMember) {
   }
   ASSERT_EQ(seen.size(), 3u);
   for (auto [m, n] : seen) EXPECT_GT(n, 60) << "member " << m;
+  // Octavia's statistics, as the host counts them.
+  auto counters = world_.host(kH1).shared().lbCounters();
+  ASSERT_EQ(counters.size(), 1u);
+  EXPECT_EQ(counters.begin()->second.total, 300u);
+  EXPECT_EQ(counters.begin()->second.active, 300u);
+  EXPECT_EQ(counters.begin()->second.bytes_in, 300u * 40);
   // Later packets of each connection reach the same member.
   for (uint16_t sport = 20000; sport < 20300; sport += 7) {
     EXPECT_EQ(reached(connect(kVm1, sport, TcpHeader::kAck)), member_of[sport]);
