@@ -28,10 +28,6 @@ command -v haproxy >/dev/null || fail "haproxy is not installed (scripts/install
 
 start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen 127.0.0.1:0 \
   --auth noauth --load-balancer
-lb() {
-  curl -sS -X "$1" "$api_url/load-balancer/v2/lbaas$2" -H 'X-Project-Id: demo' \
-    -H 'Content-Type: application/json' ${3:+-d "$3"}
-}
 make_underlay
 add_host h1 192.168.77.1
 add_host h2 192.168.77.2

@@ -26,12 +26,7 @@ add_outside 203.0.113.1/24
 start_agent h1 192.168.77.1 --uplink physnet1=ext0
 start_agent h2 192.168.77.2 --uplink physnet1=ext0 --gateway
 
-public=$(admin POST /v2.0/networks '{"network": {"name": "public", "router:external": true,
-  "provider:network_type": "flat", "provider:physical_network": "physnet1"}}' |
-  field 'd["network"]["id"]')
-admin POST /v2.0/subnets '{"subnet": {"network_id": "'"$public"'", "ip_version": 4,
-  "cidr": "203.0.113.0/24", "gateway_ip": "203.0.113.1", "enable_dhcp": false,
-  "allocation_pools": [{"start": "203.0.113.10", "end": "203.0.113.100"}]}}' >/dev/null
+public=$(public_network)
 net() {
   local id
   id=$(api POST /v2.0/networks '{"network": {"name": "'"$1"'"}}' | field 'd["network"]["id"]')

@@ -20,10 +20,6 @@ command -v socat >/dev/null || fail "socat is not installed (scripts/install-dep
 
 start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen 127.0.0.1:0 \
   --auth noauth --load-balancer
-lb() {
-  curl -sS -X "$1" "$api_url/load-balancer/v2/lbaas$2" -H 'X-Project-Id: demo' \
-    -H 'Content-Type: application/json' ${3:+-d "$3"}
-}
 make_underlay
 make_external
 for h in 1 2 3 4; do add_host "h$h" "192.168.77.$h"; done
@@ -32,12 +28,7 @@ add_uplink h1
 add_outside 203.0.113.1/24
 start_agent h1 192.168.77.1 --uplink physnet1=ext0 --gateway
 for h in 2 3 4; do start_agent "h$h" "192.168.77.$h"; done
-public=$(admin POST /v2.0/networks '{"network": {"name": "public", "router:external": true,
-  "provider:network_type": "flat", "provider:physical_network": "physnet1"}}' |
-  field 'd["network"]["id"]')
-admin POST /v2.0/subnets '{"subnet": {"network_id": "'"$public"'", "ip_version": 4,
-  "cidr": "203.0.113.0/24", "gateway_ip": "203.0.113.1", "enable_dhcp": false,
-  "allocation_pools": [{"start": "203.0.113.10", "end": "203.0.113.100"}]}}' >/dev/null
+public=$(public_network)
 
 net() {
   local id

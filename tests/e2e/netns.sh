@@ -35,6 +35,24 @@ api() {
     ${3:+-d "$3"}
 }
 admin() { curl -sS -X "$1" "$api_url$2" -H 'Content-Type: application/json' ${3:+-d "$3"}; }
+# lb METHOD PATH [JSON]: Octavia's API (--load-balancer) as project "demo",
+# below /v2/lbaas.
+lb() {
+  curl -sS -X "$1" "$api_url/load-balancer/v2/lbaas$2" -H 'X-Project-Id: demo' \
+    -H 'Content-Type: application/json' ${3:+-d "$3"}
+}
+# public_network: makes the external network "public" (flat, on physnet1)
+# with 203.0.113.0/24 (gateway .1, addresses .10-.100); prints its id.
+public_network() {
+  local id
+  id=$(admin POST /v2.0/networks '{"network": {"name": "public", "router:external": true,
+    "provider:network_type": "flat", "provider:physical_network": "physnet1"}}' |
+    field 'd["network"]["id"]')
+  admin POST /v2.0/subnets '{"subnet": {"network_id": "'"$id"'", "ip_version": 4,
+    "cidr": "203.0.113.0/24", "gateway_ip": "203.0.113.1", "enable_dhcp": false,
+    "allocation_pools": [{"start": "203.0.113.10", "end": "203.0.113.100"}]}}' >/dev/null
+  echo "$id"
+}
 # wait_listen NS PORT: waits until something in NS listens on TCP PORT.
 wait_listen() {
   local ns=$1 port=$2
