@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A load balancer in the datapath, with real sockets in namespaces: four
-# hosts (h1 holds the router's gateway, with an outside client); backends be1 (h2) and be2 (h3) on net1, be3 (h4) on net2 behind the
-# router; clients vm1 (h1, net1) and vm3 (h1, net2). The load balancer is made
+# hosts (h1 holds the router's gateway, with an outside client); backends
+# be1 (h2) and be2 (h3) on net1, be3 (h4) on net2 behind the router; clients
+# vm1 (h1, net1) and vm3 (h1, net2). The load balancer is made
 # through Octavia's API: a VIP on net1, a TCP listener on 80 and a UDP one on
 # 53, a ROUND_ROBIN pool of the three. Checks: every backend answers the
 # VIP (each says its name), from a client on the VIP's network and from one
@@ -9,7 +10,8 @@
 # answers pings, resets a port no listener has; a connection keeps its
 # backend while another backend is added; a disabled member takes no new
 # connections; weights spread connections; SOURCE_IP keeps a client on one
-# backend; the UDP listener; a floating IP on the VIP from outside; statistics; health checks (TCP and UDP-CONNECT) take a
+# backend; the UDP listener; a floating IP on the VIP from outside; statistics;
+# health checks (TCP, UDP-CONNECT, HTTP with a path and codes, PING) take a
 # stopped backend out within the monitor's window and back; the drops are
 # counted by name.
 here=$(cd "$(dirname "$0")" && pwd)
@@ -236,6 +238,48 @@ kill "${udp_server[be2]}"
 retry 20 udp_is ERROR || fail "be2's DNS stopped but its member is not ERROR"
 only_be1() { [ "$(for _ in $(seq 1 10); do udp_ask; done | sort -u)" = be1 ]; }
 retry 10 only_be1 || fail "UDP still reaches be2"
+
+# HTTP: be1 has /healthz, be2 answers it 404; only be1 is ONLINE.
+# PING: be3 stops answering echoes, and goes ERROR.
+for be in be1 be2; do
+  mkdir -p "$work/www-$be"
+  echo "$be" >"$work/www-$be/index.html"
+  [ "$be" = be1 ] && echo ok >"$work/www-$be/healthz"
+  bg "$tag-$be" busybox httpd -f -p 8080 -h "$work/www-$be"
+  wait_listen "$tag-$be" 8080
+done
+api POST /v2.0/security-group-rules '{"security_group_rule": {"security_group_id":
+  "'"$default_sg"'", "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+  "port_range_min": 8080, "port_range_max": 8080}}' >/dev/null
+web_listener=$(lb POST /listeners '{"listener": {"name": "web", "protocol": "HTTP",
+  "protocol_port": 8080, "loadbalancer_id": "'"$lb_id"'"}}' | field 'd["listener"]["id"]')
+web_pool=$(lb POST /pools '{"pool": {"name": "web", "protocol": "HTTP",
+  "lb_algorithm": "ROUND_ROBIN", "listener_id": "'"$web_listener"'"}}' | field 'd["pool"]["id"]')
+declare -A web_member
+for be in be1 be2; do
+  web_member[$be]=$(lb POST "/pools/$web_pool/members" '{"member": {"address":
+    "'"${ip_of[$be]}"'", "protocol_port": 8080}}' | field 'd["member"]["id"]')
+done
+lb POST /healthmonitors '{"healthmonitor": {"pool_id": "'"$web_pool"'", "type": "HTTP",
+  "delay": 1, "timeout": 1, "max_retries": 1, "max_retries_down": 1, "url_path": "/healthz",
+  "expected_codes": "200-204"}}' | grep -q '"healthmonitor"' || fail "no HTTP health monitor"
+web_is() { [ "$(status "$web_pool" "${web_member[$1]}")" = "$2" ]; }
+retry 15 web_is be1 ONLINE || fail "be1 (with /healthz) is not ONLINE"
+retry 15 web_is be2 ERROR || fail "be2 (404 on /healthz) is not ERROR"
+web_only_be1() {
+  [ "$(for _ in $(seq 1 10); do in_ns "$tag-vm1" wget -q -O - "http://$vip:8080/" 2>/dev/null
+  done | sort -u)" = be1 ]
+}
+retry 10 web_only_be1 || fail "HTTP through the VIP still reaches be2"
+
+lb DELETE "/healthmonitors/$(lb GET "/healthmonitors?pool_id=$pool" |
+  field 'd["healthmonitors"][0]["id"]')" >/dev/null
+lb POST /healthmonitors '{"healthmonitor": {"pool_id": "'"$pool"'", "type": "PING", "delay": 1,
+  "timeout": 1, "max_retries": 1, "max_retries_down": 2}}' | grep -q '"healthmonitor"' ||
+  fail "no PING health monitor"
+retry 15 is be3 ONLINE || fail "be3 is not ONLINE by PING"
+in_ns "$tag-be3" sysctl -qw net.ipv4.icmp_echo_ignore_all=1
+retry 15 is be3 ERROR || fail "be3 ignores pings but is not ERROR"
 
 drops=$("$bin/canopy-agent" --run-dir "$work/h1" status)
 expect_in "lb_no_listener" "$drops"
