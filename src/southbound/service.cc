@@ -747,6 +747,31 @@ Result<void> SouthboundService::reconcile() {
       if (stringAt(d.doc, "status") != want) statuses.emplace_back(id, want);
     }
   });
+  // Members on a host whose agent is dead are down: that agent forwarded
+  // their traffic and checked them. Its successor's checks bring them back.
+  std::vector<std::string> orphaned;
+  state_.read([&](const state::Tables& t) {
+    for (const auto& [id, m] : t.collection("lbaas-members")) {
+      if (stringAt(m.doc, "health") == "ERROR") continue;
+      const state::Document* port = t.find("ports", memberPortOf(t, m.doc));
+      if (port == nullptr) continue;
+      const state::Document* agent =
+          t.find(kAgentsCollection, stringAt(port->doc, "binding:host_id"));
+      if (agent != nullptr && !agent->doc.value("alive", false)) orphaned.push_back(id);
+    }
+  });
+  for (const auto& id : orphaned) {
+    auto r = state_.write(leaderWrites(), [&](state::Transaction& txn) -> Result<void> {
+      const Json* m = txn.current("lbaas-members", id);
+      if (m == nullptr || stringAt(*m, "health") == "ERROR") return ok();
+      Json changed = *m;
+      changed["health"] = "ERROR";
+      txn.update("lbaas-members", id, changed);
+      return ok();
+    });
+    if (!r) return std::move(r).error();
+    spdlog::info("southbound: load balancer member {} is down: its host's agent is dead", id);
+  }
   for (const auto& [port, status] : statuses) {
     auto r = updatePort(state_, leaderWrites(), port, [&, want = status](Json& doc) {
       if (stringAt(doc, "status") == want) return false;

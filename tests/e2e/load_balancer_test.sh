@@ -13,7 +13,7 @@
 # backend; the UDP listener; a floating IP on the VIP from outside; statistics;
 # health checks (TCP, UDP-CONNECT, HTTP with a path and codes, PING) take a
 # stopped backend out within the monitor's window and back; the drops are
-# counted by name.
+# counted by name; members on a host whose agent died go ERROR.
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$1
 source "$here/lib.sh"
@@ -29,7 +29,11 @@ for h in 1 2 3 4; do add_host "h$h" "192.168.77.$h"; done
 add_uplink h1
 add_outside 203.0.113.1/24
 start_agent h1 192.168.77.1 --uplink physnet1=ext0 --gateway
-for h in 2 3 4; do start_agent "h$h" "192.168.77.$h"; done
+declare -A agent_of
+for h in 2 3 4; do
+  start_agent "h$h" "192.168.77.$h"
+  agent_of[h$h]=${agent_pids[-1]}
+done
 public=$(public_network)
 
 net() {
@@ -283,4 +287,10 @@ retry 15 is be3 ERROR || fail "be3 ignores pings but is not ERROR"
 
 drops=$("$bin/canopy-agent" --run-dir "$work/h1" status)
 expect_in "lb_no_listener" "$drops"
+
+# A host whose agent dies forwards and checks nothing: once the server has
+# it dead (10 s without a session), its members are ERROR.
+retry 10 is be2 ONLINE || fail "be2 is not ONLINE by PING"
+kill "${agent_of[h3]}"
+retry 30 is be2 ERROR || fail "h3's agent is dead but be2 is not ERROR"
 echo "e2e.load_balancer: all checks passed"
