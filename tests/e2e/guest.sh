@@ -9,6 +9,12 @@
 #   make_guest vm1 'ping -c 3 10.0.0.7 && echo PING-OK'   # $work/vm1.cpio.gz
 #   boot_guest vm1 h1 "$tap" "$mac"                       # QEMU in h1's namespace
 #   wait_console vm1 PING-OK 60
+#
+# A plan that ends with `commands` keeps the guest taking shell lines from
+# the host, on its second serial port, for as long as the test needs it:
+#
+#   make_guest vm1 commands
+#   out=$(guest_exec vm1 30 'wget -q -O - http://10.0.0.7/')
 
 guest_kernel=$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -1)
 [ -n "$guest_kernel" ] && command -v qemu-system-x86_64 >/dev/null ||
@@ -61,6 +67,18 @@ esac
 exit 0
 SCRIPT
   printf '%s\n' "$plan" >"$root/plan.sh"
+  # Runs each line "N COMMAND" the host sends on ttyS1, one at a time, its
+  # output between markers on the console.
+  cat >"$root/bin/commands" <<'SCRIPT'
+#!/bin/sh
+stty -F /dev/ttyS1 raw -echo || exit 1
+echo GUEST-COMMANDS-READY
+while read -r n command; do
+  echo "GUEST-CMD-BEGIN $n"
+  sh -c "$command" </dev/null 2>&1
+  echo "GUEST-CMD-END $n $?"
+done </dev/ttyS1
+SCRIPT
   cat >"$root/init" <<'SCRIPT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -79,22 +97,25 @@ sh /plan.sh
 echo GUEST-PLAN-DONE
 poweroff -f
 SCRIPT
-  chmod +x "$root/init" "$root/udhcpc.script" "$root/bin/busybox"
+  chmod +x "$root/init" "$root/udhcpc.script" "$root/bin/busybox" "$root/bin/commands"
   (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/$name.cpio.gz"
 }
 
 # boot_guest NAME HOST TAP MAC: creates TAP in HOST's namespace on the
 # port's own bridge (as Nova's os-vif and libvirt do for binding:vif_type
-# bridge) and boots the guest on it in the background.
+# bridge) and boots the guest on it in the background. Its second serial
+# port reads from the FIFO $work/NAME.cmd.in (guest_exec).
 boot_guest() {
   local name=$1 host=$2 tap=$3 mac=$4 bridge="cbr${3#tap}"
   in_ns "$tag-$host" ip link add "$bridge" type bridge 2>/dev/null || true
   in_ns "$tag-$host" ip link set "$bridge" up
   in_ns "$tag-$host" ip tuntap add dev "$tap" mode tap vnet_hdr
   in_ns "$tag-$host" ip link set "$tap" master "$bridge" up
+  mkfifo "$work/$name.cmd.in" "$work/$name.cmd.out"
   bg "$tag-$host" qemu-system-x86_64 -machine q35,accel=tcg -cpu max -m 192 -nodefaults \
     -no-reboot -display none -kernel "$guest_kernel" -initrd "$work/$name.cpio.gz" \
     -append "console=ttyS0 panic=-1 quiet" -serial "file:$work/$name.console" \
+    -chardev "pipe,id=commands,path=$work/$name.cmd" -serial chardev:commands \
     -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" \
     -device "virtio-net-pci,netdev=n0,mac=$mac"
 }
@@ -106,4 +127,21 @@ wait_console() {
     [ $SECONDS -lt $end ] || fail "$name: no '$text' on its console: $(tail -20 "$work/$name.console" 2>/dev/null)"
     sleep 0.2
   done
+}
+
+# guest_exec NAME SECONDS COMMAND: runs COMMAND (shell, its lines joined
+# into one) in a guest whose plan ran `commands`; prints its output and
+# returns its status. Fails the test when it has not finished within SECONDS.
+guest_exec() {
+  local name=$1 seconds=$2 command=${3//$'\n'/ } n out
+  n=$(($(cat "$work/$name.commands" 2>/dev/null || echo 0) + 1))
+  echo "$n" >"$work/$name.commands"
+  wait_console "$name" GUEST-COMMANDS-READY "$seconds"
+  # QEMU holds the FIFO open for reading; a QEMU gone must not hang the test.
+  printf '%s %s\n' "$n" "$command" | timeout 10 tee "$work/$name.cmd.in" >/dev/null ||
+    fail "$name: its command channel is closed"
+  wait_console "$name" "GUEST-CMD-END $n " "$seconds"
+  out=$(tr -d '\r' <"$work/$name.console" | sed -n "/^GUEST-CMD-BEGIN $n\$/,/^GUEST-CMD-END $n /p")
+  sed '1d;$d' <<<"$out"
+  return "$(tail -1 <<<"$out" | cut -d' ' -f3)"
 }

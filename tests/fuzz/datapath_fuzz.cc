@@ -45,9 +45,10 @@ constexpr size_t kMaxSegments = 4;
 
 // The scenario with its IPv6 subnets (router advertisements, DHCPv6,
 // neighbour discovery, ICMPv6 from the router), and a load balancer's VIP
-// on net1 (10.0.0.100, TCP 80 and UDP 53 to vm2, vm5 (a hairpin from h1's
-// vm5) and vm3 behind the router, least connections on UDP) with a
-// floating IP: its pins, replies and ICMP errors see what the fuzzer sends.
+// on net1 (10.0.0.100 and fd00:1::100, TCP 80 and UDP 53 to vm2, vm5 (a
+// hairpin from h1's vm5) and vm3 behind the router, least connections on
+// UDP) with a floating IP: its pins, replies and ICMP errors see what the
+// fuzzer sends.
 const std::shared_ptr<const dp::topology::Topology>& scenarioTopology() {
   static const auto topology = [] {
     auto parts = dp::testing::TopologyParts::of(**dp::testing::scenario().build(1));
@@ -55,13 +56,15 @@ const std::shared_ptr<const dp::topology::Topology>& scenarioTopology() {
     using dp::testing::ip;
     std::vector<dp::topology::LbMember> members = {{.address = ip("10.0.0.6"), .port = 80},
                                                    {.address = ip("10.0.0.8"), .port = 80},
-                                                   {.address = ip("10.0.1.5"), .port = 80}};
+                                                   {.address = ip("10.0.1.5"), .port = 80},
+                                                   {.address = ip("fd00:1::6"), .port = 80},
+                                                   {.address = ip("fd00:2::5"), .port = 80}};
     parts.ports[50] = dp::topology::Port{
         .key = 50,
         .id = "vip",
         .switch_key = kNet1,
         .mac = dp::testing::mac(0, 0x50),
-        .ips = {ip("10.0.0.100")},
+        .ips = {ip("10.0.0.100"), ip("fd00:1::100")},
         .device_owner = "Octavia",
         .listeners = {{.id = "web", .protocol = 6, .port = 80, .members = members},
                       {.id = "dns",

@@ -16,22 +16,31 @@ constexpr std::chrono::seconds kTcpIdle{3600};
 constexpr std::chrono::seconds kUdpIdle{60};
 constexpr std::chrono::seconds kClosing{10};
 
-uint32_t hostAddress(const std::array<uint8_t, 16>& key_address) {
-  packet::Ipv4Address a;
-  std::memcpy(&a, key_address.data(), sizeof(a));
-  return a.host();
+using packet::ipproto::kIcmpv6;
+
+uint8_t familyOf(const packet::FlowKey& k) {
+  return k.eth_type == packet::ethertype::kIpv4   ? 4
+         : k.eth_type == packet::ethertype::kIpv6 ? 6
+                                                  : 0;
 }
 
-uint32_t hostAddress(const IpAddress& ip) { return packet::Ipv4Address::of(ip).host(); }
+IpAddress ip(uint8_t family, const LbTable::Address& a) { return IpAddress{family, a}; }
 
-packet::Ipv4Address wire(uint32_t host) { return packet::Ipv4Address{packet::Be32::of(host)}; }
+// IPv4 addresses as flow keys hold them: in the first four bytes.
+LbTable::Address keyAddress(const packet::Ipv4Address& a) {
+  LbTable::Address out{};
+  std::memcpy(out.data(), &a, sizeof(a));
+  return out;
+}
 
 }  // namespace
 
 size_t LbTable::KeyHash::operator()(const Key& k) const noexcept {
-  uint64_t words[2];
+  uint64_t words[5];
   std::memcpy(words, &k, sizeof(Key));
-  return static_cast<size_t>(mix64(words[0] ^ mix64(words[1])));
+  uint64_t h = 0;
+  for (uint64_t w : words) h = mix64(h ^ w);
+  return static_cast<size_t>(h);
 }
 
 LbTable::LbTable(const Clock& clock, size_t max_entries)
@@ -40,16 +49,17 @@ LbTable::LbTable(const Clock& clock, size_t max_entries)
 std::optional<LbTable::Key> LbTable::forwardKey(const packet::ParsedPacket& p,
                                                 uint16_t zone) noexcept {
   const auto& k = p.key;
-  if (k.eth_type != packet::ethertype::kIpv4 || (k.ip_proto != kTcp && k.ip_proto != kUdp) ||
-      p.l4_offset == 0) {
+  const uint8_t family = familyOf(k);
+  if (family == 0 || (k.ip_proto != kTcp && k.ip_proto != kUdp) || p.l4_offset == 0) {
     return std::nullopt;
   }
-  return Key{.src = hostAddress(k.ip_src),
-             .dst = hostAddress(k.ip_dst),
+  return Key{.src = k.ip_src,
+             .dst = k.ip_dst,
              .src_port = k.tp_src,
              .dst_port = k.tp_dst,
              .zone = zone,
-             .protocol = k.ip_proto};
+             .protocol = k.ip_proto,
+             .family = family};
 }
 
 LbTable::Key LbTable::replyKey(const Key& forward, const Pin& pin) const noexcept {
@@ -60,7 +70,8 @@ LbTable::Key LbTable::replyKey(const Key& forward, const Pin& pin) const noexcep
              .src_port = pin.member_port,
              .dst_port = forward.src_port,
              .zone = forward.zone,
-             .protocol = forward.protocol};
+             .protocol = forward.protocol,
+             .family = forward.family};
 }
 
 std::chrono::seconds LbTable::idleTimeout(uint8_t protocol) const noexcept {
@@ -74,7 +85,7 @@ std::optional<LbTarget> LbTable::pinned(const packet::ParsedPacket& p,
   if (!key) return std::nullopt;
   auto it = pins_.find(*key);
   if (it == pins_.end() || it->second.expires <= clock_.now()) return std::nullopt;
-  return LbTarget{wire(it->second.member).ip(), it->second.member_port};
+  return LbTarget{ip(key->family, it->second.member), it->second.member_port};
 }
 
 bool LbTable::room() noexcept {
@@ -106,13 +117,13 @@ void LbTable::erase(std::unordered_map<Key, Pin, KeyHash>::iterator it) noexcept
 
 DropReason LbTable::pin(const packet::ParsedPacket& p, uint16_t zone, LbTarget member,
                         uint64_t listener) noexcept {
-  if (member.address.family != 4) return DropReason::NatNotIpv4;
   auto key = forwardKey(p, zone);
   if (!key) return DropReason::LbNotTcpOrUdp;
+  if (member.address.family != key->family) return DropReason::LbFamilyMismatch;
   auto it = pins_.find(*key);
   if (it != pins_.end()) erase(it);
   if (!room()) return DropReason::LbTableFull;
-  Pin pin{.member = hostAddress(member.address),
+  Pin pin{.member = member.address.bytes,
           .member_port = member.port,
           .listener = listener,
           .expires = clock_.now() + idleTimeout(key->protocol)};
@@ -124,13 +135,11 @@ DropReason LbTable::pin(const packet::ParsedPacket& p, uint16_t zone, LbTarget m
 DropReason LbTable::translate(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                               uint16_t zone, LbTarget member, bool hairpin, uint64_t listener,
                               uint32_t limit) noexcept {
-  if (p.key.eth_type != packet::ethertype::kIpv4 || member.address.family != 4) {
-    return DropReason::NatNotIpv4;
-  }
   auto key = forwardKey(p, zone);
   if (!key) return DropReason::LbNotTcpOrUdp;
+  if (member.address.family != key->family) return DropReason::LbFamilyMismatch;
   SteadyTime now = clock_.now();
-  uint32_t address = hostAddress(member.address);
+  const Address& address = member.address.bytes;
   auto it = pins_.find(*key);
   if (it != pins_.end() && (it->second.member != address || it->second.member_port != member.port ||
                             it->second.hairpin != hairpin || it->second.listener != listener ||
@@ -176,25 +185,27 @@ DropReason LbTable::translate(std::span<uint8_t> frame, const packet::ParsedPack
   counters_[listener].bytes_in += p.l3_end - p.l3_offset;
 
   if (hairpin) {
-    if (auto why = rewriteIpv4(frame, p, Side::Source, wire(key->dst), std::nullopt);
+    if (auto why = rewriteIp(frame, p, Side::Source, ip(key->family, key->dst), std::nullopt);
         why != DropReason::None) {
       return why;
     }
   }
-  return rewriteIpv4(frame, p, Side::Destination, wire(address), member.port);
+  return rewriteIp(frame, p, Side::Destination, member.address, member.port);
 }
 
 bool LbTable::translateReply(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                              uint16_t zone) noexcept {
-  if (replies_.empty() || p.key.eth_type != packet::ethertype::kIpv4) return false;
-  Key key{.zone = zone};
+  const uint8_t family = familyOf(p.key);
+  if (replies_.empty() || family == 0) return false;
+  Key key{.zone = zone, .family = family};
   if ((p.key.ip_proto == kTcp || p.key.ip_proto == kUdp) && p.l4_offset != 0) {
-    key.src = hostAddress(p.key.ip_src);
-    key.dst = hostAddress(p.key.ip_dst);
+    key.src = p.key.ip_src;
+    key.dst = p.key.ip_dst;
     key.src_port = p.key.tp_src;
     key.dst_port = p.key.tp_dst;
     key.protocol = p.key.ip_proto;
-  } else if (p.key.ip_proto == kIcmp && isIcmpv4Error(p.key.tp_src)) {
+  } else if (family == 4 ? p.key.ip_proto == kIcmp && isIcmpv4Error(p.key.tp_src)
+                         : p.key.ip_proto == kIcmpv6 && isIcmpv6Error(p.key.tp_src)) {
     // An error about the forward packet as translated: the quote's
     // destination is the member.
     IcmpQuote q;
@@ -202,10 +213,17 @@ bool LbTable::translateReply(std::span<uint8_t> frame, const packet::ParsedPacke
         (q.protocol != kTcp && q.protocol != kUdp)) {
       return false;
     }
-    packet::Ipv4Header ip;
-    if (!packet::load(frame, q.ip_offset, ip)) return false;
-    key.src = ip.dst.host();
-    key.dst = ip.src.host();
+    if (family == 4) {
+      packet::Ipv4Header quoted;
+      if (!packet::load(frame, q.ip_offset, quoted)) return false;
+      key.src = keyAddress(quoted.dst);
+      key.dst = keyAddress(quoted.src);
+    } else {
+      packet::Ipv6Header quoted;
+      if (!packet::load(frame, q.ip_offset, quoted)) return false;
+      key.src = quoted.dst.bytes;
+      key.dst = quoted.src.bytes;
+    }
     key.src_port = static_cast<uint16_t>(frame[q.l4_offset + 2] << 8 | frame[q.l4_offset + 3]);
     key.dst_port = static_cast<uint16_t>(frame[q.l4_offset] << 8 | frame[q.l4_offset + 1]);
     key.protocol = q.protocol;
@@ -220,21 +238,20 @@ bool LbTable::translateReply(std::span<uint8_t> frame, const packet::ParsedPacke
   counters_[r.listener].bytes_out += p.l3_end - p.l3_offset;
   // The source becomes the VIP with the listener's port (for an error,
   // the quote's destination); after a hairpin, the destination the client.
-  // rewriteIpv4 reads the addresses it replaces from the frame, so the
-  // first rewrite leaves `p` good for the second.
-  if (rewriteIpv4(frame, p, Side::Source, wire(r.vip), r.vip_port) != DropReason::None) {
+  // The rewrites read the addresses they replace from the frame, so the
+  // first one leaves `p` good for the second.
+  if (rewriteIp(frame, p, Side::Source, ip(family, r.vip), r.vip_port) != DropReason::None) {
     return false;
   }
-  if (key.dst == r.vip &&
-      rewriteIpv4(frame, p, Side::Destination, wire(r.client), r.client_port) != DropReason::None) {
+  if (key.dst == r.vip && rewriteIp(frame, p, Side::Destination, ip(family, r.client),
+                                    r.client_port) != DropReason::None) {
     return false;
   }
   return true;
 }
 
 size_t LbTable::connections(uint64_t listener, const LbTarget& member) const noexcept {
-  if (member.address.family != 4) return 0;
-  auto it = open_.find({listener, hostAddress(member.address), member.port});
+  auto it = open_.find({listener, member.address.bytes, member.port});
   return it == open_.end() ? 0 : it->second;
 }
 

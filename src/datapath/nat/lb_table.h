@@ -20,13 +20,14 @@
 //   bool undone = lb.translateReply(frame, parsed, zone);      // member -> client
 //   lb.sweep();                                                // now and then
 //
-// IPv4 TCP and UDP. A connection lives while its packets flow, up to an
+// TCP and UDP over IPv4 and IPv6. A connection lives while its packets flow, up to an
 // idle timeout (an hour for TCP, a minute for UDP), and ten seconds after a
 // TCP FIN or RST.
 //
 // Thread-safety: none; a table belongs to one thread (or one lock). The
 // clock is borrowed and must outlive the table.
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -53,6 +54,9 @@ struct LbTarget {
 
 class LbTable {
  public:
+  // An address as flow keys hold it: IPv4's in the first four bytes.
+  using Address = std::array<uint8_t, 16>;
+
   explicit LbTable(const Clock& clock, size_t max_entries = 1 << 18);
 
   // The member the connection of a packet to a VIP is pinned to, if any.
@@ -66,9 +70,9 @@ class LbTable {
   // A packet of a connection to a VIP goes to `member`: pinned (or its pin
   // refreshed), its destination rewritten (and its source, for a hairpin),
   // its reply remembered. Returns None or why not, the frame then
-  // unchanged: NatNotIpv4, LbNotTcpOrUdp, LbTableFull, LbConnectionLimit
-  // (a new connection while the listener has `limit` open here; 0: none),
-  // Ipv4Truncated.
+  // unchanged: LbFamilyMismatch, LbNotTcpOrUdp, LbTableFull,
+  // LbConnectionLimit (a new connection while the listener has `limit` open
+  // here; 0: none), Ipv4Truncated, Ipv6Truncated.
   DropReason translate(std::span<uint8_t> frame, const packet::ParsedPacket& p, uint16_t zone,
                        LbTarget member, bool hairpin, uint64_t listener,
                        uint32_t limit = 0) noexcept;
@@ -98,26 +102,25 @@ class LbTable {
   bool empty() const noexcept { return pins_.empty() && replies_.empty(); }
 
  private:
-  // A tuple in a zone, addresses in host order. Fixed layout with no
-  // padding, hashed as bytes.
+  // A tuple in a zone. Fixed layout with no padding, hashed as bytes.
   struct Key {
-    uint32_t src = 0;
-    uint32_t dst = 0;
+    Address src{};
+    Address dst{};
     uint16_t src_port = 0;
     uint16_t dst_port = 0;
     uint16_t zone = 0;
     uint8_t protocol = 0;
-    uint8_t reserved = 0;
+    uint8_t family = 0;  // 4 or 6
 
     friend bool operator==(const Key&, const Key&) = default;
   };
-  static_assert(sizeof(Key) == 16);
+  static_assert(sizeof(Key) == 40);
   static_assert(std::has_unique_object_representations_v<Key>, "no padding bytes");
   struct KeyHash {
     size_t operator()(const Key& k) const noexcept;
   };
   struct Pin {
-    uint32_t member = 0;
+    Address member{};
     uint16_t member_port = 0;
     bool hairpin = false;
     bool closing = false;
@@ -127,9 +130,9 @@ class LbTable {
   };
   struct Reply {
     uint64_t listener = 0;
-    uint32_t vip = 0;
+    Address vip{};
     uint16_t vip_port = 0;
-    uint32_t client = 0;  // a hairpin's destination back
+    Address client{};  // a hairpin's destination back
     uint16_t client_port = 0;
     SteadyTime expires{};
   };
@@ -147,7 +150,7 @@ class LbTable {
   std::unordered_map<Key, Pin, KeyHash> pins_;
   std::unordered_map<Key, Reply, KeyHash> replies_;
   // Open connections by (listener, member address, member port).
-  std::map<std::tuple<uint64_t, uint32_t, uint16_t>, size_t> open_;
+  std::map<std::tuple<uint64_t, Address, uint16_t>, size_t> open_;
   std::unordered_map<uint64_t, size_t> open_by_listener_;
   std::unordered_map<uint64_t, Counters> counters_;  // total and bytes
 };

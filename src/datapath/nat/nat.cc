@@ -1,5 +1,7 @@
 #include "datapath/nat/nat.h"
 
+#include <array>
+
 #include "base/assert.h"
 #include "datapath/packet/checksum.h"
 
@@ -9,6 +11,7 @@ namespace {
 using packet::checksumUpdate16;
 using packet::checksumUpdate32;
 using packet::ipproto::kIcmp;
+using packet::ipproto::kIcmpv6;
 using packet::ipproto::kTcp;
 using packet::ipproto::kUdp;
 
@@ -94,11 +97,116 @@ void rewriteL4(FieldWriter& w, size_t l4, size_t end, uint8_t protocol, Side sid
   }
 }
 
+// An IPv6 address as the eight 16-bit words checksums add.
+using Words = std::array<uint16_t, 8>;
+
+Words wordsOf(const packet::Ipv6Address& a) {
+  Words w{};
+  for (size_t i = 0; i < w.size(); ++i) {
+    w[i] = static_cast<uint16_t>(a.bytes[2 * i] << 8 | a.bytes[2 * i + 1]);
+  }
+  return w;
+}
+
+// A checksum whose pseudo-header held `from` and now holds `to`.
+uint16_t pseudoHeaderUpdate(uint16_t checksum, const Words& from, const Words& to) {
+  for (size_t i = 0; i < from.size(); ++i) checksum = checksumUpdate16(checksum, from[i], to[i]);
+  return checksum;
+}
+
+// Sets one address of the IPv6 header at `ip`; returns the one it replaced.
+Words rewriteAddress6(FieldWriter& w, size_t ip, Side side, const Words& to) {
+  size_t at = ip + (side == Side::Source ? 8 : 24);
+  Words from{};
+  for (size_t i = 0; i < to.size(); ++i) {
+    from[i] = w.get(at + 2 * i);
+    w.put(at + 2 * i, to[i]);
+  }
+  return from;
+}
+
+// rewriteL4 for IPv6: ICMPv6's checksum covers the pseudo-header too.
+void rewriteL4v6(FieldWriter& w, size_t l4, size_t end, uint8_t protocol, Side side,
+                 const Words& from, const Words& to, std::optional<uint16_t> port) {
+  switch (protocol) {
+    case kTcp:
+    case kUdp: {
+      bool udp = protocol == kUdp;
+      size_t sum_at = l4 + (udp ? 6 : 16);
+      if (sum_at + 2 > end) {  // a short quote
+        if (port) w.put(l4 + (side == Side::Source ? 0 : 2), *port);
+        break;
+      }
+      uint16_t sum = pseudoHeaderUpdate(w.get(sum_at), from, to);
+      if (port) {
+        size_t port_at = l4 + (side == Side::Source ? 0 : 2);
+        sum = checksumUpdate16(sum, w.get(port_at), *port);
+        w.put(port_at, *port);
+      }
+      w.put(sum_at, udp && sum == 0 ? 0xffff : sum);
+      break;
+    }
+    case kIcmpv6: {
+      uint16_t sum = pseudoHeaderUpdate(w.get(l4 + 2), from, to);
+      uint8_t type = w.byte(l4);
+      if (port && (type == 128 || type == 129) && l4 + 6 <= end) {
+        sum = checksumUpdate16(sum, w.get(l4 + 4), *port);
+        w.put(l4 + 4, *port);
+      }
+      w.put(l4 + 2, sum);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+// The quote of an ICMPv6 error: its IPv6 header, then past the extension
+// headers to the L4 header (or to a later fragment's data).
+DropReason icmpv6Quote(std::span<const uint8_t> packet, size_t at, IcmpQuote& out) noexcept {
+  packet::Ipv6Header ip;
+  if (!packet::load(packet, at, ip) || (ip.version_class_flow.host() >> 28) != 6) {
+    return DropReason::NatBadIcmpQuote;
+  }
+  uint8_t next = ip.next_header;
+  size_t l4 = at + sizeof(packet::Ipv6Header);
+  bool later_fragment = false;
+  for (int i = 0; i < 8; ++i) {
+    if (next == 0 || next == 43 || next == 60) {  // hop-by-hop, routing, destination options
+      packet::Ipv6ExtensionHeader e;
+      if (!packet::load(packet, l4, e)) return DropReason::NatBadIcmpQuote;
+      next = e.next_header;
+      l4 += (static_cast<size_t>(e.length) + 1) * 8;
+    } else if (next == 44) {  // fragment
+      if (l4 + 8 > packet.size()) return DropReason::NatBadIcmpQuote;
+      later_fragment = (static_cast<uint16_t>(packet[l4 + 2] << 8 | packet[l4 + 3]) & 0xfff8) != 0;
+      next = packet[l4];
+      l4 += 8;
+    } else {
+      break;
+    }
+  }
+  if (l4 + 8 > packet.size()) return DropReason::NatBadIcmpQuote;
+  out.ip_offset = static_cast<uint16_t>(at);
+  out.l4_offset = static_cast<uint16_t>(l4);
+  out.end = static_cast<uint16_t>(packet.size());
+  out.protocol = next;
+  out.later_fragment = later_fragment;
+  return DropReason::None;
+}
+
 }  // namespace
 
 DropReason icmpQuote(std::span<const uint8_t> frame, const packet::ParsedPacket& p,
                      IcmpQuote& out) noexcept {
   const packet::FlowKey& k = p.key;
+  if (k.eth_type == packet::ethertype::kIpv6) {
+    if (k.ip_proto != kIcmpv6 || p.l4_offset == 0 || !isIcmpv6Error(k.tp_src) ||
+        p.payload_offset == 0 || p.l3_end > frame.size() || p.payload_offset > p.l3_end) {
+      return DropReason::NatBadIcmpQuote;
+    }
+    return icmpv6Quote(frame.first(p.l3_end), p.payload_offset, out);
+  }
   if (k.eth_type != packet::ethertype::kIpv4 || k.ip_proto != kIcmp || p.l4_offset == 0 ||
       !isIcmpv4Error(k.tp_src) || p.payload_offset == 0 || p.l3_end > frame.size() ||
       p.payload_offset > p.l3_end) {
@@ -154,6 +262,54 @@ DropReason rewriteIpv4(std::span<uint8_t> frame, const packet::ParsedPacket& p, 
   }
   outer.put(icmp_sum_at, icmp_sum);
   return DropReason::None;
+}
+
+DropReason rewriteIpv6(std::span<uint8_t> frame, const packet::ParsedPacket& p, Side side,
+                       packet::Ipv6Address address, std::optional<uint16_t> port) noexcept {
+  if (p.key.eth_type != packet::ethertype::kIpv6) return DropReason::NatNotIpv6;
+  size_t ip = p.l3_offset;
+  if (frame.size() < ip + sizeof(packet::Ipv6Header) || p.l3_end > frame.size()) {
+    return DropReason::Ipv6Truncated;
+  }
+  bool icmp_error = p.key.ip_proto == kIcmpv6 && p.l4_offset != 0 && isIcmpv6Error(p.key.tp_src);
+  IcmpQuote quote;
+  if (icmp_error) {
+    if (DropReason why = icmpQuote(frame, p, quote); why != DropReason::None) return why;
+  }
+  const Words to = wordsOf(address);
+  FieldWriter outer(frame, nullptr);
+  const Words from = rewriteAddress6(outer, ip, side, to);
+  if (p.l4_offset == 0) return DropReason::None;  // later fragment, or no L4 view
+  if (!icmp_error) {
+    rewriteL4v6(outer, p.l4_offset, p.l3_end, p.key.ip_proto, side, from, to, port);
+    return DropReason::None;
+  }
+  // The error's own checksum covers its pseudo-header, then the quote,
+  // whose other side changes (see rewriteIpv4).
+  size_t icmp_sum_at = p.l4_offset + 2;
+  uint16_t icmp_sum = pseudoHeaderUpdate(outer.get(icmp_sum_at), from, to);
+  FieldWriter inner(frame, &icmp_sum);
+  Side quoted_side = opposite(side);
+  const Words quoted_from = rewriteAddress6(inner, quote.ip_offset, quoted_side, to);
+  if (!quote.later_fragment) {
+    rewriteL4v6(inner, quote.l4_offset, quote.end, quote.protocol, quoted_side, quoted_from, to,
+                port);
+  }
+  outer.put(icmp_sum_at, icmp_sum);
+  return DropReason::None;
+}
+
+DropReason rewriteIp(std::span<uint8_t> frame, const packet::ParsedPacket& p, Side side,
+                     const IpAddress& address, std::optional<uint16_t> port) noexcept {
+  if (p.key.eth_type == packet::ethertype::kIpv4 && address.isV4()) {
+    return rewriteIpv4(frame, p, side, packet::Ipv4Address::of(address), port);
+  }
+  if (p.key.eth_type == packet::ethertype::kIpv6 && address.isV6()) {
+    return rewriteIpv6(frame, p, side, packet::Ipv6Address::of(address), port);
+  }
+  return p.key.eth_type == packet::ethertype::kIpv4 || p.key.eth_type == packet::ethertype::kIpv6
+             ? DropReason::NatFamilyMismatch
+             : DropReason::NatNotIpv4;
 }
 
 PortAllocator::Pool& PortAllocator::pool(packet::Ipv4Address external, uint8_t protocol) {

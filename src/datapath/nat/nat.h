@@ -2,10 +2,11 @@
 // Network address translation on frames, for floating IPs (1:1, on the VM's
 // host) and router SNAT (port masquerading, on the gateway host):
 //
-// - rewrite: changes an IPv4 packet's source or destination address and
-//   TCP/UDP port (or ICMP echo identifier) in place, updating the IPv4,
-//   TCP, UDP and ICMP checksums incrementally (RFC 1624); an ICMP error's
-//   quoted packet is translated with it (RFC 5508 section 4.2);
+// - rewrite: changes an IPv4 or IPv6 packet's source or destination
+//   address and TCP/UDP port (or ICMP echo identifier) in place, updating
+//   the IPv4, TCP, UDP, ICMP and ICMPv6 checksums incrementally (RFC 1624);
+//   an ICMP error's quoted packet is translated with it (RFC 5508 section
+//   4.2);
 // - PortAllocator: the SNAT ports of each external address and protocol,
 //   one per connection, given back when the connection ends; running out
 //   is a named drop, never a reuse.
@@ -49,6 +50,18 @@ enum class Side : uint8_t { Source, Destination };
 DropReason rewriteIpv4(std::span<uint8_t> frame, const packet::ParsedPacket& p, Side side,
                        packet::Ipv4Address address, std::optional<uint16_t> port) noexcept;
 
+// The same for IPv6, which has no header checksum but whose TCP, UDP and
+// ICMPv6 checksums cover the addresses; an ICMPv6 error's quote is
+// translated with it (its outer checksum covers both). Returns NatNotIpv6,
+// Ipv6Truncated or NatBadIcmpQuote before any byte has changed.
+DropReason rewriteIpv6(std::span<uint8_t> frame, const packet::ParsedPacket& p, Side side,
+                       packet::Ipv6Address address, std::optional<uint16_t> port) noexcept;
+
+// Either, by the packet's version; NatFamilyMismatch if `address` is of
+// the other one.
+DropReason rewriteIp(std::span<uint8_t> frame, const packet::ParsedPacket& p, Side side,
+                     const IpAddress& address, std::optional<uint16_t> port) noexcept;
+
 // The ICMPv4 messages that quote the packet they report on (RFC 792):
 // destination unreachable, source quench, redirect, time exceeded,
 // parameter problem.
@@ -56,9 +69,14 @@ constexpr bool isIcmpv4Error(uint16_t type) noexcept {
   return type == 3 || type == 4 || type == 5 || type == 11 || type == 12;
 }
 
-// Where the packet that an ICMPv4 error quotes lies in the frame. All
-// offsets are into the frame; the quote holds a whole IPv4 header and at
-// least 8 bytes after it (the ports, or an ICMP header's first half).
+// The ICMPv6 messages that quote the packet they report on (RFC 4443):
+// destination unreachable, packet too big, time exceeded, parameter problem.
+constexpr bool isIcmpv6Error(uint16_t type) noexcept { return type >= 1 && type <= 4; }
+
+// Where the packet that an ICMPv4 or ICMPv6 error quotes lies in the frame.
+// All offsets are into the frame; the quote holds a whole IP header (for
+// IPv6 with its extension headers) and at least 8 bytes after it (the
+// ports, or an ICMP header's first half).
 struct IcmpQuote {
   uint16_t ip_offset = 0;
   uint16_t l4_offset = 0;
@@ -67,8 +85,9 @@ struct IcmpQuote {
   bool later_fragment = false;  // what follows the header is not an L4 header
 };
 
-// Finds the quote of a parsed ICMPv4 error; NatBadIcmpQuote if the packet
-// is no ICMPv4 error or its quote is too short or not IPv4.
+// Finds the quote of a parsed ICMPv4 or ICMPv6 error; NatBadIcmpQuote if
+// the packet is no such error or its quote is too short or of the other
+// version.
 DropReason icmpQuote(std::span<const uint8_t> frame, const packet::ParsedPacket& p,
                      IcmpQuote& out) noexcept;
 

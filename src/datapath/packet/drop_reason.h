@@ -90,6 +90,8 @@ namespace canopy::datapath {
   X(ConntrackUnrelatedIcmpError, "ICMP error about no known connection")                    \
   X(ConntrackFull, "connection table full: new connections refused")                        \
   X(NatNotIpv4, "NAT asked of a packet that is not IPv4")                                   \
+  X(NatNotIpv6, "NAT asked of a packet that is not IPv6")                                   \
+  X(NatFamilyMismatch, "NAT of a packet to an address of the other IP version")             \
   X(NatPortsExhausted, "no SNAT port left on the external address")                         \
   X(NatBadIcmpQuote, "ICMP error quotes a packet too short to translate")                   \
   X(NatNoMapping, "packet to an SNAT address matches no translation")                       \
@@ -107,7 +109,8 @@ namespace canopy::datapath {
   X(LbSourceNotAllowed, "to a load balancer's listener from outside its allowed CIDRs")     \
   X(LbNotTcpOrUdp, "load balancing of a packet that is not TCP or UDP")                     \
   X(LbTableFull, "load balancer connection table full: new connections refused")            \
-  X(LbConnectionLimit, "load balancer listener at its connection limit on this host")
+  X(LbConnectionLimit, "load balancer listener at its connection limit on this host")       \
+  X(LbFamilyMismatch, "load balancer member of another IP version than its VIP")
 
 enum class DropReason : uint8_t {
   None,  // not dropped

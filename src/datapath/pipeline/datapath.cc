@@ -85,7 +85,7 @@ struct Datapath::Packet {
   // The destination its sender used, when a translation on the way in
   // changed it: a floating IP (dnat_from), or router SNAT's external
   // address (snat_external). An ICMP error about it quotes it as sent.
-  std::optional<packet::Ipv4Address> dnat_from{};
+  std::optional<IpAddress> dnat_from{};
   std::optional<packet::Ipv4Address> snat_external{};
   // The bytes are the input's own buffer (Input::writable): an output that
   // is the last thing done with them may refer to them instead of a copy.
@@ -720,7 +720,7 @@ void Datapath::untranslateError(const Packet& pkt, std::vector<uint8_t>& error) 
   packet::ParsedPacket e;
   if (packet::parse(error, e) != DropReason::None) return;
   if (pkt.dnat_from) {
-    static_cast<void>(nat::rewriteIpv4(error, e, nat::Side::Source, *pkt.dnat_from, std::nullopt));
+    static_cast<void>(nat::rewriteIp(error, e, nat::Side::Source, *pkt.dnat_from, std::nullopt));
   } else {
     static_cast<void>(shared_->snatOutbound(error, e, *pkt.snat_external));
   }
@@ -840,8 +840,7 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         // back before the translation, by its outside tuple.
         if (ftp && !a.source_side) shared_->ftpFloatingInbound(bytes, p);
         if (!a.source_side && p.key.eth_type == ethertype::kIpv4) {
-          pkt.dnat_from = packet::Ipv4Address::of(
-              IpAddress::v4(p.key.ip_dst[0], p.key.ip_dst[1], p.key.ip_dst[2], p.key.ip_dst[3]));
+          pkt.dnat_from = dstOf(p.key);
         }
         if (auto why = nat::rewriteIpv4(bytes, p,
                                         a.source_side ? nat::Side::Source : nat::Side::Destination,
@@ -875,7 +874,7 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         shared_->localIpReply(bytes, p);
         break;
       case ActionKind::LbDnat: {
-        auto vip = packet::Ipv4Address::of(dstOf(p.key));
+        const IpAddress vip = dstOf(p.key);
         if (auto why = shared_->lbForward(bytes, p, lbZone(ctx, a.router), {a.to, a.to_port},
                                           a.hairpin, a.listener, a.limit);
             why != DropReason::None) {

@@ -9,6 +9,7 @@
 #include <set>
 #include <vector>
 
+#include "datapath/packet/checksum.h"
 #include "world.h"
 
 namespace canopy::datapath::testing {
@@ -66,9 +67,12 @@ class LoadBalancer : public ::testing::Test {
                                   {.address = ip("10.0.0.9"), .port = 80},
                                   {.address = ip("10.0.1.5"), .port = 80}}};
   }
-  void setListeners(std::vector<LbListener> listeners, uint64_t version = 2,
-                    bool floating = false) {
+  // With `ipv6`, the scenario's IPv6 subnets too (addIpv6), and the VIP
+  // has fd00:1::100 besides.
+  void setListeners(std::vector<LbListener> listeners, uint64_t version = 2, bool floating = false,
+                    bool ipv6 = false) {
     auto p = TopologyParts::of(**scenario().build(1));
+    if (ipv6) addIpv6(p);
     p.ports[kVip] = topology::Port{.key = kVip,
                                    .id = "vip-port",
                                    .switch_key = kNet1,
@@ -76,12 +80,23 @@ class LoadBalancer : public ::testing::Test {
                                    .ips = {ip("10.0.0.100")},
                                    .device_owner = "Octavia",
                                    .listeners = std::move(listeners)};
+    if (ipv6) p.ports[kVip].ips.push_back(ip("fd00:1::100"));
     // Members admit web clients from anywhere, as in the guides.
     p.groups.at(kDefault).rules.push_back({.id = "web-in",
                                            .direction = topology::Direction::Ingress,
                                            .protocol = 6,
                                            .port_min = 80,
                                            .port_max = 80});
+    if (ipv6) {
+      for (uint32_t group : {kDefault, kWeb}) {
+        p.groups.at(group).rules.push_back({.id = "web-in-v6",
+                                            .direction = topology::Direction::Ingress,
+                                            .family = 6,
+                                            .protocol = 6,
+                                            .port_min = 80,
+                                            .port_max = 80});
+      }
+    }
     if (floating) {
       p.floating_ips.push_back({.id = "fip-vip",
                                 .external = ip("203.0.113.60"),
@@ -385,6 +400,133 @@ TEST_F(LoadBalancer, LeastConnectionsTakesTheMemberWithFewest) {
   std::map<uint32_t, int> next;
   for (uint16_t sport = 3100; sport < 3104; ++sport) ++next[reached(connect(kVm1, sport))];
   EXPECT_GE(next[kVm2], 3) << "vm2 had 2 open against vm6's 5";
+}
+
+// An IPv6 VIP: answered by neighbour discovery, balanced and translated
+// back on the client's host like an IPv4 one, ICMPv6 errors and pings
+// included.
+TEST_F(LoadBalancer, AnIpv6VipIsAnsweredBalancedAndTranslatedBack) {
+  setListeners({{.id = "l6",
+                 .protocol = 6,
+                 .port = 80,
+                 .members = {{.address = ip("fd00:1::6"), .port = 8080},
+                             {.address = ip("fd00:2::5"), .port = 80}}}},
+               2, false, true);
+  const auto vm1 = packet::Ipv6Address::of(ip("fd00:1::5"));
+  const auto vip = packet::Ipv6Address::of(ip("fd00:1::100"));
+  // Who has the VIP? Its port's MAC, answered on vm1's host.
+  // After the header's reserved word: the target, and the source's MAC.
+  std::vector<uint8_t> solicit_body(vip.bytes.begin(), vip.bytes.end());
+  solicit_body.insert(solicit_body.end(), {1, 1, 0xfa, 0x16, 0x3e, 0, 0, 1});
+  auto solicit = PacketBuilder()
+                     .eth(mac(0, 1), {{0x33, 0x33, 0xff, 0, 1, 0}})
+                     .ipv6(vm1, packet::Ipv6Address::of(ip("ff02::1:ff00:100")), 255)
+                     .icmp(135, 0)
+                     .payload(solicit_body)
+                     .build();
+  auto answer = world_.fromPort(kH1, kVm1, solicit);
+  ASSERT_EQ(answer.size(), 1u) << text(answer);
+  auto na = parsed(answer[0].bytes);
+  EXPECT_EQ(na.key.tp_src, 136);
+  EXPECT_EQ(na.key.eth_src, kVipMac);
+
+  auto syn = [&](uint16_t sport, uint8_t flags) {
+    return PacketBuilder()
+        .eth(mac(0, 1), kVipMac)
+        .ipv6(vm1, vip)
+        .tcp(sport, 80, flags, 1000)
+        .build();
+  };
+  std::map<uint32_t, int> seen;
+  uint16_t to_vm2 = 0;
+  for (uint16_t sport = 40000; sport < 40100; ++sport) {
+    std::vector<std::string> trace;
+    auto r = world_.fromPort(kH1, kVm1, syn(sport, TcpHeader::kSyn), &trace);
+    uint32_t m = reached(r);
+    ASSERT_TRUE(m == kVm2 || m == kVm3) << text(r) << ::testing::PrintToString(trace);
+    ++seen[m];
+    auto p = parsed(r[0].bytes);
+    EXPECT_EQ(IpAddress(6, p.key.ip_src), ip("fd00:1::5")) << "the client's own address is kept";
+    EXPECT_EQ(IpAddress(6, p.key.ip_dst), m == kVm2 ? ip("fd00:1::6") : ip("fd00:2::5"));
+    EXPECT_EQ(p.key.tp_dst, m == kVm2 ? 8080 : 80);
+    // The translated segment is the one a client would have sent the
+    // member: checksums as computed from scratch.
+    auto direct = PacketBuilder()
+                      .eth(p.key.eth_src, p.key.eth_dst)
+                      .ipv6(vm1, packet::Ipv6Address{p.key.ip_dst}, p.key.ip_ttl)
+                      .tcp(sport, p.key.tp_dst, TcpHeader::kSyn, 1000)
+                      .build();
+    EXPECT_EQ(r[0].bytes, direct) << describeFrame(r[0].bytes);
+    if (m == kVm2 && to_vm2 == 0) to_vm2 = sport;
+  }
+  EXPECT_EQ(seen.size(), 2u);
+  ASSERT_NE(to_vm2, 0);
+
+  // vm2's answer comes to vm1 from the VIP; an ICMPv6 error about the
+  // connection too.
+  auto back = world_.fromPort(kH2, kVm2,
+                              PacketBuilder()
+                                  .eth(mac(0, 2), mac(0, 1))
+                                  .ipv6(packet::Ipv6Address::of(ip("fd00:1::6")), vm1)
+                                  .tcp(8080, to_vm2, TcpHeader::kSyn | TcpHeader::kAck, 5000)
+                                  .build());
+  ASSERT_EQ(reached(back), kVm1) << text(back);
+  auto q = parsed(back[0].bytes);
+  EXPECT_EQ(IpAddress(6, q.key.ip_src), ip("fd00:1::100"));
+  EXPECT_EQ(q.key.tp_src, 80);
+  EXPECT_EQ(q.key.tp_dst, to_vm2);
+  auto expected = PacketBuilder()
+                      .eth(q.key.eth_src, q.key.eth_dst)
+                      .ipv6(vip, vm1, q.key.ip_ttl)
+                      .tcp(80, to_vm2, TcpHeader::kSyn | TcpHeader::kAck, 5000)
+                      .build();
+  EXPECT_EQ(back[0].bytes, expected) << describeFrame(back[0].bytes);
+  ASSERT_EQ(reached(world_.fromPort(kH1, kVm1, syn(to_vm2, TcpHeader::kAck))), kVm2);
+  auto segment = PacketBuilder()
+                     .eth(mac(0, 1), mac(0, 2))
+                     .ipv6(vm1, packet::Ipv6Address::of(ip("fd00:1::6")))
+                     .tcp(to_vm2, 8080, TcpHeader::kAck, 1001)
+                     .build();
+  std::vector<uint8_t> quote(segment.begin() + sizeof(packet::EthernetHeader), segment.end());
+  auto error = world_.fromPort(kH2, kVm2,
+                               PacketBuilder()
+                                   .eth(mac(0, 2), mac(0, 1))
+                                   .ipv6(packet::Ipv6Address::of(ip("fd00:1::6")), vm1)
+                                   .icmp(1, 4)
+                                   .payload(quote)
+                                   .build());
+  ASSERT_EQ(reached(error), kVm1) << text(error);
+  auto e = parsed(error[0].bytes);
+  EXPECT_EQ(IpAddress(6, e.key.ip_src), ip("fd00:1::100"));
+  auto quoted_back = PacketBuilder()
+                         .eth(mac(0, 1), mac(0, 2))
+                         .ipv6(vm1, vip)
+                         .tcp(to_vm2, 80, TcpHeader::kAck, 1001)
+                         .build();
+  EXPECT_TRUE(std::equal(quoted_back.begin() + sizeof(packet::EthernetHeader), quoted_back.end(),
+                         error[0].bytes.begin() + e.payload_offset))
+      << "the quote is the segment vm1 sent, to the VIP";
+  auto icmp = std::span<const uint8_t>(error[0].bytes).subspan(e.l4_offset);
+  EXPECT_EQ(packet::finish(packet::sumWords(
+                icmp, packet::pseudoHeaderSum(vip, vm1, packet::ipproto::kIcmpv6,
+                                              static_cast<uint32_t>(icmp.size())))),
+            0)
+      << "the ICMPv6 checksum holds";
+
+  // Pings to the VIP are answered; a port without a listener is reset.
+  auto echo = PacketBuilder().eth(mac(0, 1), kVipMac).ipv6(vm1, vip).icmp(128, 0, 7, 1).build();
+  auto pong = world_.fromPort(kH1, kVm1, echo);
+  ASSERT_EQ(pong.size(), 1u) << text(pong);
+  EXPECT_EQ(parsed(pong[0].bytes).key.tp_src, 129);
+  auto other = PacketBuilder()
+                   .eth(mac(0, 1), kVipMac)
+                   .ipv6(vm1, vip)
+                   .tcp(40200, 443, TcpHeader::kSyn, 1)
+                   .build();
+  auto reset = world_.fromPort(kH1, kVm1, other);
+  ASSERT_EQ(reset.size(), 1u) << text(reset);
+  EXPECT_NE(parsed(reset[0].bytes).key.tcp_flags & TcpHeader::kRst, 0);
+  EXPECT_EQ(world_.host(kH1).counters().dropped(DropReason::LbNoListener), 1u);
 }
 
 }  // namespace

@@ -306,6 +306,117 @@ TEST(NatIcmpError, RandomErrorsMatchFromScratchAndReverse) {
   }
 }
 
+// IPv6 (a load balancer's VIP): no header checksum, but TCP's, UDP's and
+// ICMPv6's cover the addresses.
+
+packet::Ipv6Address randomAddress6(std::mt19937_64& rng) {
+  packet::Ipv6Address a;
+  for (auto& b : a.bytes) b = static_cast<uint8_t>(rng());
+  return a;
+}
+
+std::vector<uint8_t> packet6(packet::Ipv6Address src, packet::Ipv6Address dst, Quoted kind,
+                             uint16_t src_port, uint16_t dst_port, std::string_view payload) {
+  PacketBuilder b;
+  b.eth(kA, kB).ipv6(src, dst);
+  if (kind == Quoted::Udp) b.udp(src_port, dst_port);
+  if (kind == Quoted::Tcp) b.tcp(src_port, dst_port, packet::TcpHeader::kAck, 11, 22);
+  if (kind == Quoted::Echo) b.icmp(128, 0, src_port, 1);
+  return b.payload(payload).build();
+}
+
+TEST(Nat6, RewriteKeepsChecksumsRightAndReverses) {
+  uint64_t seed = testSeed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  for (int round = 0; round < 500; ++round) {
+    auto kind = static_cast<Quoted>(rng() % 3);
+    std::string payload(rng() % 50, 'x');
+    for (auto& c : payload) c = static_cast<char>(rng());
+    auto src = randomAddress6(rng), dst = randomAddress6(rng);
+    auto sport = static_cast<uint16_t>(rng()), dport = static_cast<uint16_t>(rng());
+    auto original = packet6(src, dst, kind, sport, dport, payload);
+    auto frame = original;
+    packet::ParsedPacket p;
+    ASSERT_EQ(packet::parse(frame, p), DropReason::None);
+    Side side = kind == Quoted::Echo || rng() % 2 ? Side::Source : Side::Destination;
+    auto to = randomAddress6(rng);
+    auto to_port = static_cast<uint16_t>(rng());
+    ASSERT_EQ(rewriteIp(frame, p, side, to.ip(), to_port), DropReason::None);
+    auto expected = side == Side::Source ? packet6(to, dst, kind, to_port, dport, payload)
+                                         : packet6(src, to, kind, sport,
+                                                   kind == Quoted::Echo ? dport : to_port, payload);
+    ASSERT_EQ(frame, expected) << "round " << round;
+    ASSERT_EQ(packet::parse(frame, p), DropReason::None);
+    ASSERT_EQ(rewriteIp(frame, p, side, (side == Side::Source ? src : dst).ip(),
+                        side == Side::Source || kind == Quoted::Echo ? sport : dport),
+              DropReason::None);
+    ASSERT_EQ(frame, original) << "round " << round;
+  }
+}
+
+TEST(Nat6, AnAddressOfTheOtherVersionIsRefusedUntouched) {
+  auto frame =
+      packet6(packet::Ipv6Address::of(IpAddress::parse("fd00::1").value()),
+              packet::Ipv6Address::of(IpAddress::parse("fd00::2").value()), Quoted::Tcp, 1, 2, "");
+  auto before = frame;
+  packet::ParsedPacket p;
+  ASSERT_EQ(packet::parse(frame, p), DropReason::None);
+  EXPECT_EQ(rewriteIp(frame, p, Side::Source, IpAddress::v4(10, 0, 0, 1), 5),
+            DropReason::NatFamilyMismatch);
+  EXPECT_EQ(rewriteIpv4(frame, p, Side::Source, kInternal, 5), DropReason::NatNotIpv4);
+  EXPECT_EQ(frame, before);
+}
+
+TEST(Nat6IcmpError, RandomErrorsMatchFromScratchAndReverse) {
+  uint64_t seed = testSeed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  for (int round = 0; round < 500; ++round) {
+    auto kind = static_cast<Quoted>(rng() % 3);
+    std::string payload(rng() % 40, 'x');
+    for (auto& c : payload) c = static_cast<char>(rng());
+    auto qsrc = randomAddress6(rng), qdst = randomAddress6(rng);
+    auto qsport = static_cast<uint16_t>(rng()), qdport = static_cast<uint16_t>(rng());
+    auto type = static_cast<uint8_t>(1 + rng() % 4);
+    Side side = rng() % 2 ? Side::Source : Side::Destination;
+    auto reporter = side == Side::Source ? qdst : randomAddress6(rng);
+    auto error6 = [&](packet::Ipv6Address from, packet::Ipv6Address to,
+                      const std::vector<uint8_t>& quoted_frame) {
+      std::vector<uint8_t> quote(quoted_frame.begin() + sizeof(packet::EthernetHeader),
+                                 quoted_frame.end());
+      return PacketBuilder().eth(kA, kB).ipv6(from, to).icmp(type, 0).payload(quote).build();
+    };
+    auto error = error6(reporter, qsrc, packet6(qsrc, qdst, kind, qsport, qdport, payload));
+    auto to = randomAddress6(rng);
+    auto to_port = static_cast<uint16_t>(rng());
+    const bool echo = kind == Quoted::Echo;
+    std::vector<uint8_t> expected;
+    packet::Ipv6Address back;
+    uint16_t back_port;
+    if (side == Side::Destination) {
+      expected = error6(reporter, to, packet6(to, qdst, kind, to_port, qdport, payload));
+      back = qsrc;
+      back_port = qsport;
+    } else {
+      expected = error6(
+          to, qsrc,
+          packet6(qsrc, to, kind, echo ? to_port : qsport, echo ? qdport : to_port, payload));
+      back = reporter;
+      back_port = echo ? qsport : qdport;
+    }
+    SCOPED_TRACE("round " + std::to_string(round));
+    auto frame = error;
+    packet::ParsedPacket p;
+    ASSERT_EQ(packet::parse(frame, p), DropReason::None);
+    ASSERT_EQ(rewriteIpv6(frame, p, side, to, to_port), DropReason::None);
+    ASSERT_EQ(frame, expected);
+    ASSERT_EQ(packet::parse(frame, p), DropReason::None);
+    ASSERT_EQ(rewriteIpv6(frame, p, side, back, back_port), DropReason::None);
+    ASSERT_EQ(frame, error);
+  }
+}
+
 TEST(PortAllocator, NeverTwiceAndExhaustionIsCounted) {
   PortAllocator ports(2000, 2009);
   auto gw = Ipv4Address::of(203, 0, 113, 1);
