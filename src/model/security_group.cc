@@ -83,6 +83,11 @@ const ResourceSpec& securityGroupSpec() {
                    .type_name = "SecurityGroup"};
     addStandardAttributes(s.attrs);
     s.attrs.push_back({.name = "security_group_rules", .type = AttrType::List});
+    s.attrs.push_back({.name = "stateful",
+                       .type = AttrType::Bool,
+                       .allow_post = true,
+                       .allow_put = true,
+                       .default_value = Json(true)});
     // Whether an RBAC policy shares it with the caller (derived).
     s.attrs.push_back({.name = "shared", .type = AttrType::Bool});
     return s;

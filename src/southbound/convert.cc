@@ -124,6 +124,7 @@ void put(pb::SecurityGroup* o, const topology::SecurityGroup& g) {
   o->set_key(g.key);
   o->set_id(g.id);
   o->set_name(g.name);
+  o->set_stateless(!g.stateful);
   for (const auto& r : g.rules) {
     auto* x = o->add_rules();
     x->set_id(r.id);
@@ -358,7 +359,8 @@ Result<topology::Port> from(const pb::Port& o) {
 }
 
 Result<topology::SecurityGroup> from(const pb::SecurityGroup& o) {
-  topology::SecurityGroup g{.key = o.key(), .id = o.id(), .name = o.name()};
+  topology::SecurityGroup g{
+      .key = o.key(), .id = o.id(), .name = o.name(), .stateful = !o.stateless()};
   for (const auto& x : o.rules()) {
     topology::Rule r{.id = x.id()};
     r.direction = x.ingress() ? topology::Direction::Ingress : topology::Direction::Egress;

@@ -474,7 +474,10 @@ std::optional<topology::SecurityGroup> groupOf(const state::Tables& t, std::stri
   const Json* g = docOf(t, "security-groups", id);
   uint32_t key = keyOf(t, KeyKind::Group, id);
   if (g == nullptr || key == 0) return std::nullopt;
-  topology::SecurityGroup out{.key = key, .id = std::string(id), .name = stringAt(*g, "name")};
+  topology::SecurityGroup out{.key = key,
+                              .id = std::string(id),
+                              .name = stringAt(*g, "name"),
+                              .stateful = boolAt(*g, "stateful", true)};
   std::vector<const Json*> rules =
       indexedDocs(t, "security-group-rules.group", "security-group-rules", id);
   std::sort(rules.begin(), rules.end(),

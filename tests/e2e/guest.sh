@@ -111,6 +111,7 @@ boot_guest() {
   in_ns "$tag-$host" ip link set "$bridge" up
   in_ns "$tag-$host" ip tuntap add dev "$tap" mode tap vnet_hdr
   in_ns "$tag-$host" ip link set "$tap" master "$bridge" up
+  rm -f "$work/$name.cmd.in" "$work/$name.cmd.out"
   mkfifo "$work/$name.cmd.in" "$work/$name.cmd.out"
   bg "$tag-$host" qemu-system-x86_64 -machine q35,accel=tcg -cpu max -m 192 -nodefaults \
     -no-reboot -display none -kernel "$guest_kernel" -initrd "$work/$name.cpio.gz" \

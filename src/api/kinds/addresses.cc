@@ -33,6 +33,7 @@ Result<void> checkSecurityGroups(const Json& doc, const Transaction& ctx) {
                  "use security groups.",
                  "PortSecurityAndIPRequiredForSecurityGroups");
   }
+  bool stateful = false, stateless = false;
   for (const auto& g : groups) {
     std::string gid = g.get<std::string>();
     auto pending =
@@ -45,6 +46,14 @@ Result<void> checkSecurityGroups(const Json& doc, const Transaction& ctx) {
         (ctx.caller().is_admin || group->doc.value("project_id", "") == ctx.caller().project_id ||
          detail::sharedWith(group->doc, doc.value("project_id", ""), ctx.tables()));
     if (!just_made && !visible) return notFound(model::securityGroupSpec(), gid);
+    (group == nullptr || group->doc.value("stateful", true) ? stateful : stateless) = true;
+  }
+  if (stateful && stateless) {
+    return Error(Errc::Conflict,
+                 "Error Cannot apply both stateful and stateless security groups on the same "
+                 "port at the same time while attempting the operation on port " +
+                     doc.value("id", "") + " while attempting the operation.",
+                 "SecurityGroupConflict");
   }
   return ok();
 }

@@ -33,6 +33,8 @@ constexpr Extension kSecurityGroupExtensions[] = {
     {"security-group", "security-group", "The security groups extension."},
     {"security-groups-shared-filtering", "Security group filtering on the shared field",
      "Support filtering security groups on the shared field"},
+    {"stateful-security-group", "Stateful security group",
+     "Indicates if the security group is stateful or not"},
 };
 
 class SecurityGroupKind final : public ResourceKind {
@@ -81,7 +83,14 @@ class SecurityGroupKind final : public ResourceKind {
     return ok();
   }
 
-  Result<void> update(Json& doc, const Json& before, Transaction&) const override {
+  Result<void> update(Json& doc, const Json& before, Transaction& ctx) const override {
+    // Ports' connections would change their tracking mid-way: only a group
+    // no port uses turns stateless or back.
+    if (doc.value("stateful", true) != before.value("stateful", true) &&
+        !ctx.indexed("ports.security_group", "ports", doc.value("id", "")).empty()) {
+      return Error(Errc::Conflict, "Security Group " + doc.value("id", "") + " in use.",
+                   "SecurityGroupInUse");
+    }
     if (before.value("canopy:default", false) && doc["name"] != model::memberAt(before, "name")) {
       return Error(Errc::Conflict, "Updating default security group not allowed.",
                    "SecurityGroupCannotUpdateDefault");

@@ -592,7 +592,10 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
     p.key.in_port = ctx.key;
     if (trace != nullptr) trace->push_back("load balancer: reply translated back to the VIP");
   }
-  if ((ctx.stage == Stage::FromPort || ctx.stage == Stage::ToPort) && isIp(p.key)) {
+  if ((ctx.stage == Stage::FromPort || ctx.stage == Stage::ToPort) && isIp(p.key) &&
+      !topology_->isStateless(ctx.key)) {
+    // (A port with stateless groups is not tracked: its rules see each
+    // packet on its own.)
     auto l =
         shared_->conntrack().lookup(p, pkt.bytes, zoneOf(ctx.key), clock_.now(), ct_cache_.get());
     ctx.ct = l.state;

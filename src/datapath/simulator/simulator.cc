@@ -800,7 +800,9 @@ class Walk {
 
   bool securityGroups(const Port& p, Direction dir) {
     const char* way = dir == Direction::Ingress ? "ingress" : "egress";
-    CtState ct = ctx_.ct;
+    // Stateless groups: each packet by the rules alone, nothing tracked.
+    const bool stateless = t_.isStateless(p.key);
+    CtState ct = stateless ? CtState::Untracked : ctx_.ct;
     if (ct == CtState::Established || ct == CtState::Related) {
       note([&] {
         return std::string("security groups (") + way + "): " + ctText(ct, ctx_.ct_reply) +
@@ -829,7 +831,8 @@ class Walk {
         if (!ruleMatches(r, dir, remote)) continue;
         note([&] {
           return "security group " + named(g->name, g->id) + ": rule " + r.id + " (" +
-                 ruleText(r, t_) + ") allows " + flowText(key_) + ", " + ctText(ct, false);
+                 ruleText(r, t_) + ") allows " + flowText(key_) + ", " +
+                 (stateless ? std::string("stateless") : ctText(ct, false));
         });
         if (ct == CtState::New) act(ActionKind::CtCommit).port = p.key;
         return true;

@@ -226,12 +226,16 @@ Result<std::shared_ptr<const Topology>> TopologyBuilder::build(uint64_t version)
     if (p.host != 0 && !t->hosts_.count(p.host)) {
       return invalid("port " + p.id + " is on unknown host " + std::to_string(p.host));
     }
+    bool stateless = p.port_security && !p.groups.empty();
     for (uint32_t g : p.groups) {
-      if (!t->groups_.count(g)) {
+      auto group = t->groups_.find(g);
+      if (group == t->groups_.end()) {
         return invalid("port " + p.id + " names unknown security group " + std::to_string(g));
       }
       t->group_members_[g].push_back(key);
+      stateless = stateless && !group->second.stateful;
     }
+    if (stateless) t->stateless_ports_.insert(key);
     if (!t->port_by_mac_.emplace(std::pair{p.switch_key, p.mac}, key).second) {
       return invalid("port " + p.id + ": MAC " + p.mac.toString() + " is taken on its switch");
     }

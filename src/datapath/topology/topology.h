@@ -27,6 +27,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <unordered_set>
 #include <vector>
 
 #include "base/ip.h"
@@ -230,6 +231,9 @@ struct SecurityGroup {
   std::string id{};
   std::string name{};
   std::vector<Rule> rules{};
+  // Neutron's stateful=false: every packet is matched against the rules,
+  // replies too, and nothing is tracked.
+  bool stateful = true;
 
   friend bool operator==(const SecurityGroup&, const SecurityGroup&) = default;
 };
@@ -376,6 +380,9 @@ class Topology {
   const Balancer* balancerAt(uint32_t switch_key, const IpAddress& vip, uint8_t protocol,
                              uint16_t port) const;
   bool isVip(const IpAddress& ip) const { return vips_.count(ip) > 0; }
+  // A port whose security groups are all stateless (Neutron allows no
+  // mix): its packets bypass conntrack.
+  bool isStateless(uint32_t port) const { return stateless_ports_.count(port) > 0; }
   // The listener a balancer serves.
   const LbListener& listenerOf(const Balancer& b) const {
     return ports_.at(b.vip_port).listeners[b.listener];
@@ -410,6 +417,7 @@ class Topology {
   std::map<std::pair<uint32_t, IpAddress>, std::vector<uint32_t>> local_ip_ports_{};
   std::map<std::tuple<uint32_t, IpAddress, uint8_t, uint16_t>, Balancer> balancers_{};
   std::map<IpAddress, size_t> vips_{};  // how many listeners
+  std::unordered_set<uint32_t> stateless_ports_{};
 };
 
 class TopologyBuilder {

@@ -468,6 +468,42 @@ TEST_F(SecurityGroupTest, RulesAreCheckedAndDuplicatesRefused) {
   EXPECT_EQ(shown.body["security_group"]["revision_number"], 2);
 }
 
+TEST_F(SecurityGroupTest, StatelessGroupsKeepTheirKindInUseAndDoNotMixOnAPort) {
+  std::string web = group("web");
+  auto stateless = call("POST", "/v2.0/security-groups",
+                        R"({"security_group": {"name": "sl", "stateful": false}})");
+  ASSERT_EQ(stateless.status, 201) << stateless.body.dump();
+  EXPECT_EQ(stateless.body["security_group"]["stateful"], false);
+  std::string sl = stateless.body["security_group"]["id"];
+  EXPECT_EQ(call("GET", "/v2.0/security-groups/" + web).body["security_group"]["stateful"], true);
+  expectError(call("POST", "/v2.0/security-groups",
+                   R"({"security_group": {"name": "x", "stateful": "maybe"}})"),
+              400, "HTTPBadRequest");
+  // Unused, a group may change its kind, and back.
+  auto flipped =
+      call("PUT", "/v2.0/security-groups/" + web, R"({"security_group": {"stateful": false}})");
+  ASSERT_EQ(flipped.status, 200) << flipped.body.dump();
+  EXPECT_EQ(flipped.body["security_group"]["stateful"], false);
+  ASSERT_EQ(call("PUT", "/v2.0/security-groups/" + web, R"({"security_group": {"stateful": true}})")
+                .status,
+            200);
+
+  auto port = createPort(R"(, "security_groups": [")" + sl + R"("])");
+  ASSERT_EQ(port.status, 201) << port.body.dump();
+  expectError(
+      call("PUT", "/v2.0/security-groups/" + sl, R"({"security_group": {"stateful": true}})"), 409,
+      "SecurityGroupInUse", "Security Group " + sl + " in use.");
+  // Its name may change; its kind may not.
+  EXPECT_EQ(
+      call("PUT", "/v2.0/security-groups/" + sl, R"({"security_group": {"name": "sl2"}})").status,
+      200);
+  expectError(call("PUT", "/v2.0/ports/" + port.body["port"]["id"].get<std::string>(),
+                   R"({"port": {"security_groups": [")" + sl + R"(", ")" + web + R"("]}})"),
+              409, "SecurityGroupConflict");
+  expectError(createPort(R"(, "security_groups": [")" + web + R"(", ")" + sl + R"("])"), 409,
+              "SecurityGroupConflict");
+}
+
 TEST_F(SecurityGroupTest, InUseAndDefaultGroupsAreProtected) {
   std::string web = group("web");
   std::string db = group("db");

@@ -230,6 +230,7 @@ TopologyParts randomTopology(Random& r, uint32_t& next_port) {
   auto groups = static_cast<uint32_t>(2 + r.below(2));
   for (uint32_t g = 1; g <= groups; ++g) {
     topology::SecurityGroup group{.key = g, .id = "sg" + std::to_string(g)};
+    group.stateful = !r.chance(25);
     size_t rules = 1 + r.below(4);
     for (size_t i = 0; i < rules; ++i) {
       group.rules.push_back(
@@ -822,6 +823,10 @@ class Mutator {
     std::advance(it, static_cast<long>(r_.below(t_.groups.size())));
     auto& rules = it->second.rules;
     std::string what = "group " + std::to_string(it->first) + ": ";
+    if (r_.chance(10)) {
+      it->second.stateful = !it->second.stateful;
+      return what + (it->second.stateful ? "stateful" : "stateless");
+    }
     if (!rules.empty() && r_.chance(40)) {
       rules.erase(rules.begin() + static_cast<long>(r_.below(rules.size())));
       return what + "rule removed";
@@ -849,14 +854,13 @@ class Mutator {
       uint16_t port = r_.pick<uint16_t>({22, 80, 443, 53});
       if (std::find(used.begin(), used.end(), port) != used.end()) continue;
       used.push_back(port);
-      topology::LbListener l{
-          .id = "listener-" + std::to_string(++rule_serial_),
-          .protocol = port == 53 ? uint8_t{17} : uint8_t{6},
-          .port = port,
-          .algorithm = r_.pick({topology::LbAlgorithm::RoundRobin,
-                                topology::LbAlgorithm::LeastConnections,
-                                topology::LbAlgorithm::SourceIp}),
-          .source_ip_persistence = r_.chance(20)};
+      topology::LbListener l{.id = "listener-" + std::to_string(++rule_serial_),
+                             .protocol = port == 53 ? uint8_t{17} : uint8_t{6},
+                             .port = port,
+                             .algorithm = r_.pick({topology::LbAlgorithm::RoundRobin,
+                                                   topology::LbAlgorithm::LeastConnections,
+                                                   topology::LbAlgorithm::SourceIp}),
+                             .source_ip_persistence = r_.chance(20)};
       if (r_.chance(15)) l.allowed_cidrs.push_back({address(10, 0, 1, 0), 24});
       for (const auto& [key, other] : t_.ports) {
         if (!r_.chance(40)) continue;
