@@ -261,6 +261,21 @@ Result<void> Agent::applyView(const HostView& view, uint64_t version) {
   return ok();
 }
 
+namespace {
+
+// The metering labels a plan's topology has, by their ids' hashes (as the
+// datapath counts them).
+std::map<uint64_t, std::string> meterIds(const std::shared_ptr<const WorkerPlan>& plan) {
+  std::map<uint64_t, std::string> ids;
+  if (plan == nullptr || plan->topology == nullptr) return ids;
+  for (const auto& [key, r] : plan->topology->routers()) {
+    for (const auto& m : r.meters) ids[datapath::nat::stableHash(m.id)] = m.id;
+  }
+  return ids;
+}
+
+}  // namespace
+
 std::string tapNameOf(const std::string& port_id) { return "tap" + port_id.substr(0, 11); }
 
 std::vector<HealthCheck> healthChecksOf(const datapath::topology::Topology& t, uint32_t host) {
@@ -517,7 +532,7 @@ Json Agent::status() const {
               {"view_version", southbound_ != nullptr ? southbound_->appliedVersion() : 0},
               {"workers", workers_.size()}};
   out["bindings"] = bindings();
-  out["datapath"] = renderDatapathStatus(sumStats(stats), connections);
+  out["datapath"] = renderDatapathStatus(sumStats(stats), connections, meterIds(plan_.load()));
   if (metadata_ready_) out["metadata"] = metadata_handler_->statusJson();
   if (health_ != nullptr) out["health_checks"] = health_->statusJson();
   return out;
@@ -657,6 +672,17 @@ void Agent::tick(uint64_t ticks) {
         x->set_total_connections(c.total);
         x->set_bytes_in(c.bytes_in);
         x->set_bytes_out(c.bytes_out);
+      }
+    }
+    if (!total.datapath.meters.empty()) {
+      auto ids = meterIds(plan_.load());
+      for (const auto& [hash, m] : total.datapath.meters) {
+        auto id = ids.find(hash);
+        if (id == ids.end()) continue;  // a label gone
+        pb::MeterStats* x = s.add_meters();
+        x->set_label_id(id->second);
+        x->set_packets(m.packets);
+        x->set_bytes(m.bytes);
       }
     }
     for (const auto& n : shared->neighborList(kReportedNeighbors)) {

@@ -46,6 +46,23 @@ std::string prometheusText(const model::Json& status) {
          cache.value("hits", model::Json(0)));
   metric(out, "canopy_flow_cache_misses_total", "counter", "Flow cache misses.",
          cache.value("misses", model::Json(0)));
+  const model::Json metering = d.value("metering", model::Json::array());
+  if (!metering.empty()) {
+    out +=
+        "# HELP canopy_metering_label_packets_total Packets a metering label counted on this "
+        "host.\n# TYPE canopy_metering_label_packets_total counter\n";
+    for (const auto& m : metering) {
+      out += "canopy_metering_label_packets_total{label=\"" + model::stringAt(m, "label") + "\"} " +
+             m.value("packets", model::Json(0)).dump() + "\n";
+    }
+    out +=
+        "# HELP canopy_metering_label_bytes_total Bytes (IP) a metering label counted on this "
+        "host.\n# TYPE canopy_metering_label_bytes_total counter\n";
+    for (const auto& m : metering) {
+      out += "canopy_metering_label_bytes_total{label=\"" + model::stringAt(m, "label") + "\"} " +
+             m.value("bytes", model::Json(0)).dump() + "\n";
+    }
+  }
   const model::Json ports = d.value("ports", model::Json::array());
   if (!ports.empty()) {
     out +=

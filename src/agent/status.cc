@@ -26,6 +26,10 @@ WorkerStats sumStats(const std::vector<WorkerStats>& stats) {
     t.datapath.outputs += s.datapath.outputs;
     t.datapath.answered += s.datapath.answered;
     t.datapath.simulations += s.datapath.simulations;
+    for (const auto& [label, m] : s.datapath.meters) {
+      t.datapath.meters[label].packets += m.packets;
+      t.datapath.meters[label].bytes += m.bytes;
+    }
     for (size_t r = 0; r < datapath::kDropReasonCount; ++r) {
       t.datapath.drops[r] += s.datapath.drops[r];
       t.io_drops[r] += s.io_drops[r];
@@ -52,7 +56,14 @@ WorkerStats sumStats(const std::vector<WorkerStats>& stats) {
   return t;
 }
 
-Json renderDatapathStatus(const WorkerStats& total, size_t connections) {
+Json renderDatapathStatus(const WorkerStats& total, size_t connections,
+                          const std::map<uint64_t, std::string>& meter_ids) {
+  Json metering = Json::array();
+  for (const auto& [hash, m] : total.datapath.meters) {
+    auto id = meter_ids.find(hash);
+    if (id == meter_ids.end()) continue;  // a label gone
+    metering.push_back({{"label", id->second}, {"packets", m.packets}, {"bytes", m.bytes}});
+  }
   std::array<uint64_t, datapath::kDropReasonCount> drops{};
   for (size_t r = 0; r < datapath::kDropReasonCount; ++r) {
     drops[r] = total.datapath.drops[r] + total.io_drops[r];
@@ -76,6 +87,7 @@ Json renderDatapathStatus(const WorkerStats& total, size_t connections) {
             {"misses", total.cache.misses},
             {"invalidated", total.cache.invalidated}}},
           {"connections", connections},
+          {"metering", std::move(metering)},
           {"offload",
            {{"super_frames", total.super_frames},
             {"segmented", total.segmented},

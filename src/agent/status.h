@@ -8,6 +8,8 @@
 // Thread-safety: pure functions.
 
 #include <cstddef>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "agent/worker.h"
@@ -22,6 +24,9 @@ WorkerStats sumStats(const std::vector<WorkerStats>& stats);
 //  "flow_cache": {...}, "connections", "offload": {...}, "send_failed",
 //  "receive_truncated", "ports": [{"interface", "port_id", "rx", "tx",
 //  "drops"}]}; zero drop counts are left out.
-model::Json renderDatapathStatus(const WorkerStats& total, size_t connections);
+// `meter_ids`: the metering labels the host knows, by their ids' hashes
+// (the datapath counts by hash); others are left out.
+model::Json renderDatapathStatus(const WorkerStats& total, size_t connections,
+                                 const std::map<uint64_t, std::string>& meter_ids = {});
 
 }  // namespace canopy::agent

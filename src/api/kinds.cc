@@ -29,6 +29,8 @@ std::unique_ptr<ResourceKind> makeSegmentKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeFlavorKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeServiceProfileKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeLocalIpKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeMeteringLabelKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeMeteringLabelRuleKind(const model::NetworkConfig&);
 
 // In the order /v2.0/ lists them.
 constexpr MakeKind kKinds[] = {
@@ -51,6 +53,8 @@ constexpr MakeKind kKinds[] = {
     makeFlavorKind,
     makeServiceProfileKind,
     makeLocalIpKind,
+    makeMeteringLabelKind,
+    makeMeteringLabelRuleKind,
 };
 
 std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::NetworkConfig& config) {

@@ -535,10 +535,12 @@ struct NeutronApi::Impl {
     Json list = Json::array();
     for (const auto& kind : kinds) {
       const ResourceSpec& spec = kind->spec();
+      const std::string prefix = spec.collection.starts_with("metering-") ? "metering/" : "";
       list.push_back(
           {{"name", spec.member},
            {"collection", spec.jsonPlural()},
-           {"links", {{{"href", hostPrefix(req) + "/v2.0/" + spec.collection}, {"rel", "self"}}}}});
+           {"links",
+            {{{"href", hostPrefix(req) + "/v2.0/" + prefix + spec.collection}, {"rel", "self"}}}}});
     }
     return json(200, {{"resources", list}});
   }
@@ -581,6 +583,8 @@ struct NeutronApi::Impl {
       return errorResponse(caller.error());
     }
     if (canopy) return config.canopy(req, *caller);
+    // Metering's collections live below /v2.0/metering.
+    if (parts.size() >= 3 && parts[1] == "metering") parts.erase(parts.begin() + 1);
     if (parts.size() == 1) {
       if (req.method == "GET") return resources(req);
       return methodNotAllowed();

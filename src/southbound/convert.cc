@@ -155,6 +155,18 @@ void put(pb::Router* o, const topology::Router& r) {
     put(x->mutable_destination(), route.destination);
     x->set_nexthop(bytesOf(route.nexthop));
   }
+  for (const auto& m : r.meters) {
+    auto* x = o->add_meters();
+    x->set_id(m.id);
+    for (const auto& rule : m.rules) {
+      auto* y = x->add_rules();
+      y->set_ingress(rule.ingress);
+      y->set_excluded(rule.excluded);
+      if (rule.remote) put(y->mutable_remote(), *rule.remote);
+      if (rule.source) put(y->mutable_source(), *rule.source);
+      if (rule.destination) put(y->mutable_destination(), *rule.destination);
+    }
+  }
   for (const auto& h : r.helpers) {
     auto* x = o->add_helpers();
     x->set_protocol(h.protocol);
@@ -401,6 +413,26 @@ Result<topology::Router> from(const pb::Router& o) {
     CANOPY_TRY(d, prefix(x.destination(), "route"));
     CANOPY_TRY(h, ip(x.nexthop(), "route next hop"));
     r.routes.push_back({d, h});
+  }
+  for (const auto& x : o.meters()) {
+    topology::MeterLabel m{.id = x.id()};
+    for (const auto& y : x.rules()) {
+      topology::MeterRule rule{.ingress = y.ingress(), .excluded = y.excluded()};
+      if (y.has_remote()) {
+        CANOPY_TRY(p, prefix(y.remote(), "metering rule"));
+        rule.remote = p;
+      }
+      if (y.has_source()) {
+        CANOPY_TRY(p, prefix(y.source(), "metering rule"));
+        rule.source = p;
+      }
+      if (y.has_destination()) {
+        CANOPY_TRY(p, prefix(y.destination(), "metering rule"));
+        rule.destination = p;
+      }
+      m.rules.push_back(rule);
+    }
+    r.meters.push_back(std::move(m));
   }
   for (const auto& x : o.helpers()) {
     if (x.protocol() > 255 || x.port() == 0 || x.port() > 65535) {

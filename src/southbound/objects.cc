@@ -439,6 +439,36 @@ std::optional<topology::Router> routerOf(const state::Tables& t, std::string_vie
     auto hop = IpAddress::parse(stringAt(route, "nexthop"));
     if (dest && hop) out.routes.push_back({*dest, *hop});
   }
+  // Metering labels: its project's and the shared ones, by id.
+  std::vector<const Json*> labels =
+      indexedDocs(t, "metering-labels.project", "metering-labels", stringAt(*r, "project_id"));
+  for (const Json* l : indexedDocs(t, "metering-labels.shared", "metering-labels", "")) {
+    if (stringAt(*l, "project_id") != stringAt(*r, "project_id")) labels.push_back(l);
+  }
+  std::sort(labels.begin(), labels.end(),
+            [](const Json* a, const Json* b) { return stringAt(*a, "id") < stringAt(*b, "id"); });
+  for (const Json* l : labels) {
+    topology::MeterLabel label{.id = stringAt(*l, "id")};
+    std::vector<const Json*> rules =
+        indexedDocs(t, "metering-label-rules.label", "metering-label-rules", label.id);
+    std::sort(rules.begin(), rules.end(),
+              [](const Json* a, const Json* b) { return stringAt(*a, "id") < stringAt(*b, "id"); });
+    for (const Json* x : rules) {
+      topology::MeterRule rule{.ingress = stringAt(*x, "direction") == "ingress",
+                               .excluded = boolAt(*x, "excluded", false)};
+      auto prefixAt = [&](const char* field) -> std::optional<IpPrefix> {
+        auto prefix = IpPrefix::parse(stringAt(*x, field));
+        if (!prefix) return std::nullopt;
+        return *prefix;
+      };
+      rule.remote = prefixAt("remote_ip_prefix");
+      rule.source = prefixAt("source_ip_prefix");
+      rule.destination = prefixAt("destination_ip_prefix");
+      // (One without any would count everything: not from the API.)
+      if (rule.remote || rule.source || rule.destination) label.rules.push_back(rule);
+    }
+    out.meters.push_back(std::move(label));
+  }
   // Conntrack helpers: those the API allows (ftp over TCP, tftp over UDP).
   for (const auto& h : r->value("conntrack_helpers", Json::array())) {
     if (!h.is_object()) continue;

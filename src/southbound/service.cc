@@ -126,6 +126,8 @@ class SouthboundService::Session final
   // The load balancers' statistics last written for the host, and when.
   std::string listener_stats;
   std::optional<SteadyTime> listener_stats_at;
+  std::string meter_stats;
+  std::optional<SteadyTime> meter_stats_at;
   // Any thread: whether a pump is queued on the strand already.
   std::atomic<bool> pump_queued{false};
 
@@ -449,6 +451,7 @@ void SouthboundService::receive(const std::shared_ptr<Session>& s, const pb::Age
     }
   } else if (m.has_stats()) {
     writeListenerStats(*s, m.stats());
+    writeMeterStats(*s, m.stats());
     MutexLock lock(mu_);
     info_[s->host].stats = m.stats();
   } else if (m.has_port_status()) {
@@ -627,6 +630,34 @@ void SouthboundService::writeListenerStats(Session& s, const pb::Stats& stats) {
   }
   s.listener_stats = std::move(text);
   s.listener_stats_at = now;
+}
+
+// What the host's metering labels counted, for the operator's totals
+// (GET /canopy/v1/metering): as the listeners' statistics.
+void SouthboundService::writeMeterStats(Session& s, const pb::Stats& stats) {
+  if (stats.meters().empty() && s.meter_stats.empty()) return;
+  Json doc = Json::object();
+  for (const auto& m : stats.meters()) {
+    doc[m.label_id()] = {{"packets", m.packets()}, {"bytes", m.bytes()}};
+  }
+  std::string text = doc.dump();
+  auto now = clock_.now();
+  if (text == s.meter_stats ||
+      (s.meter_stats_at && now - *s.meter_stats_at < kListenerStatsEvery)) {
+    return;
+  }
+  auto r = state_.write({}, [&](state::Transaction& txn) -> Result<void> {
+    txn.put(kMeterStatsCollection, s.host, Json{{"host", s.host}, {"labels", doc}});
+    return ok();
+  });
+  if (!r) {
+    if (s.complaints.allow()) {
+      spdlog::warn("southbound: agent {}: metering counts: {}", s.host, r.error().message());
+    }
+    return;
+  }
+  s.meter_stats = std::move(text);
+  s.meter_stats_at = now;
 }
 
 // A member's health, from the agent of the host its port is bound to (the

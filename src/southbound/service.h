@@ -57,6 +57,8 @@ namespace canopy::southbound {
 // What each host carried through load balancers' listeners (one document
 // per host: {"host", "listeners": {id: counters}}), for Octavia's statistics.
 inline constexpr std::string_view kListenerStatsCollection = "lbaas-listener-stats";
+// What each host's metering labels counted, one document per host.
+inline constexpr std::string_view kMeterStatsCollection = "metering-label-stats";
 
 class SouthboundService final
     : public pb::Southbound::WithCallbackMethod_Connect<pb::Southbound::Service> {
@@ -120,6 +122,7 @@ class SouthboundService final
   Result<void> setPortStatus(const std::string& host, const std::string& port_id, bool up);
   Result<void> setMemberHealth(const std::string& host, const std::string& member_id, bool up);
   void writeListenerStats(Session& s, const pb::Stats& stats);
+  void writeMeterStats(Session& s, const pb::Stats& stats);
   bool leads() const { return replica_ == nullptr || replica_->leading(); }
   state::WriteOptions leaderWrites() const;
   AgentSession sessionOf(const std::string& host, const std::string& id) const;

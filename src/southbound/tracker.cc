@@ -115,6 +115,25 @@ void addMembersAt(Touched& t, const state::Tables& tables, const Json& port) {
   }
 }
 
+// A metering label or rule changed: the routers it applies to carry it
+// (objects.cc), its project's, or every router for a shared label.
+void addMeteredRouters(Touched& t, const state::Tables& tables, const std::string& collection,
+                       const Json& d) {
+  const Json* label = &d;
+  if (collection == "metering-label-rules") {
+    label = docOf(tables, "metering-labels", stringAt(d, "metering_label_id"));
+    if (label == nullptr) return;  // gone too: its own change touches them
+  }
+  auto shared = label->find("shared");
+  if (shared != label->end() && shared->is_boolean() && shared->get<bool>()) {
+    for (const auto& [id, doc] : tables.collection("routers")) t.routers.insert(id);
+    return;
+  }
+  for (const auto& id : tables.lookup("routers.project", stringAt(*label, "project_id"))) {
+    t.routers.insert(id);
+  }
+}
+
 }  // namespace
 
 Touched touchedBy(const std::vector<state::Change>& changes, const state::Tables& tables) {
@@ -160,6 +179,8 @@ Touched touchedBy(const std::vector<state::Change>& changes, const state::Tables
         t.hosts.insert(c.id);
       } else if (c.collection.rfind("lbaas-", 0) == 0) {
         addLoadBalancer(t, tables, c.collection, d);
+      } else if (c.collection == "metering-labels" || c.collection == "metering-label-rules") {
+        addMeteredRouters(t, tables, c.collection, d);
       }
     }
     if (c.collection == kKeysCollection) {

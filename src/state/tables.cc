@@ -109,6 +109,15 @@ std::vector<IndexSpec> defaultIndexes() {
       {"lbaas-members.pool", "lbaas-members", field("pool_id")},
       {"lbaas-members.address", "lbaas-members", field("address")},
       {"lbaas-healthmonitors.pool", "lbaas-healthmonitors", field("pool_id")},
+      {"metering-label-rules.label", "metering-label-rules", field("metering_label_id")},
+      {"metering-labels.project", "metering-labels", field("project_id")},
+      {"metering-labels.shared", "metering-labels",
+       [](const Json& d) {
+         std::vector<std::string> keys;
+         auto shared = d.find("shared");
+         if (shared != d.end() && shared->is_boolean() && shared->get<bool>()) keys.push_back("");
+         return keys;
+       }},
       {"networks.segment", "networks",
        [](const Json& d) {
          std::vector<std::string> keys;

@@ -57,6 +57,8 @@ http::HttpResponse Operations::handle(const http::HttpRequest& request,
     if (request.method == "POST") return trace(request);
   } else if (parts.size() == 3 && parts[2] == "status") {
     if (request.method == "GET") return status(request);
+  } else if (parts.size() == 3 && parts[2] == "metering") {
+    if (request.method == "GET") return metering();
   } else {
     return api::errorResponse(
         Error(Errc::NotFound, "The resource could not be found.", "HTTPNotFound"));
@@ -149,6 +151,38 @@ void Operations::mergeReplicas(const http::HttpRequest& request, Json& agents,
       }
     }
   }
+}
+
+// Metering labels' counts, summed over the hosts that counted them (each
+// host's agent reports what it counted since it started; a label gone is
+// left out).
+http::HttpResponse Operations::metering() {
+  Json labels = Json::array();
+  state_.read([&](const state::Tables& t) {
+    std::map<std::string, std::pair<uint64_t, uint64_t>> sums;
+    for (const auto& [host, d] : t.collection(southbound::kMeterStatsCollection)) {
+      auto counted = d.doc.find("labels");
+      if (counted == d.doc.end() || !counted->is_object()) continue;  // not ours
+      for (const auto& [label, c] : counted->items()) {
+        if (!c.is_object()) continue;
+        auto count = [&c = c](const char* field) -> uint64_t {
+          auto it = c.find(field);
+          return it != c.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
+        };
+        auto& sum = sums[label];
+        sum.first += count("packets");
+        sum.second += count("bytes");
+      }
+    }
+    for (const auto& [id, d] : t.collection("metering-labels")) {
+      auto sum = sums.find(id);
+      labels.push_back({{"id", id},
+                        {"name", stringAt(d.doc, "name")},
+                        {"packets", sum == sums.end() ? 0 : sum->second.first},
+                        {"bytes", sum == sums.end() ? 0 : sum->second.second}});
+    }
+  });
+  return json(200, {{"metering_labels", std::move(labels)}});
 }
 
 http::HttpResponse Operations::status(const http::HttpRequest& request) {

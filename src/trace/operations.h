@@ -37,6 +37,7 @@ class Operations {
  private:
   http::HttpResponse trace(const http::HttpRequest& request);
   http::HttpResponse status(const http::HttpRequest& request);
+  http::HttpResponse metering();
   // What the other replicas say of their agents' sessions, merged into
   // `agents` (by host) and `drops`.
   void mergeReplicas(const http::HttpRequest& request, model::Json& agents,

@@ -946,6 +946,12 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
       case ActionKind::Uplink:
         emitUplink(a.switch_key, bytes, out);
         break;
+      case ActionKind::Meter: {
+        auto& m = counters_.meters[a.meter];
+        ++m.packets;
+        m.bytes += p.l3_end - p.l3_offset;
+        break;
+      }
       case ActionKind::Emit: {
         ++counters_.answered;
         if (a.switch_key != 0) {

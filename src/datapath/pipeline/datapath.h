@@ -275,6 +275,13 @@ struct Counters {
   uint64_t answered = 0;  // generated replies (ARP, DHCP, ICMP)
   uint64_t simulations = 0;
   std::array<uint64_t, kDropReasonCount> drops{};
+  // Metering labels' counts, by label id hashed (simulator::Action::meter):
+  // IP packets and their bytes (a super-frame counts once, with its bytes).
+  struct Metered {
+    uint64_t packets = 0;
+    uint64_t bytes = 0;
+  };
+  std::map<uint64_t, Metered> meters{};
 
   uint64_t dropped(DropReason r) const { return drops[static_cast<size_t>(r)]; }
 };

@@ -586,6 +586,7 @@ class Walk {
           std::copy_n(f->fixed.bytes.begin(), 4, key_.ip_dst.begin());
         }
       }
+      meter(*rp->router, /*ingress=*/true);
       return route(*rp->router, nullptr, nullptr);
     }
     if (key_.eth_type == ethertype::kIpv4) {
@@ -610,6 +611,7 @@ class Walk {
           a.address = toV4(f->fixed);
           a.helper = ftpHelper(*r);
           std::copy_n(f->fixed.bytes.begin(), 4, key_.ip_dst.begin());
+          meter(*r, /*ingress=*/true);
           return route(*r, nullptr, nullptr);
         }
       }
@@ -1476,6 +1478,7 @@ class Walk {
           return "floating IP: " + f->fixed.toString() + " -> " + f->external.toString() +
                  " (SNAT, on the VM's host)";
         });
+        meter(r, /*ingress=*/false);
         Action& a = act(ActionKind::Nat);
         a.source_side = true;
         a.address = toV4(f->external);
@@ -1496,6 +1499,30 @@ class Walk {
     gatewayOut(r, choice, /*local_snat=*/true);
   }
 
+  // Metering: the labels of `r` that count this packet, crossing its
+  // gateway inwards (`ingress`) or outwards; addresses as inside the
+  // router (before SNAT, after a floating IP's DNAT).
+  void meter(const Router& r, bool ingress) {
+    for (const auto& label : r.meters) {
+      bool counted = false, excluded = false;
+      for (const auto& rule : label.rules) {
+        if (rule.ingress != ingress) continue;
+        IpAddress remote = ingress ? src() : dst();
+        bool matches = (!rule.remote || rule.remote->contains(remote)) &&
+                       (!rule.source || rule.source->contains(src())) &&
+                       (!rule.destination || rule.destination->contains(dst()));
+        if (!matches) continue;
+        (rule.excluded ? excluded : counted) = true;
+      }
+      if (!counted || excluded) continue;
+      note([&] {
+        return "metering label " + label.id + " of " + routerText(r) + " counts it (" +
+               (ingress ? "ingress" : "egress") + ")";
+      });
+      act(ActionKind::Meter).meter = nat::stableHash(label.id);
+    }
+  }
+
   // On the gateway host: the next hop's MAC, SNAT, the uplink.
   void gatewayOut(const Router& r, const RouteChoice& choice, bool snat_here) {
     const auto& gw = *r.gateway;
@@ -1511,6 +1538,7 @@ class Walk {
     if (from == nullptr) return drop(DropReason::NoRoute);
     auto mac = resolve(*ext, choice.nexthop, gw.mac, *from);
     if (!mac) return;
+    meter(r, /*ingress=*/false);
     setEth(gw.mac, *mac);
     // A load balancer's reply translated back to its floating IP on this
     // host leaves as it is.

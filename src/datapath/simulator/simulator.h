@@ -167,6 +167,7 @@ enum class ActionKind : uint8_t {
   Emit,          // send the generated `frame` back where the packet came from, or out of
                  // the uplink of `switch_key` when set
   ToMetadata,    // out of the metadata interface, to the host's metadata service
+  Meter,         // count the packet for metering label `meter` (its id, hashed)
 };
 
 struct Action {
@@ -187,6 +188,7 @@ struct Action {
   uint16_t to_port = 0;
   uint64_t listener = 0;  // LbDnat: the listener's id, hashed
   uint32_t limit = 0;     // LbDnat: the listener's connections on this host at most (0: none)
+  uint64_t meter = 0;     // Meter: the label's id, hashed
   bool hairpin = false;
   bool vxlan = false;  // Tunnel: the host takes VXLAN only
   // Nat and Snat: the router's conntrack helper for the connection.

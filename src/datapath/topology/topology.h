@@ -286,6 +286,29 @@ struct NatHelper {
   friend bool operator==(const NatHelper&, const NatHelper&) = default;
 };
 
+// A metering label's rule (Neutron's metering): traffic entering the
+// router from its gateway (ingress) or leaving by it (egress), by the
+// remote address (the source of ingress, the destination of egress) or by
+// source and destination. Addresses are as inside the router: a floating
+// IP's fixed address, before SNAT.
+struct MeterRule {
+  bool ingress = false;
+  bool excluded = false;
+  std::optional<IpPrefix> remote{};
+  std::optional<IpPrefix> source{};
+  std::optional<IpPrefix> destination{};
+
+  friend bool operator==(const MeterRule&, const MeterRule&) = default;
+};
+
+// A metering label that applies to a router: its project's, or a shared one.
+struct MeterLabel {
+  std::string id{};
+  std::vector<MeterRule> rules{};
+
+  friend bool operator==(const MeterLabel&, const MeterLabel&) = default;
+};
+
 struct Router {
   uint32_t key = 0;
   std::string id{};
@@ -294,6 +317,7 @@ struct Router {
   std::vector<Route> routes{};
   std::optional<Gateway> gateway{};
   std::vector<NatHelper> helpers{};
+  std::vector<MeterLabel> meters{};
 
   // The helper for connections to `port` of `protocol`, or nullptr.
   const NatHelper* helperFor(uint8_t protocol, uint16_t port) const noexcept {

@@ -491,12 +491,27 @@ TEST_F(L3Test, ResourcesAndExtensionsListWhatIsServed) {
   ASSERT_EQ(r.status, 200);
   std::set<std::string> names;
   for (const auto& res : r.body["resources"]) names.insert(res["name"]);
-  EXPECT_EQ(names,
-            (std::set<std::string>{
-                "network", "subnet", "port", "security_group", "security_group_rule", "router",
-                "floatingip", "network_ip_availability", "address_scope", "subnetpool",
-                "rbac_policy", "address_group", "service_provider", "availability_zone",
-                "network_segment_range", "segment", "flavor", "service_profile", "local_ip"}));
+  EXPECT_EQ(names, (std::set<std::string>{"network",
+                                          "subnet",
+                                          "port",
+                                          "security_group",
+                                          "security_group_rule",
+                                          "router",
+                                          "floatingip",
+                                          "network_ip_availability",
+                                          "address_scope",
+                                          "subnetpool",
+                                          "rbac_policy",
+                                          "address_group",
+                                          "service_provider",
+                                          "availability_zone",
+                                          "network_segment_range",
+                                          "segment",
+                                          "flavor",
+                                          "service_profile",
+                                          "local_ip",
+                                          "metering_label",
+                                          "metering_label_rule"}));
   for (const char* alias : {"router", "extraroute", "extraroute-atomic", "ext-gw-mode", "quotas",
                             "quota_details", "binding", "allowed-address-pairs"}) {
     EXPECT_EQ(call("GET", std::string("/v2.0/extensions/") + alias).status, 200) << alias;

@@ -468,6 +468,58 @@ TEST_F(SecurityGroupTest, RulesAreCheckedAndDuplicatesRefused) {
   EXPECT_EQ(shown.body["security_group"]["revision_number"], 2);
 }
 
+TEST_F(NeutronApiTest, MeteringLabelsAndRulesAreAdminsWithNeutronsChecks) {
+  auto label = call("POST", "/v2.0/metering/metering-labels",
+                    R"({"metering_label": {"name": "out", "tenant_id": "p1"}})", "");
+  ASSERT_EQ(label.status, 201) << label.body.dump();
+  EXPECT_EQ(label.body["metering_label"]["shared"], false);
+  std::string id = label.body["metering_label"]["id"];
+  auto rule = [&](const std::string& fields, const std::string& project = "") {
+    return call(
+        "POST", "/v2.0/metering/metering-label-rules",
+        R"({"metering_label_rule": {"metering_label_id": ")" + id + R"(", )" + fields + "}}",
+        project);
+  };
+  auto r1 = rule(R"("direction": "egress", "remote_ip_prefix": "0.0.0.0/0")");
+  ASSERT_EQ(r1.status, 201) << r1.body.dump();
+  EXPECT_EQ(r1.body["metering_label_rule"]["excluded"], false);
+  EXPECT_TRUE(r1.body["metering_label_rule"]["source_ip_prefix"].is_null());
+  expectError(rule(R"("direction": "egress", "remote_ip_prefix": "10.0.0.0/8")"), 409,
+              "MeteringLabelRuleOverlaps",
+              "Metering label rule with remote_ip_prefix 10.0.0.0/8 overlaps another.");
+  // Excluded, or the other direction: no overlap.
+  EXPECT_EQ(
+      rule(R"("direction": "egress", "excluded": true, "remote_ip_prefix": "10.0.0.0/8")").status,
+      201);
+  EXPECT_EQ(rule(R"("direction": "ingress", "source_ip_prefix": "10.0.0.0/8")").status, 201);
+  expectError(rule(R"("direction": "ingress")"), 400, "HTTPBadRequest");
+  expectError(rule(R"("direction": "ingress", "remote_ip_prefix": "10.1.0.0/16",
+                      "destination_ip_prefix": "10.2.0.0/16")"),
+              400, "HTTPBadRequest");
+  expectError(rule(R"("direction": "in", "remote_ip_prefix": "10.1.0.0/16")"), 400,
+              "HTTPBadRequest");
+  expectError(rule(R"("direction": "ingress", "remote_ip_prefix": "10.1.0.300/16")"), 400,
+              "HTTPBadRequest");
+  // Admin only: a project neither sees nor makes them.
+  EXPECT_EQ(call("GET", "/v2.0/metering/metering-labels").body["metering_labels"].size(), 0u);
+  expectError(call("GET", "/v2.0/metering/metering-labels/" + id), 404, "MeteringLabelNotFound");
+  expectError(
+      call("POST", "/v2.0/metering/metering-labels", R"({"metering_label": {"name": "mine"}})"),
+      403, "PolicyNotAuthorized");
+  expectError(rule(R"("direction": "ingress", "remote_ip_prefix": "10.9.0.0/16")", "p1"), 403,
+              "PolicyNotAuthorized");
+  // Its rules go with it.
+  EXPECT_EQ(call("GET", "/v2.0/metering/metering-label-rules", "", "")
+                .body["metering_label_rules"]
+                .size(),
+            3u);
+  EXPECT_EQ(call("DELETE", "/v2.0/metering/metering-labels/" + id, "", "").status, 204);
+  EXPECT_EQ(call("GET", "/v2.0/metering/metering-label-rules", "", "")
+                .body["metering_label_rules"]
+                .size(),
+            0u);
+}
+
 TEST_F(SecurityGroupTest, StatelessGroupsKeepTheirKindInUseAndDoNotMixOnAPort) {
   std::string web = group("web");
   auto stateless = call("POST", "/v2.0/security-groups",

@@ -31,6 +31,14 @@ TEST(Convert, SnapshotRoundTrips) {
   v.routers.at(datapath::testing::world::kRouter).helpers = {
       {.protocol = 6, .port = 21, .kind = datapath::topology::NatHelperKind::Ftp},
       {.protocol = 17, .port = 69, .kind = datapath::topology::NatHelperKind::Tftp}};
+  v.routers.at(datapath::testing::world::kRouter).meters = {
+      {.id = "label-out",
+       .rules = {{.remote = *IpPrefix::parse("0.0.0.0/0")},
+                 {.excluded = true, .remote = *IpPrefix::parse("198.51.100.0/24")}}},
+      {.id = "label-in",
+       .rules = {{.ingress = true,
+                  .source = *IpPrefix::parse("fd00::/8"),
+                  .destination = *IpPrefix::parse("10.0.0.0/24")}}}};
   ASSERT_GT(v.objects(), 10u);
   pb::View wire = toSnapshot(v, 7);
   // Through bytes, as the stream carries it.

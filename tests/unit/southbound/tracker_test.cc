@@ -114,8 +114,9 @@ TEST_F(TrackerTest, IncrementalViewsEqualFullRecomputation) {
   std::vector<std::string> nets, subnets, ports, routers, fips, groups, rules;
   std::vector<std::string> pools, members;  // of load balancers (written as Octavia does)
   std::map<std::string, Agent> left;        // agents that went away, by host
+  std::vector<std::string> labels;          // metering labels
   for (int step = 0; step < 300; ++step) {
-    int op = static_cast<int>(rng() % 24);
+    int op = static_cast<int>(rng() % 26);
     std::string what;
     if (op == 0 || nets.size() < 2) {
       std::string n = createNetwork("n" + std::to_string(step));
@@ -314,6 +315,28 @@ TEST_F(TrackerTest, IncrementalViewsEqualFullRecomputation) {
       call("PUT", "/v2.0/networks/" + pick(rng, nets),
            R"({"network": {"name": "renamed", "mtu": )" + std::to_string(1300 + step) + "}}");
       what = "network update";
+    } else if (op == 24 || (op == 25 && labels.empty())) {
+      // A metering label, the project's or shared; or one goes.
+      if (!labels.empty() && rng() % 3 == 0) {
+        call("DELETE", "/v2.0/metering/metering-labels/" + pick(rng, labels), "", "");
+        what = "metering label gone";
+      } else {
+        bool shared = rng() % 2 != 0;
+        auto l = call("POST", "/v2.0/metering/metering-labels",
+                      std::string(R"({"metering_label": {"tenant_id": "p1", "shared": )") +
+                          (shared ? "true" : "false") + "}}",
+                      "");
+        labels.push_back(model::stringAt(l.body["metering_label"], "id"));
+        what = "metering label";
+      }
+    } else if (op == 25) {
+      // A rule of a label (or of one gone: not found).
+      call("POST", "/v2.0/metering/metering-label-rules",
+           R"({"metering_label_rule": {"metering_label_id": ")" + pick(rng, labels) +
+               R"(", "direction": ")" + (rng() % 2 ? "ingress" : "egress") +
+               R"(", "remote_ip_prefix": "198.51.)" + std::to_string(rng() % 200) + ".0/24\"}}",
+           "");
+      what = "metering rule";
     } else {
       // An agent leaves, and comes back some steps later.
       std::string h = pick(rng, hosts_);
