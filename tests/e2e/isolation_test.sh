@@ -2,8 +2,9 @@
 # Tenant isolation and port security with real guests: two tenants with the
 # same 10.0.0.0/24 and the same addresses on the same two hosts. Each
 # tenant's VMs reach each other; a capture on the other tenant's VM sees
-# none of it. A VM that spoofs its MAC, its IP or ARP gets nothing through,
-# and the agent counts why, per reason and per port.
+# none of it. A VM that spoofs its MAC, its IP or ARP, or sends VLAN-tagged
+# frames without being a trunk, gets nothing through, and the agent counts
+# why, per reason and per port.
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$1
 source "$here/lib.sh"
@@ -65,16 +66,29 @@ fi
 # ARP spoofing: a1 claims a2's address.
 in_ns "$tag-a1" ip addr add 10.0.0.20/32 dev eth0
 in_ns "$tag-a1" busybox arping -c 2 -U -s 10.0.0.20 -I eth0 10.0.0.20 >/dev/null 2>&1 || true
+# VLAN tags: a1 is no trunk; its tagged frames (an ARP request on VLAN 100)
+# are dropped before anything else looks at them.
+in_ns "$tag-a1" python3 -c '
+import socket, struct, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+mac = bytes.fromhex(sys.argv[1].replace(":", ""))
+arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, mac, socket.inet_aton("10.0.0.10"),
+                  bytes(6), socket.inet_aton("10.0.0.20"))
+for _ in range(3):
+    s.send(b"\xff" * 6 + mac + struct.pack("!HH", 0x8100, 100) + b"\x08\x06" + arp)
+' "$(field 'd["port"]["mac_address"]' <"$work/a1.port")"
+reasons="port_security_mac port_security_ip port_security_arp port_not_trunk"
 # The agent publishes its counters every second: waited for.
 counted() {
   status=$("$bin/canopy-agent" --run-dir "$work/h1" status)
-  for reason in port_security_mac port_security_ip port_security_arp; do
+  for reason in $reasons; do
     [ "$(field "d['datapath']['drops'].get('$reason', 0)" <<<"$status")" -gt 0 ] || return 1
   done
 }
 for _ in $(seq 1 50); do counted && break; sleep 0.1; done
 status=$("$bin/canopy-agent" --run-dir "$work/h1" status)
-for reason in port_security_mac port_security_ip port_security_arp; do
+for reason in $reasons; do
   n=$(field "d['datapath']['drops'].get('$reason', 0)" <<<"$status")
   [ "$n" -gt 0 ] || fail "no $reason drops counted: $status"
   # ... and charged to a1's port, not to its neighbour b1 on the same host.

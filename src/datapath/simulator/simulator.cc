@@ -242,6 +242,13 @@ class Walk {
     tag(TagKind::Switch, p->switch_key);
     note([&] { return "ingress: " + portText(*p) + " on " + switchText(*sw); });
     if (!p->admin_up) return drop(DropReason::PortDown);
+    if ((key_.vlan_tci & 0x0fff) != 0) {
+      // A guest's VLAN reaches nothing but a trunk's subport's network: a
+      // tag on a plain port would leave with its frame. (Priority tags,
+      // VLAN 0, are 802.1p's and pass.)
+      note([&] { return "VLAN " + std::to_string(key_.vlan_tci & 0x0fff) + " tag: not a trunk"; });
+      return drop(DropReason::PortNotTrunk);
+    }
     if (p->port_security && !portSecurity(*p)) return;
     if (key_.eth_type == ethertype::kArp) return arpFromPort(*sw, *p);
     if (isNeighborDiscovery() && key_.ip_ttl != 255) {

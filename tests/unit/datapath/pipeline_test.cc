@@ -159,6 +159,24 @@ TEST_F(Pipeline, DropsAreChargedToThePortTheyConcern) {
   EXPECT_TRUE(h1.portDrops().contains(kVm3));
 }
 
+TEST_F(Pipeline, VlanTaggedFramesFromAPortThatIsNoTrunkAreDropped) {
+  auto tagged = [](uint16_t vid) {
+    return PacketBuilder()
+        .eth(mac(0, 1), mac(0, 2))
+        .vlan(vid)
+        .ipv4(v4("10.0.0.5"), v4("10.0.0.6"))
+        .icmp(8, 0, 1, 1)
+        .build();
+  };
+  for (int i = 0; i < 2; ++i) {  // the second from the cache
+    EXPECT_TRUE(world_.fromPort(kH1, kVm1, tagged(100)).empty());
+  }
+  EXPECT_EQ(world_.host(kH1).counters().dropped(DropReason::PortNotTrunk), 2u);
+  // The same untagged goes through.
+  auto plain = ping(mac(0, 1), mac(0, 2), "10.0.0.5", "10.0.0.6");
+  EXPECT_EQ(world_.fromPort(kH1, kVm1, plain).size(), 1u);
+}
+
 TEST(PipelineNeighbors, UnknownNextHopIsAskedForThenUsed) {
   World w;  // no neighbour learned on any host
   w.setTopology(scenario(), 1);
