@@ -31,6 +31,7 @@ std::unique_ptr<ResourceKind> makeServiceProfileKind(const model::NetworkConfig&
 std::unique_ptr<ResourceKind> makeLocalIpKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeMeteringLabelKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeMeteringLabelRuleKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeQosPolicyKind(const model::NetworkConfig&);
 
 // In the order /v2.0/ lists them.
 constexpr MakeKind kKinds[] = {
@@ -55,6 +56,7 @@ constexpr MakeKind kKinds[] = {
     makeLocalIpKind,
     makeMeteringLabelKind,
     makeMeteringLabelRuleKind,
+    makeQosPolicyKind,
 };
 
 std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::NetworkConfig& config) {

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "api/detail/endpoint.h"
+#include "api/detail/qos.h"
 #include "api/kind.h"
 #include "base/ip.h"
 #include "base/mutex.h"
@@ -535,12 +536,12 @@ struct NeutronApi::Impl {
     Json list = Json::array();
     for (const auto& kind : kinds) {
       const ResourceSpec& spec = kind->spec();
-      const std::string prefix = spec.collection.starts_with("metering-") ? "metering/" : "";
-      list.push_back(
-          {{"name", spec.member},
-           {"collection", spec.jsonPlural()},
-           {"links",
-            {{{"href", hostPrefix(req) + "/v2.0/" + prefix + spec.collection}, {"rel", "self"}}}}});
+      std::string path = spec.collection;
+      if (spec.collection.starts_with("metering-")) path = "metering/" + path;
+      if (spec.collection.starts_with("qos-")) path = "qos/" + path.substr(4);
+      list.push_back({{"name", spec.member},
+                      {"collection", spec.jsonPlural()},
+                      {"links", {{{"href", hostPrefix(req) + "/v2.0/" + path}, {"rel", "self"}}}}});
     }
     return json(200, {{"resources", list}});
   }
@@ -585,6 +586,18 @@ struct NeutronApi::Impl {
     if (canopy) return config.canopy(req, *caller);
     // Metering's collections live below /v2.0/metering.
     if (parts.size() >= 3 && parts[1] == "metering") parts.erase(parts.begin() + 1);
+    // QoS's below /v2.0/qos: its policies are stored as qos-policies.
+    if (parts.size() >= 3 && parts[1] == "qos") {
+      parts.erase(parts.begin() + 1);
+      if (parts[1] == "rule-types" || parts[1] == "rule_types") {
+        if (parts.size() > 3) return unknownPath(req);
+        return detail::serveQosRuleTypes(parts, req, *caller);
+      }
+      if (parts[1] != "policies") return unknownPath(req);
+      parts[1] = "qos-policies";
+    } else if (parts.size() >= 2 && parts[1] == "qos-policies") {
+      return unknownPath(req);
+    }
     if (parts.size() == 1) {
       if (req.method == "GET") return resources(req);
       return methodNotAllowed();
@@ -623,6 +636,10 @@ struct NeutronApi::Impl {
     if (kind != nullptr && kind->spec().collection == "ports" && parts.size() >= 4 &&
         parts.size() <= 6 && parts[3] == "bindings") {
       return detail::servePortBindings(writer, *kind, parts, req, *caller);
+    }
+    if (kind != nullptr && kind->spec().collection == "qos-policies" && parts.size() >= 4 &&
+        parts.size() <= 5 && parts[3] != "tags") {
+      return detail::serveQosRules(writer, *kind, parts, req, *caller);
     }
     if (kind != nullptr && kind->spec().collection == "routers" && parts.size() >= 4 &&
         parts.size() <= 5 && parts[3] == "conntrack_helpers") {

@@ -139,6 +139,13 @@ const ResourceSpec& networkSpec() {
                  .default_value = Json(nullptr),
                  .nullable = true,
                  .check = checkMtu});
+    // qos: the policy set on it (a port's wins over its network's).
+    a.push_back({.name = "qos_policy_id",
+                 .type = AttrType::Uuid,
+                 .allow_post = true,
+                 .allow_put = true,
+                 .default_value = Json(nullptr),
+                 .nullable = true});
     addAvailabilityZoneAttributes(a);
     // An external network that is the default one (Neutron's
     // auto-allocated-topology attribute): its '*' external policy stays.

@@ -137,6 +137,13 @@ const ResourceSpec& portSpec() {
     addStandardAttributes(s.attrs);
     auto& a = s.attrs;
     a.push_back({.name = "network_id", .type = AttrType::Uuid, .allow_post = true});
+    // qos: the policy set on the port; none: its network's applies to a VM's port.
+    a.push_back({.name = "qos_policy_id",
+                 .type = AttrType::Uuid,
+                 .allow_post = true,
+                 .allow_put = true,
+                 .default_value = Json(nullptr),
+                 .nullable = true});
     a.push_back({.name = "admin_state_up",
                  .type = AttrType::Bool,
                  .allow_post = true,

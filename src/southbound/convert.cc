@@ -82,6 +82,18 @@ void put(pb::Port* o, const topology::Port& p) {
     x->set_code(option.code);
     x->set_value(std::string(option.value.begin(), option.value.end()));
   }
+  if (!p.qos.empty()) {
+    auto* q = o->mutable_qos();
+    if (p.qos.egress) {
+      q->set_egress_kbps(p.qos.egress->kbps);
+      q->set_egress_burst_kbits(p.qos.egress->burst_kbits);
+    }
+    if (p.qos.ingress) {
+      q->set_ingress_kbps(p.qos.ingress->kbps);
+      q->set_ingress_burst_kbits(p.qos.ingress->burst_kbits);
+    }
+    if (p.qos.dscp) q->set_dscp(*p.qos.dscp);
+  }
   for (const auto& l : p.local_ips) {
     auto* x = o->add_local_ips();
     x->set_local(bytesOf(l.local));
@@ -312,6 +324,19 @@ Result<topology::Port> from(const pb::Port& o) {
     }
     p.dhcpv6_options.push_back({static_cast<uint16_t>(x.code()),
                                 std::vector<uint8_t>(x.value().begin(), x.value().end())});
+  }
+  if (o.has_qos()) {
+    // Neutron's ranges: rates and bursts up to 2^31 - 1, DSCP 0-63.
+    const auto& q = o.qos();
+    constexpr uint64_t kMax = 2147483647;
+    if (q.egress_kbps() > kMax || q.egress_burst_kbits() > kMax || q.ingress_kbps() > kMax ||
+        q.ingress_burst_kbits() > kMax || (q.has_dscp() && q.dscp() > 63)) {
+      return Error(Errc::InvalidArgument,
+                   "port " + o.id() + ": QoS rate, burst or DSCP out of range");
+    }
+    if (q.egress_kbps() != 0) p.qos.egress = {q.egress_kbps(), q.egress_burst_kbits()};
+    if (q.ingress_kbps() != 0) p.qos.ingress = {q.ingress_kbps(), q.ingress_burst_kbits()};
+    if (q.has_dscp()) p.qos.dscp = static_cast<uint8_t>(q.dscp());
   }
   for (const auto& x : o.local_ips()) {
     CANOPY_TRY(local, ip(x.local(), "local IP"));

@@ -312,6 +312,40 @@ std::string memberPortOf(const state::Tables& t, const Json& member) {
   return {};
 }
 
+// The QoS policy a port is under: its own, or a VM's port (not the
+// network's own: router, DHCP, floating IP) its network's, as Neutron's
+// drivers apply them. Rules the datapath does not enforce (minimums, for
+// placement) are left out; a limit of 0 kbps is none, as Open vSwitch has it.
+topology::PortQos qosOf(const state::Tables& t, const Json& port) {
+  topology::PortQos out;
+  std::string policy = stringAt(port, "qos_policy_id");
+  if (policy.empty() && !stringAt(port, "device_owner").starts_with("network:")) {
+    if (const Json* n = docOf(t, "networks", stringAt(port, "network_id"))) {
+      policy = stringAt(*n, "qos_policy_id");
+    }
+  }
+  const Json* doc = policy.empty() ? nullptr : docOf(t, "qos-policies", policy);
+  if (doc == nullptr) return out;
+  for (const auto& rule : doc->value("rules", Json::array())) {
+    if (!rule.is_object()) continue;
+    std::string type = stringAt(rule, "type");
+    auto number = [&](const char* field) -> int64_t {
+      auto it = rule.find(field);
+      return it != rule.end() && it->is_number_integer() ? it->get<int64_t>() : -1;
+    };
+    if (type == "bandwidth_limit") {
+      int64_t kbps = number("max_kbps"), burst = number("max_burst_kbps");
+      if (kbps <= 0 || burst < 0) continue;
+      topology::BandwidthLimit limit{static_cast<uint64_t>(kbps), static_cast<uint64_t>(burst)};
+      (stringAt(rule, "direction") == "ingress" ? out.ingress : out.egress) = limit;
+    } else if (type == "dscp_marking") {
+      int64_t mark = number("dscp_mark");
+      if (mark >= 0 && mark <= 63) out.dscp = static_cast<uint8_t>(mark);
+    }
+  }
+  return out;
+}
+
 std::optional<topology::Port> portOf(const state::Tables& t, const Json& p,
                                      const HasSwitch& has_switch,
                                      std::vector<std::string>* groups) {
@@ -381,6 +415,7 @@ std::optional<topology::Port> portOf(const state::Tables& t, const Json& p,
     return std::tie(a.local, a.fixed) < std::tie(b.local, b.fixed);
   });
   if (out.device_owner == "Octavia") out.listeners = listenersOf(t, stringAt(p, "device_id"));
+  out.qos = qosOf(t, p);
   return out;
 }
 

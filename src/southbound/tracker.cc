@@ -134,6 +134,18 @@ void addMeteredRouters(Touched& t, const state::Tables& tables, const std::strin
   }
 }
 
+// A QoS policy changed: the ports under it carry it (objects.cc qosOf),
+// those it is set on and those of the networks it is set on.
+void addQosPorts(Touched& t, const state::Tables& tables, const std::string& policy) {
+  for (const auto& id : tables.lookup("ports.qos_policy", policy)) {
+    if (const Json* p = docOf(tables, "ports", id)) addPort(t, *p);
+  }
+  for (const auto& network : tables.lookup("networks.qos_policy", policy)) {
+    t.networks.insert(network);
+    for (const auto& id : tables.lookup("ports.network", network)) t.ports.insert(id);
+  }
+}
+
 }  // namespace
 
 Touched touchedBy(const std::vector<state::Change>& changes, const state::Tables& tables) {
@@ -148,6 +160,12 @@ Touched touchedBy(const std::vector<state::Change>& changes, const state::Tables
         addMembersAt(t, tables, d);
       } else if (c.collection == "networks") {
         t.networks.insert(c.id);
+        // Its ports take its QoS policy when they have none of their own.
+        if (c.before.has_value() != c.after.has_value() ||
+            stringAt(d, "qos_policy_id") !=
+                stringAt(c.before.has_value() ? *c.before : *c.after, "qos_policy_id")) {
+          for (const auto& id : tables.lookup("ports.network", c.id)) t.ports.insert(id);
+        }
       } else if (c.collection == "subnets") {
         t.networks.insert(stringAt(d, "network_id"));
       } else if (c.collection == "routers") {
@@ -181,6 +199,8 @@ Touched touchedBy(const std::vector<state::Change>& changes, const state::Tables
         addLoadBalancer(t, tables, c.collection, d);
       } else if (c.collection == "metering-labels" || c.collection == "metering-label-rules") {
         addMeteredRouters(t, tables, c.collection, d);
+      } else if (c.collection == "qos-policies") {
+        addQosPorts(t, tables, c.id);
       }
     }
     if (c.collection == kKeysCollection) {

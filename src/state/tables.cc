@@ -111,6 +111,18 @@ std::vector<IndexSpec> defaultIndexes() {
       {"lbaas-healthmonitors.pool", "lbaas-healthmonitors", field("pool_id")},
       {"metering-label-rules.label", "metering-label-rules", field("metering_label_id")},
       {"metering-labels.project", "metering-labels", field("project_id")},
+      {"qos-policies.default", "qos-policies",
+       [](const Json& d) {
+         std::vector<std::string> keys;
+         auto is_default = d.find("is_default");
+         if (is_default != d.end() && is_default->is_boolean() && is_default->get<bool>()) {
+           auto project = d.find("project_id");
+           if (project != d.end() && project->is_string()) keys.push_back(*project);
+         }
+         return keys;
+       }},
+      {"networks.qos_policy", "networks", field("qos_policy_id")},
+      {"ports.qos_policy", "ports", field("qos_policy_id")},
       {"metering-labels.shared", "metering-labels",
        [](const Json& d) {
          std::vector<std::string> keys;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "api/detail/qos.h"
 #include "api/detail/rbac.h"
 #include "api/detail/segment_ranges.h"
 #include "api/detail/segments.h"
@@ -65,6 +66,7 @@ class NetworkKind final : public ResourceKind {
   Result<void> create(Json& doc, Transaction& ctx) const override {
     doc["status"] = "ACTIVE";
     if (auto r = detail::checkZoneHints(doc["availability_zone_hints"], ctx); !r) return r;
+    if (auto r = detail::checkQosPolicy(doc, nullptr, ctx, true); !r) return r;
     if (auto r = assignSegment(doc, ctx); !r) return r;
     detail::addSegment(ctx, doc);
     if (doc.value("shared", false)) {
@@ -77,6 +79,7 @@ class NetworkKind final : public ResourceKind {
   }
 
   Result<void> update(Json& doc, const Json& before, Transaction& ctx) const override {
+    if (auto r = detail::checkQosPolicy(doc, &before, ctx, true); !r) return r;
     bool shared = doc.value("shared", false), external = doc.value("router:external", false);
     if (shared && !before.value("shared", false)) {
       detail::addWildcardPolicy(ctx, "network", doc, detail::kAccessShared);

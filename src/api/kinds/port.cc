@@ -5,6 +5,7 @@
 #include "api/detail/addresses.h"
 #include "api/detail/bindings.h"
 #include "api/detail/local_ips.h"
+#include "api/detail/qos.h"
 #include "api/detail/rbac.h"
 #include "api/kind.h"
 #include "model/dhcp_options.h"
@@ -89,6 +90,7 @@ class PortKind final : public ResourceKind {
       return notFound(model::networkSpec(), network_id);
     }
     if (auto r = checkOwnerOnly(doc, nullptr, ctx); !r) return r;
+    if (auto r = detail::checkQosPolicy(doc, nullptr, ctx, false); !r) return r;
     if (auto r = checkPairsNeedSecurity(doc, nullptr); !r) return r;
     if (auto r = completeNewPort(doc, network->doc, ctx, config_, false); !r) return r;
     bindTo(doc, ctx);
@@ -97,6 +99,7 @@ class PortKind final : public ResourceKind {
 
   Result<void> update(Json& doc, const Json& before, Transaction& ctx) const override {
     if (auto r = checkOwnerOnly(doc, &before, ctx); !r) return r;
+    if (auto r = detail::checkQosPolicy(doc, &before, ctx, false); !r) return r;
     if (auto r = changeMac(doc, before, ctx); !r) return r;
     if (auto r = checkPairsNeedSecurity(doc, &before); !r) return r;
     if (doc["port_security_enabled"].is_null()) {

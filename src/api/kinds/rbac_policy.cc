@@ -60,6 +60,7 @@ constexpr ObjectType kObjectTypes[] = {
     {"address_scope", "address-scopes", "('access_as_shared',)", false},
     {"subnetpool", "subnetpools", "('access_as_shared',)", false},
     {"address_group", "address-groups", "('access_as_shared',)", false},
+    {"qos_policy", "qos-policies", "('access_as_shared',)", false},
 };
 
 const ObjectType* objectType(std::string_view name) {
@@ -245,6 +246,13 @@ class RbacPolicyKind final : public ResourceKind {
         for (const Json* r : ctx.indexed("security-group-rules.remote_address_group",
                                          "security-group-rules", object_id)) {
           users.push_back(r->value("project_id", ""));
+        }
+      } else if (type.name == "qos_policy") {
+        for (const Json* n : ctx.indexed("networks.qos_policy", "networks", object_id)) {
+          users.push_back(n->value("project_id", ""));
+        }
+        for (const Json* p : ctx.indexed("ports.qos_policy", "ports", object_id)) {
+          users.push_back(p->value("project_id", ""));
         }
       } else if (type.name == "subnetpool") {
         for (const Json* s : ctx.indexed("subnets.subnetpool", "subnets", object_id)) {

@@ -53,6 +53,7 @@ namespace canopy::datapath {
   X(NoTopology, "no topology received yet")                                                 \
   X(PortDown, "port is administratively down")                                              \
   X(PortNotTrunk, "VLAN-tagged frame from a port that is not a trunk")                      \
+  X(QosBandwidthLimit, "over the port's QoS bandwidth limit")                              \
   X(PortSecurityMac, "source MAC does not belong to the port")                              \
   X(PortSecurityIp, "source IP does not belong to the port")                                \
   X(PortSecurityArp, "ARP sender does not belong to the port")                              \

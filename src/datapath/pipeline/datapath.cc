@@ -15,6 +15,28 @@
 namespace canopy::datapath::pipeline {
 namespace {
 
+// QoS's DSCP marking: the upper six bits of an IPv4 packet's TOS (its
+// header checksum updated) or an IPv6 packet's traffic class; ECN's two
+// bits stay.
+void setDscp(std::span<uint8_t> bytes, const packet::ParsedPacket& p, uint8_t dscp) {
+  const size_t ip = p.l3_offset;
+  if (p.key.eth_type == packet::ethertype::kIpv4 && bytes.size() >= ip + 20) {
+    const auto old_word = static_cast<uint16_t>(bytes[ip] << 8 | bytes[ip + 1]);
+    bytes[ip + 1] = static_cast<uint8_t>(dscp << 2 | (bytes[ip + 1] & 0x03));
+    const auto new_word = static_cast<uint16_t>(bytes[ip] << 8 | bytes[ip + 1]);
+    auto sum = static_cast<uint16_t>(bytes[ip + 10] << 8 | bytes[ip + 11]);
+    sum = packet::checksumUpdate16(sum, old_word, new_word);
+    bytes[ip + 10] = static_cast<uint8_t>(sum >> 8);
+    bytes[ip + 11] = static_cast<uint8_t>(sum);
+  } else if (p.key.eth_type == packet::ethertype::kIpv6 && bytes.size() >= ip + 40) {
+    // Version (4 bits), traffic class (8), flow label (20).
+    const uint8_t tc = static_cast<uint8_t>((bytes[ip] & 0x0f) << 4 | bytes[ip + 1] >> 4);
+    const uint8_t marked = static_cast<uint8_t>(dscp << 2 | (tc & 0x03));
+    bytes[ip] = static_cast<uint8_t>((bytes[ip] & 0xf0) | marked >> 4);
+    bytes[ip + 1] = static_cast<uint8_t>((marked & 0x0f) << 4 | (bytes[ip + 1] & 0x0f));
+  }
+}
+
 using simulator::Action;
 using simulator::ActionKind;
 using simulator::Context;
@@ -285,6 +307,19 @@ uint16_t SharedState::zoneOf(uint32_t port) {
   return it->second;
 }
 
+std::shared_ptr<Policer> SharedState::policer(uint32_t port, bool sending) {
+  MutexLock lock(policers_mu_);
+  auto& p = policers_[uint64_t{port} << 1 | (sending ? 1 : 0)];
+  if (p == nullptr) p = std::make_shared<Policer>();
+  return p;
+}
+
+void SharedState::prunePolicers(const std::function<bool(uint32_t port)>& keep) {
+  MutexLock lock(policers_mu_);
+  std::erase_if(policers_,
+                [&](const auto& entry) { return !keep(static_cast<uint32_t>(entry.first >> 1)); });
+}
+
 void SharedState::sweep() {
   conntrack_.sweep();
   {
@@ -325,6 +360,15 @@ void Datapath::setTopology(std::shared_ptr<const topology::Topology> next) {
   std::erase_if(port_drops_, [&](const auto& entry) {
     return topology_ == nullptr || topology_->findPort(entry.first) == nullptr;
   });
+  // QoS buckets of ports that left (or lost their limits).
+  auto limited = [&](uint32_t port) {
+    const topology::Port* p = topology_ == nullptr ? nullptr : topology_->findPort(port);
+    return p != nullptr && (p->qos.egress || p->qos.ingress);
+  };
+  std::erase_if(policers_, [&](const auto& entry) {
+    return !limited(static_cast<uint32_t>(entry.first >> 1));
+  });
+  if (!policers_.empty() || topology_ == nullptr) shared_->prunePolicers(limited);
   uplink_switches_.clear();
   local_gateways_.clear();
   hosts_by_address_.clear();
@@ -391,6 +435,13 @@ uint16_t Datapath::zoneOf(uint32_t port) {
   uint16_t zone = shared_->zoneOf(port);
   zones_.emplace(port, zone);
   return zone;
+}
+
+Policer& Datapath::policerFor(const simulator::Action& a) {
+  auto& p = policers_[uint64_t{a.port} << 1 | (a.source_side ? 1 : 0)];
+  if (p == nullptr) p = shared_->policer(a.port, a.source_side);
+  if (!p->configuredAs(a.limit_kbps, a.burst_kbits)) p->configure(a.limit_kbps, a.burst_kbits);
+  return *p;
 }
 
 uint32_t Datapath::groupSetId(const simulator::Sender& sender) {
@@ -945,6 +996,23 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         break;
       case ActionKind::Uplink:
         emitUplink(a.switch_key, bytes, out);
+        break;
+      case ActionKind::Police: {
+        // A super-frame counts as the segments it leaves as, each with
+        // its headers.
+        uint64_t wire = bytes.size();
+        if (segment_size_ != 0 && p.payload_offset != 0 && p.l3_end > p.payload_offset) {
+          const uint64_t payload = p.l3_end - p.payload_offset;
+          const uint64_t segments = (payload + segment_size_ - 1) / segment_size_;
+          if (segments > 1) wire += (segments - 1) * p.payload_offset;
+        }
+        if (!policerFor(a).admit(wire, clock_.now())) {
+          return fail(DropReason::QosBandwidthLimit);
+        }
+        break;
+      }
+      case ActionKind::SetDscp:
+        setDscp(bytes, p, a.dscp);
         break;
       case ActionKind::Meter: {
         auto& m = counters_.meters[a.meter];

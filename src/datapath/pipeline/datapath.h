@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <shared_mutex>
@@ -46,6 +47,7 @@
 #include "datapath/nat/lb_table.h"
 #include "datapath/nat/snat_table.h"
 #include "datapath/packet/drop_reason.h"
+#include "datapath/pipeline/policer.h"
 #include "datapath/simulator/simulator.h"
 #include "datapath/topology/topology.h"
 
@@ -235,6 +237,11 @@ class SharedState {
 
   // The conntrack zone of a local port: given on first use, kept.
   uint16_t zoneOf(uint32_t port);
+  // The QoS token bucket of a local port's direction (`sending`: what it
+  // sends), made on first use; every worker polices the port with it.
+  std::shared_ptr<Policer> policer(uint32_t port, bool sending);
+  // Forgets the buckets of ports `keep` says are gone.
+  void prunePolicers(const std::function<bool(uint32_t port)>& keep);
 
   // Frees expired connections and SNAT mappings (a bounded amount of work).
   // Made for one worker: from that worker's thread only.
@@ -267,6 +274,9 @@ class SharedState {
   Mutex zones_mu_;
   std::unordered_map<uint32_t, uint16_t> zones_ CANOPY_GUARDED_BY(zones_mu_);
   uint16_t next_zone_ CANOPY_GUARDED_BY(zones_mu_) = 1;
+  Mutex policers_mu_;
+  // (port << 1 | sending) -> its bucket
+  std::unordered_map<uint64_t, std::shared_ptr<Policer>> policers_ CANOPY_GUARDED_BY(policers_mu_);
 };
 
 struct Counters {
@@ -384,6 +394,9 @@ class Datapath {
   void drop(DropReason why, Trace* trace, uint32_t port = 0);
   // The shared zone of a port, remembered here.
   uint16_t zoneOf(uint32_t port);
+  // The bucket a Police action counts against, remembered here, with the
+  // action's limit.
+  Policer& policerFor(const simulator::Action& a);
   uint16_t lbZone(const simulator::Context& ctx, uint32_t router);
   uint32_t groupSetId(const simulator::Sender& sender);
   // Invalidates what neighbours other workers learned since the last call.
@@ -402,6 +415,7 @@ class Datapath {
   Verdict verdict_;  // of the packet being processed
   std::unordered_map<uint32_t, PortDrops> port_drops_;
   std::unordered_map<uint32_t, uint16_t> zones_;
+  std::unordered_map<uint64_t, std::shared_ptr<Policer>> policers_;
   std::map<std::vector<uint32_t>, uint32_t> group_sets_;
   // (uplink index, VLAN) -> switch; gateway address -> router, for this host.
   std::map<std::pair<uint32_t, uint16_t>, uint32_t> uplink_switches_;

@@ -249,6 +249,11 @@ class Walk {
       note([&] { return "VLAN " + std::to_string(key_.vlan_tci & 0x0fff) + " tag: not a trunk"; });
       return drop(DropReason::PortNotTrunk);
     }
+    if (p->qos.egress) police(*p, *p->qos.egress, /*sending=*/true);
+    if (p->qos.dscp && isIp(key_)) {
+      note([&] { return "QoS: DSCP " + std::to_string(*p->qos.dscp) + " marked"; });
+      act(ActionKind::SetDscp).dscp = *p->qos.dscp;
+    }
     if (p->port_security && !portSecurity(*p)) return;
     if (key_.eth_type == ethertype::kArp) return arpFromPort(*sw, *p);
     if (isNeighborDiscovery() && key_.ip_ttl != 255) {
@@ -645,7 +650,25 @@ class Walk {
       sender_ = ctx_.sender;
       if (isIp(key_) && !securityGroups(*p, Direction::Ingress)) return;
     }
+    if (p->qos.ingress) police(*p, *p->qos.ingress, /*sending=*/false);
     act(ActionKind::Output).port = p->key;
+  }
+
+  // QoS: what a port sends or receives is held to its bandwidth limit, per
+  // packet (the cached decision keeps the action; the datapath keeps the
+  // token bucket).
+  void police(const Port& p, const topology::BandwidthLimit& limit, bool sending) {
+    note([&] {
+      return std::string("QoS: ") + (sending ? "egress" : "ingress") + " limited to " +
+             std::to_string(limit.kbps) + " kbit/s" +
+             (limit.burst_kbits != 0 ? ", bursts of " + std::to_string(limit.burst_kbits) + " kbit"
+                                     : "");
+    });
+    Action& a = act(ActionKind::Police);
+    a.port = p.key;
+    a.source_side = sending;
+    a.limit_kbps = limit.kbps;
+    a.burst_kbits = limit.burst_kbits;
   }
 
   void toGateway() {

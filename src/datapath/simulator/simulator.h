@@ -168,6 +168,9 @@ enum class ActionKind : uint8_t {
                  // the uplink of `switch_key` when set
   ToMetadata,    // out of the metadata interface, to the host's metadata service
   Meter,         // count the packet for metering label `meter` (its id, hashed)
+  Police,        // QoS: within port `port`'s bandwidth limit `limit_kbps`/`burst_kbits`
+                 // of its direction (`source_side`: what it sends), or dropped
+  SetDscp,       // QoS: an IP packet's DSCP becomes `dscp` (ECN kept)
 };
 
 struct Action {
@@ -186,9 +189,12 @@ struct Action {
   IpAddress remote{};  // Tunnel: the host's tunnel address
   IpAddress to{};      // LbDnat: the member; LbChoose: the VIP
   uint16_t to_port = 0;
-  uint64_t listener = 0;  // LbDnat: the listener's id, hashed
-  uint32_t limit = 0;     // LbDnat: the listener's connections on this host at most (0: none)
-  uint64_t meter = 0;     // Meter: the label's id, hashed
+  uint64_t listener = 0;     // LbDnat: the listener's id, hashed
+  uint32_t limit = 0;        // LbDnat: the listener's connections on this host at most (0: none)
+  uint64_t meter = 0;        // Meter: the label's id, hashed
+  uint64_t limit_kbps = 0;   // Police
+  uint64_t burst_kbits = 0;  // Police: 0 for 80 % of a second's worth
+  uint8_t dscp = 0;          // SetDscp
   bool hairpin = false;
   bool vxlan = false;  // Tunnel: the host takes VXLAN only
   // Nat and Snat: the router's conntrack helper for the connection.

@@ -118,6 +118,28 @@ struct LocalIp {
   friend bool operator==(const LocalIp&, const LocalIp&) = default;
 };
 
+// A bandwidth limit (Neutron's bandwidth_limit rule): `kbps` kilobits per
+// second with bursts of `burst_kbits` (0: 80 % of a second's worth, as
+// Neutron's Open vSwitch driver takes it).
+struct BandwidthLimit {
+  uint64_t kbps = 0;
+  uint64_t burst_kbits = 0;
+
+  friend bool operator==(const BandwidthLimit&, const BandwidthLimit&) = default;
+};
+
+// A port's QoS policy as the datapath enforces it: limits on what the port
+// sends (egress) and receives (ingress), and the DSCP mark written on the
+// IP packets it sends.
+struct PortQos {
+  std::optional<BandwidthLimit> egress{};
+  std::optional<BandwidthLimit> ingress{};
+  std::optional<uint8_t> dscp{};
+
+  bool empty() const { return !egress && !ingress && !dscp; }
+  friend bool operator==(const PortQos&, const PortQos&) = default;
+};
+
 // How a listener spreads new connections over its members. Every host
 // chooses by Maglev hashing (nat/maglev.h) so that all agree without
 // asking: the connection's 5-tuple (RoundRobin, SourceIpPort) or its source
@@ -205,6 +227,7 @@ struct Port {
   std::vector<LocalIp> local_ips{};
   // A load balancer's VIP port: what it balances.
   std::vector<LbListener> listeners{};
+  PortQos qos{};
 
   friend bool operator==(const Port&, const Port&) = default;
 };

@@ -520,6 +520,91 @@ TEST_F(NeutronApiTest, MeteringLabelsAndRulesAreAdminsWithNeutronsChecks) {
             0u);
 }
 
+TEST_F(NeutronApiTest, QosPoliciesAndRulesAreAdminsAndProjectsUseThoseSharedWithThem) {
+  auto made = call("POST", "/v2.0/qos/policies", R"({"policy": {"name": "gold"}})", "");
+  ASSERT_EQ(made.status, 201) << made.body.dump();
+  std::string id = made.body["policy"]["id"];
+  EXPECT_EQ(made.body["policy"]["rules"], Json::array());
+  expectError(call("POST", "/v2.0/qos/policies", R"({"policy": {"name": "mine"}})"), 403,
+              "PolicyNotAuthorized");
+  auto rules = [&](const std::string& type) { return "/v2.0/qos/policies/" + id + "/" + type; };
+  auto limit = call("POST", rules("bandwidth_limit_rules"),
+                    R"({"bandwidth_limit_rule": {"max_kbps": 10000}})", "");
+  ASSERT_EQ(limit.status, 201) << limit.body.dump();
+  EXPECT_EQ(limit.body["bandwidth_limit_rule"]["direction"], "egress");
+  EXPECT_EQ(limit.body["bandwidth_limit_rule"]["max_burst_kbps"], 0);
+  expectError(call("POST", rules("bandwidth_limit_rules"),
+                   R"({"bandwidth_limit_rule": {"max_kbps": 5}})", ""),
+              409, "NeutronDbObjectDuplicateEntry");
+  EXPECT_EQ(call("POST", rules("bandwidth_limit_rules"),
+                 R"({"bandwidth_limit_rule": {"max_kbps": 5, "direction": "ingress"}})", "")
+                .status,
+            201);
+  expectError(call("POST", rules("bandwidth_limit_rules"),
+                   R"({"bandwidth_limit_rule": {"max_kbps": -1, "direction": "ingress"}})", ""),
+              400, "HTTPBadRequest");
+  expectError(
+      call("POST", rules("dscp_marking_rules"), R"({"dscp_marking_rule": {"dscp_mark": 58}})", ""),
+      400, "HTTPBadRequest");
+  expectError(call("POST", rules("minimum_bandwidth_rules"),
+                   R"({"minimum_bandwidth_rule": {"min_kbps": 20000}})", ""),
+              409, "QoSRuleParameterConflict");
+  EXPECT_EQ(
+      call("POST", rules("dscp_marking_rules"), R"({"dscp_marking_rule": {"dscp_mark": 26}})", "")
+          .status,
+      201);
+  auto shown = call("GET", "/v2.0/qos/policies/" + id, "", "");
+  ASSERT_EQ(shown.body["policy"]["rules"].size(), 3u);
+  EXPECT_EQ(shown.body["policy"]["rules"][2]["type"], "dscp_marking");
+  EXPECT_EQ(shown.body["policy"]["revision_number"], 4);
+  // Not shared: the project neither sees it nor sets it on its ports.
+  expectError(call("GET", "/v2.0/qos/policies/" + id), 404, "QosPolicyNotFound");
+  auto net = call("POST", "/v2.0/networks", R"({"network": {"name": "n"}})");
+  std::string net_id = net.body["network"]["id"];
+  expectError(
+      call("PUT", "/v2.0/networks/" + net_id, R"({"network": {"qos_policy_id": ")" + id + R"("}})"),
+      404, "QosPolicyNotFound");
+  // An admin sets it; the project may not take it off until it is shared.
+  ASSERT_EQ(call("PUT", "/v2.0/networks/" + net_id,
+                 R"({"network": {"qos_policy_id": ")" + id + R"("}})", "")
+                .status,
+            200);
+  expectError(call("PUT", "/v2.0/networks/" + net_id, R"({"network": {"qos_policy_id": null}})"),
+              403, "PolicyRemoveAuthorizationError");
+  expectError(call("DELETE", "/v2.0/qos/policies/" + id, "", ""), 409, "QosPolicyInUse");
+  // Unsharing a policy a project uses through the share is refused.
+  ASSERT_EQ(call("PUT", "/v2.0/qos/policies/" + id, R"({"policy": {"shared": true}})", "").status,
+            200);
+  EXPECT_EQ(call("GET", "/v2.0/qos/policies/" + id).body["policy"]["shared"], true);
+  auto port =
+      call("POST", "/v2.0/ports",
+           R"({"port": {"network_id": ")" + net_id + R"(", "qos_policy_id": ")" + id + R"("}})");
+  ASSERT_EQ(port.status, 201) << port.body.dump();
+  expectError(call("PUT", "/v2.0/qos/policies/" + id, R"({"policy": {"shared": false}})", ""), 409,
+              "RbacPolicyInUse");
+  // Rule types: everyone lists them, admins see their parameters.
+  auto types = call("GET", "/v2.0/qos/rule-types");
+  ASSERT_EQ(types.status, 200);
+  EXPECT_EQ(types.body["rule_types"][0], Json({{"type", "bandwidth_limit"}}));
+  expectError(call("GET", "/v2.0/qos/rule-types/dscp_marking"), 403, "PolicyNotAuthorized");
+  auto dscp = call("GET", "/v2.0/qos/rule-types/dscp_marking", "", "");
+  EXPECT_EQ(dscp.body["rule_type"]["drivers"][0]["supported_parameters"][0]["parameter_values"][1],
+            8);
+}
+
+TEST_F(NeutronApiTest, AProjectsDefaultQosPolicyGoesOnItsNewNetworks) {
+  auto made = call("POST", "/v2.0/qos/policies",
+                   R"({"policy": {"name": "d", "project_id": "p1", "is_default": true}})", "");
+  ASSERT_EQ(made.status, 201) << made.body.dump();
+  expectError(call("POST", "/v2.0/qos/policies",
+                   R"({"policy": {"name": "e", "project_id": "p1", "is_default": true}})", ""),
+              409, "QoSPolicyDefaultAlreadyExists");
+  auto net = call("POST", "/v2.0/networks", R"({"network": {"name": "n"}})");
+  EXPECT_EQ(net.body["network"]["qos_policy_id"], made.body["policy"]["id"]);
+  auto other = call("POST", "/v2.0/networks", R"({"network": {"name": "n"}})", "p2");
+  EXPECT_TRUE(other.body["network"]["qos_policy_id"].is_null());
+}
+
 TEST_F(SecurityGroupTest, StatelessGroupsKeepTheirKindInUseAndDoNotMixOnAPort) {
   std::string web = group("web");
   auto stateless = call("POST", "/v2.0/security-groups",

@@ -39,6 +39,10 @@ TEST(Convert, SnapshotRoundTrips) {
        .rules = {{.ingress = true,
                   .source = *IpPrefix::parse("fd00::/8"),
                   .destination = *IpPrefix::parse("10.0.0.0/24")}}}};
+  v.ports.at(datapath::testing::world::kVm1).qos = {
+      .egress = datapath::topology::BandwidthLimit{10'000, 800},
+      .ingress = datapath::topology::BandwidthLimit{2'147'483'647, 0},
+      .dscp = 0};
   ASSERT_GT(v.objects(), 10u);
   pb::View wire = toSnapshot(v, 7);
   // Through bytes, as the stream carries it.
@@ -85,6 +89,17 @@ TEST(Convert, ABadMessageIsRefusedAndChangesNothing) {
   zero.set_version(1);
   zero.add_hosts()->set_tunnel_ip(std::string(4, '\1'));  // key 0
   EXPECT_FALSE(apply(held, zero));
+  // A QoS policy past Neutron's ranges (DSCP 64, a rate over 2^31 - 1).
+  for (int bad = 0; bad < 2; ++bad) {
+    pb::View q = toSnapshot(fromScenario(), 10);
+    auto* qos = q.mutable_ports(0)->mutable_qos();
+    if (bad == 0) qos->set_dscp(64);
+    if (bad == 1) qos->set_egress_kbps(uint64_t{1} << 31);
+    auto refused = apply(held, q);
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().message().find("QoS"), std::string::npos);
+    EXPECT_EQ(held, before);
+  }
 }
 
 }  // namespace

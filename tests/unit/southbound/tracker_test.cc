@@ -115,8 +115,9 @@ TEST_F(TrackerTest, IncrementalViewsEqualFullRecomputation) {
   std::vector<std::string> pools, members;  // of load balancers (written as Octavia does)
   std::map<std::string, Agent> left;        // agents that went away, by host
   std::vector<std::string> labels;          // metering labels
+  std::vector<std::string> policies;        // QoS policies
   for (int step = 0; step < 300; ++step) {
-    int op = static_cast<int>(rng() % 26);
+    int op = static_cast<int>(rng() % 28);
     std::string what;
     if (op == 0 || nets.size() < 2) {
       std::string n = createNetwork("n" + std::to_string(step));
@@ -337,6 +338,38 @@ TEST_F(TrackerTest, IncrementalViewsEqualFullRecomputation) {
                R"(", "remote_ip_prefix": "198.51.)" + std::to_string(rng() % 200) + ".0/24\"}}",
            "");
       what = "metering rule";
+    } else if (op == 26 || (op == 27 && policies.empty())) {
+      // A QoS policy, or a rule of one: a limit or a DSCP mark (the ports
+      // under it carry them).
+      if (policies.empty() || rng() % 3 == 0) {
+        auto q = call("POST", "/v2.0/qos/policies", R"({"policy": {"shared": true}})", "");
+        policies.push_back(model::stringAt(q.body["policy"], "id"));
+        what = "QoS policy";
+      } else if (rng() % 2 == 0) {
+        call("POST", "/v2.0/qos/policies/" + pick(rng, policies) + "/bandwidth_limit_rules",
+             R"({"bandwidth_limit_rule": {"max_kbps": )" + std::to_string(1000 + rng() % 1000) +
+                 R"(, "direction": ")" + (rng() % 2 ? "ingress" : "egress") + R"("}})",
+             "");
+        what = "QoS limit";
+      } else {
+        call("POST", "/v2.0/qos/policies/" + pick(rng, policies) + "/dscp_marking_rules",
+             R"({"dscp_marking_rule": {"dscp_mark": )" + std::to_string(8 * (rng() % 7)) + "}}",
+             "");
+        what = "QoS DSCP mark";
+      }
+    } else if (op == 27) {
+      // A policy set on (or taken off) a network or a port.
+      std::string policy =
+          rng() % 4 == 0 ? std::string("null") : R"(")" + pick(rng, policies) + R"(")";
+      if (rng() % 2 == 0) {
+        call("PUT", "/v2.0/networks/" + pick(rng, nets),
+             R"({"network": {"qos_policy_id": )" + policy + "}}", "");
+        what = "network QoS policy";
+      } else if (!ports.empty()) {
+        call("PUT", "/v2.0/ports/" + pick(rng, ports),
+             R"({"port": {"qos_policy_id": )" + policy + "}}", "");
+        what = "port QoS policy";
+      }
     } else {
       // An agent leaves, and comes back some steps later.
       std::string h = pick(rng, hosts_);

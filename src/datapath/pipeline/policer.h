@@ -1,0 +1,77 @@
+#pragma once
+// A token bucket that holds one port's traffic in one direction to its QoS
+// bandwidth limit (Neutron's bandwidth_limit rule): `kbps` kilobits per
+// second, bursts of `burst_kbits` (0: 80 % of a second's worth, Neutron's
+// default for Open vSwitch).
+//
+// A packet passes while the bucket is not in debt and takes its bytes,
+// which may leave it in debt: a GSO super-frame bigger than the whole burst
+// (64 KiB against a small limit) still passes, and the bucket's debt holds
+// back what follows until the rate has paid for it, so that the average
+// stays the limit whatever the frames' sizes.
+//
+//   Policer p;
+//   p.configure(10'000, 0);                 // 10 Mbit/s
+//   if (!p.admit(frame_bytes, now)) drop(); // over the limit
+//
+// Thread-safety: every member function from any thread (the workers of a
+// host share a port's bucket).
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+
+#include "base/clock.h"
+#include "base/mutex.h"
+
+namespace canopy::datapath::pipeline {
+
+class Policer {
+ public:
+  // Changes the limit; the tokens held stay (within the new burst).
+  void configure(uint64_t kbps, uint64_t burst_kbits) {
+    MaybeLock<SpinLock> lock(mu_, true);
+    if (kbps == kbps_ && burst_kbits == burst_kbits_) return;
+    kbps_ = kbps;
+    burst_kbits_ = burst_kbits;
+    bytes_per_ns_ = static_cast<double>(kbps) * 1000.0 / 8.0 / 1e9;
+    const uint64_t burst = burst_kbits != 0 ? burst_kbits : kbps * 8 / 10;
+    burst_bytes_ = static_cast<double>(burst) * 1000.0 / 8.0;
+    tokens_ = std::min(tokens_, burst_bytes_);
+  }
+  bool configuredAs(uint64_t kbps, uint64_t burst_kbits) const {
+    MaybeLock<SpinLock> lock(mu_, true);
+    return kbps == kbps_ && burst_kbits == burst_kbits_;
+  }
+
+  // Whether `bytes` sent at `now` are within the limit (they are then
+  // counted against it).
+  bool admit(uint64_t bytes, SteadyTime now) {
+    MaybeLock<SpinLock> lock(mu_, true);
+    if (!started_) {
+      started_ = true;
+      last_ = now;
+      tokens_ = burst_bytes_;
+    }
+    if (now > last_) {
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - last_).count();
+      tokens_ = std::min(burst_bytes_, tokens_ + static_cast<double>(ns) * bytes_per_ns_);
+      last_ = now;
+    }
+    if (tokens_ < 0) return false;
+    tokens_ -= static_cast<double>(bytes);
+    return true;
+  }
+
+ private:
+  mutable SpinLock mu_;
+  uint64_t kbps_ CANOPY_GUARDED_BY(mu_) = 0;
+  uint64_t burst_kbits_ CANOPY_GUARDED_BY(mu_) = 0;
+  double bytes_per_ns_ CANOPY_GUARDED_BY(mu_) = 0;
+  double burst_bytes_ CANOPY_GUARDED_BY(mu_) = 0;
+  double tokens_ CANOPY_GUARDED_BY(mu_) = 0;
+  SteadyTime last_ CANOPY_GUARDED_BY(mu_){};
+  bool started_ CANOPY_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace canopy::datapath::pipeline
