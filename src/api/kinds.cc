@@ -32,6 +32,7 @@ std::unique_ptr<ResourceKind> makeLocalIpKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeMeteringLabelKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeMeteringLabelRuleKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeQosPolicyKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeTrunkKind(const model::NetworkConfig&);
 
 // In the order /v2.0/ lists them.
 constexpr MakeKind kKinds[] = {
@@ -57,6 +58,7 @@ constexpr MakeKind kKinds[] = {
     makeMeteringLabelKind,
     makeMeteringLabelRuleKind,
     makeQosPolicyKind,
+    makeTrunkKind,
 };
 
 std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::NetworkConfig& config) {

@@ -11,6 +11,7 @@
 
 #include "api/detail/endpoint.h"
 #include "api/detail/qos.h"
+#include "api/detail/trunks.h"
 #include "api/kind.h"
 #include "base/ip.h"
 #include "base/mutex.h"
@@ -220,6 +221,14 @@ using detail::methodNotAllowed;
 using detail::target;
 using detail::unknownPath;
 
+// Where a collection is below /v2.0: metering's below metering/, QoS
+// policies (stored as qos-policies) at qos/policies.
+std::string urlPath(const ResourceSpec& spec) {
+  if (spec.collection.starts_with("metering-")) return "metering/" + spec.collection;
+  if (spec.collection.starts_with("qos-")) return "qos/" + spec.collection.substr(4);
+  return spec.collection;
+}
+
 struct NeutronApi::Impl {
   Impl(state::ModelState& s, ApiConfig c, const Clock& k)
       : state(s),
@@ -327,7 +336,7 @@ struct NeutronApi::Impl {
     if (page.next_marker || page.previous_marker) {
       Json links = Json::array();
       auto link = [&](const std::string& marker, bool reverse, const char* rel) {
-        std::string href = "/v2.0/" + spec.collection + "?limit=" + std::to_string(*query->limit());
+        std::string href = "/v2.0/" + urlPath(spec) + "?limit=" + std::to_string(*query->limit());
         for (auto& [k, v] : query->linkParams())
           href += "&" + http::urlEncode(k) + "=" + http::urlEncode(v);
         if (!marker.empty()) href += "&marker=" + http::urlEncode(marker);
@@ -536,9 +545,7 @@ struct NeutronApi::Impl {
     Json list = Json::array();
     for (const auto& kind : kinds) {
       const ResourceSpec& spec = kind->spec();
-      std::string path = spec.collection;
-      if (spec.collection.starts_with("metering-")) path = "metering/" + path;
-      if (spec.collection.starts_with("qos-")) path = "qos/" + path.substr(4);
+      const std::string path = urlPath(spec);
       list.push_back({{"name", spec.member},
                       {"collection", spec.jsonPlural()},
                       {"links", {{{"href", hostPrefix(req) + "/v2.0/" + path}, {"rel", "self"}}}}});
@@ -597,6 +604,9 @@ struct NeutronApi::Impl {
       parts[1] = "qos-policies";
     } else if (parts.size() >= 2 && parts[1] == "qos-policies") {
       return unknownPath(req);
+    } else if (parts.size() >= 4 && parts[1] == "policies" && parts[3] == "tags") {
+      // Tags name QoS policies by their resource alone (/v2.0/policies/<id>/tags).
+      parts[1] = "qos-policies";
     }
     if (parts.size() == 1) {
       if (req.method == "GET") return resources(req);
@@ -636,6 +646,10 @@ struct NeutronApi::Impl {
     if (kind != nullptr && kind->spec().collection == "ports" && parts.size() >= 4 &&
         parts.size() <= 6 && parts[3] == "bindings") {
       return detail::servePortBindings(writer, *kind, parts, req, *caller);
+    }
+    if (kind != nullptr && kind->spec().collection == "trunks" && parts.size() == 4 &&
+        parts[3] == "get_subports") {
+      return detail::serveTrunkSubports(writer, *kind, parts[2], req, *caller);
     }
     if (kind != nullptr && kind->spec().collection == "qos-policies" && parts.size() >= 4 &&
         parts.size() <= 5 && parts[3] != "tags") {

@@ -57,7 +57,8 @@ HttpResponse serveTags(const ApiWriter& w, const ResourceKind& kind, const std::
   bool missing_tag = false;
   Json result;
   auto r = w.write(caller, [&](Transaction& ctx) -> Result<void> {
-    auto current = target(kind, id, ctx, req, "update");
+    // Kinds whose updates are an admin's may still let their owners tag them.
+    auto current = target(kind, id, ctx, req, "tag");
     if (!current) return std::move(current).error();
     Json doc = (*current)->doc;
     Json list = doc.value("tags", Json::array());

@@ -137,6 +137,9 @@ const ResourceSpec& portSpec() {
     addStandardAttributes(s.attrs);
     auto& a = s.attrs;
     a.push_back({.name = "network_id", .type = AttrType::Uuid, .allow_post = true});
+    // trunk-details: on a trunk's parent, the trunk and its subports (written
+    // by the trunk).
+    a.push_back({.name = "trunk_details", .type = AttrType::Any, .nullable = true});
     // qos: the policy set on the port; none: its network's applies to a VM's port.
     a.push_back({.name = "qos_policy_id",
                  .type = AttrType::Uuid,

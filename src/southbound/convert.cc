@@ -82,6 +82,13 @@ void put(pb::Port* o, const topology::Port& p) {
     x->set_code(option.code);
     x->set_value(std::string(option.value.begin(), option.value.end()));
   }
+  for (const auto& s : p.subports) {
+    auto* x = o->add_subports();
+    x->set_vid(s.vid);
+    x->set_port(s.port);
+  }
+  o->set_trunk_parent(p.trunk_parent);
+  o->set_trunk_vid(p.trunk_vid);
   if (!p.qos.empty()) {
     auto* q = o->mutable_qos();
     if (p.qos.egress) {
@@ -325,6 +332,17 @@ Result<topology::Port> from(const pb::Port& o) {
     p.dhcpv6_options.push_back({static_cast<uint16_t>(x.code()),
                                 std::vector<uint8_t>(x.value().begin(), x.value().end())});
   }
+  for (const auto& x : o.subports()) {
+    if (x.vid() < 1 || x.vid() > 4094 || x.port() == 0) {
+      return Error(Errc::InvalidArgument, "port " + o.id() + ": subport VLAN or key out of range");
+    }
+    p.subports.push_back({static_cast<uint16_t>(x.vid()), x.port()});
+  }
+  if (o.trunk_parent() != 0 && (o.trunk_vid() < 1 || o.trunk_vid() > 4094)) {
+    return Error(Errc::InvalidArgument, "port " + o.id() + ": subport VLAN out of range");
+  }
+  p.trunk_parent = o.trunk_parent();
+  p.trunk_vid = static_cast<uint16_t>(o.trunk_parent() != 0 ? o.trunk_vid() : 0);
   if (o.has_qos()) {
     // Neutron's ranges: rates and bursts up to 2^31 - 1, DSCP 0-63.
     const auto& q = o.qos();

@@ -416,6 +416,37 @@ std::optional<topology::Port> portOf(const state::Tables& t, const Json& p,
   });
   if (out.device_owner == "Octavia") out.listeners = listenersOf(t, stringAt(p, "device_id"));
   out.qos = qosOf(t, p);
+  // Trunks: a parent's subports (those with keys), a subport's parent.
+  for (const auto& trunk_id : t.lookup("trunks.port", id)) {
+    const Json* trunk = docOf(t, "trunks", trunk_id);
+    if (trunk == nullptr) continue;
+    for (const auto& s : trunk->value("sub_ports", Json::array())) {
+      auto vid = s.is_object() ? s.find("segmentation_id") : s.end();
+      if (!s.is_object() || vid == s.end() || !vid->is_number_integer() ||
+          vid->get<int64_t>() < 1 || vid->get<int64_t>() > 4094) {
+        continue;
+      }
+      if (uint32_t k = keyOf(t, KeyKind::Port, stringAt(s, "port_id"))) {
+        out.subports.push_back({static_cast<uint16_t>(vid->get<int64_t>()), k});
+      }
+    }
+  }
+  std::sort(out.subports.begin(), out.subports.end(),
+            [](const auto& a, const auto& b) { return a.vid < b.vid; });
+  for (const auto& trunk_id : t.lookup("trunks.subport", id)) {
+    const Json* trunk = docOf(t, "trunks", trunk_id);
+    if (trunk == nullptr) continue;
+    for (const auto& s : trunk->value("sub_ports", Json::array())) {
+      if (!s.is_object() || stringAt(s, "port_id") != id) continue;
+      auto vid = s.find("segmentation_id");
+      uint32_t parent = keyOf(t, KeyKind::Port, stringAt(*trunk, "port_id"));
+      if (vid != s.end() && vid->is_number_integer() && vid->get<int64_t>() >= 1 &&
+          vid->get<int64_t>() <= 4094 && parent != 0) {
+        out.trunk_parent = parent;
+        out.trunk_vid = static_cast<uint16_t>(vid->get<int64_t>());
+      }
+    }
+  }
   return out;
 }
 

@@ -146,6 +146,15 @@ void addQosPorts(Touched& t, const state::Tables& tables, const std::string& pol
   }
 }
 
+// A trunk's parent and subports.
+std::vector<std::string> trunkPorts(const Json& trunk) {
+  std::vector<std::string> out{stringAt(trunk, "port_id")};
+  for (const auto& s : trunk.value("sub_ports", Json::array())) {
+    if (s.is_object()) out.push_back(stringAt(s, "port_id"));
+  }
+  return out;
+}
+
 }  // namespace
 
 Touched touchedBy(const std::vector<state::Change>& changes, const state::Tables& tables) {
@@ -201,6 +210,12 @@ Touched touchedBy(const std::vector<state::Change>& changes, const state::Tables
         addMeteredRouters(t, tables, c.collection, d);
       } else if (c.collection == "qos-policies") {
         addQosPorts(t, tables, c.id);
+      } else if (c.collection == "trunks") {
+        // The parent carries its subports; each subport its parent.
+        for (const std::string& port : trunkPorts(d)) {
+          if (const Json* p = docOf(tables, "ports", port)) addPort(t, *p);
+          t.ports.insert(port);
+        }
       }
     }
     if (c.collection == kKeysCollection) {
@@ -217,6 +232,16 @@ Touched touchedBy(const std::vector<state::Change>& changes, const state::Tables
         if (const Json* p = docOf(tables, "ports", id)) {
           addPort(t, *p);
           addMembersAt(t, tables, *p);
+        }
+        // Its trunk's other ports name it by its key.
+        for (const char* index : {"trunks.port", "trunks.subport"}) {
+          for (const auto& trunk : tables.lookup(index, id)) {
+            if (const Json* d = docOf(tables, "trunks", trunk)) {
+              for (const std::string& port : trunkPorts(*d)) {
+                if (const Json* p = docOf(tables, "ports", port)) addPort(t, *p);
+              }
+            }
+          }
         }
       }
     }

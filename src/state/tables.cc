@@ -122,6 +122,18 @@ std::vector<IndexSpec> defaultIndexes() {
          return keys;
        }},
       {"networks.qos_policy", "networks", field("qos_policy_id")},
+      {"trunks.port", "trunks", field("port_id")},
+      {"trunks.subport", "trunks",
+       [](const Json& d) {
+         std::vector<std::string> keys;
+         auto subs = d.find("sub_ports");
+         if (subs == d.end() || !subs->is_array()) return keys;
+         for (const auto& s : *subs) {
+           auto port = s.is_object() ? s.find("port_id") : s.end();
+           if (s.is_object() && port != s.end() && port->is_string()) keys.push_back(*port);
+         }
+         return keys;
+       }},
       {"ports.qos_policy", "ports", field("qos_policy_id")},
       {"metering-labels.shared", "metering-labels",
        [](const Json& d) {

@@ -22,7 +22,9 @@ guest_kernel=$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -1)
 guest_modules=/lib/modules/${guest_kernel#/boot/vmlinuz-}
 
 # make_guest NAME PLAN [PROGRAM...]: the initramfs $work/NAME.cpio.gz, with
-# busybox and the programs named (iperf3...) and their libraries.
+# busybox and the programs named (iperf3...) and their libraries, and the
+# kernel modules of $guest_extra_modules (in load order: "llc stp garp mrp
+# 8021q" for VLAN interfaces) after virtio's.
 make_guest() {
   local name=$1 plan=$2 root="$work/$1.root" program lib
   shift 2
@@ -36,10 +38,12 @@ make_guest() {
       cp -L "$lib" "$root$lib"
     done
   done
+  : >"$root/modules/order"
   for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover \
-    net_failover virtio_net; do
+    net_failover virtio_net ${guest_extra_modules:-}; do
     f=$(find "$guest_modules" -name "$m.ko*" | head -1)
     [ -n "$f" ] || continue  # built into the kernel
+    echo "$m" >>"$root/modules/order"
     case "$f" in
       *.ko.xz) xz -dc "$f" >"$root/modules/$m.ko" ;;
       *.ko.zst) zstd -qdc "$f" >"$root/modules/$m.ko" ;;
@@ -85,8 +89,7 @@ SCRIPT
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover \
-  net_failover virtio_net; do
+for m in $(cat /modules/order); do
   [ -f /modules/$m.ko ] && insmod /modules/$m.ko
 done
 ip link set lo up

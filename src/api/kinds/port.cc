@@ -7,6 +7,7 @@
 #include "api/detail/local_ips.h"
 #include "api/detail/qos.h"
 #include "api/detail/rbac.h"
+#include "api/detail/trunks.h"
 #include "api/kind.h"
 #include "model/dhcp_options.h"
 #include "model/ipam.h"
@@ -117,6 +118,7 @@ class PortKind final : public ResourceKind {
     if (doc["binding:host_id"] != model::memberAt(before, "binding:host_id") ||
         doc["binding:vnic_type"] != model::memberAt(before, "binding:vnic_type")) {
       bindTo(doc, ctx);
+      detail::followParentBinding(doc, before, ctx);
       // Down until the new host's agent says its datapath forwards for it.
       if (doc["binding:host_id"] != model::memberAt(before, "binding:host_id")) {
         doc["status"] = "DOWN";
@@ -140,6 +142,7 @@ class PortKind final : public ResourceKind {
                    "ServicePortInUse");
     }
     if (auto r = detail::checkLocalIpPort(doc, ctx); !r) return r;
+    if (auto r = detail::checkTrunkPortRemoval(doc, ctx); !r) return r;
     disassociateFloatingIps(doc.value("id", ""), ctx);
     detail::removeLocalIpAssociations(doc.value("id", ""), ctx);
     releasePortClaims(doc, ctx);

@@ -347,9 +347,11 @@ class QosPolicyKind final : public ResourceKind {
   bool visible(const Json& doc, const Caller& caller, const state::Tables& tables) const override {
     return detail::ownedOrShared(doc, caller, tables);
   }
+  // Admins change and delete policies; those who see one may tag it (as
+  // Neutron lets a project tag a policy shared with it).
   Access access(const Json&, const Caller& caller, const state::Tables&,
-                std::string_view) const override {
-    return caller.is_admin ? Access::Allowed : Access::Refused;
+                std::string_view verb) const override {
+    return caller.is_admin || verb == "tag" ? Access::Allowed : Access::Refused;
   }
 
   void present(Json& view, const Json& doc, const state::Tables& tables,

@@ -208,7 +208,9 @@ class RbacPolicyKind final : public ResourceKind {
       if (t == kEveryProject) everyone = true;
       allowed.insert(t);
     }
-    if (!replacement.empty()) allowed.insert(replacement);
+    // A network's policy moved to another project counts for it; other
+    // objects' is checked as if it went (Neutron's NeutronRbacObject).
+    if (!replacement.empty() && type.name == "network") allowed.insert(replacement);
     if (everyone) return ok();
     // The projects that use the object.
     std::vector<std::string> users;

@@ -54,6 +54,7 @@ namespace canopy::datapath {
   X(PortDown, "port is administratively down")                                              \
   X(PortNotTrunk, "VLAN-tagged frame from a port that is not a trunk")                      \
   X(QosBandwidthLimit, "over the port's QoS bandwidth limit")                              \
+  X(TrunkVlanUnknown, "VLAN-tagged frame from a trunk's parent for no subport of it")        \
   X(PortSecurityMac, "source MAC does not belong to the port")                              \
   X(PortSecurityIp, "source IP does not belong to the port")                                \
   X(PortSecurityArp, "ARP sender does not belong to the port")                              \

@@ -112,6 +112,8 @@ struct Datapath::Packet {
   // The bytes are the input's own buffer (Input::writable): an output that
   // is the last thing done with them may refer to them instead of a copy.
   bool in_input = false;
+  // From a trunk's subport: the VLAN it came in (answers go back in it).
+  uint16_t trunk_vid = 0;
 };
 
 // The frame with a helper's payload edit, in a buffer of its own (the
@@ -507,7 +509,39 @@ void Datapath::processOne(const Ingress& in, std::span<const uint8_t> frame,
   if (in.kind == Ingress::Kind::Metadata) {
     return runStage({.stage = Stage::FromMetadata}, pkt, out, trace, 0);
   }
-  runStage({.stage = Stage::FromPort, .key = in.port}, pkt, out, trace, 0);
+  uint32_t port = in.port;
+  if (const uint16_t vid = pkt.parsed.key.vlan_tci & 0x0fff; vid != 0) {
+    // A trunk's subport: its VLAN on the parent's interface, untagged here
+    // and sent on as the subport's (answers go back tagged).
+    const topology::Port* parent = topology_->findPort(in.port);
+    const topology::TrunkSubport* sub = nullptr;
+    if (parent != nullptr) {
+      for (const auto& s : parent->subports) {
+        if (s.vid == vid) sub = &s;
+      }
+    }
+    if (sub != nullptr) {
+      auto& untagged = scratch_[0];
+      if (untagged.data() != pkt.bytes.data()) {
+        untagged.assign(pkt.bytes.begin(), pkt.bytes.begin() + 12);
+        untagged.insert(untagged.end(), pkt.bytes.begin() + 16, pkt.bytes.end());
+      } else {
+        untagged.erase(untagged.begin() + 12, untagged.begin() + 16);
+      }
+      pkt.bytes = untagged;
+      pkt.in_input = false;
+      if (auto why = packet::parse(pkt.bytes, pkt.parsed); why != DropReason::None) {
+        return drop(why, trace, sub->port);
+      }
+      pkt.trunk_vid = vid;
+      port = sub->port;
+      if (trace != nullptr) {
+        trace->push_back("trunk: VLAN " + std::to_string(vid) + " is subport " +
+                         std::to_string(port));
+      }
+    }
+  }
+  runStage({.stage = Stage::FromPort, .key = port}, pkt, out, trace, 0);
 }
 
 void Datapath::fromUplink(const Ingress& in, std::span<const uint8_t> frame,
@@ -981,7 +1015,9 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         Outputs::Item item{
             .kind = a.kind == ActionKind::Output ? Outputs::Kind::Port : Outputs::Kind::Metadata,
             .port = a.port};
-        if (last && pkt.in_input) {
+        if (a.vlan != 0) {
+          addTagged(out, item, bytes, a.vlan);
+        } else if (last && pkt.in_input) {
           item.input = input_index_;
           out.addRef(item, bytes);  // the input's buffer, as it is now: no copy
         } else {
@@ -1024,6 +1060,9 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         ++counters_.answered;
         if (a.switch_key != 0) {
           emitUplink(a.switch_key, a.frame, out, /*generated=*/true);
+        } else if (pkt.in.kind == Ingress::Kind::Port && pkt.trunk_vid != 0) {
+          addTagged(out, {.kind = Outputs::Kind::Port, .port = pkt.in.port, .generated = true},
+                    a.frame, pkt.trunk_vid);
         } else if (pkt.in.kind == Ingress::Kind::Port) {
           auto room =
               addOutput(out, {.kind = Outputs::Kind::Port, .port = pkt.in.port, .generated = true},
@@ -1042,6 +1081,18 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
     verdict_.drop = d.drop;
     if (charged != 0) ++port_drops_[charged][static_cast<size_t>(d.drop)];
   }
+}
+
+void Datapath::addTagged(Outputs& out, Outputs::Item item, std::span<const uint8_t> frame,
+                         uint16_t vid) {
+  if (frame.size() < 12) return;
+  auto room = addOutput(out, item, frame.size() + 4);
+  std::copy(frame.begin(), frame.begin() + 12, room.begin());
+  room[12] = 0x81;
+  room[13] = 0x00;
+  room[14] = static_cast<uint8_t>(vid >> 8);
+  room[15] = static_cast<uint8_t>(vid);
+  std::copy(frame.begin() + 12, frame.end(), room.begin() + 16);
 }
 
 void Datapath::emitTunnel(const Action& a, const Packet& pkt, Outputs& out) {

@@ -388,6 +388,9 @@ class Datapath {
   void fromUplink(const Ingress& in, std::span<const uint8_t> frame, std::span<uint8_t> writable,
                   Outputs& out, Trace* trace);
   void emitTunnel(const simulator::Action& a, const Packet& pkt, Outputs& out);
+  // An output of `frame` with an 802.1Q tag of VLAN `vid` pushed (to a
+  // trunk's parent, for its subport).
+  void addTagged(Outputs& out, Outputs::Item item, std::span<const uint8_t> frame, uint16_t vid);
   void emitUplink(uint32_t switch_key, std::span<const uint8_t> frame, Outputs& out,
                   bool generated = false);
   // Counts a drop; `port` (0: none) is the local port it is charged to.

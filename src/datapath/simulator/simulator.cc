@@ -243,11 +243,16 @@ class Walk {
     note([&] { return "ingress: " + portText(*p) + " on " + switchText(*sw); });
     if (!p->admin_up) return drop(DropReason::PortDown);
     if ((key_.vlan_tci & 0x0fff) != 0) {
-      // A guest's VLAN reaches nothing but a trunk's subport's network: a
+      // A guest's VLAN reaches nothing but a trunk's subport's network
+      // (the datapath hands a subport's frames to its stage untagged): a
       // tag on a plain port would leave with its frame. (Priority tags,
       // VLAN 0, are 802.1p's and pass.)
-      note([&] { return "VLAN " + std::to_string(key_.vlan_tci & 0x0fff) + " tag: not a trunk"; });
-      return drop(DropReason::PortNotTrunk);
+      const bool trunk = !p->subports.empty();
+      note([&] {
+        return "VLAN " + std::to_string(key_.vlan_tci & 0x0fff) +
+               (trunk ? " tag: no subport of the trunk has it" : " tag: not a trunk");
+      });
+      return drop(trunk ? DropReason::TrunkVlanUnknown : DropReason::PortNotTrunk);
     }
     if (p->qos.egress) police(*p, *p->qos.egress, /*sending=*/true);
     if (p->qos.dscp && isIp(key_)) {
@@ -651,6 +656,17 @@ class Walk {
       if (isIp(key_) && !securityGroups(*p, Direction::Ingress)) return;
     }
     if (p->qos.ingress) police(*p, *p->qos.ingress, /*sending=*/false);
+    if (p->trunk_parent != 0) {
+      // A trunk's subport: out of its parent's interface, in its VLAN.
+      note([&] {
+        return "subport of a trunk: out of port " + std::to_string(p->trunk_parent) + " in VLAN " +
+               std::to_string(p->trunk_vid);
+      });
+      Action& out = act(ActionKind::Output);
+      out.port = p->trunk_parent;
+      out.vlan = p->trunk_vid;
+      return;
+    }
     act(ActionKind::Output).port = p->key;
   }
 

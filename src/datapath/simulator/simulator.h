@@ -160,7 +160,8 @@ enum class ActionKind : uint8_t {
   LbChoose,      // least connections: pin the connection to the member of the VIP
                  // `to` on `switch_key` with the fewest, then run the stage again
   Deliver,       // to local port `port`: run its ToPort stage
-  Output,        // out of local port `port` (the end of ToPort)
+  Output,        // out of local port `port` (the end of ToPort); `vlan`: tagged (a
+                 // trunk's subport, out of its parent's interface)
   Tunnel,        // to host `host` with VNI `vni`: logical port `port`, router `router`'s
                  // gateway, or (both 0) a flood
   Uplink,        // out of the uplink of switch `switch_key` (VLAN tag added if it has one)
@@ -195,6 +196,7 @@ struct Action {
   uint64_t limit_kbps = 0;   // Police
   uint64_t burst_kbits = 0;  // Police: 0 for 80 % of a second's worth
   uint8_t dscp = 0;          // SetDscp
+  uint16_t vlan = 0;         // Output: the 802.1Q tag pushed (0: none)
   bool hairpin = false;
   bool vxlan = false;  // Tunnel: the host takes VXLAN only
   // Nat and Snat: the router's conntrack helper for the connection.

@@ -128,6 +128,15 @@ struct BandwidthLimit {
   friend bool operator==(const BandwidthLimit&, const BandwidthLimit&) = default;
 };
 
+// A subport of a trunk: frames of VLAN `vid` on the parent's interface are
+// port `port`'s.
+struct TrunkSubport {
+  uint16_t vid = 0;
+  uint32_t port = 0;
+
+  friend bool operator==(const TrunkSubport&, const TrunkSubport&) = default;
+};
+
 // A port's QoS policy as the datapath enforces it: limits on what the port
 // sends (egress) and receives (ingress), and the DSCP mark written on the
 // IP packets it sends.
@@ -228,6 +237,11 @@ struct Port {
   // A load balancer's VIP port: what it balances.
   std::vector<LbListener> listeners{};
   PortQos qos{};
+  // A trunk's parent: its subports, by VLAN (sorted). A subport: its
+  // parent (whose interface carries its frames) and its VLAN.
+  std::vector<TrunkSubport> subports{};
+  uint32_t trunk_parent = 0;
+  uint16_t trunk_vid = 0;
 
   friend bool operator==(const Port&, const Port&) = default;
 };

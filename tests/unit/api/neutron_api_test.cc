@@ -592,6 +592,66 @@ TEST_F(NeutronApiTest, QosPoliciesAndRulesAreAdminsAndProjectsUseThoseSharedWith
             8);
 }
 
+TEST_F(NeutronApiTest, TrunksBindTheirSubportsWhereTheParentIsAndHoldTheirPorts) {
+  auto net = [&](const char* name) {
+    auto n =
+        call("POST", "/v2.0/networks", R"({"network": {"name": ")" + std::string(name) + R"("}})");
+    std::string id = n.body["network"]["id"];
+    call("POST", "/v2.0/subnets",
+         R"({"subnet": {"network_id": ")" + id + R"(", "ip_version": 4, "cidr": "10.)" +
+             std::to_string(n.body["network"]["name"] == "a" ? 1 : 2) + R"(.0.0/24"}})");
+    return id;
+  };
+  std::string a = net("a"), b = net("b");
+  auto port = [&](const std::string& network) {
+    return call("POST", "/v2.0/ports", R"({"port": {"network_id": ")" + network + R"("}})")
+        .body["port"];
+  };
+  Json parent = port(a), sub = port(b), other = port(b);
+  std::string parent_id = parent["id"], sub_id = sub["id"];
+  auto trunk = call("POST", "/v2.0/trunks",
+                    R"({"trunk": {"port_id": ")" + parent_id + R"(", "sub_ports": [{"port_id": ")" +
+                        sub_id + R"(", "segmentation_type": "vlan", "segmentation_id": 101}]}})");
+  ASSERT_EQ(trunk.status, 201) << trunk.body.dump();
+  std::string trunk_id = trunk.body["trunk"]["id"];
+  EXPECT_EQ(trunk.body["trunk"]["status"], "DOWN");
+  auto shown = call("GET", "/v2.0/ports/" + parent_id);
+  EXPECT_EQ(shown.body["port"]["trunk_details"]["trunk_id"], trunk_id);
+  EXPECT_EQ(shown.body["port"]["trunk_details"]["sub_ports"][0]["mac_address"], sub["mac_address"]);
+  auto s = call("GET", "/v2.0/ports/" + sub_id).body["port"];
+  EXPECT_EQ(s["device_owner"], "trunk:subport");
+  EXPECT_EQ(s["device_id"], trunk_id);
+  // Bound with its parent, moved with it.
+  call("PUT", "/v2.0/ports/" + parent_id, R"({"port": {"binding:host_id": "h1"}})", "");
+  EXPECT_EQ(call("GET", "/v2.0/ports/" + sub_id, "", "").body["port"]["binding:host_id"], "h1");
+  call("PUT", "/v2.0/ports/" + parent_id, R"({"port": {"binding:host_id": "h2"}})", "");
+  EXPECT_EQ(call("GET", "/v2.0/ports/" + sub_id, "", "").body["port"]["binding:host_id"], "h2");
+  // Its ports stay while it holds them; a VLAN once; a port in one trunk.
+  expectError(call("DELETE", "/v2.0/ports/" + sub_id), 409, "PortInUseAsSubPort");
+  expectError(call("DELETE", "/v2.0/ports/" + parent_id), 409, "PortInUseAsTrunkParent");
+  auto add = [&](const std::string& p, int vid) {
+    return call("PUT", "/v2.0/trunks/" + trunk_id + "/add_subports",
+                R"({"sub_ports": [{"port_id": ")" + p +
+                    R"(", "segmentation_type": "vlan", "segmentation_id": )" + std::to_string(vid) +
+                    "}]}");
+  };
+  expectError(add(other["id"], 101), 409, "DuplicateSubPort");
+  expectError(add(other["id"], 4095), 400, "HTTPBadRequest");
+  expectError(add(sub_id, 102), 409, "PortInUseAsSubPort");
+  expectError(call("POST", "/v2.0/trunks", R"({"trunk": {"port_id": ")" + sub_id + R"("}})"), 409,
+              "TrunkPortInUse");
+  auto added = add(other["id"], 102);
+  ASSERT_EQ(added.status, 200) << added.body.dump();
+  EXPECT_EQ(added.body["sub_ports"].size(), 2u);
+  // A bound trunk stays; unbound, it goes and lets its subports go.
+  expectError(call("DELETE", "/v2.0/trunks/" + trunk_id), 409, "TrunkInUse");
+  call("PUT", "/v2.0/ports/" + parent_id, R"({"port": {"binding:host_id": ""}})", "");
+  EXPECT_EQ(call("DELETE", "/v2.0/trunks/" + trunk_id).status, 204);
+  EXPECT_FALSE(call("GET", "/v2.0/ports/" + parent_id).body["port"].contains("trunk_details"));
+  EXPECT_EQ(call("GET", "/v2.0/ports/" + sub_id).body["port"]["device_owner"], "");
+  EXPECT_EQ(call("DELETE", "/v2.0/ports/" + sub_id).status, 204);
+}
+
 TEST_F(NeutronApiTest, AProjectsDefaultQosPolicyGoesOnItsNewNetworks) {
   auto made = call("POST", "/v2.0/qos/policies",
                    R"({"policy": {"name": "d", "project_id": "p1", "is_default": true}})", "");

@@ -116,8 +116,9 @@ TEST_F(TrackerTest, IncrementalViewsEqualFullRecomputation) {
   std::map<std::string, Agent> left;        // agents that went away, by host
   std::vector<std::string> labels;          // metering labels
   std::vector<std::string> policies;        // QoS policies
+  std::vector<std::string> trunks;
   for (int step = 0; step < 300; ++step) {
-    int op = static_cast<int>(rng() % 28);
+    int op = static_cast<int>(rng() % 30);
     std::string what;
     if (op == 0 || nets.size() < 2) {
       std::string n = createNetwork("n" + std::to_string(step));
@@ -369,6 +370,33 @@ TEST_F(TrackerTest, IncrementalViewsEqualFullRecomputation) {
         call("PUT", "/v2.0/ports/" + pick(rng, ports),
              R"({"port": {"qos_policy_id": )" + policy + "}}", "");
         what = "port QoS policy";
+      }
+    } else if ((op == 28 || (op == 29 && trunks.empty())) && !ports.empty()) {
+      // A trunk on a port (refused if the port is in one already).
+      auto tr = call("POST", "/v2.0/trunks",
+                     R"({"trunk": {"port_id": ")" + pick(rng, ports) + R"("}})", "");
+      if (tr.status == 201) trunks.push_back(model::stringAt(tr.body["trunk"], "id"));
+      what = "trunk";
+    } else if (op == 29 && !ports.empty()) {
+      // A subport comes (a port of any network, any VLAN) or goes.
+      std::string trunk = pick(rng, trunks);
+      std::string port = pick(rng, ports);
+      if (rng() % 2 == 0) {
+        // A new port, before (or after) it gets its key.
+        auto p = call("POST", "/v2.0/ports",
+                      R"({"port": {"network_id": ")" + pick(rng, nets) + "\"}}");
+        port = model::stringAt(p.body["port"], "id");
+        if (!port.empty()) ports.push_back(port);
+      }
+      std::string body = R"({"sub_ports": [{"port_id": ")" + port +
+                         R"(", "segmentation_type": "vlan", "segmentation_id": )" +
+                         std::to_string(1 + rng() % 4) + "}]}";
+      if (rng() % 3 == 0) {
+        call("PUT", "/v2.0/trunks/" + trunk + "/remove_subports", body, "");
+        what = "subport gone";
+      } else {
+        call("PUT", "/v2.0/trunks/" + trunk + "/add_subports", body, "");
+        what = "subport";
       }
     } else {
       // An agent leaves, and comes back some steps later.
