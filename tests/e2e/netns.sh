@@ -34,7 +34,12 @@ api() {
   curl -sS -X "$1" "$api_url$2" -H 'X-Project-Id: demo' -H 'Content-Type: application/json' \
     ${3:+-d "$3"}
 }
-admin() { curl -sS -X "$1" "$api_url$2" -H 'Content-Type: application/json' ${3:+-d "$3"}; }
+# With the builtin Keystone, admin needs $admin_token (as admin admin token
+# issue).
+admin() {
+  curl -sS -X "$1" "$api_url$2" -H 'Content-Type: application/json' \
+    ${admin_token:+-H "X-Auth-Token: $admin_token"} ${3:+-d "$3"}
+}
 # lb METHOD PATH [JSON]: Octavia's API (--load-balancer) as project "demo",
 # below /v2/lbaas.
 lb() {

@@ -24,6 +24,7 @@ command -v tcpdump >/dev/null || fail "tcpdump is not installed (scripts/install
 builtin_identity "$work/identity.json"
 start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen 127.0.0.1:0 \
   --auth builtin --identity-file "$work/identity.json"
+admin_token=$(as admin admin token issue -f value -c id)
 make_underlay
 for h in 1 2; do add_host "h$h" "192.168.77.$h"; done
 start_agent h1 192.168.77.1
