@@ -10,6 +10,7 @@
 #include <random>
 
 #include "api/detail/endpoint.h"
+#include "api/detail/port_forwardings.h"
 #include "api/detail/qos.h"
 #include "api/detail/trunks.h"
 #include "api/kind.h"
@@ -646,6 +647,10 @@ struct NeutronApi::Impl {
     if (kind != nullptr && kind->spec().collection == "ports" && parts.size() >= 4 &&
         parts.size() <= 6 && parts[3] == "bindings") {
       return detail::servePortBindings(writer, *kind, parts, req, *caller);
+    }
+    if (kind != nullptr && kind->spec().collection == "floatingips" && parts.size() >= 4 &&
+        parts.size() <= 5 && parts[3] == "port_forwardings") {
+      return detail::serveFloatingIpPortForwardings(writer, *kind, parts, req, *caller);
     }
     if (kind != nullptr && kind->spec().collection == "trunks" && parts.size() == 4 &&
         parts[3] == "get_subports") {

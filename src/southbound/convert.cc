@@ -215,9 +215,18 @@ void put(pb::Host* o, const topology::Host& h) {
 void put(pb::FloatingIp* o, const topology::FloatingIp& f) {
   o->set_id(f.id);
   o->set_external(bytesOf(f.external));
-  o->set_fixed(bytesOf(f.fixed));
+  if (f.fixed.family != 0) o->set_fixed(bytesOf(f.fixed));
   o->set_port_key(f.port_key);
   o->set_router_key(f.router_key);
+  for (const auto& pf : f.forwardings) {
+    auto* x = o->add_forwardings();
+    x->set_protocol(pf.protocol);
+    x->set_external_min(pf.external_min);
+    x->set_external_max(pf.external_max);
+    x->set_internal_min(pf.internal_min);
+    x->set_internal(bytesOf(pf.internal));
+    x->set_port_key(pf.port_key);
+  }
 }
 
 // --- from the wire ---
@@ -523,12 +532,32 @@ Result<topology::Host> from(const pb::Host& o) {
 
 Result<topology::FloatingIp> from(const pb::FloatingIp& o) {
   CANOPY_TRY(e, ip(o.external(), "floating IP"));
-  CANOPY_TRY(f, ip(o.fixed(), "floating IP fixed address"));
-  return topology::FloatingIp{.id = o.id(),
-                              .external = e,
-                              .fixed = f,
-                              .port_key = o.port_key(),
-                              .router_key = o.router_key()};
+  IpAddress f{};
+  if (!o.fixed().empty() || o.port_key() != 0) {
+    CANOPY_TRY(fixed, ip(o.fixed(), "floating IP fixed address"));
+    f = fixed;
+  }
+  topology::FloatingIp out{.id = o.id(),
+                           .external = e,
+                           .fixed = f,
+                           .port_key = o.port_key(),
+                           .router_key = o.router_key()};
+  for (const auto& x : o.forwardings()) {
+    if ((x.protocol() != 6 && x.protocol() != 17) || x.external_min() < 1 ||
+        x.external_max() > 65535 || x.external_max() < x.external_min() || x.internal_min() < 1 ||
+        x.internal_min() + (x.external_max() - x.external_min()) > 65535) {
+      return Error(Errc::InvalidArgument,
+                   "floating IP " + o.id() + ": port forwarding protocol or ports out of range");
+    }
+    CANOPY_TRY(internal, ip(x.internal(), "port forwarding's internal address"));
+    out.forwardings.push_back({.protocol = static_cast<uint8_t>(x.protocol()),
+                               .external_min = static_cast<uint16_t>(x.external_min()),
+                               .external_max = static_cast<uint16_t>(x.external_max()),
+                               .internal_min = static_cast<uint16_t>(x.internal_min()),
+                               .internal = internal,
+                               .port_key = x.port_key()});
+  }
+  return out;
 }
 
 #undef CANOPY_TRY

@@ -1,6 +1,7 @@
 #include "southbound/objects.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <tuple>
 
@@ -616,18 +617,73 @@ std::optional<topology::SecurityGroup> groupOf(const state::Tables& t, std::stri
   return out;
 }
 
+namespace {
+// A port forwarding's port or range ("N:M"), 1-65535.
+std::optional<std::pair<uint16_t, uint16_t>> portRange(const Json& pf, const char* single,
+                                                       const char* range) {
+  auto one = pf.find(single);
+  if (one != pf.end() && one->is_number_integer()) {
+    int64_t n = one->get<int64_t>();
+    if (n < 1 || n > 65535) return std::nullopt;
+    return std::make_pair(static_cast<uint16_t>(n), static_cast<uint16_t>(n));
+  }
+  std::string text = stringAt(pf, range);
+  auto colon = text.find(':');
+  if (colon == std::string::npos) return std::nullopt;
+  int lo = 0, hi = 0;
+  auto [p1, e1] = std::from_chars(text.data(), text.data() + colon, lo);
+  auto [p2, e2] = std::from_chars(text.data() + colon + 1, text.data() + text.size(), hi);
+  if (e1 != std::errc() || e2 != std::errc() || p1 != text.data() + colon ||
+      p2 != text.data() + text.size() || lo < 1 || hi > 65535 || hi < lo) {
+    return std::nullopt;
+  }
+  return std::make_pair(static_cast<uint16_t>(lo), static_cast<uint16_t>(hi));
+}
+}  // namespace
+
 std::optional<topology::FloatingIp> floatingIpOf(const state::Tables& t, const Json& f,
                                                  uint32_t router_key,
                                                  const std::function<bool(uint32_t)>& has_port) {
   uint32_t port = keyOf(t, KeyKind::Port, stringAt(f, "port_id"));
   auto external = IpAddress::parse(stringAt(f, "floating_ip_address"));
   auto fixed = IpAddress::parse(stringAt(f, "fixed_ip_address"));
-  if (port == 0 || !has_port(port) || !external || !fixed) return std::nullopt;
-  return topology::FloatingIp{.id = stringAt(f, "id"),
-                              .external = *external,
-                              .fixed = *fixed,
-                              .port_key = port,
-                              .router_key = router_key};
+  if (!external || external->family != 4) return std::nullopt;
+  if (port != 0) {
+    if (!has_port(port) || !fixed) return std::nullopt;
+    return topology::FloatingIp{.id = stringAt(f, "id"),
+                                .external = *external,
+                                .fixed = *fixed,
+                                .port_key = port,
+                                .router_key = router_key};
+  }
+  // Unassociated: its port forwardings to ports in the view (those the
+  // API checked; a bad stored one is left out).
+  topology::FloatingIp out{
+      .id = stringAt(f, "id"), .external = *external, .router_key = router_key};
+  for (const auto& pf : f.value("port_forwardings", Json::array())) {
+    if (!pf.is_object()) continue;
+    uint32_t target = keyOf(t, KeyKind::Port, stringAt(pf, "internal_port_id"));
+    auto internal = IpAddress::parse(stringAt(pf, "internal_ip_address"));
+    auto ext = portRange(pf, "external_port", "external_port_range");
+    auto in = portRange(pf, "internal_port", "internal_port_range");
+    std::string protocol = stringAt(pf, "protocol");
+    if (target == 0 || !has_port(target) || !internal || internal->family != 4 || !ext || !in ||
+        (protocol != "tcp" && protocol != "udp") ||
+        in->second - in->first != ext->second - ext->first) {
+      continue;
+    }
+    out.forwardings.push_back({.protocol = static_cast<uint8_t>(protocol == "tcp" ? 6 : 17),
+                               .external_min = ext->first,
+                               .external_max = ext->second,
+                               .internal_min = in->first,
+                               .internal = *internal,
+                               .port_key = target});
+  }
+  std::sort(out.forwardings.begin(), out.forwardings.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.protocol, a.external_min) < std::tie(b.protocol, b.external_min);
+  });
+  if (out.forwardings.empty()) return std::nullopt;
+  return out;
 }
 
 }  // namespace canopy::southbound

@@ -501,6 +501,7 @@ void ViewTracker::Entry::update(const state::Tables& t, const Touched& touched, 
     place(view.ports, old_key, now ? now->key : 0, std::move(port), changed.ports);
     if ((old_key != 0) != now.has_value()) {
       for (const auto& f : t.lookup("floatingips.port", id)) dirty_fips.insert(f);
+      for (const auto& f : t.lookup("floatingips.forwarded_port", id)) dirty_fips.insert(f);
     }
     if (now) {
       refGroups(*now, 1);

@@ -1,5 +1,7 @@
 #include "state/tables.h"
 
+#include <algorithm>
+
 #include "model/quota.h"
 
 namespace canopy::state {
@@ -123,6 +125,20 @@ std::vector<IndexSpec> defaultIndexes() {
        }},
       {"networks.qos_policy", "networks", field("qos_policy_id")},
       {"trunks.port", "trunks", field("port_id")},
+      // The ports a floating IP's port forwardings go to.
+      {"floatingips.forwarded_port", "floatingips",
+       [](const Json& d) {
+         std::vector<std::string> keys;
+         auto pfs = d.find("port_forwardings");
+         if (pfs == d.end() || !pfs->is_array()) return keys;
+         for (const auto& pf : *pfs) {
+           auto port = pf.is_object() ? pf.find("internal_port_id") : pf.end();
+           if (pf.is_object() && port != pf.end() && port->is_string()) keys.push_back(*port);
+         }
+         std::sort(keys.begin(), keys.end());
+         keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+         return keys;
+       }},
       {"trunks.subport", "trunks",
        [](const Json& d) {
          std::vector<std::string> keys;

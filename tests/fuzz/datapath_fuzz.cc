@@ -1,7 +1,8 @@
 // Fuzzes one host's whole datapath (parser, tunnels, conntrack, flow cache,
 // simulator, NAT, generated replies, the metadata service's path, IPv6's
 // neighbour discovery, router advertisements and DHCPv6) on the test
-// scenario's topology with IPv6 (testing/datapath_scenario.h). An input is up to four segments
+// scenario's topology with IPv6 (testing/datapath_scenario.h), a trunk, QoS
+// limits and a floating IP's port forwardings. An input is up to four segments
 // separated by the bytes ff fe; a segment's first byte says where the rest comes in:
 //
 //   bit 7      the host: h1 (vm1, vm3, vm5, vmb; vm3's floating IP) or h2
@@ -77,6 +78,36 @@ const std::shared_ptr<const dp::topology::Topology>& scenarioTopology() {
                                   .fixed = ip("10.0.0.100"),
                                   .port_key = 50,
                                   .router_key = kRouter});
+    // vm1 is a trunk's parent: VLAN 100 is a subport on net2. vm5 sends
+    // under a tight limit with DSCP marked; vm2 receives under one.
+    parts.ports[51] = dp::topology::Port{.key = 51,
+                                         .id = "subport",
+                                         .switch_key = kNet2,
+                                         .mac = dp::testing::mac(0, 1),
+                                         .ips = {ip("10.0.1.51")},
+                                         .groups = {kWeb},
+                                         .host = kH1,
+                                         .trunk_parent = kVm1,
+                                         .trunk_vid = 100};
+    parts.ports.at(kVm1).subports = {{100, 51}};
+    parts.ports.at(kVm5).qos = {.egress = dp::topology::BandwidthLimit{64, 8}, .dscp = 46};
+    parts.ports.at(kVm2).qos = {.ingress = dp::topology::BandwidthLimit{128, 0}};
+    // A floating IP forwarding ports to vm1 and a range to vm2.
+    dp::topology::FloatingIp forwarding{
+        .id = "fip-pf", .external = ip("203.0.113.61"), .router_key = kRouter};
+    forwarding.forwardings = {{.protocol = 6,
+                               .external_min = 2222,
+                               .external_max = 2222,
+                               .internal_min = 22,
+                               .internal = ip("10.0.0.5"),
+                               .port_key = kVm1},
+                              {.protocol = 17,
+                               .external_min = 5000,
+                               .external_max = 5009,
+                               .internal_min = 6000,
+                               .internal = ip("10.0.0.6"),
+                               .port_key = kVm2}};
+    parts.floating_ips.push_back(forwarding);
     return *parts.builder().build(1);
   }();
   return topology;

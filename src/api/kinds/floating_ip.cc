@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "api/detail/l3.h"
+#include "api/detail/port_forwardings.h"
 #include "api/kind.h"
 #include "model/port.h"
 #include "model/router.h"
@@ -18,6 +19,19 @@ using namespace detail;
 constexpr Extension kFloatingIpExtensions[] = {
     {"fip-port-details", "Floating IP Port Details Extension",
      "Add port_details attribute to Floating IP resource"},
+    {"floating-ip-port-forwarding", "Floating IP Port Forwarding",
+     "Allow the floating IP to forward its ports to internal ports (TCP and UDP, in the "
+     "datapath)"},
+    {"floating-ip-port-forwarding-description",
+     "Floating IP Port Forwarding new attribute "
+     "description",
+     "Add a description field to Port Forwarding rules"},
+    {"floating-ip-port-forwarding-detail", "Floating IP Port Forwarding detail",
+     "Add the id and internal_port_id of each port forwarding to the floating IP"},
+    {"floating-ip-port-forwarding-port-ranges", "Floating IP Port Forwarding support port ranges",
+     "Allow port ranges (external_port_range, internal_port_range) in port forwardings"},
+    {"expose-port-forwarding-in-fip", "Expose port forwardings in floating IP",
+     "Expose port forwardings of a floating IP in its view"},
 };
 
 class FloatingIpKind final : public ResourceKind {
@@ -30,6 +44,7 @@ class FloatingIpKind final : public ResourceKind {
   // fip-port-details: the associated port as its owner sees it.
   void present(Json& view, const Json& doc, const state::Tables& tables,
                const Caller& /*caller*/) const override {
+    view["port_forwardings"] = detail::portForwardingsView(doc);
     view["port_details"] = nullptr;
     if (!doc.value("port_id", Json()).is_string()) return;
     const state::Document* port = tables.find("ports", doc["port_id"].get<std::string>());
@@ -101,6 +116,9 @@ class FloatingIpKind final : public ResourceKind {
   }
 
   Result<void> update(Json& doc, const Json& before, Transaction& ctx) const override {
+    if (doc["port_id"].is_string() && !before.value("port_forwardings", Json::array()).empty()) {
+      return inUseByForwarding(doc);
+    }
     // A new port with no address named: the address is chosen again.
     if (doc["port_id"] != model::memberAt(before, "port_id") &&
         doc["fixed_ip_address"] == model::memberAt(before, "fixed_ip_address")) {
@@ -110,6 +128,7 @@ class FloatingIpKind final : public ResourceKind {
   }
 
   Result<void> remove(const Json& doc, Transaction& ctx) const override {
+    if (!doc.value("port_forwardings", Json::array()).empty()) return inUseByForwarding(doc);
     releaseBinding(doc, ctx);
     if (const Json* port = ctx.current("ports", str(doc, "canopy:port_id"))) {
       removePort(Json(*port), ctx);
@@ -118,6 +137,12 @@ class FloatingIpKind final : public ResourceKind {
   }
 
  private:
+  static Error inUseByForwarding(const Json& fip) {
+    return Error(Errc::Conflict,
+                 "Floating IP " + str(fip, "id") + " in use by port forwarding resources.",
+                 "FipInUseByPortForwarding");
+  }
+
   static void releaseBinding(const Json& fip, Transaction& ctx) {
     if (!fip.value("port_id", Json()).is_string()) return;
     ctx.release(bindingKey(str(fip, "floating_network_id"), str(fip, "port_id"),

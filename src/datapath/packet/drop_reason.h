@@ -74,6 +74,7 @@ namespace canopy::datapath {
   X(TunnelBadOption, "Canopy Geneve option malformed or unknown critical option")           \
   X(UnknownUplink, "frame on an uplink of no known network")                                \
   X(UplinkNotForHost, "frame on an uplink for no address this host serves")                 \
+  X(FloatingIpPortNotForwarded, "to a floating IP's port that none of its forwardings has")  \
   X(RouterNotIp, "frame to a router that is neither IPv4 nor IPv6")                         \
   X(RouterAddressNotServed, "packet to a router address that nothing answers")              \
   X(TtlExceeded, "TTL expired in a router (ICMP time exceeded sent)")                       \

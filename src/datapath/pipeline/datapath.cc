@@ -930,9 +930,9 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         if (!a.source_side && p.key.eth_type == ethertype::kIpv4) {
           pkt.dnat_from = dstOf(p.key);
         }
-        if (auto why = nat::rewriteIpv4(bytes, p,
-                                        a.source_side ? nat::Side::Source : nat::Side::Destination,
-                                        a.address, std::nullopt);
+        if (auto why = nat::rewriteIpv4(
+                bytes, p, a.source_side ? nat::Side::Source : nat::Side::Destination, a.address,
+                a.to_port != 0 ? std::optional<uint16_t>(a.to_port) : std::nullopt);
             why != DropReason::None) {
           return fail(why);
         }

@@ -291,6 +291,64 @@ class Walk {
     switchFrame(*sw, p->key);
   }
 
+  // --- port forwarding ---
+
+  // To a floating IP's forwarded port, on the router's gateway host: the
+  // destination becomes the forwarding's address and port (stateless; the
+  // VM's host turns the replies back, forwardOut). False when it forwards
+  // nothing of this protocol and port (dropped).
+  bool forwardIn(const topology::FloatingIp& f) {
+    const bool l4 = key_.ip_proto == 6 || key_.ip_proto == 17;
+    const topology::PortForwarding* hit = nullptr;
+    for (const auto& pf : f.forwardings) {
+      if (l4 && pf.protocol == key_.ip_proto && key_.tp_dst >= pf.external_min &&
+          key_.tp_dst <= pf.external_max) {
+        hit = &pf;
+      }
+    }
+    if (hit == nullptr || parsed_.l4_offset == 0) {
+      note([&] { return "floating IP " + f.external.toString() + ": no port forwarding for it"; });
+      drop(DropReason::FloatingIpPortNotForwarded);
+      return false;
+    }
+    const auto port = static_cast<uint16_t>(hit->internal_min + (key_.tp_dst - hit->external_min));
+    note([&] {
+      return "port forwarding: " + f.external.toString() + ":" + std::to_string(key_.tp_dst) +
+             " -> " + hit->internal.toString() + ":" + std::to_string(port) +
+             " (DNAT, on the gateway host)";
+    });
+    Action& a = act(ActionKind::Nat);
+    a.source_side = false;
+    a.address = toV4(hit->internal);
+    a.to_port = port;
+    std::copy_n(hit->internal.bytes.begin(), 4, key_.ip_dst.begin());
+    key_.tp_dst = port;
+    return true;
+  }
+
+  // A reply of a port forwarding, leaving by router `r`'s gateway from the
+  // VM's host: its source becomes the floating IP and its external port.
+  bool forwardOut(const Router& r) {
+    if (key_.ip_proto != 6 && key_.ip_proto != 17) return false;
+    auto fw = t_.forwardingFrom(ctx_.key, src(), key_.ip_proto, key_.tp_src);
+    if (fw.floating_ip == nullptr || fw.floating_ip->router_key != r.key) return false;
+    tags_.push_back(floatingTag(fw.floating_ip->external));
+    const auto port = static_cast<uint16_t>(fw.forwarding->external_min +
+                                            (key_.tp_src - fw.forwarding->internal_min));
+    note([&] {
+      return "port forwarding: " + src().toString() + ":" + std::to_string(key_.tp_src) + " -> " +
+             fw.floating_ip->external.toString() + ":" + std::to_string(port) +
+             " (SNAT, on the VM's host)";
+    });
+    Action& a = act(ActionKind::Nat);
+    a.source_side = true;
+    a.address = toV4(fw.floating_ip->external);
+    a.to_port = port;
+    std::copy_n(fw.floating_ip->external.bytes.begin(), 4, key_.ip_src.begin());
+    key_.tp_src = port;
+    return true;
+  }
+
   // --- load balancers ---
 
   // The router whose gateway, held by this host, serves a floating IP on
@@ -601,6 +659,9 @@ class Walk {
                    " (a load balancer's VIP, on the gateway host)";
           });
           std::copy_n(f->fixed.bytes.begin(), 4, key_.ip_dst.begin());
+        } else if (f != nullptr && !f->forwardings.empty() && f->router_key == rp->router->key &&
+                   !forwardIn(*f)) {
+          return;
         }
       }
       meter(*rp->router, /*ingress=*/true);
@@ -1197,6 +1258,17 @@ class Walk {
           });
           return emit(arpReply(frame_, parsed_, r->gateway->mac));
         }
+        // A floating IP with port forwardings: at the router's gateway.
+        const Router* r = t_.findRouter(f->router_key);
+        tag(TagKind::Router, f->router_key);
+        if (!f->forwardings.empty() && r != nullptr && r->gateway &&
+            r->gateway->host == host_.host) {
+          note([&] {
+            return "ARP responder: floating IP " + tpa.toString() +
+                   " (port forwardings) is at the gateway of " + routerText(*r);
+          });
+          return emit(arpReply(frame_, parsed_, r->gateway->mac));
+        }
       }
     }
     // Provider networks: the local ports answer for themselves.
@@ -1515,6 +1587,17 @@ class Walk {
     tag(TagKind::Switch, gw.switch_key);
     checkMtu(*ext, in_mac, in_ip);
     decrementTtl();
+    // A port forwarding's reply: from the floating IP, by the gateway.
+    if (ctx_.stage == Stage::FromPort && key_.eth_type == ethertype::kIpv4 && forwardOut(r)) {
+      meter(r, /*ingress=*/false);
+      if (gw.host == 0) return drop(DropReason::GatewayUnscheduled);
+      if (gw.host != host_.host) {
+        note([&] { return "to the gateway of " + routerText(r) + " on " + hostText(gw.host); });
+        setEth(gw.mac, gw.mac);
+        return tunnel(*ext, gw.host, 0, r.key);
+      }
+      return gatewayOut(r, choice, /*local_snat=*/true);
+    }
     // A floating IP is served by the VM's own host, through its uplink.
     if (ctx_.stage == Stage::FromPort && key_.eth_type == ethertype::kIpv4) {
       const Port* vm = t_.findPort(ctx_.key);
@@ -1812,6 +1895,8 @@ std::vector<Tag> changedTags(const topology::Topology& before, const topology::T
   auto fip = [&](const topology::FloatingIp* f) {
     tags.push_back(floatingTag(f->external));
     tags.push_back(tagOf(TagKind::Port, f->port_key));
+    // What its forwardings' ports send is looked up by them.
+    for (const auto& pf : f->forwardings) tags.push_back(tagOf(TagKind::Port, pf.port_key));
   };
   for (const auto& [ext, f] : fa) {
     auto it = fb.find(ext);

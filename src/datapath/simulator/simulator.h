@@ -150,7 +150,8 @@ enum class ActionKind : uint8_t {
   DecrementTtl,  // IPv4 TTL (with checksum) or IPv6 hop limit
   CheckMtu,      // too big (IPv4 with DF, any IPv6): ICMP fragmentation needed or packet
                  // too big from `from`, back to the sender
-  Nat,           // stateless: `side` address becomes `address` (floating IPs)
+  Nat,           // stateless: `side` address becomes `address` (floating IPs), and its
+                 // port `to_port` when set (port forwarding)
   Snat,          // stateful masquerade as `address` (router SNAT on the gateway host)
   LocalIpDnat,   // stateful: the destination (a local IP) becomes `address`, replies remembered
   LocalIpReply,  // a local IP connection's reply gets the local IP back as its source

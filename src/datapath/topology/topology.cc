@@ -113,6 +113,20 @@ const FloatingIp* Topology::floatingIpFor(uint32_t port_key, const IpAddress& fi
   return it == floating_by_fixed_.end() ? nullptr : &floating_ips_[it->second];
 }
 
+Topology::Forwarded Topology::forwardingFrom(uint32_t port_key, const IpAddress& source,
+                                             uint8_t protocol, uint16_t source_port) const {
+  auto [from, to] = forwardings_by_port_.equal_range(port_key);
+  for (auto it = from; it != to; ++it) {
+    const FloatingIp& f = floating_ips_[it->second.first];
+    const PortForwarding& pf = f.forwardings[it->second.second];
+    if (pf.protocol == protocol && pf.internal == source && source_port >= pf.internal_min &&
+        source_port <= pf.internalMax()) {
+      return {&f, &pf};
+    }
+  }
+  return {};
+}
+
 const FloatingIp* Topology::floatingIpAt(const IpAddress& external) const {
   auto it = floating_by_external_.find(external);
   return it == floating_by_external_.end() ? nullptr : &floating_ips_[it->second];
@@ -347,8 +361,19 @@ Result<std::shared_ptr<const Topology>> TopologyBuilder::build(uint64_t version)
       return invalid("floating IP " + f.id + " names unknown router " +
                      std::to_string(f.router_key));
     }
-    if (f.external.family != 4 || f.fixed.family != 4) {
+    if (f.external.family != 4 || (f.port_key != 0 && f.fixed.family != 4)) {
       return invalid("floating IP " + f.id + " is not IPv4 to IPv4");
+    }
+    for (size_t i = 0; i < f.forwardings.size(); ++i) {
+      const PortForwarding& pf = f.forwardings[i];
+      if ((pf.protocol != 6 && pf.protocol != 17) || pf.external_min == 0 ||
+          pf.external_max < pf.external_min || pf.internal_min == 0 ||
+          uint32_t{pf.internal_min} + (pf.external_max - pf.external_min) > 65535 ||
+          pf.internal.family != 4 || pf.port_key == 0 || f.port_key != 0) {
+        return invalid("floating IP " + f.id + ": a port forwarding is not TCP or UDP between " +
+                       "IPv4 ports 1-65535 of an unassociated floating IP");
+      }
+      t->forwardings_by_port_.emplace(pf.port_key, std::make_pair(t->floating_ips_.size(), i));
     }
     if (!t->floating_by_external_.emplace(f.external, t->floating_ips_.size()).second) {
       return invalid("floating IP " + f.id + ": address " + f.external.toString() + " is taken");

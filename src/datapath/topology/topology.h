@@ -367,12 +367,34 @@ struct Router {
   friend bool operator==(const Router&, const Router&) = default;
 };
 
+// A floating IP's port forwarding (Neutron's floating-ip-port-forwarding):
+// TCP or UDP to the floating IP's ports `external_min`..`external_max`
+// goes to `internal` (an address of port `port_key`) at the same offset
+// from `internal_min`, and its replies come back from the floating IP.
+struct PortForwarding {
+  uint8_t protocol = 6;  // 6 or 17
+  uint16_t external_min = 0;
+  uint16_t external_max = 0;
+  uint16_t internal_min = 0;
+  IpAddress internal{};
+  uint32_t port_key = 0;
+
+  uint16_t internalMax() const {
+    return static_cast<uint16_t>(internal_min + (external_max - external_min));
+  }
+  friend bool operator==(const PortForwarding&, const PortForwarding&) = default;
+};
+
+// A floating IP: associated with a port's fixed address (port_key), or,
+// unassociated, forwarding some of its ports (`forwardings`, through its
+// router's gateway).
 struct FloatingIp {
   std::string id{};
   IpAddress external{};
   IpAddress fixed{};
   uint32_t port_key = 0;
   uint32_t router_key = 0;
+  std::vector<PortForwarding> forwardings{};
 
   friend bool operator==(const FloatingIp&, const FloatingIp&) = default;
 };
@@ -431,6 +453,14 @@ class Topology {
   // Floating IPs by the port and fixed address behind them, or by address.
   const FloatingIp* floatingIpFor(uint32_t port_key, const IpAddress& fixed) const;
   const FloatingIp* floatingIpAt(const IpAddress& external) const;
+  // The port forwarding whose internal side a packet of `port_key` from
+  // `source`:`source_port` (`protocol`) is, with its floating IP.
+  struct Forwarded {
+    const FloatingIp* floating_ip = nullptr;
+    const PortForwarding* forwarding = nullptr;
+  };
+  Forwarded forwardingFrom(uint32_t port_key, const IpAddress& source, uint8_t protocol,
+                           uint16_t source_port) const;
   // The ports that answer a local IP on a switch, in key order (the
   // datapath takes the one on its host).
   const std::vector<uint32_t>& localIpPorts(uint32_t switch_key, const IpAddress& local) const;
@@ -475,6 +505,8 @@ class Topology {
   std::map<std::pair<uint32_t, IpAddress>, bool> group_addresses_{};
   std::map<std::pair<uint32_t, IpAddress>, size_t> floating_by_fixed_{};
   std::map<IpAddress, size_t> floating_by_external_{};
+  // port key -> (floating IP, forwarding) indexes of the forwardings to it
+  std::multimap<uint32_t, std::pair<size_t, size_t>> forwardings_by_port_{};
   std::map<std::pair<uint32_t, IpAddress>, std::vector<uint32_t>> local_ip_ports_{};
   std::map<std::tuple<uint32_t, IpAddress, uint8_t, uint16_t>, Balancer> balancers_{};
   std::map<IpAddress, size_t> vips_{};  // how many listeners

@@ -263,6 +263,61 @@ TEST_F(L3Test, ExtraRoutesNeedAConnectedNextHop) {
       200);
 }
 
+TEST_F(L3Test, PortForwardingsHoldTheirFloatingIpAndGoWithTheirPort) {
+  std::string pub = externalNetwork();
+  auto [net, subnet] = tenantNetwork("10.5.0.0/24");
+  std::string router = createRouter(pub);
+  ASSERT_EQ(
+      routerAction(router, "add_router_interface", R"({"subnet_id": ")" + subnet + "\"}").status,
+      200);
+  std::string vm1 = createPort(net), vm2 = createPort(net);
+  auto address = [&](const std::string& port) -> std::string {
+    return call("GET", "/v2.0/ports/" + port).body["port"]["fixed_ips"][0]["ip_address"];
+  };
+  auto fip = [&] {
+    return call("POST", "/v2.0/floatingips",
+                R"({"floatingip": {"floating_network_id": ")" + pub + "\"}}")
+        .body["floatingip"]
+        .value("id", "");
+  };
+  std::string fip_id = fip();
+  auto forward = [&](const std::string& port, const std::string& ip, int external) {
+    return call("POST", "/v2.0/floatingips/" + fip_id + "/port_forwardings",
+                R"({"port_forwarding": {"internal_port_id": ")" + port +
+                    R"(", "internal_ip_address": ")" + ip +
+                    R"(", "protocol": "tcp", "internal_port": 22, "external_port": )" +
+                    std::to_string(external) + "}}");
+  };
+  auto made = forward(vm1, address(vm1), 2222);
+  ASSERT_EQ(made.status, 201) << made.body.dump();
+  auto shown = call("GET", "/v2.0/floatingips/" + fip_id).body["floatingip"];
+  EXPECT_EQ(shown["router_id"], router);
+  EXPECT_EQ(shown["status"], "ACTIVE");
+  ASSERT_EQ(shown["port_forwardings"].size(), 1u);
+  EXPECT_EQ(shown["port_forwardings"][0]["external_port"], 2222);
+  // The floating IP is the forwardings': no association, no deletion.
+  expectError(
+      call("PUT", "/v2.0/floatingips/" + fip_id, R"({"floatingip": {"port_id": ")" + vm2 + "\"}}"),
+      409, "FipInUseByPortForwarding");
+  expectError(call("DELETE", "/v2.0/floatingips/" + fip_id), 409, "FipInUseByPortForwarding");
+  // Neutron's checks: the port's own address, each external port once, no
+  // port that has a floating IP of its own.
+  expectError(forward(vm2, address(vm1), 2223), 400, "HTTPBadRequest");
+  expectError(forward(vm2, address(vm2), 2222), 400, "BadRequest");
+  std::string own = fip();
+  ASSERT_EQ(
+      call("PUT", "/v2.0/floatingips/" + own, R"({"floatingip": {"port_id": ")" + vm2 + "\"}}")
+          .status,
+      200);
+  expectError(forward(vm2, address(vm2), 2224), 409, "PortHasBindingFloatingIP");
+  // The port goes: its forwardings with it, and the floating IP is free.
+  EXPECT_EQ(call("DELETE", "/v2.0/ports/" + vm1).status, 204);
+  shown = call("GET", "/v2.0/floatingips/" + fip_id).body["floatingip"];
+  EXPECT_EQ(shown["port_forwardings"].size(), 0u);
+  EXPECT_TRUE(shown["router_id"].is_null());
+  EXPECT_EQ(call("DELETE", "/v2.0/floatingips/" + fip_id).status, 204);
+}
+
 TEST_F(L3Test, FloatingIpIsAllocatedAssociatedAndGivenBack) {
   std::string pub = externalNetwork();
   auto [net, subnet] = tenantNetwork("10.4.0.0/24");
