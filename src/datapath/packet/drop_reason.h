@@ -53,8 +53,8 @@ namespace canopy::datapath {
   X(NoTopology, "no topology received yet")                                                 \
   X(PortDown, "port is administratively down")                                              \
   X(PortNotTrunk, "VLAN-tagged frame from a port that is not a trunk")                      \
-  X(QosBandwidthLimit, "over the port's QoS bandwidth limit")                              \
-  X(TrunkVlanUnknown, "VLAN-tagged frame from a trunk's parent for no subport of it")        \
+  X(QosBandwidthLimit, "over the port's QoS bandwidth limit")                               \
+  X(TrunkVlanUnknown, "VLAN-tagged frame from a trunk's parent for no subport of it")       \
   X(PortSecurityMac, "source MAC does not belong to the port")                              \
   X(PortSecurityIp, "source IP does not belong to the port")                                \
   X(PortSecurityArp, "ARP sender does not belong to the port")                              \
@@ -74,7 +74,7 @@ namespace canopy::datapath {
   X(TunnelBadOption, "Canopy Geneve option malformed or unknown critical option")           \
   X(UnknownUplink, "frame on an uplink of no known network")                                \
   X(UplinkNotForHost, "frame on an uplink for no address this host serves")                 \
-  X(FloatingIpPortNotForwarded, "to a floating IP's port that none of its forwardings has")  \
+  X(FloatingIpPortNotForwarded, "to a floating IP's port that none of its forwardings has") \
   X(RouterNotIp, "frame to a router that is neither IPv4 nor IPv6")                         \
   X(RouterAddressNotServed, "packet to a router address that nothing answers")              \
   X(TtlExceeded, "TTL expired in a router (ICMP time exceeded sent)")                       \
