@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -219,6 +221,7 @@ Result<void> Agent::applyView(const HostView& view, uint64_t version) {
     for (const auto& [physnet, interface] : config_.uplinks) c.host.uplinks.push_back(physnet);
     c.encapsulation = config_.encapsulation;
     c.host.metadata = metadata_ready_;
+    c.security_group_log = config_.log_limits;
     here = host_key;
     if (shared_ == nullptr || host_key != host_key_) {
       shared_ = std::make_shared<datapath::pipeline::SharedState>(clock_, c, workers_.size());
@@ -521,9 +524,14 @@ Json Agent::status() const {
   std::vector<WorkerStats> stats;
   for (const auto& w : workers_) stats.push_back(w->stats());
   size_t connections = 0;
+  uint64_t logged = 0, suppressed = 0;
   {
     MutexLock lock(mu_);
-    if (shared_ != nullptr) connections = shared_->conntrack().size();
+    if (shared_ != nullptr) {
+      connections = shared_->conntrack().size();
+      logged = shared_->securityGroupLogWritten();
+      suppressed = shared_->securityGroupLogSuppressed();
+    }
   }
   Json out = {{"host", config_.host_name},
               {"tunnel_ip", config_.tunnel_ip.toString()},
@@ -533,6 +541,8 @@ Json Agent::status() const {
               {"workers", workers_.size()}};
   out["bindings"] = bindings();
   out["datapath"] = renderDatapathStatus(sumStats(stats), connections, meterIds(plan_.load()));
+  out["datapath"]["security_group_log"] = {
+      {"file", config_.security_group_log}, {"written", logged}, {"suppressed", suppressed}};
   if (metadata_ready_) out["metadata"] = metadata_handler_->statusJson();
   if (health_ != nullptr) out["health_checks"] = health_->statusJson();
   return out;
@@ -603,7 +613,70 @@ namespace {
 constexpr size_t kReportedNeighbors = 256;
 }  // namespace
 
+namespace {
+// UTC, to the millisecond: 2026-12-06T16:20:00.123Z.
+std::string utc(WallTime t) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
+  const std::time_t seconds = static_cast<std::time_t>(ms.count() / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[40];
+  std::snprintf(out, sizeof out, "%s.%03dZ", text, static_cast<int>(ms.count() % 1000));
+  return out;
+}
+
+// One security-group log record as the log file and the agent's log have
+// it: a line of key=value pairs, as Neutron's log drivers write them.
+std::string logLine(const datapath::pipeline::SecurityGroupLogRecord& r) {
+  auto address = [](const IpAddress& ip, uint16_t port, uint8_t protocol) {
+    std::string a = ip.family == 6 ? "[" + ip.toString() + "]" : ip.toString();
+    return protocol == 6 || protocol == 17 ? a + ":" + std::to_string(port) : a;
+  };
+  std::string protocol = r.protocol == 6    ? "tcp"
+                         : r.protocol == 17 ? "udp"
+                         : r.protocol == 1  ? "icmp"
+                         : r.protocol == 58 ? "ipv6-icmp"
+                                            : std::to_string(r.protocol);
+  std::string line = utc(r.time) + " action=" + (r.accepted ? "ACCEPT" : "DROP") +
+                     " direction=" + (r.egress ? "egress" : "ingress") + " port=" + r.port_id +
+                     " protocol=" + protocol +
+                     " src=" + address(r.source, r.source_port, r.protocol) +
+                     " dst=" + address(r.destination, r.destination_port, r.protocol);
+  if (r.protocol == 1 || r.protocol == 58) {
+    line +=
+        " type=" + std::to_string(r.source_port) + " code=" + std::to_string(r.destination_port);
+  }
+  return line;
+}
+}  // namespace
+
+void Agent::writeSecurityGroupLog() {
+  std::shared_ptr<datapath::pipeline::SharedState> shared;
+  {
+    MutexLock lock(mu_);
+    shared = shared_;
+  }
+  if (shared == nullptr) return;
+  auto records = shared->takeSecurityGroupLog();
+  if (records.empty()) return;
+  std::ofstream file;
+  if (!config_.security_group_log.empty()) {
+    file.open(config_.security_group_log, std::ios::app);
+    if (!file) {
+      spdlog::warn("agent: cannot append to {}", config_.security_group_log);
+    }
+  }
+  for (const auto& r : records) {
+    std::string line = logLine(r);
+    spdlog::info("security group: {}", line);
+    if (file) file << line << '\n';
+  }
+}
+
 void Agent::tick(uint64_t ticks) {
+  writeSecurityGroupLog();
   std::vector<WorkerStats> stats;
   for (const auto& w : workers_) stats.push_back(w->stats());
   std::vector<std::string> gone;

@@ -57,6 +57,10 @@ struct AgentConfig {
   uint16_t vxlan_port = 4789;
   // Where the bindings are kept across restarts ("": not kept).
   std::string bindings_file{};
+  // Security-group logging: the file its records are appended to ("": the
+  // agent's own log only), and their limits.
+  std::string security_group_log{};
+  datapath::pipeline::LogLimits log_limits{};
   // Ports and uplinks received through a ring shared with the kernel
   // (packet_io.h); off, through recvmmsg.
   bool rx_ring = true;
@@ -142,6 +146,9 @@ class Agent {
   void announce(const datapath::topology::Topology& t, uint32_t host_key) CANOPY_REQUIRES(mu_);
   void controlLoop();
   void tick(uint64_t ticks);
+  // Writes the security-group log records the datapaths kept since the last
+  // tick to the log file and the agent's log.
+  void writeSecurityGroupLog();
   // Attaches the taps of ports bound to this host that exist and are not
   // bound yet; detaches the automatic bindings of ports that left.
   void autoBind();

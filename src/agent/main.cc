@@ -54,6 +54,8 @@ int main(int argc, char** argv) {
   std::string tunnel_ip;
   std::string server = "127.0.0.1:6642";
   std::string run_dir = "/run/canopy";
+  std::string security_group_log;
+  double log_rate = 100, log_burst = 25;
   std::vector<std::string> uplinks;
   bool gateway = false;
   std::string availability_zone;
@@ -83,6 +85,17 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--tls-key", tls.key, "Its PEM private key")->check(CLI::ExistingFile);
   app.add_option("--run-dir", run_dir, "Where the local API socket (agent.sock) lives")
+      ->capture_default_str();
+  app.add_option("--security-group-log", security_group_log,
+                 "The file security-group log records are appended to (Neutron's logging API); "
+                 "default: <run-dir>/security-groups.log");
+  app.add_option("--security-group-log-rate", log_rate,
+                 "Security-group log records per second at most (Neutron's rate_limit)")
+      ->check(CLI::Range(1.0, 1e6))
+      ->capture_default_str();
+  app.add_option("--security-group-log-burst", log_burst,
+                 "Security-group log records in a burst at most (Neutron's burst_limit)")
+      ->check(CLI::Range(1.0, 1e6))
       ->capture_default_str();
   app.add_option("--uplink", uplinks,
                  "PHYSNET=INTERFACE: the interface that reaches a physical network (repeatable)");
@@ -173,6 +186,10 @@ int main(int argc, char** argv) {
   canopy::agent::AgentConfig config;
   config.host_name = host_name;
   config.bindings_file = run_dir + "/bindings.json";
+  config.security_group_log =
+      security_group_log.empty() ? run_dir + "/security-groups.log" : security_group_log;
+  config.log_limits.rate = log_rate;
+  config.log_limits.burst = log_burst;
   config.server = server;
   if (tls.enabled()) {
     auto credentials = canopy::southbound::channelCredentials(tls);

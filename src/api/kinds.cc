@@ -33,6 +33,7 @@ std::unique_ptr<ResourceKind> makeMeteringLabelKind(const model::NetworkConfig&)
 std::unique_ptr<ResourceKind> makeMeteringLabelRuleKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeQosPolicyKind(const model::NetworkConfig&);
 std::unique_ptr<ResourceKind> makeTrunkKind(const model::NetworkConfig&);
+std::unique_ptr<ResourceKind> makeLogKind(const model::NetworkConfig&);
 
 // In the order /v2.0/ lists them.
 constexpr MakeKind kKinds[] = {
@@ -59,6 +60,7 @@ constexpr MakeKind kKinds[] = {
     makeMeteringLabelRuleKind,
     makeQosPolicyKind,
     makeTrunkKind,
+    makeLogKind,
 };
 
 std::vector<std::unique_ptr<ResourceKind>> makeResourceKinds(const model::NetworkConfig& config) {

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "api/detail/endpoint.h"
+#include "api/detail/logs.h"
 #include "api/detail/port_forwardings.h"
 #include "api/detail/qos.h"
 #include "api/detail/trunks.h"
@@ -227,6 +228,7 @@ using detail::unknownPath;
 std::string urlPath(const ResourceSpec& spec) {
   if (spec.collection.starts_with("metering-")) return "metering/" + spec.collection;
   if (spec.collection.starts_with("qos-")) return "qos/" + spec.collection.substr(4);
+  if (spec.collection == "logs") return "log/logs";
   return spec.collection;
 }
 
@@ -594,6 +596,17 @@ struct NeutronApi::Impl {
     if (canopy) return config.canopy(req, *caller);
     // Metering's collections live below /v2.0/metering.
     if (parts.size() >= 3 && parts[1] == "metering") parts.erase(parts.begin() + 1);
+    // Logging's below /v2.0/log.
+    if (parts.size() >= 3 && parts[1] == "log") {
+      parts.erase(parts.begin() + 1);
+      if (parts[1] == "loggable-resources" || parts[1] == "loggable_resources") {
+        if (parts.size() > 2) return unknownPath(req);
+        return detail::serveLoggableResources(req, *caller);
+      }
+      if (parts[1] != "logs") return unknownPath(req);
+    } else if (parts.size() >= 2 && parts[1] == "logs") {
+      return unknownPath(req);
+    }
     // QoS's below /v2.0/qos: its policies are stored as qos-policies.
     if (parts.size() >= 3 && parts[1] == "qos") {
       parts.erase(parts.begin() + 1);

@@ -89,6 +89,7 @@ void put(pb::Port* o, const topology::Port& p) {
   }
   o->set_trunk_parent(p.trunk_parent);
   o->set_trunk_vid(p.trunk_vid);
+  o->set_log_events(p.log_events);
   if (!p.qos.empty()) {
     auto* q = o->mutable_qos();
     if (p.qos.egress) {
@@ -350,6 +351,10 @@ Result<topology::Port> from(const pb::Port& o) {
   if (o.trunk_parent() != 0 && (o.trunk_vid() < 1 || o.trunk_vid() > 4094)) {
     return Error(Errc::InvalidArgument, "port " + o.id() + ": subport VLAN out of range");
   }
+  if (o.log_events() > 3) {
+    return Error(Errc::InvalidArgument, "port " + o.id() + ": logged events out of range");
+  }
+  p.log_events = static_cast<uint8_t>(o.log_events());
   p.trunk_parent = o.trunk_parent();
   p.trunk_vid = static_cast<uint16_t>(o.trunk_parent() != 0 ? o.trunk_vid() : 0);
   if (o.has_qos()) {

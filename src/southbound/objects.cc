@@ -347,6 +347,39 @@ topology::PortQos qosOf(const state::Tables& t, const Json& port) {
   return out;
 }
 
+// The security-group logging events of a port: its enabled logs' (those
+// naming it, one of its groups, or its whole project).
+uint8_t logEventsOf(const state::Tables& t, const Json& port) {
+  using topology::Port;
+  uint8_t bits = 0;
+  auto add = [&](const Json& log) {
+    if (!boolAt(log, "enabled", true)) return;
+    std::string event = stringAt(log, "event");
+    const int events = event == "ACCEPT" ? Port::kLogAccept
+                       : event == "DROP" ? Port::kLogDrop
+                                         : Port::kLogAccept | Port::kLogDrop;
+    bits = static_cast<uint8_t>(bits | events);
+  };
+  std::vector<std::string> groups;
+  for (const auto& g : port.value("security_groups", Json::array())) {
+    if (g.is_string()) groups.push_back(g.get<std::string>());
+  }
+  for (const Json* log : indexedDocs(t, "logs.target", "logs", stringAt(port, "id"))) {
+    std::string group = stringAt(*log, "resource_id");
+    if (group.empty() || std::find(groups.begin(), groups.end(), group) != groups.end()) add(*log);
+  }
+  for (const auto& g : groups) {
+    for (const Json* log : indexedDocs(t, "logs.resource", "logs", g)) {
+      if (stringAt(*log, "target_id").empty()) add(*log);
+    }
+  }
+  for (const Json* log :
+       indexedDocs(t, "logs.project_wide", "logs", stringAt(port, "project_id"))) {
+    add(*log);
+  }
+  return bits;
+}
+
 std::optional<topology::Port> portOf(const state::Tables& t, const Json& p,
                                      const HasSwitch& has_switch,
                                      std::vector<std::string>* groups) {
@@ -417,6 +450,7 @@ std::optional<topology::Port> portOf(const state::Tables& t, const Json& p,
   });
   if (out.device_owner == "Octavia") out.listeners = listenersOf(t, stringAt(p, "device_id"));
   out.qos = qosOf(t, p);
+  out.log_events = logEventsOf(t, p);
   // Trunks: a parent's subports (those with keys), a subport's parent.
   for (const auto& trunk_id : t.lookup("trunks.port", id)) {
     const Json* trunk = docOf(t, "trunks", trunk_id);

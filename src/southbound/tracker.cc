@@ -210,6 +210,21 @@ Touched touchedBy(const std::vector<state::Change>& changes, const state::Tables
         addMeteredRouters(t, tables, c.collection, d);
       } else if (c.collection == "qos-policies") {
         addQosPorts(t, tables, c.id);
+      } else if (c.collection == "logs") {
+        // The ports it logs carry its events.
+        std::vector<std::string> ports;
+        if (auto target = stringAt(d, "target_id"); !target.empty()) {
+          ports.push_back(target);
+        } else {
+          auto group = stringAt(d, "resource_id");
+          const auto& ids = group.empty()
+                                ? tables.lookup("ports.project", stringAt(d, "project_id"))
+                                : tables.lookup("ports.security_group", group);
+          ports.assign(ids.begin(), ids.end());
+        }
+        for (const auto& port : ports) {
+          if (const Json* p = docOf(tables, "ports", port)) addPort(t, *p);
+        }
       } else if (c.collection == "trunks") {
         // The parent carries its subports; each subport its parent.
         for (const std::string& port : trunkPorts(d)) {

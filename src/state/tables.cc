@@ -125,6 +125,20 @@ std::vector<IndexSpec> defaultIndexes() {
        }},
       {"networks.qos_policy", "networks", field("qos_policy_id")},
       {"trunks.port", "trunks", field("port_id")},
+      {"logs.resource", "logs", field("resource_id")},
+      {"logs.target", "logs", field("target_id")},
+      // Logs of every port of their project (no group, no port named).
+      {"logs.project_wide", "logs",
+       [](const Json& d) {
+         std::vector<std::string> keys;
+         auto group = d.find("resource_id"), port = d.find("target_id");
+         auto project = d.find("project_id");
+         if ((group == d.end() || group->is_null()) && (port == d.end() || port->is_null()) &&
+             project != d.end() && project->is_string()) {
+           keys.push_back(*project);
+         }
+         return keys;
+       }},
       // The ports a floating IP's port forwardings go to.
       {"floatingips.forwarded_port", "floatingips",
        [](const Json& d) {

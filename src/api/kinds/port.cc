@@ -5,6 +5,7 @@
 #include "api/detail/addresses.h"
 #include "api/detail/bindings.h"
 #include "api/detail/local_ips.h"
+#include "api/detail/logs.h"
 #include "api/detail/port_forwardings.h"
 #include "api/detail/qos.h"
 #include "api/detail/rbac.h"
@@ -146,6 +147,7 @@ class PortKind final : public ResourceKind {
     if (auto r = detail::checkTrunkPortRemoval(doc, ctx); !r) return r;
     disassociateFloatingIps(doc.value("id", ""), ctx);
     detail::removeForwardingsTo(doc.value("id", ""), ctx);
+    detail::removeLogsOf("logs.target", doc.value("id", ""), ctx);
     detail::removeLocalIpAssociations(doc.value("id", ""), ctx);
     releasePortClaims(doc, ctx);
     return ok();

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "api/detail/logs.h"
 #include "api/detail/rbac.h"
 #include "api/kind.h"
 
@@ -125,6 +126,7 @@ class SecurityGroupKind final : public ResourceKind {
       ctx.release(defaultGroupKey(doc.value("project_id", "")));
     }
     detail::removePolicies(ctx, id);
+    detail::removeLogsOf("logs.resource", id, ctx);
     // Its rules go with it, and so do other groups' rules that name it as remote.
     for (const char* index : {"security-group-rules.group", "security-group-rules.remote_group"}) {
       for (const auto& rid : ctx.tables().lookup(index, id)) {

@@ -81,6 +81,11 @@ IpAddress dstOf(const packet::FlowKey& k) {
   return IpAddress::v4(k.ip_dst[0], k.ip_dst[1], k.ip_dst[2], k.ip_dst[3]);
 }
 
+IpAddress srcOf(const packet::FlowKey& k) {
+  if (k.eth_type == ethertype::kIpv6) return IpAddress{6, k.ip_src};
+  return IpAddress::v4(k.ip_src[0], k.ip_src[1], k.ip_src[2], k.ip_src[3]);
+}
+
 // A pinned member in the cache key: a hash, odd (0 is no pin) and never
 // UINT32_MAX (not cached).
 uint32_t pinId(const nat::LbTarget& member) {
@@ -149,7 +154,8 @@ SharedState::SharedState(const Clock& clock, const Config& config, size_t worker
       snat_(clock, config.snat),
       dnat_(clock),
       lb_(clock),
-      ftp_(clock) {}
+      ftp_(clock),
+      log_limits_(config.security_group_log) {}
 
 DropReason SharedState::snatOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                                      packet::Ipv4Address external, nat::SnatHelper helper,
@@ -307,6 +313,35 @@ uint16_t SharedState::zoneOf(uint32_t port) {
     next_zone_ = static_cast<uint16_t>(next_zone_ == 0xffff ? 1 : next_zone_ + 1);
   }
   return it->second;
+}
+
+bool SharedState::logSecurityGroup(SecurityGroupLogRecord record, SteadyTime now) {
+  MutexLock lock(log_mu_);
+  if (!log_started_) {
+    log_started_ = true;
+    log_tokens_ = log_limits_.burst;
+    log_refilled_ = now;
+  }
+  if (now > log_refilled_) {
+    const double seconds = std::chrono::duration<double>(now - log_refilled_).count();
+    log_tokens_ = std::min(log_limits_.burst, log_tokens_ + seconds * log_limits_.rate);
+    log_refilled_ = now;
+  }
+  if (log_tokens_ < 1 || log_.size() >= log_limits_.queued) {
+    log_suppressed_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  log_tokens_ -= 1;
+  log_.push_back(std::move(record));
+  log_written_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+std::vector<SecurityGroupLogRecord> SharedState::takeSecurityGroupLog() {
+  MutexLock lock(log_mu_);
+  std::vector<SecurityGroupLogRecord> out;
+  out.swap(log_);
+  return out;
 }
 
 std::shared_ptr<Policer> SharedState::policer(uint32_t port, bool sending) {
@@ -1050,6 +1085,21 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
       case ActionKind::SetDscp:
         setDscp(bytes, p, a.dscp);
         break;
+      case ActionKind::Log: {
+        const topology::Port* port = topology_->findPort(a.port);
+        const auto& k = p.key;
+        SecurityGroupLogRecord r{.time = clock_.wallNow(),
+                                 .port_id = port != nullptr ? port->id : std::to_string(a.port),
+                                 .egress = a.source_side,
+                                 .accepted = a.accepted,
+                                 .protocol = k.ip_proto,
+                                 .source = srcOf(k),
+                                 .destination = dstOf(k),
+                                 .source_port = k.tp_src,
+                                 .destination_port = k.tp_dst};
+        shared_->logSecurityGroup(std::move(r), clock_.now());
+        break;
+      }
       case ActionKind::Meter: {
         auto& m = counters_.meters[a.meter];
         ++m.packets;

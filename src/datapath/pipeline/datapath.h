@@ -145,8 +145,33 @@ class Outputs {
   size_t capacity_ = 0;
 };
 
+// Security-group logging's limits (Neutron's [network_log] rate_limit and
+// burst_limit): records per second, bursts of at most `burst`; what is over
+// is counted, not written. At most `queued` records wait for the agent.
+struct LogLimits {
+  double rate = 100;
+  double burst = 25;
+  size_t queued = 10000;
+};
+
+// One security-group log record: the groups of port `port_id` accepted a
+// new connection or dropped a packet, which the port sent (`egress`) or was
+// to receive.
+struct SecurityGroupLogRecord {
+  WallTime time{};
+  std::string port_id{};
+  bool egress = false;
+  bool accepted = false;
+  uint8_t protocol = 0;
+  IpAddress source{};
+  IpAddress destination{};
+  uint16_t source_port = 0;       // or ICMP type
+  uint16_t destination_port = 0;  // or ICMP code
+};
+
 struct Config {
   simulator::HostContext host{};
+  LogLimits security_group_log{};
   Encapsulation encapsulation = Encapsulation::Geneve;  // of the tunnels it sends
   conntrack::Limits conntrack{};
   nat::SnatTimeouts snat{};
@@ -237,6 +262,15 @@ class SharedState {
 
   // The conntrack zone of a local port: given on first use, kept.
   uint16_t zoneOf(uint32_t port);
+  // Security-group logging: a record, kept if within the limits (true);
+  // the records kept since the last call; how many were over the limits.
+  bool logSecurityGroup(SecurityGroupLogRecord record, SteadyTime now);
+  std::vector<SecurityGroupLogRecord> takeSecurityGroupLog();
+  uint64_t securityGroupLogSuppressed() const {
+    return log_suppressed_.load(std::memory_order_relaxed);
+  }
+  uint64_t securityGroupLogWritten() const { return log_written_.load(std::memory_order_relaxed); }
+
   // The QoS token bucket of a local port's direction (`sending`: what it
   // sends), made on first use; every worker polices the port with it.
   std::shared_ptr<Policer> policer(uint32_t port, bool sending);
@@ -274,6 +308,14 @@ class SharedState {
   Mutex zones_mu_;
   std::unordered_map<uint32_t, uint16_t> zones_ CANOPY_GUARDED_BY(zones_mu_);
   uint16_t next_zone_ CANOPY_GUARDED_BY(zones_mu_) = 1;
+  const LogLimits log_limits_;
+  Mutex log_mu_;
+  std::vector<SecurityGroupLogRecord> log_ CANOPY_GUARDED_BY(log_mu_);
+  double log_tokens_ CANOPY_GUARDED_BY(log_mu_) = 0;
+  SteadyTime log_refilled_ CANOPY_GUARDED_BY(log_mu_){};
+  bool log_started_ CANOPY_GUARDED_BY(log_mu_) = false;
+  std::atomic<uint64_t> log_suppressed_{0};
+  std::atomic<uint64_t> log_written_{0};
   Mutex policers_mu_;
   // (port << 1 | sending) -> its bucket
   std::unordered_map<uint64_t, std::shared_ptr<Policer>> policers_ CANOPY_GUARDED_BY(policers_mu_);

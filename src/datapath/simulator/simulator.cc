@@ -943,7 +943,10 @@ class Walk {
                  ruleText(r, t_) + ") allows " + flowText(key_) + ", " +
                  (stateless ? std::string("stateless") : ctText(ct, false));
         });
-        if (ct == CtState::New) act(ActionKind::CtCommit).port = p.key;
+        if (ct == CtState::New) {
+          act(ActionKind::CtCommit).port = p.key;
+          if ((p.log_events & Port::kLogAccept) != 0) logEvent(p, dir, /*accepted=*/true);
+        }
         return true;
       }
     }
@@ -957,9 +960,22 @@ class Walk {
       return std::string("security groups ") + groups + ": no " + way + " rule allows " +
              flowText(key_);
     });
+    if ((p.log_events & Port::kLogDrop) != 0) logEvent(p, dir, /*accepted=*/false);
     drop(dir == Direction::Ingress ? DropReason::SecurityGroupIngress
                                    : DropReason::SecurityGroupEgress);
     return false;
+  }
+
+  // Security-group logging: a record of the groups' decision, written by
+  // the datapath (rate-limited) as the packet passes or is dropped.
+  void logEvent(const Port& p, Direction dir, bool accepted) {
+    note([&] {
+      return std::string("security-group log: ") + (accepted ? "ACCEPT" : "DROP") + " recorded";
+    });
+    Action& a = act(ActionKind::Log);
+    a.port = p.key;
+    a.source_side = dir == Direction::Egress;
+    a.accepted = accepted;
   }
 
   // --- the logical switch ---

@@ -173,6 +173,8 @@ enum class ActionKind : uint8_t {
   Police,        // QoS: within port `port`'s bandwidth limit `limit_kbps`/`burst_kbits`
                  // of its direction (`source_side`: what it sends), or dropped
   SetDscp,       // QoS: an IP packet's DSCP becomes `dscp` (ECN kept)
+  Log,           // security-group logging: port `port`'s groups `accepted` (a new
+                 // connection) or refused the packet, sent by it (`source_side`)
 };
 
 struct Action {
@@ -198,6 +200,7 @@ struct Action {
   uint64_t burst_kbits = 0;  // Police: 0 for 80 % of a second's worth
   uint8_t dscp = 0;          // SetDscp
   uint16_t vlan = 0;         // Output: the 802.1Q tag pushed (0: none)
+  bool accepted = false;     // Log
   bool hairpin = false;
   bool vxlan = false;  // Tunnel: the host takes VXLAN only
   // Nat and Snat: the router's conntrack helper for the connection.

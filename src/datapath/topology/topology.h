@@ -242,6 +242,10 @@ struct Port {
   std::vector<TrunkSubport> subports{};
   uint32_t trunk_parent = 0;
   uint16_t trunk_vid = 0;
+  // Security-group logging: the events logged for the port.
+  static constexpr uint8_t kLogAccept = 1;  // new connections its groups allow
+  static constexpr uint8_t kLogDrop = 2;    // packets its groups refuse
+  uint8_t log_events = 0;
 
   friend bool operator==(const Port&, const Port&) = default;
 };
