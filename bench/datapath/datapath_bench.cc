@@ -68,8 +68,9 @@ uint32_t hostOf(uint32_t i) { return i % 2 == 0 ? 1 : 2; }
 
 // With `qos`, every port is under a QoS policy: its egress held to
 // 10 Gbit/s (never reached here: the cost of the bucket, not of drops) and
-// DSCP 26 marked.
-std::shared_ptr<const topology::Topology> bigTopology(bool qos = false) {
+// DSCP 26 marked. With `logged`, every port's groups are logged (ACCEPT
+// and DROP).
+std::shared_ptr<const topology::Topology> bigTopology(bool qos = false, bool logged = false) {
   topology::TopologyBuilder b;
   b.addHost({.key = 1, .name = "h1", .tunnel_ip = IpAddress::v4(192, 168, 0, 1)});
   b.addHost({.key = 2, .name = "h2", .tunnel_ip = IpAddress::v4(192, 168, 0, 2)});
@@ -114,7 +115,8 @@ std::shared_ptr<const topology::Topology> bigTopology(bool qos = false) {
                  .host = hostOf(i),
                  .qos = qos ? topology::PortQos{.egress = topology::BandwidthLimit{10'000'000, 0},
                                                 .dscp = 26}
-                            : topology::PortQos{}});
+                            : topology::PortQos{},
+                 .log_events = static_cast<uint8_t>(logged ? 3 : 0)});
     }
   }
   b.addSwitch({.key = kExternal,
@@ -187,6 +189,8 @@ class Fixture {
 
   static inline std::shared_ptr<const topology::Topology> topology = bigTopology();
   static inline std::shared_ptr<const topology::Topology> qos_topology = bigTopology(true);
+  static inline std::shared_ptr<const topology::Topology> logged_topology =
+      bigTopology(false, true);
   SystemClock clock;
   std::unique_ptr<Datapath> dp;
   Outputs out;
@@ -270,6 +274,21 @@ void BM_CachedL2Qos(benchmark::State& state) {
       static_cast<double>(fx.dp->counters().dropped(DropReason::QosBandwidthLimit));
 }
 BENCHMARK(BM_CachedL2Qos);
+
+// BM_CachedL2 with every port's security groups logged (ACCEPT and DROP):
+// established flows carry no record, so the cached path should not notice.
+void BM_CachedL2Logged(benchmark::State& state) {
+  Fixture fx(nullptr, Fixture::logged_topology);
+  auto v = flows([](uint32_t n) {
+    uint32_t sw = 1 + n % 8, src = (n % 50) * 2, dst = (n % 50) * 2 + 1;
+    return Flow{portKey(sw, src), udpFrame(portMac(sw, src), portMac(sw, dst), portIp(sw, src),
+                                           portIp(sw, dst), static_cast<uint16_t>(1000 + n))};
+  });
+  fx.warm(v);
+  runBatches(state, fx, v);
+  state.counters["records"] = static_cast<double>(fx.dp->shared().securityGroupLogWritten());
+}
+BENCHMARK(BM_CachedL2Logged);
 
 // The same frames as BM_CachedL2 on both of their hosts, on a Fabric (as
 // trace and the tests wire hosts): the sender's datapath, the tunnel, the

@@ -32,7 +32,7 @@ print("Medians of 5 interleaved repetitions, frames (or lookups) per second on o
 print()
 print("| benchmark | rate | ratio to the floor |")
 print("|---|---:|---:|")
-for name in ("BM_Floor", "BM_CachedL2", "BM_CachedL2Qos", "BM_FabricL2", "BM_CachedRouted", "BM_CachedFloatingIp",
+for name in ("BM_Floor", "BM_CachedL2", "BM_CachedL2Qos", "BM_CachedL2Logged", "BM_FabricL2", "BM_CachedRouted", "BM_CachedFloatingIp",
              "BM_CachedSnatRedirect", "BM_FlowSetup", "BM_ConntrackLookup"):
     r = rate(name)
     if r is None:
@@ -40,10 +40,13 @@ for name in ("BM_Floor", "BM_CachedL2", "BM_CachedL2Qos", "BM_FabricL2", "BM_Cac
     shown = f"{r / 1e6:.2f} M/s" if r >= 1e6 else f"{r / 1e3:.0f} k/s"
     print(f"| {name[3:]} | {shown} | {r / floor:.3f} |")
 print()
-qos, plain = rate("BM_CachedL2Qos"), rate("BM_CachedL2")
+qos, logged, plain = rate("BM_CachedL2Qos"), rate("BM_CachedL2Logged"), rate("BM_CachedL2")
 if qos and plain:
     print(f"A QoS-limited port (egress limit and DSCP mark) on the cached path: "
           f"{qos / plain:.3f}x the same flows without QoS.")
+if logged and plain:
+    print(f"A logged security group (ACCEPT and DROP) on the cached path: "
+          f"{logged / plain:.3f}x the same flows unlogged.")
 print()
 print("Workers over one SharedState (rates of all threads together):")
 print()
