@@ -568,7 +568,8 @@ TEST_F(L3Test, ResourcesAndExtensionsListWhatIsServed) {
                                           "metering_label",
                                           "metering_label_rule",
                                           "policy",
-                                          "trunk"}));
+                                          "trunk",
+                                          "log"}));
   for (const char* alias : {"router", "extraroute", "extraroute-atomic", "ext-gw-mode", "quotas",
                             "quota_details", "binding", "allowed-address-pairs"}) {
     EXPECT_EQ(call("GET", std::string("/v2.0/extensions/") + alias).status, 200) << alias;
