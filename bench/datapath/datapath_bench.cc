@@ -230,6 +230,15 @@ std::vector<Flow> flows(Make make) {
   return v;
 }
 
+// 1,024 flows from host 1's ports to host 2's on the same network (8 of them).
+std::vector<Flow> l2Flows() {
+  return flows([](uint32_t n) {
+    uint32_t sw = 1 + n % 8, src = (n % 50) * 2, dst = (n % 50) * 2 + 1;
+    return Flow{portKey(sw, src), udpFrame(portMac(sw, src), portMac(sw, dst), portIp(sw, src),
+                                           portIp(sw, dst), static_cast<uint16_t>(1000 + n))};
+  });
+}
+
 void BM_Floor(benchmark::State& state) {
   auto frame = udpFrame(portMac(1, 0), portMac(1, 1), portIp(1, 0), portIp(1, 1), 1000);
   Outputs out;
@@ -249,11 +258,7 @@ BENCHMARK(BM_Floor);
 
 void BM_CachedL2(benchmark::State& state) {
   Fixture fx;
-  auto v = flows([](uint32_t n) {
-    uint32_t sw = 1 + n % 8, src = (n % 50) * 2, dst = (n % 50) * 2 + 1;
-    return Flow{portKey(sw, src), udpFrame(portMac(sw, src), portMac(sw, dst), portIp(sw, src),
-                                           portIp(sw, dst), static_cast<uint16_t>(1000 + n))};
-  });
+  auto v = l2Flows();
   fx.warm(v);
   runBatches(state, fx, v);
 }
@@ -263,11 +268,7 @@ BENCHMARK(BM_CachedL2);
 // mark): the cost of a limited port on the cached path.
 void BM_CachedL2Qos(benchmark::State& state) {
   Fixture fx(nullptr, Fixture::qos_topology);
-  auto v = flows([](uint32_t n) {
-    uint32_t sw = 1 + n % 8, src = (n % 50) * 2, dst = (n % 50) * 2 + 1;
-    return Flow{portKey(sw, src), udpFrame(portMac(sw, src), portMac(sw, dst), portIp(sw, src),
-                                           portIp(sw, dst), static_cast<uint16_t>(1000 + n))};
-  });
+  auto v = l2Flows();
   fx.warm(v);
   runBatches(state, fx, v);
   state.counters["qos_drops"] =
@@ -279,11 +280,7 @@ BENCHMARK(BM_CachedL2Qos);
 // established flows carry no record, so the cached path should not notice.
 void BM_CachedL2Logged(benchmark::State& state) {
   Fixture fx(nullptr, Fixture::logged_topology);
-  auto v = flows([](uint32_t n) {
-    uint32_t sw = 1 + n % 8, src = (n % 50) * 2, dst = (n % 50) * 2 + 1;
-    return Flow{portKey(sw, src), udpFrame(portMac(sw, src), portMac(sw, dst), portIp(sw, src),
-                                           portIp(sw, dst), static_cast<uint16_t>(1000 + n))};
-  });
+  auto v = l2Flows();
   fx.warm(v);
   runBatches(state, fx, v);
   state.counters["records"] = static_cast<double>(fx.dp->shared().securityGroupLogWritten());
@@ -301,11 +298,7 @@ void BM_FabricL2(benchmark::State& state) {
     c.host.host = h;
     fabric.addHost(h, "h" + std::to_string(h), std::move(c), Fixture::topology);
   }
-  auto v = flows([](uint32_t n) {
-    uint32_t sw = 1 + n % 8, src = (n % 50) * 2, dst = (n % 50) * 2 + 1;
-    return Flow{portKey(sw, src), udpFrame(portMac(sw, src), portMac(sw, dst), portIp(sw, src),
-                                           portIp(sw, dst), static_cast<uint16_t>(1000 + n))};
-  });
+  auto v = l2Flows();
   for (int round = 0; round < 2; ++round) {
     for (const auto& f : v) fabric.send(1, Ingress::fromPort(f.in_port), f.frame);
   }

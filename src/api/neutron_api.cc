@@ -208,6 +208,49 @@ HttpResponse unknownPath(const HttpRequest& req) {
   return errorResponse(Error(Errc::NotFound, "The resource could not be found.", "HTTPNotFound"));
 }
 
+HttpResponse noContent() {
+  HttpResponse out;
+  out.status = 204;
+  return out;
+}
+
+Json selectFields(const Json& view, const HttpRequest& req) {
+  std::vector<std::string> fields;
+  for (const auto& [k, v] : req.query) {
+    if (k == "fields") fields.push_back(v);
+  }
+  if (fields.empty()) return view;
+  Json only = Json::object();
+  for (const auto& f : fields) {
+    if (view.contains(f)) only[f] = view[f];
+  }
+  return only;
+}
+
+Result<void> checkOtherAttribute(const std::string& key, const Json& value, bool create,
+                                 std::initializer_list<std::string_view> read_only) {
+  if ((key == "project_id" || key == "tenant_id") && create) {
+    if (!value.is_string()) {
+      return model::invalidInput(key, "'" + value.dump() + "' is not a valid string");
+    }
+    return ok();
+  }
+  bool refused = key == "id" || key == "project_id" || key == "tenant_id";
+  for (auto r : read_only) refused |= key == r;
+  if (refused) {
+    return model::badRequest("Attribute '" + key + "' not allowed in " + (create ? "POST" : "PUT"));
+  }
+  return model::badRequest("Unrecognized attribute(s) '" + key + "'");
+}
+
+void putParent(Transaction& ctx, std::string_view collection, const std::string& id, Json doc,
+               store::Revision read) {
+  doc["revision_number"] = doc.value("revision_number", int64_t{0}) + 1;
+  doc["updated_at"] = ctx.now();
+  ctx.guard(collection, id, read);
+  ctx.put(collection, id, doc);
+}
+
 HttpResponse methodNotAllowed() {
   HttpResponse r =
       errorResponse(Error(Errc::InvalidArgument, "The method is not allowed for the requested URL.",

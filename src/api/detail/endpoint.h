@@ -7,7 +7,9 @@
 //
 // Thread-safety: the functions may be called from many threads at once.
 
+#include <initializer_list>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "api/kind.h"
@@ -35,6 +37,22 @@ HttpResponse methodNotAllowed();
 bool canChange(const Json& doc, const Caller& caller);
 // If-Match: revision_number=N (several may be given, comma-separated).
 Result<void> checkIfMatch(const HttpRequest& req, const Json& doc);
+// 204 No Content.
+HttpResponse noContent();
+// The fields a GET's ?fields= names, of `view` (all when it names none).
+Json selectFields(const Json& view, const HttpRequest& req);
+// Children kept in their parent's document (a router's conntrack helpers,
+// a QoS policy's rules, a floating IP's port forwardings): a body's
+// attribute that is none of the child's own. project_id and tenant_id pass
+// on create (the parent's project owns the child); read-only and unknown
+// ones are refused as Neutron words it.
+Result<void> checkOtherAttribute(const std::string& key, const Json& value, bool create,
+                                 std::initializer_list<std::string_view> read_only);
+// Writes a parent whose children changed: its revision and updated_at move,
+// guarded by the revision it was read at.
+void putParent(Transaction& ctx, std::string_view collection, const std::string& id, Json doc,
+               store::Revision read);
+
 // The visible, changeable document with this id, or the error to answer.
 Result<const state::Document*> target(const ResourceKind& kind, const std::string& id,
                                       Transaction& ctx, const HttpRequest& req, const char* verb);

@@ -110,13 +110,8 @@ Result<Json> checkedHelper(const HttpRequest& req, const Json& base, bool create
         return invalid("helper", "'" + v.get<std::string>() + "' exceeds maximum length of 64");
       }
       out["helper"] = v;
-    } else if ((key == "project_id" || key == "tenant_id") && create) {
-      if (!v.is_string()) return invalid(key, "'" + v.dump() + "' is not a valid string");
-    } else if (key == "id" || key == "project_id" || key == "tenant_id") {
-      return model::badRequest("Attribute '" + key + "' not allowed in " +
-                               (create ? "POST" : "PUT"));
-    } else {
-      return model::badRequest("Unrecognized attribute(s) '" + key + "'");
+    } else if (auto other = detail::checkOtherAttribute(key, v, create, {}); !other) {
+      return std::move(other).error();
     }
   }
   for (const char* required : {"protocol", "port", "helper"}) {
@@ -173,20 +168,11 @@ Result<void> checkUnique(const Json& helpers, const Json& wanted, const std::str
 }
 
 Json helperView(const Json& h, const HttpRequest& req) {
-  Json view = {{"id", h.value("id", "")},
-               {"protocol", h.value("protocol", "")},
-               {"port", h.value("port", 0)},
-               {"helper", h.value("helper", "")}};
-  std::vector<std::string> fields;
-  for (const auto& [k, v] : req.query) {
-    if (k == "fields") fields.push_back(v);
-  }
-  if (fields.empty()) return view;
-  Json only = Json::object();
-  for (const auto& f : fields) {
-    if (view.contains(f)) only[f] = view[f];
-  }
-  return only;
+  return detail::selectFields({{"id", h.value("id", "")},
+                               {"protocol", h.value("protocol", "")},
+                               {"port", h.value("port", 0)},
+                               {"helper", h.value("helper", "")}},
+                              req);
 }
 
 bool matchesFilters(const Json& h, const HttpRequest& req) {
@@ -275,18 +261,11 @@ HttpResponse serveConntrackHelpers(const ApiWriter& w, const ResourceKind& route
       result = *wanted;
     }
     doc["conntrack_helpers"] = std::move(helpers);
-    doc["revision_number"] = doc.value("revision_number", int64_t{0}) + 1;
-    doc["updated_at"] = ctx.now();
-    ctx.guard("routers", router_id, (*router)->mod_revision);
-    ctx.put("routers", router_id, doc);
+    putParent(ctx, "routers", router_id, std::move(doc), (*router)->mod_revision);
     return ok();
   });
   if (!r) return errorResponse(r.error());
-  if (remove) {
-    HttpResponse out;
-    out.status = 204;
-    return out;
-  }
+  if (remove) return noContent();
   HttpRequest plain;  // the answer to a write shows every field
   return json(create ? 201 : 200, {{"conntrack_helper", helperView(result, plain)}});
 }

@@ -118,13 +118,8 @@ Result<Json> checked(const HttpRequest& req, const Json& base, bool create) {
         return model::invalidInput(key, "'" + textOf(v) + "' is not a string of at most 255");
       }
       out[key] = v;
-    } else if ((key == "project_id" || key == "tenant_id") && create) {
-      // The floating IP's project owns its forwardings.
-    } else if (key == "id" || key == "project_id" || key == "tenant_id") {
-      return model::badRequest("Attribute '" + key + "' not allowed in " +
-                               (create ? "POST" : "PUT"));
-    } else {
-      return model::badRequest("Unrecognized attribute(s) '" + key + "'");
+    } else if (auto other = detail::checkOtherAttribute(key, v, create, {}); !other) {
+      return std::move(other).error();
     }
   }
   for (const char* required : {"internal_port_id", "internal_ip_address", "protocol"}) {
@@ -394,18 +389,11 @@ HttpResponse serveFloatingIpPortForwardings(const ApiWriter& w, const ResourceKi
       doc["status"] = "DOWN";
     }
     doc["port_forwardings"] = std::move(list);
-    doc["revision_number"] = doc.value("revision_number", int64_t{0}) + 1;
-    doc["updated_at"] = ctx.now();
-    ctx.guard("floatingips", fip_id, f->mod_revision);
-    ctx.put("floatingips", fip_id, doc);
+    putParent(ctx, "floatingips", fip_id, std::move(doc), f->mod_revision);
     return ok();
   });
   if (!r) return errorResponse(r.error());
-  if (remove) {
-    HttpResponse out;
-    out.status = 204;
-    return out;
-  }
+  if (remove) return noContent();
   return json(create ? 201 : 200, {{"port_forwarding", view(result)}});
 }
 

@@ -181,14 +181,10 @@ Result<Json> checkedRule(const RuleType& type, const HttpRequest& req, const Jso
       auto v = checkedParam(*param, it.value());
       if (!v) return std::move(v).error();
       out[key] = std::move(*v);
-    } else if ((key == "project_id" || key == "tenant_id") && create) {
-      // Neutron accepts and ignores them: the policy's project owns its rules.
-    } else if (key == "id" || key == "qos_policy_id" || key == "project_id" || key == "tenant_id" ||
-               key == "type") {
-      return model::badRequest("Attribute '" + key + "' not allowed in " +
-                               (create ? "POST" : "PUT"));
-    } else {
-      return model::badRequest("Unrecognized attribute(s) '" + key + "'");
+    } else if (auto other =
+                   detail::checkOtherAttribute(key, it.value(), create, {"qos_policy_id", "type"});
+               !other) {
+      return std::move(other).error();
     }
   }
   for (const auto& p : type.params) {
@@ -273,16 +269,7 @@ Result<void> checkRuleConflicts(const RuleType& type, const Json& rules, const J
 Json ruleView(const RuleType& type, const Json& rule, const HttpRequest& req) {
   Json view = {{"id", rule.value("id", "")}};
   for (const auto& p : type.params) view[std::string(p.name)] = model::memberAt(rule, p.name);
-  std::vector<std::string> fields;
-  for (const auto& [k, v] : req.query) {
-    if (k == "fields") fields.push_back(v);
-  }
-  if (fields.empty()) return view;
-  Json only = Json::object();
-  for (const auto& f : fields) {
-    if (view.contains(f)) only[f] = view[f];
-  }
-  return only;
+  return detail::selectFields(view, req);
 }
 
 bool matchesFilters(const Json& rule, const HttpRequest& req) {
@@ -596,18 +583,11 @@ HttpResponse serveQosRules(const ApiWriter& w, const ResourceKind& policies,
       result = *wanted;
     }
     doc["rules"] = std::move(rules);
-    doc["revision_number"] = doc.value("revision_number", int64_t{0}) + 1;
-    doc["updated_at"] = ctx.now();
-    ctx.guard("qos-policies", policy_id, p->mod_revision);
-    ctx.put("qos-policies", policy_id, doc);
+    putParent(ctx, "qos-policies", policy_id, std::move(doc), p->mod_revision);
     return ok();
   });
   if (!r) return errorResponse(r.error());
-  if (remove) {
-    HttpResponse out;
-    out.status = 204;
-    return out;
-  }
+  if (remove) return noContent();
   HttpRequest plain;  // the answer to a write shows every field
   return json(create ? 201 : 200, {{std::string(type->member), ruleView(*type, result, plain)}});
 }
