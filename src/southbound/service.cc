@@ -581,7 +581,7 @@ grpc::Status SouthboundService::GetInstance(grpc::ServerContext* context,
 
 Result<void> SouthboundService::setPortStatus(const std::string& host, const std::string& port_id,
                                               bool up) {
-  return updatePort(state_, {}, port_id, [&](Json& doc) {
+  auto r = updatePort(state_, {}, port_id, [&](Json& doc) {
     std::string bound = stringAt(doc, "binding:host_id");
     if (!bound.empty() && bound != host) return false;  // another host's port
     bool changed = false;
@@ -598,6 +598,32 @@ Result<void> SouthboundService::setPortStatus(const std::string& host, const std
     }
     return changed;
   });
+  if (!r) return r;
+  // A trunk's subports have no interface of their own: they are up when
+  // their parent is.
+  auto subports = state_.read([&](const state::Tables& t) {
+    std::vector<std::string> out;
+    for (const auto& trunk : t.lookup("trunks.port", port_id)) {
+      const Json* d = docOf(t, "trunks", trunk);
+      if (d == nullptr) continue;
+      for (const auto& s : d->value("sub_ports", Json::array())) {
+        if (s.is_object()) out.push_back(stringAt(s, "port_id"));
+      }
+    }
+    return out;
+  });
+  for (const auto& id : subports) {
+    auto s = updatePort(state_, {}, id, [&](Json& doc) {
+      std::string status = up ? "ACTIVE" : "DOWN";
+      if (stringAt(doc, "binding:host_id") != host || stringAt(doc, "status") == status) {
+        return false;
+      }
+      doc["status"] = status;
+      return true;
+    });
+    if (!s && s.error().code() != Errc::NotFound) return s;
+  }
+  return ok();
 }
 
 // What the host carried through load balancers' listeners, for Octavia's

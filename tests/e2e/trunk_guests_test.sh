@@ -10,8 +10,8 @@
 # - a subport added with `openstack network trunk set` works at once, and
 #   one removed with `trunk unset` stops at once: its frames are dropped as
 #   trunk_vlan_unknown, as is a VLAN that no subport has;
-# - the client shows the trunk ACTIVE with its subports, and the parent's
-#   trunk_details;
+# - the client shows the trunk and its subport ACTIVE, the trunk's
+#   subports, and the parent's trunk_details;
 # - Neutron's errors: a VLAN used twice, a subport already in the trunk.
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$1
@@ -80,6 +80,9 @@ for vm in tg r1 b1; do wait_console "$vm" GUEST-COMMANDS-READY 60; done
 trunk_status() { as alice demo network trunk show trunk1 -f value -c status; }
 active() { [ "$(trunk_status)" = ACTIVE ]; }
 retry 30 active || fail "trunk1 is $(trunk_status), not ACTIVE with its parent's guest up"
+sub_status() { as alice demo port show sub-red -f value -c status; }
+sub_active() { [ "$(sub_status)" = ACTIVE ]; }
+retry 30 sub_active || fail "sub-red is $(sub_status), not ACTIVE with its parent"
 
 reaches() { guest_exec tg 40 "ping -c 2 -W 2 -I $1 $2" >/dev/null; }
 reaches eth0.101 "${ip_of[r1]}" || fail "tg cannot reach r1 (red) over VLAN 101"

@@ -11,7 +11,8 @@
 // The southbound carries each parent's subports and each subport's parent
 // and VLAN; the datapath takes a tagged frame from the parent's interface as
 // the subport's, and what goes to the subport out of the parent's interface
-// with its tag (docs/DATAPATH.md, "Trunks").
+// with its tag (docs/DATAPATH.md, "Trunks"). A subport's status follows its
+// parent's.
 
 #include <algorithm>
 #include <set>
@@ -186,10 +187,13 @@ void bindSubport(Transaction& ctx, const std::string& id, const Json* trunk, con
     doc["binding:host_id"] = model::memberAt(parent, "binding:host_id");
     doc["device_owner"] = kOwnerSubport;
     doc["device_id"] = trunk->value("id", "");
+    // Up with its parent (the parent's host says so for both).
+    doc["status"] = parent.value("status", "DOWN");
   } else {
     doc["binding:host_id"] = "";
     doc["device_owner"] = "";
     doc["device_id"] = "";
+    doc["status"] = "DOWN";
   }
   putPort(ctx, id, std::move(doc));
 }
