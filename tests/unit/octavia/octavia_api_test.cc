@@ -103,15 +103,15 @@ TEST_F(OctaviaApiTest, ALoadBalancerGetsItsVipPortAndIsActive) {
   ASSERT_EQ(shown.status, 200);
   EXPECT_EQ(shown.body["loadbalancer"]["provisioning_status"], "ACTIVE");
   EXPECT_EQ(shown.body["loadbalancer"]["operating_status"], "ONLINE");
-  // A chosen address; one that is taken.
-  auto chosen =
-      lb("POST", "/v2/lbaas/loadbalancers",
-         {{"loadbalancer", {{"vip_network_id", network_}, {"vip_address", "10.0.0.77"}}}});
+  // A chosen address (not the one the first took at random); one that is taken.
+  const std::string wanted = address == "10.0.0.77" ? "10.0.0.78" : "10.0.0.77";
+  auto chosen = lb("POST", "/v2/lbaas/loadbalancers",
+                   {{"loadbalancer", {{"vip_network_id", network_}, {"vip_address", wanted}}}});
   ASSERT_EQ(chosen.status, 201) << chosen.body.dump();
-  EXPECT_EQ(chosen.body["loadbalancer"]["vip_address"], "10.0.0.77");
+  EXPECT_EQ(chosen.body["loadbalancer"]["vip_address"], wanted);
   EXPECT_EQ(chosen.body["loadbalancer"]["vip_subnet_id"], subnet_);
   auto taken = lb("POST", "/v2/lbaas/loadbalancers",
-                  {{"loadbalancer", {{"vip_subnet_id", subnet_}, {"vip_address", "10.0.0.77"}}}});
+                  {{"loadbalancer", {{"vip_subnet_id", subnet_}, {"vip_address", wanted}}}});
   expectFault(taken, 409);
 }
 
