@@ -477,7 +477,6 @@ uint16_t Datapath::zoneOf(uint32_t port) {
 Policer& Datapath::policerFor(const simulator::Action& a) {
   auto& p = policers_[uint64_t{a.port} << 1 | (a.source_side ? 1 : 0)];
   if (p == nullptr) p = shared_->policer(a.port, a.source_side);
-  if (!p->configuredAs(a.limit_kbps, a.burst_kbits)) p->configure(a.limit_kbps, a.burst_kbits);
   return *p;
 }
 
@@ -1077,7 +1076,7 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
           const uint64_t segments = (payload + segment_size_ - 1) / segment_size_;
           if (segments > 1) wire += (segments - 1) * p.payload_offset;
         }
-        if (!policerFor(a).admit(wire, clock_.now())) {
+        if (!policerFor(a).admit(wire, clock_.now(), a.limit_kbps, a.burst_kbits)) {
           return fail(DropReason::QosBandwidthLimit);
         }
         break;

@@ -439,8 +439,7 @@ class Datapath {
   void drop(DropReason why, Trace* trace, uint32_t port = 0);
   // The shared zone of a port, remembered here.
   uint16_t zoneOf(uint32_t port);
-  // The bucket a Police action counts against, remembered here, with the
-  // action's limit.
+  // The bucket a Police action counts against, remembered here.
   Policer& policerFor(const simulator::Action& a);
   uint16_t lbZone(const simulator::Context& ctx, uint32_t router);
   uint32_t groupSetId(const simulator::Sender& sender);

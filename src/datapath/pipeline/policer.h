@@ -13,6 +13,7 @@
 //   Policer p;
 //   p.configure(10'000, 0);                 // 10 Mbit/s
 //   if (!p.admit(frame_bytes, now)) drop(); // over the limit
+//   p.admit(frame_bytes, now, 20'000, 0);   // the limit changed: taken first
 //
 // Thread-safety: every member function from any thread (the workers of a
 // host share a port's bucket).
@@ -31,7 +32,24 @@ class Policer {
   // Changes the limit; the tokens held stay (within the new burst).
   void configure(uint64_t kbps, uint64_t burst_kbits) {
     MaybeLock<SpinLock> lock(mu_, true);
-    if (kbps == kbps_ && burst_kbits == burst_kbits_) return;
+    setLimit(kbps, burst_kbits);
+  }
+
+  // Whether `bytes` sent at `now` are within the limit (they are then
+  // counted against it); with a limit, that one (changed first if it
+  // differs: one lock per packet either way).
+  bool admit(uint64_t bytes, SteadyTime now, uint64_t kbps, uint64_t burst_kbits) {
+    MaybeLock<SpinLock> lock(mu_, true);
+    if (kbps != kbps_ || burst_kbits != burst_kbits_) setLimit(kbps, burst_kbits);
+    return take(bytes, now);
+  }
+  bool admit(uint64_t bytes, SteadyTime now) {
+    MaybeLock<SpinLock> lock(mu_, true);
+    return take(bytes, now);
+  }
+
+ private:
+  void setLimit(uint64_t kbps, uint64_t burst_kbits) CANOPY_REQUIRES(mu_) {
     kbps_ = kbps;
     burst_kbits_ = burst_kbits;
     bytes_per_ns_ = static_cast<double>(kbps) * 1000.0 / 8.0 / 1e9;
@@ -39,15 +57,8 @@ class Policer {
     burst_bytes_ = static_cast<double>(burst) * 1000.0 / 8.0;
     tokens_ = std::min(tokens_, burst_bytes_);
   }
-  bool configuredAs(uint64_t kbps, uint64_t burst_kbits) const {
-    MaybeLock<SpinLock> lock(mu_, true);
-    return kbps == kbps_ && burst_kbits == burst_kbits_;
-  }
 
-  // Whether `bytes` sent at `now` are within the limit (they are then
-  // counted against it).
-  bool admit(uint64_t bytes, SteadyTime now) {
-    MaybeLock<SpinLock> lock(mu_, true);
+  bool take(uint64_t bytes, SteadyTime now) CANOPY_REQUIRES(mu_) {
     if (!started_) {
       started_ = true;
       last_ = now;
@@ -63,7 +74,6 @@ class Policer {
     return true;
   }
 
- private:
   mutable SpinLock mu_;
   uint64_t kbps_ CANOPY_GUARDED_BY(mu_) = 0;
   uint64_t burst_kbits_ CANOPY_GUARDED_BY(mu_) = 0;
