@@ -188,8 +188,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                                 {"POST", "routers", "/conntrack_helpers"},
                                                 {"PUT", "routers", "/conntrack_helpers/"},
                                                 {"POST", "local-ips", "/port_associations"},
-          {"POST", "ports", "/bindings"},
-          {"PUT", "ports", "/bindings/compute-1"}};
+                                                {"POST", "ports", "/bindings"},
+                                                {"PUT", "ports", "/bindings/compute-1"}};
       const auto& action = kActions[(who >> 2) % std::size(kActions)];
       method = action[0];
       path = std::string("/v2.0/") + action[1] + "/" + g_world->ids[action[1]] + action[2];

@@ -469,8 +469,8 @@ TEST_F(CompatTest, TenantNetworksCanBeVlans) {
   boot(std::move(config));
   auto a = call("POST", "/v2.0/networks", R"({"network": {"name": "t"}})");
   ASSERT_EQ(a.status, 201) << a.body.dump();
-  auto shown = call("GET", "/v2.0/networks/" + a.body["network"]["id"].get<std::string>(), "",
-                    kAdmin);
+  auto shown =
+      call("GET", "/v2.0/networks/" + a.body["network"]["id"].get<std::string>(), "", kAdmin);
   EXPECT_EQ(shown.body["network"]["provider:network_type"], "vlan");
   EXPECT_EQ(shown.body["network"]["provider:physical_network"], "physnet1");
   EXPECT_EQ(shown.body["network"]["provider:segmentation_id"], 200);

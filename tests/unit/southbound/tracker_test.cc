@@ -383,8 +383,8 @@ TEST_F(TrackerTest, IncrementalViewsEqualFullRecomputation) {
       std::string port = pick(rng, ports);
       if (rng() % 2 == 0) {
         // A new port, before (or after) it gets its key.
-        auto p = call("POST", "/v2.0/ports",
-                      R"({"port": {"network_id": ")" + pick(rng, nets) + "\"}}");
+        auto p =
+            call("POST", "/v2.0/ports", R"({"port": {"network_id": ")" + pick(rng, nets) + "\"}}");
         port = model::stringAt(p.body["port"], "id");
         if (!port.empty()) ports.push_back(port);
       }
