@@ -13,7 +13,7 @@ packages=(
   libyaml-cpp-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libssl-dev
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev python3 curl python3-openstackclient python3-octaviaclient
+  libgtest-dev libgmock-dev libbenchmark-dev python3 curl python3-openstackclient python3-octaviaclient python3-neutronclient
   python3-keystone
   # compatibility: tempest's Neutron suites against Keystone (tests/compat)
   tempest neutron-tempest-plugin subunit postgresql python3-psycopg2 uwsgi uwsgi-plugin-python3

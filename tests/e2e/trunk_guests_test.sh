@@ -19,6 +19,8 @@ source "$here/lib.sh"
 source "$here/netns.sh"
 source "$here/guest.sh"
 command -v openstack >/dev/null || fail "the openstack client is not installed (scripts/install-deps.sh)"
+openstack network trunk --help >/dev/null 2>&1 ||
+  fail "python3-neutronclient (openstack network trunk) is not installed (scripts/install-deps.sh)"
 
 builtin_identity "$work/identity.json"
 start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen 127.0.0.1:0 \
