@@ -40,10 +40,12 @@ build() {
   cmake --preset "$1" -DCANOPY_WERROR=ON >/dev/null && cmake --build --preset "$1" -j "$jobs"
 }
 
-stage build dev && stage ctest --preset dev
+# Tests run $jobs at a time; those that boot QEMU guests one at a time
+# (RESOURCE_LOCK qemu), the Nova stack and tempest alone (RUN_SERIAL).
+stage build dev && stage ctest --preset dev -j "$jobs"
 stage build asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  stage ctest --preset asan
-stage build fuzz && CANOPY_FUZZ_SECONDS=${CANOPY_FUZZ_SECONDS:-20} stage ctest --preset fuzz
+  stage ctest --preset asan -j "$jobs"
+stage build fuzz && CANOPY_FUZZ_SECONDS=${CANOPY_FUZZ_SECONDS:-20} stage ctest --preset fuzz -j "$jobs"
 
 echo
 if [ "$status" -eq 0 ]; then echo "scripts/test.sh: all stages passed"; else echo "scripts/test.sh: FAILED"; fi

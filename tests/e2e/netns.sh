@@ -8,8 +8,20 @@
 tag="cn$$"  # a prefix unique to this test run
 namespaces=()
 agent_pids=()
+agent_names=()
 
 netns_cleanup() {
+  local rc=$?
+  # A failed test shows what each agent dropped, and why.
+  if [ "$rc" -ne 0 ]; then
+    for name in $(printf '%s\n' "${agent_names[@]}" | sort -u); do
+      "$bin/canopy-agent" --run-dir "$work/$name" status 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin)["datapath"]["drops"]
+print("agent " + sys.argv[1] + " drops: " + (", ".join(f"{k} {v}" for k, v in sorted(d.items()) if v) or "none"))
+' "$name" >&2 || true
+    done
+  fi
   for pid in "${agent_pids[@]}"; do
     if kill -0 "$pid" 2>/dev/null; then kill "$pid"; wait "$pid" 2>/dev/null || true; fi
   done
@@ -131,6 +143,7 @@ start_agent() {
     --workers "${CANOPY_AGENT_WORKERS:-1}" "$@" \
     >"$work/$name/agent.log" 2>&1 &
   agent_pids+=("$!")
+  agent_names+=("$name")
   for _ in $(seq 1 100); do
     [ -S "$work/$name/agent.sock" ] && return 0
     sleep 0.1
