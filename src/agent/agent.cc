@@ -90,6 +90,9 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
   }
   for (auto& w : a->workers_) w->start();
   if (c.metadata.enabled) a->metadata_ready_ = a->startMetadata();
+  // Forwarding resumes on the last view (and the connection state it
+  // adopts) before the server is reached.
+  a->restoreView();
   // Bindings of an earlier run come back (and are reported up again).
   if (!c.bindings_file.empty()) {
     std::ifstream in(c.bindings_file);
@@ -137,6 +140,99 @@ void Agent::stop() {
   if (southbound_) southbound_->stop();
   if (control_.joinable()) control_.join();
   for (auto& w : workers_) w->stop();
+  saveView();  // the next process starts from it
+}
+
+std::shared_ptr<datapath::persist::StateFile> Agent::stateFileFor(uint32_t host_key) {
+  if (config_.state_file.empty() || host_key == 0) return nullptr;
+  if (state_file_tried_) {
+    // The file is the first host key's; a host given a new key (deleted
+    // and registered again) starts without one.
+    if (state_file_ != nullptr) {
+      spdlog::warn("agent: this host's key changed; its connection state is no longer kept");
+      state_file_.reset();
+    }
+    return nullptr;
+  }
+  state_file_tried_ = true;
+  datapath::conntrack::Limits conntrack;
+  // Room for every table at its limit: the file is sparse, only what is
+  // used takes memory.
+  size_t slots = conntrack.max_connections + (1 << 18) * 2 + (1 << 16) * 2;
+  auto file =
+      datapath::persist::StateFile::open(config_.state_file, {.owner = host_key, .slots = slots});
+  if (!file) {
+    spdlog::warn("agent: connection state not kept across restarts: {}", file.error().message());
+    return nullptr;
+  }
+  state_file_ = std::move(*file);
+  return state_file_;
+}
+
+void Agent::saveView() {
+  if (config_.view_file.empty()) return;
+  MutexLock saving(save_mu_);
+  std::shared_ptr<const HostView> view;
+  uint64_t version = 0;
+  {
+    MutexLock lock(mu_);
+    if (view_saved_ || latest_view_ == nullptr) return;
+    view = latest_view_;
+    version = latest_version_;
+    view_saved_ = true;
+  }
+  pb::SavedView saved;
+  saved.set_host_name(config_.host_name);
+  *saved.mutable_view() = southbound::toSnapshot(*view, version);
+  // Whole or not at all: a new file, then renamed over the old one.
+  const std::string tmp = config_.view_file + ".new";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out || !saved.SerializeToOstream(&out) || !out.flush()) {
+      spdlog::warn("agent: cannot save the view to {}", tmp);
+      return;
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, config_.view_file, ec);
+  if (ec) spdlog::warn("agent: cannot save the view to {}: {}", config_.view_file, ec.message());
+}
+
+bool Agent::restoreView() {
+  if (config_.view_file.empty()) return false;
+  std::ifstream in(config_.view_file, std::ios::binary);
+  if (!in) return false;
+  pb::SavedView saved;
+  if (!saved.ParseFromIstream(&in)) {
+    spdlog::warn("agent: saved view {} does not parse; waiting for the server's",
+                 config_.view_file);
+    return false;
+  }
+  if (saved.host_name() != config_.host_name) {
+    spdlog::warn("agent: saved view {} is host '{}''s, not this one's; waiting for the server's",
+                 config_.view_file, saved.host_name());
+    return false;
+  }
+  HostView view;
+  uint64_t version = saved.view().version();
+  if (auto r = southbound::apply(view, saved.view()); !r || version == 0) {
+    spdlog::warn("agent: saved view {} does not apply ({}); waiting for the server's",
+                 config_.view_file, r ? "no version" : r.error().message());
+    return false;
+  }
+  if (auto r = applyView(view, version); !r) {
+    spdlog::warn("agent: saved view {} refused: {}; waiting for the server's", config_.view_file,
+                 r.error().message());
+    return false;
+  }
+  {
+    MutexLock lock(mu_);
+    view_saved_ = true;  // it is what the file holds
+  }
+  if (southbound_) southbound_->resume(view, version);
+  spdlog::info("agent: forwarding on the saved view (version {}, {} objects) until the server's",
+               version, view.objects());
+  return true;
 }
 
 bool Agent::startMetadata() {
@@ -224,9 +320,21 @@ Result<void> Agent::applyView(const HostView& view, uint64_t version) {
     c.security_group_log = config_.log_limits;
     here = host_key;
     if (shared_ == nullptr || host_key != host_key_) {
-      shared_ = std::make_shared<datapath::pipeline::SharedState>(clock_, c, workers_.size());
+      shared_ = std::make_shared<datapath::pipeline::SharedState>(clock_, c, workers_.size(),
+                                                                  stateFileFor(host_key));
       host_key_ = host_key;
+      if (const auto* file = shared_->stateFile(); file != nullptr) {
+        const auto& a = shared_->adopted();
+        spdlog::info(
+            "agent: state file {}: adopted {} connections, {} SNAT mappings, {} load-balanced "
+            "connections, {} local-IP translations, {} zones, {} neighbours ({} records not read)",
+            file->path(), a.connections, a.snat, a.lb, a.local_ip, a.zones, a.neighbors,
+            a.unreadable);
+      }
     }
+    latest_view_ = std::make_shared<const HostView>(view);
+    latest_version_ = version;
+    view_saved_ = false;
     plan_.store(std::make_shared<const WorkerPlan>(WorkerPlan{
         .generation = ++plan_generation_, .topology = topology, .shared = shared_, .config = c}));
     port_keys_.clear();
@@ -525,12 +633,29 @@ Json Agent::status() const {
   for (const auto& w : workers_) stats.push_back(w->stats());
   size_t connections = 0;
   uint64_t logged = 0, suppressed = 0;
+  Json state = nullptr;
   {
     MutexLock lock(mu_);
     if (shared_ != nullptr) {
       connections = shared_->conntrack().size();
       logged = shared_->securityGroupLogWritten();
       suppressed = shared_->securityGroupLogSuppressed();
+      if (const auto* file = shared_->stateFile(); file != nullptr) {
+        const auto& a = shared_->adopted();
+        state = {{"file", file->path()},
+                 {"records", file->used()},
+                 {"capacity", file->capacity()},
+                 {"full", file->full()},
+                 {"adopted",
+                  {{"connections", a.connections},
+                   {"snat", a.snat},
+                   {"load_balancer", a.lb},
+                   {"local_ip", a.local_ip},
+                   {"zones", a.zones},
+                   {"neighbors", a.neighbors},
+                   {"unreadable", a.unreadable}}}};
+        if (!file->setAside().empty()) state["set_aside"] = file->setAside();
+      }
     }
   }
   Json out = {{"host", config_.host_name},
@@ -543,6 +668,7 @@ Json Agent::status() const {
   out["datapath"] = renderDatapathStatus(sumStats(stats), connections, meterIds(plan_.load()));
   out["datapath"]["security_group_log"] = {
       {"file", config_.security_group_log}, {"written", logged}, {"suppressed", suppressed}};
+  out["datapath"]["state"] = state;
   if (metadata_ready_) out["metadata"] = metadata_handler_->statusJson();
   if (health_ != nullptr) out["health_checks"] = health_->statusJson();
   return out;
@@ -677,6 +803,7 @@ void Agent::writeSecurityGroupLog() {
 
 void Agent::tick(uint64_t ticks) {
   writeSecurityGroupLog();
+  saveView();
   std::vector<WorkerStats> stats;
   for (const auto& w : workers_) stats.push_back(w->stats());
   std::vector<std::string> gone;

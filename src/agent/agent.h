@@ -57,6 +57,12 @@ struct AgentConfig {
   uint16_t vxlan_port = 4789;
   // Where the bindings are kept across restarts ("": not kept).
   std::string bindings_file{};
+  // Hitless restarts: the connection state (conntrack, SNAT, load
+  // balancers' pins, local IPs) kept in shared memory in this file
+  // (datapath/persist/state_file.h), and the last view in `view_file`, both
+  // adopted by the agent's next process ("": not kept).
+  std::string state_file{};
+  std::string view_file{};
   // Security-group logging: the file its records are appended to ("": the
   // agent's own log only), and their limits.
   std::string security_group_log{};
@@ -153,6 +159,14 @@ class Agent {
   // bound yet; detaches the automatic bindings of ports that left.
   void autoBind();
   void saveBindings() const CANOPY_REQUIRES(mu_);
+  // Writes the last view to config_.view_file if it changed since.
+  void saveView();
+  // The view an earlier process saved, applied; the southbound resumes from
+  // it. False (logged) if there is none to use.
+  bool restoreView();
+  // The state file for the host `host_key`'s shared state (null: none).
+  std::shared_ptr<datapath::persist::StateFile> stateFileFor(uint32_t host_key)
+      CANOPY_REQUIRES(mu_);
 
   const Clock& clock_;
   const AgentConfig config_;
@@ -190,6 +204,14 @@ class Agent {
   uint32_t host_key_ CANOPY_GUARDED_BY(mu_) = 0;
   std::shared_ptr<datapath::pipeline::SharedState> shared_ CANOPY_GUARDED_BY(mu_);
   std::set<std::pair<IpAddress, datapath::packet::MacAddress>> announced_ CANOPY_GUARDED_BY(mu_);
+  // The state file, once opened (for the first host key the view gave).
+  std::shared_ptr<datapath::persist::StateFile> state_file_ CANOPY_GUARDED_BY(mu_);
+  bool state_file_tried_ CANOPY_GUARDED_BY(mu_) = false;
+  // The last view applied, for saveView().
+  std::shared_ptr<const HostView> latest_view_ CANOPY_GUARDED_BY(mu_);
+  uint64_t latest_version_ CANOPY_GUARDED_BY(mu_) = 0;
+  bool view_saved_ CANOPY_GUARDED_BY(mu_) = true;
+  Mutex save_mu_;  // one saveView() at a time
 };
 
 }  // namespace canopy::agent

@@ -186,6 +186,8 @@ int main(int argc, char** argv) {
   canopy::agent::AgentConfig config;
   config.host_name = host_name;
   config.bindings_file = run_dir + "/bindings.json";
+  config.state_file = run_dir + "/connections.state";
+  config.view_file = run_dir + "/view.pb";
   config.security_group_log =
       security_group_log.empty() ? run_dir + "/security-groups.log" : security_group_log;
   config.log_limits.rate = log_rate;

@@ -62,6 +62,11 @@ void SouthboundClient::reportPort(const std::string& port_id, bool up) {
   flushReports();
 }
 
+void SouthboundClient::resume(const HostView& view, uint64_t version) {
+  view_ = view;
+  applied_version_ = version;
+}
+
 void SouthboundClient::reportMemberHealth(const std::string& member_id, bool up) {
   MutexLock lock(mu_);
   member_health_[member_id] = up;

@@ -59,6 +59,9 @@ class SouthboundClient {
   SouthboundClient(Options options, OnView on_view);
   ~SouthboundClient();
 
+  // Before start(): the view an earlier process of this agent held (from
+  // its saved view), so that the first stream resumes from `version`.
+  void resume(const HostView& view, uint64_t version);
   void start();
   void stop();
   void reportPort(const std::string& port_id, bool up);

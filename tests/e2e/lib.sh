@@ -1,5 +1,5 @@
 # Helpers for end-to-end tests: source it. Each test gets a work dir removed
-# on exit and may start canopy-server processes that are stopped on exit.
+# on exit (kept with CANOPY_E2E_KEEP=1) and may start canopy-server processes that are stopped on exit.
 set -euo pipefail
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/canopy-e2e-XXXXXX")
@@ -8,7 +8,8 @@ cleanup() {
   for pid in "${server_pids[@]}"; do
     if kill -0 "$pid" 2>/dev/null; then kill "$pid"; wait "$pid" 2>/dev/null || true; fi
   done
-  rm -rf "$work"
+  # CANOPY_E2E_KEEP=1 keeps the work dir (logs, state) for a look after.
+  if [ -n "${CANOPY_E2E_KEEP:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 

@@ -9,6 +9,7 @@ tag="cn$$"  # a prefix unique to this test run
 namespaces=()
 agent_pids=()
 agent_names=()
+declare -A agent_pid_of agent_args_of
 
 netns_cleanup() {
   local rc=$?
@@ -141,14 +142,31 @@ start_agent() {
   ip netns exec "$ns" "$bin/canopy-agent" --host-name "$name" --tunnel-ip "$address" \
     --server "${agent_server:-unix:$work/southbound-0.sock}" --run-dir "$work/$name" \
     --workers "${CANOPY_AGENT_WORKERS:-1}" "$@" \
-    >"$work/$name/agent.log" 2>&1 &
+    >>"$work/$name/agent.log" 2>&1 &
   agent_pids+=("$!")
   agent_names+=("$name")
-  for _ in $(seq 1 100); do
+  agent_pid_of[$name]=$!
+  agent_args_of[$name]="$address $*"
+  for _ in $(seq 1 500); do
     [ -S "$work/$name/agent.sock" ] && return 0
-    sleep 0.1
+    sleep 0.02
   done
   fail "agent $name did not start: $(cat "$work/$name/agent.log")"
+}
+
+# restart_agent NAME SIGNAL: stops host NAME's agent with SIGNAL (KILL,
+# TERM) and starts it again with the same arguments and run directory; sets
+# $restart_ms to the time from the signal until the new agent serves its
+# local API.
+restart_agent() {
+  local name=$1 signal=$2 pid=${agent_pid_of[$1]} began
+  began=$(date +%s%N)
+  kill "-$signal" "$pid"
+  wait "$pid" 2>/dev/null || true
+  rm -f "$work/$name/agent.sock"  # a killed agent leaves it behind
+  # shellcheck disable=SC2086  # the saved arguments, split as given
+  start_agent "$name" ${agent_args_of[$name]}
+  restart_ms=$((($(date +%s%N) - began) / 1000000))
 }
 
 # Guests keep the offloads a virtio guest has (TSO, GSO, tx checksum): what

@@ -189,6 +189,71 @@ void ConnTrack::erase(Shard& shard, ConnEntry& e) noexcept {
   shard.table.erase(original.reversed());
   shard.table.erase(original);
   connections_.fetch_sub(1, std::memory_order_relaxed);
+  if (file_ != nullptr) file_->release(e.slot);
+}
+
+namespace {
+
+// A connection as the state file keeps it (version 1).
+struct ConnRecord {
+  ConnKey original;
+  int64_t expires_ns = 0;  // steady clock (the same for every process of a boot)
+  uint8_t tcp = 0;
+  uint8_t flags = 0;
+  uint8_t reserved[6] = {};
+};
+static_assert(std::is_trivially_copyable_v<ConnRecord> && sizeof(ConnRecord) == 56);
+constexpr uint8_t kConnRecordVersion = 1;
+
+}  // namespace
+
+void ConnTrack::persist(const ConnEntry& c) noexcept {
+  ConnRecord r;
+  r.original = c.original;
+  r.expires_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(c.expires.time_since_epoch()).count();
+  r.tcp = static_cast<uint8_t>(c.tcp);
+  r.flags = c.flags;
+  file_->write(c.slot, persist::RecordKind::Connection, kConnRecordVersion, r);
+}
+
+bool ConnTrack::adopt(const persist::Record& record) noexcept {
+  ConnRecord r;
+  if (record.kind != persist::RecordKind::Connection || record.version != kConnRecordVersion ||
+      !record.as(r)) {
+    return false;
+  }
+  const ConnKey& k = r.original;
+  // Bytes from a file: checked as any input.
+  if ((k.family != 4 && k.family != 6) || r.tcp > static_cast<uint8_t>(TcpState::Closed) ||
+      (r.flags & ~(ConnEntry::kReplied | ConnEntry::kFinSeen | ConnEntry::kFinSeen << 1)) != 0) {
+    return false;
+  }
+  const SteadyTime now = clock_.now();
+  const SteadyTime expires{
+      std::chrono::duration_cast<SteadyTime::duration>(std::chrono::nanoseconds(r.expires_ns))};
+  Shard& shard = shards_[shardOf(k)];
+  MaybeLock lock(shard.mu, limits_.shared);
+  if (expires <= now || size() >= limits_.max_connections || live(shard, k, now) != nullptr ||
+      live(shard, k.reversed(), now) != nullptr) {
+    if (file_ != nullptr) file_->release(record.slot);  // over, or there already
+    return true;
+  }
+  auto e = std::make_shared<ConnEntry>();
+  ConnEntry& c = *e;
+  c.original = k;
+  c.slot = record.slot;
+  {
+    MaybeLock entry(c.lock, limits_.shared);
+    c.tcp = static_cast<TcpState>(r.tcp);
+    c.flags = r.flags;
+    c.expires = expires;
+    // next_seq unknown (0): learned again from the next segments.
+  }
+  shard.table[k] = e;
+  shard.table[k.reversed()] = std::move(e);
+  connections_.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 std::optional<Connection> ConnTrack::find(const ConnKey& key) const noexcept {
@@ -201,8 +266,8 @@ std::optional<Connection> ConnTrack::find(const ConnKey& key) const noexcept {
   if (clock_.now() >= e.expires) return std::nullopt;
   return Connection{.original = e.original,
                     .tcp = e.tcp,
-                    .replied = e.replied,
-                    .fin_seen = {e.fin_seen[0], e.fin_seen[1]},
+                    .replied = e.replied(),
+                    .fin_seen = {e.finSeen(0), e.finSeen(1)},
                     .next_seq = {e.next_seq[0], e.next_seq[1]},
                     .expires = e.expires};
 }
@@ -212,17 +277,24 @@ inline Lookup ConnTrack::established(ConnEntry& c, const ConnKey& k, const packe
   Lookup out;
   out.reply = !(c.original == k);
   out.state = CtState::Established;
+  const TcpState tcp = c.tcp;
+  const uint8_t flags = c.flags;
+  const SteadyTime expires = c.expires;
   const Timeouts& t = limits_.timeouts;
   if (k.protocol == kTcp) {
     // A later fragment has no TCP header to follow the connection by.
     if (p.key.ip_frag != packet::Fragment::Later) advanceTcp(c, p, frame, out.reply, now, out);
-    return out;
-  }
-  if (out.reply && !c.replied) c.replied = true;
-  if (k.protocol == kIcmp || k.protocol == kIcmpv6) {
-    expireAt(c, now + t.icmp);
   } else {
-    expireAt(c, now + (c.replied ? t.udp_replied : t.udp_unreplied));
+    if (out.reply) c.flags |= ConnEntry::kReplied;
+    if (k.protocol == kIcmp || k.protocol == kIcmpv6) {
+      expireAt(c, now + t.icmp);
+    } else {
+      expireAt(c, now + (c.replied() ? t.udp_replied : t.udp_unreplied));
+    }
+  }
+  // The record follows (expiry moves in steps: about once a second).
+  if (c.slot != persist::kNoSlot && (c.tcp != tcp || c.flags != flags || c.expires != expires)) {
+    persist(c);
   }
   return out;
 }
@@ -337,7 +409,7 @@ void ConnTrack::advanceTcp(ConnEntry& c, const packet::ParsedPacket& p,
     expireAt(c, now + t.tcp_closed);
     return;
   }
-  if (reply && !c.replied) c.replied = true;
+  if (reply) c.flags |= ConnEntry::kReplied;
   size_t payload = p.l3_end > p.payload_offset ? p.l3_end - p.payload_offset : 0;
   uint32_t end = seq + static_cast<uint32_t>(payload) + (syn ? 1 : 0) + (fin ? 1 : 0);
   if (c.next_seq[dir] == 0 || seqBefore(c.next_seq[dir], end)) c.next_seq[dir] = end;
@@ -353,8 +425,8 @@ void ConnTrack::advanceTcp(ConnEntry& c, const packet::ParsedPacket& p,
       break;
   }
   if (fin) {
-    c.fin_seen[dir] = true;
-    c.tcp = c.fin_seen[0] && c.fin_seen[1] ? TcpState::Closing : TcpState::FinWait;
+    c.flags |= static_cast<uint8_t>(ConnEntry::kFinSeen << dir);
+    c.tcp = c.finSeen(0) && c.finSeen(1) ? TcpState::Closing : TcpState::FinWait;
   } else if (c.tcp == TcpState::Closing && ack) {
     c.tcp = TcpState::TimeWait;
   }
@@ -409,6 +481,10 @@ DropReason ConnTrack::commit(const packet::ParsedPacket& p, std::span<const uint
       c.expires = now + t.icmp;
     } else {
       c.expires = now + t.udp_unreplied;
+    }
+    if (file_ != nullptr) {
+      c.slot = file_->allocate();
+      persist(c);
     }
   }
   shard.table[k] = e;

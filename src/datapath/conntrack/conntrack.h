@@ -13,6 +13,11 @@
 //     if (auto why = table.commit(parsed, frame, zone); why != DropReason::None) drop(why);
 //   }
 //
+// With a persist::StateFile (persistTo()), every connection is also a
+// record there, written when its state or expiry changes, so that the
+// agent's next process adopt()s it: established connections survive a
+// restart of the agent. A record's expiry is at most a second early.
+//
 // Thread-safety: with Limits::shared, lookup(), commit(), sweep() and
 // find() from any thread: the table is split into shards, each with its
 // lock, and both directions of a connection live in the same shard (chosen
@@ -34,6 +39,7 @@
 #include "base/mutex.h"
 #include "datapath/packet/drop_reason.h"
 #include "datapath/packet/parser.h"
+#include "datapath/persist/state_file.h"
 
 namespace canopy::datapath::conntrack {
 
@@ -116,14 +122,25 @@ struct Connection {
 // connections never write this one's line. `dead` once it has left the
 // table.
 struct alignas(64) ConnEntry {
+  // Bits of `flags`.
+  static constexpr uint8_t kReplied = 1;
+  static constexpr uint8_t kFinSeen = 2;  // << direction (0 original, 1 reply)
+
   ConnKey original;  // set before the entry is shared, then read-only
   uint32_t next_seq[2] CANOPY_GUARDED_BY(lock) = {0, 0};
   TcpState tcp CANOPY_GUARDED_BY(lock) = TcpState::SynSent;
-  bool replied CANOPY_GUARDED_BY(lock) = false;
-  bool fin_seen[2] CANOPY_GUARDED_BY(lock) = {false, false};
+  uint8_t flags CANOPY_GUARDED_BY(lock) = 0;
   SpinLock lock;
   std::atomic<bool> dead{false};
+  // Its record in the state file (persist::kNoSlot: none); set before the
+  // entry is shared, then read-only.
+  uint32_t slot = persist::kNoSlot;
   SteadyTime expires CANOPY_GUARDED_BY(lock){};
+
+  bool replied() const CANOPY_REQUIRES(lock) { return (flags & kReplied) != 0; }
+  bool finSeen(int direction) const CANOPY_REQUIRES(lock) {
+    return (flags & (kFinSeen << direction)) != 0;
+  }
 };
 static_assert(sizeof(ConnEntry) == 64, "a connection fills one cache line");
 
@@ -175,6 +192,14 @@ class ConnTrack {
   size_t sweep(size_t budget = 1024) noexcept;
 
   size_t size() const noexcept { return connections_.load(std::memory_order_relaxed); }
+
+  // Keeps every connection in `file` from now on (before the table is
+  // shared; the file outlives the table).
+  void persistTo(persist::StateFile* file) noexcept { file_ = file; }
+  // Takes a Connection record an earlier process left in the file given
+  // to persistTo(): true if it was one this table reads (an expired one is
+  // released), false if not (the caller discards it).
+  bool adopt(const persist::Record& record) noexcept;
   bool shared() const noexcept { return limits_.shared; }
   // A copy of the live connection `key` names (either direction).
   std::optional<Connection> find(const ConnKey& key) const noexcept;
@@ -207,6 +232,8 @@ class ConnTrack {
                   bool reply, SteadyTime now, Lookup& out) noexcept CANOPY_REQUIRES(c.lock);
   // Takes the entry out of the table (both directions) and marks it dead.
   void erase(Shard& shard, ConnEntry& e) noexcept CANOPY_REQUIRES(shard.mu);
+  // Writes the entry's record to the state file.
+  void persist(const ConnEntry& c) noexcept CANOPY_REQUIRES(c.lock);
 
   const Clock& clock_;
   const Limits limits_;
@@ -214,6 +241,7 @@ class ConnTrack {
   std::unique_ptr<Shard[]> shards_;
   std::atomic<size_t> connections_{0};
   std::atomic<size_t> sweep_from_{0};  // the shard the next sweep starts at
+  persist::StateFile* file_ = nullptr;
 };
 
 // The tuple of a parsed packet (nullopt-like: family 0 when untracked).

@@ -60,7 +60,9 @@ DropReason DnatTable::translate(std::span<uint8_t> frame, const packet::ParsedPa
       if (by_reply_.size() >= max_entries_) return DropReason::LocalIpTableFull;
       it = by_reply_.emplace(reply, Entry{}).first;
     }
-    it->second = {hostAddress(p.key.ip_dst), clock_.now() + timeout_};
+    it->second.original = hostAddress(p.key.ip_dst);
+    it->second.expires = clock_.now() + timeout_;
+    persist(it->first, it->second);
   }
   return rewriteIpv4(frame, p, Side::Destination, target, std::nullopt);
 }
@@ -78,12 +80,67 @@ bool DnatTable::translateReply(std::span<uint8_t> frame, const packet::ParsedPac
   if (it == by_reply_.end()) return false;
   SteadyTime now = clock_.now();
   if (it->second.expires <= now) {
+    if (file_ != nullptr) file_->release(it->second.slot);
     by_reply_.erase(it);
     return false;
   }
   packet::Ipv4Address original{packet::Be32::of(it->second.original)};
   if (rewriteIpv4(frame, p, Side::Source, original, std::nullopt) != DropReason::None) return false;
   it->second.expires = now + timeout_;
+  persist(it->first, it->second);
+  return true;
+}
+
+struct DnatTable::Persisted {
+  Key reply;
+  uint32_t original = 0;
+  uint32_t reserved = 0;
+  int64_t expires_ns = 0;  // steady clock (the same for every process of a boot)
+};
+namespace {
+constexpr uint8_t kLocalIpRecordVersion = 1;
+}  // namespace
+
+void DnatTable::persist(const Key& key, Entry& e) noexcept {
+  if (file_ == nullptr) return;
+  if (e.slot != persist::kNoSlot && e.expires >= e.persisted &&
+      e.expires - e.persisted < std::chrono::seconds(1)) {
+    return;  // the record is near enough
+  }
+  static_assert(std::is_trivially_copyable_v<Persisted> && sizeof(Persisted) == 32);
+  if (e.slot == persist::kNoSlot) e.slot = file_->allocate();
+  Persisted r;
+  r.reply = key;
+  r.original = e.original;
+  r.expires_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(e.expires.time_since_epoch()).count();
+  file_->write(e.slot, persist::RecordKind::LocalIp, kLocalIpRecordVersion, r);
+  e.persisted = e.expires;
+}
+
+bool DnatTable::adopt(const persist::Record& record) noexcept {
+  Persisted r;
+  if (record.kind != persist::RecordKind::LocalIp || record.version != kLocalIpRecordVersion ||
+      !record.as(r)) {
+    return false;
+  }
+  if (r.reply.protocol != kTcp && r.reply.protocol != kUdp && r.reply.protocol != kIcmp) {
+    return false;  // bytes from a file: checked as any input
+  }
+  const SteadyTime expires{
+      std::chrono::duration_cast<SteadyTime::duration>(std::chrono::nanoseconds(r.expires_ns))};
+  bool taken = false;
+  if (expires > clock_.now() && by_reply_.size() < max_entries_ && by_reply_.count(r.reply) == 0) {
+    try {
+      by_reply_.emplace(r.reply, Entry{.original = r.original,
+                                       .expires = expires,
+                                       .slot = record.slot,
+                                       .persisted = expires});
+      taken = true;
+    } catch (const std::bad_alloc&) {
+    }
+  }
+  if (!taken && file_ != nullptr) file_->release(record.slot);
   return true;
 }
 
@@ -92,6 +149,7 @@ size_t DnatTable::sweep(size_t budget) noexcept {
   size_t freed = 0;
   for (auto it = by_reply_.begin(); it != by_reply_.end() && freed < budget;) {
     if (it->second.expires <= now) {
+      if (file_ != nullptr) file_->release(it->second.slot);
       it = by_reply_.erase(it);
       ++freed;
     } else {

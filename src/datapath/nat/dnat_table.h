@@ -28,6 +28,7 @@
 #include "base/clock.h"
 #include "datapath/packet/drop_reason.h"
 #include "datapath/packet/parser.h"
+#include "datapath/persist/state_file.h"
 
 namespace canopy::datapath::nat {
 
@@ -52,6 +53,14 @@ class DnatTable {
   size_t sweep(size_t budget = 1024) noexcept;
   size_t size() const noexcept { return by_reply_.size(); }
 
+  // Keeps every translation in `file` from now on (it outlives the table),
+  // written when made or when its expiry moves by a second, for the agent's
+  // next process to adopt().
+  void persistTo(persist::StateFile* file) noexcept { file_ = file; }
+  // Takes a LocalIp record an earlier process left: true if it was one
+  // this table reads (an expired one is released), false if not.
+  bool adopt(const persist::Record& record) noexcept;
+
  private:
   // A reply's tuple, addresses in host order. Fixed layout with no padding,
   // hashed as bytes.
@@ -73,12 +82,18 @@ class DnatTable {
   struct Entry {
     uint32_t original = 0;  // the address the client spoke to
     SteadyTime expires{};
+    uint32_t slot = persist::kNoSlot;  // its record in the state file
+    SteadyTime persisted{};            // the expiry the record holds
   };
+  struct Persisted;
+  // Writes an entry's record when it is new or its expiry moved by a second.
+  void persist(const Key& key, Entry& e) noexcept;
 
   const Clock& clock_;
   const std::chrono::seconds timeout_;
   const size_t max_entries_;
   std::unordered_map<Key, Entry, KeyHash> by_reply_;
+  persist::StateFile* file_ = nullptr;
 };
 
 }  // namespace canopy::datapath::nat

@@ -110,6 +110,7 @@ void LbTable::count(const Pin& pin, int delta) noexcept {
 }
 
 void LbTable::erase(std::unordered_map<Key, Pin, KeyHash>::iterator it) noexcept {
+  if (file_ != nullptr) file_->release(it->second.slot);
   if (!it->second.closing) count(it->second, -1);
   if (it->second.translated) replies_.erase(replyKey(it->first, it->second));
   pins_.erase(it);
@@ -128,7 +129,8 @@ DropReason LbTable::pin(const packet::ParsedPacket& p, uint16_t zone, LbTarget m
           .listener = listener,
           .expires = clock_.now() + idleTimeout(key->protocol)};
   count(pin, +1);
-  pins_.emplace(*key, pin);
+  auto made = pins_.emplace(*key, pin).first;
+  persist(made->first, made->second);
   return DropReason::None;
 }
 
@@ -180,8 +182,14 @@ DropReason LbTable::translate(std::span<uint8_t> frame, const packet::ParsedPack
     count(pin, -1);
     pin.closing = true;
   }
+  const SteadyTime before = pin.expires;
   pin.expires = now + (pin.closing ? kClosing : idleTimeout(key->protocol));
   replies_[reply].expires = pin.expires;
+  // The record follows a new pin, a change, or its expiry by a second.
+  if (pin.slot == persist::kNoSlot || pin.expires < before ||
+      pin.expires - pin.persisted >= std::chrono::seconds(1)) {
+    persist(it->first, pin);
+  }
   counters_[listener].bytes_in += p.l3_end - p.l3_offset;
 
   if (hairpin) {
@@ -260,6 +268,85 @@ std::map<uint64_t, LbTable::Counters> LbTable::counters() const {
   for (const auto& [listener, c] : counters_) out[listener] = c;
   for (const auto& [listener, open] : open_by_listener_) out[listener].active = open;
   return out;
+}
+
+struct LbTable::Persisted {
+  Key forward;
+  Address member{};
+  uint16_t member_port = 0;
+  uint8_t flags = 0;  // 1 hairpin, 2 closing, 4 translated
+  uint8_t reserved[5] = {};
+  uint64_t listener = 0;
+  int64_t expires_ns = 0;  // steady clock (the same for every process of a boot)
+};
+namespace {
+constexpr uint8_t kLbRecordVersion = 1;
+}  // namespace
+
+void LbTable::persist(const Key& key, Pin& pin) noexcept {
+  if (file_ == nullptr) return;
+  static_assert(std::is_trivially_copyable_v<Persisted> && sizeof(Persisted) == 80);
+  if (pin.slot == persist::kNoSlot) pin.slot = file_->allocate();
+  Persisted r;
+  r.forward = key;
+  r.member = pin.member;
+  r.member_port = pin.member_port;
+  r.flags = static_cast<uint8_t>((pin.hairpin ? 1 : 0) | (pin.closing ? 2 : 0) |
+                                 (pin.translated ? 4 : 0));
+  r.listener = pin.listener;
+  r.expires_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(pin.expires.time_since_epoch()).count();
+  file_->write(pin.slot, persist::RecordKind::LbPin, kLbRecordVersion, r);
+  pin.persisted = pin.expires;
+}
+
+bool LbTable::adopt(const persist::Record& record) noexcept {
+  Persisted r;
+  if (record.kind != persist::RecordKind::LbPin || record.version != kLbRecordVersion ||
+      !record.as(r)) {
+    return false;
+  }
+  // Bytes from a file: checked as any input.
+  const Key& key = r.forward;
+  if ((key.family != 4 && key.family != 6) || (key.protocol != kTcp && key.protocol != kUdp) ||
+      r.flags > 7) {
+    return false;
+  }
+  const SteadyTime expires{
+      std::chrono::duration_cast<SteadyTime::duration>(std::chrono::nanoseconds(r.expires_ns))};
+  bool taken = false;
+  if (expires > clock_.now() && pins_.count(key) == 0 &&
+      pins_.size() + replies_.size() + 2 <= max_entries_) {
+    Pin pin{.member = r.member,
+            .member_port = r.member_port,
+            .hairpin = (r.flags & 1) != 0,
+            .closing = (r.flags & 2) != 0,
+            .translated = (r.flags & 4) != 0,
+            .listener = r.listener,
+            .expires = expires,
+            .slot = record.slot,
+            .persisted = expires};
+    try {
+      if (pin.translated) {
+        replies_[replyKey(key, pin)] = Reply{.listener = pin.listener,
+                                             .vip = key.dst,
+                                             .vip_port = key.dst_port,
+                                             .client = key.src,
+                                             .client_port = key.src_port,
+                                             .expires = expires};
+      }
+      pins_.emplace(key, pin);
+      if (!pin.closing) {
+        count(pin, +1);
+        --counters_[pin.listener].total;  // counted by the process that made it
+      }
+      taken = true;
+    } catch (const std::bad_alloc&) {
+      if (pin.translated) replies_.erase(replyKey(key, pin));
+    }
+  }
+  if (!taken && file_ != nullptr) file_->release(record.slot);
+  return true;
 }
 
 size_t LbTable::sweep(size_t budget) noexcept {

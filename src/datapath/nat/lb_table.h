@@ -41,6 +41,7 @@
 #include "base/ip.h"
 #include "datapath/packet/drop_reason.h"
 #include "datapath/packet/parser.h"
+#include "datapath/persist/state_file.h"
 
 namespace canopy::datapath::nat {
 
@@ -101,6 +102,14 @@ class LbTable {
   size_t size() const noexcept { return pins_.size(); }
   bool empty() const noexcept { return pins_.empty() && replies_.empty(); }
 
+  // Keeps every pinned connection in `file` from now on (it outlives the
+  // table), so that the agent's next process adopt()s it: a balanced
+  // connection stays on its member across a restart.
+  void persistTo(persist::StateFile* file) noexcept { file_ = file; }
+  // Takes an LbPin record an earlier process left: true if it was one
+  // this table reads (an expired one is released), false if not.
+  bool adopt(const persist::Record& record) noexcept;
+
  private:
   // A tuple in a zone. Fixed layout with no padding, hashed as bytes.
   struct Key {
@@ -127,7 +136,12 @@ class LbTable {
     bool translated = false;  // a reply is remembered
     uint64_t listener = 0;
     SteadyTime expires{};
+    uint32_t slot = persist::kNoSlot;  // its record in the state file
+    SteadyTime persisted{};            // the expiry the record holds
   };
+  struct Persisted;
+  // Writes a pin's record (a slot first, if it has none).
+  void persist(const Key& key, Pin& pin) noexcept;
   struct Reply {
     uint64_t listener = 0;
     Address vip{};
@@ -153,6 +167,7 @@ class LbTable {
   std::map<std::tuple<uint64_t, Address, uint16_t>, size_t> open_;
   std::unordered_map<uint64_t, size_t> open_by_listener_;
   std::unordered_map<uint64_t, Counters> counters_;  // total and bytes
+  persist::StateFile* file_ = nullptr;
 };
 
 }  // namespace canopy::datapath::nat

@@ -121,6 +121,7 @@ SnatTable::Mapping* SnatTable::liveInbound(const Key& key) noexcept {
 void SnatTable::erase(const Mapping& m) noexcept {
   Key outbound = m.outbound;  // m dies with its by_outbound_ entry
   Key inbound = m.inbound;
+  if (file_ != nullptr) file_->release(m.slot);
   ports_.release(wireAddress(inbound.dst), inbound.protocol, inbound.dst_port);
   by_inbound_.erase(inbound);
   by_outbound_.erase(outbound);
@@ -155,6 +156,7 @@ DropReason SnatTable::create(const Key& outbound, packet::Ipv4Address external,
     it->second = Mapping{.outbound = outbound, .inbound = inbound, .expires = {}, .closing = false};
     by_inbound_.emplace(inbound, &it->second);
     out = &it->second;
+    if (file_ != nullptr) out->slot = file_->allocate();
   } catch (const std::bad_alloc&) {
     by_outbound_.erase(outbound);
     ports_.release(external, outbound.protocol, *port);
@@ -165,6 +167,7 @@ DropReason SnatTable::create(const Key& outbound, packet::Ipv4Address external,
 
 void SnatTable::refresh(Mapping& m, const packet::FlowKey& f, bool outbound) noexcept {
   SteadyTime now = clock_.now();
+  const bool closing = m.closing;
   switch (m.outbound.protocol) {
     case kTcp: {
       uint8_t flags = f.tcp_flags;
@@ -184,6 +187,81 @@ void SnatTable::refresh(Mapping& m, const packet::FlowKey& f, bool outbound) noe
       m.expires = now + timeouts_.icmp;
       break;
   }
+  if (m.slot != persist::kNoSlot &&
+      (m.closing != closing || m.expires - m.persisted >= std::chrono::seconds(1) ||
+       m.expires < m.persisted)) {
+    persist(m);
+  }
+}
+
+struct SnatTable::Persisted {
+  Key outbound;
+  Key inbound;
+  int64_t expires_ns = 0;  // steady clock (the same for every process of a boot)
+  SeqAdjust adjust{};
+  uint8_t closing = 0;
+  uint8_t reserved[3] = {};
+};
+namespace {
+constexpr uint8_t kSnatRecordVersion = 1;
+}  // namespace
+
+void SnatTable::persist(Mapping& m) noexcept {
+  if (file_ == nullptr || m.slot == persist::kNoSlot) return;
+  static_assert(std::is_trivially_copyable_v<Persisted> && sizeof(Persisted) == 56);
+  Persisted r;
+  r.outbound = m.outbound;
+  r.inbound = m.inbound;
+  r.expires_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(m.expires.time_since_epoch()).count();
+  r.adjust = m.adjust;
+  r.closing = m.closing ? 1 : 0;
+  file_->write(m.slot, persist::RecordKind::Snat, kSnatRecordVersion, r);
+  m.persisted = m.expires;
+}
+
+bool SnatTable::adopt(const persist::Record& record) noexcept {
+  Persisted r;
+  if (record.kind != persist::RecordKind::Snat || record.version != kSnatRecordVersion ||
+      !record.as(r)) {
+    return false;
+  }
+  // Bytes from a file: checked as any input.
+  const Key& out = r.outbound;
+  const Key& in = r.inbound;
+  bool tuple = (out.protocol == kTcp || out.protocol == kUdp || out.protocol == kIcmp) &&
+               in.protocol == out.protocol && in.src == out.dst && r.closing <= 1 &&
+               (out.protocol == kIcmp || in.src_port == out.dst_port);
+  if (!tuple) return false;
+  const SteadyTime expires{
+      std::chrono::duration_cast<SteadyTime::duration>(std::chrono::nanoseconds(r.expires_ns))};
+  const packet::Ipv4Address external = wireAddress(in.dst);
+  bool taken = false;
+  if (expires > clock_.now() && by_outbound_.size() < max_entries_ &&
+      by_outbound_.count(out) == 0 && by_inbound_.count(in) == 0) {
+    try {
+      if (ports_.claim(external, out.protocol, in.dst_port)) {
+        auto [it, inserted] = by_outbound_.try_emplace(out);
+        it->second = Mapping{.outbound = out,
+                             .inbound = in,
+                             .expires = expires,
+                             .closing = r.closing != 0,
+                             .adjust = r.adjust,
+                             .slot = record.slot,
+                             .persisted = expires};
+        try {
+          by_inbound_.emplace(in, &it->second);
+          taken = true;
+        } catch (const std::bad_alloc&) {
+          by_outbound_.erase(it);
+          ports_.release(external, out.protocol, in.dst_port);
+        }
+      }
+    } catch (const std::bad_alloc&) {
+    }
+  }
+  if (!taken && file_ != nullptr) file_->release(record.slot);  // over, or its port is taken
+  return true;
 }
 
 DropReason SnatTable::translateError(std::span<uint8_t> frame, const packet::ParsedPacket& p,
@@ -255,6 +333,7 @@ SnatTable::Mapping* SnatTable::fromExpectation(const Key& inbound) noexcept {
     it->second = Mapping{.outbound = outbound, .inbound = inbound, .expires = {}, .closing = false};
     by_inbound_.emplace(inbound, &it->second);
     m = &it->second;
+    if (file_ != nullptr) m->slot = file_->allocate();
   } catch (const std::bad_alloc&) {
     by_outbound_.erase(outbound);
     ports_.release(wireAddress(inbound.dst), inbound.protocol, inbound.dst_port);
@@ -299,6 +378,7 @@ DropReason SnatTable::ftpOutbound(std::span<uint8_t> frame, const packet::Parsed
     }
     *edit = e->replacedBy(external, *port);
     m.adjust.record(seq, edit->delta());
+    persist(m);
   }
   adjustSeq(frame, p, m.adjust);
   return DropReason::None;
@@ -400,6 +480,7 @@ size_t SnatTable::sweep(size_t budget) noexcept {
       continue;
     }
     ports_.release(wireAddress(m.inbound.dst), m.inbound.protocol, m.inbound.dst_port);
+    if (file_ != nullptr) file_->release(m.slot);
     by_inbound_.erase(m.inbound);
     it = by_outbound_.erase(it);
     ++freed;

@@ -25,6 +25,11 @@
 // included (RFC 5508); they refresh nothing. Other protocols, and later fragments, whose ports are
 // unknown, are refused.
 //
+// With a persist::StateFile (persistTo()), every mapping is also a record
+// there, written when it is made, changes, or its expiry moves by a second,
+// so that the agent's next process adopt()s it and the connections it
+// translates go on. A helper's expectations are not kept.
+//
 // Thread-safety: none; a table belongs to one thread. The clock is borrowed
 // and must outlive the table.
 
@@ -41,6 +46,7 @@
 #include "datapath/nat/nat.h"
 #include "datapath/packet/drop_reason.h"
 #include "datapath/packet/parser.h"
+#include "datapath/persist/state_file.h"
 
 namespace canopy::datapath::nat {
 
@@ -95,6 +101,13 @@ class SnatTable {
   size_t sweep(size_t budget = 1024) noexcept;
 
   size_t size() const noexcept { return by_outbound_.size(); }
+
+  // Keeps every mapping in `file` from now on (it outlives the table).
+  void persistTo(persist::StateFile* file) noexcept { file_ = file; }
+  // Takes an Snat record an earlier process left in that file: true if it
+  // was one this table reads (one expired, or whose port is taken, is
+  // released), false if not (the caller discards it).
+  bool adopt(const persist::Record& record) noexcept;
   size_t expectations() const noexcept { return expected_.size(); }
   // How many new mappings found no free port.
   uint64_t exhausted() const noexcept { return ports_.exhausted(); }
@@ -125,9 +138,12 @@ class SnatTable {
     Key outbound;  // as the internal host sends: internal -> remote
     Key inbound;   // the reply as it arrives: remote -> external address and port
     SteadyTime expires{};
-    bool closing = false;  // TCP: a FIN or RST was seen
-    SeqAdjust adjust{};    // FTP: what the outbound payload edits shifted
+    bool closing = false;              // TCP: a FIN or RST was seen
+    SeqAdjust adjust{};                // FTP: what the outbound payload edits shifted
+    uint32_t slot = persist::kNoSlot;  // its record in the state file
+    SteadyTime persisted{};            // the expiry the record holds
   };
+  struct Persisted;
 
   // A connection a helper expects from `remote` (any port) to the external
   // address and port, for the internal address and port. It holds its
@@ -153,6 +169,8 @@ class SnatTable {
   DropReason create(const Key& outbound, packet::Ipv4Address external, Mapping*& out) noexcept;
   void refresh(Mapping& m, const packet::FlowKey& f, bool outbound) noexcept;
   void erase(const Mapping& m) noexcept;
+  // Writes the mapping's record to the state file (if it has one).
+  void persist(Mapping& m) noexcept;
   DropReason translateError(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                             bool outbound) noexcept;
   // Expects a connection (the port already held by the caller, which this
@@ -172,6 +190,7 @@ class SnatTable {
   // Points into by_outbound_ (its nodes do not move).
   std::unordered_map<Key, Mapping*, KeyHash> by_inbound_;
   std::vector<Expectation> expected_;  // few: searched in order
+  persist::StateFile* file_ = nullptr;
 };
 
 }  // namespace canopy::datapath::nat

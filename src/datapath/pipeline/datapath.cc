@@ -148,14 +148,116 @@ conntrack::Limits sharedLimits(conntrack::Limits limits, bool shared) {
 
 }  // namespace
 
-SharedState::SharedState(const Clock& clock, const Config& config, size_t workers)
+SharedState::SharedState(const Clock& clock, const Config& config, size_t workers,
+                         std::shared_ptr<persist::StateFile> file)
     : shared_(workers > 1),
+      file_(std::move(file)),
       conntrack_(clock, sharedLimits(config.conntrack, shared_)),
       snat_(clock, config.snat),
       dnat_(clock),
       lb_(clock),
       ftp_(clock),
-      log_limits_(config.security_group_log) {}
+      log_limits_(config.security_group_log) {
+  if (file_ != nullptr) adopt();
+}
+
+namespace {
+
+// A port's conntrack zone as the state file keeps it (version 1).
+struct ZoneRecord {
+  uint32_t port = 0;
+  uint16_t zone = 0;
+  uint16_t reserved = 0;
+};
+constexpr uint8_t kZoneRecordVersion = 1;
+
+// A learned neighbour (version 1): the restarted agent need not ask again
+// (and drop what waits for the answer).
+struct NeighborRecord {
+  uint32_t switch_key = 0;
+  uint8_t family = 0;
+  uint8_t reserved[3] = {};
+  std::array<uint8_t, 16> ip{};
+  std::array<uint8_t, 6> mac{};
+  uint8_t reserved2[2] = {};
+};
+static_assert(sizeof(NeighborRecord) == 32);
+constexpr uint8_t kNeighborRecordVersion = 1;
+
+}  // namespace
+
+void SharedState::adopt() {
+  persist::StateFile& file = *file_;
+  // Not shared with any thread yet: the locks are for the analysis.
+  MutexLock zones(zones_mu_);
+  MutexLock snat(snat_mu_);
+  MutexLock dnat(dnat_mu_);
+  MutexLock lb(lb_mu_);
+  // Given the file first: what a table does not take back, it releases.
+  conntrack_.persistTo(file_.get());
+  snat_.persistTo(file_.get());
+  dnat_.persistTo(file_.get());
+  lb_.persistTo(file_.get());
+  for (const persist::Record& r : file.adopted()) {
+    bool read = false;
+    switch (r.kind) {
+      case persist::RecordKind::Connection:
+        read = conntrack_.adopt(r);
+        adopted_.connections += read ? 1 : 0;
+        break;
+      case persist::RecordKind::Snat:
+        read = snat_.adopt(r);
+        adopted_.snat += read ? 1 : 0;
+        break;
+      case persist::RecordKind::LbPin:
+        read = lb_.adopt(r);
+        adopted_.lb += read ? 1 : 0;
+        break;
+      case persist::RecordKind::LocalIp:
+        read = dnat_.adopt(r);
+        adopted_.local_ip += read ? 1 : 0;
+        break;
+      case persist::RecordKind::Zone: {
+        ZoneRecord z;
+        read = r.version == kZoneRecordVersion && r.as(z) && z.zone != 0 &&
+               zones_.count(z.port) == 0 && zone_ports_.count(z.zone) == 0;
+        if (read) {
+          zones_[z.port] = z.zone;
+          zone_ports_[z.zone] = z.port;
+          zone_slots_[z.port] = r.slot;
+          next_zone_ = std::max<uint16_t>(next_zone_, static_cast<uint16_t>(z.zone + 1));
+          ++adopted_.zones;
+        }
+        break;
+      }
+      case persist::RecordKind::Neighbor: {
+        NeighborRecord n;
+        read = r.version == kNeighborRecordVersion && r.as(n) && (n.family == 4 || n.family == 6);
+        if (read) {
+          std::unique_lock lock(neighbors_.mu);
+          IpAddress ip{n.family, n.ip};
+          packet::MacAddress mac;
+          std::memcpy(mac.bytes.data(), n.mac.data(), 6);
+          read = neighbors_.entries.size() < kMaxNeighbors &&
+                 neighbors_.entries.try_emplace({n.switch_key, ip}, mac).second;
+          if (read) {
+            neighbors_.slots[{n.switch_key, ip}] = r.slot;
+            ++adopted_.neighbors;
+          }
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    if (!read) {
+      file.discard(r);
+      ++adopted_.unreadable;
+    }
+  }
+  lb_active_.store(!lb_.empty(), std::memory_order_relaxed);
+  if (next_zone_ == 0) next_zone_ = 1;
+}
 
 DropReason SharedState::snatOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                                      packet::Ipv4Address external, nat::SnatHelper helper,
@@ -284,6 +386,13 @@ bool SharedState::learnNeighbor(uint32_t switch_key, const IpAddress& ip,
     return false;
   }
   it->second = mac;
+  if (file_ != nullptr) {
+    auto [slot, made] = neighbors_.slots.try_emplace({switch_key, ip}, persist::kNoSlot);
+    if (made) slot->second = file_->allocate();
+    NeighborRecord n{.switch_key = switch_key, .family = ip.family, .ip = ip.bytes};
+    std::memcpy(n.mac.data(), mac.bytes.data(), 6);
+    file_->write(slot->second, persist::RecordKind::Neighbor, kNeighborRecordVersion, n);
+  }
   uint64_t epoch = neighbor_epoch_.load(std::memory_order_relaxed) + 1;
   neighbors_.log.emplace_back(epoch, simulator::neighborTag(switch_key, ip));
   while (neighbors_.log.size() > kNeighborLog) neighbors_.log.pop_front();
@@ -311,6 +420,26 @@ uint16_t SharedState::zoneOf(uint32_t port) {
   if (inserted) {
     // Zone 0 stays unused; after 65535 ports the numbers come round again.
     next_zone_ = static_cast<uint16_t>(next_zone_ == 0xffff ? 1 : next_zone_ + 1);
+    if (file_ != nullptr) {
+      // Kept, so that the next process tracks this port's connections in
+      // the same zone (the zone is part of their keys).
+      auto was = zone_ports_.find(it->second);
+      uint32_t slot = persist::kNoSlot;
+      if (was != zone_ports_.end()) {
+        // The numbers came round: the zone's earlier port loses it.
+        auto old = zone_slots_.find(was->second);
+        if (old != zone_slots_.end()) {
+          slot = old->second;
+          zone_slots_.erase(old);
+        }
+        zones_.erase(was->second);
+      }
+      if (slot == persist::kNoSlot) slot = file_->allocate();
+      zone_ports_[it->second] = port;
+      zone_slots_[port] = slot;
+      file_->write(slot, persist::RecordKind::Zone, kZoneRecordVersion,
+                   ZoneRecord{.port = port, .zone = it->second});
+    }
   }
   return it->second;
 }

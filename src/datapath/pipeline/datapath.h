@@ -200,7 +200,20 @@ struct Verdict {
 class SharedState {
  public:
   // `workers`: how many datapaths use it; with one, nothing is locked.
-  SharedState(const Clock& clock, const Config& config, size_t workers = 1);
+  // `file`: where the connection state is kept across restarts of the
+  // agent (persist/state_file.h): what an earlier process left there is
+  // adopted now, and every table writes its changes to it.
+  SharedState(const Clock& clock, const Config& config, size_t workers = 1,
+              std::shared_ptr<persist::StateFile> file = nullptr);
+
+  // What was adopted from the state file, by kind, and how many of its
+  // records were not (unknown kinds or versions, bad bytes).
+  struct Adopted {
+    size_t connections = 0, snat = 0, lb = 0, local_ip = 0, zones = 0, neighbors = 0;
+    size_t unreadable = 0;
+  };
+  const Adopted& adopted() const { return adopted_; }
+  const persist::StateFile* stateFile() const { return file_.get(); }
 
   conntrack::ConnTrack& conntrack() { return conntrack_; }
   const conntrack::ConnTrack& conntrack() const { return conntrack_; }
@@ -287,10 +300,16 @@ class SharedState {
     std::optional<packet::MacAddress> find(uint32_t switch_key, const IpAddress& ip) const override;
     mutable std::shared_mutex mu;
     std::map<std::pair<uint32_t, IpAddress>, packet::MacAddress> entries;  // guarded by mu
-    std::deque<std::pair<uint64_t, flowcache::Tag>> log;                   // guarded by mu
+    std::map<std::pair<uint32_t, IpAddress>, uint32_t> slots;  // in the state file; guarded by mu
+    std::deque<std::pair<uint64_t, flowcache::Tag>> log;       // guarded by mu
   };
 
+  // Adopts what an earlier process left in file_.
+  void adopt();
+
   const bool shared_;
+  std::shared_ptr<persist::StateFile> file_;
+  Adopted adopted_{};
   conntrack::ConnTrack conntrack_;
   mutable Mutex fragments_mu_;
   conntrack::FragmentTable fragments_ CANOPY_GUARDED_BY(fragments_mu_);
@@ -307,6 +326,8 @@ class SharedState {
   std::atomic<uint64_t> neighbor_epoch_{0};
   Mutex zones_mu_;
   std::unordered_map<uint32_t, uint16_t> zones_ CANOPY_GUARDED_BY(zones_mu_);
+  std::unordered_map<uint16_t, uint32_t> zone_ports_ CANOPY_GUARDED_BY(zones_mu_);
+  std::unordered_map<uint32_t, uint32_t> zone_slots_ CANOPY_GUARDED_BY(zones_mu_);
   uint16_t next_zone_ CANOPY_GUARDED_BY(zones_mu_) = 1;
   const LogLimits log_limits_;
   Mutex log_mu_;
