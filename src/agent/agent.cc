@@ -318,6 +318,7 @@ Result<void> Agent::applyView(const HostView& view, uint64_t version) {
     c.encapsulation = config_.encapsulation;
     c.host.metadata = metadata_ready_;
     c.security_group_log = config_.log_limits;
+    c.slow_path = config_.slow_path;
     here = host_key;
     if (shared_ == nullptr || host_key != host_key_) {
       shared_ = std::make_shared<datapath::pipeline::SharedState>(clock_, c, workers_.size(),

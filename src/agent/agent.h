@@ -67,6 +67,9 @@ struct AgentConfig {
   // agent's own log only), and their limits.
   std::string security_group_log{};
   datapath::pipeline::LogLimits log_limits{};
+  // Slow-path protection per port (none by default here; canopy-agent's
+  // flags set it).
+  datapath::pipeline::SlowPathLimits slow_path{};
   // Ports and uplinks received through a ring shared with the kernel
   // (packet_io.h); off, through recvmmsg.
   bool rx_ring = true;

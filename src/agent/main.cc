@@ -56,6 +56,8 @@ int main(int argc, char** argv) {
   std::string run_dir = "/run/canopy";
   std::string security_group_log;
   double log_rate = 100, log_burst = 25;
+  // Slow-path protection per port (datapath.h's SlowPathLimits).
+  uint32_t flow_rate = 5000, flow_burst = 10000, control_rate = 500, control_burst = 1000;
   std::vector<std::string> uplinks;
   bool gateway = false;
   std::string availability_zone;
@@ -96,6 +98,21 @@ int main(int argc, char** argv) {
   app.add_option("--security-group-log-burst", log_burst,
                  "Security-group log records in a burst at most (Neutron's burst_limit)")
       ->check(CLI::Range(1.0, 1e6))
+      ->capture_default_str();
+  app.add_option("--port-flow-rate", flow_rate,
+                 "New flows per second one port may make this host's slow path work out "
+                 "(beyond: dropped, counted as flow_setup_rate_limited); 0: no limit")
+      ->capture_default_str();
+  app.add_option("--port-flow-burst", flow_burst, "New flows in a burst per port")
+      ->check(CLI::Range(1u, 1u << 30))
+      ->capture_default_str();
+  app.add_option("--port-control-rate", control_rate,
+                 "ARP, ND, DHCP and uncached ICMP packets per second one port may have the "
+                 "datapath handle (beyond: dropped, counted by kind); 0: no limit")
+      ->capture_default_str();
+  app.add_option("--port-control-burst", control_burst,
+                 "ARP, ND, DHCP and ICMP packets in a burst per port")
+      ->check(CLI::Range(1u, 1u << 30))
       ->capture_default_str();
   app.add_option("--uplink", uplinks,
                  "PHYSNET=INTERFACE: the interface that reaches a physical network (repeatable)");
@@ -191,6 +208,10 @@ int main(int argc, char** argv) {
   config.security_group_log =
       security_group_log.empty() ? run_dir + "/security-groups.log" : security_group_log;
   config.log_limits.rate = log_rate;
+  config.slow_path = {.flows_per_second = flow_rate,
+                      .flows_burst = flow_burst,
+                      .control_per_second = control_rate,
+                      .control_burst = control_burst};
   config.log_limits.burst = log_burst;
   config.server = server;
   if (tls.enabled()) {

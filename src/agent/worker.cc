@@ -15,6 +15,10 @@
 namespace canopy::agent {
 namespace {
 
+// Batches of one source (a port, an uplink, a tunnel) a worker takes in a
+// turn before it looks at the others.
+constexpr size_t kBatchesPerTurn = 4;
+
 using datapath::DropReason;
 using datapath::packet::Offload;
 using datapath::pipeline::Datapath;
@@ -242,7 +246,10 @@ void Worker::loop() {
 // Frames of a port or an uplink, each with its offload request: kept for
 // the way out if the datapath can carry it.
 void Worker::receive(PortIo& io, Bound* bound, const Ingress& ingress) {
-  while (io.receive(batch_) > 0) {
+  // A few batches a turn: a port (or uplink) that always has more, a guest
+  // flooding, does not keep the worker from its neighbours' ports; what it
+  // has left waits for the next turn (or overflows its own ring).
+  for (size_t turn = 0; turn < kBatchesPerTurn && io.receive(batch_) > 0; ++turn) {
     if (datapath_ == nullptr) continue;  // no view yet
     if (bound != nullptr) bound->rx += batch_.size();
     inputs_.clear();
@@ -276,7 +283,7 @@ void Worker::receiveTunnel(size_t t) {
   Encapsulation e = (t == 0) == (options_.encapsulation == Encapsulation::Geneve)
                         ? Encapsulation::Geneve
                         : Encapsulation::Vxlan;
-  while (io.receive(batch_) > 0) {
+  for (size_t turn = 0; turn < kBatchesPerTurn && io.receive(batch_) > 0; ++turn) {
     if (datapath_ == nullptr) continue;  // no view yet
     inputs_.clear();
     offloads_.clear();

@@ -55,6 +55,11 @@ namespace canopy::datapath {
   X(PortNotTrunk, "VLAN-tagged frame from a port that is not a trunk")                      \
   X(QosBandwidthLimit, "over the port's QoS bandwidth limit")                               \
   X(TrunkVlanUnknown, "VLAN-tagged frame from a trunk's parent for no subport of it")       \
+  X(FlowSetupRateLimited, "over the port's rate of new flows (slow-path protection)")       \
+  X(ArpRateLimited, "over the port's rate of ARP the datapath handles")                     \
+  X(NdRateLimited, "over the port's rate of neighbour discovery the datapath handles")      \
+  X(DhcpRateLimited, "over the port's rate of DHCP the datapath handles")                   \
+  X(IcmpRateLimited, "over the port's rate of uncached ICMP (slow-path protection)")        \
   X(PortSecurityMac, "source MAC does not belong to the port")                              \
   X(PortSecurityIp, "source IP does not belong to the port")                                \
   X(PortSecurityArp, "ARP sender does not belong to the port")                              \

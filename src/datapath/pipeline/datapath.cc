@@ -486,6 +486,23 @@ void SharedState::prunePolicers(const std::function<bool(uint32_t port)>& keep) 
                 [&](const auto& entry) { return !keep(static_cast<uint32_t>(entry.first >> 1)); });
 }
 
+bool SharedState::admitSlowPath(uint32_t port, bool control, const SlowPathLimits& limits,
+                                SteadyTime now) {
+  const uint32_t rate = control ? limits.control_per_second : limits.flows_per_second;
+  if (rate == 0) return true;
+  const uint32_t burst = control ? limits.control_burst : limits.flows_burst;
+  MutexLock lock(policers_mu_);  // the slow path: the simulator runs next
+  auto& bucket = slow_path_[uint64_t{port} << 1 | (control ? 1 : 0)];
+  if (bucket == nullptr) bucket = std::make_unique<RateLimiter>();
+  return bucket->admit(now, rate, std::max(burst, uint32_t{1}));
+}
+
+void SharedState::pruneSlowPath(const std::function<bool(uint32_t port)>& keep) {
+  MutexLock lock(policers_mu_);
+  std::erase_if(slow_path_,
+                [&](const auto& entry) { return !keep(static_cast<uint32_t>(entry.first >> 1)); });
+}
+
 void SharedState::sweep() {
   conntrack_.sweep();
   {
@@ -535,6 +552,8 @@ void Datapath::setTopology(std::shared_ptr<const topology::Topology> next) {
     return !limited(static_cast<uint32_t>(entry.first >> 1));
   });
   if (!policers_.empty() || topology_ == nullptr) shared_->prunePolicers(limited);
+  shared_->pruneSlowPath(
+      [&](uint32_t port) { return topology_ != nullptr && topology_->findPort(port) != nullptr; });
   uplink_switches_.clear();
   local_gateways_.clear();
   hosts_by_address_.clear();
@@ -825,6 +844,28 @@ void Datapath::fromTunnel(const Ingress& in, std::span<const uint8_t> payload,
   }
 }
 
+namespace {
+
+// What a packet that misses the flow cache is, for slow-path protection:
+// the drop reason it gets beyond its port's limit.
+DropReason slowPathKind(const packet::FlowKey& k) {
+  if (k.eth_type == packet::ethertype::kArp) return DropReason::ArpRateLimited;
+  if (k.ip_proto == packet::ipproto::kIcmpv6 && k.eth_type == packet::ethertype::kIpv6) {
+    // Router and neighbour solicitations and advertisements, redirects.
+    return k.tp_src >= 133 && k.tp_src <= 137 ? DropReason::NdRateLimited
+                                              : DropReason::IcmpRateLimited;
+  }
+  if (k.ip_proto == packet::ipproto::kIcmp && k.eth_type == packet::ethertype::kIpv4) {
+    return DropReason::IcmpRateLimited;
+  }
+  if (k.ip_proto == packet::ipproto::kUdp && (k.tp_dst == 67 || k.tp_dst == 547)) {
+    return DropReason::DhcpRateLimited;
+  }
+  return DropReason::FlowSetupRateLimited;
+}
+
+}  // namespace
+
 void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, int depth) {
   auto& p = pkt.parsed;
   p.key.in_port = ctx.key;
@@ -876,6 +917,14 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
     if (const CachedDecision* hit = cache_.find(key)) d = *hit;
   }
   if (d == nullptr) {
+    // Slow-path protection: what a local port makes this host work out.
+    if (ctx.stage == Stage::FromPort && trace == nullptr) {
+      const DropReason kind = slowPathKind(p.key);
+      if (!shared_->admitSlowPath(ctx.key, kind != DropReason::FlowSetupRateLimited,
+                                  config_.slow_path, clock_.now())) {
+        return drop(kind, trace, ctx.key);
+      }
+    }
     ++counters_.simulations;
     simulator::Simulator sim(*topology_, config_.host, shared_->neighbors());
     auto s = sim.run(ctx, pkt.bytes, p, trace);

@@ -169,8 +169,24 @@ struct SecurityGroupLogRecord {
   uint16_t destination_port = 0;  // or ICMP code
 };
 
+// Slow-path protection: what one local port may make this host's datapath
+// work out per second, so that a guest flooding new connections (random
+// ports) or ARP cannot starve its neighbours. Every packet that misses the
+// flow cache runs the simulator (ARP, ND, DHCP and the answered ICMP are
+// never cached): `flows` limits those that would set up a flow, `control`
+// those of ARP, ND, DHCP and ICMP together; beyond, they are dropped and
+// counted by kind (flow_setup_rate_limited, arp_rate_limited, ...). In
+// bursts of `*_burst`; 0: no limit.
+struct SlowPathLimits {
+  uint32_t flows_per_second = 0;
+  uint32_t flows_burst = 0;
+  uint32_t control_per_second = 0;
+  uint32_t control_burst = 0;
+};
+
 struct Config {
   simulator::HostContext host{};
+  SlowPathLimits slow_path{};
   LogLimits security_group_log{};
   Encapsulation encapsulation = Encapsulation::Geneve;  // of the tunnels it sends
   conntrack::Limits conntrack{};
@@ -289,6 +305,12 @@ class SharedState {
   std::shared_ptr<Policer> policer(uint32_t port, bool sending);
   // Forgets the buckets of ports `keep` says are gone.
   void prunePolicers(const std::function<bool(uint32_t port)>& keep);
+  // Slow-path protection: whether local port `port` may have one more
+  // packet of its `control` (ARP, ND, DHCP, ICMP) or flow kind worked out
+  // now, within `limits`.
+  bool admitSlowPath(uint32_t port, bool control, const SlowPathLimits& limits, SteadyTime now);
+  // Forgets the slow-path buckets of ports `keep` says are gone.
+  void pruneSlowPath(const std::function<bool(uint32_t port)>& keep);
 
   // Frees expired connections and SNAT mappings (a bounded amount of work).
   // Made for one worker: from that worker's thread only.
@@ -340,6 +362,9 @@ class SharedState {
   Mutex policers_mu_;
   // (port << 1 | sending) -> its bucket
   std::unordered_map<uint64_t, std::shared_ptr<Policer>> policers_ CANOPY_GUARDED_BY(policers_mu_);
+  // (port << 1 | control) -> its slow-path bucket
+  std::unordered_map<uint64_t, std::unique_ptr<RateLimiter>> slow_path_
+      CANOPY_GUARDED_BY(policers_mu_);
 };
 
 struct Counters {

@@ -15,6 +15,9 @@
 //   if (!p.admit(frame_bytes, now)) drop(); // over the limit
 //   p.admit(frame_bytes, now, 20'000, 0);   // the limit changed: taken first
 //
+// RateLimiter is the same bucket counting events: one port's slow-path
+// work of one kind (slow-path protection, datapath.h's SlowPathLimits).
+//
 // Thread-safety: every member function from any thread (the workers of a
 // host share a port's bucket).
 
@@ -26,6 +29,40 @@
 #include "base/mutex.h"
 
 namespace canopy::datapath::pipeline {
+
+// Tokens refilled at `per_second` up to `burst`: take() passes while the
+// bucket is not in debt and takes what it is asked, which may leave it in
+// debt. Starts full. Not thread-safe (Policer and RateLimiter lock it).
+class TokenBucket {
+ public:
+  void setLimit(double per_second, double burst) {
+    per_ns_ = per_second / 1e9;
+    burst_ = burst;
+    tokens_ = std::min(tokens_, burst_);
+  }
+  bool take(double amount, SteadyTime now) {
+    if (!started_) {
+      started_ = true;
+      last_ = now;
+      tokens_ = burst_;
+    }
+    if (now > last_) {
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - last_).count();
+      tokens_ = std::min(burst_, tokens_ + static_cast<double>(ns) * per_ns_);
+      last_ = now;
+    }
+    if (tokens_ < 0) return false;
+    tokens_ -= amount;
+    return true;
+  }
+
+ private:
+  double per_ns_ = 0;
+  double burst_ = 0;
+  double tokens_ = 0;
+  SteadyTime last_{};
+  bool started_ = false;
+};
 
 class Policer {
  public:
@@ -41,47 +78,47 @@ class Policer {
   bool admit(uint64_t bytes, SteadyTime now, uint64_t kbps, uint64_t burst_kbits) {
     MaybeLock<SpinLock> lock(mu_, true);
     if (kbps != kbps_ || burst_kbits != burst_kbits_) setLimit(kbps, burst_kbits);
-    return take(bytes, now);
+    return bucket_.take(static_cast<double>(bytes), now);
   }
   bool admit(uint64_t bytes, SteadyTime now) {
     MaybeLock<SpinLock> lock(mu_, true);
-    return take(bytes, now);
+    return bucket_.take(static_cast<double>(bytes), now);
   }
 
  private:
   void setLimit(uint64_t kbps, uint64_t burst_kbits) CANOPY_REQUIRES(mu_) {
     kbps_ = kbps;
     burst_kbits_ = burst_kbits;
-    bytes_per_ns_ = static_cast<double>(kbps) * 1000.0 / 8.0 / 1e9;
     const uint64_t burst = burst_kbits != 0 ? burst_kbits : kbps * 8 / 10;
-    burst_bytes_ = static_cast<double>(burst) * 1000.0 / 8.0;
-    tokens_ = std::min(tokens_, burst_bytes_);
-  }
-
-  bool take(uint64_t bytes, SteadyTime now) CANOPY_REQUIRES(mu_) {
-    if (!started_) {
-      started_ = true;
-      last_ = now;
-      tokens_ = burst_bytes_;
-    }
-    if (now > last_) {
-      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - last_).count();
-      tokens_ = std::min(burst_bytes_, tokens_ + static_cast<double>(ns) * bytes_per_ns_);
-      last_ = now;
-    }
-    if (tokens_ < 0) return false;
-    tokens_ -= static_cast<double>(bytes);
-    return true;
+    bucket_.setLimit(static_cast<double>(kbps) * 1000.0 / 8.0,
+                     static_cast<double>(burst) * 1000.0 / 8.0);
   }
 
   mutable SpinLock mu_;
   uint64_t kbps_ CANOPY_GUARDED_BY(mu_) = 0;
   uint64_t burst_kbits_ CANOPY_GUARDED_BY(mu_) = 0;
-  double bytes_per_ns_ CANOPY_GUARDED_BY(mu_) = 0;
-  double burst_bytes_ CANOPY_GUARDED_BY(mu_) = 0;
-  double tokens_ CANOPY_GUARDED_BY(mu_) = 0;
-  SteadyTime last_ CANOPY_GUARDED_BY(mu_){};
-  bool started_ CANOPY_GUARDED_BY(mu_) = false;
+  TokenBucket bucket_ CANOPY_GUARDED_BY(mu_);
+};
+
+// Events (one port's slow-path work of one kind) at most `per_second` on
+// average, in bursts of `burst`; any thread.
+class RateLimiter {
+ public:
+  bool admit(SteadyTime now, uint32_t per_second, uint32_t burst) {
+    MaybeLock<SpinLock> lock(mu_, true);
+    if (per_second != per_second_ || burst != burst_) {
+      per_second_ = per_second;
+      burst_ = burst;
+      bucket_.setLimit(per_second, burst);
+    }
+    return bucket_.take(1, now);
+  }
+
+ private:
+  SpinLock mu_;
+  uint32_t per_second_ CANOPY_GUARDED_BY(mu_) = 0;
+  uint32_t burst_ CANOPY_GUARDED_BY(mu_) = 0;
+  TokenBucket bucket_ CANOPY_GUARDED_BY(mu_);
 };
 
 }  // namespace canopy::datapath::pipeline

@@ -4,12 +4,13 @@ namespace canopy::datapath::testing {
 
 using namespace world;
 
-World::World(Encapsulation encapsulation) {
+World::World(Encapsulation encapsulation, pipeline::SlowPathLimits slow_path) {
   for (uint32_t h : {kH1, kH2, kH3}) {
     pipeline::Config c;
     c.host.host = h;
     if (h != kH3) c.host.uplinks = {"physnet1"};
     c.encapsulation = encapsulation;
+    c.slow_path = slow_path;
     fabric_.addHost(h, "h" + std::to_string(h), std::move(c), nullptr);
   }
 }

@@ -32,7 +32,8 @@ using packet::describeFrame;
 
 class World {
  public:
-  explicit World(Encapsulation encapsulation = Encapsulation::Geneve);
+  explicit World(Encapsulation encapsulation = Encapsulation::Geneve,
+                 pipeline::SlowPathLimits slow_path = {});
 
   void setTopology(const topology::TopologyBuilder& b, uint64_t version);
   Datapath& host(uint32_t key) { return *fabric_.datapath(key); }
