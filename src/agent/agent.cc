@@ -90,6 +90,29 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
   }
   for (auto& w : a->workers_) w->start();
   if (c.metadata.enabled) a->metadata_ready_ = a->startMetadata();
+  if (c.bfd && c.tunnel_ip.family == 4) {
+    auto bfd = BfdService::start(
+        clock,
+        BfdOptions{.address = c.tunnel_ip, .timing = c.bfd_timing, .state_file = c.bfd_state_file},
+        [self] {
+          self->full_sync_ = true;  // a standby that came back gets everything
+          self->livenessChanged();
+        },
+        [self](std::span<const uint8_t> records) {
+          std::shared_ptr<datapath::pipeline::SharedState> shared;
+          {
+            MutexLock lock(self->mu_);
+            shared = self->shared_;
+          }
+          if (shared != nullptr) shared->absorbSnatReplica(records);
+        });
+    if (bfd) {
+      a->bfd_ = std::move(*bfd);
+    } else {
+      spdlog::warn("agent: no BFD (gateways with standbys stay where the server put them): {}",
+                   bfd.error().message());
+    }
+  }
   // Forwarding resumes on the last view (and the connection state it
   // adopts) before the server is reached.
   a->restoreView();
@@ -123,6 +146,7 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
     a->links_ = std::move(*links);
   }
   a->control_ = std::thread([self] { self->controlLoop(); });
+  if (a->bfd_ != nullptr) a->replicator_ = std::thread([self] { self->replicateLoop(); });
   if (a->southbound_) a->southbound_->start();
   return a;
 }
@@ -134,13 +158,148 @@ void Agent::stop() {
     stopping_ = true;
   }
   stop_cv_.notify_all();
+  if (replicator_.joinable()) replicator_.join();
   links_.reset();
   health_.reset();
   metadata_.reset();  // before the southbound it asks
   if (southbound_) southbound_->stop();
   if (control_.joinable()) control_.join();
   for (auto& w : workers_) w->stop();
-  saveView();  // the next process starts from it
+  bfd_.reset();  // its sessions kept for the next process
+  saveView();    // the next process starts from it
+}
+
+namespace {
+// How long a host's BFD session must have been up before it is trusted to
+// hold a gateway again (and how long a host that comes back must be
+// connected before it holds one): the holder sends it its SNAT mappings
+// meanwhile.
+constexpr auto kGatewayHold = std::chrono::seconds(2);
+}  // namespace
+
+std::map<uint32_t, uint32_t> Agent::electGateways(const HostView& view,
+                                                  const std::map<uint32_t, uint32_t>& held) const {
+  std::map<uint32_t, uint32_t> out;
+  if (bfd_ == nullptr) return out;
+  const uint32_t self = view.local_host;
+  const SteadyTime now = clock_.now();
+  const auto connected = bfd_->connectedSince();
+  const bool cut_off = bfd_->cutOff();
+  const bool self_qualified = connected && now - *connected >= kGatewayHold;
+  for (const auto& [key, r] : view.routers) {
+    if (!r.gateway || r.gateway->standbys.empty()) continue;
+    std::vector<uint32_t> candidates{r.gateway->host};
+    for (uint32_t h : r.gateway->standbys) {
+      if (h != 0 && std::find(candidates.begin(), candidates.end(), h) == candidates.end()) {
+        candidates.push_back(h);
+      }
+    }
+    auto upSince = [&](uint32_t c) { return c == self ? connected : bfd_->upSince(c); };
+    std::optional<uint32_t> holder;
+    auto was = held.find(key);
+    const bool holding = was != held.end() && was->second == self;
+    if (holding && !cut_off && self == candidates.front()) {
+      holder = self;  // the first choice, and not cut off: it keeps it
+    } else if (holding && !cut_off && !self_qualified) {
+      // Holding, and its sessions just started (gateway high availability
+      // just turned on): it keeps it until they have been up a while.
+      holder = self;
+    } else if (self_qualified) {
+      // The first that is up and has been for the hold time (this host
+      // counts itself so), else the first up.
+      for (uint32_t c : candidates) {
+        auto since = upSince(c);
+        if (since && now - *since >= kGatewayHold) {
+          holder = c;
+          break;
+        }
+      }
+      for (uint32_t c : candidates) {
+        if (!holder && upSince(c)) holder = c;
+      }
+    } else {
+      // Just connected (or cut off): never itself; the first other that is up.
+      for (uint32_t c : candidates) {
+        if (!holder && c != self && upSince(c)) holder = c;
+      }
+    }
+    if (!holder) {
+      // Nobody up: the server's choice, unless that is this host, which
+      // is then cut off (or just started) and holds nothing.
+      holder = r.gateway->host;
+      if (*holder == self) {
+        holder = 0;
+        for (uint32_t c : candidates) {
+          if (*holder == 0 && c != self) holder = c;
+        }
+      }
+    }
+    out[key] = *holder;
+  }
+  return out;
+}
+
+std::map<uint32_t, uint32_t> Agent::heldNow() const {
+  std::map<uint32_t, uint32_t> held;
+  if (auto plan = plan_.load(); plan != nullptr && plan->topology != nullptr) {
+    for (const auto& [key, r] : plan->topology->routers()) {
+      if (r.gateway) held[key] = r.gateway->host;
+    }
+  }
+  return held;
+}
+
+void Agent::livenessChanged() {
+  std::shared_ptr<const HostView> view;
+  uint64_t version = 0;
+  std::map<uint32_t, uint32_t> elected;
+  {
+    MutexLock lock(mu_);
+    view = latest_view_;
+    version = latest_version_;
+    elected = elected_;
+  }
+  if (view == nullptr || electGateways(*view, heldNow()) == elected) return;
+  if (auto r = applyView(*view, version); !r) {
+    spdlog::warn("agent: view with the gateways' new holders refused: {}", r.error().message());
+  }
+}
+
+void Agent::replicateLoop() {
+  auto last_full = std::chrono::steady_clock::now();
+  for (;;) {
+    {
+      MutexLock lock(stop_mu_);
+      stop_cv_.wait_for(stop_mu_, std::chrono::milliseconds(50), [&] { return stopping_; });
+      if (stopping_) return;
+    }
+    std::shared_ptr<datapath::pipeline::SharedState> shared;
+    std::vector<uint32_t> targets;
+    {
+      MutexLock lock(mu_);
+      shared = shared_;
+      targets = replica_targets_;
+    }
+    // Hold times pass: every host looks within this period of the moment
+    // a session's hold ends, so that the one that lets a gateway go and the
+    // one that takes it do so together.
+    livenessChanged();
+    if (shared == nullptr || targets.empty() || bfd_ == nullptr) continue;
+    auto now = std::chrono::steady_clock::now();
+    // Every mapping now and then (and when a standby came back); what
+    // changed since, in between.
+    bool full = full_sync_.exchange(false) || now - last_full >= std::chrono::seconds(5);
+    std::vector<uint8_t> records = shared->takeSnatReplica();
+    if (full) {
+      records = shared->snatRecords();
+      last_full = now;
+    }
+    constexpr size_t kPerDatagram = 25 * datapath::nat::SnatTable::kRecordBytes;
+    for (size_t at = 0; at < records.size(); at += kPerDatagram) {
+      size_t n = std::min(kPerDatagram, records.size() - at);
+      bfd_->sendReplica(targets, std::span<const uint8_t>(records.data() + at, n));
+    }
+  }
 }
 
 std::shared_ptr<datapath::persist::StateFile> Agent::stateFileFor(uint32_t host_key) {
@@ -299,7 +458,36 @@ bool Agent::startMetadata() {
 }
 
 Result<void> Agent::applyView(const HostView& view, uint64_t version) {
-  auto built = view.builder().build(version);
+  MutexLock applying(apply_mu_);
+  if (bfd_ != nullptr) {
+    // Sessions with every other host of the view while a gateway in it
+    // has standbys (the hosts that send to it see it fail; its holders see
+    // each other, and whether they are cut off). Set first: a restarted
+    // agent's sessions resume from its saved ones before it chooses.
+    std::map<uint32_t, IpAddress> peers;
+    bool ha = std::any_of(view.routers.begin(), view.routers.end(), [](const auto& r) {
+      return r.second.gateway && !r.second.gateway->standbys.empty();
+    });
+    if (ha) {
+      for (const auto& [key, h] : view.hosts) {
+        if (key != view.local_host && h.tunnel_ip.family == 4) peers[key] = h.tunnel_ip;
+      }
+    }
+    bfd_->setPeers(peers);
+  }
+  // Gateways with standby hosts are held where BFD says.
+  std::map<uint32_t, uint32_t> elected = electGateways(view, heldNow());
+  const HostView* source = &view;
+  HostView held;
+  if (!elected.empty()) {
+    held = view;
+    for (const auto& [router, holder] : elected) {
+      auto r = held.routers.find(router);
+      if (r != held.routers.end() && r->second.gateway) r->second.gateway->host = holder;
+    }
+    source = &held;
+  }
+  auto built = source->builder().build(version);
   if (!built) return std::move(built).error();
   std::shared_ptr<const datapath::topology::Topology> topology = *built;
   std::vector<std::string> arrived;  // bound ports that are newly this host's
@@ -336,6 +524,30 @@ Result<void> Agent::applyView(const HostView& view, uint64_t version) {
     latest_view_ = std::make_shared<const HostView>(view);
     latest_version_ = version;
     view_saved_ = false;
+    for (const auto& [router, holder] : elected) {
+      if (auto was = elected_.find(router); was == elected_.end() || was->second != holder) {
+        spdlog::info("agent: router {}'s gateway is held by host {}{}", router, holder,
+                     holder == host_key ? " (this one)" : "");
+      }
+    }
+    elected_ = elected;
+    // The standbys of the gateways held here get their SNAT mappings.
+    std::vector<uint32_t> targets;
+    for (const auto& [key, r] : view.routers) {
+      auto e = elected.find(key);
+      if (!r.gateway || e == elected.end() || e->second != host_key) continue;
+      for (uint32_t h : std::vector<uint32_t>{r.gateway->host}) {
+        if (h != host_key) targets.push_back(h);
+      }
+      for (uint32_t h : r.gateway->standbys) {
+        if (h != host_key) targets.push_back(h);
+      }
+    }
+    std::sort(targets.begin(), targets.end());
+    targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
+    if (targets != replica_targets_) full_sync_ = true;
+    replica_targets_ = targets;
+    shared_->replicateSnat(!targets.empty());
     plan_.store(std::make_shared<const WorkerPlan>(WorkerPlan{
         .generation = ++plan_generation_, .topology = topology, .shared = shared_, .config = c}));
     port_keys_.clear();
@@ -365,6 +577,7 @@ Result<void> Agent::applyView(const HostView& view, uint64_t version) {
   }
   for (auto& w : workers_) w->wake();
   if (health_ != nullptr) health_->setChecks(healthChecksOf(*topology, here));
+
   spdlog::debug("agent: view version {} ({} objects)", version, view.objects());
   if (southbound_) {
     for (const auto& port : arrived) southbound_->reportPort(port, true);
@@ -635,8 +848,10 @@ Json Agent::status() const {
   size_t connections = 0;
   uint64_t logged = 0, suppressed = 0;
   Json state = nullptr;
+  uint32_t host_key = 0;
   {
     MutexLock lock(mu_);
+    host_key = host_key_;
     if (shared_ != nullptr) {
       connections = shared_->conntrack().size();
       logged = shared_->securityGroupLogWritten();
@@ -664,12 +879,23 @@ Json Agent::status() const {
               {"server", southbound_ != nullptr ? southbound_->server() : config_.server},
               {"connected", southbound_ != nullptr && southbound_->connected()},
               {"view_version", southbound_ != nullptr ? southbound_->appliedVersion() : 0},
+              {"host_key", host_key},
               {"workers", workers_.size()}};
   out["bindings"] = bindings();
   out["datapath"] = renderDatapathStatus(sumStats(stats), connections, meterIds(plan_.load()));
   out["datapath"]["security_group_log"] = {
       {"file", config_.security_group_log}, {"written", logged}, {"suppressed", suppressed}};
   out["datapath"]["state"] = state;
+  if (bfd_ != nullptr) out["bfd"] = bfd_->statusJson();
+  // Where each router gateway of the view is held, as this host's datapath
+  // sends to it (BFD's choice for those with standbys).
+  Json held = Json::object();
+  if (auto plan = plan_.load(); plan != nullptr && plan->topology != nullptr) {
+    for (const auto& [key, r] : plan->topology->routers()) {
+      if (r.gateway) held[std::to_string(key)] = r.gateway->host;
+    }
+  }
+  out["gateways_held_by"] = held;
   if (metadata_ready_) out["metadata"] = metadata_handler_->statusJson();
   if (health_ != nullptr) out["health_checks"] = health_->statusJson();
   return out;

@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/bfd_service.h"
 #include "agent/health_checker.h"
 #include "agent/link_watcher.h"
 #include "agent/metadata_service.h"
@@ -63,6 +64,13 @@ struct AgentConfig {
   // adopted by the agent's next process ("": not kept).
   std::string state_file{};
   std::string view_file{};
+  // Gateway high availability: BFD sessions with the other hosts of the
+  // view when a router's gateway has standby hosts, which decide where it
+  // is held; its SNAT mappings go to the standbys. Off: the server's
+  // choice holds it (as with one gateway host).
+  bool bfd = false;
+  std::string bfd_state_file{};
+  bfd::Timing bfd_timing{};
   // Security-group logging: the file its records are appended to ("": the
   // agent's own log only), and their limits.
   std::string security_group_log{};
@@ -133,6 +141,9 @@ class Agent {
   // An interface appeared, changed or went ("": any may have): its port is
   // attached or detached now rather than at the next tick.
   void linkChanged(const std::string& interface);
+  // A BFD session went up or down (or a hold time passed): the gateways'
+  // holders are chosen again and, if any changed, the datapath follows.
+  void livenessChanged();
   size_t workers() const { return workers_.size(); }
 
  private:
@@ -162,6 +173,17 @@ class Agent {
   // bound yet; detaches the automatic bindings of ports that left.
   void autoBind();
   void saveBindings() const CANOPY_REQUIRES(mu_);
+  // Which host holds each router gateway that has standby hosts (router
+  // key -> host key), as this host's BFD sessions see them.
+  // `held`: the holders chosen last time (this host keeps what it holds
+  // while it is connected, whatever its sessions' age).
+  std::map<uint32_t, uint32_t> electGateways(const HostView& view,
+                                             const std::map<uint32_t, uint32_t>& held) const;
+  // Where the datapath has each router gateway held now (router -> host).
+  std::map<uint32_t, uint32_t> heldNow() const;
+  // Sends the SNAT mappings made since (or all of them) to the standby
+  // hosts of the gateways this host holds; runs on replicator_.
+  void replicateLoop();
   // Writes the last view to config_.view_file if it changed since.
   void saveView();
   // The view an earlier process saved, applied; the southbound resumes from
@@ -214,7 +236,13 @@ class Agent {
   std::shared_ptr<const HostView> latest_view_ CANOPY_GUARDED_BY(mu_);
   uint64_t latest_version_ CANOPY_GUARDED_BY(mu_) = 0;
   bool view_saved_ CANOPY_GUARDED_BY(mu_) = true;
-  Mutex save_mu_;  // one saveView() at a time
+  Mutex save_mu_;   // one saveView() at a time
+  Mutex apply_mu_;  // one applyView() at a time (the southbound's, BFD's, a tick's)
+  std::unique_ptr<BfdService> bfd_;
+  std::map<uint32_t, uint32_t> elected_ CANOPY_GUARDED_BY(mu_);  // router -> holder
+  std::vector<uint32_t> replica_targets_ CANOPY_GUARDED_BY(mu_);
+  std::atomic<bool> full_sync_{true};
+  std::thread replicator_;
 };
 
 }  // namespace canopy::agent

@@ -57,6 +57,8 @@ int main(int argc, char** argv) {
   std::string security_group_log;
   double log_rate = 100, log_burst = 25;
   // Slow-path protection per port (datapath.h's SlowPathLimits).
+  std::string bfd = "on";
+  int bfd_interval_ms = 200, bfd_multiplier = 3;
   uint32_t flow_rate = 5000, flow_burst = 10000, control_rate = 500, control_burst = 1000;
   std::vector<std::string> uplinks;
   bool gateway = false;
@@ -98,6 +100,20 @@ int main(int argc, char** argv) {
   app.add_option("--security-group-log-burst", log_burst,
                  "Security-group log records in a burst at most (Neutron's burst_limit)")
       ->check(CLI::Range(1.0, 1e6))
+      ->capture_default_str();
+  app.add_option("--bfd", bfd,
+                 "BFD with the other hosts when a router's gateway has standby hosts, which "
+                 "decides where it is held (gateway high availability)")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
+  app.add_option("--bfd-interval-ms", bfd_interval_ms,
+                 "BFD's transmit and receive interval once a session is up")
+      ->check(CLI::Range(10, 10000))
+      ->capture_default_str();
+  app.add_option("--bfd-multiplier", bfd_multiplier,
+                 "BFD packets missed before a session goes down (detection time: this many "
+                 "intervals)")
+      ->check(CLI::Range(1, 255))
       ->capture_default_str();
   app.add_option("--port-flow-rate", flow_rate,
                  "New flows per second one port may make this host's slow path work out "
@@ -205,6 +221,11 @@ int main(int argc, char** argv) {
   config.bindings_file = run_dir + "/bindings.json";
   config.state_file = run_dir + "/connections.state";
   config.view_file = run_dir + "/view.pb";
+  config.bfd = bfd == "on";
+  config.bfd_state_file = run_dir + "/bfd.json";
+  config.bfd_timing.desired_min_tx = std::chrono::milliseconds(bfd_interval_ms);
+  config.bfd_timing.required_min_rx = std::chrono::milliseconds(bfd_interval_ms);
+  config.bfd_timing.detect_mult = static_cast<uint8_t>(bfd_multiplier);
   config.security_group_log =
       security_group_log.empty() ? run_dir + "/security-groups.log" : security_group_log;
   config.log_limits.rate = log_rate;

@@ -201,6 +201,7 @@ void put(pb::Router* o, const topology::Router& r) {
     for (const auto& ip : r.gateway->ips) g->add_ips(bytesOf(ip));
     g->set_snat(r.gateway->snat);
     g->set_host(r.gateway->host);
+    for (uint32_t h : r.gateway->standbys) g->add_standby_hosts(h);
     if (r.gateway->nexthop) g->set_nexthop(bytesOf(*r.gateway->nexthop));
     if (r.gateway->nexthop6) g->set_nexthop6(bytesOf(*r.gateway->nexthop6));
   }
@@ -516,6 +517,7 @@ Result<topology::Router> from(const pb::Router& o) {
     }
     g.snat = x.snat();
     g.host = x.host();
+    g.standbys.assign(x.standby_hosts().begin(), x.standby_hosts().end());
     if (!x.nexthop().empty()) {
       CANOPY_TRY(h, ip(x.nexthop(), "gateway next hop"));
       g.nexthop = h;

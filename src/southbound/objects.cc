@@ -530,6 +530,10 @@ std::optional<topology::Router> routerOf(const state::Tables& t, std::string_vie
       auto info = r->find("external_gateway_info");
       gw.snat = info != r->end() && info->is_object() ? boolAt(*info, "enable_snat", true) : true;
       gw.host = hostKeyOf(t, stringAt(*p, "binding:host_id"));
+      for (const auto& name : standbyHostsOf(*p)) {
+        uint32_t standby = hostKeyOf(t, name);
+        if (standby != 0 && standby != gw.host) gw.standbys.push_back(standby);
+      }
       // A gateway on an external network without subnets has no address
       // to route or translate with: the router has no way out yet.
       if (!gw.ips.empty()) out.gateway = std::move(gw);
@@ -588,6 +592,29 @@ std::optional<topology::Router> routerOf(const state::Tables& t, std::string_vie
     }
   }
   return out;
+}
+
+std::vector<std::string> standbyHostsOf(const Json& port) {
+  std::vector<std::string> out;
+  auto hosts = port.find(state::kStandbyHosts);
+  if (hosts == port.end() || !hosts->is_array()) return out;
+  for (const auto& h : *hosts) {
+    if (h.is_string() && !h.get_ref<const std::string&>().empty()) out.push_back(h);
+  }
+  return out;
+}
+
+std::vector<std::string> gatewayHostsOf(const state::Tables& t, std::string_view router_id) {
+  std::vector<std::string> hosts;
+  for (const Json* p : indexedDocs(t, "ports.device", "ports", router_id)) {
+    if (stringAt(*p, "device_owner") != "network:router_gateway") continue;
+    hosts.clear();
+    if (auto h = stringAt(*p, "binding:host_id"); !h.empty()) hosts.push_back(h);
+    for (auto& s : standbyHostsOf(*p)) {
+      if (std::find(hosts.begin(), hosts.end(), s) == hosts.end()) hosts.push_back(std::move(s));
+    }
+  }
+  return hosts;
 }
 
 std::string gatewayHostOf(const state::Tables& t, std::string_view router_id) {

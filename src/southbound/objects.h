@@ -66,6 +66,11 @@ std::optional<topology::Router> routerOf(const state::Tables& tables, std::strin
                                          const SwitchAt& switches);
 // The host its gateway port is bound to ("" for none).
 std::string gatewayHostOf(const state::Tables& tables, std::string_view router_id);
+// The router's gateway host and its standby hosts, in order (none: no
+// gateway, or not scheduled).
+std::vector<std::string> gatewayHostsOf(const state::Tables& tables, std::string_view router_id);
+// A gateway port's standby host names (gateway high availability).
+std::vector<std::string> standbyHostsOf(const model::Json& port);
 
 // A security group; `remotes` receives the ids of the groups its rules name
 // (only rules whose remote group exists and has a key are carried).

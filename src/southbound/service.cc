@@ -1,5 +1,6 @@
 #include "southbound/service.h"
 
+#include <fmt/ranges.h>
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 
@@ -22,6 +23,8 @@ namespace {
 using model::Json;
 using model::stringAt;
 
+// Standby hosts per router gateway (gateway high availability).
+constexpr size_t kStandbys = 2;
 constexpr auto kIdleWait = std::chrono::milliseconds(500);
 // Workers for every session's work: views are computed on them, and store
 // writes (hellos, port reports) wait on them.
@@ -719,6 +722,12 @@ Result<void> SouthboundService::reconcile() {
   // availability zone hints (if it has any), the least loaded first. A host
   // set administratively down keeps what it holds, as Neutron's L3 agents.
   std::vector<std::pair<std::string, std::string>> moves;  // gateway port -> host
+  // Gateway high availability (routers with "ha"): each gateway has up to
+  // kStandbys standby hosts that fit it as its host does, kept in order
+  // while they fit; the agents' BFD sessions decide which one holds it
+  // when its host is down, and a gateway that moves goes to the first live
+  // standby, where the datapath has it already.
+  std::vector<std::pair<std::string, std::vector<std::string>>> standbys;  // port -> hosts
   state_.read([&](const state::Tables& t) {
     struct Candidate {
       std::vector<std::string> physnets;
@@ -739,6 +748,7 @@ Result<void> SouthboundService::reconcile() {
       std::string physnet;
       std::vector<std::string> zones;  // the router's hints; none: any
       bool ha = true;                  // false: it stays on the host it has
+      std::vector<std::string> standbys{};
     };
     std::vector<Gateway> gateways;
     for (const auto& [id, r] : t.collection("routers")) {
@@ -749,7 +759,8 @@ Result<void> SouthboundService::reconcile() {
         Gateway g{.port = &p->doc,
                   .physnet = n == nullptr ? "" : stringAt(n->doc, "provider:physical_network"),
                   .zones = {},
-                  .ha = r.doc.value("ha", true)};
+                  .ha = r.doc.value("ha", true),
+                  .standbys = standbyHostsOf(p->doc)};
         for (const auto& z : r.doc.value("availability_zone_hints", Json::array())) {
           if (z.is_string()) g.zones.push_back(z.get<std::string>());
         }
@@ -768,20 +779,54 @@ Result<void> SouthboundService::reconcile() {
       if (it != hosts.end() && fits(it->second, g)) ++it->second.load;
     }
     for (const auto& g : gateways) {
-      auto it = hosts.find(stringAt(*g.port, "binding:host_id"));
-      if (it != hosts.end() && fits(it->second, g)) continue;
-      if (!g.ha && !stringAt(*g.port, "binding:host_id").empty()) continue;
-      Candidate* best = nullptr;
-      std::string best_name;
-      for (auto& [name, c] : hosts) {
-        if (c.takes_new && fits(c, g) && (best == nullptr || c.load < best->load)) {
-          best = &c;
-          best_name = name;
+      std::string primary = stringAt(*g.port, "binding:host_id");
+      auto it = hosts.find(primary);
+      bool stays = (it != hosts.end() && fits(it->second, g)) || (!g.ha && !primary.empty());
+      if (!stays) {
+        std::string chosen;
+        for (const auto& name : g.standbys) {  // the first standby that can
+          auto c = hosts.find(name);
+          if (c != hosts.end() && fits(c->second, g)) {
+            chosen = name;
+            break;
+          }
+        }
+        if (chosen.empty()) {  // else the least loaded that takes new ones
+          const Candidate* best = nullptr;
+          for (const auto& [name, c] : hosts) {
+            if (c.takes_new && fits(c, g) && (best == nullptr || c.load < best->load)) {
+              best = &c;
+              chosen = name;
+            }
+          }
+        }
+        if (chosen.empty()) continue;  // none can hold it yet
+        ++hosts[chosen].load;
+        moves.emplace_back(stringAt(*g.port, "id"), chosen);
+        primary = chosen;
+      }
+      if (!g.ha) continue;
+      // Its standbys: those it has that still fit, then the least loaded.
+      std::vector<std::string> want;
+      for (const auto& name : g.standbys) {
+        auto s = hosts.find(name);
+        if (name != primary && s != hosts.end() && fits(s->second, g) && want.size() < kStandbys) {
+          want.push_back(name);
         }
       }
-      if (best == nullptr) continue;  // none can hold it yet
-      ++best->load;
-      moves.emplace_back(stringAt(*g.port, "id"), best_name);
+      std::vector<std::pair<int, std::string>> others;
+      for (const auto& [name, c] : hosts) {
+        if (name != primary && c.takes_new && fits(c, g) &&
+            std::find(want.begin(), want.end(), name) == want.end()) {
+          others.emplace_back(c.load, name);
+        }
+      }
+      std::sort(others.begin(), others.end());
+      for (const auto& [load, name] : others) {
+        if (want.size() >= kStandbys) break;
+        want.push_back(name);
+      }
+      if (want != g.standbys) standbys.emplace_back(stringAt(*g.port, "id"), std::move(want));
     }
   });
   // Router ports' status: interfaces are served on every host (ACTIVE); a
@@ -833,6 +878,19 @@ Result<void> SouthboundService::reconcile() {
     auto r = updatePort(state_, leaderWrites(), port, [&, want = status](Json& doc) {
       if (stringAt(doc, "status") == want) return false;
       doc["status"] = want;
+      return true;
+    });
+    if (!r && r.error().code() != Errc::NotFound) return r;
+  }
+  for (const auto& [port, hosts] : standbys) {
+    spdlog::info(
+        "southbound: gateway port {} stands by on {}", port,
+        hosts.empty() ? std::string("no host") : fmt::format("{}", fmt::join(hosts, ", ")));
+    auto r = updatePort(state_, leaderWrites(), port, [&, want = hosts](Json& doc) {
+      Json list = Json::array();
+      for (const auto& h : want) list.push_back(h);
+      if (doc.value(state::kStandbyHosts, Json::array()) == list) return false;
+      doc[state::kStandbyHosts] = list;
       return true;
     });
     if (!r && r.error().code() != Errc::NotFound) return r;

@@ -21,6 +21,7 @@ void addPort(Touched& t, const Json& p) {
   t.ports.insert(stringAt(p, "id"));
   t.networks.insert(stringAt(p, "network_id"));
   if (auto h = stringAt(p, "binding:host_id"); !h.empty()) t.hosts.insert(h);
+  for (auto& h : standbyHostsOf(p)) t.hosts.insert(std::move(h));
   if (isRouterPort(stringAt(p, "device_owner"))) t.routers.insert(stringAt(p, "device_id"));
   for (const auto& g : p.value("security_groups", Json::array())) {
     if (g.is_string()) t.groups.insert(g.get<std::string>());
@@ -313,7 +314,7 @@ struct ViewTracker::Entry {
 
   // Routers in the view, and the hosts of their gateways.
   std::map<std::string, uint32_t> router_key;
-  std::map<std::string, std::string> router_host;
+  std::map<std::string, std::vector<std::string>> router_host;  // the gateway's, standbys after
 
   // Hosts named by the view (the local one, ports', gateways'), with the
   // key each had when last looked at (0: none, or no agent).
@@ -446,7 +447,7 @@ void ViewTracker::Entry::update(const state::Tables& t, const Touched& touched, 
     if (known == host_key.end() || known->second == hostKeyOf(t, h)) continue;
     for (const auto& id : t.lookup("ports.host", h)) dirty_ports.insert(id);
     for (const auto& [r, gw] : router_host) {
-      if (gw == h) dirty_routers.insert(r);
+      if (std::find(gw.begin(), gw.end(), h) != gw.end()) dirty_routers.insert(r);
     }
   }
   // Groups that got or lost their key: the ports that name them.
@@ -574,14 +575,15 @@ void ViewTracker::Entry::update(const state::Tables& t, const Touched& touched, 
     uint32_t old = valueOr(router_key, r, 0u);
     auto router = routers.count(r) ? routerOf(t, r, switchAt) : std::nullopt;
     uint32_t now = router ? router->key : 0;
-    std::string gateway_host = router && router->gateway ? gatewayHostOf(t, r) : "";
+    std::vector<std::string> gateway_hosts =
+        router && router->gateway ? gatewayHostsOf(t, r) : std::vector<std::string>{};
     place(view.routers, old, now, std::move(router), changed.routers);
-    refHost(valueOr(router_host, r, std::string()), -1);
-    refHost(gateway_host, 1);
-    if (gateway_host.empty()) {
+    for (const auto& h : valueOr(router_host, r, std::vector<std::string>{})) refHost(h, -1);
+    for (const auto& h : gateway_hosts) refHost(h, 1);
+    if (gateway_hosts.empty()) {
       router_host.erase(r);
     } else {
-      router_host[r] = gateway_host;
+      router_host[r] = std::move(gateway_hosts);
     }
     if (now != 0) {
       router_key[r] = now;

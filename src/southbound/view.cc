@@ -43,7 +43,9 @@ class Builder {
     for (const auto& id : closure.routers) {
       auto router = routerOf(t_, id, switchAt);
       if (!router) continue;
-      if (router->gateway) hostKey(gatewayHostOf(t_, id));
+      if (router->gateway) {
+        for (const auto& h : gatewayHostsOf(t_, id)) hostKey(h);
+      }
       for (const Json* f : indexedDocs(t_, "floatingips.router", "floatingips", id)) {
         auto fip = floatingIpOf(t_, *f, router->key,
                                 [&](uint32_t port) { return view_.ports.count(port) > 0; });
@@ -119,8 +121,14 @@ ViewClosure closureOf(const state::Tables& t, std::string_view host) {
   for (const Json* p : own) {
     if (!isRouterPort(stringAt(*p, "device_owner"))) addNetwork(stringAt(*p, "network_id"));
   }
-  // Routers whose gateway this host holds: their inside networks too.
+  // Routers whose gateway this host holds, or stands by for: their inside
+  // networks too.
   for (const Json* p : own) {
+    if (stringAt(*p, "device_owner") == "network:router_gateway") {
+      addRouter(stringAt(*p, "device_id"));
+    }
+  }
+  for (const Json* p : indexedDocs(t, "ports.standby_host", "ports", host)) {
     if (stringAt(*p, "device_owner") == "network:router_gateway") {
       addRouter(stringAt(*p, "device_id"));
     }

@@ -104,6 +104,17 @@ std::vector<IndexSpec> defaultIndexes() {
       {"rbac-policies.object", "rbac-policies", field("object_id")},
       {"ports.device", "ports", field("device_id")},
       {"ports.host", "ports", field("binding:host_id")},
+      // A router gateway's standby hosts (gateway high availability).
+      {"ports.standby_host", "ports",
+       [](const Json& d) {
+         std::vector<std::string> keys;
+         auto hosts = d.find(kStandbyHosts);
+         if (hosts == d.end() || !hosts->is_array()) return keys;
+         for (const auto& h : *hosts) {
+           if (h.is_string()) keys.push_back(h);
+         }
+         return keys;
+       }},
       {"floatingips.port", "floatingips", field("port_id")},
       {"floatingips.router", "floatingips", field("router_id")},
       {"lbaas-listeners.loadbalancer", "lbaas-listeners", field("loadbalancer_id")},

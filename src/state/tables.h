@@ -28,6 +28,11 @@ namespace canopy::state {
 
 using model::Json;
 
+// A router gateway port's standby hosts, in order (gateway high
+// availability): a list of host names the leader keeps in the port's
+// document, not shown by the API.
+inline constexpr const char* kStandbyHosts = "canopy:standby_hosts";
+
 // What readers derive from one version of a document and keep beside it (the
 // API's serialised views), so that it is computed once per version. A new
 // version of the document starts with an empty memo.

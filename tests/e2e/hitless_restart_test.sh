@@ -21,7 +21,7 @@ source "$here/netns.sh"
 
 # The longest a stream may go without a byte: the agent's restart, then
 # TCP's retransmission timer (200 ms, doubling) finding it back.
-max_gap_ms=${CANOPY_MAX_RESTART_GAP_MS:-1500}
+max_gap_ms=${CANOPY_MAX_RESTART_GAP_MS:-2000}
 
 start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen 127.0.0.1:0 \
   --auth noauth

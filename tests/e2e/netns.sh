@@ -18,8 +18,11 @@ netns_cleanup() {
     for name in $(printf '%s\n' "${agent_names[@]}" | sort -u); do
       "$bin/canopy-agent" --run-dir "$work/$name" status 2>/dev/null | python3 -c '
 import json, sys
-d = json.load(sys.stdin)["datapath"]["drops"]
+s = json.load(sys.stdin)
+d = s["datapath"]["drops"]
 print("agent " + sys.argv[1] + " drops: " + (", ".join(f"{k} {v}" for k, v in sorted(d.items()) if v) or "none"))
+if "bfd" in s:
+    print("agent " + sys.argv[1] + " bfd: " + ", ".join("host %s %s for %s ms" % (x["host"], x["state"], x["for_ms"]) for x in s["bfd"]["sessions"]) + "; held by " + json.dumps(s.get("gateways_held_by")))
 ' "$name" >&2 || true
     done
   fi

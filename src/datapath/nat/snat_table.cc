@@ -206,9 +206,8 @@ namespace {
 constexpr uint8_t kSnatRecordVersion = 1;
 }  // namespace
 
-void SnatTable::persist(Mapping& m) noexcept {
-  if (file_ == nullptr || m.slot == persist::kNoSlot) return;
-  static_assert(std::is_trivially_copyable_v<Persisted> && sizeof(Persisted) == 56);
+SnatTable::Persisted SnatTable::recordOf(const Mapping& m) const noexcept {
+  static_assert(std::is_trivially_copyable_v<Persisted> && sizeof(Persisted) == kRecordBytes);
   Persisted r;
   r.outbound = m.outbound;
   r.inbound = m.inbound;
@@ -216,51 +215,118 @@ void SnatTable::persist(Mapping& m) noexcept {
       std::chrono::duration_cast<std::chrono::nanoseconds>(m.expires.time_since_epoch()).count();
   r.adjust = m.adjust;
   r.closing = m.closing ? 1 : 0;
-  file_->write(m.slot, persist::RecordKind::Snat, kSnatRecordVersion, r);
+  return r;
+}
+
+void SnatTable::persist(Mapping& m) noexcept {
+  if (file_ == nullptr && replica_ == nullptr) return;
+  Persisted r = recordOf(m);
+  if (file_ != nullptr && m.slot != persist::kNoSlot) {
+    file_->write(m.slot, persist::RecordKind::Snat, kSnatRecordVersion, r);
+  }
+  if (replica_ != nullptr && replica_->size() + sizeof r <= replica_limit_) {
+    const auto* bytes = reinterpret_cast<const uint8_t*>(&r);
+    replica_->insert(replica_->end(), bytes, bytes + sizeof r);
+  }
   m.persisted = m.expires;
 }
+
+void SnatTable::exportAll(std::vector<uint8_t>& out) const {
+  for (const auto& [key, m] : by_outbound_) {
+    Persisted r = recordOf(m);
+    const auto* bytes = reinterpret_cast<const uint8_t*>(&r);
+    out.insert(out.end(), bytes, bytes + sizeof r);
+  }
+}
+
+bool SnatTable::insert(const Persisted& r, uint32_t slot) noexcept {
+  // Bytes from a file or a peer: checked as any input.
+  const Key& out = r.outbound;
+  const Key& in = r.inbound;
+  const SteadyTime expires{
+      std::chrono::duration_cast<SteadyTime::duration>(std::chrono::nanoseconds(r.expires_ns))};
+  const packet::Ipv4Address external = wireAddress(in.dst);
+  if (expires <= clock_.now() || by_outbound_.size() >= max_entries_ ||
+      by_outbound_.count(out) != 0 || by_inbound_.count(in) != 0) {
+    return false;
+  }
+  try {
+    if (!ports_.claim(external, out.protocol, in.dst_port)) return false;
+    auto [it, inserted] = by_outbound_.try_emplace(out);
+    it->second = Mapping{.outbound = out,
+                         .inbound = in,
+                         .expires = expires,
+                         .closing = r.closing != 0,
+                         .adjust = r.adjust,
+                         .slot = slot,
+                         .persisted = expires};
+    try {
+      by_inbound_.emplace(in, &it->second);
+    } catch (const std::bad_alloc&) {
+      by_outbound_.erase(it);
+      ports_.release(external, out.protocol, in.dst_port);
+      return false;
+    }
+  } catch (const std::bad_alloc&) {
+    return false;
+  }
+  return true;
+}
+
+namespace {
+
+// Whether a record's fields make a mapping (bytes from a file or a peer).
+template <typename Persisted>
+bool wellFormed(const Persisted& r) {
+  const auto& out = r.outbound;
+  const auto& in = r.inbound;
+  return (out.protocol == kTcp || out.protocol == kUdp || out.protocol == kIcmp) &&
+         in.protocol == out.protocol && in.src == out.dst && r.closing <= 1 &&
+         (out.protocol == kIcmp || in.src_port == out.dst_port);
+}
+
+}  // namespace
 
 bool SnatTable::adopt(const persist::Record& record) noexcept {
   Persisted r;
   if (record.kind != persist::RecordKind::Snat || record.version != kSnatRecordVersion ||
-      !record.as(r)) {
+      !record.as(r) || !wellFormed(r)) {
     return false;
   }
-  // Bytes from a file: checked as any input.
-  const Key& out = r.outbound;
-  const Key& in = r.inbound;
-  bool tuple = (out.protocol == kTcp || out.protocol == kUdp || out.protocol == kIcmp) &&
-               in.protocol == out.protocol && in.src == out.dst && r.closing <= 1 &&
-               (out.protocol == kIcmp || in.src_port == out.dst_port);
-  if (!tuple) return false;
-  const SteadyTime expires{
-      std::chrono::duration_cast<SteadyTime::duration>(std::chrono::nanoseconds(r.expires_ns))};
-  const packet::Ipv4Address external = wireAddress(in.dst);
-  bool taken = false;
-  if (expires > clock_.now() && by_outbound_.size() < max_entries_ &&
-      by_outbound_.count(out) == 0 && by_inbound_.count(in) == 0) {
-    try {
-      if (ports_.claim(external, out.protocol, in.dst_port)) {
-        auto [it, inserted] = by_outbound_.try_emplace(out);
-        it->second = Mapping{.outbound = out,
-                             .inbound = in,
-                             .expires = expires,
-                             .closing = r.closing != 0,
-                             .adjust = r.adjust,
-                             .slot = record.slot,
-                             .persisted = expires};
-        try {
-          by_inbound_.emplace(in, &it->second);
-          taken = true;
-        } catch (const std::bad_alloc&) {
-          by_outbound_.erase(it);
-          ports_.release(external, out.protocol, in.dst_port);
-        }
-      }
-    } catch (const std::bad_alloc&) {
-    }
+  if (!insert(r, record.slot) && file_ != nullptr) {
+    file_->release(record.slot);  // over, or its port is taken
   }
-  if (!taken && file_ != nullptr) file_->release(record.slot);  // over, or its port is taken
+  return true;
+}
+
+bool SnatTable::absorb(std::span<const uint8_t> record) noexcept {
+  Persisted r;
+  if (record.size() != sizeof r) return false;
+  std::memcpy(&r, record.data(), sizeof r);
+  if (!wellFormed(r)) return false;
+  auto it = by_outbound_.find(r.outbound);
+  if (it != by_outbound_.end()) {
+    // Known: brought up to date if it is the same translation.
+    Mapping& m = it->second;
+    if (!(m.inbound == r.inbound)) return true;
+    m.expires = SteadyTime(
+        std::chrono::duration_cast<SteadyTime::duration>(std::chrono::nanoseconds(r.expires_ns)));
+    m.closing = r.closing != 0;
+    m.adjust = r.adjust;
+    if (file_ != nullptr && m.slot != persist::kNoSlot) {
+      file_->write(m.slot, persist::RecordKind::Snat, kSnatRecordVersion, recordOf(m));
+    }
+    m.persisted = m.expires;
+    return true;
+  }
+  uint32_t slot = file_ != nullptr ? file_->allocate() : persist::kNoSlot;
+  if (!insert(r, slot)) {
+    if (file_ != nullptr) file_->release(slot);
+    return true;
+  }
+  if (file_ != nullptr && slot != persist::kNoSlot) {
+    file_->write(slot, persist::RecordKind::Snat, kSnatRecordVersion, r);
+  }
   return true;
 }
 

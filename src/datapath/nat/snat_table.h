@@ -108,6 +108,20 @@ class SnatTable {
   // was one this table reads (one expired, or whose port is taken, is
   // released), false if not (the caller discards it).
   bool adopt(const persist::Record& record) noexcept;
+
+  // Gateway high availability: every record persist() writes is also
+  // appended to `out` (a record is kRecordBytes; at most `limit` bytes are
+  // kept), for the standby hosts; exportAll() appends every mapping's.
+  static constexpr size_t kRecordBytes = 56;
+  void replicateTo(std::vector<uint8_t>* out, size_t limit) noexcept {
+    replica_ = out;
+    replica_limit_ = limit;
+  }
+  void exportAll(std::vector<uint8_t>& out) const;
+  // A record a host holding the gateway sent: its mapping made here (or
+  // brought up to date), so that this host translates the connection if
+  // it takes the gateway over. False if the bytes are not a mapping.
+  bool absorb(std::span<const uint8_t> record) noexcept;
   size_t expectations() const noexcept { return expected_.size(); }
   // How many new mappings found no free port.
   uint64_t exhausted() const noexcept { return ports_.exhausted(); }
@@ -191,6 +205,13 @@ class SnatTable {
   std::unordered_map<Key, Mapping*, KeyHash> by_inbound_;
   std::vector<Expectation> expected_;  // few: searched in order
   persist::StateFile* file_ = nullptr;
+  std::vector<uint8_t>* replica_ = nullptr;
+  size_t replica_limit_ = 0;
+  // Makes the mapping a record names (the port claimed); false if it
+  // cannot be (expired, its tuple or port taken, the table full).
+  bool insert(const Persisted& r, uint32_t slot) noexcept;
+  // The record of a mapping.
+  Persisted recordOf(const Mapping& m) const noexcept;
 };
 
 }  // namespace canopy::datapath::nat

@@ -266,6 +266,39 @@ DropReason SharedState::snatOutbound(std::span<uint8_t> frame, const packet::Par
   return snat_.translateOutbound(frame, p, external, helper, edit);
 }
 
+void SharedState::replicateSnat(bool on) {
+  MutexLock lock(snat_mu_);
+  // At most this much waits between two sends (about 18,000 mappings);
+  // beyond, the periodic full copy carries it.
+  constexpr size_t kReplicaLimit = size_t{1} << 20;
+  snat_.replicateTo(on ? &snat_replica_ : nullptr, kReplicaLimit);
+  if (!on) snat_replica_.clear();
+}
+
+std::vector<uint8_t> SharedState::takeSnatReplica() {
+  MutexLock lock(snat_mu_);
+  std::vector<uint8_t> out;
+  out.swap(snat_replica_);
+  return out;
+}
+
+std::vector<uint8_t> SharedState::snatRecords() const {
+  MutexLock lock(snat_mu_);
+  std::vector<uint8_t> out;
+  snat_.exportAll(out);
+  return out;
+}
+
+size_t SharedState::absorbSnatReplica(std::span<const uint8_t> records) {
+  MutexLock lock(snat_mu_);
+  size_t n = 0;
+  constexpr size_t kBytes = nat::SnatTable::kRecordBytes;
+  for (size_t at = 0; at + kBytes <= records.size(); at += kBytes) {
+    if (snat_.absorb(records.subspan(at, kBytes))) ++n;
+  }
+  return n;
+}
+
 DropReason SharedState::ftpFloatingOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                                             packet::Ipv4Address inside, packet::Ipv4Address outside,
                                             nat::PayloadEdit& edit) noexcept {

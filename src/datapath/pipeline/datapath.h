@@ -245,6 +245,15 @@ class SharedState {
                           nat::PayloadEdit* edit = nullptr) noexcept;
   DropReason snatInbound(std::span<uint8_t> frame, const packet::ParsedPacket& p) noexcept;
   size_t snatSize() const;
+  // Gateway high availability: while on, every SNAT mapping made or
+  // changed is kept for takeSnatReplica() (to send to the standby hosts);
+  // snatRecords() is every mapping's record (a full copy for them);
+  // absorbSnatReplica() makes here what a host holding a gateway sent
+  // (whole records, concatenated), and says how many.
+  void replicateSnat(bool on);
+  std::vector<uint8_t> takeSnatReplica();
+  std::vector<uint8_t> snatRecords() const;
+  size_t absorbSnatReplica(std::span<const uint8_t> records);
   // Local IPs on this host: a client's packet goes on to `target` (the
   // associated port's address); a reply of such a connection gets the local
   // IP back as its source (true if the packet was one).
@@ -337,6 +346,7 @@ class SharedState {
   conntrack::FragmentTable fragments_ CANOPY_GUARDED_BY(fragments_mu_);
   mutable Mutex snat_mu_;
   nat::SnatTable snat_ CANOPY_GUARDED_BY(snat_mu_);
+  std::vector<uint8_t> snat_replica_ CANOPY_GUARDED_BY(snat_mu_);
   mutable Mutex dnat_mu_;
   nat::DnatTable dnat_ CANOPY_GUARDED_BY(dnat_mu_);
   mutable Mutex lb_mu_;

@@ -302,7 +302,11 @@ struct Gateway {
   MacAddress mac{};
   std::vector<IpAddress> ips{};
   bool snat = true;
-  uint32_t host = 0;                    // the gateway host that holds the SNAT
+  uint32_t host = 0;  // the gateway host that holds the SNAT
+  // High availability: the hosts that take it over, in order, when `host`
+  // is down (the agent's BFD sessions decide, and set `host` to the one
+  // that holds it in the topology its datapath runs).
+  std::vector<uint32_t> standbys{};
   std::optional<IpAddress> nexthop{};   // the external IPv4 subnet's gateway
   std::optional<IpAddress> nexthop6{};  // the external IPv6 subnet's (routed, never NATed)
 

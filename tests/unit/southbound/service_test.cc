@@ -423,6 +423,59 @@ TEST_F(ServiceTest, GatewaysFollowZoneHintsAndHa) {
   EXPECT_EQ(host(pinned), "gw-b");
 }
 
+// Gateway high availability: an HA router's gateway has standby hosts
+// (every other fitting gateway host, up to two), which the agents' views
+// carry and whose views include the router; when its host's agent goes, it
+// moves to its first standby, where the datapath has it already.
+TEST_F(ServiceTest, HaGatewaysHaveStandbysAndMoveToTheFirst) {
+  std::string public_id = publicNetwork();
+  ASSERT_FALSE(public_id.empty());
+  agent("gw-a", "3", /*gateway=*/true);
+  agent("gw-b", "4", /*gateway=*/true);
+  agent("gw-c", "5", /*gateway=*/true);
+  auto r = call("POST", "/v2.0/routers",
+                R"({"router": {"name": "r", "external_gateway_info": {"network_id": ")" +
+                    public_id + "\"}}}");
+  ASSERT_EQ(r.status, 201);
+  auto host = [&] {
+    auto p = call("GET", "/v2.0/ports?device_owner=network:router_gateway", "", "");
+    return p.body["ports"].empty() ? std::string()
+                                   : p.body["ports"][0].value("binding:host_id", "");
+  };
+  // Every gateway agent sees the router, its host first, the others standing by.
+  auto standbys = [&](Agent& a) {
+    std::vector<std::string> names;
+    HostView v = a.current();
+    if (v.routers.size() != 1 || !v.routers.begin()->second.gateway) return names;
+    for (uint32_t k : v.routers.begin()->second.gateway->standbys) {
+      auto h = v.hosts.find(k);
+      names.push_back(h == v.hosts.end() ? "?" : h->second.name);
+    }
+    return names;
+  };
+  std::string primary;
+  ASSERT_TRUE(waitFor([&] {
+    primary = host();
+    if (primary.empty()) return false;
+    for (auto& a : agents_) {
+      if (standbys(*a).size() != 2) return false;
+    }
+    return true;
+  })) << primary;
+  std::vector<std::string> order = standbys(*agents_[0]);
+  EXPECT_EQ(std::count(order.begin(), order.end(), primary), 0);
+  // Its host's agent goes: the first standby takes it, the other stands by.
+  size_t at = primary == "gw-a" ? 0 : primary == "gw-b" ? 1 : 2;
+  agents_.erase(agents_.begin() + static_cast<long>(at));
+  ASSERT_TRUE(waitFor([&] { return host() == order[0]; })) << host();
+  ASSERT_TRUE(waitFor([&] {
+    for (auto& a : agents_) {
+      if (standbys(*a) != std::vector<std::string>{order[1]}) return false;
+    }
+    return true;
+  }));
+}
+
 // An agent an admin sets down keeps its gateways but takes no new ones; what
 // the admin said of it outlives the agent's own reconnection.
 TEST_F(ServiceTest, AnAgentSetDownTakesNoNewGateways) {
