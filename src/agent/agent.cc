@@ -113,9 +113,6 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
                    bfd.error().message());
     }
   }
-  // Forwarding resumes on the last view (and the connection state it
-  // adopts) before the server is reached.
-  a->restoreView();
   // Bindings of an earlier run come back (and are reported up again).
   if (!c.bindings_file.empty()) {
     std::ifstream in(c.bindings_file);
@@ -140,6 +137,11 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
       }
     }
   }
+  // Forwarding resumes on the last view (and the connection state it
+  // adopts) before the server is reached; after the bindings, so that
+  // the view's ports find their saved interfaces (an owned tap among
+  // them) rather than being attached afresh.
+  a->restoreView();
   if (c.watch_links) {
     auto links = LinkWatcher::start([self](const std::string& name) { self->linkChanged(name); });
     if (!links) return std::move(links).error();

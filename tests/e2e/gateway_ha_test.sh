@@ -84,17 +84,18 @@ mkfifo "$work/out.fifo" "$work/in.fifo"
 bg "$outside" sh -c "exec nc -l 7001 <'$work/out.fifo' >'$work/nc'"
 exec {nc_out_fd}>"$work/out.fifo"  # (nc opens its end once this one is)
 wait_listen "$outside" 7001
-in_ns "$tag-vm1" iperf3 -c 203.0.113.1 -p 5201 -t 150 -b 300M >"$work/iperf-client" 2>&1 &
+# (Not through a shell function: $! must be iperf3 itself, which SIGINT ends.)
+ip netns exec "$tag-vm1" iperf3 -c 203.0.113.1 -p 5201 -t 150 -b 300M >"$work/iperf-client" 2>&1 &
 client=$!
 agent_pids+=("$client")
-in_ns "$tag-vm1" iperf3 -c 203.0.113.1 -p 5202 -t 150 -b 300M -R -i 0.1 --forceflush \
+ip netns exec "$tag-vm1" iperf3 -c 203.0.113.1 -p 5202 -t 150 -b 300M -R -i 0.1 --forceflush \
   >"$work/iperf-client-down" 2>&1 &
 client_down=$!
 agent_pids+=("$client_down")
 bg "$tag-vm1" sh -c "exec nc -N 203.0.113.1 7001 <'$work/in.fifo' >'$work/nc-in'"
 exec {nc_fd}>"$work/in.fifo"
 
-intervals() { grep -E '^\[ *[0-9]+\] +[0-9.]+-[0-9.]+ +sec' "$work/iperf-server" | grep -v receiver; }
+intervals() { iperf_intervals "$work/iperf-server"; }
 flowing() { [ "$(intervals | grep -vc ' 0.00 Bytes')" -ge "$1" ]; }
 say() {
   echo "in $1" >&"$nc_out_fd"
@@ -102,16 +103,6 @@ say() {
     fail "the nc session lost 'in $1' (inbound): $(tr '\n' ' ' <"$work/nc-in")"
   echo "$1" >&"$nc_fd"
   retry 15 grep -qx "$1" "$work/nc" || fail "the nc session lost '$1': $(tr '\n' ' ' <"$work/nc")"
-}
-# longest_gap FROM: the longest run of empty 0.1 s intervals after interval FROM.
-longest_gap() {
-  intervals | tail -n +"$1" | python3 -c '
-import sys
-longest = run = 0
-for line in sys.stdin:
-    run = run + 1 if " 0.00 Bytes" in line else 0
-    longest = max(longest, run)
-print(longest * 100)'
 }
 retry 20 flowing 5 || fail "iperf3 does not flow: $(cat "$work/iperf-server")"
 say before
@@ -124,7 +115,7 @@ step() {  # step NAME: waits for one holder and traffic, reports the gap since $
   retry 30 flowing $((had + 5)) || fail "$name: no traffic after it"
   say "$name"
   local gap
-  gap=$(longest_gap "$mark")
+  gap=$(longest_gap "$work/iperf-server" "$mark")
   echo "$name: now held by $(holders); longest gap ${gap} ms (at ${SECONDS} s)"
   [ "$gap" -le "$max_gap_ms" ] || fail "$name: a gap of $gap ms, over $max_gap_ms"
   gaps+=("$name $gap")
@@ -172,14 +163,7 @@ for c in "$client iperf-client" "$client_down iperf-client-down"; do
   if grep -qiE "reset|refused|error" "$work/$2"; then fail "iperf3 ($2) failed: $(cat "$work/$2")"; fi
 done
 # The downward stream's longest time without a byte, at the VM.
-down_gap=$(grep -E '^\[ *[0-9]+\] +[0-9.]+-[0-9.]+ +sec' "$work/iperf-client-down" |
-  grep -v receiver | python3 -c '
-import sys
-longest = run = 0
-for line in sys.stdin:
-    run = run + 1 if " 0.00 Bytes" in line else 0
-    longest = max(longest, run)
-print(longest * 100)')
+down_gap=$(longest_gap "$work/iperf-client-down")
 echo "downward stream (inbound through SNAT): longest gap $down_gap ms"
 [ "$down_gap" -le "$max_gap_ms" ] || fail "the downward stream had a gap of $down_gap ms"
 echo "e2e.gateway_ha: all checks passed (longest gaps: $(printf '%s ms; ' "${gaps[@]}"))"

@@ -80,8 +80,8 @@ for s in "${streams[@]}"; do
   i=$((i + 1))
 done
 
-# received NAME: bytes the stream's iperf3 server reported, interval by interval.
-intervals() { grep -E '^\[ *[0-9]+\] +[0-9.]+-[0-9.]+ +sec' "$work/$1.iperf-server" | grep -v receiver; }
+# intervals NAME: the stream's iperf3 server's intervals.
+intervals() { iperf_intervals "$work/$1.iperf-server"; }
 # flowing NAME COUNT: the stream has reported COUNT intervals with bytes.
 flowing() { [ "$(intervals "$1" | grep -vc ' 0.00 Bytes')" -ge "$2" ]; }
 # say N TEXT: a line on every nc session, which must arrive.
@@ -139,13 +139,7 @@ done
 # Each stream's longest run of empty 0.1 s intervals at its receiver.
 for s in "${streams[@]}"; do
   set -- $s
-  gap=$(intervals "$1" | python3 -c '
-import sys
-longest = run = 0
-for line in sys.stdin:
-    run = run + 1 if " 0.00 Bytes" in line else 0
-    longest = max(longest, run)
-print(longest * 100)')
+  gap=$(longest_gap "$work/$1.iperf-server")
   rate=$(grep -E "sender" "$work/$1.iperf-client" | awk '{print $7, $8}')
   echo "  $1: longest gap ${gap} ms, ${rate} over the run"
   [ "$gap" -le "$max_gap_ms" ] || fail "$1: a gap of $gap ms, over $max_gap_ms"

@@ -25,6 +25,18 @@ retry() {
 }
 # field EXPR: a value of the JSON on stdin (d is the document).
 field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+# iperf_intervals FILE: the interval lines of an iperf3 run's output in FILE
+# (-i 0.1 --forceflush), not its summary.
+iperf_intervals() {
+  grep -E '^\[ *[0-9]+\] +[0-9.]+-[0-9.]+ +sec' "$1" | grep -v -e receiver -e sender || true
+}
+# longest_gap FILE [FROM]: the longest run of 0.1 s intervals without a byte
+# in FILE, from its FROMth interval on, in ms.
+longest_gap() {
+  iperf_intervals "$1" | tail -n +"${2:-1}" |
+    awk '/ 0\.00 Bytes/ { if (++run > longest) longest = run; next } { run = 0 }
+         END { print longest * 100 + 0 }'
+}
 expect_in() { grep -qF -- "$1" <<<"$2" || fail "expected '$1' in: $2"; }
 
 # start_server BIN LOG ARGS...: starts canopy-server, waits for its API, and
