@@ -395,6 +395,7 @@ Json BfdService::statusJson() const {
         {{"host", host},
          {"address", p.address.toString()},
          {"state", bfd::stateName(s.state())},
+         {"peer_state", bfd::stateName(s.remoteState())},
          {"for_ms", std::chrono::duration_cast<std::chrono::milliseconds>(now - s.since()).count()},
          {"detection_ms",
           std::chrono::duration_cast<std::chrono::milliseconds>(s.detectionTime()).count()}});

@@ -105,6 +105,7 @@ class Session {
   Diagnostic diagnostic() const { return diagnostic_; }
   uint32_t localDiscriminator() const { return local_discriminator_; }
   uint32_t remoteDiscriminator() const { return remote_discriminator_; }
+  State remoteState() const { return remote_state_; }
   // The peer is up: this session is Up.
   bool up() const { return state_ == State::Up; }
   // How long without a packet before the session goes Down (0: not
@@ -138,9 +139,7 @@ class Session {
   std::chrono::microseconds remote_min_rx_{1};  // RFC 5880: 1 until heard
   std::chrono::microseconds remote_min_tx_{0};
   uint8_t remote_mult_ = 0;
-  // The rates in use: slow (1 s) until Up, then the configured ones once a
-  // Poll sequence has been answered.
-  bool fast_ = false;
+  // A Poll sequence (the fast rates announced on going Up) until answered.
   bool polling_ = false;
   bool final_due_ = false;
   SteadyTime next_tx_{};

@@ -185,11 +185,13 @@ const std::shared_ptr<ConnEntry>* ConnTrack::live(Shard& shard, const ConnKey& k
 
 void ConnTrack::erase(Shard& shard, ConnEntry& e) noexcept {
   e.dead.store(true, std::memory_order_release);
-  ConnKey original = e.original;  // the entries may hold the last references to `e`
+  // The entries may hold the last references to `e`.
+  ConnKey original = e.original;
+  uint32_t slot = e.slot;
   shard.table.erase(original.reversed());
   shard.table.erase(original);
   connections_.fetch_sub(1, std::memory_order_relaxed);
-  if (file_ != nullptr) file_->release(e.slot);
+  if (file_ != nullptr) file_->release(slot);
 }
 
 namespace {

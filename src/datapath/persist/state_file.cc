@@ -25,9 +25,7 @@ std::string bootId() {
   return id;
 }
 
-std::string systemError(const std::string& what) {
-  return what + ": " + std::strerror(errno);
-}
+std::string systemError(const std::string& what) { return what + ": " + std::strerror(errno); }
 
 }  // namespace
 
@@ -188,8 +186,8 @@ bool StateFile::adopt(const StateFileOptions& options, std::string& why) {
   }
   uint32_t high = header().high.load(std::memory_order_relaxed);
   if (high > slots_) {
-    why = "its high-water mark " + std::to_string(high) + " is past its " +
-          std::to_string(slots_) + " slots";
+    why = "its high-water mark " + std::to_string(high) + " is past its " + std::to_string(slots_) +
+          " slots";
     return false;
   }
   MutexLock lock(mu_);
@@ -245,7 +243,7 @@ void StateFile::write(uint32_t index, RecordKind kind, uint8_t version, const vo
   s.kind = static_cast<uint16_t>(kind);
   s.version = version;
   s.size = static_cast<uint8_t>(size);
-  std::memcpy(s.payload, data, size);
+  if (size != 0) std::memcpy(s.payload, data, size);
   s.sequence.store(sequence + 1, std::memory_order_release);  // even: whole
 }
 
