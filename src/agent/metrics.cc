@@ -37,6 +37,9 @@ std::string prometheusText(const model::Json& status) {
          d.value("answered", model::Json(0)));
   metric(out, "canopy_simulations_total", "counter", "Flow setups: packets simulated.",
          d.value("simulations", model::Json(0)));
+  metric(out, "canopy_snat_steered_total", "counter",
+         "Distributed SNAT: replies sent on to the host whose lease of ports they are in.",
+         d.value("snat_steered", model::Json(0)));
   metric(out, "canopy_connections", "gauge", "Tracked connections.",
          d.value("connections", model::Json(0)));
   const model::Json cache = d.value("flow_cache", model::Json::object());

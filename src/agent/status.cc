@@ -26,6 +26,7 @@ WorkerStats sumStats(const std::vector<WorkerStats>& stats) {
     t.datapath.outputs += s.datapath.outputs;
     t.datapath.answered += s.datapath.answered;
     t.datapath.simulations += s.datapath.simulations;
+    t.datapath.snat_steered += s.datapath.snat_steered;
     for (const auto& [label, m] : s.datapath.meters) {
       t.datapath.meters[label].packets += m.packets;
       t.datapath.meters[label].bytes += m.bytes;
@@ -80,6 +81,7 @@ Json renderDatapathStatus(const WorkerStats& total, size_t connections,
           {"outputs", total.datapath.outputs},
           {"answered", total.datapath.answered},
           {"simulations", total.datapath.simulations},
+          {"snat_steered", total.datapath.snat_steered},
           {"drops", dropsJson(drops)},
           {"flow_cache",
            {{"entries", total.cache_entries},

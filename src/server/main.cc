@@ -75,6 +75,8 @@ struct Options {
   // gRPC address: HOST:PORT or unix:PATH (agents in other network
   // namespaces reach a unix socket through the shared file system).
   std::string southbound_listen = "127.0.0.1:6642";
+  std::string snat = "central";
+  canopy::southbound::ServiceOptions service;
   canopy::southbound::TlsFiles southbound_tls;
   std::string prefix;  // dump
   // The cluster of replicas on one store (cluster/replica.h).
@@ -261,7 +263,9 @@ int run(const Options& options) {
     spdlog::info("canopy-server: Nova's external events on ({})",
                  options.nova_url.empty() ? "endpoint from Keystone's catalog" : options.nova_url);
   }
-  canopy::southbound::SouthboundService southbound(state, clock, replica->get());
+  canopy::southbound::ServiceOptions service = options.service;
+  service.distributed_snat = options.snat == "distributed";
+  canopy::southbound::SouthboundService southbound(state, clock, replica->get(), service);
   canopy::trace::Operations operations(state, &southbound, clock, replica->get());
   const canopy::model::NetworkConfig network_config{
       .overlay = options.overlay,
@@ -532,6 +536,16 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"geneve", "vxlan", "vlan"}));
   app.add_option("--physical-mtu", options.physical_mtu, "MTU of the hosts' underlay network")
       ->check(CLI::Range(576, 9216))
+      ->capture_default_str();
+  app.add_option("--snat", options.snat,
+                 "Router SNAT: central (on the gateway host) or distributed (every host with an "
+                 "uplink translates its own VMs' traffic, in a block of the gateway address's "
+                 "ports leased from the store)")
+      ->check(CLI::IsMember({"central", "distributed"}))
+      ->capture_default_str();
+  app.add_option("--snat-block-ports", options.service.snat_block_ports,
+                 "Distributed SNAT: how many ports each host's block has")
+      ->check(CLI::Range(64, 32256))
       ->capture_default_str();
   app.add_option("--southbound-listen", options.southbound_listen,
                  "Where agents connect (gRPC): HOST:PORT or unix:PATH; empty: no southbound")

@@ -202,6 +202,16 @@ void put(pb::Router* o, const topology::Router& r) {
     g->set_snat(r.gateway->snat);
     g->set_host(r.gateway->host);
     for (uint32_t h : r.gateway->standbys) g->add_standby_hosts(h);
+    if (r.gateway->central_first != 1024 || r.gateway->central_last != 65535) {
+      g->mutable_central_ports()->set_first(r.gateway->central_first);
+      g->mutable_central_ports()->set_last(r.gateway->central_last);
+    }
+    for (const auto& l : r.gateway->leases) {
+      auto* x = g->add_snat_leases();
+      x->set_host(l.host);
+      x->set_first(l.first);
+      x->set_last(l.last);
+    }
     if (r.gateway->nexthop) g->set_nexthop(bytesOf(*r.gateway->nexthop));
     if (r.gateway->nexthop6) g->set_nexthop6(bytesOf(*r.gateway->nexthop6));
   }
@@ -212,6 +222,7 @@ void put(pb::Host* o, const topology::Host& h) {
   o->set_name(h.name);
   o->set_tunnel_ip(bytesOf(h.tunnel_ip));
   o->set_vxlan_only(!h.geneve);
+  for (const auto& u : h.uplinks) o->add_physical_networks(u);
 }
 
 void put(pb::FloatingIp* o, const topology::FloatingIp& f) {
@@ -518,6 +529,24 @@ Result<topology::Router> from(const pb::Router& o) {
     g.snat = x.snat();
     g.host = x.host();
     g.standbys.assign(x.standby_hosts().begin(), x.standby_hosts().end());
+    auto range = [](uint32_t first, uint32_t last) {
+      return first >= 1 && first <= last && last <= 65535;
+    };
+    if (x.has_central_ports()) {
+      if (!range(x.central_ports().first(), x.central_ports().last())) {
+        return bad("gateway: central SNAT ports out of range");
+      }
+      g.central_first = static_cast<uint16_t>(x.central_ports().first());
+      g.central_last = static_cast<uint16_t>(x.central_ports().last());
+    }
+    for (const auto& l : x.snat_leases()) {
+      if (l.host() == 0 || !range(l.first(), l.last())) {
+        return bad("gateway: SNAT lease out of range");
+      }
+      g.leases.push_back({.host = l.host(),
+                          .first = static_cast<uint16_t>(l.first()),
+                          .last = static_cast<uint16_t>(l.last())});
+    }
     if (!x.nexthop().empty()) {
       CANOPY_TRY(h, ip(x.nexthop(), "gateway next hop"));
       g.nexthop = h;
@@ -533,8 +562,11 @@ Result<topology::Router> from(const pb::Router& o) {
 
 Result<topology::Host> from(const pb::Host& o) {
   CANOPY_TRY(a, ip(o.tunnel_ip(), "host tunnel address"));
-  return topology::Host{
-      .key = o.key(), .name = o.name(), .tunnel_ip = a, .geneve = !o.vxlan_only()};
+  return topology::Host{.key = o.key(),
+                        .name = o.name(),
+                        .tunnel_ip = a,
+                        .geneve = !o.vxlan_only(),
+                        .uplinks = {o.physical_networks().begin(), o.physical_networks().end()}};
 }
 
 Result<topology::FloatingIp> from(const pb::FloatingIp& o) {

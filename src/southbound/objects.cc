@@ -114,7 +114,8 @@ std::optional<topology::Host> hostOf(const state::Tables& t, std::string_view ho
   return topology::Host{.key = key,
                         .name = std::string(host),
                         .tunnel_ip = ip.value_or(IpAddress{}),
-                        .geneve = agent.takesGeneve()};
+                        .geneve = agent.takesGeneve(),
+                        .uplinks = agent.physical_networks};
 }
 
 std::optional<topology::Switch> switchOf(const state::Tables& t, std::string_view id) {
@@ -534,6 +535,7 @@ std::optional<topology::Router> routerOf(const state::Tables& t, std::string_vie
         uint32_t standby = hostKeyOf(t, name);
         if (standby != 0 && standby != gw.host) gw.standbys.push_back(standby);
       }
+      snatLeasesOf(t, *p, gw);
       // A gateway on an external network without subnets has no address
       // to route or translate with: the router has no way out yet.
       if (!gw.ips.empty()) out.gateway = std::move(gw);
@@ -592,6 +594,43 @@ std::optional<topology::Router> routerOf(const state::Tables& t, std::string_vie
     }
   }
   return out;
+}
+
+namespace {
+std::optional<std::pair<uint16_t, uint16_t>> portRangeOf(const Json& v) {
+  if (!v.is_array() || v.size() != 2 || !v[0].is_number_unsigned() || !v[1].is_number_unsigned()) {
+    return std::nullopt;
+  }
+  auto first = v[0].get<uint64_t>(), last = v[1].get<uint64_t>();
+  if (first < 1 || first > last || last > 65535) return std::nullopt;
+  return std::make_pair(static_cast<uint16_t>(first), static_cast<uint16_t>(last));
+}
+}  // namespace
+
+std::map<std::string, std::pair<uint16_t, uint16_t>> snatLeaseHostsOf(const Json& port) {
+  std::map<std::string, std::pair<uint16_t, uint16_t>> out;
+  auto leases = port.find(state::kSnatLeases);
+  if (leases == port.end() || !leases->is_object()) return out;
+  auto hosts = leases->find("hosts");
+  if (hosts == leases->end() || !hosts->is_object()) return out;
+  for (const auto& [name, range] : hosts->items()) {
+    if (auto r = portRangeOf(range); r && !name.empty()) out[name] = *r;
+  }
+  return out;
+}
+
+void snatLeasesOf(const state::Tables& t, const Json& port, topology::Gateway& gw) {
+  auto leases = port.find(state::kSnatLeases);
+  if (leases == port.end() || !leases->is_object()) return;
+  auto central = portRangeOf(leases->value("central", Json()));
+  if (!central) return;  // not one the leader wrote: central SNAT as before
+  gw.central_first = central->first;
+  gw.central_last = central->second;
+  for (const auto& [name, range] : snatLeaseHostsOf(port)) {
+    if (uint32_t host = hostKeyOf(t, name); host != 0) {
+      gw.leases.push_back({.host = host, .first = range.first, .last = range.second});
+    }
+  }
 }
 
 std::vector<std::string> standbyHostsOf(const Json& port) {

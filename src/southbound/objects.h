@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -71,6 +72,10 @@ std::string gatewayHostOf(const state::Tables& tables, std::string_view router_i
 std::vector<std::string> gatewayHostsOf(const state::Tables& tables, std::string_view router_id);
 // A gateway port's standby host names (gateway high availability).
 std::vector<std::string> standbyHostsOf(const model::Json& port);
+// Distributed SNAT: a gateway port's leased port blocks by host name, and
+// the gateway's central range and leases (by host key) from its document.
+std::map<std::string, std::pair<uint16_t, uint16_t>> snatLeaseHostsOf(const model::Json& port);
+void snatLeasesOf(const state::Tables& tables, const model::Json& port, topology::Gateway& gw);
 
 // A security group; `remotes` receives the ids of the groups its rules name
 // (only rules whose remote group exists and has a key are carried).

@@ -9,6 +9,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <functional>
+#include <set>
 
 #include "base/log.h"
 #include "model/json.h"
@@ -16,6 +17,7 @@
 #include "southbound/keys.h"
 #include "southbound/objects.h"
 #include "southbound/tls.h"
+#include "southbound/view.h"
 
 namespace canopy::southbound {
 namespace {
@@ -173,9 +175,10 @@ class SouthboundService::Session final
 };
 
 SouthboundService::SouthboundService(state::ModelState& state, const Clock& clock,
-                                     cluster::Replica* replica)
+                                     cluster::Replica* replica, ServiceOptions options)
     : state_(state),
       clock_(clock),
+      options_(options),
       replica_(replica),
       tracker_(std::make_shared<ViewTracker>(clock)),
       workers_(std::make_unique<Workers>()) {
@@ -711,6 +714,98 @@ Result<void> SouthboundService::setMemberHealth(const std::string& host,
   return ok();
 }
 
+// Distributed SNAT: a lease per live host that has an uplink to the
+// router's external network and a port behind the router; a host keeps its
+// block while it does, the others take the lowest free ones.
+Result<void> SouthboundService::leaseSnatBlocks() {
+  const uint32_t size = options_.snat_block_ports;
+  const uint32_t blocks = size == 0 ? 0 : (65536 - 1024) / size;
+  auto block = [&](uint32_t b) {
+    return Json::array({1024 + b * size, 1024 + (b + 1) * size - 1});
+  };
+  std::vector<std::pair<std::string, Json>> changes;  // gateway port -> leases (null: none)
+  state_.read([&](const state::Tables& t) {
+    std::map<std::string, std::vector<std::string>> live;  // host -> physnets
+    for (const auto& [name, d] : t.collection(kAgentsCollection)) {
+      Agent a = Agent::fromJson(d.doc);
+      if (a.alive) live[name] = std::move(a.physical_networks);
+    }
+    for (const auto& [id, r] : t.collection("routers")) {
+      for (const Json* p : indexedDocs(t, "ports.device", "ports", id)) {
+        if (stringAt(*p, "device_owner") != "network:router_gateway") continue;
+        std::string ext = stringAt(*p, "network_id");
+        const state::Document* n = t.find("networks", ext);
+        std::string physnet = n == nullptr ? "" : stringAt(n->doc, "provider:physical_network");
+        auto info = r.doc.find("external_gateway_info");
+        bool snat = info == r.doc.end() || !info->is_object() || info->value("enable_snat", true);
+        Json want;  // null: central SNAT
+        if (options_.distributed_snat && blocks >= 2 && snat && !physnet.empty()) {
+          std::set<std::string> hosts;  // live, with the uplink, with a port behind the router
+          for (const auto& net : routerNetworks(t, id)) {
+            if (net == ext) continue;
+            for (const Json* q : indexedDocs(t, "ports.network", "ports", net)) {
+              std::string host = stringAt(*q, "binding:host_id");
+              auto l = live.find(host);
+              if (host.empty() || isRouterPort(stringAt(*q, "device_owner")) || l == live.end() ||
+                  std::find(l->second.begin(), l->second.end(), physnet) == l->second.end()) {
+                continue;
+              }
+              hosts.insert(host);
+            }
+          }
+          std::vector<bool> taken(blocks, false);
+          taken[0] = true;  // the gateway host's
+          Json leased = Json::object();
+          for (const auto& [host, range] : snatLeaseHostsOf(*p)) {
+            uint32_t b = (range.first - 1024u) / std::max<uint32_t>(size, 1);
+            if (!hosts.count(host) || b == 0 || b >= blocks || taken[b] ||
+                block(b) != Json::array({range.first, range.second})) {
+              continue;
+            }
+            taken[b] = true;
+            leased[host] = block(b);
+          }
+          for (const auto& host : hosts) {
+            if (leased.contains(host)) continue;
+            auto free = std::find(taken.begin(), taken.end(), false);
+            if (free == taken.end()) {
+              spdlog::warn(
+                  "southbound: router {}: no SNAT block left for {}: its VMs' traffic "
+                  "goes by the gateway host",
+                  id, host);
+              continue;
+            }
+            *free = true;
+            leased[host] = block(static_cast<uint32_t>(free - taken.begin()));
+          }
+          want = Json{{"central", block(0)}, {"hosts", std::move(leased)}};
+        }
+        auto have = p->find(state::kSnatLeases);
+        if (have == p->end() ? !want.is_null() : *have != want) {
+          changes.emplace_back(stringAt(*p, "id"), std::move(want));
+        }
+      }
+    }
+  });
+  for (const auto& [port, leases] : changes) {
+    spdlog::info("southbound: gateway port {}: SNAT leases {}", port,
+                 leases.is_null() ? std::string("none (central)") : leases["hosts"].dump());
+    auto r = updatePort(state_, leaderWrites(), port, [&, want = leases](Json& doc) {
+      auto have = doc.find(state::kSnatLeases);
+      if (want.is_null()) {
+        if (have == doc.end()) return false;
+        doc.erase(have);
+        return true;
+      }
+      if (have != doc.end() && *have == want) return false;
+      doc[state::kSnatLeases] = want;
+      return true;
+    });
+    if (!r && r.error().code() != Errc::NotFound) return r;
+  }
+  return ok();
+}
+
 Result<void> SouthboundService::reconcile() {
   auto missing = state_.read([](const state::Tables& t) { return missingKeys(t); });
   if (!missing.empty()) {
@@ -895,6 +990,7 @@ Result<void> SouthboundService::reconcile() {
     });
     if (!r && r.error().code() != Errc::NotFound) return r;
   }
+  if (auto r = leaseSnatBlocks(); !r) return r;
   for (const auto& [port, host] : moves) {
     spdlog::info("southbound: gateway port {} scheduled to {}", port, host);
     auto r = updatePort(state_, leaderWrites(), port, [&, to = host](Json& doc) {

@@ -60,13 +60,24 @@ inline constexpr std::string_view kListenerStatsCollection = "lbaas-listener-sta
 // What each host's metering labels counted, one document per host.
 inline constexpr std::string_view kMeterStatsCollection = "metering-label-stats";
 
+// How the deployment's routers translate.
+struct ServiceOptions {
+  // Distributed SNAT: every live host with an uplink to a router's
+  // external network and a port behind the router leases a block of
+  // `snat_block_ports` of its gateway address's ports (1024-65535; the
+  // first block is the gateway host's, for the others) and translates its
+  // own VMs' traffic. Off: the gateway host translates it all.
+  bool distributed_snat = false;
+  uint16_t snat_block_ports = 2048;
+};
+
 class SouthboundService final
     : public pb::Southbound::WithCallbackMethod_Connect<pb::Southbound::Service> {
  public:
   // `replica` (may be null: a single server that always leads) outlives
   // the service.
   SouthboundService(state::ModelState& state, const Clock& clock,
-                    cluster::Replica* replica = nullptr);
+                    cluster::Replica* replica = nullptr, ServiceOptions options = {});
   ~SouthboundService() override;
 
   grpc::ServerBidiReactor<pb::AgentMessage, pb::ServerMessage>* Connect(
@@ -82,6 +93,7 @@ class SouthboundService final
 
   // Gives keys to new objects and schedules unscheduled gateways, once.
   Result<void> reconcile();
+  Result<void> leaseSnatBlocks();
 
   // How many agents are connected now.
   size_t connected() const;
@@ -133,6 +145,7 @@ class SouthboundService final
   state::ModelState& state_;
   // Shared with the model's observer, which may outlive the service.
   const Clock& clock_;
+  const ServiceOptions options_;
   cluster::Replica* replica_;
   // What the replica's listener reaches: nulled when the service goes.
   struct Link {

@@ -45,6 +45,11 @@ class Builder {
       if (!router) continue;
       if (router->gateway) {
         for (const auto& h : gatewayHostsOf(t_, id)) hostKey(h);
+        // Distributed SNAT: the hosts its replies are steered to.
+        for (const Json* p : indexedDocs(t_, "ports.device", "ports", id)) {
+          if (stringAt(*p, "device_owner") != "network:router_gateway") continue;
+          for (const auto& [h, range] : snatLeaseHostsOf(*p)) hostKey(h);
+        }
       }
       for (const Json* f : indexedDocs(t_, "floatingips.router", "floatingips", id)) {
         auto fip = floatingIpOf(t_, *f, router->key,

@@ -32,6 +32,10 @@ using model::Json;
 // availability): a list of host names the leader keeps in the port's
 // document, not shown by the API.
 inline constexpr const char* kStandbyHosts = "canopy:standby_hosts";
+// Distributed SNAT: a router gateway port's ports of its first address,
+// leased by the leader: {"central": [first, last], "hosts": {name: [first,
+// last]}}, not shown by the API.
+inline constexpr const char* kSnatLeases = "canopy:snat_leases";
 
 // What readers derive from one version of a document and keep beside it (the
 // API's serialised views), so that it is computed once per version. A new

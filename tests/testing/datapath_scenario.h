@@ -55,8 +55,10 @@ inline topology::TopologyBuilder scenario() {
   using namespace world;
   using topology::Direction;
   topology::TopologyBuilder b;
-  b.addHost({.key = kH1, .name = "h1", .tunnel_ip = ip("192.168.100.1")})
-      .addHost({.key = kH2, .name = "h2", .tunnel_ip = ip("192.168.100.2")})
+  // h1 and h2 have uplinks to physnet1 (as World's datapaths), h3 none.
+  b.addHost({.key = kH1, .name = "h1", .tunnel_ip = ip("192.168.100.1"), .uplinks = {"physnet1"}})
+      .addHost(
+          {.key = kH2, .name = "h2", .tunnel_ip = ip("192.168.100.2"), .uplinks = {"physnet1"}})
       .addHost({.key = kH3, .name = "h3", .tunnel_ip = ip("192.168.100.3")});
   b.addSwitch({.key = kNet1,
                .id = "net1-id",

@@ -1,5 +1,6 @@
 #include "datapath/nat/nat.h"
 
+#include <algorithm>
 #include <array>
 
 #include "base/assert.h"
@@ -318,23 +319,30 @@ PortAllocator::Pool& PortAllocator::pool(packet::Ipv4Address external, uint8_t p
   return p;
 }
 
-std::optional<uint16_t> PortAllocator::allocate(packet::Ipv4Address external, uint8_t protocol) {
+std::optional<uint16_t> PortAllocator::allocate(packet::Ipv4Address external, uint8_t protocol,
+                                                PortRange range) {
   Pool& p = pool(external, protocol);
-  size_t n = p.used.size();
-  if (p.count == n) {
+  if (p.count == p.used.size() || range.first > last_ || range.last < first_ ||
+      range.first > range.last) {
     ++exhausted_;
     return std::nullopt;
   }
+  // Indexes lo-hi of the pool, searched from where the last search ended.
+  const size_t lo = std::max(range.first, first_) - first_;
+  const size_t hi = std::min(range.last, last_) - first_;
+  const size_t n = hi - lo + 1;
+  const size_t start = p.next >= lo && p.next <= hi ? p.next - lo : 0;
   for (size_t i = 0; i < n; ++i) {
-    size_t at = (p.next + i) % n;
+    size_t at = lo + (start + i) % n;
     if (p.used[at] == 0) {
       p.used[at] = 1;
       ++p.count;
-      p.next = (at + 1) % n;
+      p.next = at == hi ? lo : at + 1;
       return static_cast<uint16_t>(first_ + at);
     }
   }
-  CANOPY_BUG("NAT: no free port although the count said there was room");
+  if (n == p.used.size()) CANOPY_BUG("NAT: no free port although the count said there was room");
+  ++exhausted_;
   return std::nullopt;
 }
 

@@ -91,14 +91,26 @@ struct IcmpQuote {
 DropReason icmpQuote(std::span<const uint8_t> frame, const packet::ParsedPacket& p,
                      IcmpQuote& out) noexcept;
 
+// Ports first-last (inclusive): the ones a translation may take (a host's
+// lease, with distributed SNAT).
+struct PortRange {
+  uint16_t first = 1024;
+  uint16_t last = 65535;
+
+  bool contains(uint16_t port) const noexcept { return port >= first && port <= last; }
+  friend bool operator==(const PortRange&, const PortRange&) = default;
+};
+
 class PortAllocator {
  public:
   PortAllocator(uint16_t first = 1024, uint16_t last = 65535) : first_(first), last_(last) {}
 
-  // A free port of `external` for `protocol`, or nullopt when all are taken
-  // (counted in exhausted()). May throw std::bad_alloc on an address's first
-  // port, as may claim().
-  std::optional<uint16_t> allocate(packet::Ipv4Address external, uint8_t protocol);
+  // A free port of `external` for `protocol` within `range` (and the
+  // allocator's own), or nullopt when all are taken (counted in
+  // exhausted()). May throw std::bad_alloc on an address's first port, as
+  // may claim().
+  std::optional<uint16_t> allocate(packet::Ipv4Address external, uint8_t protocol,
+                                   PortRange range = {});
   // Takes `port` itself if it is in the range and free (SNAT keeps a
   // connection's source port when it can); false otherwise, not counted.
   bool claim(packet::Ipv4Address external, uint8_t protocol, uint16_t port);

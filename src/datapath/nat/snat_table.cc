@@ -127,7 +127,7 @@ void SnatTable::erase(const Mapping& m) noexcept {
   by_outbound_.erase(outbound);
 }
 
-DropReason SnatTable::create(const Key& outbound, packet::Ipv4Address external,
+DropReason SnatTable::create(const Key& outbound, packet::Ipv4Address external, PortRange ports,
                              Mapping*& out) noexcept {
   if (by_outbound_.size() >= max_entries_) {
     sweep();
@@ -137,9 +137,10 @@ DropReason SnatTable::create(const Key& outbound, packet::Ipv4Address external,
   // allocator's pools and the maps' nodes are the only allocations.
   std::optional<uint16_t> port;
   try {
-    port = ports_.claim(external, outbound.protocol, outbound.src_port)
+    port = ports.contains(outbound.src_port) &&
+                   ports_.claim(external, outbound.protocol, outbound.src_port)
                ? std::optional<uint16_t>(outbound.src_port)
-               : ports_.allocate(external, outbound.protocol);
+               : ports_.allocate(external, outbound.protocol, ports);
   } catch (const std::bad_alloc&) {
     return DropReason::NatTableFull;
   }
@@ -413,7 +414,8 @@ SnatTable::Mapping* SnatTable::fromExpectation(const Key& inbound) noexcept {
 // earlier edits, and a PORT or EPRT that names the internal host rewritten
 // to the external address and a port that expects the data connection.
 DropReason SnatTable::ftpOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
-                                  Mapping& m, const Key& key, PayloadEdit* edit) noexcept {
+                                  Mapping& m, const Key& key, PayloadEdit* edit,
+                                  PortRange ports) noexcept {
   if (p.payload_offset == 0 || p.l4_offset == 0) return DropReason::None;
   size_t tcp = p.l4_offset;
   uint32_t seq = uint32_t{frame[tcp + 4]} << 24 | uint32_t{frame[tcp + 5]} << 16 |
@@ -426,7 +428,7 @@ DropReason SnatTable::ftpOutbound(std::span<uint8_t> frame, const packet::Parsed
     packet::Ipv4Address external = wireAddress(m.inbound.dst);
     std::optional<uint16_t> port;
     try {
-      port = ports_.allocate(external, kTcp);
+      port = ports_.allocate(external, kTcp, ports);
     } catch (const std::bad_alloc&) {
       return DropReason::NatTableFull;
     }
@@ -452,7 +454,7 @@ DropReason SnatTable::ftpOutbound(std::span<uint8_t> frame, const packet::Parsed
 
 DropReason SnatTable::translateOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                                         packet::Ipv4Address external, SnatHelper helper,
-                                        PayloadEdit* edit) noexcept {
+                                        PayloadEdit* edit, PortRange ports) noexcept {
   if (edit != nullptr) *edit = PayloadEdit{};
   const packet::FlowKey& f = p.key;
   if (f.eth_type != packet::ethertype::kIpv4) return DropReason::NatNotIpv4;
@@ -466,8 +468,8 @@ DropReason SnatTable::translateOutbound(std::span<uint8_t> frame, const packet::
   std::optional<Key> key = packetKey(p);
   if (!key) return DropReason::NatProtocolUnsupported;
   Mapping* m = liveOutbound(*key);
-  if (m != nullptr && m->inbound.dst != external.host()) {
-    erase(*m);  // the router's gateway address changed: start over from it
+  if (m != nullptr && (m->inbound.dst != external.host() || !ports.contains(m->inbound.dst_port))) {
+    erase(*m);  // the router's gateway address or lease changed: start over from it
     m = nullptr;
   }
   if (later) {
@@ -480,10 +482,10 @@ DropReason SnatTable::translateOutbound(std::span<uint8_t> frame, const packet::
     return DropReason::None;
   }
   if (m == nullptr) {
-    if (DropReason why = create(*key, external, m); why != DropReason::None) return why;
+    if (DropReason why = create(*key, external, ports, m); why != DropReason::None) return why;
   }
   if (helper == SnatHelper::Ftp && key->protocol == kTcp) {
-    if (DropReason why = ftpOutbound(frame, p, *m, *key, edit); why != DropReason::None) {
+    if (DropReason why = ftpOutbound(frame, p, *m, *key, edit, ports); why != DropReason::None) {
       return why;
     }
   }

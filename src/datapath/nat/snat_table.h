@@ -83,9 +83,12 @@ class SnatTable {
   // payload change the caller makes (applyEdit) after this call (the
   // sequence number already accounts for it). NatPortsExhausted when no
   // port is left for the data connection.
+  //
+  // `ports`: the external ports a new mapping takes (distributed SNAT: this
+  // host's lease); a mapping whose port is outside them starts over.
   DropReason translateOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                                packet::Ipv4Address external, SnatHelper helper = SnatHelper::None,
-                               PayloadEdit* edit = nullptr) noexcept;
+                               PayloadEdit* edit = nullptr, PortRange ports = {}) noexcept;
 
   // An inbound packet for an external address: a mapping's reply (from its
   // remote end to its external address and port) gets the internal
@@ -180,7 +183,8 @@ class SnatTable {
   Mapping* liveOutbound(const Key& key) noexcept;
   Mapping* liveInbound(const Key& key) noexcept;
   Mapping* expireIfDue(Mapping* m) noexcept;
-  DropReason create(const Key& outbound, packet::Ipv4Address external, Mapping*& out) noexcept;
+  DropReason create(const Key& outbound, packet::Ipv4Address external, PortRange ports,
+                    Mapping*& out) noexcept;
   void refresh(Mapping& m, const packet::FlowKey& f, bool outbound) noexcept;
   void erase(const Mapping& m) noexcept;
   // Writes the mapping's record to the state file (if it has one).
@@ -194,7 +198,7 @@ class SnatTable {
   Mapping* fromExpectation(const Key& inbound) noexcept;
   void forget(std::vector<Expectation>::iterator e) noexcept;
   DropReason ftpOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p, Mapping& m,
-                         const Key& key, PayloadEdit* edit) noexcept;
+                         const Key& key, PayloadEdit* edit, PortRange ports) noexcept;
 
   const Clock& clock_;
   const SnatTimeouts timeouts_;

@@ -119,7 +119,8 @@ namespace canopy::datapath {
   X(LbNotTcpOrUdp, "load balancing of a packet that is not TCP or UDP")                     \
   X(LbTableFull, "load balancer connection table full: new connections refused")            \
   X(LbConnectionLimit, "load balancer listener at its connection limit on this host")       \
-  X(LbFamilyMismatch, "load balancer member of another IP version than its VIP")
+  X(LbFamilyMismatch, "load balancer member of another IP version than its VIP")            \
+  X(SnatLeaseNotHere, "SNAT reply steered to a host without a lease of the gateway's ports")
 
 enum class DropReason : uint8_t {
   None,  // not dropped

@@ -261,9 +261,9 @@ void SharedState::adopt() {
 
 DropReason SharedState::snatOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                                      packet::Ipv4Address external, nat::SnatHelper helper,
-                                     nat::PayloadEdit* edit) noexcept {
+                                     nat::PayloadEdit* edit, nat::PortRange ports) noexcept {
   MaybeLock lock(snat_mu_, shared_);
-  return snat_.translateOutbound(frame, p, external, helper, edit);
+  return snat_.translateOutbound(frame, p, external, helper, edit, ports);
 }
 
 void SharedState::replicateSnat(bool on) {
@@ -589,6 +589,7 @@ void Datapath::setTopology(std::shared_ptr<const topology::Topology> next) {
       [&](uint32_t port) { return topology_ != nullptr && topology_->findPort(port) != nullptr; });
   uplink_switches_.clear();
   local_gateways_.clear();
+  leased_gateways_.clear();
   hosts_by_address_.clear();
   lb_floating_.clear();
   if (topology_ == nullptr) return;
@@ -599,7 +600,13 @@ void Datapath::setTopology(std::shared_ptr<const topology::Topology> next) {
     uplink_switches_[{static_cast<uint32_t>(it - uplinks.begin()), sw.vlan}] = key;
   }
   for (const auto& [key, r] : topology_->routers()) {
-    if (!r.gateway || r.gateway->host != config_.host.host) continue;
+    if (!r.gateway) continue;
+    if (r.gateway->host != config_.host.host) {
+      if (r.gateway->leaseOf(config_.host.host) != nullptr && !r.gateway->ips.empty()) {
+        leased_gateways_[key] = r.gateway->ips.front();
+      }
+      continue;
+    }
     for (const auto& ip : r.gateway->ips) local_gateways_[{r.gateway->switch_key, ip}] = key;
   }
   for (const auto& [key, h] : topology_->hosts()) hosts_by_address_[h.tunnel_ip] = key;
@@ -793,13 +800,16 @@ void Datapath::fromUplink(const Ingress& in, std::span<const uint8_t> frame,
     learnNeighbor(sw->second, *who, k.eth_src);
   } else if (k.eth_type == ethertype::kIpv4) {
     IpAddress to = IpAddress::v4(k.ip_dst[0], k.ip_dst[1], k.ip_dst[2], k.ip_dst[3]);
-    if (local_gateways_.count({sw->second, to})) {
+    if (auto g = local_gateways_.find({sw->second, to}); g != local_gateways_.end()) {
       // Replies to router SNAT find their connection's inside address;
       // what matches none is for the router itself. A later fragment by
       // its first fragment's ports.
       if (!shared_->fragmentFlow(pkt.parsed, clock_.now())) {
         return drop(DropReason::FragmentUnknown, trace);
       }
+      // Distributed SNAT: a reply in another host's lease is translated
+      // back there.
+      if (steerToLease(g->second, to, pkt, out, trace)) return;
       if (shared_->snatInbound(bytes, pkt.parsed) == DropReason::None) {
         pkt.snat_external = packet::Ipv4Address::of(to);
         packet::parse(bytes, pkt.parsed);
@@ -809,6 +819,70 @@ void Datapath::fromUplink(const Ingress& in, std::span<const uint8_t> frame,
   }
   pkt.uplink_switch = sw->second;
   runStage({.stage = Stage::FromUplink, .key = sw->second}, pkt, out, trace, 0);
+}
+
+namespace {
+
+// Distributed SNAT: the port of the gateway's address a packet from outside
+// is for: a reply's destination port or echo identifier, or the port the
+// packet an ICMP error quotes left from.
+std::optional<uint16_t> snatPortOf(std::span<const uint8_t> frame, const packet::ParsedPacket& p) {
+  const auto& k = p.key;
+  if (p.l4_offset == 0 && !p.fragment_ports) return std::nullopt;
+  switch (k.ip_proto) {
+    case packet::ipproto::kTcp:
+    case packet::ipproto::kUdp:
+      return k.tp_dst;
+    case packet::ipproto::kIcmp: {
+      if (k.tp_src == 0 || k.tp_src == 8) return k.icmp_id;
+      nat::IcmpQuote q;
+      packet::UdpHeader quoted;  // the first 8 bytes of TCP, UDP or ICMP
+      if (p.l4_offset == 0 || nat::icmpQuote(frame, p, q) != DropReason::None || q.later_fragment ||
+          !packet::load(frame, q.l4_offset, quoted)) {
+        return std::nullopt;
+      }
+      if (q.protocol == packet::ipproto::kTcp || q.protocol == packet::ipproto::kUdp) {
+        return quoted.src_port.host();
+      }
+      if (q.protocol == packet::ipproto::kIcmp) return quoted.length.host();  // the identifier
+      return std::nullopt;
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
+}  // namespace
+
+bool Datapath::steerToLease(uint32_t router_key, const IpAddress& to, Packet& pkt, Outputs& out,
+                            Trace* trace) {
+  const topology::Router* r = topology_->findRouter(router_key);
+  if (r == nullptr || !r->gateway || r->gateway->leases.empty() || to != r->gateway->ips.front()) {
+    return false;
+  }
+  auto port = snatPortOf(pkt.bytes, pkt.parsed);
+  const topology::SnatLease* lease = port ? r->gateway->leaseFor(*port) : nullptr;
+  if (lease == nullptr || lease->host == config_.host.host) return false;
+  const topology::Host* h = topology_->findHost(lease->host);
+  const topology::Switch* ext = topology_->findSwitch(r->gateway->switch_key);
+  if (h == nullptr || ext == nullptr) {
+    drop(DropReason::DestinationUnbound, trace);
+    return true;
+  }
+  if (trace != nullptr) {
+    trace->push_back("distributed SNAT: port " + std::to_string(*port) + " is leased to " +
+                     h->name + ": tunnelled there");
+  }
+  simulator::Action a{.kind = ActionKind::Tunnel};
+  a.host = h->key;
+  a.remote = h->tunnel_ip;
+  a.vxlan = !h->geneve;
+  a.router = router_key;
+  a.vni = ext->vni;
+  a.source_side = false;
+  ++counters_.snat_steered;
+  emitTunnel(a, pkt, out);
+  return true;
 }
 
 void Datapath::fromTunnel(const Ingress& in, std::span<const uint8_t> payload,
@@ -856,6 +930,21 @@ void Datapath::fromTunnel(const Ingress& in, std::span<const uint8_t> payload,
                      (sender.known ? ", sender groups tagged" : ", sender groups by address"));
   }
   if (dest_router != 0) {
+    // Distributed SNAT: a reply to this host's translation, from the host
+    // holding the gateway (to the gateway's address, in this host's lease).
+    if (auto l = leased_gateways_.find(dest_router);
+        l != leased_gateways_.end() && k.eth_type == ethertype::kIpv4 && dstOf(k) == l->second) {
+      if (!shared_->fragmentFlow(pkt.parsed, clock_.now())) {
+        return drop(DropReason::FragmentUnknown, trace);
+      }
+      if (auto bad = shared_->snatInbound(pkt.bytes, pkt.parsed); bad != DropReason::None) {
+        return drop(bad, trace);
+      }
+      pkt.snat_external = packet::Ipv4Address::of(l->second);
+      packet::parse(pkt.bytes, pkt.parsed);
+      if (trace != nullptr) trace->push_back("distributed SNAT: reply translated back here");
+      return runStage({.stage = Stage::FromSnatLease, .key = dest_router}, pkt, out, trace, 0);
+    }
     return runStage({.stage = Stage::ToGateway, .key = dest_router}, pkt, out, trace, 0);
   }
   if (dest_port != 0) {
@@ -1225,7 +1314,8 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
                                      ? nat::SnatHelper::Ftp
                                      : nat::SnatHelper::Tftp;
         nat::PayloadEdit edit;
-        if (auto why = shared_->snatOutbound(bytes, p, a.address, helper, &edit);
+        if (auto why = shared_->snatOutbound(bytes, p, a.address, helper, &edit,
+                                             {.first = a.port_first, .last = a.port_last});
             why != DropReason::None) {
           return fail(why);
         }

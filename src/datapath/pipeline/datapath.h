@@ -238,11 +238,11 @@ class SharedState {
   // a later one's filled in; false for a later fragment of no known datagram.
   bool fragmentFlow(packet::ParsedPacket& p, SteadyTime now);
 
-  // `helper` and `edit`: SnatTable::translateOutbound's.
+  // `helper`, `edit` and `ports`: SnatTable::translateOutbound's.
   DropReason snatOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                           packet::Ipv4Address external,
                           nat::SnatHelper helper = nat::SnatHelper::None,
-                          nat::PayloadEdit* edit = nullptr) noexcept;
+                          nat::PayloadEdit* edit = nullptr, nat::PortRange ports = {}) noexcept;
   DropReason snatInbound(std::span<uint8_t> frame, const packet::ParsedPacket& p) noexcept;
   size_t snatSize() const;
   // Gateway high availability: while on, every SNAT mapping made or
@@ -382,6 +382,8 @@ struct Counters {
   uint64_t outputs = 0;
   uint64_t answered = 0;  // generated replies (ARP, DHCP, ICMP)
   uint64_t simulations = 0;
+  // Distributed SNAT: replies steered to the host whose lease they are in.
+  uint64_t snat_steered = 0;
   std::array<uint64_t, kDropReasonCount> drops{};
   // Metering labels' counts, by label id hashed (simulator::Action::meter):
   // IP packets and their bytes (a super-frame counts once, with its bytes).
@@ -486,6 +488,11 @@ class Datapath {
   void fromUplink(const Ingress& in, std::span<const uint8_t> frame, std::span<uint8_t> writable,
                   Outputs& out, Trace* trace);
   void emitTunnel(const simulator::Action& a, const Packet& pkt, Outputs& out);
+  // Distributed SNAT, on the host holding router `router_key`'s gateway: a
+  // packet for its address `to` whose port is in another host's lease goes
+  // there (true: sent or dropped).
+  bool steerToLease(uint32_t router_key, const IpAddress& to, Packet& pkt, Outputs& out,
+                    Trace* trace);
   // An output of `frame` with an 802.1Q tag of VLAN `vid` pushed (to a
   // trunk's parent, for its subport).
   void addTagged(Outputs& out, Outputs::Item item, std::span<const uint8_t> frame, uint16_t vid);
@@ -520,6 +527,9 @@ class Datapath {
   // (uplink index, VLAN) -> switch; gateway address -> router, for this host.
   std::map<std::pair<uint32_t, uint16_t>, uint32_t> uplink_switches_;
   std::map<std::pair<uint32_t, IpAddress>, uint32_t> local_gateways_;
+  // Distributed SNAT: routers whose gateway another host holds and whose
+  // ports this host has a lease of -> their gateway's IPv4 address.
+  std::map<uint32_t, IpAddress> leased_gateways_;
   std::map<IpAddress, uint32_t> hosts_by_address_;
   // Floating IPs on load balancers' VIPs served here (this host holds the
   // router's gateway) -> the router.

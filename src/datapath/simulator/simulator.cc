@@ -151,6 +151,9 @@ class Walk {
       case Stage::FromMetadata:
         fromMetadata();
         break;
+      case Stage::FromSnatLease:
+        fromSnatLease();
+        break;
     }
     std::sort(tags_.begin(), tags_.end());
     tags_.erase(std::unique(tags_.begin(), tags_.end()), tags_.end());
@@ -662,6 +665,16 @@ class Walk {
         } else if (f != nullptr && !f->forwardings.empty() && f->router_key == rp->router->key &&
                    !forwardIn(*f)) {
           return;
+        } else if (f != nullptr && f->router_key == rp->router->key && servedByGateway(*f)) {
+          note([&] {
+            return "floating IP " + to.toString() + " -> " + f->fixed.toString() +
+                   " (DNAT on the gateway host: the VM's host has no uplink)";
+          });
+          Action& a = act(ActionKind::Nat);
+          a.source_side = false;
+          a.address = toV4(f->fixed);
+          a.helper = ftpHelper(*rp->router);
+          std::copy_n(f->fixed.bytes.begin(), 4, key_.ip_dst.begin());
         }
       }
       meter(*rp->router, /*ingress=*/true);
@@ -756,7 +769,70 @@ class Walk {
     note([&] { return "gateway of " + routerText(*r) + " on this host takes it out"; });
     auto choice = lookupRoute(*r, dst());
     if (!choice || choice->interface != nullptr) return drop(DropReason::NoRoute);
+    if (key_.eth_type == ethertype::kIpv4) {
+      if (const topology::FloatingIp* f = t_.floatingIpBehind(r->key, src());
+          f != nullptr && servedByGateway(*f)) {
+        return floatingOut(*r, choice->nexthop, *f);
+      }
+    }
     gatewayOut(*r, *choice, /*local_snat=*/true);
+  }
+
+  // Distributed SNAT: a reply the gateway's host steered here, already
+  // translated back by this host's SNAT table.
+  void fromSnatLease() {
+    const Router* r = t_.findRouter(ctx_.key);
+    tag(TagKind::Router, ctx_.key);
+    if (r == nullptr || !r->gateway || r->gateway->leaseOf(host_.host) == nullptr) {
+      return drop(DropReason::SnatLeaseNotHere);
+    }
+    note([&] {
+      return "reply to distributed SNAT of " + routerText(*r) +
+             ", steered here by the gateway's host";
+    });
+    meter(*r, /*ingress=*/true);
+    route(*r, nullptr, nullptr);
+  }
+
+  // A floating IP whose VM's host has no uplink to the router's external
+  // network: the gateway's host translates it, answers ARP for it, and
+  // carries its traffic.
+  bool servedByGateway(const topology::FloatingIp& f) {
+    if (f.port_key == 0) return false;
+    tag(TagKind::Port, f.port_key);
+    tag(TagKind::Router, f.router_key);
+    const Port* vm = t_.findPort(f.port_key);
+    const Router* r = t_.findRouter(f.router_key);
+    if (vm == nullptr || vm->host == 0 || r == nullptr || !r->gateway) return false;
+    const Switch* ext = t_.findSwitch(r->gateway->switch_key);
+    if (ext == nullptr || ext->physical_network.empty()) return false;
+    if (vm->host == host_.host) return !host_.hasUplink(ext->physical_network);
+    tag(TagKind::Host, vm->host);
+    const topology::Host* h = t_.findHost(vm->host);
+    return h != nullptr && !h->hasUplink(ext->physical_network);
+  }
+
+  // On the gateway's host: a floating IP's packet out, its source the
+  // floating IP, from the gateway's MAC (which answers ARP for it here).
+  void floatingOut(const Router& r, const IpAddress& nexthop, const topology::FloatingIp& f) {
+    const auto& gw = *r.gateway;
+    const Switch* ext = t_.findSwitch(gw.switch_key);
+    tag(TagKind::Switch, gw.switch_key);
+    tags_.push_back(floatingTag(f.external));
+    note([&] {
+      return "floating IP: " + f.fixed.toString() + " -> " + f.external.toString() +
+             " (SNAT on the gateway host: the VM's host has no uplink)";
+    });
+    auto mac = resolve(*ext, nexthop, gw.mac, f.external);
+    if (!mac) return;
+    meter(r, /*ingress=*/false);
+    Action& a = act(ActionKind::Nat);
+    a.source_side = true;
+    a.address = toV4(f.external);
+    a.helper = ftpHelper(r);
+    std::copy_n(f.external.bytes.begin(), 4, key_.ip_src.begin());
+    setEth(gw.mac, *mac);
+    uplink(*ext);
   }
 
   // --- port security and security groups ---
@@ -1285,6 +1361,13 @@ class Walk {
           });
           return emit(arpReply(frame_, parsed_, r->gateway->mac));
         }
+        if (r != nullptr && r->gateway && r->gateway->host == host_.host && servedByGateway(*f)) {
+          note([&] {
+            return "ARP responder: floating IP " + tpa.toString() + " is at the gateway of " +
+                   routerText(*r) + " (its VM's host has no uplink)";
+          });
+          return emit(arpReply(frame_, parsed_, r->gateway->mac));
+        }
       }
     }
     // Provider networks: the local ports answer for themselves.
@@ -1618,6 +1701,19 @@ class Walk {
     if (ctx_.stage == Stage::FromPort && key_.eth_type == ethertype::kIpv4) {
       const Port* vm = t_.findPort(ctx_.key);
       if (const topology::FloatingIp* f = t_.floatingIpFor(ctx_.key, src());
+          f != nullptr && f->router_key == r.key && vm != nullptr &&
+          !host_.hasUplink(ext->physical_network) && gw.host != host_.host) {
+        // No uplink here: the gateway's host translates it.
+        meter(r, /*ingress=*/false);
+        if (gw.host == 0) return drop(DropReason::GatewayUnscheduled);
+        note([&] {
+          return "floating IP " + f->external.toString() + ": no uplink on this host, to the " +
+                 "gateway of " + routerText(r) + " on " + hostText(gw.host);
+        });
+        setEth(gw.mac, gw.mac);
+        return tunnel(*ext, gw.host, 0, r.key);
+      }
+      if (const topology::FloatingIp* f = t_.floatingIpFor(ctx_.key, src());
           f != nullptr && f->router_key == r.key && vm != nullptr) {
         note([&] {
           return "floating IP: " + f->fixed.toString() + " -> " + f->external.toString() +
@@ -1635,6 +1731,7 @@ class Walk {
         return uplink(*ext);
       }
     }
+    if (gw.host != host_.host && snatsHere(r, *ext)) return gatewayOut(r, choice, true);
     if (gw.host == 0) return drop(DropReason::GatewayUnscheduled);
     if (gw.host != host_.host) {
       note([&] { return "to the gateway of " + routerText(r) + " on " + hostText(gw.host); });
@@ -1642,6 +1739,16 @@ class Walk {
       return tunnel(*ext, gw.host, 0, r.key);
     }
     gatewayOut(r, choice, /*local_snat=*/true);
+  }
+
+  // Distributed SNAT: whether this host translates a local port's packet
+  // leaving by `r`'s gateway itself, in its lease of the gateway's ports
+  // (IPv4 to be translated; the rest goes by the gateway's host).
+  bool snatsHere(const Router& r, const Switch& ext) const {
+    const auto& gw = *r.gateway;
+    return ctx_.stage == Stage::FromPort && gw.snat && key_.eth_type == ethertype::kIpv4 &&
+           gw.leaseOf(host_.host) != nullptr && host_.hasUplink(ext.physical_network) &&
+           !isRouterAddress(r, src()) && t_.floatingIpAt(src()) == nullptr;
   }
 
   // Metering: the labels of `r` that count this packet, crossing its
@@ -1681,10 +1788,15 @@ class Walk {
       }
     }
     if (from == nullptr) return drop(DropReason::NoRoute);
-    auto mac = resolve(*ext, choice.nexthop, gw.mac, *from);
+    // Distributed SNAT on a host that does not hold the gateway: from the
+    // host's own MAC, and asking for the next hop without the gateway's
+    // address (RFC 5227's probe), so that neither moves to this host.
+    const bool holder = gw.host == host_.host;
+    const MacAddress out_mac = holder ? gw.mac : distributedSnatMac(host_.host);
+    auto mac = resolve(*ext, choice.nexthop, out_mac, holder ? *from : IpAddress::v4(0, 0, 0, 0));
     if (!mac) return;
     meter(r, /*ingress=*/false);
-    setEth(gw.mac, *mac);
+    setEth(out_mac, *mac);
     // A load balancer's reply translated back to its floating IP on this
     // host leaves as it is.
     const topology::FloatingIp* from_floating =
@@ -1700,6 +1812,17 @@ class Walk {
       });
       Action& a = act(ActionKind::Snat);
       a.address = toV4(gw.ips.front());
+      a.port_first = gw.central_first;
+      a.port_last = gw.central_last;
+      if (const topology::SnatLease* l = gw.leaseOf(host_.host);
+          l != nullptr && ctx_.stage == Stage::FromPort) {
+        a.port_first = l->first;
+        a.port_last = l->last;
+        note([&] {
+          return "distributed SNAT: ports " + std::to_string(l->first) + "-" +
+                 std::to_string(l->last) + " leased to this host";
+        });
+      }
       // The inside host opens the connection: its destination port names
       // the helper.
       if (const auto* h = r.helperFor(key_.ip_proto, key_.tp_dst); h != nullptr && isL4()) {

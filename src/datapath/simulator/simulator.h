@@ -120,7 +120,18 @@ class Neighbors {
   virtual std::optional<MacAddress> find(uint32_t switch_key, const IpAddress& ip) const = 0;
 };
 
-enum class Stage : uint8_t { FromPort, FromUplink, ToPort, ToGateway, FromMetadata };
+// FromSnatLease: a reply to distributed SNAT, steered from the host holding
+// the router's gateway to the host whose lease of ports it is for, and
+// translated back there (key: the router).
+enum class Stage : uint8_t { FromPort, FromUplink, ToPort, ToGateway, FromMetadata, FromSnatLease };
+
+// Distributed SNAT: the MAC a host's translated packets leave its uplink
+// from (one per host, as Neutron DVR's host MACs), so that the physical
+// network keeps learning the gateway's own MAC at the host that holds it.
+inline constexpr MacAddress distributedSnatMac(uint32_t host) {
+  return MacAddress{{0xfa, 0x16, 0x3f, static_cast<uint8_t>(host >> 16),
+                     static_cast<uint8_t>(host >> 8), static_cast<uint8_t>(host)}};
+}
 
 // The sender's security groups, for remote-group rules at ToPort: known
 // (from the local source port or a Geneve option) or unknown (VXLAN, an
@@ -152,7 +163,8 @@ enum class ActionKind : uint8_t {
                  // too big from `from`, back to the sender
   Nat,           // stateless: `side` address becomes `address` (floating IPs), and its
                  // port `to_port` when set (port forwarding)
-  Snat,          // stateful masquerade as `address` (router SNAT on the gateway host)
+  Snat,          // stateful masquerade as `address` with a port of `port_first`-`port_last`
+                 // (router SNAT on the gateway host, or in the host's lease)
   LocalIpDnat,   // stateful: the destination (a local IP) becomes `address`, replies remembered
   LocalIpReply,  // a local IP connection's reply gets the local IP back as its source
   LbDnat,        // stateful: a connection to a VIP goes to member `to`:`to_port` of
@@ -193,7 +205,8 @@ struct Action {
   IpAddress remote{};  // Tunnel: the host's tunnel address
   IpAddress to{};      // LbDnat: the member; LbChoose: the VIP
   uint16_t to_port = 0;
-  uint64_t listener = 0;     // LbDnat: the listener's id, hashed
+  uint16_t port_first = 1024, port_last = 65535;  // Snat
+  uint64_t listener = 0;                          // LbDnat: the listener's id, hashed
   uint32_t limit = 0;        // LbDnat: the listener's connections on this host at most (0: none)
   uint64_t meter = 0;        // Meter: the label's id, hashed
   uint64_t limit_kbps = 0;   // Police

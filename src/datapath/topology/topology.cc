@@ -113,6 +113,11 @@ const FloatingIp* Topology::floatingIpFor(uint32_t port_key, const IpAddress& fi
   return it == floating_by_fixed_.end() ? nullptr : &floating_ips_[it->second];
 }
 
+const FloatingIp* Topology::floatingIpBehind(uint32_t router_key, const IpAddress& fixed) const {
+  auto it = floating_by_router_fixed_.find({router_key, fixed});
+  return it == floating_by_router_fixed_.end() ? nullptr : &floating_ips_[it->second];
+}
+
 Topology::Forwarded Topology::forwardingFrom(uint32_t port_key, const IpAddress& source,
                                              uint8_t protocol, uint16_t source_port) const {
   auto [from, to] = forwardings_by_port_.equal_range(port_key);
@@ -378,7 +383,10 @@ Result<std::shared_ptr<const Topology>> TopologyBuilder::build(uint64_t version)
     if (!t->floating_by_external_.emplace(f.external, t->floating_ips_.size()).second) {
       return invalid("floating IP " + f.id + ": address " + f.external.toString() + " is taken");
     }
-    if (f.port_key != 0) t->floating_by_fixed_[{f.port_key, f.fixed}] = t->floating_ips_.size();
+    if (f.port_key != 0) {
+      t->floating_by_fixed_[{f.port_key, f.fixed}] = t->floating_ips_.size();
+      t->floating_by_router_fixed_[{f.router_key, f.fixed}] = t->floating_ips_.size();
+    }
     t->floating_ips_.push_back(f);
   }
   return std::shared_ptr<const Topology>(std::move(t));

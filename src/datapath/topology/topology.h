@@ -20,6 +20,7 @@
 // Thread-safety: a built Topology is immutable and shared by workers (swapped
 // whole, see base/snapshot_cell.h); a builder belongs to one thread.
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <map>
@@ -296,6 +297,15 @@ struct RouterInterface {
   friend bool operator==(const RouterInterface&, const RouterInterface&) = default;
 };
 
+// Distributed SNAT: a block of the gateway address's ports that a host
+// translates its own VMs' outbound connections with, leased from the store.
+struct SnatLease {
+  uint32_t host = 0;
+  uint16_t first = 0, last = 0;
+
+  friend bool operator==(const SnatLease&, const SnatLease&) = default;
+};
+
 struct Gateway {
   uint32_t port_key = 0;
   uint32_t switch_key = 0;  // the external network
@@ -307,8 +317,26 @@ struct Gateway {
   // is down (the agent's BFD sessions decide, and set `host` to the one
   // that holds it in the topology its datapath runs).
   std::vector<uint32_t> standbys{};
+  // Distributed SNAT: the ports `host` translates with (for hosts without
+  // a lease of their own), and the leases, by host.
+  uint16_t central_first = 1024, central_last = 65535;
+  std::vector<SnatLease> leases{};
   std::optional<IpAddress> nexthop{};   // the external IPv4 subnet's gateway
   std::optional<IpAddress> nexthop6{};  // the external IPv6 subnet's (routed, never NATed)
+
+  const SnatLease* leaseOf(uint32_t host_key) const {
+    for (const auto& l : leases) {
+      if (l.host == host_key) return &l;
+    }
+    return nullptr;
+  }
+  // The lease whose block holds `port`, or nullptr.
+  const SnatLease* leaseFor(uint16_t port) const {
+    for (const auto& l : leases) {
+      if (port >= l.first && port <= l.last) return &l;
+    }
+    return nullptr;
+  }
 
   // The default route's next hop for addresses of `family`.
   const std::optional<IpAddress>& nexthopFor(uint8_t family) const {
@@ -411,7 +439,12 @@ struct Host {
   uint32_t key = 0;
   std::string name{};
   IpAddress tunnel_ip{};
-  bool geneve = true;  // takes Geneve; else VXLAN (a hardware or kernel VTEP)
+  bool geneve = true;                  // takes Geneve; else VXLAN (a hardware or kernel VTEP)
+  std::vector<std::string> uplinks{};  // the physical networks it reaches
+
+  bool hasUplink(const std::string& physical_network) const {
+    return std::find(uplinks.begin(), uplinks.end(), physical_network) != uplinks.end();
+  }
 
   friend bool operator==(const Host&, const Host&) = default;
 };
@@ -461,6 +494,8 @@ class Topology {
   // Floating IPs by the port and fixed address behind them, or by address.
   const FloatingIp* floatingIpFor(uint32_t port_key, const IpAddress& fixed) const;
   const FloatingIp* floatingIpAt(const IpAddress& external) const;
+  // The floating IP of router `router_key` for a fixed address behind it.
+  const FloatingIp* floatingIpBehind(uint32_t router_key, const IpAddress& fixed) const;
   // The port forwarding whose internal side a packet of `port_key` from
   // `source`:`source_port` (`protocol`) is, with its floating IP.
   struct Forwarded {
@@ -512,6 +547,7 @@ class Topology {
   std::map<uint32_t, std::vector<uint32_t>> ports_on_{};
   std::map<std::pair<uint32_t, IpAddress>, bool> group_addresses_{};
   std::map<std::pair<uint32_t, IpAddress>, size_t> floating_by_fixed_{};
+  std::map<std::pair<uint32_t, IpAddress>, size_t> floating_by_router_fixed_{};
   std::map<IpAddress, size_t> floating_by_external_{};
   // port key -> (floating IP, forwarding) indexes of the forwardings to it
   std::multimap<uint32_t, std::pair<size_t, size_t>> forwardings_by_port_{};

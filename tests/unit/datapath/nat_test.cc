@@ -438,5 +438,31 @@ TEST(PortAllocator, NeverTwiceAndExhaustionIsCounted) {
   EXPECT_EQ(ports.inUse(gw, packet::ipproto::kTcp), 10u);
 }
 
+TEST(PortAllocator, ARangeTakesOnlyItsOwnPortsAndRunsOutAlone) {
+  PortAllocator ports(1024, 65535);
+  auto gw = Ipv4Address::of(203, 0, 113, 1);
+  const PortRange lease{.first = 3072, .last = 3079};
+  std::set<uint16_t> taken;
+  for (int i = 0; i < 8; ++i) {
+    auto port = ports.allocate(gw, packet::ipproto::kTcp, lease);
+    ASSERT_TRUE(port);
+    EXPECT_TRUE(lease.contains(*port)) << *port;
+    EXPECT_TRUE(taken.insert(*port).second);
+  }
+  EXPECT_FALSE(ports.allocate(gw, packet::ipproto::kTcp, lease));
+  EXPECT_EQ(ports.exhausted(), 1u);
+  // The rest of the address's ports are still free, for other ranges.
+  auto other = ports.allocate(gw, packet::ipproto::kTcp, {.first = 1024, .last = 3071});
+  ASSERT_TRUE(other);
+  EXPECT_LT(*other, 3072);
+  ports.release(gw, packet::ipproto::kTcp, 3075);
+  EXPECT_EQ(ports.allocate(gw, packet::ipproto::kTcp, lease), 3075);
+  // A range outside the allocator's, or empty, has nothing.
+  PortAllocator narrow(2000, 2009);
+  EXPECT_FALSE(narrow.allocate(gw, packet::ipproto::kTcp, {.first = 3000, .last = 3010}));
+  EXPECT_FALSE(narrow.allocate(gw, packet::ipproto::kTcp, {.first = 2005, .last = 2004}));
+  EXPECT_EQ(narrow.allocate(gw, packet::ipproto::kTcp, {.first = 1500, .last = 2000}), 2000);
+}
+
 }  // namespace
 }  // namespace canopy::datapath::nat

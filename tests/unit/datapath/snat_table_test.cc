@@ -351,6 +351,29 @@ TEST_F(SnatTableTest, AnotherExternalAddressStartsTheFlowOver) {
   EXPECT_EQ(snat.size(), 1u);
 }
 
+TEST_F(SnatTableTest, ALeaseOfPortsHoldsEveryNewMappingAndMovesOldOnes) {
+  const PortRange lease{.first = 3072, .last = 5119};
+  auto send = [&](std::vector<uint8_t> frame, PortRange ports) {
+    packet::ParsedPacket p;
+    EXPECT_EQ(packet::parse(frame, p), DropReason::None);
+    EXPECT_EQ(snat.translateOutbound(frame, p, kGateway, SnatHelper::None, nullptr, ports),
+              DropReason::None);
+    EXPECT_EQ(packet::parse(frame, p), DropReason::None);
+    return p.key.tp_src;
+  };
+  EXPECT_EQ(send(udp(kHostA, 4000, kRemote, 53), lease), 4000) << "in the lease: kept";
+  uint16_t moved = send(udp(kHostA, 40000, kRemote, 53), lease);
+  EXPECT_TRUE(lease.contains(moved)) << moved;
+  expectIn(udp(kRemote, 53, kGateway, moved), udp(kRemote, 53, kHostA, 40000));
+  // A mapping made outside a new lease starts over inside it.
+  uint16_t wide = send(udp(kHostB, 60000, kRemote, 53), {});
+  EXPECT_EQ(wide, 60000);
+  uint16_t now = send(udp(kHostB, 60000, kRemote, 53), lease);
+  EXPECT_TRUE(lease.contains(now)) << now;
+  EXPECT_EQ(refusedIn(udp(kRemote, 53, kGateway, 60000)), DropReason::NatNoMapping);
+  EXPECT_EQ(snat.size(), 3u);
+}
+
 // Random flows from a few hosts and ports through a small port range: every
 // packet sent out comes back to its sender, external ports of live mappings
 // never collide, and exhaustion happens exactly when the range is used up.

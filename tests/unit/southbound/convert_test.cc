@@ -43,6 +43,11 @@ TEST(Convert, SnapshotRoundTrips) {
       .egress = datapath::topology::BandwidthLimit{10'000, 800},
       .ingress = datapath::topology::BandwidthLimit{2'147'483'647, 0},
       .dscp = 0};
+  auto& gw = *v.routers.at(datapath::testing::world::kRouter).gateway;
+  gw.central_first = 1024;
+  gw.central_last = 3071;
+  gw.leases = {{.host = 1, .first = 3072, .last = 5119}, {.host = 3, .first = 5120, .last = 7167}};
+  ASSERT_FALSE(v.hosts.at(1).uplinks.empty());
   ASSERT_GT(v.objects(), 10u);
   pb::View wire = toSnapshot(v, 7);
   // Through bytes, as the stream carries it.
@@ -98,6 +103,23 @@ TEST(Convert, ABadMessageIsRefusedAndChangesNothing) {
     auto refused = apply(held, q);
     ASSERT_FALSE(refused);
     EXPECT_NE(refused.error().message().find("QoS"), std::string::npos);
+    EXPECT_EQ(held, before);
+  }
+  // An SNAT lease or central range out of 1-65535 or upside down.
+  for (int bad = 0; bad < 3; ++bad) {
+    pb::View q = toSnapshot(fromScenario(), 11);
+    auto* gw = q.mutable_routers(0)->mutable_gateway();
+    if (bad == 0) gw->mutable_central_ports()->set_last(70000);
+    if (bad == 1) gw->mutable_central_ports()->set_first(0);
+    if (bad == 2) {
+      auto* l = gw->add_snat_leases();
+      l->set_host(1);
+      l->set_first(5000);
+      l->set_last(4000);
+    }
+    auto refused = apply(held, q);
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_NE(refused.error().message().find("SNAT"), std::string::npos);
     EXPECT_EQ(held, before);
   }
 }

@@ -74,7 +74,7 @@ class ServiceTest : public api::ApiFixture {
  protected:
   void SetUp() override {
     ApiFixture::SetUp();
-    service_ = std::make_unique<SouthboundService>(*state_, clock_);
+    service_ = std::make_unique<SouthboundService>(*state_, clock_, nullptr, options_);
     grpc::ServerBuilder b;
     int port = 0;
     b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -133,6 +133,7 @@ class ServiceTest : public api::ApiFixture {
   }
 
   SystemClock clock_;  // the tracker keeps a gone host's view for minutes
+  ServiceOptions options_{};
   std::unique_ptr<SouthboundService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
@@ -474,6 +475,59 @@ TEST_F(ServiceTest, HaGatewaysHaveStandbysAndMoveToTheFirst) {
     }
     return true;
   }));
+}
+
+class DistributedSnatTest : public ServiceTest {
+ protected:
+  void SetUp() override {
+    options_ = {.distributed_snat = true, .snat_block_ports = 2048};
+    ServiceTest::SetUp();
+  }
+};
+
+// Each live host with an uplink and a port behind the router leases a block
+// of the gateway address's ports; the lease returns when its agent goes.
+TEST_F(DistributedSnatTest, HostsWithUplinksAndPortsBehindTheRouterLeaseBlocks) {
+  std::string public_id = publicNetwork();
+  ASSERT_FALSE(public_id.empty());
+  auto subnets = call("GET", "/v2.0/subnets?network_id=" + net_, "", "");
+  ASSERT_EQ(subnets.body["subnets"].size(), 1u);
+  auto r = call("POST", "/v2.0/routers",
+                R"({"router": {"name": "r", "external_gateway_info": {"network_id": ")" +
+                    public_id + "\"}}}");
+  ASSERT_EQ(r.status, 201);
+  std::string router = r.body["router"].value("id", "");
+  auto i = call("PUT", "/v2.0/routers/" + router + "/add_router_interface",
+                R"({"subnet_id": ")" + subnets.body["subnets"][0].value("id", "") + "\"}");
+  ASSERT_EQ(i.status, 200) << i.body.dump();
+  agent("gw-a", "3", /*gateway=*/true);
+  agent("c1", "4", /*gateway=*/true);  // an uplink to physnet1
+  agent("c2", "5");                    // none
+  boundPort(net_, "c1");
+  boundPort(net_, "c2");
+  // The leases as a host's view has them: host name -> ports.
+  auto leases = [&](Agent& a) {
+    std::map<std::string, std::pair<int, int>> out;
+    HostView v = a.current();
+    if (v.routers.size() != 1 || !v.routers.begin()->second.gateway) return out;
+    const auto& gw = *v.routers.begin()->second.gateway;
+    out["(central)"] = {gw.central_first, gw.central_last};
+    for (const auto& l : gw.leases) {
+      auto h = v.hosts.find(l.host);
+      out[h == v.hosts.end() ? "?" : h->second.name] = {l.first, l.last};
+    }
+    return out;
+  };
+  using Leases = std::map<std::string, std::pair<int, int>>;
+  const Leases want{{"(central)", {1024, 3071}}, {"c1", {3072, 5119}}};
+  ASSERT_TRUE(waitFor([&] { return leases(*agents_[0]) == want && leases(*agents_[1]) == want; }))
+      << leases(*agents_[0]).size();
+  // c1's agent goes: its lease returns.
+  agents_.erase(agents_.begin() + 1);
+  ASSERT_TRUE(waitFor([&] { return leases(*agents_[0]) == Leases{{"(central)", {1024, 3071}}}; }));
+  // The API shows nothing of it.
+  auto gw = call("GET", "/v2.0/ports?device_owner=network:router_gateway", "", "");
+  EXPECT_EQ(gw.body.dump().find("canopy:"), std::string::npos) << gw.body.dump();
 }
 
 // An agent an admin sets down keeps its gateways but takes no new ones; what
