@@ -33,13 +33,7 @@ start_agent h2 192.168.77.2 --uplink physnet1=ext0 --gateway
 start_agent h3 192.168.77.3 --uplink physnet1=ext0
 start_agent h4 192.168.77.4
 
-public=$(public_network)
-net=$(api POST /v2.0/networks '{"network": {"name": "net1"}}' | field 'd["network"]["id"]')
-sub=$(api POST /v2.0/subnets '{"subnet": {"network_id": "'"$net"'", "ip_version": 4,
-  "cidr": "10.0.0.0/24"}}' | field 'd["subnet"]["id"]')
-router=$(api POST /v2.0/routers '{"router": {"name": "r1",
-  "external_gateway_info": {"network_id": "'"$public"'"}}}' | field 'd["router"]["id"]')
-api PUT "/v2.0/routers/$router/add_router_interface" '{"subnet_id": "'"$sub"'"}' >/dev/null
+routed_network
 gateway_ip=$(api GET "/v2.0/routers/$router" |
   field 'd["router"]["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]')
 open=$(api POST /v2.0/security-groups '{"security_group": {"name": "open"}}' |

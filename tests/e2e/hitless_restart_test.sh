@@ -35,13 +35,7 @@ add_outside 203.0.113.1/24
 start_agent h1 192.168.77.1 --uplink physnet1=ext0
 start_agent h2 192.168.77.2 --uplink physnet1=ext0 --gateway
 
-public=$(public_network)
-net=$(api POST /v2.0/networks '{"network": {"name": "net1"}}' | field 'd["network"]["id"]')
-sub=$(api POST /v2.0/subnets '{"subnet": {"network_id": "'"$net"'", "ip_version": 4,
-  "cidr": "10.0.0.0/24"}}' | field 'd["subnet"]["id"]')
-router=$(api POST /v2.0/routers '{"router": {"name": "r1",
-  "external_gateway_info": {"network_id": "'"$public"'"}}}' | field 'd["router"]["id"]')
-api PUT "/v2.0/routers/$router/add_router_interface" '{"subnet_id": "'"$sub"'"}' >/dev/null
+routed_network
 default_sg=$(api GET "/v2.0/security-groups?name=default" | field 'd["security_groups"][0]["id"]')
 api POST /v2.0/security-group-rules '{"security_group_rule": {"security_group_id":
   "'"$default_sg"'", "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp"}}' >/dev/null

@@ -29,13 +29,7 @@ in_ns "$outside" ip addr add 203.0.113.2/24 dev eth0
 start_agent h1 192.168.77.1 --uplink physnet1=ext0 --metrics-listen 127.0.0.1:9464
 start_agent h2 192.168.77.2 --uplink physnet1=ext0 --gateway --metrics-listen 127.0.0.1:9464
 
-public=$(public_network)
-net=$(api POST /v2.0/networks '{"network": {"name": "net1"}}' | field 'd["network"]["id"]')
-sub=$(api POST /v2.0/subnets '{"subnet": {"network_id": "'"$net"'", "ip_version": 4,
-  "cidr": "10.0.0.0/24"}}' | field 'd["subnet"]["id"]')
-router=$(api POST /v2.0/routers '{"router": {"name": "r1",
-  "external_gateway_info": {"network_id": "'"$public"'"}}}' | field 'd["router"]["id"]')
-api PUT "/v2.0/routers/$router/add_router_interface" '{"subnet_id": "'"$sub"'"}' >/dev/null
+routed_network
 default_sg=$(api GET "/v2.0/security-groups?name=default" | field 'd["security_groups"][0]["id"]')
 api POST /v2.0/security-group-rules '{"security_group_rule": {"security_group_id":
   "'"$default_sg"'", "direction": "ingress", "protocol": "icmp"}}' >/dev/null

@@ -74,6 +74,18 @@ public_network() {
     "allocation_pools": [{"start": "203.0.113.10", "end": "203.0.113.100"}]}}' >/dev/null
   echo "$id"
 }
+# routed_network: the external network "public" (public_network), net1
+# with 10.0.0.0/24, and router r1 between them (its gateway on public);
+# sets $public, $net, $sub and $router.
+routed_network() {
+  public=$(public_network)
+  net=$(api POST /v2.0/networks '{"network": {"name": "net1"}}' | field 'd["network"]["id"]')
+  sub=$(api POST /v2.0/subnets '{"subnet": {"network_id": "'"$net"'", "ip_version": 4,
+    "cidr": "10.0.0.0/24"}}' | field 'd["subnet"]["id"]')
+  router=$(api POST /v2.0/routers '{"router": {"name": "r1",
+    "external_gateway_info": {"network_id": "'"$public"'"}}}' | field 'd["router"]["id"]')
+  api PUT "/v2.0/routers/$router/add_router_interface" '{"subnet_id": "'"$sub"'"}' >/dev/null
+}
 # wait_listen NS PORT: waits until something in NS listens on TCP PORT.
 wait_listen() {
   local ns=$1 port=$2
