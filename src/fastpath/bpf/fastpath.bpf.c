@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Canopy's kernel fast path: flows the userspace datapath decided, run in
+ * the kernel.
+ *
+ * canopy_tc_ingress (tc clsact ingress on the host side of a VM's
+ * interface) looks a packet's flow up in `flows`; a packet of an installed
+ * flow that needs nothing the agent must see is rewritten as the flow's
+ * action says and redirected to its destination's interface. Everything
+ * else goes on (TC_ACT_OK) to the agent, which already has it: the agent's
+ * AF_PACKET socket on the interface sees packets before tc ingress does.
+ * So that it does not take the fast path's packets too, its socket carries
+ * canopy_socket_filter, which keeps exactly the packets canopy_tc_ingress
+ * passes on: both decide with fast_path_action().
+ *
+ * The agent's: a packet that is not IPv4 without options, a fragment, TCP
+ * with SYN, FIN or RST, ICMP other than echo, other protocols, a VLAN tag,
+ * a TTL that routing would end, or larger than the flow's MTU.
+ *
+ * Only packet data and __sk_buff (UAPI) are read: no kernel structure, so
+ * the object needs no relocation (CO-RE) to run on any kernel with these
+ * helpers (5.10 and later: bpf_redirect_peer). */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/pkt_cls.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "fastpath.h"
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, CANOPY_FP_MAX_FLOWS);
+  __type(key, struct canopy_fp_key);
+  __type(value, struct canopy_fp_action);
+} flows SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, CANOPY_FP_COUNTERS);
+  __type(key, __u32);
+  __type(value, __u64);
+} counters SEC(".maps");
+
+static __always_inline void count(__u32 which) {
+  __u64 *c = bpf_map_lookup_elem(&counters, &which);
+  if (c) *c += 1;
+}
+
+#define IP_OFFSET_BITS 0x3fff /* MF and the fragment offset */
+#define ETH_LEN 14
+#define IP_LEN 20
+
+struct parsed {
+  struct canopy_fp_key key;
+  __u8 ttl;
+  __u16 ip_len;  /* the IP packet's length */
+  __u16 l4_len;  /* its L4 header's, for the segments of a GSO packet */
+};
+
+/* The packet's flow key, or which counter says why it has none. */
+static __always_inline int parse(struct __sk_buff *skb, struct parsed *p) {
+  struct ethhdr eth;
+  struct iphdr ip;
+  if (skb->vlan_present) return CANOPY_FP_SLOW;
+  if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0) return CANOPY_FP_MALFORMED;
+  if (eth.h_proto != bpf_htons(ETH_P_IP)) return CANOPY_FP_NOT_IPV4;
+  if (bpf_skb_load_bytes(skb, ETH_LEN, &ip, sizeof(ip)) < 0) return CANOPY_FP_MALFORMED;
+  if (ip.version != 4 || ip.ihl != 5) return ip.version != 4 ? CANOPY_FP_MALFORMED : CANOPY_FP_SLOW;
+  if (ip.frag_off & bpf_htons(IP_OFFSET_BITS)) return CANOPY_FP_SLOW;
+  p->key.ifindex = skb->ifindex;
+  __builtin_memcpy(p->key.eth_src, eth.h_source, 6);
+  __builtin_memcpy(p->key.eth_dst, eth.h_dest, 6);
+  p->key.ip_src = ip.saddr;
+  p->key.ip_dst = ip.daddr;
+  p->key.protocol = ip.protocol;
+  p->ttl = ip.ttl;
+  p->ip_len = bpf_ntohs(ip.tot_len);
+  const __u32 l4 = ETH_LEN + IP_LEN;
+  switch (ip.protocol) {
+    case IPPROTO_TCP: {
+      struct tcphdr tcp;
+      if (bpf_skb_load_bytes(skb, l4, &tcp, sizeof(tcp)) < 0) return CANOPY_FP_MALFORMED;
+      if (tcp.syn || tcp.fin || tcp.rst) return CANOPY_FP_SLOW;
+      p->key.port_src = tcp.source;
+      p->key.port_dst = tcp.dest;
+      p->l4_len = (__u16)(tcp.doff * 4);
+      return -1;
+    }
+    case IPPROTO_UDP: {
+      struct udphdr udp;
+      if (bpf_skb_load_bytes(skb, l4, &udp, sizeof(udp)) < 0) return CANOPY_FP_MALFORMED;
+      p->key.port_src = udp.source;
+      p->key.port_dst = udp.dest;
+      p->l4_len = sizeof(udp);
+      return -1;
+    }
+    case IPPROTO_ICMP: {
+      __u8 head[6]; /* type, code, checksum, identifier */
+      if (bpf_skb_load_bytes(skb, l4, head, sizeof(head)) < 0) return CANOPY_FP_MALFORMED;
+      if (head[0] != 0 && head[0] != 8) return CANOPY_FP_SLOW;
+      __builtin_memcpy(&p->key.port_src, &head[4], 2);
+      p->key.port_dst = bpf_htons(head[0]);
+      p->l4_len = 8;
+      return -1;
+    }
+    default:
+      return CANOPY_FP_SLOW;
+  }
+}
+
+/* The installed action that takes this packet, or null (and why not). */
+static __always_inline struct canopy_fp_action *fast_path_action(struct __sk_buff *skb,
+                                                                 struct parsed *p, int *why) {
+  int r = parse(skb, p);
+  if (r >= 0) {
+    *why = r;
+    return 0;
+  }
+  struct canopy_fp_action *a = bpf_map_lookup_elem(&flows, &p->key);
+  if (!a) {
+    *why = CANOPY_FP_MISS;
+    return 0;
+  }
+  if ((a->flags & CANOPY_FP_DECREMENT_TTL) && p->ttl <= 1) {
+    *why = CANOPY_FP_SLOW;
+    return 0;
+  }
+  if (a->mtu != 0) {
+    /* A GSO packet leaves as segments of gso_size, each with its headers. */
+    __u32 each = skb->gso_size != 0 ? IP_LEN + p->l4_len + skb->gso_size : p->ip_len;
+    if (each > a->mtu) {
+      *why = CANOPY_FP_SLOW;
+      return 0;
+    }
+  }
+  return a;
+}
+
+SEC("tc")
+int canopy_tc_ingress(struct __sk_buff *skb) {
+  struct parsed p = {};
+  int why = 0;
+  struct canopy_fp_action *a = fast_path_action(skb, &p, &why);
+  if (!a) {
+    count((__u32)why);
+    return TC_ACT_OK;
+  }
+  if (a->flags & CANOPY_FP_SET_ETH) {
+    bpf_skb_store_bytes(skb, 0, a->eth_dst, 6, 0);
+    bpf_skb_store_bytes(skb, 6, a->eth_src, 6, 0);
+  }
+  if (a->flags & CANOPY_FP_DECREMENT_TTL) {
+    /* TTL and protocol are one 16-bit word of the header checksum. */
+    __u16 before = (__u16)(p.ttl << 8 | p.key.protocol);
+    __u16 after = (__u16)((p.ttl - 1) << 8 | p.key.protocol);
+    __u8 ttl = p.ttl - 1;
+    bpf_l3_csum_replace(skb, ETH_LEN + offsetof(struct iphdr, check), bpf_htons(before),
+                        bpf_htons(after), 2);
+    bpf_skb_store_bytes(skb, ETH_LEN + offsetof(struct iphdr, ttl), &ttl, 1, 0);
+  }
+  __sync_fetch_and_add(&a->packets, 1);
+  __sync_fetch_and_add(&a->bytes, skb->len);
+  a->last_used_ns = bpf_ktime_get_ns();
+  count(CANOPY_FP_HIT);
+  long r = a->out == CANOPY_FP_REDIRECT_PEER ? bpf_redirect_peer(a->ifindex, 0)
+                                             : bpf_redirect(a->ifindex, 0);
+  if (r != TC_ACT_REDIRECT) {
+    count(CANOPY_FP_REDIRECT_FAIL);
+    return TC_ACT_SHOT;
+  }
+  return (int)r;
+}
+
+/* On the agent's AF_PACKET socket of the same interface: the packets the
+ * fast path leaves to it (the whole packet), not the ones it takes (0). */
+SEC("socket")
+int canopy_socket_filter(struct __sk_buff *skb) {
+  struct parsed p = {};
+  int why = 0;
+  return fast_path_action(skb, &p, &why) ? 0 : (int)skb->len;
+}
+
+char LICENSE[] SEC("license") = "GPL";

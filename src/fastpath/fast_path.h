@@ -1,0 +1,76 @@
+#pragma once
+// The kernel fast path's loader: the eBPF programs of bpf/fastpath.bpf.c
+// (built with the agent, loaded by it), attached to interfaces, and the
+// flows it installs in their map.
+//
+//   auto fp = FastPath::open();             // Result: why not, if it cannot
+//   fp->attach(ifindex);                    // tc clsact ingress
+//   setsockopt(port_fd, SOL_SOCKET, SO_ATTACH_BPF, &filter_fd, ...)  // socketFilter()
+//   fp->install(key, action);               // the flow runs in the kernel
+//   fp->remove(key);                        // back to the agent
+//
+// The userspace datapath stays the authority: an installed flow is one it
+// decided; what the programs do not take goes to the agent as before. A
+// FastPath detaches what it attached when it goes.
+//
+// Thread-safety: the map operations may be called from any thread (the
+// kernel's map is); attach() and detach() from one.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "fastpath/bpf/fastpath.h"
+
+namespace canopy::fastpath {
+
+using FlowKey = canopy_fp_key;
+using FlowAction = canopy_fp_action;
+
+struct Counters {
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t slow = 0;  // a flow, but the packet was the agent's
+  uint64_t not_ipv4 = 0;
+  uint64_t malformed = 0;
+  uint64_t redirect_failed = 0;
+};
+
+class FastPath {
+ public:
+  // Loads the programs and creates the maps. An error names why not: built
+  // without BPF, no permission, the verifier's refusal (with its log's
+  // last line).
+  static Result<std::unique_ptr<FastPath>> open();
+  ~FastPath();
+  FastPath(const FastPath&) = delete;
+  FastPath& operator=(const FastPath&) = delete;
+
+  // The ingress program on an interface (a clsact qdisc added if it has
+  // none); detach() takes it off again.
+  Result<void> attach(int ifindex);
+  void detach(int ifindex);
+  // The socket filter's program, for SO_ATTACH_BPF on the interface's
+  // AF_PACKET socket.
+  int socketFilter() const;
+
+  // A flow's action installed (or replaced); InvalidArgument when the map
+  // is full.
+  Result<void> install(const FlowKey& key, const FlowAction& action);
+  void remove(const FlowKey& key);
+  // A flow's action with its counters as the kernel has them.
+  std::optional<FlowAction> find(const FlowKey& key) const;
+  size_t flows() const;
+  Counters counters() const;
+
+ private:
+  struct Impl;
+  explicit FastPath(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace canopy::fastpath
