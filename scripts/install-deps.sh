@@ -11,6 +11,9 @@ packages=(
   # libraries
   libsqlite3-dev sqlite3 libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libboost-dev
   libyaml-cpp-dev
+  # the kernel fast path: eBPF programs built with clang, embedded by bpftool's skeleton,
+  # loaded by libbpf
+  libbpf-dev bpftool
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libssl-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 curl python3-openstackclient python3-octaviaclient python3-neutronclient
