@@ -48,6 +48,15 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
   std::unique_ptr<Agent> a(new Agent(clock, std::move(config), *io));
   a->own_io_ = std::move(own);
   const auto& c = a->config_;
+  if (c.fast_path) {
+    if (auto fp = fastpath::FastPath::open(); fp) {
+      a->fast_path_ = std::move(*fp);
+      spdlog::info("agent: kernel fast path on");
+    } else {
+      a->fast_path_unavailable_ = fp.error().message();
+      spdlog::warn("agent: {}: running without the kernel fast path", fp.error().message());
+    }
+  }
   // Each worker its tunnel ports ([0] the configured encapsulation's) and
   // its share of every uplink.
   uint16_t first = c.encapsulation == Encapsulation::Geneve ? c.geneve_port : c.vxlan_port;
@@ -65,11 +74,14 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
       if (!u) return std::move(u).error();
       uplinks.push_back(std::move(*u));
     }
-    a->workers_.push_back(std::make_unique<Worker>(
-        clock,
-        Worker::Options{
-            .index = w, .encapsulation = c.encapsulation, .busy_poll = c.busy_poll, .tick = c.tick},
-        a->plan_, std::move(tunnels), std::move(uplinks)));
+    a->workers_.push_back(
+        std::make_unique<Worker>(clock,
+                                 Worker::Options{.index = w,
+                                                 .encapsulation = c.encapsulation,
+                                                 .busy_poll = c.busy_poll,
+                                                 .tick = c.tick,
+                                                 .fast_path = a->fast_path_.get()},
+                                 a->plan_, std::move(tunnels), std::move(uplinks)));
   }
   Agent* self = a.get();
   if (!c.server.empty()) {
@@ -509,6 +521,7 @@ Result<void> Agent::applyView(const HostView& view, uint64_t version) {
     c.host.metadata = metadata_ready_;
     c.security_group_log = config_.log_limits;
     c.slow_path = config_.slow_path;
+    c.offer_flows = fast_path_ != nullptr;
     here = host_key;
     if (shared_ == nullptr || host_key != host_key_) {
       shared_ = std::make_shared<datapath::pipeline::SharedState>(clock_, c, workers_.size(),
@@ -888,6 +901,19 @@ Json Agent::status() const {
   out["datapath"]["security_group_log"] = {
       {"file", config_.security_group_log}, {"written", logged}, {"suppressed", suppressed}};
   out["datapath"]["state"] = state;
+  Json fast = {{"state", fast_path_ != nullptr ? "on" : config_.fast_path ? "unavailable" : "off"}};
+  if (!fast_path_unavailable_.empty()) fast["reason"] = fast_path_unavailable_;
+  if (fast_path_ != nullptr) {
+    size_t flows = 0;
+    for (const auto& s : stats) flows += s.kernel_flows;
+    auto k = fast_path_->counters();
+    fast["flows"] = flows;
+    fast["hits"] = k.hits;
+    fast["misses"] = k.misses;
+    fast["to_agent"] = k.slow + k.not_ipv4 + k.malformed;
+    fast["redirect_failed"] = k.redirect_failed;
+  }
+  out["fast_path"] = fast;
   if (bfd_ != nullptr) out["bfd"] = bfd_->statusJson();
   // Where each router gateway of the view is held, as this host's datapath
   // sends to it (BFD's choice for those with standbys).

@@ -39,6 +39,7 @@
 #include "base/clock.h"
 #include "base/mutex.h"
 #include "datapath/pipeline/datapath.h"
+#include "fastpath/fast_path.h"
 #include "model/json.h"
 
 namespace canopy::agent {
@@ -69,6 +70,10 @@ struct AgentConfig {
   // is held; its SNAT mappings go to the standbys. Off: the server's
   // choice holds it (as with one gateway host).
   bool bfd = false;
+  // The kernel fast path (eBPF): flows the datapath decided run in the
+  // kernel. Without BPF it says why in the log and status, and the agent
+  // runs without.
+  bool fast_path = false;
   std::string bfd_state_file{};
   bfd::Timing bfd_timing{};
   // Security-group logging: the file its records are appended to ("": the
@@ -199,6 +204,9 @@ class Agent {
   std::unique_ptr<IoFactory> own_io_;  // when none was given
   std::unique_ptr<SouthboundClient> southbound_;
   SnapshotCell<WorkerPlan> plan_{nullptr};
+  // (Before the workers, which use it: it goes after them.)
+  std::unique_ptr<fastpath::FastPath> fast_path_;
+  std::string fast_path_unavailable_;  // why not, when asked for
   std::vector<std::unique_ptr<Worker>> workers_;
   std::thread control_;
   Mutex stop_mu_;

@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   double log_rate = 100, log_burst = 25;
   // Slow-path protection per port (datapath.h's SlowPathLimits).
   std::string bfd = "on";
+  std::string fast_path = "off";
   int bfd_interval_ms = 200, bfd_multiplier = 3;
   uint32_t flow_rate = 5000, flow_burst = 10000, control_rate = 500, control_burst = 1000;
   std::vector<std::string> uplinks;
@@ -100,6 +101,12 @@ int main(int argc, char** argv) {
   app.add_option("--security-group-log-burst", log_burst,
                  "Security-group log records in a burst at most (Neutron's burst_limit)")
       ->check(CLI::Range(1.0, 1e6))
+      ->capture_default_str();
+  app.add_option("--fast-path", fast_path,
+                 "The kernel fast path: established flows between this host's VM ports run in "
+                 "eBPF (tc) programs, decided by the agent's datapath; without BPF the agent says "
+                 "why and runs without")
+      ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
   app.add_option("--bfd", bfd,
                  "BFD with the other hosts when a router's gateway has standby hosts, which "
@@ -222,6 +229,7 @@ int main(int argc, char** argv) {
   config.state_file = run_dir + "/connections.state";
   config.view_file = run_dir + "/view.pb";
   config.bfd = bfd == "on";
+  config.fast_path = fast_path == "on";
   config.bfd_state_file = run_dir + "/bfd.json";
   config.bfd_timing.desired_min_tx = std::chrono::milliseconds(bfd_interval_ms);
   config.bfd_timing.required_min_rx = std::chrono::milliseconds(bfd_interval_ms);

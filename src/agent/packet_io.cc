@@ -24,6 +24,10 @@
 #include <utility>
 
 namespace canopy::agent {
+
+bool FrameSocket::filterWith(int program) {
+  return setsockopt(fd_.get(), SOL_SOCKET, SO_ATTACH_BPF, &program, sizeof(program)) == 0;
+}
 namespace {
 
 using datapath::packet::Offload;

@@ -87,6 +87,8 @@ class FrameSocket final : public PortIo {
   // For a tap: whether its device still exists (its namespace may be gone).
   bool attached() const override;
   bool tap() const override { return tap_; }
+  int interfaceIndex() const override { return tap_ ? 0 : ifindex_; }
+  bool filterWith(int program) override;
 
   int fd() const override { return fd_.get(); }
   int ifindex() const { return ifindex_; }

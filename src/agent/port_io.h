@@ -132,6 +132,10 @@ class PortIo {
   virtual uint64_t truncated() const { return 0; }
   // A tap the agent owns: whether its device still exists, and removing it.
   virtual bool tap() const { return false; }
+  // The kernel fast path: the interface's index (0: not an interface the
+  // fast path can serve), and a socket filter program put on its socket.
+  virtual int interfaceIndex() const { return 0; }
+  virtual bool filterWith(int /*program*/) { return false; }
   virtual bool attached() const { return true; }
   virtual Result<void> removeTap() { return ok(); }
 

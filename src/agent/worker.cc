@@ -52,6 +52,9 @@ Worker::Worker(const Clock& clock, Options options, const SnapshotCell<WorkerPla
       tunnels_(std::move(tunnels)),
       uplinks_(std::move(uplinks)) {
   CANOPY_CHECK_MSG(wake_fd_.get() >= 0, "eventfd for a worker");
+  if (options_.fast_path != nullptr) {
+    kernel_flows_ = std::make_unique<KernelFlows>(*options_.fast_path);
+  }
 }
 
 Worker::~Worker() { stop(); }
@@ -118,13 +121,18 @@ void Worker::applyCommands() {
     switch (c.kind) {
       case Command::Kind::Adopt: {
         Bound& b = ports_[c.interface];
+        leaveFastPath(b);
         b.io = std::move(c.io);
         b.receive = c.flag;
+        if (kernel_flows_ != nullptr && b.receive && b.io != nullptr) {
+          b.fast_ifindex = kernel_flows_->attach(*b.io, c.interface);
+        }
         break;
       }
       case Command::Kind::Drop: {
         auto it = ports_.find(c.interface);
         if (it == ports_.end() || it->second.io == nullptr) break;
+        leaveFastPath(it->second);
         if (c.flag) {
           if (auto r = it->second.io->removeTap(); !r) {
             spdlog::warn("agent: {}: {}", c.interface, r.error().message());
@@ -135,7 +143,12 @@ void Worker::applyCommands() {
       }
       case Command::Kind::SetPorts: {
         for (auto it = ports_.begin(); it != ports_.end();) {
-          it = c.ports.count(it->first) ? std::next(it) : ports_.erase(it);
+          if (c.ports.count(it->first)) {
+            ++it;
+          } else {
+            leaveFastPath(it->second);
+            it = ports_.erase(it);
+          }
         }
         for (auto& [interface, binding] : c.ports) {
           Bound& b = ports_[interface];
@@ -150,6 +163,11 @@ void Worker::applyCommands() {
     }
   }
   index();
+}
+
+void Worker::leaveFastPath(Bound& b) {
+  if (kernel_flows_ != nullptr && b.fast_ifindex != 0) kernel_flows_->detach(b.fast_ifindex);
+  b.fast_ifindex = 0;
 }
 
 void Worker::index() {
@@ -173,6 +191,8 @@ void Worker::followPlan() {
   }
   if (plan->topology != nullptr && plan->topology.get() != datapath_->topology()) {
     datapath_->setTopology(plan->topology);
+    // Installed flows were decided on the old one: decided again.
+    if (kernel_flows_ != nullptr) kernel_flows_->flush();
   }
 }
 
@@ -354,6 +374,19 @@ void Worker::runBatch() {
   out_.clear();
   datapath_->processBatch(inputs_, out_);
   forward(out_, offloads_);
+  if (kernel_flows_ != nullptr) {
+    auto& retracted = datapath_->retractions();
+    kernel_flows_->retract(retracted);
+    retracted.clear();
+    auto& offers = datapath_->offers();
+    if (!offers.empty()) {
+      kernel_flows_->install(offers, [&](uint32_t port) {
+        auto it = by_key_.find(port);
+        return it == by_key_.end() ? 0 : it->second->fast_ifindex;
+      });
+      offers.clear();
+    }
+  }
 }
 
 void Worker::forward(Outputs& out, std::span<const Offload> offloads) {
@@ -513,6 +546,9 @@ void Worker::tick() {
   // Expired connections and SNAT mappings go (a bounded amount of work; with
   // one worker the shared state is this worker's alone, so it is done here).
   if (datapath_ != nullptr) datapath_->sweep();
+  if (kernel_flows_ != nullptr && shared_ != nullptr) {
+    kernel_flows_->tick(shared_->conntrack(), clock_.now());
+  }
   advertise();
   // An owned tap deleted under the agent: reported once, its I/O let go.
   std::vector<std::string> gone;
@@ -530,6 +566,7 @@ void Worker::tick() {
     s.cache_entries = datapath_->cacheSize();
   }
   s.io_drops = io_drops_;
+  s.kernel_flows = kernel_flows_ != nullptr ? kernel_flows_->size() : 0;
   s.send_failed = send_failed_;
   s.super_frames = super_frames_;
   s.segmented = segmented_;

@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/kernel_flows.h"
 #include "agent/port_io.h"
 #include "base/clock.h"
 #include "base/mutex.h"
@@ -73,6 +74,7 @@ struct WorkerStats {
   uint64_t joined = 0;        // joined from a tunnel's segments
   uint64_t coalesced = 0;     // joined on the way to a port
   uint64_t receive_truncated = 0;
+  size_t kernel_flows = 0;  // installed in the kernel fast path
   struct Port {
     std::string port_id;
     uint32_t key = 0;
@@ -92,6 +94,8 @@ class Worker {
     std::chrono::microseconds busy_poll{0};
     // How often it publishes its stats and looks at its ports' devices.
     std::chrono::milliseconds tick{1000};
+    // The kernel fast path (the agent's, outliving the worker), or null.
+    fastpath::FastPath* fast_path = nullptr;
   };
   // `tunnels`: [0] the configured encapsulation's port, [1] the other's.
   // `uplinks`: by index, as the datapath's configuration names them.
@@ -175,12 +179,16 @@ class Worker {
     PortBinding binding{};
     std::unique_ptr<PortIo> io{};
     bool receive = false;
+    int fast_ifindex = 0;  // served by the kernel fast path
     uint64_t rx = 0;
     uint64_t tx = 0;
   };
   std::map<std::string, Bound> ports_;  // by interface
-  std::map<uint32_t, Bound*> by_key_;   // port key -> binding with I/O
-  Bound* metadata_ = nullptr;           // the metadata interface, with I/O
+  std::unique_ptr<KernelFlows> kernel_flows_;
+  // Before a binding's I/O goes: its interface off the fast path.
+  void leaveFastPath(Bound& b);
+  std::map<uint32_t, Bound*> by_key_;  // port key -> binding with I/O
+  Bound* metadata_ = nullptr;          // the metadata interface, with I/O
   void index();
 
   // The batch being run: frames in, their offload requests, frames out.

@@ -258,6 +258,28 @@ bool ConnTrack::adopt(const persist::Record& record) noexcept {
   return true;
 }
 
+bool ConnTrack::touch(const ConnKey& key, SteadyTime now) noexcept {
+  Shard& shard = shards_[shardOf(key)];
+  MaybeLock lock(shard.mu, limits_.shared);
+  const std::shared_ptr<ConnEntry>* found = live(shard, key, now);
+  if (found == nullptr) return false;
+  ConnEntry& c = **found;
+  MaybeLock entry(c.lock, limits_.shared);
+  const SteadyTime expires = c.expires;
+  const Timeouts& t = limits_.timeouts;
+  if (key.protocol == kTcp) {
+    if (c.tcp == TcpState::Closed) return false;  // reset: its packets are the agent's again
+    if (c.tcp == TcpState::Established) expireAt(c, now + t.tcp_established);
+    c.next_seq[0] = c.next_seq[1] = 0;
+  } else if (key.protocol == kIcmp || key.protocol == kIcmpv6) {
+    expireAt(c, now + t.icmp);
+  } else {
+    expireAt(c, now + (c.replied() ? t.udp_replied : t.udp_unreplied));
+  }
+  if (c.slot != persist::kNoSlot && c.expires != expires) persist(c);
+  return true;
+}
+
 std::optional<Connection> ConnTrack::find(const ConnKey& key) const noexcept {
   const Shard& shard = shards_[shardOf(key)];
   MaybeLock lock(shard.mu, limits_.shared);

@@ -188,6 +188,12 @@ class ConnTrack {
     return commit(p, frame, zone, clock_.now());
   }
 
+  // The kernel fast path carried packets of connection `key` (either
+  // direction) that this table did not see: its timeout moves on as theirs
+  // would have, and its TCP sequence positions are learned again from the
+  // next segments it sees. False if the connection is gone or was reset.
+  bool touch(const ConnKey& key, SteadyTime now) noexcept;
+
   // Frees expired connections; at most `budget` of them per call.
   size_t sweep(size_t budget = 1024) noexcept;
 

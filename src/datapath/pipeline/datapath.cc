@@ -119,6 +119,8 @@ struct Datapath::Packet {
   bool in_input = false;
   // From a trunk's subport: the VLAN it came in (answers go back in it).
   uint16_t trunk_vid = 0;
+  // The flow the kernel fast path may take over, while its stages allow it.
+  FlowOffer* offer = nullptr;
 };
 
 // The frame with a helper's payload edit, in a buffer of its own (the
@@ -1012,6 +1014,10 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
     ctx.ct = l.state;
     ctx.ct_reply = l.reply;
     ctx.ct_invalid = l.invalid_reason;
+    if (config_.offer_flows && p.key.ip_proto == packet::ipproto::kTcp &&
+        (p.key.tcp_flags & packet::TcpHeader::kRst) != 0) {
+      retractions_.push_back(conntrack::connKey(p, zoneOf(ctx.key)));
+    }
   }
   flowcache::CacheKey key{p.key, contextBits(ctx), 0};
   if (ctx.stage == Stage::ToPort) key.reserved = groupSetId(ctx.sender);
@@ -1055,7 +1061,70 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
       cache_.insert(key, d, s.tags);
     }
   }
+  FlowOffer offer;
+  if (config_.offer_flows && trace == nullptr) {
+    if (ctx.stage == Stage::FromPort && depth == 0 && offerable(*d, ctx, p, true, offer)) {
+      offer.from_port = ctx.key;
+      offer.key = p.key;
+      offer.from_conn = conntrack::connKey(p, zoneOf(ctx.key));
+      pkt.offer = &offer;
+    } else if (ctx.stage == Stage::ToPort && pkt.offer != nullptr &&
+               offerable(*d, ctx, p, false, *pkt.offer)) {
+      pkt.offer->to_port = ctx.key;
+      pkt.offer->to_conn = conntrack::connKey(p, zoneOf(ctx.key));
+    } else {
+      pkt.offer = nullptr;
+    }
+  }
   execute(*d, ctx, pkt, out, trace, depth);
+  pkt.offer = nullptr;  // (the offer lives in this frame)
+}
+
+bool Datapath::offerable(const simulator::Decision& d, const Context& ctx,
+                         const packet::ParsedPacket& p, bool from, FlowOffer& offer) {
+  const auto& k = p.key;
+  if (ctx.ct != conntrack::CtState::Established || d.drop != DropReason::None || !d.cacheable ||
+      d.actions.empty() || k.eth_type != ethertype::kIpv4 || k.vlan_tci != 0 ||
+      k.ip_frag != packet::Fragment::None) {
+    return false;
+  }
+  switch (k.ip_proto) {
+    case packet::ipproto::kTcp:
+      if ((k.tcp_flags &
+           (packet::TcpHeader::kSyn | packet::TcpHeader::kFin | packet::TcpHeader::kRst)) != 0) {
+        return false;
+      }
+      break;
+    case packet::ipproto::kUdp:
+      break;
+    case packet::ipproto::kIcmp:
+      if (k.tp_src != 0 && k.tp_src != 8) return false;  // echo only
+      break;
+    default:
+      return false;
+  }
+  const ActionKind end = from ? ActionKind::Deliver : ActionKind::Output;
+  for (const Action& a : d.actions) {
+    const bool last = &a == &d.actions.back();
+    switch (a.kind) {
+      case ActionKind::CtCommit:
+        break;
+      case ActionKind::SetEth:
+      case ActionKind::DecrementTtl:
+      case ActionKind::CheckMtu:
+        if (!from) return false;
+        if (a.kind == ActionKind::DecrementTtl) offer.decrement_ttl = true;
+        if (a.kind == ActionKind::CheckMtu) offer.mtu = a.mtu;
+        break;
+      case ActionKind::Deliver:
+      case ActionKind::Output:
+        if (a.kind != end || !last || a.vlan != 0) return false;
+        break;
+      default:
+        return false;
+    }
+  }
+  return d.actions.back().kind == end;
 }
 
 // What a hairpin's member sends back to the VIP is its client's reply:
@@ -1339,6 +1408,7 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         if (auto why = packet::parse(next.bytes, next.parsed); why != DropReason::None) {
           return fail(why);
         }
+        next.offer = pkt.offer;
         runStage({.stage = Stage::ToPort,
                   .key = a.port,
                   .sender = {.known = a.source_side, .groups = a.groups}},
@@ -1347,6 +1417,11 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
       }
       case ActionKind::Output:
       case ActionKind::ToMetadata: {
+        if (pkt.offer != nullptr && a.kind == ActionKind::Output && ctx.stage == Stage::ToPort) {
+          std::copy_n(bytes.begin(), 6, pkt.offer->eth_dst.bytes.begin());
+          std::copy_n(bytes.begin() + 6, 6, pkt.offer->eth_src.bytes.begin());
+          offers_.push_back(*pkt.offer);
+        }
         Outputs::Item item{
             .kind = a.kind == ActionKind::Output ? Outputs::Kind::Port : Outputs::Kind::Metadata,
             .port = a.port};

@@ -192,6 +192,26 @@ struct Config {
   conntrack::Limits conntrack{};
   nat::SnatTimeouts snat{};
   size_t flow_cache_entries = 1 << 16;
+  // The kernel fast path: offer the flows it can run (offers()).
+  bool offer_flows = false;
+};
+
+// A flow this datapath decided that the kernel fast path may run in its
+// place (fastpath/): from a local port to a local port, its connection
+// established in both ports' zones, an IPv4 packet that needs nothing but
+// its MACs rewritten and, routed, its TTL decremented (within an MTU). Only
+// for packets that are not the connection's opening or closing (TCP SYN,
+// FIN or RST) and not fragments; the kernel program takes no others either.
+struct FlowOffer {
+  uint32_t from_port = 0;
+  uint32_t to_port = 0;
+  packet::FlowKey key{};                    // as it came from `from_port`
+  packet::MacAddress eth_src{}, eth_dst{};  // as it leaves
+  bool decrement_ttl = false;
+  uint16_t mtu = 0;  // 0: none checked
+  // The connection in each port's zone, whose timeouts the kernel's packets
+  // keep moving (ConnTrack::touch).
+  conntrack::ConnKey from_conn{}, to_conn{};
 };
 
 // What a packet came to in process(): how many outputs it made and, if
@@ -402,6 +422,12 @@ class Datapath {
   // null for a datapath of its own.
   Datapath(const Clock& clock, Config config, std::shared_ptr<SharedState> shared = nullptr);
 
+  // The flows offered since the caller last cleared them (Config::offer_flows).
+  std::vector<FlowOffer>& offers() { return offers_; }
+  // Connections a TCP RST ended since the caller last cleared them: their
+  // offered flows are to be taken back.
+  std::vector<conntrack::ConnKey>& retractions() { return retractions_; }
+
   // Replaces the topology; invalidates the cached decisions of what changed.
   void setTopology(std::shared_ptr<const topology::Topology> topology);
   const topology::Topology* topology() const { return topology_.get(); }
@@ -493,6 +519,10 @@ class Datapath {
   // there (true: sent or dropped).
   bool steerToLease(uint32_t router_key, const IpAddress& to, Packet& pkt, Outputs& out,
                     Trace* trace);
+  // Whether decision `d` of a packet in FromPort (`from`) or ToPort leaves
+  // its flow one the kernel fast path may run; fills in `offer`'s part.
+  static bool offerable(const simulator::Decision& d, const simulator::Context& ctx,
+                        const packet::ParsedPacket& p, bool from, FlowOffer& offer);
   // An output of `frame` with an 802.1Q tag of VLAN `vid` pushed (to a
   // trunk's parent, for its subport).
   void addTagged(Outputs& out, Outputs::Item item, std::span<const uint8_t> frame, uint16_t vid);
@@ -534,6 +564,8 @@ class Datapath {
   // Floating IPs on load balancers' VIPs served here (this host holds the
   // router's gateway) -> the router.
   std::map<IpAddress, uint32_t> lb_floating_;
+  std::vector<FlowOffer> offers_;
+  std::vector<conntrack::ConnKey> retractions_;
   // Per-depth working copies of the frame (Deliver runs a nested stage).
   std::vector<std::vector<uint8_t>> scratch_;
   std::vector<std::vector<uint8_t>> grown_;  // frames a helper's edit resized, per depth

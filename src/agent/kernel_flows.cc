@@ -1,0 +1,161 @@
+#include "agent/kernel_flows.h"
+
+#include <arpa/inet.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace canopy::agent {
+
+namespace {
+
+using datapath::conntrack::ConnKey;
+
+// Whether an interface is a veth (whose peer bpf_redirect_peer reaches):
+// its driver, as ethtool reports it.
+bool isVeth(const std::string& interface) {
+  int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return false;
+  ethtool_drvinfo info{};
+  info.cmd = ETHTOOL_GDRVINFO;
+  ifreq request{};
+  std::strncpy(request.ifr_name, interface.c_str(), IFNAMSIZ - 1);
+  request.ifr_data = reinterpret_cast<char*>(&info);
+  bool veth = ::ioctl(s, SIOCETHTOOL, &request) == 0 && std::strcmp(info.driver, "veth") == 0;
+  ::close(s);
+  return veth;
+}
+
+fastpath::FlowKey keyOf(const datapath::pipeline::FlowOffer& o, int ifindex) {
+  fastpath::FlowKey k{};
+  const auto& f = o.key;
+  k.ifindex = static_cast<uint32_t>(ifindex);
+  std::memcpy(k.eth_src, f.eth_src.bytes.data(), 6);
+  std::memcpy(k.eth_dst, f.eth_dst.bytes.data(), 6);
+  std::memcpy(&k.ip_src, f.ip_src.data(), 4);
+  std::memcpy(&k.ip_dst, f.ip_dst.data(), 4);
+  k.protocol = f.ip_proto;
+  if (f.ip_proto == datapath::packet::ipproto::kIcmp) {
+    k.port_src = htons(f.icmp_id);
+    k.port_dst = htons(f.tp_src);  // the type
+  } else {
+    k.port_src = htons(f.tp_src);
+    k.port_dst = htons(f.tp_dst);
+  }
+  return k;
+}
+
+bool sameConnection(const ConnKey& a, const ConnKey& b) { return a == b || a == b.reversed(); }
+
+}  // namespace
+
+KernelFlows::~KernelFlows() {
+  flush();
+  while (!attached_.empty()) detach(attached_.begin()->first);
+}
+
+int KernelFlows::attach(PortIo& io, const std::string& interface) {
+  int ifindex = io.interfaceIndex();
+  if (ifindex <= 0 || !isVeth(interface)) return 0;
+  if (auto r = fp_.attach(ifindex); !r) {
+    spdlog::warn("agent: {}: {}; its flows stay in the agent", interface, r.error().message());
+    return 0;
+  }
+  if (!io.filterWith(fp_.socketFilter())) {
+    spdlog::warn("agent: {}: the fast path's socket filter: {}; its flows stay in the agent",
+                 interface, std::strerror(errno));
+    fp_.detach(ifindex);
+    return 0;
+  }
+  attached_[ifindex] = interface;
+  return ifindex;
+}
+
+void KernelFlows::detach(int ifindex) {
+  for (auto it = installed_.begin(); it != installed_.end();) {
+    auto next = std::next(it);
+    if (it->second.from_ifindex == ifindex || it->second.to_ifindex == ifindex) erase(it);
+    it = next;
+  }
+  if (attached_.erase(ifindex) != 0) fp_.detach(ifindex);
+}
+
+void KernelFlows::install(std::span<const datapath::pipeline::FlowOffer> offers,
+                          const std::function<int(uint32_t port)>& ifindexOf) {
+  for (const auto& o : offers) {
+    int from = ifindexOf(o.from_port), to = ifindexOf(o.to_port);
+    if (from <= 0 || to <= 0 || !attached_.count(from) || !attached_.count(to)) continue;
+    fastpath::FlowKey key = keyOf(o, from);
+    KeyBytes bytes;
+    std::memcpy(bytes.data(), &key, sizeof(key));
+    if (installed_.count(bytes) != 0) continue;
+    fastpath::FlowAction a{};
+    a.ifindex = static_cast<uint32_t>(to);
+    a.out = CANOPY_FP_REDIRECT_PEER;
+    a.flags = CANOPY_FP_SET_ETH | (o.decrement_ttl ? CANOPY_FP_DECREMENT_TTL : 0);
+    a.mtu = o.mtu;
+    std::memcpy(a.eth_src, o.eth_src.bytes.data(), 6);
+    std::memcpy(a.eth_dst, o.eth_dst.bytes.data(), 6);
+    if (auto r = fp_.install(key, a); !r) {
+      // A full map: the flow stays in the agent, as it was.
+      continue;
+    }
+    installed_[bytes] = Installed{.key = key,
+                                  .from_ifindex = from,
+                                  .to_ifindex = to,
+                                  .from_conn = o.from_conn,
+                                  .to_conn = o.to_conn,
+                                  .last_used_ns = 0};
+  }
+}
+
+void KernelFlows::retract(std::span<const ConnKey> connections) {
+  if (connections.empty()) return;
+  for (auto it = installed_.begin(); it != installed_.end();) {
+    auto next = std::next(it);
+    for (const auto& c : connections) {
+      if (sameConnection(it->second.from_conn, c) || sameConnection(it->second.to_conn, c)) {
+        erase(it);
+        break;
+      }
+    }
+    it = next;
+  }
+}
+
+void KernelFlows::flush() {
+  while (!installed_.empty()) erase(installed_.begin());
+}
+
+void KernelFlows::tick(datapath::conntrack::ConnTrack& conntrack, SteadyTime now) {
+  for (auto it = installed_.begin(); it != installed_.end();) {
+    auto next = std::next(it);
+    auto& f = it->second;
+    auto kernel = fp_.find(f.key);
+    if (!kernel) {
+      installed_.erase(it);  // gone from the map already
+    } else if (kernel->last_used_ns != f.last_used_ns) {
+      f.last_used_ns = kernel->last_used_ns;
+      // Both zones' entries: the kernel carried packets neither saw.
+      bool live = conntrack.touch(f.from_conn, now);
+      live = conntrack.touch(f.to_conn, now) && live;
+      if (!live) erase(it);
+    } else if (!conntrack.find(f.from_conn) || !conntrack.find(f.to_conn)) {
+      erase(it);  // idle, and its connection expired
+    }
+    it = next;
+  }
+}
+
+void KernelFlows::erase(std::map<KeyBytes, Installed>::iterator it) {
+  fp_.remove(it->second.key);
+  installed_.erase(it);
+}
+
+}  // namespace canopy::agent

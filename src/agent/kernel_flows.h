@@ -1,0 +1,79 @@
+#pragma once
+// The flows one worker has installed in the kernel fast path
+// (fastpath/fast_path.h): made from what its datapath offered
+// (pipeline::FlowOffer), kept in step with connection tracking, and taken
+// back when the datapath's view of them may have changed.
+//
+//   KernelFlows flows(fast_path);
+//   flows.attach(io, "tap1234");          // the interface's ingress program and socket filter
+//   flows.install(datapath.offers(), ifindexOf);
+//   flows.retract(datapath.retractions());  // a TCP RST seen: its flows go now
+//   flows.flush();                         // the topology changed
+//   flows.tick(conntrack, now);            // each second
+//
+// Installed flows leave the datapath's cache and conntrack out of their
+// packets' way, so:
+//   - a topology change takes back every flow (the datapath decides them
+//     again, and offers again those that still qualify);
+//   - each second the kernel's last use of a flow moves its connection's
+//     timeouts on (ConnTrack::touch), and a flow whose connection is gone
+//     or reset is taken back;
+//   - an interface let go takes its flows with it.
+//
+// Thread-safety: none; it belongs to its worker.
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <span>
+#include <string>
+
+#include "agent/port_io.h"
+#include "base/clock.h"
+#include "datapath/conntrack/conntrack.h"
+#include "datapath/pipeline/datapath.h"
+#include "fastpath/fast_path.h"
+
+namespace canopy::agent {
+
+class KernelFlows {
+ public:
+  explicit KernelFlows(fastpath::FastPath& fast_path) : fp_(fast_path) {}
+  ~KernelFlows();
+  KernelFlows(const KernelFlows&) = delete;
+  KernelFlows& operator=(const KernelFlows&) = delete;
+
+  // Puts the ingress program on a VM interface (the host side of a veth)
+  // and the socket filter on `io`'s socket; its index, or 0 when the fast
+  // path does not serve it (not a veth, or the kernel refused: logged).
+  int attach(PortIo& io, const std::string& interface);
+  // Its program off, its flows taken back.
+  void detach(int ifindex);
+
+  // Installs the offered flows whose ports both have an attached interface
+  // (`ifindexOf`: a port key's, 0 for none).
+  void install(std::span<const datapath::pipeline::FlowOffer> offers,
+               const std::function<int(uint32_t port)>& ifindexOf);
+  // Takes back the flows of these connections.
+  void retract(std::span<const datapath::conntrack::ConnKey> connections);
+  void flush();
+  void tick(datapath::conntrack::ConnTrack& conntrack, SteadyTime now);
+  size_t size() const { return installed_.size(); }
+
+ private:
+  using KeyBytes = std::array<uint8_t, sizeof(fastpath::FlowKey)>;
+  struct Installed {
+    fastpath::FlowKey key;
+    int from_ifindex = 0, to_ifindex = 0;
+    datapath::conntrack::ConnKey from_conn{}, to_conn{};
+    uint64_t last_used_ns = 0;  // the kernel's, when last looked at
+  };
+  void erase(std::map<KeyBytes, Installed>::iterator it);
+
+  fastpath::FastPath& fp_;
+  std::map<KeyBytes, Installed> installed_;
+  std::map<int, std::string> attached_;  // ifindex -> interface
+};
+
+}  // namespace canopy::agent

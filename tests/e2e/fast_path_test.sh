@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The kernel fast path (canopy-agent --fast-path on) on one host: vm1 and
+# vm2 on net1, vm3 on net2 behind router r1 (all three ports on h1).
+#   - Established flows run in the kernel: iperf3 vm1 -> vm2 (switched) and
+#     vm1 -> vm3 (routed) complete, the agent's status counts the kernel's
+#     hits far beyond what its own datapath saw, and a routed ping arrives
+#     with its TTL decremented once.
+#   - Semantics stay the agent's: a port set down stops its traffic at once
+#     (the topology change takes the kernel's flows back), and set up again
+#     it flows again.
+#   - The agent leaves nothing behind: stopped, its programs are off the
+#     interfaces.
+here=$(cd "$(dirname "$0")" && pwd)
+bin=$1
+source "$here/lib.sh"
+source "$here/netns.sh"
+
+start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen 127.0.0.1:0 \
+  --auth noauth
+make_underlay
+add_host h1 192.168.77.1
+start_agent h1 192.168.77.1 --fast-path on
+status() { "$bin/canopy-agent" --run-dir "$work/h1" status; }
+state=$(status | field 'd["fast_path"]["state"]')
+[ "$state" = on ] || fail "fast path $state: $(status | field 'd["fast_path"]')"
+
+net1=$(api POST /v2.0/networks '{"network": {"name": "net1"}}' | field 'd["network"]["id"]')
+sub1=$(api POST /v2.0/subnets '{"subnet": {"network_id": "'"$net1"'", "ip_version": 4,
+  "cidr": "10.0.0.0/24"}}' | field 'd["subnet"]["id"]')
+net2=$(api POST /v2.0/networks '{"network": {"name": "net2"}}' | field 'd["network"]["id"]')
+sub2=$(api POST /v2.0/subnets '{"subnet": {"network_id": "'"$net2"'", "ip_version": 4,
+  "cidr": "10.0.1.0/24"}}' | field 'd["subnet"]["id"]')
+router=$(api POST /v2.0/routers '{"router": {"name": "r1"}}' | field 'd["router"]["id"]')
+for s in "$sub1" "$sub2"; do
+  api PUT "/v2.0/routers/$router/add_router_interface" '{"subnet_id": "'"$s"'"}' >/dev/null
+done
+sg=$(api GET "/v2.0/security-groups?name=default" | field 'd["security_groups"][0]["id"]')
+for proto in tcp icmp; do
+  api POST /v2.0/security-group-rules '{"security_group_rule": {"security_group_id": "'"$sg"'",
+    "direction": "ingress", "ethertype": "IPv4", "protocol": "'"$proto"'"}}' >/dev/null
+done
+declare -A ip_of id_of
+for vm in "vm1 $net1" "vm2 $net1" "vm3 $net2"; do
+  set -- $vm
+  new_port "$1" "$2"
+  ip_of[$1]=$port_ip
+  id_of[$1]=$port_id
+  add_vm "$1" h1 "$port_id" "$port_mac"
+  dhcp "$1" >/dev/null
+done
+retry 20 in_ns "$tag-vm1" ping -c 1 -W 1 "${ip_of[vm2]}" >/dev/null || fail "vm1 cannot ping vm2"
+retry 20 in_ns "$tag-vm1" ping -c 1 -W 1 "${ip_of[vm3]}" >/dev/null || fail "vm1 cannot ping vm3"
+
+# Routed: one hop, the TTL decremented once (by the kernel, once the echo
+# flow is installed: the later pings of the run).
+ttls=$(in_ns "$tag-vm1" ping -c 5 -i 0.2 "${ip_of[vm3]}" | grep -o 'ttl=[0-9]*' | sort -u)
+[ "$ttls" = "ttl=63" ] || fail "routed pings arrived with $ttls"
+
+for vm in vm2 vm3; do
+  bg "$tag-$vm" iperf3 -s -1 -p 5201
+  wait_listen "$tag-$vm" 5201
+  in_ns "$tag-vm1" iperf3 -c "${ip_of[$vm]}" -p 5201 -t 3 >"$work/iperf-$vm" 2>&1 ||
+    fail "iperf3 vm1 -> $vm: $(cat "$work/iperf-$vm")"
+  echo "vm1 -> $vm: $(grep -E 'receiver' "$work/iperf-$vm" | awk '{ print $7, $8 }')"
+done
+# (Counts are a second old at most.)
+hits_over() {
+  local s
+  s=$(status)
+  hits=$(field 'd["fast_path"]["hits"]' <<<"$s")
+  packets=$(field 'd["datapath"]["packets"]' <<<"$s")
+  flows=$(field 'd["fast_path"]["flows"]' <<<"$s")
+  [ "$hits" -gt $((packets * 10)) ] && [ "$flows" -ge 2 ]
+}
+retry 10 hits_over || fail "the kernel took $hits packets, the agent saw $packets, flows $flows"
+echo "kernel: $hits packets in $flows flows; the agent's datapath: $packets"
+
+# A port set down: its traffic stops, though the kernel had its flows.
+bg "$tag-vm2" sh -c 'while true; do nc -l -p 7000 >/dev/null; done'
+wait_listen "$tag-vm2" 7000
+ping_ok() { in_ns "$tag-vm1" ping -c 1 -W 1 "${ip_of[vm2]}" >/dev/null; }
+ping_fails() { ! ping_ok; }
+api PUT "/v2.0/ports/${id_of[vm2]}" '{"port": {"admin_state_up": false}}' >/dev/null
+retry 20 ping_fails || fail "vm2 still answers with its port down"
+api PUT "/v2.0/ports/${id_of[vm2]}" '{"port": {"admin_state_up": true}}' >/dev/null
+retry 20 ping_ok || fail "vm2 does not answer with its port up again"
+echo "a port down stops its traffic; up, it flows again"
+
+# Stopped, the agent takes its programs off the interfaces.
+tap="tap${id_of[vm1]:0:11}"
+in_ns "$tag-h1" tc filter show dev "$tap" ingress | grep -q bpf || fail "no program on $tap"
+kill -TERM "${agent_pid_of[h1]}"
+wait "${agent_pid_of[h1]}" 2>/dev/null || true
+if in_ns "$tag-h1" tc filter show dev "$tap" ingress | grep -q bpf; then
+  fail "the stopped agent left its program on $tap"
+fi
+echo "fast path: OK"
