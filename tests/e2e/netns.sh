@@ -153,10 +153,14 @@ start_agent() {
   local name=$1 address=$2 ns="$tag-$1"
   shift 2
   mkdir -p "$work/$name"
+  # CANOPY_AGENT_FAST_PATH=on: every agent with the kernel fast path (unless
+  # the test says otherwise).
+  local fast=()
+  case " $* " in *" --fast-path "*) ;; *) fast=(--fast-path "${CANOPY_AGENT_FAST_PATH:-off}") ;; esac
   # Not through a shell function: $! must be the agent itself.
   ip netns exec "$ns" "$bin/canopy-agent" --host-name "$name" --tunnel-ip "$address" \
     --server "${agent_server:-unix:$work/southbound-0.sock}" --run-dir "$work/$name" \
-    --workers "${CANOPY_AGENT_WORKERS:-1}" "$@" \
+    --workers "${CANOPY_AGENT_WORKERS:-1}" "${fast[@]}" "$@" \
     >>"$work/$name/agent.log" 2>&1 &
   agent_pids+=("$!")
   agent_names+=("$name")
