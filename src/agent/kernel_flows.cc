@@ -32,7 +32,11 @@ bool isVeth(const std::string& interface) {
   return veth;
 }
 
-fastpath::FlowKey keyOf(const datapath::pipeline::FlowOffer& o, int ifindex) {
+bool sameConnection(const ConnKey& a, const ConnKey& b) { return a == b || a == b.reversed(); }
+
+}  // namespace
+
+fastpath::FlowKey kernelKey(const datapath::pipeline::FlowOffer& o, int ifindex) {
   fastpath::FlowKey k{};
   const auto& f = o.key;
   k.ifindex = static_cast<uint32_t>(ifindex);
@@ -51,9 +55,16 @@ fastpath::FlowKey keyOf(const datapath::pipeline::FlowOffer& o, int ifindex) {
   return k;
 }
 
-bool sameConnection(const ConnKey& a, const ConnKey& b) { return a == b || a == b.reversed(); }
-
-}  // namespace
+fastpath::FlowAction kernelAction(const datapath::pipeline::FlowOffer& o, int ifindex) {
+  fastpath::FlowAction a{};
+  a.ifindex = static_cast<uint32_t>(ifindex);
+  a.out = CANOPY_FP_REDIRECT_PEER;
+  a.flags = CANOPY_FP_SET_ETH | (o.decrement_ttl ? CANOPY_FP_DECREMENT_TTL : 0);
+  a.mtu = o.mtu;
+  std::memcpy(a.eth_src, o.eth_src.bytes.data(), 6);
+  std::memcpy(a.eth_dst, o.eth_dst.bytes.data(), 6);
+  return a;
+}
 
 KernelFlows::~KernelFlows() {
   flush();
@@ -91,18 +102,11 @@ void KernelFlows::install(std::span<const datapath::pipeline::FlowOffer> offers,
   for (const auto& o : offers) {
     int from = ifindexOf(o.from_port), to = ifindexOf(o.to_port);
     if (from <= 0 || to <= 0 || !attached_.count(from) || !attached_.count(to)) continue;
-    fastpath::FlowKey key = keyOf(o, from);
+    fastpath::FlowKey key = kernelKey(o, from);
     KeyBytes bytes;
     std::memcpy(bytes.data(), &key, sizeof(key));
     if (installed_.count(bytes) != 0) continue;
-    fastpath::FlowAction a{};
-    a.ifindex = static_cast<uint32_t>(to);
-    a.out = CANOPY_FP_REDIRECT_PEER;
-    a.flags = CANOPY_FP_SET_ETH | (o.decrement_ttl ? CANOPY_FP_DECREMENT_TTL : 0);
-    a.mtu = o.mtu;
-    std::memcpy(a.eth_src, o.eth_src.bytes.data(), 6);
-    std::memcpy(a.eth_dst, o.eth_dst.bytes.data(), 6);
-    if (auto r = fp_.install(key, a); !r) {
+    if (auto r = fp_.install(key, kernelAction(o, to)); !r) {
       // A full map: the flow stays in the agent, as it was.
       continue;
     }

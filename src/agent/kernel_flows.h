@@ -37,6 +37,11 @@
 
 namespace canopy::agent {
 
+// An offered flow as the kernel's map has it: its key on the sending
+// port's interface, and its action towards the receiving port's.
+fastpath::FlowKey kernelKey(const datapath::pipeline::FlowOffer& offer, int from_ifindex);
+fastpath::FlowAction kernelAction(const datapath::pipeline::FlowOffer& offer, int to_ifindex);
+
 class KernelFlows {
  public:
   explicit KernelFlows(fastpath::FastPath& fast_path) : fp_(fast_path) {}
