@@ -1,10 +1,13 @@
 #include "agent/agent.h"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <net/if.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +27,23 @@ using model::Json;
 
 // The datapath's counters go to the server every this many ticks.
 constexpr uint64_t kStatsEveryTicks = 2;
+
+// The index of the interface that has `address` (0: none).
+int interfaceWith(const IpAddress& address) {
+  ifaddrs* all = nullptr;
+  if (::getifaddrs(&all) != 0) return 0;
+  int found = 0;
+  for (ifaddrs* i = all; i != nullptr && found == 0; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET || address.family != 4)
+      continue;
+    const auto* in = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+    if (std::memcmp(&in->sin_addr, address.bytes.data(), 4) == 0) {
+      found = static_cast<int>(::if_nametoindex(i->ifa_name));
+    }
+  }
+  ::freeifaddrs(all);
+  return found;
+}
 
 }  // namespace
 
@@ -48,10 +68,28 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
   std::unique_ptr<Agent> a(new Agent(clock, std::move(config), *io));
   a->own_io_ = std::move(own);
   const auto& c = a->config_;
+  KernelFlows::Tunnels fast_tunnels{.local = c.tunnel_ip,
+                                    .underlay_ifindex = 0,
+                                    .geneve_port = c.geneve_port,
+                                    .vxlan_port = c.vxlan_port};
   if (c.fast_path) {
     if (auto fp = fastpath::FastPath::open(); fp) {
       a->fast_path_ = std::move(*fp);
-      spdlog::info("agent: kernel fast path on");
+      // Tunnels leave by, and arrive on, the interface with the tunnel
+      // address (IPv4 tunnels only, for now).
+      int underlay = c.tunnel_ip.family == 4 ? interfaceWith(c.tunnel_ip) : 0;
+      canopy_fp_config fc{.geneve_port = htons(c.geneve_port),
+                          .vxlan_port = htons(c.vxlan_port),
+                          .underlay_ifindex = static_cast<uint32_t>(underlay)};
+      if (underlay > 0 && a->fast_path_->configure(fc) &&
+          a->fast_path_->attach(underlay, fastpath::Hook::Underlay)) {
+        fast_tunnels.underlay_ifindex = underlay;
+      } else {
+        spdlog::warn("agent: kernel fast path: tunnels stay in the agent (no interface with {})",
+                     c.tunnel_ip.toString());
+      }
+      spdlog::info("agent: kernel fast path on{}",
+                   fast_tunnels.underlay_ifindex > 0 ? ", tunnels too" : "");
     } else {
       a->fast_path_unavailable_ = fp.error().message();
       spdlog::warn("agent: {}: running without the kernel fast path", fp.error().message());
@@ -74,14 +112,15 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
       if (!u) return std::move(u).error();
       uplinks.push_back(std::move(*u));
     }
-    a->workers_.push_back(
-        std::make_unique<Worker>(clock,
-                                 Worker::Options{.index = w,
-                                                 .encapsulation = c.encapsulation,
-                                                 .busy_poll = c.busy_poll,
-                                                 .tick = c.tick,
-                                                 .fast_path = a->fast_path_.get()},
-                                 a->plan_, std::move(tunnels), std::move(uplinks)));
+    a->workers_.push_back(std::make_unique<Worker>(clock,
+                                                   Worker::Options{.index = w,
+                                                                   .encapsulation = c.encapsulation,
+                                                                   .busy_poll = c.busy_poll,
+                                                                   .tick = c.tick,
+                                                                   .fast_path = a->fast_path_.get(),
+                                                                   .fast_tunnels = fast_tunnels},
+                                                   a->plan_, std::move(tunnels),
+                                                   std::move(uplinks)));
   }
   Agent* self = a.get();
   if (!c.server.empty()) {
@@ -912,6 +951,8 @@ Json Agent::status() const {
     fast["misses"] = k.misses;
     fast["to_agent"] = k.slow + k.not_ipv4 + k.malformed;
     fast["redirect_failed"] = k.redirect_failed;
+    fast["tunnel_in"] = k.tunnel_in;
+    fast["no_route"] = k.no_route;
   }
   out["fast_path"] = fast;
   if (bfd_ != nullptr) out["bfd"] = bfd_->statusJson();

@@ -99,14 +99,44 @@ void KernelFlows::detach(int ifindex) {
 
 void KernelFlows::install(std::span<const datapath::pipeline::FlowOffer> offers,
                           const std::function<int(uint32_t port)>& ifindexOf) {
+  const bool tunnels = tunnels_.underlay_ifindex > 0 && tunnels_.local.family == 4;
   for (const auto& o : offers) {
-    int from = ifindexOf(o.from_port), to = ifindexOf(o.to_port);
-    if (from <= 0 || to <= 0 || !attached_.count(from) || !attached_.count(to)) continue;
-    fastpath::FlowKey key = kernelKey(o, from);
+    int from = o.from_port != 0 ? ifindexOf(o.from_port) : 0;
+    int to = o.to_port != 0 ? ifindexOf(o.to_port) : 0;
+    fastpath::FlowKey key{};
+    fastpath::FlowAction action{};
+    if (from > 0 && to > 0 && attached_.count(from) && attached_.count(to)) {
+      key = kernelKey(o, from);
+      action = kernelAction(o, to);
+    } else if (from > 0 && attached_.count(from) && o.to_port == 0 && tunnels &&
+               o.tunnel_remote.family == 4 && o.tunnel_header_len <= CANOPY_FP_MAX_HEADER) {
+      // Into the tunnel, as the agent would send it.
+      key = kernelKey(o, from);
+      action = kernelAction(o, 0);
+      action.out = CANOPY_FP_ENCAP;
+      std::memcpy(&action.tunnel_src, tunnels_.local.bytes.data(), 4);
+      std::memcpy(&action.tunnel_dst, o.tunnel_remote.bytes.data(), 4);
+      action.udp_src = htons(o.udp_source);
+      action.udp_dst = htons(o.vxlan ? tunnels_.vxlan_port : tunnels_.geneve_port);
+      action.header_len = o.tunnel_header_len;
+      std::memcpy(action.header, o.tunnel_header.data(), o.tunnel_header_len);
+      to = tunnels_.underlay_ifindex;
+    } else if (o.from_port == 0 && to > 0 && attached_.count(to) && tunnels &&
+               o.tunnel_remote.family == 4) {
+      // Out of the tunnel, on the underlay: by the sending host and VNI.
+      key = kernelKey(o, tunnels_.underlay_ifindex);
+      std::memcpy(&key.tunnel_src, o.tunnel_remote.bytes.data(), 4);
+      key.vni = o.vni;
+      action = kernelAction(o, to);
+      action.flags = 0;  // the frame as it came
+      from = tunnels_.underlay_ifindex;
+    } else {
+      continue;
+    }
     KeyBytes bytes;
     std::memcpy(bytes.data(), &key, sizeof(key));
     if (installed_.count(bytes) != 0) continue;
-    if (auto r = fp_.install(key, kernelAction(o, to)); !r) {
+    if (auto r = fp_.install(key, action); !r) {
       // A full map: the flow stays in the agent, as it was.
       continue;
     }
@@ -142,15 +172,20 @@ void KernelFlows::tick(datapath::conntrack::ConnTrack& conntrack, SteadyTime now
     auto next = std::next(it);
     auto& f = it->second;
     auto kernel = fp_.find(f.key);
+    // (A flow into or out of a tunnel has one local zone.)
+    auto touch = [&](const ConnKey& c) { return c.family == 0 || conntrack.touch(c, now); };
+    auto alive = [&](const ConnKey& c) { return c.family == 0 || conntrack.find(c).has_value(); };
     if (!kernel) {
       installed_.erase(it);  // gone from the map already
+    } else if ((kernel->flags & CANOPY_FP_BROKEN) != 0) {
+      erase(it);  // its route failed: the agent's again
     } else if (kernel->last_used_ns != f.last_used_ns) {
       f.last_used_ns = kernel->last_used_ns;
       // Both zones' entries: the kernel carried packets neither saw.
-      bool live = conntrack.touch(f.from_conn, now);
-      live = conntrack.touch(f.to_conn, now) && live;
+      bool live = touch(f.from_conn);
+      live = touch(f.to_conn) && live;
       if (!live) erase(it);
-    } else if (!conntrack.find(f.from_conn) || !conntrack.find(f.to_conn)) {
+    } else if (!alive(f.from_conn) || !alive(f.to_conn)) {
       erase(it);  // idle, and its connection expired
     }
     it = next;

@@ -44,7 +44,15 @@ fastpath::FlowAction kernelAction(const datapath::pipeline::FlowOffer& offer, in
 
 class KernelFlows {
  public:
-  explicit KernelFlows(fastpath::FastPath& fast_path) : fp_(fast_path) {}
+  // Where tunnels leave and arrive: the host's tunnel address, the
+  // interface that has it (0: tunnels stay in the agent) and the ports.
+  struct Tunnels {
+    IpAddress local{};
+    int underlay_ifindex = 0;
+    uint16_t geneve_port = 6081;
+    uint16_t vxlan_port = 4789;
+  };
+  KernelFlows(fastpath::FastPath& fast_path, Tunnels tunnels) : fp_(fast_path), tunnels_(tunnels) {}
   ~KernelFlows();
   KernelFlows(const KernelFlows&) = delete;
   KernelFlows& operator=(const KernelFlows&) = delete;
@@ -77,6 +85,7 @@ class KernelFlows {
   void erase(std::map<KeyBytes, Installed>::iterator it);
 
   fastpath::FastPath& fp_;
+  const Tunnels tunnels_;
   std::map<KeyBytes, Installed> installed_;
   std::map<int, std::string> attached_;  // ifindex -> interface
 };

@@ -53,7 +53,7 @@ Worker::Worker(const Clock& clock, Options options, const SnapshotCell<WorkerPla
       uplinks_(std::move(uplinks)) {
   CANOPY_CHECK_MSG(wake_fd_.get() >= 0, "eventfd for a worker");
   if (options_.fast_path != nullptr) {
-    kernel_flows_ = std::make_unique<KernelFlows>(*options_.fast_path);
+    kernel_flows_ = std::make_unique<KernelFlows>(*options_.fast_path, options_.fast_tunnels);
   }
 }
 

@@ -96,6 +96,7 @@ class Worker {
     std::chrono::milliseconds tick{1000};
     // The kernel fast path (the agent's, outliving the worker), or null.
     fastpath::FastPath* fast_path = nullptr;
+    KernelFlows::Tunnels fast_tunnels{};
   };
   // `tunnels`: [0] the configured encapsulation's port, [1] the other's.
   // `uplinks`: by index, as the datapath's configuration names them.

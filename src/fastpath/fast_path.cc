@@ -20,18 +20,25 @@ namespace canopy::fastpath {
 
 namespace {
 
-// libbpf's messages, the verifier's log among them: the last line says why
-// a program was refused.
-thread_local std::string last_message;
+// libbpf's messages, the verifier's log among them: its line before
+// "processed N insns" says why a program was refused; else libbpf's last.
+thread_local std::string last_message, last_line, verifier_says;
 
 int keepLast(enum libbpf_print_level level, const char* format, va_list args) {
   if (level == LIBBPF_DEBUG) return 0;
-  char line[512];
-  int n = std::vsnprintf(line, sizeof(line), format, args);
-  if (n > 0) {
-    std::string text(line);
-    while (!text.empty() && text.back() == '\n') text.pop_back();
-    if (!text.empty()) last_message = text;
+  char buffer[4096];
+  int n = std::vsnprintf(buffer, sizeof(buffer), format, args);
+  if (n <= 0) return 0;
+  std::string text(buffer);
+  size_t start = 0;
+  while (start < text.size()) {  // (the verifier's log comes as one message)
+    size_t end = text.find('\n', start);
+    std::string line = text.substr(start, end == std::string::npos ? end : end - start);
+    start = end == std::string::npos ? text.size() : end + 1;
+    if (line.empty()) continue;
+    if (line.rfind("processed ", 0) == 0 && !last_line.empty()) verifier_says = last_line;
+    last_line = line;
+    last_message = verifier_says.empty() ? line : "the verifier: " + verifier_says;
   }
   return 0;
 }
@@ -72,6 +79,7 @@ struct FastPath::Impl {
 Result<std::unique_ptr<FastPath>> FastPath::open() {
   libbpf_set_print(keepLast);
   last_message.clear();
+  verifier_says.clear();
   fastpath_bpf* skel = fastpath_bpf::open_and_load();
   if (skel == nullptr) return bpfError("loading the programs", errno);
   auto impl = std::make_unique<Impl>();
@@ -79,7 +87,15 @@ Result<std::unique_ptr<FastPath>> FastPath::open() {
   return std::unique_ptr<FastPath>(new FastPath(std::move(impl)));
 }
 
-Result<void> FastPath::attach(int ifindex) {
+Result<void> FastPath::configure(const canopy_fp_config& config) {
+  uint32_t zero = 0;
+  if (bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.config), &zero, &config, BPF_ANY) != 0) {
+    return Error(Errc::Unavailable, std::string("fast path: configuring: ") + std::strerror(errno));
+  }
+  return ok();
+}
+
+Result<void> FastPath::attach(int ifindex, Hook which) {
   if (impl_->attached.count(ifindex) != 0) return ok();
   last_message.clear();
   DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
@@ -87,8 +103,9 @@ Result<void> FastPath::attach(int ifindex) {
   if (err != 0 && err != -EEXIST)
     return bpfError("clsact on interface " + std::to_string(ifindex), err);
   const bool created = err == 0;
-  DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts,
-                      .prog_fd = bpf_program__fd(impl_->skel->progs.canopy_tc_ingress),
+  bpf_program* program = which == Hook::Port ? impl_->skel->progs.canopy_tc_ingress
+                                             : impl_->skel->progs.canopy_tc_underlay;
+  DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(program),
                       .flags = BPF_TC_F_REPLACE, .handle = 1, .priority = 1);
   if (err = bpf_tc_attach(&hook, &opts); err != 0) {
     if (created) {
@@ -159,7 +176,9 @@ Counters FastPath::counters() const {
           .slow = sum(CANOPY_FP_SLOW),
           .not_ipv4 = sum(CANOPY_FP_NOT_IPV4),
           .malformed = sum(CANOPY_FP_MALFORMED),
-          .redirect_failed = sum(CANOPY_FP_REDIRECT_FAIL)};
+          .redirect_failed = sum(CANOPY_FP_REDIRECT_FAIL),
+          .no_route = sum(CANOPY_FP_NO_ROUTE),
+          .tunnel_in = sum(CANOPY_FP_TUNNEL_IN)};
 }
 
 #else  // built without BPF: open() says so; nothing else is reached.
@@ -170,7 +189,10 @@ Result<std::unique_ptr<FastPath>> FastPath::open() {
   return Error(Errc::Unavailable,
                "fast path: built without BPF (clang, bpftool or libbpf missing)");
 }
-Result<void> FastPath::attach(int) {
+Result<void> FastPath::configure(const canopy_fp_config&) {
+  return Error(Errc::Unavailable, "fast path: built without BPF");
+}
+Result<void> FastPath::attach(int, Hook) {
   return Error(Errc::Unavailable, "fast path: built without BPF");
 }
 void FastPath::detach(int) {}

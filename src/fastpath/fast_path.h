@@ -38,6 +38,14 @@ struct Counters {
   uint64_t not_ipv4 = 0;
   uint64_t malformed = 0;
   uint64_t redirect_failed = 0;
+  uint64_t no_route = 0;   // into a tunnel without a route or neighbour
+  uint64_t tunnel_in = 0;  // decapsulated (among the hits)
+};
+
+// Which program an interface gets.
+enum class Hook : uint8_t {
+  Port,      // a VM's interface: its flows out (to a port, or into a tunnel)
+  Underlay,  // where tunnels arrive: their flows in
 };
 
 class FastPath {
@@ -50,9 +58,11 @@ class FastPath {
   FastPath(const FastPath&) = delete;
   FastPath& operator=(const FastPath&) = delete;
 
-  // The ingress program on an interface (a clsact qdisc added if it has
+  // The tunnels' UDP ports and underlay interface, for the programs.
+  Result<void> configure(const canopy_fp_config& config);
+  // An ingress program on an interface (a clsact qdisc added if it has
   // none); detach() takes it off again.
-  Result<void> attach(int ifindex);
+  Result<void> attach(int ifindex, Hook hook = Hook::Port);
   void detach(int ifindex);
   // The socket filter's program, for SO_ATTACH_BPF on the interface's
   // AF_PACKET socket.

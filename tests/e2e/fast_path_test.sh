@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The kernel fast path (canopy-agent --fast-path on) on one host: vm1 and
-# vm2 on net1, vm3 on net2 behind router r1 (all three ports on h1).
-#   - Established flows run in the kernel: iperf3 vm1 -> vm2 (switched) and
-#     vm1 -> vm3 (routed) complete, the agent's status counts the kernel's
-#     hits far beyond what its own datapath saw, and a routed ping arrives
-#     with its TTL decremented once.
+# The kernel fast path (canopy-agent --fast-path on): vm1 and vm2 on net1,
+# vm3 on net2 behind router r1, all on h1; vm4 on net1 on h2 (Geneve).
+#   - Established flows run in the kernel: iperf3 vm1 -> vm2 (switched),
+#     vm1 -> vm3 (routed) and vm1 -> vm4 (through the tunnel, encapsulated
+#     and decapsulated in the kernel) complete, the agents' status counts
+#     the kernel's hits far beyond what their own datapaths saw, and a
+#     routed ping arrives with its TTL decremented once.
 #   - Semantics stay the agent's: a port set down stops its traffic at once
 #     (the topology change takes the kernel's flows back), and set up again
 #     it flows again.
@@ -19,7 +20,9 @@ start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen
   --auth noauth
 make_underlay
 add_host h1 192.168.77.1
+add_host h2 192.168.77.2
 start_agent h1 192.168.77.1 --fast-path on
+start_agent h2 192.168.77.2 --fast-path on
 status() { "$bin/canopy-agent" --run-dir "$work/h1" status; }
 state=$(status | field 'd["fast_path"]["state"]')
 [ "$state" = on ] || fail "fast path $state: $(status | field 'd["fast_path"]')"
@@ -40,12 +43,12 @@ for proto in tcp icmp; do
     "direction": "ingress", "ethertype": "IPv4", "protocol": "'"$proto"'"}}' >/dev/null
 done
 declare -A ip_of id_of
-for vm in "vm1 $net1" "vm2 $net1" "vm3 $net2"; do
+for vm in "vm1 $net1 h1" "vm2 $net1 h1" "vm3 $net2 h1" "vm4 $net1 h2"; do
   set -- $vm
   new_port "$1" "$2"
   ip_of[$1]=$port_ip
   id_of[$1]=$port_id
-  add_vm "$1" h1 "$port_id" "$port_mac"
+  add_vm "$1" "$3" "$port_id" "$port_mac"
   dhcp "$1" >/dev/null
 done
 retry 20 in_ns "$tag-vm1" ping -c 1 -W 1 "${ip_of[vm2]}" >/dev/null || fail "vm1 cannot ping vm2"
@@ -56,7 +59,7 @@ retry 20 in_ns "$tag-vm1" ping -c 1 -W 1 "${ip_of[vm3]}" >/dev/null || fail "vm1
 ttls=$(in_ns "$tag-vm1" ping -c 5 -i 0.2 "${ip_of[vm3]}" | grep -o 'ttl=[0-9]*' | sort -u)
 [ "$ttls" = "ttl=63" ] || fail "routed pings arrived with $ttls"
 
-for vm in vm2 vm3; do
+for vm in vm2 vm3 vm4; do
   bg "$tag-$vm" iperf3 -s -1 -p 5201
   wait_listen "$tag-$vm" 5201
   in_ns "$tag-vm1" iperf3 -c "${ip_of[$vm]}" -p 5201 -t 3 >"$work/iperf-$vm" 2>&1 ||
@@ -73,7 +76,14 @@ hits_over() {
   [ "$hits" -gt $((packets * 10)) ] && [ "$flows" -ge 2 ]
 }
 retry 10 hits_over || fail "the kernel took $hits packets, the agent saw $packets, flows $flows"
-echo "kernel: $hits packets in $flows flows; the agent's datapath: $packets"
+echo "h1's kernel: $hits packets in $flows flows; its agent's datapath: $packets"
+# h2's kernel took vm1's stream to vm4 out of the tunnel.
+tunnelled() {
+  tunnel_in=$("$bin/canopy-agent" --run-dir "$work/h2" status | field 'd["fast_path"]["tunnel_in"]')
+  [ "$tunnel_in" -gt 1000 ]
+}
+retry 10 tunnelled || fail "h2's kernel decapsulated only $tunnel_in packets"
+echo "h2's kernel: $tunnel_in packets out of the tunnel"
 
 # A port set down: its traffic stops, though the kernel had its flows.
 bg "$tag-vm2" sh -c 'while true; do nc -l -p 7000 >/dev/null; done'

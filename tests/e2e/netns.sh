@@ -23,6 +23,8 @@ d = s["datapath"]["drops"]
 print("agent " + sys.argv[1] + " drops: " + (", ".join(f"{k} {v}" for k, v in sorted(d.items()) if v) or "none"))
 if "bfd" in s:
     print("agent " + sys.argv[1] + " bfd: " + ", ".join("host %s %s for %s ms" % (x["host"], x["state"], x["for_ms"]) for x in s["bfd"]["sessions"]) + "; held by " + json.dumps(s.get("gateways_held_by")))
+if s.get("fast_path", {}).get("state") == "on":
+    print("agent " + sys.argv[1] + " fast path: " + json.dumps(s["fast_path"]))
 ' "$name" >&2 || true
     done
   fi

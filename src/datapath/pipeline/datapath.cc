@@ -121,6 +121,8 @@ struct Datapath::Packet {
   uint16_t trunk_vid = 0;
   // The flow the kernel fast path may take over, while its stages allow it.
   FlowOffer* offer = nullptr;
+  // From a tunnel: its VNI.
+  uint32_t vni = 0;
 };
 
 // The frame with a helper's payload edit, in a buffer of its own (the
@@ -915,6 +917,7 @@ void Datapath::fromTunnel(const Ingress& in, std::span<const uint8_t> payload,
   pkt.bytes = writable.empty() ? scratch(0, payload.subspan(t.inner_offset))
                                : writable.subspan(t.inner_offset);
   pkt.in_input = !writable.empty();
+  pkt.vni = t.vni;
   if (auto w = packet::parse(pkt.bytes, pkt.parsed); w != DropReason::None) {
     return drop(w, trace);
   }
@@ -1072,6 +1075,15 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
                offerable(*d, ctx, p, false, *pkt.offer)) {
       pkt.offer->to_port = ctx.key;
       pkt.offer->to_conn = conntrack::connKey(p, zoneOf(ctx.key));
+    } else if (ctx.stage == Stage::ToPort && depth == 0 && pkt.in.kind == Ingress::Kind::Tunnel &&
+               pkt.in.source.family == 4 && offerable(*d, ctx, p, false, offer)) {
+      // From a tunnel, as it arrived (the sending host routed it).
+      offer.key = p.key;
+      offer.tunnel_remote = pkt.in.source;
+      offer.vni = pkt.vni;
+      offer.to_port = ctx.key;
+      offer.to_conn = conntrack::connKey(p, zoneOf(ctx.key));
+      pkt.offer = &offer;
     } else {
       pkt.offer = nullptr;
     }
@@ -1104,6 +1116,13 @@ bool Datapath::offerable(const simulator::Decision& d, const Context& ctx,
       return false;
   }
   const ActionKind end = from ? ActionKind::Deliver : ActionKind::Output;
+  // From a port: to a local port, or into a tunnel to another host's port
+  // (not to a router's gateway, and with the sender's groups in reach).
+  auto ends = [&](const Action& a) {
+    if (a.kind == end) return a.vlan == 0;
+    return from && a.kind == ActionKind::Tunnel && a.router == 0 && a.port != 0 &&
+           a.remote.family == 4 && a.groups.size() <= kMaxTaggedGroups;
+  };
   for (const Action& a : d.actions) {
     const bool last = &a == &d.actions.back();
     switch (a.kind) {
@@ -1118,13 +1137,14 @@ bool Datapath::offerable(const simulator::Decision& d, const Context& ctx,
         break;
       case ActionKind::Deliver:
       case ActionKind::Output:
-        if (a.kind != end || !last || a.vlan != 0) return false;
+      case ActionKind::Tunnel:
+        if (!last || !ends(a)) return false;
         break;
       default:
         return false;
     }
   }
-  return d.actions.back().kind == end;
+  return ends(d.actions.back());
 }
 
 // What a hairpin's member sends back to the VIP is its client's reply:
@@ -1439,6 +1459,24 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
       }
       case ActionKind::Tunnel:
         emitTunnel(a, pkt, out);
+        if (pkt.offer != nullptr && ctx.stage == Stage::FromPort && last) {
+          // Into the tunnel as this packet went: its inner frame's MACs and
+          // the header and UDP port emitTunnel() gave it.
+          const auto& item = out.items().back();
+          auto sent = out.bytes(item);
+          FlowOffer& o = *pkt.offer;
+          o.tunnel_remote = a.remote;
+          o.vxlan = item.encapsulation == Encapsulation::Vxlan;
+          o.udp_source = item.udp_source;
+          o.tunnel_header_len = static_cast<uint8_t>(item.inner_offset);
+          if (item.inner_offset <= o.tunnel_header.size() &&
+              sent.size() >= item.inner_offset + 12u) {
+            std::copy_n(sent.begin(), item.inner_offset, o.tunnel_header.begin());
+            std::copy_n(sent.begin() + item.inner_offset, 6, o.eth_dst.bytes.begin());
+            std::copy_n(sent.begin() + item.inner_offset + 6, 6, o.eth_src.bytes.begin());
+            offers_.push_back(o);
+          }
+        }
         break;
       case ActionKind::Uplink:
         emitUplink(a.switch_key, bytes, out);

@@ -197,14 +197,25 @@ struct Config {
 };
 
 // A flow this datapath decided that the kernel fast path may run in its
-// place (fastpath/): from a local port to a local port, its connection
-// established in both ports' zones, an IPv4 packet that needs nothing but
-// its MACs rewritten and, routed, its TTL decremented (within an MTU). Only
-// for packets that are not the connection's opening or closing (TCP SYN,
-// FIN or RST) and not fragments; the kernel program takes no others either.
+// place (fastpath/): from a local port to a local port, from a local port
+// into a tunnel to another host's port (to_port 0), or from a tunnel to a
+// local port (from_port 0); its connection established in the local ports'
+// zones, an IPv4 packet that needs nothing but its MACs rewritten and,
+// routed, its TTL decremented (within an MTU). Only for packets that are
+// not the connection's opening or closing (TCP SYN, FIN or RST) and not
+// fragments; the kernel programs take no others either.
 struct FlowOffer {
   uint32_t from_port = 0;
   uint32_t to_port = 0;
+  // Into a tunnel: the other host's tunnel address (IPv4), the tunnel
+  // header as the datapath writes it and the outer UDP source port; from
+  // one: the sending host's tunnel address and the VNI.
+  IpAddress tunnel_remote{};
+  std::array<uint8_t, 40> tunnel_header{};
+  uint8_t tunnel_header_len = 0;
+  bool vxlan = false;
+  uint16_t udp_source = 0;
+  uint32_t vni = 0;
   packet::FlowKey key{};                    // as it came from `from_port`
   packet::MacAddress eth_src{}, eth_dst{};  // as it leaves
   bool decrement_ttl = false;

@@ -40,6 +40,13 @@ struct {
 } flows SEC(".maps");
 
 struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct canopy_fp_config);
+} config SEC(".maps");
+
+struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, CANOPY_FP_COUNTERS);
   __type(key, __u32);
@@ -62,14 +69,15 @@ struct parsed {
   __u16 l4_len;  /* its L4 header's, for the segments of a GSO packet */
 };
 
-/* The packet's flow key, or which counter says why it has none. */
-static __always_inline int parse(struct __sk_buff *skb, struct parsed *p) {
+/* The flow key of the frame at `base` (0, or a tunnel's inner frame), or
+ * which counter says why it has none. */
+static __always_inline int parse(struct __sk_buff *skb, __u32 base, struct parsed *p) {
   struct ethhdr eth;
   struct iphdr ip;
   if (skb->vlan_present) return CANOPY_FP_SLOW;
-  if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0) return CANOPY_FP_MALFORMED;
+  if (bpf_skb_load_bytes(skb, base, &eth, sizeof(eth)) < 0) return CANOPY_FP_MALFORMED;
   if (eth.h_proto != bpf_htons(ETH_P_IP)) return CANOPY_FP_NOT_IPV4;
-  if (bpf_skb_load_bytes(skb, ETH_LEN, &ip, sizeof(ip)) < 0) return CANOPY_FP_MALFORMED;
+  if (bpf_skb_load_bytes(skb, base + ETH_LEN, &ip, sizeof(ip)) < 0) return CANOPY_FP_MALFORMED;
   if (ip.version != 4 || ip.ihl != 5) return ip.version != 4 ? CANOPY_FP_MALFORMED : CANOPY_FP_SLOW;
   if (ip.frag_off & bpf_htons(IP_OFFSET_BITS)) return CANOPY_FP_SLOW;
   p->key.ifindex = skb->ifindex;
@@ -80,7 +88,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct parsed *p) {
   p->key.protocol = ip.protocol;
   p->ttl = ip.ttl;
   p->ip_len = bpf_ntohs(ip.tot_len);
-  const __u32 l4 = ETH_LEN + IP_LEN;
+  const __u32 l4 = base + ETH_LEN + IP_LEN;
   switch (ip.protocol) {
     case IPPROTO_TCP: {
       struct tcphdr tcp;
@@ -116,7 +124,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct parsed *p) {
 /* The installed action that takes this packet, or null (and why not). */
 static __always_inline struct canopy_fp_action *fast_path_action(struct __sk_buff *skb,
                                                                  struct parsed *p, int *why) {
-  int r = parse(skb, p);
+  int r = parse(skb, 0, p);
   if (r >= 0) {
     *why = r;
     return 0;
@@ -124,6 +132,10 @@ static __always_inline struct canopy_fp_action *fast_path_action(struct __sk_buf
   struct canopy_fp_action *a = bpf_map_lookup_elem(&flows, &p->key);
   if (!a) {
     *why = CANOPY_FP_MISS;
+    return 0;
+  }
+  if (a->flags & CANOPY_FP_BROKEN) {  /* its route failed: the agent's again */
+    *why = CANOPY_FP_NO_ROUTE;
     return 0;
   }
   if ((a->flags & CANOPY_FP_DECREMENT_TTL) && p->ttl <= 1) {
@@ -139,6 +151,63 @@ static __always_inline struct canopy_fp_action *fast_path_action(struct __sk_buf
     }
   }
   return a;
+}
+
+/* Into the tunnel: the outer IPv4 and UDP headers and the tunnel header
+ * in front of the (rewritten) frame; then out of the underlay interface,
+ * routed and with the next hop's MAC from the kernel's neighbour table
+ * (bpf_redirect_neigh, which also resolves it: no forwarding is asked of
+ * the host, as a FIB lookup would). Returns the underlay's index, -1
+ * without one. */
+static __always_inline int encap(struct __sk_buff *skb, struct canopy_fp_action *a) {
+  __u32 zero = 0;
+  struct canopy_fp_config *cfg = bpf_map_lookup_elem(&config, &zero);
+  if (!cfg || cfg->underlay_ifindex == 0) return -1;
+  __u32 header_len = a->header_len;
+  if (header_len > CANOPY_FP_MAX_HEADER) return -1;
+  __u8 header[CANOPY_FP_MAX_HEADER];
+  __builtin_memcpy(header, a->header, CANOPY_FP_MAX_HEADER);
+  const __u32 room = IP_LEN + sizeof(struct udphdr) + header_len + ETH_LEN;
+  const __u64 flags = BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |
+                      BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(ETH_LEN) |
+                      BPF_F_ADJ_ROOM_FIXED_GSO;
+  if (bpf_skb_adjust_room(skb, (__s32)room, BPF_ADJ_ROOM_MAC, flags) < 0) return -2;
+  struct ethhdr eth = {}; /* (replaced by the neighbour's) */
+  eth.h_proto = bpf_htons(ETH_P_IP);
+  struct iphdr ip = {};
+  ip.version = 4;
+  ip.ihl = 5;
+  ip.tot_len = bpf_htons((__u16)(skb->len - ETH_LEN));
+  ip.frag_off = bpf_htons(0x4000); /* DF, as the agent's sockets send */
+  ip.ttl = 64;
+  ip.protocol = IPPROTO_UDP;
+  ip.saddr = a->tunnel_src;
+  ip.daddr = a->tunnel_dst;
+  __u32 csum = (__u32)bpf_csum_diff(0, 0, (__be32 *)&ip, IP_LEN, 0);
+  csum = (csum & 0xffff) + (csum >> 16);
+  csum = (csum & 0xffff) + (csum >> 16);
+  ip.check = (__u16)~csum;
+  struct udphdr udp = {};
+  udp.source = a->udp_src;
+  udp.dest = a->udp_dst;
+  udp.len = bpf_htons((__u16)(skb->len - ETH_LEN - IP_LEN));
+  struct ethhdr inner = {};
+  __builtin_memcpy(inner.h_dest, a->eth_dst, 6);
+  __builtin_memcpy(inner.h_source, a->eth_src, 6);
+  inner.h_proto = bpf_htons(ETH_P_IP);
+  const __u32 tunnel_at = ETH_LEN + IP_LEN + sizeof(udp);
+  if (bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0) < 0 ||
+      bpf_skb_store_bytes(skb, ETH_LEN, &ip, sizeof(ip), 0) < 0 ||
+      bpf_skb_store_bytes(skb, ETH_LEN + IP_LEN, &udp, sizeof(udp), 0) < 0) {
+    return -2;
+  }
+  /* The header (a multiple of 4 bytes), a word at a time. */
+  for (__u32 i = 0; i < CANOPY_FP_MAX_HEADER / 4; ++i) {
+    if (i * 4 >= header_len) break;
+    if (bpf_skb_store_bytes(skb, tunnel_at + i * 4, &header[i * 4], 4, 0) < 0) return -2;
+  }
+  if (bpf_skb_store_bytes(skb, tunnel_at + header_len, &inner, sizeof(inner), 0) < 0) return -2;
+  return (int)cfg->underlay_ifindex;
 }
 
 SEC("tc")
@@ -166,6 +235,22 @@ int canopy_tc_ingress(struct __sk_buff *skb) {
   __sync_fetch_and_add(&a->packets, 1);
   __sync_fetch_and_add(&a->bytes, skb->len);
   a->last_used_ns = bpf_ktime_get_ns();
+  if (a->out == CANOPY_FP_ENCAP) {
+    int out = encap(skb, a);
+    if (out == -1) {
+      /* No underlay: this packet is lost (the agent's socket left it to
+       * us), the flow's next ones are the agent's; it takes the flow back. */
+      a->flags |= CANOPY_FP_BROKEN;
+      count(CANOPY_FP_NO_ROUTE);
+      return TC_ACT_SHOT;
+    }
+    if (out < 0) {
+      count(CANOPY_FP_REDIRECT_FAIL);
+      return TC_ACT_SHOT;
+    }
+    count(CANOPY_FP_HIT);
+    return (int)bpf_redirect_neigh((__u32)out, 0, 0, 0);
+  }
   count(CANOPY_FP_HIT);
   long r = a->out == CANOPY_FP_REDIRECT_PEER ? bpf_redirect_peer(a->ifindex, 0)
                                              : bpf_redirect(a->ifindex, 0);
@@ -174,6 +259,72 @@ int canopy_tc_ingress(struct __sk_buff *skb) {
     return TC_ACT_SHOT;
   }
   return (int)r;
+}
+
+/* On the underlay interface: a tunnelled frame of an installed flow (by
+ * the sending host, the VNI and the inner frame) leaves its outer headers
+ * here and goes into its VM's namespace. Everything else goes on to the
+ * host's stack and the agent's tunnel sockets. */
+SEC("tc")
+int canopy_tc_underlay(struct __sk_buff *skb) {
+  __u32 zero = 0;
+  struct canopy_fp_config *cfg = bpf_map_lookup_elem(&config, &zero);
+  struct ethhdr eth;
+  struct iphdr ip;
+  struct udphdr udp;
+  __u8 tunnel[8];
+  if (!cfg || skb->vlan_present) return TC_ACT_OK;
+  if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0 || eth.h_proto != bpf_htons(ETH_P_IP)) {
+    return TC_ACT_OK;
+  }
+  if (bpf_skb_load_bytes(skb, ETH_LEN, &ip, sizeof(ip)) < 0 || ip.version != 4 || ip.ihl != 5 ||
+      (ip.frag_off & bpf_htons(IP_OFFSET_BITS)) || ip.protocol != IPPROTO_UDP) {
+    return TC_ACT_OK;
+  }
+  if (bpf_skb_load_bytes(skb, ETH_LEN + IP_LEN, &udp, sizeof(udp)) < 0) return TC_ACT_OK;
+  const __u32 at = ETH_LEN + IP_LEN + sizeof(udp);
+  if (bpf_skb_load_bytes(skb, at, tunnel, sizeof(tunnel)) < 0) return TC_ACT_OK;
+  __u32 header_len = 8;
+  if (udp.dest == cfg->geneve_port && cfg->geneve_port != 0) {
+    /* Version 0, not a control message, an Ethernet frame inside. */
+    if ((tunnel[0] >> 6) != 0 || (tunnel[1] & 0x80) || tunnel[2] != 0x65 || tunnel[3] != 0x58) {
+      return TC_ACT_OK;
+    }
+    header_len += (__u32)(tunnel[0] & 0x3f) * 4;
+  } else if (udp.dest == cfg->vxlan_port && cfg->vxlan_port != 0) {
+    if (!(tunnel[0] & 0x08)) return TC_ACT_OK;
+  } else {
+    return TC_ACT_OK;
+  }
+  if (header_len > 64) return TC_ACT_OK;
+  struct parsed p = {};
+  int r = parse(skb, at + header_len, &p);
+  if (r >= 0) {
+    count((__u32)r);
+    return TC_ACT_OK;
+  }
+  p.key.ifindex = skb->ifindex;
+  p.key.tunnel_src = ip.saddr;
+  p.key.vni = (__u32)tunnel[4] << 16 | (__u32)tunnel[5] << 8 | tunnel[6];
+  struct canopy_fp_action *a = bpf_map_lookup_elem(&flows, &p.key);
+  if (!a) {
+    count(CANOPY_FP_MISS);
+    return TC_ACT_OK;
+  }
+  struct ethhdr inner;
+  if (bpf_skb_load_bytes(skb, at + header_len, &inner, sizeof(inner)) < 0) return TC_ACT_OK;
+  const __s32 outer = (__s32)(IP_LEN + sizeof(udp) + header_len + ETH_LEN);
+  if (bpf_skb_adjust_room(skb, -outer, BPF_ADJ_ROOM_MAC, 0) < 0) {
+    count(CANOPY_FP_REDIRECT_FAIL);
+    return TC_ACT_OK;
+  }
+  if (bpf_skb_store_bytes(skb, 0, &inner, sizeof(inner), 0) < 0) return TC_ACT_SHOT;
+  __sync_fetch_and_add(&a->packets, 1);
+  __sync_fetch_and_add(&a->bytes, skb->len);
+  a->last_used_ns = bpf_ktime_get_ns();
+  count(CANOPY_FP_HIT);
+  count(CANOPY_FP_TUNNEL_IN);
+  return (int)bpf_redirect_peer(a->ifindex, 0);
 }
 
 /* On the agent's AF_PACKET socket of the same interface: the packets the

@@ -19,7 +19,9 @@
 #endif
 
 /* A flow the userspace datapath decided: the interface it came in on, its
- * Ethernet addresses and its IPv4 5-tuple. */
+ * Ethernet addresses and its IPv4 5-tuple; from a tunnel (on the underlay
+ * interface), the sending host's tunnel address and the VNI too, and the
+ * inner frame's addresses. */
 struct canopy_fp_key {
   CANOPY_U32 ifindex;
   CANOPY_U8 eth_src[6];
@@ -30,16 +32,22 @@ struct canopy_fp_key {
   CANOPY_U16 port_dst; /* ICMP echo: the type */
   CANOPY_U8 protocol;
   CANOPY_U8 pad[3];
+  CANOPY_U32 tunnel_src; /* 0: not from a tunnel */
+  CANOPY_U32 vni;
 };
 
 enum canopy_fp_out {
   CANOPY_FP_REDIRECT_PEER = 1, /* into the peer of veth `ifindex` (its namespace) */
   CANOPY_FP_REDIRECT = 2,      /* out of `ifindex` (a tap: to its reader) */
+  CANOPY_FP_ENCAP = 3,         /* into the tunnel: outer IPv4, UDP and `header`, routed */
 };
+
+#define CANOPY_FP_MAX_HEADER 40 /* Geneve with Canopy's options, or VXLAN (8) */
 
 enum canopy_fp_flags {
   CANOPY_FP_SET_ETH = 1,       /* eth_src/eth_dst rewritten */
   CANOPY_FP_DECREMENT_TTL = 2, /* routed: TTL - 1, checksum updated */
+  CANOPY_FP_BROKEN = 4,        /* set by the program: its route failed (the agent takes it back) */
 };
 
 /* What to do with it, and what it did (updated by the programs). */
@@ -50,6 +58,15 @@ struct canopy_fp_action {
   CANOPY_U16 mtu;  /* larger IP packets (not GSO) go to the agent; 0: none */
   CANOPY_U8 eth_src[6];
   CANOPY_U8 eth_dst[6];
+  /* CANOPY_FP_ENCAP: the outer addresses and ports, and the tunnel header
+   * (Geneve or VXLAN) as the agent would send it. */
+  CANOPY_U32 tunnel_src;
+  CANOPY_U32 tunnel_dst;
+  CANOPY_U16 udp_src;
+  CANOPY_U16 udp_dst;
+  CANOPY_U8 header_len;
+  CANOPY_U8 pad[3];
+  CANOPY_U8 header[CANOPY_FP_MAX_HEADER];
   CANOPY_U64 packets;
   CANOPY_U64 bytes;
   CANOPY_U64 last_used_ns; /* bpf_ktime_get_ns() of the last packet */
@@ -63,9 +80,19 @@ enum canopy_fp_counter {
   CANOPY_FP_NOT_IPV4,     /* to the agent */
   CANOPY_FP_MALFORMED,    /* too short or bad header: to the agent, which names it */
   CANOPY_FP_REDIRECT_FAIL,
+  CANOPY_FP_NO_ROUTE,     /* into the tunnel, but no route or neighbour: to the agent */
+  CANOPY_FP_TUNNEL_IN,    /* decapsulated from a tunnel (counted with the hits too) */
   CANOPY_FP_COUNTERS
 };
 
 #define CANOPY_FP_MAX_FLOWS 65536
+
+/* The underlay program's settings (array map "config", index 0): the UDP
+ * ports its tunnels arrive on, in network byte order. */
+struct canopy_fp_config {
+  CANOPY_U16 geneve_port;
+  CANOPY_U16 vxlan_port;
+  CANOPY_U32 underlay_ifindex; /* where the tunnels leave (the route's device is asked) */
+};
 
 #endif
