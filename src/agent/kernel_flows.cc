@@ -34,6 +34,10 @@ bool isVeth(const std::string& interface) {
 
 bool sameConnection(const ConnKey& a, const ConnKey& b) { return a == b || a == b.reversed(); }
 
+// A flow without a connection (no port security, stateless groups) goes
+// after this many idle ticks (seconds).
+constexpr int kIdleTicks = 60;
+
 }  // namespace
 
 fastpath::FlowKey kernelKey(const datapath::pipeline::FlowOffer& o, int ifindex) {
@@ -181,12 +185,15 @@ void KernelFlows::tick(datapath::conntrack::ConnTrack& conntrack, SteadyTime now
       erase(it);  // its route failed: the agent's again
     } else if (kernel->last_used_ns != f.last_used_ns) {
       f.last_used_ns = kernel->last_used_ns;
+      f.idle_ticks = 0;
       // Both zones' entries: the kernel carried packets neither saw.
       bool live = touch(f.from_conn);
       live = touch(f.to_conn) && live;
       if (!live) erase(it);
     } else if (!alive(f.from_conn) || !alive(f.to_conn)) {
       erase(it);  // idle, and its connection expired
+    } else if (f.from_conn.family == 0 && f.to_conn.family == 0 && ++f.idle_ticks >= kIdleTicks) {
+      erase(it);  // no connection to outlive: idle long enough
     }
     it = next;
   }

@@ -81,6 +81,7 @@ class KernelFlows {
     int from_ifindex = 0, to_ifindex = 0;
     datapath::conntrack::ConnKey from_conn{}, to_conn{};
     uint64_t last_used_ns = 0;  // the kernel's, when last looked at
+    int idle_ticks = 0;         // since it was last used
   };
   void erase(std::map<KeyBytes, Installed>::iterator it);
 

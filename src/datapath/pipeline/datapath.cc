@@ -1066,23 +1066,31 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
   }
   FlowOffer offer;
   if (config_.offer_flows && trace == nullptr) {
-    if (ctx.stage == Stage::FromPort && depth == 0 && offerable(*d, ctx, p, true, offer)) {
+    // A port without port security, or with stateless groups only, decides
+    // without conntrack: its flows need no connection (and have none to keep).
+    const topology::Port* port = topology_->findPort(ctx.key);
+    const bool tracked =
+        port == nullptr || (port->port_security && !topology_->isStateless(ctx.key));
+    auto conn = [&] {
+      return tracked ? conntrack::connKey(p, zoneOf(ctx.key)) : conntrack::ConnKey{};
+    };
+    if (ctx.stage == Stage::FromPort && depth == 0 && offerable(*d, ctx, p, true, tracked, offer)) {
       offer.from_port = ctx.key;
       offer.key = p.key;
-      offer.from_conn = conntrack::connKey(p, zoneOf(ctx.key));
+      offer.from_conn = conn();
       pkt.offer = &offer;
     } else if (ctx.stage == Stage::ToPort && pkt.offer != nullptr &&
-               offerable(*d, ctx, p, false, *pkt.offer)) {
+               offerable(*d, ctx, p, false, tracked, *pkt.offer)) {
       pkt.offer->to_port = ctx.key;
-      pkt.offer->to_conn = conntrack::connKey(p, zoneOf(ctx.key));
+      pkt.offer->to_conn = conn();
     } else if (ctx.stage == Stage::ToPort && depth == 0 && pkt.in.kind == Ingress::Kind::Tunnel &&
-               pkt.in.source.family == 4 && offerable(*d, ctx, p, false, offer)) {
+               pkt.in.source.family == 4 && offerable(*d, ctx, p, false, tracked, offer)) {
       // From a tunnel, as it arrived (the sending host routed it).
       offer.key = p.key;
       offer.tunnel_remote = pkt.in.source;
       offer.vni = pkt.vni;
       offer.to_port = ctx.key;
-      offer.to_conn = conntrack::connKey(p, zoneOf(ctx.key));
+      offer.to_conn = conn();
       pkt.offer = &offer;
     } else {
       pkt.offer = nullptr;
@@ -1093,10 +1101,10 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
 }
 
 bool Datapath::offerable(const simulator::Decision& d, const Context& ctx,
-                         const packet::ParsedPacket& p, bool from, FlowOffer& offer) {
+                         const packet::ParsedPacket& p, bool from, bool tracked, FlowOffer& offer) {
   const auto& k = p.key;
-  if (ctx.ct != conntrack::CtState::Established || d.drop != DropReason::None || !d.cacheable ||
-      d.actions.empty() || k.eth_type != ethertype::kIpv4 || k.vlan_tci != 0 ||
+  if ((tracked && ctx.ct != conntrack::CtState::Established) || d.drop != DropReason::None ||
+      !d.cacheable || d.actions.empty() || k.eth_type != ethertype::kIpv4 || k.vlan_tci != 0 ||
       k.ip_frag != packet::Fragment::None) {
     return false;
   }

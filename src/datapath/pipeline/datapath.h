@@ -532,8 +532,10 @@ class Datapath {
                     Trace* trace);
   // Whether decision `d` of a packet in FromPort (`from`) or ToPort leaves
   // its flow one the kernel fast path may run; fills in `offer`'s part.
+  // `tracked`: the port's decision depends on conntrack (port security and
+  // stateful groups), which must then have the connection established.
   static bool offerable(const simulator::Decision& d, const simulator::Context& ctx,
-                        const packet::ParsedPacket& p, bool from, FlowOffer& offer);
+                        const packet::ParsedPacket& p, bool from, bool tracked, FlowOffer& offer);
   // An output of `frame` with an 802.1Q tag of VLAN `vid` pushed (to a
   // trunk's parent, for its subport).
   void addTagged(Outputs& out, Outputs::Item item, std::span<const uint8_t> frame, uint16_t vid);
