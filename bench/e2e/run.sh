@@ -262,7 +262,11 @@ for vm in "vm1 h1" "vm2 h1" "vm3 h2"; do
     "$(field 'd["port"]["mac_address"]' <"$work/$1.port")"
   dhcp "$1" >/dev/null
 done
-ip_of() { field 'd["port"]["fixed_ips"][0]["ip_address"]' <"$work/$1.port"; }
+# (The port's IPv4 address: its fixed IPs come in no set order.)
+ip_of() {
+  field '[f["ip_address"] for f in d["port"]["fixed_ips"] if ":" not in f["ip_address"]][0]' \
+    <"$work/$1.port"
+}
 mac_port() { field 'd["port"]["mac_address"]' <"$work/$1.port"; }
 retry 10 in_ns "$tag-vm1" ping -c 1 -W 1 "$(ip_of vm3)" || fail "canopy VMs cannot reach each other"
 profile one_host
