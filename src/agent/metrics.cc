@@ -42,6 +42,25 @@ std::string prometheusText(const model::Json& status) {
          d.value("snat_steered", model::Json(0)));
   metric(out, "canopy_connections", "gauge", "Tracked connections.",
          d.value("connections", model::Json(0)));
+  // The kernel fast path, when it is on.
+  const model::Json fast = status.value("fast_path", model::Json::object());
+  if (fast.value("state", "") == "on") {
+    metric(out, "canopy_fast_path_flows", "gauge", "Flows installed in the kernel fast path.",
+           fast.value("flows", model::Json(0)));
+    metric(out, "canopy_fast_path_hits_total", "counter",
+           "Packets the kernel fast path forwarded (on VM interfaces and the underlay).",
+           fast.value("hits", model::Json(0)));
+    metric(out, "canopy_fast_path_misses_total", "counter",
+           "Packets of no installed flow, left to the agent by the kernel fast path.",
+           fast.value("misses", model::Json(0)));
+    metric(out, "canopy_fast_path_to_agent_total", "counter",
+           "Packets of an installed flow (or none) that were the agent's: TCP flags, TTL, size, "
+           "not IPv4, malformed.",
+           fast.value("to_agent", model::Json(0)));
+    metric(out, "canopy_fast_path_tunnel_in_total", "counter",
+           "Packets the kernel fast path took out of a tunnel.",
+           fast.value("tunnel_in", model::Json(0)));
+  }
   const model::Json cache = d.value("flow_cache", model::Json::object());
   metric(out, "canopy_flow_cache_entries", "gauge", "Cached decisions.",
          cache.value("entries", model::Json(0)));

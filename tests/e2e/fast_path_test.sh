@@ -21,7 +21,7 @@ start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen
 make_underlay
 add_host h1 192.168.77.1
 add_host h2 192.168.77.2
-start_agent h1 192.168.77.1 --fast-path on
+start_agent h1 192.168.77.1 --fast-path on --metrics-listen 127.0.0.1:9100
 start_agent h2 192.168.77.2 --fast-path on
 status() { "$bin/canopy-agent" --run-dir "$work/h1" status; }
 state=$(status | field 'd["fast_path"]["state"]')
@@ -84,6 +84,10 @@ tunnelled() {
 }
 retry 10 tunnelled || fail "h2's kernel decapsulated only $tunnel_in packets"
 echo "h2's kernel: $tunnel_in packets out of the tunnel"
+# The same counts for Prometheus, on the host's own loopback.
+metrics=$(in_ns "$tag-h1" curl -sS http://127.0.0.1:9100/metrics)
+expect_in "# TYPE canopy_fast_path_hits_total counter" "$metrics"
+expect_in "canopy_fast_path_flows " "$metrics"
 
 # A port set down: its traffic stops, though the kernel had its flows.
 bg "$tag-vm2" sh -c 'while true; do nc -l -p 7000 >/dev/null; done'
