@@ -32,6 +32,7 @@
 #include "datapath/packet/describe.h"
 #include "datapath/pipeline/datapath.h"
 #include "fastpath/fast_path.h"
+#include "kernel_test.h"
 #include "testing/datapath_scenario.h"
 
 namespace canopy::fastpath {
@@ -49,10 +50,6 @@ using datapath::testing::scenario;
 using datapath::testing::v4;
 
 const std::string kTag = "cfd" + std::to_string(::getpid());
-
-bool sh(const std::string& command) {
-  return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
-}
 
 uint64_t testSeed() {
   const char* fixed = std::getenv("CANOPY_TEST_SEED");
@@ -103,18 +100,11 @@ struct Vm {
   int vm_socket = -1, host_socket = -1;
 };
 
-class FastPathDifferential : public ::testing::Test {
+class FastPathDifferential : public KernelTest {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root";
-    auto fp = FastPath::open();
-    if (!fp && fp.error().message().find("built without BPF") != std::string::npos) {
-      GTEST_SKIP() << fp.error().message();
-    }
-    ASSERT_TRUE(fp) << fp.error().message();
-    fp_ = std::move(*fp);
-    home_ = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    ASSERT_EQ(::unshare(CLONE_NEWNET), 0);
+    KernelTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     // (No IPv6 chatter from the host sides.)
     ASSERT_TRUE(
         sh("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"));
@@ -123,8 +113,7 @@ class FastPathDifferential : public ::testing::Test {
             {kVm3, mac(0, 3), "10.0.1.5"}};
     for (auto& vm : vms_) {
       std::string ns = kTag + std::to_string(vm.port), host = kTag + "h" + std::to_string(vm.port);
-      ASSERT_TRUE(sh("ip netns add " + ns));
-      namespaces_.push_back(ns);
+      ASSERT_TRUE(addNamespace(ns));
       ASSERT_TRUE(sh("ip link add " + host + " type veth peer name eth0 netns " + ns));
       ASSERT_TRUE(sh("ip netns exec " + ns + " sysctl -qw net.ipv6.conf.all.disable_ipv6=1"));
       ASSERT_TRUE(sh("ip -n " + ns + " link set eth0 up"));
@@ -151,12 +140,7 @@ class FastPathDifferential : public ::testing::Test {
         if (fd >= 0) ::close(fd);
       }
     }
-    fp_.reset();
-    if (home_ >= 0) {
-      ::setns(home_, CLONE_NEWNET);
-      ::close(home_);
-    }
-    for (const auto& ns : namespaces_) sh("ip netns del " + ns);
+    KernelTest::TearDown();
   }
 
   Vm& vm(uint32_t port) {
@@ -216,11 +200,8 @@ class FastPathDifferential : public ::testing::Test {
   }
 
   FakeClock clock_;
-  std::unique_ptr<FastPath> fp_;
   std::unique_ptr<Datapath> dp_;
   std::vector<Vm> vms_;
-  std::vector<std::string> namespaces_;
-  int home_ = -1;
   size_t installed_ = 0;
 };
 

@@ -25,6 +25,8 @@
 #include <cstring>
 #include <string>
 
+#include "kernel_test.h"
+
 namespace canopy::fastpath {
 namespace {
 
@@ -32,10 +34,6 @@ const std::string kTag = "cfp" + std::to_string(::getpid());
 const uint8_t kMacA[6] = {0x02, 0, 0, 0, 0, 0x0a};
 const uint8_t kMacB[6] = {0x02, 0, 0, 0, 0, 0x0b};
 const uint8_t kRouterMac[6] = {0x02, 0, 0, 0, 0, 0x01};
-
-bool sh(const std::string& command) {
-  return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
-}
 
 // Runs `f` with the calling thread in network namespace `ns` (sockets made
 // there stay there).
@@ -106,18 +104,11 @@ int udpFramesSeen(int s) {
   }
 }
 
-class FastPathTest : public ::testing::Test {
+class FastPathTest : public KernelTest {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root";
-    auto fp = FastPath::open();
-    if (!fp && fp.error().message().find("built without BPF") != std::string::npos) {
-      GTEST_SKIP() << fp.error().message();
-    }
-    ASSERT_TRUE(fp) << fp.error().message();
-    fp_ = std::move(*fp);
-    home_ = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << std::strerror(errno);
+    KernelTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     for (const char* side : {"a", "b"}) {
       std::string ns = kTag + side, host = kTag + "h" + side;
       const uint8_t* mac = side[0] == 'a' ? kMacA : kMacB;
@@ -126,8 +117,7 @@ class FastPathTest : public ::testing::Test {
                     mac[3], mac[4], mac[5]);
       std::string address = side[0] == 'a' ? "10.9.0.1" : "10.9.0.2";
       std::string other = side[0] == 'a' ? "10.9.0.2" : "10.9.0.1";
-      ASSERT_TRUE(sh("ip netns add " + ns));
-      namespaces_.push_back(ns);
+      ASSERT_TRUE(addNamespace(ns));
       ASSERT_TRUE(sh("ip link add " + host + " type veth peer name eth0 netns " + ns));
       ASSERT_TRUE(sh("ip link set " + host + " up"));
       ASSERT_TRUE(sh("ip -n " + ns + " link set eth0 address " + text));
@@ -161,12 +151,7 @@ class FastPathTest : public ::testing::Test {
     for (int fd : {a_, b_, packet_}) {
       if (fd >= 0) ::close(fd);
     }
-    fp_.reset();
-    if (home_ >= 0) {
-      ::setns(home_, CLONE_NEWNET);  // the test's namespace goes, with its veths
-      ::close(home_);
-    }
-    for (const auto& ns : namespaces_) sh("ip netns del " + ns);
+    KernelTest::TearDown();
   }
 
   // A to B's UDP flow as it arrives on A's host side; routed: to B's MAC
@@ -194,9 +179,7 @@ class FastPathTest : public ::testing::Test {
     return a;
   }
 
-  std::unique_ptr<FastPath> fp_;
-  std::vector<std::string> namespaces_;
-  int home_ = -1, packet_ = -1, a_ = -1, b_ = -1, ha_ = 0, hb_ = 0;
+  int packet_ = -1, a_ = -1, b_ = -1, ha_ = 0, hb_ = 0;
 };
 
 TEST_F(FastPathTest, AnInstalledFlowIsForwardedInTheKernelAndTheAgentNoLongerSeesIt) {
