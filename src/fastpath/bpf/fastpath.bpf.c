@@ -19,6 +19,10 @@
  * Only packet data and __sk_buff (UAPI) are read: no kernel structure, so
  * the object needs no relocation (CO-RE) to run on any kernel with these
  * helpers (5.10 and later: bpf_redirect_peer). */
+#include "fastpath.h"
+
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -26,11 +30,6 @@
 #include <linux/pkt_cls.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
-
-#include <bpf/bpf_endian.h>
-#include <bpf/bpf_helpers.h>
-
-#include "fastpath.h"
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -54,7 +53,7 @@ struct {
 } counters SEC(".maps");
 
 static __always_inline void count(__u32 which) {
-  __u64 *c = bpf_map_lookup_elem(&counters, &which);
+  __u64* c = bpf_map_lookup_elem(&counters, &which);
   if (c) *c += 1;
 }
 
@@ -65,13 +64,13 @@ static __always_inline void count(__u32 which) {
 struct parsed {
   struct canopy_fp_key key;
   __u8 ttl;
-  __u16 ip_len;  /* the IP packet's length */
-  __u16 l4_len;  /* its L4 header's, for the segments of a GSO packet */
+  __u16 ip_len; /* the IP packet's length */
+  __u16 l4_len; /* its L4 header's, for the segments of a GSO packet */
 };
 
 /* The flow key of the frame at `base` (0, or a tunnel's inner frame), or
  * which counter says why it has none. */
-static __always_inline int parse(struct __sk_buff *skb, __u32 base, struct parsed *p) {
+static __always_inline int parse(struct __sk_buff* skb, __u32 base, struct parsed* p) {
   struct ethhdr eth;
   struct iphdr ip;
   if (skb->vlan_present) return CANOPY_FP_SLOW;
@@ -122,19 +121,19 @@ static __always_inline int parse(struct __sk_buff *skb, __u32 base, struct parse
 }
 
 /* The installed action that takes this packet, or null (and why not). */
-static __always_inline struct canopy_fp_action *fast_path_action(struct __sk_buff *skb,
-                                                                 struct parsed *p, int *why) {
+static __always_inline struct canopy_fp_action* fast_path_action(struct __sk_buff* skb,
+                                                                 struct parsed* p, int* why) {
   int r = parse(skb, 0, p);
   if (r >= 0) {
     *why = r;
     return 0;
   }
-  struct canopy_fp_action *a = bpf_map_lookup_elem(&flows, &p->key);
+  struct canopy_fp_action* a = bpf_map_lookup_elem(&flows, &p->key);
   if (!a) {
     *why = CANOPY_FP_MISS;
     return 0;
   }
-  if (a->flags & CANOPY_FP_BROKEN) {  /* its route failed: the agent's again */
+  if (a->flags & CANOPY_FP_BROKEN) { /* its route failed: the agent's again */
     *why = CANOPY_FP_NO_ROUTE;
     return 0;
   }
@@ -159,9 +158,9 @@ static __always_inline struct canopy_fp_action *fast_path_action(struct __sk_buf
  * (bpf_redirect_neigh, which also resolves it: no forwarding is asked of
  * the host, as a FIB lookup would). Returns the underlay's index, -1
  * without one. */
-static __always_inline int encap(struct __sk_buff *skb, struct canopy_fp_action *a) {
+static __always_inline int encap(struct __sk_buff* skb, struct canopy_fp_action* a) {
   __u32 zero = 0;
-  struct canopy_fp_config *cfg = bpf_map_lookup_elem(&config, &zero);
+  struct canopy_fp_config* cfg = bpf_map_lookup_elem(&config, &zero);
   if (!cfg || cfg->underlay_ifindex == 0) return -1;
   __u32 header_len = a->header_len;
   if (header_len > CANOPY_FP_MAX_HEADER) return -1;
@@ -183,7 +182,7 @@ static __always_inline int encap(struct __sk_buff *skb, struct canopy_fp_action 
   ip.protocol = IPPROTO_UDP;
   ip.saddr = a->tunnel_src;
   ip.daddr = a->tunnel_dst;
-  __u32 csum = (__u32)bpf_csum_diff(0, 0, (__be32 *)&ip, IP_LEN, 0);
+  __u32 csum = (__u32)bpf_csum_diff(0, 0, (__be32*)&ip, IP_LEN, 0);
   csum = (csum & 0xffff) + (csum >> 16);
   csum = (csum & 0xffff) + (csum >> 16);
   ip.check = (__u16)~csum;
@@ -211,10 +210,10 @@ static __always_inline int encap(struct __sk_buff *skb, struct canopy_fp_action 
 }
 
 SEC("tc")
-int canopy_tc_ingress(struct __sk_buff *skb) {
+int canopy_tc_ingress(struct __sk_buff* skb) {
   struct parsed p = {};
   int why = 0;
-  struct canopy_fp_action *a = fast_path_action(skb, &p, &why);
+  struct canopy_fp_action* a = fast_path_action(skb, &p, &why);
   if (!a) {
     count((__u32)why);
     return TC_ACT_OK;
@@ -266,9 +265,9 @@ int canopy_tc_ingress(struct __sk_buff *skb) {
  * here and goes into its VM's namespace. Everything else goes on to the
  * host's stack and the agent's tunnel sockets. */
 SEC("tc")
-int canopy_tc_underlay(struct __sk_buff *skb) {
+int canopy_tc_underlay(struct __sk_buff* skb) {
   __u32 zero = 0;
-  struct canopy_fp_config *cfg = bpf_map_lookup_elem(&config, &zero);
+  struct canopy_fp_config* cfg = bpf_map_lookup_elem(&config, &zero);
   struct ethhdr eth;
   struct iphdr ip;
   struct udphdr udp;
@@ -306,7 +305,7 @@ int canopy_tc_underlay(struct __sk_buff *skb) {
   p.key.ifindex = skb->ifindex;
   p.key.tunnel_src = ip.saddr;
   p.key.vni = (__u32)tunnel[4] << 16 | (__u32)tunnel[5] << 8 | tunnel[6];
-  struct canopy_fp_action *a = bpf_map_lookup_elem(&flows, &p.key);
+  struct canopy_fp_action* a = bpf_map_lookup_elem(&flows, &p.key);
   if (!a) {
     count(CANOPY_FP_MISS);
     return TC_ACT_OK;
@@ -330,7 +329,7 @@ int canopy_tc_underlay(struct __sk_buff *skb) {
 /* On the agent's AF_PACKET socket of the same interface: the packets the
  * fast path leaves to it (the whole packet), not the ones it takes (0). */
 SEC("socket")
-int canopy_socket_filter(struct __sk_buff *skb) {
+int canopy_socket_filter(struct __sk_buff* skb) {
   struct parsed p = {};
   int why = 0;
   return fast_path_action(skb, &p, &why) ? 0 : (int)skb->len;

@@ -75,13 +75,13 @@ struct canopy_fp_action {
 /* Per-CPU counters, by index. */
 enum canopy_fp_counter {
   CANOPY_FP_HIT = 0,
-  CANOPY_FP_MISS,         /* no flow: to the agent */
-  CANOPY_FP_SLOW,         /* a flow, but this packet is the agent's (TCP flags, TTL, size) */
-  CANOPY_FP_NOT_IPV4,     /* to the agent */
-  CANOPY_FP_MALFORMED,    /* too short or bad header: to the agent, which names it */
+  CANOPY_FP_MISS,      /* no flow: to the agent */
+  CANOPY_FP_SLOW,      /* a flow, but this packet is the agent's (TCP flags, TTL, size) */
+  CANOPY_FP_NOT_IPV4,  /* to the agent */
+  CANOPY_FP_MALFORMED, /* too short or bad header: to the agent, which names it */
   CANOPY_FP_REDIRECT_FAIL,
-  CANOPY_FP_NO_ROUTE,     /* into the tunnel, but no route or neighbour: to the agent */
-  CANOPY_FP_TUNNEL_IN,    /* decapsulated from a tunnel (counted with the hits too) */
+  CANOPY_FP_NO_ROUTE,  /* into the tunnel, but no route or neighbour: to the agent */
+  CANOPY_FP_TUNNEL_IN, /* decapsulated from a tunnel (counted with the hits too) */
   CANOPY_FP_COUNTERS
 };
 
