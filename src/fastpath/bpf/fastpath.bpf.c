@@ -19,10 +19,7 @@
  * Only packet data and __sk_buff (UAPI) are read: no kernel structure, so
  * the object needs no relocation (CO-RE) to run on any kernel with these
  * helpers (5.10 and later: bpf_redirect_peer). */
-#include "fastpath.h"
-
-#include <bpf/bpf_endian.h>
-#include <bpf/bpf_helpers.h>
+// clang-format off
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -30,6 +27,12 @@
 #include <linux/pkt_cls.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
+
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+// clang-format on
+
+#include "fastpath.h"
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);

@@ -12,6 +12,7 @@
 #define CANOPY_U32 std::uint32_t
 #define CANOPY_U64 std::uint64_t
 #else
+#include <linux/types.h>
 #define CANOPY_U8 __u8
 #define CANOPY_U16 __u16
 #define CANOPY_U32 __u32
