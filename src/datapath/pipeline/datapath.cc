@@ -1023,6 +1023,10 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
     }
   }
   flowcache::CacheKey key{p.key, contextBits(ctx), 0};
+  // Of a TCP segment's flags only SYN, FIN and RST can change a decision
+  // (conntrack has looked at all of them already): an established
+  // connection's ACK and PSH segments share one.
+  key.flow.tcp_flags &= packet::TcpHeader::kSyn | packet::TcpHeader::kFin | packet::TcpHeader::kRst;
   if (ctx.stage == Stage::ToPort) key.reserved = groupSetId(ctx.sender);
   if (isIp(p.key) && (topology_->isVip(dstOf(p.key)) || !lb_floating_.empty())) {
     // A connection to a VIP (or, on the gateway host, to a floating IP on
