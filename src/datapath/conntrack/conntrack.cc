@@ -410,7 +410,11 @@ void ConnTrack::advanceTcp(ConnEntry& c, const packet::ParsedPacket& p,
   uint32_t seq = h.sequence.host();
   int dir = reply ? 1 : 0;
 
-  if ((c.tcp == TcpState::TimeWait || c.tcp == TcpState::Closed) && syn && !ack && !reply) {
+  // A bare SYN from the side that opened the connection, once that side
+  // has closed its half (or the connection is over): the port is reused,
+  // whether or not the last ACK of the old connection was seen.
+  if (syn && !ack && !reply &&
+      (c.tcp == TcpState::TimeWait || c.tcp == TcpState::Closed || c.finSeen(0))) {
     out.state = CtState::New;
     return;
   }

@@ -101,6 +101,28 @@ TEST_F(ConntrackTest, TcpHandshakeDataAndClose) {
   EXPECT_EQ(see(tcp(true, kSyn, 9000)).state, CtState::New);
 }
 
+TEST_F(ConntrackTest, ASynAfterItsSenderClosedReusesThePortWithoutTheLastAck) {
+  pass(tcp(true, kSyn, 1000));
+  see(tcp(false, kSyn | kAck, 5000, 1001));
+  see(tcp(true, kAck, 1001, 5001));
+  see(tcp(false, kFin | kAck, 5001, 1001));  // the server closes first
+  // The client's own FIN; the server's last ACK is lost.
+  see(tcp(true, kFin | kAck, 1001, 5002));
+  Lookup reused = see(tcp(true, kSyn, 70000));
+  EXPECT_EQ(reused.state, CtState::New);
+  ASSERT_EQ(commit(tcp(true, kSyn, 70000)), DropReason::None);
+  // The new server's answer to the new SYN, whatever its sequence.
+  EXPECT_EQ(see(tcp(false, kRst | kAck, 0, 70001)).state, CtState::Established);
+}
+
+TEST_F(ConntrackTest, ASynWhileOnlyTheServerClosedIsNoNewConnection) {
+  pass(tcp(true, kSyn, 1000));
+  see(tcp(false, kSyn | kAck, 5000, 1001));
+  see(tcp(true, kAck, 1001, 5001));
+  see(tcp(false, kFin | kAck, 5001, 1001));
+  EXPECT_NE(see(tcp(true, kSyn, 70000)).state, CtState::New);
+}
+
 TEST_F(ConntrackTest, TcpWithoutAConnectionMustBeASyn) {
   Lookup l = see(tcp(true, kAck, 1000, 1));
   EXPECT_EQ(l.state, CtState::Invalid);
