@@ -15,6 +15,12 @@ using packet::ipproto::kUdp;
 constexpr std::chrono::seconds kTcpIdle{3600};
 constexpr std::chrono::seconds kUdpIdle{60};
 constexpr std::chrono::seconds kClosing{10};
+// A member's TIME-WAIT (Linux's: 60 s), with room.
+constexpr std::chrono::seconds kLinger{75};
+// Source ports given instead of a client's own: above Linux's default
+// ephemeral range, so as not to meet the client's own connections.
+constexpr uint16_t kRemapFirst = 61000;
+constexpr uint32_t kRemapPorts = 65536 - kRemapFirst;
 
 using packet::ipproto::kIcmpv6;
 
@@ -68,7 +74,7 @@ LbTable::Key LbTable::replyKey(const Key& forward, const Pin& pin) const noexcep
   return Key{.src = pin.member,
              .dst = pin.hairpin ? forward.dst : forward.src,
              .src_port = pin.member_port,
-             .dst_port = forward.src_port,
+             .dst_port = pin.source_port != 0 ? pin.source_port : forward.src_port,
              .zone = forward.zone,
              .protocol = forward.protocol,
              .family = forward.family};
@@ -84,14 +90,46 @@ std::optional<LbTarget> LbTable::pinned(const packet::ParsedPacket& p,
   auto key = forwardKey(p, zone);
   if (!key) return std::nullopt;
   auto it = pins_.find(*key);
-  if (it == pins_.end() || it->second.expires <= clock_.now()) return std::nullopt;
+  if (it == pins_.end() || it->second.expires <= clock_.now() || reopens(p, it->second)) {
+    return std::nullopt;
+  }
   return LbTarget{ip(key->family, it->second.member), it->second.member_port};
+}
+
+bool LbTable::reopens(const packet::ParsedPacket& p, const Pin& pin) noexcept {
+  // A bare SYN on a connection that was closing is a new connection from a
+  // reused port: balanced afresh, not sent after the old one's member.
+  constexpr uint8_t kSynAck = packet::TcpHeader::kSyn | packet::TcpHeader::kAck;
+  return pin.closing && p.key.ip_proto == kTcp &&
+         (p.key.tcp_flags & kSynAck) == packet::TcpHeader::kSyn;
 }
 
 bool LbTable::room() noexcept {
   if (pins_.size() + replies_.size() < max_entries_) return true;
   sweep(pins_.size());
+  // Then what only guards against reuse: the table is for live connections.
+  if (pins_.size() + replies_.size() >= max_entries_) sweepLingering(clock_.now(), true);
   return pins_.size() + replies_.size() < max_entries_;
+}
+
+bool LbTable::sameConnection(const Reply& reply, const Key& forward) noexcept {
+  return reply.client == forward.src && reply.client_port == forward.src_port &&
+         reply.vip == forward.dst && reply.vip_port == forward.dst_port;
+}
+
+bool LbTable::unusedSourcePort(const Key& forward, Key& reply) const noexcept {
+  const uint64_t start = KeyHash{}(forward);
+  for (uint32_t i = 0; i < 64; ++i) {
+    reply.dst_port = static_cast<uint16_t>(kRemapFirst + (start + i * 7919u) % kRemapPorts);
+    if (!replies_.contains(reply)) return true;
+  }
+  return false;
+}
+
+void LbTable::sweepLingering(SteadyTime now, bool all) noexcept {
+  std::erase_if(replies_, [&](const auto& entry) {
+    return entry.second.lingering && (all || entry.second.expires <= now);
+  });
 }
 
 void LbTable::count(const Pin& pin, int delta) noexcept {
@@ -112,7 +150,19 @@ void LbTable::count(const Pin& pin, int delta) noexcept {
 void LbTable::erase(std::unordered_map<Key, Pin, KeyHash>::iterator it) noexcept {
   if (file_ != nullptr) file_->release(it->second.slot);
   if (!it->second.closing) count(it->second, -1);
-  if (it->second.translated) replies_.erase(replyKey(it->first, it->second));
+  if (it->second.translated) {
+    // Its reply, unless a newer connection of the same tuple took it over;
+    // a TCP one lingers for the member's TIME-WAIT.
+    auto r = replies_.find(replyKey(it->first, it->second));
+    if (r != replies_.end() && sameConnection(r->second, it->first) && !r->second.lingering) {
+      if (it->first.protocol == kTcp) {
+        r->second.lingering = true;
+        r->second.expires = std::max(r->second.expires, clock_.now() + kLinger);
+      } else {
+        replies_.erase(r);
+      }
+    }
+  }
   pins_.erase(it);
 }
 
@@ -145,7 +195,7 @@ DropReason LbTable::translate(std::span<uint8_t> frame, const packet::ParsedPack
   auto it = pins_.find(*key);
   if (it != pins_.end() && (it->second.member != address || it->second.member_port != member.port ||
                             it->second.hairpin != hairpin || it->second.listener != listener ||
-                            it->second.expires <= now)) {
+                            it->second.expires <= now || reopens(p, it->second))) {
     erase(it);
     it = pins_.end();
   }
@@ -168,6 +218,15 @@ DropReason LbTable::translate(std::span<uint8_t> frame, const packet::ParsedPack
     if (replies_.size() + pins_.size() > max_entries_) {
       erase(it);
       return DropReason::LbTableFull;
+    }
+    if (auto used = replies_.find(reply);
+        used != replies_.end() && !sameConnection(used->second, *key)) {
+      // Another connection's tuple at the member, live or in its TIME-WAIT.
+      if (!unusedSourcePort(*key, reply)) {
+        erase(it);
+        return DropReason::LbTableFull;
+      }
+      pin.source_port = reply.dst_port;
     }
     replies_[reply] = Reply{.listener = listener,
                             .vip = key->dst,
@@ -192,9 +251,10 @@ DropReason LbTable::translate(std::span<uint8_t> frame, const packet::ParsedPack
   }
   counters_[listener].bytes_in += p.l3_end - p.l3_offset;
 
-  if (hairpin) {
-    if (auto why = rewriteIp(frame, p, Side::Source, ip(key->family, key->dst), std::nullopt);
-        why != DropReason::None) {
+  if (hairpin || pin.source_port != 0) {
+    const IpAddress source = ip(key->family, hairpin ? key->dst : key->src);
+    auto port = pin.source_port != 0 ? std::optional<uint16_t>(pin.source_port) : std::nullopt;
+    if (auto why = rewriteIp(frame, p, Side::Source, source, port); why != DropReason::None) {
       return why;
     }
   }
@@ -251,8 +311,12 @@ bool LbTable::translateReply(std::span<uint8_t> frame, const packet::ParsedPacke
   if (rewriteIp(frame, p, Side::Source, ip(family, r.vip), r.vip_port) != DropReason::None) {
     return false;
   }
-  if (key.dst == r.vip && rewriteIp(frame, p, Side::Destination, ip(family, r.client),
-                                    r.client_port) != DropReason::None) {
+  // (After a hairpin the reply is to the VIP; after a new source port, to
+  // that port: the client's own back.)
+  const bool hairpin = key.dst == r.vip;
+  if ((hairpin || key.dst_port != r.client_port) &&
+      rewriteIp(frame, p, Side::Destination, ip(family, hairpin ? r.client : key.dst),
+                r.client_port) != DropReason::None) {
     return false;
   }
   return true;
@@ -275,7 +339,9 @@ struct LbTable::Persisted {
   Address member{};
   uint16_t member_port = 0;
   uint8_t flags = 0;  // 1 hairpin, 2 closing, 4 translated
-  uint8_t reserved[5] = {};
+  uint8_t pad = 0;
+  uint16_t source_port = 0;  // 0: the client's own (older records: 0)
+  uint8_t reserved[2] = {};
   uint64_t listener = 0;
   int64_t expires_ns = 0;  // steady clock (the same for every process of a boot)
 };
@@ -293,6 +359,7 @@ void LbTable::persist(const Key& key, Pin& pin) noexcept {
   r.member_port = pin.member_port;
   r.flags = static_cast<uint8_t>((pin.hairpin ? 1 : 0) | (pin.closing ? 2 : 0) |
                                  (pin.translated ? 4 : 0));
+  r.source_port = pin.source_port;
   r.listener = pin.listener;
   r.expires_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(pin.expires.time_since_epoch()).count();
@@ -322,6 +389,7 @@ bool LbTable::adopt(const persist::Record& record) noexcept {
             .hairpin = (r.flags & 1) != 0,
             .closing = (r.flags & 2) != 0,
             .translated = (r.flags & 4) != 0,
+            .source_port = r.source_port,
             .listener = r.listener,
             .expires = expires,
             .slot = record.slot,
@@ -352,6 +420,7 @@ bool LbTable::adopt(const persist::Record& record) noexcept {
 size_t LbTable::sweep(size_t budget) noexcept {
   SteadyTime now = clock_.now();
   size_t freed = 0;
+  sweepLingering(now, false);
   for (auto it = pins_.begin(); it != pins_.end() && freed < budget;) {
     auto next = std::next(it);
     if (it->second.expires <= now) {

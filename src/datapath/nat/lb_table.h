@@ -6,7 +6,16 @@
 // A connection from a client to VIP:port, in the client port's conntrack
 // zone, is pinned to a member when its first packet is balanced; later
 // packets go to the same member even after the listener's members change
-// (a new member takes only new connections). The forward packet's
+// (a new member takes only new connections); a SYN after the connection's
+// FIN or RST (its port reused) is balanced afresh.
+//
+// What the member sees is unique on the member's side: two clients'
+// connections (a client's to two listeners, or to two VIPs) that would
+// reach one member's address and port from the same address and port get
+// another source port for the second, as a full NAT would; a closed TCP
+// connection's tuple is held for the member's TIME-WAIT (60 s) after its
+// pin goes, so that a new one does not land on it (the member would take
+// the new SYN for an old duplicate). The forward packet's
 // destination becomes the member's address and port. When the member is
 // the client itself (a hairpin), the source becomes the VIP too, so that
 // the reply comes back through the datapath. A reply from the member gets
@@ -133,7 +142,8 @@ class LbTable {
     uint16_t member_port = 0;
     bool hairpin = false;
     bool closing = false;
-    bool translated = false;  // a reply is remembered
+    bool translated = false;   // a reply is remembered
+    uint16_t source_port = 0;  // what the member sees instead of the client's (0: its own)
     uint64_t listener = 0;
     SteadyTime expires{};
     uint32_t slot = persist::kNoSlot;  // its record in the state file
@@ -149,12 +159,21 @@ class LbTable {
     Address client{};  // a hairpin's destination back
     uint16_t client_port = 0;
     SteadyTime expires{};
+    bool lingering = false;  // its pin gone: held against reuse until it expires
   };
+  // Whether `reply` is that of a connection with this forward tuple.
+  static bool sameConnection(const Reply& reply, const Key& forward) noexcept;
+  // Another source port for `forward`'s connection to the member, so that
+  // `reply` (updated) is unused; false if none was found.
+  bool unusedSourcePort(const Key& forward, Key& reply) const noexcept;
+  void sweepLingering(SteadyTime now, bool all) noexcept;
 
   static std::optional<Key> forwardKey(const packet::ParsedPacket& p, uint16_t zone) noexcept;
   Key replyKey(const Key& forward, const Pin& pin) const noexcept;
   // Makes room for one more entry; false if there is none.
   bool room() noexcept;
+  // A bare TCP SYN on a closing connection: its port reused, balanced afresh.
+  static bool reopens(const packet::ParsedPacket& p, const Pin& pin) noexcept;
   void count(const Pin& pin, int delta) noexcept;
   void erase(std::unordered_map<Key, Pin, KeyHash>::iterator it) noexcept;
   std::chrono::seconds idleTimeout(uint8_t protocol) const noexcept;

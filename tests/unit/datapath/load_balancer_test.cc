@@ -193,6 +193,69 @@ TEST_F(LoadBalancer, ANewMemberTakesNewConnectionsOnly) {
   EXPECT_GT(moved_new, 20) << "the new member takes about a quarter of new connections";
 }
 
+TEST_F(LoadBalancer, AConnectionFromAReusedPortCountsAgainstTheLimit) {
+  auto l = web();
+  l.connection_limit = 1;
+  setListeners({l});
+  ASSERT_NE(reached(connect(kVm1, 100)), 0u);
+  ASSERT_NE(reached(connect(kVm1, 100, TcpHeader::kAck | TcpHeader::kFin)), 0u);
+  // The client reuses its port within the closed connection's ten seconds:
+  // a new connection, open, so the limit leaves no room for another.
+  ASSERT_NE(reached(connect(kVm1, 100)), 0u);
+  EXPECT_TRUE(connect(kVm1, 101).empty()) << last_trace_;
+  EXPECT_EQ(world_.host(kH1).counters().dropped(DropReason::LbConnectionLimit), 1u);
+}
+
+TEST_F(LoadBalancer, TwoListenersOnOneMemberGiveItDistinctTuples) {
+  // Listeners 80 and 8080 both to vm2:80. A client's connection to each
+  // from the same source port would be one tuple at vm2, whose TIME-WAIT
+  // would take the second SYN for an old duplicate.
+  LbListener web8080{.id = "listener-8080",
+                     .protocol = 6,
+                     .port = 8080,
+                     .members = {{.address = ip("10.0.0.6"), .port = 80}}};
+  LbListener web80 = web8080;
+  web80.id = "listener-80";
+  web80.port = 80;
+  setListeners({web80, web8080});
+  auto send = [&](uint16_t dport, uint8_t flags) {
+    return world_.fromPort(kH1, kVm1,
+                           tcp(mac(0, 1), kVipMac, "10.0.0.5", "10.0.0.100", 40000, dport, flags));
+  };
+  auto first = send(8080, TcpHeader::kSyn);
+  ASSERT_EQ(reached(first), kVm2) << text(first);
+  EXPECT_EQ(parsed(first[0].bytes).key.tp_src, 40000) << "the client's own port when it can";
+  ASSERT_EQ(reached(send(8080, TcpHeader::kAck | TcpHeader::kFin)), kVm2);
+  // Long after the first one's pin is gone, within vm2's TIME-WAIT.
+  world_.clock.advance(std::chrono::seconds(30));
+  world_.host(kH1).shared().sweep();
+  auto second = send(80, TcpHeader::kSyn);
+  ASSERT_EQ(reached(second), kVm2) << text(second);
+  const uint16_t seen = parsed(second[0].bytes).key.tp_src;
+  EXPECT_NE(seen, 40000) << "vm2 would see the closed connection's tuple";
+  EXPECT_GE(seen, 61000);
+  // vm2's answer to that port reaches the client as from VIP:80, to its own port.
+  auto back = world_.fromPort(kH2, kVm2,
+                              tcp(mac(0, 2), mac(0, 1), "10.0.0.6", "10.0.0.5", 80, seen,
+                                  TcpHeader::kSyn | TcpHeader::kAck));
+  ASSERT_EQ(reached(back), kVm1) << text(back);
+  auto q = parsed(back[0].bytes);
+  EXPECT_EQ(q.key.ip_src[3], 100);
+  EXPECT_EQ(q.key.tp_src, 80);
+  EXPECT_EQ(q.key.tp_dst, 40000);
+  // Later segments keep the port they were given.
+  auto later = send(80, TcpHeader::kAck);
+  ASSERT_EQ(reached(later), kVm2);
+  EXPECT_EQ(parsed(later[0].bytes).key.tp_src, seen);
+  // After vm2's TIME-WAIT, the tuple is free again.
+  ASSERT_EQ(reached(send(80, TcpHeader::kAck | TcpHeader::kFin)), kVm2);
+  world_.clock.advance(std::chrono::seconds(100));
+  world_.host(kH1).shared().sweep();
+  auto third = send(8080, TcpHeader::kSyn);
+  ASSERT_EQ(reached(third), kVm2) << text(third);
+  EXPECT_EQ(parsed(third[0].bytes).key.tp_src, 40000);
+}
+
 TEST_F(LoadBalancer, AMemberBehindTheRouterAndAClientBehindIt) {
   setListeners({{.id = "l",
                  .protocol = 6,
