@@ -131,6 +131,7 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
     hello.add_encapsulations("geneve");
     hello.add_encapsulations("vxlan");
     hello.set_gateway_capable(c.gateway_capable);
+    hello.set_fast_path(a->fast_path_ != nullptr);
     hello.set_availability_zone(c.availability_zone);
     for (const auto& [physnet, interface] : c.uplinks) hello.add_physical_networks(physnet);
     hello.set_agent_version("canopy-agent 0.1.0");

@@ -123,10 +123,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 255))
       ->capture_default_str();
   app.add_option("--port-flow-rate", flow_rate,
-                 "New flows per second one port may make this host's slow path work out "
-                 "(beyond: dropped, counted as flow_setup_rate_limited); 0: no limit")
+                 "New connections per second one port may open through this host's slow path "
+                 "(a packet of a connection conntrack holds is not counted; beyond: dropped, "
+                 "counted as flow_setup_rate_limited); 0: no limit")
       ->capture_default_str();
-  app.add_option("--port-flow-burst", flow_burst, "New flows in a burst per port")
+  app.add_option("--port-flow-burst", flow_burst, "New connections in a burst per port")
       ->check(CLI::Range(1u, 1u << 30))
       ->capture_default_str();
   app.add_option("--port-control-rate", control_rate,

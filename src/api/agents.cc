@@ -31,6 +31,7 @@ Json view(const Json& d) {
                 {"encapsulations", a.encapsulations},
                 {"gateway_capable", a.gateway_capable},
                 {"physical_networks", a.physical_networks},
+                {"fast_path", a.fast_path},
                 {"version", a.version}}}};
 }
 

@@ -32,6 +32,7 @@ Agent Agent::fromJson(const Json& doc) {
   a.gateway_capable = flag(doc, "gateway_capable", false);
   a.physical_networks = strings(doc, "physical_networks");
   a.version = stringAt(doc, "version");
+  a.fast_path = flag(doc, "fast_path", false);
   a.alive = flag(doc, "alive", false);
   a.is_static = flag(doc, "static", false);
   a.availability_zone = stringAt(doc, "availability_zone");
@@ -51,6 +52,7 @@ Json Agent::toJson() const {
               {"version", version},
               {"alive", alive},
               {"availability_zone", availability_zone}};
+  if (fast_path) doc["fast_path"] = true;
   if (is_static) doc["static"] = true;
   if (!description.empty()) doc["description"] = description;
   if (!admin_state_up) doc["admin_state_up"] = false;

@@ -30,6 +30,7 @@ struct Agent {
   bool gateway_capable = false;
   std::vector<std::string> physical_networks{};  // with an uplink on this host
   std::string version{};
+  bool fast_path = false;  // its established flows run in the kernel
   bool alive = true;
   bool is_static = false;  // a static VTEP, registered through the API
   std::string availability_zone{kDefaultZone};

@@ -385,6 +385,7 @@ bool SouthboundService::welcome(const std::shared_ptr<Session>& s, const pb::Hel
       .gateway_capable = hello.gateway_capable(),
       .physical_networks = {hello.physical_networks().begin(), hello.physical_networks().end()},
       .version = hello.agent_version(),
+      .fast_path = hello.fast_path(),
       .availability_zone = hello.availability_zone().empty() ? std::string(model::kDefaultZone)
                                                              : hello.availability_zone()};
   s->host = info.host;

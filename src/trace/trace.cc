@@ -104,6 +104,7 @@ class Cloud {
       pipeline::Config config;
       config.host.host = c.key;
       config.host.uplinks = c.agent.physical_networks;
+      config.offer_flows = c.agent.fast_path;  // the trace says what it would run
       config.encapsulation =
           c.agent.takesGeneve() ? pipeline::Encapsulation::Geneve : pipeline::Encapsulation::Vxlan;
       pipeline::Datapath& dp = fabric_.addHost(c.key, c.agent.host, std::move(config), *built);

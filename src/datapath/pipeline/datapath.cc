@@ -1053,8 +1053,13 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
   }
   if (d == nullptr) {
     // Slow-path protection: what a local port makes this host work out.
-    if (ctx.stage == Stage::FromPort && trace == nullptr) {
-      const DropReason kind = slowPathKind(p.key);
+    // Flows are counted as connections: a packet of one that conntrack
+    // holds (its answer, its first ACK or FIN) was paid for by its opening.
+    const DropReason kind = slowPathKind(p.key);
+    const bool paid =
+        kind == DropReason::FlowSetupRateLimited &&
+        (ctx.ct == conntrack::CtState::Established || ctx.ct == conntrack::CtState::Related);
+    if (ctx.stage == Stage::FromPort && trace == nullptr && !paid) {
       if (!shared_->admitSlowPath(ctx.key, kind != DropReason::FlowSetupRateLimited,
                                   config_.slow_path, clock_.now())) {
         return drop(kind, trace, ctx.key);
@@ -1069,7 +1074,7 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
     }
   }
   FlowOffer offer;
-  if (config_.offer_flows && trace == nullptr) {
+  if (config_.offer_flows) {
     // A port without port security, or with stateless groups only, decides
     // without conntrack: its flows need no connection (and have none to keep).
     const topology::Port* port = topology_->findPort(ctx.key);
@@ -1078,17 +1083,21 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
     auto conn = [&] {
       return tracked ? conntrack::connKey(p, zoneOf(ctx.key)) : conntrack::ConnKey{};
     };
-    if (ctx.stage == Stage::FromPort && depth == 0 && offerable(*d, ctx, p, true, tracked, offer)) {
+    const char* no = nullptr;
+    if (ctx.stage == Stage::FromPort && depth == 0 &&
+        (no = notOffered(*d, ctx, p, true, tracked, offer, trace != nullptr)) == nullptr) {
       offer.from_port = ctx.key;
       offer.key = p.key;
       offer.from_conn = conn();
       pkt.offer = &offer;
     } else if (ctx.stage == Stage::ToPort && pkt.offer != nullptr &&
-               offerable(*d, ctx, p, false, tracked, *pkt.offer)) {
+               (no = notOffered(*d, ctx, p, false, tracked, *pkt.offer, trace != nullptr)) ==
+                   nullptr) {
       pkt.offer->to_port = ctx.key;
       pkt.offer->to_conn = conn();
     } else if (ctx.stage == Stage::ToPort && depth == 0 && pkt.in.kind == Ingress::Kind::Tunnel &&
-               pkt.in.source.family == 4 && offerable(*d, ctx, p, false, tracked, offer)) {
+               pkt.in.source.family == 4 &&
+               (no = notOffered(*d, ctx, p, false, tracked, offer, trace != nullptr)) == nullptr) {
       // From a tunnel, as it arrived (the sending host routed it).
       offer.key = p.key;
       offer.tunnel_remote = pkt.in.source;
@@ -1097,6 +1106,9 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
       offer.to_conn = conn();
       pkt.offer = &offer;
     } else {
+      if (trace != nullptr && no != nullptr) {
+        trace->push_back(std::string("fast path: this flow stays in the agent: ") + no);
+      }
       pkt.offer = nullptr;
     }
   }
@@ -1104,28 +1116,32 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
   pkt.offer = nullptr;  // (the offer lives in this frame)
 }
 
-bool Datapath::offerable(const simulator::Decision& d, const Context& ctx,
-                         const packet::ParsedPacket& p, bool from, bool tracked, FlowOffer& offer) {
+const char* Datapath::notOffered(const simulator::Decision& d, const Context& ctx,
+                                 const packet::ParsedPacket& p, bool from, bool tracked,
+                                 FlowOffer& offer, bool flow) {
   const auto& k = p.key;
-  if ((tracked && ctx.ct != conntrack::CtState::Established) || d.drop != DropReason::None ||
-      !d.cacheable || d.actions.empty() || k.eth_type != ethertype::kIpv4 || k.vlan_tci != 0 ||
-      k.ip_frag != packet::Fragment::None) {
-    return false;
+  if (!flow && tracked && ctx.ct != conntrack::CtState::Established) {
+    return "no established connection";
   }
+  if (d.drop != DropReason::None) return "dropped";
+  if (!d.cacheable || d.actions.empty()) return "decided packet by packet";
+  if (k.eth_type != ethertype::kIpv4) return "not IPv4";
+  if (k.vlan_tci != 0) return "VLAN-tagged";
+  if (k.ip_frag != packet::Fragment::None) return "a fragment";
   switch (k.ip_proto) {
     case packet::ipproto::kTcp:
-      if ((k.tcp_flags &
-           (packet::TcpHeader::kSyn | packet::TcpHeader::kFin | packet::TcpHeader::kRst)) != 0) {
-        return false;
+      if (!flow && (k.tcp_flags & (packet::TcpHeader::kSyn | packet::TcpHeader::kFin |
+                                   packet::TcpHeader::kRst)) != 0) {
+        return "a TCP SYN, FIN or RST";
       }
       break;
     case packet::ipproto::kUdp:
       break;
     case packet::ipproto::kIcmp:
-      if (k.tp_src != 0 && k.tp_src != 8) return false;  // echo only
+      if (k.tp_src != 0 && k.tp_src != 8) return "ICMP other than echo";
       break;
     default:
-      return false;
+      return "not TCP, UDP or ICMP echo";
   }
   const ActionKind end = from ? ActionKind::Deliver : ActionKind::Output;
   // From a port: to a local port, or into a tunnel to another host's port
@@ -1143,20 +1159,32 @@ bool Datapath::offerable(const simulator::Decision& d, const Context& ctx,
       case ActionKind::SetEth:
       case ActionKind::DecrementTtl:
       case ActionKind::CheckMtu:
-        if (!from) return false;
+        if (!from) return "rewritten on its way in";
         if (a.kind == ActionKind::DecrementTtl) offer.decrement_ttl = true;
         if (a.kind == ActionKind::CheckMtu) offer.mtu = a.mtu;
         break;
       case ActionKind::Deliver:
       case ActionKind::Output:
       case ActionKind::Tunnel:
-        if (!last || !ends(a)) return false;
+        if (!last || !ends(a)) return "not to one port of this host or of another";
         break;
       default:
-        return false;
+        return "needs what the kernel path does not do (NAT, an uplink, QoS, logging...)";
     }
   }
-  return ends(d.actions.back());
+  return ends(d.actions.back()) ? nullptr : "not to one port of this host or of another";
+}
+
+void Datapath::offerFlow(const FlowOffer& o, Trace* trace) {
+  if (trace == nullptr) {
+    offers_.push_back(o);
+  } else if (o.to_port != 0 && o.from_port != 0) {
+    trace->push_back("fast path: once established, this flow goes port to port in the kernel");
+  } else if (o.to_port != 0) {
+    trace->push_back("fast path: once established, this flow leaves the tunnel in the kernel");
+  } else {
+    trace->push_back("fast path: once established, this flow enters the tunnel in the kernel");
+  }
 }
 
 // What a hairpin's member sends back to the VIP is its client's reply:
@@ -1452,7 +1480,7 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         if (pkt.offer != nullptr && a.kind == ActionKind::Output && ctx.stage == Stage::ToPort) {
           std::copy_n(bytes.begin(), 6, pkt.offer->eth_dst.bytes.begin());
           std::copy_n(bytes.begin() + 6, 6, pkt.offer->eth_src.bytes.begin());
-          offers_.push_back(*pkt.offer);
+          offerFlow(*pkt.offer, trace);
         }
         Outputs::Item item{
             .kind = a.kind == ActionKind::Output ? Outputs::Kind::Port : Outputs::Kind::Metadata,
@@ -1486,7 +1514,7 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
             std::copy_n(sent.begin(), item.inner_offset, o.tunnel_header.begin());
             std::copy_n(sent.begin() + item.inner_offset, 6, o.eth_dst.bytes.begin());
             std::copy_n(sent.begin() + item.inner_offset + 6, 6, o.eth_src.bytes.begin());
-            offers_.push_back(o);
+            offerFlow(o, trace);
           }
         }
         break;

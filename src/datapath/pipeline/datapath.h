@@ -530,12 +530,17 @@ class Datapath {
   // there (true: sent or dropped).
   bool steerToLease(uint32_t router_key, const IpAddress& to, Packet& pkt, Outputs& out,
                     Trace* trace);
-  // Whether decision `d` of a packet in FromPort (`from`) or ToPort leaves
-  // its flow one the kernel fast path may run; fills in `offer`'s part.
-  // `tracked`: the port's decision depends on conntrack (port security and
-  // stateful groups), which must then have the connection established.
-  static bool offerable(const simulator::Decision& d, const simulator::Context& ctx,
-                        const packet::ParsedPacket& p, bool from, bool tracked, FlowOffer& offer);
+  // Why decision `d` of a packet in FromPort (`from`) or ToPort does not
+  // leave its flow one the kernel fast path may run (nullptr: it does, and
+  // `offer`'s part is filled in). `tracked`: the port's decision depends on
+  // conntrack (port security and stateful groups), which must then have
+  // the connection established. `flow` (a trace): of the flow as its
+  // established packets would be, whatever this packet's state and flags.
+  static const char* notOffered(const simulator::Decision& d, const simulator::Context& ctx,
+                                const packet::ParsedPacket& p, bool from, bool tracked,
+                                FlowOffer& offer, bool flow);
+  // A complete offer: kept for offers(), or said in the trace.
+  void offerFlow(const FlowOffer& o, Trace* trace);
   // An output of `frame` with an 802.1Q tag of VLAN `vid` pushed (to a
   // trunk's parent, for its subport).
   void addTagged(Outputs& out, Outputs::Item item, std::span<const uint8_t> frame, uint16_t vid);

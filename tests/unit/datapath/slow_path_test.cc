@@ -24,6 +24,22 @@ std::vector<uint8_t> udpFrom(uint8_t mac_byte, const char* source, uint16_t spor
       .build();
 }
 
+// A TCP segment between vm1 (10.0.0.5) and vm2 (10.0.0.6), either way.
+std::vector<uint8_t> tcpBetween(bool from_vm1, uint16_t sport, uint8_t flags, uint32_t seq,
+                                uint32_t ack) {
+  PacketBuilder b;
+  if (from_vm1) {
+    b.eth(mac(0, 1), mac(0, 2))
+        .ipv4(v4("10.0.0.5"), v4("10.0.0.6"))
+        .tcp(sport, 5001, flags, seq, ack);
+  } else {
+    b.eth(mac(0, 2), mac(0, 1))
+        .ipv4(v4("10.0.0.6"), v4("10.0.0.5"))
+        .tcp(5001, sport, flags, seq, ack);
+  }
+  return b.build();
+}
+
 std::vector<uint8_t> arpFrom(uint8_t mac_byte, const char* source) {
   return PacketBuilder()
       .eth(mac(0, mac_byte), packet::MacAddress::broadcast())
@@ -86,6 +102,40 @@ TEST_F(SlowPath, EstablishedFlowsAreNotLimited) {
   }
   EXPECT_EQ(got, 10'000u);
   EXPECT_EQ(portDrops(kVm1, DropReason::FlowSetupRateLimited), 0u);
+}
+
+TEST_F(SlowPath, AConnectionIsCountedOnceWhateverItsSegments) {
+  // 90 connections at one instant, within the burst of 100: each one's
+  // SYN, first ACK and FIN miss the cache, but only the SYN opens a
+  // connection.
+  using packet::TcpHeader;
+  size_t reached_vm2 = 0, reached_vm1 = 0;
+  for (uint16_t sport = 20000; sport < 20090; ++sport) {
+    reached_vm2 +=
+        reached(world_.fromPort(kH1, kVm1, tcpBetween(true, sport, TcpHeader::kSyn, 100, 0)), kVm2);
+    reached_vm1 += reached(
+        world_.fromPort(kH2, kVm2,
+                        tcpBetween(false, sport, TcpHeader::kSyn | TcpHeader::kAck, 500, 101)),
+        kVm1);
+    reached_vm2 += reached(
+        world_.fromPort(kH1, kVm1, tcpBetween(true, sport, TcpHeader::kAck, 101, 501)), kVm2);
+    reached_vm2 += reached(
+        world_.fromPort(kH1, kVm1,
+                        tcpBetween(true, sport, TcpHeader::kFin | TcpHeader::kAck, 101, 501)),
+        kVm2);
+  }
+  EXPECT_EQ(reached_vm2, 270u);
+  EXPECT_EQ(reached_vm1, 90u);
+  EXPECT_EQ(portDrops(kVm1, DropReason::FlowSetupRateLimited), 0u);
+  // The next ten fill the burst; then new connections are held.
+  size_t opened = 0;
+  for (uint16_t sport = 30000; sport < 30020; ++sport) {
+    opened +=
+        reached(world_.fromPort(kH1, kVm1, tcpBetween(true, sport, TcpHeader::kSyn, 100, 0)), kVm2);
+  }
+  EXPECT_GE(opened, 10u);
+  EXPECT_LE(opened, 11u);  // (the bucket may round its refill up by one)
+  EXPECT_EQ(portDrops(kVm1, DropReason::FlowSetupRateLimited), 20u - opened);
 }
 
 TEST_F(SlowPath, AnArpFloodIsHeldToTheControlRateAndNamed) {

@@ -295,6 +295,54 @@ TEST_F(TraceTest, SnatThroughTheGatewayHost) {
   EXPECT_EQ(t["reply"]["outputs"][0]["port_id"], ports_["vm1"]);
 }
 
+TEST_F(TraceTest, SaysWhatTheKernelFastPathRuns) {
+  // Without it, not a word.
+  EXPECT_EQ(trace(from("vm1"), tcp("10.0.1.13", 80), true).dump().find("fast path"),
+            std::string::npos);
+  for (auto [host, ip] :
+       {std::pair{"compute-1", "192.0.2.1"}, {"compute-2", "192.0.2.2"}, {"gw-1", "192.0.2.3"}}) {
+    ASSERT_TRUE(southbound::putAgent(*state_, {.host = host,
+                                               .tunnel_ip = ip,
+                                               .gateway_capable = std::string(host) == "gw-1",
+                                               .physical_networks = {"physnet1"},
+                                               .fast_path = true}));
+  }
+  auto lines = [&](const Json& steps, const std::string& host) {
+    std::vector<std::string> out;
+    for (const auto& s : steps) {
+      std::string text = s["text"];
+      if (s["host"] == host && text.starts_with("fast path: ")) out.push_back(text);
+    }
+    return out;
+  };
+  using Lines = std::vector<std::string>;
+  // Routed TCP to another host: the SYN's flow, as its established
+  // segments would go, into the tunnel and out of it; the answer too.
+  Json t = trace(from("vm1"), tcp("10.0.1.13", 80), true);
+  EXPECT_EQ(lines(t["steps"], "compute-1"),
+            Lines{"fast path: once established, this flow enters the tunnel in the kernel"})
+      << t.dump(2);
+  EXPECT_EQ(lines(t["steps"], "compute-2"),
+            Lines{"fast path: once established, this flow leaves the tunnel in the kernel"});
+  EXPECT_EQ(lines(t["reply"]["steps"], "compute-2"),
+            Lines{"fast path: once established, this flow enters the tunnel in the kernel"});
+  // SNAT: the agent's.
+  t = trace(from("vm1"), icmp("198.51.100.7"));
+  auto snat = lines(t["steps"], "compute-1");
+  ASSERT_EQ(snat.size(), 1u) << t.dump(2);
+  EXPECT_TRUE(snat[0].starts_with("fast path: this flow stays in the agent: ")) << snat[0];
+  // A dropped one: said so.
+  t = trace(from("vm1"), tcp("10.0.1.13", 22));
+  EXPECT_EQ(t["verdict"], "dropped");
+  EXPECT_EQ(lines(t["steps"], "compute-2"),
+            Lines{"fast path: this flow stays in the agent: dropped"})
+      << t.dump(2);
+  // And the agents' API says who runs it.
+  auto a = call("GET", "/v2.0/agents/compute-1", "", "");
+  ASSERT_EQ(a.status, 200) << a.body.dump();
+  EXPECT_EQ(a.body["agent"]["configurations"]["fast_path"], true);
+}
+
 TEST_F(TraceTest, NoRouteOffAnIsolatedNetwork) {
   Json t = trace(from("vm4"), icmp("10.0.0.11"));
   golden("no_route", t);
