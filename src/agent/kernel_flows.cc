@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace canopy::agent {
@@ -149,6 +150,7 @@ void KernelFlows::install(std::span<const datapath::pipeline::FlowOffer> offers,
                                   .to_ifindex = to,
                                   .from_conn = o.from_conn,
                                   .to_conn = o.to_conn,
+                                  .tags = o.tags,
                                   .last_used_ns = 0};
   }
 }
@@ -163,6 +165,29 @@ void KernelFlows::retract(std::span<const ConnKey> connections) {
         break;
       }
     }
+    it = next;
+  }
+}
+
+void KernelFlows::retract(datapath::pipeline::Invalidations invalidated) {
+  if (invalidated.all) return flush();
+  if (invalidated.tags.empty() || installed_.empty()) return;
+  auto& changed = invalidated.tags;
+  std::sort(changed.begin(), changed.end());
+  for (auto it = installed_.begin(); it != installed_.end();) {
+    auto next = std::next(it);
+    const auto& tags = it->second.tags;
+    // Both sorted: a walk of the two.
+    auto a = tags.begin();
+    auto b = changed.begin();
+    while (a != tags.end() && b != changed.end() && *a != *b) {
+      if (*a < *b) {
+        ++a;
+      } else {
+        ++b;
+      }
+    }
+    if (a != tags.end() && b != changed.end()) erase(it);
     it = next;
   }
 }

@@ -8,13 +8,15 @@
 //   flows.attach(io, "tap1234");          // the interface's ingress program and socket filter
 //   flows.install(datapath.offers(), ifindexOf);
 //   flows.retract(datapath.retractions());  // a TCP RST seen: its flows go now
-//   flows.flush();                         // the topology changed
+//   flows.retract(datapath.takeInvalidations());  // what changed: its flows go
 //   flows.tick(conntrack, now);            // each second
 //
 // Installed flows leave the datapath's cache and conntrack out of their
 // packets' way, so:
-//   - a topology change takes back every flow (the datapath decides them
-//     again, and offers again those that still qualify);
+//   - a change to the topology (or to the neighbours learned) takes back
+//     exactly the flows whose decisions it touches, by the flow cache's
+//     tags (the datapath decides them again, and offers again those that
+//     still qualify);
 //   - each second the kernel's last use of a flow moves its connection's
 //     timeouts on (ConnTrack::touch), and a flow whose connection is gone
 //     or reset is taken back;
@@ -28,6 +30,7 @@
 #include <map>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "agent/port_io.h"
 #include "base/clock.h"
@@ -70,6 +73,8 @@ class KernelFlows {
                const std::function<int(uint32_t port)>& ifindexOf);
   // Takes back the flows of these connections.
   void retract(std::span<const datapath::conntrack::ConnKey> connections);
+  // Takes back the flows with any of these tags (all of them, with all).
+  void retract(datapath::pipeline::Invalidations invalidated);
   void flush();
   void tick(datapath::conntrack::ConnTrack& conntrack, SteadyTime now);
   size_t size() const { return installed_.size(); }
@@ -80,8 +85,9 @@ class KernelFlows {
     fastpath::FlowKey key;
     int from_ifindex = 0, to_ifindex = 0;
     datapath::conntrack::ConnKey from_conn{}, to_conn{};
-    uint64_t last_used_ns = 0;  // the kernel's, when last looked at
-    int idle_ticks = 0;         // since it was last used
+    std::vector<datapath::flowcache::Tag> tags;  // sorted
+    uint64_t last_used_ns = 0;                   // the kernel's, when last looked at
+    int idle_ticks = 0;                          // since it was last used
   };
   void erase(std::map<KeyBytes, Installed>::iterator it);
 

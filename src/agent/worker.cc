@@ -191,8 +191,8 @@ void Worker::followPlan() {
   }
   if (plan->topology != nullptr && plan->topology.get() != datapath_->topology()) {
     datapath_->setTopology(plan->topology);
-    // Installed flows were decided on the old one: decided again.
-    if (kernel_flows_ != nullptr) kernel_flows_->flush();
+    // Installed flows whose decisions it changed are decided again.
+    if (kernel_flows_ != nullptr) kernel_flows_->retract(datapath_->takeInvalidations());
   }
 }
 
@@ -268,9 +268,11 @@ void Worker::loop() {
 void Worker::receive(PortIo& io, Bound* bound, const Ingress& ingress) {
   // A few batches a turn: a port (or uplink) that always has more, a guest
   // flooding, does not keep the worker from its neighbours' ports; what it
-  // has left waits for the next turn (or overflows its own ring).
+  // has left waits for the next turn (or overflows its own ring). A port
+  // over its slow-path limits (most of a batch dropped for them) gets one.
   for (size_t turn = 0; turn < kBatchesPerTurn && io.receive(batch_) > 0; ++turn) {
     if (datapath_ == nullptr) continue;  // no view yet
+    const uint64_t limited_before = bound != nullptr ? slowPathDrops(bound->binding.key) : 0;
     if (bound != nullptr) bound->rx += batch_.size();
     inputs_.clear();
     offloads_.clear();
@@ -291,7 +293,24 @@ void Worker::receive(PortIo& io, Bound* bound, const Ingress& ingress) {
     io.release();
     received_ = true;
     if (batch_.size() < Batch::kFrames) break;
+    if (bound != nullptr &&
+        slowPathDrops(bound->binding.key) - limited_before >= batch_.size() / 2) {
+      break;
+    }
   }
+}
+
+uint64_t Worker::slowPathDrops(uint32_t port) const {
+  const auto& drops = datapath_->portDrops();
+  auto it = drops.find(port);
+  if (it == drops.end()) return 0;
+  uint64_t n = 0;
+  for (DropReason why :
+       {DropReason::FlowSetupRateLimited, DropReason::ArpRateLimited, DropReason::NdRateLimited,
+        DropReason::DhcpRateLimited, DropReason::IcmpRateLimited}) {
+    n += it->second[static_cast<size_t>(why)];
+  }
+  return n;
 }
 
 // Tunnel datagrams, a coalesced run cut back into its datagrams. As GRO
@@ -375,6 +394,7 @@ void Worker::runBatch() {
   datapath_->processBatch(inputs_, out_);
   forward(out_, offloads_);
   if (kernel_flows_ != nullptr) {
+    kernel_flows_->retract(datapath_->takeInvalidations());  // (neighbours learned)
     auto& retracted = datapath_->retractions();
     kernel_flows_->retract(retracted);
     retracted.clear();

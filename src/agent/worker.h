@@ -139,6 +139,8 @@ class Worker {
   void receive(PortIo& io, Bound* bound, const datapath::pipeline::Ingress& ingress);
   void receiveTunnel(size_t t);
   void runBatch();
+  // The packets of a port dropped so far by its slow-path limits.
+  uint64_t slowPathDrops(uint32_t port) const;
   void forward(datapath::pipeline::Outputs& out,
                std::span<const datapath::packet::Offload> offloads);
   void sendTunnel(const datapath::pipeline::Outputs::Item& item, std::span<uint8_t> bytes,

@@ -572,9 +572,9 @@ Datapath::Datapath(const Clock& clock, Config config, std::shared_ptr<SharedStat
 
 void Datapath::setTopology(std::shared_ptr<const topology::Topology> next) {
   if (topology_ != nullptr && next != nullptr) {
-    for (auto tag : simulator::changedTags(*topology_, *next)) cache_.invalidate(tag);
+    for (auto tag : simulator::changedTags(*topology_, *next)) invalidate(tag);
   } else {
-    cache_.clear();
+    invalidateAll();
   }
   topology_ = std::move(next);
   std::erase_if(port_drops_, [&](const auto& entry) {
@@ -633,10 +633,20 @@ void Datapath::catchUpNeighbors() {
   if (shared_->neighborEpoch() == neighbor_epoch_) return;
   neighbor_tags_.clear();
   if (!shared_->neighborChangesSince(neighbor_epoch_, neighbor_tags_)) {
-    cache_.clear();
+    invalidateAll();
     return;
   }
-  for (auto tag : neighbor_tags_) cache_.invalidate(tag);
+  for (auto tag : neighbor_tags_) invalidate(tag);
+}
+
+void Datapath::invalidate(flowcache::Tag tag) {
+  cache_.invalidate(tag);
+  if (config_.offer_flows && !invalidations_.all) invalidations_.tags.push_back(tag);
+}
+
+void Datapath::invalidateAll() {
+  cache_.clear();
+  if (config_.offer_flows) invalidations_ = {.all = true, .tags = {}};
 }
 
 void Datapath::sweep() { shared_->sweep(); }
@@ -1068,6 +1078,7 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
     ++counters_.simulations;
     simulator::Simulator sim(*topology_, config_.host, shared_->neighbors());
     auto s = sim.run(ctx, pkt.bytes, p, trace);
+    if (config_.offer_flows) s.decision.tags = s.tags;
     d = std::make_shared<const simulator::Decision>(std::move(s.decision));
     if (trace == nullptr && d->cacheable && key.reserved != UINT32_MAX) {
       cache_.insert(key, d, s.tags);
@@ -1089,12 +1100,18 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
       offer.from_port = ctx.key;
       offer.key = p.key;
       offer.from_conn = conn();
+      offer.tags = d->tags;
       pkt.offer = &offer;
     } else if (ctx.stage == Stage::ToPort && pkt.offer != nullptr &&
                (no = notOffered(*d, ctx, p, false, tracked, *pkt.offer, trace != nullptr)) ==
                    nullptr) {
       pkt.offer->to_port = ctx.key;
       pkt.offer->to_conn = conn();
+      auto& tags = pkt.offer->tags;
+      const size_t mid = tags.size();
+      tags.insert(tags.end(), d->tags.begin(), d->tags.end());
+      std::inplace_merge(tags.begin(), tags.begin() + static_cast<ptrdiff_t>(mid), tags.end());
+      tags.erase(std::unique(tags.begin(), tags.end()), tags.end());
     } else if (ctx.stage == Stage::ToPort && depth == 0 && pkt.in.kind == Ingress::Kind::Tunnel &&
                pkt.in.source.family == 4 &&
                (no = notOffered(*d, ctx, p, false, tracked, offer, trace != nullptr)) == nullptr) {
@@ -1104,6 +1121,7 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
       offer.vni = pkt.vni;
       offer.to_port = ctx.key;
       offer.to_conn = conn();
+      offer.tags = d->tags;
       pkt.offer = &offer;
     } else {
       if (trace != nullptr && no != nullptr) {

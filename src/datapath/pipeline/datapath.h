@@ -35,6 +35,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "base/clock.h"
@@ -223,6 +224,16 @@ struct FlowOffer {
   // The connection in each port's zone, whose timeouts the kernel's packets
   // keep moving (ConnTrack::touch).
   conntrack::ConnKey from_conn{}, to_conn{};
+  // The cache tags of the decisions it was made of (sorted, unique): a
+  // change to any takes the flow back (Datapath::takeInvalidations).
+  std::vector<flowcache::Tag> tags{};
+};
+
+// What changed since the kernel fast path's flows were offered: the cache
+// tags invalidated (all: the whole cache was).
+struct Invalidations {
+  bool all = false;
+  std::vector<flowcache::Tag> tags{};
 };
 
 // What a packet came to in process(): how many outputs it made and, if
@@ -438,6 +449,9 @@ class Datapath {
   // Connections a TCP RST ended since the caller last cleared them: their
   // offered flows are to be taken back.
   std::vector<conntrack::ConnKey>& retractions() { return retractions_; }
+  // What was invalidated since the last call (with Config::offer_flows):
+  // the installed flows with any of these tags are to be taken back.
+  Invalidations takeInvalidations() { return std::exchange(invalidations_, {}); }
 
   // Replaces the topology; invalidates the cached decisions of what changed.
   void setTopology(std::shared_ptr<const topology::Topology> topology);
@@ -584,6 +598,9 @@ class Datapath {
   std::map<IpAddress, uint32_t> lb_floating_;
   std::vector<FlowOffer> offers_;
   std::vector<conntrack::ConnKey> retractions_;
+  Invalidations invalidations_;
+  void invalidate(flowcache::Tag tag);
+  void invalidateAll();
   // Per-depth working copies of the frame (Deliver runs a nested stage).
   std::vector<std::vector<uint8_t>> scratch_;
   std::vector<std::vector<uint8_t>> grown_;  // frames a helper's edit resized, per depth

@@ -229,6 +229,9 @@ struct Decision {
   // delivered or answered.
   DropReason drop = DropReason::None;
   bool cacheable = true;
+  // What invalidates it (Simulation::tags), kept only when the datapath
+  // offers flows to the kernel fast path, whose flows go by them too.
+  std::vector<Tag> tags{};
 };
 
 // Human-readable steps in Neutron's terms, for `canopy trace` and tests.

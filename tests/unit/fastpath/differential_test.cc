@@ -162,6 +162,7 @@ class FastPathDifferential : public KernelTest {
         sent.emplace_back(b.begin(), b.end());
       }
     }
+    if (keep_offers_) return sent;  // the test's KernelFlows takes them
     for (const auto& o : dp_->offers()) {
       EXPECT_TRUE(fp_->install(agent::kernelKey(o, vm(o.from_port).ifindex),
                                agent::kernelAction(o, vm(o.to_port).ifindex)));
@@ -203,6 +204,7 @@ class FastPathDifferential : public KernelTest {
   std::unique_ptr<Datapath> dp_;
   std::vector<Vm> vms_;
   size_t installed_ = 0;
+  bool keep_offers_ = false;
 };
 
 TEST_F(FastPathDifferential, RandomFlowsLeaveTheKernelAsTheyLeaveTheDatapath) {
@@ -298,6 +300,82 @@ TEST_F(FastPathDifferential, RandomFlowsLeaveTheKernelAsTheyLeaveTheDatapath) {
   EXPECT_GT(installed_, 40u);
   std::printf("%zu packets compared, %zu left to the agent, %zu flows installed\n", compared, left,
               installed_);
+}
+
+// A change takes back exactly the installed flows whose decisions it
+// touches (by the flow cache's tags), as the agent's worker does.
+TEST_F(FastPathDifferential, AChangeTakesBackExactlyTheFlowsItTouches) {
+  auto factory = agent::socketIo({});
+  agent::KernelFlows flows(*fp_, {});
+  std::vector<std::unique_ptr<agent::PortIo>> ios;
+  std::map<uint32_t, int> ifindex;
+  for (auto& v : vms_) {
+    const std::string host = kTag + "h" + std::to_string(v.port);
+    auto io = factory->openInterface(host, 0, 1);
+    ASSERT_TRUE(io) << io.error().message();
+    ifindex[v.port] = flows.attach(**io, host);
+    ASSERT_EQ(ifindex[v.port], v.ifindex) << host;
+    ios.push_back(std::move(*io));
+  }
+  auto install = [&] {
+    flows.install(dp_->offers(), [&](uint32_t port) { return ifindex.at(port); });
+    dp_->offers().clear();
+  };
+  Vm &v1 = vm(kVm1), &v5 = vm(kVm5), &v3 = vm(kVm3);
+  // vm1 <-> vm5: UDP, switched; vm1 <-> vm3: TCP to 80, routed (vm3's
+  // group, web, admits it).
+  auto udp = [&](Vm& from, Vm& to, uint16_t sport, uint16_t dport) {
+    return PacketBuilder()
+        .eth(from.mac, to.mac)
+        .ipv4(v4(from.ip), v4(to.ip))
+        .udp(sport, dport)
+        .payload("u")
+        .build();
+  };
+  auto tcp = [&](bool forward, uint8_t flags) {
+    PacketBuilder pb;
+    if (forward) {
+      pb.eth(v1.mac, kRouterNet1Mac).ipv4(v4(v1.ip), v4(v3.ip)).tcp(40000, 80, flags, 1, 1);
+    } else {
+      pb.eth(v3.mac, kRouterNet2Mac).ipv4(v4(v3.ip), v4(v1.ip)).tcp(80, 40000, flags, 1, 1);
+    }
+    return pb.payload("t").build();
+  };
+  keep_offers_ = true;
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_FALSE(userspace(kVm1, udp(v1, v5, 5000, 6000)).empty());
+    ASSERT_FALSE(userspace(kVm5, udp(v5, v1, 6000, 5000)).empty());
+  }
+  ASSERT_FALSE(userspace(kVm1, tcp(true, TcpHeader::kSyn)).empty());
+  ASSERT_FALSE(userspace(kVm3, tcp(false, TcpHeader::kSyn | TcpHeader::kAck)).empty());
+  ASSERT_FALSE(userspace(kVm1, tcp(true, TcpHeader::kAck)).empty());
+  ASSERT_FALSE(userspace(kVm3, tcp(false, TcpHeader::kAck)).empty());
+  install();
+  ASSERT_EQ(flows.size(), 4u) << "both ways of both flows";
+  EXPECT_TRUE(dp_->takeInvalidations().tags.empty());
+  // vm3's port gains an address: the routed flow's decisions go (they
+  // depend on it), the switched one stays in the kernel and goes on
+  // carrying its packets. (A security-group rule would take neither: an
+  // established connection's packets are not decided by rules, in the
+  // agent either; a router's change takes both, as it does cached
+  // decisions on its networks.)
+  auto parts = datapath::testing::TopologyParts::of(*dp_->topology());
+  parts.ports.at(kVm3).ips.push_back(datapath::testing::ip("10.0.1.50"));
+  auto changed = parts.builder().build(2);
+  ASSERT_TRUE(changed);
+  dp_->setTopology(*changed);
+  flows.retract(dp_->takeInvalidations());
+  EXPECT_EQ(flows.size(), 2u);
+  auto got = kernel(kVm1, udp(v1, v5, 5000, 6000), 300);
+  EXPECT_EQ(got.to, kVm5);
+  EXPECT_FALSE(got.agent_saw) << "the switched flow left the kernel";
+  got = kernel(kVm1, tcp(true, TcpHeader::kAck), 30);
+  EXPECT_EQ(got.to, 0u);
+  EXPECT_TRUE(got.agent_saw) << "the routed flow stayed in the kernel";
+  // A change to everything (a new datapath's first view) takes all.
+  dp_->setTopology(nullptr);
+  flows.retract(dp_->takeInvalidations());
+  EXPECT_EQ(flows.size(), 0u);
 }
 
 }  // namespace
