@@ -90,11 +90,15 @@ static __always_inline int parse(struct __sk_buff* skb, __u32 base, struct parse
   p->key.protocol = ip.protocol;
   p->ttl = ip.ttl;
   p->ip_len = bpf_ntohs(ip.tot_len);
+  /* As the agent's parser: lengths that do not fit are its to refuse. */
+  if (p->ip_len < IP_LEN || p->ip_len > skb->len - base - ETH_LEN) return CANOPY_FP_MALFORMED;
   const __u32 l4 = base + ETH_LEN + IP_LEN;
+  const __u32 l4_room = p->ip_len - IP_LEN;
   switch (ip.protocol) {
     case IPPROTO_TCP: {
       struct tcphdr tcp;
       if (bpf_skb_load_bytes(skb, l4, &tcp, sizeof(tcp)) < 0) return CANOPY_FP_MALFORMED;
+      if (tcp.doff < 5 || tcp.doff * 4u > l4_room) return CANOPY_FP_MALFORMED;
       if (tcp.syn || tcp.fin || tcp.rst) return CANOPY_FP_SLOW;
       p->key.port_src = tcp.source;
       p->key.port_dst = tcp.dest;
@@ -104,6 +108,9 @@ static __always_inline int parse(struct __sk_buff* skb, __u32 base, struct parse
     case IPPROTO_UDP: {
       struct udphdr udp;
       if (bpf_skb_load_bytes(skb, l4, &udp, sizeof(udp)) < 0) return CANOPY_FP_MALFORMED;
+      if (bpf_ntohs(udp.len) < sizeof(udp) || bpf_ntohs(udp.len) > l4_room) {
+        return CANOPY_FP_MALFORMED;
+      }
       p->key.port_src = udp.source;
       p->key.port_dst = udp.dest;
       p->l4_len = sizeof(udp);
@@ -111,7 +118,9 @@ static __always_inline int parse(struct __sk_buff* skb, __u32 base, struct parse
     }
     case IPPROTO_ICMP: {
       __u8 head[6]; /* type, code, checksum, identifier */
-      if (bpf_skb_load_bytes(skb, l4, head, sizeof(head)) < 0) return CANOPY_FP_MALFORMED;
+      if (bpf_skb_load_bytes(skb, l4, head, sizeof(head)) < 0 || l4_room < 8) {
+        return CANOPY_FP_MALFORMED;
+      }
       if (head[0] != 0 && head[0] != 8) return CANOPY_FP_SLOW;
       __builtin_memcpy(&p->key.port_src, &head[4], 2);
       p->key.port_dst = bpf_htons(head[0]);

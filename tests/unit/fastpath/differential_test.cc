@@ -302,6 +302,85 @@ TEST_F(FastPathDifferential, RandomFlowsLeaveTheKernelAsTheyLeaveTheDatapath) {
               installed_);
 }
 
+// Malformed frames of installed flows (lengths that do not fit, header
+// lengths out of range, truncation): the kernel forwards one only as the
+// datapath would (byte for byte), else leaves it to the agent.
+TEST_F(FastPathDifferential, MalformedFramesOfInstalledFlowsAreNeverForwardedUnchecked) {
+  const uint64_t seed = testSeed();
+  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
+  std::mt19937_64 rng(seed);
+  auto pick = [&](uint64_t n) { return static_cast<size_t>(rng() % n); };
+  Vm &a = vm(kVm1), &b = vm(kVm5);
+  auto udp = [&](bool forward, size_t payload) {
+    PacketBuilder pb;
+    pb.eth(forward ? a.mac : b.mac, forward ? b.mac : a.mac)
+        .ipv4(v4(forward ? a.ip : b.ip), v4(forward ? b.ip : a.ip))
+        .udp(forward ? 7000 : 7001, forward ? 7001 : 7000);
+    return pb.payload(std::string(payload, 'p')).build();
+  };
+  auto tcp = [&](bool forward, uint8_t flags, size_t payload) {
+    PacketBuilder pb;
+    pb.eth(forward ? a.mac : b.mac, forward ? b.mac : a.mac)
+        .ipv4(v4(forward ? a.ip : b.ip), v4(forward ? b.ip : a.ip))
+        .tcp(forward ? 7100 : 7101, forward ? 7101 : 7100, flags, 1, 1);
+    return pb.payload(std::string(payload, 't')).build();
+  };
+  // Both flows opened and installed (the kernel carries a good packet).
+  ASSERT_FALSE(userspace(a.port, udp(true, 10)).empty());
+  ASSERT_FALSE(userspace(b.port, udp(false, 10)).empty());
+  ASSERT_FALSE(userspace(a.port, tcp(true, TcpHeader::kSyn, 0)).empty());
+  ASSERT_FALSE(userspace(b.port, tcp(false, TcpHeader::kSyn | TcpHeader::kAck, 0)).empty());
+  ASSERT_FALSE(userspace(a.port, udp(true, 10)).empty());
+  ASSERT_FALSE(userspace(a.port, tcp(true, TcpHeader::kAck, 10)).empty());
+  ASSERT_EQ(kernel(a.port, udp(true, 10), 300).to, b.port);
+  ASSERT_EQ(kernel(a.port, tcp(true, TcpHeader::kAck, 10), 300).to, b.port);
+  size_t forwarded = 0, left = 0;
+  for (int i = 0; i < 120; ++i) {
+    const bool is_tcp = pick(2) == 0;
+    auto frame = is_tcp ? tcp(true, TcpHeader::kAck, pick(200)) : udp(true, pick(200));
+    const size_t ip = 14, l4 = 34;
+    auto put16 = [&](size_t at, size_t v) {
+      frame[at] = static_cast<uint8_t>(v >> 8);
+      frame[at + 1] = static_cast<uint8_t>(v);
+    };
+    switch (pick(5)) {
+      case 0:  // the IP total length
+        put16(ip + 2, pick(2 * (frame.size() - ip) + 1));
+        break;
+      case 1:  // the IP header length
+        frame[ip] = static_cast<uint8_t>(0x40 | pick(16));
+        break;
+      case 2:  // TCP's data offset, or UDP's length
+        if (is_tcp) {
+          frame[l4 + 12] = static_cast<uint8_t>(pick(16) << 4);
+        } else {
+          put16(l4 + 4, pick(2 * (frame.size() - l4) + 1));
+        }
+        break;
+      case 3:  // cut short
+        frame.resize(ip + pick(frame.size() - ip));
+        break;
+      default:  // a byte of the IP or L4 header
+        frame[ip + pick(l4 + 8 - ip)] = static_cast<uint8_t>(rng());
+        break;
+    }
+    auto expected = userspace(a.port, frame);
+    auto got = kernel(a.port, frame, 30);
+    if (got.to == 0) {
+      ++left;
+      continue;
+    }
+    ++forwarded;
+    ASSERT_EQ(expected.size(), 1u) << "case " << i << ": the kernel forwarded what the datapath "
+                                   << "does not: " << datapath::packet::describeFrame(frame);
+    EXPECT_EQ(got.bytes, expected[0]) << "case " << i;
+    EXPECT_EQ(got.to, b.port) << "case " << i;
+  }
+  std::printf("%zu malformed frames forwarded as the datapath does, %zu left to the agent\n",
+              forwarded, left);
+  EXPECT_GT(left, 40u);
+}
+
 // A change takes back exactly the installed flows whose decisions it
 // touches (by the flow cache's tags), as the agent's worker does.
 TEST_F(FastPathDifferential, AChangeTakesBackExactlyTheFlowsItTouches) {
