@@ -371,8 +371,12 @@ TEST_F(FastPathDifferential, MalformedFramesOfInstalledFlowsAreNeverForwardedUnc
       continue;
     }
     ++forwarded;
-    ASSERT_EQ(expected.size(), 1u) << "case " << i << ": the kernel forwarded what the datapath "
-                                   << "does not: " << datapath::packet::describeFrame(frame);
+    ASSERT_EQ(expected.size(), 1u)
+        << "case " << i << ": the kernel forwarded what the datapath "
+        << "does not: " << datapath::packet::describeFrame(frame) << " (" << frame.size()
+        << " bytes, IP total length " << (frame.size() >= 18 ? (frame[16] << 8 | frame[17]) : -1)
+        << "; received " << got.bytes.size() << " bytes on port " << got.to << ": "
+        << datapath::packet::describeFrame(got.bytes) << ")";
     EXPECT_EQ(got.bytes, expected[0]) << "case " << i;
     EXPECT_EQ(got.to, b.port) << "case " << i;
   }
