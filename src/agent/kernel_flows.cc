@@ -18,19 +18,25 @@ namespace {
 
 using datapath::conntrack::ConnKey;
 
-// Whether an interface is a veth (whose peer bpf_redirect_peer reaches):
-// its driver, as ethtool reports it.
-bool isVeth(const std::string& interface) {
+// How the fast path delivers to an interface, by its driver as ethtool
+// reports it: into a veth's peer (its namespace) with bpf_redirect_peer,
+// out of a tap to its reader (the hypervisor) with bpf_redirect; 0 for
+// anything else, which the fast path does not serve.
+uint8_t deliveryTo(const std::string& interface) {
   int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return false;
+  if (s < 0) return 0;
   ethtool_drvinfo info{};
   info.cmd = ETHTOOL_GDRVINFO;
   ifreq request{};
   std::strncpy(request.ifr_name, interface.c_str(), IFNAMSIZ - 1);
   request.ifr_data = reinterpret_cast<char*>(&info);
-  bool veth = ::ioctl(s, SIOCETHTOOL, &request) == 0 && std::strcmp(info.driver, "veth") == 0;
+  uint8_t out = 0;
+  if (::ioctl(s, SIOCETHTOOL, &request) == 0) {
+    if (std::strcmp(info.driver, "veth") == 0) out = CANOPY_FP_REDIRECT_PEER;
+    if (std::strcmp(info.driver, "tun") == 0) out = CANOPY_FP_REDIRECT;
+  }
   ::close(s);
-  return veth;
+  return out;
 }
 
 bool sameConnection(const ConnKey& a, const ConnKey& b) { return a == b || a == b.reversed(); }
@@ -60,10 +66,11 @@ fastpath::FlowKey kernelKey(const datapath::pipeline::FlowOffer& o, int ifindex)
   return k;
 }
 
-fastpath::FlowAction kernelAction(const datapath::pipeline::FlowOffer& o, int ifindex) {
+fastpath::FlowAction kernelAction(const datapath::pipeline::FlowOffer& o, int ifindex,
+                                  uint8_t out) {
   fastpath::FlowAction a{};
   a.ifindex = static_cast<uint32_t>(ifindex);
-  a.out = CANOPY_FP_REDIRECT_PEER;
+  a.out = out;
   a.flags = CANOPY_FP_SET_ETH | (o.decrement_ttl ? CANOPY_FP_DECREMENT_TTL : 0);
   a.mtu = o.mtu;
   std::memcpy(a.eth_src, o.eth_src.bytes.data(), 6);
@@ -78,7 +85,8 @@ KernelFlows::~KernelFlows() {
 
 int KernelFlows::attach(PortIo& io, const std::string& interface) {
   int ifindex = io.interfaceIndex();
-  if (ifindex <= 0 || !isVeth(interface)) return 0;
+  const uint8_t out = ifindex > 0 ? deliveryTo(interface) : 0;
+  if (out == 0) return 0;
   if (auto r = fp_.attach(ifindex); !r) {
     spdlog::warn("agent: {}: {}; its flows stay in the agent", interface, r.error().message());
     return 0;
@@ -89,7 +97,7 @@ int KernelFlows::attach(PortIo& io, const std::string& interface) {
     fp_.detach(ifindex);
     return 0;
   }
-  attached_[ifindex] = interface;
+  attached_[ifindex] = Attached{.interface = interface, .out = out};
   return ifindex;
 }
 
@@ -112,13 +120,12 @@ void KernelFlows::install(std::span<const datapath::pipeline::FlowOffer> offers,
     fastpath::FlowAction action{};
     if (from > 0 && to > 0 && attached_.count(from) && attached_.count(to)) {
       key = kernelKey(o, from);
-      action = kernelAction(o, to);
+      action = kernelAction(o, to, attached_[to].out);
     } else if (from > 0 && attached_.count(from) && o.to_port == 0 && tunnels &&
                o.tunnel_remote.family == 4 && o.tunnel_header_len <= CANOPY_FP_MAX_HEADER) {
       // Into the tunnel, as the agent would send it.
       key = kernelKey(o, from);
-      action = kernelAction(o, 0);
-      action.out = CANOPY_FP_ENCAP;
+      action = kernelAction(o, 0, CANOPY_FP_ENCAP);
       std::memcpy(&action.tunnel_src, tunnels_.local.bytes.data(), 4);
       std::memcpy(&action.tunnel_dst, o.tunnel_remote.bytes.data(), 4);
       action.udp_src = htons(o.udp_source);
@@ -132,7 +139,7 @@ void KernelFlows::install(std::span<const datapath::pipeline::FlowOffer> offers,
       key = kernelKey(o, tunnels_.underlay_ifindex);
       std::memcpy(&key.tunnel_src, o.tunnel_remote.bytes.data(), 4);
       key.vni = o.vni;
-      action = kernelAction(o, to);
+      action = kernelAction(o, to, attached_[to].out);
       action.flags = 0;  // the frame as it came
       from = tunnels_.underlay_ifindex;
     } else {

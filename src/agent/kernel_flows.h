@@ -43,7 +43,10 @@ namespace canopy::agent {
 // An offered flow as the kernel's map has it: its key on the sending
 // port's interface, and its action towards the receiving port's.
 fastpath::FlowKey kernelKey(const datapath::pipeline::FlowOffer& offer, int from_ifindex);
-fastpath::FlowAction kernelAction(const datapath::pipeline::FlowOffer& offer, int to_ifindex);
+// `out`: how it reaches that interface (CANOPY_FP_REDIRECT_PEER into a
+// veth's peer, CANOPY_FP_REDIRECT to a tap's reader, CANOPY_FP_ENCAP).
+fastpath::FlowAction kernelAction(const datapath::pipeline::FlowOffer& offer, int to_ifindex,
+                                  uint8_t out);
 
 class KernelFlows {
  public:
@@ -60,9 +63,10 @@ class KernelFlows {
   KernelFlows(const KernelFlows&) = delete;
   KernelFlows& operator=(const KernelFlows&) = delete;
 
-  // Puts the ingress program on a VM interface (the host side of a veth)
-  // and the socket filter on `io`'s socket; its index, or 0 when the fast
-  // path does not serve it (not a veth, or the kernel refused: logged).
+  // Puts the ingress program on a VM interface (the host side of a veth,
+  // or a hypervisor's tap) and the socket filter on `io`'s socket; its
+  // index, or 0 when the fast path does not serve it (neither, a tap the
+  // agent itself reads, or the kernel refused: logged).
   int attach(PortIo& io, const std::string& interface);
   // Its program off, its flows taken back.
   void detach(int ifindex);
@@ -94,7 +98,11 @@ class KernelFlows {
   fastpath::FastPath& fp_;
   const Tunnels tunnels_;
   std::map<KeyBytes, Installed> installed_;
-  std::map<int, std::string> attached_;  // ifindex -> interface
+  struct Attached {
+    std::string interface;
+    uint8_t out = 0;  // how the fast path delivers to it (enum canopy_fp_out)
+  };
+  std::map<int, Attached> attached_;  // by ifindex
 };
 
 }  // namespace canopy::agent

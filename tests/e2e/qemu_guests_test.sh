@@ -66,6 +66,20 @@ expect_in "bytes from ${ips[vm2]}" "$(cat "$work/vm1.console")"
 wait_console vm1 GUEST-IPERF 120
 expect_in GUEST-IPERF-OK "$(cat "$work/vm1.console")"
 grep -E "sender|receiver|ms$" "$work/vm1.console" | sed 's/^/  guest vm1: /'
+# With the kernel fast path, the kernels carried the established TCP
+# between the taps and the tunnel both ways: from vm1's tap into the tunnel
+# and out of it into vm2's tap on h2, and back.
+if [ "${CANOPY_AGENT_FAST_PATH:-off}" = on ]; then
+  for h in h1 h2; do
+    carried() {
+      status=$("$bin/canopy-agent" --run-dir "$work/$h" status)
+      [ "$(field 'd["fast_path"]["hits"]' <<<"$status")" -gt 100 ] &&
+        [ "$(field 'd["fast_path"]["tunnel_in"]' <<<"$status")" -gt 10 ]
+    }
+    retry 30 carried || fail "$h's kernel carried too little between the tap and the tunnel: $status"
+    echo "  $h's kernel: $(field 'd["fast_path"]' <<<"$status")"
+  done
+fi
 # QEMU hands the guest's offloads to the tap (TUNSETOFFLOAD): its frames
 # reach the agent as super-frames with partial checksums.
 in_ns "$tag-h1" ethtool -k "${taps[vm1]}" >"$work/tap.features"

@@ -3,7 +3,7 @@
  * the kernel.
  *
  * canopy_tc_ingress (tc clsact ingress on the host side of a VM's
- * interface) looks a packet's flow up in `flows`; a packet of an installed
+ * interface: a veth's, or a hypervisor's tap) looks a packet's flow up in `flows`; a packet of an installed
  * flow that needs nothing the agent must see is rewritten as the flow's
  * action says and redirected to its destination's interface. Everything
  * else goes on (TC_ACT_OK) to the agent, which already has it: the agent's
@@ -335,7 +335,8 @@ int canopy_tc_underlay(struct __sk_buff* skb) {
   a->last_used_ns = bpf_ktime_get_ns();
   count(CANOPY_FP_HIT);
   count(CANOPY_FP_TUNNEL_IN);
-  return (int)bpf_redirect_peer(a->ifindex, 0);
+  return (int)(a->out == CANOPY_FP_REDIRECT_PEER ? bpf_redirect_peer(a->ifindex, 0)
+                                                 : bpf_redirect(a->ifindex, 0));
 }
 
 /* On the agent's AF_PACKET socket of the same interface: the packets the

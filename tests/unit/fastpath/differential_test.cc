@@ -164,8 +164,9 @@ class FastPathDifferential : public KernelTest {
     }
     if (keep_offers_) return sent;  // the test's KernelFlows takes them
     for (const auto& o : dp_->offers()) {
-      EXPECT_TRUE(fp_->install(agent::kernelKey(o, vm(o.from_port).ifindex),
-                               agent::kernelAction(o, vm(o.to_port).ifindex)));
+      EXPECT_TRUE(
+          fp_->install(agent::kernelKey(o, vm(o.from_port).ifindex),
+                       agent::kernelAction(o, vm(o.to_port).ifindex, CANOPY_FP_REDIRECT_PEER)));
       ++installed_;
     }
     dp_->offers().clear();
