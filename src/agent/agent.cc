@@ -945,15 +945,21 @@ Json Agent::status() const {
   if (!fast_path_unavailable_.empty()) fast["reason"] = fast_path_unavailable_;
   if (fast_path_ != nullptr) {
     size_t flows = 0;
-    for (const auto& s : stats) flows += s.kernel_flows;
+    uint64_t installs = 0;
+    for (const auto& s : stats) {
+      flows += s.kernel_flows;
+      installs += s.kernel_installs;
+    }
     auto k = fast_path_->counters();
     fast["flows"] = flows;
+    fast["installed"] = installs;
     fast["hits"] = k.hits;
     fast["misses"] = k.misses;
     fast["to_agent"] = k.slow + k.not_ipv4 + k.malformed;
     fast["redirect_failed"] = k.redirect_failed;
     fast["tunnel_in"] = k.tunnel_in;
     fast["no_route"] = k.no_route;
+    fast["handed_back"] = k.handed_back;
   }
   out["fast_path"] = fast;
   if (bfd_ != nullptr) out["bfd"] = bfd_->statusJson();

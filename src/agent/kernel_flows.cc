@@ -152,6 +152,7 @@ void KernelFlows::install(std::span<const datapath::pipeline::FlowOffer> offers,
       // A full map: the flow stays in the agent, as it was.
       continue;
     }
+    ++installs_;
     installed_[bytes] = Installed{.key = key,
                                   .from_ifindex = from,
                                   .to_ifindex = to,

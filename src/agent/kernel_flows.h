@@ -82,6 +82,7 @@ class KernelFlows {
   void flush();
   void tick(datapath::conntrack::ConnTrack& conntrack, SteadyTime now);
   size_t size() const { return installed_.size(); }
+  uint64_t installs() const { return installs_; }
 
  private:
   using KeyBytes = std::array<uint8_t, sizeof(fastpath::FlowKey)>;
@@ -98,6 +99,7 @@ class KernelFlows {
   fastpath::FastPath& fp_;
   const Tunnels tunnels_;
   std::map<KeyBytes, Installed> installed_;
+  uint64_t installs_ = 0;
   struct Attached {
     std::string interface;
     uint8_t out = 0;  // how the fast path delivers to it (enum canopy_fp_out)

@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
   double log_rate = 100, log_burst = 25;
   // Slow-path protection per port (datapath.h's SlowPathLimits).
   std::string bfd = "on";
-  std::string fast_path = "off";
+  std::string fast_path = "on";
   int bfd_interval_ms = 200, bfd_multiplier = 3;
   uint32_t flow_rate = 5000, flow_burst = 10000, control_rate = 500, control_burst = 1000;
   std::vector<std::string> uplinks;
@@ -103,9 +103,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1.0, 1e6))
       ->capture_default_str();
   app.add_option("--fast-path", fast_path,
-                 "The kernel fast path: established flows between this host's VM ports run in "
-                 "eBPF (tc) programs, decided by the agent's datapath; without BPF the agent says "
-                 "why and runs without")
+                 "The kernel fast path: established flows between this host's VM ports and "
+                 "through its tunnels run in eBPF (tc) programs, decided by the agent's datapath; "
+                 "without BPF the agent says why and runs without")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
   app.add_option("--bfd", bfd,

@@ -57,6 +57,11 @@ std::string prometheusText(const model::Json& status) {
            "Packets of an installed flow (or none) that were the agent's: TCP flags, TTL, size, "
            "not IPv4, malformed.",
            fast.value("to_agent", model::Json(0)));
+    metric(out, "canopy_fast_path_handed_back_total", "counter",
+           "Packets of an installed flow the kernel fast path could not carry after all (a "
+           "frame out of a tunnel, forwarded by a VM, is not encapsulated twice) and gave to "
+           "the agent.",
+           fast.value("handed_back", model::Json(0)));
     metric(out, "canopy_fast_path_tunnel_in_total", "counter",
            "Packets the kernel fast path took out of a tunnel.",
            fast.value("tunnel_in", model::Json(0)));

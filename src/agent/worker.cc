@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "datapath/packet/parser.h"
@@ -317,6 +318,51 @@ uint64_t Worker::slowPathDrops(uint32_t port) const {
 // would, consecutive TCP segments of one flow behind the same tunnel header
 // are joined first into one super-frame (behind that header), which passes
 // the datapath once instead of once per segment.
+namespace {
+
+// A peer's kernel fast path sends a guest's super-frame behind one tunnel
+// header (UDP-tunnel GSO), and through a virtual underlay it arrives whole:
+// one datagram whose inner IP packet spans it, longer than a datagram can
+// be on the underlay, not a run of datagrams. Its request (a TCP or UDP
+// super-frame, the checksum partial, counted from the inner frame), or none
+// if `datagram` is not one. The segment size is `mss` if the socket told it
+// (it does only for UDP_SEGMENT runs), else what fills an underlay datagram
+// (`max_payload`), as this agent's own segments into the tunnel do: the
+// sender's kernel cut no larger ones.
+std::optional<Offload> wholeSuperFrame(std::span<uint8_t> datagram, Encapsulation e, size_t mss,
+                                       size_t max_payload) {
+  datapath::packet::TunnelInfo tunnel;
+  auto why = e == Encapsulation::Geneve ? datapath::packet::parseGeneve(datagram, tunnel)
+                                        : datapath::packet::parseVxlan(datagram, tunnel);
+  if (why != DropReason::None || tunnel.control) return std::nullopt;
+  auto inner = datagram.subspan(tunnel.inner_offset);
+  datapath::packet::ParsedPacket p;
+  if (datapath::packet::parse(inner, p) != DropReason::None || p.l3_end != inner.size() ||
+      p.payload_offset == 0) {
+    return std::nullopt;
+  }
+  if (mss == 0) {
+    const size_t overhead = tunnel.inner_offset + p.payload_offset;
+    if (max_payload <= overhead + 64) return std::nullopt;
+    mss = max_payload - overhead;
+  }
+  if (inner.size() <= p.payload_offset + mss) return std::nullopt;
+  Offload o;
+  const bool v4 = p.key.eth_type == datapath::packet::ethertype::kIpv4;
+  if (p.key.ip_proto == datapath::packet::ipproto::kTcp) {
+    o.gso_type = v4 ? Offload::kGsoTcpv4 : Offload::kGsoTcpv6;
+  } else if (p.key.ip_proto == datapath::packet::ipproto::kUdp) {
+    o.gso_type = Offload::kGsoUdpL4;
+  } else {
+    return std::nullopt;
+  }
+  o.gso_size = static_cast<uint16_t>(mss);
+  if (datapath::packet::setPartialChecksum(inner, p, o) != DropReason::None) return std::nullopt;
+  return o;
+}
+
+}  // namespace
+
 void Worker::receiveTunnel(size_t t) {
   TunnelIo& io = *tunnels_[t];
   Encapsulation e = (t == 0) == (options_.encapsulation == Encapsulation::Geneve)
@@ -327,28 +373,44 @@ void Worker::receiveTunnel(size_t t) {
     inputs_.clear();
     offloads_.clear();
     rx_runs_used_ = 0;
+    // A run of consecutive TCP segments of one flow from one host is joined
+    // into a super-frame before the datapath, as GRO would: whether the
+    // sender's kernel cut them (UDP_SEGMENT, read back as one buffer) or its
+    // fast path's tunnel GSO was cut on the way (datagrams one by one).
+    datapath::packet::TcpCoalescer* joining = nullptr;
+    std::span<uint8_t> first;  // the run's first datagram
+    Ingress run_ingress = Ingress::fromTunnel(e, {});
+    size_t header_length = 0;  // the run's tunnel header
+    auto end_run = [&] {
+      if (joining == nullptr) return;
+      if (joining->segments() > 1) {
+        Offload o;
+        auto joined = joining->finish(o);
+        inputs_.push_back({run_ingress, joined, o.gso_size, joined});
+        offloads_.push_back(o);
+        ++joined_;
+      } else {
+        inputs_.push_back({run_ingress, first, 0, first});
+        offloads_.push_back(datapath::packet::leftPartial(first.subspan(header_length)));
+      }
+      joining = nullptr;
+    };
     for (size_t i = 0; i < batch_.size(); ++i) {
       Ingress ingress = Ingress::fromTunnel(e, batch_.source(i));
+      if (joining != nullptr && !(ingress.source == run_ingress.source)) end_run();
       auto buffer = batch_.mutableFrame(i);
       size_t size = batch_.segmentSize(i);
       if (size == 0) size = buffer.size();
-      datapath::packet::TcpCoalescer* joining = nullptr;
-      std::span<uint8_t> first;  // the run's first datagram
-      auto end_run = [&] {
-        if (joining == nullptr) return;
-        if (joining->segments() > 1) {
-          Offload o;
-          auto joined = joining->finish(o);
-          inputs_.push_back({ingress, joined, o.gso_size, joined});
-          offloads_.push_back(o);
-          ++joined_;
-        } else {
-          inputs_.push_back({ingress, first, 0, first});
-          offloads_.push_back({});
+      if (size < buffer.size() || buffer.size() > io.maxPayload()) {
+        if (auto whole =
+                wholeSuperFrame(buffer, e, size < buffer.size() ? size : 0, io.maxPayload())) {
+          end_run();
+          inputs_.push_back({ingress, buffer, whole->gso_size, buffer});
+          offloads_.push_back(*whole);
+          ++joined_;  // (a super-frame out of the tunnel, as if joined here)
+          continue;
         }
-        joining = nullptr;
-      };
-      size_t header_length = 0;  // the run's tunnel header
+      }
       for (size_t from = 0; from < buffer.size(); from += size) {
         auto datagram = buffer.subspan(from, std::min(size, buffer.size() - from));
         // Behind the same header bytes as the run's: no need to parse it again.
@@ -359,11 +421,11 @@ void Worker::receiveTunnel(size_t t) {
         datapath::packet::TunnelInfo tunnel;
         auto why = e == Encapsulation::Geneve ? datapath::packet::parseGeneve(datagram, tunnel)
                                               : datapath::packet::parseVxlan(datagram, tunnel);
-        bool joinable = why == DropReason::None && !tunnel.control && size < buffer.size();
-        auto header = datagram.first(joinable ? tunnel.inner_offset : 0);
+        const bool data = why == DropReason::None && !tunnel.control;
+        auto header = datagram.first(data ? tunnel.inner_offset : 0);
         auto inner = datagram.subspan(header.size());
         end_run();
-        if (joinable) {
+        if (data) {
           if (rx_runs_used_ == rx_runs_.size()) {
             rx_runs_.push_back(std::make_unique<datapath::packet::TcpCoalescer>());
           }
@@ -373,15 +435,18 @@ void Worker::receiveTunnel(size_t t) {
             ++rx_runs_used_;
             joining = &run;
             first = datagram;
+            run_ingress = ingress;
             header_length = header.size();
             continue;
           }
         }
         inputs_.push_back({ingress, datagram, 0, datagram});
-        offloads_.push_back({});
+        // (A checksum another host's kernel left partial is finished where
+        // this frame leaves, as a guest's is.)
+        offloads_.push_back(data ? datapath::packet::leftPartial(inner) : Offload{});
       }
-      end_run();
     }
+    end_run();
     runBatch();
     io.release();
     received_ = true;
@@ -587,6 +652,7 @@ void Worker::tick() {
   }
   s.io_drops = io_drops_;
   s.kernel_flows = kernel_flows_ != nullptr ? kernel_flows_->size() : 0;
+  s.kernel_installs = kernel_flows_ != nullptr ? kernel_flows_->installs() : 0;
   s.send_failed = send_failed_;
   s.super_frames = super_frames_;
   s.segmented = segmented_;

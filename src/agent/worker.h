@@ -74,7 +74,8 @@ struct WorkerStats {
   uint64_t joined = 0;        // joined from a tunnel's segments
   uint64_t coalesced = 0;     // joined on the way to a port
   uint64_t receive_truncated = 0;
-  size_t kernel_flows = 0;  // installed in the kernel fast path
+  size_t kernel_flows = 0;       // installed in the kernel fast path
+  uint64_t kernel_installs = 0;  // flows installed since the start
   struct Port {
     std::string port_id;
     uint32_t key = 0;

@@ -178,7 +178,8 @@ Counters FastPath::counters() const {
           .malformed = sum(CANOPY_FP_MALFORMED),
           .redirect_failed = sum(CANOPY_FP_REDIRECT_FAIL),
           .no_route = sum(CANOPY_FP_NO_ROUTE),
-          .tunnel_in = sum(CANOPY_FP_TUNNEL_IN)};
+          .tunnel_in = sum(CANOPY_FP_TUNNEL_IN),
+          .handed_back = sum(CANOPY_FP_HANDED_BACK)};
 }
 
 #else  // built without BPF: open() says so; nothing else is reached.

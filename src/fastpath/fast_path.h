@@ -38,8 +38,9 @@ struct Counters {
   uint64_t not_ipv4 = 0;
   uint64_t malformed = 0;
   uint64_t redirect_failed = 0;
-  uint64_t no_route = 0;   // into a tunnel without a route or neighbour
-  uint64_t tunnel_in = 0;  // decapsulated (among the hits)
+  uint64_t no_route = 0;     // into a tunnel without a route or neighbour
+  uint64_t tunnel_in = 0;    // decapsulated (among the hits)
+  uint64_t handed_back = 0;  // taken, then given to the agent (not encapsulated twice)
 };
 
 // Which program an interface gets.

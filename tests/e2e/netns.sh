@@ -148,6 +148,11 @@ add_host() {
   in_ns "$ns" ip link set ul0 up
 }
 
+# fast_path_on HOST: whether the host's agent runs the kernel fast path.
+fast_path_on() {
+  [ "$("$bin/canopy-agent" --run-dir "$work/$1" status | field 'd["fast_path"]["state"]')" = on ]
+}
+
 # start_agent HOST ADDRESS [ARGS...]: canopy-agent in the host's namespace,
 # with $CANOPY_AGENT_WORKERS datapath workers (default 1), served by
 # $agent_server (default: the first server's socket).
@@ -155,10 +160,12 @@ start_agent() {
   local name=$1 address=$2 ns="$tag-$1"
   shift 2
   mkdir -p "$work/$name"
-  # CANOPY_AGENT_FAST_PATH=on: every agent with the kernel fast path (unless
-  # the test says otherwise).
+  # CANOPY_AGENT_FAST_PATH=off (or on): every agent so (unless the test
+  # says otherwise); unset, the agent's default (the kernel fast path).
   local fast=()
-  case " $* " in *" --fast-path "*) ;; *) fast=(--fast-path "${CANOPY_AGENT_FAST_PATH:-off}") ;; esac
+  if [ -n "${CANOPY_AGENT_FAST_PATH:-}" ]; then
+    case " $* " in *" --fast-path "*) ;; *) fast=(--fast-path "$CANOPY_AGENT_FAST_PATH") ;; esac
+  fi
   # Not through a shell function: $! must be the agent itself.
   ip netns exec "$ns" "$bin/canopy-agent" --host-name "$name" --tunnel-ip "$address" \
     --server "${agent_server:-unix:$work/southbound-0.sock}" --run-dir "$work/$name" \

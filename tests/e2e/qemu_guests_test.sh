@@ -69,7 +69,7 @@ grep -E "sender|receiver|ms$" "$work/vm1.console" | sed 's/^/  guest vm1: /'
 # With the kernel fast path, the kernels carried the established TCP
 # between the taps and the tunnel both ways: from vm1's tap into the tunnel
 # and out of it into vm2's tap on h2, and back.
-if [ "${CANOPY_AGENT_FAST_PATH:-off}" = on ]; then
+if fast_path_on h1; then
   for h in h1 h2; do
     carried() {
       status=$("$bin/canopy-agent" --run-dir "$work/$h" status)

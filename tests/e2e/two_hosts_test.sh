@@ -116,7 +116,7 @@ packets=$(field 'd["datapath"]["packets"]' <<<"$status")
 # With the kernel fast path, the kernel carried the established flows'
 # super-frames through the tunnel both ways instead.
 for h in h1 h2; do
-  if [ "${CANOPY_AGENT_FAST_PATH:-off}" = on ]; then
+  if fast_path_on "$h"; then
     carried() {
       status=$("$bin/canopy-agent" --run-dir "$work/$h" status)
       [ "$(field 'd["fast_path"]["hits"]' <<<"$status")" -gt 0 ] &&

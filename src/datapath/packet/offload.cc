@@ -106,6 +106,24 @@ DropReason setPartialChecksum(std::span<uint8_t> frame, Offload& o) noexcept {
   return setPartialChecksum(frame, p, o);
 }
 
+Offload leftPartial(std::span<const uint8_t> frame) noexcept {
+  ParsedPacket p;
+  if (parse(frame, p) != DropReason::None) return {};
+  const uint8_t protocol = carriedProtocol(p);
+  if (protocol == 0 || p.l3_end > frame.size()) return {};
+  const uint16_t field = checksumOffset(protocol);
+  Be16 sum{};
+  if (!load(frame, p.l4_offset + field, sum)) return {};
+  auto length = static_cast<uint32_t>(p.l3_end - p.l4_offset);
+  if (sum.host() != fold(pseudoSum(frame, p, protocol, length))) return {};
+  Offload o;
+  o.flags = Offload::kNeedsChecksum;
+  o.csum_start = p.l4_offset;
+  o.csum_offset = field;
+  o.hdr_len = p.payload_offset;
+  return o;
+}
+
 DropReason completeChecksum(std::span<uint8_t> frame, uint16_t csum_start,
                             uint16_t csum_offset) noexcept {
   size_t field = size_t{csum_start} + csum_offset;
@@ -245,8 +263,12 @@ bool coalescable(std::span<const uint8_t> frame, const ParsedPacket& p) noexcept
   }
   if (v4 && checksum(frame.subspan(p.l3_offset, sizeof(Ipv4Header))) != 0) return false;
   auto length = static_cast<uint32_t>(p.l3_end - p.l4_offset);
-  return finish(sumWords(frame.subspan(p.l4_offset, length),
-                         pseudoSum(frame, p, ipproto::kTcp, length))) == 0;
+  const uint32_t pseudo = pseudoSum(frame, p, ipproto::kTcp, length);
+  // Verified, or left partial by the sender's kernel (leftPartial()): the
+  // run's checksum is partial anyway.
+  return finish(sumWords(frame.subspan(p.l4_offset, length), pseudo)) == 0 ||
+         (static_cast<uint16_t>(frame[p.l4_offset + 16] << 8 | frame[p.l4_offset + 17]) ==
+          fold(pseudo));
 }
 
 bool sameBytes(std::span<const uint8_t> a, std::span<const uint8_t> b, size_t from, size_t to) {

@@ -88,6 +88,15 @@ DropReason acceptOffload(std::span<uint8_t> frame, Offload& o) noexcept;
 DropReason setPartialChecksum(std::span<uint8_t> frame, const ParsedPacket& p, Offload& o) noexcept;
 DropReason setPartialChecksum(std::span<uint8_t> frame, Offload& o) noexcept;
 
+// What another host's kernel sent through a virtual underlay (its fast
+// path's encapsulation, or a tunnel device, over veths) may still carry the
+// partial TCP or UDP checksum its sender left: a physical NIC finishes it on
+// the way out, a veth and the receiving socket do not. Such a field holds
+// exactly the pseudo-header sum; the request that says so (partial at the
+// frame's L4 header), or none() for anything else. (A complete checksum that
+// happens to equal that sum is computed again from the same bytes: the same.)
+Offload leftPartial(std::span<const uint8_t> frame) noexcept;
+
 // Completes a partial checksum in software: the sum of everything from
 // csum_start to the frame's end, the field's pseudo-header sum included,
 // inverted (0 sent as 0xffff, as Linux does). OffloadBadChecksumOffset if
@@ -163,7 +172,8 @@ class TcpCoalescer {
   // appended if it continues it. What joins: TCP over IPv4 without options
   // or fragmentation, or over IPv6 without extension headers, untagged,
   // flags ACK or ACK|PSH, payload not empty, IPv4 and TCP checksums
-  // verified; appended, also the run's Ethernet,
+  // verified (or the TCP checksum partial, as another host's kernel may
+  // leave it: see leftPartial()); appended, also the run's Ethernet,
   // IP and TCP headers (but for lengths, identification, checksums,
   // sequence number, window and PSH), the next sequence number, a payload
   // no larger than the first's, and at most 64 KiB in all. A shorter

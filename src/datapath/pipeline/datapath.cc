@@ -1010,12 +1010,16 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
     const bool port = ctx.stage == Stage::FromPort || ctx.stage == Stage::ToPort;
     return drop(DropReason::FragmentUnknown, trace, port ? ctx.key : 0);
   }
+  // Whether this stage rewrote the packet before its decision: what the
+  // decision's actions do is then not all that happened to it.
+  bool rewritten = false;
   if ((ctx.stage == Stage::ToPort || ctx.stage == Stage::ToGateway) && shared_->lbActive() &&
       isIp(p.key) && shared_->lbReply(pkt.bytes, p, lbZone(ctx, ctx.key))) {
     // A reply from a load balancer's member: from the VIP again, before
     // the client's conntrack sees it.
     packet::parse(pkt.bytes, p);
     p.key.in_port = ctx.key;
+    rewritten = true;
     if (trace != nullptr) trace->push_back("load balancer: reply translated back to the VIP");
   }
   if ((ctx.stage == Stage::FromPort || ctx.stage == Stage::ToPort) && isIp(p.key) &&
@@ -1095,8 +1099,14 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
       return tracked ? conntrack::connKey(p, zoneOf(ctx.key)) : conntrack::ConnKey{};
     };
     const char* no = nullptr;
-    if (ctx.stage == Stage::FromPort && depth == 0 &&
-        (no = notOffered(*d, ctx, p, true, tracked, offer, trace != nullptr)) == nullptr) {
+    if (rewritten) {
+      // (A member's reply, translated back to the VIP: NAT, the agent's.)
+      if (trace != nullptr) {
+        trace->push_back("fast path: this flow stays in the agent: a load balancer's translation");
+      }
+      pkt.offer = nullptr;
+    } else if (ctx.stage == Stage::FromPort && depth == 0 &&
+               (no = notOffered(*d, ctx, p, true, tracked, offer, trace != nullptr)) == nullptr) {
       offer.from_port = ctx.key;
       offer.key = p.key;
       offer.from_conn = conn();

@@ -164,13 +164,30 @@ static __always_inline struct canopy_fp_action* fast_path_action(struct __sk_buf
   return a;
 }
 
-/* Into the tunnel: the outer IPv4 and UDP headers and the tunnel header
- * in front of the (rewritten) frame; then out of the underlay interface,
- * routed and with the next hop's MAC from the kernel's neighbour table
- * (bpf_redirect_neigh, which also resolves it: no forwarding is asked of
- * the host, as a FIB lookup would). Returns the underlay's index, -1
- * without one. */
-static __always_inline int encap(struct __sk_buff* skb, struct canopy_fp_action* a) {
+/* Into the tunnel: room for the outer IPv4 and UDP headers, the tunnel
+ * header and the inner Ethernet header in front of the frame's IP packet
+ * (its size; -1 without an underlay, -2 refused); then those headers; then
+ * out of the underlay interface, routed and with the next hop's MAC from
+ * the kernel's neighbour table (bpf_redirect_neigh, which also resolves it:
+ * no forwarding is asked of the host, as a FIB lookup would). */
+static __always_inline int encap_room(struct __sk_buff* skb, struct canopy_fp_action* a) {
+  __u32 zero = 0;
+  struct canopy_fp_config* cfg = bpf_map_lookup_elem(&config, &zero);
+  if (!cfg || cfg->underlay_ifindex == 0) return -1;
+  __u32 header_len = a->header_len;
+  if (header_len > CANOPY_FP_MAX_HEADER) return -1;
+  const __u32 room = IP_LEN + sizeof(struct udphdr) + header_len + ETH_LEN;
+  const __u64 flags = BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |
+                      BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(ETH_LEN) |
+                      BPF_F_ADJ_ROOM_FIXED_GSO;
+  /* (Refused before anything is changed: the packet is as it came.) */
+  if (bpf_skb_adjust_room(skb, (__s32)room, BPF_ADJ_ROOM_MAC, flags) < 0) return -2;
+  return (int)room;
+}
+
+/* The headers in the room encap_room() made, the inner frame's Ethernet
+ * header as the flow rewrites it. Returns the underlay's index. */
+static __always_inline int encap_headers(struct __sk_buff* skb, struct canopy_fp_action* a) {
   __u32 zero = 0;
   struct canopy_fp_config* cfg = bpf_map_lookup_elem(&config, &zero);
   if (!cfg || cfg->underlay_ifindex == 0) return -1;
@@ -178,11 +195,6 @@ static __always_inline int encap(struct __sk_buff* skb, struct canopy_fp_action*
   if (header_len > CANOPY_FP_MAX_HEADER) return -1;
   __u8 header[CANOPY_FP_MAX_HEADER];
   __builtin_memcpy(header, a->header, CANOPY_FP_MAX_HEADER);
-  const __u32 room = IP_LEN + sizeof(struct udphdr) + header_len + ETH_LEN;
-  const __u64 flags = BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |
-                      BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(ETH_LEN) |
-                      BPF_F_ADJ_ROOM_FIXED_GSO;
-  if (bpf_skb_adjust_room(skb, (__s32)room, BPF_ADJ_ROOM_MAC, flags) < 0) return -2;
   struct ethhdr eth = {}; /* (replaced by the neighbour's) */
   eth.h_proto = bpf_htons(ETH_P_IP);
   struct iphdr ip = {};
@@ -221,8 +233,17 @@ static __always_inline int encap(struct __sk_buff* skb, struct canopy_fp_action*
   return (int)cfg->underlay_ifindex;
 }
 
+/* A packet this program took but cannot carry after all, unchanged: into
+ * its interface again, marked, for the agent's socket to read this time. */
+static __always_inline int hand_back(struct __sk_buff* skb) {
+  skb->mark = CANOPY_FP_MARK_TO_AGENT;
+  count(CANOPY_FP_HANDED_BACK);
+  return (int)bpf_redirect(skb->ifindex, BPF_F_INGRESS);
+}
+
 SEC("tc")
 int canopy_tc_ingress(struct __sk_buff* skb) {
+  if (skb->mark == CANOPY_FP_MARK_TO_AGENT) return TC_ACT_OK; /* handed back: the agent's */
   struct parsed p = {};
   int why = 0;
   struct canopy_fp_action* a = fast_path_action(skb, &p, &why);
@@ -230,7 +251,23 @@ int canopy_tc_ingress(struct __sk_buff* skb) {
     count((__u32)why);
     return TC_ACT_OK;
   }
-  if (a->flags & CANOPY_FP_SET_ETH) {
+  __u32 inner = 0; /* where the frame's own headers now start */
+  if (a->out == CANOPY_FP_ENCAP) {
+    /* Room for the tunnel's headers first: a frame the kernel will not
+     * encapsulate (one that came out of a tunnel here, forwarded by the VM,
+     * still counts as encapsulated) goes back to the agent unchanged. */
+    int room = encap_room(skb, a);
+    if (room == -1) {
+      /* No underlay: the flow's next packets are the agent's; it takes the
+       * flow back. */
+      a->flags |= CANOPY_FP_BROKEN;
+      count(CANOPY_FP_NO_ROUTE);
+      return hand_back(skb);
+    }
+    if (room < 0) return hand_back(skb);
+    inner = (__u32)room;
+  } else if (a->flags & CANOPY_FP_SET_ETH) {
+    /* (Into a tunnel, the inner Ethernet header is written whole.) */
     bpf_skb_store_bytes(skb, 0, a->eth_dst, 6, 0);
     bpf_skb_store_bytes(skb, 6, a->eth_src, 6, 0);
   }
@@ -239,22 +276,15 @@ int canopy_tc_ingress(struct __sk_buff* skb) {
     __u16 before = (__u16)(p.ttl << 8 | p.key.protocol);
     __u16 after = (__u16)((p.ttl - 1) << 8 | p.key.protocol);
     __u8 ttl = p.ttl - 1;
-    bpf_l3_csum_replace(skb, ETH_LEN + offsetof(struct iphdr, check), bpf_htons(before),
+    bpf_l3_csum_replace(skb, inner + ETH_LEN + offsetof(struct iphdr, check), bpf_htons(before),
                         bpf_htons(after), 2);
-    bpf_skb_store_bytes(skb, ETH_LEN + offsetof(struct iphdr, ttl), &ttl, 1, 0);
+    bpf_skb_store_bytes(skb, inner + ETH_LEN + offsetof(struct iphdr, ttl), &ttl, 1, 0);
   }
   __sync_fetch_and_add(&a->packets, 1);
   __sync_fetch_and_add(&a->bytes, skb->len);
   a->last_used_ns = bpf_ktime_get_ns();
   if (a->out == CANOPY_FP_ENCAP) {
-    int out = encap(skb, a);
-    if (out == -1) {
-      /* No underlay: this packet is lost (the agent's socket left it to
-       * us), the flow's next ones are the agent's; it takes the flow back. */
-      a->flags |= CANOPY_FP_BROKEN;
-      count(CANOPY_FP_NO_ROUTE);
-      return TC_ACT_SHOT;
-    }
+    int out = encap_headers(skb, a);
     if (out < 0) {
       count(CANOPY_FP_REDIRECT_FAIL);
       return TC_ACT_SHOT;
@@ -314,6 +344,13 @@ int canopy_tc_underlay(struct __sk_buff* skb) {
     count((__u32)r);
     return TC_ACT_OK;
   }
+  /* A GSO packet must be one inner frame (a peer's fast path sends a
+   * guest's super-frame so): a run of datagrams sent at once (UDP_SEGMENT,
+   * as agents send) is the stack's to cut, and the agent's to read. */
+  if (skb->gso_size != 0 && p.ip_len != skb->len - (at + header_len) - ETH_LEN) {
+    count(CANOPY_FP_SLOW);
+    return TC_ACT_OK;
+  }
   p.key.ifindex = skb->ifindex;
   p.key.tunnel_src = ip.saddr;
   p.key.vni = (__u32)tunnel[4] << 16 | (__u32)tunnel[5] << 8 | tunnel[6];
@@ -325,7 +362,8 @@ int canopy_tc_underlay(struct __sk_buff* skb) {
   struct ethhdr inner;
   if (bpf_skb_load_bytes(skb, at + header_len, &inner, sizeof(inner)) < 0) return TC_ACT_OK;
   const __s32 outer = (__s32)(IP_LEN + sizeof(udp) + header_len + ETH_LEN);
-  if (bpf_skb_adjust_room(skb, -outer, BPF_ADJ_ROOM_MAC, 0) < 0) {
+  /* (The inner segments' size stays what it was.) */
+  if (bpf_skb_adjust_room(skb, -outer, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO) < 0) {
     count(CANOPY_FP_REDIRECT_FAIL);
     return TC_ACT_OK;
   }
@@ -343,6 +381,7 @@ int canopy_tc_underlay(struct __sk_buff* skb) {
  * fast path leaves to it (the whole packet), not the ones it takes (0). */
 SEC("socket")
 int canopy_socket_filter(struct __sk_buff* skb) {
+  if (skb->mark == CANOPY_FP_MARK_TO_AGENT) return (int)skb->len; /* handed back */
   struct parsed p = {};
   int why = 0;
   return fast_path_action(skb, &p, &why) ? 0 : (int)skb->len;

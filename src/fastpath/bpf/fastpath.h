@@ -83,10 +83,18 @@ enum canopy_fp_counter {
   CANOPY_FP_REDIRECT_FAIL,
   CANOPY_FP_NO_ROUTE,  /* into the tunnel, but no route or neighbour: to the agent */
   CANOPY_FP_TUNNEL_IN, /* decapsulated from a tunnel (counted with the hits too) */
+  CANOPY_FP_HANDED_BACK, /* could not be carried after all: given to the agent */
   CANOPY_FP_COUNTERS
 };
 
 #define CANOPY_FP_MAX_FLOWS 65536
+
+/* skb->mark of a packet the ingress program handed back to the agent (it
+ * could not carry it after all, e.g. a frame a tunnel brought that a VM
+ * forwards, which the kernel will not encapsulate twice): it enters its
+ * interface again, and both programs leave it to the agent. A packet from a
+ * VM's namespace has no mark (crossing namespaces clears it). */
+#define CANOPY_FP_MARK_TO_AGENT 0x63fa57u
 
 /* The underlay program's settings (array map "config", index 0): the UDP
  * ports its tunnels arrive on, in network byte order. */

@@ -163,6 +163,37 @@ TEST(Offload, OtherPartialChecksumsAreCompletedOnReceive) {
   EXPECT_EQ(acceptOffload(frame, outside), DropReason::OffloadBadChecksumOffset);
 }
 
+// What another host's kernel encapsulated with its checksum left partial
+// is recognised (and finished right); a complete checksum, a corrupt one and
+// ICMP are left as they are.
+TEST(Offload, AChecksumAnotherKernelLeftPartialIsRecognised) {
+  auto tcp = tcpFrame(1, TcpHeader::kAck, 1);
+  auto udp = PacketBuilder()
+                 .eth(kVm, kRouter)
+                 .ipv6(v6(5), v6(7))
+                 .udp(40000, 53)
+                 .payload(pattern(30))
+                 .build();
+  for (auto* frame : {&tcp, &udp}) {
+    ASSERT_TRUE(checksumsValid(*frame));
+    EXPECT_TRUE(leftPartial(*frame).none()) << "complete";
+    auto corrupt = *frame;
+    corrupt.back() ^= 0x5a;
+    EXPECT_TRUE(leftPartial(corrupt).none()) << "corrupt, not partial";
+    Offload expected = makePartial(*frame);
+    Offload o = leftPartial(*frame);
+    ASSERT_TRUE(o.partial());
+    EXPECT_FALSE(o.gso());
+    EXPECT_EQ(o.csum_start, expected.csum_start);
+    EXPECT_EQ(o.csum_offset, expected.csum_offset);
+    ASSERT_EQ(completeChecksum(*frame, o.csum_start, o.csum_offset), DropReason::None);
+    EXPECT_TRUE(checksumsValid(*frame));
+  }
+  auto icmp = PacketBuilder().eth(kVm, kRouter).ipv4(kVmIp, kOtherIp).icmp(8, 0, 7, 1).build();
+  EXPECT_TRUE(leftPartial(icmp).none());
+  EXPECT_TRUE(leftPartial(std::span<const uint8_t>(tcp).first(30)).none()) << "truncated";
+}
+
 TEST(Offload, GsoOfWhatCannotBeSegmentedIsRefused) {
   auto icmp = PacketBuilder().eth(kVm, kRouter).ipv4(kVmIp, kOtherIp).icmp(8, 0).build();
   ParsedPacket p = parsed(icmp);
@@ -483,6 +514,29 @@ TEST(Coalesce, Ipv6SegmentsJoinBackIntoTheSuperFrame) {
   ASSERT_TRUE(c.add(s.at(0)));
   auto v4 = tcpFrame(1380, TcpHeader::kAck, 99 + 1380);
   EXPECT_FALSE(c.add(v4));
+}
+
+// Segments another host's kernel cut with their checksums left partial
+// (through a virtual underlay, nobody finished them) join as complete ones
+// do, and the run's checksum comes out right.
+TEST(Coalesce, SegmentsWithPartialChecksumsJoinToo) {
+  auto frame = tcpFrame(5000, TcpHeader::kAck, 1);
+  Offload o = makePartial(frame, Offload::kGsoTcpv4, 1000);
+  Segments s;
+  ASSERT_EQ(segment(frame, o, 0, {}, s), DropReason::None);
+  TcpCoalescer c;
+  for (size_t i = 0; i < s.count; ++i) {
+    std::vector<uint8_t> partial(s.at(i).begin(), s.at(i).end());
+    makePartial(partial);
+    ASSERT_TRUE(leftPartial(partial).partial());
+    ASSERT_TRUE(c.add(partial)) << "segment " << i;
+  }
+  Offload joined_offload;
+  auto joined = c.finish(joined_offload);
+  std::vector<uint8_t> complete(joined.begin(), joined.end());
+  ASSERT_EQ(completeChecksum(complete, joined_offload.csum_start, joined_offload.csum_offset),
+            DropReason::None);
+  EXPECT_TRUE(checksumsValid(complete));
 }
 
 TEST(Coalesce, WhatDoesNotContinueTheRunIsLeftOut) {
