@@ -73,14 +73,22 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
                                     .geneve_port = c.geneve_port,
                                     .vxlan_port = c.vxlan_port};
   if (c.fast_path) {
-    if (auto fp = fastpath::FastPath::open(); fp) {
+    if (auto fp = fastpath::FastPath::open(/*adopt=*/true); fp) {
       a->fast_path_ = std::move(*fp);
+      // What an earlier agent left runs on until this one has a view.
+      a->adopted_flows_ = a->fast_path_->takeAdopted();
+      if (!a->adopted_flows_.empty()) {
+        spdlog::info("agent: kernel fast path: adopted {} flows the last agent installed",
+                     a->adopted_flows_.size());
+      }
+      a->keepFastPathAlive();
       // Tunnels leave by, and arrive on, the interface with the tunnel
       // address (IPv4 tunnels only, for now).
       int underlay = c.tunnel_ip.family == 4 ? interfaceWith(c.tunnel_ip) : 0;
       canopy_fp_config fc{.geneve_port = htons(c.geneve_port),
                           .vxlan_port = htons(c.vxlan_port),
-                          .underlay_ifindex = static_cast<uint32_t>(underlay)};
+                          .underlay_ifindex = static_cast<uint32_t>(underlay),
+                          .alive_until_ns = 0};  // (keepAlive()'s)
       if (underlay > 0 && a->fast_path_->configure(fc) &&
           a->fast_path_->attach(underlay, fastpath::Hook::Underlay)) {
         fast_tunnels.underlay_ifindex = underlay;
@@ -94,6 +102,10 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
       a->fast_path_unavailable_ = fp.error().message();
       spdlog::warn("agent: {}: running without the kernel fast path", fp.error().message());
     }
+  }
+  if (a->fast_path_ == nullptr && c.tunnel_ip.family == 4) {
+    // What an agent with the fast path left on the underlay goes.
+    fastpath::FastPath::removeLeftover(interfaceWith(c.tunnel_ip));
   }
   // Each worker its tunnel ports ([0] the configured encapsulation's) and
   // its share of every uplink.
@@ -219,6 +231,10 @@ void Agent::stop() {
   if (southbound_) southbound_->stop();
   if (control_.joinable()) control_.join();
   for (auto& w : workers_) w->stop();
+  // The kernel goes on carrying the installed flows, for the next process
+  // to adopt (or for fast_path_headless at most).
+  for (auto& w : workers_) w->leaveFastPath();
+  if (fast_path_ != nullptr) fast_path_->leave();
   bfd_.reset();  // its sessions kept for the next process
   saveView();    // the next process starts from it
 }
@@ -1104,7 +1120,29 @@ void Agent::writeSecurityGroupLog() {
   }
 }
 
+void Agent::keepFastPathAlive() {
+  if (fast_path_ == nullptr) return;
+  const auto until = std::chrono::steady_clock::now() + config_.fast_path_headless;
+  static_cast<void>(fast_path_->keepAlive(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(until.time_since_epoch()).count())));
+}
+
 void Agent::tick(uint64_t ticks) {
+  keepFastPathAlive();
+  if (!adopted_flows_.empty()) {
+    bool view = false;
+    {
+      MutexLock lock(mu_);
+      view = shared_ != nullptr;
+    }
+    // Decided again by this agent's datapath from its next packets.
+    if (view && ++adopted_ticks_ >= 3) {
+      for (const auto& key : adopted_flows_) fast_path_->remove(key);
+      spdlog::info("agent: kernel fast path: {} adopted flows handed back to the datapath",
+                   adopted_flows_.size());
+      adopted_flows_.clear();
+    }
+  }
   writeSecurityGroupLog();
   saveView();
   std::vector<WorkerStats> stats;

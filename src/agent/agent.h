@@ -74,6 +74,11 @@ struct AgentConfig {
   // kernel. Without BPF it says why in the log and status, and the agent
   // runs without.
   bool fast_path = false;
+  // How long the kernel goes on carrying installed flows after the agent's
+  // last sign of life (it renews it each tick): across a restart, whose
+  // successor adopts them, or a crash. The programs stay when the agent
+  // exits; after this they leave every packet to the host.
+  std::chrono::seconds fast_path_headless{30};
   std::string bfd_state_file{};
   bfd::Timing bfd_timing{};
   // Security-group logging: the file its records are appended to ("": the
@@ -207,6 +212,12 @@ class Agent {
   // (Before the workers, which use it: it goes after them.)
   std::unique_ptr<fastpath::FastPath> fast_path_;
   std::string fast_path_unavailable_;  // why not, when asked for
+  // Flows an earlier agent left in the maps this one took over, taken back
+  // a few ticks after it has a view (its own offers install again what
+  // still holds), and the ticks counted towards that.
+  std::vector<fastpath::FlowKey> adopted_flows_;
+  int adopted_ticks_ = 0;
+  void keepFastPathAlive();
   std::vector<std::unique_ptr<Worker>> workers_;
   std::thread control_;
   Mutex stop_mu_;

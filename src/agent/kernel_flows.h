@@ -80,6 +80,12 @@ class KernelFlows {
   // Takes back the flows with any of these tags (all of them, with all).
   void retract(datapath::pipeline::Invalidations invalidated);
   void flush();
+  // Forgets its flows and interfaces, leaving them in the kernel (for the
+  // next agent to adopt).
+  void leave() {
+    installed_.clear();
+    attached_.clear();
+  }
   void tick(datapath::conntrack::ConnTrack& conntrack, SteadyTime now);
   size_t size() const { return installed_.size(); }
   uint64_t installs() const { return installs_; }

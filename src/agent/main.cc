@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   // Slow-path protection per port (datapath.h's SlowPathLimits).
   std::string bfd = "on";
   std::string fast_path = "on";
+  int fast_path_headless = 30;
   int bfd_interval_ms = 200, bfd_multiplier = 3;
   uint32_t flow_rate = 5000, flow_burst = 10000, control_rate = 500, control_burst = 1000;
   std::vector<std::string> uplinks;
@@ -107,6 +108,12 @@ int main(int argc, char** argv) {
                  "through its tunnels run in eBPF (tc) programs, decided by the agent's datapath; "
                  "without BPF the agent says why and runs without")
       ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
+  app.add_option("--fast-path-headless", fast_path_headless,
+                 "Seconds the kernel goes on carrying installed flows after the agent's last "
+                 "sign of life: the programs stay when it exits, and the next agent adopts their "
+                 "flows (a restart does not stop established traffic)")
+      ->check(CLI::Range(1, 3600))
       ->capture_default_str();
   app.add_option("--bfd", bfd,
                  "BFD with the other hosts when a router's gateway has standby hosts, which "
@@ -231,6 +238,7 @@ int main(int argc, char** argv) {
   config.view_file = run_dir + "/view.pb";
   config.bfd = bfd == "on";
   config.fast_path = fast_path == "on";
+  config.fast_path_headless = std::chrono::seconds(fast_path_headless);
   config.bfd_state_file = run_dir + "/bfd.json";
   config.bfd_timing.desired_min_tx = std::chrono::milliseconds(bfd_interval_ms);
   config.bfd_timing.required_min_rx = std::chrono::milliseconds(bfd_interval_ms);

@@ -64,6 +64,10 @@ void Worker::start() {
   thread_ = std::thread([this] { loop(); });
 }
 
+void Worker::leaveFastPath() {
+  if (kernel_flows_ != nullptr) kernel_flows_->leave();
+}
+
 void Worker::stop() {
   if (stopping_.exchange(true)) return;
   wake();
@@ -127,6 +131,9 @@ void Worker::applyCommands() {
         b.receive = c.flag;
         if (kernel_flows_ != nullptr && b.receive && b.io != nullptr) {
           b.fast_ifindex = kernel_flows_->attach(*b.io, c.interface);
+        } else if (kernel_flows_ == nullptr && b.receive && b.io != nullptr) {
+          // An earlier agent's program, which this one would not keep in step.
+          fastpath::FastPath::removeLeftover(b.io->interfaceIndex());
         }
         break;
       }

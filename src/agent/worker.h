@@ -109,6 +109,9 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   void start();
+  // Leaves the flows this worker installed, and the programs, in the kernel
+  // (for the next agent); after stop().
+  void leaveFastPath();
   void stop();
   // The plan changed, or a command waits: looked at now, not at the next
   // frame or tick.

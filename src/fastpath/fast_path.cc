@@ -2,12 +2,15 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #ifdef CANOPY_HAVE_BPF
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <net/if.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 
@@ -50,16 +53,80 @@ Error bpfError(const std::string& what, int err) {
   return Error(code, "fast path: " + what + ": " + why);
 }
 
+// The program of ours an earlier agent left at our place on `ifindex`, or
+// -1 (its file descriptor: the caller closes it).
+int leftoverProgram(int ifindex) {
+  DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+  DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = 1, .priority = 1);
+  if (bpf_tc_query(&hook, &opts) != 0 || opts.prog_id == 0) return -1;
+  int fd = bpf_prog_get_fd_by_id(opts.prog_id);
+  if (fd < 0) return -1;
+  bpf_prog_info info{};
+  uint32_t length = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &length) != 0 ||
+      std::strncmp(info.name, "canopy_tc_", 10) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Takes over the maps of `program` that are laid out as the skeleton's
+// (same name, type, key and value sizes and size), for the programs about
+// to be loaded. How many.
+int adoptMaps(fastpath_bpf* skel, int program) {
+  bpf_prog_info info{};
+  uint32_t length = sizeof(info);
+  if (bpf_obj_get_info_by_fd(program, &info, &length) != 0 || info.nr_map_ids == 0) return 0;
+  std::vector<uint32_t> ids(info.nr_map_ids);
+  const uint32_t n = info.nr_map_ids;
+  info = {};
+  info.nr_map_ids = n;
+  info.map_ids = reinterpret_cast<uint64_t>(ids.data());
+  length = sizeof(info);
+  if (bpf_obj_get_info_by_fd(program, &info, &length) != 0) return 0;
+  int adopted = 0;
+  for (uint32_t i = 0; i < std::min(n, info.nr_map_ids); ++i) {
+    int fd = bpf_map_get_fd_by_id(ids[i]);
+    if (fd < 0) continue;
+    bpf_map_info m{};
+    uint32_t m_length = sizeof(m);
+    bpf_map* ours = nullptr;
+    if (bpf_obj_get_info_by_fd(fd, &m, &m_length) == 0) {
+      ours = bpf_object__find_map_by_name(skel->obj, m.name);
+    }
+    if (ours != nullptr && bpf_map__type(ours) == static_cast<bpf_map_type>(m.type) &&
+        bpf_map__key_size(ours) == m.key_size && bpf_map__value_size(ours) == m.value_size &&
+        bpf_map__max_entries(ours) == m.max_entries && bpf_map__reuse_fd(ours, fd) == 0) {
+      ++adopted;
+    }
+    ::close(fd);  // (reuse_fd keeps its own)
+  }
+  return adopted;
+}
+
 }  // namespace
 
 struct FastPath::Impl {
   fastpath_bpf* skel = nullptr;
   // Interfaces with our program, and whether we added their clsact qdisc.
   std::map<int, bool> attached;
+  canopy_fp_config config{
+      .geneve_port = 0, .vxlan_port = 0, .underlay_ifindex = 0, .alive_until_ns = UINT64_MAX};
+  std::vector<FlowKey> adopted;
 
   ~Impl() {
     while (!attached.empty()) detach(attached.begin()->first);
     if (skel != nullptr) fastpath_bpf::destroy(skel);
+  }
+
+  Result<void> writeConfig() {
+    uint32_t zero = 0;
+    if (bpf_map_update_elem(bpf_map__fd(skel->maps.config), &zero, &config, BPF_ANY) != 0) {
+      return Error(Errc::Unavailable,
+                   std::string("fast path: configuring: ") + std::strerror(errno));
+    }
+    return ok();
   }
 
   void detach(int ifindex) {
@@ -76,23 +143,70 @@ struct FastPath::Impl {
   }
 };
 
-Result<std::unique_ptr<FastPath>> FastPath::open() {
+Result<std::unique_ptr<FastPath>> FastPath::open(bool adopt) {
   libbpf_set_print(keepLast);
   last_message.clear();
   verifier_says.clear();
-  fastpath_bpf* skel = fastpath_bpf::open_and_load();
-  if (skel == nullptr) return bpfError("loading the programs", errno);
+  fastpath_bpf* skel = fastpath_bpf::open();
+  if (skel == nullptr) return bpfError("opening the programs", errno);
+  int adopted_maps = 0;
+  if (adopt) {
+    // The first interface with a program of ours left on it: every one
+    // shares the same maps.
+    if (struct if_nameindex* names = if_nameindex(); names != nullptr) {
+      for (auto* n = names; n->if_index != 0 && adopted_maps == 0; ++n) {
+        int program = leftoverProgram(static_cast<int>(n->if_index));
+        if (program < 0) continue;
+        adopted_maps = adoptMaps(skel, program);
+        ::close(program);
+      }
+      if_freenameindex(names);
+    }
+  }
+  if (int err = fastpath_bpf::load(skel); err != 0) {
+    fastpath_bpf::destroy(skel);
+    return bpfError("loading the programs", err);
+  }
   auto impl = std::make_unique<Impl>();
   impl->skel = skel;
+  if (adopted_maps > 0) {
+    int fd = bpf_map__fd(skel->maps.flows);
+    FlowKey key{}, next{};
+    const void* at = nullptr;
+    while (bpf_map_get_next_key(fd, at, &next) == 0 && impl->adopted.size() < CANOPY_FP_MAX_FLOWS) {
+      impl->adopted.push_back(next);
+      key = next;
+      at = &key;
+    }
+  }
+  // Until the agent says otherwise (keepAlive()), the flows are carried.
+  if (auto r = impl->writeConfig(); !r) return r.error();
   return std::unique_ptr<FastPath>(new FastPath(std::move(impl)));
 }
 
 Result<void> FastPath::configure(const canopy_fp_config& config) {
-  uint32_t zero = 0;
-  if (bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.config), &zero, &config, BPF_ANY) != 0) {
-    return Error(Errc::Unavailable, std::string("fast path: configuring: ") + std::strerror(errno));
-  }
-  return ok();
+  const uint64_t alive = impl_->config.alive_until_ns;
+  impl_->config = config;
+  impl_->config.alive_until_ns = alive;
+  return impl_->writeConfig();
+}
+
+Result<void> FastPath::keepAlive(uint64_t until_ns) {
+  impl_->config.alive_until_ns = until_ns;
+  return impl_->writeConfig();
+}
+
+std::vector<FlowKey> FastPath::takeAdopted() { return std::exchange(impl_->adopted, {}); }
+
+void FastPath::leave() { impl_->attached.clear(); }
+
+void FastPath::removeLeftover(int ifindex) {
+  int program = ifindex > 0 ? leftoverProgram(ifindex) : -1;
+  if (program < 0) return;
+  ::close(program);
+  DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+  DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = 1, .priority = 1);
+  bpf_tc_detach(&hook, &opts);
 }
 
 Result<void> FastPath::attach(int ifindex, Hook which) {
@@ -186,13 +300,19 @@ Counters FastPath::counters() const {
 
 struct FastPath::Impl {};
 
-Result<std::unique_ptr<FastPath>> FastPath::open() {
+Result<std::unique_ptr<FastPath>> FastPath::open(bool) {
   return Error(Errc::Unavailable,
                "fast path: built without BPF (clang, bpftool or libbpf missing)");
 }
 Result<void> FastPath::configure(const canopy_fp_config&) {
   return Error(Errc::Unavailable, "fast path: built without BPF");
 }
+Result<void> FastPath::keepAlive(uint64_t) {
+  return Error(Errc::Unavailable, "fast path: built without BPF");
+}
+std::vector<FlowKey> FastPath::takeAdopted() { return {}; }
+void FastPath::leave() {}
+void FastPath::removeLeftover(int) {}
 Result<void> FastPath::attach(int, Hook) {
   return Error(Errc::Unavailable, "fast path: built without BPF");
 }

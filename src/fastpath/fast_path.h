@@ -53,14 +53,31 @@ class FastPath {
  public:
   // Loads the programs and creates the maps. An error names why not: built
   // without BPF, no permission, the verifier's refusal (with its log's
-  // last line).
-  static Result<std::unique_ptr<FastPath>> open();
+  // last line). With `adopt`, the maps of programs an earlier agent left on
+  // this namespace's interfaces are taken over if they have the same
+  // layout, so that its flows keep running (adopted()); else new ones are
+  // made. The programs carry flows for as long as keepAlive() says, or for
+  // ever until it is first called.
+  static Result<std::unique_ptr<FastPath>> open(bool adopt = false);
   ~FastPath();
   FastPath(const FastPath&) = delete;
   FastPath& operator=(const FastPath&) = delete;
 
   // The tunnels' UDP ports and underlay interface, for the programs.
   Result<void> configure(const canopy_fp_config& config);
+  // The agent's sign of life: installed flows are carried until this
+  // CLOCK_MONOTONIC time (ns), and after it left to the host.
+  Result<void> keepAlive(uint64_t until_ns);
+  // The flows an earlier agent installed, found in the maps taken over at
+  // open(), and handed out once.
+  std::vector<FlowKey> takeAdopted();
+  // Leaves the programs on their interfaces and the flows in the maps when
+  // this object goes (for the next agent to adopt); detach() still works.
+  void leave();
+  // Takes a program an earlier agent left off an interface (one of
+  // Canopy's, at its place: ingress, handle 1, priority 1); what a host
+  // running without the fast path does with each interface it serves.
+  static void removeLeftover(int ifindex);
   // An ingress program on an interface (a clsact qdisc added if it has
   // none); detach() takes it off again.
   Result<void> attach(int ifindex, Hook hook = Hook::Port);

@@ -132,9 +132,21 @@ static __always_inline int parse(struct __sk_buff* skb, __u32 base, struct parse
   }
 }
 
+/* Whether the agent has shown a sign of life recently enough for its flows
+ * to be carried (canopy_fp_config.alive_until_ns). */
+static __always_inline int agent_alive(void) {
+  __u32 zero = 0;
+  struct canopy_fp_config* cfg = bpf_map_lookup_elem(&config, &zero);
+  return cfg && bpf_ktime_get_ns() <= cfg->alive_until_ns;
+}
+
 /* The installed action that takes this packet, or null (and why not). */
 static __always_inline struct canopy_fp_action* fast_path_action(struct __sk_buff* skb,
                                                                  struct parsed* p, int* why) {
+  if (!agent_alive()) {
+    *why = CANOPY_FP_HEADLESS;
+    return 0;
+  }
   int r = parse(skb, 0, p);
   if (r >= 0) {
     *why = r;
@@ -315,6 +327,7 @@ int canopy_tc_underlay(struct __sk_buff* skb) {
   struct udphdr udp;
   __u8 tunnel[8];
   if (!cfg || skb->vlan_present) return TC_ACT_OK;
+  if (bpf_ktime_get_ns() > cfg->alive_until_ns) return TC_ACT_OK; /* no agent: the host's */
   if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0 || eth.h_proto != bpf_htons(ETH_P_IP)) {
     return TC_ACT_OK;
   }

@@ -84,6 +84,7 @@ enum canopy_fp_counter {
   CANOPY_FP_NO_ROUTE,  /* into the tunnel, but no route or neighbour: to the agent */
   CANOPY_FP_TUNNEL_IN, /* decapsulated from a tunnel (counted with the hits too) */
   CANOPY_FP_HANDED_BACK, /* could not be carried after all: given to the agent */
+  CANOPY_FP_HEADLESS,    /* the agent gone too long: left to the host */
   CANOPY_FP_COUNTERS
 };
 
@@ -102,6 +103,11 @@ struct canopy_fp_config {
   CANOPY_U16 geneve_port;
   CANOPY_U16 vxlan_port;
   CANOPY_U32 underlay_ifindex; /* where the tunnels leave (the route's device is asked) */
+  /* The agent's sign of life, renewed each second: until this
+   * bpf_ktime_get_ns() time the programs carry installed flows; after it
+   * (the agent gone for longer than its --fast-path-headless) they leave
+   * every packet to the host, as if no flow were installed. */
+  CANOPY_U64 alive_until_ns;
 };
 
 #endif
