@@ -22,6 +22,10 @@ start_agent h2 192.168.77.2
 net=$(api POST /v2.0/networks '{"network": {"name": "net1"}}' | field 'd["network"]["id"]')
 api POST /v2.0/subnets '{"subnet": {"network_id": "'"$net"'", "ip_version": 4,
   "cidr": "10.0.0.0/24"}}' >/dev/null
+# The local IP first: the ports' addresses are allocated around it.
+local_ip=$(api POST /v2.0/local_ips '{"local_ip": {"network_id": "'"$net"'",
+  "local_ip_address": "10.0.0.50", "name": "cache"}}' | field 'd["local_ip"]["id"]')
+[ -n "$local_ip" ] || fail "no local IP"
 declare -A ids ips
 for vm in "vm1 h1" "vm2 h2" "vm3 h1" "vm4 h2"; do
   set -- $vm
@@ -31,9 +35,6 @@ for vm in "vm1 h1" "vm2 h2" "vm3 h1" "vm4 h2"; do
 done
 for vm in vm1 vm2 vm3 vm4; do dhcp "$vm" >/dev/null; done
 
-local_ip=$(api POST /v2.0/local_ips '{"local_ip": {"network_id": "'"$net"'",
-  "local_ip_address": "10.0.0.50", "name": "cache"}}' | field 'd["local_ip"]["id"]')
-[ -n "$local_ip" ] || fail "no local IP"
 for vm in vm3 vm2; do
   out=$(api POST "/v2.0/local_ips/$local_ip/port_associations" \
     '{"port_association": {"fixed_port_id": "'"${ids[$vm]}"'"}}')
