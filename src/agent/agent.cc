@@ -971,7 +971,7 @@ Json Agent::status() const {
     fast["installed"] = installs;
     fast["hits"] = k.hits;
     fast["misses"] = k.misses;
-    fast["to_agent"] = k.slow + k.not_ipv4 + k.malformed;
+    fast["to_agent"] = k.slow + k.not_ip + k.malformed;
     fast["redirect_failed"] = k.redirect_failed;
     fast["tunnel_in"] = k.tunnel_in;
     fast["no_route"] = k.no_route;

@@ -53,10 +53,14 @@ fastpath::FlowKey kernelKey(const datapath::pipeline::FlowOffer& o, int ifindex)
   k.ifindex = static_cast<uint32_t>(ifindex);
   std::memcpy(k.eth_src, f.eth_src.bytes.data(), 6);
   std::memcpy(k.eth_dst, f.eth_dst.bytes.data(), 6);
-  std::memcpy(&k.ip_src, f.ip_src.data(), 4);
-  std::memcpy(&k.ip_dst, f.ip_dst.data(), 4);
+  const bool v6 = f.eth_type == datapath::packet::ethertype::kIpv6;
+  const size_t length = v6 ? 16 : 4;
+  std::memcpy(k.ip_src, f.ip_src.data(), length);
+  std::memcpy(k.ip_dst, f.ip_dst.data(), length);
   k.protocol = f.ip_proto;
-  if (f.ip_proto == datapath::packet::ipproto::kIcmp) {
+  k.family = v6 ? 6 : 4;
+  if (f.ip_proto == datapath::packet::ipproto::kIcmp ||
+      f.ip_proto == datapath::packet::ipproto::kIcmpv6) {
     k.port_src = htons(f.icmp_id);
     k.port_dst = htons(f.tp_src);  // the type
   } else {

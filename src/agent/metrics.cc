@@ -55,7 +55,7 @@ std::string prometheusText(const model::Json& status) {
            fast.value("misses", model::Json(0)));
     metric(out, "canopy_fast_path_to_agent_total", "counter",
            "Packets of an installed flow (or none) that were the agent's: TCP flags, TTL, size, "
-           "not IPv4, malformed.",
+           "not IP, malformed.",
            fast.value("to_agent", model::Json(0)));
     metric(out, "canopy_fast_path_handed_back_total", "counter",
            "Packets of an installed flow the kernel fast path could not carry after all (a "

@@ -288,7 +288,7 @@ Counters FastPath::counters() const {
   return {.hits = sum(CANOPY_FP_HIT),
           .misses = sum(CANOPY_FP_MISS),
           .slow = sum(CANOPY_FP_SLOW),
-          .not_ipv4 = sum(CANOPY_FP_NOT_IPV4),
+          .not_ip = sum(CANOPY_FP_NOT_IP),
           .malformed = sum(CANOPY_FP_MALFORMED),
           .redirect_failed = sum(CANOPY_FP_REDIRECT_FAIL),
           .no_route = sum(CANOPY_FP_NO_ROUTE),

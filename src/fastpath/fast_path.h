@@ -35,7 +35,7 @@ struct Counters {
   uint64_t hits = 0;
   uint64_t misses = 0;
   uint64_t slow = 0;  // a flow, but the packet was the agent's
-  uint64_t not_ipv4 = 0;
+  uint64_t not_ip = 0;
   uint64_t malformed = 0;
   uint64_t redirect_failed = 0;
   uint64_t no_route = 0;     // into a tunnel without a route or neighbour

@@ -1153,7 +1153,7 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
   }
   if (d.drop != DropReason::None) return "dropped";
   if (!d.cacheable || d.actions.empty()) return "decided packet by packet";
-  if (k.eth_type != ethertype::kIpv4) return "not IPv4";
+  if (k.eth_type != ethertype::kIpv4 && k.eth_type != ethertype::kIpv6) return "not IP";
   if (k.vlan_tci != 0) return "VLAN-tagged";
   if (k.ip_frag != packet::Fragment::None) return "a fragment";
   switch (k.ip_proto) {
@@ -1166,7 +1166,15 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
     case packet::ipproto::kUdp:
       break;
     case packet::ipproto::kIcmp:
-      if (k.tp_src != 0 && k.tp_src != 8) return "ICMP other than echo";
+      if (k.eth_type != ethertype::kIpv4 || (k.tp_src != 0 && k.tp_src != 8)) {
+        return "ICMP other than echo";
+      }
+      break;
+    case packet::ipproto::kIcmpv6:
+      // (Neighbour discovery and errors are answered or checked here.)
+      if (k.eth_type != ethertype::kIpv6 || (k.tp_src != 128 && k.tp_src != 129)) {
+        return "ICMPv6 other than echo";
+      }
       break;
     default:
       return "not TCP, UDP or ICMP echo";

@@ -12,9 +12,10 @@
  * canopy_socket_filter, which keeps exactly the packets canopy_tc_ingress
  * passes on: both decide with fast_path_action().
  *
- * The agent's: a packet that is not IPv4 without options, a fragment, TCP
- * with SYN, FIN or RST, ICMP other than echo, other protocols, a VLAN tag,
- * a TTL that routing would end, or larger than the flow's MTU.
+ * The agent's: a packet that is not IPv4 without options or IPv6 without
+ * extension headers, a fragment, TCP with SYN, FIN or RST, ICMP or ICMPv6
+ * other than echo, other protocols, a VLAN tag, a TTL (hop limit) that
+ * routing would end, or larger than the flow's MTU.
  *
  * Only packet data and __sk_buff (UAPI) are read: no kernel structure, so
  * the object needs no relocation (CO-RE) to run on any kernel with these
@@ -24,6 +25,7 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
@@ -33,6 +35,10 @@
 // clang-format on
 
 #include "fastpath.h"
+
+#ifndef BPF_F_ADJ_ROOM_DECAP_L3_IPV6 /* (newer than some distributions' headers) */
+#define BPF_F_ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8)
+#endif
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -63,11 +69,13 @@ static __always_inline void count(__u32 which) {
 #define IP_OFFSET_BITS 0x3fff /* MF and the fragment offset */
 #define ETH_LEN 14
 #define IP_LEN 20
+#define IP6_LEN 40
 
 struct parsed {
   struct canopy_fp_key key;
-  __u8 ttl;
+  __u8 ttl;     /* IPv6: the hop limit */
   __u16 ip_len; /* the IP packet's length */
+  __u16 ip_header;
   __u16 l4_len; /* its L4 header's, for the segments of a GSO packet */
 };
 
@@ -75,26 +83,53 @@ struct parsed {
  * which counter says why it has none. */
 static __always_inline int parse(struct __sk_buff* skb, __u32 base, struct parsed* p) {
   struct ethhdr eth;
-  struct iphdr ip;
   if (skb->vlan_present) return CANOPY_FP_SLOW;
   if (bpf_skb_load_bytes(skb, base, &eth, sizeof(eth)) < 0) return CANOPY_FP_MALFORMED;
-  if (eth.h_proto != bpf_htons(ETH_P_IP)) return CANOPY_FP_NOT_IPV4;
-  if (bpf_skb_load_bytes(skb, base + ETH_LEN, &ip, sizeof(ip)) < 0) return CANOPY_FP_MALFORMED;
-  if (ip.version != 4 || ip.ihl != 5) return ip.version != 4 ? CANOPY_FP_MALFORMED : CANOPY_FP_SLOW;
-  if (ip.frag_off & bpf_htons(IP_OFFSET_BITS)) return CANOPY_FP_SLOW;
   p->key.ifindex = skb->ifindex;
   __builtin_memcpy(p->key.eth_src, eth.h_source, 6);
   __builtin_memcpy(p->key.eth_dst, eth.h_dest, 6);
-  p->key.ip_src = ip.saddr;
-  p->key.ip_dst = ip.daddr;
-  p->key.protocol = ip.protocol;
-  p->ttl = ip.ttl;
-  p->ip_len = bpf_ntohs(ip.tot_len);
+  __u8 protocol = 0;
+  if (eth.h_proto == bpf_htons(ETH_P_IP)) {
+    struct iphdr ip;
+    if (bpf_skb_load_bytes(skb, base + ETH_LEN, &ip, sizeof(ip)) < 0) return CANOPY_FP_MALFORMED;
+    if (ip.version != 4 || ip.ihl != 5) {
+      return ip.version != 4 ? CANOPY_FP_MALFORMED : CANOPY_FP_SLOW;
+    }
+    if (ip.frag_off & bpf_htons(IP_OFFSET_BITS)) return CANOPY_FP_SLOW;
+    p->key.family = 4;
+    __builtin_memcpy(p->key.ip_src, &ip.saddr, 4);
+    __builtin_memcpy(p->key.ip_dst, &ip.daddr, 4);
+    protocol = ip.protocol;
+    p->ttl = ip.ttl;
+    p->ip_header = IP_LEN;
+    p->ip_len = bpf_ntohs(ip.tot_len);
+  } else if (eth.h_proto == bpf_htons(ETH_P_IPV6)) {
+    struct ipv6hdr ip;
+    if (bpf_skb_load_bytes(skb, base + ETH_LEN, &ip, sizeof(ip)) < 0) return CANOPY_FP_MALFORMED;
+    if (ip.version != 6) return CANOPY_FP_MALFORMED;
+    /* Extension headers (a fragment's among them) are the agent's. */
+    if (ip.nexthdr != IPPROTO_TCP && ip.nexthdr != IPPROTO_UDP && ip.nexthdr != IPPROTO_ICMPV6) {
+      return CANOPY_FP_SLOW;
+    }
+    p->key.family = 6;
+    __builtin_memcpy(p->key.ip_src, &ip.saddr, 16);
+    __builtin_memcpy(p->key.ip_dst, &ip.daddr, 16);
+    protocol = ip.nexthdr;
+    p->ttl = ip.hop_limit;
+    p->ip_header = IP6_LEN;
+    p->ip_len = (__u16)(IP6_LEN + bpf_ntohs(ip.payload_len));
+    if (bpf_ntohs(ip.payload_len) > 0xffff - IP6_LEN) return CANOPY_FP_SLOW;
+  } else {
+    return CANOPY_FP_NOT_IP;
+  }
+  p->key.protocol = protocol;
   /* As the agent's parser: lengths that do not fit are its to refuse. */
-  if (p->ip_len < IP_LEN || p->ip_len > skb->len - base - ETH_LEN) return CANOPY_FP_MALFORMED;
-  const __u32 l4 = base + ETH_LEN + IP_LEN;
-  const __u32 l4_room = p->ip_len - IP_LEN;
-  switch (ip.protocol) {
+  if (p->ip_len < p->ip_header || p->ip_len > skb->len - base - ETH_LEN) {
+    return CANOPY_FP_MALFORMED;
+  }
+  const __u32 l4 = base + ETH_LEN + p->ip_header;
+  const __u32 l4_room = p->ip_len - p->ip_header;
+  switch (protocol) {
     case IPPROTO_TCP: {
       struct tcphdr tcp;
       if (bpf_skb_load_bytes(skb, l4, &tcp, sizeof(tcp)) < 0) return CANOPY_FP_MALFORMED;
@@ -116,12 +151,18 @@ static __always_inline int parse(struct __sk_buff* skb, __u32 base, struct parse
       p->l4_len = sizeof(udp);
       return -1;
     }
-    case IPPROTO_ICMP: {
+    case IPPROTO_ICMP:
+    case IPPROTO_ICMPV6: {
       __u8 head[6]; /* type, code, checksum, identifier */
+      if ((protocol == IPPROTO_ICMP) != (p->key.family == 4)) return CANOPY_FP_SLOW;
       if (bpf_skb_load_bytes(skb, l4, head, sizeof(head)) < 0 || l4_room < 8) {
         return CANOPY_FP_MALFORMED;
       }
-      if (head[0] != 0 && head[0] != 8) return CANOPY_FP_SLOW;
+      /* Echo requests and replies only (ND and errors are the agent's). */
+      if (protocol == IPPROTO_ICMP ? head[0] != 0 && head[0] != 8
+                                   : head[0] != 128 && head[0] != 129) {
+        return CANOPY_FP_SLOW;
+      }
       __builtin_memcpy(&p->key.port_src, &head[4], 2);
       p->key.port_dst = bpf_htons(head[0]);
       p->l4_len = 8;
@@ -167,7 +208,7 @@ static __always_inline struct canopy_fp_action* fast_path_action(struct __sk_buf
   }
   if (a->mtu != 0) {
     /* A GSO packet leaves as segments of gso_size, each with its headers. */
-    __u32 each = skb->gso_size != 0 ? IP_LEN + p->l4_len + skb->gso_size : p->ip_len;
+    __u32 each = skb->gso_size != 0 ? p->ip_header + p->l4_len + skb->gso_size : p->ip_len;
     if (each > a->mtu) {
       *why = CANOPY_FP_SLOW;
       return 0;
@@ -199,7 +240,8 @@ static __always_inline int encap_room(struct __sk_buff* skb, struct canopy_fp_ac
 
 /* The headers in the room encap_room() made, the inner frame's Ethernet
  * header as the flow rewrites it. Returns the underlay's index. */
-static __always_inline int encap_headers(struct __sk_buff* skb, struct canopy_fp_action* a) {
+static __always_inline int encap_headers(struct __sk_buff* skb, struct canopy_fp_action* a,
+                                         __u8 family) {
   __u32 zero = 0;
   struct canopy_fp_config* cfg = bpf_map_lookup_elem(&config, &zero);
   if (!cfg || cfg->underlay_ifindex == 0) return -1;
@@ -229,7 +271,7 @@ static __always_inline int encap_headers(struct __sk_buff* skb, struct canopy_fp
   struct ethhdr inner = {};
   __builtin_memcpy(inner.h_dest, a->eth_dst, 6);
   __builtin_memcpy(inner.h_source, a->eth_src, 6);
-  inner.h_proto = bpf_htons(ETH_P_IP);
+  inner.h_proto = bpf_htons(family == 6 ? ETH_P_IPV6 : ETH_P_IP);
   const __u32 tunnel_at = ETH_LEN + IP_LEN + sizeof(udp);
   if (bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0) < 0 ||
       bpf_skb_store_bytes(skb, ETH_LEN, &ip, sizeof(ip), 0) < 0 ||
@@ -283,7 +325,10 @@ int canopy_tc_ingress(struct __sk_buff* skb) {
     bpf_skb_store_bytes(skb, 0, a->eth_dst, 6, 0);
     bpf_skb_store_bytes(skb, 6, a->eth_src, 6, 0);
   }
-  if (a->flags & CANOPY_FP_DECREMENT_TTL) {
+  if ((a->flags & CANOPY_FP_DECREMENT_TTL) && p.key.family == 6) {
+    __u8 hops = p.ttl - 1; /* (no header checksum) */
+    bpf_skb_store_bytes(skb, inner + ETH_LEN + offsetof(struct ipv6hdr, hop_limit), &hops, 1, 0);
+  } else if (a->flags & CANOPY_FP_DECREMENT_TTL) {
     /* TTL and protocol are one 16-bit word of the header checksum. */
     __u16 before = (__u16)(p.ttl << 8 | p.key.protocol);
     __u16 after = (__u16)((p.ttl - 1) << 8 | p.key.protocol);
@@ -296,7 +341,7 @@ int canopy_tc_ingress(struct __sk_buff* skb) {
   __sync_fetch_and_add(&a->bytes, skb->len);
   a->last_used_ns = bpf_ktime_get_ns();
   if (a->out == CANOPY_FP_ENCAP) {
-    int out = encap_headers(skb, a);
+    int out = encap_headers(skb, a, p.key.family);
     if (out < 0) {
       count(CANOPY_FP_REDIRECT_FAIL);
       return TC_ACT_SHOT;
@@ -375,8 +420,12 @@ int canopy_tc_underlay(struct __sk_buff* skb) {
   struct ethhdr inner;
   if (bpf_skb_load_bytes(skb, at + header_len, &inner, sizeof(inner)) < 0) return TC_ACT_OK;
   const __s32 outer = (__s32)(IP_LEN + sizeof(udp) + header_len + ETH_LEN);
-  /* (The inner segments' size stays what it was.) */
-  if (bpf_skb_adjust_room(skb, -outer, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_FIXED_GSO) < 0) {
+  /* (The inner segments' size stays what it was; an IPv6 packet inside is
+   * the skb's protocol from here on, which a VM's stack goes by. A kernel
+   * without that flag (before 6.3) refuses: the agent's then.) */
+  const __u64 decap = BPF_F_ADJ_ROOM_FIXED_GSO |
+                      (p.key.family == 6 ? BPF_F_ADJ_ROOM_DECAP_L3_IPV6 : 0);
+  if (bpf_skb_adjust_room(skb, -outer, BPF_ADJ_ROOM_MAC, decap) < 0) {
     count(CANOPY_FP_REDIRECT_FAIL);
     return TC_ACT_OK;
   }

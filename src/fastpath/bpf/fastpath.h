@@ -20,19 +20,20 @@
 #endif
 
 /* A flow the userspace datapath decided: the interface it came in on, its
- * Ethernet addresses and its IPv4 5-tuple; from a tunnel (on the underlay
- * interface), the sending host's tunnel address and the VNI too, and the
- * inner frame's addresses. */
+ * Ethernet addresses and its IPv4 or IPv6 5-tuple; from a tunnel (on the
+ * underlay interface), the sending host's tunnel address and the VNI too,
+ * and the inner frame's addresses. */
 struct canopy_fp_key {
   CANOPY_U32 ifindex;
   CANOPY_U8 eth_src[6];
   CANOPY_U8 eth_dst[6];
-  CANOPY_U32 ip_src;
-  CANOPY_U32 ip_dst;
-  CANOPY_U16 port_src; /* ICMP echo: the identifier */
-  CANOPY_U16 port_dst; /* ICMP echo: the type */
+  CANOPY_U8 ip_src[16]; /* IPv4: the first four bytes, the rest zero */
+  CANOPY_U8 ip_dst[16];
+  CANOPY_U16 port_src; /* ICMP/ICMPv6 echo: the identifier */
+  CANOPY_U16 port_dst; /* ICMP/ICMPv6 echo: the type */
   CANOPY_U8 protocol;
-  CANOPY_U8 pad[3];
+  CANOPY_U8 family; /* 4 or 6 */
+  CANOPY_U8 pad[2];
   CANOPY_U32 tunnel_src; /* 0: not from a tunnel */
   CANOPY_U32 vni;
 };
@@ -78,7 +79,7 @@ enum canopy_fp_counter {
   CANOPY_FP_HIT = 0,
   CANOPY_FP_MISS,      /* no flow: to the agent */
   CANOPY_FP_SLOW,      /* a flow, but this packet is the agent's (TCP flags, TTL, size) */
-  CANOPY_FP_NOT_IPV4,  /* to the agent */
+  CANOPY_FP_NOT_IP,    /* not IPv4 or IPv6: to the agent */
   CANOPY_FP_MALFORMED, /* too short or bad header: to the agent, which names it */
   CANOPY_FP_REDIRECT_FAIL,
   CANOPY_FP_NO_ROUTE,  /* into the tunnel, but no route or neighbour: to the agent */

@@ -166,6 +166,7 @@ class FastPathTest : public KernelTest {
     k.port_src = htons(6000);
     k.port_dst = htons(7000);
     k.protocol = IPPROTO_UDP;
+    k.family = 4;
     return k;
   }
   FlowAction routedToB() const {
