@@ -40,7 +40,7 @@ done
 settled() { ! in_ns "$tag-$1" ip -6 addr show dev eth0 | grep -qE "tentative|dadfailed"; }
 for vm in vm1 vm2; do retry 10 settled $vm || fail "$vm: $(in_ns "$tag-$vm" ip -6 addr show dev eth0)"; done
 
-in_ns "$tag-vm1" ping -6 -c 2 -W 2 "${ips[vm2]}" >"$work/ping" || fail "vm1 -> vm2: $(cat "$work/ping")"
+in_ns "$tag-vm1" ping -6 -c 2 -W 2 "${ips[vm2]}" >"$work/ping" || fail "vm1 -> vm2: $(cat "$work/ping") $(in_ns "$tag-vm1" ip -6 addr show dev eth0) $(in_ns "$tag-vm1" ip -6 route)"
 
 # With vm2's interface down, its host answers for it still.
 in_ns "$tag-vm1" ip -6 neigh flush dev eth0
