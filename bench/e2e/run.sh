@@ -283,7 +283,10 @@ two_rtt=$(rtt "$tag-vm1" "$(ip_of vm3)")
 one_rate=$(rate "$tag-vm1" "$tag-vm2" "$(ip_of vm2)" "$(mac_port vm2)" "$(ip_of vm1)")
 two_rate=$(rate "$tag-vm1" "$tag-vm3" "$(ip_of vm3)" "$(mac_port vm3)" "$(ip_of vm1)")
 if [ "$ipv6" = on ]; then
-  ip6_of() { field 'd["port"]["fixed_ips"][1]["ip_address"]' <"$work/$1.port"; }
+  ip6_of() {
+    field '[f["ip_address"] for f in d["port"]["fixed_ips"] if ":" in f["ip_address"]][0]' \
+      <"$work/$1.port"
+  }
   for vm in vm1 vm2 vm3; do v6 "$tag-$vm" "$(ip6_of $vm)"; done
   retry 10 in_ns "$tag-vm1" ping -6 -c 1 -W 1 "$(ip6_of vm3)" || fail "no IPv6 between Canopy's VMs"
   one_tput6=$(throughput "$tag-vm1" "$tag-vm2" "$(ip6_of vm2)")
