@@ -6,6 +6,22 @@
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root for network namespaces"; exit 77; }
 
 tag="cn$$"  # a prefix unique to this test run
+
+# What an earlier run left because it was killed before its cleanup could
+# run (ctest's timeout kills outright): namespaces "cn<PID>-..." whose test
+# process is gone, and what still runs in them.
+sweep_leftovers() {
+  local ns owner pids
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
+    [[ "$ns" =~ ^cn([0-9]+)- ]] || continue
+    owner=${BASH_REMATCH[1]}
+    [ "$owner" != "$$" ] && ! kill -0 "$owner" 2>/dev/null || continue
+    pids=$(ip netns pids "$ns" 2>/dev/null) || true
+    [ -z "$pids" ] || kill $pids 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+  done
+}
+sweep_leftovers
 namespaces=()
 agent_pids=()
 agent_names=()
