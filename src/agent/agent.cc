@@ -47,6 +47,41 @@ int interfaceWith(const IpAddress& address) {
 
 }  // namespace
 
+std::vector<int> Agent::serveUplinks(
+    const std::vector<std::vector<std::unique_ptr<PortIo>>>& by_worker) {
+  std::vector<int> served(config_.uplinks.size(), 0);
+  for (size_t u = 0; u < config_.uplinks.size(); ++u) {
+    const auto& interface = config_.uplinks[u].second;
+    const int ifindex = by_worker.empty() ? 0 : by_worker[0][u]->interfaceIndex();
+    if (ifindex <= 0) continue;
+    if (fast_path_ == nullptr) {
+      fastpath::FastPath::removeLeftover(ifindex);  // an earlier agent's
+      continue;
+    }
+    // Every worker's socket leaves the fast path's packets alone before
+    // the program takes any (no flow is installed for it before then).
+    bool filtered = true;
+    for (const auto& uplinks : by_worker) {
+      filtered = uplinks[u]->filterWith(fast_path_->socketFilter()) && filtered;
+    }
+    if (!filtered) {
+      spdlog::warn(
+          "agent: uplink {}: the fast path's socket filter: {}; its flows stay in the "
+          "agent",
+          interface, std::strerror(errno));
+      fastpath::FastPath::removeLeftover(ifindex);
+      continue;
+    }
+    if (auto r = fast_path_->attach(ifindex); !r) {
+      spdlog::warn("agent: uplink {}: {}; its flows stay in the agent", interface,
+                   r.error().message());
+      continue;
+    }
+    served[u] = ifindex;
+  }
+  return served;
+}
+
 Agent::Agent(const Clock& clock, AgentConfig config, IoFactory& io)
     : clock_(clock), config_(std::move(config)), io_(io) {}
 
@@ -111,6 +146,15 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
   // its share of every uplink.
   uint16_t first = c.encapsulation == Encapsulation::Geneve ? c.geneve_port : c.vxlan_port;
   uint16_t second = c.encapsulation == Encapsulation::Geneve ? c.vxlan_port : c.geneve_port;
+  std::vector<std::vector<std::unique_ptr<PortIo>>> uplinks(c.workers);
+  for (size_t w = 0; w < c.workers; ++w) {
+    for (const auto& [physnet, interface] : c.uplinks) {
+      auto u = io->openInterface(interface, w, c.workers);
+      if (!u) return std::move(u).error();
+      uplinks[w].push_back(std::move(*u));
+    }
+  }
+  const std::vector<int> fast_uplinks = a->serveUplinks(uplinks);
   for (size_t w = 0; w < c.workers; ++w) {
     std::vector<std::unique_ptr<TunnelIo>> tunnels;
     for (uint16_t port : {first, second}) {
@@ -118,21 +162,16 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
       if (!t) return std::move(t).error();
       tunnels.push_back(std::move(*t));
     }
-    std::vector<std::unique_ptr<PortIo>> uplinks;
-    for (const auto& [physnet, interface] : c.uplinks) {
-      auto u = io->openInterface(interface, w, c.workers);
-      if (!u) return std::move(u).error();
-      uplinks.push_back(std::move(*u));
-    }
     a->workers_.push_back(std::make_unique<Worker>(clock,
                                                    Worker::Options{.index = w,
                                                                    .encapsulation = c.encapsulation,
                                                                    .busy_poll = c.busy_poll,
                                                                    .tick = c.tick,
                                                                    .fast_path = a->fast_path_.get(),
-                                                                   .fast_tunnels = fast_tunnels},
+                                                                   .fast_tunnels = fast_tunnels,
+                                                                   .fast_uplinks = fast_uplinks},
                                                    a->plan_, std::move(tunnels),
-                                                   std::move(uplinks)));
+                                                   std::move(uplinks[w])));
   }
   Agent* self = a.get();
   if (!c.server.empty()) {

@@ -218,6 +218,11 @@ class Agent {
   std::vector<fastpath::FlowKey> adopted_flows_;
   int adopted_ticks_ = 0;
   void keepFastPathAlive();
+  // The uplinks' ingress program, once every worker's socket on each has
+  // the fast path's filter: each uplink's interface index, 0 for one that
+  // stays in the agent (also without the fast path, whose leftover program
+  // it takes off).
+  std::vector<int> serveUplinks(const std::vector<std::vector<std::unique_ptr<PortIo>>>& by_worker);
   std::vector<std::unique_ptr<Worker>> workers_;
   std::thread control_;
   Mutex stop_mu_;

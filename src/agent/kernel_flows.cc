@@ -79,6 +79,22 @@ fastpath::FlowAction kernelAction(const datapath::pipeline::FlowOffer& o, int if
   a.mtu = o.mtu;
   std::memcpy(a.eth_src, o.eth_src.bytes.data(), 6);
   std::memcpy(a.eth_dst, o.eth_dst.bytes.data(), 6);
+  if (o.nat_ip_src) {
+    a.nat |= CANOPY_FP_NAT_IP_SRC;
+    std::memcpy(&a.nat_ip_src, o.nat_ip_src->value.b, 4);
+  }
+  if (o.nat_ip_dst) {
+    a.nat |= CANOPY_FP_NAT_IP_DST;
+    std::memcpy(&a.nat_ip_dst, o.nat_ip_dst->value.b, 4);
+  }
+  if (o.nat_port_src) {
+    a.nat |= CANOPY_FP_NAT_PORT_SRC;
+    a.nat_port_src = htons(*o.nat_port_src);
+  }
+  if (o.nat_port_dst) {
+    a.nat |= CANOPY_FP_NAT_PORT_DST;
+    a.nat_port_dst = htons(*o.nat_port_dst);
+  }
   return a;
 }
 
@@ -123,6 +139,16 @@ void KernelFlows::install(std::span<const datapath::pipeline::FlowOffer> offers,
     fastpath::FlowKey key{};
     fastpath::FlowAction action{};
     if (from > 0 && to > 0 && attached_.count(from) && attached_.count(to)) {
+      key = kernelKey(o, from);
+      action = kernelAction(o, to, attached_[to].out);
+    } else if (from > 0 && attached_.count(from) && uplink(o.to_uplink) > 0) {
+      // Out of an uplink, as the agent sends it.
+      to = uplink(o.to_uplink);
+      key = kernelKey(o, from);
+      action = kernelAction(o, to, CANOPY_FP_REDIRECT);
+    } else if (uplink(o.from_uplink) > 0 && to > 0 && attached_.count(to)) {
+      // From outside, by the uplink it came in on.
+      from = uplink(o.from_uplink);
       key = kernelKey(o, from);
       action = kernelAction(o, to, attached_[to].out);
     } else if (from > 0 && attached_.count(from) && o.to_port == 0 && tunnels &&

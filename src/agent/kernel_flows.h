@@ -44,7 +44,8 @@ namespace canopy::agent {
 // port's interface, and its action towards the receiving port's.
 fastpath::FlowKey kernelKey(const datapath::pipeline::FlowOffer& offer, int from_ifindex);
 // `out`: how it reaches that interface (CANOPY_FP_REDIRECT_PEER into a
-// veth's peer, CANOPY_FP_REDIRECT to a tap's reader, CANOPY_FP_ENCAP).
+// veth's peer, CANOPY_FP_REDIRECT to a tap's reader or out of an uplink,
+// CANOPY_FP_ENCAP). With the offer's translation, if any.
 fastpath::FlowAction kernelAction(const datapath::pipeline::FlowOffer& offer, int to_ifindex,
                                   uint8_t out);
 
@@ -58,7 +59,11 @@ class KernelFlows {
     uint16_t geneve_port = 6081;
     uint16_t vxlan_port = 4789;
   };
-  KernelFlows(fastpath::FastPath& fast_path, Tunnels tunnels) : fp_(fast_path), tunnels_(tunnels) {}
+  // `uplinks`: the interface index of each uplink (as the datapath's
+  // configuration numbers them) whose ingress program and sockets' filters
+  // the agent has put on, or 0 for one whose flows stay in the agent.
+  KernelFlows(fastpath::FastPath& fast_path, Tunnels tunnels, std::vector<int> uplinks = {})
+      : fp_(fast_path), tunnels_(tunnels), uplinks_(std::move(uplinks)) {}
   ~KernelFlows();
   KernelFlows(const KernelFlows&) = delete;
   KernelFlows& operator=(const KernelFlows&) = delete;
@@ -72,7 +77,7 @@ class KernelFlows {
   void detach(int ifindex);
 
   // Installs the offered flows whose ports both have an attached interface
-  // (`ifindexOf`: a port key's, 0 for none).
+  // (`ifindexOf`: a port key's, 0 for none), or whose uplink is served.
   void install(std::span<const datapath::pipeline::FlowOffer> offers,
                const std::function<int(uint32_t port)>& ifindexOf);
   // Takes back the flows of these connections.
@@ -104,6 +109,11 @@ class KernelFlows {
 
   fastpath::FastPath& fp_;
   const Tunnels tunnels_;
+  const std::vector<int> uplinks_;
+  int uplink(uint32_t index_plus_one) const {
+    return index_plus_one == 0 || index_plus_one > uplinks_.size() ? 0
+                                                                   : uplinks_[index_plus_one - 1];
+  }
   std::map<KeyBytes, Installed> installed_;
   uint64_t installs_ = 0;
   struct Attached {

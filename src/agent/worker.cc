@@ -54,7 +54,8 @@ Worker::Worker(const Clock& clock, Options options, const SnapshotCell<WorkerPla
       uplinks_(std::move(uplinks)) {
   CANOPY_CHECK_MSG(wake_fd_.get() >= 0, "eventfd for a worker");
   if (options_.fast_path != nullptr) {
-    kernel_flows_ = std::make_unique<KernelFlows>(*options_.fast_path, options_.fast_tunnels);
+    kernel_flows_ = std::make_unique<KernelFlows>(*options_.fast_path, options_.fast_tunnels,
+                                                  options_.fast_uplinks);
   }
 }
 

@@ -98,6 +98,7 @@ class Worker {
     // The kernel fast path (the agent's, outliving the worker), or null.
     fastpath::FastPath* fast_path = nullptr;
     KernelFlows::Tunnels fast_tunnels{};
+    std::vector<int> fast_uplinks{};  // KernelFlows' `uplinks`
   };
   // `tunnels`: [0] the configured encapsulation's port, [1] the other's.
   // `uplinks`: by index, as the datapath's configuration names them.

@@ -145,21 +145,14 @@ in_ns "$tag-vm1" ping -6 -c 1 -W 2 fd00:b::1 >"$work/ping" || fail "the router's
 gw_ll=$(in_ns "$tag-vm1" ip -6 route show default | grep -o 'fe80::[0-9a-f:]*')
 in_ns "$tag-vm1" ping -6 -c 1 -W 2 "$gw_ll%eth0" >"$work/ping" ||
   fail "the router's link-local address: $(cat "$work/ping")"
-kernel_hits() {
-  local n=0 h
-  for h in h1 h2; do
-    n=$((n + $("$bin/canopy-agent" --run-dir "$work/$h" status | field 'd["fast_path"].get("hits", 0)')))
-  done
-  echo "$n"
-}
-hits=$(kernel_hits)
+hits=$(kernel_hits h1 h2)
 send_blob "$tag-vm1" "$tag-vm2" "${ips[vm2]}" 5001 1048576
 # With the kernel fast path (the default), the established connection's
 # segments crossed in the kernel, routed (hop limit) as the agent routes.
 if fast_path_on h1; then
-  carried() { [ $(($(kernel_hits) - hits)) -gt 20 ]; }
-  retry 5 carried || fail "the kernel carried $(($(kernel_hits) - hits)) IPv6 packets"
-  echo "IPv6 TCP routed vm1 -> vm2: $(($(kernel_hits) - hits)) packets in the kernel"
+  carried() { [ $(($(kernel_hits h1 h2) - hits)) -gt 20 ]; }
+  retry 5 carried || fail "the kernel carried $(($(kernel_hits h1 h2) - hits)) IPv6 packets"
+  echo "IPv6 TCP routed vm1 -> vm2: $(($(kernel_hits h1 h2) - hits)) packets in the kernel"
 fi
 # Fragmented datagrams (the kernels' fragment headers), both ways.
 udp_big "$tag-vm1" "$tag-vm2" "${ips[vm2]}" 9100

@@ -122,8 +122,17 @@ expect_in "$fip" "$(cat "$work/seen")"
 api POST /v2.0/security-group-rules '{"security_group_rule": {"security_group_id":
   "'"$default_sg"'", "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
   "port_range_min": 9002, "port_range_max": 9002}}' >/dev/null
+hits=$(kernel_hits h1)
 send_blob "$tag-vm1" "$outside" 203.0.113.1 9001
 send_blob "$outside" "$tag-vm1" "$fip" 9002
+# With the kernel fast path (the default), the established connections
+# crossed h1's uplink in the kernel, translated to and from the floating IP
+# (only they ran on h1 meanwhile).
+if fast_path_on h1; then
+  carried() { [ $(($(kernel_hits h1) - hits)) -gt 100 ]; }
+  retry 5 carried || fail "h1's kernel carried $(($(kernel_hits h1) - hits)) packets of the floating IP"
+  echo "floating IP TCP both ways: $(($(kernel_hits h1) - hits)) packets in h1's kernel"
+fi
 
 # SNAT: vm2 has no floating IP and comes out as the router's gateway address.
 retry 10 sh -c "echo hello | ip netns exec '$tag-vm2' nc -N -w 2 203.0.113.1 9000" ||

@@ -169,6 +169,15 @@ fast_path_on() {
   [ "$("$bin/canopy-agent" --run-dir "$work/$1" status | field 'd["fast_path"]["state"]')" = on ]
 }
 
+# kernel_hits HOST...: the packets these hosts' kernel fast paths carried.
+kernel_hits() {
+  local n=0 h
+  for h in "$@"; do
+    n=$((n + $("$bin/canopy-agent" --run-dir "$work/$h" status | field 'd["fast_path"].get("hits", 0)')))
+  done
+  echo "$n"
+}
+
 # start_agent HOST ADDRESS [ARGS...]: canopy-agent in the host's namespace,
 # with $CANOPY_AGENT_WORKERS datapath workers (default 1), served by
 # $agent_server (default: the first server's socket).

@@ -1112,6 +1112,16 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
       offer.from_conn = conn();
       offer.tags = d->tags;
       pkt.offer = &offer;
+    } else if (ctx.stage == Stage::FromUplink && depth == 0 &&
+               (no = pkt.snat_external          ? "translated before its decision (SNAT)"
+                     : !untaggedUplink(ctx.key) ? "VLAN-tagged"
+                                                : notOffered(*d, ctx, p, true, false, offer,
+                                                             trace != nullptr)) == nullptr) {
+      // From outside, as it arrived (an untagged uplink's frame).
+      offer.from_uplink = pkt.in.uplink + 1;
+      offer.key = p.key;
+      offer.tags = d->tags;
+      pkt.offer = &offer;
     } else if (ctx.stage == Stage::ToPort && pkt.offer != nullptr &&
                (no = notOffered(*d, ctx, p, false, tracked, *pkt.offer, trace != nullptr)) ==
                    nullptr) {
@@ -1184,6 +1194,8 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
   // (not to a router's gateway, and with the sender's groups in reach).
   auto ends = [&](const Action& a) {
     if (a.kind == end) return a.vlan == 0;
+    // (Out of an uplink: its VLAN is checked as it leaves, emitUplink().)
+    if (from && a.kind == ActionKind::Uplink) return true;
     return from && a.kind == ActionKind::Tunnel && a.router == 0 && a.port != 0 &&
            a.remote.family == 4 && a.groups.size() <= kMaxTaggedGroups;
   };
@@ -1199,16 +1211,38 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
         if (a.kind == ActionKind::DecrementTtl) offer.decrement_ttl = true;
         if (a.kind == ActionKind::CheckMtu) offer.mtu = a.mtu;
         break;
+      case ActionKind::Nat: {
+        // Stateless (a floating IP, port forwarding): IPv4, its ports TCP's
+        // or UDP's, no helper rewriting payloads.
+        if (!from) return "rewritten on its way in";
+        if (a.helper) return "a NAT helper's connection";
+        if (k.eth_type != ethertype::kIpv4) return "NAT of other than IPv4";
+        const bool ports =
+            k.ip_proto == packet::ipproto::kTcp || k.ip_proto == packet::ipproto::kUdp;
+        if (a.to_port != 0 && !ports) return "a translated port of other than TCP or UDP";
+        auto& ip = a.source_side ? offer.nat_ip_src : offer.nat_ip_dst;
+        ip = a.address;
+        if (a.to_port != 0) (a.source_side ? offer.nat_port_src : offer.nat_port_dst) = a.to_port;
+        break;
+      }
       case ActionKind::Deliver:
       case ActionKind::Output:
       case ActionKind::Tunnel:
-        if (!last || !ends(a)) return "not to one port of this host or of another";
+      case ActionKind::Uplink:
+        if (!last || !ends(a)) return "not to one port of this host or of another, or an uplink";
         break;
       default:
-        return "needs what the kernel path does not do (NAT, an uplink, QoS, logging...)";
+        return "needs what the kernel path does not do (stateful NAT, load balancing, QoS, "
+               "metering, logging...)";
     }
   }
-  return ends(d.actions.back()) ? nullptr : "not to one port of this host or of another";
+  return ends(d.actions.back()) ? nullptr
+                                : "not to one port of this host or of another, or an uplink";
+}
+
+bool Datapath::untaggedUplink(uint32_t switch_key) const {
+  const topology::Switch* sw = topology_->findSwitch(switch_key);
+  return sw != nullptr && sw->vlan == 0;
 }
 
 void Datapath::offerFlow(const FlowOffer& o, Trace* trace) {
@@ -1216,6 +1250,12 @@ void Datapath::offerFlow(const FlowOffer& o, Trace* trace) {
     offers_.push_back(o);
   } else if (o.to_port != 0 && o.from_port != 0) {
     trace->push_back("fast path: once established, this flow goes port to port in the kernel");
+  } else if (o.from_uplink != 0) {
+    trace->push_back(
+        "fast path: once established, this flow goes from the uplink to its port "
+        "in the kernel");
+  } else if (o.to_uplink != 0) {
+    trace->push_back("fast path: once established, this flow leaves by the uplink in the kernel");
   } else if (o.to_port != 0) {
     trace->push_back("fast path: once established, this flow leaves the tunnel in the kernel");
   } else {
@@ -1556,6 +1596,22 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         break;
       case ActionKind::Uplink:
         emitUplink(a.switch_key, bytes, out);
+        if (pkt.offer != nullptr && ctx.stage == Stage::FromPort && last && !out.items().empty() &&
+            out.items().back().kind == Outputs::Kind::Uplink) {
+          // Out of the uplink as this packet left (untagged only).
+          const auto& item = out.items().back();
+          if (!untaggedUplink(a.switch_key)) {
+            if (trace != nullptr) {
+              trace->push_back("fast path: this flow stays in the agent: a VLAN-tagged uplink");
+            }
+          } else {
+            FlowOffer& o = *pkt.offer;
+            o.to_uplink = item.uplink + 1;
+            std::copy_n(bytes.begin(), 6, o.eth_dst.bytes.begin());
+            std::copy_n(bytes.begin() + 6, 6, o.eth_src.bytes.begin());
+            offerFlow(o, trace);
+          }
+        }
         break;
       case ActionKind::Police: {
         // A super-frame counts as the segments it leaves as, each with

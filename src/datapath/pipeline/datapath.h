@@ -31,6 +31,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <span>
 #include <string>
@@ -208,6 +209,10 @@ struct Config {
 struct FlowOffer {
   uint32_t from_port = 0;
   uint32_t to_port = 0;
+  // From or out of an uplink instead of a port: its index in
+  // Config::host.uplinks, plus one (0: none). Untagged only.
+  uint32_t from_uplink = 0;
+  uint32_t to_uplink = 0;
   // Into a tunnel: the other host's tunnel address (IPv4), the tunnel
   // header as the datapath writes it and the outer UDP source port; from
   // one: the sending host's tunnel address and the VNI.
@@ -221,6 +226,11 @@ struct FlowOffer {
   packet::MacAddress eth_src{}, eth_dst{};  // as it leaves
   bool decrement_ttl = false;
   uint16_t mtu = 0;  // 0: none checked
+  // Stateless NAT (IPv4: floating IPs, port forwarding): the source and
+  // destination it leaves with, where they were translated (nullopt: as
+  // they came).
+  std::optional<packet::Ipv4Address> nat_ip_src{}, nat_ip_dst{};
+  std::optional<uint16_t> nat_port_src{}, nat_port_dst{};
   // The connection in each port's zone, whose timeouts the kernel's packets
   // keep moving (ConnTrack::touch).
   conntrack::ConnKey from_conn{}, to_conn{};
@@ -555,6 +565,9 @@ class Datapath {
                                 FlowOffer& offer, bool flow);
   // A complete offer: kept for offers(), or said in the trace.
   void offerFlow(const FlowOffer& o, Trace* trace);
+  // Whether a switch's frames cross its uplink untagged (the fast path
+  // carries only those).
+  bool untaggedUplink(uint32_t switch_key) const;
   // An output of `frame` with an 802.1Q tag of VLAN `vid` pushed (to a
   // trunk's parent, for its subport).
   void addTagged(Outputs& out, Outputs::Item item, std::span<const uint8_t> frame, uint16_t vid);

@@ -3,9 +3,11 @@
  * the kernel.
  *
  * canopy_tc_ingress (tc clsact ingress on the host side of a VM's
- * interface: a veth's, or a hypervisor's tap) looks a packet's flow up in `flows`; a packet of an installed
- * flow that needs nothing the agent must see is rewritten as the flow's
- * action says and redirected to its destination's interface. Everything
+ * interface: a veth's, or a hypervisor's tap; and on an uplink) looks a
+ * packet's flow up in `flows`; a packet of an installed flow that needs
+ * nothing the agent must see is rewritten as the flow's action says (MACs,
+ * TTL, a floating IP's or port forwarding's translation) and redirected to
+ * its destination's interface (a VM's, an uplink, the tunnel). Everything
  * else goes on (TC_ACT_OK) to the agent, which already has it: the agent's
  * AF_PACKET socket on the interface sees packets before tc ingress does.
  * So that it does not take the fast path's packets too, its socket carries
@@ -287,6 +289,68 @@ static __always_inline int encap_headers(struct __sk_buff* skb, struct canopy_fp
   return (int)cfg->underlay_ifindex;
 }
 
+/* One IPv4 address of the header at `ip` becomes `to`: the header's
+ * checksum, and TCP's or UDP's over the pseudo-header (a UDP datagram
+ * without one keeps none), as the datapath's stateless NAT does. */
+static __always_inline int nat_address(struct __sk_buff* skb, struct parsed* p, __u32 ip,
+                                       __u32 at, __u32 from, __u32 to) {
+  const __u32 l4 = ip + IP_LEN;
+  if (p->key.protocol == IPPROTO_TCP &&
+      bpf_l4_csum_replace(skb, l4 + offsetof(struct tcphdr, check), from, to,
+                          BPF_F_PSEUDO_HDR | sizeof(to)) < 0) {
+    return -1;
+  }
+  if (p->key.protocol == IPPROTO_UDP &&
+      bpf_l4_csum_replace(skb, l4 + offsetof(struct udphdr, check), from, to,
+                          BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | sizeof(to)) < 0) {
+    return -1;
+  }
+  if (bpf_l3_csum_replace(skb, ip + offsetof(struct iphdr, check), from, to, sizeof(to)) < 0) {
+    return -1;
+  }
+  return (int)bpf_skb_store_bytes(skb, ip + at, &to, sizeof(to), 0);
+}
+
+/* A TCP or UDP port at `at` of the L4 header becomes `to`. */
+static __always_inline int nat_port(struct __sk_buff* skb, struct parsed* p, __u32 l4, __u32 at,
+                                    __u16 from, __u16 to) {
+  const __u32 sum = l4 + (p->key.protocol == IPPROTO_TCP ? offsetof(struct tcphdr, check)
+                                                         : offsetof(struct udphdr, check));
+  const __u64 flags = p->key.protocol == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+  if (bpf_l4_csum_replace(skb, sum, from, to, flags | sizeof(to)) < 0) return -1;
+  return (int)bpf_skb_store_bytes(skb, l4 + at, &to, sizeof(to), 0);
+}
+
+/* The flow's translation (IPv4: installed only for it) of the IP packet
+ * at `ip`. */
+static __always_inline int nat(struct __sk_buff* skb, struct canopy_fp_action* a,
+                               struct parsed* p, __u32 ip) {
+  if (p->key.family != 4) return -1;
+  __u32 src, dst;
+  __builtin_memcpy(&src, p->key.ip_src, 4);
+  __builtin_memcpy(&dst, p->key.ip_dst, 4);
+  if ((a->nat & CANOPY_FP_NAT_IP_SRC) &&
+      nat_address(skb, p, ip, offsetof(struct iphdr, saddr), src, a->nat_ip_src) < 0) {
+    return -1;
+  }
+  if ((a->nat & CANOPY_FP_NAT_IP_DST) &&
+      nat_address(skb, p, ip, offsetof(struct iphdr, daddr), dst, a->nat_ip_dst) < 0) {
+    return -1;
+  }
+  if (!(a->nat & (CANOPY_FP_NAT_PORT_SRC | CANOPY_FP_NAT_PORT_DST))) return 0;
+  if (p->key.protocol != IPPROTO_TCP && p->key.protocol != IPPROTO_UDP) return -1;
+  const __u32 l4 = ip + IP_LEN;
+  if ((a->nat & CANOPY_FP_NAT_PORT_SRC) &&
+      nat_port(skb, p, l4, 0, p->key.port_src, a->nat_port_src) < 0) {
+    return -1;
+  }
+  if ((a->nat & CANOPY_FP_NAT_PORT_DST) &&
+      nat_port(skb, p, l4, 2, p->key.port_dst, a->nat_port_dst) < 0) {
+    return -1;
+  }
+  return 0;
+}
+
 /* A packet this program took but cannot carry after all, unchanged: into
  * its interface again, marked, for the agent's socket to read this time. */
 static __always_inline int hand_back(struct __sk_buff* skb) {
@@ -336,6 +400,10 @@ int canopy_tc_ingress(struct __sk_buff* skb) {
     bpf_l3_csum_replace(skb, inner + ETH_LEN + offsetof(struct iphdr, check), bpf_htons(before),
                         bpf_htons(after), 2);
     bpf_skb_store_bytes(skb, inner + ETH_LEN + offsetof(struct iphdr, ttl), &ttl, 1, 0);
+  }
+  if (a->nat != 0 && nat(skb, a, &p, inner + ETH_LEN) < 0) {
+    count(CANOPY_FP_REDIRECT_FAIL);
+    return TC_ACT_SHOT;
   }
   __sync_fetch_and_add(&a->packets, 1);
   __sync_fetch_and_add(&a->bytes, skb->len);

@@ -40,7 +40,7 @@ struct canopy_fp_key {
 
 enum canopy_fp_out {
   CANOPY_FP_REDIRECT_PEER = 1, /* into the peer of veth `ifindex` (its namespace) */
-  CANOPY_FP_REDIRECT = 2,      /* out of `ifindex` (a tap: to its reader) */
+  CANOPY_FP_REDIRECT = 2,      /* out of `ifindex` (a tap: to its reader; an uplink) */
   CANOPY_FP_ENCAP = 3,         /* into the tunnel: outer IPv4, UDP and `header`, routed */
 };
 
@@ -50,6 +50,13 @@ enum canopy_fp_flags {
   CANOPY_FP_SET_ETH = 1,       /* eth_src/eth_dst rewritten */
   CANOPY_FP_DECREMENT_TTL = 2, /* routed: TTL - 1, checksum updated */
   CANOPY_FP_BROKEN = 4,        /* set by the program: its route failed (the agent takes it back) */
+};
+
+enum canopy_fp_nat {
+  CANOPY_FP_NAT_IP_SRC = 1,
+  CANOPY_FP_NAT_IP_DST = 2,
+  CANOPY_FP_NAT_PORT_SRC = 4,
+  CANOPY_FP_NAT_PORT_DST = 8,
 };
 
 /* What to do with it, and what it did (updated by the programs). */
@@ -67,8 +74,15 @@ struct canopy_fp_action {
   CANOPY_U16 udp_src;
   CANOPY_U16 udp_dst;
   CANOPY_U8 header_len;
-  CANOPY_U8 pad[3];
+  CANOPY_U8 nat; /* enum canopy_fp_nat */
+  CANOPY_U8 pad[2];
   CANOPY_U8 header[CANOPY_FP_MAX_HEADER];
+  /* NAT (IPv4, a floating IP or port forwarding, as the datapath's stateless
+   * translation): what the fields `nat` names become, checksums updated. */
+  CANOPY_U32 nat_ip_src;
+  CANOPY_U32 nat_ip_dst;
+  CANOPY_U16 nat_port_src; /* TCP or UDP only */
+  CANOPY_U16 nat_port_dst;
   CANOPY_U64 packets;
   CANOPY_U64 bytes;
   CANOPY_U64 last_used_ns; /* bpf_ktime_get_ns() of the last packet */
@@ -82,8 +96,8 @@ enum canopy_fp_counter {
   CANOPY_FP_NOT_IP,    /* not IPv4 or IPv6: to the agent */
   CANOPY_FP_MALFORMED, /* too short or bad header: to the agent, which names it */
   CANOPY_FP_REDIRECT_FAIL,
-  CANOPY_FP_NO_ROUTE,  /* into the tunnel, but no route or neighbour: to the agent */
-  CANOPY_FP_TUNNEL_IN, /* decapsulated from a tunnel (counted with the hits too) */
+  CANOPY_FP_NO_ROUTE,    /* into the tunnel, but no route or neighbour: to the agent */
+  CANOPY_FP_TUNNEL_IN,   /* decapsulated from a tunnel (counted with the hits too) */
   CANOPY_FP_HANDED_BACK, /* could not be carried after all: given to the agent */
   CANOPY_FP_HEADLESS,    /* the agent gone too long: left to the host */
   CANOPY_FP_COUNTERS

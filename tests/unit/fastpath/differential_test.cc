@@ -133,8 +133,23 @@ class FastPathDifferential : public KernelTest {
                 0);
       ASSERT_TRUE(fp_->attach(vm.ifindex));
     }
+    // The outside: h1's uplink to physnet1, its far end a namespace too.
+    {
+      const std::string ns = kTag + "out", host = kTag + "up";
+      ASSERT_TRUE(addNamespace(ns));
+      ASSERT_TRUE(sh("ip link add " + host + " type veth peer name eth0 netns " + ns));
+      ASSERT_TRUE(sh("ip netns exec " + ns + " sysctl -qw net.ipv6.conf.all.disable_ipv6=1"));
+      ASSERT_TRUE(sh("ip -n " + ns + " link set eth0 up"));
+      ASSERT_TRUE(sh("ip link set " + host + " up"));
+      outside_.port = kOutside;
+      outside_.mac = kOutsideMac;
+      outside_.ifindex = static_cast<int>(::if_nametoindex(host.c_str()));
+      outside_.vm_socket = rawSocket(ns, "eth0");
+      outside_.host_socket = rawSocket("", host);
+    }
     datapath::pipeline::Config config;
     config.host.host = kH1;
+    config.host.uplinks = {"physnet1"};
     config.offer_flows = true;
     dp_ = std::make_unique<Datapath>(clock_, config);
     // IPv6 beside IPv4 (vm5 an address too, vm3's web group TCP 80).
@@ -152,6 +167,9 @@ class FastPathDifferential : public KernelTest {
     dp_->setTopology(*built);
   }
   void TearDown() override {
+    for (int fd : {outside_.vm_socket, outside_.host_socket}) {
+      if (fd >= 0) ::close(fd);
+    }
     for (auto& vm : vms_) {
       for (int fd : {vm.vm_socket, vm.host_socket}) {
         if (fd >= 0) ::close(fd);
@@ -161,20 +179,21 @@ class FastPathDifferential : public KernelTest {
   }
 
   Vm& vm(uint32_t port) {
+    if (port == kOutside) return outside_;
     for (auto& v : vms_) {
       if (v.port == port) return v;
     }
     throw std::out_of_range("vm");
   }
 
-  // Through the datapath: the frames that leave for a port (two or more:
-  // fragments); its offers are installed in the kernel.
+  // Through the datapath: the frames that leave for a port or the uplink
+  // (two or more: fragments); its offers are installed in the kernel.
   std::vector<std::vector<uint8_t>> userspace(uint32_t from, const std::vector<uint8_t>& frame) {
     Outputs out;
-    dp_->process(Ingress::fromPort(from), frame, out);
+    dp_->process(from == kOutside ? Ingress::fromUplink(0) : Ingress::fromPort(from), frame, out);
     std::vector<std::vector<uint8_t>> sent;
     for (const auto& item : out.items()) {
-      if (item.kind == Outputs::Kind::Port) {
+      if (item.kind == Outputs::Kind::Port || item.kind == Outputs::Kind::Uplink) {
         auto b = out.bytes(item);
         sent.emplace_back(b.begin(), b.end());
       }
@@ -190,6 +209,21 @@ class FastPathDifferential : public KernelTest {
     return sent;
   }
 
+  // Every VM's interface attached as the agent's worker does (its
+  // program, and the filter on an agent's socket of its own).
+  void attachAll(agent::KernelFlows& flows, std::vector<std::unique_ptr<agent::PortIo>>& ios,
+                 std::map<uint32_t, int>& ifindex) {
+    auto factory = agent::socketIo({});
+    for (auto& v : vms_) {
+      const std::string host = kTag + "h" + std::to_string(v.port);
+      auto io = factory->openInterface(host, 0, 1);
+      ASSERT_TRUE(io) << io.error().message();
+      ifindex[v.port] = flows.attach(**io, host);
+      ASSERT_EQ(ifindex[v.port], v.ifindex) << host;
+      ios.push_back(std::move(*io));
+    }
+  }
+
   // Through the kernel: sent from the VM's end; what the other VMs got,
   // and whether the agent's socket on the sender's interface saw it.
   struct Kernel {
@@ -202,11 +236,15 @@ class FastPathDifferential : public KernelTest {
     EXPECT_EQ(::send(vm(from).vm_socket, frame.data(), frame.size(), 0),
               static_cast<ssize_t>(frame.size()));
     std::vector<pollfd> polled;
-    for (auto& v : vms_) {
-      if (v.port != from) polled.push_back({.fd = v.vm_socket, .events = POLLIN, .revents = 0});
+    std::vector<Vm*> all;
+    for (auto& v : vms_) all.push_back(&v);
+    all.push_back(&outside_);
+    for (Vm* v : all) {
+      if (v->port != from) polled.push_back({.fd = v->vm_socket, .events = POLLIN, .revents = 0});
     }
     ::poll(polled.data(), polled.size(), wait_ms);
-    for (auto& v : vms_) {
+    for (Vm* p : all) {
+      Vm& v = *p;
       if (v.port == from) continue;
       for (auto& f : frames(v.vm_socket, 0)) {
         EXPECT_EQ(k.to, 0u) << "delivered twice";
@@ -218,9 +256,11 @@ class FastPathDifferential : public KernelTest {
     return k;
   }
 
+  static constexpr uint32_t kOutside = 0xffff;  // not a port: the uplink's far end
   FakeClock clock_;
   std::unique_ptr<Datapath> dp_;
   std::vector<Vm> vms_;
+  Vm outside_{};
   size_t installed_ = 0;
   bool keep_offers_ = false;
 };
@@ -417,21 +457,130 @@ TEST_F(FastPathDifferential, MalformedFramesOfInstalledFlowsAreNeverForwardedUnc
   EXPECT_GT(left, 40u);
 }
 
+// Through h1's uplink, translated: vm3's floating IP (TCP to port 80 and
+// ICMP echo, from random outside addresses) and a port forwarding to vm1's
+// TCP 22 (its router's gateway moved to h1), both ways, byte for byte as
+// the datapath; the agent's KernelFlows installs them.
+TEST_F(FastPathDifferential, TranslatedFlowsThroughTheUplinkLeaveTheKernelAsTheDatapath) {
+  const uint64_t seed = testSeed();
+  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
+  std::mt19937_64 rng(seed);
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint64_t>(n)); };
+  {
+    auto parts = datapath::testing::TopologyParts::of(*dp_->topology());
+    parts.routers.at(kRouter).gateway->host = kH1;
+    parts.floating_ips.push_back({.id = "fip2-id",
+                                  .external = datapath::testing::ip("203.0.113.60"),
+                                  .router_key = kRouter,
+                                  .forwardings = {{.protocol = 6,
+                                                   .external_min = 2222,
+                                                   .external_max = 2222,
+                                                   .internal_min = 22,
+                                                   .internal = datapath::testing::ip("10.0.0.5"),
+                                                   .port_key = kVm1}}});
+    parts.groups.at(kDefault).rules.push_back({.id = "ssh",
+                                               .direction = datapath::topology::Direction::Ingress,
+                                               .protocol = 6,
+                                               .port_min = 22,
+                                               .port_max = 22});
+    auto built = parts.builder().build(2);
+    ASSERT_TRUE(built);
+    dp_->setTopology(*built);
+  }
+  agent::KernelFlows flows(*fp_, {}, {outside_.ifindex});
+  int filter = fp_->socketFilter();
+  ASSERT_EQ(::setsockopt(outside_.host_socket, SOL_SOCKET, SO_ATTACH_BPF, &filter, sizeof(filter)),
+            0);
+  ASSERT_TRUE(fp_->attach(outside_.ifindex));
+  std::vector<std::unique_ptr<agent::PortIo>> ios;
+  std::map<uint32_t, int> ifindex;
+  attachAll(flows, ios, ifindex);
+  keep_offers_ = true;
+  auto through = [&](uint32_t from, const std::vector<uint8_t>& frame) {
+    auto sent = userspace(from, frame);
+    flows.install(dp_->offers(), [&](uint32_t port) { return ifindex.at(port); });
+    dp_->offers().clear();
+    return sent;
+  };
+  // The outside's router (203.0.113.1) makes itself known.
+  through(kOutside, PacketBuilder()
+                        .eth(kOutsideMac, MacAddress::broadcast())
+                        .arp(1, kOutsideMac, v4("203.0.113.1"), MacAddress{}, v4("203.0.113.50"))
+                        .build());
+  size_t compared = 0;
+  for (int round = 0; round < 24; ++round) {
+    const int kind = pick(3);  // floating IP TCP, floating IP ICMP echo, port forwarding
+    Vm& inside = vm(kind == 2 ? kVm1 : kVm3);
+    const MacAddress inside_gateway = kind == 2 ? kRouterNet1Mac : kRouterNet2Mac;
+    // (A port forwarding's floating IP answers at the gateway's MAC.)
+    const MacAddress outside_to = kind == 2 ? kGatewayMac : inside.mac;
+    const auto remote =
+        datapath::packet::Ipv4Address::of(198, 51, 100, static_cast<uint8_t>(1 + pick(250)));
+    const auto external = v4(kind == 2 ? "203.0.113.60" : "203.0.113.50");
+    const auto sport = static_cast<uint16_t>(1024 + pick(60000));
+    const uint16_t dport = kind == 2 ? 2222 : 80, inside_port = kind == 2 ? 22 : 80;
+    const auto id = static_cast<uint16_t>(pick(65536));
+    uint32_t seq_o = static_cast<uint32_t>(rng()), seq_i = static_cast<uint32_t>(rng());
+    uint16_t echo = 0;
+    auto fromOutside = [&](uint8_t flags, size_t payload) {
+      PacketBuilder pb;
+      pb.eth(kOutsideMac, outside_to).ipv4(remote, external, static_cast<uint8_t>(2 + pick(254)));
+      if (kind == 1) {
+        pb.icmp(8, 0, id, ++echo);
+      } else {
+        pb.tcp(sport, dport, flags, seq_o, seq_i);
+      }
+      seq_o += static_cast<uint32_t>(payload) + ((flags & TcpHeader::kSyn) ? 1 : 0);
+      return pb.payload(std::string(payload, static_cast<char>('a' + pick(26)))).build();
+    };
+    auto fromInside = [&](uint8_t flags, size_t payload) {
+      PacketBuilder pb;
+      pb.eth(inside.mac, inside_gateway).ipv4(v4(inside.ip), remote);
+      if (kind == 1) {
+        pb.icmp(0, 0, id, echo);
+      } else {
+        pb.tcp(inside_port, sport, flags, seq_i, seq_o);
+      }
+      seq_i += static_cast<uint32_t>(payload) + ((flags & TcpHeader::kSyn) ? 1 : 0);
+      return pb.payload(std::string(payload, static_cast<char>('A' + pick(26)))).build();
+    };
+    // Opened through the datapath.
+    ASSERT_FALSE(through(kOutside, fromOutside(TcpHeader::kSyn, 0)).empty()) << round;
+    ASSERT_FALSE(through(inside.port, fromInside(TcpHeader::kSyn | TcpHeader::kAck, 0)).empty())
+        << round;
+    ASSERT_FALSE(through(kOutside, fromOutside(TcpHeader::kAck, 0)).empty()) << round;
+    ASSERT_FALSE(through(inside.port, fromInside(TcpHeader::kAck, 0)).empty()) << round;
+    for (int i = 0; i < 4; ++i) {
+      const bool in = i % 2 == 0;
+      auto frame = in ? fromOutside(TcpHeader::kAck, static_cast<size_t>(pick(1300)))
+                      : fromInside(TcpHeader::kAck, static_cast<size_t>(pick(1300)));
+      auto expected = through(in ? kOutside : inside.port, frame);
+      ASSERT_EQ(expected.size(), 1u) << "round " << round << " packet " << i;
+      auto got = kernel(in ? kOutside : inside.port, frame, 300);
+      ASSERT_EQ(got.to, in ? inside.port : kOutside)
+          << "round " << round << " packet " << i << " (" << (in ? "in" : "out")
+          << "): " << datapath::packet::describeFrame(frame) << ", agent saw it " << got.agent_saw
+          << ", hits " << fp_->counters().hits << ", misses " << fp_->counters().misses
+          << ", flows " << flows.size();
+      EXPECT_EQ(got.bytes, expected[0])
+          << "round " << round << " packet " << i << ": kernel "
+          << datapath::packet::describeFrame(got.bytes) << ", datapath "
+          << datapath::packet::describeFrame(expected[0]);
+      EXPECT_FALSE(got.agent_saw) << "round " << round;
+      ++compared;
+    }
+  }
+  std::printf("%zu translated packets compared, %zu flows installed\n", compared, flows.size());
+  EXPECT_GE(flows.size(), 24u);
+}
+
 // A change takes back exactly the installed flows whose decisions it
 // touches (by the flow cache's tags), as the agent's worker does.
 TEST_F(FastPathDifferential, AChangeTakesBackExactlyTheFlowsItTouches) {
-  auto factory = agent::socketIo({});
   agent::KernelFlows flows(*fp_, {});
   std::vector<std::unique_ptr<agent::PortIo>> ios;
   std::map<uint32_t, int> ifindex;
-  for (auto& v : vms_) {
-    const std::string host = kTag + "h" + std::to_string(v.port);
-    auto io = factory->openInterface(host, 0, 1);
-    ASSERT_TRUE(io) << io.error().message();
-    ifindex[v.port] = flows.attach(**io, host);
-    ASSERT_EQ(ifindex[v.port], v.ifindex) << host;
-    ios.push_back(std::move(*io));
-  }
+  attachAll(flows, ios, ifindex);
   auto install = [&] {
     flows.install(dp_->offers(), [&](uint32_t port) { return ifindex.at(port); });
     dp_->offers().clear();

@@ -337,6 +337,16 @@ TEST_F(TraceTest, SaysWhatTheKernelFastPathRuns) {
   EXPECT_EQ(lines(t["steps"], "compute-2"),
             Lines{"fast path: this flow stays in the agent: dropped"})
       << t.dump(2);
+  // A floating IP: in through vm3's host's uplink and out again, translated.
+  t = trace({{"ip_address", "198.51.100.7"}, {"network_id", public_}}, tcp("203.0.113.50", 80),
+            true);
+  EXPECT_EQ(lines(t["steps"], "compute-2"),
+            Lines{"fast path: once established, this flow goes from the uplink to its port in "
+                  "the kernel"})
+      << t.dump(2);
+  EXPECT_EQ(lines(t["reply"]["steps"], "compute-2"),
+            Lines{"fast path: once established, this flow leaves by the uplink in the kernel"})
+      << t.dump(2);
   // And the agents' API says who runs it.
   auto a = call("GET", "/v2.0/agents/compute-1", "", "");
   ASSERT_EQ(a.status, 200) << a.body.dump();
