@@ -81,4 +81,26 @@ done
 bg "$tag-vm2" "$bin/conn_rate" serve 8080 vm2
 wait_listen "$tag-vm2" 8080
 retry 20 in_ns "$tag-vm1" nc -z -w 1 "${ip_of[vm2]}" 8080 || fail "vm1 cannot reach vm2"
-report "Canopy, fast path $mode" "$(measure "$tag-vm1" "${ip_of[vm2]}")"
+result=$(measure "$tag-vm1" "${ip_of[vm2]}")
+report "Canopy, fast path $mode" "$result"
+# Where each connection's packets went: through the agent's datapath, or
+# the kernel (the agents publish their counters each second).
+# (Read until the counters, published each second, stayed for 1.2 s.)
+settled() {
+  "$bin/canopy-agent" --run-dir "$work/h1" status >"$work/status.json"
+  local now
+  now=$(field 'd["datapath"]["packets"]' <"$work/status.json")
+  if [ "$now" = "${last:-}" ]; then stable=$((stable + 1)); else stable=0; fi
+  last=$now
+  [ "$stable" -ge 4 ]
+}
+stable=0
+retry 10 settled || true
+python3 -c '
+import json, sys
+r, s = json.loads(sys.argv[1]), json.load(open(sys.argv[2]))
+n = max(1, r["per_second"] * float(sys.argv[3]))
+fp = s.get("fast_path", {})
+print("%-22s %7.1f packets a connection in the agent, %.1f in the kernel, %.1f flows installed" % (
+    "", s["datapath"]["packets"] / n, fp.get("hits", 0) / n, fp.get("installed", 0) / n))' \
+  "$result" "$work/status.json" "$seconds"

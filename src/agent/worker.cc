@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -465,21 +466,35 @@ void Worker::receiveTunnel(size_t t) {
 void Worker::runBatch() {
   out_.clear();
   datapath_->processBatch(inputs_, out_);
+  // A handshake's flows before its SYN-ACK goes on, so that the next
+  // packets (the last ACK, the first data) find them; the others after
+  // their packets, which they must not overtake.
+  installOffers(/*early=*/true);
   forward(out_, offloads_);
-  if (kernel_flows_ != nullptr) {
+  installOffers(/*early=*/false);
+}
+
+void Worker::installOffers(bool early) {
+  if (kernel_flows_ == nullptr) return;
+  if (!early) {
     kernel_flows_->retract(datapath_->takeInvalidations());  // (neighbours learned)
     auto& retracted = datapath_->retractions();
     kernel_flows_->retract(retracted);
     retracted.clear();
-    auto& offers = datapath_->offers();
-    if (!offers.empty()) {
-      kernel_flows_->install(offers, [&](uint32_t port) {
-        auto it = by_key_.find(port);
-        return it == by_key_.end() ? 0 : it->second->fast_ifindex;
-      });
-      offers.clear();
-    }
   }
+  auto& offers = datapath_->offers();
+  if (offers.empty()) return;
+  auto these = offers.begin();
+  if (early) {
+    these = std::stable_partition(offers.begin(), offers.end(),
+                                  [](const datapath::pipeline::FlowOffer& o) { return !o.early; });
+  }
+  if (these == offers.end()) return;
+  kernel_flows_->install(std::span(these, offers.end()), [&](uint32_t port) {
+    auto it = by_key_.find(port);
+    return it == by_key_.end() ? 0 : it->second->fast_ifindex;
+  });
+  offers.erase(these, offers.end());
 }
 
 void Worker::forward(Outputs& out, std::span<const Offload> offloads) {

@@ -144,6 +144,9 @@ class Worker {
   void receive(PortIo& io, Bound* bound, const datapath::pipeline::Ingress& ingress);
   void receiveTunnel(size_t t);
   void runBatch();
+  // The datapath's offers into the kernel: the early ones (a handshake's),
+  // or all that are left, after the batch's retractions.
+  void installOffers(bool early);
   // The packets of a port dropped so far by its slow-path limits.
   uint64_t slowPathDrops(uint32_t port) const;
   void forward(datapath::pipeline::Outputs& out,

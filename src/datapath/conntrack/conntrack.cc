@@ -269,6 +269,10 @@ bool ConnTrack::touch(const ConnKey& key, SteadyTime now) noexcept {
   const Timeouts& t = limits_.timeouts;
   if (key.protocol == kTcp) {
     if (c.tcp == TcpState::Closed) return false;  // reset: its packets are the agent's again
+    // The kernel carries a connection's packets from its SYN-ACK on: what
+    // it carried after it completed the handshake (its last ACK, or the
+    // answer's data, which follows it).
+    if (c.tcp == TcpState::SynReceived) c.tcp = TcpState::Established;
     if (c.tcp == TcpState::Established) expireAt(c, now + t.tcp_established);
     c.next_seq[0] = c.next_seq[1] = 0;
   } else if (key.protocol == kIcmp || key.protocol == kIcmpv6) {

@@ -191,7 +191,9 @@ class ConnTrack {
   // The kernel fast path carried packets of connection `key` (either
   // direction) that this table did not see: its timeout moves on as theirs
   // would have, and its TCP sequence positions are learned again from the
-  // next segments it sees. False if the connection is gone or was reset.
+  // next segments it sees; a handshake answered (SYN-ACK) is complete
+  // (the kernel carried its last ACK). False if the connection is gone or
+  // was reset.
   bool touch(const ConnKey& key, SteadyTime now) noexcept;
 
   // Frees expired connections; at most `budget` of them per call.

@@ -642,11 +642,22 @@ void Datapath::catchUpNeighbors() {
 void Datapath::invalidate(flowcache::Tag tag) {
   cache_.invalidate(tag);
   if (config_.offer_flows && !invalidations_.all) invalidations_.tags.push_back(tag);
+  // Held offers made of what changed go too (they are at most kMaxPending).
+  if (!pending_order_.empty()) {
+    std::erase_if(pending_order_, [&](const std::shared_ptr<const Pending>& p) {
+      const auto& tags = p->offer.tags;
+      if (!std::binary_search(tags.begin(), tags.end(), tag)) return false;
+      forgetPending(*p);
+      return true;
+    });
+  }
 }
 
 void Datapath::invalidateAll() {
   cache_.clear();
   if (config_.offer_flows) invalidations_ = {.all = true, .tags = {}};
+  pending_.clear();
+  pending_order_.clear();
 }
 
 void Datapath::sweep() { shared_->sweep(); }
@@ -1158,7 +1169,18 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
                                  const packet::ParsedPacket& p, bool from, bool tracked,
                                  FlowOffer& offer, bool flow) {
   const auto& k = p.key;
-  if (!flow && tracked && ctx.ct != conntrack::CtState::Established) {
+  using packet::TcpHeader;
+  const auto tcp_flags =
+      k.ip_proto == packet::ipproto::kTcp
+          ? k.tcp_flags & (TcpHeader::kSyn | TcpHeader::kAck | TcpHeader::kFin | TcpHeader::kRst)
+          : 0;
+  // A connection's opening SYN: its flow is offered once the SYN-ACK's
+  // is (pending); the SYN-ACK's own, for the answer's later packets.
+  const bool opening =
+      !flow && tracked && ctx.ct == conntrack::CtState::New && tcp_flags == TcpHeader::kSyn;
+  const bool answer = !flow && ctx.ct == conntrack::CtState::Established &&
+                      tcp_flags == (TcpHeader::kSyn | TcpHeader::kAck);
+  if (!flow && tracked && ctx.ct != conntrack::CtState::Established && !opening) {
     return "no established connection";
   }
   if (d.drop != DropReason::None) return "dropped";
@@ -1168,10 +1190,12 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
   if (k.ip_frag != packet::Fragment::None) return "a fragment";
   switch (k.ip_proto) {
     case packet::ipproto::kTcp:
-      if (!flow && (k.tcp_flags & (packet::TcpHeader::kSyn | packet::TcpHeader::kFin |
-                                   packet::TcpHeader::kRst)) != 0) {
+      if (!flow && !opening && !answer &&
+          (k.tcp_flags & (TcpHeader::kSyn | TcpHeader::kFin | TcpHeader::kRst)) != 0) {
         return "a TCP SYN, FIN or RST";
       }
+      if (opening) offer.pending = true;
+      if (answer) offer.early = true;
       break;
     case packet::ipproto::kUdp:
       break;
@@ -1240,13 +1264,54 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
                                 : "not to one port of this host or of another, or an uplink";
 }
 
+void Datapath::holdUntilAnswered(const FlowOffer& o) {
+  const SteadyTime now = clock_.now();
+  while (!pending_order_.empty() &&
+         (pending_order_.size() >= kMaxPending || pending_order_.front()->at + kPendingFor < now)) {
+    forgetPending(*pending_order_.front());
+    pending_order_.pop_front();
+  }
+  auto held = std::make_shared<const Pending>(Pending{.offer = o, .at = now});
+  for (const auto* c : {&o.from_conn, &o.to_conn}) {
+    if (c->family != 0) pending_[*c] = held;
+  }
+  pending_order_.push_back(std::move(held));
+}
+
+void Datapath::forgetPending(const Pending& p) {
+  for (const auto* c : {&p.offer.from_conn, &p.offer.to_conn}) {
+    auto it = c->family != 0 ? pending_.find(*c) : pending_.end();
+    if (it != pending_.end() && it->second.get() == &p) pending_.erase(it);
+  }
+}
+
+// A SYN-ACK's flow is offered: its connection's SYN's, if held, with it
+// (found by either zone's connection, in the SYN's direction).
+void Datapath::releaseAnswered(const FlowOffer& answer) {
+  for (const auto* c : {&answer.from_conn, &answer.to_conn}) {
+    if (c->family == 0) continue;
+    auto it = pending_.find(c->reversed());
+    if (it == pending_.end()) continue;
+    auto held = it->second;
+    forgetPending(*held);
+    FlowOffer o = held->offer;
+    o.pending = false;
+    o.early = true;
+    offers_.push_back(std::move(o));
+    return;
+  }
+}
+
 bool Datapath::untaggedUplink(uint32_t switch_key) const {
   const topology::Switch* sw = topology_->findSwitch(switch_key);
   return sw != nullptr && sw->vlan == 0;
 }
 
 void Datapath::offerFlow(const FlowOffer& o, Trace* trace) {
-  if (trace == nullptr) {
+  if (trace == nullptr && o.pending) {
+    holdUntilAnswered(o);
+  } else if (trace == nullptr) {
+    if (o.early) releaseAnswered(o);
     offers_.push_back(o);
   } else if (o.to_port != 0 && o.from_port != 0) {
     trace->push_back("fast path: once established, this flow goes port to port in the kernel");

@@ -237,6 +237,13 @@ struct FlowOffer {
   // The cache tags of the decisions it was made of (sorted, unique): a
   // change to any takes the flow back (Datapath::takeInvalidations).
   std::vector<flowcache::Tag> tags{};
+  // Made of a connection's opening SYN: held by the datapath until the
+  // SYN-ACK's own flow is offered, then offered with it (the kernel never
+  // carries a SYN; it carries the handshake's last ACK).
+  bool pending = false;
+  // Of a handshake (a SYN-ACK's flow, and its SYN's): to be installed
+  // before the SYN-ACK is sent on, so that the next packets find it.
+  bool early = false;
 };
 
 // What changed since the kernel fast path's flows were offered: the cache
@@ -610,6 +617,21 @@ class Datapath {
   // router's gateway) -> the router.
   std::map<IpAddress, uint32_t> lb_floating_;
   std::vector<FlowOffer> offers_;
+  // Offers of connections whose SYN was seen and whose SYN-ACK was not yet
+  // (FlowOffer::pending), by each zone's connection key; the oldest go
+  // first beyond kMaxPending or after kPendingFor.
+  struct Pending {
+    FlowOffer offer;
+    SteadyTime at;
+  };
+  static constexpr size_t kMaxPending = 4096;
+  static constexpr std::chrono::seconds kPendingFor{10};
+  std::unordered_map<conntrack::ConnKey, std::shared_ptr<const Pending>, conntrack::ConnKeyHash>
+      pending_;
+  std::deque<std::shared_ptr<const Pending>> pending_order_;
+  void holdUntilAnswered(const FlowOffer& o);
+  void releaseAnswered(const FlowOffer& answer);
+  void forgetPending(const Pending& p);
   std::vector<conntrack::ConnKey> retractions_;
   Invalidations invalidations_;
   void invalidate(flowcache::Tag tag);

@@ -101,6 +101,27 @@ TEST_F(ConntrackTest, TcpHandshakeDataAndClose) {
   EXPECT_EQ(see(tcp(true, kSyn, 9000)).state, CtState::New);
 }
 
+// The kernel fast path carries a connection from its SYN-ACK on: what it
+// carried completes the handshake, and its timeout is then the
+// established one; before the SYN-ACK, nothing is completed.
+TEST_F(ConntrackTest, TouchedAfterItsSynAckAHandshakeIsComplete) {
+  auto key = [&] {
+    packet::ParsedPacket p;
+    auto f = tcp(true, kSyn, 1000);
+    (void)packet::parse(f, p);
+    return connKey(p, 1);
+  }();
+  EXPECT_EQ(pass(tcp(true, kSyn, 1000)), CtState::New);
+  EXPECT_TRUE(ct.touch(key, clock.now()));
+  EXPECT_EQ(ct.find(key)->tcp, TcpState::SynSent);
+  see(tcp(false, kSyn | kAck, 5000, 1001));
+  EXPECT_EQ(ct.find(key)->tcp, TcpState::SynReceived);
+  EXPECT_TRUE(ct.touch(key.reversed(), clock.now()));
+  EXPECT_EQ(ct.find(key)->tcp, TcpState::Established);
+  clock.advance(std::chrono::minutes(10));  // beyond a handshake's timeout
+  EXPECT_TRUE(ct.find(key));
+}
+
 TEST_F(ConntrackTest, ASynAfterItsSenderClosedReusesThePortWithoutTheLastAck) {
   pass(tcp(true, kSyn, 1000));
   see(tcp(false, kSyn | kAck, 5000, 1001));

@@ -457,6 +457,39 @@ TEST_F(FastPathDifferential, MalformedFramesOfInstalledFlowsAreNeverForwardedUnc
   EXPECT_GT(left, 40u);
 }
 
+// A handshake's flows, both ways, are installed with its SYN-ACK (before
+// it goes on): the kernel carries its last ACK and the answer's data, as
+// the datapath would; before the SYN-ACK, the opener's packets of the
+// connection are the agent's.
+TEST_F(FastPathDifferential, AHandshakeIsInstalledBothWaysWithItsSynAck) {
+  Vm &a = vm(kVm1), &b = vm(kVm5);
+  auto tcp = [&](bool forward, uint8_t flags, uint32_t seq, uint32_t ack, const char* data) {
+    PacketBuilder pb;
+    pb.eth(forward ? a.mac : b.mac, forward ? b.mac : a.mac)
+        .ipv4(v4(forward ? a.ip : b.ip), v4(forward ? b.ip : a.ip))
+        .tcp(forward ? 41000 : 22, forward ? 22 : 41000, flags, seq, ack);
+    return pb.payload(data).build();
+  };
+  ASSERT_FALSE(userspace(a.port, tcp(true, TcpHeader::kSyn, 100, 0, "")).empty());
+  EXPECT_EQ(installed_, 0u) << "a SYN alone installs nothing";
+  auto early = kernel(a.port, tcp(true, TcpHeader::kAck, 101, 501, ""), 30);
+  EXPECT_EQ(early.to, 0u) << "the kernel carried the opener's packet before the SYN-ACK";
+  EXPECT_TRUE(early.agent_saw);
+  ASSERT_FALSE(
+      userspace(b.port, tcp(false, TcpHeader::kSyn | TcpHeader::kAck, 500, 101, "")).empty());
+  EXPECT_EQ(installed_, 2u) << "the SYN-ACK installs both ways";
+  for (auto [forward, data] : {std::pair{true, ""}, {false, "SSH-2.0-canopy\r\n"}}) {
+    auto frame = forward ? tcp(true, TcpHeader::kAck, 101, 501, data)
+                         : tcp(false, TcpHeader::kAck | TcpHeader::kPsh, 501, 101, data);
+    auto expected = userspace(forward ? a.port : b.port, frame);
+    ASSERT_EQ(expected.size(), 1u);
+    auto got = kernel(forward ? a.port : b.port, frame, 300);
+    EXPECT_EQ(got.to, forward ? b.port : a.port);
+    EXPECT_EQ(got.bytes, expected[0]);
+    EXPECT_FALSE(got.agent_saw) << (forward ? "the last ACK" : "the answer's data");
+  }
+}
+
 // Through h1's uplink, translated: vm3's floating IP (TCP to port 80 and
 // ICMP echo, from random outside addresses) and a port forwarding to vm1's
 // TCP 22 (its router's gateway moved to h1), both ways, byte for byte as
