@@ -151,9 +151,12 @@ void KernelFlows::install(std::span<const datapath::pipeline::FlowOffer> offers,
       from = uplink(o.from_uplink);
       key = kernelKey(o, from);
       action = kernelAction(o, to, attached_[to].out);
-    } else if (from > 0 && attached_.count(from) && o.to_port == 0 && tunnels &&
-               o.tunnel_remote.family == 4 && o.tunnel_header_len <= CANOPY_FP_MAX_HEADER) {
-      // Into the tunnel, as the agent would send it.
+    } else if (((from > 0 && attached_.count(from)) || uplink(o.from_uplink) > 0) &&
+               o.to_port == 0 && o.to_uplink == 0 && tunnels && o.tunnel_remote.family == 4 &&
+               o.tunnel_header_len <= CANOPY_FP_MAX_HEADER) {
+      // Into the tunnel, as the agent would send it (from a port, or from
+      // outside through an uplink).
+      if (from == 0) from = uplink(o.from_uplink);
       key = kernelKey(o, from);
       action = kernelAction(o, 0, CANOPY_FP_ENCAP);
       std::memcpy(&action.tunnel_src, tunnels_.local.bytes.data(), 4);
@@ -163,14 +166,22 @@ void KernelFlows::install(std::span<const datapath::pipeline::FlowOffer> offers,
       action.header_len = o.tunnel_header_len;
       std::memcpy(action.header, o.tunnel_header.data(), o.tunnel_header_len);
       to = tunnels_.underlay_ifindex;
-    } else if (o.from_port == 0 && to > 0 && attached_.count(to) && tunnels &&
-               o.tunnel_remote.family == 4) {
-      // Out of the tunnel, on the underlay: by the sending host and VNI.
+    } else if (o.from_port == 0 && o.from_uplink == 0 && tunnels && o.tunnel_remote.family == 4 &&
+               ((to > 0 && attached_.count(to)) || uplink(o.to_uplink) > 0)) {
+      // Out of the tunnel, on the underlay: by the sending host and VNI; to
+      // a port, or (from a router's gateway here) routed and translated out
+      // of an uplink.
       key = kernelKey(o, tunnels_.underlay_ifindex);
       std::memcpy(&key.tunnel_src, o.tunnel_remote.bytes.data(), 4);
       key.vni = o.vni;
-      action = kernelAction(o, to, attached_[to].out);
-      action.flags = 0;  // the frame as it came
+      // (Its MACs as it leaves: as it came, unless a router's gateway here
+      // routed it.)
+      if (to > 0) {
+        action = kernelAction(o, to, attached_[to].out);
+      } else {
+        to = uplink(o.to_uplink);
+        action = kernelAction(o, to, CANOPY_FP_REDIRECT);
+      }
       from = tunnels_.underlay_ifindex;
     } else {
       continue;

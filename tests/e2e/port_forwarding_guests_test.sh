@@ -55,7 +55,8 @@ guest() {
   ip_of[$vm]=$(field 'd["fixed_ips"][0]["ip_address"]' <<<"$out")
   as admin admin port set --host "$host" --device-owner compute:nova \
     --device "$(cat /proc/sys/kernel/random/uuid)" "$id"
-  make_guest "$vm" "mkdir -p /www; echo $vm >/www/index.html; httpd -p 80 -h /www
+  make_guest "$vm" "mkdir -p /www; echo $vm >/www/index.html; head -c 2000000 /dev/zero >/www/big
+httpd -p 80 -h /www
 socat -lf /dev/null UDP4-RECVFROM:53,fork SYSTEM:'echo $vm-53' &
 socat -lf /dev/null UDP4-RECVFROM:54,fork SYSTEM:'echo $vm-54' &
 commands" socat
@@ -97,6 +98,18 @@ answers() { [ "$(get "$1")" = "$2" ]; }
 retry 30 answers 8080 vm1 || fail "$fip:8080 does not reach vm1: $(get 8080)"
 answers 8081 vm2 || fail "$fip:8081 does not reach vm2: $(get 8081)"
 echo "  outside -> $fip:8080 answered by vm1 (h1), :8081 by vm2 (h2)"
+# With the kernel fast path (the default), the gateway host h3 carries an
+# established forwarding's packets in the kernel both ways: from its uplink
+# translated into the tunnel to h1, and from the tunnel translated out of
+# its uplink.
+hits=$(kernel_hits h3)
+size=$(in_ns "$outside" curl -sS -m 30 -o /dev/null -w '%{size_download}' "http://$fip:8080/big")
+[ "$size" = 2000000 ] || fail "vm1's 2 MB through $fip:8080: $size bytes"
+if fast_path_on h3; then
+  carried() { [ $(($(kernel_hits h3) - hits)) -gt 20 ]; }
+  retry 5 carried || fail "h3's kernel carried $(($(kernel_hits h3) - hits)) packets of the forwarding"
+  echo "  2 MB through $fip:8080: $(($(kernel_hits h3) - hits)) packets in h3's kernel"
+fi
 udp() { in_ns "$outside" timeout 5 socat -T 2 - "UDP4:$fip:$1" <<<"q" 2>/dev/null; }
 for try in 1 2 3; do out=$(udp 5301) && [ -n "$out" ] && break; done
 [ "$out" = "vm2-54" ] || fail "$fip:5301/udp answered '$out', not vm2-54"

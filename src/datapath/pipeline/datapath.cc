@@ -1143,6 +1143,16 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
       tags.insert(tags.end(), d->tags.begin(), d->tags.end());
       std::inplace_merge(tags.begin(), tags.begin() + static_cast<ptrdiff_t>(mid), tags.end());
       tags.erase(std::unique(tags.begin(), tags.end()), tags.end());
+    } else if (ctx.stage == Stage::ToGateway && depth == 0 &&
+               pkt.in.kind == Ingress::Kind::Tunnel && pkt.in.source.family == 4 &&
+               (no = notOffered(*d, ctx, p, true, false, offer, trace != nullptr)) == nullptr) {
+      // To a router's gateway here, from a tunnel as it arrived: routed
+      // (and translated) out of the uplink.
+      offer.key = p.key;
+      offer.tunnel_remote = pkt.in.source;
+      offer.vni = pkt.vni;
+      offer.tags = d->tags;
+      pkt.offer = &offer;
     } else if (ctx.stage == Stage::ToPort && depth == 0 && pkt.in.kind == Ingress::Kind::Tunnel &&
                pkt.in.source.family == 4 &&
                (no = notOffered(*d, ctx, p, false, tracked, offer, trace != nullptr)) == nullptr) {
@@ -1220,7 +1230,9 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
     if (a.kind == end) return a.vlan == 0;
     // (Out of an uplink: its VLAN is checked as it leaves, emitUplink().)
     if (from && a.kind == ActionKind::Uplink) return true;
-    return from && a.kind == ActionKind::Tunnel && a.router == 0 && a.port != 0 &&
+    // (A tunnel to a port, or to a router's gateway on another host; not a
+    // flood.)
+    return from && a.kind == ActionKind::Tunnel && (a.port != 0 || a.router != 0) &&
            a.remote.family == 4 && a.groups.size() <= kMaxTaggedGroups;
   };
   for (const Action& a : d.actions) {
@@ -1315,12 +1327,19 @@ void Datapath::offerFlow(const FlowOffer& o, Trace* trace) {
     offers_.push_back(o);
   } else if (o.to_port != 0 && o.from_port != 0) {
     trace->push_back("fast path: once established, this flow goes port to port in the kernel");
+  } else if (o.from_uplink != 0 && o.to_port != 0) {
+    trace->push_back(
+        "fast path: once established, this flow goes from the uplink to its port in the kernel");
   } else if (o.from_uplink != 0) {
     trace->push_back(
-        "fast path: once established, this flow goes from the uplink to its port "
-        "in the kernel");
-  } else if (o.to_uplink != 0) {
+        "fast path: once established, this flow goes from the uplink into the tunnel in the "
+        "kernel");
+  } else if (o.to_uplink != 0 && o.from_port != 0) {
     trace->push_back("fast path: once established, this flow leaves by the uplink in the kernel");
+  } else if (o.to_uplink != 0) {
+    trace->push_back(
+        "fast path: once established, this flow goes from the tunnel out of the uplink in the "
+        "kernel");
   } else if (o.to_port != 0) {
     trace->push_back("fast path: once established, this flow leaves the tunnel in the kernel");
   } else {
@@ -1640,7 +1659,8 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
       }
       case ActionKind::Tunnel:
         emitTunnel(a, pkt, out);
-        if (pkt.offer != nullptr && ctx.stage == Stage::FromPort && last) {
+        if (pkt.offer != nullptr &&
+            (ctx.stage == Stage::FromPort || ctx.stage == Stage::FromUplink) && last) {
           // Into the tunnel as this packet went: its inner frame's MACs and
           // the header and UDP port emitTunnel() gave it.
           const auto& item = out.items().back();
@@ -1661,8 +1681,9 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         break;
       case ActionKind::Uplink:
         emitUplink(a.switch_key, bytes, out);
-        if (pkt.offer != nullptr && ctx.stage == Stage::FromPort && last && !out.items().empty() &&
-            out.items().back().kind == Outputs::Kind::Uplink) {
+        if (pkt.offer != nullptr &&
+            (ctx.stage == Stage::FromPort || ctx.stage == Stage::ToGateway) && last &&
+            !out.items().empty() && out.items().back().kind == Outputs::Kind::Uplink) {
           // Out of the uplink as this packet left (untagged only).
           const auto& item = out.items().back();
           if (!untaggedUplink(a.switch_key)) {

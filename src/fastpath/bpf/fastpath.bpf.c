@@ -175,6 +175,19 @@ static __always_inline int parse(struct __sk_buff* skb, __u32 base, struct parse
   }
 }
 
+/* Whether a packet of flow `a` is the agent's after all: its TTL would
+ * end, or it (each segment of a GSO packet, with its headers) is larger
+ * than the flow's MTU. */
+static __always_inline int agents_packet(struct __sk_buff* skb, struct canopy_fp_action* a,
+                                         struct parsed* p) {
+  if ((a->flags & CANOPY_FP_DECREMENT_TTL) && p->ttl <= 1) return 1;
+  if (a->mtu != 0) {
+    __u32 each = skb->gso_size != 0 ? p->ip_header + p->l4_len + skb->gso_size : p->ip_len;
+    if (each > a->mtu) return 1;
+  }
+  return 0;
+}
+
 /* Whether the agent has shown a sign of life recently enough for its flows
  * to be carried (canopy_fp_config.alive_until_ns). */
 static __always_inline int agent_alive(void) {
@@ -204,17 +217,9 @@ static __always_inline struct canopy_fp_action* fast_path_action(struct __sk_buf
     *why = CANOPY_FP_NO_ROUTE;
     return 0;
   }
-  if ((a->flags & CANOPY_FP_DECREMENT_TTL) && p->ttl <= 1) {
+  if (agents_packet(skb, a, p)) {
     *why = CANOPY_FP_SLOW;
     return 0;
-  }
-  if (a->mtu != 0) {
-    /* A GSO packet leaves as segments of gso_size, each with its headers. */
-    __u32 each = skb->gso_size != 0 ? p->ip_header + p->l4_len + skb->gso_size : p->ip_len;
-    if (each > a->mtu) {
-      *why = CANOPY_FP_SLOW;
-      return 0;
-    }
   }
   return a;
 }
@@ -292,8 +297,8 @@ static __always_inline int encap_headers(struct __sk_buff* skb, struct canopy_fp
 /* One IPv4 address of the header at `ip` becomes `to`: the header's
  * checksum, and TCP's or UDP's over the pseudo-header (a UDP datagram
  * without one keeps none), as the datapath's stateless NAT does. */
-static __always_inline int nat_address(struct __sk_buff* skb, struct parsed* p, __u32 ip,
-                                       __u32 at, __u32 from, __u32 to) {
+static __always_inline int nat_address(struct __sk_buff* skb, struct parsed* p, __u32 ip, __u32 at,
+                                       __u32 from, __u32 to) {
   const __u32 l4 = ip + IP_LEN;
   if (p->key.protocol == IPPROTO_TCP &&
       bpf_l4_csum_replace(skb, l4 + offsetof(struct tcphdr, check), from, to,
@@ -323,8 +328,8 @@ static __always_inline int nat_port(struct __sk_buff* skb, struct parsed* p, __u
 
 /* The flow's translation (IPv4: installed only for it) of the IP packet
  * at `ip`. */
-static __always_inline int nat(struct __sk_buff* skb, struct canopy_fp_action* a,
-                               struct parsed* p, __u32 ip) {
+static __always_inline int nat(struct __sk_buff* skb, struct canopy_fp_action* a, struct parsed* p,
+                               __u32 ip) {
   if (p->key.family != 4) return -1;
   __u32 src, dst;
   __builtin_memcpy(&src, p->key.ip_src, 4);
@@ -349,6 +354,32 @@ static __always_inline int nat(struct __sk_buff* skb, struct canopy_fp_action* a
     return -1;
   }
   return 0;
+}
+
+/* The flow's rewrite of the frame at `at`: its MACs (unless it goes into
+ * a tunnel, whose inner Ethernet header is written whole), TTL or hop
+ * limit, translation. */
+static __always_inline int rewrite(struct __sk_buff* skb, struct canopy_fp_action* a,
+                                   struct parsed* p, __u32 at, int set_eth) {
+  if (set_eth && (a->flags & CANOPY_FP_SET_ETH)) {
+    if (bpf_skb_store_bytes(skb, at, a->eth_dst, 6, 0) < 0 ||
+        bpf_skb_store_bytes(skb, at + 6, a->eth_src, 6, 0) < 0) {
+      return -1;
+    }
+  }
+  if ((a->flags & CANOPY_FP_DECREMENT_TTL) && p->key.family == 6) {
+    __u8 hops = p->ttl - 1; /* (no header checksum) */
+    bpf_skb_store_bytes(skb, at + ETH_LEN + offsetof(struct ipv6hdr, hop_limit), &hops, 1, 0);
+  } else if (a->flags & CANOPY_FP_DECREMENT_TTL) {
+    /* TTL and protocol are one 16-bit word of the header checksum. */
+    __u16 before = (__u16)(p->ttl << 8 | p->key.protocol);
+    __u16 after = (__u16)((p->ttl - 1) << 8 | p->key.protocol);
+    __u8 ttl = p->ttl - 1;
+    bpf_l3_csum_replace(skb, at + ETH_LEN + offsetof(struct iphdr, check), bpf_htons(before),
+                        bpf_htons(after), 2);
+    bpf_skb_store_bytes(skb, at + ETH_LEN + offsetof(struct iphdr, ttl), &ttl, 1, 0);
+  }
+  return a->nat != 0 ? nat(skb, a, p, at + ETH_LEN) : 0;
 }
 
 /* A packet this program took but cannot carry after all, unchanged: into
@@ -384,24 +415,8 @@ int canopy_tc_ingress(struct __sk_buff* skb) {
     }
     if (room < 0) return hand_back(skb);
     inner = (__u32)room;
-  } else if (a->flags & CANOPY_FP_SET_ETH) {
-    /* (Into a tunnel, the inner Ethernet header is written whole.) */
-    bpf_skb_store_bytes(skb, 0, a->eth_dst, 6, 0);
-    bpf_skb_store_bytes(skb, 6, a->eth_src, 6, 0);
   }
-  if ((a->flags & CANOPY_FP_DECREMENT_TTL) && p.key.family == 6) {
-    __u8 hops = p.ttl - 1; /* (no header checksum) */
-    bpf_skb_store_bytes(skb, inner + ETH_LEN + offsetof(struct ipv6hdr, hop_limit), &hops, 1, 0);
-  } else if (a->flags & CANOPY_FP_DECREMENT_TTL) {
-    /* TTL and protocol are one 16-bit word of the header checksum. */
-    __u16 before = (__u16)(p.ttl << 8 | p.key.protocol);
-    __u16 after = (__u16)((p.ttl - 1) << 8 | p.key.protocol);
-    __u8 ttl = p.ttl - 1;
-    bpf_l3_csum_replace(skb, inner + ETH_LEN + offsetof(struct iphdr, check), bpf_htons(before),
-                        bpf_htons(after), 2);
-    bpf_skb_store_bytes(skb, inner + ETH_LEN + offsetof(struct iphdr, ttl), &ttl, 1, 0);
-  }
-  if (a->nat != 0 && nat(skb, a, &p, inner + ETH_LEN) < 0) {
+  if (rewrite(skb, a, &p, inner, a->out != CANOPY_FP_ENCAP) < 0) {
     count(CANOPY_FP_REDIRECT_FAIL);
     return TC_ACT_SHOT;
   }
@@ -485,19 +500,29 @@ int canopy_tc_underlay(struct __sk_buff* skb) {
     count(CANOPY_FP_MISS);
     return TC_ACT_OK;
   }
+  if (agents_packet(skb, a, &p)) {
+    count(CANOPY_FP_SLOW);
+    return TC_ACT_OK;
+  }
   struct ethhdr inner;
   if (bpf_skb_load_bytes(skb, at + header_len, &inner, sizeof(inner)) < 0) return TC_ACT_OK;
   const __s32 outer = (__s32)(IP_LEN + sizeof(udp) + header_len + ETH_LEN);
   /* (The inner segments' size stays what it was; an IPv6 packet inside is
    * the skb's protocol from here on, which a VM's stack goes by. A kernel
    * without that flag (before 6.3) refuses: the agent's then.) */
-  const __u64 decap = BPF_F_ADJ_ROOM_FIXED_GSO |
-                      (p.key.family == 6 ? BPF_F_ADJ_ROOM_DECAP_L3_IPV6 : 0);
+  const __u64 decap =
+      BPF_F_ADJ_ROOM_FIXED_GSO | (p.key.family == 6 ? BPF_F_ADJ_ROOM_DECAP_L3_IPV6 : 0);
   if (bpf_skb_adjust_room(skb, -outer, BPF_ADJ_ROOM_MAC, decap) < 0) {
     count(CANOPY_FP_REDIRECT_FAIL);
     return TC_ACT_OK;
   }
   if (bpf_skb_store_bytes(skb, 0, &inner, sizeof(inner), 0) < 0) return TC_ACT_SHOT;
+  /* (A flow to a port takes the frame as it came; one to an uplink, from
+   * a router's gateway here, is routed and translated.) */
+  if (rewrite(skb, a, &p, 0, 1) < 0) {
+    count(CANOPY_FP_REDIRECT_FAIL);
+    return TC_ACT_SHOT;
+  }
   __sync_fetch_and_add(&a->packets, 1);
   __sync_fetch_and_add(&a->bytes, skb->len);
   a->last_used_ns = bpf_ktime_get_ns();

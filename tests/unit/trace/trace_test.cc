@@ -326,9 +326,13 @@ TEST_F(TraceTest, SaysWhatTheKernelFastPathRuns) {
             Lines{"fast path: once established, this flow leaves the tunnel in the kernel"});
   EXPECT_EQ(lines(t["reply"]["steps"], "compute-2"),
             Lines{"fast path: once established, this flow enters the tunnel in the kernel"});
-  // SNAT: the agent's.
+  // SNAT: into the tunnel to the gateway host in the kernel; the
+  // translation there is the agent's.
   t = trace(from("vm1"), icmp("198.51.100.7"));
-  auto snat = lines(t["steps"], "compute-1");
+  EXPECT_EQ(lines(t["steps"], "compute-1"),
+            Lines{"fast path: once established, this flow enters the tunnel in the kernel"})
+      << t.dump(2);
+  auto snat = lines(t["steps"], "gw-1");
   ASSERT_EQ(snat.size(), 1u) << t.dump(2);
   EXPECT_TRUE(snat[0].starts_with("fast path: this flow stays in the agent: ")) << snat[0];
   // A dropped one: said so.
