@@ -312,6 +312,9 @@ inline Lookup ConnTrack::established(ConnEntry& c, const ConnKey& k, const packe
   if (k.protocol == kTcp) {
     // A later fragment has no TCP header to follow the connection by.
     if (p.key.ip_frag != packet::Fragment::Later) advanceTcp(c, p, frame, out.reply, now, out);
+    out.closing =
+        out.state == CtState::Established &&
+        (c.tcp == TcpState::Closing || c.tcp == TcpState::TimeWait || c.tcp == TcpState::Closed);
   } else {
     if (out.reply) c.flags |= ConnEntry::kReplied;
     if (k.protocol == kIcmp || k.protocol == kIcmpv6) {

@@ -103,7 +103,8 @@ struct ConnKeyHash {
 
 struct Lookup {
   CtState state = CtState::Untracked;
-  bool reply = false;  // the packet goes in the connection's reply direction
+  bool reply = false;    // the packet goes in the connection's reply direction
+  bool closing = false;  // TCP: both sides sent FIN, or a RST (after this packet)
   DropReason invalid_reason = DropReason::None;  // why, when Invalid
 };
 

@@ -1041,9 +1041,14 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
         shared_->conntrack().lookup(p, pkt.bytes, zoneOf(ctx.key), clock_.now(), ct_cache_.get());
     ctx.ct = l.state;
     ctx.ct_reply = l.reply;
+    ctx.ct_closing = l.closing;
     ctx.ct_invalid = l.invalid_reason;
+    // A connection that a RST ended, or whose both sides sent FIN: its
+    // flows leave the kernel (what is left of it is the agent's), so that
+    // the kernel's map holds live connections only.
     if (config_.offer_flows && p.key.ip_proto == packet::ipproto::kTcp &&
-        (p.key.tcp_flags & packet::TcpHeader::kRst) != 0) {
+        ((p.key.tcp_flags & packet::TcpHeader::kRst) != 0 ||
+         (l.closing && (p.key.tcp_flags & packet::TcpHeader::kFin) != 0))) {
       retractions_.push_back(conntrack::connKey(p, zoneOf(ctx.key)));
     }
   }
@@ -1193,6 +1198,7 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
   if (!flow && tracked && ctx.ct != conntrack::CtState::Established && !opening) {
     return "no established connection";
   }
+  if (!flow && ctx.ct_closing) return "a closing connection";
   if (d.drop != DropReason::None) return "dropped";
   if (!d.cacheable || d.actions.empty()) return "decided packet by packet";
   if (k.eth_type != ethertype::kIpv4 && k.eth_type != ethertype::kIpv6) return "not IP";

@@ -147,6 +147,9 @@ struct Context {
   uint32_t key = 0;  // port (FromPort, ToPort), switch (FromUplink), router (ToGateway)
   conntrack::CtState ct = conntrack::CtState::Untracked;
   bool ct_reply = false;
+  // TCP: both sides sent FIN, or a RST: its flows leave the kernel, and no
+  // new one is offered (not part of the decision).
+  bool ct_closing = false;
   DropReason ct_invalid = DropReason::None;  // why, when ct is Invalid
   Sender sender{};                           // ToPort only
   // FromPort: the member a connection to a load balancer's VIP is pinned

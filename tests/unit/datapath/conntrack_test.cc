@@ -91,11 +91,12 @@ TEST_F(ConntrackTest, TcpHandshakeDataAndClose) {
       1);
   ASSERT_TRUE(ct.find(key));
   EXPECT_EQ(ct.find(key)->tcp, TcpState::Established);
-  see(tcp(true, kFin | kAck, 1006, 5001));
+  // (Closing once both sides sent FIN: the kernel fast path lets go.)
+  EXPECT_FALSE(see(tcp(true, kFin | kAck, 1006, 5001)).closing);
   EXPECT_EQ(ct.find(key)->tcp, TcpState::FinWait);
-  see(tcp(false, kFin | kAck, 5001, 1007));
+  EXPECT_TRUE(see(tcp(false, kFin | kAck, 5001, 1007)).closing);
   EXPECT_EQ(ct.find(key)->tcp, TcpState::Closing);
-  see(tcp(true, kAck, 1007, 5002));
+  EXPECT_TRUE(see(tcp(true, kAck, 1007, 5002)).closing);
   EXPECT_EQ(ct.find(key)->tcp, TcpState::TimeWait);
   // The port is reused: a new SYN starts a new connection.
   EXPECT_EQ(see(tcp(true, kSyn, 9000)).state, CtState::New);
@@ -160,9 +161,12 @@ TEST_F(ConntrackTest, RstMustLandInTheStream) {
   Lookup blind = see(tcp(false, kRst, 5000 + (1u << 30)));
   EXPECT_EQ(blind.state, CtState::Invalid);
   EXPECT_EQ(blind.invalid_reason, DropReason::ConntrackRstOutOfWindow);
+  EXPECT_FALSE(blind.closing);
   EXPECT_EQ(see(tcp(true, kAck, 1001, 5001, "x")).state, CtState::Established);
   // A reset in the stream closes the connection.
-  EXPECT_EQ(see(tcp(false, kRst, 5001)).state, CtState::Established);
+  Lookup reset = see(tcp(false, kRst, 5001));
+  EXPECT_EQ(reset.state, CtState::Established);
+  EXPECT_TRUE(reset.closing);
   Lookup after = see(tcp(true, kAck, 1002, 5001, "y"));
   EXPECT_EQ(after.state, CtState::Invalid);
   EXPECT_EQ(after.invalid_reason, DropReason::ConntrackClosed);
