@@ -51,6 +51,7 @@ fastpath::FlowKey kernelKey(const datapath::pipeline::FlowOffer& o, int ifindex)
   fastpath::FlowKey k{};
   const auto& f = o.key;
   k.ifindex = static_cast<uint32_t>(ifindex);
+  k.vlan = o.from_vlan;
   std::memcpy(k.eth_src, f.eth_src.bytes.data(), 6);
   std::memcpy(k.eth_dst, f.eth_dst.bytes.data(), 6);
   const bool v6 = f.eth_type == datapath::packet::ethertype::kIpv6;
@@ -77,6 +78,7 @@ fastpath::FlowAction kernelAction(const datapath::pipeline::FlowOffer& o, int if
   a.out = out;
   a.flags = CANOPY_FP_SET_ETH | (o.decrement_ttl ? CANOPY_FP_DECREMENT_TTL : 0);
   a.mtu = o.mtu;
+  a.vlan = o.to_vlan;
   std::memcpy(a.eth_src, o.eth_src.bytes.data(), 6);
   std::memcpy(a.eth_dst, o.eth_dst.bytes.data(), 6);
   if (o.nat_ip_src) {
@@ -147,7 +149,7 @@ void KernelFlows::install(std::span<const datapath::pipeline::FlowOffer> offers,
       key = kernelKey(o, from);
       action = kernelAction(o, to, CANOPY_FP_REDIRECT);
     } else if (uplink(o.from_uplink) > 0 && to > 0 && attached_.count(to)) {
-      // From outside, by the uplink it came in on.
+      // From outside, by the uplink (and VLAN) it came in on.
       from = uplink(o.from_uplink);
       key = kernelKey(o, from);
       action = kernelAction(o, to, attached_[to].out);

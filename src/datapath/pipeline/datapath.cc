@@ -1129,12 +1129,13 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
       offer.tags = d->tags;
       pkt.offer = &offer;
     } else if (ctx.stage == Stage::FromUplink && depth == 0 &&
-               (no = pkt.snat_external          ? "translated before its decision (SNAT)"
-                     : !untaggedUplink(ctx.key) ? "VLAN-tagged"
-                                                : notOffered(*d, ctx, p, true, false, offer,
-                                                             trace != nullptr)) == nullptr) {
-      // From outside, as it arrived (an untagged uplink's frame).
+               (no = pkt.snat_external ? "translated before its decision (SNAT)"
+                                       : notOffered(*d, ctx, p, true, false, offer,
+                                                    trace != nullptr)) == nullptr) {
+      // From outside, as it arrived (untagged here: the tag its network's
+      // frames carry on the uplink is the key's).
       offer.from_uplink = pkt.in.uplink + 1;
+      offer.from_vlan = uplinkVlan(ctx.key);
       offer.key = p.key;
       offer.tags = d->tags;
       pkt.offer = &offer;
@@ -1320,9 +1321,9 @@ void Datapath::releaseAnswered(const FlowOffer& answer) {
   }
 }
 
-bool Datapath::untaggedUplink(uint32_t switch_key) const {
+uint16_t Datapath::uplinkVlan(uint32_t switch_key) const {
   const topology::Switch* sw = topology_->findSwitch(switch_key);
-  return sw != nullptr && sw->vlan == 0;
+  return sw != nullptr ? sw->vlan : 0;
 }
 
 void Datapath::offerFlow(const FlowOffer& o, Trace* trace) {
@@ -1690,19 +1691,15 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         if (pkt.offer != nullptr &&
             (ctx.stage == Stage::FromPort || ctx.stage == Stage::ToGateway) && last &&
             !out.items().empty() && out.items().back().kind == Outputs::Kind::Uplink) {
-          // Out of the uplink as this packet left (untagged only).
+          // Out of the uplink as this packet left, tagged with its
+          // network's VLAN if it has one.
           const auto& item = out.items().back();
-          if (!untaggedUplink(a.switch_key)) {
-            if (trace != nullptr) {
-              trace->push_back("fast path: this flow stays in the agent: a VLAN-tagged uplink");
-            }
-          } else {
-            FlowOffer& o = *pkt.offer;
-            o.to_uplink = item.uplink + 1;
-            std::copy_n(bytes.begin(), 6, o.eth_dst.bytes.begin());
-            std::copy_n(bytes.begin() + 6, 6, o.eth_src.bytes.begin());
-            offerFlow(o, trace);
-          }
+          FlowOffer& o = *pkt.offer;
+          o.to_uplink = item.uplink + 1;
+          o.to_vlan = uplinkVlan(a.switch_key);
+          std::copy_n(bytes.begin(), 6, o.eth_dst.bytes.begin());
+          std::copy_n(bytes.begin() + 6, 6, o.eth_src.bytes.begin());
+          offerFlow(o, trace);
         }
         break;
       case ActionKind::Police: {

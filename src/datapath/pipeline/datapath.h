@@ -210,9 +210,11 @@ struct FlowOffer {
   uint32_t from_port = 0;
   uint32_t to_port = 0;
   // From or out of an uplink instead of a port: its index in
-  // Config::host.uplinks, plus one (0: none). Untagged only.
+  // Config::host.uplinks, plus one (0: none); the VLAN tag it comes or
+  // leaves with there (its network's; 0: untagged).
   uint32_t from_uplink = 0;
   uint32_t to_uplink = 0;
+  uint16_t from_vlan = 0, to_vlan = 0;
   // Into a tunnel: the other host's tunnel address (IPv4), the tunnel
   // header as the datapath writes it and the outer UDP source port; from
   // one: the sending host's tunnel address and the VNI.
@@ -572,9 +574,8 @@ class Datapath {
                                 FlowOffer& offer, bool flow);
   // A complete offer: kept for offers(), or said in the trace.
   void offerFlow(const FlowOffer& o, Trace* trace);
-  // Whether a switch's frames cross its uplink untagged (the fast path
-  // carries only those).
-  bool untaggedUplink(uint32_t switch_key) const;
+  // The VLAN tag a switch's frames carry on its uplink (0: untagged).
+  uint16_t uplinkVlan(uint32_t switch_key) const;
   // An output of `frame` with an 802.1Q tag of VLAN `vid` pushed (to a
   // trunk's parent, for its subport).
   void addTagged(Outputs& out, Outputs::Item item, std::span<const uint8_t> frame, uint16_t vid);

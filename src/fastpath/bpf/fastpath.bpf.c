@@ -16,8 +16,9 @@
  *
  * The agent's: a packet that is not IPv4 without options or IPv6 without
  * extension headers, a fragment, TCP with SYN, FIN or RST, ICMP or ICMPv6
- * other than echo, other protocols, a VLAN tag, a TTL (hop limit) that
- * routing would end, or larger than the flow's MTU.
+ * other than echo, other protocols, a TTL (hop limit) that routing would
+ * end, or larger than the flow's MTU; a VLAN tag is part of the key (only
+ * an uplink's VLAN network's flows have one).
  *
  * Only packet data and __sk_buff (UAPI) are read: no kernel structure, so
  * the object needs no relocation (CO-RE) to run on any kernel with these
@@ -85,7 +86,9 @@ struct parsed {
  * which counter says why it has none. */
 static __always_inline int parse(struct __sk_buff* skb, __u32 base, struct parsed* p) {
   struct ethhdr eth;
-  if (skb->vlan_present) return CANOPY_FP_SLOW;
+  /* (A tag the kernel took off stays in the key: an uplink's VLAN network's
+   * flows are keyed by it, and nothing else's has one.) */
+  if (skb->vlan_present) p->key.vlan = (__u16)(skb->vlan_tci & 0x0fff);
   if (bpf_skb_load_bytes(skb, base, &eth, sizeof(eth)) < 0) return CANOPY_FP_MALFORMED;
   p->key.ifindex = skb->ifindex;
   __builtin_memcpy(p->key.eth_src, eth.h_source, 6);
@@ -401,6 +404,9 @@ int canopy_tc_ingress(struct __sk_buff* skb) {
     return TC_ACT_OK;
   }
   __u32 inner = 0; /* where the frame's own headers now start */
+  /* An uplink's tag off first (its VLAN network's frames leave untagged
+   * or with the flow's own tag): nothing of it may leave with the frame. */
+  if (skb->vlan_present && bpf_skb_vlan_pop(skb) < 0) return hand_back(skb);
   if (a->out == CANOPY_FP_ENCAP) {
     /* Room for the tunnel's headers first: a frame the kernel will not
      * encapsulate (one that came out of a tunnel here, forwarded by the VM,
@@ -431,6 +437,10 @@ int canopy_tc_ingress(struct __sk_buff* skb) {
     }
     count(CANOPY_FP_HIT);
     return (int)bpf_redirect_neigh((__u32)out, 0, 0, 0);
+  }
+  if (a->vlan != 0 && bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q), a->vlan) < 0) {
+    count(CANOPY_FP_REDIRECT_FAIL);
+    return TC_ACT_SHOT;
   }
   count(CANOPY_FP_HIT);
   long r = a->out == CANOPY_FP_REDIRECT_PEER ? bpf_redirect_peer(a->ifindex, 0)
@@ -526,6 +536,10 @@ int canopy_tc_underlay(struct __sk_buff* skb) {
   __sync_fetch_and_add(&a->packets, 1);
   __sync_fetch_and_add(&a->bytes, skb->len);
   a->last_used_ns = bpf_ktime_get_ns();
+  if (a->vlan != 0 && bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021Q), a->vlan) < 0) {
+    count(CANOPY_FP_REDIRECT_FAIL);
+    return TC_ACT_SHOT;
+  }
   count(CANOPY_FP_HIT);
   count(CANOPY_FP_TUNNEL_IN);
   return (int)(a->out == CANOPY_FP_REDIRECT_PEER ? bpf_redirect_peer(a->ifindex, 0)

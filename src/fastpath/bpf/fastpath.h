@@ -32,8 +32,8 @@ struct canopy_fp_key {
   CANOPY_U16 port_src; /* ICMP/ICMPv6 echo: the identifier */
   CANOPY_U16 port_dst; /* ICMP/ICMPv6 echo: the type */
   CANOPY_U8 protocol;
-  CANOPY_U8 family; /* 4 or 6 */
-  CANOPY_U8 pad[2];
+  CANOPY_U8 family;      /* 4 or 6 */
+  CANOPY_U16 vlan;       /* the 802.1Q VID it came with (an uplink's VLAN network); 0: none */
   CANOPY_U32 tunnel_src; /* 0: not from a tunnel */
   CANOPY_U32 vni;
 };
@@ -74,8 +74,8 @@ struct canopy_fp_action {
   CANOPY_U16 udp_src;
   CANOPY_U16 udp_dst;
   CANOPY_U8 header_len;
-  CANOPY_U8 nat; /* enum canopy_fp_nat */
-  CANOPY_U8 pad[2];
+  CANOPY_U8 nat;   /* enum canopy_fp_nat */
+  CANOPY_U16 vlan; /* the 802.1Q VID it leaves with (out of an uplink); 0: none */
   CANOPY_U8 header[CANOPY_FP_MAX_HEADER];
   /* NAT (IPv4, a floating IP or port forwarding, as the datapath's stateless
    * translation): what the fields `nat` names become, checksums updated. */

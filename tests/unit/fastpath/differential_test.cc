@@ -69,6 +69,7 @@ int rawSocket(const std::string& ns, const std::string& interface) {
   EXPECT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&ll), sizeof(ll)), 0) << interface;
   int one = 1;
   ::setsockopt(s, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one));
+  ::setsockopt(s, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one));
   if (there >= 0) {
     ::setns(here, CLONE_NEWNET);
     ::close(there);
@@ -78,16 +79,38 @@ int rawSocket(const std::string& ns, const std::string& interface) {
 }
 
 // The IPv4 frames waiting on a raw socket after up to `wait_ms` for the
-// first.
+// first; IPv4 behind a VLAN tag too, the tag (which the kernel delivers
+// beside the frame) put back in.
 std::vector<std::vector<uint8_t>> frames(int s, int wait_ms) {
   std::vector<std::vector<uint8_t>> out;
   pollfd p{.fd = s, .events = POLLIN, .revents = 0};
   if (::poll(&p, 1, wait_ms) != 1) return out;
   for (;;) {
     std::vector<uint8_t> f(65536);
-    ssize_t n = ::recv(s, f.data(), f.size(), MSG_DONTWAIT);
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(tpacket_auxdata))];
+    iovec iov{.iov_base = f.data(), .iov_len = f.size()};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control;
+    m.msg_controllen = sizeof(control);
+    ssize_t n = ::recvmsg(s, &m, MSG_DONTWAIT);
     if (n < 0) return out;
     f.resize(static_cast<size_t>(n));
+    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA) continue;
+      tpacket_auxdata aux;
+      std::memcpy(&aux, CMSG_DATA(c), sizeof(aux));
+      if ((aux.tp_status & TP_STATUS_VLAN_VALID) != 0 && f.size() >= 12) {
+        const uint8_t tag[4] = {0x81, 0x00, static_cast<uint8_t>(aux.tp_vlan_tci >> 8),
+                                static_cast<uint8_t>(aux.tp_vlan_tci)};
+        f.insert(f.begin() + 12, tag, tag + 4);
+      }
+    }
+    if (f.size() >= 18 && f[12] == 0x81 && f[13] == 0x00 && f[16] == 0x08 && f[17] == 0x00) {
+      out.push_back(std::move(f));
+      continue;
+    }
     if (f.size() >= 14 && f[12] == 0x08 && f[13] == 0x00) out.push_back(std::move(f));
     // IPv6, but not the namespaces' own chatter (MLD behind hop-by-hop
     // options, neighbour and router discovery).
@@ -257,6 +280,7 @@ class FastPathDifferential : public KernelTest {
   }
 
   static constexpr uint32_t kOutside = 0xffff;  // not a port: the uplink's far end
+  void translatedFlows(uint16_t vlan);
   FakeClock clock_;
   std::unique_ptr<Datapath> dp_;
   std::vector<Vm> vms_;
@@ -493,8 +517,16 @@ TEST_F(FastPathDifferential, AHandshakeIsInstalledBothWaysWithItsSynAck) {
 // Through h1's uplink, translated: vm3's floating IP (TCP to port 80 and
 // ICMP echo, from random outside addresses) and a port forwarding to vm1's
 // TCP 22 (its router's gateway moved to h1), both ways, byte for byte as
-// the datapath; the agent's KernelFlows installs them.
+// the datapath; the agent's KernelFlows installs them. On a flat external
+// network, and on one with a VLAN (tagged on the uplink both ways).
 TEST_F(FastPathDifferential, TranslatedFlowsThroughTheUplinkLeaveTheKernelAsTheDatapath) {
+  translatedFlows(0);
+}
+TEST_F(FastPathDifferential, TranslatedFlowsThroughAVlanUplinkLeaveTheKernelAsTheDatapath) {
+  translatedFlows(300);
+}
+
+void FastPathDifferential::translatedFlows(uint16_t vlan) {
   const uint64_t seed = testSeed();
   std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
   std::mt19937_64 rng(seed);
@@ -502,6 +534,7 @@ TEST_F(FastPathDifferential, TranslatedFlowsThroughTheUplinkLeaveTheKernelAsTheD
   {
     auto parts = datapath::testing::TopologyParts::of(*dp_->topology());
     parts.routers.at(kRouter).gateway->host = kH1;
+    parts.switches.at(kPublic).vlan = vlan;
     parts.floating_ips.push_back({.id = "fip2-id",
                                   .external = datapath::testing::ip("203.0.113.60"),
                                   .router_key = kRouter,
@@ -536,10 +569,13 @@ TEST_F(FastPathDifferential, TranslatedFlowsThroughTheUplinkLeaveTheKernelAsTheD
     return sent;
   };
   // The outside's router (203.0.113.1) makes itself known.
-  through(kOutside, PacketBuilder()
-                        .eth(kOutsideMac, MacAddress::broadcast())
-                        .arp(1, kOutsideMac, v4("203.0.113.1"), MacAddress{}, v4("203.0.113.50"))
-                        .build());
+  {
+    PacketBuilder arp;
+    arp.eth(kOutsideMac, MacAddress::broadcast());
+    if (vlan != 0) arp.vlan(vlan);
+    through(kOutside,
+            arp.arp(1, kOutsideMac, v4("203.0.113.1"), MacAddress{}, v4("203.0.113.50")).build());
+  }
   size_t compared = 0;
   for (int round = 0; round < 24; ++round) {
     const int kind = pick(3);  // floating IP TCP, floating IP ICMP echo, port forwarding
@@ -557,7 +593,9 @@ TEST_F(FastPathDifferential, TranslatedFlowsThroughTheUplinkLeaveTheKernelAsTheD
     uint16_t echo = 0;
     auto fromOutside = [&](uint8_t flags, size_t payload) {
       PacketBuilder pb;
-      pb.eth(kOutsideMac, outside_to).ipv4(remote, external, static_cast<uint8_t>(2 + pick(254)));
+      pb.eth(kOutsideMac, outside_to);
+      if (vlan != 0) pb.vlan(vlan);
+      pb.ipv4(remote, external, static_cast<uint8_t>(2 + pick(254)));
       if (kind == 1) {
         pb.icmp(8, 0, id, ++echo);
       } else {
