@@ -1123,7 +1123,9 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
       pkt.offer = nullptr;
     } else if (ctx.stage == Stage::FromPort && depth == 0 &&
                (no = notOffered(*d, ctx, p, true, tracked, offer, trace != nullptr)) == nullptr) {
-      offer.from_port = ctx.key;
+      // (A trunk's subport: by its parent's interface and its VLAN.)
+      offer.from_port = pkt.trunk_vid != 0 ? pkt.in.port : ctx.key;
+      offer.from_vlan = pkt.trunk_vid;
       offer.key = p.key;
       offer.from_conn = conn();
       offer.tags = d->tags;
@@ -1234,7 +1236,7 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
   // From a port: to a local port, or into a tunnel to another host's port
   // (not to a router's gateway, and with the sender's groups in reach).
   auto ends = [&](const Action& a) {
-    if (a.kind == end) return a.vlan == 0;
+    if (a.kind == end) return true;
     // (Out of an uplink: its VLAN is checked as it leaves, emitUplink().)
     if (from && a.kind == ActionKind::Uplink) return true;
     // (A tunnel to a port, or to a router's gateway on another host; not a
@@ -1645,6 +1647,9 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
       case ActionKind::Output:
       case ActionKind::ToMetadata: {
         if (pkt.offer != nullptr && a.kind == ActionKind::Output && ctx.stage == Stage::ToPort) {
+          // (To a trunk's subport: out of its parent's interface, tagged.)
+          pkt.offer->to_port = a.port;
+          pkt.offer->to_vlan = a.vlan;
           std::copy_n(bytes.begin(), 6, pkt.offer->eth_dst.bytes.begin());
           std::copy_n(bytes.begin() + 6, 6, pkt.offer->eth_src.bytes.begin());
           offerFlow(*pkt.offer, trace);

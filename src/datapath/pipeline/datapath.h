@@ -210,10 +210,12 @@ struct FlowOffer {
   uint32_t from_port = 0;
   uint32_t to_port = 0;
   // From or out of an uplink instead of a port: its index in
-  // Config::host.uplinks, plus one (0: none); the VLAN tag it comes or
-  // leaves with there (its network's; 0: untagged).
+  // Config::host.uplinks, plus one (0: none).
   uint32_t from_uplink = 0;
   uint32_t to_uplink = 0;
+  // The VLAN tag it comes or leaves with on its interface (an uplink's
+  // VLAN network's; a trunk's subport's on its parent's, which is then
+  // from_port or to_port); 0: untagged.
   uint16_t from_vlan = 0, to_vlan = 0;
   // Into a tunnel: the other host's tunnel address (IPv4), the tunnel
   // header as the datapath writes it and the outer UDP source port; from
