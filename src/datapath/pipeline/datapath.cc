@@ -1233,8 +1233,9 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
       return "not TCP, UDP or ICMP echo";
   }
   const ActionKind end = from ? ActionKind::Deliver : ActionKind::Output;
-  // From a port: to a local port, or into a tunnel to another host's port
-  // (not to a router's gateway, and with the sender's groups in reach).
+  // From a port, an uplink or (a router's gateway here) a tunnel: to a local
+  // port, out of an uplink, or into a tunnel to another host's port or
+  // router gateway (with the sender's groups in reach).
   auto ends = [&](const Action& a) {
     if (a.kind == end) return true;
     // (Out of an uplink: its VLAN is checked as it leaves, emitUplink().)
