@@ -1192,10 +1192,11 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
       k.ip_proto == packet::ipproto::kTcp
           ? k.tcp_flags & (TcpHeader::kSyn | TcpHeader::kAck | TcpHeader::kFin | TcpHeader::kRst)
           : 0;
-  // A connection's opening SYN: its flow is offered once the SYN-ACK's
-  // is (pending); the SYN-ACK's own, for the answer's later packets.
-  const bool opening =
-      !flow && tracked && ctx.ct == conntrack::CtState::New && tcp_flags == TcpHeader::kSyn;
+  // A connection's opening SYN (or UDP's first datagram): its flow is
+  // offered once the answer's is (pending); the SYN-ACK's own, for the
+  // answer's later packets.
+  const bool opening = !flow && tracked && ctx.ct == conntrack::CtState::New &&
+                       (tcp_flags == TcpHeader::kSyn || k.ip_proto == packet::ipproto::kUdp);
   const bool answer = !flow && ctx.ct == conntrack::CtState::Established &&
                       tcp_flags == (TcpHeader::kSyn | TcpHeader::kAck);
   if (!flow && tracked && ctx.ct != conntrack::CtState::Established && !opening) {
@@ -1217,6 +1218,7 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
       if (answer) offer.early = true;
       break;
     case packet::ipproto::kUdp:
+      if (opening) offer.pending = true;
       break;
     case packet::ipproto::kIcmp:
       if (k.eth_type != ethertype::kIpv4 || (k.tp_src != 0 && k.tp_src != 8)) {
@@ -1307,9 +1309,10 @@ void Datapath::forgetPending(const Pending& p) {
   }
 }
 
-// A SYN-ACK's flow is offered: its connection's SYN's, if held, with it
-// (found by either zone's connection, in the SYN's direction).
-void Datapath::releaseAnswered(const FlowOffer& answer) {
+// An answer's flow is offered (a SYN-ACK's, a UDP reply's): its
+// connection's opening one, if held, with it (found by either zone's
+// connection, in the opening direction). Whether one was.
+bool Datapath::releaseAnswered(const FlowOffer& answer) {
   for (const auto* c : {&answer.from_conn, &answer.to_conn}) {
     if (c->family == 0) continue;
     auto it = pending_.find(c->reversed());
@@ -1320,8 +1323,9 @@ void Datapath::releaseAnswered(const FlowOffer& answer) {
     o.pending = false;
     o.early = true;
     offers_.push_back(std::move(o));
-    return;
+    return true;
   }
+  return false;
 }
 
 uint16_t Datapath::uplinkVlan(uint32_t switch_key) const {
@@ -1333,8 +1337,12 @@ void Datapath::offerFlow(const FlowOffer& o, Trace* trace) {
   if (trace == nullptr && o.pending) {
     holdUntilAnswered(o);
   } else if (trace == nullptr) {
-    if (o.early) releaseAnswered(o);
+    // (A UDP flow's answer is any packet of its reply direction.)
+    const bool released =
+        (o.early || (o.key.ip_proto == packet::ipproto::kUdp && !pending_.empty())) &&
+        releaseAnswered(o);
     offers_.push_back(o);
+    if (released) offers_.back().early = true;
   } else if (o.to_port != 0 && o.from_port != 0) {
     trace->push_back("fast path: once established, this flow goes port to port in the kernel");
   } else if (o.from_uplink != 0 && o.to_port != 0) {

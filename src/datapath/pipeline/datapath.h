@@ -241,12 +241,14 @@ struct FlowOffer {
   // The cache tags of the decisions it was made of (sorted, unique): a
   // change to any takes the flow back (Datapath::takeInvalidations).
   std::vector<flowcache::Tag> tags{};
-  // Made of a connection's opening SYN: held by the datapath until the
-  // SYN-ACK's own flow is offered, then offered with it (the kernel never
-  // carries a SYN; it carries the handshake's last ACK).
+  // Made of a connection's opening SYN (UDP: its first datagram): held by
+  // the datapath until the answer's own flow is offered (the SYN-ACK's, a
+  // reply's), then offered with it (the kernel never carries a SYN; it
+  // carries the handshake's last ACK).
   bool pending = false;
-  // Of a handshake (a SYN-ACK's flow, and its SYN's): to be installed
-  // before the SYN-ACK is sent on, so that the next packets find it.
+  // Of a handshake (the answer's flow, and the opening one): to be
+  // installed before the answer is sent on, so that the next packets find
+  // it.
   bool early = false;
 };
 
@@ -633,7 +635,7 @@ class Datapath {
       pending_;
   std::deque<std::shared_ptr<const Pending>> pending_order_;
   void holdUntilAnswered(const FlowOffer& o);
-  void releaseAnswered(const FlowOffer& answer);
+  bool releaseAnswered(const FlowOffer& answer);
   void forgetPending(const Pending& p);
   std::vector<conntrack::ConnKey> retractions_;
   Invalidations invalidations_;

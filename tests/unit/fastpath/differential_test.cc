@@ -514,6 +514,32 @@ TEST_F(FastPathDifferential, AHandshakeIsInstalledBothWaysWithItsSynAck) {
   }
 }
 
+// UDP's the same way: its first datagram installs nothing; the first reply
+// installs both ways, and the next datagrams run in the kernel.
+TEST_F(FastPathDifferential, AUdpFlowIsInstalledBothWaysWithItsFirstReply) {
+  Vm &a = vm(kVm1), &b = vm(kVm5);
+  auto udp = [&](bool forward, const char* data) {
+    PacketBuilder pb;
+    pb.eth(forward ? a.mac : b.mac, forward ? b.mac : a.mac)
+        .ipv4(v4(forward ? a.ip : b.ip), v4(forward ? b.ip : a.ip))
+        .udp(forward ? 5353 : 53, forward ? 53 : 5353);
+    return pb.payload(data).build();
+  };
+  ASSERT_FALSE(userspace(a.port, udp(true, "query")).empty());
+  EXPECT_EQ(installed_, 0u) << "a first datagram alone installs nothing";
+  ASSERT_FALSE(userspace(b.port, udp(false, "answer")).empty());
+  EXPECT_EQ(installed_, 2u) << "the first reply installs both ways";
+  for (bool forward : {true, false}) {
+    auto frame = udp(forward, forward ? "again" : "again, answered");
+    auto expected = userspace(forward ? a.port : b.port, frame);
+    ASSERT_EQ(expected.size(), 1u);
+    auto got = kernel(forward ? a.port : b.port, frame, 300);
+    EXPECT_EQ(got.to, forward ? b.port : a.port);
+    EXPECT_EQ(got.bytes, expected[0]);
+    EXPECT_FALSE(got.agent_saw);
+  }
+}
+
 // Through h1's uplink, translated: vm3's floating IP (TCP to port 80 and
 // ICMP echo, from random outside addresses) and a port forwarding to vm1's
 // TCP 22 (its router's gateway moved to h1), both ways, byte for byte as
