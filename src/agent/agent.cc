@@ -123,9 +123,13 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
       canopy_fp_config fc{.geneve_port = htons(c.geneve_port),
                           .vxlan_port = htons(c.vxlan_port),
                           .underlay_ifindex = static_cast<uint32_t>(underlay),
-                          .alive_until_ns = 0};  // (keepAlive()'s)
-      if (underlay > 0 && a->fast_path_->configure(fc) &&
-          a->fast_path_->attach(underlay, fastpath::Hook::Underlay)) {
+                          .alive_until_ns = 0,  // (keepAlive()'s)
+                          .half_open = c.kernel_half_open,
+                          .reserved = 0};
+      if (auto r = a->fast_path_->configure(fc); !r) {
+        spdlog::warn("agent: kernel fast path: {}", r.error().message());
+      }
+      if (underlay > 0 && a->fast_path_->attach(underlay, fastpath::Hook::Underlay)) {
         fast_tunnels.underlay_ifindex = underlay;
       } else {
         spdlog::warn("agent: kernel fast path: tunnels stay in the agent (no interface with {})",
@@ -162,16 +166,17 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
       if (!t) return std::move(t).error();
       tunnels.push_back(std::move(*t));
     }
-    a->workers_.push_back(std::make_unique<Worker>(clock,
-                                                   Worker::Options{.index = w,
-                                                                   .encapsulation = c.encapsulation,
-                                                                   .busy_poll = c.busy_poll,
-                                                                   .tick = c.tick,
-                                                                   .fast_path = a->fast_path_.get(),
-                                                                   .fast_tunnels = fast_tunnels,
-                                                                   .fast_uplinks = fast_uplinks},
-                                                   a->plan_, std::move(tunnels),
-                                                   std::move(uplinks[w])));
+    a->workers_.push_back(std::make_unique<Worker>(
+        clock,
+        Worker::Options{.index = w,
+                        .encapsulation = c.encapsulation,
+                        .busy_poll = c.busy_poll,
+                        .tick = c.tick,
+                        .fast_path = a->fast_path_.get(),
+                        .fast_tunnels = fast_tunnels,
+                        .fast_uplinks = fast_uplinks,
+                        .templates = c.fast_path_setups ? &a->templates_ : nullptr},
+        a->plan_, std::move(tunnels), std::move(uplinks[w])));
   }
   Agent* self = a.get();
   if (!c.server.empty()) {
@@ -1015,6 +1020,12 @@ Json Agent::status() const {
     fast["tunnel_in"] = k.tunnel_in;
     fast["no_route"] = k.no_route;
     fast["handed_back"] = k.handed_back;
+    fast["setups"] = config_.fast_path_setups ? "kernel" : "agent";
+    fast["made"] = k.made;
+    fast["made_limited"] = k.made_limited;
+    size_t templates = 0;
+    for (const auto& s : stats) templates += s.kernel_templates;
+    fast["templates"] = templates;
   }
   out["fast_path"] = fast;
   if (bfd_ != nullptr) out["bfd"] = bfd_->statusJson();

@@ -74,6 +74,8 @@ struct AgentConfig {
   // kernel. Without BPF it says why in the log and status, and the agent
   // runs without.
   bool fast_path = false;
+  // Connections set up in the kernel from templates (KernelFlows).
+  bool fast_path_setups = true;
   // How long the kernel goes on carrying installed flows after the agent's
   // last sign of life (it renews it each tick): across a restart, whose
   // successor adopts them, or a crash. The programs stay when the agent
@@ -88,6 +90,10 @@ struct AgentConfig {
   // Slow-path protection per port (none by default here; canopy-agent's
   // flags set it).
   datapath::pipeline::SlowPathLimits slow_path{};
+  // How many connections set up in the kernel fast path (from templates) a
+  // port may have waiting for their answer; beyond, its SYNs go to the
+  // agent (and its limits). 0: no bound.
+  uint32_t kernel_half_open = 1024;
   // Ports and uplinks received through a ring shared with the kernel
   // (packet_io.h); off, through recvmmsg.
   bool rx_ring = true;
@@ -211,6 +217,8 @@ class Agent {
   SnapshotCell<WorkerPlan> plan_{nullptr};
   // (Before the workers, which use it: it goes after them.)
   std::unique_ptr<fastpath::FastPath> fast_path_;
+  // Its workers' templates: connections set up in the kernel.
+  Templates templates_;
   std::string fast_path_unavailable_;  // why not, when asked for
   // Flows an earlier agent left in the maps this one took over, taken back
   // a few ticks after it has a view (its own offers install again what

@@ -39,11 +39,52 @@ uint8_t deliveryTo(const std::string& interface) {
   return out;
 }
 
-bool sameConnection(const ConnKey& a, const ConnKey& b) { return a == b || a == b.reversed(); }
+// A connection's key whichever direction it is given in: the smaller of
+// the two's bytes.
+ConnKey byConnection(const ConnKey& c) {
+  ConnKey r = c.reversed();
+  return std::memcmp(&c, &r, sizeof(c)) <= 0 ? c : r;
+}
 
 // A flow without a connection (no port security, stateless groups) goes
 // after this many idle ticks (seconds).
 constexpr int kIdleTicks = 60;
+
+// A connection the kernel made whose SYN has had no answer for this long
+// is the agent's (conntrack's, as SYN sent) from then on.
+constexpr uint64_t kUnansweredNs = 3'000'000'000;
+
+uint64_t monotonicNs() {
+  timespec t{};
+  ::clock_gettime(CLOCK_MONOTONIC, &t);
+  return static_cast<uint64_t>(t.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(t.tv_nsec);
+}
+
+// Whether two sorted tag lists share one.
+bool intersect(const std::vector<datapath::flowcache::Tag>& a,
+               const std::vector<datapath::flowcache::Tag>& b) {
+  auto x = a.begin();
+  auto y = b.begin();
+  while (x != a.end() && y != b.end() && *x != *y) {
+    if (*x < *y) {
+      ++x;
+    } else {
+      ++y;
+    }
+  }
+  return x != a.end() && y != b.end();
+}
+
+bool sameKey(const fastpath::FlowKey& a, const fastpath::FlowKey& b) {
+  return std::memcmp(&a, &b, sizeof(a)) == 0;
+}
+
+// A template's connection key with the opener's port (host order) put in.
+ConnKey withPort(ConnKey c, uint16_t port, bool at_source) {
+  if (c.family == 0) return c;
+  (at_source ? c.src_port : c.dst_port) = port;
+  return c;
+}
 
 }  // namespace
 
@@ -124,6 +165,12 @@ int KernelFlows::attach(PortIo& io, const std::string& interface) {
 }
 
 void KernelFlows::detach(int ifindex) {
+  dropTemplates([&](const Templates::Template& t) {
+    for (const auto* side : {&t.forward, &t.reply}) {
+      if (side->from_ifindex == ifindex || side->to_ifindex == ifindex) return true;
+    }
+    return false;
+  });
   for (auto it = installed_.begin(); it != installed_.end();) {
     auto next = std::next(it);
     if (it->second.from_ifindex == ifindex || it->second.to_ifindex == ifindex) erase(it);
@@ -132,91 +179,105 @@ void KernelFlows::detach(int ifindex) {
   if (attached_.erase(ifindex) != 0) fp_.detach(ifindex);
 }
 
+bool KernelFlows::kernelFlow(const datapath::pipeline::FlowOffer& o,
+                             const std::function<int(uint32_t port)>& ifindexOf, Installed& flow,
+                             fastpath::FlowAction& action) {
+  const bool tunnels = tunnels_.underlay_ifindex > 0 && tunnels_.local.family == 4;
+  int from = o.from_port != 0 ? ifindexOf(o.from_port) : 0;
+  int to = o.to_port != 0 ? ifindexOf(o.to_port) : 0;
+  fastpath::FlowKey key{};
+  if (from > 0 && to > 0 && attached_.count(from) && attached_.count(to)) {
+    key = kernelKey(o, from);
+    action = kernelAction(o, to, attached_[to].out);
+  } else if (from > 0 && attached_.count(from) && uplink(o.to_uplink) > 0) {
+    // Out of an uplink, as the agent sends it.
+    to = uplink(o.to_uplink);
+    key = kernelKey(o, from);
+    action = kernelAction(o, to, CANOPY_FP_REDIRECT);
+  } else if (uplink(o.from_uplink) > 0 && to > 0 && attached_.count(to)) {
+    // From outside, by the uplink (and VLAN) it came in on.
+    from = uplink(o.from_uplink);
+    key = kernelKey(o, from);
+    action = kernelAction(o, to, attached_[to].out);
+  } else if (((from > 0 && attached_.count(from)) || uplink(o.from_uplink) > 0) && o.to_port == 0 &&
+             o.to_uplink == 0 && tunnels && o.tunnel_remote.family == 4 &&
+             o.tunnel_header_len <= CANOPY_FP_MAX_HEADER) {
+    // Into the tunnel, as the agent would send it (from a port, or from
+    // outside through an uplink).
+    if (from == 0) from = uplink(o.from_uplink);
+    key = kernelKey(o, from);
+    action = kernelAction(o, 0, CANOPY_FP_ENCAP);
+    std::memcpy(&action.tunnel_src, tunnels_.local.bytes.data(), 4);
+    std::memcpy(&action.tunnel_dst, o.tunnel_remote.bytes.data(), 4);
+    action.udp_src = htons(o.udp_source);
+    action.udp_dst = htons(o.vxlan ? tunnels_.vxlan_port : tunnels_.geneve_port);
+    action.header_len = o.tunnel_header_len;
+    std::memcpy(action.header, o.tunnel_header.data(), o.tunnel_header_len);
+    to = tunnels_.underlay_ifindex;
+  } else if (o.from_port == 0 && o.from_uplink == 0 && tunnels && o.tunnel_remote.family == 4 &&
+             ((to > 0 && attached_.count(to)) || uplink(o.to_uplink) > 0)) {
+    // Out of the tunnel, on the underlay: by the sending host and VNI; to
+    // a port, or (from a router's gateway here) routed and translated out
+    // of an uplink.
+    key = kernelKey(o, tunnels_.underlay_ifindex);
+    std::memcpy(&key.tunnel_src, o.tunnel_remote.bytes.data(), 4);
+    key.vni = o.vni;
+    // (Its MACs as it leaves: as it came, unless a router's gateway here
+    // routed it.)
+    if (to > 0) {
+      action = kernelAction(o, to, attached_[to].out);
+    } else {
+      to = uplink(o.to_uplink);
+      action = kernelAction(o, to, CANOPY_FP_REDIRECT);
+    }
+    from = tunnels_.underlay_ifindex;
+  } else {
+    return false;
+  }
+  flow = Installed{.key = key,
+                   .from_ifindex = from,
+                   .to_ifindex = to,
+                   .from_conn = o.from_conn,
+                   .to_conn = o.to_conn,
+                   .tags = o.tags,
+                   .last_used_ns = 0};
+  return true;
+}
+
 void KernelFlows::install(std::span<const datapath::pipeline::FlowOffer> offers,
                           const std::function<int(uint32_t port)>& ifindexOf) {
-  const bool tunnels = tunnels_.underlay_ifindex > 0 && tunnels_.local.family == 4;
+  // (The opening flow of a handshake, kept for its answer's, which follows.)
+  std::optional<std::pair<Installed, fastpath::FlowAction>> opening;
   for (const auto& o : offers) {
-    int from = o.from_port != 0 ? ifindexOf(o.from_port) : 0;
-    int to = o.to_port != 0 ? ifindexOf(o.to_port) : 0;
-    fastpath::FlowKey key{};
+    Installed flow;
     fastpath::FlowAction action{};
-    if (from > 0 && to > 0 && attached_.count(from) && attached_.count(to)) {
-      key = kernelKey(o, from);
-      action = kernelAction(o, to, attached_[to].out);
-    } else if (from > 0 && attached_.count(from) && uplink(o.to_uplink) > 0) {
-      // Out of an uplink, as the agent sends it.
-      to = uplink(o.to_uplink);
-      key = kernelKey(o, from);
-      action = kernelAction(o, to, CANOPY_FP_REDIRECT);
-    } else if (uplink(o.from_uplink) > 0 && to > 0 && attached_.count(to)) {
-      // From outside, by the uplink (and VLAN) it came in on.
-      from = uplink(o.from_uplink);
-      key = kernelKey(o, from);
-      action = kernelAction(o, to, attached_[to].out);
-    } else if (((from > 0 && attached_.count(from)) || uplink(o.from_uplink) > 0) &&
-               o.to_port == 0 && o.to_uplink == 0 && tunnels && o.tunnel_remote.family == 4 &&
-               o.tunnel_header_len <= CANOPY_FP_MAX_HEADER) {
-      // Into the tunnel, as the agent would send it (from a port, or from
-      // outside through an uplink).
-      if (from == 0) from = uplink(o.from_uplink);
-      key = kernelKey(o, from);
-      action = kernelAction(o, 0, CANOPY_FP_ENCAP);
-      std::memcpy(&action.tunnel_src, tunnels_.local.bytes.data(), 4);
-      std::memcpy(&action.tunnel_dst, o.tunnel_remote.bytes.data(), 4);
-      action.udp_src = htons(o.udp_source);
-      action.udp_dst = htons(o.vxlan ? tunnels_.vxlan_port : tunnels_.geneve_port);
-      action.header_len = o.tunnel_header_len;
-      std::memcpy(action.header, o.tunnel_header.data(), o.tunnel_header_len);
-      to = tunnels_.underlay_ifindex;
-    } else if (o.from_port == 0 && o.from_uplink == 0 && tunnels && o.tunnel_remote.family == 4 &&
-               ((to > 0 && attached_.count(to)) || uplink(o.to_uplink) > 0)) {
-      // Out of the tunnel, on the underlay: by the sending host and VNI; to
-      // a port, or (from a router's gateway here) routed and translated out
-      // of an uplink.
-      key = kernelKey(o, tunnels_.underlay_ifindex);
-      std::memcpy(&key.tunnel_src, o.tunnel_remote.bytes.data(), 4);
-      key.vni = o.vni;
-      // (Its MACs as it leaves: as it came, unless a router's gateway here
-      // routed it.)
-      if (to > 0) {
-        action = kernelAction(o, to, attached_[to].out);
-      } else {
-        to = uplink(o.to_uplink);
-        action = kernelAction(o, to, CANOPY_FP_REDIRECT);
-      }
-      from = tunnels_.underlay_ifindex;
-    } else {
+    if (!kernelFlow(o, ifindexOf, flow, action)) {
+      opening.reset();
       continue;
     }
+    if (opening && o.early && !o.opening) learn(opening->first, opening->second, flow, action);
+    opening.reset();
+    if (o.opening) opening.emplace(flow, action);
     KeyBytes bytes;
-    std::memcpy(bytes.data(), &key, sizeof(key));
+    std::memcpy(bytes.data(), &flow.key, sizeof(flow.key));
     if (installed_.count(bytes) != 0) continue;
-    if (auto r = fp_.install(key, action); !r) {
+    if (auto r = fp_.install(flow.key, action); !r) {
       // A full map: the flow stays in the agent, as it was.
       continue;
     }
     ++installs_;
-    installed_[bytes] = Installed{.key = key,
-                                  .from_ifindex = from,
-                                  .to_ifindex = to,
-                                  .from_conn = o.from_conn,
-                                  .to_conn = o.to_conn,
-                                  .tags = o.tags,
-                                  .last_used_ns = 0};
+    remember(std::move(flow));
   }
 }
 
 void KernelFlows::retract(std::span<const ConnKey> connections) {
-  if (connections.empty()) return;
-  for (auto it = installed_.begin(); it != installed_.end();) {
-    auto next = std::next(it);
-    for (const auto& c : connections) {
-      if (sameConnection(it->second.from_conn, c) || sameConnection(it->second.to_conn, c)) {
-        erase(it);
-        break;
-      }
+  for (const auto& c : connections) {
+    auto at = by_connection_.find(byConnection(c));
+    if (at == by_connection_.end()) continue;
+    const std::vector<KeyBytes> flows = at->second;  // (erase() changes it)
+    for (const auto& b : flows) {
+      if (auto it = installed_.find(b); it != installed_.end()) erase(it);
     }
-    it = next;
   }
 }
 
@@ -225,29 +286,24 @@ void KernelFlows::retract(datapath::pipeline::Invalidations invalidated) {
   if (invalidated.tags.empty() || installed_.empty()) return;
   auto& changed = invalidated.tags;
   std::sort(changed.begin(), changed.end());
+  // (Templates first: no connection is made from one while its flows go.)
+  dropTemplates([&](const Templates::Template& t) {
+    return intersect(t.forward.tags, changed) || intersect(t.reply.tags, changed);
+  });
   for (auto it = installed_.begin(); it != installed_.end();) {
     auto next = std::next(it);
-    const auto& tags = it->second.tags;
-    // Both sorted: a walk of the two.
-    auto a = tags.begin();
-    auto b = changed.begin();
-    while (a != tags.end() && b != changed.end() && *a != *b) {
-      if (*a < *b) {
-        ++a;
-      } else {
-        ++b;
-      }
-    }
-    if (a != tags.end() && b != changed.end()) erase(it);
+    if (intersect(it->second.tags, changed)) erase(it);
     it = next;
   }
 }
 
 void KernelFlows::flush() {
+  dropTemplates([](const Templates::Template&) { return true; });
   while (!installed_.empty()) erase(installed_.begin());
 }
 
 void KernelFlows::tick(datapath::conntrack::ConnTrack& conntrack, SteadyTime now) {
+  adoptMade();
   for (auto it = installed_.begin(); it != installed_.end();) {
     auto next = std::next(it);
     auto& f = it->second;
@@ -256,7 +312,7 @@ void KernelFlows::tick(datapath::conntrack::ConnTrack& conntrack, SteadyTime now
     auto touch = [&](const ConnKey& c) { return c.family == 0 || conntrack.touch(c, now); };
     auto alive = [&](const ConnKey& c) { return c.family == 0 || conntrack.find(c).has_value(); };
     if (!kernel) {
-      installed_.erase(it);  // gone from the map already
+      forget(it);  // gone from the map already
     } else if ((kernel->flags & CANOPY_FP_BROKEN) != 0) {
       erase(it);  // its route failed: the agent's again
     } else if (kernel->last_used_ns != f.last_used_ns) {
@@ -277,7 +333,281 @@ void KernelFlows::tick(datapath::conntrack::ConnTrack& conntrack, SteadyTime now
 
 void KernelFlows::erase(std::map<KeyBytes, Installed>::iterator it) {
   fp_.remove(it->second.key);
+  forget(it);
+}
+
+void KernelFlows::remember(Installed flow) {
+  KeyBytes b = bytes(flow.key);
+  for (const auto& c : {flow.from_conn, flow.to_conn}) {
+    if (c.family != 0) by_connection_[byConnection(c)].push_back(b);
+  }
+  installed_[b] = std::move(flow);
+}
+
+void KernelFlows::forget(std::map<KeyBytes, Installed>::iterator it) {
+  for (const auto& c : {it->second.from_conn, it->second.to_conn}) {
+    if (c.family == 0) continue;
+    auto at = by_connection_.find(byConnection(c));
+    if (at == by_connection_.end()) continue;
+    std::erase(at->second, it->first);
+    if (at->second.empty()) by_connection_.erase(at);
+  }
   installed_.erase(it);
+}
+
+// --- connections set up in the kernel ---
+
+Templates::KeyBytes Templates::bytes(const fastpath::FlowKey& key) {
+  KeyBytes b;
+  std::memcpy(b.data(), &key, sizeof(key));
+  return b;
+}
+
+Templates::Ptr Templates::add(Template t) {
+  MutexLock lock(mu_);
+  auto forward = bytes(t.forward.key);
+  if (by_forward_.count(forward) != 0) return nullptr;
+  t.id = next_id_++;
+  if (next_id_ == 0) next_id_ = 1;
+  auto p = std::make_shared<const Template>(std::move(t));
+  by_forward_[forward] = p;
+  by_reply_[bytes(p->reply.key)] = p;
+  by_id_[p->id] = p;
+  size_.store(by_id_.size(), std::memory_order_relaxed);
+  return p;
+}
+
+void Templates::erase(uint32_t id) {
+  MutexLock lock(mu_);
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return;
+  by_forward_.erase(bytes(it->second->forward.key));
+  if (auto r = by_reply_.find(bytes(it->second->reply.key));
+      r != by_reply_.end() && r->second == it->second) {
+    by_reply_.erase(r);
+  }
+  by_id_.erase(it);
+  size_.store(by_id_.size(), std::memory_order_relaxed);
+}
+
+Templates::Ptr Templates::byId(uint32_t id) const {
+  MutexLock lock(mu_);
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
+}
+
+Templates::Ptr Templates::matching(const fastpath::FlowKey& key) const {
+  fastpath::FlowKey forward = key;
+  forward.port_src = 0;
+  fastpath::FlowKey reply = key;
+  reply.port_dst = 0;
+  MutexLock lock(mu_);
+  if (auto it = by_forward_.find(bytes(forward)); it != by_forward_.end()) return it->second;
+  if (auto it = by_reply_.find(bytes(reply)); it != by_reply_.end()) return it->second;
+  return nullptr;
+}
+
+std::vector<Templates::Ptr> Templates::ownedBy(size_t owner) const {
+  MutexLock lock(mu_);
+  std::vector<Ptr> mine;
+  for (const auto& [id, t] : by_id_) {
+    if (t->owner == owner) mine.push_back(t);
+  }
+  return mine;
+}
+
+size_t KernelFlows::templates() const {
+  return templates_ == nullptr ? 0 : templates_->ownedBy(worker_).size();
+}
+
+void KernelFlows::learn(const Installed& forward, const fastpath::FlowAction& forward_action,
+                        const Installed& reply, const fastpath::FlowAction& reply_action) {
+  if (templates_ == nullptr || conntrack_ == nullptr) return;
+  const auto& f = forward.key;
+  const auto& r = reply.key;
+  // TCP between two ports (or a port and a tunnel), nothing translated, no
+  // VLAN; the answer the opener's reverse; both tracked where they are
+  // ports' (the template's connections are imported into their zones).
+  auto isUplink = [&](int ifindex) {
+    return std::find(uplinks_.begin(), uplinks_.end(), ifindex) != uplinks_.end();
+  };
+  if (f.protocol != IPPROTO_TCP || r.protocol != IPPROTO_TCP || f.vlan != 0 || r.vlan != 0 ||
+      forward_action.nat != 0 || reply_action.nat != 0 || forward_action.vlan != 0 ||
+      reply_action.vlan != 0 || isUplink(forward.from_ifindex) || isUplink(forward.to_ifindex) ||
+      isUplink(reply.from_ifindex) || isUplink(reply.to_ifindex) || f.port_src != r.port_dst ||
+      f.port_dst != r.port_src || std::memcmp(f.ip_src, r.ip_dst, 16) != 0 ||
+      std::memcmp(f.ip_dst, r.ip_src, 16) != 0) {
+    return;
+  }
+  if (forward.from_conn.family == 0 && forward.to_conn.family == 0) return;  // untracked
+  const uint16_t opener = ntohs(f.port_src);
+  Templates::Template t;
+  t.owner = worker_;
+  auto side = [&](const Installed& flow, bool forward_way) {
+    Templates::Side s;
+    s.key = flow.key;
+    (forward_way ? s.key.port_src : s.key.port_dst) = 0;
+    s.from_ifindex = flow.from_ifindex;
+    s.to_ifindex = flow.to_ifindex;
+    // (The opener's port where it stands: src in the forward way's tuples,
+    // dst in the reply's; checked, not assumed.)
+    auto open = [&](ConnKey c) {
+      if (c.family == 0) return c;
+      uint16_t& port = forward_way ? c.src_port : c.dst_port;
+      if (port != opener) c.family = 0xff;  // (not as expected: no template)
+      port = 0;
+      return c;
+    };
+    s.from_conn = open(flow.from_conn);
+    s.to_conn = open(flow.to_conn);
+    s.tags = flow.tags;
+    return s;
+  };
+  t.forward = side(forward, true);
+  t.reply = side(reply, false);
+  for (const auto* c :
+       {&t.forward.from_conn, &t.forward.to_conn, &t.reply.from_conn, &t.reply.to_conn}) {
+    if (c->family == 0xff) return;
+  }
+  auto added = templates_->add(std::move(t));
+  if (added == nullptr) return;  // one already
+  fastpath::Template kernel{};
+  kernel.forward = forward_action;
+  kernel.reply_key = reply.key;
+  kernel.reply = reply_action;
+  kernel.id = added->id;
+  for (auto* a : {&kernel.forward, &kernel.reply}) {
+    a->packets = a->bytes = a->last_used_ns = 0;
+    if (a->out == CANOPY_FP_ENCAP) a->flags |= CANOPY_FP_HASH_PORT;
+  }
+  if (!fp_.installTemplate(added->forward.key, kernel)) templates_->erase(added->id);
+}
+
+void KernelFlows::adopt(const fastpath::FlowKey& key, const fastpath::FlowAction& action,
+                        bool keep) {
+  auto t = templates_ != nullptr ? templates_->byId(action.template_id) : nullptr;
+  if (t == nullptr) {
+    fp_.remove(key);  // its template gone (and its connections imported)
+    return;
+  }
+  fastpath::FlowKey probe = key;
+  probe.port_src = 0;
+  const bool forward_way = sameKey(probe, t->forward.key);
+  probe = key;
+  probe.port_dst = 0;
+  if (!forward_way && !sameKey(probe, t->reply.key)) return;
+  const uint16_t port = forward_way ? key.port_src : key.port_dst;  // network order
+  fastpath::FlowKey forward = t->forward.key;
+  forward.port_src = port;
+  fastpath::FlowKey reply = t->reply.key;
+  reply.port_dst = port;
+  auto answer = forward_way ? fp_.find(reply) : std::optional<fastpath::FlowAction>(action);
+  const bool answered = answer && answer->packets > 0;
+  const SteadyTime now = clock_ != nullptr ? clock_->now() : SteadyTime{};
+  const uint16_t opener = ntohs(port);
+  if (conntrack_ != nullptr) {
+    for (const auto& c : {t->forward.from_conn, t->forward.to_conn}) {
+      conntrack_->import(withPort(c, opener, true), answered, now);
+    }
+  }
+  if (!keep) {
+    fp_.remove(forward);
+    fp_.remove(reply);
+    for (const auto& k : {forward, reply}) {
+      if (auto it = installed_.find(bytes(k)); it != installed_.end()) forget(it);
+    }
+    return;
+  }
+  auto record = [&](const fastpath::FlowKey& k, const Templates::Side& side, bool at_source) {
+    KeyBytes b = bytes(k);
+    if (installed_.count(b) != 0) return;
+    remember(Installed{.key = k,
+                       .from_ifindex = side.from_ifindex,
+                       .to_ifindex = side.to_ifindex,
+                       .from_conn = withPort(side.from_conn, opener, at_source),
+                       .to_conn = withPort(side.to_conn, opener, at_source),
+                       .tags = side.tags,
+                       .last_used_ns = 0});
+  };
+  record(forward, t->forward, true);
+  record(reply, t->reply, false);
+}
+
+void KernelFlows::dropTemplates(const std::function<bool(const Templates::Template&)>& gone) {
+  if (templates_ == nullptr || templates_->empty()) return;
+  std::vector<uint32_t> dropped;
+  for (const auto& t : templates_->ownedBy(worker_)) {
+    if (!gone(*t)) continue;
+    fp_.removeTemplate(t->forward.key);
+    dropped.push_back(t->id);
+  }
+  if (dropped.empty()) return;
+  std::sort(dropped.begin(), dropped.end());
+  // Their connections into conntrack (as they would be, had the agent seen
+  // them open), then out of the kernel: their packets are the agent's now.
+  std::vector<std::pair<fastpath::FlowKey, fastpath::FlowAction>> made;
+  fp_.forEachFlow([&](const fastpath::FlowKey& k, const fastpath::FlowAction& a) {
+    if ((a.flags & CANOPY_FP_MADE) != 0 &&
+        std::binary_search(dropped.begin(), dropped.end(), a.template_id)) {
+      made.emplace_back(k, a);
+    }
+  });
+  for (const auto& [k, a] : made) adopt(k, a, /*keep=*/false);
+  for (uint32_t id : dropped) templates_->erase(id);
+}
+
+void KernelFlows::adoptMade() {
+  if (templates_ == nullptr || conntrack_ == nullptr || templates_->empty()) return;
+  auto mine = templates_->ownedBy(worker_);
+  if (mine.empty()) return;
+  std::vector<uint32_t> ids;
+  for (const auto& t : mine) ids.push_back(t->id);
+  std::sort(ids.begin(), ids.end());
+  const uint64_t now_ns = monotonicNs();
+  std::vector<std::pair<fastpath::FlowKey, fastpath::FlowAction>> made;
+  fp_.forEachFlow([&](const fastpath::FlowKey& k, const fastpath::FlowAction& a) {
+    if ((a.flags & CANOPY_FP_MADE) != 0 &&
+        std::binary_search(ids.begin(), ids.end(), a.template_id) &&
+        installed_.count(bytes(k)) == 0) {
+      made.emplace_back(k, a);
+    }
+  });
+  for (const auto& [k, a] : made) {
+    auto t = templates_->byId(a.template_id);
+    if (t == nullptr) continue;
+    fastpath::FlowKey probe = k;
+    probe.port_src = 0;
+    if (!sameKey(probe, t->forward.key)) continue;  // (the reply: with its opener's)
+    fastpath::FlowKey reply = t->reply.key;
+    reply.port_dst = k.port_src;
+    auto answer = fp_.find(reply);
+    if (answer && answer->packets > 0) {
+      adopt(k, a, /*keep=*/true);
+    } else if (now_ns > a.last_used_ns + kUnansweredNs) {
+      adopt(k, a, /*keep=*/false);
+    }
+  }
+}
+
+void KernelFlows::adoptFor(std::span<const uint8_t> frame, int ifindex, const IpAddress& tunnel_src,
+                           uint32_t vni) {
+  if (templates_ == nullptr || templates_->empty() || ifindex <= 0) return;
+  datapath::packet::ParsedPacket p;
+  if (datapath::packet::parse(frame, p) != datapath::DropReason::None ||
+      p.key.ip_proto != datapath::packet::ipproto::kTcp ||
+      (p.key.tcp_flags & datapath::packet::TcpHeader::kSyn) != 0) {
+    return;
+  }
+  datapath::pipeline::FlowOffer o;
+  o.key = p.key;
+  fastpath::FlowKey key = kernelKey(o, ifindex);
+  if (tunnel_src.family == 4) {
+    std::memcpy(&key.tunnel_src, tunnel_src.bytes.data(), 4);
+    key.vni = vni;
+  }
+  if (installed_.count(bytes(key)) != 0 || templates_->matching(key) == nullptr) return;
+  auto a = fp_.find(key);
+  if (a && (a->flags & CANOPY_FP_MADE) != 0) adopt(key, *a, /*keep=*/true);
 }
 
 }  // namespace canopy::agent

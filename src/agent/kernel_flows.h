@@ -22,18 +22,34 @@
 //     or reset is taken back;
 //   - an interface let go takes its flows with it.
 //
-// Thread-safety: none; it belongs to its worker.
+// Connections set up in the kernel. A handshake the datapath allowed
+// between two ports (TCP, nothing translated, no uplink: security groups
+// never match the opener's source port) also leaves a template: both ways'
+// flows with the opener's port left open. The programs make a later
+// connection's two flows from it when its SYN comes, so that its SYN and
+// SYN-ACK never reach the agent. Such a connection is the agent's again
+// (adopted: into conntrack, established if the kernel carried its SYN-ACK,
+// and into this bookkeeping) when its first packet reaches the agent (its
+// FIN or RST: adoptFor()), each second for the rest (tick()), and before a
+// change takes its template back.
+//
+// Thread-safety: none; it belongs to its worker (Templates are shared).
 
 #include <array>
+#include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <map>
+#include <memory>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "agent/port_io.h"
 #include "base/clock.h"
+#include "base/mutex.h"
 #include "datapath/conntrack/conntrack.h"
 #include "datapath/pipeline/datapath.h"
 #include "fastpath/fast_path.h"
@@ -49,6 +65,46 @@ fastpath::FlowKey kernelKey(const datapath::pipeline::FlowOffer& offer, int from
 fastpath::FlowAction kernelAction(const datapath::pipeline::FlowOffer& offer, int to_ifindex,
                                   uint8_t out);
 
+// The templates of a host's workers. One worker learns a template from its
+// handshakes and keeps it (owner); its connections may close through any
+// worker's ports. Thread-safe.
+class Templates {
+ public:
+  // One way of a template's connections, the opener's port left 0 (the
+  // forward way: at the key's port_src and the connections' src_port; the
+  // reply: at port_dst and dst_port).
+  struct Side {
+    fastpath::FlowKey key{};
+    int from_ifindex = 0, to_ifindex = 0;
+    datapath::conntrack::ConnKey from_conn{}, to_conn{};
+    std::vector<datapath::flowcache::Tag> tags;  // sorted
+  };
+  struct Template {
+    uint32_t id = 0;
+    size_t owner = 0;
+    Side forward, reply;
+  };
+  using Ptr = std::shared_ptr<const Template>;
+
+  // Registered with a new id; nullptr if its forward key has one already.
+  Ptr add(Template t);
+  void erase(uint32_t id);
+  Ptr byId(uint32_t id) const;
+  // The template a flow's key may have been made from (either way).
+  Ptr matching(const fastpath::FlowKey& key) const;
+  std::vector<Ptr> ownedBy(size_t owner) const;
+  bool empty() const { return size_.load(std::memory_order_relaxed) == 0; }
+
+ private:
+  using KeyBytes = std::array<uint8_t, sizeof(fastpath::FlowKey)>;
+  static KeyBytes bytes(const fastpath::FlowKey& key);
+  mutable Mutex mu_;
+  uint32_t next_id_ CANOPY_GUARDED_BY(mu_) = 1;
+  std::map<KeyBytes, Ptr> by_forward_ CANOPY_GUARDED_BY(mu_), by_reply_ CANOPY_GUARDED_BY(mu_);
+  std::map<uint32_t, Ptr> by_id_ CANOPY_GUARDED_BY(mu_);
+  std::atomic<size_t> size_{0};
+};
+
 class KernelFlows {
  public:
   // Where tunnels leave and arrive: the host's tunnel address, the
@@ -62,8 +118,15 @@ class KernelFlows {
   // `uplinks`: the interface index of each uplink (as the datapath's
   // configuration numbers them) whose ingress program and sockets' filters
   // the agent has put on, or 0 for one whose flows stay in the agent.
-  KernelFlows(fastpath::FastPath& fast_path, Tunnels tunnels, std::vector<int> uplinks = {})
-      : fp_(fast_path), tunnels_(tunnels), uplinks_(std::move(uplinks)) {}
+  // `templates` (the host's, or null: no connections set up in the
+  // kernel), `worker`: this worker's index, as the templates' owner.
+  KernelFlows(fastpath::FastPath& fast_path, Tunnels tunnels, std::vector<int> uplinks = {},
+              Templates* templates = nullptr, size_t worker = 0)
+      : fp_(fast_path),
+        tunnels_(tunnels),
+        uplinks_(std::move(uplinks)),
+        templates_(templates),
+        worker_(worker) {}
   ~KernelFlows();
   KernelFlows(const KernelFlows&) = delete;
   KernelFlows& operator=(const KernelFlows&) = delete;
@@ -89,9 +152,23 @@ class KernelFlows {
   // next agent to adopt).
   void leave() {
     installed_.clear();
+    by_connection_.clear();
     attached_.clear();
   }
   void tick(datapath::conntrack::ConnTrack& conntrack, SteadyTime now);
+  // The connection tracking that connections made in the kernel are adopted
+  // into (the host's; null: none yet, nothing is learned or adopted).
+  void useConntrack(datapath::conntrack::ConnTrack* conntrack, const Clock* clock) {
+    conntrack_ = conntrack;
+    clock_ = clock;
+  }
+  // A frame about to reach the datapath, as it came in on `ifindex` (from
+  // a tunnel on the underlay: its sender and VNI too): if a template's
+  // connection the agent has not adopted yet (its FIN, its RST), adopted
+  // now, so that conntrack knows it.
+  void adoptFor(std::span<const uint8_t> frame, int ifindex, const IpAddress& tunnel_src = {},
+                uint32_t vni = 0);
+  size_t templates() const;
   size_t size() const { return installed_.size(); }
   uint64_t installs() const { return installs_; }
 
@@ -106,6 +183,33 @@ class KernelFlows {
     int idle_ticks = 0;                          // since it was last used
   };
   void erase(std::map<KeyBytes, Installed>::iterator it);
+  // Into, and out of, the bookkeeping alone (not the kernel's map).
+  void remember(Installed flow);
+  void forget(std::map<KeyBytes, Installed>::iterator it);
+  static KeyBytes bytes(const fastpath::FlowKey& key) {
+    KeyBytes b;
+    std::memcpy(b.data(), &key, sizeof(key));
+    return b;
+  }
+  // The flow an offer becomes in the kernel (false: none; it stays in the
+  // agent).
+  bool kernelFlow(const datapath::pipeline::FlowOffer& o,
+                  const std::function<int(uint32_t port)>& ifindexOf, Installed& flow,
+                  fastpath::FlowAction& action);
+  // A template from a handshake's two flows (the opening one, then its
+  // answer's), if they may make others.
+  void learn(const Installed& forward, const fastpath::FlowAction& forward_action,
+             const Installed& reply, const fastpath::FlowAction& reply_action);
+  // A connection made from a template (either of its flows, as the kernel
+  // has it) taken into conntrack and, with `keep`, into this bookkeeping;
+  // else its flows leave the kernel.
+  void adopt(const fastpath::FlowKey& key, const fastpath::FlowAction& action, bool keep);
+  // The templates owned here that `gone` says go, with their connections
+  // (adopted, then out of the kernel).
+  void dropTemplates(const std::function<bool(const Templates::Template&)>& gone);
+  // Made connections not adopted yet: answered ones adopted, ones left
+  // unanswered for long taken out of the kernel (into conntrack, as SYN sent).
+  void adoptMade();
 
   fastpath::FastPath& fp_;
   const Tunnels tunnels_;
@@ -115,7 +219,16 @@ class KernelFlows {
                                                                    : uplinks_[index_plus_one - 1];
   }
   std::map<KeyBytes, Installed> installed_;
+  // The installed flows of each connection (by its key in either direction,
+  // the smaller of the two's bytes).
+  std::unordered_map<datapath::conntrack::ConnKey, std::vector<KeyBytes>,
+                     datapath::conntrack::ConnKeyHash>
+      by_connection_;
   uint64_t installs_ = 0;
+  Templates* const templates_;
+  const size_t worker_;
+  datapath::conntrack::ConnTrack* conntrack_ = nullptr;
+  const Clock* clock_ = nullptr;
   struct Attached {
     std::string interface;
     uint8_t out = 0;  // how the fast path delivers to it (enum canopy_fp_out)

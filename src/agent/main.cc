@@ -58,10 +58,11 @@ int main(int argc, char** argv) {
   double log_rate = 100, log_burst = 25;
   // Slow-path protection per port (datapath.h's SlowPathLimits).
   std::string bfd = "on";
-  std::string fast_path = "on";
+  std::string fast_path = "on", fast_path_setups = "on";
   int fast_path_headless = 30;
   int bfd_interval_ms = 200, bfd_multiplier = 3;
   uint32_t flow_rate = 5000, flow_burst = 10000, control_rate = 500, control_burst = 1000;
+  uint32_t kernel_half_open = 1024;
   std::vector<std::string> uplinks;
   bool gateway = false;
   std::string availability_zone;
@@ -109,6 +110,13 @@ int main(int argc, char** argv) {
                  "without BPF the agent says why and runs without")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
+  app.add_option("--fast-path-setups", fast_path_setups,
+                 "With the fast path: a handshake the agent allowed leaves a template from which "
+                 "the kernel sets up later connections between the same ends to the same port "
+                 "(their SYN and SYN-ACK never reach the agent); off: every setup through the "
+                 "agent")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   app.add_option("--fast-path-headless", fast_path_headless,
                  "Seconds the kernel goes on carrying installed flows after the agent's last "
                  "sign of life: the programs stay when it exits, and the next agent adopts their "
@@ -133,6 +141,11 @@ int main(int argc, char** argv) {
                  "New connections per second one port may open through this host's slow path "
                  "(a packet of a connection conntrack holds is not counted; beyond: dropped, "
                  "counted as flow_setup_rate_limited); 0: no limit")
+      ->capture_default_str();
+  app.add_option("--port-kernel-half-open", kernel_half_open,
+                 "Connections one port may have set up in the kernel fast path (from an earlier "
+                 "handshake's template) that wait for their answer; beyond, its SYNs go to the "
+                 "agent; 0: no bound")
       ->capture_default_str();
   app.add_option("--port-flow-burst", flow_burst, "New connections in a burst per port")
       ->check(CLI::Range(1u, 1u << 30))
@@ -238,6 +251,7 @@ int main(int argc, char** argv) {
   config.view_file = run_dir + "/view.pb";
   config.bfd = bfd == "on";
   config.fast_path = fast_path == "on";
+  config.fast_path_setups = fast_path_setups == "on";
   config.fast_path_headless = std::chrono::seconds(fast_path_headless);
   config.bfd_state_file = run_dir + "/bfd.json";
   config.bfd_timing.desired_min_tx = std::chrono::milliseconds(bfd_interval_ms);
@@ -251,6 +265,7 @@ int main(int argc, char** argv) {
                       .control_per_second = control_rate,
                       .control_burst = control_burst};
   config.log_limits.burst = log_burst;
+  config.kernel_half_open = kernel_half_open;
   config.server = server;
   if (tls.enabled()) {
     auto credentials = canopy::southbound::channelCredentials(tls);

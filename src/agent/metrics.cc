@@ -62,6 +62,17 @@ std::string prometheusText(const model::Json& status) {
            "frame out of a tunnel, forwarded by a VM, is not encapsulated twice) and gave to "
            "the agent.",
            fast.value("handed_back", model::Json(0)));
+    metric(out, "canopy_fast_path_made_total", "counter",
+           "Connections the kernel fast path set up itself, from the template an earlier "
+           "handshake between the same ends left.",
+           fast.value("made", model::Json(0)));
+    metric(out, "canopy_fast_path_made_limited_total", "counter",
+           "SYNs a template would have set up in the kernel, given to the agent because their "
+           "port had as many half-open connections there as it may.",
+           fast.value("made_limited", model::Json(0)));
+    metric(out, "canopy_fast_path_templates", "gauge",
+           "Templates from which the kernel fast path sets up connections.",
+           fast.value("templates", model::Json(0)));
     metric(out, "canopy_fast_path_tunnel_in_total", "counter",
            "Packets the kernel fast path took out of a tunnel.",
            fast.value("tunnel_in", model::Json(0)));

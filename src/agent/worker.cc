@@ -55,8 +55,9 @@ Worker::Worker(const Clock& clock, Options options, const SnapshotCell<WorkerPla
       uplinks_(std::move(uplinks)) {
   CANOPY_CHECK_MSG(wake_fd_.get() >= 0, "eventfd for a worker");
   if (options_.fast_path != nullptr) {
-    kernel_flows_ = std::make_unique<KernelFlows>(*options_.fast_path, options_.fast_tunnels,
-                                                  options_.fast_uplinks);
+    kernel_flows_ =
+        std::make_unique<KernelFlows>(*options_.fast_path, options_.fast_tunnels,
+                                      options_.fast_uplinks, options_.templates, options_.index);
   }
 }
 
@@ -196,6 +197,9 @@ void Worker::followPlan() {
   generation_ = plan->generation;
   if (plan->shared != shared_ || datapath_ == nullptr) {
     shared_ = plan->shared;
+    if (kernel_flows_ != nullptr) {
+      kernel_flows_->useConntrack(shared_ != nullptr ? &shared_->conntrack() : nullptr, &clock_);
+    }
     if (shared_ == nullptr) return;
     datapath_ = std::make_unique<Datapath>(clock_, plan->config, shared_);
   }
@@ -296,6 +300,10 @@ void Worker::receive(PortIo& io, Bound* bound, const Ingress& ingress) {
         continue;
       }
       if (offload.gso()) ++super_frames_;
+      // (A connection the kernel set up, first met here: conntrack's now.)
+      if (kernel_flows_ != nullptr && bound != nullptr && bound->fast_ifindex > 0) {
+        kernel_flows_->adoptFor(frame, bound->fast_ifindex);
+      }
       inputs_.push_back({ingress, frame, offload.segmentSize(), frame});
       offloads_.push_back(offload);
     }
@@ -434,6 +442,10 @@ void Worker::receiveTunnel(size_t t) {
         auto header = datagram.first(data ? tunnel.inner_offset : 0);
         auto inner = datagram.subspan(header.size());
         end_run();
+        if (data && kernel_flows_ != nullptr) {
+          kernel_flows_->adoptFor(inner, options_.fast_tunnels.underlay_ifindex, ingress.source,
+                                  tunnel.vni);
+        }
         if (data) {
           if (rx_runs_used_ == rx_runs_.size()) {
             rx_runs_.push_back(std::make_unique<datapath::packet::TcpCoalescer>());
@@ -676,6 +688,7 @@ void Worker::tick() {
   s.io_drops = io_drops_;
   s.kernel_flows = kernel_flows_ != nullptr ? kernel_flows_->size() : 0;
   s.kernel_installs = kernel_flows_ != nullptr ? kernel_flows_->installs() : 0;
+  s.kernel_templates = kernel_flows_ != nullptr ? kernel_flows_->templates() : 0;
   s.send_failed = send_failed_;
   s.super_frames = super_frames_;
   s.segmented = segmented_;

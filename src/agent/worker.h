@@ -76,6 +76,7 @@ struct WorkerStats {
   uint64_t receive_truncated = 0;
   size_t kernel_flows = 0;       // installed in the kernel fast path
   uint64_t kernel_installs = 0;  // flows installed since the start
+  size_t kernel_templates = 0;   // templates it learned, in the kernel
   struct Port {
     std::string port_id;
     uint32_t key = 0;
@@ -99,6 +100,7 @@ class Worker {
     fastpath::FastPath* fast_path = nullptr;
     KernelFlows::Tunnels fast_tunnels{};
     std::vector<int> fast_uplinks{};  // KernelFlows' `uplinks`
+    Templates* templates = nullptr;   // the host's (null: no connections set up in the kernel)
   };
   // `tunnels`: [0] the configured encapsulation's port, [1] the other's.
   // `uplinks`: by index, as the datapath's configuration names them.

@@ -111,8 +111,12 @@ struct FastPath::Impl {
   fastpath_bpf* skel = nullptr;
   // Interfaces with our program, and whether we added their clsact qdisc.
   std::map<int, bool> attached;
-  canopy_fp_config config{
-      .geneve_port = 0, .vxlan_port = 0, .underlay_ifindex = 0, .alive_until_ns = UINT64_MAX};
+  canopy_fp_config config{.geneve_port = 0,
+                          .vxlan_port = 0,
+                          .underlay_ifindex = 0,
+                          .alive_until_ns = UINT64_MAX,
+                          .half_open = 0,
+                          .reserved = 0};
   std::vector<FlowKey> adopted;
 
   ~Impl() {
@@ -177,6 +181,14 @@ Result<std::unique_ptr<FastPath>> FastPath::open(bool adopt) {
       impl->adopted.push_back(next);
       key = next;
       at = &key;
+    }
+  }
+  // An earlier agent's templates go: this one has not decided them (the
+  // connections they made stay among the flows adopted).
+  if (adopted_maps > 0) {
+    int fd = bpf_map__fd(skel->maps.templates);
+    FlowKey key{};
+    while (bpf_map_get_next_key(fd, nullptr, &key) == 0 && bpf_map_delete_elem(fd, &key) == 0) {
     }
   }
   // Until the agent says otherwise (keepAlive()), the flows are carried.
@@ -261,6 +273,41 @@ std::optional<FlowAction> FastPath::find(const FlowKey& key) const {
   return a;
 }
 
+void FastPath::forEachFlow(const std::function<void(const FlowKey&, const FlowAction&)>& f) const {
+  int fd = bpf_map__fd(impl_->skel->maps.flows);
+  constexpr uint32_t kChunk = 1024;
+  std::vector<FlowKey> keys(kChunk);
+  std::vector<FlowAction> actions(kChunk);
+  FlowKey batch{};  // (a hash map's batch position; its key's size is room enough)
+  bool first = true;
+  for (;;) {
+    uint32_t count = kChunk;
+    DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    int err = bpf_map_lookup_batch(fd, first ? nullptr : &batch, &batch, keys.data(),
+                                   actions.data(), &count, &opts);
+    const bool end = err != 0 && errno == ENOENT;
+    first = false;
+    if (err != 0 && !end) return;
+    for (uint32_t i = 0; i < count; ++i) f(keys[i], actions[i]);
+    if (end) return;
+  }
+}
+
+Result<void> FastPath::installTemplate(const FlowKey& key, const Template& t) {
+  int fd = bpf_map__fd(impl_->skel->maps.templates);
+  if (bpf_map_update_elem(fd, &key, &t, BPF_ANY) != 0) {
+    int err = errno;
+    return Error(err == E2BIG ? Errc::InvalidArgument : Errc::Unavailable,
+                 std::string("fast path: installing a template: ") +
+                     (err == E2BIG ? "the template map is full" : std::strerror(err)));
+  }
+  return ok();
+}
+
+void FastPath::removeTemplate(const FlowKey& key) {
+  bpf_map_delete_elem(bpf_map__fd(impl_->skel->maps.templates), &key);
+}
+
 size_t FastPath::flows() const {
   int fd = bpf_map__fd(impl_->skel->maps.flows);
   size_t n = 0;
@@ -293,7 +340,9 @@ Counters FastPath::counters() const {
           .redirect_failed = sum(CANOPY_FP_REDIRECT_FAIL),
           .no_route = sum(CANOPY_FP_NO_ROUTE),
           .tunnel_in = sum(CANOPY_FP_TUNNEL_IN),
-          .handed_back = sum(CANOPY_FP_HANDED_BACK)};
+          .handed_back = sum(CANOPY_FP_HANDED_BACK),
+          .made = sum(CANOPY_FP_MADE_CONNECTIONS),
+          .made_limited = sum(CANOPY_FP_MADE_LIMITED)};
 }
 
 #else  // built without BPF: open() says so; nothing else is reached.
@@ -323,6 +372,11 @@ Result<void> FastPath::install(const FlowKey&, const FlowAction&) {
 }
 void FastPath::remove(const FlowKey&) {}
 std::optional<FlowAction> FastPath::find(const FlowKey&) const { return std::nullopt; }
+void FastPath::forEachFlow(const std::function<void(const FlowKey&, const FlowAction&)>&) const {}
+Result<void> FastPath::installTemplate(const FlowKey&, const Template&) {
+  return Error(Errc::Unavailable, "fast path: built without BPF");
+}
+void FastPath::removeTemplate(const FlowKey&) {}
 size_t FastPath::flows() const { return 0; }
 Counters FastPath::counters() const { return {}; }
 

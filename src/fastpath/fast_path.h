@@ -17,6 +17,7 @@
 // kernel's map is); attach() and detach() from one.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -30,6 +31,7 @@ namespace canopy::fastpath {
 
 using FlowKey = canopy_fp_key;
 using FlowAction = canopy_fp_action;
+using Template = canopy_fp_template;
 
 struct Counters {
   uint64_t hits = 0;
@@ -38,9 +40,11 @@ struct Counters {
   uint64_t not_ip = 0;
   uint64_t malformed = 0;
   uint64_t redirect_failed = 0;
-  uint64_t no_route = 0;     // into a tunnel without a route or neighbour
-  uint64_t tunnel_in = 0;    // decapsulated (among the hits)
-  uint64_t handed_back = 0;  // taken, then given to the agent (not encapsulated twice)
+  uint64_t no_route = 0;      // into a tunnel without a route or neighbour
+  uint64_t tunnel_in = 0;     // decapsulated (among the hits)
+  uint64_t handed_back = 0;   // taken, then given to the agent (not encapsulated twice)
+  uint64_t made = 0;          // connections set up in the kernel, from templates
+  uint64_t made_limited = 0;  // a port over its bound on those: its SYN to the agent
 };
 
 // Which program an interface gets.
@@ -92,6 +96,14 @@ class FastPath {
   void remove(const FlowKey& key);
   // A flow's action with its counters as the kernel has them.
   std::optional<FlowAction> find(const FlowKey& key) const;
+  // Every installed flow (the kernel's and the agent's), read in batches.
+  void forEachFlow(const std::function<void(const FlowKey&, const FlowAction&)>& f) const;
+
+  // A template (keyed by its opener's flow, source port 0), from which the
+  // programs make a new connection's flows; InvalidArgument when the map
+  // is full.
+  Result<void> installTemplate(const FlowKey& key, const Template& t);
+  void removeTemplate(const FlowKey& key);
   size_t flows() const;
   Counters counters() const;
 

@@ -528,6 +528,48 @@ DropReason ConnTrack::commit(const packet::ParsedPacket& p, std::span<const uint
   return DropReason::None;
 }
 
+DropReason ConnTrack::import(const ConnKey& original, bool answered, SteadyTime now) noexcept {
+  if (original.family == 0 || original.protocol != kTcp) return DropReason::None;
+  if (size() >= limits_.max_connections) {
+    sweep();
+    if (size() >= limits_.max_connections) return DropReason::ConntrackFull;
+  }
+  Shard& shard = shards_[shardOf(original)];
+  MaybeLock lock(shard.mu, limits_.shared);
+  if (const auto* found = live(shard, original, now); found != nullptr) {
+    // This connection, adopted already; or an earlier one on the same
+    // tuple that was over (or whose opener had closed its half) when the
+    // kernel carried the new SYN: replaced, as that SYN would have.
+    ConnEntry& old = **found;
+    bool over;
+    {
+      MaybeLock entry(old.lock, limits_.shared);
+      over = old.tcp == TcpState::TimeWait || old.tcp == TcpState::Closed ||
+             old.finSeen(old.original == original ? 0 : 1);
+    }
+    if (!over) return DropReason::None;
+    erase(shard, old);
+  }
+  auto e = std::make_shared<ConnEntry>();
+  ConnEntry& c = *e;
+  c.original = original;
+  {
+    MaybeLock entry(c.lock, limits_.shared);
+    const Timeouts& t = limits_.timeouts;
+    c.tcp = answered ? TcpState::Established : TcpState::SynSent;
+    if (answered) c.flags |= ConnEntry::kReplied;
+    c.expires = now + (answered ? t.tcp_established : t.tcp_syn);
+    if (file_ != nullptr) {
+      c.slot = file_->allocate();
+      persist(c);
+    }
+  }
+  shard.table[original] = e;
+  shard.table[original.reversed()] = std::move(e);
+  connections_.fetch_add(1, std::memory_order_relaxed);
+  return DropReason::None;
+}
+
 size_t ConnTrack::sweep(size_t budget) noexcept {
   // Shard by shard, from where the last sweep stopped; in each, chosen
   // first, erased after: erasing a connection removes two entries, and the

@@ -197,6 +197,15 @@ class ConnTrack {
   // was reset.
   bool touch(const ConnKey& key, SteadyTime now) noexcept;
 
+  // A TCP connection the kernel fast path set up itself (from a template,
+  // fastpath/bpf/fastpath.h), which this table never saw open: `original`
+  // is its opening direction. Answered (the kernel carried its SYN-ACK):
+  // Established; else SynSent. Its sequence positions are learned from the
+  // next segments it sees. Nothing changes if the table has it already;
+  // an earlier connection on the tuple that was over (TIME_WAIT, reset, or
+  // its opener's FIN seen) is replaced, as the new SYN would have replaced it.
+  // ConntrackFull when the table is at its limit.
+  DropReason import(const ConnKey& original, bool answered, SteadyTime now) noexcept;
   // Frees expired connections; at most `budget` of them per call.
   size_t sweep(size_t budget = 1024) noexcept;
 

@@ -1322,6 +1322,7 @@ bool Datapath::releaseAnswered(const FlowOffer& answer) {
     FlowOffer o = held->offer;
     o.pending = false;
     o.early = true;
+    o.opening = true;
     offers_.push_back(std::move(o));
     return true;
   }

@@ -250,6 +250,10 @@ struct FlowOffer {
   // installed before the answer is sent on, so that the next packets find
   // it.
   bool early = false;
+  // The held opening flow, offered with its answer's (which follows it
+  // among the offers): the two ways of a handshake, from which the kernel
+  // may make later connections' (agent/kernel_flows.h, templates).
+  bool opening = false;
 };
 
 // What changed since the kernel fast path's flows were offered: the cache
@@ -514,6 +518,7 @@ class Datapath {
   const flowcache::CacheStats& cacheStats() const { return cache_.stats(); }
   size_t cacheSize() const { return cache_.size(); }
   const conntrack::ConnTrack& connections() const { return shared_->conntrack(); }
+  conntrack::ConnTrack& connections() { return shared_->conntrack(); }
 
   // Learns (or confirms) an external neighbour; the agent also calls this
   // for static bindings. Invalidates what depended on it.

@@ -15,7 +15,8 @@
  * passes on: both decide with fast_path_action().
  *
  * The agent's: a packet that is not IPv4 without options or IPv6 without
- * extension headers, a fragment, TCP with SYN, FIN or RST, ICMP or ICMPv6
+ * extension headers, a fragment, TCP with FIN or RST, or SYN (unless its
+ * flow was made here: decide()), ICMP or ICMPv6
  * other than echo, other protocols, a TTL (hop limit) that routing would
  * end, or larger than the flow's MTU; a VLAN tag is part of the key (only
  * an uplink's VLAN network's flows have one).
@@ -51,6 +52,32 @@ struct {
 } flows SEC(".maps");
 
 struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, CANOPY_FP_MAX_TEMPLATES);
+  __type(key, struct canopy_fp_key);
+  __type(value, struct canopy_fp_template);
+} templates SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u32);
+  __type(value, struct canopy_fp_budget);
+} budgets SEC(".maps");
+
+/* Where a made flow is put together (too large for the stack). */
+struct made {
+  struct canopy_fp_key key;
+  struct canopy_fp_action action;
+};
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct made);
+} scratch SEC(".maps");
+
+struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, 1);
   __type(key, __u32);
@@ -80,6 +107,8 @@ struct parsed {
   __u16 ip_len; /* the IP packet's length */
   __u16 ip_header;
   __u16 l4_len; /* its L4 header's, for the segments of a GSO packet */
+  __u8 syn;     /* TCP: SYN (a connection's opening, or its answer with ack) */
+  __u8 ack;
 };
 
 /* The flow key of the frame at `base` (0, or a tunnel's inner frame), or
@@ -139,7 +168,9 @@ static __always_inline int parse(struct __sk_buff* skb, __u32 base, struct parse
       struct tcphdr tcp;
       if (bpf_skb_load_bytes(skb, l4, &tcp, sizeof(tcp)) < 0) return CANOPY_FP_MALFORMED;
       if (tcp.doff < 5 || tcp.doff * 4u > l4_room) return CANOPY_FP_MALFORMED;
-      if (tcp.syn || tcp.fin || tcp.rst) return CANOPY_FP_SLOW;
+      if (tcp.fin || tcp.rst) return CANOPY_FP_SLOW;
+      p->syn = tcp.syn;
+      p->ack = tcp.ack;
       p->key.port_src = tcp.source;
       p->key.port_dst = tcp.dest;
       p->l4_len = (__u16)(tcp.doff * 4);
@@ -199,32 +230,140 @@ static __always_inline int agent_alive(void) {
   return cfg && bpf_ktime_get_ns() <= cfg->alive_until_ns;
 }
 
-/* The installed action that takes this packet, or null (and why not). */
-static __always_inline struct canopy_fp_action* fast_path_action(struct __sk_buff* skb,
-                                                                 struct parsed* p, int* why) {
-  if (!agent_alive()) {
-    *why = CANOPY_FP_HEADLESS;
-    return 0;
+/* The tunnel's UDP source port for a tuple (network byte order), as the
+ * datapath chooses it (Datapath::emitTunnel): the first four bytes of each
+ * address as a little-endian word, the ports in host order. */
+static __always_inline __u16 canopy_fp_tunnel_port(__u32 src, __u32 dst, __u16 port_src,
+                                                    __u16 port_dst, __u8 protocol) {
+  __u32 mix = (src ^ dst ^ ((__u32)port_src << 16 | port_dst) ^ protocol) * 0x9e3779b1u;
+  return bpf_htons((__u16)(0xc000 | (mix >> 18)));
+}
+
+#define TAKE -1 /* an installed flow takes it */
+#define MAKE -2 /* a template makes its connection's flows */
+
+/* What becomes of a parsed packet (its key complete): an installed flow
+ * takes it (`a`), a template makes its flows (`t`: a connection's SYN), or
+ * the counter that says why it is the agent's. A SYN or SYN-ACK is carried
+ * only by a flow made from a template: the agent has not seen its
+ * connection open; every other connection's are the agent's. */
+static __always_inline int decide(struct __sk_buff* skb, struct parsed* p,
+                                  struct canopy_fp_action** a, struct canopy_fp_template** t) {
+  *a = bpf_map_lookup_elem(&flows, &p->key);
+  if (!*a) {
+    if (p->syn && !p->ack && p->key.protocol == IPPROTO_TCP) {
+      struct canopy_fp_key k = p->key;
+      k.port_src = 0;
+      *t = bpf_map_lookup_elem(&templates, &k);
+      if (*t) return MAKE;
+    }
+    return CANOPY_FP_MISS;
   }
+  if (p->syn && !((*a)->flags & CANOPY_FP_MADE)) return CANOPY_FP_SLOW;
+  if ((*a)->flags & CANOPY_FP_BROKEN) return CANOPY_FP_NO_ROUTE; /* its route failed */
+  if (agents_packet(skb, *a, p)) return CANOPY_FP_SLOW;
+  return TAKE;
+}
+
+/* The same for a packet as it came in on a VM's interface or an uplink. */
+static __always_inline int classify(struct __sk_buff* skb, struct parsed* p,
+                                    struct canopy_fp_action** a, struct canopy_fp_template** t) {
+  if (!agent_alive()) return CANOPY_FP_HEADLESS;
   int r = parse(skb, 0, p);
-  if (r >= 0) {
-    *why = r;
+  if (r >= 0) return r;
+  return decide(skb, p, a, t);
+}
+
+/* Whether the port (interface) the SYN came from may make another
+ * connection now, counted if so (`counted`: whose count its answer ends;
+ * canopy_fp_config.half_open). One from a tunnel always may: its sending
+ * host bounded it. */
+static __always_inline int within_budget(struct parsed* p, __u32* counted) {
+  __u32 zero = 0;
+  struct canopy_fp_config* cfg = bpf_map_lookup_elem(&config, &zero);
+  *counted = 0;
+  if (!cfg) return 0;
+  if (cfg->half_open == 0 || p->key.tunnel_src != 0) return 1;
+  __u32 port = p->key.ifindex;
+  const __u64 now = bpf_ktime_get_ns();
+  struct canopy_fp_budget* b = bpf_map_lookup_elem(&budgets, &port);
+  if (!b) {
+    struct canopy_fp_budget first = {.window_ns = now, .half_open = 1};
+    if (bpf_map_update_elem(&budgets, &port, &first, BPF_NOEXIST) != 0) return 0;
+    *counted = port;
+    return 1;
+  }
+  if (now - b->window_ns > CANOPY_FP_HALF_OPEN_WINDOW_NS) {
+    /* (Those of the last window are answered, or the agent's by now.) */
+    b->window_ns = now;
+    b->half_open = 0;
+  }
+  if (b->half_open >= cfg->half_open) return 0;
+  __sync_fetch_and_add(&b->half_open, 1);
+  *counted = port;
+  return 1;
+}
+
+/* A made connection's SYN-ACK, taken by its answer's flow `a` for the
+ * first time: its opener's port has one half-open connection fewer. */
+static __always_inline void answered(struct canopy_fp_action* a, struct parsed* p) {
+  if (!p->syn || !p->ack || a->budget_port == 0 || a->packets != 0) return;
+  __u32 port = a->budget_port;
+  struct canopy_fp_budget* b = bpf_map_lookup_elem(&budgets, &port);
+  if (b && b->half_open > 0) __sync_fetch_and_add(&b->half_open, -1);
+}
+
+/* A new connection's two flows made from template `t` (the reply's first,
+ * then the SYN's own; neither may exist yet): the SYN's installed action,
+ * or null if they cannot be (the map full, a port over its bound, a flow
+ * already there), and then the agent takes the SYN. */
+static __always_inline struct canopy_fp_action* make(struct parsed* p,
+                                                     struct canopy_fp_template* t) {
+  __u32 counted = 0;
+  if (!within_budget(p, &counted)) {
+    count(CANOPY_FP_MADE_LIMITED);
     return 0;
   }
-  struct canopy_fp_action* a = bpf_map_lookup_elem(&flows, &p->key);
-  if (!a) {
-    *why = CANOPY_FP_MISS;
+  __u32 zero = 0;
+  struct made* m = bpf_map_lookup_elem(&scratch, &zero);
+  if (!m) return 0;
+  __builtin_memcpy(&m->key, &t->reply_key, sizeof(m->key));
+  m->key.port_dst = p->key.port_src;
+  __builtin_memcpy(&m->action, &t->reply, sizeof(m->action));
+  __u32 src, dst;
+  if (m->action.flags & CANOPY_FP_HASH_PORT) {
+    __builtin_memcpy(&src, m->key.ip_src, 4);
+    __builtin_memcpy(&dst, m->key.ip_dst, 4);
+    m->action.udp_src = canopy_fp_tunnel_port(src, dst, bpf_ntohs(m->key.port_src),
+                                              bpf_ntohs(m->key.port_dst), m->key.protocol);
+  }
+  m->action.flags = (m->action.flags & ~CANOPY_FP_HASH_PORT) | CANOPY_FP_MADE;
+  m->action.template_id = t->id;
+  m->action.budget_port = counted;
+  m->action.packets = 0;
+  m->action.bytes = 0;
+  m->action.last_used_ns = 0;
+  if (bpf_map_update_elem(&flows, &m->key, &m->action, BPF_NOEXIST) != 0) return 0;
+  __builtin_memcpy(&m->action, &t->forward, sizeof(m->action));
+  if (m->action.flags & CANOPY_FP_HASH_PORT) {
+    __builtin_memcpy(&src, p->key.ip_src, 4);
+    __builtin_memcpy(&dst, p->key.ip_dst, 4);
+    m->action.udp_src = canopy_fp_tunnel_port(src, dst, bpf_ntohs(p->key.port_src),
+                                              bpf_ntohs(p->key.port_dst), p->key.protocol);
+  }
+  m->action.flags = (m->action.flags & ~CANOPY_FP_HASH_PORT) | CANOPY_FP_MADE;
+  m->action.template_id = t->id;
+  m->action.budget_port = 0;
+  m->action.packets = 0;
+  m->action.bytes = 0;
+  m->action.last_used_ns = bpf_ktime_get_ns(); /* (when it was made) */
+  if (bpf_map_update_elem(&flows, &p->key, &m->action, BPF_NOEXIST) != 0) {
+    bpf_map_delete_elem(&flows, &m->key);
     return 0;
   }
-  if (a->flags & CANOPY_FP_BROKEN) { /* its route failed: the agent's again */
-    *why = CANOPY_FP_NO_ROUTE;
-    return 0;
-  }
-  if (agents_packet(skb, a, p)) {
-    *why = CANOPY_FP_SLOW;
-    return 0;
-  }
-  return a;
+  __sync_fetch_and_add(&t->made, 1);
+  count(CANOPY_FP_MADE_CONNECTIONS);
+  return bpf_map_lookup_elem(&flows, &p->key);
 }
 
 /* Into the tunnel: room for the outer IPv4 and UDP headers, the tunnel
@@ -397,9 +536,15 @@ SEC("tc")
 int canopy_tc_ingress(struct __sk_buff* skb) {
   if (skb->mark == CANOPY_FP_MARK_TO_AGENT) return TC_ACT_OK; /* handed back: the agent's */
   struct parsed p = {};
-  int why = 0;
-  struct canopy_fp_action* a = fast_path_action(skb, &p, &why);
-  if (!a) {
+  struct canopy_fp_action* a = 0;
+  struct canopy_fp_template* t = 0;
+  int why = classify(skb, &p, &a, &t);
+  if (why == MAKE) {
+    /* (The socket filter left the SYN to this program: if it cannot make
+     * the flows, the agent gets it back.) */
+    a = make(&p, t);
+    if (!a) return hand_back(skb);
+  } else if (why != TAKE) {
     count((__u32)why);
     return TC_ACT_OK;
   }
@@ -426,6 +571,7 @@ int canopy_tc_ingress(struct __sk_buff* skb) {
     count(CANOPY_FP_REDIRECT_FAIL);
     return TC_ACT_SHOT;
   }
+  answered(a, &p);
   __sync_fetch_and_add(&a->packets, 1);
   __sync_fetch_and_add(&a->bytes, skb->len);
   a->last_used_ns = bpf_ktime_get_ns();
@@ -505,13 +651,18 @@ int canopy_tc_underlay(struct __sk_buff* skb) {
   p.key.ifindex = skb->ifindex;
   p.key.tunnel_src = ip.saddr;
   p.key.vni = (__u32)tunnel[4] << 16 | (__u32)tunnel[5] << 8 | tunnel[6];
-  struct canopy_fp_action* a = bpf_map_lookup_elem(&flows, &p.key);
-  if (!a) {
-    count(CANOPY_FP_MISS);
+  struct canopy_fp_action* a = 0;
+  struct canopy_fp_template* t = 0;
+  int why = decide(skb, &p, &a, &t);
+  if (why == MAKE) {
+    a = make(&p, t);
+  }
+  if (why != TAKE && why != MAKE) {
+    count((__u32)why);
     return TC_ACT_OK;
   }
-  if (agents_packet(skb, a, &p)) {
-    count(CANOPY_FP_SLOW);
+  if (!a) {
+    count(CANOPY_FP_HANDED_BACK);
     return TC_ACT_OK;
   }
   struct ethhdr inner;
@@ -533,6 +684,7 @@ int canopy_tc_underlay(struct __sk_buff* skb) {
     count(CANOPY_FP_REDIRECT_FAIL);
     return TC_ACT_SHOT;
   }
+  answered(a, &p);
   __sync_fetch_and_add(&a->packets, 1);
   __sync_fetch_and_add(&a->bytes, skb->len);
   a->last_used_ns = bpf_ktime_get_ns();
@@ -552,8 +704,10 @@ SEC("socket")
 int canopy_socket_filter(struct __sk_buff* skb) {
   if (skb->mark == CANOPY_FP_MARK_TO_AGENT) return (int)skb->len; /* handed back */
   struct parsed p = {};
-  int why = 0;
-  return fast_path_action(skb, &p, &why) ? 0 : (int)skb->len;
+  struct canopy_fp_action* a = 0;
+  struct canopy_fp_template* t = 0;
+  int why = classify(skb, &p, &a, &t);
+  return why == TAKE || why == MAKE ? 0 : (int)skb->len;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -50,6 +50,8 @@ enum canopy_fp_flags {
   CANOPY_FP_SET_ETH = 1,       /* eth_src/eth_dst rewritten */
   CANOPY_FP_DECREMENT_TTL = 2, /* routed: TTL - 1, checksum updated */
   CANOPY_FP_BROKEN = 4,        /* set by the program: its route failed (the agent takes it back) */
+  CANOPY_FP_MADE = 8,       /* made by the program from a template: carries its SYN and SYN-ACK */
+  CANOPY_FP_HASH_PORT = 16, /* a template's: the tunnel's UDP source port from the tuple */
 };
 
 enum canopy_fp_nat {
@@ -83,9 +85,25 @@ struct canopy_fp_action {
   CANOPY_U32 nat_ip_dst;
   CANOPY_U16 nat_port_src; /* TCP or UDP only */
   CANOPY_U16 nat_port_dst;
+  CANOPY_U32 template_id; /* CANOPY_FP_MADE: the template it was made from */
+  CANOPY_U32 budget_port; /* a made answer's: whose half-open count its SYN-ACK ends */
   CANOPY_U64 packets;
   CANOPY_U64 bytes;
-  CANOPY_U64 last_used_ns; /* bpf_ktime_get_ns() of the last packet */
+  CANOPY_U64 last_used_ns; /* bpf_ktime_get_ns() of the last packet (made: of its making) */
+};
+
+/* A connection's flows, both ways, as the agent decided them for an earlier
+ * connection between the same two ends to the same port: keyed by the
+ * opener's flow with its source port 0 (security groups never match the
+ * source port; nothing on such a flow translates it). The program makes a
+ * new connection's two flows from it when its SYN comes (map `templates`). */
+struct canopy_fp_template {
+  struct canopy_fp_action forward; /* the opener's way */
+  struct canopy_fp_key reply_key;  /* the answer's key, its port_dst then the opener's port */
+  struct canopy_fp_action reply;
+  CANOPY_U32 id;
+  CANOPY_U32 reserved;
+  CANOPY_U64 made; /* connections made from it */
 };
 
 /* Per-CPU counters, by index. */
@@ -96,14 +114,17 @@ enum canopy_fp_counter {
   CANOPY_FP_NOT_IP,    /* not IPv4 or IPv6: to the agent */
   CANOPY_FP_MALFORMED, /* too short or bad header: to the agent, which names it */
   CANOPY_FP_REDIRECT_FAIL,
-  CANOPY_FP_NO_ROUTE,    /* into the tunnel, but no route or neighbour: to the agent */
-  CANOPY_FP_TUNNEL_IN,   /* decapsulated from a tunnel (counted with the hits too) */
-  CANOPY_FP_HANDED_BACK, /* could not be carried after all: given to the agent */
-  CANOPY_FP_HEADLESS,    /* the agent gone too long: left to the host */
+  CANOPY_FP_NO_ROUTE,         /* into the tunnel, but no route or neighbour: to the agent */
+  CANOPY_FP_TUNNEL_IN,        /* decapsulated from a tunnel (counted with the hits too) */
+  CANOPY_FP_HANDED_BACK,      /* could not be carried after all: given to the agent */
+  CANOPY_FP_HEADLESS,         /* the agent gone too long: left to the host */
+  CANOPY_FP_MADE_CONNECTIONS, /* connections whose flows the program made (from a template) */
+  CANOPY_FP_MADE_LIMITED,     /* a port over its bound on them: its SYN to the agent */
   CANOPY_FP_COUNTERS
 };
 
 #define CANOPY_FP_MAX_FLOWS 65536
+#define CANOPY_FP_MAX_TEMPLATES 8192
 
 /* skb->mark of a packet the ingress program handed back to the agent (it
  * could not carry it after all, e.g. a frame a tunnel brought that a VM
@@ -123,6 +144,21 @@ struct canopy_fp_config {
    * (the agent gone for longer than its --fast-path-headless) they leave
    * every packet to the host, as if no flow were installed. */
   CANOPY_U64 alive_until_ns;
+  /* How many connections a port may have made from templates that wait
+   * for their answer (SYN-ACK), counted over windows of
+   * CANOPY_FP_HALF_OPEN_WINDOW_NS (the agent takes unanswered ones out
+   * within one); 0: no bound. */
+  CANOPY_U32 half_open;
+  CANOPY_U32 reserved;
+};
+
+#define CANOPY_FP_HALF_OPEN_WINDOW_NS 5000000000ull
+
+/* A port's half-open connections made in the kernel (map "budgets", by
+ * its interface). */
+struct canopy_fp_budget {
+  CANOPY_U64 window_ns; /* when its window began */
+  CANOPY_U64 half_open;
 };
 
 #endif

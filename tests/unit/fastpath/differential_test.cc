@@ -540,6 +540,197 @@ TEST_F(FastPathDifferential, AUdpFlowIsInstalledBothWaysWithItsFirstReply) {
   }
 }
 
+// A later connection between the same two ends to the same port is set up
+// in the kernel from the first one's handshake (a template): its SYN and
+// SYN-ACK and what follows never reach the agent, and leave the kernel as
+// they leave a datapath that saw them all. Its FIN reaches the agent, which
+// adopts it first (conntrack's, established): the FIN goes on. A change to
+// the groups that allowed it takes the template and its connections back
+// (the connections into conntrack first, as the agent would have them).
+TEST_F(FastPathDifferential, ALaterConnectionIsSetUpInTheKernelFromAnEarlierHandshake) {
+  agent::Templates templates;
+  agent::KernelFlows flows(*fp_, {}, {}, &templates, 0);
+  flows.useConntrack(&dp_->connections(), &clock_);
+  std::vector<std::unique_ptr<agent::PortIo>> ios;
+  std::map<uint32_t, int> ifindex;
+  attachAll(flows, ios, ifindex);
+  keep_offers_ = true;
+  auto install = [&] {
+    flows.install(dp_->offers(), [&](uint32_t port) { return ifindex.at(port); });
+    dp_->offers().clear();
+  };
+  // The datapath that sees every packet (what the kernel must do).
+  datapath::pipeline::Config config;
+  config.host.host = kH1;
+  config.host.uplinks = {"physnet1"};
+  Datapath reference(clock_, config);
+  auto same = datapath::testing::TopologyParts::of(*dp_->topology()).builder().build(1);
+  ASSERT_TRUE(same);
+  reference.setTopology(*same);
+  auto through = [&](Datapath& d, uint32_t from, const std::vector<uint8_t>& frame) {
+    Outputs out;
+    d.process(Ingress::fromPort(from), frame, out);
+    std::vector<std::vector<uint8_t>> sent;
+    for (const auto& item : out.items()) {
+      if (item.kind == Outputs::Kind::Port) {
+        auto b = out.bytes(item);
+        sent.emplace_back(b.begin(), b.end());
+      }
+    }
+    return sent;
+  };
+  Vm &a = vm(kVm1), &b = vm(kVm5);
+  auto tcp = [&](uint16_t opener, bool forward, uint8_t flags, uint32_t seq, uint32_t ack,
+                 const char* data) {
+    PacketBuilder pb;
+    pb.eth(forward ? a.mac : b.mac, forward ? b.mac : a.mac)
+        .ipv4(v4(forward ? a.ip : b.ip), v4(forward ? b.ip : a.ip))
+        .tcp(forward ? opener : 22, forward ? 22 : opener, flags, seq, ack);
+    return pb.payload(data).build();
+  };
+  uint16_t zone = 0;  // vm1's
+  auto known = [&](uint16_t opener) {
+    datapath::conntrack::ConnKey k = datapath::conntrack::connKey(
+        [&] {
+          datapath::packet::ParsedPacket p;
+          auto f = tcp(opener, true, TcpHeader::kAck, 0, 0, "");
+          EXPECT_EQ(datapath::packet::parse(f, p), datapath::DropReason::None);
+          return p;
+        }(),
+        zone);
+    return dp_->connections().find(k);
+  };
+  // The first connection, through the agent: its handshake leaves a
+  // template.
+  ASSERT_FALSE(userspace(a.port, tcp(41000, true, TcpHeader::kSyn, 100, 0, "")).empty());
+  ASSERT_FALSE(userspace(b.port, tcp(41000, false, TcpHeader::kSyn | TcpHeader::kAck, 500, 101, ""))
+                   .empty());
+  ASSERT_FALSE(dp_->offers().empty());
+  zone = dp_->offers().front().from_conn.zone;
+  install();
+  ASSERT_EQ(flows.size(), 2u);
+  ASSERT_EQ(flows.templates(), 1u);
+  const uint64_t made_before = fp_->counters().made;
+  // The next ones, in the kernel from their SYN on.
+  for (uint16_t opener : {uint16_t{41001}, uint16_t{41002}}) {
+    const std::vector<std::tuple<bool, uint8_t, uint32_t, uint32_t, const char*>> packets = {
+        {true, TcpHeader::kSyn, 1000, 0, ""},
+        {false, TcpHeader::kSyn | TcpHeader::kAck, 5000, 1001, ""},
+        {true, TcpHeader::kAck, 1001, 5001, ""},
+        {true, TcpHeader::kAck | TcpHeader::kPsh, 1001, 5001, "hello"},
+        {false, TcpHeader::kAck | TcpHeader::kPsh, 5001, 1006, "SSH-2.0-canopy\r\n"}};
+    for (const auto& [forward, flags, seq, ack, data] : packets) {
+      auto frame = tcp(opener, forward, flags, seq, ack, data);
+      auto expected = through(reference, forward ? a.port : b.port, frame);
+      ASSERT_EQ(expected.size(), 1u);
+      auto got = kernel(forward ? a.port : b.port, frame, 300);
+      EXPECT_EQ(got.to, forward ? b.port : a.port) << opener << " flags " << int{flags};
+      EXPECT_EQ(got.bytes, expected[0]) << opener << " flags " << int{flags};
+      EXPECT_FALSE(got.agent_saw) << opener << " flags " << int{flags};
+    }
+    EXPECT_FALSE(known(opener)) << "conntrack knew a connection the agent never saw";
+  }
+  EXPECT_EQ(fp_->counters().made - made_before, 2u);
+  // 41001's FIN reaches the agent, which adopts the connection before its
+  // datapath sees the FIN: conntrack has it, established, and the FIN goes
+  // on (a FIN of a connection conntrack does not know would be dropped).
+  auto fin = tcp(41001, false, TcpHeader::kFin | TcpHeader::kAck, 5016, 1006, "");
+  auto got = kernel(b.port, fin, 30);
+  EXPECT_EQ(got.to, 0u);
+  EXPECT_TRUE(got.agent_saw);
+  flows.adoptFor(fin, ifindex.at(b.port));
+  auto adopted = known(41001);
+  ASSERT_TRUE(adopted);
+  EXPECT_EQ(adopted->tcp, datapath::conntrack::TcpState::Established);
+  EXPECT_EQ(flows.size(), 4u) << "its two flows are the agent's bookkeeping's";
+  EXPECT_EQ(userspace(b.port, fin).size(), 1u) << "the adopted connection's FIN goes on";
+  // The other side's FIN: closed, its flows leave the kernel.
+  auto other = tcp(41001, true, TcpHeader::kFin | TcpHeader::kAck, 1006, 5017, "");
+  flows.adoptFor(other, ifindex.at(a.port));
+  EXPECT_EQ(userspace(a.port, other).size(), 1u);
+  flows.retract(dp_->retractions());
+  dp_->retractions().clear();
+  EXPECT_EQ(flows.size(), 2u) << "a closed connection's flows stayed";
+  EXPECT_FALSE(fp_->find(agent::kernelKey(
+      [&] {
+        datapath::pipeline::FlowOffer o;
+        datapath::packet::ParsedPacket p;
+        EXPECT_EQ(datapath::packet::parse(other, p), datapath::DropReason::None);
+        o.key = p.key;
+        return o;
+      }(),
+      ifindex.at(a.port))));
+  // The default group's ingress rule goes: the template goes with it, and
+  // so do its connections' flows (41002: into conntrack first); a new SYN
+  // is the agent's, which refuses it.
+  auto parts = datapath::testing::TopologyParts::of(*dp_->topology());
+  auto& rules = parts.groups.at(kDefault).rules;
+  std::erase_if(rules, [](const auto& r) { return r.id == "rule-default-ingress"; });
+  auto changed = parts.builder().build(2);
+  ASSERT_TRUE(changed);
+  dp_->setTopology(*changed);
+  flows.retract(dp_->takeInvalidations());
+  EXPECT_EQ(flows.templates(), 0u);
+  auto imported = known(41002);
+  ASSERT_TRUE(imported) << "a connection made in the kernel left without conntrack";
+  EXPECT_EQ(imported->tcp, datapath::conntrack::TcpState::Established);
+  got = kernel(a.port, tcp(41002, true, TcpHeader::kAck, 1006, 5016, ""), 30);
+  EXPECT_EQ(got.to, 0u);
+  EXPECT_TRUE(got.agent_saw) << "a connection of the template stayed in the kernel";
+  got = kernel(a.port, tcp(41003, true, TcpHeader::kSyn, 1, 0, ""), 30);
+  EXPECT_EQ(got.to, 0u);
+  EXPECT_TRUE(got.agent_saw) << "the kernel made a connection the groups no longer allow";
+  EXPECT_TRUE(userspace(a.port, tcp(41003, true, TcpHeader::kSyn, 1, 0, "")).empty());
+}
+
+// A port's connections made in the kernel that wait for their answer are
+// bounded (--port-kernel-half-open): beyond, its SYNs go to the agent. An
+// answer (the SYN-ACK) frees its place.
+TEST_F(FastPathDifferential, APortsHalfOpenConnectionsInTheKernelAreBounded) {
+  agent::Templates templates;
+  agent::KernelFlows flows(*fp_, {}, {}, &templates, 0);
+  flows.useConntrack(&dp_->connections(), &clock_);
+  std::vector<std::unique_ptr<agent::PortIo>> ios;
+  std::map<uint32_t, int> ifindex;
+  attachAll(flows, ios, ifindex);
+  keep_offers_ = true;
+  ASSERT_TRUE(fp_->configure({.geneve_port = 0,
+                              .vxlan_port = 0,
+                              .underlay_ifindex = 0,
+                              .alive_until_ns = 0,
+                              .half_open = 2,
+                              .reserved = 0}));
+  Vm &a = vm(kVm1), &b = vm(kVm5);
+  auto tcp = [&](uint16_t opener, bool forward, uint8_t flags) {
+    PacketBuilder pb;
+    pb.eth(forward ? a.mac : b.mac, forward ? b.mac : a.mac)
+        .ipv4(v4(forward ? a.ip : b.ip), v4(forward ? b.ip : a.ip))
+        .tcp(forward ? opener : 22, forward ? 22 : opener, flags, 1, 1);
+    return pb.payload("").build();
+  };
+  ASSERT_FALSE(userspace(a.port, tcp(42000, true, TcpHeader::kSyn)).empty());
+  ASSERT_FALSE(userspace(b.port, tcp(42000, false, TcpHeader::kSyn | TcpHeader::kAck)).empty());
+  flows.install(dp_->offers(), [&](uint32_t port) { return ifindex.at(port); });
+  dp_->offers().clear();
+  ASSERT_EQ(flows.templates(), 1u);
+  const auto before = fp_->counters();
+  for (uint16_t opener : {uint16_t{42001}, uint16_t{42002}}) {
+    auto got = kernel(a.port, tcp(opener, true, TcpHeader::kSyn), 300);
+    EXPECT_EQ(got.to, b.port);
+    EXPECT_FALSE(got.agent_saw);
+  }
+  auto over = kernel(a.port, tcp(42003, true, TcpHeader::kSyn), 30);
+  EXPECT_EQ(over.to, 0u) << "a third half-open connection made in the kernel";
+  EXPECT_TRUE(over.agent_saw);
+  auto answer = kernel(b.port, tcp(42001, false, TcpHeader::kSyn | TcpHeader::kAck), 300);
+  EXPECT_EQ(answer.to, a.port);
+  auto again = kernel(a.port, tcp(42004, true, TcpHeader::kSyn), 300);
+  EXPECT_EQ(again.to, b.port) << "an answered connection did not free its place";
+  const auto after = fp_->counters();
+  EXPECT_EQ(after.made - before.made, 3u);
+  EXPECT_EQ(after.made_limited - before.made_limited, 1u);
+}
+
 // Through h1's uplink, translated: vm3's floating IP (TCP to port 80 and
 // ICMP echo, from random outside addresses) and a port forwarding to vm1's
 // TCP 22 (its router's gateway moved to h1), both ways, byte for byte as
