@@ -589,6 +589,40 @@ void KernelFlows::adoptMade() {
   }
 }
 
+void KernelFlows::takeEvents() {
+  fp_.takeEvents([&](const fastpath::Event& e) { finished(e.key); });
+}
+
+void KernelFlows::finished(const fastpath::FlowKey& key) {
+  if (conntrack_ == nullptr) return;
+  auto it = installed_.find(bytes(key));
+  if (it == installed_.end()) {
+    // A connection the kernel made, not adopted yet: now. One another
+    // worker installed: its packets are the agent's from now on (which
+    // sees the other side's FIN).
+    auto a = fp_.find(key);
+    if (a && (a->flags & CANOPY_FP_MADE) != 0) adopt(key, *a, /*keep=*/true);
+    it = installed_.find(bytes(key));
+    if (it == installed_.end()) {
+      if (a) fp_.remove(key);
+      return;
+    }
+  }
+  const SteadyTime now = clock_ != nullptr ? clock_->now() : SteadyTime{};
+  const ConnKey from = it->second.from_conn, to = it->second.to_conn;
+  bool tracked = false, closing = true;
+  for (const auto& c : {from, to}) {
+    if (c.family == 0) continue;
+    tracked = true;
+    closing = conntrack_->finished(c, now) && closing;
+  }
+  // Both sides have sent FIN: its flows go, as when the agent sees it.
+  if (tracked && closing) {
+    const ConnKey& c = from.family != 0 ? from : to;
+    retract(std::span(&c, 1));
+  }
+}
+
 void KernelFlows::adoptFor(std::span<const uint8_t> frame, int ifindex, const IpAddress& tunnel_src,
                            uint32_t vni) {
   if (templates_ == nullptr || templates_->empty() || ifindex <= 0) return;

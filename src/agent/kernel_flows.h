@@ -169,6 +169,11 @@ class KernelFlows {
   void adoptFor(std::span<const uint8_t> frame, int ifindex, const IpAddress& tunnel_src = {},
                 uint32_t vni = 0);
   size_t templates() const;
+  // FINs the kernel carried (the programs' events; one worker takes them):
+  // conntrack follows each connection's close, and a closed connection's
+  // flows are taken back. A descriptor to poll for them (-1: none).
+  int eventsFd() { return fp_.eventsFd(); }
+  void takeEvents();
   size_t size() const { return installed_.size(); }
   uint64_t installs() const { return installs_; }
 
@@ -210,6 +215,8 @@ class KernelFlows {
   // Made connections not adopted yet: answered ones adopted, ones left
   // unanswered for long taken out of the kernel (into conntrack, as SYN sent).
   void adoptMade();
+  // A FIN flow `key` carried.
+  void finished(const fastpath::FlowKey& key);
 
   fastpath::FastPath& fp_;
   const Tunnels tunnels_;

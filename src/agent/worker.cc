@@ -229,6 +229,10 @@ void Worker::loop() {
       fds.push_back({b.io->fd(), POLLIN, 0});
       polled.push_back(&b);
     }
+    // (The kernel fast path's events: the first worker's.)
+    const int events =
+        kernel_flows_ != nullptr && options_.index == 0 ? kernel_flows_->eventsFd() : -1;
+    if (events >= 0) fds.push_back({events, POLLIN, 0});
     bool spinning = busy_poll_until > clock_.now();
     int n = ::poll(fds.data(), fds.size(), spinning ? 0 : kIdlePollMs);
     if (n < 0 && errno != EINTR) {
@@ -267,6 +271,7 @@ void Worker::loop() {
       }
       receive(*b->io, b, Ingress::fromPort(b->binding.key));
     }
+    if (events >= 0 && fds[at++].revents != 0) kernel_flows_->takeEvents();
     auto now = clock_.now();
     if (received_) busy_poll_until = now + options_.busy_poll;
     if (port_error_ || now - last_tick >= options_.tick) {
@@ -667,6 +672,7 @@ void Worker::tick() {
   // one worker the shared state is this worker's alone, so it is done here).
   if (datapath_ != nullptr) datapath_->sweep();
   if (kernel_flows_ != nullptr && shared_ != nullptr) {
+    if (options_.index == 0) kernel_flows_->takeEvents();
     kernel_flows_->tick(shared_->conntrack(), clock_.now());
   }
   advertise();

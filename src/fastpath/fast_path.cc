@@ -119,7 +119,21 @@ struct FastPath::Impl {
                           .reserved = 0};
   std::vector<FlowKey> adopted;
 
+  ring_buffer* events = nullptr;
+  const std::function<void(const Event&)>* on_event = nullptr;
+
+  static int onEvent(void* ctx, void* data, size_t size) {
+    auto* self = static_cast<Impl*>(ctx);
+    if (size >= sizeof(Event) && self->on_event != nullptr) {
+      Event e;
+      std::memcpy(&e, data, sizeof(e));
+      (*self->on_event)(e);
+    }
+    return 0;
+  }
+
   ~Impl() {
+    if (events != nullptr) ring_buffer__free(events);
     while (!attached.empty()) detach(attached.begin()->first);
     if (skel != nullptr) fastpath_bpf::destroy(skel);
   }
@@ -308,6 +322,22 @@ void FastPath::removeTemplate(const FlowKey& key) {
   bpf_map_delete_elem(bpf_map__fd(impl_->skel->maps.templates), &key);
 }
 
+int FastPath::eventsFd() {
+  if (impl_->events == nullptr) {
+    impl_->events = ring_buffer__new(bpf_map__fd(impl_->skel->maps.events), &Impl::onEvent,
+                                     impl_.get(), nullptr);
+  }
+  return impl_->events != nullptr ? ring_buffer__epoll_fd(impl_->events) : -1;
+}
+
+size_t FastPath::takeEvents(const std::function<void(const Event&)>& f) {
+  if (eventsFd() < 0) return 0;
+  impl_->on_event = &f;
+  int n = ring_buffer__consume(impl_->events);
+  impl_->on_event = nullptr;
+  return n > 0 ? static_cast<size_t>(n) : 0;
+}
+
 size_t FastPath::flows() const {
   int fd = bpf_map__fd(impl_->skel->maps.flows);
   size_t n = 0;
@@ -377,6 +407,8 @@ Result<void> FastPath::installTemplate(const FlowKey&, const Template&) {
   return Error(Errc::Unavailable, "fast path: built without BPF");
 }
 void FastPath::removeTemplate(const FlowKey&) {}
+int FastPath::eventsFd() { return -1; }
+size_t FastPath::takeEvents(const std::function<void(const Event&)>&) { return 0; }
 size_t FastPath::flows() const { return 0; }
 Counters FastPath::counters() const { return {}; }
 

@@ -32,6 +32,7 @@ namespace canopy::fastpath {
 using FlowKey = canopy_fp_key;
 using FlowAction = canopy_fp_action;
 using Template = canopy_fp_template;
+using Event = canopy_fp_event;
 
 struct Counters {
   uint64_t hits = 0;
@@ -104,6 +105,12 @@ class FastPath {
   // is full.
   Result<void> installTemplate(const FlowKey& key, const Template& t);
   void removeTemplate(const FlowKey& key);
+
+  // What the programs tell the agent (a FIN a flow carried): a descriptor
+  // to poll for them (-1: none), and those waiting, each to `f`; how many.
+  // From one thread.
+  int eventsFd();
+  size_t takeEvents(const std::function<void(const Event&)>& f);
   size_t flows() const;
   Counters counters() const;
 

@@ -528,6 +528,25 @@ DropReason ConnTrack::commit(const packet::ParsedPacket& p, std::span<const uint
   return DropReason::None;
 }
 
+bool ConnTrack::finished(const ConnKey& key, SteadyTime now) noexcept {
+  if (key.family == 0 || key.protocol != kTcp) return false;
+  Shard& shard = shards_[shardOf(key)];
+  MaybeLock lock(shard.mu, limits_.shared);
+  const std::shared_ptr<ConnEntry>* found = live(shard, key, now);
+  if (found == nullptr) return false;
+  ConnEntry& c = **found;
+  MaybeLock entry(c.lock, limits_.shared);
+  if (c.tcp == TcpState::Closed) return true;
+  const int dir = c.original == key ? 0 : 1;
+  c.flags |= static_cast<uint8_t>(ConnEntry::kFinSeen << dir);
+  if (c.tcp != TcpState::TimeWait) {
+    c.tcp = c.finSeen(0) && c.finSeen(1) ? TcpState::Closing : TcpState::FinWait;
+    expireAt(c, now + limits_.timeouts.tcp_closing);
+  }
+  if (c.slot != persist::kNoSlot) persist(c);
+  return c.finSeen(0) && c.finSeen(1);
+}
+
 DropReason ConnTrack::import(const ConnKey& original, bool answered, SteadyTime now) noexcept {
   if (original.family == 0 || original.protocol != kTcp) return DropReason::None;
   if (size() >= limits_.max_connections) {

@@ -206,6 +206,10 @@ class ConnTrack {
   // its opener's FIN seen) is replaced, as the new SYN would have replaced it.
   // ConntrackFull when the table is at its limit.
   DropReason import(const ConnKey& original, bool answered, SteadyTime now) noexcept;
+  // The kernel fast path carried a FIN of connection `key`, in the
+  // direction `key` names: as if this table had seen it. Whether both sides
+  // have now sent one (the connection is closing); false if it is gone.
+  bool finished(const ConnKey& key, SteadyTime now) noexcept;
   // Frees expired connections; at most `budget` of them per call.
   size_t sweep(size_t budget = 1024) noexcept;
 

@@ -15,8 +15,8 @@
  * passes on: both decide with fast_path_action().
  *
  * The agent's: a packet that is not IPv4 without options or IPv6 without
- * extension headers, a fragment, TCP with FIN or RST, or SYN (unless its
- * flow was made here: decide()), ICMP or ICMPv6
+ * extension headers, a fragment, TCP with RST, or SYN (unless its flow
+ * was made here: decide()), ICMP or ICMPv6
  * other than echo, other protocols, a TTL (hop limit) that routing would
  * end, or larger than the flow's MTU; a VLAN tag is part of the key (only
  * an uplink's VLAN network's flows have one).
@@ -65,6 +65,11 @@ struct {
   __type(value, struct canopy_fp_budget);
 } budgets SEC(".maps");
 
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, CANOPY_FP_EVENTS_SIZE);
+} events SEC(".maps");
+
 /* Where a made flow is put together (too large for the stack). */
 struct made {
   struct canopy_fp_key key;
@@ -109,6 +114,7 @@ struct parsed {
   __u16 l4_len; /* its L4 header's, for the segments of a GSO packet */
   __u8 syn;     /* TCP: SYN (a connection's opening, or its answer with ack) */
   __u8 ack;
+  __u8 fin;
 };
 
 /* The flow key of the frame at `base` (0, or a tunnel's inner frame), or
@@ -168,9 +174,10 @@ static __always_inline int parse(struct __sk_buff* skb, __u32 base, struct parse
       struct tcphdr tcp;
       if (bpf_skb_load_bytes(skb, l4, &tcp, sizeof(tcp)) < 0) return CANOPY_FP_MALFORMED;
       if (tcp.doff < 5 || tcp.doff * 4u > l4_room) return CANOPY_FP_MALFORMED;
-      if (tcp.fin || tcp.rst) return CANOPY_FP_SLOW;
+      if (tcp.rst || (tcp.fin && tcp.syn)) return CANOPY_FP_SLOW;
       p->syn = tcp.syn;
       p->ack = tcp.ack;
+      p->fin = tcp.fin;
       p->key.port_src = tcp.source;
       p->key.port_dst = tcp.dest;
       p->l4_len = (__u16)(tcp.doff * 4);
@@ -301,6 +308,18 @@ static __always_inline int within_budget(struct parsed* p, __u32* counted) {
   if (b->half_open >= cfg->half_open) return 0;
   __sync_fetch_and_add(&b->half_open, 1);
   *counted = port;
+  return 1;
+}
+
+/* A FIN the flow carries, told to the agent (false if it cannot be: the
+ * agent is behind; then the agent takes the FIN itself). */
+static __always_inline int tell_fin(struct parsed* p) {
+  struct canopy_fp_event* e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  if (!e) return 0;
+  __builtin_memcpy(&e->key, &p->key, sizeof(e->key));
+  e->tcp_flags = 0x01 | (p->ack ? 0x10 : 0);
+  __builtin_memset(e->reserved, 0, sizeof(e->reserved));
+  bpf_ringbuf_submit(e, 0);
   return 1;
 }
 
@@ -548,6 +567,7 @@ int canopy_tc_ingress(struct __sk_buff* skb) {
     count((__u32)why);
     return TC_ACT_OK;
   }
+  if (p.fin && !tell_fin(&p)) return hand_back(skb);
   __u32 inner = 0; /* where the frame's own headers now start */
   /* An uplink's tag off first (its VLAN network's frames leave untagged
    * or with the flow's own tag): nothing of it may leave with the frame. */
@@ -661,7 +681,7 @@ int canopy_tc_underlay(struct __sk_buff* skb) {
     count((__u32)why);
     return TC_ACT_OK;
   }
-  if (!a) {
+  if (!a || (p.fin && !tell_fin(&p))) {
     count(CANOPY_FP_HANDED_BACK);
     return TC_ACT_OK;
   }

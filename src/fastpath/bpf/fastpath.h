@@ -154,6 +154,17 @@ struct canopy_fp_config {
 
 #define CANOPY_FP_HALF_OPEN_WINDOW_NS 5000000000ull
 
+/* What the programs tell the agent (ring buffer "events"): a TCP FIN an
+ * installed flow carried, for conntrack to follow the connection's close
+ * (the agent takes its flows back once both sides have sent one). */
+struct canopy_fp_event {
+  struct canopy_fp_key key; /* the flow that carried it */
+  CANOPY_U8 tcp_flags;
+  CANOPY_U8 reserved[7];
+};
+
+#define CANOPY_FP_EVENTS_SIZE (1u << 20)
+
 /* A port's half-open connections made in the kernel (map "budgets", by
  * its interface). */
 struct canopy_fp_budget {

@@ -6,7 +6,7 @@
 // datapath; each later packet goes through the datapath, whose offers are
 // installed for real, and then through the kernel: what reaches the
 // destination VM's namespace must be the datapath's output exactly. The
-// same flows' packets the fast path must leave to the agent (TCP FIN, a TTL
+// same flows' packets the fast path must leave to the agent (TCP RST, a TTL
 // routing ends, a fragment) reach no VM and are seen by the agent's socket.
 // Needs root (skipped without).
 
@@ -373,9 +373,25 @@ TEST_F(FastPathDifferential, RandomFlowsLeaveTheKernelAsTheyLeaveTheDatapath) {
       EXPECT_FALSE(got.agent_saw) << "round " << round;
       ++compared;
     }
+    // A FIN: carried, told to the agent (its event), as the datapath
+    // forwards it.
+    if (tcp) {
+      auto fin = fromA(TcpHeader::kFin | TcpHeader::kAck, 0, 64);
+      auto expected = userspace(a.port, fin);
+      ASSERT_EQ(expected.size(), 1u);
+      auto got = kernel(a.port, fin, 300);
+      EXPECT_EQ(got.bytes, expected[0]) << "round " << round << ": a FIN";
+      EXPECT_FALSE(got.agent_saw) << "round " << round << ": a FIN";
+      size_t told = 0;
+      fp_->takeEvents([&](const Event& e) {
+        told += (e.tcp_flags & 0x01) != 0 && e.key.ifindex == static_cast<uint32_t>(a.ifindex);
+      });
+      EXPECT_EQ(told, 1u) << "round " << round << ": the agent was not told of the FIN";
+      ++compared;
+    }
     // What stays the agent's, though its flow is installed.
     std::vector<std::vector<uint8_t>> agents;
-    if (tcp) agents.push_back(fromA(TcpHeader::kFin | TcpHeader::kAck, 0, 64));
+    if (tcp) agents.push_back(fromA(TcpHeader::kRst | TcpHeader::kAck, 0, 64));
     if (routed) agents.push_back(fromA(TcpHeader::kAck, 10, 1));
     if (!v6) {
       agents.push_back(PacketBuilder()
@@ -543,8 +559,10 @@ TEST_F(FastPathDifferential, AUdpFlowIsInstalledBothWaysWithItsFirstReply) {
 // A later connection between the same two ends to the same port is set up
 // in the kernel from the first one's handshake (a template): its SYN and
 // SYN-ACK and what follows never reach the agent, and leave the kernel as
-// they leave a datapath that saw them all. Its FIN reaches the agent, which
-// adopts it first (conntrack's, established): the FIN goes on. A change to
+// they leave a datapath that saw them all. Its FINs too: the kernel tells
+// the agent, which adopts the connection (conntrack's) and takes its flows
+// back once it is closed. A RST reaches the agent, which adopts its
+// connection first: the RST goes on. A change to
 // the groups that allowed it takes the template and its connections back
 // (the connections into conntrack first, as the agent would have them).
 TEST_F(FastPathDifferential, ALaterConnectionIsSetUpInTheKernelFromAnEarlierHandshake) {
@@ -612,7 +630,7 @@ TEST_F(FastPathDifferential, ALaterConnectionIsSetUpInTheKernelFromAnEarlierHand
   ASSERT_EQ(flows.templates(), 1u);
   const uint64_t made_before = fp_->counters().made;
   // The next ones, in the kernel from their SYN on.
-  for (uint16_t opener : {uint16_t{41001}, uint16_t{41002}}) {
+  for (uint16_t opener : {uint16_t{41001}, uint16_t{41002}, uint16_t{41005}}) {
     const std::vector<std::tuple<bool, uint8_t, uint32_t, uint32_t, const char*>> packets = {
         {true, TcpHeader::kSyn, 1000, 0, ""},
         {false, TcpHeader::kSyn | TcpHeader::kAck, 5000, 1001, ""},
@@ -630,26 +648,32 @@ TEST_F(FastPathDifferential, ALaterConnectionIsSetUpInTheKernelFromAnEarlierHand
     }
     EXPECT_FALSE(known(opener)) << "conntrack knew a connection the agent never saw";
   }
-  EXPECT_EQ(fp_->counters().made - made_before, 2u);
-  // 41001's FIN reaches the agent, which adopts the connection before its
-  // datapath sees the FIN: conntrack has it, established, and the FIN goes
-  // on (a FIN of a connection conntrack does not know would be dropped).
+  EXPECT_EQ(fp_->counters().made - made_before, 3u);
+  // 41001's FIN: carried by the kernel, which tells the agent; the agent
+  // adopts the connection (conntrack's, its flows in its bookkeeping) and
+  // follows its close.
   auto fin = tcp(41001, false, TcpHeader::kFin | TcpHeader::kAck, 5016, 1006, "");
-  auto got = kernel(b.port, fin, 30);
-  EXPECT_EQ(got.to, 0u);
-  EXPECT_TRUE(got.agent_saw);
-  flows.adoptFor(fin, ifindex.at(b.port));
+  auto expected = through(reference, b.port, fin);
+  ASSERT_EQ(expected.size(), 1u);
+  auto got = kernel(b.port, fin, 300);
+  EXPECT_EQ(got.to, a.port);
+  EXPECT_EQ(got.bytes, expected[0]);
+  EXPECT_FALSE(got.agent_saw);
+  flows.takeEvents();
   auto adopted = known(41001);
   ASSERT_TRUE(adopted);
-  EXPECT_EQ(adopted->tcp, datapath::conntrack::TcpState::Established);
+  EXPECT_EQ(adopted->tcp, datapath::conntrack::TcpState::FinWait);
   EXPECT_EQ(flows.size(), 4u) << "its two flows are the agent's bookkeeping's";
-  EXPECT_EQ(userspace(b.port, fin).size(), 1u) << "the adopted connection's FIN goes on";
-  // The other side's FIN: closed, its flows leave the kernel.
+  // The other side's: closed, its flows leave the kernel.
   auto other = tcp(41001, true, TcpHeader::kFin | TcpHeader::kAck, 1006, 5017, "");
-  flows.adoptFor(other, ifindex.at(a.port));
-  EXPECT_EQ(userspace(a.port, other).size(), 1u);
-  flows.retract(dp_->retractions());
-  dp_->retractions().clear();
+  expected = through(reference, a.port, other);
+  ASSERT_EQ(expected.size(), 1u);
+  got = kernel(a.port, other, 300);
+  EXPECT_EQ(got.to, b.port);
+  EXPECT_EQ(got.bytes, expected[0]);
+  flows.takeEvents();
+  ASSERT_TRUE(known(41001));
+  EXPECT_EQ(known(41001)->tcp, datapath::conntrack::TcpState::Closing);
   EXPECT_EQ(flows.size(), 2u) << "a closed connection's flows stayed";
   EXPECT_FALSE(fp_->find(agent::kernelKey(
       [&] {
@@ -660,6 +684,18 @@ TEST_F(FastPathDifferential, ALaterConnectionIsSetUpInTheKernelFromAnEarlierHand
         return o;
       }(),
       ifindex.at(a.port))));
+  // 41005's RST reaches the agent, which adopts the connection before its
+  // datapath sees the RST: conntrack has it, and the RST goes on (one of a
+  // connection conntrack does not know would be dropped).
+  auto rst = tcp(41005, false, TcpHeader::kRst | TcpHeader::kAck, 5016, 1006, "");
+  got = kernel(b.port, rst, 30);
+  EXPECT_EQ(got.to, 0u);
+  EXPECT_TRUE(got.agent_saw);
+  EXPECT_FALSE(known(41005));
+  flows.adoptFor(rst, ifindex.at(b.port));
+  ASSERT_TRUE(known(41005));
+  EXPECT_EQ(known(41005)->tcp, datapath::conntrack::TcpState::Established);
+  EXPECT_EQ(userspace(b.port, rst).size(), 1u) << "the adopted connection's RST goes on";
   // The default group's ingress rule goes: the template goes with it, and
   // so do its connections' flows (41002: into conntrack first); a new SYN
   // is the agent's, which refuses it.
