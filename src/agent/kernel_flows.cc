@@ -332,7 +332,11 @@ void KernelFlows::tick(datapath::conntrack::ConnTrack& conntrack, SteadyTime now
 }
 
 void KernelFlows::erase(std::map<KeyBytes, Installed>::iterator it) {
-  fp_.remove(it->second.key);
+  if (batching_) {
+    removals_.push_back(it->second.key);
+  } else {
+    fp_.remove(it->second.key);
+  }
   forget(it);
 }
 
@@ -483,8 +487,8 @@ void KernelFlows::learn(const Installed& forward, const fastpath::FlowAction& fo
   if (!fp_.installTemplate(added->forward.key, kernel)) templates_->erase(added->id);
 }
 
-void KernelFlows::adopt(const fastpath::FlowKey& key, const fastpath::FlowAction& action,
-                        bool keep) {
+void KernelFlows::adopt(const fastpath::FlowKey& key, const fastpath::FlowAction& action, bool keep,
+                        bool known_answered) {
   auto t = templates_ != nullptr ? templates_->byId(action.template_id) : nullptr;
   if (t == nullptr) {
     fp_.remove(key);  // its template gone (and its connections imported)
@@ -501,8 +505,11 @@ void KernelFlows::adopt(const fastpath::FlowKey& key, const fastpath::FlowAction
   forward.port_src = port;
   fastpath::FlowKey reply = t->reply.key;
   reply.port_dst = port;
-  auto answer = forward_way ? fp_.find(reply) : std::optional<fastpath::FlowAction>(action);
-  const bool answered = answer && answer->packets > 0;
+  bool answered = known_answered;
+  if (!answered) {
+    auto answer = forward_way ? fp_.find(reply) : std::optional<fastpath::FlowAction>(action);
+    answered = answer && answer->packets > 0;
+  }
   const SteadyTime now = clock_ != nullptr ? clock_->now() : SteadyTime{};
   const uint16_t opener = ntohs(port);
   if (conntrack_ != nullptr) {
@@ -590,7 +597,11 @@ void KernelFlows::adoptMade() {
 }
 
 void KernelFlows::takeEvents() {
+  batching_ = true;
   fp_.takeEvents([&](const fastpath::Event& e) { finished(e.key); });
+  batching_ = false;
+  if (!removals_.empty()) fp_.remove(std::span<const fastpath::FlowKey>(removals_));
+  removals_.clear();
 }
 
 void KernelFlows::finished(const fastpath::FlowKey& key) {
@@ -601,7 +612,8 @@ void KernelFlows::finished(const fastpath::FlowKey& key) {
     // worker installed: its packets are the agent's from now on (which
     // sees the other side's FIN).
     auto a = fp_.find(key);
-    if (a && (a->flags & CANOPY_FP_MADE) != 0) adopt(key, *a, /*keep=*/true);
+    // (A FIN: its connection was answered.)
+    if (a && (a->flags & CANOPY_FP_MADE) != 0) adopt(key, *a, /*keep=*/true, /*answered=*/true);
     it = installed_.find(bytes(key));
     if (it == installed_.end()) {
       if (a) fp_.remove(key);

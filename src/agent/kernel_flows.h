@@ -208,7 +208,9 @@ class KernelFlows {
   // A connection made from a template (either of its flows, as the kernel
   // has it) taken into conntrack and, with `keep`, into this bookkeeping;
   // else its flows leave the kernel.
-  void adopt(const fastpath::FlowKey& key, const fastpath::FlowAction& action, bool keep);
+  // (`answered`: known to be, without asking the kernel.)
+  void adopt(const fastpath::FlowKey& key, const fastpath::FlowAction& action, bool keep,
+             bool answered = false);
   // The templates owned here that `gone` says go, with their connections
   // (adopted, then out of the kernel).
   void dropTemplates(const std::function<bool(const Templates::Template&)>& gone);
@@ -233,6 +235,10 @@ class KernelFlows {
       by_connection_;
   uint64_t installs_ = 0;
   Templates* const templates_;
+  // While events are taken: the flows to take out of the kernel, at once
+  // after.
+  bool batching_ = false;
+  std::vector<fastpath::FlowKey> removals_;
   const size_t worker_;
   datapath::conntrack::ConnTrack* conntrack_ = nullptr;
   const Clock* clock_ = nullptr;

@@ -271,7 +271,8 @@ void Worker::loop() {
       }
       receive(*b->io, b, Ingress::fromPort(b->binding.key));
     }
-    if (events >= 0 && fds[at++].revents != 0) kernel_flows_->takeEvents();
+    // (Whatever woke it: the kernel wakes it only for a batch of events.)
+    if (events >= 0) kernel_flows_->takeEvents();
     auto now = clock_.now();
     if (received_) busy_poll_until = now + options_.busy_poll;
     if (port_error_ || now - last_tick >= options_.tick) {

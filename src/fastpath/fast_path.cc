@@ -279,6 +279,23 @@ void FastPath::remove(const FlowKey& key) {
   bpf_map_delete_elem(bpf_map__fd(impl_->skel->maps.flows), &key);
 }
 
+void FastPath::remove(std::span<const FlowKey> keys) {
+  int fd = bpf_map__fd(impl_->skel->maps.flows);
+  size_t at = 0;
+  while (at < keys.size()) {
+    uint32_t count = static_cast<uint32_t>(keys.size() - at);
+    DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    int err = bpf_map_delete_batch(fd, &keys[at], &count, &opts);
+    at += count;
+    if (err == 0) break;
+    if (errno != ENOENT) {  // (a kernel without batches: one by one)
+      for (; at < keys.size(); ++at) bpf_map_delete_elem(fd, &keys[at]);
+      break;
+    }
+    ++at;  // (one not installed: passed over)
+  }
+}
+
 std::optional<FlowAction> FastPath::find(const FlowKey& key) const {
   FlowAction a{};
   if (bpf_map_lookup_elem(bpf_map__fd(impl_->skel->maps.flows), &key, &a) != 0) {
@@ -401,6 +418,7 @@ Result<void> FastPath::install(const FlowKey&, const FlowAction&) {
   return Error(Errc::Unavailable, "fast path: built without BPF");
 }
 void FastPath::remove(const FlowKey&) {}
+void FastPath::remove(std::span<const FlowKey>) {}
 std::optional<FlowAction> FastPath::find(const FlowKey&) const { return std::nullopt; }
 void FastPath::forEachFlow(const std::function<void(const FlowKey&, const FlowAction&)>&) const {}
 Result<void> FastPath::installTemplate(const FlowKey&, const Template&) {

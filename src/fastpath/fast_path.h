@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,8 @@ class FastPath {
   // is full.
   Result<void> install(const FlowKey& key, const FlowAction& action);
   void remove(const FlowKey& key);
+  // Several at once (keys not installed are passed over).
+  void remove(std::span<const FlowKey> keys);
   // A flow's action with its counters as the kernel has them.
   std::optional<FlowAction> find(const FlowKey& key) const;
   // Every installed flow (the kernel's and the agent's), read in batches.

@@ -319,7 +319,8 @@ static __always_inline int tell_fin(struct parsed* p) {
   __builtin_memcpy(&e->key, &p->key, sizeof(e->key));
   e->tcp_flags = 0x01 | (p->ack ? 0x10 : 0);
   __builtin_memset(e->reserved, 0, sizeof(e->reserved));
-  bpf_ringbuf_submit(e, 0);
+  const __u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+  bpf_ringbuf_submit(e, waiting >= CANOPY_FP_EVENTS_WAKE ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
   return 1;
 }
 

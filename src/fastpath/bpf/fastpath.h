@@ -164,6 +164,10 @@ struct canopy_fp_event {
 };
 
 #define CANOPY_FP_EVENTS_SIZE (1u << 20)
+/* The agent is woken once this much waits (it also takes what waits each
+ * time it wakes for anything else): events come in batches, not one
+ * wake-up each. */
+#define CANOPY_FP_EVENTS_WAKE (16u << 10)
 
 /* A port's half-open connections made in the kernel (map "budgets", by
  * its interface). */
