@@ -1364,6 +1364,18 @@ void Datapath::offerFlow(const FlowOffer& o, Trace* trace) {
   } else {
     trace->push_back("fast path: once established, this flow enters the tunnel in the kernel");
   }
+  // (A template, agent/kernel_flows.h: a TCP opening between ports or
+  // through tunnels, nothing translated.)
+  using packet::TcpHeader;
+  const auto flags = o.key.tcp_flags & (TcpHeader::kSyn | TcpHeader::kAck);
+  if (trace != nullptr && o.key.ip_proto == packet::ipproto::kTcp && flags == TcpHeader::kSyn &&
+      !o.nat_ip_src && !o.nat_ip_dst && !o.nat_port_src && !o.nat_port_dst && o.from_uplink == 0 &&
+      o.to_uplink == 0 && o.from_vlan == 0 && o.to_vlan == 0 &&
+      (o.from_conn.family != 0 || o.to_conn.family != 0)) {
+    trace->push_back(
+        "fast path: once one such handshake has passed, later connections between these ends "
+        "to this port are set up in the kernel");
+  }
 }
 
 // What a hairpin's member sends back to the VIP is its client's reply:
