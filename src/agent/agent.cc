@@ -159,6 +159,7 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
     }
   }
   const std::vector<int> fast_uplinks = a->serveUplinks(uplinks);
+  a->templates_.setWorkers(c.workers);
   for (size_t w = 0; w < c.workers; ++w) {
     std::vector<std::unique_ptr<TunnelIo>> tunnels;
     for (uint16_t port : {first, second}) {
@@ -166,17 +167,18 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
       if (!t) return std::move(t).error();
       tunnels.push_back(std::move(*t));
     }
-    a->workers_.push_back(std::make_unique<Worker>(
-        clock,
-        Worker::Options{.index = w,
-                        .encapsulation = c.encapsulation,
-                        .busy_poll = c.busy_poll,
-                        .tick = c.tick,
-                        .fast_path = a->fast_path_.get(),
-                        .fast_tunnels = fast_tunnels,
-                        .fast_uplinks = fast_uplinks,
-                        .templates = c.fast_path_setups ? &a->templates_ : nullptr},
-        a->plan_, std::move(tunnels), std::move(uplinks[w])));
+    a->workers_.push_back(
+        std::make_unique<Worker>(clock,
+                                 Worker::Options{.index = w,
+                                                 .encapsulation = c.encapsulation,
+                                                 .busy_poll = c.busy_poll,
+                                                 .tick = c.tick,
+                                                 .fast_path = a->fast_path_.get(),
+                                                 .fast_tunnels = fast_tunnels,
+                                                 .fast_uplinks = fast_uplinks,
+                                                 .templates = &a->templates_,
+                                                 .fast_setups = c.fast_path_setups},
+                                 a->plan_, std::move(tunnels), std::move(uplinks[w])));
   }
   Agent* self = a.get();
   if (!c.server.empty()) {

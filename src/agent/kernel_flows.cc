@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace canopy::agent {
 
@@ -411,6 +412,27 @@ Templates::Ptr Templates::matching(const fastpath::FlowKey& key) const {
   return nullptr;
 }
 
+void Templates::setWorkers(size_t n) {
+  MutexLock lock(mu_);
+  workers_.store(n, std::memory_order_relaxed);
+  mailboxes_.assign(n, {});
+}
+
+void Templates::hand(size_t from, const fastpath::FlowKey& key) {
+  MutexLock lock(mu_);
+  for (size_t w = 0; w < mailboxes_.size(); ++w) {
+    // (Bounded: a worker that does not take them loses the oldest.)
+    if (w != from && mailboxes_[w].size() < 65536) mailboxes_[w].push_back(key);
+  }
+  handings_.fetch_add(1, std::memory_order_release);
+}
+
+std::vector<fastpath::FlowKey> Templates::handed(size_t worker) {
+  MutexLock lock(mu_);
+  if (worker >= mailboxes_.size()) return {};
+  return std::exchange(mailboxes_[worker], {});
+}
+
 std::vector<Templates::Ptr> Templates::ownedBy(size_t owner) const {
   MutexLock lock(mu_);
   std::vector<Ptr> mine;
@@ -426,7 +448,7 @@ size_t KernelFlows::templates() const {
 
 void KernelFlows::learn(const Installed& forward, const fastpath::FlowAction& forward_action,
                         const Installed& reply, const fastpath::FlowAction& reply_action) {
-  if (templates_ == nullptr || conntrack_ == nullptr) return;
+  if (templates_ == nullptr || conntrack_ == nullptr || !setups_) return;
   const auto& f = forward.key;
   const auto& r = reply.key;
   // TCP between two ports (or a port and a tunnel), nothing translated, no
@@ -604,9 +626,20 @@ void KernelFlows::takeEvents() {
   removals_.clear();
 }
 
-void KernelFlows::finished(const fastpath::FlowKey& key) {
+void KernelFlows::takeHanded() {
+  if (templates_ == nullptr || templates_->handings() == handings_seen_) return;
+  handings_seen_ = templates_->handings();
+  batching_ = true;
+  for (const auto& key : templates_->handed(worker_)) finished(key, /*handed=*/true);
+  batching_ = false;
+  if (!removals_.empty()) fp_.remove(std::span<const fastpath::FlowKey>(removals_));
+  removals_.clear();
+}
+
+void KernelFlows::finished(const fastpath::FlowKey& key, bool handed) {
   if (conntrack_ == nullptr) return;
   auto it = installed_.find(bytes(key));
+  if (it == installed_.end() && handed) return;  // (another worker's)
   if (it == installed_.end()) {
     // A connection the kernel made, not adopted yet: now. One another
     // worker installed: its packets are the agent's from now on (which
@@ -616,7 +649,14 @@ void KernelFlows::finished(const fastpath::FlowKey& key) {
     if (a && (a->flags & CANOPY_FP_MADE) != 0) adopt(key, *a, /*keep=*/true, /*answered=*/true);
     it = installed_.find(bytes(key));
     if (it == installed_.end()) {
-      if (a) fp_.remove(key);
+      // Another worker's flow: its FIN is handed to it (the worker that
+      // installed it knows its connection). With one worker, a flow this
+      // one does not know: its packets are the agent's from now on.
+      if (templates_ != nullptr && templates_->workers() > 1) {
+        templates_->hand(worker_, key);
+      } else if (a) {
+        fp_.remove(key);
+      }
       return;
     }
   }

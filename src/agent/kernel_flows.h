@@ -65,9 +65,11 @@ fastpath::FlowKey kernelKey(const datapath::pipeline::FlowOffer& offer, int from
 fastpath::FlowAction kernelAction(const datapath::pipeline::FlowOffer& offer, int to_ifindex,
                                   uint8_t out);
 
-// The templates of a host's workers. One worker learns a template from its
-// handshakes and keeps it (owner); its connections may close through any
-// worker's ports. Thread-safe.
+// What a host's workers share of the fast path: the templates (one worker
+// learns a template from its handshakes and keeps it, its owner; its
+// connections may close through any worker's ports), and the FINs the
+// kernel told the first worker of that are other workers' flows (handed
+// to them). Thread-safe.
 class Templates {
  public:
   // One way of a template's connections, the opener's port left 0 (the
@@ -95,6 +97,15 @@ class Templates {
   std::vector<Ptr> ownedBy(size_t owner) const;
   bool empty() const { return size_.load(std::memory_order_relaxed) == 0; }
 
+  // How many workers there are (before they start; 1 by default).
+  void setWorkers(size_t n);
+  size_t workers() const { return workers_.load(std::memory_order_relaxed); }
+  // A FIN's flow, to every worker but `from`; the flows handed to `worker`
+  // since it last took them.
+  void hand(size_t from, const fastpath::FlowKey& key);
+  std::vector<fastpath::FlowKey> handed(size_t worker);
+  uint64_t handings() const { return handings_.load(std::memory_order_acquire); }
+
  private:
   using KeyBytes = std::array<uint8_t, sizeof(fastpath::FlowKey)>;
   static KeyBytes bytes(const fastpath::FlowKey& key);
@@ -103,6 +114,9 @@ class Templates {
   std::map<KeyBytes, Ptr> by_forward_ CANOPY_GUARDED_BY(mu_), by_reply_ CANOPY_GUARDED_BY(mu_);
   std::map<uint32_t, Ptr> by_id_ CANOPY_GUARDED_BY(mu_);
   std::atomic<size_t> size_{0};
+  std::atomic<size_t> workers_{1};
+  std::vector<std::vector<fastpath::FlowKey>> mailboxes_ CANOPY_GUARDED_BY(mu_);
+  std::atomic<uint64_t> handings_{0};
 };
 
 class KernelFlows {
@@ -120,13 +134,16 @@ class KernelFlows {
   // the agent has put on, or 0 for one whose flows stay in the agent.
   // `templates` (the host's, or null: no connections set up in the
   // kernel), `worker`: this worker's index, as the templates' owner.
+  // `templates`: the host's shared state (null: none, one worker); `setups`:
+  // whether handshakes leave templates (connections set up in the kernel).
   KernelFlows(fastpath::FastPath& fast_path, Tunnels tunnels, std::vector<int> uplinks = {},
-              Templates* templates = nullptr, size_t worker = 0)
+              Templates* templates = nullptr, size_t worker = 0, bool setups = true)
       : fp_(fast_path),
         tunnels_(tunnels),
         uplinks_(std::move(uplinks)),
         templates_(templates),
-        worker_(worker) {}
+        worker_(worker),
+        setups_(setups) {}
   ~KernelFlows();
   KernelFlows(const KernelFlows&) = delete;
   KernelFlows& operator=(const KernelFlows&) = delete;
@@ -174,6 +191,8 @@ class KernelFlows {
   // flows are taken back. A descriptor to poll for them (-1: none).
   int eventsFd() { return fp_.eventsFd(); }
   void takeEvents();
+  // The FINs the first worker handed to this one (its flows).
+  void takeHanded();
   size_t size() const { return installed_.size(); }
   uint64_t installs() const { return installs_; }
 
@@ -217,8 +236,9 @@ class KernelFlows {
   // Made connections not adopted yet: answered ones adopted, ones left
   // unanswered for long taken out of the kernel (into conntrack, as SYN sent).
   void adoptMade();
-  // A FIN flow `key` carried.
-  void finished(const fastpath::FlowKey& key);
+  // A FIN flow `key` carried (`handed`: by the first worker, whose events
+  // they are).
+  void finished(const fastpath::FlowKey& key, bool handed = false);
 
   fastpath::FastPath& fp_;
   const Tunnels tunnels_;
@@ -240,6 +260,8 @@ class KernelFlows {
   bool batching_ = false;
   std::vector<fastpath::FlowKey> removals_;
   const size_t worker_;
+  const bool setups_;
+  uint64_t handings_seen_ = 0;
   datapath::conntrack::ConnTrack* conntrack_ = nullptr;
   const Clock* clock_ = nullptr;
   struct Attached {

@@ -55,9 +55,9 @@ Worker::Worker(const Clock& clock, Options options, const SnapshotCell<WorkerPla
       uplinks_(std::move(uplinks)) {
   CANOPY_CHECK_MSG(wake_fd_.get() >= 0, "eventfd for a worker");
   if (options_.fast_path != nullptr) {
-    kernel_flows_ =
-        std::make_unique<KernelFlows>(*options_.fast_path, options_.fast_tunnels,
-                                      options_.fast_uplinks, options_.templates, options_.index);
+    kernel_flows_ = std::make_unique<KernelFlows>(*options_.fast_path, options_.fast_tunnels,
+                                                  options_.fast_uplinks, options_.templates,
+                                                  options_.index, options_.fast_setups);
   }
 }
 
@@ -273,6 +273,8 @@ void Worker::loop() {
     }
     // (Whatever woke it: the kernel wakes it only for a batch of events.)
     if (events >= 0) kernel_flows_->takeEvents();
+    // (Those of its flows the first worker handed to it.)
+    if (kernel_flows_ != nullptr && options_.index != 0) kernel_flows_->takeHanded();
     auto now = clock_.now();
     if (received_) busy_poll_until = now + options_.busy_poll;
     if (port_error_ || now - last_tick >= options_.tick) {
@@ -674,6 +676,7 @@ void Worker::tick() {
   if (datapath_ != nullptr) datapath_->sweep();
   if (kernel_flows_ != nullptr && shared_ != nullptr) {
     if (options_.index == 0) kernel_flows_->takeEvents();
+    kernel_flows_->takeHanded();
     kernel_flows_->tick(shared_->conntrack(), clock_.now());
   }
   advertise();

@@ -100,7 +100,8 @@ class Worker {
     fastpath::FastPath* fast_path = nullptr;
     KernelFlows::Tunnels fast_tunnels{};
     std::vector<int> fast_uplinks{};  // KernelFlows' `uplinks`
-    Templates* templates = nullptr;   // the host's (null: no connections set up in the kernel)
+    Templates* templates = nullptr;   // the host's shared fast-path state (KernelFlows')
+    bool fast_setups = true;          // connections set up in the kernel (KernelFlows' `setups`)
   };
   // `tunnels`: [0] the configured encapsulation's port, [1] the other's.
   // `uplinks`: by index, as the datapath's configuration names them.

@@ -767,6 +767,47 @@ TEST_F(FastPathDifferential, APortsHalfOpenConnectionsInTheKernelAreBounded) {
   EXPECT_EQ(after.made_limited - before.made_limited, 1u);
 }
 
+// With several workers, the first takes the kernel's events: a FIN of a
+// flow another worker installed is handed to that worker, whose conntrack
+// follows the close and which takes the connection's flows back.
+TEST_F(FastPathDifferential, AFinOfAnotherWorkersFlowIsHandedToIt) {
+  agent::Templates shared;
+  shared.setWorkers(2);
+  agent::KernelFlows first(*fp_, {}, {}, &shared, 0, /*setups=*/false);
+  agent::KernelFlows second(*fp_, {}, {}, &shared, 1, /*setups=*/false);
+  for (auto* f : {&first, &second}) f->useConntrack(&dp_->connections(), &clock_);
+  std::vector<std::unique_ptr<agent::PortIo>> ios;
+  std::map<uint32_t, int> ifindex;
+  attachAll(second, ios, ifindex);
+  keep_offers_ = true;
+  Vm &a = vm(kVm1), &b = vm(kVm5);
+  auto tcp = [&](bool forward, uint8_t flags, uint32_t seq, uint32_t ack) {
+    PacketBuilder pb;
+    pb.eth(forward ? a.mac : b.mac, forward ? b.mac : a.mac)
+        .ipv4(v4(forward ? a.ip : b.ip), v4(forward ? b.ip : a.ip))
+        .tcp(forward ? 43000 : 22, forward ? 22 : 43000, flags, seq, ack);
+    return pb.payload("").build();
+  };
+  ASSERT_FALSE(userspace(a.port, tcp(true, TcpHeader::kSyn, 100, 0)).empty());
+  ASSERT_FALSE(userspace(b.port, tcp(false, TcpHeader::kSyn | TcpHeader::kAck, 500, 101)).empty());
+  second.install(dp_->offers(), [&](uint32_t port) { return ifindex.at(port); });
+  dp_->offers().clear();
+  ASSERT_EQ(second.size(), 2u);
+  ASSERT_EQ(second.templates(), 0u) << "a template without setups";
+  ASSERT_EQ(first.eventsFd() >= 0, true);
+  int closed = 0;
+  for (auto [forward, seq, ack] : {std::tuple{false, 501u, 101u}, {true, 101u, 502u}}) {
+    auto got = kernel(forward ? a.port : b.port,
+                      tcp(forward, TcpHeader::kFin | TcpHeader::kAck, seq, ack), 300);
+    EXPECT_EQ(got.to, forward ? b.port : a.port);
+    first.takeEvents();
+    second.takeHanded();
+    ++closed;
+    EXPECT_EQ(second.size(), closed == 1 ? 2u : 0u) << "after FIN " << closed;
+  }
+  EXPECT_EQ(fp_->flows(), 0u) << "a closed connection's flows stayed in the kernel";
+}
+
 // Through h1's uplink, translated: vm3's floating IP (TCP to port 80 and
 // ICMP echo, from random outside addresses) and a port forwarding to vm1's
 // TCP 22 (its router's gateway moved to h1), both ways, byte for byte as
