@@ -517,15 +517,22 @@ DropReason ConnTrack::commit(const packet::ParsedPacket& p, std::span<const uint
     } else {
       c.expires = now + t.udp_unreplied;
     }
-    if (file_ != nullptr) {
-      c.slot = file_->allocate();
-      persist(c);
-    }
   }
+  insert(shard, std::move(e));
+  return DropReason::None;
+}
+
+void ConnTrack::insert(Shard& shard, std::shared_ptr<ConnEntry> e) noexcept {
+  ConnEntry& c = *e;
+  if (file_ != nullptr) {
+    MaybeLock entry(c.lock, limits_.shared);
+    c.slot = file_->allocate();
+    persist(c);
+  }
+  const ConnKey k = c.original;
   shard.table[k] = e;
   shard.table[k.reversed()] = std::move(e);
   connections_.fetch_add(1, std::memory_order_relaxed);
-  return DropReason::None;
 }
 
 bool ConnTrack::finished(const ConnKey& key, SteadyTime now) noexcept {
@@ -578,14 +585,8 @@ DropReason ConnTrack::import(const ConnKey& original, bool answered, SteadyTime 
     c.tcp = answered ? TcpState::Established : TcpState::SynSent;
     if (answered) c.flags |= ConnEntry::kReplied;
     c.expires = now + (answered ? t.tcp_established : t.tcp_syn);
-    if (file_ != nullptr) {
-      c.slot = file_->allocate();
-      persist(c);
-    }
   }
-  shard.table[original] = e;
-  shard.table[original.reversed()] = std::move(e);
-  connections_.fetch_add(1, std::memory_order_relaxed);
+  insert(shard, std::move(e));
   return DropReason::None;
 }
 

@@ -252,6 +252,9 @@ class ConnTrack {
       CANOPY_REQUIRES(shard.mu);
   void advanceTcp(ConnEntry& c, const packet::ParsedPacket& p, std::span<const uint8_t> frame,
                   bool reply, SteadyTime now, Lookup& out) noexcept CANOPY_REQUIRES(c.lock);
+  // A new connection, its state set, into the table (both directions) and
+  // the state file.
+  void insert(Shard& shard, std::shared_ptr<ConnEntry> e) noexcept CANOPY_REQUIRES(shard.mu);
   // Takes the entry out of the table (both directions) and marks it dead.
   void erase(Shard& shard, ConnEntry& e) noexcept CANOPY_REQUIRES(shard.mu);
   // Writes the entry's record to the state file.
