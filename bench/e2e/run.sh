@@ -37,12 +37,23 @@ throughput() {
     'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'
 }
 # CANOPY_BENCH_PERF=DIR: a perf profile of the agents during each of
-# Canopy's throughput runs (DIR/one_host.data, DIR/two_hosts.data).
+# Canopy's throughput runs (DIR/one_host.data, DIR/two_hosts.data). With
+# CANOPY_BENCH_PERF_SYSTEM=1, of the whole machine instead (what the
+# kernel's fast path costs is the kernel's), the bridge's run too
+# (DIR/bridge.data).
 profile() {
   [ -n "${CANOPY_BENCH_PERF:-}" ] || return 0
+  local target
+  if [ -n "${CANOPY_BENCH_PERF_SYSTEM:-}" ]; then
+    target=(-a -g)
+  elif [ "$1" = bridge ]; then
+    return 0
+  else
+    target=(-p "$(IFS=,; echo "${canopy_agents[*]}")")
+  fi
   mkdir -p "$CANOPY_BENCH_PERF"
-  (sleep 1 && exec perf record -o "$CANOPY_BENCH_PERF/$1.data" \
-    -p "$(IFS=,; echo "${canopy_agents[*]}")" -- sleep $((seconds - 2))) >/dev/null 2>&1 &
+  (sleep 1 && exec perf record -o "$CANOPY_BENCH_PERF/$1.data" "${target[@]}" \
+    -- sleep $((seconds - 2))) >/dev/null 2>&1 &
 }
 # crosses FROM TO ADDRESS: whether 4 MiB get over one TCP connection from
 # namespace FROM to a listener in TO at ADDRESS within 5 s. Run it in a
@@ -101,6 +112,7 @@ for i in 1 2; do
   in_ns "$tag-br" ip link set "${tag}p$i" master br0 up
   guest "$tag-p$i" "10.9.0.$i"
 done
+profile bridge
 bridge_tput=$(throughput "$tag-p1" "$tag-p2" 10.9.0.2)
 bridge_rtt=$(rtt "$tag-p1" 10.9.0.2)
 bridge_rate=$(rate "$tag-p1" "$tag-p2" 10.9.0.2 "$(mac_of "$tag-p2")" 10.9.0.1)
