@@ -585,7 +585,7 @@ void KernelFlows::dropTemplates(const std::function<bool(const Templates::Templa
   for (uint32_t id : dropped) templates_->erase(id);
 }
 
-void KernelFlows::adoptMade() {
+void KernelFlows::adoptMade(bool leaving) {
   if (templates_ == nullptr || conntrack_ == nullptr || templates_->empty()) return;
   auto mine = templates_->ownedBy(worker_);
   if (mine.empty()) return;
@@ -610,7 +610,7 @@ void KernelFlows::adoptMade() {
     fastpath::FlowKey reply = t->reply.key;
     reply.port_dst = k.port_src;
     auto answer = fp_.find(reply);
-    if (answer && answer->packets > 0) {
+    if ((answer && answer->packets > 0) || leaving) {
       adopt(k, a, /*keep=*/true);
     } else if (now_ns > a.last_used_ns + kUnansweredNs) {
       adopt(k, a, /*keep=*/false);

@@ -167,7 +167,10 @@ class KernelFlows {
   void flush();
   // Forgets its flows and interfaces, leaving them in the kernel (for the
   // next agent to adopt).
+  // (Its connections made in the kernel are adopted first, so that the
+  // next agent finds them in the connection state it takes over.)
   void leave() {
+    adoptMade(/*leaving=*/true);
     installed_.clear();
     by_connection_.clear();
     attached_.clear();
@@ -233,9 +236,10 @@ class KernelFlows {
   // The templates owned here that `gone` says go, with their connections
   // (adopted, then out of the kernel).
   void dropTemplates(const std::function<bool(const Templates::Template&)>& gone);
-  // Made connections not adopted yet: answered ones adopted, ones left
-  // unanswered for long taken out of the kernel (into conntrack, as SYN sent).
-  void adoptMade();
+  // Made connections not adopted yet: answered ones adopted (`leaving`:
+  // all), ones left unanswered for long taken out of the kernel (into
+  // conntrack, as SYN sent).
+  void adoptMade(bool leaving = false);
   // A FIN flow `key` carried (`handed`: by the first worker, whose events
   // they are).
   void finished(const fastpath::FlowKey& key, bool handed = false);

@@ -117,6 +117,50 @@ stop_h1() {
   wait "${agent_pid_of[h1]}" 2>/dev/null || true
 }
 bg "$tag-vm1" sh -c "exec ping -i 0.2 -c 200 ${ip_of[vm2]} >$work/ping.out"
+# And a TCP connection the kernel set up (from the template a first one to
+# the same port left), answered each 0.2 s across the restart: the leaving
+# agent adopts it into the connection state the next one takes over.
+bg "$tag-vm2" python3 -c '
+import socket, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7001))
+s.listen(8)
+def echo(c):
+    while True:
+        d = c.recv(4096)
+        if not d:
+            return
+        c.sendall(d)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=echo, args=(c,), daemon=True).start()
+'
+wait_listen "$tag-vm2" 7001
+in_ns "$tag-vm1" python3 -c 'import socket, sys; socket.create_connection((sys.argv[1], 7001), 2).close()' \
+  "${ip_of[vm2]}"
+made_before=$(status | field 'd["fast_path"]["made"]')
+bg "$tag-vm1" python3 -c '
+import socket, sys, time
+c = socket.create_connection((sys.argv[1], 7001), 2)
+c.settimeout(3)
+ok = 0
+with open(sys.argv[2], "w") as out:
+    for _ in range(150):
+        c.sendall(b"x")
+        try:
+            ok += len(c.recv(16)) > 0
+        except OSError:
+            break
+        out.write("%d\n" % ok)
+        out.flush()
+        time.sleep(0.2)
+' "${ip_of[vm2]}" "$work/echo.out"
+echoes() { tail -n 1 "$work/echo.out" 2>/dev/null || echo 0; }
+echoes_over() { [ "$(echoes)" -ge "$1" ]; }
+retry 10 echoes_over 5 || fail "the echo connection is not answered"
+made_after=$(status | field 'd["fast_path"]["made"]')
+[ "$made_after" -gt "$made_before" ] || fail "h1's kernel did not set the echo connection up"
 replies() { grep -c "bytes from" "$work/ping.out" 2>/dev/null || echo 0; }
 replies_over() { [ "$(replies)" -ge "$1" ]; }
 retry 10 replies_over 5 || fail "the ping is not answered: $(cat "$work/ping.out")"
@@ -133,6 +177,10 @@ retry 15 handed || fail "the adopted flows were never handed back to the datapat
 before=$(replies)
 retry 10 replies_over $((before + 5)) || fail "no reply after the restart"
 echo "the next agent adopted the flows and handed them back; the ping goes on"
+before=$(echoes)
+retry 10 echoes_over $((before + 5)) ||
+  fail "the connection the kernel set up is no longer answered after the restart ($(echoes))"
+echo "the connection the kernel set up goes on across the restart ($(echoes) echoes)"
 stop_h1
 # No reply for 1.5 s: the kernel stopped carrying them (within the 3 s).
 silent() {
