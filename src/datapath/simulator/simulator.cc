@@ -1608,6 +1608,12 @@ class Walk {
     if (isRouterAddress(r, to) || (in != nullptr && to == linkLocalOf(in_mac))) {
       return routerAddress(r, in_mac, to);
     }
+    // (Whether `to` is a VIP on one of the router's networks depends on the
+    // ports there: a port that becomes one changes this decision, so those
+    // networks are tagged whichever it is now.)
+    for (const auto& i : r.interfaces) {
+      if (i.ip.family == to.family && i.subnet.contains(to)) tag(TagKind::Switch, i.switch_key);
+    }
     if (t_.isVip(to)) {
       // A VIP on one of the router's networks: balanced here, then routed
       // to the member.
