@@ -66,7 +66,9 @@ start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen
 make_underlay
 add_host h1 192.168.77.1
 read -ra extra <<<"${SETUP_RATE_AGENT_ARGS:-}"
-start_agent h1 192.168.77.1 --log-level warn --fast-path "$mode" "${extra[@]}"
+setups=()
+[ "$mode" = on ] && setups=(--fast-path-setups on)
+start_agent h1 192.168.77.1 --log-level warn --fast-path "$mode" "${setups[@]}" "${extra[@]}"
 net=$(api POST /v2.0/networks '{"network": {"name": "net1"}}' | field 'd["network"]["id"]')
 api POST /v2.0/subnets '{"subnet": {"network_id": "'"$net"'", "ip_version": 4,
   "cidr": "10.0.0.0/24"}}' >/dev/null

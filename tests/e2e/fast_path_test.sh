@@ -22,8 +22,9 @@ start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen
 make_underlay
 add_host h1 192.168.77.1
 add_host h2 192.168.77.2
-start_agent h1 192.168.77.1 --fast-path on --fast-path-headless 3 --metrics-listen 127.0.0.1:9100
-start_agent h2 192.168.77.2 --fast-path on
+start_agent h1 192.168.77.1 --fast-path on --fast-path-setups on --fast-path-headless 3 \
+  --metrics-listen 127.0.0.1:9100
+start_agent h2 192.168.77.2 --fast-path on --fast-path-setups on
 status() { "$bin/canopy-agent" --run-dir "$work/h1" status; }
 state=$(status | field 'd["fast_path"]["state"]')
 [ "$state" = on ] || fail "fast path $state: $(status | field 'd["fast_path"]')"
@@ -172,7 +173,7 @@ has_program || fail "the agent took $tap's program"
 before=$(replies)
 retry 5 replies_over $((before + 5)) || fail "no reply with h1's agent stopped: $(replies) after $before"
 echo "agent stopped: the kernel answered $(($(replies) - before)) more echoes"
-start_agent h1 192.168.77.1 --fast-path on --fast-path-headless 3
+start_agent h1 192.168.77.1 --fast-path on --fast-path-setups on --fast-path-headless 3
 adopted() { grep -q "adopted [1-9][0-9]* flows" "$work/h1/agent.log"; }
 retry 10 adopted || fail "the next agent adopted no flow: $(grep "fast path" "$work/h1/agent.log")"
 handed() { grep -q "adopted flows handed back" "$work/h1/agent.log"; }

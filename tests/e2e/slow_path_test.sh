@@ -152,7 +152,7 @@ echo "the same flood without protection: vm5 $unprotected/s"
 # CPUs with it (the kernel's own packet processing, ksoftirqd, the flooder
 # and the agent busy with the flood); they must go on.
 restart_h1 --port-flow-rate 500 --port-flow-burst 500 --port-control-rate 100 \
-  --port-control-burst 100
+  --port-control-burst 100 --fast-path-setups on
 kernel_before=$(setups 3)
 made=$("$bin/canopy-agent" --run-dir "$work/h1" status |
   python3 -c "import json,sys; print(json.load(sys.stdin)['fast_path'].get('made', 0))")
