@@ -1188,11 +1188,10 @@ void Agent::tick(uint64_t ticks) {
       view = shared_ != nullptr;
     }
     // Decided again by this agent's datapath from its next packets.
+    // (By the first worker, which takes the connections the kernel set up
+    // among them into conntrack first.)
     if (view && ++adopted_ticks_ >= 3) {
-      for (const auto& key : adopted_flows_) fast_path_->remove(key);
-      spdlog::info("agent: kernel fast path: {} adopted flows handed back to the datapath",
-                   adopted_flows_.size());
-      adopted_flows_.clear();
+      workers_.front()->handBack(std::exchange(adopted_flows_, {}), fast_path_->takeAdoptedMade());
     }
   }
   writeSecurityGroupLog();

@@ -75,7 +75,7 @@ struct AgentConfig {
   // runs without.
   bool fast_path = false;
   // Connections set up in the kernel from templates (KernelFlows).
-  bool fast_path_setups = false;
+  bool fast_path_setups = true;
   // How long the kernel goes on carrying installed flows after the agent's
   // last sign of life (it renews it each tick): across a restart, whose
   // successor adopts them, or a crash. The programs stay when the agent

@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
   double log_rate = 100, log_burst = 25;
   // Slow-path protection per port (datapath.h's SlowPathLimits).
   std::string bfd = "on";
-  std::string fast_path = "on", fast_path_setups = "off";
+  std::string fast_path = "on", fast_path_setups = "on";
   int fast_path_headless = 30;
   int bfd_interval_ms = 200, bfd_multiplier = 3;
   uint32_t flow_rate = 5000, flow_burst = 10000, control_rate = 500, control_burst = 1000;
@@ -114,9 +114,7 @@ int main(int argc, char** argv) {
                  "With the fast path: a handshake the agent allowed leaves a template from which "
                  "the kernel sets up later connections between the same ends to the same port "
                  "(their SYN and SYN-ACK never reach the agent); off: every setup through the "
-                 "agent. Off by default: after a crash (kill -9) of the agent, a connection set "
-                 "up in the kernel less than a second before is not in the connection state the "
-                 "next agent takes over")
+                 "agent")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
   app.add_option("--fast-path-headless", fast_path_headless,

@@ -1,5 +1,6 @@
 #include "agent/worker.h"
 
+#include <arpa/inet.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
@@ -34,7 +35,7 @@ constexpr int kIdlePollMs = 200;
 }  // namespace
 
 struct Worker::Command {
-  enum class Kind : uint8_t { Adopt, Drop, SetPorts, Send };
+  enum class Kind : uint8_t { Adopt, Drop, SetPorts, Send, HandBack };
   Kind kind = Kind::Adopt;
   std::string interface {};
   std::unique_ptr<PortIo> io{};
@@ -42,6 +43,8 @@ struct Worker::Command {
   std::map<std::string, PortBinding> ports{};
   size_t uplink = 0;
   std::vector<uint8_t> frame{};
+  std::vector<fastpath::FlowKey> flows{};
+  std::vector<fastpath::FastPath::MadeConnection> made{};
 };
 
 Worker::Worker(const Clock& clock, Options options, const SnapshotCell<WorkerPlan>& plan,
@@ -108,6 +111,11 @@ void Worker::sendOnUplink(size_t uplink, std::vector<uint8_t> frame) {
   push({.kind = Command::Kind::Send, .uplink = uplink, .frame = std::move(frame)});
 }
 
+void Worker::handBack(std::vector<fastpath::FlowKey> adopted,
+                      std::vector<fastpath::FastPath::MadeConnection> made) {
+  push({.kind = Command::Kind::HandBack, .flows = std::move(adopted), .made = std::move(made)});
+}
+
 WorkerStats Worker::stats() const {
   MutexLock lock(mu_);
   return published_;
@@ -171,6 +179,11 @@ void Worker::applyCommands() {
       case Command::Kind::Send:
         if (c.uplink < uplinks_.size()) uplinks_[c.uplink]->send(c.frame);
         break;
+      case Command::Kind::HandBack:
+        hand_back_ = true;
+        hand_back_flows_.insert(hand_back_flows_.end(), c.flows.begin(), c.flows.end());
+        hand_back_made_.insert(hand_back_made_.end(), c.made.begin(), c.made.end());
+        break;
     }
   }
   index();
@@ -210,6 +223,41 @@ void Worker::followPlan() {
   }
 }
 
+void Worker::handBackAdopted() {
+  hand_back_ = false;
+  auto portAt = [&](uint32_t ifindex) -> uint32_t {
+    for (const auto& [interface, b] : ports_) {
+      if (ifindex != 0 && b.fast_ifindex == static_cast<int>(ifindex)) return b.binding.key;
+    }
+    return 0;
+  };
+  size_t imported = 0;
+  for (const auto& m : std::exchange(hand_back_made_, {})) {
+    const fastpath::FlowKey& k = m.forward;
+    // From a port here, or from a tunnel; to a port here, or into one.
+    const uint32_t from = k.tunnel_src == 0 ? portAt(k.ifindex) : 0;
+    const uint32_t to = m.action.out != CANOPY_FP_ENCAP ? portAt(m.action.ifindex) : 0;
+    if (from == 0 && to == 0) continue;
+    datapath::conntrack::ConnKey tuple;
+    std::memcpy(tuple.src.data(), k.ip_src, sizeof(k.ip_src));
+    std::memcpy(tuple.dst.data(), k.ip_dst, sizeof(k.ip_dst));
+    tuple.src_port = ntohs(k.port_src);
+    tuple.dst_port = ntohs(k.port_dst);
+    tuple.protocol = k.protocol;
+    tuple.family = k.family;
+    auto answer = options_.fast_path != nullptr ? options_.fast_path->find(m.reply) : std::nullopt;
+    datapath_->importConnection(from, to, tuple, answer && answer->packets > 0);
+    ++imported;
+  }
+  auto flows = std::exchange(hand_back_flows_, {});
+  if (options_.fast_path != nullptr)
+    options_.fast_path->remove(std::span<const fastpath::FlowKey>(flows));
+  spdlog::info(
+      "agent: kernel fast path: {} adopted flows handed back to the datapath ({} connections the "
+      "kernel set up among them taken into conntrack)",
+      flows.size(), imported);
+}
+
 void Worker::loop() {
   std::vector<pollfd> fds;
   std::vector<Bound*> polled;
@@ -218,6 +266,7 @@ void Worker::loop() {
   while (!stopping_.load()) {
     applyCommands();
     followPlan();
+    if (hand_back_ && datapath_ != nullptr) handBackAdopted();
     // What to poll: wake-up, tunnels, uplinks, the ports it receives from.
     fds.clear();
     polled.clear();

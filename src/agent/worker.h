@@ -131,6 +131,13 @@ class Worker {
   void setPorts(std::map<std::string, PortBinding> ports);
   // A frame out of an uplink (a gratuitous ARP).
   void sendOnUplink(size_t uplink, std::vector<uint8_t> frame);
+  // The flows an earlier agent left in the kernel, handed back to the
+  // datapath (taken out of the kernel) once this worker has a datapath;
+  // first, the connections the kernel set up among them (`made`: from its
+  // templates; the earlier agent may have died before it knew of them)
+  // are taken into conntrack, so that their next packets are known.
+  void handBack(std::vector<fastpath::FlowKey> adopted,
+                std::vector<fastpath::FastPath::MadeConnection> made);
 
   // The last published stats.
   WorkerStats stats() const;
@@ -144,6 +151,7 @@ class Worker {
   void loop();
   void applyCommands();
   void followPlan();
+  void handBackAdopted();
   void receive(PortIo& io, Bound* bound, const datapath::pipeline::Ingress& ingress);
   void receiveTunnel(size_t t);
   void runBatch();
@@ -198,6 +206,10 @@ class Worker {
     uint64_t tx = 0;
   };
   std::map<std::string, Bound> ports_;  // by interface
+  // handBack()'s, until there is a datapath.
+  bool hand_back_ = false;
+  std::vector<fastpath::FlowKey> hand_back_flows_;
+  std::vector<fastpath::FastPath::MadeConnection> hand_back_made_;
   std::unique_ptr<KernelFlows> kernel_flows_;
   // Before a binding's I/O goes: its interface off the fast path.
   void leaveFastPath(Bound& b);

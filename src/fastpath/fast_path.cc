@@ -118,6 +118,7 @@ struct FastPath::Impl {
                           .half_open = 0,
                           .reserved = 0};
   std::vector<FlowKey> adopted;
+  std::vector<FastPath::MadeConnection> adopted_made;
 
   ring_buffer* events = nullptr;
   const std::function<void(const Event&)>* on_event = nullptr;
@@ -198,11 +199,34 @@ Result<std::unique_ptr<FastPath>> FastPath::open(bool adopt) {
     }
   }
   // An earlier agent's templates go: this one has not decided them (the
-  // connections they made stay among the flows adopted).
+  // connections they made stay among the flows adopted, and are told as
+  // such: by its template, the opener's way of each).
   if (adopted_maps > 0) {
     int fd = bpf_map__fd(skel->maps.templates);
+    std::map<uint32_t, std::pair<FlowKey, Template>> templates;  // by id
     FlowKey key{};
-    while (bpf_map_get_next_key(fd, nullptr, &key) == 0 && bpf_map_delete_elem(fd, &key) == 0) {
+    Template t{};
+    while (bpf_map_get_next_key(fd, nullptr, &key) == 0) {
+      if (bpf_map_lookup_elem(fd, &key, &t) == 0) templates[t.id] = {key, t};
+      if (bpf_map_delete_elem(fd, &key) != 0) break;
+    }
+    const int flows = bpf_map__fd(skel->maps.flows);
+    FlowAction action{};
+    for (const FlowKey& k : impl->adopted) {
+      if (bpf_map_lookup_elem(flows, &k, &action) != 0 || (action.flags & CANOPY_FP_MADE) == 0) {
+        continue;
+      }
+      auto it = templates.find(action.template_id);
+      if (it == templates.end()) continue;
+      // The opener's way (its key with the source port left open is the
+      // template's); its answer's key is the template's reply key with the
+      // opener's port.
+      FlowKey open = k;
+      open.port_src = 0;
+      if (std::memcmp(&open, &it->second.first, sizeof(open)) != 0) continue;
+      FlowKey reply = it->second.second.reply_key;
+      reply.port_dst = k.port_src;
+      impl->adopted_made.push_back({.forward = k, .action = action, .reply = reply});
     }
   }
   // Until the agent says otherwise (keepAlive()), the flows are carried.
@@ -223,6 +247,9 @@ Result<void> FastPath::keepAlive(uint64_t until_ns) {
 }
 
 std::vector<FlowKey> FastPath::takeAdopted() { return std::exchange(impl_->adopted, {}); }
+std::vector<FastPath::MadeConnection> FastPath::takeAdoptedMade() {
+  return std::exchange(impl_->adopted_made, {});
+}
 
 void FastPath::leave() { impl_->attached.clear(); }
 
@@ -407,6 +434,7 @@ Result<void> FastPath::keepAlive(uint64_t) {
   return Error(Errc::Unavailable, "fast path: built without BPF");
 }
 std::vector<FlowKey> FastPath::takeAdopted() { return {}; }
+std::vector<FastPath::MadeConnection> FastPath::takeAdoptedMade() { return {}; }
 void FastPath::leave() {}
 void FastPath::removeLeftover(int) {}
 Result<void> FastPath::attach(int, Hook) {

@@ -77,6 +77,18 @@ class FastPath {
   // The flows an earlier agent installed, found in the maps taken over at
   // open(), and handed out once.
   std::vector<FlowKey> takeAdopted();
+  // A connection the earlier agent's programs made from one of its
+  // templates (among the flows adopted): its opener's flow, where that
+  // flow goes, and its answer's key. The agent whose programs made it may
+  // have died before it knew of it; the next one takes it into its
+  // connection tracking (the templates themselves go at open(): this agent
+  // did not decide them). Handed out once.
+  struct MadeConnection {
+    FlowKey forward{};
+    FlowAction action{};  // the opener's flow's, as it was at open()
+    FlowKey reply{};
+  };
+  std::vector<MadeConnection> takeAdoptedMade();
   // Leaves the programs on their interfaces and the flows in the maps when
   // this object goes (for the next agent to adopt); detach() still works.
   void leave();

@@ -144,7 +144,10 @@ wait_listen "$tag-vm2" 7001
 in_ns "$tag-vm1" python3 -c 'import socket, sys; socket.create_connection((sys.argv[1], 7001), 2).close()' \
   "${ip_of[vm2]}"
 made_before=$(status | field 'd["fast_path"]["made"]')
-bg "$tag-vm1" python3 -c '
+# echo_client FILE: a connection to vm2's echo server, one byte each 0.2 s
+# (30 s at most), how many came back written to FILE after each.
+echo_client() {
+  bg "$tag-vm1" python3 -c '
 import socket, sys, time
 c = socket.create_connection((sys.argv[1], 7001), 2)
 c.settimeout(3)
@@ -159,9 +162,11 @@ with open(sys.argv[2], "w") as out:
         out.write("%d\n" % ok)
         out.flush()
         time.sleep(0.2)
-' "${ip_of[vm2]}" "$work/echo.out"
-echoes() { tail -n 1 "$work/echo.out" 2>/dev/null || echo 0; }
-echoes_over() { [ "$(echoes)" -ge "$1" ]; }
+' "${ip_of[vm2]}" "$1"
+}
+echo_client "$work/echo.out"
+echoes() { tail -n 1 "${1:-$work/echo.out}" 2>/dev/null || echo 0; }
+echoes_over() { [ "$(echoes "${2:-}")" -ge "$1" ]; }
 retry 10 echoes_over 5 || fail "the echo connection is not answered"
 made_after=$(status | field 'd["fast_path"]["made"]')
 [ "$made_after" -gt "$made_before" ] || fail "h1's kernel did not set the echo connection up"
@@ -185,6 +190,36 @@ before=$(echoes)
 retry 10 echoes_over $((before + 5)) ||
   fail "the connection the kernel set up is no longer answered after the restart ($(echoes))"
 echo "the connection the kernel set up goes on across the restart ($(echoes) echoes)"
+
+# A crash (kill -9) just after the kernel set a connection up, before the
+# agent knew of it (it adopts those each second): the next agent takes it
+# into its connection tracking from the flows it adopts (the templates
+# say which the kernel made), so that its packets are still known, and
+# answered, once those flows are handed back to its datapath.
+in_ns "$tag-vm1" python3 -c 'import socket, sys; socket.create_connection((sys.argv[1], 7001), 2).close()' \
+  "${ip_of[vm2]}"
+has_template() { [ "$(status | field 'd["fast_path"]["templates"]')" -ge 1 ]; }
+retry 10 has_template || fail "the next agent learned no template: $(status)"
+echo_client "$work/echo2.out"
+# (As soon as its first echo came back: well within the agent's second.)
+for _ in $(seq 200); do
+  [ -s "$work/echo2.out" ] && break
+  sleep 0.01
+done
+[ -s "$work/echo2.out" ] || fail "the second echo connection is not answered"
+kill -KILL "${agent_pid_of[h1]}"
+wait "${agent_pid_of[h1]}" 2>/dev/null || true
+handings=$(grep -c "adopted flows handed back" "$work/h1/agent.log")
+start_agent h1 192.168.77.1 --fast-path on --fast-path-setups on --fast-path-headless 3
+handed_again() { [ "$(grep -c "adopted flows handed back" "$work/h1/agent.log")" -gt "$handings" ]; }
+retry 15 handed_again || fail "the flows adopted after the crash were never handed back"
+grep "adopted flows handed back" "$work/h1/agent.log" | tail -n 1 |
+  grep -q "([1-9][0-9]* connections the kernel set up" ||
+  fail "the connection the kernel set up was not taken into conntrack: $(grep "handed back" "$work/h1/agent.log" | tail -n 1)"
+before=$(echoes "$work/echo2.out")
+retry 10 echoes_over $((before + 5)) "$work/echo2.out" ||
+  fail "the connection the kernel set up just before the crash is no longer answered ($(echoes "$work/echo2.out") after $before)"
+echo "after a crash, the connection the kernel set up in the agent's last second goes on ($(echoes "$work/echo2.out") echoes)"
 stop_h1
 # No reply for 1.5 s: the kernel stopped carrying them (within the 3 s).
 silent() {

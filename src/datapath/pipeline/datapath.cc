@@ -679,6 +679,20 @@ uint16_t Datapath::lbZone(const Context& ctx, uint32_t router) {
   return zoneOf(0x80000000u | router);
 }
 
+void Datapath::importConnection(uint32_t from, uint32_t to, conntrack::ConnKey tuple,
+                                bool answered) {
+  if (topology_ == nullptr) return;
+  clock_.refresh();
+  for (uint32_t key : {from, to}) {
+    const topology::Port* port = key != 0 ? topology_->findPort(key) : nullptr;
+    // (As offers take their connections: a port without port security, or
+    // with stateless groups only, has none.)
+    if (port == nullptr || !port->port_security || topology_->isStateless(key)) continue;
+    tuple.zone = zoneOf(key);
+    shared_->conntrack().import(tuple, answered, clock_.now());
+  }
+}
+
 uint16_t Datapath::zoneOf(uint32_t port) {
   auto it = zones_.find(port);
   if (it != zones_.end()) return it->second;

@@ -519,6 +519,12 @@ class Datapath {
   size_t cacheSize() const { return cache_.size(); }
   const conntrack::ConnTrack& connections() const { return shared_->conntrack(); }
   conntrack::ConnTrack& connections() { return shared_->conntrack(); }
+  // A connection the kernel fast path set up between local ports `from`
+  // (its opener) and `to` (0: a tunnel's other end) that this datapath
+  // never saw open: taken into conntrack in the zone of each port that
+  // tracks connections, as ConnTrack::import does (`tuple`: the opener's,
+  // its zone ignored).
+  void importConnection(uint32_t from, uint32_t to, conntrack::ConnKey tuple, bool answered);
 
   // Learns (or confirms) an external neighbour; the agent also calls this
   // for static bindings. Invalidates what depended on it.
