@@ -5,7 +5,10 @@
 # kernel fast path or with --fast-path off) and, as the peer, a Linux router
 # namespace between the same kind of namespaces, the floating IP translated
 # by netfilter (iptables DNAT and SNAT, conntrack). iperf3 both ways, guests'
-# offloads on (CANOPY_GUEST_OFFLOADS=off: off everywhere). ROUNDS rounds.
+# offloads on (CANOPY_GUEST_OFFLOADS=off: off everywhere). Then router SNAT:
+# the VM without its floating IP connects out (iperf3 -R for the way in)
+# through the router's gateway address, against the same netfilter router
+# (its SNAT). ROUNDS rounds.
 # Needs root.
 # Usage: bench/e2e/floating_ip.sh [SECONDS per iperf3 run (5)] [ROUNDS (2)]
 set -euo pipefail
@@ -28,12 +31,13 @@ here="$root/tests/e2e"
 source "$here/lib.sh"
 source "$here/netns.sh"
 
-# gbps FROM SERVER_NS ADDRESS: iperf3 from FROM to ADDRESS (served in
-# SERVER_NS), Gbit/s received. The server is bounded in time.
+# gbps FROM SERVER_NS ADDRESS [-R]: iperf3 from FROM to ADDRESS (served in
+# SERVER_NS; -R: the server sends), Gbit/s received. The server is bounded
+# in time.
 gbps() {
   bg "$2" sh -c "exec timeout $((seconds + 20)) iperf3 -s -1 -p 5201 >/dev/null 2>&1"
   wait_listen "$2" 5201
-  in_ns "$1" iperf3 -c "$3" -p 5201 -t "$seconds" -J | python3 -c \
+  in_ns "$1" iperf3 -c "$3" -p 5201 -t "$seconds" -J ${4:-} | python3 -c \
     'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'
 }
 report() { printf '%-30s in %6s Gbit/s   out %6s Gbit/s\n' "$1" "$2" "$3"; }
@@ -70,6 +74,8 @@ if [ "$mode" = linux ]; then
   in_ns "$tag-rt" iptables -t nat -A POSTROUTING -s 10.0.0.5 -j SNAT --to-source 203.0.113.50
   report "Linux router (netfilter NAT)" "$(gbps "$tag-out" "$tag-vm" 203.0.113.50)" \
     "$(gbps "$tag-vm" "$tag-out" 203.0.113.1)"
+  report "Linux router, SNAT" "$(gbps "$tag-vm" "$tag-out" 203.0.113.1 -R)" \
+    "$(gbps "$tag-vm" "$tag-out" 203.0.113.1)"
   exit 0
 fi
 
@@ -95,7 +101,23 @@ fip=$(api POST /v2.0/floatingips '{"floatingip": {"floating_network_id": "'"$pub
 retry 20 in_ns "$outside" ping -c 1 -W 1 "$fip" >/dev/null || fail "outside cannot reach $fip"
 report "Canopy, fast path $mode" "$(gbps "$outside" "$tag-vm1" "$fip")" \
   "$(gbps "$tag-vm1" "$outside" 203.0.113.1)"
-if [ "$mode" = on ]; then
-  echo "  (packets the kernel carried: $(kernel_hits h1); the agent's datapath: $("$bin/canopy-agent" \
-    --run-dir "$work/h1" status | field 'd["datapath"]["packets"]'))"
-fi
+# carried: what the kernel and the agent's datapath carried since the last
+# call.
+kernel_was=0 agent_was=0
+carried() {
+  [ "$mode" = on ] || return 0
+  local k a
+  k=$(kernel_hits h1)
+  a=$("$bin/canopy-agent" --run-dir "$work/h1" status | field 'd["datapath"]["packets"]')
+  echo "  (packets the kernel carried: $((k - kernel_was)); the agent's datapath: $((a - agent_was)))"
+  kernel_was=$k agent_was=$a
+}
+carried
+# Router SNAT: the floating IP gone, the VM's connections leave as the
+# router's gateway address.
+fip_id=$(api GET "/v2.0/floatingips?floating_ip_address=$fip" | field 'd["floatingips"][0]["id"]')
+api DELETE "/v2.0/floatingips/$fip_id" >/dev/null
+retry 20 in_ns "$tag-vm1" ping -c 1 -W 1 203.0.113.1 >/dev/null || fail "the VM cannot reach outside"
+report "Canopy SNAT, fast path $mode" "$(gbps "$tag-vm1" "$outside" 203.0.113.1 -R)" \
+  "$(gbps "$tag-vm1" "$outside" 203.0.113.1)"
+carried

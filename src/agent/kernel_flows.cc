@@ -139,6 +139,7 @@ fastpath::FlowAction kernelAction(const datapath::pipeline::FlowOffer& o, int if
     a.nat |= CANOPY_FP_NAT_PORT_DST;
     a.nat_port_dst = htons(*o.nat_port_dst);
   }
+  if (o.snat.family != 0) a.flags |= CANOPY_FP_FIN_TO_AGENT;
   return a;
 }
 
@@ -241,7 +242,8 @@ bool KernelFlows::kernelFlow(const datapath::pipeline::FlowOffer& o,
                    .from_conn = o.from_conn,
                    .to_conn = o.to_conn,
                    .tags = o.tags,
-                   .last_used_ns = 0};
+                   .last_used_ns = 0,
+                   .snat = o.snat};
   return true;
 }
 
@@ -312,6 +314,11 @@ void KernelFlows::tick(datapath::conntrack::ConnTrack& conntrack, SteadyTime now
     // (A flow into or out of a tunnel has one local zone.)
     auto touch = [&](const ConnKey& c) { return c.family == 0 || conntrack.touch(c, now); };
     auto alive = [&](const ConnKey& c) { return c.family == 0 || conntrack.find(c).has_value(); };
+    // (Its SNAT mapping, if any: moved on by the kernel's use; gone, the
+    // flow goes, before its translation could be another connection's.)
+    auto mapped = [&](bool used) {
+      return f.snat.family == 0 || snat_keep_alive_ == nullptr || snat_keep_alive_(f.snat, used);
+    };
     if (!kernel) {
       forget(it);  // gone from the map already
     } else if ((kernel->flags & CANOPY_FP_BROKEN) != 0) {
@@ -322,9 +329,10 @@ void KernelFlows::tick(datapath::conntrack::ConnTrack& conntrack, SteadyTime now
       // Both zones' entries: the kernel carried packets neither saw.
       bool live = touch(f.from_conn);
       live = touch(f.to_conn) && live;
+      live = mapped(true) && live;
       if (!live) erase(it);
-    } else if (!alive(f.from_conn) || !alive(f.to_conn)) {
-      erase(it);  // idle, and its connection expired
+    } else if (!alive(f.from_conn) || !alive(f.to_conn) || !mapped(false)) {
+      erase(it);  // idle, and its connection (or mapping) expired
     } else if (f.from_conn.family == 0 && f.to_conn.family == 0 && ++f.idle_ticks >= kIdleTicks) {
       erase(it);  // no connection to outlive: idle long enough
     }

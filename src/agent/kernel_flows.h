@@ -182,6 +182,12 @@ class KernelFlows {
     conntrack_ = conntrack;
     clock_ = clock;
   }
+  // What keeps the router SNAT mappings of its flows alive (the host's
+  // SharedState::snatKeepAlive; null: flows are kept by their connections
+  // alone).
+  using SnatKeepAlive =
+      std::function<bool(const datapath::conntrack::ConnKey& outbound, bool used)>;
+  void useSnat(SnatKeepAlive keep_alive) { snat_keep_alive_ = std::move(keep_alive); }
   // A frame about to reach the datapath, as it came in on `ifindex` (from
   // a tunnel on the underlay: its sender and VNI too): if a template's
   // connection the agent has not adopted yet (its FIN, its RST), adopted
@@ -208,6 +214,7 @@ class KernelFlows {
     std::vector<datapath::flowcache::Tag> tags;  // sorted
     uint64_t last_used_ns = 0;                   // the kernel's, when last looked at
     int idle_ticks = 0;                          // since it was last used
+    datapath::conntrack::ConnKey snat{};         // its router SNAT mapping's (FlowOffer::snat)
   };
   void erase(std::map<KeyBytes, Installed>::iterator it);
   // Into, and out of, the bookkeeping alone (not the kernel's map).
@@ -268,6 +275,7 @@ class KernelFlows {
   uint64_t handings_seen_ = 0;
   datapath::conntrack::ConnTrack* conntrack_ = nullptr;
   const Clock* clock_ = nullptr;
+  SnatKeepAlive snat_keep_alive_;
   struct Attached {
     std::string interface;
     uint8_t out = 0;  // how the fast path delivers to it (enum canopy_fp_out)

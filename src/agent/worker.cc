@@ -212,6 +212,11 @@ void Worker::followPlan() {
     shared_ = plan->shared;
     if (kernel_flows_ != nullptr) {
       kernel_flows_->useConntrack(shared_ != nullptr ? &shared_->conntrack() : nullptr, &clock_);
+      kernel_flows_->useSnat(shared_ == nullptr
+                                 ? KernelFlows::SnatKeepAlive{}
+                                 : [shared = shared_.get()](const auto& c, bool used) {
+                                     return shared->snatKeepAlive(c, used);
+                                   });
     }
     if (shared_ == nullptr) return;
     datapath_ = std::make_unique<Datapath>(clock_, plan->config, shared_);

@@ -200,8 +200,9 @@ struct SnatTable::Persisted {
   Key inbound;
   int64_t expires_ns = 0;  // steady clock (the same for every process of a boot)
   SeqAdjust adjust{};
-  uint8_t closing = 0;
+  uint8_t flags = 0;  // kClosing, kHelper
   uint8_t reserved[3] = {};
+  static constexpr uint8_t kClosing = 1, kHelper = 2;
 };
 namespace {
 constexpr uint8_t kSnatRecordVersion = 1;
@@ -215,7 +216,8 @@ SnatTable::Persisted SnatTable::recordOf(const Mapping& m) const noexcept {
   r.expires_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(m.expires.time_since_epoch()).count();
   r.adjust = m.adjust;
-  r.closing = m.closing ? 1 : 0;
+  r.flags = static_cast<uint8_t>((m.closing ? Persisted::kClosing : 0) |
+                                 (m.helper ? Persisted::kHelper : 0));
   return r;
 }
 
@@ -257,7 +259,8 @@ bool SnatTable::insert(const Persisted& r, uint32_t slot) noexcept {
     it->second = Mapping{.outbound = out,
                          .inbound = in,
                          .expires = expires,
-                         .closing = r.closing != 0,
+                         .closing = (r.flags & Persisted::kClosing) != 0,
+                         .helper = (r.flags & Persisted::kHelper) != 0,
                          .adjust = r.adjust,
                          .slot = slot,
                          .persisted = expires};
@@ -282,7 +285,8 @@ bool wellFormed(const Persisted& r) {
   const auto& out = r.outbound;
   const auto& in = r.inbound;
   return (out.protocol == kTcp || out.protocol == kUdp || out.protocol == kIcmp) &&
-         in.protocol == out.protocol && in.src == out.dst && r.closing <= 1 &&
+         in.protocol == out.protocol && in.src == out.dst &&
+         (r.flags & ~(Persisted::kClosing | Persisted::kHelper)) == 0 &&
          (out.protocol == kIcmp || in.src_port == out.dst_port);
 }
 
@@ -312,7 +316,8 @@ bool SnatTable::absorb(std::span<const uint8_t> record) noexcept {
     if (!(m.inbound == r.inbound)) return true;
     m.expires = SteadyTime(
         std::chrono::duration_cast<SteadyTime::duration>(std::chrono::nanoseconds(r.expires_ns)));
-    m.closing = r.closing != 0;
+    m.closing = (r.flags & Persisted::kClosing) != 0;
+    m.helper = (r.flags & Persisted::kHelper) != 0;
     m.adjust = r.adjust;
     if (file_ != nullptr && m.slot != persist::kNoSlot) {
       file_->write(m.slot, persist::RecordKind::Snat, kSnatRecordVersion, recordOf(m));
@@ -484,6 +489,10 @@ DropReason SnatTable::translateOutbound(std::span<uint8_t> frame, const packet::
   if (m == nullptr) {
     if (DropReason why = create(*key, external, ports, m); why != DropReason::None) return why;
   }
+  if (helper != SnatHelper::None && !m->helper) {
+    m->helper = true;
+    if (m->slot != persist::kNoSlot) persist(*m);
+  }
   if (helper == SnatHelper::Ftp && key->protocol == kTcp) {
     if (DropReason why = ftpOutbound(frame, p, *m, *key, edit, ports); why != DropReason::None) {
       return why;
@@ -510,8 +519,9 @@ DropReason SnatTable::translateOutbound(std::span<uint8_t> frame, const packet::
   return DropReason::None;
 }
 
-DropReason SnatTable::translateInbound(std::span<uint8_t> frame,
-                                       const packet::ParsedPacket& p) noexcept {
+DropReason SnatTable::translateInbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
+                                       bool* plain) noexcept {
+  if (plain != nullptr) *plain = false;
   const packet::FlowKey& f = p.key;
   if (f.eth_type != packet::ethertype::kIpv4) return DropReason::NatNotIpv4;
   if (f.ip_frag == packet::Fragment::Later && !p.fragment_ports) {
@@ -530,7 +540,27 @@ DropReason SnatTable::translateInbound(std::span<uint8_t> frame,
   if (why != DropReason::None) return why;
   adjustAck(frame, p, m->adjust);
   refresh(*m, f, false);
+  if (plain != nullptr)
+    *plain = !m->helper && !m->adjust.active() && f.ip_frag == packet::Fragment::None;
   return DropReason::None;
+}
+
+bool SnatTable::keepAlive(packet::Ipv4Address src, uint16_t src_port, packet::Ipv4Address dst,
+                          uint16_t dst_port, uint8_t protocol, bool used) noexcept {
+  const Key key{.src = src.host(),
+                .dst = dst.host(),
+                .src_port = src_port,
+                .dst_port = dst_port,
+                .protocol = protocol};
+  Mapping* m = liveOutbound(key);
+  if (m == nullptr) return false;
+  if (used) {
+    // As a packet with neither SYN, FIN nor RST would.
+    packet::FlowKey f;
+    f.tcp_flags = packet::TcpHeader::kAck;
+    refresh(*m, f, true);
+  }
+  return true;
 }
 
 size_t SnatTable::sweep(size_t budget) noexcept {

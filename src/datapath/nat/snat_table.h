@@ -98,7 +98,19 @@ class SnatTable {
   // unchanged): NatNoMapping, NatNotIpv4, NatLaterFragment, NatBadIcmpQuote.
   // An expected connection's first packet makes its mapping; an FTP control
   // connection's acknowledgments are shifted back.
-  DropReason translateInbound(std::span<uint8_t> frame, const packet::ParsedPacket& p) noexcept;
+  // `plain` (if given): whether the translation is the mapping's address
+  // and port alone, as a kernel flow may repeat it for the connection's
+  // later packets (not a helper's connection, whose segments shift, nor an
+  // ICMP error).
+  DropReason translateInbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
+                              bool* plain = nullptr) noexcept;
+
+  // The kernel fast path carries a mapping's packets (the mapping's tuple
+  // as the internal host sends it: `src`:`src_port` -> `dst`:`dst_port`,
+  // addresses in network order): whether it is still live, its timeout
+  // moved on as a packet's would when `used`.
+  bool keepAlive(packet::Ipv4Address src, uint16_t src_port, packet::Ipv4Address dst,
+                 uint16_t dst_port, uint8_t protocol, bool used) noexcept;
 
   // Frees expired mappings and their ports; at most `budget` of them.
   size_t sweep(size_t budget = 1024) noexcept;
@@ -156,6 +168,7 @@ class SnatTable {
     Key inbound;   // the reply as it arrives: remote -> external address and port
     SteadyTime expires{};
     bool closing = false;              // TCP: a FIN or RST was seen
+    bool helper = false;               // made or used with a helper (its segments may shift)
     SeqAdjust adjust{};                // FTP: what the outbound payload edits shifted
     uint32_t slot = persist::kNoSlot;  // its record in the state file
     SteadyTime persisted{};            // the expiry the record holds

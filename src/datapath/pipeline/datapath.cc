@@ -114,6 +114,9 @@ struct Datapath::Packet {
   // address (snat_external). An ICMP error about it quotes it as sent.
   std::optional<IpAddress> dnat_from{};
   std::optional<packet::Ipv4Address> snat_external{};
+  // A reply router SNAT translated back by its mapping's address and port
+  // alone: the key it arrived with (a kernel flow's).
+  std::optional<packet::FlowKey> snat_arrived{};
   // The bytes are the input's own buffer (Input::writable): an output that
   // is the last thing done with them may refer to them instead of a copy.
   bool in_input = false;
@@ -336,10 +339,19 @@ std::vector<SharedState::Neighbor> SharedState::neighborList(size_t limit) const
   return out;
 }
 
-DropReason SharedState::snatInbound(std::span<uint8_t> frame,
-                                    const packet::ParsedPacket& p) noexcept {
+DropReason SharedState::snatInbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
+                                    bool* plain) noexcept {
   MaybeLock lock(snat_mu_, shared_);
-  return snat_.translateInbound(frame, p);
+  return snat_.translateInbound(frame, p, plain);
+}
+
+bool SharedState::snatKeepAlive(const conntrack::ConnKey& outbound, bool used) noexcept {
+  auto v4 = [](const std::array<uint8_t, 16>& a) {
+    return packet::Ipv4Address::of(a[0], a[1], a[2], a[3]);
+  };
+  MaybeLock lock(snat_mu_, shared_);
+  return snat_.keepAlive(v4(outbound.src), outbound.src_port, v4(outbound.dst), outbound.dst_port,
+                         outbound.protocol, used);
 }
 
 DropReason SharedState::localIpForward(std::span<uint8_t> frame, const packet::ParsedPacket& p,
@@ -693,6 +705,12 @@ void Datapath::importConnection(uint32_t from, uint32_t to, conntrack::ConnKey t
   }
 }
 
+bool Datapath::snatOfferable(const Packet& pkt) {
+  const auto& k = pkt.parsed.key;
+  return pkt.snat_arrived.has_value() && k.eth_type == ethertype::kIpv4 &&
+         (k.ip_proto == packet::ipproto::kTcp || k.ip_proto == packet::ipproto::kUdp);
+}
+
 uint16_t Datapath::zoneOf(uint32_t port) {
   auto it = zones_.find(port);
   if (it != zones_.end()) return it->second;
@@ -849,8 +867,11 @@ void Datapath::fromUplink(const Ingress& in, std::span<const uint8_t> frame,
       // Distributed SNAT: a reply in another host's lease is translated
       // back there.
       if (steerToLease(g->second, to, pkt, out, trace)) return;
-      if (shared_->snatInbound(bytes, pkt.parsed) == DropReason::None) {
+      const packet::FlowKey arrived = pkt.parsed.key;
+      bool plain = false;
+      if (shared_->snatInbound(bytes, pkt.parsed, &plain) == DropReason::None) {
         pkt.snat_external = packet::Ipv4Address::of(to);
+        if (plain) pkt.snat_arrived = arrived;
         packet::parse(bytes, pkt.parsed);
         if (trace != nullptr) trace->push_back("SNAT: reply translated back to the inside");
       }
@@ -1145,15 +1166,33 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
       offer.tags = d->tags;
       pkt.offer = &offer;
     } else if (ctx.stage == Stage::FromUplink && depth == 0 &&
-               (no = pkt.snat_external ? "translated before its decision (SNAT)"
-                                       : notOffered(*d, ctx, p, true, false, offer,
-                                                    trace != nullptr)) == nullptr) {
+               (no = pkt.snat_external && !snatOfferable(pkt)
+                         ? "translated before its decision (SNAT: an ICMP error, a helper's "
+                           "connection, not TCP or UDP)"
+                         : notOffered(*d, ctx, p, true, false, offer, trace != nullptr)) ==
+                   nullptr) {
       // From outside, as it arrived (untagged here: the tag its network's
       // frames carry on the uplink is the key's).
       offer.from_uplink = pkt.in.uplink + 1;
       offer.from_vlan = uplinkVlan(ctx.key);
       offer.key = p.key;
       offer.tags = d->tags;
+      if (pkt.snat_external) {
+        // A reply to router SNAT: its mapping's translation back, as a
+        // stateless one (the mapping's tuple, from the inside, kept alive
+        // by the kernel's use).
+        const auto& k = p.key;
+        offer.key = *pkt.snat_arrived;
+        offer.nat_ip_dst =
+            packet::Ipv4Address::of(k.ip_dst[0], k.ip_dst[1], k.ip_dst[2], k.ip_dst[3]);
+        offer.nat_port_dst = k.tp_dst;
+        offer.snat = {.src = k.ip_dst,
+                      .dst = k.ip_src,
+                      .src_port = k.tp_dst,
+                      .dst_port = k.tp_src,
+                      .protocol = k.ip_proto,
+                      .family = 4};
+      }
       pkt.offer = &offer;
     } else if (ctx.stage == Stage::ToPort && pkt.offer != nullptr &&
                (no = notOffered(*d, ctx, p, false, tracked, *pkt.offer, trace != nullptr)) ==
@@ -1287,6 +1326,18 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
         if (a.to_port != 0) (a.source_side ? offer.nat_port_src : offer.nat_port_dst) = a.to_port;
         break;
       }
+      case ActionKind::Snat:
+        // Router SNAT: the connection's mapping, made or found as the
+        // packet goes (Datapath::runStage fills it in), IPv4 TCP or UDP, no
+        // helper shifting its segments.
+        if (!from) return "rewritten on its way in";
+        if (a.helper) return "a NAT helper's connection";
+        if (k.eth_type != ethertype::kIpv4 ||
+            (k.ip_proto != packet::ipproto::kTcp && k.ip_proto != packet::ipproto::kUdp)) {
+          return "SNAT of other than IPv4 TCP or UDP";
+        }
+        offer.snat = {.protocol = k.ip_proto, .family = 4};
+        break;
       case ActionKind::Deliver:
       case ActionKind::Output:
       case ActionKind::Tunnel:
@@ -1652,6 +1703,19 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
                                              {.first = a.port_first, .last = a.port_last});
             why != DropReason::None) {
           return fail(why);
+        }
+        if (pkt.offer != nullptr && pkt.offer->snat.family == 4 && pkt.offer->snat.dst_port == 0 &&
+            !a.helper && p.l4_offset != 0) {
+          // Its mapping, as the kernel's flow repeats it: the source address
+          // and port the packet now leaves with.
+          auto& o = *pkt.offer;
+          const auto& k = p.key;
+          o.snat.src = k.ip_src;
+          o.snat.dst = k.ip_dst;
+          o.snat.src_port = k.tp_src;
+          o.snat.dst_port = k.tp_dst;
+          o.nat_ip_src = a.address;
+          o.nat_port_src = static_cast<uint16_t>(bytes[p.l4_offset] << 8 | bytes[p.l4_offset + 1]);
         }
         if (!edit.text.empty()) {
           if (auto why = applyPayloadEdit(pkt, edit, depth); why != DropReason::None) {

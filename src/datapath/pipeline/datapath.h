@@ -235,6 +235,12 @@ struct FlowOffer {
   // they came).
   std::optional<packet::Ipv4Address> nat_ip_src{}, nat_ip_dst{};
   std::optional<uint16_t> nat_port_src{}, nat_port_dst{};
+  // Router SNAT (IPv4 TCP or UDP, no helper): the mapping's tuple as the
+  // internal host sends it (family 0: none), the translation above its
+  // address and port. The kernel's use of the flow keeps the mapping alive
+  // (SharedState::snatKeepAlive), the flow goes when the mapping does, and
+  // a FIN is the agent's (the mapping follows the connection's close).
+  conntrack::ConnKey snat{};
   // The connection in each port's zone, whose timeouts the kernel's packets
   // keep moving (ConnTrack::touch).
   conntrack::ConnKey from_conn{}, to_conn{};
@@ -312,7 +318,11 @@ class SharedState {
                           packet::Ipv4Address external,
                           nat::SnatHelper helper = nat::SnatHelper::None,
                           nat::PayloadEdit* edit = nullptr, nat::PortRange ports = {}) noexcept;
-  DropReason snatInbound(std::span<uint8_t> frame, const packet::ParsedPacket& p) noexcept;
+  DropReason snatInbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
+                         bool* plain = nullptr) noexcept;
+  // A mapping whose packets the kernel fast path carries (its tuple as the
+  // internal host sends it, FlowOffer::snat): SnatTable::keepAlive.
+  bool snatKeepAlive(const conntrack::ConnKey& outbound, bool used) noexcept;
   size_t snatSize() const;
   // Gateway high availability: while on, every SNAT mapping made or
   // changed is kept for takeSnatReplica() (to send to the standby hosts);
@@ -600,6 +610,8 @@ class Datapath {
   void drop(DropReason why, Trace* trace, uint32_t port = 0);
   // The shared zone of a port, remembered here.
   uint16_t zoneOf(uint32_t port);
+  // A reply router SNAT translated back whose flow the kernel may carry.
+  static bool snatOfferable(const Packet& pkt);
   // The bucket a Police action counts against, remembered here.
   Policer& policerFor(const simulator::Action& a);
   uint16_t lbZone(const simulator::Context& ctx, uint32_t router);

@@ -267,6 +267,7 @@ static __always_inline int decide(struct __sk_buff* skb, struct parsed* p,
     return CANOPY_FP_MISS;
   }
   if (p->syn && !((*a)->flags & CANOPY_FP_MADE)) return CANOPY_FP_SLOW;
+  if (p->fin && ((*a)->flags & CANOPY_FP_FIN_TO_AGENT)) return CANOPY_FP_SLOW;
   if ((*a)->flags & CANOPY_FP_BROKEN) return CANOPY_FP_NO_ROUTE; /* its route failed */
   if (agents_packet(skb, *a, p)) return CANOPY_FP_SLOW;
   return TAKE;

@@ -52,6 +52,8 @@ enum canopy_fp_flags {
   CANOPY_FP_BROKEN = 4,        /* set by the program: its route failed (the agent takes it back) */
   CANOPY_FP_MADE = 8,       /* made by the program from a template: carries its SYN and SYN-ACK */
   CANOPY_FP_HASH_PORT = 16, /* a template's: the tunnel's UDP source port from the tuple */
+  CANOPY_FP_FIN_TO_AGENT = 32, /* its FINs are the agent's (a stateful translation follows the
+                                * connection's close: router SNAT) */
 };
 
 enum canopy_fp_nat {

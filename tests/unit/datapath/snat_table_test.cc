@@ -15,6 +15,8 @@
 #include <tuple>
 
 #include "datapath/packet/builder.h"
+#include "datapath/persist/state_file.h"
+#include "testing/temp_dir.h"
 
 namespace canopy::datapath::nat {
 namespace {
@@ -258,6 +260,67 @@ TEST_F(SnatTableTest, ExpiryFreesThePort) {
   EXPECT_EQ(small.size(), 0u);
   EXPECT_EQ(send(kHostB), DropReason::None);
   EXPECT_EQ(small.exhausted(), 1u);
+}
+
+// The kernel fast path carries a mapping's packets: its use keeps the
+// mapping (told as a tuple from the inside), which stays found; unused, it
+// expires as it would.
+TEST_F(SnatTableTest, KeepAliveMovesTheTimeoutOnAsAPacketWould) {
+  expectOut(udp(kHostA, 5000, kRemote, 53), udp(kGateway, 5000, kRemote, 53));
+  EXPECT_FALSE(snat.keepAlive(kHostA, 5001, kRemote, 53, 17, true)) << "no such mapping";
+  EXPECT_FALSE(snat.keepAlive(kHostA, 5000, kRemote, 53, 6, true)) << "another protocol";
+  for (int i = 0; i < 3; ++i) {
+    clock.advance(170s);
+    EXPECT_TRUE(snat.keepAlive(kHostA, 5000, kRemote, 53, 17, true)) << i;
+  }
+  EXPECT_EQ(snat.sweep(), 0u);
+  expectIn(udp(kRemote, 53, kGateway, 5000, "answer"), udp(kRemote, 53, kHostA, 5000, "answer"));
+  // Looked at, unused: not moved on.
+  clock.advance(170s);
+  EXPECT_TRUE(snat.keepAlive(kHostA, 5000, kRemote, 53, 17, false));
+  clock.advance(20s);
+  EXPECT_FALSE(snat.keepAlive(kHostA, 5000, kRemote, 53, 17, false));
+  EXPECT_EQ(snat.size(), 0u);
+}
+
+// Whether a reply's translation is the mapping's address and port alone (a
+// kernel flow may repeat it): not for a helper's connection, whose
+// segments may shift, also once its mapping's record made it elsewhere
+// (a standby gateway host's replica, as an adopted state file's).
+TEST_F(SnatTableTest, AReplyIsPlainUnlessItsMappingHasAHelper) {
+  auto plainIn = [&](SnatTable& table, std::vector<uint8_t> frame) {
+    packet::ParsedPacket p;
+    EXPECT_EQ(packet::parse(frame, p), DropReason::None);
+    bool plain = true;
+    EXPECT_EQ(table.translateInbound(frame, p, &plain), DropReason::None);
+    return plain;
+  };
+  auto outWith = [&](SnatTable& table, std::vector<uint8_t> frame, SnatHelper helper) {
+    packet::ParsedPacket p;
+    EXPECT_EQ(packet::parse(frame, p), DropReason::None);
+    PayloadEdit edit;
+    EXPECT_EQ(table.translateOutbound(frame, p, kGateway, helper, &edit), DropReason::None);
+  };
+  // (Records are written, and replicated, for a table with a state file.)
+  canopy::testing::TempDir dir;
+  auto file = persist::StateFile::open(dir.file("snat.state"), {.owner = 1, .slots = 64});
+  ASSERT_TRUE(file) << file.error().message();
+  snat.persistTo(file->get());
+  std::vector<uint8_t> replica;
+  snat.replicateTo(&replica, 1 << 20);
+  outWith(snat, tcp(kHostA, 40000, kRemote, 80, TcpHeader::kSyn), SnatHelper::None);
+  outWith(snat, tcp(kHostA, 40001, kRemote, 21, TcpHeader::kSyn), SnatHelper::Ftp);
+  EXPECT_TRUE(plainIn(snat, tcp(kRemote, 80, kGateway, 40000, TcpHeader::kSyn | TcpHeader::kAck)));
+  EXPECT_FALSE(plainIn(snat, tcp(kRemote, 21, kGateway, 40001, TcpHeader::kSyn | TcpHeader::kAck)));
+  SnatTable next(clock);
+  for (size_t at = 0; at + SnatTable::kRecordBytes <= replica.size();
+       at += SnatTable::kRecordBytes) {
+    EXPECT_TRUE(next.absorb(std::span(replica).subspan(at, SnatTable::kRecordBytes)));
+  }
+  EXPECT_EQ(next.size(), 2u);
+  EXPECT_TRUE(plainIn(next, tcp(kRemote, 80, kGateway, 40000, TcpHeader::kAck)));
+  EXPECT_FALSE(plainIn(next, tcp(kRemote, 21, kGateway, 40001, TcpHeader::kAck)));
+  snat.persistTo(nullptr);
 }
 
 TEST_F(SnatTableTest, ExpiredMappingTakesNoReplyEvenBeforeTheSweep) {

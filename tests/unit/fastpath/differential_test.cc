@@ -56,6 +56,13 @@ uint64_t testSeed() {
   return fixed != nullptr ? std::strtoull(fixed, nullptr, 10) : std::random_device{}();
 }
 
+// A generator from testSeed(), the seed printed (to replay a failure).
+std::mt19937_64 seeded() {
+  const uint64_t seed = testSeed();
+  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
+  return std::mt19937_64(seed);
+}
+
 // A raw socket on `interface` of namespace `ns` (the test's own when empty).
 int rawSocket(const std::string& ns, const std::string& interface) {
   int here = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -247,6 +254,25 @@ class FastPathDifferential : public KernelTest {
     }
   }
 
+  // The same with the uplink too (its program, and the filter on its
+  // socket); the offers are then the test's KernelFlows'.
+  void attachWithUplink(agent::KernelFlows& flows) {
+    int filter = fp_->socketFilter();
+    ASSERT_EQ(
+        ::setsockopt(outside_.host_socket, SOL_SOCKET, SO_ATTACH_BPF, &filter, sizeof(filter)), 0);
+    ASSERT_TRUE(fp_->attach(outside_.ifindex));
+    attachAll(flows, ios_, ifindex_);
+    keep_offers_ = true;
+  }
+  // Through the datapath, its offers installed by `flows`.
+  std::vector<std::vector<uint8_t>> installing(agent::KernelFlows& flows, uint32_t from,
+                                               const std::vector<uint8_t>& frame) {
+    auto sent = userspace(from, frame);
+    flows.install(dp_->offers(), [&](uint32_t port) { return ifindex_.at(port); });
+    dp_->offers().clear();
+    return sent;
+  }
+
   // Through the kernel: sent from the VM's end; what the other VMs got,
   // and whether the agent's socket on the sender's interface saw it.
   struct Kernel {
@@ -287,12 +313,13 @@ class FastPathDifferential : public KernelTest {
   Vm outside_{};
   size_t installed_ = 0;
   bool keep_offers_ = false;
+  // attachWithUplink()'s.
+  std::vector<std::unique_ptr<agent::PortIo>> ios_;
+  std::map<uint32_t, int> ifindex_;
 };
 
 TEST_F(FastPathDifferential, RandomFlowsLeaveTheKernelAsTheyLeaveTheDatapath) {
-  const uint64_t seed = testSeed();
-  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
-  std::mt19937_64 rng(seed);
+  std::mt19937_64 rng = seeded();
   auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint64_t>(n)); };
   size_t compared = 0, left = 0;
   for (int round = 0; round < 40; ++round) {
@@ -418,9 +445,7 @@ TEST_F(FastPathDifferential, RandomFlowsLeaveTheKernelAsTheyLeaveTheDatapath) {
 // lengths out of range, truncation): the kernel forwards one only as the
 // datapath would (byte for byte), else leaves it to the agent.
 TEST_F(FastPathDifferential, MalformedFramesOfInstalledFlowsAreNeverForwardedUnchecked) {
-  const uint64_t seed = testSeed();
-  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
-  std::mt19937_64 rng(seed);
+  std::mt19937_64 rng = seeded();
   auto pick = [&](uint64_t n) { return static_cast<size_t>(rng() % n); };
   Vm &a = vm(kVm1), &b = vm(kVm5);
   auto udp = [&](bool forward, size_t payload) {
@@ -821,9 +846,7 @@ TEST_F(FastPathDifferential, TranslatedFlowsThroughAVlanUplinkLeaveTheKernelAsTh
 }
 
 void FastPathDifferential::translatedFlows(uint16_t vlan) {
-  const uint64_t seed = testSeed();
-  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
-  std::mt19937_64 rng(seed);
+  std::mt19937_64 rng = seeded();
   auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint64_t>(n)); };
   {
     auto parts = datapath::testing::TopologyParts::of(*dp_->topology());
@@ -848,19 +871,10 @@ void FastPathDifferential::translatedFlows(uint16_t vlan) {
     dp_->setTopology(*built);
   }
   agent::KernelFlows flows(*fp_, {}, {outside_.ifindex});
-  int filter = fp_->socketFilter();
-  ASSERT_EQ(::setsockopt(outside_.host_socket, SOL_SOCKET, SO_ATTACH_BPF, &filter, sizeof(filter)),
-            0);
-  ASSERT_TRUE(fp_->attach(outside_.ifindex));
-  std::vector<std::unique_ptr<agent::PortIo>> ios;
-  std::map<uint32_t, int> ifindex;
-  attachAll(flows, ios, ifindex);
-  keep_offers_ = true;
+  attachWithUplink(flows);
+  if (HasFatalFailure()) return;
   auto through = [&](uint32_t from, const std::vector<uint8_t>& frame) {
-    auto sent = userspace(from, frame);
-    flows.install(dp_->offers(), [&](uint32_t port) { return ifindex.at(port); });
-    dp_->offers().clear();
-    return sent;
+    return installing(flows, from, frame);
   };
   // The outside's router (203.0.113.1) makes itself known.
   {
@@ -937,6 +951,160 @@ void FastPathDifferential::translatedFlows(uint16_t vlan) {
   }
   std::printf("%zu translated packets compared, %zu flows installed\n", compared, flows.size());
   EXPECT_GE(flows.size(), 24u);
+}
+
+// Router SNAT through h1's uplink (its router's gateway moved to h1): vm1
+// and vm5, with no floating IP, open TCP and UDP to random outside
+// addresses and ports through the datapath, which maps each to a port of
+// the gateway's address; their later packets both ways leave the kernel
+// byte for byte as the datapath's, translated by their mapping. A FIN is
+// the agent's (the mapping follows the close). The kernel's use keeps the
+// mappings alive: after 3 x 100 s with the kernel alone carrying them
+// (past UDP's 180 s), none has expired; idle past that, they go, and so do
+// their flows.
+TEST_F(FastPathDifferential, SnatFlowsThroughTheUplinkLeaveTheKernelAsTheDatapath) {
+  std::mt19937_64 rng = seeded();
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint64_t>(n)); };
+  {
+    auto parts = datapath::testing::TopologyParts::of(*dp_->topology());
+    parts.routers.at(kRouter).gateway->host = kH1;
+    auto built = parts.builder().build(2);
+    ASSERT_TRUE(built);
+    dp_->setTopology(*built);
+  }
+  agent::KernelFlows flows(*fp_, {}, {outside_.ifindex});
+  flows.useConntrack(&dp_->connections(), &clock_);
+  flows.useSnat([&](const auto& c, bool used) { return dp_->shared().snatKeepAlive(c, used); });
+  attachWithUplink(flows);
+  if (HasFatalFailure()) return;
+  auto through = [&](uint32_t from, const std::vector<uint8_t>& frame) {
+    return installing(flows, from, frame);
+  };
+  // The outside's router (203.0.113.1) makes itself known.
+  through(kOutside, PacketBuilder()
+                        .eth(kOutsideMac, MacAddress::broadcast())
+                        .arp(1, kOutsideMac, v4("203.0.113.1"), MacAddress{}, v4("203.0.113.10"))
+                        .build());
+  const auto gateway = v4("203.0.113.10");
+  struct Flow {
+    Vm* inside = nullptr;
+    bool tcp = true;
+    datapath::packet::Ipv4Address remote{};
+    uint16_t sport = 0, dport = 0, external = 0;
+    uint32_t seq_i = 0, seq_o = 0;
+  };
+  // A packet of flow `f`, from inside (to the remote) or from outside (to
+  // the gateway's address and the mapping's port).
+  auto packet = [&](Flow& f, bool inside, uint8_t flags, size_t payload) {
+    PacketBuilder pb;
+    const auto ttl = static_cast<uint8_t>(2 + pick(254));
+    if (inside) {
+      pb.eth(f.inside->mac, kRouterNet1Mac).ipv4(v4(f.inside->ip), f.remote, ttl);
+    } else {
+      pb.eth(kOutsideMac, kGatewayMac).ipv4(f.remote, gateway, ttl);
+    }
+    const uint16_t from = inside ? f.sport : f.dport, to = inside ? f.dport : f.external;
+    uint32_t& seq = inside ? f.seq_i : f.seq_o;
+    if (f.tcp) {
+      pb.tcp(from, to, flags, seq, inside ? f.seq_o : f.seq_i);
+    } else {
+      pb.udp(from, to);
+    }
+    seq += static_cast<uint32_t>(payload) + ((flags & TcpHeader::kSyn) ? 1 : 0);
+    return pb.payload(std::string(payload, static_cast<char>((inside ? 'A' : 'a') + pick(26))))
+        .build();
+  };
+  auto fromInside = [&](Flow& f, uint8_t flags, size_t payload) {
+    return packet(f, true, flags, payload);
+  };
+  auto fromOutside = [&](Flow& f, uint8_t flags, size_t payload) {
+    return packet(f, false, flags, payload);
+  };
+  // One packet both ways, through the datapath and then the kernel.
+  size_t compared = 0;
+  auto compare = [&](Flow& f, bool in, int round) {
+    auto frame = in ? fromOutside(f, TcpHeader::kAck, static_cast<size_t>(pick(1300)))
+                    : fromInside(f, TcpHeader::kAck, static_cast<size_t>(pick(1300)));
+    auto expected = through(in ? kOutside : f.inside->port, frame);
+    ASSERT_EQ(expected.size(), 1u) << "round " << round;
+    auto got = kernel(in ? kOutside : f.inside->port, frame, 300);
+    ASSERT_EQ(got.to, in ? f.inside->port : kOutside)
+        << "round " << round << " (" << (in ? "in" : "out")
+        << "): " << datapath::packet::describeFrame(frame) << ", agent saw it " << got.agent_saw
+        << ", flows " << flows.size();
+    EXPECT_EQ(got.bytes, expected[0])
+        << "round " << round << ": kernel " << datapath::packet::describeFrame(got.bytes)
+        << ", datapath " << datapath::packet::describeFrame(expected[0]);
+    EXPECT_FALSE(got.agent_saw) << "round " << round;
+    ++compared;
+  };
+  std::vector<Flow> opened;
+  size_t closed = 0;
+  for (int round = 0; round < 16; ++round) {
+    Flow f;
+    f.inside = &vm(pick(2) == 0 ? kVm1 : kVm5);
+    f.tcp = round % 2 == 0;
+    f.remote = datapath::packet::Ipv4Address::of(198, 51, 100, static_cast<uint8_t>(1 + pick(250)));
+    f.sport = static_cast<uint16_t>(1024 + pick(60000));
+    f.dport = static_cast<uint16_t>(1 + pick(65000));
+    f.seq_i = static_cast<uint32_t>(rng());
+    f.seq_o = static_cast<uint32_t>(rng());
+    // Opened through the datapath: the port its mapping gave it.
+    auto first = through(f.inside->port, fromInside(f, f.tcp ? TcpHeader::kSyn : 0, 0));
+    ASSERT_EQ(first.size(), 1u) << round;
+    ASSERT_GE(first[0].size(), 36u);
+    f.external = static_cast<uint16_t>(first[0][34] << 8 | first[0][35]);
+    ASSERT_FALSE(
+        through(kOutside, fromOutside(f, f.tcp ? TcpHeader::kSyn | TcpHeader::kAck : 0, 0)).empty())
+        << round;
+    if (f.tcp) {
+      ASSERT_FALSE(through(f.inside->port, fromInside(f, TcpHeader::kAck, 0)).empty()) << round;
+    }
+    for (int i = 0; i < 4; ++i) {
+      compare(f, i % 2 == 0, round);
+      if (HasFatalFailure()) return;
+    }
+    if (f.tcp && round % 4 == 0) {
+      // Its FIN: to the agent, whose datapath sees the close.
+      auto fin = fromInside(f, TcpHeader::kFin | TcpHeader::kAck, 0);
+      auto got = kernel(f.inside->port, fin, 30);
+      EXPECT_EQ(got.to, 0u) << "round " << round << ": the kernel forwarded a SNAT FIN";
+      EXPECT_TRUE(got.agent_saw) << "round " << round;
+      EXPECT_EQ(through(f.inside->port, fin).size(), 1u);
+      ++closed;
+      continue;
+    }
+    opened.push_back(f);
+  }
+  std::printf("%zu packets compared, %zu flows installed, %zu mappings\n", compared, flows.size(),
+              dp_->shared().snatSize());
+  ASSERT_FALSE(opened.empty());
+  EXPECT_GE(flows.size(), 2 * opened.size());
+  ASSERT_EQ(dp_->shared().snatSize(), opened.size() + closed);
+  // The kernel alone carries them for 300 s (its use each tick keeps their
+  // mappings and connections; those closed expire after 120 s).
+  for (int step = 0; step < 3; ++step) {
+    clock_.advance(std::chrono::seconds(100));
+    for (auto& f : opened) {
+      auto got = kernel(f.inside->port, fromInside(f, TcpHeader::kAck, 10), 300);
+      ASSERT_EQ(got.to, kOutside) << "step " << step;
+      EXPECT_FALSE(got.agent_saw);
+    }
+    flows.tick(dp_->connections(), clock_.now());
+    dp_->shared().sweep();
+  }
+  EXPECT_EQ(dp_->shared().snatSize(), opened.size()) << "a mapping the kernel used expired";
+  EXPECT_GE(flows.size(), 2 * opened.size());
+  for (auto& f : opened) compare(f, true, 99);
+  // Idle past every timeout: the mappings go, and their flows with them.
+  clock_.advance(std::chrono::hours(25));
+  dp_->shared().sweep();
+  flows.tick(dp_->connections(), clock_.now());
+  EXPECT_EQ(flows.size(), 0u);
+  for (auto& f : opened) {
+    auto got = kernel(kOutside, fromOutside(f, TcpHeader::kAck, 10), 30);
+    EXPECT_EQ(got.to, 0u) << "a reply went in through an expired mapping";
+  }
 }
 
 // A change takes back exactly the installed flows whose decisions it
