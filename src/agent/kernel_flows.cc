@@ -2,7 +2,10 @@
 
 #include <arpa/inet.h>
 #include <linux/ethtool.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
 #include <linux/sockios.h>
+#include <linux/udp.h>
 #include <net/if.h>
 #include <spdlog/spdlog.h>
 #include <sys/ioctl.h>
@@ -139,7 +142,7 @@ fastpath::FlowAction kernelAction(const datapath::pipeline::FlowOffer& o, int if
     a.nat |= CANOPY_FP_NAT_PORT_DST;
     a.nat_port_dst = htons(*o.nat_port_dst);
   }
-  if (o.snat.family != 0) a.flags |= CANOPY_FP_FIN_TO_AGENT;
+  if (o.snat.family != 0 || o.lb.family != 0) a.flags |= CANOPY_FP_FIN_TO_AGENT;
   return a;
 }
 
@@ -243,7 +246,19 @@ bool KernelFlows::kernelFlow(const datapath::pipeline::FlowOffer& o,
                    .to_conn = o.to_conn,
                    .tags = o.tags,
                    .last_used_ns = 0,
-                   .snat = o.snat};
+                   .snat = o.snat,
+                   .lb = o.lb,
+                   .lb_reply = o.lb_reply};
+  if (o.lb.family != 0) {
+    // (What the kernel counts of each packet beyond its IP packet: its
+    // Ethernet header, and into a tunnel the room made for the outer
+    // headers before it is counted.)
+    flow.overhead = ETH_HLEN;
+    if (action.out == CANOPY_FP_ENCAP) {
+      flow.overhead +=
+          static_cast<uint32_t>(sizeof(iphdr) + sizeof(udphdr) + action.header_len + ETH_HLEN);
+    }
+  }
   return true;
 }
 
@@ -319,6 +334,8 @@ void KernelFlows::tick(datapath::conntrack::ConnTrack& conntrack, SteadyTime now
     auto mapped = [&](bool used) {
       return f.snat.family == 0 || snat_keep_alive_ == nullptr || snat_keep_alive_(f.snat, used);
     };
+    // (Its load balancer's pin, if any: the same.)
+    auto pinned = [&](bool used) { return !kernel || keepPin(f, *kernel, used); };
     if (!kernel) {
       forget(it);  // gone from the map already
     } else if ((kernel->flags & CANOPY_FP_BROKEN) != 0) {
@@ -330,8 +347,9 @@ void KernelFlows::tick(datapath::conntrack::ConnTrack& conntrack, SteadyTime now
       bool live = touch(f.from_conn);
       live = touch(f.to_conn) && live;
       live = mapped(true) && live;
+      live = pinned(true) && live;
       if (!live) erase(it);
-    } else if (!alive(f.from_conn) || !alive(f.to_conn) || !mapped(false)) {
+    } else if (!alive(f.from_conn) || !alive(f.to_conn) || !mapped(false) || !pinned(false)) {
       erase(it);  // idle, and its connection (or mapping) expired
     } else if (f.from_conn.family == 0 && f.to_conn.family == 0 && ++f.idle_ticks >= kIdleTicks) {
       erase(it);  // no connection to outlive: idle long enough
@@ -340,7 +358,23 @@ void KernelFlows::tick(datapath::conntrack::ConnTrack& conntrack, SteadyTime now
   }
 }
 
+bool KernelFlows::keepPin(Installed& f, const fastpath::FlowAction& kernel, bool used) {
+  if (f.lb.family == 0 || lb_keep_alive_ == nullptr) return true;
+  // The bytes the kernel carried since the last look, counted for the
+  // listener as the datapath counts its own: IP packets.
+  const uint64_t packets = kernel.packets - f.packets, bytes = kernel.bytes - f.bytes;
+  f.packets = kernel.packets;
+  f.bytes = kernel.bytes;
+  const uint64_t carried = bytes > packets * f.overhead ? bytes - packets * f.overhead : 0;
+  return lb_keep_alive_(f.lb, used, f.lb_reply ? 0 : carried, f.lb_reply ? carried : 0);
+}
+
 void KernelFlows::erase(std::map<KeyBytes, Installed>::iterator it) {
+  // (A load-balanced flow's last bytes counted first: it may go between
+  // ticks, its connection closed.)
+  if (it->second.lb.family != 0) {
+    if (auto kernel = fp_.find(it->second.key)) keepPin(it->second, *kernel, false);
+  }
   if (batching_) {
     removals_.push_back(it->second.key);
   } else {

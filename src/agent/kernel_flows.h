@@ -188,6 +188,11 @@ class KernelFlows {
   using SnatKeepAlive =
       std::function<bool(const datapath::conntrack::ConnKey& outbound, bool used)>;
   void useSnat(SnatKeepAlive keep_alive) { snat_keep_alive_ = std::move(keep_alive); }
+  // What keeps the load balancers' pins of its flows alive and counts
+  // their bytes (the host's SharedState::lbKeepAlive; null: none).
+  using LbKeepAlive = std::function<bool(const datapath::conntrack::ConnKey& forward, bool used,
+                                         uint64_t bytes_in, uint64_t bytes_out)>;
+  void useLb(LbKeepAlive keep_alive) { lb_keep_alive_ = std::move(keep_alive); }
   // A frame about to reach the datapath, as it came in on `ifindex` (from
   // a tunnel on the underlay: its sender and VNI too): if a template's
   // connection the agent has not adopted yet (its FIN, its RST), adopted
@@ -215,8 +220,15 @@ class KernelFlows {
     uint64_t last_used_ns = 0;                   // the kernel's, when last looked at
     int idle_ticks = 0;                          // since it was last used
     datapath::conntrack::ConnKey snat{};         // its router SNAT mapping's (FlowOffer::snat)
+    datapath::conntrack::ConnKey lb{};           // its load balancer's pin (FlowOffer::lb)
+    bool lb_reply = false;
+    uint64_t packets = 0, bytes = 0;  // the kernel's counters, when last counted (lb)
+    uint32_t overhead = 0;            // what the kernel counts of a packet beyond its IP packet
   };
   void erase(std::map<KeyBytes, Installed>::iterator it);
+  // A flow's load balancer's pin (if any): whether it is live, moved on if
+  // `used`; the bytes the kernel carried since the last look counted.
+  bool keepPin(Installed& f, const fastpath::FlowAction& kernel, bool used);
   // Into, and out of, the bookkeeping alone (not the kernel's map).
   void remember(Installed flow);
   void forget(std::map<KeyBytes, Installed>::iterator it);
@@ -276,6 +288,7 @@ class KernelFlows {
   datapath::conntrack::ConnTrack* conntrack_ = nullptr;
   const Clock* clock_ = nullptr;
   SnatKeepAlive snat_keep_alive_;
+  LbKeepAlive lb_keep_alive_;
   struct Attached {
     std::string interface;
     uint8_t out = 0;  // how the fast path delivers to it (enum canopy_fp_out)

@@ -212,11 +212,16 @@ void Worker::followPlan() {
     shared_ = plan->shared;
     if (kernel_flows_ != nullptr) {
       kernel_flows_->useConntrack(shared_ != nullptr ? &shared_->conntrack() : nullptr, &clock_);
-      kernel_flows_->useSnat(shared_ == nullptr
-                                 ? KernelFlows::SnatKeepAlive{}
-                                 : [shared = shared_.get()](const auto& c, bool used) {
-                                     return shared->snatKeepAlive(c, used);
-                                   });
+      auto* shared = shared_.get();
+      kernel_flows_->useSnat(shared == nullptr ? KernelFlows::SnatKeepAlive{}
+                                               : [shared](const auto& c, bool used) {
+                                                   return shared->snatKeepAlive(c, used);
+                                                 });
+      kernel_flows_->useLb(shared == nullptr
+                               ? KernelFlows::LbKeepAlive{}
+                               : [shared](const auto& c, bool used, uint64_t in, uint64_t out) {
+                                   return shared->lbKeepAlive(c, used, in, out);
+                                 });
     }
     if (shared_ == nullptr) return;
     datapath_ = std::make_unique<Datapath>(clock_, plan->config, shared_);

@@ -261,6 +261,27 @@ DropReason LbTable::translate(std::span<uint8_t> frame, const packet::ParsedPack
   return rewriteIp(frame, p, Side::Destination, member.address, member.port);
 }
 
+bool LbTable::keepAlive(const Key& forward, bool used, uint64_t bytes_in,
+                        uint64_t bytes_out) noexcept {
+  auto it = pins_.find(forward);
+  const SteadyTime now = clock_.now();
+  if (it == pins_.end() || it->second.expires <= now) return false;
+  Pin& pin = it->second;
+  auto& counters = counters_[pin.listener];
+  counters.bytes_in += bytes_in;
+  counters.bytes_out += bytes_out;
+  if (!used) return true;
+  const SteadyTime before = pin.expires;
+  pin.expires = now + (pin.closing ? kClosing : idleTimeout(forward.protocol));
+  if (auto reply = replies_.find(replyKey(forward, pin)); reply != replies_.end()) {
+    reply->second.expires = pin.expires;
+  }
+  if (pin.expires < before || pin.expires - pin.persisted >= std::chrono::seconds(1)) {
+    persist(it->first, pin);
+  }
+  return true;
+}
+
 bool LbTable::translateReply(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                              uint16_t zone) noexcept {
   const uint8_t family = familyOf(p.key);

@@ -106,6 +106,26 @@ class LbTable {
   };
   std::map<uint64_t, Counters> counters() const;
 
+  // A connection's tuple as its client sends it to the VIP, in the
+  // client's zone. Fixed layout with no padding, hashed as bytes.
+  struct Key {
+    Address src{};
+    Address dst{};
+    uint16_t src_port = 0;
+    uint16_t dst_port = 0;
+    uint16_t zone = 0;
+    uint8_t protocol = 0;
+    uint8_t family = 0;  // 4 or 6
+
+    friend bool operator==(const Key&, const Key&) = default;
+  };
+
+  // The kernel fast path carries a pinned connection's packets (`forward`:
+  // its tuple): whether its pin is still live, its timeout moved on as a
+  // forward packet's would when `used`, and the bytes (IP packets') it
+  // carried each way counted as the datapath counts its own.
+  bool keepAlive(const Key& forward, bool used, uint64_t bytes_in, uint64_t bytes_out) noexcept;
+
   // Forgets expired connections; at most `budget` of them.
   size_t sweep(size_t budget = 1024) noexcept;
   size_t size() const noexcept { return pins_.size(); }
@@ -120,18 +140,6 @@ class LbTable {
   bool adopt(const persist::Record& record) noexcept;
 
  private:
-  // A tuple in a zone. Fixed layout with no padding, hashed as bytes.
-  struct Key {
-    Address src{};
-    Address dst{};
-    uint16_t src_port = 0;
-    uint16_t dst_port = 0;
-    uint16_t zone = 0;
-    uint8_t protocol = 0;
-    uint8_t family = 0;  // 4 or 6
-
-    friend bool operator==(const Key&, const Key&) = default;
-  };
   static_assert(sizeof(Key) == 40);
   static_assert(std::has_unique_object_representations_v<Key>, "no padding bytes");
   struct KeyHash {

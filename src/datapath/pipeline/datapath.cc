@@ -117,6 +117,12 @@ struct Datapath::Packet {
   // A reply router SNAT translated back by its mapping's address and port
   // alone: the key it arrived with (a kernel flow's).
   std::optional<packet::FlowKey> snat_arrived{};
+  // A load balancer's member's reply, translated back to the VIP before
+  // this stage's decision: the key it arrived with, and the connection's
+  // tuple to the VIP in its zone (family 0: none, or not one a kernel flow
+  // may repeat: another destination too, not IPv4).
+  packet::FlowKey lb_arrived{};
+  conntrack::ConnKey lb_reply{};
   // The bytes are the input's own buffer (Input::writable): an output that
   // is the last thing done with them may refer to them instead of a copy.
   bool in_input = false;
@@ -390,6 +396,19 @@ bool SharedState::lbReply(std::span<uint8_t> frame, const packet::ParsedPacket& 
                           uint16_t zone) noexcept {
   MaybeLock lock(lb_mu_, shared_);
   return lb_.translateReply(frame, p, zone);
+}
+
+bool SharedState::lbKeepAlive(const conntrack::ConnKey& forward, bool used, uint64_t bytes_in,
+                              uint64_t bytes_out) noexcept {
+  const nat::LbTable::Key key{.src = forward.src,
+                              .dst = forward.dst,
+                              .src_port = forward.src_port,
+                              .dst_port = forward.dst_port,
+                              .zone = forward.zone,
+                              .protocol = forward.protocol,
+                              .family = forward.family};
+  MaybeLock lock(lb_mu_, shared_);
+  return lb_.keepAlive(key, used, bytes_in, bytes_out);
 }
 
 size_t SharedState::lbConnections(uint64_t listener, const nat::LbTarget& member) const {
@@ -703,6 +722,15 @@ void Datapath::importConnection(uint32_t from, uint32_t to, conntrack::ConnKey t
     tuple.zone = zoneOf(key);
     shared_->conntrack().import(tuple, answered, clock_.now());
   }
+}
+
+void Datapath::lbReplyOffer(const Packet& pkt, FlowOffer& offer) {
+  // Its source the VIP's address and port again, as translateReply made it.
+  const auto& k = pkt.parsed.key;
+  offer.nat_ip_src = packet::Ipv4Address::of(k.ip_src[0], k.ip_src[1], k.ip_src[2], k.ip_src[3]);
+  offer.nat_port_src = k.tp_src;
+  offer.lb = pkt.lb_reply;
+  offer.lb_reply = true;
 }
 
 bool Datapath::snatOfferable(const Packet& pkt) {
@@ -1059,6 +1087,8 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
   // Whether this stage rewrote the packet before its decision: what the
   // decision's actions do is then not all that happened to it.
   bool rewritten = false;
+  const packet::FlowKey arrived = p.key;
+  pkt.lb_reply = {};
   if ((ctx.stage == Stage::ToPort || ctx.stage == Stage::ToGateway) && shared_->lbActive() &&
       isIp(p.key) && shared_->lbReply(pkt.bytes, p, lbZone(ctx, ctx.key))) {
     // A reply from a load balancer's member: from the VIP again, before
@@ -1066,6 +1096,19 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
     packet::parse(pkt.bytes, p);
     p.key.in_port = ctx.key;
     rewritten = true;
+    const auto& k = p.key;
+    if (ctx.stage == Stage::ToPort && k.eth_type == ethertype::kIpv4 &&
+        (k.ip_proto == packet::ipproto::kTcp || k.ip_proto == packet::ipproto::kUdp) &&
+        k.ip_dst == arrived.ip_dst && k.tp_dst == arrived.tp_dst) {
+      pkt.lb_arrived = arrived;
+      pkt.lb_reply = {.src = k.ip_dst,
+                      .dst = k.ip_src,
+                      .src_port = k.tp_dst,
+                      .dst_port = k.tp_src,
+                      .zone = lbZone(ctx, ctx.key),
+                      .protocol = k.ip_proto,
+                      .family = 4};
+    }
     if (trace != nullptr) trace->push_back("load balancer: reply translated back to the VIP");
   }
   if ((ctx.stage == Stage::FromPort || ctx.stage == Stage::ToPort) && isIp(p.key) &&
@@ -1150,8 +1193,9 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
       return tracked ? conntrack::connKey(p, zoneOf(ctx.key)) : conntrack::ConnKey{};
     };
     const char* no = nullptr;
-    if (rewritten) {
-      // (A member's reply, translated back to the VIP: NAT, the agent's.)
+    if (rewritten && pkt.lb_reply.family == 0) {
+      // (A member's reply, translated back to the VIP and to another
+      // destination, or not IPv4 TCP or UDP: NAT, the agent's.)
       if (trace != nullptr) {
         trace->push_back("fast path: this flow stays in the agent: a load balancer's translation");
       }
@@ -1199,6 +1243,7 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
                    nullptr) {
       pkt.offer->to_port = ctx.key;
       pkt.offer->to_conn = conn();
+      if (rewritten) lbReplyOffer(pkt, *pkt.offer);
       auto& tags = pkt.offer->tags;
       const size_t mid = tags.size();
       tags.insert(tags.end(), d->tags.begin(), d->tags.end());
@@ -1218,12 +1263,13 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
                pkt.in.source.family == 4 &&
                (no = notOffered(*d, ctx, p, false, tracked, offer, trace != nullptr)) == nullptr) {
       // From a tunnel, as it arrived (the sending host routed it).
-      offer.key = p.key;
+      offer.key = rewritten ? pkt.lb_arrived : p.key;
       offer.tunnel_remote = pkt.in.source;
       offer.vni = pkt.vni;
       offer.to_port = ctx.key;
       offer.to_conn = conn();
       offer.tags = d->tags;
+      if (rewritten) lbReplyOffer(pkt, offer);
       pkt.offer = &offer;
     } else {
       if (trace != nullptr && no != nullptr) {
@@ -1326,6 +1372,17 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
         if (a.to_port != 0) (a.source_side ? offer.nat_port_src : offer.nat_port_dst) = a.to_port;
         break;
       }
+      case ActionKind::LbDnat:
+        // Load balancing: the connection's pin, made or found as the packet
+        // goes (Datapath::runStage fills it in), IPv4 TCP or UDP (the
+        // forward key's), not a hairpin (whose source changes too).
+        if (!from) return "rewritten on its way in";
+        if (a.hairpin) return "a load balancer's hairpin";
+        if (k.eth_type != ethertype::kIpv4 || a.to.family != 4) {
+          return "load balancing of other than IPv4";
+        }
+        offer.lb = {.family = 4};
+        break;
       case ActionKind::Snat:
         // Router SNAT: the connection's mapping, made or found as the
         // packet goes (Datapath::runStage fills it in), IPv4 TCP or UDP, no
@@ -1682,13 +1739,39 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         break;
       case ActionKind::LbDnat: {
         const IpAddress vip = dstOf(p.key);
-        if (auto why = shared_->lbForward(bytes, p, lbZone(ctx, a.router), {a.to, a.to_port},
-                                          a.hairpin, a.listener, a.limit);
+        const packet::FlowKey before = p.key;
+        const uint16_t zone = lbZone(ctx, a.router);
+        if (auto why = shared_->lbForward(bytes, p, zone, {a.to, a.to_port}, a.hairpin, a.listener,
+                                          a.limit);
             why != DropReason::None) {
           return fail(why);
         }
         pkt.dnat_from = vip;
         packet::parse(bytes, pkt.parsed);
+        if (pkt.offer != nullptr && pkt.offer->lb.family == 4 && pkt.offer->lb.protocol == 0) {
+          // The pin's translation, as a kernel flow repeats it: to the
+          // member; a connection given another source port (as the member
+          // sees it) stays in the agent.
+          const auto& k = p.key;
+          if (k.ip_src != before.ip_src || k.tp_src != before.tp_src) {
+            if (trace != nullptr) {
+              trace->push_back(
+                  "fast path: this flow stays in the agent: the member sees it from another port");
+            }
+            pkt.offer = nullptr;
+          } else {
+            auto& o = *pkt.offer;
+            o.nat_ip_dst = packet::Ipv4Address::of(a.to);
+            o.nat_port_dst = a.to_port;
+            o.lb = {.src = before.ip_src,
+                    .dst = before.ip_dst,
+                    .src_port = before.tp_src,
+                    .dst_port = before.tp_dst,
+                    .zone = zone,
+                    .protocol = before.ip_proto,
+                    .family = 4};
+          }
+        }
         break;
       }
       case ActionKind::LbChoose:

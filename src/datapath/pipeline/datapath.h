@@ -241,6 +241,16 @@ struct FlowOffer {
   // (SharedState::snatKeepAlive), the flow goes when the mapping does, and
   // a FIN is the agent's (the mapping follows the connection's close).
   conntrack::ConnKey snat{};
+  // Load balancing (IPv4, no hairpin, the client's own source port): the
+  // pinned connection's tuple as the client sends it to the VIP, in its
+  // load-balancing zone (family 0: none), and whether this is the
+  // member's reply (translated back to the VIP: the translation above
+  // its source) or the client's way (to the member: its destination).
+  // The kernel's use keeps the pin alive and counts the listener's bytes
+  // (SharedState::lbKeepAlive); the flow goes with the pin; a FIN is the
+  // agent's.
+  conntrack::ConnKey lb{};
+  bool lb_reply = false;
   // The connection in each port's zone, whose timeouts the kernel's packets
   // keep moving (ConnTrack::touch).
   conntrack::ConnKey from_conn{}, to_conn{};
@@ -348,6 +358,10 @@ class SharedState {
                        nat::LbTarget member, bool hairpin, uint64_t listener,
                        uint32_t limit) noexcept;
   bool lbReply(std::span<uint8_t> frame, const packet::ParsedPacket& p, uint16_t zone) noexcept;
+  // A pinned connection whose packets the kernel fast path carries (its
+  // tuple to the VIP, FlowOffer::lb): nat::LbTable::keepAlive.
+  bool lbKeepAlive(const conntrack::ConnKey& forward, bool used, uint64_t bytes_in,
+                   uint64_t bytes_out) noexcept;
   size_t lbConnections(uint64_t listener, const nat::LbTarget& member) const;
   bool lbActive() const noexcept { return lb_active_.load(std::memory_order_relaxed); }
   size_t lbSize() const;
@@ -612,6 +626,9 @@ class Datapath {
   uint16_t zoneOf(uint32_t port);
   // A reply router SNAT translated back whose flow the kernel may carry.
   static bool snatOfferable(const Packet& pkt);
+  // A load balancer's member's reply, translated back to the VIP before
+  // the stage (Packet::lb_reply): its flow's translation.
+  static void lbReplyOffer(const Packet& pkt, FlowOffer& offer);
   // The bucket a Police action counts against, remembered here.
   Policer& policerFor(const simulator::Action& a);
   uint16_t lbZone(const simulator::Context& ctx, uint32_t router);

@@ -25,6 +25,7 @@
 #include <cstring>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 
 #include "agent/kernel_flows.h"
@@ -1105,6 +1106,147 @@ TEST_F(FastPathDifferential, SnatFlowsThroughTheUplinkLeaveTheKernelAsTheDatapat
     auto got = kernel(kOutside, fromOutside(f, TcpHeader::kAck, 10), 30);
     EXPECT_EQ(got.to, 0u) << "a reply went in through an expired mapping";
   }
+}
+
+// Load balancing on the client's host: vm1 connects to a VIP on net1
+// (TCP 80, members vm5 on net1 and vm3 behind the router, both on h1),
+// pinned to a member by the datapath; later packets both ways leave the
+// kernel byte for byte as the datapath's (to the member, and its reply
+// from the VIP again). The kernel's use keeps the pins and counts the
+// listener's bytes as the datapath counts its own; a FIN is the agent's.
+TEST_F(FastPathDifferential, LoadBalancedFlowsLeaveTheKernelAsTheDatapath) {
+  std::mt19937_64 rng = seeded();
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint64_t>(n)); };
+  constexpr uint32_t kVip = 50;
+  const MacAddress vip_mac = mac(0, 0x50);
+  const auto vip = v4("10.0.0.100");
+  {
+    auto parts = datapath::testing::TopologyParts::of(*dp_->topology());
+    parts.ports[kVip] = datapath::topology::Port{
+        .key = kVip,
+        .id = "vip-port",
+        .switch_key = kNet1,
+        .mac = vip_mac,
+        .ips = {datapath::testing::ip("10.0.0.100")},
+        .device_owner = "Octavia",
+        .listeners = {{.id = "listener-web",
+                       .protocol = 6,
+                       .port = 80,
+                       .members = {{.address = datapath::testing::ip("10.0.0.8"), .port = 80},
+                                   {.address = datapath::testing::ip("10.0.1.5"), .port = 80}}}}};
+    parts.groups.at(kDefault).rules.push_back({.id = "web-in",
+                                               .direction = datapath::topology::Direction::Ingress,
+                                               .protocol = 6,
+                                               .port_min = 80,
+                                               .port_max = 80});
+    auto built = parts.builder().build(2);
+    ASSERT_TRUE(built);
+    dp_->setTopology(*built);
+  }
+  agent::KernelFlows flows(*fp_, {});
+  flows.useConntrack(&dp_->connections(), &clock_);
+  flows.useLb([&](const auto& c, bool used, uint64_t in, uint64_t out) {
+    return dp_->shared().lbKeepAlive(c, used, in, out);
+  });
+  attachWithUplink(flows);
+  if (HasFatalFailure()) return;
+  auto through = [&](uint32_t from, const std::vector<uint8_t>& frame) {
+    return installing(flows, from, frame);
+  };
+  auto bytesIn = [&] {
+    uint64_t n = 0;
+    for (const auto& [listener, c] : dp_->shared().lbCounters()) n += c.bytes_in;
+    return n;
+  };
+  Vm& client = vm(kVm1);
+  size_t compared = 0;
+  std::set<uint32_t> members;
+  for (int round = 0; round < 12; ++round) {
+    const auto sport = static_cast<uint16_t>(1024 + pick(60000));
+    uint32_t seq_c = static_cast<uint32_t>(rng()), seq_m = static_cast<uint32_t>(rng());
+    auto toVip = [&](uint8_t flags, size_t payload) {
+      auto f = PacketBuilder()
+                   .eth(client.mac, vip_mac)
+                   .ipv4(v4(client.ip), vip)
+                   .tcp(sport, 80, flags, seq_c, seq_m)
+                   .payload(std::string(payload, static_cast<char>('a' + pick(26))))
+                   .build();
+      seq_c += static_cast<uint32_t>(payload) + ((flags & TcpHeader::kSyn) ? 1 : 0);
+      return f;
+    };
+    auto first = through(kVm1, toVip(TcpHeader::kSyn, 0));
+    ASSERT_EQ(first.size(), 1u) << round;
+    // The member it went to (by its address), and the way its reply goes.
+    const bool routed = first[0][14 + 16 + 2] == 1;  // 10.0.1.5
+    Vm& member = vm(routed ? kVm3 : kVm5);
+    members.insert(member.port);
+    auto fromMember = [&](uint8_t flags, size_t payload) {
+      auto f = PacketBuilder()
+                   .eth(member.mac, routed ? kRouterNet2Mac : client.mac)
+                   .ipv4(v4(member.ip), v4(client.ip))
+                   .tcp(80, sport, flags, seq_m, seq_c)
+                   .payload(std::string(payload, static_cast<char>('A' + pick(26))))
+                   .build();
+      seq_m += static_cast<uint32_t>(payload) + ((flags & TcpHeader::kSyn) ? 1 : 0);
+      return f;
+    };
+    ASSERT_EQ(through(member.port, fromMember(TcpHeader::kSyn | TcpHeader::kAck, 0)).size(), 1u)
+        << round;
+    ASSERT_EQ(through(kVm1, toVip(TcpHeader::kAck, 0)).size(), 1u) << round;
+    uint64_t sent_in = 0;
+    const uint64_t before = bytesIn();
+    // One packet through the datapath, then the kernel: the same frame.
+    auto compare = [&](uint32_t from, const std::vector<uint8_t>& frame, uint32_t to) {
+      auto expected = through(from, frame);
+      ASSERT_EQ(expected.size(), 1u) << round;
+      auto got = kernel(from, frame, 300);
+      ASSERT_EQ(got.to, to) << "round " << round << ": " << datapath::packet::describeFrame(frame)
+                            << ", agent saw it " << got.agent_saw << ", flows " << flows.size();
+      EXPECT_EQ(got.bytes, expected[0])
+          << "round " << round << ": kernel " << datapath::packet::describeFrame(got.bytes)
+          << ", datapath " << datapath::packet::describeFrame(expected[0]);
+      EXPECT_FALSE(got.agent_saw) << "round " << round;
+      ++compared;
+    };
+    for (int i = 0; i < 4; ++i) {
+      if (i % 2 == 0) {
+        auto frame = toVip(TcpHeader::kAck, static_cast<size_t>(pick(1300)));
+        sent_in += frame.size() - 14;
+        compare(kVm1, frame, member.port);
+      } else {
+        compare(member.port, fromMember(TcpHeader::kAck, static_cast<size_t>(pick(1300))), kVm1);
+      }
+      if (HasFatalFailure()) return;
+    }
+    // (The datapath counted what went through it; the kernel's share is
+    // counted at the tick.)
+    const uint64_t counted = bytesIn() - before;
+    flows.tick(dp_->connections(), clock_.now());
+    EXPECT_EQ(bytesIn() - before - counted, sent_in) << "round " << round;
+    if (round % 3 == 0) {
+      auto fin = toVip(TcpHeader::kFin | TcpHeader::kAck, 0);
+      auto got = kernel(kVm1, fin, 30);
+      EXPECT_EQ(got.to, 0u) << "round " << round << ": the kernel forwarded a FIN to a VIP";
+      EXPECT_TRUE(got.agent_saw) << "round " << round;
+    }
+    if (round == 11) {
+      // The last connection carried by the kernel alone past TCP's idle
+      // hour: its pin stays (and its flows); the others', idle, go with
+      // their flows.
+      EXPECT_EQ(flows.size(), 24u);
+      for (int step = 0; step < 2; ++step) {
+        clock_.advance(std::chrono::minutes(50));
+        auto got = kernel(kVm1, toVip(TcpHeader::kAck, 10), 300);
+        ASSERT_EQ(got.to, member.port) << "step " << step;
+        flows.tick(dp_->connections(), clock_.now());
+      }
+      dp_->shared().sweep();
+      EXPECT_EQ(dp_->shared().lbSize(), 1u);
+      EXPECT_EQ(flows.size(), 2u);
+      compare(kVm1, toVip(TcpHeader::kAck, 100), member.port);
+    }
+  }
+  std::printf("%zu packets compared, %zu members reached\n", compared, members.size());
 }
 
 // A change takes back exactly the installed flows whose decisions it
