@@ -1402,8 +1402,8 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
         if (!last || !ends(a)) return "not to one port of this host or of another, or an uplink";
         break;
       default:
-        return "needs what the kernel path does not do (stateful NAT, load balancing, QoS, "
-               "metering, logging...)";
+        return "needs what the kernel path does not do (a local IP, least connections' choice, "
+               "QoS, metering, logging...)";
     }
   }
   return ends(d.actions.back()) ? nullptr
