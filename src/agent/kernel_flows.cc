@@ -248,7 +248,8 @@ bool KernelFlows::kernelFlow(const datapath::pipeline::FlowOffer& o,
                    .last_used_ns = 0,
                    .snat = o.snat,
                    .lb = o.lb,
-                   .lb_reply = o.lb_reply};
+                   .lb_reply = o.lb_reply,
+                   .local_ip = o.local_ip};
   if (o.lb.family != 0) {
     // (What the kernel counts of each packet beyond its IP packet: its
     // Ethernet header, and into a tunnel the room made for the outer
@@ -332,7 +333,11 @@ void KernelFlows::tick(datapath::conntrack::ConnTrack& conntrack, SteadyTime now
     // (Its SNAT mapping, if any: moved on by the kernel's use; gone, the
     // flow goes, before its translation could be another connection's.)
     auto mapped = [&](bool used) {
-      return f.snat.family == 0 || snat_keep_alive_ == nullptr || snat_keep_alive_(f.snat, used);
+      auto keep = [&](const ConnKey& c, const KeepAlive& keep_alive) {
+        return c.family == 0 || keep_alive == nullptr || keep_alive(c, used);
+      };
+      const bool snat = keep(f.snat, snat_keep_alive_);
+      return keep(f.local_ip, local_ip_keep_alive_) && snat;
     };
     // (Its load balancer's pin, if any: the same.)
     auto pinned = [&](bool used) { return !kernel || keepPin(f, *kernel, used); };

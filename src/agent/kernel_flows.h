@@ -184,10 +184,10 @@ class KernelFlows {
   }
   // What keeps the router SNAT mappings of its flows alive (the host's
   // SharedState::snatKeepAlive; null: flows are kept by their connections
-  // alone).
-  using SnatKeepAlive =
-      std::function<bool(const datapath::conntrack::ConnKey& outbound, bool used)>;
-  void useSnat(SnatKeepAlive keep_alive) { snat_keep_alive_ = std::move(keep_alive); }
+  // alone), and its local IPs' translations (SharedState::localIpKeepAlive).
+  using KeepAlive = std::function<bool(const datapath::conntrack::ConnKey& tuple, bool used)>;
+  void useSnat(KeepAlive keep_alive) { snat_keep_alive_ = std::move(keep_alive); }
+  void useLocalIp(KeepAlive keep_alive) { local_ip_keep_alive_ = std::move(keep_alive); }
   // What keeps the load balancers' pins of its flows alive and counts
   // their bytes (the host's SharedState::lbKeepAlive; null: none).
   using LbKeepAlive = std::function<bool(const datapath::conntrack::ConnKey& forward, bool used,
@@ -222,8 +222,9 @@ class KernelFlows {
     datapath::conntrack::ConnKey snat{};         // its router SNAT mapping's (FlowOffer::snat)
     datapath::conntrack::ConnKey lb{};           // its load balancer's pin (FlowOffer::lb)
     bool lb_reply = false;
-    uint64_t packets = 0, bytes = 0;  // the kernel's counters, when last counted (lb)
-    uint32_t overhead = 0;            // what the kernel counts of a packet beyond its IP packet
+    datapath::conntrack::ConnKey local_ip{};  // its local IP's translation (FlowOffer::local_ip)
+    uint64_t packets = 0, bytes = 0;          // the kernel's counters, when last counted (lb)
+    uint32_t overhead = 0;  // what the kernel counts of a packet beyond its IP packet
   };
   void erase(std::map<KeyBytes, Installed>::iterator it);
   // A flow's load balancer's pin (if any): whether it is live, moved on if
@@ -287,7 +288,8 @@ class KernelFlows {
   uint64_t handings_seen_ = 0;
   datapath::conntrack::ConnTrack* conntrack_ = nullptr;
   const Clock* clock_ = nullptr;
-  SnatKeepAlive snat_keep_alive_;
+  KeepAlive snat_keep_alive_;
+  KeepAlive local_ip_keep_alive_;
   LbKeepAlive lb_keep_alive_;
   struct Attached {
     std::string interface;

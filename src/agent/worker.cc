@@ -213,10 +213,14 @@ void Worker::followPlan() {
     if (kernel_flows_ != nullptr) {
       kernel_flows_->useConntrack(shared_ != nullptr ? &shared_->conntrack() : nullptr, &clock_);
       auto* shared = shared_.get();
-      kernel_flows_->useSnat(shared == nullptr ? KernelFlows::SnatKeepAlive{}
+      kernel_flows_->useSnat(shared == nullptr ? KernelFlows::KeepAlive{}
                                                : [shared](const auto& c, bool used) {
                                                    return shared->snatKeepAlive(c, used);
                                                  });
+      kernel_flows_->useLocalIp(shared == nullptr ? KernelFlows::KeepAlive{}
+                                                  : [shared](const auto& c, bool used) {
+                                                      return shared->localIpKeepAlive(c, used);
+                                                    });
       kernel_flows_->useLb(shared == nullptr
                                ? KernelFlows::LbKeepAlive{}
                                : [shared](const auto& c, bool used, uint64_t in, uint64_t out) {

@@ -52,6 +52,24 @@ retry 10 answers vm1 vm3 || fail "vm1 -> 10.0.0.50 is not answered by vm3: '$(as
 retry 10 answers vm4 vm2 || fail "vm4 -> 10.0.0.50 is not answered by vm2: '$(ask vm4 10.0.0.50)'"
 in_ns "$tag-vm1" ping -c 2 -i 0.2 -W 2 10.0.0.50 >"$work/ping" || fail "ping 10.0.0.50: $(cat "$work/ping")"
 expect_in "64 bytes from 10.0.0.50" "$(cat "$work/ping")"
+
+# 4 MiB each way through the local IP (vm1 -> 10.0.0.50, vm3 answering on
+# h1), whole. With the kernel fast path, both ways run in h1's kernel once
+# established: to vm3's address, and its replies from 10.0.0.50 again.
+hits=$(kernel_hits h1)
+send_blob "$tag-vm1" "$tag-vm3" 10.0.0.50 7779
+head -c 4194304 /dev/urandom >"$work/download"
+bg "$tag-vm3" sh -c "exec nc -l -N 7780 <'$work/download'"
+wait_listen "$tag-vm3" 7780
+in_ns "$tag-vm1" timeout 30 nc -w 10 10.0.0.50 7780 </dev/null >"$work/download.received" ||
+  fail "the download from 10.0.0.50 failed"
+cmp -s "$work/download" "$work/download.received" ||
+  fail "the download from 10.0.0.50: $(stat -c %s "$work/download.received") of 4194304 bytes"
+if fast_path_on h1; then
+  carried() { [ $(($(kernel_hits h1) - hits)) -gt 100 ]; }
+  retry 5 carried || fail "h1's kernel carried $(($(kernel_hits h1) - hits)) packets through the local IP"
+  echo "4 MiB each way through the local IP: $(($(kernel_hits h1) - hits)) packets in h1's kernel"
+fi
 # vm3's own connection to vm1 is its own address's.
 bg "$tag-vm1" sh -c "nc -l -N 7778 </dev/null >'$work/from-vm3'; echo done >>'$work/from-vm3'"
 wait_listen "$tag-vm1" 7778

@@ -91,6 +91,23 @@ bool DnatTable::translateReply(std::span<uint8_t> frame, const packet::ParsedPac
   return true;
 }
 
+bool DnatTable::keepAlive(packet::Ipv4Address src, uint16_t src_port, packet::Ipv4Address dst,
+                          uint16_t dst_port, uint8_t protocol, bool used) noexcept {
+  const Key reply{.src = src.host(),
+                  .dst = dst.host(),
+                  .src_port = src_port,
+                  .dst_port = dst_port,
+                  .protocol = protocol};
+  auto it = by_reply_.find(reply);
+  const SteadyTime now = clock_.now();
+  if (it == by_reply_.end() || it->second.expires <= now) return false;
+  if (used) {
+    it->second.expires = now + timeout_;
+    persist(it->first, it->second);
+  }
+  return true;
+}
+
 struct DnatTable::Persisted {
   Key reply;
   uint32_t original = 0;

@@ -49,6 +49,13 @@ class DnatTable {
   // refreshed); true if it was.
   bool translateReply(std::span<uint8_t> frame, const packet::ParsedPacket& p) noexcept;
 
+  // The kernel fast path carries a translated connection's packets (its
+  // reply's tuple: from `src`:`src_port`, the target, to the client
+  // `dst`:`dst_port`; addresses in network order): whether its translation
+  // is still live, its timeout moved on as a packet's would when `used`.
+  bool keepAlive(packet::Ipv4Address src, uint16_t src_port, packet::Ipv4Address dst,
+                 uint16_t dst_port, uint8_t protocol, bool used) noexcept;
+
   // Forgets expired translations; at most `budget` of them.
   size_t sweep(size_t budget = 1024) noexcept;
   size_t size() const noexcept { return by_reply_.size(); }

@@ -351,13 +351,22 @@ DropReason SharedState::snatInbound(std::span<uint8_t> frame, const packet::Pars
   return snat_.translateInbound(frame, p, plain);
 }
 
+namespace {
+packet::Ipv4Address v4Of(const std::array<uint8_t, 16>& a) {
+  return packet::Ipv4Address::of(a[0], a[1], a[2], a[3]);
+}
+}  // namespace
+
 bool SharedState::snatKeepAlive(const conntrack::ConnKey& outbound, bool used) noexcept {
-  auto v4 = [](const std::array<uint8_t, 16>& a) {
-    return packet::Ipv4Address::of(a[0], a[1], a[2], a[3]);
-  };
   MaybeLock lock(snat_mu_, shared_);
-  return snat_.keepAlive(v4(outbound.src), outbound.src_port, v4(outbound.dst), outbound.dst_port,
-                         outbound.protocol, used);
+  return snat_.keepAlive(v4Of(outbound.src), outbound.src_port, v4Of(outbound.dst),
+                         outbound.dst_port, outbound.protocol, used);
+}
+
+bool SharedState::localIpKeepAlive(const conntrack::ConnKey& reply, bool used) noexcept {
+  MaybeLock lock(dnat_mu_, shared_);
+  return dnat_.keepAlive(v4Of(reply.src), reply.src_port, v4Of(reply.dst), reply.dst_port,
+                         reply.protocol, used);
 }
 
 DropReason SharedState::localIpForward(std::span<uint8_t> frame, const packet::ParsedPacket& p,
@@ -1372,6 +1381,19 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
         if (a.to_port != 0) (a.source_side ? offer.nat_port_src : offer.nat_port_dst) = a.to_port;
         break;
       }
+      case ActionKind::LocalIpDnat:
+      case ActionKind::LocalIpReply:
+        // A local IP: the client's way to the target (its reply's tuple
+        // remembered as the packet goes), or the target's reply, from the
+        // local IP again if it is one (Datapath::runStage fills both in).
+        if (!from) return "rewritten on its way in";
+        if (k.eth_type != ethertype::kIpv4 ||
+            (k.ip_proto != packet::ipproto::kTcp && k.ip_proto != packet::ipproto::kUdp)) {
+          return "a local IP's translation of other than IPv4 TCP or UDP";
+        }
+        if (a.kind == ActionKind::LocalIpDnat) offer.nat_ip_dst = a.address;
+        offer.local_ip = {.protocol = k.ip_proto, .family = 4};
+        break;
       case ActionKind::LbDnat:
         // Load balancing: the connection's pin, made or found as the packet
         // goes (Datapath::runStage fills it in), IPv4 TCP or UDP (the
@@ -1402,8 +1424,8 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
         if (!last || !ends(a)) return "not to one port of this host or of another, or an uplink";
         break;
       default:
-        return "needs what the kernel path does not do (a local IP, least connections' choice, "
-               "QoS, metering, logging...)";
+        return "needs what the kernel path does not do (least connections' choice, QoS, "
+               "metering, logging...)";
     }
   }
   return ends(d.actions.back()) ? nullptr
@@ -1733,9 +1755,32 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         if (auto why = shared_->localIpForward(bytes, p, a.address); why != DropReason::None) {
           return fail(why);
         }
+        if (pkt.offer != nullptr && pkt.offer->local_ip.family == 4 && p.l4_offset != 0) {
+          // (The reply's tuple: from the target, ports swapped.)
+          const auto& k = p.key;
+          auto& t = pkt.offer->local_ip;
+          std::copy_n(a.address.value.b, 4, t.src.begin());
+          t.dst = k.ip_src;
+          t.src_port = k.tp_dst;
+          t.dst_port = k.tp_src;
+        }
         break;
       case ActionKind::LocalIpReply:
-        shared_->localIpReply(bytes, p);
+        if (shared_->localIpReply(bytes, p) && pkt.offer != nullptr &&
+            pkt.offer->local_ip.family == 4 && p.l4_offset != 0) {
+          // A local IP's connection: its source the local IP again, as the
+          // packet now has it.
+          const auto& k = p.key;
+          auto& o = *pkt.offer;
+          o.local_ip.src = k.ip_src;
+          o.local_ip.dst = k.ip_dst;
+          o.local_ip.src_port = k.tp_src;
+          o.local_ip.dst_port = k.tp_dst;
+          o.nat_ip_src = packet::Ipv4Address::of(bytes[p.l3_offset + 12], bytes[p.l3_offset + 13],
+                                                 bytes[p.l3_offset + 14], bytes[p.l3_offset + 15]);
+        } else if (pkt.offer != nullptr) {
+          pkt.offer->local_ip = {};  // (not one: a plain flow)
+        }
         break;
       case ActionKind::LbDnat: {
         const IpAddress vip = dstOf(p.key);

@@ -251,6 +251,12 @@ struct FlowOffer {
   // agent's.
   conntrack::ConnKey lb{};
   bool lb_reply = false;
+  // A local IP's translation (IPv4 TCP or UDP): its reply's tuple, from the
+  // target to the client (family 0: none); the translation above it (the
+  // client's way: to the target; the reply: from the local IP again). The
+  // kernel's use keeps it alive (SharedState::localIpKeepAlive), and the
+  // flow goes with it.
+  conntrack::ConnKey local_ip{};
   // The connection in each port's zone, whose timeouts the kernel's packets
   // keep moving (ConnTrack::touch).
   conntrack::ConnKey from_conn{}, to_conn{};
@@ -349,6 +355,9 @@ class SharedState {
   DropReason localIpForward(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                             packet::Ipv4Address target) noexcept;
   bool localIpReply(std::span<uint8_t> frame, const packet::ParsedPacket& p) noexcept;
+  // A local IP's translation whose packets the kernel fast path carries
+  // (its reply's tuple, FlowOffer::local_ip): nat::DnatTable::keepAlive.
+  bool localIpKeepAlive(const conntrack::ConnKey& reply, bool used) noexcept;
   // Load balancers' connections on this host (nat::LbTable); lbActive()
   // tells, without a lock, whether any reply may need translating back.
   std::optional<nat::LbTarget> lbPinned(const packet::ParsedPacket& p, uint16_t zone) const;

@@ -61,6 +61,27 @@ TEST(DnatTable, RepliesComeBackFromTheAddressTheClientSpokeTo) {
   EXPECT_EQ(dnat.size(), 0u);
 }
 
+// The kernel fast path carries a translated connection: its use keeps the
+// translation (told by its reply's tuple); unused, it expires.
+TEST(DnatTable, KeepAliveMovesTheTimeoutOnAsAPacketWould) {
+  FakeClock clock;
+  DnatTable dnat(clock, 60s, 2);
+  auto query = udp(kClient, 4000, kLocalIp, 53);
+  ASSERT_EQ(dnat.translate(query, parse(query), kTarget), DropReason::None);
+  EXPECT_FALSE(dnat.keepAlive(kTarget, 5353, kClient, 4000, 17, true)) << "no such translation";
+  for (int i = 0; i < 3; ++i) {
+    clock.advance(50s);
+    EXPECT_TRUE(dnat.keepAlive(kTarget, 53, kClient, 4000, 17, true)) << i;
+  }
+  auto answer = udp(kTarget, 53, kClient, 4000);
+  EXPECT_TRUE(dnat.translateReply(answer, parse(answer)));
+  EXPECT_EQ(answer, udp(kLocalIp, 53, kClient, 4000));
+  clock.advance(50s);
+  EXPECT_TRUE(dnat.keepAlive(kTarget, 53, kClient, 4000, 17, false));
+  clock.advance(11s);
+  EXPECT_FALSE(dnat.keepAlive(kTarget, 53, kClient, 4000, 17, false));
+}
+
 TEST(DnatTable, AFullTableRefusesNewTranslations) {
   FakeClock clock;
   DnatTable dnat(clock, 60s, 2);
