@@ -330,8 +330,9 @@ void KernelFlows::tick(datapath::conntrack::ConnTrack& conntrack, SteadyTime now
     // (A flow into or out of a tunnel has one local zone.)
     auto touch = [&](const ConnKey& c) { return c.family == 0 || conntrack.touch(c, now); };
     auto alive = [&](const ConnKey& c) { return c.family == 0 || conntrack.find(c).has_value(); };
-    // (Its SNAT mapping, if any: moved on by the kernel's use; gone, the
-    // flow goes, before its translation could be another connection's.)
+    // (Its SNAT mapping or local IP's translation, if any: moved on by the
+    // kernel's use; gone, the flow goes, before its translation could be
+    // another connection's.)
     auto mapped = [&](bool used) {
       auto keep = [&](const ConnKey& c, const KeepAlive& keep_alive) {
         return c.family == 0 || keep_alive == nullptr || keep_alive(c, used);

@@ -733,6 +733,32 @@ void Datapath::importConnection(uint32_t from, uint32_t to, conntrack::ConnKey t
   }
 }
 
+bool Datapath::lbReplyBack(const Context& ctx, Packet& pkt, Trace* trace) {
+  auto& p = pkt.parsed;
+  const packet::FlowKey arrived = p.key;
+  if (!shared_->lbReply(pkt.bytes, p, lbZone(ctx, ctx.key))) return false;
+  // A reply from a load balancer's member: from the VIP again, before the
+  // client's conntrack sees it.
+  packet::parse(pkt.bytes, p);
+  p.key.in_port = ctx.key;
+  const auto& k = p.key;
+  // (Its source alone translated, to a port: a kernel flow may repeat it.)
+  if (ctx.stage == Stage::ToPort && k.eth_type == ethertype::kIpv4 &&
+      (k.ip_proto == packet::ipproto::kTcp || k.ip_proto == packet::ipproto::kUdp) &&
+      k.ip_dst == arrived.ip_dst && k.tp_dst == arrived.tp_dst) {
+    pkt.lb_arrived = arrived;
+    pkt.lb_reply = {.src = k.ip_dst,
+                    .dst = k.ip_src,
+                    .src_port = k.tp_dst,
+                    .dst_port = k.tp_src,
+                    .zone = lbZone(ctx, ctx.key),
+                    .protocol = k.ip_proto,
+                    .family = 4};
+  }
+  if (trace != nullptr) trace->push_back("load balancer: reply translated back to the VIP");
+  return true;
+}
+
 void Datapath::lbReplyOffer(const Packet& pkt, FlowOffer& offer) {
   // Its source the VIP's address and port again, as translateReply made it.
   const auto& k = pkt.parsed.key;
@@ -1096,29 +1122,10 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
   // Whether this stage rewrote the packet before its decision: what the
   // decision's actions do is then not all that happened to it.
   bool rewritten = false;
-  const packet::FlowKey arrived = p.key;
   pkt.lb_reply = {};
   if ((ctx.stage == Stage::ToPort || ctx.stage == Stage::ToGateway) && shared_->lbActive() &&
-      isIp(p.key) && shared_->lbReply(pkt.bytes, p, lbZone(ctx, ctx.key))) {
-    // A reply from a load balancer's member: from the VIP again, before
-    // the client's conntrack sees it.
-    packet::parse(pkt.bytes, p);
-    p.key.in_port = ctx.key;
-    rewritten = true;
-    const auto& k = p.key;
-    if (ctx.stage == Stage::ToPort && k.eth_type == ethertype::kIpv4 &&
-        (k.ip_proto == packet::ipproto::kTcp || k.ip_proto == packet::ipproto::kUdp) &&
-        k.ip_dst == arrived.ip_dst && k.tp_dst == arrived.tp_dst) {
-      pkt.lb_arrived = arrived;
-      pkt.lb_reply = {.src = k.ip_dst,
-                      .dst = k.ip_src,
-                      .src_port = k.tp_dst,
-                      .dst_port = k.tp_src,
-                      .zone = lbZone(ctx, ctx.key),
-                      .protocol = k.ip_proto,
-                      .family = 4};
-    }
-    if (trace != nullptr) trace->push_back("load balancer: reply translated back to the VIP");
+      isIp(p.key)) {
+    rewritten = lbReplyBack(ctx, pkt, trace);
   }
   if ((ctx.stage == Stage::FromPort || ctx.stage == Stage::ToPort) && isIp(p.key) &&
       !topology_->isStateless(ctx.key)) {

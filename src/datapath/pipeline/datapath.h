@@ -635,8 +635,11 @@ class Datapath {
   uint16_t zoneOf(uint32_t port);
   // A reply router SNAT translated back whose flow the kernel may carry.
   static bool snatOfferable(const Packet& pkt);
-  // A load balancer's member's reply, translated back to the VIP before
-  // the stage (Packet::lb_reply): its flow's translation.
+  // A packet that may be a load balancer's member's reply, before the
+  // stage's decision: translated back to the VIP if it is one (true), and
+  // then, if a kernel flow may repeat that, Packet::lb_reply set.
+  bool lbReplyBack(const simulator::Context& ctx, Packet& pkt, Trace* trace);
+  // Such a reply's flow: its translation (Packet::lb_reply).
   static void lbReplyOffer(const Packet& pkt, FlowOffer& offer);
   // The bucket a Police action counts against, remembered here.
   Policer& policerFor(const simulator::Action& a);
