@@ -275,7 +275,7 @@ void SharedState::adopt() {
 DropReason SharedState::snatOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                                      packet::Ipv4Address external, nat::SnatHelper helper,
                                      nat::PayloadEdit* edit, nat::PortRange ports) noexcept {
-  MaybeLock lock(snat_mu_, shared_);
+  MutexLock lock(snat_mu_);
   return snat_.translateOutbound(frame, p, external, helper, edit, ports);
 }
 
@@ -315,13 +315,13 @@ size_t SharedState::absorbSnatReplica(std::span<const uint8_t> records) {
 DropReason SharedState::ftpFloatingOutbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                                             packet::Ipv4Address inside, packet::Ipv4Address outside,
                                             nat::PayloadEdit& edit) noexcept {
-  MaybeLock lock(ftp_mu_, shared_);
+  MutexLock lock(ftp_mu_);
   return ftp_.outbound(frame, p, inside, outside, edit);
 }
 
 void SharedState::ftpFloatingInbound(std::span<uint8_t> frame,
                                      const packet::ParsedPacket& p) noexcept {
-  MaybeLock lock(ftp_mu_, shared_);
+  MutexLock lock(ftp_mu_);
   ftp_.inbound(frame, p);
 }
 
@@ -347,7 +347,7 @@ std::vector<SharedState::Neighbor> SharedState::neighborList(size_t limit) const
 
 DropReason SharedState::snatInbound(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                                     bool* plain) noexcept {
-  MaybeLock lock(snat_mu_, shared_);
+  MutexLock lock(snat_mu_);
   return snat_.translateInbound(frame, p, plain);
 }
 
@@ -358,44 +358,44 @@ packet::Ipv4Address v4Of(const std::array<uint8_t, 16>& a) {
 }  // namespace
 
 bool SharedState::snatKeepAlive(const conntrack::ConnKey& outbound, bool used) noexcept {
-  MaybeLock lock(snat_mu_, shared_);
+  MutexLock lock(snat_mu_);
   return snat_.keepAlive(v4Of(outbound.src), outbound.src_port, v4Of(outbound.dst),
                          outbound.dst_port, outbound.protocol, used);
 }
 
 bool SharedState::localIpKeepAlive(const conntrack::ConnKey& reply, bool used) noexcept {
-  MaybeLock lock(dnat_mu_, shared_);
+  MutexLock lock(dnat_mu_);
   return dnat_.keepAlive(v4Of(reply.src), reply.src_port, v4Of(reply.dst), reply.dst_port,
                          reply.protocol, used);
 }
 
 DropReason SharedState::localIpForward(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                                        packet::Ipv4Address target) noexcept {
-  MaybeLock lock(dnat_mu_, shared_);
+  MutexLock lock(dnat_mu_);
   return dnat_.translate(frame, p, target);
 }
 
 bool SharedState::localIpReply(std::span<uint8_t> frame, const packet::ParsedPacket& p) noexcept {
-  MaybeLock lock(dnat_mu_, shared_);
+  MutexLock lock(dnat_mu_);
   return dnat_.translateReply(frame, p);
 }
 
 std::optional<nat::LbTarget> SharedState::lbPinned(const packet::ParsedPacket& p,
                                                    uint16_t zone) const {
-  MaybeLock lock(lb_mu_, shared_);
+  MutexLock lock(lb_mu_);
   return lb_.pinned(p, zone);
 }
 
 DropReason SharedState::lbPin(const packet::ParsedPacket& p, uint16_t zone, nat::LbTarget member,
                               uint64_t listener) noexcept {
-  MaybeLock lock(lb_mu_, shared_);
+  MutexLock lock(lb_mu_);
   return lb_.pin(p, zone, member, listener);
 }
 
 DropReason SharedState::lbForward(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                                   uint16_t zone, nat::LbTarget member, bool hairpin,
                                   uint64_t listener, uint32_t limit) noexcept {
-  MaybeLock lock(lb_mu_, shared_);
+  MutexLock lock(lb_mu_);
   auto why = lb_.translate(frame, p, zone, member, hairpin, listener, limit);
   lb_active_.store(!lb_.empty(), std::memory_order_relaxed);
   return why;
@@ -403,7 +403,7 @@ DropReason SharedState::lbForward(std::span<uint8_t> frame, const packet::Parsed
 
 bool SharedState::lbReply(std::span<uint8_t> frame, const packet::ParsedPacket& p,
                           uint16_t zone) noexcept {
-  MaybeLock lock(lb_mu_, shared_);
+  MutexLock lock(lb_mu_);
   return lb_.translateReply(frame, p, zone);
 }
 
@@ -416,12 +416,12 @@ bool SharedState::lbKeepAlive(const conntrack::ConnKey& forward, bool used, uint
                               .zone = forward.zone,
                               .protocol = forward.protocol,
                               .family = forward.family};
-  MaybeLock lock(lb_mu_, shared_);
+  MutexLock lock(lb_mu_);
   return lb_.keepAlive(key, used, bytes_in, bytes_out);
 }
 
 size_t SharedState::lbConnections(uint64_t listener, const nat::LbTarget& member) const {
-  MaybeLock lock(lb_mu_, shared_);
+  MutexLock lock(lb_mu_);
   return lb_.connections(listener, member);
 }
 

@@ -303,7 +303,10 @@ struct Verdict {
 //
 // Thread-safety: every member function from any thread when made for
 // several workers (conntrack is sharded, the rest behind locks taken on the
-// slow path or for SNAT); made for one, conntrack and SNAT take no lock.
+// slow path or for NAT); made for one, conntrack and fragments take no lock
+// (the worker's alone). The translation tables (SNAT, local IPs, load
+// balancers, FTP) are always locked: the control side reads their counters
+// and replicas while the worker runs.
 class SharedState {
  public:
   // `workers`: how many datapaths use it; with one, nothing is locked.
