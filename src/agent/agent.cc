@@ -34,10 +34,15 @@ int interfaceWith(const IpAddress& address) {
   if (::getifaddrs(&all) != 0) return 0;
   int found = 0;
   for (ifaddrs* i = all; i != nullptr && found == 0; i = i->ifa_next) {
-    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET || address.family != 4)
-      continue;
-    const auto* in = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
-    if (std::memcmp(&in->sin_addr, address.bytes.data(), 4) == 0) {
+    if (i->ifa_addr == nullptr) continue;
+    const void* has = nullptr;
+    if (i->ifa_addr->sa_family == AF_INET && address.family == 4) {
+      has = &reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr;
+    } else if (i->ifa_addr->sa_family == AF_INET6 && address.family == 6) {
+      has = &reinterpret_cast<const sockaddr_in6*>(i->ifa_addr)->sin6_addr;
+    }
+    if (has != nullptr &&
+        std::memcmp(has, address.bytes.data(), address.family == 6 ? 16 : 4) == 0) {
       found = static_cast<int>(::if_nametoindex(i->ifa_name));
     }
   }
@@ -118,8 +123,8 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
       }
       a->keepFastPathAlive();
       // Tunnels leave by, and arrive on, the interface with the tunnel
-      // address (IPv4 tunnels only, for now).
-      int underlay = c.tunnel_ip.family == 4 ? interfaceWith(c.tunnel_ip) : 0;
+      // address (IPv4 or IPv6).
+      int underlay = interfaceWith(c.tunnel_ip);
       canopy_fp_config fc{.geneve_port = htons(c.geneve_port),
                           .vxlan_port = htons(c.vxlan_port),
                           .underlay_ifindex = static_cast<uint32_t>(underlay),
@@ -142,7 +147,7 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
       spdlog::warn("agent: {}: running without the kernel fast path", fp.error().message());
     }
   }
-  if (a->fast_path_ == nullptr && c.tunnel_ip.family == 4) {
+  if (a->fast_path_ == nullptr) {
     // What an agent with the fast path left on the underlay goes.
     fastpath::FastPath::removeLeftover(interfaceWith(c.tunnel_ip));
   }

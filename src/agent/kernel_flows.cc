@@ -7,6 +7,7 @@
 #include <linux/sockios.h>
 #include <linux/udp.h>
 #include <net/if.h>
+#include <netinet/ip6.h>
 #include <spdlog/spdlog.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -116,6 +117,11 @@ fastpath::FlowKey kernelKey(const datapath::pipeline::FlowOffer& o, int ifindex)
   return k;
 }
 
+void setTunnelSource(fastpath::FlowKey& key, const IpAddress& sender) {
+  std::memcpy(key.tunnel_src, sender.bytes.data(), sender.family == 6 ? 16 : 4);
+  key.tunnel_family = sender.family;
+}
+
 fastpath::FlowAction kernelAction(const datapath::pipeline::FlowOffer& o, int ifindex,
                                   uint8_t out) {
   fastpath::FlowAction a{};
@@ -187,7 +193,9 @@ void KernelFlows::detach(int ifindex) {
 bool KernelFlows::kernelFlow(const datapath::pipeline::FlowOffer& o,
                              const std::function<int(uint32_t port)>& ifindexOf, Installed& flow,
                              fastpath::FlowAction& action) {
-  const bool tunnels = tunnels_.underlay_ifindex > 0 && tunnels_.local.family == 4;
+  // (A tunnel's other end is of the underlay's family, as this host's.)
+  const bool tunnels = tunnels_.underlay_ifindex > 0 && tunnels_.local.family != 0;
+  const bool underlay6 = tunnels_.local.family == 6;
   int from = o.from_port != 0 ? ifindexOf(o.from_port) : 0;
   int to = o.to_port != 0 ? ifindexOf(o.to_port) : 0;
   fastpath::FlowKey key{};
@@ -205,27 +213,30 @@ bool KernelFlows::kernelFlow(const datapath::pipeline::FlowOffer& o,
     key = kernelKey(o, from);
     action = kernelAction(o, to, attached_[to].out);
   } else if (((from > 0 && attached_.count(from)) || uplink(o.from_uplink) > 0) && o.to_port == 0 &&
-             o.to_uplink == 0 && tunnels && o.tunnel_remote.family == 4 &&
+             o.to_uplink == 0 && tunnels && o.tunnel_remote.family == tunnels_.local.family &&
              o.tunnel_header_len <= CANOPY_FP_MAX_HEADER) {
     // Into the tunnel, as the agent would send it (from a port, or from
     // outside through an uplink).
     if (from == 0) from = uplink(o.from_uplink);
     key = kernelKey(o, from);
     action = kernelAction(o, 0, CANOPY_FP_ENCAP);
-    std::memcpy(&action.tunnel_src, tunnels_.local.bytes.data(), 4);
-    std::memcpy(&action.tunnel_dst, o.tunnel_remote.bytes.data(), 4);
+    const size_t length = underlay6 ? 16 : 4;
+    std::memcpy(action.tunnel_src, tunnels_.local.bytes.data(), length);
+    std::memcpy(action.tunnel_dst, o.tunnel_remote.bytes.data(), length);
+    if (underlay6) action.flags |= CANOPY_FP_TUNNEL_IPV6;
     action.udp_src = htons(o.udp_source);
     action.udp_dst = htons(o.vxlan ? tunnels_.vxlan_port : tunnels_.geneve_port);
     action.header_len = o.tunnel_header_len;
     std::memcpy(action.header, o.tunnel_header.data(), o.tunnel_header_len);
     to = tunnels_.underlay_ifindex;
-  } else if (o.from_port == 0 && o.from_uplink == 0 && tunnels && o.tunnel_remote.family == 4 &&
+  } else if (o.from_port == 0 && o.from_uplink == 0 && tunnels &&
+             o.tunnel_remote.family == tunnels_.local.family &&
              ((to > 0 && attached_.count(to)) || uplink(o.to_uplink) > 0)) {
     // Out of the tunnel, on the underlay: by the sending host and VNI; to
     // a port, or (from a router's gateway here) routed and translated out
     // of an uplink.
     key = kernelKey(o, tunnels_.underlay_ifindex);
-    std::memcpy(&key.tunnel_src, o.tunnel_remote.bytes.data(), 4);
+    setTunnelSource(key, o.tunnel_remote);
     key.vni = o.vni;
     // (Its MACs as it leaves: as it came, unless a router's gateway here
     // routed it.)
@@ -256,8 +267,8 @@ bool KernelFlows::kernelFlow(const datapath::pipeline::FlowOffer& o,
     // headers before it is counted.)
     flow.overhead = ETH_HLEN;
     if (action.out == CANOPY_FP_ENCAP) {
-      flow.overhead +=
-          static_cast<uint32_t>(sizeof(iphdr) + sizeof(udphdr) + action.header_len + ETH_HLEN);
+      flow.overhead += static_cast<uint32_t>((underlay6 ? sizeof(ip6_hdr) : sizeof(iphdr)) +
+                                             sizeof(udphdr) + action.header_len + ETH_HLEN);
     }
   }
   return true;
@@ -735,8 +746,8 @@ void KernelFlows::adoptFor(std::span<const uint8_t> frame, int ifindex, const Ip
   datapath::pipeline::FlowOffer o;
   o.key = p.key;
   fastpath::FlowKey key = kernelKey(o, ifindex);
-  if (tunnel_src.family == 4) {
-    std::memcpy(&key.tunnel_src, tunnel_src.bytes.data(), 4);
+  if (tunnel_src.family != 0) {
+    setTunnelSource(key, tunnel_src);
     key.vni = vni;
   }
   if (installed_.count(bytes(key)) != 0 || templates_->matching(key) == nullptr) return;

@@ -59,6 +59,8 @@ namespace canopy::agent {
 // An offered flow as the kernel's map has it: its key on the sending
 // port's interface, and its action towards the receiving port's.
 fastpath::FlowKey kernelKey(const datapath::pipeline::FlowOffer& offer, int from_ifindex);
+// A key from a tunnel: the sending host's address (IPv4 or IPv6).
+void setTunnelSource(fastpath::FlowKey& key, const IpAddress& sender);
 // `out`: how it reaches that interface (CANOPY_FP_REDIRECT_PEER into a
 // veth's peer, CANOPY_FP_REDIRECT to a tap's reader or out of an uplink,
 // CANOPY_FP_ENCAP). With the offer's translation, if any.

@@ -249,7 +249,7 @@ void Worker::handBackAdopted() {
   for (const auto& m : std::exchange(hand_back_made_, {})) {
     const fastpath::FlowKey& k = m.forward;
     // From a port here, or from a tunnel; to a port here, or into one.
-    const uint32_t from = k.tunnel_src == 0 ? portAt(k.ifindex) : 0;
+    const uint32_t from = k.tunnel_family == 0 ? portAt(k.ifindex) : 0;
     const uint32_t to = m.action.out != CANOPY_FP_ENCAP ? portAt(m.action.ifindex) : 0;
     if (from == 0 && to == 0) continue;
     datapath::conntrack::ConnKey tuple;

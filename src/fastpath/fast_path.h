@@ -23,6 +23,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "base/result.h"
@@ -34,6 +35,13 @@ using FlowKey = canopy_fp_key;
 using FlowAction = canopy_fp_action;
 using Template = canopy_fp_template;
 using Event = canopy_fp_event;
+
+// The maps' layouts leave no padding implicit: what the agent and the
+// programs write is every byte of what the kernel hashes and compares.
+static_assert(std::has_unique_object_representations_v<FlowKey>);
+static_assert(std::has_unique_object_representations_v<FlowAction>);
+static_assert(std::has_unique_object_representations_v<Template>);
+static_assert(std::has_unique_object_representations_v<Event>);
 
 struct Counters {
   uint64_t hits = 0;

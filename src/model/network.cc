@@ -8,8 +8,9 @@ namespace canopy::model {
 
 int defaultMtu(const NetworkConfig& config, std::string_view network_type) {
   if (network_type.empty()) network_type = config.overlay;
-  if (network_type == "vxlan") return config.physical_mtu - 50;
-  if (network_type == "geneve") return config.physical_mtu - 82;
+  const int outer_ip = config.overlay_ip_version == 6 ? 20 : 0;  // beyond IPv4's
+  if (network_type == "vxlan") return config.physical_mtu - 50 - outer_ip;
+  if (network_type == "geneve") return config.physical_mtu - 82 - outer_ip;
   return config.physical_mtu;
 }
 

@@ -20,6 +20,9 @@ struct NetworkConfig {
   // names no type; "vlan" takes an id from vlan_ranges. Empty: the overlay.
   std::string tenant_network_type{};
   int physical_mtu = 1500;
+  // Neutron's overlay_ip_version: the tunnel endpoints' (the underlay's) IP
+  // version, 4 or 6; IPv6's outer header is 20 bytes longer.
+  int overlay_ip_version = 4;
   int64_t vni_min = 1;
   int64_t vni_max = 65535;
   // Ports' generated MACs: these three octets, then three random ones.
@@ -39,8 +42,9 @@ Result<std::map<std::string, std::vector<std::pair<int64_t, int64_t>>>> parseVla
 // VLAN; VXLAN 50 bytes: outer IPv4 20, UDP 8, VXLAN 8, inner Ethernet 14;
 // Geneve 82: the same with Geneve's 8 and room for Canopy's options, a
 // destination of 12 bytes and up to four sender groups in 20, so that a
-// full-sized frame's datagram is never fragmented on the underlay). An
-// empty type is the configured overlay.
+// full-sized frame's datagram is never fragmented on the underlay); 20
+// more for each over an IPv6 underlay. An empty type is the configured
+// overlay.
 int defaultMtu(const NetworkConfig& config, std::string_view network_type = {});
 
 // The largest segmentation id of a network type (VLAN 4094, tunnels 2^24 - 1).

@@ -69,6 +69,7 @@ struct Options {
   std::string overlay = "geneve";
   std::string tenant_network_type;
   int physical_mtu = 1500;
+  int overlay_ip_version = 4;
   int api_threads = 2;
   // Octavia's API under /load-balancer (docs/LOADBALANCING.md).
   bool load_balancer = false;
@@ -271,6 +272,7 @@ int run(const Options& options) {
       .overlay = options.overlay,
       .tenant_network_type = options.tenant_network_type,
       .physical_mtu = options.physical_mtu,
+      .overlay_ip_version = options.overlay_ip_version,
       .vni_min = options.vni_min,
       .vni_max = options.vni_max,
       .vlan_ranges = std::move(*vlan_ranges)};
@@ -536,6 +538,11 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"geneve", "vxlan", "vlan"}));
   app.add_option("--physical-mtu", options.physical_mtu, "MTU of the hosts' underlay network")
       ->check(CLI::Range(576, 9216))
+      ->capture_default_str();
+  app.add_option("--overlay-ip-version", options.overlay_ip_version,
+                 "IP version of the hosts' tunnel addresses (Neutron's overlay_ip_version): "
+                 "tenant networks' MTU leaves room for its outer header")
+      ->check(CLI::IsMember({4, 6}))
       ->capture_default_str();
   app.add_option("--snat", options.snat,
                  "Router SNAT: central (on the gateway host) or distributed (every host with an "

@@ -153,14 +153,18 @@ make_underlay() {
   in_ns "$underlay" ip link set br0 up
 }
 
-# add_host NAME ADDRESS: a host namespace with ADDRESS/24 on the underlay.
+# add_host NAME ADDRESS: a host namespace with ADDRESS/24 (an IPv6
+# ADDRESS: /64, usable at once) on the underlay.
 add_host() {
   local name=$1 address=$2 ns="$tag-$1"
   new_ns "$ns"
   ip link add "$tag$name" type veth peer name ul0 netns "$ns"
   ip link set "$tag$name" netns "$underlay"
   in_ns "$underlay" ip link set "$tag$name" master br0 up
-  in_ns "$ns" ip addr add "$address/24" dev ul0
+  case "$address" in
+    *:*) in_ns "$ns" ip addr add "$address/64" dev ul0 nodad ;;
+    *) in_ns "$ns" ip addr add "$address/24" dev ul0 ;;
+  esac
   in_ns "$ns" ip link set ul0 up
 }
 

@@ -5,20 +5,32 @@
 # and MTU from DHCP (busybox udhcpc), the VMs ping each other across the
 # hosts and move 4 MiB over TCP (nc) each way with the guests' segmentation
 # and checksum offloads on, and the ports become ACTIVE on their hosts.
+# CANOPY_UNDERLAY=6: the hosts' tunnel addresses are IPv6 (the server told
+# so, for the networks' MTU), and the VMs move IPv6 between them too.
+# CANOPY_E2E_MIXED=1: h2's agent without the kernel fast path, beside h1's
+# with it: h2's agent reads what h1's kernel sends into the tunnel.
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$1
 source "$here/lib.sh"
 source "$here/netns.sh"
 
+underlay_version=${CANOPY_UNDERLAY:-4}
+if [ "$underlay_version" = 6 ]; then
+  h1_address=fd77::1 h2_address=fd77::2
+else
+  h1_address=192.168.77.1 h2_address=192.168.77.2
+fi
 start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen 127.0.0.1:0 \
-  --auth noauth
+  --auth noauth --overlay-ip-version "$underlay_version"
 
 make_underlay
-add_host h1 192.168.77.1
-add_host h2 192.168.77.2
+add_host h1 "$h1_address"
+add_host h2 "$h2_address"
 encapsulation=${CANOPY_ENCAPSULATION:-geneve}
-start_agent h1 192.168.77.1 --encapsulation "$encapsulation" --metrics-listen 127.0.0.1:9100
-start_agent h2 192.168.77.2 --encapsulation "$encapsulation"
+start_agent h1 "$h1_address" --encapsulation "$encapsulation" --metrics-listen 127.0.0.1:9100
+h2_fast=()
+[ -n "${CANOPY_E2E_MIXED:-}" ] && h2_fast=(--fast-path off)
+start_agent h2 "$h2_address" --encapsulation "$encapsulation" "${h2_fast[@]}"
 
 net=$(api POST /v2.0/networks '{"network": {"name": "net1"}}' | field 'd["network"]["id"]')
 mtu=$(api GET "/v2.0/networks/$net" | field 'd["network"]["mtu"]')
@@ -70,6 +82,10 @@ expect_in "3 received" "$(cat "$work/ping1")"
 # network's MTU leaves room for the encapsulation and its options, so the
 # hosts fragment nothing on the underlay (IP FragCreates stays put).
 frag_creates() {
+  if [ "$underlay_version" = 6 ]; then
+    in_ns "$tag-$1" awk '$1 == "Ip6FragCreates" { print $2 }' /proc/net/snmp6
+    return
+  fi
   in_ns "$tag-$1" awk '/^Ip:/ && !f { for (i = 1; i <= NF; i++) if ($i == "FragCreates") c = i; f = 1; next }
     /^Ip:/ { print $c }' /proc/net/snmp
 }
@@ -85,6 +101,26 @@ frags_after="$(frag_creates h1) $(frag_creates h2)"
 # partial checksums, cut into segments for the tunnel; 4 MiB arrive whole.
 send_blob "$tag-vm1" "$tag-vm2" "$vm2_ip" 5001
 send_blob "$tag-vm2" "$tag-vm1" "$vm1_ip" 5002
+
+# Over an IPv6 underlay, IPv6 inside too: the VMs' addresses of an IPv6
+# subnet (static, as its ports have them), pinged and 4 MiB each way.
+if [ "$underlay_version" = 6 ]; then
+  subnet6=$(api POST /v2.0/subnets '{"subnet": {"network_id": "'"$net"'", "ip_version": 6,
+    "cidr": "fd00:5::/64", "ipv6_address_mode": "slaac", "ipv6_ra_mode": "slaac"}}' |
+    field 'd["subnet"]["id"]')
+  address6() {
+    api PUT "/v2.0/ports/$1" '{"port": {"fixed_ips": [{"ip_address": "'"$2"'"},
+      {"subnet_id": "'"$subnet6"'"}]}}' | field '[f["ip_address"] for f in d["port"]["fixed_ips"] if ":" in f["ip_address"]][0]'
+  }
+  vm1_ip6=$(address6 "$vm1_id" "$vm1_ip")
+  vm2_ip6=$(address6 "$vm2_id" "$vm2_ip")
+  in_ns "$tag-vm1" ip -6 addr add "$vm1_ip6/64" dev eth0 nodad
+  in_ns "$tag-vm2" ip -6 addr add "$vm2_ip6/64" dev eth0 nodad
+  ping6_across() { in_ns "$tag-vm1" ping -6 -c 1 -W 1 "$vm2_ip6" >/dev/null; }
+  retry 50 ping6_across || fail "vm1 -> vm2 over IPv6: no answer"
+  send_blob "$tag-vm1" "$tag-vm2" "$vm2_ip6" 5003
+  send_blob "$tag-vm2" "$tag-vm1" "$vm1_ip6" 5004
+fi
 
 # A UDP datagram larger than the MTU, fragmented by the guest's kernel:
 # the first fragment (whose UDP length is the whole datagram's) and the

@@ -1266,7 +1266,7 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
       std::inplace_merge(tags.begin(), tags.begin() + static_cast<ptrdiff_t>(mid), tags.end());
       tags.erase(std::unique(tags.begin(), tags.end()), tags.end());
     } else if (ctx.stage == Stage::ToGateway && depth == 0 &&
-               pkt.in.kind == Ingress::Kind::Tunnel && pkt.in.source.family == 4 &&
+               pkt.in.kind == Ingress::Kind::Tunnel && pkt.in.source.family != 0 &&
                (no = notOffered(*d, ctx, p, true, false, offer, trace != nullptr)) == nullptr) {
       // To a router's gateway here, from a tunnel as it arrived: routed
       // (and translated) out of the uplink.
@@ -1276,7 +1276,7 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
       offer.tags = d->tags;
       pkt.offer = &offer;
     } else if (ctx.stage == Stage::ToPort && depth == 0 && pkt.in.kind == Ingress::Kind::Tunnel &&
-               pkt.in.source.family == 4 &&
+               pkt.in.source.family != 0 &&
                (no = notOffered(*d, ctx, p, false, tracked, offer, trace != nullptr)) == nullptr) {
       // From a tunnel, as it arrived (the sending host routed it).
       offer.key = rewritten ? pkt.lb_arrived : p.key;
@@ -1360,7 +1360,7 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
     // (A tunnel to a port, or to a router's gateway on another host; not a
     // flood.)
     return from && a.kind == ActionKind::Tunnel && (a.port != 0 || a.router != 0) &&
-           a.remote.family == 4 && a.groups.size() <= kMaxTaggedGroups;
+           a.remote.family != 0 && a.groups.size() <= kMaxTaggedGroups;
   };
   for (const Action& a : d.actions) {
     const bool last = &a == &d.actions.back();

@@ -41,6 +41,7 @@
 #include "fastpath.h"
 
 #ifndef BPF_F_ADJ_ROOM_DECAP_L3_IPV6 /* (newer than some distributions' headers) */
+#define BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
 #define BPF_F_ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8)
 #endif
 
@@ -291,7 +292,7 @@ static __always_inline int within_budget(struct parsed* p, __u32* counted) {
   struct canopy_fp_config* cfg = bpf_map_lookup_elem(&config, &zero);
   *counted = 0;
   if (!cfg) return 0;
-  if (cfg->half_open == 0 || p->key.tunnel_src != 0) return 1;
+  if (cfg->half_open == 0 || p->key.tunnel_family != 0) return 1;
   __u32 port = p->key.ifindex;
   const __u64 now = bpf_ktime_get_ns();
   struct canopy_fp_budget* b = bpf_map_lookup_elem(&budgets, &port);
@@ -387,29 +388,67 @@ static __always_inline struct canopy_fp_action* make(struct parsed* p,
   return bpf_map_lookup_elem(&flows, &p->key);
 }
 
-/* Into the tunnel: room for the outer IPv4 and UDP headers, the tunnel
- * header and the inner Ethernet header in front of the frame's IP packet
- * (its size; -1 without an underlay, -2 refused); then those headers; then
- * out of the underlay interface, routed and with the next hop's MAC from
- * the kernel's neighbour table (bpf_redirect_neigh, which also resolves it:
- * no forwarding is asked of the host, as a FIB lookup would). */
+/* Into the tunnel: room for the outer IPv4 (or IPv6) and UDP headers, the
+ * tunnel header and the inner Ethernet header in front of the frame's IP
+ * packet (its size; -1 without an underlay, -2 refused); then those
+ * headers; then out of the underlay interface, routed and with the next
+ * hop's MAC from the kernel's neighbour table (bpf_redirect_neigh, which
+ * also resolves it: no forwarding is asked of the host, as a FIB lookup
+ * would). */
 static __always_inline int encap_room(struct __sk_buff* skb, struct canopy_fp_action* a) {
   __u32 zero = 0;
   struct canopy_fp_config* cfg = bpf_map_lookup_elem(&config, &zero);
   if (!cfg || cfg->underlay_ifindex == 0) return -1;
   __u32 header_len = a->header_len;
   if (header_len > CANOPY_FP_MAX_HEADER) return -1;
-  const __u32 room = IP_LEN + sizeof(struct udphdr) + header_len + ETH_LEN;
-  const __u64 flags = BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |
-                      BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(ETH_LEN) |
-                      BPF_F_ADJ_ROOM_FIXED_GSO;
+  const int six = (a->flags & CANOPY_FP_TUNNEL_IPV6) != 0;
+  const __u32 room = (six ? IP6_LEN : IP_LEN) + sizeof(struct udphdr) + header_len + ETH_LEN;
+  const __u64 flags = (six ? BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 : BPF_F_ADJ_ROOM_ENCAP_L3_IPV4) |
+                      BPF_F_ADJ_ROOM_ENCAP_L4_UDP | BPF_F_ADJ_ROOM_ENCAP_L2_ETH |
+                      BPF_F_ADJ_ROOM_ENCAP_L2(ETH_LEN) | BPF_F_ADJ_ROOM_FIXED_GSO;
   /* (Refused before anything is changed: the packet is as it came.) */
   if (bpf_skb_adjust_room(skb, (__s32)room, BPF_ADJ_ROOM_MAC, flags) < 0) return -2;
   return (int)room;
 }
 
+/* The outer IP header at ETH_LEN (its length; -1 if it cannot be written):
+ * IPv4 with DF, as the agent's sockets send; or IPv6. */
+static __always_inline int outer_ip(struct __sk_buff* skb, struct canopy_fp_action* a) {
+  if (a->flags & CANOPY_FP_TUNNEL_IPV6) {
+    struct ipv6hdr ip6 = {};
+    ip6.version = 6;
+    ip6.payload_len = bpf_htons((__u16)(skb->len - ETH_LEN - IP6_LEN));
+    ip6.nexthdr = IPPROTO_UDP;
+    ip6.hop_limit = 64;
+    __builtin_memcpy(&ip6.saddr, a->tunnel_src, 16);
+    __builtin_memcpy(&ip6.daddr, a->tunnel_dst, 16);
+    return bpf_skb_store_bytes(skb, ETH_LEN, &ip6, sizeof(ip6), 0) < 0 ? -1 : IP6_LEN;
+  }
+  struct iphdr ip = {};
+  ip.version = 4;
+  ip.ihl = 5;
+  ip.tot_len = bpf_htons((__u16)(skb->len - ETH_LEN));
+  ip.frag_off = bpf_htons(0x4000);
+  ip.ttl = 64;
+  ip.protocol = IPPROTO_UDP;
+  __builtin_memcpy(&ip.saddr, a->tunnel_src, 4);
+  __builtin_memcpy(&ip.daddr, a->tunnel_dst, 4);
+  __u32 csum = (__u32)bpf_csum_diff(0, 0, (__be32*)&ip, IP_LEN, 0);
+  csum = (csum & 0xffff) + (csum >> 16);
+  csum = (csum & 0xffff) + (csum >> 16);
+  ip.check = (__u16)~csum;
+  return bpf_skb_store_bytes(skb, ETH_LEN, &ip, sizeof(ip), 0) < 0 ? -1 : IP_LEN;
+}
+
 /* The headers in the room encap_room() made, the inner frame's Ethernet
- * header as the flow rewrites it. Returns the underlay's index. */
+ * header as the flow rewrites it. Returns the underlay's index.
+ *
+ * The outer UDP checksum is left zero, as VXLAN over IPv4 sends it (RFC
+ * 7348); over IPv6 that is a tunnel's zero checksum (RFC 6935, 6936;
+ * Geneve, RFC 8926 3.3): the kernel cannot sum a guest's super-frame's
+ * segments here. A receiving host's fast path decapsulates before the
+ * UDP stack; its agent's tunnel sockets accept zero checksums
+ * (UDP_NO_CHECK6_RX). */
 static __always_inline int encap_headers(struct __sk_buff* skb, struct canopy_fp_action* a,
                                          __u8 family) {
   __u32 zero = 0;
@@ -419,33 +458,21 @@ static __always_inline int encap_headers(struct __sk_buff* skb, struct canopy_fp
   if (header_len > CANOPY_FP_MAX_HEADER) return -1;
   __u8 header[CANOPY_FP_MAX_HEADER];
   __builtin_memcpy(header, a->header, CANOPY_FP_MAX_HEADER);
+  const int six = (a->flags & CANOPY_FP_TUNNEL_IPV6) != 0;
   struct ethhdr eth = {}; /* (replaced by the neighbour's) */
-  eth.h_proto = bpf_htons(ETH_P_IP);
-  struct iphdr ip = {};
-  ip.version = 4;
-  ip.ihl = 5;
-  ip.tot_len = bpf_htons((__u16)(skb->len - ETH_LEN));
-  ip.frag_off = bpf_htons(0x4000); /* DF, as the agent's sockets send */
-  ip.ttl = 64;
-  ip.protocol = IPPROTO_UDP;
-  ip.saddr = a->tunnel_src;
-  ip.daddr = a->tunnel_dst;
-  __u32 csum = (__u32)bpf_csum_diff(0, 0, (__be32*)&ip, IP_LEN, 0);
-  csum = (csum & 0xffff) + (csum >> 16);
-  csum = (csum & 0xffff) + (csum >> 16);
-  ip.check = (__u16)~csum;
+  eth.h_proto = bpf_htons(six ? ETH_P_IPV6 : ETH_P_IP);
+  const __u32 ip_len = six ? IP6_LEN : IP_LEN;
   struct udphdr udp = {};
   udp.source = a->udp_src;
   udp.dest = a->udp_dst;
-  udp.len = bpf_htons((__u16)(skb->len - ETH_LEN - IP_LEN));
+  udp.len = bpf_htons((__u16)(skb->len - ETH_LEN - ip_len));
   struct ethhdr inner = {};
   __builtin_memcpy(inner.h_dest, a->eth_dst, 6);
   __builtin_memcpy(inner.h_source, a->eth_src, 6);
   inner.h_proto = bpf_htons(family == 6 ? ETH_P_IPV6 : ETH_P_IP);
-  const __u32 tunnel_at = ETH_LEN + IP_LEN + sizeof(udp);
-  if (bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0) < 0 ||
-      bpf_skb_store_bytes(skb, ETH_LEN, &ip, sizeof(ip), 0) < 0 ||
-      bpf_skb_store_bytes(skb, ETH_LEN + IP_LEN, &udp, sizeof(udp), 0) < 0) {
+  const __u32 tunnel_at = ETH_LEN + ip_len + sizeof(udp);
+  if (bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0) < 0 || outer_ip(skb, a) < 0 ||
+      bpf_skb_store_bytes(skb, ETH_LEN + ip_len, &udp, sizeof(udp), 0) < 0) {
     return -2;
   }
   /* The header (a multiple of 4 bytes), a word at a time. */
@@ -629,20 +656,38 @@ int canopy_tc_underlay(struct __sk_buff* skb) {
   __u32 zero = 0;
   struct canopy_fp_config* cfg = bpf_map_lookup_elem(&config, &zero);
   struct ethhdr eth;
-  struct iphdr ip;
   struct udphdr udp;
   __u8 tunnel[8];
+  __u8 sender[16] = {}; /* the outer source address */
+  __u8 outer_family;
+  __u32 ip_len;
   if (!cfg || skb->vlan_present) return TC_ACT_OK;
   if (bpf_ktime_get_ns() > cfg->alive_until_ns) return TC_ACT_OK; /* no agent: the host's */
-  if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0 || eth.h_proto != bpf_htons(ETH_P_IP)) {
+  if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0) return TC_ACT_OK;
+  if (eth.h_proto == bpf_htons(ETH_P_IP)) {
+    struct iphdr ip;
+    if (bpf_skb_load_bytes(skb, ETH_LEN, &ip, sizeof(ip)) < 0 || ip.version != 4 || ip.ihl != 5 ||
+        (ip.frag_off & bpf_htons(IP_OFFSET_BITS)) || ip.protocol != IPPROTO_UDP) {
+      return TC_ACT_OK;
+    }
+    __builtin_memcpy(sender, &ip.saddr, 4);
+    outer_family = 4;
+    ip_len = IP_LEN;
+  } else if (eth.h_proto == bpf_htons(ETH_P_IPV6)) {
+    /* (Extension headers, a fragment's among them, are the host's.) */
+    struct ipv6hdr ip6;
+    if (bpf_skb_load_bytes(skb, ETH_LEN, &ip6, sizeof(ip6)) < 0 || ip6.version != 6 ||
+        ip6.nexthdr != IPPROTO_UDP) {
+      return TC_ACT_OK;
+    }
+    __builtin_memcpy(sender, &ip6.saddr, 16);
+    outer_family = 6;
+    ip_len = IP6_LEN;
+  } else {
     return TC_ACT_OK;
   }
-  if (bpf_skb_load_bytes(skb, ETH_LEN, &ip, sizeof(ip)) < 0 || ip.version != 4 || ip.ihl != 5 ||
-      (ip.frag_off & bpf_htons(IP_OFFSET_BITS)) || ip.protocol != IPPROTO_UDP) {
-    return TC_ACT_OK;
-  }
-  if (bpf_skb_load_bytes(skb, ETH_LEN + IP_LEN, &udp, sizeof(udp)) < 0) return TC_ACT_OK;
-  const __u32 at = ETH_LEN + IP_LEN + sizeof(udp);
+  if (bpf_skb_load_bytes(skb, ETH_LEN + ip_len, &udp, sizeof(udp)) < 0) return TC_ACT_OK;
+  const __u32 at = ETH_LEN + ip_len + sizeof(udp);
   if (bpf_skb_load_bytes(skb, at, tunnel, sizeof(tunnel)) < 0) return TC_ACT_OK;
   __u32 header_len = 8;
   if (udp.dest == cfg->geneve_port && cfg->geneve_port != 0) {
@@ -671,7 +716,8 @@ int canopy_tc_underlay(struct __sk_buff* skb) {
     return TC_ACT_OK;
   }
   p.key.ifindex = skb->ifindex;
-  p.key.tunnel_src = ip.saddr;
+  __builtin_memcpy(p.key.tunnel_src, sender, 16);
+  p.key.tunnel_family = outer_family;
   p.key.vni = (__u32)tunnel[4] << 16 | (__u32)tunnel[5] << 8 | tunnel[6];
   struct canopy_fp_action* a = 0;
   struct canopy_fp_template* t = 0;
@@ -689,12 +735,15 @@ int canopy_tc_underlay(struct __sk_buff* skb) {
   }
   struct ethhdr inner;
   if (bpf_skb_load_bytes(skb, at + header_len, &inner, sizeof(inner)) < 0) return TC_ACT_OK;
-  const __s32 outer = (__s32)(IP_LEN + sizeof(udp) + header_len + ETH_LEN);
-  /* (The inner segments' size stays what it was; an IPv6 packet inside is
-   * the skb's protocol from here on, which a VM's stack goes by. A kernel
-   * without that flag (before 6.3) refuses: the agent's then.) */
-  const __u64 decap =
-      BPF_F_ADJ_ROOM_FIXED_GSO | (p.key.family == 6 ? BPF_F_ADJ_ROOM_DECAP_L3_IPV6 : 0);
+  const __s32 outer = (__s32)(ip_len + sizeof(udp) + header_len + ETH_LEN);
+  /* (The inner segments' size stays what it was; the inner packet's family,
+   * where it is not the outer one's, is the skb's protocol from here on,
+   * which a VM's stack goes by. A kernel without those flags (before 6.3)
+   * refuses: the agent's then.) */
+  __u64 decap = BPF_F_ADJ_ROOM_FIXED_GSO;
+  if (p.key.family != outer_family) {
+    decap |= p.key.family == 6 ? BPF_F_ADJ_ROOM_DECAP_L3_IPV6 : BPF_F_ADJ_ROOM_DECAP_L3_IPV4;
+  }
   if (bpf_skb_adjust_room(skb, -outer, BPF_ADJ_ROOM_MAC, decap) < 0) {
     count(CANOPY_FP_REDIRECT_FAIL);
     return TC_ACT_OK;

@@ -21,8 +21,8 @@
 
 /* A flow the userspace datapath decided: the interface it came in on, its
  * Ethernet addresses and its IPv4 or IPv6 5-tuple; from a tunnel (on the
- * underlay interface), the sending host's tunnel address and the VNI too,
- * and the inner frame's addresses. */
+ * underlay interface), the sending host's tunnel address (IPv4 or IPv6,
+ * as the underlay's) and the VNI too, and the inner frame's addresses. */
 struct canopy_fp_key {
   CANOPY_U32 ifindex;
   CANOPY_U8 eth_src[6];
@@ -34,14 +34,16 @@ struct canopy_fp_key {
   CANOPY_U8 protocol;
   CANOPY_U8 family;      /* 4 or 6 */
   CANOPY_U16 vlan;       /* the 802.1Q VID it came with (an uplink's VLAN network); 0: none */
-  CANOPY_U32 tunnel_src; /* 0: not from a tunnel */
+  CANOPY_U8 tunnel_src[16]; /* IPv4: the first four bytes, the rest zero */
   CANOPY_U32 vni;
+  CANOPY_U8 tunnel_family; /* 4 or 6; 0: not from a tunnel */
+  CANOPY_U8 reserved[3];
 };
 
 enum canopy_fp_out {
   CANOPY_FP_REDIRECT_PEER = 1, /* into the peer of veth `ifindex` (its namespace) */
   CANOPY_FP_REDIRECT = 2,      /* out of `ifindex` (a tap: to its reader; an uplink) */
-  CANOPY_FP_ENCAP = 3,         /* into the tunnel: outer IPv4, UDP and `header`, routed */
+  CANOPY_FP_ENCAP = 3,         /* into the tunnel: outer IPv4 (or IPv6), UDP and `header`, routed */
 };
 
 #define CANOPY_FP_MAX_HEADER 40 /* Geneve with Canopy's options, or VXLAN (8) */
@@ -54,6 +56,7 @@ enum canopy_fp_flags {
   CANOPY_FP_HASH_PORT = 16, /* a template's: the tunnel's UDP source port from the tuple */
   CANOPY_FP_FIN_TO_AGENT = 32, /* its FINs are the agent's (a stateful translation follows the
                                 * connection's close: router SNAT) */
+  CANOPY_FP_TUNNEL_IPV6 = 64,  /* CANOPY_FP_ENCAP: the underlay is IPv6 */
 };
 
 enum canopy_fp_nat {
@@ -71,10 +74,11 @@ struct canopy_fp_action {
   CANOPY_U16 mtu;  /* larger IP packets (not GSO) go to the agent; 0: none */
   CANOPY_U8 eth_src[6];
   CANOPY_U8 eth_dst[6];
-  /* CANOPY_FP_ENCAP: the outer addresses and ports, and the tunnel header
-   * (Geneve or VXLAN) as the agent would send it. */
-  CANOPY_U32 tunnel_src;
-  CANOPY_U32 tunnel_dst;
+  /* CANOPY_FP_ENCAP: the outer addresses (IPv4: the first four bytes) and
+   * ports, and the tunnel header (Geneve or VXLAN) as the agent would send
+   * it. */
+  CANOPY_U8 tunnel_src[16];
+  CANOPY_U8 tunnel_dst[16];
   CANOPY_U16 udp_src;
   CANOPY_U16 udp_dst;
   CANOPY_U8 header_len;

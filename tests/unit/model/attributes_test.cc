@@ -200,6 +200,10 @@ TEST(NetworkConfig, DefaultMtuFollowsTheOverlay) {
   EXPECT_EQ(defaultMtu({.overlay = "geneve"}), 1418);
   EXPECT_EQ(defaultMtu({.overlay = "vxlan"}), 1450);
   EXPECT_EQ(defaultMtu({.overlay = "vxlan", .physical_mtu = 9000}), 8950);
+  // An IPv6 underlay's outer header is 20 bytes longer; VLAN has none.
+  EXPECT_EQ(defaultMtu({.overlay = "geneve", .overlay_ip_version = 6}), 1398);
+  EXPECT_EQ(defaultMtu({.overlay = "vxlan", .overlay_ip_version = 6}), 1430);
+  EXPECT_EQ(defaultMtu({.overlay = "geneve", .overlay_ip_version = 6}, "vlan"), 1500);
 }
 
 TEST(ParseJson, CountsNestingOutsideStringsAndRefusesTooDeep) {
