@@ -134,11 +134,11 @@ fastpath::FlowAction kernelAction(const datapath::pipeline::FlowOffer& o, int if
   std::memcpy(a.eth_dst, o.eth_dst.bytes.data(), 6);
   if (o.nat_ip_src) {
     a.nat |= CANOPY_FP_NAT_IP_SRC;
-    std::memcpy(&a.nat_ip_src, o.nat_ip_src->value.b, 4);
+    std::memcpy(a.nat_ip_src, o.nat_ip_src->bytes.data(), o.nat_ip_src->family == 6 ? 16 : 4);
   }
   if (o.nat_ip_dst) {
     a.nat |= CANOPY_FP_NAT_IP_DST;
-    std::memcpy(&a.nat_ip_dst, o.nat_ip_dst->value.b, 4);
+    std::memcpy(a.nat_ip_dst, o.nat_ip_dst->bytes.data(), o.nat_ip_dst->family == 6 ? 16 : 4);
   }
   if (o.nat_port_src) {
     a.nat |= CANOPY_FP_NAT_PORT_SRC;

@@ -182,6 +182,13 @@ kernel_hits() {
   echo "$n"
 }
 
+# kernel_left HOST: the packets the host's kernel fast path left to its
+# agent (no flow, or the agent's to see), as the kernel counts them now.
+kernel_left() {
+  "$bin/canopy-agent" --run-dir "$work/$1" status |
+    field 'd["fast_path"].get("misses", 0) + d["fast_path"].get("to_agent", 0)'
+}
+
 # start_agent HOST ADDRESS [ARGS...]: canopy-agent in the host's namespace,
 # with $CANOPY_AGENT_WORKERS datapath workers (default 1), served by
 # $agent_server (default: the first server's socket).

@@ -81,6 +81,8 @@ IpAddress dstOf(const packet::FlowKey& k) {
   return IpAddress::v4(k.ip_dst[0], k.ip_dst[1], k.ip_dst[2], k.ip_dst[3]);
 }
 
+uint8_t familyOf(const packet::FlowKey& k) { return k.eth_type == ethertype::kIpv6 ? 6 : 4; }
+
 IpAddress srcOf(const packet::FlowKey& k) {
   if (k.eth_type == ethertype::kIpv6) return IpAddress{6, k.ip_src};
   return IpAddress::v4(k.ip_src[0], k.ip_src[1], k.ip_src[2], k.ip_src[3]);
@@ -743,7 +745,7 @@ bool Datapath::lbReplyBack(const Context& ctx, Packet& pkt, Trace* trace) {
   p.key.in_port = ctx.key;
   const auto& k = p.key;
   // (Its source alone translated, to a port: a kernel flow may repeat it.)
-  if (ctx.stage == Stage::ToPort && k.eth_type == ethertype::kIpv4 &&
+  if (ctx.stage == Stage::ToPort &&
       (k.ip_proto == packet::ipproto::kTcp || k.ip_proto == packet::ipproto::kUdp) &&
       k.ip_dst == arrived.ip_dst && k.tp_dst == arrived.tp_dst) {
     pkt.lb_arrived = arrived;
@@ -753,7 +755,7 @@ bool Datapath::lbReplyBack(const Context& ctx, Packet& pkt, Trace* trace) {
                     .dst_port = k.tp_src,
                     .zone = lbZone(ctx, ctx.key),
                     .protocol = k.ip_proto,
-                    .family = 4};
+                    .family = familyOf(k)};
   }
   if (trace != nullptr) trace->push_back("load balancer: reply translated back to the VIP");
   return true;
@@ -762,7 +764,7 @@ bool Datapath::lbReplyBack(const Context& ctx, Packet& pkt, Trace* trace) {
 void Datapath::lbReplyOffer(const Packet& pkt, FlowOffer& offer) {
   // Its source the VIP's address and port again, as translateReply made it.
   const auto& k = pkt.parsed.key;
-  offer.nat_ip_src = packet::Ipv4Address::of(k.ip_src[0], k.ip_src[1], k.ip_src[2], k.ip_src[3]);
+  offer.nat_ip_src = srcOf(k);
   offer.nat_port_src = k.tp_src;
   offer.lb = pkt.lb_reply;
   offer.lb_reply = true;
@@ -1243,8 +1245,7 @@ void Datapath::runStage(Context ctx, Packet& pkt, Outputs& out, Trace* trace, in
         // by the kernel's use).
         const auto& k = p.key;
         offer.key = *pkt.snat_arrived;
-        offer.nat_ip_dst =
-            packet::Ipv4Address::of(k.ip_dst[0], k.ip_dst[1], k.ip_dst[2], k.ip_dst[3]);
+        offer.nat_ip_dst = dstOf(k);
         offer.nat_port_dst = k.tp_dst;
         offer.snat = {.src = k.ip_dst,
                       .dst = k.ip_src,
@@ -1384,7 +1385,7 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
             k.ip_proto == packet::ipproto::kTcp || k.ip_proto == packet::ipproto::kUdp;
         if (a.to_port != 0 && !ports) return "a translated port of other than TCP or UDP";
         auto& ip = a.source_side ? offer.nat_ip_src : offer.nat_ip_dst;
-        ip = a.address;
+        ip = a.address.ip();
         if (a.to_port != 0) (a.source_side ? offer.nat_port_src : offer.nat_port_dst) = a.to_port;
         break;
       }
@@ -1398,7 +1399,7 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
             (k.ip_proto != packet::ipproto::kTcp && k.ip_proto != packet::ipproto::kUdp)) {
           return "a local IP's translation of other than IPv4 TCP or UDP";
         }
-        if (a.kind == ActionKind::LocalIpDnat) offer.nat_ip_dst = a.address;
+        if (a.kind == ActionKind::LocalIpDnat) offer.nat_ip_dst = a.address.ip();
         offer.local_ip = {.protocol = k.ip_proto, .family = 4};
         break;
       case ActionKind::LbDnat:
@@ -1407,10 +1408,8 @@ const char* Datapath::notOffered(const simulator::Decision& d, const Context& ct
         // forward key's), not a hairpin (whose source changes too).
         if (!from) return "rewritten on its way in";
         if (a.hairpin) return "a load balancer's hairpin";
-        if (k.eth_type != ethertype::kIpv4 || a.to.family != 4) {
-          return "load balancing of other than IPv4";
-        }
-        offer.lb = {.family = 4};
+        if (a.to.family != familyOf(k)) return "load balancing to a member of the other family";
+        offer.lb = {.family = familyOf(k)};
         break;
       case ActionKind::Snat:
         // Router SNAT: the connection's mapping, made or found as the
@@ -1783,8 +1782,9 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
           o.local_ip.dst = k.ip_dst;
           o.local_ip.src_port = k.tp_src;
           o.local_ip.dst_port = k.tp_dst;
-          o.nat_ip_src = packet::Ipv4Address::of(bytes[p.l3_offset + 12], bytes[p.l3_offset + 13],
-                                                 bytes[p.l3_offset + 14], bytes[p.l3_offset + 15]);
+          // (The packet's source now: k is the tuple as it came.)
+          o.nat_ip_src = IpAddress::v4(bytes[p.l3_offset + 12], bytes[p.l3_offset + 13],
+                                       bytes[p.l3_offset + 14], bytes[p.l3_offset + 15]);
         } else if (pkt.offer != nullptr) {
           pkt.offer->local_ip = {};  // (not one: a plain flow)
         }
@@ -1800,7 +1800,7 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
         }
         pkt.dnat_from = vip;
         packet::parse(bytes, pkt.parsed);
-        if (pkt.offer != nullptr && pkt.offer->lb.family == 4 && pkt.offer->lb.protocol == 0) {
+        if (pkt.offer != nullptr && pkt.offer->lb.family != 0 && pkt.offer->lb.protocol == 0) {
           // The pin's translation, as a kernel flow repeats it: to the
           // member; a connection given another source port (as the member
           // sees it) stays in the agent.
@@ -1813,7 +1813,7 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
             pkt.offer = nullptr;
           } else {
             auto& o = *pkt.offer;
-            o.nat_ip_dst = packet::Ipv4Address::of(a.to);
+            o.nat_ip_dst = a.to;
             o.nat_port_dst = a.to_port;
             o.lb = {.src = before.ip_src,
                     .dst = before.ip_dst,
@@ -1821,7 +1821,7 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
                     .dst_port = before.tp_dst,
                     .zone = zone,
                     .protocol = before.ip_proto,
-                    .family = 4};
+                    .family = familyOf(before)};
           }
         }
         break;
@@ -1849,7 +1849,7 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
           o.snat.dst = k.ip_dst;
           o.snat.src_port = k.tp_src;
           o.snat.dst_port = k.tp_dst;
-          o.nat_ip_src = a.address;
+          o.nat_ip_src = a.address.ip();
           o.nat_port_src = static_cast<uint16_t>(bytes[p.l4_offset] << 8 | bytes[p.l4_offset + 1]);
         }
         if (!edit.text.empty()) {

@@ -217,7 +217,7 @@ struct FlowOffer {
   // VLAN network's; a trunk's subport's on its parent's, which is then
   // from_port or to_port); 0: untagged.
   uint16_t from_vlan = 0, to_vlan = 0;
-  // Into a tunnel: the other host's tunnel address (IPv4), the tunnel
+  // Into a tunnel: the other host's tunnel address (IPv4 or IPv6), the tunnel
   // header as the datapath writes it and the outer UDP source port; from
   // one: the sending host's tunnel address and the VNI.
   IpAddress tunnel_remote{};
@@ -230,10 +230,10 @@ struct FlowOffer {
   packet::MacAddress eth_src{}, eth_dst{};  // as it leaves
   bool decrement_ttl = false;
   uint16_t mtu = 0;  // 0: none checked
-  // Stateless NAT (IPv4: floating IPs, port forwarding): the source and
-  // destination it leaves with, where they were translated (nullopt: as
-  // they came).
-  std::optional<packet::Ipv4Address> nat_ip_src{}, nat_ip_dst{};
+  // The source and destination it leaves with, where they were translated
+  // (nullopt: as they came): stateless NAT (IPv4: floating IPs, port
+  // forwarding), and the translations below (of the flow's family).
+  std::optional<IpAddress> nat_ip_src{}, nat_ip_dst{};
   std::optional<uint16_t> nat_port_src{}, nat_port_dst{};
   // Router SNAT (IPv4 TCP or UDP, no helper): the mapping's tuple as the
   // internal host sends it (family 0: none), the translation above its
@@ -241,7 +241,7 @@ struct FlowOffer {
   // (SharedState::snatKeepAlive), the flow goes when the mapping does, and
   // a FIN is the agent's (the mapping follows the connection's close).
   conntrack::ConnKey snat{};
-  // Load balancing (IPv4, no hairpin, the client's own source port): the
+  // Load balancing (IPv4 or IPv6, no hairpin, the client's own source port): the
   // pinned connection's tuple as the client sends it to the VIP, in its
   // load-balancing zone (family 0: none), and whether this is the
   // member's reply (translated back to the VIP: the translation above

@@ -242,7 +242,7 @@ static __always_inline int agent_alive(void) {
  * datapath chooses it (Datapath::emitTunnel): the first four bytes of each
  * address as a little-endian word, the ports in host order. */
 static __always_inline __u16 canopy_fp_tunnel_port(__u32 src, __u32 dst, __u16 port_src,
-                                                    __u16 port_dst, __u8 protocol) {
+                                                   __u16 port_dst, __u8 protocol) {
   __u32 mix = (src ^ dst ^ ((__u32)port_src << 16 | port_dst) ^ protocol) * 0x9e3779b1u;
   return bpf_htons((__u16)(0xc000 | (mix >> 18)));
 }
@@ -506,6 +506,20 @@ static __always_inline int nat_address(struct __sk_buff* skb, struct parsed* p, 
   return (int)bpf_skb_store_bytes(skb, ip + at, &to, sizeof(to), 0);
 }
 
+/* One IPv6 address of the header at `ip` becomes `to` (16 bytes): TCP's or
+ * UDP's checksum over the pseudo-header (IPv6 has no header checksum). */
+static __always_inline int nat_address6(struct __sk_buff* skb, struct parsed* p, __u32 ip, __u32 at,
+                                        __u8* from, __u8* to) {
+  if (p->key.protocol != IPPROTO_TCP && p->key.protocol != IPPROTO_UDP) return -1;
+  const __s64 diff = bpf_csum_diff((__be32*)from, 16, (__be32*)to, 16, 0);
+  if (diff < 0) return -1;
+  const __u32 l4 = ip + IP6_LEN;
+  const __u32 sum = l4 + (p->key.protocol == IPPROTO_TCP ? offsetof(struct tcphdr, check)
+                                                         : offsetof(struct udphdr, check));
+  if (bpf_l4_csum_replace(skb, sum, 0, (__u32)diff, BPF_F_PSEUDO_HDR) < 0) return -1;
+  return (int)bpf_skb_store_bytes(skb, ip + at, to, 16, 0);
+}
+
 /* A TCP or UDP port at `at` of the L4 header becomes `to`. */
 static __always_inline int nat_port(struct __sk_buff* skb, struct parsed* p, __u32 l4, __u32 at,
                                     __u16 from, __u16 to) {
@@ -516,25 +530,37 @@ static __always_inline int nat_port(struct __sk_buff* skb, struct parsed* p, __u
   return (int)bpf_skb_store_bytes(skb, l4 + at, &to, sizeof(to), 0);
 }
 
-/* The flow's translation (IPv4: installed only for it) of the IP packet
- * at `ip`. */
+/* The flow's translation of the IP packet at `ip` (IPv6: a load
+ * balancer's, TCP or UDP). */
 static __always_inline int nat(struct __sk_buff* skb, struct canopy_fp_action* a, struct parsed* p,
                                __u32 ip) {
-  if (p->key.family != 4) return -1;
-  __u32 src, dst;
-  __builtin_memcpy(&src, p->key.ip_src, 4);
-  __builtin_memcpy(&dst, p->key.ip_dst, 4);
-  if ((a->nat & CANOPY_FP_NAT_IP_SRC) &&
-      nat_address(skb, p, ip, offsetof(struct iphdr, saddr), src, a->nat_ip_src) < 0) {
-    return -1;
-  }
-  if ((a->nat & CANOPY_FP_NAT_IP_DST) &&
-      nat_address(skb, p, ip, offsetof(struct iphdr, daddr), dst, a->nat_ip_dst) < 0) {
-    return -1;
+  if (p->key.family == 6) {
+    if ((a->nat & CANOPY_FP_NAT_IP_SRC) && nat_address6(skb, p, ip, offsetof(struct ipv6hdr, saddr),
+                                                        p->key.ip_src, a->nat_ip_src) < 0) {
+      return -1;
+    }
+    if ((a->nat & CANOPY_FP_NAT_IP_DST) && nat_address6(skb, p, ip, offsetof(struct ipv6hdr, daddr),
+                                                        p->key.ip_dst, a->nat_ip_dst) < 0) {
+      return -1;
+    }
+  } else {
+    __u32 src, dst, to_src, to_dst;
+    __builtin_memcpy(&src, p->key.ip_src, 4);
+    __builtin_memcpy(&dst, p->key.ip_dst, 4);
+    __builtin_memcpy(&to_src, a->nat_ip_src, 4);
+    __builtin_memcpy(&to_dst, a->nat_ip_dst, 4);
+    if ((a->nat & CANOPY_FP_NAT_IP_SRC) &&
+        nat_address(skb, p, ip, offsetof(struct iphdr, saddr), src, to_src) < 0) {
+      return -1;
+    }
+    if ((a->nat & CANOPY_FP_NAT_IP_DST) &&
+        nat_address(skb, p, ip, offsetof(struct iphdr, daddr), dst, to_dst) < 0) {
+      return -1;
+    }
   }
   if (!(a->nat & (CANOPY_FP_NAT_PORT_SRC | CANOPY_FP_NAT_PORT_DST))) return 0;
   if (p->key.protocol != IPPROTO_TCP && p->key.protocol != IPPROTO_UDP) return -1;
-  const __u32 l4 = ip + IP_LEN;
+  const __u32 l4 = ip + p->ip_header;
   if ((a->nat & CANOPY_FP_NAT_PORT_SRC) &&
       nat_port(skb, p, l4, 0, p->key.port_src, a->nat_port_src) < 0) {
     return -1;

@@ -85,10 +85,11 @@ struct canopy_fp_action {
   CANOPY_U8 nat;   /* enum canopy_fp_nat */
   CANOPY_U16 vlan; /* the 802.1Q VID it leaves with (out of an uplink); 0: none */
   CANOPY_U8 header[CANOPY_FP_MAX_HEADER];
-  /* NAT (IPv4, a floating IP or port forwarding, as the datapath's stateless
-   * translation): what the fields `nat` names become, checksums updated. */
-  CANOPY_U32 nat_ip_src;
-  CANOPY_U32 nat_ip_dst;
+  /* NAT (a floating IP, port forwarding, router SNAT, a local IP: IPv4; a
+   * load balancer's: IPv4 or IPv6, the flow's family): what the fields
+   * `nat` names become, checksums updated. IPv4: the first four bytes. */
+  CANOPY_U8 nat_ip_src[16];
+  CANOPY_U8 nat_ip_dst[16];
   CANOPY_U16 nat_port_src; /* TCP or UDP only */
   CANOPY_U16 nat_port_dst;
   CANOPY_U32 template_id; /* CANOPY_FP_MADE: the template it was made from */

@@ -257,6 +257,8 @@ class FastPathDifferential : public KernelTest {
 
   // The same with the uplink too (its program, and the filter on its
   // socket); the offers are then the test's KernelFlows'.
+  void loadBalancedFlows(int family);
+
   void attachWithUplink(agent::KernelFlows& flows) {
     int filter = fp_->socketFilter();
     ASSERT_EQ(
@@ -1114,12 +1116,23 @@ TEST_F(FastPathDifferential, SnatFlowsThroughTheUplinkLeaveTheKernelAsTheDatapat
 // kernel byte for byte as the datapath's (to the member, and its reply
 // from the VIP again). The kernel's use keeps the pins and counts the
 // listener's bytes as the datapath counts its own; a FIN is the agent's.
-TEST_F(FastPathDifferential, LoadBalancedFlowsLeaveTheKernelAsTheDatapath) {
+TEST_F(FastPathDifferential, LoadBalancedFlowsLeaveTheKernelAsTheDatapath) { loadBalancedFlows(4); }
+
+TEST_F(FastPathDifferential, LoadBalancedIpv6FlowsLeaveTheKernelAsTheDatapath) {
+  loadBalancedFlows(6);
+}
+
+// Connections to a VIP of `family` (IPv4 10.0.0.100, IPv6 fd00:1::100) with
+// members switched (vm5) and routed (vm3): each packet through the
+// datapath, then through the kernel, byte for byte the same.
+void FastPathDifferential::loadBalancedFlows(int family) {
+  using datapath::testing::ip;
   std::mt19937_64 rng = seeded();
   auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint64_t>(n)); };
   constexpr uint32_t kVip = 50;
   const MacAddress vip_mac = mac(0, 0x50);
-  const auto vip = v4("10.0.0.100");
+  const bool six = family == 6;
+  const char* vip = six ? "fd00:1::100" : "10.0.0.100";
   {
     auto parts = datapath::testing::TopologyParts::of(*dp_->topology());
     parts.ports[kVip] = datapath::topology::Port{
@@ -1127,15 +1140,16 @@ TEST_F(FastPathDifferential, LoadBalancedFlowsLeaveTheKernelAsTheDatapath) {
         .id = "vip-port",
         .switch_key = kNet1,
         .mac = vip_mac,
-        .ips = {datapath::testing::ip("10.0.0.100")},
+        .ips = {ip(vip)},
         .device_owner = "Octavia",
         .listeners = {{.id = "listener-web",
                        .protocol = 6,
                        .port = 80,
-                       .members = {{.address = datapath::testing::ip("10.0.0.8"), .port = 80},
-                                   {.address = datapath::testing::ip("10.0.1.5"), .port = 80}}}}};
+                       .members = {{.address = ip(six ? "fd00:1::9" : "10.0.0.8"), .port = 80},
+                                   {.address = ip(six ? "fd00:2::5" : "10.0.1.5"), .port = 80}}}}};
     parts.groups.at(kDefault).rules.push_back({.id = "web-in",
                                                .direction = datapath::topology::Direction::Ingress,
+                                               .family = static_cast<uint8_t>(family),
                                                .protocol = 6,
                                                .port_min = 80,
                                                .port_max = 80});
@@ -1159,15 +1173,22 @@ TEST_F(FastPathDifferential, LoadBalancedFlowsLeaveTheKernelAsTheDatapath) {
     return n;
   };
   Vm& client = vm(kVm1);
+  // An IPv4 or IPv6 header between two addresses.
+  auto between = [&](PacketBuilder& b, const char* from, const char* to) -> PacketBuilder& {
+    if (six) {
+      return b.ipv6(datapath::packet::Ipv6Address::of(ip(from)),
+                    datapath::packet::Ipv6Address::of(ip(to)), 64);
+    }
+    return b.ipv4(v4(from), v4(to));
+  };
   size_t compared = 0;
   std::set<uint32_t> members;
   for (int round = 0; round < 12; ++round) {
     const auto sport = static_cast<uint16_t>(1024 + pick(60000));
     uint32_t seq_c = static_cast<uint32_t>(rng()), seq_m = static_cast<uint32_t>(rng());
     auto toVip = [&](uint8_t flags, size_t payload) {
-      auto f = PacketBuilder()
-                   .eth(client.mac, vip_mac)
-                   .ipv4(v4(client.ip), vip)
+      PacketBuilder b;
+      auto f = between(b.eth(client.mac, vip_mac), six ? client.ip6 : client.ip, vip)
                    .tcp(sport, 80, flags, seq_c, seq_m)
                    .payload(std::string(payload, static_cast<char>('a' + pick(26))))
                    .build();
@@ -1177,13 +1198,14 @@ TEST_F(FastPathDifferential, LoadBalancedFlowsLeaveTheKernelAsTheDatapath) {
     auto first = through(kVm1, toVip(TcpHeader::kSyn, 0));
     ASSERT_EQ(first.size(), 1u) << round;
     // The member it went to (by its address), and the way its reply goes.
-    const bool routed = first[0][14 + 16 + 2] == 1;  // 10.0.1.5
+    // (10.0.1.5; fd00:2::5)
+    const bool routed = six ? first[0][14 + 24 + 3] == 2 : first[0][14 + 16 + 2] == 1;
     Vm& member = vm(routed ? kVm3 : kVm5);
     members.insert(member.port);
     auto fromMember = [&](uint8_t flags, size_t payload) {
-      auto f = PacketBuilder()
-                   .eth(member.mac, routed ? kRouterNet2Mac : client.mac)
-                   .ipv4(v4(member.ip), v4(client.ip))
+      PacketBuilder b;
+      auto f = between(b.eth(member.mac, routed ? kRouterNet2Mac : client.mac),
+                       six ? member.ip6 : member.ip, six ? client.ip6 : client.ip)
                    .tcp(80, sport, flags, seq_m, seq_c)
                    .payload(std::string(payload, static_cast<char>('A' + pick(26))))
                    .build();
