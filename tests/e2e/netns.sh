@@ -182,6 +182,39 @@ kernel_hits() {
   echo "$n"
 }
 
+# bulk_through_vip HOST VM ADDRESS PORT STATS: 4 MiB from VM (on HOST) to
+# the VIP's ADDRESS:PORT, echoed back whole by a member on another host.
+# With the kernel fast path both ways run in HOST's kernel (the pin's
+# translation as its flows' rewrite): it carries more than 100 packets and
+# leaves fewer than 50 to the agent (the handshake, the FINs and whatever
+# else the host had). The load balancer's or listener's STATS (an Octavia
+# path) count all of it in bytes_in, the kernel's share too.
+bulk_through_vip() {
+  local host=$1 vm=$2 address=$3 port=$4 stats=$5
+  bytes_in() { lb GET "$stats" | field 'd["stats"]["bytes_in"]'; }
+  local in_before hits left_before
+  in_before=$(bytes_in)
+  hits=$(kernel_hits "$host")
+  left_before=$(kernel_left "$host")
+  head -c 4194304 /dev/urandom >"$work/bulk"
+  in_ns "$tag-$vm" timeout 30 nc -N -w 10 "$address" "$port" <"$work/bulk" >"$work/bulk.back" ||
+    fail "4 MiB through the VIP: the transfer failed"
+  # (A member may say its name first.)
+  [ "$(tail -c 4194304 "$work/bulk.back" | sha256sum)" = "$(sha256sum <"$work/bulk")" ] ||
+    fail "4 MiB through the VIP: $(stat -c %s "$work/bulk.back") bytes came back, not the same"
+  if fast_path_on "$host"; then
+    carried() { [ $(($(kernel_hits "$host") - hits)) -gt 100 ]; }
+    retry 5 carried ||
+      fail "$host's kernel carried $(($(kernel_hits "$host") - hits)) packets through the VIP"
+    local in_agent=$(($(kernel_left "$host") - left_before))
+    [ "$in_agent" -lt 50 ] || fail "$host's kernel left $in_agent packets of the transfer to its agent"
+    echo "4 MiB each way through the VIP: $(($(kernel_hits "$host") - hits)) packets in $host's kernel, $in_agent left to its agent"
+  fi
+  grown() { [ $(($(bytes_in) - in_before)) -ge 4194304 ]; }
+  retry 20 grown || fail "bytes_in grew by $(($(bytes_in) - in_before)) for 4 MiB sent"
+  echo "bytes_in grew by $(($(bytes_in) - in_before)) for 4 MiB sent"
+}
+
 # kernel_left HOST: the packets the host's kernel fast path left to its
 # agent (no flow, or the agent's to see), as the kernel counts them now.
 kernel_left() {
