@@ -12,7 +12,10 @@
 # CANOPY_BENCH_RATE_SECONDS (default 3), Mpps delivered to the receiving VM,
 # against the Linux bridge and kernel VXLAN peers. The same TCP, RTT and
 # 64-byte figures over IPv6 between the same guests (CANOPY_BENCH_IPV6=off
-# skips them). CANOPY_BENCH_AGENT_ARGS:
+# skips them). CANOPY_BENCH_UNDERLAY=6: the hosts' tunnel addresses IPv6,
+# Canopy's and the kernel VXLAN peer's (whose own outer UDP checksums it
+# computes, as Linux's VXLAN does by default over IPv6; Canopy's kernel path
+# sends zero ones, RFC 6935). CANOPY_BENCH_AGENT_ARGS:
 # extra arguments (space-separated) for both canopy-agents. Needs root.
 # Usage: bench/e2e/run.sh [seconds per iperf3 run, default 5]
 set -euo pipefail
@@ -128,12 +131,19 @@ if [ "$ipv6" = on ]; then
 fi
 
 make_underlay
+underlay_version=${CANOPY_BENCH_UNDERLAY:-4}
+# underlay_address NET I: host I's tunnel address on underlay NET (77, 78).
+underlay_address() {
+  if [ "$underlay_version" = 6 ]; then echo "fd$1::$2"; else echo "192.168.$1.$2"; fi
+}
+vxlan_mtu=1450
+[ "$underlay_version" = 6 ] && vxlan_mtu=1430
 for i in 1 2; do
-  add_host "k$i" "192.168.78.$i"
+  add_host "k$i" "$(underlay_address 78 "$i")"
   ns="$tag-k$i"
-  in_ns "$ns" ip link add vx0 type vxlan id 42 local "192.168.78.$i" remote "192.168.78.$((3 - i))" \
-    dstport 4789
-  in_ns "$ns" ip link set vx0 mtu 1450 up
+  in_ns "$ns" ip link add vx0 type vxlan id 42 local "$(underlay_address 78 "$i")" \
+    remote "$(underlay_address 78 $((3 - i)))" dstport 4789
+  in_ns "$ns" ip link set vx0 mtu "$vxlan_mtu" up
   in_ns "$ns" ip link add br0 type bridge
   in_ns "$ns" ip link set vx0 master br0
   in_ns "$ns" ip link set br0 up
@@ -142,7 +152,7 @@ for i in 1 2; do
   ip link set "${tag}kv$i" netns "$ns"
   in_ns "$ns" ip link set "${tag}kv$i" master br0 up
   guest "$tag-kv$i" "10.8.0.$i"
-  in_ns "$tag-kv$i" ip link set eth0 mtu 1450
+  in_ns "$tag-kv$i" ip link set eth0 mtu "$vxlan_mtu"
 done
 vxlan_tput=$(throughput "$tag-kv1" "$tag-kv2" 10.8.0.2)
 vxlan_rtt=$(rtt "$tag-kv1" 10.8.0.2)
@@ -258,12 +268,12 @@ fi
 
 # --- Canopy: one network, vm1 and vm2 on h1, vm3 on h2 ---
 start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen 127.0.0.1:0 \
-  --auth noauth
-add_host h1 192.168.77.1
-add_host h2 192.168.77.2
+  --auth noauth --overlay-ip-version "$underlay_version"
+add_host h1 "$(underlay_address 77 1)"
+add_host h2 "$(underlay_address 77 2)"
 read -ra agent_args <<<"${CANOPY_BENCH_AGENT_ARGS:-}"
-start_agent h1 192.168.77.1 --log-level warn "${agent_args[@]}"
-start_agent h2 192.168.77.2 --log-level warn "${agent_args[@]}"
+start_agent h1 "$(underlay_address 77 1)" --log-level warn "${agent_args[@]}"
+start_agent h2 "$(underlay_address 77 2)" --log-level warn "${agent_args[@]}"
 canopy_agents=("${agent_pids[@]: -2}")  # the last two: h1's and h2's agents
 net=$(api POST /v2.0/networks '{"network": {"name": "bench"}}' | field 'd["network"]["id"]')
 api POST /v2.0/subnets '{"subnet": {"network_id": "'"$net"'", "ip_version": 4,
@@ -312,7 +322,7 @@ fi
 ratio() { python3 -c "print('%.2f' % ($1 / $2) if $2 > 0 else '-')"; }
 echo
 echo "iperf3 ${seconds} s, one TCP stream; ping RTT average of 20 after a first echo left out; guest tx offloads" \
-  "${CANOPY_GUEST_OFFLOADS:-on}."
+  "${CANOPY_GUEST_OFFLOADS:-on}; underlay IPv$underlay_version."
 echo
 echo "| path | Canopy Gbit/s | peer | peer Gbit/s | ratio | Canopy RTT ms | peer RTT ms |"
 echo "|---|---:|---|---:|---:|---:|---:|"
