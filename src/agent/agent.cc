@@ -205,7 +205,7 @@ Result<std::unique_ptr<Agent>> Agent::start(const Clock& clock, AgentConfig conf
   }
   for (auto& w : a->workers_) w->start();
   if (c.metadata.enabled) a->metadata_ready_ = a->startMetadata();
-  if (c.bfd && c.tunnel_ip.family == 4) {
+  if (c.bfd) {
     auto bfd = BfdService::start(
         clock,
         BfdOptions{.address = c.tunnel_ip, .timing = c.bfd_timing, .state_file = c.bfd_state_file},
@@ -591,7 +591,9 @@ Result<void> Agent::applyView(const HostView& view, uint64_t version) {
     });
     if (ha) {
       for (const auto& [key, h] : view.hosts) {
-        if (key != view.local_host && h.tunnel_ip.family == 4) peers[key] = h.tunnel_ip;
+        if (key != view.local_host && h.tunnel_ip.family == config_.tunnel_ip.family) {
+          peers[key] = h.tunnel_ip;
+        }
       }
     }
     bfd_->setPeers(peers);

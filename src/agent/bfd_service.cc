@@ -15,30 +15,34 @@
 #include <random>
 #include <sstream>
 
+#include "agent/sockaddr.h"
+
 namespace canopy::agent {
 namespace {
 
 using model::Json;
 
-constexpr int kTtl = 255;  // RFC 5881 (GTSM): sent with 255, only 255 taken
+// RFC 5881 (GTSM): sent with a TTL (IPv6: hop limit) of 255, only 255 taken.
+constexpr int kTtl = 255;
 
-sockaddr_in endpoint(const IpAddress& a, uint16_t port) {
-  sockaddr_in s{};
-  s.sin_family = AF_INET;
-  s.sin_port = htons(port);
-  std::memcpy(&s.sin_addr, a.bytes.data(), 4);
-  return s;
-}
-
+// A UDP socket of the address's family, bound to it, that sends with TTL
+// (hop limit) 255 and tells each datagram's.
 Result<int> udpSocket(const IpAddress& address, uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  const bool six = address.family == 6;
+  int fd = ::socket(six ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return Error(Errc::Unavailable, std::string("bfd: socket: ") + std::strerror(errno));
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  setsockopt(fd, IPPROTO_IP, IP_TTL, &kTtl, sizeof kTtl);
-  setsockopt(fd, IPPROTO_IP, IP_RECVTTL, &one, sizeof one);
-  sockaddr_in at = endpoint(address, port);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0) {
+  if (six) {
+    setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &kTtl, sizeof kTtl);
+    setsockopt(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &one, sizeof one);
+  } else {
+    setsockopt(fd, IPPROTO_IP, IP_TTL, &kTtl, sizeof kTtl);
+    setsockopt(fd, IPPROTO_IP, IP_RECVTTL, &one, sizeof one);
+  }
+  sockaddr_storage at;
+  const socklen_t at_length = toSockaddr(address, port, at);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&at), at_length) != 0) {
     std::string why = std::strerror(errno);
     ::close(fd);
     return Error(Errc::Unavailable,
@@ -55,8 +59,8 @@ int64_t nanos(SteadyTime t) {
 
 Result<std::unique_ptr<BfdService>> BfdService::start(const Clock& clock, BfdOptions options,
                                                       Changed changed, Replica replica) {
-  if (options.address.family != 4) {
-    return Error(Errc::InvalidArgument, "bfd: the tunnel address must be IPv4");
+  if (options.address.family != 4 && options.address.family != 6) {
+    return Error(Errc::InvalidArgument, "bfd: no tunnel address");
   }
   auto fd = udpSocket(options.address, options.port);
   if (!fd) return std::move(fd).error();
@@ -156,7 +160,8 @@ void BfdService::setPeers(const std::map<uint32_t, IpAddress>& peers) {
     }
     SteadyTime now = clock_.now();
     for (const auto& [host, address] : peers) {
-      if (peers_.count(host) != 0 || address.family != 4) continue;
+      // (A peer of the other family cannot be reached from this address.)
+      if (peers_.count(host) != 0 || address.family != options_.address.family) continue;
       Peer p{.host = host, .address = address, .session = nullptr, .heard = false};
       auto saved = saved_.find(address.toString());
       uint32_t local = 0;
@@ -229,17 +234,19 @@ bool BfdService::hasPeers() const {
 }
 
 void BfdService::sendReplica(const std::vector<uint32_t>& hosts, std::span<const uint8_t> records) {
-  std::vector<sockaddr_in> to;
+  std::vector<IpAddress> to;
   {
     MutexLock lock(mu_);
     for (uint32_t h : hosts) {
       auto it = peers_.find(h);
-      if (it != peers_.end()) to.push_back(endpoint(it->second.address, options_.replica_port));
+      if (it != peers_.end()) to.push_back(it->second.address);
     }
   }
-  for (const auto& a : to) {
+  for (const auto& address : to) {
+    sockaddr_storage a;
+    const socklen_t length = toSockaddr(address, options_.replica_port, a);
     ::sendto(replica_fd_, records.data(), records.size(), 0, reinterpret_cast<const sockaddr*>(&a),
-             sizeof a);
+             length);
   }
 }
 
@@ -276,7 +283,7 @@ void BfdService::run() {
     now = clock_.now();
     if (fds[0].revents != 0) {
       for (;;) {
-        sockaddr_in from{};
+        sockaddr_storage from{};
         iovec iov{buffer.data(), buffer.size()};
         alignas(cmsghdr) char control[64];
         msghdr m{};
@@ -290,7 +297,8 @@ void BfdService::run() {
         if (got < 0) break;
         int ttl = -1;
         for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
-          if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) {
+          if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) ||
+              (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT)) {
             std::memcpy(&ttl, CMSG_DATA(c), sizeof ttl);
           }
         }
@@ -305,8 +313,7 @@ void BfdService::run() {
           ++refused_[std::string(bfd::refusalName(p.refusal))];
           continue;
         }
-        IpAddress source{4, {}};
-        std::memcpy(source.bytes.data(), &from.sin_addr, 4);
+        const IpAddress source = fromSockaddr(from);
         // By our discriminator it names; else (a peer still speaking of a
         // session this process does not have) by its address, so that the
         // state machines bring the two ends together again.
@@ -338,13 +345,12 @@ void BfdService::run() {
     }
     if (fds[1].revents != 0) {
       for (;;) {
-        sockaddr_in from{};
+        sockaddr_storage from{};
         socklen_t len = sizeof from;
         ssize_t got = ::recvfrom(replica_fd_, buffer.data(), buffer.size(), 0,
                                  reinterpret_cast<sockaddr*>(&from), &len);
         if (got < 0) break;
-        IpAddress source{4, {}};
-        std::memcpy(source.bytes.data(), &from.sin_addr, 4);
+        const IpAddress source = fromSockaddr(from);
         bool known = false;
         {
           MutexLock lock(mu_);
@@ -364,8 +370,9 @@ void BfdService::run() {
         bfd::State before = p.session->state();
         while (auto out = p.session->transmit(now, jitter(rng))) {
           auto bytes = bfd::encode(*out);
-          sockaddr_in to = endpoint(p.address, options_.port);
-          ::sendto(fd_, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+          sockaddr_storage to;
+          const socklen_t to_length = toSockaddr(p.address, options_.port, to);
+          ::sendto(fd_, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&to), to_length);
         }
         changed = changed || was != p.up();
         if (before != p.session->state()) {

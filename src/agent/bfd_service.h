@@ -41,7 +41,7 @@ namespace canopy::agent {
 inline constexpr uint16_t kReplicaPort = 3788;
 
 struct BfdOptions {
-  IpAddress address{};  // this host's tunnel address (IPv4)
+  IpAddress address{};  // this host's tunnel address (IPv4 or IPv6)
   uint16_t port = bfd::kControlPort;
   uint16_t replica_port = kReplicaPort;
   bfd::Timing timing{};

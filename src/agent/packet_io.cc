@@ -23,6 +23,8 @@
 #include <thread>
 #include <utility>
 
+#include "agent/sockaddr.h"
+
 namespace canopy::agent {
 
 bool FrameSocket::filterWith(int program) {
@@ -48,22 +50,6 @@ void setBuffer(int fd, int option, int force_option, int bytes) {
   if (setsockopt(fd, SOL_SOCKET, force_option, &bytes, sizeof(bytes)) != 0) {
     setsockopt(fd, SOL_SOCKET, option, &bytes, sizeof(bytes));
   }
-}
-
-socklen_t toSockaddr(const IpAddress& ip, uint16_t port, sockaddr_storage& out) {
-  out = {};
-  if (ip.family == 4) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&out);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(port);
-    std::memcpy(&a->sin_addr, ip.bytes.data(), 4);
-    return sizeof(sockaddr_in);
-  }
-  auto* a = reinterpret_cast<sockaddr_in6*>(&out);
-  a->sin6_family = AF_INET6;
-  a->sin6_port = htons(port);
-  std::memcpy(&a->sin6_addr, ip.bytes.data(), 16);
-  return sizeof(sockaddr_in6);
 }
 
 // The MTU of the interface that holds `local`, 0 if none does.
@@ -595,17 +581,7 @@ size_t TunnelSocket::receive(Batch& batch) {
         batch.segment_[i] = static_cast<size_t>(size);
       }
     }
-    IpAddress& src = batch.source_[i];
-    src = {};
-    if (from[i].ss_family == AF_INET) {
-      const auto* a = reinterpret_cast<const sockaddr_in*>(&from[i]);
-      src.family = 4;
-      std::memcpy(src.bytes.data(), &a->sin_addr, 4);
-    } else if (from[i].ss_family == AF_INET6) {
-      const auto* a = reinterpret_cast<const sockaddr_in6*>(&from[i]);
-      src.family = 6;
-      std::memcpy(src.bytes.data(), &a->sin6_addr, 16);
-    }
+    batch.source_[i] = fromSockaddr(from[i]);
   }
   return batch.count_;
 }

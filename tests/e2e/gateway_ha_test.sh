@@ -17,7 +17,8 @@
 # Checks after each step: exactly one of h2 and h3 holds the gateway, the
 # nc session carries a new line, iperf3 flows; at the end every transfer
 # completed (no reset). Each failover's longest time without a byte at the
-# receiver is reported, and bounded.
+# receiver is reported, and bounded. CANOPY_UNDERLAY=6: the hosts' tunnel
+# addresses (and BFD between them) IPv6.
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$1
 source "$here/lib.sh"
@@ -25,19 +26,21 @@ source "$here/netns.sh"
 
 max_gap_ms=${CANOPY_MAX_FAILOVER_GAP_MS:-3000}
 
+underlay_version=${CANOPY_UNDERLAY:-4}
+address_of() {  # address_of N: host hN's tunnel address
+  if [ "$underlay_version" = 6 ]; then echo "fd77::$1"; else echo "192.168.77.$1"; fi
+}
 start_server "$bin" "$work/server.log" --store "sqlite:$work/canopy.db" --listen 127.0.0.1:0 \
-  --auth noauth
+  --auth noauth --overlay-ip-version "$underlay_version"
 make_underlay
 make_external
-add_host h1 192.168.77.1
-add_host h2 192.168.77.2
-add_host h3 192.168.77.3
+for i in 1 2 3; do add_host "h$i" "$(address_of "$i")"; done
 add_uplink h2
 add_uplink h3
 add_outside 203.0.113.1/24
-start_agent h1 192.168.77.1
-start_agent h2 192.168.77.2 --uplink physnet1=ext0 --gateway
-start_agent h3 192.168.77.3 --uplink physnet1=ext0 --gateway
+start_agent h1 "$(address_of 1)"
+start_agent h2 "$(address_of 2)" --uplink physnet1=ext0 --gateway
+start_agent h3 "$(address_of 3)" --uplink physnet1=ext0 --gateway
 
 routed_network
 new_port vm1 "$net"

@@ -154,7 +154,8 @@ make_underlay() {
 }
 
 # add_host NAME ADDRESS: a host namespace with ADDRESS/24 (an IPv6
-# ADDRESS: /64, usable at once) on the underlay.
+# ADDRESS: /64, usable at once, kept while the link is down) on the
+# underlay.
 add_host() {
   local name=$1 address=$2 ns="$tag-$1"
   new_ns "$ns"
@@ -162,7 +163,10 @@ add_host() {
   ip link set "$tag$name" netns "$underlay"
   in_ns "$underlay" ip link set "$tag$name" master br0 up
   case "$address" in
-    *:*) in_ns "$ns" ip addr add "$address/64" dev ul0 nodad ;;
+    *:*)
+      in_ns "$ns" sysctl -qw net.ipv6.conf.ul0.keep_addr_on_down=1
+      in_ns "$ns" ip addr add "$address/64" dev ul0 nodad
+      ;;
     *) in_ns "$ns" ip addr add "$address/24" dev ul0 ;;
   esac
   in_ns "$ns" ip link set ul0 up
