@@ -366,6 +366,21 @@ void FastPath::removeTemplate(const FlowKey& key) {
   bpf_map_delete_elem(bpf_map__fd(impl_->skel->maps.templates), &key);
 }
 
+Result<void> FastPath::installLbTable(uint32_t id, const LbTable& table) {
+  int fd = bpf_map__fd(impl_->skel->maps.lb_tables);
+  if (id == 0 || bpf_map_update_elem(fd, &id, &table, BPF_ANY) != 0) {
+    int err = id == 0 ? EINVAL : errno;
+    return Error(err == E2BIG || err == EINVAL ? Errc::InvalidArgument : Errc::Unavailable,
+                 std::string("fast path: installing a load balancer's table: ") +
+                     (err == E2BIG ? "the map is full" : std::strerror(err)));
+  }
+  return ok();
+}
+
+void FastPath::removeLbTable(uint32_t id) {
+  bpf_map_delete_elem(bpf_map__fd(impl_->skel->maps.lb_tables), &id);
+}
+
 int FastPath::eventsFd() {
   if (impl_->events == nullptr) {
     impl_->events = ring_buffer__new(bpf_map__fd(impl_->skel->maps.events), &Impl::onEvent,
@@ -453,6 +468,10 @@ Result<void> FastPath::installTemplate(const FlowKey&, const Template&) {
   return Error(Errc::Unavailable, "fast path: built without BPF");
 }
 void FastPath::removeTemplate(const FlowKey&) {}
+Result<void> FastPath::installLbTable(uint32_t, const LbTable&) {
+  return Error(Errc::Unavailable, "fast path: built without BPF");
+}
+void FastPath::removeLbTable(uint32_t) {}
 int FastPath::eventsFd() { return -1; }
 size_t FastPath::takeEvents(const std::function<void(const Event&)>&) { return 0; }
 size_t FastPath::flows() const { return 0; }

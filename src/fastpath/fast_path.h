@@ -35,6 +35,7 @@ using FlowKey = canopy_fp_key;
 using FlowAction = canopy_fp_action;
 using Template = canopy_fp_template;
 using Event = canopy_fp_event;
+using LbTable = canopy_fp_lb_table;
 
 // The maps' layouts leave no padding implicit: what the agent and the
 // programs write is every byte of what the kernel hashes and compares.
@@ -42,6 +43,7 @@ static_assert(std::has_unique_object_representations_v<FlowKey>);
 static_assert(std::has_unique_object_representations_v<FlowAction>);
 static_assert(std::has_unique_object_representations_v<Template>);
 static_assert(std::has_unique_object_representations_v<Event>);
+static_assert(std::has_unique_object_representations_v<LbTable>);
 
 struct Counters {
   uint64_t hits = 0;
@@ -128,6 +130,11 @@ class FastPath {
   // is full.
   Result<void> installTemplate(const FlowKey& key, const Template& t);
   void removeTemplate(const FlowKey& key);
+  // A load balancer's Maglev table (id not 0), which VIPs' selector
+  // templates (Template::lb_table) pick new connections' members by;
+  // InvalidArgument when the map is full.
+  Result<void> installLbTable(uint32_t id, const LbTable& table);
+  void removeLbTable(uint32_t id);
 
   // What the programs tell the agent (a FIN a flow carried): a descriptor
   // to poll for them (-1: none), and those waiting, each to `f`; how many.

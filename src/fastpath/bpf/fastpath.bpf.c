@@ -67,6 +67,14 @@ struct {
 } budgets SEC(".maps");
 
 struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, CANOPY_FP_MAX_LB_TABLES);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, __u32);
+  __type(value, struct canopy_fp_lb_table);
+} lb_tables SEC(".maps");
+
+struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
   __uint(max_entries, CANOPY_FP_EVENTS_SIZE);
 } events SEC(".maps");
@@ -247,6 +255,48 @@ static __always_inline __u16 canopy_fp_tunnel_port(__u32 src, __u32 dst, __u16 p
   return bpf_htons((__u16)(0xc000 | (mix >> 18)));
 }
 
+/* Canopy's stable hash (datapath/nat/maglev.cc stableHash, seed 0): FNV-1a
+ * over the bytes, then splitmix64's finaliser. */
+#define FNV_PRIME 0x100000001b3ULL
+static __always_inline __u64 fnv_bytes(__u64 h, const __u8* bytes, __u32 n, __u32 max) {
+  for (__u32 i = 0; i < max; ++i) {
+    if (i >= n) break;
+    h ^= bytes[i];
+    h *= FNV_PRIME;
+  }
+  return h;
+}
+static __always_inline __u64 mix64(__u64 x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+
+/* The member (its index plus one; 0: none) table `id` gives a new
+ * connection, as the datapath's Maglev lookup would. */
+static __always_inline __u16 lb_pick(struct parsed* p, __u32 id) {
+  struct canopy_fp_lb_table* t = bpf_map_lookup_elem(&lb_tables, &id);
+  if (!t || t->size == 0 || t->size > CANOPY_FP_LB_TABLE_MAX) return 0;
+  const __u32 width = p->key.family == 6 ? 16 : 4;
+  __u64 h = 0xcbf29ce484222325ULL; /* (mix64 of the seed 0 is 0) */
+  h = fnv_bytes(h, p->key.ip_src, width, 16);
+  if (!t->source_only) {
+    h = fnv_bytes(h, p->key.ip_dst, width, 16);
+    __u8 rest[5];
+    rest[0] = p->key.protocol;
+    __builtin_memcpy(&rest[1], &p->key.port_src, 2); /* (network order: high byte first) */
+    __builtin_memcpy(&rest[3], &p->key.port_dst, 2);
+    h = fnv_bytes(h, rest, 5, 5);
+  }
+  const __u64 slot = mix64(h) % t->size;
+  if (slot >= CANOPY_FP_LB_TABLE_MAX) return 0;
+  const __u16 member = t->members[slot & (CANOPY_FP_LB_TABLE_MAX - 1)];
+  return member == CANOPY_FP_LB_NONE ? 0 : (__u16)(member + 1);
+}
+
 #define TAKE -1 /* an installed flow takes it */
 #define MAKE -2 /* a template makes its connection's flows */
 
@@ -263,6 +313,14 @@ static __always_inline int decide(struct __sk_buff* skb, struct parsed* p,
       struct canopy_fp_key k = p->key;
       k.port_src = 0;
       *t = bpf_map_lookup_elem(&templates, &k);
+      if (*t && (*t)->lb_table != 0) {
+        /* A VIP's: the template of the member its table picks, if the
+         * agent has one (else the agent balances this SYN itself, and
+         * learns that member's). */
+        k.lb_member = lb_pick(p, (*t)->lb_table);
+        *t = k.lb_member != 0 ? bpf_map_lookup_elem(&templates, &k) : 0;
+        if (*t && (*t)->lb_table != 0) *t = 0;
+      }
       if (*t) return MAKE;
     }
     return CANOPY_FP_MISS;

@@ -32,12 +32,15 @@ struct canopy_fp_key {
   CANOPY_U16 port_src; /* ICMP/ICMPv6 echo: the identifier */
   CANOPY_U16 port_dst; /* ICMP/ICMPv6 echo: the type */
   CANOPY_U8 protocol;
-  CANOPY_U8 family;      /* 4 or 6 */
-  CANOPY_U16 vlan;       /* the 802.1Q VID it came with (an uplink's VLAN network); 0: none */
+  CANOPY_U8 family;         /* 4 or 6 */
+  CANOPY_U16 vlan;          /* the 802.1Q VID it came with (an uplink's VLAN network); 0: none */
   CANOPY_U8 tunnel_src[16]; /* IPv4: the first four bytes, the rest zero */
   CANOPY_U32 vni;
   CANOPY_U8 tunnel_family; /* 4 or 6; 0: not from a tunnel */
-  CANOPY_U8 reserved[3];
+  CANOPY_U8 reserved;
+  /* A load balancer's template (map `templates`): its member's index in
+   * the listener's members, plus one; 0 for every flow and other template. */
+  CANOPY_U16 lb_member;
 };
 
 enum canopy_fp_out {
@@ -109,8 +112,27 @@ struct canopy_fp_template {
   struct canopy_fp_key reply_key;  /* the answer's key, its port_dst then the opener's port */
   struct canopy_fp_action reply;
   CANOPY_U32 id;
-  CANOPY_U32 reserved;
+  /* Not 0: a VIP's selector, which makes no flows itself: the table in
+   * map `lb_tables` that picks a new connection's member; the template
+   * made from is the one at the same key with that member's lb_member. */
+  CANOPY_U32 lb_table;
   CANOPY_U64 made; /* connections made from it */
+};
+
+/* A listener's Maglev table as the datapath's (datapath/nat/maglev.h): a
+ * new connection's member is members[hash % size], the hash Canopy's
+ * stable one (FNV-1a, then splitmix64's finaliser) of the client's
+ * address, then (unless source_only) the VIP's, the protocol and the two
+ * ports in network order. A member is its index in the listener's
+ * members; CANOPY_FP_LB_NONE: none. */
+#define CANOPY_FP_LB_TABLE_MAX 4096 /* Maglev's sizes up to 4093 (40 members) */
+#define CANOPY_FP_LB_NONE 0xffff
+#define CANOPY_FP_MAX_LB_TABLES 256
+struct canopy_fp_lb_table {
+  CANOPY_U32 size;
+  CANOPY_U8 source_only;
+  CANOPY_U8 reserved[3];
+  CANOPY_U16 members[CANOPY_FP_LB_TABLE_MAX];
 };
 
 /* Per-CPU counters, by index. */

@@ -23,8 +23,11 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <string>
+#include <vector>
 
+#include "datapath/nat/maglev.h"
 #include "kernel_test.h"
 
 namespace canopy::fastpath {
@@ -227,6 +230,87 @@ TEST_F(FastPathTest, WhatTheFlowCannotTakeGoesToTheAgent) {
   EXPECT_EQ(receiveTtl(b_), -1);
   EXPECT_EQ(udpFramesSeen(packet_), 1);
   EXPECT_EQ(fp_->flows(), 0u);
+}
+
+// A VIP's selector template: each new connection's SYN is made into flows
+// from the template of the member the listener's Maglev table gives its
+// 5-tuple, by the datapath's own hash; a member without a template (the
+// agent has not set up a connection to it from this client yet) leaves the
+// SYN to the agent. Connections are real: A's kernel connects to B, port 80.
+TEST_F(FastPathTest, AVipsSelectorMakesEachConnectionFromItsMaglevMembersTemplate) {
+  std::vector<datapath::nat::MaglevMember> members;
+  for (int i = 0; i < 5; ++i)
+    members.push_back({.name = "10.0.0." + std::to_string(10 + i) + "/80"});
+  const datapath::nat::MaglevTable maglev(members, 1021);
+  LbTable table{};
+  table.size = static_cast<uint32_t>(maglev.entries().size());
+  for (size_t i = 0; i < maglev.entries().size(); ++i) table.members[i] = maglev.entries()[i];
+  ASSERT_TRUE(fp_->installLbTable(7, table));
+  // The opener's key (source port 0) holds the selector; members 0 to 3
+  // have templates (all to B, told apart by their ids), member 4 none.
+  FlowKey opener = keyAtoB();
+  opener.protocol = IPPROTO_TCP;
+  opener.port_src = 0;
+  opener.port_dst = htons(80);
+  Template selector{};
+  selector.lb_table = 7;
+  ASSERT_TRUE(fp_->installTemplate(opener, selector));
+  for (uint16_t m = 0; m < 4; ++m) {
+    Template t{};
+    t.forward = routedToB();
+    t.reply_key = opener;  // (B's answer: its own key, unused here)
+    t.reply_key.ifindex = static_cast<uint32_t>(hb_);
+    std::swap(t.reply_key.ip_src, t.reply_key.ip_dst);
+    t.reply_key.port_src = htons(80);
+    t.reply_key.port_dst = 0;
+    t.reply = routedToB();
+    t.id = 100 + m;
+    FlowKey k = opener;
+    k.lb_member = static_cast<uint16_t>(m + 1);
+    ASSERT_TRUE(fp_->installTemplate(k, t));
+  }
+  std::set<uint32_t> reached;
+  int to_agent = 0;
+  for (int i = 0; i < 40; ++i) {
+    int s = inNamespace(kTag + "a", [] {
+      int c = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      sockaddr_in b{};
+      b.sin_family = AF_INET;
+      b.sin_port = htons(80);
+      ::inet_pton(AF_INET, "10.9.0.2", &b.sin_addr);
+      ::connect(c, reinterpret_cast<sockaddr*>(&b), sizeof(b));  // (its SYN goes now)
+      return c;
+    });
+    sockaddr_in me{};
+    socklen_t length = sizeof(me);
+    ASSERT_EQ(::getsockname(s, reinterpret_cast<sockaddr*>(&me), &length), 0);
+    ::close(s);
+    // The datapath's hash of the 5-tuple, as the simulator takes it.
+    std::string bytes;
+    for (uint32_t a : {htonl(0x0a090001u), htonl(0x0a090002u)}) {
+      bytes.append(reinterpret_cast<const char*>(&a), 4);
+    }
+    const uint16_t sport = ntohs(me.sin_port);
+    const char rest[5] = {IPPROTO_TCP, static_cast<char>(sport >> 8), static_cast<char>(sport), 0,
+                          80};
+    bytes.append(rest, sizeof(rest));
+    const size_t member = *maglev.pick(datapath::nat::stableHash(bytes));
+    FlowKey made = opener;
+    made.port_src = me.sin_port;
+    auto f = fp_->find(made);
+    if (member == 4) {
+      EXPECT_FALSE(f) << "port " << sport << ": member 4 has no template";
+      ++to_agent;
+      continue;
+    }
+    ASSERT_TRUE(f) << "port " << sport << ": no flow made for member " << member;
+    EXPECT_EQ(f->template_id, 100 + member) << "port " << sport;
+    EXPECT_EQ(made.lb_member, 0) << "a made flow's key has no member";
+    reached.insert(f->template_id);
+  }
+  EXPECT_EQ(reached.size(), 4u) << "40 connections reach every member with a template";
+  EXPECT_GT(to_agent, 0) << "and member 4's go to the agent";
+  EXPECT_EQ(fp_->counters().made, 40u - static_cast<uint64_t>(to_agent));
 }
 
 TEST_F(FastPathTest, DetachingLeavesTheInterfaceAsItWas) {
