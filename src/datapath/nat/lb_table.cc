@@ -261,6 +261,41 @@ DropReason LbTable::translate(std::span<uint8_t> frame, const packet::ParsedPack
   return rewriteIp(frame, p, Side::Destination, member.address, member.port);
 }
 
+bool LbTable::import(const Key& forward, LbTarget member, uint64_t listener,
+                     bool closing) noexcept {
+  if ((forward.family != 4 && forward.family != 6) || member.address.family != forward.family ||
+      (forward.protocol != kTcp && forward.protocol != kUdp)) {
+    return false;
+  }
+  const SteadyTime now = clock_.now();
+  if (auto it = pins_.find(forward); it != pins_.end() && it->second.expires > now) {
+    return it->second.member == member.address.bytes && it->second.member_port == member.port;
+  }
+  if (!room() || replies_.size() + pins_.size() + 1 > max_entries_) return false;
+  Pin pin{.member = member.address.bytes, .member_port = member.port, .listener = listener};
+  const Key reply = replyKey(forward, pin);
+  if (auto used = replies_.find(reply);
+      used != replies_.end() && !sameConnection(used->second, forward) && !used->second.lingering) {
+    return false;
+  }
+  count(pin, +1);
+  if (closing) {
+    count(pin, -1);
+    pin.closing = true;
+  }
+  pin.translated = true;
+  pin.expires = now + (pin.closing ? kClosing : idleTimeout(forward.protocol));
+  auto it = pins_.insert_or_assign(forward, pin).first;
+  replies_[reply] = Reply{.listener = listener,
+                          .vip = forward.dst,
+                          .vip_port = forward.dst_port,
+                          .client = forward.src,
+                          .client_port = forward.src_port,
+                          .expires = pin.expires};
+  persist(it->first, it->second);
+  return true;
+}
+
 bool LbTable::keepAlive(const Key& forward, bool used, uint64_t bytes_in,
                         uint64_t bytes_out) noexcept {
   auto it = pins_.find(forward);

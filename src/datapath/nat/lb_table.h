@@ -126,6 +126,13 @@ class LbTable {
   // carried each way counted as the datapath counts its own.
   bool keepAlive(const Key& forward, bool used, uint64_t bytes_in, uint64_t bytes_out) noexcept;
 
+  // A connection the kernel fast path set up to `member` (its own source
+  // port at the member, no hairpin), pinned as translate() would have
+  // pinned its first packet, and counted; `closing` after its FIN. False
+  // if it cannot be: the table full, or the member's side of it another
+  // live connection's. A pin there already is kept.
+  bool import(const Key& forward, LbTarget member, uint64_t listener, bool closing) noexcept;
+
   // Forgets expired connections; at most `budget` of them.
   size_t sweep(size_t budget = 1024) noexcept;
   size_t size() const noexcept { return pins_.size(); }

@@ -409,17 +409,30 @@ bool SharedState::lbReply(std::span<uint8_t> frame, const packet::ParsedPacket& 
   return lb_.translateReply(frame, p, zone);
 }
 
+namespace {
+nat::LbTable::Key lbKey(const conntrack::ConnKey& forward) {
+  return {.src = forward.src,
+          .dst = forward.dst,
+          .src_port = forward.src_port,
+          .dst_port = forward.dst_port,
+          .zone = forward.zone,
+          .protocol = forward.protocol,
+          .family = forward.family};
+}
+}  // namespace
+
 bool SharedState::lbKeepAlive(const conntrack::ConnKey& forward, bool used, uint64_t bytes_in,
                               uint64_t bytes_out) noexcept {
-  const nat::LbTable::Key key{.src = forward.src,
-                              .dst = forward.dst,
-                              .src_port = forward.src_port,
-                              .dst_port = forward.dst_port,
-                              .zone = forward.zone,
-                              .protocol = forward.protocol,
-                              .family = forward.family};
   MutexLock lock(lb_mu_);
-  return lb_.keepAlive(key, used, bytes_in, bytes_out);
+  return lb_.keepAlive(lbKey(forward), used, bytes_in, bytes_out);
+}
+
+bool SharedState::lbImport(const conntrack::ConnKey& forward, const nat::LbTarget& member,
+                           uint64_t listener, bool closing) noexcept {
+  MutexLock lock(lb_mu_);
+  const bool imported = lb_.import(lbKey(forward), member, listener, closing);
+  if (imported) lb_active_.store(true, std::memory_order_relaxed);
+  return imported;
 }
 
 size_t SharedState::lbConnections(uint64_t listener, const nat::LbTarget& member) const {

@@ -374,6 +374,9 @@ class SharedState {
   // tuple to the VIP, FlowOffer::lb): nat::LbTable::keepAlive.
   bool lbKeepAlive(const conntrack::ConnKey& forward, bool used, uint64_t bytes_in,
                    uint64_t bytes_out) noexcept;
+  // A connection the kernel fast path set up to a member: nat::LbTable::import.
+  bool lbImport(const conntrack::ConnKey& forward, const nat::LbTarget& member, uint64_t listener,
+                bool closing) noexcept;
   size_t lbConnections(uint64_t listener, const nat::LbTarget& member) const;
   bool lbActive() const noexcept { return lb_active_.load(std::memory_order_relaxed); }
   size_t lbSize() const;
