@@ -632,6 +632,7 @@ void Datapath::setTopology(std::shared_ptr<const topology::Topology> next) {
     invalidateAll();
   }
   topology_ = std::move(next);
+  lb_selectors_.clear();
   std::erase_if(port_drops_, [&](const auto& entry) {
     return topology_ == nullptr || topology_->findPort(entry.first) == nullptr;
   });
@@ -781,6 +782,34 @@ void Datapath::lbReplyOffer(const Packet& pkt, FlowOffer& offer) {
   offer.nat_port_src = k.tp_src;
   offer.lb = pkt.lb_reply;
   offer.lb_reply = true;
+}
+
+std::shared_ptr<const LbSelector> Datapath::lbSelector(uint32_t switch_key, const IpAddress& vip,
+                                                       uint8_t protocol, uint16_t port) {
+  const auto key = std::tuple{switch_key, vip, protocol, port};
+  if (auto it = lb_selectors_.find(key); it != lb_selectors_.end()) return it->second;
+  std::shared_ptr<const LbSelector> made;
+  const topology::Balancer* b =
+      topology_ != nullptr ? topology_->balancerAt(switch_key, vip, protocol, port) : nullptr;
+  if (b != nullptr) {
+    const topology::LbListener& l = topology_->listenerOf(*b);
+    const bool backup = b->primary == nullptr;
+    const auto& table = backup ? b->backup : b->primary;
+    const auto& members = backup ? b->backup_members : b->primary_members;
+    if (table != nullptr && table->entries().size() <= LbSelector::kMaxEntries &&
+        l.algorithm != topology::LbAlgorithm::LeastConnections && l.connection_limit == 0) {
+      auto s = std::make_shared<LbSelector>();
+      s->listener = nat::stableHash(l.id);
+      s->source_only = l.source_ip_persistence || l.algorithm == topology::LbAlgorithm::SourceIp;
+      s->members.reserve(table->entries().size());
+      for (uint16_t e : table->entries()) {
+        s->members.push_back(e < members.size() ? members[e] : LbSelector::kNone);
+      }
+      made = std::move(s);
+    }
+  }
+  lb_selectors_.emplace(key, made);
+  return made;
 }
 
 bool Datapath::snatOfferable(const Packet& pkt) {
@@ -1835,6 +1864,10 @@ void Datapath::execute(const simulator::Decision& d, const Context& ctx, Packet&
                     .zone = zone,
                     .protocol = before.ip_proto,
                     .family = familyOf(before)};
+            if (a.lb_member != 0 && before.ip_proto == packet::ipproto::kTcp) {
+              o.lb_selector = lbSelector(a.switch_key, vip, before.ip_proto, before.tp_dst);
+              o.lb_member = o.lb_selector != nullptr ? a.lb_member : 0;
+            }
           }
         }
         break;

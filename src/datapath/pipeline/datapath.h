@@ -206,6 +206,20 @@ struct Config {
 // routed, its TTL decremented (within an MTU). Only for packets that are
 // not the connection's opening or closing (TCP SYN, FIN or RST) and not
 // fragments; the kernel programs take no others either.
+// A listener's Maglev table as the kernel fast path repeats it: for each
+// entry, the index in the listener's members of the member it picks
+// (kNone: none), and what it hashes (the datapath's flowHash: the client's
+// address, or the 5-tuple).
+struct LbSelector {
+  static constexpr uint16_t kNone = 0xffff;
+  static constexpr size_t kMaxEntries = 4096;  // (the kernel's room)
+  uint64_t listener = 0;                       // its id, hashed
+  bool source_only = false;
+  std::vector<uint16_t> members;
+
+  friend bool operator==(const LbSelector&, const LbSelector&) = default;
+};
+
 struct FlowOffer {
   uint32_t from_port = 0;
   uint32_t to_port = 0;
@@ -251,6 +265,13 @@ struct FlowOffer {
   // agent's.
   conntrack::ConnKey lb{};
   bool lb_reply = false;
+  // The client's way of a new connection whose member the listener's Maglev
+  // table chose: that member (its index in the listener's members plus
+  // one) and the table, from which the kernel may choose later
+  // connections' members itself (null: none; a pin chose it, or the kernel
+  // could not: least connections, a connection limit, a table too large).
+  uint16_t lb_member = 0;
+  std::shared_ptr<const LbSelector> lb_selector{};
   // A local IP's translation (IPv4 TCP or UDP): its reply's tuple, from the
   // target to the client (family 0: none); the translation above it (the
   // client's way: to the target; the reply: from the local IP again). The
@@ -647,6 +668,11 @@ class Datapath {
   bool lbReplyBack(const simulator::Context& ctx, Packet& pkt, Trace* trace);
   // Such a reply's flow: its translation (Packet::lb_reply).
   static void lbReplyOffer(const Packet& pkt, FlowOffer& offer);
+  // The table of the VIP's listener on switch `switch_key` for the kernel
+  // (null if it may not choose: see FlowOffer::lb_selector); built once a
+  // topology.
+  std::shared_ptr<const LbSelector> lbSelector(uint32_t switch_key, const IpAddress& vip,
+                                               uint8_t protocol, uint16_t port);
   // The bucket a Police action counts against, remembered here.
   Policer& policerFor(const simulator::Action& a);
   uint16_t lbZone(const simulator::Context& ctx, uint32_t router);
@@ -679,6 +705,8 @@ class Datapath {
   // Floating IPs on load balancers' VIPs served here (this host holds the
   // router's gateway) -> the router.
   std::map<IpAddress, uint32_t> lb_floating_;
+  std::map<std::tuple<uint32_t, IpAddress, uint8_t, uint16_t>, std::shared_ptr<const LbSelector>>
+      lb_selectors_;
   std::vector<FlowOffer> offers_;
   // Offers of connections whose SYN was seen and whose SYN-ACK was not yet
   // (FlowOffer::pending), by each zone's connection key; the oldest go

@@ -413,6 +413,7 @@ class Walk {
                (m != nullptr ? "" : ", which is gone or down");
       });
     }
+    const bool chosen = m == nullptr;  // (by the table below, not a pin)
     if (m == nullptr) {
       bool backup = b->primary == nullptr;
       const auto& table = backup ? b->backup : b->primary;
@@ -442,6 +443,10 @@ class Walk {
     }
     const bool hairpin = m->address == src();
     Action& a = act(ActionKind::LbDnat);
+    if (chosen) {
+      a.lb_member = static_cast<uint16_t>(m - l.members.data() + 1);
+      a.switch_key = sw.key;
+    }
     a.to = m->address;
     a.to_port = m->port;
     a.listener = nat::stableHash(l.id);

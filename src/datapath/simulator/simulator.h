@@ -208,6 +208,10 @@ struct Action {
   IpAddress remote{};  // Tunnel: the host's tunnel address
   IpAddress to{};      // LbDnat: the member; LbChoose: the VIP
   uint16_t to_port = 0;
+  // LbDnat: the member's index in its listener's members plus one when the
+  // listener's Maglev table chose it (the VIP's switch in `switch_key`);
+  // 0 when a pin did.
+  uint16_t lb_member = 0;
   uint16_t port_first = 1024, port_last = 65535;  // Snat
   uint64_t listener = 0;                          // LbDnat: the listener's id, hashed
   uint32_t limit = 0;        // LbDnat: the listener's connections on this host at most (0: none)
