@@ -260,6 +260,8 @@ bool KernelFlows::kernelFlow(const datapath::pipeline::FlowOffer& o,
                    .snat = o.snat,
                    .lb = o.lb,
                    .lb_reply = o.lb_reply,
+                   .lb_member = o.lb_member,
+                   .lb_selector = o.lb_selector,
                    .local_ip = o.local_ip};
   if (o.lb.family != 0) {
     // (What the kernel counts of each packet beyond its IP packet: its
@@ -313,10 +315,11 @@ void KernelFlows::retract(std::span<const ConnKey> connections) {
 
 void KernelFlows::retract(datapath::pipeline::Invalidations invalidated) {
   if (invalidated.all) return flush();
-  if (invalidated.tags.empty() || installed_.empty()) return;
+  if (invalidated.tags.empty()) return;
   auto& changed = invalidated.tags;
   std::sort(changed.begin(), changed.end());
-  // (Templates first: no connection is made from one while its flows go.)
+  // (Templates first: no connection is made from one while its flows go.
+  // A template outlives its connections: it goes even with no flow left.)
   dropTemplates([&](const Templates::Template& t) {
     return intersect(t.forward.tags, changed) || intersect(t.reply.tags, changed);
   });
@@ -435,7 +438,7 @@ Templates::Ptr Templates::add(Template t) {
   if (next_id_ == 0) next_id_ = 1;
   auto p = std::make_shared<const Template>(std::move(t));
   by_forward_[forward] = p;
-  by_reply_[bytes(p->reply.key)] = p;
+  if (p->lb_table == 0) by_reply_[bytes(p->reply.key)] = p;
   by_id_[p->id] = p;
   size_.store(by_id_.size(), std::memory_order_relaxed);
   return p;
@@ -452,6 +455,29 @@ void Templates::erase(uint32_t id) {
   }
   by_id_.erase(it);
   size_.store(by_id_.size(), std::memory_order_relaxed);
+}
+
+uint32_t Templates::lbTable(const datapath::pipeline::LbSelector& selector,
+                            fastpath::FastPath& fp) {
+  MutexLock lock(mu_);
+  auto& entry = lb_tables_[selector.listener];
+  if (entry.id != 0 && entry.members == selector.members &&
+      entry.source_only == selector.source_only) {
+    return entry.id;
+  }
+  if (entry.id == 0) entry.id = next_lb_table_++;
+  auto table = std::make_unique<fastpath::LbTable>();  // (8 KiB)
+  table->size = static_cast<uint32_t>(selector.members.size());
+  table->source_only = selector.source_only ? 1 : 0;
+  std::fill(std::begin(table->members), std::end(table->members), CANOPY_FP_LB_NONE);
+  std::copy(selector.members.begin(), selector.members.end(), table->members);
+  if (selector.members.size() > CANOPY_FP_LB_TABLE_MAX || !fp.installLbTable(entry.id, *table)) {
+    lb_tables_.erase(selector.listener);
+    return 0;
+  }
+  entry.members = selector.members;
+  entry.source_only = selector.source_only;
+  return entry.id;
 }
 
 Templates::Ptr Templates::byId(uint32_t id) const {
@@ -516,12 +542,25 @@ void KernelFlows::learn(const Installed& forward, const fastpath::FlowAction& fo
   auto isUplink = [&](int ifindex) {
     return std::find(uplinks_.begin(), uplinks_.end(), ifindex) != uplinks_.end();
   };
+  // A VIP's connection: the client's way to the member its listener's
+  // Maglev table chose, translated to it; the member's answer from the VIP
+  // again. Its template is that member's, under the VIP's selector.
+  const bool lb = forward.lb.family != 0 && forward.lb_member != 0 &&
+                  forward.lb_selector != nullptr && reply.lb_reply && lb_import_ != nullptr;
+  const bool translated =
+      lb ? forward_action.nat == (CANOPY_FP_NAT_IP_DST | CANOPY_FP_NAT_PORT_DST) &&
+               reply_action.nat == (CANOPY_FP_NAT_IP_SRC | CANOPY_FP_NAT_PORT_SRC) &&
+               std::memcmp(r.ip_src, forward_action.nat_ip_dst, 16) == 0 &&
+               r.port_src == forward_action.nat_port_dst &&
+               std::memcmp(reply_action.nat_ip_src, f.ip_dst, 16) == 0 &&
+               reply_action.nat_port_src == f.port_dst
+         : forward_action.nat == 0 && reply_action.nat == 0 &&
+               std::memcmp(f.ip_dst, r.ip_src, 16) == 0 && f.port_dst == r.port_src;
   if (f.protocol != IPPROTO_TCP || r.protocol != IPPROTO_TCP || f.vlan != 0 || r.vlan != 0 ||
-      forward_action.nat != 0 || reply_action.nat != 0 || forward_action.vlan != 0 ||
-      reply_action.vlan != 0 || isUplink(forward.from_ifindex) || isUplink(forward.to_ifindex) ||
+      !translated || forward_action.vlan != 0 || reply_action.vlan != 0 ||
+      isUplink(forward.from_ifindex) || isUplink(forward.to_ifindex) ||
       isUplink(reply.from_ifindex) || isUplink(reply.to_ifindex) || f.port_src != r.port_dst ||
-      f.port_dst != r.port_src || std::memcmp(f.ip_src, r.ip_dst, 16) != 0 ||
-      std::memcmp(f.ip_dst, r.ip_src, 16) != 0) {
+      std::memcmp(f.ip_src, r.ip_dst, 16) != 0) {
     return;
   }
   if (forward.from_conn.family == 0 && forward.to_conn.family == 0) return;  // untracked
@@ -546,10 +585,21 @@ void KernelFlows::learn(const Installed& forward, const fastpath::FlowAction& fo
     s.from_conn = open(flow.from_conn);
     s.to_conn = open(flow.to_conn);
     s.tags = flow.tags;
+    s.overhead = flow.overhead;
     return s;
   };
   t.forward = side(forward, true);
   t.reply = side(reply, false);
+  if (lb) {
+    t.forward.key.lb_member = forward.lb_member;
+    t.lb = forward.lb;
+    if (t.lb.src_port != opener) return;
+    t.lb.src_port = 0;
+    t.member.address.family = f.family;
+    std::memcpy(t.member.address.bytes.data(), forward_action.nat_ip_dst, 16);
+    t.member.port = ntohs(forward_action.nat_port_dst);
+    t.listener = forward.lb_selector->listener;
+  }
   for (const auto* c :
        {&t.forward.from_conn, &t.forward.to_conn, &t.reply.from_conn, &t.reply.to_conn}) {
     if (c->family == 0xff) return;
@@ -565,6 +615,28 @@ void KernelFlows::learn(const Installed& forward, const fastpath::FlowAction& fo
     a->packets = a->bytes = a->last_used_ns = 0;
     if (a->out == CANOPY_FP_ENCAP) a->flags |= CANOPY_FP_HASH_PORT;
   }
+  if (!fp_.installTemplate(added->forward.key, kernel)) {
+    templates_->erase(added->id);
+    return;
+  }
+  if (lb) learnSelector(forward);
+}
+
+void KernelFlows::learnSelector(const Installed& forward) {
+  // The VIP's selector at the client's opener key, if it has none yet; it
+  // goes with the VIP's decisions (their tags).
+  Templates::Template s;
+  s.owner = worker_;
+  s.forward.key = forward.key;
+  s.forward.key.port_src = 0;
+  s.forward.tags = forward.tags;
+  s.lb_table = templates_->lbTable(*forward.lb_selector, fp_);
+  if (s.lb_table == 0) return;
+  auto added = templates_->add(std::move(s));
+  if (added == nullptr) return;  // one already
+  fastpath::Template kernel{};
+  kernel.id = added->id;
+  kernel.lb_table = added->lb_table;
   if (!fp_.installTemplate(added->forward.key, kernel)) templates_->erase(added->id);
 }
 
@@ -577,6 +649,7 @@ void KernelFlows::adopt(const fastpath::FlowKey& key, const fastpath::FlowAction
   }
   fastpath::FlowKey probe = key;
   probe.port_src = 0;
+  probe.lb_member = t->forward.key.lb_member;  // (a member's template's)
   const bool forward_way = sameKey(probe, t->forward.key);
   probe = key;
   probe.port_dst = 0;
@@ -584,6 +657,7 @@ void KernelFlows::adopt(const fastpath::FlowKey& key, const fastpath::FlowAction
   const uint16_t port = forward_way ? key.port_src : key.port_dst;  // network order
   fastpath::FlowKey forward = t->forward.key;
   forward.port_src = port;
+  forward.lb_member = 0;
   fastpath::FlowKey reply = t->reply.key;
   reply.port_dst = port;
   bool answered = known_answered;
@@ -597,6 +671,12 @@ void KernelFlows::adopt(const fastpath::FlowKey& key, const fastpath::FlowAction
     for (const auto& c : {t->forward.from_conn, t->forward.to_conn}) {
       conntrack_->import(withPort(c, opener, true), answered, now);
     }
+  }
+  // A VIP's connection: pinned to its member, as if the datapath had
+  // balanced its SYN (else its packets are the agent's from now on).
+  const ConnKey pin = t->lb.family != 0 ? withPort(t->lb, opener, true) : ConnKey{};
+  if (pin.family != 0 && (lb_import_ == nullptr || !lb_import_(pin, t->member, t->listener))) {
+    keep = false;
   }
   if (!keep) {
     fp_.remove(forward);
@@ -615,7 +695,10 @@ void KernelFlows::adopt(const fastpath::FlowKey& key, const fastpath::FlowAction
                        .from_conn = withPort(side.from_conn, opener, at_source),
                        .to_conn = withPort(side.to_conn, opener, at_source),
                        .tags = side.tags,
-                       .last_used_ns = 0});
+                       .last_used_ns = 0,
+                       .lb = pin,
+                       .lb_reply = pin.family != 0 && !at_source,
+                       .overhead = side.overhead});
   };
   record(forward, t->forward, true);
   record(reply, t->reply, false);
@@ -665,6 +748,7 @@ void KernelFlows::adoptMade(bool leaving) {
     if (t == nullptr) continue;
     fastpath::FlowKey probe = k;
     probe.port_src = 0;
+    probe.lb_member = t->forward.key.lb_member;
     if (!sameKey(probe, t->forward.key)) continue;  // (the reply: with its opener's)
     fastpath::FlowKey reply = t->reply.key;
     reply.port_dst = k.port_src;

@@ -82,11 +82,21 @@ class Templates {
     int from_ifindex = 0, to_ifindex = 0;
     datapath::conntrack::ConnKey from_conn{}, to_conn{};
     std::vector<datapath::flowcache::Tag> tags;  // sorted
+    uint32_t overhead = 0;                       // a load balancer's: Installed::overhead
   };
   struct Template {
     uint32_t id = 0;
     size_t owner = 0;
     Side forward, reply;
+    // A member's template of a VIP's connections (forward.key.lb_member
+    // not 0): the pin each connection gets (its tuple to the VIP, the
+    // opener's port 0), its member and its listener.
+    datapath::conntrack::ConnKey lb{};
+    datapath::nat::LbTarget member{};
+    uint64_t listener = 0;
+    // Not 0: a VIP's selector (its forward key alone; no flows of its own),
+    // which picks members by this table in the kernel.
+    uint32_t lb_table = 0;
   };
   using Ptr = std::shared_ptr<const Template>;
 
@@ -98,6 +108,10 @@ class Templates {
   Ptr matching(const fastpath::FlowKey& key) const;
   std::vector<Ptr> ownedBy(size_t owner) const;
   bool empty() const { return size_.load(std::memory_order_relaxed) == 0; }
+
+  // The kernel's id of a listener's table (installed, or brought up to
+  // date, with this content); 0 if it cannot be (the map full).
+  uint32_t lbTable(const datapath::pipeline::LbSelector& selector, fastpath::FastPath& fp);
 
   // How many workers there are (before they start; 1 by default).
   void setWorkers(size_t n);
@@ -116,6 +130,13 @@ class Templates {
   std::map<KeyBytes, Ptr> by_forward_ CANOPY_GUARDED_BY(mu_), by_reply_ CANOPY_GUARDED_BY(mu_);
   std::map<uint32_t, Ptr> by_id_ CANOPY_GUARDED_BY(mu_);
   std::atomic<size_t> size_{0};
+  struct LbTableEntry {
+    uint32_t id = 0;
+    std::vector<uint16_t> members;
+    bool source_only = false;
+  };
+  std::map<uint64_t, LbTableEntry> lb_tables_ CANOPY_GUARDED_BY(mu_);  // by listener
+  uint32_t next_lb_table_ CANOPY_GUARDED_BY(mu_) = 1;
   std::atomic<size_t> workers_{1};
   std::vector<std::vector<fastpath::FlowKey>> mailboxes_ CANOPY_GUARDED_BY(mu_);
   std::atomic<uint64_t> handings_{0};
@@ -195,6 +216,12 @@ class KernelFlows {
   using LbKeepAlive = std::function<bool(const datapath::conntrack::ConnKey& forward, bool used,
                                          uint64_t bytes_in, uint64_t bytes_out)>;
   void useLb(LbKeepAlive keep_alive) { lb_keep_alive_ = std::move(keep_alive); }
+  // What pins the connections the kernel set up to a VIP's member (the
+  // host's SharedState::lbImport; null: none, and no VIP's connections are
+  // set up in the kernel).
+  using LbImport = std::function<bool(const datapath::conntrack::ConnKey& forward,
+                                      const datapath::nat::LbTarget& member, uint64_t listener)>;
+  void useLbImport(LbImport import) { lb_import_ = std::move(import); }
   // A frame about to reach the datapath, as it came in on `ifindex` (from
   // a tunnel on the underlay: its sender and VNI too): if a template's
   // connection the agent has not adopted yet (its FIN, its RST), adopted
@@ -224,6 +251,8 @@ class KernelFlows {
     datapath::conntrack::ConnKey snat{};         // its router SNAT mapping's (FlowOffer::snat)
     datapath::conntrack::ConnKey lb{};           // its load balancer's pin (FlowOffer::lb)
     bool lb_reply = false;
+    uint16_t lb_member = 0;  // FlowOffer::lb_member and lb_selector
+    std::shared_ptr<const datapath::pipeline::LbSelector> lb_selector{};
     datapath::conntrack::ConnKey local_ip{};  // its local IP's translation (FlowOffer::local_ip)
     uint64_t packets = 0, bytes = 0;          // the kernel's counters, when last counted (lb)
     uint32_t overhead = 0;  // what the kernel counts of a packet beyond its IP packet
@@ -249,6 +278,9 @@ class KernelFlows {
   // answer's), if they may make others.
   void learn(const Installed& forward, const fastpath::FlowAction& forward_action,
              const Installed& reply, const fastpath::FlowAction& reply_action);
+  // The selector of a VIP's connections from the client of `forward` (a
+  // member's template just learned from it), if none yet.
+  void learnSelector(const Installed& forward);
   // A connection made from a template (either of its flows, as the kernel
   // has it) taken into conntrack and, with `keep`, into this bookkeeping;
   // else its flows leave the kernel.
@@ -293,6 +325,7 @@ class KernelFlows {
   KeepAlive snat_keep_alive_;
   KeepAlive local_ip_keep_alive_;
   LbKeepAlive lb_keep_alive_;
+  LbImport lb_import_;
   struct Attached {
     std::string interface;
     uint8_t out = 0;  // how the fast path delivers to it (enum canopy_fp_out)

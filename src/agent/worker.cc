@@ -226,6 +226,11 @@ void Worker::followPlan() {
                                : [shared](const auto& c, bool used, uint64_t in, uint64_t out) {
                                    return shared->lbKeepAlive(c, used, in, out);
                                  });
+      kernel_flows_->useLbImport(
+          shared == nullptr ? KernelFlows::LbImport{}
+                            : [shared](const auto& c, const auto& member, uint64_t listener) {
+                                return shared->lbImport(c, member, listener, /*closing=*/false);
+                              });
     }
     if (shared_ == nullptr) return;
     datapath_ = std::make_unique<Datapath>(clock_, plan->config, shared_);

@@ -258,6 +258,8 @@ class FastPathDifferential : public KernelTest {
   // The same with the uplink too (its program, and the filter on its
   // socket); the offers are then the test's KernelFlows'.
   void loadBalancedFlows(int family);
+  void addVip(int family);
+  static constexpr uint32_t kVip = 50;
 
   void attachWithUplink(agent::KernelFlows& flows) {
     int filter = fp_->socketFilter();
@@ -747,6 +749,52 @@ TEST_F(FastPathDifferential, ALaterConnectionIsSetUpInTheKernelFromAnEarlierHand
   EXPECT_TRUE(userspace(a.port, tcp(41003, true, TcpHeader::kSyn, 1, 0, "")).empty());
 }
 
+// A template outlives its connections (they closed, their flows went); a
+// change to the decisions it was made of takes it back all the same, so
+// that the kernel makes no connection to a port that went down.
+TEST_F(FastPathDifferential, ATemplateGoesWithItsDecisionsAfterItsConnectionsClosed) {
+  agent::Templates templates;
+  agent::KernelFlows flows(*fp_, {}, {}, &templates, 0);
+  flows.useConntrack(&dp_->connections(), &clock_);
+  std::vector<std::unique_ptr<agent::PortIo>> ios;
+  std::map<uint32_t, int> ifindex;
+  attachAll(flows, ios, ifindex);
+  keep_offers_ = true;
+  Vm &a = vm(kVm1), &b = vm(kVm5);
+  auto tcp = [&](uint16_t opener, bool forward, uint8_t flags) {
+    return PacketBuilder()
+        .eth(forward ? a.mac : b.mac, forward ? b.mac : a.mac)
+        .ipv4(v4(forward ? a.ip : b.ip), v4(forward ? b.ip : a.ip))
+        .tcp(forward ? opener : 22, forward ? 22 : opener, flags, 1, 1)
+        .build();
+  };
+  ASSERT_FALSE(userspace(a.port, tcp(42000, true, TcpHeader::kSyn)).empty());
+  ASSERT_FALSE(userspace(b.port, tcp(42000, false, TcpHeader::kSyn | TcpHeader::kAck)).empty());
+  ASSERT_FALSE(dp_->offers().empty());
+  const auto connection = dp_->offers().front().from_conn;
+  flows.install(dp_->offers(), [&](uint32_t port) { return ifindex.at(port); });
+  dp_->offers().clear();
+  ASSERT_EQ(flows.templates(), 1u);
+  // Its connection's flows go (as when both sides sent FIN); the template
+  // stays.
+  flows.retract(std::span(&connection, 1));
+  ASSERT_EQ(flows.size(), 0u);
+  ASSERT_EQ(flows.templates(), 1u);
+  dp_->takeInvalidations();  // (the first topology's: everything)
+  auto parts = datapath::testing::TopologyParts::of(*dp_->topology());
+  parts.ports.at(kVm5).admin_up = false;
+  auto changed = parts.builder().build(2);
+  ASSERT_TRUE(changed);
+  dp_->setTopology(*changed);
+  auto invalidated = dp_->takeInvalidations();
+  ASSERT_FALSE(invalidated.all) << "(the case: some tags, not all)";
+  flows.retract(invalidated);
+  EXPECT_EQ(flows.templates(), 0u) << "a template outlived the port it was made for";
+  auto got = kernel(a.port, tcp(42001, true, TcpHeader::kSyn), 30);
+  EXPECT_EQ(got.to, 0u) << "the kernel made a connection to a port that is down";
+  EXPECT_TRUE(got.agent_saw);
+}
+
 // A port's connections made in the kernel that wait for their answer are
 // bounded (--port-kernel-half-open): beyond, its SYNs go to the agent. An
 // answer (the SYN-ACK) frees its place.
@@ -1122,6 +1170,37 @@ TEST_F(FastPathDifferential, LoadBalancedIpv6FlowsLeaveTheKernelAsTheDatapath) {
   loadBalancedFlows(6);
 }
 
+// The VIP port (kVip) of `family` with a listener on TCP 80, members vm5
+// (switched) and vm3 (routed), and the default group letting 80 in.
+void FastPathDifferential::addVip(int family) {
+  using datapath::testing::ip;
+  const bool six = family == 6;
+  const char* vip = six ? "fd00:1::100" : "10.0.0.100";
+  const MacAddress vip_mac = mac(0, 0x50);
+  auto parts = datapath::testing::TopologyParts::of(*dp_->topology());
+  parts.ports[kVip] = datapath::topology::Port{
+      .key = kVip,
+      .id = "vip-port",
+      .switch_key = kNet1,
+      .mac = vip_mac,
+      .ips = {ip(vip)},
+      .device_owner = "Octavia",
+      .listeners = {{.id = "listener-web",
+                     .protocol = 6,
+                     .port = 80,
+                     .members = {{.address = ip(six ? "fd00:1::9" : "10.0.0.8"), .port = 80},
+                                 {.address = ip(six ? "fd00:2::5" : "10.0.1.5"), .port = 80}}}}};
+  parts.groups.at(kDefault).rules.push_back({.id = "web-in",
+                                             .direction = datapath::topology::Direction::Ingress,
+                                             .family = static_cast<uint8_t>(family),
+                                             .protocol = 6,
+                                             .port_min = 80,
+                                             .port_max = 80});
+  auto built = parts.builder().build(2);
+  ASSERT_TRUE(built);
+  dp_->setTopology(*built);
+}
+
 // Connections to a VIP of `family` (IPv4 10.0.0.100, IPv6 fd00:1::100) with
 // members switched (vm5) and routed (vm3): each packet through the
 // datapath, then through the kernel, byte for byte the same.
@@ -1129,34 +1208,11 @@ void FastPathDifferential::loadBalancedFlows(int family) {
   using datapath::testing::ip;
   std::mt19937_64 rng = seeded();
   auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint64_t>(n)); };
-  constexpr uint32_t kVip = 50;
   const MacAddress vip_mac = mac(0, 0x50);
   const bool six = family == 6;
   const char* vip = six ? "fd00:1::100" : "10.0.0.100";
-  {
-    auto parts = datapath::testing::TopologyParts::of(*dp_->topology());
-    parts.ports[kVip] = datapath::topology::Port{
-        .key = kVip,
-        .id = "vip-port",
-        .switch_key = kNet1,
-        .mac = vip_mac,
-        .ips = {ip(vip)},
-        .device_owner = "Octavia",
-        .listeners = {{.id = "listener-web",
-                       .protocol = 6,
-                       .port = 80,
-                       .members = {{.address = ip(six ? "fd00:1::9" : "10.0.0.8"), .port = 80},
-                                   {.address = ip(six ? "fd00:2::5" : "10.0.1.5"), .port = 80}}}}};
-    parts.groups.at(kDefault).rules.push_back({.id = "web-in",
-                                               .direction = datapath::topology::Direction::Ingress,
-                                               .family = static_cast<uint8_t>(family),
-                                               .protocol = 6,
-                                               .port_min = 80,
-                                               .port_max = 80});
-    auto built = parts.builder().build(2);
-    ASSERT_TRUE(built);
-    dp_->setTopology(*built);
-  }
+  addVip(family);
+  if (HasFatalFailure()) return;
   agent::KernelFlows flows(*fp_, {});
   flows.useConntrack(&dp_->connections(), &clock_);
   flows.useLb([&](const auto& c, bool used, uint64_t in, uint64_t out) {
@@ -1269,6 +1325,149 @@ void FastPathDifferential::loadBalancedFlows(int family) {
     }
   }
   std::printf("%zu packets compared, %zu members reached\n", compared, members.size());
+}
+
+// A VIP's later connections are set up in the kernel: once the agent has
+// balanced a connection from the client to each member (and learned that
+// member's template under the VIP's selector), the kernel makes each new
+// connection's flows on the member the listener's Maglev table gives its
+// 5-tuple, the one the datapath chooses (a reference datapath, seeing
+// every packet, says which), and the whole handshake and its data leave the
+// kernel as they leave the reference. At the tick the agent takes each made
+// connection in: pinned (the listener counts it), in conntrack; a FIN is
+// the agent's.
+TEST_F(FastPathDifferential, AVipsLaterConnectionsAreSetUpInTheKernelOnTheirMaglevMember) {
+  std::mt19937_64 rng = seeded();
+  addVip(4);
+  if (HasFatalFailure()) return;
+  agent::Templates templates;
+  agent::KernelFlows flows(*fp_, {}, {}, &templates, 0);
+  flows.useConntrack(&dp_->connections(), &clock_);
+  flows.useLb([&](const auto& c, bool used, uint64_t in, uint64_t out) {
+    return dp_->shared().lbKeepAlive(c, used, in, out);
+  });
+  flows.useLbImport([&](const auto& c, const auto& member, uint64_t listener) {
+    return dp_->shared().lbImport(c, member, listener, false);
+  });
+  attachWithUplink(flows);
+  if (HasFatalFailure()) return;
+  datapath::pipeline::Config config;
+  config.host.host = kH1;
+  config.host.uplinks = {"physnet1"};
+  Datapath reference(clock_, config);
+  auto same = datapath::testing::TopologyParts::of(*dp_->topology()).builder().build(2);
+  ASSERT_TRUE(same);
+  reference.setTopology(*same);
+  auto through = [&](uint32_t from, const std::vector<uint8_t>& frame, uint32_t* to) {
+    Outputs out;
+    reference.process(Ingress::fromPort(from), frame, out);
+    std::vector<uint8_t> sent;
+    for (const auto& item : out.items()) {
+      if (item.kind != Outputs::Kind::Port) continue;
+      auto b = out.bytes(item);
+      sent.assign(b.begin(), b.end());
+      *to = item.port;
+    }
+    return sent;
+  };
+  const MacAddress vip_mac = mac(0, 0x50);
+  Vm& client = vm(kVm1);
+  auto member = [&](uint32_t port) -> Vm& { return vm(port); };
+  auto toVip = [&](uint16_t sport, uint8_t flags, uint32_t seq, uint32_t ack, const char* data) {
+    return PacketBuilder()
+        .eth(client.mac, vip_mac)
+        .ipv4(v4(client.ip), v4("10.0.0.100"))
+        .tcp(sport, 80, flags, seq, ack)
+        .payload(data)
+        .build();
+  };
+  auto fromMember = [&](uint32_t port, uint16_t sport, uint8_t flags, uint32_t seq, uint32_t ack,
+                        const char* data) {
+    Vm& m = member(port);
+    return PacketBuilder()
+        .eth(m.mac, port == kVm3 ? kRouterNet2Mac : client.mac)
+        .ipv4(v4(m.ip), v4(client.ip))
+        .tcp(80, sport, flags, seq, ack)
+        .payload(data)
+        .build();
+  };
+  // Through the agent until it has balanced a connection to each member
+  // (the Maglev table spreads source ports over both).
+  std::set<uint32_t> learned;
+  for (int i = 0; i < 64 && learned.size() < 2; ++i) {
+    const auto sport = static_cast<uint16_t>(20000 + rng() % 20000);
+    auto sent = installing(flows, kVm1, toVip(sport, TcpHeader::kSyn, 1, 0, ""));
+    ASSERT_EQ(sent.size(), 1u);
+    uint32_t to = 0;
+    for (auto& v : vms_) {
+      if (v.mac ==
+          MacAddress{{sent[0][0], sent[0][1], sent[0][2], sent[0][3], sent[0][4], sent[0][5]}}) {
+        to = v.port;
+      }
+    }
+    ASSERT_TRUE(to == kVm5 || to == kVm3) << "the SYN went to port " << to;
+    ASSERT_EQ(
+        installing(flows, to, fromMember(to, sport, TcpHeader::kSyn | TcpHeader::kAck, 9, 2, ""))
+            .size(),
+        1u);
+    learned.insert(to);
+  }
+  ASSERT_EQ(learned.size(), 2u);
+  EXPECT_EQ(flows.templates(), 3u) << "a template for each member, and the VIP's selector";
+  const uint64_t made_before = fp_->counters().made;
+  const uint64_t total_before =
+      dp_->shared().lbCounters()[datapath::nat::stableHash("listener-web")].total;
+  std::map<uint32_t, int> reached;
+  constexpr int kConnections = 16;
+  std::vector<std::pair<uint16_t, uint32_t>> made;
+  for (int i = 0; i < kConnections; ++i) {
+    const auto sport = static_cast<uint16_t>(40000 + rng() % 20000);
+    uint32_t to = 0;
+    auto syn = toVip(sport, TcpHeader::kSyn, 100, 0, "");
+    auto expected = through(kVm1, syn, &to);
+    ASSERT_FALSE(expected.empty()) << sport;
+    auto got = kernel(kVm1, syn, 300);
+    ASSERT_EQ(got.to, to) << "port " << sport << ": the kernel chose another member";
+    EXPECT_EQ(got.bytes, expected) << sport;
+    EXPECT_FALSE(got.agent_saw) << sport;
+    ++reached[to];
+    made.emplace_back(sport, to);
+    // The rest of the handshake and data, both ways.
+    const std::vector<std::tuple<bool, uint8_t, uint32_t, uint32_t, const char*>> packets = {
+        {false, TcpHeader::kSyn | TcpHeader::kAck, 500, 101, ""},
+        {true, TcpHeader::kAck, 101, 501, ""},
+        {true, TcpHeader::kAck | TcpHeader::kPsh, 101, 501, "GET / HTTP/1.0\r\n\r\n"},
+        {false, TcpHeader::kAck | TcpHeader::kPsh, 501, 119, "HTTP/1.0 200 OK\r\n\r\n"}};
+    for (const auto& [forward, flags, seq, ack, data] : packets) {
+      auto frame = forward ? toVip(sport, flags, seq, ack, data)
+                           : fromMember(to, sport, flags, seq, ack, data);
+      uint32_t want = 0;
+      auto e = through(forward ? kVm1 : to, frame, &want);
+      ASSERT_FALSE(e.empty()) << sport << " flags " << int{flags};
+      auto k = kernel(forward ? kVm1 : to, frame, 300);
+      EXPECT_EQ(k.to, want) << sport << " flags " << int{flags};
+      EXPECT_EQ(k.bytes, e) << sport << " flags " << int{flags};
+      EXPECT_FALSE(k.agent_saw) << sport << " flags " << int{flags};
+    }
+  }
+  EXPECT_EQ(fp_->counters().made - made_before, static_cast<uint64_t>(kConnections));
+  EXPECT_EQ(reached.size(), 2u) << "both members got connections";
+  // The tick takes them in: each pinned to its member, counted.
+  flows.tick(dp_->connections(), clock_.now());
+  EXPECT_EQ(
+      dp_->shared().lbCounters()[datapath::nat::stableHash("listener-web")].total - total_before,
+      static_cast<uint64_t>(kConnections));
+  // A FIN is the agent's: it finds the connection pinned and tracked, and
+  // sends it to the same member.
+  const auto [sport, to] = made.front();
+  auto fin = toVip(sport, TcpHeader::kFin | TcpHeader::kAck, 119, 519, "");
+  auto k = kernel(kVm1, fin, 30);
+  EXPECT_EQ(k.to, 0u) << "the kernel forwarded a FIN to a VIP";
+  EXPECT_TRUE(k.agent_saw);
+  auto sent = userspace(kVm1, fin);
+  ASSERT_EQ(sent.size(), 1u) << "the agent dropped the FIN of a connection the kernel set up";
+  EXPECT_TRUE(std::equal(member(to).mac.bytes.begin(), member(to).mac.bytes.end(), sent[0].begin()))
+      << "the FIN went to another member";
 }
 
 // A change takes back exactly the installed flows whose decisions it
