@@ -263,6 +263,11 @@ bool KernelFlows::kernelFlow(const datapath::pipeline::FlowOffer& o,
                    .lb_member = o.lb_member,
                    .lb_selector = o.lb_selector,
                    .local_ip = o.local_ip};
+  if (o.lb.family != 0 && o.snat.family == 0 && lb_close_ != nullptr) {
+    // A pinned connection's FINs are carried and told (events): its pin
+    // closes then (finished()).
+    action.flags &= static_cast<uint8_t>(~CANOPY_FP_FIN_TO_AGENT);
+  }
   if (o.lb.family != 0) {
     // (What the kernel counts of each packet beyond its IP packet: its
     // Ethernet header, and into a tunnel the room made for the outer
@@ -811,6 +816,8 @@ void KernelFlows::finished(const fastpath::FlowKey& key, bool handed) {
     tracked = true;
     closing = conntrack_->finished(c, now) && closing;
   }
+  // A load balancer's: its pin closes (least connections no longer counts it).
+  if (it->second.lb.family != 0 && lb_close_ != nullptr) lb_close_(it->second.lb);
   // Both sides have sent FIN: its flows go, as when the agent sees it.
   if (tracked && closing) {
     const ConnKey& c = from.family != 0 ? from : to;

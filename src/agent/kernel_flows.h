@@ -222,6 +222,11 @@ class KernelFlows {
   using LbImport = std::function<bool(const datapath::conntrack::ConnKey& forward,
                                       const datapath::nat::LbTarget& member, uint64_t listener)>;
   void useLbImport(LbImport import) { lb_import_ = std::move(import); }
+  // What closes a pin when the kernel carried its connection's FIN (the
+  // host's SharedState::lbClose; null: a pinned connection's FINs are the
+  // agent's to see).
+  using LbClose = std::function<void(const datapath::conntrack::ConnKey& forward)>;
+  void useLbClose(LbClose close) { lb_close_ = std::move(close); }
   // A frame about to reach the datapath, as it came in on `ifindex` (from
   // a tunnel on the underlay: its sender and VNI too): if a template's
   // connection the agent has not adopted yet (its FIN, its RST), adopted
@@ -326,6 +331,7 @@ class KernelFlows {
   KeepAlive local_ip_keep_alive_;
   LbKeepAlive lb_keep_alive_;
   LbImport lb_import_;
+  LbClose lb_close_;
   struct Attached {
     std::string interface;
     uint8_t out = 0;  // how the fast path delivers to it (enum canopy_fp_out)

@@ -231,6 +231,9 @@ void Worker::followPlan() {
                             : [shared](const auto& c, const auto& member, uint64_t listener) {
                                 return shared->lbImport(c, member, listener, /*closing=*/false);
                               });
+      kernel_flows_->useLbClose(shared == nullptr
+                                    ? KernelFlows::LbClose{}
+                                    : [shared](const auto& c) { shared->lbClose(c); });
     }
     if (shared_ == nullptr) return;
     datapath_ = std::make_unique<Datapath>(clock_, plan->config, shared_);

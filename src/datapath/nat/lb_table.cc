@@ -296,6 +296,19 @@ bool LbTable::import(const Key& forward, LbTarget member, uint64_t listener,
   return true;
 }
 
+void LbTable::close(const Key& forward) noexcept {
+  auto it = pins_.find(forward);
+  if (it == pins_.end() || it->second.closing) return;
+  Pin& pin = it->second;
+  count(pin, -1);
+  pin.closing = true;
+  pin.expires = clock_.now() + kClosing;
+  if (auto reply = replies_.find(replyKey(forward, pin)); reply != replies_.end()) {
+    reply->second.expires = pin.expires;
+  }
+  persist(it->first, pin);
+}
+
 bool LbTable::keepAlive(const Key& forward, bool used, uint64_t bytes_in,
                         uint64_t bytes_out) noexcept {
   auto it = pins_.find(forward);

@@ -132,6 +132,9 @@ class LbTable {
   // if it cannot be: the table full, or the member's side of it another
   // live connection's. A pin there already is kept.
   bool import(const Key& forward, LbTarget member, uint64_t listener, bool closing) noexcept;
+  // A FIN the kernel fast path carried on a pinned connection: closing, as
+  // translate() makes it for one (no longer open; its short timeout).
+  void close(const Key& forward) noexcept;
 
   // Forgets expired connections; at most `budget` of them.
   size_t sweep(size_t budget = 1024) noexcept;

@@ -427,6 +427,11 @@ bool SharedState::lbKeepAlive(const conntrack::ConnKey& forward, bool used, uint
   return lb_.keepAlive(lbKey(forward), used, bytes_in, bytes_out);
 }
 
+void SharedState::lbClose(const conntrack::ConnKey& forward) noexcept {
+  MutexLock lock(lb_mu_);
+  lb_.close(lbKey(forward));
+}
+
 bool SharedState::lbImport(const conntrack::ConnKey& forward, const nat::LbTarget& member,
                            uint64_t listener, bool closing) noexcept {
   MutexLock lock(lb_mu_);

@@ -398,6 +398,8 @@ class SharedState {
   // A connection the kernel fast path set up to a member: nat::LbTable::import.
   bool lbImport(const conntrack::ConnKey& forward, const nat::LbTarget& member, uint64_t listener,
                 bool closing) noexcept;
+  // A FIN the kernel fast path carried on a pinned connection: nat::LbTable::close.
+  void lbClose(const conntrack::ConnKey& forward) noexcept;
   size_t lbConnections(uint64_t listener, const nat::LbTarget& member) const;
   bool lbActive() const noexcept { return lb_active_.load(std::memory_order_relaxed); }
   size_t lbSize() const;

@@ -1349,6 +1349,7 @@ TEST_F(FastPathDifferential, AVipsLaterConnectionsAreSetUpInTheKernelOnTheirMagl
   flows.useLbImport([&](const auto& c, const auto& member, uint64_t listener) {
     return dp_->shared().lbImport(c, member, listener, false);
   });
+  flows.useLbClose([&](const auto& c) { dp_->shared().lbClose(c); });
   attachWithUplink(flows);
   if (HasFatalFailure()) return;
   datapath::pipeline::Config config;
@@ -1457,17 +1458,29 @@ TEST_F(FastPathDifferential, AVipsLaterConnectionsAreSetUpInTheKernelOnTheirMagl
   EXPECT_EQ(
       dp_->shared().lbCounters()[datapath::nat::stableHash("listener-web")].total - total_before,
       static_cast<uint64_t>(kConnections));
-  // A FIN is the agent's: it finds the connection pinned and tracked, and
-  // sends it to the same member.
+  // A FIN: carried by the kernel, told to the agent, whose pin of the
+  // connection closes (least connections counts it no longer).
   const auto [sport, to] = made.front();
+  const datapath::nat::LbTarget target{
+      .address = datapath::testing::ip(to == kVm3 ? "10.0.1.5" : "10.0.0.8"), .port = 80};
+  const uint64_t listener = datapath::nat::stableHash("listener-web");
+  const size_t open = dp_->shared().lbConnections(listener, target);
+  ASSERT_GT(open, 0u);
   auto fin = toVip(sport, TcpHeader::kFin | TcpHeader::kAck, 119, 519, "");
-  auto k = kernel(kVm1, fin, 30);
-  EXPECT_EQ(k.to, 0u) << "the kernel forwarded a FIN to a VIP";
-  EXPECT_TRUE(k.agent_saw);
-  auto sent = userspace(kVm1, fin);
-  ASSERT_EQ(sent.size(), 1u) << "the agent dropped the FIN of a connection the kernel set up";
-  EXPECT_TRUE(std::equal(member(to).mac.bytes.begin(), member(to).mac.bytes.end(), sent[0].begin()))
-      << "the FIN went to another member";
+  uint32_t want = 0;
+  auto expected = through(kVm1, fin, &want);
+  auto k = kernel(kVm1, fin, 300);
+  EXPECT_EQ(k.to, to) << "the FIN went to another member";
+  EXPECT_EQ(k.bytes, expected);
+  EXPECT_FALSE(k.agent_saw);
+  flows.takeEvents();
+  EXPECT_EQ(dp_->shared().lbConnections(listener, target), open - 1)
+      << "the pin of a connection the kernel saw close is still open";
+  // The agent, should the member's FIN come to it, translates it back.
+  auto back = fromMember(to, sport, TcpHeader::kFin | TcpHeader::kAck, 519, 120, "");
+  auto sent = userspace(to, back);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0], through(to, back, &want));
 }
 
 // A change takes back exactly the installed flows whose decisions it
